@@ -1,0 +1,7 @@
+//! Canonical events: the model plugins produce, and the CloudEvents envelope it is published in.
+
+mod cloudevent;
+mod model;
+
+pub use self::cloudevent::{CloudEvent, Lineage, business_key, event_id};
+pub use self::model::*;

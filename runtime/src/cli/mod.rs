@@ -1,0 +1,143 @@
+//! The command-line interface: one module per command.
+
+mod plugin;
+mod publish;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// millrace: routes raw manufacturing messages (MES records, EDI, B2MML, SaaS JSON) from NATS
+/// through sandboxed WebAssembly mapping plugins into canonical manufacturing events.
+#[derive(Debug, Parser)]
+#[command(name = "millrace", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the host against a NATS server: consumes every route's raw subjects and publishes
+    /// canonical events and dead letters.
+    Run {
+        /// The host configuration (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// NATS server URL; overrides `nats.url` of the config.
+        #[arg(long, env = "MILLRACE_NATS")]
+        nats: Option<String>,
+    },
+    /// The local all-in-one: starts nats-server when no server is configured, runs the host,
+    /// publishes the config's sample messages and prints every canonical event and dead letter.
+    Up {
+        /// The host configuration (TOML).
+        #[arg(long, short, default_value = "examples/millrace.toml")]
+        config: PathBuf,
+        /// NATS server URL; overrides `nats.url` and skips starting a local server.
+        #[arg(long, env = "MILLRACE_NATS")]
+        nats: Option<String>,
+        /// Stop once the sample messages are all mapped, instead of running until Ctrl-C.
+        #[arg(long)]
+        once: bool,
+        /// Port of the local nats-server; overrides `up.port`.
+        #[arg(long)]
+        port: Option<u16>,
+        /// Folder for the local NATS data and the compiled-plugin cache; overrides
+        /// `host.state_dir`.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Works with mapping plugins: run one on a file, test its golden fixtures.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Publishes raw files to a subject (one message each, with a Nats-Msg-Id), for trying
+    /// things out.
+    Publish {
+        /// The raw subject, e.g. raw.mes.plant1.shift-report.
+        subject: String,
+        /// The files to publish.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The host configuration, for the NATS connection and to check a route consumes the
+        /// subject.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// NATS server URL; overrides `nats.url` of the config.
+        #[arg(long, env = "MILLRACE_NATS")]
+        nats: Option<String>,
+    },
+}
+
+/// Logs go to stderr; `RUST_LOG` tunes them (default `info` for millrace, `warn` otherwise).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,millrace=info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run { config, nats } => serve::run(&config, nats.as_deref()).await,
+        Command::Up {
+            config,
+            nats,
+            once,
+            port,
+            state_dir,
+        } => {
+            let options = serve::UpOptions {
+                nats,
+                once,
+                port,
+                state_dir,
+            };
+            serve::up(&config, options).await
+        }
+        Command::Plugin(command) => plugin::run(command).await,
+        Command::Publish {
+            subject,
+            files,
+            config,
+            nats,
+        } => publish::run(&subject, &files, config.as_deref(), nats.as_deref()).await,
+    }
+}
+
+/// Where the CLI caches compiled plugins: `$XDG_CACHE_HOME/millrace` or `~/.cache/millrace`.
+fn user_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("millrace"))
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

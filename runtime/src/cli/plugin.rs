@@ -1,0 +1,159 @@
+//! `millrace plugin run|test`: trying a mapping on a file, and its golden fixtures.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use millrace::canonical::MappedEvent;
+use millrace::config::Limits;
+use millrace::registry::{LocalPlugin, fixtures};
+use millrace::sandbox::{RawMessage, RouteContext, Sandbox};
+
+/// Plugin commands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Maps one input file and prints the canonical events as JSON lines, or the map error
+    /// (exit status 1). The plugin folder is built first when needed.
+    Run {
+        /// A plugin folder (with plugin.toml) or a .wasm component.
+        plugin: PathBuf,
+        /// The raw message payload.
+        input: PathBuf,
+        /// A route configuration value the plugin can read, e.g. --set site=PLANT1; repeatable.
+        /// Starts from the manifest's [fixtures.config].
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        set: Vec<(String, String)>,
+        /// The subject the message is given with (default: the manifest's fixtures subject).
+        #[arg(long)]
+        subject: Option<String>,
+    },
+    /// Runs the plugin's golden fixtures (fixtures/<name>.* beside <name>.expected.json) and
+    /// prints a pass/fail line for each, with a diff when one fails.
+    Test {
+        /// A plugin folder (with plugin.toml and fixtures/).
+        plugin: PathBuf,
+    },
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
+}
+
+/// Runs a plugin command.
+pub async fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
+    tokio::task::spawn_blocking(move || match command {
+        PluginCommand::Run {
+            plugin,
+            input,
+            set,
+            subject,
+        } => run_one(&plugin, &input, set, subject),
+        PluginCommand::Test { plugin } => test(&plugin),
+    })
+    .await?
+}
+
+fn sandbox() -> anyhow::Result<Sandbox> {
+    Sandbox::new(super::user_cache_dir().as_deref()).context("cannot start the sandbox")
+}
+
+fn run_one(
+    plugin_path: &Path,
+    input: &Path,
+    set: Vec<(String, String)>,
+    subject: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let payload =
+        std::fs::read(input).with_context(|| format!("cannot read input {}", input.display()))?;
+    let plugin = LocalPlugin::locate(plugin_path)?;
+    let settings = plugin
+        .manifest
+        .as_ref()
+        .map(|m| m.fixtures.clone())
+        .unwrap_or_default();
+    let mut config = settings.config;
+    config.extend(set);
+    let component = plugin.load(&sandbox()?)?;
+    let route = RouteContext {
+        route: "cli".into(),
+        config: Arc::new(config),
+        limits: Limits::default(),
+    };
+    let raw = RawMessage {
+        subject: subject.unwrap_or(settings.subject),
+        headers: Vec::new(),
+        payload,
+    };
+    match fixtures::map_once(&component, &route, &raw) {
+        Ok(events) => {
+            print_events(&events)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(failure) => {
+            eprintln!("map error ({}): {}", failure.kind(), failure.message());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn print_events(events: &[MappedEvent]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for event in events {
+        serde_json::to_writer(&mut out, event)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn test(dir: &Path) -> anyhow::Result<ExitCode> {
+    let plugin = LocalPlugin::locate(dir)?;
+    let manifest = plugin.manifest.as_ref().with_context(|| {
+        format!(
+            "{} is a component, not a plugin folder: fixtures live in a folder with plugin.toml",
+            dir.display()
+        )
+    })?;
+    let component = plugin.load(&sandbox()?)?;
+    let results = fixtures::run_all(&component, dir, &manifest.fixtures)?;
+    if results.is_empty() {
+        anyhow::bail!(
+            "{} has no fixtures: add fixtures/<name>.<ext> with fixtures/<name>.expected.json",
+            dir.display()
+        );
+    }
+    let mut failed = 0;
+    for result in &results {
+        let name = result.input.strip_prefix(dir).unwrap_or(&result.input);
+        match &result.diff {
+            None => println!("PASS {}", name.display()),
+            Some(diff) => {
+                failed += 1;
+                println!("FAIL {}\n{}", name.display(), indent(diff));
+            }
+        }
+    }
+    println!(
+        "{}: {} passed, {failed} failed",
+        component.id(),
+        results.len() - failed
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

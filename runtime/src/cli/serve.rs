@@ -1,0 +1,199 @@
+//! `millrace run` and `millrace up`: the host, alone or with a local NATS and a live view.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use millrace::config::Config;
+use millrace::governance::dead_letter::headers;
+use millrace::host;
+use millrace::sandbox::Sandbox;
+use millrace::transport::{self, local_server::LocalServer};
+
+/// How long `up --once` waits for the sample messages to be mapped.
+const ONCE_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn sandbox(config: &Config) -> anyhow::Result<Sandbox> {
+    let cache = config.resolve(&config.host.state_dir).join("cache");
+    Sandbox::new(Some(&cache)).context("cannot start the sandbox")
+}
+
+/// `millrace run`.
+pub async fn run(config_path: &Path, nats: Option<&str>) -> anyhow::Result<ExitCode> {
+    let config = Arc::new(Config::load(config_path)?);
+    let client = transport::connect(&config, nats).await?;
+    let sandbox = sandbox(&config)?;
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        super::shutdown_signal().await;
+        tracing::info!("stopping: finishing the messages in flight");
+        stop.cancel();
+    });
+    host::serve(config, client, sandbox, shutdown, None).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `millrace up` was told on the command line.
+#[derive(Debug)]
+pub struct UpOptions {
+    /// NATS URL: use that server instead of starting one.
+    pub nats: Option<String>,
+    /// Stop once the samples are mapped.
+    pub once: bool,
+    /// Overrides `up.port`.
+    pub port: Option<u16>,
+    /// Overrides `host.state_dir`.
+    pub state_dir: Option<std::path::PathBuf>,
+}
+
+/// `millrace up`.
+pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(config_path)?;
+    if let Some(dir) = options.state_dir {
+        config.host.state_dir = std::path::absolute(&dir)?;
+    }
+    if let Some(port) = options.port {
+        config.up.port = port;
+    }
+    let config = Arc::new(config);
+    let once = options.once;
+    let mut _server = None;
+    let url = match options.nats.or_else(|| config.nats.url.clone()) {
+        Some(url) => url,
+        None => {
+            let store = config.resolve(&config.host.state_dir).join("nats");
+            let port = config.up.port;
+            let server = tokio::task::spawn_blocking(move || LocalServer::start(port, &store));
+            let server = server.await??;
+            println!(
+                "started nats-server with JetStream at {} (data in {})",
+                server.url(),
+                server.store_dir().display()
+            );
+            let url = server.url();
+            _server = Some(server);
+            url
+        }
+    };
+    let client = transport::connect(&config, Some(&url)).await?;
+    let sandbox = sandbox(&config)?;
+    let shutdown = CancellationToken::new();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let mut host = tokio::spawn(host::serve(
+        config.clone(),
+        client.clone(),
+        sandbox,
+        shutdown.clone(),
+        Some(ready_tx),
+    ));
+    let view = tokio::spawn(live_view(client.clone()).await?);
+
+    tokio::select! {
+        ready = ready_rx => {
+            if ready.is_err() {
+                // The host ended before it was ready: its error says why.
+                return host.await?.map(|()| ExitCode::FAILURE);
+            }
+        }
+        ended = &mut host => {
+            ended??;
+            bail!("the host stopped before it was ready");
+        }
+    }
+    println!("host ready: {} route(s); Ctrl-C stops", config.routes.len());
+    let js = async_nats::jetstream::new(client.clone());
+    for seed in &config.up.seed {
+        let files: Vec<_> = seed.files.iter().map(|f| config.resolve(f)).collect();
+        super::publish::publish_files(&js, &seed.subject, &files).await?;
+    }
+    if once {
+        wait_idle(&js, &config).await?;
+        // Let the live view print the last events.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    } else {
+        tokio::select! {
+            () = super::shutdown_signal() => {}
+            ended = &mut host => { ended??; }
+        }
+    }
+    shutdown.cancel();
+    if !host.is_finished() {
+        host.await??;
+    }
+    view.abort();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Subscribes to canonical events and dead letters and returns the task printing them.
+async fn live_view(
+    client: async_nats::Client,
+) -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    let canonical = client.subscribe("canonical.>").await?;
+    let dead = client.subscribe("dlq.>").await?;
+    Ok(async move {
+        let mut both = futures::stream::select(canonical, dead);
+        while let Some(message) = both.next().await {
+            println!("{}", describe(&message));
+        }
+    })
+}
+
+/// One line for a canonical event or a dead letter.
+fn describe(message: &async_nats::Message) -> String {
+    if message.subject.starts_with("dlq.") {
+        let get = |name: &str| {
+            message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(name))
+                .map_or("?", |v| v.as_str())
+                .to_owned()
+        };
+        return format!(
+            "DEAD LETTER {}  {} seq {}: {}: {}",
+            message.subject,
+            get(headers::RAW_SUBJECT),
+            get(headers::RAW_SEQUENCE),
+            get(headers::ERROR_KIND),
+            get(headers::ERROR)
+        );
+    }
+    match serde_json::from_slice::<serde_json::Value>(&message.payload) {
+        Ok(event) => format!(
+            "EVENT {}  {}  {}",
+            message.subject,
+            event["subject"].as_str().unwrap_or("?"),
+            event["data"]
+        ),
+        Err(_) => format!("EVENT {} (not JSON)", message.subject),
+    }
+}
+
+/// Waits until every route consumer has nothing pending or unacknowledged.
+async fn wait_idle(js: &async_nats::jetstream::Context, config: &Config) -> anyhow::Result<()> {
+    let stream = js.get_stream(&config.streams.raw).await?;
+    let started = Instant::now();
+    let mut idle_checks = 0;
+    while idle_checks < 2 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let mut busy = 0;
+        for (name, route) in &config.routes {
+            for subject in &route.subjects {
+                let consumer = transport::consumer_name(name, subject);
+                let info = stream.consumer_info(&consumer).await?;
+                busy += info.num_pending + info.num_ack_pending as u64;
+            }
+        }
+        idle_checks = if busy == 0 { idle_checks + 1 } else { 0 };
+        if started.elapsed() > ONCE_TIMEOUT {
+            bail!("{busy} raw message(s) still not mapped after {ONCE_TIMEOUT:?}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,603 @@
+//! Typed host configuration, read from TOML.
+//!
+//! Unknown keys are rejected, and every error names the file and the key. Paths inside the file
+//! (plugins, credentials, certificates, the state directory) are relative to the file's folder.
+//!
+//! | key | meaning | default |
+//! |---|---|---|
+//! | `nats.url` | NATS server URL | none: `run` needs one, `up` starts a local server |
+//! | `nats.credentials` | NATS credentials file (JWT + nkey) | none |
+//! | `nats.user`, `nats.password` | user/password authentication | none |
+//! | `nats.token` | token authentication | none |
+//! | `nats.tls.ca`, `nats.tls.cert`, `nats.tls.key`, `nats.tls.required` | TLS to the server | off |
+//! | `streams.raw`, `streams.canonical`, `streams.dlq` | JetStream stream names | `RAW`, `CANONICAL`, `DLQ` |
+//! | `streams.raw_subjects` | subjects captured by the RAW stream | `["raw.>"]` |
+//! | `streams.duplicate_window` | JetStream de-duplication window of the streams | `2m` |
+//! | `host.workers` | worker threads running plugins | number of CPUs |
+//! | `host.partitions` | ordered lanes messages are spread over by subject | 16 |
+//! | `host.state_dir` | where `up` keeps its NATS data and the compiled-plugin cache | `.millrace` |
+//! | `routes.<name>.subjects` | raw subjects the route consumes (wildcards allowed) | required |
+//! | `routes.<name>.plugin` | plugin folder or `.wasm` component | required |
+//! | `routes.<name>.config` | string key/values the plugin reads (site, partner...) | empty |
+//! | `routes.<name>.limits.deadline` | longest a single plugin call may run | `2s` |
+//! | `routes.<name>.limits.memory_mib` | largest linear memory of the plugin | 64 |
+//! | `routes.<name>.limits.output_kib` | largest total output of one call | 1024 |
+//! | `routes.<name>.limits.max_events` | most events one call may return | 1000 |
+//! | `routes.<name>.retry.attempts` | tries for a trap, deadline or memory breach before dead-lettering | 3 |
+//! | `routes.<name>.retry.backoff` | wait before the first retry, doubled each time | `200ms` |
+//! | `routes.<name>.ack_wait` | how long JetStream waits for an ack before redelivering | `30s` |
+//! | `up.port` | port of the nats-server that `up` starts | 4222 |
+//! | `up.seed` | raw sample files `up` publishes once the host runs | none |
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, with the key and line.
+        message: String,
+    },
+    /// A value is out of its accepted range.
+    #[error("invalid config file {path}: `{key}` {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The dotted key.
+        key: String,
+        /// What is wrong and what is accepted.
+        message: String,
+    },
+}
+
+/// The whole host configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How to reach NATS.
+    #[serde(default)]
+    pub nats: NatsConfig,
+    /// The JetStream stream names.
+    #[serde(default)]
+    pub streams: StreamsConfig,
+    /// Host-wide settings.
+    #[serde(default)]
+    pub host: HostConfig,
+    /// Routes by name.
+    #[serde(default)]
+    pub routes: BTreeMap<String, RouteConfig>,
+    /// Settings of the local all-in-one `millrace up`.
+    #[serde(default)]
+    pub up: UpConfig,
+    /// The folder the file was read from; relative paths are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// The file the configuration was read from, for error messages.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// How to reach NATS.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    /// Server URL, e.g. `nats://127.0.0.1:4222`.
+    pub url: Option<String>,
+    /// Credentials file (user JWT and nkey seed).
+    pub credentials: Option<PathBuf>,
+    /// User name for user/password authentication.
+    pub user: Option<String>,
+    /// Password for user/password authentication.
+    pub password: Option<String>,
+    /// Token for token authentication.
+    pub token: Option<String>,
+    /// TLS settings.
+    #[serde(default)]
+    pub tls: TlsConfig,
+}
+
+/// TLS to the NATS server.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file of the certificate authorities to trust.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate, for mutual TLS.
+    pub cert: Option<PathBuf>,
+    /// PEM client key, for mutual TLS.
+    pub key: Option<PathBuf>,
+    /// Refuse to connect without TLS.
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// JetStream stream names and settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamsConfig {
+    /// The stream capturing raw messages.
+    #[serde(default = "default_raw")]
+    pub raw: String,
+    /// The subjects the raw stream captures.
+    #[serde(default = "default_raw_subjects")]
+    pub raw_subjects: Vec<String>,
+    /// The stream of canonical events (`canonical.>`).
+    #[serde(default = "default_canonical")]
+    pub canonical: String,
+    /// The stream of dead letters (`dlq.>`).
+    #[serde(default = "default_dlq")]
+    pub dlq: String,
+    /// The de-duplication window of the streams.
+    #[serde(default = "default_duplicate_window", with = "humantime_duration")]
+    pub duplicate_window: Duration,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        Self {
+            raw: default_raw(),
+            raw_subjects: default_raw_subjects(),
+            canonical: default_canonical(),
+            dlq: default_dlq(),
+            duplicate_window: default_duplicate_window(),
+        }
+    }
+}
+
+fn default_raw() -> String {
+    "RAW".into()
+}
+fn default_raw_subjects() -> Vec<String> {
+    vec!["raw.>".into()]
+}
+fn default_canonical() -> String {
+    "CANONICAL".into()
+}
+fn default_dlq() -> String {
+    "DLQ".into()
+}
+fn default_duplicate_window() -> Duration {
+    Duration::from_secs(120)
+}
+
+/// Host-wide settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// Worker threads that run plugin calls.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Ordered lanes: messages of one raw subject always take the same lane.
+    #[serde(default = "default_partitions")]
+    pub partitions: usize,
+    /// Local state: `up`'s NATS data and the compiled-plugin cache.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            workers: default_workers(),
+            partitions: default_partitions(),
+            state_dir: default_state_dir(),
+        }
+    }
+}
+
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+fn default_partitions() -> usize {
+    16
+}
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(".millrace")
+}
+
+/// One route: raw subjects, the plugin that maps them, and how.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The raw subjects this route consumes; NATS wildcards allowed.
+    pub subjects: Vec<String>,
+    /// The plugin folder (built on demand) or a `.wasm` component file.
+    pub plugin: PathBuf,
+    /// Key/values the plugin reads through the `host` interface.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Sandbox limits of each call.
+    #[serde(default)]
+    pub limits: Limits,
+    /// What to do when a call traps or breaches a limit.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// How long JetStream waits for an ack before it redelivers.
+    #[serde(default = "default_ack_wait", with = "humantime_duration")]
+    pub ack_wait: Duration,
+}
+
+fn default_ack_wait() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// Sandbox limits of one plugin call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Longest a single call may run before it is interrupted.
+    #[serde(default = "default_deadline", with = "humantime_duration")]
+    pub deadline: Duration,
+    /// Largest linear memory, in MiB.
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: u64,
+    /// Largest total size of the events one call returns, in KiB.
+    #[serde(default = "default_output_kib")]
+    pub output_kib: u64,
+    /// Most events one call may return.
+    #[serde(default = "default_max_events")]
+    pub max_events: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            deadline: default_deadline(),
+            memory_mib: default_memory_mib(),
+            output_kib: default_output_kib(),
+            max_events: default_max_events(),
+        }
+    }
+}
+
+fn default_deadline() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_memory_mib() -> u64 {
+    64
+}
+fn default_output_kib() -> u64 {
+    1024
+}
+fn default_max_events() -> usize {
+    1000
+}
+
+/// Retries of calls that trapped, ran past the deadline or breached the memory limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Wait before the first retry; doubled for each further one.
+    #[serde(default = "default_backoff", with = "humantime_duration")]
+    pub backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: default_attempts(),
+            backoff: default_backoff(),
+        }
+    }
+}
+
+fn default_attempts() -> u32 {
+    3
+}
+fn default_backoff() -> Duration {
+    Duration::from_millis(200)
+}
+
+/// Settings of the local all-in-one `millrace up`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpConfig {
+    /// Port of the local nats-server.
+    #[serde(default = "default_up_port")]
+    pub port: u16,
+    /// Sample messages published once the host is running.
+    #[serde(default)]
+    pub seed: Vec<SeedMessages>,
+}
+
+impl Default for UpConfig {
+    fn default() -> Self {
+        Self {
+            port: default_up_port(),
+            seed: Vec::new(),
+        }
+    }
+}
+
+fn default_up_port() -> u16 {
+    4222
+}
+
+/// Raw files to publish to one subject.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedMessages {
+    /// The raw subject.
+    pub subject: String,
+    /// The files, one message each.
+    pub files: Vec<PathBuf>,
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates configuration text read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.source = path.to_owned();
+        config.base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Resolves a path written in the file against the file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    fn invalid(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.source.clone(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.host.workers == 0 || self.host.workers > 256 {
+            return Err(self.invalid("host.workers", "must be between 1 and 256"));
+        }
+        if self.host.partitions == 0 || self.host.partitions > 4096 {
+            return Err(self.invalid("host.partitions", "must be between 1 and 4096"));
+        }
+        for (key, name) in [
+            ("streams.raw", &self.streams.raw),
+            ("streams.canonical", &self.streams.canonical),
+            ("streams.dlq", &self.streams.dlq),
+        ] {
+            if !is_token(name) {
+                return Err(self.invalid(key, "may hold only letters, digits, `-` and `_`"));
+            }
+        }
+        if self.streams.raw_subjects.is_empty() {
+            return Err(self.invalid("streams.raw_subjects", "needs at least one subject"));
+        }
+        for subject in &self.streams.raw_subjects {
+            check_subject(subject, true).map_err(|m| self.invalid("streams.raw_subjects", m))?;
+        }
+        if let (Some(_), None) | (None, Some(_)) = (&self.nats.user, &self.nats.password) {
+            return Err(self.invalid("nats.user", "and `nats.password` must be given together"));
+        }
+        if let (Some(_), None) | (None, Some(_)) = (&self.nats.tls.cert, &self.nats.tls.key) {
+            return Err(self.invalid("nats.tls.cert", "and `nats.tls.key` must be given together"));
+        }
+        for (name, route) in &self.routes {
+            let key = |k: &str| format!("routes.{name}.{k}");
+            if !is_token(name) {
+                return Err(self.invalid(
+                    format!("routes.{name}"),
+                    "route names may hold only letters, digits, `-` and `_`",
+                ));
+            }
+            if route.subjects.is_empty() {
+                return Err(self.invalid(key("subjects"), "needs at least one raw subject"));
+            }
+            for subject in &route.subjects {
+                check_subject(subject, true).map_err(|m| self.invalid(key("subjects"), m))?;
+            }
+            let limits = &route.limits;
+            if limits.deadline < Duration::from_millis(1)
+                || limits.deadline > Duration::from_secs(60)
+            {
+                return Err(self.invalid(key("limits.deadline"), "must be between 1ms and 60s"));
+            }
+            if !(1..=4096).contains(&limits.memory_mib) {
+                return Err(self.invalid(key("limits.memory_mib"), "must be between 1 and 4096"));
+            }
+            if !(1..=1024 * 1024).contains(&limits.output_kib) {
+                return Err(self.invalid(key("limits.output_kib"), "must be between 1 and 1048576"));
+            }
+            if !(1..=1_000_000).contains(&limits.max_events) {
+                return Err(self.invalid(key("limits.max_events"), "must be between 1 and 1000000"));
+            }
+            if !(1..=100).contains(&route.retry.attempts) {
+                return Err(self.invalid(key("retry.attempts"), "must be between 1 and 100"));
+            }
+            if route.ack_wait < Duration::from_secs(1) {
+                return Err(self.invalid(key("ack_wait"), "must be at least 1s"));
+            }
+        }
+        for (i, seed) in self.up.seed.iter().enumerate() {
+            check_subject(&seed.subject, false)
+                .map_err(|m| self.invalid(format!("up.seed[{i}].subject"), m))?;
+        }
+        Ok(())
+    }
+}
+
+/// True when `s` is a non-empty run of letters, digits, `-` and `_`.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Checks a NATS subject; wildcards (`*`, a final `>`) only where `wildcards` is true.
+pub fn check_subject(subject: &str, wildcards: bool) -> Result<(), String> {
+    if subject.is_empty() {
+        return Err("has an empty subject".into());
+    }
+    let tokens: Vec<&str> = subject.split('.').collect();
+    for (i, token) in tokens.iter().enumerate() {
+        if token.is_empty() || token.chars().any(|c| c.is_whitespace()) {
+            return Err(format!(
+                "has the invalid subject `{subject}`: tokens are separated by single dots and hold no spaces"
+            ));
+        }
+        let wild = *token == "*" || *token == ">";
+        if wild && !wildcards {
+            return Err(format!("has `{subject}`: wildcards are not allowed here"));
+        }
+        if *token == ">" && i + 1 != tokens.len() {
+            return Err(format!("has `{subject}`: `>` may only be the last token"));
+        }
+        if !wild && (token.contains('*') || token.contains('>')) {
+            return Err(format!(
+                "has `{subject}`: `*` and `>` must stand alone as a token"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Durations written as `500ms`, `2s`, `5m`, `1h`.
+mod humantime_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `500ms`, `2s`, `5m` or `1h` into a duration.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let bad = || {
+        format!(
+            "`{text}` is not a duration: write a whole number and a unit, e.g. `500ms`, `2s`, `5m`, `1h`"
+        )
+    };
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("conf/millrace.toml"))
+    }
+
+    #[test]
+    fn minimal_route_gets_safe_defaults() {
+        let c = parse(
+            r#"
+            [routes.mes-plant1]
+            subjects = ["raw.mes.plant1.shift-report"]
+            plugin = "../plugins/mes-shift-report"
+            "#,
+        )
+        .unwrap();
+        let r = &c.routes["mes-plant1"];
+        assert_eq!(r.limits, Limits::default());
+        assert_eq!(r.retry.attempts, 3);
+        assert_eq!(c.streams.raw, "RAW");
+        assert_eq!(
+            c.resolve(&r.plugin),
+            PathBuf::from("conf/../plugins/mes-shift-report")
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let err = parse("[routes.a]\nsubjects=[\"raw.a\"]\nplugin=\"p\"\ncolour=\"red\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("conf/millrace.toml"), "{err}");
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = parse("[routes.a]\nsubjects=[\"raw..a\"]\nplugin=\"p\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("routes.a.subjects"), "{err}");
+        let err =
+            parse("[routes.a]\nsubjects=[\"raw.a\"]\nplugin=\"p\"\nlimits={deadline=\"soon\"}\n")
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("not a duration"), "{err}");
+        let err = parse("[routes.\"a.b\"]\nsubjects=[\"raw.a\"]\nplugin=\"p\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("route names"), "{err}");
+        let err = parse("[nats]\nuser=\"u\"\n").unwrap_err().to_string();
+        assert!(err.contains("nats.password"), "{err}");
+    }
+
+    #[test]
+    fn subjects_are_checked() {
+        assert!(check_subject("raw.mes.*.shift-report", true).is_ok());
+        assert!(check_subject("raw.>", true).is_ok());
+        assert!(check_subject("raw.>.x", true).is_err());
+        assert!(check_subject("raw.*", false).is_err());
+        assert!(check_subject("raw a", false).is_err());
+        assert!(check_subject("raw.a*", true).is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("3m"), Ok(Duration::from_secs(180)));
+        assert!(parse_duration("3 weeks").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

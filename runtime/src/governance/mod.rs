@@ -1,0 +1,91 @@
+//! Governance: what the host checks and decides around every plugin call: the events'
+//! validity and size, and where a message that cannot be mapped goes (its dead letter).
+
+pub mod dead_letter;
+pub mod validate;
+
+use std::io::Write;
+
+use crate::canonical::MappedEvent;
+use crate::config::Limits;
+use crate::sandbox::{CallError, CanonicalEvent};
+
+pub use self::validate::InvalidEvent;
+
+/// Why a raw message produced no canonical events.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// The plugin call failed, see [`CallError`].
+    #[error(transparent)]
+    Call(#[from] CallError),
+    /// The plugin returned events that break the canonical rules.
+    #[error("invalid event: {}", join(.0))]
+    Invalid(Vec<InvalidEvent>),
+}
+
+fn join(errors: &[InvalidEvent]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Failure {
+    /// A short stable name of the failure kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Call(e) => e.kind(),
+            Failure::Invalid(_) => "invalid-event",
+        }
+    }
+
+    /// True when trying the same message again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Failure::Call(e) if e.is_retryable())
+    }
+
+    /// The reason without the kind.
+    pub fn message(&self) -> String {
+        match self {
+            Failure::Call(CallError::Map { message, .. }) => message.clone(),
+            Failure::Invalid(errors) => join(errors),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Turns what a plugin returned into checked canonical events: converts them, enforces the
+/// route's output limit and validates every event. All or nothing.
+pub fn accept(events: Vec<CanonicalEvent>, limits: &Limits) -> Result<Vec<MappedEvent>, Failure> {
+    let events: Vec<MappedEvent> = events.into_iter().map(MappedEvent::from).collect();
+    let limit = limits.output_kib.saturating_mul(1024);
+    let mut size = ByteCount(0);
+    for event in &events {
+        // Serialising into a counter cannot fail for these plain types.
+        let _ = serde_json::to_writer(&mut size, event);
+    }
+    if size.0 > limit {
+        return Err(CallError::Output(format!(
+            "the events are {} KiB as JSON, the route allows {} KiB",
+            size.0.div_ceil(1024),
+            limits.output_kib
+        ))
+        .into());
+    }
+    validate::validate(&events).map_err(Failure::Invalid)?;
+    Ok(events)
+}
+
+/// A writer that only counts bytes.
+struct ByteCount(u64);
+
+impl Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

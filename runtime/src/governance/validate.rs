@@ -1,0 +1,370 @@
+//! Validation of every canonical event before it is published.
+//!
+//! A plugin is code from a vendor or another plant; the host does not trust what it returns.
+//! An event that breaks a rule here makes the whole raw message go to the dead letters with
+//! the rule named, never a partial publish.
+
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::canonical::{EventData, MappedEvent, MovementType, Quantity};
+
+/// Longest identifier (item, location, lot, order...) accepted.
+const MAX_KEY_LEN: usize = 256;
+/// Longest free text (reason, disposition) accepted.
+const MAX_TEXT_LEN: usize = 4096;
+/// Longest decimal text accepted.
+const MAX_DECIMAL_LEN: usize = 40;
+
+/// An event that broke a rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event {index} ({kind}): {field} {problem}")]
+pub struct InvalidEvent {
+    /// Position of the event in the plugin's output, from 0.
+    pub index: usize,
+    /// Event kind.
+    pub kind: &'static str,
+    /// The field, e.g. `data.good_quantity.amount`.
+    pub field: String,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+struct Check<'a> {
+    index: usize,
+    kind: &'static str,
+    errors: &'a mut Vec<InvalidEvent>,
+}
+
+impl Check<'_> {
+    fn fail(&mut self, field: &str, problem: String) {
+        self.errors.push(InvalidEvent {
+            index: self.index,
+            kind: self.kind,
+            field: field.into(),
+            problem,
+        });
+    }
+
+    fn key(&mut self, field: &str, value: &str) {
+        if value.trim().is_empty() {
+            self.fail(field, "is empty".into());
+        } else if value.len() > MAX_KEY_LEN {
+            self.fail(
+                field,
+                format!("is {} bytes long, the limit is {MAX_KEY_LEN}", value.len()),
+            );
+        } else if value.chars().any(char::is_control) {
+            self.fail(field, format!("{value:?} holds a control character"));
+        }
+    }
+
+    fn opt_key(&mut self, field: &str, value: Option<&str>) {
+        if let Some(value) = value {
+            self.key(field, value);
+        }
+    }
+
+    fn text(&mut self, field: &str, value: &str) {
+        if value.trim().is_empty() {
+            self.fail(field, "is empty".into());
+        } else if value.len() > MAX_TEXT_LEN {
+            self.fail(
+                field,
+                format!("is {} bytes long, the limit is {MAX_TEXT_LEN}", value.len()),
+            );
+        }
+    }
+
+    fn timestamp(&mut self, field: &str, value: &str) {
+        if OffsetDateTime::parse(value, &Rfc3339).is_err() {
+            self.fail(
+                field,
+                format!("{value:?} is not an RFC 3339 timestamp (e.g. 2026-03-02T06:15:00+01:00)"),
+            );
+        }
+    }
+
+    fn date(&mut self, field: &str, value: &str) {
+        let format = time::macros::format_description!("[year]-[month]-[day]");
+        if time::Date::parse(value, &format).is_err() {
+            self.fail(
+                field,
+                format!("{value:?} is not an RFC 3339 date (e.g. 2026-03-02)"),
+            );
+        }
+    }
+
+    fn quantity(&mut self, field: &str, q: &Quantity, negative_allowed: bool) {
+        if !is_decimal(&q.amount) {
+            self.fail(
+                &format!("{field}.amount"),
+                format!(
+                    "{:?} is not an exact decimal (digits with an optional `.` and fraction, e.g. 12.50)",
+                    q.amount
+                ),
+            );
+        } else if !negative_allowed && q.amount.starts_with('-') {
+            self.fail(
+                &format!("{field}.amount"),
+                format!("{:?} is negative", q.amount),
+            );
+        }
+        let uom_ok = (1..=3).contains(&q.uom.len())
+            && q.uom
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if !uom_ok {
+            self.fail(
+                &format!("{field}.uom"),
+                format!(
+                    "{:?} is not a UN/ECE Recommendation 20 unit code (2 or 3 capitals or digits, e.g. EA, KGM, C62)",
+                    q.uom
+                ),
+            );
+        }
+    }
+}
+
+/// True for `-?digits(.digits)?` of bounded length.
+pub fn is_decimal(s: &str) -> bool {
+    if s.is_empty() || s.len() > MAX_DECIMAL_LEN {
+        return false;
+    }
+    let unsigned = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = match unsigned.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (unsigned, None),
+    };
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    digits(int) && frac.is_none_or(digits)
+}
+
+/// Checks every event of one plugin call; returns every broken rule.
+pub fn validate(events: &[MappedEvent]) -> Result<(), Vec<InvalidEvent>> {
+    let mut errors = Vec::new();
+    for (index, event) in events.iter().enumerate() {
+        let mut c = Check {
+            index,
+            kind: event.data.kind(),
+            errors: &mut errors,
+        };
+        if !crate::config::is_token(&event.site) || event.site.len() > 64 {
+            c.fail(
+                "site",
+                format!(
+                    "{:?} is not a site code (1 to 64 letters, digits, `-` or `_`)",
+                    event.site
+                ),
+            );
+        }
+        c.timestamp("occurred_at", &event.occurred_at);
+        c.opt_key("source_transaction", event.source_transaction.as_deref());
+        validate_data(&mut c, &event.data);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+fn validate_data(c: &mut Check<'_>, data: &EventData) {
+    match data {
+        EventData::InventoryMovement(m) => {
+            c.key("data.item", &m.item);
+            c.quantity(
+                "data.quantity",
+                &m.quantity,
+                m.movement_type == MovementType::Adjustment,
+            );
+            c.opt_key("data.from_location", m.from_location.as_deref());
+            c.opt_key("data.to_location", m.to_location.as_deref());
+            c.opt_key("data.lot", m.lot.as_deref());
+            c.opt_key("data.reference_document", m.reference_document.as_deref());
+            for (i, s) in m.serials.iter().enumerate() {
+                c.key(&format!("data.serials[{i}]"), s);
+            }
+            if m.from_location.is_none() && m.to_location.is_none() {
+                c.fail(
+                    "data.from_location",
+                    "and data.to_location are both missing: a movement needs at least one".into(),
+                );
+            }
+        }
+        EventData::InventoryBalance(b) => {
+            c.key("data.item", &b.item);
+            c.key("data.location", &b.location);
+            c.opt_key("data.lot", b.lot.as_deref());
+            c.quantity("data.on_hand", &b.on_hand, true);
+            c.quantity("data.allocated", &b.allocated, false);
+            c.quantity("data.blocked", &b.blocked, false);
+        }
+        EventData::WorkOrderStatus(w) => {
+            c.key("data.work_order", &w.work_order);
+            c.opt_key("data.operation", w.operation.as_deref());
+            c.opt_key("data.item", w.item.as_deref());
+            for (field, q) in [
+                ("data.planned_quantity", &w.planned_quantity),
+                ("data.completed_quantity", &w.completed_quantity),
+                ("data.scrapped_quantity", &w.scrapped_quantity),
+            ] {
+                if let Some(q) = q {
+                    c.quantity(field, q, false);
+                }
+            }
+        }
+        EventData::MaterialConsumption(m) => {
+            c.key("data.work_order", &m.work_order);
+            c.opt_key("data.operation", m.operation.as_deref());
+            c.key("data.item", &m.item);
+            c.opt_key("data.lot", m.lot.as_deref());
+            c.quantity("data.quantity", &m.quantity, false);
+            c.opt_key("data.location", m.location.as_deref());
+        }
+        EventData::ProductionCompletion(p) => {
+            c.key("data.work_order", &p.work_order);
+            c.opt_key("data.operation", p.operation.as_deref());
+            c.key("data.item", &p.item);
+            c.opt_key("data.lot", p.lot.as_deref());
+            c.quantity("data.good_quantity", &p.good_quantity, false);
+            c.quantity("data.scrap_quantity", &p.scrap_quantity, false);
+            c.opt_key("data.location", p.location.as_deref());
+        }
+        EventData::QualityHold(h) => {
+            c.key("data.hold_id", &h.hold_id);
+            c.text("data.reason", &h.reason);
+            let s = &h.scope;
+            c.opt_key("data.scope.item", s.item.as_deref());
+            c.opt_key("data.scope.lot", s.lot.as_deref());
+            c.opt_key("data.scope.location", s.location.as_deref());
+            c.opt_key("data.scope.supplier", s.supplier.as_deref());
+            if s.item.is_none() && s.lot.is_none() && s.location.is_none() && s.supplier.is_none() {
+                c.fail(
+                    "data.scope",
+                    "is empty: name an item, lot, location or supplier".into(),
+                );
+            }
+            if let Some(d) = &h.disposition {
+                c.text("data.disposition", d);
+            }
+        }
+        EventData::SupplierCommitment(s) => {
+            c.key("data.supplier", &s.supplier);
+            c.key("data.item", &s.item);
+            c.opt_key("data.purchase_order", s.purchase_order.as_deref());
+            for (i, b) in s.buckets.iter().enumerate() {
+                c.date(&format!("data.buckets[{i}].date"), &b.date);
+                if let Some(end) = &b.end_date {
+                    c.date(&format!("data.buckets[{i}].end_date"), end);
+                }
+                c.quantity(&format!("data.buckets[{i}].quantity"), &b.quantity, false);
+            }
+            if let Some(q) = &s.cumulative_received {
+                c.quantity("data.cumulative_received", q, false);
+            }
+        }
+        EventData::ShipmentNotice(n) => {
+            c.key("data.shipment_id", &n.shipment_id);
+            c.key("data.supplier", &n.supplier);
+            c.timestamp("data.ship_date", &n.ship_date);
+            if let Some(t) = &n.expected_delivery {
+                c.timestamp("data.expected_delivery", t);
+            }
+            if n.lines.is_empty() {
+                c.fail(
+                    "data.lines",
+                    "is empty: a ship notice needs at least one line".into(),
+                );
+            }
+            for (i, l) in n.lines.iter().enumerate() {
+                c.key(&format!("data.lines[{i}].item"), &l.item);
+                c.quantity(&format!("data.lines[{i}].quantity"), &l.quantity, false);
+                c.opt_key(&format!("data.lines[{i}].lot"), l.lot.as_deref());
+                c.opt_key(
+                    &format!("data.lines[{i}].purchase_order"),
+                    l.purchase_order.as_deref(),
+                );
+                c.opt_key(
+                    &format!("data.lines[{i}].package_id"),
+                    l.package_id.as_deref(),
+                );
+                for (j, s) in l.serials.iter().enumerate() {
+                    c.key(&format!("data.lines[{i}].serials[{j}]"), s);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::canonical::ProductionCompletion;
+
+    fn completion(amount: &str, uom: &str, at: &str) -> MappedEvent {
+        MappedEvent {
+            site: "PLANT1".into(),
+            occurred_at: at.into(),
+            source_sequence: None,
+            source_transaction: None,
+            data: EventData::ProductionCompletion(ProductionCompletion {
+                work_order: "WO-1".into(),
+                operation: None,
+                item: "FG-1".into(),
+                lot: None,
+                good_quantity: Quantity {
+                    amount: amount.into(),
+                    uom: uom.into(),
+                },
+                scrap_quantity: Quantity {
+                    amount: "0".into(),
+                    uom: "EA".into(),
+                },
+                location: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn decimals() {
+        for ok in ["0", "12", "12.50", "-3.5", "0.001"] {
+            assert!(is_decimal(ok), "{ok}");
+        }
+        for bad in ["", "1,5", "1e3", ".5", "5.", "--1", "1.2.3", " 1", "NaN"] {
+            assert!(!is_decimal(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn good_event_passes() {
+        assert_eq!(
+            validate(&[completion("12.5", "KGM", "2026-03-02T06:15:00+01:00")]),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn every_broken_rule_is_named() {
+        let errors = validate(&[
+            completion("12.5", "KGM", "2026-03-02T06:15:00+01:00"),
+            completion("-1", "kilo", "yesterday"),
+        ])
+        .unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 3, "{text:?}");
+        assert!(
+            text[0].starts_with("event 1 (production-completion): occurred_at"),
+            "{text:?}"
+        );
+        assert!(
+            text[1].contains("data.good_quantity.amount \"-1\" is negative"),
+            "{text:?}"
+        );
+        assert!(
+            text[2].contains("data.good_quantity.uom \"kilo\""),
+            "{text:?}"
+        );
+    }
+}

@@ -1,0 +1,344 @@
+//! The host daemon: consumes every route's raw subjects, maps each message on the worker
+//! pool, publishes the canonical events (or the dead letter) and only then acks.
+//!
+//! Messages are spread over ordered lanes by raw subject: a lane handles one message at a
+//! time, start to ack, so the messages of one subject are published in order while other
+//! subjects run in parallel. Lanes and workers are fed through bounded channels, so when the
+//! host is busy it stops pulling from JetStream rather than queueing without bound.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, AckKind};
+use async_nats::{HeaderMap, header};
+use futures::StreamExt;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::canonical::{CloudEvent, Lineage, MappedEvent};
+use crate::config::Config;
+use crate::governance::Failure;
+use crate::governance::dead_letter::DeadLetter;
+use crate::router::{self, Route, RouteTable};
+use crate::sandbox::{RawMessage, Sandbox};
+use crate::transport;
+use crate::workers::WorkerPool;
+
+/// Messages waiting per lane before the consumers wait.
+const LANE_QUEUE: usize = 32;
+
+/// How soon a message whose publish failed is redelivered.
+const REDELIVER_AFTER_PUBLISH_ERROR: Duration = Duration::from_secs(1);
+
+/// A raw message pulled for a route.
+struct Incoming {
+    route: Arc<Route>,
+    message: jetstream::Message,
+}
+
+/// What the lanes share.
+struct Delivery {
+    js: jetstream::Context,
+    pool: WorkerPool,
+    raw_stream: String,
+}
+
+/// Runs the host until `shutdown` is cancelled, then drains what is in flight.
+/// `ready` is told once every route consumes.
+pub async fn serve(
+    config: Arc<Config>,
+    client: async_nats::Client,
+    sandbox: Sandbox,
+    shutdown: CancellationToken,
+    ready: Option<oneshot::Sender<()>>,
+) -> anyhow::Result<()> {
+    let js = jetstream::new(client.clone());
+    transport::ensure_streams(&js, &config.streams).await?;
+    let table = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || RouteTable::load(&config, &sandbox))
+            .await
+            .context("loading the plugins was interrupted")??
+    };
+    if table.routes().is_empty() {
+        tracing::warn!(
+            "no routes in {}: nothing will be mapped; add a [routes.<name>] section",
+            config.source.display()
+        );
+    }
+    let delivery = Arc::new(Delivery {
+        js: js.clone(),
+        pool: WorkerPool::start(config.host.workers).context("cannot start the worker threads")?,
+        raw_stream: config.streams.raw.clone(),
+    });
+
+    let mut lanes = Vec::with_capacity(config.host.partitions);
+    let mut lane_tasks = JoinSet::new();
+    for lane in 0..config.host.partitions {
+        let (tx, mut rx) = mpsc::channel::<Incoming>(LANE_QUEUE);
+        let delivery = delivery.clone();
+        lane_tasks.spawn(async move {
+            while let Some(incoming) = rx.recv().await {
+                delivery.process(lane, incoming).await;
+            }
+        });
+        lanes.push(tx);
+    }
+
+    let mut consumers = JoinSet::new();
+    for route in table.routes() {
+        for subject in &route.subjects {
+            let consumer = transport::route_consumer(
+                &js,
+                &config.streams.raw,
+                &route.name,
+                subject,
+                route.ack_wait,
+            )
+            .await?;
+            consumers.spawn(pull(
+                consumer,
+                route.clone(),
+                lanes.clone(),
+                shutdown.clone(),
+            ));
+        }
+        tracing::info!(
+            route = &*route.name,
+            plugin = route.plugin.id(),
+            digest = &route.plugin.digest[..12],
+            subjects = ?route.subjects,
+            "route serving"
+        );
+    }
+    if let Some(ready) = ready {
+        let _ = ready.send(());
+    }
+
+    let mut result = Ok(());
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        Some(ended) = consumers.join_next() => {
+            result = ended.context("a consumer task failed").and_then(|r| r);
+        }
+    }
+    shutdown.cancel();
+    while consumers.join_next().await.is_some() {}
+    drop(lanes);
+    while lane_tasks.join_next().await.is_some() {}
+    if let Ok(delivery) = Arc::try_unwrap(delivery) {
+        tokio::task::spawn_blocking(move || delivery.pool.shutdown()).await?;
+    }
+    client.flush().await.ok();
+    tracing::info!("host stopped");
+    result
+}
+
+/// Pulls a route subject's messages into the lanes until shutdown.
+async fn pull(
+    consumer: jetstream::consumer::PullConsumer,
+    route: Arc<Route>,
+    lanes: Vec<mpsc::Sender<Incoming>>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        let mut messages = consumer
+            .messages()
+            .await
+            .with_context(|| format!("route `{}`: cannot pull messages", route.name))?;
+        loop {
+            let next = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                next = messages.next() => next,
+            };
+            match next {
+                Some(Ok(message)) => {
+                    let lane = router::lane(&message.subject, lanes.len());
+                    let incoming = Incoming {
+                        route: route.clone(),
+                        message,
+                    };
+                    if lanes[lane].send(incoming).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                Some(Err(e)) => {
+                    // Missed heartbeats and the like while the server restarts: the stream
+                    // carries on once the connection is back.
+                    tracing::warn!(route = &*route.name, "pulling messages: {e}");
+                }
+                None => break,
+            }
+        }
+        // The pull stream ended (the connection was lost for long); open a new one.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+impl Delivery {
+    /// Maps, publishes and acks one raw message.
+    async fn process(&self, lane: usize, incoming: Incoming) {
+        let Incoming { route, message } = incoming;
+        let sequence = message.info().map_or(0, |info| info.stream_sequence);
+        let raw_id = transport::header_value(message.headers.as_ref(), "Nats-Msg-Id")
+            .map_or_else(|| format!("{}:{sequence}", self.raw_stream), str::to_owned);
+        let raw = RawMessage {
+            subject: message.subject.to_string(),
+            headers: flatten(message.headers.as_ref()),
+            payload: message.payload.to_vec(),
+        };
+        let plugin = route.plugin.clone();
+        let (outcome, attempts) = self.map_with_retries(lane, &route, raw).await;
+        let published = match &outcome {
+            Ok(events) => {
+                let lineage = Lineage {
+                    raw_id: &raw_id,
+                    system: route.source_system(&message.subject),
+                    route: &route.name,
+                    plugin: &plugin.name,
+                    plugin_version: &plugin.version,
+                    raw_sequence: sequence,
+                };
+                self.publish_events(events, &lineage).await
+            }
+            Err(failure) => {
+                tracing::warn!(
+                    route = &*route.name,
+                    plugin = plugin.id(),
+                    raw_sequence = sequence,
+                    subject = %message.subject,
+                    error_kind = failure.kind(),
+                    attempts,
+                    "dead-lettered: {failure}"
+                );
+                let letter = DeadLetter {
+                    route: &route.name,
+                    plugin: &plugin.id(),
+                    raw_subject: &message.subject,
+                    raw_sequence: sequence,
+                    raw_id: &raw_id,
+                    raw_headers: message.headers.as_ref(),
+                    attempts,
+                    failure,
+                };
+                self.publish_dead_letter(&letter, message.payload.clone())
+                    .await
+            }
+        };
+        match published {
+            Ok(()) => {
+                if let Err(e) = message.ack().await {
+                    tracing::warn!(
+                        route = &*route.name,
+                        raw_sequence = sequence,
+                        "ack failed, JetStream will redeliver: {e}"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    route = &*route.name,
+                    raw_sequence = sequence,
+                    "publishing failed, the message will be redelivered: {e:#}"
+                );
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(REDELIVER_AFTER_PUBLISH_ERROR)))
+                    .await;
+            }
+        }
+    }
+
+    /// Calls the plugin, retrying traps and breached limits with backoff as the route says.
+    async fn map_with_retries(
+        &self,
+        lane: usize,
+        route: &Route,
+        raw: RawMessage,
+    ) -> (Result<Vec<MappedEvent>, Failure>, u32) {
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .pool
+                .call(
+                    lane,
+                    route.plugin.clone(),
+                    route.context.clone(),
+                    raw.clone(),
+                )
+                .await;
+            match result {
+                Err(failure) if failure.is_retryable() && attempt < route.retry.attempts => {
+                    let backoff = route
+                        .retry
+                        .backoff
+                        .saturating_mul(1 << (attempt - 1).min(16));
+                    tracing::info!(
+                        route = &*route.name,
+                        attempt,
+                        "plugin call failed, retrying in {backoff:?}: {failure}"
+                    );
+                    tokio::time::sleep(backoff).await;
+                    attempt += 1;
+                }
+                other => return (other, attempt),
+            }
+        }
+    }
+
+    /// Publishes the events (pipelined) and waits until JetStream has stored every one.
+    async fn publish_events(
+        &self,
+        events: &[MappedEvent],
+        lineage: &Lineage<'_>,
+    ) -> anyhow::Result<()> {
+        let mut acks = Vec::with_capacity(events.len());
+        for (index, event) in events.iter().enumerate() {
+            let envelope = CloudEvent::new(event, index, lineage);
+            let mut headers = HeaderMap::new();
+            headers.insert(header::NATS_MESSAGE_ID, envelope.id.as_str());
+            headers.insert("Content-Type", "application/cloudevents+json");
+            let body = serde_json::to_vec(&envelope).context("cannot encode the event")?;
+            let ack = self
+                .js
+                .publish_with_headers(CloudEvent::nats_subject(event), headers, body.into())
+                .await
+                .context("cannot publish a canonical event")?;
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.await
+                .context("JetStream did not store a canonical event")?;
+        }
+        Ok(())
+    }
+
+    async fn publish_dead_letter(
+        &self,
+        letter: &DeadLetter<'_>,
+        payload: bytes::Bytes,
+    ) -> anyhow::Result<()> {
+        self.js
+            .publish_with_headers(letter.subject(), letter.headers(), payload)
+            .await
+            .context("cannot publish a dead letter")?
+            .await
+            .context("JetStream did not store a dead letter")?;
+        Ok(())
+    }
+}
+
+/// The headers as name/value pairs, for the plugin.
+fn flatten(headers: Option<&HeaderMap>) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    if let Some(headers) = headers {
+        for (name, values) in headers.iter() {
+            for value in values {
+                pairs.push((name.to_string(), value.as_str().to_owned()));
+            }
+        }
+    }
+    pairs.sort();
+    pairs
+}

@@ -1,0 +1,18 @@
+//! millrace: routes raw manufacturing messages from NATS through sandboxed WebAssembly mapping
+//! plugins and publishes canonical manufacturing events.
+//!
+//! The modules follow the flow: [`transport`] (NATS) → [`router`] (which route, which lane) →
+//! [`workers`] → [`sandbox`] (the plugin call) → [`governance`] (validation, dead letters) →
+//! [`canonical`] (the CloudEvents envelope), tied together by [`host`]. [`registry`] finds,
+//! builds and tests plugins; [`config`] is the typed configuration.
+#![deny(missing_docs)]
+
+pub mod canonical;
+pub mod config;
+pub mod governance;
+pub mod host;
+pub mod registry;
+pub mod router;
+pub mod sandbox;
+pub mod transport;
+pub mod workers;

@@ -1,0 +1,79 @@
+//! The plugin registry: finding, building and loading plugin versions.
+//!
+//! A plugin is a folder with a `plugin.toml` manifest, its source, and golden fixtures; or a
+//! bare `.wasm` component. This module turns either into a loaded [`PluginComponent`]. (A
+//! registry in the JetStream object store comes with the plugin-lifecycle work; a local folder
+//! is the single-host fallback and stays.)
+
+mod build;
+pub mod fixtures;
+mod manifest;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+pub use self::manifest::{FixtureSettings, MANIFEST_FILE, Manifest, SERVED_WIT};
+use crate::sandbox::{PluginComponent, Sandbox};
+
+/// A plugin found on disk.
+#[derive(Debug, Clone)]
+pub struct LocalPlugin {
+    /// The plugin folder, when it is one (not a bare component).
+    pub dir: Option<PathBuf>,
+    /// The manifest, when the plugin is a folder.
+    pub manifest: Option<Manifest>,
+    /// The built component.
+    pub component: PathBuf,
+}
+
+impl LocalPlugin {
+    /// Finds a plugin at `path`: a folder (built when needed) or a `.wasm` file.
+    pub fn locate(path: &Path) -> anyhow::Result<Self> {
+        let meta = std::fs::metadata(path).with_context(|| {
+            format!(
+                "plugin {} not found: give a plugin folder (with {MANIFEST_FILE}) or a .wasm component",
+                path.display()
+            )
+        })?;
+        if meta.is_file() {
+            return Ok(Self {
+                dir: None,
+                manifest: None,
+                component: path.to_owned(),
+            });
+        }
+        let manifest = Manifest::load(path)?;
+        let component = build::build(path, &manifest)?;
+        Ok(Self {
+            dir: Some(path.to_owned()),
+            manifest: Some(manifest),
+            component,
+        })
+    }
+
+    /// The plugin name: from the manifest, or the component's file name.
+    pub fn name(&self) -> String {
+        match &self.manifest {
+            Some(m) => m.name.clone(),
+            None => self.component.file_stem().map_or_else(
+                || "plugin".into(),
+                |s| s.to_string_lossy().replace('_', "-"),
+            ),
+        }
+    }
+
+    /// The plugin version: from the manifest, or `0.0.0-local` for a bare component.
+    pub fn version(&self) -> String {
+        self.manifest
+            .as_ref()
+            .map_or_else(|| "0.0.0-local".into(), |m| m.version.clone())
+    }
+
+    /// Reads and compiles the component.
+    pub fn load(&self, sandbox: &Sandbox) -> anyhow::Result<PluginComponent> {
+        let bytes = std::fs::read(&self.component)
+            .with_context(|| format!("cannot read component {}", self.component.display()))?;
+        Ok(sandbox.load(&self.name(), &self.version(), &bytes)?)
+    }
+}

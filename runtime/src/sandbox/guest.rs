@@ -1,0 +1,277 @@
+//! The state a plugin instance lives in: its WASI context (granting nothing), its memory
+//! limiter, the route configuration it may read, and where its logs and stdout go.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::RouteContext;
+use super::bindings::millrace::mapping::host::{Host, LogLevel};
+use super::bindings::millrace::mapping::{canonical, types};
+
+/// Guest stdout and stderr beyond this many bytes per call are dropped.
+const OUTPUT_BUDGET: usize = 16 * 1024;
+
+/// The store data of one plugin instance.
+pub struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(super) limiter: MemoryLimiter,
+    route: Arc<str>,
+    plugin: Arc<str>,
+    config: Arc<BTreeMap<String, String>>,
+    stdout: GuestOutput,
+    stderr: GuestOutput,
+}
+
+impl GuestState {
+    pub(super) fn new(route: &RouteContext, plugin: &str) -> Self {
+        let route_name = route.route.clone();
+        let plugin: Arc<str> = plugin.into();
+        let stdout = GuestOutput::new("stdout", route_name.clone(), plugin.clone());
+        let stderr = GuestOutput::new("stderr", route_name.clone(), plugin.clone());
+        // Nothing is granted: no preopens, env, args or network (the builder's defaults);
+        // the clock is frozen at the Unix epoch and randomness is a fixed sequence, so that a
+        // mapping is a pure function of its input and replays give the same events.
+        let mut builder = WasiCtxBuilder::new();
+        builder
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .wall_clock(FrozenClock)
+            .monotonic_clock(FrozenClock)
+            .secure_random(wasmtime_wasi::Deterministic::new(vec![42]))
+            .insecure_random(wasmtime_wasi::Deterministic::new(vec![7]))
+            .insecure_random_seed(0)
+            .allow_ip_name_lookup(false)
+            .allow_tcp(false)
+            .allow_udp(false);
+        let max_memory = usize::try_from(route.limits.memory_mib.saturating_mul(1024 * 1024))
+            .unwrap_or(usize::MAX);
+        Self {
+            wasi: builder.build(),
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter {
+                max_memory,
+                memory_exceeded: false,
+            },
+            route: route_name,
+            plugin,
+            config: route.config.clone(),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Writes out what the guest printed during the last call and resets the budget.
+    pub(super) fn flush_output(&mut self) {
+        self.stdout.flush_to_log();
+        self.stderr.flush_to_log();
+    }
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl Host for GuestState {
+    fn log(&mut self, level: LogLevel, message: String, fields: Vec<(String, String)>) {
+        let fields = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let (route, plugin) = (&*self.route, &*self.plugin);
+        match level {
+            LogLevel::Trace => tracing::trace!(route, plugin, fields, "{message}"),
+            LogLevel::Debug => tracing::debug!(route, plugin, fields, "{message}"),
+            LogLevel::Info => tracing::info!(route, plugin, fields, "{message}"),
+            LogLevel::Warn => tracing::warn!(route, plugin, fields, "{message}"),
+            LogLevel::Error => tracing::error!(route, plugin, fields, "{message}"),
+        }
+    }
+
+    fn get_config(&mut self, key: String) -> Option<String> {
+        self.config.get(&key).cloned()
+    }
+
+    fn get_config_all(&mut self) -> Vec<(String, String)> {
+        self.config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+// The type-only interfaces have nothing to implement.
+impl canonical::Host for GuestState {}
+impl types::Host for GuestState {}
+
+/// Caps linear memory and remembers that the cap was hit, so the trap that follows is
+/// reported as a memory breach rather than as a bare trap.
+pub(super) struct MemoryLimiter {
+    max_memory: usize,
+    pub(super) memory_exceeded: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            self.memory_exceeded = true;
+            return Err(wasmtime::format_err!(
+                "memory limit exceeded: growing to {desired} bytes"
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+
+    fn instances(&self) -> usize {
+        64
+    }
+
+    fn tables(&self) -> usize {
+        64
+    }
+
+    fn memories(&self) -> usize {
+        16
+    }
+}
+
+/// A wall and monotonic clock that never moves.
+struct FrozenClock;
+
+impl wasmtime_wasi::HostWallClock for FrozenClock {
+    fn resolution(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(1)
+    }
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+impl wasmtime_wasi::HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// Guest stdout or stderr: collected during a call, then written to the host log line by line,
+/// at most [`OUTPUT_BUDGET`] bytes per call so a chatty plugin cannot flood the log.
+#[derive(Clone)]
+struct GuestOutput {
+    stream: &'static str,
+    route: Arc<str>,
+    plugin: Arc<str>,
+    buffer: Arc<std::sync::Mutex<OutputBuffer>>,
+}
+
+#[derive(Default)]
+struct OutputBuffer {
+    bytes: Vec<u8>,
+    dropped: usize,
+}
+
+impl GuestOutput {
+    fn new(stream: &'static str, route: Arc<str>, plugin: Arc<str>) -> Self {
+        Self {
+            stream,
+            route,
+            plugin,
+            buffer: Arc::default(),
+        }
+    }
+
+    fn flush_to_log(&self) {
+        let Ok(mut buffer) = self.buffer.lock() else {
+            return;
+        };
+        if buffer.bytes.is_empty() && buffer.dropped == 0 {
+            return;
+        }
+        let text = String::from_utf8_lossy(&buffer.bytes);
+        let (route, plugin, stream) = (&*self.route, &*self.plugin, self.stream);
+        for line in text.lines() {
+            tracing::info!(route, plugin, stream, "guest: {line}");
+        }
+        if buffer.dropped > 0 {
+            tracing::warn!(
+                route,
+                plugin,
+                stream,
+                "guest output over {OUTPUT_BUDGET} bytes in one call: {} bytes dropped",
+                buffer.dropped
+            );
+        }
+        buffer.bytes.clear();
+        buffer.dropped = 0;
+    }
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        // Only WASIp2 plugins are served; p3 streams get nothing.
+        Box::new(tokio::io::sink())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for GuestOutput {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        if let Ok(mut buffer) = self.buffer.lock() {
+            let room = OUTPUT_BUDGET.saturating_sub(buffer.bytes.len());
+            let take = room.min(bytes.len());
+            buffer.bytes.extend_from_slice(&bytes[..take]);
+            buffer.dropped += bytes.len() - take;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 * 1024)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for GuestOutput {
+    async fn ready(&mut self) {}
+}

@@ -1,0 +1,335 @@
+//! The sandbox: runs mapping plugins as WebAssembly components under limits.
+//!
+//! One [`Sandbox`] owns the wasmtime `Engine` (with epoch interruption for deadlines and an
+//! on-disk cache of compiled code keyed by the component's digest and the engine), and the
+//! `Linker` that grants a plugin the `host` interface and a WASI with nothing in it: no
+//! preopened folders, no environment, no network, a frozen clock and fixed randomness, and
+//! stdout/stderr going to the host log.
+//!
+//! A [`PluginComponent`] is one compiled plugin version, ready to instantiate. A [`Session`] is
+//! a `Store` with an instance of it for one route, reused across calls and recycled after a
+//! trap or a set number of calls. Sessions are not `Sync`: each worker thread keeps its own.
+
+mod bindings;
+mod guest;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap};
+
+pub use self::bindings::exports::{CanonicalEvent, EventData, MapError as WitMapError, RawMessage};
+pub use self::bindings::wit as canonical_wit;
+use self::bindings::{Mapper, MapperPre};
+use self::guest::GuestState;
+use crate::config::Limits;
+
+/// How often the epoch ticks; deadlines are rounded up to it.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// A session is recycled after this many calls, so leaks in a plugin stay bounded.
+const CALLS_PER_SESSION: u64 = 10_000;
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The bytes are not a valid component, or do not compile.
+    #[error("plugin {plugin} is not a valid WebAssembly component: {reason}")]
+    Compile {
+        /// `name@version`.
+        plugin: String,
+        /// What wasmtime said.
+        reason: String,
+    },
+    /// The component does not fit the `mapper` world this host serves.
+    #[error(
+        "plugin {plugin} does not fit the millrace:mapping@1.0.0 `mapper` world: {reason}. \
+         Rebuild it against the WIT in wit/mapping@1.0.0"
+    )]
+    World {
+        /// `name@version`.
+        plugin: String,
+        /// What wasmtime said.
+        reason: String,
+    },
+}
+
+/// Why one plugin call did not produce events.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The plugin refused the message: permanent, never retried.
+    #[error("{kind}: {message}")]
+    Map {
+        /// `malformed-input`, `unsupported-document`, `rejected-by-rule` or `other`.
+        kind: &'static str,
+        /// The plugin's reason.
+        message: String,
+    },
+    /// The call ran past the route's deadline.
+    #[error("deadline exceeded: the plugin ran longer than {0:?}")]
+    Deadline(Duration),
+    /// The plugin tried to grow its memory past the route's limit.
+    #[error("memory limit exceeded: the plugin tried to grow its memory past {0} MiB")]
+    Memory(u64),
+    /// The plugin returned more than the route allows.
+    #[error("output limit exceeded: {0}")]
+    Output(String),
+    /// The plugin trapped (a panic, an abort, an out-of-bounds access...).
+    #[error("plugin trapped: {0}")]
+    Trap(String),
+    /// The plugin could not be instantiated.
+    #[error("plugin could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+impl CallError {
+    /// A short stable name of the error kind, for dead letters and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Map { kind, .. } => kind,
+            CallError::Deadline(_) => "deadline",
+            CallError::Memory(_) => "memory-limit",
+            CallError::Output(_) => "output-limit",
+            CallError::Trap(_) => "trap",
+            CallError::Instantiate(_) => "instantiate",
+        }
+    }
+
+    /// True when trying again may succeed (traps and breached run-time limits); map errors
+    /// and output breaches are deterministic and go to the dead letters at once.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            CallError::Deadline(_)
+                | CallError::Memory(_)
+                | CallError::Trap(_)
+                | CallError::Instantiate(_)
+        )
+    }
+}
+
+/// The route-specific part of a session: configuration and limits.
+#[derive(Debug, Clone)]
+pub struct RouteContext {
+    /// The route name, for logs.
+    pub route: Arc<str>,
+    /// The key/values the plugin may read.
+    pub config: Arc<BTreeMap<String, String>>,
+    /// The limits of each call.
+    pub limits: Limits,
+}
+
+/// The wasmtime engine, linker and epoch clock shared by every plugin.
+#[derive(Clone)]
+pub struct Sandbox {
+    engine: Engine,
+    linker: Arc<Linker<GuestState>>,
+    _ticker: Arc<EpochTicker>,
+}
+
+impl Sandbox {
+    /// Builds the engine; compiled code is cached under `cache_dir` when given.
+    pub fn new(cache_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        if let Some(dir) = cache_dir {
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(std::path::absolute(dir)?);
+            config.cache(Some(wasmtime::Cache::new(cache)?));
+        }
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        Mapper::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |state| state)?;
+        let ticker = EpochTicker::start(engine.clone()).map_err(|e| {
+            anyhow::anyhow!("cannot start the epoch thread that enforces deadlines: {e}")
+        })?;
+        Ok(Self {
+            engine,
+            linker: Arc::new(linker),
+            _ticker: Arc::new(ticker),
+        })
+    }
+
+    /// Compiles (or takes from the cache) a component and checks it fits the `mapper` world.
+    pub fn load(
+        &self,
+        name: &str,
+        version: &str,
+        bytes: &[u8],
+    ) -> Result<PluginComponent, LoadError> {
+        let plugin = format!("{name}@{version}");
+        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
+            plugin: plugin.clone(),
+            reason: format!("{e:#}"),
+        })?;
+        let world_error = |e: wasmtime::Error| LoadError::World {
+            plugin: plugin.clone(),
+            reason: format!("{e:#}"),
+        };
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(world_error)?;
+        let pre = MapperPre::new(pre).map_err(world_error)?;
+        Ok(PluginComponent {
+            name: name.into(),
+            version: version.into(),
+            digest: digest_hex(bytes),
+            sandbox: self.clone(),
+            pre,
+        })
+    }
+}
+
+/// The hex sha256 of a component's bytes: its identity beside `name@version`.
+pub fn digest_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One compiled plugin version, ready to instantiate.
+pub struct PluginComponent {
+    /// The plugin name.
+    pub name: String,
+    /// The plugin version.
+    pub version: String,
+    /// The sha256 of the component, hex.
+    pub digest: String,
+    sandbox: Sandbox,
+    pre: MapperPre<GuestState>,
+}
+
+impl std::fmt::Debug for PluginComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{} ({})", self.name, self.version, self.digest)
+    }
+}
+
+impl PluginComponent {
+    /// `name@version`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
+/// A store with a live instance of one plugin for one route, reused across calls.
+pub struct Session {
+    store: Store<GuestState>,
+    mapper: Mapper,
+    calls: u64,
+    poisoned: bool,
+    limits: Limits,
+}
+
+impl Session {
+    /// Instantiates `plugin` for a route.
+    pub fn new(plugin: &PluginComponent, route: &RouteContext) -> Result<Self, CallError> {
+        let state = GuestState::new(route, &plugin.id());
+        let mut store = Store::new(&plugin.sandbox.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(deadline_ticks(route.limits.deadline));
+        let mapper = plugin
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| classify_trap(&store, e, route.limits))?;
+        Ok(Self {
+            store,
+            mapper,
+            calls: 0,
+            poisoned: false,
+            limits: route.limits,
+        })
+    }
+
+    /// True when this session must not be used again (it trapped, or served its share of calls).
+    pub fn is_spent(&self) -> bool {
+        self.poisoned || self.calls >= CALLS_PER_SESSION
+    }
+
+    /// Maps one raw message under the route's limits.
+    pub fn call(&mut self, input: &RawMessage) -> Result<Vec<CanonicalEvent>, CallError> {
+        self.calls += 1;
+        self.store
+            .set_epoch_deadline(deadline_ticks(self.limits.deadline));
+        let result = self.mapper.call_map(&mut self.store, input);
+        self.store.data_mut().flush_output();
+        match result {
+            Ok(Ok(events)) => {
+                if events.len() > self.limits.max_events {
+                    return Err(CallError::Output(format!(
+                        "{} events returned, the route allows {}",
+                        events.len(),
+                        self.limits.max_events
+                    )));
+                }
+                Ok(events)
+            }
+            Ok(Err(e)) => Err(map_error(e)),
+            Err(e) => {
+                // A component instance that trapped may not be entered again.
+                self.poisoned = true;
+                Err(classify_trap(&self.store, e, self.limits))
+            }
+        }
+    }
+}
+
+fn map_error(e: WitMapError) -> CallError {
+    let (kind, message) = match e {
+        WitMapError::MalformedInput(m) => ("malformed-input", m),
+        WitMapError::UnsupportedDocument(m) => ("unsupported-document", m),
+        WitMapError::RejectedByRule(m) => ("rejected-by-rule", m),
+        WitMapError::Other(m) => ("other", m),
+    };
+    CallError::Map { kind, message }
+}
+
+fn classify_trap(store: &Store<GuestState>, e: wasmtime::Error, limits: Limits) -> CallError {
+    if store.data().limiter.memory_exceeded {
+        return CallError::Memory(limits.memory_mib);
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::Deadline(limits.deadline),
+        _ => CallError::Trap(format!("{e:#}")),
+    }
+}
+
+fn deadline_ticks(deadline: Duration) -> u64 {
+    let ticks = deadline.as_micros().div_ceil(EPOCH_TICK.as_micros());
+    u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
+}
+
+/// Advances the engine's epoch on a background thread until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("millrace-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Self { stop })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

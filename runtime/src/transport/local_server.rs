@@ -1,0 +1,125 @@
+//! A local nats-server with JetStream, started as a child process by `millrace up` and by
+//! the tests, and stopped when dropped.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// How long the server may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A running nats-server child process.
+#[derive(Debug)]
+pub struct LocalServer {
+    child: Child,
+    port: u16,
+    store_dir: PathBuf,
+}
+
+impl LocalServer {
+    /// Starts `nats-server` with JetStream on 127.0.0.1:`port`, storing data in `store_dir`
+    /// and logging to `store_dir/../nats-server.log`; waits until it accepts connections.
+    pub fn start(port: u16, store_dir: &Path) -> anyhow::Result<Self> {
+        Self::start_with_args(port, store_dir, &[])
+    }
+
+    /// Like [`start`](Self::start), with extra command-line arguments (e.g. `--user`).
+    pub fn start_with_args(port: u16, store_dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err() {
+            bail!(
+                "port {port} on 127.0.0.1 is already in use (another nats-server?): \
+                 set `up.port` in the config, or pass --nats <url> to use the running server"
+            );
+        }
+        std::fs::create_dir_all(store_dir)
+            .with_context(|| format!("cannot create NATS data folder {}", store_dir.display()))?;
+        let log_path = store_dir.with_file_name("nats-server.log");
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("cannot create {}", log_path.display()))?;
+        let child = Command::new(server_binary())
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store_dir)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .context(
+                "cannot start nats-server: install it (Debian: `apt-get install nats-server`, \
+                 or run scripts/setup) or set `nats.url` to a running server",
+            )?;
+        let mut server = Self {
+            child,
+            port,
+            store_dir: store_dir.to_owned(),
+        };
+        server.wait_ready(&log_path)?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self, log_path: &Path) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                let log = std::fs::read_to_string(log_path).unwrap_or_default();
+                bail!(
+                    "nats-server exited at start ({status}):\n{}",
+                    log.trim_end()
+                );
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            if started.elapsed() > START_TIMEOUT {
+                bail!(
+                    "nats-server did not accept connections on port {} within {START_TIMEOUT:?}; see {}",
+                    self.port,
+                    log_path.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The client URL.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The JetStream data folder.
+    pub fn store_dir(&self) -> &Path {
+        &self.store_dir
+    }
+
+    /// Stops the server and waits for it to exit.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn server_binary() -> PathBuf {
+    std::env::var_os("NATS_SERVER_BIN").map_or_else(|| PathBuf::from("nats-server"), PathBuf::from)
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}

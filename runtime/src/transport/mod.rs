@@ -1,0 +1,140 @@
+//! The NATS transport: connecting (with credentials, user/password, token and TLS), the
+//! JetStream streams millrace needs, and the durable consumers of the routes.
+
+pub mod local_server;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, consumer, stream};
+
+use crate::config::{Config, StreamsConfig};
+
+/// The first value of a header, by name regardless of case. (async-nats keys a header parsed
+/// from the wire and one named by a string differently, so `HeaderMap::get` can miss.)
+pub fn header_value<'a>(headers: Option<&'a async_nats::HeaderMap>, name: &str) -> Option<&'a str> {
+    headers?
+        .iter()
+        .find(|(n, _)| AsRef::<str>::as_ref(*n).eq_ignore_ascii_case(name))
+        .and_then(|(_, values)| values.first())
+        .map(|v| v.as_str())
+}
+
+/// How long the first connection attempt may take before the user is told.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects to NATS as the configuration says; `url` overrides `nats.url`.
+pub async fn connect(config: &Config, url: Option<&str>) -> anyhow::Result<async_nats::Client> {
+    let nats = &config.nats;
+    let url = url
+        .or(nats.url.as_deref())
+        .context("no NATS server given: set `nats.url` in the config or pass --nats <url> (or use `millrace up`, which starts one)")?;
+    let mut options = async_nats::ConnectOptions::new()
+        .name("millrace")
+        .connection_timeout(CONNECT_TIMEOUT)
+        .max_reconnects(None);
+    if let Some(path) = &nats.credentials {
+        let path = config.resolve(path);
+        options = options
+            .credentials_file(&path)
+            .await
+            .with_context(|| format!("cannot read NATS credentials file {}", path.display()))?;
+    }
+    if let (Some(user), Some(password)) = (&nats.user, &nats.password) {
+        options = options.user_and_password(user.clone(), password.clone());
+    }
+    if let Some(token) = &nats.token {
+        options = options.token(token.clone());
+    }
+    let tls = &nats.tls;
+    if let Some(ca) = &tls.ca {
+        options = options.add_root_certificates(config.resolve(ca));
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+        options = options.add_client_certificate(config.resolve(cert), config.resolve(key));
+    }
+    if tls.required || tls.ca.is_some() || tls.cert.is_some() {
+        options = options.require_tls(true);
+    }
+    options.connect(url).await.with_context(|| {
+        format!("cannot connect to NATS at {url}: is the server running and reachable, and are the credentials right?")
+    })
+}
+
+/// Makes sure the RAW, CANONICAL and DLQ streams exist (an existing stream is left as it is).
+pub async fn ensure_streams(
+    js: &jetstream::Context,
+    streams: &StreamsConfig,
+) -> anyhow::Result<()> {
+    let specs = [
+        (&streams.raw, streams.raw_subjects.clone()),
+        (&streams.canonical, vec!["canonical.>".to_string()]),
+        (&streams.dlq, vec!["dlq.>".to_string()]),
+    ];
+    for (name, subjects) in specs {
+        js.get_or_create_stream(stream::Config {
+            name: name.clone(),
+            subjects,
+            storage: stream::StorageType::File,
+            duplicate_window: streams.duplicate_window,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| {
+            format!("cannot create or open the JetStream stream {name}: is JetStream enabled on the server (nats-server -js)?")
+        })?;
+    }
+    Ok(())
+}
+
+/// The durable consumer name of one route subject: stable as long as the route and subject are.
+pub fn consumer_name(route: &str, subject: &str) -> String {
+    let subject: String = subject
+        .split('.')
+        .map(|t| match t {
+            "*" => "_star_",
+            ">" => "_all_",
+            t => t,
+        })
+        .collect::<Vec<_>>()
+        .join("_");
+    format!("millrace_{route}__{subject}")
+}
+
+/// Opens (or creates) the durable pull consumer of one route subject.
+///
+/// One consumer per subject (not one with several filter subjects) so it works on
+/// nats-server 2.9.
+pub async fn route_consumer(
+    js: &jetstream::Context,
+    raw_stream: &str,
+    route: &str,
+    subject: &str,
+    ack_wait: Duration,
+) -> anyhow::Result<consumer::PullConsumer> {
+    let stream = js
+        .get_stream(raw_stream)
+        .await
+        .with_context(|| format!("cannot open the raw stream {raw_stream}"))?;
+    let name = consumer_name(route, subject);
+    stream
+        .get_or_create_consumer(
+            &name,
+            consumer::pull::Config {
+                durable_name: Some(name.clone()),
+                filter_subject: subject.to_string(),
+                ack_policy: consumer::AckPolicy::Explicit,
+                deliver_policy: consumer::DeliverPolicy::All,
+                ack_wait,
+                max_ack_pending: 1024,
+                ..Default::default()
+            },
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot create the consumer of route `{route}` for `{subject}` on stream {raw_stream}: \
+                 is the subject captured by the stream (`streams.raw_subjects`)?"
+            )
+        })
+}

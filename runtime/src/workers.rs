@@ -1,0 +1,118 @@
+//! The worker pool: plugin calls are synchronous and short, so they run on a fixed set of
+//! threads fed by bounded channels, never on the async reactor.
+//!
+//! Each worker keeps its own sessions (a store with a live instance per route and plugin
+//! version), reusing them across calls. Jobs sent to one worker run in the order sent, which
+//! is what keeps the messages of one lane in order.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::canonical::MappedEvent;
+use crate::governance::{self, Failure};
+use crate::sandbox::{CallError, PluginComponent, RawMessage, RouteContext, Session};
+
+/// Jobs waiting per worker before senders wait: the back-pressure point.
+const QUEUE_PER_WORKER: usize = 64;
+
+/// Sessions a worker keeps before it drops them all (plugins swapped out leave theirs behind).
+const MAX_SESSIONS: usize = 256;
+
+struct Job {
+    plugin: Arc<PluginComponent>,
+    route: Arc<RouteContext>,
+    raw: RawMessage,
+    reply: oneshot::Sender<Result<Vec<MappedEvent>, Failure>>,
+}
+
+/// A fixed pool of threads running plugin calls.
+pub struct WorkerPool {
+    senders: Vec<mpsc::Sender<Job>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl WorkerPool {
+    /// Starts `workers` threads.
+    pub fn start(workers: usize) -> std::io::Result<Self> {
+        let mut senders = Vec::with_capacity(workers);
+        let mut threads = Vec::with_capacity(workers);
+        for i in 0..workers.max(1) {
+            let (tx, rx) = mpsc::channel(QUEUE_PER_WORKER);
+            let thread = std::thread::Builder::new()
+                .name(format!("millrace-worker-{i}"))
+                .spawn(move || work(rx))?;
+            senders.push(tx);
+            threads.push(thread);
+        }
+        Ok(Self { senders, threads })
+    }
+
+    /// Maps one raw message on the worker that serves `lane`, and checks the events.
+    pub async fn call(
+        &self,
+        lane: usize,
+        plugin: Arc<PluginComponent>,
+        route: Arc<RouteContext>,
+        raw: RawMessage,
+    ) -> Result<Vec<MappedEvent>, Failure> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            plugin,
+            route,
+            raw,
+            reply,
+        };
+        let gone = || {
+            Failure::Call(CallError::Instantiate(
+                "the worker pool is shut down".into(),
+            ))
+        };
+        self.senders[lane % self.senders.len()]
+            .send(job)
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// Stops the workers once their queued jobs are done.
+    pub fn shutdown(self) {
+        drop(self.senders);
+        for thread in self.threads {
+            if thread.join().is_err() {
+                tracing::error!("a worker thread panicked");
+            }
+        }
+    }
+}
+
+fn work(mut jobs: mpsc::Receiver<Job>) {
+    let mut sessions: HashMap<(Arc<str>, String), Session> = HashMap::new();
+    while let Some(job) = jobs.blocking_recv() {
+        let key = (job.route.route.clone(), job.plugin.digest.clone());
+        if !sessions.contains_key(&key) && sessions.len() >= MAX_SESSIONS {
+            sessions.clear();
+        }
+        let session = match sessions.entry(key.clone()) {
+            Entry::Occupied(entry) => Ok(entry.into_mut()),
+            Entry::Vacant(entry) => Session::new(&job.plugin, &job.route).map(|s| entry.insert(s)),
+        };
+        let mut spent = false;
+        let result = session.and_then(|session| {
+            let result = session.call(&job.raw);
+            spent = session.is_spent();
+            result
+        });
+        if spent {
+            sessions.remove(&key);
+        }
+        let result = result
+            .map_err(Failure::from)
+            .and_then(|events| governance::accept(events, &job.route.limits));
+        // The caller may have gone (shutdown); the outcome is then redelivered by JetStream.
+        let _ = job.reply.send(result);
+    }
+}
