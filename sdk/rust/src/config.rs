@@ -1,0 +1,97 @@
+//! Read access to the route's configuration (site code, partner id, unit tables...).
+//!
+//! On `wasm32` these call the host. Elsewhere (a plugin's native `cargo test`) they read a
+//! per-thread table set with `set_for_tests`, empty by default.
+
+use crate::MapError;
+
+/// Returns the value of `key` in the route configuration, or none when the route does not set it.
+pub fn get(key: &str) -> Option<String> {
+    backend::get(key)
+}
+
+/// Returns the value of `key`, or a [`MapError::Other`] telling the operator to set it.
+pub fn require(key: &str) -> Result<String, MapError> {
+    get(key).ok_or_else(|| {
+        MapError::other(format!(
+            "the route configuration has no key '{key}'; set it in the route's config"
+        ))
+    })
+}
+
+/// Returns every key/value pair of the route configuration, sorted by key.
+pub fn all() -> Vec<(String, String)> {
+    backend::all()
+}
+
+#[cfg(target_arch = "wasm32")]
+mod backend {
+    use crate::wit::millrace::mapping::host;
+
+    pub(super) fn get(key: &str) -> Option<String> {
+        host::get_config(key)
+    }
+
+    pub(super) fn all() -> Vec<(String, String)> {
+        host::get_config_all()
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use backend::set_for_tests;
+
+#[cfg(not(target_arch = "wasm32"))]
+mod backend {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    thread_local! {
+        static CONFIG: RefCell<BTreeMap<String, String>> = const { RefCell::new(BTreeMap::new()) };
+    }
+
+    /// Replaces this thread's route configuration (native builds only, for plugin tests).
+    pub fn set_for_tests<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) {
+        let table = pairs
+            .into_iter()
+            .map(|(key, value)| (key.into(), value.into()))
+            .collect();
+        CONFIG.with(|config| *config.borrow_mut() = table);
+    }
+
+    pub(super) fn get(key: &str) -> Option<String> {
+        CONFIG.with(|config| config.borrow().get(key).cloned())
+    }
+
+    pub(super) fn all() -> Vec<(String, String)> {
+        CONFIG.with(|config| {
+            config
+                .borrow()
+                .iter()
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect()
+        })
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_test_table() {
+        set_for_tests([("site", "PLANT1"), ("partner", "ACME")]);
+        assert_eq!(get("site").as_deref(), Some("PLANT1"));
+        assert_eq!(get("missing"), None);
+        assert_eq!(require("partner").unwrap(), "ACME");
+        assert_eq!(
+            require("missing").unwrap_err(),
+            MapError::Other(
+                "the route configuration has no key 'missing'; set it in the route's config".into()
+            )
+        );
+        assert_eq!(all().len(), 2);
+        assert_eq!(all()[0].0, "partner");
+    }
+}

@@ -1,0 +1,246 @@
+//! Exact decimal quantities: parse source text, read implied-decimal fields, and write the WIT
+//! `decimal` form (`-?digits(.digits)?`).
+//!
+//! Amounts are [`Decimal`] (96-bit mantissa, up to 28 fractional digits) and never pass through
+//! floating point.
+
+use rust_decimal::prelude::ToPrimitive;
+
+use crate::canonical::Quantity;
+
+pub use rust_decimal::Decimal;
+
+/// Why a text is not an acceptable decimal number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecimalError {
+    /// The field is empty (or only spaces).
+    #[error("empty number")]
+    Empty,
+    /// The text is not a number in the expected form.
+    #[error("'{text}' is not a decimal number")]
+    Invalid {
+        /// The offending text.
+        text: String,
+    },
+    /// The number has more digits than a 96-bit decimal holds.
+    #[error("'{text}' has too many digits")]
+    TooLarge {
+        /// The offending text.
+        text: String,
+    },
+    /// More implied decimals were asked for than a decimal supports (28).
+    #[error("{scale} implied decimals is more than the supported 28")]
+    ScaleTooLarge {
+        /// The requested scale.
+        scale: u32,
+    },
+}
+
+const MAX_SCALE: u32 = 28;
+
+/// Parses a decimal written with the decimal mark `mark` (usually `.` or `,`).
+///
+/// Accepts surrounding spaces, an optional leading `+` or `-`, at least one digit, and an
+/// optional `mark` followed by at least one digit: `12`, `-0,410`, ` 3.5 `. Rejects exponents,
+/// thousands separators and anything else.
+pub fn parse(text: &str, mark: char) -> Result<Decimal, DecimalError> {
+    let trimmed = text.trim_matches(' ');
+    if trimmed.is_empty() {
+        return Err(DecimalError::Empty);
+    }
+    let invalid = || DecimalError::Invalid {
+        text: text.to_owned(),
+    };
+    let (negative, unsigned) = split_sign(trimmed);
+    let (whole, fraction) = match unsigned.split_once(mark) {
+        Some((whole, fraction)) => (whole, fraction),
+        None => (unsigned, ""),
+    };
+    let has_mark = unsigned.contains(mark);
+    if !all_digits(whole) || (has_mark && !all_digits(fraction)) {
+        return Err(invalid());
+    }
+    let digits = format!("{whole}{fraction}");
+    let scale = u32::try_from(fraction.len()).map_err(|_| invalid())?;
+    from_digits(&digits, scale, negative, text)
+}
+
+/// Reads a fixed-width numeric field with `scale` implied decimals: `000125` with 2 gives `1.25`.
+///
+/// The field is all ASCII digits, optionally led by `+` or `-` (surrounding spaces are ignored).
+pub fn implied(field: &str, scale: u32) -> Result<Decimal, DecimalError> {
+    let trimmed = field.trim_matches(' ');
+    if trimmed.is_empty() {
+        return Err(DecimalError::Empty);
+    }
+    let (negative, digits) = split_sign(trimmed);
+    if !all_digits(digits) {
+        return Err(DecimalError::Invalid {
+            text: field.to_owned(),
+        });
+    }
+    from_digits(digits, scale, negative, field)
+}
+
+/// Writes `value` in the WIT `decimal` form, normalised: no exponent, no trailing fractional
+/// zeros, no `-0` (`12.500` gives `12.5`, `-0.0` gives `0`).
+pub fn to_wit(value: Decimal) -> String {
+    value.normalize().to_string()
+}
+
+/// Builds a canonical [`Quantity`] from an amount and a UN/ECE Recommendation 20 unit code.
+pub fn quantity(amount: Decimal, uom: &str) -> Quantity {
+    Quantity {
+        amount: to_wit(amount),
+        uom: uom.to_owned(),
+    }
+}
+
+/// Checks that `text` is in the WIT `decimal` form `-?digits(.digits)?`.
+pub fn is_wit_decimal(text: &str) -> bool {
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    match unsigned.split_once('.') {
+        Some((whole, fraction)) => all_digits(whole) && all_digits(fraction),
+        None => all_digits(unsigned),
+    }
+}
+
+fn split_sign(text: &str) -> (bool, &str) {
+    if let Some(rest) = text.strip_prefix('-') {
+        (true, rest)
+    } else if let Some(rest) = text.strip_prefix('+') {
+        (false, rest)
+    } else {
+        (false, text)
+    }
+}
+
+fn all_digits(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit())
+}
+
+fn from_digits(
+    digits: &str,
+    scale: u32,
+    negative: bool,
+    original: &str,
+) -> Result<Decimal, DecimalError> {
+    if scale > MAX_SCALE {
+        return Err(DecimalError::ScaleTooLarge { scale });
+    }
+    let too_large = || DecimalError::TooLarge {
+        text: original.to_owned(),
+    };
+    // Leading zeros are padding in fixed-width fields, not precision.
+    let significant = digits.trim_start_matches('0');
+    let mantissa: i128 = if significant.is_empty() {
+        0
+    } else {
+        significant.parse().map_err(|_| too_large())?
+    };
+    let signed = if negative { -mantissa } else { mantissa };
+    let value = Decimal::try_from_i128_with_scale(signed, scale).map_err(|_| too_large())?;
+    // Guard against silent rounding: the value must convert back to the same mantissa.
+    match value.mantissa().to_i128() {
+        Some(back) if back == signed => Ok(value),
+        _ => Err(too_large()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wit(text: &str, mark: char) -> String {
+        to_wit(parse(text, mark).unwrap())
+    }
+
+    #[test]
+    fn parses_point_and_comma_marks() {
+        assert_eq!(wit("12.5", '.'), "12.5");
+        assert_eq!(wit("12,5", ','), "12.5");
+        assert_eq!(wit(" -0,410 ", ','), "-0.41");
+        assert_eq!(wit("+7", '.'), "7");
+        assert_eq!(wit("0007.000", '.'), "7");
+        assert_eq!(wit("-0.00", '.'), "0");
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for text in [
+            "1e5", "1,000.5", "12.", ".5", "--1", "1 2", "abc", "12.5.1", "1_000", "٣",
+        ] {
+            assert!(
+                matches!(parse(text, '.'), Err(DecimalError::Invalid { .. })),
+                "{text} should be rejected"
+            );
+        }
+        assert_eq!(parse("   ", '.'), Err(DecimalError::Empty));
+        assert!(matches!(
+            parse("12.5", ','),
+            Err(DecimalError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn reads_implied_decimals() {
+        assert_eq!(to_wit(implied("000125", 2).unwrap()), "1.25");
+        assert_eq!(to_wit(implied("001200", 2).unwrap()), "12");
+        assert_eq!(to_wit(implied("000000", 3).unwrap()), "0");
+        assert_eq!(to_wit(implied("-000050", 1).unwrap()), "-5");
+        assert_eq!(to_wit(implied("42", 0).unwrap()), "42");
+        assert!(matches!(
+            implied("00 125", 2),
+            Err(DecimalError::Invalid { .. })
+        ));
+        assert!(matches!(
+            implied("0001,5", 2),
+            Err(DecimalError::Invalid { .. })
+        ));
+        assert_eq!(implied("", 2), Err(DecimalError::Empty));
+        assert_eq!(
+            implied("1", 29),
+            Err(DecimalError::ScaleTooLarge { scale: 29 })
+        );
+    }
+
+    #[test]
+    fn rejects_numbers_too_large_for_a_decimal() {
+        let huge = "9".repeat(40);
+        assert!(matches!(
+            implied(&huge, 2),
+            Err(DecimalError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            parse(&huge, '.'),
+            Err(DecimalError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn output_is_in_wit_form() {
+        for text in [
+            "0",
+            "1.25",
+            "-3.5",
+            "100",
+            "0.0001",
+            "79228162514264337593543950335",
+        ] {
+            let value = parse(text, '.').unwrap();
+            let out = to_wit(value);
+            assert!(is_wit_decimal(&out), "{out}");
+            assert_eq!(out, text);
+        }
+        assert!(!is_wit_decimal("1e5"));
+        assert!(!is_wit_decimal("-"));
+        assert!(!is_wit_decimal("1."));
+    }
+
+    #[test]
+    fn builds_quantities() {
+        let q = quantity(implied("000125000", 3).unwrap(), "KGM");
+        assert_eq!(q.amount, "125");
+        assert_eq!(q.uom, "KGM");
+    }
+}

@@ -1,0 +1,35 @@
+//! Decoding legacy payload text.
+
+/// Decodes ISO-8859-1 (Latin-1) bytes: every byte is one character, so this never fails.
+///
+/// Pure ASCII payloads decode unchanged; UTF-8 multi-byte sequences come out as two or more
+/// Latin-1 characters, so decode UTF-8 sources with [`std::str::from_utf8`] instead.
+pub fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&byte| char::from(byte)).collect()
+}
+
+/// Decodes UTF-8 when the bytes are valid UTF-8, otherwise Latin-1: for sources that moved to
+/// UTF-8 over the years but still send old files.
+pub fn utf8_or_latin1(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => latin1(bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_latin1_bytes() {
+        assert_eq!(latin1(b"M\xfcller \xe9t\xe9"), "Müller été");
+        assert_eq!(latin1(b"plain"), "plain");
+    }
+
+    #[test]
+    fn prefers_utf8_when_valid() {
+        assert_eq!(utf8_or_latin1("Müller".as_bytes()), "Müller");
+        assert_eq!(utf8_or_latin1(b"M\xfcller"), "Müller");
+    }
+}

@@ -1,0 +1,244 @@
+//! RFC 3339 timestamps built from the date, time and UTC-offset fields legacy sources carry.
+//!
+//! ```ignore
+//! let at = timestamp::from_compact("20260302", "061500", "+01:00")?;
+//! assert_eq!(at, "2026-03-02T06:15:00+01:00");
+//! ```
+
+use time::format_description::well_known::Rfc3339;
+use time::{Month, PrimitiveDateTime};
+
+pub use time::{Date, Time, UtcOffset};
+
+/// Why date, time or offset fields do not make a timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TimestampError {
+    /// The date is not `YYYYMMDD` or `YYYY-MM-DD`, or is not a calendar date.
+    #[error("'{text}' is not a valid date (expected YYYYMMDD)")]
+    Date {
+        /// The offending text.
+        text: String,
+    },
+    /// The time is not `HHMMSS`, `HHMM`, `HH:MM:SS` or `HH:MM`, or is out of range.
+    #[error("'{text}' is not a valid time (expected HHMMSS)")]
+    Time {
+        /// The offending text.
+        text: String,
+    },
+    /// The offset is not `Z`, `±HH:MM`, `±HHMM` or `±HH`, or is out of range.
+    #[error("'{text}' is not a valid UTC offset (expected +HH:MM)")]
+    Offset {
+        /// The offending text.
+        text: String,
+    },
+    /// The moment cannot be written as RFC 3339 (for example a year beyond 9999).
+    #[error("cannot be written as an RFC 3339 timestamp: {reason}")]
+    Format {
+        /// What the formatter reported.
+        reason: String,
+    },
+}
+
+/// Parses a calendar date written `YYYYMMDD` or `YYYY-MM-DD`.
+pub fn parse_date(text: &str) -> Result<Date, TimestampError> {
+    let error = || TimestampError::Date {
+        text: text.to_owned(),
+    };
+    let compact: String = match text.len() {
+        8 => text.to_owned(),
+        10 if text.as_bytes().get(4) == Some(&b'-') && text.as_bytes().get(7) == Some(&b'-') => {
+            text.replace('-', "")
+        }
+        _ => return Err(error()),
+    };
+    let year = number(&compact, 0..4).ok_or_else(error)?;
+    let month = number(&compact, 4..6).ok_or_else(error)?;
+    let day = number(&compact, 6..8).ok_or_else(error)?;
+    let month = u8::try_from(month)
+        .ok()
+        .and_then(|m| Month::try_from(m).ok())
+        .ok_or_else(error)?;
+    let year = i32::try_from(year).map_err(|_| error())?;
+    let day = u8::try_from(day).map_err(|_| error())?;
+    Date::from_calendar_date(year, month, day).map_err(|_| error())
+}
+
+/// Parses a time of day written `HHMMSS`, `HHMM`, `HH:MM:SS` or `HH:MM`.
+pub fn parse_time(text: &str) -> Result<Time, TimestampError> {
+    let error = || TimestampError::Time {
+        text: text.to_owned(),
+    };
+    let compact = match text.len() {
+        5 | 8 if text.as_bytes().get(2) == Some(&b':') => text.replace(':', ""),
+        4 | 6 => text.to_owned(),
+        _ => return Err(error()),
+    };
+    if compact.len() != 4 && compact.len() != 6 {
+        return Err(error());
+    }
+    let hour = number(&compact, 0..2).ok_or_else(error)?;
+    let minute = number(&compact, 2..4).ok_or_else(error)?;
+    let second = if compact.len() == 6 {
+        number(&compact, 4..6).ok_or_else(error)?
+    } else {
+        0
+    };
+    let [hour, minute, second] = [hour, minute, second].map(|n| u8::try_from(n).unwrap_or(u8::MAX));
+    Time::from_hms(hour, minute, second).map_err(|_| error())
+}
+
+/// Parses a UTC offset written `Z`, `±HH:MM`, `±HHMM` or `±HH`.
+pub fn parse_offset(text: &str) -> Result<UtcOffset, TimestampError> {
+    let error = || TimestampError::Offset {
+        text: text.to_owned(),
+    };
+    if text == "Z" || text == "z" {
+        return Ok(UtcOffset::UTC);
+    }
+    let (sign, rest) = match text.split_at_checked(1) {
+        Some(("+", rest)) => (1i8, rest),
+        Some(("-", rest)) => (-1i8, rest),
+        _ => return Err(error()),
+    };
+    let digits = match rest.len() {
+        5 if rest.as_bytes().get(2) == Some(&b':') => rest.replace(':', ""),
+        2 | 4 => rest.to_owned(),
+        _ => return Err(error()),
+    };
+    if digits.len() != 2 && digits.len() != 4 {
+        return Err(error());
+    }
+    let hours = number(&digits, 0..2).ok_or_else(error)?;
+    let minutes = if digits.len() == 4 {
+        number(&digits, 2..4).ok_or_else(error)?
+    } else {
+        0
+    };
+    if hours > 23 || minutes > 59 {
+        return Err(error());
+    }
+    let hours = i8::try_from(hours).map_err(|_| error())?;
+    let minutes = i8::try_from(minutes).map_err(|_| error())?;
+    UtcOffset::from_hms(sign * hours, sign * minutes, 0).map_err(|_| error())
+}
+
+/// Writes a local date and time at `offset` as RFC 3339 text, for example
+/// `2026-03-02T06:15:00+01:00` (`Z` for a zero offset).
+pub fn rfc3339(date: Date, time: Time, offset: UtcOffset) -> Result<String, TimestampError> {
+    PrimitiveDateTime::new(date, time)
+        .assume_offset(offset)
+        .format(&Rfc3339)
+        .map_err(|error| TimestampError::Format {
+            reason: error.to_string(),
+        })
+}
+
+/// Builds an RFC 3339 timestamp from date, time and offset fields:
+/// `("20260302", "061500", "+01:00")` gives `2026-03-02T06:15:00+01:00`.
+pub fn from_compact(date: &str, time: &str, offset: &str) -> Result<String, TimestampError> {
+    rfc3339(parse_date(date)?, parse_time(time)?, parse_offset(offset)?)
+}
+
+/// Writes a date in the WIT `date` form (RFC 3339 `full-date`), for example `2026-03-02`.
+pub fn full_date(date: Date) -> String {
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
+/// Reads the ASCII digits at `range` of `text` as a number; none if any is not a digit.
+fn number(text: &str, range: std::ops::Range<usize>) -> Option<u32> {
+    let digits = text.get(range)?;
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_timestamps_from_compact_fields() {
+        assert_eq!(
+            from_compact("20260302", "061500", "+01:00").unwrap(),
+            "2026-03-02T06:15:00+01:00"
+        );
+        assert_eq!(
+            from_compact("2026-03-02", "23:59", "-0530").unwrap(),
+            "2026-03-02T23:59:00-05:30"
+        );
+        assert_eq!(
+            from_compact("20260101", "0000", "+00:00").unwrap(),
+            "2026-01-01T00:00:00Z"
+        );
+        assert_eq!(
+            from_compact("20240229", "120000", "Z").unwrap(),
+            "2024-02-29T12:00:00Z"
+        );
+        assert_eq!(
+            from_compact("20260302", "061500", "+09").unwrap(),
+            "2026-03-02T06:15:00+09:00"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_dates() {
+        for text in [
+            "20260230",
+            "20261301",
+            "2026030",
+            "2026-0302",
+            "2026O302",
+            "",
+            "+0260302",
+        ] {
+            assert!(
+                matches!(parse_date(text), Err(TimestampError::Date { .. })),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_bad_times() {
+        for text in [
+            "246000", "126000", "120060", "1215a0", "12:5", "1", "12-15", "+12345",
+        ] {
+            assert!(
+                matches!(parse_time(text), Err(TimestampError::Time { .. })),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_bad_offsets() {
+        for text in [
+            "01:00", "+1:00", "+24:00", "+01:60", "CET", "", "+01:0", "±01:00",
+        ] {
+            assert!(
+                matches!(parse_offset(text), Err(TimestampError::Offset { .. })),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_messages_name_the_text() {
+        let error = from_compact("20260230", "061500", "+01:00").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "'20260230' is not a valid date (expected YYYYMMDD)"
+        );
+    }
+
+    #[test]
+    fn writes_full_dates() {
+        assert_eq!(full_date(parse_date("20260302").unwrap()), "2026-03-02");
+    }
+}
