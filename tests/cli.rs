@@ -1,0 +1,229 @@
+//! The command line: bad input of every kind gets a clear message, never a panic.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use support::*;
+
+fn millrace(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn assert_clean_failure(o: &Output, needle: &str) {
+    let t = text(o);
+    assert!(!o.status.success(), "should fail: {t}");
+    assert!(t.contains(needle), "expected {needle:?} in: {t}");
+    assert!(!t.contains("panicked"), "panicked: {t}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["up", "--help"],
+        vec!["publish", "--help"],
+        vec!["plugin", "--help"],
+        vec!["plugin", "run", "--help"],
+        vec!["plugin", "test", "--help"],
+    ] {
+        let o = millrace(&args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("Usage:"), "{args:?}");
+    }
+}
+
+#[test]
+fn bad_config_names_file_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[routes.a]\nsubjects = [\"raw.a\"]\nplugin = \"p\"\nretries = 3\n",
+    )
+    .unwrap();
+    let o = millrace(&["run", "--config", path.to_str().unwrap()]);
+    assert_clean_failure(&o, "bad.toml");
+    assert_clean_failure(&o, "retries");
+
+    let o = millrace(&["run", "--config", "/nonexistent/millrace.toml"]);
+    assert_clean_failure(&o, "cannot read config file /nonexistent/millrace.toml");
+}
+
+#[test]
+fn unreachable_nats_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    let port = millrace::transport::local_server::free_port().unwrap();
+    std::fs::write(
+        &path,
+        format!("[nats]\nurl = \"nats://127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    let o = millrace(&["run", "--config", path.to_str().unwrap()]);
+    assert_clean_failure(
+        &o,
+        &format!("cannot connect to NATS at nats://127.0.0.1:{port}"),
+    );
+}
+
+#[test]
+fn missing_plugin_is_reported() {
+    let nats = Nats::start();
+    let config =
+        nats.config("[routes.lost]\nsubjects = [\"raw.x.y.z\"]\nplugin = \"no/such/plugin\"\n");
+    let o = millrace(&["run", "--config", config.to_str().unwrap()]);
+    assert_clean_failure(&o, "route `lost`");
+    assert_clean_failure(&o, "no/such/plugin not found");
+}
+
+#[test]
+fn publish_to_an_uncaptured_subject_is_reported() {
+    let nats = Nats::start();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.txt");
+    std::fs::write(&file, "hello").unwrap();
+    let o = millrace(&[
+        "publish",
+        "other.subject",
+        file.to_str().unwrap(),
+        "--nats",
+        &nats.url(),
+    ]);
+    assert_clean_failure(&o, "JetStream did not store");
+    let o = millrace(&[
+        "publish",
+        "raw.bad..subject",
+        file.to_str().unwrap(),
+        "--nats",
+        &nats.url(),
+    ]);
+    assert_clean_failure(&o, "invalid subject");
+}
+
+#[test]
+fn plugin_run_prints_events_or_the_map_error() {
+    let dir = plugin("tests/guests/misbehave");
+    let input = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(input.path(), "ok 5").unwrap();
+    let o = millrace(&[
+        "plugin",
+        "run",
+        dir.to_str().unwrap(),
+        input.path().to_str().unwrap(),
+        "--set",
+        "site=P9",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let line: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(line["kind"], "production-completion");
+    assert_eq!(line["site"], "P9");
+    assert_eq!(line["data"]["work_order"], "WO-5");
+
+    for (payload, expected) in [
+        ("", "map error (malformed-input)"),
+        ("\u{fffd}garbage", "map error (malformed-input)"),
+        (
+            "reject",
+            "map error (rejected-by-rule): rejected on purpose",
+        ),
+    ] {
+        std::fs::write(input.path(), payload).unwrap();
+        let o = millrace(&[
+            "plugin",
+            "run",
+            dir.to_str().unwrap(),
+            input.path().to_str().unwrap(),
+        ]);
+        assert_clean_failure(&o, expected);
+    }
+}
+
+#[test]
+fn plugins_are_granted_nothing() {
+    let dir = plugin("tests/guests/misbehave");
+    let input = tempfile::NamedTempFile::new().unwrap();
+    for (cmd, item) in [
+        ("env", "env:0"),
+        ("file", "file:denied"),
+        ("clock", "clock:0"),
+    ] {
+        std::fs::write(input.path(), cmd).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_millrace"))
+            .args([
+                "plugin",
+                "run",
+                dir.to_str().unwrap(),
+                input.path().to_str().unwrap(),
+            ])
+            .env("SECRET_TOKEN", "must-not-leak")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{cmd}: {}", text(&o));
+        let event: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(event["data"]["item"], item, "{cmd}");
+    }
+}
+
+#[test]
+fn plugin_test_passes_the_golden_fixtures_and_diffs_a_failure() {
+    let dir = plugin("plugins/mes-shift-report");
+    let o = millrace(&["plugin", "test", dir.to_str().unwrap()]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("PASS "), "{t}");
+    assert!(t.contains(" 0 failed"), "{t}");
+
+    // A copy of the plugin whose first good fixture expects another quantity fails with a diff.
+    let copy = tempfile::tempdir().unwrap();
+    let built = millrace::registry::LocalPlugin::locate(&dir).unwrap();
+    std::fs::copy(&built.component, copy.path().join("plugin.wasm")).unwrap();
+    let manifest = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
+    std::fs::write(
+        copy.path().join("plugin.toml"),
+        format!("{manifest}\n[build]\ncommand = [\"true\"]\ncomponent = \"plugin.wasm\"\n"),
+    )
+    .unwrap();
+    let fixtures = copy.path().join("fixtures");
+    std::fs::create_dir(&fixtures).unwrap();
+    let mut tampered = false;
+    for input in millrace::registry::fixtures::inputs(&dir).unwrap() {
+        let expected_path = millrace::registry::fixtures::expected_path(&input);
+        let mut expected = std::fs::read_to_string(&expected_path).unwrap();
+        if !tampered && expected.contains("\"amount\"") {
+            let value: serde_json::Value = serde_json::from_str(&expected).unwrap();
+            let mut value = value;
+            let amount = &mut value["events"][0]["data"]["good_quantity"]["amount"];
+            if amount.is_string() {
+                *amount = serde_json::Value::String("99999".into());
+                expected = serde_json::to_string_pretty(&value).unwrap();
+                tampered = true;
+            }
+        }
+        std::fs::copy(&input, fixtures.join(input.file_name().unwrap())).unwrap();
+        std::fs::write(fixtures.join(expected_path.file_name().unwrap()), expected).unwrap();
+    }
+    assert!(tampered, "a fixture with a production completion exists");
+    let o = millrace(&["plugin", "test", copy.path().to_str().unwrap()]);
+    assert_clean_failure(&o, "FAIL ");
+    let t = text(&o);
+    assert!(
+        t.lines()
+            .any(|l| l.trim_start().starts_with('-') && l.contains("\"amount\": \"99999\"")),
+        "the diff shows the expected line: {t}"
+    );
+    assert_clean_failure(&o, " 1 failed");
+}

@@ -1,0 +1,271 @@
+//! The integration test harness: a real nats-server on a free port, the real `millrace`
+//! binary, real compiled plugins.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer};
+use futures::StreamExt;
+use millrace::registry::LocalPlugin;
+use millrace::transport::local_server::{LocalServer, free_port};
+
+/// Long enough for a cold build on a slow machine; tests never assert on speed.
+pub const PATIENCE: Duration = Duration::from_secs(300);
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
+}
+
+/// A plugin folder, built once per test binary.
+pub fn plugin(relative: &str) -> PathBuf {
+    static BUILT: OnceLock<std::sync::Mutex<Vec<PathBuf>>> = OnceLock::new();
+    let dir = root().join(relative);
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap();
+    if !built.contains(&dir) {
+        LocalPlugin::locate(&dir).unwrap_or_else(|e| panic!("building {relative}: {e:#}"));
+        built.push(dir.clone());
+    }
+    dir
+}
+
+/// A nats-server with JetStream in a temporary folder.
+pub struct Nats {
+    pub server: LocalServer,
+    pub dir: tempfile::TempDir,
+}
+
+impl Nats {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = LocalServer::start(free_port().unwrap(), &dir.path().join("js")).unwrap();
+        Self { server, dir }
+    }
+
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::connect(self.url()).await.unwrap()
+    }
+
+    /// Writes a host config with the given route sections and returns its path.
+    pub fn config(&self, routes: &str) -> PathBuf {
+        let path = self.dir.path().join("millrace.toml");
+        let state = Path::new(env!("CARGO_TARGET_TMPDIR")).join("millrace-state");
+        std::fs::write(
+            &path,
+            format!(
+                "[nats]\nurl = \"{}\"\n\n[host]\nworkers = 2\npartitions = 8\nstate_dir = \"{}\"\n\n{routes}",
+                self.url(),
+                state.display()
+            ),
+        )
+        .unwrap();
+        path
+    }
+}
+
+/// A `millrace` child process.
+pub struct Host {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Host {
+    /// Starts `millrace run --config <config>` and waits until its routes consume.
+    pub async fn start(config: &Path, js: &jetstream::Context, consumers: &[&str]) -> Self {
+        let log = config.with_extension(format!("{}.log", std::process::id() ^ rand_u32()));
+        let child = Command::new(env!("CARGO_BIN_EXE_millrace"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn,millrace=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut host = Self { child, log };
+        let started = Instant::now();
+        'wait: loop {
+            if let Some(status) = host.child.try_wait().unwrap() {
+                panic!("millrace exited at start ({status}):\n{}", host.log_text());
+            }
+            if let Ok(stream) = js.get_stream("RAW").await {
+                let mut all = true;
+                for name in consumers {
+                    all &= stream.consumer_info(*name).await.is_ok();
+                }
+                if all && host.log_text().contains("route serving") {
+                    break 'wait;
+                }
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "host not ready:\n{}",
+                host.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        host
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no draining, no acks.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for a graceful exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.child.wait().unwrap()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_u32() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Publishes a raw message with a `Nats-Msg-Id` and waits for JetStream to store it.
+pub async fn publish(js: &jetstream::Context, subject: &str, payload: &[u8], msg_id: &str) {
+    let mut headers = HeaderMap::new();
+    headers.insert("Nats-Msg-Id", msg_id);
+    js.publish_with_headers(subject.to_owned(), headers, payload.to_vec().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+/// A message read back from a stream.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub subject: String,
+    pub sequence: u64,
+    pub headers: Vec<(String, String)>,
+    pub payload: Vec<u8>,
+}
+
+impl Stored {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.payload).unwrap()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Reads the messages of `stream` matching `filter` until `count` have arrived (or `PATIENCE`
+/// runs out), then keeps reading for `settle` to catch any extra (duplicate) message.
+pub async fn read_stream(
+    js: &jetstream::Context,
+    stream: &str,
+    filter: &str,
+    count: usize,
+    settle: Duration,
+) -> Vec<Stored> {
+    let started = Instant::now();
+    let stream_handle = loop {
+        match js.get_stream(stream).await {
+            Ok(s) => break s,
+            Err(_) if started.elapsed() < PATIENCE => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("stream {stream}: {e}"),
+        }
+    };
+    let consumer = stream_handle
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: filter.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let mut out = Vec::new();
+    let mut deadline = Instant::now() + PATIENCE;
+    let mut settled = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match tokio::time::timeout(left, messages.next()).await {
+            Ok(Some(Ok(m))) => {
+                let info = m.info().unwrap();
+                let sequence = info.stream_sequence;
+                let mut headers = Vec::new();
+                if let Some(h) = &m.headers {
+                    for (name, values) in h.iter() {
+                        for v in values {
+                            headers.push((name.to_string(), v.as_str().to_owned()));
+                        }
+                    }
+                }
+                out.push(Stored {
+                    subject: m.subject.to_string(),
+                    sequence,
+                    headers,
+                    payload: m.payload.to_vec(),
+                });
+            }
+            Ok(Some(Err(e))) => panic!("reading {stream}: {e}"),
+            Ok(None) | Err(_) => break,
+        }
+        if out.len() >= count && !settled {
+            settled = true;
+            deadline = Instant::now() + settle;
+        }
+    }
+    assert!(
+        out.len() >= count,
+        "{stream} {filter}: expected {count} messages, got {}",
+        out.len()
+    );
+    out
+}
+
+/// The number of messages stored in a stream.
+pub async fn stream_len(js: &jetstream::Context, stream: &str) -> u64 {
+    js.get_stream(stream)
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .state
+        .messages
+}
