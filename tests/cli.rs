@@ -1,4 +1,5 @@
 //! The command line: bad input of every kind gets a clear message, never a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
@@ -90,28 +91,50 @@ fn missing_plugin_is_reported() {
     assert_clean_failure(&o, "no/such/plugin not found");
 }
 
-#[test]
-fn publish_to_an_uncaptured_subject_is_reported() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_reports_where_each_message_went() {
     let nats = Nats::start();
+    let client = nats.client().await;
+    let js = async_nats::jetstream::new(client);
+    millrace::transport::ensure_streams(&js, &Default::default())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("m.txt");
     std::fs::write(&file, "hello").unwrap();
-    let o = millrace(&[
-        "publish",
-        "other.subject",
-        file.to_str().unwrap(),
-        "--nats",
-        &nats.url(),
-    ]);
+    let file = file.to_str().unwrap();
+    let url = nats.url();
+
+    let o = millrace(&["publish", "other.subject", file, "--nats", &url]);
     assert_clean_failure(&o, "JetStream did not store");
+    assert_clean_failure(&o, "is the subject captured by the RAW stream");
+    let o = millrace(&["publish", "raw.bad..subject", file, "--nats", &url]);
+    assert_clean_failure(&o, "invalid subject");
+
+    // A subject the RAW stream captures but no route consumes: stored, with a warning.
+    let config =
+        nats.config("[routes.mes]\nsubjects = [\"raw.mes.*.shift-report\"]\nplugin = \"p\"\n");
     let o = millrace(&[
         "publish",
-        "raw.bad..subject",
-        file.to_str().unwrap(),
-        "--nats",
-        &nats.url(),
+        "raw.wms.plant1.moves",
+        file,
+        "--config",
+        config.to_str().unwrap(),
     ]);
-    assert_clean_failure(&o, "invalid subject");
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("warning: no route in"), "{t}");
+    assert!(t.contains("consumes raw.wms.plant1.moves"), "{t}");
+    assert!(
+        t.contains("-> raw.wms.plant1.moves: stored (stream RAW seq 1"),
+        "{t}"
+    );
+    let o = millrace(&["publish", "raw.wms.plant1.moves", file, "--nats", &url]);
+    assert!(
+        text(&o).contains("already stored, not stored again"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -226,4 +249,47 @@ fn plugin_test_passes_the_golden_fixtures_and_diffs_a_failure() {
         "the diff shows the expected line: {t}"
     );
     assert_clean_failure(&o, " 1 failed");
+}
+
+#[test]
+fn up_once_runs_the_example_end_to_end() {
+    let state = tempfile::tempdir().unwrap();
+    let port = millrace::transport::local_server::free_port()
+        .unwrap()
+        .to_string();
+    let config = root().join("examples/millrace.toml");
+    let o = millrace(&[
+        "up",
+        "--config",
+        config.to_str().unwrap(),
+        "--once",
+        "--port",
+        &port,
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains(&format!(
+            "started nats-server with JetStream at nats://127.0.0.1:{port}"
+        )),
+        "{t}"
+    );
+    let events = t
+        .lines()
+        .filter(|l| l.starts_with("EVENT canonical."))
+        .count();
+    assert_eq!(
+        events, 15,
+        "the three good sample reports give 15 events: {t}"
+    );
+    assert!(
+        t.contains("EVENT canonical.production-completion.PLANT1  WO-4711@PLANT1/0010"),
+        "{t}"
+    );
+    assert!(
+        t.contains("DEAD LETTER dlq.mes-plant1  raw.mes.plant1.shift-report seq 4: malformed-input: line 4, field detail-count"),
+        "{t}"
+    );
 }

@@ -1,6 +1,7 @@
 //! The whole flow against a real nats-server: raw messages become exact canonical events,
 //! bad ones become dead letters with their original bytes, and a host killed mid-stream
 //! loses and duplicates nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
@@ -31,10 +32,12 @@ fn mes_route() -> String {
 }
 
 /// The fixtures of the MES plugin with their expectations, split into good and bad.
-fn mes_fixtures() -> (
-    Vec<(Vec<u8>, Vec<serde_json::Value>)>,
-    Vec<(Vec<u8>, serde_json::Value)>,
-) {
+/// A fixture input that maps, with its expected events.
+type Good = (Vec<u8>, Vec<serde_json::Value>);
+/// A fixture input that fails, with its expected error.
+type Bad = (Vec<u8>, serde_json::Value);
+
+fn mes_fixtures() -> (Vec<Good>, Vec<Bad>) {
     let dir = plugin("plugins/mes-shift-report");
     let mut good = Vec::new();
     let mut bad = Vec::new();
@@ -221,6 +224,10 @@ async fn a_host_killed_mid_stream_loses_and_duplicates_nothing() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         host.kill();
+        assert!(
+            stream_len(&js, "CANONICAL").await < TOTAL as u64,
+            "the host was killed mid-stream"
+        );
         host = Host::start(&config, &js, &[consumer]).await;
     }
     publisher.await.unwrap();

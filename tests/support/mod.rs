@@ -46,7 +46,16 @@ pub struct Nats {
 impl Nats {
     pub fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let server = LocalServer::start(free_port().unwrap(), &dir.path().join("js")).unwrap();
+        // A free port can be taken by another socket before the server binds it: try again.
+        let mut attempts = 0;
+        let server = loop {
+            attempts += 1;
+            match LocalServer::start(free_port().unwrap(), &dir.path().join("js")) {
+                Ok(server) => break server,
+                Err(e) if attempts < 5 => eprintln!("nats-server did not start, retrying: {e:#}"),
+                Err(e) => panic!("nats-server did not start: {e:#}"),
+            }
+        };
         Self { server, dir }
     }
 

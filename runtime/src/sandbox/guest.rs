@@ -66,10 +66,11 @@ impl GuestState {
         }
     }
 
-    /// Writes out what the guest printed during the last call and resets the budget.
-    pub(super) fn flush_output(&mut self) {
+    /// Writes out what the guest printed during the last call and resets the budget;
+    /// returns the last line it wrote to stderr (where a Rust panic message lands).
+    pub(super) fn flush_output(&mut self) -> Option<String> {
         self.stdout.flush_to_log();
-        self.stderr.flush_to_log();
+        self.stderr.flush_to_log()
     }
 }
 
@@ -207,12 +208,12 @@ impl GuestOutput {
         }
     }
 
-    fn flush_to_log(&self) {
+    fn flush_to_log(&self) -> Option<String> {
         let Ok(mut buffer) = self.buffer.lock() else {
-            return;
+            return None;
         };
         if buffer.bytes.is_empty() && buffer.dropped == 0 {
-            return;
+            return None;
         }
         let text = String::from_utf8_lossy(&buffer.bytes);
         let (route, plugin, stream) = (&*self.route, &*self.plugin, self.stream);
@@ -228,8 +229,15 @@ impl GuestOutput {
                 buffer.dropped
             );
         }
+        let last = text
+            .lines()
+            .rev()
+            // Skip Rust's hint about RUST_BACKTRACE that follows a panic message.
+            .find(|l| !l.trim().is_empty() && !l.starts_with("note: run with"))
+            .map(|l| l.chars().take(512).collect());
         buffer.bytes.clear();
         buffer.dropped = 0;
+        last
     }
 }
 

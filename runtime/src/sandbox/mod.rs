@@ -260,7 +260,7 @@ impl Session {
         self.store
             .set_epoch_deadline(deadline_ticks(self.limits.deadline));
         let result = self.mapper.call_map(&mut self.store, input);
-        self.store.data_mut().flush_output();
+        let last_stderr = self.store.data_mut().flush_output();
         match result {
             Ok(Ok(events)) => {
                 if events.len() > self.limits.max_events {
@@ -276,7 +276,13 @@ impl Session {
             Err(e) => {
                 // A component instance that trapped may not be entered again.
                 self.poisoned = true;
-                Err(classify_trap(&self.store, e, self.limits))
+                let error = classify_trap(&self.store, e, self.limits);
+                Err(match (error, last_stderr) {
+                    (CallError::Trap(trap), Some(said)) => {
+                        CallError::Trap(format!("{trap} (the plugin's last words: {said})"))
+                    }
+                    (error, _) => error,
+                })
             }
         }
     }
@@ -298,7 +304,12 @@ fn classify_trap(store: &Store<GuestState>, e: wasmtime::Error, limits: Limits) 
     }
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => CallError::Deadline(limits.deadline),
-        _ => CallError::Trap(format!("{e:#}")),
+        // The trap code is what a user can act on; the wasm backtrace goes to the debug log.
+        Some(trap) => {
+            tracing::debug!("plugin trap: {e:?}");
+            CallError::Trap(trap.to_string())
+        }
+        None => CallError::Trap(format!("{e:#}")),
     }
 }
 
