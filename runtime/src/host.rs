@@ -136,18 +136,27 @@ pub async fn serve(
     result
 }
 
-/// Pulls a route subject's messages into the lanes until shutdown.
+/// Pulls a route subject's messages into the lanes until shutdown. Losing the server only
+/// pauses it: it opens a new pull stream once the connection is back.
 async fn pull(
     consumer: jetstream::consumer::PullConsumer,
     route: Arc<Route>,
     lanes: Vec<mpsc::Sender<Incoming>>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let pause = || tokio::time::sleep(Duration::from_millis(500));
     loop {
-        let mut messages = consumer
-            .messages()
-            .await
-            .with_context(|| format!("route `{}`: cannot pull messages", route.name))?;
+        let mut messages = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            opened = consumer.messages() => match opened {
+                Ok(messages) => messages,
+                Err(e) => {
+                    tracing::warn!(route = &*route.name, "cannot pull messages, retrying: {e}");
+                    pause().await;
+                    continue;
+                }
+            },
+        };
         loop {
             let next = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
@@ -168,12 +177,12 @@ async fn pull(
                     // Missed heartbeats and the like while the server restarts: the stream
                     // carries on once the connection is back.
                     tracing::warn!(route = &*route.name, "pulling messages: {e}");
+                    pause().await;
                 }
                 None => break,
             }
         }
-        // The pull stream ended (the connection was lost for long); open a new one.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        pause().await;
     }
 }
 

@@ -96,19 +96,41 @@ fn work(mut jobs: mpsc::Receiver<Job>) {
         if !sessions.contains_key(&key) && sessions.len() >= MAX_SESSIONS {
             sessions.clear();
         }
-        let session = match sessions.entry(key.clone()) {
-            Entry::Occupied(entry) => Ok(entry.into_mut()),
-            Entry::Vacant(entry) => Session::new(&job.plugin, &job.route).map(|s| entry.insert(s)),
+        // A panic in the host while calling a plugin must cost one message, not the worker.
+        let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let session = match sessions.entry(key.clone()) {
+                Entry::Occupied(entry) => Ok(entry.into_mut()),
+                Entry::Vacant(entry) => {
+                    Session::new(&job.plugin, &job.route).map(|s| entry.insert(s))
+                }
+            };
+            let mut spent = false;
+            let result = session.and_then(|session| {
+                let result = session.call(&job.raw);
+                spent = session.is_spent();
+                result
+            });
+            (result, spent)
+        }));
+        let result = match call {
+            Ok((result, spent)) => {
+                if spent {
+                    sessions.remove(&key);
+                }
+                result
+            }
+            Err(_) => {
+                sessions.remove(&key);
+                tracing::error!(
+                    route = &*job.route.route,
+                    plugin = job.plugin.id(),
+                    "the host panicked calling the plugin; the session is dropped"
+                );
+                Err(CallError::Trap(
+                    "the host panicked while calling the plugin".into(),
+                ))
+            }
         };
-        let mut spent = false;
-        let result = session.and_then(|session| {
-            let result = session.call(&job.raw);
-            spent = session.is_spent();
-            result
-        });
-        if spent {
-            sessions.remove(&key);
-        }
         let result = result
             .map_err(Failure::from)
             .and_then(|events| governance::accept(events, &job.route.limits));

@@ -11,9 +11,6 @@ mod record;
 mod report;
 mod units;
 
-#[cfg(test)]
-mod fixtures;
-
 use millrace_sdk::prelude::*;
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
