@@ -7,22 +7,6 @@ use std::process::{Command, Output};
 
 use support::*;
 
-fn millrace(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_millrace"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn assert_clean_failure(o: &Output, needle: &str) {
     let t = text(o);
     assert!(!o.status.success(), "should fail: {t}");

@@ -26,6 +26,10 @@
 //! | `routes.<name>.retry.attempts` | tries for a trap, deadline or memory breach before dead-lettering | 3 |
 //! | `routes.<name>.retry.backoff` | wait before the first retry, doubled each time | `200ms` |
 //! | `routes.<name>.ack_wait` | how long JetStream waits for an ack before redelivering | `30s` |
+//! | `routes.<name>.ordering` | `flag`: mark an event older than the last one of its key late; `off` | `flag` |
+//! | `routes.<name>.idempotency` | skip events whose source transaction another raw message already delivered | `true` |
+//! | `governance.horizon` | how long delivered source transactions and the newest time per business key are remembered | `72h` |
+//! | `governance.ownership` | which source system owns which event kind per site | none: anyone may publish |
 //! | `up.port` | port of the nats-server that `up` starts | 4222 |
 //! | `up.seed` | raw sample files `up` publishes once the host runs | none |
 
@@ -82,6 +86,9 @@ pub struct Config {
     /// Routes by name.
     #[serde(default)]
     pub routes: BTreeMap<String, RouteConfig>,
+    /// Delivery rules across routes: idempotency and system-of-record ownership.
+    #[serde(default)]
+    pub governance: GovernanceConfig,
     /// Settings of the local all-in-one `millrace up`.
     #[serde(default)]
     pub up: UpConfig,
@@ -231,7 +238,93 @@ pub struct RouteConfig {
     /// How long JetStream waits for an ack before it redelivers.
     #[serde(default = "default_ack_wait", with = "humantime_duration")]
     pub ack_wait: Duration,
+    /// How events older than the last one of their business key are treated.
+    #[serde(default)]
+    pub ordering: Ordering,
+    /// Whether events of a source transaction already delivered by another raw message are
+    /// skipped (the resend of the same document with a new message id).
+    #[serde(default = "default_true")]
+    pub idempotency: bool,
 }
+
+fn default_true() -> bool {
+    true
+}
+
+/// How a route treats an event older than the last one published for its business key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ordering {
+    /// Publish it marked `late` (a CloudEvents extension), and count it.
+    #[default]
+    Flag,
+    /// Do not track order.
+    Off,
+}
+
+/// Delivery rules across routes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GovernanceConfig {
+    /// How long delivered source transactions (to recognise resends) and the newest time per
+    /// business key (to recognise late events) are remembered.
+    #[serde(default = "default_horizon", with = "humantime_duration")]
+    pub horizon: Duration,
+    /// The key-value bucket of delivered source transactions.
+    #[serde(default = "default_idempotency_bucket")]
+    pub idempotency_bucket: String,
+    /// The key-value bucket of the last event time per business key.
+    #[serde(default = "default_order_bucket")]
+    pub order_bucket: String,
+    /// Which source system owns which event kind, per site.
+    #[serde(default)]
+    pub ownership: Vec<OwnershipRule>,
+}
+
+impl Default for GovernanceConfig {
+    fn default() -> Self {
+        Self {
+            horizon: default_horizon(),
+            idempotency_bucket: default_idempotency_bucket(),
+            order_bucket: default_order_bucket(),
+            ownership: Vec::new(),
+        }
+    }
+}
+
+fn default_horizon() -> Duration {
+    Duration::from_secs(72 * 3600)
+}
+fn default_idempotency_bucket() -> String {
+    "millrace-idempotency".into()
+}
+fn default_order_bucket() -> String {
+    "millrace-order".into()
+}
+
+/// One system-of-record rule: events of `kind` at `site` may only come from `owner`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OwnershipRule {
+    /// The event kind, e.g. `inventory-balance`.
+    pub kind: String,
+    /// The site code, or `*` for every site.
+    pub site: String,
+    /// The source system that owns it, e.g. `erp`.
+    pub owner: String,
+}
+
+/// The canonical event kinds, as in the WIT and the canonical subjects.
+pub const EVENT_KINDS: [&str; 8] = [
+    "inventory-movement",
+    "inventory-balance",
+    "work-order-status",
+    "material-consumption",
+    "production-completion",
+    "quality-hold",
+    "supplier-commitment",
+    "shipment-notice",
+];
 
 fn default_ack_wait() -> Duration {
     Duration::from_secs(30)
@@ -448,6 +541,36 @@ impl Config {
                 return Err(self.invalid(key("ack_wait"), "must be at least 1s"));
             }
         }
+        let governance = &self.governance;
+        if governance.horizon < Duration::from_secs(60) {
+            return Err(self.invalid("governance.horizon", "must be at least 1m"));
+        }
+        for (key, name) in [
+            (
+                "governance.idempotency_bucket",
+                &governance.idempotency_bucket,
+            ),
+            ("governance.order_bucket", &governance.order_bucket),
+        ] {
+            if !is_token(name) {
+                return Err(self.invalid(key, "may hold only letters, digits, `-` and `_`"));
+            }
+        }
+        for (i, rule) in governance.ownership.iter().enumerate() {
+            let key = |k: &str| format!("governance.ownership[{i}].{k}");
+            if !EVENT_KINDS.contains(&rule.kind.as_str()) {
+                return Err(self.invalid(
+                    key("kind"),
+                    format!("is {:?}; accepted: {}", rule.kind, EVENT_KINDS.join(", ")),
+                ));
+            }
+            if rule.site != "*" && !is_token(&rule.site) {
+                return Err(self.invalid(key("site"), "must be a site code or `*`"));
+            }
+            if !is_token(&rule.owner) {
+                return Err(self.invalid(key("owner"), "must be a source system name like `erp`"));
+            }
+        }
         for (i, seed) in self.up.seed.iter().enumerate() {
             check_subject(&seed.subject, false)
                 .map_err(|m| self.invalid(format!("up.seed[{i}].subject"), m))?;
@@ -581,6 +704,17 @@ mod tests {
         assert!(err.contains("route names"), "{err}");
         let err = parse("[nats]\nuser=\"u\"\n").unwrap_err().to_string();
         assert!(err.contains("nats.password"), "{err}");
+    }
+
+    #[test]
+    fn ownership_rules_are_checked() {
+        let ok = "[[governance.ownership]]\nkind = \"inventory-balance\"\nsite = \"PLANT1\"\nowner = \"erp\"\n";
+        assert_eq!(parse(ok).unwrap().governance.ownership[0].owner, "erp");
+        let err = parse(&ok.replace("inventory-balance", "stock"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("governance.ownership[0].kind"), "{err}");
+        assert!(err.contains("inventory-movement"), "{err}");
     }
 
     #[test]

@@ -10,19 +10,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind};
-use async_nats::{HeaderMap, header};
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::canonical::{CloudEvent, Lineage, MappedEvent};
+use crate::canonical::MappedEvent;
 use crate::config::Config;
+use crate::delivery::{Delivery, Mode, RawOrigin};
 use crate::governance::Failure;
-use crate::governance::dead_letter::DeadLetter;
 use crate::router::{self, Route, RouteTable};
-use crate::sandbox::{RawMessage, Sandbox};
+use crate::sandbox::{PluginComponent, RawMessage, Sandbox};
 use crate::transport;
 use crate::workers::WorkerPool;
 
@@ -39,9 +39,9 @@ struct Incoming {
 }
 
 /// What the lanes share.
-struct Delivery {
-    js: jetstream::Context,
+struct Lanes {
     pool: WorkerPool,
+    delivery: Delivery,
     raw_stream: String,
 }
 
@@ -68,9 +68,9 @@ pub async fn serve(
             config.source.display()
         );
     }
-    let delivery = Arc::new(Delivery {
-        js: js.clone(),
+    let shared = Arc::new(Lanes {
         pool: WorkerPool::start(config.host.workers).context("cannot start the worker threads")?,
+        delivery: Delivery::open(&js, &config.governance).await?,
         raw_stream: config.streams.raw.clone(),
     });
 
@@ -78,10 +78,10 @@ pub async fn serve(
     let mut lane_tasks = JoinSet::new();
     for lane in 0..config.host.partitions {
         let (tx, mut rx) = mpsc::channel::<Incoming>(LANE_QUEUE);
-        let delivery = delivery.clone();
+        let shared = shared.clone();
         lane_tasks.spawn(async move {
             while let Some(incoming) = rx.recv().await {
-                delivery.process(lane, incoming).await;
+                shared.process(lane, incoming).await;
             }
         });
         lanes.push(tx);
@@ -128,8 +128,8 @@ pub async fn serve(
     while consumers.join_next().await.is_some() {}
     drop(lanes);
     while lane_tasks.join_next().await.is_some() {}
-    if let Ok(delivery) = Arc::try_unwrap(delivery) {
-        tokio::task::spawn_blocking(move || delivery.pool.shutdown()).await?;
+    if let Ok(shared) = Arc::try_unwrap(shared) {
+        tokio::task::spawn_blocking(move || shared.pool.shutdown()).await?;
     }
     client.flush().await.ok();
     tracing::info!("host stopped");
@@ -186,58 +186,33 @@ async fn pull(
     }
 }
 
-impl Delivery {
-    /// Maps, publishes and acks one raw message.
+impl Lanes {
+    /// Maps, delivers and acks one raw message.
     async fn process(&self, lane: usize, incoming: Incoming) {
         let Incoming { route, message } = incoming;
         let sequence = message.info().map_or(0, |info| info.stream_sequence);
-        let raw_id = transport::header_value(message.headers.as_ref(), "Nats-Msg-Id")
-            .map_or_else(|| format!("{}:{sequence}", self.raw_stream), str::to_owned);
+        let raw_id = transport::raw_identity(message.headers.as_ref(), &self.raw_stream, sequence);
         let raw = RawMessage {
             subject: message.subject.to_string(),
             headers: flatten(message.headers.as_ref()),
             payload: message.payload.to_vec(),
         };
+        // The version the message started on is the one it finishes on.
         let plugin = route.plugin.clone();
-        let (outcome, attempts) = self.map_with_retries(lane, &route, raw).await;
-        let published = match &outcome {
-            Ok(events) => {
-                let lineage = Lineage {
-                    raw_id: &raw_id,
-                    system: route.source_system(&message.subject),
-                    route: &route.name,
-                    plugin: &plugin.name,
-                    plugin_version: &plugin.version,
-                    raw_sequence: sequence,
-                };
-                self.publish_events(events, &lineage).await
-            }
-            Err(failure) => {
-                tracing::warn!(
-                    route = &*route.name,
-                    plugin = plugin.id(),
-                    raw_sequence = sequence,
-                    subject = %message.subject,
-                    error_kind = failure.kind(),
-                    attempts,
-                    "dead-lettered: {failure}"
-                );
-                let letter = DeadLetter {
-                    route: &route.name,
-                    plugin: &plugin.id(),
-                    raw_subject: &message.subject,
-                    raw_sequence: sequence,
-                    raw_id: &raw_id,
-                    raw_headers: message.headers.as_ref(),
-                    attempts,
-                    failure,
-                };
-                self.publish_dead_letter(&letter, message.payload.clone())
-                    .await
-            }
+        let (outcome, attempts) = self.map_with_retries(lane, &route, &plugin, raw).await;
+        let origin = RawOrigin {
+            id: &raw_id,
+            subject: &message.subject,
+            sequence,
+            headers: message.headers.as_ref(),
+            payload: &message.payload,
         };
-        match published {
-            Ok(()) => {
+        let delivered = self
+            .delivery
+            .deliver(&route, &plugin, &origin, outcome, attempts, &Mode::LIVE)
+            .await;
+        match delivered {
+            Ok(_) => {
                 if let Err(e) = message.ack().await {
                     tracing::warn!(
                         route = &*route.name,
@@ -250,7 +225,7 @@ impl Delivery {
                 tracing::warn!(
                     route = &*route.name,
                     raw_sequence = sequence,
-                    "publishing failed, the message will be redelivered: {e:#}"
+                    "delivery failed, the message will be redelivered: {e:#}"
                 );
                 let _ = message
                     .ack_with(AckKind::Nak(Some(REDELIVER_AFTER_PUBLISH_ERROR)))
@@ -264,18 +239,14 @@ impl Delivery {
         &self,
         lane: usize,
         route: &Route,
+        plugin: &Arc<PluginComponent>,
         raw: RawMessage,
     ) -> (Result<Vec<MappedEvent>, Failure>, u32) {
         let mut attempt = 1;
         loop {
             let result = self
                 .pool
-                .call(
-                    lane,
-                    route.plugin.clone(),
-                    route.context.clone(),
-                    raw.clone(),
-                )
+                .call(lane, plugin.clone(), route.context.clone(), raw.clone())
                 .await;
             match result {
                 Err(failure) if failure.is_retryable() && attempt < route.retry.attempts => {
@@ -294,47 +265,6 @@ impl Delivery {
                 other => return (other, attempt),
             }
         }
-    }
-
-    /// Publishes the events (pipelined) and waits until JetStream has stored every one.
-    async fn publish_events(
-        &self,
-        events: &[MappedEvent],
-        lineage: &Lineage<'_>,
-    ) -> anyhow::Result<()> {
-        let mut acks = Vec::with_capacity(events.len());
-        for (index, event) in events.iter().enumerate() {
-            let envelope = CloudEvent::new(event, index, lineage);
-            let mut headers = HeaderMap::new();
-            headers.insert(header::NATS_MESSAGE_ID, envelope.id.as_str());
-            headers.insert("Content-Type", "application/cloudevents+json");
-            let body = serde_json::to_vec(&envelope).context("cannot encode the event")?;
-            let ack = self
-                .js
-                .publish_with_headers(CloudEvent::nats_subject(event), headers, body.into())
-                .await
-                .context("cannot publish a canonical event")?;
-            acks.push(ack);
-        }
-        for ack in acks {
-            ack.await
-                .context("JetStream did not store a canonical event")?;
-        }
-        Ok(())
-    }
-
-    async fn publish_dead_letter(
-        &self,
-        letter: &DeadLetter<'_>,
-        payload: bytes::Bytes,
-    ) -> anyhow::Result<()> {
-        self.js
-            .publish_with_headers(letter.subject(), letter.headers(), payload)
-            .await
-            .context("cannot publish a dead letter")?
-            .await
-            .context("JetStream did not store a dead letter")?;
-        Ok(())
     }
 }
 

@@ -9,6 +9,8 @@
 
 pub mod canonical;
 pub mod config;
+pub mod delivery;
+pub mod digest;
 pub mod governance;
 pub mod host;
 pub mod registry;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::config::{Config, RetryPolicy};
+use crate::config::{Config, RetryPolicy, RouteConfig};
 use crate::registry::LocalPlugin;
 use crate::sandbox::{PluginComponent, RouteContext, Sandbox};
 
@@ -29,6 +29,10 @@ pub struct Route {
     pub ack_wait: Duration,
     /// The source system, when the route's config names it (`system` key).
     pub system: Option<String>,
+    /// How late events are treated.
+    pub ordering: crate::config::Ordering,
+    /// Whether resent source transactions are skipped.
+    pub idempotency: bool,
 }
 
 impl Route {
@@ -54,39 +58,17 @@ impl RouteTable {
     pub fn load(config: &Config, sandbox: &Sandbox) -> anyhow::Result<Self> {
         let mut loaded: HashMap<PathBuf, Arc<PluginComponent>> = HashMap::new();
         let mut routes = Vec::new();
-        for (name, route) in &config.routes {
-            let path = config.resolve(&route.plugin);
+        for name in config.routes.keys() {
+            let path = config.resolve(&config.routes[name].plugin);
             let plugin = match loaded.get(&path) {
                 Some(plugin) => plugin.clone(),
                 None => {
-                    let plugin = LocalPlugin::locate(&path)
-                        .and_then(|p| p.load(sandbox))
-                        .with_context(|| {
-                            format!(
-                                "route `{name}` in {}: cannot load plugin {}",
-                                config.source.display(),
-                                path.display()
-                            )
-                        })?;
-                    let plugin = Arc::new(plugin);
+                    let plugin = Arc::new(load_plugin(config, name, &path, sandbox)?);
                     loaded.insert(path, plugin.clone());
                     plugin
                 }
             };
-            let name: Arc<str> = name.as_str().into();
-            routes.push(Arc::new(Route {
-                name: name.clone(),
-                subjects: route.subjects.clone(),
-                plugin,
-                context: Arc::new(RouteContext {
-                    route: name,
-                    config: Arc::new(route.config.clone()),
-                    limits: route.limits,
-                }),
-                retry: route.retry,
-                ack_wait: route.ack_wait,
-                system: route.config.get("system").cloned(),
-            }));
+            routes.push(Arc::new(Route::new(config, name, plugin)?));
         }
         Ok(Self { routes })
     }
@@ -95,6 +77,72 @@ impl RouteTable {
     pub fn routes(&self) -> &[Arc<Route>] {
         &self.routes
     }
+}
+
+impl Route {
+    /// The route `name` of `config`, served by `plugin`.
+    pub fn new(config: &Config, name: &str, plugin: Arc<PluginComponent>) -> anyhow::Result<Self> {
+        let route = route_config(config, name)?;
+        let name: Arc<str> = name.into();
+        Ok(Route {
+            name: name.clone(),
+            subjects: route.subjects.clone(),
+            plugin,
+            context: Arc::new(RouteContext {
+                route: name,
+                config: Arc::new(route.config.clone()),
+                limits: route.limits,
+            }),
+            retry: route.retry,
+            ack_wait: route.ack_wait,
+            system: route.config.get("system").cloned(),
+            ordering: route.ordering,
+            idempotency: route.idempotency,
+        })
+    }
+
+    /// The route `name` of `config` with its configured plugin, or with `plugin_override` (a
+    /// plugin folder or component) when given.
+    pub fn load(
+        config: &Config,
+        name: &str,
+        plugin_override: Option<&std::path::Path>,
+        sandbox: &Sandbox,
+    ) -> anyhow::Result<Self> {
+        let path = match plugin_override {
+            Some(path) => path.to_owned(),
+            None => config.resolve(&route_config(config, name)?.plugin),
+        };
+        let plugin = load_plugin(config, name, &path, sandbox)?;
+        Route::new(config, name, Arc::new(plugin))
+    }
+}
+
+fn route_config<'a>(config: &'a Config, name: &str) -> anyhow::Result<&'a RouteConfig> {
+    config.routes.get(name).with_context(|| {
+        format!(
+            "there is no route `{name}` in {}; its routes are: {}",
+            config.source.display(),
+            config.routes.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })
+}
+
+fn load_plugin(
+    config: &Config,
+    route: &str,
+    path: &std::path::Path,
+    sandbox: &Sandbox,
+) -> anyhow::Result<PluginComponent> {
+    LocalPlugin::locate(path)
+        .and_then(|p| p.load(sandbox))
+        .with_context(|| {
+            format!(
+                "route `{route}` in {}: cannot load plugin {}",
+                config.source.display(),
+                path.display()
+            )
+        })
 }
 
 /// True when `subject` matches the NATS subject pattern `pattern` (`*` one token, a final

@@ -63,6 +63,24 @@ impl Nats {
         self.server.url()
     }
 
+    /// Kills the server (SIGKILL) and starts it again on the same port and data.
+    pub fn restart(&mut self) {
+        let (port, store) = (self.server.port(), self.server.store_dir().to_owned());
+        self.server.stop();
+        let mut attempts = 0;
+        self.server = loop {
+            attempts += 1;
+            match LocalServer::start(port, &store) {
+                Ok(server) => break server,
+                Err(e) if attempts < 50 => {
+                    eprintln!("nats-server did not restart yet: {e:#}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("nats-server did not restart: {e:#}"),
+            }
+        };
+    }
+
     pub async fn client(&self) -> async_nats::Client {
         async_nats::connect(self.url()).await.unwrap()
     }
@@ -277,4 +295,50 @@ pub async fn stream_len(js: &jetstream::Context, stream: &str) -> u64 {
         .unwrap()
         .state
         .messages
+}
+
+/// Runs the `millrace` binary to completion.
+pub fn millrace(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// stdout and stderr of a finished command.
+pub fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The number of messages in a stream, or `None` while the server cannot answer.
+pub async fn try_stream_len(js: &jetstream::Context, stream: &str) -> Option<u64> {
+    let mut stream = js.get_stream(stream).await.ok()?;
+    Some(stream.info().await.ok()?.state.messages)
+}
+
+/// A copy of a built plugin under another version, served from a folder that needs no build.
+pub fn plugin_version(relative: &str, version: &str, into: &Path) -> PathBuf {
+    let dir = plugin(relative);
+    let built = LocalPlugin::locate(&dir).unwrap();
+    let copy = into.join(format!("{}-{version}", built.name()));
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(&built.component, copy.join("plugin.wasm")).unwrap();
+    let manifest = std::fs::read_to_string(dir.join("plugin.toml"))
+        .unwrap()
+        .replacen(
+            &format!("version = \"{}\"", built.version()),
+            &format!("version = \"{version}\""),
+            1,
+        );
+    std::fs::write(
+        copy.join("plugin.toml"),
+        format!("{manifest}\n[build]\ncommand = [\"true\"]\ncomponent = \"plugin.wasm\"\n"),
+    )
+    .unwrap();
+    copy
 }

@@ -57,6 +57,12 @@ pub struct CloudEvent {
     /// The source's transaction identity, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sourcetransaction: Option<String>,
+    /// True when the event is older than the last one published for its business key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub late: Option<bool>,
+    /// The replay that produced the event, when it came from `millrace replay`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replayid: Option<String>,
 }
 
 impl CloudEvent {
@@ -81,6 +87,8 @@ impl CloudEvent {
             rawsequence: lineage.raw_sequence,
             sourcesequence: event.source_sequence,
             sourcetransaction: event.source_transaction.clone(),
+            late: None,
+            replayid: None,
         }
     }
 

@@ -1,13 +1,18 @@
 //! The command-line interface: one module per command.
 
+mod dlq;
 mod plugin;
 mod publish;
+mod replay;
 mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
+use millrace::config::Config;
+use millrace::sandbox::Sandbox;
 
 /// millrace: routes raw manufacturing messages (MES records, EDI, B2MML, SaaS JSON) from NATS
 /// through sandboxed WebAssembly mapping plugins into canonical manufacturing events.
@@ -53,6 +58,13 @@ enum Command {
     /// Works with mapping plugins: run one on a file, test its golden fixtures.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Works with dead letters: list them, show one, redrive them through their route.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
+    /// Reprocesses raw history from the RAW stream through a route's plugin: every event gets
+    /// a replay id, and events already on CANONICAL from the same version are not published
+    /// again.
+    Replay(replay::ReplayArgs),
     /// Publishes raw files to a subject (one message each, with a Nats-Msg-Id), for trying
     /// things out.
     Publish {
@@ -69,6 +81,35 @@ enum Command {
         #[arg(long, env = "MILLRACE_NATS")]
         nats: Option<String>,
     },
+}
+
+/// How a command reaches NATS: the host configuration and/or a URL.
+#[derive(Debug, clap::Args)]
+pub struct Connection {
+    /// The host configuration (TOML): NATS connection, stream names, routes.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// NATS server URL; overrides `nats.url` of the config.
+    #[arg(long, env = "MILLRACE_NATS")]
+    nats: Option<String>,
+}
+
+impl Connection {
+    /// Loads the configuration (defaults without one) and connects.
+    async fn connect(&self) -> anyhow::Result<(Config, async_nats::Client)> {
+        let config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        let client = millrace::transport::connect(&config, self.nats.as_deref()).await?;
+        Ok((config, client))
+    }
+}
+
+/// The sandbox of a host or tool run with `config`: compiled plugins cached in its state folder.
+fn sandbox(config: &Config) -> anyhow::Result<Sandbox> {
+    let cache = config.resolve(&config.host.state_dir).join("cache");
+    Sandbox::new(Some(&cache)).context("cannot start the sandbox")
 }
 
 /// Logs go to stderr; `RUST_LOG` tunes them (default `info` for millrace, `warn` otherwise).
@@ -102,6 +143,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             serve::up(&config, options).await
         }
         Command::Plugin(command) => plugin::run(command).await,
+        Command::Dlq(command) => dlq::run(command).await,
+        Command::Replay(args) => replay::run(args).await,
         Command::Publish {
             subject,
             files,

@@ -7,8 +7,8 @@ use anyhow::Context;
 use async_nats::{HeaderMap, header};
 
 use millrace::config::{Config, check_subject};
+use millrace::digest::sha256_hex;
 use millrace::router::subject_matches;
-use millrace::sandbox::digest_hex;
 use millrace::transport;
 
 /// Publishes each file as one message with a `Nats-Msg-Id` derived from subject and content,
@@ -51,7 +51,7 @@ pub async fn publish_files(
     for file in files {
         let payload =
             std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-        let msg_id = digest_hex(&[subject.as_bytes(), b"\0", &payload].concat())[..32].to_owned();
+        let msg_id = sha256_hex(&[subject.as_bytes(), b"\0", &payload].concat())[..32].to_owned();
         let mut headers = HeaderMap::new();
         headers.insert(header::NATS_MESSAGE_ID, msg_id.as_str());
         let ack = js

@@ -5,29 +5,23 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use millrace::config::Config;
 use millrace::governance::dead_letter::headers;
 use millrace::host;
-use millrace::sandbox::Sandbox;
 use millrace::transport::{self, local_server::LocalServer};
 
 /// How long `up --once` waits for the sample messages to be mapped.
 const ONCE_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn sandbox(config: &Config) -> anyhow::Result<Sandbox> {
-    let cache = config.resolve(&config.host.state_dir).join("cache");
-    Sandbox::new(Some(&cache)).context("cannot start the sandbox")
-}
-
 /// `millrace run`.
 pub async fn run(config_path: &Path, nats: Option<&str>) -> anyhow::Result<ExitCode> {
     let config = Arc::new(Config::load(config_path)?);
     let client = transport::connect(&config, nats).await?;
-    let sandbox = sandbox(&config)?;
+    let sandbox = super::sandbox(&config)?;
     let shutdown = CancellationToken::new();
     let stop = shutdown.clone();
     tokio::spawn(async move {
@@ -72,9 +66,14 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
             let server = tokio::task::spawn_blocking(move || LocalServer::start(port, &store));
             let server = server.await??;
             println!(
-                "started nats-server with JetStream at {} (data in {})",
+                "started nats-server with JetStream at {} (data in {}; {})",
                 server.url(),
-                server.store_dir().display()
+                server.store_dir().display(),
+                if server.fsync_always() {
+                    "fsync before every acknowledgement"
+                } else {
+                    "this server version flushes to disk every 2 minutes: see docs/DURABILITY.md"
+                }
             );
             let url = server.url();
             _server = Some(server);
@@ -82,7 +81,7 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
         }
     };
     let client = transport::connect(&config, Some(&url)).await?;
-    let sandbox = sandbox(&config)?;
+    let sandbox = super::sandbox(&config)?;
     let shutdown = CancellationToken::new();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let mut host = tokio::spawn(host::serve(

@@ -2,6 +2,9 @@
 //! validity and size, and where a message that cannot be mapped goes (its dead letter).
 
 pub mod dead_letter;
+pub mod idempotency;
+pub mod ordering;
+pub mod ownership;
 pub mod validate;
 
 use std::io::Write;
@@ -21,6 +24,9 @@ pub enum Failure {
     /// The plugin returned events that break the canonical rules.
     #[error("invalid event: {}", join(.0))]
     Invalid(Vec<InvalidEvent>),
+    /// The route's source system does not own an event's kind at its site.
+    #[error("not the system of record: {0}")]
+    NotOwner(String),
 }
 
 fn join(errors: &[InvalidEvent]) -> String {
@@ -37,6 +43,7 @@ impl Failure {
         match self {
             Failure::Call(e) => e.kind(),
             Failure::Invalid(_) => "invalid-event",
+            Failure::NotOwner(_) => "not-owner",
         }
     }
 
@@ -50,6 +57,7 @@ impl Failure {
         match self {
             Failure::Call(CallError::Map { message, .. }) => message.clone(),
             Failure::Invalid(errors) => join(errors),
+            Failure::NotOwner(message) => message.clone(),
             other => other.to_string(),
         }
     }

@@ -1,4 +1,4 @@
-//! Golden fixtures: each input file in a plugin's `fixtures/` folder has beside it
+//! Golden fixtures: each input file (not `.json`, not `.md`) in a plugin's `fixtures/` folder has beside it
 //! `<name>.expected.json`, either `{"events": [...]}` (the events in the form `millrace plugin
 //! run` prints) or `{"error": {"kind": "...", "message": "..."}}`. A plugin version whose
 //! fixtures do not all pass is not fit to serve.
@@ -89,11 +89,12 @@ pub fn inputs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut inputs = Vec::new();
     for entry in entries {
         let path = entry?.path();
-        let is_json = path.extension().is_some_and(|e| e == "json");
+        // Expectations are .json; notes (like a SOURCES.md naming where samples came from) are .md.
+        let skip = path.extension().is_some_and(|e| e == "json" || e == "md");
         let hidden = path
             .file_name()
             .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if path.is_file() && !is_json && !hidden {
+        if path.is_file() && !skip && !hidden {
             inputs.push(path);
         }
     }

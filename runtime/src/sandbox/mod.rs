@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap};
 
@@ -181,17 +180,11 @@ impl Sandbox {
         Ok(PluginComponent {
             name: name.into(),
             version: version.into(),
-            digest: digest_hex(bytes),
+            digest: crate::digest::sha256_hex(bytes),
             sandbox: self.clone(),
             pre,
         })
     }
-}
-
-/// The hex sha256 of a component's bytes: its identity beside `name@version`.
-pub fn digest_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// One compiled plugin version, ready to instantiate.

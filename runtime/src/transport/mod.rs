@@ -2,6 +2,7 @@
 //! JetStream streams millrace needs, and the durable consumers of the routes.
 
 pub mod local_server;
+pub mod reader;
 
 use std::time::Duration;
 
@@ -18,6 +19,16 @@ pub fn header_value<'a>(headers: Option<&'a async_nats::HeaderMap>, name: &str) 
         .find(|(n, _)| AsRef::<str>::as_ref(*n).eq_ignore_ascii_case(name))
         .and_then(|(_, values)| values.first())
         .map(|v| v.as_str())
+}
+
+/// The identity of a raw message: its `Nats-Msg-Id`, else its stream and sequence.
+pub fn raw_identity(
+    headers: Option<&async_nats::HeaderMap>,
+    stream: &str,
+    sequence: u64,
+) -> String {
+    header_value(headers, "Nats-Msg-Id")
+        .map_or_else(|| format!("{stream}:{sequence}"), str::to_owned)
 }
 
 /// How long the first connection attempt may take before the user is told.
@@ -137,4 +148,42 @@ pub async fn route_consumer(
                  is the subject captured by the stream (`streams.raw_subjects`)?"
             )
         })
+}
+
+/// Opens a key-value bucket, creating it with `max_age` when it does not exist.
+///
+/// The bucket's stream is created directly, with the key-value conventions, because
+/// async-nats's `create_key_value` first reads the account info, whose nats-server 2.9 form it
+/// cannot parse.
+pub async fn key_value(
+    js: &jetstream::Context,
+    bucket: &str,
+    max_age: Duration,
+    description: &str,
+) -> anyhow::Result<jetstream::kv::Store> {
+    if let Ok(store) = js.get_key_value(bucket).await {
+        return Ok(store);
+    }
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{bucket}"),
+        description: Some(description.to_owned()),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_messages: -1,
+        max_bytes: -1,
+        max_message_size: -1,
+        max_age,
+        storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: 1,
+        ..Default::default()
+    })
+    .await
+    .with_context(|| format!("cannot create the key-value bucket {bucket}"))?;
+    js.get_key_value(bucket)
+        .await
+        .with_context(|| format!("cannot open the key-value bucket {bucket}"))
 }

@@ -14,6 +14,9 @@
 //! | `env` | like `ok 1` with item `env:<number of environment variables>` |
 //! | `file` | like `ok 1` with item `file:denied`, or `file:read:<bytes>` if `/etc/passwd` was readable |
 //! | `clock` | like `ok 1` with item `clock:<unix seconds>`, or `clock:before-epoch` |
+//! | `txn <id> <n>` | like `ok <n>`, with source transaction `<id>` (for resend tests) |
+//! | `at <time> <order>` | one production-completion for work order `<order>` that happened at `<time>`, no sequence (for ordering tests) |
+//! | `fixme <n>` | `rejected-by-rule("needs the fixed plugin")`, unless the route config has `fixed = "yes"`: then like `ok <n>` |
 //! | anything else | `malformed-input("unknown command '<word>'")` |
 // Misbehaving is the point of this crate.
 #![allow(clippy::panic)]
@@ -36,6 +39,35 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             Ok(vec![completion(n, "ITEM-1".to_owned())])
         }
         "reject" => Err(MapError::rejected("rejected on purpose")),
+        "txn" => {
+            let id = words
+                .next()
+                .ok_or_else(|| MapError::malformed("txn needs a transaction id"))?;
+            let n = number_arg(words.next(), 1)?;
+            let mut event = completion(n, "ITEM-1".to_owned());
+            event.source_transaction = Some(id.to_owned());
+            Ok(vec![event])
+        }
+        "at" => {
+            let (Some(time), Some(order)) = (words.next(), words.next()) else {
+                return Err(MapError::malformed("at needs a time and a work order"));
+            };
+            let mut event = completion(1, "ITEM-1".to_owned());
+            event.occurred_at = time.to_owned();
+            event.source_sequence = None;
+            if let EventData::ProductionCompletion(c) = &mut event.data {
+                c.work_order = order.to_owned();
+            }
+            Ok(vec![event])
+        }
+        "fixme" => {
+            let n = number_arg(words.next(), 1)?;
+            if config::get("fixed").as_deref() == Some("yes") {
+                Ok(vec![completion(n, "ITEM-1".to_owned())])
+            } else {
+                Err(MapError::rejected("needs the fixed plugin"))
+            }
+        }
         "trap" => panic!("trap on purpose"),
         "loop" => spin(),
         "alloc" => exhaust_memory(),

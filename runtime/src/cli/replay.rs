@@ -1,0 +1,212 @@
+//! `millrace replay`: reprocesses raw history through a route's plugin.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use async_nats::jetstream::{self, consumer};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use millrace::delivery::{Delivered, Delivery, Mode, RawOrigin};
+use millrace::digest::sha256_hex;
+use millrace::router::{Route, subject_matches};
+use millrace::sandbox::RawMessage;
+use millrace::transport::{header_value, raw_identity, reader::StreamReader};
+use millrace::workers::WorkerPool;
+
+/// Where a replay starts or ends: a RAW stream sequence or an RFC 3339 time.
+#[derive(Debug, Clone, Copy)]
+pub enum Point {
+    /// A RAW stream sequence.
+    Sequence(u64),
+    /// A time the raw message was stored.
+    Time(OffsetDateTime),
+}
+
+fn parse_point(text: &str) -> Result<Point, String> {
+    if let Ok(sequence) = text.parse::<u64>() {
+        return Ok(Point::Sequence(sequence));
+    }
+    OffsetDateTime::parse(text, &Rfc3339).map(Point::Time).map_err(|_| {
+        format!("`{text}` is neither a RAW stream sequence (e.g. 1200) nor an RFC 3339 time (e.g. 2026-03-02T06:00:00Z)")
+    })
+}
+
+/// Arguments of `millrace replay`.
+#[derive(Debug, clap::Args)]
+#[command(disable_version_flag = true)]
+pub struct ReplayArgs {
+    /// The route whose raw subjects are replayed.
+    route: String,
+    /// Where to start: a RAW stream sequence or an RFC 3339 time.
+    #[arg(long, value_parser = parse_point)]
+    from: Point,
+    /// Where to stop (inclusive); default: the end of the stream when the replay starts.
+    #[arg(long, value_parser = parse_point)]
+    to: Option<Point>,
+    /// The plugin version (`name@version`) to replay through; refused when the route's plugin
+    /// (or --plugin) is another version.
+    #[arg(long)]
+    version: Option<String>,
+    /// Replay through this plugin folder or component instead of the route's configured one.
+    #[arg(long)]
+    plugin: Option<PathBuf>,
+    #[command(flatten)]
+    connection: super::Connection,
+}
+
+/// Runs a replay and prints what became of each raw message.
+pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    if args.connection.config.is_none() {
+        bail!("replay needs --config: the route and its plugin come from it");
+    }
+    let (config, client) = args.connection.connect().await?;
+    let config = Arc::new(config);
+    let js = jetstream::new(client.clone());
+    let sandbox = super::sandbox(&config)?;
+    let route = {
+        let (config, name, plugin) = (config.clone(), args.route.clone(), args.plugin.clone());
+        tokio::task::spawn_blocking(move || {
+            Route::load(&config, &name, plugin.as_deref(), &sandbox)
+        })
+        .await??
+    };
+    if let Some(wanted) = &args.version
+        && *wanted != route.plugin.id()
+    {
+        bail!(
+            "route `{}` would replay through {}, not {wanted}: give --plugin <folder of {wanted}>",
+            route.name,
+            route.plugin.id()
+        );
+    }
+    let delivery = Delivery::open(&js, &config.governance).await?;
+    let existing = existing_event_ids(&js, &config.streams.canonical).await?;
+    let now = OffsetDateTime::now_utc();
+    let replay_id = format!(
+        "replay-{}",
+        &sha256_hex(
+            format!(
+                "{}{}{}",
+                route.name,
+                route.plugin.id(),
+                now.unix_timestamp_nanos()
+            )
+            .as_bytes()
+        )[..16]
+    );
+    let start = match args.from {
+        Point::Sequence(start_sequence) => {
+            consumer::DeliverPolicy::ByStartSequence { start_sequence }
+        }
+        Point::Time(start_time) => consumer::DeliverPolicy::ByStartTime { start_time },
+    };
+    let mut reader = StreamReader::open(&js, &config.streams.raw, None, start, false).await?;
+    let pool = WorkerPool::start(1)?;
+    let mode = Mode {
+        replay_id: Some(&replay_id),
+        existing_ids: Some(&existing),
+        dead_letter: false,
+    };
+    let (mut messages, mut published, mut skipped, mut failed) = (0, 0, 0, 0);
+    while let Some(message) = reader.next().await? {
+        let info = message.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (sequence, stored) = (info.stream_sequence, info.published);
+        let past_end = match args.to {
+            Some(Point::Sequence(last)) => sequence > last,
+            Some(Point::Time(last)) => stored > last,
+            None => false,
+        };
+        if past_end {
+            break;
+        }
+        if !route
+            .subjects
+            .iter()
+            .any(|p| subject_matches(p, &message.subject))
+        {
+            continue;
+        }
+        messages += 1;
+        let raw_id = raw_identity(message.headers.as_ref(), &config.streams.raw, sequence);
+        let raw = RawMessage {
+            subject: message.subject.to_string(),
+            headers: message
+                .headers
+                .iter()
+                .flat_map(|h| h.iter())
+                .flat_map(|(n, vs)| {
+                    vs.iter()
+                        .map(move |v| (n.to_string(), v.as_str().to_owned()))
+                })
+                .collect(),
+            payload: message.payload.to_vec(),
+        };
+        let outcome = pool
+            .call(0, route.plugin.clone(), route.context.clone(), raw)
+            .await;
+        let origin = RawOrigin {
+            id: &raw_id,
+            subject: &message.subject,
+            sequence,
+            headers: message.headers.as_ref(),
+            payload: &message.payload,
+        };
+        match delivery
+            .deliver(&route, &route.plugin, &origin, outcome, 1, &mode)
+            .await
+            .with_context(|| format!("replaying RAW sequence {sequence}"))?
+        {
+            Delivered::Events {
+                published: p,
+                existing: e,
+                ..
+            } => {
+                published += p;
+                skipped += e;
+            }
+            Delivered::Failed(failure) => {
+                failed += 1;
+                println!(
+                    "RAW {sequence} ({}): {}: {}",
+                    message.subject,
+                    failure.kind(),
+                    failure.message()
+                );
+            }
+        }
+    }
+    tokio::task::spawn_blocking(move || pool.shutdown()).await?;
+    client.flush().await.ok();
+    println!(
+        "{replay_id}: route {} through {}: {messages} raw message(s), {published} event(s) published, \
+         {skipped} already on {} from this version, {failed} failed",
+        route.name,
+        route.plugin.id(),
+        config.streams.canonical
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The ids of every event on the canonical stream (read headers only).
+async fn existing_event_ids(
+    js: &jetstream::Context,
+    stream: &str,
+) -> anyhow::Result<HashSet<String>> {
+    let mut reader =
+        StreamReader::open(js, stream, None, consumer::DeliverPolicy::All, true).await?;
+    let mut ids = HashSet::new();
+    while let Some(message) = reader.next().await? {
+        if let Some(id) = header_value(message.headers.as_ref(), "Nats-Msg-Id") {
+            ids.insert(id.to_owned());
+        }
+    }
+    Ok(ids)
+}

@@ -1,0 +1,267 @@
+//! Governed delivery of one raw message's outcome: system-of-record ownership, idempotency on
+//! business identity, ordering, then the canonical events (or the dead letter) published and
+//! stored by JetStream. The host calls it for every message; `dlq redrive` and `replay` call
+//! it too, so all three deliver by the same rules.
+
+use std::collections::{BTreeSet, HashSet};
+
+use anyhow::Context;
+use async_nats::jetstream;
+use async_nats::{HeaderMap, header};
+use bytes::Bytes;
+
+use crate::canonical::{CloudEvent, Lineage, MappedEvent};
+use crate::config::{GovernanceConfig, Ordering};
+use crate::governance::Failure;
+use crate::governance::dead_letter::DeadLetter;
+use crate::governance::idempotency::TransactionLedger;
+use crate::governance::ordering::OrderBook;
+use crate::governance::ownership::OwnershipPolicy;
+use crate::router::Route;
+use crate::sandbox::PluginComponent;
+use crate::transport;
+
+/// The raw message being delivered.
+#[derive(Debug, Clone, Copy)]
+pub struct RawOrigin<'a> {
+    /// Its identity: the `Nats-Msg-Id` it was published with, else stream and sequence.
+    pub id: &'a str,
+    /// The raw subject.
+    pub subject: &'a str,
+    /// The RAW stream sequence.
+    pub sequence: u64,
+    /// The original headers.
+    pub headers: Option<&'a HeaderMap>,
+    /// The original payload.
+    pub payload: &'a Bytes,
+}
+
+/// How a delivery differs from the live flow.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode<'a> {
+    /// Set by `replay`: tagged on every event; business idempotency is not applied, since a
+    /// replay reprocesses on purpose.
+    pub replay_id: Option<&'a str>,
+    /// Event ids already on the CANONICAL stream: not published again.
+    pub existing_ids: Option<&'a HashSet<String>>,
+    /// Whether a failure becomes a dead letter (live, redrive) or is only reported (replay).
+    pub dead_letter: bool,
+}
+
+impl Mode<'_> {
+    /// The live flow of the host.
+    pub const LIVE: Mode<'static> = Mode {
+        replay_id: None,
+        existing_ids: None,
+        dead_letter: true,
+    };
+}
+
+/// What became of a raw message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// Its events were published.
+    Events {
+        /// Events stored on CANONICAL.
+        published: usize,
+        /// Events skipped because their source transaction was delivered by another message.
+        duplicates: usize,
+        /// Events published marked late.
+        late: usize,
+        /// Events skipped because CANONICAL already holds them.
+        existing: usize,
+    },
+    /// It was dead-lettered (or, in a replay, failed) with this failure.
+    Failed(Failure),
+}
+
+/// The delivery stage: shared by every lane of a host.
+#[derive(Clone)]
+pub struct Delivery {
+    js: jetstream::Context,
+    ledger: TransactionLedger,
+    order: OrderBook,
+    ownership: OwnershipPolicy,
+}
+
+impl Delivery {
+    /// Opens (creating when needed) the idempotency and order buckets.
+    pub async fn open(
+        js: &jetstream::Context,
+        governance: &GovernanceConfig,
+    ) -> anyhow::Result<Self> {
+        let ledger = transport::key_value(
+            js,
+            &governance.idempotency_bucket,
+            governance.horizon,
+            "millrace: source transactions already delivered, per route",
+        )
+        .await?;
+        let order = transport::key_value(
+            js,
+            &governance.order_bucket,
+            governance.horizon,
+            "millrace: newest source time per event kind and business key",
+        )
+        .await?;
+        Ok(Self {
+            js: js.clone(),
+            ledger: TransactionLedger::new(ledger),
+            order: OrderBook::new(order),
+            ownership: OwnershipPolicy::new(governance.ownership.clone()),
+        })
+    }
+
+    /// Delivers the outcome of mapping `raw` with `plugin` on `route`. An `Err` means nothing
+    /// final happened (a transient NATS error): the raw message must be redelivered.
+    pub async fn deliver(
+        &self,
+        route: &Route,
+        plugin: &PluginComponent,
+        raw: &RawOrigin<'_>,
+        outcome: Result<Vec<MappedEvent>, Failure>,
+        attempts: u32,
+        mode: &Mode<'_>,
+    ) -> anyhow::Result<Delivered> {
+        let system = route.source_system(raw.subject);
+        let outcome =
+            outcome.and_then(|events| self.ownership.check(system, &events).map(|()| events));
+        let events = match outcome {
+            Ok(events) => events,
+            Err(failure) => {
+                if mode.dead_letter {
+                    self.dead_letter(route, plugin, raw, attempts, &failure)
+                        .await?;
+                }
+                return Ok(Delivered::Failed(failure));
+            }
+        };
+        let lineage = Lineage {
+            raw_id: raw.id,
+            system,
+            route: &route.name,
+            plugin: &plugin.name,
+            plugin_version: &plugin.version,
+            raw_sequence: raw.sequence,
+        };
+        let resent: BTreeSet<String> = if route.idempotency && mode.replay_id.is_none() {
+            self.ledger.claim(&route.name, raw.id, &events).await?
+        } else {
+            BTreeSet::new()
+        };
+        let (mut duplicates, mut existing) = (0, 0);
+        let mut outgoing: Vec<(&MappedEvent, CloudEvent)> = Vec::with_capacity(events.len());
+        for (index, event) in events.iter().enumerate() {
+            if event
+                .source_transaction
+                .as_ref()
+                .is_some_and(|t| resent.contains(t))
+            {
+                duplicates += 1;
+                continue;
+            }
+            let mut envelope = CloudEvent::new(event, index, &lineage);
+            if mode
+                .existing_ids
+                .is_some_and(|ids| ids.contains(&envelope.id))
+            {
+                existing += 1;
+                continue;
+            }
+            envelope.replayid = mode.replay_id.map(str::to_owned);
+            outgoing.push((event, envelope));
+        }
+        let mut late = 0;
+        if route.ordering == Ordering::Flag && !outgoing.is_empty() {
+            let events: Vec<&MappedEvent> = outgoing.iter().map(|(e, _)| *e).collect();
+            let flags = self.order.check(&events).await?;
+            for ((_, envelope), is_late) in outgoing.iter_mut().zip(flags) {
+                if is_late {
+                    envelope.late = Some(true);
+                    late += 1;
+                }
+            }
+        }
+        if duplicates > 0 {
+            tracing::info!(
+                route = &*route.name,
+                raw_id = raw.id,
+                duplicates,
+                "skipped events of source transactions another message already delivered (a resend)"
+            );
+        }
+        if late > 0 {
+            tracing::info!(
+                route = &*route.name,
+                raw_id = raw.id,
+                late,
+                "published events marked late"
+            );
+        }
+        self.publish(&outgoing).await?;
+        Ok(Delivered::Events {
+            published: outgoing.len(),
+            duplicates,
+            late,
+            existing,
+        })
+    }
+
+    /// Publishes the events pipelined, then waits until JetStream has stored every one.
+    async fn publish(&self, outgoing: &[(&MappedEvent, CloudEvent)]) -> anyhow::Result<()> {
+        let mut acks = Vec::with_capacity(outgoing.len());
+        for (event, envelope) in outgoing {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::NATS_MESSAGE_ID, envelope.id.as_str());
+            headers.insert("Content-Type", "application/cloudevents+json");
+            let body = serde_json::to_vec(envelope).context("cannot encode an event")?;
+            let ack = self
+                .js
+                .publish_with_headers(CloudEvent::nats_subject(event), headers, body.into())
+                .await
+                .context("cannot publish a canonical event")?;
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.await
+                .context("JetStream did not store a canonical event")?;
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        route: &Route,
+        plugin: &PluginComponent,
+        raw: &RawOrigin<'_>,
+        attempts: u32,
+        failure: &Failure,
+    ) -> anyhow::Result<()> {
+        tracing::warn!(
+            route = &*route.name,
+            plugin = plugin.id(),
+            raw_sequence = raw.sequence,
+            subject = raw.subject,
+            error_kind = failure.kind(),
+            attempts,
+            "dead-lettered: {failure}"
+        );
+        let letter = DeadLetter {
+            route: &route.name,
+            plugin: &plugin.id(),
+            raw_subject: raw.subject,
+            raw_sequence: raw.sequence,
+            raw_id: raw.id,
+            raw_headers: raw.headers,
+            attempts,
+            failure,
+        };
+        self.js
+            .publish_with_headers(letter.subject(), letter.headers(), raw.payload.clone())
+            .await
+            .context("cannot publish a dead letter")?
+            .await
+            .context("JetStream did not store a dead letter")?;
+        Ok(())
+    }
+}

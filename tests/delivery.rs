@@ -1,0 +1,429 @@
+//! Governed delivery against a real nats-server, each fault injected by the test: every raw
+//! message ends as its canonical events exactly once or as one dead letter, through host
+//! crashes, a server restart, resends, out-of-order sources, redrives and replays.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use support::*;
+
+const CONSUMER: &str = "millrace_steady__raw_test__star__cmd";
+
+fn steady_route(plugin: &Path, extra: &str) -> String {
+    format!(
+        "[routes.steady]\nsubjects = [\"raw.test.*.cmd\"]\nplugin = {:?}\nack_wait = \"2s\"\n{extra}\n",
+        plugin.display().to_string()
+    )
+}
+
+/// Canonical events plus dead letters stored so far; `None` while the server cannot answer.
+async fn processed(js: &jetstream::Context) -> Option<u64> {
+    Some(try_stream_len(js, "CANONICAL").await? + try_stream_len(js, "DLQ").await?)
+}
+
+async fn wait_processed(js: &jetstream::Context, at_least: u64, host: &Host) {
+    let started = Instant::now();
+    while processed(js).await.unwrap_or(0) < at_least {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "no progress:\n{}",
+            host.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Publishes `payload(n)` for n in 0..total, retrying through server outages; the same
+/// `Nats-Msg-Id` on a retry keeps it stored once.
+fn spawn_publisher(
+    js: jetstream::Context,
+    total: usize,
+    payload: fn(usize) -> String,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for n in 0..total {
+            let subject = format!("raw.test.s{}.cmd", n % 8);
+            loop {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", format!("n{n}").as_str());
+                let sent = js
+                    .publish_with_headers(subject.clone(), headers, payload(n).into())
+                    .await;
+                let stored = match sent {
+                    Ok(ack) => ack.await.is_ok(),
+                    Err(_) => false,
+                };
+                if stored {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    })
+}
+
+fn mixed(n: usize) -> String {
+    if n.is_multiple_of(101) {
+        "reject".into()
+    } else {
+        format!("ok {n}")
+    }
+}
+
+/// Every raw message of `mixed` is accounted for: its event once, or its dead letter once.
+async fn assert_accounted(js: &jetstream::Context, total: usize) {
+    let rejects: BTreeSet<String> = (0..total)
+        .filter(|n| n % 101 == 0)
+        .map(|n| format!("n{n}"))
+        .collect();
+    let oks: BTreeSet<String> = (0..total)
+        .filter(|n| n % 101 != 0)
+        .map(|n| format!("WO-{n}"))
+        .collect();
+    let events = read_stream(
+        js,
+        "CANONICAL",
+        "canonical.>",
+        oks.len(),
+        Duration::from_secs(3),
+    )
+    .await;
+    let orders: Vec<String> = events
+        .iter()
+        .map(|e| e.json()["data"]["work_order"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(orders.len(), oks.len(), "no canonical event is duplicated");
+    assert_eq!(
+        orders.iter().cloned().collect::<BTreeSet<_>>(),
+        oks,
+        "no canonical event is lost"
+    );
+    let letters = read_stream(js, "DLQ", "dlq.>", rejects.len(), Duration::from_secs(1)).await;
+    let ids: Vec<String> = letters
+        .iter()
+        .map(|l| l.header("Millrace-Raw-Msg-Id").unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), rejects.len(), "no dead letter is duplicated");
+    assert_eq!(
+        ids.into_iter().collect::<BTreeSet<_>>(),
+        rejects,
+        "no dead letter is lost"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_thousand_messages_through_three_host_kills() {
+    const TOTAL: usize = 20_000;
+    let nats = Nats::start();
+    let config = nats.config(&steady_route(&plugin("tests/guests/misbehave"), ""));
+    let js = jetstream::new(nats.client().await);
+    let mut host = Host::start(&config, &js, &[CONSUMER]).await;
+    let publisher = spawn_publisher(js.clone(), TOTAL, mixed);
+    for kill_at in [4_000, 9_000, 14_000] {
+        wait_processed(&js, kill_at, &host).await;
+        host.kill();
+        let at_kill = processed(&js).await.unwrap();
+        assert!(
+            at_kill < TOTAL as u64,
+            "killed mid-stream ({at_kill} of {TOTAL} done)"
+        );
+        host = Host::start(&config, &js, &[CONSUMER]).await;
+    }
+    publisher.await.unwrap();
+    wait_processed(&js, TOTAL as u64, &host).await;
+    assert_accounted(&js, TOTAL).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_rides_through_a_nats_server_restart() {
+    const TOTAL: usize = 3_000;
+    let mut nats = Nats::start();
+    let config = nats.config(&steady_route(&plugin("tests/guests/misbehave"), ""));
+    let js = jetstream::new(nats.client().await);
+    let mut host = Host::start(&config, &js, &[CONSUMER]).await;
+    let publisher = spawn_publisher(js.clone(), TOTAL, mixed);
+    wait_processed(&js, 1_000, &host).await;
+    nats.restart();
+    publisher.await.unwrap();
+    wait_processed(&js, TOTAL as u64, &host).await;
+    assert_accounted(&js, TOTAL).await;
+    assert!(
+        host.is_running(),
+        "the same host process carried on:\n{}",
+        host.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_document_produces_no_second_event() {
+    let nats = Nats::start();
+    let config = nats.config(&steady_route(&plugin("tests/guests/misbehave"), ""));
+    let js = jetstream::new(nats.client().await);
+    let host = Host::start(&config, &js, &[CONSUMER]).await;
+    // The same document (interchange 000123, set 0001) resent with a new message id, then
+    // another document.
+    publish(&js, "raw.test.lab.cmd", b"txn 000123:0001 5", "first-send").await;
+    publish(&js, "raw.test.lab.cmd", b"txn 000123:0001 5", "resend").await;
+    publish(&js, "raw.test.lab.cmd", b"txn 000124:0001 6", "next").await;
+    let events = read_stream(&js, "CANONICAL", "canonical.>", 2, Duration::from_secs(2)).await;
+    let txns: Vec<&str> = events
+        .iter()
+        .map(|e| e.json()["sourcetransaction"].as_str().unwrap().to_owned())
+        .map(|t| Box::leak(t.into_boxed_str()) as &str)
+        .collect();
+    assert_eq!(
+        txns,
+        ["000123:0001", "000124:0001"],
+        "the resend adds nothing"
+    );
+    assert_eq!(try_stream_len(&js, "DLQ").await, Some(0));
+    assert!(
+        host.log_text()
+            .contains("another message already delivered"),
+        "{}",
+        host.log_text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_shift_report_produces_no_second_event() {
+    let nats = Nats::start();
+    let dir = plugin("plugins/mes-shift-report");
+    let config = nats.config(&format!(
+        "[routes.mes]\nsubjects = [\"raw.mes.*.shift-report\"]\nplugin = {:?}\nconfig = {{ site = \"PLANT1\" }}\n",
+        dir.display().to_string()
+    ));
+    let js = jetstream::new(nats.client().await);
+    let _host = Host::start(&config, &js, &["millrace_mes__raw_mes__star__shift-report"]).await;
+    let report = std::fs::read(dir.join("fixtures/ok-shift-a-basic.txt")).unwrap();
+    publish(
+        &js,
+        "raw.mes.plant1.shift-report",
+        &report,
+        "mes-export-0815",
+    )
+    .await;
+    publish(
+        &js,
+        "raw.mes.plant1.shift-report",
+        &report,
+        "mes-export-0815-retry",
+    )
+    .await;
+    let events = read_stream(&js, "CANONICAL", "canonical.>", 5, Duration::from_secs(2)).await;
+    assert_eq!(events.len(), 5, "one report's five events, once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_event_for_a_key_is_marked_late() {
+    let nats = Nats::start();
+    let config = nats.config(&steady_route(&plugin("tests/guests/misbehave"), ""));
+    let js = jetstream::new(nats.client().await);
+    let _host = Host::start(&config, &js, &[CONSUMER]).await;
+    for (i, at) in [
+        "2026-03-02T10:00:00Z",
+        "2026-03-02T09:00:00+00:00",
+        "2026-03-02T12:00:00+01:00",
+        "2026-03-02T11:30:00Z",
+    ]
+    .iter()
+    .enumerate()
+    {
+        publish(
+            &js,
+            "raw.test.lab.cmd",
+            format!("at {at} WO-7").as_bytes(),
+            &format!("at{i}"),
+        )
+        .await;
+    }
+    let events = read_stream(&js, "CANONICAL", "canonical.>", 4, Duration::from_secs(1)).await;
+    let late: Vec<bool> = events.iter().map(|e| e.json()["late"] == true).collect();
+    // 10:00, then 09:00 (older: late), then 11:00Z (newer), then 11:30Z (newer).
+    assert_eq!(late, [false, true, false, false]);
+    assert!(
+        events[0].json().get("late").is_none(),
+        "on time events carry no late flag"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_is_redriven_through_the_fixed_version_once() {
+    let nats = Nats::start();
+    let versions = tempfile::tempdir().unwrap();
+    let v1 = plugin_version("tests/guests/misbehave", "1.0.0", versions.path());
+    let config = nats.config(&steady_route(&v1, ""));
+    let js = jetstream::new(nats.client().await);
+    let mut host = Host::start(&config, &js, &[CONSUMER]).await;
+    publish(&js, "raw.test.lab.cmd", b"fixme 42", "needs-fix").await;
+    let letters = read_stream(&js, "DLQ", "dlq.>", 1, Duration::from_millis(500)).await;
+    assert_eq!(
+        letters[0].header("Millrace-Error"),
+        Some("needs the fixed plugin")
+    );
+    let sequence = letters[0].sequence.to_string();
+
+    // Deploy the fixed version: the host now runs v2.
+    host.stop();
+    let v2 = plugin_version("tests/guests/misbehave", "2.0.0", versions.path());
+    let config = nats.config(&steady_route(&v2, "config = { fixed = \"yes\" }"));
+    let _host = Host::start(&config, &js, &[CONSUMER]).await;
+    let cfg = config.to_str().unwrap();
+
+    let listed = millrace(&["dlq", "list", "--config", cfg]);
+    assert!(
+        text(&listed).contains("needs the fixed plugin"),
+        "{}",
+        text(&listed)
+    );
+    let shown = millrace(&["dlq", "show", &sequence, "--config", cfg]);
+    assert!(
+        text(&shown).contains("fixme 42"),
+        "the original payload: {}",
+        text(&shown)
+    );
+
+    let wrong = millrace(&[
+        "dlq",
+        "redrive",
+        &sequence,
+        "--config",
+        cfg,
+        "--version",
+        "misbehave@1.0.0",
+    ]);
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong).contains("would map with misbehave@2.0.0, not misbehave@1.0.0"),
+        "{}",
+        text(&wrong)
+    );
+
+    let redriven = millrace(&[
+        "dlq",
+        "redrive",
+        &sequence,
+        "--config",
+        cfg,
+        "--version",
+        "misbehave@2.0.0",
+    ]);
+    assert!(redriven.status.success(), "{}", text(&redriven));
+    assert!(
+        text(&redriven).contains("1 event(s) published"),
+        "{}",
+        text(&redriven)
+    );
+    let events = read_stream(&js, "CANONICAL", "canonical.>", 1, Duration::from_secs(1)).await;
+    assert_eq!(events.len(), 1, "its events, once");
+    assert_eq!(events[0].json()["data"]["work_order"], "WO-42");
+    assert_eq!(events[0].json()["pluginversion"], "2.0.0");
+    assert_eq!(
+        try_stream_len(&js, "DLQ").await,
+        Some(0),
+        "the dead letter is gone"
+    );
+
+    let again = millrace(&["dlq", "redrive", &sequence, "--config", cfg]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains(&format!("no dead letter with sequence {sequence}")),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(try_stream_len(&js, "CANONICAL").await, Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_republishes_nothing_the_same_version_published() {
+    let nats = Nats::start();
+    let versions = tempfile::tempdir().unwrap();
+    let config = nats.config(&steady_route(&plugin("tests/guests/misbehave"), ""));
+    let js = jetstream::new(nats.client().await);
+    let _host = Host::start(&config, &js, &[CONSUMER]).await;
+    for n in 1..=3 {
+        publish(
+            &js,
+            "raw.test.lab.cmd",
+            format!("ok {n}").as_bytes(),
+            &format!("r{n}"),
+        )
+        .await;
+    }
+    read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        3,
+        Duration::from_millis(200),
+    )
+    .await;
+    let cfg = config.to_str().unwrap();
+
+    let same = millrace(&["replay", "steady", "--from", "1", "--config", cfg]);
+    assert!(same.status.success(), "{}", text(&same));
+    assert!(
+        text(&same).contains("3 raw message(s), 0 event(s) published, 3 already on CANONICAL"),
+        "{}",
+        text(&same)
+    );
+
+    let v2 = plugin_version("tests/guests/misbehave", "2.0.0", versions.path());
+    let other = millrace(&[
+        "replay",
+        "steady",
+        "--from",
+        "2",
+        "--plugin",
+        v2.to_str().unwrap(),
+        "--config",
+        cfg,
+    ]);
+    assert!(other.status.success(), "{}", text(&other));
+    assert!(
+        text(&other).contains("2 raw message(s), 2 event(s) published"),
+        "{}",
+        text(&other)
+    );
+    let events = read_stream(&js, "CANONICAL", "canonical.>", 5, Duration::from_secs(1)).await;
+    assert_eq!(events.len(), 5);
+    let replayed: Vec<_> = events
+        .iter()
+        .filter(|e| e.json().get("replayid").is_some())
+        .collect();
+    assert_eq!(replayed.len(), 2);
+    assert!(
+        replayed
+            .iter()
+            .all(|e| e.json()["pluginversion"] == "2.0.0")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_from_a_system_that_does_not_own_them_are_dead_lettered() {
+    let nats = Nats::start();
+    let route = steady_route(
+        &plugin("tests/guests/misbehave"),
+        "config = { site = \"PLANT1\" }",
+    );
+    let config = nats.config(&format!(
+        "{route}\n[[governance.ownership]]\nkind = \"production-completion\"\nsite = \"PLANT1\"\nowner = \"mes\"\n"
+    ));
+    let js = jetstream::new(nats.client().await);
+    let _host = Host::start(&config, &js, &[CONSUMER]).await;
+    publish(&js, "raw.test.plant1.cmd", b"ok 1", "from-test-system").await;
+    let letters = read_stream(&js, "DLQ", "dlq.>", 1, Duration::from_millis(500)).await;
+    assert_eq!(letters[0].header("Millrace-Error-Kind"), Some("not-owner"));
+    assert!(
+        letters[0]
+            .header("Millrace-Error")
+            .unwrap()
+            .contains("owned by mes, not by test")
+    );
+    assert_eq!(try_stream_len(&js, "CANONICAL").await, Some(0));
+}
