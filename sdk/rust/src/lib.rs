@@ -32,10 +32,13 @@ extern crate self as millrace_sdk;
 
 pub mod config;
 pub mod decimal;
+pub mod edifact;
 mod error;
 pub mod log;
+pub mod records;
 pub mod text;
 pub mod timestamp;
+pub mod x12;
 
 pub use error::ResultExt;
 

@@ -1,0 +1,200 @@
+//! Unit tests of the EDIFACT reader with small inline interchanges and the staedi sample.
+
+use super::*;
+
+const MSG: &str = "UNH+1+DESADV:D:96A:UN:EAN005'BGM+351+DES1+9'QTY+12:12.5:KGM'UNT+4+1'";
+
+fn doc(body: &str) -> String {
+    format!("UNB+UNOC:3+SENDER:14+RECIPIENT:14+260714:1200+REF1'{body}UNZ+1+REF1'")
+}
+
+fn err(text: &str) -> String {
+    parse(text.as_bytes()).unwrap_err().to_string()
+}
+
+#[test]
+fn reads_an_interchange_with_default_separators() {
+    let interchange = parse(doc(MSG).as_bytes()).unwrap();
+    assert_eq!(interchange.separators, Separators::default());
+    assert_eq!(interchange.syntax, "UNOC");
+    assert_eq!(interchange.sender, "SENDER");
+    assert_eq!(interchange.sender_qualifier, "14");
+    assert_eq!(interchange.recipient, "RECIPIENT");
+    assert_eq!(interchange.control_reference, "REF1");
+    let message = &interchange.messages[0];
+    assert_eq!(message.message_type, "DESADV");
+    assert_eq!(message.release, "96A");
+    assert_eq!(message.association, "EAN005");
+    assert_eq!(message.segments.len(), 2);
+    let qty = &message.segments[1];
+    assert_eq!(qty.value(1, 2), "12.5");
+    assert_eq!(qty.value(1, 3), "KGM");
+    assert_eq!(qty.value(2, 1), "");
+    assert_eq!(interchange.decimal(qty.value(1, 2)).unwrap(), "12.5");
+}
+
+#[test]
+fn honours_una_release_character_and_comma_decimal_mark() {
+    let text = "UNA|*,# !UNB*UNOC|3*S*R*260714|1200*9!\r\nUNH*7*RECADV|D|01B|UN!\r\nFTX*AAA***A#*B#|C## D#!!\r\nQTY*48|12,5|KGM!\r\nUNT*4*7!\r\nUNZ*1*9!\r\n";
+    let interchange = parse(text.as_bytes()).unwrap();
+    assert_eq!(
+        interchange.separators,
+        Separators {
+            component: '|',
+            element: '*',
+            decimal_mark: ',',
+            release: Some('#'),
+            segment: '!'
+        }
+    );
+    let segments = &interchange.messages[0].segments;
+    assert_eq!(segments[0].value(4, 1), "A*B|C# D!");
+    assert_eq!(
+        interchange.decimal(segments[1].value(1, 2)).unwrap(),
+        "12.5"
+    );
+    assert!(interchange.decimal("12.5").is_err());
+    assert_eq!(wit_decimal("0,500", ',').unwrap(), "0.5");
+}
+
+#[test]
+fn tolerates_bom_and_line_breaks() {
+    let text = format!("\u{feff}\n{}", doc(MSG).replace('\'', "'\r\n"));
+    let interchange = parse(text.as_bytes()).unwrap();
+    assert_eq!(interchange.messages[0].segments[1].line, 5);
+}
+
+/// The staedi sample as published: its UNT says 21 segments, the message has 18, so the strict
+/// reader refuses it; with the count corrected it reads as one ORDERS message in a UNG group.
+#[test]
+fn reads_the_staedi_orders_sample_with_a_group() {
+    let bytes = include_bytes!("../../testdata/edifact/orders-with-group.edi");
+    assert_eq!(
+        parse(bytes).unwrap_err().to_string(),
+        "segment 20 (UNT) at line 20: UNT counts 21 segments, message 1 has 18 (UNH to UNT)"
+    );
+    let corrected = String::from_utf8_lossy(bytes).replace("UNT+21+1", "UNT+18+1");
+    let interchange = parse(corrected.as_bytes()).unwrap();
+    assert_eq!(interchange.groups.len(), 1);
+    assert_eq!(interchange.groups[0].functional_id, "ORDERS");
+    assert_eq!(interchange.groups[0].message_count, 1);
+    assert_eq!(interchange.sender, "5400110000009");
+    let message = &interchange.messages[0];
+    assert_eq!(message.message_type, "ORDERS");
+    assert_eq!(message.release, "96B");
+    assert_eq!(message.association, "EAN008B");
+    assert_eq!(message.group, Some(0));
+    assert_eq!(message.segments.len(), 16);
+    let pri = message.segments.iter().find(|s| s.tag == "PRI").unwrap();
+    assert_eq!(interchange.decimal(pri.value(1, 2)).unwrap(), "12.8");
+}
+
+#[test]
+fn counts_messages_and_groups() {
+    let second = MSG.replace("UNH+1", "UNH+2").replace("UNT+4+1", "UNT+4+2");
+    let two = format!("UNB+UNOC:3+S+R+260714:1200+REF1'{MSG}{second}UNZ+2+REF1'");
+    assert_eq!(parse(two.as_bytes()).unwrap().messages.len(), 2);
+    let grouped = format!(
+        "UNB+UNOC:3+S+R+260714:1200+REF1'UNG+DESADV+S+R+260714:1200+G1+UN+D:96A'{MSG}{second}UNE+2+G1'UNG+DESADV+S+R+260714:1200+G2+UN+D:96A'{MSG}UNE+1+G2'UNZ+2+REF1'"
+    );
+    let interchange = parse(grouped.as_bytes()).unwrap();
+    assert_eq!(interchange.groups.len(), 2);
+    assert_eq!(interchange.messages.len(), 3);
+    assert_eq!(interchange.messages[2].group, Some(1));
+}
+
+#[test]
+fn rejects_every_envelope_error() {
+    let grouped = |une: &str, unz: &str| {
+        format!(
+            "UNB+UNOC:3+S+R+260714:1200+REF1'UNG+DESADV+S+R+260714:1200+G1+UN+D:96A'{MSG}{une}{unz}"
+        )
+    };
+    let cases = [
+        (
+            doc(&MSG.replace("UNT+4+1", "UNT+5+1")),
+            "segment 5 (UNT) at line 1: UNT counts 5 segments, message 1 has 4 (UNH to UNT)",
+        ),
+        (
+            doc(&MSG.replace("UNT+4+1", "UNT+4+2")),
+            "segment 5 (UNT) at line 1: UNT message reference '2' differs from UNH '1' (segment 2 (UNH) at line 1)",
+        ),
+        (
+            doc(MSG).replace("UNZ+1+", "UNZ+2+"),
+            "segment 6 (UNZ) at line 1: UNZ counts 2, the interchange has 1 messages",
+        ),
+        (
+            doc(MSG).replace("UNZ+1+REF1", "UNZ+1+REF2"),
+            "segment 6 (UNZ) at line 1: UNZ control reference 'REF2' differs from UNB 'REF1'",
+        ),
+        (
+            grouped("UNE+2+G1'", "UNZ+1+REF1'"),
+            "segment 7 (UNE) at line 1: UNE counts 2 messages, group G1 has 1",
+        ),
+        (
+            grouped("UNE+1+G9'", "UNZ+1+REF1'"),
+            "segment 7 (UNE) at line 1: UNE group reference 'G9' differs from UNG 'G1' (segment 2 (UNG) at line 1)",
+        ),
+        (
+            grouped("UNE+1+G1'", "UNZ+3+REF1'"),
+            "segment 8 (UNZ) at line 1: UNZ counts 3, the interchange has 1 groups",
+        ),
+        (
+            grouped("", "UNZ+1+REF1'"),
+            "segment 7 (UNZ) at line 1: UNZ before the UNE trailer of group G1 (segment 2 (UNG) at line 1)",
+        ),
+        (
+            doc(&MSG.replace("UNT+4+1'", "")),
+            "segment 5 (UNZ) at line 1: UNZ before the UNT trailer of message 1 (segment 2 (UNH) at line 1)",
+        ),
+        (
+            doc(MSG).replace("UNZ+1+REF1'", ""),
+            "after segment 5: the interchange ends too early: there is no UNZ trailer",
+        ),
+        (
+            doc(MSG).replace("UNT+4+1'UNZ+1+REF1'", "UNT+4"),
+            "segment 5 (UNT) at line 1: the segment has no terminator ''': the interchange is truncated",
+        ),
+        (
+            doc(MSG).replace("BGM", "bgm"),
+            "segment 3 at line 1: 'bgm' is not a segment tag (three capital letters)",
+        ),
+        (
+            doc(MSG).replace("UNB+UNOC:3+SENDER:14", "UNB+UNOC:3+"),
+            "segment 1 (UNB) at line 1: the sender identification (UNB S002) is missing",
+        ),
+        (
+            format!("{}UNH+2'", doc(MSG)),
+            "segment 7 (UNH) at line 1: segment after the UNZ trailer",
+        ),
+        (
+            "UNA:+.? ".to_owned(),
+            "UNA: the service string advice is shorter than its 6 characters",
+        ),
+        (
+            "UNA::.? 'UNB".to_owned(),
+            "UNA: the component separator ':', element separator ':' and segment terminator ''' must all differ",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(err(&text), expected, "{text}");
+    }
+}
+
+#[test]
+fn reads_dtm_formats() {
+    let (date, time) = date_time("202607141230", "203").unwrap();
+    assert_eq!(crate::timestamp::full_date(date), "2026-07-14");
+    assert_eq!(
+        time,
+        Some(crate::timestamp::Time::from_hms(12, 30, 0).unwrap())
+    );
+    assert_eq!(date_time("20260714", "102").unwrap().1, None);
+    assert_eq!(
+        crate::timestamp::full_date(date_time("260714", "101").unwrap().0),
+        "2026-07-14"
+    );
+    assert!(date_time("2026071", "102").is_err());
+    assert!(date_time("20260714", "718").is_err());
+    assert!(date_time("2026O714", "102").is_err());
+}

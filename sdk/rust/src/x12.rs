@@ -1,0 +1,742 @@
+//! A strict reader for ASC X12 interchanges (`ISA` … `IEA`).
+//!
+//! [`parse`] reads the separators from the `ISA` header, splits the interchange into segments
+//! and checks every envelope: `ISA`/`IEA`, `GS`/`GE` and `ST`/`SE` control numbers must match and
+//! the trailers' counts must be right. A missing or wrong trailer, or a truncated interchange, is
+//! an [`X12Error`] that names the segment; there is never a partial result.
+//!
+//! Tolerated, because real gateways send them:
+//! - a UTF-8 byte-order mark and leading blank lines;
+//! - CR/LF after segment terminators, and files hard-wrapped at a fixed width: when the segment
+//!   terminator is not a line break, line breaks are not data and are dropped everywhere;
+//! - newline-delimited files, whose segment terminator *is* the line break (`ISA16` is followed by
+//!   CR or LF);
+//! - `ISA` fields that are not padded to their fixed widths: the header is read element by
+//!   element (the element separator is the byte after `ISA`, the component separator is `ISA16`,
+//!   the segment terminator the character right after it), not by fixed columns.
+//!
+//! ```ignore
+//! let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+//! for set in interchange.transaction_sets() {
+//!     for segment in &set.segments { /* segment.id, segment.element(2), ... */ }
+//! }
+//! ```
+
+use std::fmt;
+
+/// The delimiters of one interchange, as declared by its `ISA` header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Separators {
+    /// Separates the elements of a segment (the byte after `ISA`, usually `*`).
+    pub element: char,
+    /// Separates the components of a composite element (`ISA16`, usually `>` or `:`).
+    pub component: char,
+    /// Separates repeated elements (`ISA11` from version 00402 on), when the header has one.
+    pub repetition: Option<char>,
+    /// Ends a segment (usually `~`); `\n` for newline-delimited files.
+    pub segment: char,
+}
+
+/// One segment: its identifier and its elements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// The segment identifier, for example `BSN`.
+    pub id: String,
+    /// The elements after the identifier, as written (components not split).
+    pub elements: Vec<String>,
+    /// The 1-based position of the segment in the interchange (`ISA` is 1).
+    pub position: usize,
+    /// The 1-based line of the file the segment starts on.
+    pub line: usize,
+    component: char,
+}
+
+impl Segment {
+    /// Returns element `n` (1-based, `BSN02` is `element(2)`), or `""` when it is absent.
+    pub fn element(&self, n: usize) -> &str {
+        n.checked_sub(1)
+            .and_then(|index| self.elements.get(index))
+            .map_or("", String::as_str)
+    }
+
+    /// Returns component `m` of element `n` (both 1-based), or `""` when it is absent.
+    pub fn component(&self, n: usize, m: usize) -> &str {
+        m.checked_sub(1)
+            .and_then(|index| self.element(n).split(self.component).nth(index))
+            .unwrap_or("")
+    }
+
+    /// Returns element `n` with surrounding spaces removed (fixed-width senders pad).
+    pub fn trimmed(&self, n: usize) -> &str {
+        self.element(n).trim()
+    }
+
+    /// Returns the qualifier/value pairs from element `first` on, skipping empty pairs: in
+    /// `LIN**BP*7389141G01*ON*RG61372`, `pairs(2)` gives `("BP", "7389141G01")`, `("ON", "RG61372")`.
+    pub fn pairs(&self, first: usize) -> Vec<(&str, &str)> {
+        let tail = first
+            .checked_sub(1)
+            .and_then(|index| self.elements.get(index..))
+            .unwrap_or(&[]);
+        tail.chunks(2)
+            .filter_map(|pair| match pair {
+                [qualifier, value] if !value.trim().is_empty() => {
+                    Some((qualifier.trim(), value.trim()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Says where the segment is, for error messages: `segment 12 (REF) at line 12`.
+    pub fn at(&self) -> String {
+        format!(
+            "segment {} ({}) at line {}",
+            self.position, self.id, self.line
+        )
+    }
+}
+
+/// One transaction set (`ST` … `SE`), for example an 856 ship notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionSet {
+    /// The transaction set identifier (`ST01`), for example `856`.
+    pub id: String,
+    /// The transaction set control number (`ST02`).
+    pub control_number: String,
+    /// The segments between `ST` and `SE` (both excluded).
+    pub segments: Vec<Segment>,
+    /// The position of the `ST` segment in the interchange.
+    pub position: usize,
+}
+
+/// One functional group (`GS` … `GE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// The functional identifier code (`GS01`), for example `SH`.
+    pub functional_id: String,
+    /// The application sender's code (`GS02`).
+    pub sender: String,
+    /// The application receiver's code (`GS03`).
+    pub receiver: String,
+    /// The group date (`GS04`, `CCYYMMDD` or `YYMMDD`).
+    pub date: String,
+    /// The group time (`GS05`, `HHMM` or longer).
+    pub time: String,
+    /// The group control number (`GS06`).
+    pub control_number: String,
+    /// The version / release / industry identifier (`GS08`), for example `004010`.
+    pub version: String,
+    /// The transaction sets of the group, in order.
+    pub transaction_sets: Vec<TransactionSet>,
+}
+
+/// A checked interchange (`ISA` … `IEA`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interchange {
+    /// The delimiters declared by the `ISA` header.
+    pub separators: Separators,
+    /// The interchange sender id qualifier (`ISA05`).
+    pub sender_qualifier: String,
+    /// The interchange sender id (`ISA06`), trimmed.
+    pub sender: String,
+    /// The interchange receiver id qualifier (`ISA07`).
+    pub receiver_qualifier: String,
+    /// The interchange receiver id (`ISA08`), trimmed.
+    pub receiver: String,
+    /// The interchange date (`ISA09`, `YYMMDD`).
+    pub date: String,
+    /// The interchange time (`ISA10`, `HHMM`).
+    pub time: String,
+    /// The interchange control version number (`ISA12`), for example `00401`.
+    pub version: String,
+    /// The interchange control number (`ISA13`).
+    pub control_number: String,
+    /// The usage indicator (`ISA15`): `P` production, `T` test.
+    pub usage: String,
+    /// The functional groups, in order.
+    pub groups: Vec<Group>,
+}
+
+impl Interchange {
+    /// Every transaction set of every group, in order, with the group it belongs to.
+    pub fn transaction_sets(&self) -> impl Iterator<Item = (&Group, &TransactionSet)> {
+        self.groups
+            .iter()
+            .flat_map(|group| group.transaction_sets.iter().map(move |set| (group, set)))
+    }
+}
+
+/// Why an interchange was refused; says which segment and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct X12Error {
+    /// Where: `ISA header`, or `segment 24 (SE) at line 24`.
+    pub location: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for X12Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.reason)
+    }
+}
+
+impl std::error::Error for X12Error {}
+
+fn error(location: impl Into<String>, reason: impl Into<String>) -> X12Error {
+    X12Error {
+        location: location.into(),
+        reason: reason.into(),
+    }
+}
+
+fn at(segment: &Segment, reason: impl Into<String>) -> X12Error {
+    error(segment.at(), reason)
+}
+
+/// Reads and checks one X12 interchange.
+///
+/// The bytes are decoded as UTF-8 when valid, otherwise as Latin-1 (X12's extended character set
+/// is single-byte). See the module documentation for what is tolerated and what is checked.
+pub fn parse(bytes: &[u8]) -> Result<Interchange, X12Error> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = crate::text::utf8_or_latin1(bytes);
+    let (separators, segments) = split_segments(&text)?;
+    build(separators, segments)
+}
+
+/// Reads the separators from the `ISA` header at the start of `chars`.
+fn read_header(chars: &[char]) -> Result<Separators, X12Error> {
+    let header = |reason: &str| error("ISA header", reason.to_owned());
+    if chars.len() < 4 || chars[..3] != ['I', 'S', 'A'] {
+        return Err(header(
+            "the interchange does not start with an ISA segment (is this an X12 file?)",
+        ));
+    }
+    let element = chars[3];
+    if element.is_ascii_alphanumeric() || element.is_whitespace() {
+        return Err(header(&format!(
+            "'{element}' after ISA is not a usable element separator"
+        )));
+    }
+    // Walk the header element by element; line breaks inside it are wraps, not data.
+    let mut seen = 1;
+    let mut index = 4;
+    let mut isa11 = String::new();
+    while seen < 16 {
+        let Some(&c) = chars.get(index) else {
+            return Err(header("the ISA header is truncated before ISA16"));
+        };
+        if c == element {
+            seen += 1;
+        } else if seen == 11 && c != '\r' && c != '\n' {
+            isa11.push(c);
+        }
+        index += 1;
+    }
+    while chars.get(index).is_some_and(|c| *c == '\r' || *c == '\n') {
+        index += 1;
+    }
+    let Some(&component) = chars.get(index) else {
+        return Err(header("the ISA header is truncated before ISA16"));
+    };
+    // The terminator is the character right after ISA16; a line break there makes a
+    // newline-delimited file.
+    let segment = match chars.get(index + 1) {
+        Some('\r') | Some('\n') => '\n',
+        Some(c) => *c,
+        None => {
+            return Err(header(
+                "the ISA header has no segment terminator after ISA16",
+            ));
+        }
+    };
+    if segment == element || segment == component || component == element {
+        return Err(header(&format!(
+            "the element separator '{element}', component separator '{component}' and segment \
+             terminator '{}' must all differ",
+            printable(segment)
+        )));
+    }
+    if segment.is_ascii_alphanumeric() || component.is_ascii_alphanumeric() {
+        return Err(header(&format!(
+            "component separator '{component}' or segment terminator '{segment}' is a letter or \
+             digit: the ISA header does not have 16 elements"
+        )));
+    }
+    // ISA11 is the repetition separator from version 00402 on; before it, it is the standards
+    // identifier `U`.
+    let mut isa11 = isa11.chars();
+    let repetition = match (isa11.next(), isa11.next()) {
+        (Some(c), None) if !c.is_ascii_alphanumeric() && c != ' ' => Some(c),
+        _ => None,
+    };
+    Ok(Separators {
+        element,
+        component,
+        repetition,
+        segment,
+    })
+}
+
+/// Characters gateways commonly use as segment terminators; used to recognise a file that mixes
+/// two of them (see [`split_segments`]).
+const USUAL_TERMINATORS: [char; 6] = ['~', '\'', '!', '$', '|', '\u{85}'];
+
+struct RawSegment {
+    text: String,
+    line: usize,
+}
+
+/// Splits the text into raw segments, dropping line breaks when they are not the terminator.
+fn split_segments(text: &str) -> Result<(Separators, Vec<Segment>), X12Error> {
+    let chars: Vec<char> = text.chars().collect();
+    let start = chars
+        .iter()
+        .position(|c| !c.is_whitespace())
+        .unwrap_or(chars.len());
+    let chars = &chars[start..];
+    let leading_lines = text.chars().take(start).filter(|c| *c == '\n').count();
+    let separators = read_header(chars)?;
+    let mut raw = Vec::new();
+    let mut current = String::new();
+    let mut line = 1 + leading_lines;
+    let mut segment_line = line;
+    let mut index = 0;
+    while index < chars.len() {
+        let c = chars[index];
+        let line_break = c == '\n' || c == '\r';
+        if c == '\n' {
+            line += 1;
+        }
+        if separators.segment == '\n' {
+            if line_break {
+                if !current.trim().is_empty() {
+                    raw.push(RawSegment {
+                        text: std::mem::take(&mut current),
+                        line: segment_line,
+                    });
+                }
+                current.clear();
+                segment_line = line;
+            } else {
+                if current.is_empty() {
+                    segment_line = line;
+                }
+                current.push(c);
+            }
+        } else if line_break {
+            check_mixed_terminator(
+                &chars[index..],
+                &current,
+                separators,
+                raw.len() + 1,
+                segment_line,
+            )?;
+        } else if c == separators.segment {
+            raw.push(RawSegment {
+                text: std::mem::take(&mut current),
+                line: segment_line,
+            });
+        } else {
+            if current.is_empty() {
+                segment_line = line;
+            }
+            current.push(c);
+        }
+        index += 1;
+    }
+    if !current.trim().is_empty() {
+        let id: String = current.chars().take(3).collect();
+        return Err(error(
+            format!(
+                "segment {} ({}) at line {segment_line}",
+                raw.len() + 1,
+                id.trim()
+            ),
+            format!(
+                "the segment has no terminator '{}': the interchange is truncated",
+                printable(separators.segment)
+            ),
+        ));
+    }
+    let segments = raw
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| segment(raw, index + 1, separators))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((separators, segments))
+}
+
+/// Refuses a line break that follows another usual terminator and starts what looks like a new
+/// segment: such a file mixes terminators, and dropping the line break would glue two segments.
+fn check_mixed_terminator(
+    from_break: &[char],
+    current: &str,
+    separators: Separators,
+    position: usize,
+    line: usize,
+) -> Result<(), X12Error> {
+    let Some(before) = current.chars().last() else {
+        return Ok(());
+    };
+    if before == separators.segment || !USUAL_TERMINATORS.contains(&before) {
+        return Ok(());
+    }
+    let next: String = from_break
+        .iter()
+        .skip_while(|c| **c == '\r' || **c == '\n')
+        .take(4)
+        .collect();
+    let id_len = next
+        .chars()
+        .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        .count();
+    if (2..=3).contains(&id_len) && next.chars().nth(id_len) == Some(separators.element) {
+        let id: String = current.chars().take(3).collect();
+        return Err(error(
+            format!(
+                "segment {position} ({}) at line {line}",
+                id.trim_end_matches(separators.element)
+            ),
+            format!(
+                "the segment ends with '{before}' and a line break, and the next line starts a new \
+                 segment '{}', but the ISA header declares '{}' as the segment terminator: the file \
+                 mixes segment terminators",
+                &next[..id_len],
+                printable(separators.segment)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn printable(c: char) -> String {
+    match c {
+        '\n' => "line break".to_owned(),
+        c if c.is_control() => format!("\\u{{{:x}}}", u32::from(c)),
+        c => c.to_string(),
+    }
+}
+
+fn segment(raw: RawSegment, position: usize, separators: Separators) -> Result<Segment, X12Error> {
+    let text = raw.text.trim_start_matches([' ', '\t']);
+    let mut parts = text.split(separators.element).map(str::to_owned);
+    let id = parts.next().unwrap_or_default();
+    let elements: Vec<String> = parts.collect();
+    let valid_id = (2..=3).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && id.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+    if !valid_id {
+        let shown: String = text.chars().take(20).collect();
+        return Err(error(
+            format!("segment {position} at line {}", raw.line),
+            format!("'{shown}' does not start with a segment identifier"),
+        ));
+    }
+    Ok(Segment {
+        id,
+        elements,
+        position,
+        line: raw.line,
+        component: separators.component,
+    })
+}
+
+/// Whether two control numbers are the same: numerically when both are digits (a sender may
+/// write `000000089` in one and `89` in the other), else as text.
+fn same_number(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn count(segment: &Segment, n: usize, what: &str) -> Result<usize, X12Error> {
+    let text = segment.trimmed(n);
+    text.parse().map_err(|_| {
+        at(
+            segment,
+            format!("{}{n:02} '{text}' is not a {what} count", segment.id),
+        )
+    })
+}
+
+/// Checks the envelopes and builds the interchange.
+fn build(separators: Separators, segments: Vec<Segment>) -> Result<Interchange, X12Error> {
+    let mut iter = segments.into_iter();
+    let Some(isa) = iter.next() else {
+        return Err(error("ISA header", "the interchange is empty"));
+    };
+    if isa.elements.len() != 16 {
+        return Err(at(
+            &isa,
+            format!("ISA has {} elements, expected 16", isa.elements.len()),
+        ));
+    }
+    let mut interchange = Interchange {
+        separators,
+        sender_qualifier: isa.trimmed(5).to_owned(),
+        sender: isa.trimmed(6).to_owned(),
+        receiver_qualifier: isa.trimmed(7).to_owned(),
+        receiver: isa.trimmed(8).to_owned(),
+        date: isa.trimmed(9).to_owned(),
+        time: isa.trimmed(10).to_owned(),
+        version: isa.trimmed(12).to_owned(),
+        control_number: isa.trimmed(13).to_owned(),
+        usage: isa.trimmed(15).to_owned(),
+        groups: Vec::new(),
+    };
+    let mut group: Option<(Group, Segment)> = None;
+    let mut set: Option<(TransactionSet, Segment)> = None;
+    let mut last_position = isa.position;
+    for segment in iter.by_ref() {
+        last_position = segment.position;
+        if let Some((current, st)) = set.as_mut() {
+            match segment.id.as_str() {
+                "SE" => {
+                    let counted = current.segments.len() + 2;
+                    let declared = count(&segment, 1, "segment")?;
+                    if declared != counted {
+                        return Err(at(
+                            &segment,
+                            format!(
+                                "SE01 counts {declared} segments, the transaction set {} {} has {counted} (ST to SE)",
+                                current.id, current.control_number
+                            ),
+                        ));
+                    }
+                    if !same_number(segment.element(2), &current.control_number) {
+                        return Err(at(
+                            &segment,
+                            format!(
+                                "SE02 control number '{}' differs from ST02 '{}' ({})",
+                                segment.trimmed(2),
+                                current.control_number,
+                                st.at()
+                            ),
+                        ));
+                    }
+                    if let (Some((done, _)), Some((g, _))) = (set.take(), group.as_mut()) {
+                        g.transaction_sets.push(done);
+                    }
+                }
+                "ST" | "GE" | "GS" | "IEA" | "ISA" => {
+                    return Err(at(
+                        &segment,
+                        format!(
+                            "{} before the SE trailer of transaction set {} {} ({})",
+                            segment.id,
+                            current.id,
+                            current.control_number,
+                            st.at()
+                        ),
+                    ));
+                }
+                _ => current.segments.push(segment),
+            }
+            continue;
+        }
+        if let Some((current, gs)) = group.as_mut() {
+            match segment.id.as_str() {
+                "ST" => {
+                    if segment.trimmed(1).is_empty() || segment.trimmed(2).is_empty() {
+                        return Err(at(
+                            &segment,
+                            "ST01 (transaction set id) and ST02 (control number) are required",
+                        ));
+                    }
+                    set = Some((
+                        TransactionSet {
+                            id: segment.trimmed(1).to_owned(),
+                            control_number: segment.trimmed(2).to_owned(),
+                            segments: Vec::new(),
+                            position: segment.position,
+                        },
+                        segment,
+                    ));
+                }
+                "GE" => {
+                    let declared = count(&segment, 1, "transaction set")?;
+                    if declared != current.transaction_sets.len() {
+                        return Err(at(
+                            &segment,
+                            format!(
+                                "GE01 counts {declared} transaction sets, the group {} has {}",
+                                current.control_number,
+                                current.transaction_sets.len()
+                            ),
+                        ));
+                    }
+                    if !same_number(segment.element(2), &current.control_number) {
+                        return Err(at(
+                            &segment,
+                            format!(
+                                "GE02 control number '{}' differs from GS06 '{}' ({})",
+                                segment.trimmed(2),
+                                current.control_number,
+                                gs.at()
+                            ),
+                        ));
+                    }
+                    if let Some((done, _)) = group.take() {
+                        interchange.groups.push(done);
+                    }
+                }
+                _ => {
+                    return Err(at(
+                        &segment,
+                        format!(
+                            "expected ST or the GE trailer of the group opened at {}, found {}",
+                            gs.at(),
+                            segment.id
+                        ),
+                    ));
+                }
+            }
+            continue;
+        }
+        match segment.id.as_str() {
+            "GS" => {
+                if segment.trimmed(6).is_empty() {
+                    return Err(at(&segment, "GS06 (group control number) is required"));
+                }
+                group = Some((
+                    Group {
+                        functional_id: segment.trimmed(1).to_owned(),
+                        sender: segment.trimmed(2).to_owned(),
+                        receiver: segment.trimmed(3).to_owned(),
+                        date: segment.trimmed(4).to_owned(),
+                        time: segment.trimmed(5).to_owned(),
+                        control_number: segment.trimmed(6).to_owned(),
+                        version: segment.trimmed(8).to_owned(),
+                        transaction_sets: Vec::new(),
+                    },
+                    segment,
+                ));
+            }
+            "IEA" => {
+                let declared = count(&segment, 1, "functional group")?;
+                if declared != interchange.groups.len() {
+                    return Err(at(
+                        &segment,
+                        format!(
+                            "IEA01 counts {declared} functional groups, the interchange has {}",
+                            interchange.groups.len()
+                        ),
+                    ));
+                }
+                if !same_number(segment.element(2), &interchange.control_number) {
+                    return Err(at(
+                        &segment,
+                        format!(
+                            "IEA02 control number '{}' differs from ISA13 '{}'",
+                            segment.trimmed(2),
+                            interchange.control_number
+                        ),
+                    ));
+                }
+                if let Some(extra) = iter.next() {
+                    return Err(at(&extra, "segment after the IEA trailer"));
+                }
+                return Ok(interchange);
+            }
+            _ => {
+                return Err(at(
+                    &segment,
+                    format!("expected GS or the IEA trailer, found {}", segment.id),
+                ));
+            }
+        }
+    }
+    let open = match (&set, &group) {
+        (Some((s, st)), _) => format!(
+            "transaction set {} {} ({}) has no SE trailer",
+            s.id,
+            s.control_number,
+            st.at()
+        ),
+        (None, Some((g, gs))) => {
+            format!("group {} ({}) has no GE trailer", g.control_number, gs.at())
+        }
+        (None, None) => "there is no IEA trailer".to_owned(),
+    };
+    Err(error(
+        format!("after segment {last_position}"),
+        format!("the interchange ends too early: {open}"),
+    ))
+}
+
+/// Converts an X12 unit of measure code (element 355) to its UN/ECE Recommendation 20 code.
+///
+/// Covers the units seen on ship notices, schedules and warehouse documents; returns none for any
+/// other code so the mapping can refuse it rather than guess.
+pub fn unit_to_rec20(code: &str) -> Option<&'static str> {
+    Some(match code.trim() {
+        "EA" => "EA",
+        "PC" | "PCS" => "PCE",
+        "LB" => "LBR",
+        "KG" => "KGM",
+        "GR" => "GRM",
+        "TN" => "STN",
+        "MT" => "TNE",
+        "FT" => "FOT",
+        "IN" => "INH",
+        "MR" => "MTR",
+        "CM" => "CMT",
+        "GA" | "GL" => "GLL",
+        "LT" => "LTR",
+        "DZ" => "DZN",
+        "PR" => "PR",
+        "SF" | "FT2" => "FTK",
+        "CA" | "CS" => "CS",
+        "BX" => "BX",
+        "PL" | "PX" => "PX",
+        "RL" => "RO",
+        "SH" => "ST",
+        "UN" => "C62",
+        _ => return None,
+    })
+}
+
+/// Reads an X12 date: `CCYYMMDD`, or `YYMMDD` with years 00–49 in the 2000s and 50–99 in the
+/// 1900s (the convention of 6-digit X12 dates such as `ISA09` and version 2 documents).
+pub fn date(text: &str) -> Result<crate::timestamp::Date, crate::timestamp::TimestampError> {
+    let text = text.trim();
+    if text.len() == 6 && text.bytes().all(|b| b.is_ascii_digit()) {
+        let century = if text < "50" { "20" } else { "19" };
+        return crate::timestamp::parse_date(&format!("{century}{text}"));
+    }
+    crate::timestamp::parse_date(text)
+}
+
+/// Reads an X12 time: `HHMM`, `HHMMSS` or `HHMMSSD..` (decimal seconds are dropped).
+pub fn time(text: &str) -> Result<crate::timestamp::Time, crate::timestamp::TimestampError> {
+    let text = text.trim();
+    let cut = if text.len() > 6 && text.bytes().all(|b| b.is_ascii_digit()) {
+        &text[..6]
+    } else {
+        text
+    };
+    crate::timestamp::parse_time(cut)
+}
+
+/// Builds an RFC 3339 timestamp from an X12 date (`CCYYMMDD` or `YYMMDD`), an optional time
+/// (`HHMM`, `HHMMSS`; empty means midnight) and a UTC offset such as `+01:00`.
+pub fn timestamp(date_text: &str, time_text: &str, offset: &str) -> Result<String, String> {
+    let day = date(date_text).map_err(|e| e.to_string())?;
+    let at = if time_text.trim().is_empty() {
+        crate::timestamp::Time::MIDNIGHT
+    } else {
+        time(time_text).map_err(|e| e.to_string())?
+    };
+    let offset = crate::timestamp::parse_offset(offset).map_err(|e| e.to_string())?;
+    crate::timestamp::rfc3339(day, at, offset).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests;

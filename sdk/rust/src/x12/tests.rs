@@ -1,0 +1,236 @@
+//! Unit tests of the X12 reader with small inline interchanges.
+
+use super::*;
+
+const ISA: &str = "ISA*00*          *00*          *ZZ*SENDER         *ZZ*RECEIVER       *260714*1200*U*00401*000000001*0*T*>~";
+
+fn doc(body: &str) -> String {
+    format!(
+        "{ISA}\nGS*SH*SENDER*RECEIVER*20260714*1200*7*X*004010~\n{body}GE*1*7~\nIEA*1*000000001~\n"
+    )
+}
+
+const SET: &str = "ST*856*0001~\nBSN*00*SHIP1*20260714*1200~\nLIN**BP*PART>A~\nSE*4*0001~\n";
+
+fn err(text: &str) -> String {
+    parse(text.as_bytes()).unwrap_err().to_string()
+}
+
+#[test]
+fn reads_a_fixed_width_interchange() {
+    let interchange = parse(doc(SET).as_bytes()).unwrap();
+    assert_eq!(interchange.sender, "SENDER");
+    assert_eq!(interchange.receiver, "RECEIVER");
+    assert_eq!(interchange.control_number, "000000001");
+    assert_eq!(interchange.date, "260714");
+    assert_eq!(interchange.usage, "T");
+    assert_eq!(
+        interchange.separators,
+        Separators {
+            element: '*',
+            component: '>',
+            repetition: None,
+            segment: '~'
+        }
+    );
+    let (group, set) = interchange.transaction_sets().next().unwrap();
+    assert_eq!(group.functional_id, "SH");
+    assert_eq!(group.version, "004010");
+    assert_eq!(set.id, "856");
+    assert_eq!(set.control_number, "0001");
+    assert_eq!(set.segments.len(), 2);
+    let lin = &set.segments[1];
+    assert_eq!(lin.id, "LIN");
+    assert_eq!(lin.element(1), "");
+    assert_eq!(lin.element(3), "PART>A");
+    assert_eq!(lin.component(3, 1), "PART");
+    assert_eq!(lin.component(3, 2), "A");
+    assert_eq!(lin.component(3, 3), "");
+    assert_eq!(lin.element(9), "");
+    assert_eq!(lin.position, 5);
+    assert_eq!(lin.line, 5);
+}
+
+#[test]
+fn tolerates_bom_crlf_and_no_line_breaks() {
+    let crlf = format!("\u{feff}{}", doc(SET).replace('\n', "\r\n"));
+    assert_eq!(parse(crlf.as_bytes()).unwrap().groups.len(), 1);
+    let flat = doc(SET).replace('\n', "");
+    assert_eq!(parse(flat.as_bytes()).unwrap().groups.len(), 1);
+}
+
+#[test]
+fn joins_lines_wrapped_at_80_columns() {
+    let flat = doc(SET).replace('\n', "");
+    let wrapped: String = flat
+        .as_bytes()
+        .chunks(80)
+        .map(|chunk| format!("{}\r\n", std::str::from_utf8(chunk).unwrap()))
+        .collect();
+    let interchange = parse(wrapped.as_bytes()).unwrap();
+    let (_, set) = interchange.transaction_sets().next().unwrap();
+    assert_eq!(set.segments[0].element(2), "SHIP1");
+}
+
+#[test]
+fn reads_newline_delimited_files_and_other_separators() {
+    let text = "ISA|00|          |00|          |ZZ|SENDER         |ZZ|RECEIVER       |260714|1200|^|00501|000000002|0|P|:\nGS|SH|S|R|20260714|1200|9|X|005010\nST|856|0001\nLIN||BP|A:B^C\nSE|3|0001\nGE|1|9\nIEA|1|000000002\n";
+    let interchange = parse(text.as_bytes()).unwrap();
+    assert_eq!(
+        interchange.separators,
+        Separators {
+            element: '|',
+            component: ':',
+            repetition: Some('^'),
+            segment: '\n'
+        }
+    );
+    let (_, set) = interchange.transaction_sets().next().unwrap();
+    assert_eq!(set.segments[0].component(3, 2), "B^C");
+}
+
+#[test]
+fn reads_an_isa_that_is_not_padded_and_split_across_lines() {
+    let text = "ISA*00* *00* *01*054481205 *ZZ*CEVANISSAN\n*080403*1114*U*00400*000000001*0*P*@!\nGS*SS*S*R*20080403*1615*1*X*004010!\nST*862*0001!\nLIN*1*BP*P1@X!\nSE*3*0001!\nGE*1*1!\nIEA*1*000000001!";
+    let interchange = parse(text.as_bytes()).unwrap();
+    assert_eq!(interchange.receiver, "CEVANISSAN");
+    assert_eq!(interchange.separators.segment, '!');
+    assert_eq!(interchange.separators.component, '@');
+    let (_, set) = interchange.transaction_sets().next().unwrap();
+    assert_eq!(set.segments[0].component(3, 2), "X");
+}
+
+#[test]
+fn counts_several_groups_and_sets() {
+    let second = SET.replace("0001", "0002");
+    let text = format!(
+        "{ISA}GS*SH*S*R*20260714*1200*7*X*004010~{SET}{second}GE*2*7~GS*SH*S*R*20260714*1200*8*X*004010~{SET}GE*1*8~IEA*2*1~"
+    );
+    let interchange = parse(text.as_bytes()).unwrap();
+    assert_eq!(interchange.groups.len(), 2);
+    assert_eq!(interchange.transaction_sets().count(), 3);
+}
+
+#[test]
+fn rejects_every_envelope_error() {
+    let cases = [
+        (
+            doc(&SET.replace("SE*4*0001", "SE*5*0001")),
+            "segment 6 (SE) at line 6: SE01 counts 5 segments, the transaction set 856 0001 has 4 (ST to SE)",
+        ),
+        (
+            doc(&SET.replace("SE*4*0001", "SE*4*0002")),
+            "segment 6 (SE) at line 6: SE02 control number '0002' differs from ST02 '0001' (segment 3 (ST) at line 3)",
+        ),
+        (
+            doc(SET).replace("GE*1*7", "GE*2*7"),
+            "segment 7 (GE) at line 7: GE01 counts 2 transaction sets, the group 7 has 1",
+        ),
+        (
+            doc(SET).replace("GE*1*7", "GE*1*8"),
+            "segment 7 (GE) at line 7: GE02 control number '8' differs from GS06 '7' (segment 2 (GS) at line 2)",
+        ),
+        (
+            doc(SET).replace("IEA*1*", "IEA*2*"),
+            "segment 8 (IEA) at line 8: IEA01 counts 2 functional groups, the interchange has 1",
+        ),
+        (
+            doc(SET).replace("IEA*1*000000001", "IEA*1*000000002"),
+            "segment 8 (IEA) at line 8: IEA02 control number '000000002' differs from ISA13 '000000001'",
+        ),
+        (
+            doc(&SET.replace("SE*4*0001~\n", "")),
+            "segment 6 (GE) at line 6: GE before the SE trailer of transaction set 856 0001 (segment 3 (ST) at line 3)",
+        ),
+        (
+            doc(SET).replace("GE*1*7~\n", ""),
+            "segment 7 (IEA) at line 7: expected ST or the GE trailer of the group opened at segment 2 (GS) at line 2, found IEA",
+        ),
+        (
+            doc(SET).replace("IEA*1*000000001~\n", ""),
+            "after segment 7: the interchange ends too early: there is no IEA trailer",
+        ),
+        (
+            doc(SET).replace("SE*4*0001~\nGE*1*7~\nIEA*1*000000001~\n", ""),
+            "after segment 5: the interchange ends too early: transaction set 856 0001 (segment 3 (ST) at line 3) has no SE trailer",
+        ),
+        (
+            doc(SET).replace("IEA*1*000000001~\n", "IEA*1*000000001"),
+            "segment 8 (IEA) at line 8: the segment has no terminator '~': the interchange is truncated",
+        ),
+        (
+            format!("{}GS*X~", doc(SET)),
+            "segment 9 (GS) at line 9: segment after the IEA trailer",
+        ),
+        (
+            doc(SET).replace("BSN*", "bsn*"),
+            "segment 4 at line 4: 'bsn*00*SHIP1*2026071' does not start with a segment identifier",
+        ),
+        (
+            doc(SET).replace("SE*4*", "SE*four*"),
+            "segment 6 (SE) at line 6: SE01 'four' is not a segment count",
+        ),
+        (
+            "UNB+UNOA:3+S+R+260101:1200+1'".to_owned(),
+            "ISA header: the interchange does not start with an ISA segment (is this an X12 file?)",
+        ),
+        (
+            "ISA*00*  *00*".to_owned(),
+            "ISA header: the ISA header is truncated before ISA16",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert_eq!(err(&text), expected, "{text}");
+    }
+}
+
+#[test]
+fn rejects_mixed_terminators() {
+    let text = doc(SET).replace("1200~\nLIN", "1200!\nLIN");
+    assert_eq!(
+        err(&text),
+        "segment 4 (BSN) at line 4: the segment ends with '!' and a line break, and the next line \
+         starts a new segment 'LIN', but the ISA header declares '~' as the segment terminator: the \
+         file mixes segment terminators"
+    );
+}
+
+#[test]
+fn maps_units_and_dates() {
+    assert_eq!(unit_to_rec20("PC"), Some("PCE"));
+    assert_eq!(unit_to_rec20("LB"), Some("LBR"));
+    assert_eq!(unit_to_rec20("ZZ"), None);
+    assert_eq!(
+        crate::timestamp::full_date(date("070101").unwrap()),
+        "2007-01-01"
+    );
+    assert_eq!(
+        crate::timestamp::full_date(date("20260714").unwrap()),
+        "2026-07-14"
+    );
+    assert!(date("2026071").is_err());
+    assert_eq!(
+        time("21301599").unwrap(),
+        crate::timestamp::Time::from_hms(21, 30, 15).unwrap()
+    );
+}
+
+#[test]
+fn reads_pairs_and_timestamps() {
+    let text = doc("ST*856*0001~\nLIN**BP*7389141G01*ON*RG61372*VP*~\nSE*3*0001~\n");
+    let interchange = parse(text.as_bytes()).unwrap();
+    let (_, set) = interchange.transaction_sets().next().unwrap();
+    assert_eq!(
+        set.segments[0].pairs(2),
+        vec![("BP", "7389141G01"), ("ON", "RG61372")]
+    );
+    assert_eq!(
+        timestamp("070101", "1130", "+01:00").unwrap(),
+        "2007-01-01T11:30:00+01:00"
+    );
+    assert_eq!(
+        timestamp("20260714", "", "Z").unwrap(),
+        "2026-07-14T00:00:00Z"
+    );
+    assert!(timestamp("20260714", "2561", "Z").is_err());
+}
