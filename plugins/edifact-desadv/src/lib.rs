@@ -1,0 +1,277 @@
+//! millrace mapping plugin for EDIFACT DESADV despatch advices (D96A / D01B, EANCOM style).
+//!
+//! Every DESADV message of an interchange becomes one canonical `shipment-notice`, with one line
+//! per `LIN` item. The field mapping and the route configuration keys are documented in this
+//! plugin's README.md.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use millrace_sdk::canonical::{ShipmentLine, ShipmentNotice};
+use millrace_sdk::edifact::{self, Interchange, Message, Segment};
+use millrace_sdk::prelude::*;
+
+fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
+    let site = config::require("site")?;
+    let offset = config::get("utc-offset").unwrap_or_else(|| "+00:00".to_owned());
+    let offset = timestamp::parse_offset(&offset)
+        .map_err(|e| MapError::other(format!("route config 'utc-offset': {e}")))?;
+    let item_qualifier = config::get("item-qualifier");
+    let interchange =
+        edifact::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+    let mut events = Vec::new();
+    for message in &interchange.messages {
+        if message.message_type != "DESADV" {
+            return Err(MapError::unsupported(format!(
+                "message {} (segment {}) is an {} message, not a DESADV despatch advice",
+                message.reference, message.position, message.message_type
+            )));
+        }
+        let notice = notice(&interchange, message, offset, item_qualifier.as_deref())?;
+        events.push(CanonicalEvent {
+            site: site.clone(),
+            occurred_at: notice.ship_date.clone(),
+            source_sequence: None,
+            source_transaction: Some(format!(
+                "{}:{}",
+                interchange.control_reference, message.reference
+            )),
+            data: EventData::ShipmentNotice(notice),
+        });
+    }
+    if events.is_empty() {
+        return Err(MapError::malformed(
+            "the interchange holds no message".to_owned(),
+        ));
+    }
+    Ok(events)
+}
+
+/// Reads a `DTM` segment (`DTM+11:202607141230:203`) as an RFC 3339 timestamp.
+fn dtm(segment: &Segment, offset: timestamp::UtcOffset) -> Result<String, MapError> {
+    let (date, time) =
+        edifact::date_time(segment.value(1, 2), segment.value(1, 3)).map_err(|e| {
+            MapError::malformed(format!(
+                "{}, DTM {}: {e}",
+                segment.at(),
+                segment.value(1, 1)
+            ))
+        })?;
+    timestamp::rfc3339(date, time.unwrap_or(timestamp::Time::MIDNIGHT), offset)
+        .malformed_at(segment.at())
+}
+
+fn find<'a>(segments: &[&'a Segment], tag: &str, qualifier: &str) -> Option<&'a Segment> {
+    segments
+        .iter()
+        .copied()
+        .find(|s| s.tag == tag && s.value(1, 1) == qualifier)
+}
+
+fn notice(
+    interchange: &Interchange,
+    message: &Message,
+    offset: timestamp::UtcOffset,
+    item_qualifier: Option<&str>,
+) -> Result<ShipmentNotice, MapError> {
+    let all: Vec<&Segment> = message.segments.iter().collect();
+    let header: Vec<&Segment> = all
+        .iter()
+        .copied()
+        .take_while(|s| s.tag != "CPS" && s.tag != "LIN")
+        .collect();
+    let bgm = find(&header, "BGM", "351")
+        .or_else(|| header.iter().copied().find(|s| s.tag == "BGM"))
+        .ok_or_else(|| {
+            MapError::malformed(format!(
+                "message {} (segment {}): there is no BGM segment",
+                message.reference, message.position
+            ))
+        })?;
+    let shipment_id = bgm.value(2, 1).trim();
+    if shipment_id.is_empty() {
+        return Err(MapError::malformed(format!(
+            "{}: the document number (BGM C106) is empty",
+            bgm.at()
+        )));
+    }
+    let ship = find(&header, "DTM", "11")
+        .or_else(|| find(&header, "DTM", "137"))
+        .ok_or_else(|| {
+            MapError::malformed(format!(
+                "{}: the message has neither a despatch date (DTM 11) nor a document date (DTM 137)",
+                bgm.at()
+            ))
+        })?;
+    let ship_date = dtm(ship, offset)?;
+    let expected_delivery = find(&header, "DTM", "132")
+        .or_else(|| find(&header, "DTM", "17"))
+        .or_else(|| find(&header, "DTM", "2"))
+        .map(|s| dtm(s, offset))
+        .transpose()?;
+    let supplier = ["SU", "SE", "CZ"]
+        .iter()
+        .find_map(|code| find(&header, "NAD", code))
+        .map(|nad| {
+            let id = nad.value(2, 1).trim();
+            if id.is_empty() {
+                nad.value(4, 1).trim()
+            } else {
+                id
+            }
+            .to_owned()
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| interchange.sender.clone());
+    let header_po = find(&header, "RFF", "ON").map(|s| s.value(1, 2).trim().to_owned());
+
+    let mut lines = Vec::new();
+    let mut package: Option<String> = None;
+    let mut current: Option<Vec<&Segment>> = None;
+    let flush = |segments: Option<Vec<&Segment>>,
+                 package: &Option<String>,
+                 lines: &mut Vec<ShipmentLine>|
+     -> Result<(), MapError> {
+        if let Some(segments) = segments {
+            lines.push(line(
+                &segments,
+                package.clone(),
+                header_po.clone(),
+                interchange,
+                item_qualifier,
+            )?);
+        }
+        Ok(())
+    };
+    for segment in all.iter().copied().skip(header.len()) {
+        match segment.tag.as_str() {
+            "CPS" => {
+                flush(current.take(), &package, &mut lines)?;
+                package = None;
+            }
+            "LIN" => {
+                flush(current.take(), &package, &mut lines)?;
+                current = Some(vec![segment]);
+            }
+            "CNT" | "UNS" => {
+                flush(current.take(), &package, &mut lines)?;
+            }
+            _ => match current.as_mut() {
+                Some(line_segments) => line_segments.push(segment),
+                None => {
+                    // Packaging level: GIN+BJ carries the SSCC of the package.
+                    if segment.tag == "GIN" && segment.value(1, 1) == "BJ" {
+                        package = Some(segment.value(2, 1).trim().to_owned());
+                    }
+                }
+            },
+        }
+    }
+    flush(current.take(), &package, &mut lines)?;
+    if lines.is_empty() {
+        return Err(MapError::malformed(format!(
+            "message {} (segment {}): the despatch advice has no LIN line",
+            message.reference, message.position
+        )));
+    }
+    Ok(ShipmentNotice {
+        shipment_id: shipment_id.to_owned(),
+        supplier,
+        ship_date,
+        expected_delivery,
+        lines,
+    })
+}
+
+fn line(
+    segments: &[&Segment],
+    package_id: Option<String>,
+    header_po: Option<String>,
+    interchange: &Interchange,
+    item_qualifier: Option<&str>,
+) -> Result<ShipmentLine, MapError> {
+    let Some(lin) = segments.first() else {
+        return Err(MapError::malformed("an empty LIN group".to_owned()));
+    };
+    let mut ids: Vec<(String, String)> = Vec::new();
+    if !lin.value(3, 1).trim().is_empty() {
+        ids.push((
+            lin.value(3, 2).to_owned(),
+            lin.value(3, 1).trim().to_owned(),
+        ));
+    }
+    for pia in segments.iter().filter(|s| s.tag == "PIA") {
+        for n in 2..=6 {
+            if !pia.value(n, 1).trim().is_empty() {
+                ids.push((
+                    pia.value(n, 2).to_owned(),
+                    pia.value(n, 1).trim().to_owned(),
+                ));
+            }
+        }
+    }
+    let item = match item_qualifier {
+        Some(q) => ids.iter().find(|(k, _)| k == q).map(|(_, v)| v.clone()).ok_or_else(|| {
+            MapError::malformed(format!(
+                "{}: the line has no item number with qualifier '{q}' (route config item-qualifier)",
+                lin.at()
+            ))
+        })?,
+        None => ids
+            .first()
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| MapError::malformed(format!("{}: the line has no item number", lin.at())))?,
+    };
+    let qty = find(segments, "QTY", "12").ok_or_else(|| {
+        MapError::malformed(format!(
+            "{}: the line has no despatch quantity (QTY 12)",
+            lin.at()
+        ))
+    })?;
+    let amount = interchange
+        .decimal(qty.value(1, 2))
+        .malformed_at(format!("{}, QTY 12 quantity", qty.at()))?;
+    // EANCOM: without a unit the quantity counts pieces.
+    let uom = match qty.value(1, 3).trim() {
+        "" => "PCE",
+        unit if (1..=3).contains(&unit.len())
+            && unit
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) =>
+        {
+            unit
+        }
+        unit => {
+            return Err(MapError::malformed(format!(
+                "{}, QTY 12 unit: '{unit}' is not a UN/ECE Recommendation 20 code",
+                qty.at()
+            )));
+        }
+    };
+    let lot = segments
+        .iter()
+        .find(|s| s.tag == "GIN" && s.value(1, 1) == "BX")
+        .map(|s| s.value(2, 1).trim().to_owned())
+        .filter(|l| !l.is_empty());
+    let serials = segments
+        .iter()
+        .filter(|s| s.tag == "GIN" && s.value(1, 1) == "BN")
+        .flat_map(|s| (2..=6).map(move |n| s.value(n, 1).trim().to_owned()))
+        .filter(|v| !v.is_empty())
+        .collect();
+    let purchase_order = find(segments, "RFF", "ON")
+        .map(|s| s.value(1, 2).trim().to_owned())
+        .or(header_po);
+    Ok(ShipmentLine {
+        item,
+        quantity: Quantity {
+            amount,
+            uom: uom.to_owned(),
+        },
+        lot,
+        serials,
+        purchase_order,
+        package_id,
+    })
+}
+
+millrace_sdk::export_mapper!(map);

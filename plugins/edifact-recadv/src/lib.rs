@@ -1,0 +1,287 @@
+//! millrace mapping plugin for EDIFACT RECADV receiving advices (D96A / D01B, EANCOM style).
+//!
+//! Every received `LIN` line becomes one canonical `inventory-movement` receipt, with its batch as
+//! the lot. The WIT `inventory-movement` has no expiry date: a line's expiry (`DTM` 36 or 361) is
+//! checked and logged, not mapped. The field mapping and the route configuration keys are
+//! documented in this plugin's README.md.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use millrace_sdk::edifact::{self, Interchange, Message, Segment};
+use millrace_sdk::prelude::*;
+
+fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
+    let site = config::require("site")?;
+    let offset = config::get("utc-offset").unwrap_or_else(|| "+00:00".to_owned());
+    let offset = timestamp::parse_offset(&offset)
+        .map_err(|e| MapError::other(format!("route config 'utc-offset': {e}")))?;
+    let item_qualifier = config::get("item-qualifier");
+    let interchange =
+        edifact::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+    let mut events = Vec::new();
+    for message in &interchange.messages {
+        if message.message_type != "RECADV" {
+            return Err(MapError::unsupported(format!(
+                "message {} (segment {}) is an {} message, not a RECADV receiving advice",
+                message.reference, message.position, message.message_type
+            )));
+        }
+        let (occurred_at, movements) =
+            receipts(&interchange, message, offset, item_qualifier.as_deref())?;
+        for movement in movements {
+            events.push(CanonicalEvent {
+                site: site.clone(),
+                occurred_at: occurred_at.clone(),
+                source_sequence: None,
+                source_transaction: Some(format!(
+                    "{}:{}",
+                    interchange.control_reference, message.reference
+                )),
+                data: EventData::InventoryMovement(movement),
+            });
+        }
+    }
+    if events.is_empty() {
+        return Err(MapError::malformed(
+            "the interchange holds no received line".to_owned(),
+        ));
+    }
+    Ok(events)
+}
+
+/// Reads a `DTM` segment as a date and optional time.
+fn dtm(segment: &Segment) -> Result<(timestamp::Date, Option<timestamp::Time>), MapError> {
+    edifact::date_time(segment.value(1, 2), segment.value(1, 3)).map_err(|e| {
+        MapError::malformed(format!(
+            "{}, DTM {}: {e}",
+            segment.at(),
+            segment.value(1, 1)
+        ))
+    })
+}
+
+fn find<'a>(segments: &[&'a Segment], tag: &str, qualifier: &str) -> Option<&'a Segment> {
+    segments
+        .iter()
+        .copied()
+        .find(|s| s.tag == tag && s.value(1, 1) == qualifier)
+}
+
+fn receipts(
+    interchange: &Interchange,
+    message: &Message,
+    offset: timestamp::UtcOffset,
+    item_qualifier: Option<&str>,
+) -> Result<(String, Vec<InventoryMovement>), MapError> {
+    let all: Vec<&Segment> = message.segments.iter().collect();
+    let header: Vec<&Segment> = all
+        .iter()
+        .copied()
+        .take_while(|s| s.tag != "CPS" && s.tag != "LIN")
+        .collect();
+    let bgm = header
+        .iter()
+        .copied()
+        .find(|s| s.tag == "BGM")
+        .ok_or_else(|| {
+            MapError::malformed(format!(
+                "message {} (segment {}): there is no BGM segment",
+                message.reference, message.position
+            ))
+        })?;
+    let received = find(&header, "DTM", "50")
+        .or_else(|| find(&header, "DTM", "137"))
+        .ok_or_else(|| {
+            MapError::malformed(format!(
+                "{}: the message has neither a goods receipt date (DTM 50) nor a document date (DTM 137)",
+                bgm.at()
+            ))
+        })?;
+    let (date, time) = dtm(received)?;
+    let occurred_at = timestamp::rfc3339(date, time.unwrap_or(timestamp::Time::MIDNIGHT), offset)
+        .malformed_at(received.at())?;
+    let to_location = ["DP", "ST", "WH"]
+        .iter()
+        .find_map(|code| find(&header, "NAD", code))
+        .map(|nad| nad.value(2, 1).trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| config::get("location"));
+    if to_location.is_none() {
+        return Err(MapError::malformed(format!(
+            "message {} (segment {}): no delivery party (NAD DP, ST or WH) says where the goods \
+             were received, and the route config has no 'location'",
+            message.reference, message.position
+        )));
+    }
+    let header_reference = find(&header, "RFF", "ON")
+        .or_else(|| find(&header, "RFF", "DQ"))
+        .or_else(|| find(&header, "RFF", "AAK"))
+        .map(|s| s.value(1, 2).trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| Some(bgm.value(2, 1).trim().to_owned()).filter(|s| !s.is_empty()));
+
+    let mut groups: Vec<Vec<&Segment>> = Vec::new();
+    let mut in_line = false;
+    for segment in all.iter().copied().skip(header.len()) {
+        match segment.tag.as_str() {
+            "LIN" => {
+                groups.push(vec![segment]);
+                in_line = true;
+            }
+            "CPS" | "CNT" | "UNS" => in_line = false,
+            _ if in_line => {
+                if let Some(group) = groups.last_mut() {
+                    group.push(segment);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut movements = Vec::new();
+    for group in &groups {
+        if let Some(movement) = receipt(
+            group,
+            interchange,
+            &to_location,
+            &header_reference,
+            item_qualifier,
+        )? {
+            movements.push(movement);
+        }
+    }
+    if movements.is_empty() {
+        return Err(MapError::malformed(format!(
+            "message {} (segment {}): no LIN line with a received quantity (QTY 48 or 194)",
+            message.reference, message.position
+        )));
+    }
+    Ok((occurred_at, movements))
+}
+
+fn receipt(
+    segments: &[&Segment],
+    interchange: &Interchange,
+    to_location: &Option<String>,
+    header_reference: &Option<String>,
+    item_qualifier: Option<&str>,
+) -> Result<Option<InventoryMovement>, MapError> {
+    let Some(lin) = segments.first() else {
+        return Ok(None);
+    };
+    let mut ids: Vec<(String, String)> = Vec::new();
+    if !lin.value(3, 1).trim().is_empty() {
+        ids.push((
+            lin.value(3, 2).to_owned(),
+            lin.value(3, 1).trim().to_owned(),
+        ));
+    }
+    for pia in segments.iter().filter(|s| s.tag == "PIA") {
+        for n in 2..=6 {
+            if !pia.value(n, 1).trim().is_empty() {
+                ids.push((
+                    pia.value(n, 2).to_owned(),
+                    pia.value(n, 1).trim().to_owned(),
+                ));
+            }
+        }
+    }
+    let item = match item_qualifier {
+        Some(q) => ids.iter().find(|(k, _)| k == q).map(|(_, v)| v.clone()).ok_or_else(|| {
+            MapError::malformed(format!(
+                "{}: the line has no item number with qualifier '{q}' (route config item-qualifier)",
+                lin.at()
+            ))
+        })?,
+        None => ids.first().map(|(_, v)| v.clone()).ok_or_else(|| {
+            MapError::malformed(format!("{}: the line has no item number", lin.at()))
+        })?,
+    };
+    // 194 received and accepted: free stock; 48 received: status not stated.
+    let (qty, status) = match find(segments, "QTY", "194") {
+        Some(q) => (q, Some(StockStatus::Unrestricted)),
+        None => match find(segments, "QTY", "48") {
+            Some(q) => (q, None),
+            None => return Ok(None),
+        },
+    };
+    let amount = interchange.decimal(qty.value(1, 2)).malformed_at(format!(
+        "{}, QTY {} quantity",
+        qty.at(),
+        qty.value(1, 1)
+    ))?;
+    if amount == "0" {
+        return Ok(None);
+    }
+    if amount.starts_with('-') {
+        return Err(MapError::malformed(format!(
+            "{}, QTY {} quantity: '{}' is negative",
+            qty.at(),
+            qty.value(1, 1),
+            qty.value(1, 2)
+        )));
+    }
+    let uom = match qty.value(1, 3).trim() {
+        "" => "PCE",
+        unit if (1..=3).contains(&unit.len())
+            && unit
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) =>
+        {
+            unit
+        }
+        unit => {
+            return Err(MapError::malformed(format!(
+                "{}, QTY unit: '{unit}' is not a UN/ECE Recommendation 20 code",
+                qty.at()
+            )));
+        }
+    };
+    // The batch: GIN+BX, else the marks of a PCI+36E (marked with batch number).
+    let lot = segments
+        .iter()
+        .find(|s| s.tag == "GIN" && s.value(1, 1) == "BX")
+        .map(|s| s.value(2, 1).trim().to_owned())
+        .or_else(|| find(segments, "PCI", "36E").map(|s| s.value(2, 1).trim().to_owned()))
+        .filter(|l| !l.is_empty());
+    if let Some(expiry) = find(segments, "DTM", "36").or_else(|| find(segments, "DTM", "361")) {
+        let (date, _) = dtm(expiry)?;
+        // inventory-movement has no expiry field; keep it visible in the host log.
+        let expires = timestamp::full_date(date);
+        let at = expiry.at();
+        log::info(
+            "expiry date not mapped: inventory-movement has no expiry field",
+            &[
+                ("item", item.as_str()),
+                ("lot", lot.as_deref().unwrap_or("")),
+                ("expires", expires.as_str()),
+                ("at", at.as_str()),
+            ],
+        );
+    }
+    let serials = segments
+        .iter()
+        .filter(|s| s.tag == "GIN" && s.value(1, 1) == "BN")
+        .flat_map(|s| (2..=6).map(move |n| s.value(n, 1).trim().to_owned()))
+        .filter(|v| !v.is_empty())
+        .collect();
+    let reference_document = find(segments, "RFF", "ON")
+        .map(|s| s.value(1, 2).trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .or_else(|| header_reference.clone());
+    Ok(Some(InventoryMovement {
+        movement_type: MovementType::Receipt,
+        item,
+        quantity: Quantity {
+            amount,
+            uom: uom.to_owned(),
+        },
+        from_location: None,
+        to_location: to_location.clone(),
+        lot,
+        serials,
+        stock_status: status,
+        reference_document,
+    }))
+}
+
+millrace_sdk::export_mapper!(map);

@@ -1,0 +1,345 @@
+//! millrace mapping plugin for X12 856 ship notices (advance ship notices, ASN).
+//!
+//! Every `856` transaction set of an interchange becomes one canonical `shipment-notice`, with one
+//! line per item (or per pack below an item). The hierarchy, the field mapping and the route
+//! configuration keys are documented in this plugin's README.md.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use millrace_sdk::canonical::{ShipmentLine, ShipmentNotice};
+use millrace_sdk::prelude::*;
+use millrace_sdk::x12::{self, Interchange, Segment, TransactionSet};
+
+fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
+    let site = config::require("site")?;
+    let offset = config::get("utc-offset").unwrap_or_else(|| "+00:00".to_owned());
+    timestamp::parse_offset(&offset)
+        .map_err(|e| MapError::other(format!("route config 'utc-offset': {e}")))?;
+    let item_qualifier = config::get("item-qualifier");
+    let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+    let mut events = Vec::new();
+    for (_, set) in interchange.transaction_sets() {
+        if set.id != "856" {
+            return Err(MapError::unsupported(format!(
+                "transaction set {} {} (segment {}) is not an 856 ship notice",
+                set.id, set.control_number, set.position
+            )));
+        }
+        let notice = ship_notice(&interchange, set, &offset, item_qualifier.as_deref())?;
+        events.push(CanonicalEvent {
+            site: site.clone(),
+            occurred_at: notice.ship_date.clone(),
+            source_sequence: None,
+            source_transaction: Some(format!(
+                "{}:{}",
+                interchange.control_number, set.control_number
+            )),
+            data: EventData::ShipmentNotice(notice),
+        });
+    }
+    if events.is_empty() {
+        return Err(MapError::malformed(
+            "the interchange holds no transaction set".to_owned(),
+        ));
+    }
+    Ok(events)
+}
+
+/// One `HL` level with the segments that follow it up to the next `HL`.
+struct Level<'a> {
+    id: &'a str,
+    parent: &'a str,
+    code: &'a str,
+    segments: Vec<&'a Segment>,
+}
+
+impl Level<'_> {
+    fn find(&self, id: &str, qualifier: &str) -> Option<&Segment> {
+        self.segments
+            .iter()
+            .copied()
+            .find(|s| s.id == id && s.trimmed(1) == qualifier)
+    }
+
+    fn refs(&self, qualifier: &str) -> Vec<String> {
+        self.segments
+            .iter()
+            .filter(|s| s.id == "REF" && s.trimmed(1) == qualifier && !s.trimmed(2).is_empty())
+            .map(|s| s.trimmed(2).to_owned())
+            .collect()
+    }
+
+    /// The package id of a tare or pack level: an SSCC from `MAN*GM`, else its `REF*LS` label.
+    fn package_id(&self) -> Option<String> {
+        if let Some(man) = self.find("MAN", "GM") {
+            return Some(sscc(man.trimmed(2)));
+        }
+        if matches!(self.code, "T" | "P") {
+            return self.refs("LS").into_iter().next();
+        }
+        None
+    }
+}
+
+/// An SSCC written with its GS1 application identifier `00` (20 digits) loses the identifier.
+fn sscc(text: &str) -> String {
+    match text.strip_prefix("00") {
+        Some(rest) if text.len() == 20 && text.bytes().all(|b| b.is_ascii_digit()) => {
+            rest.to_owned()
+        }
+        _ => text.to_owned(),
+    }
+}
+
+fn ship_notice(
+    interchange: &Interchange,
+    set: &TransactionSet,
+    offset: &str,
+    item_qualifier: Option<&str>,
+) -> Result<ShipmentNotice, MapError> {
+    let mut header: Vec<&Segment> = Vec::new();
+    let mut levels: Vec<Level> = Vec::new();
+    for segment in &set.segments {
+        if segment.id == "HL" {
+            if segment.trimmed(1).is_empty() || segment.trimmed(3).is_empty() {
+                return Err(MapError::malformed(format!(
+                    "{}: HL01 (id) and HL03 (level code) are required",
+                    segment.at()
+                )));
+            }
+            levels.push(Level {
+                id: segment.trimmed(1),
+                parent: segment.trimmed(2),
+                code: segment.trimmed(3),
+                segments: Vec::new(),
+            });
+        } else if let Some(level) = levels.last_mut() {
+            level.segments.push(segment);
+        } else {
+            header.push(segment);
+        }
+    }
+    let bsn = header
+        .iter()
+        .copied()
+        .find(|s| s.id == "BSN")
+        .ok_or_else(|| {
+            MapError::malformed(format!(
+                "transaction set 856 {} (segment {}): there is no BSN segment",
+                set.control_number, set.position
+            ))
+        })?;
+    let shipment_id = bsn.trimmed(2);
+    if shipment_id.is_empty() {
+        return Err(MapError::malformed(format!(
+            "{}: BSN02 (shipment id) is empty",
+            bsn.at()
+        )));
+    }
+    let shipment = levels.iter().find(|l| l.code == "S");
+    // Dates and parties may sit in the header (version 2 documents) or in the shipment level.
+    let shipment_segments: Vec<&Segment> = header
+        .iter()
+        .copied()
+        .chain(
+            shipment
+                .into_iter()
+                .flat_map(|l| l.segments.iter().copied()),
+        )
+        .collect();
+    let dtm = |qualifier: &str| {
+        shipment_segments
+            .iter()
+            .copied()
+            .find(|s| s.id == "DTM" && s.trimmed(1) == qualifier)
+    };
+    let ship_date = match dtm("011") {
+        Some(d) => x12::timestamp(d.element(2), d.element(3), offset)
+            .malformed_at(format!("{}, DTM02/03 ship date", d.at()))?,
+        None => x12::timestamp(bsn.element(3), bsn.element(4), offset)
+            .malformed_at(format!("{}, BSN03/04 date", bsn.at()))?,
+    };
+    let expected_delivery = dtm("017")
+        .map(|d| {
+            x12::timestamp(d.element(2), d.element(3), offset)
+                .malformed_at(format!("{}, DTM02/03 expected delivery", d.at()))
+        })
+        .transpose()?;
+    let supplier = ["SF", "SU"]
+        .iter()
+        .find_map(|code| {
+            shipment_segments
+                .iter()
+                .find(|s| s.id == "N1" && s.trimmed(1) == *code)
+                .map(|n1| {
+                    if n1.trimmed(4).is_empty() {
+                        n1.trimmed(2).to_owned()
+                    } else {
+                        n1.trimmed(4).to_owned()
+                    }
+                })
+        })
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| interchange.sender.clone());
+
+    let mut lines = Vec::new();
+    for item in levels.iter().filter(|l| l.code == "I") {
+        lines.extend(item_lines(item, &levels, item_qualifier)?);
+    }
+    if lines.is_empty() {
+        return Err(MapError::malformed(format!(
+            "transaction set 856 {} (segment {}): the ship notice has no item (HL level I) with a quantity",
+            set.control_number, set.position
+        )));
+    }
+    Ok(ShipmentNotice {
+        shipment_id: shipment_id.to_owned(),
+        supplier,
+        ship_date,
+        expected_delivery,
+        lines,
+    })
+}
+
+/// The ancestors of a level, nearest first.
+fn ancestors<'a, 'b>(level: &'b Level<'a>, levels: &'b [Level<'a>]) -> Vec<&'b Level<'a>> {
+    let mut chain = Vec::new();
+    let mut parent = level.parent;
+    while !parent.is_empty() && chain.len() < levels.len() {
+        match levels.iter().find(|l| l.id == parent) {
+            Some(found) => {
+                chain.push(found);
+                parent = found.parent;
+            }
+            None => break,
+        }
+    }
+    chain
+}
+
+fn item_lines(
+    item: &Level,
+    levels: &[Level],
+    item_qualifier: Option<&str>,
+) -> Result<Vec<ShipmentLine>, MapError> {
+    let lin = item
+        .segments
+        .iter()
+        .copied()
+        .find(|s| s.id == "LIN")
+        .ok_or_else(|| {
+            MapError::malformed(format!(
+                "HL {} (item level): there is no LIN segment",
+                item.id
+            ))
+        })?;
+    let pairs = lin.pairs(2);
+    let pick = |qualifier: &str| {
+        pairs
+            .iter()
+            .find(|(q, _)| *q == qualifier)
+            .map(|(_, v)| (*v).to_owned())
+    };
+    let item_number = match item_qualifier {
+        Some(q) => pick(q).ok_or_else(|| {
+            MapError::malformed(format!(
+                "{}: no product id with qualifier '{q}' (route config item-qualifier)",
+                lin.at()
+            ))
+        })?,
+        None => pick("BP")
+            .or_else(|| pick("VP"))
+            .or_else(|| pairs.first().map(|(_, v)| (*v).to_owned()))
+            .ok_or_else(|| MapError::malformed(format!("{}: LIN has no product id", lin.at())))?,
+    };
+    let up = ancestors(item, levels);
+    let purchase_order = pick("PO")
+        .or_else(|| pick("ON"))
+        .or_else(|| item.refs("PO").into_iter().next())
+        .or_else(|| {
+            up.iter().find_map(|l| {
+                l.segments
+                    .iter()
+                    .find(|s| s.id == "PRF" && !s.trimmed(1).is_empty())
+                    .map(|s| s.trimmed(1).to_owned())
+            })
+        });
+    let item_lot = pick("LT").or_else(|| item.refs("LT").into_iter().next());
+    let mut item_serials: Vec<String> = pairs
+        .iter()
+        .filter(|(q, _)| *q == "SN")
+        .map(|(_, v)| (*v).to_owned())
+        .collect();
+    item_serials.extend(item.refs("SE"));
+    item_serials.extend(item.refs("LS"));
+    let outer_package = item
+        .package_id()
+        .or_else(|| up.iter().find_map(|l| l.package_id()));
+
+    let packs: Vec<&Level> = levels
+        .iter()
+        .filter(|l| {
+            l.code == "P" && l.parent == item.id && l.segments.iter().any(|s| s.id == "SN1")
+        })
+        .collect();
+    let line =
+        |quantity: Quantity, lot: Option<String>, serials: Vec<String>, package_id| ShipmentLine {
+            item: item_number.clone(),
+            quantity,
+            lot,
+            serials,
+            purchase_order: purchase_order.clone(),
+            package_id,
+        };
+    if packs.is_empty() {
+        let quantity = shipped(item)?;
+        return Ok(vec![line(quantity, item_lot, item_serials, outer_package)]);
+    }
+    let mut lines = Vec::new();
+    for pack in packs {
+        let quantity = shipped(pack)?;
+        let lot = pack
+            .refs("LT")
+            .into_iter()
+            .next()
+            .or_else(|| item_lot.clone());
+        let serials = pack.refs("SE");
+        let package_id = pack.package_id().or_else(|| outer_package.clone());
+        lines.push(line(quantity, lot, serials, package_id));
+    }
+    Ok(lines)
+}
+
+/// The quantity shipped at a level: `SN1` 02 in the unit of `SN1` 03.
+fn shipped(level: &Level) -> Result<Quantity, MapError> {
+    let sn1 = level
+        .segments
+        .iter()
+        .copied()
+        .find(|s| s.id == "SN1")
+        .ok_or_else(|| {
+            MapError::malformed(format!(
+                "HL {} (level {}): there is no SN1 quantity",
+                level.id, level.code
+            ))
+        })?;
+    let amount = decimal::parse(sn1.element(2), '.')
+        .malformed_at(format!("{}, SN102 quantity", sn1.at()))?;
+    if amount <= Decimal::ZERO {
+        return Err(MapError::malformed(format!(
+            "{}, SN102 quantity: '{}' is not positive",
+            sn1.at(),
+            sn1.trimmed(2)
+        )));
+    }
+    let unit = x12::unit_to_rec20(sn1.element(3)).ok_or_else(|| {
+        MapError::malformed(format!(
+            "{}, SN103 unit: '{}' is not a known X12 unit of measure",
+            sn1.at(),
+            sn1.trimmed(3)
+        ))
+    })?;
+    Ok(decimal::quantity(amount, unit))
+}
+
+millrace_sdk::export_mapper!(map);

@@ -1,0 +1,276 @@
+//! millrace mapping plugin for X12 delivery schedules: 830 planning schedules and 862 shipping
+//! schedules.
+//!
+//! Every `LIN` item loop becomes one canonical `supplier-commitment` with its `FST` buckets. The
+//! field mapping and the route configuration keys are documented in this plugin's README.md.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use millrace_sdk::canonical::{CommitmentLevel, ScheduleBucket, SupplierCommitment};
+use millrace_sdk::prelude::*;
+use millrace_sdk::timestamp::Date;
+use millrace_sdk::x12::{self, Group, Interchange, Segment, TransactionSet};
+
+fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
+    let site = config::require("site")?;
+    let offset = config::get("utc-offset").unwrap_or_else(|| "+00:00".to_owned());
+    timestamp::parse_offset(&offset)
+        .map_err(|e| MapError::other(format!("route config 'utc-offset': {e}")))?;
+    let item_qualifier = config::get("item-qualifier").unwrap_or_else(|| "BP".to_owned());
+    let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+    let mut events = Vec::new();
+    for (group, set) in interchange.transaction_sets() {
+        if set.id != "830" && set.id != "862" {
+            return Err(MapError::unsupported(format!(
+                "transaction set {} {} (segment {}) is neither an 830 planning schedule nor an 862 shipping schedule",
+                set.id, set.control_number, set.position
+            )));
+        }
+        let schedule = Schedule::read(group, set, &offset)?;
+        for commitment in schedule.commitments(&interchange, set, &item_qualifier)? {
+            events.push(CanonicalEvent {
+                site: site.clone(),
+                occurred_at: schedule.issued_at.clone(),
+                source_sequence: None,
+                source_transaction: Some(format!(
+                    "{}:{}",
+                    interchange.control_number, set.control_number
+                )),
+                data: EventData::SupplierCommitment(commitment),
+            });
+        }
+    }
+    if events.is_empty() {
+        return Err(MapError::malformed(
+            "the interchange holds no schedule with a LIN item".to_owned(),
+        ));
+    }
+    Ok(events)
+}
+
+/// The header facts of one schedule.
+struct Schedule<'a> {
+    issued_at: String,
+    purchase_order: Option<String>,
+    header: Vec<&'a Segment>,
+}
+
+impl<'a> Schedule<'a> {
+    fn read(group: &Group, set: &'a TransactionSet, offset: &str) -> Result<Self, MapError> {
+        let header: Vec<&Segment> = set.segments.iter().take_while(|s| s.id != "LIN").collect();
+        let (begin, date_element, po_element) = if set.id == "830" {
+            ("BFR", 8, 11)
+        } else {
+            ("BSS", 3, 10)
+        };
+        let head = header
+            .iter()
+            .copied()
+            .find(|s| s.id == begin)
+            .ok_or_else(|| {
+                MapError::malformed(format!(
+                    "transaction set {} {} (segment {}): there is no {begin} segment",
+                    set.id, set.control_number, set.position
+                ))
+            })?;
+        let date = head.trimmed(date_element);
+        // The schedule is issued on its own date; the group's time is used when it was sent the
+        // same day, else midnight.
+        let time = if date == group.date {
+            group.time.as_str()
+        } else {
+            ""
+        };
+        let issued_at = x12::timestamp(date, time, offset).malformed_at(format!(
+            "{}, {begin}{date_element:02} schedule date",
+            head.at()
+        ))?;
+        let purchase_order = Some(head.trimmed(po_element))
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned);
+        Ok(Self {
+            issued_at,
+            purchase_order,
+            header,
+        })
+    }
+
+    fn commitments(
+        &self,
+        interchange: &Interchange,
+        set: &TransactionSet,
+        item_qualifier: &str,
+    ) -> Result<Vec<SupplierCommitment>, MapError> {
+        let mut loops: Vec<Vec<&Segment>> = Vec::new();
+        for segment in set.segments.iter().skip(self.header.len()) {
+            if segment.id == "LIN" {
+                loops.push(vec![segment]);
+            } else if segment.id == "CTT" {
+                break;
+            } else if let Some(current) = loops.last_mut() {
+                current.push(segment);
+            }
+        }
+        let header_supplier = supplier(&self.header);
+        loops
+            .iter()
+            .map(|segments| {
+                self.commitment(
+                    segments,
+                    header_supplier.as_deref(),
+                    interchange,
+                    item_qualifier,
+                )
+            })
+            .collect()
+    }
+
+    fn commitment(
+        &self,
+        segments: &[&Segment],
+        header_supplier: Option<&str>,
+        interchange: &Interchange,
+        item_qualifier: &str,
+    ) -> Result<SupplierCommitment, MapError> {
+        let Some(lin) = segments.first() else {
+            return Err(MapError::malformed("an empty LIN loop".to_owned()));
+        };
+        let pairs = lin.pairs(2);
+        let item = pairs
+            .iter()
+            .find(|(q, _)| *q == item_qualifier)
+            .or_else(|| pairs.first())
+            .map(|(_, v)| (*v).to_owned())
+            .ok_or_else(|| MapError::malformed(format!("{}: LIN has no product id", lin.at())))?;
+        let purchase_order = pairs
+            .iter()
+            .find(|(q, _)| *q == "PO" || *q == "ON")
+            .map(|(_, v)| (*v).to_owned())
+            .or_else(|| self.purchase_order.clone());
+        let uit = segments.iter().find(|s| s.id == "UIT").ok_or_else(|| {
+            MapError::malformed(format!(
+                "{}: the item loop has no UIT segment giving its unit of measure",
+                lin.at()
+            ))
+        })?;
+        let unit_code = uit.component(1, 1);
+        let uom = x12::unit_to_rec20(unit_code).ok_or_else(|| {
+            MapError::malformed(format!(
+                "{}, UIT01 unit: '{unit_code}' is not a known X12 unit of measure",
+                uit.at()
+            ))
+        })?;
+        let supplier = supplier(segments)
+            .or_else(|| header_supplier.map(str::to_owned))
+            // A schedule is sent by the buyer to the supplier: the receiver is the supplier.
+            .unwrap_or_else(|| interchange.receiver.clone());
+        let mut buckets = Vec::new();
+        for fst in segments.iter().filter(|s| s.id == "FST") {
+            buckets.push(bucket(fst, uom)?);
+        }
+        buckets.sort_by(|a, b| a.date.cmp(&b.date));
+        let cumulative_received = segments
+            .iter()
+            .find(|s| s.id == "SHP" && s.trimmed(1) == "02")
+            .map(|shp| {
+                decimal::parse(shp.element(2), '.')
+                    .malformed_at(format!("{}, SHP02 cumulative quantity", shp.at()))
+                    .map(|amount| decimal::quantity(amount, uom))
+            })
+            .transpose()?;
+        Ok(SupplierCommitment {
+            supplier,
+            item,
+            purchase_order,
+            buckets,
+            cumulative_received,
+        })
+    }
+}
+
+/// The supplier among `N1` parties: `SU` supplier, `SF` ship from or `VN` vendor, by its id
+/// (`N104`) or else its name.
+fn supplier(segments: &[&Segment]) -> Option<String> {
+    ["SU", "SF", "VN"].iter().find_map(|code| {
+        segments
+            .iter()
+            .find(|s| s.id == "N1" && s.trimmed(1) == *code)
+            .map(|n1| {
+                if n1.trimmed(4).is_empty() {
+                    n1.trimmed(2).to_owned()
+                } else {
+                    n1.trimmed(4).to_owned()
+                }
+            })
+            .filter(|s| !s.is_empty())
+    })
+}
+
+fn bucket(fst: &Segment, uom: &str) -> Result<ScheduleBucket, MapError> {
+    let amount = decimal::parse(fst.element(1), '.')
+        .malformed_at(format!("{}, FST01 quantity", fst.at()))?;
+    let level = match fst.trimmed(2) {
+        "A" | "C" => CommitmentLevel::Firm,
+        "B" | "D" => CommitmentLevel::Forecast,
+        other => {
+            return Err(MapError::unsupported(format!(
+                "{}, FST02: forecast qualifier '{other}' is neither firm (A immediate, C firm) nor \
+                 forecast (B pilot/prototype, D planning)",
+                fst.at()
+            )));
+        }
+    };
+    let start = x12::date(fst.element(4)).malformed_at(format!("{}, FST04 date", fst.at()))?;
+    let end = if fst.trimmed(5).is_empty() {
+        None
+    } else {
+        Some(x12::date(fst.element(5)).malformed_at(format!("{}, FST05 end date", fst.at()))?)
+    };
+    let end = match (fst.trimmed(3), end) {
+        ("D", _) => None,
+        ("F", None) => {
+            return Err(MapError::malformed(format!(
+                "{}: a flexible-interval bucket (FST03 F) needs an end date in FST05",
+                fst.at()
+            )));
+        }
+        ("W", None) => Some(days_after(start, 6)),
+        ("M", None) => Some(last_of_month(start)),
+        ("F" | "W" | "M" | "Q" | "Z", end) => end,
+        (other, _) => {
+            return Err(MapError::unsupported(format!(
+                "{}, FST03: timing qualifier '{other}' is not D, W, M, Q, F or Z",
+                fst.at()
+            )));
+        }
+    };
+    if end.is_some_and(|e| e < start) {
+        return Err(MapError::malformed(format!(
+            "{}: the bucket ends (FST05) before it starts (FST04)",
+            fst.at()
+        )));
+    }
+    Ok(ScheduleBucket {
+        date: timestamp::full_date(start),
+        end_date: end.map(timestamp::full_date),
+        quantity: decimal::quantity(amount, uom),
+        level,
+    })
+}
+
+fn days_after(date: Date, days: usize) -> Date {
+    (0..days).fold(date, |day, _| day.next_day().unwrap_or(day))
+}
+
+fn last_of_month(date: Date) -> Date {
+    let mut last = date;
+    while let Some(next) = last.next_day() {
+        if next.month() != date.month() {
+            break;
+        }
+        last = next;
+    }
+    last
+}
+
+millrace_sdk::export_mapper!(map);

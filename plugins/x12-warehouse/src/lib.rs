@@ -1,0 +1,331 @@
+//! millrace mapping plugin for X12 warehouse documents: 943 stock transfer shipment advice,
+//! 944 stock transfer receipt advice, 945 warehouse shipping advice and 861 receiving advice.
+//!
+//! Every item line becomes one canonical `inventory-movement`. The field mapping and the route
+//! configuration keys are documented in this plugin's README.md.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use millrace_sdk::prelude::*;
+use millrace_sdk::x12::{self, Segment, TransactionSet};
+
+fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
+    let site = config::require("site")?;
+    let offset = config::get("utc-offset").unwrap_or_else(|| "+00:00".to_owned());
+    timestamp::parse_offset(&offset)
+        .map_err(|e| MapError::other(format!("route config 'utc-offset': {e}")))?;
+    let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+    let mut events = Vec::new();
+    for (_, set) in interchange.transaction_sets() {
+        let document = match set.id.as_str() {
+            "943" => Document::read(set, "W06", 3, 2, "W04", MovementType::Transfer)?,
+            "944" => Document::read(set, "W17", 2, 4, "W07", MovementType::Receipt)?,
+            "945" => Document::read(set, "W06", 3, 2, "W12", MovementType::Issue)?,
+            "861" => Document::read(set, "BRA", 2, 1, "RCD", MovementType::Receipt)?,
+            other => {
+                return Err(MapError::unsupported(format!(
+                    "transaction set {other} {} (segment {}) is not a 943, 944, 945 or 861",
+                    set.control_number, set.position
+                )));
+            }
+        };
+        let occurred_at = document.occurred_at(&offset)?;
+        for movement in document.movements()? {
+            events.push(CanonicalEvent {
+                site: site.clone(),
+                occurred_at: occurred_at.clone(),
+                source_sequence: None,
+                source_transaction: Some(format!(
+                    "{}:{}",
+                    interchange.control_number, set.control_number
+                )),
+                data: EventData::InventoryMovement(movement),
+            });
+        }
+    }
+    if events.is_empty() {
+        return Err(MapError::malformed(
+            "the interchange holds no item line to map".to_owned(),
+        ));
+    }
+    Ok(events)
+}
+
+/// One warehouse document: its beginning segment, its header and its item lines.
+struct Document<'a> {
+    set: &'a TransactionSet,
+    begin: &'a Segment,
+    date_element: usize,
+    reference_element: usize,
+    header: Vec<&'a Segment>,
+    /// Each line: the item segment and the segments after it up to the next line.
+    lines: Vec<Vec<&'a Segment>>,
+    movement: MovementType,
+}
+
+impl<'a> Document<'a> {
+    fn read(
+        set: &'a TransactionSet,
+        begin_id: &str,
+        date_element: usize,
+        reference_element: usize,
+        line_id: &str,
+        movement: MovementType,
+    ) -> Result<Self, MapError> {
+        let begin = set
+            .segments
+            .iter()
+            .find(|s| s.id == begin_id)
+            .ok_or_else(|| {
+                MapError::malformed(format!(
+                    "transaction set {} {} (segment {}): there is no {begin_id} segment",
+                    set.id, set.control_number, set.position
+                ))
+            })?;
+        let mut header = Vec::new();
+        let mut lines: Vec<Vec<&Segment>> = Vec::new();
+        for segment in &set.segments {
+            if segment.id == line_id {
+                lines.push(vec![segment]);
+            } else if matches!(segment.id.as_str(), "LX" | "W03" | "W14" | "W76" | "CTT") {
+                // Loop starts and totals end the current line.
+                if lines.last().is_some_and(|last| !last.is_empty()) {
+                    lines.push(Vec::new());
+                }
+                header.push(segment);
+            } else if let Some(current) = lines.last_mut().filter(|l| !l.is_empty()) {
+                current.push(segment);
+            } else {
+                header.push(segment);
+            }
+        }
+        lines.retain(|l| !l.is_empty());
+        Ok(Self {
+            set,
+            begin,
+            date_element,
+            reference_element,
+            header,
+            lines,
+            movement,
+        })
+    }
+
+    fn header_find(&self, id: &str, qualifier: &str) -> Option<&'a Segment> {
+        self.header
+            .iter()
+            .copied()
+            .find(|s| s.id == id && s.trimmed(1) == qualifier)
+    }
+
+    /// When the movement happened: the `G62` shipped (11) or received (09) date, the `DTM`
+    /// received date (050) of an 861, else the beginning segment's date.
+    fn occurred_at(&self, offset: &str) -> Result<String, MapError> {
+        if let Some(g62) = self
+            .header_find("G62", "11")
+            .or_else(|| self.header_find("G62", "09"))
+        {
+            return x12::timestamp(g62.element(2), g62.element(4), offset)
+                .malformed_at(format!("{}, G62 date/time", g62.at()));
+        }
+        if let Some(dtm) = self.header_find("DTM", "050") {
+            return x12::timestamp(dtm.element(2), dtm.element(3), offset)
+                .malformed_at(format!("{}, DTM received date", dtm.at()));
+        }
+        let time = if self.begin.id == "BRA" {
+            self.begin.element(5)
+        } else {
+            ""
+        };
+        x12::timestamp(self.begin.element(self.date_element), time, offset).malformed_at(format!(
+            "{}, {}{:02} date",
+            self.begin.at(),
+            self.begin.id,
+            self.date_element
+        ))
+    }
+
+    /// The warehouse (`N1*WH`) or ship-to (`N1*ST`) party id, else its name.
+    fn party(&self, code: &str) -> Option<String> {
+        self.header
+            .iter()
+            .find(|s| s.id == "N1" && s.trimmed(1) == code)
+            .map(|n1| {
+                if n1.trimmed(4).is_empty() {
+                    n1.trimmed(2).to_owned()
+                } else {
+                    n1.trimmed(4).to_owned()
+                }
+            })
+            .filter(|p| !p.is_empty())
+    }
+
+    fn movements(&self) -> Result<Vec<InventoryMovement>, MapError> {
+        let reference = Some(self.begin.trimmed(self.reference_element))
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned);
+        let (from_location, to_location, status) = match self.set.id.as_str() {
+            "943" => (
+                self.party("SF"),
+                self.party("WH").or_else(|| self.party("ST")),
+                Some(StockStatus::InTransit),
+            ),
+            "945" => (self.party("WH").or_else(|| self.party("SF")), None, None),
+            _ => (None, self.party("WH").or_else(|| self.party("ST")), None),
+        };
+        // Without a warehouse party, the route's own location is the side the plant owns.
+        let (from_location, to_location) = match (from_location, to_location) {
+            (None, None) => {
+                let location = config::get("location").ok_or_else(|| {
+                    MapError::malformed(format!(
+                        "transaction set {} {} (segment {}): no N1 party (WH, SF or ST) names the \
+                         warehouse, and the route config has no 'location'",
+                        self.set.id, self.set.control_number, self.set.position
+                    ))
+                })?;
+                if self.movement == MovementType::Issue {
+                    (Some(location), None)
+                } else {
+                    (None, Some(location))
+                }
+            }
+            known => known,
+        };
+        let mut movements = Vec::new();
+        let mut total = Decimal::ZERO;
+        for line in &self.lines {
+            let Some(movement) =
+                self.movement(line, &reference, &from_location, &to_location, status)?
+            else {
+                continue;
+            };
+            total += decimal::parse(&movement.quantity.amount, '.').unwrap_or_default();
+            movements.push(movement);
+        }
+        self.check_total(total)?;
+        Ok(movements)
+    }
+
+    /// The total segment (`W03` 01 units shipped, `W14` 01 units received) must add up.
+    fn check_total(&self, total: Decimal) -> Result<(), MapError> {
+        let Some(totals) = self.header.iter().find(|s| s.id == "W03" || s.id == "W14") else {
+            return Ok(());
+        };
+        let declared = decimal::parse(totals.element(1), '.').malformed_at(format!(
+            "{}, {}01 total quantity",
+            totals.at(),
+            totals.id
+        ))?;
+        if declared != total {
+            return Err(MapError::malformed(format!(
+                "{}: {}01 totals {} units, the lines add up to {}",
+                totals.at(),
+                totals.id,
+                decimal::to_wit(declared),
+                decimal::to_wit(total)
+            )));
+        }
+        Ok(())
+    }
+
+    fn movement(
+        &self,
+        line: &[&Segment],
+        reference: &Option<String>,
+        from_location: &Option<String>,
+        to_location: &Option<String>,
+        status: Option<StockStatus>,
+    ) -> Result<Option<InventoryMovement>, MapError> {
+        let Some(first) = line.first() else {
+            return Ok(None);
+        };
+        // Where each line segment keeps quantity, unit, the product id pairs and the lot.
+        let (quantity_element, unit_element, pairs_from, lot_element) = match first.id.as_str() {
+            "W04" => (1, 2, 4, 0),
+            "W07" => (1, 2, 4, 8),
+            "W12" => (3, 5, 7, 9),
+            _ => (2, 3, 0, 0), // RCD
+        };
+        let amount = decimal::parse(first.element(quantity_element), '.').malformed_at(format!(
+            "{}, {}{quantity_element:02} quantity",
+            first.at(),
+            first.id
+        ))?;
+        if amount.is_zero() {
+            // A line that shipped or received nothing moves no stock.
+            return Ok(None);
+        }
+        if amount < Decimal::ZERO {
+            return Err(MapError::malformed(format!(
+                "{}, {}{quantity_element:02} quantity: '{}' is negative",
+                first.at(),
+                first.id,
+                first.trimmed(quantity_element)
+            )));
+        }
+        let unit = x12::unit_to_rec20(first.element(unit_element)).ok_or_else(|| {
+            MapError::malformed(format!(
+                "{}, {}{unit_element:02} unit: '{}' is not a known X12 unit of measure",
+                first.at(),
+                first.id,
+                first.trimmed(unit_element)
+            ))
+        })?;
+        let (item, lot_from_lin, po_from_lin) = if first.id == "RCD" {
+            let lin = line.iter().find(|s| s.id == "LIN").ok_or_else(|| {
+                MapError::malformed(format!("{}: the RCD loop has no LIN item", first.at()))
+            })?;
+            let pairs = lin.pairs(2);
+            let pick = |q: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == q)
+                    .map(|(_, v)| (*v).to_owned())
+            };
+            let item = pick("BP")
+                .or_else(|| pick("VP"))
+                .or_else(|| pairs.first().map(|(_, v)| (*v).to_owned()));
+            (item, pick("LT"), pick("PO"))
+        } else {
+            let pairs = first.pairs(pairs_from);
+            (pairs.first().map(|(_, v)| (*v).to_owned()), None, None)
+        };
+        let item = item.ok_or_else(|| {
+            MapError::malformed(format!("{}: the line has no product id", first.at()))
+        })?;
+        let refs = |qualifier: &str| -> Vec<String> {
+            line.iter()
+                .filter(|s| (s.id == "N9" || s.id == "REF") && s.trimmed(1) == qualifier)
+                .map(|s| s.trimmed(2).to_owned())
+                .filter(|v| !v.is_empty())
+                .collect()
+        };
+        let lot = Some(first.trimmed(lot_element))
+            .filter(|l| lot_element > 0 && !l.is_empty())
+            .map(str::to_owned)
+            .or(lot_from_lin)
+            .or_else(|| refs("LT").into_iter().next());
+        let reference_document = po_from_lin
+            .or_else(|| refs("PO").into_iter().next())
+            .or_else(|| {
+                self.header
+                    .iter()
+                    .find(|s| s.id == "REF" && s.trimmed(1) == "PO")
+                    .map(|s| s.trimmed(2).to_owned())
+            })
+            .or_else(|| reference.clone());
+        Ok(Some(InventoryMovement {
+            movement_type: self.movement,
+            item,
+            quantity: decimal::quantity(amount, unit),
+            from_location: from_location.clone(),
+            to_location: to_location.clone(),
+            lot,
+            serials: refs("SE"),
+            stock_status: status,
+            reference_document,
+        }))
+    }
+}
+
+millrace_sdk::export_mapper!(map);
