@@ -1,0 +1,379 @@
+//! The document level: namespace, verb wrapper (`ApplicationArea`/`DataArea`) or bare noun,
+//! schema checks that apply everywhere, and the dispatch of each noun to its mapping.
+
+use millrace_sdk::prelude::*;
+use roxmltree::Node;
+
+use crate::route::Route;
+use crate::{material, performance, schedule, xml};
+
+/// The verbs whose nouns state facts to map. `Get` asks for data; `Acknowledge`, `Respond`,
+/// `Confirm`, `Change` and `Cancel` answer or amend earlier documents, which this plugin does
+/// not track.
+const MAPPED_VERBS: &[&str] = &["Sync", "Process", "Show"];
+const OTHER_VERBS: &[&str] = &[
+    "Get",
+    "Acknowledge",
+    "Respond",
+    "Confirm",
+    "Change",
+    "Cancel",
+];
+
+/// The values of the B2MML `MaterialUse` enumeration (V0401 to V0600).
+const MATERIAL_USES: &[&str] = &[
+    "Consumed",
+    "Produced",
+    "Consumable",
+    "Replaced Asset",
+    "Replacement Asset",
+    "Sample",
+    "Returned Sample",
+    "Carrier",
+    "Returned Carrier",
+    "Other",
+];
+
+/// What every noun mapping needs from the document and the route.
+pub(crate) struct Context<'a, 'input> {
+    /// The route configuration.
+    pub(crate) route: Route,
+    /// `ApplicationArea/CreationDateTime` of a verb-wrapped document.
+    pub(crate) created: Option<Node<'a, 'input>>,
+    /// `ApplicationArea/BODID` of a verb-wrapped document: the document's own identity.
+    pub(crate) document_id: Option<String>,
+}
+
+impl Context<'_, '_> {
+    /// The event time: the first present of `candidates`, then the document's creation time.
+    /// `what` names the candidates for the error when there is none.
+    pub(crate) fn occurred_at<'a, 'input: 'a>(
+        &self,
+        node: Node<'a, 'input>,
+        candidates: Vec<Option<Node<'a, 'input>>>,
+        what: &str,
+    ) -> Result<String, MapError> {
+        let mut all = candidates;
+        all.push(self.created);
+        self.route.first_timestamp(all)?.ok_or_else(|| {
+            MapError::malformed(format!(
+                "{}: no time to date the event by ({what} or ApplicationArea/CreationDateTime)",
+                xml::at(node)
+            ))
+        })
+    }
+}
+
+/// Maps one B2MML document to canonical events, all or nothing.
+pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapError> {
+    let text = xml::decode(payload)?;
+    let doc = xml::parse(text)?;
+    let root = doc.root_element();
+    let root_name = root.tag_name().name();
+    match root.tag_name().namespace() {
+        Some(namespace) if xml::NAMESPACES.iter().any(|(known, _)| *known == namespace) => {}
+        Some(namespace) => {
+            return Err(MapError::unsupported(format!(
+                "root element {root_name} is in namespace '{namespace}', not a B2MML namespace this plugin reads ({})",
+                supported_namespaces()
+            )));
+        }
+        None => {
+            return Err(MapError::unsupported(format!(
+                "root element {root_name} has no namespace; expected a B2MML namespace ({})",
+                supported_namespaces()
+            )));
+        }
+    }
+
+    let (noun, nouns, created, document_id) = match xml::child(root, "DataArea") {
+        Some(data_area) => {
+            let (verb, noun) = split_verb(root, data_area)?;
+            let application = xml::child(root, "ApplicationArea");
+            let created = application.and_then(|area| xml::child(area, "CreationDateTime"));
+            let document_id =
+                application.and_then(|area| xml::text(area, "BODID").map(str::to_owned));
+            let nouns: Vec<Node<'_, '_>> = xml::children(data_area, noun).collect();
+            if nouns.is_empty() {
+                return Err(MapError::malformed(format!(
+                    "{}: a {verb}{noun} document has no {noun} element",
+                    xml::at(data_area)
+                )));
+            }
+            (noun, nouns, created, document_id)
+        }
+        None => (root_name, vec![root], None, None),
+    };
+
+    let mapping: fn(
+        Node<'_, '_>,
+        &Context<'_, '_>,
+        &mut Vec<CanonicalEvent>,
+    ) -> Result<(), MapError> = match noun {
+        "ProductionPerformance" => performance::map,
+        "ProductionSchedule" => schedule::map,
+        "MaterialInformation" => material::map,
+        "MaterialDefinition" | "MaterialClass" => {
+            // Master data carries no stock and no order: nothing to publish, and nothing
+            // for an operator to fix, so it is not a dead letter.
+            log::info(
+                "material master data carries no stock; no events",
+                &[("document", root_name)],
+            );
+            return Ok(Vec::new());
+        }
+        "BatchProductionRecord" => return Err(batch_record(root)),
+        other => {
+            return Err(MapError::unsupported(format!(
+                "B2MML {other} documents are not mapped; this plugin maps ProductionPerformance, ProductionSchedule and MaterialInformation"
+            )));
+        }
+    };
+
+    check_material_uses(root)?;
+    let context = Context {
+        route: Route::load()?,
+        created,
+        document_id,
+    };
+    let mut events = Vec::new();
+    for node in nouns {
+        mapping(node, &context, &mut events)?;
+    }
+    Ok(events)
+}
+
+/// Splits a wrapped document's root name into its verb and noun, and checks the verb element.
+fn split_verb<'a>(
+    root: Node<'a, '_>,
+    data_area: Node<'a, '_>,
+) -> Result<(&'a str, &'a str), MapError> {
+    let root_name = root.tag_name().name();
+    let known = MAPPED_VERBS.iter().chain(OTHER_VERBS);
+    let Some((verb, noun)) = known
+        .filter_map(|verb| root_name.strip_prefix(verb).map(|noun| (*verb, noun)))
+        .find(|(_, noun)| !noun.is_empty())
+    else {
+        return Err(MapError::unsupported(format!(
+            "{root_name} has a DataArea but no B2MML verb (Sync, Process, Show, ...) in its name"
+        )));
+    };
+    if !MAPPED_VERBS.contains(&verb) {
+        return Err(MapError::unsupported(format!(
+            "{root_name}: the verb {verb} is not mapped; only Sync, Process and Show documents state facts to publish"
+        )));
+    }
+    let verb_element = xml::child(data_area, verb).ok_or_else(|| {
+        MapError::malformed(format!(
+            "{}: has no {verb} verb element",
+            xml::at(data_area)
+        ))
+    })?;
+    let deletes = verb_element
+        .descendants()
+        .filter(|node| node.tag_name().name() == "ActionExpression")
+        .any(|node| node.attribute("actionCode") == Some("Delete"));
+    if deletes {
+        return Err(MapError::unsupported(format!(
+            "{root_name}: actionCode Delete removes data from the receiver; a deletion is not a canonical event"
+        )));
+    }
+    Ok((verb, noun))
+}
+
+/// Checks every `MaterialUse` against the B2MML enumeration before anything is mapped, so an
+/// invalid value fails the document wherever it is.
+fn check_material_uses(root: Node<'_, '_>) -> Result<(), MapError> {
+    let namespace = root.tag_name().namespace();
+    let uses = root.descendants().filter(|node| {
+        node.is_element()
+            && node.tag_name().name() == "MaterialUse"
+            && node.tag_name().namespace() == namespace
+    });
+    for node in uses {
+        let value = xml::own_text(node).unwrap_or("");
+        if !MATERIAL_USES.contains(&value) {
+            return Err(MapError::malformed(format!(
+                "{}: '{value}' is not a B2MML MaterialUse value (expected one of {})",
+                xml::at(node),
+                MATERIAL_USES.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Why a batch production record is not mapped (see README.md).
+fn batch_record(root: Node<'_, '_>) -> MapError {
+    let id = xml::text(root, "ID").unwrap_or("(no ID)");
+    MapError::unsupported(format!(
+        "BatchProductionRecord {id} is not mapped: an electronic batch record lists recipe steps, exceptions and signatures, \
+         but no material quantities and no statement that the batch is complete; send the batch's ProductionPerformance instead"
+    ))
+}
+
+fn supported_namespaces() -> String {
+    xml::NAMESPACES
+        .iter()
+        .map(|(_, version)| *version)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use millrace_sdk::config;
+
+    const V0600: &str = "http://www.mesa.org/xml/B2MML-V0600";
+
+    fn run(xml: &str) -> Result<Vec<CanonicalEvent>, MapError> {
+        config::set_for_tests([("site", "PLANT1")]);
+        map_document(xml.as_bytes())
+    }
+
+    fn error(xml: &str) -> String {
+        let error = run(xml).unwrap_err();
+        format!("{}: {}", error.kind(), error.message())
+    }
+
+    fn actual(body: &str) -> String {
+        format!(
+            r#"<ProductionPerformance xmlns="{V0600}"><PublishedDate>2026-03-02T06:00:00Z</PublishedDate>
+<ProductionResponse><ID>R1</ID><SegmentResponse><ID>S1</ID><MaterialActual>{body}</MaterialActual>
+</SegmentResponse></ProductionResponse></ProductionPerformance>"#
+        )
+    }
+
+    const KG5: &str =
+        "<Quantity><QuantityString>5</QuantityString><UnitOfMeasure>KG</UnitOfMeasure></Quantity>";
+
+    #[test]
+    fn material_actual_rules() {
+        assert_eq!(
+            error(&actual(&format!(
+                "<MaterialDefinitionID>M</MaterialDefinitionID>{KG5}"
+            ))),
+            "rejected-by-rule: line 2, MaterialActual: has no MaterialUse, so it cannot tell a consumption from a production"
+        );
+        assert_eq!(
+            error(&actual(
+                "<MaterialDefinitionID>M</MaterialDefinitionID><MaterialUse>Consumed</MaterialUse>\
+                 <Quantity><QuantityString>0</QuantityString><UnitOfMeasure>KG</UnitOfMeasure></Quantity>"
+            )),
+            "rejected-by-rule: line 2, MaterialActual: a consumption of 0 is not posted; it must be greater than zero"
+        );
+        assert_eq!(
+            error(&actual(&format!(
+                "<MaterialDefinitionID>M</MaterialDefinitionID><MaterialUse>Produced</MaterialUse>{KG5}\
+                 <Quantity><QuantityString>1</QuantityString><UnitOfMeasure>EA</UnitOfMeasure><Key>Scrap</Key></Quantity>"
+            ))),
+            "rejected-by-rule: line 2, MaterialActual: the scrap quantity is in EA but the good quantity in KGM"
+        );
+        assert_eq!(
+            error(&actual(&format!(
+                "<MaterialUse>Consumed</MaterialUse>{KG5}"
+            ))),
+            "malformed-input: line 2, MaterialActual: has no MaterialDefinitionID"
+        );
+        assert_eq!(
+            error(&actual(&format!(
+                "<MaterialDefinitionID>M</MaterialDefinitionID><MaterialUse>Consumed</MaterialUse>{KG5}{KG5}"
+            ))),
+            "rejected-by-rule: line 2, MaterialActual: has more than one Quantity that is an amount; cannot tell which one to map"
+        );
+    }
+
+    #[test]
+    fn envelope_rules() {
+        let wrapped = |root: &str, verb: &str, noun: &str| {
+            format!(
+                r#"<{root} xmlns="{V0600}"><ApplicationArea><CreationDateTime>2026-03-02T06:00:00Z</CreationDateTime></ApplicationArea>
+<DataArea>{verb}{noun}</DataArea></{root}>"#
+            )
+        };
+        assert_eq!(
+            error(&wrapped(
+                "GetProductionSchedule",
+                "<Get/>",
+                "<ProductionSchedule/>"
+            )),
+            "unsupported-document: GetProductionSchedule: the verb Get is not mapped; only Sync, Process and Show documents state facts to publish"
+        );
+        assert_eq!(
+            error(&wrapped(
+                "SyncProductionSchedule",
+                r#"<Sync><ActionCriteria><ActionExpression actionCode="Delete"/></ActionCriteria></Sync>"#,
+                "<ProductionSchedule/>"
+            )),
+            "unsupported-document: SyncProductionSchedule: actionCode Delete removes data from the receiver; a deletion is not a canonical event"
+        );
+        assert_eq!(
+            error(&wrapped("SyncProductionSchedule", "<Sync/>", "")),
+            "malformed-input: line 2, DataArea: a SyncProductionSchedule document has no ProductionSchedule element"
+        );
+        assert_eq!(
+            error(&wrapped(
+                "SyncEquipmentInformation",
+                "<Sync/>",
+                "<EquipmentInformation/>"
+            )),
+            "unsupported-document: B2MML EquipmentInformation documents are not mapped; this plugin maps ProductionPerformance, ProductionSchedule and MaterialInformation"
+        );
+        assert_eq!(
+            error("<ProductionSchedule/>"),
+            "unsupported-document: root element ProductionSchedule has no namespace; expected a B2MML namespace (V0401, V0500, V0600)"
+        );
+        let events = run(&wrapped(
+            "ShowMaterialDefinition",
+            "<Show/>",
+            "<MaterialDefinition><ID>M</ID></MaterialDefinition>",
+        ))
+        .unwrap();
+        assert!(events.is_empty());
+    }
+
+    #[test]
+    fn co_products_leave_item_and_quantity_out() {
+        let requirement = |item: &str| {
+            format!(
+                "<MaterialRequirement><MaterialDefinitionID>{item}</MaterialDefinitionID><MaterialUse>Produced</MaterialUse>{KG5}</MaterialRequirement>"
+            )
+        };
+        let schedule = |items: &[&str]| {
+            format!(
+                r#"<ProductionSchedule xmlns="{V0600}"><PublishedDate>2026-03-02T06:00:00Z</PublishedDate><ProductionRequest><ID>WO1</ID>
+<SegmentRequirement>{}</SegmentRequirement></ProductionRequest></ProductionSchedule>"#,
+                items
+                    .iter()
+                    .map(|item| requirement(item))
+                    .collect::<String>()
+            )
+        };
+        let status = |events: Vec<CanonicalEvent>| match events.into_iter().next().unwrap().data {
+            EventData::WorkOrderStatus(status) => status,
+            other => panic!("{other:?}"),
+        };
+        let two = status(run(&schedule(&["A", "B"])).unwrap());
+        assert_eq!((two.item, two.planned_quantity), (None, None));
+        let same = status(run(&schedule(&["A", "A"])).unwrap());
+        assert_eq!(same.item.as_deref(), Some("A"));
+        assert_eq!(same.planned_quantity.unwrap().amount, "10");
+    }
+
+    /// Truncating or corrupting a good document gives events or an error, never a panic.
+    #[test]
+    fn damaged_documents_never_panic() {
+        config::set_for_tests([("site", "PLANT1")]);
+        let good = include_bytes!("../fixtures/PES-20121229115825-53107.xml");
+        assert_eq!(map_document(good).map(|events| events.len()), Ok(1));
+        for position in 0..good.len() {
+            for byte in [b'<', b'>', b'/', b'"', b' ', b'0', b'A', 0x00, 0xFF] {
+                let mut bytes = good.to_vec();
+                bytes[position] = byte;
+                let _ = map_document(&bytes);
+            }
+            let _ = map_document(&good[..position]);
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! millrace mapping plugin for ISA-95 B2MML XML documents (namespaces V0401, V0500 and V0600).
+//!
+//! Maps production performance (material actuals) to `material-consumption` and
+//! `production-completion`, production schedules to `work-order-status` `released`, and material
+//! lots with a quantity to `inventory-balance`. The documents, the field mapping and the route
+//! configuration keys are documented in this plugin's README.md.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod document;
+mod material;
+mod performance;
+mod quantity;
+mod route;
+mod schedule;
+mod xml;
+
+use millrace_sdk::prelude::*;
+
+fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
+    document::map_document(&msg.payload)
+}
+
+millrace_sdk::export_mapper!(map);

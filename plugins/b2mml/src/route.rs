@@ -1,0 +1,197 @@
+//! The route configuration (site, UTC offset for offset-less timestamps, unit overrides) and
+//! the conversion of B2MML `dateTime` values to RFC 3339.
+
+use millrace_sdk::timestamp::{self, UtcOffset};
+use millrace_sdk::{MapError, config};
+use roxmltree::Node;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::xml;
+
+/// The route configuration every mapping of one document uses.
+pub(crate) struct Route {
+    /// The offset applied to timestamps that carry none.
+    offset: UtcOffset,
+    /// The offset as configured, for messages.
+    offset_text: String,
+}
+
+impl Route {
+    /// Reads `utc_offset` (default `Z`); a bad value is an `other` error naming the key.
+    pub(crate) fn load() -> Result<Self, MapError> {
+        let offset_text = config::get("utc_offset").unwrap_or_else(|| "Z".to_owned());
+        let offset = timestamp::parse_offset(&offset_text).map_err(|error| {
+            MapError::other(format!(
+                "route config key 'utc_offset' is '{offset_text}': {error}"
+            ))
+        })?;
+        Ok(Self {
+            offset,
+            offset_text,
+        })
+    }
+
+    /// The site of an element: the first `site.<equipment-id>` key matching an equipment id of
+    /// its (or its ancestors') `HierarchyScope`, innermost element first, else the key `site`.
+    pub(crate) fn site(&self, node: Node<'_, '_>) -> Result<String, MapError> {
+        for element in node.ancestors().filter(Node::is_element) {
+            for equipment in xml::hierarchy_scope(element) {
+                let key = format!("site.{equipment}");
+                if let Some(site) = config::get(&key) {
+                    return checked_site(&key, site);
+                }
+            }
+        }
+        checked_site("site", config::require("site")?)
+    }
+
+    /// Converts the text of a B2MML `dateTime` element to RFC 3339. Without an offset the
+    /// value is local time at the route's `utc_offset`.
+    pub(crate) fn timestamp(&self, element: Node<'_, '_>) -> Result<String, MapError> {
+        let text = xml::own_text(element).unwrap_or("");
+        let bad = |problem: &str| {
+            MapError::malformed(format!(
+                "{}: '{text}' is not an xs:dateTime ({problem})",
+                xml::at(element)
+            ))
+        };
+        let Some((_, time)) = text.split_once('T') else {
+            return Err(bad("expected YYYY-MM-DDThh:mm:ss"));
+        };
+        let has_offset = time.ends_with(['Z', 'z']) || time.contains(['+', '-']);
+        let full = if has_offset {
+            text.to_owned()
+        } else {
+            // B2MML often omits the offset; the route says which local time the source writes.
+            let offset = if self.offset == UtcOffset::UTC {
+                "Z".to_owned()
+            } else {
+                let (hours, minutes, _) = self.offset.as_hms();
+                let sign = if self.offset.is_negative() { '-' } else { '+' };
+                format!("{sign}{:02}:{:02}", hours.abs(), minutes.abs())
+            };
+            format!("{text}{offset}")
+        };
+        let parsed = OffsetDateTime::parse(&full, &Rfc3339).map_err(|error| {
+            if has_offset {
+                bad(&error.to_string())
+            } else {
+                bad(&format!("{error}; read at utc_offset {}", self.offset_text))
+            }
+        })?;
+        parsed
+            .format(&Rfc3339)
+            .map_err(|error| bad(&error.to_string()))
+    }
+
+    /// The first of the given optional `dateTime` elements that is present, converted.
+    pub(crate) fn first_timestamp<'a, 'input: 'a>(
+        &self,
+        candidates: impl IntoIterator<Item = Option<Node<'a, 'input>>>,
+    ) -> Result<Option<String>, MapError> {
+        for element in candidates.into_iter().flatten() {
+            if xml::own_text(element).is_some() {
+                return self.timestamp(element).map(Some);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Checks a configured site code against what a canonical subject token may hold.
+fn checked_site(key: &str, site: String) -> Result<String, MapError> {
+    let valid = !site.is_empty()
+        && site
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+    if valid {
+        Ok(site)
+    } else {
+        Err(MapError::other(format!(
+            "route config key '{key}' is '{site}', but a site code may hold only letters, digits, '-' and '_'"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn convert(offset: &str, text: &str) -> Result<String, MapError> {
+        config::set_for_tests([("site", "PLANT1"), ("utc_offset", offset)]);
+        let xml = format!("<T>{text}</T>");
+        let doc = xml::parse(&xml).unwrap();
+        Route::load()?.timestamp(doc.root_element())
+    }
+
+    #[test]
+    fn keeps_source_offsets_and_precision() {
+        assert_eq!(
+            convert("Z", "2012-11-29T11:58:25.3149559+01:00").unwrap(),
+            "2012-11-29T11:58:25.3149559+01:00"
+        );
+        assert_eq!(
+            convert("+05:00", "2012-12-10T17:07:18.0Z").unwrap(),
+            "2012-12-10T17:07:18Z"
+        );
+        assert_eq!(
+            convert("+05:00", "2019-04-24T15:00:00-03:00").unwrap(),
+            "2019-04-24T15:00:00-03:00"
+        );
+    }
+
+    #[test]
+    fn applies_the_route_offset_when_the_source_has_none() {
+        assert_eq!(
+            convert("+01:00", "2026-03-02T06:15:00").unwrap(),
+            "2026-03-02T06:15:00+01:00"
+        );
+        assert_eq!(
+            convert("-0530", "2026-03-02T06:15:00.5").unwrap(),
+            "2026-03-02T06:15:00.5-05:30"
+        );
+        assert_eq!(
+            convert("Z", "2026-03-02T06:15:00").unwrap(),
+            "2026-03-02T06:15:00Z"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_values_and_offsets() {
+        assert_eq!(
+            convert("Z", "2026-03-02").unwrap_err().message(),
+            "line 1, T: '2026-03-02' is not an xs:dateTime (expected YYYY-MM-DDThh:mm:ss)"
+        );
+        assert_eq!(
+            convert("Z", "2026-02-30T00:00:00").unwrap_err().kind(),
+            "malformed-input"
+        );
+        assert_eq!(
+            convert("CET", "2026-03-02T06:15:00").unwrap_err().message(),
+            "route config key 'utc_offset' is 'CET': 'CET' is not a valid UTC offset (expected +HH:MM)"
+        );
+    }
+
+    #[test]
+    fn picks_the_site_from_the_hierarchy_scope() {
+        config::set_for_tests([("site", "PLANT1"), ("site.fsf", "SMELTER")]);
+        let doc = xml::parse(
+            "<R><HierarchyScope><EquipmentID>fsf</EquipmentID></HierarchyScope><X/></R>",
+        )
+        .unwrap();
+        let route = Route::load().unwrap();
+        let inner = doc.root_element().first_element_child().unwrap();
+        assert_eq!(
+            route.site(inner.next_sibling_element().unwrap()).unwrap(),
+            "SMELTER"
+        );
+        let plain = xml::parse("<R><X/></R>").unwrap();
+        assert_eq!(route.site(plain.root_element()).unwrap(), "PLANT1");
+        config::set_for_tests([("site", "PLANT 1")]);
+        assert_eq!(
+            route.site(plain.root_element()).unwrap_err().kind(),
+            "other"
+        );
+    }
+}

@@ -1,0 +1,184 @@
+//! Parsing the payload and reading B2MML elements: namespace-aware lookups, trimmed text and
+//! the line of every element for error messages.
+
+use millrace_sdk::MapError;
+use roxmltree::{Document, Node};
+
+/// The B2MML namespaces this plugin reads, with the version name used in messages.
+pub(crate) const NAMESPACES: &[(&str, &str)] = &[
+    ("http://www.wbf.org/xml/B2MML-V0401", "V0401"),
+    ("http://www.mesa.org/xml/B2MML-V0500", "V0500"),
+    ("http://www.mesa.org/xml/B2MML-V0600", "V0600"),
+];
+
+/// Decodes the payload (UTF-8, optional byte-order mark) as text.
+pub(crate) fn decode(payload: &[u8]) -> Result<&str, MapError> {
+    let bytes = payload.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(payload);
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(MapError::malformed("empty payload"));
+    }
+    std::str::from_utf8(bytes).map_err(|error| {
+        MapError::malformed(format!(
+            "the payload is not UTF-8 (invalid byte at offset {}); B2MML documents must be UTF-8",
+            error.valid_up_to() + (payload.len() - bytes.len())
+        ))
+    })
+}
+
+/// Parses the text as XML; a syntax error names its line and column.
+pub(crate) fn parse(text: &str) -> Result<Document<'_>, MapError> {
+    Document::parse(text).map_err(|error| {
+        let message = match error {
+            // These carry no position: the problem is where the payload ends.
+            roxmltree::Error::UnclosedRootNode | roxmltree::Error::UnexpectedEndOfStream => {
+                let (row, col) = end_position(text);
+                format!(
+                    "not well-formed XML: the payload ends at line {row}, column {col} before the root element is closed (truncated?)"
+                )
+            }
+            roxmltree::Error::NoRootNode => "not well-formed XML: there is no root element".to_owned(),
+            roxmltree::Error::DtdDetected => {
+                "a DTD is not accepted in a B2MML document (entity expansion risk)".to_owned()
+            }
+            _ => {
+                let pos = error.pos();
+                let full = error.to_string();
+                let what = full.strip_suffix(&format!(" at {pos}")).unwrap_or(&full);
+                format!(
+                    "not well-formed XML at line {}, column {}: {what}",
+                    pos.row, pos.col
+                )
+            }
+        };
+        MapError::malformed(message)
+    })
+}
+
+/// The 1-based line and column just past the last character of `text`.
+fn end_position(text: &str) -> (usize, usize) {
+    let line = text.matches('\n').count() + 1;
+    let last = text.rsplit('\n').next().unwrap_or("");
+    (line, last.chars().count() + 1)
+}
+
+/// The 1-based line an element starts on.
+pub(crate) fn line(node: Node<'_, '_>) -> u32 {
+    node.document().text_pos_at(node.range().start).row
+}
+
+/// The error context `line <n>, <Element>` for an element.
+pub(crate) fn at(node: Node<'_, '_>) -> String {
+    format!("line {}, {}", line(node), node.tag_name().name())
+}
+
+/// The child elements of `node` named `name` in `node`'s own namespace (B2MML children share
+/// their parent's namespace; extension elements in other namespaces are skipped).
+pub(crate) fn children<'a, 'input: 'a>(
+    node: Node<'a, 'input>,
+    name: &'a str,
+) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
+    let namespace = node.tag_name().namespace();
+    node.children().filter(move |child| {
+        child.is_element()
+            && child.tag_name().name() == name
+            && child.tag_name().namespace() == namespace
+    })
+}
+
+/// The first child element named `name`.
+pub(crate) fn child<'a, 'input>(node: Node<'a, 'input>, name: &str) -> Option<Node<'a, 'input>> {
+    let namespace = node.tag_name().namespace();
+    node.children().find(|child| {
+        child.is_element()
+            && child.tag_name().name() == name
+            && child.tag_name().namespace() == namespace
+    })
+}
+
+/// The trimmed text of the first child element named `name`; none when absent or blank.
+pub(crate) fn text<'a>(node: Node<'a, '_>, name: &str) -> Option<&'a str> {
+    child(node, name).and_then(own_text)
+}
+
+/// The trimmed text content of an element; none when blank.
+pub(crate) fn own_text<'a>(node: Node<'a, '_>) -> Option<&'a str> {
+    node.text().map(str::trim).filter(|text| !text.is_empty())
+}
+
+/// The trimmed text of the child `name`, or a malformed-input error naming the parent.
+pub(crate) fn require<'a>(node: Node<'a, '_>, name: &str) -> Result<&'a str, MapError> {
+    text(node, name).ok_or_else(|| MapError::malformed(format!("{}: has no {name}", at(node))))
+}
+
+/// The equipment ids of the element's `HierarchyScope` (outermost first, nested scopes after),
+/// for the `site.<equipment-id>` route configuration lookup.
+pub(crate) fn hierarchy_scope(node: Node<'_, '_>) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut scope = child(node, "HierarchyScope");
+    while let Some(current) = scope {
+        if let Some(id) = text(current, "EquipmentID") {
+            ids.push(id.to_owned());
+        }
+        scope = child(current, "HierarchyScope");
+    }
+    ids
+}
+
+/// The equipment id of the element's `Location` (the innermost nested one) or its
+/// `StorageLocation` text.
+pub(crate) fn location(node: Node<'_, '_>) -> Option<String> {
+    let mut found = None;
+    let mut location = child(node, "Location");
+    while let Some(current) = location {
+        if let Some(id) = text(current, "EquipmentID") {
+            found = Some(id.to_owned());
+        }
+        location = child(current, "Location");
+    }
+    found.or_else(|| text(node, "StorageLocation").map(str::to_owned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let error = parse("<a>\n  <b>\n</a>").unwrap_err();
+        assert_eq!(error.kind(), "malformed-input");
+        assert!(
+            error
+                .message()
+                .starts_with("not well-formed XML at line 3, column"),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn decode_strips_the_bom_and_rejects_non_utf8() {
+        assert_eq!(decode(b"\xEF\xBB\xBF<a/>").unwrap(), "<a/>");
+        assert_eq!(decode(b"  \n").unwrap_err().message(), "empty payload");
+        assert_eq!(
+            decode(b"<a>\xE9</a>").unwrap_err().message(),
+            "the payload is not UTF-8 (invalid byte at offset 3); B2MML documents must be UTF-8"
+        );
+    }
+
+    #[test]
+    fn lookups_stay_in_the_parent_namespace() {
+        let doc = parse(
+            r#"<r xmlns="urn:b" xmlns:x="urn:x"><x:ID>no</x:ID><ID> yes </ID>
+               <Location><EquipmentID>A</EquipmentID><Location><EquipmentID>B</EquipmentID></Location></Location>
+               <HierarchyScope><EquipmentID>S</EquipmentID><HierarchyScope><EquipmentID>C</EquipmentID></HierarchyScope></HierarchyScope></r>"#,
+        )
+        .unwrap();
+        let root = doc.root_element();
+        assert_eq!(text(root, "ID"), Some("yes"));
+        assert_eq!(location(root).as_deref(), Some("B"));
+        assert_eq!(hierarchy_scope(root), ["S", "C"]);
+        assert_eq!(
+            require(root, "Status").unwrap_err().message(),
+            "line 1, r: has no Status"
+        );
+    }
+}
