@@ -1,0 +1,165 @@
+"""quality-webhook: a SaaS quality platform's nonconformance webhooks to quality-hold events.
+
+See README.md for the payload, the field mapping and the route configuration.
+"""
+
+import json
+
+from millrace_kit import MapError, config, events, log, malformed_at, text, timestamps
+
+#: Webhook event types mapped, and the hold action each one is.
+ACTIONS = {
+    "nonconformance.hold_placed": "placed",
+    "nonconformance.hold_released": "released",
+}
+
+#: The platform's disposition codes, written as the canonical (kebab-case) dispositions.
+DISPOSITIONS = {
+    "use_as_is": "use-as-is",
+    "rework": "rework",
+    "repair": "repair",
+    "scrap": "scrap",
+    "return_to_supplier": "return-to-supplier",
+}
+
+
+def map(message):
+    body = _parse(message.payload)
+    kind = _text(body, "$", "event")
+    action = ACTIONS.get(kind)
+    if action is None:
+        raise MapError.unsupported(
+            f"$.event: '{kind}' is not mapped; this plugin maps {' and '.join(ACTIONS)}"
+        )
+    delivery = _text(body, "$", "id")
+    with malformed_at("$.occurred_at"):
+        occurred_at = timestamps.rfc3339(timestamps.parse(_text(body, "$", "occurred_at")))
+
+    ncr = _object(_object(body, "$", "data"), "$.data", "ncr")
+    path = "$.data.ncr"
+    number = _text(ncr, path, "number")
+    site = _site(_text(_object(ncr, path, "site"), f"{path}.site", "code"))
+
+    scope = _object(ncr, path, "scope")
+    spath = f"{path}.scope"
+    item = _text(scope, spath, "part_number", required=False)
+    location = _text(scope, spath, "location", required=False)
+    supplier_record = _object(scope, spath, "supplier", required=False)
+    supplier = (
+        _text(supplier_record, f"{spath}.supplier", "id") if supplier_record is not None else None
+    )
+    lots = _lots(scope, spath)
+    if not (item or location or supplier or lots):
+        raise MapError.rejected(
+            f"{spath}: the hold names no part, lot, location or supplier, so nothing can be held"
+        )
+
+    if action == "placed":
+        reason = _text(ncr, path, "reason")
+    else:
+        reason = _text(_object(ncr, path, "release"), f"{path}.release", "reason")
+    disposition_code = _text(ncr, path, "disposition", required=False)
+    disposition = None
+    if disposition_code is not None:
+        disposition = DISPOSITIONS.get(disposition_code)
+        if disposition is None:
+            raise MapError.malformed(
+                f"{path}.disposition: unknown disposition '{disposition_code}'; "
+                f"expected one of {', '.join(DISPOSITIONS)}"
+            )
+
+    log.debug("nonconformance hold", ncr=number, action=action, lots=len(lots))
+    # One event per lot: a consumer blocks or frees stock by item and lot, and a hold on three
+    # lots is three stock keys. Without lots the hold is on the part, location or supplier.
+    return [
+        events.event(
+            "quality-hold",
+            site=site,
+            occurred_at=occurred_at,
+            source_transaction=delivery,
+            data={
+                "hold_id": number,
+                "action": action,
+                "scope": {"item": item, "lot": lot, "location": location, "supplier": supplier},
+                "reason": reason,
+                "disposition": disposition,
+            },
+        )
+        for lot in (lots or [None])
+    ]
+
+
+def _parse(payload):
+    source = text.utf8(payload)
+    if not source.strip():
+        raise MapError.malformed("empty payload")
+    try:
+        body = json.loads(source)
+    except json.JSONDecodeError as error:
+        raise MapError.malformed(
+            f"not valid JSON: line {error.lineno}, column {error.colno}: {error.msg}"
+        ) from None
+    if not isinstance(body, dict):
+        raise MapError.malformed(f"$: expected a JSON object, got {_json_type(body)}")
+    return body
+
+
+def _object(parent, path, key, required=True):
+    value = parent.get(key)
+    if value is None:
+        if required:
+            raise MapError.malformed(f"{path}.{key}: required field is missing")
+        return None
+    if not isinstance(value, dict):
+        raise MapError.malformed(f"{path}.{key}: expected an object, got {_json_type(value)}")
+    return value
+
+
+def _text(parent, path, key, required=True):
+    value = parent.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise MapError.malformed(f"{path}.{key}: required field is missing")
+        return None
+    if not isinstance(value, str):
+        raise MapError.malformed(f"{path}.{key}: expected text, got {_json_type(value)}")
+    return value.strip()
+
+
+def _lots(scope, path):
+    lots = scope.get("lots")
+    if lots is None:
+        return []
+    if not isinstance(lots, list):
+        raise MapError.malformed(f"{path}.lots: expected a list of lot numbers, got {_json_type(lots)}")
+    result = []
+    for n, lot in enumerate(lots):
+        if not isinstance(lot, str) or not lot.strip():
+            raise MapError.malformed(f"{path}.lots[{n}]: expected a lot number, got {_json_type(lot)}")
+        if lot.strip() not in result:
+            result.append(lot.strip())
+    return result
+
+
+def _site(code):
+    site = config.get(f"site.{code}") or config.get("site") or code
+    if not site or not all(c.isascii() and (c.isalnum() or c in "-_") for c in site):
+        raise MapError.other(
+            f"site '{site}' (for platform site code '{code}') may hold only letters, digits, "
+            "'-' and '_'; set the route config key 'site.<code>' or 'site'"
+        )
+    return site
+
+
+def _json_type(value):
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text" if value.strip() else "empty text"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"

@@ -1,0 +1,287 @@
+// millrace kit for JavaScript: the helpers every mapping needs.
+//
+// A plugin is an ES module (app.js) exporting one plain function:
+//
+//   import { MapError, config, decimal, events, timestamp } from '../../sdk/js/src/millrace.js';
+//   export function map(message) {   // message.subject, message.headers, message.payload (Uint8Array)
+//     return [events.event('inventory-movement', { site, occurred_at, data: {...} })];
+//   }
+//
+// Events are plain objects in the same JSON form the fixtures use (snake_case WIT names,
+// kebab-case enum values, quantities as { amount: '12.5', uom: 'KGM' }). Quantities are decimal
+// TEXT: never a JS number, which cannot hold 0.1 exactly. The build (sdk/js/build.mjs) wires
+// `map` to the WIT export and turns a thrown MapError into the WIT `map-error`.
+
+import * as host from 'millrace:mapping/host@1.0.0';
+
+const BRAND = Symbol.for('millrace.MapError');
+const KINDS = ['malformed-input', 'unsupported-document', 'rejected-by-rule', 'other'];
+
+/** A mapping's refusal of a message: a WIT `map-error` case and its message. */
+export class MapError extends Error {
+  constructor(kind, message) {
+    if (!KINDS.includes(kind)) {
+      throw new TypeError(`unknown map-error kind '${kind}'; expected one of ${KINDS.join(', ')}`);
+    }
+    super(`${kind}: ${message}`);
+    this.name = 'MapError';
+    this.kind = kind;
+    this.reason = String(message);
+    this[BRAND] = true;
+  }
+  /** The payload is not well-formed for its format (bad syntax, wrong encoding, truncated). */
+  static malformed(message) { return new MapError('malformed-input', message); }
+  /** The payload is well-formed but of a document type or version this mapping does not map. */
+  static unsupported(message) { return new MapError('unsupported-document', message); }
+  /** The payload is well-formed but a business rule rejects it. */
+  static rejected(message) { return new MapError('rejected-by-rule', message); }
+  /** Any other reason, for example a route configuration the mapping cannot use. */
+  static other(message) { return new MapError('other', message); }
+  /** True for a MapError, even one from another copy of this module. */
+  static is(value) { return value != null && value[BRAND] === true; }
+}
+
+/** A field value the kit's parsers refuse; `malformedAt` turns it into a located MapError. */
+export class FieldError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'FieldError';
+  }
+}
+
+function refusing(kind, context, fn) {
+  try {
+    return fn();
+  } catch (error) {
+    if (error instanceof FieldError) throw new MapError(kind, `${context}: ${error.message}`);
+    throw error;
+  }
+}
+
+/**
+ * Runs `fn`; a FieldError it throws (from decimal.parse, timestamp.parse...) becomes
+ * `MapError.malformed('<context>: <error>')`, so the message says where:
+ *   const qty = malformedAt(`line ${n}, field quantity`, () => decimal.parse(cells[4]));
+ * Any other exception passes through: it is a bug, and traps the call.
+ */
+export function malformedAt(context, fn) { return refusing('malformed-input', context, fn); }
+
+/** Like malformedAt, but the error becomes MapError.rejected. */
+export function rejectedAt(context, fn) { return refusing('rejected-by-rule', context, fn); }
+
+const DIGITS = /^[0-9]+$/;
+
+/** Exact decimals as text, in the WIT form `-?digits(.digits)?`. */
+export const decimal = {
+  /**
+   * Parses a decimal written with decimal mark `mark` ('.' or ','): surrounding spaces, an
+   * optional sign, digits, an optional mark followed by digits. Returns the normalised WIT
+   * text. Rejects exponents, thousands separators and anything else with a FieldError.
+   */
+  parse(text, mark = '.') {
+    if (typeof text !== 'string') throw new FieldError(`expected a number as text, got ${typeName(text)}`);
+    let body = text.replace(/^ +| +$/g, '');
+    if (body === '') throw new FieldError('empty number');
+    let negative = false;
+    if (body[0] === '-' || body[0] === '+') {
+      negative = body[0] === '-';
+      body = body.slice(1);
+    }
+    const at = body.indexOf(mark);
+    const whole = at < 0 ? body : body.slice(0, at);
+    const fraction = at < 0 ? '' : body.slice(at + 1);
+    if (!DIGITS.test(whole) || (at >= 0 && !DIGITS.test(fraction))) {
+      throw new FieldError(`'${text}' is not a decimal number`);
+    }
+    return normalise(negative, whole, fraction);
+  },
+  /** Reads a fixed-width digits field with `scale` implied decimals: ('000125', 2) is '1.25'. */
+  implied(field, scale) {
+    let body = String(field).replace(/^ +| +$/g, '');
+    if (body === '') throw new FieldError('empty number');
+    const negative = body[0] === '-';
+    if (body[0] === '-' || body[0] === '+') body = body.slice(1);
+    if (!DIGITS.test(body)) throw new FieldError(`'${field}' is not a decimal number`);
+    const padded = body.padStart(scale + 1, '0');
+    return normalise(negative, padded.slice(0, padded.length - scale), padded.slice(padded.length - scale));
+  },
+  /**
+   * Normalises a decimal given as WIT-form text, a bigint or a safe integer number:
+   * '012.500' is '12.5', '-0.0' is '0'. A fractional JS number is refused (TypeError): it
+   * cannot carry an exact quantity.
+   */
+  toWit(value) {
+    if (typeof value === 'bigint') return value.toString();
+    if (typeof value === 'number') {
+      if (!Number.isSafeInteger(value)) {
+        throw new TypeError(`${value} is a JS float; pass quantities as decimal text`);
+      }
+      return String(value);
+    }
+    return decimal.parse(value, '.');
+  },
+  /** True when `text` is in the WIT decimal form. */
+  isWit(text) { return typeof text === 'string' && /^-?[0-9]+(\.[0-9]+)?$/.test(text); },
+};
+
+function normalise(negative, whole, fraction) {
+  const w = whole.replace(/^0+(?=.)/, '');
+  const f = fraction.replace(/0+$/, '');
+  const text = f ? `${w}.${f}` : w;
+  return negative && /[1-9]/.test(text) ? `-${text}` : text;
+}
+
+const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** RFC 3339 timestamps and dates, as text (no Date, no clock: the sandbox has none). */
+export const timestamp = {
+  /**
+   * Checks an RFC 3339 timestamp with an offset and returns it normalised: 'T' and 'Z' upper
+   * case, '+00:00' written 'Z', trailing fractional zeros dropped. A FieldError otherwise.
+   */
+  parse(text) {
+    const m = typeof text === 'string' ? TIMESTAMP.exec(text) : null;
+    if (!m) throw new FieldError(`'${text}' is not an RFC 3339 timestamp with an offset`);
+    const [, y, mo, d, h, mi, s, frac, off] = m;
+    checkDate(y, mo, d, text);
+    if (+h > 23 || +mi > 59 || +s > 59) throw new FieldError(`'${text}' is not a valid time of day`);
+    const offset = parseOffset(off, text);
+    const fraction = (frac || '').replace(/0+$/, '').replace(/^\.$/, '');
+    return `${y}-${mo}-${d}T${h}:${mi}:${s}${fraction}${offset}`;
+  },
+  /** Checks YYYY-MM-DD or YYYYMMDD and returns RFC 3339 full-date text YYYY-MM-DD. */
+  parseDate(text) {
+    const m = /^(\d{4})-?(\d{2})-?(\d{2})$/.exec(String(text));
+    if (!m) throw new FieldError(`'${text}' is not a valid date (expected YYYY-MM-DD)`);
+    checkDate(m[1], m[2], m[3], text);
+    return `${m[1]}-${m[2]}-${m[3]}`;
+  },
+  /** ('20260302', '061500', '+01:00') is '2026-03-02T06:15:00+01:00'. */
+  fromCompact(date, time, offset) {
+    const day = timestamp.parseDate(date);
+    const m = /^(\d{2}):?(\d{2})(?::?(\d{2}))?$/.exec(String(time));
+    if (!m || +m[1] > 23 || +m[2] > 59 || +(m[3] || 0) > 59) {
+      throw new FieldError(`'${time}' is not a valid time (expected HHMMSS)`);
+    }
+    return `${day}T${m[1]}:${m[2]}:${m[3] || '00'}${parseOffset(offset, offset)}`;
+  },
+};
+
+function checkDate(y, mo, d, text) {
+  const days = [31, (+y % 4 === 0 && +y % 100 !== 0) || +y % 400 === 0 ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+  if (+mo < 1 || +mo > 12 || +d < 1 || +d > days[+mo - 1]) {
+    throw new FieldError(`'${text}' is not a valid date`);
+  }
+}
+
+function parseOffset(text, original) {
+  const m = /^(?:([Zz])|([+-])(\d{2}):?(\d{2}))$/.exec(String(text));
+  if (!m || (!m[1] && (+m[3] > 23 || +m[4] > 59))) {
+    throw new FieldError(`'${original}' has no valid UTC offset (expected Z or +HH:MM)`);
+  }
+  if (m[1] || (m[3] === '00' && m[4] === '00')) return 'Z';
+  return `${m[2]}${m[3]}:${m[4]}`;
+}
+
+/** The route's configuration (site code, partner id, unit tables...). */
+export const config = {
+  /** The value of `key`, or `fallback` when the route does not set it. */
+  get(key, fallback = undefined) {
+    const value = host.getConfig(key);
+    return value === undefined || value === null ? fallback : value;
+  },
+  /** The value of `key`, or a MapError.other telling the operator to set it. */
+  require(key) {
+    const value = host.getConfig(key);
+    if (value === undefined || value === null) {
+      throw MapError.other(`the route configuration has no key '${key}'; set it in the route's config`);
+    }
+    return value;
+  },
+  /** Every [key, value] pair, sorted by key. */
+  all() { return host.getConfigAll(); },
+};
+
+function write(level, message, fields = {}) {
+  host.log(level, String(message), Object.entries(fields).map(([k, v]) => [String(k), String(v)]));
+}
+
+/** Structured logs to the host log: log.info('mapped', { rows: 3 }). */
+export const log = {
+  trace: (message, fields) => write('trace', message, fields),
+  debug: (message, fields) => write('debug', message, fields),
+  info: (message, fields) => write('info', message, fields),
+  warn: (message, fields) => write('warn', message, fields),
+  error: (message, fields) => write('error', message, fields),
+};
+
+/** Payload bytes to text. */
+export const text = {
+  /** UTF-8 (a leading byte-order mark dropped), or MapError.malformed naming the bad byte. */
+  utf8(payload) {
+    try {
+      return new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(payload);
+    } catch {
+      throw MapError.malformed(`payload is not UTF-8 (at byte ${firstBadUtf8(payload)})`);
+    }
+  },
+  /** ISO-8859-1: every byte is one character, never fails. */
+  latin1(payload) {
+    let out = '';
+    for (let i = 0; i < payload.length; i += 8192) {
+      out += String.fromCharCode(...payload.subarray(i, i + 8192));
+    }
+    return out;
+  },
+};
+
+function firstBadUtf8(bytes) {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let lo = 0;
+  let hi = bytes.length;
+  // The longest valid prefix, by bisection; a cut inside a character counts as invalid.
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    try {
+      decoder.decode(bytes.subarray(0, mid));
+      lo = mid;
+    } catch {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
+/** The event kinds of millrace:mapping@1.0.0. */
+export const KINDS_OF_EVENT = [
+  'inventory-movement', 'inventory-balance', 'work-order-status', 'material-consumption',
+  'production-completion', 'quality-hold', 'supplier-commitment', 'shipment-notice',
+];
+
+/** Canonical events in the fixtures' JSON form. */
+export const events = {
+  /** One event: events.event('inventory-movement', { site, occurred_at, source_transaction, data }). */
+  event(kind, { site, occurred_at, source_sequence, source_transaction, data }) {
+    if (!KINDS_OF_EVENT.includes(kind)) throw new TypeError(`unknown event kind '${kind}'`);
+    return compact({ kind, site, occurred_at, source_sequence, source_transaction, data });
+  },
+  /** A quantity: amount as decimal text (or bigint / safe integer), a UN/ECE Rec 20 unit code. */
+  quantity(amount, uom) { return { amount: decimal.toWit(amount), uom }; },
+};
+
+/** `value` without null/undefined object entries, recursively: absent options are omitted. */
+export function compact(value) {
+  if (Array.isArray(value)) return value.map(compact);
+  if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
+    const out = {};
+    for (const [k, v] of Object.entries(value)) if (v !== undefined && v !== null) out[k] = compact(v);
+    return out;
+  }
+  return value;
+}
+
+function typeName(value) {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}

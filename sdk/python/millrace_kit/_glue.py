@@ -1,0 +1,115 @@
+"""The component glue: hands the plugin's ``map`` to componentize-py's ``WitWorld`` export and
+converts between the kit's plain values and the generated WIT bindings.
+
+Only importable inside a component build (it needs the generated ``wit_world`` package); the
+build script's entry module calls :func:`world`.
+"""
+
+import dataclasses
+import enum
+import typing
+
+from componentize_py_types import Err
+from wit_world import WitWorld as _MapperWorld
+from wit_world.imports import canonical, types
+
+from .errors import MapError
+
+_ERRORS = {
+    "malformed-input": types.MapError_MalformedInput,
+    "unsupported-document": types.MapError_UnsupportedDocument,
+    "rejected-by-rule": types.MapError_RejectedByRule,
+    "other": types.MapError_Other,
+}
+
+
+def _kebab(name):
+    return "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-")
+
+
+# `EventData_QualityHold` -> "quality-hold"
+_EVENT_DATA = {
+    _kebab(case.__name__.split("_", 1)[1]): case for case in typing.get_args(canonical.EventData)
+}
+
+
+def world(map_function):
+    """The ``WitWorld`` class componentize-py exports, calling ``map_function(message)``."""
+
+    class WitWorld(_MapperWorld):
+        def map(self, input):
+            try:
+                produced = map_function(input)
+            except MapError as error:
+                raise Err(_ERRORS[error.kind](error.message)) from None
+            if produced is None:
+                raise TypeError("map() returned None; return a list of events (maybe empty)")
+            return [_event(value, f"event {n}") for n, value in enumerate(produced)]
+
+    return WitWorld
+
+
+def _event(value, where):
+    if isinstance(value, canonical.CanonicalEvent):
+        return value
+    if not isinstance(value, dict):
+        raise TypeError(f"{where}: expected a dict from events.event(), got {type(value).__name__}")
+    value = dict(value)
+    kind = value.pop("kind", None)
+    case = _EVENT_DATA.get(kind)
+    if case is None:
+        raise TypeError(f"{where}: unknown event kind {kind!r}; expected one of {sorted(_EVENT_DATA)}")
+    data_type = typing.get_type_hints(case)["value"]
+    data = _convert(data_type, value.pop("data", None), f"{where}.data")
+    value["data"] = case(data)
+    return _record(canonical.CanonicalEvent, value, where)
+
+
+def _record(cls, value, where):
+    if not isinstance(value, dict):
+        raise TypeError(f"{where}: expected a dict for {cls.__name__}, got {type(value).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(value) - names)
+    if unknown:
+        raise TypeError(f"{where}: {cls.__name__} has no field {unknown[0]!r}; fields: {sorted(names)}")
+    return cls(**{name: _convert(hints[name], value.get(name), f"{where}.{name}") for name in names})
+
+
+def _convert(hint, value, where):
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union and type(None) in args:
+        if value is None:
+            return None
+        inner = next(a for a in args if a is not type(None))
+        return _convert(inner, value, where)
+    if origin is typing.Union and isinstance(value, args):
+        return value
+    if value is None:
+        if origin is list:
+            return []
+        raise TypeError(f"{where} is required")
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"{where}: expected a list, got {type(value).__name__}")
+        return [_convert(args[0], v, f"{where}[{n}]") for n, v in enumerate(value)]
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        if isinstance(value, hint):
+            return value
+        try:
+            return hint[str(value).upper().replace("-", "_")]
+        except KeyError:
+            allowed = [_kebab_enum(m.name) for m in hint]
+            raise TypeError(f"{where}: {value!r} is not one of {allowed}") from None
+    if dataclasses.is_dataclass(hint):
+        return value if isinstance(value, hint) else _record(hint, value, where)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is str and isinstance(value, str):
+        return value
+    raise TypeError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {type(value).__name__}")
+
+
+def _kebab_enum(name):
+    return name.lower().replace("_", "-")

@@ -1,0 +1,71 @@
+"""Typed map errors: why a mapping refuses a message.
+
+Raise ``MapError.malformed(...)`` (or ``unsupported``, ``rejected``, ``other``) anywhere in a
+mapping; the kit's glue turns it into the WIT ``map-error`` case of the same name. Any other
+exception is a bug in the mapping: it traps the call and the host retries, then dead-letters it.
+"""
+
+from contextlib import contextmanager
+
+__all__ = ["MapError", "malformed_at", "rejected_at"]
+
+
+class MapError(Exception):
+    """A mapping's refusal of a message: a WIT ``map-error`` case and its message."""
+
+    #: The WIT case names, in the order of the variant.
+    KINDS = ("malformed-input", "unsupported-document", "rejected-by-rule", "other")
+
+    def __init__(self, kind, message):
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown map-error kind {kind!r}; expected one of {self.KINDS}")
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = str(message)
+
+    @classmethod
+    def malformed(cls, message):
+        """The payload is not well-formed for its format (bad syntax, wrong encoding, truncated)."""
+        return cls("malformed-input", message)
+
+    @classmethod
+    def unsupported(cls, message):
+        """The payload is well-formed but of a document type or version this mapping does not map."""
+        return cls("unsupported-document", message)
+
+    @classmethod
+    def rejected(cls, message):
+        """The payload is well-formed but a business rule rejects it."""
+        return cls("rejected-by-rule", message)
+
+    @classmethod
+    def other(cls, message):
+        """Any other reason, for example a route configuration the mapping cannot use."""
+        return cls("other", message)
+
+
+@contextmanager
+def _refusing(kind, context):
+    try:
+        yield
+    except MapError:
+        raise
+    except (ValueError, KeyError, TypeError) as error:
+        # KeyError's str() quotes its key; its argument reads better.
+        reason = error.args[0] if isinstance(error, KeyError) and error.args else error
+        raise MapError(kind, f"{context}: {reason}") from error
+
+
+def malformed_at(context):
+    """Turns a ``ValueError`` (or ``KeyError``/``TypeError``) raised inside the block into
+    ``MapError.malformed("<context>: <error>")``, so the message says where it happened::
+
+        with malformed_at(f"line {n}, field qty"):
+            qty = decimals.parse(fields[3])
+    """
+    return _refusing("malformed-input", context)
+
+
+def rejected_at(context):
+    """Like :func:`malformed_at`, but the error becomes ``MapError.rejected``."""
+    return _refusing("rejected-by-rule", context)
