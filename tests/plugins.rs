@@ -1,0 +1,132 @@
+//! Every plugin, in every language, passes its golden fixtures through `millrace plugin test`,
+//! and all of them run in one host at once, routed by subject.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use millrace::registry::{Manifest, fixtures};
+use millrace::transport::consumer_name;
+use support::*;
+
+/// The plugin folders: every plugin and the Python and JavaScript templates.
+fn plugin_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root().join("plugins"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("plugin.toml").is_file())
+        .collect();
+    dirs.sort();
+    dirs.push(root().join("sdk/python/template"));
+    dirs.push(root().join("sdk/js/template"));
+    dirs
+}
+
+#[test]
+fn every_plugin_passes_its_golden_fixtures() {
+    let dirs = plugin_dirs();
+    assert!(dirs.len() >= 11, "nine plugins and two templates: {dirs:?}");
+    for dir in dirs {
+        let o = millrace(&["plugin", "test", dir.to_str().unwrap()]);
+        let t = text(&o);
+        assert!(o.status.success(), "{}:\n{t}", dir.display());
+        assert!(t.contains(" 0 failed"), "{}:\n{t}", dir.display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_plugins_run_in_one_host_routed_by_subject() {
+    let nats = Nats::start();
+    let mut routes = String::new();
+    let mut consumers = Vec::new();
+    let mut expected: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    let mut messages = Vec::new();
+    for dir in plugin_dirs()
+        .into_iter()
+        .filter(|d| d.starts_with(root().join("plugins")))
+    {
+        let manifest = Manifest::load(&dir).unwrap();
+        let subject = manifest.fixtures.subject.clone();
+        let config: Vec<String> = manifest
+            .fixtures
+            .config
+            .iter()
+            .map(|(k, v)| format!("{k:?} = {v:?}"))
+            .collect();
+        // Fixtures reuse control numbers and business keys across files; this test is about
+        // routing, so resend and order tracking stay out of the way.
+        routes.push_str(&format!(
+            "[routes.{}]\nsubjects = [{subject:?}]\nplugin = {:?}\nconfig = {{ {} }}\nordering = \"off\"\nidempotency = false\n\n",
+            manifest.name,
+            dir.display().to_string(),
+            config.join(", ")
+        ));
+        consumers.push(consumer_name(&manifest.name, &subject));
+        for input in fixtures::inputs(&dir).unwrap() {
+            let outcome: serde_json::Value = serde_json::from_str(
+                &std::fs::read_to_string(fixtures::expected_path(&input)).unwrap(),
+            )
+            .unwrap();
+            if let Some(events) = outcome["events"].as_array() {
+                expected
+                    .entry(manifest.name.clone())
+                    .or_default()
+                    .extend(events.iter().cloned());
+                messages.push((subject.clone(), std::fs::read(&input).unwrap()));
+            }
+        }
+    }
+    assert_eq!(
+        expected.len(),
+        9,
+        "every plugin has events to map: {:?}",
+        expected.keys()
+    );
+    let config = nats.config(&routes);
+    let js = async_nats::jetstream::new(nats.client().await);
+    let consumers: Vec<&str> = consumers.iter().map(String::as_str).collect();
+    let host = Host::start(&config, &js, &consumers).await;
+    for (i, (subject, payload)) in messages.iter().enumerate() {
+        publish(&js, subject, payload, &format!("m{i}")).await;
+    }
+    let total: usize = expected.values().map(Vec::len).sum();
+    let stored = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        total,
+        Duration::from_secs(2),
+    )
+    .await;
+    assert_eq!(
+        stored.len(),
+        total,
+        "every event once:\n{}",
+        host.log_text()
+    );
+    let mut actual: BTreeMap<String, Vec<serde_json::Value>> = BTreeMap::new();
+    for event in &stored {
+        let json = event.json();
+        actual
+            .entry(json["plugin"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(json);
+    }
+    for (plugin, want) in &expected {
+        let got = &actual[plugin];
+        assert_eq!(got.len(), want.len(), "{plugin}");
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!(
+                g["type"],
+                format!("millrace.{}.v1", w["kind"].as_str().unwrap()),
+                "{plugin}"
+            );
+            assert_eq!(g["data"], w["data"], "{plugin}");
+            assert_eq!(g["time"], w["occurred_at"], "{plugin}");
+        }
+    }
+    assert_eq!(try_stream_len(&js, "DLQ").await, Some(0));
+}
