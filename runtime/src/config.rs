@@ -15,6 +15,7 @@
 //! | `streams.duplicate_window` | JetStream de-duplication window of the streams | `2m` |
 //! | `host.workers` | worker threads running plugins | number of CPUs |
 //! | `host.partitions` | ordered lanes messages are spread over by subject | 16 |
+//! | `host.max_workers_per_route` | plugin calls one route may run at once | workers − 1 with several routes, else workers |
 //! | `host.state_dir` | where `up` keeps its NATS data and the compiled-plugin cache | `.millrace` |
 //! | `routes.<name>.subjects` | raw subjects the route consumes (wildcards allowed) | required |
 //! | `routes.<name>.plugin` | plugin folder or `.wasm` component | required |
@@ -30,6 +31,10 @@
 //! | `routes.<name>.idempotency` | skip events whose source transaction another raw message already delivered | `true` |
 //! | `governance.horizon` | how long delivered source transactions and the newest time per business key are remembered | `72h` |
 //! | `governance.ownership` | which source system owns which event kind per site | none: anyone may publish |
+//! | `registry.kind` | where plugin versions and route bindings live: `jetstream` or `directory` | `jetstream` |
+//! | `registry.dir` | the folder of a `directory` registry (one host, no JetStream storage) | `<state_dir>/registry` |
+//! | `registry.bucket`, `registry.bindings` | the object store and key-value bucket of a `jetstream` registry | `millrace-plugins`, `millrace-routes` |
+//! | `streams.shadow` | the stream of shadow-run differences (`shadow.>`) | `SHADOW` |
 //! | `up.port` | port of the nats-server that `up` starts | 4222 |
 //! | `up.seed` | raw sample files `up` publishes once the host runs | none |
 
@@ -89,6 +94,9 @@ pub struct Config {
     /// Delivery rules across routes: idempotency and system-of-record ownership.
     #[serde(default)]
     pub governance: GovernanceConfig,
+    /// Where plugin versions and route bindings are kept.
+    #[serde(default)]
+    pub registry: RegistryConfig,
     /// Settings of the local all-in-one `millrace up`.
     #[serde(default)]
     pub up: UpConfig,
@@ -150,6 +158,9 @@ pub struct StreamsConfig {
     /// The stream of dead letters (`dlq.>`).
     #[serde(default = "default_dlq")]
     pub dlq: String,
+    /// The stream of shadow-run differences (`shadow.>`).
+    #[serde(default = "default_shadow")]
+    pub shadow: String,
     /// The de-duplication window of the streams.
     #[serde(default = "default_duplicate_window", with = "humantime_duration")]
     pub duplicate_window: Duration,
@@ -162,6 +173,7 @@ impl Default for StreamsConfig {
             raw_subjects: default_raw_subjects(),
             canonical: default_canonical(),
             dlq: default_dlq(),
+            shadow: default_shadow(),
             duplicate_window: default_duplicate_window(),
         }
     }
@@ -179,6 +191,9 @@ fn default_canonical() -> String {
 fn default_dlq() -> String {
     "DLQ".into()
 }
+fn default_shadow() -> String {
+    "SHADOW".into()
+}
 fn default_duplicate_window() -> Duration {
     Duration::from_secs(120)
 }
@@ -193,6 +208,10 @@ pub struct HostConfig {
     /// Ordered lanes: messages of one raw subject always take the same lane.
     #[serde(default = "default_partitions")]
     pub partitions: usize,
+    /// Plugin calls one route may run at once; default: all workers but one when the host has
+    /// several routes (so a slow or hostile route cannot starve the others), else all.
+    #[serde(default)]
+    pub max_workers_per_route: Option<usize>,
     /// Local state: `up`'s NATS data and the compiled-plugin cache.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
@@ -203,6 +222,7 @@ impl Default for HostConfig {
         Self {
             workers: default_workers(),
             partitions: default_partitions(),
+            max_workers_per_route: None,
             state_dir: default_state_dir(),
         }
     }
@@ -300,6 +320,81 @@ fn default_idempotency_bucket() -> String {
 }
 fn default_order_bucket() -> String {
     "millrace-order".into()
+}
+
+/// Where plugin versions and route bindings are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// `jetstream` (every host of the cluster) or `directory` (one host, no JetStream storage).
+    #[serde(default)]
+    pub kind: RegistryKind,
+    /// The folder of a `directory` registry; default `<state_dir>/registry`.
+    pub dir: Option<PathBuf>,
+    /// The object store holding plugin versions.
+    #[serde(default = "default_registry_bucket")]
+    pub bucket: String,
+    /// The key-value bucket holding route bindings.
+    #[serde(default = "default_bindings_bucket")]
+    pub bindings: String,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            kind: RegistryKind::default(),
+            dir: None,
+            bucket: default_registry_bucket(),
+            bindings: default_bindings_bucket(),
+        }
+    }
+}
+
+fn default_registry_bucket() -> String {
+    "millrace-plugins".into()
+}
+fn default_bindings_bucket() -> String {
+    "millrace-routes".into()
+}
+
+/// The kind of registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RegistryKind {
+    /// The JetStream object store and a key-value bucket every host watches.
+    #[default]
+    Jetstream,
+    /// A local folder, watched: for a single development host.
+    Directory,
+}
+
+/// Where a route's plugin comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// A deployed version in the registry, `name@version`.
+    Registry(String),
+    /// A plugin folder or `.wasm` component on disk.
+    Path(PathBuf),
+}
+
+impl RouteConfig {
+    /// The route's plugin: `name@version` names a deployed version, anything else is a path.
+    pub fn plugin_source(&self) -> PluginSource {
+        let text = self.plugin.to_string_lossy();
+        match text.split_once('@') {
+            Some((name, version))
+                if !text.contains('/')
+                    && !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && version.split('.').count() >= 3 =>
+            {
+                PluginSource::Registry(text.into_owned())
+            }
+            _ => PluginSource::Path(self.plugin.clone()),
+        }
+    }
 }
 
 /// One system-of-record rule: events of `kind` at `site` may only come from `owner`.
@@ -488,6 +583,9 @@ impl Config {
             ("streams.raw", &self.streams.raw),
             ("streams.canonical", &self.streams.canonical),
             ("streams.dlq", &self.streams.dlq),
+            ("streams.shadow", &self.streams.shadow),
+            ("registry.bucket", &self.registry.bucket),
+            ("registry.bindings", &self.registry.bindings),
         ] {
             if !is_token(name) {
                 return Err(self.invalid(key, "may hold only letters, digits, `-` and `_`"));
@@ -640,11 +738,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         )
     };
     let n: u64 = number.parse().map_err(|_| bad())?;
+    let seconds = |per: u64| {
+        n.checked_mul(per)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("`{text}` is too long a duration"))
+    };
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
+        "s" => seconds(1),
+        "m" => seconds(60),
+        "h" => seconds(3600),
         _ => Err(bad()),
     }
 }
@@ -732,6 +835,11 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("3m"), Ok(Duration::from_secs(180)));
         assert!(parse_duration("3 weeks").is_err());
+        // Found by the property tests: an hour count that overflows when turned into seconds.
+        assert_eq!(
+            parse_duration("5124100000000000h"),
+            Err("`5124100000000000h` is too long a duration".to_owned())
+        );
         assert!(parse_duration("").is_err());
     }
 }
