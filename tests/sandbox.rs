@@ -1,58 +1,156 @@
-//! A plugin that traps, loops forever or eats memory does not take the host down: the message
-//! is retried, then dead-lettered with a reason naming the limit, and later messages flow.
+//! Hostile plugins are contained. Whatever the `misbehave` plugin does on one route (trap, loop,
+//! eat memory, recurse, abort, return huge or invalid output, reach for the environment, files,
+//! clock, randomness or network, flood stdout), the message is retried or dead-lettered with a
+//! reason naming the limit or rule, the host keeps serving, and a well-behaved route beside it
+//! (`steady`) maps every one of its messages, in the same test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use async_nats::jetstream;
 use support::*;
 
-const ROUTE: &str = r#"
+/// The hostile route (LIMITS replaced per test) and the well-behaved one beside it.
+const ROUTES: &str = r#"
 [routes.misbehave]
 subjects = ["raw.test.*.cmd"]
 plugin = "PLUGIN"
 config = { site = "LAB" }
-limits = { deadline = "300ms", memory_mib = 32 }
+limits = { LIMITS }
 retry = { attempts = 2, backoff = "10ms" }
+
+[routes.steady]
+subjects = ["raw.steady.*.cmd"]
+plugin = "PLUGIN"
+config = { site = "STEADY" }
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn traps_deadlines_and_memory_bombs_are_contained() {
+const CONSUMERS: [&str; 2] = [
+    "millrace_misbehave__raw_test__star__cmd",
+    "millrace_steady__raw_steady__star__cmd",
+];
+
+/// A server and a host serving the two routes, the hostile one with `limits`.
+async fn start(limits: &str) -> (Nats, jetstream::Context, Host) {
     let nats = Nats::start();
     let dir = plugin("tests/guests/misbehave");
-    let config = nats.config(&ROUTE.replace("PLUGIN", &dir.display().to_string()));
+    let config = nats.config(
+        &ROUTES
+            .replace("PLUGIN", &dir.display().to_string())
+            .replace("LIMITS", limits),
+    );
     let js = async_nats::jetstream::new(nats.client().await);
-    let mut host = Host::start(&config, &js, &["millrace_misbehave__raw_test__star__cmd"]).await;
+    let host = Host::start(&config, &js, &CONSUMERS).await;
+    (nats, js, host)
+}
 
-    for (i, cmd) in ["trap", "ok 1", "loop", "alloc", "ok 2", "reject", "ok 3"]
-        .iter()
-        .enumerate()
-    {
-        publish(&js, "raw.test.lab.cmd", cmd.as_bytes(), &format!("m{i}")).await;
+/// Publishes each hostile command, each followed by a message of the steady route, so the
+/// steady route's messages are in flight while the plugin misbehaves.
+async fn publish_beside_steady(js: &jetstream::Context, commands: &[&str]) {
+    for (i, cmd) in commands.iter().enumerate() {
+        publish(js, "raw.test.lab.cmd", cmd.as_bytes(), &format!("m{i}")).await;
+        let n = i + 1;
+        publish(
+            js,
+            "raw.steady.line1.cmd",
+            format!("ok {n}").as_bytes(),
+            &format!("s{n}"),
+        )
+        .await;
     }
+}
 
-    let events = read_stream(&js, "CANONICAL", "canonical.>", 3, Duration::from_secs(1)).await;
+/// Every steady message became its event, in order, and the host is still up.
+async fn assert_steady_served(js: &jetstream::Context, count: usize, host: &mut Host) {
+    let events = read_stream(
+        js,
+        "CANONICAL",
+        "canonical.*.STEADY",
+        count,
+        Duration::from_millis(500),
+    )
+    .await;
     let orders: Vec<String> = events
         .iter()
         .map(|e| e.json()["data"]["work_order"].as_str().unwrap().to_owned())
         .collect();
+    let expected: Vec<String> = (1..=count).map(|n| format!("WO-{n}")).collect();
+    assert_eq!(orders, expected, "the steady route served every message");
+    assert!(host.is_running(), "the host survived:\n{}", host.log_text());
+}
+
+/// The hostile route's dead letters as (payload, kind, attempts, reason).
+async fn dead_letters(
+    js: &jetstream::Context,
+    count: usize,
+) -> Vec<(String, String, String, String)> {
+    read_stream(
+        js,
+        "DLQ",
+        "dlq.misbehave",
+        count,
+        Duration::from_millis(500),
+    )
+    .await
+    .iter()
+    .map(|l| {
+        (
+            String::from_utf8(l.payload.clone()).unwrap(),
+            l.header("Millrace-Error-Kind").unwrap().to_owned(),
+            l.header("Millrace-Attempts").unwrap().to_owned(),
+            l.header("Millrace-Error").unwrap().to_owned(),
+        )
+    })
+    .collect()
+}
+
+/// The hostile route's events, by item.
+async fn lab_items(js: &jetstream::Context, count: usize) -> Vec<String> {
+    read_stream(
+        js,
+        "CANONICAL",
+        "canonical.*.LAB",
+        count,
+        Duration::from_millis(500),
+    )
+    .await
+    .iter()
+    .map(|e| e.json()["data"]["item"].as_str().unwrap().to_owned())
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traps_deadlines_memory_bombs_recursion_and_aborts_are_contained() {
+    let (_nats, js, mut host) = start("deadline = \"300ms\", memory_mib = 32").await;
+    let commands = [
+        "trap", "ok 1", "loop", "alloc", "ok 2", "reject", "recurse", "abort", "ok 3",
+    ];
+    publish_beside_steady(&js, &commands).await;
+
+    let orders: Vec<String> = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.*.LAB",
+        3,
+        Duration::from_secs(1),
+    )
+    .await
+    .iter()
+    .map(|e| e.json()["data"]["work_order"].as_str().unwrap().to_owned())
+    .collect();
     assert_eq!(
         orders,
         ["WO-1", "WO-2", "WO-3"],
         "later messages keep flowing, in order"
     );
 
-    let letters = read_stream(&js, "DLQ", "dlq.misbehave", 4, Duration::from_secs(1)).await;
+    let letters = dead_letters(&js, 6).await;
     let kinds: Vec<(&str, &str, &str)> = letters
         .iter()
-        .map(|l| {
-            (
-                std::str::from_utf8(&l.payload).unwrap(),
-                l.header("Millrace-Error-Kind").unwrap(),
-                l.header("Millrace-Attempts").unwrap(),
-            )
-        })
+        .map(|(payload, kind, attempts, _)| (payload.as_str(), kind.as_str(), attempts.as_str()))
         .collect();
     assert_eq!(
         kinds,
@@ -61,51 +159,225 @@ async fn traps_deadlines_and_memory_bombs_are_contained() {
             ("loop", "deadline", "2"),
             ("alloc", "memory-limit", "2"),
             ("reject", "rejected-by-rule", "1"),
+            ("recurse", "trap", "2"),
+            ("abort", "trap", "2"),
         ],
         "traps and breached limits are retried, map errors are not"
     );
-    let reasons: Vec<&str> = letters
-        .iter()
-        .map(|l| l.header("Millrace-Error").unwrap())
-        .collect();
+    let reasons: Vec<&str> = letters.iter().map(|l| l.3.as_str()).collect();
     assert!(reasons[0].contains("unreachable"), "{reasons:?}");
     assert!(
         reasons[0].contains("trap on purpose"),
         "the panic message is kept: {reasons:?}"
     );
-    assert!(reasons[1].contains("300ms"), "{reasons:?}");
-    assert!(reasons[2].contains("32 MiB"), "{reasons:?}");
+    assert!(
+        reasons[1].contains("deadline exceeded") && reasons[1].contains("300ms"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].contains("memory limit exceeded") && reasons[2].contains("32 MiB"),
+        "{reasons:?}"
+    );
     assert_eq!(reasons[3], "rejected on purpose");
-    assert!(host.is_running(), "the host survived:\n{}", host.log_text());
+    assert!(
+        reasons[4].contains("call stack exhausted"),
+        "stack overflow named: {reasons:?}"
+    );
+    assert!(
+        reasons[5].contains("unreachable"),
+        "abort named: {reasons:?}"
+    );
+    assert_steady_served(&js, commands.len(), &mut host).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn output_over_the_limit_is_dead_lettered() {
-    let nats = Nats::start();
-    let dir = plugin("tests/guests/misbehave");
-    let route = ROUTE
-        .replace("PLUGIN", &dir.display().to_string())
-        .replace("memory_mib = 32", "memory_mib = 128, output_kib = 64");
-    let config = nats.config(&route);
-    let js = async_nats::jetstream::new(nats.client().await);
-    let mut host = Host::start(&config, &js, &["millrace_misbehave__raw_test__star__cmd"]).await;
-    publish(&js, "raw.test.lab.cmd", b"big", "big").await;
-    publish(&js, "raw.test.lab.cmd", b"ok 9", "ok9").await;
-    let letters = read_stream(&js, "DLQ", "dlq.misbehave", 1, Duration::from_millis(500)).await;
-    let kind = letters[0].header("Millrace-Error-Kind").unwrap();
+    let (_nats, js, mut host) = start("memory_mib = 128, output_kib = 64").await;
+    // Many events of 1 MiB each, then one event holding a single 2 MB string.
+    let commands = ["big", "longkey 2000000", "ok 9"];
+    publish_beside_steady(&js, &commands).await;
+    let letters = dead_letters(&js, 2).await;
+    for (payload, kind, attempts, reason) in &letters {
+        assert!(
+            kind == "output-limit" || kind == "memory-limit",
+            "{payload}: huge output breaches a limit, got {kind}: {reason}"
+        );
+        if kind == "output-limit" {
+            assert_eq!(
+                attempts, "1",
+                "an output breach is deterministic: {payload}"
+            );
+            assert!(reason.contains("output limit exceeded"), "{reason}");
+        }
+    }
+    assert_eq!(
+        letters[1].1, "output-limit",
+        "one huge string is measured: {letters:?}"
+    );
     assert!(
-        kind == "output-limit" || kind == "memory-limit",
-        "huge output breaches a limit, got {kind}: {:?}",
-        letters[0].header("Millrace-Error")
+        letters[1].3.contains("the route allows 64 KiB"),
+        "{letters:?}"
     );
     let events = read_stream(
         &js,
         "CANONICAL",
-        "canonical.>",
+        "canonical.*.LAB",
         1,
         Duration::from_millis(500),
     )
     .await;
     assert_eq!(events[0].json()["data"]["work_order"], "WO-9");
-    assert!(host.is_running());
+    assert_steady_served(&js, commands.len(), &mut host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_canonical_values_are_dead_lettered_with_the_rule() {
+    let (_nats, js, mut host) = start("deadline = \"2s\"").await;
+    let commands = [
+        "negative",
+        "badtime",
+        "badunit",
+        "emptykey",
+        "longkey 1000",
+        "ok 7",
+    ];
+    publish_beside_steady(&js, &commands).await;
+    let letters = dead_letters(&js, 5).await;
+    let rules = [
+        "data.good_quantity.amount \"-5\" is negative",
+        "occurred_at \"yesterday\" is not an RFC 3339 timestamp",
+        "data.good_quantity.uom \"kilos\" is not a UN/ECE Recommendation 20 unit code",
+        "data.work_order is empty",
+        "data.item is 1000 bytes long, the limit is 256",
+    ];
+    for ((payload, kind, attempts, reason), rule) in letters.iter().zip(rules) {
+        assert_eq!(kind, "invalid-event", "{payload}: {reason}");
+        assert_eq!(attempts, "1", "an invalid event is not retried: {payload}");
+        assert!(
+            reason.starts_with("event 0 (production-completion): ") && reason.contains(rule),
+            "{payload}: the reason names the rule `{rule}`, got {reason}"
+        );
+    }
+    assert_eq!(
+        lab_items(&js, 1).await,
+        ["ITEM-1"],
+        "nothing of the bad messages was published"
+    );
+    assert_steady_served(&js, commands.len(), &mut host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn environment_files_clock_randomness_sockets_and_stdout_are_denied_or_capped() {
+    let (nats, js, mut host) = start("deadline = \"20s\"").await;
+    // The nats-server's own port: a socket there would connect if the network were granted.
+    let socket = format!("socket 127.0.0.1:{}", nats.server.port());
+    let flood = 4_000_000;
+    let commands = [
+        "env",
+        "file",
+        "clock",
+        "random",
+        socket.as_str(),
+        "flood 4000000",
+    ];
+    publish_beside_steady(&js, &commands).await;
+    let items = lab_items(&js, commands.len()).await;
+    assert_eq!(items[0], "env:0", "no environment variables");
+    assert_eq!(items[1], "file:denied", "no files");
+    assert_eq!(items[2], "clock:0", "the clock reads the Unix epoch");
+    assert_eq!(
+        items[3], "random:2a2a2a2a2a2a2a2a:0707070707070707",
+        "randomness is the host's fixed sequence, not entropy"
+    );
+    assert!(
+        items[4].starts_with("socket:denied:"),
+        "no network: {}",
+        items[4]
+    );
+    assert_eq!(
+        items[5], "ITEM-1",
+        "a flood of stdout does not fail the call"
+    );
+
+    let log = host.log_text();
+    assert!(
+        log.contains("guest output over 16384 bytes in one call"),
+        "the cap is logged:\n{}",
+        &log[..log.len().min(4000)]
+    );
+    assert!(
+        log.len() < flood / 8,
+        "the host log holds {} bytes after a {flood}-byte flood",
+        log.len()
+    );
+    assert_steady_served(&js, commands.len(), &mut host).await;
+}
+
+/// How many million iterations of `slow` run in `target` on this machine, measured in-process
+/// with the same engine settings the host uses.
+fn slow_millions_for(target: Duration) -> u64 {
+    use millrace::config::Limits;
+    use millrace::registry::LocalPlugin;
+    use millrace::sandbox::{RawMessage, RouteContext, Sandbox, Session};
+    let sandbox = Sandbox::new(None).unwrap();
+    let component = LocalPlugin::locate(&plugin("tests/guests/misbehave"))
+        .unwrap()
+        .load(&sandbox)
+        .unwrap();
+    let route = RouteContext {
+        route: "calibrate".into(),
+        config: Arc::default(),
+        limits: Limits {
+            deadline: Duration::from_secs(60),
+            ..Limits::default()
+        },
+    };
+    let mut session = Session::new(&component, &route).unwrap();
+    let probe = 200;
+    let raw = RawMessage {
+        subject: "raw.test.lab.cmd".into(),
+        headers: Vec::new(),
+        payload: format!("slow {probe}").into_bytes(),
+    };
+    session.call(&raw).unwrap();
+    let started = Instant::now();
+    session.call(&raw).unwrap();
+    let per_million = started.elapsed().as_secs_f64() / probe as f64;
+    ((target.as_secs_f64() / per_million) as u64).max(1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_calls_under_the_deadline_succeed_one_after_another() {
+    // Each call takes about 40% of the deadline, three in a row take 120% of it: each call
+    // gets its own deadline, and a slow but finishing call is not cut short. The margin (2.5x)
+    // absorbs a machine busier than at calibration.
+    let deadline = Duration::from_secs(2);
+    let millions = slow_millions_for(deadline.mul_f64(0.4));
+    let (_nats, js, mut host) = start("deadline = \"2s\"").await;
+    let slow = format!("slow {millions}");
+    let commands = [slow.as_str(), slow.as_str(), slow.as_str(), "loop"];
+    publish_beside_steady(&js, &commands).await;
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.*.LAB",
+        3,
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(events.len(), 3, "every slow call finished");
+    for e in &events {
+        assert_eq!(
+            e.json()["sourcesequence"],
+            millions,
+            "the loop ran to its end"
+        );
+    }
+    let letters = dead_letters(&js, 1).await;
+    assert_eq!(
+        (letters[0].0.as_str(), letters[0].1.as_str()),
+        ("loop", "deadline"),
+        "the same deadline still stops a loop"
+    );
+    assert_steady_served(&js, commands.len(), &mut host).await;
 }

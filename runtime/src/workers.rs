@@ -1,16 +1,19 @@
 //! The worker pool: plugin calls are synchronous and short, so they run on a fixed set of
 //! threads fed by bounded channels, never on the async reactor.
 //!
-//! Each worker keeps its own sessions (a store with a live instance per route and plugin
-//! version), reusing them across calls. Jobs sent to one worker run in the order sent, which
-//! is what keeps the messages of one lane in order.
+//! Jobs wait in one bounded queue that every worker takes from, so a job waits for the first
+//! free worker rather than behind a slow call on a particular one. Order needs nothing from
+//! the pool: a lane has one message in flight at a time. Each worker keeps its own sessions (a
+//! store with a live instance per route and plugin version), reusing them across calls.
+//! Routes take a permit per call (see `Route::admission`), so one route's slow or hostile
+//! calls cannot hold every worker.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::canonical::MappedEvent;
 use crate::governance::{self, Failure};
@@ -31,30 +34,34 @@ struct Job {
 
 /// A fixed pool of threads running plugin calls.
 pub struct WorkerPool {
-    senders: Vec<mpsc::Sender<Job>>,
+    queue: async_channel::Sender<Job>,
     threads: Vec<JoinHandle<()>>,
 }
 
 impl WorkerPool {
     /// Starts `workers` threads.
     pub fn start(workers: usize) -> std::io::Result<Self> {
-        let mut senders = Vec::with_capacity(workers);
+        let workers = workers.max(1);
+        let (queue, jobs) = async_channel::bounded(QUEUE_PER_WORKER * workers);
         let mut threads = Vec::with_capacity(workers);
-        for i in 0..workers.max(1) {
-            let (tx, rx) = mpsc::channel(QUEUE_PER_WORKER);
+        for i in 0..workers {
+            let jobs = jobs.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("millrace-worker-{i}"))
-                .spawn(move || work(rx))?;
-            senders.push(tx);
+                .spawn(move || work(jobs))?;
             threads.push(thread);
         }
-        Ok(Self { senders, threads })
+        Ok(Self { queue, threads })
     }
 
-    /// Maps one raw message on the worker that serves `lane`, and checks the events.
+    /// How many worker threads run calls.
+    pub fn workers(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Maps one raw message on the first free worker, and checks the events.
     pub async fn call(
         &self,
-        lane: usize,
         plugin: Arc<PluginComponent>,
         route: Arc<RouteContext>,
         raw: RawMessage,
@@ -71,16 +78,13 @@ impl WorkerPool {
                 "the worker pool is shut down".into(),
             ))
         };
-        self.senders[lane % self.senders.len()]
-            .send(job)
-            .await
-            .map_err(|_| gone())?;
+        self.queue.send(job).await.map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
 
     /// Stops the workers once their queued jobs are done.
     pub fn shutdown(self) {
-        drop(self.senders);
+        self.queue.close();
         for thread in self.threads {
             if thread.join().is_err() {
                 tracing::error!("a worker thread panicked");
@@ -89,9 +93,9 @@ impl WorkerPool {
     }
 }
 
-fn work(mut jobs: mpsc::Receiver<Job>) {
+fn work(jobs: async_channel::Receiver<Job>) {
     let mut sessions: HashMap<(Arc<str>, String), Session> = HashMap::new();
-    while let Some(job) = jobs.blocking_recv() {
+    while let Ok(job) = jobs.recv_blocking() {
         let key = (job.route.route.clone(), job.plugin.digest.clone());
         if !sessions.contains_key(&key) && sessions.len() >= MAX_SESSIONS {
             sessions.clear();

@@ -67,8 +67,14 @@ pub async fn connect(config: &Config, url: Option<&str>) -> anyhow::Result<async
     if tls.required || tls.ca.is_some() || tls.cert.is_some() {
         options = options.require_tls(true);
     }
-    options.connect(url).await.with_context(|| {
-        format!("cannot connect to NATS at {url}: is the server running and reachable, and are the credentials right?")
+    options.connect(url).await.map_err(|e| {
+        use async_nats::ConnectErrorKind as Kind;
+        let hint = match e.kind() {
+            Kind::AuthorizationViolation | Kind::Authentication => "NATS authentication failed: the server refused the credentials; check `nats.credentials`, `nats.user`/`nats.password` or `nats.token`",
+            Kind::Tls => "TLS to the server failed; check `nats.tls.ca` (the CA that signed the server's certificate) and, for mutual TLS, `nats.tls.cert`/`nats.tls.key`",
+            _ => "is the server running and reachable, and are the credentials right?",
+        };
+        anyhow::Error::new(e).context(format!("cannot connect to NATS at {url}: {hint}"))
     })
 }
 
@@ -81,6 +87,7 @@ pub async fn ensure_streams(
         (&streams.raw, streams.raw_subjects.clone()),
         (&streams.canonical, vec!["canonical.>".to_string()]),
         (&streams.dlq, vec!["dlq.>".to_string()]),
+        (&streams.shadow, vec!["shadow.>".to_string()]),
     ];
     for (name, subjects) in specs {
         js.get_or_create_stream(stream::Config {

@@ -14,6 +14,14 @@
 //! | `env` | like `ok 1` with item `env:<number of environment variables>` |
 //! | `file` | like `ok 1` with item `file:denied`, or `file:read:<bytes>` if `/etc/passwd` was readable |
 //! | `clock` | like `ok 1` with item `clock:<unix seconds>`, or `clock:before-epoch` |
+//! | `slow <millions>` | spins `millions` million iterations, then behaves like `ok 1` (a long call that must finish) |
+//! | `recurse` | recurses without end: a stack overflow (a trap) |
+//! | `abort` | `std::process::abort()`: a trap with no panic message |
+//! | `longkey <bytes>` | like `ok 1` with an item of `bytes` bytes (a huge string) |
+//! | `negative` / `badtime` / `badunit` / `emptykey` | like `ok 1`, with good quantity `-5`, time `yesterday`, unit `kilos`, or an empty work order |
+//! | `random` | like `ok 1` with item `random:<16 hex digits>`: the first 8 bytes of WASI secure randomness, then of insecure randomness |
+//! | `socket <host:port>` | like `ok 1` with item `socket:denied:<error kind>`, or `socket:connected` if a TCP connection opened |
+//! | `flood <bytes>` | writes `bytes` bytes to stdout in lines, then behaves like `ok 1` |
 //! | `txn <id> <n>` | like `ok <n>`, with source transaction `<id>` (for resend tests) |
 //! | `at <time> <order>` | one production-completion for work order `<order>` that happened at `<time>`, no sequence (for ordering tests) |
 //! | `fixme <n>` | `rejected-by-rule("needs the fixed plugin")`, unless the route config has `fixed = "yes"`: then like `ok <n>` |
@@ -69,6 +77,65 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             }
         }
         "trap" => panic!("trap on purpose"),
+        "slow" => {
+            let millions = number_arg(words.next(), 100)?;
+            let mut counter = 0u64;
+            for _ in 0..millions.saturating_mul(1_000_000) {
+                counter = black_box(counter.wrapping_add(1));
+            }
+            let mut event = completion(1, "ITEM-1".to_owned());
+            event.source_sequence = Some(black_box(counter) / 1_000_000);
+            Ok(vec![event])
+        }
+        "recurse" => {
+            let depth = recurse(black_box(u64::MAX));
+            Ok(vec![completion(1, format!("depth:{depth}"))])
+        }
+        "abort" => std::process::abort(),
+        "longkey" => {
+            let bytes = number_arg(words.next(), MIB as u64)?;
+            let bytes = usize::try_from(bytes).map_err(|_| MapError::malformed("bytes too big"))?;
+            Ok(vec![completion(1, "K".repeat(bytes))])
+        }
+        "negative" | "badtime" | "badunit" | "emptykey" => {
+            let mut event = completion(1, "ITEM-1".to_owned());
+            if let EventData::ProductionCompletion(c) = &mut event.data {
+                match command {
+                    "negative" => c.good_quantity.amount = "-5".to_owned(),
+                    "badunit" => c.good_quantity.uom = "kilos".to_owned(),
+                    "emptykey" => c.work_order = String::new(),
+                    _ => event.occurred_at = "yesterday".to_owned(),
+                }
+            }
+            Ok(vec![event])
+        }
+        "random" => {
+            let secure = wasip2::random::random::get_random_u64();
+            let insecure = wasip2::random::insecure::get_insecure_random_u64();
+            Ok(vec![completion(
+                1,
+                format!("random:{secure:016x}:{insecure:016x}"),
+            )])
+        }
+        "socket" => {
+            let address = words.next().unwrap_or("127.0.0.1:4222");
+            let item = match std::net::TcpStream::connect(address) {
+                Ok(_) => "socket:connected".to_owned(),
+                Err(e) => format!("socket:denied:{:?}", e.kind()),
+            };
+            Ok(vec![completion(1, item)])
+        }
+        "flood" => {
+            let bytes = number_arg(words.next(), MIB as u64)?;
+            let line = format!("{}\n", "F".repeat(99));
+            let mut out = std::io::stdout();
+            for _ in 0..bytes / 100 {
+                // Errors ignored, as for `stdout`: the point is what reaches the host log.
+                let _ = out.write_all(line.as_bytes());
+            }
+            let _ = out.flush();
+            Ok(vec![completion(1, "ITEM-1".to_owned())])
+        }
         "loop" => spin(),
         "alloc" => exhaust_memory(),
         "big" => {
@@ -141,6 +208,14 @@ fn completion(n: u64, item: String) -> CanonicalEvent {
             location: None,
         }),
     }
+}
+
+/// Recurses `n` levels; not a tail call, so every level takes a stack frame.
+fn recurse(n: u64) -> u64 {
+    if n == 0 {
+        return 0;
+    }
+    black_box(recurse(black_box(n - 1))).wrapping_add(1)
 }
 
 /// Never returns; `black_box` keeps the optimiser from proving the loop side-effect free.
