@@ -182,6 +182,9 @@ fn validate_data(c: &mut Check<'_>, data: &EventData) {
             c.opt_key("data.to_location", m.to_location.as_deref());
             c.opt_key("data.lot", m.lot.as_deref());
             c.opt_key("data.reference_document", m.reference_document.as_deref());
+            if let Some(expiry) = &m.expiry_date {
+                c.date("data.expiry_date", expiry);
+            }
             for (i, s) in m.serials.iter().enumerate() {
                 c.key(&format!("data.serials[{i}]"), s);
             }

@@ -10,8 +10,8 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::RouteContext;
-use super::bindings::millrace::mapping::host::{Host, LogLevel};
-use super::bindings::millrace::mapping::{canonical, types};
+use super::bindings::v1_0::millrace::mapping::host::LogLevel;
+use super::bindings::{v1_0, v1_1};
 
 /// Guest stdout and stderr beyond this many bytes per call are dropped.
 const OUTPUT_BUDGET: usize = 16 * 1024;
@@ -83,7 +83,7 @@ impl WasiView for GuestState {
     }
 }
 
-impl Host for GuestState {
+impl GuestState {
     fn log(&mut self, level: LogLevel, message: String, fields: Vec<(String, String)>) {
         let fields = fields
             .iter()
@@ -112,9 +112,45 @@ impl Host for GuestState {
     }
 }
 
-// The type-only interfaces have nothing to implement.
-impl canonical::Host for GuestState {}
-impl types::Host for GuestState {}
+/// The `host` interface is the same in every served version; each version's trait delegates.
+macro_rules! serve_host {
+    ($($version:ident),+) => {$(
+        impl $version::millrace::mapping::host::Host for GuestState {
+            fn log(
+                &mut self,
+                level: $version::millrace::mapping::host::LogLevel,
+                message: String,
+                fields: Vec<(String, String)>,
+            ) {
+                GuestState::log(self, level.into(), message, fields)
+            }
+            fn get_config(&mut self, key: String) -> Option<String> {
+                GuestState::get_config(self, key)
+            }
+            fn get_config_all(&mut self) -> Vec<(String, String)> {
+                GuestState::get_config_all(self)
+            }
+        }
+        // The type-only interfaces have nothing to implement.
+        impl $version::millrace::mapping::canonical::Host for GuestState {}
+        impl $version::millrace::mapping::types::Host for GuestState {}
+    )+};
+}
+
+serve_host!(v1_0, v1_1);
+
+impl From<v1_1::millrace::mapping::host::LogLevel> for LogLevel {
+    fn from(level: v1_1::millrace::mapping::host::LogLevel) -> Self {
+        use v1_1::millrace::mapping::host::LogLevel as L;
+        match level {
+            L::Trace => LogLevel::Trace,
+            L::Debug => LogLevel::Debug,
+            L::Info => LogLevel::Info,
+            L::Warn => LogLevel::Warn,
+            L::Error => LogLevel::Error,
+        }
+    }
+}
 
 /// Caps linear memory and remembers that the cap was hit, so the trap that follows is
 /// reported as a memory breach rather than as a bare trap.

@@ -11,6 +11,7 @@
 //! trap or a set number of calls. Sessions are not `Sync`: each worker thread keeps its own.
 
 mod bindings;
+mod convert;
 mod guest;
 
 use std::collections::BTreeMap;
@@ -22,11 +23,14 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap};
 
-pub use self::bindings::exports::{CanonicalEvent, EventData, MapError as WitMapError, RawMessage};
-pub use self::bindings::wit as canonical_wit;
-use self::bindings::{Mapper, MapperPre};
+pub use self::bindings::exports::{MapError as WitMapError, RawMessage};
+use self::bindings::{v1_0, v1_1};
 use self::guest::GuestState;
+use crate::canonical::MappedEvent;
 use crate::config::Limits;
+
+/// The WIT packages this host serves, oldest first. A plugin built against any of them runs.
+pub const SERVED_WIT: [&str; 2] = ["millrace:mapping@1.0.0", "millrace:mapping@1.1.0"];
 
 /// How often the epoch ticks; deadlines are rounded up to it.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -45,10 +49,10 @@ pub enum LoadError {
         /// What wasmtime said.
         reason: String,
     },
-    /// The component does not fit the `mapper` world this host serves.
+    /// The component does not fit any `mapper` world this host serves.
     #[error(
-        "plugin {plugin} does not fit the millrace:mapping@1.0.0 `mapper` world: {reason}. \
-         Rebuild it against the WIT in wit/mapping@1.0.0"
+        "plugin {plugin} does not fit a `mapper` world this host serves ({}): {reason}",
+        SERVED_WIT.join(", ")
     )]
     World {
         /// `name@version`.
@@ -145,7 +149,8 @@ impl Sandbox {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        Mapper::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |state| state)?;
+        v1_0::Mapper::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |state| state)?;
+        v1_1::Mapper::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |state| state)?;
         let ticker = EpochTicker::start(engine.clone()).map_err(|e| {
             anyhow::anyhow!("cannot start the epoch thread that enforces deadlines: {e}")
         })?;
@@ -156,7 +161,8 @@ impl Sandbox {
         })
     }
 
-    /// Compiles (or takes from the cache) a component and checks it fits the `mapper` world.
+    /// Compiles (or takes from the cache) a component and checks it fits the `mapper` world
+    /// of the WIT version it imports.
     pub fn load(
         &self,
         name: &str,
@@ -168,23 +174,59 @@ impl Sandbox {
             plugin: plugin.clone(),
             reason: format!("{e:#}"),
         })?;
-        let world_error = |e: wasmtime::Error| LoadError::World {
+        let world_error = |reason: String| LoadError::World {
             plugin: plugin.clone(),
-            reason: format!("{e:#}"),
+            reason,
         };
+        let wit = wit_version(&self.engine, &component).ok_or_else(|| {
+            world_error("it imports no millrace:mapping interface of a served version".into())
+        })?;
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(world_error)?;
-        let pre = MapperPre::new(pre).map_err(world_error)?;
+            .map_err(|e| world_error(format!("{e:#}")))?;
+        let pre = match wit {
+            "millrace:mapping@1.1.0" => v1_1::MapperPre::new(pre).map(Pre::V1_1),
+            _ => v1_0::MapperPre::new(pre).map(Pre::V1_0),
+        }
+        .map_err(|e| world_error(format!("{e:#}")))?;
         Ok(PluginComponent {
             name: name.into(),
             version: version.into(),
             digest: crate::digest::sha256_hex(bytes),
+            wit,
             sandbox: self.clone(),
             pre,
         })
     }
+}
+
+/// The served WIT package a component was built against, read from its imports (the newest
+/// one it names, should it name several).
+fn wit_version(engine: &Engine, component: &Component) -> Option<&'static str> {
+    let imports: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    SERVED_WIT.iter().rev().copied().find(|wit| {
+        let version = wit.trim_start_matches("millrace:mapping");
+        imports
+            .iter()
+            .any(|i| i.starts_with("millrace:mapping/") && i.ends_with(version))
+    })
+}
+
+/// A plugin ready to instantiate, for its WIT version.
+enum Pre {
+    V1_0(v1_0::MapperPre<GuestState>),
+    V1_1(v1_1::MapperPre<GuestState>),
+}
+
+/// A live plugin instance, for its WIT version.
+enum Instance {
+    V1_0(v1_0::Mapper),
+    V1_1(v1_1::Mapper),
 }
 
 /// One compiled plugin version, ready to instantiate.
@@ -195,8 +237,10 @@ pub struct PluginComponent {
     pub version: String,
     /// The sha256 of the component, hex.
     pub digest: String,
+    /// The WIT package it was built against, e.g. `millrace:mapping@1.0.0`.
+    pub wit: &'static str,
     sandbox: Sandbox,
-    pre: MapperPre<GuestState>,
+    pre: Pre,
 }
 
 impl std::fmt::Debug for PluginComponent {
@@ -215,7 +259,7 @@ impl PluginComponent {
 /// A store with a live instance of one plugin for one route, reused across calls.
 pub struct Session {
     store: Store<GuestState>,
-    mapper: Mapper,
+    instance: Instance,
     calls: u64,
     poisoned: bool,
     limits: Limits,
@@ -229,13 +273,14 @@ impl Session {
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(deadline_ticks(route.limits.deadline));
-        let mapper = plugin
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| classify_trap(&store, e, route.limits))?;
+        let instance = match &plugin.pre {
+            Pre::V1_0(pre) => pre.instantiate(&mut store).map(Instance::V1_0),
+            Pre::V1_1(pre) => pre.instantiate(&mut store).map(Instance::V1_1),
+        }
+        .map_err(|e| classify_trap(&store, e, route.limits))?;
         Ok(Self {
             store,
-            mapper,
+            instance,
             calls: 0,
             poisoned: false,
             limits: route.limits,
@@ -248,14 +293,45 @@ impl Session {
     }
 
     /// Maps one raw message under the route's limits.
-    pub fn call(&mut self, input: &RawMessage) -> Result<Vec<CanonicalEvent>, CallError> {
+    pub fn call(&mut self, input: &RawMessage) -> Result<Vec<MappedEvent>, CallError> {
         self.calls += 1;
         self.store
             .set_epoch_deadline(deadline_ticks(self.limits.deadline));
-        let result = self.mapper.call_map(&mut self.store, input);
+        let lift = |events: Vec<_>| events.into_iter().map(MappedEvent::from).collect();
+        let result = match &self.instance {
+            Instance::V1_0(mapper) => mapper
+                .call_map(&mut self.store, input)
+                .map(|r| r.map(lift).map_err(map_error)),
+            Instance::V1_1(mapper) => {
+                use v1_1::millrace::mapping::types as v1_1_types;
+                let input = v1_1_types::RawMessage {
+                    subject: input.subject.clone(),
+                    headers: input.headers.clone(),
+                    payload: input.payload.clone(),
+                };
+                let lift = |events: Vec<_>| events.into_iter().map(MappedEvent::from).collect();
+                mapper.call_map(&mut self.store, &input).map(|r| {
+                    r.map(lift).map_err(|e| {
+                        map_error(match e {
+                            v1_1_types::MapError::MalformedInput(m) => {
+                                WitMapError::MalformedInput(m)
+                            }
+                            v1_1_types::MapError::UnsupportedDocument(m) => {
+                                WitMapError::UnsupportedDocument(m)
+                            }
+                            v1_1_types::MapError::RejectedByRule(m) => {
+                                WitMapError::RejectedByRule(m)
+                            }
+                            v1_1_types::MapError::Other(m) => WitMapError::Other(m),
+                        })
+                    })
+                })
+            }
+        };
         let last_stderr = self.store.data_mut().flush_output();
         match result {
             Ok(Ok(events)) => {
+                let events: Vec<MappedEvent> = events;
                 if events.len() > self.limits.max_events {
                     return Err(CallError::Output(format!(
                         "{} events returned, the route allows {}",
@@ -265,7 +341,7 @@ impl Session {
                 }
                 Ok(events)
             }
-            Ok(Err(e)) => Err(map_error(e)),
+            Ok(Err(e)) => Err(e),
             Err(e) => {
                 // A component instance that trapped may not be entered again.
                 self.poisoned = true;
