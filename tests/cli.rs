@@ -24,6 +24,20 @@ fn every_command_has_help() {
         vec!["plugin", "--help"],
         vec!["plugin", "run", "--help"],
         vec!["plugin", "test", "--help"],
+        vec!["plugin", "deploy", "--help"],
+        vec!["plugin", "list", "--help"],
+        vec!["plugin", "show", "--help"],
+        vec!["route", "--help"],
+        vec!["route", "set-version", "--help"],
+        vec!["route", "rollback", "--help"],
+        vec!["route", "promote", "--help"],
+        vec!["route", "diff", "--help"],
+        vec!["route", "show", "--help"],
+        vec!["dlq", "--help"],
+        vec!["dlq", "list", "--help"],
+        vec!["dlq", "show", "--help"],
+        vec!["dlq", "redrive", "--help"],
+        vec!["replay", "--help"],
     ] {
         let o = millrace(&args);
         assert!(o.status.success(), "{args:?}: {}", text(&o));

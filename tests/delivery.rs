@@ -299,7 +299,7 @@ async fn a_dead_letter_is_redriven_through_the_fixed_version_once() {
     ]);
     assert!(!wrong.status.success());
     assert!(
-        text(&wrong).contains("would map with misbehave@2.0.0, not misbehave@1.0.0"),
+        text(&wrong).contains("serves misbehave@2.0.0, and misbehave@1.0.0 cannot be loaded"),
         "{}",
         text(&wrong)
     );

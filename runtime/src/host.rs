@@ -21,7 +21,10 @@ use crate::canonical::MappedEvent;
 use crate::config::Config;
 use crate::delivery::{Delivery, Mode, RawOrigin};
 use crate::governance::Failure;
-use crate::router::{self, Route, RouteTable};
+use crate::governance::shadow::{ShadowReport, differences};
+use crate::registry::fixtures::Outcome;
+use crate::registry::store::{BindingChange, Registry};
+use crate::router::{self, PluginLoader, Route, RouteTable};
 use crate::sandbox::{PluginComponent, RawMessage, Sandbox};
 use crate::transport;
 use crate::workers::WorkerPool;
@@ -43,6 +46,7 @@ struct Lanes {
     pool: WorkerPool,
     delivery: Delivery,
     raw_stream: String,
+    js: jetstream::Context,
 }
 
 /// Runs the host until `shutdown` is cancelled, then drains what is in flight.
@@ -56,12 +60,17 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let js = jetstream::new(client.clone());
     transport::ensure_streams(&js, &config.streams).await?;
-    let table = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || RouteTable::load(&config, &sandbox))
-            .await
-            .context("loading the plugins was interrupted")??
-    };
+    let registry = Registry::open(&config, Some(&js)).await?;
+    let bindings = registry.bindings().await?;
+    let changes = registry.watch().await?;
+    let loader = Arc::new(PluginLoader::new(config.clone(), sandbox, Some(registry)));
+    let table = Arc::new(RouteTable::load(&config, &loader, &bindings).await?);
+    let follower = tokio::spawn(follow_bindings(
+        changes,
+        table.clone(),
+        loader.clone(),
+        shutdown.clone(),
+    ));
     if table.routes().is_empty() {
         tracing::warn!(
             "no routes in {}: nothing will be mapped; add a [routes.<name>] section",
@@ -72,16 +81,17 @@ pub async fn serve(
         pool: WorkerPool::start(config.host.workers).context("cannot start the worker threads")?,
         delivery: Delivery::open(&js, &config.governance).await?,
         raw_stream: config.streams.raw.clone(),
+        js: js.clone(),
     });
 
     let mut lanes = Vec::with_capacity(config.host.partitions);
     let mut lane_tasks = JoinSet::new();
-    for lane in 0..config.host.partitions {
+    for _ in 0..config.host.partitions {
         let (tx, mut rx) = mpsc::channel::<Incoming>(LANE_QUEUE);
         let shared = shared.clone();
         lane_tasks.spawn(async move {
             while let Some(incoming) = rx.recv().await {
-                shared.process(lane, incoming).await;
+                shared.process(incoming).await;
             }
         });
         lanes.push(tx);
@@ -107,8 +117,8 @@ pub async fn serve(
         }
         tracing::info!(
             route = &*route.name,
-            plugin = route.plugin.id(),
-            digest = &route.plugin.digest[..12],
+            plugin = route.active().id(),
+            digest = &route.active().digest[..12],
             subjects = ?route.subjects,
             "route serving"
         );
@@ -128,6 +138,7 @@ pub async fn serve(
     while consumers.join_next().await.is_some() {}
     drop(lanes);
     while lane_tasks.join_next().await.is_some() {}
+    follower.abort();
     if let Ok(shared) = Arc::try_unwrap(shared) {
         tokio::task::spawn_blocking(move || shared.pool.shutdown()).await?;
     }
@@ -188,7 +199,7 @@ async fn pull(
 
 impl Lanes {
     /// Maps, delivers and acks one raw message.
-    async fn process(&self, lane: usize, incoming: Incoming) {
+    async fn process(&self, incoming: Incoming) {
         let Incoming { route, message } = incoming;
         let sequence = message.info().map_or(0, |info| info.stream_sequence);
         let raw_id = transport::raw_identity(message.headers.as_ref(), &self.raw_stream, sequence);
@@ -197,9 +208,15 @@ impl Lanes {
             headers: flatten(message.headers.as_ref()),
             payload: message.payload.to_vec(),
         };
-        // The version the message started on is the one it finishes on.
-        let plugin = route.plugin.clone();
-        let (outcome, attempts) = self.map_with_retries(lane, &route, &plugin, raw).await;
+        // The versions the message started on are the ones it finishes on, whatever swaps.
+        let pick = route.slot().pick(&raw_id);
+        let plugin = pick.plugin;
+        let shadow_input = pick.shadow.as_ref().map(|_| raw.clone());
+        let (outcome, attempts) = self.map_with_retries(&route, &plugin, raw).await;
+        if let (Some(candidate), Some(raw)) = (pick.shadow, shadow_input) {
+            self.shadow(&route, &plugin, candidate, raw, &outcome, sequence)
+                .await;
+        }
         let origin = RawOrigin {
             id: &raw_id,
             subject: &message.subject,
@@ -234,20 +251,83 @@ impl Lanes {
         }
     }
 
+    /// Runs a shadow candidate on the same message and publishes where it differs from the
+    /// active version's outcome. Never affects the message's delivery.
+    #[allow(clippy::too_many_arguments)]
+    async fn shadow(
+        &self,
+        route: &Route,
+        active: &PluginComponent,
+        candidate: Arc<PluginComponent>,
+        raw: RawMessage,
+        outcome: &Result<Vec<MappedEvent>, Failure>,
+        sequence: u64,
+    ) {
+        let raw_subject = raw.subject.clone();
+        let candidate_id = candidate.id();
+        let shadowed = match route.admission.acquire().await {
+            Ok(_permit) => self.pool.call(candidate, route.context.clone(), raw).await,
+            Err(_) => return,
+        };
+        let differences = differences(&Outcome::from(outcome.clone()), &Outcome::from(shadowed));
+        if differences.is_empty() {
+            tracing::debug!(
+                route = &*route.name,
+                raw_sequence = sequence,
+                "shadow agrees"
+            );
+            return;
+        }
+        tracing::info!(
+            route = &*route.name,
+            raw_sequence = sequence,
+            candidate = candidate_id,
+            differences = differences.len(),
+            "shadow differs"
+        );
+        let report = ShadowReport {
+            route: route.name.to_string(),
+            raw_subject,
+            raw_sequence: sequence,
+            active: active.id(),
+            candidate: candidate_id,
+            differences,
+        };
+        let published = match serde_json::to_vec(&report) {
+            Ok(body) => self
+                .js
+                .publish(format!("shadow.{}", route.name), body.into())
+                .await
+                .map(|_| ()),
+            Err(e) => {
+                tracing::warn!("cannot encode a shadow report: {e}");
+                Ok(())
+            }
+        };
+        if let Err(e) = published {
+            tracing::warn!(route = &*route.name, "cannot publish a shadow report: {e}");
+        }
+    }
+
     /// Calls the plugin, retrying traps and breached limits with backoff as the route says.
     async fn map_with_retries(
         &self,
-        lane: usize,
         route: &Route,
         plugin: &Arc<PluginComponent>,
         raw: RawMessage,
     ) -> (Result<Vec<MappedEvent>, Failure>, u32) {
         let mut attempt = 1;
         loop {
-            let result = self
-                .pool
-                .call(lane, plugin.clone(), route.context.clone(), raw.clone())
-                .await;
+            let result = match route.admission.acquire().await {
+                Ok(_permit) => {
+                    self.pool
+                        .call(plugin.clone(), route.context.clone(), raw.clone())
+                        .await
+                }
+                Err(_) => Err(Failure::Call(crate::sandbox::CallError::Instantiate(
+                    "the route is shutting down".into(),
+                ))),
+            };
             match result {
                 Err(failure) if failure.is_retryable() && attempt < route.retry.attempts => {
                     let backoff = route
@@ -280,4 +360,49 @@ fn flatten(headers: Option<&HeaderMap>) -> Vec<(String, String)> {
     }
     pairs.sort();
     pairs
+}
+
+/// Follows route bindings: when one changes, loads its versions (compiled off the hot path,
+/// or taken from the compile cache) and swaps them in; a version that cannot be loaded leaves
+/// the route on what it serves.
+async fn follow_bindings(
+    mut changes: mpsc::Receiver<BindingChange>,
+    table: Arc<RouteTable>,
+    loader: Arc<PluginLoader>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let change = tokio::select! {
+            () = shutdown.cancelled() => return,
+            change = changes.recv() => change,
+        };
+        let Some(change) = change else { return };
+        let Some(route) = table.get(&change.route) else {
+            continue;
+        };
+        let started = std::time::Instant::now();
+        let before = route.active().id();
+        match loader.slot(&change.route, change.binding.as_ref()).await {
+            Ok(slot) => {
+                let after = slot.active.id();
+                let candidate = slot
+                    .candidate
+                    .as_ref()
+                    .map(|(c, mode)| format!("{} ({mode:?})", c.id()));
+                route.swap(slot);
+                tracing::info!(
+                    route = &*route.name,
+                    from = before,
+                    to = after,
+                    candidate,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "route switched"
+                );
+            }
+            Err(e) => tracing::error!(
+                route = &*route.name,
+                "route stays on {before}: the new binding cannot be served: {e:#}"
+            ),
+        }
+    }
 }

@@ -340,5 +340,13 @@ pub fn plugin_version(relative: &str, version: &str, into: &Path) -> PathBuf {
         format!("{manifest}\n[build]\ncommand = [\"true\"]\ncomponent = \"plugin.wasm\"\n"),
     )
     .unwrap();
+    let fixtures = dir.join("fixtures");
+    if fixtures.is_dir() {
+        std::fs::create_dir_all(copy.join("fixtures")).unwrap();
+        for entry in std::fs::read_dir(&fixtures).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::copy(&path, copy.join("fixtures").join(path.file_name().unwrap())).unwrap();
+        }
+    }
     copy
 }

@@ -14,7 +14,8 @@ use clap::Subcommand;
 use millrace::config::Config;
 use millrace::delivery::{Delivered, Delivery, Mode, RawOrigin};
 use millrace::governance::dead_letter::headers;
-use millrace::router::Route;
+use millrace::registry::store::Registry;
+use millrace::router::{PluginLoader, Route};
 use millrace::sandbox::RawMessage;
 use millrace::transport::{header_value, reader::StreamReader};
 use millrace::workers::WorkerPool;
@@ -39,7 +40,6 @@ pub enum DlqCommand {
     },
     /// Sends dead letters back through their route (after the plugin or the data was fixed)
     /// and deletes each one only once its events are stored. A letter that fails again stays.
-    #[command(disable_version_flag = true)]
     Redrive {
         /// The dead letters' sequences in the DLQ stream.
         #[arg(required_unless_present = "all")]
@@ -53,9 +53,8 @@ pub enum DlqCommand {
         /// Map through this plugin folder or component instead of the route's configured one.
         #[arg(long)]
         plugin: Option<PathBuf>,
-        /// The plugin version (`name@version`) that must do the mapping; refused when the
-        /// route's plugin (or --plugin) is another version.
-        #[arg(long)]
+        /// Map through this deployed version (`name@version`) instead of the route's active one.
+        #[arg(long, conflicts_with = "plugin")]
         version: Option<String>,
         #[command(flatten)]
         connection: super::Connection,
@@ -256,6 +255,8 @@ impl Redrive<'_> {
             return Ok(ExitCode::SUCCESS);
         }
         let sandbox = super::sandbox(&self.config)?;
+        let registry = Registry::open(&self.config, Some(self.js)).await?;
+        let loader = PluginLoader::new(self.config.clone(), sandbox, Some(registry));
         let delivery = Delivery::open(self.js, &self.config.governance).await?;
         let pool = WorkerPool::start(1)?;
         let dlq = self.js.get_stream(&self.config.streams.dlq).await?;
@@ -267,21 +268,9 @@ impl Redrive<'_> {
             let route = match routes.get(&name) {
                 Some(route) => route.clone(),
                 None => {
-                    let (config, plugin, sandbox) =
-                        (self.config.clone(), self.plugin.clone(), sandbox.clone());
-                    let loader = name.clone();
-                    let route = tokio::task::spawn_blocking(move || {
-                        Route::load(&config, &loader, plugin.as_deref(), &sandbox)
-                    })
-                    .await??;
-                    if let Some(wanted) = &self.version
-                        && *wanted != route.plugin.id()
-                    {
-                        bail!(
-                            "route `{name}` would map with {}, not {wanted}: give --plugin <folder of {wanted}>",
-                            route.plugin.id()
-                        );
-                    }
+                    let route = loader
+                        .route_through(&name, self.version.as_deref(), self.plugin.as_deref())
+                        .await?;
                     let route = Arc::new(route);
                     routes.insert(name.clone(), route.clone());
                     route
@@ -305,9 +294,7 @@ impl Redrive<'_> {
                     .collect(),
                 payload: l.payload.to_vec(),
             };
-            let outcome = pool
-                .call(0, route.plugin.clone(), route.context.clone(), raw)
-                .await;
+            let outcome = pool.call(route.active(), route.context.clone(), raw).await;
             let origin = RawOrigin {
                 id: &raw_id,
                 subject: &raw_subject,
@@ -320,7 +307,7 @@ impl Redrive<'_> {
                 ..Mode::LIVE
             };
             match delivery
-                .deliver(&route, &route.plugin, &origin, outcome, 1, &mode)
+                .deliver(&route, &route.active(), &origin, outcome, 1, &mode)
                 .await?
             {
                 Delivered::Events {
@@ -333,7 +320,7 @@ impl Redrive<'_> {
                     })?;
                     println!(
                         "redriven {sequence} ({raw_subject}) through {}: {published} event(s) published{}",
-                        route.plugin.id(),
+                        route.active().id(),
                         if duplicates > 0 {
                             format!(", {duplicates} skipped as already delivered")
                         } else {
@@ -345,7 +332,7 @@ impl Redrive<'_> {
                     failed += 1;
                     println!(
                         "still failing {sequence} ({raw_subject}) through {}: {}: {}; the dead letter stays",
-                        route.plugin.id(),
+                        route.active().id(),
                         failure.kind(),
                         failure.message()
                     );

@@ -4,6 +4,7 @@ mod dlq;
 mod plugin;
 mod publish;
 mod replay;
+mod route;
 mod serve;
 
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use millrace::sandbox::Sandbox;
 /// millrace: routes raw manufacturing messages (MES records, EDI, B2MML, SaaS JSON) from NATS
 /// through sandboxed WebAssembly mapping plugins into canonical manufacturing events.
 #[derive(Debug, Parser)]
-#[command(name = "millrace", version, propagate_version = true)]
+#[command(name = "millrace", version)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,6 +62,10 @@ enum Command {
     /// Works with dead letters: list them, show one, redrive them through their route.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// Manages which plugin version each route serves: set-version, canary, shadow, promote,
+    /// rollback, and the shadow diffs.
+    #[command(subcommand)]
+    Route(route::RouteCommand),
     /// Reprocesses raw history from the RAW stream through a route's plugin: every event gets
     /// a replay id, and events already on CANONICAL from the same version are not published
     /// again.
@@ -116,8 +121,11 @@ fn sandbox(config: &Config) -> anyhow::Result<Sandbox> {
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,millrace=info"));
+    // Colours only on a terminal: logs written to files or collected stay plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
@@ -145,6 +153,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(command) => plugin::run(command).await,
         Command::Dlq(command) => dlq::run(command).await,
         Command::Replay(args) => replay::run(args).await,
+        Command::Route(command) => route::run(command).await,
         Command::Publish {
             subject,
             files,

@@ -10,6 +10,7 @@ use clap::Subcommand;
 
 use millrace::canonical::MappedEvent;
 use millrace::config::Limits;
+use millrace::registry::store::{Registry, VersionRecord};
 use millrace::registry::{LocalPlugin, fixtures};
 use millrace::sandbox::{RawMessage, RouteContext, Sandbox};
 
@@ -37,6 +38,27 @@ pub enum PluginCommand {
         /// A plugin folder (with plugin.toml and fixtures/).
         plugin: PathBuf,
     },
+    /// Stores a plugin version (component, manifest, fixtures) in the registry as
+    /// name@version with its sha256. Versions are immutable: the same version with other
+    /// bytes is refused.
+    Deploy {
+        /// A plugin folder (with plugin.toml and fixtures/); built first when needed.
+        plugin: PathBuf,
+        #[command(flatten)]
+        connection: super::Connection,
+    },
+    /// Lists deployed versions: digest, WIT version, and which routes serve each.
+    List {
+        #[command(flatten)]
+        connection: super::Connection,
+    },
+    /// Shows every deployed version of one plugin.
+    Show {
+        /// The plugin name.
+        name: String,
+        #[command(flatten)]
+        connection: super::Connection,
+    },
 }
 
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
@@ -48,6 +70,12 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 
 /// Runs a plugin command.
 pub async fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PluginCommand::Deploy { plugin, connection } => return deploy(&plugin, &connection).await,
+        PluginCommand::List { connection } => return list(&connection, None).await,
+        PluginCommand::Show { name, connection } => return list(&connection, Some(&name)).await,
+        _ => {}
+    }
     tokio::task::spawn_blocking(move || match command {
         PluginCommand::Run {
             plugin,
@@ -56,6 +84,9 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
             subject,
         } => run_one(&plugin, &input, set, subject),
         PluginCommand::Test { plugin } => test(&plugin),
+        PluginCommand::Deploy { .. } | PluginCommand::List { .. } | PluginCommand::Show { .. } => {
+            Ok(ExitCode::SUCCESS)
+        }
     })
     .await?
 }
@@ -156,4 +187,91 @@ fn indent(text: &str) -> String {
         .map(|l| format!("    {l}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+async fn deploy(path: &Path, connection: &super::Connection) -> anyhow::Result<ExitCode> {
+    let (config, client) = connection.connect().await?;
+    let js = async_nats::jetstream::new(client.clone());
+    let registry = Registry::open(&config, Some(&js)).await?;
+    let owned = path.to_owned();
+    let (plugin, bytes, wit) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let plugin = LocalPlugin::locate(&owned)?;
+        let bytes = std::fs::read(&plugin.component)
+            .with_context(|| format!("cannot read {}", plugin.component.display()))?;
+        let wit = plugin
+            .manifest
+            .as_ref()
+            .map(|m| m.wit.clone())
+            .unwrap_or_default();
+        Ok((plugin, bytes, wit))
+    })
+    .await??;
+    let record = VersionRecord::of(&plugin, &bytes, &wit)?;
+    let stored = registry.deploy(&record, &bytes).await?;
+    client.flush().await.ok();
+    println!(
+        "{} {} (sha256 {}, {}, {} fixtures, {} bytes)",
+        if stored {
+            "deployed"
+        } else {
+            "already deployed, same bytes:"
+        },
+        record.id(),
+        record.digest,
+        record.wit,
+        record.fixtures.len(),
+        record.size
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(connection: &super::Connection, name: Option<&str>) -> anyhow::Result<ExitCode> {
+    let (config, client) = connection.connect().await?;
+    let js = async_nats::jetstream::new(client);
+    let registry = Registry::open(&config, Some(&js)).await?;
+    let bindings = registry.bindings().await?;
+    let records: Vec<_> = registry
+        .list()
+        .await?
+        .into_iter()
+        .filter(|r| name.is_none_or(|n| r.name == n))
+        .collect();
+    if records.is_empty() {
+        match name {
+            Some(name) => anyhow::bail!("no version of {name} is deployed"),
+            None => println!("no plugin versions deployed"),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("VERSION\tWIT\tSHA256\tDEPLOYED\tFIXTURES\tROUTES");
+    for record in records {
+        let id = record.id();
+        let routes: Vec<String> = bindings
+            .iter()
+            .filter_map(|(route, b)| {
+                if b.active == id {
+                    Some(format!("{route} (active)"))
+                } else if b.candidate.as_ref().is_some_and(|c| c.version == id) {
+                    Some(format!("{route} (candidate)"))
+                } else if b.history.contains(&id) {
+                    Some(format!("{route} (previous)"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        println!(
+            "{id}\t{}\t{}\t{}\t{}\t{}",
+            record.wit,
+            &record.digest[..16],
+            record.deployed_at,
+            record.fixtures.len(),
+            if routes.is_empty() {
+                "-".into()
+            } else {
+                routes.join(", ")
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }

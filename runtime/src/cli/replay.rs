@@ -12,7 +12,8 @@ use time::format_description::well_known::Rfc3339;
 
 use millrace::delivery::{Delivered, Delivery, Mode, RawOrigin};
 use millrace::digest::sha256_hex;
-use millrace::router::{Route, subject_matches};
+use millrace::registry::store::Registry;
+use millrace::router::{PluginLoader, subject_matches};
 use millrace::sandbox::RawMessage;
 use millrace::transport::{header_value, raw_identity, reader::StreamReader};
 use millrace::workers::WorkerPool;
@@ -37,7 +38,6 @@ fn parse_point(text: &str) -> Result<Point, String> {
 
 /// Arguments of `millrace replay`.
 #[derive(Debug, clap::Args)]
-#[command(disable_version_flag = true)]
 pub struct ReplayArgs {
     /// The route whose raw subjects are replayed.
     route: String,
@@ -47,9 +47,8 @@ pub struct ReplayArgs {
     /// Where to stop (inclusive); default: the end of the stream when the replay starts.
     #[arg(long, value_parser = parse_point)]
     to: Option<Point>,
-    /// The plugin version (`name@version`) to replay through; refused when the route's plugin
-    /// (or --plugin) is another version.
-    #[arg(long)]
+    /// Replay through this deployed version (`name@version`) instead of the route's active one.
+    #[arg(long, conflicts_with = "plugin")]
     version: Option<String>,
     /// Replay through this plugin folder or component instead of the route's configured one.
     #[arg(long)]
@@ -67,22 +66,12 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let config = Arc::new(config);
     let js = jetstream::new(client.clone());
     let sandbox = super::sandbox(&config)?;
-    let route = {
-        let (config, name, plugin) = (config.clone(), args.route.clone(), args.plugin.clone());
-        tokio::task::spawn_blocking(move || {
-            Route::load(&config, &name, plugin.as_deref(), &sandbox)
-        })
-        .await??
-    };
-    if let Some(wanted) = &args.version
-        && *wanted != route.plugin.id()
-    {
-        bail!(
-            "route `{}` would replay through {}, not {wanted}: give --plugin <folder of {wanted}>",
-            route.name,
-            route.plugin.id()
-        );
-    }
+    let registry = Registry::open(&config, Some(&js)).await?;
+    let loader = PluginLoader::new(config.clone(), sandbox, Some(registry));
+    let route = loader
+        .route_through(&args.route, args.version.as_deref(), args.plugin.as_deref())
+        .await?;
+    let plugin = route.active();
     let delivery = Delivery::open(&js, &config.governance).await?;
     let existing = existing_event_ids(&js, &config.streams.canonical).await?;
     let now = OffsetDateTime::now_utc();
@@ -92,7 +81,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             format!(
                 "{}{}{}",
                 route.name,
-                route.plugin.id(),
+                plugin.id(),
                 now.unix_timestamp_nanos()
             )
             .as_bytes()
@@ -145,9 +134,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 .collect(),
             payload: message.payload.to_vec(),
         };
-        let outcome = pool
-            .call(0, route.plugin.clone(), route.context.clone(), raw)
-            .await;
+        let outcome = pool.call(plugin.clone(), route.context.clone(), raw).await;
         let origin = RawOrigin {
             id: &raw_id,
             subject: &message.subject,
@@ -156,7 +143,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             payload: &message.payload,
         };
         match delivery
-            .deliver(&route, &route.plugin, &origin, outcome, 1, &mode)
+            .deliver(&route, &plugin, &origin, outcome, 1, &mode)
             .await
             .with_context(|| format!("replaying RAW sequence {sequence}"))?
         {
@@ -185,7 +172,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         "{replay_id}: route {} through {}: {messages} raw message(s), {published} event(s) published, \
          {skipped} already on {} from this version, {failed} failed",
         route.name,
-        route.plugin.id(),
+        plugin.id(),
         config.streams.canonical
     );
     Ok(if failed == 0 {

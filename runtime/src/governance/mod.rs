@@ -5,13 +5,14 @@ pub mod dead_letter;
 pub mod idempotency;
 pub mod ordering;
 pub mod ownership;
+pub mod shadow;
 pub mod validate;
 
 use std::io::Write;
 
 use crate::canonical::MappedEvent;
 use crate::config::Limits;
-use crate::sandbox::{CallError, CanonicalEvent};
+use crate::sandbox::CallError;
 
 pub use self::validate::InvalidEvent;
 
@@ -63,10 +64,9 @@ impl Failure {
     }
 }
 
-/// Turns what a plugin returned into checked canonical events: converts them, enforces the
-/// route's output limit and validates every event. All or nothing.
-pub fn accept(events: Vec<CanonicalEvent>, limits: &Limits) -> Result<Vec<MappedEvent>, Failure> {
-    let events: Vec<MappedEvent> = events.into_iter().map(MappedEvent::from).collect();
+/// Checks what a plugin returned: the route's output limit and every event's validity.
+/// All or nothing.
+pub fn accept(events: Vec<MappedEvent>, limits: &Limits) -> Result<Vec<MappedEvent>, Failure> {
     let limit = limits.output_kib.saturating_mul(1024);
     let mut size = ByteCount(0);
     for event in &events {

@@ -120,30 +120,39 @@ pub fn run_all(
         let payload = std::fs::read(&input)
             .with_context(|| format!("cannot read fixture {}", input.display()))?;
         let expected_file = expected_path(&input);
-        let raw = RawMessage {
-            subject: settings.subject.clone(),
-            headers: Vec::new(),
-            payload,
-        };
-        let actual = Outcome::from(map_once(plugin, &route, &raw));
-        let diff = match std::fs::read_to_string(&expected_file) {
-            Err(e) => Some(format!(
-                "cannot read {}: {e}\nthe plugin gave:\n{}",
-                expected_file.display(),
-                pretty(&actual)
-            )),
-            Ok(text) => match serde_json::from_str::<Outcome>(&text) {
-                Err(e) => Some(format!(
-                    "{} is not a valid expectation ({e}): write {{\"events\": [...]}} or {{\"error\": {{\"kind\": ..., \"message\": ...}}}}",
-                    expected_file.display()
-                )),
-                Ok(expected) if expected == actual => None,
-                Ok(expected) => Some(diff(&pretty(&expected), &pretty(&actual))),
-            },
-        };
+        let expected = std::fs::read_to_string(&expected_file)
+            .map_err(|e| format!("cannot read {}: {e}", expected_file.display()));
+        let diff = check(plugin, &route, settings, payload, expected);
         results.push(FixtureResult { input, diff });
     }
     Ok(results)
+}
+
+/// Runs one fixture: `None` when the plugin gives what `expected` (the text of an
+/// expectation file, or why it could not be read) says, else a readable diff.
+pub fn check(
+    plugin: &PluginComponent,
+    route: &RouteContext,
+    settings: &FixtureSettings,
+    payload: Vec<u8>,
+    expected: Result<String, String>,
+) -> Option<String> {
+    let raw = RawMessage {
+        subject: settings.subject.clone(),
+        headers: Vec::new(),
+        payload,
+    };
+    let actual = Outcome::from(map_once(plugin, route, &raw));
+    match expected {
+        Err(why) => Some(format!("{why}\nthe plugin gave:\n{}", pretty(&actual))),
+        Ok(text) => match serde_json::from_str::<Outcome>(&text) {
+            Err(e) => Some(format!(
+                "not a valid expectation ({e}): write {{\"events\": [...]}} or {{\"error\": {{\"kind\": ..., \"message\": ...}}}}"
+            )),
+            Ok(expected) if expected == actual => None,
+            Ok(expected) => Some(diff(&pretty(&expected), &pretty(&actual))),
+        },
+    }
 }
 
 /// Pretty JSON of an outcome.

@@ -6,11 +6,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
+use crate::sandbox::SERVED_WIT;
+
 /// The manifest's file name inside a plugin folder.
 pub const MANIFEST_FILE: &str = "plugin.toml";
-
-/// The WIT package version this host serves.
-pub const SERVED_WIT: &str = "millrace:mapping@1.0.0";
 
 /// A plugin manifest.
 #[derive(Debug, Clone, Deserialize)]
@@ -114,8 +113,12 @@ impl Manifest {
                 self.version
             );
         }
-        if self.wit != SERVED_WIT {
-            bail!("`wit` is {:?} but this host serves {SERVED_WIT}", self.wit);
+        if !SERVED_WIT.contains(&self.wit.as_str()) {
+            bail!(
+                "`wit` is {:?} but this host serves {}",
+                self.wit,
+                SERVED_WIT.join(", ")
+            );
         }
         if let Some(build) = &self.build
             && build.command.is_empty()

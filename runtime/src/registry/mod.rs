@@ -8,12 +8,14 @@
 mod build;
 pub mod fixtures;
 mod manifest;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-pub use self::manifest::{FixtureSettings, MANIFEST_FILE, Manifest, SERVED_WIT};
+pub use self::manifest::{FixtureSettings, MANIFEST_FILE, Manifest};
+use self::store::VersionRecord;
 use crate::sandbox::{PluginComponent, Sandbox};
 
 /// A plugin found on disk.
@@ -70,10 +72,69 @@ impl LocalPlugin {
             .map_or_else(|| "0.0.0-local".into(), |m| m.version.clone())
     }
 
-    /// Reads and compiles the component.
+    /// Reads and compiles the component; its WIT version must be the manifest's.
     pub fn load(&self, sandbox: &Sandbox) -> anyhow::Result<PluginComponent> {
         let bytes = std::fs::read(&self.component)
             .with_context(|| format!("cannot read component {}", self.component.display()))?;
-        Ok(sandbox.load(&self.name(), &self.version(), &bytes)?)
+        let component = sandbox.load(&self.name(), &self.version(), &bytes)?;
+        if let Some(manifest) = &self.manifest
+            && manifest.wit != component.wit
+        {
+            anyhow::bail!(
+                "plugin {}: the manifest says it targets {} but the component was built against {}",
+                component.id(),
+                manifest.wit,
+                component.wit
+            );
+        }
+        Ok(component)
     }
+}
+
+/// Contract-gated admission: a version may serve only when it compiles, targets a WIT version
+/// this host serves (the one its manifest names), and passes every golden fixture in this
+/// host's own sandbox. Returns the loaded version, or why it is refused.
+pub fn admit(
+    sandbox: &Sandbox,
+    record: &VersionRecord,
+    component: &[u8],
+) -> anyhow::Result<PluginComponent> {
+    let id = record.id();
+    let loaded = sandbox
+        .load(&record.name, &record.version, component)
+        .with_context(|| format!("{id} is refused"))?;
+    if loaded.wit != record.wit {
+        anyhow::bail!(
+            "{id} is refused: its record says it targets {} but the component was built against {}",
+            record.wit,
+            loaded.wit
+        );
+    }
+    if record.fixtures.is_empty() {
+        anyhow::bail!("{id} is refused: it has no golden fixtures to admit it by");
+    }
+    let settings = record.parsed_manifest()?.fixtures;
+    let route = fixtures::fixture_route(&settings);
+    let mut failures = Vec::new();
+    for fixture in &record.fixtures {
+        let diff = fixtures::check(
+            &loaded,
+            &route,
+            &settings,
+            fixture.input_bytes()?,
+            Ok(fixture.expected.clone()),
+        );
+        if let Some(diff) = diff {
+            failures.push(format!("fixture {} fails:\n{diff}", fixture.name));
+        }
+    }
+    if !failures.is_empty() {
+        anyhow::bail!(
+            "{id} is refused: {} of {} golden fixtures fail\n{}",
+            failures.len(),
+            record.fixtures.len(),
+            failures.join("\n")
+        );
+    }
+    Ok(loaded)
 }

@@ -1,0 +1,481 @@
+//! The plugin lifecycle on running hosts against a real nats-server: deploy to the registry,
+//! contract-gated activation, hot swap and rollback on two hosts, canary, shadow with a
+//! field-by-field diff, WIT 1.0 and 1.1 plugins side by side, and the directory registry.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use support::*;
+
+const CONSUMER: &str = "millrace_steady__raw_test__star__cmd";
+
+fn route(plugin: &str, extra: &str) -> String {
+    format!(
+        "[routes.steady]\nsubjects = [\"raw.test.*.cmd\"]\nplugin = {plugin:?}\nack_wait = \"2s\"\n{extra}\n"
+    )
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let o = millrace(args);
+    let t = text(&o);
+    assert!(o.status.success(), "millrace {args:?}:\n{t}");
+    t
+}
+
+/// Deploys misbehave 1.0.0 and 2.0.0.
+fn deploy_both(config: &Path) {
+    let cfg = config.to_str().unwrap();
+    for dir in ["tests/guests/misbehave", "tests/guests/misbehave-v2"] {
+        let dir = plugin(dir);
+        let t = run_ok(&["plugin", "deploy", dir.to_str().unwrap(), "--config", cfg]);
+        assert!(t.contains("deployed misbehave@"), "{t}");
+    }
+}
+
+async fn wait_for_log(host: &Host, needle: &str) {
+    let started = Instant::now();
+    while !host.log_text().contains(needle) {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "never logged {needle:?}:\n{}",
+            host.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_version_and_a_rollback_swap_on_two_running_hosts_exactly_once() {
+    const TOTAL: usize = 6000;
+    let nats = Nats::start();
+    let config = nats.config(&route("misbehave@1.0.0", ""));
+    let cfg = config.to_str().unwrap().to_owned();
+    deploy_both(&config);
+    let client = nats.client().await;
+    let js = jetstream::new(client.clone());
+    let host_a = Host::start(&config, &js, &[CONSUMER]).await;
+    let host_b = Host::start(&config, &js, &[CONSUMER]).await;
+    let mut arrivals = client.subscribe("canonical.>").await.unwrap();
+
+    let published = Arc::new(AtomicUsize::new(0));
+    let publisher = {
+        let (js, published) = (js.clone(), published.clone());
+        tokio::spawn(async move {
+            for n in 0..TOTAL {
+                let subject = format!("raw.test.s{}.cmd", n % 4);
+                publish(
+                    &js,
+                    &subject,
+                    format!("ok {n}").as_bytes(),
+                    &format!("n{n}"),
+                )
+                .await;
+                published.store(n + 1, Ordering::SeqCst);
+                if n % 50 == 49 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        })
+    };
+    // Record when each event arrives, and from which version.
+    let recorder = tokio::spawn(async move {
+        let mut seen: Vec<(Instant, String)> = Vec::new();
+        while let Some(m) = arrivals.next().await {
+            let json: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+            seen.push((
+                Instant::now(),
+                json["pluginversion"].as_str().unwrap().to_owned(),
+            ));
+            if seen.len() >= TOTAL {
+                break;
+            }
+        }
+        seen
+    });
+
+    while published.load(Ordering::SeqCst) < TOTAL / 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let switch_started = Instant::now();
+    run_ok(&[
+        "route",
+        "set-version",
+        "steady",
+        "misbehave@2.0.0",
+        "--config",
+        &cfg,
+    ]);
+    wait_for_log(&host_a, "to=\"misbehave@2.0.0\"").await;
+    wait_for_log(&host_b, "to=\"misbehave@2.0.0\"").await;
+    let v2_from = published.load(Ordering::SeqCst);
+
+    while published.load(Ordering::SeqCst) < 2 * TOTAL / 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let v2_until = published.load(Ordering::SeqCst);
+    let t = run_ok(&["route", "rollback", "steady", "--config", &cfg]);
+    assert!(t.contains("steady: active misbehave@1.0.0"), "{t}");
+    wait_for_log(&host_a, "to=\"misbehave@1.0.0\"").await;
+    wait_for_log(&host_b, "to=\"misbehave@1.0.0\"").await;
+    let v1_again_from = published.load(Ordering::SeqCst);
+    publisher.await.unwrap();
+
+    let stored = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        TOTAL,
+        Duration::from_secs(3),
+    )
+    .await;
+    let mut version_of: BTreeMap<usize, String> = BTreeMap::new();
+    for e in &stored {
+        let json = e.json();
+        let n: usize = json["data"]["work_order"].as_str().unwrap()[3..]
+            .parse()
+            .unwrap();
+        let version = json["pluginversion"].as_str().unwrap().to_owned();
+        assert!(
+            version_of.insert(n, version).is_none(),
+            "message {n} has events twice"
+        );
+    }
+    assert_eq!(
+        version_of.len(),
+        TOTAL,
+        "every message has its events, once"
+    );
+    for (n, version) in &version_of {
+        if (v2_from..v2_until).contains(n) {
+            assert_eq!(
+                version, "2.0.0",
+                "message {n} came after both hosts switched to 2.0.0"
+            );
+        }
+        if *n >= v1_again_from {
+            assert_eq!(
+                version, "1.0.0",
+                "message {n} came after both hosts rolled back"
+            );
+        }
+    }
+    let versions: BTreeSet<&String> = version_of.values().collect();
+    assert_eq!(versions.len(), 2);
+
+    // Figures for the record (printed, not asserted): switch latency and throughput around it.
+    let seen = recorder.await.unwrap();
+    if let Some((first_v2, _)) = seen.iter().find(|(_, v)| v == "2.0.0") {
+        println!(
+            "set-version to first 2.0.0 event: {} ms",
+            first_v2.duration_since(switch_started).as_millis()
+        );
+        let per_window = |from: Instant, to: Instant| {
+            seen.iter().filter(|(t, _)| *t >= from && *t < to).count() as f64
+                / to.duration_since(from).as_secs_f64()
+        };
+        let window = Duration::from_millis(500);
+        println!(
+            "events/s: 500 ms before the switch {:.0}, the 500 ms after it {:.0}, the next 500 ms {:.0}",
+            per_window(switch_started - window, switch_started),
+            per_window(switch_started, switch_started + window),
+            per_window(switch_started + window, switch_started + 2 * window)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_whose_fixtures_fail_is_refused_and_the_active_one_keeps_serving() {
+    let nats = Nats::start();
+    let config = nats.config(&route("misbehave@1.0.0", ""));
+    let cfg = config.to_str().unwrap();
+    deploy_both(&config);
+    let js = jetstream::new(nats.client().await);
+    let _host = Host::start(&config, &js, &[CONSUMER]).await;
+
+    // 3.0.0 is the 1.0.0 component, but its fixture now expects another quantity.
+    let versions = tempfile::tempdir().unwrap();
+    let broken = plugin_version("tests/guests/misbehave", "3.0.0", versions.path());
+    let expected = broken.join("fixtures/ok-7.expected.json");
+    let text_of = std::fs::read_to_string(&expected)
+        .unwrap()
+        .replace("\"7\"", "\"8\"");
+    std::fs::write(&expected, text_of).unwrap();
+    run_ok(&[
+        "plugin",
+        "deploy",
+        broken.to_str().unwrap(),
+        "--config",
+        cfg,
+    ]);
+
+    let refused = millrace(&[
+        "route",
+        "set-version",
+        "steady",
+        "misbehave@3.0.0",
+        "--config",
+        cfg,
+    ]);
+    let t = text(&refused);
+    assert!(!refused.status.success(), "{t}");
+    assert!(
+        t.contains("misbehave@3.0.0 is refused: 1 of 2 golden fixtures fail"),
+        "{t}"
+    );
+    assert!(t.contains("fixture ok-7.txt fails"), "{t}");
+
+    // The same version with other bytes is refused too.
+    let impostor = plugin_version("tests/guests/misbehave-v2", "1.0.0", versions.path());
+    let again = millrace(&[
+        "plugin",
+        "deploy",
+        impostor.to_str().unwrap(),
+        "--config",
+        cfg,
+    ]);
+    assert!(!again.status.success());
+    assert!(
+        text(&again).contains("misbehave@1.0.0 is already deployed with other bytes"),
+        "{}",
+        text(&again)
+    );
+
+    publish(&js, "raw.test.lab.cmd", b"ok 11", "after-refusal").await;
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        1,
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(
+        events[0].json()["pluginversion"],
+        "1.0.0",
+        "the active version keeps serving"
+    );
+    let shown = run_ok(&["route", "show", "steady", "--config", cfg]);
+    assert!(shown.contains("never switched"), "{shown}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shadow_candidate_reports_exactly_the_field_it_changes() {
+    let nats = Nats::start();
+    let config = nats.config(&route("misbehave@1.0.0", ""));
+    let cfg = config.to_str().unwrap();
+    deploy_both(&config);
+    let js = jetstream::new(nats.client().await);
+    let host = Host::start(&config, &js, &[CONSUMER]).await;
+
+    run_ok(&[
+        "route",
+        "set-version",
+        "steady",
+        "misbehave@2.0.0",
+        "--shadow",
+        "--config",
+        cfg,
+    ]);
+    wait_for_log(&host, "candidate=\"misbehave@2.0.0 (Shadow)\"").await;
+    publish(&js, "raw.test.lab.cmd", b"ok 5", "shadowed").await;
+    let events = read_stream(&js, "CANONICAL", "canonical.>", 1, Duration::from_secs(1)).await;
+    assert_eq!(events.len(), 1, "the candidate publishes nothing");
+    assert_eq!(events[0].json()["pluginversion"], "1.0.0");
+    let reports = read_stream(
+        &js,
+        "SHADOW",
+        "shadow.steady",
+        1,
+        Duration::from_millis(300),
+    )
+    .await;
+    let report = reports[0].json();
+    assert_eq!(
+        report["differences"],
+        serde_json::json!([{"path": "events[0].data.location", "candidate": "FG-02"}]),
+        "exactly the one changed field"
+    );
+    let diff = run_ok(&["route", "diff", "steady", "--config", cfg]);
+    assert!(
+        diff.contains("misbehave@1.0.0 -> misbehave@2.0.0"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("events[0].data.location: (absent) -> \"FG-02\""),
+        "{diff}"
+    );
+    assert!(diff.contains("1 message(s) with differences"), "{diff}");
+
+    run_ok(&["route", "promote", "steady", "--config", cfg]);
+    wait_for_log(&host, "from=\"misbehave@1.0.0\" to=\"misbehave@2.0.0\"").await;
+    publish(&js, "raw.test.lab.cmd", b"ok 6", "promoted").await;
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        2,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(events[1].json()["pluginversion"], "2.0.0");
+    assert_eq!(events[1].json()["data"]["location"], "FG-02");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_takes_its_share_of_messages_by_key() {
+    let nats = Nats::start();
+    let config = nats.config(&route("misbehave@1.0.0", ""));
+    let cfg = config.to_str().unwrap();
+    deploy_both(&config);
+    let js = jetstream::new(nats.client().await);
+    let host = Host::start(&config, &js, &[CONSUMER]).await;
+    run_ok(&[
+        "route",
+        "set-version",
+        "steady",
+        "misbehave@2.0.0",
+        "--canary",
+        "30",
+        "--config",
+        cfg,
+    ]);
+    wait_for_log(&host, "Canary { percent: 30 }").await;
+    for n in 0..200 {
+        publish(
+            &js,
+            "raw.test.lab.cmd",
+            format!("ok {n}").as_bytes(),
+            &format!("key-{n}"),
+        )
+        .await;
+    }
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        200,
+        Duration::from_millis(500),
+    )
+    .await;
+    let mut canaried = 0;
+    for e in &events {
+        let json = e.json();
+        let n = &json["data"]["work_order"].as_str().unwrap()[3..];
+        let expected = if millrace::router::canary_share(&format!("key-{n}")) < 30 {
+            canaried += 1;
+            "2.0.0"
+        } else {
+            "1.0.0"
+        };
+        assert_eq!(json["pluginversion"], expected, "message key-{n}");
+    }
+    assert!(
+        (30..=90).contains(&canaried),
+        "about 30% canaried: {canaried}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_built_against_wit_1_0_and_1_1_serve_side_by_side() {
+    let nats = Nats::start();
+    let v1_0 = plugin("tests/guests/misbehave");
+    let v1_1 = plugin("tests/guests/expiry-v1-1");
+    let config = nats.config(&format!(
+        "{}\n[routes.receipts]\nsubjects = [\"raw.test.*.receipt\"]\nplugin = {:?}\nconfig = {{ site = \"LAB\" }}\n",
+        route(v1_0.to_str().unwrap(), ""),
+        v1_1.display().to_string()
+    ));
+    let cfg = config.to_str().unwrap();
+    let js = jetstream::new(nats.client().await);
+    let _host = Host::start(
+        &config,
+        &js,
+        &[CONSUMER, "millrace_receipts__raw_test__star__receipt"],
+    )
+    .await;
+    publish(
+        &js,
+        "raw.test.lab.receipt",
+        b"STEEL-1 L-77 250.5 2027-06-30",
+        "r1",
+    )
+    .await;
+    publish(&js, "raw.test.lab.cmd", b"ok 3", "c1").await;
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        2,
+        Duration::from_millis(500),
+    )
+    .await;
+    let by_plugin: BTreeMap<String, serde_json::Value> = events
+        .iter()
+        .map(|e| (e.json()["plugin"].as_str().unwrap().to_owned(), e.json()))
+        .collect();
+    assert_eq!(
+        by_plugin["expiry-v1-1"]["data"]["expiry_date"],
+        "2027-06-30"
+    );
+    assert_eq!(by_plugin["misbehave"]["data"]["work_order"], "WO-3");
+
+    for dir in [&v1_0, &v1_1] {
+        run_ok(&["plugin", "deploy", dir.to_str().unwrap(), "--config", cfg]);
+    }
+    let listed = run_ok(&["plugin", "list", "--config", cfg]);
+    assert!(
+        listed.contains("expiry-v1-1@1.1.0\tmillrace:mapping@1.1.0"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("misbehave@1.0.0\tmillrace:mapping@1.0.0"),
+        "{listed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_registry_swaps_versions_without_jetstream_storage() {
+    let nats = Nats::start();
+    let registry: PathBuf = nats.dir.path().join("registry");
+    let config = nats.config(&format!(
+        "{}\n[registry]\nkind = \"directory\"\ndir = {:?}\n",
+        route("misbehave@1.0.0", ""),
+        registry.display().to_string()
+    ));
+    let cfg = config.to_str().unwrap();
+    deploy_both(&config);
+    assert!(registry.join("versions/misbehave@2.0.0.wasm").is_file());
+    let js = jetstream::new(nats.client().await);
+    let host = Host::start(&config, &js, &[CONSUMER]).await;
+    run_ok(&[
+        "route",
+        "set-version",
+        "steady",
+        "misbehave@2.0.0",
+        "--config",
+        cfg,
+    ]);
+    wait_for_log(&host, "to=\"misbehave@2.0.0\"").await;
+    publish(&js, "raw.test.lab.cmd", b"ok 4", "dir").await;
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        1,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(events[0].json()["pluginversion"], "2.0.0");
+    assert!(
+        js.get_object_store("millrace-plugins").await.is_err(),
+        "nothing stored in JetStream"
+    );
+}
