@@ -25,6 +25,7 @@ fn every_command_has_help() {
         vec!["plugin", "run", "--help"],
         vec!["plugin", "test", "--help"],
         vec!["plugin", "deploy", "--help"],
+        vec!["plugin", "keygen", "--help"],
         vec!["plugin", "list", "--help"],
         vec!["plugin", "show", "--help"],
         vec!["route", "--help"],

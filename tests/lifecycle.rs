@@ -120,7 +120,8 @@ async fn a_new_version_and_a_rollback_swap_on_two_running_hosts_exactly_once() {
     while published.load(Ordering::SeqCst) < 2 * TOTAL / 3 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let v2_until = published.load(Ordering::SeqCst);
+    // Events stored before the rollback was asked for were mapped before it.
+    let stored_before_rollback = stream_len(&js, "CANONICAL").await;
     let t = run_ok(&["route", "rollback", "steady", "--config", &cfg]);
     assert!(t.contains("steady: active misbehave@1.0.0"), "{t}");
     wait_for_log(&host_a, "to=\"misbehave@1.0.0\"").await;
@@ -143,6 +144,20 @@ async fn a_new_version_and_a_rollback_swap_on_two_running_hosts_exactly_once() {
             .parse()
             .unwrap();
         let version = json["pluginversion"].as_str().unwrap().to_owned();
+        // Published after both hosts switched, stored before the rollback was asked for:
+        // mapped start to end while both served 2.0.0.
+        if n >= v2_from && e.sequence <= stored_before_rollback {
+            assert_eq!(
+                version, "2.0.0",
+                "message {n} was mapped while both hosts served 2.0.0"
+            );
+        }
+        if n >= v1_again_from {
+            assert_eq!(
+                version, "1.0.0",
+                "message {n} came after both hosts rolled back"
+            );
+        }
         assert!(
             version_of.insert(n, version).is_none(),
             "message {n} has events twice"
@@ -153,20 +168,6 @@ async fn a_new_version_and_a_rollback_swap_on_two_running_hosts_exactly_once() {
         TOTAL,
         "every message has its events, once"
     );
-    for (n, version) in &version_of {
-        if (v2_from..v2_until).contains(n) {
-            assert_eq!(
-                version, "2.0.0",
-                "message {n} came after both hosts switched to 2.0.0"
-            );
-        }
-        if *n >= v1_again_from {
-            assert_eq!(
-                version, "1.0.0",
-                "message {n} came after both hosts rolled back"
-            );
-        }
-    }
     let versions: BTreeSet<&String> = version_of.values().collect();
     assert_eq!(versions.len(), 2);
 
@@ -477,5 +478,114 @@ async fn a_directory_registry_swaps_versions_without_jetstream_storage() {
     assert!(
         js.get_object_store("millrace-plugins").await.is_err(),
         "nothing stored in JetStream"
+    );
+}
+
+/// Creates a signing key with `millrace plugin keygen`; returns the secret file and public key.
+fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
+    let secret = dir.join(name);
+    let out = run_ok(&["plugin", "keygen", secret.to_str().unwrap()]);
+    let public = out
+        .lines()
+        .find_map(|l| l.strip_prefix("public key, for registry.trusted_keys: "))
+        .unwrap()
+        .to_owned();
+    (secret, public)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_versions_signed_by_a_trusted_key_serve_when_signatures_are_required() {
+    let nats = Nats::start();
+    let keys = tempfile::tempdir().unwrap();
+    let (trusted_secret, trusted) = keygen(keys.path(), "trusted.key");
+    let (other_secret, other) = keygen(keys.path(), "other.key");
+    let config = nats.config(&route("misbehave@1.0.0", ""));
+    let cfg = config.to_str().unwrap().to_owned();
+    let v1 = plugin("tests/guests/misbehave");
+    let t = run_ok(&[
+        "plugin",
+        "deploy",
+        v1.to_str().unwrap(),
+        "--sign-key",
+        trusted_secret.to_str().unwrap(),
+        "--config",
+        &cfg,
+    ]);
+    assert!(t.contains(&format!("signed by {trusted}")), "{t}");
+    let v2 = plugin("tests/guests/misbehave-v2");
+    run_ok(&["plugin", "deploy", v2.to_str().unwrap(), "--config", &cfg]);
+    let versions = tempfile::tempdir().unwrap();
+    let v3 = plugin_version("tests/guests/misbehave-v2", "3.0.0", versions.path());
+    run_ok(&[
+        "plugin",
+        "deploy",
+        v3.to_str().unwrap(),
+        "--sign-key",
+        other_secret.to_str().unwrap(),
+        "--config",
+        &cfg,
+    ]);
+
+    // From now on only the trusted key counts.
+    let config = nats.config(&format!(
+        "{}\n[registry]\ntrusted_keys = [{trusted:?}]\nrequire_signatures = true\n",
+        route("misbehave@1.0.0", "")
+    ));
+    let js = jetstream::new(nats.client().await);
+    let _host = Host::start(&config, &js, &[CONSUMER]).await;
+    let unsigned = millrace(&[
+        "route",
+        "set-version",
+        "steady",
+        "misbehave@2.0.0",
+        "--config",
+        &cfg,
+    ]);
+    assert!(!unsigned.status.success());
+    assert!(
+        text(&unsigned).contains("misbehave@2.0.0 is refused: it is not signed"),
+        "{}",
+        text(&unsigned)
+    );
+    let untrusted = millrace(&[
+        "route",
+        "set-version",
+        "steady",
+        "misbehave@3.0.0",
+        "--config",
+        &cfg,
+    ]);
+    assert!(!untrusted.status.success());
+    assert!(
+        text(&untrusted).contains(&format!("misbehave@3.0.0 is refused: it is signed by {other}, which is not in registry.trusted_keys")),
+        "{}",
+        text(&untrusted)
+    );
+    publish(&js, "raw.test.lab.cmd", b"ok 1", "signed").await;
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        1,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(
+        events[0].json()["pluginversion"],
+        "1.0.0",
+        "the signed version serves"
+    );
+
+    // A plugin straight from disk cannot be signed, so it is refused too.
+    let from_disk = nats.config(&format!(
+        "{}\n[registry]\ntrusted_keys = [{trusted:?}]\nrequire_signatures = true\n",
+        route(v1.to_str().unwrap(), "")
+    ));
+    let o = millrace(&["run", "--config", from_disk.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("but registry.require_signatures is on"),
+        "{}",
+        text(&o)
     );
 }

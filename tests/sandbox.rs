@@ -381,3 +381,34 @@ async fn slow_calls_under_the_deadline_succeed_one_after_another() {
     );
     assert_steady_served(&js, commands.len(), &mut host).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_runs_under_the_tighter_of_its_own_and_its_route_limits() {
+    let nats = Nats::start();
+    let versions = tempfile::tempdir().unwrap();
+    let tight = plugin_version("tests/guests/misbehave", "1.0.1", versions.path());
+    let manifest = tight.join("plugin.toml");
+    let text_of = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        format!("{text_of}\n[limits]\ndeadline = \"50ms\"\n"),
+    )
+    .unwrap();
+    let config = nats.config(&format!(
+        "[routes.tight]\nsubjects = [\"raw.test.*.cmd\"]\nplugin = {:?}\nlimits = {{ deadline = \"2s\" }}\nretry = {{ attempts = 1 }}\n",
+        tight.display().to_string()
+    ));
+    let js = async_nats::jetstream::new(nats.client().await);
+    let _host = Host::start(&config, &js, &["millrace_tight__raw_test__star__cmd"]).await;
+    publish(&js, "raw.test.lab.cmd", b"loop", "loop").await;
+    let letters = read_stream(&js, "DLQ", "dlq.tight", 1, Duration::from_millis(200)).await;
+    assert_eq!(letters[0].header("Millrace-Error-Kind"), Some("deadline"));
+    assert!(
+        letters[0]
+            .header("Millrace-Error")
+            .unwrap()
+            .contains("50ms"),
+        "the plugin's own 50ms, not the route's 2s: {:?}",
+        letters[0].header("Millrace-Error")
+    );
+}

@@ -24,6 +24,7 @@
 //! | `routes.<name>.limits.memory_mib` | largest linear memory of the plugin | 64 |
 //! | `routes.<name>.limits.output_kib` | largest total output of one call | 1024 |
 //! | `routes.<name>.limits.max_events` | most events one call may return | 1000 |
+//! | `routes.<name>.limits.instances`, `.tables`, `.table_elements` | component instances, tables and table size a plugin may create | 64, 64, 100000 |
 //! | `routes.<name>.retry.attempts` | tries for a trap, deadline or memory breach before dead-lettering | 3 |
 //! | `routes.<name>.retry.backoff` | wait before the first retry, doubled each time | `200ms` |
 //! | `routes.<name>.ack_wait` | how long JetStream waits for an ack before redelivering | `30s` |
@@ -34,6 +35,8 @@
 //! | `registry.kind` | where plugin versions and route bindings live: `jetstream` or `directory` | `jetstream` |
 //! | `registry.dir` | the folder of a `directory` registry (one host, no JetStream storage) | `<state_dir>/registry` |
 //! | `registry.bucket`, `registry.bindings` | the object store and key-value bucket of a `jetstream` registry | `millrace-plugins`, `millrace-routes` |
+//! | `registry.trusted_keys` | public ed25519 keys (base64) trusted to sign plugin versions | none |
+//! | `registry.require_signatures` | refuse versions not signed by a trusted key | `false` |
 //! | `streams.shadow` | the stream of shadow-run differences (`shadow.>`) | `SHADOW` |
 //! | `up.port` | port of the nats-server that `up` starts | 4222 |
 //! | `up.seed` | raw sample files `up` publishes once the host runs | none |
@@ -337,6 +340,12 @@ pub struct RegistryConfig {
     /// The key-value bucket holding route bindings.
     #[serde(default = "default_bindings_bucket")]
     pub bindings: String,
+    /// Public ed25519 keys (base64) whose signatures on plugin versions are trusted.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+    /// Refuse every plugin version not signed by a trusted key.
+    #[serde(default)]
+    pub require_signatures: bool,
 }
 
 impl Default for RegistryConfig {
@@ -346,6 +355,8 @@ impl Default for RegistryConfig {
             dir: None,
             bucket: default_registry_bucket(),
             bindings: default_bindings_bucket(),
+            trusted_keys: Vec::new(),
+            require_signatures: false,
         }
     }
 }
@@ -441,6 +452,55 @@ pub struct Limits {
     /// Most events one call may return.
     #[serde(default = "default_max_events")]
     pub max_events: usize,
+    /// Most component instances the plugin may create.
+    #[serde(default = "default_instances")]
+    pub instances: usize,
+    /// Most tables the plugin may create.
+    #[serde(default = "default_tables")]
+    pub tables: usize,
+    /// Most elements one table may grow to.
+    #[serde(default = "default_table_elements")]
+    pub table_elements: usize,
+}
+
+impl Limits {
+    /// These limits tightened by a plugin's own (each the smaller of the two).
+    pub fn tightened(&self, plugin: &PluginLimits) -> Limits {
+        fn min<T: Ord + Copy>(route: T, plugin: Option<T>) -> T {
+            plugin.map_or(route, |p| route.min(p))
+        }
+        Limits {
+            deadline: min(self.deadline, plugin.deadline),
+            memory_mib: min(self.memory_mib, plugin.memory_mib),
+            output_kib: min(self.output_kib, plugin.output_kib),
+            max_events: min(self.max_events, plugin.max_events),
+            instances: min(self.instances, plugin.instances),
+            tables: min(self.tables, plugin.tables),
+            table_elements: min(self.table_elements, plugin.table_elements),
+        }
+    }
+}
+
+/// The limits a plugin's manifest asks for (`[limits]` in plugin.toml): a route never gives a
+/// plugin more than it asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginLimits {
+    /// See [`Limits::deadline`].
+    #[serde(default, with = "humantime_duration_opt")]
+    pub deadline: Option<Duration>,
+    /// See [`Limits::memory_mib`].
+    pub memory_mib: Option<u64>,
+    /// See [`Limits::output_kib`].
+    pub output_kib: Option<u64>,
+    /// See [`Limits::max_events`].
+    pub max_events: Option<usize>,
+    /// See [`Limits::instances`].
+    pub instances: Option<usize>,
+    /// See [`Limits::tables`].
+    pub tables: Option<usize>,
+    /// See [`Limits::table_elements`].
+    pub table_elements: Option<usize>,
 }
 
 impl Default for Limits {
@@ -450,6 +510,9 @@ impl Default for Limits {
             memory_mib: default_memory_mib(),
             output_kib: default_output_kib(),
             max_events: default_max_events(),
+            instances: default_instances(),
+            tables: default_tables(),
+            table_elements: default_table_elements(),
         }
     }
 }
@@ -465,6 +528,15 @@ fn default_output_kib() -> u64 {
 }
 fn default_max_events() -> usize {
     1000
+}
+fn default_instances() -> usize {
+    64
+}
+fn default_tables() -> usize {
+    64
+}
+fn default_table_elements() -> usize {
+    100_000
 }
 
 /// Retries of calls that trapped, ran past the deadline or breached the memory limit.
@@ -632,12 +704,31 @@ impl Config {
             if !(1..=1_000_000).contains(&limits.max_events) {
                 return Err(self.invalid(key("limits.max_events"), "must be between 1 and 1000000"));
             }
+            for (k, value, max) in [
+                ("limits.instances", limits.instances, 1_000),
+                ("limits.tables", limits.tables, 1_000),
+                ("limits.table_elements", limits.table_elements, 10_000_000),
+            ] {
+                if !(1..=max).contains(&value) {
+                    return Err(self.invalid(key(k), format!("must be between 1 and {max}")));
+                }
+            }
             if !(1..=100).contains(&route.retry.attempts) {
                 return Err(self.invalid(key("retry.attempts"), "must be between 1 and 100"));
             }
             if route.ack_wait < Duration::from_secs(1) {
                 return Err(self.invalid(key("ack_wait"), "must be at least 1s"));
             }
+        }
+        for (i, key) in self.registry.trusted_keys.iter().enumerate() {
+            crate::registry::signing::public_key(key)
+                .map_err(|e| self.invalid(format!("registry.trusted_keys[{i}]"), e.to_string()))?;
+        }
+        if self.registry.require_signatures && self.registry.trusted_keys.is_empty() {
+            return Err(self.invalid(
+                "registry.require_signatures",
+                "is on but `registry.trusted_keys` is empty: no version could ever serve",
+            ));
         }
         let governance = &self.governance;
         if governance.horizon < Duration::from_secs(60) {
@@ -711,6 +802,20 @@ pub fn check_subject(subject: &str, wildcards: bool) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Optional durations written as `500ms`, `2s`, `5m`, `1h`.
+mod humantime_duration_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_duration(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// Durations written as `500ms`, `2s`, `5m`, `1h`.
@@ -828,6 +933,23 @@ mod tests {
         assert!(check_subject("raw.*", false).is_err());
         assert!(check_subject("raw a", false).is_err());
         assert!(check_subject("raw.a*", true).is_err());
+    }
+
+    #[test]
+    fn a_plugin_never_gets_more_than_it_asks_for() {
+        let route = Limits::default();
+        let plugin = PluginLimits {
+            deadline: Some(Duration::from_millis(50)),
+            memory_mib: Some(512),
+            ..PluginLimits::default()
+        };
+        let effective = route.tightened(&plugin);
+        assert_eq!(effective.deadline, Duration::from_millis(50));
+        assert_eq!(
+            effective.memory_mib, route.memory_mib,
+            "the route's cap still holds"
+        );
+        assert_eq!(effective.max_events, route.max_events);
     }
 
     #[test]

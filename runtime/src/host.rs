@@ -318,15 +318,30 @@ impl Lanes {
     ) -> (Result<Vec<MappedEvent>, Failure>, u32) {
         let mut attempt = 1;
         loop {
-            let result = match route.admission.acquire().await {
-                Ok(_permit) => {
-                    self.pool
-                        .call(plugin.clone(), route.context.clone(), raw.clone())
-                        .await
+            let result = loop {
+                let Ok(permit) = route.admission.acquire().await else {
+                    break Err(Failure::Call(crate::sandbox::CallError::Instantiate(
+                        "the route is shutting down".into(),
+                    )));
+                };
+                // A route cooling down after a breach waits without holding a worker permit.
+                if let Some(wait) = route.breaker.remaining() {
+                    drop(permit);
+                    tokio::time::sleep(wait).await;
+                    continue;
                 }
-                Err(_) => Err(Failure::Call(crate::sandbox::CallError::Instantiate(
-                    "the route is shutting down".into(),
-                ))),
+                let result = self
+                    .pool
+                    .call(plugin.clone(), route.context.clone(), raw.clone())
+                    .await;
+                route.breaker.record(matches!(
+                    result,
+                    Err(Failure::Call(
+                        crate::sandbox::CallError::Deadline(_)
+                            | crate::sandbox::CallError::Memory(_)
+                    ))
+                ));
+                break result;
             };
             match result {
                 Err(failure) if failure.is_retryable() && attempt < route.retry.attempts => {

@@ -86,6 +86,50 @@ pub struct Route {
     /// Permits for plugin calls in the worker pool at once: fewer than the workers when a host
     /// serves several routes, so one route's slow or hostile calls never hold every worker.
     pub admission: tokio::sync::Semaphore,
+    /// Cools the route down after calls that ran into the deadline or the memory cap.
+    pub breaker: Breaker,
+}
+
+/// A circuit breaker for plugins that burn a worker until a limit stops them: after a
+/// deadline or memory breach the route's next calls wait a cool-down (100 ms, doubling while
+/// breaches continue, at most 5 s; a good call resets it), so a looping plugin gets a sliver
+/// of the CPU instead of a whole core.
+#[derive(Debug, Default)]
+pub struct Breaker {
+    state: Mutex<BreakerState>,
+}
+
+#[derive(Debug, Default)]
+struct BreakerState {
+    open_until: Option<std::time::Instant>,
+    cooldown: Duration,
+}
+
+impl Breaker {
+    const FIRST: Duration = Duration::from_millis(100);
+    const LONGEST: Duration = Duration::from_secs(5);
+
+    /// How long calls must still wait, if the breaker is open.
+    pub fn remaining(&self) -> Option<Duration> {
+        let state = self.state.lock().ok()?;
+        let until = state.open_until?;
+        until.checked_duration_since(std::time::Instant::now())
+    }
+
+    /// Records how a call ended: a breach opens (or keeps open) the breaker, anything else
+    /// closes it.
+    pub fn record(&self, breached: bool) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if breached {
+            state.cooldown = (state.cooldown * 2).clamp(Self::FIRST, Self::LONGEST);
+            state.open_until = Some(std::time::Instant::now() + state.cooldown);
+        } else {
+            state.cooldown = Duration::ZERO;
+            state.open_until = None;
+        }
+    }
 }
 
 impl Route {
@@ -117,6 +161,7 @@ impl Route {
             ordering: route.ordering,
             idempotency: route.idempotency,
             admission: tokio::sync::Semaphore::new(tokio::sync::Semaphore::MAX_PERMITS),
+            breaker: Breaker::default(),
         })
     }
 
@@ -188,6 +233,7 @@ impl PluginLoader {
             .as_ref()
             .with_context(|| format!("{id} names a deployed version, but there is no registry"))?;
         let (record, component) = registry.fetch(id).await?;
+        crate::registry::signing::check(&record, &self.config.registry)?;
         let sandbox = self.sandbox.clone();
         let plugin = tokio::task::spawn_blocking(move || admit(&sandbox, &record, &component))
             .await
@@ -199,6 +245,12 @@ impl PluginLoader {
 
     /// A plugin folder (built when needed) or component on disk, for `route`.
     pub async fn path(&self, route: &str, path: &Path) -> anyhow::Result<Arc<PluginComponent>> {
+        if self.config.registry.require_signatures {
+            anyhow::bail!(
+                "route `{route}` loads {} from disk, but registry.require_signatures is on: deploy it signed and name it as name@version",
+                path.display()
+            );
+        }
         let key = path.display().to_string();
         if let Some(plugin) = self.cached(&key) {
             return Ok(plugin);
@@ -394,6 +446,28 @@ mod tests {
         assert!(!subject_matches("raw.mes.*", "raw.mes.plant1.x"));
         assert!(subject_matches("raw.mes", "raw.mes"));
         assert!(!subject_matches("raw.mes", "raw.mes.x"));
+    }
+
+    #[test]
+    fn the_breaker_cools_a_route_down_after_breaches_and_resets_on_success() {
+        let breaker = Breaker::default();
+        assert_eq!(breaker.remaining(), None);
+        breaker.record(true);
+        let first = breaker.remaining().unwrap_or_default();
+        assert!(
+            first > Duration::from_millis(50) && first <= Breaker::FIRST,
+            "{first:?}"
+        );
+        for _ in 0..10 {
+            breaker.record(true);
+        }
+        let longest = breaker.remaining().unwrap_or_default();
+        assert!(
+            longest > Duration::from_secs(4) && longest <= Breaker::LONGEST,
+            "{longest:?}"
+        );
+        breaker.record(false);
+        assert_eq!(breaker.remaining(), None);
     }
 
     #[test]

@@ -135,9 +135,9 @@ fn work(jobs: async_channel::Receiver<Job>) {
                 ))
             }
         };
-        let result = result
-            .map_err(Failure::from)
-            .and_then(|events| governance::accept(events, &job.route.limits));
+        let result = result.map_err(Failure::from).and_then(|events| {
+            governance::accept(events, &job.plugin.limits_on(&job.route.limits))
+        });
         // The caller may have gone (shutdown); the outcome is then redelivered by JetStream.
         let _ = job.reply.send(result);
     }

@@ -44,8 +44,17 @@ pub enum PluginCommand {
     Deploy {
         /// A plugin folder (with plugin.toml and fixtures/); built first when needed.
         plugin: PathBuf,
+        /// Sign the version with this secret key file (see `plugin keygen`).
+        #[arg(long)]
+        sign_key: Option<PathBuf>,
         #[command(flatten)]
         connection: super::Connection,
+    },
+    /// Creates an ed25519 signing key: writes the secret to a file (keep it private) and
+    /// prints the public key to list in `registry.trusted_keys`.
+    Keygen {
+        /// Where to write the secret key; refused if the file exists.
+        secret_file: PathBuf,
     },
     /// Lists deployed versions: digest, WIT version, and which routes serve each.
     List {
@@ -71,7 +80,12 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 /// Runs a plugin command.
 pub async fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
     match command {
-        PluginCommand::Deploy { plugin, connection } => return deploy(&plugin, &connection).await,
+        PluginCommand::Deploy {
+            plugin,
+            sign_key,
+            connection,
+        } => return deploy(&plugin, sign_key.as_deref(), &connection).await,
+        PluginCommand::Keygen { secret_file } => return keygen(&secret_file),
         PluginCommand::List { connection } => return list(&connection, None).await,
         PluginCommand::Show { name, connection } => return list(&connection, Some(&name)).await,
         _ => {}
@@ -84,9 +98,10 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
             subject,
         } => run_one(&plugin, &input, set, subject),
         PluginCommand::Test { plugin } => test(&plugin),
-        PluginCommand::Deploy { .. } | PluginCommand::List { .. } | PluginCommand::Show { .. } => {
-            Ok(ExitCode::SUCCESS)
-        }
+        PluginCommand::Deploy { .. }
+        | PluginCommand::Keygen { .. }
+        | PluginCommand::List { .. }
+        | PluginCommand::Show { .. } => Ok(ExitCode::SUCCESS),
     })
     .await?
 }
@@ -189,7 +204,33 @@ fn indent(text: &str) -> String {
         .join("\n")
 }
 
-async fn deploy(path: &Path, connection: &super::Connection) -> anyhow::Result<ExitCode> {
+fn keygen(secret_file: &Path) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let (secret, public) = millrace::registry::signing::generate()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(secret_file).with_context(|| {
+        format!(
+            "cannot create {} (it must not exist yet)",
+            secret_file.display()
+        )
+    })?;
+    writeln!(file, "{secret}")?;
+    println!(
+        "secret key written to {} (keep it private)",
+        secret_file.display()
+    );
+    println!("public key, for registry.trusted_keys: {public}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn deploy(
+    path: &Path,
+    sign_key: Option<&Path>,
+    connection: &super::Connection,
+) -> anyhow::Result<ExitCode> {
     let (config, client) = connection.connect().await?;
     let js = async_nats::jetstream::new(client.clone());
     let registry = Registry::open(&config, Some(&js)).await?;
@@ -206,11 +247,16 @@ async fn deploy(path: &Path, connection: &super::Connection) -> anyhow::Result<E
         Ok((plugin, bytes, wit))
     })
     .await??;
-    let record = VersionRecord::of(&plugin, &bytes, &wit)?;
+    let mut record = VersionRecord::of(&plugin, &bytes, &wit)?;
+    if let Some(key_file) = sign_key {
+        let secret = std::fs::read_to_string(key_file)
+            .with_context(|| format!("cannot read signing key {}", key_file.display()))?;
+        millrace::registry::signing::sign(&mut record, &secret)?;
+    }
     let stored = registry.deploy(&record, &bytes).await?;
     client.flush().await.ok();
     println!(
-        "{} {} (sha256 {}, {}, {} fixtures, {} bytes)",
+        "{} {} (sha256 {}, {}, {} fixtures, {} bytes{})",
         if stored {
             "deployed"
         } else {
@@ -220,7 +266,11 @@ async fn deploy(path: &Path, connection: &super::Connection) -> anyhow::Result<E
         record.digest,
         record.wit,
         record.fixtures.len(),
-        record.size
+        record.size,
+        record
+            .signature
+            .as_ref()
+            .map_or_else(String::new, |s| format!(", signed by {}", s.key))
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -207,6 +207,7 @@ fn baseline(configured: Option<&str>) -> Option<Binding> {
 /// Contract-gated admission, in this process's sandbox: the same code every host runs.
 async fn admit_version(config: &Config, registry: &Registry, version: &str) -> anyhow::Result<()> {
     let (record, component) = registry.fetch(version).await?;
+    millrace::registry::signing::check(&record, &config.registry)?;
     let sandbox = super::sandbox(config)?;
     let plugin =
         tokio::task::spawn_blocking(move || admit(&sandbox, &record, &component)).await??;

@@ -17,8 +17,19 @@ pub fn build(dir: &Path, manifest: &Manifest) -> anyhow::Result<PathBuf> {
             .command
             .split_first()
             .context("`build.command` is empty")?;
-        run(Command::new(program).args(args).current_dir(dir), dir)?;
         let component = dir.join(&settings.component);
+        // Two builds of one plugin at once (two hosts, a host and `plugin test`) would share
+        // its staging files: take a lock beside the component, held until the build is done.
+        let lock_dir = component.parent().unwrap_or(dir);
+        std::fs::create_dir_all(lock_dir)
+            .with_context(|| format!("cannot create {}", lock_dir.display()))?;
+        let lock_path = lock_dir.join(".millrace-build.lock");
+        let lock = std::fs::File::create(&lock_path)
+            .with_context(|| format!("cannot create {}", lock_path.display()))?;
+        lock.lock()
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        run(Command::new(program).args(args).current_dir(dir), dir)?;
+        drop(lock);
         if !component.is_file() {
             bail!(
                 "building {} did not write {} (the manifest's `build.component`)",

@@ -64,7 +64,7 @@ pub fn map_once(
 ) -> Result<Vec<MappedEvent>, Failure> {
     let mut session = Session::new(plugin, route)?;
     let events = session.call(raw)?;
-    governance::accept(events, &route.limits)
+    governance::accept(events, &plugin.limits_on(&route.limits))
 }
 
 /// The route context fixtures run with.

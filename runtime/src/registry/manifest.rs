@@ -39,6 +39,9 @@ pub struct Manifest {
     /// How to build a plugin that is not a Rust crate.
     #[serde(default)]
     pub build: Option<BuildSettings>,
+    /// The most this plugin needs; a route never gives it more.
+    #[serde(default)]
+    pub limits: crate::config::PluginLimits,
 }
 
 /// How golden fixtures are run.

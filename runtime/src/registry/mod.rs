@@ -8,6 +8,7 @@
 mod build;
 pub mod fixtures;
 mod manifest;
+pub mod signing;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -77,6 +78,10 @@ impl LocalPlugin {
         let bytes = std::fs::read(&self.component)
             .with_context(|| format!("cannot read component {}", self.component.display()))?;
         let component = sandbox.load(&self.name(), &self.version(), &bytes)?;
+        let component = match &self.manifest {
+            Some(manifest) => component.with_limits(manifest.limits),
+            None => component,
+        };
         if let Some(manifest) = &self.manifest
             && manifest.wit != component.wit
         {
@@ -100,9 +105,11 @@ pub fn admit(
     component: &[u8],
 ) -> anyhow::Result<PluginComponent> {
     let id = record.id();
+    let manifest = record.parsed_manifest()?;
     let loaded = sandbox
         .load(&record.name, &record.version, component)
-        .with_context(|| format!("{id} is refused"))?;
+        .with_context(|| format!("{id} is refused"))?
+        .with_limits(manifest.limits);
     if loaded.wit != record.wit {
         anyhow::bail!(
             "{id} is refused: its record says it targets {} but the component was built against {}",
@@ -113,7 +120,7 @@ pub fn admit(
     if record.fixtures.is_empty() {
         anyhow::bail!("{id} is refused: it has no golden fixtures to admit it by");
     }
-    let settings = record.parsed_manifest()?.fixtures;
+    let settings = manifest.fixtures;
     let route = fixtures::fixture_route(&settings);
     let mut failures = Vec::new();
     for fixture in &record.fixtures {

@@ -64,6 +64,9 @@ pub struct VersionRecord {
     pub manifest: String,
     /// Its golden fixtures.
     pub fixtures: Vec<StoredFixture>,
+    /// The publisher's signature over name, version and digest, when signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<super::signing::Signature>,
 }
 
 impl VersionRecord {
@@ -109,6 +112,7 @@ impl VersionRecord {
             deployed_at: now,
             manifest,
             fixtures: stored,
+            signature: None,
         })
     }
 

@@ -12,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use super::RouteContext;
 use super::bindings::v1_0::millrace::mapping::host::LogLevel;
 use super::bindings::{v1_0, v1_1};
+use crate::config::Limits;
 
 /// Guest stdout and stderr beyond this many bytes per call are dropped.
 const OUTPUT_BUDGET: usize = 16 * 1024;
@@ -29,7 +30,7 @@ pub struct GuestState {
 }
 
 impl GuestState {
-    pub(super) fn new(route: &RouteContext, plugin: &str) -> Self {
+    pub(super) fn new(route: &RouteContext, plugin: &str, limits: &Limits) -> Self {
         let route_name = route.route.clone();
         let plugin: Arc<str> = plugin.into();
         let stdout = GuestOutput::new("stdout", route_name.clone(), plugin.clone());
@@ -49,14 +50,17 @@ impl GuestState {
             .allow_ip_name_lookup(false)
             .allow_tcp(false)
             .allow_udp(false);
-        let max_memory = usize::try_from(route.limits.memory_mib.saturating_mul(1024 * 1024))
-            .unwrap_or(usize::MAX);
+        let max_memory =
+            usize::try_from(limits.memory_mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
         Self {
             wasi: builder.build(),
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
                 max_memory,
                 memory_exceeded: false,
+                instances: limits.instances,
+                tables: limits.tables,
+                table_elements: limits.table_elements,
             },
             route: route_name,
             plugin,
@@ -157,6 +161,9 @@ impl From<v1_1::millrace::mapping::host::LogLevel> for LogLevel {
 pub(super) struct MemoryLimiter {
     max_memory: usize,
     pub(super) memory_exceeded: bool,
+    instances: usize,
+    tables: usize,
+    table_elements: usize,
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
@@ -181,15 +188,15 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        Ok(desired <= self.table_elements)
     }
 
     fn instances(&self) -> usize {
-        64
+        self.instances
     }
 
     fn tables(&self) -> usize {
-        64
+        self.tables
     }
 
     fn memories(&self) -> usize {

@@ -195,6 +195,7 @@ impl Sandbox {
             version: version.into(),
             digest: crate::digest::sha256_hex(bytes),
             wit,
+            limits: crate::config::PluginLimits::default(),
             sandbox: self.clone(),
             pre,
         })
@@ -239,6 +240,8 @@ pub struct PluginComponent {
     pub digest: String,
     /// The WIT package it was built against, e.g. `millrace:mapping@1.0.0`.
     pub wit: &'static str,
+    /// The limits its manifest asks for; a route never gives it more.
+    pub limits: crate::config::PluginLimits,
     sandbox: Sandbox,
     pre: Pre,
 }
@@ -250,6 +253,17 @@ impl std::fmt::Debug for PluginComponent {
 }
 
 impl PluginComponent {
+    /// The same version with the limits its manifest asks for.
+    pub fn with_limits(mut self, limits: crate::config::PluginLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// What a route's limits become for this plugin.
+    pub fn limits_on(&self, route: &Limits) -> Limits {
+        route.tightened(&self.limits)
+    }
+
     /// `name@version`.
     pub fn id(&self) -> String {
         format!("{}@{}", self.name, self.version)
@@ -268,22 +282,23 @@ pub struct Session {
 impl Session {
     /// Instantiates `plugin` for a route.
     pub fn new(plugin: &PluginComponent, route: &RouteContext) -> Result<Self, CallError> {
-        let state = GuestState::new(route, &plugin.id());
+        let limits = plugin.limits_on(&route.limits);
+        let state = GuestState::new(route, &plugin.id(), &limits);
         let mut store = Store::new(&plugin.sandbox.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_trap();
-        store.set_epoch_deadline(deadline_ticks(route.limits.deadline));
+        store.set_epoch_deadline(deadline_ticks(limits.deadline));
         let instance = match &plugin.pre {
             Pre::V1_0(pre) => pre.instantiate(&mut store).map(Instance::V1_0),
             Pre::V1_1(pre) => pre.instantiate(&mut store).map(Instance::V1_1),
         }
-        .map_err(|e| classify_trap(&store, e, route.limits))?;
+        .map_err(|e| classify_trap(&store, e, limits))?;
         Ok(Self {
             store,
             instance,
             calls: 0,
             poisoned: false,
-            limits: route.limits,
+            limits,
         })
     }
 
