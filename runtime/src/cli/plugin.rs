@@ -80,30 +80,30 @@ fn parse_key_value(text: &str) -> Result<(String, String), String> {
 /// Runs a plugin command.
 pub async fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
     match command {
-        PluginCommand::Deploy {
-            plugin,
-            sign_key,
-            connection,
-        } => return deploy(&plugin, sign_key.as_deref(), &connection).await,
-        PluginCommand::Keygen { secret_file } => return keygen(&secret_file),
-        PluginCommand::List { connection } => return list(&connection, None).await,
-        PluginCommand::Show { name, connection } => return list(&connection, Some(&name)).await,
-        _ => {}
-    }
-    tokio::task::spawn_blocking(move || match command {
         PluginCommand::Run {
             plugin,
             input,
             set,
             subject,
-        } => run_one(&plugin, &input, set, subject),
-        PluginCommand::Test { plugin } => test(&plugin),
-        PluginCommand::Deploy { .. }
-        | PluginCommand::Keygen { .. }
-        | PluginCommand::List { .. }
-        | PluginCommand::Show { .. } => Ok(ExitCode::SUCCESS),
-    })
-    .await?
+        } => blocking(move || run_one(&plugin, &input, set, subject)).await,
+        PluginCommand::Test { plugin } => blocking(move || test(&plugin)).await,
+        PluginCommand::Deploy {
+            plugin,
+            sign_key,
+            connection,
+        } => deploy(&plugin, sign_key.as_deref(), &connection).await,
+        PluginCommand::Keygen { secret_file } => keygen(&secret_file),
+        PluginCommand::List { connection } => list(&connection, None).await,
+        PluginCommand::Show { name, connection } => list(&connection, Some(&name)).await,
+    }
+}
+
+/// Builds and compiles off the async reactor.
+async fn blocking<F>(work: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce() -> anyhow::Result<ExitCode> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await?
 }
 
 fn sandbox() -> anyhow::Result<Sandbox> {
