@@ -210,36 +210,26 @@ fn plugin_test_passes_the_golden_fixtures_and_diffs_a_failure() {
     assert!(t.contains(" 0 failed"), "{t}");
 
     // A copy of the plugin whose first good fixture expects another quantity fails with a diff.
-    let copy = tempfile::tempdir().unwrap();
-    let built = millrace::registry::LocalPlugin::locate(&dir).unwrap();
-    std::fs::copy(&built.component, copy.path().join("plugin.wasm")).unwrap();
-    let manifest = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
-    std::fs::write(
-        copy.path().join("plugin.toml"),
-        format!("{manifest}\n[build]\ncommand = [\"true\"]\ncomponent = \"plugin.wasm\"\n"),
-    )
-    .unwrap();
-    let fixtures = copy.path().join("fixtures");
-    std::fs::create_dir(&fixtures).unwrap();
+    let versions = tempfile::tempdir().unwrap();
+    let copy = plugin_version("plugins/mes-shift-report", "1.0.0", versions.path());
     let mut tampered = false;
-    for input in millrace::registry::fixtures::inputs(&dir).unwrap() {
+    for input in millrace::registry::fixtures::inputs(&copy).unwrap() {
         let expected_path = millrace::registry::fixtures::expected_path(&input);
-        let mut expected = std::fs::read_to_string(&expected_path).unwrap();
-        if !tampered && expected.contains("\"amount\"") {
-            let value: serde_json::Value = serde_json::from_str(&expected).unwrap();
-            let mut value = value;
-            let amount = &mut value["events"][0]["data"]["good_quantity"]["amount"];
-            if amount.is_string() {
-                *amount = serde_json::Value::String("99999".into());
-                expected = serde_json::to_string_pretty(&value).unwrap();
-                tampered = true;
-            }
+        let mut value: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&expected_path).unwrap()).unwrap();
+        let amount = value.pointer_mut("/events/0/data/good_quantity/amount");
+        if let (false, Some(amount)) = (tampered, amount) {
+            *amount = serde_json::Value::String("99999".into());
+            std::fs::write(
+                &expected_path,
+                serde_json::to_string_pretty(&value).unwrap(),
+            )
+            .unwrap();
+            tampered = true;
         }
-        std::fs::copy(&input, fixtures.join(input.file_name().unwrap())).unwrap();
-        std::fs::write(fixtures.join(expected_path.file_name().unwrap()), expected).unwrap();
     }
     assert!(tampered, "a fixture with a production completion exists");
-    let o = millrace(&["plugin", "test", copy.path().to_str().unwrap()]);
+    let o = millrace(&["plugin", "test", copy.to_str().unwrap()]);
     assert_clean_failure(&o, "FAIL ");
     let t = text(&o);
     assert!(
