@@ -189,37 +189,9 @@ fn line(
     interchange: &Interchange,
     item_qualifier: Option<&str>,
 ) -> Result<ShipmentLine, MapError> {
+    let item = edifact::line_item(segments, item_qualifier)?;
     let Some(lin) = segments.first() else {
         return Err(MapError::malformed("an empty LIN group".to_owned()));
-    };
-    let mut ids: Vec<(String, String)> = Vec::new();
-    if !lin.value(3, 1).trim().is_empty() {
-        ids.push((
-            lin.value(3, 2).to_owned(),
-            lin.value(3, 1).trim().to_owned(),
-        ));
-    }
-    for pia in segments.iter().filter(|s| s.tag == "PIA") {
-        for n in 2..=6 {
-            if !pia.value(n, 1).trim().is_empty() {
-                ids.push((
-                    pia.value(n, 2).to_owned(),
-                    pia.value(n, 1).trim().to_owned(),
-                ));
-            }
-        }
-    }
-    let item = match item_qualifier {
-        Some(q) => ids.iter().find(|(k, _)| k == q).map(|(_, v)| v.clone()).ok_or_else(|| {
-            MapError::malformed(format!(
-                "{}: the line has no item number with qualifier '{q}' (route config item-qualifier)",
-                lin.at()
-            ))
-        })?,
-        None => ids
-            .first()
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| MapError::malformed(format!("{}: the line has no item number", lin.at())))?,
     };
     let qty = find(segments, "QTY", "12").ok_or_else(|| {
         MapError::malformed(format!(

@@ -165,37 +165,10 @@ fn receipt(
     header_reference: &Option<String>,
     item_qualifier: Option<&str>,
 ) -> Result<Option<InventoryMovement>, MapError> {
-    let Some(lin) = segments.first() else {
+    if segments.is_empty() {
         return Ok(None);
-    };
-    let mut ids: Vec<(String, String)> = Vec::new();
-    if !lin.value(3, 1).trim().is_empty() {
-        ids.push((
-            lin.value(3, 2).to_owned(),
-            lin.value(3, 1).trim().to_owned(),
-        ));
     }
-    for pia in segments.iter().filter(|s| s.tag == "PIA") {
-        for n in 2..=6 {
-            if !pia.value(n, 1).trim().is_empty() {
-                ids.push((
-                    pia.value(n, 2).to_owned(),
-                    pia.value(n, 1).trim().to_owned(),
-                ));
-            }
-        }
-    }
-    let item = match item_qualifier {
-        Some(q) => ids.iter().find(|(k, _)| k == q).map(|(_, v)| v.clone()).ok_or_else(|| {
-            MapError::malformed(format!(
-                "{}: the line has no item number with qualifier '{q}' (route config item-qualifier)",
-                lin.at()
-            ))
-        })?,
-        None => ids.first().map(|(_, v)| v.clone()).ok_or_else(|| {
-            MapError::malformed(format!("{}: the line has no item number", lin.at()))
-        })?,
-    };
+    let item = edifact::line_item(segments, item_qualifier)?;
     // 194 received and accepted: free stock; 48 received: status not stated.
     let (qty, status) = match find(segments, "QTY", "194") {
         Some(q) => (q, Some(StockStatus::Unrestricted)),

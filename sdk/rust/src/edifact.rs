@@ -612,3 +612,39 @@ pub fn date_time(
 
 #[cfg(test)]
 mod tests;
+
+/// The item number of a line group (`LIN` and the segments after it): from `LIN` 03 and the
+/// `PIA` item ids, the one whose type code (e.g. `SA` supplier, `BP` buyer, `EN` EAN) is
+/// `qualifier`, or the first one when no qualifier is asked for. An error names the segment.
+pub fn line_item(
+    segments: &[&Segment],
+    qualifier: Option<&str>,
+) -> Result<String, crate::MapError> {
+    let Some(lin) = segments.first() else {
+        return Err(crate::MapError::malformed("an empty LIN group"));
+    };
+    let mut ids: Vec<(&str, &str)> = Vec::new();
+    if !lin.value(3, 1).trim().is_empty() {
+        ids.push((lin.value(3, 2), lin.value(3, 1).trim()));
+    }
+    for pia in segments.iter().filter(|s| s.tag == "PIA") {
+        for n in 2..=6 {
+            if !pia.value(n, 1).trim().is_empty() {
+                ids.push((pia.value(n, 2), pia.value(n, 1).trim()));
+            }
+        }
+    }
+    let found = match qualifier {
+        Some(q) => ids.iter().find(|(k, _)| *k == q),
+        None => ids.first(),
+    };
+    found.map(|(_, id)| (*id).to_owned()).ok_or_else(|| {
+        crate::MapError::malformed(match qualifier {
+            Some(q) => format!(
+                "{}: the line has no item number with qualifier '{q}' (route config item-qualifier)",
+                lin.at()
+            ),
+            None => format!("{}: the line has no item number", lin.at()),
+        })
+    })
+}
