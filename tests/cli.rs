@@ -3,16 +3,9 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
 use support::*;
-
-fn assert_clean_failure(o: &Output, needle: &str) {
-    let t = text(o);
-    assert!(!o.status.success(), "should fail: {t}");
-    assert!(t.contains(needle), "expected {needle:?} in: {t}");
-    assert!(!t.contains("panicked"), "panicked: {t}");
-}
 
 #[test]
 fn every_command_has_help() {

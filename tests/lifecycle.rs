@@ -242,11 +242,9 @@ async fn a_version_whose_fixtures_fail_is_refused_and_the_active_one_keeps_servi
         "--config",
         cfg,
     ]);
-    assert!(!again.status.success());
-    assert!(
-        text(&again).contains("misbehave@1.0.0 is already deployed with other bytes"),
-        "{}",
-        text(&again)
+    assert_clean_failure(
+        &again,
+        "misbehave@1.0.0 is already deployed with other bytes",
     );
 
     publish(&js, "raw.test.lab.cmd", b"ok 11", "after-refusal").await;
@@ -541,12 +539,7 @@ async fn only_versions_signed_by_a_trusted_key_serve_when_signatures_are_require
         "--config",
         &cfg,
     ]);
-    assert!(!unsigned.status.success());
-    assert!(
-        text(&unsigned).contains("misbehave@2.0.0 is refused: it is not signed"),
-        "{}",
-        text(&unsigned)
-    );
+    assert_clean_failure(&unsigned, "misbehave@2.0.0 is refused: it is not signed");
     let untrusted = millrace(&[
         "route",
         "set-version",
@@ -555,11 +548,11 @@ async fn only_versions_signed_by_a_trusted_key_serve_when_signatures_are_require
         "--config",
         &cfg,
     ]);
-    assert!(!untrusted.status.success());
-    assert!(
-        text(&untrusted).contains(&format!("misbehave@3.0.0 is refused: it is signed by {other}, which is not in registry.trusted_keys")),
-        "{}",
-        text(&untrusted)
+    assert_clean_failure(
+        &untrusted,
+        &format!(
+            "misbehave@3.0.0 is refused: it is signed by {other}, which is not in registry.trusted_keys"
+        ),
     );
     publish(&js, "raw.test.lab.cmd", b"ok 1", "signed").await;
     let events = read_stream(
@@ -582,10 +575,5 @@ async fn only_versions_signed_by_a_trusted_key_serve_when_signatures_are_require
         route(v1.to_str().unwrap(), "")
     ));
     let o = millrace(&["run", "--config", from_disk.to_str().unwrap()]);
-    assert!(!o.status.success());
-    assert!(
-        text(&o).contains("but registry.require_signatures is on"),
-        "{}",
-        text(&o)
-    );
+    assert_clean_failure(&o, "but registry.require_signatures is on");
 }

@@ -306,6 +306,14 @@ pub fn millrace(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// Asserts a command failed cleanly: a non-zero exit, `needle` in its output, no panic.
+pub fn assert_clean_failure(o: &std::process::Output, needle: &str) {
+    let t = text(o);
+    assert!(!o.status.success(), "should fail: {t}");
+    assert!(t.contains(needle), "expected {needle:?} in: {t}");
+    assert!(!t.contains("panicked"), "panicked: {t}");
+}
+
 /// stdout and stderr of a finished command.
 pub fn text(o: &std::process::Output) -> String {
     format!(
