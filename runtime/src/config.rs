@@ -40,6 +40,11 @@
 //! | `streams.shadow` | the stream of shadow-run differences (`shadow.>`) | `SHADOW` |
 //! | `up.port` | port of the nats-server that `up` starts | 4222 |
 //! | `up.seed` | raw sample files `up` publishes once the host runs | none |
+//! | `admin.listen` | address of the admin API, `/metrics`, the console and HTTP ingest | no `[admin]`: not served; with it `127.0.0.1:9470` |
+//! | `admin.tokens` | bearer tokens: `name`, `scope` (`read`, `ingest` or `admin`), `secret_file` or `secret_env` | none: read-only without a token, on loopback only |
+//! | `admin.ingest_max_kib` | largest body `POST /ingest/...` accepts | 1024 |
+//! | `telemetry.otlp_endpoint` | OTLP/HTTP collector base URL spans are exported to | none: no export |
+//! | `telemetry.service_name` | the service name spans carry | `millrace` |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -103,6 +108,11 @@ pub struct Config {
     /// Settings of the local all-in-one `millrace up`.
     #[serde(default)]
     pub up: UpConfig,
+    /// The admin HTTP server: API, metrics, console and ingest. Off without the section.
+    pub admin: Option<AdminConfig>,
+    /// Trace export.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     /// The folder the file was read from; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -592,6 +602,89 @@ fn default_up_port() -> u16 {
     4222
 }
 
+/// The admin HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The address to listen on.
+    #[serde(default = "default_admin_listen")]
+    pub listen: std::net::SocketAddr,
+    /// Bearer tokens and their scopes.
+    #[serde(default)]
+    pub tokens: Vec<AdminToken>,
+    /// Largest body HTTP ingest accepts, KiB.
+    #[serde(default = "default_ingest_max_kib")]
+    pub ingest_max_kib: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_admin_listen(),
+            tokens: Vec::new(),
+            ingest_max_kib: default_ingest_max_kib(),
+        }
+    }
+}
+
+fn default_admin_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 9470))
+}
+
+fn default_ingest_max_kib() -> usize {
+    1024
+}
+
+/// One bearer token of the admin server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminToken {
+    /// Who holds it, for the log.
+    pub name: String,
+    /// What it may do.
+    pub scope: Scope,
+    /// A file holding the secret (trimmed).
+    pub secret_file: Option<PathBuf>,
+    /// An environment variable holding the secret.
+    pub secret_env: Option<String>,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// `POST /ingest/...` only: for the systems that send raw messages.
+    Ingest,
+    /// Reading: status, routes, plugins, dead letters, metrics.
+    Read,
+    /// Everything: deploy, activate, roll back, redrive, and reading and ingest.
+    Admin,
+}
+
+/// Trace export.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP collector base URL, e.g. `http://127.0.0.1:4318`.
+    pub otlp_endpoint: Option<String>,
+    /// The service name spans carry.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: default_service_name(),
+        }
+    }
+}
+
+fn default_service_name() -> String {
+    "millrace".into()
+}
+
 /// Raw files to publish to one subject.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -763,6 +856,45 @@ impl Config {
         for (i, seed) in self.up.seed.iter().enumerate() {
             check_subject(&seed.subject, false)
                 .map_err(|m| self.invalid(format!("up.seed[{i}].subject"), m))?;
+        }
+        if let Some(admin) = &self.admin {
+            self.validate_admin(admin)?;
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(self.invalid(
+                "telemetry.otlp_endpoint",
+                "must be an http:// or https:// URL, e.g. http://127.0.0.1:4318",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_admin(&self, admin: &AdminConfig) -> Result<(), ConfigError> {
+        if admin.tokens.is_empty() && !admin.listen.ip().is_loopback() {
+            return Err(self.invalid(
+                "admin.listen",
+                format!(
+                    "is {}, reachable from other machines, but no [[admin.tokens]] are set: add tokens or listen on 127.0.0.1",
+                    admin.listen
+                ),
+            ));
+        }
+        if admin.ingest_max_kib == 0 || admin.ingest_max_kib > 64 * 1024 {
+            return Err(self.invalid("admin.ingest_max_kib", "must be between 1 and 65536"));
+        }
+        for (i, token) in admin.tokens.iter().enumerate() {
+            let key = |k: &str| format!("admin.tokens[{i}].{k}");
+            if !is_token(&token.name) {
+                return Err(self.invalid(key("name"), "must be a name like `ops` or `erp-webhook`"));
+            }
+            if token.secret_file.is_some() == token.secret_env.is_some() {
+                return Err(self.invalid(
+                    key("secret_file"),
+                    "set exactly one of `secret_file` and `secret_env`: secrets stay out of the config file",
+                ));
+            }
         }
         Ok(())
     }

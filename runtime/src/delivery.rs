@@ -4,6 +4,7 @@
 //! it too, so all three deliver by the same rules.
 
 use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 
 use anyhow::Context;
 use async_nats::jetstream;
@@ -17,6 +18,8 @@ use crate::governance::dead_letter::DeadLetter;
 use crate::governance::idempotency::TransactionLedger;
 use crate::governance::ordering::OrderBook;
 use crate::governance::ownership::OwnershipPolicy;
+use crate::observability::trace::TRACEPARENT;
+use crate::observability::{At, Observer};
 use crate::router::Route;
 use crate::sandbox::PluginComponent;
 use crate::transport;
@@ -34,6 +37,8 @@ pub struct RawOrigin<'a> {
     pub headers: Option<&'a HeaderMap>,
     /// The original payload.
     pub payload: &'a Bytes,
+    /// The W3C trace context to carry onto the events and the dead letter.
+    pub traceparent: Option<&'a str>,
 }
 
 /// How a delivery differs from the live flow.
@@ -70,6 +75,8 @@ pub enum Delivered {
         late: usize,
         /// Events skipped because CANONICAL already holds them.
         existing: usize,
+        /// The ids of the events published.
+        event_ids: Vec<String>,
     },
     /// It was dead-lettered (or, in a replay, failed) with this failure.
     Failed(Failure),
@@ -82,6 +89,7 @@ pub struct Delivery {
     ledger: TransactionLedger,
     order: OrderBook,
     ownership: OwnershipPolicy,
+    observer: Arc<Observer>,
 }
 
 impl Delivery {
@@ -109,7 +117,15 @@ impl Delivery {
             ledger: TransactionLedger::new(ledger),
             order: OrderBook::new(order),
             ownership: OwnershipPolicy::new(governance.ownership.clone()),
+            observer: Arc::new(Observer::new()),
         })
+    }
+
+    /// Counts what is delivered in `observer` (the host's), instead of a private one.
+    #[must_use]
+    pub fn observed(mut self, observer: Arc<Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// Delivers the outcome of mapping `raw` with `plugin` on `route`. An `Err` means nothing
@@ -132,6 +148,16 @@ impl Delivery {
                 if mode.dead_letter {
                     self.dead_letter(route, plugin, raw, attempts, &failure)
                         .await?;
+                    let at = At {
+                        route: &route.name,
+                        plugin_version: &plugin.id(),
+                    };
+                    self.observer.dead_lettered(
+                        at,
+                        &failure,
+                        route.site(raw.subject),
+                        route.partner(raw.subject),
+                    );
                 }
                 return Ok(Delivered::Failed(failure));
             }
@@ -198,22 +224,44 @@ impl Delivery {
                 "published events marked late"
             );
         }
-        self.publish(&outgoing).await?;
+        self.publish(&outgoing, raw.traceparent).await?;
+        if mode.replay_id.is_none() {
+            // Replays reprocess history on purpose: their delays are not postings.
+            let at = At {
+                route: &route.name,
+                plugin_version: &plugin.id(),
+            };
+            self.observer.published(
+                at,
+                outgoing
+                    .iter()
+                    .map(|(event, envelope)| (*event, envelope.late == Some(true))),
+            );
+            self.observer.duplicates(at, duplicates);
+        }
         Ok(Delivered::Events {
             published: outgoing.len(),
             duplicates,
             late,
             existing,
+            event_ids: outgoing.into_iter().map(|(_, e)| e.id).collect(),
         })
     }
 
     /// Publishes the events pipelined, then waits until JetStream has stored every one.
-    async fn publish(&self, outgoing: &[(&MappedEvent, CloudEvent)]) -> anyhow::Result<()> {
+    async fn publish(
+        &self,
+        outgoing: &[(&MappedEvent, CloudEvent)],
+        traceparent: Option<&str>,
+    ) -> anyhow::Result<()> {
         let mut acks = Vec::with_capacity(outgoing.len());
         for (event, envelope) in outgoing {
             let mut headers = HeaderMap::new();
             headers.insert(header::NATS_MESSAGE_ID, envelope.id.as_str());
             headers.insert("Content-Type", "application/cloudevents+json");
+            if let Some(traceparent) = traceparent {
+                headers.insert(TRACEPARENT, traceparent);
+            }
             let body = serde_json::to_vec(envelope).context("cannot encode an event")?;
             let ack = self
                 .js
@@ -256,8 +304,12 @@ impl Delivery {
             attempts,
             failure,
         };
+        let mut headers = letter.headers();
+        if let Some(traceparent) = raw.traceparent {
+            headers.insert(TRACEPARENT, traceparent);
+        }
         self.js
-            .publish_with_headers(letter.subject(), letter.headers(), raw.payload.clone())
+            .publish_with_headers(letter.subject(), headers, raw.payload.clone())
             .await
             .context("cannot publish a dead letter")?
             .await

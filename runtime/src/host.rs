@@ -7,7 +7,7 @@
 //! host is busy it stops pulling from JetStream rather than queueing without bound.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_nats::HeaderMap;
@@ -16,15 +16,18 @@ use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, Span};
 
+use crate::admin::{self, AdminState, RunningHost};
 use crate::canonical::MappedEvent;
 use crate::config::Config;
-use crate::delivery::{Delivery, Mode, RawOrigin};
+use crate::delivery::{Delivered, Delivery, Mode, RawOrigin};
 use crate::governance::Failure;
 use crate::governance::shadow::{ShadowReport, differences};
+use crate::observability::{At, Observer, trace};
 use crate::registry::fixtures::Outcome;
 use crate::registry::store::{BindingChange, Registry};
-use crate::router::{self, PluginLoader, Route, RouteTable};
+use crate::router::{self, Pick, PluginLoader, Route, RouteTable};
 use crate::sandbox::{PluginComponent, RawMessage, Sandbox};
 use crate::transport;
 use crate::workers::WorkerPool;
@@ -47,6 +50,7 @@ struct Lanes {
     delivery: Delivery,
     raw_stream: String,
     js: jetstream::Context,
+    observer: Arc<Observer>,
 }
 
 /// Runs the host until `shutdown` is cancelled, then drains what is in flight.
@@ -63,12 +67,36 @@ pub async fn serve(
     let registry = Registry::open(&config, Some(&js)).await?;
     let bindings = registry.bindings().await?;
     let changes = registry.watch().await?;
-    let loader = Arc::new(PluginLoader::new(config.clone(), sandbox, Some(registry)));
+    // Bound before anything is loaded: an address in use fails the start at once.
+    let admin_listener = match &config.admin {
+        Some(admin) => Some(
+            tokio::net::TcpListener::bind(admin.listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen on {} for the admin API (admin.listen in {})",
+                        admin.listen,
+                        config.source.display()
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    let loader = Arc::new(PluginLoader::new(
+        config.clone(),
+        sandbox.clone(),
+        Some(registry.clone()),
+    ));
     let table = Arc::new(RouteTable::load(&config, &loader, &bindings).await?);
+    let observer = Arc::new(Observer::new());
+    for route in table.routes() {
+        observer.serving(&route.name, &route.serving());
+    }
     let follower = tokio::spawn(follow_bindings(
         changes,
         table.clone(),
         loader.clone(),
+        observer.clone(),
         shutdown.clone(),
     ));
     if table.routes().is_empty() {
@@ -77,11 +105,15 @@ pub async fn serve(
             config.source.display()
         );
     }
+    let delivery = Delivery::open(&js, &config.governance)
+        .await?
+        .observed(observer.clone());
     let shared = Arc::new(Lanes {
         pool: WorkerPool::start(config.host.workers).context("cannot start the worker threads")?,
-        delivery: Delivery::open(&js, &config.governance).await?,
+        delivery: delivery.clone(),
         raw_stream: config.streams.raw.clone(),
         js: js.clone(),
+        observer: observer.clone(),
     });
 
     let mut lanes = Vec::with_capacity(config.host.partitions);
@@ -98,6 +130,7 @@ pub async fn serve(
     }
 
     let mut consumers = JoinSet::new();
+    let mut watched = Vec::new();
     for route in table.routes() {
         for subject in &route.subjects {
             let consumer = transport::route_consumer(
@@ -108,6 +141,7 @@ pub async fn serve(
                 route.ack_wait,
             )
             .await?;
+            watched.push((route.name.clone(), subject.clone(), consumer.clone()));
             consumers.spawn(pull(
                 consumer,
                 route.clone(),
@@ -123,6 +157,29 @@ pub async fn serve(
             "route serving"
         );
     }
+    let lag = tokio::spawn(watch_lag(watched, observer.clone(), shutdown.clone()));
+    let readiness = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let admin = match admin_listener {
+        Some(listener) => {
+            let state = AdminState::new(RunningHost {
+                config: config.clone(),
+                client: client.clone(),
+                registry,
+                sandbox,
+                loader: loader.clone(),
+                table: table.clone(),
+                delivery,
+                observer: observer.clone(),
+                ready: readiness.clone(),
+            })?;
+            Some(tokio::spawn(admin::serve(
+                listener,
+                state,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
     if let Some(ready) = ready {
         let _ = ready.send(());
     }
@@ -135,7 +192,16 @@ pub async fn serve(
         }
     }
     shutdown.cancel();
+    readiness.store(false, std::sync::atomic::Ordering::Relaxed);
     while consumers.join_next().await.is_some() {}
+    lag.abort();
+    if let Some(admin) = admin {
+        match admin.await {
+            Ok(Err(e)) => tracing::warn!("the admin server stopped with an error: {e:#}"),
+            Err(e) => tracing::warn!("the admin server task failed: {e}"),
+            Ok(Ok(())) => {}
+        }
+    }
     drop(lanes);
     while lane_tasks.join_next().await.is_some() {}
     follower.abort();
@@ -200,36 +266,70 @@ async fn pull(
 impl Lanes {
     /// Maps, delivers and acks one raw message.
     async fn process(&self, incoming: Incoming) {
+        let (sequence, stored_at) = message_info(&incoming.message);
+        // The versions the message started on are the ones it finishes on, whatever swaps.
+        let pick = incoming.route.slot().pick(&transport::raw_identity(
+            incoming.message.headers.as_ref(),
+            &self.raw_stream,
+            sequence,
+        ));
+        let span = trace::message_span(
+            &incoming.route.name,
+            &pick.plugin.id(),
+            sequence,
+            incoming.message.headers.as_ref(),
+        );
+        let route = incoming.route.clone();
+        self.process_in(incoming, pick, sequence, &span)
+            .instrument(span.clone())
+            .await;
+        self.observer.finished(&route.name, stored_at);
+    }
+
+    async fn process_in(&self, incoming: Incoming, pick: Pick, sequence: u64, span: &Span) {
         let Incoming { route, message } = incoming;
-        let sequence = message.info().map_or(0, |info| info.stream_sequence);
         let raw_id = transport::raw_identity(message.headers.as_ref(), &self.raw_stream, sequence);
         let raw = RawMessage {
             subject: message.subject.to_string(),
             headers: flatten(message.headers.as_ref()),
             payload: message.payload.to_vec(),
         };
-        // The versions the message started on are the ones it finishes on, whatever swaps.
-        let pick = route.slot().pick(&raw_id);
         let plugin = pick.plugin;
+        let at = At {
+            route: &route.name,
+            plugin_version: &plugin.id(),
+        };
+        self.observer.message_in(at);
         let shadow_input = pick.shadow.as_ref().map(|_| raw.clone());
         let (outcome, attempts) = self.map_with_retries(&route, &plugin, raw).await;
         if let (Some(candidate), Some(raw)) = (pick.shadow, shadow_input) {
             self.shadow(&route, &plugin, candidate, raw, &outcome, sequence)
                 .await;
         }
+        let traceparent = trace::outgoing(span, message.headers.as_ref());
         let origin = RawOrigin {
             id: &raw_id,
             subject: &message.subject,
             sequence,
             headers: message.headers.as_ref(),
             payload: &message.payload,
+            traceparent: traceparent.as_deref(),
         };
         let delivered = self
             .delivery
             .deliver(&route, &plugin, &origin, outcome, attempts, &Mode::LIVE)
             .await;
         match delivered {
-            Ok(_) => {
+            Ok(delivered) => {
+                match delivered {
+                    Delivered::Events { event_ids, .. } => {
+                        span.record("outcome", "published");
+                        span.record("event_ids", event_ids.join(",").as_str());
+                    }
+                    Delivered::Failed(failure) => {
+                        span.record("outcome", failure.class());
+                    }
+                }
                 if let Err(e) = message.ack().await {
                     tracing::warn!(
                         route = &*route.name,
@@ -317,6 +417,10 @@ impl Lanes {
         raw: RawMessage,
     ) -> (Result<Vec<MappedEvent>, Failure>, u32) {
         let mut attempt = 1;
+        let at = At {
+            route: &route.name,
+            plugin_version: &plugin.id(),
+        };
         loop {
             let result = loop {
                 let Ok(permit) = route.admission.acquire().await else {
@@ -330,10 +434,12 @@ impl Lanes {
                     tokio::time::sleep(wait).await;
                     continue;
                 }
+                let started = Instant::now();
                 let result = self
                     .pool
                     .call(plugin.clone(), route.context.clone(), raw.clone())
                     .await;
+                self.observer.plugin_call(at, started.elapsed(), &result);
                 route.breaker.record(matches!(
                     result,
                     Err(Failure::Call(
@@ -354,6 +460,7 @@ impl Lanes {
                         attempt,
                         "plugin call failed, retrying in {backoff:?}: {failure}"
                     );
+                    self.observer.retry(at);
                     tokio::time::sleep(backoff).await;
                     attempt += 1;
                 }
@@ -361,6 +468,41 @@ impl Lanes {
             }
         }
     }
+}
+
+/// How often consumer lag is read from the server.
+const LAG_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Reads every route consumer's pending count into the metrics until shutdown.
+async fn watch_lag(
+    consumers: Vec<(Arc<str>, String, jetstream::consumer::PullConsumer)>,
+    observer: Arc<Observer>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let mut per_route: std::collections::BTreeMap<&str, u64> = Default::default();
+        for (route, subject, consumer) in &consumers {
+            // A consumer that cannot be read now (server restarting) keeps its last figure.
+            if let Ok(info) = consumer.get_info().await {
+                observer.pending(route, subject, info.num_pending);
+                *per_route.entry(route).or_default() += info.num_pending;
+            }
+        }
+        for (route, pending) in per_route {
+            observer.route_pending(route, pending);
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(LAG_INTERVAL) => {}
+        }
+    }
+}
+
+/// The RAW stream sequence of a message and when JetStream stored it.
+fn message_info(message: &jetstream::Message) -> (u64, Option<time::OffsetDateTime>) {
+    message.info().map_or((0, None), |info| {
+        (info.stream_sequence, Some(info.published))
+    })
 }
 
 /// The headers as name/value pairs, for the plugin.
@@ -384,6 +526,7 @@ async fn follow_bindings(
     mut changes: mpsc::Receiver<BindingChange>,
     table: Arc<RouteTable>,
     loader: Arc<PluginLoader>,
+    observer: Arc<Observer>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -405,6 +548,7 @@ async fn follow_bindings(
                     .as_ref()
                     .map(|(c, mode)| format!("{} ({mode:?})", c.id()));
                 route.swap(slot);
+                observer.serving(&route.name, &route.serving());
                 tracing::info!(
                     route = &*route.name,
                     from = before,

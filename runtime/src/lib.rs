@@ -7,12 +7,14 @@
 //! builds and tests plugins; [`config`] is the typed configuration.
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod canonical;
 pub mod config;
 pub mod delivery;
 pub mod digest;
 pub mod governance;
 pub mod host;
+pub mod observability;
 pub mod registry;
 pub mod router;
 pub mod sandbox;

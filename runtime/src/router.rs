@@ -142,6 +142,38 @@ impl Route {
         subject.split('.').nth(1).unwrap_or(&self.name)
     }
 
+    /// The site a raw subject's failures are counted for: the route's `site` setting, else
+    /// the third token of `raw.<system>.<site>.<format>`, else the route name.
+    pub fn site<'a>(&'a self, subject: &'a str) -> &'a str {
+        if let Some(site) = self.context.config.get("site") {
+            return site;
+        }
+        subject.split('.').nth(2).unwrap_or(&self.name)
+    }
+
+    /// The trading partner a raw subject's failures are counted for: the route's `partner`
+    /// setting, else its source system.
+    pub fn partner<'a>(&'a self, subject: &'a str) -> &'a str {
+        match self.context.config.get("partner") {
+            Some(partner) => partner,
+            None => self.source_system(subject),
+        }
+    }
+
+    /// The versions the route serves, with their role: `active`, `canary` or `shadow`.
+    pub fn serving(&self) -> Vec<(String, &'static str)> {
+        let slot = self.slot();
+        let mut versions = vec![(slot.active.id(), "active")];
+        if let Some((candidate, mode)) = &slot.candidate {
+            let role = match mode {
+                CandidateMode::Canary { .. } => "canary",
+                CandidateMode::Shadow => "shadow",
+            };
+            versions.push((candidate.id(), role));
+        }
+        versions
+    }
+
     /// The route `name` of `config`, serving `slot`.
     pub fn new(config: &Config, name: &str, slot: Slot) -> anyhow::Result<Self> {
         let route = route_config(config, name)?;

@@ -1,24 +1,19 @@
 //! `millrace dlq list|show|redrive`: the dead letters, and sending them back through their
 //! route once the cause is fixed.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
-use async_nats::HeaderMap;
-use async_nats::jetstream::{self, consumer};
+use anyhow::bail;
+use async_nats::jetstream;
 use clap::Subcommand;
 
 use millrace::config::Config;
-use millrace::delivery::{Delivered, Delivery, Mode, RawOrigin};
-use millrace::governance::dead_letter::headers;
+use millrace::delivery::Delivery;
+use millrace::governance::redrive::{Redriver, letter, letters};
 use millrace::registry::store::Registry;
-use millrace::router::{PluginLoader, Route};
-use millrace::sandbox::RawMessage;
-use millrace::transport::{header_value, reader::StreamReader};
-use millrace::workers::WorkerPool;
+use millrace::router::PluginLoader;
 
 /// Dead-letter commands.
 #[derive(Debug, Subcommand)]
@@ -102,77 +97,11 @@ pub async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
             } else {
                 sequences
             };
-            let redrive = Redrive {
-                js: &js,
-                config: Arc::new(config),
-                plugin,
-                version,
-            };
-            let code = redrive.run(&sequences).await;
+            let code = redrive(&js, Arc::new(config), &sequences, version, plugin).await;
             client.flush().await.ok();
             code
         }
     }
-}
-
-/// One dead letter as read from the DLQ stream.
-struct Letter {
-    sequence: u64,
-    subject: String,
-    headers: HeaderMap,
-    payload: bytes::Bytes,
-}
-
-impl Letter {
-    fn header(&self, name: &str) -> &str {
-        header_value(Some(&self.headers), name).unwrap_or("")
-    }
-}
-
-async fn letters(
-    js: &jetstream::Context,
-    config: &Config,
-    route: Option<&str>,
-) -> anyhow::Result<Vec<Letter>> {
-    let filter = route.map_or_else(|| "dlq.>".to_owned(), |r| format!("dlq.{r}"));
-    let mut reader = StreamReader::open(
-        js,
-        &config.streams.dlq,
-        Some(&filter),
-        consumer::DeliverPolicy::All,
-        false,
-    )
-    .await?;
-    let mut out = Vec::new();
-    while let Some(message) = reader.next().await? {
-        let sequence = message.info().map_or(0, |i| i.stream_sequence);
-        out.push(Letter {
-            sequence,
-            subject: message.subject.to_string(),
-            headers: message.headers.clone().unwrap_or_default(),
-            payload: message.payload.clone(),
-        });
-    }
-    Ok(out)
-}
-
-async fn letter(js: &jetstream::Context, config: &Config, sequence: u64) -> anyhow::Result<Letter> {
-    let stream = js
-        .get_stream(&config.streams.dlq)
-        .await
-        .with_context(|| format!("cannot open the dead-letter stream {}", config.streams.dlq))?;
-    let message = stream.get_raw_message(sequence).await.with_context(|| {
-        format!(
-            "there is no dead letter with sequence {sequence} in {} (see `millrace dlq list`)",
-            config.streams.dlq
-        )
-    })?;
-    Ok(Letter {
-        sequence,
-        subject: message.subject.to_string(),
-        headers: message.headers,
-        payload: message.payload,
-    })
 }
 
 async fn list(
@@ -187,16 +116,11 @@ async fn list(
     }
     println!("SEQ\tROUTE\tKIND\tATTEMPTS\tFAILED AT\tRAW SUBJECT\tREASON");
     for l in &letters {
-        let reason: String = l.header(headers::ERROR).chars().take(120).collect();
+        let s = l.summary();
+        let reason: String = s.error.chars().take(120).collect();
         println!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            l.sequence,
-            l.header(headers::ROUTE),
-            l.header(headers::ERROR_KIND),
-            l.header(headers::ATTEMPTS),
-            l.header(headers::FAILED_AT),
-            l.header(headers::RAW_SUBJECT),
-            reason
+            s.sequence, s.route, s.error_kind, s.attempts, s.failed_at, s.raw_subject, reason
         );
     }
     println!("{} dead letter(s)", letters.len());
@@ -206,16 +130,7 @@ async fn list(
 async fn show(js: &jetstream::Context, config: &Config, sequence: u64) -> anyhow::Result<ExitCode> {
     let l = letter(js, config, sequence).await?;
     println!("sequence: {}\nsubject: {}", l.sequence, l.subject);
-    let mut names: Vec<(String, String)> = l
-        .headers
-        .iter()
-        .flat_map(|(n, vs)| {
-            vs.iter()
-                .map(move |v| (n.to_string(), v.as_str().to_owned()))
-        })
-        .collect();
-    names.sort();
-    for (name, value) in names {
+    for (name, value) in l.sorted_headers() {
         println!("{name}: {value}");
     }
     println!("payload: {} bytes", l.payload.len());
@@ -240,126 +155,58 @@ fn hex_dump(bytes: &[u8]) -> String {
         .join("\n")
 }
 
-/// Redriving dead letters through their routes.
-struct Redrive<'a> {
-    js: &'a jetstream::Context,
+/// Redrives `sequences`, printing what became of each.
+async fn redrive(
+    js: &jetstream::Context,
     config: Arc<Config>,
-    plugin: Option<PathBuf>,
+    sequences: &[u64],
     version: Option<String>,
-}
-
-impl Redrive<'_> {
-    async fn run(&self, sequences: &[u64]) -> anyhow::Result<ExitCode> {
-        if sequences.is_empty() {
-            println!("no dead letters to redrive");
-            return Ok(ExitCode::SUCCESS);
-        }
-        let sandbox = super::sandbox(&self.config)?;
-        let registry = Registry::open(&self.config, Some(self.js)).await?;
-        let loader = PluginLoader::new(self.config.clone(), sandbox, Some(registry));
-        let delivery = Delivery::open(self.js, &self.config.governance).await?;
-        let pool = WorkerPool::start(1)?;
-        let dlq = self.js.get_stream(&self.config.streams.dlq).await?;
-        let mut routes: HashMap<String, Arc<Route>> = HashMap::new();
-        let mut failed = 0;
-        for &sequence in sequences {
-            let l = letter(self.js, &self.config, sequence).await?;
-            let name = l.header(headers::ROUTE).to_owned();
-            let route = match routes.get(&name) {
-                Some(route) => route.clone(),
-                None => {
-                    let route = loader
-                        .route_through(&name, self.version.as_deref(), self.plugin.as_deref())
-                        .await?;
-                    let route = Arc::new(route);
-                    routes.insert(name.clone(), route.clone());
-                    route
-                }
-            };
-            let raw_subject = l.header(headers::RAW_SUBJECT).to_owned();
-            let raw_sequence: u64 = l.header(headers::RAW_SEQUENCE).parse().unwrap_or(0);
-            let raw_id = match header_value(Some(&l.headers), headers::RAW_MSG_ID) {
-                Some(id) => id.to_owned(),
-                None => format!("{}:{raw_sequence}", self.config.streams.raw),
-            };
-            let original = original_headers(&l.headers, &raw_id);
-            let raw = RawMessage {
-                subject: raw_subject.clone(),
-                headers: original
-                    .iter()
-                    .flat_map(|(n, vs)| {
-                        vs.iter()
-                            .map(move |v| (n.to_string(), v.as_str().to_owned()))
-                    })
-                    .collect(),
-                payload: l.payload.to_vec(),
-            };
-            let outcome = pool.call(route.active(), route.context.clone(), raw).await;
-            let origin = RawOrigin {
-                id: &raw_id,
-                subject: &raw_subject,
-                sequence: raw_sequence,
-                headers: Some(&original),
-                payload: &l.payload,
-            };
-            let mode = Mode {
-                dead_letter: false,
-                ..Mode::LIVE
-            };
-            match delivery
-                .deliver(&route, &route.active(), &origin, outcome, 1, &mode)
-                .await?
-            {
-                Delivered::Events {
-                    published,
-                    duplicates,
-                    ..
-                } => {
-                    dlq.delete_message(sequence).await.with_context(|| {
-                        format!("dead letter {sequence} was redriven but could not be deleted")
-                    })?;
-                    println!(
-                        "redriven {sequence} ({raw_subject}) through {}: {published} event(s) published{}",
-                        route.active().id(),
-                        if duplicates > 0 {
-                            format!(", {duplicates} skipped as already delivered")
-                        } else {
-                            String::new()
-                        }
-                    );
-                }
-                Delivered::Failed(failure) => {
+    plugin: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    if sequences.is_empty() {
+        println!("no dead letters to redrive");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let sandbox = super::sandbox(&config)?;
+    let registry = Registry::open(&config, Some(js)).await?;
+    let loader = Arc::new(PluginLoader::new(config.clone(), sandbox, Some(registry)));
+    let delivery = Delivery::open(js, &config.governance).await?;
+    let mut redriver = Redriver::new(config, js.clone(), loader, delivery, version, plugin)?;
+    let mut failed = 0;
+    let mut result = Ok(());
+    for &sequence in sequences {
+        match redriver.redrive(sequence).await {
+            Ok(r) => match &r.still_failing {
+                None => println!(
+                    "redriven {sequence} ({}) through {}: {} event(s) published{}",
+                    r.raw_subject,
+                    r.plugin,
+                    r.published,
+                    if r.duplicates > 0 {
+                        format!(", {} skipped as already delivered", r.duplicates)
+                    } else {
+                        String::new()
+                    }
+                ),
+                Some(reason) => {
                     failed += 1;
                     println!(
-                        "still failing {sequence} ({raw_subject}) through {}: {}: {}; the dead letter stays",
-                        route.active().id(),
-                        failure.kind(),
-                        failure.message()
+                        "still failing {sequence} ({}) through {}: {reason}; the dead letter stays",
+                        r.raw_subject, r.plugin
                     );
                 }
+            },
+            Err(e) => {
+                result = Err(e);
+                break;
             }
         }
-        tokio::task::spawn_blocking(move || pool.shutdown()).await?;
-        Ok(if failed == 0 {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        })
     }
-}
-
-/// The headers the raw message arrived with: the dead letter's minus what millrace added.
-fn original_headers(letter: &HeaderMap, raw_id: &str) -> HeaderMap {
-    let mut out = HeaderMap::new();
-    for (name, values) in letter.iter() {
-        let text: &str = name.as_ref();
-        if text.starts_with("Millrace-") || text.eq_ignore_ascii_case("Nats-Msg-Id") {
-            continue;
-        }
-        for value in values {
-            out.append(name.clone(), value.clone());
-        }
-    }
-    out.insert("Nats-Msg-Id", raw_id);
-    out
+    redriver.finish().await;
+    result?;
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

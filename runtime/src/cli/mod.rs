@@ -6,6 +6,7 @@ mod publish;
 mod replay;
 mod route;
 mod serve;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,6 +71,9 @@ enum Command {
     /// a replay id, and events already on CANONICAL from the same version are not published
     /// again.
     Replay(replay::ReplayArgs),
+    /// Shows a running host's routes, versions, throughput, dead letters, posting delay and
+    /// failures per site and partner, read from its admin API.
+    Status(status::StatusArgs),
     /// Publishes raw files to a subject (one message each, with a Nats-Msg-Id), for trying
     /// things out.
     Publish {
@@ -117,20 +121,6 @@ fn sandbox(config: &Config) -> anyhow::Result<Sandbox> {
     Sandbox::new(Some(&cache)).context("cannot start the sandbox")
 }
 
-/// Logs go to stderr; `RUST_LOG` tunes them (default `info` for millrace, `warn` otherwise).
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,millrace=info"));
-    // Colours only on a terminal: logs written to files or collected stay plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
-}
-
 /// Runs one command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -154,6 +144,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dlq(command) => dlq::run(command).await,
         Command::Replay(args) => replay::run(args).await,
         Command::Route(command) => route::run(command).await,
+        Command::Status(args) => status::run(args).await,
         Command::Publish {
             subject,
             files,

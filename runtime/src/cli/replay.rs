@@ -141,6 +141,10 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             sequence,
             headers: message.headers.as_ref(),
             payload: &message.payload,
+            traceparent: millrace::transport::header_value(
+                message.headers.as_ref(),
+                millrace::observability::trace::TRACEPARENT,
+            ),
         };
         match delivery
             .deliver(&route, &plugin, &origin, outcome, 1, &mode)

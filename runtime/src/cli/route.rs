@@ -3,15 +3,13 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, bail};
-use async_nats::jetstream::consumer;
+use anyhow::bail;
 use clap::Subcommand;
 
 use millrace::config::Config;
-use millrace::governance::shadow::ShadowReport;
-use millrace::registry::admit;
-use millrace::registry::store::{Binding, Candidate, CandidateMode, Registry};
-use millrace::transport::reader::StreamReader;
+use millrace::governance::shadow;
+use millrace::registry::rollout;
+use millrace::registry::store::{Binding, CandidateMode, Registry};
 
 /// Route commands.
 #[derive(Debug, Subcommand)]
@@ -79,68 +77,30 @@ pub async fn run(command: RouteCommand) -> anyhow::Result<ExitCode> {
             connection,
         } => {
             let (config, registry) = open(&connection).await?;
-            check_route(&config, &route)?;
-            admit_version(&config, &registry, &version).await?;
             let mode = match (canary, shadow) {
                 (Some(percent), _) => Some(CandidateMode::Canary { percent }),
                 (None, true) => Some(CandidateMode::Shadow),
                 (None, false) => None,
             };
-            let configured = configured_version(&config, &route);
-            let binding = registry
-                .update_binding(&route, |current| {
-                    let current = current.cloned().or_else(|| baseline(configured.as_deref()));
-                    Ok(match mode {
-                        None => Binding::activate(current.as_ref(), &version),
-                        Some(mode) => {
-                            let mut next = current.context(
-                                "a candidate needs an active version: set one with `route set-version` first",
-                            )?;
-                            next.candidate = Some(Candidate {
-                                version: version.clone(),
-                                mode,
-                            });
-                            next.touched()
-                        }
-                    })
-                })
-                .await?;
+            let sandbox = super::sandbox(&config)?;
+            let (admitted, binding) =
+                rollout::set_version(&config, &registry, &sandbox, &route, &version, mode).await?;
+            println!(
+                "{} admitted: built against {}, sha256 {}",
+                admitted.id, admitted.wit, admitted.digest
+            );
             print_binding(&route, &binding);
             Ok(ExitCode::SUCCESS)
         }
         RouteCommand::Rollback { route, connection } => {
             let (config, registry) = open(&connection).await?;
-            check_route(&config, &route)?;
-            let binding = registry
-                .update_binding(&route, |current| {
-                    let current = current.with_context(|| {
-                        format!("route {route} has never switched versions: there is nothing to roll back to")
-                    })?;
-                    let mut history = current.history.clone();
-                    let previous = history.pop().with_context(|| {
-                        format!("route {route} has no version before {}", current.active)
-                    })?;
-                    let mut next = Binding::activate(None, &previous);
-                    next.history = history;
-                    Ok(next)
-                })
-                .await?;
+            let binding = rollout::rollback(&config, &registry, &route).await?;
             print_binding(&route, &binding);
             Ok(ExitCode::SUCCESS)
         }
         RouteCommand::Promote { route, connection } => {
             let (config, registry) = open(&connection).await?;
-            check_route(&config, &route)?;
-            let binding = registry
-                .update_binding(&route, |current| {
-                    let current = current.context("the route has no candidate to promote")?;
-                    let candidate = current
-                        .candidate
-                        .as_ref()
-                        .with_context(|| format!("route {route} has no candidate to promote"))?;
-                    Ok(Binding::activate(Some(current), &candidate.version))
-                })
-                .await?;
+            let binding = rollout::promote(&config, &registry, &route).await?;
             print_binding(&route, &binding);
             Ok(ExitCode::SUCCESS)
         }
@@ -180,47 +140,6 @@ async fn open(connection: &super::Connection) -> anyhow::Result<(Arc<Config>, Re
     Ok((Arc::new(config), registry))
 }
 
-fn check_route(config: &Config, route: &str) -> anyhow::Result<()> {
-    if !config.routes.contains_key(route) {
-        bail!(
-            "there is no route `{route}` in {}; its routes are: {}",
-            config.source.display(),
-            config.routes.keys().cloned().collect::<Vec<_>>().join(", ")
-        );
-    }
-    Ok(())
-}
-
-/// The configured plugin of a route when it names a deployed version.
-fn configured_version(config: &Config, route: &str) -> Option<String> {
-    match config.routes.get(route)?.plugin_source() {
-        millrace::config::PluginSource::Registry(id) => Some(id),
-        millrace::config::PluginSource::Path(_) => None,
-    }
-}
-
-/// The binding a route has before its first switch: its configured version, if deployed.
-fn baseline(configured: Option<&str>) -> Option<Binding> {
-    configured.map(|id| Binding::activate(None, id))
-}
-
-/// Contract-gated admission, in this process's sandbox: the same code every host runs.
-async fn admit_version(config: &Config, registry: &Registry, version: &str) -> anyhow::Result<()> {
-    let (record, component) = registry.fetch(version).await?;
-    millrace::registry::signing::check(&record, &config.registry)?;
-    let sandbox = super::sandbox(config)?;
-    let plugin =
-        tokio::task::spawn_blocking(move || admit(&sandbox, &record, &component)).await??;
-    println!(
-        "{} admitted: {} built against {}, sha256 {}",
-        plugin.id(),
-        plugin.id(),
-        plugin.wit,
-        plugin.digest
-    );
-    Ok(())
-}
-
 fn print_binding(route: &str, binding: &Binding) {
     let candidate = binding
         .candidate
@@ -243,27 +162,12 @@ async fn diff(
 ) -> anyhow::Result<ExitCode> {
     let (config, client) = connection.connect().await?;
     let js = async_nats::jetstream::new(client);
-    let filter = format!("shadow.{route}");
-    let mut reader = StreamReader::open(
-        &js,
-        &config.streams.shadow,
-        Some(&filter),
-        consumer::DeliverPolicy::All,
-        false,
-    )
-    .await?;
-    let mut reports = Vec::new();
-    while let Some(message) = reader.next().await? {
-        let report: ShadowReport =
-            serde_json::from_slice(&message.payload).context("a shadow report does not parse")?;
-        reports.push(report);
-    }
+    let reports = shadow::reports(&js, &config, route, limit).await?;
     if reports.is_empty() {
         println!("no differences reported for route {route}");
         return Ok(ExitCode::SUCCESS);
     }
-    let skip = reports.len().saturating_sub(limit);
-    for report in &reports[skip..] {
+    for report in &reports {
         println!(
             "RAW {} ({}): {} -> {}",
             report.raw_sequence, report.raw_subject, report.active, report.candidate

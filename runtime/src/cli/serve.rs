@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use millrace::config::Config;
 use millrace::governance::dead_letter::headers;
 use millrace::host;
+use millrace::observability::trace;
 use millrace::transport::{self, local_server::LocalServer};
 
 /// How long `up --once` waits for the sample messages to be mapped.
@@ -20,6 +21,7 @@ const ONCE_TIMEOUT: Duration = Duration::from_secs(120);
 /// `millrace run`.
 pub async fn run(config_path: &Path, nats: Option<&str>) -> anyhow::Result<ExitCode> {
     let config = Arc::new(Config::load(config_path)?);
+    let export = export_spans(&config).await?;
     let client = transport::connect(&config, nats).await?;
     let sandbox = super::sandbox(&config)?;
     let shutdown = CancellationToken::new();
@@ -29,8 +31,29 @@ pub async fn run(config_path: &Path, nats: Option<&str>) -> anyhow::Result<ExitC
         tracing::info!("stopping: finishing the messages in flight");
         stop.cancel();
     });
-    host::serve(config, client, sandbox, shutdown, None).await?;
+    let served = host::serve(config, client, sandbox, shutdown, None).await;
+    finish_export(export).await;
+    served?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts span export when the config asks for it.
+async fn export_spans(config: &Config) -> anyhow::Result<Option<trace::OtlpExport>> {
+    let Some(endpoint) = config.telemetry.otlp_endpoint.clone() else {
+        return Ok(None);
+    };
+    let service = config.telemetry.service_name.clone();
+    // The exporter's blocking HTTP client must be made and dropped off the reactor.
+    let export =
+        tokio::task::spawn_blocking(move || trace::export_otlp(&endpoint, &service)).await??;
+    Ok(Some(export))
+}
+
+/// Sends the spans still buffered, off the reactor.
+async fn finish_export(export: Option<trace::OtlpExport>) {
+    if let Some(export) = export {
+        let _ = tokio::task::spawn_blocking(move || drop(export)).await;
+    }
 }
 
 /// What `millrace up` was told on the command line.
@@ -56,6 +79,7 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
         config.up.port = port;
     }
     let config = Arc::new(config);
+    let export = export_spans(&config).await?;
     let once = options.once;
     let mut _server = None;
     let url = match options.nats.or_else(|| config.nats.url.clone()) {
@@ -106,6 +130,12 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
         }
     }
     println!("host ready: {} route(s); Ctrl-C stops", config.routes.len());
+    if let Some(admin) = &config.admin {
+        println!(
+            "console: http://{}/  (metrics at /metrics, API at /api/v1, see /api/v1/openapi.json)",
+            admin.listen
+        );
+    }
     let js = async_nats::jetstream::new(client.clone());
     for seed in &config.up.seed {
         let files: Vec<_> = seed.files.iter().map(|f| config.resolve(f)).collect();
@@ -126,6 +156,7 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
         host.await??;
     }
     view.abort();
+    finish_export(export).await;
     Ok(ExitCode::SUCCESS)
 }
 

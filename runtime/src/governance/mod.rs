@@ -5,6 +5,7 @@ pub mod dead_letter;
 pub mod idempotency;
 pub mod ordering;
 pub mod ownership;
+pub mod redrive;
 pub mod shadow;
 pub mod validate;
 
@@ -45,6 +46,15 @@ impl Failure {
             Failure::Call(e) => e.kind(),
             Failure::Invalid(_) => "invalid-event",
             Failure::NotOwner(_) => "not-owner",
+        }
+    }
+
+    /// The failure class metrics count by: `map-error` for every error a plugin returns,
+    /// else the kind (a few stable values, so label sets stay small).
+    pub fn class(&self) -> &'static str {
+        match self {
+            Failure::Call(CallError::Map { .. }) => "map-error",
+            other => other.kind(),
         }
     }
 

@@ -37,6 +37,35 @@ pub struct ShadowReport {
     pub differences: Vec<Difference>,
 }
 
+/// The newest `limit` shadow reports of `route`, oldest first.
+pub async fn reports(
+    js: &async_nats::jetstream::Context,
+    config: &crate::config::Config,
+    route: &str,
+    limit: usize,
+) -> anyhow::Result<Vec<ShadowReport>> {
+    use anyhow::Context as _;
+    let filter = format!("shadow.{route}");
+    let mut reader = crate::transport::reader::StreamReader::open(
+        js,
+        &config.streams.shadow,
+        Some(&filter),
+        async_nats::jetstream::consumer::DeliverPolicy::All,
+        false,
+    )
+    .await?;
+    let mut reports = std::collections::VecDeque::new();
+    while let Some(message) = reader.next().await? {
+        let report: ShadowReport =
+            serde_json::from_slice(&message.payload).context("a shadow report does not parse")?;
+        if reports.len() == limit {
+            reports.pop_front();
+        }
+        reports.push_back(report);
+    }
+    Ok(reports.into())
+}
+
 /// Where two outcomes differ, field by field.
 pub fn differences(active: &Outcome, candidate: &Outcome) -> Vec<Difference> {
     let (a, c) = (

@@ -90,11 +90,13 @@ impl Manifest {
                 path.display()
             )
         })?;
-        let manifest: Manifest = toml::from_str(&text)
-            .with_context(|| format!("invalid plugin manifest {}", path.display()))?;
-        manifest
-            .check()
-            .with_context(|| format!("invalid plugin manifest {}", path.display()))?;
+        Self::parse(&text).with_context(|| format!("invalid plugin manifest {}", path.display()))
+    }
+
+    /// Parses and checks manifest text.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let manifest: Manifest = toml::from_str(text)?;
+        manifest.check()?;
         Ok(manifest)
     }
 

@@ -8,6 +8,7 @@
 mod build;
 pub mod fixtures;
 mod manifest;
+pub mod rollout;
 pub mod signing;
 pub mod store;
 

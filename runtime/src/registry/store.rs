@@ -116,6 +116,31 @@ impl VersionRecord {
         })
     }
 
+    /// The record of a version uploaded whole (the admin API's deploy): its manifest text,
+    /// component and fixtures, signed or not. The manifest is checked like a folder's.
+    pub fn uploaded(
+        manifest: String,
+        component: &[u8],
+        fixtures: Vec<StoredFixture>,
+        signature: Option<super::signing::Signature>,
+    ) -> anyhow::Result<Self> {
+        let parsed = Manifest::parse(&manifest).context("invalid plugin manifest")?;
+        for fixture in &fixtures {
+            fixture.input_bytes()?;
+        }
+        Ok(Self {
+            name: parsed.name,
+            version: parsed.version,
+            digest: sha256_hex(component),
+            wit: parsed.wit,
+            size: component.len() as u64,
+            deployed_at: now(),
+            manifest,
+            fixtures,
+            signature,
+        })
+    }
+
     /// The manifest, parsed.
     pub fn parsed_manifest(&self) -> anyhow::Result<Manifest> {
         toml::from_str(&self.manifest)

@@ -1,0 +1,244 @@
+//! `millrace status`: the console's figures as a terminal summary, read from a running host's
+//! admin API.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use millrace::config::Config;
+
+/// Where the host's admin API is and how to get in.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The host configuration: its `admin.listen` says where the API is.
+    #[arg(long, short, conflicts_with = "admin")]
+    config: Option<PathBuf>,
+    /// The admin API's base URL, e.g. http://127.0.0.1:9470.
+    #[arg(long, env = "MILLRACE_ADMIN")]
+    admin: Option<String>,
+    /// A file holding a token with the read (or admin) scope.
+    #[arg(long, conflicts_with = "token")]
+    token_file: Option<PathBuf>,
+    /// A token with the read (or admin) scope.
+    #[arg(long, env = "MILLRACE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print the API's JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `millrace status`.
+pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let base = match (&args.admin, &args.config) {
+        (Some(url), _) => url.trim_end_matches('/').to_owned(),
+        (None, Some(path)) => {
+            let config = Config::load(path)?;
+            let admin = config.admin.with_context(|| {
+                format!(
+                    "{} has no [admin] section: the host serves no admin API to read the status from",
+                    path.display()
+                )
+            })?;
+            format!("http://{}", admin.listen)
+        }
+        (None, None) => bail!("say where the host is: --config <its config> or --admin <URL>"),
+    };
+    let token = match (&args.token_file, &args.token) {
+        (Some(file), _) => Some(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the token file {}", file.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        (None, token) => token.clone(),
+    };
+    let url = format!("{base}/api/v1/status");
+    let mut request = reqwest::Client::new().get(&url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.with_context(|| {
+        format!(
+            "cannot reach the admin API at {base}: is the host running with an [admin] section?"
+        )
+    })?;
+    let code = response.status();
+    let body: Value = response
+        .json()
+        .await
+        .with_context(|| format!("{url} did not answer JSON"))?;
+    if !code.is_success() {
+        bail!(
+            "{url} answered {code}: {}",
+            body["error"].as_str().unwrap_or("no reason given")
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    } else {
+        print!("{}", render(&body));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The status as text tables.
+fn render(status: &Value) -> String {
+    let mut out = format!(
+        "millrace {} at up {}s, NATS {}, {}\n\n",
+        status["version"].as_str().unwrap_or("?"),
+        status["uptime_seconds"],
+        if status["nats_connected"] == true {
+            "connected"
+        } else {
+            "DISCONNECTED"
+        },
+        if status["ready"] == true {
+            "ready"
+        } else {
+            "NOT READY"
+        }
+    );
+    let mut routes = vec![row(&[
+        "ROUTE", "SERVING", "MSG/MIN", "DLQ/MIN", "MESSAGES", "EVENTS", "DEAD", "LATE", "RETRIES",
+        "PENDING",
+    ])];
+    for route in status["routes"].as_array().into_iter().flatten() {
+        let serving: Vec<String> = route["serving"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|s| {
+                format!(
+                    "{} ({})",
+                    s["version"].as_str().unwrap_or("?"),
+                    s["role"].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        let f = &route["figures"];
+        routes.push(vec![
+            route["name"].as_str().unwrap_or("?").to_owned(),
+            serving.join(", "),
+            f["messages_last_minute"].to_string(),
+            f["dead_letters_last_minute"].to_string(),
+            f["messages"].to_string(),
+            f["events"].to_string(),
+            f["dead_letters"].to_string(),
+            f["late_events"].to_string(),
+            f["retries"].to_string(),
+            f["pending"].to_string(),
+        ]);
+    }
+    out += &table(&routes);
+    let mut sites = vec![row(&[
+        "SITE",
+        "POSTINGS",
+        "DELAY MEAN",
+        "DELAY MAX",
+        "LATE",
+        "FAILURES",
+    ])];
+    for (site, f) in status["sites"].as_object().into_iter().flatten() {
+        sites.push(vec![
+            site.clone(),
+            f["postings"].to_string(),
+            seconds(&f["posting_delay_mean_seconds"]),
+            seconds(&f["posting_delay_max_seconds"]),
+            f["late_events"].to_string(),
+            f["failures"].to_string(),
+        ]);
+    }
+    out.push('\n');
+    out += &if sites.len() > 1 {
+        table(&sites)
+    } else {
+        "no postings yet\n".to_owned()
+    };
+    let partners: Vec<Vec<String>> = status["partners"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(partner, f)| {
+            let reasons: Vec<String> = f["failures"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(reason, n)| format!("{reason} {n}"))
+                .collect();
+            vec![partner.clone(), reasons.join(", ")]
+        })
+        .collect();
+    if !partners.is_empty() {
+        out.push('\n');
+        let mut rows = vec![row(&["PARTNER", "FAILURES"])];
+        rows.extend(partners);
+        out += &table(&rows);
+    }
+    out
+}
+
+fn row(cells: &[&str]) -> Vec<String> {
+    cells.iter().map(|c| (*c).to_owned()).collect()
+}
+
+fn seconds(value: &Value) -> String {
+    value
+        .as_f64()
+        .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}s"))
+}
+
+/// Left-aligned columns, two spaces apart.
+fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| format!("{cell:<width$}", width = widths[i]))
+            .collect();
+        out += line.join("  ").trim_end();
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_routes_sites_and_partners() {
+        let status = serde_json::json!({
+            "version": "0.1.0", "uptime_seconds": 12, "nats_connected": true, "ready": true,
+            "routes": [{"name": "mes", "serving": [{"version": "p@1.0.0", "role": "active"}],
+                "figures": {"messages": 5, "events": 8, "dead_letters": 1, "late_events": 2,
+                    "retries": 0, "pending": 0, "messages_last_minute": 5, "dead_letters_last_minute": 1}}],
+            "sites": {"PLANT1": {"postings": 8, "posting_delay_mean_seconds": 1.25,
+                "posting_delay_max_seconds": 3.0, "late_events": 2, "failures": 1}},
+            "partners": {"mes": {"failures": {"map-error": 1}}}
+        });
+        let text = render(&status);
+        assert!(text.contains("NATS connected, ready"), "{text}");
+        assert!(
+            text.contains("mes    p@1.0.0 (active)  5        1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("PLANT1  8         1.2s        3.0s       2     1"),
+            "{text}"
+        );
+        assert!(text.contains("mes      map-error 1"), "{text}");
+    }
+}

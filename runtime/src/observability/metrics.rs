@@ -1,0 +1,253 @@
+//! The Prometheus metrics of a host, served at `/metrics` by the admin server.
+//!
+//! | metric | labels | what it counts |
+//! |---|---|---|
+//! | `millrace_messages_total` | route, plugin_version | raw messages taken in |
+//! | `millrace_events_total` | route, plugin_version, kind | canonical events published |
+//! | `millrace_plugin_failures_total` | route, plugin_version, reason | failed plugin calls (every attempt): `map-error`, `trap`, `deadline`, `memory-limit`, `output-limit`, `invalid-event`, `not-owner`, `instantiate` |
+//! | `millrace_retries_total` | route, plugin_version | calls tried again after a trap or breached limit |
+//! | `millrace_dead_letters_total` | route, plugin_version, reason | raw messages dead-lettered |
+//! | `millrace_late_events_total` | route, plugin_version, kind | events published flagged late |
+//! | `millrace_duplicates_dropped_total` | route, plugin_version | events not published: their source transaction was already delivered |
+//! | `millrace_plugin_call_seconds` | route, plugin_version | one plugin call, from handing it to the worker pool to its checked result |
+//! | `millrace_end_to_end_seconds` | route | from the raw message stored by JetStream to its events stored |
+//! | `millrace_consumer_pending_messages` | route, subject | raw messages not yet delivered to the host (consumer lag) |
+//! | `millrace_posting_delay_seconds` | kind, site | from the event's source time to its canonical publish |
+//! | `millrace_site_failures_total` | site, partner, reason | dead letters by site and trading partner |
+//! | `millrace_route_version_info` | route, plugin_version, role | 1 for the version a route serves (`active`, `canary`, `shadow`) |
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Route and plugin version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// The route.
+    pub route: String,
+    /// `name@version` of the plugin.
+    pub plugin_version: String,
+}
+
+/// Route, plugin version and event kind.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct EventLabels {
+    /// The route.
+    pub route: String,
+    /// `name@version` of the plugin.
+    pub plugin_version: String,
+    /// The canonical event kind.
+    pub kind: String,
+}
+
+/// Route, plugin version and failure reason.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct FailureLabels {
+    /// The route.
+    pub route: String,
+    /// `name@version` of the plugin.
+    pub plugin_version: String,
+    /// The failure class (see the module table).
+    pub reason: String,
+}
+
+/// The route alone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct RouteOnly {
+    /// The route.
+    pub route: String,
+}
+
+/// A route's consumer of one raw subject.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ConsumerLabels {
+    /// The route.
+    pub route: String,
+    /// The raw subject (filter) the consumer reads.
+    pub subject: String,
+}
+
+/// Event kind and site.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct PostingLabels {
+    /// The canonical event kind.
+    pub kind: String,
+    /// The site code of the event.
+    pub site: String,
+}
+
+/// Site, trading partner and failure reason.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct SiteFailureLabels {
+    /// The site (the route's `site` setting, else the raw subject's site token).
+    pub site: String,
+    /// The trading partner (the route's `partner` setting, else its source system).
+    pub partner: String,
+    /// The failure class.
+    pub reason: String,
+}
+
+/// Which version a route serves, and as what.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct VersionLabels {
+    /// The route.
+    pub route: String,
+    /// `name@version` of the plugin.
+    pub plugin_version: String,
+    /// `active`, `canary` or `shadow`.
+    pub role: String,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// Plugin calls: 100 µs to about 6.5 s.
+fn call_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 17))
+}
+
+/// Message and posting latencies: 1 ms to about 9 hours (source systems post late).
+fn delay_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 3.0, 20))
+}
+
+/// Every metric family of a host.
+pub struct Metrics {
+    registry: Registry,
+    /// Raw messages taken in.
+    pub messages: Family<RouteLabels, Counter>,
+    /// Canonical events published.
+    pub events: Family<EventLabels, Counter>,
+    /// Failed plugin calls.
+    pub plugin_failures: Family<FailureLabels, Counter>,
+    /// Calls tried again.
+    pub retries: Family<RouteLabels, Counter>,
+    /// Raw messages dead-lettered.
+    pub dead_letters: Family<FailureLabels, Counter>,
+    /// Late events.
+    pub late_events: Family<EventLabels, Counter>,
+    /// Events dropped as duplicates of a delivered source transaction.
+    pub duplicates_dropped: Family<RouteLabels, Counter>,
+    /// Plugin call latency.
+    pub plugin_call_seconds: Histograms<RouteLabels>,
+    /// Raw stored to events stored.
+    pub end_to_end_seconds: Histograms<RouteOnly>,
+    /// Consumer lag.
+    pub consumer_pending: Family<ConsumerLabels, Gauge>,
+    /// Source time to canonical publish.
+    pub posting_delay_seconds: Histograms<PostingLabels>,
+    /// Dead letters by site and partner.
+    pub site_failures: Family<SiteFailureLabels, Counter>,
+    /// The versions routes serve.
+    pub route_versions: Family<VersionLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every family.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("millrace");
+        let messages = Family::default();
+        let events = Family::default();
+        let plugin_failures = Family::default();
+        let retries = Family::default();
+        let dead_letters = Family::default();
+        let late_events = Family::default();
+        let duplicates_dropped = Family::default();
+        let plugin_call_seconds: Histograms<RouteLabels> =
+            Family::new_with_constructor(call_buckets);
+        let end_to_end_seconds: Histograms<RouteOnly> = Family::new_with_constructor(delay_buckets);
+        let consumer_pending = Family::default();
+        let posting_delay_seconds: Histograms<PostingLabels> =
+            Family::new_with_constructor(delay_buckets);
+        let site_failures = Family::default();
+        let route_versions = Family::default();
+        registry.register("messages", "Raw messages taken in", messages.clone());
+        registry.register("events", "Canonical events published", events.clone());
+        registry.register(
+            "plugin_failures",
+            "Failed plugin calls, every attempt, by reason",
+            plugin_failures.clone(),
+        );
+        registry.register(
+            "retries",
+            "Plugin calls tried again after a trap or a breached limit",
+            retries.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Raw messages dead-lettered, by reason",
+            dead_letters.clone(),
+        );
+        registry.register(
+            "late_events",
+            "Events published flagged late (older than the newest for their key)",
+            late_events.clone(),
+        );
+        registry.register(
+            "duplicates_dropped",
+            "Events not published because their source transaction was already delivered",
+            duplicates_dropped.clone(),
+        );
+        registry.register(
+            "plugin_call_seconds",
+            "One plugin call, from the worker pool queue to its checked result",
+            plugin_call_seconds.clone(),
+        );
+        registry.register(
+            "end_to_end_seconds",
+            "From the raw message stored by JetStream to its events (or dead letter) stored",
+            end_to_end_seconds.clone(),
+        );
+        registry.register(
+            "consumer_pending_messages",
+            "Raw messages not yet delivered to the host, per route consumer",
+            consumer_pending.clone(),
+        );
+        registry.register(
+            "posting_delay_seconds",
+            "From an event's source time to its canonical publish",
+            posting_delay_seconds.clone(),
+        );
+        registry.register(
+            "site_failures",
+            "Dead letters by site and trading partner",
+            site_failures.clone(),
+        );
+        registry.register(
+            "route_version_info",
+            "1 for each plugin version a route serves, by role",
+            route_versions.clone(),
+        );
+        Self {
+            registry,
+            messages,
+            events,
+            plugin_failures,
+            retries,
+            dead_letters,
+            late_events,
+            duplicates_dropped,
+            plugin_call_seconds,
+            end_to_end_seconds,
+            consumer_pending,
+            posting_delay_seconds,
+            site_failures,
+            route_versions,
+        }
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
