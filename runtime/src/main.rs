@@ -8,7 +8,13 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    millrace::observability::trace::init_logging();
+    if !args.serves() {
+        // `run` and `up` set logging up once their config says whether spans are exported.
+        if let Err(e) = millrace::observability::trace::init_logging(None) {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

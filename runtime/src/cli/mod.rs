@@ -92,6 +92,13 @@ enum Command {
     },
 }
 
+impl Cli {
+    /// True for the commands that run a host (`run`, `up`).
+    pub fn serves(&self) -> bool {
+        matches!(self.command, Command::Run { .. } | Command::Up { .. })
+    }
+}
+
 /// How a command reaches NATS: the host configuration and/or a URL.
 #[derive(Debug, clap::Args)]
 pub struct Connection {

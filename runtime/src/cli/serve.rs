@@ -21,7 +21,7 @@ const ONCE_TIMEOUT: Duration = Duration::from_secs(120);
 /// `millrace run`.
 pub async fn run(config_path: &Path, nats: Option<&str>) -> anyhow::Result<ExitCode> {
     let config = Arc::new(Config::load(config_path)?);
-    let export = export_spans(&config).await?;
+    let export = start_logging(&config).await?;
     let client = transport::connect(&config, nats).await?;
     let sandbox = super::sandbox(&config)?;
     let shutdown = CancellationToken::new();
@@ -37,16 +37,10 @@ pub async fn run(config_path: &Path, nats: Option<&str>) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-/// Starts span export when the config asks for it.
-async fn export_spans(config: &Config) -> anyhow::Result<Option<trace::OtlpExport>> {
-    let Some(endpoint) = config.telemetry.otlp_endpoint.clone() else {
-        return Ok(None);
-    };
-    let service = config.telemetry.service_name.clone();
-    // The exporter's blocking HTTP client must be made and dropped off the reactor.
-    let export =
-        tokio::task::spawn_blocking(move || trace::export_otlp(&endpoint, &service)).await??;
-    Ok(Some(export))
+/// Sets up logging, and span export when the config asks for it.
+async fn start_logging(config: &Config) -> anyhow::Result<Option<trace::OtlpExport>> {
+    let telemetry = config.telemetry.clone();
+    tokio::task::spawn_blocking(move || trace::init_logging(Some(&telemetry))).await?
 }
 
 /// Sends the spans still buffered, off the reactor.
@@ -79,7 +73,7 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
         config.up.port = port;
     }
     let config = Arc::new(config);
-    let export = export_spans(&config).await?;
+    let export = start_logging(&config).await?;
     let once = options.once;
     let mut _server = None;
     let url = match options.nats.or_else(|| config.nats.url.clone()) {

@@ -2,9 +2,7 @@
 //! version, raw sequence, event ids). A W3C `traceparent` header on the raw message makes the
 //! span its child, and the events and dead letters carry the span's own `traceparent` on, so a
 //! trace runs from the publishing system through millrace to the consumers of the events.
-//! With `[telemetry] otlp_endpoint` set, spans are exported over OTLP/HTTP.
-
-use std::sync::OnceLock;
+//! With `[telemetry] otlp_endpoint` set, `run` and `up` export spans over OTLP/HTTP.
 
 use anyhow::Context as _;
 use async_nats::HeaderMap;
@@ -14,46 +12,51 @@ use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Span;
-use tracing_opentelemetry::{OpenTelemetryLayer, OpenTelemetrySpanExt};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{Registry, reload};
+
+use crate::config::TelemetryConfig;
 
 /// The W3C trace context header.
 pub const TRACEPARENT: &str = "traceparent";
 
-type OtelLayer = Option<OpenTelemetryLayer<Registry, opentelemetry_sdk::trace::Tracer>>;
-
-/// Where the OpenTelemetry layer is switched on once the configuration is read.
-static OTEL: OnceLock<reload::Handle<OtelLayer, Registry>> = OnceLock::new();
-
-/// Logs go to stderr; `RUST_LOG` tunes them (default `info` for millrace, `warn` otherwise).
-/// Span export waits for [`export_otlp`].
-pub fn init_logging() {
+/// Sets up logging to stderr (`RUST_LOG` tunes it: default `info` for millrace, `warn`
+/// otherwise) and, when `telemetry` names an OTLP endpoint, span export to it. Call it off the
+/// async reactor: the exporter's HTTP client blocks on its own thread.
+pub fn init_logging(telemetry: Option<&TelemetryConfig>) -> anyhow::Result<Option<OtlpExport>> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,millrace=info"));
     // Colours only on a terminal: logs written to files or collected stay plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (otel, handle) = reload::Layer::new(None);
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .with_target(false);
-    if tracing_subscriber::registry()
+    let export = match telemetry.and_then(|t| t.otlp_endpoint.as_deref().map(|e| (e, t))) {
+        Some((endpoint, telemetry)) => Some(export_otlp(endpoint, &telemetry.service_name)?),
+        None => None,
+    };
+    let otel = export.as_ref().map(|export| {
+        tracing_opentelemetry::layer().with_tracer(export.provider.tracer("millrace"))
+    });
+    // A second call (tests running commands in one process) keeps the first set-up.
+    let _ = tracing_subscriber::registry()
         .with(otel)
         .with(fmt)
         .with(filter)
-        .try_init()
-        .is_ok()
-    {
-        let _ = OTEL.set(handle);
+        .try_init();
+    if let Some(export) = &export {
+        tracing::info!(endpoint = export.url, "exporting trace spans over OTLP");
     }
+    Ok(export)
 }
 
 /// Span export to an OpenTelemetry collector; spans still buffered are sent when it is
 /// dropped.
 pub struct OtlpExport {
     provider: SdkTracerProvider,
+    url: String,
 }
 
 impl Drop for OtlpExport {
@@ -64,10 +67,9 @@ impl Drop for OtlpExport {
     }
 }
 
-/// Starts exporting spans over OTLP/HTTP (protobuf) to `endpoint` (its base URL, e.g.
-/// `http://127.0.0.1:4318`; `/v1/traces` is added). Call it off the async reactor: the
-/// exporter's HTTP client blocks on its own thread.
-pub fn export_otlp(endpoint: &str, service: &str) -> anyhow::Result<OtlpExport> {
+/// Span export over OTLP/HTTP (protobuf) to `endpoint`, its base URL (e.g.
+/// `http://127.0.0.1:4318`; `/v1/traces` is added).
+fn export_otlp(endpoint: &str, service: &str) -> anyhow::Result<OtlpExport> {
     let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
@@ -82,15 +84,7 @@ pub fn export_otlp(endpoint: &str, service: &str) -> anyhow::Result<OtlpExport> 
                 .build(),
         )
         .build();
-    let tracer = provider.tracer("millrace");
-    let handle = OTEL
-        .get()
-        .context("logging is not set up, so spans cannot be exported")?;
-    handle
-        .modify(|layer| *layer = Some(tracing_opentelemetry::layer().with_tracer(tracer)))
-        .context("cannot switch on span export")?;
-    tracing::info!(endpoint = url, "exporting trace spans over OTLP");
-    Ok(OtlpExport { provider })
+    Ok(OtlpExport { provider, url })
 }
 
 /// The span a raw message is mapped in, child of the trace its `traceparent` names.

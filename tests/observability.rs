@@ -1,0 +1,684 @@
+//! Observability and operations against a real nats-server and the real `millrace` binary:
+//! traffic with failures and late events drives the Prometheus metrics, the figures of the
+//! admin API and `millrace status`; deploy, activate and rollback over HTTP; HTTP ingest; the
+//! trace context carried from the raw message to its events and exported over OTLP.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream;
+use base64::Engine as _;
+use millrace::transport::local_server::free_port;
+use serde_json::{Value, json};
+use support::*;
+
+const CONSUMER: &str = "millrace_line__raw_test__star__cmd";
+const ADMIN_SECRET: &str = "admin-secret-0123456789abcdef";
+const READ_SECRET: &str = "read-secret-0123456789abcdef";
+const INGEST_SECRET: &str = "ingest-secret-0123456789abcdef";
+
+/// A host config with the misbehave plugin on route `line`, an admin server with three
+/// tokens on a free port, and `extra` sections.
+fn observed_config(nats: &Nats, extra: &str) -> (PathBuf, String) {
+    let dir = nats.dir.path();
+    for (name, secret) in [
+        ("admin", ADMIN_SECRET),
+        ("read", READ_SECRET),
+        ("ingest", INGEST_SECRET),
+    ] {
+        std::fs::write(dir.join(format!("{name}.token")), format!("{secret}\n")).unwrap();
+    }
+    let port = free_port().unwrap();
+    let token = |name: &str, scope: &str| {
+        format!(
+            "[[admin.tokens]]\nname = \"{name}\"\nscope = \"{scope}\"\nsecret_file = {:?}\n",
+            dir.join(format!("{name}.token")).display().to_string()
+        )
+    };
+    let routes = format!(
+        "[routes.line]\nsubjects = [\"raw.test.*.cmd\"]\nplugin = {:?}\nconfig = {{ site = \"PLANT9\", partner = \"acme\" }}\nretry = {{ attempts = 2, backoff = \"10ms\" }}\n\n\
+         [admin]\nlisten = \"127.0.0.1:{port}\"\ningest_max_kib = 1\n{}{}{}\n{extra}",
+        plugin("tests/guests/misbehave").display().to_string(),
+        token("admin", "admin"),
+        token("read", "read"),
+        token("ingest", "ingest"),
+    );
+    (nats.config(&routes), format!("http://127.0.0.1:{port}"))
+}
+
+/// A small HTTP client of the admin API.
+struct Admin {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Admin {
+    fn new(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    async fn json(&self, path: &str) -> Value {
+        let (status, body) = self.get(path, Some(READ_SECRET)).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let mut request = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn ingest(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        key: Option<&str>,
+        body: &[u8],
+    ) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(format!("{}/ingest/{path}", self.base))
+            .header("Content-Type", "text/plain")
+            .body(body.to_vec());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(key) = key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The metric samples, by their line name with labels.
+    async fn metrics(&self) -> BTreeMap<String, f64> {
+        let (status, text) = self.get("/metrics", Some(READ_SECRET)).await;
+        assert_eq!(status, 200, "{text}");
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| {
+                let (name, value) = l.rsplit_once(' ').unwrap();
+                (name.to_owned(), value.parse().unwrap())
+            })
+            .collect()
+    }
+}
+
+fn metric(metrics: &BTreeMap<String, f64>, name: &str) -> f64 {
+    *metrics.get(name).unwrap_or_else(|| {
+        panic!(
+            "no metric {name} in:\n{}",
+            metrics.keys().cloned().collect::<Vec<_>>().join("\n")
+        )
+    })
+}
+
+/// Waits until the route's figures show `messages` messages done (events or dead letters).
+async fn wait_messages(admin: &Admin, messages: u64) -> Value {
+    let started = Instant::now();
+    loop {
+        let status = admin.json("/api/v1/status").await;
+        let figures = &status["routes"][0]["figures"];
+        if figures["messages"] == messages && status["routes"][0]["figures"]["pending"] == 0 {
+            return status;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "not {messages} messages: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A deploy body for the misbehave plugin under `version`.
+fn upload(version: &str, into: &Path) -> Value {
+    let dir = plugin_version("tests/guests/misbehave", version, into);
+    let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut fixtures = Vec::new();
+    for entry in std::fs::read_dir(dir.join("fixtures")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".expected.json") {
+            continue;
+        }
+        let expected = path.with_file_name(name.replace(".txt", ".expected.json"));
+        fixtures.push(json!({
+            "name": name,
+            "input": b64(std::fs::read(&path).unwrap()),
+            "expected": std::fs::read_to_string(expected).unwrap(),
+        }));
+    }
+    json!({
+        "manifest": std::fs::read_to_string(dir.join("plugin.toml")).unwrap(),
+        "component": b64(std::fs::read(dir.join("plugin.wasm")).unwrap()),
+        "fixtures": fixtures,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_the_api_tell_what_traffic_did() {
+    let nats = Nats::start();
+    let (config, base) = observed_config(&nats, "");
+    let js = jetstream::new(nats.client().await);
+    let mut host = Host::start(&config, &js, &[CONSUMER]).await;
+    let admin = Admin::new(&base);
+
+    // Five good messages, a late one, a map error and a trap (tried twice).
+    for n in 1..=5 {
+        publish(
+            &js,
+            "raw.test.lab.cmd",
+            format!("ok {n}").as_bytes(),
+            &format!("ok{n}"),
+        )
+        .await;
+    }
+    publish(
+        &js,
+        "raw.test.lab.cmd",
+        b"at 2026-03-02T10:00:00Z WO-7",
+        "at1",
+    )
+    .await;
+    publish(
+        &js,
+        "raw.test.lab.cmd",
+        b"at 2026-03-02T09:00:00Z WO-7",
+        "at2",
+    )
+    .await;
+    publish(&js, "raw.test.lab.cmd", b"reject", "reject").await;
+    publish(&js, "raw.test.lab.cmd", b"trap", "trap").await;
+    let status = wait_messages(&admin, 9).await;
+    read_stream(&js, "DLQ", "dlq.>", 2, Duration::ZERO).await;
+
+    let route = &status["routes"][0];
+    assert_eq!(route["name"], "line");
+    assert_eq!(route["serving"][0]["role"], "active");
+    assert_eq!(route["serving"][0]["version"], "misbehave@1.0.0");
+    let f = &route["figures"];
+    assert_eq!(
+        (
+            &f["events"],
+            &f["dead_letters"],
+            &f["late_events"],
+            &f["retries"],
+            &f["plugin_failures"]
+        ),
+        (&json!(7), &json!(2), &json!(1), &json!(1), &json!(3)),
+        "{f:#}"
+    );
+    assert_eq!(status["sites"]["PLANT9"]["postings"], 7);
+    assert_eq!(status["sites"]["PLANT9"]["late_events"], 1);
+    assert_eq!(status["sites"]["PLANT9"]["failures"], 2);
+    assert!(
+        status["sites"]["PLANT9"]["posting_delay_max_seconds"]
+            .as_f64()
+            .unwrap()
+            > 3600.0
+    );
+    assert_eq!(
+        status["partners"]["acme"]["failures"],
+        json!({"map-error": 1, "trap": 1})
+    );
+
+    let m = admin.metrics().await;
+    let at = r#"route="line",plugin_version="misbehave@1.0.0""#;
+    assert_eq!(metric(&m, &format!("millrace_messages_total{{{at}}}")), 9.0);
+    assert_eq!(
+        metric(
+            &m,
+            &format!("millrace_events_total{{{at},kind=\"production-completion\"}}")
+        ),
+        7.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            &format!("millrace_late_events_total{{{at},kind=\"production-completion\"}}")
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            &format!("millrace_dead_letters_total{{{at},reason=\"map-error\"}}")
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            &format!("millrace_dead_letters_total{{{at},reason=\"trap\"}}")
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            &format!("millrace_plugin_failures_total{{{at},reason=\"trap\"}}")
+        ),
+        2.0
+    );
+    assert_eq!(metric(&m, &format!("millrace_retries_total{{{at}}}")), 1.0);
+    assert_eq!(
+        metric(&m, &format!("millrace_plugin_call_seconds_count{{{at}}}")),
+        10.0
+    );
+    assert_eq!(
+        metric(&m, "millrace_end_to_end_seconds_count{route=\"line\"}"),
+        9.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "millrace_posting_delay_seconds_count{kind=\"production-completion\",site=\"PLANT9\"}"
+        ),
+        7.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "millrace_site_failures_total{site=\"PLANT9\",partner=\"acme\",reason=\"trap\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "millrace_route_version_info{route=\"line\",plugin_version=\"misbehave@1.0.0\",role=\"active\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "millrace_consumer_pending_messages{route=\"line\",subject=\"raw.test.*.cmd\"}"
+        ),
+        0.0
+    );
+
+    // Dead letters: listed, shown with their payload, redriven (and failing again).
+    let letters = admin.json("/api/v1/dead-letters?route=line").await;
+    let kinds: Vec<&str> = letters
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["error_kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["rejected-by-rule", "trap"]);
+    assert_eq!(letters[1]["attempts"], 2);
+    let sequence = letters[0]["sequence"].as_u64().unwrap();
+    let letter = admin
+        .json(&format!("/api/v1/dead-letters/{sequence}"))
+        .await;
+    assert_eq!(letter["payload_text"], "reject");
+    assert_eq!(letter["raw_subject"], "raw.test.lab.cmd");
+    let (code, again) = admin
+        .post(
+            &format!("/api/v1/dead-letters/{sequence}/redrive"),
+            Some(ADMIN_SECRET),
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, 200, "{again}");
+    assert_eq!(
+        again["still_failing"],
+        "rejected-by-rule: rejected on purpose"
+    );
+    let (code, _) = admin
+        .post(
+            &format!("/api/v1/dead-letters/{sequence}/redrive"),
+            Some(READ_SECRET),
+            json!({}),
+        )
+        .await;
+    assert_eq!(code, 403, "a read token may not redrive");
+    assert_eq!(
+        admin
+            .get("/api/v1/dead-letters/9999", Some(READ_SECRET))
+            .await
+            .0,
+        404
+    );
+
+    // `millrace status` shows the same figures.
+    let token_file = nats.dir.path().join("read.token");
+    let out = millrace(&[
+        "status",
+        "--admin",
+        &base,
+        "--token-file",
+        token_file.to_str().unwrap(),
+    ]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("NATS connected, ready"), "{shown}");
+    let line = shown
+        .lines()
+        .find(|l| l.starts_with("line "))
+        .unwrap_or_else(|| panic!("{shown}"));
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        cells[1..],
+        [
+            "misbehave@1.0.0",
+            "(active)",
+            "9",
+            "2",
+            "9",
+            "7",
+            "2",
+            "1",
+            "1",
+            "0"
+        ],
+        "{line}"
+    );
+    assert!(shown.contains("acme"), "{shown}");
+    let denied = millrace(&["status", "--admin", &base, "--token", "not-a-token-at-all"]);
+    assert_clean_failure(&denied, "401 Unauthorized: the token is not valid");
+
+    // HTTP ingest: stored once per key, mapped like any raw message, refused with reasons.
+    let (code, stored) = admin
+        .ingest(
+            "test/web/cmd",
+            Some(INGEST_SECRET),
+            Some("hook-1"),
+            b"ok 42",
+        )
+        .await;
+    assert_eq!(code, 202, "{stored}");
+    assert_eq!(
+        (&stored["subject"], &stored["duplicate"], &stored["routed"]),
+        (&json!("raw.test.web.cmd"), &json!(false), &json!(true))
+    );
+    let (code, again) = admin
+        .ingest(
+            "test/web/cmd",
+            Some(INGEST_SECRET),
+            Some("hook-1"),
+            b"ok 42",
+        )
+        .await;
+    assert_eq!(
+        (code, &again["duplicate"], &again["sequence"]),
+        (200, &json!(true), &stored["sequence"])
+    );
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.production-completion.PLANT9",
+        8,
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(events.len(), 8, "the ingested message maps once");
+    assert_eq!(
+        admin
+            .ingest("test/web/cmd", None, Some("hook-2"), b"ok 1")
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        admin
+            .ingest("test/web/cmd", Some(READ_SECRET), Some("hook-2"), b"ok 1")
+            .await
+            .0,
+        403
+    );
+    let (code, why) = admin
+        .ingest("test/web/cmd", Some(INGEST_SECRET), None, b"ok 1")
+        .await;
+    assert_eq!(code, 400);
+    assert!(
+        why["error"].as_str().unwrap().contains("Idempotency-Key"),
+        "{why}"
+    );
+    assert_eq!(
+        admin
+            .ingest(
+                "test/web/cmd",
+                Some(INGEST_SECRET),
+                Some("big"),
+                &[b'x'; 2048]
+            )
+            .await
+            .0,
+        413
+    );
+    let (code, unrouted) = admin
+        .ingest("nowhere", Some(ADMIN_SECRET), Some("n"), b"ok 1")
+        .await;
+    assert_eq!(
+        (code, &unrouted["routed"]),
+        (202, &json!(false)),
+        "stored, though no route consumes it"
+    );
+    let (code, why) = admin
+        .ingest("bad%20site/cmd", Some(INGEST_SECRET), Some("b"), b"ok 1")
+        .await;
+    assert_eq!(code, 400, "{why}");
+    assert!(
+        why["error"].as_str().unwrap().contains("raw.bad site.cmd"),
+        "{why}"
+    );
+
+    // Deploy two versions over HTTP, activate both in turn, roll back to the first.
+    let versions = tempfile::tempdir().unwrap();
+    for version in ["2.0.0", "2.1.0"] {
+        let (code, deployed) = admin
+            .post(
+                "/api/v1/plugins",
+                Some(ADMIN_SECRET),
+                upload(version, versions.path()),
+            )
+            .await;
+        assert_eq!(code, 201, "{deployed}");
+        assert_eq!(deployed["id"], format!("misbehave@{version}"));
+    }
+    let (code, _) = admin
+        .post(
+            "/api/v1/plugins",
+            Some(READ_SECRET),
+            upload("2.2.0", versions.path()),
+        )
+        .await;
+    assert_eq!(code, 403);
+    for version in ["misbehave@2.0.0", "misbehave@2.1.0"] {
+        let (code, changed) = admin
+            .post(
+                "/api/v1/routes/line/activate",
+                Some(ADMIN_SECRET),
+                json!({ "version": version }),
+            )
+            .await;
+        assert_eq!(code, 200, "{changed}");
+        assert_eq!(changed["binding"]["active"], version);
+    }
+    let (code, refused) = admin
+        .post(
+            "/api/v1/routes/line/activate",
+            Some(ADMIN_SECRET),
+            json!({ "version": "misbehave@9.9.9" }),
+        )
+        .await;
+    assert_eq!(code, 422, "{refused}");
+    let (code, back) = admin
+        .post(
+            "/api/v1/routes/line/rollback",
+            Some(ADMIN_SECRET),
+            json!(null),
+        )
+        .await;
+    assert_eq!(code, 200, "{back}");
+    assert_eq!(back["binding"]["active"], "misbehave@2.0.0");
+    let started = Instant::now();
+    loop {
+        let route = admin.json("/api/v1/routes/line").await;
+        if route["serving"][0]["version"] == "misbehave@2.0.0" {
+            assert_eq!(
+                route["binding"]["history"],
+                json!([]),
+                "rolled back past 2.1.0: {route:#}"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the host did not switch: {route:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let m = admin.metrics().await;
+    assert_eq!(
+        metric(
+            &m,
+            "millrace_route_version_info{route=\"line\",plugin_version=\"misbehave@2.0.0\",role=\"active\"}"
+        ),
+        1.0
+    );
+    assert!(!m.contains_key("millrace_route_version_info{route=\"line\",plugin_version=\"misbehave@1.0.0\",role=\"active\"}"));
+    let plugins = admin.json("/api/v1/plugins/misbehave").await;
+    let used: Vec<String> = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| format!("{} {}", p["id"].as_str().unwrap(), p["routes"]))
+        .collect();
+    assert_eq!(
+        used,
+        ["misbehave@2.0.0 [\"line (active)\"]", "misbehave@2.1.0 []"]
+    );
+
+    // Probes, the document, unknown paths.
+    assert_eq!(admin.get("/healthz", None).await, (200, "ok\n".to_owned()));
+    assert_eq!(
+        admin.get("/readyz", None).await,
+        (200, "ready\n".to_owned())
+    );
+    assert_eq!(
+        admin.get("/api/v1/status", None).await.0,
+        401,
+        "reads need a token when tokens are set"
+    );
+    assert_eq!(admin.get("/api/v1/nothing", Some(READ_SECRET)).await.0, 404);
+    let (code, doc) = admin.get("/api/v1/openapi.json", None).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&doc).unwrap()["openapi"],
+        "3.1.0"
+    );
+    assert!(host.stop().success());
+}
+
+/// A stand-in OpenTelemetry collector: keeps the bodies POSTed to /v1/traces.
+async fn collector() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let bodies: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let kept = bodies.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(body.to_vec());
+                ""
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, bodies)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trace_runs_from_the_raw_message_to_its_events_and_the_collector() {
+    let (endpoint, bodies) = collector().await;
+    let nats = Nats::start();
+    let (config, _) = observed_config(
+        &nats,
+        &format!("[telemetry]\notlp_endpoint = {endpoint:?}\n"),
+    );
+    let js = jetstream::new(nats.client().await);
+    let mut host = Host::start(&config, &js, &[CONSUMER]).await;
+
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let parent = "b7ad6b7169203331";
+    for (n, body) in ["ok 1", "reject"].iter().enumerate() {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Msg-Id", format!("traced{n}").as_str());
+        headers.insert("traceparent", format!("00-{trace_id}-{parent}-01").as_str());
+        js.publish_with_headers("raw.test.lab.cmd", headers, body.as_bytes().to_vec().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let event = &read_stream(&js, "CANONICAL", "canonical.>", 1, Duration::ZERO).await[0];
+    let letter = &read_stream(&js, "DLQ", "dlq.>", 1, Duration::ZERO).await[0];
+    for (what, traceparent) in [
+        ("event", event.header("traceparent")),
+        ("dead letter", letter.header("traceparent")),
+    ] {
+        let traceparent =
+            traceparent.unwrap_or_else(|| panic!("the {what} carries no traceparent"));
+        let parts: Vec<&str> = traceparent.split('-').collect();
+        assert_eq!(
+            parts[1], trace_id,
+            "the {what} stays in the publisher's trace"
+        );
+        assert_ne!(
+            parts[2], parent,
+            "the {what} names millrace's span as its parent"
+        );
+    }
+
+    // Spans are flushed when the host stops.
+    assert!(host.stop().success());
+    let bodies = bodies.lock().unwrap();
+    let all: Vec<u8> = bodies.concat();
+    let raw_trace_id: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&trace_id[i * 2..i * 2 + 2], 16).unwrap())
+        .collect();
+    assert!(
+        !bodies.is_empty(),
+        "no spans reached the collector:\n{}",
+        host.log_text()
+    );
+    assert!(
+        all.windows(16).any(|w| w == raw_trace_id),
+        "the exported spans are not in the publisher's trace"
+    );
+    for needle in ["message", "misbehave@1.0.0", "map-error", "millrace"] {
+        assert!(
+            all.windows(needle.len()).any(|w| w == needle.as_bytes()),
+            "no {needle:?} in the exported spans"
+        );
+    }
+}
