@@ -1,0 +1,263 @@
+//! The web console end to end: a real host with traffic, the console loaded in headless
+//! Chromium (Debian's `chromium`, installed by `scripts/setup --test`), and what it shows.
+//!
+//! `MILLRACE_CONSOLE_SCREENSHOT=<file.png>` also saves a screenshot of the live console
+//! (docs/console.png was made that way).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use millrace::transport::local_server::free_port;
+use support::*;
+
+const CONSUMER: &str = "millrace_line__raw_test__star__cmd";
+const READ_SECRET: &str = "console-read-secret-0123456789";
+
+/// Chromium's arguments for a headless run as any user, in a throwaway profile.
+fn chromium(profile: &Path) -> Command {
+    let binary = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .unwrap_or_else(|| {
+            panic!("no Chromium found: run `scripts/setup --test` (it installs Debian's chromium)")
+        });
+    let mut command = Command::new(binary);
+    command.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--hide-scrollbars",
+        // Timers run in virtual time: several polls of the console happen within the budget,
+        // which waits for the API answers.
+        "--virtual-time-budget=9000",
+    ]);
+    command.arg(format!("--user-data-dir={}", profile.display()));
+    command
+}
+
+/// Loads `url` and returns the page's DOM once its scripts ran.
+fn dom(url: &str, profile: &Path) -> String {
+    let out = chromium(profile)
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && dom.contains("</html>"),
+        "chromium failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dom
+}
+
+/// The text of the element with `id`, tags removed (enough for these flat tables).
+fn text_of(dom: &str, id: &str) -> String {
+    let start = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in:\n{dom}"));
+    let rest = &dom[start..];
+    let end = rest
+        .find("</section>")
+        .or_else(|| rest.find("</pre>"))
+        .unwrap_or(rest.len());
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in rest[..end].chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                text.push(' ');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_live_routes_versions_dead_letters_and_sites() {
+    let nats = Nats::start();
+    let secret = nats.dir.path().join("read.token");
+    std::fs::write(&secret, READ_SECRET).unwrap();
+    let port = free_port().unwrap();
+    let config = nats.config(&format!(
+        "[routes.line]\nsubjects = [\"raw.test.*.cmd\"]\nplugin = {:?}\nconfig = {{ site = \"PLANT9\", partner = \"acme\" }}\n\n\
+         [routes.other]\nsubjects = [\"raw.other.*.cmd\"]\nplugin = {:?}\nconfig = {{ site = \"PLANT4\" }}\n\n\
+         [admin]\nlisten = \"127.0.0.1:{port}\"\n[[admin.tokens]]\nname = \"console\"\nscope = \"read\"\nsecret_file = {:?}\n",
+        plugin("tests/guests/misbehave").display().to_string(),
+        plugin("tests/guests/misbehave").display().to_string(),
+        secret.display().to_string(),
+    ));
+    let js = jetstream::new(nats.client().await);
+    let _host = Host::start(
+        &config,
+        &js,
+        &[CONSUMER, "millrace_other__raw_other__star__cmd"],
+    )
+    .await;
+    for n in 1..=6 {
+        publish(
+            &js,
+            "raw.test.lab.cmd",
+            format!("ok {n}").as_bytes(),
+            &format!("ok{n}"),
+        )
+        .await;
+    }
+    publish(
+        &js,
+        "raw.test.lab.cmd",
+        b"at 2026-03-02T10:00:00Z WO-7",
+        "at1",
+    )
+    .await;
+    publish(
+        &js,
+        "raw.test.lab.cmd",
+        b"at 2026-03-02T09:00:00Z WO-7",
+        "at2",
+    )
+    .await;
+    publish(&js, "raw.test.lab.cmd", b"reject", "reject").await;
+    publish(&js, "raw.other.lab.cmd", b"ok 3", "other3").await;
+    read_stream(&js, "DLQ", "dlq.>", 1, Duration::ZERO).await;
+    read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        9,
+        Duration::from_millis(300),
+    )
+    .await;
+
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}/#token={READ_SECRET}");
+    let page = dom(&url, profile.path());
+    assert!(
+        page.contains("data-loaded=\"true\""),
+        "the console never loaded its data:\n{page}"
+    );
+    assert!(
+        !text_of(&page, "error").contains("api/v1"),
+        "the console shows an API error:\n{page}"
+    );
+
+    // Routes with throughput and error figures: name, serving, msgs/min, dead letters/min,
+    // messages, events, dead letters, late, retries, pending.
+    let routes = text_of(&page, "routes");
+    assert!(
+        routes.contains("line active misbehave@1.0.0 9 1 9 8 1 1 0 0"),
+        "routes table: {routes}"
+    );
+    assert!(
+        routes.contains("other active misbehave@1.0.0 1 0 1 1 0 0 0 0"),
+        "routes table: {routes}"
+    );
+    assert!(
+        page.contains("<polyline points=\""),
+        "no throughput line: the console did not poll twice"
+    );
+
+    // Versions per route, with the deploy history column.
+    let versions = text_of(&page, "versions");
+    assert!(
+        versions.contains("line misbehave@1.0.0 – configured plugin, never switched"),
+        "{versions}"
+    );
+
+    // The dead letter with its error and raw payload, opened by default.
+    let letters = text_of(&page, "dead-letters");
+    assert!(
+        letters.contains("line rejected-by-rule rejected on purpose"),
+        "{letters}"
+    );
+    assert!(
+        page.contains("<pre id=\"letter-payload\">reject</pre>"),
+        "no payload shown:\n{page}"
+    );
+
+    // Posting delay and exceptions per site as bars.
+    for (chart, site, series) in [
+        ("delay-chart", "PLANT9", "mean"),
+        ("delay-chart", "PLANT4", "max"),
+        ("exception-chart", "PLANT9", "failures"),
+        ("exception-chart", "PLANT9", "late"),
+    ] {
+        let chart_html = &page[page.find(&format!("id=\"{chart}\"")).unwrap()..];
+        assert!(
+            chart_html.contains(&format!("data-site=\"{site}\" data-series=\"{series}\"")),
+            "{chart} has no {series} bar for {site}"
+        );
+    }
+    let exceptions = text_of(&page, "exception-chart");
+    assert!(
+        exceptions.contains("PLANT9 dead letters 1 late 1"),
+        "{exceptions}"
+    );
+    let partners = text_of(&page, "partners");
+    assert!(partners.contains("acme map-error: 1"), "{partners}");
+
+    // It is live: more traffic shows on the next load.
+    for n in 10..=13 {
+        publish(
+            &js,
+            "raw.test.lab.cmd",
+            format!("ok {n}").as_bytes(),
+            &format!("more{n}"),
+        )
+        .await;
+    }
+    let started = Instant::now();
+    loop {
+        let page = dom(&url, profile.path());
+        if text_of(&page, "routes").contains("line active misbehave@1.0.0 13 1 13 12") {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "new traffic never showed:\n{}",
+            text_of(&page, "routes")
+        );
+    }
+
+    // A wrong token shows the API's reason instead of figures.
+    let refused = dom(
+        &format!("http://127.0.0.1:{port}/#token=wrong"),
+        tempfile::tempdir().unwrap().path(),
+    );
+    assert!(
+        text_of(&refused, "error").contains("the token is not valid"),
+        "{}",
+        text_of(&refused, "error")
+    );
+
+    if let Some(file) = std::env::var_os("MILLRACE_CONSOLE_SCREENSHOT") {
+        let out = chromium(profile.path())
+            .arg(format!("--screenshot={}", Path::new(&file).display()))
+            .arg("--window-size=1400,1100")
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
