@@ -223,3 +223,38 @@ async fn metrics(
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The paths `router` serves, read from its source.
+    fn served() -> BTreeSet<String> {
+        let source = include_str!("mod.rs");
+        let body = &source[source.find("pub fn router").unwrap()
+            ..source.find("/// Serves the admin API").unwrap()];
+        body.split(".route(")
+            .skip(1)
+            .filter_map(|call| call.trim_start().strip_prefix('"'))
+            .map(|rest| rest[..rest.find('"').unwrap()].replace("{*suffix}", "{path}"))
+            .collect()
+    }
+
+    #[test]
+    fn the_openapi_document_describes_every_path_served() {
+        let doc: serde_json::Value = serde_json::from_str(super::OPENAPI).unwrap();
+        let documented: BTreeSet<String> =
+            doc["paths"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(served(), documented);
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                assert!(op["summary"].is_string(), "{method} {path} has no summary");
+                assert!(
+                    !op["responses"].as_object().unwrap().is_empty(),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+}
