@@ -2,6 +2,7 @@
 
 mod dlq;
 mod plugin;
+mod projection;
 mod publish;
 mod replay;
 mod route;
@@ -70,6 +71,10 @@ enum Command {
     /// a replay id, and events already on CANONICAL from the same version are not published
     /// again.
     Replay(replay::ReplayArgs),
+    /// The visibility projection of the canonical stream: stock with its quality holds, work
+    /// orders, supplier commitments and source freshness. Rebuild it from the stream, or show it.
+    #[command(subcommand)]
+    Projection(projection::ProjectionCommand),
     /// Publishes raw files to a subject (one message each, with a Nats-Msg-Id), for trying
     /// things out.
     Publish {
@@ -154,6 +159,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dlq(command) => dlq::run(command).await,
         Command::Replay(args) => replay::run(args).await,
         Command::Route(command) => route::run(command).await,
+        Command::Projection(command) => projection::run(command).await,
         Command::Publish {
             subject,
             files,
