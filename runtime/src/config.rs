@@ -683,7 +683,9 @@ impl ProjectionConfig {
             if key != "projection.consumer" && !seen.insert(name) {
                 return Err((
                     key.into(),
-                    format!("is {name:?}, a bucket another projection key names already: each needs its own"),
+                    format!(
+                        "is {name:?}, a bucket another projection key names already: each needs its own"
+                    ),
                 ));
             }
         }

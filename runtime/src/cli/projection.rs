@@ -110,8 +110,15 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                 View::WorkOrders => {
                     output(json, &visibility.work_orders(&filter).await?, |rows| {
                         let header = [
-                            "SITE", "WORK ORDER", "ITEM", "STATE", "SINCE", "PLANNED", "COMPLETED",
-                            "SCRAPPED", "CONSUMED",
+                            "SITE",
+                            "WORK ORDER",
+                            "ITEM",
+                            "STATE",
+                            "SINCE",
+                            "PLANNED",
+                            "COMPLETED",
+                            "SCRAPPED",
+                            "CONSUMED",
                         ];
                         let body = rows.iter().map(|w| {
                             let consumed: Vec<String> = w
@@ -157,8 +164,15 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                 View::Commitments => {
                     output(json, &visibility.commitments(&filter).await?, |rows| {
                         let header = [
-                            "SITE", "SUPPLIER", "ITEM", "PO", "FIRM", "FORECAST", "CUM RECEIVED",
-                            "RECEIVED", "IN TRANSIT",
+                            "SITE",
+                            "SUPPLIER",
+                            "ITEM",
+                            "PO",
+                            "FIRM",
+                            "FORECAST",
+                            "CUM RECEIVED",
+                            "RECEIVED",
+                            "IN TRANSIT",
                         ];
                         let body = rows.iter().map(|c| {
                             vec![
@@ -177,7 +191,14 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                     })?
                 }
                 View::Sources => output(json, &visibility.sources().await?, |rows| {
-                    let header = ["SITE", "SYSTEM", "EVENTS", "NEWEST EVENT", "LAST UPDATE", "AGE"];
+                    let header = [
+                        "SITE",
+                        "SYSTEM",
+                        "EVENTS",
+                        "NEWEST EVENT",
+                        "LAST UPDATE",
+                        "AGE",
+                    ];
                     let body = rows.iter().map(|s| {
                         vec![
                             s.site.clone(),
@@ -200,7 +221,15 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
 /// The inventory table: one line per position, its holds at the end.
 pub fn inventory_table(rows: &[millrace::projection::query::InventoryPosition]) -> String {
     let header = [
-        "SITE", "ITEM", "LOCATION", "LOT", "ON HAND", "BLOCKED", "AVAILABLE", "IN TRANSIT", "UOM",
+        "SITE",
+        "ITEM",
+        "LOCATION",
+        "LOT",
+        "ON HAND",
+        "BLOCKED",
+        "AVAILABLE",
+        "IN TRANSIT",
+        "UOM",
         "HOLDS",
     ];
     let body = rows.iter().map(|p| {

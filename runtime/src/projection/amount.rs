@@ -34,19 +34,25 @@ impl Amount {
         if digits.contains('.') && fraction.is_empty() {
             return None;
         }
-        let scale = u32::try_from(fraction.len()).ok().filter(|s| *s <= MAX_SCALE)?;
+        let scale = u32::try_from(fraction.len())
+            .ok()
+            .filter(|s| *s <= MAX_SCALE)?;
         let units: i128 = format!("{whole}{fraction}").parse().ok()?;
-        Some(Self {
-            units: if negative { -units } else { units },
-            scale,
-        }
-        .normalized())
+        Some(
+            Self {
+                units: if negative { -units } else { units },
+                scale,
+            }
+            .normalized(),
+        )
     }
 
     /// The sum; `None` on overflow.
     pub fn checked_add(self, other: Self) -> Option<Self> {
         let scale = self.scale.max(other.scale);
-        let a = self.units.checked_mul(10i128.checked_pow(scale - self.scale)?)?;
+        let a = self
+            .units
+            .checked_mul(10i128.checked_pow(scale - self.scale)?)?;
         let b = other
             .units
             .checked_mul(10i128.checked_pow(scale - other.scale)?)?;

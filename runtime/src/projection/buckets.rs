@@ -56,10 +56,16 @@ impl Buckets {
         };
         Ok(Self {
             js: js.clone(),
-            inventory: open(&config.inventory_bucket, "millrace projection: stock positions")
-                .await?,
-            work_orders: open(&config.work_order_bucket, "millrace projection: work orders")
-                .await?,
+            inventory: open(
+                &config.inventory_bucket,
+                "millrace projection: stock positions",
+            )
+            .await?,
+            work_orders: open(
+                &config.work_order_bucket,
+                "millrace projection: work orders",
+            )
+            .await?,
             holds: open(&config.hold_bucket, "millrace projection: quality holds").await?,
             commitments: open(
                 &config.commitment_bucket,
@@ -144,11 +150,11 @@ impl Bucket {
         fresh: impl Fn() -> R,
         mut change: impl FnMut(&mut R) -> bool,
     ) -> Result<bool, ProjectionError> {
-        let err = |e: &dyn std::fmt::Display| ProjectionError::bucket(&self.name, format!("{key}: {e}"));
+        let err =
+            |e: &dyn std::fmt::Display| ProjectionError::bucket(&self.name, format!("{key}: {e}"));
         for _ in 0..MAX_RACES {
             let entry = self.store.entry(key).await.map_err(|e| err(&e))?;
-            let (mut record, revision) = match entry.filter(|e| e.operation == kv::Operation::Put)
-            {
+            let (mut record, revision) = match entry.filter(|e| e.operation == kv::Operation::Put) {
                 Some(entry) => (
                     serde_json::from_slice::<R>(&entry.value).map_err(|e| err(&e))?,
                     Some(entry.revision),

@@ -290,6 +290,16 @@ impl Projection {
             .get_stream(&self.stream)
             .await
             .map_err(|e| self.stream_error(e))?;
+        // A running projection would recreate the consumer from the first event and race
+        // this rebuild; its waiting pull request gives it away.
+        if let Ok(info) = stream.consumer_info(&self.consumer).await
+            && info.num_waiting > 0
+        {
+            return Err(self.stream_error(format!(
+                "a projection is consuming `{}`: stop it (or set `projection.enabled = false` on its host) and rebuild again",
+                self.consumer
+            )));
+        }
         // Gone already is fine: the point is that it starts over.
         let _ = stream.delete_consumer(&self.consumer).await;
         self.buckets.purge().await?;
@@ -314,7 +324,7 @@ impl Projection {
                     // Nothing came: done when nothing is left for this consumer (another
                     // projection sharing it may have applied the rest).
                     Err(_) => {
-                        if Self::drained(&consumer, last).await? {
+                        if self.drained(&consumer, last).await? {
                             break;
                         }
                         continue;
@@ -346,15 +356,14 @@ impl Projection {
         Ok(report)
     }
 
+    /// True when `consumer` has nothing left up to `last`.
     async fn drained(
+        &self,
         consumer: &consumer::PullConsumer,
         last: u64,
     ) -> Result<bool, ProjectionError> {
         let mut consumer = consumer.clone();
-        let info = consumer.info().await.map_err(|e| ProjectionError::Stream {
-            stream: String::new(),
-            message: e.to_string(),
-        })?;
+        let info = consumer.info().await.map_err(|e| self.stream_error(e))?;
         Ok(info.num_pending == 0
             && info.num_ack_pending == 0
             && info.ack_floor.stream_sequence >= last)

@@ -271,7 +271,10 @@ impl Visibility {
     }
 
     /// Work orders matching `filter` (site, produced item), sorted by site and number.
-    pub async fn work_orders(&self, filter: &Filter) -> Result<Vec<WorkOrderView>, ProjectionError> {
+    pub async fn work_orders(
+        &self,
+        filter: &Filter,
+    ) -> Result<Vec<WorkOrderView>, ProjectionError> {
         let records: Vec<WorkOrderRecord> =
             self.buckets.read_all(&self.buckets.work_orders).await?;
         let quantity = |t: Option<Total>| {
@@ -282,7 +285,9 @@ impl Visibility {
         };
         let mut orders: Vec<WorkOrderView> = records
             .into_iter()
-            .filter(|r| matches(&filter.site, Some(&r.key.site)) && matches(&filter.item, r.item.as_ref()))
+            .filter(|r| {
+                matches(&filter.site, Some(&r.key.site)) && matches(&filter.item, r.item.as_ref())
+            })
             .map(|r| WorkOrderView {
                 site: r.key.site,
                 work_order: r.key.work_order,
@@ -393,9 +398,10 @@ impl Visibility {
                 let at_site = stock
                     .iter()
                     .filter(|s| s.key.site == r.key.site && s.key.item == r.key.item);
-                let (received, in_transit) = at_site.fold((Amount::ZERO, Amount::ZERO), |(rc, it), s| {
-                    (rc.plus(s.received), it.plus(s.in_transit()))
-                });
+                let (received, in_transit) = at_site
+                    .fold((Amount::ZERO, Amount::ZERO), |(rc, it), s| {
+                        (rc.plus(s.received), it.plus(s.in_transit()))
+                    });
                 CommitmentView {
                     firm: sum(CommitmentLevel::Firm, &r.buckets),
                     forecast: sum(CommitmentLevel::Forecast, &r.buckets),
@@ -411,9 +417,8 @@ impl Visibility {
                 }
             })
             .collect();
-        commitments.sort_by(|a, b| {
-            (&a.site, &a.supplier, &a.item).cmp(&(&b.site, &b.supplier, &b.item))
-        });
+        commitments
+            .sort_by(|a, b| (&a.site, &a.supplier, &a.item).cmp(&(&b.site, &b.supplier, &b.item)));
         Ok(commitments)
     }
 

@@ -490,7 +490,8 @@ impl Record for WorkOrderRecord {
                     if status.planned_quantity.is_some() {
                         self.planned.clone_from(&status.planned_quantity);
                     }
-                    self.reported_completed.clone_from(&status.completed_quantity);
+                    self.reported_completed
+                        .clone_from(&status.completed_quantity);
                     self.reported_scrapped.clone_from(&status.scrapped_quantity);
                     self.reported_at = Some(event.position);
                     changed = true;
@@ -620,8 +621,7 @@ impl HoldRecord {
         match &scope.lot {
             Some(lot) => position.lot.as_ref() == Some(lot),
             None => {
-                self.key.site == position.site
-                    && same(&scope.location, position.location.as_ref())
+                self.key.site == position.site && same(&scope.location, position.location.as_ref())
             }
         }
     }
@@ -827,7 +827,11 @@ pub fn plan(event: &ProjectedEvent) -> Vec<Change> {
     };
     match &event.data {
         EventData::InventoryMovement(m) => {
-            let (from, to, lot) = (m.from_location.as_ref(), m.to_location.as_ref(), m.lot.as_ref());
+            let (from, to, lot) = (
+                m.from_location.as_ref(),
+                m.to_location.as_ref(),
+                m.lot.as_ref(),
+            );
             let q = &m.quantity;
             match m.movement_type {
                 MovementType::Receipt => vec![
@@ -835,13 +839,22 @@ pub fn plan(event: &ProjectedEvent) -> Vec<Change> {
                     Change::Stock(stock(&m.item, None, lot), StockChange::Arrived(q.clone())),
                 ],
                 MovementType::Issue | MovementType::Scrap => {
-                    vec![Change::Stock(stock(&m.item, from.or(to), lot), on_hand(negated(q), false))]
+                    vec![Change::Stock(
+                        stock(&m.item, from.or(to), lot),
+                        on_hand(negated(q), false),
+                    )]
                 }
                 MovementType::Adjustment => match (from, to) {
                     (Some(from), None) => {
-                        vec![Change::Stock(stock(&m.item, Some(from), lot), on_hand(negated(q), false))]
+                        vec![Change::Stock(
+                            stock(&m.item, Some(from), lot),
+                            on_hand(negated(q), false),
+                        )]
                     }
-                    _ => vec![Change::Stock(stock(&m.item, to, lot), on_hand(q.clone(), false))],
+                    _ => vec![Change::Stock(
+                        stock(&m.item, to, lot),
+                        on_hand(q.clone(), false),
+                    )],
                 },
                 MovementType::Transfer => {
                     let mut changes = Vec::new();
@@ -1022,7 +1035,11 @@ mod tests {
             .values()
             .find(|r| r.key.location.as_deref() == Some("WH1"))
             .unwrap();
-        assert_eq!(at_wh1.on_hand.to_string(), "12.5", "the repeat adds nothing");
+        assert_eq!(
+            at_wh1.on_hand.to_string(),
+            "12.5",
+            "the repeat adds nothing"
+        );
         assert_eq!(at_wh1.received.to_string(), "12.5");
         assert_eq!(
             at_wh1.updated.as_deref(),
@@ -1172,7 +1189,10 @@ mod tests {
             "data":{"hold_id":"NCR-1","action":"placed","scope":{"lot":"L1"},"reason":"r"},
             "route":"q","plugin":"p","pluginversion":"1.0.0","rawsequence":3,"late":true}"#;
         let event = ProjectedEvent::read(json).unwrap();
-        assert_eq!((event.site.as_str(), event.system.as_str()), ("PLANT1", "qms"));
+        assert_eq!(
+            (event.site.as_str(), event.system.as_str()),
+            ("PLANT1", "qms")
+        );
         assert!(event.late);
         assert!(matches!(event.data, EventData::QualityHold(_)));
         assert!(ProjectedEvent::read(b"{}").is_err());
