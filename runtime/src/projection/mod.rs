@@ -382,3 +382,31 @@ impl Projection {
         Ok(info.num_pending == 0 && info.num_ack_pending == 0)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::path::Path;
+
+    use crate::config::Config;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("conf/millrace.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_projection_section_has_defaults_and_checked_names() {
+        let config = parse("").unwrap();
+        assert!(config.projection.runs(true), "on in `up`");
+        assert!(!config.projection.runs(false), "off in `run`");
+        assert_eq!(config.projection.inventory_bucket, "millrace-inventory");
+        let on = parse("[projection]\nenabled = true\n").unwrap();
+        assert!(on.projection.runs(false));
+        let err = parse("[projection]\nhold_bucket = \"a.b\"\n").unwrap_err();
+        assert!(err.contains("projection.hold_bucket"), "{err}");
+        let err = parse("[projection]\nhold_bucket = \"millrace-inventory\"\n").unwrap_err();
+        assert!(err.contains("its own"), "{err}");
+        let err = parse("[projection]\ncolour = \"red\"\n").unwrap_err();
+        assert!(err.contains("colour"), "{err}");
+    }
+}
