@@ -429,3 +429,36 @@ async fn a_scenario_across_formats_projects_exactly_and_rebuilds_the_same() {
     projected(&js, &projection, 13, &host).await;
     assert_eq!(state(&visibility).await, live);
 }
+
+#[test]
+fn every_projection_command_has_help_and_fails_cleanly_without_nats() {
+    for args in [
+        vec!["projection", "--help"],
+        vec!["projection", "rebuild", "--help"],
+        vec!["projection", "show", "--help"],
+    ] {
+        let o = millrace(&args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains("Usage:"), "{args:?}");
+    }
+    let port = millrace::transport::local_server::free_port().unwrap();
+    let url = format!("nats://127.0.0.1:{port}");
+    for what in [
+        "inventory",
+        "work-orders",
+        "holds",
+        "commitments",
+        "sources",
+    ] {
+        let o = millrace(&["projection", "show", what, "--nats", &url]);
+        assert_clean_failure(&o, "cannot connect to NATS");
+    }
+    assert_clean_failure(
+        &millrace(&["projection", "rebuild", "--nats", &url]),
+        "cannot connect to NATS",
+    );
+    assert_clean_failure(
+        &millrace(&["projection", "show", "stock"]),
+        "invalid value 'stock'",
+    );
+}

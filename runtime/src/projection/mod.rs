@@ -331,13 +331,14 @@ impl Projection {
                     }
                 };
                 let sequence = message.info().map_or(0, |i| i.stream_sequence);
-                report.events += 1;
                 match self.settle(&message).await {
                     Ok(Applied::Changed(_)) => report.applied += 1,
                     Ok(Applied::Unchanged) => report.unchanged += 1,
                     Ok(Applied::Unreadable) => report.unreadable += 1,
-                    Err(_) => report.events -= 1,
+                    // The event stays unacked; a second rebuild starts over.
+                    Err(e) => return Err(e),
                 }
+                report.events += 1;
                 if sequence >= last {
                     break;
                 }
