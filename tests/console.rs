@@ -261,3 +261,122 @@ async fn the_console_shows_live_routes_versions_dead_letters_and_sites() {
         );
     }
 }
+
+/// Publishes a quality hold on `item` at PLANT9 straight onto CANONICAL, as a QMS route would.
+async fn hold(js: &jetstream::Context, action: &str, at: &str) {
+    use millrace::canonical::{CloudEvent, Lineage, MappedEvent};
+    let event: MappedEvent = serde_json::from_value(serde_json::json!({
+        "site": "PLANT9", "occurred_at": at, "kind": "quality-hold",
+        "data": {"hold_id": "QH-17", "action": action, "scope": {"item": "ITEM-1"}, "reason": "surface cracks"}
+    }))
+    .unwrap();
+    let raw_id = format!("qms-{action}");
+    let lineage = Lineage {
+        raw_id: &raw_id,
+        system: "qms",
+        route: "qms",
+        plugin: "quality-webhook",
+        plugin_version: "1.0.0",
+        raw_sequence: 1,
+    };
+    let envelope = CloudEvent::new(&event, 0, &lineage);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", envelope.id.as_str());
+    js.publish_with_headers(
+        CloudEvent::nats_subject(&event),
+        headers,
+        serde_json::to_vec(&envelope).unwrap().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+}
+
+/// Loads `url` until its `#id` text contains `needle`.
+fn wait_for(url: &str, profile: &Path, id: &str, needle: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let page = dom(url, profile);
+        if text_of(&page, id).contains(needle) {
+            return page;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "#{id} never showed {needle:?}: {}",
+            text_of(&page, id)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_visibility_page_shows_stock_blocked_by_a_hold_work_orders_and_source_ages() {
+    let nats = Nats::start();
+    let port = free_port().unwrap();
+    let config = nats.config(&format!(
+        "[routes.line]\nsubjects = [\"raw.test.*.cmd\"]\nplugin = {:?}\nconfig = {{ site = \"PLANT9\" }}\n\n\
+         [projection]\nenabled = true\n\n[admin]\nlisten = \"127.0.0.1:{port}\"\n",
+        plugin("tests/guests/misbehave").display().to_string(),
+    ));
+    let js = jetstream::new(nats.client().await);
+    let _host = Host::start(&config, &js, &[CONSUMER]).await;
+    for n in 1..=3 {
+        publish(
+            &js,
+            "raw.test.lab.cmd",
+            format!("ok {n}").as_bytes(),
+            &format!("ok{n}"),
+        )
+        .await;
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}/visibility");
+
+    // Three completions of ITEM-1: 6 EA on hand, three work orders, the MES source fresh.
+    let page = wait_for(
+        &url,
+        profile.path(),
+        "inventory",
+        "PLANT9 ITEM-1 – – 6 0 6 0 EA –",
+    );
+    assert!(page.contains("data-loaded=\"true\""));
+    let orders = text_of(&page, "work-orders");
+    for n in 1..=3 {
+        assert!(
+            orders.contains(&format!("PLANT9 WO-{n} ITEM-1 – {n} EA / – 0 EA")),
+            "{orders}"
+        );
+    }
+    let sources = text_of(&page, "sources");
+    assert!(sources.contains("PLANT9 test 3"), "{sources}");
+
+    // A hold on the item blocks its stock; its release unblocks it.
+    hold(&js, "placed", "2026-11-27T08:00:00Z").await;
+    let page = wait_for(
+        &url,
+        profile.path(),
+        "inventory",
+        "PLANT9 ITEM-1 – – 6 6 0 0 EA QH-17",
+    );
+    assert!(
+        page.contains("class=\"blocked\""),
+        "the blocked position is not marked"
+    );
+    assert!(
+        text_of(&page, "holds").contains("PLANT9 QH-17 ITEM-1 – open surface cracks 1"),
+        "{}",
+        text_of(&page, "holds")
+    );
+    hold(&js, "released", "2026-11-27T09:00:00Z").await;
+    let page = wait_for(&url, profile.path(), "holds", "QH-17 ITEM-1 – released");
+    assert!(
+        text_of(&page, "inventory").contains("PLANT9 ITEM-1 – – 6 0 6 0 EA –"),
+        "{}",
+        text_of(&page, "inventory")
+    );
+    assert!(
+        text_of(&page, "sources").contains("PLANT9 qms 2"),
+        "{}",
+        text_of(&page, "sources")
+    );
+}

@@ -45,6 +45,9 @@
 //! | `admin.ingest_max_kib` | largest body `POST /ingest/...` accepts | 1024 |
 //! | `telemetry.otlp_endpoint` | OTLP/HTTP collector base URL spans are exported to | none: no export |
 //! | `telemetry.service_name` | the service name spans carry | `millrace` |
+//! | `projection.enabled` | run the visibility projection beside the host | on in `up`, off in `run` |
+//! | `projection.consumer` | its durable consumer on the canonical stream | `millrace-projection` |
+//! | `projection.inventory_bucket`, `.work_order_bucket`, `.hold_bucket`, `.commitment_bucket`, `.source_bucket` | its key-value buckets | `millrace-inventory`, `millrace-work-orders`, `millrace-holds`, `millrace-commitments`, `millrace-sources` |
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -113,6 +116,9 @@ pub struct Config {
     /// Trace export.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// The visibility projection of the canonical stream.
+    #[serde(default)]
+    pub projection: ProjectionConfig,
     /// The folder the file was read from; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -695,6 +701,110 @@ pub struct SeedMessages {
     pub files: Vec<PathBuf>,
 }
 
+/// The visibility projection: current stock, work orders, holds, commitments and source ages
+/// kept in key-value buckets from the canonical stream (see `docs/PROJECTION.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectionConfig {
+    /// Whether `run` and `up` run the projection beside the host; unset: `up` does, `run`
+    /// does not.
+    pub enabled: Option<bool>,
+    /// The durable consumer of the canonical stream.
+    #[serde(default = "default_projection_consumer")]
+    pub consumer: String,
+    /// Stock positions by site, item, location and lot.
+    #[serde(default = "default_inventory_bucket")]
+    pub inventory_bucket: String,
+    /// Work orders by site and number.
+    #[serde(default = "default_work_order_bucket")]
+    pub work_order_bucket: String,
+    /// Quality holds by site and hold id.
+    #[serde(default = "default_hold_bucket")]
+    pub hold_bucket: String,
+    /// Supplier commitments by site, supplier and item.
+    #[serde(default = "default_commitment_bucket")]
+    pub commitment_bucket: String,
+    /// The last update from each source system.
+    #[serde(default = "default_source_bucket")]
+    pub source_bucket: String,
+}
+
+impl Default for ProjectionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: None,
+            consumer: default_projection_consumer(),
+            inventory_bucket: default_inventory_bucket(),
+            work_order_bucket: default_work_order_bucket(),
+            hold_bucket: default_hold_bucket(),
+            commitment_bucket: default_commitment_bucket(),
+            source_bucket: default_source_bucket(),
+        }
+    }
+}
+
+impl ProjectionConfig {
+    /// Whether the projection runs beside the host; `up` is true for `millrace up`.
+    pub fn runs(&self, up: bool) -> bool {
+        self.enabled.unwrap_or(up)
+    }
+
+    /// The bucket names with their keys, for validation and messages.
+    pub fn buckets(&self) -> [(&'static str, &str); 5] {
+        [
+            ("projection.inventory_bucket", &self.inventory_bucket),
+            ("projection.work_order_bucket", &self.work_order_bucket),
+            ("projection.hold_bucket", &self.hold_bucket),
+            ("projection.commitment_bucket", &self.commitment_bucket),
+            ("projection.source_bucket", &self.source_bucket),
+        ]
+    }
+
+    /// The first key holding a bad name, with what is wrong.
+    fn check(&self) -> Result<(), (String, String)> {
+        let mut seen = std::collections::BTreeSet::new();
+        for (key, name) in [("projection.consumer", self.consumer.as_str())]
+            .into_iter()
+            .chain(self.buckets())
+        {
+            if !is_token(name) {
+                return Err((
+                    key.into(),
+                    "may hold only letters, digits, `-` and `_`".into(),
+                ));
+            }
+            if key != "projection.consumer" && !seen.insert(name) {
+                return Err((
+                    key.into(),
+                    format!(
+                        "is {name:?}, a bucket another projection key names already: each needs its own"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn default_projection_consumer() -> String {
+    "millrace-projection".into()
+}
+fn default_inventory_bucket() -> String {
+    "millrace-inventory".into()
+}
+fn default_work_order_bucket() -> String {
+    "millrace-work-orders".into()
+}
+fn default_hold_bucket() -> String {
+    "millrace-holds".into()
+}
+fn default_commitment_bucket() -> String {
+    "millrace-commitments".into()
+}
+fn default_source_bucket() -> String {
+    "millrace-sources".into()
+}
+
 impl Config {
     /// Reads, parses and validates a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -857,6 +967,9 @@ impl Config {
             check_subject(&seed.subject, false)
                 .map_err(|m| self.invalid(format!("up.seed[{i}].subject"), m))?;
         }
+        self.projection
+            .check()
+            .map_err(|(key, message)| self.invalid(key, message))?;
         if let Some(admin) = &self.admin {
             self.validate_admin(admin)?;
         }

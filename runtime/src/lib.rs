@@ -4,7 +4,8 @@
 //! The modules follow the flow: [`transport`] (NATS) → [`router`] (which route, which lane) →
 //! [`workers`] → [`sandbox`] (the plugin call) → [`governance`] (validation, dead letters) →
 //! [`canonical`] (the CloudEvents envelope), tied together by [`host`]. [`registry`] finds,
-//! builds and tests plugins; [`config`] is the typed configuration.
+//! builds and tests plugins; [`config`] is the typed configuration. [`projection`] keeps the
+//! visibility picture (stock, work orders, holds) from the canonical stream.
 #![deny(missing_docs)]
 
 pub mod admin;
@@ -15,6 +16,7 @@ pub mod digest;
 pub mod governance;
 pub mod host;
 pub mod observability;
+pub mod projection;
 pub mod registry;
 pub mod router;
 pub mod sandbox;

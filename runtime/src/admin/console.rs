@@ -1,28 +1,49 @@
-//! The web console: one static page and its script, served by the host itself (no build step,
-//! no CDN), reading the JSON API every two seconds.
+//! The web console: static pages and their scripts, served by the host itself (no build step,
+//! no CDN), reading the JSON API every two seconds. `/` is the operations view, `/visibility`
+//! the plant picture of the projection.
 
 use axum::http::header;
 use axum::response::IntoResponse;
 
 const PAGE: &str = include_str!("console/index.html");
 const SCRIPT: &str = include_str!("console/console.js");
+const VISIBILITY_PAGE: &str = include_str!("console/visibility.html");
+const VISIBILITY_SCRIPT: &str = include_str!("console/visibility.js");
 
-pub async fn page() -> impl IntoResponse {
+fn html(body: &'static str) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        PAGE,
+        body,
     )
 }
 
-pub async fn script() -> impl IntoResponse {
+fn javascript(body: &'static str) -> impl IntoResponse {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        SCRIPT,
+        body,
     )
+}
+
+/// The operations console.
+pub async fn page() -> impl IntoResponse {
+    html(PAGE)
+}
+
+pub async fn script() -> impl IntoResponse {
+    javascript(SCRIPT)
+}
+
+/// The plant picture: stock with holds, work-order progress, source freshness.
+pub async fn visibility_page() -> impl IntoResponse {
+    html(VISIBILITY_PAGE)
+}
+
+pub async fn visibility_script() -> impl IntoResponse {
+    javascript(VISIBILITY_SCRIPT)
 }

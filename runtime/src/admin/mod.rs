@@ -10,6 +10,7 @@ mod api;
 pub mod auth;
 mod console;
 mod ingest;
+mod visibility;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,6 +63,7 @@ pub struct AdminState {
     host: Arc<RunningHost>,
     tokens: Arc<auth::Tokens>,
     js: async_nats::jetstream::Context,
+    visibility: Arc<tokio::sync::OnceCell<crate::projection::query::Visibility>>,
 }
 
 impl AdminState {
@@ -73,6 +75,7 @@ impl AdminState {
             host: Arc::new(host),
             tokens: Arc::new(tokens),
             js,
+            visibility: Arc::default(),
         })
     }
 }
@@ -89,6 +92,8 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/", get(console::page))
         .route("/console.js", get(console::script))
+        .route("/visibility", get(console::visibility_page))
+        .route("/visibility.js", get(console::visibility_script))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -116,6 +121,17 @@ pub fn router(state: AdminState) -> Router {
             "/api/v1/dead-letters/{sequence}/redrive",
             post(api::redrive),
         )
+        .route("/api/v1/visibility/inventory", get(visibility::inventory))
+        .route(
+            "/api/v1/visibility/work-orders",
+            get(visibility::work_orders),
+        )
+        .route("/api/v1/visibility/holds", get(visibility::holds))
+        .route(
+            "/api/v1/visibility/commitments",
+            get(visibility::commitments),
+        )
+        .route("/api/v1/visibility/sources", get(visibility::sources))
         .route(
             "/ingest/{*suffix}",
             post(ingest::ingest).layer(DefaultBodyLimit::max(ingest_limit)),

@@ -2,6 +2,7 @@
 
 mod dlq;
 mod plugin;
+mod projection;
 mod publish;
 mod replay;
 mod route;
@@ -74,6 +75,10 @@ enum Command {
     /// Shows a running host's routes, versions, throughput, dead letters, posting delay and
     /// failures per site and partner, read from its admin API.
     Status(status::StatusArgs),
+    /// The visibility projection of the canonical stream: stock with its quality holds, work
+    /// orders, supplier commitments and source freshness. Rebuild it from the stream, or show it.
+    #[command(subcommand)]
+    Projection(projection::ProjectionCommand),
     /// Publishes raw files to a subject (one message each, with a Nats-Msg-Id), for trying
     /// things out.
     Publish {
@@ -152,6 +157,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay::run(args).await,
         Command::Route(command) => route::run(command).await,
         Command::Status(args) => status::run(args).await,
+        Command::Projection(command) => projection::run(command).await,
         Command::Publish {
             subject,
             files,

@@ -13,6 +13,8 @@ use millrace::config::Config;
 use millrace::governance::dead_letter::headers;
 use millrace::host;
 use millrace::observability::trace;
+use millrace::projection::Projection;
+use millrace::projection::query::{InventoryFilter, Visibility};
 use millrace::transport::{self, local_server::LocalServer};
 
 /// How long `up --once` waits for the sample messages to be mapped.
@@ -31,9 +33,16 @@ pub async fn run(config_path: &Path, nats: Option<&str>) -> anyhow::Result<ExitC
         tracing::info!("stopping: finishing the messages in flight");
         stop.cancel();
     });
-    let served = host::serve(config, client, sandbox, shutdown, None).await;
+    let projection = start_projection(&config, &client, false, &shutdown).await?;
+    let served = host::serve(config, client, sandbox, shutdown.clone(), None).await;
+    shutdown.cancel();
+    let projected = match projection {
+        Some(projection) => projection.await.map_err(anyhow::Error::from),
+        None => Ok(()),
+    };
     finish_export(export).await;
     served?;
+    projected?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -48,6 +57,23 @@ async fn finish_export(export: Option<trace::OtlpExport>) {
     if let Some(export) = export {
         let _ = tokio::task::spawn_blocking(move || drop(export)).await;
     }
+}
+
+/// Starts the visibility projection beside the host when the config says it runs in `run`
+/// (`up` false) or `up` (`up` true); it stops with `shutdown`.
+async fn start_projection(
+    config: &Config,
+    client: &async_nats::Client,
+    up: bool,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    if !config.projection.runs(up) {
+        return Ok(None);
+    }
+    let js = async_nats::jetstream::new(client.clone());
+    transport::ensure_streams(&js, &config.streams).await?;
+    let projection = Projection::open(&js, config).await?;
+    Ok(Some(tokio::spawn(projection.run(shutdown.clone()))))
 }
 
 /// What `millrace up` was told on the command line.
@@ -110,6 +136,7 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
         Some(ready_tx),
     ));
     let view = tokio::spawn(live_view(client.clone()).await?);
+    let projection = start_projection(&config, &client, true, &shutdown).await?;
 
     tokio::select! {
         ready = ready_rx => {
@@ -130,28 +157,91 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
             admin.listen
         );
     }
+    let p = &config.projection;
+    if projection.is_some() {
+        println!(
+            "projection running: stock, work orders, holds, commitments and source ages in the \
+             key-value buckets {}, {}, {}, {}, {} (`millrace projection show inventory`)",
+            p.inventory_bucket,
+            p.work_order_bucket,
+            p.hold_bucket,
+            p.commitment_bucket,
+            p.source_bucket
+        );
+    }
     let js = async_nats::jetstream::new(client.clone());
     for seed in &config.up.seed {
         let files: Vec<_> = seed.files.iter().map(|f| config.resolve(f)).collect();
         super::publish::publish_files(&js, &seed.subject, &files).await?;
     }
+    let summary = {
+        let (js, config, projected) = (js.clone(), config.clone(), projection.is_some());
+        async move {
+            wait_idle(&js, &config).await?;
+            if projected {
+                print_projection(&js, &config).await?;
+            }
+            anyhow::Ok(())
+        }
+    };
     if once {
-        wait_idle(&js, &config).await?;
+        summary.await?;
         // Let the live view print the last events.
         tokio::time::sleep(Duration::from_millis(500)).await;
     } else {
+        let summary = tokio::spawn(async move {
+            if let Err(e) = summary.await {
+                tracing::warn!("no projection summary: {e:#}");
+            }
+        });
         tokio::select! {
             () = super::shutdown_signal() => {}
             ended = &mut host => { ended??; }
         }
+        summary.abort();
     }
     shutdown.cancel();
     if !host.is_finished() {
         host.await??;
     }
+    if let Some(projection) = projection {
+        projection.await?;
+    }
     view.abort();
     finish_export(export).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for the projection to apply what the samples produced, then prints the stock
+/// positions with their holds.
+async fn print_projection(
+    js: &async_nats::jetstream::Context,
+    config: &Config,
+) -> anyhow::Result<()> {
+    let projection = Projection::open(js, config).await?;
+    let started = Instant::now();
+    while !projection.caught_up().await? {
+        if started.elapsed() > ONCE_TIMEOUT {
+            bail!("the projection did not catch up with the canonical stream in {ONCE_TIMEOUT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let visibility = Visibility::open(js, &config.projection).await?;
+    let positions = visibility.inventory(&InventoryFilter::default()).await?;
+    let orders = visibility.work_orders(&Default::default()).await?;
+    let open_holds = visibility
+        .holds(&Default::default())
+        .await?
+        .iter()
+        .filter(|h| h.open)
+        .count();
+    println!(
+        "PROJECTION {} stock position(s), {} work order(s), {open_holds} open hold(s):",
+        positions.len(),
+        orders.len()
+    );
+    print!("{}", super::projection::inventory_table(&positions));
+    Ok(())
 }
 
 /// Subscribes to canonical events and dead letters and returns the task printing them.

@@ -25,9 +25,9 @@ const MAX_RACES: usize = 16;
 #[error("order bucket: {0}")]
 pub struct OrderError(String);
 
-/// Where an event stands in its key's history.
+/// Where an event stands in its key's history (the projection orders its records by it too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-struct Position {
+pub struct Position {
     /// Source time, nanoseconds since the Unix epoch.
     nanos: i128,
     /// Source sequence, when the source has one.
@@ -36,15 +36,20 @@ struct Position {
 
 impl Position {
     fn of(event: &MappedEvent) -> Option<Self> {
-        let time = OffsetDateTime::parse(&event.occurred_at, &Rfc3339).ok()?;
+        Self::at(&event.occurred_at, event.source_sequence)
+    }
+
+    /// The position of an RFC 3339 source time and an optional source sequence.
+    pub fn at(time: &str, seq: Option<u64>) -> Option<Self> {
+        let time = OffsetDateTime::parse(time, &Rfc3339).ok()?;
         Some(Self {
             nanos: time.unix_timestamp_nanos(),
-            seq: event.source_sequence,
+            seq,
         })
     }
 
     /// Time first; the sequence breaks ties when both sides have one.
-    fn compare(&self, other: &Self) -> Cmp {
+    pub fn compare(&self, other: &Self) -> Cmp {
         match self.nanos.cmp(&other.nanos) {
             Cmp::Equal => match (self.seq, other.seq) {
                 (Some(a), Some(b)) => a.cmp(&b),

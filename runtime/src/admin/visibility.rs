@@ -1,0 +1,87 @@
+//! The visibility projection over HTTP: stock with its quality holds, work orders, holds,
+//! supplier commitments and the age of each source's last update, read from the projection's
+//! buckets (the projection may run in this host or another process).
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+
+use super::{AdminState, ApiError};
+use crate::config::Scope;
+use crate::projection::query::{
+    CommitmentView, Filter, HoldView, InventoryFilter, InventoryPosition, SourceView, Visibility,
+    WorkOrderView,
+};
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+impl AdminState {
+    /// The projection's read side, opened on first use.
+    async fn visibility(&self, headers: &HeaderMap) -> Result<&Visibility, ApiError> {
+        self.tokens.check(headers, Scope::Read)?;
+        self.visibility
+            .get_or_try_init(|| Visibility::open(&self.js, &self.host.config.projection))
+            .await
+            .map_err(|e| ApiError::unavailable(&e.into()))
+    }
+}
+
+fn failed(e: crate::projection::ProjectionError) -> ApiError {
+    ApiError::unavailable(&e.into())
+}
+
+pub async fn inventory(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Query(filter): Query<InventoryFilter>,
+) -> ApiResult<Vec<InventoryPosition>> {
+    let visibility = state.visibility(&headers).await?;
+    visibility
+        .inventory(&filter)
+        .await
+        .map(Json)
+        .map_err(failed)
+}
+
+pub async fn work_orders(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Query(filter): Query<Filter>,
+) -> ApiResult<Vec<WorkOrderView>> {
+    let visibility = state.visibility(&headers).await?;
+    visibility
+        .work_orders(&filter)
+        .await
+        .map(Json)
+        .map_err(failed)
+}
+
+pub async fn holds(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Query(filter): Query<Filter>,
+) -> ApiResult<Vec<HoldView>> {
+    let visibility = state.visibility(&headers).await?;
+    visibility.holds(&filter).await.map(Json).map_err(failed)
+}
+
+pub async fn commitments(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+    Query(filter): Query<Filter>,
+) -> ApiResult<Vec<CommitmentView>> {
+    let visibility = state.visibility(&headers).await?;
+    visibility
+        .commitments(&filter)
+        .await
+        .map(Json)
+        .map_err(failed)
+}
+
+pub async fn sources(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+) -> ApiResult<Vec<SourceView>> {
+    let visibility = state.visibility(&headers).await?;
+    visibility.sources().await.map(Json).map_err(failed)
+}
