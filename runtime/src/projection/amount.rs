@@ -1,31 +1,25 @@
 //! Exact decimal amounts: the canonical quantities are decimal text, and stock sums must not
-//! drift the way floats do.
+//! drift the way floats do. A thin wrapper of `rust_decimal` (as the SDK uses) that reads only
+//! plain decimal text and writes one normalised form.
 
-use std::cmp::Ordering;
 use std::fmt;
+use std::str::FromStr;
 
+use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// Most fraction digits kept; canonical amounts have far fewer.
-const MAX_SCALE: u32 = 18;
-
-/// An exact decimal: `units / 10^scale`. Written and read as decimal text (`"12.5"`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Amount {
-    units: i128,
-    scale: u32,
-}
+/// An exact decimal, written and read as decimal text (`"12.5"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Amount(Decimal);
 
 impl Amount {
     /// Zero.
-    pub const ZERO: Amount = Amount { units: 0, scale: 0 };
+    pub const ZERO: Amount = Amount(Decimal::ZERO);
 
-    /// Reads `-?digits(.digits)?`; `None` for anything else or an amount too large.
+    /// Reads `-?digits(.digits)?`; `None` for anything else (signs, exponents, separators)
+    /// or an amount too large.
     pub fn parse(text: &str) -> Option<Self> {
-        let (negative, digits) = match text.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, text),
-        };
+        let digits = text.strip_prefix('-').unwrap_or(text);
         let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
         let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
         if whole.is_empty() || !all_digits(whole) || !all_digits(fraction) {
@@ -34,35 +28,12 @@ impl Amount {
         if digits.contains('.') && fraction.is_empty() {
             return None;
         }
-        let scale = u32::try_from(fraction.len())
-            .ok()
-            .filter(|s| *s <= MAX_SCALE)?;
-        let units: i128 = format!("{whole}{fraction}").parse().ok()?;
-        Some(
-            Self {
-                units: if negative { -units } else { units },
-                scale,
-            }
-            .normalized(),
-        )
+        Decimal::from_str(text).ok().map(|d| Self(d.normalize()))
     }
 
     /// The sum; `None` on overflow.
     pub fn checked_add(self, other: Self) -> Option<Self> {
-        let scale = self.scale.max(other.scale);
-        let a = self
-            .units
-            .checked_mul(10i128.checked_pow(scale - self.scale)?)?;
-        let b = other
-            .units
-            .checked_mul(10i128.checked_pow(scale - other.scale)?)?;
-        Some(
-            Self {
-                units: a.checked_add(b)?,
-                scale,
-            }
-            .normalized(),
-        )
+        self.0.checked_add(other.0).map(|d| Self(d.normalize()))
     }
 
     /// The sum, saturating instead of overflowing (amounts that large are garbage anyway).
@@ -77,75 +48,32 @@ impl Amount {
 
     /// The amount with the opposite sign.
     pub fn negated(self) -> Self {
-        Self {
-            units: -self.units,
-            scale: self.scale,
-        }
+        Self(-self.0)
     }
 
     /// True when below zero.
     pub fn is_negative(self) -> bool {
-        self.units < 0
+        self.0.is_sign_negative() && !self.0.is_zero()
     }
 
     /// True when zero.
     pub fn is_zero(self) -> bool {
-        self.units == 0
+        self.0.is_zero()
     }
 
     /// The amount, or zero when it is negative.
     pub fn at_least_zero(self) -> Self {
         if self.is_negative() { Self::ZERO } else { self }
     }
-
-    /// Trailing fraction zeros dropped, so equal amounts have one form.
-    fn normalized(mut self) -> Self {
-        while self.scale > 0 && self.units % 10 == 0 {
-            self.units /= 10;
-            self.scale -= 1;
-        }
-        if self.units == 0 {
-            self.scale = 0;
-        }
-        self
-    }
-}
-
-impl PartialEq for Amount {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Amount {}
-
-impl PartialOrd for Amount {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Amount {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // Both are normalized, so the sign of the difference decides.
-        match self.checked_add(other.negated()) {
-            Some(d) => d.units.cmp(&0),
-            None => self.units.signum().cmp(&other.units.signum()),
-        }
-    }
 }
 
 impl fmt::Display for Amount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let digits = self.units.unsigned_abs().to_string();
-        let sign = if self.units < 0 { "-" } else { "" };
-        let scale = self.scale as usize;
-        if scale == 0 {
-            return write!(f, "{sign}{digits}");
+        // Normalised on every construction; zero has no sign.
+        if self.0.is_zero() {
+            return f.write_str("0");
         }
-        let padded = format!("{digits:0>width$}", width = scale + 1);
-        let (whole, fraction) = padded.split_at(padded.len() - scale);
-        write!(f, "{sign}{whole}.{fraction}")
+        write!(f, "{}", self.0)
     }
 }
 
