@@ -267,12 +267,13 @@ impl Lanes {
     /// Maps, delivers and acks one raw message.
     async fn process(&self, incoming: Incoming) {
         let (sequence, stored_at) = message_info(&incoming.message);
-        // The versions the message started on are the ones it finishes on, whatever swaps.
-        let pick = incoming.route.slot().pick(&transport::raw_identity(
+        let raw_id = transport::raw_identity(
             incoming.message.headers.as_ref(),
             &self.raw_stream,
             sequence,
-        ));
+        );
+        // The versions the message started on are the ones it finishes on, whatever swaps.
+        let pick = incoming.route.slot().pick(&raw_id);
         let span = trace::message_span(
             &incoming.route.name,
             &pick.plugin.id(),
@@ -280,15 +281,26 @@ impl Lanes {
             incoming.message.headers.as_ref(),
         );
         let route = incoming.route.clone();
-        self.process_in(incoming, pick, sequence, &span)
+        let done = self
+            .process_in(incoming, &raw_id, pick, sequence, &span)
             .instrument(span.clone())
             .await;
-        self.observer.finished(&route.name, stored_at);
+        if done {
+            self.observer.finished(&route.name, stored_at);
+        }
     }
 
-    async fn process_in(&self, incoming: Incoming, pick: Pick, sequence: u64, span: &Span) {
+    /// Maps and delivers the message; true once it is done (its events or dead letter
+    /// stored), false when it will be redelivered.
+    async fn process_in(
+        &self,
+        incoming: Incoming,
+        raw_id: &str,
+        pick: Pick,
+        sequence: u64,
+        span: &Span,
+    ) -> bool {
         let Incoming { route, message } = incoming;
-        let raw_id = transport::raw_identity(message.headers.as_ref(), &self.raw_stream, sequence);
         let raw = RawMessage {
             subject: message.subject.to_string(),
             headers: flatten(message.headers.as_ref()),
@@ -308,7 +320,7 @@ impl Lanes {
         }
         let traceparent = trace::outgoing(span, message.headers.as_ref());
         let origin = RawOrigin {
-            id: &raw_id,
+            id: raw_id,
             subject: &message.subject,
             sequence,
             headers: message.headers.as_ref(),
@@ -337,6 +349,7 @@ impl Lanes {
                         "ack failed, JetStream will redeliver: {e}"
                     );
                 }
+                true
             }
             Err(e) => {
                 tracing::warn!(
@@ -347,6 +360,7 @@ impl Lanes {
                 let _ = message
                     .ack_with(AckKind::Nak(Some(REDELIVER_AFTER_PUBLISH_ERROR)))
                     .await;
+                false
             }
         }
     }
