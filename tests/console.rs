@@ -132,30 +132,7 @@ async fn the_console_shows_live_routes_versions_dead_letters_and_sites() {
         &[CONSUMER, "millrace_other__raw_other__star__cmd"],
     )
     .await;
-    for n in 1..=6 {
-        publish(
-            &js,
-            "raw.test.lab.cmd",
-            format!("ok {n}").as_bytes(),
-            &format!("ok{n}"),
-        )
-        .await;
-    }
-    publish(
-        &js,
-        "raw.test.lab.cmd",
-        b"at 2026-03-02T10:00:00Z WO-7",
-        "at1",
-    )
-    .await;
-    publish(
-        &js,
-        "raw.test.lab.cmd",
-        b"at 2026-03-02T09:00:00Z WO-7",
-        "at2",
-    )
-    .await;
-    publish(&js, "raw.test.lab.cmd", b"reject", "reject").await;
+    publish_each(&js, "raw.test.lab.cmd", mixed_traffic(6)).await;
     publish(&js, "raw.other.lab.cmd", b"ok 3", "other3").await;
     read_stream(&js, "DLQ", "dlq.>", 1, Duration::ZERO).await;
     read_stream(

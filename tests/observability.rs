@@ -188,30 +188,7 @@ async fn metrics_and_the_api_tell_what_traffic_did() {
     let admin = Admin::new(&base);
 
     // Five good messages, a late one, a map error and a trap (tried twice).
-    for n in 1..=5 {
-        publish(
-            &js,
-            "raw.test.lab.cmd",
-            format!("ok {n}").as_bytes(),
-            &format!("ok{n}"),
-        )
-        .await;
-    }
-    publish(
-        &js,
-        "raw.test.lab.cmd",
-        b"at 2026-03-02T10:00:00Z WO-7",
-        "at1",
-    )
-    .await;
-    publish(
-        &js,
-        "raw.test.lab.cmd",
-        b"at 2026-03-02T09:00:00Z WO-7",
-        "at2",
-    )
-    .await;
-    publish(&js, "raw.test.lab.cmd", b"reject", "reject").await;
+    publish_each(&js, "raw.test.lab.cmd", mixed_traffic(5)).await;
     publish(&js, "raw.test.lab.cmd", b"trap", "trap").await;
     let status = wait_messages(&admin, 9).await;
     read_stream(&js, "DLQ", "dlq.>", 2, Duration::ZERO).await;

@@ -193,6 +193,29 @@ pub async fn publish(js: &jetstream::Context, subject: &str, payload: &[u8], msg
         .unwrap();
 }
 
+/// Publishes each `(payload, msg id)` to `subject` in order, each stored before the next.
+pub async fn publish_each(
+    js: &jetstream::Context,
+    subject: &str,
+    messages: impl IntoIterator<Item = (String, String)>,
+) {
+    for (payload, id) in messages {
+        publish(js, subject, payload.as_bytes(), &id).await;
+    }
+}
+
+/// Good, late and failing traffic for the misbehave plugin: `ok 1..=good`, an on-time and a
+/// late event for WO-7, and a map error.
+pub fn mixed_traffic(good: usize) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = (1..=good)
+        .map(|n| (format!("ok {n}"), format!("ok{n}")))
+        .collect();
+    out.push(("at 2026-03-02T10:00:00Z WO-7".into(), "at1".into()));
+    out.push(("at 2026-03-02T09:00:00Z WO-7".into(), "at2".into()));
+    out.push(("reject".into(), "reject".into()));
+    out
+}
+
 /// A message read back from a stream.
 #[derive(Debug, Clone)]
 pub struct Stored {

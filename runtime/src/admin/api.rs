@@ -226,20 +226,13 @@ pub async fn rollback(
 ) -> ApiResult<BindingChanged> {
     let caller = state.tokens.check(&headers, Scope::Admin)?;
     state.check_route(&route)?;
-    let binding = rollout::rollback(&state.host.config, &state.host.registry, &route)
-        .await
-        .map_err(|e| ApiError::refused(&e))?;
-    tracing::info!(
+    let binding = rollout::rollback(&state.host.config, &state.host.registry, &route).await;
+    changed(
         route,
-        to = binding.active,
-        by = caller.name,
-        "route rolled back over the admin API"
-    );
-    Ok(Json(BindingChanged {
-        route,
-        admitted: None,
         binding,
-    }))
+        &caller.name,
+        "route rolled back over the admin API",
+    )
 }
 
 pub async fn promote(
@@ -249,15 +242,24 @@ pub async fn promote(
 ) -> ApiResult<BindingChanged> {
     let caller = state.tokens.check(&headers, Scope::Admin)?;
     state.check_route(&route)?;
-    let binding = rollout::promote(&state.host.config, &state.host.registry, &route)
-        .await
-        .map_err(|e| ApiError::refused(&e))?;
-    tracing::info!(
+    let binding = rollout::promote(&state.host.config, &state.host.registry, &route).await;
+    changed(
         route,
-        to = binding.active,
-        by = caller.name,
-        "candidate promoted over the admin API"
-    );
+        binding,
+        &caller.name,
+        "candidate promoted over the admin API",
+    )
+}
+
+/// The answer to a rollback or promote, logged with who asked.
+fn changed(
+    route: String,
+    binding: anyhow::Result<Binding>,
+    by: &str,
+    what: &str,
+) -> ApiResult<BindingChanged> {
+    let binding = binding.map_err(|e| ApiError::refused(&e))?;
+    tracing::info!(route, to = binding.active, by, "{what}");
     Ok(Json(BindingChanged {
         route,
         admitted: None,
@@ -319,20 +321,7 @@ async fn versions(state: &AdminState, name: Option<&str>) -> Result<Vec<PluginVe
         .filter(|r| name.is_none_or(|n| r.name == n))
         .map(|record| {
             let id = record.id();
-            let routes = bindings
-                .iter()
-                .filter_map(|(route, b)| {
-                    if b.active == id {
-                        Some(format!("{route} (active)"))
-                    } else if b.candidate.as_ref().is_some_and(|c| c.version == id) {
-                        Some(format!("{route} (candidate)"))
-                    } else if b.history.contains(&id) {
-                        Some(format!("{route} (previous)"))
-                    } else {
-                        None
-                    }
-                })
-                .collect();
+            let routes = rollout::routes_using(&bindings, &id);
             PluginVersion {
                 id,
                 fixtures: record.fixtures.len(),

@@ -296,20 +296,7 @@ async fn list(connection: &super::Connection, name: Option<&str>) -> anyhow::Res
     println!("VERSION\tWIT\tSHA256\tDEPLOYED\tFIXTURES\tROUTES");
     for record in records {
         let id = record.id();
-        let routes: Vec<String> = bindings
-            .iter()
-            .filter_map(|(route, b)| {
-                if b.active == id {
-                    Some(format!("{route} (active)"))
-                } else if b.candidate.as_ref().is_some_and(|c| c.version == id) {
-                    Some(format!("{route} (candidate)"))
-                } else if b.history.contains(&id) {
-                    Some(format!("{route} (previous)"))
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let routes = millrace::registry::rollout::routes_using(&bindings, &id);
         println!(
             "{id}\t{}\t{}\t{}\t{}\t{}",
             record.wit,

@@ -1,6 +1,8 @@
 //! Which version a route serves on every host: activate, canary, shadow, promote, roll back.
 //! The CLI (`millrace route ...`) and the admin API both change bindings through here.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, bail};
 use serde::Serialize;
 
@@ -125,6 +127,24 @@ pub async fn promote(config: &Config, registry: &Registry, route: &str) -> anyho
             Ok(Binding::activate(Some(current), &candidate.version))
         })
         .await
+}
+
+/// The routes whose binding names version `id`: `<route> (active|candidate|previous)`.
+pub fn routes_using(bindings: &BTreeMap<String, Binding>, id: &str) -> Vec<String> {
+    bindings
+        .iter()
+        .filter_map(|(route, b)| {
+            if b.active == id {
+                Some(format!("{route} (active)"))
+            } else if b.candidate.as_ref().is_some_and(|c| c.version == id) {
+                Some(format!("{route} (candidate)"))
+            } else if b.history.iter().any(|h| h == id) {
+                Some(format!("{route} (previous)"))
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// The configured plugin of a route when it names a deployed version.
