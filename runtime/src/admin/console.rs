@@ -6,6 +6,8 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 const PAGE: &str = include_str!("console/index.html");
+const STYLE: &str = include_str!("console/console.css");
+const COMMON: &str = include_str!("console/common.js");
 const SCRIPT: &str = include_str!("console/console.js");
 const VISIBILITY_PAGE: &str = include_str!("console/visibility.html");
 const VISIBILITY_SCRIPT: &str = include_str!("console/visibility.js");
@@ -28,6 +30,22 @@ fn javascript(body: &'static str) -> impl IntoResponse {
         ],
         body,
     )
+}
+
+/// The pages' stylesheet.
+pub async fn style() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        STYLE,
+    )
+}
+
+/// What the pages' scripts share.
+pub async fn common() -> impl IntoResponse {
+    javascript(COMMON)
 }
 
 /// The operations console.

@@ -92,6 +92,8 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/", get(console::page))
         .route("/console.js", get(console::script))
+        .route("/console.css", get(console::style))
+        .route("/common.js", get(console::common))
         .route("/visibility", get(console::visibility_page))
         .route("/visibility.js", get(console::visibility_script))
         .route("/healthz", get(healthz))

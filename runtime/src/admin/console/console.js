@@ -1,55 +1,15 @@
-// The millrace console: reads the host's JSON API every two seconds and draws it.
-// A token, when the host needs one, is passed once as #token=... and kept for the tab.
+// The operations page: reads the host's JSON API every two seconds and draws it.
 "use strict";
 
-const POLL_MS = 2000;
 const HISTORY = 60; // samples of throughput kept per route (2 minutes)
-
-const token = (() => {
-  const match = location.hash.match(/token=([^&]+)/);
-  if (match) {
-    sessionStorage.setItem("millrace-token", decodeURIComponent(match[1]));
-    history.replaceState(null, "", location.pathname);
-  }
-  return sessionStorage.getItem("millrace-token");
-})();
-
 const throughput = new Map(); // route -> [{t, messages}]
 let openLetter = null;
-
-async function api(path) {
-  const headers = token ? { Authorization: "Bearer " + token } : {};
-  const response = await fetch(path, { headers });
-  if (!response.ok) {
-    let message = response.status + " " + response.statusText;
-    try { message = (await response.json()).error || message; } catch (_) { /* not JSON */ }
-    throw new Error(path + ": " + message);
-  }
-  return response.json();
-}
-
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (k === "class") node.className = v; else if (k.startsWith("on")) node.addEventListener(k.slice(2), v); else node.setAttribute(k, v);
-  }
-  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  return node;
-}
-
-function num(value, cls) {
-  return el("td", { class: "num" + (cls ? " " + cls : "") }, value);
-}
 
 function duration(seconds) {
   if (seconds < 1) return (seconds * 1000).toFixed(0) + " ms";
   if (seconds < 120) return seconds.toFixed(1) + " s";
   if (seconds < 7200) return (seconds / 60).toFixed(1) + " min";
   return (seconds / 3600).toFixed(1) + " h";
-}
-
-function fill(tbody, rows, empty, columns) {
-  tbody.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: columns, class: "muted" }, empty))]));
 }
 
 function sparkline(samples) {
@@ -126,7 +86,7 @@ function drawRoutes(status, now) {
       num(f.pending, f.pending ? "warn" : ""),
       el("td", {}, sparkline(samples)));
   });
-  fill(document.querySelector("#routes tbody"), rows, "no routes", 11);
+  fill("routes", rows, "no routes");
 }
 
 function drawSites(status) {
@@ -144,7 +104,7 @@ function drawSites(status) {
   const partners = Object.entries(status.partners).map(([partner, f]) =>
     el("tr", { "data-partner": partner }, el("td", {}, partner),
       el("td", {}, Object.entries(f.failures).map(([reason, n]) => reason + ": " + n).join(", "))));
-  fill(document.querySelector("#partners tbody"), partners, "no failures", 2);
+  fill("partners", partners, "no failures");
 }
 
 function drawVersions(status, plugins) {
@@ -159,10 +119,10 @@ function drawVersions(status, plugins) {
       el("td", {}, b && b.history.length ? b.history.join(" → ") : (b ? "–" : "configured plugin, never switched")),
       el("td", {}, b ? b.updated_at : ""));
   });
-  fill(document.querySelector("#versions tbody"), rows, "no routes", 5);
+  fill("versions", rows, "no routes");
   const versionRows = plugins.map(p => el("tr", {},
     el("td", {}, p.id), el("td", {}, p.wit), el("td", {}, p.deployed_at), el("td", {}, p.routes.join(", ") || "–")));
-  fill(document.querySelector("#plugins tbody"), versionRows, "no versions deployed to the registry", 4);
+  fill("plugins", versionRows, "no versions deployed to the registry");
 }
 
 async function showLetter(sequence) {
@@ -186,31 +146,24 @@ function drawLetters(letters) {
     el("tr", { class: "letter", "data-sequence": l.sequence, onclick: () => showLetter(l.sequence) },
       num(l.sequence), el("td", {}, l.route), el("td", { class: "bad" }, l.error_kind),
       el("td", {}, l.error.length > 140 ? l.error.slice(0, 140) + "…" : l.error), el("td", {}, l.failed_at)));
-  fill(document.querySelector("#dead-letters tbody"), rows, "no dead letters", 5);
+  fill("dead-letters", rows, "no dead letters");
   if (openLetter === null && letters.length) showLetter(letters[letters.length - 1].sequence);
 }
 
 async function refresh() {
-  try {
-    const [status, letters, plugins] = await Promise.all([
-      api("/api/v1/status"), api("/api/v1/dead-letters?limit=20"), api("/api/v1/plugins")]);
-    const now = Date.now();
-    document.getElementById("host-version").textContent = status.version + (status.ready ? " · ready" : " · not ready");
-    const nats = document.getElementById("nats");
-    nats.textContent = status.nats_connected ? "connected" : "disconnected";
-    nats.className = status.nats_connected ? "ok" : "bad";
-    document.getElementById("uptime").textContent = duration(status.uptime_seconds);
-    document.getElementById("updated").textContent = new Date(now).toLocaleTimeString();
-    drawRoutes(status, now);
-    drawSites(status);
-    drawVersions(status, plugins);
-    drawLetters(letters);
-    document.getElementById("error").textContent = "";
-    document.body.setAttribute("data-loaded", "true");
-  } catch (e) {
-    document.getElementById("error").textContent = e.message;
-  }
+  const [status, letters, plugins] = await Promise.all([
+    api("/api/v1/status"), api("/api/v1/dead-letters?limit=20"), api("/api/v1/plugins")]);
+  const now = Date.now();
+  document.getElementById("host-version").textContent = status.version + (status.ready ? " · ready" : " · not ready");
+  const nats = document.getElementById("nats");
+  nats.textContent = status.nats_connected ? "connected" : "disconnected";
+  nats.className = status.nats_connected ? "ok" : "bad";
+  document.getElementById("uptime").textContent = duration(status.uptime_seconds);
+  document.getElementById("updated").textContent = new Date(now).toLocaleTimeString();
+  drawRoutes(status, now);
+  drawSites(status);
+  drawVersions(status, plugins);
+  drawLetters(letters);
 }
 
-refresh();
-setInterval(refresh, POLL_MS);
+poll(refresh);

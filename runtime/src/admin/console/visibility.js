@@ -1,41 +1,7 @@
 // The plant picture: reads the projection through the host's API every two seconds.
-// A token, when the host needs one, is passed once as #token=... and kept for the tab.
 "use strict";
 
-const token = (() => {
-  const match = location.hash.match(/token=([^&]+)/);
-  if (match) {
-    sessionStorage.setItem("millrace-token", decodeURIComponent(match[1]));
-    history.replaceState(null, "", location.pathname);
-  }
-  return sessionStorage.getItem("millrace-token");
-})();
-
-async function api(path) {
-  const response = await fetch(path, { headers: token ? { Authorization: "Bearer " + token } : {} });
-  if (!response.ok) {
-    let message = response.status + " " + response.statusText;
-    try { message = (await response.json()).error || message; } catch (_) { /* not JSON */ }
-    throw new Error(path + ": " + message);
-  }
-  return response.json();
-}
-
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
-  for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(child === null || child === undefined ? "–" : String(child)));
-  return node;
-}
-
-const num = (value, cls) => el("td", { class: "num" + (cls ? " " + cls : "") }, value);
 const amount = q => (q ? q.amount + " " + q.uom : "–");
-
-function fill(id, rows, empty) {
-  const tbody = document.querySelector("#" + id + " tbody");
-  const columns = document.querySelectorAll("#" + id + " thead th").length;
-  tbody.replaceChildren(...(rows.length ? rows : [el("tr", {}, el("td", { colspan: columns, class: "muted" }, empty))]));
-}
 
 function age(seconds) {
   if (seconds === null || seconds === undefined) return "–";
@@ -54,33 +20,26 @@ function progress(order) {
 }
 
 async function refresh() {
-  try {
-    const [inventory, orders, holds, commitments, sources] = await Promise.all([
-      api("/api/v1/visibility/inventory"), api("/api/v1/visibility/work-orders"),
-      api("/api/v1/visibility/holds"), api("/api/v1/visibility/commitments"), api("/api/v1/visibility/sources")]);
-    fill("inventory", inventory.map(p => el("tr", { class: parseFloat(p.blocked) > 0 ? "blocked" : "", "data-item": p.item, "data-lot": p.lot || "" },
-      el("td", {}, p.site), el("td", {}, p.item), el("td", {}, p.location), el("td", {}, p.lot),
-      num(p.on_hand), num(p.blocked, parseFloat(p.blocked) > 0 ? "bad" : ""), num(p.available), num(p.in_transit),
-      el("td", {}, p.uom), el("td", {}, p.holds.join(", ") || "–"))), "no stock positions yet");
-    fill("work-orders", orders.map(o => el("tr", { "data-work-order": o.work_order },
-      el("td", {}, o.site), el("td", {}, o.work_order), el("td", {}, o.item), el("td", {}, o.state),
-      progress(o), num(amount(o.scrapped)))), "no work orders yet");
-    fill("holds", holds.map(h => el("tr", { "data-hold": h.hold_id },
-      el("td", {}, h.site), el("td", {}, h.hold_id), el("td", {}, h.item), el("td", {}, h.lot),
-      el("td", { class: h.open ? "bad" : "ok" }, h.open ? "open" : "released"), el("td", {}, h.reason), num(h.blocked_positions))), "no holds");
-    fill("commitments", commitments.map(c => el("tr", {},
-      el("td", {}, c.site), el("td", {}, c.supplier), el("td", {}, c.item),
-      num(amount(c.firm)), num(c.in_transit), num(c.received))), "no supplier commitments");
-    fill("sources", sources.map(s => el("tr", { "data-system": s.system },
-      el("td", {}, s.site), el("td", {}, s.system), num(s.events), el("td", {}, s.last_published),
-      num(age(s.age_seconds), s.age_seconds > 3600 ? "warn" : ""))), "no events projected yet");
-    document.getElementById("updated").textContent = new Date().toLocaleTimeString();
-    document.getElementById("error").textContent = "";
-    document.body.setAttribute("data-loaded", "true");
-  } catch (e) {
-    document.getElementById("error").textContent = e.message;
-  }
+  const [inventory, orders, holds, commitments, sources] = await Promise.all([
+    api("/api/v1/visibility/inventory"), api("/api/v1/visibility/work-orders"),
+    api("/api/v1/visibility/holds"), api("/api/v1/visibility/commitments"), api("/api/v1/visibility/sources")]);
+  fill("inventory", inventory.map(p => el("tr", { class: parseFloat(p.blocked) > 0 ? "blocked" : "", "data-item": p.item, "data-lot": p.lot || "" },
+    el("td", {}, p.site), el("td", {}, p.item), el("td", {}, p.location), el("td", {}, p.lot),
+    num(p.on_hand), num(p.blocked, parseFloat(p.blocked) > 0 ? "bad" : ""), num(p.available), num(p.in_transit),
+    el("td", {}, p.uom), el("td", {}, p.holds.join(", ") || "–"))), "no stock positions yet");
+  fill("work-orders", orders.map(o => el("tr", { "data-work-order": o.work_order },
+    el("td", {}, o.site), el("td", {}, o.work_order), el("td", {}, o.item), el("td", {}, o.state),
+    progress(o), num(amount(o.scrapped)))), "no work orders yet");
+  fill("holds", holds.map(h => el("tr", { "data-hold": h.hold_id },
+    el("td", {}, h.site), el("td", {}, h.hold_id), el("td", {}, h.item), el("td", {}, h.lot),
+    el("td", { class: h.open ? "bad" : "ok" }, h.open ? "open" : "released"), el("td", {}, h.reason), num(h.blocked_positions))), "no holds");
+  fill("commitments", commitments.map(c => el("tr", {},
+    el("td", {}, c.site), el("td", {}, c.supplier), el("td", {}, c.item),
+    num(amount(c.firm)), num(c.in_transit), num(c.received))), "no supplier commitments");
+  fill("sources", sources.map(s => el("tr", { "data-system": s.system },
+    el("td", {}, s.site), el("td", {}, s.system), num(s.events), el("td", {}, s.last_published),
+    num(age(s.age_seconds), s.age_seconds > 3600 ? "warn" : ""))), "no events projected yet");
+  document.getElementById("updated").textContent = new Date().toLocaleTimeString();
 }
 
-refresh();
-setInterval(refresh, 2000);
+poll(refresh);
