@@ -113,7 +113,9 @@ impl Setup {
     }
 
     /// The host configuration of an arm: two routes, governance that needs key-value round
-    /// trips (ordering flags, business idempotency) off, as the other arms do without it.
+    /// trips (ordering flags, business idempotency) off, as the other arms do without it, and
+    /// every worker open to either route (by default a route of several gets all workers but
+    /// one, a guard against hostile routes that would leave the 856 route one worker of two).
     pub fn host_config(&self, arm: Arm, url: &str, workers: usize) -> String {
         let (shift, asn) = self.plugin_dirs(arm);
         format!(
@@ -122,6 +124,7 @@ url = "{url}"
 
 [host]
 workers = {workers}
+max_workers_per_route = {workers}
 partitions = {lanes}
 state_dir = "{state}"
 
