@@ -20,7 +20,7 @@ pub const INDEX_HEADER: &str = "Bench-Index";
 
 /// True when message `index` is a shift report (else a ship notice).
 pub fn is_shift_report(index: u64) -> bool {
-    index % 2 == 0
+    index.is_multiple_of(2)
 }
 
 /// How many canonical events message `index` becomes.
