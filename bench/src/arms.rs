@@ -247,7 +247,10 @@ pub async fn start(setup: &Setup, arm: Arm, mode: Mode, url: &str) -> anyhow::Re
     };
     let task = match (arm, mode) {
         (Arm::Raw, _) => Some(in_process(Mapping::Passthrough, source().await?)),
-        (Arm::Native, _) => Some(in_process(Mapping::Native, source().await?)),
+        (Arm::Native, _) => Some(in_process(
+            Mapping::Native(crate::native::NativePool::start(2)?),
+            source().await?,
+        )),
         (Arm::Rust | Arm::Python | Arm::JavaScript, Mode::Core) => {
             let (shift, asn) = setup.plugin_dirs(arm);
             let mapping = Mapping::Sandbox {

@@ -29,8 +29,8 @@ pub const LANES: usize = 16;
 pub enum Mapping {
     /// Arm (a): the raw message republished as it is.
     Passthrough,
-    /// Arm (b): the plugins' mapping code compiled into this binary.
-    Native,
+    /// Arm (b): the plugins' mapping code compiled into this binary, on its own threads.
+    Native(crate::native::NativePool),
     /// Arms (c) and (d) on core NATS: the millrace worker pool and sandbox, the host's call path.
     Sandbox {
         /// The host's worker pool.
@@ -84,8 +84,8 @@ impl Mapping {
                     body: incoming.payload.clone(),
                 }]);
             }
-            Mapping::Native => {
-                let events = crate::native::map(&incoming.subject, &incoming.payload)?;
+            Mapping::Native(pool) => {
+                let events = pool.call(&incoming.subject, &incoming.payload).await?;
                 let events = millrace::governance::accept(events, &Limits::default())
                     .map_err(|e| anyhow::anyhow!("invalid events: {e}"))?;
                 let plugin = if asn { "x12-856" } else { "mes-shift-report" };
