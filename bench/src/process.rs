@@ -58,6 +58,10 @@ impl ProcessFigures {
 }
 
 /// Builds the `millrace` binary (a no-op when it is up to date) and returns its path.
+///
+/// Cargo unifies dependency features over the packages it is asked to build; naming this
+/// package too keeps them as `cargo run -p millrace-bench` had them, so the two builds do not
+/// rebuild async-nats and millrace for each other on every run.
 async fn millrace_binary(root: &Path) -> anyhow::Result<PathBuf> {
     let status =
         tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -66,10 +70,11 @@ async fn millrace_binary(root: &Path) -> anyhow::Result<PathBuf> {
                 "--release",
                 "--quiet",
                 "-p",
-                "millrace",
-                "--bin",
+                "millrace-bench",
+                "-p",
                 "millrace",
             ])
+            .args(["--bin", "millrace"])
             .current_dir(root)
             .status()
             .await
@@ -190,13 +195,23 @@ pub async fn measure(
                 .await?
                 .await?;
         }
+        // Done when every route acked its message (a dead letter, or no events at all).
         let started = Instant::now();
-        loop {
-            let stored = js.get_stream("DLQ").await?.info().await?.state.messages;
-            if stored as usize >= plugins.len() || started.elapsed() > Duration::from_secs(60) {
-                break;
+        let raw = js.get_stream("RAW").await?;
+        for n in 0..plugins.len() {
+            let name = millrace::transport::consumer_name(
+                &format!("r{n}"),
+                &format!("raw.mem{n}.plant1.doc"),
+            );
+            while raw.consumer_info(&name).await?.ack_floor.stream_sequence == 0 {
+                if started.elapsed() > Duration::from_secs(60) {
+                    anyhow::bail!(
+                        "route r{n} ({}) did not ack its message within 60 s",
+                        plugins[n]
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         figures.rss_called_mib = host.rss_mib()?;
         host.stop().await;
