@@ -198,17 +198,14 @@ pub async fn measure(
         // Done when every route acked its message (a dead letter, or no events at all).
         let started = Instant::now();
         let raw = js.get_stream("RAW").await?;
-        for n in 0..plugins.len() {
+        for (n, plugin) in plugins.iter().enumerate() {
             let name = millrace::transport::consumer_name(
                 &format!("r{n}"),
                 &format!("raw.mem{n}.plant1.doc"),
             );
             while raw.consumer_info(&name).await?.ack_floor.stream_sequence == 0 {
                 if started.elapsed() > Duration::from_secs(60) {
-                    anyhow::bail!(
-                        "route r{n} ({}) did not ack its message within 60 s",
-                        plugins[n]
-                    );
+                    anyhow::bail!("route r{n} ({plugin}) did not ack its message within 60 s");
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
