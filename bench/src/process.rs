@@ -61,24 +61,40 @@ impl ProcessFigures {
 ///
 /// Cargo unifies dependency features over the packages it is asked to build; naming this
 /// package too keeps them as `cargo run -p millrace-bench` had them, so the two builds do not
-/// rebuild async-nats and millrace for each other on every run.
+/// rebuild async-nats and millrace for each other on every run. The variables `cargo run` sets
+/// for the bench are removed: `ring`'s build script reruns when `CARGO_MANIFEST_DIR` changes.
 async fn millrace_binary(root: &Path) -> anyhow::Result<PathBuf> {
-    let status =
-        tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "--release",
-                "--quiet",
-                "-p",
-                "millrace-bench",
-                "-p",
-                "millrace",
-            ])
-            .args(["--bin", "millrace"])
-            .current_dir(root)
-            .status()
-            .await
-            .context("cannot run cargo to build the millrace binary")?;
+    let mut cargo =
+        tokio::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&&*name)
+        {
+            cargo.env_remove(&*name);
+        }
+    }
+    let status = cargo
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "millrace-bench",
+            "-p",
+            "millrace",
+        ])
+        .args(["--bin", "millrace"])
+        .current_dir(root)
+        .status()
+        .await
+        .context("cannot run cargo to build the millrace binary")?;
     anyhow::ensure!(status.success(), "building the millrace binary failed");
     Ok(root.join("target/release/millrace"))
 }
