@@ -100,12 +100,27 @@ impl RawMessage {
 /// The function must have the signature
 /// `fn(RawMessage) -> Result<Vec<canonical::CanonicalEvent>, MapError>`. Use the macro once, at
 /// the root of a `cdylib` crate built for `wasm32-wasip2`.
+///
+/// The component export glue is written for `wasm32` only. Every target also gets a public
+/// `MAPPER` constant naming the function, so a plugin crate that also builds as an `rlib` can
+/// be called natively (the benchmark's no-sandbox baseline) without two plugins' exports
+/// clashing in one native binary.
 #[macro_export]
 macro_rules! export_mapper {
     ($map:path) => {
+        /// This plugin's mapping function, for calling it natively (no sandbox).
+        pub const MAPPER: fn(
+            $crate::RawMessage,
+        ) -> ::core::result::Result<
+            ::std::vec::Vec<$crate::canonical::CanonicalEvent>,
+            $crate::MapError,
+        > = $map;
+
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         struct MillraceMapper;
 
+        #[cfg(target_arch = "wasm32")]
         impl $crate::wit::Guest for MillraceMapper {
             fn map(
                 input: $crate::RawMessage,
@@ -113,10 +128,11 @@ macro_rules! export_mapper {
                 ::std::vec::Vec<$crate::canonical::CanonicalEvent>,
                 $crate::MapError,
             > {
-                $map(input)
+                MAPPER(input)
             }
         }
 
+        #[cfg(target_arch = "wasm32")]
         $crate::wit::export!(MillraceMapper);
     };
 }
