@@ -138,7 +138,7 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                                 consumed.join(", "),
                             ]
                         });
-                        render(&header, body)
+                        super::table(&header, body)
                     })?
                 }
                 View::Holds => output(json, &visibility.holds(&filter).await?, |rows| {
@@ -159,7 +159,7 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                             h.reason.clone(),
                         ]
                     });
-                    render(&header, body)
+                    super::table(&header, body)
                 })?,
                 View::Commitments => {
                     output(json, &visibility.commitments(&filter).await?, |rows| {
@@ -187,7 +187,7 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                                 c.in_transit.to_string(),
                             ]
                         });
-                        render(&header, body)
+                        super::table(&header, body)
                     })?
                 }
                 View::Sources => output(json, &visibility.sources().await?, |rows| {
@@ -209,7 +209,7 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                             age(s.age_seconds),
                         ]
                     });
-                    render(&header, body)
+                    super::table(&header, body)
                 })?,
             };
             print!("{table}");
@@ -246,7 +246,7 @@ pub fn inventory_table(rows: &[millrace::projection::query::InventoryPosition]) 
             p.holds.join(", "),
         ]
     });
-    render(&header, body)
+    super::table(&header, body)
 }
 
 /// JSON of `rows`, or the table `table` makes of them; an empty table says so.
@@ -262,29 +262,6 @@ fn output<T: Serialize>(
         return Ok("nothing projected yet (is the projection running? `millrace projection rebuild` builds it from the stream)\n".into());
     }
     Ok(table(rows))
-}
-
-/// Columns padded to their widest cell.
-pub fn render(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
-    let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
-    lines.extend(rows);
-    let mut widths = vec![0; header.len()];
-    for line in &lines {
-        for (w, cell) in widths.iter_mut().zip(line) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for line in &lines {
-        let cells: Vec<String> = line
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
 }
 
 fn opt(value: Option<&String>) -> String {

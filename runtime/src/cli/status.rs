@@ -100,10 +100,7 @@ fn render(status: &Value) -> String {
             "NOT READY"
         }
     );
-    let mut routes = vec![row(&[
-        "ROUTE", "SERVING", "MSG/MIN", "DLQ/MIN", "MESSAGES", "EVENTS", "DEAD", "LATE", "RETRIES",
-        "PENDING",
-    ])];
+    let mut routes = Vec::new();
     for route in status["routes"].as_array().into_iter().flatten() {
         let serving: Vec<String> = route["serving"]
             .as_array()
@@ -131,15 +128,14 @@ fn render(status: &Value) -> String {
             f["pending"].to_string(),
         ]);
     }
-    out += &table(&routes);
-    let mut sites = vec![row(&[
-        "SITE",
-        "POSTINGS",
-        "DELAY MEAN",
-        "DELAY MAX",
-        "LATE",
-        "FAILURES",
-    ])];
+    out += &super::table(
+        &[
+            "ROUTE", "SERVING", "MSG/MIN", "DLQ/MIN", "MESSAGES", "EVENTS", "DEAD", "LATE",
+            "RETRIES", "PENDING",
+        ],
+        routes,
+    );
+    let mut sites = Vec::new();
     for (site, f) in status["sites"].as_object().into_iter().flatten() {
         sites.push(vec![
             site.clone(),
@@ -151,8 +147,18 @@ fn render(status: &Value) -> String {
         ]);
     }
     out.push('\n');
-    out += &if sites.len() > 1 {
-        table(&sites)
+    out += &if !sites.is_empty() {
+        super::table(
+            &[
+                "SITE",
+                "POSTINGS",
+                "DELAY MEAN",
+                "DELAY MAX",
+                "LATE",
+                "FAILURES",
+            ],
+            sites,
+        )
     } else {
         "no postings yet\n".to_owned()
     };
@@ -172,45 +178,15 @@ fn render(status: &Value) -> String {
         .collect();
     if !partners.is_empty() {
         out.push('\n');
-        let mut rows = vec![row(&["PARTNER", "FAILURES"])];
-        rows.extend(partners);
-        out += &table(&rows);
+        out += &super::table(&["PARTNER", "FAILURES"], partners);
     }
     out
-}
-
-fn row(cells: &[&str]) -> Vec<String> {
-    cells.iter().map(|c| (*c).to_owned()).collect()
 }
 
 fn seconds(value: &Value) -> String {
     value
         .as_f64()
         .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}s"))
-}
-
-/// Left-aligned columns, two spaces apart.
-fn table(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .map(|r| r.get(c).map_or(0, |s| s.chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let line: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(i, cell)| format!("{cell:<width$}", width = widths[i]))
-            .collect();
-        out += line.join("  ").trim_end();
-        out.push('\n');
-    }
-    out
 }
 
 #[cfg(test)]
