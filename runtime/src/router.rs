@@ -24,6 +24,18 @@ pub struct Slot {
     pub candidate: Option<(Arc<PluginComponent>, CandidateMode)>,
 }
 
+/// A version a route serves, and as what.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Serving {
+    /// `name@version`.
+    pub version: String,
+    /// `active`, `canary` or `shadow`.
+    pub role: &'static str,
+    /// The canary's share of messages, per cent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub percent: Option<u8>,
+}
+
 /// The versions one message goes through.
 #[derive(Debug)]
 pub struct Pick {
@@ -160,16 +172,24 @@ impl Route {
         }
     }
 
-    /// The versions the route serves, with their role: `active`, `canary` or `shadow`.
-    pub fn serving(&self) -> Vec<(String, &'static str)> {
+    /// The versions the route serves, with their role.
+    pub fn serving(&self) -> Vec<Serving> {
         let slot = self.slot();
-        let mut versions = vec![(slot.active.id(), "active")];
+        let mut versions = vec![Serving {
+            version: slot.active.id(),
+            role: "active",
+            percent: None,
+        }];
         if let Some((candidate, mode)) = &slot.candidate {
-            let role = match mode {
-                CandidateMode::Canary { .. } => "canary",
-                CandidateMode::Shadow => "shadow",
+            let (role, percent) = match mode {
+                CandidateMode::Canary { percent } => ("canary", Some(*percent)),
+                CandidateMode::Shadow => ("shadow", None),
             };
-            versions.push((candidate.id(), role));
+            versions.push(Serving {
+                version: candidate.id(),
+                role,
+                percent,
+            });
         }
         versions
     }

@@ -12,24 +12,13 @@ use super::{AdminState, ApiError};
 use crate::config::Scope;
 use crate::governance::redrive::{self, LetterDetail, LetterSummary, Redriven, Redriver};
 use crate::governance::shadow::{self, ShadowReport};
-use crate::observability::figures::{PartnerFigures, RouteFigures, SiteFigures};
+use crate::observability::figures::{FiguresSnapshot, PartnerFigures, RouteFigures, SiteFigures};
 use crate::registry::rollout::{self, Admitted};
 use crate::registry::signing::Signature;
 use crate::registry::store::{Binding, CandidateMode, StoredFixture, VersionRecord};
+use crate::router::Serving;
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
-
-/// A version a route serves on this host.
-#[derive(Debug, Serialize)]
-pub struct Serving {
-    /// `name@version`.
-    version: String,
-    /// `active`, `canary` or `shadow`.
-    role: &'static str,
-    /// The canary share, per cent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    percent: Option<u8>,
-}
 
 /// A route: what it consumes, what it serves here, its binding and its figures.
 #[derive(Debug, Serialize)]
@@ -57,49 +46,34 @@ pub struct Status {
 }
 
 impl AdminState {
-    async fn route_views(&self, only: Option<&str>) -> Result<Vec<RouteView>, ApiError> {
+    /// The routes (or `only` one), with their figures from `figures`.
+    async fn route_views(
+        &self,
+        only: Option<&str>,
+        figures: &FiguresSnapshot,
+    ) -> Result<Vec<RouteView>, ApiError> {
         let bindings = self
             .host
             .registry
             .bindings()
             .await
             .map_err(|e| ApiError::unavailable(&e))?;
-        let figures = self.host.observer.snapshot();
         let views = self
             .host
             .table
             .routes()
             .iter()
             .filter(|r| only.is_none_or(|name| *name == *r.name))
-            .map(|route| {
-                let slot = route.slot();
-                let mut serving = vec![Serving {
-                    version: slot.active.id(),
-                    role: "active",
-                    percent: None,
-                }];
-                if let Some((candidate, mode)) = &slot.candidate {
-                    let (role, percent) = match mode {
-                        CandidateMode::Canary { percent } => ("canary", Some(*percent)),
-                        CandidateMode::Shadow => ("shadow", None),
-                    };
-                    serving.push(Serving {
-                        version: candidate.id(),
-                        role,
-                        percent,
-                    });
-                }
-                RouteView {
-                    name: route.name.to_string(),
-                    subjects: route.subjects.clone(),
-                    serving,
-                    binding: bindings.get(&*route.name).cloned(),
-                    figures: figures
-                        .routes
-                        .get(&*route.name)
-                        .cloned()
-                        .unwrap_or_default(),
-                }
+            .map(|route| RouteView {
+                name: route.name.to_string(),
+                subjects: route.subjects.clone(),
+                serving: route.serving(),
+                binding: bindings.get(&*route.name).cloned(),
+                figures: figures
+                    .routes
+                    .get(&*route.name)
+                    .cloned()
+                    .unwrap_or_default(),
             })
             .collect();
         Ok(views)
@@ -122,7 +96,7 @@ pub async fn status(State(state): State<AdminState>, headers: HeaderMap) -> ApiR
             async_nats::connection::State::Connected
         ),
         ready: state.host.ready.load(std::sync::atomic::Ordering::Relaxed),
-        routes: state.route_views(None).await?,
+        routes: state.route_views(None, &figures).await?,
         sites: figures.sites,
         partners: figures.partners,
     }))
@@ -133,7 +107,8 @@ pub async fn routes(
     headers: HeaderMap,
 ) -> ApiResult<Vec<RouteView>> {
     state.tokens.check(&headers, Scope::Read)?;
-    Ok(Json(state.route_views(None).await?))
+    let figures = state.host.observer.snapshot();
+    Ok(Json(state.route_views(None, &figures).await?))
 }
 
 pub async fn route(
@@ -143,7 +118,8 @@ pub async fn route(
 ) -> ApiResult<RouteView> {
     state.tokens.check(&headers, Scope::Read)?;
     state.check_route(&route)?;
-    let mut views = state.route_views(Some(&route)).await?;
+    let figures = state.host.observer.snapshot();
+    let mut views = state.route_views(Some(&route), &figures).await?;
     views
         .pop()
         .map(Json)

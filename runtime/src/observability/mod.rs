@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 
 use crate::canonical::MappedEvent;
 use crate::governance::Failure;
+use crate::router::Serving;
 use figures::{Figures, FiguresSnapshot};
 use metrics::{
     ConsumerLabels, EventLabels, FailureLabels, Metrics, PostingLabels, RouteLabels, RouteOnly,
@@ -213,8 +214,8 @@ impl Observer {
         self.figures().route(route).pending = pending;
     }
 
-    /// The versions `route` serves now, as (version, role) pairs.
-    pub fn serving(&self, route: &str, versions: &[(String, &str)]) {
+    /// The versions `route` serves now, with their roles.
+    pub fn serving(&self, route: &str, versions: &[Serving]) {
         let mut serving = self
             .serving
             .lock()
@@ -225,10 +226,10 @@ impl Observer {
         }
         let now: Vec<VersionLabels> = versions
             .iter()
-            .map(|(version, role)| VersionLabels {
+            .map(|serving| VersionLabels {
                 route: route.to_owned(),
-                plugin_version: version.clone(),
-                role: (*role).to_owned(),
+                plugin_version: serving.version.clone(),
+                role: serving.role.to_owned(),
             })
             .collect();
         for labels in &now {
