@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use millrace::registry::{Manifest, fixtures};
+use millrace::registry::fixtures;
 use support::*;
 
 const SUBJECT: &str = "raw.mes.plant1.shift-report";
@@ -16,18 +16,11 @@ const CONSUMER: &str = "millrace_mes__raw_mes__star__shift-report";
 
 /// The route of the MES plugin, configured as its fixtures are.
 fn mes_route() -> String {
-    let dir = plugin("plugins/mes-shift-report");
-    let manifest = Manifest::load(&dir).unwrap();
-    let config: Vec<String> = manifest
-        .fixtures
-        .config
-        .iter()
-        .map(|(k, v)| format!("{k:?} = {v:?}"))
-        .collect();
-    format!(
-        "[routes.mes]\nsubjects = [\"raw.mes.*.shift-report\"]\nplugin = {:?}\nconfig = {{ {} }}\n",
-        dir.display().to_string(),
-        config.join(", ")
+    fixture_route(
+        "mes",
+        &plugin("plugins/mes-shift-report"),
+        "raw.mes.*.shift-report",
+        "",
     )
 }
 

@@ -50,19 +50,13 @@ async fn all_plugins_run_in_one_host_routed_by_subject() {
     {
         let manifest = Manifest::load(&dir).unwrap();
         let subject = manifest.fixtures.subject.clone();
-        let config: Vec<String> = manifest
-            .fixtures
-            .config
-            .iter()
-            .map(|(k, v)| format!("{k:?} = {v:?}"))
-            .collect();
         // Fixtures reuse control numbers and business keys across files; this test is about
         // routing, so resend and order tracking stay out of the way.
-        routes.push_str(&format!(
-            "[routes.{}]\nsubjects = [{subject:?}]\nplugin = {:?}\nconfig = {{ {} }}\nordering = \"off\"\nidempotency = false\n\n",
-            manifest.name,
-            dir.display().to_string(),
-            config.join(", ")
+        routes.push_str(&fixture_route(
+            &manifest.name,
+            &dir,
+            &subject,
+            "ordering = \"off\"\nidempotency = false\n",
         ));
         consumers.push(consumer_name(&manifest.name, &subject));
         for input in fixtures::inputs(&dir).unwrap() {

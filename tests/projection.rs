@@ -13,7 +13,6 @@ use async_nats::jetstream;
 use millrace::config::Config;
 use millrace::projection::Projection;
 use millrace::projection::query::{Filter, InventoryFilter, Visibility};
-use millrace::registry::Manifest;
 use millrace::transport::consumer_name;
 use serde_json::{Value, json};
 use support::*;
@@ -93,19 +92,7 @@ fn fixture(relative: &str) -> Vec<u8> {
 
 /// A route for `plugin` on `subject`, configured as the plugin's fixtures are.
 fn route(name: &str, plugin_dir: &str, subject: &str, extra: &str) -> String {
-    let dir = plugin(plugin_dir);
-    let manifest = Manifest::load(&dir).unwrap();
-    let config: Vec<String> = manifest
-        .fixtures
-        .config
-        .iter()
-        .map(|(k, v)| format!("{k:?} = {v:?}"))
-        .collect();
-    format!(
-        "[routes.{name}]\nsubjects = [{subject:?}]\nplugin = {:?}\nconfig = {{ {} }}\n{extra}\n",
-        dir.display().to_string(),
-        config.join(", ")
-    )
+    fixture_route(name, &plugin(plugin_dir), subject, extra)
 }
 
 /// Everything the projection holds, as the query API returns it, without the ages (which

@@ -352,6 +352,23 @@ pub async fn try_stream_len(js: &jetstream::Context, stream: &str) -> Option<u64
     Some(stream.info().await.ok()?.state.messages)
 }
 
+/// A route section `name` serving the plugin folder `dir` on `subject`, with the route
+/// configuration its golden fixtures run with, and `extra` lines.
+pub fn fixture_route(name: &str, dir: &Path, subject: &str, extra: &str) -> String {
+    let manifest = millrace::registry::Manifest::load(dir).unwrap();
+    let config: Vec<String> = manifest
+        .fixtures
+        .config
+        .iter()
+        .map(|(k, v)| format!("{k:?} = {v:?}"))
+        .collect();
+    format!(
+        "[routes.{name}]\nsubjects = [{subject:?}]\nplugin = {:?}\nconfig = {{ {} }}\n{extra}\n",
+        dir.display().to_string(),
+        config.join(", ")
+    )
+}
+
 /// A copy of a built plugin under another version, served from a folder that needs no build.
 pub fn plugin_version(relative: &str, version: &str, into: &Path) -> PathBuf {
     let dir = plugin(relative);
