@@ -420,3 +420,254 @@ async fn events_from_a_system_that_does_not_own_them_are_dead_lettered() {
     );
     assert_eq!(try_stream_len(&js, "CANONICAL").await, Some(0));
 }
+
+/// The digest the misbehave guest's `echo` command reports for the raw message it was given.
+fn echo_digest(subject: &str, headers: &[(String, String)], payload: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &byte in bytes.iter().chain(&[0u8]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(subject.as_bytes());
+    for (name, value) in headers {
+        feed(name.as_bytes());
+        feed(value.as_bytes());
+    }
+    feed(payload);
+    format!("echo:{hash:016x}")
+}
+
+/// Deletes the CANONICAL stream and creates it empty, so an event id can be stored again.
+async fn fresh_canonical(js: &jetstream::Context) {
+    js.delete_stream("CANONICAL").await.unwrap();
+    js.create_stream(jetstream::stream::Config {
+        name: "CANONICAL".into(),
+        subjects: vec!["canonical.>".into()],
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_sees_the_same_message_live_on_replay_and_on_redrive() {
+    let nats = Nats::start();
+    let guest = plugin("tests/guests/misbehave");
+    // Two routes take the same message: `echo` maps it, `letters` rejects it into a dead letter.
+    let routes = |letters_config: &str| {
+        format!(
+            "[routes.echo]\nsubjects = [\"raw.test.lab.echo\"]\nplugin = {p:?}\n\n\
+             [routes.letters]\nsubjects = [\"raw.test.lab.echo\"]\nplugin = {p:?}\n{letters_config}\n",
+            p = guest.display().to_string()
+        )
+    };
+    let config = nats.config(&routes("config = { reject = \"yes\" }"));
+    let cfg = config.to_str().unwrap().to_owned();
+    let js = jetstream::new(nats.client().await);
+    let mut host = Host::start(
+        &config,
+        &js,
+        &[
+            "millrace_echo__raw_test_lab_echo",
+            "millrace_letters__raw_test_lab_echo",
+        ],
+    )
+    .await;
+
+    // Repeated names, names differing only in case, and an order that is not alphabetical.
+    let mut headers = async_nats::HeaderMap::new();
+    headers.append("X-Zeta", "last");
+    headers.append("Nats-Msg-Id", "echo-1");
+    headers.append("x-alpha", "zulu, sent first");
+    headers.append("X-Alpha", "upper");
+    headers.append("x-alpha", "alpha, sent second");
+    headers.append(
+        "traceparent",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    );
+    headers.append("Millrace-Note", "a publisher's own header");
+    let (subject, payload) = ("raw.test.lab.echo", b"echo from the line".to_vec());
+    let raw_sequence = js
+        .publish_with_headers(subject, headers.clone(), payload.clone().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+        .sequence;
+    let given: Vec<(String, String)> = [
+        ("Millrace-Note", "a publisher's own header"),
+        ("Nats-Msg-Id", "echo-1"),
+        ("X-Alpha", "upper"),
+        ("X-Zeta", "last"),
+        (
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ),
+        ("x-alpha", "zulu, sent first"),
+        ("x-alpha", "alpha, sent second"),
+    ]
+    .into_iter()
+    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(millrace::pipeline::plugin_headers(Some(&headers)), given);
+    let seen = echo_digest(subject, &given, &payload);
+
+    let live = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        1,
+        Duration::from_millis(500),
+    )
+    .await;
+    let letters = read_stream(&js, "DLQ", "dlq.>", 1, Duration::from_millis(500)).await;
+    assert_eq!(live.len(), 1, "{}", host.log_text());
+    assert_eq!(live[0].json()["data"]["item"], seen.as_str(), "live");
+    assert_eq!(letters[0].header("Millrace-Error"), Some(seen.as_str()));
+    host.stop();
+
+    fresh_canonical(&js).await;
+    let at = raw_sequence.to_string();
+    let replay = millrace(&[
+        "replay", "echo", "--from", &at, "--to", &at, "--config", &cfg,
+    ]);
+    assert!(replay.status.success(), "{}", text(&replay));
+    assert!(
+        text(&replay).contains("1 raw message(s), 1 event(s) published"),
+        "{}",
+        text(&replay)
+    );
+    let replayed = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        1,
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(replayed[0].json()["data"], live[0].json()["data"], "replay");
+
+    fresh_canonical(&js).await;
+    let config = nats.config(&routes(""));
+    let letter = letters[0].sequence.to_string();
+    let redrive = millrace(&[
+        "dlq",
+        "redrive",
+        &letter,
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert!(redrive.status.success(), "{}", text(&redrive));
+    assert!(
+        text(&redrive).contains("1 event(s) published"),
+        "{}",
+        text(&redrive)
+    );
+    let redriven = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        1,
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(
+        redriven[0].json()["data"],
+        live[0].json()["data"],
+        "redrive"
+    );
+    assert_eq!(redriven[0].json()["id"], live[0].json()["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_failure_leaves_the_message_to_redelivery_and_never_dead_letters_it() {
+    use millrace::delivery::{Delivered, Delivery, Mode};
+    use millrace::pipeline::{Pipeline, RawInput};
+    use millrace::workers::WorkerPool;
+
+    let mut nats = Nats::start();
+    let path = nats.config(&steady_route(&plugin("tests/guests/misbehave"), ""));
+    let config = std::sync::Arc::new(millrace::config::Config::load(&path).unwrap());
+    let js = jetstream::new(nats.client().await);
+    millrace::transport::ensure_streams(&js, &config.streams)
+        .await
+        .unwrap();
+    let sandbox = millrace::sandbox::Sandbox::new(None).unwrap();
+    let loader = millrace::router::PluginLoader::new(config.clone(), sandbox, None);
+    let route = loader.route("steady", None).await.unwrap();
+    let delivery = Delivery::open(&js, &config.governance).await.unwrap();
+    let pipeline = |delivery: &Delivery| {
+        Pipeline::new(WorkerPool::start(1).unwrap(), delivery.clone(), js.clone())
+    };
+    let input = |payload: &str, sequence| {
+        RawInput::new(
+            "raw.test.lab.cmd".into(),
+            None,
+            payload.as_bytes().to_vec().into(),
+            "RAW",
+            sequence,
+        )
+    };
+
+    // The workers are stopping: no call can be made, whatever the message would have done.
+    let stopping = pipeline(&delivery);
+    stopping.close();
+    for (n, payload) in ["ok 1", "reject", "trap"].into_iter().enumerate() {
+        let processed = stopping
+            .process(&route, &input(payload, n as u64 + 1), &Mode::LIVE)
+            .await;
+        assert!(
+            processed.outcome.is_err(),
+            "{payload}: a stopping pool is a host failure: {:?}",
+            processed.outcome
+        );
+    }
+
+    // NATS is gone: the events cannot be stored.
+    let serving = pipeline(&delivery);
+    nats.server.stop();
+    let processed = serving
+        .process(&route, &input("ok 4", 4), &Mode::LIVE)
+        .await;
+    assert!(
+        processed.outcome.is_err(),
+        "NATS unavailable is a host failure: {:?}",
+        processed.outcome
+    );
+    nats.restart();
+    let started = Instant::now();
+    while try_stream_len(&js, "DLQ").await.is_none() {
+        assert!(started.elapsed() < PATIENCE, "NATS did not come back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(try_stream_len(&js, "DLQ").await, Some(0), "no dead letter");
+
+    // Redelivered once the host can work again, the same messages end by their own outcome.
+    let redelivered = serving
+        .process(&route, &input("reject", 5), &Mode::LIVE)
+        .await;
+    assert!(
+        matches!(redelivered.outcome, Ok(Delivered::Failed(_))),
+        "{:?}",
+        redelivered.outcome
+    );
+    let redelivered = serving
+        .process(&route, &input("ok 4", 4), &Mode::LIVE)
+        .await;
+    assert!(
+        matches!(
+            redelivered.outcome,
+            Ok(Delivered::Events { published: 1, .. })
+        ),
+        "{:?}",
+        redelivered.outcome
+    );
+    assert_eq!(try_stream_len(&js, "DLQ").await, Some(1));
+    // A publish the client still sent after the failure is dropped as a duplicate: one event.
+    assert_eq!(try_stream_len(&js, "CANONICAL").await, Some(1));
+    serving.shutdown().await;
+    stopping.shutdown().await;
+}

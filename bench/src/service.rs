@@ -104,7 +104,7 @@ impl Mapping {
                 };
                 let events = pool
                     .call(plugin.clone(), route.clone(), raw)
-                    .await
+                    .await?
                     .map_err(|e| anyhow::anyhow!("plugin call failed: {e}"))?;
                 (events, plugin.name.clone(), plugin.version.clone())
             }

@@ -1,7 +1,7 @@
 //! Governed delivery of one raw message's outcome: system-of-record ownership, idempotency on
 //! business identity, ordering, then the canonical events (or the dead letter) published and
-//! stored by JetStream. The host calls it for every message; `dlq redrive` and `replay` call
-//! it too, so all three deliver by the same rules.
+//! stored by JetStream. It is the last stage of the [`crate::pipeline`], so live mapping,
+//! `dlq redrive` and `replay` all deliver by the same rules.
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -9,7 +9,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_nats::jetstream;
 use async_nats::{HeaderMap, header};
-use bytes::Bytes;
 
 use crate::canonical::{CloudEvent, Lineage, MappedEvent};
 use crate::config::{GovernanceConfig, Ordering};
@@ -20,26 +19,10 @@ use crate::governance::ordering::OrderBook;
 use crate::governance::ownership::OwnershipPolicy;
 use crate::observability::trace::TRACEPARENT;
 use crate::observability::{At, Observer};
+use crate::pipeline::RawInput;
 use crate::router::Route;
 use crate::sandbox::PluginComponent;
 use crate::transport;
-
-/// The raw message being delivered.
-#[derive(Debug, Clone, Copy)]
-pub struct RawOrigin<'a> {
-    /// Its identity: the `Nats-Msg-Id` it was published with, else stream and sequence.
-    pub id: &'a str,
-    /// The raw subject.
-    pub subject: &'a str,
-    /// The RAW stream sequence.
-    pub sequence: u64,
-    /// The original headers.
-    pub headers: Option<&'a HeaderMap>,
-    /// The original payload.
-    pub payload: &'a Bytes,
-    /// The W3C trace context to carry onto the events and the dead letter.
-    pub traceparent: Option<&'a str>,
-}
 
 /// How a delivery differs from the live flow.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +42,14 @@ impl Mode<'_> {
         replay_id: None,
         existing_ids: None,
         dead_letter: true,
+    };
+
+    /// A dead letter sent through its route again: the live rules, but a failure leaves the
+    /// letter where it is instead of writing a second one.
+    pub const REDRIVE: Mode<'static> = Mode {
+        replay_id: None,
+        existing_ids: None,
+        dead_letter: false,
     };
 }
 
@@ -128,25 +119,33 @@ impl Delivery {
         self
     }
 
-    /// Delivers the outcome of mapping `raw` with `plugin` on `route`. An `Err` means nothing
-    /// final happened (a transient NATS error): the raw message must be redelivered.
+    /// Where what is delivered is counted.
+    pub fn observer(&self) -> &Observer {
+        &self.observer
+    }
+
+    /// Delivers the outcome of mapping `raw` with `plugin` on `route`, carrying `traceparent`
+    /// onto the events or the dead letter. An `Err` means nothing final happened (a transient
+    /// NATS error): the raw message must be redelivered.
+    #[allow(clippy::too_many_arguments)]
     pub async fn deliver(
         &self,
         route: &Route,
         plugin: &PluginComponent,
-        raw: &RawOrigin<'_>,
+        raw: &RawInput,
+        traceparent: Option<&str>,
         outcome: Result<Vec<MappedEvent>, Failure>,
         attempts: u32,
         mode: &Mode<'_>,
     ) -> anyhow::Result<Delivered> {
-        let system = route.source_system(raw.subject);
+        let system = route.source_system(&raw.subject);
         let outcome =
             outcome.and_then(|events| self.ownership.check(system, &events).map(|()| events));
         let events = match outcome {
             Ok(events) => events,
             Err(failure) => {
                 if mode.dead_letter {
-                    self.dead_letter(route, plugin, raw, attempts, &failure)
+                    self.dead_letter(route, plugin, raw, traceparent, attempts, &failure)
                         .await?;
                     let at = At {
                         route: &route.name,
@@ -155,15 +154,15 @@ impl Delivery {
                     self.observer.dead_lettered(
                         at,
                         &failure,
-                        route.site(raw.subject),
-                        route.partner(raw.subject),
+                        route.site(&raw.subject),
+                        route.partner(&raw.subject),
                     );
                 }
                 return Ok(Delivered::Failed(failure));
             }
         };
         let lineage = Lineage {
-            raw_id: raw.id,
+            raw_id: &raw.identity,
             system,
             route: &route.name,
             plugin: &plugin.name,
@@ -171,7 +170,9 @@ impl Delivery {
             raw_sequence: raw.sequence,
         };
         let resent: BTreeSet<String> = if route.idempotency && mode.replay_id.is_none() {
-            self.ledger.claim(&route.name, raw.id, &events).await?
+            self.ledger
+                .claim(&route.name, &raw.identity, &events)
+                .await?
         } else {
             BTreeSet::new()
         };
@@ -211,7 +212,7 @@ impl Delivery {
         if duplicates > 0 {
             tracing::info!(
                 route = &*route.name,
-                raw_id = raw.id,
+                raw_id = raw.identity.as_str(),
                 duplicates,
                 "skipped events of source transactions another message already delivered (a resend)"
             );
@@ -219,12 +220,12 @@ impl Delivery {
         if late > 0 {
             tracing::info!(
                 route = &*route.name,
-                raw_id = raw.id,
+                raw_id = raw.identity.as_str(),
                 late,
                 "published events marked late"
             );
         }
-        self.publish(&outgoing, raw.traceparent).await?;
+        self.publish(&outgoing, traceparent).await?;
         if mode.replay_id.is_none() {
             // Replays reprocess history on purpose: their delays are not postings.
             let at = At {
@@ -281,7 +282,8 @@ impl Delivery {
         &self,
         route: &Route,
         plugin: &PluginComponent,
-        raw: &RawOrigin<'_>,
+        raw: &RawInput,
+        traceparent: Option<&str>,
         attempts: u32,
         failure: &Failure,
     ) -> anyhow::Result<()> {
@@ -289,7 +291,7 @@ impl Delivery {
             route = &*route.name,
             plugin = plugin.id(),
             raw_sequence = raw.sequence,
-            subject = raw.subject,
+            subject = raw.subject.as_str(),
             error_kind = failure.kind(),
             attempts,
             "dead-lettered: {failure}"
@@ -297,15 +299,15 @@ impl Delivery {
         let letter = DeadLetter {
             route: &route.name,
             plugin: &plugin.id(),
-            raw_subject: raw.subject,
+            raw_subject: &raw.subject,
             raw_sequence: raw.sequence,
-            raw_id: raw.id,
-            raw_headers: raw.headers,
+            raw_id: &raw.identity,
+            raw_headers: raw.headers.as_ref(),
             attempts,
             failure,
         };
         let mut headers = letter.headers();
-        if let Some(traceparent) = raw.traceparent {
+        if let Some(traceparent) = traceparent {
             headers.insert(TRACEPARENT, traceparent);
         }
         self.js

@@ -1,5 +1,5 @@
-//! The host daemon: consumes every route's raw subjects, maps each message on the worker
-//! pool, publishes the canonical events (or the dead letter) and only then acks.
+//! The host daemon: consumes every route's raw subjects, takes each message through the
+//! [`crate::pipeline`] and only then acks.
 //!
 //! Messages are spread over ordered lanes by raw subject: a lane handles one message at a
 //! time, start to ack, so the messages of one subject are published in order while other
@@ -7,36 +7,32 @@
 //! host is busy it stops pulling from JetStream rather than queueing without bound.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
-use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, Span};
 
 use crate::admin::{self, AdminState, RunningHost};
-use crate::canonical::MappedEvent;
 use crate::config::Config;
-use crate::delivery::{Delivered, Delivery, Mode, RawOrigin};
-use crate::governance::Failure;
-use crate::governance::shadow::{ShadowReport, differences};
-use crate::observability::{At, Observer, trace};
-use crate::registry::fixtures::Outcome;
+use crate::delivery::{Delivery, Mode};
+use crate::observability::Observer;
+use crate::pipeline::{Pipeline, RawInput};
 use crate::registry::store::{BindingChange, Registry};
-use crate::router::{self, Pick, PluginLoader, Route, RouteTable};
-use crate::sandbox::{PluginComponent, RawMessage, Sandbox};
+use crate::router::{self, PluginLoader, Route, RouteTable};
+use crate::sandbox::Sandbox;
 use crate::transport;
 use crate::workers::WorkerPool;
 
 /// Messages waiting per lane before the consumers wait.
 const LANE_QUEUE: usize = 32;
 
-/// How soon a message whose publish failed is redelivered.
-const REDELIVER_AFTER_PUBLISH_ERROR: Duration = Duration::from_secs(1);
+/// How soon a message the host could not finish (publish failed, workers stopping) is
+/// redelivered.
+const REDELIVER_AFTER_HOST_FAILURE: Duration = Duration::from_secs(1);
 
 /// A raw message pulled for a route.
 struct Incoming {
@@ -44,12 +40,10 @@ struct Incoming {
     message: jetstream::Message,
 }
 
-/// What the lanes share.
+/// What the lanes share: the pipeline each message goes through.
 struct Lanes {
-    pool: WorkerPool,
-    delivery: Delivery,
+    pipeline: Pipeline,
     raw_stream: String,
-    js: jetstream::Context,
     observer: Arc<Observer>,
 }
 
@@ -108,11 +102,10 @@ pub async fn serve(
     let delivery = Delivery::open(&js, &config.governance)
         .await?
         .observed(observer.clone());
+    let pool = WorkerPool::start(config.host.workers).context("cannot start the worker threads")?;
     let shared = Arc::new(Lanes {
-        pool: WorkerPool::start(config.host.workers).context("cannot start the worker threads")?,
-        delivery: delivery.clone(),
+        pipeline: Pipeline::new(pool, delivery.clone(), js.clone()),
         raw_stream: config.streams.raw.clone(),
-        js: js.clone(),
         observer: observer.clone(),
     });
 
@@ -206,7 +199,7 @@ pub async fn serve(
     while lane_tasks.join_next().await.is_some() {}
     follower.abort();
     if let Ok(shared) = Arc::try_unwrap(shared) {
-        tokio::task::spawn_blocking(move || shared.pool.shutdown()).await?;
+        shared.pipeline.shutdown().await;
     }
     client.flush().await.ok();
     tracing::info!("host stopped");
@@ -264,221 +257,32 @@ async fn pull(
 }
 
 impl Lanes {
-    /// Maps, delivers and acks one raw message.
+    /// Takes one raw message through the pipeline, then acks it once it is done (its events
+    /// or its dead letter stored), or leaves it to redelivery after a host failure.
     async fn process(&self, incoming: Incoming) {
-        let (sequence, stored_at) = message_info(&incoming.message);
-        let raw_id = transport::raw_identity(
-            incoming.message.headers.as_ref(),
-            &self.raw_stream,
-            sequence,
-        );
-        // The versions the message started on are the ones it finishes on, whatever swaps.
-        let pick = incoming.route.slot().pick(&raw_id);
-        let span = trace::message_span(
-            &incoming.route.name,
-            &pick.plugin.id(),
-            sequence,
-            incoming.message.headers.as_ref(),
-        );
-        let route = incoming.route.clone();
-        let done = self
-            .process_in(incoming, &raw_id, pick, sequence, &span)
-            .instrument(span.clone())
-            .await;
-        if done {
-            self.observer.finished(&route.name, stored_at);
-        }
-    }
-
-    /// Maps and delivers the message; true once it is done (its events or dead letter
-    /// stored), false when it will be redelivered.
-    async fn process_in(
-        &self,
-        incoming: Incoming,
-        raw_id: &str,
-        pick: Pick,
-        sequence: u64,
-        span: &Span,
-    ) -> bool {
         let Incoming { route, message } = incoming;
-        let raw = RawMessage {
-            subject: message.subject.to_string(),
-            headers: flatten(message.headers.as_ref()),
-            payload: message.payload.to_vec(),
-        };
-        let plugin = pick.plugin;
-        let at = At {
-            route: &route.name,
-            plugin_version: &plugin.id(),
-        };
-        self.observer.message_in(at);
-        let shadow_input = pick.shadow.as_ref().map(|_| raw.clone());
-        let (outcome, attempts) = self.map_with_retries(&route, &plugin, raw).await;
-        if let (Some(candidate), Some(raw)) = (pick.shadow, shadow_input) {
-            self.shadow(&route, &plugin, candidate, raw, &outcome, sequence)
-                .await;
-        }
-        let traceparent = trace::outgoing(span, message.headers.as_ref());
-        let origin = RawOrigin {
-            id: raw_id,
-            subject: &message.subject,
-            sequence,
-            headers: message.headers.as_ref(),
-            payload: &message.payload,
-            traceparent: traceparent.as_deref(),
-        };
-        let delivered = self
-            .delivery
-            .deliver(&route, &plugin, &origin, outcome, attempts, &Mode::LIVE)
-            .await;
-        match delivered {
-            Ok(delivered) => {
-                match delivered {
-                    Delivered::Events { event_ids, .. } => {
-                        span.record("outcome", "published");
-                        span.record("event_ids", event_ids.join(",").as_str());
-                    }
-                    Delivered::Failed(failure) => {
-                        span.record("outcome", failure.class());
-                    }
-                }
+        let input = RawInput::delivered(&message, &self.raw_stream);
+        let processed = self.pipeline.process(&route, &input, &Mode::LIVE).await;
+        match processed.outcome {
+            Ok(_) => {
                 if let Err(e) = message.ack().await {
                     tracing::warn!(
                         route = &*route.name,
-                        raw_sequence = sequence,
+                        raw_sequence = input.sequence,
                         "ack failed, JetStream will redeliver: {e}"
                     );
                 }
-                true
+                self.observer.finished(&route.name, input.stored_at);
             }
             Err(e) => {
                 tracing::warn!(
                     route = &*route.name,
-                    raw_sequence = sequence,
-                    "delivery failed, the message will be redelivered: {e:#}"
+                    raw_sequence = input.sequence,
+                    "the message will be redelivered: {e}"
                 );
                 let _ = message
-                    .ack_with(AckKind::Nak(Some(REDELIVER_AFTER_PUBLISH_ERROR)))
+                    .ack_with(AckKind::Nak(Some(REDELIVER_AFTER_HOST_FAILURE)))
                     .await;
-                false
-            }
-        }
-    }
-
-    /// Runs a shadow candidate on the same message and publishes where it differs from the
-    /// active version's outcome. Never affects the message's delivery.
-    #[allow(clippy::too_many_arguments)]
-    async fn shadow(
-        &self,
-        route: &Route,
-        active: &PluginComponent,
-        candidate: Arc<PluginComponent>,
-        raw: RawMessage,
-        outcome: &Result<Vec<MappedEvent>, Failure>,
-        sequence: u64,
-    ) {
-        let raw_subject = raw.subject.clone();
-        let candidate_id = candidate.id();
-        let shadowed = match route.admission.acquire().await {
-            Ok(_permit) => self.pool.call(candidate, route.context.clone(), raw).await,
-            Err(_) => return,
-        };
-        let differences = differences(&Outcome::from(outcome.clone()), &Outcome::from(shadowed));
-        if differences.is_empty() {
-            tracing::debug!(
-                route = &*route.name,
-                raw_sequence = sequence,
-                "shadow agrees"
-            );
-            return;
-        }
-        tracing::info!(
-            route = &*route.name,
-            raw_sequence = sequence,
-            candidate = candidate_id,
-            differences = differences.len(),
-            "shadow differs"
-        );
-        let report = ShadowReport {
-            route: route.name.to_string(),
-            raw_subject,
-            raw_sequence: sequence,
-            active: active.id(),
-            candidate: candidate_id,
-            differences,
-        };
-        let published = match serde_json::to_vec(&report) {
-            Ok(body) => self
-                .js
-                .publish(format!("shadow.{}", route.name), body.into())
-                .await
-                .map(|_| ()),
-            Err(e) => {
-                tracing::warn!("cannot encode a shadow report: {e}");
-                Ok(())
-            }
-        };
-        if let Err(e) = published {
-            tracing::warn!(route = &*route.name, "cannot publish a shadow report: {e}");
-        }
-    }
-
-    /// Calls the plugin, retrying traps and breached limits with backoff as the route says.
-    async fn map_with_retries(
-        &self,
-        route: &Route,
-        plugin: &Arc<PluginComponent>,
-        raw: RawMessage,
-    ) -> (Result<Vec<MappedEvent>, Failure>, u32) {
-        let mut attempt = 1;
-        let at = At {
-            route: &route.name,
-            plugin_version: &plugin.id(),
-        };
-        loop {
-            let result = loop {
-                let Ok(permit) = route.admission.acquire().await else {
-                    break Err(Failure::Call(crate::sandbox::CallError::Instantiate(
-                        "the route is shutting down".into(),
-                    )));
-                };
-                // A route cooling down after a breach waits without holding a worker permit.
-                if let Some(wait) = route.breaker.remaining() {
-                    drop(permit);
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                let started = Instant::now();
-                let result = self
-                    .pool
-                    .call(plugin.clone(), route.context.clone(), raw.clone())
-                    .await;
-                self.observer.plugin_call(at, started.elapsed(), &result);
-                route.breaker.record(matches!(
-                    result,
-                    Err(Failure::Call(
-                        crate::sandbox::CallError::Deadline(_)
-                            | crate::sandbox::CallError::Memory(_)
-                    ))
-                ));
-                break result;
-            };
-            match result {
-                Err(failure) if failure.is_retryable() && attempt < route.retry.attempts => {
-                    let backoff = route
-                        .retry
-                        .backoff
-                        .saturating_mul(1 << (attempt - 1).min(16));
-                    tracing::info!(
-                        route = &*route.name,
-                        attempt,
-                        "plugin call failed, retrying in {backoff:?}: {failure}"
-                    );
-                    self.observer.retry(at);
-                    tokio::time::sleep(backoff).await;
-                    attempt += 1;
-                }
-                other => return (other, attempt),
             }
         }
     }
@@ -510,27 +314,6 @@ async fn watch_lag(
             () = tokio::time::sleep(LAG_INTERVAL) => {}
         }
     }
-}
-
-/// The RAW stream sequence of a message and when JetStream stored it.
-fn message_info(message: &jetstream::Message) -> (u64, Option<time::OffsetDateTime>) {
-    message.info().map_or((0, None), |info| {
-        (info.stream_sequence, Some(info.published))
-    })
-}
-
-/// The headers as name/value pairs, for the plugin.
-fn flatten(headers: Option<&HeaderMap>) -> Vec<(String, String)> {
-    let mut pairs = Vec::new();
-    if let Some(headers) = headers {
-        for (name, values) in headers.iter() {
-            for value in values {
-                pairs.push((name.to_string(), value.as_str().to_owned()));
-            }
-        }
-    }
-    pairs.sort();
-    pairs
 }
 
 /// Follows route bindings: when one changes, loads its versions (compiled off the hot path,

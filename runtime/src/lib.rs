@@ -16,6 +16,7 @@ pub mod digest;
 pub mod governance;
 pub mod host;
 pub mod observability;
+pub mod pipeline;
 pub mod projection;
 pub mod registry;
 pub mod router;

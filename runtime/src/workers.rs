@@ -32,6 +32,12 @@ struct Job {
     reply: oneshot::Sender<Result<Vec<MappedEvent>, Failure>>,
 }
 
+/// The host cannot run plugin calls now (its workers are stopping): a host failure, not the
+/// plugin's, so the message is redelivered and never dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the host cannot run plugin calls now: {0}")]
+pub struct Unavailable(pub &'static str);
+
 /// A fixed pool of threads running plugin calls.
 pub struct WorkerPool {
     queue: async_channel::Sender<Job>,
@@ -59,13 +65,14 @@ impl WorkerPool {
         self.threads.len()
     }
 
-    /// Maps one raw message on the first free worker, and checks the events.
+    /// Maps one raw message on the first free worker, and checks the events. `Err` when the
+    /// pool is shut down: nothing is known about the message then.
     pub async fn call(
         &self,
         plugin: Arc<PluginComponent>,
         route: Arc<RouteContext>,
         raw: RawMessage,
-    ) -> Result<Vec<MappedEvent>, Failure> {
+    ) -> Result<Result<Vec<MappedEvent>, Failure>, Unavailable> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             plugin,
@@ -73,18 +80,19 @@ impl WorkerPool {
             raw,
             reply,
         };
-        let gone = || {
-            Failure::Call(CallError::Instantiate(
-                "the worker pool is shut down".into(),
-            ))
-        };
-        self.queue.send(job).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
+        let gone = Unavailable("the worker pool is shut down");
+        self.queue.send(job).await.map_err(|_| gone.clone())?;
+        answer.await.map_err(|_| gone)
+    }
+
+    /// Takes no more calls: the ones queued still run, later ones are [`Unavailable`].
+    pub fn close(&self) {
+        self.queue.close();
     }
 
     /// Stops the workers once their queued jobs are done.
     pub fn shutdown(self) {
-        self.queue.close();
+        self.close();
         for thread in self.threads {
             if thread.join().is_err() {
                 tracing::error!("a worker thread panicked");

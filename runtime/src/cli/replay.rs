@@ -10,12 +10,12 @@ use async_nats::jetstream::{self, consumer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use millrace::delivery::{Delivered, Delivery, Mode, RawOrigin};
+use millrace::delivery::{Delivered, Delivery, Mode};
 use millrace::digest::sha256_hex;
+use millrace::pipeline::{Pipeline, RawInput};
 use millrace::registry::store::Registry;
 use millrace::router::{PluginLoader, subject_matches};
-use millrace::sandbox::RawMessage;
-use millrace::transport::{header_value, raw_identity, reader::StreamReader};
+use millrace::transport::{header_value, reader::StreamReader};
 use millrace::workers::WorkerPool;
 
 /// Where a replay starts or ends: a RAW stream sequence or an RFC 3339 time.
@@ -94,7 +94,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Point::Time(start_time) => consumer::DeliverPolicy::ByStartTime { start_time },
     };
     let mut reader = StreamReader::open(&js, &config.streams.raw, None, start, false).await?;
-    let pool = WorkerPool::start(1)?;
+    let pipeline = Pipeline::new(WorkerPool::start(1)?, delivery, js.clone());
     let mode = Mode {
         replay_id: Some(&replay_id),
         existing_ids: Some(&existing),
@@ -120,35 +120,10 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             continue;
         }
         messages += 1;
-        let raw_id = raw_identity(message.headers.as_ref(), &config.streams.raw, sequence);
-        let raw = RawMessage {
-            subject: message.subject.to_string(),
-            headers: message
-                .headers
-                .iter()
-                .flat_map(|h| h.iter())
-                .flat_map(|(n, vs)| {
-                    vs.iter()
-                        .map(move |v| (n.to_string(), v.as_str().to_owned()))
-                })
-                .collect(),
-            payload: message.payload.to_vec(),
-        };
-        let outcome = pool.call(plugin.clone(), route.context.clone(), raw).await;
-        let origin = RawOrigin {
-            id: &raw_id,
-            subject: &message.subject,
-            sequence,
-            headers: message.headers.as_ref(),
-            payload: &message.payload,
-            traceparent: millrace::transport::header_value(
-                message.headers.as_ref(),
-                millrace::observability::trace::TRACEPARENT,
-            ),
-        };
-        match delivery
-            .deliver(&route, &plugin, &origin, outcome, 1, &mode)
-            .await
+        let input = RawInput::delivered(&message, &config.streams.raw);
+        let processed = pipeline.process(&route, &input, &mode).await;
+        match processed
+            .outcome
             .with_context(|| format!("replaying RAW sequence {sequence}"))?
         {
             Delivered::Events {
@@ -170,7 +145,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    tokio::task::spawn_blocking(move || pool.shutdown()).await?;
+    pipeline.shutdown().await;
     client.flush().await.ok();
     println!(
         "{replay_id}: route {} through {}: {messages} raw message(s), {published} event(s) published, \

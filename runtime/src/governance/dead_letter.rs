@@ -14,8 +14,17 @@
 //! | `Millrace-Raw-Sequence` | the RAW stream sequence |
 //! | `Millrace-Raw-Msg-Id` | the raw message's `Nats-Msg-Id`, when it had one |
 //! | `Millrace-Failed-At` | when it was dead-lettered, RFC 3339 UTC |
+//! | `Millrace-Original-Header` | `Name: value` in base64, once per original header whose name the letter sets itself (`Nats-Msg-Id`, `traceparent`, `Millrace-*`), in the order received |
+//!
+//! [`original_headers`] gives back exactly the headers the raw message was published with, so a
+//! redriven message reaches the plugin as it did live. The kept headers are base64 because
+//! nats-server finds `Nats-Msg-Id` by its first occurrence in the header block: the text
+//! `Nats-Msg-Id` inside another header's value would hide the letter's own id from
+//! de-duplication.
 
 use async_nats::HeaderMap;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -42,6 +51,45 @@ pub mod headers {
     pub const RAW_MSG_ID: &str = "Millrace-Raw-Msg-Id";
     /// When.
     pub const FAILED_AT: &str = "Millrace-Failed-At";
+    /// An original header whose name the letter sets itself, as `Name: value` in base64.
+    pub const ORIGINAL_HEADER: &str = "Millrace-Original-Header";
+}
+
+/// True for header names a dead letter sets itself, whatever the case.
+fn set_by_letter(name: &str) -> bool {
+    name.eq_ignore_ascii_case("Nats-Msg-Id")
+        || name.eq_ignore_ascii_case(crate::observability::trace::TRACEPARENT)
+        || name
+            .get(..9)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("Millrace-"))
+}
+
+/// The headers the raw message was published with, from its dead letter's headers.
+pub fn original_headers(letter: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    let mut kept_id = false;
+    for (name, values) in letter.iter() {
+        let text: &str = name.as_ref();
+        if text == headers::ORIGINAL_HEADER {
+            for value in values {
+                let decoded = BASE64.decode(value.as_str()).ok();
+                let text = decoded.as_deref().and_then(|d| std::str::from_utf8(d).ok());
+                if let Some((original, value)) = text.and_then(|t| t.split_once(": ")) {
+                    kept_id |= original.eq_ignore_ascii_case("Nats-Msg-Id");
+                    out.append(original, value);
+                }
+            }
+        } else if !set_by_letter(text) {
+            for value in values {
+                out.append(name.clone(), value.clone());
+            }
+        }
+    }
+    // Letters written before `Millrace-Original-Header` kept only the message id.
+    if !kept_id && let Some(id) = header_value(Some(letter), headers::RAW_MSG_ID) {
+        out.insert("Nats-Msg-Id", id);
+    }
+    out
 }
 
 /// What is known of the raw message that failed.
@@ -82,11 +130,14 @@ impl DeadLetter<'_> {
         if let Some(original) = self.raw_headers {
             for (name, values) in original.iter() {
                 let name_text: &str = name.as_ref();
-                if name_text.eq_ignore_ascii_case("Nats-Msg-Id") {
-                    continue; // the dead letter has its own id
-                }
                 for value in values {
-                    out.append(name.clone(), value.clone());
+                    if set_by_letter(name_text) {
+                        // The letter sets this name itself: the original is kept aside.
+                        let kept = BASE64.encode(format!("{name_text}: {}", value.as_str()));
+                        out.append(headers::ORIGINAL_HEADER, kept.as_str());
+                    } else {
+                        out.append(name.clone(), value.clone());
+                    }
                 }
             }
             if let Some(id) = header_value(Some(original), "Nats-Msg-Id") {
@@ -165,5 +216,54 @@ mod tests {
             "malformed-input"
         );
         assert_eq!(h.get(headers::ERROR).unwrap().as_str(), "line 3: bad qty");
+    }
+
+    #[test]
+    fn the_original_headers_come_back_exactly() {
+        let mut original = HeaderMap::new();
+        original.append("Nats-Msg-Id", "abc");
+        original.append(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        );
+        original.append("X-Partner", "ACME");
+        original.append("x-partner", "lower");
+        original.append("Millrace-Route", "forged");
+        original.append("X-Lot", "2");
+        original.append("X-Lot", "1");
+        let failure = Failure::Call(CallError::Trap("boom".into()));
+        let letter = DeadLetter {
+            route: "mes",
+            plugin: "p@1.0.0",
+            raw_subject: "raw.mes.p1.x",
+            raw_sequence: 7,
+            raw_id: "abc",
+            raw_headers: Some(&original),
+            attempts: 3,
+            failure: &failure,
+        };
+        let mut stored = letter.headers();
+        stored.insert(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01",
+        );
+        assert_eq!(stored.get(headers::ROUTE).unwrap().as_str(), "mes");
+        let back = original_headers(&stored);
+        assert_eq!(
+            crate::pipeline::plugin_headers(Some(&back)),
+            crate::pipeline::plugin_headers(Some(&original))
+        );
+    }
+
+    #[test]
+    fn letters_without_kept_headers_get_their_message_id_back() {
+        let mut old = HeaderMap::new();
+        old.insert(headers::RAW_MSG_ID, "abc");
+        old.insert(headers::ROUTE, "mes");
+        old.insert("X-Partner", "ACME");
+        let back = original_headers(&old);
+        assert_eq!(header_value(Some(&back), "Nats-Msg-Id"), Some("abc"));
+        assert_eq!(header_value(Some(&back), "X-Partner"), Some("ACME"));
+        assert_eq!(header_value(Some(&back), headers::ROUTE), None);
     }
 }

@@ -12,12 +12,13 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::dead_letter::headers;
+use super::dead_letter::{headers, original_headers};
 use crate::config::Config;
-use crate::delivery::{Delivered, Delivery, Mode, RawOrigin};
+use crate::delivery::{Delivered, Delivery, Mode};
+use crate::pipeline::{Pipeline, RawInput};
 use crate::router::{PluginLoader, Route};
-use crate::sandbox::RawMessage;
-use crate::transport::{header_value, reader::StreamReader};
+use crate::transport::header_value;
+use crate::transport::reader::{self, StreamReader};
 use crate::workers::WorkerPool;
 
 /// One dead letter as stored on the DLQ stream.
@@ -107,6 +108,17 @@ impl StoredLetter {
         pairs
     }
 
+    /// The raw message the letter keeps, as it was published to the RAW stream `raw_stream`.
+    pub fn raw_input(&self, raw_stream: &str) -> RawInput {
+        RawInput::new(
+            self.header(headers::RAW_SUBJECT).to_owned(),
+            Some(original_headers(&self.headers)),
+            self.payload.clone(),
+            raw_stream,
+            self.header(headers::RAW_SEQUENCE).parse().unwrap_or(0),
+        )
+    }
+
     /// The whole letter.
     pub fn detail(&self) -> LetterDetail {
         LetterDetail {
@@ -152,21 +164,20 @@ pub async fn letter(
     config: &Config,
     sequence: u64,
 ) -> anyhow::Result<StoredLetter> {
-    let stream = js
-        .get_stream(&config.streams.dlq)
+    let message = reader::message_at(js, &config.streams.dlq, sequence)
         .await
-        .with_context(|| format!("cannot open the dead-letter stream {}", config.streams.dlq))?;
-    let message = stream.get_raw_message(sequence).await.with_context(|| {
-        format!(
-            "there is no dead letter with sequence {sequence} in {} (see `millrace dlq list`)",
-            config.streams.dlq
-        )
-    })?;
+        .with_context(|| format!("cannot open the dead-letter stream {}", config.streams.dlq))?
+        .with_context(|| {
+            format!(
+                "there is no dead letter with sequence {sequence} in {} (see `millrace dlq list`)",
+                config.streams.dlq
+            )
+        })?;
     Ok(StoredLetter {
         sequence,
         subject: message.subject.to_string(),
-        headers: message.headers,
-        payload: message.payload,
+        headers: message.headers.clone().unwrap_or_default(),
+        payload: message.payload.clone(),
     })
 }
 
@@ -187,13 +198,12 @@ pub struct Redriven {
     pub still_failing: Option<String>,
 }
 
-/// Sends dead letters back through their routes.
+/// Sends dead letters back through their routes, on the [`Pipeline`] the host maps with.
 pub struct Redriver {
     config: Arc<Config>,
     js: jetstream::Context,
     loader: Arc<PluginLoader>,
-    delivery: Delivery,
-    pool: WorkerPool,
+    pipeline: Pipeline,
     plugin: Option<PathBuf>,
     version: Option<String>,
     routes: HashMap<String, Arc<Route>>,
@@ -210,12 +220,12 @@ impl Redriver {
         version: Option<String>,
         plugin: Option<PathBuf>,
     ) -> anyhow::Result<Self> {
+        let pool = WorkerPool::start(1).context("cannot start a worker thread")?;
         Ok(Self {
             config,
+            pipeline: Pipeline::new(pool, delivery, js.clone()),
             js,
             loader,
-            delivery,
-            pool: WorkerPool::start(1).context("cannot start a worker thread")?,
             plugin,
             version,
             routes: HashMap::new(),
@@ -239,54 +249,20 @@ impl Redriver {
                 route
             }
         };
-        let raw_subject = l.header(headers::RAW_SUBJECT).to_owned();
-        let raw_sequence: u64 = l.header(headers::RAW_SEQUENCE).parse().unwrap_or(0);
-        let raw_id = match header_value(Some(&l.headers), headers::RAW_MSG_ID) {
-            Some(id) => id.to_owned(),
-            None => format!("{}:{raw_sequence}", self.config.streams.raw),
-        };
-        let original = original_headers(&l.headers, &raw_id);
-        let raw = RawMessage {
-            subject: raw_subject.clone(),
-            headers: original
-                .iter()
-                .flat_map(|(n, vs)| {
-                    vs.iter()
-                        .map(move |v| (n.to_string(), v.as_str().to_owned()))
-                })
-                .collect(),
-            payload: l.payload.to_vec(),
-        };
-        let plugin = route.active();
-        let outcome = self
-            .pool
-            .call(plugin.clone(), route.context.clone(), raw)
-            .await;
-        let origin = RawOrigin {
-            id: &raw_id,
-            subject: &raw_subject,
-            sequence: raw_sequence,
-            headers: Some(&original),
-            payload: &l.payload,
-            traceparent: header_value(Some(&original), crate::observability::trace::TRACEPARENT),
-        };
-        let mode = Mode {
-            dead_letter: false,
-            ..Mode::LIVE
-        };
+        let input = l.raw_input(&self.config.streams.raw);
+        let processed = self.pipeline.process(&route, &input, &Mode::REDRIVE).await;
+        let delivered = processed.outcome.with_context(|| {
+            format!("dead letter {sequence} could not be redriven now and stays")
+        })?;
         let mut redriven = Redriven {
             sequence,
-            raw_subject: raw_subject.clone(),
-            plugin: plugin.id(),
+            raw_subject: input.subject,
+            plugin: processed.plugin,
             published: 0,
             duplicates: 0,
             still_failing: None,
         };
-        match self
-            .delivery
-            .deliver(&route, &plugin, &origin, outcome, 1, &mode)
-            .await?
-        {
+        match delivered {
             Delivered::Events {
                 published,
                 duplicates,
@@ -308,23 +284,6 @@ impl Redriver {
 
     /// Stops the worker thread.
     pub async fn finish(self) {
-        let pool = self.pool;
-        let _ = tokio::task::spawn_blocking(move || pool.shutdown()).await;
+        self.pipeline.shutdown().await;
     }
-}
-
-/// The headers the raw message arrived with: the dead letter's minus what millrace added.
-fn original_headers(letter: &HeaderMap, raw_id: &str) -> HeaderMap {
-    let mut out = HeaderMap::new();
-    for (name, values) in letter.iter() {
-        let text: &str = name.as_ref();
-        if text.starts_with("Millrace-") || text.eq_ignore_ascii_case("Nats-Msg-Id") {
-            continue;
-        }
-        for value in values {
-            out.append(name.clone(), value.clone());
-        }
-    }
-    out.insert("Nats-Msg-Id", raw_id);
-    out
 }

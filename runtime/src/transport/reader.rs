@@ -66,3 +66,38 @@ impl StreamReader {
         Ok(Some(message))
     }
 }
+
+/// The message at `sequence` of `stream` with its headers exactly as stored, or `None` when
+/// there is none. (async-nats' direct message get keeps one value per header name, so a
+/// repeated header would be lost; a one-message consumer keeps them all.)
+pub async fn message_at(
+    js: &jetstream::Context,
+    stream: &str,
+    sequence: u64,
+) -> anyhow::Result<Option<jetstream::Message>> {
+    let handle = js
+        .get_stream(stream)
+        .await
+        .with_context(|| format!("cannot open stream {stream}"))?;
+    let consumer: consumer::PullConsumer = handle
+        .create_consumer(consumer::pull::Config {
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: sequence,
+            },
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: std::time::Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("cannot read stream {stream}"))?;
+    let fetched = async {
+        let mut batch = consumer.fetch().max_messages(1).messages().await?;
+        batch.next().await.transpose()
+    }
+    .await;
+    let name = consumer.cached_info().name.clone();
+    // Ephemeral, so it would go by itself; deleting it at once keeps the server tidy.
+    let _ = handle.delete_consumer(&name).await;
+    let message = fetched.map_err(|e| anyhow::anyhow!("cannot read stream {stream}: {e}"))?;
+    Ok(message.filter(|m| m.info().is_ok_and(|info| info.stream_sequence == sequence)))
+}

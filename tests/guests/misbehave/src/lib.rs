@@ -25,6 +25,7 @@
 //! | `txn <id> <n>` | like `ok <n>`, with source transaction `<id>` (for resend tests) |
 //! | `at <time> <order>` | one production-completion for work order `<order>` that happened at `<time>`, no sequence (for ordering tests) |
 //! | `fixme <n>` | `rejected-by-rule("needs the fixed plugin")`, unless the route config has `fixed = "yes"`: then like `ok <n>` |
+//! | `echo` | like `ok 1` with item `echo:<16 hex digits>`, a digest of the whole raw message the plugin was given (subject, every header in the order given, payload); with route config `reject = "yes"`: `rejected-by-rule("echo:<digest>")` |
 //! | anything else | `malformed-input("unknown command '<word>'")` |
 // Misbehaving is the point of this crate.
 #![allow(clippy::panic)]
@@ -74,6 +75,14 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
                 Ok(vec![completion(n, "ITEM-1".to_owned())])
             } else {
                 Err(MapError::rejected("needs the fixed plugin"))
+            }
+        }
+        "echo" => {
+            let seen = format!("echo:{:016x}", digest(&msg));
+            if config::get("reject").as_deref() == Some("yes") {
+                Err(MapError::rejected(seen))
+            } else {
+                Ok(vec![completion(1, seen)])
             }
         }
         "trap" => panic!("trap on purpose"),
@@ -173,6 +182,25 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
         }
         other => Err(MapError::malformed(format!("unknown command '{other}'"))),
     }
+}
+
+/// FNV-1a over the subject, each header name and value (in the order given) and the payload,
+/// each part closed by a 0 byte: the same input gives the same digest, anything else not.
+fn digest(msg: &RawMessage) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &byte in bytes.iter().chain(&[0u8]) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    feed(msg.subject.as_bytes());
+    for (name, value) in &msg.headers {
+        feed(name.as_bytes());
+        feed(value.as_bytes());
+    }
+    feed(&msg.payload);
+    hash
 }
 
 /// Reads an optional numeric argument.
