@@ -327,6 +327,20 @@ async fn metrics_and_the_api_tell_what_traffic_did() {
         again["still_failing"],
         "rejected-by-rule: rejected on purpose"
     );
+    let m = admin.metrics().await;
+    assert_eq!(
+        metric(&m, &format!("millrace_plugin_call_seconds_count{{{at}}}")),
+        11.0,
+        "the redrive's plugin call is counted like any other"
+    );
+    assert_eq!(
+        metric(
+            &m,
+            &format!("millrace_dead_letters_total{{{at},reason=\"map-error\"}}")
+        ),
+        1.0,
+        "failing again on redrive writes no second letter"
+    );
     let (code, _) = admin
         .post(
             &format!("/api/v1/dead-letters/{sequence}/redrive"),
@@ -360,14 +374,15 @@ async fn metrics_and_the_api_tell_what_traffic_did() {
         .find(|l| l.starts_with("line "))
         .unwrap_or_else(|| panic!("{shown}"));
     let cells: Vec<&str> = line.split_whitespace().collect();
+    // The redrive above took the letter through the route's pipeline again: a tenth message.
     assert_eq!(
         cells[1..],
         [
             "misbehave@1.0.0",
             "(active)",
-            "9",
+            "10",
             "2",
-            "9",
+            "10",
             "7",
             "2",
             "1",
