@@ -368,7 +368,7 @@ async fn a_canary_takes_its_share_of_messages_by_key() {
     for e in &events {
         let json = e.json();
         let n = &json["data"]["work_order"].as_str().unwrap()[3..];
-        let expected = if millrace::router::canary_share(&format!("key-{n}")) < 30 {
+        let expected = if millrace::routes::canary_share(&format!("key-{n}")) < 30 {
             canaried += 1;
             "2.0.0"
         } else {

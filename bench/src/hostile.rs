@@ -33,7 +33,7 @@ fn hostile_subjects() -> Vec<String> {
     let mut by_lane: Vec<Option<String>> = vec![None; PARTITIONS];
     for i in 0..1000 {
         let subject = format!("raw.hostile.s{i}.cmd");
-        let lane = millrace::router::lane(&subject, PARTITIONS);
+        let lane = millrace::subjects::lane(&subject, PARTITIONS);
         if by_lane[lane].is_none() {
             by_lane[lane] = Some(subject);
         }

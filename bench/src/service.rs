@@ -184,7 +184,7 @@ pub async fn run(
                         sequence: 0,
                         message: None,
                     };
-                    let lane = millrace::router::lane(&incoming.subject, lanes.len());
+                    let lane = millrace::subjects::lane(&incoming.subject, lanes.len());
                     if lanes[lane].send(incoming).await.is_err() {
                         return;
                     }
@@ -205,7 +205,7 @@ pub async fn run(
                             sequence,
                             message: Some(m),
                         };
-                        let lane = millrace::router::lane(&incoming.subject, lanes.len());
+                        let lane = millrace::subjects::lane(&incoming.subject, lanes.len());
                         if lanes[lane].send(incoming).await.is_err() {
                             return;
                         }

@@ -20,7 +20,7 @@ use crate::governance::ownership::OwnershipPolicy;
 use crate::observability::trace::TRACEPARENT;
 use crate::observability::{At, Observer};
 use crate::pipeline::RawInput;
-use crate::router::Route;
+use crate::routes::Route;
 use crate::sandbox::PluginComponent;
 use crate::transport;
 

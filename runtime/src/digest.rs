@@ -1,4 +1,5 @@
-//! The one digest millrace uses for identities: component digests, message ids, bucket keys.
+//! The digests millrace uses: sha256 for identities (component digests, message ids, bucket
+//! keys), and a small stable hash for spreading keys (lanes, canary shares).
 
 use sha2::{Digest, Sha256};
 
@@ -8,6 +9,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// FNV-1a: a hash stable across runs, hosts and platforms (not for security).
+pub fn stable_hash(text: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
 }
 
 #[cfg(test)]

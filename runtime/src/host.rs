@@ -21,9 +21,11 @@ use crate::config::Config;
 use crate::delivery::{Delivery, Mode};
 use crate::observability::Observer;
 use crate::pipeline::{Pipeline, RawInput};
+use crate::registry::loader::PluginLoader;
 use crate::registry::store::{BindingChange, Registry};
-use crate::router::{self, PluginLoader, Route, RouteTable};
+use crate::routes::{Route, RouteTable};
 use crate::sandbox::Sandbox;
+use crate::subjects;
 use crate::transport;
 use crate::workers::WorkerPool;
 
@@ -40,8 +42,9 @@ struct Incoming {
     message: jetstream::Message,
 }
 
-/// What the lanes share: the pipeline each message goes through.
-struct Lanes {
+/// The live driver of the pipeline, shared by the lanes: takes each pulled message through
+/// the pipeline, then acks it, or leaves it to redelivery after a host failure.
+struct LiveDriver {
     pipeline: Pipeline,
     raw_stream: String,
     observer: Arc<Observer>,
@@ -103,7 +106,7 @@ pub async fn serve(
         .await?
         .observed(observer.clone());
     let pool = WorkerPool::start(config.host.workers).context("cannot start the worker threads")?;
-    let shared = Arc::new(Lanes {
+    let shared = Arc::new(LiveDriver {
         pipeline: Pipeline::new(pool, delivery.clone(), js.clone()),
         raw_stream: config.streams.raw.clone(),
         observer: observer.clone(),
@@ -234,7 +237,7 @@ async fn pull(
             };
             match next {
                 Some(Ok(message)) => {
-                    let lane = router::lane(&message.subject, lanes.len());
+                    let lane = subjects::lane(&message.subject, lanes.len());
                     let incoming = Incoming {
                         route: route.clone(),
                         message,
@@ -256,7 +259,7 @@ async fn pull(
     }
 }
 
-impl Lanes {
+impl LiveDriver {
     /// Takes one raw message through the pipeline, then acks it once it is done (its events
     /// or its dead letter stored), or leaves it to redelivery after a host failure.
     async fn process(&self, incoming: Incoming) {
@@ -337,7 +340,10 @@ async fn follow_bindings(
         };
         let started = std::time::Instant::now();
         let before = route.active().id();
-        match loader.slot(&change.route, change.binding.as_ref()).await {
+        match loader
+            .versions(&change.route, change.binding.as_ref())
+            .await
+        {
             Ok(slot) => {
                 let after = slot.active.id();
                 let candidate = slot

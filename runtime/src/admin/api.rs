@@ -16,7 +16,7 @@ use crate::observability::figures::{FiguresSnapshot, PartnerFigures, RouteFigure
 use crate::registry::rollout::{self, Admitted};
 use crate::registry::signing::Signature;
 use crate::registry::store::{Binding, CandidateMode, StoredFixture, VersionRecord};
-use crate::router::Serving;
+use crate::routes::Serving;
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 

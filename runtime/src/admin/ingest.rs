@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::{AdminState, ApiError};
 use crate::config::{Scope, check_subject};
-use crate::router::subject_matches;
+use crate::subjects::subject_matches;
 
 /// The header carrying the sender's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";

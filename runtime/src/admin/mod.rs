@@ -25,8 +25,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::delivery::Delivery;
 use crate::observability::Observer;
+use crate::registry::loader::PluginLoader;
 use crate::registry::store::Registry;
-use crate::router::{PluginLoader, RouteTable};
+use crate::routes::RouteTable;
 use crate::sandbox::Sandbox;
 
 /// The OpenAPI document of the API.

@@ -94,7 +94,7 @@ impl CloudEvent {
 
     /// The NATS subject the event is published to: `canonical.<kind>.<site>`.
     pub fn nats_subject(event: &MappedEvent) -> String {
-        format!("canonical.{}.{}", event.data.kind(), event.site)
+        crate::subjects::canonical(event.data.kind(), &event.site)
     }
 }
 

@@ -12,8 +12,8 @@ use clap::Subcommand;
 use millrace::config::Config;
 use millrace::delivery::Delivery;
 use millrace::governance::redrive::{Redriver, letter, letters};
+use millrace::registry::loader::PluginLoader;
 use millrace::registry::store::Registry;
-use millrace::router::PluginLoader;
 
 /// Dead-letter commands.
 #[derive(Debug, Subcommand)]

@@ -8,7 +8,7 @@ use async_nats::{HeaderMap, header};
 
 use millrace::config::{Config, check_subject};
 use millrace::digest::sha256_hex;
-use millrace::router::subject_matches;
+use millrace::subjects::subject_matches;
 use millrace::transport;
 
 /// Publishes each file as one message with a `Nats-Msg-Id` derived from subject and content,

@@ -13,8 +13,9 @@ use time::format_description::well_known::Rfc3339;
 use millrace::delivery::{Delivered, Delivery, Mode};
 use millrace::digest::sha256_hex;
 use millrace::pipeline::{Pipeline, RawInput};
+use millrace::registry::loader::PluginLoader;
 use millrace::registry::store::Registry;
-use millrace::router::{PluginLoader, subject_matches};
+use millrace::subjects::subject_matches;
 use millrace::transport::{header_value, reader::StreamReader};
 use millrace::workers::WorkerPool;
 

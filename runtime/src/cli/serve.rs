@@ -15,6 +15,7 @@ use millrace::host;
 use millrace::observability::trace;
 use millrace::projection::Projection;
 use millrace::projection::query::{InventoryFilter, Visibility};
+use millrace::subjects;
 use millrace::transport::{self, local_server::LocalServer};
 
 /// How long `up --once` waits for the sample messages to be mapped.
@@ -248,8 +249,8 @@ async fn print_projection(
 async fn live_view(
     client: async_nats::Client,
 ) -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    let canonical = client.subscribe("canonical.>").await?;
-    let dead = client.subscribe("dlq.>").await?;
+    let canonical = client.subscribe(subjects::ALL_CANONICAL).await?;
+    let dead = client.subscribe(subjects::ALL_DEAD_LETTERS).await?;
     Ok(async move {
         let mut both = futures::stream::select(canonical, dead);
         while let Some(message) = both.next().await {
@@ -260,7 +261,7 @@ async fn live_view(
 
 /// One line for a canonical event or a dead letter.
 fn describe(message: &async_nats::Message) -> String {
-    if message.subject.starts_with("dlq.") {
+    if subjects::subject_matches(subjects::ALL_DEAD_LETTERS, &message.subject) {
         let get = |name: &str| {
             message
                 .headers

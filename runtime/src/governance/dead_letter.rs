@@ -116,7 +116,7 @@ pub struct DeadLetter<'a> {
 impl DeadLetter<'_> {
     /// The subject the dead letter goes to.
     pub fn subject(&self) -> String {
-        format!("dlq.{}", self.route)
+        crate::subjects::dead_letters(self.route)
     }
 
     /// The `Nats-Msg-Id` of the dead letter, so a redelivered raw message is dead-lettered once.

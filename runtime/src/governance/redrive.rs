@@ -16,7 +16,9 @@ use super::dead_letter::{headers, original_headers};
 use crate::config::Config;
 use crate::delivery::{Delivered, Delivery, Mode};
 use crate::pipeline::{Pipeline, RawInput};
-use crate::router::{PluginLoader, Route};
+use crate::registry::loader::PluginLoader;
+use crate::routes::Route;
+use crate::subjects;
 use crate::transport::header_value;
 use crate::transport::reader::{self, StreamReader};
 use crate::workers::WorkerPool;
@@ -137,7 +139,10 @@ pub async fn letters(
     config: &Config,
     route: Option<&str>,
 ) -> anyhow::Result<Vec<StoredLetter>> {
-    let filter = route.map_or_else(|| "dlq.>".to_owned(), |r| format!("dlq.{r}"));
+    let filter = route.map_or_else(
+        || subjects::ALL_DEAD_LETTERS.to_owned(),
+        subjects::dead_letters,
+    );
     let mut reader = StreamReader::open(
         js,
         &config.streams.dlq,

@@ -45,7 +45,7 @@ pub async fn reports(
     limit: usize,
 ) -> anyhow::Result<Vec<ShadowReport>> {
     use anyhow::Context as _;
-    let filter = format!("shadow.{route}");
+    let filter = crate::subjects::shadow(route);
     let mut reader = crate::transport::reader::StreamReader::open(
         js,
         &config.streams.shadow,

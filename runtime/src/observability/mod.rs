@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use crate::canonical::MappedEvent;
 use crate::governance::Failure;
-use crate::router::Serving;
+use crate::routes::Serving;
 use figures::{Figures, FiguresSnapshot};
 use metrics::{
     ConsumerLabels, EventLabels, FailureLabels, Metrics, PostingLabels, RouteLabels, RouteOnly,

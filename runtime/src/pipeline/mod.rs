@@ -27,7 +27,7 @@ use crate::governance::Failure;
 use crate::governance::shadow::{ShadowReport, differences};
 use crate::observability::{At, Observer, trace};
 use crate::registry::fixtures::Outcome;
-use crate::router::Route;
+use crate::routes::Route;
 use crate::sandbox::{CallError, PluginComponent, RawMessage};
 use crate::workers::{Unavailable, WorkerPool};
 
@@ -77,7 +77,7 @@ impl Pipeline {
     /// shadow, delivers as `mode` says.
     pub async fn process(&self, route: &Route, input: &RawInput, mode: &Mode<'_>) -> Processed {
         // The versions the message starts on are the ones it finishes on, whatever swaps.
-        let pick = route.slot().pick(&input.identity);
+        let pick = route.versions().pick(&input.identity);
         let plugin = pick.plugin;
         let span = trace::message_span(
             &route.name,
@@ -231,7 +231,7 @@ impl Pipeline {
         let published = match serde_json::to_vec(&report) {
             Ok(body) => self
                 .js
-                .publish(format!("shadow.{}", route.name), body.into())
+                .publish(crate::subjects::shadow(&route.name), body.into())
                 .await
                 .map(|_| ()),
             Err(e) => {

@@ -7,6 +7,7 @@
 
 mod build;
 pub mod fixtures;
+pub mod loader;
 mod manifest;
 pub mod rollout;
 pub mod signing;
