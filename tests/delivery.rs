@@ -671,3 +671,44 @@ async fn a_host_failure_leaves_the_message_to_redelivery_and_never_dead_letters_
     serving.shutdown().await;
     stopping.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_stopped_while_nats_is_gone_exits_and_loses_nothing() {
+    const TOTAL: usize = 2_000;
+    let mut nats = Nats::start();
+    let config = nats.config(&steady_route(&plugin("tests/guests/misbehave"), ""));
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace("[host]\n", "[host]\ndrain_timeout = \"2s\"\n"),
+    )
+    .unwrap();
+    let js = jetstream::new(nats.client().await);
+    let mut host = Host::start(&config, &js, &[CONSUMER]).await;
+    spawn_publisher(js.clone(), TOTAL, mixed).await.unwrap();
+    wait_processed(&js, 1, &host).await;
+
+    nats.server.stop();
+    host.terminate();
+    let asked = Instant::now();
+    while host.is_running() {
+        // It used to wait for NATS for ever; now it gives up after host.drain_timeout (2 s).
+        assert!(
+            asked.elapsed() < Duration::from_secs(60),
+            "the host did not stop without NATS:\n{}",
+            host.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        host.log_text().contains("host stopped"),
+        "{}",
+        host.log_text()
+    );
+
+    // What it had not acknowledged is redelivered to the next host: nothing lost, nothing twice.
+    nats.restart();
+    let host = Host::start(&config, &js, &[CONSUMER]).await;
+    wait_processed(&js, TOTAL as u64, &host).await;
+    assert_accounted(&js, TOTAL).await;
+}

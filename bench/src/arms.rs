@@ -261,15 +261,15 @@ pub async fn start(setup: &Setup, arm: Arm, mode: Mode, url: &str) -> anyhow::Re
             Some(in_process(mapping, Source::Core))
         }
         (Arm::Rust | Arm::Python | Arm::JavaScript, Mode::JetStream) => {
-            let (ready, serving) = tokio::sync::oneshot::channel();
             let (config, sandbox, stop) = (Arc::new(config), setup.sandbox.clone(), stop.clone());
-            let host = tokio::spawn(async move {
-                millrace::host::serve(config, client, sandbox, stop, Some(ready)).await
-            });
-            serving
+            let mut host = millrace::host::HostBuilder::new(config, client, sandbox).start();
+            host.ready()
                 .await
                 .context("the millrace host stopped before it served")?;
-            Some(host)
+            Some(tokio::spawn(async move {
+                stop.cancelled().await;
+                host.shutdown().await
+            }))
         }
         (Arm::Node, _) => None,
     };

@@ -82,14 +82,19 @@ config = {{ site = "STEADY" }}
     let client = async_nats::connect(&url).await?;
     let js = jetstream::new(client.clone());
     let stop = CancellationToken::new();
-    let (ready, serving) = tokio::sync::oneshot::channel();
+    let mut serving =
+        millrace::host::HostBuilder::new(config, client.clone(), setup.sandbox.clone()).start();
+    serving
+        .ready()
+        .await
+        .context("the host stopped before it served")?;
     let host = {
-        let (client, sandbox, stop) = (client.clone(), setup.sandbox.clone(), stop.clone());
+        let stop = stop.clone();
         tokio::spawn(async move {
-            millrace::host::serve(config, client, sandbox, stop, Some(ready)).await
+            stop.cancelled().await;
+            serving.shutdown().await
         })
     };
-    serving.await.context("the host stopped before it served")?;
 
     let done = Arc::new(AtomicU64::new(0));
     let mut events = client.subscribe("canonical.*.STEADY").await?;

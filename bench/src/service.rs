@@ -6,7 +6,7 @@
 //! JetStream it consumes through the host's durable pull consumers, publishes the events
 //! pipelined, waits until JetStream stored them all, and only then acks: at-least-once, as the
 //! host. The JetStream figures of (c) and (d) come from the millrace host itself
-//! (`millrace::host::serve`), not from this loop.
+//! (`millrace::host::HostBuilder`), not from this loop.
 
 use std::sync::Arc;
 

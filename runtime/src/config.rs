@@ -17,6 +17,7 @@
 //! | `host.partitions` | ordered lanes messages are spread over by subject | 16 |
 //! | `host.max_workers_per_route` | plugin calls one route may run at once | workers − 1 with several routes, else workers |
 //! | `host.state_dir` | where `up` keeps its NATS data and the compiled-plugin cache | `.millrace` |
+//! | `host.drain_timeout` | how long a stopping host finishes messages in flight before leaving them to redelivery | `10s` |
 //! | `routes.<name>.subjects` | raw subjects the route consumes (wildcards allowed) | required |
 //! | `routes.<name>.plugin` | plugin folder or `.wasm` component | required |
 //! | `routes.<name>.config` | string key/values the plugin reads (site, partner...) | empty |
@@ -234,6 +235,10 @@ pub struct HostConfig {
     /// Local state: `up`'s NATS data and the compiled-plugin cache.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// How long a stopping host waits for the messages in flight before it leaves them to
+    /// redelivery (a stop must not hang while NATS is unreachable).
+    #[serde(default = "default_drain_timeout", with = "humantime_duration")]
+    pub drain_timeout: Duration,
 }
 
 impl Default for HostConfig {
@@ -243,8 +248,13 @@ impl Default for HostConfig {
             partitions: default_partitions(),
             max_workers_per_route: None,
             state_dir: default_state_dir(),
+            drain_timeout: default_drain_timeout(),
         }
     }
+}
+
+fn default_drain_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_workers() -> usize {

@@ -12,7 +12,9 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
-use tokio::sync::{mpsc, oneshot};
+use std::net::SocketAddr;
+
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +34,9 @@ use crate::workers::WorkerPool;
 /// Messages waiting per lane before the consumers wait.
 const LANE_QUEUE: usize = 32;
 
+/// How long a stopping host waits for its last publishes to leave.
+const FLUSH_ON_STOP: Duration = Duration::from_secs(2);
+
 /// How soon a message the host could not finish (publish failed, workers stopping) is
 /// redelivered.
 const REDELIVER_AFTER_HOST_FAILURE: Duration = Duration::from_secs(1);
@@ -50,23 +55,178 @@ struct LiveDriver {
     observer: Arc<Observer>,
 }
 
-/// Runs the host until `shutdown` is cancelled, then drains what is in flight.
-/// `ready` is told once every route consumes.
-pub async fn serve(
+/// A host to start: its configuration, NATS connection and sandbox, and optionally an admin
+/// listener already bound (tests bind port 0 and ask [`HostHandle::admin_addr`]).
+pub struct HostBuilder {
     config: Arc<Config>,
     client: async_nats::Client,
     sandbox: Sandbox,
+    admin_listener: Option<tokio::net::TcpListener>,
+}
+
+/// Where a host is in its life, as [`HostHandle`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostState {
+    /// Opening streams, loading and admitting the routes' plugin versions.
+    Starting,
+    /// Every route consumes; the admin API (when there is one) listens at this address.
+    Ready {
+        /// The admin API's address.
+        admin_addr: Option<SocketAddr>,
+    },
+    /// Stopped (see [`HostHandle::wait`] for why).
+    Stopped,
+}
+
+/// A route's binding changed and the host acted on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSwitch {
+    /// The route.
+    pub route: String,
+    /// `name@version` it served before.
+    pub from: String,
+    /// `name@version` it serves now, or why it stays on `from`.
+    pub to: Result<String, String>,
+}
+
+/// A running host: its state, the route switches it makes, and how to stop it.
+pub struct HostHandle {
+    state: watch::Receiver<HostState>,
+    switches: broadcast::Sender<RouteSwitch>,
     shutdown: CancellationToken,
-    ready: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl HostBuilder {
+    /// A host serving `config`'s routes over `client`, running plugins in `sandbox`.
+    pub fn new(config: Arc<Config>, client: async_nats::Client, sandbox: Sandbox) -> Self {
+        Self {
+            config,
+            client,
+            sandbox,
+            admin_listener: None,
+        }
+    }
+
+    /// Serves the admin API on `listener` instead of binding `admin.listen`.
+    #[must_use]
+    pub fn admin_listener(mut self, listener: tokio::net::TcpListener) -> Self {
+        self.admin_listener = Some(listener);
+        self
+    }
+
+    /// Starts the host on the current tokio runtime and returns at once.
+    pub fn start(self) -> HostHandle {
+        let shutdown = CancellationToken::new();
+        let (state, watched) = watch::channel(HostState::Starting);
+        let (switches, _) = broadcast::channel(64);
+        let task = tokio::spawn(run(self, shutdown.clone(), state, switches.clone()));
+        HostHandle {
+            state: watched,
+            switches,
+            shutdown,
+            task,
+        }
+    }
+}
+
+impl HostHandle {
+    /// Waits until every route consumes; `Err` (with the reason) when the host stopped first.
+    pub async fn ready(&mut self) -> anyhow::Result<()> {
+        let reached = self
+            .state
+            .wait_for(|s| !matches!(s, HostState::Starting))
+            .await
+            .map(|s| s.clone());
+        match reached {
+            Ok(HostState::Ready { .. }) => Ok(()),
+            _ => match (&mut self.task).await {
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(())) => anyhow::bail!("the host stopped before it was ready"),
+                Err(e) => Err(anyhow::anyhow!("the host task failed: {e}")),
+            },
+        }
+    }
+
+    /// Where the host is now.
+    pub fn state(&self) -> HostState {
+        self.state.borrow().clone()
+    }
+
+    /// The admin API's address, once the host is ready and serves one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        match &*self.state.borrow() {
+            HostState::Ready { admin_addr } => *admin_addr,
+            _ => None,
+        }
+    }
+
+    /// The route switches the host makes from now on, as bindings change.
+    pub fn route_switches(&self) -> broadcast::Receiver<RouteSwitch> {
+        self.switches.subscribe()
+    }
+
+    /// Asks the host to stop: it finishes the messages in flight (within `host.drain_timeout`)
+    /// and leaves the rest to redelivery.
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until the host has stopped, without taking its result (see [`wait`](Self::wait)).
+    pub async fn stopped(&mut self) {
+        let _ = self
+            .state
+            .wait_for(|s| matches!(s, HostState::Stopped))
+            .await;
+    }
+
+    /// Waits until the host has stopped (asked to, or because a consumer failed).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("the host task failed")?
+    }
+
+    /// Stops the host and waits until it has.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.stop();
+        self.wait().await
+    }
+}
+
+/// The host's life: start, serve until `shutdown` is cancelled or a consumer fails, drain.
+async fn run(
+    builder: HostBuilder,
+    shutdown: CancellationToken,
+    state: watch::Sender<HostState>,
+    switches: broadcast::Sender<RouteSwitch>,
 ) -> anyhow::Result<()> {
+    let result = serve(builder, &shutdown, &state, switches).await;
+    shutdown.cancel();
+    state.send_replace(HostState::Stopped);
+    result
+}
+
+async fn serve(
+    builder: HostBuilder,
+    shutdown: &CancellationToken,
+    state: &watch::Sender<HostState>,
+    switches: broadcast::Sender<RouteSwitch>,
+) -> anyhow::Result<()> {
+    let HostBuilder {
+        config,
+        client,
+        sandbox,
+        admin_listener,
+    } = builder;
+    let shutdown = shutdown.clone();
     let js = jetstream::new(client.clone());
     transport::ensure_streams(&js, &config.streams).await?;
     let registry = Registry::open(&config, Some(&js)).await?;
     let bindings = registry.bindings().await?;
     let changes = registry.watch().await?;
     // Bound before anything is loaded: an address in use fails the start at once.
-    let admin_listener = match &config.admin {
-        Some(admin) => Some(
+    let admin_listener = match (&config.admin, admin_listener) {
+        (Some(_), Some(listener)) => Some(listener),
+        (Some(admin), None) => Some(
             tokio::net::TcpListener::bind(admin.listen)
                 .await
                 .with_context(|| {
@@ -76,6 +236,14 @@ pub async fn serve(
                         config.source.display()
                     )
                 })?,
+        ),
+        (None, _) => None,
+    };
+    let admin_addr = match &admin_listener {
+        Some(listener) => Some(
+            listener
+                .local_addr()
+                .context("the admin listener has no address")?,
         ),
         None => None,
     };
@@ -94,6 +262,7 @@ pub async fn serve(
         table.clone(),
         loader.clone(),
         observer.clone(),
+        switches,
         shutdown.clone(),
     ));
     if table.routes().is_empty() {
@@ -117,9 +286,17 @@ pub async fn serve(
     for _ in 0..config.host.partitions {
         let (tx, mut rx) = mpsc::channel::<Incoming>(LANE_QUEUE);
         let shared = shared.clone();
+        let stopping = shutdown.clone();
         lane_tasks.spawn(async move {
-            while let Some(incoming) = rx.recv().await {
-                shared.process(incoming).await;
+            // A stopping host finishes the message in hand; the queued ones are redelivered.
+            loop {
+                let incoming = tokio::select! {
+                    biased;
+                    () = stopping.cancelled() => break,
+                    incoming = rx.recv() => incoming,
+                };
+                let Some(incoming) = incoming else { break };
+                shared.drive(incoming).await;
             }
         });
         lanes.push(tx);
@@ -176,9 +353,7 @@ pub async fn serve(
         }
         None => None,
     };
-    if let Some(ready) = ready {
-        let _ = ready.send(());
-    }
+    state.send_replace(HostState::Ready { admin_addr });
 
     let mut result = Ok(());
     tokio::select! {
@@ -189,22 +364,36 @@ pub async fn serve(
     }
     shutdown.cancel();
     readiness.store(false, std::sync::atomic::Ordering::Relaxed);
-    while consumers.join_next().await.is_some() {}
-    lag.abort();
-    if let Some(admin) = admin {
-        match admin.await {
-            Ok(Err(e)) => tracing::warn!("the admin server stopped with an error: {e:#}"),
-            Err(e) => tracing::warn!("the admin server task failed: {e}"),
-            Ok(Ok(())) => {}
+    tracing::info!("stopping: finishing the messages in flight");
+    let drain = config.host.drain_timeout;
+    let drained = tokio::time::timeout(drain, async {
+        while consumers.join_next().await.is_some() {}
+        if let Some(admin) = admin {
+            match admin.await {
+                Ok(Err(e)) => tracing::warn!("the admin server stopped with an error: {e:#}"),
+                Err(e) => tracing::warn!("the admin server task failed: {e}"),
+                Ok(Ok(())) => {}
+            }
         }
+        while lane_tasks.join_next().await.is_some() {}
+    })
+    .await;
+    lag.abort();
+    follower.abort();
+    if drained.is_err() {
+        // NATS gone, or a target stuck: nothing acked is lost, what is not acked is redelivered.
+        tracing::warn!(
+            "stopping: gave up waiting after {drain:?} (host.drain_timeout); the messages not yet acknowledged will be redelivered"
+        );
+        consumers.abort_all();
+        lane_tasks.abort_all();
+        while lane_tasks.join_next().await.is_some() {}
     }
     drop(lanes);
-    while lane_tasks.join_next().await.is_some() {}
-    follower.abort();
     if let Ok(shared) = Arc::try_unwrap(shared) {
         shared.pipeline.shutdown().await;
     }
-    client.flush().await.ok();
+    let _ = tokio::time::timeout(FLUSH_ON_STOP, client.flush()).await;
     tracing::info!("host stopped");
     result
 }
@@ -242,7 +431,11 @@ async fn pull(
                         route: route.clone(),
                         message,
                     };
-                    if lanes[lane].send(incoming).await.is_err() {
+                    let sent = tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        sent = lanes[lane].send(incoming) => sent,
+                    };
+                    if sent.is_err() {
                         return Ok(());
                     }
                 }
@@ -262,7 +455,7 @@ async fn pull(
 impl LiveDriver {
     /// Takes one raw message through the pipeline, then acks it once it is done (its events
     /// or its dead letter stored), or leaves it to redelivery after a host failure.
-    async fn process(&self, incoming: Incoming) {
+    async fn drive(&self, incoming: Incoming) {
         let Incoming { route, message } = incoming;
         let input = RawInput::delivered(&message, &self.raw_stream);
         let processed = self.pipeline.process(&route, &input, &Mode::LIVE).await;
@@ -327,6 +520,7 @@ async fn follow_bindings(
     table: Arc<RouteTable>,
     loader: Arc<PluginLoader>,
     observer: Arc<Observer>,
+    switches: broadcast::Sender<RouteSwitch>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -344,13 +538,13 @@ async fn follow_bindings(
             .versions(&change.route, change.binding.as_ref())
             .await
         {
-            Ok(slot) => {
-                let after = slot.active.id();
-                let candidate = slot
+            Ok(versions) => {
+                let after = versions.active.id();
+                let candidate = versions
                     .candidate
                     .as_ref()
                     .map(|(c, mode)| format!("{} ({mode:?})", c.id()));
-                route.swap(slot);
+                route.swap(versions);
                 observer.serving(&route.name, &route.serving());
                 tracing::info!(
                     route = &*route.name,
@@ -360,11 +554,23 @@ async fn follow_bindings(
                     took_ms = started.elapsed().as_millis() as u64,
                     "route switched"
                 );
+                let _ = switches.send(RouteSwitch {
+                    route: route.name.to_string(),
+                    from: before,
+                    to: Ok(after),
+                });
             }
-            Err(e) => tracing::error!(
-                route = &*route.name,
-                "route stays on {before}: the new binding cannot be served: {e:#}"
-            ),
+            Err(e) => {
+                tracing::error!(
+                    route = &*route.name,
+                    "route stays on {before}: the new binding cannot be served: {e:#}"
+                );
+                let _ = switches.send(RouteSwitch {
+                    route: route.name.to_string(),
+                    from: before,
+                    to: Err(format!("{e:#}")),
+                });
+            }
         }
     }
 }

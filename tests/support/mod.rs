@@ -164,6 +164,14 @@ impl Host {
         self.child.wait().unwrap()
     }
 
+    /// Sends SIGTERM and returns at once.
+    pub fn terminate(&mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
     }

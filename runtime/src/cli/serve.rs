@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use millrace::config::Config;
 use millrace::governance::dead_letter::headers;
-use millrace::host;
+use millrace::host::HostBuilder;
 use millrace::observability::trace;
 use millrace::projection::Projection;
 use millrace::projection::query::{InventoryFilter, Visibility};
@@ -28,14 +28,13 @@ pub async fn run(config_path: &Path, nats: Option<&str>) -> anyhow::Result<ExitC
     let client = transport::connect(&config, nats).await?;
     let sandbox = super::sandbox(&config)?;
     let shutdown = CancellationToken::new();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        super::shutdown_signal().await;
-        tracing::info!("stopping: finishing the messages in flight");
-        stop.cancel();
-    });
     let projection = start_projection(&config, &client, false, &shutdown).await?;
-    let served = host::serve(config, client, sandbox, shutdown.clone(), None).await;
+    let mut host = HostBuilder::new(config, client, sandbox).start();
+    tokio::select! {
+        () = super::shutdown_signal() => {}
+        () = host.stopped() => {}
+    }
+    let served = host.shutdown().await;
     shutdown.cancel();
     let projected = match projection {
         Some(projection) => projection.await.map_err(anyhow::Error::from),
@@ -128,29 +127,10 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
     let client = transport::connect(&config, Some(&url)).await?;
     let sandbox = super::sandbox(&config)?;
     let shutdown = CancellationToken::new();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let mut host = tokio::spawn(host::serve(
-        config.clone(),
-        client.clone(),
-        sandbox,
-        shutdown.clone(),
-        Some(ready_tx),
-    ));
+    let mut host = HostBuilder::new(config.clone(), client.clone(), sandbox).start();
     let view = tokio::spawn(live_view(client.clone()).await?);
     let projection = start_projection(&config, &client, true, &shutdown).await?;
-
-    tokio::select! {
-        ready = ready_rx => {
-            if ready.is_err() {
-                // The host ended before it was ready: its error says why.
-                return host.await?.map(|()| ExitCode::FAILURE);
-            }
-        }
-        ended = &mut host => {
-            ended??;
-            bail!("the host stopped before it was ready");
-        }
-    }
+    host.ready().await?;
     println!("host ready: {} route(s); Ctrl-C stops", config.routes.len());
     if let Some(admin) = &config.admin {
         println!(
@@ -197,14 +177,13 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
         });
         tokio::select! {
             () = super::shutdown_signal() => {}
-            ended = &mut host => { ended??; }
+            () = host.stopped() => {}
         }
         summary.abort();
     }
+    let served = host.shutdown().await;
     shutdown.cancel();
-    if !host.is_finished() {
-        host.await??;
-    }
+    served?;
     if let Some(projection) = projection {
         projection.await?;
     }
