@@ -132,23 +132,26 @@ pub async fn serve(
     let mut consumers = JoinSet::new();
     let mut watched = Vec::new();
     for route in table.routes() {
-        for subject in &route.subjects {
-            let consumer = transport::route_consumer(
-                &js,
-                &config.streams.raw,
-                &route.name,
-                subject,
-                route.ack_wait,
-            )
-            .await?;
-            watched.push((route.name.clone(), subject.clone(), consumer.clone()));
-            consumers.spawn(pull(
-                consumer,
-                route.clone(),
-                lanes.clone(),
-                shutdown.clone(),
-            ));
-        }
+        let consumer = transport::route_consumer(
+            &js,
+            &config.streams.raw,
+            &route.name,
+            &route.subjects,
+            route.ack_wait,
+        )
+        .await?;
+        // The lag is the route consumer's, reported under all its subjects at once.
+        watched.push((
+            route.name.clone(),
+            route.subjects.join(","),
+            consumer.clone(),
+        ));
+        consumers.spawn(pull(
+            consumer,
+            route.clone(),
+            lanes.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(
             route = &*route.name,
             plugin = route.active().id(),

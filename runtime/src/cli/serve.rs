@@ -293,11 +293,9 @@ async fn wait_idle(js: &async_nats::jetstream::Context, config: &Config) -> anyh
         tokio::time::sleep(Duration::from_millis(250)).await;
         let mut busy = 0;
         for (name, route) in &config.routes {
-            for subject in &route.subjects {
-                let consumer = transport::consumer_name(name, subject);
-                let info = stream.consumer_info(&consumer).await?;
-                busy += info.num_pending + info.num_ack_pending as u64;
-            }
+            let consumer = transport::route_consumer_name(name, &route.subjects);
+            let info = stream.consumer_info(&consumer).await?;
+            busy += info.num_pending + info.num_ack_pending as u64;
         }
         idle_checks = if busy == 0 { idle_checks + 1 } else { 0 };
         if started.elapsed() > ONCE_TIMEOUT {

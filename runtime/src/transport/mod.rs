@@ -7,6 +7,7 @@ pub mod reader;
 use std::time::Duration;
 
 use anyhow::Context;
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::{self, consumer, stream};
 
 use crate::config::{Config, StreamsConfig};
@@ -167,7 +168,8 @@ pub async fn ensure_streams(
     Ok(())
 }
 
-/// The durable consumer name of one route subject: stable as long as the route and subject are.
+/// The name older hosts gave the consumer of one route subject, when they kept one per
+/// subject: `millrace_<route>__<subject>` with `*` and `>` spelled out.
 pub fn consumer_name(route: &str, subject: &str) -> String {
     let subject: String = subject
         .split('.')
@@ -181,49 +183,152 @@ pub fn consumer_name(route: &str, subject: &str) -> String {
     format!("millrace_{route}__{subject}")
 }
 
-/// Opens (or creates) the durable pull consumer of one route subject.
+/// The durable consumer name of a route. A route with one subject keeps the name it had when
+/// hosts kept one consumer per subject, so an upgraded host goes on from where the old one
+/// stopped; a route with several subjects has one consumer named after the route alone.
+pub fn route_consumer_name(route: &str, subjects: &[String]) -> String {
+    match subjects {
+        [subject] => consumer_name(route, subject),
+        _ => format!("millrace_{route}"),
+    }
+}
+
+/// The subjects a consumer filters on, whichever of the two fields holds them.
+fn filters(filter_subject: &str, filter_subjects: &[String]) -> Vec<String> {
+    if filter_subjects.is_empty() && !filter_subject.is_empty() {
+        vec![filter_subject.to_owned()]
+    } else {
+        filter_subjects.to_vec()
+    }
+}
+
+/// Opens the durable pull consumer of a route: one consumer filtered by all the route's
+/// subjects, created when missing, and updated in place (keeping its position) when the route's
+/// subjects or `ack_wait` changed. Several hosts may open it at once.
 ///
-/// One consumer per subject (not one with several filter subjects) so it works on
-/// nats-server 2.9.
+/// A new consumer takes over from the consumers it replaces (the per-subject ones of older
+/// hosts, or the route's consumer under its other name when the route went from one subject to
+/// several or back): it starts at the oldest message any of them still had to deliver, and they
+/// are deleted. Without predecessors it starts at the beginning of the stream. A subject added
+/// to a route is consumed from the route's position on; `millrace replay` maps older messages.
 pub async fn route_consumer(
     js: &jetstream::Context,
     raw_stream: &str,
     route: &str,
-    subject: &str,
+    subjects: &[String],
     ack_wait: Duration,
 ) -> anyhow::Result<consumer::PullConsumer> {
-    let stream = js
+    let mut stream = js
         .get_stream(raw_stream)
         .await
         .with_context(|| format!("cannot open the raw stream {raw_stream}"))?;
-    let name = consumer_name(route, subject);
-    stream
-        .get_or_create_consumer(
-            &name,
-            consumer::pull::Config {
-                durable_name: Some(name.clone()),
-                filter_subject: subject.to_string(),
-                ack_policy: consumer::AckPolicy::Explicit,
-                deliver_policy: consumer::DeliverPolicy::All,
-                ack_wait,
-                max_ack_pending: 1024,
-                ..Default::default()
-            },
+    let name = route_consumer_name(route, subjects);
+    let cannot = || {
+        format!(
+            "cannot create the consumer `{name}` of route `{route}` for {subjects:?} on stream \
+             {raw_stream}: is every subject captured by the stream (`streams.raw_subjects`)?"
         )
+    };
+    let (filter_subject, filter_subjects) = match subjects {
+        [subject] => (subject.clone(), Vec::new()),
+        _ => (String::new(), subjects.to_vec()),
+    };
+    let mut config = consumer::pull::Config {
+        durable_name: Some(name.clone()),
+        filter_subject,
+        filter_subjects,
+        ack_policy: consumer::AckPolicy::Explicit,
+        deliver_policy: consumer::DeliverPolicy::All,
+        ack_wait,
+        max_ack_pending: 1024,
+        ..Default::default()
+    };
+    match stream.consumer_info(&name).await {
+        Ok(info) => {
+            let current = &info.config;
+            if filters(&current.filter_subject, &current.filter_subjects) == subjects
+                && current.ack_wait == ack_wait
+            {
+                return stream
+                    .get_consumer(&name)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(e))
+                    .with_context(cannot);
+            }
+            // Where a consumer starts cannot change: keep the existing one's.
+            config.deliver_policy = current.deliver_policy;
+            tracing::info!(
+                consumer = &*name,
+                ?subjects,
+                "updating the route's consumer to the configured subjects and ack_wait"
+            );
+            return stream
+                .update_consumer(config)
+                .await
+                .map_err(anyhow::Error::new)
+                .with_context(cannot);
+        }
+        Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => {}
+        Err(e) => return Err(anyhow::Error::new(e)).with_context(cannot),
+    }
+
+    let mut predecessors: Vec<String> = subjects.iter().map(|s| consumer_name(route, s)).collect();
+    predecessors.push(route_consumer_name(route, &[]));
+    predecessors.retain(|p| *p != name);
+    predecessors.dedup();
+    let last = stream
+        .info()
         .await
-        .with_context(|| {
-            format!(
-                "cannot create the consumer of route `{route}` for `{subject}` on stream {raw_stream}: \
-                 is the subject captured by the stream (`streams.raw_subjects`)?"
-            )
-        })
+        .with_context(|| format!("cannot read the raw stream {raw_stream}"))?
+        .state
+        .last_sequence;
+    let mut start: Option<u64> = None;
+    let mut replaced = Vec::new();
+    for predecessor in predecessors {
+        let info = match stream.consumer_info(&predecessor).await {
+            Ok(info) => info,
+            Err(e) if e.kind() == ConsumerInfoErrorKind::NotFound => continue,
+            Err(e) => return Err(anyhow::Error::new(e)).with_context(cannot),
+        };
+        // The oldest message it may still have to deliver; none when it is done.
+        let next = if info.num_pending == 0 && info.num_ack_pending == 0 {
+            last + 1
+        } else {
+            info.ack_floor.stream_sequence + 1
+        };
+        start = Some(start.map_or(next, |s| s.min(next)));
+        replaced.push(predecessor);
+    }
+    if let Some(start_sequence) = start {
+        config.deliver_policy = consumer::DeliverPolicy::ByStartSequence { start_sequence };
+    }
+    let consumer = match stream.create_consumer(config).await {
+        Ok(consumer) => consumer,
+        // Another host starting at the same moment created it first.
+        Err(e) => match stream.get_consumer(&name).await {
+            Ok(consumer) => consumer,
+            Err(_) => return Err(anyhow::Error::new(e)).with_context(cannot),
+        },
+    };
+    for predecessor in replaced {
+        tracing::info!(
+            consumer = &*name,
+            replaced = &*predecessor,
+            "the route's consumer takes over from an older one, which is deleted"
+        );
+        match stream.delete_consumer(&predecessor).await {
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                consumer = &*predecessor,
+                "cannot delete the replaced consumer: {e}; delete it by hand (nats consumer rm {raw_stream} {predecessor})"
+            ),
+        }
+    }
+    Ok(consumer)
 }
 
-/// Opens a key-value bucket, creating it with `max_age` when it does not exist.
-///
-/// The bucket's stream is created directly, with the key-value conventions, because
-/// async-nats's `create_key_value` first reads the account info, whose nats-server 2.9 form it
-/// cannot parse.
+/// Opens a key-value bucket, creating it with `max_age` when it does not exist (several hosts
+/// may create it at once).
 pub async fn key_value(
     js: &jetstream::Context,
     bucket: &str,
@@ -233,28 +338,24 @@ pub async fn key_value(
     if let Ok(store) = js.get_key_value(bucket).await {
         return Ok(store);
     }
-    js.get_or_create_stream(stream::Config {
-        name: format!("KV_{bucket}"),
-        description: Some(description.to_owned()),
-        subjects: vec![format!("$KV.{bucket}.>")],
-        max_messages_per_subject: 1,
-        max_messages: -1,
-        max_bytes: -1,
-        max_message_size: -1,
-        max_age,
-        storage: stream::StorageType::File,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        discard: stream::DiscardPolicy::New,
-        num_replicas: 1,
-        ..Default::default()
-    })
-    .await
-    .with_context(|| format!("cannot create the key-value bucket {bucket}"))?;
-    js.get_key_value(bucket)
-        .await
-        .with_context(|| format!("cannot open the key-value bucket {bucket}"))
+    let created = js
+        .create_key_value(jetstream::kv::Config {
+            bucket: bucket.to_owned(),
+            description: description.to_owned(),
+            history: 1,
+            max_age,
+            storage: stream::StorageType::File,
+            num_replicas: 1,
+            ..Default::default()
+        })
+        .await;
+    match created {
+        Ok(store) => Ok(store),
+        // Another host created it a moment ago, with its own settings.
+        Err(e) => js.get_key_value(bucket).await.map_err(|_| e).with_context(|| {
+            format!("cannot create the key-value bucket {bucket}: is JetStream enabled on the server?")
+        }),
+    }
 }
 
 #[cfg(test)]
