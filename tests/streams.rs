@@ -223,3 +223,79 @@ async fn hosts_starting_at_once_share_one_consumer_and_one_bucket() {
     bucket.put("k", "v".into()).await.unwrap();
     assert_eq!(bucket.get("k").await.unwrap().unwrap(), "v".as_bytes());
 }
+
+#[tokio::test]
+async fn hosts_creating_the_streams_and_buckets_at_once_all_succeed() {
+    let nats = Nats::start();
+    let client = nats.client().await;
+    let config = millrace::config::Config::parse(
+        "[streams]\nreplicas = 1\nplacement_tags = []\n",
+        std::path::Path::new("millrace.toml"),
+    )
+    .unwrap();
+    let config = std::sync::Arc::new(config);
+    let mut starts = Vec::new();
+    for _ in 0..6 {
+        let js = jetstream::new(client.clone());
+        let config = config.clone();
+        starts.push(tokio::spawn(async move {
+            transport::ensure_streams(&js, &config.streams).await?;
+            transport::ensure_buckets(&js, &config).await
+        }));
+    }
+    for start in starts {
+        start.await.unwrap().unwrap();
+    }
+    let js = jetstream::new(client);
+    for name in [
+        "RAW",
+        "CANONICAL",
+        "DLQ",
+        "SHADOW",
+        "KV_millrace-idempotency",
+        "KV_millrace-order",
+    ] {
+        let mut stream = js.get_stream(name).await.unwrap();
+        let info = stream.info().await.unwrap();
+        assert_eq!(info.config.num_replicas, 1, "{name}");
+    }
+    let horizon = config.governance.horizon;
+    let idempotency = js.get_key_value("millrace-idempotency").await.unwrap();
+    let mut under = js.get_stream(&idempotency.stream_name).await.unwrap();
+    assert_eq!(under.info().await.unwrap().config.max_age, horizon);
+}
+
+#[tokio::test]
+async fn three_replicas_on_a_single_server_are_refused_with_what_to_change() {
+    let nats = Nats::start();
+    let js = jetstream::new(nats.client().await);
+    transport::ensure_streams(&js, &StreamsConfig::default())
+        .await
+        .unwrap();
+    // Existing streams are brought to the configured replicas: here that cannot be.
+    let streams = StreamsConfig {
+        replicas: Some(3),
+        ..Default::default()
+    };
+    let e = transport::ensure_streams(&js, &streams).await.unwrap_err();
+    let text = format!("{e:#}");
+    assert!(text.contains("stream RAW"), "{text}");
+    assert!(text.contains("cluster of three or more"), "{text}");
+    assert!(text.contains("streams.replicas"), "{text}");
+    // And so are new ones.
+    let e = transport::replicated_key_value(
+        &js,
+        "millrace-r3",
+        Duration::ZERO,
+        "test",
+        &transport::Replication::of(&streams),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{e:#}").contains("cluster of three or more"),
+        "{e:#}"
+    );
+    let mut raw = js.get_stream("RAW").await.unwrap();
+    assert_eq!(raw.info().await.unwrap().config.num_replicas, 1);
+}

@@ -64,6 +64,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let js = jetstream::new(client.clone());
     transport::ensure_streams(&js, &config.streams).await?;
+    transport::ensure_buckets(&js, &config).await?;
     let registry = Registry::open(&config, Some(&js)).await?;
     let bindings = registry.bindings().await?;
     let changes = registry.watch().await?;

@@ -47,7 +47,9 @@ impl LocalServer {
         })
     }
 
-    /// Like [`start`](Self::start), with extra command-line arguments (e.g. `--user`).
+    /// Like [`start`](Self::start), with the given command-line arguments (e.g. `-c <file>`)
+    /// instead of its configuration: a configuration file given here should set
+    /// `sync_interval: always` itself.
     pub fn start_with_args(port: u16, store_dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
         if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err() {
             bail!(

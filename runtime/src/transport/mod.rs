@@ -141,11 +141,94 @@ impl ServerVersion {
     }
 }
 
-/// Makes sure the RAW, CANONICAL and DLQ streams exist (an existing stream is left as it is).
+/// How many copies JetStream keeps of what millrace creates, and on which servers
+/// (`streams.replicas`, `streams.placement_tags`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replication {
+    /// Copies; `None`: one for a new stream, an existing stream's left as it is.
+    pub replicas: Option<usize>,
+    /// Server tags the copies must sit on; `None`: anywhere for a new stream, an existing
+    /// stream's left as it is.
+    pub placement_tags: Option<Vec<String>>,
+}
+
+impl Replication {
+    /// What the `[streams]` section asks for.
+    pub fn of(streams: &StreamsConfig) -> Self {
+        Self {
+            replicas: streams.replicas,
+            placement_tags: streams.placement_tags.clone(),
+        }
+    }
+
+    /// The copies of a new stream.
+    pub fn num_replicas(&self) -> usize {
+        self.replicas.unwrap_or(1)
+    }
+
+    /// Where a new stream's copies go.
+    pub fn placement(&self) -> Option<stream::Placement> {
+        self.placement_tags
+            .as_ref()
+            .filter(|tags| !tags.is_empty())
+            .map(|tags| stream::Placement {
+                cluster: None,
+                tags: tags.clone(),
+            })
+    }
+
+    /// The existing stream's configuration changed to what is asked; `None` when it already is.
+    fn update(&self, current: &stream::Config) -> Option<stream::Config> {
+        let mut wanted = current.clone();
+        if let Some(replicas) = self.replicas {
+            wanted.num_replicas = replicas;
+        }
+        if let Some(tags) = &self.placement_tags {
+            let current_tags = current.placement.as_ref().map(|p| p.tags.clone());
+            if current_tags.unwrap_or_default() != *tags {
+                wanted.placement = self.placement();
+            }
+        }
+        (wanted != *current).then_some(wanted)
+    }
+}
+
+/// Brings the existing stream `name` (a stream, or the one under a bucket) to `replication`.
+async fn replicate(
+    js: &jetstream::Context,
+    name: &str,
+    current: &stream::Config,
+    replication: &Replication,
+) -> anyhow::Result<()> {
+    let Some(wanted) = replication.update(current) else {
+        return Ok(());
+    };
+    tracing::info!(
+        stream = name,
+        replicas = wanted.num_replicas,
+        placement = ?wanted.placement,
+        "bringing the stream to the configured replicas and placement"
+    );
+    js.update_stream(&wanted).await.map(|_| ()).with_context(|| {
+        format!(
+            "cannot bring the JetStream stream {name} to {} replica(s) placed on servers tagged {:?}: \
+             3 replicas need a JetStream cluster of three or more servers, and placement tags need \
+             servers carrying them (`server_tags`); fix `streams.replicas` / `streams.placement_tags` \
+             or the cluster",
+            wanted.num_replicas,
+            wanted.placement.as_ref().map(|p| &p.tags[..]).unwrap_or_default(),
+        )
+    })
+}
+
+/// Makes sure the RAW, CANONICAL, DLQ and SHADOW streams exist with the configured replicas
+/// and placement. Several hosts may run it at once: JetStream creates a stream once and answers
+/// the same request again with the existing stream.
 pub async fn ensure_streams(
     js: &jetstream::Context,
     streams: &StreamsConfig,
 ) -> anyhow::Result<()> {
+    let replication = Replication::of(streams);
     let specs = [
         (&streams.raw, streams.raw_subjects.clone()),
         (&streams.canonical, vec!["canonical.>".to_string()]),
@@ -153,17 +236,65 @@ pub async fn ensure_streams(
         (&streams.shadow, vec!["shadow.>".to_string()]),
     ];
     for (name, subjects) in specs {
-        js.get_or_create_stream(stream::Config {
-            name: name.clone(),
-            subjects,
-            storage: stream::StorageType::File,
-            duplicate_window: streams.duplicate_window,
-            ..Default::default()
-        })
-        .await
-        .with_context(|| {
-            format!("cannot create or open the JetStream stream {name}: is JetStream enabled on the server (nats-server -js)?")
-        })?;
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: name.clone(),
+                subjects,
+                storage: stream::StorageType::File,
+                duplicate_window: streams.duplicate_window,
+                num_replicas: replication.num_replicas(),
+                placement: replication.placement(),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot create or open the JetStream stream {name}: is JetStream enabled on the \
+                     server (nats-server -js), and, for `streams.replicas = 3`, is it a cluster of \
+                     three or more?"
+                )
+            })?;
+        replicate(js, name, &stream.cached_info().config, &replication).await?;
+    }
+    Ok(())
+}
+
+/// Makes sure the key-value buckets a host writes (the governance buckets, and the projection's
+/// when it runs or they exist) have the configured replicas and placement, creating the
+/// governance ones. Run by the host at start, before anything opens them.
+pub async fn ensure_buckets(js: &jetstream::Context, config: &Config) -> anyhow::Result<()> {
+    let replication = Replication::of(&config.streams);
+    let governance = &config.governance;
+    for (bucket, description) in [
+        (
+            &governance.idempotency_bucket,
+            "millrace: source transactions already delivered, per route",
+        ),
+        (
+            &governance.order_bucket,
+            "millrace: newest source time per event kind and business key",
+        ),
+    ] {
+        replicated_key_value(js, bucket, governance.horizon, description, &replication).await?;
+    }
+    let projection = &config.projection;
+    for bucket in [
+        &projection.inventory_bucket,
+        &projection.work_order_bucket,
+        &projection.hold_bucket,
+        &projection.commitment_bucket,
+        &projection.source_bucket,
+    ] {
+        if projection.enabled == Some(true) || js.get_key_value(bucket.as_str()).await.is_ok() {
+            replicated_key_value(
+                js,
+                bucket,
+                Duration::ZERO,
+                "millrace projection",
+                &replication,
+            )
+            .await?;
+        }
     }
     Ok(())
 }
@@ -327,8 +458,9 @@ pub async fn route_consumer(
     Ok(consumer)
 }
 
-/// Opens a key-value bucket, creating it with `max_age` when it does not exist (several hosts
-/// may create it at once).
+/// Opens a key-value bucket, creating it with `max_age` and one replica when it does not exist
+/// (several hosts may create it at once). [`ensure_buckets`] gives the host's buckets their
+/// configured replicas before anything opens them.
 pub async fn key_value(
     js: &jetstream::Context,
     bucket: &str,
@@ -338,30 +470,105 @@ pub async fn key_value(
     if let Ok(store) = js.get_key_value(bucket).await {
         return Ok(store);
     }
-    let created = js
-        .create_key_value(jetstream::kv::Config {
-            bucket: bucket.to_owned(),
-            description: description.to_owned(),
-            history: 1,
-            max_age,
-            storage: stream::StorageType::File,
-            num_replicas: 1,
-            ..Default::default()
-        })
-        .await;
-    match created {
-        Ok(store) => Ok(store),
-        // Another host created it a moment ago, with its own settings.
-        Err(e) => js.get_key_value(bucket).await.map_err(|_| e).with_context(|| {
-            format!("cannot create the key-value bucket {bucket}: is JetStream enabled on the server?")
-        }),
+    replicated_key_value(js, bucket, max_age, description, &Replication::default()).await
+}
+
+/// Opens a key-value bucket with `replication`: creates it when missing (several hosts may
+/// create it at once), and brings an existing one to the replicas and placement asked.
+pub async fn replicated_key_value(
+    js: &jetstream::Context,
+    bucket: &str,
+    max_age: Duration,
+    description: &str,
+    replication: &Replication,
+) -> anyhow::Result<jetstream::kv::Store> {
+    let store = match js.get_key_value(bucket).await {
+        Ok(store) => store,
+        Err(_) => {
+            let created = js
+                .create_key_value(jetstream::kv::Config {
+                    bucket: bucket.to_owned(),
+                    description: description.to_owned(),
+                    history: 1,
+                    max_age,
+                    storage: stream::StorageType::File,
+                    num_replicas: replication.num_replicas(),
+                    placement: replication.placement(),
+                    ..Default::default()
+                })
+                .await;
+            match created {
+                Ok(store) => store,
+                // Another host created it a moment ago, with its own settings.
+                Err(e) => js.get_key_value(bucket).await.map_err(|_| e).with_context(|| {
+                    format!(
+                        "cannot create the key-value bucket {bucket}: is JetStream enabled on the \
+                         server, and, for `streams.replicas = 3`, is it a cluster of three or more?"
+                    )
+                })?,
+            }
+        }
+    };
+    replicate_named(js, &store.stream_name, replication).await?;
+    Ok(store)
+}
+
+/// Brings the existing stream `name` to `replication`, reading its configuration first.
+pub async fn replicate_named(
+    js: &jetstream::Context,
+    name: &str,
+    replication: &Replication,
+) -> anyhow::Result<()> {
+    if replication.replicas.is_none() && replication.placement_tags.is_none() {
+        return Ok(());
     }
+    let mut stream = js
+        .get_stream(name)
+        .await
+        .with_context(|| format!("cannot open the JetStream stream {name}"))?;
+    let current = stream
+        .info()
+        .await
+        .with_context(|| format!("cannot read the JetStream stream {name}"))?
+        .config
+        .clone();
+    replicate(js, name, &current, replication).await
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::{ServerVersion, ServerVersionError};
+    use super::{Replication, ServerVersion, ServerVersionError};
+    use async_nats::jetstream::stream;
+
+    #[test]
+    fn replication_changes_an_existing_stream_only_where_the_config_says() {
+        let r1 = stream::Config {
+            name: "RAW".into(),
+            num_replicas: 1,
+            ..Default::default()
+        };
+        // Unset: an operator's own choice is left alone.
+        assert_eq!(Replication::default().update(&r1), None);
+        let r3 = Replication {
+            replicas: Some(3),
+            placement_tags: None,
+        };
+        let wanted = r3.update(&r1).unwrap();
+        assert_eq!(wanted.num_replicas, 3);
+        assert_eq!(wanted.placement, None);
+        assert_eq!(r3.update(&wanted), None, "already there");
+        let tagged = Replication {
+            replicas: None,
+            placement_tags: Some(vec!["az:1".into()]),
+        };
+        let moved = tagged.update(&wanted).unwrap();
+        assert_eq!(moved.num_replicas, 3);
+        assert_eq!(moved.placement.unwrap().tags, vec!["az:1".to_owned()]);
+        // A new stream: one copy, anywhere, unless the config says otherwise.
+        assert_eq!(Replication::default().num_replicas(), 1);
+        assert_eq!(Replication::default().placement(), None);
+    }
 
     #[test]
     fn server_versions_are_read_from_what_the_server_announces() {
