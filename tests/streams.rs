@@ -299,3 +299,37 @@ async fn three_replicas_on_a_single_server_are_refused_with_what_to_change() {
     let mut raw = js.get_stream("RAW").await.unwrap();
     assert_eq!(raw.info().await.unwrap().config.num_replicas, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_maps_a_route_with_two_subjects_through_one_consumer() {
+    let nats = Nats::start();
+    let js = jetstream::new(nats.client().await);
+    let dir = support::plugin("tests/guests/misbehave");
+    let config = nats.config(&format!(
+        "[routes.pair]\nsubjects = [\"raw.test.a.cmd\", \"raw.test.b.cmd\"]\nplugin = {:?}\n",
+        dir.display().to_string()
+    ));
+    let host = support::Host::start(&config, &js, &["millrace_pair"]).await;
+    for n in 1..=6 {
+        let subject = if n % 2 == 0 {
+            "raw.test.b.cmd"
+        } else {
+            "raw.test.a.cmd"
+        };
+        support::publish(&js, subject, format!("ok {n}").as_bytes(), &format!("n{n}")).await;
+    }
+    let events =
+        support::read_stream(&js, "CANONICAL", "canonical.>", 6, Duration::from_secs(1)).await;
+    let mut orders: Vec<String> = events
+        .iter()
+        .map(|e| e.json()["data"]["work_order"].as_str().unwrap().to_owned())
+        .collect();
+    orders.sort();
+    assert_eq!(
+        orders,
+        (1..=6).map(|n| format!("WO-{n}")).collect::<Vec<_>>(),
+        "{}",
+        host.log_text()
+    );
+    assert_eq!(consumer_names(&js).await, vec!["millrace_pair".to_owned()]);
+}
