@@ -216,7 +216,7 @@ pub async fn route_consumers(
                 js,
                 "RAW",
                 &format!("{route_prefix}{route}"),
-                subject,
+                &[subject.to_owned()],
                 Duration::from_secs(30),
             )
             .await?,

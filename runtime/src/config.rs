@@ -13,6 +13,8 @@
 //! | `streams.raw`, `streams.canonical`, `streams.dlq` | JetStream stream names | `RAW`, `CANONICAL`, `DLQ` |
 //! | `streams.raw_subjects` | subjects captured by the RAW stream | `["raw.>"]` |
 //! | `streams.duplicate_window` | JetStream de-duplication window of the streams | `2m` |
+//! | `streams.replicas` | copies of every stream, key-value bucket and the registry's object store: 1 or 3 (a cluster); when set, hosts bring existing ones to it | unset: created with 1, existing left as they are |
+//! | `streams.placement_tags` | server tags the replicas must sit on | unset: anywhere |
 //! | `host.workers` | worker threads running plugins | number of CPUs |
 //! | `host.partitions` | ordered lanes messages are spread over by subject | 16 |
 //! | `host.max_workers_per_route` | plugin calls one route may run at once | workers − 1 with several routes, else workers |
@@ -184,6 +186,15 @@ pub struct StreamsConfig {
     /// The de-duplication window of the streams.
     #[serde(default = "default_duplicate_window", with = "humantime_duration")]
     pub duplicate_window: Duration,
+    /// Copies JetStream keeps of every stream, key-value bucket and the registry's object store:
+    /// 1, or 3 on a cluster of three or more servers. Unset: created with one, and an existing
+    /// stream's left as it is; set: hosts bring existing ones to it at start.
+    #[serde(default)]
+    pub replicas: Option<usize>,
+    /// Server tags the replicas must sit on (JetStream places them only on servers carrying
+    /// every tag, e.g. `["site:plant1"]`). Unset: anywhere, and an existing stream's left as it is.
+    #[serde(default)]
+    pub placement_tags: Option<Vec<String>>,
 }
 
 impl Default for StreamsConfig {
@@ -195,6 +206,8 @@ impl Default for StreamsConfig {
             dlq: default_dlq(),
             shadow: default_shadow(),
             duplicate_window: default_duplicate_window(),
+            replicas: None,
+            placement_tags: None,
         }
     }
 }
@@ -876,6 +889,23 @@ impl Config {
                 return Err(self.invalid(key, "may hold only letters, digits, `-` and `_`"));
             }
         }
+        if let Some(replicas) = self.streams.replicas
+            && replicas != 1
+            && replicas != 3
+        {
+            return Err(self.invalid(
+                "streams.replicas",
+                format!("is {replicas}; accepted: 1 (one server) or 3 (a JetStream cluster of three or more)"),
+            ));
+        }
+        if let Some(tags) = &self.streams.placement_tags
+            && tags.iter().any(|t| t.trim().is_empty())
+        {
+            return Err(self.invalid(
+                "streams.placement_tags",
+                "holds an empty tag: list the server tags (`server_tags` in nats-server's config) the replicas must sit on",
+            ));
+        }
         if self.streams.raw_subjects.is_empty() {
             return Err(self.invalid("streams.raw_subjects", "needs at least one subject"));
         }
@@ -1167,6 +1197,32 @@ mod tests {
         assert!(err.contains("route names"), "{err}");
         let err = parse("[nats]\nuser=\"u\"\n").unwrap_err().to_string();
         assert!(err.contains("nats.password"), "{err}");
+    }
+
+    #[test]
+    fn stream_replicas_are_one_or_three_and_placement_tags_are_named() {
+        let config =
+            parse("[streams]\nreplicas = 3\nplacement_tags = [\"az:1\", \"ssd\"]\n").unwrap();
+        assert_eq!(config.streams.replicas, Some(3));
+        assert_eq!(
+            config.streams.placement_tags,
+            Some(vec!["az:1".to_owned(), "ssd".to_owned()])
+        );
+        let defaults = parse("").unwrap();
+        assert_eq!(defaults.streams.replicas, None);
+        assert_eq!(defaults.streams.placement_tags, None);
+        for replicas in [0, 2, 5] {
+            let err = parse(&format!("[streams]\nreplicas = {replicas}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("conf/millrace.toml"), "{err}");
+            assert!(err.contains("streams.replicas"), "{err}");
+            assert!(err.contains("1 (one server) or 3"), "{err}");
+        }
+        let err = parse("[streams]\nplacement_tags = [\"\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("streams.placement_tags"), "{err}");
     }
 
     #[test]

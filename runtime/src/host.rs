@@ -220,6 +220,7 @@ async fn serve(
     let shutdown = shutdown.clone();
     let js = jetstream::new(client.clone());
     transport::ensure_streams(&js, &config.streams).await?;
+    transport::ensure_buckets(&js, &config).await?;
     let registry = Registry::open(&config, Some(&js)).await?;
     let bindings = registry.bindings().await?;
     let changes = registry.watch().await?;
@@ -305,23 +306,26 @@ async fn serve(
     let mut consumers = JoinSet::new();
     let mut watched = Vec::new();
     for route in table.routes() {
-        for subject in &route.subjects {
-            let consumer = transport::route_consumer(
-                &js,
-                &config.streams.raw,
-                &route.name,
-                subject,
-                route.ack_wait,
-            )
-            .await?;
-            watched.push((route.name.clone(), subject.clone(), consumer.clone()));
-            consumers.spawn(pull(
-                consumer,
-                route.clone(),
-                lanes.clone(),
-                shutdown.clone(),
-            ));
-        }
+        let consumer = transport::route_consumer(
+            &js,
+            &config.streams.raw,
+            &route.name,
+            &route.subjects,
+            route.ack_wait,
+        )
+        .await?;
+        // The lag is the route consumer's, reported under all its subjects at once.
+        watched.push((
+            route.name.clone(),
+            route.subjects.join(","),
+            consumer.clone(),
+        ));
+        consumers.spawn(pull(
+            consumer,
+            route.clone(),
+            lanes.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(
             route = &*route.name,
             plugin = route.active().id(),

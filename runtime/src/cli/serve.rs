@@ -110,14 +110,9 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
             let server = tokio::task::spawn_blocking(move || LocalServer::start(port, &store));
             let server = server.await??;
             println!(
-                "started nats-server with JetStream at {} (data in {}; {})",
+                "started nats-server with JetStream at {} (data in {}; fsync before every acknowledgement)",
                 server.url(),
                 server.store_dir().display(),
-                if server.fsync_always() {
-                    "fsync before every acknowledgement"
-                } else {
-                    "this server version flushes to disk every 2 minutes: see docs/DURABILITY.md"
-                }
             );
             let url = server.url();
             _server = Some(server);
@@ -278,11 +273,9 @@ async fn wait_idle(js: &async_nats::jetstream::Context, config: &Config) -> anyh
         tokio::time::sleep(Duration::from_millis(250)).await;
         let mut busy = 0;
         for (name, route) in &config.routes {
-            for subject in &route.subjects {
-                let consumer = transport::consumer_name(name, subject);
-                let info = stream.consumer_info(&consumer).await?;
-                busy += info.num_pending + info.num_ack_pending as u64;
-            }
+            let consumer = transport::route_consumer_name(name, &route.subjects);
+            let info = stream.consumer_info(&consumer).await?;
+            busy += info.num_pending + info.num_ack_pending as u64;
         }
         idle_checks = if busy == 0 { idle_checks + 1 } else { 0 };
         if started.elapsed() > ONCE_TIMEOUT {

@@ -21,6 +21,7 @@ use super::fixtures;
 use super::{LocalPlugin, MANIFEST_FILE, Manifest};
 use crate::config::{Config, RegistryKind};
 use crate::digest::sha256_hex;
+use crate::transport;
 
 /// How often a directory registry looks for changed bindings.
 const DIRECTORY_POLL: Duration = Duration::from_millis(200);
@@ -261,24 +262,40 @@ impl Registry {
             }
             RegistryKind::Jetstream => {
                 let js = js.context("a jetstream registry needs a NATS connection")?;
+                let replication = transport::Replication::of(&config.streams);
                 let objects = match js.get_object_store(&settings.bucket).await {
                     Ok(store) => store,
-                    Err(_) => js
-                        .create_object_store(object_store::Config {
-                            bucket: settings.bucket.clone(),
-                            description: Some("millrace: deployed plugin versions".into()),
-                            ..Default::default()
-                        })
-                        .await
-                        .with_context(|| {
-                            format!("cannot create the object store {}", settings.bucket)
-                        })?,
+                    Err(_) => {
+                        let created = js
+                            .create_object_store(object_store::Config {
+                                bucket: settings.bucket.clone(),
+                                description: Some("millrace: deployed plugin versions".into()),
+                                num_replicas: replication.num_replicas(),
+                                placement: replication.placement(),
+                                ..Default::default()
+                            })
+                            .await;
+                        match created {
+                            Ok(store) => store,
+                            // Another host created it a moment ago.
+                            Err(e) => js
+                                .get_object_store(&settings.bucket)
+                                .await
+                                .map_err(|_| e)
+                                .with_context(|| {
+                                    format!("cannot create the object store {}", settings.bucket)
+                                })?,
+                        }
+                    }
                 };
-                let bindings = crate::transport::key_value(
+                transport::replicate_named(js, &format!("OBJ_{}", settings.bucket), &replication)
+                    .await?;
+                let bindings = transport::replicated_key_value(
                     js,
                     &settings.bindings,
                     Duration::ZERO,
                     "millrace: the plugin version each route serves",
+                    &replication,
                 )
                 .await?;
                 Ok(Registry::JetStream { objects, bindings })

