@@ -164,6 +164,7 @@ pub async fn serve(
             let state = AdminState::new(RunningHost {
                 config: config.clone(),
                 client: client.clone(),
+                reads: admin::reads_connection(&config, &client).await,
                 registry,
                 sandbox,
                 loader: loader.clone(),
