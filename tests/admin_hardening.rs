@@ -848,9 +848,10 @@ async fn an_admission_stops_when_its_caller_goes_away() {
     let sandbox = millrace::sandbox::Sandbox::new(None).unwrap();
     let bounds = millrace::registry::AdmissionBounds::default();
     bounds.cancel.cancel();
-    let refused = millrace::registry::admit_within(&sandbox, &record, &component, &bounds)
-        .err()
-        .expect("a cancelled admission admits nothing");
+    let Err(refused) = millrace::registry::admit_within(&sandbox, &record, &component, &bounds)
+    else {
+        panic!("a cancelled admission admits nothing");
+    };
     assert!(
         refused.to_string().contains("cancelled after 0 of 3"),
         "{refused:#}"
