@@ -1149,7 +1149,14 @@ impl Config {
                 ));
             }
             let source = match (&token.secret_file, &token.secret_env) {
-                (Some(file), _) => format!("file {}", self.resolve(file).display()),
+                (Some(file), _) => format!(
+                    "file {}",
+                    // Through its components: `a` and `./a` are one file.
+                    self.resolve(file)
+                        .components()
+                        .collect::<PathBuf>()
+                        .display()
+                ),
                 (None, Some(var)) => format!("env {var}"),
                 (None, None) => String::new(),
             };
@@ -1332,6 +1339,89 @@ mod tests {
         assert!(err.contains("route names"), "{err}");
         let err = parse("[nats]\nuser=\"u\"\n").unwrap_err().to_string();
         assert!(err.contains("nats.password"), "{err}");
+    }
+
+    #[test]
+    fn admin_tokens_are_unique_and_ingest_tokens_bound() {
+        let token = |name: &str, scope: &str, file: &str, extra: &str| {
+            format!(
+                "[[admin.tokens]]\nname = \"{name}\"\nscope = \"{scope}\"\nsecret_file = \"{file}\"\n{extra}"
+            )
+        };
+        let ok = format!(
+            "[admin]\n{}{}",
+            token("ops", "admin", "ops.token", ""),
+            token(
+                "erp",
+                "ingest",
+                "erp.token",
+                "subjects = [\"raw.erp.*.*\"]\n"
+            )
+        );
+        assert_eq!(
+            parse(&ok).unwrap().admin.unwrap().tokens[1].subjects,
+            ["raw.erp.*.*"]
+        );
+        let err = parse(&format!(
+            "[admin]\n{}{}",
+            token("ops", "admin", "a", ""),
+            token("ops", "read", "b", "")
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("admin.tokens[1].name") && err.contains("own name"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "[admin]\n{}{}",
+            token("ops", "admin", "a", ""),
+            token("viewer", "read", "./a", "")
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("admin.tokens[1].secret_file") && err.contains("same secret"),
+            "{err}"
+        );
+        let err = parse(&format!("[admin]\n{}", token("erp", "ingest", "a", "")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("admin.tokens[0].subjects"), "{err}");
+        let err = parse(&format!(
+            "[admin]\n{}",
+            token("erp", "ingest", "a", "subjects = [\"canonical.>\"]\n")
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("raw subjects"), "{err}");
+    }
+
+    #[test]
+    fn nats_secrets_come_from_one_place() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("nats.password"), "s3cret\n").unwrap();
+        let path = dir.path().join("millrace.toml");
+        let config = Config::parse(
+            "[nats]\nuser = \"u\"\npassword_file = \"nats.password\"\n",
+            &path,
+        )
+        .unwrap();
+        assert_eq!(config.nats.password.as_deref(), Some("s3cret"));
+        let err = Config::parse(
+            "[nats]\nuser = \"u\"\npassword = \"x\"\npassword_env = \"P\"\n",
+            &path,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`nats.password` is given more than once"),
+            "{err}"
+        );
+        let err = Config::parse("[nats]\ntoken_file = \"missing\"\n", &path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nats.token_file"), "{err}");
     }
 
     #[test]
