@@ -832,6 +832,91 @@ async fn deploy_and_admission_are_bounded() {
     hardened.assert_ready().await;
 }
 
+/// Finding 9, the caller going away, on a real host: two admissions whose callers disconnect
+/// stop before their next fixture and give their slots back, instead of running on to their
+/// budget with nobody waiting for the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_disconnected_caller_stops_its_admission_and_frees_its_slot() {
+    let hardened = Arc::new(Hardened::start("", TOKENS, "", &[]).await);
+    let versions = tempfile::tempdir().unwrap();
+    let deploy = |version: &str, fixtures: Option<Vec<(String, String)>>| {
+        let body = upload(
+            &format!("version = \"{version}\""),
+            fixtures,
+            versions.path(),
+        );
+        let hardened = hardened.clone();
+        async move {
+            let (status, why) = hardened
+                .post("/api/v1/plugins", Some(ADMIN_SECRET), &body)
+                .await;
+            assert_eq!(status, 201, "{why}");
+        }
+    };
+    // How long one fixture of `slow 100` takes on this machine.
+    deploy("5.0.0", Some(vec![("c.txt".into(), "slow 100".into())])).await;
+    deploy("5.2.0", None).await;
+    let started = Instant::now();
+    let (status, why) = hardened
+        .post(
+            "/api/v1/routes/line/activate",
+            Some(ADMIN_SECRET),
+            &json!({ "version": "misbehave@5.0.0" }),
+        )
+        .await;
+    assert_eq!(status, 422, "{why}");
+    let one = started.elapsed().as_secs_f64().max(0.001);
+    // Fixtures of about half a second each: uncancelled, 256 of them run into the 30 s budget.
+    let millions = ((100.0 * 0.5 / one) as u64).clamp(1, 100_000);
+    let slow: Vec<(String, String)> = (0..millrace::registry::MAX_FIXTURES)
+        .map(|n| (format!("s{n}.txt"), format!("slow {millions}")))
+        .collect();
+    deploy("5.1.0", Some(slow)).await;
+
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(1500))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let request = impatient
+            .post(format!("{}/api/v1/routes/line/activate", hardened.base))
+            .bearer_auth(ADMIN_SECRET)
+            .json(&json!({ "version": "misbehave@5.1.0" }));
+        callers.spawn(async move { request.send().await.map(|r| r.status().as_u16()) });
+    }
+    while let Some(gone) = callers.join_next().await {
+        let gone = gone.unwrap();
+        assert!(
+            gone.as_ref().is_err_and(reqwest::Error::is_timeout),
+            "the caller should have given up first (one fixture took {one:.3}s): {gone:?}"
+        );
+    }
+    let left = Instant::now();
+    loop {
+        let (status, why) = hardened
+            .post(
+                "/api/v1/routes/line/activate",
+                Some(ADMIN_SECRET),
+                &json!({ "version": "misbehave@5.2.0" }),
+            )
+            .await;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "{why}");
+        assert!(left.elapsed() < PATIENCE, "the slots never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let freed = left.elapsed();
+    eprintln!("admission slots back {freed:?} after their callers left");
+    assert!(
+        freed < Duration::from_secs(10),
+        "the abandoned admissions ran on for {freed:?} (their budget is 30 s)"
+    );
+}
+
 /// Finding 9, the caller going away: an admission whose caller is gone stops before its next
 /// fixture (in process, with the real sandbox and the real compiled plugin).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

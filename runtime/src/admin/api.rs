@@ -186,7 +186,7 @@ pub async fn activate(
         (None, false) => None,
     };
     PluginId::parse(&body.version).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let _admission = state.admission()?;
+    let slot = state.admission()?;
     let host = &state.host;
     // Dropped with this handler when the caller disconnects: the admission then stops
     // before its next fixture instead of burning a core for nobody.
@@ -202,6 +202,7 @@ pub async fn activate(
         AdmissionBounds {
             budget: ADMISSION_BUDGET,
             cancel,
+            slot: Some(slot),
         },
     )
     .await
@@ -391,8 +392,8 @@ pub async fn deploy(
         .map_err(|e| ApiError::bad_request(format!("`component` is not base64: {e}")))?;
     let record = VersionRecord::uploaded(body.manifest, &component, body.fixtures, body.signature)
         .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
-    let _admission = state.admission()?;
-    check_component(&state, &record, component.clone()).await?;
+    let slot = state.admission()?;
+    check_component(&state, &record, component.clone(), slot).await?;
     let stored = state
         .host
         .registry
@@ -427,6 +428,7 @@ async fn check_component(
     state: &AdminState,
     record: &VersionRecord,
     component: Vec<u8>,
+    slot: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<(), ApiError> {
     // The component-model preamble: `\0asm`, then version 0x0d and layer 1.
     const COMPONENT_PREAMBLE: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
@@ -437,14 +439,18 @@ async fn check_component(
     }
     let sandbox = state.host.sandbox.clone();
     let (name, version) = (record.name.clone(), record.version.clone());
-    tokio::task::spawn_blocking(move || sandbox.load(&name, &version, &component).map(drop))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| {
-            ApiError::bad_request(format!(
-                "`component` is not a component this host can run: {e:#}"
-            ))
-        })
+    // The slot is held by the compile itself, which outlives a caller that leaves.
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        sandbox.load(&name, &version, &component).map(drop)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| {
+        ApiError::bad_request(format!(
+            "`component` is not a component this host can run: {e:#}"
+        ))
+    })
 }
 
 /// `?route=&limit=`.

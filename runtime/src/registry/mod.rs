@@ -112,12 +112,15 @@ pub fn admit(
 pub const MAX_FIXTURES: usize = 256;
 
 /// How long and until when one admission may run.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AdmissionBounds {
     /// Longest all fixtures together may run; checked between fixtures.
     pub budget: std::time::Duration,
     /// Cancelled when whoever asked for the admission went away.
     pub cancel: tokio_util::sync::CancellationToken,
+    /// A place under a cap of admissions at once, held until the admission really ends (not
+    /// when its caller leaves), so the cap counts the work still running.
+    pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl Default for AdmissionBounds {
@@ -125,6 +128,7 @@ impl Default for AdmissionBounds {
         Self {
             budget: std::time::Duration::from_secs(60),
             cancel: tokio_util::sync::CancellationToken::new(),
+            slot: None,
         }
     }
 }
