@@ -36,8 +36,13 @@ fn observed_config(nats: &Nats, extra: &str) -> (PathBuf, String) {
     }
     let port = free_port().unwrap();
     let token = |name: &str, scope: &str| {
+        let subjects = if scope == "ingest" {
+            "subjects = [\"raw.test.*.*\"]\n"
+        } else {
+            ""
+        };
         format!(
-            "[[admin.tokens]]\nname = \"{name}\"\nscope = \"{scope}\"\nsecret_file = {:?}\n",
+            "[[admin.tokens]]\nname = \"{name}\"\nscope = \"{scope}\"\nsecret_file = {:?}\n{subjects}",
             dir.join(format!("{name}.token")).display().to_string()
         )
     };
@@ -465,7 +470,7 @@ async fn metrics_and_the_api_tell_what_traffic_did() {
         413
     );
     let (code, unrouted) = admin
-        .ingest("nowhere", Some(ADMIN_SECRET), Some("n"), b"ok 1")
+        .ingest("nowhere/site/cmd", Some(ADMIN_SECRET), Some("n"), b"ok 1")
         .await;
     assert_eq!(
         (code, &unrouted["routed"]),

@@ -8,7 +8,9 @@
 //! | `nats.url` | NATS server URL | none: `run` needs one, `up` starts a local server |
 //! | `nats.credentials` | NATS credentials file (JWT + nkey) | none |
 //! | `nats.user`, `nats.password` | user/password authentication | none |
+//! | `nats.password_file`, `nats.password_env` | the password read from a file (trimmed) or an environment variable instead | none |
 //! | `nats.token` | token authentication | none |
+//! | `nats.token_file`, `nats.token_env` | the token read from a file (trimmed) or an environment variable instead | none |
 //! | `nats.tls.ca`, `nats.tls.cert`, `nats.tls.key`, `nats.tls.required` | TLS to the server | off |
 //! | `streams.raw`, `streams.canonical`, `streams.dlq` | JetStream stream names | `RAW`, `CANONICAL`, `DLQ` |
 //! | `streams.raw_subjects` | subjects captured by the RAW stream | `["raw.>"]` |
@@ -44,8 +46,11 @@
 //! | `up.port` | port of the nats-server that `up` starts | 4222 |
 //! | `up.seed` | raw sample files `up` publishes once the host runs | none |
 //! | `admin.listen` | address of the admin API, `/metrics`, the console and HTTP ingest | no `[admin]`: not served; with it `127.0.0.1:9470` |
-//! | `admin.tokens` | bearer tokens: `name`, `scope` (`read`, `ingest` or `admin`), `secret_file` or `secret_env` | none: read-only without a token, on loopback only |
+//! | `admin.tokens` | bearer tokens: `name`, `scope` (`read`, `ingest` or `admin`), `secret_file` or `secret_env`, and for `ingest` the raw `subjects` it may publish to | none: read-only without a token, on loopback only |
 //! | `admin.ingest_max_kib` | largest body `POST /ingest/...` accepts | 1024 |
+//! | `admin.header_timeout` | longest a client may take to send a request's headers | `10s` |
+//! | `admin.max_connections` | open connections the admin server keeps; more wait to be accepted | 256 |
+//! | `admin.max_requests` | requests handled at once; more are answered 503 | 64 |
 //! | `telemetry.otlp_endpoint` | OTLP/HTTP collector base URL spans are exported to | none: no export |
 //! | `telemetry.service_name` | the service name spans carry | `millrace` |
 //! | `projection.enabled` | run the visibility projection beside the host | on in `up`, off in `run` |
@@ -142,8 +147,16 @@ pub struct NatsConfig {
     pub user: Option<String>,
     /// Password for user/password authentication.
     pub password: Option<String>,
+    /// A file holding the password (trimmed), resolved against the config file's folder.
+    pub password_file: Option<PathBuf>,
+    /// An environment variable holding the password.
+    pub password_env: Option<String>,
     /// Token for token authentication.
     pub token: Option<String>,
+    /// A file holding the token (trimmed), resolved against the config file's folder.
+    pub token_file: Option<PathBuf>,
+    /// An environment variable holding the token.
+    pub token_env: Option<String>,
     /// TLS settings.
     #[serde(default)]
     pub tls: TlsConfig,
@@ -644,6 +657,15 @@ pub struct AdminConfig {
     /// Largest body HTTP ingest accepts, KiB.
     #[serde(default = "default_ingest_max_kib")]
     pub ingest_max_kib: usize,
+    /// Longest a client may take to send a request's headers before it is disconnected.
+    #[serde(default = "default_header_timeout", with = "humantime_duration")]
+    pub header_timeout: Duration,
+    /// Connections kept open at once; further clients wait in the listen backlog.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Requests handled at once; more are answered 503 at once.
+    #[serde(default = "default_max_requests")]
+    pub max_requests: usize,
 }
 
 impl Default for AdminConfig {
@@ -652,8 +674,23 @@ impl Default for AdminConfig {
             listen: default_admin_listen(),
             tokens: Vec::new(),
             ingest_max_kib: default_ingest_max_kib(),
+            header_timeout: default_header_timeout(),
+            max_connections: default_max_connections(),
+            max_requests: default_max_requests(),
         }
     }
+}
+
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_max_connections() -> usize {
+    256
+}
+
+fn default_max_requests() -> usize {
+    64
 }
 
 fn default_admin_listen() -> std::net::SocketAddr {
@@ -676,6 +713,10 @@ pub struct AdminToken {
     pub secret_file: Option<PathBuf>,
     /// An environment variable holding the secret.
     pub secret_env: Option<String>,
+    /// The raw subjects (wildcards allowed) an `ingest` token may publish to; required for
+    /// `ingest`, optional for `admin` (default: every subject the raw stream captures).
+    #[serde(default)]
+    pub subjects: Vec<String>,
 }
 
 /// What a token may do.
@@ -850,7 +891,78 @@ impl Config {
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         config.validate()?;
+        config.read_nats_secrets()?;
         Ok(config)
+    }
+
+    /// Reads `nats.password_file`/`_env` and `nats.token_file`/`_env` into the password and
+    /// token, so the secrets can stay out of the config file.
+    fn read_nats_secrets(&mut self) -> Result<(), ConfigError> {
+        let password = self.secret(
+            "nats.password",
+            self.nats.password.is_some(),
+            self.nats.password_file.as_deref(),
+            self.nats.password_env.as_deref(),
+        )?;
+        if password.is_some() {
+            self.nats.password = password;
+        }
+        let token = self.secret(
+            "nats.token",
+            self.nats.token.is_some(),
+            self.nats.token_file.as_deref(),
+            self.nats.token_env.as_deref(),
+        )?;
+        if token.is_some() {
+            self.nats.token = token;
+        }
+        Ok(())
+    }
+
+    /// A secret from `<key>_file` or `<key>_env`, at most one of them and not beside `<key>`.
+    fn secret(
+        &self,
+        key: &str,
+        inline: bool,
+        file: Option<&Path>,
+        env: Option<&str>,
+    ) -> Result<Option<String>, ConfigError> {
+        if [inline, file.is_some(), env.is_some()]
+            .iter()
+            .filter(|set| **set)
+            .count()
+            > 1
+        {
+            return Err(self.invalid(
+                key,
+                format!(
+                    "is given more than once: set one of `{key}`, `{key}_file` and `{key}_env`"
+                ),
+            ));
+        }
+        let text = match (file, env) {
+            (Some(file), _) => {
+                let path = self.resolve(file);
+                std::fs::read_to_string(&path).map_err(|e| {
+                    self.invalid(
+                        format!("{key}_file"),
+                        format!("names {}, which cannot be read: {e}", path.display()),
+                    )
+                })?
+            }
+            (None, Some(var)) => std::env::var(var).map_err(|_| {
+                self.invalid(
+                    format!("{key}_env"),
+                    format!("names ${var}, which is not set"),
+                )
+            })?,
+            (None, None) => return Ok(None),
+        };
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(self.invalid(key, "is empty where it is read from"));
+        }
+        Ok(Some(text.to_owned()))
     }
 
     /// Resolves a path written in the file against the file's folder.
@@ -912,8 +1024,14 @@ impl Config {
         for subject in &self.streams.raw_subjects {
             check_subject(subject, true).map_err(|m| self.invalid("streams.raw_subjects", m))?;
         }
-        if let (Some(_), None) | (None, Some(_)) = (&self.nats.user, &self.nats.password) {
-            return Err(self.invalid("nats.user", "and `nats.password` must be given together"));
+        let password = self.nats.password.is_some()
+            || self.nats.password_file.is_some()
+            || self.nats.password_env.is_some();
+        if self.nats.user.is_some() != password {
+            return Err(self.invalid(
+                "nats.user",
+                "and `nats.password` (or `nats.password_file`/`nats.password_env`) must be given together",
+            ));
         }
         if let (Some(_), None) | (None, Some(_)) = (&self.nats.tls.cert, &self.nats.tls.key) {
             return Err(self.invalid("nats.tls.cert", "and `nats.tls.key` must be given together"));
@@ -1037,16 +1155,80 @@ impl Config {
         if admin.ingest_max_kib == 0 || admin.ingest_max_kib > 64 * 1024 {
             return Err(self.invalid("admin.ingest_max_kib", "must be between 1 and 65536"));
         }
+        if admin.header_timeout < Duration::from_millis(100)
+            || admin.header_timeout > Duration::from_secs(300)
+        {
+            return Err(self.invalid("admin.header_timeout", "must be between 100ms and 5m"));
+        }
+        if !(1..=65_536).contains(&admin.max_connections) {
+            return Err(self.invalid("admin.max_connections", "must be between 1 and 65536"));
+        }
+        if !(1..=65_536).contains(&admin.max_requests) {
+            return Err(self.invalid("admin.max_requests", "must be between 1 and 65536"));
+        }
+        let mut names = std::collections::BTreeMap::new();
+        let mut sources = std::collections::BTreeMap::new();
         for (i, token) in admin.tokens.iter().enumerate() {
             let key = |k: &str| format!("admin.tokens[{i}].{k}");
             if !is_token(&token.name) {
                 return Err(self.invalid(key("name"), "must be a name like `ops` or `erp-webhook`"));
+            }
+            if let Some(first) = names.insert(token.name.as_str(), i) {
+                return Err(self.invalid(
+                    key("name"),
+                    format!(
+                        "is {:?}, the name of admin.tokens[{first}] too: each token needs its own name (the log and ingest headers name the sender by it)",
+                        token.name
+                    ),
+                ));
             }
             if token.secret_file.is_some() == token.secret_env.is_some() {
                 return Err(self.invalid(
                     key("secret_file"),
                     "set exactly one of `secret_file` and `secret_env`: secrets stay out of the config file",
                 ));
+            }
+            let source = match (&token.secret_file, &token.secret_env) {
+                (Some(file), _) => format!(
+                    "file {}",
+                    // Through its components: `a` and `./a` are one file.
+                    self.resolve(file)
+                        .components()
+                        .collect::<PathBuf>()
+                        .display()
+                ),
+                (None, Some(var)) => format!("env {var}"),
+                (None, None) => String::new(),
+            };
+            if let Some(first) = sources.insert(source, i) {
+                return Err(self.invalid(
+                    key("secret_file"),
+                    format!("reads the same secret as admin.tokens[{first}]: each token needs its own secret"),
+                ));
+            }
+            match token.scope {
+                Scope::Ingest if token.subjects.is_empty() => {
+                    return Err(self.invalid(
+                        key("subjects"),
+                        "is required for an `ingest` token: list the raw subjects it may publish to, e.g. [\"raw.erp.*.*\"]",
+                    ));
+                }
+                Scope::Read if !token.subjects.is_empty() => {
+                    return Err(self.invalid(
+                        key("subjects"),
+                        "is only for `ingest` and `admin` tokens: a `read` token publishes nothing",
+                    ));
+                }
+                _ => {}
+            }
+            for subject in &token.subjects {
+                check_subject(subject, true).map_err(|m| self.invalid(key("subjects"), m))?;
+                if !subject.starts_with("raw.") {
+                    return Err(self.invalid(
+                        key("subjects"),
+                        format!("has `{subject}`: ingest publishes only raw subjects (`raw.<system>.<site>.<format>`)"),
+                    ));
+                }
             }
         }
         Ok(())
@@ -1223,6 +1405,89 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("streams.placement_tags"), "{err}");
+    }
+
+    #[test]
+    fn admin_tokens_are_unique_and_ingest_tokens_bound() {
+        let token = |name: &str, scope: &str, file: &str, extra: &str| {
+            format!(
+                "[[admin.tokens]]\nname = \"{name}\"\nscope = \"{scope}\"\nsecret_file = \"{file}\"\n{extra}"
+            )
+        };
+        let ok = format!(
+            "[admin]\n{}{}",
+            token("ops", "admin", "ops.token", ""),
+            token(
+                "erp",
+                "ingest",
+                "erp.token",
+                "subjects = [\"raw.erp.*.*\"]\n"
+            )
+        );
+        assert_eq!(
+            parse(&ok).unwrap().admin.unwrap().tokens[1].subjects,
+            ["raw.erp.*.*"]
+        );
+        let err = parse(&format!(
+            "[admin]\n{}{}",
+            token("ops", "admin", "a", ""),
+            token("ops", "read", "b", "")
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("admin.tokens[1].name") && err.contains("own name"),
+            "{err}"
+        );
+        let err = parse(&format!(
+            "[admin]\n{}{}",
+            token("ops", "admin", "a", ""),
+            token("viewer", "read", "./a", "")
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("admin.tokens[1].secret_file") && err.contains("same secret"),
+            "{err}"
+        );
+        let err = parse(&format!("[admin]\n{}", token("erp", "ingest", "a", "")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("admin.tokens[0].subjects"), "{err}");
+        let err = parse(&format!(
+            "[admin]\n{}",
+            token("erp", "ingest", "a", "subjects = [\"canonical.>\"]\n")
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("raw subjects"), "{err}");
+    }
+
+    #[test]
+    fn nats_secrets_come_from_one_place() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("nats.password"), "s3cret\n").unwrap();
+        let path = dir.path().join("millrace.toml");
+        let config = Config::parse(
+            "[nats]\nuser = \"u\"\npassword_file = \"nats.password\"\n",
+            &path,
+        )
+        .unwrap();
+        assert_eq!(config.nats.password.as_deref(), Some("s3cret"));
+        let err = Config::parse(
+            "[nats]\nuser = \"u\"\npassword = \"x\"\npassword_env = \"P\"\n",
+            &path,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`nats.password` is given more than once"),
+            "{err}"
+        );
+        let err = Config::parse("[nats]\ntoken_file = \"missing\"\n", &path)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nats.token_file"), "{err}");
     }
 
     #[test]

@@ -341,6 +341,7 @@ async fn serve(
             let state = AdminState::new(RunningHost {
                 config: config.clone(),
                 client: client.clone(),
+                reads: admin::reads_connection(&config, &client).await,
                 registry,
                 sandbox,
                 loader: loader.clone(),

@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod digest;
 pub mod governance;
 pub mod host;
+pub mod names;
 pub mod observability;
 pub mod pipeline;
 pub mod projection;

@@ -145,6 +145,11 @@ impl Host {
         host
     }
 
+    /// The process id, e.g. to read its memory from /proc.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -2,23 +2,33 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
+use super::auth::Caller;
 use super::{AdminState, ApiError};
-use crate::config::Scope;
+use crate::governance::dead_letters;
 use crate::governance::redrive::{self, LetterDetail, LetterSummary, Redriven, Redriver};
 use crate::governance::shadow::{self, ShadowReport};
+use crate::names::PluginId;
 use crate::observability::figures::{FiguresSnapshot, PartnerFigures, RouteFigures, SiteFigures};
 use crate::registry::rollout::{self, Admitted};
 use crate::registry::signing::Signature;
 use crate::registry::store::{Binding, CandidateMode, StoredFixture, VersionRecord};
+use crate::registry::{AdmissionBounds, MAX_FIXTURES};
 use crate::routes::Serving;
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// Longest the golden fixtures of one admission over the API may run together.
+const ADMISSION_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Longest a dead-letter read may take before the API answers 503.
+const DEAD_LETTER_READ: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A route: what it consumes, what it serves here, its binding and its figures.
 #[derive(Debug, Serialize)]
@@ -79,22 +89,33 @@ impl AdminState {
         Ok(views)
     }
 
+    /// A place among the deploys and admissions running at once, or 503.
+    fn admission(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.admissions.clone().try_acquire_owned().map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "other deploys or admissions are running: try again when they are done",
+            )
+        })
+    }
+
     fn check_route(&self, route: &str) -> Result<(), ApiError> {
         rollout::check_route(&self.host.config, route)
             .map_err(|e| ApiError::not_found(format!("{e:#}")))
     }
 }
 
-pub async fn status(State(state): State<AdminState>, headers: HeaderMap) -> ApiResult<Status> {
-    state.tokens.check(&headers, Scope::Read)?;
+pub async fn status(State(state): State<AdminState>) -> ApiResult<Status> {
     let figures = state.host.observer.snapshot();
     Ok(Json(Status {
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: figures.uptime_seconds,
-        nats_connected: matches!(
-            state.host.client.connection_state(),
-            async_nats::connection::State::Connected
-        ),
+        nats_connected: [&state.host.client, &state.host.reads].iter().all(|c| {
+            matches!(
+                c.connection_state(),
+                async_nats::connection::State::Connected
+            )
+        }),
         ready: state.host.ready.load(std::sync::atomic::Ordering::Relaxed),
         routes: state.route_views(None, &figures).await?,
         sites: figures.sites,
@@ -102,21 +123,15 @@ pub async fn status(State(state): State<AdminState>, headers: HeaderMap) -> ApiR
     }))
 }
 
-pub async fn routes(
-    State(state): State<AdminState>,
-    headers: HeaderMap,
-) -> ApiResult<Vec<RouteView>> {
-    state.tokens.check(&headers, Scope::Read)?;
+pub async fn routes(State(state): State<AdminState>) -> ApiResult<Vec<RouteView>> {
     let figures = state.host.observer.snapshot();
     Ok(Json(state.route_views(None, &figures).await?))
 }
 
 pub async fn route(
     State(state): State<AdminState>,
-    headers: HeaderMap,
     Path(route): Path<String>,
 ) -> ApiResult<RouteView> {
-    state.tokens.check(&headers, Scope::Read)?;
     state.check_route(&route)?;
     let figures = state.host.observer.snapshot();
     let mut views = state.route_views(Some(&route), &figures).await?;
@@ -150,11 +165,10 @@ pub struct BindingChanged {
 
 pub async fn activate(
     State(state): State<AdminState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(route): Path<String>,
     Json(body): Json<Activate>,
 ) -> ApiResult<BindingChanged> {
-    let caller = state.tokens.check(&headers, Scope::Admin)?;
     state.check_route(&route)?;
     let mode = match (body.canary, body.shadow) {
         (Some(_), true) => {
@@ -171,14 +185,25 @@ pub async fn activate(
         (None, true) => Some(CandidateMode::Shadow),
         (None, false) => None,
     };
+    PluginId::parse(&body.version).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let slot = state.admission()?;
     let host = &state.host;
-    let (admitted, binding) = rollout::set_version(
+    // Dropped with this handler when the caller disconnects: the admission then stops
+    // before its next fixture instead of burning a core for nobody.
+    let cancel = CancellationToken::new();
+    let _stop_when_dropped = cancel.clone().drop_guard();
+    let (admitted, binding) = rollout::set_version_within(
         &host.config,
         &host.registry,
         &host.sandbox,
         &route,
         &body.version,
         mode,
+        AdmissionBounds {
+            budget: ADMISSION_BUDGET,
+            cancel,
+            slot: Some(slot),
+        },
     )
     .await
     .map_err(|e| ApiError::refused(&e))?;
@@ -197,10 +222,9 @@ pub async fn activate(
 
 pub async fn rollback(
     State(state): State<AdminState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(route): Path<String>,
 ) -> ApiResult<BindingChanged> {
-    let caller = state.tokens.check(&headers, Scope::Admin)?;
     state.check_route(&route)?;
     let binding = rollout::rollback(&state.host.config, &state.host.registry, &route).await;
     changed(
@@ -213,10 +237,9 @@ pub async fn rollback(
 
 pub async fn promote(
     State(state): State<AdminState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(route): Path<String>,
 ) -> ApiResult<BindingChanged> {
-    let caller = state.tokens.check(&headers, Scope::Admin)?;
     state.check_route(&route)?;
     let binding = rollout::promote(&state.host.config, &state.host.registry, &route).await;
     changed(
@@ -252,11 +275,9 @@ pub struct Limit {
 
 pub async fn shadow_diffs(
     State(state): State<AdminState>,
-    headers: HeaderMap,
     Path(route): Path<String>,
     Query(query): Query<Limit>,
 ) -> ApiResult<Vec<ShadowReport>> {
-    state.tokens.check(&headers, Scope::Read)?;
     state.check_route(&route)?;
     let limit = query.limit.unwrap_or(20).clamp(1, 1000);
     shadow::reports(&state.js, &state.host.config, &route, limit)
@@ -314,20 +335,15 @@ async fn versions(state: &AdminState, name: Option<&str>) -> Result<Vec<PluginVe
         .collect())
 }
 
-pub async fn plugins(
-    State(state): State<AdminState>,
-    headers: HeaderMap,
-) -> ApiResult<Vec<PluginVersion>> {
-    state.tokens.check(&headers, Scope::Read)?;
+pub async fn plugins(State(state): State<AdminState>) -> ApiResult<Vec<PluginVersion>> {
     Ok(Json(versions(&state, None).await?))
 }
 
 pub async fn plugin(
     State(state): State<AdminState>,
-    headers: HeaderMap,
     Path(name): Path<String>,
 ) -> ApiResult<Vec<PluginVersion>> {
-    state.tokens.check(&headers, Scope::Read)?;
+    crate::names::check_plugin_name(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let found = versions(&state, Some(&name)).await?;
     if found.is_empty() {
         return Err(ApiError::not_found(format!(
@@ -362,15 +378,22 @@ pub struct Deployed {
 
 pub async fn deploy(
     State(state): State<AdminState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Json(body): Json<Deploy>,
 ) -> Result<(StatusCode, Json<Deployed>), ApiError> {
-    let caller = state.tokens.check(&headers, Scope::Admin)?;
+    if body.fixtures.len() > MAX_FIXTURES {
+        return Err(ApiError::bad_request(format!(
+            "{} golden fixtures: a version may carry at most {MAX_FIXTURES}",
+            body.fixtures.len()
+        )));
+    }
     let component = base64::engine::general_purpose::STANDARD
         .decode(&body.component)
         .map_err(|e| ApiError::bad_request(format!("`component` is not base64: {e}")))?;
     let record = VersionRecord::uploaded(body.manifest, &component, body.fixtures, body.signature)
         .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+    let slot = state.admission()?;
+    check_component(&state, &record, component.clone(), slot).await?;
     let stored = state
         .host
         .registry
@@ -398,6 +421,38 @@ pub async fn deploy(
     ))
 }
 
+/// Refuses what is not a WebAssembly component this host can compile, at deploy rather than
+/// at activate: a script or random bytes never become a version. Compiling fills the
+/// compiled-plugin cache, so the activation that follows does not compile again.
+async fn check_component(
+    state: &AdminState,
+    record: &VersionRecord,
+    component: Vec<u8>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Result<(), ApiError> {
+    // The component-model preamble: `\0asm`, then version 0x0d and layer 1.
+    const COMPONENT_PREAMBLE: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+    if !component.starts_with(&COMPONENT_PREAMBLE) {
+        return Err(ApiError::bad_request(
+            "`component` is not a WebAssembly component (it lacks the component preamble): build the plugin for wasm32-wasip2 and upload the .wasm file",
+        ));
+    }
+    let sandbox = state.host.sandbox.clone();
+    let (name, version) = (record.name.clone(), record.version.clone());
+    // The slot is held by the compile itself, which outlives a caller that leaves.
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        sandbox.load(&name, &version, &component).map(drop)
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| {
+        ApiError::bad_request(format!(
+            "`component` is not a component this host can run: {e:#}"
+        ))
+    })
+}
+
 /// `?route=&limit=`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -408,31 +463,43 @@ pub struct LetterQuery {
 
 pub async fn dead_letters(
     State(state): State<AdminState>,
-    headers: HeaderMap,
     Query(query): Query<LetterQuery>,
 ) -> ApiResult<Vec<LetterSummary>> {
-    state.tokens.check(&headers, Scope::Read)?;
     if let Some(route) = &query.route {
         state.check_route(route)?;
     }
-    let letters = redrive::letters(&state.js, &state.host.config, query.route.as_deref())
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 10_000);
-    let skip = letters.len().saturating_sub(limit);
-    Ok(Json(letters[skip..].iter().map(|l| l.summary()).collect()))
+    let limit = query.limit.unwrap_or(100).clamp(1, dead_letters::MAX_LIST);
+    dead_letters::recent(
+        &state.js,
+        &state.host.config,
+        query.route.as_deref(),
+        limit,
+        DEAD_LETTER_READ,
+    )
+    .await
+    .map(Json)
+    .map_err(|e| ApiError::unavailable(&e))
 }
 
 pub async fn dead_letter(
     State(state): State<AdminState>,
-    headers: HeaderMap,
     Path(sequence): Path<u64>,
 ) -> ApiResult<LetterDetail> {
-    state.tokens.check(&headers, Scope::Read)?;
-    redrive::letter(&state.js, &state.host.config, sequence)
-        .await
-        .map(|l| Json(l.detail()))
-        .map_err(|e| ApiError::not_found(format!("{e:#}")))
+    tokio::time::timeout(
+        DEAD_LETTER_READ,
+        redrive::letter(&state.js, &state.host.config, sequence),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "reading dead letter {sequence} took longer than {DEAD_LETTER_READ:?}: try again"
+            ),
+        )
+    })?
+    .map(|l| Json(l.detail()))
+    .map_err(|e| ApiError::not_found(format!("{e:#}")))
 }
 
 /// `POST /api/v1/dead-letters/{sequence}/redrive`, body optional.
@@ -445,12 +512,14 @@ pub struct Redrive {
 
 pub async fn redrive(
     State(state): State<AdminState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(sequence): Path<u64>,
     body: Option<Json<Redrive>>,
 ) -> ApiResult<Redriven> {
-    let caller = state.tokens.check(&headers, Scope::Admin)?;
     let body = body.map(|Json(b)| b).unwrap_or_default();
+    if let Some(version) = &body.version {
+        PluginId::parse(version).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
     let host = &state.host;
     redrive::letter(&state.js, &host.config, sequence)
         .await

@@ -4,20 +4,34 @@
 //! and only their sha256 is kept in memory.
 //!
 //! A host with no tokens serves reads to anyone on loopback (the config refuses another
-//! address without tokens) and refuses changes and ingest.
+//! address without tokens, and [`loopback_only`] refuses other `Host` names, so a web page
+//! cannot reach it by DNS rebinding) and refuses changes and ingest.
+//!
+//! The check runs as a route layer ([`require`]), before any extractor reads the body: a
+//! caller without a valid token never makes the host buffer or parse what it sends.
+
+use std::sync::Arc;
 
 use anyhow::Context;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
-use crate::config::{AdminConfig, Scope};
+use crate::config::{Config, Scope};
 use crate::digest::sha256_hex;
+use crate::subjects::subject_matches;
+
+/// Fewest characters a token secret may have.
+pub const MIN_SECRET_CHARS: usize = 16;
 
 /// One loaded token.
 struct Token {
     name: String,
     scope: Scope,
     digest: String,
+    subjects: Arc<[String]>,
 }
 
 /// The tokens of a host.
@@ -30,21 +44,45 @@ pub struct Tokens {
 pub struct Caller {
     /// The token's name; `anonymous` without one.
     pub name: String,
+    /// The raw subjects it may ingest to; empty means every subject the raw stream captures
+    /// (admin tokens without `subjects`).
+    pub subjects: Arc<[String]>,
+    /// What its token may do.
+    pub scope: Scope,
+}
+
+impl Caller {
+    /// True when this caller may publish to `subject`.
+    pub fn may_ingest(&self, subject: &str) -> bool {
+        match self.scope {
+            Scope::Admin if self.subjects.is_empty() => true,
+            Scope::Admin | Scope::Ingest => {
+                self.subjects.iter().any(|p| subject_matches(p, subject))
+            }
+            Scope::Read => false,
+        }
+    }
 }
 
 impl Tokens {
-    /// Reads the secrets of `admin`'s tokens.
-    pub fn load(admin: Option<&AdminConfig>) -> anyhow::Result<Self> {
-        let mut tokens = Vec::new();
+    /// Reads the secrets of `config`'s admin tokens; `secret_file` is relative to the config
+    /// file's folder. Two tokens with one secret are refused: the first would always win.
+    pub fn load(config: &Config) -> anyhow::Result<Self> {
+        let mut tokens: Vec<Token> = Vec::new();
+        let admin = config.admin.as_ref();
         for token in admin.map(|a| a.tokens.as_slice()).unwrap_or_default() {
             let secret = match (&token.secret_file, &token.secret_env) {
-                (Some(file), _) => std::fs::read_to_string(file).with_context(|| {
-                    format!(
-                        "cannot read the secret of admin token `{}` from {}",
-                        token.name,
-                        file.display()
-                    )
-                })?,
+                (Some(file), _) => {
+                    let file = config.resolve(file);
+                    std::fs::read_to_string(&file).with_context(|| {
+                        format!(
+                            "cannot read the secret of admin token `{}` from {} (admin.tokens secret_file in {}, relative to its folder)",
+                            token.name,
+                            file.display(),
+                            config.source.display()
+                        )
+                    })?
+                }
                 (None, Some(var)) => std::env::var(var).with_context(|| {
                     format!(
                         "admin token `{}` reads its secret from ${var}, which is not set",
@@ -54,17 +92,27 @@ impl Tokens {
                 (None, None) => anyhow::bail!("admin token `{}` has no secret", token.name),
             };
             let secret = secret.trim();
-            if secret.len() < 16 {
+            let chars = secret.chars().count();
+            if chars < MIN_SECRET_CHARS {
                 anyhow::bail!(
-                    "the secret of admin token `{}` is {} characters: use at least 16 (e.g. `openssl rand -hex 24`)",
+                    "the secret of admin token `{}` is {chars} characters: use at least {MIN_SECRET_CHARS} (e.g. `openssl rand -hex 24`)",
                     token.name,
-                    secret.len()
+                );
+            }
+            let digest = sha256_hex(secret.as_bytes());
+            if let Some(other) = tokens.iter().find(|t| same(&t.digest, &digest)) {
+                anyhow::bail!(
+                    "admin tokens `{}` and `{}` in {} have the same secret: give each token its own, or a holder of one gets the other's scope",
+                    other.name,
+                    token.name,
+                    config.source.display()
                 );
             }
             tokens.push(Token {
                 name: token.name.clone(),
                 scope: token.scope,
-                digest: sha256_hex(secret.as_bytes()),
+                digest,
+                subjects: token.subjects.clone().into(),
             });
         }
         Ok(Self { tokens })
@@ -81,6 +129,8 @@ impl Tokens {
             if self.tokens.is_empty() && needed == Scope::Read {
                 return Ok(Caller {
                     name: "anonymous".into(),
+                    subjects: Arc::new([]),
+                    scope: Scope::Read,
                 });
             }
             let hint = if self.tokens.is_empty() {
@@ -99,6 +149,8 @@ impl Tokens {
         if allows(token.scope, needed) {
             Ok(Caller {
                 name: token.name.clone(),
+                subjects: token.subjects.clone(),
+                scope: token.scope,
             })
         } else {
             Err(ApiError::new(
@@ -111,6 +163,66 @@ impl Tokens {
             ))
         }
     }
+
+    /// True when the host has no tokens (and so serves reads to loopback only).
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+}
+
+/// What a route layer needs: the tokens and the scope of the routes it guards.
+#[derive(Clone)]
+pub struct Gate {
+    /// The host's tokens.
+    pub tokens: Arc<Tokens>,
+    /// The scope the guarded routes need.
+    pub scope: Scope,
+}
+
+/// The route layer: checks the bearer token before the handler (and so before any body is
+/// read) and hands the [`Caller`] to the handler as a request extension.
+pub async fn require(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
+    match gate.tokens.check(request.headers(), gate.scope) {
+        Ok(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// Without tokens the server answers only requests addressed to a loopback name
+/// (`localhost`, `127.0.0.1`, `[::1]`): a page on another site that rebinds its DNS name to
+/// 127.0.0.1 sends its own name as `Host` and is refused.
+pub async fn loopback_only(
+    State(tokens): State<Arc<Tokens>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !tokens.is_empty() || is_loopback_host(request.headers()) {
+        return next.run(request).await;
+    }
+    ApiError::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        "this host has no admin tokens and answers only to localhost, 127.0.0.1 or [::1]: add [[admin.tokens]] to reach it by another name",
+    )
+    .into_response()
+}
+
+/// True when the `Host` header names a loopback address (any port).
+fn is_loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or_default()
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `admin` may do everything; `read` and `ingest` only their own.
@@ -137,6 +249,7 @@ mod tests {
             name: name.into(),
             scope,
             digest: sha256_hex(secret.as_bytes()),
+            subjects: Arc::new(["raw.erp.*.*".to_owned()]),
         };
         Tokens {
             tokens: vec![
@@ -205,5 +318,42 @@ mod tests {
             t.check(&HeaderMap::new(), Scope::Ingest).unwrap_err().0,
             StatusCode::UNAUTHORIZED
         );
+    }
+
+    #[test]
+    fn only_loopback_names_are_loopback_hosts() {
+        let host = |h: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::HOST, h.parse().unwrap());
+            is_loopback_host(&headers)
+        };
+        for ok in [
+            "localhost",
+            "localhost:9470",
+            "127.0.0.1:9470",
+            "[::1]:9470",
+            "LOCALHOST",
+        ] {
+            assert!(host(ok), "{ok}");
+        }
+        for refused in [
+            "evil.example:9470",
+            "127.0.0.1.evil.example",
+            "localhost.evil",
+            "10.0.0.1",
+        ] {
+            assert!(!host(refused), "{refused}");
+        }
+        assert!(!is_loopback_host(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn ingest_callers_publish_only_to_their_subjects() {
+        let t = tokens();
+        let erp = t
+            .check(&bearer("ingest-secret-0123456789"), Scope::Ingest)
+            .unwrap();
+        assert!(erp.may_ingest("raw.erp.PLANT1.json"));
+        assert!(!erp.may_ingest("raw.mes.plant1.shift-report"));
     }
 }

@@ -1,18 +1,28 @@
 //! HTTP ingest for systems that cannot speak NATS (SaaS webhooks, batch drops):
 //! `POST /ingest/<system>/<site>/<format>` publishes the body to `raw.<system>.<site>.<format>`
-//! with the sender's `Idempotency-Key` as its `Nats-Msg-Id`, and answers only once JetStream
-//! has stored it. A retried request with the same key is stored once.
+//! and answers only once JetStream has stored it. A token publishes only to the subjects its
+//! `subjects` list in the config allows (ownership is read from the subject).
+//!
+//! The sender's `Idempotency-Key` is scoped by sender and subject: the `Nats-Msg-Id` is a
+//! digest of the token name, the subject and the key, so a retried request with the same key
+//! is stored once, while another sender's (or another subject's) same key is a new message.
+//! The key as sent travels in the `Millrace-Idempotency-Key` header.
 
 use async_nats::HeaderMap as NatsHeaders;
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::{Extension, Json};
 use serde::Serialize;
 
+use super::auth::Caller;
 use super::{AdminState, ApiError};
-use crate::config::{Scope, check_subject};
+use crate::digest::sha256_hex;
+use crate::names::IngestSubject;
 use crate::subjects::subject_matches;
+
+/// The header carrying the key as the sender sent it.
+pub const SENDER_KEY: &str = "Millrace-Idempotency-Key";
 
 /// The header carrying the sender's idempotency key.
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -32,18 +42,33 @@ pub struct Ingested {
     routed: bool,
 }
 
+/// The `Nats-Msg-Id` of a key sent by `sender` for `subject`.
+pub fn message_id(sender: &str, subject: &str, key: &str) -> String {
+    let digest = sha256_hex(format!("{sender}\n{subject}\n{key}").as_bytes());
+    format!("ingest-{}", &digest[..32])
+}
+
 pub async fn ingest(
     State(state): State<AdminState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path(suffix): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Ingested>), ApiError> {
-    let caller = state.tokens.check(&headers, Scope::Ingest)?;
     let config = &state.host.config;
-    let subject = format!("raw.{}", suffix.trim_matches('/').replace('/', "."));
-    check_subject(&subject, false).map_err(|m| {
-        ApiError::bad_request(format!("the path gives the subject {subject}, which {m}"))
-    })?;
+    let subject =
+        IngestSubject::from_path(&suffix).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let subject = subject.as_str().to_owned();
+    if !caller.may_ingest(&subject) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "token `{}` may not publish to {subject}: its `subjects` are {}",
+                caller.name,
+                caller.subjects.join(", ")
+            ),
+        ));
+    }
     if !config
         .streams
         .raw_subjects
@@ -71,7 +96,11 @@ pub async fn ingest(
         ));
     }
     let mut out = NatsHeaders::new();
-    out.insert(async_nats::header::NATS_MESSAGE_ID, key);
+    out.insert(
+        async_nats::header::NATS_MESSAGE_ID,
+        message_id(&caller.name, &subject, key).as_str(),
+    );
+    out.insert(SENDER_KEY, key);
     out.insert(SENDER, caller.name.as_str());
     for name in [
         header::CONTENT_TYPE.as_str(),

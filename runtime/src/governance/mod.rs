@@ -2,6 +2,7 @@
 //! validity and size, and where a message that cannot be mapped goes (its dead letter).
 
 pub mod dead_letter;
+pub mod dead_letters;
 pub mod idempotency;
 pub mod ordering;
 pub mod ownership;

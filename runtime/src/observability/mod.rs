@@ -1,12 +1,16 @@
 //! What a host tells about itself: Prometheus metrics, the figures of the console and
 //! `millrace status`, and trace spans. The flow reports to one [`Observer`], which keeps the
 //! metrics and the figures in step.
+//!
+//! Sites and partners come from data (subjects of raw messages, events' site codes), so their
+//! series are capped: the first [`MAX_SITES`] sites and [`MAX_PARTNERS`] partners seen keep
+//! their own series, every later one is counted under [`OTHER`].
 
 pub mod figures;
 pub mod metrics;
 pub mod trace;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -55,11 +59,40 @@ impl At<'_> {
     }
 }
 
+/// Most sites with their own series; later ones count under [`OTHER`].
+pub const MAX_SITES: usize = 64;
+
+/// Most trading partners with their own series; later ones count under [`OTHER`].
+pub const MAX_PARTNERS: usize = 64;
+
+/// The label of every site or partner past the cap.
+pub const OTHER: &str = "other";
+
+/// The site and partner labels given out so far.
+#[derive(Default)]
+struct Labels {
+    sites: BTreeSet<String>,
+    partners: BTreeSet<String>,
+}
+
+/// `value` when it already has a series or there is room for one, else [`OTHER`].
+fn capped(seen: &mut BTreeSet<String>, value: &str, max: usize) -> String {
+    if seen.contains(value) {
+        return value.to_owned();
+    }
+    if seen.len() < max {
+        seen.insert(value.to_owned());
+        return value.to_owned();
+    }
+    OTHER.to_owned()
+}
+
 /// One host's metrics and figures.
 pub struct Observer {
     /// The Prometheus families.
     pub metrics: Metrics,
     figures: Mutex<Figures>,
+    labels: Mutex<Labels>,
     serving: Mutex<BTreeMap<String, Vec<VersionLabels>>>,
     started: Instant,
 }
@@ -76,6 +109,7 @@ impl Observer {
         Self {
             metrics: Metrics::new(),
             figures: Mutex::new(Figures::default()),
+            labels: Mutex::default(),
             serving: Mutex::default(),
             started: Instant::now(),
         }
@@ -86,6 +120,22 @@ impl Observer {
         self.figures
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn labels(&self) -> std::sync::MutexGuard<'_, Labels> {
+        self.labels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The label of `site`, capped.
+    fn site(&self, site: &str) -> String {
+        capped(&mut self.labels().sites, site, MAX_SITES)
+    }
+
+    /// The label of `partner`, capped.
+    fn partner(&self, partner: &str) -> String {
+        capped(&mut self.labels().partners, partner, MAX_PARTNERS)
     }
 
     /// A raw message was taken in.
@@ -127,8 +177,12 @@ impl Observer {
         events: impl IntoIterator<Item = (&'e MappedEvent, bool)>,
     ) {
         let now = OffsetDateTime::now_utc();
+        let events: Vec<_> = events
+            .into_iter()
+            .map(|(event, late)| (event, late, self.site(&event.site)))
+            .collect();
         let mut figures = self.figures();
-        for (event, late) in events {
+        for (event, late, site) in events {
             let kind = event.data.kind();
             self.metrics.events.get_or_create(&at.event(kind)).inc();
             figures.route(at.route).events += 1;
@@ -144,10 +198,10 @@ impl Observer {
                 .posting_delay_seconds
                 .get_or_create(&PostingLabels {
                     kind: kind.to_owned(),
-                    site: event.site.clone(),
+                    site: site.clone(),
                 })
                 .observe(delay);
-            figures.posting(&event.site, delay, late);
+            figures.posting(&site, delay, late);
         }
     }
 
@@ -166,6 +220,8 @@ impl Observer {
     /// A raw message was dead-lettered.
     pub fn dead_lettered(&self, at: At<'_>, failure: &Failure, site: &str, partner: &str) {
         let reason = failure.class();
+        let (site, partner) = (self.site(site), self.partner(partner));
+        let (site, partner) = (site.as_str(), partner.as_str());
         self.metrics
             .dead_letters
             .get_or_create(&at.failure(reason))
@@ -256,4 +312,26 @@ fn unix_seconds() -> u64 {
 fn source_delay(occurred_at: &str, now: OffsetDateTime) -> f64 {
     OffsetDateTime::parse(occurred_at, &time::format_description::well_known::Rfc3339)
         .map_or(0.0, |at| (now - at).as_seconds_f64().max(0.0))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sites_past_the_cap_share_one_series() {
+        let observer = Observer::new();
+        for n in 0..(MAX_SITES + 10) {
+            assert_eq!(
+                observer.site(&format!("S{n}")),
+                if n < MAX_SITES {
+                    format!("S{n}")
+                } else {
+                    OTHER.to_owned()
+                }
+            );
+        }
+        assert_eq!(observer.site("S0"), "S0", "a known site keeps its series");
+    }
 }

@@ -137,12 +137,30 @@ pub fn check(
     payload: Vec<u8>,
     expected: Result<String, String>,
 ) -> Option<String> {
+    check_run(plugin, route, settings, payload, expected).0
+}
+
+/// Like [`check`], and also says whether the call breached a limit (trap, deadline, memory):
+/// admission stops there rather than run the remaining fixtures into the same wall.
+pub fn check_run(
+    plugin: &PluginComponent,
+    route: &RouteContext,
+    settings: &FixtureSettings,
+    payload: Vec<u8>,
+    expected: Result<String, String>,
+) -> (Option<String>, bool) {
     let raw = RawMessage {
         subject: settings.subject.clone(),
         headers: Vec::new(),
         payload,
     };
-    let actual = Outcome::from(map_once(plugin, route, &raw));
+    let result = map_once(plugin, route, &raw);
+    let breached = matches!(&result, Err(failure) if failure.is_retryable());
+    (compare(Outcome::from(result), expected), breached)
+}
+
+/// `None` when `actual` is what `expected` says, else a readable diff.
+fn compare(actual: Outcome, expected: Result<String, String>) -> Option<String> {
     match expected {
         Err(why) => Some(format!("{why}\nthe plugin gave:\n{}", pretty(&actual))),
         Ok(text) => match serde_json::from_str::<Outcome>(&text) {

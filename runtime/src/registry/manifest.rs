@@ -101,23 +101,9 @@ impl Manifest {
     }
 
     fn check(&self) -> anyhow::Result<()> {
-        let name_ok = !self.name.is_empty()
-            && self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !name_ok {
-            bail!(
-                "`name` {:?} may hold only lowercase letters, digits and `-`",
-                self.name
-            );
-        }
-        if !is_semver(&self.version) {
-            bail!(
-                "`version` {:?} is not a semantic version like 1.2.0",
-                self.version
-            );
-        }
+        crate::names::check_plugin_name(&self.name).map_err(|e| anyhow::anyhow!("`name`: {e}"))?;
+        crate::names::check_version(&self.version)
+            .map_err(|e| anyhow::anyhow!("`version`: {e}"))?;
         if !SERVED_WIT.contains(&self.wit.as_str()) {
             bail!(
                 "`wit` is {:?} but this host serves {}",
@@ -134,13 +120,9 @@ impl Manifest {
     }
 }
 
+#[cfg(test)]
 fn is_semver(v: &str) -> bool {
-    let core = v.split(['-', '+']).next().unwrap_or_default();
-    let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    crate::names::check_version(v).is_ok()
 }
 
 #[cfg(test)]

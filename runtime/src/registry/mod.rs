@@ -106,7 +106,50 @@ pub fn admit(
     record: &VersionRecord,
     component: &[u8],
 ) -> anyhow::Result<PluginComponent> {
+    admit_within(sandbox, record, component, &AdmissionBounds::default())
+}
+
+/// Most golden fixtures a version may carry.
+pub const MAX_FIXTURES: usize = 256;
+
+/// How long and until when one admission may run.
+#[derive(Debug)]
+pub struct AdmissionBounds {
+    /// Longest all fixtures together may run; checked between fixtures.
+    pub budget: std::time::Duration,
+    /// Cancelled when whoever asked for the admission went away.
+    pub cancel: tokio_util::sync::CancellationToken,
+    /// A place under a cap of admissions at once, held until the admission really ends (not
+    /// when its caller leaves), so the cap counts the work still running.
+    pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Default for AdmissionBounds {
+    fn default() -> Self {
+        Self {
+            budget: std::time::Duration::from_secs(60),
+            cancel: tokio_util::sync::CancellationToken::new(),
+            slot: None,
+        }
+    }
+}
+
+/// [`admit`] within `bounds`: it stops (refusing the version) when the budget is spent, when
+/// a fixture breaches a limit, or when it is cancelled.
+pub fn admit_within(
+    sandbox: &Sandbox,
+    record: &VersionRecord,
+    component: &[u8],
+    bounds: &AdmissionBounds,
+) -> anyhow::Result<PluginComponent> {
     let id = record.id();
+    if record.fixtures.len() > MAX_FIXTURES {
+        anyhow::bail!(
+            "{id} is refused: it has {} golden fixtures, more than the {MAX_FIXTURES} admission runs",
+            record.fixtures.len()
+        );
+    }
+    let started = std::time::Instant::now();
     let manifest = record.parsed_manifest()?;
     let loaded = sandbox
         .load(&record.name, &record.version, component)
@@ -125,8 +168,21 @@ pub fn admit(
     let settings = manifest.fixtures;
     let route = fixtures::fixture_route(&settings);
     let mut failures = Vec::new();
-    for fixture in &record.fixtures {
-        let diff = fixtures::check(
+    for (run, fixture) in record.fixtures.iter().enumerate() {
+        if bounds.cancel.is_cancelled() {
+            anyhow::bail!(
+                "the admission of {id} was cancelled after {run} of {} golden fixtures: its caller went away",
+                record.fixtures.len()
+            );
+        }
+        if started.elapsed() > bounds.budget {
+            anyhow::bail!(
+                "{id} is refused: admission stopped after {run} of {} golden fixtures, past its {:?} budget",
+                record.fixtures.len(),
+                bounds.budget
+            );
+        }
+        let (diff, breached) = fixtures::check_run(
             &loaded,
             &route,
             &settings,
@@ -135,6 +191,15 @@ pub fn admit(
         );
         if let Some(diff) = diff {
             failures.push(format!("fixture {} fails:\n{diff}", fixture.name));
+        }
+        if breached {
+            anyhow::bail!(
+                "{id} is refused: golden fixture {} breached a limit (trap, deadline or memory); admission stopped after {} of {} fixtures\n{}",
+                fixture.name,
+                run + 1,
+                record.fixtures.len(),
+                failures.join("\n")
+            );
         }
     }
     if !failures.is_empty() {

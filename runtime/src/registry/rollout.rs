@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use anyhow::{Context, bail};
 use serde::Serialize;
 
-use super::admit;
 use super::store::{Binding, Candidate, CandidateMode, Registry};
+use super::{AdmissionBounds, admit_within};
 use crate::config::{Config, PluginSource};
 use crate::sandbox::Sandbox;
 
@@ -41,11 +41,30 @@ pub async fn admit_version(
     sandbox: &Sandbox,
     version: &str,
 ) -> anyhow::Result<Admitted> {
+    admit_version_within(
+        config,
+        registry,
+        sandbox,
+        version,
+        AdmissionBounds::default(),
+    )
+    .await
+}
+
+/// [`admit_version`] within `bounds`.
+pub async fn admit_version_within(
+    config: &Config,
+    registry: &Registry,
+    sandbox: &Sandbox,
+    version: &str,
+    bounds: AdmissionBounds,
+) -> anyhow::Result<Admitted> {
     let (record, component) = registry.fetch(version).await?;
     super::signing::check(&record, &config.registry)?;
     let sandbox = sandbox.clone();
     let plugin =
-        tokio::task::spawn_blocking(move || admit(&sandbox, &record, &component)).await??;
+        tokio::task::spawn_blocking(move || admit_within(&sandbox, &record, &component, &bounds))
+            .await??;
     Ok(Admitted {
         id: plugin.id(),
         wit: plugin.wit.to_owned(),
@@ -63,8 +82,30 @@ pub async fn set_version(
     version: &str,
     mode: Option<CandidateMode>,
 ) -> anyhow::Result<(Admitted, Binding)> {
+    set_version_within(
+        config,
+        registry,
+        sandbox,
+        route,
+        version,
+        mode,
+        AdmissionBounds::default(),
+    )
+    .await
+}
+
+/// [`set_version`] with its admission within `bounds`.
+pub async fn set_version_within(
+    config: &Config,
+    registry: &Registry,
+    sandbox: &Sandbox,
+    route: &str,
+    version: &str,
+    mode: Option<CandidateMode>,
+    bounds: AdmissionBounds,
+) -> anyhow::Result<(Admitted, Binding)> {
     check_route(config, route)?;
-    let admitted = admit_version(config, registry, sandbox, version).await?;
+    let admitted = admit_version_within(config, registry, sandbox, version, bounds).await?;
     let configured = configured_version(config, route);
     let binding = registry
         .update_binding(route, |current| {

@@ -307,6 +307,7 @@ impl Registry {
     /// with other bytes it is refused.
     pub async fn deploy(&self, record: &VersionRecord, component: &[u8]) -> anyhow::Result<bool> {
         let id = record.id();
+        checked_id(&id)?;
         if let Some(existing) = self.record(&id).await? {
             if existing.digest == record.digest {
                 return Ok(false);
@@ -394,6 +395,9 @@ impl Registry {
         }
         let mut records = Vec::new();
         for id in names {
+            if checked_id(&id).is_err() {
+                continue;
+            }
             if let Some(record) = self.record(&id).await? {
                 records.push(record);
             }
@@ -403,6 +407,13 @@ impl Registry {
     }
 
     async fn read(&self, object: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        // Object and file names are built from ids callers send: only a valid `name@semver`
+        // may become one, never a path or an over-long NATS subject.
+        let id = object
+            .strip_suffix(".json")
+            .or_else(|| object.strip_suffix(".wasm"))
+            .unwrap_or(object);
+        checked_id(id)?;
         match self {
             Registry::Directory(dir) => match std::fs::read(dir.join("versions").join(object)) {
                 Ok(bytes) => Ok(Some(bytes)),
@@ -575,6 +586,11 @@ impl Registry {
 }
 
 /// Writes a file so readers see the old or the new content, never half of it.
+/// Refuses an id that is not `name@semver`.
+fn checked_id(id: &str) -> anyhow::Result<crate::names::PluginId> {
+    crate::names::PluginId::parse(id).map_err(|e| anyhow::anyhow!("refused: {e}"))
+}
+
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
