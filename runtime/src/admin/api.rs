@@ -27,8 +27,8 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 /// Longest the golden fixtures of one admission over the API may run together.
 const ADMISSION_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// Longest a dead-letter read may take before the API answers 503.
-const DEAD_LETTER_READ: std::time::Duration = std::time::Duration::from_secs(5);
+/// Longest a read of a stream (dead letters, shadow reports) may take before the API answers 503.
+const STREAM_READ: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A route: what it consumes, what it serves here, its binding and its figures.
 #[derive(Debug, Serialize)]
@@ -280,7 +280,7 @@ pub async fn shadow_diffs(
 ) -> ApiResult<Vec<ShadowReport>> {
     state.check_route(&route)?;
     let limit = query.limit.unwrap_or(20).clamp(1, 1000);
-    shadow::reports(&state.js, &state.host.config, &route, limit)
+    shadow::reports(&state.js, &state.host.config, &route, limit, STREAM_READ)
         .await
         .map(Json)
         .map_err(|e| ApiError::unavailable(&e))
@@ -474,7 +474,7 @@ pub async fn dead_letters(
         &state.host.config,
         query.route.as_deref(),
         limit,
-        DEAD_LETTER_READ,
+        STREAM_READ,
     )
     .await
     .map(Json)
@@ -486,16 +486,14 @@ pub async fn dead_letter(
     Path(sequence): Path<u64>,
 ) -> ApiResult<LetterDetail> {
     tokio::time::timeout(
-        DEAD_LETTER_READ,
+        STREAM_READ,
         redrive::letter(&state.js, &state.host.config, sequence),
     )
     .await
     .map_err(|_| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "reading dead letter {sequence} took longer than {DEAD_LETTER_READ:?}: try again"
-            ),
+            format!("reading dead letter {sequence} took longer than {STREAM_READ:?}: try again"),
         )
     })?
     .map(|l| Json(l.detail()))

@@ -155,6 +155,9 @@ fn print_binding(route: &str, binding: &Binding) {
     println!("{route}: active {}{candidate}{previous}", binding.active);
 }
 
+/// Longest `route diff` waits for the shadow reports.
+const SHADOW_READ: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn diff(
     connection: &super::Connection,
     route: &str,
@@ -162,7 +165,7 @@ async fn diff(
 ) -> anyhow::Result<ExitCode> {
     let (config, client) = connection.connect().await?;
     let js = async_nats::jetstream::new(client);
-    let reports = shadow::reports(&js, &config, route, limit).await?;
+    let reports = shadow::reports(&js, &config, route, limit, SHADOW_READ).await?;
     if reports.is_empty() {
         println!("no differences reported for route {route}");
         return Ok(ExitCode::SUCCESS);

@@ -133,7 +133,8 @@ impl StoredLetter {
     }
 }
 
-/// The dead letters (of `route`, when given), oldest first.
+/// Every dead letter (of `route`, when given), oldest first, headers only: the payloads stay on
+/// the server (`letter` reads one whole).
 pub async fn letters(
     js: &jetstream::Context,
     config: &Config,
@@ -148,7 +149,7 @@ pub async fn letters(
         &config.streams.dlq,
         Some(&filter),
         consumer::DeliverPolicy::All,
-        false,
+        true,
     )
     .await?;
     let mut out = Vec::new();

@@ -37,33 +37,32 @@ pub struct ShadowReport {
     pub differences: Vec<Difference>,
 }
 
-/// The newest `limit` shadow reports of `route`, oldest first.
+/// The newest `limit` shadow reports of `route`, oldest first, read within `within` (a bounded
+/// read from the end of the stream, however many reports it holds).
 pub async fn reports(
     js: &async_nats::jetstream::Context,
     config: &crate::config::Config,
     route: &str,
     limit: usize,
+    within: std::time::Duration,
 ) -> anyhow::Result<Vec<ShadowReport>> {
     use anyhow::Context as _;
-    let filter = crate::subjects::shadow(route);
-    let mut reader = crate::transport::reader::StreamReader::open(
+    let messages = crate::transport::reader::tail(
         js,
         &config.streams.shadow,
-        Some(&filter),
-        async_nats::jetstream::consumer::DeliverPolicy::All,
+        &crate::subjects::shadow(route),
+        limit,
         false,
+        within,
     )
-    .await?;
-    let mut reports = std::collections::VecDeque::new();
-    while let Some(message) = reader.next().await? {
-        let report: ShadowReport =
-            serde_json::from_slice(&message.payload).context("a shadow report does not parse")?;
-        if reports.len() == limit {
-            reports.pop_front();
-        }
-        reports.push_back(report);
-    }
-    Ok(reports.into())
+    .await
+    .context("cannot read the shadow reports")?;
+    messages
+        .iter()
+        .map(|message| {
+            serde_json::from_slice(&message.payload).context("a shadow report does not parse")
+        })
+        .collect()
 }
 
 /// Where two outcomes differ, field by field.

@@ -1,7 +1,9 @@
 //! Reading a range of a stream, for the dead-letter tools and replays: an ordered consumer
 //! from a start point up to what the stream held when reading began.
 
-use anyhow::Context;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
 use async_nats::jetstream::{self, consumer};
 use futures::StreamExt;
 
@@ -100,4 +102,118 @@ pub async fn message_at(
     let _ = handle.delete_consumer(&name).await;
     let message = fetched.map_err(|e| anyhow::anyhow!("cannot read stream {stream}: {e}"))?;
     Ok(message.filter(|m| m.info().is_ok_and(|info| info.stream_sequence == sequence)))
+}
+
+/// Most stream sequences one [`tail`] looks at, newest first, to find its messages.
+pub const MAX_TAIL_SCAN: u64 = 100_000;
+
+/// The newest `limit` messages of `stream` matching `filter`, oldest first, read within
+/// `within`: from the end of the stream backwards in growing windows, so a large stream or many
+/// callers at once cost the server a bounded read each, never a replay of the whole stream.
+/// With `headers_only` the payloads stay on the server.
+pub async fn tail(
+    js: &jetstream::Context,
+    stream: &str,
+    filter: &str,
+    limit: usize,
+    headers_only: bool,
+    within: Duration,
+) -> anyhow::Result<Vec<jetstream::Message>> {
+    let limit = limit.max(1);
+    let deadline = Instant::now() + within;
+    tokio::time::timeout(within, async {
+        let mut handle = js
+            .get_stream(stream)
+            .await
+            .with_context(|| format!("cannot open stream {stream}"))?;
+        let state = handle
+            .info()
+            .await
+            .with_context(|| format!("cannot read stream {stream}"))?
+            .state
+            .clone();
+        let mut found = Vec::new();
+        if state.messages == 0 {
+            return Ok(found);
+        }
+        let first = state.first_sequence.max(1);
+        let mut end = state.last_sequence;
+        let mut window = (limit as u64).max(64);
+        let mut scanned = 0;
+        while found.len() < limit && end >= first && scanned < MAX_TAIL_SCAN {
+            let start = end.saturating_sub(window - 1).max(first);
+            let mut batch = window_of(&handle, filter, start, end, headers_only, deadline).await?;
+            batch.append(&mut found);
+            found = batch;
+            scanned += end - start + 1;
+            if start == first {
+                break;
+            }
+            end = start - 1;
+            window = window.saturating_mul(2);
+        }
+        let skip = found.len().saturating_sub(limit);
+        Ok(found.split_off(skip))
+    })
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!(
+            "reading {stream} took longer than {within:?}: the server is busy, try again"
+        )
+    })?
+}
+
+/// The messages with stream sequences `start..=end` matching `filter`.
+async fn window_of(
+    stream: &jetstream::stream::Stream,
+    filter: &str,
+    start: u64,
+    end: u64,
+    headers_only: bool,
+    deadline: Instant,
+) -> anyhow::Result<Vec<jetstream::Message>> {
+    let name = &stream.cached_info().config.name;
+    let mut consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: filter.to_owned(),
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: start,
+            },
+            headers_only,
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("cannot read stream {name}"))?;
+    if consumer
+        .info()
+        .await
+        .with_context(|| format!("cannot read stream {name}"))?
+        .num_pending
+        == 0
+    {
+        return Ok(Vec::new());
+    }
+    let mut messages = consumer
+        .messages()
+        .await
+        .with_context(|| format!("cannot read stream {name}"))?;
+    let mut out = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(next) = tokio::time::timeout(left, messages.next()).await else {
+            bail!("reading stream {name} timed out");
+        };
+        let Some(message) = next else { break };
+        let message = message.with_context(|| format!("reading stream {name} failed"))?;
+        let Ok(info) = message.info() else { break };
+        let (sequence, pending) = (info.stream_sequence, info.pending);
+        if sequence > end {
+            break;
+        }
+        out.push(message);
+        if sequence >= end || pending == 0 {
+            break;
+        }
+    }
+    Ok(out)
 }
