@@ -8,7 +8,7 @@ use std::path::Path;
 
 use millrace::canonical::{EventData, MappedEvent, ProductionCompletion, Quantity};
 use millrace::config::Config;
-use millrace::governance::validate::{is_decimal, validate};
+use millrace::rules::validate::{is_decimal, validate};
 use millrace_sdk::{edifact, x12};
 use proptest::prelude::*;
 

@@ -86,7 +86,7 @@ impl Mapping {
             }
             Mapping::Native(pool) => {
                 let events = pool.call(&incoming.subject, &incoming.payload).await?;
-                let events = millrace::governance::accept(events, &Limits::default())
+                let events = millrace::rules::accept(events, &Limits::default())
                     .map_err(|e| anyhow::anyhow!("invalid events: {e}"))?;
                 let plugin = if asn { "x12-856" } else { "mes-shift-report" };
                 (events, plugin.to_owned(), "1.0.0".to_owned())

@@ -1,11 +1,13 @@
 //! millrace: routes raw manufacturing messages from NATS through sandboxed WebAssembly mapping
 //! plugins and publishes canonical manufacturing events.
 //!
-//! The modules follow the flow: [`transport`] (NATS) → [`router`] (which route, which lane) →
-//! [`workers`] → [`sandbox`] (the plugin call) → [`governance`] (validation, dead letters) →
-//! [`canonical`] (the CloudEvents envelope), tied together by [`host`]. [`registry`] finds,
-//! builds and tests plugins; [`config`] is the typed configuration. [`projection`] keeps the
-//! visibility picture (stock, work orders, holds) from the canonical stream.
+//! The modules follow the flow: [`transport`] (NATS) → [`host`] (lanes) → [`pipeline`] (the one
+//! stage every message goes through: [`routes`] picks the versions, [`workers`] run the plugin
+//! in the [`sandbox`], [`rules`] check the outcome, [`delivery`] publishes it or dead-letters
+//! it, in the [`canonical`] CloudEvents envelope). [`operations`] are the operator workflows
+//! (redrive, shadow reports); [`registry`] finds, builds, admits and loads plugin versions;
+//! [`config`] is the typed configuration; [`projection`] keeps the visibility picture (stock,
+//! work orders, holds) from the canonical stream. docs/ARCHITECTURE.md has the whole map.
 #![deny(missing_docs)]
 
 pub mod admin;
@@ -13,14 +15,15 @@ pub mod canonical;
 pub mod config;
 pub mod delivery;
 pub mod digest;
-pub mod governance;
 pub mod host;
 pub mod names;
 pub mod observability;
+pub mod operations;
 pub mod pipeline;
 pub mod projection;
 pub mod registry;
 pub mod routes;
+pub mod rules;
 pub mod sandbox;
 pub mod subjects;
 pub mod transport;

@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 
 use crate::canonical::MappedEvent;
-use crate::governance::{self, Failure};
+use crate::rules::{self, Failure};
 use crate::sandbox::{CallError, PluginComponent, RawMessage, RouteContext, Session};
 
 /// Jobs waiting per worker before senders wait: the back-pressure point.
@@ -143,9 +143,9 @@ fn work(jobs: async_channel::Receiver<Job>) {
                 ))
             }
         };
-        let result = result.map_err(Failure::from).and_then(|events| {
-            governance::accept(events, &job.plugin.limits_on(&job.route.limits))
-        });
+        let result = result
+            .map_err(Failure::from)
+            .and_then(|events| rules::accept(events, &job.plugin.limits_on(&job.route.limits)));
         // The caller may have gone (shutdown); the outcome is then redelivered by JetStream.
         let _ = job.reply.send(result);
     }

@@ -11,11 +11,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::Caller;
 use super::{AdminState, ApiError};
-use crate::governance::dead_letters;
-use crate::governance::redrive::{self, LetterDetail, LetterSummary, Redriven, Redriver};
-use crate::governance::shadow::{self, ShadowReport};
 use crate::names::PluginId;
 use crate::observability::figures::{FiguresSnapshot, PartnerFigures, RouteFigures, SiteFigures};
+use crate::operations::dead_letters;
+use crate::operations::redrive::{self, LetterDetail, LetterSummary, Redriven, Redriver};
+use crate::operations::shadow::{self, ShadowReport};
 use crate::registry::rollout::{self, Admitted};
 use crate::registry::signing::Signature;
 use crate::registry::store::{Binding, CandidateMode, StoredFixture, VersionRecord};

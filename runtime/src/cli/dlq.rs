@@ -11,7 +11,7 @@ use clap::Subcommand;
 
 use millrace::config::Config;
 use millrace::delivery::Delivery;
-use millrace::governance::redrive::{Redriver, letter, letters};
+use millrace::operations::redrive::{Redriver, letter, letters};
 use millrace::registry::loader::PluginLoader;
 use millrace::registry::store::Registry;
 

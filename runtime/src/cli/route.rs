@@ -7,7 +7,7 @@ use anyhow::bail;
 use clap::Subcommand;
 
 use millrace::config::Config;
-use millrace::governance::shadow;
+use millrace::operations::shadow;
 use millrace::registry::rollout;
 use millrace::registry::store::{Binding, CandidateMode, Registry};
 

@@ -10,7 +10,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use millrace::config::Config;
-use millrace::governance::dead_letter::headers;
+use millrace::delivery::dead_letter::headers;
 use millrace::host::HostBuilder;
 use millrace::observability::trace;
 use millrace::projection::Projection;

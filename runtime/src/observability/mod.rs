@@ -17,8 +17,8 @@ use std::time::{Duration, Instant, SystemTime};
 use time::OffsetDateTime;
 
 use crate::canonical::MappedEvent;
-use crate::governance::Failure;
 use crate::routes::Serving;
+use crate::rules::Failure;
 use figures::{Figures, FiguresSnapshot};
 use metrics::{
     ConsumerLabels, EventLabels, FailureLabels, Metrics, PostingLabels, RouteLabels, RouteOnly,

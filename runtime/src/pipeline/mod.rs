@@ -6,7 +6,7 @@
 //!   (ownership, idempotency, ordering, publish, or the dead letter) ─► Processed
 //! ```
 //!
-//! Live lanes ([`crate::host`]), dead-letter redrive ([`crate::governance::redrive`]) and
+//! Live lanes ([`crate::host`]), dead-letter redrive ([`crate::operations::redrive`]) and
 //! `millrace replay` are thin drivers of [`Pipeline::process`]: they differ only in where the
 //! input comes from and in the delivery [`Mode`]. The split between the plugin's failures and
 //! the host's is made here once: a plugin failure ends in a dead letter, a host failure (the
@@ -23,11 +23,11 @@ use tracing::Instrument;
 
 use crate::canonical::MappedEvent;
 use crate::delivery::{Delivered, Delivery, Mode};
-use crate::governance::Failure;
-use crate::governance::shadow::{ShadowReport, differences};
 use crate::observability::{At, Observer, trace};
+use crate::operations::shadow::{ShadowReport, differences};
 use crate::registry::fixtures::Outcome;
 use crate::routes::Route;
+use crate::rules::Failure;
 use crate::sandbox::{CallError, PluginComponent, RawMessage};
 use crate::workers::{Unavailable, WorkerPool};
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::FixtureSettings;
 use crate::canonical::MappedEvent;
 use crate::config::Limits;
-use crate::governance::{self, Failure};
+use crate::rules::{self, Failure};
 use crate::sandbox::{PluginComponent, RawMessage, RouteContext, Session};
 
 /// What a fixture expects, and what a plugin produced: the same JSON shape.
@@ -64,7 +64,7 @@ pub fn map_once(
 ) -> Result<Vec<MappedEvent>, Failure> {
     let mut session = Session::new(plugin, route)?;
     let events = session.call(raw)?;
-    governance::accept(events, &plugin.limits_on(&route.limits))
+    rules::accept(events, &plugin.limits_on(&route.limits))
 }
 
 /// The route context fixtures run with.

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{AppliedIds, ProjectedEvent, Record, key_token, not_older};
+use crate::canonical::Position;
 use crate::canonical::{Quantity, ScheduleBucket};
-use crate::governance::ordering::Position;
 
 /// A supplier commitment: site, supplier and item.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{AppliedIds, ProjectedEvent, Record, StockKey, key_token, not_older};
+use crate::canonical::Position;
 use crate::canonical::{HoldAction, HoldScope, QualityHold};
-use crate::governance::ordering::Position;
 
 /// A quality hold on one scope: site, hold id, item and lot (a hold on several lots is one
 /// record per lot, as the events come).

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::amount::Amount;
+use crate::canonical::Position;
 use crate::canonical::{EventData, MovementType, QualityHold, Quantity, StockStatus};
-use crate::governance::ordering::Position;
 
 mod commitment;
 mod hold;

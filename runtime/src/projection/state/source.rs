@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{ProjectedEvent, key_token, not_older};
-use crate::governance::ordering::Position;
+use crate::canonical::Position;
 
 /// The last update from one source system at one site.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

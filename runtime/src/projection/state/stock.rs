@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::super::amount::Amount;
 use super::{AppliedIds, ProjectedEvent, Record, key_token, not_older};
+use crate::canonical::Position;
 use crate::canonical::Quantity;
-use crate::governance::ordering::Position;
 
 /// Where a stock position is: site, item, location (none: at the site, location not stated,
 /// which is also where stock in transit to the site is counted) and lot.

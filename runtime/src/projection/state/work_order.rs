@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::super::amount::Amount;
 use super::{AppliedIds, ProjectedEvent, Record, key_token, not_older};
+use crate::canonical::Position;
 use crate::canonical::{Quantity, WorkOrderState};
-use crate::governance::ordering::Position;
 
 /// A work order: site and number.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -12,8 +12,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::dead_letter::{headers, original_headers};
 use crate::config::Config;
+use crate::delivery::dead_letter::{headers, original_headers};
 use crate::delivery::{Delivered, Delivery, Mode};
 use crate::pipeline::{Pipeline, RawInput};
 use crate::registry::loader::PluginLoader;

@@ -10,11 +10,8 @@
 use std::cmp::Ordering as Cmp;
 
 use async_nats::jetstream::kv;
-use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use crate::canonical::{MappedEvent, business_key};
+use crate::canonical::{MappedEvent, Position, business_key};
 use crate::digest::sha256_hex;
 
 /// Tries of a compare-and-set before giving up (another host kept winning the race).
@@ -24,41 +21,6 @@ const MAX_RACES: usize = 16;
 #[derive(Debug, thiserror::Error)]
 #[error("order bucket: {0}")]
 pub struct OrderError(String);
-
-/// Where an event stands in its key's history (the projection orders its records by it too).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Position {
-    /// Source time, nanoseconds since the Unix epoch.
-    nanos: i128,
-    /// Source sequence, when the source has one.
-    seq: Option<u64>,
-}
-
-impl Position {
-    fn of(event: &MappedEvent) -> Option<Self> {
-        Self::at(&event.occurred_at, event.source_sequence)
-    }
-
-    /// The position of an RFC 3339 source time and an optional source sequence.
-    pub fn at(time: &str, seq: Option<u64>) -> Option<Self> {
-        let time = OffsetDateTime::parse(time, &Rfc3339).ok()?;
-        Some(Self {
-            nanos: time.unix_timestamp_nanos(),
-            seq,
-        })
-    }
-
-    /// Time first; the sequence breaks ties when both sides have one.
-    pub fn compare(&self, other: &Self) -> Cmp {
-        match self.nanos.cmp(&other.nanos) {
-            Cmp::Equal => match (self.seq, other.seq) {
-                (Some(a), Some(b)) => a.cmp(&b),
-                _ => Cmp::Equal,
-            },
-            unequal => unequal,
-        }
-    }
-}
 
 /// The newest published position per kind and business key.
 #[derive(Clone)]
@@ -121,19 +83,5 @@ impl OrderBook {
         Err(OrderError(format!(
             "{key}: lost {MAX_RACES} races to other hosts updating the same key"
         )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn time_then_sequence() {
-        let p = |nanos, seq| Position { nanos, seq };
-        assert_eq!(p(1, None).compare(&p(2, None)), Cmp::Less);
-        assert_eq!(p(2, Some(1)).compare(&p(2, Some(3))), Cmp::Less);
-        assert_eq!(p(2, Some(3)).compare(&p(2, None)), Cmp::Equal);
-        assert_eq!(p(3, Some(1)).compare(&p(2, Some(9))), Cmp::Greater);
     }
 }

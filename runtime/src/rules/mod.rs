@@ -1,13 +1,8 @@
-//! Governance: what the host checks and decides around every plugin call: the events'
-//! validity and size, and where a message that cannot be mapped goes (its dead letter).
+//! The rules an outcome must pass, pure (no NATS, no state): the events' validity and size
+//! ([`accept`], run on the worker thread after every call) and system-of-record ownership. A
+//! message that breaks one ends as a [`Failure`] and so as a dead letter.
 
-pub mod dead_letter;
-pub mod dead_letters;
-pub mod idempotency;
-pub mod ordering;
 pub mod ownership;
-pub mod redrive;
-pub mod shadow;
 pub mod validate;
 
 use std::io::Write;

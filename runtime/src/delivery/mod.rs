@@ -3,6 +3,10 @@
 //! stored by JetStream. It is the last stage of the [`crate::pipeline`], so live mapping,
 //! `dlq redrive` and `replay` all deliver by the same rules.
 
+pub mod dead_letter;
+pub mod idempotency;
+pub mod ordering;
+
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
@@ -12,15 +16,15 @@ use async_nats::{HeaderMap, header};
 
 use crate::canonical::{CloudEvent, Lineage, MappedEvent};
 use crate::config::{GovernanceConfig, Ordering};
-use crate::governance::Failure;
-use crate::governance::dead_letter::DeadLetter;
-use crate::governance::idempotency::TransactionLedger;
-use crate::governance::ordering::OrderBook;
-use crate::governance::ownership::OwnershipPolicy;
+use crate::delivery::dead_letter::DeadLetter;
+use crate::delivery::idempotency::TransactionLedger;
+use crate::delivery::ordering::OrderBook;
 use crate::observability::trace::TRACEPARENT;
 use crate::observability::{At, Observer};
 use crate::pipeline::RawInput;
 use crate::routes::Route;
+use crate::rules::Failure;
+use crate::rules::ownership::OwnershipPolicy;
 use crate::sandbox::PluginComponent;
 use crate::transport;
 
