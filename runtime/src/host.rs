@@ -25,7 +25,7 @@ use crate::observability::Observer;
 use crate::pipeline::{Pipeline, RawInput};
 use crate::registry::loader::PluginLoader;
 use crate::registry::store::{BindingChange, Registry};
-use crate::routes::{Route, RouteTable};
+use crate::routes::{Route, RouteTable, Serving};
 use crate::sandbox::Sandbox;
 use crate::subjects;
 use crate::transport;
@@ -85,8 +85,8 @@ pub struct RouteSwitch {
     pub route: String,
     /// `name@version` it served before.
     pub from: String,
-    /// `name@version` it serves now, or why it stays on `from`.
-    pub to: Result<String, String>,
+    /// The versions it serves now, with their roles, or why it stays on `from`.
+    pub to: Result<Vec<Serving>, String>,
 }
 
 /// A running host: its state, the route switches it makes, and how to stop it.
@@ -562,7 +562,7 @@ async fn follow_bindings(
                 let _ = switches.send(RouteSwitch {
                     route: route.name.to_string(),
                     from: before,
-                    to: Ok(after),
+                    to: Ok(route.serving()),
                 });
             }
             Err(e) => {

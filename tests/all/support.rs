@@ -1,6 +1,5 @@
 //! The integration test harness: a real nats-server on a free port, the real `millrace`
 //! binary, real compiled plugins.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -99,6 +98,74 @@ impl Nats {
         )
         .unwrap();
         path
+    }
+}
+
+/// A millrace host inside the test process: tests wait on its typed signals (ready, route
+/// switches), never on log text.
+pub struct InProcessHost {
+    handle: Option<millrace::host::HostHandle>,
+    switches: tokio::sync::broadcast::Receiver<millrace::host::RouteSwitch>,
+}
+
+impl InProcessHost {
+    /// Starts a host on `config` and waits until every route consumes.
+    pub async fn start(config: &Path) -> Self {
+        let config = std::sync::Arc::new(millrace::config::Config::load(config).unwrap());
+        let client = millrace::transport::connect(&config, None).await.unwrap();
+        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("millrace-state/cache");
+        let sandbox = millrace::sandbox::Sandbox::new(Some(&cache)).unwrap();
+        let mut handle = millrace::host::HostBuilder::new(config, client, sandbox).start();
+        let switches = handle.route_switches();
+        tokio::time::timeout(PATIENCE, handle.ready())
+            .await
+            .expect("the host was not ready in time")
+            .unwrap();
+        Self {
+            handle: Some(handle),
+            switches,
+        }
+    }
+
+    /// Waits for the switch of `route` after which it serves what `serves` accepts, and returns
+    /// what it serves; a route that stays put (its new binding cannot be served) fails the test.
+    pub async fn switched(
+        &mut self,
+        route: &str,
+        serves: impl Fn(&[millrace::routes::Serving]) -> bool,
+    ) -> Vec<millrace::routes::Serving> {
+        let started = Instant::now();
+        loop {
+            let left = PATIENCE.saturating_sub(started.elapsed());
+            let switch = tokio::time::timeout(left, self.switches.recv())
+                .await
+                .unwrap_or_else(|_| panic!("route {route} never switched as expected"))
+                .unwrap();
+            if switch.route != route {
+                continue;
+            }
+            match switch.to {
+                Ok(serving) if serves(&serving) => return serving,
+                Ok(_) => {}
+                Err(why) => panic!("route {route} stayed on {}: {why}", switch.from),
+            }
+        }
+    }
+
+    /// Stops the host and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.shutdown().await.unwrap();
+        }
+    }
+}
+
+/// The active version among what a route serves is `version`.
+pub fn active_is(version: &str) -> impl Fn(&[millrace::routes::Serving]) -> bool + '_ {
+    move |serving| {
+        serving
+            .iter()
+            .any(|s| s.role == "active" && s.version == version)
     }
 }
 

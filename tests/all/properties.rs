@@ -2,7 +2,6 @@
 //! bytes and read back a generated interchange exactly; the config parser never panics;
 //! canonical validation never panics and accepts a decimal exactly when it matches
 //! `-?digits(.digits)?` (at most 40 bytes). The cargo-fuzz targets in fuzz/ go deeper.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
 

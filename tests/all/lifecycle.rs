@@ -1,9 +1,6 @@
 //! The plugin lifecycle on running hosts against a real nats-server: deploy to the registry,
 //! contract-gated activation, hot swap and rollback on two hosts, canary, shadow with a
 //! field-by-field diff, WIT 1.0 and 1.1 plugins side by side, and the directory registry.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -11,9 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use async_nats::jetstream;
 use futures::StreamExt;
-use support::*;
 
 const CONSUMER: &str = "millrace_steady__raw_test__star__cmd";
 
@@ -40,18 +37,6 @@ fn deploy_both(config: &Path) {
     }
 }
 
-async fn wait_for_log(host: &Host, needle: &str) {
-    let started = Instant::now();
-    while !host.log_text().contains(needle) {
-        assert!(
-            started.elapsed() < PATIENCE,
-            "never logged {needle:?}:\n{}",
-            host.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_version_and_a_rollback_swap_on_two_running_hosts_exactly_once() {
     const TOTAL: usize = 6000;
@@ -61,8 +46,8 @@ async fn a_new_version_and_a_rollback_swap_on_two_running_hosts_exactly_once() {
     deploy_both(&config);
     let client = nats.client().await;
     let js = jetstream::new(client.clone());
-    let host_a = Host::start(&config, &js, &[CONSUMER]).await;
-    let host_b = Host::start(&config, &js, &[CONSUMER]).await;
+    let mut host_a = InProcessHost::start(&config).await;
+    let mut host_b = InProcessHost::start(&config).await;
     let mut arrivals = client.subscribe("canonical.>").await.unwrap();
 
     let published = Arc::new(AtomicUsize::new(0));
@@ -113,8 +98,12 @@ async fn a_new_version_and_a_rollback_swap_on_two_running_hosts_exactly_once() {
         "--config",
         &cfg,
     ]);
-    wait_for_log(&host_a, "to=\"misbehave@2.0.0\"").await;
-    wait_for_log(&host_b, "to=\"misbehave@2.0.0\"").await;
+    host_a
+        .switched("steady", active_is("misbehave@2.0.0"))
+        .await;
+    host_b
+        .switched("steady", active_is("misbehave@2.0.0"))
+        .await;
     let v2_from = published.load(Ordering::SeqCst);
 
     while published.load(Ordering::SeqCst) < 2 * TOTAL / 3 {
@@ -124,8 +113,12 @@ async fn a_new_version_and_a_rollback_swap_on_two_running_hosts_exactly_once() {
     let stored_before_rollback = stream_len(&js, "CANONICAL").await;
     let t = run_ok(&["route", "rollback", "steady", "--config", &cfg]);
     assert!(t.contains("steady: active misbehave@1.0.0"), "{t}");
-    wait_for_log(&host_a, "to=\"misbehave@1.0.0\"").await;
-    wait_for_log(&host_b, "to=\"misbehave@1.0.0\"").await;
+    host_a
+        .switched("steady", active_is("misbehave@1.0.0"))
+        .await;
+    host_b
+        .switched("steady", active_is("misbehave@1.0.0"))
+        .await;
     let v1_again_from = published.load(Ordering::SeqCst);
     publisher.await.unwrap();
 
@@ -190,6 +183,9 @@ async fn a_new_version_and_a_rollback_swap_on_two_running_hosts_exactly_once() {
             per_window(switch_started + window, switch_started + 2 * window)
         );
     }
+    // Both hosts stop cleanly (shutdown returns their outcome: an error would fail here).
+    host_a.stop().await;
+    host_b.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -272,7 +268,7 @@ async fn a_shadow_candidate_reports_exactly_the_field_it_changes() {
     let cfg = config.to_str().unwrap();
     deploy_both(&config);
     let js = jetstream::new(nats.client().await);
-    let host = Host::start(&config, &js, &[CONSUMER]).await;
+    let mut host = InProcessHost::start(&config).await;
 
     run_ok(&[
         "route",
@@ -283,7 +279,12 @@ async fn a_shadow_candidate_reports_exactly_the_field_it_changes() {
         "--config",
         cfg,
     ]);
-    wait_for_log(&host, "candidate=\"misbehave@2.0.0 (Shadow)\"").await;
+    host.switched("steady", |serving| {
+        serving
+            .iter()
+            .any(|s| s.role == "shadow" && s.version == "misbehave@2.0.0")
+    })
+    .await;
     publish(&js, "raw.test.lab.cmd", b"ok 5", "shadowed").await;
     let events = read_stream(&js, "CANONICAL", "canonical.>", 1, Duration::from_secs(1)).await;
     assert_eq!(events.len(), 1, "the candidate publishes nothing");
@@ -314,7 +315,7 @@ async fn a_shadow_candidate_reports_exactly_the_field_it_changes() {
     assert!(diff.contains("1 message(s) with differences"), "{diff}");
 
     run_ok(&["route", "promote", "steady", "--config", cfg]);
-    wait_for_log(&host, "from=\"misbehave@1.0.0\" to=\"misbehave@2.0.0\"").await;
+    host.switched("steady", active_is("misbehave@2.0.0")).await;
     publish(&js, "raw.test.lab.cmd", b"ok 6", "promoted").await;
     let events = read_stream(
         &js,
@@ -335,7 +336,7 @@ async fn a_canary_takes_its_share_of_messages_by_key() {
     let cfg = config.to_str().unwrap();
     deploy_both(&config);
     let js = jetstream::new(nats.client().await);
-    let host = Host::start(&config, &js, &[CONSUMER]).await;
+    let mut host = InProcessHost::start(&config).await;
     run_ok(&[
         "route",
         "set-version",
@@ -346,7 +347,17 @@ async fn a_canary_takes_its_share_of_messages_by_key() {
         "--config",
         cfg,
     ]);
-    wait_for_log(&host, "Canary { percent: 30 }").await;
+    let serving = host
+        .switched("steady", |serving| {
+            serving.iter().any(|s| s.role == "canary")
+        })
+        .await;
+    assert!(
+        serving
+            .iter()
+            .any(|s| s.version == "misbehave@2.0.0" && s.percent == Some(30)),
+        "{serving:?}"
+    );
     for n in 0..200 {
         publish(
             &js,
@@ -453,7 +464,7 @@ async fn a_directory_registry_swaps_versions_without_jetstream_storage() {
     deploy_both(&config);
     assert!(registry.join("versions/misbehave@2.0.0.wasm").is_file());
     let js = jetstream::new(nats.client().await);
-    let host = Host::start(&config, &js, &[CONSUMER]).await;
+    let mut host = InProcessHost::start(&config).await;
     run_ok(&[
         "route",
         "set-version",
@@ -462,7 +473,7 @@ async fn a_directory_registry_swaps_versions_without_jetstream_storage() {
         "--config",
         cfg,
     ]);
-    wait_for_log(&host, "to=\"misbehave@2.0.0\"").await;
+    host.switched("steady", active_is("misbehave@2.0.0")).await;
     publish(&js, "raw.test.lab.cmd", b"ok 4", "dir").await;
     let events = read_stream(
         &js,

@@ -3,15 +3,12 @@
 //! clock, randomness or network, flood stdout), the message is retried or dead-lettered with a
 //! reason naming the limit or rule, the host keeps serving, and a well-behaved route beside it
 //! (`steady`) maps every one of its messages, in the same test.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use async_nats::jetstream;
-use support::*;
 
 /// The hostile route (LIMITS replaced per test) and the well-behaved one beside it.
 const ROUTES: &str = r#"

@@ -1,15 +1,12 @@
 //! The whole flow against a real nats-server: raw messages become exact canonical events,
 //! bad ones become dead letters with their original bytes, and a host killed mid-stream
 //! loses and duplicates nothing.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use millrace::registry::fixtures;
-use support::*;
 
 const SUBJECT: &str = "raw.mes.plant1.shift-report";
 const CONSUMER: &str = "millrace_mes__raw_mes__star__shift-report";

@@ -1,20 +1,17 @@
 //! The admin API and HTTP ingest probed as an attacker with a read or ingest token (or none)
 //! would, against a real nats-server, the real `millrace` binary and real compiled plugins
 //! (issue 19). Each test reproduces one finding and shows it fixed.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use async_nats::jetstream;
 use base64::Engine as _;
 use millrace::transport::consumer_name;
 use millrace::transport::local_server::{LocalServer, free_port};
 use serde_json::{Value, json};
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

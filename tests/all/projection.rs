@@ -3,19 +3,16 @@
 //! report with consumption, completion and status, X12 830 schedule, quality webhooks placing
 //! and releasing a hold) become exact projected state; a late resend and a duplicate event
 //! change nothing; a rebuild from the stream gives the same state; a restarted host resumes.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
 
 use std::time::Instant;
 
+use crate::support::*;
 use async_nats::jetstream;
 use millrace::config::Config;
 use millrace::projection::Projection;
 use millrace::projection::query::{Filter, InventoryFilter, Visibility};
 use millrace::transport::consumer_name;
 use serde_json::{Value, json};
-use support::*;
 
 const ASN: &str = "raw.edi.plant1.x12-856";
 const WAREHOUSE: &str = "raw.edi.plant1.x12-warehouse";

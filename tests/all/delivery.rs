@@ -1,16 +1,13 @@
 //! Governed delivery against a real nats-server, each fault injected by the test: every raw
 //! message ends as its canonical events exactly once or as one dead letter, through host
 //! crashes, a server restart, resends, out-of-order sources, redrives and replays.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use async_nats::jetstream;
-use support::*;
 
 const CONSUMER: &str = "millrace_steady__raw_test__star__cmd";
 

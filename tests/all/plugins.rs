@@ -1,16 +1,13 @@
 //! Every plugin, in every language, passes its golden fixtures through `millrace plugin test`,
 //! and all of them run in one host at once, routed by subject.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::*;
 use millrace::registry::{Manifest, fixtures};
 use millrace::transport::consumer_name;
-use support::*;
 
 /// The plugin folders: every plugin and the Python and JavaScript templates.
 fn plugin_dirs() -> Vec<PathBuf> {

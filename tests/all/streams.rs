@@ -1,17 +1,14 @@
 //! Streams, route consumers and key-value buckets against a real nats-server: one consumer per
 //! route whatever its subjects, the take-over from the per-subject consumers of older hosts,
 //! and several hosts creating the same things at once.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
 
 use std::time::Duration;
 
+use crate::support::Nats;
 use async_nats::jetstream::{self, consumer::PullConsumer};
 use futures::StreamExt;
 use millrace::config::StreamsConfig;
 use millrace::transport::{self, consumer_name, route_consumer_name};
-use support::Nats;
 
 const ACK_WAIT: Duration = Duration::from_secs(30);
 
@@ -304,22 +301,23 @@ async fn three_replicas_on_a_single_server_are_refused_with_what_to_change() {
 async fn a_host_maps_a_route_with_two_subjects_through_one_consumer() {
     let nats = Nats::start();
     let js = jetstream::new(nats.client().await);
-    let dir = support::plugin("tests/guests/misbehave");
+    let dir = crate::support::plugin("tests/guests/misbehave");
     let config = nats.config(&format!(
         "[routes.pair]\nsubjects = [\"raw.test.a.cmd\", \"raw.test.b.cmd\"]\nplugin = {:?}\n",
         dir.display().to_string()
     ));
-    let host = support::Host::start(&config, &js, &["millrace_pair"]).await;
+    let host = crate::support::Host::start(&config, &js, &["millrace_pair"]).await;
     for n in 1..=6 {
         let subject = if n % 2 == 0 {
             "raw.test.b.cmd"
         } else {
             "raw.test.a.cmd"
         };
-        support::publish(&js, subject, format!("ok {n}").as_bytes(), &format!("n{n}")).await;
+        crate::support::publish(&js, subject, format!("ok {n}").as_bytes(), &format!("n{n}")).await;
     }
     let events =
-        support::read_stream(&js, "CANONICAL", "canonical.>", 6, Duration::from_secs(1)).await;
+        crate::support::read_stream(&js, "CANONICAL", "canonical.>", 6, Duration::from_secs(1))
+            .await;
     let mut orders: Vec<String> = events
         .iter()
         .map(|e| e.json()["data"]["work_order"].as_str().unwrap().to_owned())

@@ -1,11 +1,8 @@
 //! The command line: bad input of every kind gets a clear message, never a panic.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
 
 use std::process::Command;
 
-use support::*;
+use crate::support::*;
 
 #[test]
 fn every_command_has_help() {

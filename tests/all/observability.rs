@@ -2,21 +2,18 @@
 //! traffic with failures and late events drives the Prometheus metrics, the figures of the
 //! admin API and `millrace status`; deploy, activate and rollback over HTTP; HTTP ingest; the
 //! trace context carried from the raw message to its events and exported over OTLP.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use async_nats::HeaderMap;
 use async_nats::jetstream;
 use base64::Engine as _;
 use millrace::transport::local_server::free_port;
 use serde_json::{Value, json};
-use support::*;
 
 const CONSUMER: &str = "millrace_line__raw_test__star__cmd";
 const ADMIN_SECRET: &str = "admin-secret-0123456789abcdef";

@@ -3,17 +3,14 @@
 //!
 //! `MILLRACE_SCREENSHOTS=<dir>` also saves pictures of the live pages (docs/console.png and
 //! docs/visibility.png were made with `MILLRACE_SCREENSHOTS=$PWD/docs`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
-mod support;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use async_nats::jetstream;
 use millrace::transport::local_server::free_port;
-use support::*;
 
 const CONSUMER: &str = "millrace_line__raw_test__star__cmd";
 const READ_SECRET: &str = "console-read-secret-0123456789";

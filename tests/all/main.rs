@@ -1,0 +1,20 @@
+//! millrace's integration tests, one binary (the slow link of wasmtime, axum and OpenTelemetry
+//! happens once): real nats-server, real wasmtime, real compiled plugins. A module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod admin_hardening;
+mod cli;
+mod console;
+mod delivery;
+mod flow;
+mod lifecycle;
+mod nats_security;
+mod nats_server;
+mod observability;
+mod plugins;
+mod projection;
+mod properties;
+mod sandbox;
+mod streams;
