@@ -504,6 +504,24 @@ async fn metrics_and_the_api_tell_what_traffic_did() {
         )
         .await;
     assert_eq!(code, 403);
+    // The same version with other bytes (a custom section appended): versions are immutable.
+    let mut other = upload("2.0.0", versions.path());
+    let mut component = base64::engine::general_purpose::STANDARD
+        .decode(other["component"].as_str().unwrap())
+        .unwrap();
+    component.extend([0, 5, 4, b'n', b'o', b't', b'e']);
+    other["component"] = json!(base64::engine::general_purpose::STANDARD.encode(component));
+    let (code, conflict) = admin
+        .post("/api/v1/plugins", Some(ADMIN_SECRET), other)
+        .await;
+    assert_eq!(code, 409, "{conflict}");
+    assert!(
+        conflict["error"]
+            .as_str()
+            .unwrap()
+            .contains("already deployed with other bytes"),
+        "{conflict}"
+    );
     for version in ["misbehave@2.0.0", "misbehave@2.1.0"] {
         let (code, changed) = admin
             .post(
@@ -522,7 +540,15 @@ async fn metrics_and_the_api_tell_what_traffic_did() {
             json!({ "version": "misbehave@9.9.9" }),
         )
         .await;
-    assert_eq!(code, 422, "{refused}");
+    // The registry says what is wrong by its kind: the version is not deployed.
+    assert_eq!(code, 404, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("is not deployed"),
+        "{refused}"
+    );
     let (code, back) = admin
         .post(
             "/api/v1/routes/line/rollback",

@@ -62,12 +62,7 @@ impl AdminState {
         only: Option<&str>,
         figures: &FiguresSnapshot,
     ) -> Result<Vec<RouteView>, ApiError> {
-        let bindings = self
-            .host
-            .registry
-            .bindings()
-            .await
-            .map_err(|e| ApiError::unavailable(&e))?;
+        let bindings = self.host.registry.bindings().await?;
         let views = self
             .host
             .table
@@ -305,14 +300,8 @@ pub struct PluginVersion {
 
 async fn versions(state: &AdminState, name: Option<&str>) -> Result<Vec<PluginVersion>, ApiError> {
     let registry = &state.host.registry;
-    let bindings = registry
-        .bindings()
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
-    let records = registry
-        .list()
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
+    let bindings = registry.bindings().await?;
+    let records = registry.list().await?;
     Ok(records
         .into_iter()
         .filter(|r| name.is_none_or(|n| r.name == n))
@@ -394,12 +383,7 @@ pub async fn deploy(
         .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
     let slot = state.admission()?;
     check_component(&state, &record, component.clone(), slot).await?;
-    let stored = state
-        .host
-        .registry
-        .deploy(&record, &component)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::CONFLICT, format!("{e:#}")))?;
+    let stored = state.host.registry.deploy(&record, &component).await?;
     tracing::info!(
         version = record.id(),
         by = caller.name,
@@ -497,7 +481,7 @@ pub async fn dead_letter(
         )
     })?
     .map(|l| Json(l.detail()))
-    .map_err(|e| ApiError::not_found(format!("{e:#}")))
+    .map_err(|e| ApiError::unavailable(&e))
 }
 
 /// `POST /api/v1/dead-letters/{sequence}/redrive`, body optional.
@@ -521,7 +505,7 @@ pub async fn redrive(
     let host = &state.host;
     redrive::letter(&state.js, &host.config, sequence)
         .await
-        .map_err(|e| ApiError::not_found(format!("{e:#}")))?;
+        .map_err(|e| ApiError::unavailable(&e))?;
     let mut redriver = Redriver::new(
         host.config.clone(),
         state.js.clone(),

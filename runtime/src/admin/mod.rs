@@ -31,8 +31,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, Scope};
 use crate::delivery::Delivery;
 use crate::observability::Observer;
+use crate::operations::redrive::NoSuchLetter;
 use crate::registry::loader::PluginLoader;
-use crate::registry::store::Registry;
+use crate::registry::store::{Registry, RegistryError};
 use crate::routes::RouteTable;
 use crate::sandbox::Sandbox;
 
@@ -344,14 +345,51 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, message)
     }
 
-    /// A failure of the operation itself (refused version, nothing to roll back...).
+    /// A failure of the operation itself (refused version, nothing to roll back...), unless a
+    /// registry error in its chain says otherwise (not deployed, a conflict, unreachable).
     fn refused(error: &anyhow::Error) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{error:#}"))
+        Self::classified(error, StatusCode::UNPROCESSABLE_ENTITY)
     }
 
-    /// NATS or the registry could not be reached.
+    /// NATS or the registry could not be reached, unless a registry error in the chain says
+    /// otherwise.
     fn unavailable(error: &anyhow::Error) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, format!("{error:#}"))
+        Self::classified(error, StatusCode::SERVICE_UNAVAILABLE)
+    }
+
+    /// The status the first typed error in `error`'s chain names (a [`RegistryError`]'s kind,
+    /// 404 for a [`NoSuchLetter`]), else `otherwise`.
+    fn classified(error: &anyhow::Error, otherwise: StatusCode) -> Self {
+        let status = error
+            .chain()
+            .find_map(|cause| {
+                if let Some(registry) = cause.downcast_ref::<RegistryError>() {
+                    return Some(registry.status());
+                }
+                cause
+                    .downcast_ref::<NoSuchLetter>()
+                    .map(|_| StatusCode::NOT_FOUND)
+            })
+            .unwrap_or(otherwise);
+        Self::new(status, format!("{error:#}"))
+    }
+}
+
+impl RegistryError {
+    /// The HTTP status of a registry error's kind.
+    fn status(&self) -> StatusCode {
+        match self {
+            RegistryError::NotFound(_) => StatusCode::NOT_FOUND,
+            RegistryError::Conflict(_) => StatusCode::CONFLICT,
+            RegistryError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            RegistryError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(error: RegistryError) -> Self {
+        Self::new(error.status(), error.to_string())
     }
 }
 

@@ -164,20 +164,29 @@ pub async fn letters(
     Ok(out)
 }
 
-/// The dead letter at `sequence`.
+/// There is no dead letter at a sequence (never was, or redriven and deleted).
+#[derive(Debug, thiserror::Error)]
+#[error("there is no dead letter with sequence {sequence} in {stream} (see `millrace dlq list`)")]
+pub struct NoSuchLetter {
+    /// The sequence asked for.
+    pub sequence: u64,
+    /// The dead-letter stream.
+    pub stream: String,
+}
+
+/// The dead letter at `sequence`; the error is a [`NoSuchLetter`] when there is none.
 pub async fn letter(
     js: &jetstream::Context,
     config: &Config,
     sequence: u64,
 ) -> anyhow::Result<StoredLetter> {
-    let message = reader::message_at(js, &config.streams.dlq, sequence)
+    let stream = &config.streams.dlq;
+    let message = reader::message_at(js, stream, sequence)
         .await
-        .with_context(|| format!("cannot open the dead-letter stream {}", config.streams.dlq))?
-        .with_context(|| {
-            format!(
-                "there is no dead letter with sequence {sequence} in {} (see `millrace dlq list`)",
-                config.streams.dlq
-            )
+        .with_context(|| format!("cannot open the dead-letter stream {stream}"))?
+        .ok_or_else(|| NoSuchLetter {
+            sequence,
+            stream: stream.clone(),
         })?;
     Ok(StoredLetter {
         sequence,

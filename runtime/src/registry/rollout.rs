@@ -153,6 +153,7 @@ pub async fn rollback(
             Ok(next)
         })
         .await
+        .map_err(Into::into)
 }
 
 /// Makes the route's candidate its active version.
@@ -168,6 +169,7 @@ pub async fn promote(config: &Config, registry: &Registry, route: &str) -> anyho
             Ok(Binding::activate(Some(current), &candidate.version))
         })
         .await
+        .map_err(Into::into)
 }
 
 /// The routes whose binding names version `id`: `<route> (active|candidate|previous)`.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use async_nats::jetstream::{self, kv, object_store};
 use base64::Engine as _;
 use futures::StreamExt;
@@ -227,6 +227,37 @@ pub struct BindingChange {
     pub binding: Option<Binding>,
 }
 
+/// Why the registry could not do what was asked. The kind is what callers branch on (the admin
+/// API answers 404, 409, 422 or 503 from it); the text says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The version (or its component) is not deployed.
+    #[error("{0}")]
+    NotFound(String),
+    /// What is asked disagrees with what is stored: a version redeployed with other bytes, a
+    /// binding that kept changing under an update.
+    #[error("{0}")]
+    Conflict(String),
+    /// What is stored or asked for cannot be used: an id that is not `name@semver`, a corrupt
+    /// record, a component that does not match its digest, a change the rules refuse.
+    #[error("{0}")]
+    Refused(String),
+    /// The registry's storage (NATS, the folder) cannot be reached: try again.
+    #[error("{0:#}")]
+    Unavailable(anyhow::Error),
+}
+
+impl RegistryError {
+    /// The storage failed while doing `what`.
+    fn unavailable(what: impl Into<String>) -> impl FnOnce(anyhow::Error) -> Self {
+        let what = what.into();
+        move |e| Self::Unavailable(e.context(what))
+    }
+}
+
+/// What a registry operation returns.
+pub type RegistryResult<T> = Result<T, RegistryError>;
+
 /// The registry.
 // One per process, cloned rarely: the size of the JetStream variant does not matter.
 #[allow(clippy::large_enum_variant)]
@@ -305,94 +336,108 @@ impl Registry {
 
     /// Stores a version. The same version with the same bytes is a no-op (returns false);
     /// with other bytes it is refused.
-    pub async fn deploy(&self, record: &VersionRecord, component: &[u8]) -> anyhow::Result<bool> {
+    pub async fn deploy(&self, record: &VersionRecord, component: &[u8]) -> RegistryResult<bool> {
         let id = record.id();
         checked_id(&id)?;
         if let Some(existing) = self.record(&id).await? {
             if existing.digest == record.digest {
                 return Ok(false);
             }
-            bail!(
+            return Err(RegistryError::Conflict(format!(
                 "{id} is already deployed with other bytes (sha256 {}, these are {}): versions are immutable, give the plugin a new version",
-                existing.digest,
-                record.digest
-            );
+                existing.digest, record.digest
+            )));
         }
-        let json = serde_json::to_vec_pretty(record)?;
-        match self {
-            Registry::Directory(dir) => {
-                let versions = dir.join("versions");
-                write_atomic(&versions.join(format!("{id}.wasm")), component)?;
-                write_atomic(&versions.join(format!("{id}.json")), &json)?;
+        let json = serde_json::to_vec_pretty(record).map_err(|e| {
+            RegistryError::Refused(format!("cannot encode the record of {id}: {e}"))
+        })?;
+        let stored: anyhow::Result<()> = async {
+            match self {
+                Registry::Directory(dir) => {
+                    let versions = dir.join("versions");
+                    write_atomic(&versions.join(format!("{id}.wasm")), component)?;
+                    write_atomic(&versions.join(format!("{id}.json")), &json)?;
+                }
+                Registry::JetStream { objects, .. } => {
+                    // The component first: a record is only ever visible with its component.
+                    objects
+                        .put(format!("{id}.wasm").as_str(), &mut &component[..])
+                        .await
+                        .with_context(|| format!("cannot store the component of {id}"))?;
+                    objects
+                        .put(format!("{id}.json").as_str(), &mut &json[..])
+                        .await
+                        .with_context(|| format!("cannot store the record of {id}"))?;
+                }
             }
-            Registry::JetStream { objects, .. } => {
-                // The component first: a record is only ever visible with its component.
-                objects
-                    .put(format!("{id}.wasm").as_str(), &mut &component[..])
-                    .await
-                    .with_context(|| format!("cannot store the component of {id}"))?;
-                objects
-                    .put(format!("{id}.json").as_str(), &mut &json[..])
-                    .await
-                    .with_context(|| format!("cannot store the record of {id}"))?;
-            }
+            Ok(())
         }
+        .await;
+        stored.map_err(RegistryError::unavailable(format!("deploying {id}")))?;
         Ok(true)
     }
 
     /// The record of a version, if deployed.
-    pub async fn record(&self, id: &str) -> anyhow::Result<Option<VersionRecord>> {
+    pub async fn record(&self, id: &str) -> RegistryResult<Option<VersionRecord>> {
         let Some(bytes) = self.read(&format!("{id}.json")).await? else {
             return Ok(None);
         };
-        Ok(Some(serde_json::from_slice(&bytes).with_context(|| {
-            format!("the registry record of {id} is corrupt")
-        })?))
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            RegistryError::Refused(format!("the registry record of {id} is corrupt: {e}"))
+        })
     }
 
     /// A version's record and component; the component's digest is checked.
-    pub async fn fetch(&self, id: &str) -> anyhow::Result<(VersionRecord, Vec<u8>)> {
-        let record = self.record(id).await?.with_context(|| {
-            format!("{id} is not deployed: deploy it with `millrace plugin deploy <plugin-folder>`")
+    pub async fn fetch(&self, id: &str) -> RegistryResult<(VersionRecord, Vec<u8>)> {
+        let record = self.record(id).await?.ok_or_else(|| {
+            RegistryError::NotFound(format!(
+                "{id} is not deployed: deploy it with `millrace plugin deploy <plugin-folder>`"
+            ))
         })?;
-        let component = self
-            .read(&format!("{id}.wasm"))
-            .await?
-            .with_context(|| format!("the component of {id} is missing from the registry"))?;
+        let component = self.read(&format!("{id}.wasm")).await?.ok_or_else(|| {
+            RegistryError::NotFound(format!(
+                "the component of {id} is missing from the registry"
+            ))
+        })?;
         let digest = sha256_hex(&component);
         if digest != record.digest {
-            bail!(
+            return Err(RegistryError::Refused(format!(
                 "the component of {id} does not match its digest (registry says {}, the bytes are {digest}): refused",
                 record.digest
-            );
+            )));
         }
         Ok((record, component))
     }
 
     /// Every deployed version, sorted by name and version.
-    pub async fn list(&self) -> anyhow::Result<Vec<VersionRecord>> {
-        let mut names = Vec::new();
-        match self {
-            Registry::Directory(dir) => {
-                for entry in std::fs::read_dir(dir.join("versions"))? {
-                    let name = entry?.file_name().to_string_lossy().into_owned();
-                    if let Some(id) = name.strip_suffix(".json") {
-                        names.push(id.to_owned());
+    pub async fn list(&self) -> RegistryResult<Vec<VersionRecord>> {
+        let names: anyhow::Result<Vec<String>> = async {
+            let mut names = Vec::new();
+            match self {
+                Registry::Directory(dir) => {
+                    for entry in std::fs::read_dir(dir.join("versions"))? {
+                        let name = entry?.file_name().to_string_lossy().into_owned();
+                        if let Some(id) = name.strip_suffix(".json") {
+                            names.push(id.to_owned());
+                        }
+                    }
+                }
+                Registry::JetStream { objects, .. } => {
+                    let mut list = objects.list().await?;
+                    while let Some(info) = list.next().await {
+                        let info = info?;
+                        if !info.deleted
+                            && let Some(id) = info.name.strip_suffix(".json")
+                        {
+                            names.push(id.to_owned());
+                        }
                     }
                 }
             }
-            Registry::JetStream { objects, .. } => {
-                let mut list = objects.list().await.context("cannot list the registry")?;
-                while let Some(info) = list.next().await {
-                    let info = info.context("cannot list the registry")?;
-                    if !info.deleted
-                        && let Some(id) = info.name.strip_suffix(".json")
-                    {
-                        names.push(id.to_owned());
-                    }
-                }
-            }
+            Ok(names)
         }
+        .await;
+        let names = names.map_err(RegistryError::unavailable("cannot list the registry"))?;
         let mut records = Vec::new();
         for id in names {
             if checked_id(&id).is_err() {
@@ -406,7 +451,7 @@ impl Registry {
         Ok(records)
     }
 
-    async fn read(&self, object: &str) -> anyhow::Result<Option<Vec<u8>>> {
+    async fn read(&self, object: &str) -> RegistryResult<Option<Vec<u8>>> {
         // Object and file names are built from ids callers send: only a valid `name@semver`
         // may become one, never a path or an over-long NATS subject.
         let id = object
@@ -418,45 +463,51 @@ impl Registry {
             Registry::Directory(dir) => match std::fs::read(dir.join("versions").join(object)) {
                 Ok(bytes) => Ok(Some(bytes)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e).with_context(|| format!("cannot read {object} from the registry")),
+                Err(e) => Err(RegistryError::unavailable(format!(
+                    "cannot read {object} from the registry"
+                ))(e.into())),
             },
             Registry::JetStream { objects, .. } => {
                 let mut found = match objects.get(object).await {
                     Ok(found) => found,
                     Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
                     Err(e) => {
-                        return Err(e)
-                            .with_context(|| format!("cannot read {object} from the registry"));
+                        return Err(RegistryError::unavailable(format!(
+                            "cannot read {object} from the registry"
+                        ))(e.into()));
                     }
                 };
                 let mut bytes = Vec::new();
-                found
-                    .read_to_end(&mut bytes)
-                    .await
-                    .with_context(|| format!("cannot read {object} from the registry"))?;
+                found.read_to_end(&mut bytes).await.map_err(|e| {
+                    RegistryError::unavailable(format!("cannot read {object} from the registry"))(
+                        e.into(),
+                    )
+                })?;
                 Ok(Some(bytes))
             }
         }
     }
 
     /// The binding of a route, if it has one.
-    pub async fn binding(&self, route: &str) -> anyhow::Result<Option<Binding>> {
+    pub async fn binding(&self, route: &str) -> RegistryResult<Option<Binding>> {
         Ok(self.binding_with_revision(route).await?.map(|(b, _)| b))
     }
 
-    async fn binding_with_revision(&self, route: &str) -> anyhow::Result<Option<(Binding, u64)>> {
+    async fn binding_with_revision(&self, route: &str) -> RegistryResult<Option<(Binding, u64)>> {
+        let unavailable =
+            || RegistryError::unavailable(format!("cannot read the binding of route {route}"));
         let bytes = match self {
             Registry::Directory(dir) => {
                 match std::fs::read(dir.join("routes").join(format!("{route}.json"))) {
                     Ok(bytes) => Some((bytes, 0)),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                    Err(e) => return Err(e).context("cannot read a route binding"),
+                    Err(e) => return Err(unavailable()(e.into())),
                 }
             }
             Registry::JetStream { bindings, .. } => bindings
                 .entry(route)
                 .await
-                .context("cannot read a route binding")?
+                .map_err(|e| unavailable()(e.into()))?
                 .filter(|e| e.operation == kv::Operation::Put)
                 .map(|e| (e.value.to_vec(), e.revision)),
         };
@@ -464,24 +515,34 @@ impl Registry {
             .map(|(b, revision)| {
                 serde_json::from_slice(&b)
                     .map(|binding| (binding, revision))
-                    .with_context(|| format!("the binding of route {route} is corrupt"))
+                    .map_err(|e| {
+                        RegistryError::Refused(format!(
+                            "the binding of route {route} is corrupt: {e}"
+                        ))
+                    })
             })
             .transpose()
     }
 
     /// Changes a route's binding with `change`, which sees the current one; concurrent
     /// changes are retried so none is lost.
-    pub async fn update_binding<F>(&self, route: &str, change: F) -> anyhow::Result<Binding>
+    pub async fn update_binding<F>(&self, route: &str, change: F) -> RegistryResult<Binding>
     where
         F: Fn(Option<&Binding>) -> anyhow::Result<Binding>,
     {
         for _ in 0..16 {
             let current = self.binding_with_revision(route).await?;
-            let next = change(current.as_ref().map(|(b, _)| b))?;
-            let json = serde_json::to_vec_pretty(&next)?;
+            let next = change(current.as_ref().map(|(b, _)| b))
+                .map_err(|e| RegistryError::Refused(format!("{e:#}")))?;
+            let json = serde_json::to_vec_pretty(&next).map_err(|e| {
+                RegistryError::Refused(format!("cannot encode the binding of {route}: {e}"))
+            })?;
             match self {
                 Registry::Directory(dir) => {
-                    write_atomic(&dir.join("routes").join(format!("{route}.json")), &json)?;
+                    write_atomic(&dir.join("routes").join(format!("{route}.json")), &json)
+                        .map_err(RegistryError::unavailable(format!(
+                            "cannot write the binding of route {route}"
+                        )))?;
                     return Ok(next);
                 }
                 Registry::JetStream { bindings, .. } => {
@@ -497,31 +558,35 @@ impl Registry {
                 }
             }
         }
-        bail!("the binding of route {route} kept changing under this update: try again")
+        Err(RegistryError::Conflict(format!(
+            "the binding of route {route} kept changing under this update: try again"
+        )))
     }
 
     /// Every route binding.
-    pub async fn bindings(&self) -> anyhow::Result<BTreeMap<String, Binding>> {
-        let mut routes = Vec::new();
-        match self {
-            Registry::Directory(dir) => {
-                for entry in std::fs::read_dir(dir.join("routes"))? {
-                    let name = entry?.file_name().to_string_lossy().into_owned();
-                    if let Some(route) = name.strip_suffix(".json") {
-                        routes.push(route.to_owned());
+    pub async fn bindings(&self) -> RegistryResult<BTreeMap<String, Binding>> {
+        let routes: anyhow::Result<Vec<String>> = async {
+            let mut routes = Vec::new();
+            match self {
+                Registry::Directory(dir) => {
+                    for entry in std::fs::read_dir(dir.join("routes"))? {
+                        let name = entry?.file_name().to_string_lossy().into_owned();
+                        if let Some(route) = name.strip_suffix(".json") {
+                            routes.push(route.to_owned());
+                        }
+                    }
+                }
+                Registry::JetStream { bindings, .. } => {
+                    let mut keys = bindings.keys().await?;
+                    while let Some(key) = keys.next().await {
+                        routes.push(key?);
                     }
                 }
             }
-            Registry::JetStream { bindings, .. } => {
-                let mut keys = bindings
-                    .keys()
-                    .await
-                    .context("cannot list route bindings")?;
-                while let Some(key) = keys.next().await {
-                    routes.push(key.context("cannot list route bindings")?);
-                }
-            }
+            Ok(routes)
         }
+        .await;
+        let routes = routes.map_err(RegistryError::unavailable("cannot list route bindings"))?;
         let mut out = BTreeMap::new();
         for route in routes {
             if let Some(binding) = self.binding(&route).await? {
@@ -587,8 +652,8 @@ impl Registry {
 
 /// Writes a file so readers see the old or the new content, never half of it.
 /// Refuses an id that is not `name@semver`.
-fn checked_id(id: &str) -> anyhow::Result<crate::names::PluginId> {
-    crate::names::PluginId::parse(id).map_err(|e| anyhow::anyhow!("refused: {e}"))
+fn checked_id(id: &str) -> RegistryResult<crate::names::PluginId> {
+    crate::names::PluginId::parse(id).map_err(|e| RegistryError::Refused(format!("refused: {e}")))
 }
 
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
