@@ -8,6 +8,7 @@ mod admin_hardening;
 mod cli;
 mod console;
 mod delivery;
+mod deployment;
 mod flow;
 mod lifecycle;
 mod nats_security;
