@@ -1,6 +1,7 @@
 //! The integration test harness: a real nats-server on a free port, the real `millrace`
 //! binary, real compiled plugins.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -477,4 +478,100 @@ pub fn plugin_version(relative: &str, version: &str, into: &Path) -> PathBuf {
         }
     }
     copy
+}
+
+/// Canonical events plus dead letters stored so far; `None` while the server cannot answer.
+pub async fn processed(js: &jetstream::Context) -> Option<u64> {
+    Some(try_stream_len(js, "CANONICAL").await? + try_stream_len(js, "DLQ").await?)
+}
+
+pub async fn wait_processed(js: &jetstream::Context, at_least: u64, host: &Host) {
+    let started = Instant::now();
+    while processed(js).await.unwrap_or(0) < at_least {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "no progress:\n{}",
+            host.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Publishes `payload(n)` for n in 0..total, retrying through server outages; the same
+/// `Nats-Msg-Id` on a retry keeps it stored once.
+pub fn spawn_publisher(
+    js: jetstream::Context,
+    total: usize,
+    payload: fn(usize) -> String,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for n in 0..total {
+            let subject = format!("raw.test.s{}.cmd", n % 8);
+            loop {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", format!("n{n}").as_str());
+                let sent = js
+                    .publish_with_headers(subject.clone(), headers, payload(n).into())
+                    .await;
+                let stored = match sent {
+                    Ok(ack) => ack.await.is_ok(),
+                    Err(_) => false,
+                };
+                if stored {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    })
+}
+
+/// Mixed traffic: message `n` is `reject` every 101st, else `ok <n>`.
+pub fn mixed(n: usize) -> String {
+    if n.is_multiple_of(101) {
+        "reject".into()
+    } else {
+        format!("ok {n}")
+    }
+}
+
+/// Every raw message of `mixed` is accounted for: its event once, or its dead letter once.
+pub async fn assert_accounted(js: &jetstream::Context, total: usize) {
+    let rejects: BTreeSet<String> = (0..total)
+        .filter(|n| n % 101 == 0)
+        .map(|n| format!("n{n}"))
+        .collect();
+    let oks: BTreeSet<String> = (0..total)
+        .filter(|n| n % 101 != 0)
+        .map(|n| format!("WO-{n}"))
+        .collect();
+    let events = read_stream(
+        js,
+        "CANONICAL",
+        "canonical.>",
+        oks.len(),
+        Duration::from_secs(3),
+    )
+    .await;
+    let orders: Vec<String> = events
+        .iter()
+        .map(|e| e.json()["data"]["work_order"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(orders.len(), oks.len(), "no canonical event is duplicated");
+    assert_eq!(
+        orders.iter().cloned().collect::<BTreeSet<_>>(),
+        oks,
+        "no canonical event is lost"
+    );
+    let letters = read_stream(js, "DLQ", "dlq.>", rejects.len(), Duration::from_secs(1)).await;
+    let ids: Vec<String> = letters
+        .iter()
+        .map(|l| l.header("Millrace-Raw-Msg-Id").unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), rejects.len(), "no dead letter is duplicated");
+    assert_eq!(
+        ids.into_iter().collect::<BTreeSet<_>>(),
+        rejects,
+        "no dead letter is lost"
+    );
 }

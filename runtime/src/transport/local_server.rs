@@ -128,6 +128,11 @@ impl LocalServer {
         &self.store_dir
     }
 
+    /// The server's process id (the fault tests pause it with SIGSTOP).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the server and waits for it to exit.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
@@ -138,6 +143,113 @@ impl LocalServer {
 impl Drop for LocalServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A JetStream cluster of nats-servers on loopback, for `millrace up --cluster` and the fault
+/// tests: each node has its own client port, cluster port, store and `server_name` (`n0`,
+/// `n1`...), routes to every other node, and fsyncs before acknowledging.
+#[derive(Debug)]
+pub struct LocalCluster {
+    dir: PathBuf,
+    ports: Vec<u16>,
+    cluster_ports: Vec<u16>,
+    nodes: Vec<Option<LocalServer>>,
+}
+
+impl LocalCluster {
+    /// Starts one node per entry of `ports` (client ports), clustered over `cluster_ports`,
+    /// keeping each node's data and log under `dir/n<i>/`.
+    pub fn start(dir: &Path, ports: &[u16], cluster_ports: &[u16]) -> anyhow::Result<Self> {
+        if ports.len() != cluster_ports.len() || ports.is_empty() {
+            bail!("a cluster needs one cluster port per node");
+        }
+        let mut cluster = Self {
+            dir: dir.to_owned(),
+            ports: ports.to_vec(),
+            cluster_ports: cluster_ports.to_vec(),
+            nodes: Vec::new(),
+        };
+        for node in 0..ports.len() {
+            let server = cluster.start_node(node)?;
+            cluster.nodes.push(Some(server));
+        }
+        Ok(cluster)
+    }
+
+    fn start_node(&self, node: usize) -> anyhow::Result<LocalServer> {
+        let node_dir = self.dir.join(format!("n{node}"));
+        let store = node_dir.join("js");
+        std::fs::create_dir_all(&store)
+            .with_context(|| format!("cannot create NATS data folder {}", store.display()))?;
+        let routes: Vec<String> = self
+            .cluster_ports
+            .iter()
+            .map(|port| format!("nats-route://127.0.0.1:{port}"))
+            .collect();
+        let conf = node_dir.join("nats-server.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "server_name: n{node}\njetstream {{\n  sync_interval: always\n}}\ncluster {{\n  \
+                 name: millrace-local\n  listen: 127.0.0.1:{}\n  routes: [{}]\n}}\n",
+                self.cluster_ports[node],
+                routes.join(", ")
+            ),
+        )
+        .with_context(|| format!("cannot write {}", conf.display()))?;
+        let conf_arg = conf.to_string_lossy().into_owned();
+        LocalServer::start_with_args(self.ports[node], &store, &["-c", &conf_arg])
+    }
+
+    /// Every node's client URL, comma separated: a client fails over between them.
+    pub fn urls(&self) -> String {
+        (0..self.ports.len())
+            .map(|node| self.url(node))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The client URL of one node.
+    pub fn url(&self, node: usize) -> String {
+        format!("nats://127.0.0.1:{}", self.ports[node])
+    }
+
+    /// The index of the node with `server_name` `name` (`n1` is 1).
+    pub fn node_named(&self, name: &str) -> Option<usize> {
+        name.strip_prefix('n')?
+            .parse()
+            .ok()
+            .filter(|node| *node < self.ports.len())
+    }
+
+    /// Kills a node (SIGKILL); its data stays for [`restart`](Self::restart).
+    pub fn kill(&mut self, node: usize) {
+        self.nodes[node] = None;
+    }
+
+    /// Starts a killed node again on its port and data, waiting while the port is released.
+    pub fn restart(&mut self, node: usize) -> anyhow::Result<()> {
+        self.kill(node);
+        let started = Instant::now();
+        loop {
+            match self.start_node(node) {
+                Ok(server) => {
+                    self.nodes[node] = Some(server);
+                    return Ok(());
+                }
+                Err(e) if started.elapsed() < START_TIMEOUT => {
+                    tracing::debug!("node n{node} does not start yet: {e:#}");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The process id of a running node.
+    pub fn pid(&self, node: usize) -> Option<u32> {
+        self.nodes[node].as_ref().map(LocalServer::pid)
     }
 }
 
