@@ -1,6 +1,8 @@
 //! Tests of whole files: each error names the file, the key and what is accepted.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::Duration;
+
 use super::*;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -171,4 +173,87 @@ fn ownership_rules_are_checked() {
         .to_string();
     assert!(err.contains("governance.ownership[0].kind"), "{err}");
     assert!(err.contains("inventory-movement"), "{err}");
+}
+
+#[test]
+fn a_section_given_in_part_keeps_the_defaults_of_the_rest() {
+    let c = parse(
+        "[routes.a]\nsubjects=[\"raw.a\"]\nplugin=\"p\"\nretry={attempts=5}\nlimits={memory_mib=128}\n\
+         [host]\npartitions = 4\n[admin]\n[streams]\nduplicate_window = \"5m\"\n",
+    )
+    .unwrap();
+    let route = &c.routes["a"];
+    assert_eq!(route.retry.attempts, 5);
+    assert_eq!(route.retry.backoff, Duration::from_millis(200));
+    assert_eq!(route.limits.memory_mib, 128);
+    assert_eq!(route.limits.deadline, Duration::from_secs(2));
+    assert_eq!(route.ack_wait, Duration::from_secs(30));
+    assert!(route.idempotency);
+    assert_eq!(c.host.partitions, 4);
+    assert_eq!(c.host.drain_timeout, Duration::from_secs(10));
+    let admin = c.admin.unwrap();
+    assert_eq!(admin.listen.to_string(), "127.0.0.1:9470");
+    assert_eq!(admin.header_timeout, Duration::from_secs(10));
+    assert_eq!(c.streams.duplicate_window, Duration::from_secs(300));
+    assert_eq!(c.streams.raw_subjects, ["raw.>"]);
+}
+
+#[test]
+fn a_route_still_needs_its_subjects_and_plugin() {
+    let err = parse("[routes.a]\nplugin=\"p\"\n").unwrap_err().to_string();
+    assert!(
+        err.contains("conf/millrace.toml") && err.contains("subjects"),
+        "{err}"
+    );
+    let err = parse("[routes.a]\nsubjects=[\"raw.a\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("conf/millrace.toml") && err.contains("plugin"),
+        "{err}"
+    );
+}
+
+#[test]
+fn trusted_keys_are_read_when_the_file_is() {
+    let (_, key) = crate::registry::signing::generate().unwrap();
+    let c = parse(&format!(
+        "[registry]\ntrusted_keys = [\"{key}\"]\nrequire_signatures = true\n"
+    ))
+    .unwrap();
+    assert_eq!(c.registry.trusted_keys[0].to_string(), key);
+    let err = parse("[registry]\ntrusted_keys = [\"not-a-key\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("conf/millrace.toml"), "{err}");
+    assert!(err.contains("trusted_keys"), "{err}");
+    assert!(
+        err.contains("`not-a-key` is not a base64 ed25519 public key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn durations_outside_their_range_name_the_key_and_the_range() {
+    let err = parse("[admin]\nheader_timeout = \"50ms\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`admin.header_timeout` must be between 100ms and 5m"),
+        "{err}"
+    );
+    let err = parse("[governance]\nhorizon = \"30s\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`governance.horizon` must be at least 1m"),
+        "{err}"
+    );
+    let err = parse("[host]\ndrain_timeout = \"soon\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("drain_timeout") && err.contains("not a duration"),
+        "{err}"
+    );
 }
