@@ -35,18 +35,6 @@ impl TryFrom<String> for HumanDuration {
     }
 }
 
-impl From<Duration> for HumanDuration {
-    fn from(duration: Duration) -> Self {
-        Self(duration)
-    }
-}
-
-impl From<HumanDuration> for Duration {
-    fn from(duration: HumanDuration) -> Self {
-        duration.0
-    }
-}
-
 impl PartialEq<Duration> for HumanDuration {
     fn eq(&self, other: &Duration) -> bool {
         self.0 == *other
