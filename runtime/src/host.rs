@@ -370,7 +370,7 @@ async fn serve(
     shutdown.cancel();
     readiness.store(false, std::sync::atomic::Ordering::Relaxed);
     tracing::info!("stopping: finishing the messages in flight");
-    let drain = config.host.drain_timeout;
+    let drain = config.host.drain_timeout.get();
     let drained = tokio::time::timeout(drain, async {
         while consumers.join_next().await.is_some() {}
         if let Some(admin) = admin {

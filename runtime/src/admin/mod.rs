@@ -256,7 +256,7 @@ pub async fn serve(
         };
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
         let shutdown = shutdown.clone();
-        let header_timeout = settings.header_timeout;
+        let header_timeout = settings.header_timeout.get();
         open.spawn(async move {
             let _permit = permit;
             let mut builder = hyper::server::conn::http1::Builder::new();

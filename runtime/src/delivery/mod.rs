@@ -96,14 +96,14 @@ impl Delivery {
         let ledger = transport::key_value(
             js,
             &governance.idempotency_bucket,
-            governance.horizon,
+            governance.horizon.get(),
             "millrace: source transactions already delivered, per route",
         )
         .await?;
         let order = transport::key_value(
             js,
             &governance.order_bucket,
-            governance.horizon,
+            governance.horizon.get(),
             "millrace: newest source time per event kind and business key",
         )
         .await?;

@@ -171,6 +171,7 @@ impl Pipeline {
                     let backoff = route
                         .retry
                         .backoff
+                        .get()
                         .saturating_mul(1 << (attempt - 1).min(16));
                     tracing::info!(
                         route = &*route.name,

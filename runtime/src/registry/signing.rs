@@ -9,7 +9,7 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use super::store::VersionRecord;
-use crate::config::RegistryConfig;
+use crate::config::{RegistryConfig, TrustedKey};
 
 /// A signature on a version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,12 +27,8 @@ fn message(record: &VersionRecord) -> String {
 
 /// Reads a base64 public key.
 pub fn public_key(text: &str) -> anyhow::Result<VerifyingKey> {
-    let bytes: [u8; 32] = STANDARD
-        .decode(text.trim())
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .context("is not a base64 ed25519 public key (32 bytes)")?;
-    VerifyingKey::from_bytes(&bytes).context("is not a valid ed25519 public key")
+    let key: TrustedKey = text.parse().map_err(anyhow::Error::msg)?;
+    Ok(*key.verifying_key())
 }
 
 /// A new signing key: its secret (base64, keep it private) and its public key (base64).
@@ -88,7 +84,7 @@ pub fn check(record: &VersionRecord, settings: &RegistryConfig) -> anyhow::Resul
         && !settings
             .trusted_keys
             .iter()
-            .any(|k| k.trim() == signature.key)
+            .any(|k| *k.verifying_key() == key)
     {
         bail!(
             "{id} is refused: it is signed by {}, which is not in registry.trusted_keys",

@@ -110,7 +110,7 @@ impl Route {
                 limits: route.limits,
             }),
             retry: route.retry,
-            ack_wait: route.ack_wait,
+            ack_wait: route.ack_wait.get(),
             system: route.config.get("system").cloned(),
             ordering: route.ordering,
             idempotency: route.idempotency,

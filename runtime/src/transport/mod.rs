@@ -241,7 +241,7 @@ pub async fn ensure_streams(
                 name: name.clone(),
                 subjects,
                 storage: stream::StorageType::File,
-                duplicate_window: streams.duplicate_window,
+                duplicate_window: streams.duplicate_window.get(),
                 num_replicas: replication.num_replicas(),
                 placement: replication.placement(),
                 ..Default::default()
@@ -275,7 +275,14 @@ pub async fn ensure_buckets(js: &jetstream::Context, config: &Config) -> anyhow:
             "millrace: newest source time per event kind and business key",
         ),
     ] {
-        replicated_key_value(js, bucket, governance.horizon, description, &replication).await?;
+        replicated_key_value(
+            js,
+            bucket,
+            governance.horizon.get(),
+            description,
+            &replication,
+        )
+        .await?;
     }
     let projection = &config.projection;
     for bucket in [

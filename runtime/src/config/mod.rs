@@ -1,0 +1,238 @@
+//! Typed host configuration, read from TOML.
+//!
+//! Unknown keys are rejected, and every error names the file and the key. Paths inside the file
+//! (plugins, credentials, certificates, the state directory) are relative to the file's folder.
+//!
+//! Each section is a file of this folder with its keys tabled, its one `Default` and its own
+//! check: `nats.rs` (with TLS), `streams.rs`, `host.rs` (with `[up]`), `routes.rs` (with limits
+//! and retries), `governance.rs`, `registry.rs`, `admin.rs`, `telemetry.rs` and `projection.rs`;
+//! `values.rs` holds the value types they share. Durations are written `500ms`, `2s`, `5m` or
+//! `1h`.
+
+mod admin;
+mod governance;
+mod host;
+mod nats;
+mod projection;
+mod registry;
+mod routes;
+mod streams;
+mod telemetry;
+#[cfg(test)]
+mod tests;
+mod values;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use admin::{AdminConfig, AdminToken, Scope};
+pub use governance::{EVENT_KINDS, GovernanceConfig, OwnershipRule};
+pub use host::{HostConfig, SeedMessages, UpConfig};
+pub use nats::{NatsConfig, TlsConfig};
+pub use projection::ProjectionConfig;
+pub use registry::{RegistryConfig, RegistryKind, TrustedKey};
+pub use routes::{Limits, Ordering, PluginLimits, PluginSource, RetryPolicy, RouteConfig};
+pub use streams::StreamsConfig;
+pub use telemetry::TelemetryConfig;
+pub use values::{HumanDuration, check_subject, is_token, parse_duration};
+
+use values::Invalid;
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, with the key and line.
+        message: String,
+    },
+    /// A value is out of its accepted range.
+    #[error("invalid config file {path}: `{key}` {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The dotted key.
+        key: String,
+        /// What is wrong and what is accepted.
+        message: String,
+    },
+}
+
+/// The whole host configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// How to reach NATS.
+    pub nats: NatsConfig,
+    /// The JetStream stream names.
+    pub streams: StreamsConfig,
+    /// Host-wide settings.
+    pub host: HostConfig,
+    /// Routes by name.
+    pub routes: BTreeMap<String, RouteConfig>,
+    /// Delivery rules across routes: idempotency and system-of-record ownership.
+    pub governance: GovernanceConfig,
+    /// Where plugin versions and route bindings are kept.
+    pub registry: RegistryConfig,
+    /// Settings of the local all-in-one `millrace up`.
+    pub up: UpConfig,
+    /// The admin HTTP server: API, metrics, console and ingest. Off without the section.
+    pub admin: Option<AdminConfig>,
+    /// Trace export.
+    pub telemetry: TelemetryConfig,
+    /// The visibility projection of the canonical stream.
+    pub projection: ProjectionConfig,
+    /// The folder the file was read from; relative paths are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// The file the configuration was read from, for error messages.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+impl Config {
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates configuration text read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.source = path.to_owned();
+        config.base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        config
+            .check()
+            .map_err(|e| config.invalid(e.key, e.message))?;
+        config.read_nats_secrets()?;
+        Ok(config)
+    }
+
+    /// Resolves a path written in the file against the file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// Every section's own check, in the order of the file's usual layout.
+    fn check(&self) -> Result<(), Invalid> {
+        self.host.check()?;
+        self.streams.check()?;
+        self.registry.check()?;
+        self.nats.check()?;
+        for (name, route) in &self.routes {
+            route.check(name)?;
+        }
+        self.governance.check()?;
+        self.up.check()?;
+        self.projection.check()?;
+        if let Some(admin) = &self.admin {
+            admin.check(&self.base_dir)?;
+        }
+        self.telemetry.check()
+    }
+
+    /// Reads `nats.password_file`/`_env` and `nats.token_file`/`_env` into the password and
+    /// token, so the secrets can stay out of the config file.
+    fn read_nats_secrets(&mut self) -> Result<(), ConfigError> {
+        let password = self.secret(
+            "nats.password",
+            self.nats.password.is_some(),
+            self.nats.password_file.as_deref(),
+            self.nats.password_env.as_deref(),
+        )?;
+        if password.is_some() {
+            self.nats.password = password;
+        }
+        let token = self.secret(
+            "nats.token",
+            self.nats.token.is_some(),
+            self.nats.token_file.as_deref(),
+            self.nats.token_env.as_deref(),
+        )?;
+        if token.is_some() {
+            self.nats.token = token;
+        }
+        Ok(())
+    }
+
+    /// A secret from `<key>_file` or `<key>_env`, at most one of them and not beside `<key>`.
+    fn secret(
+        &self,
+        key: &str,
+        inline: bool,
+        file: Option<&Path>,
+        env: Option<&str>,
+    ) -> Result<Option<String>, ConfigError> {
+        if [inline, file.is_some(), env.is_some()]
+            .iter()
+            .filter(|set| **set)
+            .count()
+            > 1
+        {
+            return Err(self.invalid(
+                key,
+                format!(
+                    "is given more than once: set one of `{key}`, `{key}_file` and `{key}_env`"
+                ),
+            ));
+        }
+        let text = match (file, env) {
+            (Some(file), _) => {
+                let path = self.resolve(file);
+                std::fs::read_to_string(&path).map_err(|e| {
+                    self.invalid(
+                        format!("{key}_file"),
+                        format!("names {}, which cannot be read: {e}", path.display()),
+                    )
+                })?
+            }
+            (None, Some(var)) => std::env::var(var).map_err(|_| {
+                self.invalid(
+                    format!("{key}_env"),
+                    format!("names ${var}, which is not set"),
+                )
+            })?,
+            (None, None) => return Ok(None),
+        };
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(self.invalid(key, "is empty where it is read from"));
+        }
+        Ok(Some(text.to_owned()))
+    }
+
+    fn invalid(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.source.clone(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}

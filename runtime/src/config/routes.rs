@@ -1,0 +1,266 @@
+//! `[routes.<name>]`: which raw subjects a route consumes, the plugin that maps them, and the
+//! sandbox limits, retries and ordering of its calls.
+//!
+//! | key | meaning | default |
+//! |---|---|---|
+//! | `routes.<name>.subjects` | raw subjects the route consumes (wildcards allowed) | required |
+//! | `routes.<name>.plugin` | plugin folder, `.wasm` component or deployed `name@version` | required |
+//! | `routes.<name>.config` | string key/values the plugin reads (site, partner...) | empty |
+//! | `routes.<name>.limits.deadline` | longest a single plugin call may run | `2s` |
+//! | `routes.<name>.limits.memory_mib` | largest linear memory of the plugin | 64 |
+//! | `routes.<name>.limits.output_kib` | largest total output of one call | 1024 |
+//! | `routes.<name>.limits.max_events` | most events one call may return | 1000 |
+//! | `routes.<name>.limits.instances`, `.tables`, `.table_elements` | component instances, tables and table size a plugin may create | 64, 64, 100000 |
+//! | `routes.<name>.retry.attempts` | tries for a trap, deadline or memory breach before dead-lettering | 3 |
+//! | `routes.<name>.retry.backoff` | wait before the first retry, doubled each time | `200ms` |
+//! | `routes.<name>.ack_wait` | how long JetStream waits for an ack before redelivering | `30s` |
+//! | `routes.<name>.ordering` | `flag`: mark an event older than the last one of its key late; `off` | `flag` |
+//! | `routes.<name>.idempotency` | skip events whose source transaction another raw message already delivered | `true` |
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::values::{
+    HumanDuration, Invalid, check_range, check_subjects, is_token, plain_duration,
+    plain_duration_opt,
+};
+
+/// One route: raw subjects, the plugin that maps them, and how.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The raw subjects this route consumes; NATS wildcards allowed.
+    pub subjects: Vec<String>,
+    /// The plugin folder (built on demand) or a `.wasm` component file.
+    pub plugin: PathBuf,
+    /// Key/values the plugin reads through the `host` interface.
+    #[serde(default)]
+    pub config: BTreeMap<String, String>,
+    /// Sandbox limits of each call.
+    #[serde(default)]
+    pub limits: Limits,
+    /// What to do when a call traps or breaches a limit.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// How long JetStream waits for an ack before it redelivers.
+    #[serde(default = "default_ack_wait")]
+    pub ack_wait: HumanDuration,
+    /// How events older than the last one of their business key are treated.
+    #[serde(default)]
+    pub ordering: Ordering,
+    /// Whether events of a source transaction already delivered by another raw message are
+    /// skipped (the resend of the same document with a new message id).
+    #[serde(default = "default_idempotency")]
+    pub idempotency: bool,
+}
+
+// A route has required keys, so it has no `Default`: its two plain settings name theirs here.
+fn default_ack_wait() -> HumanDuration {
+    HumanDuration::from_secs(30)
+}
+fn default_idempotency() -> bool {
+    true
+}
+
+impl RouteConfig {
+    /// The route's plugin: `name@version` names a deployed version, anything else is a path.
+    pub fn plugin_source(&self) -> PluginSource {
+        let text = self.plugin.to_string_lossy();
+        match text.split_once('@') {
+            Some((name, version))
+                if !text.contains('/')
+                    && !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && version.split('.').count() >= 3 =>
+            {
+                PluginSource::Registry(text.into_owned())
+            }
+            _ => PluginSource::Path(self.plugin.clone()),
+        }
+    }
+
+    /// The first key of route `name` that is wrong, with what is accepted.
+    pub(super) fn check(&self, name: &str) -> Result<(), Invalid> {
+        let key = |k: &str| format!("routes.{name}.{k}");
+        if !is_token(name) {
+            return Err(Invalid::new(
+                format!("routes.{name}"),
+                "route names may hold only letters, digits, `-` and `_`",
+            ));
+        }
+        if self.subjects.is_empty() {
+            return Err(Invalid::new(
+                key("subjects"),
+                "needs at least one raw subject",
+            ));
+        }
+        check_subjects(&key("subjects"), &self.subjects, true)?;
+        self.limits
+            .check()
+            .map_err(|e| Invalid::new(key(&e.key), e.message))?;
+        check_range(key("retry.attempts"), self.retry.attempts, 1..=100)?;
+        if self.ack_wait < HumanDuration::from_secs(1) {
+            return Err(Invalid::new(key("ack_wait"), "must be at least 1s"));
+        }
+        Ok(())
+    }
+}
+
+/// Where a route's plugin comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// A deployed version in the registry, `name@version`.
+    Registry(String),
+    /// A plugin folder or `.wasm` component on disk.
+    Path(PathBuf),
+}
+
+/// How a route treats an event older than the last one published for its business key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ordering {
+    /// Publish it marked `late` (a CloudEvents extension), and count it.
+    #[default]
+    Flag,
+    /// Do not track order.
+    Off,
+}
+
+/// Sandbox limits of one plugin call.
+///
+/// The deadline is a plain [`Duration`]: the sandbox and tools build limits in code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Longest a single call may run before it is interrupted.
+    #[serde(deserialize_with = "plain_duration")]
+    pub deadline: Duration,
+    /// Largest linear memory, in MiB.
+    pub memory_mib: u64,
+    /// Largest total size of the events one call returns, in KiB.
+    pub output_kib: u64,
+    /// Most events one call may return.
+    pub max_events: usize,
+    /// Most component instances the plugin may create.
+    pub instances: usize,
+    /// Most tables the plugin may create.
+    pub tables: usize,
+    /// Most elements one table may grow to.
+    pub table_elements: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_secs(2),
+            memory_mib: 64,
+            output_kib: 1024,
+            max_events: 1000,
+            instances: 64,
+            tables: 64,
+            table_elements: 100_000,
+        }
+    }
+}
+
+impl Limits {
+    /// These limits tightened by a plugin's own (each the smaller of the two).
+    pub fn tightened(&self, plugin: &PluginLimits) -> Limits {
+        fn min<T: Ord + Copy>(route: T, plugin: Option<T>) -> T {
+            plugin.map_or(route, |p| route.min(p))
+        }
+        Limits {
+            deadline: min(self.deadline, plugin.deadline),
+            memory_mib: min(self.memory_mib, plugin.memory_mib),
+            output_kib: min(self.output_kib, plugin.output_kib),
+            max_events: min(self.max_events, plugin.max_events),
+            instances: min(self.instances, plugin.instances),
+            tables: min(self.tables, plugin.tables),
+            table_elements: min(self.table_elements, plugin.table_elements),
+        }
+    }
+
+    /// The first key under `limits.` that is wrong, with what is accepted.
+    fn check(&self) -> Result<(), Invalid> {
+        if self.deadline < Duration::from_millis(1) || self.deadline > Duration::from_secs(60) {
+            return Err(Invalid::new(
+                "limits.deadline",
+                "must be between 1ms and 60s",
+            ));
+        }
+        check_range("limits.memory_mib", self.memory_mib, 1..=4096)?;
+        check_range("limits.output_kib", self.output_kib, 1..=1024 * 1024)?;
+        check_range("limits.max_events", self.max_events, 1..=1_000_000)?;
+        check_range("limits.instances", self.instances, 1..=1_000)?;
+        check_range("limits.tables", self.tables, 1..=1_000)?;
+        check_range("limits.table_elements", self.table_elements, 1..=10_000_000)
+    }
+}
+
+/// The limits a plugin's manifest asks for (`[limits]` in plugin.toml): a route never gives a
+/// plugin more than it asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginLimits {
+    /// See [`Limits::deadline`].
+    #[serde(deserialize_with = "plain_duration_opt")]
+    pub deadline: Option<Duration>,
+    /// See [`Limits::memory_mib`].
+    pub memory_mib: Option<u64>,
+    /// See [`Limits::output_kib`].
+    pub output_kib: Option<u64>,
+    /// See [`Limits::max_events`].
+    pub max_events: Option<usize>,
+    /// See [`Limits::instances`].
+    pub instances: Option<usize>,
+    /// See [`Limits::tables`].
+    pub tables: Option<usize>,
+    /// See [`Limits::table_elements`].
+    pub table_elements: Option<usize>,
+}
+
+/// Retries of calls that trapped, ran past the deadline or breached the memory limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included.
+    pub attempts: u32,
+    /// Wait before the first retry; doubled for each further one.
+    pub backoff: HumanDuration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            backoff: HumanDuration::from_millis(200),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plugin_never_gets_more_than_it_asks_for() {
+        let route = Limits::default();
+        let plugin = PluginLimits {
+            deadline: Some(Duration::from_millis(50)),
+            memory_mib: Some(512),
+            ..PluginLimits::default()
+        };
+        let effective = route.tightened(&plugin);
+        assert_eq!(effective.deadline, Duration::from_millis(50));
+        assert_eq!(
+            effective.memory_mib, route.memory_mib,
+            "the route's cap still holds"
+        );
+        assert_eq!(effective.max_events, route.max_events);
+    }
+}

@@ -1,0 +1,92 @@
+//! `[streams]`: the JetStream streams and how they are replicated.
+//!
+//! | key | meaning | default |
+//! |---|---|---|
+//! | `streams.raw`, `streams.canonical`, `streams.dlq` | JetStream stream names | `RAW`, `CANONICAL`, `DLQ` |
+//! | `streams.shadow` | the stream of shadow-run differences (`shadow.>`) | `SHADOW` |
+//! | `streams.raw_subjects` | subjects captured by the RAW stream | `["raw.>"]` |
+//! | `streams.duplicate_window` | JetStream de-duplication window of the streams | `2m` |
+//! | `streams.replicas` | copies of every stream, key-value bucket and the registry's object store: 1 or 3 (a cluster); when set, hosts bring existing ones to it | unset: created with 1, existing left as they are |
+//! | `streams.placement_tags` | server tags the replicas must sit on | unset: anywhere |
+
+use serde::Deserialize;
+
+use super::values::{HumanDuration, Invalid, check_names, check_subjects};
+
+/// JetStream stream names and settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StreamsConfig {
+    /// The stream capturing raw messages.
+    pub raw: String,
+    /// The subjects the raw stream captures.
+    pub raw_subjects: Vec<String>,
+    /// The stream of canonical events (`canonical.>`).
+    pub canonical: String,
+    /// The stream of dead letters (`dlq.>`).
+    pub dlq: String,
+    /// The stream of shadow-run differences (`shadow.>`).
+    pub shadow: String,
+    /// The de-duplication window of the streams.
+    pub duplicate_window: HumanDuration,
+    /// Copies JetStream keeps of every stream, key-value bucket and the registry's object store:
+    /// 1, or 3 on a cluster of three or more servers. Unset: created with one, and an existing
+    /// stream's left as it is; set: hosts bring existing ones to it at start.
+    pub replicas: Option<usize>,
+    /// Server tags the replicas must sit on (JetStream places them only on servers carrying
+    /// every tag, e.g. `["site:plant1"]`). Unset: anywhere, and an existing stream's left as it is.
+    pub placement_tags: Option<Vec<String>>,
+}
+
+impl Default for StreamsConfig {
+    fn default() -> Self {
+        Self {
+            raw: "RAW".into(),
+            raw_subjects: vec!["raw.>".into()],
+            canonical: "CANONICAL".into(),
+            dlq: "DLQ".into(),
+            shadow: "SHADOW".into(),
+            duplicate_window: HumanDuration::from_secs(120),
+            replicas: None,
+            placement_tags: None,
+        }
+    }
+}
+
+impl StreamsConfig {
+    /// The first key that is wrong, with what is accepted.
+    pub(super) fn check(&self) -> Result<(), Invalid> {
+        check_names([
+            ("streams.raw", self.raw.as_str()),
+            ("streams.canonical", &self.canonical),
+            ("streams.dlq", &self.dlq),
+            ("streams.shadow", &self.shadow),
+        ])?;
+        if let Some(replicas) = self.replicas
+            && replicas != 1
+            && replicas != 3
+        {
+            return Err(Invalid::new(
+                "streams.replicas",
+                format!(
+                    "is {replicas}; accepted: 1 (one server) or 3 (a JetStream cluster of three or more)"
+                ),
+            ));
+        }
+        if let Some(tags) = &self.placement_tags
+            && tags.iter().any(|t| t.trim().is_empty())
+        {
+            return Err(Invalid::new(
+                "streams.placement_tags",
+                "holds an empty tag: list the server tags (`server_tags` in nats-server's config) the replicas must sit on",
+            ));
+        }
+        if self.raw_subjects.is_empty() {
+            return Err(Invalid::new(
+                "streams.raw_subjects",
+                "needs at least one subject",
+            ));
+        }
+        check_subjects("streams.raw_subjects", &self.raw_subjects, true)
+    }
+}
