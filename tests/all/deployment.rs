@@ -56,7 +56,7 @@ async fn the_systemd_unit_starts_the_host_and_stops_it_within_its_timeout() {
     let service = &sections["Service"];
     assert_eq!(service["KillSignal"], "SIGTERM");
     let stop_timeout = millrace::config::parse_duration(&service["TimeoutStopSec"]).unwrap();
-    let drain = millrace::config::HostConfig::default().drain_timeout;
+    let drain = millrace::config::HostConfig::default().drain_timeout.get();
     assert!(
         stop_timeout > drain,
         "systemd must wait longer than the host's drain ({drain:?})"
