@@ -10,7 +10,8 @@
 //! - CR/LF after segment terminators, and files hard-wrapped at a fixed width: when the segment
 //!   terminator is not a line break, line breaks are not data and are dropped everywhere;
 //! - newline-delimited files, whose segment terminator *is* the line break (`ISA16` is followed by
-//!   CR or LF);
+//!   CR or LF), also when the last line (a complete `IEA` trailer) has no line break after it; a
+//!   file that ends in the middle of a segment is still truncated;
 //! - `ISA` fields that are not padded to their fixed widths: the header is read element by
 //!   element (the element separator is the byte after `ISA`, the component separator is `ISA16`,
 //!   the segment terminator the character right after it), not by fixed columns.
@@ -347,6 +348,15 @@ fn split_segments(text: &str) -> Result<(Separators, Vec<Segment>), X12Error> {
         }
         index += 1;
     }
+    // A newline-delimited file may end without a final line break: a complete IEA trailer
+    // (two elements, the ISA13 control number) at the end of the file is accepted as the last
+    // segment. Anything else there was cut off in the middle.
+    if separators.segment == '\n' && is_complete_trailer(&current, &raw, separators) {
+        raw.push(RawSegment {
+            text: std::mem::take(&mut current),
+            line: segment_line,
+        });
+    }
     if !current.trim().is_empty() {
         let id: String = current.chars().take(3).collect();
         return Err(error(
@@ -367,6 +377,19 @@ fn split_segments(text: &str) -> Result<(Separators, Vec<Segment>), X12Error> {
         .map(|(index, raw)| segment(raw, index + 1, separators))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((separators, segments))
+}
+
+/// Whether `text` is the whole `IEA` trailer of the interchange whose `ISA` is `raw[0]`.
+fn is_complete_trailer(text: &str, raw: &[RawSegment], separators: Separators) -> bool {
+    let elements: Vec<&str> = text.trim().split(separators.element).collect();
+    let isa13 = raw
+        .first()
+        .and_then(|isa| isa.text.split(separators.element).nth(13))
+        .unwrap_or_default();
+    matches!(elements[..], ["IEA", count, control]
+        if !count.trim().is_empty()
+            && control.trim().len() == isa13.trim().len()
+            && same_number(control, isa13))
 }
 
 /// Refuses a line break that follows another usual terminator and starts what looks like a new

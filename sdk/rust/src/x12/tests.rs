@@ -234,3 +234,29 @@ fn reads_pairs_and_timestamps() {
     );
     assert!(timestamp("20260714", "2561", "Z").is_err());
 }
+
+#[test]
+fn a_newline_delimited_file_may_end_without_a_final_line_break() {
+    let text = "ISA|00|          |00|          |ZZ|SENDER         |ZZ|RECEIVER       |260714|1200|^|00501|000000002|0|P|:\nGS|SH|S|R|20260714|1200|9|X|005010\nST|856|0001\nLIN||BP|A:B^C\nSE|3|0001\nGE|1|9\nIEA|1|000000002";
+    let interchange = parse(text.as_bytes()).unwrap();
+    assert_eq!(interchange.control_number, "000000002");
+    assert_eq!(
+        parse(format!("{text}\r\n").as_bytes()).unwrap(),
+        interchange
+    );
+    // Cut in the middle of the trailer, or earlier: still truncated.
+    for cut in [
+        &text[..text.len() - 1],
+        &text[..text.len() - 10],
+        text.trim_end_matches("\nIEA|1|000000002"),
+        &text[..text.find("SE|3").unwrap() + 2],
+    ] {
+        let error = err(cut);
+        assert!(
+            error.contains("truncated") || error.contains("ends too early"),
+            "{cut:?}: {error}"
+        );
+    }
+    // A tilde-terminated file without its last terminator stays truncated.
+    assert!(err(&doc(SET).replace("IEA*1*000000001~\n", "IEA*1*000000001")).contains("truncated"));
+}
