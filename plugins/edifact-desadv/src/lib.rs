@@ -219,11 +219,8 @@ fn line(
             )));
         }
     };
-    let lot = segments
-        .iter()
-        .find(|s| s.tag == "GIN" && s.value(1, 1) == "BX")
-        .map(|s| s.value(2, 1).trim().to_owned())
-        .filter(|l| !l.is_empty());
+    // The batch, wherever the partner put it (GIN BX, PCI 36E, RFF BT, GIR BX, PIA NB).
+    let lot = edifact::line_batch(segments)?;
     let serials = segments
         .iter()
         .filter(|s| s.tag == "GIN" && s.value(1, 1) == "BN")
