@@ -30,15 +30,17 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             }
         };
         let occurred_at = document.occurred_at(&offset)?;
+        // The envelope identity, then the document's own number: the one a clerk searches for.
+        let mut transaction = format!("{}:{}", interchange.control_number, set.control_number);
+        if let Some(number) = document.number() {
+            transaction = format!("{transaction}:{number}");
+        }
         for movement in document.movements()? {
             events.push(CanonicalEvent {
                 site: site.clone(),
                 occurred_at: occurred_at.clone(),
                 source_sequence: None,
-                source_transaction: Some(format!(
-                    "{}:{}",
-                    interchange.control_number, set.control_number
-                )),
+                source_transaction: Some(transaction.clone()),
                 data: EventData::InventoryMovement(movement),
             });
         }
@@ -109,6 +111,23 @@ impl<'a> Document<'a> {
             lines,
             movement,
         })
+    }
+
+    /// The document's own number: the 944's warehouse receipt number (`W17`03), the 945's
+    /// shipment id (`W06`04, else the depositor order `W06`02), the 943's depositor order
+    /// (`W06`02), the 861's receiving advice number (`BRA`01).
+    fn number(&self) -> Option<String> {
+        let elements: &[usize] = match self.set.id.as_str() {
+            "944" => &[3],
+            "945" => &[4, 2],
+            "943" => &[2],
+            _ => &[1],
+        };
+        elements
+            .iter()
+            .map(|n| self.begin.trimmed(*n))
+            .find(|v| !v.is_empty())
+            .map(str::to_owned)
     }
 
     fn header_find(&self, id: &str, qualifier: &str) -> Option<&'a Segment> {
@@ -315,15 +334,13 @@ impl<'a> Document<'a> {
             })
             .or_else(|| reference.clone());
         Ok(Some(InventoryMovement {
-            movement_type: self.movement,
-            item,
-            quantity: decimal::quantity(amount, unit),
             from_location: from_location.clone(),
             to_location: to_location.clone(),
             lot,
             serials: refs("SE"),
             stock_status: status,
             reference_document,
+            ..InventoryMovement::new(self.movement, item, decimal::quantity(amount, unit))
         }))
     }
 }
