@@ -613,6 +613,14 @@ pub fn date_time(
 #[cfg(test)]
 mod tests;
 
+impl Interchange {
+    /// The `source_transaction` of `message`: `UNB` 0020 `:` `UNH` 0062, then the message's own
+    /// number (`BGM` C106) when given. See [`crate::edi::source_transaction`].
+    pub fn source_transaction(&self, message: &Message, number: Option<&str>) -> String {
+        crate::edi::source_transaction(&self.control_reference, &message.reference, number)
+    }
+}
+
 /// The item number of a line group (`LIN` and the segments after it): from `LIN` 03 and the
 /// `PIA` item ids, the one whose type code (e.g. `SA` supplier, `BP` buyer, `EN` EAN) is
 /// `qualifier`, or the first one when no qualifier is asked for. An error names the segment.

@@ -35,6 +35,7 @@ extern crate self as millrace_sdk;
 pub mod __export;
 pub mod config;
 pub mod decimal;
+pub mod edi;
 pub mod edifact;
 mod error;
 pub mod events;
@@ -101,7 +102,7 @@ pub mod prelude {
         WorkOrderState, WorkOrderStatus,
     };
     pub use crate::decimal::Decimal;
-    pub use crate::{MapError, RawMessage, ResultExt, config, decimal, log, text, timestamp};
+    pub use crate::{MapError, RawMessage, ResultExt, config, decimal, edi, log, text, timestamp};
 }
 
 impl RawMessage {
