@@ -12,7 +12,7 @@ use millrace::registry::{Manifest, fixtures};
 use millrace::transport::consumer_name;
 use support::*;
 
-/// The plugin folders: every plugin and the Python and JavaScript templates.
+/// The plugin folders: every plugin and the Rust, Python and JavaScript templates.
 fn plugin_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root().join("plugins"))
         .unwrap()
@@ -20,6 +20,7 @@ fn plugin_dirs() -> Vec<PathBuf> {
         .filter(|p| p.join("plugin.toml").is_file())
         .collect();
     dirs.sort();
+    dirs.push(root().join("sdk/rust/template"));
     dirs.push(root().join("sdk/python/template"));
     dirs.push(root().join("sdk/js/template"));
     dirs
@@ -28,7 +29,10 @@ fn plugin_dirs() -> Vec<PathBuf> {
 #[test]
 fn every_plugin_passes_its_golden_fixtures() {
     let dirs = plugin_dirs();
-    assert!(dirs.len() >= 11, "nine plugins and two templates: {dirs:?}");
+    assert!(
+        dirs.len() >= 14,
+        "eleven plugins and three templates: {dirs:?}"
+    );
     for dir in dirs {
         let o = millrace(&["plugin", "test", dir.to_str().unwrap()]);
         let t = text(&o);
@@ -75,7 +79,7 @@ async fn all_plugins_run_in_one_host_routed_by_subject() {
     }
     assert_eq!(
         expected.len(),
-        9,
+        11,
         "every plugin has events to map: {:?}",
         expected.keys()
     );
