@@ -24,7 +24,12 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             )));
         }
         let advice = Advice::read(set, &route)?;
-        x12::check_totals(set, "LIN", ("QTY", 2))?;
+        // The hash total, when sent, sums the on-hand quantities.
+        let on_hand = set
+            .segments
+            .iter()
+            .filter(|s| s.id == "QTY" && s.trimmed(1) == "17");
+        x12::check_totals(set, "LIN", on_hand, 2)?;
         let transaction = interchange.source_transaction(set, advice.number);
         for balance in advice.balances(&route)? {
             events.push(

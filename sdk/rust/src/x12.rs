@@ -774,12 +774,14 @@ impl Interchange {
 
 /// Checks a transaction set's `CTT` totals when it has a `CTT` segment: `CTT01` must count the
 /// `line_id` segments, and `CTT02` (the hash total), when present, must be the sum of element
-/// `quantity.1` of the `quantity.0` segments. A set without `CTT` passes: the segment is
+/// `element` of the `quantities` segments (the document decides which: an 856 totals the item
+/// level `SN1`s, not the packs that break them down). A set without `CTT` passes: the segment is
 /// optional in most documents.
-pub fn check_totals(
+pub fn check_totals<'a>(
     set: &TransactionSet,
     line_id: &str,
-    quantity: (&str, usize),
+    quantities: impl IntoIterator<Item = &'a Segment>,
+    element: usize,
 ) -> Result<(), crate::MapError> {
     let Some(ctt) = set.segments.iter().find(|s| s.id == "CTT") else {
         return Ok(());
@@ -799,27 +801,28 @@ pub fn check_totals(
     let declared = crate::decimal::parse(hash, '.')
         .map_err(|e| crate::MapError::malformed(format!("{}, CTT02 hash total: {e}", ctt.at())))?;
     let mut sum = crate::decimal::Decimal::ZERO;
-    for segment in set.segments.iter().filter(|s| s.id == quantity.0) {
-        let text = segment.trimmed(quantity.1);
+    let mut what = String::new();
+    for segment in quantities {
+        if what.is_empty() {
+            what = format!("{}{element:02}", segment.id);
+        }
+        let text = segment.trimmed(element);
         if text.is_empty() {
             continue;
         }
         sum += crate::decimal::parse(text, '.').map_err(|e| {
             crate::MapError::malformed(format!(
-                "{}, {}{:02} quantity: {e}",
+                "{}, {}{element:02} quantity: {e}",
                 segment.at(),
-                quantity.0,
-                quantity.1
+                segment.id
             ))
         })?;
     }
     if sum != declared {
         return Err(crate::MapError::malformed(format!(
-            "{}: CTT02 hash total is {}, the {}{:02} quantities add up to {}",
+            "{}: CTT02 hash total is {}, the {what} quantities add up to {}",
             ctt.at(),
             crate::decimal::to_wit(declared),
-            quantity.0,
-            quantity.1,
             crate::decimal::to_wit(sum)
         )));
     }
