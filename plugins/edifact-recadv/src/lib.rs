@@ -11,11 +11,8 @@ use millrace_sdk::edifact::{self, Interchange, Message, Segment};
 use millrace_sdk::prelude::*;
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
-    let site = config::require("site")?;
-    let offset = config::get("utc-offset").unwrap_or_else(|| "+00:00".to_owned());
-    let offset = timestamp::parse_offset(&offset)
-        .map_err(|e| MapError::other(format!("route config 'utc-offset': {e}")))?;
-    let item_qualifier = config::get("item-qualifier");
+    let route = edi::Route::load()?;
+    let (site, offset, item_qualifier) = (&route.site, route.utc_offset, &route.item_qualifier);
     let interchange =
         edifact::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
     let mut events = Vec::new();
@@ -29,10 +26,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
         let (occurred_at, document, movements) =
             receipts(&interchange, message, offset, item_qualifier.as_deref())?;
         // The envelope identity, then the advice's own number (BGM), the one a clerk searches.
-        let mut transaction = format!("{}:{}", interchange.control_reference, message.reference);
-        if let Some(document) = document {
-            transaction = format!("{transaction}:{document}");
-        }
+        let transaction = interchange.source_transaction(message, document.as_deref());
         for movement in movements {
             events.push(CanonicalEvent {
                 site: site.clone(),
@@ -44,9 +38,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
         }
     }
     if events.is_empty() {
-        return Err(MapError::malformed(
-            "the interchange holds no received line".to_owned(),
-        ));
+        return Err(edi::holds_nothing("received line"));
     }
     Ok(events)
 }

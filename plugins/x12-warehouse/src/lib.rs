@@ -10,10 +10,8 @@ use millrace_sdk::prelude::*;
 use millrace_sdk::x12::{self, Segment, TransactionSet};
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
-    let site = config::require("site")?;
-    let offset = config::get("utc-offset").unwrap_or_else(|| "+00:00".to_owned());
-    timestamp::parse_offset(&offset)
-        .map_err(|e| MapError::other(format!("route config 'utc-offset': {e}")))?;
+    let route = edi::Route::load()?;
+    let offset = &route.utc_offset_text;
     let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
     let mut events = Vec::new();
     for (_, set) in interchange.transaction_sets() {
@@ -29,26 +27,18 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
                 )));
             }
         };
-        let occurred_at = document.occurred_at(&offset)?;
+        let occurred_at = document.occurred_at(offset)?;
         // The envelope identity, then the document's own number: the one a clerk searches for.
-        let mut transaction = format!("{}:{}", interchange.control_number, set.control_number);
-        if let Some(number) = document.number() {
-            transaction = format!("{transaction}:{number}");
-        }
+        let transaction = interchange.source_transaction(set, document.number().as_deref());
         for movement in document.movements()? {
-            events.push(CanonicalEvent {
-                site: site.clone(),
-                occurred_at: occurred_at.clone(),
-                source_sequence: None,
-                source_transaction: Some(transaction.clone()),
-                data: EventData::InventoryMovement(movement),
-            });
+            events.push(
+                CanonicalEvent::new(&route.site, occurred_at.clone(), movement)
+                    .with_transaction(&transaction),
+            );
         }
     }
     if events.is_empty() {
-        return Err(MapError::malformed(
-            "the interchange holds no item line to map".to_owned(),
-        ));
+        return Err(edi::holds_nothing("item line to map"));
     }
     Ok(events)
 }
@@ -144,11 +134,13 @@ impl<'a> Document<'a> {
             .header_find("G62", "11")
             .or_else(|| self.header_find("G62", "09"))
         {
+            // G62 05 is the time code: its zone, when it names one, before the route's offset.
+            let offset = x12::time_code_offset(g62.element(5)).unwrap_or(offset);
             return x12::timestamp(g62.element(2), g62.element(4), offset)
                 .malformed_at(format!("{}, G62 date/time", g62.at()));
         }
         if let Some(dtm) = self.header_find("DTM", "050") {
-            return x12::timestamp(dtm.element(2), dtm.element(3), offset)
+            return x12::dtm_timestamp(dtm, offset)
                 .malformed_at(format!("{}, DTM received date", dtm.at()));
         }
         let time = if self.begin.id == "BRA" {
