@@ -141,3 +141,71 @@ async fn all_plugins_run_in_one_host_routed_by_subject() {
     }
     assert_eq!(try_stream_len(&js, "DLQ").await, Some(0));
 }
+
+/// `scripts/demo --once` on a fresh state folder routes every plugin kind and prints one lot's
+/// journey: in transit, received, blocked by a quality hold; then exits 0.
+#[test]
+fn the_demo_follows_one_lot_from_in_transit_to_blocked() {
+    let state = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = std::process::Command::new(root().join("scripts/demo"))
+        .args(["--once", "--port", &port.to_string(), "--state-dir"])
+        .arg(state.path())
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    // The tables, one row per line with single spaces, split at each step's title.
+    let rows: Vec<String> = t
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let start = rows
+        .iter()
+        .position(|r| r.starts_with("== the journey of lot L2026-0211"))
+        .expect(&t);
+    let step = |n: &str| -> Vec<&String> {
+        rows[start..]
+            .iter()
+            .skip_while(|r| !r.starts_with(n))
+            .skip(1)
+            .take_while(|r| !r.starts_with("=="))
+            .collect()
+    };
+    let has = |rows: &[&String], row: &str| rows.iter().any(|r| r.starts_with(row));
+    let shipped = step("== 1.");
+    assert!(
+        has(&shipped, "PLANT1 HSG-4410-A - L2026-0211 0 0 0 40 EA"),
+        "{shipped:?}"
+    );
+    let received = step("== 2.");
+    assert!(
+        has(&received, "PLANT1 HSG-4410-A - L2026-0211 0 0 0 10 EA"),
+        "{received:?}"
+    );
+    assert!(
+        has(&received, "PLANT1 HSG-4410-A WH1 L2026-0211 30 0 30 0 EA"),
+        "{received:?}"
+    );
+    let blocked = step("== 3.");
+    assert!(
+        has(
+            &blocked,
+            "PLANT1 HSG-4410-A WH1 L2026-0211 30 30 0 0 EA NCR-2026-0142"
+        ),
+        "{blocked:?}"
+    );
+    // Opening balances come first: no stock position goes negative.
+    assert!(
+        !rows.iter().any(|r| r.starts_with("PLANT1 ")
+            && r.split(' ')
+                .nth(4)
+                .is_some_and(|on_hand| on_hand.starts_with('-'))),
+        "a negative stock position:\n{t}"
+    );
+}
