@@ -38,35 +38,23 @@ def map(message):
     ncr = _object(_object(body, "$", "data"), "$.data", "ncr")
     path = "$.data.ncr"
     number = _text(ncr, path, "number")
-    site = _site(_text(_object(ncr, path, "site"), f"{path}.site", "code"))
+    site = _site(ncr, path)
 
     scope = _object(ncr, path, "scope")
     spath = f"{path}.scope"
     item = _text(scope, spath, "part_number", required=False)
     location = _text(scope, spath, "location", required=False)
-    supplier_record = _object(scope, spath, "supplier", required=False)
-    supplier = (
-        _text(supplier_record, f"{spath}.supplier", "id") if supplier_record is not None else None
-    )
+    supplier = _supplier(scope, spath)
     lots = _lots(scope, spath)
     if not (item or location or supplier or lots):
         raise MapError.rejected(
             f"{spath}: the hold names no part, lot, location or supplier, so nothing can be held"
         )
 
-    if action == "placed":
-        reason = _text(ncr, path, "reason")
-    else:
-        reason = _text(_object(ncr, path, "release"), f"{path}.release", "reason")
-    disposition_code = _text(ncr, path, "disposition", required=False)
-    disposition = None
-    if disposition_code is not None:
-        disposition = DISPOSITIONS.get(disposition_code)
-        if disposition is None:
-            raise MapError.malformed(
-                f"{path}.disposition: unknown disposition '{disposition_code}'; "
-                f"expected one of {', '.join(DISPOSITIONS)}"
-            )
+    # Only the hold id, its scope and placed/released are required: a hold lost to a missing
+    # or new informational value would leave stock available that must be blocked.
+    reason = _reason(ncr, path, action, number)
+    disposition = _disposition(ncr, path, number)
 
     log.debug("nonconformance hold", ncr=number, action=action, lots=len(lots))
     # One event per lot: a consumer blocks or frees stock by item and lot, and a hold on three
@@ -126,6 +114,62 @@ def _text(parent, path, key, required=True):
     return value.strip()
 
 
+#: The reason carried when the platform gives none.
+NO_REASON = "no reason given by the quality platform"
+
+#: The disposition carried when the platform sends one this plugin does not know.
+UNKNOWN = "unknown"
+
+
+def _reason(ncr, path, action, number):
+    """The release reason for a release (else the hold's own reason), the hold reason for a
+    placement; a missing reason is logged and carried as :data:`NO_REASON`."""
+    candidates = [(ncr, path)]
+    if action == "released":
+        release = ncr.get("release")
+        if isinstance(release, dict):
+            candidates.insert(0, (release, f"{path}.release"))
+    for parent, where in candidates:
+        value = parent.get("reason")
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        if value is not None and not isinstance(value, str):
+            log.warn("hold reason is not text; carried as not given", ncr=number, path=f"{where}.reason",
+                     got=_json_type(value))
+    log.warn("hold without a reason; mapped with a placeholder reason", ncr=number, action=action)
+    return NO_REASON
+
+
+def _disposition(ncr, path, number):
+    """The canonical disposition; a code this plugin does not know (the platform added one, or
+    sends it in a new shape) is logged and carried as :data:`UNKNOWN`, never refused."""
+    value = ncr.get("disposition")
+    if isinstance(value, dict):
+        value = value.get("code")
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    known = DISPOSITIONS.get(value.strip()) if isinstance(value, str) else None
+    if known is None:
+        log.warn(
+            "unknown disposition; carried as unknown",
+            ncr=number,
+            path=f"{path}.disposition",
+            disposition=value if isinstance(value, str) else _json_type(value),
+            known=", ".join(DISPOSITIONS),
+        )
+        return UNKNOWN
+    return known
+
+
+def _supplier(scope, path):
+    """The supplier id: `supplier.id`, or `supplier` itself when the platform sends plain text."""
+    value = scope.get("supplier")
+    if isinstance(value, str):
+        return value.strip() or None
+    record = _object(scope, path, "supplier", required=False)
+    return _text(record, f"{path}.supplier", "id") if record is not None else None
+
+
 def _lots(scope, path):
     lots = scope.get("lots")
     if lots is None:
@@ -141,8 +185,17 @@ def _lots(scope, path):
     return result
 
 
-def _site(code):
-    site = config.get(f"site.{code}") or config.get("site") or code
+def _site(ncr, path):
+    """The canonical site of the platform's site code; without a code, the route's `site`."""
+    record = ncr.get("site")
+    code = None
+    if isinstance(record, dict):
+        code = _text(record, f"{path}.site", "code", required=config.get("site") is None)
+    elif isinstance(record, str) and record.strip():
+        code = record.strip()
+    elif config.get("site") is None:
+        _text(_object(ncr, path, "site"), f"{path}.site", "code")
+    site = (config.get(f"site.{code}") if code else None) or config.get("site") or code
     if not site or not all(c.isascii() and (c.isalnum() or c in "-_") for c in site):
         raise MapError.other(
             f"site '{site}' (for platform site code '{code}') may hold only letters, digits, "

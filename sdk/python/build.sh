@@ -5,8 +5,9 @@
 #
 # <module> (default `app`) is the plugin's module defining `map(message)`. The plugin's *.py
 # files and the millrace_kit package are staged into <plugin-dir>/.build/src, an entry module
-# wires `map` to the `mapper` world's export, and componentize-py generates the bindings from
-# wit/mapping@1.0.0 and writes the component. Installs componentize-py (pinned in
+# wires `map` to the `mapper` world's export, and componentize-py generates the bindings from the
+# WIT package the plugin's plugin.toml names (`wit = "millrace:mapping@1.1.0"`; 1.0.0 when it
+# names none) and writes the component. Installs componentize-py (pinned in
 # requirements.txt) into sdk/python/.venv when missing. Does nothing when <out.wasm> is newer
 # than every source, so the host's `plugin test` / `plugin run` stay fast.
 set -eu
@@ -19,7 +20,17 @@ kit=$(cd "$(dirname "$0")" && pwd)
 plugin=$(cd "$1" && pwd)
 case $2 in /*) out=$2 ;; *) out=$(pwd)/$2 ;; esac
 module=${3:-app}
-wit=$(cd "$kit/../../wit/mapping@1.0.0" && pwd)
+# The WIT version the manifest targets: its top-level `wit` key (before any [table]).
+package=millrace:mapping@1.0.0
+if [ -f "$plugin/plugin.toml" ]; then
+    named=$(sed -n '/^\[/q; s/^[[:space:]]*wit[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' "$plugin/plugin.toml" | head -n 1)
+    [ -n "$named" ] && package=$named
+fi
+if [ ! -d "$kit/../../wit/${package#millrace:}" ]; then
+    echo "error: $plugin/plugin.toml: wit = \"$package\" is not a WIT package of this kit" >&2
+    exit 1
+fi
+wit=$(cd "$kit/../../wit/${package#millrace:}" && pwd)
 venv=$kit/.venv
 tool=$venv/bin/componentize-py
 pin=$(grep -m1 '^componentize-py==' "$kit/requirements.txt")
@@ -33,7 +44,7 @@ fi
 if [ -f "$out" ]; then
     newer=$(find "$plugin" "$kit/millrace_kit" "$wit" "$kit/build.sh" "$kit/requirements.txt" \
         \( -name .build -o -name .venv -o -name __pycache__ -o -name fixtures \) -prune -o \
-        -type f \( -name '*.py' -o -name '*.wit' -o -name build.sh -o -name requirements.txt \) \
+        -type f \( -name '*.py' -o -name '*.wit' -o -name build.sh -o -name requirements.txt -o -name plugin.toml \) \
         -newer "$out" -print | head -n 1)
     [ -z "$newer" ] && exit 0
 fi

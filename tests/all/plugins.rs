@@ -9,7 +9,7 @@ use crate::support::*;
 use millrace::registry::{Manifest, fixtures};
 use millrace::transport::consumer_name;
 
-/// The plugin folders: every plugin and the Python and JavaScript templates.
+/// The plugin folders: every plugin and the Rust, Python and JavaScript templates.
 fn plugin_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root().join("plugins"))
         .unwrap()
@@ -17,6 +17,7 @@ fn plugin_dirs() -> Vec<PathBuf> {
         .filter(|p| p.join("plugin.toml").is_file())
         .collect();
     dirs.sort();
+    dirs.push(root().join("sdk/rust/template"));
     dirs.push(root().join("sdk/python/template"));
     dirs.push(root().join("sdk/js/template"));
     dirs
@@ -25,12 +26,28 @@ fn plugin_dirs() -> Vec<PathBuf> {
 #[test]
 fn every_plugin_passes_its_golden_fixtures() {
     let dirs = plugin_dirs();
-    assert!(dirs.len() >= 11, "nine plugins and two templates: {dirs:?}");
+    assert!(
+        dirs.len() >= 14,
+        "eleven plugins and three templates: {dirs:?}"
+    );
     for dir in dirs {
         let o = millrace(&["plugin", "test", dir.to_str().unwrap()]);
         let t = text(&o);
         assert!(o.status.success(), "{}:\n{t}", dir.display());
         assert!(t.contains(" 0 failed"), "{}:\n{t}", dir.display());
+    }
+}
+
+/// The Python and JavaScript kits build against the WIT version a plugin's manifest names: the
+/// templates set to millrace:mapping@1.1.0 carry the expiry date that version added (on 1.0.0
+/// the templates' own fixtures pass without it).
+#[test]
+fn the_kits_build_against_the_wit_version_of_the_manifest() {
+    for dir in ["tests/guests/kit-python-v1-1", "tests/guests/kit-js-v1-1"] {
+        let o = millrace(&["plugin", "test", root().join(dir).to_str().unwrap()]);
+        let t = text(&o);
+        assert!(o.status.success(), "{dir}:\n{t}");
+        assert!(t.contains("1 passed, 0 failed"), "{dir}:\n{t}");
     }
 }
 
@@ -72,7 +89,7 @@ async fn all_plugins_run_in_one_host_routed_by_subject() {
     }
     assert_eq!(
         expected.len(),
-        9,
+        11,
         "every plugin has events to map: {:?}",
         expected.keys()
     );
@@ -120,4 +137,72 @@ async fn all_plugins_run_in_one_host_routed_by_subject() {
         }
     }
     assert_eq!(try_stream_len(&js, "DLQ").await, Some(0));
+}
+
+/// `scripts/demo --once` on a fresh state folder routes every plugin kind and prints one lot's
+/// journey: in transit, received, blocked by a quality hold; then exits 0.
+#[test]
+fn the_demo_follows_one_lot_from_in_transit_to_blocked() {
+    let state = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let o = std::process::Command::new(root().join("scripts/demo"))
+        .args(["--once", "--port", &port.to_string(), "--state-dir"])
+        .arg(state.path())
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    // The tables, one row per line with single spaces, split at each step's title.
+    let rows: Vec<String> = t
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let start = rows
+        .iter()
+        .position(|r| r.starts_with("== the journey of lot L2026-0211"))
+        .expect(&t);
+    let step = |n: &str| -> Vec<&String> {
+        rows[start..]
+            .iter()
+            .skip_while(|r| !r.starts_with(n))
+            .skip(1)
+            .take_while(|r| !r.starts_with("=="))
+            .collect()
+    };
+    let has = |rows: &[&String], row: &str| rows.iter().any(|r| r.starts_with(row));
+    let shipped = step("== 1.");
+    assert!(
+        has(&shipped, "PLANT1 HSG-4410-A - L2026-0211 0 0 0 40 EA"),
+        "{shipped:?}"
+    );
+    let received = step("== 2.");
+    assert!(
+        has(&received, "PLANT1 HSG-4410-A - L2026-0211 0 0 0 10 EA"),
+        "{received:?}"
+    );
+    assert!(
+        has(&received, "PLANT1 HSG-4410-A WH1 L2026-0211 30 0 30 0 EA"),
+        "{received:?}"
+    );
+    let blocked = step("== 3.");
+    assert!(
+        has(
+            &blocked,
+            "PLANT1 HSG-4410-A WH1 L2026-0211 30 30 0 0 EA NCR-2026-0142"
+        ),
+        "{blocked:?}"
+    );
+    // Opening balances come first: no stock position goes negative.
+    assert!(
+        !rows.iter().any(|r| r.starts_with("PLANT1 ")
+            && r.split(' ')
+                .nth(4)
+                .is_some_and(|on_hand| on_hand.starts_with('-'))),
+        "a negative stock position:\n{t}"
+    );
 }

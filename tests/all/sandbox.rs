@@ -310,6 +310,43 @@ async fn environment_files_clock_randomness_sockets_and_stdout_are_denied_or_cap
     assert_steady_served(&js, commands.len(), &mut host).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_logging_in_a_loop_leaves_at_most_the_cap_in_the_host_log_per_call() {
+    use millrace::sandbox::LOG_RECORDS_BUDGET;
+    let (_nats, js, mut host) = start("deadline = \"20s\"").await;
+    // 20 000 records of about 120 bytes each: 2.4 MB of log per call without the cap.
+    let commands = ["logloop 20000", "logloop 20000 reject"];
+    publish_beside_steady(&js, &commands).await;
+
+    // Each message ends by its own outcome, the cap notwithstanding.
+    assert_eq!(lab_items(&js, 1).await, ["ITEM-1"], "the first is mapped");
+    let dead = dead_letters(&js, 1).await;
+    assert_eq!(dead[0].0, "logloop 20000 reject");
+    assert_eq!(
+        dead[0].1, "rejected-by-rule",
+        "the second is dead-lettered: {dead:?}"
+    );
+    assert_eq!(dead[0].2, "1", "a rejection is not retried: {dead:?}");
+
+    let log = host.log_text();
+    let records = log.matches("logloop record ").count();
+    assert!(
+        (1..=2 * LOG_RECORDS_BUDGET).contains(&records),
+        "{records} guest log records reached the host log for two calls; the cap is {LOG_RECORDS_BUDGET} a call"
+    );
+    assert!(
+        log.contains(&format!("guest log over {LOG_RECORDS_BUDGET} records")),
+        "the log says the cap cut the records:\n{}",
+        &log[..log.len().min(4000)]
+    );
+    assert!(
+        log.len() < 1_000_000,
+        "the host log holds {} bytes",
+        log.len()
+    );
+    assert_steady_served(&js, commands.len(), &mut host).await;
+}
+
 /// How many million iterations of `slow` run in `target` on this machine, measured in-process
 /// with the same engine settings the host uses.
 fn slow_millions_for(target: Duration) -> u64 {

@@ -1,4 +1,7 @@
 //! `MaterialInformation`: each `MaterialLot` with a quantity becomes an `inventory-balance`.
+//! When the quantities sit on the lot's `MaterialSubLot`s (containers, bins, pallets of the lot),
+//! the lot's balance is their sum per location, and a sub-lot whose status blocks it (for
+//! example `NotValid` or a quarantine) counts as blocked stock.
 //! Lots without a quantity (status or property updates) and material definitions or classes
 //! (master data) carry no stock figure and map to nothing.
 
@@ -9,7 +12,8 @@ use roxmltree::Node;
 use crate::document::Context;
 use crate::{quantity, xml};
 
-/// Lot status (B2MML free text, matched case-insensitively) → whether the stock is blocked.
+/// Lot status (B2MML free text, matched ignoring case, spaces, `-` and `_`, so `On Hold`,
+/// `on_hold` and `OnHold` are one status) → whether the stock is blocked.
 const STATUSES: &[(&str, bool)] = &[
     ("Valid", false),
     ("Released", false),
@@ -17,11 +21,14 @@ const STATUSES: &[(&str, bool)] = &[
     ("Approved", false),
     ("Unrestricted", false),
     ("Blocked", true),
+    ("NotValid", true),
+    ("Invalid", true),
     ("Quarantine", true),
     ("Quarantined", true),
+    ("InQuarantine", true),
     ("Hold", true),
     ("OnHold", true),
-    ("On Hold", true),
+    ("QualityHold", true),
     ("Rejected", true),
     ("Expired", true),
 ];
@@ -32,54 +39,197 @@ pub(crate) fn map(
     context: &Context<'_, '_>,
     events: &mut Vec<CanonicalEvent>,
 ) -> Result<(), MapError> {
+    // Only a BOD id identifies a resend: a MaterialInformation/ID may name the report, not
+    // this issue of it, and a balance re-reported under it must not be dropped as a resend.
+    let transaction = context.document_id.clone();
     for lot in xml::children(information, "MaterialLot") {
         let id = xml::require(lot, "ID")?;
         let amounts = quantity::amounts(lot)?;
-        let Some(amount) = quantity::single(lot, &amounts, |_| false)? else {
-            log::info(
-                "material lot without a stock quantity; no balance",
-                &[("lot", id), ("line", &xml::line(lot).to_string())],
-            );
+        let own = quantity::single(lot, &amounts, |_| false)?;
+        let lot_blocked = match xml::child(lot, "Status") {
+            None => false,
+            Some(status) => is_blocked(status)?,
+        };
+        let mut parts = Vec::new();
+        sub_lots(lot, id, lot_blocked, xml::location(lot), &mut parts)?;
+        let balances = if parts.is_empty() {
+            let Some(amount) = own else {
+                log::info(
+                    "material lot without a stock quantity; no balance",
+                    &[("lot", id), ("line", &xml::line(lot).to_string())],
+                );
+                continue;
+            };
+            if amount.value < Decimal::ZERO {
+                return Err(MapError::rejected(format!(
+                    "{}: lot {id} has a negative quantity",
+                    xml::at(lot)
+                )));
+            }
+            let location = xml::location(lot).ok_or_else(|| {
+                MapError::rejected(format!(
+                    "{}: lot {id} has a Quantity but no StorageLocation or Location; a balance needs a location",
+                    xml::at(lot)
+                ))
+            })?;
+            vec![Balance {
+                location,
+                uom: amount.uom.clone(),
+                on_hand: amount.value,
+                blocked: if lot_blocked {
+                    amount.value
+                } else {
+                    Decimal::ZERO
+                },
+            }]
+        } else {
+            let balances = per_location(lot, id, &parts)?;
+            if let Some(amount) = own {
+                let total: Decimal = parts.iter().map(|p| p.amount.value).sum();
+                if amount.uom != parts[0].amount.uom || amount.value != total {
+                    log::warn(
+                        "material lot quantity differs from the sum of its sub-lots; the sub-lots are mapped",
+                        &[
+                            ("lot", id),
+                            ("lot_quantity", &decimal::to_wit(amount.value)),
+                            ("sub_lots", &decimal::to_wit(total)),
+                        ],
+                    );
+                }
+            }
+            balances
+        };
+        let item = xml::require(lot, "MaterialDefinitionID")?;
+        let occurred_at = context.occurred_at(
+            lot,
+            vec![xml::child(information, "PublishedDate")],
+            "MaterialInformation/PublishedDate",
+        )?;
+        let site = context.route.site(lot)?;
+        for balance in balances {
+            events.push(CanonicalEvent {
+                site: site.clone(),
+                occurred_at: occurred_at.clone(),
+                source_sequence: None,
+                source_transaction: transaction.clone(),
+                data: EventData::InventoryBalance(InventoryBalance {
+                    item: item.to_owned(),
+                    location: balance.location,
+                    lot: Some(id.to_owned()),
+                    on_hand: decimal::quantity(balance.on_hand, &balance.uom),
+                    allocated: decimal::quantity(Decimal::ZERO, &balance.uom),
+                    blocked: decimal::quantity(balance.blocked, &balance.uom),
+                }),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The stock of one lot at one location.
+struct Balance {
+    location: String,
+    uom: String,
+    on_hand: Decimal,
+    blocked: Decimal,
+}
+
+/// One sub-lot that holds stock: its amount, where it is and whether it is blocked.
+struct Part<'a, 'input> {
+    node: Node<'a, 'input>,
+    amount: quantity::Amount,
+    location: Option<String>,
+    blocked: bool,
+}
+
+/// Collects the sub-lots under `owner` that hold the stock: a sub-lot whose own sub-lots carry
+/// quantities is broken down by them, else its own quantity counts. Status and location are
+/// inherited from the enclosing sub-lot or lot; a blocked lot blocks all its sub-lots.
+fn sub_lots<'a, 'input>(
+    owner: Node<'a, 'input>,
+    lot: &str,
+    blocked: bool,
+    location: Option<String>,
+    parts: &mut Vec<Part<'a, 'input>>,
+) -> Result<(), MapError> {
+    for sub in xml::children(owner, "MaterialSubLot") {
+        let sub_blocked = blocked
+            || match xml::child(sub, "Status") {
+                None => false,
+                Some(status) => is_blocked(status)?,
+            };
+        let sub_location = xml::location(sub).or_else(|| location.clone());
+        let before = parts.len();
+        sub_lots(sub, lot, sub_blocked, sub_location.clone(), parts)?;
+        if parts.len() > before {
+            continue;
+        }
+        let amounts = quantity::amounts(sub)?;
+        let Some(amount) = quantity::single(sub, &amounts, |_| false)? else {
             continue;
         };
         if amount.value < Decimal::ZERO {
             return Err(MapError::rejected(format!(
-                "{}: lot {id} has a negative quantity",
-                xml::at(lot)
+                "{}: sub-lot {} of lot {lot} has a negative quantity",
+                xml::at(sub),
+                xml::text(sub, "ID").unwrap_or("(no ID)")
             )));
         }
-        let item = xml::require(lot, "MaterialDefinitionID")?;
-        let location = xml::location(lot).ok_or_else(|| {
-            MapError::rejected(format!(
-                "{}: lot {id} has a Quantity but no StorageLocation or Location; a balance needs a location",
-                xml::at(lot)
-            ))
-        })?;
-        let blocked = match xml::child(lot, "Status") {
-            None => false,
-            Some(status) => is_blocked(status)?,
-        };
-        let zero = decimal::quantity(Decimal::ZERO, &amount.uom);
-        events.push(CanonicalEvent {
-            site: context.route.site(lot)?,
-            occurred_at: context.occurred_at(
-                lot,
-                vec![xml::child(information, "PublishedDate")],
-                "MaterialInformation/PublishedDate",
-            )?,
-            source_sequence: None,
-            source_transaction: context.document_id.clone(),
-            data: EventData::InventoryBalance(InventoryBalance {
-                item: item.to_owned(),
-                location,
-                lot: Some(id.to_owned()),
-                on_hand: amount.quantity(),
-                allocated: zero.clone(),
-                blocked: if blocked { amount.quantity() } else { zero },
-            }),
+        parts.push(Part {
+            node: sub,
+            amount,
+            location: sub_location,
+            blocked: sub_blocked,
         });
     }
     Ok(())
+}
+
+/// Sums the sub-lots of a lot per location, in the order the locations first appear.
+fn per_location(
+    lot: Node<'_, '_>,
+    id: &str,
+    parts: &[Part<'_, '_>],
+) -> Result<Vec<Balance>, MapError> {
+    let mut balances: Vec<Balance> = Vec::new();
+    for part in parts {
+        let location = part.location.clone().ok_or_else(|| {
+            MapError::rejected(format!(
+                "{}: sub-lot {} of lot {id} has a Quantity but neither it nor {} names a \
+                 StorageLocation or Location; a balance needs a location",
+                xml::at(part.node),
+                xml::text(part.node, "ID").unwrap_or("(no ID)"),
+                xml::at(lot)
+            ))
+        })?;
+        let blocked = if part.blocked {
+            part.amount.value
+        } else {
+            Decimal::ZERO
+        };
+        match balances.iter_mut().find(|b| b.location == location) {
+            Some(balance) if balance.uom != part.amount.uom => {
+                return Err(MapError::rejected(format!(
+                    "{}: sub-lots of lot {id} at {location} are counted in {} and {}; one \
+                     balance needs one unit",
+                    xml::at(part.node),
+                    balance.uom,
+                    part.amount.uom
+                )));
+            }
+            Some(balance) => {
+                balance.on_hand += part.amount.value;
+                balance.blocked += blocked;
+            }
+            None => balances.push(Balance {
+                location,
+                uom: part.amount.uom.clone(),
+                on_hand: part.amount.value,
+                blocked,
+            }),
+        }
+    }
+    Ok(balances)
 }
 
 /// Whether a lot `Status` means blocked stock; an unknown status is rejected rather than guessed.
@@ -87,9 +237,15 @@ fn is_blocked(status: Node<'_, '_>) -> Result<bool, MapError> {
     let Some(value) = xml::own_text(status) else {
         return Ok(false);
     };
+    let plain = |text: &str| -> String {
+        text.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
     STATUSES
         .iter()
-        .find(|(name, _)| name.eq_ignore_ascii_case(value))
+        .find(|(name, _)| plain(name) == plain(value))
         .map(|(_, blocked)| *blocked)
         .ok_or_else(|| {
             MapError::rejected(format!(

@@ -11,11 +11,8 @@ use millrace_sdk::edifact::{self, Interchange, Message, Segment};
 use millrace_sdk::prelude::*;
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
-    let site = config::require("site")?;
-    let offset = config::get("utc-offset").unwrap_or_else(|| "+00:00".to_owned());
-    let offset = timestamp::parse_offset(&offset)
-        .map_err(|e| MapError::other(format!("route config 'utc-offset': {e}")))?;
-    let item_qualifier = config::get("item-qualifier");
+    let route = edi::Route::load()?;
+    let (site, offset, item_qualifier) = (&route.site, route.utc_offset, &route.item_qualifier);
     let interchange =
         edifact::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
     let mut events = Vec::new();
@@ -31,17 +28,13 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             site: site.clone(),
             occurred_at: notice.ship_date.clone(),
             source_sequence: None,
-            source_transaction: Some(format!(
-                "{}:{}",
-                interchange.control_reference, message.reference
-            )),
+            // The shipment id (BGM) is in the event already: the envelope identity suffices.
+            source_transaction: Some(interchange.source_transaction(message, None)),
             data: EventData::ShipmentNotice(notice),
         });
     }
     if events.is_empty() {
-        return Err(MapError::malformed(
-            "the interchange holds no message".to_owned(),
-        ));
+        return Err(edi::holds_nothing("message"));
     }
     Ok(events)
 }
@@ -219,11 +212,8 @@ fn line(
             )));
         }
     };
-    let lot = segments
-        .iter()
-        .find(|s| s.tag == "GIN" && s.value(1, 1) == "BX")
-        .map(|s| s.value(2, 1).trim().to_owned())
-        .filter(|l| !l.is_empty());
+    // The batch, wherever the partner put it (GIN BX, PCI 36E, RFF BT, GIR BX, PIA NB).
+    let lot = edifact::line_batch(segments)?;
     let serials = segments
         .iter()
         .filter(|s| s.tag == "GIN" && s.value(1, 1) == "BN")

@@ -1,9 +1,9 @@
 //! millrace mapping plugin for EDIFACT RECADV receiving advices (D96A / D01B, EANCOM style).
 //!
 //! Every received `LIN` line becomes one canonical `inventory-movement` receipt, with its batch as
-//! the lot. The WIT `inventory-movement` has no expiry date: a line's expiry (`DTM` 36 or 361) is
-//! checked and logged, not mapped. The field mapping and the route configuration keys are
-//! documented in this plugin's README.md.
+//! the lot and its expiry (`DTM` 36, else 361) as the expiry date, which `millrace:mapping@1.1.0`
+//! added (the plugin targets 1.1.0 in plugin.toml). The field mapping and the route
+//! configuration keys are documented in this plugin's README.md.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -11,11 +11,8 @@ use millrace_sdk::edifact::{self, Interchange, Message, Segment};
 use millrace_sdk::prelude::*;
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
-    let site = config::require("site")?;
-    let offset = config::get("utc-offset").unwrap_or_else(|| "+00:00".to_owned());
-    let offset = timestamp::parse_offset(&offset)
-        .map_err(|e| MapError::other(format!("route config 'utc-offset': {e}")))?;
-    let item_qualifier = config::get("item-qualifier");
+    let route = edi::Route::load()?;
+    let (site, offset, item_qualifier) = (&route.site, route.utc_offset, &route.item_qualifier);
     let interchange =
         edifact::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
     let mut events = Vec::new();
@@ -26,25 +23,22 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
                 message.reference, message.position, message.message_type
             )));
         }
-        let (occurred_at, movements) =
+        let (occurred_at, document, movements) =
             receipts(&interchange, message, offset, item_qualifier.as_deref())?;
+        // The envelope identity, then the advice's own number (BGM), the one a clerk searches.
+        let transaction = interchange.source_transaction(message, document.as_deref());
         for movement in movements {
             events.push(CanonicalEvent {
                 site: site.clone(),
                 occurred_at: occurred_at.clone(),
                 source_sequence: None,
-                source_transaction: Some(format!(
-                    "{}:{}",
-                    interchange.control_reference, message.reference
-                )),
+                source_transaction: Some(transaction.clone()),
                 data: EventData::InventoryMovement(movement),
             });
         }
     }
     if events.is_empty() {
-        return Err(MapError::malformed(
-            "the interchange holds no received line".to_owned(),
-        ));
+        return Err(edi::holds_nothing("received line"));
     }
     Ok(events)
 }
@@ -72,7 +66,7 @@ fn receipts(
     message: &Message,
     offset: timestamp::UtcOffset,
     item_qualifier: Option<&str>,
-) -> Result<(String, Vec<InventoryMovement>), MapError> {
+) -> Result<(String, Option<String>, Vec<InventoryMovement>), MapError> {
     let all: Vec<&Segment> = message.segments.iter().collect();
     let header: Vec<&Segment> = all
         .iter()
@@ -155,7 +149,8 @@ fn receipts(
             message.reference, message.position
         )));
     }
-    Ok((occurred_at, movements))
+    let document = Some(bgm.value(2, 1).trim().to_owned()).filter(|s| !s.is_empty());
+    Ok((occurred_at, document, movements))
 }
 
 fn receipt(
@@ -209,28 +204,13 @@ fn receipt(
             )));
         }
     };
-    // The batch: GIN+BX, else the marks of a PCI+36E (marked with batch number).
-    let lot = segments
-        .iter()
-        .find(|s| s.tag == "GIN" && s.value(1, 1) == "BX")
-        .map(|s| s.value(2, 1).trim().to_owned())
-        .or_else(|| find(segments, "PCI", "36E").map(|s| s.value(2, 1).trim().to_owned()))
-        .filter(|l| !l.is_empty());
-    if let Some(expiry) = find(segments, "DTM", "36").or_else(|| find(segments, "DTM", "361")) {
-        let (date, _) = dtm(expiry)?;
-        // inventory-movement has no expiry field; keep it visible in the host log.
-        let expires = timestamp::full_date(date);
-        let at = expiry.at();
-        log::info(
-            "expiry date not mapped: inventory-movement has no expiry field",
-            &[
-                ("item", item.as_str()),
-                ("lot", lot.as_deref().unwrap_or("")),
-                ("expires", expires.as_str()),
-                ("at", at.as_str()),
-            ],
-        );
-    }
+    // The batch, wherever the partner put it (GIN BX, PCI 36E, RFF BT, GIR BX, PIA NB).
+    let lot = edifact::line_batch(segments)?;
+    // The lot's expiry (best-before) date: DTM 36 (expiry), else 361 (best before).
+    let expiry_date = find(segments, "DTM", "36")
+        .or_else(|| find(segments, "DTM", "361"))
+        .map(|expiry| dtm(expiry).map(|(date, _)| timestamp::full_date(date)))
+        .transpose()?;
     let serials = segments
         .iter()
         .filter(|s| s.tag == "GIN" && s.value(1, 1) == "BN")
@@ -242,18 +222,13 @@ fn receipt(
         .filter(|s| !s.is_empty())
         .or_else(|| header_reference.clone());
     Ok(Some(InventoryMovement {
-        movement_type: MovementType::Receipt,
-        item,
-        quantity: Quantity {
-            amount,
-            uom: uom.to_owned(),
-        },
-        from_location: None,
         to_location: to_location.clone(),
         lot,
         serials,
         stock_status: status,
         reference_document,
+        expiry_date,
+        ..InventoryMovement::new(MovementType::Receipt, item, Quantity::new(amount, uom))
     }))
 }
 

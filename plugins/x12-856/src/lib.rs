@@ -11,11 +11,7 @@ use millrace_sdk::prelude::*;
 use millrace_sdk::x12::{self, Interchange, Segment, TransactionSet};
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
-    let site = config::require("site")?;
-    let offset = config::get("utc-offset").unwrap_or_else(|| "+00:00".to_owned());
-    timestamp::parse_offset(&offset)
-        .map_err(|e| MapError::other(format!("route config 'utc-offset': {e}")))?;
-    let item_qualifier = config::get("item-qualifier");
+    let route = edi::Route::load()?;
     let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
     let mut events = Vec::new();
     for (_, set) in interchange.transaction_sets() {
@@ -25,24 +21,36 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
                 set.id, set.control_number, set.position
             )));
         }
-        let notice = ship_notice(&interchange, set, &offset, item_qualifier.as_deref())?;
-        events.push(CanonicalEvent {
-            site: site.clone(),
-            occurred_at: notice.ship_date.clone(),
-            source_sequence: None,
-            source_transaction: Some(format!(
-                "{}:{}",
-                interchange.control_number, set.control_number
-            )),
-            data: EventData::ShipmentNotice(notice),
-        });
+        // CTT counts the HL levels and, when it has a hash total, sums the item level SN1s (the
+        // packs under an item break its quantity down).
+        x12::check_totals(set, "HL", item_quantities(set), 2)?;
+        let notice = ship_notice(
+            &interchange,
+            set,
+            &route.utc_offset_text,
+            route.item_qualifier.as_deref(),
+        )?;
+        // The shipment id is in the event already: the envelope identity suffices.
+        events.push(
+            CanonicalEvent::new(&route.site, notice.ship_date.clone(), notice)
+                .with_transaction(interchange.source_transaction(set, None)),
+        );
     }
     if events.is_empty() {
-        return Err(MapError::malformed(
-            "the interchange holds no transaction set".to_owned(),
-        ));
+        return Err(edi::holds_nothing("transaction set"));
     }
     Ok(events)
+}
+
+/// The `SN1` segments of the item (`HL03` `I`) levels of a ship notice.
+fn item_quantities(set: &TransactionSet) -> impl Iterator<Item = &Segment> {
+    let mut level = "";
+    set.segments.iter().filter(move |s| {
+        if s.id == "HL" {
+            level = s.element(3);
+        }
+        s.id == "SN1" && level.trim() == "I"
+    })
 }
 
 /// One `HL` level with the segments that follow it up to the next `HL`.
@@ -154,14 +162,15 @@ fn ship_notice(
             .find(|s| s.id == "DTM" && s.trimmed(1) == qualifier)
     };
     let ship_date = match dtm("011") {
-        Some(d) => x12::timestamp(d.element(2), d.element(3), offset)
-            .malformed_at(format!("{}, DTM02/03 ship date", d.at()))?,
+        Some(d) => {
+            x12::dtm_timestamp(d, offset).malformed_at(format!("{}, DTM02/03 ship date", d.at()))?
+        }
         None => x12::timestamp(bsn.element(3), bsn.element(4), offset)
             .malformed_at(format!("{}, BSN03/04 date", bsn.at()))?,
     };
     let expected_delivery = dtm("017")
         .map(|d| {
-            x12::timestamp(d.element(2), d.element(3), offset)
+            x12::dtm_timestamp(d, offset)
                 .malformed_at(format!("{}, DTM02/03 expected delivery", d.at()))
         })
         .transpose()?;

@@ -12,11 +12,11 @@ use millrace_sdk::timestamp::Date;
 use millrace_sdk::x12::{self, Group, Interchange, Segment, TransactionSet};
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
-    let site = config::require("site")?;
-    let offset = config::get("utc-offset").unwrap_or_else(|| "+00:00".to_owned());
-    timestamp::parse_offset(&offset)
-        .map_err(|e| MapError::other(format!("route config 'utc-offset': {e}")))?;
-    let item_qualifier = config::get("item-qualifier").unwrap_or_else(|| "BP".to_owned());
+    let route = edi::Route::load()?;
+    let item_qualifier = route
+        .item_qualifier
+        .clone()
+        .unwrap_or_else(|| "BP".to_owned());
     let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
     let mut events = Vec::new();
     for (group, set) in interchange.transaction_sets() {
@@ -26,30 +26,26 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
                 set.id, set.control_number, set.position
             )));
         }
-        let schedule = Schedule::read(group, set, &offset)?;
+        let schedule = Schedule::read(group, set, &route.utc_offset_text)?;
+        // The envelope identity, then the schedule's own reference (BFR02 / BSS02).
+        let transaction = interchange.source_transaction(set, schedule.number);
         for commitment in schedule.commitments(&interchange, set, &item_qualifier)? {
-            events.push(CanonicalEvent {
-                site: site.clone(),
-                occurred_at: schedule.issued_at.clone(),
-                source_sequence: None,
-                source_transaction: Some(format!(
-                    "{}:{}",
-                    interchange.control_number, set.control_number
-                )),
-                data: EventData::SupplierCommitment(commitment),
-            });
+            events.push(
+                CanonicalEvent::new(&route.site, schedule.issued_at.clone(), commitment)
+                    .with_transaction(&transaction),
+            );
         }
     }
     if events.is_empty() {
-        return Err(MapError::malformed(
-            "the interchange holds no schedule with a LIN item".to_owned(),
-        ));
+        return Err(edi::holds_nothing("schedule with a LIN item"));
     }
     Ok(events)
 }
 
 /// The header facts of one schedule.
 struct Schedule<'a> {
+    /// The schedule's own reference (`BFR02` / `BSS02`), or its release number (`BFR03`).
+    number: Option<&'a str>,
     issued_at: String,
     purchase_order: Option<String>,
     header: Vec<&'a Segment>,
@@ -88,7 +84,12 @@ impl<'a> Schedule<'a> {
         let purchase_order = Some(head.trimmed(po_element))
             .filter(|p| !p.is_empty())
             .map(str::to_owned);
+        let number = [2, 3]
+            .iter()
+            .map(|n| head.trimmed(*n))
+            .find(|n| !n.is_empty());
         Ok(Self {
+            number,
             issued_at,
             purchase_order,
             header,

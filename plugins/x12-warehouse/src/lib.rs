@@ -10,10 +10,8 @@ use millrace_sdk::prelude::*;
 use millrace_sdk::x12::{self, Segment, TransactionSet};
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
-    let site = config::require("site")?;
-    let offset = config::get("utc-offset").unwrap_or_else(|| "+00:00".to_owned());
-    timestamp::parse_offset(&offset)
-        .map_err(|e| MapError::other(format!("route config 'utc-offset': {e}")))?;
+    let route = edi::Route::load()?;
+    let offset = &route.utc_offset_text;
     let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
     let mut events = Vec::new();
     for (_, set) in interchange.transaction_sets() {
@@ -29,24 +27,18 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
                 )));
             }
         };
-        let occurred_at = document.occurred_at(&offset)?;
+        let occurred_at = document.occurred_at(offset)?;
+        // The envelope identity, then the document's own number: the one a clerk searches for.
+        let transaction = interchange.source_transaction(set, document.number().as_deref());
         for movement in document.movements()? {
-            events.push(CanonicalEvent {
-                site: site.clone(),
-                occurred_at: occurred_at.clone(),
-                source_sequence: None,
-                source_transaction: Some(format!(
-                    "{}:{}",
-                    interchange.control_number, set.control_number
-                )),
-                data: EventData::InventoryMovement(movement),
-            });
+            events.push(
+                CanonicalEvent::new(&route.site, occurred_at.clone(), movement)
+                    .with_transaction(&transaction),
+            );
         }
     }
     if events.is_empty() {
-        return Err(MapError::malformed(
-            "the interchange holds no item line to map".to_owned(),
-        ));
+        return Err(edi::holds_nothing("item line to map"));
     }
     Ok(events)
 }
@@ -111,6 +103,23 @@ impl<'a> Document<'a> {
         })
     }
 
+    /// The document's own number: the 944's warehouse receipt number (`W17`03), the 945's
+    /// shipment id (`W06`04, else the depositor order `W06`02), the 943's depositor order
+    /// (`W06`02), the 861's receiving advice number (`BRA`01).
+    fn number(&self) -> Option<String> {
+        let elements: &[usize] = match self.set.id.as_str() {
+            "944" => &[3],
+            "945" => &[4, 2],
+            "943" => &[2],
+            _ => &[1],
+        };
+        elements
+            .iter()
+            .map(|n| self.begin.trimmed(*n))
+            .find(|v| !v.is_empty())
+            .map(str::to_owned)
+    }
+
     fn header_find(&self, id: &str, qualifier: &str) -> Option<&'a Segment> {
         self.header
             .iter()
@@ -125,11 +134,13 @@ impl<'a> Document<'a> {
             .header_find("G62", "11")
             .or_else(|| self.header_find("G62", "09"))
         {
+            // G62 05 is the time code: its zone, when it names one, before the route's offset.
+            let offset = x12::time_code_offset(g62.element(5)).unwrap_or(offset);
             return x12::timestamp(g62.element(2), g62.element(4), offset)
                 .malformed_at(format!("{}, G62 date/time", g62.at()));
         }
         if let Some(dtm) = self.header_find("DTM", "050") {
-            return x12::timestamp(dtm.element(2), dtm.element(3), offset)
+            return x12::dtm_timestamp(dtm, offset)
                 .malformed_at(format!("{}, DTM received date", dtm.at()));
         }
         let time = if self.begin.id == "BRA" {
@@ -315,15 +326,13 @@ impl<'a> Document<'a> {
             })
             .or_else(|| reference.clone());
         Ok(Some(InventoryMovement {
-            movement_type: self.movement,
-            item,
-            quantity: decimal::quantity(amount, unit),
             from_location: from_location.clone(),
             to_location: to_location.clone(),
             lot,
             serials: refs("SE"),
             stock_status: status,
             reference_document,
+            ..InventoryMovement::new(self.movement, item, decimal::quantity(amount, unit))
         }))
     }
 }

@@ -17,6 +17,13 @@ use crate::config::Limits;
 /// Guest stdout and stderr beyond this many bytes per call are dropped.
 const OUTPUT_BUDGET: usize = 16 * 1024;
 
+/// `host.log` records beyond this many per call are dropped, like stdout beyond its budget:
+/// a plugin logging in a loop until its deadline would otherwise write without bound.
+pub const LOG_RECORDS_BUDGET: usize = 100;
+
+/// `host.log` bytes (message and fields) beyond this many per call are dropped.
+pub const LOG_BYTES_BUDGET: usize = 32 * 1024;
+
 /// The store data of one plugin instance.
 pub struct GuestState {
     wasi: WasiCtx,
@@ -27,6 +34,46 @@ pub struct GuestState {
     config: Arc<BTreeMap<String, String>>,
     stdout: GuestOutput,
     stderr: GuestOutput,
+    log_budget: LogBudget,
+}
+
+/// What the guest wrote through `host.log` during the current call.
+#[derive(Debug, Default)]
+struct LogBudget {
+    records: usize,
+    bytes: usize,
+    dropped_records: usize,
+    dropped_bytes: usize,
+}
+
+impl LogBudget {
+    /// Takes `bytes` from the budget; false when the record must be dropped.
+    fn admit(&mut self, bytes: usize) -> bool {
+        if self.records < LOG_RECORDS_BUDGET && self.bytes.saturating_add(bytes) <= LOG_BYTES_BUDGET
+        {
+            self.records += 1;
+            self.bytes += bytes;
+            return true;
+        }
+        self.dropped_records += 1;
+        self.dropped_bytes = self.dropped_bytes.saturating_add(bytes);
+        false
+    }
+
+    /// Says in the log when the cap cut the call's records, and starts the next call afresh.
+    fn report(&mut self, route: &str, plugin: &str) {
+        if self.dropped_records > 0 {
+            tracing::warn!(
+                route,
+                plugin,
+                "guest log over {LOG_RECORDS_BUDGET} records or {LOG_BYTES_BUDGET} bytes in one \
+                 call: {} records ({} bytes) dropped",
+                self.dropped_records,
+                self.dropped_bytes
+            );
+        }
+        *self = Self::default();
+    }
 }
 
 impl GuestState {
@@ -67,12 +114,14 @@ impl GuestState {
             config: route.config.clone(),
             stdout,
             stderr,
+            log_budget: LogBudget::default(),
         }
     }
 
-    /// Writes out what the guest printed during the last call and resets the budget;
+    /// Writes out what the guest printed during the last call and resets the budgets;
     /// returns the last line it wrote to stderr (where a Rust panic message lands).
     pub(super) fn flush_output(&mut self) -> Option<String> {
+        self.log_budget.report(&self.route, &self.plugin);
         self.stdout.flush_to_log();
         self.stderr.flush_to_log()
     }
@@ -89,6 +138,12 @@ impl WasiView for GuestState {
 
 impl GuestState {
     fn log(&mut self, level: LogLevel, message: String, fields: Vec<(String, String)>) {
+        let bytes = fields.iter().fold(message.len(), |n, (k, v)| {
+            n.saturating_add(k.len() + v.len())
+        });
+        if !self.log_budget.admit(bytes) {
+            return;
+        }
         let fields = fields
             .iter()
             .map(|(k, v)| format!("{k}={v:?}"))
@@ -325,4 +380,24 @@ impl OutputStream for GuestOutput {
 #[wasmtime_wasi::async_trait]
 impl Pollable for GuestOutput {
     async fn ready(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_budget_caps_records_and_bytes_per_call() {
+        let mut budget = LogBudget::default();
+        let admitted = (0..1000).filter(|_| budget.admit(10)).count();
+        assert_eq!(admitted, LOG_RECORDS_BUDGET);
+        assert_eq!(budget.dropped_records, 1000 - LOG_RECORDS_BUDGET);
+        budget.report("r", "p");
+        assert!(
+            budget.admit(LOG_BYTES_BUDGET),
+            "a fresh call has the whole budget"
+        );
+        assert!(!budget.admit(1), "no byte beyond the budget");
+        assert_eq!(budget.dropped_bytes, 1);
+    }
 }

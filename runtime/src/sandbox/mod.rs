@@ -26,6 +26,7 @@ use wasmtime::{Engine, Store, Trap};
 pub use self::bindings::exports::{MapError as WitMapError, RawMessage};
 use self::bindings::{v1_0, v1_1};
 use self::guest::GuestState;
+pub use self::guest::{LOG_BYTES_BUDGET, LOG_RECORDS_BUDGET};
 use crate::canonical::MappedEvent;
 use crate::config::Limits;
 

@@ -7,8 +7,9 @@
 import { KINDS_OF_EVENT, MapError, log } from './millrace.js';
 
 const Q = 'quantity';
-// The canonical model of millrace:mapping@1.0.0: field -> type ('?' = option).
-const RECORDS = {
+// The canonical model of millrace:mapping@1.0.0: field -> type ('?' = option). ADDED_IN lists
+// what later versions added; a plugin targeting an older version has them left out.
+const RECORDS_1_0 = {
   quantity: { amount: 'string', uom: 'string' },
   'inventory-movement': {
     movement_type: 'enum:receipt,issue,transfer,adjustment,scrap', item: 'string', quantity: Q,
@@ -50,14 +51,40 @@ const RECORDS = {
 const EVENT = {
   site: 'string', occurred_at: 'string', source_sequence: 'u64?', source_transaction: 'string?',
 };
+const ADDED_IN = {
+  'millrace:mapping@1.1.0': { 'inventory-movement': { expiry_date: 'string?' } },
+};
+/** The WIT packages the kit targets, oldest first. */
+export const SERVED_WIT = ['millrace:mapping@1.0.0', 'millrace:mapping@1.1.0'];
+
+/** The canonical model of `wit`: 1.0.0 plus what each later version up to it added. */
+function recordsOf(wit) {
+  const records = Object.fromEntries(Object.entries(RECORDS_1_0).map(([k, v]) => [k, { ...v }]));
+  for (const version of SERVED_WIT.slice(1, SERVED_WIT.indexOf(wit) + 1)) {
+    for (const [name, fields] of Object.entries(ADDED_IN[version] || {})) Object.assign(records[name], fields);
+  }
+  return records;
+}
+let RECORDS = recordsOf(SERVED_WIT[0]);
+// Fields of a newer version an older plugin may set: left out and logged, not refused.
+let DROPPED = {};
 
 const camel = (name) => name.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
 
-/** The `map` export: wraps the plugin's plain `map(message)`. */
-export function exportMap(pluginMap) {
+/**
+ * The `map` export: wraps the plugin's plain `map(message)` for the WIT version `wit` the
+ * plugin's manifest names (build.mjs passes it).
+ */
+export function exportMap(pluginMap, wit = SERVED_WIT[0]) {
   if (typeof pluginMap !== 'function') {
     throw new TypeError('the plugin module must export a function `map(message)`');
   }
+  if (!SERVED_WIT.includes(wit)) throw new TypeError(`unknown WIT version '${wit}'; the kit targets ${SERVED_WIT.join(', ')}`);
+  RECORDS = recordsOf(wit);
+  const newest = recordsOf(SERVED_WIT[SERVED_WIT.length - 1]);
+  DROPPED = Object.fromEntries(Object.entries(newest).map(([name, fields]) => [
+    name, Object.keys(fields).filter((field) => !(field in RECORDS[name])),
+  ]));
   return function map(message) {
     let produced;
     try {
@@ -88,8 +115,18 @@ function toWitEvent(event, where) {
   }
   const out = record(EVENT, rest, where);
   if (data === undefined || data === null) throw new TypeError(`${where}.data is required`);
-  out.data = { tag: kind, val: record(RECORDS[kind], data, `${where}.data`) };
+  out.data = { tag: kind, val: record(RECORDS[kind], withoutNewer(kind, data), `${where}.data`) };
   return out;
+}
+
+function withoutNewer(kind, data) {
+  const dropped = (DROPPED[kind] || []).filter((field) => data && data[field] !== undefined && data[field] !== null);
+  if (dropped.length === 0) return data;
+  log.info(`${dropped.join(', ')} not mapped: the plugin's WIT version has no such field; target a newer one in plugin.toml`,
+    Object.fromEntries(dropped.map((field) => [field, String(data[field])])));
+  const kept = { ...data };
+  for (const field of dropped) delete kept[field];
+  return kept;
 }
 
 function record(fields, value, where) {

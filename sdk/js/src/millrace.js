@@ -12,7 +12,19 @@
 // TEXT: never a JS number, which cannot hold 0.1 exactly. The build (sdk/js/build.mjs) wires
 // `map` to the WIT export and turns a thrown MapError into the WIT `map-error`.
 
-import * as host from 'millrace:mapping/host@1.0.0';
+// The `host` import of the WIT version the plugin targets: the entry module build.mjs writes
+// imports it (the version is the manifest's) and hands it over before the plugin runs.
+let host = null;
+
+/** Called by the generated entry module with the `host` interface of the plugin's WIT version. */
+export function useHost(imports) {
+  host = imports;
+}
+
+function hostImports() {
+  if (host === null) throw new Error('the millrace host (config, log) is reachable only while map() runs');
+  return host;
+}
 
 const BRAND = Symbol.for('millrace.MapError');
 const KINDS = ['malformed-input', 'unsupported-document', 'rejected-by-rule', 'other'];
@@ -187,23 +199,23 @@ function parseOffset(text, original) {
 export const config = {
   /** The value of `key`, or `fallback` when the route does not set it. */
   get(key, fallback = undefined) {
-    const value = host.getConfig(key);
+    const value = hostImports().getConfig(key);
     return value === undefined || value === null ? fallback : value;
   },
   /** The value of `key`, or a MapError.other telling the operator to set it. */
   require(key) {
-    const value = host.getConfig(key);
+    const value = hostImports().getConfig(key);
     if (value === undefined || value === null) {
       throw MapError.other(`the route configuration has no key '${key}'; set it in the route's config`);
     }
     return value;
   },
   /** Every [key, value] pair, sorted by key. */
-  all() { return host.getConfigAll(); },
+  all() { return hostImports().getConfigAll(); },
 };
 
 function write(level, message, fields = {}) {
-  host.log(level, String(message), Object.entries(fields).map(([k, v]) => [String(k), String(v)]));
+  hostImports().log(level, String(message), Object.entries(fields).map(([k, v]) => [String(k), String(v)]));
 }
 
 /** Structured logs to the host log: log.info('mapped', { rows: 3 }). */

@@ -40,6 +40,8 @@ export function map(message) {
         to_location: doc.to_bin,
         stock_status: 'unrestricted',
         reference_document: field('receipt'),
+        // Carried when plugin.toml targets millrace:mapping@1.1.0; logged on 1.0.0.
+        expiry_date: doc.expires,
       },
     }),
   ];

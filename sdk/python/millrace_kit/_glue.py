@@ -13,7 +13,12 @@ from componentize_py_types import Err
 from wit_world import WitWorld as _MapperWorld
 from wit_world.imports import canonical, types
 
+from . import log
 from .errors import MapError
+
+#: Fields later WIT versions added; a plugin targeting an older version (its plugin.toml `wit`)
+#: has them left out and logged, not refused.
+_NEWER_FIELDS = {"expiry_date": "millrace:mapping@1.1.0"}
 
 _ERRORS = {
     "malformed-input": types.MapError_MalformedInput,
@@ -70,6 +75,14 @@ def _record(cls, value, where):
         raise TypeError(f"{where}: expected a dict for {cls.__name__}, got {type(value).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    newer = sorted(k for k in set(value) - names if k in _NEWER_FIELDS and value[k] is not None)
+    if newer:
+        log.info(
+            f"{', '.join(newer)} not mapped: the plugin's WIT version has no such field; "
+            f"target {_NEWER_FIELDS[newer[0]]} in plugin.toml",
+            **{k: value[k] for k in newer},
+        )
+    value = {k: v for k, v in value.items() if not (k in _NEWER_FIELDS and k not in names)}
     unknown = sorted(set(value) - names)
     if unknown:
         raise TypeError(f"{where}: {cls.__name__} has no field {unknown[0]!r}; fields: {sorted(names)}")

@@ -47,6 +47,8 @@ def map(message):
                 "to_location": doc.get("to_bin"),
                 "stock_status": "unrestricted",
                 "reference_document": field("receipt"),
+                # Carried when plugin.toml targets millrace:mapping@1.1.0; logged on 1.0.0.
+                "expiry_date": doc.get("expires"),
             },
         )
     ]

@@ -26,14 +26,13 @@ pub fn all() -> Vec<(String, String)> {
 
 #[cfg(target_arch = "wasm32")]
 mod backend {
-    use crate::wit::millrace::mapping::host;
-
+    // The host imports of the WIT version the plugin exports; set before `map` runs.
     pub(super) fn get(key: &str) -> Option<String> {
-        host::get_config(key)
+        crate::__export::host().and_then(|host| (host.get_config)(key))
     }
 
     pub(super) fn all() -> Vec<(String, String)> {
-        host::get_config_all()
+        crate::__export::host().map_or_else(Vec::new, |host| (host.get_config_all)())
     }
 }
 

@@ -613,6 +613,14 @@ pub fn date_time(
 #[cfg(test)]
 mod tests;
 
+impl Interchange {
+    /// The `source_transaction` of `message`: `UNB` 0020 `:` `UNH` 0062, then the message's own
+    /// number (`BGM` C106) when given. See [`crate::edi::source_transaction`].
+    pub fn source_transaction(&self, message: &Message, number: Option<&str>) -> String {
+        crate::edi::source_transaction(&self.control_reference, &message.reference, number)
+    }
+}
+
 /// The item number of a line group (`LIN` and the segments after it): from `LIN` 03 and the
 /// `PIA` item ids, the one whose type code (e.g. `SA` supplier, `BP` buyer, `EN` EAN) is
 /// `qualifier`, or the first one when no qualifier is asked for. An error names the segment.
@@ -629,6 +637,10 @@ pub fn line_item(
     }
     for pia in segments.iter().filter(|s| s.tag == "PIA") {
         for n in 2..=6 {
+            // A batch or serial number in a PIA names the units, not the item.
+            if NOT_ITEM_IDS.contains(&pia.value(n, 2)) {
+                continue;
+            }
             if !pia.value(n, 1).trim().is_empty() {
                 ids.push((pia.value(n, 2), pia.value(n, 1).trim()));
             }
@@ -647,4 +659,67 @@ pub fn line_item(
             None => format!("{}: the line has no item number", lin.at()),
         })
     })
+}
+
+/// `PIA` item number types (7143) that are not item numbers: batch (`NB`) and serial (`SN`).
+const NOT_ITEM_IDS: [&str; 2] = ["NB", "SN"];
+
+/// The batch (lot) number of a line group (`LIN` and the segments after it), read from every
+/// place EANCOM and partners put it: `GIN+BX` (batch identity numbers), the marks of a `PCI+36E`
+/// (marked with batch number), `RFF+BT` (batch number reference), `GIR` identity numbers
+/// qualified `BX`, and `PIA` item numbers of type `NB`. `None` when the line names no batch.
+///
+/// A line naming two different batches is an error: its quantity cannot be given to one lot,
+/// and picking one would book stock to the wrong lot. Split such lines per batch.
+pub fn line_batch(segments: &[&Segment]) -> Result<Option<String>, crate::MapError> {
+    let mut found: Vec<(String, Segment, &str)> = Vec::new();
+    let mut add = |value: &str, segment: &Segment, place: &'static str| {
+        let value = value.trim();
+        if !value.is_empty() {
+            found.push((value.to_owned(), segment.clone(), place));
+        }
+    };
+    for segment in segments {
+        match segment.tag.as_str() {
+            "GIN" if segment.value(1, 1) == "BX" => {
+                for n in 2..=6 {
+                    add(segment.value(n, 1), segment, "GIN BX");
+                }
+            }
+            "PCI" if segment.value(1, 1) == "36E" => {
+                for m in 1..=10 {
+                    add(segment.value(2, m), segment, "PCI 36E marks");
+                }
+            }
+            "RFF" if segment.value(1, 1) == "BT" => add(segment.value(1, 2), segment, "RFF BT"),
+            "GIR" => {
+                for n in 2..=6 {
+                    if segment.value(n, 2) == "BX" {
+                        add(segment.value(n, 1), segment, "GIR BX");
+                    }
+                }
+            }
+            "PIA" => {
+                for n in 2..=6 {
+                    if segment.value(n, 2) == "NB" {
+                        add(segment.value(n, 1), segment, "PIA NB");
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some((batch, first, first_place)) = found.first() else {
+        return Ok(None);
+    };
+    if let Some((other, segment, place)) = found.iter().find(|(b, _, _)| b != batch) {
+        return Err(crate::MapError::malformed(format!(
+            "{}: the line names two batches, '{batch}' ({first_place}, {}) and '{other}' ({place}, \
+             {}); its quantity cannot be booked to one lot: send one line per batch",
+            segments.first().map_or_else(|| first.at(), |lin| lin.at()),
+            first.at(),
+            segment.at()
+        )));
+    }
+    Ok(Some(batch.clone()))
 }

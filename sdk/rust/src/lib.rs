@@ -16,7 +16,8 @@
 //! ```
 //!
 //! The crate hides `wit-bindgen`: [`export_mapper!`] writes the component export glue for the
-//! `millrace:mapping@1.0.0` world `mapper`. Beside the canonical types ([`canonical`]) it offers
+//! `mapper` world of the WIT version the plugin's `plugin.toml` names (`millrace:mapping@1.0.0`
+//! or `@1.1.0`). Beside the canonical types ([`canonical`]) it offers
 //! the helpers every mapping needs: exact decimals ([`decimal`]), RFC 3339 timestamps
 //! ([`timestamp`]), typed errors ([`MapError`], [`ResultExt`]), the route configuration
 //! ([`config`]), logging ([`log`]) and legacy text decoding ([`text`]).
@@ -30,10 +31,14 @@
 // and from plugin crates.
 extern crate self as millrace_sdk;
 
+#[doc(hidden)]
+pub mod __export;
 pub mod config;
 pub mod decimal;
+pub mod edi;
 pub mod edifact;
 mod error;
+pub mod events;
 pub mod log;
 pub mod records;
 pub mod text;
@@ -42,47 +47,62 @@ pub mod x12;
 
 pub use error::ResultExt;
 
-/// The generated WIT bindings; use the re-exports instead.
+/// `wit-bindgen`, for the export glue [`export_mapper!`] writes in a plugin.
 #[doc(hidden)]
-#[allow(missing_docs, unsafe_code, clippy::all)]
-pub mod wit {
-    wit_bindgen::generate!({
-        path: "../../wit/mapping@1.0.0",
-        world: "mapper",
-        pub_export_macro: true,
-        default_bindings_module: "millrace_sdk::wit",
-        runtime_path: "millrace_sdk::__wit_bindgen_rt",
-        additional_derives: [PartialEq, Eq],
-    });
-}
+pub use wit_bindgen as __wit_bindgen;
 
 /// The runtime support of `wit-bindgen`, named by the generated export glue.
 #[doc(hidden)]
 pub use wit_bindgen::rt as __wit_bindgen_rt;
 
-/// The canonical event model of `millrace:mapping@1.0.0` (events, quantities, enums).
-pub mod canonical {
-    pub use crate::wit::millrace::mapping::canonical::*;
-}
+pub mod canonical;
 
 /// A raw message as it arrived on NATS: subject, headers and payload bytes.
-pub use crate::wit::millrace::mapping::types::RawMessage;
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawMessage {
+    /// The NATS subject it was published to, for example `raw.mes.plant1.shift-report`.
+    pub subject: String,
+    /// The message headers, in the order received; a name may repeat.
+    pub headers: Vec<(String, String)>,
+    /// The payload bytes, exactly as published (legacy data is often not UTF-8).
+    pub payload: Vec<u8>,
+}
 
-/// Why a mapping could not turn a raw message into canonical events; every case is permanent.
+/// Why a mapping could not turn a raw message into canonical events. Every case is permanent:
+/// the host dead-letters the message at once with this reason, and does not retry it.
 ///
 /// Build one with [`MapError::malformed`], [`MapError::unsupported`], [`MapError::rejected`] or
 /// [`MapError::other`], or attach context to any error with [`ResultExt`].
-pub use crate::wit::millrace::mapping::types::MapError;
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapError {
+    /// The payload is not well-formed for its format (bad syntax, wrong encoding, truncated).
+    MalformedInput(String),
+    /// The payload is well-formed but of a document type or version this mapping does not map.
+    UnsupportedDocument(String),
+    /// The payload is well-formed but a business rule rejects it.
+    RejectedByRule(String),
+    /// Any other reason.
+    Other(String),
+}
+
+impl std::fmt::Display for MapError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind(), self.message())
+    }
+}
+
+impl std::error::Error for MapError {}
 
 /// Everything a mapping usually needs, for `use millrace_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::canonical::{
-        CanonicalEvent, EventData, HoldAction, HoldScope, InventoryBalance, InventoryMovement,
-        MaterialConsumption, MovementType, ProductionCompletion, QualityHold, Quantity,
-        StockStatus, WorkOrderState, WorkOrderStatus,
+        CanonicalEvent, CommitmentLevel, EventData, HoldAction, HoldScope, InventoryBalance,
+        InventoryMovement, MaterialConsumption, MovementType, ProductionCompletion, QualityHold,
+        Quantity, ScheduleBucket, ShipmentLine, ShipmentNotice, StockStatus, SupplierCommitment,
+        WorkOrderState, WorkOrderStatus,
     };
     pub use crate::decimal::Decimal;
-    pub use crate::{MapError, RawMessage, ResultExt, config, decimal, log, text, timestamp};
+    pub use crate::{MapError, RawMessage, ResultExt, config, decimal, edi, log, text, timestamp};
 }
 
 impl RawMessage {
@@ -95,18 +115,25 @@ impl RawMessage {
     }
 }
 
-/// Exports a plain mapping function as the plugin's `map`.
+/// Exports a plain mapping function as the plugin's `map`, for the WIT version the plugin's
+/// manifest names.
 ///
 /// The function must have the signature
 /// `fn(RawMessage) -> Result<Vec<canonical::CanonicalEvent>, MapError>`. Use the macro once, at
-/// the root of a `cdylib` crate built for `wasm32-wasip2`.
+/// the root of a `cdylib` crate built for `wasm32-wasip2`, with a `plugin.toml` beside its
+/// `Cargo.toml`: its `wit = "millrace:mapping@1.0.0"` or `"millrace:mapping@1.1.0"` chooses
+/// the world exported, so the manifest and the component can never disagree.
 ///
 /// The component export glue is written for `wasm32` only. Every target also gets a public
 /// `MAPPER` constant naming the function, so a plugin crate that also builds as an `rlib` can
 /// be called natively (the benchmark's no-sandbox baseline) without two plugins' exports
 /// clashing in one native binary.
+pub use millrace_sdk_macros::export_mapper;
+
+/// The `MAPPER` constant every export writes.
+#[doc(hidden)]
 #[macro_export]
-macro_rules! export_mapper {
+macro_rules! __mapper_const {
     ($map:path) => {
         /// This plugin's mapping function, for calling it natively (no sandbox).
         pub const MAPPER: fn(
@@ -115,24 +142,5 @@ macro_rules! export_mapper {
             ::std::vec::Vec<$crate::canonical::CanonicalEvent>,
             $crate::MapError,
         > = $map;
-
-        #[cfg(target_arch = "wasm32")]
-        #[doc(hidden)]
-        struct MillraceMapper;
-
-        #[cfg(target_arch = "wasm32")]
-        impl $crate::wit::Guest for MillraceMapper {
-            fn map(
-                input: $crate::RawMessage,
-            ) -> ::core::result::Result<
-                ::std::vec::Vec<$crate::canonical::CanonicalEvent>,
-                $crate::MapError,
-            > {
-                MAPPER(input)
-            }
-        }
-
-        #[cfg(target_arch = "wasm32")]
-        $crate::wit::export!(MillraceMapper);
     };
 }

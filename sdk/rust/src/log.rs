@@ -2,7 +2,20 @@
 //!
 //! On `wasm32` these call the host; elsewhere (native tests) they write one line to stderr.
 
-pub use crate::wit::millrace::mapping::host::LogLevel as Level;
+/// The severity of a log record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Level {
+    /// Very detailed tracing.
+    Trace,
+    /// Details useful when debugging a mapping.
+    Debug,
+    /// Normal operation.
+    Info,
+    /// Something unexpected that the mapping handled.
+    Warn,
+    /// Something failed.
+    Error,
+}
 
 /// Writes `message` at `level` with extra key/value `fields`.
 pub fn write(level: Level, message: &str, fields: &[(&str, &str)]) {
@@ -37,14 +50,17 @@ pub fn error(message: &str, fields: &[(&str, &str)]) {
 #[cfg(target_arch = "wasm32")]
 mod backend {
     use super::Level;
-    use crate::wit::millrace::mapping::host;
 
     pub(super) fn write(level: Level, message: &str, fields: &[(&str, &str)]) {
+        // The host imports of the WIT version the plugin exports; set before `map` runs.
+        let Some(host) = crate::__export::host() else {
+            return;
+        };
         let fields: Vec<(String, String)> = fields
             .iter()
             .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
             .collect();
-        host::log(level, message, &fields);
+        (host.log)(level, message, &fields);
     }
 }
 

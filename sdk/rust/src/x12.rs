@@ -10,7 +10,8 @@
 //! - CR/LF after segment terminators, and files hard-wrapped at a fixed width: when the segment
 //!   terminator is not a line break, line breaks are not data and are dropped everywhere;
 //! - newline-delimited files, whose segment terminator *is* the line break (`ISA16` is followed by
-//!   CR or LF);
+//!   CR or LF), also when the last line (a complete `IEA` trailer) has no line break after it; a
+//!   file that ends in the middle of a segment is still truncated;
 //! - `ISA` fields that are not padded to their fixed widths: the header is read element by
 //!   element (the element separator is the byte after `ISA`, the component separator is `ISA16`,
 //!   the segment terminator the character right after it), not by fixed columns.
@@ -347,6 +348,15 @@ fn split_segments(text: &str) -> Result<(Separators, Vec<Segment>), X12Error> {
         }
         index += 1;
     }
+    // A newline-delimited file may end without a final line break: a complete IEA trailer
+    // (two elements, the ISA13 control number) at the end of the file is accepted as the last
+    // segment. Anything else there was cut off in the middle.
+    if separators.segment == '\n' && is_complete_trailer(&current, &raw, separators) {
+        raw.push(RawSegment {
+            text: std::mem::take(&mut current),
+            line: segment_line,
+        });
+    }
     if !current.trim().is_empty() {
         let id: String = current.chars().take(3).collect();
         return Err(error(
@@ -367,6 +377,19 @@ fn split_segments(text: &str) -> Result<(Separators, Vec<Segment>), X12Error> {
         .map(|(index, raw)| segment(raw, index + 1, separators))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((separators, segments))
+}
+
+/// Whether `text` is the whole `IEA` trailer of the interchange whose `ISA` is `raw[0]`.
+fn is_complete_trailer(text: &str, raw: &[RawSegment], separators: Separators) -> bool {
+    let elements: Vec<&str> = text.trim().split(separators.element).collect();
+    let isa13 = raw
+        .first()
+        .and_then(|isa| isa.text.split(separators.element).nth(13))
+        .unwrap_or_default();
+    matches!(elements[..], ["IEA", count, control]
+        if !count.trim().is_empty()
+            && control.trim().len() == isa13.trim().len()
+            && same_number(control, isa13))
 }
 
 /// Refuses a line break that follows another usual terminator and starts what looks like a new
@@ -740,3 +763,111 @@ pub fn timestamp(date_text: &str, time_text: &str, offset: &str) -> Result<Strin
 
 #[cfg(test)]
 mod tests;
+
+impl Interchange {
+    /// The `source_transaction` of `set`: `ISA13` `:` `ST02`, then the document's own number
+    /// when given. See [`crate::edi::source_transaction`].
+    pub fn source_transaction(&self, set: &TransactionSet, number: Option<&str>) -> String {
+        crate::edi::source_transaction(&self.control_number, &set.control_number, number)
+    }
+}
+
+/// Checks a transaction set's `CTT` totals when it has a `CTT` segment: `CTT01` must count the
+/// `line_id` segments, and `CTT02` (the hash total), when present, must be the sum of element
+/// `element` of the `quantities` segments (the document decides which: an 856 totals the item
+/// level `SN1`s, not the packs that break them down). A set without `CTT` passes: the segment is
+/// optional in most documents.
+pub fn check_totals<'a>(
+    set: &TransactionSet,
+    line_id: &str,
+    quantities: impl IntoIterator<Item = &'a Segment>,
+    element: usize,
+) -> Result<(), crate::MapError> {
+    let Some(ctt) = set.segments.iter().find(|s| s.id == "CTT") else {
+        return Ok(());
+    };
+    let lines = set.segments.iter().filter(|s| s.id == line_id).count();
+    let declared = ctt.trimmed(1);
+    if !declared.is_empty() && declared.parse::<usize>().ok() != Some(lines) {
+        return Err(crate::MapError::malformed(format!(
+            "{}: CTT01 counts {declared} {line_id} lines, the transaction set has {lines}",
+            ctt.at()
+        )));
+    }
+    let hash = ctt.trimmed(2);
+    if hash.is_empty() {
+        return Ok(());
+    }
+    let declared = crate::decimal::parse(hash, '.')
+        .map_err(|e| crate::MapError::malformed(format!("{}, CTT02 hash total: {e}", ctt.at())))?;
+    let mut sum = crate::decimal::Decimal::ZERO;
+    let mut what = String::new();
+    for segment in quantities {
+        if what.is_empty() {
+            what = format!("{}{element:02}", segment.id);
+        }
+        let text = segment.trimmed(element);
+        if text.is_empty() {
+            continue;
+        }
+        sum += crate::decimal::parse(text, '.').map_err(|e| {
+            crate::MapError::malformed(format!(
+                "{}, {}{element:02} quantity: {e}",
+                segment.at(),
+                segment.id
+            ))
+        })?;
+    }
+    if sum != declared {
+        return Err(crate::MapError::malformed(format!(
+            "{}: CTT02 hash total is {}, the {what} quantities add up to {}",
+            ctt.at(),
+            crate::decimal::to_wit(declared),
+            crate::decimal::to_wit(sum)
+        )));
+    }
+    Ok(())
+}
+
+/// The UTC offset of an X12 time code (`DTM04`, `G62` 05...): `UT`/`GM` UTC; the fixed North
+/// American standard (`ES`, `CS`, `MS`, `PS`, `AS`, `HS`, `NS`, `TS`) and daylight (`ED`, `CD`,
+/// `MD`, `PD`, `AD`, `HD`, `TD`) zones; `01`–`12` UTC+01 to +12 and `13`–`24` UTC-12 to -01
+/// (ISO P01–P12, M12–M01). None for local time (`LT`), the zone names that do not say whether
+/// daylight saving applies (`ET`, `CT`, `MT`, `PT`, `AT`, `HT`, `NT`, `TT`) and anything else:
+/// then the route's offset applies.
+pub fn time_code_offset(code: &str) -> Option<&'static str> {
+    const HOURS: [&str; 25] = [
+        "+00:00", "+01:00", "+02:00", "+03:00", "+04:00", "+05:00", "+06:00", "+07:00", "+08:00",
+        "+09:00", "+10:00", "+11:00", "+12:00", "-12:00", "-11:00", "-10:00", "-09:00", "-08:00",
+        "-07:00", "-06:00", "-05:00", "-04:00", "-03:00", "-02:00", "-01:00",
+    ];
+    let code = code.trim();
+    if code.len() == 2 && code.bytes().all(|b| b.is_ascii_digit()) {
+        return code
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=24).contains(n))
+            .map(|n| HOURS[n]);
+    }
+    Some(match code {
+        "UT" | "GM" => "+00:00",
+        "NS" => "-03:30",
+        "AS" | "ED" => "-04:00",
+        "ES" | "CD" => "-05:00",
+        "CS" | "MD" => "-06:00",
+        "MS" | "PD" => "-07:00",
+        "PS" | "TD" => "-08:00",
+        "TS" | "HD" => "-09:00",
+        "HS" => "-10:00",
+        "AD" => "-03:00",
+        _ => return None,
+    })
+}
+
+/// The timestamp of a `DTM` segment (`DTM*011*20260714*1530*ES`): date `DTM02`, time `DTM03`,
+/// in the zone of the time code `DTM04` when it names one ([`time_code_offset`]), else at the
+/// route's `route_offset`.
+pub fn dtm_timestamp(dtm: &Segment, route_offset: &str) -> Result<String, String> {
+    let offset = time_code_offset(dtm.element(4)).unwrap_or(route_offset);
+    timestamp(dtm.element(2), dtm.element(3), offset)
+}

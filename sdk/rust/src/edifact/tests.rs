@@ -198,3 +198,50 @@ fn reads_dtm_formats() {
     assert!(date_time("20260714", "718").is_err());
     assert!(date_time("2026O714", "102").is_err());
 }
+
+fn line(body: &str) -> Vec<Segment> {
+    let count = body.matches('\'').count() + 2;
+    let text = doc(&format!(
+        "UNH+1+RECADV:D:96A:UN:EAN003'{body}UNT+{count}+1'"
+    ));
+    parse(text.as_bytes()).unwrap().messages.remove(0).segments
+}
+
+#[test]
+fn reads_the_batch_from_every_place_eancom_puts_it() {
+    for body in [
+        "LIN+1++4012345000108:EN'GIN+BX+B-1'",
+        "LIN+1++4012345000108:EN'PCI+36E+B-1'",
+        "LIN+1++4012345000108:EN'RFF+BT:B-1'",
+        "LIN+1++4012345000108:EN'GIR+3+B-1:BX'",
+        "LIN+1++4012345000108:EN'GIR+3+S-9:BN+B-1:BX'",
+        "LIN+1++4012345000108:EN'PIA+1+B-1:NB'",
+        // The same batch in several places is one batch.
+        "LIN+1++4012345000108:EN'PCI+36E'GIN+BX+B-1'RFF+BT:B-1'",
+    ] {
+        let segments = line(body);
+        let refs: Vec<&Segment> = segments.iter().collect();
+        assert_eq!(line_batch(&refs).unwrap().as_deref(), Some("B-1"), "{body}");
+        assert_eq!(line_item(&refs, None).unwrap(), "4012345000108", "{body}");
+    }
+    let segments = line("LIN+1++4012345000108:EN'RFF+ON:PO-1'GIR+3+S-9:BN'PCI+36E'");
+    let refs: Vec<&Segment> = segments.iter().collect();
+    assert_eq!(line_batch(&refs).unwrap(), None);
+}
+
+#[test]
+fn a_batch_number_in_a_pia_is_never_the_item() {
+    let segments = line("LIN+1'PIA+1+B-1:NB+MAT-100:SA'");
+    let refs: Vec<&Segment> = segments.iter().collect();
+    assert_eq!(line_item(&refs, None).unwrap(), "MAT-100");
+    assert_eq!(line_batch(&refs).unwrap().as_deref(), Some("B-1"));
+}
+
+#[test]
+fn a_line_naming_two_batches_is_refused() {
+    let segments = line("LIN+1++4012345000108:EN'GIN+BX+B-1'RFF+BT:B-2'");
+    let refs: Vec<&Segment> = segments.iter().collect();
+    let error = format!("{:?}", line_batch(&refs).unwrap_err());
+    assert!(error.contains("two batches, 'B-1' (GIN BX"), "{error}");
+    assert!(error.contains("'B-2' (RFF BT"), "{error}");
+}

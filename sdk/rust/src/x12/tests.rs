@@ -234,3 +234,84 @@ fn reads_pairs_and_timestamps() {
     );
     assert!(timestamp("20260714", "2561", "Z").is_err());
 }
+
+#[test]
+fn a_newline_delimited_file_may_end_without_a_final_line_break() {
+    let text = "ISA|00|          |00|          |ZZ|SENDER         |ZZ|RECEIVER       |260714|1200|^|00501|000000002|0|P|:\nGS|SH|S|R|20260714|1200|9|X|005010\nST|856|0001\nLIN||BP|A:B^C\nSE|3|0001\nGE|1|9\nIEA|1|000000002";
+    let interchange = parse(text.as_bytes()).unwrap();
+    assert_eq!(interchange.control_number, "000000002");
+    assert_eq!(
+        parse(format!("{text}\r\n").as_bytes()).unwrap(),
+        interchange
+    );
+    // Cut in the middle of the trailer, or earlier: still truncated.
+    for cut in [
+        &text[..text.len() - 1],
+        &text[..text.len() - 10],
+        text.trim_end_matches("\nIEA|1|000000002"),
+        &text[..text.find("SE|3").unwrap() + 2],
+    ] {
+        let error = err(cut);
+        assert!(
+            error.contains("truncated") || error.contains("ends too early"),
+            "{cut:?}: {error}"
+        );
+    }
+    // A tilde-terminated file without its last terminator stays truncated.
+    assert!(err(&doc(SET).replace("IEA*1*000000001~\n", "IEA*1*000000001")).contains("truncated"));
+}
+
+#[test]
+fn checks_ctt_totals_when_present() {
+    let set = |ctt: &str| {
+        let body = format!(
+            "ST*846*0001~BIA*00*MM*A1*20260714~LIN**BP*A~QTY*17*5*EA~LIN**BP*B~QTY*17*2.5*EA~{ctt}SE*{}*0001~",
+            if ctt.is_empty() { 7 } else { 8 }
+        );
+        let interchange = parse(doc(&body).as_bytes()).unwrap();
+        let (_, set) = interchange.transaction_sets().next().unwrap();
+        let quantities = set.segments.iter().filter(|s| s.id == "QTY");
+        check_totals(set, "LIN", quantities, 2)
+    };
+    assert!(set("").is_ok(), "no CTT: nothing to check");
+    assert!(set("CTT*2~").is_ok());
+    assert!(set("CTT*2*7.5~").is_ok());
+    assert!(
+        set("CTT*3~")
+            .unwrap_err()
+            .message()
+            .contains("CTT01 counts 3 LIN lines, the transaction set has 2")
+    );
+    assert!(
+        set("CTT*2*8~")
+            .unwrap_err()
+            .message()
+            .contains("CTT02 hash total is 8, the QTY02 quantities add up to 7.5")
+    );
+}
+
+#[test]
+fn honours_dtm_time_codes_before_the_route_offset() {
+    let body = "ST*856*0001~DTM*011*20260714*1530*ES~DTM*017*20260715*0800*LT~DTM*011*20260714*1530*UT~DTM*011*20260714*1530*03~SE*6*0001~";
+    let interchange = parse(doc(body).as_bytes()).unwrap();
+    let (_, set) = interchange.transaction_sets().next().unwrap();
+    let at: Vec<String> = set.segments[..4]
+        .iter()
+        .map(|dtm| dtm_timestamp(dtm, "+01:00").unwrap())
+        .collect();
+    assert_eq!(
+        at,
+        [
+            "2026-07-14T15:30:00-05:00",
+            "2026-07-15T08:00:00+01:00",
+            "2026-07-14T15:30:00Z",
+            "2026-07-14T15:30:00+03:00"
+        ]
+    );
+    assert_eq!(
+        time_code_offset("ET"),
+        None,
+        "ET does not say standard or daylight"
+    );
+    assert_eq!(time_code_offset("24"), Some("-01:00"));
+}

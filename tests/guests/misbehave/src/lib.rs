@@ -22,6 +22,7 @@
 //! | `random` | like `ok 1` with item `random:<16 hex digits>`: the first 8 bytes of WASI secure randomness, then of insecure randomness |
 //! | `socket <host:port>` | like `ok 1` with item `socket:denied:<error kind>`, or `socket:connected` if a TCP connection opened |
 //! | `flood <bytes>` | writes `bytes` bytes to stdout in lines, then behaves like `ok 1` |
+//! | `logloop <records> [then]` | writes `records` host log records (`logloop record <i>`, 100 bytes of fields each), then behaves like `ok 1`, or like `reject` when `then` is `reject` |
 //! | `txn <id> <n>` | like `ok <n>`, with source transaction `<id>` (for resend tests) |
 //! | `at <time> <order>` | one production-completion for work order `<order>` that happened at `<time>`, no sequence (for ordering tests) |
 //! | `fixme <n>` | `rejected-by-rule("needs the fixed plugin")`, unless the route config has `fixed = "yes"`: then like `ok <n>` |
@@ -144,6 +145,20 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             }
             let _ = out.flush();
             Ok(vec![completion(1, "ITEM-1".to_owned())])
+        }
+        "logloop" => {
+            let records = number_arg(words.next(), 1_000_000)?;
+            let padding = "L".repeat(100);
+            for i in 0..records {
+                log::info(
+                    &format!("logloop record {i}"),
+                    &[("padding", padding.as_str())],
+                );
+            }
+            match words.next() {
+                Some("reject") => Err(MapError::rejected("rejected on purpose")),
+                _ => Ok(vec![completion(1, "ITEM-1".to_owned())]),
+            }
         }
         "loop" => spin(),
         "alloc" => exhaust_memory(),

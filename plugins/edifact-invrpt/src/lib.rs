@@ -1,0 +1,200 @@
+//! millrace mapping plugin for EDIFACT INVRPT inventory reports (D96A / D01B, EANCOM style) from
+//! third-party warehouses.
+//!
+//! Every `LIN` item line with an actual stock quantity (`QTY+145`) becomes one canonical
+//! `inventory-balance`, with its batch as the lot. The field mapping and the route
+//! configuration keys are documented in this plugin's README.md.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use millrace_sdk::edifact::{self, Interchange, Message, Segment};
+use millrace_sdk::prelude::*;
+
+fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
+    let route = edi::Route::load()?;
+    let interchange =
+        edifact::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+    let mut events = Vec::new();
+    for message in &interchange.messages {
+        if message.message_type != "INVRPT" {
+            return Err(MapError::unsupported(format!(
+                "message {} (segment {}) is an {} message, not an INVRPT inventory report",
+                message.reference, message.position, message.message_type
+            )));
+        }
+        let report = Report::read(message, &route)?;
+        let transaction = interchange.source_transaction(message, report.number);
+        for balance in report.balances(&interchange, &route)? {
+            events.push(
+                CanonicalEvent::new(&route.site, &report.occurred_at, balance)
+                    .with_transaction(&transaction),
+            );
+        }
+    }
+    if events.is_empty() {
+        return Err(edi::holds_nothing("INVRPT message"));
+    }
+    Ok(events)
+}
+
+fn find<'a>(segments: &[&'a Segment], tag: &str, qualifier: &str) -> Option<&'a Segment> {
+    segments
+        .iter()
+        .copied()
+        .find(|s| s.tag == tag && s.value(1, 1) == qualifier)
+}
+
+/// One INVRPT message: its header facts and its item lines.
+struct Report<'a> {
+    message: &'a Message,
+    /// The report's own number (`BGM` C106).
+    number: Option<&'a str>,
+    occurred_at: String,
+    /// The warehouse party (`NAD+WH`, else the inventory reporting party `NAD+GY`).
+    warehouse: Option<String>,
+    /// Each line: the `LIN` segment and the segments after it up to the next line.
+    lines: Vec<Vec<&'a Segment>>,
+}
+
+impl<'a> Report<'a> {
+    fn read(message: &'a Message, route: &edi::Route) -> Result<Self, MapError> {
+        let all: Vec<&Segment> = message.segments.iter().collect();
+        let header: Vec<&Segment> = all.iter().copied().take_while(|s| s.tag != "LIN").collect();
+        let bgm = header
+            .iter()
+            .copied()
+            .find(|s| s.tag == "BGM")
+            .ok_or_else(|| {
+                MapError::malformed(format!(
+                    "message {} (segment {}): there is no BGM segment",
+                    message.reference, message.position
+                ))
+            })?;
+        // The stock is as of the inventory report date (DTM 366), else the document date.
+        let dtm = find(&header, "DTM", "366")
+            .or_else(|| find(&header, "DTM", "137"))
+            .ok_or_else(|| {
+                MapError::malformed(format!(
+                    "{}: the message has neither an inventory report date (DTM 366) nor a \
+                     document date (DTM 137)",
+                    bgm.at()
+                ))
+            })?;
+        let (date, time) = edifact::date_time(dtm.value(1, 2), dtm.value(1, 3)).map_err(|e| {
+            MapError::malformed(format!("{}, DTM {}: {e}", dtm.at(), dtm.value(1, 1)))
+        })?;
+        let occurred_at = timestamp::rfc3339(
+            date,
+            time.unwrap_or(timestamp::Time::MIDNIGHT),
+            route.utc_offset,
+        )
+        .malformed_at(dtm.at())?;
+        let warehouse = ["WH", "GY"]
+            .iter()
+            .find_map(|code| find(&header, "NAD", code))
+            .map(|nad| nad.value(2, 1).trim().to_owned())
+            .filter(|s| !s.is_empty());
+        let mut lines: Vec<Vec<&Segment>> = Vec::new();
+        for segment in all.iter().copied().skip(header.len()) {
+            match segment.tag.as_str() {
+                "LIN" => lines.push(vec![segment]),
+                "CNT" | "UNS" => lines.push(Vec::new()),
+                _ => {
+                    if let Some(line) = lines.last_mut().filter(|l| !l.is_empty()) {
+                        line.push(segment);
+                    }
+                }
+            }
+        }
+        lines.retain(|l| !l.is_empty());
+        Ok(Self {
+            message,
+            number: Some(bgm.value(2, 1).trim()).filter(|n| !n.is_empty()),
+            occurred_at,
+            warehouse,
+            lines,
+        })
+    }
+
+    fn balances(
+        &self,
+        interchange: &Interchange,
+        route: &edi::Route,
+    ) -> Result<Vec<InventoryBalance>, MapError> {
+        let mut balances = Vec::new();
+        for line in &self.lines {
+            balances.push(self.balance(line, interchange, route)?);
+        }
+        if balances.is_empty() {
+            return Err(MapError::malformed(format!(
+                "message {} (segment {}): the inventory report has no LIN line",
+                self.message.reference, self.message.position
+            )));
+        }
+        Ok(balances)
+    }
+
+    fn balance(
+        &self,
+        line: &[&Segment],
+        interchange: &Interchange,
+        route: &edi::Route,
+    ) -> Result<InventoryBalance, MapError> {
+        let item = edifact::line_item(line, route.item_qualifier.as_deref())?;
+        let Some(lin) = line.first() else {
+            return Err(MapError::malformed("an empty LIN group".to_owned()));
+        };
+        let qty = find(line, "QTY", "145").ok_or_else(|| {
+            MapError::malformed(format!(
+                "{}: the line has no actual stock quantity (QTY 145)",
+                lin.at()
+            ))
+        })?;
+        let amount = interchange
+            .decimal(qty.value(1, 2))
+            .malformed_at(format!("{}, QTY 145 quantity", qty.at()))?;
+        if amount.starts_with('-') {
+            return Err(MapError::malformed(format!(
+                "{}, QTY 145 quantity: '{}' is negative",
+                qty.at(),
+                qty.value(1, 2)
+            )));
+        }
+        // EANCOM: without a unit the quantity counts pieces.
+        let uom = match qty.value(1, 3).trim() {
+            "" => "PCE",
+            unit if (1..=3).contains(&unit.len())
+                && unit
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) =>
+            {
+                unit
+            }
+            unit => {
+                return Err(MapError::malformed(format!(
+                    "{}, QTY 145 unit: '{unit}' is not a UN/ECE Recommendation 20 code",
+                    qty.at()
+                )));
+            }
+        };
+        // Where the stock lies: the line's place of storage (LOC 18), else the warehouse.
+        let location = find(line, "LOC", "18")
+            .map(|loc| loc.value(2, 1).trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .or_else(|| self.warehouse.clone())
+            .or_else(|| route.location.clone())
+            .ok_or_else(|| {
+                MapError::malformed(format!(
+                    "{}: neither the line (LOC 18) nor the message (NAD WH or GY) says where the \
+                     stock lies, and the route config has no 'location'",
+                    lin.at()
+                ))
+            })?;
+        Ok(InventoryBalance {
+            lot: edifact::line_batch(line)?,
+            ..InventoryBalance::new(item, location, Quantity::new(amount, uom))
+        })
+    }
+}
+
+millrace_sdk::export_mapper!(map);

@@ -1,0 +1,240 @@
+//! millrace mapping plugin for X12 846 inventory inquiry/advice documents from third-party
+//! warehouses.
+//!
+//! Every `LIN` item line becomes one canonical `inventory-balance`: on hand (`QTY*17`, else the
+//! quantity available `QTY*33`), blocked (`QTY*QH`, on hold) and allocated (what is on hand but
+//! neither available nor on hold). The field mapping and the route configuration keys are
+//! documented in this plugin's README.md.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use millrace_sdk::decimal::{self, Decimal};
+use millrace_sdk::prelude::*;
+use millrace_sdk::x12::{self, Segment, TransactionSet};
+
+fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
+    let route = edi::Route::load()?;
+    let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+    let mut events = Vec::new();
+    for (_, set) in interchange.transaction_sets() {
+        if set.id != "846" {
+            return Err(MapError::unsupported(format!(
+                "transaction set {} {} (segment {}) is not an 846 inventory inquiry/advice",
+                set.id, set.control_number, set.position
+            )));
+        }
+        let advice = Advice::read(set, &route)?;
+        // The hash total, when sent, sums the on-hand quantities.
+        let on_hand = set
+            .segments
+            .iter()
+            .filter(|s| s.id == "QTY" && s.trimmed(1) == "17");
+        x12::check_totals(set, "LIN", on_hand, 2)?;
+        let transaction = interchange.source_transaction(set, advice.number);
+        for balance in advice.balances(&route)? {
+            events.push(
+                CanonicalEvent::new(&route.site, &advice.occurred_at, balance)
+                    .with_transaction(&transaction),
+            );
+        }
+    }
+    if events.is_empty() {
+        return Err(edi::holds_nothing("846 item line with a stock quantity"));
+    }
+    Ok(events)
+}
+
+/// One 846: its header facts and its item lines.
+struct Advice<'a> {
+    set: &'a TransactionSet,
+    /// The advice's own number (`BIA03`).
+    number: Option<&'a str>,
+    occurred_at: String,
+    /// The warehouse (`N1*WH`, else the ship-from `N1*SF`) party id, else its name.
+    warehouse: Option<String>,
+    /// Each line: the `LIN` segment and the segments after it up to the next line.
+    lines: Vec<Vec<&'a Segment>>,
+}
+
+impl<'a> Advice<'a> {
+    fn read(set: &'a TransactionSet, route: &edi::Route) -> Result<Self, MapError> {
+        let bia = set.segments.iter().find(|s| s.id == "BIA").ok_or_else(|| {
+            MapError::malformed(format!(
+                "transaction set 846 {} (segment {}): there is no BIA segment",
+                set.control_number, set.position
+            ))
+        })?;
+        let mut header = Vec::new();
+        let mut lines: Vec<Vec<&Segment>> = Vec::new();
+        for segment in &set.segments {
+            match segment.id.as_str() {
+                "LIN" => lines.push(vec![segment]),
+                "CTT" | "SE" => lines.push(Vec::new()),
+                _ => match lines.last_mut().filter(|l| !l.is_empty()) {
+                    Some(line) => line.push(segment),
+                    None => header.push(segment),
+                },
+            }
+        }
+        lines.retain(|l| !l.is_empty());
+        // As of: an effective date (DTM*007) with its time code, else the advice's date and time.
+        let occurred_at = match header
+            .iter()
+            .find(|s| s.id == "DTM" && s.trimmed(1) == "007")
+        {
+            Some(dtm) => x12::dtm_timestamp(dtm, &route.utc_offset_text)
+                .malformed_at(format!("{}, DTM effective date", dtm.at()))?,
+            None => x12::timestamp(bia.element(4), bia.element(5), &route.utc_offset_text)
+                .malformed_at(format!("{}, BIA04/05 date and time", bia.at()))?,
+        };
+        let party = |code: &str| {
+            header
+                .iter()
+                .find(|s| s.id == "N1" && s.trimmed(1) == code)
+                .map(|n1| {
+                    if n1.trimmed(4).is_empty() {
+                        n1.trimmed(2).to_owned()
+                    } else {
+                        n1.trimmed(4).to_owned()
+                    }
+                })
+                .filter(|p| !p.is_empty())
+        };
+        Ok(Self {
+            set,
+            number: Some(bia.trimmed(3)).filter(|n| !n.is_empty()),
+            occurred_at,
+            warehouse: party("WH").or_else(|| party("SF")),
+            lines,
+        })
+    }
+
+    fn balances(&self, route: &edi::Route) -> Result<Vec<InventoryBalance>, MapError> {
+        let location = self
+            .warehouse
+            .clone()
+            .or_else(|| route.location.clone())
+            .ok_or_else(|| {
+                MapError::malformed(format!(
+                    "transaction set 846 {} (segment {}): no N1 party (WH or SF) names the \
+                     warehouse, and the route config has no 'location'",
+                    self.set.control_number, self.set.position
+                ))
+            })?;
+        self.lines
+            .iter()
+            .map(|line| balance(line, &location, route))
+            .collect()
+    }
+}
+
+/// One item line's balance.
+fn balance(
+    line: &[&Segment],
+    location: &str,
+    route: &edi::Route,
+) -> Result<InventoryBalance, MapError> {
+    let Some(lin) = line.first() else {
+        return Err(MapError::malformed("an empty LIN loop".to_owned()));
+    };
+    let pairs = lin.pairs(2);
+    let item = match route.item_qualifier.as_deref() {
+        Some(q) => pairs.iter().find(|(k, _)| *k == q),
+        None => pairs.iter().find(|(k, _)| !matches!(*k, "LT" | "SN")),
+    }
+    .map(|(_, v)| (*v).to_owned())
+    .ok_or_else(|| {
+        MapError::malformed(format!(
+            "{}: the line has no product id{}",
+            lin.at(),
+            route
+                .item_qualifier
+                .as_deref()
+                .map(|q| format!(" with qualifier '{q}' (route config item-qualifier)"))
+                .unwrap_or_default()
+        ))
+    })?;
+    let lot = pairs
+        .iter()
+        .find(|(k, _)| *k == "LT")
+        .map(|(_, v)| (*v).to_owned())
+        .or_else(|| {
+            line.iter()
+                .find(|s| s.id == "REF" && s.trimmed(1) == "LT")
+                .map(|s| s.trimmed(2).to_owned())
+        })
+        .filter(|l| !l.is_empty());
+    let mut unit: Option<(&str, &Segment)> = None;
+    let mut quantity = |qualifier: &str| -> Result<Option<Decimal>, MapError> {
+        let Some(qty) = line
+            .iter()
+            .copied()
+            .find(|s| s.id == "QTY" && s.trimmed(1) == qualifier)
+        else {
+            return Ok(None);
+        };
+        let amount = decimal::parse(qty.element(2), '.')
+            .malformed_at(format!("{}, QTY*{qualifier} quantity", qty.at()))?;
+        if amount < Decimal::ZERO {
+            return Err(MapError::malformed(format!(
+                "{}, QTY*{qualifier} quantity: '{}' is negative",
+                qty.at(),
+                qty.trimmed(2)
+            )));
+        }
+        let code = qty.component(3, 1);
+        let uom = x12::unit_to_rec20(code).ok_or_else(|| {
+            MapError::malformed(format!(
+                "{}, QTY03 unit: '{}' is not a known X12 unit of measure",
+                qty.at(),
+                code.trim()
+            ))
+        })?;
+        match unit {
+            Some((first, at)) if first != uom => {
+                return Err(MapError::malformed(format!(
+                    "{}: the line counts in {first} ({}) and {uom}; one balance needs one unit",
+                    qty.at(),
+                    at.at()
+                )));
+            }
+            Some(_) => {}
+            None => unit = Some((uom, qty)),
+        }
+        Ok(Some(amount))
+    };
+    let on_hand = quantity("17")?;
+    let available = quantity("33")?;
+    let on_hold = quantity("QH")?.unwrap_or(Decimal::ZERO);
+    let Some(on_hand) = on_hand.or(available) else {
+        return Err(MapError::malformed(format!(
+            "{}: the line has no stock quantity (QTY*17 on hand or QTY*33 available)",
+            lin.at()
+        )));
+    };
+    // What is on hand but neither available nor on hold is committed to orders.
+    let allocated = match available {
+        Some(available) => on_hand - available - on_hold,
+        None => Decimal::ZERO,
+    };
+    if allocated < Decimal::ZERO || on_hold > on_hand {
+        return Err(MapError::malformed(format!(
+            "{}: the line's quantities do not add up: {} on hand, {} available, {} on hold",
+            lin.at(),
+            decimal::to_wit(on_hand),
+            available
+                .map(decimal::to_wit)
+                .unwrap_or_else(|| "-".to_owned()),
+            decimal::to_wit(on_hold)
+        )));
+    }
+    let uom = unit.map(|(u, _)| u).unwrap_or("EA");
+    Ok(InventoryBalance {
+        lot,
+        allocated: decimal::quantity(allocated, uom),
+        blocked: decimal::quantity(on_hold, uom),
+        ..InventoryBalance::new(item, location, decimal::quantity(on_hand, uom))
+    })
+}
+
+millrace_sdk::export_mapper!(map);

@@ -1,0 +1,96 @@
+//! What every EDI mapping (X12 and EDIFACT) repeats: the route's settings, the identity of a
+//! document for `source_transaction`, and the error for an interchange that holds nothing to map.
+//!
+//! ```ignore
+//! let route = edi::Route::load()?;                      // site, utc-offset, item-qualifier, location
+//! let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+//! for (_, set) in interchange.transaction_sets() {
+//!     let identity = edi::source_transaction(&interchange.control_number, &set.control_number, Some(number));
+//!     ...
+//! }
+//! if events.is_empty() { return Err(edi::holds_nothing("inventory line")); }
+//! ```
+
+use crate::timestamp::{self, UtcOffset};
+use crate::{MapError, config};
+
+/// The route configuration keys EDI mappings share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// `site` (required): the site code of every event.
+    pub site: String,
+    /// `utc-offset` (default `+00:00`): the offset of dates and times without a zone.
+    pub utc_offset: UtcOffset,
+    /// `utc-offset` as written, for [`crate::x12::timestamp`].
+    pub utc_offset_text: String,
+    /// `item-qualifier`: the product id qualifier to take the item number from, when set.
+    pub item_qualifier: Option<String>,
+    /// `location`: where the goods are when the document names no party for it.
+    pub location: Option<String>,
+}
+
+impl Route {
+    /// Reads the keys; a missing `site` or an unreadable `utc-offset` is an `other` error naming
+    /// the key, for the operator to fix.
+    pub fn load() -> Result<Self, MapError> {
+        let site = config::require("site")?;
+        let utc_offset_text = config::get("utc-offset").unwrap_or_else(|| "+00:00".to_owned());
+        let utc_offset = timestamp::parse_offset(&utc_offset_text)
+            .map_err(|e| MapError::other(format!("route config 'utc-offset': {e}")))?;
+        Ok(Self {
+            site,
+            utc_offset,
+            utc_offset_text,
+            item_qualifier: config::get("item-qualifier").filter(|q| !q.trim().is_empty()),
+            location: config::get("location").filter(|l| !l.trim().is_empty()),
+        })
+    }
+}
+
+/// The `source_transaction` of a document: the interchange control reference, the transaction
+/// set or message control reference, then the document's own number (the one a clerk searches
+/// for) when it has one: `000000120:1202:WR-5512`.
+pub fn source_transaction(interchange: &str, document: &str, number: Option<&str>) -> String {
+    match number.map(str::trim).filter(|n| !n.is_empty()) {
+        Some(number) => format!("{}:{}:{number}", interchange.trim(), document.trim()),
+        None => format!("{}:{}", interchange.trim(), document.trim()),
+    }
+}
+
+/// The error for an interchange that holds no `what` to map: `malformed-input`, because an
+/// EDI document without one is not a document of its type.
+pub fn holds_nothing(what: &str) -> MapError {
+    MapError::malformed(format!("the interchange holds no {what}"))
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_route_and_names_documents() {
+        config::set_for_tests([
+            ("site", "P1"),
+            ("utc-offset", "+01:00"),
+            ("item-qualifier", "BP"),
+        ]);
+        let route = Route::load().unwrap();
+        assert_eq!(route.site, "P1");
+        assert_eq!(route.utc_offset_text, "+01:00");
+        assert_eq!(route.item_qualifier.as_deref(), Some("BP"));
+        assert_eq!(route.location, None);
+        config::set_for_tests([("site", "P1"), ("utc-offset", "CET")]);
+        assert!(
+            Route::load()
+                .unwrap_err()
+                .message()
+                .contains("'utc-offset'")
+        );
+        assert_eq!(source_transaction("1", "2", Some(" WR-1 ")), "1:2:WR-1");
+        assert_eq!(source_transaction("1", "2", Some("")), "1:2");
+        assert_eq!(
+            holds_nothing("message").message(),
+            "the interchange holds no message"
+        );
+    }
+}

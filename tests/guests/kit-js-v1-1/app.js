@@ -1,0 +1,48 @@
+// Template mapping: a JSON stock receipt to one inventory-movement event.
+//
+// Input: {"receipt": "GR-1", "item": "MAT-100", "quantity": "12.5", "unit": "KG",
+//         "to_bin": "WH1-A-01", "received_at": "2026-03-02T06:15:00+01:00"}
+
+import { MapError, config, decimal, events, malformedAt, text, timestamp } from '../../../sdk/js/src/millrace.js';
+
+// Source units to UN/ECE Recommendation 20 codes.
+const UNITS = { EA: 'EA', PC: 'PCE', KG: 'KGM', M: 'MTR' };
+
+export function map(message) {
+  let doc;
+  try {
+    doc = JSON.parse(text.utf8(message.payload));
+  } catch (error) {
+    if (MapError.is(error)) throw error;
+    throw MapError.malformed(`not valid JSON: ${error.message}`);
+  }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw MapError.malformed('$: expected a JSON object');
+
+  const field = (name) => {
+    const value = doc[name];
+    if (typeof value !== 'string' || value === '') throw MapError.malformed(`$.${name}: required text is missing`);
+    return value;
+  };
+  const amount = malformedAt('$.quantity', () => decimal.parse(field('quantity')));
+  const unit = UNITS[field('unit').toUpperCase()];
+  if (!unit) throw MapError.malformed(`$.unit: unknown unit '${field('unit')}'`);
+  const receivedAt = malformedAt('$.received_at', () => timestamp.parse(field('received_at')));
+
+  return [
+    events.event('inventory-movement', {
+      site: config.require('site'),
+      occurred_at: receivedAt,
+      source_transaction: field('receipt'),
+      data: {
+        movement_type: 'receipt',
+        item: field('item'),
+        quantity: events.quantity(amount, unit),
+        to_location: doc.to_bin,
+        stock_status: 'unrestricted',
+        reference_document: field('receipt'),
+        // Carried when plugin.toml targets millrace:mapping@1.1.0; logged on 1.0.0.
+        expiry_date: doc.expires,
+      },
+    }),
+  ];
+}

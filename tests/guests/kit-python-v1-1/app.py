@@ -1,0 +1,54 @@
+"""Template mapping: a JSON stock receipt to one inventory-movement event.
+
+Input: {"receipt": "GR-1", "item": "MAT-100", "quantity": "12.5", "unit": "KG",
+        "to_bin": "WH1-A-01", "received_at": "2026-03-02T06:15:00+01:00"}
+"""
+
+import json
+
+from millrace_kit import MapError, config, decimals, events, malformed_at, text, timestamps
+
+# Source units to UN/ECE Recommendation 20 codes.
+UNITS = {"EA": "EA", "PC": "PCE", "KG": "KGM", "M": "MTR"}
+
+
+def map(message):
+    try:
+        doc = json.loads(text.utf8(message.payload))
+    except json.JSONDecodeError as error:
+        raise MapError.malformed(f"line {error.lineno}, column {error.colno}: {error.msg}") from None
+    if not isinstance(doc, dict):
+        raise MapError.malformed("$: expected a JSON object")
+
+    def field(name):
+        value = doc.get(name)
+        if not isinstance(value, str) or not value:
+            raise MapError.malformed(f"$.{name}: required text is missing")
+        return value
+
+    with malformed_at("$.quantity"):
+        amount = decimals.parse(field("quantity"))
+    unit = UNITS.get(field("unit").upper())
+    if unit is None:
+        raise MapError.malformed(f"$.unit: unknown unit '{field('unit')}'")
+    with malformed_at("$.received_at"):
+        received = timestamps.rfc3339(timestamps.parse(field("received_at")))
+
+    return [
+        events.event(
+            "inventory-movement",
+            site=config.require("site"),
+            occurred_at=received,
+            source_transaction=field("receipt"),
+            data={
+                "movement_type": "receipt",
+                "item": field("item"),
+                "quantity": events.quantity(amount, unit),
+                "to_location": doc.get("to_bin"),
+                "stock_status": "unrestricted",
+                "reference_document": field("receipt"),
+                # Carried when plugin.toml targets millrace:mapping@1.1.0; logged on 1.0.0.
+                "expiry_date": doc.get("expires"),
+            },
+        )
+    ]
