@@ -6,6 +6,7 @@ mod support;
 
 mod admin_hardening;
 mod cli;
+mod cluster;
 mod console;
 mod delivery;
 mod deployment;

@@ -57,6 +57,11 @@ enum Command {
         /// `host.state_dir`.
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// Start a JetStream cluster of this many local nats-servers (3 for a trial of
+        /// replicated streams: `streams.replicas` becomes 3 unless the config sets it) on
+        /// consecutive ports from `up.port`, instead of one server.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(3..=5))]
+        cluster: Option<u8>,
     },
     /// Works with mapping plugins: run one on a file, test its golden fixtures.
     #[command(subcommand)]
@@ -143,12 +148,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             once,
             port,
             state_dir,
+            cluster,
         } => {
             let options = serve::UpOptions {
                 nats,
                 once,
                 port,
                 state_dir,
+                cluster,
             };
             serve::up(&config, options).await
         }

@@ -1,11 +1,11 @@
 //! `millrace run` and `millrace up`: the host, alone or with a local NATS and a live view.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -16,7 +16,10 @@ use millrace::observability::trace;
 use millrace::projection::Projection;
 use millrace::projection::query::{InventoryFilter, Visibility};
 use millrace::subjects;
-use millrace::transport::{self, local_server::LocalServer};
+use millrace::transport::{
+    self,
+    local_server::{LocalCluster, LocalServer},
+};
 
 /// How long `up --once` waits for the sample messages to be mapped.
 const ONCE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -76,6 +79,42 @@ async fn start_projection(
     Ok(Some(tokio::spawn(projection.run(shutdown.clone()))))
 }
 
+/// Starts a local JetStream cluster of `nodes` servers on client ports `port..` and cluster
+/// ports right after them, and waits until it has elected its leader.
+async fn start_cluster(store: PathBuf, port: u16, nodes: u8) -> anyhow::Result<LocalCluster> {
+    let count = u16::from(nodes);
+    let ports: Vec<u16> = (0..count).map(|i| port + i).collect();
+    let cluster_ports: Vec<u16> = (0..count).map(|i| port + count + i).collect();
+    let cluster = {
+        let (ports, cluster_ports) = (ports.clone(), cluster_ports.clone());
+        tokio::task::spawn_blocking(move || LocalCluster::start(&store, &ports, &cluster_ports))
+            .await??
+    };
+    let servers = transport::server_addrs(&cluster.urls())?;
+    let js = async_nats::jetstream::new(
+        async_nats::connect(servers.as_slice())
+            .await
+            .context("cannot connect to the local cluster")?,
+    );
+    let started = Instant::now();
+    while js.query_account().await.is_err() {
+        if started.elapsed() > CLUSTER_START {
+            bail!("the local cluster elected no JetStream leader within {CLUSTER_START:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "started a JetStream cluster of {nodes} nats-servers at {} (cluster ports {:?}; streams \
+         and buckets with 3 replicas; fsync before every acknowledgement)",
+        cluster.urls(),
+        cluster_ports
+    );
+    Ok(cluster)
+}
+
+/// How long a local cluster may take to elect its JetStream leader.
+const CLUSTER_START: Duration = Duration::from_secs(30);
+
 /// What `millrace up` was told on the command line.
 #[derive(Debug)]
 pub struct UpOptions {
@@ -87,6 +126,8 @@ pub struct UpOptions {
     pub port: Option<u16>,
     /// Overrides `host.state_dir`.
     pub state_dir: Option<std::path::PathBuf>,
+    /// Start a local cluster of this many nodes instead of one server.
+    pub cluster: Option<u8>,
 }
 
 /// `millrace up`.
@@ -98,25 +139,40 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
     if let Some(port) = options.port {
         config.up.port = port;
     }
+    if options.cluster.is_some() && config.streams.replicas.is_none() {
+        config.streams.replicas = Some(3);
+    }
     let config = Arc::new(config);
     let export = start_logging(&config).await?;
     let once = options.once;
-    let mut _server = None;
+    // What `up` started, kept running until it stops.
+    let (mut _server, mut _cluster) = (None, None);
     let url = match options.nats.or_else(|| config.nats.url.clone()) {
         Some(url) => url,
         None => {
             let store = config.resolve(&config.host.state_dir).join("nats");
             let port = config.up.port;
-            let server = tokio::task::spawn_blocking(move || LocalServer::start(port, &store));
-            let server = server.await??;
-            println!(
-                "started nats-server with JetStream at {} (data in {}; fsync before every acknowledgement)",
-                server.url(),
-                server.store_dir().display(),
-            );
-            let url = server.url();
-            _server = Some(server);
-            url
+            match options.cluster {
+                None => {
+                    let server =
+                        tokio::task::spawn_blocking(move || LocalServer::start(port, &store))
+                            .await??;
+                    println!(
+                        "started nats-server with JetStream at {} (data in {}; fsync before every acknowledgement)",
+                        server.url(),
+                        server.store_dir().display(),
+                    );
+                    let url = server.url();
+                    _server = Some(server);
+                    url
+                }
+                Some(nodes) => {
+                    let cluster = start_cluster(store, port, nodes).await?;
+                    let url = cluster.urls();
+                    _cluster = Some(cluster);
+                    url
+                }
+            }
         }
     };
     let client = transport::connect(&config, Some(&url)).await?;

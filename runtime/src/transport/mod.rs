@@ -68,7 +68,8 @@ pub async fn connect(config: &Config, url: Option<&str>) -> anyhow::Result<async
     if tls.required || tls.ca.is_some() || tls.cert.is_some() {
         options = options.require_tls(true);
     }
-    let client = options.connect(url).await.map_err(|e| {
+    let servers = server_addrs(url)?;
+    let client = options.connect(servers.as_slice()).await.map_err(|e| {
         use async_nats::ConnectErrorKind as Kind;
         let hint = match e.kind() {
             Kind::AuthorizationViolation | Kind::Authentication => "NATS authentication failed: the server refused the credentials; check `nats.credentials`, `nats.user`/`nats.password` or `nats.token`",
@@ -82,6 +83,26 @@ pub async fn connect(config: &Config, url: Option<&str>) -> anyhow::Result<async
         anyhow::bail!("NATS at {url}: {e}");
     }
     Ok(client)
+}
+
+/// The servers of a URL list: one URL, or several separated by commas (the nodes of a cluster,
+/// which the client fails over between).
+pub fn server_addrs(urls: &str) -> anyhow::Result<Vec<async_nats::ServerAddr>> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(|url| {
+            url.parse::<async_nats::ServerAddr>().with_context(|| {
+                format!("`{url}` is not a NATS server URL (e.g. nats://127.0.0.1:4222)")
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
+        .and_then(|servers| {
+            if servers.is_empty() {
+                anyhow::bail!("no NATS server URL given");
+            }
+            Ok(servers)
+        })
 }
 
 /// A nats-server release, `major.minor.patch`, as the server announces it.
@@ -547,6 +568,18 @@ pub async fn replicate_named(
 mod tests {
     use super::{Replication, ServerVersion, ServerVersionError};
     use async_nats::jetstream::stream;
+
+    #[test]
+    fn a_url_list_names_every_node() {
+        let servers = super::server_addrs("nats://127.0.0.1:4222, nats://127.0.0.1:4223").unwrap();
+        assert_eq!(servers.len(), 2);
+        assert_eq!(
+            super::server_addrs("nats://127.0.0.1:4222,").unwrap().len(),
+            1
+        );
+        let err = super::server_addrs(" , ").unwrap_err().to_string();
+        assert!(err.contains("no NATS server URL"), "{err}");
+    }
 
     #[test]
     fn replication_changes_an_existing_stream_only_where_the_config_says() {
