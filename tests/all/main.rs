@@ -7,6 +7,7 @@ mod support;
 mod admin_hardening;
 mod cli;
 mod console;
+mod contracts;
 mod delivery;
 mod flow;
 mod lifecycle;
