@@ -1,6 +1,7 @@
 //! Backward compatibility of two versions of a generated schema, for consumers: everything a
 //! consumer of the old schema reads is still there with the same type, and nothing it never
-//! sent is now required. New optional properties and new enum values are allowed.
+//! sent is now required, no enum value it handles is gone. New optional properties and new enum
+//! values are allowed.
 
 use serde_json::Value;
 
@@ -137,6 +138,16 @@ fn compare(old: Side<'_>, new: Side<'_>, path: &str, depth: usize, out: &mut Vec
     for keyword in ["anyOf", "oneOf"] {
         match (old.get(keyword), new.get(keyword)) {
             (None, None) => {}
+            // An enum with documented values: one `const` per alternative, compared as a set.
+            (Some(Value::Array(o)), Some(Value::Array(n)))
+                if o.iter().chain(n).all(|a| a.get("const").is_some()) =>
+            {
+                for value in o.iter().filter_map(|a| a.get("const")) {
+                    if !n.iter().any(|a| a.get("const") == Some(value)) {
+                        out.push(format!("{}: the value {value} was removed", place(path)));
+                    }
+                }
+            }
             (Some(Value::Array(o)), Some(Value::Array(n))) if n.len() >= o.len() => {
                 for (o, n) in o.iter().zip(n) {
                     compare(old.to(o), new.to(n), path, depth + 1, out);
@@ -188,7 +199,7 @@ mod tests {
     }
 
     #[test]
-    fn a_removed_field_a_changed_type_and_a_new_required_field_are_named() {
+    fn removed_fields_and_values_changed_types_and_new_required_fields_are_named() {
         let old = schema::event(WitVersion::newest(), "inventory-movement").unwrap();
         let mut new = old.clone();
         let movement = &mut new["$defs"]["InventoryMovement"];
@@ -201,8 +212,20 @@ mod tests {
             .unwrap()
             .push(json!("expiry_date"));
         new["$defs"]["Quantity"]["properties"]["amount"]["type"] = json!("number");
-        new["$defs"]["MovementType"]["oneOf"] = json!([]);
+        let movement_types = new["$defs"]["MovementType"]["oneOf"]
+            .as_array_mut()
+            .unwrap();
+        movement_types.retain(|case| case["const"] != "scrap");
+        movement_types.insert(0, json!({ "const": "borrow", "type": "string" }));
         let found = breaks(&old, &new).join("\n");
+        assert!(
+            found.contains("data.movement_type: the value \"scrap\" was removed"),
+            "{found}"
+        );
+        assert!(
+            !found.contains("borrow"),
+            "a new value is no break: {found}"
+        );
         assert!(found.contains("data.lot: was removed"), "{found}");
         assert!(
             found.contains("data.expiry_date: is now required"),
