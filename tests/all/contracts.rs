@@ -10,6 +10,7 @@ use std::time::Duration;
 use millrace::canonical::{CloudEvent, Lineage, MappedEvent};
 use millrace::contracts::{WitVersion, compatibility, schema};
 use millrace::registry::{Manifest, fixtures};
+use millrace::transport::local_server::free_port;
 use serde_json::{Value, json};
 use wit_parser::{PackageId, Resolve, Type, TypeDefKind, WorldItem};
 
@@ -172,12 +173,13 @@ fn a_fixture_event_with_a_wrong_field_fails_validation_with_a_readable_error() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_live_run_publishes_only_canonical_events_that_conform() {
+async fn a_live_run_publishes_only_canonical_events_that_conform_and_serves_the_schemas() {
     let mes = plugin("plugins/mes-shift-report");
     let expiry = plugin("tests/guests/expiry-v1-1");
     let nats = Nats::start();
+    let port = free_port().unwrap();
     let config = nats.config(&format!(
-        "{}{}",
+        "{}{}[admin]\nlisten = \"127.0.0.1:{port}\"\n",
         fixture_route("mes", &mes, "raw.mes.*.shift-report", ""),
         fixture_route("expiry", &expiry, "raw.test.*.receipt", "")
     ));
@@ -214,6 +216,38 @@ async fn a_live_run_publishes_only_canonical_events_that_conform() {
         Duration::from_secs(1),
     )
     .await;
+
+    // The same host serves the documents the repository holds (reads need no token on loopback).
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}/api/v1/schemas");
+    let index: Value = http.get(&base).send().await.unwrap().json().await.unwrap();
+    let listed = index.as_array().unwrap();
+    assert_eq!(listed.len(), millrace::contracts::all_documents().len());
+    for entry in listed {
+        let served = http
+            .get(format!(
+                "http://127.0.0.1:{port}{}",
+                entry["url"].as_str().unwrap()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(served.status(), 200, "{entry}");
+        let served: Value = served.json().await.unwrap();
+        let committed: Value = serde_json::from_str(
+            &std::fs::read_to_string(root().join(entry["path"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(served, committed, "{entry}");
+    }
+    let missing = http
+        .get(format!("{base}/9.9/inventory-movement"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    let why = missing.text().await.unwrap();
+    assert!(why.contains("1.0.0, 1.1.0"), "{why}");
     host.stop().await;
 
     let newest = WitVersion::newest().package();
@@ -240,6 +274,34 @@ async fn a_live_run_publishes_only_canonical_events_that_conform() {
         with_expiry > 0,
         "a 1.1 event with its expiry date was checked"
     );
+}
+
+#[test]
+fn the_cli_prints_the_committed_documents() {
+    for (args, file) in [
+        (
+            vec!["schema", "--wit", "1.0", "inventory-movement"],
+            "mapping@1.0.0/inventory-movement.json",
+        ),
+        (vec!["schema", "asyncapi"], "mapping@1.1.0/asyncapi.json"),
+    ] {
+        let out = millrace(&args);
+        assert!(out.status.success(), "{}", text(&out));
+        let committed = std::fs::read_to_string(root().join("schemas").join(file)).unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), committed, "{args:?}");
+    }
+    assert_clean_failure(&millrace(&["schema", "no-such-kind"]), "inventory-movement");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = millrace(&["schema", "--out", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    for (path, _) in millrace::contracts::all_documents() {
+        assert_eq!(
+            std::fs::read(dir.path().join(&path)).unwrap(),
+            std::fs::read(root().join("schemas").join(&path)).unwrap(),
+            "{path}"
+        );
+    }
 }
 
 /// A parsed `millrace:mapping` package.
