@@ -172,6 +172,24 @@ fn a_fixture_event_with_a_wrong_field_fails_validation_with_a_readable_error() {
     assert!(text.contains("/rawsequence:"), "{text}");
 }
 
+#[test]
+fn the_schema_and_the_host_agree_on_exact_decimals() {
+    let defs = schema::definitions(WitVersion::newest());
+    let quantity = json!({ "$defs": defs, "$ref": "#/$defs/Quantity" });
+    let (longest, too_long) = ("9".repeat(40), "9".repeat(41));
+    for amount in [
+        "0", "12", "12.50", "-3.5", "0.001", "", "1,5", "1e3", ".5", "5.", "--1", "1.2.3", " 1",
+        "NaN", "12\n", &longest, &too_long,
+    ] {
+        let valid = violations(&quantity, &json!({ "amount": amount, "uom": "EA" })).is_empty();
+        assert_eq!(
+            valid,
+            millrace::rules::validate::is_decimal(amount),
+            "the schema and the host disagree on {amount:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_run_publishes_only_canonical_events_that_conform_and_serves_the_schemas() {
     let mes = plugin("plugins/mes-shift-report");

@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Quantity {
     /// Exact decimal text.
+    // The same rule as `rules::validate::is_decimal`, which the host enforces before publishing
+    // (a contract test checks that the two agree).
+    #[schemars(regex(pattern = r"^-?[0-9]+(\.[0-9]+)?$"), length(max = 40))]
     pub amount: String,
     /// Unit of measure code.
     pub uom: String,
