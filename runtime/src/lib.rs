@@ -7,12 +7,14 @@
 //! it, in the [`canonical`] CloudEvents envelope). [`operations`] are the operator workflows
 //! (redrive, shadow reports); [`registry`] finds, builds, admits and loads plugin versions;
 //! [`config`] is the typed configuration; [`projection`] keeps the visibility picture (stock,
-//! work orders, holds) from the canonical stream. docs/ARCHITECTURE.md has the whole map.
+//! work orders, holds) from the canonical stream; [`contracts`] are the JSON Schemas and the
+//! AsyncAPI document published for consumers. docs/ARCHITECTURE.md has the whole map.
 #![deny(missing_docs)]
 
 pub mod admin;
 pub mod canonical;
 pub mod config;
+pub mod contracts;
 pub mod delivery;
 pub mod digest;
 pub mod host;

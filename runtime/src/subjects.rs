@@ -15,6 +15,11 @@ pub const ALL_DEAD_LETTERS: &str = "dlq.>";
 /// Every shadow report.
 pub const ALL_SHADOW: &str = "shadow.>";
 
+/// The subject of raw messages of `system` at `site` in `format`.
+pub fn raw(system: &str, site: &str, format: &str) -> String {
+    format!("raw.{system}.{site}.{format}")
+}
+
 /// The subject of canonical events of `kind` at `site`.
 pub fn canonical(kind: &str, site: &str) -> String {
     format!("canonical.{kind}.{site}")

@@ -8,6 +8,7 @@ mod admin_hardening;
 mod cli;
 mod cluster;
 mod console;
+mod contracts;
 mod delivery;
 mod deployment;
 mod flow;

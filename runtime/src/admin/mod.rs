@@ -13,6 +13,7 @@ mod api;
 pub mod auth;
 mod console;
 mod ingest;
+mod schemas;
 mod visibility;
 
 use std::sync::Arc;
@@ -187,6 +188,8 @@ pub fn router(state: AdminState) -> Router {
             get(visibility::commitments),
         )
         .route("/api/v1/visibility/sources", get(visibility::sources))
+        .route("/api/v1/schemas", get(schemas::index))
+        .route("/api/v1/schemas/{wit}/{name}", get(schemas::document))
         .route_layer(gate(Scope::Read));
     let admin = Router::new()
         .route("/api/v1/routes/{route}/activate", post(api::activate))

@@ -1,6 +1,7 @@
 //! The CloudEvents 1.0 JSON envelope of a canonical event, its deterministic id and its
 //! business key.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -24,9 +25,13 @@ pub struct Lineage<'a> {
 }
 
 /// A canonical event in its CloudEvents 1.0 JSON form.
-#[derive(Debug, Serialize)]
+///
+/// Its JSON Schema (`contracts`) is derived from this type; `contracts` narrows `type` and
+/// `data` to one kind.
+#[derive(Debug, Serialize, JsonSchema)]
 pub struct CloudEvent {
     /// Always `1.0`.
+    #[schemars(extend("const" = "1.0"))]
     pub specversion: &'static str,
     /// Deterministic id, see [`event_id`].
     pub id: String,
@@ -36,10 +41,12 @@ pub struct CloudEvent {
     #[serde(rename = "type")]
     pub kind: String,
     /// When it happened at the source.
+    #[schemars(extend("format" = "date-time"))]
     pub time: String,
     /// The business key, see [`business_key`].
     pub subject: String,
     /// Always `application/json`.
+    #[schemars(extend("const" = "application/json"))]
     pub datacontenttype: &'static str,
     /// The event record.
     pub data: serde_json::Value,

@@ -3,20 +3,28 @@
 //! These mirror `interface canonical` of the WIT one for one. JSON field names are the WIT
 //! names in snake_case, enum values the WIT names in kebab-case, an absent option is left out
 //! and a list is always written.
+//!
+//! The JSON Schemas consumers validate against are derived from these types (`contracts`): a
+//! field a later WIT version added carries `x-millrace-since`, so the schema of an older
+//! version leaves it out.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// An amount with its UN/ECE Rec 20 unit of measure.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Quantity {
     /// Exact decimal text.
+    // The same rule as `rules::validate::is_decimal`, which the host enforces before publishing
+    // (a contract test checks that the two agree).
+    #[schemars(regex(pattern = r"^-?[0-9]+(\.[0-9]+)?$"), length(max = 40))]
     pub amount: String,
     /// Unit of measure code.
     pub uom: String,
 }
 
 /// What kind of stock movement happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum MovementType {
     /// Goods received.
@@ -32,7 +40,7 @@ pub enum MovementType {
 }
 
 /// The usability status of stock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum StockStatus {
     /// Free to use.
@@ -46,7 +54,7 @@ pub enum StockStatus {
 }
 
 /// A stock movement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InventoryMovement {
     /// The kind of movement.
     pub movement_type: MovementType,
@@ -73,11 +81,12 @@ pub struct InventoryMovement {
     pub reference_document: Option<String>,
     /// Expiry date of the lot (WIT 1.1.0 and later).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("x-millrace-since" = "1.1.0"))]
     pub expiry_date: Option<String>,
 }
 
 /// A stock balance.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InventoryBalance {
     /// Item number.
     pub item: String,
@@ -95,7 +104,7 @@ pub struct InventoryBalance {
 }
 
 /// Work order life-cycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum WorkOrderState {
     /// Released.
@@ -115,7 +124,7 @@ pub enum WorkOrderState {
 }
 
 /// A work order state change.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct WorkOrderStatus {
     /// Work order number.
     pub work_order: String,
@@ -139,7 +148,7 @@ pub struct WorkOrderStatus {
 }
 
 /// Material consumed by a work order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct MaterialConsumption {
     /// Work order.
     pub work_order: String,
@@ -159,7 +168,7 @@ pub struct MaterialConsumption {
 }
 
 /// Output of a work order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProductionCompletion {
     /// Work order.
     pub work_order: String,
@@ -181,7 +190,7 @@ pub struct ProductionCompletion {
 }
 
 /// Hold placed or released.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum HoldAction {
     /// Placed.
@@ -191,7 +200,7 @@ pub enum HoldAction {
 }
 
 /// What a hold applies to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct HoldScope {
     /// Item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -208,7 +217,7 @@ pub struct HoldScope {
 }
 
 /// A quality hold placed or released.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct QualityHold {
     /// Hold id.
     pub hold_id: String,
@@ -224,7 +233,7 @@ pub struct QualityHold {
 }
 
 /// Firm or forecast.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum CommitmentLevel {
     /// Firm.
@@ -234,7 +243,7 @@ pub enum CommitmentLevel {
 }
 
 /// One schedule bucket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ScheduleBucket {
     /// Start or delivery date.
     pub date: String,
@@ -248,7 +257,7 @@ pub struct ScheduleBucket {
 }
 
 /// A supplier delivery schedule for one item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct SupplierCommitment {
     /// Supplier.
     pub supplier: String,
@@ -265,7 +274,7 @@ pub struct SupplierCommitment {
 }
 
 /// One ship notice line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ShipmentLine {
     /// Item.
     pub item: String,
@@ -285,7 +294,7 @@ pub struct ShipmentLine {
 }
 
 /// A ship notice.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ShipmentNotice {
     /// Shipment id.
     pub shipment_id: String,
@@ -301,7 +310,7 @@ pub struct ShipmentNotice {
 }
 
 /// The payload of an event, tagged by kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", content = "data", rename_all = "kebab-case")]
 pub enum EventData {
     /// A stock movement.
@@ -340,7 +349,7 @@ impl EventData {
 
 /// One event as a plugin returned it: the form `millrace plugin run` prints and golden
 /// fixtures hold.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct MappedEvent {
     /// Site code.
     pub site: String,

@@ -6,6 +6,7 @@ mod projection;
 mod publish;
 mod replay;
 mod route;
+mod schema;
 mod serve;
 mod status;
 
@@ -84,6 +85,9 @@ enum Command {
     /// orders, supplier commitments and source freshness. Rebuild it from the stream, or show it.
     #[command(subcommand)]
     Projection(projection::ProjectionCommand),
+    /// The contracts for consumers: JSON Schemas of the canonical events and the AsyncAPI
+    /// document of the subjects, per WIT version, generated from the model.
+    Schema(schema::SchemaArgs),
     /// Publishes raw files to a subject (one message each, with a Nats-Msg-Id), for trying
     /// things out.
     Publish {
@@ -165,6 +169,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Route(command) => route::run(command).await,
         Command::Status(args) => status::run(args).await,
         Command::Projection(command) => projection::run(command).await,
+        Command::Schema(args) => schema::run(args),
         Command::Publish {
             subject,
             files,

@@ -2,13 +2,14 @@
 //! never published, and the host reports field by field where the two disagree — what a new
 //! mapping would change, before anyone promotes it.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::registry::fixtures::Outcome;
 
 /// One field where the candidate differs from the active version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Difference {
     /// Where, e.g. `events[0].data.good_quantity.amount`.
     pub path: String,
@@ -21,7 +22,7 @@ pub struct Difference {
 }
 
 /// A shadow report of one raw message, published to `shadow.<route>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ShadowReport {
     /// The route.
     pub route: String,
