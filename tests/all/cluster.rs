@@ -2,8 +2,8 @@
 //! always`) with two millrace hosts connected to different nodes, under faults while traffic
 //! flows: the leader of RAW killed and restarted, the leader of CANONICAL likewise, a node
 //! stalled (SIGSTOP) for ten seconds, a host killed. After each, every raw message is accounted
-//! for exactly once (its event once, or its dead letter once) and both hosts serve again on their
-//! own.
+//! for exactly once (its event once, or its dead letter once), both hosts serve again on their
+//! own, and the visibility projection they kept equals a rebuild from the stream.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -70,6 +70,7 @@ impl Cluster {
             &path,
             format!(
                 "[nats]\nurl = \"{}\"\n\n[streams]\nreplicas = 3\n\n[host]\nworkers = 2\npartitions = 8\nstate_dir = \"{}\"\ndrain_timeout = \"2s\"\n\n\
+                 [projection]\nenabled = true\n\n\
                  [routes.steady]\nsubjects = [\"raw.test.*.cmd\"]\nplugin = {:?}\nack_wait = \"2s\"\n",
                 self.nodes.url(node),
                 state.display(),
@@ -143,6 +144,34 @@ where
     }
     let events = stream_len(&js, "CANONICAL").await;
     let letters = stream_len(&js, "DLQ").await;
+
+    // The projection the hosts kept through the fault is what a rebuild from the stream gives.
+    let config = millrace::config::Config::load(&a).unwrap();
+    let projection = millrace::projection::Projection::open(&js, &config)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    while !projection.caught_up().await.unwrap_or(false) {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the projection never caught up"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let visibility = millrace::projection::query::Visibility::open(&js, &config.projection)
+        .await
+        .unwrap();
+    let kept = projected_state(&visibility).await;
+    for host in &mut hosts {
+        assert_eq!(host.stop().code(), Some(0), "{}", host.log_text());
+    }
+    let rebuilt = millrace(&["projection", "rebuild", "-c", a.to_str().unwrap()]);
+    assert!(rebuilt.status.success(), "{}", text(&rebuilt));
+    assert_eq!(
+        projected_state(&visibility).await,
+        kept,
+        "the projection kept through the fault differs from a rebuild"
+    );
     println!(
         "{name}: {TOTAL} raw messages, {events} events, {letters} dead letters, 0 duplicates, \
          0 lost; served again {} ms after the fault began",

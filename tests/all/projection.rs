@@ -10,7 +10,7 @@ use crate::support::*;
 use async_nats::jetstream;
 use millrace::config::Config;
 use millrace::projection::Projection;
-use millrace::projection::query::{Filter, InventoryFilter, Visibility};
+use millrace::projection::query::Visibility;
 use millrace::transport::consumer_name;
 use serde_json::{Value, json};
 
@@ -92,27 +92,6 @@ fn route(name: &str, plugin_dir: &str, subject: &str, extra: &str) -> String {
     fixture_route(name, &plugin(plugin_dir), subject, extra)
 }
 
-/// Everything the projection holds, as the query API returns it, without the ages (which
-/// grow while the test runs).
-async fn state(visibility: &Visibility) -> Value {
-    let mut sources = serde_json::to_value(visibility.sources().await.unwrap()).unwrap();
-    for source in sources.as_array_mut().unwrap() {
-        let age = source
-            .as_object_mut()
-            .unwrap()
-            .remove("age_seconds")
-            .unwrap();
-        assert!(age.as_i64().unwrap() >= 0);
-    }
-    json!({
-        "inventory": visibility.inventory(&InventoryFilter::default()).await.unwrap(),
-        "work_orders": visibility.work_orders(&Filter::default()).await.unwrap(),
-        "holds": visibility.holds(&Filter::default()).await.unwrap(),
-        "commitments": visibility.commitments(&Filter::default()).await.unwrap(),
-        "sources": sources,
-    })
-}
-
 /// Waits until the canonical stream holds `events` events and the projection applied them all.
 async fn projected(js: &jetstream::Context, projection: &Projection, events: u64, host: &Host) {
     let started = Instant::now();
@@ -191,7 +170,7 @@ async fn a_scenario_across_formats_projects_exactly_and_rebuilds_the_same() {
     publish(&js, SCHEDULES, SCHEDULE.as_bytes(), "830-1").await;
     publish(&js, MES, SHIFT.as_bytes(), "shift-1").await;
     projected(&js, &projection, 8, &host).await;
-    let s = state(&visibility).await;
+    let s = projected_state(&visibility).await;
     let at_wh1 = casing(&s, Some("WH1"));
     assert_eq!(at_wh1["lot"], "L2026-0211");
     assert_eq!(at_wh1["on_hand"], "20", "30 received, 10 consumed: {s:#}");
@@ -212,7 +191,7 @@ async fn a_scenario_across_formats_projects_exactly_and_rebuilds_the_same() {
     )
     .await;
     projected(&js, &projection, 9, &host).await;
-    let s = state(&visibility).await;
+    let s = projected_state(&visibility).await;
     let at_wh1 = casing(&s, Some("WH1"));
     assert_eq!(at_wh1["blocked"], "20", "the lot is blocked at WH1: {s:#}");
     assert_eq!(at_wh1["available"], "0");
@@ -232,7 +211,7 @@ async fn a_scenario_across_formats_projects_exactly_and_rebuilds_the_same() {
     )
     .await;
     projected(&js, &projection, 10, &host).await;
-    let s = state(&visibility).await;
+    let s = projected_state(&visibility).await;
     assert_eq!(casing(&s, Some("WH1"))["blocked"], "0");
     assert_eq!(casing(&s, Some("WH1"))["holds"], json!([]));
 
@@ -284,7 +263,7 @@ async fn a_scenario_across_formats_projects_exactly_and_rebuilds_the_same() {
     .await;
     projected(&js, &projection, 13, &host).await;
 
-    let live = state(&visibility).await;
+    let live = projected_state(&visibility).await;
     assert_eq!(
         live["inventory"],
         json!([
@@ -403,7 +382,7 @@ async fn a_scenario_across_formats_projects_exactly_and_rebuilds_the_same() {
         text(&rebuilt)
     );
     assert_eq!(
-        state(&visibility).await,
+        projected_state(&visibility).await,
         live,
         "the rebuild gives the same state"
     );
@@ -411,7 +390,7 @@ async fn a_scenario_across_formats_projects_exactly_and_rebuilds_the_same() {
     // A restarted host resumes after the last event: nothing is applied twice.
     let host = Host::start(&config_path, &js, &consumer_refs).await;
     projected(&js, &projection, 13, &host).await;
-    assert_eq!(state(&visibility).await, live);
+    assert_eq!(projected_state(&visibility).await, live);
 }
 
 #[test]

@@ -575,3 +575,26 @@ pub async fn assert_accounted(js: &jetstream::Context, total: usize) {
         "no dead letter is lost"
     );
 }
+
+/// Everything the projection holds, as the query API returns it, without the ages (which
+/// grow while the test runs).
+pub async fn projected_state(
+    visibility: &millrace::projection::query::Visibility,
+) -> serde_json::Value {
+    let mut sources = serde_json::to_value(visibility.sources().await.unwrap()).unwrap();
+    for source in sources.as_array_mut().unwrap() {
+        let age = source
+            .as_object_mut()
+            .unwrap()
+            .remove("age_seconds")
+            .unwrap();
+        assert!(age.as_i64().unwrap() >= 0);
+    }
+    serde_json::json!({
+        "inventory": visibility.inventory(&Default::default()).await.unwrap(),
+        "work_orders": visibility.work_orders(&Default::default()).await.unwrap(),
+        "holds": visibility.holds(&Default::default()).await.unwrap(),
+        "commitments": visibility.commitments(&Default::default()).await.unwrap(),
+        "sources": sources,
+    })
+}
