@@ -179,26 +179,28 @@ where
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_leader_of_raw_killed_and_restarted_loses_and_duplicates_nothing() {
-    under_fault("RAW leader kill -9", async |cluster, js, _hosts| {
-        let leader = cluster.leader_of(js, "RAW").await;
-        cluster.nodes.kill(leader);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        cluster.nodes.restart(leader).unwrap();
-    })
+/// Kills the node leading `stream` (SIGKILL), and starts it again on its data two seconds later.
+async fn kill_the_leader_of(stream: &str) {
+    under_fault(
+        &format!("{stream} leader kill -9"),
+        async |cluster, js, _hosts| {
+            let leader = cluster.leader_of(js, stream).await;
+            cluster.nodes.kill(leader);
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            cluster.nodes.restart(leader).unwrap();
+        },
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_of_raw_killed_and_restarted_loses_and_duplicates_nothing() {
+    kill_the_leader_of("RAW").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_leader_of_canonical_killed_and_restarted_loses_and_duplicates_nothing() {
-    under_fault("CANONICAL leader kill -9", async |cluster, js, _hosts| {
-        let leader = cluster.leader_of(js, "CANONICAL").await;
-        cluster.nodes.kill(leader);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        cluster.nodes.restart(leader).unwrap();
-    })
-    .await;
+    kill_the_leader_of("CANONICAL").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -340,6 +340,24 @@ fn echo_digest(subject: &str, headers: &[(String, String)], payload: &[u8]) -> S
     format!("echo:{hash:016x}")
 }
 
+/// Runs `millrace args`, which must succeed saying `says`, and returns the one canonical event
+/// it published.
+async fn the_event_of(js: &jetstream::Context, args: &[&str], says: &str) -> Stored {
+    let out = millrace(args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains(says), "{}", text(&out));
+    let mut events = read_stream(
+        js,
+        "CANONICAL",
+        "canonical.>",
+        1,
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(events.len(), 1, "one event");
+    events.remove(0)
+}
+
 /// Deletes the CANONICAL stream and creates it empty, so an event id can be stored again.
 async fn fresh_canonical(js: &jetstream::Context) {
     js.delete_stream("CANONICAL").await.unwrap();
@@ -432,55 +450,33 @@ async fn a_plugin_sees_the_same_message_live_on_replay_and_on_redrive() {
 
     fresh_canonical(&js).await;
     let at = raw_sequence.to_string();
-    let replay = millrace(&[
-        "replay", "echo", "--from", &at, "--to", &at, "--config", &cfg,
-    ]);
-    assert!(replay.status.success(), "{}", text(&replay));
-    assert!(
-        text(&replay).contains("1 raw message(s), 1 event(s) published"),
-        "{}",
-        text(&replay)
-    );
-    let replayed = read_stream(
+    let replayed = the_event_of(
         &js,
-        "CANONICAL",
-        "canonical.>",
-        1,
-        Duration::from_millis(500),
+        &[
+            "replay", "echo", "--from", &at, "--to", &at, "--config", &cfg,
+        ],
+        "1 raw message(s), 1 event(s) published",
     )
     .await;
-    assert_eq!(replayed[0].json()["data"], live[0].json()["data"], "replay");
+    assert_eq!(replayed.json()["data"], live[0].json()["data"], "replay");
 
     fresh_canonical(&js).await;
     let config = nats.config(&routes(""));
     let letter = letters[0].sequence.to_string();
-    let redrive = millrace(&[
-        "dlq",
-        "redrive",
-        &letter,
-        "--config",
-        config.to_str().unwrap(),
-    ]);
-    assert!(redrive.status.success(), "{}", text(&redrive));
-    assert!(
-        text(&redrive).contains("1 event(s) published"),
-        "{}",
-        text(&redrive)
-    );
-    let redriven = read_stream(
+    let redriven = the_event_of(
         &js,
-        "CANONICAL",
-        "canonical.>",
-        1,
-        Duration::from_millis(500),
+        &[
+            "dlq",
+            "redrive",
+            &letter,
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        "1 event(s) published",
     )
     .await;
-    assert_eq!(
-        redriven[0].json()["data"],
-        live[0].json()["data"],
-        "redrive"
-    );
-    assert_eq!(redriven[0].json()["id"], live[0].json()["id"]);
+    assert_eq!(redriven.json()["data"], live[0].json()["data"], "redrive");
+    assert_eq!(redriven.json()["id"], live[0].json()["id"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -187,6 +187,20 @@ mod tests {
     use super::*;
     use crate::sandbox::CallError;
 
+    /// The letter of raw message `abc` on route `mes` with `original` headers.
+    fn letter_of<'a>(original: &'a HeaderMap, failure: &'a Failure) -> DeadLetter<'a> {
+        DeadLetter {
+            route: "mes",
+            plugin: "p@1.0.0",
+            raw_subject: "raw.mes.p1.x",
+            raw_sequence: 7,
+            raw_id: "abc",
+            raw_headers: Some(original),
+            attempts: 1,
+            failure,
+        }
+    }
+
     #[test]
     fn headers_keep_the_original_and_say_what_failed() {
         let mut original = HeaderMap::new();
@@ -196,16 +210,7 @@ mod tests {
             kind: "malformed-input",
             message: "line 3:\nbad qty".into(),
         });
-        let dl = DeadLetter {
-            route: "mes",
-            plugin: "p@1.0.0",
-            raw_subject: "raw.mes.p1.x",
-            raw_sequence: 7,
-            raw_id: "abc",
-            raw_headers: Some(&original),
-            attempts: 1,
-            failure: &failure,
-        };
+        let dl = letter_of(&original, &failure);
         let h = dl.headers();
         assert_eq!(dl.subject(), "dlq.mes");
         assert_eq!(header_value(Some(&h), "nats-msg-id"), Some("dlq:mes:abc"));
@@ -232,16 +237,7 @@ mod tests {
         original.append("X-Lot", "2");
         original.append("X-Lot", "1");
         let failure = Failure::Call(CallError::Trap("boom".into()));
-        let letter = DeadLetter {
-            route: "mes",
-            plugin: "p@1.0.0",
-            raw_subject: "raw.mes.p1.x",
-            raw_sequence: 7,
-            raw_id: "abc",
-            raw_headers: Some(&original),
-            attempts: 3,
-            failure: &failure,
-        };
+        let letter = letter_of(&original, &failure);
         let mut stored = letter.headers();
         stored.insert(
             "traceparent",
