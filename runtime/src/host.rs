@@ -94,7 +94,8 @@ pub struct HostHandle {
     state: watch::Receiver<HostState>,
     switches: broadcast::Sender<RouteSwitch>,
     shutdown: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The host's task; taken by [`ready`](HostHandle::ready) when it reports the host's error.
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 impl HostBuilder {
@@ -125,7 +126,7 @@ impl HostBuilder {
             state: watched,
             switches,
             shutdown,
-            task,
+            task: Some(task),
         }
     }
 }
@@ -138,13 +139,17 @@ impl HostHandle {
             .wait_for(|s| !matches!(s, HostState::Starting))
             .await
             .map(|s| s.clone());
-        match reached {
-            Ok(HostState::Ready { .. }) => Ok(()),
-            _ => match (&mut self.task).await {
+        match (reached, self.task.take()) {
+            (Ok(HostState::Ready { .. }), task) => {
+                self.task = task;
+                Ok(())
+            }
+            (_, Some(task)) => match task.await {
                 Ok(Err(e)) => Err(e),
                 Ok(Ok(())) => anyhow::bail!("the host stopped before it was ready"),
                 Err(e) => Err(anyhow::anyhow!("the host task failed: {e}")),
             },
+            (_, None) => anyhow::bail!("the host stopped before it was ready"),
         }
     }
 
@@ -180,9 +185,13 @@ impl HostHandle {
             .await;
     }
 
-    /// Waits until the host has stopped (asked to, or because a consumer failed).
+    /// Waits until the host has stopped (asked to, or because a consumer failed), and returns
+    /// its outcome (unless [`ready`](Self::ready) already returned it).
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("the host task failed")?
+        match self.task {
+            Some(task) => task.await.context("the host task failed")?,
+            None => anyhow::bail!("the host stopped before it was ready (ready() said why)"),
+        }
     }
 
     /// Stops the host and waits until it has.
