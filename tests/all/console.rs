@@ -1,8 +1,7 @@
 //! The web console end to end: a real host with traffic, the console loaded in headless
 //! Chromium (Debian's `chromium`, installed by `scripts/setup --test`), and what it shows.
 //!
-//! `MILLRACE_SCREENSHOTS=<dir>` also saves pictures of the live pages (docs/console.png and
-//! docs/visibility.png were made with `MILLRACE_SCREENSHOTS=$PWD/docs`).
+//! (The pictures in docs/ come from the demo's data: scripts/screenshots.)
 
 use std::path::Path;
 use std::process::Command;
@@ -42,27 +41,6 @@ fn chromium(profile: &Path) -> Command {
     ]);
     command.arg(format!("--user-data-dir={}", profile.display()));
     command
-}
-
-/// With `MILLRACE_SCREENSHOTS=<dir>`, saves a picture of the page at `url` as `<dir>/<name>`.
-fn screenshot(url: &str, profile: &Path, name: &str) {
-    let Some(dir) = std::env::var_os("MILLRACE_SCREENSHOTS") else {
-        return;
-    };
-    let out = chromium(profile)
-        .arg(format!(
-            "--screenshot={}",
-            Path::new(&dir).join(name).display()
-        ))
-        .arg("--window-size=1400,1000")
-        .arg(url)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Loads `url` and returns the page's DOM once its scripts ran.
@@ -241,8 +219,6 @@ async fn the_console_shows_live_routes_versions_dead_letters_and_sites() {
         "{}",
         text_of(&refused, "error")
     );
-
-    screenshot(&url, profile.path(), "console.png");
 }
 
 /// Publishes a quality hold on `item` at PLANT9 straight onto CANONICAL, as a QMS route would.
@@ -345,7 +321,6 @@ async fn the_visibility_page_shows_stock_blocked_by_a_hold_work_orders_and_sourc
         page.contains("class=\"blocked\""),
         "the blocked position is not marked"
     );
-    screenshot(&url, profile.path(), "visibility.png");
     assert!(
         text_of(&page, "holds").contains("PLANT9 QH-17 ITEM-1 – open surface cracks 1"),
         "{}",
