@@ -246,6 +246,9 @@ fn up_once_runs_the_example_end_to_end() {
         &port,
         "--state-dir",
         state.path().to_str().unwrap(),
+        // Any free port: other tests of this binary may serve an admin API at the same time.
+        "--admin-listen",
+        "127.0.0.1:0",
     ]);
     let t = text(&o);
     assert!(o.status.success(), "{t}");

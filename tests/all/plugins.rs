@@ -150,13 +150,23 @@ fn the_demo_follows_one_lot_from_in_transit_to_blocked() {
         .unwrap()
         .port();
     let o = std::process::Command::new(root().join("scripts/demo"))
-        .args(["--once", "--port", &port.to_string(), "--state-dir"])
+        .args(["--once", "--port", &port.to_string()])
+        // Any free port: other tests of this binary may serve an admin API at the same time.
+        .args(["--admin-listen", "127.0.0.1:0", "--state-dir"])
         .arg(state.path())
         .current_dir(root())
         .output()
         .unwrap();
     let t = text(&o);
     assert!(o.status.success(), "{t}");
+    let console = t
+        .lines()
+        .find_map(|l| l.strip_prefix("The console shows the same: http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("no console address:\n{t}"));
+    assert_ne!(
+        console, "9470/",
+        "--admin-listen 127.0.0.1:0 takes a free port"
+    );
     // The tables, one row per line with single spaces, split at each step's title.
     let rows: Vec<String> = t
         .lines()

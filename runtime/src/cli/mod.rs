@@ -63,6 +63,10 @@ enum Command {
         /// consecutive ports from `up.port`, instead of one server.
         #[arg(long, value_parser = clap::value_parser!(u8).range(3..=5))]
         cluster: Option<u8>,
+        /// Serve the admin API and console at this address instead of `admin.listen`
+        /// (`127.0.0.1:0` takes any free port; the address taken is printed).
+        #[arg(long)]
+        admin_listen: Option<std::net::SocketAddr>,
     },
     /// Works with mapping plugins: run one on a file, test its golden fixtures.
     #[command(subcommand)]
@@ -153,6 +157,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             port,
             state_dir,
             cluster,
+            admin_listen,
         } => {
             let options = serve::UpOptions {
                 nats,
@@ -160,6 +165,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 port,
                 state_dir,
                 cluster,
+                admin_listen,
             };
             serve::up(&config, options).await
         }

@@ -128,6 +128,8 @@ pub struct UpOptions {
     pub state_dir: Option<std::path::PathBuf>,
     /// Start a local cluster of this many nodes instead of one server.
     pub cluster: Option<u8>,
+    /// Overrides `admin.listen`.
+    pub admin_listen: Option<std::net::SocketAddr>,
 }
 
 /// `millrace up`.
@@ -138,6 +140,15 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
     }
     if let Some(port) = options.port {
         config.up.port = port;
+    }
+    if let Some(listen) = options.admin_listen {
+        match config.admin.as_mut() {
+            Some(admin) => admin.listen = listen,
+            None => bail!(
+                "--admin-listen {listen}: {} has no [admin] section, so there is no admin API to serve",
+                config_path.display()
+            ),
+        }
     }
     if options.cluster.is_some() && config.streams.replicas.is_none() {
         config.streams.replicas = Some(3);
@@ -183,10 +194,9 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
     let projection = start_projection(&config, &client, true, &shutdown).await?;
     host.ready().await?;
     println!("host ready: {} route(s); Ctrl-C stops", config.routes.len());
-    if let Some(admin) = &config.admin {
+    if let Some(admin) = host.admin_addr() {
         println!(
-            "console: http://{}/  (metrics at /metrics, API at /api/v1, see /api/v1/openapi.json)",
-            admin.listen
+            "console: http://{admin}/  (metrics at /metrics, API at /api/v1, see /api/v1/openapi.json)"
         );
     }
     let p = &config.projection;
