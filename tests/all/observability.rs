@@ -64,7 +64,13 @@ impl Admin {
     fn new(base: &str) -> Self {
         Self {
             base: base.to_owned(),
-            http: reqwest::Client::new(),
+            // No idle connections kept: the admin server closes a connection that sends no
+            // request within `admin.header_timeout`, and a POST on a connection it is closing
+            // fails (IncompleteMessage) instead of being retried.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
         }
     }
 
