@@ -211,23 +211,7 @@ fn upload(version_line: &str, fixtures: Option<Vec<(String, String)>>, into: &Pa
                 json!({ "name": name, "input": b64(input.as_bytes()), "expected": "{\"events\": []}" })
             })
             .collect(),
-        None => {
-            let mut out = Vec::new();
-            for entry in std::fs::read_dir(dir.join("fixtures")).unwrap() {
-                let path = entry.unwrap().path();
-                let name = path.file_name().unwrap().to_string_lossy().into_owned();
-                if name.ends_with(".expected.json") {
-                    continue;
-                }
-                let expected = path.with_file_name(name.replace(".txt", ".expected.json"));
-                out.push(json!({
-                    "name": name,
-                    "input": b64(&std::fs::read(&path).unwrap()),
-                    "expected": std::fs::read_to_string(expected).unwrap(),
-                }));
-            }
-            out
-        }
+        None => deploy_fixtures(&dir),
     };
     let manifest = std::fs::read_to_string(dir.join("plugin.toml"))
         .unwrap()

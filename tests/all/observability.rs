@@ -166,24 +166,10 @@ async fn wait_messages(admin: &Admin, messages: u64) -> Value {
 fn upload(version: &str, into: &Path) -> Value {
     let dir = plugin_version("tests/guests/misbehave", version, into);
     let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
-    let mut fixtures = Vec::new();
-    for entry in std::fs::read_dir(dir.join("fixtures")).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if name.ends_with(".expected.json") {
-            continue;
-        }
-        let expected = path.with_file_name(name.replace(".txt", ".expected.json"));
-        fixtures.push(json!({
-            "name": name,
-            "input": b64(std::fs::read(&path).unwrap()),
-            "expected": std::fs::read_to_string(expected).unwrap(),
-        }));
-    }
     json!({
         "manifest": std::fs::read_to_string(dir.join("plugin.toml")).unwrap(),
         "component": b64(std::fs::read(dir.join("plugin.wasm")).unwrap()),
-        "fixtures": fixtures,
+        "fixtures": deploy_fixtures(&dir),
     })
 }
 

@@ -598,3 +598,24 @@ pub async fn projected_state(
         "sources": sources,
     })
 }
+
+/// The golden fixtures of a plugin folder as a deploy body lists them: name, base64 input,
+/// expectation text.
+pub fn deploy_fixtures(dir: &Path) -> Vec<serde_json::Value> {
+    use base64::Engine as _;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir.join("fixtures")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".expected.json") {
+            continue;
+        }
+        let expected = path.with_file_name(name.replace(".txt", ".expected.json"));
+        out.push(serde_json::json!({
+            "name": name,
+            "input": base64::engine::general_purpose::STANDARD.encode(std::fs::read(&path).unwrap()),
+            "expected": std::fs::read_to_string(expected).unwrap(),
+        }));
+    }
+    out
+}
