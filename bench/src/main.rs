@@ -3,6 +3,7 @@
 //! docs/PERFORMANCE.md describes the arms, what each measures, and a recorded run.
 
 mod arms;
+mod calls;
 mod check;
 mod hostile;
 mod measure;
@@ -52,6 +53,10 @@ struct Args {
     /// Skip the hostile-neighbour measurement.
     #[arg(long, conflicts_with = "hostile")]
     skip_hostile: bool,
+    /// Only the per-call figures, no NATS: the SDK's readers, the native mappings, each plugin
+    /// in the sandbox (a call and an instantiation) and the Node.js mapping, for --seconds each.
+    #[arg(long)]
+    calls: bool,
 }
 
 /// One arm's figures in one mode.
@@ -83,6 +88,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         state_dir,
         sandbox,
     };
+    if args.calls {
+        print_machine();
+        return calls::measure(&setup, measure).await;
+    }
     let selected: Vec<Arm> = Arm::ALL
         .into_iter()
         .filter(|arm| args.arms.is_empty() || args.arms.iter().any(|a| a == arm.key()))
