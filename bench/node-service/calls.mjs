@@ -12,15 +12,20 @@ const [shiftFile, asnFile, seconds, site] = process.argv.slice(2);
 const configGet = (key) => ({ site })[key];
 const budget = Number(seconds) * 1000;
 
+// The mean of the fastest of five rounds, as the Rust side measures.
 function perCall(subject, payload) {
   for (let i = 0; i < 1000; i += 1) mapMessage(subject, payload.toString('latin1'), configGet);
-  const start = performance.now();
-  let calls = 0;
-  while (performance.now() - start < budget) {
-    for (let i = 0; i < 64; i += 1) mapMessage(subject, payload.toString('latin1'), configGet);
-    calls += 64;
+  let best = Infinity;
+  for (let round = 0; round < 5; round += 1) {
+    const start = performance.now();
+    let calls = 0;
+    while (performance.now() - start < budget / 5) {
+      for (let i = 0; i < 16; i += 1) mapMessage(subject, payload.toString('latin1'), configGet);
+      calls += 16;
+    }
+    best = Math.min(best, ((performance.now() - start) * 1000) / calls);
   }
-  return ((performance.now() - start) * 1000) / calls;
+  return best;
 }
 
 const shift = perCall('raw.mes.plant0.shift-report', fs.readFileSync(shiftFile));
