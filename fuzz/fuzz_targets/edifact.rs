@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     for message in &interchange.messages {
         for segment in &message.segments {
             let _ = segment.at();
-            for n in 0..=segment.elements.len() + 1 {
+            for n in 0..=segment.element_count() + 1 {
                 for component in segment.element(n) {
                     let _ = interchange.decimal(component);
                 }
@@ -19,6 +19,8 @@ fuzz_target!(|data: &[u8]| {
                 let _ = segment.value(n, 2);
             }
             let _ = edifact::date_time(segment.value(1, 2), segment.value(1, 3));
+            let _ = edifact::zoned_date_time(segment.value(1, 2), segment.value(1, 3));
+            let _ = edifact::dtm_timestamp(segment, millrace_sdk::timestamp::UtcOffset::UTC);
         }
     }
 });

@@ -39,21 +39,11 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     Ok(events)
 }
 
-/// Reads a `DTM` segment (`DTM+11:202607141230:203`) as an RFC 3339 timestamp.
-fn dtm(segment: &Segment, offset: timestamp::UtcOffset) -> Result<String, MapError> {
-    let (date, time) =
-        edifact::date_time(segment.value(1, 2), segment.value(1, 3)).map_err(|e| {
-            MapError::malformed(format!(
-                "{}, DTM {}: {e}",
-                segment.at(),
-                segment.value(1, 1)
-            ))
-        })?;
-    timestamp::rfc3339(date, time.unwrap_or(timestamp::Time::MIDNIGHT), offset)
-        .malformed_at(segment.at())
-}
-
-fn find<'a>(segments: &[&'a Segment], tag: &str, qualifier: &str) -> Option<&'a Segment> {
+fn find<'a, 'b>(
+    segments: &[&'a Segment<'b>],
+    tag: &str,
+    qualifier: &str,
+) -> Option<&'a Segment<'b>> {
     segments
         .iter()
         .copied()
@@ -95,11 +85,11 @@ fn notice(
                 bgm.at()
             ))
         })?;
-    let ship_date = dtm(ship, offset)?;
+    let ship_date = edifact::dtm_timestamp(ship, offset)?;
     let expected_delivery = find(&header, "DTM", "132")
         .or_else(|| find(&header, "DTM", "17"))
         .or_else(|| find(&header, "DTM", "2"))
-        .map(|s| dtm(s, offset))
+        .map(|s| edifact::dtm_timestamp(s, offset))
         .transpose()?;
     let supplier = ["SU", "SE", "CZ"]
         .iter()
@@ -114,7 +104,7 @@ fn notice(
             .to_owned()
         })
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| interchange.sender.clone());
+        .unwrap_or_else(|| interchange.sender.to_string());
     let header_po = find(&header, "RFF", "ON").map(|s| s.value(1, 2).trim().to_owned());
 
     let mut lines = Vec::new();
@@ -136,7 +126,7 @@ fn notice(
         Ok(())
     };
     for segment in all.iter().copied().skip(header.len()) {
-        match segment.tag.as_str() {
+        match segment.tag.as_ref() {
             "CPS" => {
                 flush(current.take(), &package, &mut lines)?;
                 package = None;

@@ -37,7 +37,11 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     Ok(events)
 }
 
-fn find<'a>(segments: &[&'a Segment], tag: &str, qualifier: &str) -> Option<&'a Segment> {
+fn find<'a, 'b>(
+    segments: &[&'a Segment<'b>],
+    tag: &str,
+    qualifier: &str,
+) -> Option<&'a Segment<'b>> {
     segments
         .iter()
         .copied()
@@ -46,18 +50,18 @@ fn find<'a>(segments: &[&'a Segment], tag: &str, qualifier: &str) -> Option<&'a 
 
 /// One INVRPT message: its header facts and its item lines.
 struct Report<'a> {
-    message: &'a Message,
+    message: &'a Message<'a>,
     /// The report's own number (`BGM` C106).
     number: Option<&'a str>,
     occurred_at: String,
     /// The warehouse party (`NAD+WH`, else the inventory reporting party `NAD+GY`).
     warehouse: Option<String>,
     /// Each line: the `LIN` segment and the segments after it up to the next line.
-    lines: Vec<Vec<&'a Segment>>,
+    lines: Vec<Vec<&'a Segment<'a>>>,
 }
 
 impl<'a> Report<'a> {
-    fn read(message: &'a Message, route: &edi::Route) -> Result<Self, MapError> {
+    fn read(message: &'a Message<'a>, route: &edi::Route) -> Result<Self, MapError> {
         let all: Vec<&Segment> = message.segments.iter().collect();
         let header: Vec<&Segment> = all.iter().copied().take_while(|s| s.tag != "LIN").collect();
         let bgm = header
@@ -80,15 +84,7 @@ impl<'a> Report<'a> {
                     bgm.at()
                 ))
             })?;
-        let (date, time) = edifact::date_time(dtm.value(1, 2), dtm.value(1, 3)).map_err(|e| {
-            MapError::malformed(format!("{}, DTM {}: {e}", dtm.at(), dtm.value(1, 1)))
-        })?;
-        let occurred_at = timestamp::rfc3339(
-            date,
-            time.unwrap_or(timestamp::Time::MIDNIGHT),
-            route.utc_offset,
-        )
-        .malformed_at(dtm.at())?;
+        let occurred_at = edifact::dtm_timestamp(dtm, route.utc_offset)?;
         let warehouse = ["WH", "GY"]
             .iter()
             .find_map(|code| find(&header, "NAD", code))
@@ -96,7 +92,7 @@ impl<'a> Report<'a> {
             .filter(|s| !s.is_empty());
         let mut lines: Vec<Vec<&Segment>> = Vec::new();
         for segment in all.iter().copied().skip(header.len()) {
-            match segment.tag.as_str() {
+            match segment.tag.as_ref() {
                 "LIN" => lines.push(vec![segment]),
                 "CNT" | "UNS" => lines.push(Vec::new()),
                 _ => {

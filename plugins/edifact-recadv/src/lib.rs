@@ -43,7 +43,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     Ok(events)
 }
 
-/// Reads a `DTM` segment as a date and optional time.
+/// Reads a `DTM` segment as a date and optional time (its zone, if any, does not change a date).
 fn dtm(segment: &Segment) -> Result<(timestamp::Date, Option<timestamp::Time>), MapError> {
     edifact::date_time(segment.value(1, 2), segment.value(1, 3)).map_err(|e| {
         MapError::malformed(format!(
@@ -54,7 +54,11 @@ fn dtm(segment: &Segment) -> Result<(timestamp::Date, Option<timestamp::Time>), 
     })
 }
 
-fn find<'a>(segments: &[&'a Segment], tag: &str, qualifier: &str) -> Option<&'a Segment> {
+fn find<'a, 'b>(
+    segments: &[&'a Segment<'b>],
+    tag: &str,
+    qualifier: &str,
+) -> Option<&'a Segment<'b>> {
     segments
         .iter()
         .copied()
@@ -91,9 +95,7 @@ fn receipts(
                 bgm.at()
             ))
         })?;
-    let (date, time) = dtm(received)?;
-    let occurred_at = timestamp::rfc3339(date, time.unwrap_or(timestamp::Time::MIDNIGHT), offset)
-        .malformed_at(received.at())?;
+    let occurred_at = edifact::dtm_timestamp(received, offset)?;
     let to_location = ["DP", "ST", "WH"]
         .iter()
         .find_map(|code| find(&header, "NAD", code))
@@ -117,7 +119,7 @@ fn receipts(
     let mut groups: Vec<Vec<&Segment>> = Vec::new();
     let mut in_line = false;
     for segment in all.iter().copied().skip(header.len()) {
-        match segment.tag.as_str() {
+        match segment.tag.as_ref() {
             "LIN" => {
                 groups.push(vec![segment]);
                 in_line = true;

@@ -14,7 +14,7 @@ const QUANTITY_SCALE: u32 = 3;
 /// Sequence numbers are 6 digits.
 const SEQUENCE_WIDTH: usize = 6;
 
-/// One record (line) of the report.
+/// One record (line) of the report: its fields, sliced from the line.
 pub(crate) struct Record<'a> {
     /// The 1-based line number in the payload.
     pub(crate) line: usize,
@@ -74,7 +74,7 @@ impl<'a> Record<'a> {
     }
 
     /// A required identifier: 1 to `max` printable ASCII characters, no spaces.
-    pub(crate) fn id(&self, index: usize, field: &str, max: usize) -> Result<String, MapError> {
+    pub(crate) fn id(&self, index: usize, field: &str, max: usize) -> Result<&'a str, MapError> {
         self.optional_id(index, field, max)?
             .ok_or_else(|| self.error(field, "is empty"))
     }
@@ -85,7 +85,7 @@ impl<'a> Record<'a> {
         index: usize,
         field: &str,
         max: usize,
-    ) -> Result<Option<String>, MapError> {
+    ) -> Result<Option<&'a str>, MapError> {
         let value = self.raw(index);
         if value.is_empty() {
             return Ok(None);
@@ -106,7 +106,7 @@ impl<'a> Record<'a> {
                 format!("'{value}' is {length} characters long, at most {max} allowed"),
             ));
         }
-        Ok(Some(value.to_owned()))
+        Ok(Some(value))
     }
 
     /// Free text (Latin-1 allowed) of at most `max` characters.
@@ -115,7 +115,7 @@ impl<'a> Record<'a> {
         index: usize,
         field: &str,
         max: usize,
-    ) -> Result<String, MapError> {
+    ) -> Result<&'a str, MapError> {
         let value = self.raw(index);
         let length = value.chars().count();
         if length > max {
@@ -124,7 +124,7 @@ impl<'a> Record<'a> {
                 format!("is {length} characters long, at most {max} allowed"),
             ));
         }
-        Ok(value.to_owned())
+        Ok(value)
     }
 
     /// A required fixed-width quantity.

@@ -10,14 +10,14 @@ use crate::units;
 const FORMAT_ID: &str = "SHIFTRPT";
 const FORMAT_VERSION: &str = "02";
 
-/// The report header: who, where and when the report is for.
-struct Header {
-    plant: String,
-    line: String,
-    shift: String,
+/// The report header: who, where and when the report is for (borrowed from the payload).
+struct Header<'a> {
+    plant: &'a str,
+    line: &'a str,
+    shift: &'a str,
     shift_date: Date,
     offset: UtcOffset,
-    supervisor: String,
+    supervisor: &'a str,
     site: String,
 }
 
@@ -47,10 +47,10 @@ pub(crate) fn map_report(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapError
     log::debug(
         "mapping shift report",
         &[
-            ("plant", &header.plant),
-            ("line", &header.line),
-            ("shift", &header.shift),
-            ("supervisor", &header.supervisor),
+            ("plant", header.plant),
+            ("line", header.line),
+            ("shift", header.shift),
+            ("supervisor", header.supervisor),
         ],
     );
 
@@ -84,7 +84,7 @@ pub(crate) fn map_report(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapError
     )))
 }
 
-fn parse_header(record: &Record<'_>) -> Result<Header, MapError> {
+fn parse_header<'a>(record: &Record<'a>) -> Result<Header<'a>, MapError> {
     let record_type = record.record_type();
     if record_type != "HDR" {
         return Err(record.error(
@@ -136,7 +136,7 @@ fn parse_header(record: &Record<'_>) -> Result<Header, MapError> {
         })?;
     let supervisor = record.free_text(8, "supervisor", 40)?;
     Ok(Header {
-        site: site_for(&plant)?,
+        site: site_for(plant)?,
         plant,
         line,
         shift,
@@ -170,14 +170,15 @@ fn site_for(plant: &str) -> Result<String, MapError> {
 }
 
 /// The fields every detail record starts with, and its timestamp.
-struct Common {
+/// What every detail record has, borrowed from its line.
+struct Common<'a> {
     sequence: u64,
-    transaction: String,
-    work_order: String,
-    operation: Option<String>,
+    transaction: &'a str,
+    work_order: &'a str,
+    operation: Option<&'a str>,
 }
 
-fn common(record: &Record<'_>) -> Result<Common, MapError> {
+fn common<'a>(record: &Record<'a>) -> Result<Common<'a>, MapError> {
     let sequence = record.sequence(1)?;
     let transaction = record.id(2, "txn-id", 20)?;
     let work_order = record.id(3, "work-order", 20)?;
@@ -199,7 +200,7 @@ fn common(record: &Record<'_>) -> Result<Common, MapError> {
 /// must be the shift date or the next day (a night shift runs past midnight).
 fn occurred_at(
     record: &Record<'_>,
-    header: &Header,
+    header: &Header<'_>,
     date_index: usize,
 ) -> Result<String, MapError> {
     let date = record.date(date_index, "date")?;
@@ -224,45 +225,50 @@ fn unit(record: &Record<'_>, index: usize) -> Result<&'static str, MapError> {
     units::rec20(code).ok_or_else(|| record.error("unit", format!("unknown unit code '{code}'")))
 }
 
-fn event(common: Common, header: &Header, occurred_at: String, data: EventData) -> CanonicalEvent {
+fn event(
+    common: &Common<'_>,
+    header: &Header<'_>,
+    occurred_at: String,
+    data: EventData,
+) -> CanonicalEvent {
     CanonicalEvent {
         site: header.site.clone(),
         occurred_at,
         source_sequence: Some(common.sequence),
-        source_transaction: Some(common.transaction),
+        source_transaction: Some(common.transaction.to_owned()),
         data,
     }
 }
 
 /// `PRD`: a production completion.
-fn production(record: &Record<'_>, header: &Header) -> Result<CanonicalEvent, MapError> {
+fn production(record: &Record<'_>, header: &Header<'_>) -> Result<CanonicalEvent, MapError> {
     record.expect_fields("PRD", 13)?;
     let common = common(record)?;
-    let item = record.id(5, "item", 30)?;
-    let lot = record.optional_id(6, "lot", 20)?;
+    let item = record.id(5, "item", 30)?.to_owned();
+    let lot = record.optional_id(6, "lot", 20)?.map(str::to_owned);
     let good = record.quantity(7, "good-qty")?;
     let scrap = record.quantity(8, "scrap-qty")?;
     let uom = unit(record, 9)?;
     let at = occurred_at(record, header, 10)?;
-    let location = record.optional_id(12, "location", 10)?;
+    let location = record.optional_id(12, "location", 10)?.map(str::to_owned);
     let data = EventData::ProductionCompletion(ProductionCompletion {
-        work_order: common.work_order.clone(),
-        operation: common.operation.clone(),
+        work_order: common.work_order.to_owned(),
+        operation: common.operation.map(str::to_owned),
         item,
         lot,
         good_quantity: decimal::quantity(good, uom),
         scrap_quantity: decimal::quantity(scrap, uom),
         location,
     });
-    Ok(event(common, header, at, data))
+    Ok(event(&common, header, at, data))
 }
 
 /// `MAT`: a material consumption.
-fn consumption(record: &Record<'_>, header: &Header) -> Result<CanonicalEvent, MapError> {
+fn consumption(record: &Record<'_>, header: &Header<'_>) -> Result<CanonicalEvent, MapError> {
     record.expect_fields("MAT", 12)?;
     let common = common(record)?;
-    let item = record.id(5, "item", 30)?;
-    let lot = record.optional_id(6, "lot", 20)?;
+    let item = record.id(5, "item", 30)?.to_owned();
+    let lot = record.optional_id(6, "lot", 20)?.map(str::to_owned);
     let quantity = record.quantity(7, "qty")?;
     if quantity.is_zero() {
         return Err(MapError::rejected(format!(
@@ -272,26 +278,26 @@ fn consumption(record: &Record<'_>, header: &Header) -> Result<CanonicalEvent, M
     }
     let uom = unit(record, 8)?;
     let at = occurred_at(record, header, 9)?;
-    let location = record.optional_id(11, "location", 10)?;
+    let location = record.optional_id(11, "location", 10)?.map(str::to_owned);
     let data = EventData::MaterialConsumption(MaterialConsumption {
-        work_order: common.work_order.clone(),
-        operation: common.operation.clone(),
+        work_order: common.work_order.to_owned(),
+        operation: common.operation.map(str::to_owned),
         item,
         lot,
         quantity: decimal::quantity(quantity, uom),
         location,
     });
-    Ok(event(common, header, at, data))
+    Ok(event(&common, header, at, data))
 }
 
 /// `WOS`: a work-order (or operation) status change.
-fn status(record: &Record<'_>, header: &Header) -> Result<CanonicalEvent, MapError> {
+fn status(record: &Record<'_>, header: &Header<'_>) -> Result<CanonicalEvent, MapError> {
     record.expect_fields("WOS", 14)?;
     let common = common(record)?;
     let code = record.raw(5);
     let state = state(code)
         .ok_or_else(|| record.error("status", format!("unknown status code '{code}'")))?;
-    let item = record.optional_id(6, "item", 30)?;
+    let item = record.optional_id(6, "item", 30)?.map(str::to_owned);
     let planned = record.optional_quantity(7, "planned-qty")?;
     let completed = record.optional_quantity(8, "completed-qty")?;
     let scrapped = record.optional_quantity(9, "scrapped-qty")?;
@@ -313,22 +319,22 @@ fn status(record: &Record<'_>, header: &Header) -> Result<CanonicalEvent, MapErr
         log::info(
             "work order status reason",
             &[
-                ("work_order", &common.work_order),
+                ("work_order", common.work_order),
                 ("status", code),
-                ("reason", &reason),
+                ("reason", reason),
             ],
         );
     }
     let data = EventData::WorkOrderStatus(WorkOrderStatus {
-        work_order: common.work_order.clone(),
-        operation: common.operation.clone(),
+        work_order: common.work_order.to_owned(),
+        operation: common.operation.map(str::to_owned),
         state,
         item,
         planned_quantity: quantity(planned),
         completed_quantity: quantity(completed),
         scrapped_quantity: quantity(scrapped),
     });
-    Ok(event(common, header, at, data))
+    Ok(event(&common, header, at, data))
 }
 
 /// The MES status codes.

@@ -46,18 +46,18 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
 
 /// One 846: its header facts and its item lines.
 struct Advice<'a> {
-    set: &'a TransactionSet,
+    set: &'a TransactionSet<'a>,
     /// The advice's own number (`BIA03`).
     number: Option<&'a str>,
     occurred_at: String,
     /// The warehouse (`N1*WH`, else the ship-from `N1*SF`) party id, else its name.
     warehouse: Option<String>,
     /// Each line: the `LIN` segment and the segments after it up to the next line.
-    lines: Vec<Vec<&'a Segment>>,
+    lines: Vec<Vec<&'a Segment<'a>>>,
 }
 
 impl<'a> Advice<'a> {
-    fn read(set: &'a TransactionSet, route: &edi::Route) -> Result<Self, MapError> {
+    fn read(set: &'a TransactionSet<'a>, route: &edi::Route) -> Result<Self, MapError> {
         let bia = set.segments.iter().find(|s| s.id == "BIA").ok_or_else(|| {
             MapError::malformed(format!(
                 "transaction set 846 {} (segment {}): there is no BIA segment",
@@ -67,7 +67,7 @@ impl<'a> Advice<'a> {
         let mut header = Vec::new();
         let mut lines: Vec<Vec<&Segment>> = Vec::new();
         for segment in &set.segments {
-            match segment.id.as_str() {
+            match segment.id.as_ref() {
                 "LIN" => lines.push(vec![segment]),
                 "CTT" | "SE" => lines.push(Vec::new()),
                 _ => match lines.last_mut().filter(|l| !l.is_empty()) {

@@ -43,7 +43,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
 }
 
 /// The `SN1` segments of the item (`HL03` `I`) levels of a ship notice.
-fn item_quantities(set: &TransactionSet) -> impl Iterator<Item = &Segment> {
+fn item_quantities<'a, 'b>(set: &'a TransactionSet<'b>) -> impl Iterator<Item = &'a Segment<'b>> {
     let mut level = "";
     set.segments.iter().filter(move |s| {
         if s.id == "HL" {
@@ -58,23 +58,28 @@ struct Level<'a> {
     id: &'a str,
     parent: &'a str,
     code: &'a str,
-    segments: Vec<&'a Segment>,
+    segments: &'a [Segment<'a>],
 }
 
-impl Level<'_> {
-    fn find(&self, id: &str, qualifier: &str) -> Option<&Segment> {
+impl<'a> Level<'a> {
+    fn find(&self, id: &str, qualifier: &str) -> Option<&'a Segment<'a>> {
         self.segments
             .iter()
-            .copied()
             .find(|s| s.id == id && s.trimmed(1) == qualifier)
     }
 
-    fn refs(&self, qualifier: &str) -> Vec<String> {
+    /// The `REF` numbers with `qualifier`, in order.
+    fn refs(&self, qualifier: &str) -> impl Iterator<Item = &'a str> {
         self.segments
             .iter()
-            .filter(|s| s.id == "REF" && s.trimmed(1) == qualifier && !s.trimmed(2).is_empty())
-            .map(|s| s.trimmed(2).to_owned())
-            .collect()
+            .filter(move |s| s.id == "REF" && s.trimmed(1) == qualifier)
+            .map(|s| s.trimmed(2))
+            .filter(|number| !number.is_empty())
+    }
+
+    /// The first `REF` number with `qualifier`.
+    fn first_ref(&self, qualifier: &str) -> Option<String> {
+        self.refs(qualifier).next().map(str::to_owned)
     }
 
     /// The package id of a tare or pack level: an SSCC from `MAN*GM`, else its `REF*LS` label.
@@ -83,7 +88,7 @@ impl Level<'_> {
             return Some(sscc(man.trimmed(2)));
         }
         if matches!(self.code, "T" | "P") {
-            return self.refs("LS").into_iter().next();
+            return self.first_ref("LS");
         }
         None
     }
@@ -105,38 +110,30 @@ fn ship_notice(
     offset: &str,
     item_qualifier: Option<&str>,
 ) -> Result<ShipmentNotice, MapError> {
-    let mut header: Vec<&Segment> = Vec::new();
+    // The header is what comes before the first HL; each level runs up to the next HL.
+    let mut runs = set.segments.split(|s| s.id == "HL");
+    let header = runs.next().unwrap_or_default();
     let mut levels: Vec<Level> = Vec::new();
-    for segment in &set.segments {
-        if segment.id == "HL" {
-            if segment.trimmed(1).is_empty() || segment.trimmed(3).is_empty() {
-                return Err(MapError::malformed(format!(
-                    "{}: HL01 (id) and HL03 (level code) are required",
-                    segment.at()
-                )));
-            }
-            levels.push(Level {
-                id: segment.trimmed(1),
-                parent: segment.trimmed(2),
-                code: segment.trimmed(3),
-                segments: Vec::new(),
-            });
-        } else if let Some(level) = levels.last_mut() {
-            level.segments.push(segment);
-        } else {
-            header.push(segment);
+    for (hl, segments) in set.segments.iter().filter(|s| s.id == "HL").zip(runs) {
+        if hl.trimmed(1).is_empty() || hl.trimmed(3).is_empty() {
+            return Err(MapError::malformed(format!(
+                "{}: HL01 (id) and HL03 (level code) are required",
+                hl.at()
+            )));
         }
+        levels.push(Level {
+            id: hl.trimmed(1),
+            parent: hl.trimmed(2),
+            code: hl.trimmed(3),
+            segments,
+        });
     }
-    let bsn = header
-        .iter()
-        .copied()
-        .find(|s| s.id == "BSN")
-        .ok_or_else(|| {
-            MapError::malformed(format!(
-                "transaction set 856 {} (segment {}): there is no BSN segment",
-                set.control_number, set.position
-            ))
-        })?;
+    let bsn = header.iter().find(|s| s.id == "BSN").ok_or_else(|| {
+        MapError::malformed(format!(
+            "transaction set 856 {} (segment {}): there is no BSN segment",
+            set.control_number, set.position
+        ))
+    })?;
     let shipment_id = bsn.trimmed(2);
     if shipment_id.is_empty() {
         return Err(MapError::malformed(format!(
@@ -146,21 +143,13 @@ fn ship_notice(
     }
     let shipment = levels.iter().find(|l| l.code == "S");
     // Dates and parties may sit in the header (version 2 documents) or in the shipment level.
-    let shipment_segments: Vec<&Segment> = header
-        .iter()
-        .copied()
-        .chain(
-            shipment
-                .into_iter()
-                .flat_map(|l| l.segments.iter().copied()),
-        )
-        .collect();
-    let dtm = |qualifier: &str| {
-        shipment_segments
+    let shipment_segments = || {
+        header
             .iter()
-            .copied()
-            .find(|s| s.id == "DTM" && s.trimmed(1) == qualifier)
+            .chain(shipment.into_iter().flat_map(|l| l.segments))
     };
+    let dtm =
+        |qualifier: &str| shipment_segments().find(|s| s.id == "DTM" && s.trimmed(1) == qualifier);
     let ship_date = match dtm("011") {
         Some(d) => {
             x12::dtm_timestamp(d, offset).malformed_at(format!("{}, DTM02/03 ship date", d.at()))?
@@ -177,8 +166,7 @@ fn ship_notice(
     let supplier = ["SF", "SU"]
         .iter()
         .find_map(|code| {
-            shipment_segments
-                .iter()
+            shipment_segments()
                 .find(|s| s.id == "N1" && s.trimmed(1) == *code)
                 .map(|n1| {
                     if n1.trimmed(4).is_empty() {
@@ -189,7 +177,7 @@ fn ship_notice(
                 })
         })
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| interchange.sender.clone());
+        .unwrap_or_else(|| interchange.sender.to_string());
 
     let mut lines = Vec::new();
     for item in levels.iter().filter(|l| l.code == "I") {
@@ -234,7 +222,6 @@ fn item_lines(
     let lin = item
         .segments
         .iter()
-        .copied()
         .find(|s| s.id == "LIN")
         .ok_or_else(|| {
             MapError::malformed(format!(
@@ -264,7 +251,7 @@ fn item_lines(
     let up = ancestors(item, levels);
     let purchase_order = pick("PO")
         .or_else(|| pick("ON"))
-        .or_else(|| item.refs("PO").into_iter().next())
+        .or_else(|| item.first_ref("PO"))
         .or_else(|| {
             up.iter().find_map(|l| {
                 l.segments
@@ -273,14 +260,14 @@ fn item_lines(
                     .map(|s| s.trimmed(1).to_owned())
             })
         });
-    let item_lot = pick("LT").or_else(|| item.refs("LT").into_iter().next());
+    let item_lot = pick("LT").or_else(|| item.first_ref("LT"));
     let mut item_serials: Vec<String> = pairs
         .iter()
         .filter(|(q, _)| *q == "SN")
         .map(|(_, v)| (*v).to_owned())
         .collect();
-    item_serials.extend(item.refs("SE"));
-    item_serials.extend(item.refs("LS"));
+    item_serials.extend(item.refs("SE").map(str::to_owned));
+    item_serials.extend(item.refs("LS").map(str::to_owned));
     let outer_package = item
         .package_id()
         .or_else(|| up.iter().find_map(|l| l.package_id()));
@@ -307,12 +294,8 @@ fn item_lines(
     let mut lines = Vec::new();
     for pack in packs {
         let quantity = shipped(pack)?;
-        let lot = pack
-            .refs("LT")
-            .into_iter()
-            .next()
-            .or_else(|| item_lot.clone());
-        let serials = pack.refs("SE");
+        let lot = pack.first_ref("LT").or_else(|| item_lot.clone());
+        let serials = pack.refs("SE").map(str::to_owned).collect();
         let package_id = pack.package_id().or_else(|| outer_package.clone());
         lines.push(line(quantity, lot, serials, package_id));
     }
@@ -324,7 +307,6 @@ fn shipped(level: &Level) -> Result<Quantity, MapError> {
     let sn1 = level
         .segments
         .iter()
-        .copied()
         .find(|s| s.id == "SN1")
         .ok_or_else(|| {
             MapError::malformed(format!(

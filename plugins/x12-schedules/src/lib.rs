@@ -48,11 +48,11 @@ struct Schedule<'a> {
     number: Option<&'a str>,
     issued_at: String,
     purchase_order: Option<String>,
-    header: Vec<&'a Segment>,
+    header: Vec<&'a Segment<'a>>,
 }
 
 impl<'a> Schedule<'a> {
-    fn read(group: &Group, set: &'a TransactionSet, offset: &str) -> Result<Self, MapError> {
+    fn read(group: &Group, set: &'a TransactionSet<'a>, offset: &str) -> Result<Self, MapError> {
         let header: Vec<&Segment> = set.segments.iter().take_while(|s| s.id != "LIN").collect();
         let (begin, date_element, po_element) = if set.id == "830" {
             ("BFR", 8, 11)
@@ -73,7 +73,7 @@ impl<'a> Schedule<'a> {
         // The schedule is issued on its own date; the group's time is used when it was sent the
         // same day, else midnight.
         let time = if date == group.date {
-            group.time.as_str()
+            group.time.as_ref()
         } else {
             ""
         };
@@ -164,7 +164,7 @@ impl<'a> Schedule<'a> {
         let supplier = supplier(segments)
             .or_else(|| header_supplier.map(str::to_owned))
             // A schedule is sent by the buyer to the supplier: the receiver is the supplier.
-            .unwrap_or_else(|| interchange.receiver.clone());
+            .unwrap_or_else(|| interchange.receiver.to_string());
         let mut buckets = Vec::new();
         for fst in segments.iter().filter(|s| s.id == "FST") {
             buckets.push(bucket(fst, uom)?);

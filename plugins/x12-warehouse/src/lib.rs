@@ -15,7 +15,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
     let mut events = Vec::new();
     for (_, set) in interchange.transaction_sets() {
-        let document = match set.id.as_str() {
+        let document = match set.id.as_ref() {
             "943" => Document::read(set, "W06", 3, 2, "W04", MovementType::Transfer)?,
             "944" => Document::read(set, "W17", 2, 4, "W07", MovementType::Receipt)?,
             "945" => Document::read(set, "W06", 3, 2, "W12", MovementType::Issue)?,
@@ -45,19 +45,19 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
 
 /// One warehouse document: its beginning segment, its header and its item lines.
 struct Document<'a> {
-    set: &'a TransactionSet,
-    begin: &'a Segment,
+    set: &'a TransactionSet<'a>,
+    begin: &'a Segment<'a>,
     date_element: usize,
     reference_element: usize,
-    header: Vec<&'a Segment>,
+    header: Vec<&'a Segment<'a>>,
     /// Each line: the item segment and the segments after it up to the next line.
-    lines: Vec<Vec<&'a Segment>>,
+    lines: Vec<Vec<&'a Segment<'a>>>,
     movement: MovementType,
 }
 
 impl<'a> Document<'a> {
     fn read(
-        set: &'a TransactionSet,
+        set: &'a TransactionSet<'a>,
         begin_id: &str,
         date_element: usize,
         reference_element: usize,
@@ -79,7 +79,7 @@ impl<'a> Document<'a> {
         for segment in &set.segments {
             if segment.id == line_id {
                 lines.push(vec![segment]);
-            } else if matches!(segment.id.as_str(), "LX" | "W03" | "W14" | "W76" | "CTT") {
+            } else if matches!(segment.id.as_ref(), "LX" | "W03" | "W14" | "W76" | "CTT") {
                 // Loop starts and totals end the current line.
                 if lines.last().is_some_and(|last| !last.is_empty()) {
                     lines.push(Vec::new());
@@ -107,7 +107,7 @@ impl<'a> Document<'a> {
     /// shipment id (`W06`04, else the depositor order `W06`02), the 943's depositor order
     /// (`W06`02), the 861's receiving advice number (`BRA`01).
     fn number(&self) -> Option<String> {
-        let elements: &[usize] = match self.set.id.as_str() {
+        let elements: &[usize] = match self.set.id.as_ref() {
             "944" => &[3],
             "945" => &[4, 2],
             "943" => &[2],
@@ -120,7 +120,7 @@ impl<'a> Document<'a> {
             .map(str::to_owned)
     }
 
-    fn header_find(&self, id: &str, qualifier: &str) -> Option<&'a Segment> {
+    fn header_find(&self, id: &str, qualifier: &str) -> Option<&'a Segment<'a>> {
         self.header
             .iter()
             .copied()
@@ -175,7 +175,7 @@ impl<'a> Document<'a> {
         let reference = Some(self.begin.trimmed(self.reference_element))
             .filter(|r| !r.is_empty())
             .map(str::to_owned);
-        let (from_location, to_location, status) = match self.set.id.as_str() {
+        let (from_location, to_location, status) = match self.set.id.as_ref() {
             "943" => (
                 self.party("SF"),
                 self.party("WH").or_else(|| self.party("ST")),
@@ -251,7 +251,7 @@ impl<'a> Document<'a> {
             return Ok(None);
         };
         // Where each line segment keeps quantity, unit, the product id pairs and the lot.
-        let (quantity_element, unit_element, pairs_from, lot_element) = match first.id.as_str() {
+        let (quantity_element, unit_element, pairs_from, lot_element) = match first.id.as_ref() {
             "W04" => (1, 2, 4, 0),
             "W07" => (1, 2, 4, 8),
             "W12" => (3, 5, 7, 9),

@@ -14,6 +14,7 @@
 //! Numbers use the interchange's decimal mark: [`Interchange::decimal`] turns `12,5` into `12.5`
 //! when the `UNA` says `,`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::decimal::{self, DecimalError};
@@ -45,34 +46,68 @@ impl Default for Separators {
     }
 }
 
-/// One segment: its tag and its elements, each a list of components (release characters removed).
+/// One segment: its tag and its elements, each a list of components (release characters
+/// removed), borrowed from the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Segment {
+pub struct Segment<'a> {
     /// The segment tag, for example `LIN`.
-    pub tag: String,
-    /// The elements after the tag; each is its list of components.
-    pub elements: Vec<Vec<String>>,
+    pub tag: Cow<'a, str>,
+    /// Every component of every element after the tag, in order, with the 0-based index of the
+    /// element it belongs to.
+    components: Vec<(usize, Cow<'a, str>)>,
     /// The 1-based position of the segment in the interchange (`UNB` is 1; `UNA` is not counted).
     pub position: usize,
     /// The 1-based line of the file the segment starts on.
     pub line: usize,
 }
 
-impl Segment {
+impl<'a> Segment<'a> {
     /// Returns component `m` of element `n` (both 1-based), or `""` when absent:
     /// in `QTY+12:40:PCE`, `value(1, 2)` is `40`.
     pub fn value(&self, n: usize, m: usize) -> &str {
-        n.checked_sub(1)
-            .and_then(|i| self.elements.get(i))
-            .and_then(|element| m.checked_sub(1).and_then(|j| element.get(j)))
-            .map_or("", String::as_str)
+        self.component(n, m).map_or("", |c| c.as_ref())
     }
 
-    /// Returns the components of element `n` (1-based); empty when absent.
-    pub fn element(&self, n: usize) -> &[String] {
-        n.checked_sub(1)
-            .and_then(|i| self.elements.get(i))
-            .map_or(&[], Vec::as_slice)
+    fn component(&self, n: usize, m: usize) -> Option<&Cow<'a, str>> {
+        let (element, offset) = (n.checked_sub(1)?, m.checked_sub(1)?);
+        let first = self.components.partition_point(|(e, _)| *e < element);
+        match self.components.get(first.checked_add(offset)?) {
+            Some((e, text)) if *e == element => Some(text),
+            _ => None,
+        }
+    }
+
+    /// Component `m` of element `n` trimmed, as a value that lives as long as the payload (not
+    /// the segment): what the interchange's envelope fields are made of.
+    fn trimmed_value(&self, n: usize, m: usize) -> Cow<'a, str> {
+        match self.component(n, m) {
+            Some(Cow::Borrowed(text)) => Cow::Borrowed(text.trim()),
+            Some(Cow::Owned(text)) => Cow::Owned(text.trim().to_owned()),
+            None => Cow::Borrowed(""),
+        }
+    }
+
+    /// Component `m` of element `n` as written, living as long as the payload.
+    fn untrimmed_value(&self, n: usize, m: usize) -> Cow<'a, str> {
+        self.component(n, m).cloned().unwrap_or_default()
+    }
+
+    /// Returns the components of element `n` (1-based); none when absent.
+    pub fn element(&self, n: usize) -> impl ExactSizeIterator<Item = &str> {
+        let components = match n.checked_sub(1) {
+            Some(element) => {
+                let first = self.components.partition_point(|(e, _)| *e < element);
+                let end = self.components.partition_point(|(e, _)| *e <= element);
+                self.components.get(first..end).unwrap_or(&[])
+            }
+            None => &[],
+        };
+        components.iter().map(|(_, text)| text.as_ref())
+    }
+
+    /// The number of elements after the tag.
+    pub fn element_count(&self) -> usize {
+        self.components.last().map_or(0, |(e, _)| e + 1)
     }
 
     /// Says where the segment is, for error messages: `segment 12 (QTY) at line 12`.
@@ -82,74 +117,137 @@ impl Segment {
             self.position, self.tag, self.line
         )
     }
+
+    /// A copy that owns its text, independent of the payload.
+    pub fn into_owned(self) -> Segment<'static> {
+        Segment {
+            tag: owned(self.tag),
+            components: self
+                .components
+                .into_iter()
+                .map(|(element, text)| (element, owned(text)))
+                .collect(),
+            position: self.position,
+            line: self.line,
+        }
+    }
+}
+
+fn owned(text: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(text.into_owned())
 }
 
 /// One message (`UNH` … `UNT`), for example a DESADV.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
+pub struct Message<'a> {
     /// The message reference number (`UNH` 0062).
-    pub reference: String,
+    pub reference: Cow<'a, str>,
     /// The message type (`UNH` S009 0065), for example `DESADV`.
-    pub message_type: String,
+    pub message_type: Cow<'a, str>,
     /// The message version (S009 0052), for example `D`.
-    pub version: String,
+    pub version: Cow<'a, str>,
     /// The message release (S009 0054), for example `96A`.
-    pub release: String,
+    pub release: Cow<'a, str>,
     /// The controlling agency (S009 0051), for example `UN`.
-    pub agency: String,
+    pub agency: Cow<'a, str>,
     /// The association assigned code (S009 0057), for example `EAN005`, when given.
-    pub association: String,
+    pub association: Cow<'a, str>,
     /// The segments between `UNH` and `UNT` (both excluded).
-    pub segments: Vec<Segment>,
+    pub segments: Vec<Segment<'a>>,
     /// The position of the `UNH` segment in the interchange.
     pub position: usize,
     /// The index in [`Interchange::groups`] of the group the message is in, when groups are used.
     pub group: Option<usize>,
 }
 
+impl Message<'_> {
+    /// A copy that owns its text, independent of the payload.
+    pub fn into_owned(self) -> Message<'static> {
+        Message {
+            reference: owned(self.reference),
+            message_type: owned(self.message_type),
+            version: owned(self.version),
+            release: owned(self.release),
+            agency: owned(self.agency),
+            association: owned(self.association),
+            segments: self.segments.into_iter().map(Segment::into_owned).collect(),
+            position: self.position,
+            group: self.group,
+        }
+    }
+}
+
 /// One functional group (`UNG` … `UNE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
+pub struct Group<'a> {
     /// The message group identification (`UNG` 0038), for example `ORDERS`.
-    pub functional_id: String,
+    pub functional_id: Cow<'a, str>,
     /// The group reference number (`UNG` 0048).
-    pub reference: String,
+    pub reference: Cow<'a, str>,
     /// How many messages the group holds.
     pub message_count: usize,
 }
 
-/// A checked interchange.
+impl Group<'_> {
+    /// A copy that owns its text, independent of the payload.
+    pub fn into_owned(self) -> Group<'static> {
+        Group {
+            functional_id: owned(self.functional_id),
+            reference: owned(self.reference),
+            message_count: self.message_count,
+        }
+    }
+}
+
+/// A checked interchange, borrowing from the payload it was read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interchange {
+pub struct Interchange<'a> {
     /// The delimiters and decimal mark in force.
     pub separators: Separators,
     /// The syntax identifier (`UNB` S001 0001), for example `UNOC`.
-    pub syntax: String,
+    pub syntax: Cow<'a, str>,
     /// The syntax version (`UNB` S001 0002), for example `3`.
-    pub syntax_version: String,
+    pub syntax_version: Cow<'a, str>,
     /// The sender identification (`UNB` S002 0004).
-    pub sender: String,
+    pub sender: Cow<'a, str>,
     /// The sender code qualifier (`UNB` S002 0007), for example `14` for a GLN.
-    pub sender_qualifier: String,
+    pub sender_qualifier: Cow<'a, str>,
     /// The recipient identification (`UNB` S003 0010).
-    pub recipient: String,
+    pub recipient: Cow<'a, str>,
     /// The preparation date (`UNB` S004 0017, `YYMMDD` or `CCYYMMDD`).
-    pub date: String,
+    pub date: Cow<'a, str>,
     /// The preparation time (`UNB` S004 0019, `HHMM`).
-    pub time: String,
+    pub time: Cow<'a, str>,
     /// The interchange control reference (`UNB` 0020).
-    pub control_reference: String,
+    pub control_reference: Cow<'a, str>,
     /// The functional groups, when the interchange uses `UNG`.
-    pub groups: Vec<Group>,
+    pub groups: Vec<Group<'a>>,
     /// Every message, in order (inside groups or not).
-    pub messages: Vec<Message>,
+    pub messages: Vec<Message<'a>>,
 }
 
-impl Interchange {
+impl Interchange<'_> {
     /// Reads a numeric value written with this interchange's decimal mark and returns it in the
     /// WIT `decimal` form: `12,5` gives `12.5` when the mark is `,`.
     pub fn decimal(&self, text: &str) -> Result<String, DecimalError> {
         wit_decimal(text, self.separators.decimal_mark)
+    }
+
+    /// A copy that owns its text, independent of the payload.
+    pub fn into_owned(self) -> Interchange<'static> {
+        Interchange {
+            separators: self.separators,
+            syntax: owned(self.syntax),
+            syntax_version: owned(self.syntax_version),
+            sender: owned(self.sender),
+            sender_qualifier: owned(self.sender_qualifier),
+            recipient: owned(self.recipient),
+            date: owned(self.date),
+            time: owned(self.time),
+            control_reference: owned(self.control_reference),
+            groups: self.groups.into_iter().map(Group::into_owned).collect(),
+            messages: self.messages.into_iter().map(Message::into_owned).collect(),
+        }
     }
 }
 
@@ -182,7 +280,7 @@ fn error(location: impl Into<String>, reason: impl Into<String>) -> EdifactError
     }
 }
 
-fn at(segment: &Segment, reason: impl Into<String>) -> EdifactError {
+fn at(segment: &Segment<'_>, reason: impl Into<String>) -> EdifactError {
     error(segment.at(), reason)
 }
 
@@ -190,24 +288,35 @@ fn at(segment: &Segment, reason: impl Into<String>) -> EdifactError {
 ///
 /// The bytes are decoded as UTF-8 when valid, otherwise as Latin-1 (syntax levels A to C are
 /// single-byte).
-pub fn parse(bytes: &[u8]) -> Result<Interchange, EdifactError> {
+pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, EdifactError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let text = crate::text::utf8_or_latin1(bytes);
-    let chars: Vec<char> = text.chars().collect();
-    let start = chars
-        .iter()
-        .position(|c| !c.is_whitespace())
-        .unwrap_or(chars.len());
-    let mut line = 1 + chars[..start].iter().filter(|c| **c == '\n').count();
-    let mut body = &chars[start..];
+    match crate::text::utf8_or_latin1(bytes) {
+        Cow::Borrowed(text) => read(text),
+        Cow::Owned(text) => read(&text).map(Interchange::into_owned),
+    }
+}
+
+fn read(text: &str) -> Result<Interchange<'_>, EdifactError> {
+    let mut body = text.trim_start();
+    let mut line = 1 + text[..text.len() - body.len()]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count();
     let mut separators = Separators::default();
-    if body.starts_with(&['U', 'N', 'A']) {
-        let Some(una) = body.get(3..9) else {
-            return Err(error(
-                "UNA",
-                "the service string advice is shorter than its 6 characters",
-            ));
-        };
+    if let Some(advice) = body.strip_prefix("UNA") {
+        let mut chars = advice.char_indices();
+        let mut una = [' '; 6];
+        for slot in &mut una {
+            match chars.next() {
+                Some((_, c)) => *slot = c,
+                None => {
+                    return Err(error(
+                        "UNA",
+                        "the service string advice is shorter than its 6 characters",
+                    ));
+                }
+            }
+        }
         separators = Separators {
             component: una[0],
             element: una[1],
@@ -235,74 +344,120 @@ pub fn parse(bytes: &[u8]) -> Result<Interchange, EdifactError> {
                 ),
             ));
         }
-        body = &body[9..];
+        body = chars.as_str();
     }
     let segments = split(body, separators, &mut line)?;
     build(separators, segments)
 }
 
+fn is_line_break(c: char) -> bool {
+    c == '\r' || c == '\n'
+}
+
+/// The component being read: where it starts in the text, and whether it must be copied to be
+/// read (a release character or a line break runs through it).
+struct Pending {
+    start: usize,
+    copy: bool,
+}
+
+impl Pending {
+    fn at(start: usize) -> Self {
+        Self { start, copy: false }
+    }
+
+    /// The component ending at `end`: the slice itself, or a copy without line breaks and with
+    /// each released character in place of its release character.
+    fn finish<'a>(&self, text: &'a str, end: usize, release: Option<char>) -> Cow<'a, str> {
+        let raw = text.get(self.start..end).unwrap_or("");
+        if !self.copy {
+            return Cow::Borrowed(raw);
+        }
+        let mut value = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if is_line_break(c) {
+                continue;
+            }
+            if Some(c) == release {
+                value.extend(chars.next());
+            } else {
+                value.push(c);
+            }
+        }
+        Cow::Owned(value)
+    }
+}
+
 /// Splits the text after the `UNA` into segments, honouring the release character.
-fn split(
-    chars: &[char],
+fn split<'a>(
+    text: &'a str,
     separators: Separators,
     line: &mut usize,
-) -> Result<Vec<Segment>, EdifactError> {
+) -> Result<Vec<Segment<'a>>, EdifactError> {
     let mut segments = Vec::new();
-    let mut elements: Vec<Vec<String>> = vec![vec![String::new()]];
+    // The finished components of the segment being read, by element (0 is the tag).
+    let mut components: Vec<(usize, Cow<'a, str>)> = Vec::new();
+    let mut element = 0;
+    let mut pending = Pending::at(0);
     let mut started = false;
     let mut segment_line = *line;
-    let mut iter = chars.iter().copied();
-    while let Some(c) = iter.next() {
+    let mut chars = text.char_indices();
+    while let Some((at, c)) = chars.next() {
         if c == '\n' {
             *line += 1;
         }
-        if c == '\r' || c == '\n' {
+        if is_line_break(c) {
+            // A break before the component's first character is skipped over; inside it, the
+            // component is copied without it.
+            if pending.start == at {
+                pending.start = at + 1;
+            } else {
+                pending.copy = true;
+            }
             continue;
         }
         if !started {
             segment_line = *line;
             started = true;
         }
-        let push = |elements: &mut Vec<Vec<String>>, c: char| {
-            if let Some(component) = elements.last_mut().and_then(|e| e.last_mut()) {
-                component.push(c);
-            }
-        };
         if Some(c) == separators.release {
-            match iter.next() {
-                Some(escaped) => push(&mut elements, escaped),
-                None => {
-                    return Err(error(
-                        format!("segment {} at line {segment_line}", segments.len() + 1),
-                        "the interchange ends with a release character: it is truncated",
-                    ));
-                }
+            if chars.next().is_none() {
+                return Err(error(
+                    format!("segment {} at line {segment_line}", segments.len() + 1),
+                    "the interchange ends with a release character: it is truncated",
+                ));
             }
+            pending.copy = true;
         } else if c == separators.segment {
-            let done = std::mem::replace(&mut elements, vec![vec![String::new()]]);
+            components.push((element, pending.finish(text, at, separators.release)));
+            let done = std::mem::take(&mut components);
             segments.push(segment(done, segments.len() + 1, segment_line)?);
+            element = 0;
+            pending = Pending::at(at + c.len_utf8());
             started = false;
         } else if c == separators.element {
-            elements.push(vec![String::new()]);
+            components.push((element, pending.finish(text, at, separators.release)));
+            element += 1;
+            pending = Pending::at(at + c.len_utf8());
         } else if c == separators.component {
-            if let Some(element) = elements.last_mut() {
-                element.push(String::new());
-            }
-        } else {
-            push(&mut elements, c);
+            components.push((element, pending.finish(text, at, separators.release)));
+            pending = Pending::at(at + c.len_utf8());
         }
     }
-    if started && elements.iter().flatten().any(|c| !c.trim().is_empty()) {
-        let tag = elements
+    components.push((
+        element,
+        pending.finish(text, text.len(), separators.release),
+    ));
+    if started && components.iter().any(|(_, c)| !c.trim().is_empty()) {
+        let tag = components
             .first()
-            .and_then(|e| e.first())
-            .cloned()
-            .unwrap_or_default();
+            .filter(|(e, _)| *e == 0)
+            .map_or("", |(_, c)| c.trim());
         return Err(error(
             format!(
-                "segment {} ({}) at line {segment_line}",
+                "segment {} ({tag}) at line {segment_line}",
                 segments.len() + 1,
-                tag.trim()
             ),
             format!(
                 "the segment has no terminator '{}': the interchange is truncated",
@@ -314,16 +469,21 @@ fn split(
 }
 
 fn segment(
-    mut elements: Vec<Vec<String>>,
+    mut components: Vec<(usize, Cow<'_, str>)>,
     position: usize,
     line: usize,
-) -> Result<Segment, EdifactError> {
-    let tag = if elements.is_empty() {
-        String::new()
-    } else {
-        elements.remove(0).join(":")
+) -> Result<Segment<'_>, EdifactError> {
+    let tag_parts = components.partition_point(|(e, _)| *e == 0);
+    let tag = match tag_parts {
+        1 => match components.remove(0).1 {
+            Cow::Borrowed(tag) => Cow::Borrowed(tag.trim_start()),
+            Cow::Owned(tag) => Cow::Owned(tag.trim_start().to_owned()),
+        },
+        _ => {
+            let joined: Vec<Cow<'_, str>> = components.drain(..tag_parts).map(|(_, c)| c).collect();
+            Cow::Owned(joined.join(":").trim_start().to_owned())
+        }
     };
-    let tag = tag.trim_start().to_owned();
     let valid = tag.len() == 3 && tag.chars().all(|c| c.is_ascii_uppercase());
     if !valid {
         return Err(error(
@@ -331,15 +491,18 @@ fn segment(
             format!("'{tag}' is not a segment tag (three capital letters)"),
         ));
     }
+    for (element, _) in &mut components {
+        *element -= 1;
+    }
     Ok(Segment {
         tag,
-        elements,
+        components,
         position,
         line,
     })
 }
 
-fn count(segment: &Segment, n: usize, what: &str) -> Result<usize, EdifactError> {
+fn count(segment: &Segment<'_>, n: usize, what: &str) -> Result<usize, EdifactError> {
     let text = segment.value(n, 1).trim();
     text.parse().map_err(|_| {
         at(
@@ -350,12 +513,12 @@ fn count(segment: &Segment, n: usize, what: &str) -> Result<usize, EdifactError>
 }
 
 fn required<'a>(
-    segment: &'a Segment,
+    segment: &Segment<'a>,
     n: usize,
     m: usize,
     what: &str,
-) -> Result<&'a str, EdifactError> {
-    let value = segment.value(n, m).trim();
+) -> Result<Cow<'a, str>, EdifactError> {
+    let value = segment.trimmed_value(n, m);
     if value.is_empty() {
         return Err(at(segment, format!("the {what} is missing")));
     }
@@ -363,7 +526,10 @@ fn required<'a>(
 }
 
 /// Checks the envelopes and builds the interchange.
-fn build(separators: Separators, segments: Vec<Segment>) -> Result<Interchange, EdifactError> {
+fn build(
+    separators: Separators,
+    segments: Vec<Segment<'_>>,
+) -> Result<Interchange<'_>, EdifactError> {
     let mut iter = segments.into_iter();
     let unb = match iter.next() {
         Some(s) if s.tag == "UNB" => s,
@@ -372,15 +538,14 @@ fn build(separators: Separators, segments: Vec<Segment>) -> Result<Interchange, 
     };
     let mut interchange = Interchange {
         separators,
-        syntax: unb.value(1, 1).to_owned(),
-        syntax_version: unb.value(1, 2).to_owned(),
-        sender: required(&unb, 2, 1, "sender identification (UNB S002)")?.to_owned(),
-        sender_qualifier: unb.value(2, 2).to_owned(),
-        recipient: required(&unb, 3, 1, "recipient identification (UNB S003)")?.to_owned(),
-        date: unb.value(4, 1).to_owned(),
-        time: unb.value(4, 2).to_owned(),
-        control_reference: required(&unb, 5, 1, "interchange control reference (UNB 0020)")?
-            .to_owned(),
+        syntax: unb.untrimmed_value(1, 1),
+        syntax_version: unb.untrimmed_value(1, 2),
+        sender: required(&unb, 2, 1, "sender identification (UNB S002)")?,
+        sender_qualifier: unb.untrimmed_value(2, 2),
+        recipient: required(&unb, 3, 1, "recipient identification (UNB S003)")?,
+        date: unb.untrimmed_value(4, 1),
+        time: unb.untrimmed_value(4, 2),
+        control_reference: required(&unb, 5, 1, "interchange control reference (UNB 0020)")?,
         groups: Vec::new(),
         messages: Vec::new(),
     };
@@ -391,7 +556,7 @@ fn build(separators: Separators, segments: Vec<Segment>) -> Result<Interchange, 
     for segment in iter.by_ref() {
         last_position = segment.position;
         if let Some((current, unh)) = message.as_mut() {
-            match segment.tag.as_str() {
+            match segment.tag.as_ref() {
                 "UNT" => {
                     let declared = count(&segment, 1, "segment")?;
                     let counted = current.segments.len() + 2;
@@ -438,7 +603,7 @@ fn build(separators: Separators, segments: Vec<Segment>) -> Result<Interchange, 
             }
             continue;
         }
-        match segment.tag.as_str() {
+        match segment.tag.as_ref() {
             "UNH" => {
                 if !interchange.groups.is_empty() && group.is_none() {
                     return Err(at(
@@ -450,12 +615,12 @@ fn build(separators: Separators, segments: Vec<Segment>) -> Result<Interchange, 
                 let message_type = required(&segment, 2, 1, "message type (UNH S009)")?;
                 message = Some((
                     Message {
-                        reference: reference.to_owned(),
-                        message_type: message_type.to_owned(),
-                        version: segment.value(2, 2).to_owned(),
-                        release: segment.value(2, 3).to_owned(),
-                        agency: segment.value(2, 4).to_owned(),
-                        association: segment.value(2, 5).to_owned(),
+                        reference,
+                        message_type,
+                        version: segment.untrimmed_value(2, 2),
+                        release: segment.untrimmed_value(2, 3),
+                        agency: segment.untrimmed_value(2, 4),
+                        association: segment.untrimmed_value(2, 5),
                         segments: Vec::new(),
                         position: segment.position,
                         group: group.as_ref().map(|_| interchange.groups.len()),
@@ -479,8 +644,8 @@ fn build(separators: Separators, segments: Vec<Segment>) -> Result<Interchange, 
                 let reference = required(&segment, 5, 1, "group reference (UNG 0048)")?;
                 group = Some((
                     Group {
-                        functional_id: segment.value(1, 1).to_owned(),
-                        reference: reference.to_owned(),
+                        functional_id: segment.untrimmed_value(1, 1),
+                        reference,
                         message_count: 0,
                     },
                     segment,
@@ -572,29 +737,57 @@ fn build(separators: Separators, segments: Vec<Segment>) -> Result<Interchange, 
     ))
 }
 
+/// A `DTM` date/time value read by its format code: the date, the time when the format has
+/// one, and the UTC offset when the format carries a time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateTime {
+    /// The calendar date.
+    pub date: crate::timestamp::Date,
+    /// The time of day, when the format has one.
+    pub time: Option<crate::timestamp::Time>,
+    /// The zone's offset, when the format carries one (`205`, `303`, `304`).
+    pub offset: Option<crate::timestamp::UtcOffset>,
+}
+
 /// Reads a `DTM` date/time value by its format code (`C507` 2379) into a date and, when the
 /// format has one, a time: `102` `CCYYMMDD`, `203` `CCYYMMDDHHMM`, `204` `CCYYMMDDHHMMSS`,
-/// `101` `YYMMDD`, `201` `YYMMDDHHMM` (years 00–49 in the 2000s). An empty format means `102`.
+/// `101` `YYMMDD`, `201` `YYMMDDHHMM` (years 00–49 in the 2000s), and the zoned formats of
+/// [`zoned_date_time`] (whose zone this drops). An empty format means `102`.
 pub fn date_time(
     value: &str,
     format: &str,
 ) -> Result<(crate::timestamp::Date, Option<crate::timestamp::Time>), String> {
-    use crate::timestamp::{parse_date, parse_time};
+    zoned_date_time(value, format).map(|read| (read.date, read.time))
+}
+
+/// Reads a `DTM` date/time value like [`date_time`], keeping the time zone of the formats that
+/// carry one: `303` `CCYYMMDDHHMMZZZ` and `304` `CCYYMMDDHHMMSSZZZ`, whose zone `ZZZ` is a
+/// signed offset (`?+01`, `-05`, `+0530`) or a zone name ([`zone_offset`]), and `205`
+/// `CCYYMMDDHHMMZHHMM` (`+0100`).
+pub fn zoned_date_time(value: &str, format: &str) -> Result<DateTime, String> {
+    use crate::timestamp::{parse_date, parse_offset, parse_time};
     let value = value.trim();
-    if !value.bytes().all(|b| b.is_ascii_digit()) {
+    let format = format.trim();
+    // The digits of the date and time, and the zone after them.
+    let (digits, zone) = match format {
+        "303" | "205" => value.split_at_checked(12).unwrap_or((value, "")),
+        "304" => value.split_at_checked(14).unwrap_or((value, "")),
+        _ => (value, ""),
+    };
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("'{value}' is not a date/time of digits"));
     }
     let century = |yy: &str| if yy < "50" { "20" } else { "19" };
-    let (date, time) = match (format.trim(), value.len()) {
-        ("102" | "", 8) => (value.to_owned(), None),
-        ("203", 12) => (value[..8].to_owned(), Some(&value[8..])),
-        ("204", 14) => (value[..8].to_owned(), Some(&value[8..])),
-        ("101", 6) => (format!("{}{value}", century(&value[..2])), None),
+    let (date, time) = match (format, digits.len()) {
+        ("102" | "", 8) => (digits.to_owned(), None),
+        ("203" | "303" | "205", 12) => (digits[..8].to_owned(), Some(&digits[8..])),
+        ("204" | "304", 14) => (digits[..8].to_owned(), Some(&digits[8..])),
+        ("101", 6) => (format!("{}{digits}", century(&digits[..2])), None),
         ("201", 10) => (
-            format!("{}{}", century(&value[..2]), &value[..6]),
-            Some(&value[6..]),
+            format!("{}{}", century(&digits[..2]), &digits[..6]),
+            Some(&digits[6..]),
         ),
-        ("102" | "203" | "204" | "101" | "201" | "", _) => {
+        ("102" | "203" | "204" | "101" | "201" | "303" | "304" | "205" | "", _) => {
             return Err(format!(
                 "'{value}' does not have the length of date/time format {}",
                 if format.is_empty() { "102" } else { format }
@@ -602,21 +795,76 @@ pub fn date_time(
         }
         (other, _) => return Err(format!("date/time format '{other}' is not supported")),
     };
+    let offset = match format {
+        "303" | "304" => Some(zone_offset(zone).ok_or_else(|| {
+            format!(
+                "'{value}': the time zone '{zone}' of format {format} is neither a signed offset \
+                 (+01, -0500) nor a known zone name (UTC, GMT, CET, EST, ...)"
+            )
+        })?),
+        "205" => Some(parse_offset(zone).ok().filter(|_| zone.len() == 5).ok_or_else(|| {
+            format!("'{value}': the time zone '{zone}' of format 205 is not a ZHHMM offset (+0100)")
+        })?),
+        _ => None,
+    };
     let date = parse_date(&date).map_err(|e| e.to_string())?;
     let time = time
         .map(parse_time)
         .transpose()
         .map_err(|e| e.to_string())?;
-    Ok((date, time))
+    Ok(DateTime { date, time, offset })
+}
+
+/// The UTC offset of the time zone `ZZZ` of the `DTM` formats `303` and `304`: a signed offset
+/// (`+01`, `-05`, `+0530`, `+05:30`), `UTC`/`GMT`/`UT`/`Z`, or the name of a zone with a fixed
+/// offset: `WET`, `CET`/`MEZ`, `EET`, and the North American standard (`EST`, `CST`, `MST`,
+/// `PST`) and daylight (`EDT`, `CDT`, `MDT`, `PDT`) zones. None for anything else: a local
+/// time whose zone is unknown cannot be placed on the time line.
+pub fn zone_offset(zone: &str) -> Option<crate::timestamp::UtcOffset> {
+    let zone = zone.trim();
+    if zone.starts_with(['+', '-']) {
+        return crate::timestamp::parse_offset(zone).ok();
+    }
+    let hours: i8 = match zone.to_ascii_uppercase().as_str() {
+        "UTC" | "GMT" | "UT" | "Z" | "WET" => 0,
+        "CET" | "MEZ" => 1,
+        "EET" => 2,
+        "EDT" => -4,
+        "EST" | "CDT" => -5,
+        "CST" | "MDT" => -6,
+        "MST" | "PDT" => -7,
+        "PST" => -8,
+        _ => return None,
+    };
+    crate::timestamp::UtcOffset::from_hms(hours, 0, 0).ok()
+}
+
+/// The timestamp of a `DTM` segment (`DTM+11:202607141230:203`): its date and time (midnight
+/// when the format has none) in the segment's own time zone when its format carries one
+/// (`303`, `304`, `205`), else at the route's `route_offset`. An error names the segment and
+/// the `DTM` qualifier.
+pub fn dtm_timestamp(
+    dtm: &Segment<'_>,
+    route_offset: crate::timestamp::UtcOffset,
+) -> Result<String, crate::MapError> {
+    let read = zoned_date_time(dtm.value(1, 2), dtm.value(1, 3)).map_err(|e| {
+        crate::MapError::malformed(format!("{}, DTM {}: {e}", dtm.at(), dtm.value(1, 1)))
+    })?;
+    crate::timestamp::rfc3339(
+        read.date,
+        read.time.unwrap_or(crate::timestamp::Time::MIDNIGHT),
+        read.offset.unwrap_or(route_offset),
+    )
+    .map_err(|e| crate::MapError::malformed(format!("{}: {e}", dtm.at())))
 }
 
 #[cfg(test)]
 mod tests;
 
-impl Interchange {
+impl Interchange<'_> {
     /// The `source_transaction` of `message`: `UNB` 0020 `:` `UNH` 0062, then the message's own
     /// number (`BGM` C106) when given. See [`crate::edi::source_transaction`].
-    pub fn source_transaction(&self, message: &Message, number: Option<&str>) -> String {
+    pub fn source_transaction(&self, message: &Message<'_>, number: Option<&str>) -> String {
         crate::edi::source_transaction(&self.control_reference, &message.reference, number)
     }
 }
@@ -625,7 +873,7 @@ impl Interchange {
 /// `PIA` item ids, the one whose type code (e.g. `SA` supplier, `BP` buyer, `EN` EAN) is
 /// `qualifier`, or the first one when no qualifier is asked for. An error names the segment.
 pub fn line_item(
-    segments: &[&Segment],
+    segments: &[&Segment<'_>],
     qualifier: Option<&str>,
 ) -> Result<String, crate::MapError> {
     let Some(lin) = segments.first() else {
@@ -671,16 +919,16 @@ const NOT_ITEM_IDS: [&str; 2] = ["NB", "SN"];
 ///
 /// A line naming two different batches is an error: its quantity cannot be given to one lot,
 /// and picking one would book stock to the wrong lot. Split such lines per batch.
-pub fn line_batch(segments: &[&Segment]) -> Result<Option<String>, crate::MapError> {
-    let mut found: Vec<(String, Segment, &str)> = Vec::new();
-    let mut add = |value: &str, segment: &Segment, place: &'static str| {
-        let value = value.trim();
+pub fn line_batch(segments: &[&Segment<'_>]) -> Result<Option<String>, crate::MapError> {
+    let mut found: Vec<(&str, &Segment<'_>, &str)> = Vec::new();
+    let mut add = |value, segment, place| {
+        let value: &str = str::trim(value);
         if !value.is_empty() {
-            found.push((value.to_owned(), segment.clone(), place));
+            found.push((value, segment, place));
         }
     };
-    for segment in segments {
-        match segment.tag.as_str() {
+    for &segment in segments {
+        match segment.tag.as_ref() {
             "GIN" if segment.value(1, 1) == "BX" => {
                 for n in 2..=6 {
                     add(segment.value(n, 1), segment, "GIN BX");
@@ -721,5 +969,5 @@ pub fn line_batch(segments: &[&Segment]) -> Result<Option<String>, crate::MapErr
             segment.at()
         )));
     }
-    Ok(Some(batch.clone()))
+    Ok(Some((*batch).to_owned()))
 }

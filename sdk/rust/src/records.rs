@@ -20,7 +20,8 @@
 //! ```
 //!
 //! Positions and widths count characters, not bytes, so a line decoded from Latin-1 slices
-//! the same way the source system wrote it. Padding spaces around a value are trimmed; other
+//! the same way the source system wrote it. Values are slices of the line; only a quoted value
+//! with doubled quotes is copied. Padding spaces around a value are trimmed; other
 //! whitespace is kept, because a tab in a fixed-width field is data, not padding. Every error
 //! names the 1-based line number and the field, and converts into [`MapError::malformed`].
 
@@ -150,39 +151,45 @@ impl FixedLayout {
         self.fields
     }
 
-    /// Splits line `line` (1-based number, text without its line end) into the layout's fields.
+    /// Checks that line `line` (1-based number, text without its line end) holds the layout's
+    /// fields; the record reads them from the line when asked.
     pub fn read<'a>(&self, line: usize, text: &'a str) -> Result<FixedRecord<'a>, RecordError> {
-        // Byte offset of every character boundary, so columns count characters.
-        let mut bounds: Vec<usize> = text.char_indices().map(|(at, _)| at).collect();
-        let length = bounds.len();
-        bounds.push(text.len());
-        let mut values = Vec::with_capacity(self.fields.len());
-        for field in self.fields {
-            let first = field.column.saturating_sub(1);
-            let end = first + field.width;
-            if end > length && !self.pad_short {
-                return Err(RecordError::TooShort {
-                    line,
-                    field: field.name,
-                    first: field.column,
-                    last: field.last(),
-                    length,
-                });
-            }
-            let start = bounds.get(first.min(length)).copied().unwrap_or(text.len());
-            let stop = bounds.get(end.min(length)).copied().unwrap_or(text.len());
-            let value = text.get(start..stop).unwrap_or("").trim_matches(' ');
-            values.push((field.name, value));
+        let length = if text.is_ascii() {
+            text.len()
+        } else {
+            text.chars().count()
+        };
+        if !self.pad_short
+            && let Some(field) = self
+                .fields
+                .iter()
+                .find(|field| field.column.saturating_sub(1) + field.width > length)
+        {
+            return Err(RecordError::TooShort {
+                line,
+                field: field.name,
+                first: field.column,
+                last: field.last(),
+                length,
+            });
         }
-        Ok(FixedRecord { line, values })
+        Ok(FixedRecord {
+            line,
+            text,
+            length,
+            fields: self.fields,
+        })
     }
 }
 
-/// One line read with a [`FixedLayout`]: trimmed values by field name.
+/// One line read with a [`FixedLayout`]: trimmed values by field name, sliced from the line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixedRecord<'a> {
     line: usize,
-    values: Vec<(&'static str, &'a str)>,
+    text: &'a str,
+    /// The length of the line in characters.
+    length: usize,
+    fields: &'static [FixedField],
 }
 
 impl<'a> FixedRecord<'a> {
@@ -191,15 +198,31 @@ impl<'a> FixedRecord<'a> {
         self.line
     }
 
+    /// The byte offset of character `index` of the line (its end when past it).
+    fn offset(&self, index: usize) -> usize {
+        if self.length == self.text.len() {
+            // ASCII: a character is a byte.
+            return index.min(self.text.len());
+        }
+        self.text
+            .char_indices()
+            .nth(index)
+            .map_or(self.text.len(), |(at, _)| at)
+    }
+
     /// The trimmed value of field `name` (empty when it held only padding).
     pub fn value(&self, name: &str) -> Result<&'a str, RecordError> {
-        self.values
+        let field = self
+            .fields
             .iter()
-            .find(|(field, _)| *field == name)
-            .map(|(_, value)| *value)
+            .find(|field| field.name == name)
             .ok_or_else(|| RecordError::NoSuchField {
                 field: name.to_owned(),
-            })
+            })?;
+        let first = field.column.saturating_sub(1);
+        let start = self.offset(first.min(self.length));
+        let stop = self.offset((first + field.width).min(self.length));
+        Ok(self.text.get(start..stop).unwrap_or("").trim_matches(' '))
     }
 
     /// The trimmed value of field `name`, or an error when it is empty.
@@ -291,7 +314,7 @@ impl Delimited {
                             field: field_name(),
                             problem: "the quoted value is not closed",
                         })?;
-                    fields.push(Cow::Owned(value));
+                    fields.push(value);
                     let after = after.trim_start_matches(' ');
                     if after.is_empty() {
                         return Ok(fields);
@@ -322,23 +345,32 @@ impl Delimited {
     }
 }
 
-/// Reads a quoted value up to its closing quote; returns the value and the text after the quote.
-fn unquote(body: &str, quote: char) -> Option<(String, &str)> {
-    let mut value = String::new();
-    let mut chars = body.char_indices().peekable();
-    while let Some((at, c)) = chars.next() {
-        if c != quote {
-            value.push(c);
+/// Reads a quoted value up to its closing quote; returns the value (borrowed unless it has
+/// doubled quotes) and the text after the quote.
+fn unquote(body: &str, quote: char) -> Option<(Cow<'_, str>, &str)> {
+    let width = quote.len_utf8();
+    // Once a doubled quote is seen, the value is copied with one quote for each pair.
+    let mut copied: Option<String> = None;
+    let mut from = 0;
+    loop {
+        let at = from + body.get(from..)?.find(quote)?;
+        let after = at + width;
+        if body.get(after..)?.starts_with(quote) {
+            copied
+                .get_or_insert_with(String::new)
+                .push_str(body.get(from..after)?);
+            from = after + width;
             continue;
         }
-        if chars.peek().is_some_and(|(_, next)| *next == quote) {
-            chars.next();
-            value.push(quote);
-            continue;
-        }
-        return Some((value, body.get(at + quote.len_utf8()..).unwrap_or("")));
+        let value = match copied {
+            Some(mut value) => {
+                value.push_str(body.get(from..at)?);
+                Cow::Owned(value)
+            }
+            None => Cow::Borrowed(body.get(..at)?),
+        };
+        return Some((value, body.get(after..)?));
     }
-    None
 }
 
 /// The name of field `index`, or `#<n>` (1-based) past the named fields.

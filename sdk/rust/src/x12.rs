@@ -16,6 +16,10 @@
 //!   element (the element separator is the byte after `ISA`, the component separator is `ISA16`,
 //!   the segment terminator the character right after it), not by fixed columns.
 //!
+//! The reader borrows from the payload: segment ids and elements are slices of the input, copied
+//! only where the input must be changed to read them (a segment broken across lines, or a
+//! payload that is not UTF-8 and is decoded from Latin-1). A mapping copies what its events keep.
+//!
 //! ```ignore
 //! let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
 //! for set in interchange.transaction_sets() {
@@ -23,6 +27,7 @@
 //! }
 //! ```
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The delimiters of one interchange, as declared by its `ISA` header.
@@ -38,13 +43,13 @@ pub struct Separators {
     pub segment: char,
 }
 
-/// One segment: its identifier and its elements.
+/// One segment: its identifier and its elements, borrowed from the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Segment {
+pub struct Segment<'a> {
     /// The segment identifier, for example `BSN`.
-    pub id: String,
+    pub id: Cow<'a, str>,
     /// The elements after the identifier, as written (components not split).
-    pub elements: Vec<String>,
+    pub elements: Vec<Cow<'a, str>>,
     /// The 1-based position of the segment in the interchange (`ISA` is 1).
     pub position: usize,
     /// The 1-based line of the file the segment starts on.
@@ -52,12 +57,12 @@ pub struct Segment {
     component: char,
 }
 
-impl Segment {
+impl<'a> Segment<'a> {
     /// Returns element `n` (1-based, `BSN02` is `element(2)`), or `""` when it is absent.
     pub fn element(&self, n: usize) -> &str {
         n.checked_sub(1)
             .and_then(|index| self.elements.get(index))
-            .map_or("", String::as_str)
+            .map_or("", |element| element.as_ref())
     }
 
     /// Returns component `m` of element `n` (both 1-based), or `""` when it is absent.
@@ -70,6 +75,16 @@ impl Segment {
     /// Returns element `n` with surrounding spaces removed (fixed-width senders pad).
     pub fn trimmed(&self, n: usize) -> &str {
         self.element(n).trim()
+    }
+
+    /// Element `n` trimmed, as a value that lives as long as the payload (not the segment):
+    /// what the interchange's envelope fields are made of.
+    fn trimmed_value(&self, n: usize) -> Cow<'a, str> {
+        match n.checked_sub(1).and_then(|index| self.elements.get(index)) {
+            Some(Cow::Borrowed(element)) => Cow::Borrowed(element.trim()),
+            Some(Cow::Owned(element)) => Cow::Owned(element.trim().to_owned()),
+            None => Cow::Borrowed(""),
+        }
     }
 
     /// Returns the qualifier/value pairs from element `first` on, skipping empty pairs: in
@@ -96,75 +111,139 @@ impl Segment {
             self.position, self.id, self.line
         )
     }
+
+    /// A copy that owns its text, independent of the payload.
+    pub fn into_owned(self) -> Segment<'static> {
+        Segment {
+            id: owned(self.id),
+            elements: self.elements.into_iter().map(owned).collect(),
+            position: self.position,
+            line: self.line,
+            component: self.component,
+        }
+    }
+}
+
+fn owned(text: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(text.into_owned())
 }
 
 /// One transaction set (`ST` … `SE`), for example an 856 ship notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransactionSet {
+pub struct TransactionSet<'a> {
     /// The transaction set identifier (`ST01`), for example `856`.
-    pub id: String,
+    pub id: Cow<'a, str>,
     /// The transaction set control number (`ST02`).
-    pub control_number: String,
+    pub control_number: Cow<'a, str>,
     /// The segments between `ST` and `SE` (both excluded).
-    pub segments: Vec<Segment>,
+    pub segments: Vec<Segment<'a>>,
     /// The position of the `ST` segment in the interchange.
     pub position: usize,
 }
 
-/// One functional group (`GS` … `GE`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Group {
-    /// The functional identifier code (`GS01`), for example `SH`.
-    pub functional_id: String,
-    /// The application sender's code (`GS02`).
-    pub sender: String,
-    /// The application receiver's code (`GS03`).
-    pub receiver: String,
-    /// The group date (`GS04`, `CCYYMMDD` or `YYMMDD`).
-    pub date: String,
-    /// The group time (`GS05`, `HHMM` or longer).
-    pub time: String,
-    /// The group control number (`GS06`).
-    pub control_number: String,
-    /// The version / release / industry identifier (`GS08`), for example `004010`.
-    pub version: String,
-    /// The transaction sets of the group, in order.
-    pub transaction_sets: Vec<TransactionSet>,
+impl TransactionSet<'_> {
+    /// A copy that owns its text, independent of the payload.
+    pub fn into_owned(self) -> TransactionSet<'static> {
+        TransactionSet {
+            id: owned(self.id),
+            control_number: owned(self.control_number),
+            segments: self.segments.into_iter().map(Segment::into_owned).collect(),
+            position: self.position,
+        }
+    }
 }
 
-/// A checked interchange (`ISA` … `IEA`).
+/// One functional group (`GS` … `GE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Interchange {
+pub struct Group<'a> {
+    /// The functional identifier code (`GS01`), for example `SH`.
+    pub functional_id: Cow<'a, str>,
+    /// The application sender's code (`GS02`).
+    pub sender: Cow<'a, str>,
+    /// The application receiver's code (`GS03`).
+    pub receiver: Cow<'a, str>,
+    /// The group date (`GS04`, `CCYYMMDD` or `YYMMDD`).
+    pub date: Cow<'a, str>,
+    /// The group time (`GS05`, `HHMM` or longer).
+    pub time: Cow<'a, str>,
+    /// The group control number (`GS06`).
+    pub control_number: Cow<'a, str>,
+    /// The version / release / industry identifier (`GS08`), for example `004010`.
+    pub version: Cow<'a, str>,
+    /// The transaction sets of the group, in order.
+    pub transaction_sets: Vec<TransactionSet<'a>>,
+}
+
+impl Group<'_> {
+    /// A copy that owns its text, independent of the payload.
+    pub fn into_owned(self) -> Group<'static> {
+        Group {
+            functional_id: owned(self.functional_id),
+            sender: owned(self.sender),
+            receiver: owned(self.receiver),
+            date: owned(self.date),
+            time: owned(self.time),
+            control_number: owned(self.control_number),
+            version: owned(self.version),
+            transaction_sets: self
+                .transaction_sets
+                .into_iter()
+                .map(TransactionSet::into_owned)
+                .collect(),
+        }
+    }
+}
+
+/// A checked interchange (`ISA` … `IEA`), borrowing from the payload it was read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interchange<'a> {
     /// The delimiters declared by the `ISA` header.
     pub separators: Separators,
     /// The interchange sender id qualifier (`ISA05`).
-    pub sender_qualifier: String,
+    pub sender_qualifier: Cow<'a, str>,
     /// The interchange sender id (`ISA06`), trimmed.
-    pub sender: String,
+    pub sender: Cow<'a, str>,
     /// The interchange receiver id qualifier (`ISA07`).
-    pub receiver_qualifier: String,
+    pub receiver_qualifier: Cow<'a, str>,
     /// The interchange receiver id (`ISA08`), trimmed.
-    pub receiver: String,
+    pub receiver: Cow<'a, str>,
     /// The interchange date (`ISA09`, `YYMMDD`).
-    pub date: String,
+    pub date: Cow<'a, str>,
     /// The interchange time (`ISA10`, `HHMM`).
-    pub time: String,
+    pub time: Cow<'a, str>,
     /// The interchange control version number (`ISA12`), for example `00401`.
-    pub version: String,
+    pub version: Cow<'a, str>,
     /// The interchange control number (`ISA13`).
-    pub control_number: String,
+    pub control_number: Cow<'a, str>,
     /// The usage indicator (`ISA15`): `P` production, `T` test.
-    pub usage: String,
+    pub usage: Cow<'a, str>,
     /// The functional groups, in order.
-    pub groups: Vec<Group>,
+    pub groups: Vec<Group<'a>>,
 }
 
-impl Interchange {
+impl<'a> Interchange<'a> {
     /// Every transaction set of every group, in order, with the group it belongs to.
-    pub fn transaction_sets(&self) -> impl Iterator<Item = (&Group, &TransactionSet)> {
+    pub fn transaction_sets(&self) -> impl Iterator<Item = (&Group<'a>, &TransactionSet<'a>)> {
         self.groups
             .iter()
             .flat_map(|group| group.transaction_sets.iter().map(move |set| (group, set)))
+    }
+
+    /// A copy that owns its text, independent of the payload.
+    pub fn into_owned(self) -> Interchange<'static> {
+        Interchange {
+            separators: self.separators,
+            sender_qualifier: owned(self.sender_qualifier),
+            sender: owned(self.sender),
+            receiver_qualifier: owned(self.receiver_qualifier),
+            receiver: owned(self.receiver),
+            date: owned(self.date),
+            time: owned(self.time),
+            version: owned(self.version),
+            control_number: owned(self.control_number),
+            usage: owned(self.usage),
+            groups: self.groups.into_iter().map(Group::into_owned).collect(),
+        }
     }
 }
 
@@ -192,7 +271,7 @@ fn error(location: impl Into<String>, reason: impl Into<String>) -> X12Error {
     }
 }
 
-fn at(segment: &Segment, reason: impl Into<String>) -> X12Error {
+fn at(segment: &Segment<'_>, reason: impl Into<String>) -> X12Error {
     error(segment.at(), reason)
 }
 
@@ -200,22 +279,32 @@ fn at(segment: &Segment, reason: impl Into<String>) -> X12Error {
 ///
 /// The bytes are decoded as UTF-8 when valid, otherwise as Latin-1 (X12's extended character set
 /// is single-byte). See the module documentation for what is tolerated and what is checked.
-pub fn parse(bytes: &[u8]) -> Result<Interchange, X12Error> {
+pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, X12Error> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let text = crate::text::utf8_or_latin1(bytes);
-    let (separators, segments) = split_segments(&text)?;
+    match crate::text::utf8_or_latin1(bytes) {
+        Cow::Borrowed(text) => read(text),
+        Cow::Owned(text) => read(&text).map(Interchange::into_owned),
+    }
+}
+
+fn read(text: &str) -> Result<Interchange<'_>, X12Error> {
+    let (separators, segments) = split_segments(text)?;
     build(separators, segments)
 }
 
-/// Reads the separators from the `ISA` header at the start of `chars`.
-fn read_header(chars: &[char]) -> Result<Separators, X12Error> {
+fn is_line_break(c: char) -> bool {
+    c == '\r' || c == '\n'
+}
+
+/// Reads the separators from the `ISA` header at the start of `text`.
+fn read_header(text: &str) -> Result<Separators, X12Error> {
     let header = |reason: &str| error("ISA header", reason.to_owned());
-    if chars.len() < 4 || chars[..3] != ['I', 'S', 'A'] {
+    let mut chars = text.chars();
+    let Some(element) = chars.by_ref().nth(3).filter(|_| text.starts_with("ISA")) else {
         return Err(header(
             "the interchange does not start with an ISA segment (is this an X12 file?)",
         ));
-    }
-    let element = chars[3];
+    };
     if element.is_ascii_alphanumeric() || element.is_whitespace() {
         return Err(header(&format!(
             "'{element}' after ISA is not a usable element separator"
@@ -223,30 +312,26 @@ fn read_header(chars: &[char]) -> Result<Separators, X12Error> {
     }
     // Walk the header element by element; line breaks inside it are wraps, not data.
     let mut seen = 1;
-    let mut index = 4;
     let mut isa11 = String::new();
     while seen < 16 {
-        let Some(&c) = chars.get(index) else {
+        let Some(c) = chars.next() else {
             return Err(header("the ISA header is truncated before ISA16"));
         };
         if c == element {
             seen += 1;
-        } else if seen == 11 && c != '\r' && c != '\n' {
+        } else if seen == 11 && !is_line_break(c) {
             isa11.push(c);
         }
-        index += 1;
     }
-    while chars.get(index).is_some_and(|c| *c == '\r' || *c == '\n') {
-        index += 1;
-    }
-    let Some(&component) = chars.get(index) else {
+    let mut rest = chars.skip_while(|c| is_line_break(*c));
+    let Some(component) = rest.next() else {
         return Err(header("the ISA header is truncated before ISA16"));
     };
     // The terminator is the character right after ISA16; a line break there makes a
     // newline-delimited file.
-    let segment = match chars.get(index + 1) {
+    let segment = match rest.next() {
         Some('\r') | Some('\n') => '\n',
-        Some(c) => *c,
+        Some(c) => c,
         None => {
             return Err(header(
                 "the ISA header has no segment terminator after ISA16",
@@ -285,72 +370,55 @@ fn read_header(chars: &[char]) -> Result<Separators, X12Error> {
 /// two of them (see [`split_segments`]).
 const USUAL_TERMINATORS: [char; 6] = ['~', '\'', '!', '$', '|', '\u{85}'];
 
-struct RawSegment {
-    text: String,
+/// A segment's text before it is split into elements: a slice of the payload, or a copy without
+/// the line breaks that wrapped it.
+struct RawSegment<'a> {
+    text: Cow<'a, str>,
     line: usize,
 }
 
-/// Splits the text into raw segments, dropping line breaks when they are not the terminator.
-fn split_segments(text: &str) -> Result<(Separators, Vec<Segment>), X12Error> {
-    let chars: Vec<char> = text.chars().collect();
-    let start = chars
-        .iter()
-        .position(|c| !c.is_whitespace())
-        .unwrap_or(chars.len());
-    let chars = &chars[start..];
-    let leading_lines = text.chars().take(start).filter(|c| *c == '\n').count();
-    let separators = read_header(chars)?;
-    let mut raw = Vec::new();
-    let mut current = String::new();
-    let mut line = 1 + leading_lines;
-    let mut segment_line = line;
-    let mut index = 0;
-    while index < chars.len() {
-        let c = chars[index];
-        let line_break = c == '\n' || c == '\r';
-        if c == '\n' {
-            line += 1;
-        }
-        if separators.segment == '\n' {
-            if line_break {
-                if !current.trim().is_empty() {
-                    raw.push(RawSegment {
-                        text: std::mem::take(&mut current),
-                        line: segment_line,
-                    });
-                }
-                current.clear();
-                segment_line = line;
-            } else {
-                if current.is_empty() {
-                    segment_line = line;
-                }
-                current.push(c);
-            }
-        } else if line_break {
-            check_mixed_terminator(
-                &chars[index..],
-                &current,
-                separators,
-                raw.len() + 1,
-                segment_line,
-            )?;
-        } else if c == separators.segment {
-            raw.push(RawSegment {
-                text: std::mem::take(&mut current),
-                line: segment_line,
-            });
-        } else {
-            if current.is_empty() {
-                segment_line = line;
-            }
-            current.push(c);
-        }
-        index += 1;
+/// `text` without line breaks: borrowed when it has none.
+fn unwrapped(text: &str) -> Cow<'_, str> {
+    if text.contains(is_line_break) {
+        Cow::Owned(text.chars().filter(|c| !is_line_break(*c)).collect())
+    } else {
+        Cow::Borrowed(text)
     }
+}
+
+/// The position and character of the first line break or `terminator` in `text`.
+fn next_stop(text: &str, terminator: char) -> Option<(usize, char)> {
+    if terminator.is_ascii() {
+        // Only ASCII bytes can equal an ASCII character in UTF-8: scan bytes.
+        let wanted = terminator as u8;
+        text.bytes()
+            .position(|b| b == wanted || b == b'\n' || b == b'\r')
+            .map(|at| (at, char::from(text.as_bytes()[at])))
+    } else {
+        text.char_indices()
+            .find(|(_, c)| *c == terminator || is_line_break(*c))
+    }
+}
+
+/// Splits the text into raw segments, dropping line breaks when they are not the terminator.
+fn split_segments(text: &str) -> Result<(Separators, Vec<Segment<'_>>), X12Error> {
+    let body = text.trim_start();
+    let leading_lines = text[..text.len() - body.len()]
+        .bytes()
+        .filter(|b| *b == b'\n')
+        .count();
+    let separators = read_header(body)?;
+    let mut line = 1 + leading_lines;
+    let (raw, current, segment_line) = if separators.segment == '\n' {
+        split_lines(body, &mut line)
+    } else {
+        split_terminated(body, separators, &mut line)?
+    };
+    let mut raw = raw;
     // A newline-delimited file may end without a final line break: a complete IEA trailer
     // (two elements, the ISA13 control number) at the end of the file is accepted as the last
     // segment. Anything else there was cut off in the middle.
+    let mut current = current;
     if separators.segment == '\n' && is_complete_trailer(&current, &raw, separators) {
         raw.push(RawSegment {
             text: std::mem::take(&mut current),
@@ -379,37 +447,124 @@ fn split_segments(text: &str) -> Result<(Separators, Vec<Segment>), X12Error> {
     Ok((separators, segments))
 }
 
+/// The raw segments, unterminated rest and its line of a file whose segments are its lines.
+fn split_lines<'a>(body: &'a str, line: &mut usize) -> (Vec<RawSegment<'a>>, Cow<'a, str>, usize) {
+    let mut raw = Vec::new();
+    let mut rest = body;
+    while let Some((at, c)) = next_stop(rest, '\n') {
+        let text = &rest[..at];
+        if !text.trim().is_empty() {
+            raw.push(RawSegment {
+                text: Cow::Borrowed(text),
+                line: *line,
+            });
+        }
+        if c == '\n' {
+            *line += 1;
+        }
+        rest = &rest[at + 1..];
+    }
+    (raw, Cow::Borrowed(rest), *line)
+}
+
+/// The raw segments, unterminated rest and its line of a file with a segment terminator: line
+/// breaks anywhere are wraps, not data.
+fn split_terminated<'a>(
+    body: &'a str,
+    separators: Separators,
+    line: &mut usize,
+) -> Result<(Vec<RawSegment<'a>>, Cow<'a, str>, usize), X12Error> {
+    let mut raw = Vec::new();
+    // Where the current segment's first character is (none before it has one), whether line
+    // breaks run through it, and the line it starts on.
+    let mut start: Option<usize> = None;
+    let mut wrapped = false;
+    let mut segment_line = *line;
+    let mut cursor = 0;
+    while let Some((offset, c)) = next_stop(&body[cursor..], separators.segment) {
+        let at = cursor + offset;
+        if offset > 0 && start.is_none() {
+            start = Some(cursor);
+            segment_line = *line;
+        }
+        if is_line_break(c) {
+            if c == '\n' {
+                *line += 1;
+            }
+            if let Some(start) = start {
+                wrapped = true;
+                check_mixed_terminator(
+                    &body[at..],
+                    &body[start..at],
+                    separators,
+                    raw.len() + 1,
+                    segment_line,
+                )?;
+            }
+        } else {
+            let text = match start.take() {
+                Some(start) if wrapped => unwrapped(&body[start..at]),
+                Some(start) => Cow::Borrowed(&body[start..at]),
+                None => Cow::Borrowed(""),
+            };
+            wrapped = false;
+            raw.push(RawSegment {
+                text,
+                line: segment_line,
+            });
+        }
+        cursor = at + c.len_utf8();
+    }
+    if cursor < body.len() && start.is_none() {
+        start = Some(cursor);
+        segment_line = *line;
+    }
+    let current = start.map_or(Cow::Borrowed(""), |start| unwrapped(&body[start..]));
+    Ok((raw, current, segment_line))
+}
+
 /// Whether `text` is the whole `IEA` trailer of the interchange whose `ISA` is `raw[0]`.
-fn is_complete_trailer(text: &str, raw: &[RawSegment], separators: Separators) -> bool {
-    let elements: Vec<&str> = text.trim().split(separators.element).collect();
+fn is_complete_trailer(text: &str, raw: &[RawSegment<'_>], separators: Separators) -> bool {
+    let mut elements = text.trim().split(separators.element);
     let isa13 = raw
         .first()
         .and_then(|isa| isa.text.split(separators.element).nth(13))
         .unwrap_or_default();
-    matches!(elements[..], ["IEA", count, control]
-        if !count.trim().is_empty()
-            && control.trim().len() == isa13.trim().len()
-            && same_number(control, isa13))
+    match (
+        elements.next(),
+        elements.next(),
+        elements.next(),
+        elements.next(),
+    ) {
+        (Some("IEA"), Some(count), Some(control), None) => {
+            !count.trim().is_empty()
+                && control.trim().len() == isa13.trim().len()
+                && same_number(control, isa13)
+        }
+        _ => false,
+    }
 }
 
 /// Refuses a line break that follows another usual terminator and starts what looks like a new
 /// segment: such a file mixes terminators, and dropping the line break would glue two segments.
+/// `from_break` is the text from the line break on, `current` the segment before it (with any
+/// earlier wraps).
 fn check_mixed_terminator(
-    from_break: &[char],
+    from_break: &str,
     current: &str,
     separators: Separators,
     position: usize,
     line: usize,
 ) -> Result<(), X12Error> {
-    let Some(before) = current.chars().last() else {
+    let Some(before) = current.chars().rev().find(|c| !is_line_break(*c)) else {
         return Ok(());
     };
     if before == separators.segment || !USUAL_TERMINATORS.contains(&before) {
         return Ok(());
     }
     let next: String = from_break
-        .iter()
-        .skip_while(|c| **c == '\r' || **c == '\n')
+        .chars()
+        .skip_while(|c| is_line_break(*c))
         .take(4)
         .collect();
     let id_len = next
@@ -417,7 +572,7 @@ fn check_mixed_terminator(
         .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
         .count();
     if (2..=3).contains(&id_len) && next.chars().nth(id_len) == Some(separators.element) {
-        let id: String = current.chars().take(3).collect();
+        let id: String = unwrapped(current).chars().take(3).collect();
         return Err(error(
             format!(
                 "segment {position} ({}) at line {line}",
@@ -443,18 +598,39 @@ fn printable(c: char) -> String {
     }
 }
 
-fn segment(raw: RawSegment, position: usize, separators: Separators) -> Result<Segment, X12Error> {
-    let text = raw.text.trim_start_matches([' ', '\t']);
-    let mut parts = text.split(separators.element).map(str::to_owned);
-    let id = parts.next().unwrap_or_default();
-    let elements: Vec<String> = parts.collect();
+fn segment(
+    raw: RawSegment<'_>,
+    position: usize,
+    separators: Separators,
+) -> Result<Segment<'_>, X12Error> {
+    let (id, elements): (Cow<'_, str>, Vec<Cow<'_, str>>) = match raw.text {
+        Cow::Borrowed(text) => {
+            let mut parts = text
+                .trim_start_matches([' ', '\t'])
+                .split(separators.element)
+                .map(Cow::Borrowed);
+            (parts.next().unwrap_or_default(), parts.collect())
+        }
+        Cow::Owned(ref text) => {
+            let mut parts = text
+                .trim_start_matches([' ', '\t'])
+                .split(separators.element)
+                .map(|part| Cow::Owned(part.to_owned()));
+            (parts.next().unwrap_or_default(), parts.collect())
+        }
+    };
     let valid_id = (2..=3).contains(&id.len())
         && id
             .chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
         && id.chars().next().is_some_and(|c| c.is_ascii_uppercase());
     if !valid_id {
-        let shown: String = text.chars().take(20).collect();
+        let shown: String = raw
+            .text
+            .trim_start_matches([' ', '\t'])
+            .chars()
+            .take(20)
+            .collect();
         return Err(error(
             format!("segment {position} at line {}", raw.line),
             format!("'{shown}' does not start with a segment identifier"),
@@ -479,7 +655,7 @@ fn same_number(a: &str, b: &str) -> bool {
     }
 }
 
-fn count(segment: &Segment, n: usize, what: &str) -> Result<usize, X12Error> {
+fn count(segment: &Segment<'_>, n: usize, what: &str) -> Result<usize, X12Error> {
     let text = segment.trimmed(n);
     text.parse().map_err(|_| {
         at(
@@ -490,7 +666,7 @@ fn count(segment: &Segment, n: usize, what: &str) -> Result<usize, X12Error> {
 }
 
 /// Checks the envelopes and builds the interchange.
-fn build(separators: Separators, segments: Vec<Segment>) -> Result<Interchange, X12Error> {
+fn build(separators: Separators, segments: Vec<Segment<'_>>) -> Result<Interchange<'_>, X12Error> {
     let mut iter = segments.into_iter();
     let Some(isa) = iter.next() else {
         return Err(error("ISA header", "the interchange is empty"));
@@ -503,15 +679,15 @@ fn build(separators: Separators, segments: Vec<Segment>) -> Result<Interchange, 
     }
     let mut interchange = Interchange {
         separators,
-        sender_qualifier: isa.trimmed(5).to_owned(),
-        sender: isa.trimmed(6).to_owned(),
-        receiver_qualifier: isa.trimmed(7).to_owned(),
-        receiver: isa.trimmed(8).to_owned(),
-        date: isa.trimmed(9).to_owned(),
-        time: isa.trimmed(10).to_owned(),
-        version: isa.trimmed(12).to_owned(),
-        control_number: isa.trimmed(13).to_owned(),
-        usage: isa.trimmed(15).to_owned(),
+        sender_qualifier: isa.trimmed_value(5),
+        sender: isa.trimmed_value(6),
+        receiver_qualifier: isa.trimmed_value(7),
+        receiver: isa.trimmed_value(8),
+        date: isa.trimmed_value(9),
+        time: isa.trimmed_value(10),
+        version: isa.trimmed_value(12),
+        control_number: isa.trimmed_value(13),
+        usage: isa.trimmed_value(15),
         groups: Vec::new(),
     };
     let mut group: Option<(Group, Segment)> = None;
@@ -520,7 +696,7 @@ fn build(separators: Separators, segments: Vec<Segment>) -> Result<Interchange, 
     for segment in iter.by_ref() {
         last_position = segment.position;
         if let Some((current, st)) = set.as_mut() {
-            match segment.id.as_str() {
+            match segment.id.as_ref() {
                 "SE" => {
                     let counted = current.segments.len() + 2;
                     let declared = count(&segment, 1, "segment")?;
@@ -565,7 +741,7 @@ fn build(separators: Separators, segments: Vec<Segment>) -> Result<Interchange, 
             continue;
         }
         if let Some((current, gs)) = group.as_mut() {
-            match segment.id.as_str() {
+            match segment.id.as_ref() {
                 "ST" => {
                     if segment.trimmed(1).is_empty() || segment.trimmed(2).is_empty() {
                         return Err(at(
@@ -575,8 +751,8 @@ fn build(separators: Separators, segments: Vec<Segment>) -> Result<Interchange, 
                     }
                     set = Some((
                         TransactionSet {
-                            id: segment.trimmed(1).to_owned(),
-                            control_number: segment.trimmed(2).to_owned(),
+                            id: segment.trimmed_value(1),
+                            control_number: segment.trimmed_value(2),
                             segments: Vec::new(),
                             position: segment.position,
                         },
@@ -623,20 +799,20 @@ fn build(separators: Separators, segments: Vec<Segment>) -> Result<Interchange, 
             }
             continue;
         }
-        match segment.id.as_str() {
+        match segment.id.as_ref() {
             "GS" => {
                 if segment.trimmed(6).is_empty() {
                     return Err(at(&segment, "GS06 (group control number) is required"));
                 }
                 group = Some((
                     Group {
-                        functional_id: segment.trimmed(1).to_owned(),
-                        sender: segment.trimmed(2).to_owned(),
-                        receiver: segment.trimmed(3).to_owned(),
-                        date: segment.trimmed(4).to_owned(),
-                        time: segment.trimmed(5).to_owned(),
-                        control_number: segment.trimmed(6).to_owned(),
-                        version: segment.trimmed(8).to_owned(),
+                        functional_id: segment.trimmed_value(1),
+                        sender: segment.trimmed_value(2),
+                        receiver: segment.trimmed_value(3),
+                        date: segment.trimmed_value(4),
+                        time: segment.trimmed_value(5),
+                        control_number: segment.trimmed_value(6),
+                        version: segment.trimmed_value(8),
                         transaction_sets: Vec::new(),
                     },
                     segment,
@@ -764,10 +940,10 @@ pub fn timestamp(date_text: &str, time_text: &str, offset: &str) -> Result<Strin
 #[cfg(test)]
 mod tests;
 
-impl Interchange {
+impl Interchange<'_> {
     /// The `source_transaction` of `set`: `ISA13` `:` `ST02`, then the document's own number
     /// when given. See [`crate::edi::source_transaction`].
-    pub fn source_transaction(&self, set: &TransactionSet, number: Option<&str>) -> String {
+    pub fn source_transaction(&self, set: &TransactionSet<'_>, number: Option<&str>) -> String {
         crate::edi::source_transaction(&self.control_number, &set.control_number, number)
     }
 }
@@ -777,10 +953,10 @@ impl Interchange {
 /// `element` of the `quantities` segments (the document decides which: an 856 totals the item
 /// level `SN1`s, not the packs that break them down). A set without `CTT` passes: the segment is
 /// optional in most documents.
-pub fn check_totals<'a>(
-    set: &TransactionSet,
+pub fn check_totals<'a, 'b: 'a>(
+    set: &TransactionSet<'_>,
     line_id: &str,
-    quantities: impl IntoIterator<Item = &'a Segment>,
+    quantities: impl IntoIterator<Item = &'a Segment<'b>>,
     element: usize,
 ) -> Result<(), crate::MapError> {
     let Some(ctt) = set.segments.iter().find(|s| s.id == "CTT") else {
@@ -867,7 +1043,7 @@ pub fn time_code_offset(code: &str) -> Option<&'static str> {
 /// The timestamp of a `DTM` segment (`DTM*011*20260714*1530*ES`): date `DTM02`, time `DTM03`,
 /// in the zone of the time code `DTM04` when it names one ([`time_code_offset`]), else at the
 /// route's `route_offset`.
-pub fn dtm_timestamp(dtm: &Segment, route_offset: &str) -> Result<String, String> {
+pub fn dtm_timestamp(dtm: &Segment<'_>, route_offset: &str) -> Result<String, String> {
     let offset = time_code_offset(dtm.element(4)).unwrap_or(route_offset);
     timestamp(dtm.element(2), dtm.element(3), offset)
 }

@@ -14,7 +14,8 @@ fn err(text: &str) -> String {
 
 #[test]
 fn reads_an_interchange_with_default_separators() {
-    let interchange = parse(doc(MSG).as_bytes()).unwrap();
+    let text = doc(MSG);
+    let interchange = parse(text.as_bytes()).unwrap();
     assert_eq!(interchange.separators, Separators::default());
     assert_eq!(interchange.syntax, "UNOC");
     assert_eq!(interchange.sender, "SENDER");
@@ -199,12 +200,72 @@ fn reads_dtm_formats() {
     assert!(date_time("2026O714", "102").is_err());
 }
 
-fn line(body: &str) -> Vec<Segment> {
+#[test]
+fn honours_dtm_time_zones_before_the_route_offset() {
+    let route = crate::timestamp::parse_offset("+02:00").unwrap();
+    let segments = line(
+        "DTM+137:202607141230?+01:303'DTM+11:20260714123015EST:304'DTM+2:202607141230-0500:205'\
+         DTM+17:202607141230UTC:303'DTM+50:202607141230:203'DTM+36:20260714:102'",
+    );
+    let stamps: Vec<String> = segments
+        .iter()
+        .map(|dtm| dtm_timestamp(dtm, route).unwrap())
+        .collect();
+    assert_eq!(
+        stamps,
+        [
+            "2026-07-14T12:30:00+01:00",
+            "2026-07-14T12:30:15-05:00",
+            "2026-07-14T12:30:00-05:00",
+            "2026-07-14T12:30:00Z",
+            "2026-07-14T12:30:00+02:00",
+            "2026-07-14T00:00:00+02:00",
+        ],
+        "a zone in the value wins; 203 and 102 carry none, so the route's offset applies"
+    );
+    let zoned = zoned_date_time("202607141230CET", "303").unwrap();
+    assert_eq!(
+        zoned.offset,
+        crate::timestamp::UtcOffset::from_hms(1, 0, 0).ok()
+    );
+    assert_eq!(date_time("202607141230CET", "303").unwrap().1, zoned.time);
+    for (value, format, why) in [
+        (
+            "202607141230XYZ",
+            "303",
+            "the time zone 'XYZ' of format 303",
+        ),
+        ("202607141230", "303", "the time zone '' of format 303"),
+        (
+            "2026071412301",
+            "304",
+            "does not have the length of date/time format 304",
+        ),
+        ("202607141230+01", "205", "is not a ZHHMM offset"),
+        ("2026071412?0UTC", "303", "not a date/time of digits"),
+    ] {
+        let error = zoned_date_time(value, format).unwrap_err();
+        assert!(error.contains(why), "{value} {format}: {error}");
+    }
+    let bad = &line("DTM+137:202607141230LT:303'")[0];
+    assert_eq!(
+        dtm_timestamp(bad, route).unwrap_err().message(),
+        "segment 3 (DTM) at line 1, DTM 137: '202607141230LT': the time zone 'LT' of format 303 is \
+         neither a signed offset (+01, -0500) nor a known zone name (UTC, GMT, CET, EST, ...)"
+    );
+}
+
+fn line(body: &str) -> Vec<Segment<'static>> {
     let count = body.matches('\'').count() + 2;
     let text = doc(&format!(
         "UNH+1+RECADV:D:96A:UN:EAN003'{body}UNT+{count}+1'"
     ));
-    parse(text.as_bytes()).unwrap().messages.remove(0).segments
+    parse(text.as_bytes())
+        .unwrap()
+        .into_owned()
+        .messages
+        .remove(0)
+        .segments
 }
 
 #[test]

@@ -18,7 +18,8 @@ fn err(text: &str) -> String {
 
 #[test]
 fn reads_a_fixed_width_interchange() {
-    let interchange = parse(doc(SET).as_bytes()).unwrap();
+    let text = doc(SET);
+    let interchange = parse(text.as_bytes()).unwrap();
     assert_eq!(interchange.sender, "SENDER");
     assert_eq!(interchange.receiver, "RECEIVER");
     assert_eq!(interchange.control_number, "000000001");
@@ -268,7 +269,8 @@ fn checks_ctt_totals_when_present() {
             "ST*846*0001~BIA*00*MM*A1*20260714~LIN**BP*A~QTY*17*5*EA~LIN**BP*B~QTY*17*2.5*EA~{ctt}SE*{}*0001~",
             if ctt.is_empty() { 7 } else { 8 }
         );
-        let interchange = parse(doc(&body).as_bytes()).unwrap();
+        let text = doc(&body);
+        let interchange = parse(text.as_bytes()).unwrap();
         let (_, set) = interchange.transaction_sets().next().unwrap();
         let quantities = set.segments.iter().filter(|s| s.id == "QTY");
         check_totals(set, "LIN", quantities, 2)
@@ -293,7 +295,8 @@ fn checks_ctt_totals_when_present() {
 #[test]
 fn honours_dtm_time_codes_before_the_route_offset() {
     let body = "ST*856*0001~DTM*011*20260714*1530*ES~DTM*017*20260715*0800*LT~DTM*011*20260714*1530*UT~DTM*011*20260714*1530*03~SE*6*0001~";
-    let interchange = parse(doc(body).as_bytes()).unwrap();
+    let text = doc(body);
+    let interchange = parse(text.as_bytes()).unwrap();
     let (_, set) = interchange.transaction_sets().next().unwrap();
     let at: Vec<String> = set.segments[..4]
         .iter()
