@@ -7,6 +7,7 @@ build script's entry module calls :func:`world`.
 
 import dataclasses
 import enum
+import functools
 import typing
 
 from componentize_py_types import Err
@@ -28,6 +29,16 @@ _ERRORS = {
 }
 
 
+# The bindings' classes never change within an instance: read their type hints and field names
+# once, not on every event (typing.get_type_hints evaluates every annotation each time).
+_hints = functools.cache(typing.get_type_hints)
+
+
+@functools.cache
+def _field_names(cls):
+    return frozenset(f.name for f in dataclasses.fields(cls))
+
+
 def _kebab(name):
     return "".join("-" + c.lower() if c.isupper() else c for c in name).lstrip("-")
 
@@ -38,8 +49,21 @@ _EVENT_DATA = {
 }
 
 
+def _warm(hint, seen):
+    """Reads the hints and fields of ``hint`` and of every record it holds into the caches."""
+    for arg in typing.get_args(hint):
+        _warm(arg, seen)
+    if dataclasses.is_dataclass(hint) and hint not in seen:
+        seen.add(hint)
+        _field_names(hint)
+        for inner in _hints(hint).values():
+            _warm(inner, seen)
+
+
 def world(map_function):
     """The ``WitWorld`` class componentize-py exports, calling ``map_function(message)``."""
+    # At build time, so the component's snapshot holds the caches and no call fills them.
+    _warm(canonical.CanonicalEvent, set())
 
     class WitWorld(_MapperWorld):
         def map(self, input):
@@ -64,7 +88,7 @@ def _event(value, where):
     case = _EVENT_DATA.get(kind)
     if case is None:
         raise TypeError(f"{where}: unknown event kind {kind!r}; expected one of {sorted(_EVENT_DATA)}")
-    data_type = typing.get_type_hints(case)["value"]
+    data_type = _hints(case)["value"]
     data = _convert(data_type, value.pop("data", None), f"{where}.data")
     value["data"] = case(data)
     return _record(canonical.CanonicalEvent, value, where)
@@ -73,8 +97,8 @@ def _event(value, where):
 def _record(cls, value, where):
     if not isinstance(value, dict):
         raise TypeError(f"{where}: expected a dict for {cls.__name__}, got {type(value).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
+    hints = _hints(cls)
+    names = _field_names(cls)
     newer = sorted(k for k in set(value) - names if k in _NEWER_FIELDS and value[k] is not None)
     if newer:
         log.info(
