@@ -69,8 +69,8 @@ pub enum CallError {
     /// The plugin refused the message: permanent, never retried.
     #[error("{kind}: {message}")]
     Map {
-        /// `malformed-input`, `unsupported-document`, `rejected-by-rule` or `other`.
-        kind: &'static str,
+        /// Which case of the WIT `map-error` the plugin returned.
+        kind: MapErrorKind,
         /// The plugin's reason.
         message: String,
     },
@@ -91,11 +91,42 @@ pub enum CallError {
     Instantiate(String),
 }
 
+/// The cases of the WIT `map-error` variant (the same in every served version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MapErrorKind {
+    /// `malformed-input`: the payload is not well-formed for its format.
+    MalformedInput,
+    /// `unsupported-document`: a document type or version the mapping does not map.
+    UnsupportedDocument,
+    /// `rejected-by-rule`: a business rule rejects it.
+    RejectedByRule,
+    /// `other`.
+    Other,
+}
+
+impl MapErrorKind {
+    /// The WIT case name, as dead letters and metrics spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MapErrorKind::MalformedInput => "malformed-input",
+            MapErrorKind::UnsupportedDocument => "unsupported-document",
+            MapErrorKind::RejectedByRule => "rejected-by-rule",
+            MapErrorKind::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for MapErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl CallError {
     /// A short stable name of the error kind, for dead letters and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
-            CallError::Map { kind, .. } => kind,
+            CallError::Map { kind, .. } => kind.as_str(),
             CallError::Deadline(_) => "deadline",
             CallError::Memory(_) => "memory-limit",
             CallError::Output(_) => "output-limit",
@@ -375,10 +406,10 @@ impl Session {
 
 fn map_error(e: WitMapError) -> CallError {
     let (kind, message) = match e {
-        WitMapError::MalformedInput(m) => ("malformed-input", m),
-        WitMapError::UnsupportedDocument(m) => ("unsupported-document", m),
-        WitMapError::RejectedByRule(m) => ("rejected-by-rule", m),
-        WitMapError::Other(m) => ("other", m),
+        WitMapError::MalformedInput(m) => (MapErrorKind::MalformedInput, m),
+        WitMapError::UnsupportedDocument(m) => (MapErrorKind::UnsupportedDocument, m),
+        WitMapError::RejectedByRule(m) => (MapErrorKind::RejectedByRule, m),
+        WitMapError::Other(m) => (MapErrorKind::Other, m),
     };
     CallError::Map { kind, message }
 }

@@ -185,7 +185,7 @@ fn one_line(text: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use millrace_core::sandbox::CallError;
+    use millrace_core::sandbox::{CallError, MapErrorKind};
 
     /// The letter of raw message `abc` on route `mes` with `original` headers.
     fn letter_of<'a>(original: &'a HeaderMap, failure: &'a Failure) -> DeadLetter<'a> {
@@ -207,7 +207,7 @@ mod tests {
         original.insert(async_nats::header::NATS_MESSAGE_ID, "abc");
         original.insert("X-Partner", "ACME");
         let failure = Failure::Call(CallError::Map {
-            kind: "malformed-input",
+            kind: MapErrorKind::MalformedInput,
             message: "line 3:\nbad qty".into(),
         });
         let dl = letter_of(&original, &failure);
