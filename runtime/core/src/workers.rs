@@ -101,6 +101,29 @@ impl WorkerPool {
     }
 }
 
+/// Maps `raw` once in a new session, checked as the pool checks every call: what `millrace
+/// plugin run`, `plugin test` and admission's golden fixtures run, so a fixture passes exactly
+/// when the live call would give the same outcome.
+pub fn map_once(
+    plugin: &PluginComponent,
+    route: &RouteContext,
+    raw: &RawMessage,
+) -> Result<Vec<MappedEvent>, Failure> {
+    let result = Session::new(plugin, route).and_then(|mut session| session.call(raw));
+    checked(result, plugin, route)
+}
+
+/// The host-side checks of a call's events ([`rules::accept`] under the plugin's limits).
+fn checked(
+    result: Result<Vec<MappedEvent>, CallError>,
+    plugin: &PluginComponent,
+    route: &RouteContext,
+) -> Result<Vec<MappedEvent>, Failure> {
+    result
+        .map_err(Failure::from)
+        .and_then(|events| rules::accept(events, &plugin.limits_on(&route.limits)))
+}
+
 fn work(jobs: async_channel::Receiver<Job>) {
     let mut sessions: HashMap<(Arc<str>, String), Session> = HashMap::new();
     while let Ok(job) = jobs.recv_blocking() {
@@ -143,9 +166,7 @@ fn work(jobs: async_channel::Receiver<Job>) {
                 ))
             }
         };
-        let result = result
-            .map_err(Failure::from)
-            .and_then(|events| rules::accept(events, &job.plugin.limits_on(&job.route.limits)));
+        let result = checked(result, &job.plugin, &job.route);
         // The caller may have gone (shutdown); the outcome is then redelivered by JetStream.
         let _ = job.reply.send(result);
     }

@@ -137,7 +137,7 @@ fn run_one(
         headers: Vec::new(),
         payload,
     };
-    match fixtures::map_once(&component, &route, &raw) {
+    match millrace::workers::map_once(&component, &route, &raw) {
         Ok(events) => {
             print_events(&events)?;
             Ok(ExitCode::SUCCESS)

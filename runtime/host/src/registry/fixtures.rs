@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::FixtureSettings;
 use millrace_core::canonical::MappedEvent;
 use millrace_core::config::Limits;
-use millrace_core::rules::{self, Failure};
-use millrace_core::sandbox::{PluginComponent, RawMessage, RouteContext, Session};
+use millrace_core::rules::Failure;
+use millrace_core::sandbox::{PluginComponent, RawMessage, RouteContext};
+use millrace_core::workers::map_once;
 
 /// What a fixture expects, and what a plugin produced: the same JSON shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,17 +55,6 @@ pub struct FixtureResult {
     pub input: PathBuf,
     /// None when it passed; a readable diff (expected `-`, actual `+`) when it failed.
     pub diff: Option<String>,
-}
-
-/// Maps one raw message through a plugin, checked as the host checks it.
-pub fn map_once(
-    plugin: &PluginComponent,
-    route: &RouteContext,
-    raw: &RawMessage,
-) -> Result<Vec<MappedEvent>, Failure> {
-    let mut session = Session::new(plugin, route)?;
-    let events = session.call(raw)?;
-    rules::accept(events, &plugin.limits_on(&route.limits))
 }
 
 /// The route context fixtures run with.
