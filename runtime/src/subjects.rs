@@ -6,7 +6,10 @@
 //! | `raw.<system>.<site>.<format>` | raw messages as sources publish them |
 //! | `canonical.<event-kind>.<site>` | canonical events (CloudEvents JSON) |
 //! | `dlq.<route>` | dead letters |
-//! | `shadow.<route>` | shadow reports: where a shadow candidate's events differ |
+//! | `shadow.<route>` | shadow reports: where a shadow candidate's events (or requests) differ |
+//! | `dlq.outbound.<route>` | outbound dead letters: the event, its requests, the last answer |
+//! | `posting.<target>.<site>` | posting acknowledgements: an event posted to (or rejected by) a target |
+//! | `out.<target>.<site>` | what a NATS target's requests publish |
 
 /// Every canonical event.
 pub const ALL_CANONICAL: &str = "canonical.>";
@@ -14,6 +17,12 @@ pub const ALL_CANONICAL: &str = "canonical.>";
 pub const ALL_DEAD_LETTERS: &str = "dlq.>";
 /// Every shadow report.
 pub const ALL_SHADOW: &str = "shadow.>";
+/// Every posting acknowledgement.
+pub const ALL_POSTINGS: &str = "posting.>";
+/// Every message NATS targets publish.
+pub const ALL_OUTBOX: &str = "out.>";
+/// The first token after `dlq.` that marks an outbound route's dead letters.
+pub const OUTBOUND_DEAD_LETTERS: &str = "outbound";
 
 /// The subject of raw messages of `system` at `site` in `format`.
 pub fn raw(system: &str, site: &str, format: &str) -> String {
@@ -33,6 +42,21 @@ pub fn dead_letters(route: &str) -> String {
 /// The subject of a route's shadow reports.
 pub fn shadow(route: &str) -> String {
     format!("shadow.{route}")
+}
+
+/// The subject of an outbound route's dead letters.
+pub fn outbound_dead_letters(route: &str) -> String {
+    format!("dlq.{OUTBOUND_DEAD_LETTERS}.{route}")
+}
+
+/// The subject of the acknowledgements of `target` at `site`.
+pub fn posting(target: &str, site: &str) -> String {
+    format!("posting.{target}.{site}")
+}
+
+/// The subject a NATS target publishes a request to for `site`.
+pub fn outbox(target: &str, site: &str) -> String {
+    format!("out.{target}.{site}")
 }
 
 /// The source system token of `raw.<system>.<site>.<format>`.

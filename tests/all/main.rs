@@ -16,6 +16,7 @@ mod lifecycle;
 mod nats_security;
 mod nats_server;
 mod observability;
+mod outbound;
 mod plugins;
 mod projection;
 mod properties;

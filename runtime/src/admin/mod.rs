@@ -13,6 +13,7 @@ mod api;
 pub mod auth;
 mod console;
 mod ingest;
+mod outbound;
 mod schemas;
 mod visibility;
 
@@ -78,6 +79,8 @@ pub struct RunningHost {
     pub observer: Arc<Observer>,
     /// True while every route consumes.
     pub ready: Arc<AtomicBool>,
+    /// Its outbound driver (targets, gates), when it serves outbound routes.
+    pub outbound: Option<Arc<crate::outbound::driver::OutboundDriver>>,
 }
 
 /// What every handler shares.
@@ -188,6 +191,7 @@ pub fn router(state: AdminState) -> Router {
             get(visibility::commitments),
         )
         .route("/api/v1/visibility/sources", get(visibility::sources))
+        .route("/api/v1/outbound", get(outbound::outbound))
         .route("/api/v1/schemas", get(schemas::index))
         .route("/api/v1/schemas/{wit}/{name}", get(schemas::document))
         .route_layer(gate(Scope::Read));

@@ -13,6 +13,7 @@ mod admin;
 mod governance;
 mod host;
 mod nats;
+mod outbound;
 mod projection;
 mod registry;
 mod routes;
@@ -31,6 +32,10 @@ pub use admin::{AdminConfig, AdminToken, Scope};
 pub use governance::{EVENT_KINDS, GovernanceConfig, OwnershipRule};
 pub use host::{HostConfig, SeedMessages, UpConfig};
 pub use nats::{NatsConfig, TlsConfig};
+pub use outbound::{
+    Credentials, Gate, OutboundRouteConfig, RateLimit, TargetAuth, TargetBreaker, TargetConfig,
+    TargetKind, TargetRetry,
+};
 pub use projection::ProjectionConfig;
 pub use registry::{RegistryConfig, RegistryKind, TrustedKey};
 pub use routes::{Limits, Ordering, PluginLimits, PluginSource, RetryPolicy, RouteConfig};
@@ -83,6 +88,10 @@ pub struct Config {
     pub host: HostConfig,
     /// Routes by name.
     pub routes: BTreeMap<String, RouteConfig>,
+    /// Outbound routes by name: canonical events posted to targets.
+    pub outbound: BTreeMap<String, OutboundRouteConfig>,
+    /// The targets outbound routes post to, by name.
+    pub targets: BTreeMap<String, TargetConfig>,
     /// Delivery rules across routes: idempotency and system-of-record ownership.
     pub governance: GovernanceConfig,
     /// Where plugin versions and route bindings are kept.
@@ -128,7 +137,26 @@ impl Config {
             .check()
             .map_err(|e| config.invalid(e.key, e.message))?;
         config.read_nats_secrets()?;
+        config.read_target_secrets()?;
         Ok(config)
+    }
+
+    /// The plugin of the inbound or outbound route `route`, when there is one.
+    pub fn plugin_of(&self, route: &str) -> Option<PluginSource> {
+        match (self.routes.get(route), self.outbound.get(route)) {
+            (Some(inbound), _) => Some(inbound.plugin_source()),
+            (None, Some(outbound)) => Some(outbound.plugin_source()),
+            (None, None) => None,
+        }
+    }
+
+    /// Every route's name, inbound and outbound.
+    pub fn route_names(&self) -> Vec<String> {
+        self.routes
+            .keys()
+            .chain(self.outbound.keys())
+            .cloned()
+            .collect()
     }
 
     /// Resolves a path written in the file against the file's folder.
@@ -148,6 +176,19 @@ impl Config {
         self.nats.check()?;
         for (name, route) in &self.routes {
             route.check(name)?;
+        }
+        for (name, target) in &self.targets {
+            target.check(name)?;
+        }
+        for (name, route) in &self.outbound {
+            route.check(name, &self.targets)?;
+            // Bindings and consumers are named by route: one name, one route.
+            if self.routes.contains_key(name) {
+                return Err(Invalid::new(
+                    format!("outbound.{name}"),
+                    "has the name of an inbound route ([routes.<name>]): give it another",
+                ));
+            }
         }
         self.governance.check()?;
         self.up.check()?;
@@ -178,6 +219,41 @@ impl Config {
         )?;
         if token.is_some() {
             self.nats.token = token;
+        }
+        Ok(())
+    }
+
+    /// Reads every target's bearer token or password from its file or environment variable.
+    fn read_target_secrets(&mut self) -> Result<(), ConfigError> {
+        let mut read = Vec::new();
+        for (name, target) in &self.targets {
+            let auth = &target.auth;
+            let bearer = self.secret(
+                &format!("targets.{name}.auth.bearer"),
+                false,
+                auth.bearer_file.as_deref(),
+                auth.bearer_env.as_deref(),
+            )?;
+            let password = self.secret(
+                &format!("targets.{name}.auth.password"),
+                false,
+                auth.password_file.as_deref(),
+                auth.password_env.as_deref(),
+            )?;
+            let credentials = match (bearer, &auth.username, password) {
+                (Some(token), _, _) => Some(Credentials::Bearer(token)),
+                (None, Some(username), Some(password)) => Some(Credentials::Basic {
+                    username: username.clone(),
+                    password,
+                }),
+                _ => None,
+            };
+            read.push((name.clone(), credentials));
+        }
+        for (name, credentials) in read {
+            if let Some(target) = self.targets.get_mut(&name) {
+                target.auth.credentials = credentials;
+            }
         }
         Ok(())
     }

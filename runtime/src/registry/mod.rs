@@ -182,13 +182,7 @@ pub fn admit_within(
                 bounds.budget
             );
         }
-        let (diff, breached) = fixtures::check_run(
-            &loaded,
-            &route,
-            &settings,
-            fixture.input_bytes()?,
-            Ok(fixture.expected.clone()),
-        );
+        let (diff, breached) = fixtures::check_stored(&loaded, &route, &settings, fixture)?;
         if let Some(diff) = diff {
             failures.push(format!("fixture {} fails:\n{diff}", fixture.name));
         }

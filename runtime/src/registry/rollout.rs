@@ -20,15 +20,17 @@ pub struct Admitted {
     pub wit: String,
     /// sha256 of the component.
     pub digest: String,
+    /// The world it exports: `mapper` serves inbound routes, `poster` outbound ones.
+    pub world: crate::sandbox::World,
 }
 
 /// Fails unless `config` has the route `route`, naming the routes it has.
 pub fn check_route(config: &Config, route: &str) -> anyhow::Result<()> {
-    if !config.routes.contains_key(route) {
+    if config.plugin_of(route).is_none() {
         bail!(
             "there is no route `{route}` in {}; its routes are: {}",
             config.source.display(),
-            config.routes.keys().cloned().collect::<Vec<_>>().join(", ")
+            config.route_names().join(", ")
         );
     }
     Ok(())
@@ -69,6 +71,7 @@ pub async fn admit_version_within(
         id: plugin.id(),
         wit: plugin.wit.to_owned(),
         digest: plugin.digest.clone(),
+        world: plugin.world,
     })
 }
 
@@ -106,6 +109,18 @@ pub async fn set_version_within(
 ) -> anyhow::Result<(Admitted, Binding)> {
     check_route(config, route)?;
     let admitted = admit_version_within(config, registry, sandbox, version, bounds).await?;
+    let wanted = if config.outbound.contains_key(route) {
+        crate::sandbox::World::Poster
+    } else {
+        crate::sandbox::World::Mapper
+    };
+    if admitted.world != wanted {
+        bail!(
+            "{version} exports the world {} but route `{route}` serves {} plugins",
+            admitted.world.name(),
+            wanted.name()
+        );
+    }
     let configured = configured_version(config, route);
     let binding = registry
         .update_binding(route, |current| {
@@ -192,7 +207,7 @@ pub fn routes_using(bindings: &BTreeMap<String, Binding>, id: &str) -> Vec<Strin
 
 /// The configured plugin of a route when it names a deployed version.
 fn configured_version(config: &Config, route: &str) -> Option<String> {
-    match config.routes.get(route)?.plugin_source() {
+    match config.plugin_of(route)? {
         PluginSource::Registry(id) => Some(id),
         PluginSource::Path(_) => None,
     }
