@@ -11,6 +11,7 @@
 //!
 //! Answers: 2xx is `posted` with the body's `document` (or empty), 429 and 5xx `try-again`, any
 //! other status `rejected` with the body as text.
+#![allow(unsafe_code, missing_docs)] // the wit-bindgen export glue
 
 wit_bindgen::generate!({
     path: "../../../wit/outbound@1.0.0",
@@ -20,7 +21,7 @@ wit_bindgen::generate!({
 
 use millrace::mapping::canonical::EventData;
 use millrace::mapping::host;
-use millrace::outbound::posting::{Event, Method, RenderError, Request, Response, Verdict};
+use millrace::outbound::posting::Method;
 
 struct Poster;
 
