@@ -464,3 +464,150 @@ async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_w
     stop.cancel();
     let _ = projecting.await;
 }
+
+fn run_ok(args: &[&str]) -> String {
+    let o = millrace(args);
+    let t = text(&o);
+    assert!(o.status.success(), "millrace {args:?}:\n{t}");
+    t
+}
+
+/// The acknowledgements on POSTING of `event`, as JSON.
+async fn acknowledgements_of(js: &jetstream::Context, event: &str, at_least: usize) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let all = read_stream(js, "POSTING", "posting.>", 0, Duration::from_millis(200)).await;
+        let of: Vec<Value> = all
+            .iter()
+            .map(|m| m.json())
+            .filter(|a| a["event_id"] == event)
+            .collect();
+        if of.len() >= at_least {
+            return of;
+        }
+        assert!(started.elapsed() < PATIENCE, "no acknowledgement of {event}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_versions_are_admitted_by_fixtures_shadowed_without_sending_swapped_and_rolled_back() {
+    let nats = Nats::start();
+    let erp = StandInErp::start(false).await;
+    let token = nats.dir.path().join("erp.token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let versions = tempfile::tempdir().unwrap();
+    let v1 = plugin_version("tests/guests/poster", "1.0.0", versions.path());
+    let v2 = plugin_version("tests/guests/poster", "2.0.0", versions.path());
+    // A version whose golden fixture expects another document id: refused at admission.
+    let broken = plugin_version("tests/guests/poster", "3.0.0", versions.path());
+    let case = broken.join("fixtures/completion.json");
+    let text = std::fs::read_to_string(&case).unwrap().replace("\"4900000001\"\n", "\"4900000002\"\n");
+    std::fs::write(&case, text).unwrap();
+    let config = nats.config(&format!(
+        "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = \"poster@1.0.0\"\ntargets = [\"erp\"]\n\n\
+         [routes.steady]\nsubjects = [\"raw.test.*.cmd\"]\nplugin = \"misbehave@1.0.0\"\n\n{}",
+        targets(&erp, &token, false)
+    ));
+    let cfg = config.to_str().unwrap();
+    for dir in [&v1, &v2, &broken, &plugin("tests/guests/misbehave")] {
+        let t = run_ok(&["plugin", "deploy", dir.to_str().unwrap(), "--config", cfg]);
+        assert!(t.contains("deployed "), "{t}");
+    }
+    let js = jetstream::new(nats.client().await);
+    let mut host = InProcessHost::start(&config).await;
+
+    // Refused: a broken fixture, and a mapping plugin on an outbound route.
+    let refused = millrace(&["route", "set-version", "posts", "poster@3.0.0", "--config", cfg]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("golden fixtures fail"), "{}", text(&refused));
+    let refused = millrace(&["route", "set-version", "posts", "misbehave@1.0.0", "--config", cfg]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("world"), "{}", text(&refused));
+
+    // A shadow renders beside the active version; only the active version's request is sent.
+    run_ok(&["route", "set-version", "posts", "poster@2.0.0", "--shadow", "--config", cfg]);
+    host.switched("posts", |serving| {
+        serving.iter().any(|s| s.role == "shadow" && s.version == "poster@2.0.0")
+    })
+    .await;
+    let (first, event) = completion(1, "LOT-1");
+    publish_event(&js, "canonical.production-completion.PLANT1", &first, &event).await;
+    let acks = acknowledgements_of(&js, &first, 1).await;
+    assert_eq!(acks[0]["plugin"], "poster@1.0.0");
+    assert_eq!(
+        seen(&erp).iter().filter(|(_, key)| *key == first).count(),
+        1,
+        "the shadow sends nothing"
+    );
+
+    // Activated: the next event posts through 2.0.0; rolled back: through 1.0.0 again.
+    run_ok(&["route", "set-version", "posts", "poster@2.0.0", "--config", cfg]);
+    host.switched("posts", active_is("poster@2.0.0")).await;
+    let (second, event) = completion(2, "LOT-2");
+    publish_event(&js, "canonical.production-completion.PLANT1", &second, &event).await;
+    assert_eq!(acknowledgements_of(&js, &second, 1).await[0]["plugin"], "poster@2.0.0");
+    run_ok(&["route", "rollback", "posts", "--config", cfg]);
+    host.switched("posts", active_is("poster@1.0.0")).await;
+    let (third, event) = completion(3, "LOT-3");
+    publish_event(&js, "canonical.production-completion.PLANT1", &third, &event).await;
+    let ack = &acknowledgements_of(&js, &third, 1).await[0];
+    assert_eq!(ack["plugin"], "poster@1.0.0");
+    assert_eq!(ack["outcome"], "posted");
+    assert_eq!(ack["document"], erp.ledger.lock().unwrap().bookings[&third]);
+    let shown = run_ok(&["route", "show", "posts", "--config", cfg]);
+    assert!(shown.contains("poster@1.0.0"), "{shown}");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_is_dead_lettered_with_the_answer_and_redrive_posts_it_through_the_same_driver() {
+    let nats = Nats::start();
+    let erp = StandInErp::start(false).await;
+    let token = nats.dir.path().join("erp.token");
+    // A wrong token: the stand-in answers 401, which the plugin reads as rejected.
+    std::fs::write(&token, "wrong").unwrap();
+    let poster = plugin("tests/guests/poster");
+    let config = nats.config(&format!(
+        "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {:?}\ntargets = [\"erp\"]\n\n{}",
+        poster.display().to_string(),
+        targets(&erp, &token, false)
+    ));
+    let cfg = config.to_str().unwrap();
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    let (id, event) = completion(7, "LOT-7");
+    publish_event(&js, "canonical.production-completion.PLANT1", &id, &event).await;
+    let (incomplete, event) = completion(8, "LOT-8");
+    let event = {
+        let mut event = event;
+        event["data"]["work_order"] = "WO-INCOMPLETE".into();
+        event
+    };
+    publish_event(&js, "canonical.production-completion.PLANT1", &incomplete, &event).await;
+    let letters = read_stream(&js, "DLQ", "dlq.outbound.posts", 2, Duration::from_millis(300)).await;
+    assert_eq!(letters.len(), 2);
+    let rejected = letters.iter().find(|l| l.json()["event_id"] == id.as_str()).unwrap();
+    let letter = rejected.json();
+    assert_eq!(letter["kind"], "rejected");
+    assert_eq!(letter["answer"]["status"], 401);
+    assert_eq!(letter["requests"][0]["path"], "/goods-movements");
+    assert_eq!(letter["request"], 0);
+    assert_eq!(rejected.header("Millrace-Direction"), Some("outbound"));
+    let render = letters.iter().find(|l| l.json()["event_id"] == incomplete.as_str()).unwrap();
+    assert_eq!(render.json()["kind"], "incomplete-event");
+    let ack = &acknowledgements_of(&js, &id, 1).await[0];
+    assert_eq!(ack["outcome"], "rejected");
+    let listed = run_ok(&["dlq", "list", "--route", "posts", "--config", cfg]);
+    assert!(listed.contains("rejected"), "{listed}");
+
+    // The cause fixed (the right token), the letter is redriven and posts once.
+    host.stop().await;
+    std::fs::write(&token, TOKEN).unwrap();
+    let sequence = rejected.sequence.to_string();
+    let redriven = run_ok(&["dlq", "redrive", &sequence, "--config", cfg]);
+    assert!(!redriven.contains("still failing"), "{redriven}");
+    assert_eq!(erp.ledger.lock().unwrap().booked.get(&id), Some(&1));
+    let left = read_stream(&js, "DLQ", "dlq.outbound.posts", 1, Duration::from_millis(300)).await;
+    assert_eq!(left.len(), 1, "only the render error stays");
+}

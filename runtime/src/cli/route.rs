@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::bail;
 use clap::Subcommand;
 
-use millrace::config::Config;
+use millrace::config::{Config, PluginSource};
 use millrace::operations::shadow;
 use millrace::registry::rollout;
 use millrace::registry::store::{Binding, CandidateMode, Registry};
@@ -113,16 +113,20 @@ pub async fn run(command: RouteCommand) -> anyhow::Result<ExitCode> {
             let (config, registry) = open(&connection).await?;
             let bindings = registry.bindings().await?;
             for name in config
-                .routes
-                .keys()
+                .route_names()
+                .iter()
                 .filter(|n| route.as_ref().is_none_or(|r| r == *n))
             {
-                match bindings.get(name) {
-                    Some(binding) => print_binding(name, binding),
-                    None => println!(
+                match (bindings.get(name), config.plugin_of(name)) {
+                    (Some(binding), _) => print_binding(name, binding),
+                    (None, Some(PluginSource::Registry(id))) => {
+                        println!("{name}: {id} (from the config; never switched)")
+                    }
+                    (None, Some(PluginSource::Path(path))) => println!(
                         "{name}: {} (from the config; never switched)",
-                        config.routes[name].plugin.display()
+                        path.display()
                     ),
+                    (None, None) => {}
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -293,6 +293,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_event_reads_back_from_the_cloudevent_the_inbound_half_publishes() {
+        use crate::canonical::{CloudEvent, Lineage, MappedEvent, ProductionCompletion, Quantity};
+        let mapped = MappedEvent {
+            site: "PLANT1".into(),
+            occurred_at: "2026-11-30T03:00:00Z".into(),
+            source_sequence: Some(42),
+            source_transaction: Some("TX-7".into()),
+            data: EventData::ProductionCompletion(ProductionCompletion {
+                work_order: "WO-1".into(),
+                operation: None,
+                item: "ITEM-1".into(),
+                lot: Some("LOT-1".into()),
+                good_quantity: Quantity {
+                    amount: "5".into(),
+                    uom: "EA".into(),
+                },
+                scrap_quantity: Quantity {
+                    amount: "0".into(),
+                    uom: "EA".into(),
+                },
+                location: None,
+            }),
+        };
+        let lineage = Lineage {
+            raw_id: "msg-1",
+            system: "mes",
+            route: "mes",
+            plugin: "mes-shift-report",
+            plugin_version: "1.2.0",
+            raw_sequence: 9,
+        };
+        let cloudevent = serde_json::to_vec(&CloudEvent::new(&mapped, 0, &lineage)).unwrap();
+        let event = CanonicalEvent::from_cloudevent(&cloudevent).unwrap();
+        assert_eq!(event.data, mapped.data);
+        let e = &event.envelope;
+        assert_eq!(e.kind, "production-completion");
+        assert_eq!(e.site, "PLANT1");
+        assert_eq!(e.subject, "canonical.production-completion.PLANT1");
+        assert_eq!(e.time, "2026-11-30T03:00:00Z");
+        assert_eq!(e.lineage.plugin, "mes-shift-report@1.2.0");
+        assert_eq!(e.lineage.raw_id, "raw:9");
+        assert_eq!(e.lineage.source_sequence, Some(42));
+        assert_eq!(e.lineage.source_transaction.as_deref(), Some("TX-7"));
+        assert!(CanonicalEvent::from_cloudevent(b"{}").is_err());
+    }
+
+    #[test]
     fn a_body_is_json_when_it_parses_else_base64() {
         let json = Body(br#"{"a":1}"#.to_vec());
         assert_eq!(json.to_json(), serde_json::json!({"a": 1}));
