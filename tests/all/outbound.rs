@@ -502,8 +502,10 @@ async fn outbound_versions_are_admitted_by_fixtures_shadowed_without_sending_swa
     // A version whose golden fixture expects another document id: refused at admission.
     let broken = plugin_version("tests/guests/poster", "3.0.0", versions.path());
     let case = broken.join("fixtures/completion.json");
-    let text = std::fs::read_to_string(&case).unwrap().replace("\"4900000001\"\n", "\"4900000002\"\n");
-    std::fs::write(&case, text).unwrap();
+    let other_document = std::fs::read_to_string(&case)
+        .unwrap()
+        .replace("\"posted\": \"4900000001\"", "\"posted\": \"4900000002\"");
+    std::fs::write(&case, other_document).unwrap();
     let config = nats.config(&format!(
         "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = \"poster@1.0.0\"\ntargets = [\"erp\"]\n\n\
          [routes.steady]\nsubjects = [\"raw.test.*.cmd\"]\nplugin = \"misbehave@1.0.0\"\n\n{}",
