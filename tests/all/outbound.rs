@@ -73,9 +73,7 @@ impl StandInErp {
     }
 
     fn serve(&self, listener: tokio::net::TcpListener) {
-        let app = axum::Router::new()
-            .fallback(book)
-            .with_state(self.clone());
+        let app = axum::Router::new().fallback(book).with_state(self.clone());
         let stop = self.stop.lock().unwrap().clone();
         tokio::spawn(async move {
             axum::serve(listener, app)
@@ -128,13 +126,22 @@ async fn book(
         .is_some_and(|v| v == format!("Bearer {TOKEN}"));
     let (Some(key), true) = (key, authorized) else {
         ledger.unauthorized += 1;
-        return (StatusCode::UNAUTHORIZED, "credentials and Idempotency-Key required").into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            "credentials and Idempotency-Key required",
+        )
+            .into_response();
     };
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     ledger.log.push((uri.path().to_owned(), key.clone(), body));
     if erp.chaos && ledger.arrivals[&window] > RATE {
         ledger.limited += 1;
-        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")], "slow down").into_response();
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            "slow down",
+        )
+            .into_response();
     }
     if let Some(document) = ledger.bookings.get(&key) {
         // A retry of something booked: the same document, nothing booked again.
@@ -151,7 +158,11 @@ async fn book(
         // Booked, but the answer is lost: the retry must not book twice.
         return (StatusCode::INTERNAL_SERVER_ERROR, "booked, then failed").into_response();
     }
-    (StatusCode::CREATED, axum::Json(json!({ "document": document }))).into_response()
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({ "document": document })),
+    )
+        .into_response()
 }
 
 /// A canonical production completion as the inbound half publishes it.
@@ -271,7 +282,14 @@ async fn every_event_is_booked_once_through_limits_failures_an_outage_and_two_ho
     until("every event booked", || erp.booked() >= EVENTS).await;
 
     // Every event acknowledged on POSTING, none dead-lettered, the consumer drained.
-    let acknowledgements = read_stream(&js, "POSTING", "posting.erp.PLANT1", EVENTS, Duration::from_millis(500)).await;
+    let acknowledgements = read_stream(
+        &js,
+        "POSTING",
+        "posting.erp.PLANT1",
+        EVENTS,
+        Duration::from_millis(500),
+    )
+    .await;
     let acknowledged: BTreeSet<String> = acknowledgements
         .iter()
         .map(|a| a.json()["event_id"].as_str().unwrap().to_owned())
@@ -294,12 +312,12 @@ async fn every_event_is_booked_once_through_limits_failures_an_outage_and_two_ho
     let started = Instant::now();
     let mut consumer = consumer;
     while consumer.num_pending + consumer.num_ack_pending as u64 > 0 {
-        assert!(started.elapsed() < PATIENCE, "the consumer never drained: {consumer:?}");
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the consumer never drained: {consumer:?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
-        consumer = stream
-            .consumer_info(consumer.name.as_str())
-            .await
-            .unwrap();
+        consumer = stream.consumer_info(consumer.name.as_str()).await.unwrap();
     }
     assert_eq!(
         try_stream_len(&js, "DLQ").await.unwrap_or(0),
@@ -313,7 +331,11 @@ async fn every_event_is_booked_once_through_limits_failures_an_outage_and_two_ho
     assert!(
         ledger.booked.values().all(|&times| times == 1),
         "an event booked twice: {:?}",
-        ledger.booked.iter().filter(|(_, t)| **t > 1).collect::<Vec<_>>()
+        ledger
+            .booked
+            .iter()
+            .filter(|(_, t)| **t > 1)
+            .collect::<Vec<_>>()
     );
     let expected: BTreeSet<String> = (0..EVENTS).map(|n| completion(n, "").0).collect();
     assert_eq!(
@@ -321,7 +343,10 @@ async fn every_event_is_booked_once_through_limits_failures_an_outage_and_two_ho
         expected,
         "the Idempotency-Key is the canonical event id"
     );
-    assert_eq!(ledger.unauthorized, 0, "every request carried the bearer token and a key");
+    assert_eq!(
+        ledger.unauthorized, 0,
+        "every request carried the bearer token and a key"
+    );
     let busiest = ledger.arrivals.values().max().copied().unwrap_or(0);
     assert!(
         busiest <= RATE + 1,
@@ -344,7 +369,8 @@ fn seen(erp: &StandInErp) -> Vec<(String, String)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_waits_for_the_release() {
+async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_waits_for_the_release()
+ {
     let nats = Nats::start();
     let erp = StandInErp::start(false).await;
     let token = nats.dir.path().join("erp.token");
@@ -363,7 +389,9 @@ async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_w
     let js = jetstream::new(client.clone());
     let host = InProcessHost::start(&config_path).await;
     let stop = CancellationToken::new();
-    let projection = millrace::projection::Projection::open(&js, &config).await.unwrap();
+    let projection = millrace::projection::Projection::open(&js, &config)
+        .await
+        .unwrap();
     let projecting = tokio::spawn(projection.run(stop.clone()));
     let visibility = millrace::projection::query::Visibility::open(&js, &config.projection)
         .await
@@ -381,7 +409,10 @@ async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_w
                 if holds.iter().any(|h| h.open == open) {
                     return;
                 }
-                assert!(started.elapsed() < PATIENCE, "the projection never showed the hold open={open}");
+                assert!(
+                    started.elapsed() < PATIENCE,
+                    "the projection never showed the hold open={open}"
+                );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -415,7 +446,10 @@ async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_w
         if let Some(listed) = listed {
             break listed;
         }
-        assert!(started.elapsed() < PATIENCE, "the held completion is not listed: {view}");
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the held completion is not listed: {view}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(listed["route"], "completions");
@@ -436,7 +470,11 @@ async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_w
     })
     .await;
     until("the release fanned out", || {
-        seen(&erp).iter().filter(|(_, key)| *key == released).count() >= 3
+        seen(&erp)
+            .iter()
+            .filter(|(_, key)| *key == released)
+            .count()
+            >= 3
     })
     .await;
     let order = |id: &str| -> Vec<String> {
@@ -446,18 +484,30 @@ async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_w
             .map(|(path, _)| path)
             .collect()
     };
-    let fan_out = ["/erp/stock-status", "/wms/shipment-blocks", "/notify/notify"];
+    let fan_out = [
+        "/erp/stock-status",
+        "/wms/shipment-blocks",
+        "/notify/notify",
+    ];
     assert_eq!(order(&placed), fan_out);
     assert_eq!(order(&released), fan_out);
     let log = seen(&erp);
     let at = |id: &str| log.iter().position(|(_, key)| key == id).unwrap();
-    assert!(at(&placed) < at(&released), "the placement is posted before the release");
-    let ledger = erp.ledger.lock().unwrap();
-    assert_eq!(
-        ledger.log.iter().find(|(_, key, _)| *key == released).unwrap().2["status"],
-        "unrestricted"
+    assert!(
+        at(&placed) < at(&released),
+        "the placement is posted before the release"
     );
-    drop(ledger);
+    let release_status = erp
+        .ledger
+        .lock()
+        .unwrap()
+        .log
+        .iter()
+        .find(|(_, key, _)| *key == released)
+        .unwrap()
+        .2["status"]
+        .clone();
+    assert_eq!(release_status, "unrestricted");
     let view: Value = reqwest::get(&api).await.unwrap().json().await.unwrap();
     assert!(view["held"].as_array().unwrap().is_empty(), "{view}");
     host.stop().await;
@@ -485,13 +535,17 @@ async fn acknowledgements_of(js: &jetstream::Context, event: &str, at_least: usi
         if of.len() >= at_least {
             return of;
         }
-        assert!(started.elapsed() < PATIENCE, "no acknowledgement of {event}");
+        assert!(
+            started.elapsed() < PATIENCE,
+            "no acknowledgement of {event}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outbound_versions_are_admitted_by_fixtures_shadowed_without_sending_swapped_and_rolled_back() {
+async fn outbound_versions_are_admitted_by_fixtures_shadowed_without_sending_swapped_and_rolled_back()
+ {
     let nats = Nats::start();
     let erp = StandInErp::start(false).await;
     let token = nats.dir.path().join("erp.token");
@@ -520,21 +574,55 @@ async fn outbound_versions_are_admitted_by_fixtures_shadowed_without_sending_swa
     let mut host = InProcessHost::start(&config).await;
 
     // Refused: a broken fixture, and a mapping plugin on an outbound route.
-    let refused = millrace(&["route", "set-version", "posts", "poster@3.0.0", "--config", cfg]);
+    let refused = millrace(&[
+        "route",
+        "set-version",
+        "posts",
+        "poster@3.0.0",
+        "--config",
+        cfg,
+    ]);
     assert!(!refused.status.success());
-    assert!(text(&refused).contains("golden fixtures fail"), "{}", text(&refused));
-    let refused = millrace(&["route", "set-version", "posts", "misbehave@1.0.0", "--config", cfg]);
+    assert!(
+        text(&refused).contains("golden fixtures fail"),
+        "{}",
+        text(&refused)
+    );
+    let refused = millrace(&[
+        "route",
+        "set-version",
+        "posts",
+        "misbehave@1.0.0",
+        "--config",
+        cfg,
+    ]);
     assert!(!refused.status.success());
     assert!(text(&refused).contains("world"), "{}", text(&refused));
 
     // A shadow renders beside the active version; only the active version's request is sent.
-    run_ok(&["route", "set-version", "posts", "poster@2.0.0", "--shadow", "--config", cfg]);
+    run_ok(&[
+        "route",
+        "set-version",
+        "posts",
+        "poster@2.0.0",
+        "--shadow",
+        "--config",
+        cfg,
+    ]);
     host.switched("posts", |serving| {
-        serving.iter().any(|s| s.role == "shadow" && s.version == "poster@2.0.0")
+        serving
+            .iter()
+            .any(|s| s.role == "shadow" && s.version == "poster@2.0.0")
     })
     .await;
     let (first, event) = completion(1, "LOT-1");
-    publish_event(&js, "canonical.production-completion.PLANT1", &first, &event).await;
+    publish_event(
+        &js,
+        "canonical.production-completion.PLANT1",
+        &first,
+        &event,
+    )
+    .await;
     let acks = acknowledgements_of(&js, &first, 1).await;
     assert_eq!(acks[0]["plugin"], "poster@1.0.0");
     assert_eq!(
@@ -544,15 +632,37 @@ async fn outbound_versions_are_admitted_by_fixtures_shadowed_without_sending_swa
     );
 
     // Activated: the next event posts through 2.0.0; rolled back: through 1.0.0 again.
-    run_ok(&["route", "set-version", "posts", "poster@2.0.0", "--config", cfg]);
+    run_ok(&[
+        "route",
+        "set-version",
+        "posts",
+        "poster@2.0.0",
+        "--config",
+        cfg,
+    ]);
     host.switched("posts", active_is("poster@2.0.0")).await;
     let (second, event) = completion(2, "LOT-2");
-    publish_event(&js, "canonical.production-completion.PLANT1", &second, &event).await;
-    assert_eq!(acknowledgements_of(&js, &second, 1).await[0]["plugin"], "poster@2.0.0");
+    publish_event(
+        &js,
+        "canonical.production-completion.PLANT1",
+        &second,
+        &event,
+    )
+    .await;
+    assert_eq!(
+        acknowledgements_of(&js, &second, 1).await[0]["plugin"],
+        "poster@2.0.0"
+    );
     run_ok(&["route", "rollback", "posts", "--config", cfg]);
     host.switched("posts", active_is("poster@1.0.0")).await;
     let (third, event) = completion(3, "LOT-3");
-    publish_event(&js, "canonical.production-completion.PLANT1", &third, &event).await;
+    publish_event(
+        &js,
+        "canonical.production-completion.PLANT1",
+        &third,
+        &event,
+    )
+    .await;
     let ack = &acknowledgements_of(&js, &third, 1).await[0];
     assert_eq!(ack["plugin"], "poster@1.0.0");
     assert_eq!(ack["outcome"], "posted");
@@ -563,7 +673,8 @@ async fn outbound_versions_are_admitted_by_fixtures_shadowed_without_sending_swa
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rejection_is_dead_lettered_with_the_answer_and_redrive_posts_it_through_the_same_driver() {
+async fn a_rejection_is_dead_lettered_with_the_answer_and_redrive_posts_it_through_the_same_driver()
+{
     let nats = Nats::start();
     let erp = StandInErp::start(false).await;
     let token = nats.dir.path().join("erp.token");
@@ -586,17 +697,36 @@ async fn a_rejection_is_dead_lettered_with_the_answer_and_redrive_posts_it_throu
         event["data"]["work_order"] = "WO-INCOMPLETE".into();
         event
     };
-    publish_event(&js, "canonical.production-completion.PLANT1", &incomplete, &event).await;
-    let letters = read_stream(&js, "DLQ", "dlq.outbound.posts", 2, Duration::from_millis(300)).await;
+    publish_event(
+        &js,
+        "canonical.production-completion.PLANT1",
+        &incomplete,
+        &event,
+    )
+    .await;
+    let letters = read_stream(
+        &js,
+        "DLQ",
+        "dlq.outbound.posts",
+        2,
+        Duration::from_millis(300),
+    )
+    .await;
     assert_eq!(letters.len(), 2);
-    let rejected = letters.iter().find(|l| l.json()["event_id"] == id.as_str()).unwrap();
+    let rejected = letters
+        .iter()
+        .find(|l| l.json()["event_id"] == id.as_str())
+        .unwrap();
     let letter = rejected.json();
     assert_eq!(letter["kind"], "rejected");
     assert_eq!(letter["answer"]["status"], 401);
     assert_eq!(letter["requests"][0]["path"], "/goods-movements");
     assert_eq!(letter["request"], 0);
     assert_eq!(rejected.header("Millrace-Direction"), Some("outbound"));
-    let render = letters.iter().find(|l| l.json()["event_id"] == incomplete.as_str()).unwrap();
+    let render = letters
+        .iter()
+        .find(|l| l.json()["event_id"] == incomplete.as_str())
+        .unwrap();
     assert_eq!(render.json()["kind"], "incomplete-event");
     let ack = &acknowledgements_of(&js, &id, 1).await[0];
     assert_eq!(ack["outcome"], "rejected");
@@ -610,6 +740,13 @@ async fn a_rejection_is_dead_lettered_with_the_answer_and_redrive_posts_it_throu
     let redriven = run_ok(&["dlq", "redrive", &sequence, "--config", cfg]);
     assert!(!redriven.contains("still failing"), "{redriven}");
     assert_eq!(erp.ledger.lock().unwrap().booked.get(&id), Some(&1));
-    let left = read_stream(&js, "DLQ", "dlq.outbound.posts", 1, Duration::from_millis(300)).await;
+    let left = read_stream(
+        &js,
+        "DLQ",
+        "dlq.outbound.posts",
+        1,
+        Duration::from_millis(300),
+    )
+    .await;
     assert_eq!(left.len(), 1, "only the render error stays");
 }

@@ -75,8 +75,10 @@ impl WorkerPool {
         raw: RawMessage,
     ) -> Result<Result<Vec<MappedEvent>, Failure>, Unavailable> {
         let limits = plugin.limits_on(&route.limits);
-        self.run(plugin, route, move |session| checked(session.call(&raw), &limits))
-            .await
+        self.run(plugin, route, move |session| {
+            checked(session.call(&raw), &limits)
+        })
+        .await
     }
 
     /// Runs `work` on the first free worker, in that worker's session of `plugin` for `route`

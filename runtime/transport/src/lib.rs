@@ -256,8 +256,14 @@ pub async fn ensure_streams(
         (&streams.canonical, vec!["canonical.>".to_string()]),
         (&streams.dlq, vec!["dlq.>".to_string()]),
         (&streams.shadow, vec!["shadow.>".to_string()]),
-        (&streams.posting, vec![millrace_core::subjects::ALL_POSTINGS.to_string()]),
-        (&streams.outbox, vec![millrace_core::subjects::ALL_OUTBOX.to_string()]),
+        (
+            &streams.posting,
+            vec![millrace_core::subjects::ALL_POSTINGS.to_string()],
+        ),
+        (
+            &streams.outbox,
+            vec![millrace_core::subjects::ALL_OUTBOX.to_string()],
+        ),
     ];
     for (name, subjects) in specs {
         let stream = js

@@ -319,7 +319,10 @@ mod tests {
                 "why": "lot L1 is under quality hold H-1"}]
         });
         let text = render_outbound(&outbound);
-        assert!(text.contains("erp-postings  erp-postings@1.0.0 (active)  erp"), "{text}");
+        assert!(
+            text.contains("erp-postings  erp-postings@1.0.0 (active)  erp"),
+            "{text}"
+        );
         assert!(text.contains("erp     http  DOWN   3"), "{text}");
         assert!(text.contains("lot L1 is under quality hold H-1"), "{text}");
     }

@@ -296,7 +296,10 @@ fn outbound_routes_and_targets_are_read_with_their_defaults_and_secrets() {
     assert_eq!(route.gate, Some(Gate::LotNotOnHold));
     assert_eq!(route.ack_wait, HumanDuration::from_secs(30));
     let erp = &c.targets["erp"];
-    assert_eq!(erp.auth.credentials, Some(Credentials::Bearer("t0ken".into())));
+    assert_eq!(
+        erp.auth.credentials,
+        Some(Credentials::Bearer("t0ken".into()))
+    );
     assert_eq!(erp.timeout, HumanDuration::from_secs(10));
     assert_eq!(erp.breaker, TargetBreaker::default());
     assert_eq!(c.targets["bus"].kind, TargetKind::Nats);
@@ -314,7 +317,10 @@ fn outbound_mistakes_name_the_key_and_what_is_accepted() {
     };
     let erp = "[targets.erp]\nurl=\"http://erp\"\n";
     let err = outbound("", "");
-    assert!(err.contains("outbound.o.targets") && err.contains("erp"), "{err}");
+    assert!(
+        err.contains("outbound.o.targets") && err.contains("erp"),
+        "{err}"
+    );
     let err = outbound("[targets.erp]\n", "");
     assert!(err.contains("targets.erp.url"), "{err}");
     let err = outbound("[targets.erp]\nurl=\"ftp://erp\"\n", "");

@@ -107,7 +107,10 @@ impl CanonicalEvent {
             .and_then(|s| s.split_once('/'))
             .map(|(site, _system)| site.to_owned())
             .ok_or_else(|| {
-                NotCanonical(format!("source {:?} is not /<site>/<system>", fields.source))
+                NotCanonical(format!(
+                    "source {:?} is not /<site>/<system>",
+                    fields.source
+                ))
             })?;
         Ok(Self {
             envelope: Envelope {

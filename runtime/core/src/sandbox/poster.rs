@@ -73,15 +73,17 @@ fn data(data: &EventData) -> model::EventData {
                 blocked: quantity(&b.blocked),
             })
         }
-        EventData::WorkOrderStatus(w) => model::EventData::WorkOrderStatus(model::WorkOrderStatus {
-            work_order: w.work_order.clone(),
-            operation: w.operation.clone(),
-            state: work_order_state(w.state),
-            item: w.item.clone(),
-            planned_quantity: w.planned_quantity.as_ref().map(quantity),
-            completed_quantity: w.completed_quantity.as_ref().map(quantity),
-            scrapped_quantity: w.scrapped_quantity.as_ref().map(quantity),
-        }),
+        EventData::WorkOrderStatus(w) => {
+            model::EventData::WorkOrderStatus(model::WorkOrderStatus {
+                work_order: w.work_order.clone(),
+                operation: w.operation.clone(),
+                state: work_order_state(w.state),
+                item: w.item.clone(),
+                planned_quantity: w.planned_quantity.as_ref().map(quantity),
+                completed_quantity: w.completed_quantity.as_ref().map(quantity),
+                scrapped_quantity: w.scrapped_quantity.as_ref().map(quantity),
+            })
+        }
         EventData::MaterialConsumption(c) => {
             model::EventData::MaterialConsumption(model::MaterialConsumption {
                 work_order: c.work_order.clone(),

@@ -146,12 +146,7 @@ impl Observer {
     }
 
     /// A plugin call ended, after `took`.
-    pub fn plugin_call(
-        &self,
-        at: At<'_>,
-        took: Duration,
-        failure: Option<&Failure>,
-    ) {
+    pub fn plugin_call(&self, at: At<'_>, took: Duration, failure: Option<&Failure>) {
         self.metrics
             .plugin_call_seconds
             .get_or_create(&at.labels())

@@ -150,9 +150,7 @@ impl OutboundMetrics {
         metrics
     }
 
-    fn pending(
-        &self,
-    ) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), OffsetDateTime>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), OffsetDateTime>> {
         self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -176,9 +174,10 @@ impl OutboundMetrics {
     pub fn refresh(&self, target: &str) {
         let pending = self.pending();
         let of_target = pending.iter().filter(|((t, _), _)| t == target);
-        let (count, oldest) = of_target.fold((0i64, None::<OffsetDateTime>), |(n, old), (_, at)| {
-            (n + 1, Some(old.map_or(*at, |o| o.min(*at))))
-        });
+        let (count, oldest) = of_target
+            .fold((0i64, None::<OffsetDateTime>), |(n, old), (_, at)| {
+                (n + 1, Some(old.map_or(*at, |o| o.min(*at))))
+            });
         let labels = TargetOnly {
             target: target.to_owned(),
         };

@@ -353,7 +353,10 @@ impl Redriver {
             .await;
         timer.abort();
         let posted = posted.with_context(|| {
-            format!("dead letter {} could not be posted now and stays", l.sequence)
+            format!(
+                "dead letter {} could not be posted now and stays",
+                l.sequence
+            )
         })?;
         let mut redriven = Redriven {
             sequence: l.sequence,
@@ -367,7 +370,10 @@ impl Redriver {
             Posted::Posted(documents) => {
                 let dlq = self.js.get_stream(&self.config.streams.dlq).await?;
                 dlq.delete_message(l.sequence).await.with_context(|| {
-                    format!("dead letter {} was posted but could not be deleted", l.sequence)
+                    format!(
+                        "dead letter {} was posted but could not be deleted",
+                        l.sequence
+                    )
                 })?;
                 redriven.published = documents.len();
             }

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use millrace_core::posting::{CanonicalEvent, Response, Verdict};
 use crate::routes::Route;
+use millrace_core::posting::{CanonicalEvent, Response, Verdict};
 use millrace_core::sandbox::PluginComponent;
 
 /// How a request ended at its target.

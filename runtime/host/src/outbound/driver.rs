@@ -34,8 +34,8 @@ use crate::observability::Observer;
 use crate::observability::outbound::{DelayLabels, OutcomeLabels, ReasonLabels};
 use crate::operations::shadow::{ShadowReport, differences_of};
 use crate::pipeline::{HostFailure, PluginCalls};
-use millrace_core::posting::{CanonicalEvent, Request, Response, Verdict};
 use crate::routes::Route;
+use millrace_core::posting::{CanonicalEvent, Request, Response, Verdict};
 use millrace_core::rules::Failure;
 use millrace_core::sandbox::PluginComponent;
 
@@ -145,7 +145,8 @@ impl OutboundDriver {
         let event = match CanonicalEvent::from_cloudevent(&input.payload) {
             Ok(event) => event,
             Err(e) => {
-                let letter = OutboundLetter::new(route, input, None, "not-canonical", e.to_string());
+                let letter =
+                    OutboundLetter::new(route, input, None, "not-canonical", e.to_string());
                 return self.dead_letter(route, letter, mode).await;
             }
         };
@@ -230,15 +231,10 @@ impl OutboundDriver {
                 Sent::Answered(verdict, response) => (verdict, response),
                 Sent::Refused(why) => {
                     self.rejected_metric(&target.name, "refused-request");
-                    let letter = OutboundLetter::new(
-                        route,
-                        input,
-                        Some(&plugin),
-                        "refused-request",
-                        why,
-                    )
-                    .with_requests(&requests)
-                    .at_request(index, None);
+                    let letter =
+                        OutboundLetter::new(route, input, Some(&plugin), "refused-request", why)
+                            .with_requests(&requests)
+                            .at_request(index, None);
                     return self.dead_letter(route, letter, mode).await;
                 }
                 Sent::PluginFailed(failure) => {

@@ -18,11 +18,11 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::driver::{EventInput, KeepAlive};
-use millrace_core::canonical::EventData;
-use millrace_core::config::Gate;
 use crate::observability::Observer;
 use crate::observability::outbound::OutboundRouteOnly;
 use crate::pipeline::HostFailure;
+use millrace_core::canonical::EventData;
+use millrace_core::config::Gate;
 use millrace_core::posting::CanonicalEvent;
 use millrace_projection::query::{Filter, Visibility};
 
@@ -182,7 +182,11 @@ impl GateCheck {
                 fresh
             };
             if listed {
-                tracing::info!(route, event = &*event.envelope.id, "held at the gate: {why}");
+                tracing::info!(
+                    route,
+                    event = &*event.envelope.id,
+                    "held at the gate: {why}"
+                );
                 self.count(route);
             }
             tokio::select! {

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::driver::EventInput;
-use millrace_core::posting::{Request, Response};
 use crate::routes::Route;
+use millrace_core::posting::{Request, Response};
 use millrace_core::sandbox::PluginComponent;
 
 /// The header that marks an outbound dead letter.
@@ -108,11 +108,13 @@ impl OutboundLetter {
     pub fn headers(&self) -> async_nats::HeaderMap {
         use crate::delivery::dead_letter::headers as h;
         // Header values are one line of bounded length.
-        let line = |text: &str| -> String {
-            text.replace(['\r', '\n'], " ").chars().take(1024).collect()
-        };
+        let line =
+            |text: &str| -> String { text.replace(['\r', '\n'], " ").chars().take(1024).collect() };
         let mut headers = async_nats::HeaderMap::new();
-        headers.insert(async_nats::header::NATS_MESSAGE_ID, self.message_id().as_str());
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            self.message_id().as_str(),
+        );
         headers.insert("Content-Type", "application/json");
         headers.insert(DIRECTION, "outbound");
         headers.insert(h::ROUTE, self.route.as_str());

@@ -27,12 +27,12 @@ use tokio_util::sync::CancellationToken;
 use self::driver::{EventInput, KeepAlive, OutboundDriver};
 use self::gate::GateCheck;
 use self::target::Target;
-use millrace_core::config::Config;
 use crate::delivery::Mode;
 use crate::observability::Observer;
 use crate::pipeline::PluginCalls;
-use millrace_projection::query::Visibility;
 use crate::routes::{Route, RouteTable};
+use millrace_core::config::Config;
+use millrace_projection::query::Visibility;
 
 /// How soon an event the host could not finish is redelivered.
 const REDELIVER_AFTER_HOST_FAILURE: Duration = Duration::from_secs(1);

@@ -73,18 +73,19 @@ impl Target {
                     .with_context(|| format!("target `{name}` has no url"))?
                     .trim_end_matches('/')
                     .to_owned();
-                let authorization = config
-                    .auth
-                    .credentials
-                    .as_ref()
-                    .map(|credentials| match credentials {
-                        Credentials::Bearer(token) => format!("Bearer {token}"),
-                        Credentials::Basic { username, password } => format!(
-                            "Basic {}",
-                            base64::engine::general_purpose::STANDARD
-                                .encode(format!("{username}:{password}"))
-                        ),
-                    });
+                let authorization =
+                    config
+                        .auth
+                        .credentials
+                        .as_ref()
+                        .map(|credentials| match credentials {
+                            Credentials::Bearer(token) => format!("Bearer {token}"),
+                            Credentials::Basic { username, password } => format!(
+                                "Basic {}",
+                                base64::engine::general_purpose::STANDARD
+                                    .encode(format!("{username}:{password}"))
+                            ),
+                        });
                 Connection::Http {
                     client,
                     base,
@@ -159,7 +160,10 @@ impl Target {
                     )));
                 }
                 let mut builder = client
-                    .request(http_method(request.method), format!("{base}{}", request.path))
+                    .request(
+                        http_method(request.method),
+                        format!("{base}{}", request.path),
+                    )
                     .header("Idempotency-Key", idempotency_key)
                     .body(request.body.0.clone());
                 for (name, value) in &request.headers {
@@ -213,7 +217,9 @@ impl Target {
                     .await
                     .map_err(|e| TargetError::Unreachable(format!("publish: {e}")))?
                     .await
-                    .map_err(|e| TargetError::Unreachable(format!("publish not acknowledged: {e}")))?;
+                    .map_err(|e| {
+                        TargetError::Unreachable(format!("publish not acknowledged: {e}"))
+                    })?;
                 Ok(Response {
                     target: self.name.to_string(),
                     status: 200,

@@ -150,7 +150,9 @@ pub fn check_stored(
 ) -> anyhow::Result<(Option<String>, bool)> {
     Ok(match plugin.world {
         // An outbound case is one JSON file, kept whole as the expectation.
-        World::Poster => crate::registry::outbound_fixtures::check(plugin, route, &fixture.expected),
+        World::Poster => {
+            crate::registry::outbound_fixtures::check(plugin, route, &fixture.expected)
+        }
         World::Mapper => check_run(
             plugin,
             route,

@@ -111,7 +111,10 @@ impl Manifest {
             (false, None | Some("mapper")) => Ok(World::Mapper),
             (true, None | Some("poster")) => Ok(World::Poster),
             (false, Some(other)) => {
-                bail!("`world` is {other:?} but {} has one world: mapper", self.wit)
+                bail!(
+                    "`world` is {other:?} but {} has one world: mapper",
+                    self.wit
+                )
             }
             (true, Some(other)) => bail!(
                 "`world` is {other:?} but this host serves the world poster of {}",

@@ -8,8 +8,8 @@
 mod build;
 pub mod fixtures;
 pub mod loader;
-pub mod outbound_fixtures;
 mod manifest;
+pub mod outbound_fixtures;
 pub mod rollout;
 pub mod signing;
 pub mod store;

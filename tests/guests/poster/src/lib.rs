@@ -70,16 +70,35 @@ impl Guest for Poster {
             )],
             EventData::QualityHold(h) => {
                 let placed = matches!(h.action, millrace::mapping::canonical::HoldAction::Placed);
-                let (status, block) = if placed { ("blocked", true) } else { ("unrestricted", false) };
+                let (status, block) = if placed {
+                    ("blocked", true)
+                } else {
+                    ("unrestricted", false)
+                };
                 let scope = serde_json::json!({ "item": h.scope.item, "lot": h.scope.lot });
                 vec![
-                    request("erp", Method::Put, "/stock-status", serde_json::json!({
-                        "event": id, "hold": h.hold_id, "scope": scope, "status": status })),
-                    request("wms", Method::Post, "/shipment-blocks", serde_json::json!({
-                        "event": id, "hold": h.hold_id, "scope": scope, "block": block })),
-                    request("notify", Method::Post, "/notify", serde_json::json!({
+                    request(
+                        "erp",
+                        Method::Put,
+                        "/stock-status",
+                        serde_json::json!({
+                        "event": id, "hold": h.hold_id, "scope": scope, "status": status }),
+                    ),
+                    request(
+                        "wms",
+                        Method::Post,
+                        "/shipment-blocks",
+                        serde_json::json!({
+                        "event": id, "hold": h.hold_id, "scope": scope, "block": block }),
+                    ),
+                    request(
+                        "notify",
+                        Method::Post,
+                        "/notify",
+                        serde_json::json!({
                         "event": id, "hold": h.hold_id, "scope": scope,
-                        "text": format!("hold {} {}", h.hold_id, if placed { "placed" } else { "released" }) })),
+                        "text": format!("hold {} {}", h.hold_id, if placed { "placed" } else { "released" }) }),
+                    ),
                 ]
             }
             _ => Vec::new(),
@@ -91,7 +110,11 @@ impl Guest for Poster {
             200..=299 => Verdict::Posted(
                 serde_json::from_slice::<serde_json::Value>(&response.body)
                     .ok()
-                    .and_then(|v| v.get("document").and_then(|d| d.as_str()).map(str::to_owned))
+                    .and_then(|v| {
+                        v.get("document")
+                            .and_then(|d| d.as_str())
+                            .map(str::to_owned)
+                    })
                     .unwrap_or_default(),
             ),
             429 | 500..=599 => Verdict::TryAgain(format!("status {}", response.status)),
