@@ -750,3 +750,49 @@ async fn a_rejection_is_dead_lettered_with_the_answer_and_redrive_posts_it_throu
     .await;
     assert_eq!(left.len(), 1, "only the render error stays");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_target_publishes_each_request_to_its_outbox_subject_with_the_event_id_as_key() {
+    let nats = Nats::start();
+    let poster = plugin("tests/guests/poster");
+    let config = nats.config(&format!(
+        "[outbound.to-bus]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {:?}\ntargets = [\"erp\"]\n\n[targets.erp]\nkind = \"nats\"\n",
+        poster.display().to_string(),
+    ));
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let (id, event) = completion(n, &format!("LOT-{n}"));
+        publish_event(&js, "canonical.production-completion.PLANT1", &id, &event).await;
+        ids.push(id);
+    }
+    let out = read_stream(
+        &js,
+        "OUTBOX",
+        "out.erp.PLANT1",
+        3,
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(out.len(), 3);
+    // Lanes go by business key, so different work orders may arrive in any order.
+    let mut published = BTreeMap::new();
+    for message in &out {
+        let key = message.header("Idempotency-Key").unwrap().to_owned();
+        assert_eq!(message.json()["event"], key.as_str());
+        assert_eq!(message.header("Content-Type"), Some("application/json"));
+        published.insert(key, message.sequence);
+    }
+    assert_eq!(
+        published.keys().cloned().collect::<BTreeSet<_>>(),
+        ids.iter().cloned().collect::<BTreeSet<_>>()
+    );
+    for id in &ids {
+        let ack = &acknowledgements_of(&js, id, 1).await[0];
+        assert_eq!(ack["outcome"], "posted");
+        assert_eq!(ack["target"], "erp");
+        assert_eq!(ack["document"], format!("OUTBOX:{}", published[id]));
+    }
+    host.stop().await;
+}
