@@ -8,10 +8,13 @@
 //! (redrive, shadow reports); [`registry`] finds, builds, admits and loads plugin versions;
 //! [`config`] is the typed configuration; [`projection`] keeps the visibility picture (stock,
 //! work orders, holds) from the canonical stream; [`contracts`] are the JSON Schemas and the
-//! AsyncAPI document published for consumers. docs/ARCHITECTURE.md has the whole map.
+//! AsyncAPI document published for consumers; [`audit`] is the trail of every change and
+//! [`approval`] the governed way routes change (proposals approved by a second identity). docs/ARCHITECTURE.md has the whole map.
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod approval;
+pub mod audit;
 pub mod canonical;
 pub mod config;
 pub mod contracts;
