@@ -6,6 +6,7 @@
 //! | `streams.shadow` | the stream of shadow-run differences (`shadow.>`) | `SHADOW` |
 //! | `streams.posting` | the stream of posting acknowledgements (`posting.>`) | `POSTING` |
 //! | `streams.outbox` | the stream NATS targets publish to (`out.>`) | `OUTBOX` |
+//! | `streams.audit` | the audit trail of changes (`audit.>`, docs/GOVERNANCE.md) | `AUDIT` |
 //! | `streams.raw_subjects` | subjects captured by the RAW stream | `["raw.>"]` |
 //! | `streams.duplicate_window` | JetStream de-duplication window of the streams | `2m` |
 //! | `streams.replicas` | copies of every stream, key-value bucket and the registry's object store: 1 or 3 (a cluster); when set, hosts bring existing ones to it | unset: created with 1, existing left as they are |
@@ -33,6 +34,8 @@ pub struct StreamsConfig {
     pub posting: String,
     /// The stream NATS targets publish to (`out.>`).
     pub outbox: String,
+    /// The audit trail: every change to routes, plugins and the projection (`audit.>`).
+    pub audit: String,
     /// The de-duplication window of the streams.
     pub duplicate_window: HumanDuration,
     /// Copies JetStream keeps of every stream, key-value bucket and the registry's object store:
@@ -54,6 +57,7 @@ impl Default for StreamsConfig {
             shadow: "SHADOW".into(),
             posting: "POSTING".into(),
             outbox: "OUTBOX".into(),
+            audit: "AUDIT".into(),
             duplicate_window: HumanDuration::from_secs(120),
             replicas: None,
             placement_tags: None,
@@ -71,6 +75,7 @@ impl StreamsConfig {
             ("streams.shadow", &self.shadow),
             ("streams.posting", &self.posting),
             ("streams.outbox", &self.outbox),
+            ("streams.audit", &self.audit),
         ])?;
         if let Some(replicas) = self.replicas
             && replicas != 1
