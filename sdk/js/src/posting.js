@@ -55,6 +55,16 @@ export const METHODS = ['get', 'post', 'put', 'patch', 'delete'];
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8');
 
+/** Bytes from what a caller or the bindings hand over: a Uint8Array, any typed array or
+ * ArrayBuffer, an array of numbers, or text (UTF-8). */
+function bytes(body) {
+  if (body instanceof Uint8Array) return body;
+  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+  if (body instanceof ArrayBuffer) return new Uint8Array(body);
+  if (Array.isArray(body)) return Uint8Array.from(body);
+  return encoder.encode(String(body));
+}
+
 function header(headers, name) {
   const wanted = name.toLowerCase();
   const found = headers.find(([n]) => n.toLowerCase() === wanted);
@@ -73,7 +83,7 @@ export class Request {
     this.method = method;
     this.path = String(path);
     this.headers = headers.map(([n, v]) => [String(n), String(v)]);
-    this.body = body instanceof Uint8Array ? body : encoder.encode(String(body));
+    this.body = bytes(body);
   }
   /** The first value of the header `name` (any case). */
   header(name) { return header(this.headers, name); }
@@ -85,7 +95,7 @@ export class Response {
     this.target = String(target);
     this.status = Number(status);
     this.headers = headers.map(([n, v]) => [String(n), String(v)]);
-    this.body = body instanceof Uint8Array ? body : encoder.encode(String(body));
+    this.body = bytes(body);
   }
   /** The first value of the header `name` (any case). */
   header(name) { return header(this.headers, name); }

@@ -1,4 +1,4 @@
-//! Write millrace mapping plugins in Rust.
+//! Write millrace mapping and outbound plugins in Rust.
 //!
 //! A plugin is one plain function and one macro line:
 //!

@@ -227,6 +227,15 @@ fn poster_glue(poster: &str) -> String {
 const _: &[u8] = ::core::include_bytes!(::core::concat!(
     ::core::env!("CARGO_MANIFEST_DIR"), "/plugin.toml"));
 
+// The exported type, named where the macro is used (any path works), and checked on every
+// target, so a native `cargo test` already says when it does not implement `Poster`.
+#[doc(hidden)]
+type __MillracePoster = {poster};
+const _: fn() = || {{
+    fn implements_poster<P: ::millrace_sdk::posting::Poster>() {{}}
+    implements_poster::<__MillracePoster>();
+}};
+
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 #[allow(unsafe_code, missing_docs, clippy::all)]
@@ -267,7 +276,7 @@ mod __millrace_export {{
         fn render(event: p::Event) -> ::core::result::Result<::std::vec::Vec<p::Request>, p::RenderError> {{
             ::millrace_sdk::__export::install(&HOST);
             let event = lift_event(event);
-            match <super::{poster} as s::Poster>::render(&event) {{
+            match <super::__MillracePoster as s::Poster>::render(&event) {{
                 Ok(requests) => Ok(requests.into_iter().map(lower_request).collect()),
                 Err(s::RenderError::IncompleteEvent(m)) => Err(p::RenderError::IncompleteEvent(m)),
                 Err(s::RenderError::RejectedByRule(m)) => Err(p::RenderError::RejectedByRule(m)),
@@ -285,7 +294,7 @@ mod __millrace_export {{
                 headers: response.headers,
                 body: response.body,
             }};
-            match <super::{poster} as s::Poster>::interpret(&event, &request, &response) {{
+            match <super::__MillracePoster as s::Poster>::interpret(&event, &request, &response) {{
                 s::Verdict::Posted(m) => p::Verdict::Posted(m),
                 s::Verdict::Rejected(m) => p::Verdict::Rejected(m),
                 s::Verdict::TryAgain(m) => p::Verdict::TryAgain(m),
@@ -421,6 +430,7 @@ mod tests {
         let glue = poster_glue("ErpPostings");
         assert!(glue.contains("package millrace:outbound@1.0.0;"));
         assert!(glue.contains("package millrace:mapping@1.1.0 {"));
-        assert!(glue.contains("<super::ErpPostings as s::Poster>::render(&event)"));
+        assert!(glue.contains("type __MillracePoster = ErpPostings;"));
+        assert!(glue.contains("<super::__MillracePoster as s::Poster>::render(&event)"));
     }
 }
