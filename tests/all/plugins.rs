@@ -71,10 +71,13 @@ fn the_kits_build_poster_components() {
         let component = wasmtime::component::Component::from_file(&engine, &built.component)
             .unwrap_or_else(|e| panic!("{dir}: {e:#}"));
         let ty = component.component_type();
-        let mut exports: Vec<&str> = ty.exports(&engine).map(|(name, _)| name).collect();
-        exports.sort_unstable();
+        let exports: Vec<&str> = ty.exports(&engine).map(|(name, _)| name).collect();
         let imports: Vec<&str> = ty.imports(&engine).map(|(name, _)| name).collect();
-        assert_eq!(exports, ["interpret", "render"], "{dir}");
+        // componentize-py adds its own `exports` instance beside the world's functions.
+        for function in ["render", "interpret"] {
+            assert!(exports.contains(&function), "{dir} exports {exports:?}");
+        }
+        assert!(!exports.contains(&"map"), "{dir} exports {exports:?}");
         for interface in [
             "millrace:outbound/posting@1.0.0",
             "millrace:mapping/canonical@1.1.0",
