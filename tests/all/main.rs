@@ -12,6 +12,7 @@ mod contracts;
 mod delivery;
 mod deployment;
 mod flow;
+mod governance;
 mod lifecycle;
 mod nats_security;
 mod nats_server;

@@ -7,6 +7,8 @@
 //! | `canonical.<event-kind>.<site>` | canonical events (CloudEvents JSON) |
 //! | `dlq.<route>` | dead letters |
 //! | `shadow.<route>` | shadow reports: where a shadow candidate's events differ |
+//! | `audit.route.<route>.<action>` | the audit trail of changes to one route |
+//! | `audit.host.<area>.<action>` | the audit trail of changes to what routes share (`plugins`, `projection`) |
 
 /// Every canonical event.
 pub const ALL_CANONICAL: &str = "canonical.>";
@@ -14,6 +16,29 @@ pub const ALL_CANONICAL: &str = "canonical.>";
 pub const ALL_DEAD_LETTERS: &str = "dlq.>";
 /// Every shadow report.
 pub const ALL_SHADOW: &str = "shadow.>";
+
+/// Every audit entry.
+pub const ALL_AUDIT: &str = "audit.>";
+/// The audit scope of changes to one route: `audit.route.<route>.<action>`.
+pub const AUDIT_ROUTE: &str = "route";
+/// The audit scope of changes to what routes share: `audit.host.<area>.<action>`.
+pub const AUDIT_HOST: &str = "host";
+
+/// The subject of an audit entry: `audit.<scope>.<name>.<action>`, the scope [`AUDIT_ROUTE`]
+/// (named by the route) or [`AUDIT_HOST`] (named by the area, e.g. `plugins`).
+pub fn audit(scope: &str, name: &str, action: &str) -> String {
+    format!("audit.{scope}.{name}.{action}")
+}
+
+/// The subjects of the audit entries of `route` (every route when `None`) and `action` (every
+/// action when `None`).
+pub fn audit_filter(route: Option<&str>, action: Option<&str>) -> String {
+    match (route, action) {
+        (None, None) => ALL_AUDIT.to_owned(),
+        (Some(route), action) => audit(AUDIT_ROUTE, route, action.unwrap_or("*")),
+        (None, Some(action)) => audit("*", "*", action),
+    }
+}
 
 /// The subject of raw messages of `system` at `site` in `format`.
 pub fn raw(system: &str, site: &str, format: &str) -> String {
@@ -81,6 +106,32 @@ mod tests {
         assert!(!subject_matches("raw.mes.*", "raw.mes.plant1.x"));
         assert!(subject_matches("raw.mes", "raw.mes"));
         assert!(!subject_matches("raw.mes", "raw.mes.x"));
+    }
+
+    #[test]
+    fn audit_filters_match_their_entries() {
+        let entry = audit(AUDIT_ROUTE, "line", "rollback");
+        assert_eq!(entry, "audit.route.line.rollback");
+        assert!(subject_matches(&audit_filter(None, None), &entry));
+        assert!(subject_matches(&audit_filter(Some("line"), None), &entry));
+        assert!(subject_matches(
+            &audit_filter(None, Some("rollback")),
+            &entry
+        ));
+        assert!(!subject_matches(&audit_filter(Some("other"), None), &entry));
+        assert!(!subject_matches(
+            &audit_filter(Some("line"), Some("promote")),
+            &entry
+        ));
+        let deploy = audit(AUDIT_HOST, "plugins", "deploy");
+        assert!(subject_matches(
+            &audit_filter(None, Some("deploy")),
+            &deploy
+        ));
+        assert!(!subject_matches(
+            &audit_filter(Some("plugins"), None),
+            &deploy
+        ));
     }
 
     #[test]

@@ -7,10 +7,13 @@
 //! the operator workflows (redrive, shadow reports); [`registry`] finds, builds, admits and
 //! loads plugin versions; [`observability`] counts and traces; [`admin`] is the HTTP API and
 //! console; [`contracts`] are the JSON Schemas and the AsyncAPI document published for
-//! consumers. docs/ARCHITECTURE.md has the whole map.
+//! consumers; [`audit`] is the trail of every change and [`approval`] the governed way routes
+//! change (proposals approved by a second identity). docs/ARCHITECTURE.md has the whole map.
 #![deny(missing_docs)]
 
 pub mod admin;
+pub mod approval;
+pub mod audit;
 pub mod contracts;
 pub mod delivery;
 pub mod host;

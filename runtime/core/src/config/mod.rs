@@ -5,11 +5,12 @@
 //!
 //! Each section is a file of this folder with its keys tabled, its one `Default` and its own
 //! check: `nats.rs` (with TLS), `streams.rs`, `host.rs` (with `[up]`), `routes.rs` (with limits
-//! and retries), `governance.rs`, `registry.rs`, `admin.rs`, `telemetry.rs` and `projection.rs`;
+//! and retries), `governance.rs`, `registry.rs`, `admin.rs`, `telemetry.rs`, `projection.rs` and `approval.rs`;
 //! `values.rs` holds the value types they share. Durations are written `500ms`, `2s`, `5m` or
 //! `1h`.
 
 mod admin;
+mod approval;
 mod governance;
 mod host;
 mod nats;
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use admin::{AdminConfig, AdminToken, Scope};
+pub use approval::{ApprovalConfig, EVERY_ROUTE};
 pub use governance::{EVENT_KINDS, GovernanceConfig, OwnershipRule};
 pub use host::{HostConfig, SeedMessages, UpConfig};
 pub use nats::{NatsConfig, TlsConfig};
@@ -95,6 +97,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// The visibility projection of the canonical stream.
     pub projection: ProjectionConfig,
+    /// Which route changes need a second identity's approval.
+    pub approval: ApprovalConfig,
     /// The folder the file was read from; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -152,6 +156,7 @@ impl Config {
         self.governance.check()?;
         self.up.check()?;
         self.projection.check()?;
+        self.approval.check(&self.routes)?;
         if let Some(admin) = &self.admin {
             admin.check(&self.base_dir)?;
         }

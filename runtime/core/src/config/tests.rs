@@ -262,3 +262,30 @@ fn durations_outside_their_range_name_the_key_and_the_range() {
         "{err}"
     );
 }
+
+#[test]
+fn approval_names_configured_routes_or_every_route() {
+    let route = "[routes.line]\nsubjects = [\"raw.a.b.c\"]\nplugin = \"p\"\n";
+    let c = parse(route).unwrap();
+    assert!(!c.approval.required_for("line"), "off by default");
+    assert_eq!(c.approval.expires_after, Duration::from_secs(24 * 3600));
+    let c = parse(&format!("{route}[approval]\nroutes = [\"line\"]\n")).unwrap();
+    assert!(c.approval.required_for("line"));
+    let c = parse(&format!("{route}[approval]\nroutes = [\"*\"]\n")).unwrap();
+    assert!(c.approval.required_for("any-route"));
+    let err = parse(&format!("{route}[approval]\nroutes = [\"lien\"]\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`approval.routes`") && err.contains("accepted: line, *"),
+        "{err}"
+    );
+    let err = parse(&format!("{route}[approval]\nexpires_after = \"800h\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`approval.expires_after`"), "{err}");
+    let err = parse(&format!("{route}[approval]\nquorum = 2\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("quorum"), "{err}");
+}

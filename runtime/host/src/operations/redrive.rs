@@ -201,6 +201,8 @@ pub async fn letter(
 pub struct Redriven {
     /// The letter's DLQ sequence.
     pub sequence: u64,
+    /// The route it went through.
+    pub route: String,
     /// The raw subject.
     pub raw_subject: String,
     /// The version it went through.
@@ -211,6 +213,22 @@ pub struct Redriven {
     pub duplicates: usize,
     /// Set when it failed again (kind: reason); the letter then stays.
     pub still_failing: Option<String>,
+}
+
+impl Redriven {
+    /// What the redrive did, in a sentence.
+    pub fn describe(&self) -> String {
+        match &self.still_failing {
+            None => format!(
+                "redrives dead letter {} ({}) through {}: {} event(s) published",
+                self.sequence, self.raw_subject, self.plugin, self.published
+            ),
+            Some(reason) => format!(
+                "redrives dead letter {} ({}) through {}: still failing ({reason}), the letter stays",
+                self.sequence, self.raw_subject, self.plugin
+            ),
+        }
+    }
 }
 
 /// Sends dead letters back through their routes, on the [`Pipeline`] the host maps with.
@@ -271,6 +289,7 @@ impl Redriver {
         })?;
         let mut redriven = Redriven {
             sequence,
+            route: name,
             raw_subject: input.subject,
             plugin: processed.plugin,
             published: 0,
