@@ -76,8 +76,7 @@ pub trait Poster {
 /// Where an event came from, as its CloudEvents envelope records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lineage {
-    /// The identity of the raw message the event was mapped from (its `Nats-Msg-Id`, else
-    /// `<stream>:<sequence>`).
+    /// The raw message the event was mapped from, as `raw:<sequence>` (its RAW stream sequence).
     pub raw_id: String,
     /// The inbound route that mapped it.
     pub route: String,
