@@ -68,20 +68,7 @@ fn default_idempotency() -> bool {
 impl RouteConfig {
     /// The route's plugin: `name@version` names a deployed version, anything else is a path.
     pub fn plugin_source(&self) -> PluginSource {
-        let text = self.plugin.to_string_lossy();
-        match text.split_once('@') {
-            Some((name, version))
-                if !text.contains('/')
-                    && !name.is_empty()
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                    && version.split('.').count() >= 3 =>
-            {
-                PluginSource::Registry(text.into_owned())
-            }
-            _ => PluginSource::Path(self.plugin.clone()),
-        }
+        plugin_source(&self.plugin)
     }
 
     /// The first key of route `name` that is wrong, with what is accepted.
@@ -108,6 +95,25 @@ impl RouteConfig {
             return Err(Invalid::new(key("ack_wait"), "must be at least 1s"));
         }
         Ok(())
+    }
+}
+
+/// Where the plugin written `plugin` comes from: `name@version` names a deployed version,
+/// anything else is a path.
+pub(super) fn plugin_source(plugin: &std::path::Path) -> PluginSource {
+    let text = plugin.to_string_lossy();
+    match text.split_once('@') {
+        Some((name, version))
+            if !text.contains('/')
+                && !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && version.split('.').count() >= 3 =>
+        {
+            PluginSource::Registry(text.into_owned())
+        }
+        _ => PluginSource::Path(plugin.to_owned()),
     }
 }
 
@@ -186,7 +192,7 @@ impl Limits {
     }
 
     /// The first key under `limits.` that is wrong, with what is accepted.
-    fn check(&self) -> Result<(), Invalid> {
+    pub(super) fn check(&self) -> Result<(), Invalid> {
         if self.deadline < Duration::from_millis(1) || self.deadline > Duration::from_secs(60) {
             return Err(Invalid::new(
                 "limits.deadline",
