@@ -11,6 +11,7 @@
 //! AsyncAPI document published for consumers. docs/ARCHITECTURE.md has the whole map.
 #![deny(missing_docs)]
 
+pub mod acknowledgements;
 pub mod admin;
 pub mod canonical;
 pub mod config;

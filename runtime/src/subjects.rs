@@ -7,6 +7,7 @@
 //! | `canonical.<event-kind>.<site>` | canonical events (CloudEvents JSON) |
 //! | `dlq.<route>` | dead letters |
 //! | `shadow.<route>` | shadow reports: where a shadow candidate's events differ |
+//! | `ack.<route>.<partner>` | functional acknowledgements (X12 997, EDIFACT CONTRL) for a trading partner |
 
 /// Every canonical event.
 pub const ALL_CANONICAL: &str = "canonical.>";
@@ -14,6 +15,14 @@ pub const ALL_CANONICAL: &str = "canonical.>";
 pub const ALL_DEAD_LETTERS: &str = "dlq.>";
 /// Every shadow report.
 pub const ALL_SHADOW: &str = "shadow.>";
+
+/// Every functional acknowledgement.
+pub const ALL_ACKNOWLEDGEMENTS: &str = "ack.>";
+
+/// The subject of the functional acknowledgements `route` makes for `partner`.
+pub fn acknowledgement(route: &str, partner: &str) -> String {
+    format!("ack.{route}.{partner}")
+}
 
 /// The subject of raw messages of `system` at `site` in `format`.
 pub fn raw(system: &str, site: &str, format: &str) -> String {

@@ -16,6 +16,7 @@
 //! | `routes.<name>.ack_wait` | how long JetStream waits for an ack before redelivering | `30s` |
 //! | `routes.<name>.ordering` | `flag`: mark an event older than the last one of its key late; `off` | `flag` |
 //! | `routes.<name>.idempotency` | skip events whose source transaction another raw message already delivered | `true` |
+//! | `routes.<name>.acknowledger` | acknowledger plugin (folder, `.wasm` or deployed `name@version`) that answers each raw interchange with an X12 997 or EDIFACT CONTRL on `ack.<route>.<partner>` | none |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -55,6 +56,10 @@ pub struct RouteConfig {
     /// skipped (the resend of the same document with a new message id).
     #[serde(default = "default_idempotency")]
     pub idempotency: bool,
+    /// The acknowledger plugin that answers each raw interchange for the trading partner
+    /// (docs/OUTBOUND.md, "EDI functional acknowledgements"); none: no acknowledgements.
+    #[serde(default)]
+    pub acknowledger: Option<PathBuf>,
 }
 
 // A route has required keys, so it has no `Default`: its two plain settings name theirs here.
@@ -68,20 +73,12 @@ fn default_idempotency() -> bool {
 impl RouteConfig {
     /// The route's plugin: `name@version` names a deployed version, anything else is a path.
     pub fn plugin_source(&self) -> PluginSource {
-        let text = self.plugin.to_string_lossy();
-        match text.split_once('@') {
-            Some((name, version))
-                if !text.contains('/')
-                    && !name.is_empty()
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                    && version.split('.').count() >= 3 =>
-            {
-                PluginSource::Registry(text.into_owned())
-            }
-            _ => PluginSource::Path(self.plugin.clone()),
-        }
+        PluginSource::of(&self.plugin)
+    }
+
+    /// The route's acknowledger, when it names one: a deployed version or a path.
+    pub fn acknowledger_source(&self) -> Option<PluginSource> {
+        self.acknowledger.as_deref().map(PluginSource::of)
     }
 
     /// The first key of route `name` that is wrong, with what is accepted.
@@ -118,6 +115,26 @@ pub enum PluginSource {
     Registry(String),
     /// A plugin folder or `.wasm` component on disk.
     Path(PathBuf),
+}
+
+impl PluginSource {
+    /// `name@version` names a deployed version, anything else is a path.
+    pub fn of(plugin: &std::path::Path) -> Self {
+        let text = plugin.to_string_lossy();
+        match text.split_once('@') {
+            Some((name, version))
+                if !text.contains('/')
+                    && !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && version.split('.').count() >= 3 =>
+            {
+                PluginSource::Registry(text.into_owned())
+            }
+            _ => PluginSource::Path(plugin.to_owned()),
+        }
+    }
 }
 
 /// How a route treats an event older than the last one published for its business key.

@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | `streams.raw`, `streams.canonical`, `streams.dlq` | JetStream stream names | `RAW`, `CANONICAL`, `DLQ` |
 //! | `streams.shadow` | the stream of shadow-run differences (`shadow.>`) | `SHADOW` |
+//! | `streams.acks` | the stream of functional acknowledgements for trading partners (`ack.>`) | `ACKS` |
 //! | `streams.raw_subjects` | subjects captured by the RAW stream | `["raw.>"]` |
 //! | `streams.duplicate_window` | JetStream de-duplication window of the streams | `2m` |
 //! | `streams.replicas` | copies of every stream, key-value bucket and the registry's object store: 1 or 3 (a cluster); when set, hosts bring existing ones to it | unset: created with 1, existing left as they are |
@@ -27,6 +28,8 @@ pub struct StreamsConfig {
     pub dlq: String,
     /// The stream of shadow-run differences (`shadow.>`).
     pub shadow: String,
+    /// The stream of functional acknowledgements for trading partners (`ack.>`).
+    pub acks: String,
     /// The de-duplication window of the streams.
     pub duplicate_window: HumanDuration,
     /// Copies JetStream keeps of every stream, key-value bucket and the registry's object store:
@@ -46,6 +49,7 @@ impl Default for StreamsConfig {
             canonical: "CANONICAL".into(),
             dlq: "DLQ".into(),
             shadow: "SHADOW".into(),
+            acks: "ACKS".into(),
             duplicate_window: HumanDuration::from_secs(120),
             replicas: None,
             placement_tags: None,
@@ -61,6 +65,7 @@ impl StreamsConfig {
             ("streams.canonical", &self.canonical),
             ("streams.dlq", &self.dlq),
             ("streams.shadow", &self.shadow),
+            ("streams.acks", &self.acks),
         ])?;
         if let Some(replicas) = self.replicas
             && replicas != 1

@@ -21,6 +21,7 @@ use std::time::Instant;
 use async_nats::jetstream;
 use tracing::Instrument;
 
+use crate::acknowledgements::Acknowledgements;
 use crate::canonical::MappedEvent;
 use crate::delivery::{Delivered, Delivery, Mode};
 use crate::observability::{At, Observer, trace};
@@ -60,13 +61,26 @@ pub struct Pipeline {
     pool: WorkerPool,
     delivery: Delivery,
     js: jetstream::Context,
+    acknowledgements: Option<Arc<Acknowledgements>>,
 }
 
 impl Pipeline {
     /// A pipeline calling plugins on `pool` and delivering through `delivery`; shadow reports
     /// are published with `js`.
     pub fn new(pool: WorkerPool, delivery: Delivery, js: jetstream::Context) -> Self {
-        Self { pool, delivery, js }
+        Self {
+            pool,
+            delivery,
+            js,
+            acknowledgements: None,
+        }
+    }
+
+    /// Answers each message it finishes live with the route's acknowledger, if it has one.
+    #[must_use]
+    pub fn acknowledging(mut self, acknowledgements: Option<Arc<Acknowledgements>>) -> Self {
+        self.acknowledgements = acknowledgements;
+        self
     }
 
     fn observer(&self) -> &Observer {
@@ -110,6 +124,14 @@ impl Pipeline {
                 )
                 .await
                 .map_err(HostFailure)?;
+            if let Some(acknowledgements) =
+                self.acknowledgements.as_ref().filter(|_| mode.acknowledge)
+            {
+                acknowledgements
+                    .acknowledge(route, input, &delivered)
+                    .await
+                    .map_err(HostFailure)?;
+            }
             match &delivered {
                 Delivered::Events { event_ids, .. } => {
                     span.record("outcome", "published");

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use crate::sandbox::SERVED_WIT;
+use crate::sandbox::{ACKNOWLEDGER_WIT, SERVED_WIT};
 
 /// The manifest's file name inside a plugin folder.
 pub const MANIFEST_FILE: &str = "plugin.toml";
@@ -21,6 +21,10 @@ pub struct Manifest {
     pub version: String,
     /// The WIT package it targets, e.g. `millrace:mapping@1.0.0`.
     pub wit: String,
+    /// The world of that package it exports: `mapper` (the only one of `millrace:mapping`), or
+    /// `acknowledger` of `millrace:outbound@1.0.0` (docs/OUTBOUND.md).
+    #[serde(default)]
+    pub world: Option<String>,
     /// One line saying what it maps.
     #[serde(default)]
     pub description: String,
@@ -80,6 +84,11 @@ pub struct BuildSettings {
 }
 
 impl Manifest {
+    /// True when the plugin is an acknowledger (`world = "acknowledger"`).
+    pub fn is_acknowledger(&self) -> bool {
+        self.world.as_deref() == Some("acknowledger")
+    }
+
     /// Reads and checks `<dir>/plugin.toml`.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join(MANIFEST_FILE);
@@ -104,12 +113,21 @@ impl Manifest {
         crate::names::check_plugin_name(&self.name).map_err(|e| anyhow::anyhow!("`name`: {e}"))?;
         crate::names::check_version(&self.version)
             .map_err(|e| anyhow::anyhow!("`version`: {e}"))?;
-        if !SERVED_WIT.contains(&self.wit.as_str()) {
-            bail!(
-                "`wit` is {:?} but this host serves {}",
+        match self.world.as_deref() {
+            None | Some("mapper") if !SERVED_WIT.contains(&self.wit.as_str()) => bail!(
+                "`wit` is {:?} but this host serves {} (an acknowledger says world = \"acknowledger\")",
                 self.wit,
                 SERVED_WIT.join(", ")
-            );
+            ),
+            None | Some("mapper") => {}
+            Some("acknowledger") if self.wit != ACKNOWLEDGER_WIT => bail!(
+                "`wit` is {:?} but the acknowledger world is in {ACKNOWLEDGER_WIT}",
+                self.wit
+            ),
+            Some("acknowledger") => {}
+            Some(other) => bail!(
+                "`world` is {other:?}; accepted: mapper (millrace:mapping), acknowledger ({ACKNOWLEDGER_WIT})"
+            ),
         }
         if let Some(build) = &self.build
             && build.command.is_empty()

@@ -84,7 +84,14 @@ impl VersionRecord {
             .context("deploy a plugin folder (with plugin.toml and fixtures/), not a bare component: versions are admitted by their fixtures")?;
         let manifest = std::fs::read_to_string(dir.join(MANIFEST_FILE))?;
         let mut stored = Vec::new();
-        for input in fixtures::inputs(dir)? {
+        let acknowledger = plugin
+            .manifest
+            .as_ref()
+            .is_some_and(Manifest::is_acknowledger);
+        if acknowledger {
+            stored = crate::acknowledgements::fixtures::stored(dir)?;
+        }
+        for input in fixtures::inputs(dir)?.into_iter().filter(|_| !acknowledger) {
             let expected_path = fixtures::expected_path(&input);
             stored.push(StoredFixture {
                 name: input

@@ -242,7 +242,7 @@ async fn replicate(
     })
 }
 
-/// Makes sure the RAW, CANONICAL, DLQ and SHADOW streams exist with the configured replicas
+/// Makes sure the RAW, CANONICAL, DLQ, SHADOW and ACKS streams exist with the configured replicas
 /// and placement. Several hosts may run it at once: JetStream creates a stream once and answers
 /// the same request again with the existing stream.
 pub async fn ensure_streams(
@@ -255,6 +255,10 @@ pub async fn ensure_streams(
         (&streams.canonical, vec!["canonical.>".to_string()]),
         (&streams.dlq, vec!["dlq.>".to_string()]),
         (&streams.shadow, vec!["shadow.>".to_string()]),
+        (
+            &streams.acks,
+            vec![crate::subjects::ALL_ACKNOWLEDGEMENTS.to_string()],
+        ),
     ];
     for (name, subjects) in specs {
         let stream = js
