@@ -10,7 +10,10 @@ use async_nats::jetstream;
 use millrace::config::Config;
 use millrace::registry::LocalPlugin;
 use millrace::sandbox::{PluginComponent, Sandbox};
-use millrace::transport::{self, local_server::LocalServer};
+use millrace::transport::{
+    self,
+    local_server::{LocalCluster, LocalServer},
+};
 use tokio::io::AsyncBufReadExt;
 use tokio_util::sync::CancellationToken;
 
@@ -153,22 +156,123 @@ idempotency = false
     }
 }
 
-/// A nats-server with JetStream on a free port, in a temporary folder.
+/// How durable the JetStream figures' server is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// One server with its default (lazy) fsync, streams R1: the main table, comparable with
+    /// the runs recorded before the durable arms existed.
+    Default,
+    /// One server that fsyncs before every acknowledgement (`sync_interval: always`), streams
+    /// R1: what `millrace up` runs.
+    SyncAlways,
+    /// Three servers on loopback, each `sync_interval: always`, streams and buckets R3: what a
+    /// plant that must survive a node should run (docs/DURABILITY.md).
+    ClusterR3,
+}
+
+impl Durability {
+    /// The key in the JSON summary.
+    pub fn key(self) -> &'static str {
+        match self {
+            Durability::Default => "default",
+            Durability::SyncAlways => "sync_always_r1",
+            Durability::ClusterR3 => "cluster_r3_sync_always",
+        }
+    }
+
+    /// What it is, for the table.
+    pub fn title(self) -> &'static str {
+        match self {
+            Durability::Default => "1 node, default fsync, R1",
+            Durability::SyncAlways => "1 node, sync_interval always, R1",
+            Durability::ClusterR3 => "3 nodes, sync_interval always, R3",
+        }
+    }
+
+    fn replicas(self) -> usize {
+        match self {
+            Durability::ClusterR3 => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// The nats-server (or three) an arm runs against, on free ports, in a temporary folder.
 pub struct Server {
-    /// The server (stopped when dropped).
-    pub server: LocalServer,
+    nodes: Nodes,
+    durability: Durability,
     _dir: tempfile::TempDir,
 }
 
+enum Nodes {
+    One(LocalServer),
+    Three(LocalCluster),
+}
+
 impl Server {
-    /// Starts one.
+    /// Starts one server with the default fsync.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(Durability::Default)
+    }
+
+    /// Starts the server(s) `durability` names. A cluster is ready once it has a meta leader
+    /// ([`Server::ready`]).
+    pub fn start_with(durability: Durability) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let port = transport::local_server::free_port()?;
-        // No config file: 2.9 servers refuse `sync_interval`, and the bench measures the
-        // server's default durability in every arm alike.
-        let server = LocalServer::start_with_args(port, &dir.path().join("nats"), &[])?;
-        Ok(Self { server, _dir: dir })
+        let free = || transport::local_server::free_port();
+        let nodes = match durability {
+            // No config file: the server's default durability, as in every earlier run.
+            Durability::Default => Nodes::One(LocalServer::start_with_args(
+                free()?,
+                &dir.path().join("nats"),
+                &[],
+            )?),
+            Durability::SyncAlways => {
+                Nodes::One(LocalServer::start(free()?, &dir.path().join("nats"))?)
+            }
+            Durability::ClusterR3 => {
+                let ports = [free()?, free()?, free()?];
+                let cluster_ports = [free()?, free()?, free()?];
+                Nodes::Three(LocalCluster::start(dir.path(), &ports, &cluster_ports)?)
+            }
+        };
+        Ok(Self {
+            nodes,
+            durability,
+            _dir: dir,
+        })
+    }
+
+    /// The URL clients of the bench connect to (the first node of a cluster).
+    pub fn url(&self) -> String {
+        match &self.nodes {
+            Nodes::One(server) => server.url(),
+            Nodes::Three(cluster) => cluster.url(0),
+        }
+    }
+
+    /// The host's `[nats] url`: every node, so the host fails over as in production.
+    fn urls(&self) -> String {
+        match &self.nodes {
+            Nodes::One(server) => server.url(),
+            Nodes::Three(cluster) => cluster.urls(),
+        }
+    }
+
+    /// Waits until JetStream answers (a cluster has elected its meta leader).
+    pub async fn ready(&self) -> anyhow::Result<()> {
+        let client = crate::measure::connect(&self.url(), "bench-ready").await?;
+        let js = jetstream::new(client);
+        let started = std::time::Instant::now();
+        while js.query_account().await.is_err() {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(30),
+                "JetStream on {} did not become ready within 30 s",
+                self.url()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
     }
 }
 
@@ -225,10 +329,23 @@ pub async fn route_consumers(
     Ok(consumers)
 }
 
-/// Starts `arm` in `mode` against the server at `url`; returns once it serves.
-pub async fn start(setup: &Setup, arm: Arm, mode: Mode, url: &str) -> anyhow::Result<Running> {
+/// Starts `arm` in `mode` against `server`; returns once it serves.
+pub async fn start(
+    setup: &Setup,
+    arm: Arm,
+    mode: Mode,
+    server: &Server,
+) -> anyhow::Result<Running> {
     let stop = CancellationToken::new();
-    let config = parse_config(&setup.host_config(arm, url, 2), &setup.state_dir)?;
+    let url = &server.url();
+    let mut text = setup.host_config(arm, &server.urls(), 2);
+    if server.durability.replicas() > 1 {
+        text.push_str(&format!(
+            "\n[streams]\nreplicas = {}\n",
+            server.durability.replicas()
+        ));
+    }
+    let config = parse_config(&text, &setup.state_dir)?;
     let client = crate::measure::connect(url, "bench-service").await?;
     let js = jetstream::new(client.clone());
     if mode == Mode::JetStream {

@@ -55,7 +55,7 @@ pub async fn measure(setup: &Setup, measure: Duration) -> anyhow::Result<Hostile
 
 async fn run(setup: &Setup, hostile: bool, measure: Duration) -> anyhow::Result<f64> {
     let server = Server::start()?;
-    let url = server.server.url();
+    let url = server.url();
     let plugin = setup.root.join("tests/guests/misbehave");
     let text = format!(
         r#"[nats]

@@ -18,7 +18,7 @@ use anyhow::Context;
 use clap::Parser;
 use serde_json::json;
 
-use arms::{Arm, Mode, Server, Setup};
+use arms::{Arm, Durability, Mode, Server, Setup};
 use measure::{Latency, Probe};
 
 /// The site code every route maps to.
@@ -52,6 +52,10 @@ struct Args {
     /// Skip the hostile-neighbour measurement.
     #[arg(long, conflicts_with = "hostile")]
     skip_hostile: bool,
+    /// Skip the durable JetStream figures ((a), (c) and (e) on one `sync_interval: always`
+    /// server, R1, and on a three-node always-fsyncing cluster, R3).
+    #[arg(long)]
+    skip_durable: bool,
 }
 
 /// One arm's figures in one mode.
@@ -98,9 +102,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut results: BTreeMap<(&str, &str), Figures> = BTreeMap::new();
     for arm in &selected {
         for mode in [Mode::Core, Mode::JetStream] {
-            let figures = measure_arm(&setup, *arm, mode, args.window, warm_up, measure)
-                .await
-                .with_context(|| format!("arm {} on {mode:?}", arm.key()))?;
+            let figures = measure_arm(
+                &setup,
+                *arm,
+                mode,
+                Durability::Default,
+                args.window,
+                warm_up,
+                measure,
+            )
+            .await
+            .with_context(|| format!("arm {} on {mode:?}", arm.key()))?;
             println!(
                 "{:<34} {:<9} {:>9.0} msg/s   p50 {:>7.2} ms  p99 {:>7.2} ms at {:.0} msg/s{}",
                 arm.title(),
@@ -116,6 +128,41 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 }
             );
             results.insert((arm.key(), mode_key(mode)), figures);
+        }
+    }
+
+    // The durable arms: JetStream only (core NATS stores nothing), (a), (c) and (e) where they
+    // were selected, on one fsyncing server and on a three-node R3 cluster.
+    let mut durable: BTreeMap<(&str, &str), Figures> = BTreeMap::new();
+    if !args.skip_durable {
+        println!();
+        for durability in [Durability::SyncAlways, Durability::ClusterR3] {
+            for arm in selected
+                .iter()
+                .filter(|a| matches!(a, Arm::Raw | Arm::Rust | Arm::Node))
+            {
+                let figures = measure_arm(
+                    &setup,
+                    *arm,
+                    Mode::JetStream,
+                    durability,
+                    args.window,
+                    warm_up,
+                    measure,
+                )
+                .await
+                .with_context(|| format!("arm {} on {}", arm.key(), durability.title()))?;
+                println!(
+                    "{:<34} {:<34} {:>9.0} msg/s   p50 {:>7.2} ms  p99 {:>7.2} ms at {:.0} msg/s",
+                    arm.title(),
+                    durability.title(),
+                    figures.throughput,
+                    figures.latency.p50_ms,
+                    figures.latency.p99_ms,
+                    figures.latency.rate,
+                );
+                durable.insert((arm.key(), durability.key()), figures);
+            }
         }
     }
 
@@ -193,6 +240,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "c_over_e": c_e,
         },
     });
+    if !durable.is_empty() {
+        let mut durable_json = serde_json::Map::new();
+        for ((arm, durability), figures) in &durable {
+            let entry = durable_json
+                .entry(arm.to_string())
+                .or_insert_with(|| json!({}));
+            entry[*durability] = json!((figures.throughput).round());
+        }
+        summary["jetstream_durable_msgs_per_s"] = json!(durable_json);
+    }
     if let Some(p) = &process {
         summary["process"] = p.json();
     }
@@ -217,13 +274,15 @@ async fn measure_arm(
     setup: &Setup,
     arm: Arm,
     mode: Mode,
+    durability: Durability,
     window: u64,
     warm_up: Duration,
     measure: Duration,
 ) -> anyhow::Result<Figures> {
-    let server = Server::start()?;
-    let url = server.server.url();
-    let running = arms::start(setup, arm, mode, &url).await?;
+    let server = Server::start_with(durability)?;
+    server.ready().await?;
+    let url = server.url();
+    let running = arms::start(setup, arm, mode, &server).await?;
     let mut probe = Probe::start(&url, arm == Arm::Raw).await?;
     let throughput = probe.throughput(window, warm_up, measure).await?;
     let latency = probe.latency(throughput / 2.0, measure).await?;

@@ -189,7 +189,7 @@ pub async fn measure(
     figures.plugins = plugins.len();
     {
         let server = Server::start()?;
-        let url = server.server.url();
+        let url = server.url();
         let mut text = format!(
             "[nats]\nurl = \"{url}\"\n[host]\nstate_dir = \"{}\"\n",
             setup.state_dir.display()
@@ -234,7 +234,7 @@ pub async fn measure(
     // first start of the run may fill the compile cache; the second finds it warm.
     for attempt in 0..2 {
         let server = Server::start()?;
-        let url = server.server.url();
+        let url = server.url();
         let text = setup.host_config(Arm::Rust, &url, 2);
         let config = write_config(dir.path(), &text)?;
         let parsed = arms::parse_config(&text, dir.path())?;
@@ -259,7 +259,7 @@ pub async fn measure(
     // Scaling out: one host process, then two on the same durable consumers.
     for hosts in [1usize, 2] {
         let server = Server::start()?;
-        let url = server.server.url();
+        let url = server.url();
         let config = write_config(dir.path(), &setup.host_config(Arm::Rust, &url, 2))?;
         let mut running = Vec::new();
         for _ in 0..hosts {

@@ -18,8 +18,10 @@ pub const PATIENCE: Duration = Duration::from_secs(300);
 
 /// The workspace root.
 pub fn root() -> PathBuf {
+    // The test binary belongs to runtime/cli: the workspace is two folders up.
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .unwrap()
         .to_owned()
 }

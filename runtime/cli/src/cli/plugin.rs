@@ -1,0 +1,355 @@
+//! `millrace plugin run|test`: trying a mapping on a file, and its golden fixtures.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use millrace::canonical::MappedEvent;
+use millrace::config::Limits;
+use millrace::registry::store::{Registry, VersionRecord};
+use millrace::registry::{FixtureSettings, LocalPlugin, fixtures};
+use millrace::sandbox::{RawMessage, RouteContext, Sandbox};
+
+/// Plugin commands.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Maps one input file and prints the canonical events as JSON lines, or the map error
+    /// (exit status 1). The plugin folder is built first when needed.
+    Run {
+        /// A plugin folder (with plugin.toml) or a .wasm component.
+        plugin: PathBuf,
+        /// The raw message payload.
+        input: PathBuf,
+        /// A route configuration value the plugin can read, e.g. --set site=PLANT1; repeatable.
+        /// Starts from the manifest's [fixtures.config].
+        #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        set: Vec<(String, String)>,
+        /// The subject the message is given with (default: the manifest's fixtures subject).
+        #[arg(long)]
+        subject: Option<String>,
+    },
+    /// Runs the plugin's golden fixtures (fixtures/<name>.* beside <name>.expected.json; for an
+    /// acknowledger <case>.edi with <case>.control.json and the expected <case>.ack) and
+    /// prints a pass/fail line for each, with a diff when one fails.
+    Test {
+        /// A plugin folder (with plugin.toml and fixtures/).
+        plugin: PathBuf,
+    },
+    /// Stores a plugin version (component, manifest, fixtures) in the registry as
+    /// name@version with its sha256. Versions are immutable: the same version with other
+    /// bytes is refused.
+    Deploy {
+        /// A plugin folder (with plugin.toml and fixtures/); built first when needed.
+        plugin: PathBuf,
+        /// Sign the version with this secret key file (see `plugin keygen`).
+        #[arg(long)]
+        sign_key: Option<PathBuf>,
+        #[command(flatten)]
+        connection: super::Connection,
+    },
+    /// Creates an ed25519 signing key: writes the secret to a file (keep it private) and
+    /// prints the public key to list in `registry.trusted_keys`.
+    Keygen {
+        /// Where to write the secret key; refused if the file exists.
+        secret_file: PathBuf,
+    },
+    /// Lists deployed versions: digest, WIT version, and which routes serve each.
+    List {
+        #[command(flatten)]
+        connection: super::Connection,
+    },
+    /// Shows every deployed version of one plugin.
+    Show {
+        /// The plugin name.
+        name: String,
+        #[command(flatten)]
+        connection: super::Connection,
+    },
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
+}
+
+/// Runs a plugin command.
+pub async fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        PluginCommand::Run {
+            plugin,
+            input,
+            set,
+            subject,
+        } => blocking(move || run_one(&plugin, &input, set, subject)).await,
+        PluginCommand::Test { plugin } => blocking(move || test(&plugin)).await,
+        PluginCommand::Deploy {
+            plugin,
+            sign_key,
+            connection,
+        } => deploy(&plugin, sign_key.as_deref(), &connection).await,
+        PluginCommand::Keygen { secret_file } => keygen(&secret_file),
+        PluginCommand::List { connection } => list(&connection, None).await,
+        PluginCommand::Show { name, connection } => list(&connection, Some(&name)).await,
+    }
+}
+
+/// Builds and compiles off the async reactor.
+async fn blocking<F>(work: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce() -> anyhow::Result<ExitCode> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await?
+}
+
+fn sandbox() -> anyhow::Result<Sandbox> {
+    Sandbox::new(super::user_cache_dir().as_deref()).context("cannot start the sandbox")
+}
+
+fn run_one(
+    plugin_path: &Path,
+    input: &Path,
+    set: Vec<(String, String)>,
+    subject: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let payload =
+        std::fs::read(input).with_context(|| format!("cannot read input {}", input.display()))?;
+    let plugin = LocalPlugin::locate(plugin_path)?;
+    let settings = plugin
+        .manifest
+        .as_ref()
+        .map(|m| m.fixtures.clone())
+        .unwrap_or_default();
+    let mut config = settings.config;
+    config.extend(set);
+    let component = plugin.load(&sandbox()?)?;
+    let route = RouteContext {
+        route: "cli".into(),
+        config: Arc::new(config),
+        limits: Limits::default(),
+    };
+    let raw = RawMessage {
+        subject: subject.unwrap_or(settings.subject),
+        headers: Vec::new(),
+        payload,
+    };
+    match millrace::workers::map_once(&component, &route, &raw) {
+        Ok(events) => {
+            print_events(&events)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(failure) => {
+            eprintln!("map error ({}): {}", failure.kind(), failure.message());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn print_events(events: &[MappedEvent]) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for event in events {
+        serde_json::to_writer(&mut out, event)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn test(dir: &Path) -> anyhow::Result<ExitCode> {
+    let plugin = LocalPlugin::locate(dir)?;
+    let manifest = plugin.manifest.as_ref().with_context(|| {
+        format!(
+            "{} is a component, not a plugin folder: fixtures live in a folder with plugin.toml",
+            dir.display()
+        )
+    })?;
+    if manifest.is_acknowledger() {
+        return test_acknowledger(dir, &manifest.fixtures);
+    }
+    let component = plugin.load(&sandbox()?)?;
+    let results = fixtures::run_all(&component, dir, &manifest.fixtures)?;
+    if results.is_empty() {
+        anyhow::bail!(
+            "{} has no fixtures: add fixtures/<name>.<ext> with fixtures/<name>.expected.json",
+            dir.display()
+        );
+    }
+    let mut failed = 0;
+    for result in &results {
+        let name = result.input.strip_prefix(dir).unwrap_or(&result.input);
+        match &result.diff {
+            None => println!("PASS {}", name.display()),
+            Some(diff) => {
+                failed += 1;
+                println!("FAIL {}\n{}", name.display(), indent(diff));
+            }
+        }
+    }
+    println!(
+        "{}: {} passed, {failed} failed",
+        component.id(),
+        results.len() - failed
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `plugin test` for an acknowledger: each case's acknowledgement, byte for byte.
+fn test_acknowledger(dir: &Path, settings: &FixtureSettings) -> anyhow::Result<ExitCode> {
+    let component = millrace::acknowledgements::load_local(&sandbox()?, dir)?;
+    let route = fixtures::fixture_route(settings);
+    let cases = millrace::acknowledgements::fixtures::stored(dir)?;
+    if cases.is_empty() {
+        anyhow::bail!(
+            "{} has no fixtures: add fixtures/<case>.edi with <case>.control.json and <case>.ack",
+            dir.display()
+        );
+    }
+    let mut failed = 0;
+    for case in &cases {
+        match millrace::acknowledgements::fixtures::check(&component, &route, settings, case) {
+            Ok(None) => println!("PASS fixtures/{}", case.name),
+            Ok(Some(diff)) => {
+                failed += 1;
+                println!("FAIL fixtures/{}\n{}", case.name, indent(&diff));
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAIL fixtures/{}\n    {e}", case.name);
+            }
+        }
+    }
+    println!(
+        "{}: {} passed, {failed} failed",
+        component.id(),
+        cases.len() - failed
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn keygen(secret_file: &Path) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let (secret, public) = millrace::registry::signing::generate()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(secret_file).with_context(|| {
+        format!(
+            "cannot create {} (it must not exist yet)",
+            secret_file.display()
+        )
+    })?;
+    writeln!(file, "{secret}")?;
+    println!(
+        "secret key written to {} (keep it private)",
+        secret_file.display()
+    );
+    println!("public key, for registry.trusted_keys: {public}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn deploy(
+    path: &Path,
+    sign_key: Option<&Path>,
+    connection: &super::Connection,
+) -> anyhow::Result<ExitCode> {
+    let (config, client) = connection.connect().await?;
+    let js = async_nats::jetstream::new(client.clone());
+    let registry = Registry::open(&config, Some(&js)).await?;
+    let owned = path.to_owned();
+    let (plugin, bytes, wit) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let plugin = LocalPlugin::locate(&owned)?;
+        let bytes = std::fs::read(&plugin.component)
+            .with_context(|| format!("cannot read {}", plugin.component.display()))?;
+        let wit = plugin
+            .manifest
+            .as_ref()
+            .map(|m| m.wit.clone())
+            .unwrap_or_default();
+        Ok((plugin, bytes, wit))
+    })
+    .await??;
+    let mut record = VersionRecord::of(&plugin, &bytes, &wit)?;
+    if let Some(key_file) = sign_key {
+        let secret = std::fs::read_to_string(key_file)
+            .with_context(|| format!("cannot read signing key {}", key_file.display()))?;
+        millrace::registry::signing::sign(&mut record, &secret)?;
+    }
+    let stored = registry.deploy(&record, &bytes).await?;
+    client.flush().await.ok();
+    println!(
+        "{} {} (sha256 {}, {}, {} fixtures, {} bytes{})",
+        if stored {
+            "deployed"
+        } else {
+            "already deployed, same bytes:"
+        },
+        record.id(),
+        record.digest,
+        record.wit,
+        record.fixtures.len(),
+        record.size,
+        record
+            .signature
+            .as_ref()
+            .map_or_else(String::new, |s| format!(", signed by {}", s.key))
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn list(connection: &super::Connection, name: Option<&str>) -> anyhow::Result<ExitCode> {
+    let (config, client) = connection.connect().await?;
+    let js = async_nats::jetstream::new(client);
+    let registry = Registry::open(&config, Some(&js)).await?;
+    let bindings = registry.bindings().await?;
+    let records: Vec<_> = registry
+        .list()
+        .await?
+        .into_iter()
+        .filter(|r| name.is_none_or(|n| r.name == n))
+        .collect();
+    if records.is_empty() {
+        match name {
+            Some(name) => anyhow::bail!("no version of {name} is deployed"),
+            None => println!("no plugin versions deployed"),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("VERSION\tWIT\tSHA256\tDEPLOYED\tFIXTURES\tROUTES");
+    for record in records {
+        let id = record.id();
+        let routes = millrace::registry::rollout::routes_using(&bindings, &id);
+        println!(
+            "{id}\t{}\t{}\t{}\t{}\t{}",
+            record.wit,
+            &record.digest[..16],
+            record.deployed_at,
+            record.fixtures.len(),
+            if routes.is_empty() {
+                "-".into()
+            } else {
+                routes.join(", ")
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

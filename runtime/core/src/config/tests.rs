@@ -1,0 +1,264 @@
+//! Tests of whole files: each error names the file, the key and what is accepted.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("conf/millrace.toml"))
+}
+
+#[test]
+fn minimal_route_gets_safe_defaults() {
+    let c = parse(
+        r#"
+        [routes.mes-plant1]
+        subjects = ["raw.mes.plant1.shift-report"]
+        plugin = "../plugins/mes-shift-report"
+        "#,
+    )
+    .unwrap();
+    let r = &c.routes["mes-plant1"];
+    assert_eq!(r.limits, Limits::default());
+    assert_eq!(r.retry.attempts, 3);
+    assert_eq!(c.streams.raw, "RAW");
+    assert_eq!(
+        c.resolve(&r.plugin),
+        PathBuf::from("conf/../plugins/mes-shift-report")
+    );
+}
+
+#[test]
+fn unknown_key_names_file_and_key() {
+    let err = parse("[routes.a]\nsubjects=[\"raw.a\"]\nplugin=\"p\"\ncolour=\"red\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("conf/millrace.toml"), "{err}");
+    assert!(err.contains("colour"), "{err}");
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    let err = parse("[routes.a]\nsubjects=[\"raw..a\"]\nplugin=\"p\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("routes.a.subjects"), "{err}");
+    let err = parse("[routes.a]\nsubjects=[\"raw.a\"]\nplugin=\"p\"\nlimits={deadline=\"soon\"}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a duration"), "{err}");
+    let err = parse("[routes.\"a.b\"]\nsubjects=[\"raw.a\"]\nplugin=\"p\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("route names"), "{err}");
+    let err = parse("[nats]\nuser=\"u\"\n").unwrap_err().to_string();
+    assert!(err.contains("nats.password"), "{err}");
+}
+
+#[test]
+fn stream_replicas_are_one_or_three_and_placement_tags_are_named() {
+    let config = parse("[streams]\nreplicas = 3\nplacement_tags = [\"az:1\", \"ssd\"]\n").unwrap();
+    assert_eq!(config.streams.replicas, Some(3));
+    assert_eq!(
+        config.streams.placement_tags,
+        Some(vec!["az:1".to_owned(), "ssd".to_owned()])
+    );
+    let defaults = parse("").unwrap();
+    assert_eq!(defaults.streams.replicas, None);
+    assert_eq!(defaults.streams.placement_tags, None);
+    for replicas in [0, 2, 5] {
+        let err = parse(&format!("[streams]\nreplicas = {replicas}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("conf/millrace.toml"), "{err}");
+        assert!(err.contains("streams.replicas"), "{err}");
+        assert!(err.contains("1 (one server) or 3"), "{err}");
+    }
+    let err = parse("[streams]\nplacement_tags = [\"\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("streams.placement_tags"), "{err}");
+}
+
+#[test]
+fn admin_tokens_are_unique_and_ingest_tokens_bound() {
+    let token = |name: &str, scope: &str, file: &str, extra: &str| {
+        format!(
+            "[[admin.tokens]]\nname = \"{name}\"\nscope = \"{scope}\"\nsecret_file = \"{file}\"\n{extra}"
+        )
+    };
+    let ok = format!(
+        "[admin]\n{}{}",
+        token("ops", "admin", "ops.token", ""),
+        token(
+            "erp",
+            "ingest",
+            "erp.token",
+            "subjects = [\"raw.erp.*.*\"]\n"
+        )
+    );
+    assert_eq!(
+        parse(&ok).unwrap().admin.unwrap().tokens[1].subjects,
+        ["raw.erp.*.*"]
+    );
+    let err = parse(&format!(
+        "[admin]\n{}{}",
+        token("ops", "admin", "a", ""),
+        token("ops", "read", "b", "")
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("admin.tokens[1].name") && err.contains("own name"),
+        "{err}"
+    );
+    let err = parse(&format!(
+        "[admin]\n{}{}",
+        token("ops", "admin", "a", ""),
+        token("viewer", "read", "./a", "")
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("admin.tokens[1].secret_file") && err.contains("same secret"),
+        "{err}"
+    );
+    let err = parse(&format!("[admin]\n{}", token("erp", "ingest", "a", "")))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("admin.tokens[0].subjects"), "{err}");
+    let err = parse(&format!(
+        "[admin]\n{}",
+        token("erp", "ingest", "a", "subjects = [\"canonical.>\"]\n")
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("raw subjects"), "{err}");
+}
+
+#[test]
+fn nats_secrets_come_from_one_place() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nats.password"), "s3cret\n").unwrap();
+    let path = dir.path().join("millrace.toml");
+    let config = Config::parse(
+        "[nats]\nuser = \"u\"\npassword_file = \"nats.password\"\n",
+        &path,
+    )
+    .unwrap();
+    assert_eq!(config.nats.password.as_deref(), Some("s3cret"));
+    let err = Config::parse(
+        "[nats]\nuser = \"u\"\npassword = \"x\"\npassword_env = \"P\"\n",
+        &path,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("`nats.password` is given more than once"),
+        "{err}"
+    );
+    let err = Config::parse("[nats]\ntoken_file = \"missing\"\n", &path)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nats.token_file"), "{err}");
+}
+
+#[test]
+fn ownership_rules_are_checked() {
+    let ok = "[[governance.ownership]]\nkind = \"inventory-balance\"\nsite = \"PLANT1\"\nowner = \"erp\"\n";
+    assert_eq!(parse(ok).unwrap().governance.ownership[0].owner, "erp");
+    let err = parse(&ok.replace("inventory-balance", "stock"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("governance.ownership[0].kind"), "{err}");
+    assert!(err.contains("inventory-movement"), "{err}");
+}
+
+#[test]
+fn a_section_given_in_part_keeps_the_defaults_of_the_rest() {
+    let c = parse(
+        "[routes.a]\nsubjects=[\"raw.a\"]\nplugin=\"p\"\nretry={attempts=5}\nlimits={memory_mib=128}\n\
+         [host]\npartitions = 4\n[admin]\n[streams]\nduplicate_window = \"5m\"\n",
+    )
+    .unwrap();
+    let route = &c.routes["a"];
+    assert_eq!(route.retry.attempts, 5);
+    assert_eq!(route.retry.backoff, Duration::from_millis(200));
+    assert_eq!(route.limits.memory_mib, 128);
+    assert_eq!(route.limits.deadline, Duration::from_secs(2));
+    assert_eq!(route.ack_wait, Duration::from_secs(30));
+    assert!(route.idempotency);
+    assert_eq!(c.host.partitions, 4);
+    assert_eq!(c.host.drain_timeout, Duration::from_secs(10));
+    let admin = c.admin.unwrap();
+    assert_eq!(admin.listen.to_string(), "127.0.0.1:9470");
+    assert_eq!(admin.header_timeout, Duration::from_secs(10));
+    assert_eq!(c.streams.duplicate_window, Duration::from_secs(300));
+    assert_eq!(c.streams.raw_subjects, ["raw.>"]);
+}
+
+#[test]
+fn a_route_still_needs_its_subjects_and_plugin() {
+    let err = parse("[routes.a]\nplugin=\"p\"\n").unwrap_err().to_string();
+    assert!(
+        err.contains("conf/millrace.toml") && err.contains("subjects"),
+        "{err}"
+    );
+    let err = parse("[routes.a]\nsubjects=[\"raw.a\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("conf/millrace.toml") && err.contains("plugin"),
+        "{err}"
+    );
+}
+
+#[test]
+fn trusted_keys_are_read_when_the_file_is() {
+    use base64::Engine as _;
+    let key = base64::engine::general_purpose::STANDARD.encode(
+        ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+            .verifying_key()
+            .as_bytes(),
+    );
+    let c = parse(&format!(
+        "[registry]\ntrusted_keys = [\"{key}\"]\nrequire_signatures = true\n"
+    ))
+    .unwrap();
+    assert_eq!(c.registry.trusted_keys[0].to_string(), key);
+    let err = parse("[registry]\ntrusted_keys = [\"not-a-key\"]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("conf/millrace.toml"), "{err}");
+    assert!(err.contains("trusted_keys"), "{err}");
+    assert!(
+        err.contains("`not-a-key` is not a base64 ed25519 public key"),
+        "{err}"
+    );
+}
+
+#[test]
+fn durations_outside_their_range_name_the_key_and_the_range() {
+    let err = parse("[admin]\nheader_timeout = \"50ms\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`admin.header_timeout` must be between 100ms and 5m"),
+        "{err}"
+    );
+    let err = parse("[governance]\nhorizon = \"30s\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`governance.horizon` must be at least 1m"),
+        "{err}"
+    );
+    let err = parse("[host]\ndrain_timeout = \"soon\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("drain_timeout") && err.contains("not a duration"),
+        "{err}"
+    );
+}

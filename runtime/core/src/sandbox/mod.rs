@@ -1,0 +1,468 @@
+//! The sandbox: runs mapping plugins as WebAssembly components under limits.
+//!
+//! One [`Sandbox`] owns the wasmtime `Engine` (with epoch interruption for deadlines and an
+//! on-disk cache of compiled code keyed by the component's digest and the engine), and the
+//! `Linker` that grants a plugin the `host` interface and a WASI with nothing in it: no
+//! preopened folders, no environment, no network, a frozen clock and fixed randomness, and
+//! stdout/stderr going to the host log.
+//!
+//! A [`PluginComponent`] is one compiled plugin version, ready to instantiate. A [`Session`] is
+//! a `Store` with an instance of it for one route, reused across calls and recycled after a
+//! trap or a set number of calls. Sessions are not `Sync`: each worker thread keeps its own.
+
+mod acknowledger;
+mod bindings;
+mod convert;
+mod guest;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap};
+
+pub use self::acknowledger::{
+    ACKNOWLEDGER_WIT, AckControl, AckDocument, AcknowledgeError, AcknowledgerComponent,
+    InboundOutcome,
+};
+pub use self::bindings::exports::{MapError as WitMapError, RawMessage};
+use self::bindings::{v1_0, v1_1};
+use self::guest::GuestState;
+pub use self::guest::{LOG_BYTES_BUDGET, LOG_RECORDS_BUDGET};
+use crate::canonical::MappedEvent;
+use crate::config::Limits;
+
+/// The WIT packages this host serves, oldest first. A plugin built against any of them runs.
+pub const SERVED_WIT: [&str; 2] = ["millrace:mapping@1.0.0", "millrace:mapping@1.1.0"];
+
+/// How often the epoch ticks; deadlines are rounded up to it.
+const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// A session is recycled after this many calls, so leaks in a plugin stay bounded.
+const CALLS_PER_SESSION: u64 = 10_000;
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The bytes are not a valid component, or do not compile.
+    #[error("plugin {plugin} is not a valid WebAssembly component: {reason}")]
+    Compile {
+        /// `name@version`.
+        plugin: String,
+        /// What wasmtime said.
+        reason: String,
+    },
+    /// The component does not fit any `mapper` world this host serves.
+    #[error(
+        "plugin {plugin} does not fit a `mapper` world this host serves ({}): {reason}",
+        SERVED_WIT.join(", ")
+    )]
+    World {
+        /// `name@version`.
+        plugin: String,
+        /// What wasmtime said.
+        reason: String,
+    },
+}
+
+/// Why one plugin call did not produce events.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The plugin refused the message: permanent, never retried.
+    #[error("{kind}: {message}")]
+    Map {
+        /// Which case of the WIT `map-error` the plugin returned.
+        kind: MapErrorKind,
+        /// The plugin's reason.
+        message: String,
+    },
+    /// The call ran past the route's deadline.
+    #[error("deadline exceeded: the plugin ran longer than {0:?}")]
+    Deadline(Duration),
+    /// The plugin tried to grow its memory past the route's limit.
+    #[error("memory limit exceeded: the plugin tried to grow its memory past {0} MiB")]
+    Memory(u64),
+    /// The plugin returned more than the route allows.
+    #[error("output limit exceeded: {0}")]
+    Output(String),
+    /// The plugin trapped (a panic, an abort, an out-of-bounds access...).
+    #[error("plugin trapped: {0}")]
+    Trap(String),
+    /// The plugin could not be instantiated.
+    #[error("plugin could not be instantiated: {0}")]
+    Instantiate(String),
+}
+
+/// The cases of the WIT `map-error` variant (the same in every served version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MapErrorKind {
+    /// `malformed-input`: the payload is not well-formed for its format.
+    MalformedInput,
+    /// `unsupported-document`: a document type or version the mapping does not map.
+    UnsupportedDocument,
+    /// `rejected-by-rule`: a business rule rejects it.
+    RejectedByRule,
+    /// `other`.
+    Other,
+}
+
+impl MapErrorKind {
+    /// The WIT case name, as dead letters and metrics spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MapErrorKind::MalformedInput => "malformed-input",
+            MapErrorKind::UnsupportedDocument => "unsupported-document",
+            MapErrorKind::RejectedByRule => "rejected-by-rule",
+            MapErrorKind::Other => "other",
+        }
+    }
+}
+
+impl std::fmt::Display for MapErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl CallError {
+    /// A short stable name of the error kind, for dead letters and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CallError::Map { kind, .. } => kind.as_str(),
+            CallError::Deadline(_) => "deadline",
+            CallError::Memory(_) => "memory-limit",
+            CallError::Output(_) => "output-limit",
+            CallError::Trap(_) => "trap",
+            CallError::Instantiate(_) => "instantiate",
+        }
+    }
+
+    /// True when trying again may succeed (traps and breached run-time limits); map errors
+    /// and output breaches are deterministic and go to the dead letters at once.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            CallError::Deadline(_)
+                | CallError::Memory(_)
+                | CallError::Trap(_)
+                | CallError::Instantiate(_)
+        )
+    }
+}
+
+/// The route-specific part of a session: configuration and limits.
+#[derive(Debug, Clone)]
+pub struct RouteContext {
+    /// The route name, for logs.
+    pub route: Arc<str>,
+    /// The key/values the plugin may read.
+    pub config: Arc<BTreeMap<String, String>>,
+    /// The limits of each call.
+    pub limits: Limits,
+}
+
+/// The wasmtime engine, linker and epoch clock shared by every plugin.
+#[derive(Clone)]
+pub struct Sandbox {
+    engine: Engine,
+    linker: Arc<Linker<GuestState>>,
+    _ticker: Arc<EpochTicker>,
+}
+
+impl Sandbox {
+    /// Builds the engine; compiled code is cached under `cache_dir` when given.
+    pub fn new(cache_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        if let Some(dir) = cache_dir {
+            let mut cache = wasmtime::CacheConfig::new();
+            cache.with_directory(std::path::absolute(dir)?);
+            config.cache(Some(wasmtime::Cache::new(cache)?));
+        }
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        v1_0::Mapper::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |state| state)?;
+        v1_1::Mapper::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |state| state)?;
+        acknowledger::add_to_linker(&mut linker)?;
+        let ticker = EpochTicker::start(engine.clone()).map_err(|e| {
+            anyhow::anyhow!("cannot start the epoch thread that enforces deadlines: {e}")
+        })?;
+        Ok(Self {
+            engine,
+            linker: Arc::new(linker),
+            _ticker: Arc::new(ticker),
+        })
+    }
+
+    /// Compiles (or takes from the cache) a component and checks it fits the `mapper` world
+    /// of the WIT version it imports.
+    pub fn load(
+        &self,
+        name: &str,
+        version: &str,
+        bytes: &[u8],
+    ) -> Result<PluginComponent, LoadError> {
+        let plugin = format!("{name}@{version}");
+        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
+            plugin: plugin.clone(),
+            reason: format!("{e:#}"),
+        })?;
+        let world_error = |reason: String| LoadError::World {
+            plugin: plugin.clone(),
+            reason,
+        };
+        let wit = wit_version(&self.engine, &component).ok_or_else(|| {
+            world_error("it imports no millrace:mapping interface of a served version".into())
+        })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| world_error(format!("{e:#}")))?;
+        let pre = match wit {
+            "millrace:mapping@1.1.0" => v1_1::MapperPre::new(pre).map(Pre::V1_1),
+            _ => v1_0::MapperPre::new(pre).map(Pre::V1_0),
+        }
+        .map_err(|e| world_error(format!("{e:#}")))?;
+        Ok(PluginComponent {
+            name: name.into(),
+            version: version.into(),
+            digest: crate::digest::sha256_hex(bytes),
+            wit,
+            limits: crate::config::PluginLimits::default(),
+            sandbox: self.clone(),
+            pre,
+        })
+    }
+}
+
+/// The served WIT package a component was built against, read from its imports (the newest
+/// one it names, should it name several).
+fn wit_version(engine: &Engine, component: &Component) -> Option<&'static str> {
+    let imports: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    SERVED_WIT.iter().rev().copied().find(|wit| {
+        let version = wit.trim_start_matches("millrace:mapping");
+        imports
+            .iter()
+            .any(|i| i.starts_with("millrace:mapping/") && i.ends_with(version))
+    })
+}
+
+/// A plugin ready to instantiate, for its WIT version.
+enum Pre {
+    V1_0(v1_0::MapperPre<GuestState>),
+    V1_1(v1_1::MapperPre<GuestState>),
+}
+
+/// A live plugin instance, for its WIT version.
+enum Instance {
+    V1_0(v1_0::Mapper),
+    V1_1(v1_1::Mapper),
+}
+
+/// One compiled plugin version, ready to instantiate.
+pub struct PluginComponent {
+    /// The plugin name.
+    pub name: String,
+    /// The plugin version.
+    pub version: String,
+    /// The sha256 of the component, hex.
+    pub digest: String,
+    /// The WIT package it was built against, e.g. `millrace:mapping@1.0.0`.
+    pub wit: &'static str,
+    /// The limits its manifest asks for; a route never gives it more.
+    pub limits: crate::config::PluginLimits,
+    sandbox: Sandbox,
+    pre: Pre,
+}
+
+impl std::fmt::Debug for PluginComponent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{} ({})", self.name, self.version, self.digest)
+    }
+}
+
+impl PluginComponent {
+    /// The same version with the limits its manifest asks for.
+    pub fn with_limits(mut self, limits: crate::config::PluginLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// What a route's limits become for this plugin.
+    pub fn limits_on(&self, route: &Limits) -> Limits {
+        route.tightened(&self.limits)
+    }
+
+    /// `name@version`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+}
+
+/// A store with a live instance of one plugin for one route, reused across calls.
+pub struct Session {
+    store: Store<GuestState>,
+    instance: Instance,
+    calls: u64,
+    poisoned: bool,
+    limits: Limits,
+}
+
+impl Session {
+    /// Instantiates `plugin` for a route.
+    pub fn new(plugin: &PluginComponent, route: &RouteContext) -> Result<Self, CallError> {
+        let limits = plugin.limits_on(&route.limits);
+        let state = GuestState::new(route, &plugin.id(), &limits);
+        let mut store = Store::new(&plugin.sandbox.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(deadline_ticks(limits.deadline));
+        let instance = match &plugin.pre {
+            Pre::V1_0(pre) => pre.instantiate(&mut store).map(Instance::V1_0),
+            Pre::V1_1(pre) => pre.instantiate(&mut store).map(Instance::V1_1),
+        }
+        .map_err(|e| classify_trap(&store, e, limits))?;
+        Ok(Self {
+            store,
+            instance,
+            calls: 0,
+            poisoned: false,
+            limits,
+        })
+    }
+
+    /// True when this session must not be used again (it trapped, or served its share of calls).
+    pub fn is_spent(&self) -> bool {
+        self.poisoned || self.calls >= CALLS_PER_SESSION
+    }
+
+    /// Maps one raw message under the route's limits.
+    pub fn call(&mut self, input: &RawMessage) -> Result<Vec<MappedEvent>, CallError> {
+        self.calls += 1;
+        self.store
+            .set_epoch_deadline(deadline_ticks(self.limits.deadline));
+        let lift = |events: Vec<_>| events.into_iter().map(MappedEvent::from).collect();
+        let result = match &self.instance {
+            Instance::V1_0(mapper) => mapper
+                .call_map(&mut self.store, input)
+                .map(|r| r.map(lift).map_err(map_error)),
+            Instance::V1_1(mapper) => {
+                use v1_1::millrace::mapping::types as v1_1_types;
+                let input = v1_1_types::RawMessage {
+                    subject: input.subject.clone(),
+                    headers: input.headers.clone(),
+                    payload: input.payload.clone(),
+                };
+                let lift = |events: Vec<_>| events.into_iter().map(MappedEvent::from).collect();
+                mapper.call_map(&mut self.store, &input).map(|r| {
+                    r.map(lift).map_err(|e| {
+                        map_error(match e {
+                            v1_1_types::MapError::MalformedInput(m) => {
+                                WitMapError::MalformedInput(m)
+                            }
+                            v1_1_types::MapError::UnsupportedDocument(m) => {
+                                WitMapError::UnsupportedDocument(m)
+                            }
+                            v1_1_types::MapError::RejectedByRule(m) => {
+                                WitMapError::RejectedByRule(m)
+                            }
+                            v1_1_types::MapError::Other(m) => WitMapError::Other(m),
+                        })
+                    })
+                })
+            }
+        };
+        let last_stderr = self.store.data_mut().flush_output();
+        match result {
+            Ok(Ok(events)) => {
+                let events: Vec<MappedEvent> = events;
+                if events.len() > self.limits.max_events {
+                    return Err(CallError::Output(format!(
+                        "{} events returned, the route allows {}",
+                        events.len(),
+                        self.limits.max_events
+                    )));
+                }
+                Ok(events)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(e) => {
+                // A component instance that trapped may not be entered again.
+                self.poisoned = true;
+                let error = classify_trap(&self.store, e, self.limits);
+                Err(match (error, last_stderr) {
+                    (CallError::Trap(trap), Some(said)) => {
+                        CallError::Trap(format!("{trap} (the plugin's last words: {said})"))
+                    }
+                    (error, _) => error,
+                })
+            }
+        }
+    }
+}
+
+fn map_error(e: WitMapError) -> CallError {
+    let (kind, message) = match e {
+        WitMapError::MalformedInput(m) => (MapErrorKind::MalformedInput, m),
+        WitMapError::UnsupportedDocument(m) => (MapErrorKind::UnsupportedDocument, m),
+        WitMapError::RejectedByRule(m) => (MapErrorKind::RejectedByRule, m),
+        WitMapError::Other(m) => (MapErrorKind::Other, m),
+    };
+    CallError::Map { kind, message }
+}
+
+fn classify_trap(store: &Store<GuestState>, e: wasmtime::Error, limits: Limits) -> CallError {
+    if store.data().limiter.memory_exceeded {
+        return CallError::Memory(limits.memory_mib);
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::Deadline(limits.deadline),
+        // The trap code is what a user can act on; the wasm backtrace goes to the debug log.
+        Some(trap) => {
+            tracing::debug!("plugin trap: {e:?}");
+            CallError::Trap(trap.to_string())
+        }
+        None => CallError::Trap(format!("{e:#}")),
+    }
+}
+
+fn deadline_ticks(deadline: Duration) -> u64 {
+    let ticks = deadline.as_micros().div_ceil(EPOCH_TICK.as_micros());
+    u64::try_from(ticks).unwrap_or(u64::MAX).saturating_add(1)
+}
+
+/// Advances the engine's epoch on a background thread until dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("millrace-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Self { stop })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

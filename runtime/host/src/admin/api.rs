@@ -1,0 +1,536 @@
+//! The JSON API: the same reads and operations as the CLI, over HTTP.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::auth::Caller;
+use super::{AdminState, ApiError};
+use crate::observability::figures::{FiguresSnapshot, PartnerFigures, RouteFigures, SiteFigures};
+use crate::operations::dead_letters;
+use crate::operations::redrive::{self, LetterDetail, LetterSummary, Redriven, Redriver};
+use crate::operations::shadow::{self, ShadowReport};
+use crate::registry::rollout::{self, Admitted};
+use crate::registry::signing::Signature;
+use crate::registry::store::{Binding, CandidateMode, StoredFixture, VersionRecord};
+use crate::registry::{AdmissionBounds, MAX_FIXTURES};
+use crate::routes::Serving;
+use millrace_core::names::PluginId;
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// Longest the golden fixtures of one admission over the API may run together.
+const ADMISSION_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Longest a read of a stream (dead letters, shadow reports) may take before the API answers 503.
+const STREAM_READ: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A route: what it consumes, what it serves here, its binding and its figures.
+#[derive(Debug, Serialize)]
+pub struct RouteView {
+    name: String,
+    subjects: Vec<String>,
+    serving: Vec<Serving>,
+    /// The registry binding every host follows; absent while the route serves its
+    /// configured plugin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    binding: Option<Binding>,
+    figures: RouteFigures,
+}
+
+/// The host's state in one answer.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    version: &'static str,
+    uptime_seconds: u64,
+    nats_connected: bool,
+    ready: bool,
+    routes: Vec<RouteView>,
+    sites: BTreeMap<String, SiteFigures>,
+    partners: BTreeMap<String, PartnerFigures>,
+}
+
+impl AdminState {
+    /// The routes (or `only` one), with their figures from `figures`.
+    async fn route_views(
+        &self,
+        only: Option<&str>,
+        figures: &FiguresSnapshot,
+    ) -> Result<Vec<RouteView>, ApiError> {
+        let bindings = self.host.registry.bindings().await?;
+        let views = self
+            .host
+            .table
+            .routes()
+            .iter()
+            .filter(|r| only.is_none_or(|name| *name == *r.name))
+            .map(|route| RouteView {
+                name: route.name.to_string(),
+                subjects: route.subjects.clone(),
+                serving: route.serving(),
+                binding: bindings.get(&*route.name).cloned(),
+                figures: figures
+                    .routes
+                    .get(&*route.name)
+                    .cloned()
+                    .unwrap_or_default(),
+            })
+            .collect();
+        Ok(views)
+    }
+
+    /// A place among the deploys and admissions running at once, or 503.
+    fn admission(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        self.admissions.clone().try_acquire_owned().map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "other deploys or admissions are running: try again when they are done",
+            )
+        })
+    }
+
+    fn check_route(&self, route: &str) -> Result<(), ApiError> {
+        rollout::check_route(&self.host.config, route)
+            .map_err(|e| ApiError::not_found(format!("{e:#}")))
+    }
+}
+
+pub async fn status(State(state): State<AdminState>) -> ApiResult<Status> {
+    let figures = state.host.observer.snapshot();
+    Ok(Json(Status {
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_seconds: figures.uptime_seconds,
+        nats_connected: [&state.host.client, &state.host.reads].iter().all(|c| {
+            matches!(
+                c.connection_state(),
+                async_nats::connection::State::Connected
+            )
+        }),
+        ready: state.host.ready.load(std::sync::atomic::Ordering::Relaxed),
+        routes: state.route_views(None, &figures).await?,
+        sites: figures.sites,
+        partners: figures.partners,
+    }))
+}
+
+pub async fn routes(State(state): State<AdminState>) -> ApiResult<Vec<RouteView>> {
+    let figures = state.host.observer.snapshot();
+    Ok(Json(state.route_views(None, &figures).await?))
+}
+
+pub async fn route(
+    State(state): State<AdminState>,
+    Path(route): Path<String>,
+) -> ApiResult<RouteView> {
+    state.check_route(&route)?;
+    let figures = state.host.observer.snapshot();
+    let mut views = state.route_views(Some(&route), &figures).await?;
+    views
+        .pop()
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("this host does not serve route {route}")))
+}
+
+/// `POST /api/v1/routes/{route}/activate`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Activate {
+    /// The deployed version, `name@version`.
+    version: String,
+    /// Make it a canary on this share of messages (1-99) instead of the active version.
+    canary: Option<u8>,
+    /// Make it a shadow candidate instead of the active version.
+    #[serde(default)]
+    shadow: bool,
+}
+
+/// What a change of binding did.
+#[derive(Debug, Serialize)]
+pub struct BindingChanged {
+    route: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admitted: Option<Admitted>,
+    binding: Binding,
+}
+
+pub async fn activate(
+    State(state): State<AdminState>,
+    Extension(caller): Extension<Caller>,
+    Path(route): Path<String>,
+    Json(body): Json<Activate>,
+) -> ApiResult<BindingChanged> {
+    state.check_route(&route)?;
+    let mode = match (body.canary, body.shadow) {
+        (Some(_), true) => {
+            return Err(ApiError::bad_request(
+                "`canary` and `shadow` exclude each other",
+            ));
+        }
+        (Some(percent), false) if !(1..=99).contains(&percent) => {
+            return Err(ApiError::bad_request(
+                "`canary` is a share of messages from 1 to 99",
+            ));
+        }
+        (Some(percent), false) => Some(CandidateMode::Canary { percent }),
+        (None, true) => Some(CandidateMode::Shadow),
+        (None, false) => None,
+    };
+    PluginId::parse(&body.version).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let slot = state.admission()?;
+    let host = &state.host;
+    // Dropped with this handler when the caller disconnects: the admission then stops
+    // before its next fixture instead of burning a core for nobody.
+    let cancel = CancellationToken::new();
+    let _stop_when_dropped = cancel.clone().drop_guard();
+    let (admitted, binding) = rollout::set_version_within(
+        &host.config,
+        &host.registry,
+        &host.sandbox,
+        &route,
+        &body.version,
+        mode,
+        AdmissionBounds {
+            budget: ADMISSION_BUDGET,
+            cancel,
+            slot: Some(slot),
+        },
+    )
+    .await
+    .map_err(|e| ApiError::refused(&e))?;
+    tracing::info!(
+        route,
+        version = body.version,
+        by = caller.name,
+        "route binding set over the admin API"
+    );
+    Ok(Json(BindingChanged {
+        route,
+        admitted: Some(admitted),
+        binding,
+    }))
+}
+
+pub async fn rollback(
+    State(state): State<AdminState>,
+    Extension(caller): Extension<Caller>,
+    Path(route): Path<String>,
+) -> ApiResult<BindingChanged> {
+    state.check_route(&route)?;
+    let binding = rollout::rollback(&state.host.config, &state.host.registry, &route).await;
+    changed(
+        route,
+        binding,
+        &caller.name,
+        "route rolled back over the admin API",
+    )
+}
+
+pub async fn promote(
+    State(state): State<AdminState>,
+    Extension(caller): Extension<Caller>,
+    Path(route): Path<String>,
+) -> ApiResult<BindingChanged> {
+    state.check_route(&route)?;
+    let binding = rollout::promote(&state.host.config, &state.host.registry, &route).await;
+    changed(
+        route,
+        binding,
+        &caller.name,
+        "candidate promoted over the admin API",
+    )
+}
+
+/// The answer to a rollback or promote, logged with who asked.
+fn changed(
+    route: String,
+    binding: anyhow::Result<Binding>,
+    by: &str,
+    what: &str,
+) -> ApiResult<BindingChanged> {
+    let binding = binding.map_err(|e| ApiError::refused(&e))?;
+    tracing::info!(route, to = binding.active, by, "{what}");
+    Ok(Json(BindingChanged {
+        route,
+        admitted: None,
+        binding,
+    }))
+}
+
+/// `?limit=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    limit: Option<usize>,
+}
+
+pub async fn shadow_diffs(
+    State(state): State<AdminState>,
+    Path(route): Path<String>,
+    Query(query): Query<Limit>,
+) -> ApiResult<Vec<ShadowReport>> {
+    state.check_route(&route)?;
+    let limit = query.limit.unwrap_or(20).clamp(1, 1000);
+    shadow::reports(&state.js, &state.host.config, &route, limit, STREAM_READ)
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::unavailable(&e))
+}
+
+/// A deployed version, as listed.
+#[derive(Debug, Serialize)]
+pub struct PluginVersion {
+    id: String,
+    name: String,
+    version: String,
+    wit: String,
+    digest: String,
+    size: u64,
+    deployed_at: String,
+    fixtures: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signed_by: Option<String>,
+    /// Routes using it: `<route> (active|candidate|previous)`.
+    routes: Vec<String>,
+}
+
+async fn versions(state: &AdminState, name: Option<&str>) -> Result<Vec<PluginVersion>, ApiError> {
+    let registry = &state.host.registry;
+    let bindings = registry.bindings().await?;
+    let records = registry.list().await?;
+    Ok(records
+        .into_iter()
+        .filter(|r| name.is_none_or(|n| r.name == n))
+        .map(|record| {
+            let id = record.id();
+            let routes = rollout::routes_using(&bindings, &id);
+            PluginVersion {
+                id,
+                fixtures: record.fixtures.len(),
+                signed_by: record.signature.as_ref().map(|s| s.key.clone()),
+                name: record.name,
+                version: record.version,
+                wit: record.wit,
+                digest: record.digest,
+                size: record.size,
+                deployed_at: record.deployed_at,
+                routes,
+            }
+        })
+        .collect())
+}
+
+pub async fn plugins(State(state): State<AdminState>) -> ApiResult<Vec<PluginVersion>> {
+    Ok(Json(versions(&state, None).await?))
+}
+
+pub async fn plugin(
+    State(state): State<AdminState>,
+    Path(name): Path<String>,
+) -> ApiResult<Vec<PluginVersion>> {
+    millrace_core::names::check_plugin_name(&name)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let found = versions(&state, Some(&name)).await?;
+    if found.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "no version of {name} is deployed"
+        )));
+    }
+    Ok(Json(found))
+}
+
+/// `POST /api/v1/plugins`: a version uploaded whole.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deploy {
+    /// The plugin.toml text.
+    manifest: String,
+    /// The component, base64.
+    component: String,
+    /// Its golden fixtures: name, input (base64) and the expected JSON.
+    fixtures: Vec<StoredFixture>,
+    /// The publisher's signature over name, version and digest.
+    signature: Option<Signature>,
+}
+
+/// What a deploy did.
+#[derive(Debug, Serialize)]
+pub struct Deployed {
+    id: String,
+    digest: String,
+    /// False when the same bytes were already deployed.
+    stored: bool,
+}
+
+pub async fn deploy(
+    State(state): State<AdminState>,
+    Extension(caller): Extension<Caller>,
+    Json(body): Json<Deploy>,
+) -> Result<(StatusCode, Json<Deployed>), ApiError> {
+    if body.fixtures.len() > MAX_FIXTURES {
+        return Err(ApiError::bad_request(format!(
+            "{} golden fixtures: a version may carry at most {MAX_FIXTURES}",
+            body.fixtures.len()
+        )));
+    }
+    let component = base64::engine::general_purpose::STANDARD
+        .decode(&body.component)
+        .map_err(|e| ApiError::bad_request(format!("`component` is not base64: {e}")))?;
+    let record = VersionRecord::uploaded(body.manifest, &component, body.fixtures, body.signature)
+        .map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+    let slot = state.admission()?;
+    check_component(&state, &record, component.clone(), slot).await?;
+    let stored = state.host.registry.deploy(&record, &component).await?;
+    tracing::info!(
+        version = record.id(),
+        by = caller.name,
+        stored,
+        "plugin deployed over the admin API"
+    );
+    let status = if stored {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(Deployed {
+            id: record.id(),
+            digest: record.digest,
+            stored,
+        }),
+    ))
+}
+
+/// Refuses what is not a WebAssembly component this host can compile, at deploy rather than
+/// at activate: a script or random bytes never become a version. Compiling fills the
+/// compiled-plugin cache, so the activation that follows does not compile again.
+async fn check_component(
+    state: &AdminState,
+    record: &VersionRecord,
+    component: Vec<u8>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Result<(), ApiError> {
+    // The component-model preamble: `\0asm`, then version 0x0d and layer 1.
+    const COMPONENT_PREAMBLE: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+    if !component.starts_with(&COMPONENT_PREAMBLE) {
+        return Err(ApiError::bad_request(
+            "`component` is not a WebAssembly component (it lacks the component preamble): build the plugin for wasm32-wasip2 and upload the .wasm file",
+        ));
+    }
+    let sandbox = state.host.sandbox.clone();
+    let (name, version) = (record.name.clone(), record.version.clone());
+    let acknowledger = record.parsed_manifest().is_ok_and(|m| m.is_acknowledger());
+    // The slot is held by the compile itself, which outlives a caller that leaves.
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        if acknowledger {
+            sandbox
+                .load_acknowledger(&name, &version, &component)
+                .map(drop)
+        } else {
+            sandbox.load(&name, &version, &component).map(drop)
+        }
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+    .map_err(|e| {
+        ApiError::bad_request(format!(
+            "`component` is not a component this host can run: {e:#}"
+        ))
+    })
+}
+
+/// `?route=&limit=`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LetterQuery {
+    route: Option<String>,
+    limit: Option<usize>,
+}
+
+pub async fn dead_letters(
+    State(state): State<AdminState>,
+    Query(query): Query<LetterQuery>,
+) -> ApiResult<Vec<LetterSummary>> {
+    if let Some(route) = &query.route {
+        state.check_route(route)?;
+    }
+    let limit = query.limit.unwrap_or(100).clamp(1, dead_letters::MAX_LIST);
+    dead_letters::recent(
+        &state.js,
+        &state.host.config,
+        query.route.as_deref(),
+        limit,
+        STREAM_READ,
+    )
+    .await
+    .map(Json)
+    .map_err(|e| ApiError::unavailable(&e))
+}
+
+pub async fn dead_letter(
+    State(state): State<AdminState>,
+    Path(sequence): Path<u64>,
+) -> ApiResult<LetterDetail> {
+    tokio::time::timeout(
+        STREAM_READ,
+        redrive::letter(&state.js, &state.host.config, sequence),
+    )
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("reading dead letter {sequence} took longer than {STREAM_READ:?}: try again"),
+        )
+    })?
+    .map(|l| Json(l.detail()))
+    .map_err(|e| ApiError::unavailable(&e))
+}
+
+/// `POST /api/v1/dead-letters/{sequence}/redrive`, body optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redrive {
+    /// Redrive through this deployed version instead of the route's active one.
+    version: Option<String>,
+}
+
+pub async fn redrive(
+    State(state): State<AdminState>,
+    Extension(caller): Extension<Caller>,
+    Path(sequence): Path<u64>,
+    body: Option<Json<Redrive>>,
+) -> ApiResult<Redriven> {
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    if let Some(version) = &body.version {
+        PluginId::parse(version).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
+    let host = &state.host;
+    redrive::letter(&state.js, &host.config, sequence)
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    let mut redriver = Redriver::new(
+        host.config.clone(),
+        state.js.clone(),
+        host.loader.clone(),
+        host.delivery.clone(),
+        body.version,
+        None,
+    )
+    .map_err(|e| ApiError::unavailable(&e))?;
+    let result = redriver.redrive(sequence).await;
+    redriver.finish().await;
+    let redriven = result.map_err(|e| ApiError::refused(&e))?;
+    tracing::info!(
+        sequence,
+        by = caller.name,
+        still_failing = redriven.still_failing,
+        "dead letter redriven over the admin API"
+    );
+    Ok(Json(redriven))
+}

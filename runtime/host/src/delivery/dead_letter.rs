@@ -1,0 +1,265 @@
+//! Dead letters: a raw message that could not be mapped, kept whole with its reason.
+//!
+//! A dead letter is published to `dlq.<route>` with the original payload bytes unchanged and
+//! the original headers, plus `Millrace-*` headers that say what failed:
+//!
+//! | header | value |
+//! |---|---|
+//! | `Millrace-Route` | the route |
+//! | `Millrace-Plugin` | `name@version` of the plugin |
+//! | `Millrace-Error-Kind` | `malformed-input`, `unsupported-document`, `rejected-by-rule`, `other`, `invalid-event`, `trap`, `deadline`, `memory-limit`, `output-limit`, `instantiate` |
+//! | `Millrace-Error` | the reason, on one line |
+//! | `Millrace-Attempts` | how many times the plugin was called |
+//! | `Millrace-Raw-Subject` | the raw subject |
+//! | `Millrace-Raw-Sequence` | the RAW stream sequence |
+//! | `Millrace-Raw-Msg-Id` | the raw message's `Nats-Msg-Id`, when it had one |
+//! | `Millrace-Failed-At` | when it was dead-lettered, RFC 3339 UTC |
+//! | `Millrace-Original-Header` | `Name: value` in base64, once per original header whose name the letter sets itself (`Nats-Msg-Id`, `traceparent`, `Millrace-*`), in the order received |
+//!
+//! [`original_headers`] gives back exactly the headers the raw message was published with, so a
+//! redriven message reaches the plugin as it did live. The kept headers are base64 because
+//! nats-server finds `Nats-Msg-Id` by its first occurrence in the header block: the text
+//! `Nats-Msg-Id` inside another header's value would hide the letter's own id from
+//! de-duplication.
+
+use async_nats::HeaderMap;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::Failure;
+use millrace_transport::header_value;
+
+/// Header names of a dead letter.
+pub mod headers {
+    /// The route.
+    pub const ROUTE: &str = "Millrace-Route";
+    /// `name@version` of the plugin.
+    pub const PLUGIN: &str = "Millrace-Plugin";
+    /// The failure kind.
+    pub const ERROR_KIND: &str = "Millrace-Error-Kind";
+    /// The reason.
+    pub const ERROR: &str = "Millrace-Error";
+    /// Calls made.
+    pub const ATTEMPTS: &str = "Millrace-Attempts";
+    /// The raw subject.
+    pub const RAW_SUBJECT: &str = "Millrace-Raw-Subject";
+    /// The RAW stream sequence.
+    pub const RAW_SEQUENCE: &str = "Millrace-Raw-Sequence";
+    /// The raw `Nats-Msg-Id`.
+    pub const RAW_MSG_ID: &str = "Millrace-Raw-Msg-Id";
+    /// When.
+    pub const FAILED_AT: &str = "Millrace-Failed-At";
+    /// An original header whose name the letter sets itself, as `Name: value` in base64.
+    pub const ORIGINAL_HEADER: &str = "Millrace-Original-Header";
+}
+
+/// True for header names a dead letter sets itself, whatever the case.
+fn set_by_letter(name: &str) -> bool {
+    name.eq_ignore_ascii_case("Nats-Msg-Id")
+        || name.eq_ignore_ascii_case(crate::observability::trace::TRACEPARENT)
+        || name
+            .get(..9)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("Millrace-"))
+}
+
+/// The headers the raw message was published with, from its dead letter's headers.
+pub fn original_headers(letter: &HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    let mut kept_id = false;
+    for (name, values) in letter.iter() {
+        let text: &str = name.as_ref();
+        if text == headers::ORIGINAL_HEADER {
+            for value in values {
+                let decoded = BASE64.decode(value.as_str()).ok();
+                let text = decoded.as_deref().and_then(|d| std::str::from_utf8(d).ok());
+                if let Some((original, value)) = text.and_then(|t| t.split_once(": ")) {
+                    kept_id |= original.eq_ignore_ascii_case("Nats-Msg-Id");
+                    out.append(original, value);
+                }
+            }
+        } else if !set_by_letter(text) {
+            for value in values {
+                out.append(name.clone(), value.clone());
+            }
+        }
+    }
+    // Letters written before `Millrace-Original-Header` kept only the message id.
+    if !kept_id && let Some(id) = header_value(Some(letter), headers::RAW_MSG_ID) {
+        out.insert("Nats-Msg-Id", id);
+    }
+    out
+}
+
+/// What is known of the raw message that failed.
+#[derive(Debug)]
+pub struct DeadLetter<'a> {
+    /// The route.
+    pub route: &'a str,
+    /// `name@version`.
+    pub plugin: &'a str,
+    /// The raw subject.
+    pub raw_subject: &'a str,
+    /// The RAW stream sequence.
+    pub raw_sequence: u64,
+    /// The raw message identity (its `Nats-Msg-Id`, or stream and sequence).
+    pub raw_id: &'a str,
+    /// The original headers.
+    pub raw_headers: Option<&'a HeaderMap>,
+    /// Calls made.
+    pub attempts: u32,
+    /// What failed.
+    pub failure: &'a Failure,
+}
+
+impl DeadLetter<'_> {
+    /// The subject the dead letter goes to.
+    pub fn subject(&self) -> String {
+        millrace_core::subjects::dead_letters(self.route)
+    }
+
+    /// The `Nats-Msg-Id` of the dead letter, so a redelivered raw message is dead-lettered once.
+    pub fn msg_id(&self) -> String {
+        format!("dlq:{}:{}", self.route, self.raw_id)
+    }
+
+    /// The headers of the dead letter: the original ones plus what failed.
+    pub fn headers(&self) -> HeaderMap {
+        let mut out = HeaderMap::new();
+        if let Some(original) = self.raw_headers {
+            for (name, values) in original.iter() {
+                let name_text: &str = name.as_ref();
+                for value in values {
+                    if set_by_letter(name_text) {
+                        // The letter sets this name itself: the original is kept aside.
+                        let kept = BASE64.encode(format!("{name_text}: {}", value.as_str()));
+                        out.append(headers::ORIGINAL_HEADER, kept.as_str());
+                    } else {
+                        out.append(name.clone(), value.clone());
+                    }
+                }
+            }
+            if let Some(id) = header_value(Some(original), "Nats-Msg-Id") {
+                out.insert(headers::RAW_MSG_ID, id);
+            }
+        }
+        let failed_at = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_default();
+        out.insert(async_nats::header::NATS_MESSAGE_ID, self.msg_id().as_str());
+        out.insert(headers::ROUTE, self.route);
+        out.insert(headers::PLUGIN, self.plugin);
+        out.insert(headers::ERROR_KIND, self.failure.kind());
+        out.insert(headers::ERROR, one_line(&self.failure.message()).as_str());
+        out.insert(headers::ATTEMPTS, self.attempts.to_string().as_str());
+        out.insert(headers::RAW_SUBJECT, self.raw_subject);
+        out.insert(
+            headers::RAW_SEQUENCE,
+            self.raw_sequence.to_string().as_str(),
+        );
+        out.insert(headers::FAILED_AT, failed_at.as_str());
+        out
+    }
+}
+
+/// Header values hold no line breaks and stay short enough for any NATS server.
+fn one_line(text: &str) -> String {
+    const MAX: usize = 2048;
+    let mut line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if line.len() > MAX {
+        let mut cut = MAX;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push('…');
+    }
+    line
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use millrace_core::sandbox::{CallError, MapErrorKind};
+
+    /// The letter of raw message `abc` on route `mes` with `original` headers.
+    fn letter_of<'a>(original: &'a HeaderMap, failure: &'a Failure) -> DeadLetter<'a> {
+        DeadLetter {
+            route: "mes",
+            plugin: "p@1.0.0",
+            raw_subject: "raw.mes.p1.x",
+            raw_sequence: 7,
+            raw_id: "abc",
+            raw_headers: Some(original),
+            attempts: 1,
+            failure,
+        }
+    }
+
+    #[test]
+    fn headers_keep_the_original_and_say_what_failed() {
+        let mut original = HeaderMap::new();
+        original.insert(async_nats::header::NATS_MESSAGE_ID, "abc");
+        original.insert("X-Partner", "ACME");
+        let failure = Failure::Call(CallError::Map {
+            kind: MapErrorKind::MalformedInput,
+            message: "line 3:\nbad qty".into(),
+        });
+        let dl = letter_of(&original, &failure);
+        let h = dl.headers();
+        assert_eq!(dl.subject(), "dlq.mes");
+        assert_eq!(header_value(Some(&h), "nats-msg-id"), Some("dlq:mes:abc"));
+        assert_eq!(h.get(headers::RAW_MSG_ID).unwrap().as_str(), "abc");
+        assert_eq!(h.get("X-Partner").unwrap().as_str(), "ACME");
+        assert_eq!(
+            h.get(headers::ERROR_KIND).unwrap().as_str(),
+            "malformed-input"
+        );
+        assert_eq!(h.get(headers::ERROR).unwrap().as_str(), "line 3: bad qty");
+    }
+
+    #[test]
+    fn the_original_headers_come_back_exactly() {
+        let mut original = HeaderMap::new();
+        original.append("Nats-Msg-Id", "abc");
+        original.append(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        );
+        original.append("X-Partner", "ACME");
+        original.append("x-partner", "lower");
+        original.append("Millrace-Route", "forged");
+        original.append("X-Lot", "2");
+        original.append("X-Lot", "1");
+        let failure = Failure::Call(CallError::Trap("boom".into()));
+        let letter = letter_of(&original, &failure);
+        let mut stored = letter.headers();
+        stored.insert(
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01",
+        );
+        assert_eq!(stored.get(headers::ROUTE).unwrap().as_str(), "mes");
+        let back = original_headers(&stored);
+        assert_eq!(
+            crate::pipeline::plugin_headers(Some(&back)),
+            crate::pipeline::plugin_headers(Some(&original))
+        );
+    }
+
+    #[test]
+    fn letters_without_kept_headers_get_their_message_id_back() {
+        let mut old = HeaderMap::new();
+        old.insert(headers::RAW_MSG_ID, "abc");
+        old.insert(headers::ROUTE, "mes");
+        old.insert("X-Partner", "ACME");
+        let back = original_headers(&old);
+        assert_eq!(header_value(Some(&back), "Nats-Msg-Id"), Some("abc"));
+        assert_eq!(header_value(Some(&back), "X-Partner"), Some("ACME"));
+        assert_eq!(header_value(Some(&back), headers::ROUTE), None);
+    }
+}

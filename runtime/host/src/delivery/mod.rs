@@ -1,0 +1,330 @@
+//! Governed delivery of one raw message's outcome: system-of-record ownership, idempotency on
+//! business identity, ordering, then the canonical events (or the dead letter) published and
+//! stored by JetStream. It is the last stage of the [`crate::pipeline`], so live mapping,
+//! `dlq redrive` and `replay` all deliver by the same rules.
+
+pub mod dead_letter;
+pub mod idempotency;
+pub mod ordering;
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_nats::jetstream;
+use async_nats::{HeaderMap, header};
+
+use crate::delivery::dead_letter::DeadLetter;
+use crate::delivery::idempotency::TransactionLedger;
+use crate::delivery::ordering::OrderBook;
+use crate::observability::trace::TRACEPARENT;
+use crate::observability::{At, Observer};
+use crate::pipeline::RawInput;
+use crate::routes::Route;
+use millrace_core::canonical::{CloudEvent, Lineage, MappedEvent};
+use millrace_core::config::{GovernanceConfig, Ordering};
+use millrace_core::rules::Failure;
+use millrace_core::rules::ownership::OwnershipPolicy;
+use millrace_core::sandbox::PluginComponent;
+use millrace_transport as transport;
+
+/// How a delivery differs from the live flow.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode<'a> {
+    /// Set by `replay`: tagged on every event; business idempotency is not applied, since a
+    /// replay reprocesses on purpose.
+    pub replay_id: Option<&'a str>,
+    /// Event ids already on the CANONICAL stream: not published again.
+    pub existing_ids: Option<&'a HashSet<String>>,
+    /// Whether a failure becomes a dead letter (live, redrive) or is only reported (replay).
+    pub dead_letter: bool,
+    /// Whether the route's acknowledger answers the raw message for its trading partner (live
+    /// only: a redrive or replay reprocesses what the partner was already answered for).
+    pub acknowledge: bool,
+}
+
+impl Mode<'_> {
+    /// The live flow of the host.
+    pub const LIVE: Mode<'static> = Mode {
+        replay_id: None,
+        existing_ids: None,
+        dead_letter: true,
+        acknowledge: true,
+    };
+
+    /// A dead letter sent through its route again: the live rules, but a failure leaves the
+    /// letter where it is instead of writing a second one.
+    pub const REDRIVE: Mode<'static> = Mode {
+        replay_id: None,
+        existing_ids: None,
+        dead_letter: false,
+        acknowledge: false,
+    };
+}
+
+/// What became of a raw message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// Its events were published.
+    Events {
+        /// Events stored on CANONICAL.
+        published: usize,
+        /// Events skipped because their source transaction was delivered by another message.
+        duplicates: usize,
+        /// Events published marked late.
+        late: usize,
+        /// Events skipped because CANONICAL already holds them.
+        existing: usize,
+        /// The ids of the events published.
+        event_ids: Vec<String>,
+    },
+    /// It was dead-lettered (or, in a replay, failed) with this failure.
+    Failed(Failure),
+}
+
+/// The delivery stage: shared by every lane of a host.
+#[derive(Clone)]
+pub struct Delivery {
+    js: jetstream::Context,
+    ledger: TransactionLedger,
+    order: OrderBook,
+    ownership: OwnershipPolicy,
+    observer: Arc<Observer>,
+}
+
+impl Delivery {
+    /// Opens (creating when needed) the idempotency and order buckets.
+    pub async fn open(
+        js: &jetstream::Context,
+        governance: &GovernanceConfig,
+    ) -> anyhow::Result<Self> {
+        let ledger = transport::key_value(
+            js,
+            &governance.idempotency_bucket,
+            governance.horizon.get(),
+            "millrace: source transactions already delivered, per route",
+        )
+        .await?;
+        let order = transport::key_value(
+            js,
+            &governance.order_bucket,
+            governance.horizon.get(),
+            "millrace: newest source time per event kind and business key",
+        )
+        .await?;
+        Ok(Self {
+            js: js.clone(),
+            ledger: TransactionLedger::new(ledger),
+            order: OrderBook::new(order),
+            ownership: OwnershipPolicy::new(governance.ownership.clone()),
+            observer: Arc::new(Observer::new()),
+        })
+    }
+
+    /// Counts what is delivered in `observer` (the host's), instead of a private one.
+    #[must_use]
+    pub fn observed(mut self, observer: Arc<Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// Where what is delivered is counted.
+    pub fn observer(&self) -> &Observer {
+        &self.observer
+    }
+
+    /// Delivers the outcome of mapping `raw` with `plugin` on `route`, carrying `traceparent`
+    /// onto the events or the dead letter. An `Err` means nothing final happened (a transient
+    /// NATS error): the raw message must be redelivered.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn deliver(
+        &self,
+        route: &Route,
+        plugin: &PluginComponent,
+        raw: &RawInput,
+        traceparent: Option<&str>,
+        outcome: Result<Vec<MappedEvent>, Failure>,
+        attempts: u32,
+        mode: &Mode<'_>,
+    ) -> anyhow::Result<Delivered> {
+        let system = route.source_system(&raw.subject);
+        let outcome =
+            outcome.and_then(|events| self.ownership.check(system, &events).map(|()| events));
+        let events = match outcome {
+            Ok(events) => events,
+            Err(failure) => {
+                if mode.dead_letter {
+                    self.dead_letter(route, plugin, raw, traceparent, attempts, &failure)
+                        .await?;
+                    let at = At {
+                        route: &route.name,
+                        plugin_version: &plugin.id(),
+                    };
+                    self.observer.dead_lettered(
+                        at,
+                        &failure,
+                        route.site(&raw.subject),
+                        route.partner(&raw.subject),
+                    );
+                }
+                return Ok(Delivered::Failed(failure));
+            }
+        };
+        let lineage = Lineage {
+            raw_id: &raw.identity,
+            system,
+            route: &route.name,
+            plugin: &plugin.name,
+            plugin_version: &plugin.version,
+            raw_sequence: raw.sequence,
+        };
+        let resent: BTreeSet<String> = if route.idempotency && mode.replay_id.is_none() {
+            self.ledger
+                .claim(&route.name, &raw.identity, &events)
+                .await?
+        } else {
+            BTreeSet::new()
+        };
+        let (mut duplicates, mut existing) = (0, 0);
+        let mut outgoing: Vec<(&MappedEvent, CloudEvent)> = Vec::with_capacity(events.len());
+        for (index, event) in events.iter().enumerate() {
+            if event
+                .source_transaction
+                .as_ref()
+                .is_some_and(|t| resent.contains(t))
+            {
+                duplicates += 1;
+                continue;
+            }
+            let mut envelope = CloudEvent::new(event, index, &lineage);
+            if mode
+                .existing_ids
+                .is_some_and(|ids| ids.contains(&envelope.id))
+            {
+                existing += 1;
+                continue;
+            }
+            envelope.replayid = mode.replay_id.map(str::to_owned);
+            outgoing.push((event, envelope));
+        }
+        let mut late = 0;
+        if route.ordering == Ordering::Flag && !outgoing.is_empty() {
+            let events: Vec<&MappedEvent> = outgoing.iter().map(|(e, _)| *e).collect();
+            let flags = self.order.check(&events).await?;
+            for ((_, envelope), is_late) in outgoing.iter_mut().zip(flags) {
+                if is_late {
+                    envelope.late = Some(true);
+                    late += 1;
+                }
+            }
+        }
+        if duplicates > 0 {
+            tracing::info!(
+                route = &*route.name,
+                raw_id = raw.identity.as_str(),
+                duplicates,
+                "skipped events of source transactions another message already delivered (a resend)"
+            );
+        }
+        if late > 0 {
+            tracing::info!(
+                route = &*route.name,
+                raw_id = raw.identity.as_str(),
+                late,
+                "published events marked late"
+            );
+        }
+        self.publish(&outgoing, traceparent).await?;
+        if mode.replay_id.is_none() {
+            // Replays reprocess history on purpose: their delays are not postings.
+            let at = At {
+                route: &route.name,
+                plugin_version: &plugin.id(),
+            };
+            self.observer.published(
+                at,
+                outgoing
+                    .iter()
+                    .map(|(event, envelope)| (*event, envelope.late == Some(true))),
+            );
+            self.observer.duplicates(at, duplicates);
+        }
+        Ok(Delivered::Events {
+            published: outgoing.len(),
+            duplicates,
+            late,
+            existing,
+            event_ids: outgoing.into_iter().map(|(_, e)| e.id).collect(),
+        })
+    }
+
+    /// Publishes the events pipelined, then waits until JetStream has stored every one.
+    async fn publish(
+        &self,
+        outgoing: &[(&MappedEvent, CloudEvent)],
+        traceparent: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut acks = Vec::with_capacity(outgoing.len());
+        for (event, envelope) in outgoing {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::NATS_MESSAGE_ID, envelope.id.as_str());
+            headers.insert("Content-Type", "application/cloudevents+json");
+            if let Some(traceparent) = traceparent {
+                headers.insert(TRACEPARENT, traceparent);
+            }
+            let body = serde_json::to_vec(envelope).context("cannot encode an event")?;
+            let ack = self
+                .js
+                .publish_with_headers(CloudEvent::nats_subject(event), headers, body.into())
+                .await
+                .context("cannot publish a canonical event")?;
+            acks.push(ack);
+        }
+        for ack in acks {
+            ack.await
+                .context("JetStream did not store a canonical event")?;
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        route: &Route,
+        plugin: &PluginComponent,
+        raw: &RawInput,
+        traceparent: Option<&str>,
+        attempts: u32,
+        failure: &Failure,
+    ) -> anyhow::Result<()> {
+        tracing::warn!(
+            route = &*route.name,
+            plugin = plugin.id(),
+            raw_sequence = raw.sequence,
+            subject = raw.subject.as_str(),
+            error_kind = failure.kind(),
+            attempts,
+            "dead-lettered: {failure}"
+        );
+        let letter = DeadLetter {
+            route: &route.name,
+            plugin: &plugin.id(),
+            raw_subject: &raw.subject,
+            raw_sequence: raw.sequence,
+            raw_id: &raw.identity,
+            raw_headers: raw.headers.as_ref(),
+            attempts,
+            failure,
+        };
+        let mut headers = letter.headers();
+        if let Some(traceparent) = traceparent {
+            headers.insert(TRACEPARENT, traceparent);
+        }
+        self.js
+            .publish_with_headers(letter.subject(), headers, raw.payload.clone())
+            .await
+            .context("cannot publish a dead letter")?
+            .await
+            .context("JetStream did not store a dead letter")?;
+        Ok(())
+    }
+}

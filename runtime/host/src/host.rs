@@ -1,0 +1,594 @@
+//! The host daemon: consumes every route's raw subjects, takes each message through the
+//! [`crate::pipeline`] and only then acks.
+//!
+//! Messages are spread over ordered lanes by raw subject: a lane handles one message at a
+//! time, start to ack, so the messages of one subject are published in order while other
+//! subjects run in parallel. Lanes and workers are fed through bounded channels, so when the
+//! host is busy it stops pulling from JetStream rather than queueing without bound.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, AckKind};
+use futures::StreamExt;
+use std::net::SocketAddr;
+
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::acknowledgements::Acknowledgements;
+use crate::admin::{self, AdminState, RunningHost};
+use crate::delivery::{Delivery, Mode};
+use crate::observability::Observer;
+use crate::pipeline::{Pipeline, RawInput};
+use crate::registry::loader::PluginLoader;
+use crate::registry::store::{BindingChange, Registry};
+use crate::routes::{Route, RouteTable, Serving};
+use millrace_core::config::Config;
+use millrace_core::sandbox::Sandbox;
+use millrace_core::subjects;
+use millrace_core::workers::WorkerPool;
+use millrace_transport as transport;
+
+/// Messages waiting per lane before the consumers wait.
+const LANE_QUEUE: usize = 32;
+
+/// How long a stopping host waits for its last publishes to leave.
+const FLUSH_ON_STOP: Duration = Duration::from_secs(2);
+
+/// How soon a message the host could not finish (publish failed, workers stopping) is
+/// redelivered.
+const REDELIVER_AFTER_HOST_FAILURE: Duration = Duration::from_secs(1);
+
+/// A raw message pulled for a route.
+struct Incoming {
+    route: Arc<Route>,
+    message: jetstream::Message,
+}
+
+/// The live driver of the pipeline, shared by the lanes: takes each pulled message through
+/// the pipeline, then acks it, or leaves it to redelivery after a host failure.
+struct LiveDriver {
+    pipeline: Pipeline,
+    raw_stream: String,
+    observer: Arc<Observer>,
+}
+
+/// A host to start: its configuration, NATS connection and sandbox, and optionally an admin
+/// listener already bound (tests bind port 0 and ask [`HostHandle::admin_addr`]).
+pub struct HostBuilder {
+    config: Arc<Config>,
+    client: async_nats::Client,
+    sandbox: Sandbox,
+    admin_listener: Option<tokio::net::TcpListener>,
+}
+
+/// Where a host is in its life, as [`HostHandle`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostState {
+    /// Opening streams, loading and admitting the routes' plugin versions.
+    Starting,
+    /// Every route consumes; the admin API (when there is one) listens at this address.
+    Ready {
+        /// The admin API's address.
+        admin_addr: Option<SocketAddr>,
+    },
+    /// Stopped (see [`HostHandle::wait`] for why).
+    Stopped,
+}
+
+/// A route's binding changed and the host acted on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSwitch {
+    /// The route.
+    pub route: String,
+    /// `name@version` it served before.
+    pub from: String,
+    /// The versions it serves now, with their roles, or why it stays on `from`.
+    pub to: Result<Vec<Serving>, String>,
+}
+
+/// A running host: its state, the route switches it makes, and how to stop it.
+pub struct HostHandle {
+    state: watch::Receiver<HostState>,
+    switches: broadcast::Sender<RouteSwitch>,
+    shutdown: CancellationToken,
+    /// The host's task; taken by [`ready`](HostHandle::ready) when it reports the host's error.
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl HostBuilder {
+    /// A host serving `config`'s routes over `client`, running plugins in `sandbox`.
+    pub fn new(config: Arc<Config>, client: async_nats::Client, sandbox: Sandbox) -> Self {
+        Self {
+            config,
+            client,
+            sandbox,
+            admin_listener: None,
+        }
+    }
+
+    /// Serves the admin API on `listener` instead of binding `admin.listen`.
+    #[must_use]
+    pub fn admin_listener(mut self, listener: tokio::net::TcpListener) -> Self {
+        self.admin_listener = Some(listener);
+        self
+    }
+
+    /// Starts the host on the current tokio runtime and returns at once.
+    pub fn start(self) -> HostHandle {
+        let shutdown = CancellationToken::new();
+        let (state, watched) = watch::channel(HostState::Starting);
+        let (switches, _) = broadcast::channel(64);
+        let task = tokio::spawn(run(self, shutdown.clone(), state, switches.clone()));
+        HostHandle {
+            state: watched,
+            switches,
+            shutdown,
+            task: Some(task),
+        }
+    }
+}
+
+impl HostHandle {
+    /// Waits until every route consumes; `Err` (with the reason) when the host stopped first.
+    pub async fn ready(&mut self) -> anyhow::Result<()> {
+        let reached = self
+            .state
+            .wait_for(|s| !matches!(s, HostState::Starting))
+            .await
+            .map(|s| s.clone());
+        match (reached, self.task.take()) {
+            (Ok(HostState::Ready { .. }), task) => {
+                self.task = task;
+                Ok(())
+            }
+            (_, Some(task)) => match task.await {
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(())) => anyhow::bail!("the host stopped before it was ready"),
+                Err(e) => Err(anyhow::anyhow!("the host task failed: {e}")),
+            },
+            (_, None) => anyhow::bail!("the host stopped before it was ready"),
+        }
+    }
+
+    /// Where the host is now.
+    pub fn state(&self) -> HostState {
+        self.state.borrow().clone()
+    }
+
+    /// The admin API's address, once the host is ready and serves one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        match &*self.state.borrow() {
+            HostState::Ready { admin_addr } => *admin_addr,
+            _ => None,
+        }
+    }
+
+    /// The route switches the host makes from now on, as bindings change.
+    pub fn route_switches(&self) -> broadcast::Receiver<RouteSwitch> {
+        self.switches.subscribe()
+    }
+
+    /// Asks the host to stop: it finishes the messages in flight (within `host.drain_timeout`)
+    /// and leaves the rest to redelivery.
+    pub fn stop(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until the host has stopped, without taking its result (see [`wait`](Self::wait)).
+    pub async fn stopped(&mut self) {
+        let _ = self
+            .state
+            .wait_for(|s| matches!(s, HostState::Stopped))
+            .await;
+    }
+
+    /// Waits until the host has stopped (asked to, or because a consumer failed), and returns
+    /// its outcome (unless [`ready`](Self::ready) already returned it).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        match self.task {
+            Some(task) => task.await.context("the host task failed")?,
+            None => anyhow::bail!("the host stopped before it was ready (ready() said why)"),
+        }
+    }
+
+    /// Stops the host and waits until it has.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.stop();
+        self.wait().await
+    }
+}
+
+/// The host's life: start, serve until `shutdown` is cancelled or a consumer fails, drain.
+async fn run(
+    builder: HostBuilder,
+    shutdown: CancellationToken,
+    state: watch::Sender<HostState>,
+    switches: broadcast::Sender<RouteSwitch>,
+) -> anyhow::Result<()> {
+    let result = serve(builder, &shutdown, &state, switches).await;
+    shutdown.cancel();
+    state.send_replace(HostState::Stopped);
+    result
+}
+
+async fn serve(
+    builder: HostBuilder,
+    shutdown: &CancellationToken,
+    state: &watch::Sender<HostState>,
+    switches: broadcast::Sender<RouteSwitch>,
+) -> anyhow::Result<()> {
+    let HostBuilder {
+        config,
+        client,
+        sandbox,
+        admin_listener,
+    } = builder;
+    let shutdown = shutdown.clone();
+    let js = jetstream::new(client.clone());
+    transport::ensure_streams(&js, &config.streams).await?;
+    transport::ensure_buckets(&js, &config).await?;
+    let registry = Registry::open(&config, Some(&js)).await?;
+    let bindings = registry.bindings().await?;
+    let changes = registry.watch().await?;
+    // Bound before anything is loaded: an address in use fails the start at once.
+    let admin_listener = match (&config.admin, admin_listener) {
+        (Some(_), Some(listener)) => Some(listener),
+        (Some(admin), None) => Some(
+            tokio::net::TcpListener::bind(admin.listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen on {} for the admin API (admin.listen in {})",
+                        admin.listen,
+                        config.source.display()
+                    )
+                })?,
+        ),
+        (None, _) => None,
+    };
+    let admin_addr = match &admin_listener {
+        Some(listener) => Some(
+            listener
+                .local_addr()
+                .context("the admin listener has no address")?,
+        ),
+        None => None,
+    };
+    let loader = Arc::new(PluginLoader::new(
+        config.clone(),
+        sandbox.clone(),
+        Some(registry.clone()),
+    ));
+    let table = Arc::new(RouteTable::load(&config, &loader, &bindings).await?);
+    let observer = Arc::new(Observer::new());
+    for route in table.routes() {
+        observer.serving(&route.name, &route.serving());
+    }
+    let follower = tokio::spawn(follow_bindings(
+        changes,
+        table.clone(),
+        loader.clone(),
+        observer.clone(),
+        switches,
+        shutdown.clone(),
+    ));
+    if table.routes().is_empty() {
+        tracing::warn!(
+            "no routes in {}: nothing will be mapped; add a [routes.<name>] section",
+            config.source.display()
+        );
+    }
+    let delivery = Delivery::open(&js, &config.governance)
+        .await?
+        .observed(observer.clone());
+    let pool = WorkerPool::start(config.host.workers).context("cannot start the worker threads")?;
+    let acknowledgements = Acknowledgements::open(&config, &js, &sandbox, Some(&registry))
+        .await?
+        .map(Arc::new);
+    let shared = Arc::new(LiveDriver {
+        pipeline: Pipeline::new(pool, delivery.clone(), js.clone()).acknowledging(acknowledgements),
+        raw_stream: config.streams.raw.clone(),
+        observer: observer.clone(),
+    });
+
+    let mut lanes = Vec::with_capacity(config.host.partitions);
+    let mut lane_tasks = JoinSet::new();
+    for _ in 0..config.host.partitions {
+        let (tx, mut rx) = mpsc::channel::<Incoming>(LANE_QUEUE);
+        let shared = shared.clone();
+        let stopping = shutdown.clone();
+        lane_tasks.spawn(async move {
+            // A stopping host finishes the message in hand; the queued ones are redelivered.
+            loop {
+                let incoming = tokio::select! {
+                    biased;
+                    () = stopping.cancelled() => break,
+                    incoming = rx.recv() => incoming,
+                };
+                let Some(incoming) = incoming else { break };
+                shared.drive(incoming).await;
+            }
+        });
+        lanes.push(tx);
+    }
+
+    let mut consumers = JoinSet::new();
+    let mut watched = Vec::new();
+    for route in table.routes() {
+        let consumer = transport::route_consumer(
+            &js,
+            &config.streams.raw,
+            &route.name,
+            &route.subjects,
+            route.ack_wait,
+        )
+        .await?;
+        // The lag is the route consumer's, reported under all its subjects at once.
+        watched.push((
+            route.name.clone(),
+            route.subjects.join(","),
+            consumer.clone(),
+        ));
+        consumers.spawn(pull(
+            consumer,
+            route.clone(),
+            lanes.clone(),
+            shutdown.clone(),
+        ));
+        tracing::info!(
+            route = &*route.name,
+            plugin = route.active().id(),
+            digest = &route.active().digest[..12],
+            subjects = ?route.subjects,
+            "route serving"
+        );
+    }
+    let lag = tokio::spawn(watch_lag(watched, observer.clone(), shutdown.clone()));
+    let readiness = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let admin = match admin_listener {
+        Some(listener) => {
+            let state = AdminState::new(RunningHost {
+                config: config.clone(),
+                client: client.clone(),
+                reads: admin::reads_connection(&config, &client).await,
+                registry,
+                sandbox,
+                loader: loader.clone(),
+                table: table.clone(),
+                delivery,
+                observer: observer.clone(),
+                ready: readiness.clone(),
+            })?;
+            Some(tokio::spawn(admin::serve(
+                listener,
+                state,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
+    state.send_replace(HostState::Ready { admin_addr });
+
+    let mut result = Ok(());
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        Some(ended) = consumers.join_next() => {
+            result = ended.context("a consumer task failed").and_then(|r| r);
+        }
+    }
+    shutdown.cancel();
+    readiness.store(false, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!("stopping: finishing the messages in flight");
+    let drain = config.host.drain_timeout.get();
+    let drained = tokio::time::timeout(drain, async {
+        while consumers.join_next().await.is_some() {}
+        if let Some(admin) = admin {
+            match admin.await {
+                Ok(Err(e)) => tracing::warn!("the admin server stopped with an error: {e:#}"),
+                Err(e) => tracing::warn!("the admin server task failed: {e}"),
+                Ok(Ok(())) => {}
+            }
+        }
+        while lane_tasks.join_next().await.is_some() {}
+    })
+    .await;
+    lag.abort();
+    follower.abort();
+    if drained.is_err() {
+        // NATS gone, or a target stuck: nothing acked is lost, what is not acked is redelivered.
+        tracing::warn!(
+            "stopping: gave up waiting after {drain:?} (host.drain_timeout); the messages not yet acknowledged will be redelivered"
+        );
+        consumers.abort_all();
+        lane_tasks.abort_all();
+        while lane_tasks.join_next().await.is_some() {}
+    }
+    drop(lanes);
+    if let Ok(shared) = Arc::try_unwrap(shared) {
+        shared.pipeline.shutdown().await;
+    }
+    let _ = tokio::time::timeout(FLUSH_ON_STOP, client.flush()).await;
+    tracing::info!("host stopped");
+    result
+}
+
+/// Pulls a route subject's messages into the lanes until shutdown. Losing the server only
+/// pauses it: it opens a new pull stream once the connection is back.
+async fn pull(
+    consumer: jetstream::consumer::PullConsumer,
+    route: Arc<Route>,
+    lanes: Vec<mpsc::Sender<Incoming>>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let pause = || tokio::time::sleep(Duration::from_millis(500));
+    loop {
+        let mut messages = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            opened = consumer.messages() => match opened {
+                Ok(messages) => messages,
+                Err(e) => {
+                    tracing::warn!(route = &*route.name, "cannot pull messages, retrying: {e}");
+                    pause().await;
+                    continue;
+                }
+            },
+        };
+        loop {
+            let next = tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                next = messages.next() => next,
+            };
+            match next {
+                Some(Ok(message)) => {
+                    let lane = subjects::lane(&message.subject, lanes.len());
+                    let incoming = Incoming {
+                        route: route.clone(),
+                        message,
+                    };
+                    let sent = tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        sent = lanes[lane].send(incoming) => sent,
+                    };
+                    if sent.is_err() {
+                        return Ok(());
+                    }
+                }
+                Some(Err(e)) => {
+                    // Missed heartbeats and the like while the server restarts: the stream
+                    // carries on once the connection is back.
+                    tracing::warn!(route = &*route.name, "pulling messages: {e}");
+                    pause().await;
+                }
+                None => break,
+            }
+        }
+        pause().await;
+    }
+}
+
+impl LiveDriver {
+    /// Takes one raw message through the pipeline, then acks it once it is done (its events
+    /// or its dead letter stored), or leaves it to redelivery after a host failure.
+    async fn drive(&self, incoming: Incoming) {
+        let Incoming { route, message } = incoming;
+        let input = RawInput::delivered(&message, &self.raw_stream);
+        let processed = self.pipeline.process(&route, &input, &Mode::LIVE).await;
+        match processed.outcome {
+            Ok(_) => {
+                if let Err(e) = message.ack().await {
+                    tracing::warn!(
+                        route = &*route.name,
+                        raw_sequence = input.sequence,
+                        "ack failed, JetStream will redeliver: {e}"
+                    );
+                }
+                self.observer.finished(&route.name, input.stored_at);
+            }
+            Err(e) => {
+                tracing::warn!(
+                    route = &*route.name,
+                    raw_sequence = input.sequence,
+                    "the message will be redelivered: {e}"
+                );
+                let _ = message
+                    .ack_with(AckKind::Nak(Some(REDELIVER_AFTER_HOST_FAILURE)))
+                    .await;
+            }
+        }
+    }
+}
+
+/// How often consumer lag is read from the server.
+const LAG_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Reads every route consumer's pending count into the metrics until shutdown.
+async fn watch_lag(
+    consumers: Vec<(Arc<str>, String, jetstream::consumer::PullConsumer)>,
+    observer: Arc<Observer>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let mut per_route: std::collections::BTreeMap<&str, u64> = Default::default();
+        for (route, subject, consumer) in &consumers {
+            // A consumer that cannot be read now (server restarting) keeps its last figure.
+            if let Ok(info) = consumer.get_info().await {
+                observer.pending(route, subject, info.num_pending);
+                *per_route.entry(route).or_default() += info.num_pending;
+            }
+        }
+        for (route, pending) in per_route {
+            observer.route_pending(route, pending);
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(LAG_INTERVAL) => {}
+        }
+    }
+}
+
+/// Follows route bindings: when one changes, loads its versions (compiled off the hot path,
+/// or taken from the compile cache) and swaps them in; a version that cannot be loaded leaves
+/// the route on what it serves.
+async fn follow_bindings(
+    mut changes: mpsc::Receiver<BindingChange>,
+    table: Arc<RouteTable>,
+    loader: Arc<PluginLoader>,
+    observer: Arc<Observer>,
+    switches: broadcast::Sender<RouteSwitch>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let change = tokio::select! {
+            () = shutdown.cancelled() => return,
+            change = changes.recv() => change,
+        };
+        let Some(change) = change else { return };
+        let Some(route) = table.get(&change.route) else {
+            continue;
+        };
+        let started = std::time::Instant::now();
+        let before = route.active().id();
+        match loader
+            .versions(&change.route, change.binding.as_ref())
+            .await
+        {
+            Ok(versions) => {
+                let after = versions.active.id();
+                let candidate = versions
+                    .candidate
+                    .as_ref()
+                    .map(|(c, mode)| format!("{} ({mode:?})", c.id()));
+                route.swap(versions);
+                observer.serving(&route.name, &route.serving());
+                tracing::info!(
+                    route = &*route.name,
+                    from = before,
+                    to = after,
+                    candidate,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "route switched"
+                );
+                let _ = switches.send(RouteSwitch {
+                    route: route.name.to_string(),
+                    from: before,
+                    to: Ok(route.serving()),
+                });
+            }
+            Err(e) => {
+                tracing::error!(
+                    route = &*route.name,
+                    "route stays on {before}: the new binding cannot be served: {e:#}"
+                );
+                let _ = switches.send(RouteSwitch {
+                    route: route.name.to_string(),
+                    from: before,
+                    to: Err(format!("{e:#}")),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The dead-letter stream read back: listing letters, showing one, and redriving them
+//! through their route once the cause is fixed. `millrace dlq` and the admin API both use it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer};
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::delivery::dead_letter::{headers, original_headers};
+use crate::delivery::{Delivered, Delivery, Mode};
+use crate::pipeline::{Pipeline, RawInput};
+use crate::registry::loader::PluginLoader;
+use crate::routes::Route;
+use millrace_core::config::Config;
+use millrace_core::subjects;
+use millrace_core::workers::WorkerPool;
+use millrace_transport::header_value;
+use millrace_transport::reader::{self, StreamReader};
+
+/// One dead letter as stored on the DLQ stream.
+#[derive(Debug, Clone)]
+pub struct StoredLetter {
+    /// Its DLQ stream sequence.
+    pub sequence: u64,
+    /// `dlq.<route>`.
+    pub subject: String,
+    /// The original headers plus the `Millrace-*` ones.
+    pub headers: HeaderMap,
+    /// The original payload.
+    pub payload: Bytes,
+}
+
+/// What a dead letter says, as the API lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LetterSummary {
+    /// DLQ stream sequence.
+    pub sequence: u64,
+    /// The route.
+    pub route: String,
+    /// `name@version` of the plugin.
+    pub plugin: String,
+    /// The failure kind.
+    pub error_kind: String,
+    /// The reason.
+    pub error: String,
+    /// Calls made.
+    pub attempts: u32,
+    /// When, RFC 3339.
+    pub failed_at: String,
+    /// The raw subject.
+    pub raw_subject: String,
+    /// The RAW stream sequence.
+    pub raw_sequence: u64,
+}
+
+/// A dead letter in full, as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LetterDetail {
+    /// What it says.
+    #[serde(flatten)]
+    pub summary: LetterSummary,
+    /// Every header, sorted by name.
+    pub headers: Vec<(String, String)>,
+    /// The payload as text, when it is UTF-8.
+    pub payload_text: Option<String>,
+    /// The payload, base64.
+    pub payload_base64: String,
+    /// Its size in bytes.
+    pub payload_bytes: usize,
+}
+
+impl StoredLetter {
+    /// A header's value, or "".
+    pub fn header(&self, name: &str) -> &str {
+        header_value(Some(&self.headers), name).unwrap_or("")
+    }
+
+    /// What it says.
+    pub fn summary(&self) -> LetterSummary {
+        LetterSummary {
+            sequence: self.sequence,
+            route: self.header(headers::ROUTE).to_owned(),
+            plugin: self.header(headers::PLUGIN).to_owned(),
+            error_kind: self.header(headers::ERROR_KIND).to_owned(),
+            error: self.header(headers::ERROR).to_owned(),
+            attempts: self.header(headers::ATTEMPTS).parse().unwrap_or(0),
+            failed_at: self.header(headers::FAILED_AT).to_owned(),
+            raw_subject: self.header(headers::RAW_SUBJECT).to_owned(),
+            raw_sequence: self.header(headers::RAW_SEQUENCE).parse().unwrap_or(0),
+        }
+    }
+
+    /// Every header, sorted.
+    pub fn sorted_headers(&self) -> Vec<(String, String)> {
+        let mut pairs: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .flat_map(|(n, vs)| {
+                vs.iter()
+                    .map(move |v| (n.to_string(), v.as_str().to_owned()))
+            })
+            .collect();
+        pairs.sort();
+        pairs
+    }
+
+    /// The raw message the letter keeps, as it was published to the RAW stream `raw_stream`.
+    pub fn raw_input(&self, raw_stream: &str) -> RawInput {
+        RawInput::new(
+            self.header(headers::RAW_SUBJECT).to_owned(),
+            Some(original_headers(&self.headers)),
+            self.payload.clone(),
+            raw_stream,
+            self.header(headers::RAW_SEQUENCE).parse().unwrap_or(0),
+        )
+    }
+
+    /// The whole letter.
+    pub fn detail(&self) -> LetterDetail {
+        LetterDetail {
+            summary: self.summary(),
+            headers: self.sorted_headers(),
+            payload_text: std::str::from_utf8(&self.payload).ok().map(str::to_owned),
+            payload_base64: base64::engine::general_purpose::STANDARD.encode(&self.payload),
+            payload_bytes: self.payload.len(),
+        }
+    }
+}
+
+/// Every dead letter (of `route`, when given), oldest first, headers only: the payloads stay on
+/// the server (`letter` reads one whole).
+pub async fn letters(
+    js: &jetstream::Context,
+    config: &Config,
+    route: Option<&str>,
+) -> anyhow::Result<Vec<StoredLetter>> {
+    let filter = route.map_or_else(
+        || subjects::ALL_DEAD_LETTERS.to_owned(),
+        subjects::dead_letters,
+    );
+    let mut reader = StreamReader::open(
+        js,
+        &config.streams.dlq,
+        Some(&filter),
+        consumer::DeliverPolicy::All,
+        true,
+    )
+    .await?;
+    let mut out = Vec::new();
+    while let Some(message) = reader.next().await? {
+        out.push(StoredLetter {
+            sequence: message.info().map_or(0, |i| i.stream_sequence),
+            subject: message.subject.to_string(),
+            headers: message.headers.clone().unwrap_or_default(),
+            payload: message.payload.clone(),
+        });
+    }
+    Ok(out)
+}
+
+/// There is no dead letter at a sequence (never was, or redriven and deleted).
+#[derive(Debug, thiserror::Error)]
+#[error("there is no dead letter with sequence {sequence} in {stream} (see `millrace dlq list`)")]
+pub struct NoSuchLetter {
+    /// The sequence asked for.
+    pub sequence: u64,
+    /// The dead-letter stream.
+    pub stream: String,
+}
+
+/// The dead letter at `sequence`; the error is a [`NoSuchLetter`] when there is none.
+pub async fn letter(
+    js: &jetstream::Context,
+    config: &Config,
+    sequence: u64,
+) -> anyhow::Result<StoredLetter> {
+    let stream = &config.streams.dlq;
+    let message = reader::message_at(js, stream, sequence)
+        .await
+        .with_context(|| format!("cannot open the dead-letter stream {stream}"))?
+        .ok_or_else(|| NoSuchLetter {
+            sequence,
+            stream: stream.clone(),
+        })?;
+    Ok(StoredLetter {
+        sequence,
+        subject: message.subject.to_string(),
+        headers: message.headers.clone().unwrap_or_default(),
+        payload: message.payload.clone(),
+    })
+}
+
+/// What redriving one letter did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Redriven {
+    /// The letter's DLQ sequence.
+    pub sequence: u64,
+    /// The raw subject.
+    pub raw_subject: String,
+    /// The version it went through.
+    pub plugin: String,
+    /// Events published.
+    pub published: usize,
+    /// Events skipped as already delivered.
+    pub duplicates: usize,
+    /// Set when it failed again (kind: reason); the letter then stays.
+    pub still_failing: Option<String>,
+}
+
+/// Sends dead letters back through their routes, on the [`Pipeline`] the host maps with.
+pub struct Redriver {
+    config: Arc<Config>,
+    js: jetstream::Context,
+    loader: Arc<PluginLoader>,
+    pipeline: Pipeline,
+    plugin: Option<PathBuf>,
+    version: Option<String>,
+    routes: HashMap<String, Arc<Route>>,
+}
+
+impl Redriver {
+    /// Redrives through each route's active version, or through `version` (a deployed
+    /// `name@version`) or `plugin` (a folder or component) instead.
+    pub fn new(
+        config: Arc<Config>,
+        js: jetstream::Context,
+        loader: Arc<PluginLoader>,
+        delivery: Delivery,
+        version: Option<String>,
+        plugin: Option<PathBuf>,
+    ) -> anyhow::Result<Self> {
+        let pool = WorkerPool::start(1).context("cannot start a worker thread")?;
+        Ok(Self {
+            config,
+            pipeline: Pipeline::new(pool, delivery, js.clone()),
+            js,
+            loader,
+            plugin,
+            version,
+            routes: HashMap::new(),
+        })
+    }
+
+    /// Maps the letter at `sequence` again and delivers the outcome; the letter is deleted
+    /// only once its events are stored.
+    pub async fn redrive(&mut self, sequence: u64) -> anyhow::Result<Redriven> {
+        let l = letter(&self.js, &self.config, sequence).await?;
+        let name = l.header(headers::ROUTE).to_owned();
+        let route = match self.routes.get(&name) {
+            Some(route) => route.clone(),
+            None => {
+                let route = Arc::new(
+                    self.loader
+                        .route_through(&name, self.version.as_deref(), self.plugin.as_deref())
+                        .await?,
+                );
+                self.routes.insert(name.clone(), route.clone());
+                route
+            }
+        };
+        let input = l.raw_input(&self.config.streams.raw);
+        let processed = self.pipeline.process(&route, &input, &Mode::REDRIVE).await;
+        let delivered = processed.outcome.with_context(|| {
+            format!("dead letter {sequence} could not be redriven now and stays")
+        })?;
+        let mut redriven = Redriven {
+            sequence,
+            raw_subject: input.subject,
+            plugin: processed.plugin,
+            published: 0,
+            duplicates: 0,
+            still_failing: None,
+        };
+        match delivered {
+            Delivered::Events {
+                published,
+                duplicates,
+                ..
+            } => {
+                let dlq = self.js.get_stream(&self.config.streams.dlq).await?;
+                dlq.delete_message(sequence).await.with_context(|| {
+                    format!("dead letter {sequence} was redriven but could not be deleted")
+                })?;
+                redriven.published = published;
+                redriven.duplicates = duplicates;
+            }
+            Delivered::Failed(failure) => {
+                redriven.still_failing = Some(format!("{}: {}", failure.kind(), failure.message()));
+            }
+        }
+        Ok(redriven)
+    }
+
+    /// Stops the worker thread.
+    pub async fn finish(self) {
+        self.pipeline.shutdown().await;
+    }
+}

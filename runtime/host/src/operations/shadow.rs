@@ -1,0 +1,144 @@
+//! Shadow runs: a candidate version maps every message beside the active one, its events are
+//! never published, and the host reports field by field where the two disagree — what a new
+//! mapping would change, before anyone promotes it.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::registry::fixtures::Outcome;
+
+/// One field where the candidate differs from the active version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Difference {
+    /// Where, e.g. `events[0].data.good_quantity.amount`.
+    pub path: String,
+    /// The active version's value; absent when only the candidate has the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<Value>,
+    /// The candidate's value; absent when only the active version has the field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<Value>,
+}
+
+/// A shadow report of one raw message, published to `shadow.<route>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ShadowReport {
+    /// The route.
+    pub route: String,
+    /// The raw subject.
+    pub raw_subject: String,
+    /// The RAW stream sequence.
+    pub raw_sequence: u64,
+    /// The active version.
+    pub active: String,
+    /// The candidate version.
+    pub candidate: String,
+    /// Where they differ.
+    pub differences: Vec<Difference>,
+}
+
+/// The newest `limit` shadow reports of `route`, oldest first, read within `within` (a bounded
+/// read from the end of the stream, however many reports it holds).
+pub async fn reports(
+    js: &async_nats::jetstream::Context,
+    config: &millrace_core::config::Config,
+    route: &str,
+    limit: usize,
+    within: std::time::Duration,
+) -> anyhow::Result<Vec<ShadowReport>> {
+    use anyhow::Context as _;
+    let messages = millrace_transport::reader::tail(
+        js,
+        &config.streams.shadow,
+        &millrace_core::subjects::shadow(route),
+        limit,
+        false,
+        within,
+    )
+    .await
+    .context("cannot read the shadow reports")?;
+    messages
+        .iter()
+        .map(|message| {
+            serde_json::from_slice(&message.payload).context("a shadow report does not parse")
+        })
+        .collect()
+}
+
+/// Where two outcomes differ, field by field.
+pub fn differences(active: &Outcome, candidate: &Outcome) -> Vec<Difference> {
+    let (a, c) = (
+        serde_json::to_value(active).unwrap_or(Value::Null),
+        serde_json::to_value(candidate).unwrap_or(Value::Null),
+    );
+    let mut out = Vec::new();
+    compare("", Some(&a), Some(&c), &mut out);
+    out
+}
+
+fn compare(path: &str, a: Option<&Value>, c: Option<&Value>, out: &mut Vec<Difference>) {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match (a, c) {
+        (Some(Value::Object(a)), Some(Value::Object(c))) => {
+            let mut keys: Vec<&String> = a.keys().chain(c.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for key in keys {
+                compare(&join(key), a.get(key), c.get(key), out);
+            }
+        }
+        (Some(Value::Array(a)), Some(Value::Array(c))) => {
+            for i in 0..a.len().max(c.len()) {
+                compare(&format!("{path}[{i}]"), a.get(i), c.get(i), out);
+            }
+        }
+        (a, c) if a == c => {}
+        (a, c) => out.push(Difference {
+            path: path.to_owned(),
+            active: a.cloned(),
+            candidate: c.cloned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_exactly_the_changed_fields() {
+        let active: Outcome = serde_json::from_str(
+            r#"{"events":[{"kind":"work-order-status","site":"P","occurred_at":"2026-01-01T00:00:00Z","data":{"work_order":"W","state":"started"}}]}"#,
+        )
+        .unwrap();
+        let candidate: Outcome = serde_json::from_str(
+            r#"{"events":[{"kind":"work-order-status","site":"P","occurred_at":"2026-01-01T00:00:00Z","data":{"work_order":"W","state":"paused","item":"I"}}]}"#,
+        )
+        .unwrap();
+        let d = differences(&active, &candidate);
+        assert_eq!(
+            d,
+            vec![
+                Difference {
+                    path: "events[0].data.item".into(),
+                    active: None,
+                    candidate: Some(Value::String("I".into())),
+                },
+                Difference {
+                    path: "events[0].data.state".into(),
+                    active: Some(Value::String("started".into())),
+                    candidate: Some(Value::String("paused".into())),
+                },
+            ]
+        );
+        assert!(differences(&active, &active).is_empty());
+    }
+}

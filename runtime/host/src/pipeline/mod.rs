@@ -1,0 +1,285 @@
+//! The message pipeline: the one way a raw message becomes canonical events (or a dead letter).
+//!
+//! ```text
+//! RawInput ─► pick the version (active / canary / shadow) ─► call the plugin on the worker
+//!   pool (admission, breaker, retries with backoff) ─► shadow comparison ─► delivery
+//!   (ownership, idempotency, ordering, publish, or the dead letter) ─► Processed
+//! ```
+//!
+//! Live lanes ([`crate::host`]), dead-letter redrive ([`crate::operations::redrive`]) and
+//! `millrace replay` are thin drivers of [`Pipeline::process`]: they differ only in where the
+//! input comes from and in the delivery [`Mode`]. The split between the plugin's failures and
+//! the host's is made here once: a plugin failure ends in a dead letter, a host failure (the
+//! worker pool stopping, NATS unavailable) in [`Processed::outcome`] being `Err`, after which
+//! the driver leaves the message to be redelivered.
+
+pub mod input;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_nats::jetstream;
+use tracing::Instrument;
+
+use crate::acknowledgements::Acknowledgements;
+use crate::delivery::{Delivered, Delivery, Mode};
+use crate::observability::{At, Observer, trace};
+use crate::operations::shadow::{ShadowReport, differences};
+use crate::registry::fixtures::Outcome;
+use crate::routes::Route;
+use millrace_core::canonical::MappedEvent;
+use millrace_core::rules::Failure;
+use millrace_core::sandbox::{CallError, PluginComponent, RawMessage};
+use millrace_core::workers::{Unavailable, WorkerPool};
+
+pub use self::input::{RawInput, plugin_headers};
+
+/// The host could not finish a message: nothing final happened, and the message must be
+/// redelivered (never dead-lettered).
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct HostFailure(anyhow::Error);
+
+impl From<Unavailable> for HostFailure {
+    fn from(e: Unavailable) -> Self {
+        Self(e.into())
+    }
+}
+
+/// What became of one raw message.
+#[derive(Debug)]
+pub struct Processed {
+    /// `name@version` of the plugin version that mapped it.
+    pub plugin: String,
+    /// Done (its events stored, or its failure dead-lettered or reported), or a host failure
+    /// after which it must be redelivered.
+    pub outcome: Result<Delivered, HostFailure>,
+}
+
+/// The pipeline: a worker pool for plugin calls and the delivery stage.
+pub struct Pipeline {
+    pool: WorkerPool,
+    delivery: Delivery,
+    js: jetstream::Context,
+    acknowledgements: Option<Arc<Acknowledgements>>,
+}
+
+impl Pipeline {
+    /// A pipeline calling plugins on `pool` and delivering through `delivery`; shadow reports
+    /// are published with `js`.
+    pub fn new(pool: WorkerPool, delivery: Delivery, js: jetstream::Context) -> Self {
+        Self {
+            pool,
+            delivery,
+            js,
+            acknowledgements: None,
+        }
+    }
+
+    /// Answers each message it finishes live with the route's acknowledger, if it has one.
+    #[must_use]
+    pub fn acknowledging(mut self, acknowledgements: Option<Arc<Acknowledgements>>) -> Self {
+        self.acknowledgements = acknowledgements;
+        self
+    }
+
+    fn observer(&self) -> &Observer {
+        self.delivery.observer()
+    }
+
+    /// Takes `input` through `route`: picks the version, maps (with retries), compares a
+    /// shadow, delivers as `mode` says.
+    pub async fn process(&self, route: &Route, input: &RawInput, mode: &Mode<'_>) -> Processed {
+        // The versions the message starts on are the ones it finishes on, whatever swaps.
+        let pick = route.versions().pick(&input.identity);
+        let plugin = pick.plugin;
+        let span = trace::message_span(
+            &route.name,
+            &plugin.id(),
+            input.sequence,
+            input.headers.as_ref(),
+        );
+        let outcome = async {
+            let raw = input.message();
+            self.observer().message_in(At {
+                route: &route.name,
+                plugin_version: &plugin.id(),
+            });
+            let (mapped, attempts) = self.call(route, &plugin, &raw).await?;
+            if let Some(candidate) = pick.shadow {
+                self.shadow(route, &plugin, candidate, raw, &mapped, input.sequence)
+                    .await;
+            }
+            let traceparent = trace::outgoing(&span, input.headers.as_ref());
+            let delivered = self
+                .delivery
+                .deliver(
+                    route,
+                    &plugin,
+                    input,
+                    traceparent.as_deref(),
+                    mapped,
+                    attempts,
+                    mode,
+                )
+                .await
+                .map_err(HostFailure)?;
+            if let Some(acknowledgements) =
+                self.acknowledgements.as_ref().filter(|_| mode.acknowledge)
+            {
+                acknowledgements
+                    .acknowledge(route, input, &delivered)
+                    .await
+                    .map_err(HostFailure)?;
+            }
+            match &delivered {
+                Delivered::Events { event_ids, .. } => {
+                    span.record("outcome", "published");
+                    span.record("event_ids", event_ids.join(",").as_str());
+                }
+                Delivered::Failed(failure) => {
+                    span.record("outcome", failure.class());
+                }
+            }
+            Ok(delivered)
+        }
+        .instrument(span.clone())
+        .await;
+        Processed {
+            plugin: plugin.id(),
+            outcome,
+        }
+    }
+
+    /// Calls the plugin, retrying traps and breached limits with backoff as the route says,
+    /// through the route's admission and breaker. Returns the checked outcome and the number
+    /// of calls made, or why the host could not call at all.
+    async fn call(
+        &self,
+        route: &Route,
+        plugin: &Arc<PluginComponent>,
+        raw: &RawMessage,
+    ) -> Result<(Result<Vec<MappedEvent>, Failure>, u32), HostFailure> {
+        let mut attempt = 1;
+        let at = At {
+            route: &route.name,
+            plugin_version: &plugin.id(),
+        };
+        loop {
+            let result = loop {
+                let Ok(permit) = route.admission.acquire().await else {
+                    return Err(Unavailable("the route is shutting down").into());
+                };
+                // A route cooling down after a breach waits without holding a worker permit.
+                if let Some(wait) = route.breaker.remaining() {
+                    drop(permit);
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                let started = Instant::now();
+                let result = self
+                    .pool
+                    .call(plugin.clone(), route.context.clone(), raw.clone())
+                    .await?;
+                self.observer().plugin_call(at, started.elapsed(), &result);
+                route.breaker.record(matches!(
+                    result,
+                    Err(Failure::Call(CallError::Deadline(_) | CallError::Memory(_)))
+                ));
+                break result;
+            };
+            match result {
+                Err(failure) if failure.is_retryable() && attempt < route.retry.attempts => {
+                    let backoff = route
+                        .retry
+                        .backoff
+                        .get()
+                        .saturating_mul(1 << (attempt - 1).min(16));
+                    tracing::info!(
+                        route = &*route.name,
+                        attempt,
+                        "plugin call failed, retrying in {backoff:?}: {failure}"
+                    );
+                    self.observer().retry(at);
+                    tokio::time::sleep(backoff).await;
+                    attempt += 1;
+                }
+                other => return Ok((other, attempt)),
+            }
+        }
+    }
+
+    /// Runs a shadow candidate on the same message and publishes where it differs from the
+    /// active version's outcome. Never affects the message's delivery.
+    async fn shadow(
+        &self,
+        route: &Route,
+        active: &PluginComponent,
+        candidate: Arc<PluginComponent>,
+        raw: RawMessage,
+        outcome: &Result<Vec<MappedEvent>, Failure>,
+        sequence: u64,
+    ) {
+        let raw_subject = raw.subject.clone();
+        let candidate_id = candidate.id();
+        let shadowed = match route.admission.acquire().await {
+            Ok(_permit) => self.pool.call(candidate, route.context.clone(), raw).await,
+            Err(_) => return,
+        };
+        let Ok(shadowed) = shadowed else { return };
+        let differences = differences(&Outcome::from(outcome.clone()), &Outcome::from(shadowed));
+        if differences.is_empty() {
+            tracing::debug!(
+                route = &*route.name,
+                raw_sequence = sequence,
+                "shadow agrees"
+            );
+            return;
+        }
+        tracing::info!(
+            route = &*route.name,
+            raw_sequence = sequence,
+            candidate = candidate_id,
+            differences = differences.len(),
+            "shadow differs"
+        );
+        let report = ShadowReport {
+            route: route.name.to_string(),
+            raw_subject,
+            raw_sequence: sequence,
+            active: active.id(),
+            candidate: candidate_id,
+            differences,
+        };
+        let published = match serde_json::to_vec(&report) {
+            Ok(body) => self
+                .js
+                .publish(millrace_core::subjects::shadow(&route.name), body.into())
+                .await
+                .map(|_| ()),
+            Err(e) => {
+                tracing::warn!("cannot encode a shadow report: {e}");
+                Ok(())
+            }
+        };
+        if let Err(e) = published {
+            tracing::warn!(route = &*route.name, "cannot publish a shadow report: {e}");
+        }
+    }
+
+    /// Takes no more plugin calls: messages still arriving end as host failures (redelivered).
+    pub fn close(&self) {
+        self.pool.close();
+    }
+
+    /// Stops the worker threads once the calls queued are done.
+    pub async fn shutdown(self) {
+        let pool = self.pool;
+        if tokio::task::spawn_blocking(move || pool.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::error!("stopping the worker threads failed");
+        }
+    }
+}

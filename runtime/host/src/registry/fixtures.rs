@@ -1,0 +1,177 @@
+//! Golden fixtures: each input file (not `.json`, not `.md`) in a plugin's `fixtures/` folder has beside it
+//! `<name>.expected.json`, either `{"events": [...]}` (the events in the form `millrace plugin
+//! run` prints) or `{"error": {"kind": "...", "message": "..."}}`. A plugin version whose
+//! fixtures do not all pass is not fit to serve.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::FixtureSettings;
+use millrace_core::canonical::MappedEvent;
+use millrace_core::config::Limits;
+use millrace_core::rules::Failure;
+use millrace_core::sandbox::{PluginComponent, RawMessage, RouteContext};
+use millrace_core::workers::map_once;
+
+/// What a fixture expects, and what a plugin produced: the same JSON shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Outcome {
+    /// The events, in order.
+    Events(Vec<MappedEvent>),
+    /// The error.
+    Error(ErrorOutcome),
+}
+
+/// An expected or actual error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorOutcome {
+    /// The failure kind, e.g. `malformed-input`.
+    pub kind: String,
+    /// The reason.
+    pub message: String,
+}
+
+impl From<Result<Vec<MappedEvent>, Failure>> for Outcome {
+    fn from(result: Result<Vec<MappedEvent>, Failure>) -> Self {
+        match result {
+            Ok(events) => Outcome::Events(events),
+            Err(f) => Outcome::Error(ErrorOutcome {
+                kind: f.kind().into(),
+                message: f.message(),
+            }),
+        }
+    }
+}
+
+/// The result of one fixture.
+#[derive(Debug)]
+pub struct FixtureResult {
+    /// The input file.
+    pub input: PathBuf,
+    /// None when it passed; a readable diff (expected `-`, actual `+`) when it failed.
+    pub diff: Option<String>,
+}
+
+/// The route context fixtures run with.
+pub fn fixture_route(settings: &FixtureSettings) -> RouteContext {
+    RouteContext {
+        route: "fixtures".into(),
+        config: Arc::new(settings.config.clone()),
+        limits: Limits::default(),
+    }
+}
+
+/// Lists the fixture inputs of a plugin folder, sorted.
+pub fn inputs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let folder = dir.join("fixtures");
+    let entries = std::fs::read_dir(&folder).with_context(|| {
+        format!(
+            "plugin {} has no fixtures folder {}",
+            dir.display(),
+            folder.display()
+        )
+    })?;
+    let mut inputs = Vec::new();
+    for entry in entries {
+        let path = entry?.path();
+        // Expectations are .json; notes (like a SOURCES.md naming where samples came from) are .md.
+        let skip = path.extension().is_some_and(|e| e == "json" || e == "md");
+        let hidden = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        if path.is_file() && !skip && !hidden {
+            inputs.push(path);
+        }
+    }
+    inputs.sort();
+    Ok(inputs)
+}
+
+/// The expectation file of a fixture input.
+pub fn expected_path(input: &Path) -> PathBuf {
+    let stem = input.file_stem().unwrap_or_default().to_string_lossy();
+    input.with_file_name(format!("{stem}.expected.json"))
+}
+
+/// Runs every fixture of a plugin folder.
+pub fn run_all(
+    plugin: &PluginComponent,
+    dir: &Path,
+    settings: &FixtureSettings,
+) -> anyhow::Result<Vec<FixtureResult>> {
+    let route = fixture_route(settings);
+    let mut results = Vec::new();
+    for input in inputs(dir)? {
+        let payload = std::fs::read(&input)
+            .with_context(|| format!("cannot read fixture {}", input.display()))?;
+        let expected_file = expected_path(&input);
+        let expected = std::fs::read_to_string(&expected_file)
+            .map_err(|e| format!("cannot read {}: {e}", expected_file.display()));
+        let diff = check(plugin, &route, settings, payload, expected);
+        results.push(FixtureResult { input, diff });
+    }
+    Ok(results)
+}
+
+/// Runs one fixture: `None` when the plugin gives what `expected` (the text of an
+/// expectation file, or why it could not be read) says, else a readable diff.
+pub fn check(
+    plugin: &PluginComponent,
+    route: &RouteContext,
+    settings: &FixtureSettings,
+    payload: Vec<u8>,
+    expected: Result<String, String>,
+) -> Option<String> {
+    check_run(plugin, route, settings, payload, expected).0
+}
+
+/// Like [`check`], and also says whether the call breached a limit (trap, deadline, memory):
+/// admission stops there rather than run the remaining fixtures into the same wall.
+pub fn check_run(
+    plugin: &PluginComponent,
+    route: &RouteContext,
+    settings: &FixtureSettings,
+    payload: Vec<u8>,
+    expected: Result<String, String>,
+) -> (Option<String>, bool) {
+    let raw = RawMessage {
+        subject: settings.subject.clone(),
+        headers: Vec::new(),
+        payload,
+    };
+    let result = map_once(plugin, route, &raw);
+    let breached = matches!(&result, Err(failure) if failure.is_retryable());
+    (compare(Outcome::from(result), expected), breached)
+}
+
+/// `None` when `actual` is what `expected` says, else a readable diff.
+fn compare(actual: Outcome, expected: Result<String, String>) -> Option<String> {
+    match expected {
+        Err(why) => Some(format!("{why}\nthe plugin gave:\n{}", pretty(&actual))),
+        Ok(text) => match serde_json::from_str::<Outcome>(&text) {
+            Err(e) => Some(format!(
+                "not a valid expectation ({e}): write {{\"events\": [...]}} or {{\"error\": {{\"kind\": ..., \"message\": ...}}}}"
+            )),
+            Ok(expected) if expected == actual => None,
+            Ok(expected) => Some(diff(&pretty(&expected), &pretty(&actual))),
+        },
+    }
+}
+
+/// Pretty JSON of an outcome.
+pub fn pretty(outcome: &Outcome) -> String {
+    serde_json::to_string_pretty(outcome).unwrap_or_default()
+}
+
+fn diff(expected: &str, actual: &str) -> String {
+    let diff = similar::TextDiff::from_lines(expected, actual);
+    diff.unified_diff()
+        .context_radius(3)
+        .header("expected", "actual")
+        .to_string()
+}

@@ -1,0 +1,177 @@
+//! Loading the plugin versions routes serve, from the registry or from disk: each version
+//! fetched (digest and signature checked), admitted by its fixtures and compiled once, off the
+//! async reactor.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+
+use super::store::{Binding, Registry};
+use super::{LocalPlugin, admit};
+use crate::routes::{Route, ServedVersions, route_config};
+use millrace_core::config::{Config, PluginSource};
+use millrace_core::sandbox::{PluginComponent, Sandbox};
+
+/// Loads the plugin versions routes serve, from the registry or from disk, compiling each
+/// version once and off the async reactor.
+pub struct PluginLoader {
+    config: Arc<Config>,
+    sandbox: Sandbox,
+    registry: Option<Registry>,
+    loaded: Mutex<HashMap<String, Arc<PluginComponent>>>,
+}
+
+impl PluginLoader {
+    /// A loader; without a registry only plugins on disk can be loaded.
+    pub fn new(config: Arc<Config>, sandbox: Sandbox, registry: Option<Registry>) -> Self {
+        Self {
+            config,
+            sandbox,
+            registry,
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The registry, when there is one.
+    pub fn registry(&self) -> Option<&Registry> {
+        self.registry.as_ref()
+    }
+
+    fn cached(&self, key: &str) -> Option<Arc<PluginComponent>> {
+        self.loaded.lock().ok()?.get(key).cloned()
+    }
+
+    fn remember(&self, key: String, plugin: Arc<PluginComponent>) {
+        if let Ok(mut loaded) = self.loaded.lock() {
+            loaded.insert(key, plugin);
+        }
+    }
+
+    /// A deployed version, `name@version`: fetched (digest checked) and admitted by its
+    /// fixtures, once.
+    pub async fn version(&self, id: &str) -> anyhow::Result<Arc<PluginComponent>> {
+        if let Some(plugin) = self.cached(id) {
+            return Ok(plugin);
+        }
+        let registry = self
+            .registry
+            .as_ref()
+            .with_context(|| format!("{id} names a deployed version, but there is no registry"))?;
+        let (record, component) = registry.fetch(id).await?;
+        crate::registry::signing::check(&record, &self.config.registry)?;
+        let sandbox = self.sandbox.clone();
+        let plugin = tokio::task::spawn_blocking(move || admit(&sandbox, &record, &component))
+            .await
+            .context("loading a plugin version was interrupted")??;
+        let plugin = Arc::new(plugin);
+        self.remember(id.to_owned(), plugin.clone());
+        Ok(plugin)
+    }
+
+    /// A plugin folder (built when needed) or component on disk, for `route`.
+    pub async fn path(&self, route: &str, path: &Path) -> anyhow::Result<Arc<PluginComponent>> {
+        if self.config.registry.require_signatures {
+            anyhow::bail!(
+                "route `{route}` loads {} from disk, but registry.require_signatures is on: deploy it signed and name it as name@version",
+                path.display()
+            );
+        }
+        let key = path.display().to_string();
+        if let Some(plugin) = self.cached(&key) {
+            return Ok(plugin);
+        }
+        let (config, sandbox, owned) = (self.config.clone(), self.sandbox.clone(), path.to_owned());
+        let route = route.to_owned();
+        let plugin = tokio::task::spawn_blocking(move || {
+            LocalPlugin::locate(&owned)
+                .and_then(|p| p.load(&sandbox))
+                .with_context(|| {
+                    format!(
+                        "route `{route}` in {}: cannot load plugin {}",
+                        config.source.display(),
+                        owned.display()
+                    )
+                })
+        })
+        .await
+        .context("loading a plugin was interrupted")??;
+        let plugin = Arc::new(plugin);
+        self.remember(key, plugin.clone());
+        Ok(plugin)
+    }
+
+    /// The route `name` as it serves now (its binding, else its configured plugin), or with the
+    /// plugin at `plugin_override` (a folder or component) when given.
+    pub async fn route(&self, name: &str, plugin_override: Option<&Path>) -> anyhow::Result<Route> {
+        let versions = match plugin_override {
+            Some(path) => ServedVersions {
+                active: self.path(name, path).await?,
+                candidate: None,
+            },
+            None => {
+                let binding = match &self.registry {
+                    Some(registry) => registry.binding(name).await?,
+                    None => None,
+                };
+                self.versions(name, binding.as_ref()).await?
+            }
+        };
+        Route::new(&self.config, name, versions)
+    }
+
+    /// The route `name` mapping through the deployed `version` (`name@version`) when given and
+    /// not what it serves now, else through `plugin_override` or what it serves now.
+    pub async fn route_through(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        plugin_override: Option<&Path>,
+    ) -> anyhow::Result<Route> {
+        let route = self.route(name, plugin_override).await?;
+        match version {
+            Some(wanted) if wanted != route.active().id() => {
+                let active = self.version(wanted).await.with_context(|| {
+                    format!(
+                        "route `{name}` serves {}, and {wanted} cannot be loaded",
+                        route.active().id()
+                    )
+                })?;
+                Route::new(
+                    &self.config,
+                    name,
+                    ServedVersions {
+                        active,
+                        candidate: None,
+                    },
+                )
+            }
+            _ => Ok(route),
+        }
+    }
+
+    /// The versions a route serves: its binding when it has one, else its configured plugin.
+    pub async fn versions(
+        &self,
+        route: &str,
+        binding: Option<&Binding>,
+    ) -> anyhow::Result<ServedVersions> {
+        let Some(binding) = binding else {
+            let active = match route_config(&self.config, route)?.plugin_source() {
+                PluginSource::Registry(id) => self.version(&id).await?,
+                PluginSource::Path(path) => self.path(route, &self.config.resolve(&path)).await?,
+            };
+            return Ok(ServedVersions {
+                active,
+                candidate: None,
+            });
+        };
+        let active = self.version(&binding.active).await?;
+        let candidate = match &binding.candidate {
+            Some(candidate) => Some((self.version(&candidate.version).await?, candidate.mode)),
+            None => None,
+        };
+        Ok(ServedVersions { active, candidate })
+    }
+}

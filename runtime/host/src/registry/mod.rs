@@ -1,0 +1,214 @@
+//! The plugin registry: finding, building and loading plugin versions.
+//!
+//! A plugin is a folder with a `plugin.toml` manifest, its source, and golden fixtures; or a
+//! bare `.wasm` component. This module turns either into a loaded [`PluginComponent`]. (A
+//! registry in the JetStream object store comes with the plugin-lifecycle work; a local folder
+//! is the single-host fallback and stays.)
+
+mod build;
+pub mod fixtures;
+pub mod loader;
+mod manifest;
+pub mod rollout;
+pub mod signing;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+pub use self::manifest::{FixtureSettings, MANIFEST_FILE, Manifest};
+use self::store::VersionRecord;
+use millrace_core::sandbox::{PluginComponent, Sandbox};
+
+/// A plugin found on disk.
+#[derive(Debug, Clone)]
+pub struct LocalPlugin {
+    /// The plugin folder, when it is one (not a bare component).
+    pub dir: Option<PathBuf>,
+    /// The manifest, when the plugin is a folder.
+    pub manifest: Option<Manifest>,
+    /// The built component.
+    pub component: PathBuf,
+}
+
+impl LocalPlugin {
+    /// Finds a plugin at `path`: a folder (built when needed) or a `.wasm` file.
+    pub fn locate(path: &Path) -> anyhow::Result<Self> {
+        let meta = std::fs::metadata(path).with_context(|| {
+            format!(
+                "plugin {} not found: give a plugin folder (with {MANIFEST_FILE}) or a .wasm component",
+                path.display()
+            )
+        })?;
+        if meta.is_file() {
+            return Ok(Self {
+                dir: None,
+                manifest: None,
+                component: path.to_owned(),
+            });
+        }
+        let manifest = Manifest::load(path)?;
+        let component = build::build(path, &manifest)?;
+        Ok(Self {
+            dir: Some(path.to_owned()),
+            manifest: Some(manifest),
+            component,
+        })
+    }
+
+    /// The plugin name: from the manifest, or the component's file name.
+    pub fn name(&self) -> String {
+        match &self.manifest {
+            Some(m) => m.name.clone(),
+            None => self.component.file_stem().map_or_else(
+                || "plugin".into(),
+                |s| s.to_string_lossy().replace('_', "-"),
+            ),
+        }
+    }
+
+    /// The plugin version: from the manifest, or `0.0.0-local` for a bare component.
+    pub fn version(&self) -> String {
+        self.manifest
+            .as_ref()
+            .map_or_else(|| "0.0.0-local".into(), |m| m.version.clone())
+    }
+
+    /// Reads and compiles the component; its WIT version must be the manifest's.
+    pub fn load(&self, sandbox: &Sandbox) -> anyhow::Result<PluginComponent> {
+        let bytes = std::fs::read(&self.component)
+            .with_context(|| format!("cannot read component {}", self.component.display()))?;
+        let component = sandbox.load(&self.name(), &self.version(), &bytes)?;
+        let component = match &self.manifest {
+            Some(manifest) => component.with_limits(manifest.limits),
+            None => component,
+        };
+        if let Some(manifest) = &self.manifest
+            && manifest.wit != component.wit
+        {
+            anyhow::bail!(
+                "plugin {}: the manifest says it targets {} but the component was built against {}",
+                component.id(),
+                manifest.wit,
+                component.wit
+            );
+        }
+        Ok(component)
+    }
+}
+
+/// Contract-gated admission: a version may serve only when it compiles, targets a WIT version
+/// this host serves (the one its manifest names), and passes every golden fixture in this
+/// host's own sandbox. Returns the loaded version, or why it is refused.
+pub fn admit(
+    sandbox: &Sandbox,
+    record: &VersionRecord,
+    component: &[u8],
+) -> anyhow::Result<PluginComponent> {
+    admit_within(sandbox, record, component, &AdmissionBounds::default())
+}
+
+/// Most golden fixtures a version may carry.
+pub const MAX_FIXTURES: usize = 256;
+
+/// How long and until when one admission may run.
+#[derive(Debug)]
+pub struct AdmissionBounds {
+    /// Longest all fixtures together may run; checked between fixtures.
+    pub budget: std::time::Duration,
+    /// Cancelled when whoever asked for the admission went away.
+    pub cancel: tokio_util::sync::CancellationToken,
+    /// A place under a cap of admissions at once, held until the admission really ends (not
+    /// when its caller leaves), so the cap counts the work still running.
+    pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Default for AdmissionBounds {
+    fn default() -> Self {
+        Self {
+            budget: std::time::Duration::from_secs(60),
+            cancel: tokio_util::sync::CancellationToken::new(),
+            slot: None,
+        }
+    }
+}
+
+/// [`admit`] within `bounds`: it stops (refusing the version) when the budget is spent, when
+/// a fixture breaches a limit, or when it is cancelled.
+pub fn admit_within(
+    sandbox: &Sandbox,
+    record: &VersionRecord,
+    component: &[u8],
+    bounds: &AdmissionBounds,
+) -> anyhow::Result<PluginComponent> {
+    let id = record.id();
+    if record.fixtures.len() > MAX_FIXTURES {
+        anyhow::bail!(
+            "{id} is refused: it has {} golden fixtures, more than the {MAX_FIXTURES} admission runs",
+            record.fixtures.len()
+        );
+    }
+    let started = std::time::Instant::now();
+    let manifest = record.parsed_manifest()?;
+    let loaded = sandbox
+        .load(&record.name, &record.version, component)
+        .with_context(|| format!("{id} is refused"))?
+        .with_limits(manifest.limits);
+    if loaded.wit != record.wit {
+        anyhow::bail!(
+            "{id} is refused: its record says it targets {} but the component was built against {}",
+            record.wit,
+            loaded.wit
+        );
+    }
+    if record.fixtures.is_empty() {
+        anyhow::bail!("{id} is refused: it has no golden fixtures to admit it by");
+    }
+    let settings = manifest.fixtures;
+    let route = fixtures::fixture_route(&settings);
+    let mut failures = Vec::new();
+    for (run, fixture) in record.fixtures.iter().enumerate() {
+        if bounds.cancel.is_cancelled() {
+            anyhow::bail!(
+                "the admission of {id} was cancelled after {run} of {} golden fixtures: its caller went away",
+                record.fixtures.len()
+            );
+        }
+        if started.elapsed() > bounds.budget {
+            anyhow::bail!(
+                "{id} is refused: admission stopped after {run} of {} golden fixtures, past its {:?} budget",
+                record.fixtures.len(),
+                bounds.budget
+            );
+        }
+        let (diff, breached) = fixtures::check_run(
+            &loaded,
+            &route,
+            &settings,
+            fixture.input_bytes()?,
+            Ok(fixture.expected.clone()),
+        );
+        if let Some(diff) = diff {
+            failures.push(format!("fixture {} fails:\n{diff}", fixture.name));
+        }
+        if breached {
+            anyhow::bail!(
+                "{id} is refused: golden fixture {} breached a limit (trap, deadline or memory); admission stopped after {} of {} fixtures\n{}",
+                fixture.name,
+                run + 1,
+                record.fixtures.len(),
+                failures.join("\n")
+            );
+        }
+    }
+    if !failures.is_empty() {
+        anyhow::bail!(
+            "{id} is refused: {} of {} golden fixtures fail\n{}",
+            failures.len(),
+            record.fixtures.len(),
+            failures.join("\n")
+        );
+    }
+    Ok(loaded)
+}

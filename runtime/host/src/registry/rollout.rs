@@ -1,0 +1,199 @@
+//! Which version a route serves on every host: activate, canary, shadow, promote, roll back.
+//! The CLI (`millrace route ...`) and the admin API both change bindings through here.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+
+use super::store::{Binding, Candidate, CandidateMode, Registry};
+use super::{AdmissionBounds, admit_within};
+use millrace_core::config::{Config, PluginSource};
+use millrace_core::sandbox::Sandbox;
+
+/// A version that passed admission.
+#[derive(Debug, Clone, Serialize)]
+pub struct Admitted {
+    /// `name@version`.
+    pub id: String,
+    /// The WIT package it was built against.
+    pub wit: String,
+    /// sha256 of the component.
+    pub digest: String,
+}
+
+/// Fails unless `config` has the route `route`, naming the routes it has.
+pub fn check_route(config: &Config, route: &str) -> anyhow::Result<()> {
+    if !config.routes.contains_key(route) {
+        bail!(
+            "there is no route `{route}` in {}; its routes are: {}",
+            config.source.display(),
+            config.routes.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Contract-gated admission in `sandbox`: the same checks every host runs before serving.
+pub async fn admit_version(
+    config: &Config,
+    registry: &Registry,
+    sandbox: &Sandbox,
+    version: &str,
+) -> anyhow::Result<Admitted> {
+    admit_version_within(
+        config,
+        registry,
+        sandbox,
+        version,
+        AdmissionBounds::default(),
+    )
+    .await
+}
+
+/// [`admit_version`] within `bounds`.
+pub async fn admit_version_within(
+    config: &Config,
+    registry: &Registry,
+    sandbox: &Sandbox,
+    version: &str,
+    bounds: AdmissionBounds,
+) -> anyhow::Result<Admitted> {
+    let (record, component) = registry.fetch(version).await?;
+    super::signing::check(&record, &config.registry)?;
+    let sandbox = sandbox.clone();
+    let plugin =
+        tokio::task::spawn_blocking(move || admit_within(&sandbox, &record, &component, &bounds))
+            .await??;
+    Ok(Admitted {
+        id: plugin.id(),
+        wit: plugin.wit.to_owned(),
+        digest: plugin.digest.clone(),
+    })
+}
+
+/// Makes `version` the route's active version, or with `mode` its candidate, after
+/// admitting it. A refused version changes nothing.
+pub async fn set_version(
+    config: &Config,
+    registry: &Registry,
+    sandbox: &Sandbox,
+    route: &str,
+    version: &str,
+    mode: Option<CandidateMode>,
+) -> anyhow::Result<(Admitted, Binding)> {
+    set_version_within(
+        config,
+        registry,
+        sandbox,
+        route,
+        version,
+        mode,
+        AdmissionBounds::default(),
+    )
+    .await
+}
+
+/// [`set_version`] with its admission within `bounds`.
+pub async fn set_version_within(
+    config: &Config,
+    registry: &Registry,
+    sandbox: &Sandbox,
+    route: &str,
+    version: &str,
+    mode: Option<CandidateMode>,
+    bounds: AdmissionBounds,
+) -> anyhow::Result<(Admitted, Binding)> {
+    check_route(config, route)?;
+    let admitted = admit_version_within(config, registry, sandbox, version, bounds).await?;
+    let configured = configured_version(config, route);
+    let binding = registry
+        .update_binding(route, |current| {
+            let current = current
+                .cloned()
+                .or_else(|| configured.as_deref().map(|id| Binding::activate(None, id)));
+            Ok(match mode {
+                None => Binding::activate(current.as_ref(), version),
+                Some(mode) => {
+                    let mut next = current.context(
+                        "a candidate needs an active version: set one with `route set-version` first",
+                    )?;
+                    next.candidate = Some(Candidate {
+                        version: version.to_owned(),
+                        mode,
+                    });
+                    next.touched()
+                }
+            })
+        })
+        .await?;
+    Ok((admitted, binding))
+}
+
+/// Goes back to the version the route served before its active one.
+pub async fn rollback(
+    config: &Config,
+    registry: &Registry,
+    route: &str,
+) -> anyhow::Result<Binding> {
+    check_route(config, route)?;
+    registry
+        .update_binding(route, |current| {
+            let current = current.with_context(|| {
+                format!(
+                    "route {route} has never switched versions: there is nothing to roll back to"
+                )
+            })?;
+            let mut history = current.history.clone();
+            let previous = history.pop().with_context(|| {
+                format!("route {route} has no version before {}", current.active)
+            })?;
+            let mut next = Binding::activate(None, &previous);
+            next.history = history;
+            Ok(next)
+        })
+        .await
+        .map_err(Into::into)
+}
+
+/// Makes the route's candidate its active version.
+pub async fn promote(config: &Config, registry: &Registry, route: &str) -> anyhow::Result<Binding> {
+    check_route(config, route)?;
+    registry
+        .update_binding(route, |current| {
+            let current = current.context("the route has no candidate to promote")?;
+            let candidate = current
+                .candidate
+                .as_ref()
+                .with_context(|| format!("route {route} has no candidate to promote"))?;
+            Ok(Binding::activate(Some(current), &candidate.version))
+        })
+        .await
+        .map_err(Into::into)
+}
+
+/// The routes whose binding names version `id`: `<route> (active|candidate|previous)`.
+pub fn routes_using(bindings: &BTreeMap<String, Binding>, id: &str) -> Vec<String> {
+    bindings
+        .iter()
+        .filter_map(|(route, b)| {
+            if b.active == id {
+                Some(format!("{route} (active)"))
+            } else if b.candidate.as_ref().is_some_and(|c| c.version == id) {
+                Some(format!("{route} (candidate)"))
+            } else if b.history.iter().any(|h| h == id) {
+                Some(format!("{route} (previous)"))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+/// The configured plugin of a route when it names a deployed version.
+fn configured_version(config: &Config, route: &str) -> Option<String> {
+    match config.routes.get(route)?.plugin_source() {
+        PluginSource::Registry(id) => Some(id),
+        PluginSource::Path(_) => None,
+    }
+}

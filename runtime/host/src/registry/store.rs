@@ -1,0 +1,671 @@
+//! Deployed plugin versions and route bindings: in the JetStream object store and a key-value
+//! bucket every host watches, or in a local folder for a single development host.
+//!
+//! A version is immutable: `name@version` holds one component, identified by its sha256;
+//! deploying the same version with other bytes is refused. A route binding says which version
+//! a route serves, which ones it served before (for rollback) and which candidate it tries.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, kv, object_store};
+use base64::Engine as _;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+use super::fixtures;
+use super::{LocalPlugin, MANIFEST_FILE, Manifest};
+use millrace_core::config::{Config, RegistryKind};
+use millrace_core::digest::sha256_hex;
+use millrace_transport as transport;
+
+/// How often a directory registry looks for changed bindings.
+const DIRECTORY_POLL: Duration = Duration::from_millis(200);
+
+/// One golden fixture of a version: the input and what it must give.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFixture {
+    /// The input's file name.
+    pub name: String,
+    /// The input bytes, base64.
+    pub input: String,
+    /// The expectation, as in `<name>.expected.json`.
+    pub expected: String,
+}
+
+impl StoredFixture {
+    /// The input bytes.
+    pub fn input_bytes(&self) -> anyhow::Result<Vec<u8>> {
+        base64::engine::general_purpose::STANDARD
+            .decode(&self.input)
+            .with_context(|| format!("fixture {} is not valid base64", self.name))
+    }
+}
+
+/// What the registry keeps of a version beside its component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    /// Plugin name.
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// sha256 of the component, hex.
+    pub digest: String,
+    /// The WIT package it targets.
+    pub wit: String,
+    /// Component size in bytes.
+    pub size: u64,
+    /// When it was deployed, RFC 3339.
+    pub deployed_at: String,
+    /// The manifest, as written.
+    pub manifest: String,
+    /// Its golden fixtures.
+    pub fixtures: Vec<StoredFixture>,
+    /// The publisher's signature over name, version and digest, when signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<super::signing::Signature>,
+}
+
+impl VersionRecord {
+    /// `name@version`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    /// The record of a plugin found on disk: its manifest and fixtures.
+    pub fn of(plugin: &LocalPlugin, component: &[u8], wit: &str) -> anyhow::Result<Self> {
+        let dir = plugin
+            .dir
+            .as_ref()
+            .context("deploy a plugin folder (with plugin.toml and fixtures/), not a bare component: versions are admitted by their fixtures")?;
+        let manifest = std::fs::read_to_string(dir.join(MANIFEST_FILE))?;
+        let mut stored = Vec::new();
+        let acknowledger = plugin
+            .manifest
+            .as_ref()
+            .is_some_and(Manifest::is_acknowledger);
+        if acknowledger {
+            stored = crate::acknowledgements::fixtures::stored(dir)?;
+        }
+        for input in fixtures::inputs(dir)?.into_iter().filter(|_| !acknowledger) {
+            let expected_path = fixtures::expected_path(&input);
+            stored.push(StoredFixture {
+                name: input
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                input: base64::engine::general_purpose::STANDARD.encode(std::fs::read(&input)?),
+                expected: std::fs::read_to_string(&expected_path).with_context(|| {
+                    format!(
+                        "fixture {} has no {}",
+                        input.display(),
+                        expected_path.display()
+                    )
+                })?,
+            });
+        }
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        Ok(Self {
+            name: plugin.name(),
+            version: plugin.version(),
+            digest: sha256_hex(component),
+            wit: wit.to_owned(),
+            size: component.len() as u64,
+            deployed_at: now,
+            manifest,
+            fixtures: stored,
+            signature: None,
+        })
+    }
+
+    /// The record of a version uploaded whole (the admin API's deploy): its manifest text,
+    /// component and fixtures, signed or not. The manifest is checked like a folder's.
+    pub fn uploaded(
+        manifest: String,
+        component: &[u8],
+        fixtures: Vec<StoredFixture>,
+        signature: Option<super::signing::Signature>,
+    ) -> anyhow::Result<Self> {
+        let parsed = Manifest::parse(&manifest).context("invalid plugin manifest")?;
+        for fixture in &fixtures {
+            fixture.input_bytes()?;
+        }
+        Ok(Self {
+            name: parsed.name,
+            version: parsed.version,
+            digest: sha256_hex(component),
+            wit: parsed.wit,
+            size: component.len() as u64,
+            deployed_at: now(),
+            manifest,
+            fixtures,
+            signature,
+        })
+    }
+
+    /// The manifest, parsed.
+    pub fn parsed_manifest(&self) -> anyhow::Result<Manifest> {
+        toml::from_str(&self.manifest)
+            .with_context(|| format!("the manifest of {} does not parse", self.id()))
+    }
+}
+
+/// How a candidate version takes part in a route's traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CandidateMode {
+    /// Maps a share of the messages (chosen by message key), publishing their events.
+    Canary {
+        /// Per cent of the messages, 1 to 99.
+        percent: u8,
+    },
+    /// Maps every message beside the active version; its events are compared, not published.
+    Shadow,
+}
+
+/// A version being tried on a route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// `name@version`.
+    pub version: String,
+    /// Canary or shadow.
+    pub mode: CandidateMode,
+}
+
+/// Which versions a route serves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// The active version, `name@version`.
+    pub active: String,
+    /// The versions active before, oldest first: rollback goes back one.
+    #[serde(default)]
+    pub history: Vec<String>,
+    /// The version being tried, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<Candidate>,
+    /// When it last changed, RFC 3339.
+    pub updated_at: String,
+}
+
+impl Binding {
+    /// A binding serving `active`, remembering the version it replaces.
+    pub fn activate(previous: Option<&Binding>, active: &str) -> Self {
+        let mut history = previous.map(|b| b.history.clone()).unwrap_or_default();
+        if let Some(previous) = previous
+            && previous.active != active
+        {
+            history.push(previous.active.clone());
+        }
+        Self {
+            active: active.to_owned(),
+            history,
+            candidate: None,
+            updated_at: now(),
+        }
+    }
+}
+
+impl Binding {
+    /// The binding with `updated_at` set to now.
+    pub fn touched(mut self) -> Self {
+        self.updated_at = now();
+        self
+    }
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A change of one route's binding, seen by a watcher.
+#[derive(Debug, Clone)]
+pub struct BindingChange {
+    /// The route.
+    pub route: String,
+    /// The new binding; `None` when it was removed.
+    pub binding: Option<Binding>,
+}
+
+/// Why the registry could not do what was asked. The kind is what callers branch on (the admin
+/// API answers 404, 409, 422 or 503 from it); the text says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The version (or its component) is not deployed.
+    #[error("{0}")]
+    NotFound(String),
+    /// What is asked disagrees with what is stored: a version redeployed with other bytes, a
+    /// binding that kept changing under an update.
+    #[error("{0}")]
+    Conflict(String),
+    /// What is stored or asked for cannot be used: an id that is not `name@semver`, a corrupt
+    /// record, a component that does not match its digest, a change the rules refuse.
+    #[error("{0}")]
+    Refused(String),
+    /// The registry's storage (NATS, the folder) cannot be reached: try again.
+    #[error("{0:#}")]
+    Unavailable(anyhow::Error),
+}
+
+impl RegistryError {
+    /// The storage failed while doing `what`.
+    fn unavailable(what: impl Into<String>) -> impl FnOnce(anyhow::Error) -> Self {
+        let what = what.into();
+        move |e| Self::Unavailable(e.context(what))
+    }
+}
+
+/// What a registry operation returns.
+pub type RegistryResult<T> = Result<T, RegistryError>;
+
+/// The registry.
+// One per process, cloned rarely: the size of the JetStream variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+pub enum Registry {
+    /// In JetStream: versions in an object store, bindings in a key-value bucket.
+    JetStream {
+        /// The object store.
+        objects: object_store::ObjectStore,
+        /// The bindings bucket.
+        bindings: kv::Store,
+    },
+    /// In a folder: `versions/` and `routes/`.
+    Directory(PathBuf),
+}
+
+impl Registry {
+    /// Opens the configured registry, creating its storage when needed.
+    pub async fn open(config: &Config, js: Option<&jetstream::Context>) -> anyhow::Result<Self> {
+        let settings = &config.registry;
+        match settings.kind {
+            RegistryKind::Directory => {
+                let dir = settings.dir.as_ref().map_or_else(
+                    || config.resolve(&config.host.state_dir).join("registry"),
+                    |d| config.resolve(d),
+                );
+                for sub in ["versions", "routes"] {
+                    std::fs::create_dir_all(dir.join(sub)).with_context(|| {
+                        format!("cannot create registry folder {}", dir.display())
+                    })?;
+                }
+                Ok(Registry::Directory(dir))
+            }
+            RegistryKind::Jetstream => {
+                let js = js.context("a jetstream registry needs a NATS connection")?;
+                let replication = transport::Replication::of(&config.streams);
+                let objects = match js.get_object_store(&settings.bucket).await {
+                    Ok(store) => store,
+                    Err(_) => {
+                        let created = js
+                            .create_object_store(object_store::Config {
+                                bucket: settings.bucket.clone(),
+                                description: Some("millrace: deployed plugin versions".into()),
+                                num_replicas: replication.num_replicas(),
+                                placement: replication.placement(),
+                                ..Default::default()
+                            })
+                            .await;
+                        match created {
+                            Ok(store) => store,
+                            // Another host created it a moment ago.
+                            Err(e) => js
+                                .get_object_store(&settings.bucket)
+                                .await
+                                .map_err(|_| e)
+                                .with_context(|| {
+                                    format!("cannot create the object store {}", settings.bucket)
+                                })?,
+                        }
+                    }
+                };
+                transport::replicate_named(js, &format!("OBJ_{}", settings.bucket), &replication)
+                    .await?;
+                let bindings = transport::replicated_key_value(
+                    js,
+                    &settings.bindings,
+                    Duration::ZERO,
+                    "millrace: the plugin version each route serves",
+                    &replication,
+                )
+                .await?;
+                Ok(Registry::JetStream { objects, bindings })
+            }
+        }
+    }
+
+    /// Stores a version. The same version with the same bytes is a no-op (returns false);
+    /// with other bytes it is refused.
+    pub async fn deploy(&self, record: &VersionRecord, component: &[u8]) -> RegistryResult<bool> {
+        let id = record.id();
+        checked_id(&id)?;
+        if let Some(existing) = self.record(&id).await? {
+            if existing.digest == record.digest {
+                return Ok(false);
+            }
+            return Err(RegistryError::Conflict(format!(
+                "{id} is already deployed with other bytes (sha256 {}, these are {}): versions are immutable, give the plugin a new version",
+                existing.digest, record.digest
+            )));
+        }
+        let json = serde_json::to_vec_pretty(record).map_err(|e| {
+            RegistryError::Refused(format!("cannot encode the record of {id}: {e}"))
+        })?;
+        let stored: anyhow::Result<()> = async {
+            match self {
+                Registry::Directory(dir) => {
+                    let versions = dir.join("versions");
+                    write_atomic(&versions.join(format!("{id}.wasm")), component)?;
+                    write_atomic(&versions.join(format!("{id}.json")), &json)?;
+                }
+                Registry::JetStream { objects, .. } => {
+                    // The component first: a record is only ever visible with its component.
+                    objects
+                        .put(format!("{id}.wasm").as_str(), &mut &component[..])
+                        .await
+                        .with_context(|| format!("cannot store the component of {id}"))?;
+                    objects
+                        .put(format!("{id}.json").as_str(), &mut &json[..])
+                        .await
+                        .with_context(|| format!("cannot store the record of {id}"))?;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        stored.map_err(RegistryError::unavailable(format!("deploying {id}")))?;
+        Ok(true)
+    }
+
+    /// The record of a version, if deployed.
+    pub async fn record(&self, id: &str) -> RegistryResult<Option<VersionRecord>> {
+        let Some(bytes) = self.read(&format!("{id}.json")).await? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            RegistryError::Refused(format!("the registry record of {id} is corrupt: {e}"))
+        })
+    }
+
+    /// A version's record and component; the component's digest is checked.
+    pub async fn fetch(&self, id: &str) -> RegistryResult<(VersionRecord, Vec<u8>)> {
+        let record = self.record(id).await?.ok_or_else(|| {
+            RegistryError::NotFound(format!(
+                "{id} is not deployed: deploy it with `millrace plugin deploy <plugin-folder>`"
+            ))
+        })?;
+        let component = self.read(&format!("{id}.wasm")).await?.ok_or_else(|| {
+            RegistryError::NotFound(format!(
+                "the component of {id} is missing from the registry"
+            ))
+        })?;
+        let digest = sha256_hex(&component);
+        if digest != record.digest {
+            return Err(RegistryError::Refused(format!(
+                "the component of {id} does not match its digest (registry says {}, the bytes are {digest}): refused",
+                record.digest
+            )));
+        }
+        Ok((record, component))
+    }
+
+    /// Every deployed version, sorted by name and version.
+    pub async fn list(&self) -> RegistryResult<Vec<VersionRecord>> {
+        let names: anyhow::Result<Vec<String>> = async {
+            let mut names = Vec::new();
+            match self {
+                Registry::Directory(dir) => {
+                    for entry in std::fs::read_dir(dir.join("versions"))? {
+                        let name = entry?.file_name().to_string_lossy().into_owned();
+                        if let Some(id) = name.strip_suffix(".json") {
+                            names.push(id.to_owned());
+                        }
+                    }
+                }
+                Registry::JetStream { objects, .. } => {
+                    let mut list = objects.list().await?;
+                    while let Some(info) = list.next().await {
+                        let info = info?;
+                        if !info.deleted
+                            && let Some(id) = info.name.strip_suffix(".json")
+                        {
+                            names.push(id.to_owned());
+                        }
+                    }
+                }
+            }
+            Ok(names)
+        }
+        .await;
+        let names = names.map_err(RegistryError::unavailable("cannot list the registry"))?;
+        let mut records = Vec::new();
+        for id in names {
+            if checked_id(&id).is_err() {
+                continue;
+            }
+            if let Some(record) = self.record(&id).await? {
+                records.push(record);
+            }
+        }
+        records.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
+        Ok(records)
+    }
+
+    async fn read(&self, object: &str) -> RegistryResult<Option<Vec<u8>>> {
+        // Object and file names are built from ids callers send: only a valid `name@semver`
+        // may become one, never a path or an over-long NATS subject.
+        let id = object
+            .strip_suffix(".json")
+            .or_else(|| object.strip_suffix(".wasm"))
+            .unwrap_or(object);
+        checked_id(id)?;
+        match self {
+            Registry::Directory(dir) => match std::fs::read(dir.join("versions").join(object)) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(RegistryError::unavailable(format!(
+                    "cannot read {object} from the registry"
+                ))(e.into())),
+            },
+            Registry::JetStream { objects, .. } => {
+                let mut found = match objects.get(object).await {
+                    Ok(found) => found,
+                    Err(e) if e.kind() == object_store::GetErrorKind::NotFound => return Ok(None),
+                    Err(e) => {
+                        return Err(RegistryError::unavailable(format!(
+                            "cannot read {object} from the registry"
+                        ))(e.into()));
+                    }
+                };
+                let mut bytes = Vec::new();
+                found.read_to_end(&mut bytes).await.map_err(|e| {
+                    RegistryError::unavailable(format!("cannot read {object} from the registry"))(
+                        e.into(),
+                    )
+                })?;
+                Ok(Some(bytes))
+            }
+        }
+    }
+
+    /// The binding of a route, if it has one.
+    pub async fn binding(&self, route: &str) -> RegistryResult<Option<Binding>> {
+        Ok(self.binding_with_revision(route).await?.map(|(b, _)| b))
+    }
+
+    async fn binding_with_revision(&self, route: &str) -> RegistryResult<Option<(Binding, u64)>> {
+        let unavailable =
+            || RegistryError::unavailable(format!("cannot read the binding of route {route}"));
+        let bytes = match self {
+            Registry::Directory(dir) => {
+                match std::fs::read(dir.join("routes").join(format!("{route}.json"))) {
+                    Ok(bytes) => Some((bytes, 0)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(unavailable()(e.into())),
+                }
+            }
+            Registry::JetStream { bindings, .. } => bindings
+                .entry(route)
+                .await
+                .map_err(|e| unavailable()(e.into()))?
+                .filter(|e| e.operation == kv::Operation::Put)
+                .map(|e| (e.value.to_vec(), e.revision)),
+        };
+        bytes
+            .map(|(b, revision)| {
+                serde_json::from_slice(&b)
+                    .map(|binding| (binding, revision))
+                    .map_err(|e| {
+                        RegistryError::Refused(format!(
+                            "the binding of route {route} is corrupt: {e}"
+                        ))
+                    })
+            })
+            .transpose()
+    }
+
+    /// Changes a route's binding with `change`, which sees the current one; concurrent
+    /// changes are retried so none is lost.
+    pub async fn update_binding<F>(&self, route: &str, change: F) -> RegistryResult<Binding>
+    where
+        F: Fn(Option<&Binding>) -> anyhow::Result<Binding>,
+    {
+        for _ in 0..16 {
+            let current = self.binding_with_revision(route).await?;
+            let next = change(current.as_ref().map(|(b, _)| b))
+                .map_err(|e| RegistryError::Refused(format!("{e:#}")))?;
+            let json = serde_json::to_vec_pretty(&next).map_err(|e| {
+                RegistryError::Refused(format!("cannot encode the binding of {route}: {e}"))
+            })?;
+            match self {
+                Registry::Directory(dir) => {
+                    write_atomic(&dir.join("routes").join(format!("{route}.json")), &json)
+                        .map_err(RegistryError::unavailable(format!(
+                            "cannot write the binding of route {route}"
+                        )))?;
+                    return Ok(next);
+                }
+                Registry::JetStream { bindings, .. } => {
+                    let written = match current {
+                        Some((_, revision)) => {
+                            bindings.update(route, json.into(), revision).await.is_ok()
+                        }
+                        None => bindings.create(route, json.into()).await.is_ok(),
+                    };
+                    if written {
+                        return Ok(next);
+                    }
+                }
+            }
+        }
+        Err(RegistryError::Conflict(format!(
+            "the binding of route {route} kept changing under this update: try again"
+        )))
+    }
+
+    /// Every route binding.
+    pub async fn bindings(&self) -> RegistryResult<BTreeMap<String, Binding>> {
+        let routes: anyhow::Result<Vec<String>> = async {
+            let mut routes = Vec::new();
+            match self {
+                Registry::Directory(dir) => {
+                    for entry in std::fs::read_dir(dir.join("routes"))? {
+                        let name = entry?.file_name().to_string_lossy().into_owned();
+                        if let Some(route) = name.strip_suffix(".json") {
+                            routes.push(route.to_owned());
+                        }
+                    }
+                }
+                Registry::JetStream { bindings, .. } => {
+                    let mut keys = bindings.keys().await?;
+                    while let Some(key) = keys.next().await {
+                        routes.push(key?);
+                    }
+                }
+            }
+            Ok(routes)
+        }
+        .await;
+        let routes = routes.map_err(RegistryError::unavailable("cannot list route bindings"))?;
+        let mut out = BTreeMap::new();
+        for route in routes {
+            if let Some(binding) = self.binding(&route).await? {
+                out.insert(route, binding);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends every later change of a binding to the returned channel, until it is dropped.
+    pub async fn watch(&self) -> anyhow::Result<mpsc::Receiver<BindingChange>> {
+        let (tx, rx) = mpsc::channel(64);
+        match self.clone() {
+            Registry::JetStream { bindings, .. } => {
+                let mut watch = bindings
+                    .watch_all()
+                    .await
+                    .context("cannot watch route bindings")?;
+                tokio::spawn(async move {
+                    while let Some(entry) = watch.next().await {
+                        let Ok(entry) = entry else { continue };
+                        let binding = match entry.operation {
+                            kv::Operation::Put => serde_json::from_slice(&entry.value).ok(),
+                            _ => None,
+                        };
+                        let change = BindingChange {
+                            route: entry.key,
+                            binding,
+                        };
+                        if tx.send(change).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            directory @ Registry::Directory(_) => {
+                let mut seen = directory.bindings().await?;
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(DIRECTORY_POLL).await;
+                        let Ok(now) = directory.bindings().await else {
+                            continue;
+                        };
+                        for (route, binding) in &now {
+                            if seen.get(route) != Some(binding) {
+                                let change = BindingChange {
+                                    route: route.clone(),
+                                    binding: Some(binding.clone()),
+                                };
+                                if tx.send(change).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        seen = now;
+                    }
+                });
+            }
+        }
+        Ok(rx)
+    }
+}
+
+/// Writes a file so readers see the old or the new content, never half of it.
+/// Refuses an id that is not `name@semver`.
+fn checked_id(id: &str) -> RegistryResult<millrace_core::names::PluginId> {
+    millrace_core::names::PluginId::parse(id)
+        .map_err(|e| RegistryError::Refused(format!("refused: {e}")))
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}

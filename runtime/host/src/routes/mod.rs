@@ -1,0 +1,197 @@
+//! The routes a host serves: each names its raw subjects, the plugin versions it serves now
+//! (swapped atomically when its binding changes), its limits, retries and governance settings.
+
+mod breaker;
+mod versions;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+
+use crate::registry::loader::PluginLoader;
+use crate::registry::store::{Binding, CandidateMode};
+use millrace_core::config::{Config, RetryPolicy, RouteConfig};
+use millrace_core::sandbox::{PluginComponent, RouteContext};
+
+pub use self::breaker::Breaker;
+pub use self::versions::{MessageVersions, ServedVersions, Serving, canary_share};
+
+/// One configured route with the plugin versions it serves.
+#[derive(Debug)]
+pub struct Route {
+    /// The route name.
+    pub name: Arc<str>,
+    /// The raw subjects it consumes.
+    pub subjects: Vec<String>,
+    versions: ArcSwap<ServedVersions>,
+    /// Configuration and limits the plugin runs with.
+    pub context: Arc<RouteContext>,
+    /// Retries of traps and breached limits.
+    pub retry: RetryPolicy,
+    /// JetStream's redelivery delay.
+    pub ack_wait: Duration,
+    /// The source system, when the route's config names it (`system` key).
+    pub system: Option<String>,
+    /// How late events are treated.
+    pub ordering: millrace_core::config::Ordering,
+    /// Whether resent source transactions are skipped.
+    pub idempotency: bool,
+    /// Permits for plugin calls in the worker pool at once: fewer than the workers when a host
+    /// serves several routes, so one route's slow or hostile calls never hold every worker.
+    pub admission: tokio::sync::Semaphore,
+    /// Cools the route down after calls that ran into the deadline or the memory cap.
+    pub breaker: Breaker,
+}
+
+impl Route {
+    /// The source system of a raw subject: the route's `system` setting, else the second
+    /// token of `raw.<system>.<site>.<format>`, else the route name.
+    pub fn source_system<'a>(&'a self, subject: &'a str) -> &'a str {
+        if let Some(system) = &self.system {
+            return system;
+        }
+        millrace_core::subjects::raw_system(subject).unwrap_or(&self.name)
+    }
+
+    /// The site a raw subject's failures are counted for: the route's `site` setting, else
+    /// the third token of `raw.<system>.<site>.<format>`, else the route name.
+    pub fn site<'a>(&'a self, subject: &'a str) -> &'a str {
+        if let Some(site) = self.context.config.get("site") {
+            return site;
+        }
+        millrace_core::subjects::raw_site(subject).unwrap_or(&self.name)
+    }
+
+    /// The trading partner a raw subject's failures are counted for: the route's `partner`
+    /// setting, else its source system.
+    pub fn partner<'a>(&'a self, subject: &'a str) -> &'a str {
+        match self.context.config.get("partner") {
+            Some(partner) => partner,
+            None => self.source_system(subject),
+        }
+    }
+
+    /// The versions the route serves, with their role.
+    pub fn serving(&self) -> Vec<Serving> {
+        let served = self.versions();
+        let mut serving = vec![Serving {
+            version: served.active.id(),
+            role: "active",
+            percent: None,
+        }];
+        if let Some((candidate, mode)) = &served.candidate {
+            let (role, percent) = match mode {
+                CandidateMode::Canary { percent } => ("canary", Some(*percent)),
+                CandidateMode::Shadow => ("shadow", None),
+            };
+            serving.push(Serving {
+                version: candidate.id(),
+                role,
+                percent,
+            });
+        }
+        serving
+    }
+
+    /// The route `name` of `config`, serving `versions`.
+    pub fn new(config: &Config, name: &str, versions: ServedVersions) -> anyhow::Result<Self> {
+        let route = route_config(config, name)?;
+        let name: Arc<str> = name.into();
+        Ok(Route {
+            name: name.clone(),
+            subjects: route.subjects.clone(),
+            versions: ArcSwap::from_pointee(versions),
+            context: Arc::new(RouteContext {
+                route: name,
+                config: Arc::new(route.config.clone()),
+                limits: route.limits,
+            }),
+            retry: route.retry,
+            ack_wait: route.ack_wait.get(),
+            system: route.config.get("system").cloned(),
+            ordering: route.ordering,
+            idempotency: route.idempotency,
+            admission: tokio::sync::Semaphore::new(tokio::sync::Semaphore::MAX_PERMITS),
+            breaker: Breaker::default(),
+        })
+    }
+
+    /// Limits this route to `calls` plugin calls at once.
+    pub fn with_admission(mut self, calls: usize) -> Self {
+        self.admission = tokio::sync::Semaphore::new(calls.max(1));
+        self
+    }
+
+    /// The versions served now.
+    pub fn versions(&self) -> Arc<ServedVersions> {
+        self.versions.load_full()
+    }
+
+    /// The active version now.
+    pub fn active(&self) -> Arc<PluginComponent> {
+        self.versions.load().active.clone()
+    }
+
+    /// Serves `versions` from now on; messages already started finish on the old ones.
+    pub fn swap(&self, versions: ServedVersions) {
+        self.versions.store(Arc::new(versions));
+    }
+}
+
+/// All routes of a host.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    routes: Vec<Arc<Route>>,
+}
+
+impl RouteTable {
+    /// Loads the versions every route serves: its binding's, else its configured plugin.
+    /// With several routes, each may use all workers but one at a time (or
+    /// `host.max_workers_per_route`).
+    pub async fn load(
+        config: &Config,
+        loader: &PluginLoader,
+        bindings: &BTreeMap<String, Binding>,
+    ) -> anyhow::Result<Self> {
+        let workers = config.host.workers;
+        let calls = config
+            .host
+            .max_workers_per_route
+            .unwrap_or(if config.routes.len() > 1 {
+                workers.saturating_sub(1)
+            } else {
+                workers
+            });
+        let mut routes = Vec::new();
+        for name in config.routes.keys() {
+            let versions = loader.versions(name, bindings.get(name)).await?;
+            routes.push(Arc::new(
+                Route::new(config, name, versions)?.with_admission(calls),
+            ));
+        }
+        Ok(Self { routes })
+    }
+
+    /// Every route.
+    pub fn routes(&self) -> &[Arc<Route>] {
+        &self.routes
+    }
+
+    /// The route named `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Route>> {
+        self.routes.iter().find(|r| &*r.name == name)
+    }
+}
+
+pub(crate) fn route_config<'a>(config: &'a Config, name: &str) -> anyhow::Result<&'a RouteConfig> {
+    config.routes.get(name).with_context(|| {
+        format!(
+            "there is no route `{name}` in {}; its routes are: {}",
+            config.source.display(),
+            config.routes.keys().cloned().collect::<Vec<_>>().join(", ")
+        )
+    })
+}

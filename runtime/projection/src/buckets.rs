@@ -1,0 +1,185 @@
+//! The projection's key-value buckets: opening them, compare-and-set updates of one record,
+//! reading every record, and purging them for a rebuild.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, kv};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::ProjectionError;
+use millrace_core::config::ProjectionConfig;
+use millrace_transport::{self as transport, reader::StreamReader};
+
+/// Tries of a compare-and-set before giving up (another projection kept winning the race).
+const MAX_RACES: usize = 16;
+
+/// The buckets of one projection.
+#[derive(Clone)]
+pub struct Buckets {
+    js: jetstream::Context,
+    /// Stock positions.
+    pub inventory: Bucket,
+    /// Work orders.
+    pub work_orders: Bucket,
+    /// Quality holds.
+    pub holds: Bucket,
+    /// Supplier commitments.
+    pub commitments: Bucket,
+    /// Source systems.
+    pub sources: Bucket,
+}
+
+/// One open bucket and its name.
+#[derive(Clone)]
+pub struct Bucket {
+    /// The bucket name.
+    pub name: String,
+    store: kv::Store,
+}
+
+impl Buckets {
+    /// Opens the buckets the configuration names, creating the missing ones.
+    pub async fn open(
+        js: &jetstream::Context,
+        config: &ProjectionConfig,
+    ) -> Result<Self, ProjectionError> {
+        let open = |name: &str, what: &str| {
+            let (js, name, what) = (js.clone(), name.to_owned(), what.to_owned());
+            async move {
+                // Current state never expires: max age zero.
+                let store = transport::key_value(&js, &name, Duration::ZERO, &what)
+                    .await
+                    .map_err(|e| ProjectionError::bucket(&name, format!("{e:#}")))?;
+                Ok::<_, ProjectionError>(Bucket { name, store })
+            }
+        };
+        Ok(Self {
+            js: js.clone(),
+            inventory: open(
+                &config.inventory_bucket,
+                "millrace projection: stock positions",
+            )
+            .await?,
+            work_orders: open(
+                &config.work_order_bucket,
+                "millrace projection: work orders",
+            )
+            .await?,
+            holds: open(&config.hold_bucket, "millrace projection: quality holds").await?,
+            commitments: open(
+                &config.commitment_bucket,
+                "millrace projection: supplier commitments",
+            )
+            .await?,
+            sources: open(&config.source_bucket, "millrace projection: source systems").await?,
+        })
+    }
+
+    fn all(&self) -> [&Bucket; 5] {
+        [
+            &self.inventory,
+            &self.work_orders,
+            &self.holds,
+            &self.commitments,
+            &self.sources,
+        ]
+    }
+
+    /// Drops every record of every bucket (the buckets stay).
+    pub async fn purge(&self) -> Result<(), ProjectionError> {
+        for bucket in self.all() {
+            let stream = format!("KV_{}", bucket.name);
+            let err = |e: &dyn std::fmt::Display| ProjectionError::bucket(&bucket.name, e);
+            self.js
+                .get_stream(&stream)
+                .await
+                .map_err(|e| err(&e))?
+                .purge()
+                .await
+                .map_err(|e| err(&e))?;
+        }
+        Ok(())
+    }
+
+    /// Every record of `bucket`, in key order of the bucket's stream.
+    pub async fn read_all<R: DeserializeOwned>(
+        &self,
+        bucket: &Bucket,
+    ) -> Result<Vec<R>, ProjectionError> {
+        let err = |e: &dyn std::fmt::Display| ProjectionError::bucket(&bucket.name, e);
+        let filter = format!("$KV.{}.>", bucket.name);
+        let mut reader = StreamReader::open(
+            &self.js,
+            &format!("KV_{}", bucket.name),
+            Some(&filter),
+            consumer::DeliverPolicy::LastPerSubject,
+            false,
+        )
+        .await
+        .map_err(|e| err(&format!("{e:#}")))?;
+        let mut records = Vec::new();
+        while let Some(message) = reader.next().await.map_err(|e| err(&format!("{e:#}")))? {
+            // Deletes and purges are empty markers.
+            if message.payload.is_empty() {
+                continue;
+            }
+            records.push(serde_json::from_slice(&message.payload).map_err(|e| err(&e))?);
+        }
+        Ok(records)
+    }
+
+    /// The number of records in `bucket`.
+    pub async fn count(&self, bucket: &Bucket) -> Result<u64, ProjectionError> {
+        let status = bucket
+            .store
+            .status()
+            .await
+            .map_err(|e| ProjectionError::bucket(&bucket.name, e))?;
+        Ok(status.values())
+    }
+}
+
+impl Bucket {
+    /// Reads the record at `key` (or `fresh()` when there is none), lets `change` change it,
+    /// and writes it back only if the record still has the revision it was read at; a lost
+    /// race reads again. True when the record changed.
+    pub async fn update<R: Serialize + DeserializeOwned>(
+        &self,
+        key: &str,
+        fresh: impl Fn() -> R,
+        mut change: impl FnMut(&mut R) -> bool,
+    ) -> Result<bool, ProjectionError> {
+        let err =
+            |e: &dyn std::fmt::Display| ProjectionError::bucket(&self.name, format!("{key}: {e}"));
+        for _ in 0..MAX_RACES {
+            let entry = self.store.entry(key).await.map_err(|e| err(&e))?;
+            let (mut record, revision) = match entry.filter(|e| e.operation == kv::Operation::Put) {
+                Some(entry) => (
+                    serde_json::from_slice::<R>(&entry.value).map_err(|e| err(&e))?,
+                    Some(entry.revision),
+                ),
+                None => (fresh(), None),
+            };
+            if !change(&mut record) {
+                return Ok(false);
+            }
+            let value = serde_json::to_vec(&record).map_err(|e| err(&e))?;
+            match revision {
+                None => match self.store.create(key, value.into()).await {
+                    Ok(_) => return Ok(true),
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(err(&e)),
+                },
+                Some(revision) => match self.store.update(key, value.into(), revision).await {
+                    Ok(_) => return Ok(true),
+                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
+                    Err(e) => return Err(err(&e)),
+                },
+            }
+        }
+        Err(err(&format!(
+            "lost {MAX_RACES} races to other writers of the same record"
+        )))
+    }
+}

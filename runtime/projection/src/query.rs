@@ -1,0 +1,449 @@
+//! The read side: inventory positions with their holds, work-order progress, holds,
+//! supplier commitments against receipts and the age of each source's last update, read
+//! from the buckets, so any process connected to NATS can answer (no projection needed in
+//! it). Every answer is a `Serialize` value ready to be sent as JSON.
+
+use std::collections::BTreeMap;
+
+use async_nats::jetstream;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::ProjectionError;
+use super::amount::Amount;
+use super::buckets::Buckets;
+use super::state::{
+    CommitmentRecord, HoldRecord, SourceRecord, StockRecord, Total, WorkOrderRecord,
+};
+use millrace_core::canonical::{
+    CommitmentLevel, HoldAction, Quantity, ScheduleBucket, WorkOrderState,
+};
+use millrace_core::config::ProjectionConfig;
+
+/// Which stock positions to list; every field left out matches all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InventoryFilter {
+    /// Item number.
+    pub item: Option<String>,
+    /// Site code.
+    pub site: Option<String>,
+    /// Lot or batch.
+    pub lot: Option<String>,
+}
+
+/// Which work orders, holds or commitments to list; every field left out matches all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Filter {
+    /// Site code.
+    pub site: Option<String>,
+    /// Item number (the produced item of a work order, the held item, the committed item).
+    pub item: Option<String>,
+    /// Lot (holds only).
+    pub lot: Option<String>,
+}
+
+fn matches(want: &Option<String>, have: Option<&String>) -> bool {
+    want.as_ref().is_none_or(|w| have == Some(w))
+}
+
+/// One stock position: an item at a site, location and lot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InventoryPosition {
+    /// Site code.
+    pub site: String,
+    /// Item number.
+    pub item: String,
+    /// Storage location; none: at the site, location not stated (stock in transit to the
+    /// site is counted here).
+    pub location: Option<String>,
+    /// Lot or batch.
+    pub lot: Option<String>,
+    /// Unit of measure of the amounts.
+    pub uom: Option<String>,
+    /// On hand (exact decimal text).
+    pub on_hand: Amount,
+    /// Of on hand, blocked by open quality holds: all of it while a hold covers the lot.
+    pub blocked: Amount,
+    /// On hand less blocked, never below zero.
+    pub available: Amount,
+    /// Shipped to the site (ship notices, transfers in transit) and not yet received.
+    pub in_transit: Amount,
+    /// Received by goods receipts, in all.
+    pub received: Amount,
+    /// Allocated, from the newest inventory balance, when a source sends balances.
+    pub allocated: Option<Amount>,
+    /// The open holds blocking this position (hold ids).
+    pub holds: Vec<String>,
+    /// Source time of the newest event applied (RFC 3339).
+    pub updated: Option<String>,
+}
+
+/// The state of one operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperationView {
+    /// The newest state.
+    pub state: WorkOrderState,
+    /// Its source time (RFC 3339).
+    pub since: String,
+}
+
+/// A work order's progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkOrderView {
+    /// Site code.
+    pub site: String,
+    /// Work order number.
+    pub work_order: String,
+    /// Item produced.
+    pub item: Option<String>,
+    /// The newest state reported for the order or any operation.
+    pub state: Option<WorkOrderState>,
+    /// Since when (source time, RFC 3339).
+    pub state_since: Option<String>,
+    /// The newest state per operation.
+    pub operations: BTreeMap<String, OperationView>,
+    /// Planned quantity.
+    pub planned: Option<Quantity>,
+    /// Good quantity, summed from production completions.
+    pub completed: Option<Quantity>,
+    /// Scrap quantity, summed from production completions.
+    pub scrapped: Option<Quantity>,
+    /// Completed quantity as the newest status reports it.
+    pub reported_completed: Option<Quantity>,
+    /// Scrapped quantity as the newest status reports it.
+    pub reported_scrapped: Option<Quantity>,
+    /// Material consumed, per item.
+    pub consumed: BTreeMap<String, Quantity>,
+    /// Source time of the newest event applied (RFC 3339).
+    pub updated: Option<String>,
+}
+
+/// A quality hold on one item and lot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HoldView {
+    /// Site code.
+    pub site: String,
+    /// Hold id.
+    pub hold_id: String,
+    /// Item held.
+    pub item: Option<String>,
+    /// Lot held.
+    pub lot: Option<String>,
+    /// Location named by the hold.
+    pub location: Option<String>,
+    /// Supplier named by the hold.
+    pub supplier: Option<String>,
+    /// True while placed.
+    pub open: bool,
+    /// `placed` or `released`.
+    pub action: HoldAction,
+    /// Reason.
+    pub reason: String,
+    /// Disposition.
+    pub disposition: Option<String>,
+    /// When it was placed (source time).
+    pub placed_at: Option<String>,
+    /// When it was released (source time).
+    pub released_at: Option<String>,
+    /// Stock positions it blocks now.
+    pub blocked_positions: usize,
+}
+
+/// A supplier's commitment for an item at a site, against what the site received.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CommitmentView {
+    /// Site code.
+    pub site: String,
+    /// Supplier.
+    pub supplier: String,
+    /// Item.
+    pub item: String,
+    /// Purchase order.
+    pub purchase_order: Option<String>,
+    /// Firm quantity over all buckets (unit of the first firm bucket).
+    pub firm: Option<Quantity>,
+    /// Forecast quantity over all buckets.
+    pub forecast: Option<Quantity>,
+    /// The schedule buckets.
+    pub buckets: Vec<ScheduleBucket>,
+    /// Cumulative received as the supplier's schedule states it.
+    pub cumulative_received: Option<Quantity>,
+    /// Received by goods receipts of the item at the site (from any supplier).
+    pub received: Amount,
+    /// In transit to the site for the item.
+    pub in_transit: Amount,
+    /// Source time of the schedule (RFC 3339).
+    pub updated: Option<String>,
+}
+
+/// The last update from one source system at one site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceView {
+    /// Site code.
+    pub site: String,
+    /// Source system (`mes`, `edi`, `qms`...).
+    pub system: String,
+    /// Events projected from it.
+    pub events: u64,
+    /// The newest source time among them (RFC 3339).
+    pub newest_event_time: Option<String>,
+    /// When its last event was published on the canonical stream (RFC 3339).
+    pub last_published: String,
+    /// Seconds since then: how stale this source's picture is.
+    pub age_seconds: i64,
+}
+
+/// The projected state, read from the buckets.
+#[derive(Clone)]
+pub struct Visibility {
+    buckets: Buckets,
+}
+
+impl Visibility {
+    /// Opens the projection's buckets (creating missing ones, which then read as empty).
+    pub async fn open(
+        js: &jetstream::Context,
+        config: &ProjectionConfig,
+    ) -> Result<Self, ProjectionError> {
+        Ok(Self {
+            buckets: Buckets::open(js, config).await?,
+        })
+    }
+
+    async fn open_holds(&self) -> Result<Vec<HoldRecord>, ProjectionError> {
+        let holds: Vec<HoldRecord> = self.buckets.read_all(&self.buckets.holds).await?;
+        Ok(holds.into_iter().filter(HoldRecord::is_open).collect())
+    }
+
+    /// Stock positions matching `filter`, sorted by site, item, location and lot, with
+    /// blocked decided now from the open holds.
+    pub async fn inventory(
+        &self,
+        filter: &InventoryFilter,
+    ) -> Result<Vec<InventoryPosition>, ProjectionError> {
+        let records: Vec<StockRecord> = self.buckets.read_all(&self.buckets.inventory).await?;
+        let holds = self.open_holds().await?;
+        let mut positions: Vec<InventoryPosition> = records
+            .into_iter()
+            .filter(|r| {
+                matches(&filter.item, Some(&r.key.item))
+                    && matches(&filter.site, Some(&r.key.site))
+                    && matches(&filter.lot, r.key.lot.as_ref())
+            })
+            .filter(|r| {
+                // A receipt also books "arrived" at the site-level position; with nothing
+                // else there it is no position worth listing.
+                r.key.location.is_some() || !r.on_hand.is_zero() || !r.in_transit().is_zero()
+            })
+            .map(|r| {
+                let blocking: Vec<String> = holds
+                    .iter()
+                    .filter(|h| h.blocks(&r.key))
+                    .map(|h| h.key.hold_id.clone())
+                    .collect();
+                let blocked = if blocking.is_empty() {
+                    Amount::ZERO
+                } else {
+                    r.on_hand.at_least_zero()
+                };
+                InventoryPosition {
+                    available: r.on_hand.minus(blocked).at_least_zero(),
+                    in_transit: r.in_transit(),
+                    site: r.key.site,
+                    item: r.key.item,
+                    location: r.key.location,
+                    lot: r.key.lot,
+                    uom: r.uom,
+                    on_hand: r.on_hand,
+                    blocked,
+                    received: r.received,
+                    allocated: r.allocated,
+                    holds: blocking,
+                    updated: r.updated,
+                }
+            })
+            .collect();
+        positions.sort_by(|a, b| {
+            (&a.site, &a.item, &a.location, &a.lot).cmp(&(&b.site, &b.item, &b.location, &b.lot))
+        });
+        Ok(positions)
+    }
+
+    /// Work orders matching `filter` (site, produced item), sorted by site and number.
+    pub async fn work_orders(
+        &self,
+        filter: &Filter,
+    ) -> Result<Vec<WorkOrderView>, ProjectionError> {
+        let records: Vec<WorkOrderRecord> =
+            self.buckets.read_all(&self.buckets.work_orders).await?;
+        let quantity = |t: Option<Total>| {
+            t.map(|t| Quantity {
+                amount: t.amount.to_string(),
+                uom: t.uom,
+            })
+        };
+        let mut orders: Vec<WorkOrderView> = records
+            .into_iter()
+            .filter(|r| {
+                matches(&filter.site, Some(&r.key.site)) && matches(&filter.item, r.item.as_ref())
+            })
+            .map(|r| WorkOrderView {
+                site: r.key.site,
+                work_order: r.key.work_order,
+                item: r.item,
+                state: r.state.as_ref().map(|s| s.state),
+                state_since: r.state.map(|s| s.since),
+                operations: r
+                    .operations
+                    .into_iter()
+                    .map(|(op, s)| {
+                        (
+                            op,
+                            OperationView {
+                                state: s.state,
+                                since: s.since,
+                            },
+                        )
+                    })
+                    .collect(),
+                planned: r.planned,
+                completed: quantity(r.completed),
+                scrapped: quantity(r.scrapped),
+                reported_completed: r.reported_completed,
+                reported_scrapped: r.reported_scrapped,
+                consumed: r
+                    .consumed
+                    .into_iter()
+                    .filter_map(|(item, t)| quantity(Some(t)).map(|q| (item, q)))
+                    .collect(),
+                updated: r.updated,
+            })
+            .collect();
+        orders.sort_by(|a, b| (&a.site, &a.work_order).cmp(&(&b.site, &b.work_order)));
+        Ok(orders)
+    }
+
+    /// Quality holds matching `filter` (site, item, lot), open and released, sorted by site,
+    /// hold id, item and lot, each with the number of positions it blocks now.
+    pub async fn holds(&self, filter: &Filter) -> Result<Vec<HoldView>, ProjectionError> {
+        let records: Vec<HoldRecord> = self.buckets.read_all(&self.buckets.holds).await?;
+        let stock: Vec<StockRecord> = self.buckets.read_all(&self.buckets.inventory).await?;
+        let mut holds: Vec<HoldView> = records
+            .into_iter()
+            .filter(|r| {
+                matches(&filter.site, Some(&r.key.site))
+                    && matches(&filter.item, r.key.item.as_ref())
+                    && matches(&filter.lot, r.key.lot.as_ref())
+            })
+            .map(|r| HoldView {
+                blocked_positions: stock
+                    .iter()
+                    .filter(|s| !s.on_hand.is_zero() && r.blocks(&s.key))
+                    .count(),
+                open: r.is_open(),
+                site: r.key.site,
+                hold_id: r.key.hold_id,
+                item: r.key.item,
+                lot: r.key.lot,
+                location: r.scope.location,
+                supplier: r.scope.supplier,
+                action: r.action,
+                reason: r.reason,
+                disposition: r.disposition,
+                placed_at: r.placed_at,
+                released_at: r.released_at,
+            })
+            .collect();
+        holds.sort_by(|a, b| {
+            (&a.site, &a.hold_id, &a.item, &a.lot).cmp(&(&b.site, &b.hold_id, &b.item, &b.lot))
+        });
+        Ok(holds)
+    }
+
+    /// Supplier commitments matching `filter` (site, item), with what the site received and
+    /// has in transit for the item, sorted by site, supplier and item.
+    pub async fn commitments(
+        &self,
+        filter: &Filter,
+    ) -> Result<Vec<CommitmentView>, ProjectionError> {
+        let records: Vec<CommitmentRecord> =
+            self.buckets.read_all(&self.buckets.commitments).await?;
+        let stock: Vec<StockRecord> = self.buckets.read_all(&self.buckets.inventory).await?;
+        let sum = |level: CommitmentLevel, buckets: &[ScheduleBucket]| {
+            let mut total: Option<Total> = None;
+            for b in buckets.iter().filter(|b| b.level == level) {
+                let amount = Amount::parse(&b.quantity.amount).unwrap_or(Amount::ZERO);
+                match &mut total {
+                    Some(t) => t.amount = t.amount.plus(amount),
+                    None => {
+                        total = Some(Total {
+                            amount,
+                            uom: b.quantity.uom.clone(),
+                        });
+                    }
+                }
+            }
+            total.map(|t| Quantity {
+                amount: t.amount.to_string(),
+                uom: t.uom,
+            })
+        };
+        let mut commitments: Vec<CommitmentView> = records
+            .into_iter()
+            .filter(|r| {
+                matches(&filter.site, Some(&r.key.site)) && matches(&filter.item, Some(&r.key.item))
+            })
+            .map(|r| {
+                let at_site = stock
+                    .iter()
+                    .filter(|s| s.key.site == r.key.site && s.key.item == r.key.item);
+                let (received, in_transit) = at_site
+                    .fold((Amount::ZERO, Amount::ZERO), |(rc, it), s| {
+                        (rc.plus(s.received), it.plus(s.in_transit()))
+                    });
+                CommitmentView {
+                    firm: sum(CommitmentLevel::Firm, &r.buckets),
+                    forecast: sum(CommitmentLevel::Forecast, &r.buckets),
+                    site: r.key.site,
+                    supplier: r.key.supplier,
+                    item: r.key.item,
+                    purchase_order: r.purchase_order,
+                    buckets: r.buckets,
+                    cumulative_received: r.cumulative_received,
+                    received,
+                    in_transit,
+                    updated: r.updated,
+                }
+            })
+            .collect();
+        commitments
+            .sort_by(|a, b| (&a.site, &a.supplier, &a.item).cmp(&(&b.site, &b.supplier, &b.item)));
+        Ok(commitments)
+    }
+
+    /// Every source system with the age of its last update, sorted by site and system.
+    pub async fn sources(&self) -> Result<Vec<SourceView>, ProjectionError> {
+        let records: Vec<SourceRecord> = self.buckets.read_all(&self.buckets.sources).await?;
+        let now = OffsetDateTime::now_utc();
+        let mut sources: Vec<SourceView> = records
+            .into_iter()
+            .map(|r| {
+                let age_seconds = OffsetDateTime::parse(&r.last_published, &Rfc3339)
+                    .map_or(0, |t| (now - t).whole_seconds().max(0));
+                SourceView {
+                    site: r.site,
+                    system: r.system,
+                    events: r.events,
+                    newest_event_time: r.newest_event_time,
+                    last_published: r.last_published,
+                    age_seconds,
+                }
+            })
+            .collect();
+        sources.sort_by(|a, b| (&a.site, &a.system).cmp(&(&b.site, &b.system)));
+        Ok(sources)
+    }
+}

@@ -1,0 +1,321 @@
+//! The projected records and how each canonical event kind changes them.
+//!
+//! Everything here is pure: [`plan`] turns one canonical event into the record changes it
+//! makes, and each record's `apply` makes one change, once per event id, respecting source
+//! order for state-like fields. The consumer loop (`mod.rs`) only reads and writes the
+//! records in their key-value buckets.
+
+use std::cmp::Ordering as Cmp;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::amount::Amount;
+use millrace_core::canonical::Position;
+use millrace_core::canonical::{EventData, MovementType, QualityHold, Quantity, StockStatus};
+
+mod commitment;
+mod hold;
+mod source;
+mod stock;
+mod work_order;
+
+pub use self::commitment::*;
+pub use self::hold::*;
+pub use self::source::*;
+pub use self::stock::*;
+pub use self::work_order::*;
+
+/// Event ids remembered per record: enough for any redelivery of recent events.
+const APPLIED_IDS: usize = 64;
+
+/// A canonical event as read back from the canonical stream.
+#[derive(Debug, Clone)]
+pub struct ProjectedEvent {
+    /// The CloudEvents id (deterministic per raw message, plugin version and position).
+    pub id: String,
+    /// The site code, from `source` (`/<site>/<system>`).
+    pub site: String,
+    /// The source system, from `source`.
+    pub system: String,
+    /// When it happened at the source (RFC 3339).
+    pub time: String,
+    /// Source time and sequence, for ordering state-like fields.
+    pub position: Position,
+    /// Marked late by the host: older than the newest event of its business key.
+    pub late: bool,
+    /// The event.
+    pub data: EventData,
+}
+
+/// The CloudEvents fields the projection reads.
+#[derive(Deserialize)]
+struct Envelope {
+    id: String,
+    source: String,
+    #[serde(rename = "type")]
+    kind: String,
+    time: String,
+    data: serde_json::Value,
+    #[serde(default)]
+    sourcesequence: Option<u64>,
+    #[serde(default)]
+    late: Option<bool>,
+}
+
+impl ProjectedEvent {
+    /// Reads a canonical CloudEvent; the error says what is wrong with it.
+    pub fn read(payload: &[u8]) -> Result<Self, String> {
+        let envelope: Envelope = serde_json::from_slice(payload)
+            .map_err(|e| format!("not a canonical CloudEvent: {e}"))?;
+        let kind = envelope
+            .kind
+            .strip_prefix("millrace.")
+            .and_then(|k| k.strip_suffix(".v1"))
+            .ok_or_else(|| format!("unknown event type {:?}", envelope.kind))?;
+        let data: EventData =
+            serde_json::from_value(serde_json::json!({ "kind": kind, "data": envelope.data }))
+                .map_err(|e| format!("{kind} event {}: {e}", envelope.id))?;
+        let (site, system) = envelope
+            .source
+            .strip_prefix('/')
+            .and_then(|s| s.split_once('/'))
+            .ok_or_else(|| format!("source {:?} is not /<site>/<system>", envelope.source))?;
+        let position = Position::at(&envelope.time, envelope.sourcesequence)
+            .ok_or_else(|| format!("time {:?} is not RFC 3339", envelope.time))?;
+        Ok(Self {
+            id: envelope.id,
+            site: site.to_owned(),
+            system: system.to_owned(),
+            time: envelope.time,
+            position,
+            late: envelope.late.unwrap_or(false),
+            data,
+        })
+    }
+}
+
+/// The recent event ids a record has applied, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedIds(Vec<String>);
+
+impl AppliedIds {
+    /// True when `id` was applied.
+    pub fn contains(&self, id: &str) -> bool {
+        self.0.iter().any(|a| a == id)
+    }
+
+    fn push(&mut self, id: &str) {
+        self.0.push(id.to_owned());
+        if self.0.len() > APPLIED_IDS {
+            self.0.remove(0);
+        }
+    }
+}
+
+/// A record kept in a key-value bucket.
+pub trait Record: Serialize + DeserializeOwned + PartialEq {
+    /// The change this record takes.
+    type Change;
+    /// Applies `change` from `event`; false when it changed nothing (an older state, a
+    /// repeat). Callers go through [`apply_once`].
+    fn apply(&mut self, change: &Self::Change, event: &ProjectedEvent) -> bool;
+    /// The ids this record applied.
+    fn applied(&mut self) -> &mut AppliedIds;
+}
+
+/// Applies `change` unless the record applied `event` already; true when the record changed.
+pub fn apply_once<R: Record>(record: &mut R, change: &R::Change, event: &ProjectedEvent) -> bool {
+    if record.applied().contains(&event.id) {
+        return false;
+    }
+    let changed = record.apply(change, event);
+    if changed {
+        record.applied().push(&event.id);
+    }
+    changed
+}
+
+/// True when `position` is not older than `newest` (equal times: the later event wins).
+fn not_older(position: &Position, newest: Option<&Position>) -> bool {
+    newest.is_none_or(|n| position.compare(n) != Cmp::Less)
+}
+
+/// A key token: plain when it is a safe token, else `=x` and the hex of its bytes (`=` alone
+/// for none), so any item, lot or supplier name makes a valid, unambiguous bucket key.
+pub fn key_token(value: Option<&str>) -> String {
+    match value {
+        Some(v)
+            if !v.is_empty()
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            v.to_owned()
+        }
+        Some(v) => {
+            let hex: String = v.bytes().map(|b| format!("{b:02x}")).collect();
+            format!("=x{hex}")
+        }
+        None => "=".to_owned(),
+    }
+}
+
+/// One record change an event makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A stock position.
+    Stock(StockKey, StockChange),
+    /// A work order.
+    WorkOrder(WorkOrderKey, WorkOrderChange),
+    /// A quality hold.
+    Hold(HoldKey, QualityHold),
+    /// A supplier commitment.
+    Commitment(CommitmentKey, millrace_core::canonical::SupplierCommitment),
+}
+
+/// The record changes of one canonical event, in the order they are written.
+pub fn plan(event: &ProjectedEvent) -> Vec<Change> {
+    let site = &event.site;
+    let stock = |item: &str, location: Option<&String>, lot: Option<&String>| StockKey {
+        site: site.clone(),
+        item: item.to_owned(),
+        location: location.cloned(),
+        lot: lot.cloned(),
+    };
+    let on_hand = |delta: Quantity, receipt: bool| StockChange::OnHand { delta, receipt };
+    let negated = |q: &Quantity| Quantity {
+        amount: Amount::parse(&q.amount)
+            .unwrap_or(Amount::ZERO)
+            .negated()
+            .to_string(),
+        uom: q.uom.clone(),
+    };
+    let work_order = |number: &str| WorkOrderKey {
+        site: site.clone(),
+        work_order: number.to_owned(),
+    };
+    match &event.data {
+        EventData::InventoryMovement(m) => {
+            let (from, to, lot) = (
+                m.from_location.as_ref(),
+                m.to_location.as_ref(),
+                m.lot.as_ref(),
+            );
+            let q = &m.quantity;
+            match m.movement_type {
+                MovementType::Receipt => vec![
+                    Change::Stock(stock(&m.item, to.or(from), lot), on_hand(q.clone(), true)),
+                    Change::Stock(stock(&m.item, None, lot), StockChange::Arrived(q.clone())),
+                ],
+                MovementType::Issue | MovementType::Scrap => {
+                    vec![Change::Stock(
+                        stock(&m.item, from.or(to), lot),
+                        on_hand(negated(q), false),
+                    )]
+                }
+                MovementType::Adjustment => match (from, to) {
+                    (Some(from), None) => {
+                        vec![Change::Stock(
+                            stock(&m.item, Some(from), lot),
+                            on_hand(negated(q), false),
+                        )]
+                    }
+                    _ => vec![Change::Stock(
+                        stock(&m.item, to, lot),
+                        on_hand(q.clone(), false),
+                    )],
+                },
+                MovementType::Transfer => {
+                    let mut changes = Vec::new();
+                    if let Some(from) = from {
+                        changes.push(Change::Stock(
+                            stock(&m.item, Some(from), lot),
+                            on_hand(negated(q), false),
+                        ));
+                    }
+                    if m.stock_status == Some(StockStatus::InTransit) {
+                        changes.push(Change::Stock(
+                            stock(&m.item, None, lot),
+                            StockChange::Shipped(q.clone()),
+                        ));
+                    } else if let Some(to) = to {
+                        changes.push(Change::Stock(
+                            stock(&m.item, Some(to), lot),
+                            on_hand(q.clone(), false),
+                        ));
+                    }
+                    changes
+                }
+            }
+        }
+        EventData::InventoryBalance(b) => vec![Change::Stock(
+            stock(&b.item, Some(&b.location), b.lot.as_ref()),
+            StockChange::Balance {
+                on_hand: b.on_hand.clone(),
+                allocated: b.allocated.clone(),
+                blocked: b.blocked.clone(),
+            },
+        )],
+        EventData::WorkOrderStatus(w) => vec![Change::WorkOrder(
+            work_order(&w.work_order),
+            WorkOrderChange::Status(w.clone()),
+        )],
+        EventData::MaterialConsumption(c) => vec![
+            Change::Stock(
+                stock(&c.item, c.location.as_ref(), c.lot.as_ref()),
+                on_hand(negated(&c.quantity), false),
+            ),
+            Change::WorkOrder(
+                work_order(&c.work_order),
+                WorkOrderChange::Consumption {
+                    item: c.item.clone(),
+                    quantity: c.quantity.clone(),
+                },
+            ),
+        ],
+        EventData::ProductionCompletion(p) => vec![
+            Change::Stock(
+                stock(&p.item, p.location.as_ref(), p.lot.as_ref()),
+                on_hand(p.good_quantity.clone(), false),
+            ),
+            Change::WorkOrder(
+                work_order(&p.work_order),
+                WorkOrderChange::Completion {
+                    item: p.item.clone(),
+                    good: p.good_quantity.clone(),
+                    scrap: p.scrap_quantity.clone(),
+                },
+            ),
+        ],
+        EventData::QualityHold(h) => vec![Change::Hold(
+            HoldKey {
+                site: site.clone(),
+                hold_id: h.hold_id.clone(),
+                item: h.scope.item.clone(),
+                lot: h.scope.lot.clone(),
+            },
+            h.clone(),
+        )],
+        EventData::SupplierCommitment(c) => vec![Change::Commitment(
+            CommitmentKey {
+                site: site.clone(),
+                supplier: c.supplier.clone(),
+                item: c.item.clone(),
+            },
+            c.clone(),
+        )],
+        EventData::ShipmentNotice(n) => n
+            .lines
+            .iter()
+            .map(|line| {
+                Change::Stock(
+                    stock(&line.item, None, line.lot.as_ref()),
+                    StockChange::Shipped(line.quantity.clone()),
+                )
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,182 @@
+//! Stock positions: on hand, in transit, blocked, allocated, per site, item, location and lot.
+
+use serde::{Deserialize, Serialize};
+
+use super::super::amount::Amount;
+use super::{AppliedIds, ProjectedEvent, Record, key_token, not_older};
+use millrace_core::canonical::Position;
+use millrace_core::canonical::Quantity;
+
+/// Where a stock position is: site, item, location (none: at the site, location not stated,
+/// which is also where stock in transit to the site is counted) and lot.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StockKey {
+    /// Site code.
+    pub site: String,
+    /// Item number.
+    pub item: String,
+    /// Storage location, when the source names one.
+    pub location: Option<String>,
+    /// Lot or batch.
+    pub lot: Option<String>,
+}
+
+impl StockKey {
+    /// `<site>.<item>.<location>.<lot>`.
+    pub fn bucket_key(&self) -> String {
+        format!(
+            "{}.{}.{}.{}",
+            key_token(Some(&self.site)),
+            key_token(Some(&self.item)),
+            key_token(self.location.as_deref()),
+            key_token(self.lot.as_deref())
+        )
+    }
+}
+
+/// A change to a stock position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StockChange {
+    /// On hand changes by `delta` (movements, consumption, completion); `receipt` also counts
+    /// it as received.
+    OnHand {
+        /// Signed change.
+        delta: Quantity,
+        /// A goods receipt.
+        receipt: bool,
+    },
+    /// A ship notice line (or a transfer in transit) on its way to the site.
+    Shipped(Quantity),
+    /// A receipt of the item and lot at the site: it is no longer in transit.
+    Arrived(Quantity),
+    /// An inventory balance: on hand, allocated and blocked as of the event time.
+    Balance {
+        /// On hand.
+        on_hand: Quantity,
+        /// Allocated.
+        allocated: Quantity,
+        /// Blocked, as the source system counts it.
+        blocked: Quantity,
+    },
+}
+
+/// A stock position as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StockRecord {
+    /// Where.
+    #[serde(flatten)]
+    pub key: StockKey,
+    /// Unit of measure of the amounts (the first one seen).
+    pub uom: Option<String>,
+    /// On hand.
+    pub on_hand: Amount,
+    /// Received by goods receipts, in all.
+    pub received: Amount,
+    /// Shipped towards the site (ship notices, transfers in transit), in all.
+    pub shipped: Amount,
+    /// Of what was shipped, arrived (receipts of the item and lot), in all.
+    pub arrived: Amount,
+    /// Allocated, from the newest balance.
+    pub allocated: Option<Amount>,
+    /// Blocked as the source system counts it, from the newest balance.
+    pub source_blocked: Option<Amount>,
+    /// Source time of the newest balance applied.
+    pub balance_at: Option<Position>,
+    /// Source time and sequence of the newest movement or balance applied.
+    pub newest: Option<Position>,
+    /// Source time (RFC 3339) of the newest event applied.
+    pub updated: Option<String>,
+    /// Events whose unit differed from `uom` (amounts are not converted).
+    pub unit_mismatches: u64,
+    /// Recent event ids applied.
+    pub applied: AppliedIds,
+}
+
+impl StockRecord {
+    /// A new, empty position.
+    pub fn new(key: StockKey) -> Self {
+        Self {
+            key,
+            uom: None,
+            on_hand: Amount::ZERO,
+            received: Amount::ZERO,
+            shipped: Amount::ZERO,
+            arrived: Amount::ZERO,
+            allocated: None,
+            source_blocked: None,
+            balance_at: None,
+            newest: None,
+            updated: None,
+            unit_mismatches: 0,
+            applied: AppliedIds::default(),
+        }
+    }
+
+    /// Still on the way: shipped less arrived, never below zero (receipts without a notice).
+    pub fn in_transit(&self) -> Amount {
+        self.shipped.minus(self.arrived).at_least_zero()
+    }
+
+    /// The amount of `q`, noting its unit.
+    fn amount(&mut self, q: &Quantity) -> Amount {
+        match &self.uom {
+            None => self.uom = Some(q.uom.clone()),
+            Some(uom) if *uom != q.uom => self.unit_mismatches += 1,
+            Some(_) => {}
+        }
+        Amount::parse(&q.amount).unwrap_or(Amount::ZERO)
+    }
+
+    fn touch(&mut self, event: &ProjectedEvent) {
+        if not_older(&event.position, self.newest.as_ref()) {
+            self.newest = Some(event.position);
+            self.updated = Some(event.time.clone());
+        }
+    }
+}
+
+impl Record for StockRecord {
+    type Change = StockChange;
+
+    fn apply(&mut self, change: &StockChange, event: &ProjectedEvent) -> bool {
+        match change {
+            StockChange::OnHand { delta, receipt } => {
+                let delta = self.amount(delta);
+                self.on_hand = self.on_hand.plus(delta);
+                if *receipt {
+                    self.received = self.received.plus(delta);
+                }
+            }
+            StockChange::Shipped(q) => {
+                let q = self.amount(q);
+                self.shipped = self.shipped.plus(q);
+            }
+            StockChange::Arrived(q) => {
+                let q = self.amount(q);
+                self.arrived = self.arrived.plus(q);
+            }
+            StockChange::Balance {
+                on_hand,
+                allocated,
+                blocked,
+            } => {
+                // A balance is the whole state at its time: only one newer than everything
+                // applied to the position replaces on hand, as no one can tell which of the
+                // newer movements an older balance already counts.
+                if !not_older(&event.position, self.newest.as_ref()) {
+                    return false;
+                }
+                self.on_hand = self.amount(on_hand);
+                self.allocated = Some(self.amount(allocated));
+                self.source_blocked = Some(self.amount(blocked));
+                self.balance_at = Some(event.position);
+            }
+        }
+        self.touch(event);
+        true
+    }
+
+    fn applied(&mut self) -> &mut AppliedIds {
+        &mut self.applied
+    }
+}

@@ -1,0 +1,258 @@
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use std::collections::BTreeMap;
+
+use millrace_core::canonical::{
+    HoldAction, HoldScope, InventoryMovement, WorkOrderState, WorkOrderStatus,
+};
+
+fn q(amount: &str) -> Quantity {
+    Quantity {
+        amount: amount.into(),
+        uom: "EA".into(),
+    }
+}
+
+fn event(id: &str, time: &str, data: EventData) -> ProjectedEvent {
+    ProjectedEvent {
+        id: id.into(),
+        site: "PLANT1".into(),
+        system: "mes".into(),
+        time: time.into(),
+        position: Position::at(time, None).unwrap(),
+        late: false,
+        data,
+    }
+}
+
+fn receipt(id: &str, time: &str, amount: &str) -> ProjectedEvent {
+    event(
+        id,
+        time,
+        EventData::InventoryMovement(InventoryMovement {
+            movement_type: MovementType::Receipt,
+            item: "RM-1".into(),
+            quantity: q(amount),
+            from_location: None,
+            to_location: Some("WH1".into()),
+            lot: Some("L1".into()),
+            serials: vec![],
+            stock_status: None,
+            reference_document: None,
+            expiry_date: None,
+        }),
+    )
+}
+
+/// Applies every change of `event` to the stock positions in `book`.
+fn apply_stock(book: &mut BTreeMap<StockKey, StockRecord>, event: &ProjectedEvent) {
+    for change in plan(event) {
+        if let Change::Stock(key, change) = change {
+            let record = book
+                .entry(key.clone())
+                .or_insert_with(|| StockRecord::new(key));
+            apply_once(record, &change, event);
+        }
+    }
+}
+
+fn status(id: &str, time: &str, state: WorkOrderState) -> ProjectedEvent {
+    event(
+        id,
+        time,
+        EventData::WorkOrderStatus(WorkOrderStatus {
+            work_order: "WO-1".into(),
+            operation: None,
+            state,
+            item: None,
+            planned_quantity: None,
+            completed_quantity: Some(q(if state == WorkOrderState::Completed {
+                "10"
+            } else {
+                "0"
+            })),
+            scrapped_quantity: None,
+        }),
+    )
+}
+
+#[test]
+fn an_event_applies_once_whatever_the_redeliveries() {
+    let mut book = BTreeMap::new();
+    let first = receipt("e1", "2026-03-02T06:00:00Z", "10");
+    apply_stock(&mut book, &first);
+    apply_stock(&mut book, &first);
+    apply_stock(&mut book, &receipt("e2", "2026-03-02T05:00:00Z", "2.5"));
+    let at_wh1 = book
+        .values()
+        .find(|r| r.key.location.as_deref() == Some("WH1"))
+        .unwrap();
+    assert_eq!(
+        at_wh1.on_hand.to_string(),
+        "12.5",
+        "the repeat adds nothing"
+    );
+    assert_eq!(at_wh1.received.to_string(), "12.5");
+    assert_eq!(
+        at_wh1.updated.as_deref(),
+        Some("2026-03-02T06:00:00Z"),
+        "an older movement still adds, but is not the newest update"
+    );
+}
+
+#[test]
+fn a_late_state_never_overwrites_a_newer_one() {
+    let key = WorkOrderKey {
+        site: "PLANT1".into(),
+        work_order: "WO-1".into(),
+    };
+    let mut order = WorkOrderRecord::new(key);
+    let done = status("e2", "2026-03-02T12:00:00Z", WorkOrderState::Completed);
+    let started = status("e1", "2026-03-02T07:00:00+01:00", WorkOrderState::Started);
+    for e in [&done, &started] {
+        for change in plan(e) {
+            if let Change::WorkOrder(_, change) = change {
+                apply_once(&mut order, &change, e);
+            }
+        }
+    }
+    let state = order.state.unwrap();
+    assert_eq!(state.state, WorkOrderState::Completed);
+    assert_eq!(order.reported_completed, Some(q("10")));
+}
+
+#[test]
+fn a_ship_notice_is_in_transit_until_received() {
+    let mut book = BTreeMap::new();
+    let notice = event(
+        "asn",
+        "2026-03-01T10:00:00Z",
+        EventData::ShipmentNotice(millrace_core::canonical::ShipmentNotice {
+            shipment_id: "S1".into(),
+            supplier: "SUP".into(),
+            ship_date: "2026-03-01T10:00:00Z".into(),
+            expected_delivery: None,
+            lines: vec![millrace_core::canonical::ShipmentLine {
+                item: "RM-1".into(),
+                quantity: q("30"),
+                lot: Some("L1".into()),
+                serials: vec![],
+                purchase_order: None,
+                package_id: None,
+            }],
+        }),
+    );
+    apply_stock(&mut book, &notice);
+    apply_stock(&mut book, &receipt("gr", "2026-03-02T06:00:00Z", "20"));
+    let transit = &book[&StockKey {
+        site: "PLANT1".into(),
+        item: "RM-1".into(),
+        location: None,
+        lot: Some("L1".into()),
+    }];
+    assert_eq!(transit.in_transit().to_string(), "10");
+}
+
+#[test]
+fn a_hold_on_a_lot_blocks_it_wherever_it_sits_until_released() {
+    let placed = QualityHold {
+        hold_id: "NCR-1".into(),
+        action: HoldAction::Placed,
+        scope: HoldScope {
+            item: Some("RM-1".into()),
+            lot: Some("L1".into()),
+            location: Some("QA-CAGE".into()),
+            supplier: None,
+        },
+        reason: "porosity".into(),
+        disposition: None,
+    };
+    let released = QualityHold {
+        action: HoldAction::Released,
+        ..placed.clone()
+    };
+    let key = HoldKey {
+        site: "PLANT1".into(),
+        hold_id: "NCR-1".into(),
+        item: Some("RM-1".into()),
+        lot: Some("L1".into()),
+    };
+    let at = |site: &str, location: &str, lot: &str| StockKey {
+        site: site.into(),
+        item: "RM-1".into(),
+        location: Some(location.into()),
+        lot: Some(lot.into()),
+    };
+    let mut hold = HoldRecord::new(key, &placed);
+    let data = |h: &QualityHold| EventData::QualityHold(h.clone());
+    let place = event("p", "2026-03-02T09:00:00Z", data(&placed));
+    let release = event("r", "2026-03-04T15:00:00+01:00", data(&released));
+    let resent = event("p2", "2026-03-02T09:00:00Z", data(&placed));
+    assert!(apply_once(&mut hold, &placed, &place));
+    assert!(hold.blocks(&at("PLANT1", "WH1", "L1")));
+    assert!(hold.blocks(&at("PLANT2", "DOCK", "L1")), "wherever it sits");
+    assert!(!hold.blocks(&at("PLANT1", "WH1", "L2")));
+    assert!(apply_once(&mut hold, &released, &release));
+    assert!(!hold.blocks(&at("PLANT1", "WH1", "L1")));
+    assert!(
+        !apply_once(&mut hold, &placed, &resent),
+        "a late resend of the placement does not reopen it"
+    );
+    assert!(!hold.is_open());
+}
+
+#[test]
+fn an_older_balance_does_not_replace_newer_movements() {
+    let mut book = BTreeMap::new();
+    apply_stock(&mut book, &receipt("gr", "2026-03-02T06:00:00Z", "20"));
+    let balance = |id: &str, time: &str, amount: &str| {
+        event(
+            id,
+            time,
+            EventData::InventoryBalance(millrace_core::canonical::InventoryBalance {
+                item: "RM-1".into(),
+                location: "WH1".into(),
+                lot: Some("L1".into()),
+                on_hand: q(amount),
+                allocated: q("0"),
+                blocked: q("0"),
+            }),
+        )
+    };
+    apply_stock(&mut book, &balance("b1", "2026-03-01T00:00:00Z", "5"));
+    let at_wh1 = |book: &BTreeMap<StockKey, StockRecord>| {
+        book.values()
+            .find(|r| r.key.location.as_deref() == Some("WH1"))
+            .unwrap()
+            .on_hand
+            .to_string()
+    };
+    assert_eq!(at_wh1(&book), "20");
+    apply_stock(&mut book, &balance("b2", "2026-03-03T00:00:00Z", "18"));
+    assert_eq!(at_wh1(&book), "18");
+}
+
+#[test]
+fn events_read_back_from_their_cloudevent_form() {
+    let json = br#"{"specversion":"1.0","id":"x-1","source":"/PLANT1/qms","type":"millrace.quality-hold.v1",
+        "time":"2026-03-02T09:41:27.512Z","subject":"NCR-1@PLANT1","datacontenttype":"application/json",
+        "data":{"hold_id":"NCR-1","action":"placed","scope":{"lot":"L1"},"reason":"r"},
+        "route":"q","plugin":"p","pluginversion":"1.0.0","rawsequence":3,"late":true}"#;
+    let event = ProjectedEvent::read(json).unwrap();
+    assert_eq!(
+        (event.site.as_str(), event.system.as_str()),
+        ("PLANT1", "qms")
+    );
+    assert!(event.late);
+    assert!(matches!(event.data, EventData::QualityHold(_)));
+    assert!(ProjectedEvent::read(b"{}").is_err());
+}
+
+#[test]
+fn keys_are_valid_and_unambiguous() {
+    assert_eq!(key_token(Some("WO-4711")), "WO-4711");
+    assert_eq!(key_token(None), "=");
+    assert_eq!(key_token(Some("1 EDI")), "=x3120454449");
+    assert_ne!(key_token(Some("")), key_token(None));
+}

@@ -1,0 +1,215 @@
+//! Work orders: state, operations and quantity totals.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::super::amount::Amount;
+use super::{AppliedIds, ProjectedEvent, Record, key_token, not_older};
+use millrace_core::canonical::Position;
+use millrace_core::canonical::{Quantity, WorkOrderState};
+
+/// A work order: site and number.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WorkOrderKey {
+    /// Site code.
+    pub site: String,
+    /// Work order number.
+    pub work_order: String,
+}
+
+impl WorkOrderKey {
+    /// `<site>.<work order>`.
+    pub fn bucket_key(&self) -> String {
+        format!(
+            "{}.{}",
+            key_token(Some(&self.site)),
+            key_token(Some(&self.work_order))
+        )
+    }
+}
+
+/// A change to a work order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkOrderChange {
+    /// A state change, with what the source reports as planned, completed and scrapped.
+    Status(millrace_core::canonical::WorkOrderStatus),
+    /// Output reported: good and scrap quantities add up.
+    Completion {
+        /// Item produced.
+        item: String,
+        /// Good quantity.
+        good: Quantity,
+        /// Scrap quantity.
+        scrap: Quantity,
+    },
+    /// Material consumed: adds up per item.
+    Consumption {
+        /// Item consumed.
+        item: String,
+        /// Quantity.
+        quantity: Quantity,
+    },
+}
+
+/// The state of one operation of a work order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationState {
+    /// The newest state.
+    pub state: WorkOrderState,
+    /// Its source time (RFC 3339).
+    pub since: String,
+    /// Its position, for ordering.
+    pub position: Position,
+}
+
+/// A quantity summed from events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Total {
+    /// The sum.
+    pub amount: Amount,
+    /// The unit of the first event.
+    pub uom: String,
+}
+
+impl Total {
+    fn add(slot: &mut Option<Total>, q: &Quantity) {
+        let amount = Amount::parse(&q.amount).unwrap_or(Amount::ZERO);
+        match slot {
+            Some(total) => total.amount = total.amount.plus(amount),
+            None => {
+                *slot = Some(Total {
+                    amount,
+                    uom: q.uom.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// A work order as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkOrderRecord {
+    /// Which.
+    #[serde(flatten)]
+    pub key: WorkOrderKey,
+    /// Item produced.
+    pub item: Option<String>,
+    /// The newest state reported for the order or any of its operations.
+    pub state: Option<OperationState>,
+    /// The newest state per operation.
+    pub operations: BTreeMap<String, OperationState>,
+    /// Planned quantity, from the newest status that has one.
+    pub planned: Option<Quantity>,
+    /// Completed quantity the source reported with the newest status that has one.
+    pub reported_completed: Option<Quantity>,
+    /// Scrapped quantity the source reported with the newest status that has one.
+    pub reported_scrapped: Option<Quantity>,
+    /// Position of the newest status carrying quantities.
+    pub reported_at: Option<Position>,
+    /// Good quantity of the production completions, summed.
+    pub completed: Option<Total>,
+    /// Scrap quantity of the production completions, summed.
+    pub scrapped: Option<Total>,
+    /// Material consumed per item, summed.
+    pub consumed: BTreeMap<String, Total>,
+    /// Source time (RFC 3339) of the newest event applied.
+    pub updated: Option<String>,
+    /// Position of the newest event applied.
+    pub newest: Option<Position>,
+    /// Recent event ids applied.
+    pub applied: AppliedIds,
+}
+
+impl WorkOrderRecord {
+    /// A new work order with nothing reported.
+    pub fn new(key: WorkOrderKey) -> Self {
+        Self {
+            key,
+            item: None,
+            state: None,
+            operations: BTreeMap::new(),
+            planned: None,
+            reported_completed: None,
+            reported_scrapped: None,
+            reported_at: None,
+            completed: None,
+            scrapped: None,
+            consumed: BTreeMap::new(),
+            updated: None,
+            newest: None,
+            applied: AppliedIds::default(),
+        }
+    }
+}
+
+impl Record for WorkOrderRecord {
+    type Change = WorkOrderChange;
+
+    fn apply(&mut self, change: &WorkOrderChange, event: &ProjectedEvent) -> bool {
+        match change {
+            WorkOrderChange::Status(status) => {
+                let state = OperationState {
+                    state: status.state,
+                    since: event.time.clone(),
+                    position: event.position,
+                };
+                let mut changed = false;
+                if let Some(op) = &status.operation {
+                    let newest = self.operations.get(op).map(|s| &s.position);
+                    if not_older(&event.position, newest) {
+                        self.operations.insert(op.clone(), state.clone());
+                        changed = true;
+                    }
+                }
+                if not_older(&event.position, self.state.as_ref().map(|s| &s.position)) {
+                    self.state = Some(state);
+                    changed = true;
+                }
+                let reports = status.planned_quantity.is_some()
+                    || status.completed_quantity.is_some()
+                    || status.scrapped_quantity.is_some();
+                if reports && not_older(&event.position, self.reported_at.as_ref()) {
+                    if status.planned_quantity.is_some() {
+                        self.planned.clone_from(&status.planned_quantity);
+                    }
+                    self.reported_completed
+                        .clone_from(&status.completed_quantity);
+                    self.reported_scrapped.clone_from(&status.scrapped_quantity);
+                    self.reported_at = Some(event.position);
+                    changed = true;
+                }
+                if self.item.is_none() && status.item.is_some() {
+                    self.item.clone_from(&status.item);
+                    changed = true;
+                }
+                if !changed {
+                    return false;
+                }
+            }
+            WorkOrderChange::Completion { item, good, scrap } => {
+                Total::add(&mut self.completed, good);
+                Total::add(&mut self.scrapped, scrap);
+                if self.item.is_none() {
+                    self.item = Some(item.clone());
+                }
+            }
+            WorkOrderChange::Consumption { item, quantity } => {
+                let mut slot = self.consumed.remove(item);
+                Total::add(&mut slot, quantity);
+                if let Some(total) = slot {
+                    self.consumed.insert(item.clone(), total);
+                }
+            }
+        }
+        if not_older(&event.position, self.newest.as_ref()) {
+            self.newest = Some(event.position);
+            self.updated = Some(event.time.clone());
+        }
+        true
+    }
+
+    fn applied(&mut self) -> &mut AppliedIds {
+        &mut self.applied
+    }
+}
