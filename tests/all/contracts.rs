@@ -647,3 +647,53 @@ fn the_generated_schemas_follow_the_wit_versions_and_stay_backward_compatible() 
         }
     }
 }
+
+/// The official AsyncAPI 3.0.0 JSON Schema, vendored (tests/contracts/asyncapi/README.md).
+fn asyncapi_meta_schema() -> Value {
+    let path = root().join("tests/contracts/asyncapi/3.0.0-without-id.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn the_asyncapi_documents_are_valid_asyncapi_3() {
+    let meta = asyncapi_meta_schema();
+    let mut checked = 0;
+    for (path, document) in millrace::contracts::all_documents() {
+        if !path.ends_with("asyncapi.json") {
+            continue;
+        }
+        let wrong = violations(&meta, &document);
+        assert!(
+            wrong.is_empty(),
+            "{path} is not a valid AsyncAPI 3.0 document:\n  {}",
+            wrong.join("\n  ")
+        );
+        let channels = document["channels"].as_object().unwrap();
+        assert_eq!(
+            channels["audit-route"]["address"], "audit.route.{route}.{action}",
+            "{path}"
+        );
+        assert_eq!(
+            document["components"]["messages"]["audit-entry"]["payload"]["$ref"],
+            "#/components/schemas/AuditEntry"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, WitVersion::served().len());
+
+    // The check has teeth: an operation without its channel is refused.
+    let mut broken = millrace::contracts::all_documents()
+        .into_iter()
+        .find(|(p, _)| p.ends_with("asyncapi.json"))
+        .unwrap()
+        .1;
+    broken["operations"]["receiveRaw"]
+        .as_object_mut()
+        .unwrap()
+        .remove("channel");
+    let wrong = violations(&meta, &broken);
+    assert!(
+        !wrong.is_empty(),
+        "a broken document passed the meta-schema"
+    );
+}

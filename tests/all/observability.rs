@@ -4,7 +4,7 @@
 //! trace context carried from the raw message to its events and exported over OTLP.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -160,17 +160,6 @@ async fn wait_messages(admin: &Admin, messages: u64) -> Value {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// A deploy body for the misbehave plugin under `version`.
-fn upload(version: &str, into: &Path) -> Value {
-    let dir = plugin_version("tests/guests/misbehave", version, into);
-    let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
-    json!({
-        "manifest": std::fs::read_to_string(dir.join("plugin.toml")).unwrap(),
-        "component": b64(std::fs::read(dir.join("plugin.wasm")).unwrap()),
-        "fixtures": deploy_fixtures(&dir),
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

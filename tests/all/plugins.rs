@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::support::*;
-use millrace::registry::{Manifest, fixtures};
+use millrace::registry::{LocalPlugin, Manifest, fixtures};
 use millrace::transport::consumer_name;
 
-/// The plugin folders: every plugin and the Rust, Python and JavaScript templates.
+/// The plugin folders: every plugin (mapping and outbound) and the Rust, Python and JavaScript
+/// templates (mapping and poster).
 fn plugin_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(root().join("plugins"))
         .unwrap()
@@ -20,6 +21,8 @@ fn plugin_dirs() -> Vec<PathBuf> {
     dirs.push(root().join("sdk/rust/template"));
     dirs.push(root().join("sdk/python/template"));
     dirs.push(root().join("sdk/js/template"));
+    dirs.push(root().join("sdk/python/template-poster"));
+    dirs.push(root().join("sdk/js/template-poster"));
     dirs
 }
 
@@ -27,8 +30,8 @@ fn plugin_dirs() -> Vec<PathBuf> {
 fn every_plugin_passes_its_golden_fixtures() {
     let dirs = plugin_dirs();
     assert!(
-        dirs.len() >= 14,
-        "eleven plugins and three templates: {dirs:?}"
+        dirs.len() >= 18,
+        "thirteen plugins and five templates: {dirs:?}"
     );
     for dir in dirs {
         let o = millrace(&["plugin", "test", dir.to_str().unwrap()]);
@@ -51,6 +54,46 @@ fn the_kits_build_against_the_wit_version_of_the_manifest() {
     }
 }
 
+/// Every kit builds outbound plugins for the `poster` world of millrace:outbound@1.0.0: the
+/// Rust plugins (`export_poster!`) and the Python and JavaScript templates become components
+/// that export `render` and `interpret` and import the posting types and the host interface.
+#[test]
+fn the_kits_build_poster_components() {
+    let engine = wasmtime::Engine::default();
+    for dir in [
+        "plugins/erp-postings",
+        "plugins/hold-orchestration",
+        "sdk/python/template-poster",
+        "sdk/js/template-poster",
+    ] {
+        let built = LocalPlugin::locate(&root().join(dir))
+            .unwrap_or_else(|e| panic!("building {dir}: {e:#}"));
+        let component = wasmtime::component::Component::from_file(&engine, &built.component)
+            .unwrap_or_else(|e| panic!("{dir}: {e:#}"));
+        let ty = component.component_type();
+        let exports: Vec<&str> = ty.exports(&engine).map(|(name, _)| name).collect();
+        let imports: Vec<&str> = ty.imports(&engine).map(|(name, _)| name).collect();
+        // componentize-py adds its own `exports` instance beside the world's functions.
+        for function in ["render", "interpret"] {
+            assert!(exports.contains(&function), "{dir} exports {exports:?}");
+        }
+        assert!(!exports.contains(&"map"), "{dir} exports {exports:?}");
+        for interface in [
+            "millrace:outbound/posting@1.0.0",
+            "millrace:mapping/canonical@1.1.0",
+            "millrace:mapping/host@1.1.0",
+        ] {
+            assert!(imports.contains(&interface), "{dir} imports {imports:?}");
+        }
+        assert!(
+            !imports
+                .iter()
+                .any(|i| i.starts_with("millrace:mapping/types")),
+            "{dir} imports only what the poster world names: {imports:?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn all_plugins_run_in_one_host_routed_by_subject() {
     let nats = Nats::start();
@@ -63,6 +106,10 @@ async fn all_plugins_run_in_one_host_routed_by_subject() {
         .filter(|d| d.starts_with(root().join("plugins")))
     {
         let manifest = Manifest::load(&dir).unwrap();
+        // Outbound plugins take canonical events, not raw messages: the outbound tests run them.
+        if manifest.wit.starts_with("millrace:outbound@") {
+            continue;
+        }
         let subject = manifest.fixtures.subject.clone();
         // Fixtures reuse control numbers and business keys across files; this test is about
         // routing, so resend and order tracking stay out of the way.

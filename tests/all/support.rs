@@ -601,6 +601,18 @@ pub async fn projected_state(
     })
 }
 
+/// A deploy body (`POST /api/v1/plugins`) for the misbehave plugin under `version`.
+pub fn upload(version: &str, into: &Path) -> serde_json::Value {
+    use base64::Engine as _;
+    let dir = plugin_version("tests/guests/misbehave", version, into);
+    let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
+    serde_json::json!({
+        "manifest": std::fs::read_to_string(dir.join("plugin.toml")).unwrap(),
+        "component": b64(std::fs::read(dir.join("plugin.wasm")).unwrap()),
+        "fixtures": deploy_fixtures(&dir),
+    })
+}
+
 /// The golden fixtures of a plugin folder as a deploy body lists them: name, base64 input,
 /// expectation text.
 pub fn deploy_fixtures(dir: &Path) -> Vec<serde_json::Value> {

@@ -7,10 +7,12 @@
 //! registry, operations, observability, admin). docs/ARCHITECTURE.md has the map.
 #![deny(missing_docs)]
 
-pub use millrace_core::{canonical, config, digest, names, rules, sandbox, subjects, workers};
+pub use millrace_core::{
+    canonical, config, digest, names, posting, rules, sandbox, subjects, workers,
+};
 pub use millrace_host::{
-    acknowledgements, admin, contracts, delivery, host, observability, operations, pipeline,
-    registry, routes,
+    acknowledgements, admin, approval, audit, contracts, delivery, host, observability, operations,
+    outbound, pipeline, registry, routes,
 };
 pub use millrace_projection as projection;
 pub use millrace_transport as transport;

@@ -11,6 +11,7 @@ pub mod canonical;
 pub mod config;
 pub mod digest;
 pub mod names;
+pub mod posting;
 pub mod rules;
 pub mod sandbox;
 pub mod subjects;

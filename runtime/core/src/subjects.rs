@@ -6,7 +6,12 @@
 //! | `raw.<system>.<site>.<format>` | raw messages as sources publish them |
 //! | `canonical.<event-kind>.<site>` | canonical events (CloudEvents JSON) |
 //! | `dlq.<route>` | dead letters |
-//! | `shadow.<route>` | shadow reports: where a shadow candidate's events differ |
+//! | `shadow.<route>` | shadow reports: where a shadow candidate's events (or requests) differ |
+//! | `dlq.outbound.<route>` | outbound dead letters: the event, its requests, the last answer |
+//! | `posting.<target>.<site>` | posting acknowledgements: an event posted to (or rejected by) a target |
+//! | `out.<target>.<site>` | what a NATS target's requests publish |
+//! | `audit.route.<route>.<action>` | the audit trail of changes to one route |
+//! | `audit.host.<area>.<action>` | the audit trail of changes to what routes share (`plugins`, `projection`) |
 //! | `ack.<route>.<partner>` | functional acknowledgements (X12 997, EDIFACT CONTRL) for a trading partner |
 
 /// Every canonical event.
@@ -15,6 +20,35 @@ pub const ALL_CANONICAL: &str = "canonical.>";
 pub const ALL_DEAD_LETTERS: &str = "dlq.>";
 /// Every shadow report.
 pub const ALL_SHADOW: &str = "shadow.>";
+/// Every posting acknowledgement.
+pub const ALL_POSTINGS: &str = "posting.>";
+/// Every message NATS targets publish.
+pub const ALL_OUTBOX: &str = "out.>";
+/// The first token after `dlq.` that marks an outbound route's dead letters.
+pub const OUTBOUND_DEAD_LETTERS: &str = "outbound";
+
+/// Every audit entry.
+pub const ALL_AUDIT: &str = "audit.>";
+/// The audit scope of changes to one route: `audit.route.<route>.<action>`.
+pub const AUDIT_ROUTE: &str = "route";
+/// The audit scope of changes to what routes share: `audit.host.<area>.<action>`.
+pub const AUDIT_HOST: &str = "host";
+
+/// The subject of an audit entry: `audit.<scope>.<name>.<action>`, the scope [`AUDIT_ROUTE`]
+/// (named by the route) or [`AUDIT_HOST`] (named by the area, e.g. `plugins`).
+pub fn audit(scope: &str, name: &str, action: &str) -> String {
+    format!("audit.{scope}.{name}.{action}")
+}
+
+/// The subjects of the audit entries of `route` (every route when `None`) and `action` (every
+/// action when `None`).
+pub fn audit_filter(route: Option<&str>, action: Option<&str>) -> String {
+    match (route, action) {
+        (None, None) => ALL_AUDIT.to_owned(),
+        (Some(route), action) => audit(AUDIT_ROUTE, route, action.unwrap_or("*")),
+        (None, Some(action)) => audit("*", "*", action),
+    }
+}
 
 /// Every functional acknowledgement.
 pub const ALL_ACKNOWLEDGEMENTS: &str = "ack.>";
@@ -42,6 +76,21 @@ pub fn dead_letters(route: &str) -> String {
 /// The subject of a route's shadow reports.
 pub fn shadow(route: &str) -> String {
     format!("shadow.{route}")
+}
+
+/// The subject of an outbound route's dead letters.
+pub fn outbound_dead_letters(route: &str) -> String {
+    format!("dlq.{OUTBOUND_DEAD_LETTERS}.{route}")
+}
+
+/// The subject of the acknowledgements of `target` at `site`.
+pub fn posting(target: &str, site: &str) -> String {
+    format!("posting.{target}.{site}")
+}
+
+/// The subject a NATS target publishes a request to for `site`.
+pub fn outbox(target: &str, site: &str) -> String {
+    format!("out.{target}.{site}")
 }
 
 /// The source system token of `raw.<system>.<site>.<format>`.
@@ -90,6 +139,32 @@ mod tests {
         assert!(!subject_matches("raw.mes.*", "raw.mes.plant1.x"));
         assert!(subject_matches("raw.mes", "raw.mes"));
         assert!(!subject_matches("raw.mes", "raw.mes.x"));
+    }
+
+    #[test]
+    fn audit_filters_match_their_entries() {
+        let entry = audit(AUDIT_ROUTE, "line", "rollback");
+        assert_eq!(entry, "audit.route.line.rollback");
+        assert!(subject_matches(&audit_filter(None, None), &entry));
+        assert!(subject_matches(&audit_filter(Some("line"), None), &entry));
+        assert!(subject_matches(
+            &audit_filter(None, Some("rollback")),
+            &entry
+        ));
+        assert!(!subject_matches(&audit_filter(Some("other"), None), &entry));
+        assert!(!subject_matches(
+            &audit_filter(Some("line"), Some("promote")),
+            &entry
+        ));
+        let deploy = audit(AUDIT_HOST, "plugins", "deploy");
+        assert!(subject_matches(
+            &audit_filter(None, Some("deploy")),
+            &deploy
+        ));
+        assert!(!subject_matches(
+            &audit_filter(Some("plugins"), None),
+            &deploy
+        ));
     }
 
     #[test]

@@ -25,12 +25,8 @@ const QUEUE_PER_WORKER: usize = 64;
 /// Sessions a worker keeps before it drops them all (plugins swapped out leave theirs behind).
 const MAX_SESSIONS: usize = 256;
 
-struct Job {
-    plugin: Arc<PluginComponent>,
-    route: Arc<RouteContext>,
-    raw: RawMessage,
-    reply: oneshot::Sender<Result<Vec<MappedEvent>, Failure>>,
-}
+/// One plugin call, run on a worker thread with that worker's sessions; it sends its own reply.
+type Job = Box<dyn FnOnce(&mut Sessions) + Send>;
 
 /// The host cannot run plugin calls now (its workers are stopping): a host failure, not the
 /// plugin's, so the message is redelivered and never dead-lettered.
@@ -41,7 +37,8 @@ pub struct Unavailable(pub &'static str);
 /// A fixed pool of threads running plugin calls.
 pub struct WorkerPool {
     queue: async_channel::Sender<Job>,
-    threads: Vec<JoinHandle<()>>,
+    threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    workers: usize,
 }
 
 impl WorkerPool {
@@ -57,12 +54,16 @@ impl WorkerPool {
                 .spawn(move || work(jobs))?;
             threads.push(thread);
         }
-        Ok(Self { queue, threads })
+        Ok(Self {
+            queue,
+            threads: std::sync::Mutex::new(threads),
+            workers,
+        })
     }
 
     /// How many worker threads run calls.
     pub fn workers(&self) -> usize {
-        self.threads.len()
+        self.workers
     }
 
     /// Maps one raw message on the first free worker, and checks the events. `Err` when the
@@ -73,13 +74,33 @@ impl WorkerPool {
         route: Arc<RouteContext>,
         raw: RawMessage,
     ) -> Result<Result<Vec<MappedEvent>, Failure>, Unavailable> {
+        let limits = plugin.limits_on(&route.limits);
+        self.run(plugin, route, move |session| {
+            checked(session.call(&raw), &limits)
+        })
+        .await
+    }
+
+    /// Runs `work` on the first free worker, in that worker's session of `plugin` for `route`
+    /// (made on first use): the one way any plugin call (map, render, interpret) reaches a
+    /// worker. A trap or a host panic costs the session, never the worker. `Err` when the pool
+    /// is shut down.
+    pub async fn run<T, W>(
+        &self,
+        plugin: Arc<PluginComponent>,
+        route: Arc<RouteContext>,
+        work: W,
+    ) -> Result<Result<T, Failure>, Unavailable>
+    where
+        T: Send + 'static,
+        W: FnOnce(&mut Session) -> Result<T, Failure> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
-        let job = Job {
-            plugin,
-            route,
-            raw,
-            reply,
-        };
+        let job: Job = Box::new(move |sessions: &mut Sessions| {
+            let result = sessions.with(&plugin, &route, work);
+            // The caller may have gone (shutdown); the outcome is then redelivered by JetStream.
+            let _ = reply.send(result);
+        });
         let gone = Unavailable("the worker pool is shut down");
         self.queue.send(job).await.map_err(|_| gone.clone())?;
         answer.await.map_err(|_| gone)
@@ -91,9 +112,13 @@ impl WorkerPool {
     }
 
     /// Stops the workers once their queued jobs are done.
-    pub fn shutdown(self) {
+    pub fn shutdown(&self) {
         self.close();
-        for thread in self.threads {
+        let threads = match self.threads.lock() {
+            Ok(mut threads) => std::mem::take(&mut *threads),
+            Err(_) => return,
+        };
+        for thread in threads {
             if thread.join().is_err() {
                 tracing::error!("a worker thread panicked");
             }
@@ -110,64 +135,74 @@ pub fn map_once(
     raw: &RawMessage,
 ) -> Result<Vec<MappedEvent>, Failure> {
     let result = Session::new(plugin, route).and_then(|mut session| session.call(raw));
-    checked(result, plugin, route)
+    checked(result, &plugin.limits_on(&route.limits))
 }
 
-/// The host-side checks of a call's events ([`rules::accept`] under the plugin's limits).
+/// The host-side checks of a call's events ([`rules::accept`] under the plugin's `limits`).
 fn checked(
     result: Result<Vec<MappedEvent>, CallError>,
-    plugin: &PluginComponent,
-    route: &RouteContext,
+    limits: &crate::config::Limits,
 ) -> Result<Vec<MappedEvent>, Failure> {
     result
         .map_err(Failure::from)
-        .and_then(|events| rules::accept(events, &plugin.limits_on(&route.limits)))
+        .and_then(|events| rules::accept(events, limits))
 }
 
 fn work(jobs: async_channel::Receiver<Job>) {
-    let mut sessions: HashMap<(Arc<str>, String), Session> = HashMap::new();
+    let mut sessions = Sessions::default();
     while let Ok(job) = jobs.recv_blocking() {
-        let key = (job.route.route.clone(), job.plugin.digest.clone());
-        if !sessions.contains_key(&key) && sessions.len() >= MAX_SESSIONS {
-            sessions.clear();
+        job(&mut sessions);
+    }
+}
+
+/// A worker's sessions: a store with a live instance per route and plugin version.
+#[derive(Default)]
+struct Sessions(HashMap<(Arc<str>, String), Session>);
+
+impl Sessions {
+    /// Runs `work` in the session of `plugin` for `route`, made when there is none.
+    fn with<T>(
+        &mut self,
+        plugin: &Arc<PluginComponent>,
+        route: &RouteContext,
+        work: impl FnOnce(&mut Session) -> Result<T, Failure>,
+    ) -> Result<T, Failure> {
+        let key = (route.route.clone(), plugin.digest.clone());
+        if !self.0.contains_key(&key) && self.0.len() >= MAX_SESSIONS {
+            self.0.clear();
         }
         // A panic in the host while calling a plugin must cost one message, not the worker.
         let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let session = match sessions.entry(key.clone()) {
+            let session = match self.0.entry(key.clone()) {
                 Entry::Occupied(entry) => Ok(entry.into_mut()),
-                Entry::Vacant(entry) => {
-                    Session::new(&job.plugin, &job.route).map(|s| entry.insert(s))
-                }
+                Entry::Vacant(entry) => Session::new(plugin, route).map(|s| entry.insert(s)),
             };
             let mut spent = false;
-            let result = session.and_then(|session| {
-                let result = session.call(&job.raw);
+            let result = session.map_err(Failure::from).and_then(|session| {
+                let result = work(session);
                 spent = session.is_spent();
                 result
             });
             (result, spent)
         }));
-        let result = match call {
+        match call {
             Ok((result, spent)) => {
                 if spent {
-                    sessions.remove(&key);
+                    self.0.remove(&key);
                 }
                 result
             }
             Err(_) => {
-                sessions.remove(&key);
+                self.0.remove(&key);
                 tracing::error!(
-                    route = &*job.route.route,
-                    plugin = job.plugin.id(),
+                    route = &*route.route,
+                    plugin = plugin.id(),
                     "the host panicked calling the plugin; the session is dropped"
                 );
-                Err(CallError::Trap(
+                Err(Failure::Call(CallError::Trap(
                     "the host panicked while calling the plugin".into(),
-                ))
+                )))
             }
-        };
-        let result = checked(result, &job.plugin, &job.route);
-        // The caller may have gone (shutdown); the outcome is then redelivered by JetStream.
-        let _ = job.reply.send(result);
+        }
     }
 }

@@ -318,6 +318,16 @@ async fn serve(
 
     let mut consumers = JoinSet::new();
     let mut watched = Vec::new();
+    let mut outbound = crate::outbound::start(
+        &js,
+        &config,
+        &table,
+        shared.pipeline.calls().clone(),
+        observer.clone(),
+        shutdown.clone(),
+    )
+    .await?;
+    watched.append(&mut outbound.consumers);
     for route in table.routes() {
         let consumer = transport::route_consumer(
             &js,
@@ -362,6 +372,7 @@ async fn serve(
                 delivery,
                 observer: observer.clone(),
                 ready: readiness.clone(),
+                outbound: Some(outbound.driver.clone()),
             })?;
             Some(tokio::spawn(admin::serve(
                 listener,
@@ -379,6 +390,9 @@ async fn serve(
         Some(ended) = consumers.join_next() => {
             result = ended.context("a consumer task failed").and_then(|r| r);
         }
+        Some(ended) = outbound.tasks.join_next() => {
+            result = ended.context("an outbound task failed").and_then(|r| r);
+        }
     }
     shutdown.cancel();
     readiness.store(false, std::sync::atomic::Ordering::Relaxed);
@@ -394,6 +408,7 @@ async fn serve(
             }
         }
         while lane_tasks.join_next().await.is_some() {}
+        while outbound.tasks.join_next().await.is_some() {}
     })
     .await;
     lag.abort();
@@ -405,9 +420,11 @@ async fn serve(
         );
         consumers.abort_all();
         lane_tasks.abort_all();
+        outbound.tasks.abort_all();
         while lane_tasks.join_next().await.is_some() {}
     }
     drop(lanes);
+    drop(outbound);
     if let Ok(shared) = Arc::try_unwrap(shared) {
         shared.pipeline.shutdown().await;
     }

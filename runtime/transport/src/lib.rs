@@ -243,46 +243,78 @@ async fn replicate(
     })
 }
 
-/// Makes sure the RAW, CANONICAL, DLQ, SHADOW and ACKS streams exist with the configured replicas
-/// and placement. Several hosts may run it at once: JetStream creates a stream once and answers
-/// the same request again with the existing stream.
+/// Makes sure the RAW, CANONICAL, DLQ, SHADOW, AUDIT, POSTING, OUTBOX and ACKS streams exist
+/// with the configured replicas and placement. Several hosts may run it at once: JetStream
+/// creates a stream once and answers the same request again with the existing stream.
 pub async fn ensure_streams(
     js: &jetstream::Context,
     streams: &StreamsConfig,
 ) -> anyhow::Result<()> {
-    let replication = Replication::of(streams);
     let specs = [
         (&streams.raw, streams.raw_subjects.clone()),
-        (&streams.canonical, vec!["canonical.>".to_string()]),
-        (&streams.dlq, vec!["dlq.>".to_string()]),
-        (&streams.shadow, vec!["shadow.>".to_string()]),
+        (
+            &streams.canonical,
+            vec![millrace_core::subjects::ALL_CANONICAL.to_string()],
+        ),
+        (
+            &streams.dlq,
+            vec![millrace_core::subjects::ALL_DEAD_LETTERS.to_string()],
+        ),
+        (
+            &streams.shadow,
+            vec![millrace_core::subjects::ALL_SHADOW.to_string()],
+        ),
+        (
+            &streams.audit,
+            vec![millrace_core::subjects::ALL_AUDIT.to_string()],
+        ),
+        (
+            &streams.posting,
+            vec![millrace_core::subjects::ALL_POSTINGS.to_string()],
+        ),
+        (
+            &streams.outbox,
+            vec![millrace_core::subjects::ALL_OUTBOX.to_string()],
+        ),
         (
             &streams.acks,
             vec![millrace_core::subjects::ALL_ACKNOWLEDGEMENTS.to_string()],
         ),
     ];
     for (name, subjects) in specs {
-        let stream = js
-            .get_or_create_stream(stream::Config {
-                name: name.clone(),
-                subjects,
-                storage: stream::StorageType::File,
-                duplicate_window: streams.duplicate_window.get(),
-                num_replicas: replication.num_replicas(),
-                placement: replication.placement(),
-                ..Default::default()
-            })
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot create or open the JetStream stream {name}: is JetStream enabled on the \
-                     server (nats-server -js), and, for `streams.replicas = 3`, is it a cluster of \
-                     three or more?"
-                )
-            })?;
-        replicate(js, name, &stream.cached_info().config, &replication).await?;
+        ensure_stream(js, name, subjects, streams).await?;
     }
     Ok(())
+}
+
+/// Makes sure the stream `name` capturing `subjects` exists with the replicas and placement of
+/// `streams`, creating it when missing.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    name: &str,
+    subjects: Vec<String>,
+    streams: &StreamsConfig,
+) -> anyhow::Result<()> {
+    let replication = Replication::of(streams);
+    let stream = js
+        .get_or_create_stream(stream::Config {
+            name: name.to_owned(),
+            subjects,
+            storage: stream::StorageType::File,
+            duplicate_window: streams.duplicate_window.get(),
+            num_replicas: replication.num_replicas(),
+            placement: replication.placement(),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| {
+            format!(
+                "cannot create or open the JetStream stream {name}: is JetStream enabled on the \
+                 server (nats-server -js), and, for `streams.replicas = 3`, is it a cluster of \
+                 three or more?"
+            )
+        })?;
+    replicate(js, name, &stream.cached_info().config, &replication).await
 }
 
 /// Makes sure the key-value buckets a host writes (the governance buckets, and the projection's

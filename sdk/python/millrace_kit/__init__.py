@@ -10,18 +10,24 @@ A plugin is a module (``app.py``) with one plain function::
 
 Raise ``MapError.malformed/unsupported/rejected/other(...)`` to refuse a message. The kit's
 build script (``sdk/python/build.sh``) generates the WIT bindings and the component glue.
+
+An outbound plugin (``wit = "millrace:outbound@1.0.0"``) defines ``render(event)`` and
+``interpret(event, request, response)`` instead; see :mod:`millrace_kit.posting`.
 """
 
-from . import config, decimals, events, log, text, timestamps
+from . import config, decimals, events, log, posting, text, timestamps
 from .errors import MapError, malformed_at, rejected_at
+from .posting import RenderError
 
 __all__ = [
     "MapError",
+    "RenderError",
     "config",
     "decimals",
     "events",
     "log",
     "malformed_at",
+    "posting",
     "rejected_at",
     "text",
     "timestamps",

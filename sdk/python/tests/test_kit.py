@@ -1,13 +1,16 @@
 """Native unit tests of millrace_kit's pure helpers: `python3 -m unittest discover sdk/python/tests`."""
 
 import datetime
+import json
 import os
 import sys
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from millrace_kit import MapError, config, decimals, events, malformed_at, text, timestamps  # noqa: E402
+from millrace_kit import MapError, RenderError, config, decimals, events, malformed_at, posting, text, timestamps  # noqa: E402
+
+KIT = os.path.join(os.path.dirname(__file__), "..")
 
 
 class Decimals(unittest.TestCase):
@@ -80,6 +83,46 @@ class Events(unittest.TestCase):
         self.assertEqual(events.quantity("12.500", "KGM"), {"amount": "12.5", "uom": "KGM"})
         with self.assertRaises(ValueError):
             events.event("stock-level", site="P1", occurred_at="x", data={})
+
+
+class Posting(unittest.TestCase):
+    def test_builds_requests_and_reads_answers(self):
+        request = posting.post("erp", "/odata/v1/GoodsMovements", json={"Quantity": "12.5"},
+                               headers=[("Accept", "application/json")])
+        self.assertEqual(request.body, b'{"Quantity":"12.5"}')
+        self.assertEqual(request.header("content-type"), "application/json")
+        self.assertEqual(posting.request_json(request)["method"], "post")
+        with self.assertRaises(TypeError):
+            posting.post("erp", "/x", json={"Quantity": 12.5})
+        answer = posting.Response("erp", 400, [("content-type", "application/json")],
+                                  b'{"error":{"code":"M7/021","message":{"lang":"en","value":"no such material"}}}')
+        self.assertEqual(answer.error_message(), "M7/021: no such material")
+        self.assertEqual(answer.summary(), "HTTP 400 from erp: M7/021: no such material")
+        self.assertFalse(answer.is_transient())
+        self.assertTrue(posting.Response("erp", 429).is_transient())
+        self.assertEqual(posting.Response("erp", 201, body=b'{"d":{"Doc":4900001234}}').json_str("d", "Doc"), "4900001234")
+        self.assertEqual(posting.try_again("busy"), ("try-again", "busy"))
+        self.assertEqual(RenderError.from_map_error(MapError.other("no key")).kind, "other")
+
+    def test_the_poster_template_passes_its_golden_fixtures(self):
+        template = os.path.join(KIT, "template-poster")
+        sys.path.insert(0, template)
+        try:
+            import app  # the template's module
+            self.assertEqual(posting.check_fixtures(app, template), 3)
+            event = posting.event_from_cloudevent(json.load(open(os.path.join(template, "fixtures", "completion-posted.json")))["event"])
+            self.assertEqual(event["envelope"]["subject"], "canonical.production-completion.PLANT1")
+            self.assertEqual(event["envelope"]["lineage"]["raw_id"], "raw:8812")
+            # A plugin that renders something else fails, naming the fixture and the difference.
+            original = app.render
+            app.render = lambda e: [posting.post("erp", "/elsewhere")] if e["envelope"]["kind"] == "production-completion" and "lot" in e["data"] else original(e)
+            with self.assertRaises(AssertionError) as caught:
+                posting.check_fixtures(app, template)
+            self.assertIn("completion-posted.json: request 0 differs", str(caught.exception))
+            app.render = original
+        finally:
+            sys.path.remove(template)
+            sys.modules.pop("app", None)
 
 
 if __name__ == "__main__":

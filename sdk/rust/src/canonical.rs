@@ -6,6 +6,11 @@
 //! [`crate::export_mapper!`], which also lowers these types to that version's. A plugin
 //! targeting 1.0.0 builds the same types: what 1.0.0 cannot carry (an expiry date) is left out
 //! and logged.
+//!
+//! The records also deserialize from the JSON the host publishes on the canonical stream (the
+//! `data` of a CloudEvent: snake_case fields, kebab-case enum values, absent options left out),
+//! which is how an outbound plugin's native tests read their fixtures
+//! ([`crate::posting::Event::from_cloudevent`]).
 #![allow(missing_docs)] // every item carries the WIT doc; the aliases are plain text
 
 /// An exact decimal number as text: an optional leading `-`, digits, and an optional `.`
@@ -20,7 +25,7 @@ pub type Timestamp = String;
 pub type Date = String;
 
 /// An amount with its unit of measure.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct Quantity {
     /// The exact amount.
     pub amount: Decimal,
@@ -29,7 +34,8 @@ pub struct Quantity {
 }
 
 /// What kind of stock movement happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum MovementType {
     /// Goods received into stock (from a supplier, from production or from another site).
     Receipt,
@@ -44,7 +50,8 @@ pub enum MovementType {
 }
 
 /// The usability status of stock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum StockStatus {
     /// Free to use.
     Unrestricted,
@@ -57,7 +64,7 @@ pub enum StockStatus {
 }
 
 /// A movement of stock: receipt, issue, transfer, adjustment or scrap.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct InventoryMovement {
     /// The kind of movement.
     pub movement_type: MovementType,
@@ -73,6 +80,7 @@ pub struct InventoryMovement {
     /// The lot or batch number, when the item is lot-controlled.
     pub lot: Option<String>,
     /// Serial numbers of the units moved, when the item is serialised.
+    #[serde(default)]
     pub serials: Vec<String>,
     /// The status of the stock after the movement, when the source says.
     pub stock_status: Option<StockStatus>,
@@ -84,7 +92,7 @@ pub struct InventoryMovement {
 }
 
 /// The stock on hand of one item at one location (and lot), as reported by a system of record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct InventoryBalance {
     /// The item number.
     pub item: String,
@@ -101,7 +109,8 @@ pub struct InventoryBalance {
 }
 
 /// The life-cycle state of a work (production) order or one of its operations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum WorkOrderState {
     /// Released to the shop floor.
     Released,
@@ -120,7 +129,7 @@ pub enum WorkOrderState {
 }
 
 /// A change of state of a work order or operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct WorkOrderStatus {
     /// The work order number.
     pub work_order: String,
@@ -139,7 +148,7 @@ pub struct WorkOrderStatus {
 }
 
 /// Material consumed by a work order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct MaterialConsumption {
     /// The work order that consumed the material.
     pub work_order: String,
@@ -156,7 +165,7 @@ pub struct MaterialConsumption {
 }
 
 /// Output reported by a work order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct ProductionCompletion {
     /// The work order.
     pub work_order: String,
@@ -175,7 +184,8 @@ pub struct ProductionCompletion {
 }
 
 /// Whether a quality hold is placed or released.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum HoldAction {
     /// The hold is placed: the scoped stock must not be used.
     Placed,
@@ -184,7 +194,7 @@ pub enum HoldAction {
 }
 
 /// What a quality hold applies to; at least one field is set.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct HoldScope {
     /// The item under hold.
     pub item: Option<String>,
@@ -197,7 +207,7 @@ pub struct HoldScope {
 }
 
 /// A quality hold placed or released.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct QualityHold {
     /// The hold (nonconformance) identifier in the quality system.
     pub hold_id: String,
@@ -212,7 +222,8 @@ pub struct QualityHold {
 }
 
 /// Whether a scheduled quantity is a firm commitment or a forecast.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum CommitmentLevel {
     /// Firm: authorised to ship or produce.
     Firm,
@@ -221,7 +232,7 @@ pub enum CommitmentLevel {
 }
 
 /// One bucket of a delivery schedule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct ScheduleBucket {
     /// The date the bucket starts (or the delivery date for a daily bucket).
     pub date: Date,
@@ -234,7 +245,7 @@ pub struct ScheduleBucket {
 }
 
 /// A supplier's delivery schedule for one item.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct SupplierCommitment {
     /// The supplier identifier.
     pub supplier: String,
@@ -243,13 +254,14 @@ pub struct SupplierCommitment {
     /// The purchase order or scheduling agreement, when known.
     pub purchase_order: Option<String>,
     /// The schedule buckets, in date order.
+    #[serde(default)]
     pub buckets: Vec<ScheduleBucket>,
     /// The cumulative quantity received so far, when the schedule carries it.
     pub cumulative_received: Option<Quantity>,
 }
 
 /// One line of a ship notice.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct ShipmentLine {
     /// The item number.
     pub item: String,
@@ -258,6 +270,7 @@ pub struct ShipmentLine {
     /// The lot shipped, when lot-controlled.
     pub lot: Option<String>,
     /// Serial numbers shipped, when serialised.
+    #[serde(default)]
     pub serials: Vec<String>,
     /// The purchase order the line ships against, when known.
     pub purchase_order: Option<String>,
@@ -266,7 +279,7 @@ pub struct ShipmentLine {
 }
 
 /// A ship notice (advance shipping notice) from a supplier.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct ShipmentNotice {
     /// The shipment identifier given by the shipper.
     pub shipment_id: String,
@@ -277,6 +290,7 @@ pub struct ShipmentNotice {
     /// When the goods are expected to arrive, when known.
     pub expected_delivery: Option<Timestamp>,
     /// The lines shipped; at least one.
+    #[serde(default)]
     pub lines: Vec<ShipmentLine>,
 }
 

@@ -1,4 +1,4 @@
-//! Write millrace mapping plugins in Rust.
+//! Write millrace mapping and outbound plugins in Rust.
 //!
 //! A plugin is one plain function and one macro line:
 //!
@@ -24,6 +24,9 @@
 //!
 //! Off `wasm32` (in a plugin's own `cargo test`), [`config`] reads a per-thread table set with
 //! `config::set_for_tests` and [`log`] writes to stderr, so mappings are testable natively.
+//!
+//! Outbound plugins (the `poster` world of `millrace:outbound@1.0.0`) implement
+//! [`posting::Poster`] and export it with [`export_poster!`]; see [`posting`].
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
@@ -40,6 +43,7 @@ pub mod edifact;
 mod error;
 pub mod events;
 pub mod log;
+pub mod posting;
 pub mod records;
 pub mod text;
 pub mod timestamp;
@@ -129,6 +133,15 @@ impl RawMessage {
 /// be called natively (the benchmark's no-sandbox baseline) without two plugins' exports
 /// clashing in one native binary.
 pub use millrace_sdk_macros::export_mapper;
+
+/// Exports a [`posting::Poster`] implementation as the plugin's `render` and `interpret`, for
+/// the `poster` world of the WIT version the plugin's manifest names.
+///
+/// Use the macro once, at the root of a `cdylib` crate built for `wasm32-wasip2`, with the type
+/// implementing the trait (`millrace_sdk::export_poster!(ErpPostings);`) and a `plugin.toml`
+/// beside its `Cargo.toml` whose `wit` is `"millrace:outbound@1.0.0"`. The component export
+/// glue is written for `wasm32` only; natively the trait is plain Rust for the plugin's tests.
+pub use millrace_sdk_macros::export_poster;
 
 /// The `MAPPER` constant every export writes.
 #[doc(hidden)]

@@ -9,6 +9,7 @@ use anyhow::bail;
 use async_nats::jetstream;
 use clap::Subcommand;
 
+use millrace::audit::{Actor, AuditTrail, Change};
 use millrace::config::Config;
 use millrace::delivery::Delivery;
 use millrace::operations::redrive::{Redriver, letter, letters};
@@ -171,31 +172,39 @@ async fn redrive(
     let registry = Registry::open(&config, Some(js)).await?;
     let loader = Arc::new(PluginLoader::new(config.clone(), sandbox, Some(registry)));
     let delivery = Delivery::open(js, &config.governance).await?;
+    let trail = AuditTrail::new(js.clone(), &config);
+    let actor = Actor::os_user();
     let mut redriver = Redriver::new(config, js.clone(), loader, delivery, version, plugin)?;
     let mut failed = 0;
     let mut result = Ok(());
     for &sequence in sequences {
         match redriver.redrive(sequence).await {
-            Ok(r) => match &r.still_failing {
-                None => println!(
-                    "redriven {sequence} ({}) through {}: {} event(s) published{}",
-                    r.raw_subject,
-                    r.plugin,
-                    r.published,
-                    if r.duplicates > 0 {
-                        format!(", {} skipped as already delivered", r.duplicates)
-                    } else {
-                        String::new()
-                    }
-                ),
-                Some(reason) => {
-                    failed += 1;
-                    println!(
-                        "still failing {sequence} ({}) through {}: {reason}; the dead letter stays",
-                        r.raw_subject, r.plugin
-                    );
+            Ok(r) => {
+                if let Err(e) = trail.record(&actor, Change::redrive(None, &r)).await {
+                    result = Err(e);
+                    break;
                 }
-            },
+                match &r.still_failing {
+                    None => println!(
+                        "redriven {sequence} ({}) through {}: {} event(s) published{}",
+                        r.raw_subject,
+                        r.plugin,
+                        r.published,
+                        if r.duplicates > 0 {
+                            format!(", {} skipped as already delivered", r.duplicates)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    Some(reason) => {
+                        failed += 1;
+                        println!(
+                            "still failing {sequence} ({}) through {}: {reason}; the dead letter stays",
+                            r.raw_subject, r.plugin
+                        );
+                    }
+                }
+            }
             Err(e) => {
                 result = Err(e);
                 break;

@@ -1,5 +1,7 @@
 //! The command-line interface: one module per command.
 
+mod audit;
+mod change;
 mod dlq;
 mod plugin;
 mod projection;
@@ -92,6 +94,14 @@ enum Command {
     /// The contracts for consumers: JSON Schemas of the canonical events and the AsyncAPI
     /// document of the subjects, per WIT version, generated from the model.
     Schema(schema::SchemaArgs),
+    /// The audit trail: every change to routes, plugins and the projection, with who made it
+    /// (an admin token's name, or the OS user of the CLI), when, and the state before and
+    /// after.
+    Audit(audit::AuditCommand),
+    /// Route changes waiting for approval (routes in `approval.routes`): list, show, approve
+    /// or reject them.
+    #[command(subcommand)]
+    Change(change::ChangeCommand),
     /// Publishes raw files to a subject (one message each, with a Nats-Msg-Id), for trying
     /// things out.
     Publish {
@@ -176,6 +186,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => status::run(args).await,
         Command::Projection(command) => projection::run(command).await,
         Command::Schema(args) => schema::run(args),
+        Command::Audit(command) => command.run().await,
+        Command::Change(command) => command.run().await,
         Command::Publish {
             subject,
             files,

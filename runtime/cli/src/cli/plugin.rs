@@ -295,6 +295,12 @@ async fn deploy(
         millrace::registry::signing::sign(&mut record, &secret)?;
     }
     let stored = registry.deploy(&record, &bytes).await?;
+    if stored {
+        let change = millrace::audit::Change::deploy(&record);
+        millrace::audit::AuditTrail::new(js.clone(), &config)
+            .record(&millrace::audit::Actor::os_user(), change)
+            .await?;
+    }
     client.flush().await.ok();
     println!(
         "{} {} (sha256 {}, {}, {} fixtures, {} bytes{})",

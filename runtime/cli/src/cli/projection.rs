@@ -70,6 +70,22 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                 .await
                 .context("rebuilding the projection failed; run the rebuild again")?;
             let [inventory, work_orders, holds, commitments, sources] = report.records;
+            let change = millrace::audit::Change::new(
+                millrace::audit::Action::Rebuild,
+                millrace::audit::Target::Projection,
+                format!(
+                    "rebuilds the projection from {}: {} event(s) read, {} applied",
+                    config.streams.canonical, report.events, report.applied
+                ),
+            )
+            .after(&serde_json::json!({
+                "events": report.events, "applied": report.applied,
+                "unchanged": report.unchanged, "unreadable": report.unreadable,
+                "records": report.records,
+            }));
+            millrace::audit::AuditTrail::new(js.clone(), &config)
+                .record(&millrace::audit::Actor::os_user(), change)
+                .await?;
             println!(
                 "rebuilt from stream {}: {} event(s) read, {} applied, {} unchanged, {} unreadable",
                 config.streams.canonical,

@@ -10,6 +10,7 @@ use async_nats::jetstream::{self, consumer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use millrace::audit::{Action, Actor, AuditTrail, Change, Target};
 use millrace::delivery::{Delivered, Delivery, Mode};
 use millrace::digest::sha256_hex;
 use millrace::pipeline::{Pipeline, RawInput};
@@ -148,14 +149,27 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     pipeline.shutdown().await;
-    client.flush().await.ok();
-    println!(
+    let summary = format!(
         "{replay_id}: route {} through {}: {messages} raw message(s), {published} event(s) published, \
          {skipped} already on {} from this version, {failed} failed",
         route.name,
         plugin.id(),
         config.streams.canonical
     );
+    let change = Change::new(
+        Action::Replay,
+        Target::Route(route.name.to_string()),
+        format!("replays {summary}"),
+    )
+    .after(&serde_json::json!({
+        "replay_id": replay_id, "plugin": plugin.id(), "messages": messages,
+        "published": published, "skipped": skipped, "failed": failed,
+    }));
+    AuditTrail::new(js.clone(), &config)
+        .record(&Actor::os_user(), change)
+        .await?;
+    client.flush().await.ok();
+    println!("{summary}");
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use anyhow::bail;
 use clap::Subcommand;
 
-use millrace::config::Config;
+use millrace::approval::{Outcome, ProposalState, Proposals, RouteChange, RouteChanges};
+use millrace::audit::Actor;
+use millrace::config::{Config, PluginSource};
 use millrace::operations::shadow;
-use millrace::registry::rollout;
+use millrace::registry::AdmissionBounds;
 use millrace::registry::store::{Binding, CandidateMode, Registry};
 
 /// Route commands.
@@ -17,7 +19,8 @@ pub enum RouteCommand {
     /// Makes a deployed version serve a route on every running host, within a second. The
     /// version is admitted first (digest, WIT version, golden fixtures in this host's sandbox);
     /// a refused version changes nothing. With --canary or --shadow it becomes the route's
-    /// candidate instead.
+    /// candidate instead. On a route listed in `approval.routes` the change is proposed and
+    /// waits for another user's `millrace change approve`.
     SetVersion {
         /// The route.
         route: String,
@@ -33,14 +36,16 @@ pub enum RouteCommand {
         #[command(flatten)]
         connection: super::Connection,
     },
-    /// Goes back to the version the route served before the active one.
+    /// Goes back to the version the route served before the active one, at once (even on a
+    /// route that needs approval for other changes).
     Rollback {
         /// The route.
         route: String,
         #[command(flatten)]
         connection: super::Connection,
     },
-    /// Makes the route's candidate (canary or shadow) its active version.
+    /// Makes the route's candidate (canary or shadow) its active version; proposed instead on
+    /// a route listed in `approval.routes`.
     Promote {
         /// The route.
         route: String,
@@ -57,7 +62,8 @@ pub enum RouteCommand {
         #[command(flatten)]
         connection: super::Connection,
     },
-    /// Shows which versions a route (or every route) serves.
+    /// Shows which versions a route (or every route) serves, and its changes waiting for
+    /// approval.
     Show {
         /// The route; every route when left out.
         route: Option<String>,
@@ -76,33 +82,19 @@ pub async fn run(command: RouteCommand) -> anyhow::Result<ExitCode> {
             shadow,
             connection,
         } => {
-            let (config, registry) = open(&connection).await?;
             let mode = match (canary, shadow) {
                 (Some(percent), _) => Some(CandidateMode::Canary { percent }),
                 (None, true) => Some(CandidateMode::Shadow),
                 (None, false) => None,
             };
-            let sandbox = super::sandbox(&config)?;
-            let (admitted, binding) =
-                rollout::set_version(&config, &registry, &sandbox, &route, &version, mode).await?;
-            println!(
-                "{} admitted: built against {}, sha256 {}",
-                admitted.id, admitted.wit, admitted.digest
-            );
-            print_binding(&route, &binding);
-            Ok(ExitCode::SUCCESS)
+            let change = RouteChange::SetVersion { version, mode };
+            change_route(&connection, &route, change).await
         }
         RouteCommand::Rollback { route, connection } => {
-            let (config, registry) = open(&connection).await?;
-            let binding = rollout::rollback(&config, &registry, &route).await?;
-            print_binding(&route, &binding);
-            Ok(ExitCode::SUCCESS)
+            change_route(&connection, &route, RouteChange::Rollback).await
         }
         RouteCommand::Promote { route, connection } => {
-            let (config, registry) = open(&connection).await?;
-            let binding = rollout::promote(&config, &registry, &route).await?;
-            print_binding(&route, &binding);
-            Ok(ExitCode::SUCCESS)
+            change_route(&connection, &route, RouteChange::Promote).await
         }
         RouteCommand::Diff {
             route,
@@ -110,19 +102,39 @@ pub async fn run(command: RouteCommand) -> anyhow::Result<ExitCode> {
             connection,
         } => diff(&connection, &route, limit).await,
         RouteCommand::Show { route, connection } => {
-            let (config, registry) = open(&connection).await?;
+            let (config, registry, js) = open(&connection).await?;
             let bindings = registry.bindings().await?;
             for name in config
-                .routes
-                .keys()
+                .route_names()
+                .iter()
                 .filter(|n| route.as_ref().is_none_or(|r| r == *n))
             {
-                match bindings.get(name) {
-                    Some(binding) => print_binding(name, binding),
-                    None => println!(
+                match (bindings.get(name), config.plugin_of(name)) {
+                    (Some(binding), _) => print_binding(name, binding),
+                    (None, Some(PluginSource::Registry(id))) => {
+                        println!("{name}: {id} (from the config; never switched)")
+                    }
+                    (None, Some(PluginSource::Path(path))) => println!(
                         "{name}: {} (from the config; never switched)",
-                        config.routes[name].plugin.display()
+                        path.display()
                     ),
+                    (None, None) => {}
+                }
+            }
+            if config.approval.routes.is_empty() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let proposals = Proposals::open(&js, &config).await?;
+            for proposal in proposals.list(route.as_deref()).await? {
+                if proposal.state == ProposalState::Pending {
+                    println!(
+                        "{}: waiting for approval: {} {} by {} (expires {})",
+                        proposal.route,
+                        proposal.id,
+                        proposal.change.describe(&proposal.route),
+                        proposal.proposed_by,
+                        proposal.expires_at
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -130,17 +142,60 @@ pub async fn run(command: RouteCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn open(connection: &super::Connection) -> anyhow::Result<(Arc<Config>, Registry)> {
+/// The configuration, the registry and JetStream of a route command.
+pub async fn open(
+    connection: &super::Connection,
+) -> anyhow::Result<(Arc<Config>, Registry, async_nats::jetstream::Context)> {
     if connection.config.is_none() {
         bail!("route commands need --config: the routes come from it");
     }
     let (config, client) = connection.connect().await?;
     let js = async_nats::jetstream::new(client);
     let registry = Registry::open(&config, Some(&js)).await?;
-    Ok((Arc::new(config), registry))
+    Ok((Arc::new(config), registry, js))
 }
 
-fn print_binding(route: &str, binding: &Binding) {
+/// The route changes of a command run as the local OS user.
+pub async fn route_changes(connection: &super::Connection) -> anyhow::Result<RouteChanges> {
+    let (config, registry, js) = open(connection).await?;
+    let sandbox = super::sandbox(&config)?;
+    Ok(RouteChanges::new(config, registry, sandbox, js))
+}
+
+/// Applies or proposes `change` to `route` as the local OS user, and says which.
+async fn change_route(
+    connection: &super::Connection,
+    route: &str,
+    change: RouteChange,
+) -> anyhow::Result<ExitCode> {
+    let changes = route_changes(connection).await?;
+    let actor = Actor::os_user();
+    match changes
+        .request(&actor, route, change, AdmissionBounds::default())
+        .await?
+    {
+        Outcome::Applied(applied) => {
+            if let Some(admitted) = &applied.admitted {
+                println!(
+                    "{} admitted: built against {}, sha256 {}",
+                    admitted.id, admitted.wit, admitted.digest
+                );
+            }
+            print_binding(route, &applied.switched.after);
+        }
+        Outcome::Proposed(proposal) => println!(
+            "proposed {}: {}; it takes effect when another user approves it (`millrace change approve {}`) before {}",
+            proposal.id,
+            proposal.change.describe(route),
+            proposal.id,
+            proposal.expires_at
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints which versions `route` serves.
+pub fn print_binding(route: &str, binding: &Binding) {
     let candidate = binding
         .candidate
         .as_ref()

@@ -54,7 +54,26 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         ),
         (None, token) => token.clone(),
     };
-    let url = format!("{base}/api/v1/status");
+    let mut body = read(&base, "/api/v1/status", token.as_deref()).await?;
+    // A host from before the outbound half answers 404: it has none to show.
+    let outbound = read(&base, "/api/v1/outbound", token.as_deref())
+        .await
+        .unwrap_or(Value::Null);
+    if args.json {
+        if !outbound.is_null() {
+            body["outbound"] = outbound;
+        }
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    } else {
+        print!("{}", render(&body));
+        print!("{}", render_outbound(&outbound));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One JSON answer of the admin API at `base`.
+async fn read(base: &str, path: &str, token: Option<&str>) -> anyhow::Result<Value> {
+    let url = format!("{base}{path}");
     let mut request = reqwest::Client::new().get(&url);
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -75,12 +94,83 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             body["error"].as_str().unwrap_or("no reason given")
         );
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&body)?);
-    } else {
-        print!("{}", render(&body));
+    Ok(body)
+}
+
+/// The outbound routes, targets and held events as text tables; nothing without outbound
+/// routes.
+fn render_outbound(outbound: &Value) -> String {
+    let routes: Vec<Vec<String>> = outbound["routes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|route| {
+            let serving: Vec<String> = route["serving"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|s| {
+                    format!(
+                        "{} ({})",
+                        s["version"].as_str().unwrap_or("?"),
+                        s["role"].as_str().unwrap_or("?")
+                    )
+                })
+                .collect();
+            let targets: Vec<&str> = route["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            vec![
+                route["name"].as_str().unwrap_or("?").to_owned(),
+                serving.join(", "),
+                targets.join(", "),
+                route["gate"].as_str().unwrap_or("-").to_owned(),
+            ]
+        })
+        .collect();
+    if routes.is_empty() {
+        return String::new();
     }
-    Ok(ExitCode::SUCCESS)
+    let mut out = "\n".to_owned();
+    out += &super::table(&["OUTBOUND", "SERVING", "TARGETS", "GATE"], routes);
+    let targets: Vec<Vec<String>> = outbound["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            vec![
+                t["name"].as_str().unwrap_or("?").to_owned(),
+                t["kind"].as_str().unwrap_or("?").to_owned(),
+                if t["down"] == true { "DOWN" } else { "up" }.to_owned(),
+                t["backlog"].to_string(),
+            ]
+        })
+        .collect();
+    out.push('\n');
+    out += &super::table(&["TARGET", "KIND", "STATE", "IN HAND"], targets);
+    let held: Vec<Vec<String>> = outbound["held"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| {
+            vec![
+                h["route"].as_str().unwrap_or("?").to_owned(),
+                h["event_id"].as_str().unwrap_or("?").to_owned(),
+                h["since"].as_str().unwrap_or("?").to_owned(),
+                h["why"].as_str().unwrap_or("?").to_owned(),
+            ]
+        })
+        .collect();
+    out.push('\n');
+    out += &if held.is_empty() {
+        "no events held at a gate\n".to_owned()
+    } else {
+        super::table(&["HELD ON", "EVENT", "SINCE", "WHY"], held)
+    };
+    out
 }
 
 /// The status as text tables.
@@ -216,5 +306,24 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("mes      map-error 1"), "{text}");
+    }
+
+    #[test]
+    fn renders_outbound_routes_targets_and_held_events() {
+        assert_eq!(render_outbound(&Value::Null), "");
+        let outbound = serde_json::json!({
+            "routes": [{"name": "erp-postings", "serving": [{"version": "erp-postings@1.0.0", "role": "active"}],
+                "targets": ["erp"], "gate": "lot-not-on-hold"}],
+            "targets": [{"name": "erp", "kind": "http", "down": true, "backlog": 3}],
+            "held": [{"route": "erp-postings", "event_id": "e-1", "since": "2026-11-30T03:00:00Z",
+                "why": "lot L1 is under quality hold H-1"}]
+        });
+        let text = render_outbound(&outbound);
+        assert!(
+            text.contains("erp-postings  erp-postings@1.0.0 (active)  erp"),
+            "{text}"
+        );
+        assert!(text.contains("erp     http  DOWN   3"), "{text}");
+        assert!(text.contains("lot L1 is under quality hold H-1"), "{text}");
     }
 }

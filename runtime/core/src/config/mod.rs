@@ -5,14 +5,16 @@
 //!
 //! Each section is a file of this folder with its keys tabled, its one `Default` and its own
 //! check: `nats.rs` (with TLS), `streams.rs`, `host.rs` (with `[up]`), `routes.rs` (with limits
-//! and retries), `governance.rs`, `registry.rs`, `admin.rs`, `telemetry.rs` and `projection.rs`;
+//! and retries), `governance.rs`, `registry.rs`, `admin.rs`, `telemetry.rs`, `projection.rs` and `approval.rs`;
 //! `values.rs` holds the value types they share. Durations are written `500ms`, `2s`, `5m` or
 //! `1h`.
 
 mod admin;
+mod approval;
 mod governance;
 mod host;
 mod nats;
+mod outbound;
 mod projection;
 mod registry;
 mod routes;
@@ -28,9 +30,14 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use admin::{AdminConfig, AdminToken, Scope};
+pub use approval::{ApprovalConfig, EVERY_ROUTE};
 pub use governance::{EVENT_KINDS, GovernanceConfig, OwnershipRule};
 pub use host::{HostConfig, SeedMessages, UpConfig};
 pub use nats::{NatsConfig, TlsConfig};
+pub use outbound::{
+    Credentials, Gate, OutboundRouteConfig, RateLimit, TargetAuth, TargetBreaker, TargetConfig,
+    TargetKind, TargetRetry,
+};
 pub use projection::ProjectionConfig;
 pub use registry::{RegistryConfig, RegistryKind, TrustedKey};
 pub use routes::{Limits, Ordering, PluginLimits, PluginSource, RetryPolicy, RouteConfig};
@@ -83,6 +90,10 @@ pub struct Config {
     pub host: HostConfig,
     /// Routes by name.
     pub routes: BTreeMap<String, RouteConfig>,
+    /// Outbound routes by name: canonical events posted to targets.
+    pub outbound: BTreeMap<String, OutboundRouteConfig>,
+    /// The targets outbound routes post to, by name.
+    pub targets: BTreeMap<String, TargetConfig>,
     /// Delivery rules across routes: idempotency and system-of-record ownership.
     pub governance: GovernanceConfig,
     /// Where plugin versions and route bindings are kept.
@@ -95,6 +106,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// The visibility projection of the canonical stream.
     pub projection: ProjectionConfig,
+    /// Which route changes need a second identity's approval.
+    pub approval: ApprovalConfig,
     /// The folder the file was read from; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -128,7 +141,26 @@ impl Config {
             .check()
             .map_err(|e| config.invalid(e.key, e.message))?;
         config.read_nats_secrets()?;
+        config.read_target_secrets()?;
         Ok(config)
+    }
+
+    /// The plugin of the inbound or outbound route `route`, when there is one.
+    pub fn plugin_of(&self, route: &str) -> Option<PluginSource> {
+        match (self.routes.get(route), self.outbound.get(route)) {
+            (Some(inbound), _) => Some(inbound.plugin_source()),
+            (None, Some(outbound)) => Some(outbound.plugin_source()),
+            (None, None) => None,
+        }
+    }
+
+    /// Every route's name, inbound and outbound.
+    pub fn route_names(&self) -> Vec<String> {
+        self.routes
+            .keys()
+            .chain(self.outbound.keys())
+            .cloned()
+            .collect()
     }
 
     /// Resolves a path written in the file against the file's folder.
@@ -149,9 +181,23 @@ impl Config {
         for (name, route) in &self.routes {
             route.check(name)?;
         }
+        for (name, target) in &self.targets {
+            target.check(name)?;
+        }
+        for (name, route) in &self.outbound {
+            route.check(name, &self.targets)?;
+            // Bindings and consumers are named by route: one name, one route.
+            if self.routes.contains_key(name) {
+                return Err(Invalid::new(
+                    format!("outbound.{name}"),
+                    "has the name of an inbound route ([routes.<name>]): give it another",
+                ));
+            }
+        }
         self.governance.check()?;
         self.up.check()?;
         self.projection.check()?;
+        self.approval.check(&self.routes)?;
         if let Some(admin) = &self.admin {
             admin.check(&self.base_dir)?;
         }
@@ -178,6 +224,41 @@ impl Config {
         )?;
         if token.is_some() {
             self.nats.token = token;
+        }
+        Ok(())
+    }
+
+    /// Reads every target's bearer token or password from its file or environment variable.
+    fn read_target_secrets(&mut self) -> Result<(), ConfigError> {
+        let mut read = Vec::new();
+        for (name, target) in &self.targets {
+            let auth = &target.auth;
+            let bearer = self.secret(
+                &format!("targets.{name}.auth.bearer"),
+                false,
+                auth.bearer_file.as_deref(),
+                auth.bearer_env.as_deref(),
+            )?;
+            let password = self.secret(
+                &format!("targets.{name}.auth.password"),
+                false,
+                auth.password_file.as_deref(),
+                auth.password_env.as_deref(),
+            )?;
+            let credentials = match (bearer, &auth.username, password) {
+                (Some(token), _, _) => Some(Credentials::Bearer(token)),
+                (None, Some(username), Some(password)) => Some(Credentials::Basic {
+                    username: username.clone(),
+                    password,
+                }),
+                _ => None,
+            };
+            read.push((name.clone(), credentials));
+        }
+        for (name, credentials) in read {
+            if let Some(target) = self.targets.get_mut(&name) {
+                target.auth.credentials = credentials;
+            }
         }
         Ok(())
     }

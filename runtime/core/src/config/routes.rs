@@ -73,12 +73,12 @@ fn default_idempotency() -> bool {
 impl RouteConfig {
     /// The route's plugin: `name@version` names a deployed version, anything else is a path.
     pub fn plugin_source(&self) -> PluginSource {
-        PluginSource::of(&self.plugin)
+        plugin_source(&self.plugin)
     }
 
     /// The route's acknowledger, when it names one: a deployed version or a path.
     pub fn acknowledger_source(&self) -> Option<PluginSource> {
-        self.acknowledger.as_deref().map(PluginSource::of)
+        self.acknowledger.as_deref().map(plugin_source)
     }
 
     /// The first key of route `name` that is wrong, with what is accepted.
@@ -108,6 +108,25 @@ impl RouteConfig {
     }
 }
 
+/// Where the plugin written `plugin` comes from: `name@version` names a deployed version,
+/// anything else is a path.
+pub(super) fn plugin_source(plugin: &std::path::Path) -> PluginSource {
+    let text = plugin.to_string_lossy();
+    match text.split_once('@') {
+        Some((name, version))
+            if !text.contains('/')
+                && !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && version.split('.').count() >= 3 =>
+        {
+            PluginSource::Registry(text.into_owned())
+        }
+        _ => PluginSource::Path(plugin.to_owned()),
+    }
+}
+
 /// Where a route's plugin comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PluginSource {
@@ -115,26 +134,6 @@ pub enum PluginSource {
     Registry(String),
     /// A plugin folder or `.wasm` component on disk.
     Path(PathBuf),
-}
-
-impl PluginSource {
-    /// `name@version` names a deployed version, anything else is a path.
-    pub fn of(plugin: &std::path::Path) -> Self {
-        let text = plugin.to_string_lossy();
-        match text.split_once('@') {
-            Some((name, version))
-                if !text.contains('/')
-                    && !name.is_empty()
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-                    && version.split('.').count() >= 3 =>
-            {
-                PluginSource::Registry(text.into_owned())
-            }
-            _ => PluginSource::Path(plugin.to_owned()),
-        }
-    }
 }
 
 /// How a route treats an event older than the last one published for its business key.
@@ -203,7 +202,7 @@ impl Limits {
     }
 
     /// The first key under `limits.` that is wrong, with what is accepted.
-    fn check(&self) -> Result<(), Invalid> {
+    pub(super) fn check(&self) -> Result<(), Invalid> {
         if self.deadline < Duration::from_millis(1) || self.deadline > Duration::from_secs(60) {
             return Err(Invalid::new(
                 "limits.deadline",

@@ -4,6 +4,9 @@
 //! |---|---|---|
 //! | `streams.raw`, `streams.canonical`, `streams.dlq` | JetStream stream names | `RAW`, `CANONICAL`, `DLQ` |
 //! | `streams.shadow` | the stream of shadow-run differences (`shadow.>`) | `SHADOW` |
+//! | `streams.posting` | the stream of posting acknowledgements (`posting.>`) | `POSTING` |
+//! | `streams.outbox` | the stream NATS targets publish to (`out.>`) | `OUTBOX` |
+//! | `streams.audit` | the audit trail of changes (`audit.>`, docs/GOVERNANCE.md) | `AUDIT` |
 //! | `streams.acks` | the stream of functional acknowledgements for trading partners (`ack.>`) | `ACKS` |
 //! | `streams.raw_subjects` | subjects captured by the RAW stream | `["raw.>"]` |
 //! | `streams.duplicate_window` | JetStream de-duplication window of the streams | `2m` |
@@ -28,6 +31,12 @@ pub struct StreamsConfig {
     pub dlq: String,
     /// The stream of shadow-run differences (`shadow.>`).
     pub shadow: String,
+    /// The stream of posting acknowledgements (`posting.>`).
+    pub posting: String,
+    /// The stream NATS targets publish to (`out.>`).
+    pub outbox: String,
+    /// The audit trail: every change to routes, plugins and the projection (`audit.>`).
+    pub audit: String,
     /// The stream of functional acknowledgements for trading partners (`ack.>`).
     pub acks: String,
     /// The de-duplication window of the streams.
@@ -49,6 +58,9 @@ impl Default for StreamsConfig {
             canonical: "CANONICAL".into(),
             dlq: "DLQ".into(),
             shadow: "SHADOW".into(),
+            posting: "POSTING".into(),
+            outbox: "OUTBOX".into(),
+            audit: "AUDIT".into(),
             acks: "ACKS".into(),
             duplicate_window: HumanDuration::from_secs(120),
             replicas: None,
@@ -65,6 +77,9 @@ impl StreamsConfig {
             ("streams.canonical", &self.canonical),
             ("streams.dlq", &self.dlq),
             ("streams.shadow", &self.shadow),
+            ("streams.posting", &self.posting),
+            ("streams.outbox", &self.outbox),
+            ("streams.audit", &self.audit),
             ("streams.acks", &self.acks),
         ])?;
         if let Some(replicas) = self.replicas

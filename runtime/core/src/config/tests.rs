@@ -262,3 +262,120 @@ fn durations_outside_their_range_name_the_key_and_the_range() {
         "{err}"
     );
 }
+
+#[test]
+fn outbound_routes_and_targets_are_read_with_their_defaults_and_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("erp.token"), "t0ken\n").unwrap();
+    let path = dir.path().join("millrace.toml");
+    std::fs::write(
+        &path,
+        r#"
+        [outbound.erp-postings]
+        subjects = ["canonical.production-completion.>"]
+        plugin = "erp-postings@1.0.0"
+        targets = ["erp", "bus"]
+        gate = "lot-not-on-hold"
+
+        [targets.erp]
+        url = "https://erp.example.com/api"
+        auth = { bearer_file = "erp.token" }
+        rate = { requests = 20, per = "1s" }
+
+        [targets.bus]
+        kind = "nats"
+        "#,
+    )
+    .unwrap();
+    let c = Config::load(&path).unwrap();
+    let route = &c.outbound["erp-postings"];
+    assert_eq!(
+        route.plugin_source(),
+        PluginSource::Registry("erp-postings@1.0.0".into())
+    );
+    assert_eq!(route.gate, Some(Gate::LotNotOnHold));
+    assert_eq!(route.ack_wait, HumanDuration::from_secs(30));
+    let erp = &c.targets["erp"];
+    assert_eq!(
+        erp.auth.credentials,
+        Some(Credentials::Bearer("t0ken".into()))
+    );
+    assert_eq!(erp.timeout, HumanDuration::from_secs(10));
+    assert_eq!(erp.breaker, TargetBreaker::default());
+    assert_eq!(c.targets["bus"].kind, TargetKind::Nats);
+    assert_eq!(c.plugin_of("erp-postings"), Some(route.plugin_source()));
+}
+
+#[test]
+fn outbound_mistakes_name_the_key_and_what_is_accepted() {
+    let outbound = |targets: &str, extra: &str| {
+        parse(&format!(
+            "[outbound.o]\nsubjects=[\"canonical.>\"]\nplugin=\"p\"\ntargets=[\"erp\"]\n{extra}\n{targets}"
+        ))
+        .unwrap_err()
+        .to_string()
+    };
+    let erp = "[targets.erp]\nurl=\"http://erp\"\n";
+    let err = outbound("", "");
+    assert!(
+        err.contains("outbound.o.targets") && err.contains("erp"),
+        "{err}"
+    );
+    let err = outbound("[targets.erp]\n", "");
+    assert!(err.contains("targets.erp.url"), "{err}");
+    let err = outbound("[targets.erp]\nurl=\"ftp://erp\"\n", "");
+    assert!(err.contains("http:// or https://"), "{err}");
+    let err = outbound("[targets.erp]\nkind=\"nats\"\nurl=\"http://erp\"\n", "");
+    assert!(err.contains("out.<target>.<site>"), "{err}");
+    let err = outbound(erp, "gate=\"never\"");
+    assert!(err.contains("lot-not-on-hold"), "{err}");
+    let err = parse(&format!(
+        "[outbound.o]\nsubjects=[\"raw.mes.>\"]\nplugin=\"p\"\ntargets=[\"erp\"]\n{erp}"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("not a canonical subject"), "{err}");
+    let err = outbound(
+        "[targets.erp]\nurl=\"http://erp\"\nauth={bearer_env=\"A\", username=\"u\", password_env=\"B\"}\n",
+        "",
+    );
+    assert!(err.contains("not both"), "{err}");
+    let err = outbound(
+        "[targets.erp]\nurl=\"http://erp\"\nauth={bearer_env=\"MILLRACE_TEST_SURELY_UNSET\"}\n",
+        "",
+    );
+    assert!(err.contains("MILLRACE_TEST_SURELY_UNSET"), "{err}");
+    let err = parse(&format!(
+        "[routes.o]\nsubjects=[\"raw.a\"]\nplugin=\"p\"\n[outbound.o]\nsubjects=[\"canonical.>\"]\nplugin=\"p\"\ntargets=[\"erp\"]\n{erp}"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("inbound route"), "{err}");
+}
+
+#[test]
+fn approval_names_configured_routes_or_every_route() {
+    let route = "[routes.line]\nsubjects = [\"raw.a.b.c\"]\nplugin = \"p\"\n";
+    let c = parse(route).unwrap();
+    assert!(!c.approval.required_for("line"), "off by default");
+    assert_eq!(c.approval.expires_after, Duration::from_secs(24 * 3600));
+    let c = parse(&format!("{route}[approval]\nroutes = [\"line\"]\n")).unwrap();
+    assert!(c.approval.required_for("line"));
+    let c = parse(&format!("{route}[approval]\nroutes = [\"*\"]\n")).unwrap();
+    assert!(c.approval.required_for("any-route"));
+    let err = parse(&format!("{route}[approval]\nroutes = [\"lien\"]\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`approval.routes`") && err.contains("accepted: line, *"),
+        "{err}"
+    );
+    let err = parse(&format!("{route}[approval]\nexpires_after = \"800h\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`approval.expires_after`"), "{err}");
+    let err = parse(&format!("{route}[approval]\nquorum = 2\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("quorum"), "{err}");
+}

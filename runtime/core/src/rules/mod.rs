@@ -63,6 +63,7 @@ impl Failure {
     pub fn message(&self) -> String {
         match self {
             Failure::Call(CallError::Map { message, .. }) => message.clone(),
+            Failure::Call(CallError::Render(e)) => e.message().to_owned(),
             Failure::Invalid(errors) => join(errors),
             Failure::NotOwner(message) => message.clone(),
             other => other.to_string(),

@@ -24,3 +24,17 @@ pub mod v1_1 {
 pub mod exports {
     pub use super::v1_0::millrace::mapping::types::{MapError, RawMessage};
 }
+
+/// `millrace:outbound@1.0.0`, world `poster`. It imports the `host` interface and the types of
+/// `millrace:mapping@1.1.0`; those are the 1.1.0 bindings' own, so one `host` implementation and
+/// one linker serve mappers and posters alike.
+pub mod poster_v1_0 {
+    wasmtime::component::bindgen!({
+        path: "../../wit/outbound@1.0.0",
+        world: "poster",
+        with: {
+            "millrace:mapping/host@1.1.0": super::v1_1::millrace::mapping::host,
+            "millrace:mapping/canonical@1.1.0": super::v1_1::millrace::mapping::canonical,
+        },
+    });
+}

@@ -14,6 +14,7 @@ mod acknowledger;
 mod bindings;
 mod convert;
 mod guest;
+mod poster;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,14 +30,39 @@ pub use self::acknowledger::{
     InboundOutcome,
 };
 pub use self::bindings::exports::{MapError as WitMapError, RawMessage};
-use self::bindings::{v1_0, v1_1};
+use self::bindings::{poster_v1_0, v1_0, v1_1};
 use self::guest::GuestState;
 pub use self::guest::{LOG_BYTES_BUDGET, LOG_RECORDS_BUDGET};
 use crate::canonical::MappedEvent;
 use crate::config::Limits;
+use crate::posting::{CanonicalEvent, RenderError, Request, Response, Verdict};
 
-/// The WIT packages this host serves, oldest first. A plugin built against any of them runs.
+/// The mapping WIT packages this host serves, oldest first. A plugin built against any of them
+/// runs.
 pub const SERVED_WIT: [&str; 2] = ["millrace:mapping@1.0.0", "millrace:mapping@1.1.0"];
+
+/// The outbound WIT packages this host serves (world `poster`).
+pub const SERVED_OUTBOUND_WIT: [&str; 1] = ["millrace:outbound@1.0.0"];
+
+/// The world of a plugin: what it exports and so which direction it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum World {
+    /// `millrace:mapping`: raw messages in, canonical events out (inbound routes).
+    Mapper,
+    /// `millrace:outbound`: canonical events in, requests to targets out (outbound routes).
+    Poster,
+}
+
+impl World {
+    /// The world's name in WIT.
+    pub fn name(self) -> &'static str {
+        match self {
+            World::Mapper => "mapper",
+            World::Poster => "poster",
+        }
+    }
+}
 
 /// How often the epoch ticks; deadlines are rounded up to it.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -55,10 +81,11 @@ pub enum LoadError {
         /// What wasmtime said.
         reason: String,
     },
-    /// The component does not fit any `mapper` world this host serves.
+    /// The component does not fit any world this host serves.
     #[error(
-        "plugin {plugin} does not fit a `mapper` world this host serves ({}): {reason}",
-        SERVED_WIT.join(", ")
+        "plugin {plugin} does not fit a world this host serves (`mapper` of {}, `poster` of {}): {reason}",
+        SERVED_WIT.join(", "),
+        SERVED_OUTBOUND_WIT.join(", ")
     )]
     World {
         /// `name@version`.
@@ -94,6 +121,9 @@ pub enum CallError {
     /// The plugin could not be instantiated.
     #[error("plugin could not be instantiated: {0}")]
     Instantiate(String),
+    /// An outbound plugin refused to render requests for the event: permanent, never retried.
+    #[error("{}: {}", .0.kind(), .0.message())]
+    Render(RenderError),
 }
 
 /// The cases of the WIT `map-error` variant (the same in every served version).
@@ -132,6 +162,7 @@ impl CallError {
     pub fn kind(&self) -> &'static str {
         match self {
             CallError::Map { kind, .. } => kind.as_str(),
+            CallError::Render(e) => e.kind(),
             CallError::Deadline(_) => "deadline",
             CallError::Memory(_) => "memory-limit",
             CallError::Output(_) => "output-limit",
@@ -188,6 +219,7 @@ impl Sandbox {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         v1_0::Mapper::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |state| state)?;
         v1_1::Mapper::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |state| state)?;
+        // A poster imports only 1.1.0's `host`, already linked above.
         acknowledger::add_to_linker(&mut linker)?;
         let ticker = EpochTicker::start(engine.clone()).map_err(|e| {
             anyhow::anyhow!("cannot start the epoch thread that enforces deadlines: {e}")
@@ -216,16 +248,21 @@ impl Sandbox {
             plugin: plugin.clone(),
             reason,
         };
-        let wit = wit_version(&self.engine, &component).ok_or_else(|| {
-            world_error("it imports no millrace:mapping interface of a served version".into())
-        })?;
+        let world = world_of(&self.engine, &component);
+        let wit = match world {
+            World::Poster => SERVED_OUTBOUND_WIT[0],
+            World::Mapper => wit_version(&self.engine, &component).ok_or_else(|| {
+                world_error("it imports no millrace:mapping interface of a served version".into())
+            })?,
+        };
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| world_error(format!("{e:#}")))?;
-        let pre = match wit {
-            "millrace:mapping@1.1.0" => v1_1::MapperPre::new(pre).map(Pre::V1_1),
-            _ => v1_0::MapperPre::new(pre).map(Pre::V1_0),
+        let pre = match (world, wit) {
+            (World::Poster, _) => poster_v1_0::PosterPre::new(pre).map(Pre::Poster),
+            (World::Mapper, "millrace:mapping@1.1.0") => v1_1::MapperPre::new(pre).map(Pre::V1_1),
+            (World::Mapper, _) => v1_0::MapperPre::new(pre).map(Pre::V1_0),
         }
         .map_err(|e| world_error(format!("{e:#}")))?;
         Ok(PluginComponent {
@@ -233,6 +270,7 @@ impl Sandbox {
             version: version.into(),
             digest: crate::digest::sha256_hex(bytes),
             wit,
+            world,
             limits: crate::config::PluginLimits::default(),
             sandbox: self.clone(),
             pre,
@@ -256,16 +294,32 @@ fn wit_version(engine: &Engine, component: &Component) -> Option<&'static str> {
     })
 }
 
+/// The world a component exports: a poster exports `render`, anything else is taken for a
+/// mapper (and fails to load as one when it is not).
+fn world_of(engine: &Engine, component: &Component) -> World {
+    if component
+        .component_type()
+        .exports(engine)
+        .any(|(name, _)| name == "render")
+    {
+        World::Poster
+    } else {
+        World::Mapper
+    }
+}
+
 /// A plugin ready to instantiate, for its WIT version.
 enum Pre {
     V1_0(v1_0::MapperPre<GuestState>),
     V1_1(v1_1::MapperPre<GuestState>),
+    Poster(poster_v1_0::PosterPre<GuestState>),
 }
 
 /// A live plugin instance, for its WIT version.
 enum Instance {
     V1_0(v1_0::Mapper),
     V1_1(v1_1::Mapper),
+    Poster(poster_v1_0::Poster),
 }
 
 /// One compiled plugin version, ready to instantiate.
@@ -278,6 +332,8 @@ pub struct PluginComponent {
     pub digest: String,
     /// The WIT package it was built against, e.g. `millrace:mapping@1.0.0`.
     pub wit: &'static str,
+    /// The world it exports.
+    pub world: World,
     /// The limits its manifest asks for; a route never gives it more.
     pub limits: crate::config::PluginLimits,
     sandbox: Sandbox,
@@ -329,6 +385,7 @@ impl Session {
         let instance = match &plugin.pre {
             Pre::V1_0(pre) => pre.instantiate(&mut store).map(Instance::V1_0),
             Pre::V1_1(pre) => pre.instantiate(&mut store).map(Instance::V1_1),
+            Pre::Poster(pre) => pre.instantiate(&mut store).map(Instance::Poster),
         }
         .map_err(|e| classify_trap(&store, e, limits))?;
         Ok(Self {
@@ -380,6 +437,11 @@ impl Session {
                     })
                 })
             }
+            Instance::Poster(_) => {
+                return Err(CallError::Instantiate(
+                    "a poster plugin cannot map raw messages: serve it on an outbound route".into(),
+                ));
+            }
         };
         let last_stderr = self.store.data_mut().flush_output();
         match result {
@@ -395,17 +457,78 @@ impl Session {
                 Ok(events)
             }
             Ok(Err(e)) => Err(e),
-            Err(e) => {
-                // A component instance that trapped may not be entered again.
-                self.poisoned = true;
-                let error = classify_trap(&self.store, e, self.limits);
-                Err(match (error, last_stderr) {
-                    (CallError::Trap(trap), Some(said)) => {
-                        CallError::Trap(format!("{trap} (the plugin's last words: {said})"))
-                    }
-                    (error, _) => error,
-                })
+            Err(e) => Err(self.trapped(e, last_stderr)),
+        }
+    }
+
+    /// A trap ends the session: a component instance that trapped may not be entered again.
+    fn trapped(&mut self, e: wasmtime::Error, last_stderr: Option<String>) -> CallError {
+        self.poisoned = true;
+        let error = classify_trap(&self.store, e, self.limits);
+        match (error, last_stderr) {
+            (CallError::Trap(trap), Some(said)) => {
+                CallError::Trap(format!("{trap} (the plugin's last words: {said})"))
             }
+            (error, _) => error,
+        }
+    }
+
+    fn not_a_poster() -> CallError {
+        CallError::Instantiate(
+            "a mapper plugin cannot post canonical events: serve it on an inbound route".into(),
+        )
+    }
+
+    /// Renders the requests of one canonical event (a poster plugin) under the route's limits;
+    /// the plugin's refusal is a [`CallError::Render`].
+    pub fn render(&mut self, event: &CanonicalEvent) -> Result<Vec<Request>, CallError> {
+        self.calls += 1;
+        self.store
+            .set_epoch_deadline(deadline_ticks(self.limits.deadline));
+        let Instance::Poster(poster) = &self.instance else {
+            return Err(Self::not_a_poster());
+        };
+        let result = poster.call_render(&mut self.store, &poster::event(event));
+        let last_stderr = self.store.data_mut().flush_output();
+        match result {
+            Ok(Ok(requests)) => {
+                if requests.len() > self.limits.max_events {
+                    return Err(CallError::Output(format!(
+                        "{} requests rendered, the route allows {}",
+                        requests.len(),
+                        self.limits.max_events
+                    )));
+                }
+                Ok(requests.into_iter().map(poster::lift_request).collect())
+            }
+            Ok(Err(e)) => Err(CallError::Render(poster::lift_render_error(e))),
+            Err(e) => Err(self.trapped(e, last_stderr)),
+        }
+    }
+
+    /// Reads a target's answer to one rendered request (a poster plugin).
+    pub fn interpret(
+        &mut self,
+        event: &CanonicalEvent,
+        request: &Request,
+        response: &Response,
+    ) -> Result<Verdict, CallError> {
+        self.calls += 1;
+        self.store
+            .set_epoch_deadline(deadline_ticks(self.limits.deadline));
+        let Instance::Poster(poster) = &self.instance else {
+            return Err(Self::not_a_poster());
+        };
+        let result = poster.call_interpret(
+            &mut self.store,
+            &poster::event(event),
+            &poster::request(request),
+            &poster::response(response),
+        );
+        let last_stderr = self.store.data_mut().flush_output();
+        match result {
+            Ok(verdict) => Ok(poster::lift_verdict(verdict)),
+            Err(e) => Err(self.trapped(e, last_stderr)),
         }
     }
 }

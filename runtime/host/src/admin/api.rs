@@ -7,28 +7,28 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 
 use super::auth::Caller;
 use super::{AdminState, ApiError};
+use crate::audit::{Actor, Change};
 use crate::observability::figures::{FiguresSnapshot, PartnerFigures, RouteFigures, SiteFigures};
 use crate::operations::dead_letters;
 use crate::operations::redrive::{self, LetterDetail, LetterSummary, Redriven, Redriver};
 use crate::operations::shadow::{self, ShadowReport};
-use crate::registry::rollout::{self, Admitted};
+use crate::registry::MAX_FIXTURES;
+use crate::registry::rollout;
 use crate::registry::signing::Signature;
-use crate::registry::store::{Binding, CandidateMode, StoredFixture, VersionRecord};
-use crate::registry::{AdmissionBounds, MAX_FIXTURES};
+use crate::registry::store::{Binding, StoredFixture, VersionRecord};
 use crate::routes::Serving;
 use millrace_core::names::PluginId;
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// Longest the golden fixtures of one admission over the API may run together.
-const ADMISSION_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
+pub(super) const ADMISSION_BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Longest a read of a stream (dead letters, shadow reports) may take before the API answers 503.
-const STREAM_READ: std::time::Duration = std::time::Duration::from_secs(5);
+pub(super) const STREAM_READ: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A route: what it consumes, what it serves here, its binding and its figures.
 #[derive(Debug, Serialize)]
@@ -85,7 +85,7 @@ impl AdminState {
     }
 
     /// A place among the deploys and admissions running at once, or 503.
-    fn admission(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    pub(super) fn admission(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
         self.admissions.clone().try_acquire_owned().map_err(|_| {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -94,7 +94,7 @@ impl AdminState {
         })
     }
 
-    fn check_route(&self, route: &str) -> Result<(), ApiError> {
+    pub(super) fn check_route(&self, route: &str) -> Result<(), ApiError> {
         rollout::check_route(&self.host.config, route)
             .map_err(|e| ApiError::not_found(format!("{e:#}")))
     }
@@ -134,131 +134,6 @@ pub async fn route(
         .pop()
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("this host does not serve route {route}")))
-}
-
-/// `POST /api/v1/routes/{route}/activate`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Activate {
-    /// The deployed version, `name@version`.
-    version: String,
-    /// Make it a canary on this share of messages (1-99) instead of the active version.
-    canary: Option<u8>,
-    /// Make it a shadow candidate instead of the active version.
-    #[serde(default)]
-    shadow: bool,
-}
-
-/// What a change of binding did.
-#[derive(Debug, Serialize)]
-pub struct BindingChanged {
-    route: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    admitted: Option<Admitted>,
-    binding: Binding,
-}
-
-pub async fn activate(
-    State(state): State<AdminState>,
-    Extension(caller): Extension<Caller>,
-    Path(route): Path<String>,
-    Json(body): Json<Activate>,
-) -> ApiResult<BindingChanged> {
-    state.check_route(&route)?;
-    let mode = match (body.canary, body.shadow) {
-        (Some(_), true) => {
-            return Err(ApiError::bad_request(
-                "`canary` and `shadow` exclude each other",
-            ));
-        }
-        (Some(percent), false) if !(1..=99).contains(&percent) => {
-            return Err(ApiError::bad_request(
-                "`canary` is a share of messages from 1 to 99",
-            ));
-        }
-        (Some(percent), false) => Some(CandidateMode::Canary { percent }),
-        (None, true) => Some(CandidateMode::Shadow),
-        (None, false) => None,
-    };
-    PluginId::parse(&body.version).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let slot = state.admission()?;
-    let host = &state.host;
-    // Dropped with this handler when the caller disconnects: the admission then stops
-    // before its next fixture instead of burning a core for nobody.
-    let cancel = CancellationToken::new();
-    let _stop_when_dropped = cancel.clone().drop_guard();
-    let (admitted, binding) = rollout::set_version_within(
-        &host.config,
-        &host.registry,
-        &host.sandbox,
-        &route,
-        &body.version,
-        mode,
-        AdmissionBounds {
-            budget: ADMISSION_BUDGET,
-            cancel,
-            slot: Some(slot),
-        },
-    )
-    .await
-    .map_err(|e| ApiError::refused(&e))?;
-    tracing::info!(
-        route,
-        version = body.version,
-        by = caller.name,
-        "route binding set over the admin API"
-    );
-    Ok(Json(BindingChanged {
-        route,
-        admitted: Some(admitted),
-        binding,
-    }))
-}
-
-pub async fn rollback(
-    State(state): State<AdminState>,
-    Extension(caller): Extension<Caller>,
-    Path(route): Path<String>,
-) -> ApiResult<BindingChanged> {
-    state.check_route(&route)?;
-    let binding = rollout::rollback(&state.host.config, &state.host.registry, &route).await;
-    changed(
-        route,
-        binding,
-        &caller.name,
-        "route rolled back over the admin API",
-    )
-}
-
-pub async fn promote(
-    State(state): State<AdminState>,
-    Extension(caller): Extension<Caller>,
-    Path(route): Path<String>,
-) -> ApiResult<BindingChanged> {
-    state.check_route(&route)?;
-    let binding = rollout::promote(&state.host.config, &state.host.registry, &route).await;
-    changed(
-        route,
-        binding,
-        &caller.name,
-        "candidate promoted over the admin API",
-    )
-}
-
-/// The answer to a rollback or promote, logged with who asked.
-fn changed(
-    route: String,
-    binding: anyhow::Result<Binding>,
-    by: &str,
-    what: &str,
-) -> ApiResult<BindingChanged> {
-    let binding = binding.map_err(|e| ApiError::refused(&e))?;
-    tracing::info!(route, to = binding.active, by, "{what}");
-    Ok(Json(BindingChanged {
-        route,
-        admitted: None,
-        binding,
-    }))
 }
 
 /// `?limit=`.
@@ -385,12 +260,15 @@ pub async fn deploy(
     let slot = state.admission()?;
     check_component(&state, &record, component.clone(), slot).await?;
     let stored = state.host.registry.deploy(&record, &component).await?;
-    tracing::info!(
-        version = record.id(),
-        by = caller.name,
-        stored,
-        "plugin deployed over the admin API"
-    );
+    if stored {
+        let change = Change::deploy(&record);
+        state
+            .changes
+            .audit()
+            .record(&Actor::token(&caller.name), change)
+            .await
+            .map_err(|e| ApiError::unavailable(&e))?;
+    }
     let status = if stored {
         StatusCode::CREATED
     } else {
@@ -511,9 +389,10 @@ pub async fn redrive(
         PluginId::parse(version).map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
     let host = &state.host;
-    redrive::letter(&state.js, &host.config, sequence)
+    let before = redrive::letter(&state.js, &host.config, sequence)
         .await
-        .map_err(|e| ApiError::unavailable(&e))?;
+        .map_err(|e| ApiError::unavailable(&e))?
+        .summary();
     let mut redriver = Redriver::new(
         host.config.clone(),
         state.js.clone(),
@@ -526,11 +405,12 @@ pub async fn redrive(
     let result = redriver.redrive(sequence).await;
     redriver.finish().await;
     let redriven = result.map_err(|e| ApiError::refused(&e))?;
-    tracing::info!(
-        sequence,
-        by = caller.name,
-        still_failing = redriven.still_failing,
-        "dead letter redriven over the admin API"
-    );
+    let change = Change::redrive(Some(&before), &redriven);
+    state
+        .changes
+        .audit()
+        .record(&Actor::token(&caller.name), change)
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
     Ok(Json(redriven))
 }

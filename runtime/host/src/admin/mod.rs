@@ -11,8 +11,10 @@
 
 mod api;
 pub mod auth;
+mod changes;
 mod console;
 mod ingest;
+mod outbound;
 mod schemas;
 mod visibility;
 
@@ -29,6 +31,7 @@ use axum::routing::{get, post};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::approval::{ProposalError, RouteChanges};
 use crate::delivery::Delivery;
 use crate::observability::Observer;
 use crate::operations::redrive::NoSuchLetter;
@@ -78,6 +81,8 @@ pub struct RunningHost {
     pub observer: Arc<Observer>,
     /// True while every route consumes.
     pub ready: Arc<AtomicBool>,
+    /// Its outbound driver (targets, gates), when it serves outbound routes.
+    pub outbound: Option<Arc<crate::outbound::driver::OutboundDriver>>,
 }
 
 /// What every handler shares.
@@ -92,6 +97,8 @@ pub struct AdminState {
     requests: Arc<Semaphore>,
     /// Deploys and admissions in flight.
     admissions: Arc<Semaphore>,
+    /// Route changes, proposals and the audit trail.
+    changes: RouteChanges,
 }
 
 impl AdminState {
@@ -100,7 +107,14 @@ impl AdminState {
         let tokens = auth::Tokens::load(&host.config)?;
         let js = async_nats::jetstream::new(host.reads.clone());
         let max_requests = host.config.admin.as_ref().map_or(64, |a| a.max_requests);
+        let changes = RouteChanges::new(
+            host.config.clone(),
+            host.registry.clone(),
+            host.sandbox.clone(),
+            js.clone(),
+        );
         Ok(Self {
+            changes,
             host: Arc::new(host),
             tokens: Arc::new(tokens),
             js,
@@ -188,13 +202,19 @@ pub fn router(state: AdminState) -> Router {
             get(visibility::commitments),
         )
         .route("/api/v1/visibility/sources", get(visibility::sources))
+        .route("/api/v1/outbound", get(outbound::outbound))
         .route("/api/v1/schemas", get(schemas::index))
         .route("/api/v1/schemas/{wit}/{name}", get(schemas::document))
+        .route("/api/v1/audit", get(changes::audit_trail))
+        .route("/api/v1/proposals", get(changes::proposals))
+        .route("/api/v1/proposals/{id}", get(changes::proposal))
         .route_layer(gate(Scope::Read));
     let admin = Router::new()
-        .route("/api/v1/routes/{route}/activate", post(api::activate))
-        .route("/api/v1/routes/{route}/rollback", post(api::rollback))
-        .route("/api/v1/routes/{route}/promote", post(api::promote))
+        .route("/api/v1/routes/{route}/activate", post(changes::activate))
+        .route("/api/v1/routes/{route}/rollback", post(changes::rollback))
+        .route("/api/v1/routes/{route}/promote", post(changes::promote))
+        .route("/api/v1/proposals/{id}/approve", post(changes::approve))
+        .route("/api/v1/proposals/{id}/reject", post(changes::reject))
         .route(
             "/api/v1/plugins",
             post(api::deploy).layer(DefaultBodyLimit::max(DEPLOY_MAX_BYTES)),
@@ -360,14 +380,17 @@ impl ApiError {
         Self::classified(error, StatusCode::SERVICE_UNAVAILABLE)
     }
 
-    /// The status the first typed error in `error`'s chain names (a [`RegistryError`]'s kind,
-    /// 404 for a [`NoSuchLetter`]), else `otherwise`.
+    /// The status the first typed error in `error`'s chain names (a [`RegistryError`]'s or a
+    /// [`ProposalError`]'s kind, 404 for a [`NoSuchLetter`]), else `otherwise`.
     fn classified(error: &anyhow::Error, otherwise: StatusCode) -> Self {
         let status = error
             .chain()
             .find_map(|cause| {
                 if let Some(registry) = cause.downcast_ref::<RegistryError>() {
                     return Some(registry.status());
+                }
+                if let Some(proposal) = cause.downcast_ref::<ProposalError>() {
+                    return Some(proposal.status());
                 }
                 cause
                     .downcast_ref::<NoSuchLetter>()
@@ -386,6 +409,18 @@ impl RegistryError {
             RegistryError::Conflict(_) => StatusCode::CONFLICT,
             RegistryError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             RegistryError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl ProposalError {
+    /// The HTTP status of a proposal error's kind.
+    fn status(&self) -> StatusCode {
+        match self {
+            ProposalError::NotFound(_) => StatusCode::NOT_FOUND,
+            ProposalError::OwnProposal { .. } => StatusCode::FORBIDDEN,
+            ProposalError::Decided { .. } => StatusCode::CONFLICT,
+            ProposalError::Expired { .. } => StatusCode::GONE,
         }
     }
 }

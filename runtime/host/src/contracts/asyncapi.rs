@@ -2,13 +2,14 @@
 //!
 //! Channels: `raw.{system}.{site}.{format}` (what millrace receives), one
 //! `canonical.<kind>.{site}` channel per event kind, `dlq.{route}` and `shadow.{route}` (what it
-//! sends). The schemas' `$defs` become `components.schemas`, so every `$ref` resolves inside the
+//! sends), and the audit trail `audit.route.{route}.{action}` and `audit.host.{area}.{action}`. The schemas' `$defs` become `components.schemas`, so every `$ref` resolves inside the
 //! document.
 
 use serde_json::{Map, Value, json};
 
 use super::WitVersion;
 use super::schema::{self, root};
+use crate::audit::AuditEntry;
 use crate::delivery::dead_letter::headers as letter;
 use crate::operations::shadow::ShadowReport;
 
@@ -149,14 +150,7 @@ pub fn document(version: WitVersion) -> Value {
         json!({ "action": "send", "channel": { "$ref": "#/channels/dead-letters" } }),
     );
 
-    let mut report = relocate(root::<ShadowReport>());
-    if let Some(Value::Object(defs)) = report.as_object_mut().and_then(|o| o.remove("$defs")) {
-        schemas.extend(defs);
-    }
-    if let Some(object) = report.as_object_mut() {
-        object.remove("$schema");
-    }
-    schemas.insert("ShadowReport".into(), report);
+    add_schema(&mut schemas, "ShadowReport", root::<ShadowReport>());
     channels.insert(
         "shadow".into(),
         json!({
@@ -181,6 +175,56 @@ pub fn document(version: WitVersion) -> Value {
         json!({ "action": "send", "channel": { "$ref": "#/channels/shadow" } }),
     );
 
+    add_schema(&mut schemas, "AuditEntry", root::<AuditEntry>());
+    let action = json!({
+        "description": "What kind of change.",
+        "enum": crate::audit::Action::ALL.iter().map(|a| a.as_str()).collect::<Vec<_>>()
+    });
+    for (channel, scope, name, title, description) in [
+        (
+            "audit-route",
+            millrace_core::subjects::AUDIT_ROUTE,
+            ("route", route.clone()),
+            "Audit trail of a route",
+            "Every change to one route (set-version, canary, shadow, promote, rollback, redrive, replay, and the proposals, approvals and rejections of changes) with who made it, when, and the state before and after (stream AUDIT).",
+        ),
+        (
+            "audit-host",
+            millrace_core::subjects::AUDIT_HOST,
+            (
+                "area",
+                json!({ "description": "What routes share: plugins (deploys) or projection (rebuilds).", "enum": ["plugins", "projection"] }),
+            ),
+            "Audit trail of what routes share",
+            "Plugin deploys and projection rebuilds, with who made them and when (stream AUDIT).",
+        ),
+    ] {
+        let (parameter, described) = name;
+        channels.insert(
+            channel.into(),
+            json!({
+                "address": millrace_core::subjects::audit(scope, &format!("{{{parameter}}}"), "{action}"),
+                "title": title,
+                "description": description,
+                "parameters": { parameter: described, "action": action },
+                "messages": { "audit-entry": { "$ref": "#/components/messages/audit-entry" } }
+            }),
+        );
+        operations.insert(
+            format!("send-{channel}"),
+            json!({ "action": "send", "channel": { "$ref": format!("#/channels/{channel}") } }),
+        );
+    }
+    messages.insert(
+        "audit-entry".into(),
+        json!({
+            "name": "audit-entry",
+            "title": "Audit entry",
+            "contentType": "application/json",
+            "payload": { "$ref": "#/components/schemas/AuditEntry" }
+        }),
+    );
+
     json!({
         "asyncapi": "3.0.0",
         "info": {
@@ -197,6 +241,18 @@ pub fn document(version: WitVersion) -> Value {
         "operations": operations,
         "components": { "schemas": schemas, "messages": messages }
     })
+}
+
+/// Adds the generated `schema` to `components.schemas` as `name`, its `$defs` beside it.
+fn add_schema(schemas: &mut Map<String, Value>, name: &str, schema: Value) {
+    let mut schema = relocate(schema);
+    if let Some(Value::Object(defs)) = schema.as_object_mut().and_then(|o| o.remove("$defs")) {
+        schemas.extend(defs);
+    }
+    if let Some(object) = schema.as_object_mut() {
+        object.remove("$schema");
+    }
+    schemas.insert(name.to_owned(), schema);
 }
 
 /// A headers schema: the named headers as strings, `required` among them.

@@ -15,6 +15,8 @@
 //! | `millrace_posting_delay_seconds` | kind, site | from the event's source time to its canonical publish |
 //! | `millrace_site_failures_total` | site, partner, reason | dead letters by site and trading partner |
 //! | `millrace_route_version_info` | route, plugin_version, role | 1 for the version a route serves (`active`, `canary`, `shadow`) |
+//!
+//! The outbound half's families (`millrace_outbound_*`) are tabled in `outbound.rs`.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -116,6 +118,8 @@ fn delay_buckets() -> Histogram {
 /// Every metric family of a host.
 pub struct Metrics {
     registry: Registry,
+    /// The outbound half's families.
+    pub outbound: super::outbound::OutboundMetrics,
     /// Raw messages taken in.
     pub messages: Family<RouteLabels, Counter>,
     /// Canonical events published.
@@ -226,8 +230,10 @@ impl Metrics {
             "1 for each plugin version a route serves, by role",
             route_versions.clone(),
         );
+        let outbound = super::outbound::OutboundMetrics::register(&mut registry);
         Self {
             registry,
+            outbound,
             messages,
             events,
             plugin_failures,

@@ -8,6 +8,7 @@
 
 pub mod figures;
 pub mod metrics;
+pub mod outbound;
 pub mod trace;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -145,17 +146,12 @@ impl Observer {
     }
 
     /// A plugin call ended, after `took`.
-    pub fn plugin_call(
-        &self,
-        at: At<'_>,
-        took: Duration,
-        result: &Result<Vec<MappedEvent>, Failure>,
-    ) {
+    pub fn plugin_call(&self, at: At<'_>, took: Duration, failure: Option<&Failure>) {
         self.metrics
             .plugin_call_seconds
             .get_or_create(&at.labels())
             .observe(took.as_secs_f64());
-        if let Err(failure) = result {
+        if let Some(failure) = failure {
             self.metrics
                 .plugin_failures
                 .get_or_create(&at.failure(failure.class()))

@@ -28,7 +28,7 @@ pub async fn recent(
 ) -> anyhow::Result<Vec<LetterSummary>> {
     let filter = route.map_or_else(
         || subjects::ALL_DEAD_LETTERS.to_owned(),
-        subjects::dead_letters,
+        |route| super::redrive::dead_letter_subject(config, route),
     );
     let messages = reader::tail(
         js,

@@ -142,7 +142,7 @@ pub async fn letters(
 ) -> anyhow::Result<Vec<StoredLetter>> {
     let filter = route.map_or_else(
         || subjects::ALL_DEAD_LETTERS.to_owned(),
-        subjects::dead_letters,
+        |route| dead_letter_subject(config, route),
     );
     let mut reader = StreamReader::open(
         js,
@@ -162,6 +162,16 @@ pub async fn letters(
         });
     }
     Ok(out)
+}
+
+/// The subject of `route`'s dead letters: `dlq.outbound.<route>` for an outbound route, else
+/// `dlq.<route>`.
+pub fn dead_letter_subject(config: &Config, route: &str) -> String {
+    if config.outbound.contains_key(route) {
+        subjects::outbound_dead_letters(route)
+    } else {
+        subjects::dead_letters(route)
+    }
 }
 
 /// There is no dead letter at a sequence (never was, or redriven and deleted).
@@ -201,6 +211,8 @@ pub async fn letter(
 pub struct Redriven {
     /// The letter's DLQ sequence.
     pub sequence: u64,
+    /// The route it went through.
+    pub route: String,
     /// The raw subject.
     pub raw_subject: String,
     /// The version it went through.
@@ -213,6 +225,22 @@ pub struct Redriven {
     pub still_failing: Option<String>,
 }
 
+impl Redriven {
+    /// What the redrive did, in a sentence.
+    pub fn describe(&self) -> String {
+        match &self.still_failing {
+            None => format!(
+                "redrives dead letter {} ({}) through {}: {} event(s) published",
+                self.sequence, self.raw_subject, self.plugin, self.published
+            ),
+            Some(reason) => format!(
+                "redrives dead letter {} ({}) through {}: still failing ({reason}), the letter stays",
+                self.sequence, self.raw_subject, self.plugin
+            ),
+        }
+    }
+}
+
 /// Sends dead letters back through their routes, on the [`Pipeline`] the host maps with.
 pub struct Redriver {
     config: Arc<Config>,
@@ -222,7 +250,12 @@ pub struct Redriver {
     plugin: Option<PathBuf>,
     version: Option<String>,
     routes: HashMap<String, Arc<Route>>,
+    outbound: Option<crate::outbound::driver::OutboundDriver>,
 }
+
+/// Longest one outbound letter may wait on its targets during a redrive before it is left
+/// where it is (a target still down).
+const OUTBOUND_REDRIVE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Redriver {
     /// Redrives through each route's active version, or through `version` (a deployed
@@ -244,6 +277,7 @@ impl Redriver {
             plugin,
             version,
             routes: HashMap::new(),
+            outbound: None,
         })
     }
 
@@ -264,6 +298,9 @@ impl Redriver {
                 route
             }
         };
+        if self.config.outbound.contains_key(&name) {
+            return self.redrive_outbound(&l, &route).await;
+        }
         let input = l.raw_input(&self.config.streams.raw);
         let processed = self.pipeline.process(&route, &input, &Mode::REDRIVE).await;
         let delivered = processed.outcome.with_context(|| {
@@ -271,6 +308,7 @@ impl Redriver {
         })?;
         let mut redriven = Redriven {
             sequence,
+            route: name,
             raw_subject: input.subject,
             plugin: processed.plugin,
             published: 0,
@@ -293,6 +331,73 @@ impl Redriver {
             Delivered::Failed(failure) => {
                 redriven.still_failing = Some(format!("{}: {}", failure.kind(), failure.message()));
             }
+        }
+        Ok(redriven)
+    }
+
+    /// Posts an outbound letter's event again through the outbound driver the host posts
+    /// with; the letter is deleted only once every request is posted.
+    async fn redrive_outbound(
+        &mut self,
+        l: &StoredLetter,
+        route: &Route,
+    ) -> anyhow::Result<Redriven> {
+        use crate::outbound::driver::{NoKeepAlive, Posted};
+        let letter: crate::outbound::letter::OutboundLetter = serde_json::from_slice(&l.payload)
+            .with_context(|| format!("dead letter {} is not an outbound letter", l.sequence))?;
+        if self.outbound.is_none() {
+            let observer = Arc::new(crate::observability::Observer::new());
+            self.outbound = Some(
+                crate::outbound::driver(
+                    &self.js,
+                    &self.config,
+                    self.pipeline.calls().clone(),
+                    observer,
+                )
+                .await?,
+            );
+        }
+        let driver = self.outbound.as_ref().context("no outbound driver")?;
+        let input = letter.input();
+        let patience = tokio_util::sync::CancellationToken::new();
+        let timer = {
+            let patience = patience.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(OUTBOUND_REDRIVE_PATIENCE).await;
+                patience.cancel();
+            })
+        };
+        let posted = driver
+            .process(route, &input, &Mode::REDRIVE, &NoKeepAlive, &patience)
+            .await;
+        timer.abort();
+        let posted = posted.with_context(|| {
+            format!(
+                "dead letter {} could not be posted now and stays",
+                l.sequence
+            )
+        })?;
+        let mut redriven = Redriven {
+            sequence: l.sequence,
+            route: route.name.to_string(),
+            raw_subject: input.subject,
+            plugin: route.active().id(),
+            published: 0,
+            duplicates: 0,
+            still_failing: None,
+        };
+        match posted {
+            Posted::Posted(documents) => {
+                let dlq = self.js.get_stream(&self.config.streams.dlq).await?;
+                dlq.delete_message(l.sequence).await.with_context(|| {
+                    format!(
+                        "dead letter {} was posted but could not be deleted",
+                        l.sequence
+                    )
+                })?;
+                redriven.published = documents.len();
+            }
+            Posted::Rejected(reason) => redriven.still_failing = Some(reason),
         }
         Ok(redriven)
     }

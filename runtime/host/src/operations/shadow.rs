@@ -68,12 +68,17 @@ pub async fn reports(
 
 /// Where two outcomes differ, field by field.
 pub fn differences(active: &Outcome, candidate: &Outcome) -> Vec<Difference> {
-    let (a, c) = (
-        serde_json::to_value(active).unwrap_or(Value::Null),
-        serde_json::to_value(candidate).unwrap_or(Value::Null),
-    );
+    differences_of(
+        &serde_json::to_value(active).unwrap_or(Value::Null),
+        &serde_json::to_value(candidate).unwrap_or(Value::Null),
+    )
+}
+
+/// Where two JSON values differ, field by field (an outbound candidate's rendered requests
+/// against the active version's).
+pub fn differences_of(active: &Value, candidate: &Value) -> Vec<Difference> {
     let mut out = Vec::new();
-    compare("", Some(&a), Some(&c), &mut out);
+    compare("", Some(active), Some(candidate), &mut out);
     out
 }
 

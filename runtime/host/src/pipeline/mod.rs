@@ -13,10 +13,10 @@
 //! worker pool stopping, NATS unavailable) in [`Processed::outcome`] being `Err`, after which
 //! the driver leaves the message to be redelivered.
 
+mod call;
 pub mod input;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_nats::jetstream;
 use tracing::Instrument;
@@ -29,9 +29,10 @@ use crate::registry::fixtures::Outcome;
 use crate::routes::Route;
 use millrace_core::canonical::MappedEvent;
 use millrace_core::rules::Failure;
-use millrace_core::sandbox::{CallError, PluginComponent, RawMessage};
+use millrace_core::sandbox::{PluginComponent, RawMessage};
 use millrace_core::workers::{Unavailable, WorkerPool};
 
+pub use self::call::PluginCalls;
 pub use self::input::{RawInput, plugin_headers};
 
 /// The host could not finish a message: nothing final happened, and the message must be
@@ -39,6 +40,13 @@ pub use self::input::{RawInput, plugin_headers};
 #[derive(Debug, thiserror::Error)]
 #[error("{0:#}")]
 pub struct HostFailure(anyhow::Error);
+
+impl HostFailure {
+    /// A host failure for `why`.
+    pub fn new(why: anyhow::Error) -> Self {
+        Self(why)
+    }
+}
 
 impl From<Unavailable> for HostFailure {
     fn from(e: Unavailable) -> Self {
@@ -58,7 +66,7 @@ pub struct Processed {
 
 /// The pipeline: a worker pool for plugin calls and the delivery stage.
 pub struct Pipeline {
-    pool: WorkerPool,
+    calls: PluginCalls,
     delivery: Delivery,
     js: jetstream::Context,
     acknowledgements: Option<Arc<Acknowledgements>>,
@@ -69,11 +77,16 @@ impl Pipeline {
     /// are published with `js`.
     pub fn new(pool: WorkerPool, delivery: Delivery, js: jetstream::Context) -> Self {
         Self {
-            pool,
+            calls: PluginCalls::new(pool),
             delivery,
             js,
             acknowledgements: None,
         }
+    }
+
+    /// The plugin-call stage, to share its workers with the outbound half.
+    pub fn calls(&self) -> &PluginCalls {
+        &self.calls
     }
 
     /// Answers each message it finishes live with the route's acknowledger, if it has one.
@@ -151,62 +164,22 @@ impl Pipeline {
         }
     }
 
-    /// Calls the plugin, retrying traps and breached limits with backoff as the route says,
-    /// through the route's admission and breaker. Returns the checked outcome and the number
-    /// of calls made, or why the host could not call at all.
+    /// Maps the raw message, through the plugin-call stage (admission, breaker, retries);
+    /// the events are checked by the rules on the worker thread.
     async fn call(
         &self,
         route: &Route,
         plugin: &Arc<PluginComponent>,
         raw: &RawMessage,
     ) -> Result<(Result<Vec<MappedEvent>, Failure>, u32), HostFailure> {
-        let mut attempt = 1;
-        let at = At {
-            route: &route.name,
-            plugin_version: &plugin.id(),
-        };
-        loop {
-            let result = loop {
-                let Ok(permit) = route.admission.acquire().await else {
-                    return Err(Unavailable("the route is shutting down").into());
-                };
-                // A route cooling down after a breach waits without holding a worker permit.
-                if let Some(wait) = route.breaker.remaining() {
-                    drop(permit);
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-                let started = Instant::now();
-                let result = self
-                    .pool
-                    .call(plugin.clone(), route.context.clone(), raw.clone())
-                    .await?;
-                self.observer().plugin_call(at, started.elapsed(), &result);
-                route.breaker.record(matches!(
-                    result,
-                    Err(Failure::Call(CallError::Deadline(_) | CallError::Memory(_)))
-                ));
-                break result;
-            };
-            match result {
-                Err(failure) if failure.is_retryable() && attempt < route.retry.attempts => {
-                    let backoff = route
-                        .retry
-                        .backoff
-                        .get()
-                        .saturating_mul(1 << (attempt - 1).min(16));
-                    tracing::info!(
-                        route = &*route.name,
-                        attempt,
-                        "plugin call failed, retrying in {backoff:?}: {failure}"
-                    );
-                    self.observer().retry(at);
-                    tokio::time::sleep(backoff).await;
-                    attempt += 1;
-                }
-                other => return Ok((other, attempt)),
-            }
-        }
+        let limits = plugin.limits_on(&route.context.limits);
+        let raw = raw.clone();
+        self.calls
+            .call(self.observer(), route, plugin, move |session| {
+                let events = session.call(&raw)?;
+                millrace_core::rules::accept(events, &limits)
+            })
+            .await
     }
 
     /// Runs a shadow candidate on the same message and publishes where it differs from the
@@ -223,7 +196,12 @@ impl Pipeline {
         let raw_subject = raw.subject.clone();
         let candidate_id = candidate.id();
         let shadowed = match route.admission.acquire().await {
-            Ok(_permit) => self.pool.call(candidate, route.context.clone(), raw).await,
+            Ok(_permit) => {
+                self.calls
+                    .pool()
+                    .call(candidate, route.context.clone(), raw)
+                    .await
+            }
             Err(_) => return,
         };
         let Ok(shadowed) = shadowed else { return };
@@ -269,17 +247,11 @@ impl Pipeline {
 
     /// Takes no more plugin calls: messages still arriving end as host failures (redelivered).
     pub fn close(&self) {
-        self.pool.close();
+        self.calls.close();
     }
 
     /// Stops the worker threads once the calls queued are done.
     pub async fn shutdown(self) {
-        let pool = self.pool;
-        if tokio::task::spawn_blocking(move || pool.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::error!("stopping the worker threads failed");
-        }
+        self.calls.shutdown().await;
     }
 }

@@ -10,10 +10,11 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::FixtureSettings;
+use super::store::StoredFixture;
 use millrace_core::canonical::MappedEvent;
 use millrace_core::config::Limits;
 use millrace_core::rules::Failure;
-use millrace_core::sandbox::{PluginComponent, RawMessage, RouteContext};
+use millrace_core::sandbox::{PluginComponent, RawMessage, RouteContext, World};
 use millrace_core::workers::map_once;
 
 /// What a fixture expects, and what a plugin produced: the same JSON shape.
@@ -106,6 +107,15 @@ pub fn run_all(
 ) -> anyhow::Result<Vec<FixtureResult>> {
     let route = fixture_route(settings);
     let mut results = Vec::new();
+    if plugin.world == World::Poster {
+        for input in crate::registry::outbound_fixtures::cases(dir)? {
+            let text = std::fs::read_to_string(&input)
+                .with_context(|| format!("cannot read fixture {}", input.display()))?;
+            let (diff, _) = crate::registry::outbound_fixtures::check(plugin, &route, &text);
+            results.push(FixtureResult { input, diff });
+        }
+        return Ok(results);
+    }
     for input in inputs(dir)? {
         let payload = std::fs::read(&input)
             .with_context(|| format!("cannot read fixture {}", input.display()))?;
@@ -128,6 +138,29 @@ pub fn check(
     expected: Result<String, String>,
 ) -> Option<String> {
     check_run(plugin, route, settings, payload, expected).0
+}
+
+/// Runs one stored fixture of a version as its world reads fixtures: `None` when it passes,
+/// else a readable diff; and whether a call breached a limit.
+pub fn check_stored(
+    plugin: &PluginComponent,
+    route: &RouteContext,
+    settings: &FixtureSettings,
+    fixture: &StoredFixture,
+) -> anyhow::Result<(Option<String>, bool)> {
+    Ok(match plugin.world {
+        // An outbound case is one JSON file, kept whole as the expectation.
+        World::Poster => {
+            crate::registry::outbound_fixtures::check(plugin, route, &fixture.expected)
+        }
+        World::Mapper => check_run(
+            plugin,
+            route,
+            settings,
+            fixture.input_bytes()?,
+            Ok(fixture.expected.clone()),
+        ),
+    })
 }
 
 /// Like [`check`], and also says whether the call breached a limit (trap, deadline, memory):

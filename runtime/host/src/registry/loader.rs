@@ -118,6 +118,9 @@ impl PluginLoader {
                 self.versions(name, binding.as_ref()).await?
             }
         };
+        if self.config.outbound.contains_key(name) {
+            return Route::outbound(&self.config, name, versions);
+        }
         Route::new(&self.config, name, versions)
     }
 
@@ -158,7 +161,11 @@ impl PluginLoader {
         binding: Option<&Binding>,
     ) -> anyhow::Result<ServedVersions> {
         let Some(binding) = binding else {
-            let active = match route_config(&self.config, route)?.plugin_source() {
+            let source = match self.config.plugin_of(route) {
+                Some(source) => source,
+                None => route_config(&self.config, route)?.plugin_source(),
+            };
+            let active = match source {
                 PluginSource::Registry(id) => self.version(&id).await?,
                 PluginSource::Path(path) => self.path(route, &self.config.resolve(&path)).await?,
             };

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use millrace_core::sandbox::{ACKNOWLEDGER_WIT, SERVED_WIT};
+use millrace_core::sandbox::{ACKNOWLEDGER_WIT, SERVED_OUTBOUND_WIT, SERVED_WIT, World};
 
 /// The manifest's file name inside a plugin folder.
 pub const MANIFEST_FILE: &str = "plugin.toml";
@@ -19,10 +19,11 @@ pub struct Manifest {
     pub name: String,
     /// The plugin version, semver.
     pub version: String,
-    /// The WIT package it targets, e.g. `millrace:mapping@1.0.0`.
+    /// The WIT package it targets, e.g. `millrace:mapping@1.0.0` or `millrace:outbound@1.0.0`.
     pub wit: String,
-    /// The world of that package it exports: `mapper` (the only one of `millrace:mapping`), or
-    /// `acknowledger` of `millrace:outbound@1.0.0` (docs/OUTBOUND.md).
+    /// The world of that package it exports: `mapper` (the only one of `millrace:mapping`),
+    /// `poster` (the default of `millrace:outbound`) or `acknowledger` (docs/OUTBOUND.md, "EDI
+    /// functional acknowledgements").
     #[serde(default)]
     pub world: Option<String>,
     /// One line saying what it maps.
@@ -109,26 +110,49 @@ impl Manifest {
         Ok(manifest)
     }
 
+    /// The world the plugin exports, from `wit` and `world`.
+    pub fn plugin_world(&self) -> anyhow::Result<World> {
+        let outbound = SERVED_OUTBOUND_WIT.contains(&self.wit.as_str());
+        match (outbound, self.world.as_deref()) {
+            (false, None | Some("mapper")) => Ok(World::Mapper),
+            (true, None | Some("poster")) => Ok(World::Poster),
+            (false, Some(other)) => {
+                bail!(
+                    "`world` is {other:?} but {} has one world: mapper",
+                    self.wit
+                )
+            }
+            (true, Some(other)) => bail!(
+                "`world` is {other:?} but this host serves the world poster of {}",
+                self.wit
+            ),
+        }
+    }
+
     fn check(&self) -> anyhow::Result<()> {
         millrace_core::names::check_plugin_name(&self.name)
             .map_err(|e| anyhow::anyhow!("`name`: {e}"))?;
         millrace_core::names::check_version(&self.version)
             .map_err(|e| anyhow::anyhow!("`version`: {e}"))?;
-        match self.world.as_deref() {
-            None | Some("mapper") if !SERVED_WIT.contains(&self.wit.as_str()) => bail!(
-                "`wit` is {:?} but this host serves {} (an acknowledger says world = \"acknowledger\")",
+        if !SERVED_WIT.contains(&self.wit.as_str())
+            && !SERVED_OUTBOUND_WIT.contains(&self.wit.as_str())
+        {
+            bail!(
+                "`wit` is {:?} but this host serves {}, {}",
                 self.wit,
-                SERVED_WIT.join(", ")
-            ),
-            None | Some("mapper") => {}
-            Some("acknowledger") if self.wit != ACKNOWLEDGER_WIT => bail!(
-                "`wit` is {:?} but the acknowledger world is in {ACKNOWLEDGER_WIT}",
-                self.wit
-            ),
-            Some("acknowledger") => {}
-            Some(other) => bail!(
-                "`world` is {other:?}; accepted: mapper (millrace:mapping), acknowledger ({ACKNOWLEDGER_WIT})"
-            ),
+                SERVED_WIT.join(", "),
+                SERVED_OUTBOUND_WIT.join(", ")
+            );
+        }
+        if self.is_acknowledger() {
+            if self.wit != ACKNOWLEDGER_WIT {
+                bail!(
+                    "`wit` is {:?} but the acknowledger world is in {ACKNOWLEDGER_WIT}",
+                    self.wit
+                );
+            }
+        } else {
+            self.plugin_world()?;
         }
         if let Some(build) = &self.build
             && build.command.is_empty()

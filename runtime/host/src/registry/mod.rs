@@ -9,6 +9,7 @@ mod build;
 pub mod fixtures;
 pub mod loader;
 mod manifest;
+pub mod outbound_fixtures;
 pub mod rollout;
 pub mod signing;
 pub mod store;
@@ -182,13 +183,7 @@ pub fn admit_within(
                 bounds.budget
             );
         }
-        let (diff, breached) = fixtures::check_run(
-            &loaded,
-            &route,
-            &settings,
-            fixture.input_bytes()?,
-            Ok(fixture.expected.clone()),
-        );
+        let (diff, breached) = fixtures::check_stored(&loaded, &route, &settings, fixture)?;
         if let Some(diff) = diff {
             failures.push(format!("fixture {} fails:\n{diff}", fixture.name));
         }

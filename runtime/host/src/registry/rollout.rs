@@ -20,15 +20,45 @@ pub struct Admitted {
     pub wit: String,
     /// sha256 of the component.
     pub digest: String,
+    /// The world it exports: `mapper` serves inbound routes, `poster` outbound ones.
+    pub world: millrace_core::sandbox::World,
+}
+
+/// A route's binding before and after a change.
+#[derive(Debug, Clone, Serialize)]
+pub struct Switched {
+    /// The binding the change replaced; `None` while the route served its configured plugin.
+    pub before: Option<Binding>,
+    /// The binding now.
+    pub after: Binding,
+}
+
+/// Changes `route`'s binding with `change` and says what it replaced: the binding `change` saw
+/// on the attempt that was written.
+async fn switch<F>(registry: &Registry, route: &str, change: F) -> anyhow::Result<Switched>
+where
+    F: Fn(Option<&Binding>) -> anyhow::Result<Binding>,
+{
+    let seen = std::sync::Mutex::new(None);
+    let after = registry
+        .update_binding(route, |current| {
+            if let Ok(mut seen) = seen.lock() {
+                *seen = current.cloned();
+            }
+            change(current)
+        })
+        .await?;
+    let before = seen.into_inner().unwrap_or_default();
+    Ok(Switched { before, after })
 }
 
 /// Fails unless `config` has the route `route`, naming the routes it has.
 pub fn check_route(config: &Config, route: &str) -> anyhow::Result<()> {
-    if !config.routes.contains_key(route) {
+    if config.plugin_of(route).is_none() {
         bail!(
             "there is no route `{route}` in {}; its routes are: {}",
             config.source.display(),
-            config.routes.keys().cloned().collect::<Vec<_>>().join(", ")
+            config.route_names().join(", ")
         );
     }
     Ok(())
@@ -69,6 +99,7 @@ pub async fn admit_version_within(
         id: plugin.id(),
         wit: plugin.wit.to_owned(),
         digest: plugin.digest.clone(),
+        world: plugin.world,
     })
 }
 
@@ -81,7 +112,7 @@ pub async fn set_version(
     route: &str,
     version: &str,
     mode: Option<CandidateMode>,
-) -> anyhow::Result<(Admitted, Binding)> {
+) -> anyhow::Result<(Admitted, Switched)> {
     set_version_within(
         config,
         registry,
@@ -103,31 +134,42 @@ pub async fn set_version_within(
     version: &str,
     mode: Option<CandidateMode>,
     bounds: AdmissionBounds,
-) -> anyhow::Result<(Admitted, Binding)> {
+) -> anyhow::Result<(Admitted, Switched)> {
     check_route(config, route)?;
     let admitted = admit_version_within(config, registry, sandbox, version, bounds).await?;
+    let wanted = if config.outbound.contains_key(route) {
+        millrace_core::sandbox::World::Poster
+    } else {
+        millrace_core::sandbox::World::Mapper
+    };
+    if admitted.world != wanted {
+        bail!(
+            "{version} exports the world {} but route `{route}` serves {} plugins",
+            admitted.world.name(),
+            wanted.name()
+        );
+    }
     let configured = configured_version(config, route);
-    let binding = registry
-        .update_binding(route, |current| {
-            let current = current
-                .cloned()
-                .or_else(|| configured.as_deref().map(|id| Binding::activate(None, id)));
-            Ok(match mode {
-                None => Binding::activate(current.as_ref(), version),
-                Some(mode) => {
-                    let mut next = current.context(
-                        "a candidate needs an active version: set one with `route set-version` first",
-                    )?;
-                    next.candidate = Some(Candidate {
-                        version: version.to_owned(),
-                        mode,
-                    });
-                    next.touched()
-                }
-            })
+    let switched = switch(registry, route, |current| {
+        let current = current
+            .cloned()
+            .or_else(|| configured.as_deref().map(|id| Binding::activate(None, id)));
+        Ok(match mode {
+            None => Binding::activate(current.as_ref(), version),
+            Some(mode) => {
+                let mut next = current.context(
+                    "a candidate needs an active version: set one with `route set-version` first",
+                )?;
+                next.candidate = Some(Candidate {
+                    version: version.to_owned(),
+                    mode,
+                });
+                next.touched()
+            }
         })
-        .await?;
-    Ok((admitted, binding))
+    })
+    .await?;
+    Ok((admitted, switched))
 }
 
 /// Goes back to the version the route served before its active one.
@@ -135,41 +177,39 @@ pub async fn rollback(
     config: &Config,
     registry: &Registry,
     route: &str,
-) -> anyhow::Result<Binding> {
+) -> anyhow::Result<Switched> {
     check_route(config, route)?;
-    registry
-        .update_binding(route, |current| {
-            let current = current.with_context(|| {
-                format!(
-                    "route {route} has never switched versions: there is nothing to roll back to"
-                )
-            })?;
-            let mut history = current.history.clone();
-            let previous = history.pop().with_context(|| {
-                format!("route {route} has no version before {}", current.active)
-            })?;
-            let mut next = Binding::activate(None, &previous);
-            next.history = history;
-            Ok(next)
-        })
-        .await
-        .map_err(Into::into)
+    switch(registry, route, |current| {
+        let current = current.with_context(|| {
+            format!("route {route} has never switched versions: there is nothing to roll back to")
+        })?;
+        let mut history = current.history.clone();
+        let previous = history
+            .pop()
+            .with_context(|| format!("route {route} has no version before {}", current.active))?;
+        let mut next = Binding::activate(None, &previous);
+        next.history = history;
+        Ok(next)
+    })
+    .await
 }
 
 /// Makes the route's candidate its active version.
-pub async fn promote(config: &Config, registry: &Registry, route: &str) -> anyhow::Result<Binding> {
+pub async fn promote(
+    config: &Config,
+    registry: &Registry,
+    route: &str,
+) -> anyhow::Result<Switched> {
     check_route(config, route)?;
-    registry
-        .update_binding(route, |current| {
-            let current = current.context("the route has no candidate to promote")?;
-            let candidate = current
-                .candidate
-                .as_ref()
-                .with_context(|| format!("route {route} has no candidate to promote"))?;
-            Ok(Binding::activate(Some(current), &candidate.version))
-        })
-        .await
-        .map_err(Into::into)
+    switch(registry, route, |current| {
+        let current = current.context("the route has no candidate to promote")?;
+        let candidate = current
+            .candidate
+            .as_ref()
+            .with_context(|| format!("route {route} has no candidate to promote"))?;
+        Ok(Binding::activate(Some(current), &candidate.version))
+    })
+    .await
 }
 
 /// The routes whose binding names version `id`: `<route> (active|candidate|previous)`.
@@ -192,7 +232,7 @@ pub fn routes_using(bindings: &BTreeMap<String, Binding>, id: &str) -> Vec<Strin
 
 /// The configured plugin of a route when it names a deployed version.
 fn configured_version(config: &Config, route: &str) -> Option<String> {
-    match config.routes.get(route)?.plugin_source() {
+    match config.plugin_of(route)? {
         PluginSource::Registry(id) => Some(id),
         PluginSource::Path(_) => None,
     }

@@ -84,6 +84,25 @@ impl VersionRecord {
             .context("deploy a plugin folder (with plugin.toml and fixtures/), not a bare component: versions are admitted by their fixtures")?;
         let manifest = std::fs::read_to_string(dir.join(MANIFEST_FILE))?;
         let mut stored = Vec::new();
+        let outbound = plugin
+            .manifest
+            .as_ref()
+            .is_some_and(|m| matches!(m.plugin_world(), Ok(millrace_core::sandbox::World::Poster)));
+        if outbound {
+            // An outbound case is one JSON file: kept whole as the expectation, and as the input.
+            for case in crate::registry::outbound_fixtures::cases(dir)? {
+                let text = std::fs::read_to_string(&case)
+                    .with_context(|| format!("cannot read fixture {}", case.display()))?;
+                stored.push(StoredFixture {
+                    name: case
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    input: base64::engine::general_purpose::STANDARD.encode(text.as_bytes()),
+                    expected: text,
+                });
+            }
+        }
         let acknowledger = plugin
             .manifest
             .as_ref()
@@ -91,7 +110,10 @@ impl VersionRecord {
         if acknowledger {
             stored = crate::acknowledgements::fixtures::stored(dir)?;
         }
-        for input in fixtures::inputs(dir)?.into_iter().filter(|_| !acknowledger) {
+        for input in fixtures::inputs(dir)?
+            .into_iter()
+            .filter(|_| !outbound && !acknowledger)
+        {
             let expected_path = fixtures::expected_path(&input);
             stored.push(StoredFixture {
                 name: input

@@ -119,6 +119,36 @@ impl Route {
         })
     }
 
+    /// The outbound route `name` of `config`, serving `versions`: its canonical subjects, plugin
+    /// configuration, limits and retries; the inbound-only settings (ordering, business
+    /// idempotency) are off.
+    pub fn outbound(config: &Config, name: &str, versions: ServedVersions) -> anyhow::Result<Self> {
+        let route = config.outbound.get(name).with_context(|| {
+            format!(
+                "there is no outbound route `{name}` in {}",
+                config.source.display()
+            )
+        })?;
+        let name: Arc<str> = name.into();
+        Ok(Route {
+            name: name.clone(),
+            subjects: route.subjects.clone(),
+            versions: ArcSwap::from_pointee(versions),
+            context: Arc::new(RouteContext {
+                route: name,
+                config: Arc::new(route.config.clone()),
+                limits: route.limits,
+            }),
+            retry: route.retry,
+            ack_wait: route.ack_wait.get(),
+            system: None,
+            ordering: millrace_core::config::Ordering::Off,
+            idempotency: false,
+            admission: tokio::sync::Semaphore::new(tokio::sync::Semaphore::MAX_PERMITS),
+            breaker: Breaker::default(),
+        })
+    }
+
     /// Limits this route to `calls` plugin calls at once.
     pub fn with_admission(mut self, calls: usize) -> Self {
         self.admission = tokio::sync::Semaphore::new(calls.max(1));
@@ -141,10 +171,12 @@ impl Route {
     }
 }
 
-/// All routes of a host.
+/// All routes of a host: the inbound ones (raw messages in) and the outbound ones (canonical
+/// events out). Both follow their bindings the same way.
 #[derive(Debug, Default)]
 pub struct RouteTable {
     routes: Vec<Arc<Route>>,
+    outbound: Vec<Arc<Route>>,
 }
 
 impl RouteTable {
@@ -168,21 +200,49 @@ impl RouteTable {
         let mut routes = Vec::new();
         for name in config.routes.keys() {
             let versions = loader.versions(name, bindings.get(name)).await?;
+            if versions.active.world != millrace_core::sandbox::World::Mapper {
+                anyhow::bail!(
+                    "route `{name}` in {}: {} is an outbound plugin (world poster); serve it on an [outbound.<name>] route",
+                    config.source.display(),
+                    versions.active.id()
+                );
+            }
             routes.push(Arc::new(
                 Route::new(config, name, versions)?.with_admission(calls),
             ));
         }
-        Ok(Self { routes })
+        let mut outbound = Vec::new();
+        for name in config.outbound.keys() {
+            let versions = loader.versions(name, bindings.get(name)).await?;
+            let route = Route::outbound(config, name, versions)?;
+            if route.active().world != millrace_core::sandbox::World::Poster {
+                anyhow::bail!(
+                    "outbound route `{name}` in {}: {} is a mapping plugin; an outbound route needs a plugin of the world poster (wit = \"millrace:outbound@1.0.0\")",
+                    config.source.display(),
+                    route.active().id()
+                );
+            }
+            outbound.push(Arc::new(route.with_admission(calls)));
+        }
+        Ok(Self { routes, outbound })
     }
 
-    /// Every route.
+    /// Every inbound route.
     pub fn routes(&self) -> &[Arc<Route>] {
         &self.routes
     }
 
-    /// The route named `name`.
+    /// Every outbound route.
+    pub fn outbound(&self) -> &[Arc<Route>] {
+        &self.outbound
+    }
+
+    /// The inbound or outbound route named `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<Route>> {
-        self.routes.iter().find(|r| &*r.name == name)
+        self.routes
+            .iter()
+            .chain(&self.outbound)
+            .find(|r| &*r.name == name)
     }
 }
 

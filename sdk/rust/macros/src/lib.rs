@@ -1,7 +1,8 @@
-//! The export macro of `millrace-sdk`, re-exported there as `export_mapper!`.
+//! The export macros of `millrace-sdk`, re-exported there as `export_mapper!` and
+//! `export_poster!`.
 //!
-//! A plugin chooses the WIT version it targets in one place, its manifest: the macro reads the
-//! `wit` key of the `plugin.toml` beside the plugin's `Cargo.toml` and writes the export glue of
+//! A plugin chooses the WIT version it targets in one place, its manifest: the macros read the
+//! `wit` key of the `plugin.toml` beside the plugin's `Cargo.toml` and write the export glue of
 //! that version. No dependencies: the macro only needs one line of the manifest and the text of
 //! the released WIT packages, which it carries.
 #![deny(missing_docs)]
@@ -44,7 +45,7 @@ const VERSIONS: [Version; 2] = [
 #[proc_macro]
 pub fn export_mapper(input: TokenStream) -> TokenStream {
     let function = input.to_string();
-    let expansion = match manifest_wit().and_then(|wit| version(&wit)) {
+    let expansion = match manifest_wit("export_mapper!").and_then(|wit| version(&wit)) {
         Ok(version) => glue(version, &function),
         Err(message) => format!("::core::compile_error!({message:?});"),
     };
@@ -144,25 +145,221 @@ mod __millrace_export {{
     )
 }
 
-/// The `wit` value of `$CARGO_MANIFEST_DIR/plugin.toml`.
-fn manifest_wit() -> Result<String, String> {
-    let dir = std::env::var("CARGO_MANIFEST_DIR").map_err(|_| {
-        "export_mapper!: CARGO_MANIFEST_DIR is not set (build with cargo)".to_owned()
-    })?;
+/// The `wit` value of `$CARGO_MANIFEST_DIR/plugin.toml`; `name` (the macro) prefixes errors.
+fn manifest_wit(name: &str) -> Result<String, String> {
+    let dir = std::env::var("CARGO_MANIFEST_DIR")
+        .map_err(|_| format!("{name}: CARGO_MANIFEST_DIR is not set (build with cargo)"))?;
     let path = std::path::Path::new(&dir).join("plugin.toml");
     let text = std::fs::read_to_string(&path).map_err(|e| {
         format!(
-            "export_mapper!: cannot read {}: {e}; a plugin's manifest names the WIT version it \
+            "{name}: cannot read {}: {e}; a plugin's manifest names the WIT version it \
              targets (wit = \"millrace:mapping@1.1.0\")",
             path.display()
         )
     })?;
     wit_of(&text).ok_or_else(|| {
         format!(
-            "export_mapper!: {} has no `wit = \"millrace:mapping@<version>\"` line",
+            "{name}: {} has no `wit = \"millrace:<package>@<version>\"` line",
             path.display()
         )
     })
+}
+
+/// The poster WIT versions the SDK can export: the package and its inline text.
+const POSTER_VERSIONS: [&str; 1] = ["millrace:outbound@1.0.0"];
+
+/// The inline WIT of the `poster` world of millrace:outbound@1.0.0: `posting.wit` (its
+/// `package` line first) and the mapping package it uses, nested (`package ... { ... }`), so
+/// one string carries both without a `deps` folder.
+fn poster_wit() -> String {
+    let mapper = include_str!("../../../../wit/mapping@1.1.0/mapper.wit");
+    // The nested package takes the mapping files' items without their `package` line.
+    let types = mapper
+        .lines()
+        .filter(|line| !line.starts_with("package "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    format!(
+        "{}\npackage millrace:mapping@1.1.0 {{\n{}\n{}\n{types}\n}}\n",
+        include_str!("../../../../wit/outbound@1.0.0/posting.wit"),
+        include_str!("../../../../wit/mapping@1.1.0/canonical.wit"),
+        include_str!("../../../../wit/mapping@1.1.0/host.wit"),
+    )
+}
+
+/// Exports a type implementing `millrace_sdk::posting::Poster` as the plugin's `render` and
+/// `interpret`, for the `poster` world of the WIT version named by the `wit` key of the
+/// plugin's `plugin.toml` (`millrace:outbound@1.0.0`).
+#[proc_macro]
+pub fn export_poster(input: TokenStream) -> TokenStream {
+    let poster = input.to_string();
+    let expansion = match manifest_wit("export_poster!").and_then(|wit| poster_version(&wit)) {
+        Ok(_) => poster_glue(&poster),
+        Err(message) => format!("::core::compile_error!({message:?});"),
+    };
+    expansion.parse().unwrap_or_default()
+}
+
+/// The poster version `wit` names.
+fn poster_version(wit: &str) -> Result<&'static str, String> {
+    POSTER_VERSIONS
+        .iter()
+        .copied()
+        .find(|v| *v == wit)
+        .ok_or_else(|| {
+            format!(
+                "export_poster!: plugin.toml targets {wit:?}; an outbound plugin targets {} \
+                 (a mapping plugin uses export_mapper!)",
+                POSTER_VERSIONS.join(", ")
+            )
+        })
+}
+
+/// The lifting of the generated canonical types to the SDK's, for the poster glue.
+const LIFT: &str = include_str!("lift.rs.in");
+
+/// The export glue of the `poster` world for the type `poster`.
+fn poster_glue(poster: &str) -> String {
+    let wit = poster_wit();
+    format!(
+        r#"
+// Including the manifest makes cargo rebuild the plugin when its `wit` changes.
+const _: &[u8] = ::core::include_bytes!(::core::concat!(
+    ::core::env!("CARGO_MANIFEST_DIR"), "/plugin.toml"));
+
+// The exported type, named where the macro is used (any path works), and checked on every
+// target, so a native `cargo test` already says when it does not implement `Poster`.
+#[doc(hidden)]
+type __MillracePoster = {poster};
+const _: fn() = || {{
+    fn implements_poster<P: ::millrace_sdk::posting::Poster>() {{}}
+    implements_poster::<__MillracePoster>();
+}};
+
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+#[allow(unsafe_code, missing_docs, clippy::all)]
+mod __millrace_export {{
+    ::millrace_sdk::__wit_bindgen::generate!({{
+        inline: {wit:?},
+        world: "poster",
+        runtime_path: "::millrace_sdk::__wit_bindgen_rt",
+        // The canonical model and the host interface live in the (nested) mapping package.
+        generate_all,
+    }});
+
+    use self::millrace::mapping::canonical as w;
+    use self::millrace::mapping::host;
+    use self::millrace::outbound::posting as p;
+    use ::millrace_sdk::canonical as c;
+    use ::millrace_sdk::posting as s;
+
+    static HOST: ::millrace_sdk::__export::HostCalls = ::millrace_sdk::__export::HostCalls {{
+        log: |level, message, fields| {{
+            use ::millrace_sdk::log::Level as L;
+            let level = match level {{
+                L::Trace => host::LogLevel::Trace,
+                L::Debug => host::LogLevel::Debug,
+                L::Info => host::LogLevel::Info,
+                L::Warn => host::LogLevel::Warn,
+                L::Error => host::LogLevel::Error,
+            }};
+            host::log(level, message, fields)
+        }},
+        get_config: |key| host::get_config(key),
+        get_config_all: || host::get_config_all(),
+    }};
+
+    struct MillracePoster;
+
+    impl Guest for MillracePoster {{
+        fn render(event: p::Event) -> ::core::result::Result<::std::vec::Vec<p::Request>, p::RenderError> {{
+            ::millrace_sdk::__export::install(&HOST);
+            let event = lift_event(event);
+            match <super::__MillracePoster as s::Poster>::render(&event) {{
+                Ok(requests) => Ok(requests.into_iter().map(lower_request).collect()),
+                Err(s::RenderError::IncompleteEvent(m)) => Err(p::RenderError::IncompleteEvent(m)),
+                Err(s::RenderError::RejectedByRule(m)) => Err(p::RenderError::RejectedByRule(m)),
+                Err(s::RenderError::Other(m)) => Err(p::RenderError::Other(m)),
+            }}
+        }}
+
+        fn interpret(event: p::Event, request: p::Request, response: p::Response) -> p::Verdict {{
+            ::millrace_sdk::__export::install(&HOST);
+            let event = lift_event(event);
+            let request = lift_request(request);
+            let response = s::Response {{
+                target: response.target,
+                status: response.status,
+                headers: response.headers,
+                body: response.body,
+            }};
+            match <super::__MillracePoster as s::Poster>::interpret(&event, &request, &response) {{
+                s::Verdict::Posted(m) => p::Verdict::Posted(m),
+                s::Verdict::Rejected(m) => p::Verdict::Rejected(m),
+                s::Verdict::TryAgain(m) => p::Verdict::TryAgain(m),
+            }}
+        }}
+    }}
+
+    fn lift_event(event: p::Event) -> s::Event {{
+        let e = event.envelope;
+        s::Event {{
+            envelope: s::Envelope {{
+                id: e.id,
+                kind: e.kind,
+                site: e.site,
+                subject: e.subject,
+                time: e.time,
+                lineage: s::Lineage {{
+                    raw_id: e.lineage.raw_id,
+                    route: e.lineage.route,
+                    plugin: e.lineage.plugin,
+                    source_transaction: e.lineage.source_transaction,
+                    source_sequence: e.lineage.source_sequence,
+                }},
+            }},
+            data: lift_data(event.data),
+        }}
+    }}
+
+    fn lower_request(r: s::Request) -> p::Request {{
+        p::Request {{
+            target: r.target,
+            method: match r.method {{
+                s::Method::Get => p::Method::Get,
+                s::Method::Post => p::Method::Post,
+                s::Method::Put => p::Method::Put,
+                s::Method::Patch => p::Method::Patch,
+                s::Method::Delete => p::Method::Delete,
+            }},
+            path: r.path,
+            headers: r.headers,
+            body: r.body,
+        }}
+    }}
+
+    fn lift_request(r: p::Request) -> s::Request {{
+        s::Request {{
+            target: r.target,
+            method: match r.method {{
+                p::Method::Get => s::Method::Get,
+                p::Method::Post => s::Method::Post,
+                p::Method::Put => s::Method::Put,
+                p::Method::Patch => s::Method::Patch,
+                p::Method::Delete => s::Method::Delete,
+            }},
+            path: r.path,
+            headers: r.headers,
+            body: r.body,
+        }}
+    }}
+
+{LIFT}
+    export!(MillracePoster);
+}}
+"#
+    )
 }
 
 /// The value of the top-level `wit` key of a manifest (before any `[table]`).
@@ -220,5 +417,20 @@ mod tests {
         assert!(old.contains("package millrace:mapping@1.0.0;"));
         assert!(old.contains("expiry date not mapped"));
         assert!(!old.contains("expiry_date: m.expiry_date,"));
+    }
+
+    #[test]
+    fn writes_the_poster_glue_of_outbound_1_0_0_only() {
+        assert!(poster_version("millrace:outbound@1.0.0").is_ok());
+        assert!(
+            poster_version("millrace:mapping@1.1.0")
+                .unwrap_err()
+                .contains("an outbound plugin targets millrace:outbound@1.0.0")
+        );
+        let glue = poster_glue("ErpPostings");
+        assert!(glue.contains("package millrace:outbound@1.0.0;"));
+        assert!(glue.contains("package millrace:mapping@1.1.0 {"));
+        assert!(glue.contains("type __MillracePoster = ErpPostings;"));
+        assert!(glue.contains("<super::__MillracePoster as s::Poster>::render(&event)"));
     }
 }

@@ -125,6 +125,23 @@ function drawVersions(status, plugins) {
   fill("plugins", versionRows, "no versions deployed to the registry");
 }
 
+// The audit trail grouped by route (changes to plugins or the projection under their area),
+// newest first within each, and the proposals waiting for approval.
+function drawChanges(entries, proposals) {
+  const scope = e => e.route || "(" + e.area + ")";
+  const rows = entries.slice()
+    .sort((a, b) => scope(a).localeCompare(scope(b)) || b.at.localeCompare(a.at))
+    .map(e => el("tr", { "data-route": scope(e), "data-action": e.action },
+      el("td", {}, scope(e)), el("td", {}, e.at), el("td", {}, e.who + " (" + e.via + ")"),
+      el("td", {}, e.action), el("td", {}, e.what)));
+  fill("changes", rows, "no changes recorded");
+  const waiting = proposals.map(p => el("tr", { "data-proposal": p.id },
+    el("td", {}, p.id), el("td", {}, p.route),
+    el("td", {}, p.change.change + (p.change.version ? " " + p.change.version : "")),
+    el("td", {}, p.proposed_by), el("td", {}, p.expires_at)));
+  fill("proposals", waiting, "no changes waiting for approval");
+}
+
 async function showLetter(sequence) {
   openLetter = sequence;
   const box = document.getElementById("letter");
@@ -151,8 +168,9 @@ function drawLetters(letters) {
 }
 
 async function refresh() {
-  const [status, letters, plugins] = await Promise.all([
-    api("/api/v1/status"), api("/api/v1/dead-letters?limit=20"), api("/api/v1/plugins")]);
+  const [status, letters, plugins, changes, proposals] = await Promise.all([
+    api("/api/v1/status"), api("/api/v1/dead-letters?limit=20"), api("/api/v1/plugins"),
+    api("/api/v1/audit?limit=100"), api("/api/v1/proposals?state=pending")]);
   const now = Date.now();
   document.getElementById("host-version").textContent = status.version + (status.ready ? " · ready" : " · not ready");
   const nats = document.getElementById("nats");
@@ -164,6 +182,7 @@ async function refresh() {
   drawSites(status);
   drawVersions(status, plugins);
   drawLetters(letters);
+  drawChanges(changes, proposals);
 }
 
 poll(refresh);

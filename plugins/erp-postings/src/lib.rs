@@ -1,0 +1,183 @@
+//! Outbound plugin: posts production completions and material consumptions to the ERP as goods
+//! movements against the production order (see README.md for the ERP's API).
+//!
+//! - `production-completion` → goods receipt for the order, movement type 101
+//!   (`GoodsMovementCode` 02); a completion without good quantity (scrap only) is not posted.
+//! - `material-consumption` → goods issue to the order, movement type 261
+//!   (`GoodsMovementCode` 03).
+//! - Every other kind is not posted (no requests).
+//!
+//! The ERP manages every material in batches and knows a fixed set of units, so an event
+//! without a lot or with another unit cannot be posted (`incomplete-event`).
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use millrace_sdk::posting::*;
+use millrace_sdk::prelude::*;
+
+/// The target, as the host's configuration names it.
+const ERP: &str = "erp";
+
+/// The ERP's goods movement collection.
+const GOODS_MOVEMENTS: &str = "/odata/v1/GoodsMovements";
+
+/// The units of measure the ERP is customised for (UN/ECE Recommendation 20 codes, which its
+/// `EntryUnit` takes).
+const ERP_UNITS: [&str; 9] = ["EA", "PCE", "KGM", "GRM", "TNE", "MTR", "LTR", "MTK", "CS"];
+
+/// The poster exported to the host.
+pub struct ErpPostings;
+
+impl Poster for ErpPostings {
+    fn render(event: &Event) -> Result<Vec<Request>, RenderError> {
+        let movement = match &event.data {
+            EventData::ProductionCompletion(done) => {
+                if is_zero(&done.good_quantity.amount) {
+                    return Ok(Vec::new());
+                }
+                Movement {
+                    code: "02",
+                    movement_type: "101",
+                    text: "MES production completion",
+                    order: &done.work_order,
+                    operation: done.operation.as_deref(),
+                    item: &done.item,
+                    lot: done.lot.as_deref(),
+                    quantity: &done.good_quantity,
+                    location: done.location.as_deref(),
+                }
+            }
+            EventData::MaterialConsumption(used) => Movement {
+                code: "03",
+                movement_type: "261",
+                text: "MES material consumption",
+                order: &used.work_order,
+                operation: used.operation.as_deref(),
+                item: &used.item,
+                lot: used.lot.as_deref(),
+                quantity: &used.quantity,
+                location: used.location.as_deref(),
+            },
+            _ => return Ok(Vec::new()),
+        };
+        Ok(vec![movement.request(event)?])
+    }
+
+    fn interpret(_event: &Event, _request: &Request, response: &Response) -> Verdict {
+        let document = response.json_str("/MaterialDocument").unwrap_or_default();
+        let message = || {
+            response
+                .error_message()
+                .unwrap_or_else(|| format!("HTTP {}", response.status))
+        };
+        match response.status {
+            200 | 201 => Verdict::posted(document),
+            // The ERP has booked this Idempotency-Key before: the original document stands. A
+            // 409 without one means the first request is still being booked.
+            409 if !document.is_empty() => Verdict::posted(document),
+            409 => Verdict::try_again(message()),
+            401 | 403 => Verdict::try_again(format!(
+                "the ERP refused the credentials (HTTP {}); check the erp target's auth",
+                response.status
+            )),
+            _ if response.is_transient() => Verdict::try_again(response.summary()),
+            _ => Verdict::rejected(message()),
+        }
+    }
+}
+
+/// One goods movement against a production order.
+struct Movement<'a> {
+    /// `GoodsMovementCode`: 02 goods receipt for an order, 03 goods issue.
+    code: &'static str,
+    /// `GoodsMovementType`: 101 or 261.
+    movement_type: &'static str,
+    /// The header text's first words.
+    text: &'static str,
+    order: &'a str,
+    operation: Option<&'a str>,
+    item: &'a str,
+    lot: Option<&'a str>,
+    quantity: &'a Quantity,
+    location: Option<&'a str>,
+}
+
+impl Movement<'_> {
+    fn request(&self, event: &Event) -> Result<Request, RenderError> {
+        let kind = &event.envelope.kind;
+        let batch = self.lot.ok_or_else(|| {
+            RenderError::incomplete(format!(
+                "the {kind} of item {} for order {} has no lot; the ERP manages every material \
+                 in batches",
+                self.item, self.order
+            ))
+        })?;
+        let unit = &self.quantity.uom;
+        if !ERP_UNITS.contains(&unit.as_str()) {
+            return Err(RenderError::incomplete(format!(
+                "the {kind} of item {} is in unit '{unit}', which the ERP does not know (it \
+                 knows {})",
+                self.item,
+                ERP_UNITS.join(", ")
+            )));
+        }
+        let site = &event.envelope.site;
+        let plant = config::get(&format!("plant.{site}")).unwrap_or_else(|| site.clone());
+        // The posting date is the plant's calendar day of the event: the date in the offset
+        // the source wrote the time in.
+        let day = event
+            .envelope
+            .time
+            .get(..10)
+            .ok_or_else(|| RenderError::other(format!("time {:?}", event.envelope.time)))?;
+        let header_text = match self.operation {
+            Some(operation) => format!("{} {}/{operation}", self.text, self.order),
+            None => format!("{} {}", self.text, self.order),
+        };
+        let mut item = json!({
+            "GoodsMovementType": self.movement_type,
+            "ManufacturingOrder": self.order,
+            "Material": self.item,
+            "Plant": plant,
+            "Batch": batch,
+            "QuantityInEntryUnit": self.quantity.amount,
+            "EntryUnit": unit,
+        });
+        if let Some(operation) = self.operation {
+            item["ManufacturingOrderOperation"] = json!(operation);
+        }
+        if let Some(location) = self.location {
+            item["StorageLocation"] = json!(location);
+        }
+        Ok(Request::post(ERP, GOODS_MOVEMENTS)
+            .header("Accept", "application/json")
+            .json(json!({
+                "GoodsMovementCode": self.code,
+                "PostingDate": day,
+                "DocumentDate": day,
+                "MaterialDocumentHeaderText": header_text,
+                "ReferenceDocument": event.envelope.id,
+                "Items": [item],
+            })))
+    }
+}
+
+/// Whether decimal text is zero (`0`, `0.000`).
+fn is_zero(amount: &str) -> bool {
+    decimal::parse(amount, '.').is_ok_and(|d| d.is_zero())
+}
+
+millrace_sdk::export_poster!(ErpPostings);
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    /// Every case in fixtures/ passes, as the host's admission runs them.
+    #[test]
+    fn golden_fixtures() {
+        match check_fixtures::<ErpPostings>(env!("CARGO_MANIFEST_DIR")) {
+            Ok(passed) => assert_eq!(passed, 12),
+            Err(report) => panic!("{report}"),
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! Outbound plugin: orchestrates a quality hold across the systems of record (see README.md for
+//! the three APIs). For a hold placed, in this order:
+//!
+//! 1. `erp`: the batch's unrestricted stock to blocked stock (transfer posting, movement 344);
+//! 2. `wms`: a shipment release block on the lot, so no shipment with it leaves;
+//! 3. `notify`: a webhook for the plant's quality team and customer service.
+//!
+//! A hold released undoes 1 (movement 343, blocked to unrestricted) and 2, and notifies.
+//!
+//! The ERP identifies a batch by material and batch: a hold that names an item without a lot
+//! blocks shipments of every lot of the item in the WMS and says in the notification that the
+//! ERP stock was not changed; a hold naming no item (a lot alone, a supplier, a location) cannot
+//! be orchestrated (`incomplete-event`).
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+use millrace_sdk::posting::*;
+use millrace_sdk::prelude::*;
+
+/// The targets, as the host's configuration names them.
+const ERP: &str = "erp";
+const WMS: &str = "wms";
+const NOTIFY: &str = "notify";
+
+/// The poster exported to the host.
+pub struct HoldOrchestration;
+
+impl Poster for HoldOrchestration {
+    fn render(event: &Event) -> Result<Vec<Request>, RenderError> {
+        let EventData::QualityHold(hold) = &event.data else {
+            return Ok(Vec::new());
+        };
+        let item = hold.scope.item.as_deref().ok_or_else(|| {
+            RenderError::incomplete(format!(
+                "hold {} names no item (scope: {}); the ERP and the WMS block stock of an item",
+                hold.hold_id,
+                scope_text(&hold.scope)
+            ))
+        })?;
+        let site = &event.envelope.site;
+        let plant = config::get(&format!("plant.{site}")).unwrap_or_else(|| site.clone());
+        let placed = hold.action == HoldAction::Placed;
+        let mut requests = Vec::new();
+        let mut actions = Vec::new();
+        match hold.scope.lot.as_deref() {
+            Some(lot) => {
+                requests.push(erp_transfer(event, hold, item, lot, &plant)?);
+                actions.push(if placed {
+                    format!("ERP: stock of batch {lot} of {item} in plant {plant} blocked (344)")
+                } else {
+                    format!("ERP: blocked stock of batch {lot} of {item} in plant {plant} released (343)")
+                });
+            }
+            None => actions.push(format!(
+                "ERP: not changed, the hold names no batch; {} the stock of {item} in plant \
+                 {plant} in the ERP by hand",
+                if placed { "block" } else { "release" }
+            )),
+        }
+        requests.push(wms_block(event, hold, item));
+        let lots = match hold.scope.lot.as_deref() {
+            Some(lot) => format!("lot {lot} of {item}"),
+            None => format!("every lot of {item}"),
+        };
+        actions.push(if placed {
+            format!("WMS: shipment release blocked for {lots}")
+        } else {
+            format!("WMS: shipment release block lifted for {lots}")
+        });
+        requests.push(notification(event, hold, &plant, actions));
+        Ok(requests)
+    }
+
+    fn interpret(_event: &Event, request: &Request, response: &Response) -> Verdict {
+        if response.is_transient() {
+            return Verdict::try_again(response.summary());
+        }
+        if matches!(response.status, 401 | 403) {
+            return Verdict::try_again(format!(
+                "{} refused the credentials (HTTP {}); check the target's auth",
+                response.target, response.status
+            ));
+        }
+        let refused = || {
+            Verdict::rejected(
+                response
+                    .error_message()
+                    .unwrap_or_else(|| format!("HTTP {}", response.status)),
+            )
+        };
+        match request.target.as_str() {
+            // The ERP answers as for any goods movement; 409 is a replayed Idempotency-Key.
+            ERP => match response.json_str("/MaterialDocument") {
+                Some(document) if response.is_success() || response.status == 409 => {
+                    Verdict::posted(document)
+                }
+                _ if response.is_success() => Verdict::posted(""),
+                _ if response.status == 409 => Verdict::try_again(response.summary()),
+                _ => refused(),
+            },
+            // A block that exists already (409) stands; a release finding no active block (404)
+            // has nothing left to undo.
+            WMS => {
+                let block = response
+                    .json_str("/blockId")
+                    .or_else(|| response.json_str("/released/0"))
+                    .unwrap_or_default();
+                match response.status {
+                    200..=299 | 409 => Verdict::posted(block),
+                    404 if request.path.ends_with("/release") => Verdict::posted(""),
+                    _ => refused(),
+                }
+            }
+            _ if response.is_success() => {
+                Verdict::posted(response.json_str("/notificationId").unwrap_or_default())
+            }
+            _ => refused(),
+        }
+    }
+}
+
+/// The ERP transfer posting of the whole batch: unrestricted to blocked (344) when the hold is
+/// placed, back (343) when it is released.
+fn erp_transfer(
+    event: &Event,
+    hold: &QualityHold,
+    item: &str,
+    lot: &str,
+    plant: &str,
+) -> Result<Request, RenderError> {
+    let (movement_type, action) = match hold.action {
+        HoldAction::Placed => ("344", "placed"),
+        HoldAction::Released => ("343", "released"),
+    };
+    let day = event
+        .envelope
+        .time
+        .get(..10)
+        .ok_or_else(|| RenderError::other(format!("time {:?}", event.envelope.time)))?;
+    Ok(Request::post(ERP, "/odata/v1/GoodsMovements")
+        .header("Accept", "application/json")
+        .json(json!({
+            "GoodsMovementCode": "04",
+            "PostingDate": day,
+            "DocumentDate": day,
+            "MaterialDocumentHeaderText": format!("Quality hold {} {action}", hold.hold_id),
+            "ReferenceDocument": event.envelope.id,
+            "Items": [{
+                "GoodsMovementType": movement_type,
+                "Material": item,
+                "Plant": plant,
+                "Batch": lot,
+                "EntireBatchStock": true,
+                "QualityNotification": hold.hold_id,
+            }],
+        })))
+}
+
+/// The WMS shipment release block of the hold (every lot of the item when it names none), or
+/// its release.
+fn wms_block(event: &Event, hold: &QualityHold, item: &str) -> Request {
+    let mut body = json!({
+        "holdId": hold.hold_id,
+        "site": event.envelope.site,
+        "sku": item,
+    });
+    if let Some(lot) = &hold.scope.lot {
+        body["lot"] = json!(lot);
+    }
+    if let Some(location) = &hold.scope.location {
+        body["location"] = json!(location);
+    }
+    body["reason"] = json!(hold.reason);
+    let path = match hold.action {
+        HoldAction::Placed => {
+            body["reasonCode"] = json!("QUALITY_HOLD");
+            body["blockedAt"] = json!(event.envelope.time);
+            "/api/v2/shipment-release-blocks"
+        }
+        HoldAction::Released => {
+            if let Some(disposition) = &hold.disposition {
+                body["disposition"] = json!(disposition);
+            }
+            body["releasedAt"] = json!(event.envelope.time);
+            "/api/v2/shipment-release-blocks/release"
+        }
+    };
+    Request::post(WMS, path).json(body)
+}
+
+/// The notification for the plant's quality team and customer service, saying what was done.
+fn notification(event: &Event, hold: &QualityHold, plant: &str, actions: Vec<String>) -> Request {
+    let action = match hold.action {
+        HoldAction::Placed => "placed",
+        HoldAction::Released => "released",
+    };
+    let site = &event.envelope.site;
+    let scope = &hold.scope;
+    Request::post(NOTIFY, "/hooks/quality-holds").json(json!({
+        "type": format!("quality-hold.{action}"),
+        "eventId": event.envelope.id,
+        "holdId": hold.hold_id,
+        "site": site,
+        "plant": plant,
+        "occurredAt": event.envelope.time,
+        "item": scope.item,
+        "lot": scope.lot,
+        "location": scope.location,
+        "supplier": scope.supplier,
+        "reason": hold.reason,
+        "disposition": hold.disposition,
+        "audiences": [format!("plant-quality:{site}"), "customer-service"],
+        "actions": actions,
+    }))
+}
+
+/// The scope's fields that are set, for an error message.
+fn scope_text(scope: &HoldScope) -> String {
+    let named: Vec<String> = [
+        ("lot", &scope.lot),
+        ("location", &scope.location),
+        ("supplier", &scope.supplier),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.as_ref().map(|v| format!("{name} {v}")))
+    .collect();
+    if named.is_empty() {
+        "empty".to_owned()
+    } else {
+        named.join(", ")
+    }
+}
+
+millrace_sdk::export_poster!(HoldOrchestration);
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    /// Every case in fixtures/ passes, as the host's admission runs them.
+    #[test]
+    fn golden_fixtures() {
+        match check_fixtures::<HoldOrchestration>(env!("CARGO_MANIFEST_DIR")) {
+            Ok(passed) => assert_eq!(passed, 8),
+            Err(report) => panic!("{report}"),
+        }
+    }
+}

@@ -1,0 +1,588 @@
+//! The outbound stage: one canonical event through its route's poster plugin to its targets.
+//!
+//! ```text
+//! CloudEvent ─► pick the versions (active / canary / shadow) ─► gate (held until allowed)
+//!   ─► render on the worker pool (the plugin-call stage inbound mapping uses: admission,
+//!      breaker, retries) ─► shadow: the candidate renders too, the requests are compared,
+//!      never sent ─► for each request, in order: target (breaker, rate limit, Idempotency-Key)
+//!   ─► interpret ─► posted (acknowledgement) / rejected (dead letter) / try again (backoff)
+//! ```
+//!
+//! Plugin failures (render errors, traps after their retries, requests the host refuses) and a
+//! target's rejection end in a dead letter on `dlq.outbound.<route>`. A target that does not
+//! answer, or answers "try again", keeps the event pending: retried with backoff for as long as
+//! it takes (the breaker pauses the route while the target is down). A host failure (NATS
+//! unavailable, the host stopping) leaves the event to redelivery; the target's deduplication
+//! on `Idempotency-Key` makes the second send harmless.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::{HeaderMap, header};
+use bytes::Bytes;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use super::acknowledgement::{Acknowledgement, PostingOutcome};
+use super::gate::GateCheck;
+use super::letter::OutboundLetter;
+use super::target::{Target, TargetError, retry_after};
+use crate::delivery::Mode;
+use crate::observability::Observer;
+use crate::observability::outbound::{DelayLabels, OutcomeLabels, ReasonLabels};
+use crate::operations::shadow::{ShadowReport, differences_of};
+use crate::pipeline::{HostFailure, PluginCalls};
+use crate::routes::Route;
+use millrace_core::posting::{CanonicalEvent, Request, Response, Verdict};
+use millrace_core::rules::Failure;
+use millrace_core::sandbox::PluginComponent;
+
+/// One canonical event as the outbound driver takes it.
+#[derive(Debug, Clone)]
+pub struct EventInput {
+    /// The canonical subject.
+    pub subject: String,
+    /// The CloudEvent, exactly as stored.
+    pub payload: Bytes,
+    /// Its CANONICAL stream sequence.
+    pub sequence: u64,
+}
+
+/// Keeps an event from being redelivered while the driver waits on a target or a gate.
+pub trait KeepAlive: Sync {
+    /// Tells JetStream the event is still being worked on.
+    fn still_working(&self) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// Nothing to keep alive (redrive, tests).
+pub struct NoKeepAlive;
+
+impl KeepAlive for NoKeepAlive {
+    async fn still_working(&self) {}
+}
+
+impl KeepAlive for jetstream::Message {
+    async fn still_working(&self) {
+        let _ = self.ack_with(jetstream::AckKind::Progress).await;
+    }
+}
+
+/// What became of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Posted {
+    /// Every request posted (the document ids, in request order); none when the plugin
+    /// rendered no requests.
+    Posted(Vec<String>),
+    /// Dead-lettered (or, on redrive, failed again) for this reason.
+    Rejected(String),
+}
+
+/// The outbound driver of a host: shared by every outbound route's lanes and by redrive.
+pub struct OutboundDriver {
+    calls: PluginCalls,
+    targets: BTreeMap<String, Arc<Target>>,
+    route_targets: BTreeMap<String, Vec<String>>,
+    gates: GateCheck,
+    js: jetstream::Context,
+    observer: Arc<Observer>,
+}
+
+/// How long one wait lasts before the driver looks again (and keeps the event alive).
+const WAIT_SLICE: Duration = Duration::from_secs(2);
+
+impl OutboundDriver {
+    /// A driver calling plugins through `calls`, posting to `targets`.
+    pub fn new(
+        calls: PluginCalls,
+        targets: BTreeMap<String, Arc<Target>>,
+        route_targets: BTreeMap<String, Vec<String>>,
+        gates: GateCheck,
+        js: jetstream::Context,
+        observer: Arc<Observer>,
+    ) -> Self {
+        Self {
+            calls,
+            targets,
+            route_targets,
+            gates,
+            js,
+            observer,
+        }
+    }
+
+    /// The targets of a route.
+    pub fn targets_of(&self, route: &str) -> Vec<Arc<Target>> {
+        self.route_targets
+            .get(route)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| self.targets.get(t).cloned())
+            .collect()
+    }
+
+    /// The target `name`.
+    pub fn target(&self, name: &str) -> Option<&Arc<Target>> {
+        self.targets.get(name)
+    }
+
+    /// The gates, for the admin API's list of held events.
+    pub fn gates(&self) -> &GateCheck {
+        &self.gates
+    }
+
+    /// Posts one event through `route`. `Err` is a host failure: nothing final happened and
+    /// the event must be redelivered.
+    pub async fn process<K: KeepAlive>(
+        &self,
+        route: &Route,
+        input: &EventInput,
+        mode: &Mode<'_>,
+        alive: &K,
+        stop: &CancellationToken,
+    ) -> Result<Posted, HostFailure> {
+        let event = match CanonicalEvent::from_cloudevent(&input.payload) {
+            Ok(event) => event,
+            Err(e) => {
+                let letter =
+                    OutboundLetter::new(route, input, None, "not-canonical", e.to_string());
+                return self.dead_letter(route, letter, mode).await;
+            }
+        };
+        let pick = route.versions().pick(&event.envelope.id);
+        let plugin = pick.plugin;
+        if let Some(gate) = self.gates.gate_of(&route.name) {
+            self.gates
+                .wait(gate, &route.name, &event, input, alive, stop)
+                .await?;
+        }
+        let rendered = {
+            let event = event.clone();
+            self.calls
+                .call(&self.observer, route, &plugin, move |session| {
+                    session.render(&event).map_err(Failure::from)
+                })
+                .await?
+                .0
+        };
+        if let Some(candidate) = pick.shadow {
+            self.shadow(route, &plugin, candidate, &event, input, &rendered)
+                .await;
+        }
+        let requests = match rendered {
+            Ok(requests) => requests,
+            Err(failure) => {
+                self.rejected_metric("render", failure.kind());
+                let letter = OutboundLetter::new(
+                    route,
+                    input,
+                    Some(&plugin),
+                    failure.kind(),
+                    failure.message(),
+                );
+                return self.dead_letter(route, letter, mode).await;
+            }
+        };
+        let allowed = self.route_targets.get(&*route.name);
+        if let Some(stray) = requests
+            .iter()
+            .find(|r| !allowed.is_some_and(|a| a.contains(&r.target)))
+        {
+            let letter = OutboundLetter::new(
+                route,
+                input,
+                Some(&plugin),
+                "refused-request",
+                format!(
+                    "the plugin rendered a request to target `{}`, which route `{}` does not list",
+                    stray.target, route.name
+                ),
+            )
+            .with_requests(&requests);
+            return self.dead_letter(route, letter, mode).await;
+        }
+        let mut documents = Vec::with_capacity(requests.len());
+        let mut sent_to: BTreeMap<&str, usize> = BTreeMap::new();
+        for (index, request) in requests.iter().enumerate() {
+            let nth = sent_to.entry(&request.target).or_default();
+            // The event id is the key of its first request to a target; a second request of
+            // the same event to the same target needs a key of its own.
+            let key = match *nth {
+                0 => event.envelope.id.clone(),
+                n => format!("{}-{n}", event.envelope.id),
+            };
+            *nth += 1;
+            let Some(target) = self.targets.get(&request.target).cloned() else {
+                continue;
+            };
+            let source_time = OffsetDateTime::parse(
+                &event.envelope.time,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap_or_else(|_| OffsetDateTime::now_utc());
+            let metrics = &self.observer.metrics.outbound;
+            metrics.pending_started(&target.name, &key, source_time);
+            let outcome = self
+                .post(route, &plugin, &target, &event, request, &key, alive, stop)
+                .await;
+            metrics.pending_ended(&target.name, &key);
+            let (verdict, response) = match outcome? {
+                Sent::Answered(verdict, response) => (verdict, response),
+                Sent::Refused(why) => {
+                    self.rejected_metric(&target.name, "refused-request");
+                    let letter =
+                        OutboundLetter::new(route, input, Some(&plugin), "refused-request", why)
+                            .with_requests(&requests)
+                            .at_request(index, None);
+                    return self.dead_letter(route, letter, mode).await;
+                }
+                Sent::PluginFailed(failure) => {
+                    self.rejected_metric(&target.name, failure.kind());
+                    let letter = OutboundLetter::new(
+                        route,
+                        input,
+                        Some(&plugin),
+                        failure.kind(),
+                        failure.message(),
+                    )
+                    .with_requests(&requests)
+                    .at_request(index, None);
+                    return self.dead_letter(route, letter, mode).await;
+                }
+            };
+            let acknowledgement = Acknowledgement::new(
+                route,
+                &plugin,
+                &event,
+                index,
+                &key,
+                &target.name,
+                &verdict,
+                &response,
+                source_time,
+            );
+            self.acknowledge(&acknowledgement).await?;
+            match verdict {
+                Verdict::Posted(document) => {
+                    documents.push(document);
+                }
+                Verdict::Rejected(reason) => {
+                    self.rejected_metric(&target.name, "rejected");
+                    let letter = OutboundLetter::new(
+                        route,
+                        input,
+                        Some(&plugin),
+                        "rejected",
+                        format!("target `{}` rejected it: {reason}", target.name),
+                    )
+                    .with_requests(&requests)
+                    .at_request(index, Some(response));
+                    return self.dead_letter(route, letter, mode).await;
+                }
+                Verdict::TryAgain(_) => {}
+            }
+        }
+        Ok(Posted::Posted(documents))
+    }
+
+    fn rejected_metric(&self, target: &str, reason: &str) {
+        self.observer
+            .metrics
+            .outbound
+            .rejections
+            .get_or_create(&ReasonLabels {
+                target: target.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Sends one request until the plugin reads a final verdict from an answer: waits on the
+    /// target's breaker and rate limit, retries with backoff what the target could not take.
+    #[allow(clippy::too_many_arguments)]
+    async fn post<K: KeepAlive>(
+        &self,
+        route: &Route,
+        plugin: &Arc<PluginComponent>,
+        target: &Target,
+        event: &CanonicalEvent,
+        request: &Request,
+        key: &str,
+        alive: &K,
+        stop: &CancellationToken,
+    ) -> Result<Sent, HostFailure> {
+        let metrics = &self.observer.metrics.outbound;
+        let retried = |why: &str| {
+            metrics
+                .retries
+                .get_or_create(&ReasonLabels {
+                    target: target.name.to_string(),
+                    reason: why.to_owned(),
+                })
+                .inc();
+        };
+        let mut attempt = 0u32;
+        loop {
+            if let Some(wait) = target.breaker.wait() {
+                self.wait(wait, alive, stop).await?;
+                continue;
+            }
+            tokio::select! {
+                () = stop.cancelled() => return Err(stopping()),
+                () = target.paced() => {}
+            }
+            let sent = tokio::select! {
+                () = stop.cancelled() => return Err(stopping()),
+                sent = target.send(request, key, &event.envelope.site) => sent,
+            };
+            let response = match sent {
+                Ok(response) => response,
+                Err(TargetError::Refused(why)) => return Ok(Sent::Refused(why)),
+                Err(TargetError::Unreachable(why)) => {
+                    self.breaker_record(target, false);
+                    attempt += 1;
+                    retried("unreachable");
+                    tracing::info!(
+                        route = &*route.name,
+                        target = &*target.name,
+                        event = &*event.envelope.id,
+                        attempt,
+                        "target unreachable, retrying: {why}"
+                    );
+                    self.wait(target.backoff(attempt), alive, stop).await?;
+                    continue;
+                }
+            };
+            self.breaker_record(target, response.status < 500);
+            if response.status == 429 {
+                let after = retry_after(&response).unwrap_or_else(|| target.backoff(attempt + 1));
+                target.pause(after).await;
+                retried("rate-limited");
+            }
+            let interpreted = {
+                let (event, request, response) = (event.clone(), request.clone(), response.clone());
+                self.calls
+                    .call(&self.observer, route, plugin, move |session| {
+                        session
+                            .interpret(&event, &request, &response)
+                            .map_err(Failure::from)
+                    })
+                    .await?
+                    .0
+            };
+            match interpreted {
+                Err(failure) => return Ok(Sent::PluginFailed(failure)),
+                Ok(Verdict::TryAgain(why)) => {
+                    attempt += 1;
+                    if response.status != 429 {
+                        retried("try-again");
+                    }
+                    tracing::debug!(
+                        route = &*route.name,
+                        target = &*target.name,
+                        event = &*event.envelope.id,
+                        attempt,
+                        status = response.status,
+                        "target asks to try again: {why}"
+                    );
+                    // A 429 already paused the target's pace; anything else backs off.
+                    if response.status != 429 {
+                        self.wait(target.backoff(attempt), alive, stop).await?;
+                    }
+                }
+                Ok(verdict) => return Ok(Sent::Answered(verdict, response)),
+            }
+        }
+    }
+
+    fn breaker_record(&self, target: &Target, answered: bool) {
+        if target.breaker.record(answered) {
+            tracing::warn!(
+                target = &*target.name,
+                "target down: its breaker is open, the routes posting to it pause"
+            );
+        }
+        self.observer
+            .metrics
+            .outbound
+            .breaker_open
+            .get_or_create(&crate::observability::outbound::TargetOnly {
+                target: target.name.to_string(),
+            })
+            .set(i64::from(target.breaker.is_open()));
+    }
+
+    /// Waits `how_long` (in slices, keeping the event alive), or fails when the host stops.
+    async fn wait<K: KeepAlive>(
+        &self,
+        how_long: Duration,
+        alive: &K,
+        stop: &CancellationToken,
+    ) -> Result<(), HostFailure> {
+        let until = tokio::time::Instant::now() + how_long;
+        loop {
+            let now = tokio::time::Instant::now();
+            if now >= until {
+                return Ok(());
+            }
+            let slice = (until - now).min(WAIT_SLICE);
+            tokio::select! {
+                () = stop.cancelled() => return Err(stopping()),
+                () = tokio::time::sleep(slice) => {}
+            }
+            alive.still_working().await;
+        }
+    }
+
+    async fn acknowledge(&self, acknowledgement: &Acknowledgement) -> Result<(), HostFailure> {
+        let metrics = &self.observer.metrics.outbound;
+        let outcome = match acknowledgement.outcome {
+            PostingOutcome::Posted => "posted",
+            PostingOutcome::Rejected => "rejected",
+        };
+        let body = serde_json::to_vec(acknowledgement)
+            .map_err(|e| HostFailure::new(anyhow::anyhow!("encoding an acknowledgement: {e}")))?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::NATS_MESSAGE_ID,
+            acknowledgement.message_id().as_str(),
+        );
+        headers.insert("Content-Type", "application/json");
+        let subject =
+            millrace_core::subjects::posting(&acknowledgement.target, &acknowledgement.site);
+        publish(&self.js, subject, headers, body.into()).await?;
+        metrics
+            .postings
+            .get_or_create(&OutcomeLabels {
+                route: acknowledgement.route.clone(),
+                target: acknowledgement.target.clone(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        if acknowledgement.outcome == PostingOutcome::Posted {
+            metrics
+                .posting_delay_seconds
+                .get_or_create(&DelayLabels {
+                    site: acknowledgement.site.clone(),
+                    kind: acknowledgement.kind.clone(),
+                    target: acknowledgement.target.clone(),
+                })
+                .observe(acknowledgement.delay_seconds.max(0.0));
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(
+        &self,
+        route: &Route,
+        letter: OutboundLetter,
+        mode: &Mode<'_>,
+    ) -> Result<Posted, HostFailure> {
+        let reason = format!("{}: {}", letter.kind, letter.reason);
+        tracing::warn!(
+            route = &*route.name,
+            event = letter.event_id.as_deref().unwrap_or("?"),
+            "outbound dead letter: {reason}"
+        );
+        if mode.dead_letter {
+            let body = serde_json::to_vec(&letter)
+                .map_err(|e| HostFailure::new(anyhow::anyhow!("encoding a dead letter: {e}")))?;
+            let headers = letter.headers();
+            publish(
+                &self.js,
+                millrace_core::subjects::outbound_dead_letters(&route.name),
+                headers,
+                body.into(),
+            )
+            .await?;
+        }
+        Ok(Posted::Rejected(reason))
+    }
+
+    /// Renders the event with the shadow candidate too and reports where its requests differ.
+    /// Never sends them, never affects the posting.
+    async fn shadow(
+        &self,
+        route: &Route,
+        active: &PluginComponent,
+        candidate: Arc<PluginComponent>,
+        event: &CanonicalEvent,
+        input: &EventInput,
+        rendered: &Result<Vec<Request>, Failure>,
+    ) {
+        let candidate_id = candidate.id();
+        let shadowed = match route.admission.acquire().await {
+            Ok(_permit) => {
+                let event = event.clone();
+                self.calls
+                    .pool()
+                    .run(candidate, route.context.clone(), move |session| {
+                        session.render(&event).map_err(Failure::from)
+                    })
+                    .await
+            }
+            Err(_) => return,
+        };
+        let Ok(shadowed) = shadowed else { return };
+        let as_json = |r: &Result<Vec<Request>, Failure>| match r {
+            Ok(requests) => serde_json::json!({ "requests": requests }),
+            Err(f) => serde_json::json!({ "error": { "kind": f.kind(), "message": f.message() } }),
+        };
+        let differences = differences_of(&as_json(rendered), &as_json(&shadowed));
+        if differences.is_empty() {
+            return;
+        }
+        let report = ShadowReport {
+            route: route.name.to_string(),
+            raw_subject: input.subject.clone(),
+            raw_sequence: input.sequence,
+            active: active.id(),
+            candidate: candidate_id,
+            differences,
+        };
+        if let Ok(body) = serde_json::to_vec(&report)
+            && let Err(e) = self
+                .js
+                .publish(millrace_core::subjects::shadow(&route.name), body.into())
+                .await
+        {
+            tracing::warn!(route = &*route.name, "cannot publish a shadow report: {e}");
+        }
+    }
+}
+
+/// How one request ended.
+enum Sent {
+    /// The plugin read a final verdict (posted or rejected) from this answer.
+    Answered(Verdict, Response),
+    /// The host refused to send it.
+    Refused(String),
+    /// Interpreting the answer failed (a trap after its retries).
+    PluginFailed(Failure),
+}
+
+fn stopping() -> HostFailure {
+    HostFailure::new(anyhow::anyhow!(
+        "the host is stopping: the event is left to redelivery"
+    ))
+}
+
+/// Publishes and waits for JetStream's acknowledgement; a failure is the host's.
+async fn publish(
+    js: &jetstream::Context,
+    subject: String,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(), HostFailure> {
+    js.publish_with_headers(subject.clone(), headers, body)
+        .await
+        .map_err(|e| HostFailure::new(anyhow::anyhow!("cannot publish to {subject}: {e}")))?
+        .await
+        .map_err(|e| {
+            HostFailure::new(anyhow::anyhow!(
+                "{subject}: the publish was not acknowledged: {e}"
+            ))
+        })?;
+    Ok(())
+}

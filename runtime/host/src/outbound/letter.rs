@@ -1,0 +1,139 @@
+//! Outbound dead letters, on `dlq.outbound.<route>`: the event exactly as it was on the
+//! canonical stream, the requests rendered, the request that failed and the last answer, and
+//! why. Redrive posts the event through the same driver again.
+
+use serde::{Deserialize, Serialize};
+
+use super::driver::EventInput;
+use crate::routes::Route;
+use millrace_core::posting::{Request, Response};
+use millrace_core::sandbox::PluginComponent;
+
+/// The header that marks an outbound dead letter.
+pub const DIRECTION: &str = "Millrace-Direction";
+
+/// One outbound dead letter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboundLetter {
+    /// The outbound route.
+    pub route: String,
+    /// The canonical subject.
+    pub subject: String,
+    /// The CANONICAL stream sequence.
+    pub sequence: u64,
+    /// The event id, when the event could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// The CloudEvent as it was on the stream (as text; it is JSON).
+    pub event: String,
+    /// `name@version` of the outbound plugin, when one was called.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// The failure kind: `rejected` (by the target), a render error
+    /// (`incomplete-event`, `rejected-by-rule`, `other`), `refused-request`, `not-canonical`,
+    /// or a plugin failure (`trap`, `deadline`, ...).
+    pub kind: String,
+    /// Why.
+    pub reason: String,
+    /// The requests rendered.
+    #[serde(default)]
+    pub requests: Vec<Request>,
+    /// The request that failed, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<usize>,
+    /// The target's last answer to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<Response>,
+    /// When it was dead-lettered.
+    pub failed_at: String,
+}
+
+impl OutboundLetter {
+    /// A letter for the event `input` of `route`.
+    pub fn new(
+        route: &Route,
+        input: &EventInput,
+        plugin: Option<&PluginComponent>,
+        kind: &str,
+        reason: String,
+    ) -> Self {
+        let event_id = serde_json::from_slice::<serde_json::Value>(&input.payload)
+            .ok()
+            .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned));
+        Self {
+            route: route.name.to_string(),
+            subject: input.subject.clone(),
+            sequence: input.sequence,
+            event_id,
+            event: String::from_utf8_lossy(&input.payload).into_owned(),
+            plugin: plugin.map(PluginComponent::id),
+            kind: kind.to_owned(),
+            reason,
+            requests: Vec::new(),
+            request: None,
+            answer: None,
+            failed_at: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// With the requests rendered.
+    pub fn with_requests(mut self, requests: &[Request]) -> Self {
+        self.requests = requests.to_vec();
+        self
+    }
+
+    /// With the request that failed and the target's answer.
+    pub fn at_request(mut self, index: usize, answer: Option<Response>) -> Self {
+        self.request = Some(index);
+        self.answer = answer;
+        self
+    }
+
+    /// Its `Nats-Msg-Id`: one letter per route and event.
+    pub fn message_id(&self) -> String {
+        format!(
+            "outbound:{}:{}",
+            self.route,
+            self.event_id
+                .clone()
+                .unwrap_or_else(|| format!("seq{}", self.sequence))
+        )
+    }
+
+    /// The headers it is stored with: the ones every dead letter carries (so `millrace dlq`
+    /// and the admin API list it beside the inbound ones), the canonical subject and sequence
+    /// in the place of the raw ones, and `Millrace-Direction: outbound`.
+    pub fn headers(&self) -> async_nats::HeaderMap {
+        use crate::delivery::dead_letter::headers as h;
+        // Header values are one line of bounded length.
+        let line =
+            |text: &str| -> String { text.replace(['\r', '\n'], " ").chars().take(1024).collect() };
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(
+            async_nats::header::NATS_MESSAGE_ID,
+            self.message_id().as_str(),
+        );
+        headers.insert("Content-Type", "application/json");
+        headers.insert(DIRECTION, "outbound");
+        headers.insert(h::ROUTE, self.route.as_str());
+        headers.insert(h::PLUGIN, self.plugin.as_deref().unwrap_or(""));
+        headers.insert(h::ERROR_KIND, self.kind.as_str());
+        headers.insert(h::ERROR, line(&self.reason).as_str());
+        headers.insert(h::ATTEMPTS, "1");
+        headers.insert(h::FAILED_AT, self.failed_at.as_str());
+        headers.insert(h::RAW_SUBJECT, self.subject.as_str());
+        headers.insert(h::RAW_SEQUENCE, self.sequence.to_string().as_str());
+        headers
+    }
+
+    /// The event to post again.
+    pub fn input(&self) -> EventInput {
+        EventInput {
+            subject: self.subject.clone(),
+            payload: bytes::Bytes::from(self.event.clone().into_bytes()),
+            sequence: self.sequence,
+        }
+    }
+}

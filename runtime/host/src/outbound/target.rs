@@ -1,0 +1,387 @@
+//! Targets: where outbound requests go. An HTTP(S) target appends the request's path to its base
+//! URL and adds the host's headers (`Idempotency-Key`, `Content-Type`, the credentials); a NATS
+//! target publishes the body to `out.<target>.<site>` on JetStream. Every target has a rate
+//! limit (no burst: one request per `per / requests`, so a fixed window of `per` never sees more
+//! than `requests + 1`), which a 429's `Retry-After` also pauses, and a breaker that pauses the
+//! routes posting to it while it is down.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream;
+use base64::Engine as _;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use millrace_core::config::{Credentials, TargetConfig, TargetKind};
+use millrace_core::posting::{HOST_HEADERS, Method, Request, Response};
+
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The plugin's request is not one the host will send (permanent: the event is
+    /// dead-lettered).
+    #[error("refused request: {0}")]
+    Refused(String),
+    /// The target did not answer (connection refused, timeout, NATS unavailable): retried.
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+enum Connection {
+    Http {
+        client: reqwest::Client,
+        base: String,
+        authorization: Option<String>,
+    },
+    Nats {
+        js: jetstream::Context,
+    },
+}
+
+/// One configured target.
+pub struct Target {
+    /// The target's name.
+    pub name: Arc<str>,
+    connection: Connection,
+    /// Its settings.
+    pub config: TargetConfig,
+    pace: Mutex<Instant>,
+    /// Its breaker.
+    pub breaker: TargetBreaker,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "target {}", self.name)
+    }
+}
+
+impl Target {
+    /// The target `name` as configured.
+    pub fn new(name: &str, config: &TargetConfig, js: &jetstream::Context) -> anyhow::Result<Self> {
+        let connection = match config.kind {
+            TargetKind::Http => {
+                let client = reqwest::Client::builder()
+                    .timeout(config.timeout.get())
+                    .build()
+                    .with_context(|| format!("cannot build the HTTP client of target `{name}`"))?;
+                let base = config
+                    .url
+                    .clone()
+                    .with_context(|| format!("target `{name}` has no url"))?
+                    .trim_end_matches('/')
+                    .to_owned();
+                let authorization =
+                    config
+                        .auth
+                        .credentials
+                        .as_ref()
+                        .map(|credentials| match credentials {
+                            Credentials::Bearer(token) => format!("Bearer {token}"),
+                            Credentials::Basic { username, password } => format!(
+                                "Basic {}",
+                                base64::engine::general_purpose::STANDARD
+                                    .encode(format!("{username}:{password}"))
+                            ),
+                        });
+                Connection::Http {
+                    client,
+                    base,
+                    authorization,
+                }
+            }
+            TargetKind::Nats => Connection::Nats { js: js.clone() },
+        };
+        Ok(Self {
+            name: name.into(),
+            connection,
+            config: config.clone(),
+            pace: Mutex::new(Instant::now()),
+            breaker: TargetBreaker::new(config.breaker.failures, config.breaker.pause.get()),
+        })
+    }
+
+    /// Waits for the rate limit's next slot.
+    pub async fn paced(&self) {
+        let Some(rate) = self.config.rate else { return };
+        let interval = rate.per.get() / rate.requests.max(1);
+        let slot = {
+            let mut next = self.pace.lock().await;
+            let slot = (*next).max(Instant::now());
+            *next = slot + interval;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+
+    /// Sends nothing until `after` from now (a 429's `Retry-After`).
+    pub async fn pause(&self, after: Duration) {
+        let mut next = self.pace.lock().await;
+        *next = (*next).max(Instant::now() + after);
+    }
+
+    /// Sends one request for the event `idempotency_key` at `site` and returns the answer.
+    pub async fn send(
+        &self,
+        request: &Request,
+        idempotency_key: &str,
+        site: &str,
+    ) -> Result<Response, TargetError> {
+        if let Some((name, _)) = request
+            .headers
+            .iter()
+            .find(|(n, _)| HOST_HEADERS.contains(&n.to_ascii_lowercase().as_str()))
+        {
+            return Err(TargetError::Refused(format!(
+                "the plugin set the header `{name}`, which the host sets"
+            )));
+        }
+        let content_type = request
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
+        let default_type = if serde_json::from_slice::<serde_json::Value>(&request.body.0).is_ok() {
+            "application/json"
+        } else {
+            "application/octet-stream"
+        };
+        match &self.connection {
+            Connection::Http {
+                client,
+                base,
+                authorization,
+            } => {
+                if !request.path.starts_with('/') {
+                    return Err(TargetError::Refused(format!(
+                        "the path `{}` does not start with `/`",
+                        request.path
+                    )));
+                }
+                let mut builder = client
+                    .request(
+                        http_method(request.method),
+                        format!("{base}{}", request.path),
+                    )
+                    .header("Idempotency-Key", idempotency_key)
+                    .body(request.body.0.clone());
+                for (name, value) in &request.headers {
+                    builder = builder.header(name, value);
+                }
+                if !content_type {
+                    builder = builder.header("Content-Type", default_type);
+                }
+                if let Some(authorization) = authorization {
+                    builder = builder.header("Authorization", authorization);
+                }
+                let answer = builder
+                    .send()
+                    .await
+                    .map_err(|e| TargetError::Unreachable(format!("{e}")))?;
+                let status = answer.status().as_u16();
+                let headers = answer
+                    .headers()
+                    .iter()
+                    .map(|(n, v)| {
+                        (
+                            n.as_str().to_ascii_lowercase(),
+                            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect();
+                let body = answer
+                    .bytes()
+                    .await
+                    .map_err(|e| TargetError::Unreachable(format!("reading the answer: {e}")))?;
+                Ok(Response {
+                    target: self.name.to_string(),
+                    status,
+                    headers,
+                    body: millrace_core::posting::Body(body.to_vec()),
+                })
+            }
+            Connection::Nats { js } => {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(async_nats::header::NATS_MESSAGE_ID, idempotency_key);
+                headers.insert("Idempotency-Key", idempotency_key);
+                for (name, value) in &request.headers {
+                    headers.append(name.as_str(), value.as_str());
+                }
+                if !content_type {
+                    headers.insert("Content-Type", default_type);
+                }
+                let subject = millrace_core::subjects::outbox(&self.name, site);
+                let ack = js
+                    .publish_with_headers(subject, headers, request.body.0.clone().into())
+                    .await
+                    .map_err(|e| TargetError::Unreachable(format!("publish: {e}")))?
+                    .await
+                    .map_err(|e| {
+                        TargetError::Unreachable(format!("publish not acknowledged: {e}"))
+                    })?;
+                Ok(Response {
+                    target: self.name.to_string(),
+                    status: 200,
+                    headers: vec![
+                        ("nats-stream".into(), ack.stream.clone()),
+                        ("nats-sequence".into(), ack.sequence.to_string()),
+                    ],
+                    body: millrace_core::posting::Body(
+                        serde_json::json!({
+                            "stream": ack.stream,
+                            "sequence": ack.sequence,
+                            "duplicate": ack.duplicate,
+                            "document": format!("{}:{}", ack.stream, ack.sequence),
+                        })
+                        .to_string()
+                        .into_bytes(),
+                    ),
+                })
+            }
+        }
+    }
+
+    /// The wait before try number `attempt` (1 for the first retry): the target's backoff
+    /// doubled per try, at most its cap, less a random part of up to half (jitter, so retries
+    /// of many events do not arrive together).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let retry = self.config.retry;
+        let full = retry
+            .backoff
+            .get()
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(retry.max_backoff.get());
+        let jitter = getrandom::u64().unwrap_or(0) % 1000;
+        full - full.mul_f64(jitter as f64 / 2000.0)
+    }
+}
+
+/// The HTTP method of a WIT method.
+fn http_method(method: Method) -> reqwest::Method {
+    match method {
+        Method::Get => reqwest::Method::GET,
+        Method::Post => reqwest::Method::POST,
+        Method::Put => reqwest::Method::PUT,
+        Method::Patch => reqwest::Method::PATCH,
+        Method::Delete => reqwest::Method::DELETE,
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is read as one second), at most a minute.
+pub fn retry_after(response: &Response) -> Option<Duration> {
+    let (_, value) = response
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))?;
+    let seconds = value.trim().parse::<f64>().unwrap_or(1.0).clamp(0.0, 60.0);
+    Some(Duration::from_secs_f64(seconds))
+}
+
+/// The breaker of one target: `failures` consecutive failures (no answer, 5xx) open it; while
+/// open, requests wait (no busy retry) and the routes posting to the target pull nothing; after
+/// `pause`, one probe request goes, and its outcome closes or re-opens it.
+#[derive(Debug)]
+pub struct TargetBreaker {
+    threshold: u32,
+    pause: Duration,
+    state: std::sync::Mutex<BreakerState>,
+}
+
+#[derive(Debug, Default)]
+struct BreakerState {
+    failures: u32,
+    open_until: Option<Instant>,
+    probing: bool,
+}
+
+impl TargetBreaker {
+    fn new(threshold: u32, pause: Duration) -> Self {
+        Self {
+            threshold: threshold.max(1),
+            pause,
+            state: std::sync::Mutex::default(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, BreakerState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// True while the breaker is open (a probe may be under way).
+    pub fn is_open(&self) -> bool {
+        self.state().open_until.is_some()
+    }
+
+    /// How long a request must wait before it may go: `None` when it may go now (the breaker
+    /// is closed, or this request is the probe).
+    pub fn wait(&self) -> Option<Duration> {
+        let mut state = self.state();
+        let until = state.open_until?;
+        let now = Instant::now();
+        if now < until {
+            return Some(until - now);
+        }
+        if state.probing {
+            return Some(self.pause.min(Duration::from_millis(250)));
+        }
+        state.probing = true;
+        None
+    }
+
+    /// Records a request's outcome: `true` when the target answered below 500. Returns true when
+    /// this opened the breaker.
+    pub fn record(&self, answered: bool) -> bool {
+        let mut state = self.state();
+        if answered {
+            *state = BreakerState::default();
+            return false;
+        }
+        state.failures = state.failures.saturating_add(1);
+        let was_open = state.open_until.is_some() && !state.probing;
+        if state.probing || state.failures >= self.threshold {
+            state.open_until = Some(Instant::now() + self.pause);
+            state.probing = false;
+            return !was_open;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_breaker_opens_after_the_failures_pauses_and_lets_one_probe_through() {
+        let long = TargetBreaker::new(2, Duration::from_secs(3600));
+        assert_eq!(long.wait(), None);
+        assert!(!long.record(false));
+        assert!(long.record(false), "the second failure opens it");
+        assert!(long.wait().unwrap() > Duration::from_secs(3000));
+        assert!(long.is_open());
+
+        let short = TargetBreaker::new(1, Duration::from_millis(1));
+        assert!(short.record(false));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(short.wait(), None, "after the pause one probe goes");
+        assert!(short.wait().is_some(), "the others wait for the probe");
+        short.record(true);
+        assert!(!short.is_open());
+        assert_eq!(short.wait(), None);
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let response = Response {
+            target: "erp".into(),
+            status: 429,
+            headers: vec![("retry-after".into(), "2".into())],
+            body: Default::default(),
+        };
+        assert_eq!(retry_after(&response), Some(Duration::from_secs(2)));
+    }
+}

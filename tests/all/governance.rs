@@ -1,0 +1,347 @@
+//! Governed change end to end, through a real host, its admin API and the `millrace` binary:
+//! a route that needs approval, two admin tokens and several OS users; proposals refused to
+//! their proposer, applied on another identity's approval, expired and rejected; a rollback
+//! that is immediate; and the audit trail holding every step with its identity.
+
+use std::time::Instant;
+
+use crate::support::*;
+use millrace::transport::local_server::free_port;
+use serde_json::{Value, json};
+
+const ALICE: &str = "alice-admin-secret-0123456789";
+const BOB: &str = "bob-admin-secret-0123456789ab";
+
+/// The host config: route `line` (the misbehave plugin) needs approval, proposals live
+/// `expires_after`; tokens `alice` and `bob` are admins.
+fn governed_config(nats: &Nats, port: u16, expires_after: &str, file: &str) -> std::path::PathBuf {
+    let dir = nats.dir.path();
+    let mut tokens = String::new();
+    for (name, secret) in [("alice", ALICE), ("bob", BOB)] {
+        let path = dir.join(format!("{name}.token"));
+        std::fs::write(&path, secret).unwrap();
+        tokens.push_str(&format!(
+            "[[admin.tokens]]\nname = \"{name}\"\nscope = \"admin\"\nsecret_file = {:?}\n",
+            path.display().to_string()
+        ));
+    }
+    let written = nats.config(&format!(
+        "[routes.line]\nsubjects = [\"raw.test.*.cmd\"]\nplugin = {:?}\nconfig = {{ site = \"PLANT9\" }}\n\n\
+         [approval]\nroutes = [\"line\"]\nexpires_after = \"{expires_after}\"\n\n\
+         [admin]\nlisten = \"127.0.0.1:{port}\"\n{tokens}",
+        plugin("tests/guests/misbehave").display().to_string(),
+    ));
+    let path = dir.join(file);
+    std::fs::rename(written, &path).unwrap();
+    path
+}
+
+/// A small client of the admin API.
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(ALICE)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+}
+
+/// Runs `millrace` as the OS user `user`.
+fn millrace_as(user: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env("USER", user)
+        .env("LOGNAME", user)
+        .output()
+        .unwrap()
+}
+
+/// The proposal id in `proposed p-...: ...`.
+fn proposal_id(output: &std::process::Output) -> String {
+    let text = text(output);
+    assert!(output.status.success(), "{text}");
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix("p-"))
+        .map(|rest| format!("p-{}", rest.trim_end_matches(':')))
+        .unwrap_or_else(|| panic!("no proposal id in: {text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_need_a_second_identity_rollback_is_immediate_and_every_step_is_audited() {
+    let nats = Nats::start();
+    let port = free_port().unwrap();
+    let config = governed_config(&nats, port, "24h", "governed.toml");
+    let cfg = config.to_str().unwrap();
+    let mut host = InProcessHost::start(&config).await;
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap(),
+    };
+    let versions = tempfile::tempdir().unwrap();
+    for version in ["2.0.0", "2.1.0"] {
+        let (code, deployed) = api
+            .post("/api/v1/plugins", ALICE, upload(version, versions.path()))
+            .await;
+        assert_eq!(code, 201, "{deployed}");
+    }
+
+    // Alice proposes; she cannot approve it herself; Bob's approval applies it.
+    let (code, proposed) = api
+        .post(
+            "/api/v1/routes/line/activate",
+            ALICE,
+            json!({ "version": "misbehave@2.0.0" }),
+        )
+        .await;
+    assert_eq!(code, 202, "{proposed}");
+    let first = proposed["proposal"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(proposed["proposal"]["proposed_by"], "alice");
+    assert_eq!(proposed["proposal"]["state"], "pending");
+    let route = api.get("/api/v1/routes/line").await;
+    assert!(
+        route.get("binding").is_none(),
+        "nothing changed yet: {route}"
+    );
+    let (code, refused) = api
+        .post(
+            &format!("/api/v1/proposals/{first}/approve"),
+            ALICE,
+            json!(null),
+        )
+        .await;
+    assert_eq!(code, 403, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("alice proposed"),
+        "{refused}"
+    );
+    let (code, approved) = api
+        .post(
+            &format!("/api/v1/proposals/{first}/approve"),
+            BOB,
+            json!(null),
+        )
+        .await;
+    assert_eq!(code, 200, "{approved}");
+    assert_eq!(approved["binding"]["active"], "misbehave@2.0.0");
+    assert_eq!(approved["proposal"]["decided_by"], "bob");
+    host.switched("line", active_is("misbehave@2.0.0")).await;
+    let (code, again) = api
+        .post(
+            &format!("/api/v1/proposals/{first}/approve"),
+            BOB,
+            json!(null),
+        )
+        .await;
+    assert_eq!(code, 409, "decided once: {again}");
+
+    // On the CLI the identity is the OS user: carol proposes, carol is refused, dave applies.
+    let second = proposal_id(&millrace_as(
+        "carol",
+        &[
+            "route",
+            "set-version",
+            "line",
+            "misbehave@2.1.0",
+            "--config",
+            cfg,
+        ],
+    ));
+    let shown = text(&millrace_as(
+        "carol",
+        &["route", "show", "line", "--config", cfg],
+    ));
+    assert!(
+        shown.contains(&format!("waiting for approval: {second}")),
+        "{shown}"
+    );
+    assert_clean_failure(
+        &millrace_as("carol", &["change", "approve", &second, "--config", cfg]),
+        "carol proposed",
+    );
+    let approved = millrace_as("dave", &["change", "approve", &second, "--config", cfg]);
+    assert!(approved.status.success(), "{}", text(&approved));
+    host.switched("line", active_is("misbehave@2.1.0")).await;
+
+    // A proposal not approved in time can no longer be applied.
+    let short = governed_config(&nats, port, "1s", "short-expiry.toml");
+    let late = proposal_id(&millrace_as(
+        "carol",
+        &[
+            "route",
+            "set-version",
+            "line",
+            "misbehave@2.0.0",
+            "--canary",
+            "10",
+            "--config",
+            short.to_str().unwrap(),
+        ],
+    ));
+    let started = Instant::now();
+    while api.get(&format!("/api/v1/proposals/{late}")).await["state"] != "expired" {
+        assert!(started.elapsed() < PATIENCE, "{late} never expired");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (code, expired) = api
+        .post(
+            &format!("/api/v1/proposals/{late}/approve"),
+            BOB,
+            json!(null),
+        )
+        .await;
+    assert_eq!(code, 410, "{expired}");
+    assert!(
+        expired["error"].as_str().unwrap().contains("expired"),
+        "{expired}"
+    );
+
+    // A rejected proposal stays unapplied.
+    let (code, proposed) = api
+        .post("/api/v1/routes/line/promote", BOB, json!(null))
+        .await;
+    assert_eq!(code, 202, "{proposed}");
+    let promote = proposed["proposal"]["id"].as_str().unwrap().to_owned();
+    let (code, rejected) = api
+        .post(
+            &format!("/api/v1/proposals/{promote}/reject"),
+            ALICE,
+            json!({ "reason": "no candidate to promote" }),
+        )
+        .await;
+    assert_eq!(code, 200, "{rejected}");
+    assert_eq!(rejected["state"], "rejected");
+
+    // A rollback needs no approval: it applies at once.
+    let (code, back) = api
+        .post("/api/v1/routes/line/rollback", ALICE, json!(null))
+        .await;
+    assert_eq!(code, 200, "{back}");
+    assert_eq!(back["binding"]["active"], "misbehave@2.0.0");
+    assert_eq!(back["before"]["active"], "misbehave@2.1.0");
+    host.switched("line", active_is("misbehave@2.0.0")).await;
+
+    // The trail holds every step with its identity, in order.
+    let trail = api.get("/api/v1/audit?route=line").await;
+    let steps: Vec<(String, String, String)> = trail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["who"].as_str().unwrap().to_owned(),
+                e["via"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let step = |a: &str, w: &str, v: &str| (a.to_owned(), w.to_owned(), v.to_owned());
+    assert_eq!(
+        steps,
+        vec![
+            step("propose", "alice", "api"),
+            step("approve", "bob", "api"),
+            step("propose", "carol", "cli"),
+            step("approve", "dave", "cli"),
+            step("propose", "carol", "cli"),
+            step("propose", "bob", "api"),
+            step("reject", "alice", "api"),
+            step("rollback", "alice", "api"),
+        ],
+        "{trail:#}"
+    );
+    let entries = trail.as_array().unwrap();
+    assert_eq!(entries[1]["proposal"], first.as_str());
+    assert_eq!(entries[1]["after"]["active"], "misbehave@2.0.0");
+    assert!(
+        entries[1]["before"].is_null(),
+        "served its configured plugin before"
+    );
+    assert_eq!(entries[3]["before"]["active"], "misbehave@2.0.0");
+    assert_eq!(entries[3]["after"]["active"], "misbehave@2.1.0");
+    let rollback = &entries[7];
+    assert!(
+        rollback["what"]
+            .as_str()
+            .unwrap()
+            .contains("immediate: a rollback needs no approval"),
+        "{rollback}"
+    );
+    assert_eq!(rollback["before"]["active"], "misbehave@2.1.0");
+    assert_eq!(rollback["after"]["active"], "misbehave@2.0.0");
+
+    // The deploys are on the trail of what routes share; filters narrow it.
+    let deploys = api.get("/api/v1/audit?action=deploy").await;
+    assert_eq!(deploys.as_array().unwrap().len(), 2, "{deploys:#}");
+    assert_eq!(deploys[0]["area"], "plugins");
+    assert_eq!(deploys[0]["who"], "alice");
+    let bobs = api.get("/api/v1/audit?who=bob&since=1h").await;
+    let actions: Vec<&str> = bobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["approve", "propose"], "{bobs:#}");
+
+    // `millrace audit` reads the same trail.
+    let listed = millrace_as(
+        "erin",
+        &[
+            "audit", "--route", "line", "--action", "approve", "--config", cfg,
+        ],
+    );
+    let listed = text(&listed);
+    assert!(
+        listed.contains("bob (api)") && listed.contains("dave (cli)"),
+        "{listed}"
+    );
+    assert!(!listed.contains("rollback"), "{listed}");
+    let pending = text(&millrace_as(
+        "erin",
+        &["change", "list", "--all", "--config", cfg],
+    ));
+    for (id, state) in [
+        (&first, "approved"),
+        (&second, "approved"),
+        (&late, "expired"),
+        (&promote, "rejected"),
+    ] {
+        assert!(
+            pending
+                .lines()
+                .any(|l| l.starts_with(id.as_str()) && l.contains(state)),
+            "{id} not {state}: {pending}"
+        );
+    }
+    host.stop().await;
+}

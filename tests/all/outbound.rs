@@ -1,0 +1,798 @@
+//! The outbound half against a stand-in ERP started by the test: canonical events posted
+//! exactly once through a target that rate-limits, fails, goes down, while the host is killed;
+//! posting gates holding a completion of a lot under quality hold; the hold fan-out to three
+//! targets in order; admission of outbound plugins by their golden fixtures.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::support::*;
+
+/// The stand-in ERP's rate limit: requests per window.
+const RATE: usize = 20;
+/// Its window.
+const WINDOW: Duration = Duration::from_secs(1);
+/// The bearer token it expects.
+const TOKEN: &str = "s3cret-erp-token";
+
+/// What the stand-in ERP saw and booked.
+#[derive(Default)]
+struct Ledger {
+    /// Idempotency-Key → material document booked for it.
+    bookings: BTreeMap<String, String>,
+    /// Idempotency-Key → times it was booked (must stay 1).
+    booked: BTreeMap<String, usize>,
+    /// Requests that arrived, per window index since the start.
+    arrivals: BTreeMap<u64, usize>,
+    /// Requests in all.
+    requests: u64,
+    /// Requests without the right credentials or key.
+    unauthorized: u64,
+    /// Requests answered 429.
+    limited: u64,
+    /// Every request in arrival order: (path, Idempotency-Key, body).
+    log: Vec<(String, String, Value)>,
+}
+
+/// A stand-in ERP: books goods movements (and stock status, shipment blocks, notifications) at
+/// any path, answers with document ids, dedupes on `Idempotency-Key`, rate-limits with 429 and
+/// `Retry-After`, fails 10% of requests with 500 (half of them after booking: the answer is
+/// lost, not the booking), and can go down (its port closed) and come back.
+#[derive(Clone)]
+struct StandInErp {
+    ledger: Arc<Mutex<Ledger>>,
+    started: Instant,
+    addr: SocketAddr,
+    stop: Arc<Mutex<CancellationToken>>,
+    chaos: bool,
+}
+
+impl StandInErp {
+    async fn start(chaos: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let erp = Self {
+            ledger: Arc::default(),
+            started: Instant::now(),
+            addr,
+            stop: Arc::new(Mutex::new(CancellationToken::new())),
+            chaos,
+        };
+        erp.serve(listener);
+        erp
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let app = axum::Router::new().fallback(book).with_state(self.clone());
+        let stop = self.stop.lock().unwrap().clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+                .unwrap();
+        });
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Closes its port for `outage`, then opens it again.
+    async fn outage(&self, outage: Duration) {
+        let stop = std::mem::take(&mut *self.stop.lock().unwrap());
+        stop.cancel();
+        tokio::time::sleep(outage).await;
+        let listener = loop {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        self.serve(listener);
+    }
+
+    fn booked(&self) -> usize {
+        self.ledger.lock().unwrap().bookings.len()
+    }
+}
+
+async fn book(
+    State(erp): State<StandInErp>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let window = erp.started.elapsed().as_millis() as u64 / WINDOW.as_millis() as u64;
+    let mut ledger = erp.ledger.lock().unwrap();
+    ledger.requests += 1;
+    *ledger.arrivals.entry(window).or_default() += 1;
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let authorized = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {TOKEN}"));
+    let (Some(key), true) = (key, authorized) else {
+        ledger.unauthorized += 1;
+        return (
+            StatusCode::UNAUTHORIZED,
+            "credentials and Idempotency-Key required",
+        )
+            .into_response();
+    };
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    ledger.log.push((uri.path().to_owned(), key.clone(), body));
+    if erp.chaos && ledger.arrivals[&window] > RATE {
+        ledger.limited += 1;
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            "slow down",
+        )
+            .into_response();
+    }
+    if let Some(document) = ledger.bookings.get(&key) {
+        // A retry of something booked: the same document, nothing booked again.
+        return (StatusCode::OK, axum::Json(json!({ "document": document }))).into_response();
+    }
+    let n = ledger.requests;
+    if erp.chaos && n % 20 == 3 {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "try later").into_response();
+    }
+    let document = format!("49{:08}", ledger.bookings.len() + 1);
+    ledger.bookings.insert(key.clone(), document.clone());
+    *ledger.booked.entry(key).or_default() += 1;
+    if erp.chaos && n % 20 == 13 {
+        // Booked, but the answer is lost: the retry must not book twice.
+        return (StatusCode::INTERNAL_SERVER_ERROR, "booked, then failed").into_response();
+    }
+    (
+        StatusCode::CREATED,
+        axum::Json(json!({ "document": document })),
+    )
+        .into_response()
+}
+
+/// A canonical production completion as the inbound half publishes it.
+fn completion(n: usize, lot: &str) -> (String, Value) {
+    let id = format!("00000000-0000-4000-8000-{n:012}");
+    let event = json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": "/PLANT1/mes",
+        "type": "millrace.production-completion.v1",
+        "time": "2026-11-30T03:00:00Z",
+        "subject": format!("WO-{n}@PLANT1"),
+        "datacontenttype": "application/json",
+        "data": {
+            "work_order": format!("WO-{n}"),
+            "item": "ITEM-1",
+            "lot": lot,
+            "good_quantity": { "amount": "5", "uom": "EA" },
+            "scrap_quantity": { "amount": "0", "uom": "EA" }
+        },
+        "route": "mes",
+        "plugin": "mes-shift-report",
+        "pluginversion": "1.0.0",
+        "rawsequence": n,
+    });
+    (id, event)
+}
+
+/// A canonical quality hold placed or released on a lot.
+fn hold(n: usize, action: &str, lot: &str) -> (String, Value) {
+    let id = format!("00000000-0000-4000-9000-{n:012}");
+    let event = json!({
+        "specversion": "1.0",
+        "id": id,
+        "source": "/PLANT1/qms",
+        "type": "millrace.quality-hold.v1",
+        "time": format!("2026-11-30T03:00:{n:02}Z"),
+        "subject": "H-1@PLANT1",
+        "datacontenttype": "application/json",
+        "data": {
+            "hold_id": "H-1",
+            "action": action,
+            "scope": { "item": "ITEM-1", "lot": lot },
+            "reason": "contamination suspected"
+        },
+        "route": "qms",
+        "plugin": "quality-webhook",
+        "pluginversion": "1.0.0",
+        "rawsequence": n,
+    });
+    (id, event)
+}
+
+async fn publish_event(js: &jetstream::Context, subject: &str, id: &str, event: &Value) {
+    publish(js, subject, event.to_string().as_bytes(), id).await;
+}
+
+fn targets(erp: &StandInErp, token_file: &Path, rate: bool) -> String {
+    let rate = if rate {
+        format!("rate = {{ requests = {RATE}, per = \"1s\" }}\n")
+    } else {
+        String::new()
+    };
+    let mut out = String::new();
+    for name in ["erp", "wms", "notify"] {
+        out.push_str(&format!(
+            "[targets.{name}]\nurl = \"{}/{name}\"\ntimeout = \"2s\"\n{rate}retry = {{ backoff = \"100ms\", max_backoff = \"1s\" }}\nbreaker = {{ failures = 3, pause = \"500ms\" }}\nauth = {{ bearer_file = {:?} }}\n\n",
+            erp.url(),
+            token_file.display().to_string()
+        ));
+    }
+    out
+}
+
+/// Waits until `done` holds, or fails the test after `PATIENCE` saying `what`.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < PATIENCE, "gave up waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_is_booked_once_through_limits_failures_an_outage_and_two_host_kills() {
+    const EVENTS: usize = 150;
+    let nats = Nats::start();
+    let erp = StandInErp::start(true).await;
+    let token = nats.dir.path().join("erp.token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    let poster = plugin("tests/guests/poster");
+    let config = nats.config(&format!(
+        "[outbound.erp-postings]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {:?}\ntargets = [\"erp\"]\nack_wait = \"5s\"\n\n{}",
+        poster.display().to_string(),
+        targets(&erp, &token, true)
+    ));
+    let client = nats.client().await;
+    let js = jetstream::new(client.clone());
+    let mut host = Host::start(&config, &js, &[]).await;
+    for n in 0..EVENTS {
+        let (id, event) = completion(n, &format!("LOT-{n}"));
+        publish_event(&js, "canonical.production-completion.PLANT1", &id, &event).await;
+    }
+
+    // Killed twice while posting; the outage in between. A restart waits out the rate window
+    // the killed host may have filled: the limit is kept per host process.
+    until("a third booked", || erp.booked() >= EVENTS / 3).await;
+    host.kill();
+    tokio::time::sleep(WINDOW).await;
+    host = Host::start(&config, &js, &[]).await;
+    until("half booked", || erp.booked() >= EVENTS / 2).await;
+    erp.outage(Duration::from_secs(3)).await;
+    until("two thirds booked", || erp.booked() >= EVENTS * 2 / 3).await;
+    host.kill();
+    tokio::time::sleep(WINDOW).await;
+    let host = Host::start(&config, &js, &[]).await;
+    until("every event booked", || erp.booked() >= EVENTS).await;
+
+    // Every event acknowledged on POSTING, none dead-lettered, the consumer drained.
+    let acknowledgements = read_stream(
+        &js,
+        "POSTING",
+        "posting.erp.PLANT1",
+        EVENTS,
+        Duration::from_millis(500),
+    )
+    .await;
+    let acknowledged: BTreeSet<String> = acknowledgements
+        .iter()
+        .map(|a| a.json()["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(acknowledged.len(), EVENTS);
+    for a in &acknowledgements {
+        assert_eq!(a.json()["outcome"], "posted", "{}", a.json());
+    }
+    let stream = js.get_stream("CANONICAL").await.unwrap();
+    let consumer = stream
+        .consumer_info(
+            millrace::transport::route_consumer_name(
+                "erp-postings",
+                &["canonical.production-completion.>".to_owned()],
+            )
+            .as_str(),
+        )
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut consumer = consumer;
+    while consumer.num_pending + consumer.num_ack_pending as u64 > 0 {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the consumer never drained: {consumer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        consumer = stream.consumer_info(consumer.name.as_str()).await.unwrap();
+    }
+    assert_eq!(
+        try_stream_len(&js, "DLQ").await.unwrap_or(0),
+        0,
+        "nothing is dead-lettered:\n{}",
+        host.log_text()
+    );
+
+    let ledger = erp.ledger.lock().unwrap();
+    assert_eq!(ledger.bookings.len(), EVENTS, "exactly N bookings");
+    assert!(
+        ledger.booked.values().all(|&times| times == 1),
+        "an event booked twice: {:?}",
+        ledger
+            .booked
+            .iter()
+            .filter(|(_, t)| **t > 1)
+            .collect::<Vec<_>>()
+    );
+    let expected: BTreeSet<String> = (0..EVENTS).map(|n| completion(n, "").0).collect();
+    assert_eq!(
+        ledger.bookings.keys().cloned().collect::<BTreeSet<_>>(),
+        expected,
+        "the Idempotency-Key is the canonical event id"
+    );
+    assert_eq!(
+        ledger.unauthorized, 0,
+        "every request carried the bearer token and a key"
+    );
+    let busiest = ledger.arrivals.values().max().copied().unwrap_or(0);
+    assert!(
+        busiest <= RATE + 1,
+        "the rate limit ({RATE} per {WINDOW:?}) was exceeded by more than one: {busiest} in one window"
+    );
+    eprintln!(
+        "outbound: {EVENTS} events booked once each; {} requests, {} answered 429, busiest window {busiest}",
+        ledger.requests, ledger.limited
+    );
+}
+
+/// The requests the stand-in saw, as (path, Idempotency-Key).
+fn seen(erp: &StandInErp) -> Vec<(String, String)> {
+    let ledger = erp.ledger.lock().unwrap();
+    ledger
+        .log
+        .iter()
+        .map(|(path, key, _)| (path.clone(), key.clone()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_waits_for_the_release()
+ {
+    let nats = Nats::start();
+    let erp = StandInErp::start(false).await;
+    let token = nats.dir.path().join("erp.token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let poster = plugin("tests/guests/poster");
+    let port = millrace::transport::local_server::free_port().unwrap();
+    let config_path = nats.config(&format!(
+        "[projection]\nenabled = true\n\n[admin]\nlisten = \"127.0.0.1:{port}\"\n\n\
+         [outbound.holds]\nsubjects = [\"canonical.quality-hold.>\"]\nplugin = {plugin:?}\ntargets = [\"erp\", \"wms\", \"notify\"]\n\n\
+         [outbound.completions]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {plugin:?}\ntargets = [\"erp\"]\ngate = \"lot-not-on-hold\"\n\n{}",
+        targets(&erp, &token, false),
+        plugin = poster.display().to_string(),
+    ));
+    let config = millrace::config::Config::load(&config_path).unwrap();
+    let client = nats.client().await;
+    let js = jetstream::new(client.clone());
+    let host = InProcessHost::start(&config_path).await;
+    let stop = CancellationToken::new();
+    let projection = millrace::projection::Projection::open(&js, &config)
+        .await
+        .unwrap();
+    let projecting = tokio::spawn(projection.run(stop.clone()));
+    let visibility = millrace::projection::query::Visibility::open(&js, &config.projection)
+        .await
+        .unwrap();
+    let hold_open = |open: bool| {
+        let visibility = visibility.clone();
+        async move {
+            let started = Instant::now();
+            loop {
+                let filter = millrace::projection::query::Filter {
+                    lot: Some("LOT-H".into()),
+                    ..Default::default()
+                };
+                let holds = visibility.holds(&filter).await.unwrap();
+                if holds.iter().any(|h| h.open == open) {
+                    return;
+                }
+                assert!(
+                    started.elapsed() < PATIENCE,
+                    "the projection never showed the hold open={open}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    // Placed: the ERP blocks the stock, the WMS blocks shipment, the plant is told; in order.
+    let (placed, event) = hold(1, "placed", "LOT-H");
+    publish_event(&js, "canonical.quality-hold.PLANT1", &placed, &event).await;
+    until("the placement fanned out", || seen(&erp).len() >= 3).await;
+    hold_open(true).await;
+
+    // A completion of the held lot waits at the gate; one of another lot posts.
+    let (held, event) = completion(1, "LOT-H");
+    publish_event(&js, "canonical.production-completion.PLANT1", &held, &event).await;
+    let (free, event) = completion(2, "LOT-FREE");
+    publish_event(&js, "canonical.production-completion.PLANT1", &free, &event).await;
+    until("the completion of a free lot posted", || {
+        seen(&erp).iter().any(|(_, key)| *key == free)
+    })
+    .await;
+    let api = format!("http://127.0.0.1:{port}/api/v1/outbound");
+    let started = Instant::now();
+    let listed = loop {
+        let view: Value = reqwest::get(&api).await.unwrap().json().await.unwrap();
+        let listed = view["held"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["event_id"] == held.as_str())
+            .cloned();
+        if let Some(listed) = listed {
+            break listed;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the held completion is not listed: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(listed["route"], "completions");
+    assert!(
+        listed["why"].as_str().unwrap().contains("quality hold H-1"),
+        "{listed}"
+    );
+    assert!(
+        !seen(&erp).iter().any(|(_, key)| *key == held),
+        "the completion of the held lot was posted while the hold was open"
+    );
+
+    // Released: the three targets in order again, then the held completion posts.
+    let (released, event) = hold(2, "released", "LOT-H");
+    publish_event(&js, "canonical.quality-hold.PLANT1", &released, &event).await;
+    until("the held completion posted after the release", || {
+        seen(&erp).iter().any(|(_, key)| *key == held)
+    })
+    .await;
+    until("the release fanned out", || {
+        seen(&erp)
+            .iter()
+            .filter(|(_, key)| *key == released)
+            .count()
+            >= 3
+    })
+    .await;
+    let order = |id: &str| -> Vec<String> {
+        seen(&erp)
+            .into_iter()
+            .filter(|(_, key)| key == id)
+            .map(|(path, _)| path)
+            .collect()
+    };
+    let fan_out = [
+        "/erp/stock-status",
+        "/wms/shipment-blocks",
+        "/notify/notify",
+    ];
+    assert_eq!(order(&placed), fan_out);
+    assert_eq!(order(&released), fan_out);
+    let log = seen(&erp);
+    let at = |id: &str| log.iter().position(|(_, key)| key == id).unwrap();
+    assert!(
+        at(&placed) < at(&released),
+        "the placement is posted before the release"
+    );
+    let release_status = erp
+        .ledger
+        .lock()
+        .unwrap()
+        .log
+        .iter()
+        .find(|(_, key, _)| *key == released)
+        .unwrap()
+        .2["status"]
+        .clone();
+    assert_eq!(release_status, "unrestricted");
+    let view: Value = reqwest::get(&api).await.unwrap().json().await.unwrap();
+    assert!(view["held"].as_array().unwrap().is_empty(), "{view}");
+    host.stop().await;
+    stop.cancel();
+    let _ = projecting.await;
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let o = millrace(args);
+    let t = text(&o);
+    assert!(o.status.success(), "millrace {args:?}:\n{t}");
+    t
+}
+
+/// The acknowledgements on POSTING of `event`, as JSON.
+async fn acknowledgements_of(js: &jetstream::Context, event: &str, at_least: usize) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let all = read_stream(js, "POSTING", "posting.>", 0, Duration::from_millis(200)).await;
+        let of: Vec<Value> = all
+            .iter()
+            .map(|m| m.json())
+            .filter(|a| a["event_id"] == event)
+            .collect();
+        if of.len() >= at_least {
+            return of;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "no acknowledgement of {event}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_versions_are_admitted_by_fixtures_shadowed_without_sending_swapped_and_rolled_back()
+ {
+    let nats = Nats::start();
+    let erp = StandInErp::start(false).await;
+    let token = nats.dir.path().join("erp.token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let versions = tempfile::tempdir().unwrap();
+    let v1 = plugin_version("tests/guests/poster", "1.0.0", versions.path());
+    let v2 = plugin_version("tests/guests/poster", "2.0.0", versions.path());
+    // A version whose golden fixture expects another document id: refused at admission.
+    let broken = plugin_version("tests/guests/poster", "3.0.0", versions.path());
+    let case = broken.join("fixtures/completion.json");
+    let other_document = std::fs::read_to_string(&case)
+        .unwrap()
+        .replace("\"posted\": \"4900000001\"", "\"posted\": \"4900000002\"");
+    std::fs::write(&case, other_document).unwrap();
+    let config = nats.config(&format!(
+        "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = \"poster@1.0.0\"\ntargets = [\"erp\"]\n\n\
+         [routes.steady]\nsubjects = [\"raw.test.*.cmd\"]\nplugin = \"misbehave@1.0.0\"\n\n{}",
+        targets(&erp, &token, false)
+    ));
+    let cfg = config.to_str().unwrap();
+    for dir in [&v1, &v2, &broken, &plugin("tests/guests/misbehave")] {
+        let t = run_ok(&["plugin", "deploy", dir.to_str().unwrap(), "--config", cfg]);
+        assert!(t.contains("deployed "), "{t}");
+    }
+    let js = jetstream::new(nats.client().await);
+    let mut host = InProcessHost::start(&config).await;
+
+    // Refused: a broken fixture, and a mapping plugin on an outbound route.
+    let refused = millrace(&[
+        "route",
+        "set-version",
+        "posts",
+        "poster@3.0.0",
+        "--config",
+        cfg,
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("golden fixtures fail"),
+        "{}",
+        text(&refused)
+    );
+    let refused = millrace(&[
+        "route",
+        "set-version",
+        "posts",
+        "misbehave@1.0.0",
+        "--config",
+        cfg,
+    ]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("world"), "{}", text(&refused));
+
+    // A shadow renders beside the active version; only the active version's request is sent.
+    run_ok(&[
+        "route",
+        "set-version",
+        "posts",
+        "poster@2.0.0",
+        "--shadow",
+        "--config",
+        cfg,
+    ]);
+    host.switched("posts", |serving| {
+        serving
+            .iter()
+            .any(|s| s.role == "shadow" && s.version == "poster@2.0.0")
+    })
+    .await;
+    let (first, event) = completion(1, "LOT-1");
+    publish_event(
+        &js,
+        "canonical.production-completion.PLANT1",
+        &first,
+        &event,
+    )
+    .await;
+    let acks = acknowledgements_of(&js, &first, 1).await;
+    assert_eq!(acks[0]["plugin"], "poster@1.0.0");
+    assert_eq!(
+        seen(&erp).iter().filter(|(_, key)| *key == first).count(),
+        1,
+        "the shadow sends nothing"
+    );
+
+    // Activated: the next event posts through 2.0.0; rolled back: through 1.0.0 again.
+    run_ok(&[
+        "route",
+        "set-version",
+        "posts",
+        "poster@2.0.0",
+        "--config",
+        cfg,
+    ]);
+    host.switched("posts", active_is("poster@2.0.0")).await;
+    let (second, event) = completion(2, "LOT-2");
+    publish_event(
+        &js,
+        "canonical.production-completion.PLANT1",
+        &second,
+        &event,
+    )
+    .await;
+    assert_eq!(
+        acknowledgements_of(&js, &second, 1).await[0]["plugin"],
+        "poster@2.0.0"
+    );
+    run_ok(&["route", "rollback", "posts", "--config", cfg]);
+    host.switched("posts", active_is("poster@1.0.0")).await;
+    let (third, event) = completion(3, "LOT-3");
+    publish_event(
+        &js,
+        "canonical.production-completion.PLANT1",
+        &third,
+        &event,
+    )
+    .await;
+    let ack = &acknowledgements_of(&js, &third, 1).await[0];
+    assert_eq!(ack["plugin"], "poster@1.0.0");
+    assert_eq!(ack["outcome"], "posted");
+    assert_eq!(ack["document"], erp.ledger.lock().unwrap().bookings[&third]);
+    let shown = run_ok(&["route", "show", "posts", "--config", cfg]);
+    assert!(shown.contains("poster@1.0.0"), "{shown}");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_is_dead_lettered_with_the_answer_and_redrive_posts_it_through_the_same_driver()
+{
+    let nats = Nats::start();
+    let erp = StandInErp::start(false).await;
+    let token = nats.dir.path().join("erp.token");
+    // A wrong token: the stand-in answers 401, which the plugin reads as rejected.
+    std::fs::write(&token, "wrong").unwrap();
+    let poster = plugin("tests/guests/poster");
+    let config = nats.config(&format!(
+        "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {:?}\ntargets = [\"erp\"]\n\n{}",
+        poster.display().to_string(),
+        targets(&erp, &token, false)
+    ));
+    let cfg = config.to_str().unwrap();
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    let (id, event) = completion(7, "LOT-7");
+    publish_event(&js, "canonical.production-completion.PLANT1", &id, &event).await;
+    let (incomplete, event) = completion(8, "LOT-8");
+    let event = {
+        let mut event = event;
+        event["data"]["work_order"] = "WO-INCOMPLETE".into();
+        event
+    };
+    publish_event(
+        &js,
+        "canonical.production-completion.PLANT1",
+        &incomplete,
+        &event,
+    )
+    .await;
+    let letters = read_stream(
+        &js,
+        "DLQ",
+        "dlq.outbound.posts",
+        2,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(letters.len(), 2);
+    let rejected = letters
+        .iter()
+        .find(|l| l.json()["event_id"] == id.as_str())
+        .unwrap();
+    let letter = rejected.json();
+    assert_eq!(letter["kind"], "rejected");
+    assert_eq!(letter["answer"]["status"], 401);
+    assert_eq!(letter["requests"][0]["path"], "/goods-movements");
+    assert_eq!(letter["request"], 0);
+    assert_eq!(rejected.header("Millrace-Direction"), Some("outbound"));
+    let render = letters
+        .iter()
+        .find(|l| l.json()["event_id"] == incomplete.as_str())
+        .unwrap();
+    assert_eq!(render.json()["kind"], "incomplete-event");
+    let ack = &acknowledgements_of(&js, &id, 1).await[0];
+    assert_eq!(ack["outcome"], "rejected");
+    let listed = run_ok(&["dlq", "list", "--route", "posts", "--config", cfg]);
+    assert!(listed.contains("rejected"), "{listed}");
+
+    // The cause fixed (the right token), the letter is redriven and posts once.
+    host.stop().await;
+    std::fs::write(&token, TOKEN).unwrap();
+    let sequence = rejected.sequence.to_string();
+    let redriven = run_ok(&["dlq", "redrive", &sequence, "--config", cfg]);
+    assert!(!redriven.contains("still failing"), "{redriven}");
+    assert_eq!(erp.ledger.lock().unwrap().booked.get(&id), Some(&1));
+    let left = read_stream(
+        &js,
+        "DLQ",
+        "dlq.outbound.posts",
+        1,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(left.len(), 1, "only the render error stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_target_publishes_each_request_to_its_outbox_subject_with_the_event_id_as_key() {
+    let nats = Nats::start();
+    let poster = plugin("tests/guests/poster");
+    let config = nats.config(&format!(
+        "[outbound.to-bus]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {:?}\ntargets = [\"erp\"]\n\n[targets.erp]\nkind = \"nats\"\n",
+        poster.display().to_string(),
+    ));
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let (id, event) = completion(n, &format!("LOT-{n}"));
+        publish_event(&js, "canonical.production-completion.PLANT1", &id, &event).await;
+        ids.push(id);
+    }
+    let out = read_stream(
+        &js,
+        "OUTBOX",
+        "out.erp.PLANT1",
+        3,
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(out.len(), 3);
+    // Lanes go by business key, so different work orders may arrive in any order.
+    let mut published = BTreeMap::new();
+    for message in &out {
+        let key = message.header("Idempotency-Key").unwrap().to_owned();
+        assert_eq!(message.json()["event"], key.as_str());
+        assert_eq!(message.header("Content-Type"), Some("application/json"));
+        published.insert(key, message.sequence);
+    }
+    assert_eq!(
+        published.keys().cloned().collect::<BTreeSet<_>>(),
+        ids.iter().cloned().collect::<BTreeSet<_>>()
+    );
+    for id in &ids {
+        let ack = &acknowledgements_of(&js, id, 1).await[0];
+        assert_eq!(ack["outcome"], "posted");
+        assert_eq!(ack["target"], "erp");
+        assert_eq!(ack["document"], format!("OUTBOX:{}", published[id]));
+    }
+    host.stop().await;
+}

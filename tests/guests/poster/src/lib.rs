@@ -1,0 +1,129 @@
+//! A millrace outbound plugin for the host's tests (world `poster` of `millrace:outbound@1.0.0`).
+//!
+//! | event | requests |
+//! |---|---|
+//! | `production-completion`, `material-consumption` | `POST /goods-movements` to `erp`, JSON `{"event", "movement", "work_order", "item", "lot", "quantity", "uom"}` |
+//! | `quality-hold` | `PUT /stock-status` to `erp`, then `POST /shipment-blocks` to `wms`, then `POST /notify` to `notify` |
+//! | anything else | none |
+//!
+//! A completion whose work order is `WO-INCOMPLETE` is refused with `incomplete-event`. The route
+//! configuration `version = "<text>"` adds `"version": "<text>"` to every body (for shadow tests).
+//!
+//! Answers: 2xx is `posted` with the body's `document` (or empty), 429 and 5xx `try-again`, any
+//! other status `rejected` with the body as text.
+#![allow(unsafe_code, missing_docs)] // the wit-bindgen export glue
+
+wit_bindgen::generate!({
+    path: "../../../wit/outbound@1.0.0",
+    world: "poster",
+    generate_all,
+});
+
+use millrace::mapping::canonical::EventData;
+use millrace::mapping::host;
+use millrace::outbound::posting::Method;
+
+struct Poster;
+
+fn request(target: &str, method: Method, path: &str, body: serde_json::Value) -> Request {
+    let mut body = body;
+    if let (Some(version), Some(object)) = (host::get_config("version"), body.as_object_mut()) {
+        object.insert("version".into(), version.into());
+    }
+    Request {
+        target: target.into(),
+        method,
+        path: path.into(),
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: body.to_string().into_bytes(),
+    }
+}
+
+impl Guest for Poster {
+    fn render(event: Event) -> Result<Vec<Request>, RenderError> {
+        let id = event.envelope.id.clone();
+        Ok(match event.data {
+            EventData::ProductionCompletion(p) => {
+                if p.work_order == "WO-INCOMPLETE" {
+                    return Err(RenderError::IncompleteEvent("no lot to receive".into()));
+                }
+                vec![request(
+                    "erp",
+                    Method::Post,
+                    "/goods-movements",
+                    serde_json::json!({
+                        "event": id, "movement": "101", "work_order": p.work_order,
+                        "item": p.item, "lot": p.lot, "quantity": p.good_quantity.amount,
+                        "uom": p.good_quantity.uom,
+                    }),
+                )]
+            }
+            EventData::MaterialConsumption(c) => vec![request(
+                "erp",
+                Method::Post,
+                "/goods-movements",
+                serde_json::json!({
+                    "event": id, "movement": "261", "work_order": c.work_order,
+                    "item": c.item, "lot": c.lot, "quantity": c.quantity.amount,
+                    "uom": c.quantity.uom,
+                }),
+            )],
+            EventData::QualityHold(h) => {
+                let placed = matches!(h.action, millrace::mapping::canonical::HoldAction::Placed);
+                let (status, block) = if placed {
+                    ("blocked", true)
+                } else {
+                    ("unrestricted", false)
+                };
+                let scope = serde_json::json!({ "item": h.scope.item, "lot": h.scope.lot });
+                vec![
+                    request(
+                        "erp",
+                        Method::Put,
+                        "/stock-status",
+                        serde_json::json!({
+                        "event": id, "hold": h.hold_id, "scope": scope, "status": status }),
+                    ),
+                    request(
+                        "wms",
+                        Method::Post,
+                        "/shipment-blocks",
+                        serde_json::json!({
+                        "event": id, "hold": h.hold_id, "scope": scope, "block": block }),
+                    ),
+                    request(
+                        "notify",
+                        Method::Post,
+                        "/notify",
+                        serde_json::json!({
+                        "event": id, "hold": h.hold_id, "scope": scope,
+                        "text": format!("hold {} {}", h.hold_id, if placed { "placed" } else { "released" }) }),
+                    ),
+                ]
+            }
+            _ => Vec::new(),
+        })
+    }
+
+    fn interpret(_event: Event, _request: Request, response: Response) -> Verdict {
+        match response.status {
+            200..=299 => Verdict::Posted(
+                serde_json::from_slice::<serde_json::Value>(&response.body)
+                    .ok()
+                    .and_then(|v| {
+                        v.get("document")
+                            .and_then(|d| d.as_str())
+                            .map(str::to_owned)
+                    })
+                    .unwrap_or_default(),
+            ),
+            429 | 500..=599 => Verdict::TryAgain(format!("status {}", response.status)),
+            status => Verdict::Rejected(format!(
+                "status {status}: {}",
+                String::from_utf8_lossy(&response.body)
+            )),
+        }
+    }
+}
+
+export!(Poster);
