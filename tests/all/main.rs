@@ -4,6 +4,7 @@
 
 mod support;
 
+mod acknowledgements;
 mod admin_hardening;
 mod cli;
 mod cluster;

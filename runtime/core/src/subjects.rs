@@ -12,6 +12,7 @@
 //! | `out.<target>.<site>` | what a NATS target's requests publish |
 //! | `audit.route.<route>.<action>` | the audit trail of changes to one route |
 //! | `audit.host.<area>.<action>` | the audit trail of changes to what routes share (`plugins`, `projection`) |
+//! | `ack.<route>.<partner>` | functional acknowledgements (X12 997, EDIFACT CONTRL) for a trading partner |
 
 /// Every canonical event.
 pub const ALL_CANONICAL: &str = "canonical.>";
@@ -47,6 +48,14 @@ pub fn audit_filter(route: Option<&str>, action: Option<&str>) -> String {
         (Some(route), action) => audit(AUDIT_ROUTE, route, action.unwrap_or("*")),
         (None, Some(action)) => audit("*", "*", action),
     }
+}
+
+/// Every functional acknowledgement.
+pub const ALL_ACKNOWLEDGEMENTS: &str = "ack.>";
+
+/// The subject of the functional acknowledgements `route` makes for `partner`.
+pub fn acknowledgement(route: &str, partner: &str) -> String {
+    format!("ack.{route}.{partner}")
 }
 
 /// The subject of raw messages of `system` at `site` in `format`.

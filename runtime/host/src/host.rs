@@ -18,6 +18,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::acknowledgements::Acknowledgements;
 use crate::admin::{self, AdminState, RunningHost};
 use crate::delivery::{Delivery, Mode};
 use crate::observability::Observer;
@@ -285,8 +286,11 @@ async fn serve(
         .await?
         .observed(observer.clone());
     let pool = WorkerPool::start(config.host.workers).context("cannot start the worker threads")?;
+    let acknowledgements = Acknowledgements::open(&config, &js, &sandbox, Some(&registry))
+        .await?
+        .map(Arc::new);
     let shared = Arc::new(LiveDriver {
-        pipeline: Pipeline::new(pool, delivery.clone(), js.clone()),
+        pipeline: Pipeline::new(pool, delivery.clone(), js.clone()).acknowledging(acknowledgements),
         raw_stream: config.streams.raw.clone(),
         observer: observer.clone(),
     });

@@ -12,6 +12,7 @@
 //! systems of record (docs/OUTBOUND.md). docs/ARCHITECTURE.md has the whole map.
 #![deny(missing_docs)]
 
+pub mod acknowledgements;
 pub mod admin;
 pub mod approval;
 pub mod audit;

@@ -243,9 +243,9 @@ async fn replicate(
     })
 }
 
-/// Makes sure the RAW, CANONICAL, DLQ, SHADOW and AUDIT streams exist with the configured
-/// replicas and placement. Several hosts may run it at once: JetStream creates a stream once and
-/// answers the same request again with the existing stream.
+/// Makes sure the RAW, CANONICAL, DLQ, SHADOW, AUDIT, POSTING, OUTBOX and ACKS streams exist
+/// with the configured replicas and placement. Several hosts may run it at once: JetStream
+/// creates a stream once and answers the same request again with the existing stream.
 pub async fn ensure_streams(
     js: &jetstream::Context,
     streams: &StreamsConfig,
@@ -275,6 +275,10 @@ pub async fn ensure_streams(
         (
             &streams.outbox,
             vec![millrace_core::subjects::ALL_OUTBOX.to_string()],
+        ),
+        (
+            &streams.acks,
+            vec![millrace_core::subjects::ALL_ACKNOWLEDGEMENTS.to_string()],
         ),
     ];
     for (name, subjects) in specs {

@@ -11,7 +11,7 @@ use clap::Subcommand;
 use millrace::canonical::MappedEvent;
 use millrace::config::Limits;
 use millrace::registry::store::{Registry, VersionRecord};
-use millrace::registry::{LocalPlugin, fixtures};
+use millrace::registry::{FixtureSettings, LocalPlugin, fixtures};
 use millrace::sandbox::{RawMessage, RouteContext, Sandbox};
 
 /// Plugin commands.
@@ -32,7 +32,8 @@ pub enum PluginCommand {
         #[arg(long)]
         subject: Option<String>,
     },
-    /// Runs the plugin's golden fixtures (fixtures/<name>.* beside <name>.expected.json) and
+    /// Runs the plugin's golden fixtures (fixtures/<name>.* beside <name>.expected.json; for an
+    /// acknowledger <case>.edi with <case>.control.json and the expected <case>.ack) and
     /// prints a pass/fail line for each, with a diff when one fails.
     Test {
         /// A plugin folder (with plugin.toml and fixtures/).
@@ -166,6 +167,9 @@ fn test(dir: &Path) -> anyhow::Result<ExitCode> {
             dir.display()
         )
     })?;
+    if manifest.is_acknowledger() {
+        return test_acknowledger(dir, &manifest.fixtures);
+    }
     let component = plugin.load(&sandbox()?)?;
     let results = fixtures::run_all(&component, dir, &manifest.fixtures)?;
     if results.is_empty() {
@@ -189,6 +193,43 @@ fn test(dir: &Path) -> anyhow::Result<ExitCode> {
         "{}: {} passed, {failed} failed",
         component.id(),
         results.len() - failed
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `plugin test` for an acknowledger: each case's acknowledgement, byte for byte.
+fn test_acknowledger(dir: &Path, settings: &FixtureSettings) -> anyhow::Result<ExitCode> {
+    let component = millrace::acknowledgements::load_local(&sandbox()?, dir)?;
+    let route = fixtures::fixture_route(settings);
+    let cases = millrace::acknowledgements::fixtures::stored(dir)?;
+    if cases.is_empty() {
+        anyhow::bail!(
+            "{} has no fixtures: add fixtures/<case>.edi with <case>.control.json and <case>.ack",
+            dir.display()
+        );
+    }
+    let mut failed = 0;
+    for case in &cases {
+        match millrace::acknowledgements::fixtures::check(&component, &route, settings, case) {
+            Ok(None) => println!("PASS fixtures/{}", case.name),
+            Ok(Some(diff)) => {
+                failed += 1;
+                println!("FAIL fixtures/{}\n{}", case.name, indent(&diff));
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAIL fixtures/{}\n    {e}", case.name);
+            }
+        }
+    }
+    println!(
+        "{}: {} passed, {failed} failed",
+        component.id(),
+        cases.len() - failed
     );
     Ok(if failed == 0 {
         ExitCode::SUCCESS

@@ -101,6 +101,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         replay_id: Some(&replay_id),
         existing_ids: Some(&existing),
         dead_letter: false,
+        acknowledge: false,
     };
     let (mut messages, mut published, mut skipped, mut failed) = (0, 0, 0, 0);
     while let Some(message) = reader.next().await? {

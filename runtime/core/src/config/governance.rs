@@ -4,6 +4,8 @@
 //! |---|---|---|
 //! | `governance.horizon` | how long delivered source transactions and the newest time per business key are remembered | `72h` |
 //! | `governance.idempotency_bucket`, `governance.order_bucket` | their key-value buckets | `millrace-idempotency`, `millrace-order` |
+//! | `governance.control_number_bucket` | the last control number of acknowledgements per route and partner (never expires) | `millrace-control-numbers` |
+//! | `governance.acknowledgement_bucket` | the control number and time each raw message was acknowledged with (kept for the horizon) | `millrace-acknowledgements` |
 //! | `governance.ownership` | which source system owns which event kind per site: `kind`, `site` (or `*`), `owner` | none: anyone may publish |
 
 use serde::Deserialize;
@@ -21,6 +23,10 @@ pub struct GovernanceConfig {
     pub idempotency_bucket: String,
     /// The key-value bucket of the last event time per business key.
     pub order_bucket: String,
+    /// The key-value bucket of the last acknowledgement control number per route and partner.
+    pub control_number_bucket: String,
+    /// The key-value bucket of the control number each raw message was acknowledged with.
+    pub acknowledgement_bucket: String,
     /// Which source system owns which event kind, per site.
     pub ownership: Vec<OwnershipRule>,
 }
@@ -31,6 +37,8 @@ impl Default for GovernanceConfig {
             horizon: HumanDuration::from_secs(72 * 3600),
             idempotency_bucket: "millrace-idempotency".into(),
             order_bucket: "millrace-order".into(),
+            control_number_bucket: "millrace-control-numbers".into(),
+            acknowledgement_bucket: "millrace-acknowledgements".into(),
             ownership: Vec::new(),
         }
     }
@@ -72,6 +80,14 @@ impl GovernanceConfig {
                 self.idempotency_bucket.as_str(),
             ),
             ("governance.order_bucket", &self.order_bucket),
+            (
+                "governance.control_number_bucket",
+                &self.control_number_bucket,
+            ),
+            (
+                "governance.acknowledgement_bucket",
+                &self.acknowledgement_bucket,
+            ),
         ])?;
         for (i, rule) in self.ownership.iter().enumerate() {
             let key = |k: &str| format!("governance.ownership[{i}].{k}");

@@ -16,6 +16,7 @@
 //! | `routes.<name>.ack_wait` | how long JetStream waits for an ack before redelivering | `30s` |
 //! | `routes.<name>.ordering` | `flag`: mark an event older than the last one of its key late; `off` | `flag` |
 //! | `routes.<name>.idempotency` | skip events whose source transaction another raw message already delivered | `true` |
+//! | `routes.<name>.acknowledger` | acknowledger plugin (folder, `.wasm` or deployed `name@version`) that answers each raw interchange with an X12 997 or EDIFACT CONTRL on `ack.<route>.<partner>` | none |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -55,6 +56,10 @@ pub struct RouteConfig {
     /// skipped (the resend of the same document with a new message id).
     #[serde(default = "default_idempotency")]
     pub idempotency: bool,
+    /// The acknowledger plugin that answers each raw interchange for the trading partner
+    /// (docs/OUTBOUND.md, "EDI functional acknowledgements"); none: no acknowledgements.
+    #[serde(default)]
+    pub acknowledger: Option<PathBuf>,
 }
 
 // A route has required keys, so it has no `Default`: its two plain settings name theirs here.
@@ -69,6 +74,11 @@ impl RouteConfig {
     /// The route's plugin: `name@version` names a deployed version, anything else is a path.
     pub fn plugin_source(&self) -> PluginSource {
         plugin_source(&self.plugin)
+    }
+
+    /// The route's acknowledger, when it names one: a deployed version or a path.
+    pub fn acknowledger_source(&self) -> Option<PluginSource> {
+        self.acknowledger.as_deref().map(plugin_source)
     }
 
     /// The first key of route `name` that is wrong, with what is accepted.

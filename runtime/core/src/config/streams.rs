@@ -7,6 +7,7 @@
 //! | `streams.posting` | the stream of posting acknowledgements (`posting.>`) | `POSTING` |
 //! | `streams.outbox` | the stream NATS targets publish to (`out.>`) | `OUTBOX` |
 //! | `streams.audit` | the audit trail of changes (`audit.>`, docs/GOVERNANCE.md) | `AUDIT` |
+//! | `streams.acks` | the stream of functional acknowledgements for trading partners (`ack.>`) | `ACKS` |
 //! | `streams.raw_subjects` | subjects captured by the RAW stream | `["raw.>"]` |
 //! | `streams.duplicate_window` | JetStream de-duplication window of the streams | `2m` |
 //! | `streams.replicas` | copies of every stream, key-value bucket and the registry's object store: 1 or 3 (a cluster); when set, hosts bring existing ones to it | unset: created with 1, existing left as they are |
@@ -36,6 +37,8 @@ pub struct StreamsConfig {
     pub outbox: String,
     /// The audit trail: every change to routes, plugins and the projection (`audit.>`).
     pub audit: String,
+    /// The stream of functional acknowledgements for trading partners (`ack.>`).
+    pub acks: String,
     /// The de-duplication window of the streams.
     pub duplicate_window: HumanDuration,
     /// Copies JetStream keeps of every stream, key-value bucket and the registry's object store:
@@ -58,6 +61,7 @@ impl Default for StreamsConfig {
             posting: "POSTING".into(),
             outbox: "OUTBOX".into(),
             audit: "AUDIT".into(),
+            acks: "ACKS".into(),
             duplicate_window: HumanDuration::from_secs(120),
             replicas: None,
             placement_tags: None,
@@ -76,6 +80,7 @@ impl StreamsConfig {
             ("streams.posting", &self.posting),
             ("streams.outbox", &self.outbox),
             ("streams.audit", &self.audit),
+            ("streams.acks", &self.acks),
         ])?;
         if let Some(replicas) = self.replicas
             && replicas != 1

@@ -10,6 +10,7 @@
 //! a `Store` with an instance of it for one route, reused across calls and recycled after a
 //! trap or a set number of calls. Sessions are not `Sync`: each worker thread keeps its own.
 
+mod acknowledger;
 mod bindings;
 mod convert;
 mod guest;
@@ -24,6 +25,10 @@ use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap};
 
+pub use self::acknowledger::{
+    ACKNOWLEDGER_WIT, AckControl, AckDocument, AcknowledgeError, AcknowledgerComponent,
+    InboundOutcome,
+};
 pub use self::bindings::exports::{MapError as WitMapError, RawMessage};
 use self::bindings::{poster_v1_0, v1_0, v1_1};
 use self::guest::GuestState;
@@ -215,6 +220,7 @@ impl Sandbox {
         v1_0::Mapper::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |state| state)?;
         v1_1::Mapper::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |state| state)?;
         // A poster imports only 1.1.0's `host`, already linked above.
+        acknowledger::add_to_linker(&mut linker)?;
         let ticker = EpochTicker::start(engine.clone()).map_err(|e| {
             anyhow::anyhow!("cannot start the epoch thread that enforces deadlines: {e}")
         })?;

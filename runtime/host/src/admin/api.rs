@@ -302,10 +302,17 @@ async fn check_component(
     }
     let sandbox = state.host.sandbox.clone();
     let (name, version) = (record.name.clone(), record.version.clone());
+    let acknowledger = record.parsed_manifest().is_ok_and(|m| m.is_acknowledger());
     // The slot is held by the compile itself, which outlives a caller that leaves.
     tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        sandbox.load(&name, &version, &component).map(drop)
+        if acknowledger {
+            sandbox
+                .load_acknowledger(&name, &version, &component)
+                .map(drop)
+        } else {
+            sandbox.load(&name, &version, &component).map(drop)
+        }
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?

@@ -38,6 +38,9 @@ pub struct Mode<'a> {
     pub existing_ids: Option<&'a HashSet<String>>,
     /// Whether a failure becomes a dead letter (live, redrive) or is only reported (replay).
     pub dead_letter: bool,
+    /// Whether the route's acknowledger answers the raw message for its trading partner (live
+    /// only: a redrive or replay reprocesses what the partner was already answered for).
+    pub acknowledge: bool,
 }
 
 impl Mode<'_> {
@@ -46,6 +49,7 @@ impl Mode<'_> {
         replay_id: None,
         existing_ids: None,
         dead_letter: true,
+        acknowledge: true,
     };
 
     /// A dead letter sent through its route again: the live rules, but a failure leaves the
@@ -54,6 +58,7 @@ impl Mode<'_> {
         replay_id: None,
         existing_ids: None,
         dead_letter: false,
+        acknowledge: false,
     };
 }
 

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use async_nats::jetstream;
 use tracing::Instrument;
 
+use crate::acknowledgements::Acknowledgements;
 use crate::delivery::{Delivered, Delivery, Mode};
 use crate::observability::{At, Observer, trace};
 use crate::operations::shadow::{ShadowReport, differences};
@@ -68,6 +69,7 @@ pub struct Pipeline {
     calls: PluginCalls,
     delivery: Delivery,
     js: jetstream::Context,
+    acknowledgements: Option<Arc<Acknowledgements>>,
 }
 
 impl Pipeline {
@@ -78,12 +80,20 @@ impl Pipeline {
             calls: PluginCalls::new(pool),
             delivery,
             js,
+            acknowledgements: None,
         }
     }
 
     /// The plugin-call stage, to share its workers with the outbound half.
     pub fn calls(&self) -> &PluginCalls {
         &self.calls
+    }
+
+    /// Answers each message it finishes live with the route's acknowledger, if it has one.
+    #[must_use]
+    pub fn acknowledging(mut self, acknowledgements: Option<Arc<Acknowledgements>>) -> Self {
+        self.acknowledgements = acknowledgements;
+        self
     }
 
     fn observer(&self) -> &Observer {
@@ -127,6 +137,14 @@ impl Pipeline {
                 )
                 .await
                 .map_err(HostFailure)?;
+            if let Some(acknowledgements) =
+                self.acknowledgements.as_ref().filter(|_| mode.acknowledge)
+            {
+                acknowledgements
+                    .acknowledge(route, input, &delivered)
+                    .await
+                    .map_err(HostFailure)?;
+            }
             match &delivered {
                 Delivered::Events { event_ids, .. } => {
                     span.record("outcome", "published");

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use serde::Deserialize;
 
-use millrace_core::sandbox::{SERVED_OUTBOUND_WIT, SERVED_WIT, World};
+use millrace_core::sandbox::{ACKNOWLEDGER_WIT, SERVED_OUTBOUND_WIT, SERVED_WIT, World};
 
 /// The manifest's file name inside a plugin folder.
 pub const MANIFEST_FILE: &str = "plugin.toml";
@@ -21,8 +21,9 @@ pub struct Manifest {
     pub version: String,
     /// The WIT package it targets, e.g. `millrace:mapping@1.0.0` or `millrace:outbound@1.0.0`.
     pub wit: String,
-    /// The world of that package it exports: `mapper` (the only one of `millrace:mapping`) or
-    /// `poster` (the default of `millrace:outbound`).
+    /// The world of that package it exports: `mapper` (the only one of `millrace:mapping`),
+    /// `poster` (the default of `millrace:outbound`) or `acknowledger` (docs/OUTBOUND.md, "EDI
+    /// functional acknowledgements").
     #[serde(default)]
     pub world: Option<String>,
     /// One line saying what it maps.
@@ -84,6 +85,11 @@ pub struct BuildSettings {
 }
 
 impl Manifest {
+    /// True when the plugin is an acknowledger (`world = "acknowledger"`).
+    pub fn is_acknowledger(&self) -> bool {
+        self.world.as_deref() == Some("acknowledger")
+    }
+
     /// Reads and checks `<dir>/plugin.toml`.
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
         let path = dir.join(MANIFEST_FILE);
@@ -138,7 +144,16 @@ impl Manifest {
                 SERVED_OUTBOUND_WIT.join(", ")
             );
         }
-        self.plugin_world()?;
+        if self.is_acknowledger() {
+            if self.wit != ACKNOWLEDGER_WIT {
+                bail!(
+                    "`wit` is {:?} but the acknowledger world is in {ACKNOWLEDGER_WIT}",
+                    self.wit
+                );
+            }
+        } else {
+            self.plugin_world()?;
+        }
         if let Some(build) = &self.build
             && build.command.is_empty()
         {

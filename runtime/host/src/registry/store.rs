@@ -103,7 +103,17 @@ impl VersionRecord {
                 });
             }
         }
-        for input in fixtures::inputs(dir)?.into_iter().filter(|_| !outbound) {
+        let acknowledger = plugin
+            .manifest
+            .as_ref()
+            .is_some_and(Manifest::is_acknowledger);
+        if acknowledger {
+            stored = crate::acknowledgements::fixtures::stored(dir)?;
+        }
+        for input in fixtures::inputs(dir)?
+            .into_iter()
+            .filter(|_| !outbound && !acknowledger)
+        {
             let expected_path = fixtures::expected_path(&input);
             stored.push(StoredFixture {
                 name: input

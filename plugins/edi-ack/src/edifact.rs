@@ -1,0 +1,439 @@
+//! EDIFACT: reads the interchange envelope (UNA/UNB/UNG/UNH/UNT/UNE/UNZ), checks its counts
+//! and references, and writes the CONTRL syntax and service report: `UCI` for the
+//! interchange, `UCF` for each functional group and `UCM` for each message.
+
+use crate::envelope::{Acknowledgement, Inbound, Stamp, line_break, partner_token};
+
+/// The largest control reference UNB 0020 (an..14) can carry as a number.
+const MAX_CONTROL: u64 = 99_999_999_999_999;
+
+/// Action code 0083: this level and all lower levels rejected.
+const REJECTED: &str = "4";
+/// Action code 0083: this level acknowledged, the next lower level acknowledged if not
+/// explicitly rejected.
+const ACKNOWLEDGED: &str = "7";
+
+/// A syntax error (code 0085) and the service segment it is in (0013), if any.
+type Error = (&'static str, &'static str);
+
+/// The CONTRL of an EDIFACT interchange; `None` when it holds only CONTRL messages, which are
+/// never acknowledged.
+pub fn acknowledge(
+    text: &str,
+    inbound: &Inbound<'_>,
+    stamp: &Stamp,
+) -> Result<Option<Acknowledgement>, String> {
+    if stamp.number > MAX_CONTROL {
+        return Err(format!(
+            "control number {} does not fit UNB 0020 (14 digits)",
+            stamp.number
+        ));
+    }
+    let interchange = Interchange::read(text)?;
+    let all = || {
+        interchange
+            .messages
+            .iter()
+            .chain(interchange.groups.iter().flat_map(|g| g.messages.iter()))
+    };
+    if all().all(|m| m.is_contrl()) {
+        return Ok(None);
+    }
+    let any_error = interchange.error().is_some()
+        || interchange.groups.iter().any(|g| g.error().is_some())
+        || all().any(|m| m.error().is_some());
+    let verdict = |message: &Message<'_>| -> (&'static str, Option<Error>) {
+        match message.error() {
+            Some(error) => (REJECTED, Some(error)),
+            None if !inbound.failed() => (ACKNOWLEDGED, None),
+            None if any_error => (REJECTED, None),
+            None if inbound.unsupported() => (REJECTED, Some(("17", "UNH"))),
+            None => (REJECTED, Some(("18", ""))),
+        }
+    };
+    let action = |messages: &mut dyn Iterator<Item = &Message<'_>>| {
+        let mut any = false;
+        for message in messages.filter(|m| !m.is_contrl()) {
+            any = true;
+            if verdict(message).0 == ACKNOWLEDGED {
+                return ACKNOWLEDGED;
+            }
+        }
+        if any { REJECTED } else { ACKNOWLEDGED }
+    };
+    let s = &interchange.service;
+    let mut out = Writer::new(s);
+    let unb = &interchange.unb;
+    let field = |i: usize| unb.get(i).copied().unwrap_or_default();
+    let version_4 = split(field(1), s.component, s.release).get(1) == Some(&"4");
+    let date = if version_4 {
+        stamp.date8()
+    } else {
+        stamp.date6()
+    };
+    let when = format!("{date}{}{}", s.component, stamp.time4());
+    let number = stamp.number.to_string();
+    let mut header = vec!["UNB", field(1), field(3), field(2), &when, &number];
+    if field(11) == "1" {
+        header.extend(["", "", "", "", "", "1"]);
+    }
+    out.envelope(&header);
+    let started = out.count;
+    let message_type = if version_4 {
+        "CONTRL:4:1:UN"
+    } else {
+        "CONTRL:D:3:UN"
+    }
+    .replace(':', &s.component.to_string());
+    out.segment(&["UNH", "1", &message_type]);
+    out.response(
+        &["UCI", field(5), field(2), field(3)],
+        action(&mut all()),
+        interchange.error(),
+    );
+    let report = |out: &mut Writer<'_>, messages: &[Message<'_>]| {
+        for message in messages.iter().filter(|m| !m.is_contrl()) {
+            let (action, error) = verdict(message);
+            out.response(
+                &["UCM", message.reference, message.identifier],
+                action,
+                error,
+            );
+        }
+    };
+    report(&mut out, &interchange.messages);
+    for group in &interchange.groups {
+        let field = |i: usize| group.ung.get(i).copied().unwrap_or_default();
+        out.response(
+            &["UCF", field(5), field(2), field(3)],
+            action(&mut group.messages.iter()),
+            group.error(),
+        );
+        report(&mut out, &group.messages);
+    }
+    let count = (out.count - started + 1).to_string();
+    out.segment(&["UNT", &count, "1"]);
+    out.envelope(&["UNZ", "1", &number]);
+    let sender = split(field(2), s.component, s.release)
+        .first()
+        .map(|id| unescape(id, s.release))
+        .unwrap_or_default();
+    Ok(Some(Acknowledgement {
+        partner: partner_token(&sender),
+        document: out.text.into_bytes(),
+    }))
+}
+
+/// The service characters of an interchange.
+struct Service<'a> {
+    component: char,
+    element: char,
+    release: char,
+    terminator: char,
+    /// The original UNA, echoed as it was.
+    una: Option<&'a str>,
+    /// What follows each terminator in the original (nothing, `\n` or `\r\n`).
+    line: &'static str,
+}
+
+struct Interchange<'a> {
+    service: Service<'a>,
+    /// UNB and its elements.
+    unb: Vec<&'a str>,
+    /// Messages outside functional groups.
+    messages: Vec<Message<'a>>,
+    groups: Vec<Group<'a>>,
+    /// UNZ 0036 and 0020, when the UNZ is there.
+    trailer: Option<(&'a str, &'a str)>,
+}
+
+struct Group<'a> {
+    /// UNG and its elements.
+    ung: Vec<&'a str>,
+    messages: Vec<Message<'a>>,
+    /// UNE 0060 and 0048, when the UNE is there.
+    trailer: Option<(&'a str, &'a str)>,
+}
+
+struct Message<'a> {
+    /// UNH 0062.
+    reference: &'a str,
+    /// UNH S009, as written (`DESADV:D:96A:UN:EAN005`).
+    identifier: &'a str,
+    /// Segments from UNH to UNT, both included.
+    count: usize,
+    /// UNT 0074 and 0062, when the UNT is there.
+    trailer: Option<(&'a str, &'a str)>,
+    /// Another message of the interchange has the same reference.
+    duplicate: bool,
+}
+
+impl<'a> Interchange<'a> {
+    fn read(text: &'a str) -> Result<Self, String> {
+        let (una, body) = match text.strip_prefix("UNA") {
+            Some(rest) => {
+                let chars: Vec<char> = rest.chars().take(6).collect();
+                if chars.len() < 6 {
+                    return Err("the UNA segment is truncated".into());
+                }
+                let length: usize = chars.iter().map(|c| c.len_utf8()).sum();
+                (Some((&text[..3 + length], chars)), &rest[length..])
+            }
+            None => (None, text),
+        };
+        let (component, element, release, terminator) = match &una {
+            Some((_, c)) => (c[0], c[1], c[3], c[5]),
+            None => (':', '+', '?', '\''),
+        };
+        let body = body.trim_start_matches(['\r', '\n']);
+        let segments = split(body, terminator, release);
+        let una = una.map(|(u, _)| u);
+        let line = match (una, segments.first()) {
+            (Some(u), _) => line_break(&text[u.len()..]),
+            (None, Some(first)) => line_break(body.get(first.len() + 1..).unwrap_or_default()),
+            (None, None) => "",
+        };
+        let mut interchange = Self {
+            service: Service {
+                component,
+                element,
+                release,
+                terminator,
+                una,
+                line,
+            },
+            unb: Vec::new(),
+            messages: Vec::new(),
+            groups: Vec::new(),
+            trailer: None,
+        };
+        interchange.walk(&segments)?;
+        Ok(interchange)
+    }
+
+    fn walk(&mut self, segments: &[&'a str]) -> Result<(), String> {
+        let (element, release) = (self.service.element, self.service.release);
+        let mut group: Option<Group<'a>> = None;
+        let mut message: Option<Message<'a>> = None;
+        for segment in segments {
+            let segment = segment.trim_matches(['\r', '\n']);
+            if segment.is_empty() {
+                continue;
+            }
+            let elements = split(segment, element, release);
+            let at = |i: usize| elements.get(i).copied().unwrap_or_default();
+            match at(0) {
+                "UNB" => self.unb = elements,
+                "UNG" => {
+                    self.close(&mut group, &mut message);
+                    self.groups.extend(group.take());
+                    group = Some(Group {
+                        ung: elements,
+                        messages: Vec::new(),
+                        trailer: None,
+                    });
+                }
+                "UNE" => {
+                    self.close(&mut group, &mut message);
+                    if let Some(mut open) = group.take() {
+                        open.trailer = Some((at(1), at(2)));
+                        self.groups.push(open);
+                    }
+                }
+                "UNH" => {
+                    self.close(&mut group, &mut message);
+                    message = Some(Message {
+                        reference: at(1),
+                        identifier: at(2),
+                        count: 1,
+                        trailer: None,
+                        duplicate: false,
+                    });
+                }
+                "UNT" => {
+                    if let Some(open) = message.as_mut() {
+                        open.count += 1;
+                        open.trailer = Some((at(1), at(2)));
+                    }
+                    self.close(&mut group, &mut message);
+                }
+                "UNZ" => {
+                    self.close(&mut group, &mut message);
+                    self.groups.extend(group.take());
+                    self.trailer = Some((at(1), at(2)));
+                    break;
+                }
+                _ => {
+                    if let Some(open) = message.as_mut() {
+                        open.count += 1;
+                    }
+                }
+            }
+        }
+        self.close(&mut group, &mut message);
+        self.groups.extend(group);
+        if self.unb.is_empty() {
+            return Err("the interchange has no UNB segment".into());
+        }
+        Ok(())
+    }
+
+    /// Ends the open message (without a UNT if none came) and files it.
+    fn close(&mut self, group: &mut Option<Group<'a>>, message: &mut Option<Message<'a>>) {
+        let Some(mut closed) = message.take() else {
+            return;
+        };
+        closed.duplicate = self
+            .messages
+            .iter()
+            .chain(self.groups.iter().flat_map(|g| g.messages.iter()))
+            .chain(group.iter().flat_map(|g| g.messages.iter()))
+            .any(|m| m.reference == closed.reference);
+        match group {
+            Some(group) => group.messages.push(closed),
+            None => self.messages.push(closed),
+        }
+    }
+
+    /// The interchange's own error: no UNZ (13), UNZ 0020 is not UNB 0020 (28), UNZ 0036 is
+    /// not the number of groups, or of messages when there are none (29).
+    fn error(&self) -> Option<Error> {
+        let Some((count, reference)) = self.trailer else {
+            return Some(("13", "UNZ"));
+        };
+        let expected = if self.groups.is_empty() {
+            self.messages.len()
+        } else {
+            self.groups.len()
+        };
+        if reference != self.unb.get(5).copied().unwrap_or_default() {
+            Some(("28", "UNZ"))
+        } else if count.parse::<usize>().ok() != Some(expected) {
+            Some(("29", "UNZ"))
+        } else {
+            None
+        }
+    }
+}
+
+impl Group<'_> {
+    /// The group's own error: no UNE (13), UNE 0048 is not UNG 0048 (28), UNE 0060 is not the
+    /// number of messages (29).
+    fn error(&self) -> Option<Error> {
+        let Some((count, reference)) = self.trailer else {
+            return Some(("13", "UNE"));
+        };
+        if reference != self.ung.get(5).copied().unwrap_or_default() {
+            Some(("28", "UNE"))
+        } else if count.parse::<usize>().ok() != Some(self.messages.len()) {
+            Some(("29", "UNE"))
+        } else {
+            None
+        }
+    }
+}
+
+impl Message<'_> {
+    fn is_contrl(&self) -> bool {
+        self.identifier.starts_with("CONTRL")
+    }
+
+    /// The message's first error: no UNT (13), UNT 0062 is not UNH 0062 (28), UNT 0074 is
+    /// not the number of segments (29), the reference repeats in the interchange (26).
+    fn error(&self) -> Option<Error> {
+        let Some((count, reference)) = self.trailer else {
+            return Some(("13", "UNT"));
+        };
+        if reference != self.reference {
+            Some(("28", "UNT"))
+        } else if count.parse::<usize>().ok() != Some(self.count) {
+            Some(("29", "UNT"))
+        } else if self.duplicate {
+            Some(("26", "UNH"))
+        } else {
+            None
+        }
+    }
+}
+
+/// Splits `text` at each `separator` not escaped by `release`; the parts keep their escapes.
+fn split(text: &str, separator: char, release: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut escaped) = (0, false);
+    for (index, c) in text.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == release {
+            escaped = true;
+        } else if c == separator {
+            parts.push(&text[start..index]);
+            start = index + c.len_utf8();
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+/// A value without its release characters.
+fn unescape(value: &str, release: char) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut escaped = false;
+    for c in value.chars() {
+        if c == release && !escaped {
+            escaped = true;
+        } else {
+            out.push(c);
+            escaped = false;
+        }
+    }
+    out
+}
+
+/// Writes segments with the original's service characters, counting the message's segments.
+struct Writer<'s> {
+    service: &'s Service<'s>,
+    text: String,
+    count: usize,
+}
+
+impl<'s> Writer<'s> {
+    fn new(service: &'s Service<'s>) -> Self {
+        let mut text = String::new();
+        if let Some(una) = service.una {
+            text.push_str(una);
+            text.push_str(service.line);
+        }
+        Self {
+            service,
+            text,
+            count: 0,
+        }
+    }
+
+    /// A segment inside the CONTRL message.
+    fn segment(&mut self, elements: &[&str]) {
+        self.envelope(elements);
+        self.count += 1;
+    }
+
+    /// A UCI, UCF or UCM: its identifying elements, the action and the error, if any.
+    fn response(&mut self, head: &[&str], action: &str, error: Option<Error>) {
+        let mut elements = head.to_vec();
+        elements.push(action);
+        match error {
+            Some((code, "")) => elements.push(code),
+            Some((code, tag)) => elements.extend([code, tag]),
+            None => {}
+        }
+        self.segment(&elements);
+    }
+
+    /// A service segment outside the message (UNB, UNZ).
+    fn envelope(&mut self, elements: &[&str]) {
+        let mut separator = [0; 4];
+        let separator = self.service.element.encode_utf8(&mut separator);
+        self.text.push_str(&elements.join(separator));
+        self.text.push(self.service.terminator);
+        self.text.push_str(self.service.line);
+    }
+}

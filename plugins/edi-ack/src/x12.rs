@@ -1,0 +1,424 @@
+//! X12: reads the interchange envelope (ISA/GS/ST/SE/GE/IEA), checks its counts and control
+//! numbers, and writes the 997 functional acknowledgement: one 997 per functional group, all in
+//! one `FA` group, with a `TA1` first when the interchange trailer is wrong.
+
+use crate::envelope::{Acknowledgement, Inbound, Stamp, line_break, partner_token};
+
+/// The largest control number ISA13 (9 digits) and GS06 can carry.
+const MAX_CONTROL: u64 = 999_999_999;
+
+/// Most AK502..AK506 and AK905..AK909 codes the 997 carries.
+const MAX_CODES: usize = 5;
+
+/// The 997 of an X12 interchange; `None` when it holds only acknowledgements (`GS01` = `FA`),
+/// which are never acknowledged.
+pub fn acknowledge(
+    text: &str,
+    inbound: &Inbound<'_>,
+    stamp: &Stamp,
+) -> Result<Option<Acknowledgement>, String> {
+    let interchange = Interchange::read(text)?;
+    if stamp.number > MAX_CONTROL {
+        return Err(format!(
+            "control number {} does not fit ISA13 (9 digits)",
+            stamp.number
+        ));
+    }
+    let groups: Vec<&Group<'_>> = interchange
+        .groups
+        .iter()
+        .filter(|g| g.field(1) != "FA")
+        .collect();
+    let Some(first) = groups.first() else {
+        return Ok(None);
+    };
+    let any_error = interchange.note().is_some()
+        || groups
+            .iter()
+            .any(|g| !g.codes().is_empty() || g.sets.iter().any(|s| !s.codes().is_empty()));
+    let d = &interchange.delimiters;
+    let mut out = Writer::new(d);
+    let isa = &interchange.isa;
+    let field = |i: usize| isa.get(i).copied().unwrap_or_default();
+    out.segment(&[
+        "ISA",
+        "00",
+        "          ",
+        "00",
+        "          ",
+        field(7),
+        field(8),
+        field(5),
+        field(6),
+        &stamp.date6(),
+        &stamp.time4(),
+        field(11),
+        field(12),
+        &format!("{:09}", stamp.number),
+        "0",
+        field(15),
+        &d.component.to_string(),
+    ]);
+    if let Some(note) = interchange.note() {
+        out.segment(&["TA1", field(13), field(9), field(10), "E", note]);
+    }
+    let number = stamp.number.to_string();
+    out.segment(&[
+        "GS",
+        "FA",
+        first.field(3),
+        first.field(2),
+        &stamp.date8(),
+        &stamp.time4(),
+        &number,
+        "X",
+        first.field(8),
+    ]);
+    for (index, group) in groups.iter().enumerate() {
+        let control = format!("{:04}", index + 1);
+        let started = out.count;
+        out.segment(&["ST", "997", &control]);
+        let five = group.is_005010_or_later();
+        let mut ak1 = vec!["AK1", group.field(1), group.field(6)];
+        if five {
+            ak1.push(group.field(8));
+        }
+        out.segment(&ak1);
+        let mut accepted = 0;
+        for set in &group.sets {
+            let mut ak2 = vec!["AK2", set.id, set.control];
+            if five && let Some(convention) = set.convention.filter(|c| !c.is_empty()) {
+                ak2.push(convention);
+            }
+            out.segment(&ak2);
+            for (position, tag) in &set.unknown_segments {
+                out.segment(&["AK3", tag, &position.to_string(), "", "1"]);
+            }
+            let mut codes = set.codes();
+            if codes.is_empty() && inbound.failed() && !any_error {
+                codes.push(if inbound.unsupported() { "1" } else { "5" });
+            }
+            if codes.is_empty() && !inbound.failed() {
+                accepted += 1;
+                out.segment(&["AK5", "A"]);
+            } else {
+                let mut ak5 = vec!["AK5", "R"];
+                ak5.extend(codes.iter().take(MAX_CODES));
+                out.segment(&ak5);
+            }
+        }
+        let received = group.sets.len();
+        let included = group
+            .trailer
+            .and_then(|(count, _)| count.parse::<usize>().ok())
+            .unwrap_or(received);
+        let codes = group.codes();
+        let status = if accepted == received {
+            if codes.is_empty() { "A" } else { "E" }
+        } else if accepted == 0 {
+            "R"
+        } else {
+            "P"
+        };
+        let (included, received, accepted) = (
+            included.to_string(),
+            received.to_string(),
+            accepted.to_string(),
+        );
+        let mut ak9 = vec!["AK9", status, &included, &received, &accepted];
+        ak9.extend(codes.iter().take(MAX_CODES));
+        out.segment(&ak9);
+        let count = (out.count - started + 1).to_string();
+        out.segment(&["SE", &count, &control]);
+    }
+    out.segment(&["GE", &groups.len().to_string(), &number]);
+    out.segment(&["IEA", "1", &format!("{:09}", stamp.number)]);
+    Ok(Some(Acknowledgement {
+        partner: partner_token(field(6)),
+        document: out.text.into_bytes(),
+    }))
+}
+
+/// The separators an interchange declares in its ISA.
+struct Delimiters {
+    element: char,
+    component: char,
+    terminator: char,
+    /// What follows each terminator in the original (nothing, `\n` or `\r\n`).
+    line: &'static str,
+}
+
+/// An interchange as far as its envelope goes.
+struct Interchange<'a> {
+    delimiters: Delimiters,
+    /// ISA and its 16 elements.
+    isa: Vec<&'a str>,
+    groups: Vec<Group<'a>>,
+    /// IEA01 and IEA02, when the IEA is there.
+    trailer: Option<(&'a str, &'a str)>,
+}
+
+/// One functional group.
+struct Group<'a> {
+    /// GS and its elements.
+    gs: Vec<&'a str>,
+    sets: Vec<Set<'a>>,
+    /// GE01 and GE02, when the GE is there.
+    trailer: Option<(&'a str, &'a str)>,
+}
+
+/// One transaction set.
+struct Set<'a> {
+    /// ST01.
+    id: &'a str,
+    /// ST02.
+    control: &'a str,
+    /// ST03 (005010 and later).
+    convention: Option<&'a str>,
+    /// Segments from ST to SE, both included.
+    count: usize,
+    /// SE01 and SE02, when the SE is there.
+    trailer: Option<(&'a str, &'a str)>,
+    /// Positions (ST = 1) and tags of segments whose tag is not a segment id.
+    unknown_segments: Vec<(usize, &'a str)>,
+    /// Another set of the group has the same ST02.
+    duplicate: bool,
+}
+
+impl<'a> Interchange<'a> {
+    fn read(text: &'a str) -> Result<Self, String> {
+        let element = text.chars().nth(3).ok_or("the ISA segment is truncated")?;
+        if element.is_ascii_alphanumeric() || element.is_whitespace() {
+            return Err(format!(
+                "the ISA declares {element:?} as element separator: not an X12 interchange"
+            ));
+        }
+        // ISA16 is the character after the 16th separator; the segment terminator follows it.
+        let (sixteenth, _) = text
+            .match_indices(element)
+            .nth(15)
+            .ok_or("the ISA segment has fewer than 16 elements")?;
+        let mut after = text[sixteenth + element.len_utf8()..].chars();
+        let (Some(component), Some(terminator)) = (after.next(), after.next()) else {
+            return Err("the ISA segment is truncated".into());
+        };
+        if terminator.is_ascii_alphanumeric() || terminator == ' ' || terminator == element {
+            return Err(format!(
+                "the ISA declares {terminator:?} as segment terminator: the ISA is malformed"
+            ));
+        }
+        let isa_end = sixteenth + element.len_utf8() + component.len_utf8();
+        let isa: Vec<&str> = text[..isa_end].split(element).collect();
+        let rest = &text[isa_end + terminator.len_utf8()..];
+        let line = match terminator {
+            '\n' => "",
+            '\r' if rest.starts_with('\n') => "\n",
+            '\r' => "",
+            _ => line_break(rest),
+        };
+        let mut interchange = Self {
+            delimiters: Delimiters {
+                element,
+                component,
+                terminator,
+                line,
+            },
+            isa,
+            groups: Vec::new(),
+            trailer: None,
+        };
+        interchange.walk(rest);
+        Ok(interchange)
+    }
+
+    /// Reads the segments after the ISA into groups and sets.
+    fn walk(&mut self, rest: &'a str) {
+        let element = self.delimiters.element;
+        let mut group: Option<Group<'a>> = None;
+        let mut set: Option<Set<'a>> = None;
+        for segment in rest.split(self.delimiters.terminator) {
+            let segment = segment.trim_matches(|c| c == '\r' || c == '\n');
+            if segment.is_empty() {
+                continue;
+            }
+            let elements: Vec<&'a str> = segment.split(element).collect();
+            let at = |i: usize| elements.get(i).copied().unwrap_or_default();
+            match at(0) {
+                "GS" => {
+                    close_set(&mut group, &mut set);
+                    self.groups.extend(group.take());
+                    group = Some(Group {
+                        gs: elements.clone(),
+                        sets: Vec::new(),
+                        trailer: None,
+                    });
+                }
+                "GE" => {
+                    close_set(&mut group, &mut set);
+                    if let Some(mut open) = group.take() {
+                        open.trailer = Some((at(1), at(2)));
+                        self.groups.push(open);
+                    }
+                }
+                "ST" => {
+                    close_set(&mut group, &mut set);
+                    if group.is_some() {
+                        set = Some(Set {
+                            id: at(1),
+                            control: at(2),
+                            convention: elements.get(3).copied(),
+                            count: 1,
+                            trailer: None,
+                            unknown_segments: Vec::new(),
+                            duplicate: false,
+                        });
+                    }
+                }
+                "SE" => {
+                    if let Some(open) = set.as_mut() {
+                        open.count += 1;
+                        open.trailer = Some((at(1), at(2)));
+                    }
+                    close_set(&mut group, &mut set);
+                }
+                "IEA" => {
+                    close_set(&mut group, &mut set);
+                    self.groups.extend(group.take());
+                    self.trailer = Some((at(1), at(2)));
+                    return;
+                }
+                tag => {
+                    if let Some(open) = set.as_mut() {
+                        open.count += 1;
+                        if !is_segment_id(tag) {
+                            open.unknown_segments.push((open.count, tag));
+                        }
+                    }
+                }
+            }
+        }
+        close_set(&mut group, &mut set);
+        self.groups.extend(group);
+    }
+
+    /// The TA1 note code (I18) of an interchange trailer error: `023` no IEA, `001` IEA02 is
+    /// not ISA13, `021` IEA01 is not the number of groups.
+    fn note(&self) -> Option<&'static str> {
+        let Some((count, control)) = self.trailer else {
+            return Some("023");
+        };
+        if control != self.isa.get(13).copied().unwrap_or_default() {
+            Some("001")
+        } else if count.parse::<usize>().ok() != Some(self.groups.len()) {
+            Some("021")
+        } else {
+            None
+        }
+    }
+}
+
+/// Ends the open set (without an SE if none came) and files it in the open group.
+fn close_set<'a>(group: &mut Option<Group<'a>>, set: &mut Option<Set<'a>>) {
+    let (Some(group), Some(mut closed)) = (group.as_mut(), set.take()) else {
+        return;
+    };
+    closed.duplicate = group.sets.iter().any(|s| s.control == closed.control);
+    group.sets.push(closed);
+}
+
+impl Group<'_> {
+    fn field(&self, index: usize) -> &str {
+        self.gs.get(index).copied().unwrap_or_default()
+    }
+
+    /// True when GS08 names version 005010 or later (AK1 and AK2 then carry their third
+    /// element).
+    fn is_005010_or_later(&self) -> bool {
+        self.field(8)
+            .get(..6)
+            .and_then(|v| v.parse::<u32>().ok())
+            .is_some_and(|v| v >= 5010)
+    }
+
+    /// The AK9 syntax error codes (716): `3` no GE, `4` GE02 is not GS06, `5` GE01 is not the
+    /// number of sets.
+    fn codes(&self) -> Vec<&'static str> {
+        let Some((count, control)) = self.trailer else {
+            return vec!["3"];
+        };
+        let mut codes = Vec::new();
+        if control != self.field(6) {
+            codes.push("4");
+        }
+        if count.parse::<usize>().ok() != Some(self.sets.len()) {
+            codes.push("5");
+        }
+        codes
+    }
+}
+
+impl Set<'_> {
+    /// The AK5 syntax error codes (718) of this set, in code order.
+    fn codes(&self) -> Vec<&'static str> {
+        let mut codes = Vec::new();
+        match self.trailer {
+            None => codes.push("2"),
+            Some((count, control)) => {
+                if control != self.control {
+                    codes.push("3");
+                }
+                if count.parse::<usize>().ok() != Some(self.count) {
+                    codes.push("4");
+                }
+            }
+        }
+        if !self.unknown_segments.is_empty() {
+            codes.push("5");
+        }
+        if self.id.len() != 3 || !self.id.bytes().all(|b| b.is_ascii_digit()) {
+            codes.push("6");
+        }
+        if !(4..=9).contains(&self.control.len()) {
+            codes.push("7");
+        }
+        if self.duplicate {
+            codes.push("23");
+        }
+        codes
+    }
+}
+
+/// A segment id: two or three upper-case letters or digits, starting with a letter.
+fn is_segment_id(tag: &str) -> bool {
+    (2..=3).contains(&tag.len())
+        && tag.starts_with(|c: char| c.is_ascii_uppercase())
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// Writes segments with the original's separators, counting them.
+struct Writer<'d> {
+    delimiters: &'d Delimiters,
+    text: String,
+    count: usize,
+}
+
+impl<'d> Writer<'d> {
+    fn new(delimiters: &'d Delimiters) -> Self {
+        Self {
+            delimiters,
+            text: String::new(),
+            count: 0,
+        }
+    }
+
+    fn segment(&mut self, elements: &[&str]) {
+        let mut separator = [0; 4];
+        let separator = self.delimiters.element.encode_utf8(&mut separator);
+        self.text.push_str(&elements.join(separator));
+        self.text.push(self.delimiters.terminator);
+        self.text.push_str(self.delimiters.line);
+        self.count += 1;
+    }
+}
