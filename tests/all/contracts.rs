@@ -10,6 +10,7 @@ use std::time::Duration;
 use millrace::canonical::{CloudEvent, Lineage, MappedEvent};
 use millrace::contracts::{WitVersion, compatibility, schema};
 use millrace::registry::{Manifest, fixtures};
+use millrace::sandbox::World;
 use millrace::transport::local_server::free_port;
 use serde_json::{Value, json};
 use wit_parser::{PackageId, Resolve, Type, TypeDefKind, WorldItem};
@@ -41,7 +42,8 @@ struct FixturePlugin {
     manifest: Manifest,
 }
 
-/// Every plugin and test guest with golden fixtures.
+/// Every mapping plugin and test guest with golden fixtures (posters' and acknowledgers'
+/// fixtures hold requests and acknowledgement documents, not canonical events).
 fn fixture_plugins() -> Vec<FixturePlugin> {
     let mut out = Vec::new();
     for parent in ["plugins", "tests/guests"] {
@@ -53,7 +55,11 @@ fn fixture_plugins() -> Vec<FixturePlugin> {
         dirs.sort();
         for dir in dirs {
             let manifest = Manifest::load(&dir).unwrap();
-            out.push(FixturePlugin { dir, manifest });
+            let mapper =
+                !manifest.is_acknowledger() && matches!(manifest.plugin_world(), Ok(World::Mapper));
+            if mapper {
+                out.push(FixturePlugin { dir, manifest });
+            }
         }
     }
     out
