@@ -150,10 +150,18 @@ impl Connection {
     }
 }
 
-/// The sandbox of a host or tool run with `config`: compiled plugins cached in its state folder.
+/// The sandbox of a host or tool run with `config`: compiled plugins cached in its state folder,
+/// and precompiled artifacts beside them, compiled by `millrace plugin precompile` in a child
+/// process so that the serving process never holds the compiler's memory.
 fn sandbox(config: &Config) -> anyhow::Result<Sandbox> {
     let cache = config.resolve(&config.host.state_dir).join("cache");
-    Sandbox::new(Some(&cache)).context("cannot start the sandbox")
+    let mut artifacts = millrace::sandbox::ArtifactStore::new(cache.join("precompiled"));
+    if let Ok(program) = std::env::current_exe() {
+        artifacts = artifacts.compiled_by(program, vec!["plugin".into(), "precompile".into()]);
+    }
+    Ok(Sandbox::new(Some(&cache))
+        .context("cannot start the sandbox")?
+        .with_artifacts(artifacts))
 }
 
 /// Runs one command.

@@ -57,6 +57,14 @@ pub enum PluginCommand {
         /// Where to write the secret key; refused if the file exists.
         secret_file: PathBuf,
     },
+    /// Compiles a component (read on stdin) ahead of time for this build's engine and writes
+    /// the sealed precompiled artifact to --out. A serving host runs this in a child process
+    /// when a plugin has no artifact yet, so the compiler's memory is not kept by the host.
+    Precompile {
+        /// Where to write the artifact (written through a temporary file and a rename).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Lists deployed versions: digest, WIT version, and which routes serve each.
     List {
         #[command(flatten)]
@@ -94,6 +102,7 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
             connection,
         } => deploy(&plugin, sign_key.as_deref(), &connection).await,
         PluginCommand::Keygen { secret_file } => keygen(&secret_file),
+        PluginCommand::Precompile { out } => blocking(move || precompile(&out)).await,
         PluginCommand::List { connection } => list(&connection, None).await,
         PluginCommand::Show { name, connection } => list(&connection, Some(&name)).await,
     }
@@ -109,6 +118,20 @@ where
 
 fn sandbox() -> anyhow::Result<Sandbox> {
     Sandbox::new(super::user_cache_dir().as_deref()).context("cannot start the sandbox")
+}
+
+/// `plugin precompile`: the component from stdin, the sealed artifact to `out`.
+fn precompile(out: &Path) -> anyhow::Result<ExitCode> {
+    let mut component = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::stdin(), &mut component)
+        .context("cannot read the component from stdin")?;
+    let sealed = Sandbox::new(None)
+        .context("cannot start the sandbox")?
+        .precompile(&component)
+        .context("cannot compile the component")?;
+    millrace::sandbox::write_atomic(out, &sealed)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_one(

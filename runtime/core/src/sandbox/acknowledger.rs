@@ -9,7 +9,7 @@
 //! route's limits, deadline and the same empty WASI.
 
 use wasmtime::Store;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{HasSelf, Linker};
 
 use super::guest::GuestState;
 use super::{
@@ -112,10 +112,7 @@ impl Sandbox {
         bytes: &[u8],
     ) -> Result<AcknowledgerComponent, LoadError> {
         let plugin = format!("{name}@{version}");
-        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
-            plugin: plugin.clone(),
-            reason: format!("{e:#}"),
-        })?;
+        let (component, _) = self.compile(&plugin, bytes)?;
         let world_error = |e: wasmtime::Error| LoadError::World {
             plugin: plugin.clone(),
             reason: format!("it is not an `acknowledger` of {ACKNOWLEDGER_WIT}: {e:#}"),

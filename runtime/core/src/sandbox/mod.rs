@@ -15,6 +15,7 @@ mod bindings;
 mod convert;
 mod guest;
 mod poster;
+mod precompiled;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,6 +34,7 @@ pub use self::bindings::exports::{MapError as WitMapError, RawMessage};
 use self::bindings::{poster_v1_0, v1_0, v1_1};
 use self::guest::GuestState;
 pub use self::guest::{LOG_BYTES_BUDGET, LOG_RECORDS_BUDGET};
+pub use self::precompiled::{ArtifactRefused, ArtifactStore, Compilation, write_atomic};
 use crate::canonical::MappedEvent;
 use crate::config::Limits;
 use crate::posting::{CanonicalEvent, RenderError, Request, Response, Verdict};
@@ -201,6 +203,10 @@ pub struct Sandbox {
     engine: Engine,
     linker: Arc<Linker<GuestState>>,
     _ticker: Arc<EpochTicker>,
+    /// The engine's compatibility hash, hex.
+    compatibility: Arc<str>,
+    /// Where precompiled artifacts are kept, when they are.
+    artifacts: Option<Arc<ArtifactStore>>,
 }
 
 impl Sandbox {
@@ -225,14 +231,16 @@ impl Sandbox {
             anyhow::anyhow!("cannot start the epoch thread that enforces deadlines: {e}")
         })?;
         Ok(Self {
+            compatibility: precompiled::compatibility_hash(&engine).into(),
             engine,
             linker: Arc::new(linker),
             _ticker: Arc::new(ticker),
+            artifacts: None,
         })
     }
 
-    /// Compiles (or takes from the cache) a component and checks it fits the `mapper` world
-    /// of the WIT version it imports.
+    /// Compiles (or takes from the cache or a precompiled artifact) a component and checks it
+    /// fits the `mapper` world of the WIT version it imports.
     pub fn load(
         &self,
         name: &str,
@@ -240,10 +248,7 @@ impl Sandbox {
         bytes: &[u8],
     ) -> Result<PluginComponent, LoadError> {
         let plugin = format!("{name}@{version}");
-        let component = Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
-            plugin: plugin.clone(),
-            reason: format!("{e:#}"),
-        })?;
+        let (component, compilation) = self.compile(&plugin, bytes)?;
         let world_error = |reason: String| LoadError::World {
             plugin: plugin.clone(),
             reason,
@@ -272,6 +277,7 @@ impl Sandbox {
             wit,
             world,
             limits: crate::config::PluginLimits::default(),
+            compilation,
             sandbox: self.clone(),
             pre,
         })
@@ -336,6 +342,8 @@ pub struct PluginComponent {
     pub world: World,
     /// The limits its manifest asks for; a route never gives it more.
     pub limits: crate::config::PluginLimits,
+    /// How its machine code came to be: compiled here, by a child process, or precompiled.
+    pub compilation: Compilation,
     sandbox: Sandbox,
     pre: Pre,
 }

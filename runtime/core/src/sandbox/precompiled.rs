@@ -1,0 +1,392 @@
+//! Precompiled artifacts: a component's machine code compiled ahead of time for one engine, so
+//! a serving host loads it without running Cranelift (whose memory a process keeps once it has
+//! compiled: 439 MiB against 173 MiB for ten plugins, see docs/PERFORMANCE.md).
+//!
+//! An artifact is **sealed**: a header line names the component's sha256, the engine's
+//! compatibility hash and the sha256 of the compiled bytes that follow. Before a single byte is
+//! handed to wasmtime the seal is checked (the artifact belongs to this component and this
+//! engine, and is the one that was written), then wasmtime checks its own header (its version,
+//! the engine's settings and the CPU's features). Anything refused is compiled again, never
+//! trusted. The artifacts live in a folder of the host's state (`<state_dir>/cache/precompiled`),
+//! named by component digest and compatibility hash; an artifact is written by this machine's
+//! own `millrace` (in a child process, so the serving process never compiles) or, without one,
+//! by the host itself after compiling in process.
+
+use std::ffi::OsString;
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Engine, Precompiled};
+
+use super::{LoadError, Sandbox};
+use crate::digest::sha256_hex;
+
+/// The first word of a sealed artifact.
+const SEAL_MAGIC: &str = "millrace-precompiled/1";
+
+/// The longest header line a sealed artifact may have.
+const SEAL_HEADER_MAX: usize = 256;
+
+/// How a component came to be compiled when it was loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compilation {
+    /// Compiled in this process (no artifact folder, or no good artifact and no compiler
+    /// process).
+    InProcess,
+    /// Compiled by a child process into an artifact, then loaded from it.
+    ChildProcess,
+    /// Loaded from an artifact that was already there.
+    Precompiled,
+}
+
+impl Compilation {
+    /// How logs and tests name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compilation::InProcess => "compiled in process",
+            Compilation::ChildProcess => "compiled in a child process",
+            Compilation::Precompiled => "loaded precompiled",
+        }
+    }
+}
+
+/// Why a precompiled artifact was not used.
+#[derive(Debug, thiserror::Error)]
+#[error("precompiled artifact refused: {0}")]
+pub struct ArtifactRefused(pub String);
+
+/// Where a sandbox keeps precompiled artifacts, and the command that compiles one in a child
+/// process (given the component on stdin and `--out <file>`), when there is one.
+#[derive(Debug, Clone)]
+pub struct ArtifactStore {
+    dir: PathBuf,
+    compiler: Option<(PathBuf, Vec<OsString>)>,
+}
+
+impl ArtifactStore {
+    /// Artifacts in `dir`, compiled in this process when missing.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            compiler: None,
+        }
+    }
+
+    /// Missing artifacts are compiled by `program args… --out <file>` reading the component on
+    /// stdin (`millrace plugin precompile`); should it fail, the host compiles in process.
+    pub fn compiled_by(mut self, program: impl Into<PathBuf>, args: Vec<OsString>) -> Self {
+        self.compiler = Some((program.into(), args));
+        self
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// Feeds `Hash` into sha256, so the compatibility hash is the same in every process of the
+/// same build (`DefaultHasher` promises nothing across processes).
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+}
+
+/// The engine's compatibility hash, hex: equal for engines whose artifacts are interchangeable.
+pub(super) fn compatibility_hash(engine: &Engine) -> String {
+    let mut hasher = Sha256Hasher(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.0.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Sandbox {
+    /// Keeps precompiled artifacts in `store` and loads plugins from them (see the module docs).
+    pub fn with_artifacts(mut self, store: ArtifactStore) -> Self {
+        self.artifacts = Some(std::sync::Arc::new(store));
+        self
+    }
+
+    /// The engine's compatibility hash (hex): artifacts of another hash are not this engine's.
+    pub fn compatibility_hash(&self) -> &str {
+        &self.compatibility
+    }
+
+    /// Compiles a component into a sealed artifact for this engine.
+    pub fn precompile(&self, component: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let compiled = self.engine.precompile_component(component)?;
+        Ok(self.seal(&sha256_hex(component), &compiled))
+    }
+
+    fn seal(&self, component_digest: &str, compiled: &[u8]) -> Vec<u8> {
+        let mut sealed = format!(
+            "{SEAL_MAGIC} {component_digest} {} {}\n",
+            self.compatibility,
+            sha256_hex(compiled)
+        )
+        .into_bytes();
+        sealed.extend_from_slice(compiled);
+        sealed
+    }
+
+    /// Loads the component whose sha256 is `component_digest` from a sealed artifact, after
+    /// checking the seal and letting wasmtime check the engine; refused otherwise.
+    pub fn open_precompiled(
+        &self,
+        component_digest: &str,
+        sealed: &[u8],
+    ) -> Result<Component, ArtifactRefused> {
+        let refused = |why: &str| ArtifactRefused(why.to_owned());
+        let newline = sealed
+            .iter()
+            .take(SEAL_HEADER_MAX)
+            .position(|b| *b == b'\n')
+            .ok_or_else(|| refused("no seal header"))?;
+        let header = std::str::from_utf8(&sealed[..newline]).map_err(|_| refused("bad header"))?;
+        let compiled = &sealed[newline + 1..];
+        let fields: Vec<&str> = header.split(' ').collect();
+        let [magic, digest, compatibility, compiled_digest] = fields[..] else {
+            return Err(refused("the seal header does not have four fields"));
+        };
+        if magic != SEAL_MAGIC {
+            return Err(refused("not a millrace precompiled artifact"));
+        }
+        if digest != component_digest {
+            return Err(refused("it was compiled from another component"));
+        }
+        if compatibility != &*self.compatibility {
+            return Err(refused("it was compiled for another engine"));
+        }
+        if sha256_hex(compiled) != compiled_digest {
+            return Err(refused(
+                "its compiled bytes do not match their seal (corrupt)",
+            ));
+        }
+        if Engine::detect_precompiled(compiled) != Some(Precompiled::Component) {
+            return Err(refused(
+                "wasmtime does not recognise a precompiled component",
+            ));
+        }
+        deserialize(&self.engine, compiled).map_err(|e| ArtifactRefused(format!("{e:#}")))
+    }
+
+    /// The compiled component of `bytes`: from a good artifact, else compiled (in a child
+    /// process when the store has a compiler, else here) and kept as an artifact.
+    pub(super) fn compile(
+        &self,
+        plugin: &str,
+        bytes: &[u8],
+    ) -> Result<(Component, Compilation), LoadError> {
+        let in_process = || {
+            Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
+                plugin: plugin.to_owned(),
+                reason: format!("{e:#}"),
+            })
+        };
+        let Some(store) = &self.artifacts else {
+            return Ok((in_process()?, Compilation::InProcess));
+        };
+        let digest = sha256_hex(bytes);
+        let path = store
+            .dir
+            .join(format!("{digest}.{}.cwasm", self.compatibility));
+        if let Some(component) = self.read_artifact(plugin, &digest, &path) {
+            return Ok((component, Compilation::Precompiled));
+        }
+        if let Some((program, args)) = &store.compiler {
+            match compile_in_child(program, args, bytes, &path) {
+                Ok(()) => {
+                    if let Some(component) = self.read_artifact(plugin, &digest, &path) {
+                        return Ok((component, Compilation::ChildProcess));
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    plugin,
+                    "compiling in a child process failed, compiling in the host: {e:#}"
+                ),
+            }
+        }
+        let component = in_process()?;
+        match component.serialize() {
+            Ok(compiled) => {
+                if let Err(e) = write_atomic(&path, &self.seal(&digest, &compiled)) {
+                    tracing::warn!(plugin, "cannot keep the precompiled artifact: {e:#}");
+                }
+            }
+            Err(e) => tracing::warn!(plugin, "cannot serialize the compiled component: {e:#}"),
+        }
+        Ok((component, Compilation::InProcess))
+    }
+
+    /// The artifact at `path` when there is one and it passes every check; a refused one is
+    /// removed (it will be compiled again).
+    fn read_artifact(&self, plugin: &str, digest: &str, path: &Path) -> Option<Component> {
+        let sealed = std::fs::read(path).ok()?;
+        match self.open_precompiled(digest, &sealed) {
+            Ok(component) => Some(component),
+            Err(e) => {
+                tracing::warn!(plugin, path = %path.display(), "{e}; compiling it again");
+                std::fs::remove_file(path).ok();
+                None
+            }
+        }
+    }
+}
+
+/// Runs the compiler process: the component on its stdin, the sealed artifact written to `out`.
+fn compile_in_child(
+    program: &Path,
+    args: &[OsString],
+    bytes: &[u8],
+    out: &Path,
+) -> anyhow::Result<()> {
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut child = Command::new(program)
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(bytes)?;
+    }
+    let output = child.wait_with_output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{} exited with {}: {}",
+        program.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(())
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so a reader never sees half
+/// an artifact.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// Hands checked compiled bytes to wasmtime.
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, compiled: &[u8]) -> wasmtime::Result<Component> {
+    // SAFETY: wasmtime requires the bytes to come from its own `serialize` or
+    // `precompile_component`, unchanged. They do: the caller checked that the sha256 of the
+    // bytes is the one sealed with them when this host's engine (same compatibility hash)
+    // wrote them into the host's own state folder, and wasmtime checks its version, the
+    // engine's settings and the CPU's features before using them.
+    unsafe { Component::deserialize(engine, compiled) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest component there is: the component preamble and no sections.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\0\x01\0";
+
+    #[test]
+    fn every_sandbox_of_this_build_has_the_same_compatibility_hash() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let a = Sandbox::new(None)?;
+        let b = Sandbox::new(Some(dir.path()))?;
+        assert_eq!(a.compatibility_hash(), b.compatibility_hash());
+        assert_eq!(a.compatibility_hash().len(), 32);
+        Ok(())
+    }
+
+    #[test]
+    fn a_sealed_artifact_loads_and_a_corrupt_or_foreign_one_is_refused() -> anyhow::Result<()> {
+        let sandbox = Sandbox::new(None)?;
+        let wasm = EMPTY_COMPONENT.to_vec();
+        let digest = sha256_hex(&wasm);
+        let sealed = sandbox.precompile(&wasm)?;
+        sandbox.open_precompiled(&digest, &sealed)?;
+
+        // Another component's digest.
+        let other = sandbox.open_precompiled(&sha256_hex(b"other"), &sealed);
+        assert!(matches!(other, Err(ArtifactRefused(why)) if why.contains("another component")));
+
+        // One flipped byte of machine code.
+        let mut corrupt = sealed.clone();
+        let last = corrupt.len() - 1;
+        corrupt[last] ^= 0x55;
+        let refused = sandbox.open_precompiled(&digest, &corrupt);
+        assert!(matches!(refused, Err(ArtifactRefused(why)) if why.contains("corrupt")));
+
+        // Compiled by an engine of other settings, sealed as if it were this engine's: the seal
+        // holds, wasmtime's own check refuses it.
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(false);
+        let foreign = Engine::new(&config)?.precompile_component(&wasm)?;
+        let resealed = sandbox.seal(&digest, &foreign);
+        let refused = sandbox.open_precompiled(&digest, &resealed);
+        assert!(
+            refused.is_err(),
+            "an artifact of another engine config loaded"
+        );
+
+        // A header naming another engine.
+        let text = String::from_utf8_lossy(
+            &sealed[..sealed.iter().position(|b| *b == b'\n').unwrap_or(0)],
+        )
+        .replace(sandbox.compatibility_hash(), &"0".repeat(32));
+        let mut renamed = text.into_bytes();
+        renamed.extend_from_slice(&sealed[renamed.len()..]);
+        let refused = sandbox.open_precompiled(&digest, &renamed);
+        assert!(matches!(refused, Err(ArtifactRefused(why)) if why.contains("another engine")));
+        Ok(())
+    }
+
+    #[test]
+    fn a_refused_artifact_is_compiled_again_and_replaced() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let wasm = EMPTY_COMPONENT.to_vec();
+        let sandbox = Sandbox::new(None)?.with_artifacts(ArtifactStore::new(dir.path()));
+        let (_, first) = sandbox.compile("empty@1.0.0", &wasm)?;
+        assert_eq!(first, Compilation::InProcess);
+        let path = dir.path().join(format!(
+            "{}.{}.cwasm",
+            sha256_hex(&wasm),
+            sandbox.compatibility_hash()
+        ));
+        assert!(path.is_file(), "no artifact was kept");
+        let (_, second) = sandbox.compile("empty@1.0.0", &wasm)?;
+        assert_eq!(second, Compilation::Precompiled);
+
+        // Corrupt it: refused, compiled again, and a good artifact written in its place.
+        let mut bytes = std::fs::read(&path)?;
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x55;
+        std::fs::write(&path, &bytes)?;
+        let (_, third) = sandbox.compile("empty@1.0.0", &wasm)?;
+        assert_eq!(third, Compilation::InProcess);
+        let (_, fourth) = sandbox.compile("empty@1.0.0", &wasm)?;
+        assert_eq!(fourth, Compilation::Precompiled);
+        Ok(())
+    }
+}
