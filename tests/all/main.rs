@@ -20,6 +20,7 @@ mod nats_server;
 mod observability;
 mod outbound;
 mod plugins;
+mod precompiled;
 mod projection;
 mod properties;
 mod sandbox;

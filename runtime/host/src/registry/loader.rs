@@ -65,6 +65,7 @@ impl PluginLoader {
         let plugin = tokio::task::spawn_blocking(move || admit(&sandbox, &record, &component))
             .await
             .context("loading a plugin version was interrupted")??;
+        loaded(&plugin);
         let plugin = Arc::new(plugin);
         self.remember(id.to_owned(), plugin.clone());
         Ok(plugin)
@@ -97,6 +98,7 @@ impl PluginLoader {
         })
         .await
         .context("loading a plugin was interrupted")??;
+        loaded(&plugin);
         let plugin = Arc::new(plugin);
         self.remember(key, plugin.clone());
         Ok(plugin)
@@ -181,4 +183,15 @@ impl PluginLoader {
         };
         Ok(ServedVersions { active, candidate })
     }
+}
+
+/// Says how a plugin's machine code came to be (compiled here, by a child process, or loaded
+/// precompiled): the first is what makes a host's memory grow by the compiler's.
+fn loaded(plugin: &PluginComponent) {
+    tracing::info!(
+        plugin = %plugin.id(),
+        digest = %plugin.digest,
+        compilation = plugin.compilation.as_str(),
+        "plugin loaded"
+    );
 }
