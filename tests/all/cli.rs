@@ -16,6 +16,7 @@ fn every_command_has_help() {
         vec!["plugin", "test", "--help"],
         vec!["plugin", "deploy", "--help"],
         vec!["plugin", "keygen", "--help"],
+        vec!["plugin", "precompile", "--help"],
         vec!["plugin", "list", "--help"],
         vec!["plugin", "show", "--help"],
         vec!["route", "--help"],

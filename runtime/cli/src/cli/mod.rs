@@ -157,7 +157,13 @@ fn sandbox(config: &Config) -> anyhow::Result<Sandbox> {
     let cache = config.resolve(&config.host.state_dir).join("cache");
     let mut artifacts = millrace::sandbox::ArtifactStore::new(cache.join("precompiled"));
     if let Ok(program) = std::env::current_exe() {
-        artifacts = artifacts.compiled_by(program, vec!["plugin".into(), "precompile".into()]);
+        let args = vec![
+            "plugin".into(),
+            "precompile".into(),
+            "--cache".into(),
+            cache.clone().into_os_string(),
+        ];
+        artifacts = artifacts.compiled_by(program, args);
     }
     Ok(Sandbox::new(Some(&cache))
         .context("cannot start the sandbox")?

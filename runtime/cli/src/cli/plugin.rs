@@ -64,6 +64,10 @@ pub enum PluginCommand {
         /// Where to write the artifact (written through a temporary file and a rename).
         #[arg(long)]
         out: PathBuf,
+        /// A compile cache folder to take the compiled code from (and fill), e.g. the host's
+        /// `<state_dir>/cache`.
+        #[arg(long)]
+        cache: Option<PathBuf>,
     },
     /// Lists deployed versions: digest, WIT version, and which routes serve each.
     List {
@@ -102,7 +106,9 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
             connection,
         } => deploy(&plugin, sign_key.as_deref(), &connection).await,
         PluginCommand::Keygen { secret_file } => keygen(&secret_file),
-        PluginCommand::Precompile { out } => blocking(move || precompile(&out)).await,
+        PluginCommand::Precompile { out, cache } => {
+            blocking(move || precompile(&out, cache.as_deref())).await
+        }
         PluginCommand::List { connection } => list(&connection, None).await,
         PluginCommand::Show { name, connection } => list(&connection, Some(&name)).await,
     }
@@ -121,11 +127,11 @@ fn sandbox() -> anyhow::Result<Sandbox> {
 }
 
 /// `plugin precompile`: the component from stdin, the sealed artifact to `out`.
-fn precompile(out: &Path) -> anyhow::Result<ExitCode> {
+fn precompile(out: &Path, cache: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut component = Vec::new();
     std::io::Read::read_to_end(&mut std::io::stdin(), &mut component)
         .context("cannot read the component from stdin")?;
-    let sealed = Sandbox::new(None)
+    let sealed = Sandbox::new(cache)
         .context("cannot start the sandbox")?
         .precompile(&component)
         .context("cannot compile the component")?;

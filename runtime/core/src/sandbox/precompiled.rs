@@ -125,9 +125,11 @@ impl Sandbox {
         &self.compatibility
     }
 
-    /// Compiles a component into a sealed artifact for this engine.
+    /// Compiles a component into a sealed artifact for this engine (through the engine's
+    /// compile cache, when it has one: a host whose cache is warm from before artifacts existed
+    /// does not compile again).
     pub fn precompile(&self, component: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let compiled = self.engine.precompile_component(component)?;
+        let compiled = Component::new(&self.engine, component)?.serialize()?;
         Ok(self.seal(&sha256_hex(component), &compiled))
     }
 
