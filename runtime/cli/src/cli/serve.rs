@@ -202,13 +202,14 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
     let p = &config.projection;
     if projection.is_some() {
         println!(
-            "projection running: stock, work orders, holds, commitments and source ages in the \
-             key-value buckets {}, {}, {}, {}, {} (`millrace projection show inventory`)",
+            "projection running: stock, work orders, holds, commitments, source ages and postings \
+             in the key-value buckets {}, {}, {}, {}, {}, {} (`millrace projection show inventory`)",
             p.inventory_bucket,
             p.work_order_bucket,
             p.hold_bucket,
             p.commitment_bucket,
-            p.source_bucket
+            p.source_bucket,
+            p.posting_bucket
         );
     }
     let js = async_nats::jetstream::new(client.clone());

@@ -5,6 +5,8 @@
 //! Everything here is pure (no NATS, no network): the host's outbound driver, admission by
 //! golden fixtures and the dead letters use the same types.
 
+pub mod acknowledgement;
+
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 

@@ -252,8 +252,8 @@ impl OutboundDriver {
                 }
             };
             let acknowledgement = Acknowledgement::new(
-                route,
-                &plugin,
+                &route.name,
+                &plugin.id(),
                 &event,
                 index,
                 &key,
