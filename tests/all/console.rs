@@ -8,9 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::stand_in_erp::{
-    StandInErp, TOKEN, completion, gate_scenario, publish_event, seen, until,
-};
+use crate::stand_in_erp::{FAN_OUT, GateScenario, completion, publish_event, seen, until};
 use crate::support::*;
 use async_nats::jetstream;
 use millrace::transport::local_server::free_port;
@@ -402,42 +400,18 @@ fn target_line(page: &str, target: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postings_page_shows_a_completion_held_at_the_gate_with_why_and_posted_after_the_release()
  {
-    let nats = Nats::start();
-    let erp = StandInErp::start(false).await;
-    let token = nats.dir.path().join("erp.token");
-    std::fs::write(&token, TOKEN).unwrap();
-    let port = free_port().unwrap();
-    let poster = plugin("tests/guests/poster");
-    let config_path = nats.config(&gate_scenario(&erp, &token, &poster, port));
-    let config = millrace::config::Config::load(&config_path).unwrap();
-    let js = jetstream::new(nats.client().await);
-    let host = InProcessHost::start(&config_path).await;
-    let stop = tokio_util::sync::CancellationToken::new();
-    let projection = millrace::projection::Projection::open(&js, &config)
-        .await
-        .unwrap();
-    let projecting = tokio::spawn(projection.run(stop.clone()));
+    let scenario = GateScenario::start().await;
+    let (erp, js, port) = (scenario.erp.clone(), scenario.js.clone(), scenario.port);
     let profile = tempfile::tempdir().unwrap();
     let url = format!("http://127.0.0.1:{port}/postings");
-    let fan_out = [
-        "/erp/stock-status",
-        "/wms/shipment-blocks",
-        "/notify/notify",
-    ];
-    let order = |id: &str| -> Vec<String> {
-        seen(&erp)
-            .into_iter()
-            .filter(|(_, key)| key == id)
-            .map(|(path, _)| path)
-            .collect()
-    };
+    let order = |id: &str| scenario.paths_of(id);
 
     // The hold placed: the ERP blocks the lot's stock, the WMS its shipments, the plant is
     // told, in that order; the page shows one posting per target.
     let (placed, event) = crate::stand_in_erp::hold(1, "placed", "LOT-H");
     publish_event(&js, "canonical.quality-hold.PLANT1", &placed, &event).await;
     until("the placement fanned out", || order(&placed).len() >= 3).await;
-    assert_eq!(order(&placed), fan_out);
+    assert_eq!(order(&placed), FAN_OUT);
     let page = wait_for(&url, profile.path(), "postings", "posted notify holds");
     assert!(
         page.contains("data-loaded=\"true\""),
@@ -524,7 +498,7 @@ async fn the_postings_page_shows_a_completion_held_at_the_gate_with_why_and_post
     })
     .await;
     until("the release fanned out", || order(&released).len() >= 3).await;
-    assert_eq!(order(&released), fan_out);
+    assert_eq!(order(&released), FAN_OUT);
     let log = seen(&erp);
     let at = |id: &str| log.iter().position(|(_, key)| key == id).unwrap();
     assert!(at(&placed) < at(&released) && at(&released) < at(&held));
@@ -549,7 +523,5 @@ async fn the_postings_page_shows_a_completion_held_at_the_gate_with_why_and_post
         "{}",
         text_of(&page, "postings")
     );
-    host.stop().await;
-    stop.cancel();
-    let _ = projecting.await;
+    scenario.stop().await;
 }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use crate::stand_in_erp::*;
 use crate::support::*;
@@ -125,29 +124,15 @@ async fn every_event_is_booked_once_through_limits_failures_an_outage_and_two_ho
     );
 }
 
-/// The requests the stand-in saw, as (path, Idempotency-Key).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_waits_for_the_release()
  {
-    let nats = Nats::start();
-    let erp = StandInErp::start(false).await;
-    let token = nats.dir.path().join("erp.token");
-    std::fs::write(&token, TOKEN).unwrap();
-    let poster = plugin("tests/guests/poster");
-    let port = millrace::transport::local_server::free_port().unwrap();
-    let config_path = nats.config(&gate_scenario(&erp, &token, &poster, port));
-    let config = millrace::config::Config::load(&config_path).unwrap();
-    let client = nats.client().await;
-    let js = jetstream::new(client.clone());
-    let host = InProcessHost::start(&config_path).await;
-    let stop = CancellationToken::new();
-    let projection = millrace::projection::Projection::open(&js, &config)
-        .await
-        .unwrap();
-    let projecting = tokio::spawn(projection.run(stop.clone()));
-    let visibility = millrace::projection::query::Visibility::open(&js, &config.projection)
-        .await
-        .unwrap();
+    let scenario = GateScenario::start().await;
+    let (erp, js, port) = (scenario.erp.clone(), scenario.js.clone(), scenario.port);
+    let visibility =
+        millrace::projection::query::Visibility::open(&js, &scenario.config.projection)
+            .await
+            .unwrap();
     let hold_open = |open: bool| {
         let visibility = visibility.clone();
         async move {
@@ -229,20 +214,8 @@ async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_w
             >= 3
     })
     .await;
-    let order = |id: &str| -> Vec<String> {
-        seen(&erp)
-            .into_iter()
-            .filter(|(_, key)| key == id)
-            .map(|(path, _)| path)
-            .collect()
-    };
-    let fan_out = [
-        "/erp/stock-status",
-        "/wms/shipment-blocks",
-        "/notify/notify",
-    ];
-    assert_eq!(order(&placed), fan_out);
-    assert_eq!(order(&released), fan_out);
+    assert_eq!(scenario.paths_of(&placed), FAN_OUT);
+    assert_eq!(scenario.paths_of(&released), FAN_OUT);
     let log = seen(&erp);
     let at = |id: &str| log.iter().position(|(_, key)| key == id).unwrap();
     assert!(
@@ -262,9 +235,7 @@ async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_w
     assert_eq!(release_status, "unrestricted");
     let view: Value = reqwest::get(&api).await.unwrap().json().await.unwrap();
     assert!(view["held"].as_array().unwrap().is_empty(), "{view}");
-    host.stop().await;
-    stop.cancel();
-    let _ = projecting.await;
+    scenario.stop().await;
 }
 
 fn run_ok(args: &[&str]) -> String {

@@ -173,54 +173,66 @@ async fn book(
         .into_response()
 }
 
+/// A canonical event as the inbound half publishes it: `kind` at PLANT1 from `system`, mapped
+/// by `plugin`@1.0.0 from raw message `n`.
+#[allow(clippy::too_many_arguments)]
+fn canonical(
+    id: &str,
+    kind: &str,
+    system: &str,
+    plugin: &str,
+    time: &str,
+    business_key: &str,
+    n: usize,
+    data: Value,
+) -> Value {
+    json!({
+        "specversion": "1.0", "id": id, "source": format!("/PLANT1/{system}"),
+        "type": format!("millrace.{kind}.v1"), "time": time, "subject": business_key,
+        "datacontenttype": "application/json", "data": data,
+        "route": system, "plugin": plugin, "pluginversion": "1.0.0", "rawsequence": n,
+    })
+}
+
 /// A canonical production completion as the inbound half publishes it.
 pub(crate) fn completion(n: usize, lot: &str) -> (String, Value) {
     let id = format!("00000000-0000-4000-8000-{n:012}");
-    let event = json!({
-        "specversion": "1.0",
-        "id": id,
-        "source": "/PLANT1/mes",
-        "type": "millrace.production-completion.v1",
-        "time": "2026-11-30T03:00:00Z",
-        "subject": format!("WO-{n}@PLANT1"),
-        "datacontenttype": "application/json",
-        "data": {
-            "work_order": format!("WO-{n}"),
-            "item": "ITEM-1",
-            "lot": lot,
-            "good_quantity": { "amount": "5", "uom": "EA" },
-            "scrap_quantity": { "amount": "0", "uom": "EA" }
-        },
-        "route": "mes",
-        "plugin": "mes-shift-report",
-        "pluginversion": "1.0.0",
-        "rawsequence": n,
+    let data = json!({
+        "work_order": format!("WO-{n}"), "item": "ITEM-1", "lot": lot,
+        "good_quantity": { "amount": "5", "uom": "EA" },
+        "scrap_quantity": { "amount": "0", "uom": "EA" }
     });
+    let event = canonical(
+        &id,
+        "production-completion",
+        "mes",
+        "mes-shift-report",
+        "2026-11-30T03:00:00Z",
+        &format!("WO-{n}@PLANT1"),
+        n,
+        data,
+    );
     (id, event)
 }
 
 /// A canonical quality hold placed or released on a lot.
 pub(crate) fn hold(n: usize, action: &str, lot: &str) -> (String, Value) {
     let id = format!("00000000-0000-4000-9000-{n:012}");
-    let event = json!({
-        "specversion": "1.0",
-        "id": id,
-        "source": "/PLANT1/qms",
-        "type": "millrace.quality-hold.v1",
-        "time": format!("2026-11-30T03:00:{n:02}Z"),
-        "subject": "H-1@PLANT1",
-        "datacontenttype": "application/json",
-        "data": {
-            "hold_id": "H-1",
-            "action": action,
-            "scope": { "item": "ITEM-1", "lot": lot },
-            "reason": "contamination suspected"
-        },
-        "route": "qms",
-        "plugin": "quality-webhook",
-        "pluginversion": "1.0.0",
-        "rawsequence": n,
+    let data = json!({
+        "hold_id": "H-1", "action": action, "scope": { "item": "ITEM-1", "lot": lot },
+        "reason": "contamination suspected"
     });
+    let time = format!("2026-11-30T03:00:{n:02}Z");
+    let event = canonical(
+        &id,
+        "quality-hold",
+        "qms",
+        "quality-webhook",
+        &time,
+        "H-1@PLANT1",
+        n,
+        data,
+    );
     (id, event)
 }
 
@@ -281,4 +293,79 @@ pub(crate) fn gate_scenario(
         targets(erp, token_file, false),
         plugin = poster.display().to_string(),
     )
+}
+
+/// The paths a quality hold's requests go to, in order: stock status at the ERP, shipment block
+/// at the WMS, the notification.
+pub(crate) const FAN_OUT: [&str; 3] = [
+    "/erp/stock-status",
+    "/wms/shipment-blocks",
+    "/notify/notify",
+];
+
+/// The gate scenario running: nats-server, the stand-in ERP, a host on [`gate_scenario`] and
+/// the projection beside it.
+pub(crate) struct GateScenario {
+    /// The server (stopped when dropped).
+    _nats: Nats,
+    /// The stand-in ERP behind the three targets.
+    pub(crate) erp: StandInErp,
+    /// The admin server's port.
+    pub(crate) port: u16,
+    /// The configuration and its file.
+    pub(crate) config: millrace::config::Config,
+    pub(crate) config_path: std::path::PathBuf,
+    /// JetStream.
+    pub(crate) js: jetstream::Context,
+    host: InProcessHost,
+    stop: CancellationToken,
+    projecting: tokio::task::JoinHandle<()>,
+}
+
+impl GateScenario {
+    pub(crate) async fn start() -> Self {
+        let nats = Nats::start();
+        let erp = StandInErp::start(false).await;
+        let token = nats.dir.path().join("erp.token");
+        std::fs::write(&token, TOKEN).unwrap();
+        let poster = plugin("tests/guests/poster");
+        let port = millrace::transport::local_server::free_port().unwrap();
+        let config_path = nats.config(&gate_scenario(&erp, &token, &poster, port));
+        let config = millrace::config::Config::load(&config_path).unwrap();
+        let js = jetstream::new(nats.client().await);
+        let host = InProcessHost::start(&config_path).await;
+        let stop = CancellationToken::new();
+        let projection = millrace::projection::Projection::open(&js, &config)
+            .await
+            .unwrap();
+        let projecting = tokio::spawn(projection.run(stop.clone()));
+        Self {
+            _nats: nats,
+            erp,
+            port,
+            config,
+            config_path,
+            js,
+            host,
+            stop,
+            projecting,
+        }
+    }
+
+    /// The paths the requests of event `id` went to, in arrival order.
+    pub(crate) fn paths_of(&self, id: &str) -> Vec<String> {
+        seen(&self.erp)
+            .into_iter()
+            .filter(|(_, key)| key == id)
+            .map(|(path, _)| path)
+            .collect()
+    }
+
+    /// Stops the host and the projection; the server goes on until the answer is dropped.
+    pub(crate) async fn stop(self) -> Nats {
+        self.host.stop().await;
+        self.stop.cancel();
+        let _ = self.projecting.await;
+        self._nats
+    }
 }

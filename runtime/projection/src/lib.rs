@@ -1,5 +1,7 @@
 //! The visibility projection: one trusted picture of stock, work orders, quality holds,
-//! supplier commitments and source freshness across plants, built from the canonical stream.
+//! supplier commitments and source freshness across plants, built from the canonical stream,
+//! and of what became of every event the outbound routes post (from the posting
+//! acknowledgements, read by a second consumer: [`postings`]).
 //!
 //! A durable consumer reads the canonical stream in order (one event in flight) and applies
 //! each event to records in key-value buckets ([`state`] says how each kind applies), with
@@ -414,18 +416,28 @@ impl Projection {
             .await
     }
 
+    /// The stream of `feed`; none for a posting stream that does not exist (no host with
+    /// outbound routes ever ran: nothing to read).
+    async fn stream_of(
+        &self,
+        feed: Feed,
+    ) -> Result<Option<jetstream::stream::Stream>, ProjectionError> {
+        match self.js.get_stream(self.names(feed).0).await {
+            Ok(stream) => Ok(Some(stream)),
+            Err(_) if feed == Feed::Postings => Ok(None),
+            Err(e) => Err(self.feed_error(feed, e)),
+        }
+    }
+
     /// Drops the projected state and applies the whole canonical stream, then every posting
     /// acknowledgement, again from the first, through fresh durable consumers (which a running
     /// projection then continues).
     pub async fn rebuild(&self) -> Result<RebuildReport, ProjectionError> {
         let mut streams = Vec::new();
         for feed in [Feed::Canonical, Feed::Postings] {
-            let (stream, consumer) = self.names(feed);
-            let stream = match self.js.get_stream(stream).await {
-                Ok(stream) => stream,
-                // No posting stream: no host with outbound routes ever ran, nothing to read.
-                Err(_) if feed == Feed::Postings => continue,
-                Err(e) => return Err(self.feed_error(feed, e)),
+            let consumer = self.names(feed).1;
+            let Some(stream) = self.stream_of(feed).await? else {
+                continue;
             };
             // A running projection would recreate the consumer from the first message and
             // race this rebuild; its waiting pull request gives it away.
@@ -529,11 +541,9 @@ impl Projection {
     /// the streams hold.
     pub async fn caught_up(&self) -> Result<bool, ProjectionError> {
         for feed in [Feed::Canonical, Feed::Postings] {
-            let (stream, consumer) = self.names(feed);
-            let stream = match self.js.get_stream(stream).await {
-                Ok(stream) => stream,
-                Err(_) if feed == Feed::Postings => continue,
-                Err(e) => return Err(self.feed_error(feed, e)),
+            let consumer = self.names(feed).1;
+            let Some(stream) = self.stream_of(feed).await? else {
+                continue;
             };
             let Ok(info) = stream.consumer_info(consumer).await else {
                 return Ok(false);
