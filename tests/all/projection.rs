@@ -605,6 +605,16 @@ async fn postings_are_projected_from_both_streams_and_rebuild_the_same() {
         "{shown}"
     );
 
+    // `millrace status` shows the figures beside the host's own target state.
+    let status = text(&millrace(&["status", "-c", &config_arg]));
+    assert!(
+        status.lines().any(|l| {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            t.len() > 7 && t[..3] == ["erp", "http", "up"] && t[4..7] == ["2", "1", "1"]
+        }),
+        "the erp target with 2 posted, 1 rejected, 1 pending:\n{status}"
+    );
+
     // Stopped, rebuilt from CANONICAL then POSTING: the same postings.
     let _nats = scenario.stop().await;
     let report = Projection::open(&js, &config)
