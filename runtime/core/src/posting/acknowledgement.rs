@@ -3,13 +3,14 @@
 //! projection, the console and anyone who asks "which production orders failed to post, which
 //! movements are late".
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{CanonicalEvent, Response, Verdict};
 
 /// How a request ended at its target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum PostingOutcome {
     /// The target booked it.
@@ -19,7 +20,7 @@ pub enum PostingOutcome {
 }
 
 /// One acknowledgement.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Acknowledgement {
     /// The outbound route.
     pub route: String,
@@ -50,8 +51,10 @@ pub struct Acknowledgement {
     /// `name@version` of the outbound plugin.
     pub plugin: String,
     /// When the event happened at the source.
+    #[schemars(extend("format" = "date-time"))]
     pub source_time: String,
     /// When the target acknowledged it.
+    #[schemars(extend("format" = "date-time"))]
     pub acknowledged_at: String,
     /// Source time to acknowledgement, seconds: the posting delay.
     pub delay_seconds: f64,
