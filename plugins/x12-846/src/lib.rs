@@ -14,7 +14,7 @@ use millrace_sdk::x12::{self, Segment, TransactionSet};
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let route = edi::Route::load()?;
-    let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+    let interchange = x12::parse(&msg.payload)?;
     let mut events = Vec::new();
     for (_, set) in interchange.transaction_sets() {
         if set.id != "846" {
@@ -87,24 +87,11 @@ impl<'a> Advice<'a> {
             None => x12::timestamp(bia.element(4), bia.element(5), &route.utc_offset_text)
                 .malformed_at(format!("{}, BIA04/05 date and time", bia.at()))?,
         };
-        let party = |code: &str| {
-            header
-                .iter()
-                .find(|s| s.id == "N1" && s.trimmed(1) == code)
-                .map(|n1| {
-                    if n1.trimmed(4).is_empty() {
-                        n1.trimmed(2).to_owned()
-                    } else {
-                        n1.trimmed(4).to_owned()
-                    }
-                })
-                .filter(|p| !p.is_empty())
-        };
         Ok(Self {
             set,
             number: Some(bia.trimmed(3)).filter(|n| !n.is_empty()),
             occurred_at,
-            warehouse: party("WH").or_else(|| party("SF")),
+            warehouse: x12::party(header.iter().copied(), &["WH", "SF"]),
             lines,
         })
     }

@@ -12,7 +12,7 @@ use millrace_sdk::x12::{self, Interchange, Segment, TransactionSet};
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let route = edi::Route::load()?;
-    let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+    let interchange = x12::parse(&msg.payload)?;
     let mut events = Vec::new();
     for (_, set) in interchange.transaction_sets() {
         if set.id != "856" {
@@ -163,20 +163,7 @@ fn ship_notice(
                 .malformed_at(format!("{}, DTM02/03 expected delivery", d.at()))
         })
         .transpose()?;
-    let supplier = ["SF", "SU"]
-        .iter()
-        .find_map(|code| {
-            shipment_segments()
-                .find(|s| s.id == "N1" && s.trimmed(1) == *code)
-                .map(|n1| {
-                    if n1.trimmed(4).is_empty() {
-                        n1.trimmed(2).to_owned()
-                    } else {
-                        n1.trimmed(4).to_owned()
-                    }
-                })
-        })
-        .filter(|s| !s.is_empty())
+    let supplier = x12::party(shipment_segments(), &["SF", "SU"])
         .unwrap_or_else(|| interchange.sender.to_string());
 
     let mut lines = Vec::new();

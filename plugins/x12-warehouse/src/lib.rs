@@ -12,7 +12,7 @@ use millrace_sdk::x12::{self, Segment, TransactionSet};
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let route = edi::Route::load()?;
     let offset = &route.utc_offset_text;
-    let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+    let interchange = x12::parse(&msg.payload)?;
     let mut events = Vec::new();
     for (_, set) in interchange.transaction_sets() {
         let document = match set.id.as_ref() {
@@ -156,19 +156,9 @@ impl<'a> Document<'a> {
         ))
     }
 
-    /// The warehouse (`N1*WH`) or ship-to (`N1*ST`) party id, else its name.
-    fn party(&self, code: &str) -> Option<String> {
-        self.header
-            .iter()
-            .find(|s| s.id == "N1" && s.trimmed(1) == code)
-            .map(|n1| {
-                if n1.trimmed(4).is_empty() {
-                    n1.trimmed(2).to_owned()
-                } else {
-                    n1.trimmed(4).to_owned()
-                }
-            })
-            .filter(|p| !p.is_empty())
+    /// The first of the parties `codes` the header names, by its id, else its name.
+    fn party(&self, codes: &[&str]) -> Option<String> {
+        x12::party(self.header.iter().copied(), codes)
     }
 
     fn movements(&self) -> Result<Vec<InventoryMovement>, MapError> {
@@ -177,12 +167,12 @@ impl<'a> Document<'a> {
             .map(str::to_owned);
         let (from_location, to_location, status) = match self.set.id.as_ref() {
             "943" => (
-                self.party("SF"),
-                self.party("WH").or_else(|| self.party("ST")),
+                self.party(&["SF"]),
+                self.party(&["WH", "ST"]),
                 Some(StockStatus::InTransit),
             ),
-            "945" => (self.party("WH").or_else(|| self.party("SF")), None, None),
-            _ => (None, self.party("WH").or_else(|| self.party("ST")), None),
+            "945" => (self.party(&["WH", "SF"]), None, None),
+            _ => (None, self.party(&["WH", "ST"]), None),
         };
         // Without a warehouse party, the route's own location is the side the plant owns.
         let (from_location, to_location) = match (from_location, to_location) {
