@@ -45,15 +45,41 @@ const VERSIONS: [Version; 2] = [
 #[proc_macro]
 pub fn export_mapper(input: TokenStream) -> TokenStream {
     let function = input.to_string();
-    let expansion = match manifest_wit("export_mapper!").and_then(|wit| version(&wit)) {
-        Ok(version) => glue(version, &function),
-        Err(message) => format!("::core::compile_error!({message:?});"),
-    };
+    expand("export_mapper!", |wit| {
+        version(wit).map(|version| glue(version, &function))
+    })
+}
+
+/// The glue `write` makes for the WIT version the plugin's manifest names, or a
+/// `compile_error!` saying why `macro_name` cannot write one.
+fn expand(macro_name: &str, write: impl FnOnce(&str) -> Result<String, String>) -> TokenStream {
+    let expansion = manifest_wit(macro_name)
+        .and_then(|wit| write(&wit))
+        .unwrap_or_else(|message| format!("::core::compile_error!({message:?});"));
     expansion.parse().unwrap_or_default()
 }
 
 /// The lowering of the SDK's canonical types to the generated ones, for every version.
 const LOWER: &str = include_str!("lower.rs.in");
+
+/// The `HOST` table the glue of both worlds installs before each call: through it the SDK's
+/// `log` and `config` reach the WIT `host` interface (`millrace:mapping/host`, which the poster
+/// world imports too).
+const HOST_CALLS: &str = r#"    static HOST: ::millrace_sdk::__export::HostCalls = ::millrace_sdk::__export::HostCalls {
+        log: |level, message, fields| {
+            use ::millrace_sdk::log::Level as L;
+            let level = match level {
+                L::Trace => host::LogLevel::Trace,
+                L::Debug => host::LogLevel::Debug,
+                L::Info => host::LogLevel::Info,
+                L::Warn => host::LogLevel::Warn,
+                L::Error => host::LogLevel::Error,
+            };
+            host::log(level, message, fields)
+        },
+        get_config: |key| host::get_config(key),
+        get_config_all: || host::get_config_all(),
+    };"#;
 
 /// The export glue of `version` for the mapping function `function`.
 fn glue(version: &Version, function: &str) -> String {
@@ -102,21 +128,7 @@ mod __millrace_export {{
     use self::millrace::mapping::host;
     use ::millrace_sdk::canonical as c;
 
-    static HOST: ::millrace_sdk::__export::HostCalls = ::millrace_sdk::__export::HostCalls {{
-        log: |level, message, fields| {{
-            use ::millrace_sdk::log::Level as L;
-            let level = match level {{
-                L::Trace => host::LogLevel::Trace,
-                L::Debug => host::LogLevel::Debug,
-                L::Info => host::LogLevel::Info,
-                L::Warn => host::LogLevel::Warn,
-                L::Error => host::LogLevel::Error,
-            }};
-            host::log(level, message, fields)
-        }},
-        get_config: |key| host::get_config(key),
-        get_config_all: || host::get_config_all(),
-    }};
+{HOST_CALLS}
 
     struct MillraceMapper;
 
@@ -193,11 +205,9 @@ fn poster_wit() -> String {
 #[proc_macro]
 pub fn export_poster(input: TokenStream) -> TokenStream {
     let poster = input.to_string();
-    let expansion = match manifest_wit("export_poster!").and_then(|wit| poster_version(&wit)) {
-        Ok(_) => poster_glue(&poster),
-        Err(message) => format!("::core::compile_error!({message:?});"),
-    };
-    expansion.parse().unwrap_or_default()
+    expand("export_poster!", |wit| {
+        poster_version(wit).map(|_| poster_glue(&poster))
+    })
 }
 
 /// The poster version `wit` names.
@@ -254,21 +264,7 @@ mod __millrace_export {{
     use ::millrace_sdk::canonical as c;
     use ::millrace_sdk::posting as s;
 
-    static HOST: ::millrace_sdk::__export::HostCalls = ::millrace_sdk::__export::HostCalls {{
-        log: |level, message, fields| {{
-            use ::millrace_sdk::log::Level as L;
-            let level = match level {{
-                L::Trace => host::LogLevel::Trace,
-                L::Debug => host::LogLevel::Debug,
-                L::Info => host::LogLevel::Info,
-                L::Warn => host::LogLevel::Warn,
-                L::Error => host::LogLevel::Error,
-            }};
-            host::log(level, message, fields)
-        }},
-        get_config: |key| host::get_config(key),
-        get_config_all: || host::get_config_all(),
-    }};
+{HOST_CALLS}
 
     struct MillracePoster;
 
