@@ -141,15 +141,7 @@ fn line(
     item_qualifier: Option<&str>,
 ) -> Result<ShipmentLine, MapError> {
     let item = edifact::line_item(segments, item_qualifier)?;
-    let Some(lin) = segments.first() else {
-        return Err(MapError::malformed("an empty LIN group".to_owned()));
-    };
-    let qty = qualified(segments, "QTY", &["12"]).ok_or_else(|| {
-        MapError::malformed(format!(
-            "{}: the line has no despatch quantity (QTY 12)",
-            lin.at()
-        ))
-    })?;
+    let qty = edifact::line_qty(segments, "12", "despatch quantity")?;
     let quantity = interchange.quantity(qty)?;
     // The batch, wherever the partner put it (GIN BX, PCI 36E, RFF BT, GIR BX, PIA NB).
     let lot = edifact::line_batch(segments)?;

@@ -96,12 +96,7 @@ impl<'a> Report<'a> {
         let Some(lin) = line.first() else {
             return Err(MapError::malformed("an empty LIN group".to_owned()));
         };
-        let qty = qualified(line, "QTY", &["145"]).ok_or_else(|| {
-            MapError::malformed(format!(
-                "{}: the line has no actual stock quantity (QTY 145)",
-                lin.at()
-            ))
-        })?;
+        let qty = edifact::line_qty(line, "145", "actual stock quantity")?;
         let quantity = interchange.stock_quantity(qty)?;
         // Where the stock lies: the line's place of storage (LOC 18), else the warehouse.
         let location = qualified(line, "LOC", &["18"])

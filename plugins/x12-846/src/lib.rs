@@ -58,12 +58,7 @@ struct Advice<'a> {
 
 impl<'a> Advice<'a> {
     fn read(set: &'a TransactionSet<'a>, route: &edi::Route) -> Result<Self, MapError> {
-        let bia = set.segments.iter().find(|s| s.id == "BIA").ok_or_else(|| {
-            MapError::malformed(format!(
-                "transaction set 846 {} (segment {}): there is no BIA segment",
-                set.control_number, set.position
-            ))
-        })?;
+        let bia = set.beginning("BIA", &set.segments)?;
         let mut header = Vec::new();
         let mut lines: Vec<Vec<&Segment>> = Vec::new();
         for segment in &set.segments {

@@ -128,12 +128,7 @@ fn ship_notice(
             segments,
         });
     }
-    let bsn = header.iter().find(|s| s.id == "BSN").ok_or_else(|| {
-        MapError::malformed(format!(
-            "transaction set 856 {} (segment {}): there is no BSN segment",
-            set.control_number, set.position
-        ))
-    })?;
+    let bsn = set.beginning("BSN", header)?;
     let shipment_id = bsn.trimmed(2);
     if shipment_id.is_empty() {
         return Err(MapError::malformed(format!(
@@ -216,28 +211,20 @@ fn item_lines(
                 item.id
             ))
         })?;
-    let pairs = lin.pairs(2);
-    let pick = |qualifier: &str| {
-        pairs
-            .iter()
-            .find(|(q, _)| *q == qualifier)
-            .map(|(_, v)| (*v).to_owned())
-    };
     let item_number = match item_qualifier {
-        Some(q) => pick(q).ok_or_else(|| {
+        Some(q) => lin.pair_value(2, &[q]).ok_or_else(|| {
             MapError::malformed(format!(
                 "{}: no product id with qualifier '{q}' (route config item-qualifier)",
                 lin.at()
             ))
         })?,
-        None => pick("BP")
-            .or_else(|| pick("VP"))
-            .or_else(|| pairs.first().map(|(_, v)| (*v).to_owned()))
+        None => lin
+            .product_id()
             .ok_or_else(|| MapError::malformed(format!("{}: LIN has no product id", lin.at())))?,
     };
     let up = ancestors(item, levels);
-    let purchase_order = pick("PO")
-        .or_else(|| pick("ON"))
+    let purchase_order = lin
+        .pair_value(2, &["PO", "ON"])
         .or_else(|| item.first_ref("PO"))
         .or_else(|| {
             up.iter().find_map(|l| {
@@ -247,9 +234,10 @@ fn item_lines(
                     .map(|s| s.trimmed(1).to_owned())
             })
         });
-    let item_lot = pick("LT").or_else(|| item.first_ref("LT"));
-    let mut item_serials: Vec<String> = pairs
-        .iter()
+    let item_lot = lin.pair_value(2, &["LT"]).or_else(|| item.first_ref("LT"));
+    let mut item_serials: Vec<String> = lin
+        .pairs(2)
+        .into_iter()
         .filter(|(q, _)| *q == "SN")
         .map(|(_, v)| (*v).to_owned())
         .collect();

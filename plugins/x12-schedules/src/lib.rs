@@ -59,16 +59,7 @@ impl<'a> Schedule<'a> {
         } else {
             ("BSS", 3, 10)
         };
-        let head = header
-            .iter()
-            .copied()
-            .find(|s| s.id == begin)
-            .ok_or_else(|| {
-                MapError::malformed(format!(
-                    "transaction set {} {} (segment {}): there is no {begin} segment",
-                    set.id, set.control_number, set.position
-                ))
-            })?;
+        let head = set.beginning(begin, header.iter().copied())?;
         let date = head.trimmed(date_element);
         // The schedule is issued on its own date; the group's time is used when it was sent the
         // same day, else midnight.

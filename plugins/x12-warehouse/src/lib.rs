@@ -64,16 +64,7 @@ impl<'a> Document<'a> {
         line_id: &str,
         movement: MovementType,
     ) -> Result<Self, MapError> {
-        let begin = set
-            .segments
-            .iter()
-            .find(|s| s.id == begin_id)
-            .ok_or_else(|| {
-                MapError::malformed(format!(
-                    "transaction set {} {} (segment {}): there is no {begin_id} segment",
-                    set.id, set.control_number, set.position
-                ))
-            })?;
+        let begin = set.beginning(begin_id, &set.segments)?;
         let mut header = Vec::new();
         let mut lines: Vec<Vec<&Segment>> = Vec::new();
         for segment in &set.segments {
@@ -276,17 +267,11 @@ impl<'a> Document<'a> {
             let lin = line.iter().find(|s| s.id == "LIN").ok_or_else(|| {
                 MapError::malformed(format!("{}: the RCD loop has no LIN item", first.at()))
             })?;
-            let pairs = lin.pairs(2);
-            let pick = |q: &str| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == q)
-                    .map(|(_, v)| (*v).to_owned())
-            };
-            let item = pick("BP")
-                .or_else(|| pick("VP"))
-                .or_else(|| pairs.first().map(|(_, v)| (*v).to_owned()));
-            (item, pick("LT"), pick("PO"))
+            (
+                lin.product_id(),
+                lin.pair_value(2, &["LT"]),
+                lin.pair_value(2, &["PO"]),
+            )
         } else {
             let pairs = first.pairs(pairs_from);
             (pairs.first().map(|(_, v)| (*v).to_owned()), None, None)

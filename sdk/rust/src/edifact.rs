@@ -17,6 +17,7 @@
 use std::borrow::Cow;
 
 use crate::edi::SyntaxError;
+use crate::text::{is_line_break, owned};
 
 use crate::decimal::{self, DecimalError};
 
@@ -132,10 +133,6 @@ impl<'a> Segment<'a> {
             line: self.line,
         }
     }
-}
-
-fn owned(text: Cow<'_, str>) -> Cow<'static, str> {
-    Cow::Owned(text.into_owned())
 }
 
 /// One message (`UNH` … `UNT`), for example a DESADV.
@@ -329,10 +326,6 @@ fn read(text: &str) -> Result<Interchange<'_>, SyntaxError> {
     }
     let segments = split(body, separators, &mut line)?;
     build(separators, segments)
-}
-
-fn is_line_break(c: char) -> bool {
-    c == '\r' || c == '\n'
 }
 
 /// The component being read: where it starts in the text, and whether it must be copied to be
@@ -843,7 +836,7 @@ mod lines;
 #[cfg(test)]
 mod tests;
 
-pub use lines::{line_batch, line_item, line_serials, qualified};
+pub use lines::{line_batch, line_item, line_qty, line_serials, qualified};
 
 impl Interchange<'_> {
     /// The `source_transaction` of `message`: `UNB` 0020 `:` `UNH` 0062, then the message's own

@@ -30,6 +30,7 @@
 use std::borrow::Cow;
 
 use crate::edi::SyntaxError;
+use crate::text::{is_line_break, owned};
 
 /// The delimiters of one interchange, as declared by its `ISA` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +106,26 @@ impl<'a> Segment<'a> {
             .collect()
     }
 
+    /// The value of the first of `qualifiers` (in order) among the qualifier/value pairs from
+    /// element `first` on ([`Segment::pairs`]): in `LIN**BP*7389141G01*ON*RG61372`,
+    /// `pair_value(2, &["PO", "ON"])` is `RG61372`.
+    pub fn pair_value(&self, first: usize, qualifiers: &[&str]) -> Option<String> {
+        let pairs = self.pairs(first);
+        qualifiers.iter().find_map(|qualifier| {
+            pairs
+                .iter()
+                .find(|(q, _)| q == qualifier)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    /// The product id of a `LIN` when the route names no qualifier: the buyer's part number
+    /// (`BP`), else the vendor's (`VP`), else the first id it gives.
+    pub fn product_id(&self) -> Option<String> {
+        self.pair_value(2, &["BP", "VP"])
+            .or_else(|| self.pairs(2).first().map(|(_, v)| (*v).to_owned()))
+    }
+
     /// Says where the segment is, for error messages: `segment 12 (REF) at line 12`.
     pub fn at(&self) -> String {
         format!(
@@ -125,10 +146,6 @@ impl<'a> Segment<'a> {
     }
 }
 
-fn owned(text: Cow<'_, str>) -> Cow<'static, str> {
-    Cow::Owned(text.into_owned())
-}
-
 /// One transaction set (`ST` … `SE`), for example an 856 ship notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionSet<'a> {
@@ -142,7 +159,25 @@ pub struct TransactionSet<'a> {
     pub position: usize,
 }
 
-impl TransactionSet<'_> {
+impl<'a> TransactionSet<'a> {
+    /// The set's beginning segment `id` (`BSN`, `BIA`, `W06`...), looked for in `segments` (the
+    /// set's own, or its header); an error names the set when there is none.
+    pub fn beginning<'s>(
+        &self,
+        id: &str,
+        segments: impl IntoIterator<Item = &'s Segment<'a>>,
+    ) -> Result<&'s Segment<'a>, crate::MapError>
+    where
+        'a: 's,
+    {
+        segments.into_iter().find(|s| s.id == id).ok_or_else(|| {
+            crate::MapError::malformed(format!(
+                "transaction set {} {} (segment {}): there is no {id} segment",
+                self.id, self.control_number, self.position
+            ))
+        })
+    }
+
     /// A copy that owns its text, independent of the payload.
     pub fn into_owned(self) -> TransactionSet<'static> {
         TransactionSet {
@@ -271,10 +306,6 @@ pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, SyntaxError> {
 fn read(text: &str) -> Result<Interchange<'_>, SyntaxError> {
     let (separators, segments) = split_segments(text)?;
     build(separators, segments)
-}
-
-fn is_line_break(c: char) -> bool {
-    c == '\r' || c == '\n'
 }
 
 /// Reads the separators from the `ISA` header at the start of `text`.

@@ -25,15 +25,18 @@ const VERSIONS: [Version; 2] = [
             include_str!("../../../../wit/mapping@1.0.0/host.wit"),
         ],
     },
-    Version {
-        package: "millrace:mapping@1.1.0",
-        wit: [
-            include_str!("../../../../wit/mapping@1.1.0/mapper.wit"),
-            include_str!("../../../../wit/mapping@1.1.0/canonical.wit"),
-            include_str!("../../../../wit/mapping@1.1.0/host.wit"),
-        ],
-    },
+    MAPPING_1_1_0,
 ];
+
+/// The newest mapping version, which the poster world also uses.
+const MAPPING_1_1_0: Version = Version {
+    package: "millrace:mapping@1.1.0",
+    wit: [
+        include_str!("../../../../wit/mapping@1.1.0/mapper.wit"),
+        include_str!("../../../../wit/mapping@1.1.0/canonical.wit"),
+        include_str!("../../../../wit/mapping@1.1.0/host.wit"),
+    ],
+};
 
 /// Exports a plain mapping function as the plugin's `map`, for the WIT version named by the
 /// `wit` key of the plugin's `plugin.toml`.
@@ -184,7 +187,7 @@ const POSTER_VERSIONS: [&str; 1] = ["millrace:outbound@1.0.0"];
 /// `package` line first) and the mapping package it uses, nested (`package ... { ... }`), so
 /// one string carries both without a `deps` folder.
 fn poster_wit() -> String {
-    let mapper = include_str!("../../../../wit/mapping@1.1.0/mapper.wit");
+    let [mapper, canonical, host] = MAPPING_1_1_0.wit;
     // The nested package takes the mapping files' items without their `package` line.
     let types = mapper
         .lines()
@@ -192,10 +195,9 @@ fn poster_wit() -> String {
         .collect::<Vec<_>>()
         .join("\n");
     format!(
-        "{}\npackage millrace:mapping@1.1.0 {{\n{}\n{}\n{types}\n}}\n",
+        "{}\npackage {} {{\n{canonical}\n{host}\n{types}\n}}\n",
         include_str!("../../../../wit/outbound@1.0.0/posting.wit"),
-        include_str!("../../../../wit/mapping@1.1.0/canonical.wit"),
-        include_str!("../../../../wit/mapping@1.1.0/host.wit"),
+        MAPPING_1_1_0.package,
     )
 }
 

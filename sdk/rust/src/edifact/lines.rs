@@ -21,6 +21,24 @@ pub fn qualified<'a, 'b>(
     })
 }
 
+/// The `QTY` segment of `qualifier` in a line group (`LIN` and the segments after it); an error
+/// names the line and `what` the quantity is ("despatch quantity") when the line has none.
+pub fn line_qty<'a, 'b>(
+    line: &[&'a Segment<'b>],
+    qualifier: &str,
+    what: &str,
+) -> Result<&'a Segment<'b>, MapError> {
+    let Some(lin) = line.first() else {
+        return Err(MapError::malformed("an empty LIN group"));
+    };
+    qualified(line, "QTY", &[qualifier]).ok_or_else(|| {
+        MapError::malformed(format!(
+            "{}: the line has no {what} (QTY {qualifier})",
+            lin.at()
+        ))
+    })
+}
+
 impl<'b> Message<'b> {
     /// The message header: its segments before the first item line (`LIN`) or packaging level
     /// (`CPS`).
