@@ -27,10 +27,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             data: EventData::ShipmentNotice(notice),
         });
     }
-    if events.is_empty() {
-        return Err(edi::holds_nothing("message"));
-    }
-    Ok(events)
+    edi::mapped(events, "message")
 }
 
 fn notice(

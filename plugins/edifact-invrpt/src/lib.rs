@@ -25,10 +25,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             );
         }
     }
-    if events.is_empty() {
-        return Err(edi::holds_nothing("INVRPT message"));
-    }
-    Ok(events)
+    edi::mapped(events, "INVRPT message")
 }
 
 /// One INVRPT message: its header facts and its item lines.

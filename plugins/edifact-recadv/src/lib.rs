@@ -31,10 +31,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             });
         }
     }
-    if events.is_empty() {
-        return Err(edi::holds_nothing("received line"));
-    }
-    Ok(events)
+    edi::mapped(events, "received line")
 }
 
 /// Reads a `DTM` segment as a date and optional time (its zone, if any, does not change a date).

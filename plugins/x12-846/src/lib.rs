@@ -38,10 +38,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             );
         }
     }
-    if events.is_empty() {
-        return Err(edi::holds_nothing("846 item line with a stock quantity"));
-    }
-    Ok(events)
+    edi::mapped(events, "846 item line with a stock quantity")
 }
 
 /// One 846: its header facts and its item lines.

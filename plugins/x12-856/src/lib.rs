@@ -36,10 +36,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
                 .with_transaction(interchange.source_transaction(set, None)),
         );
     }
-    if events.is_empty() {
-        return Err(edi::holds_nothing("transaction set"));
-    }
-    Ok(events)
+    edi::mapped(events, "transaction set")
 }
 
 /// The `SN1` segments of the item (`HL03` `I`) levels of a ship notice.

@@ -36,10 +36,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             );
         }
     }
-    if events.is_empty() {
-        return Err(edi::holds_nothing("schedule with a LIN item"));
-    }
-    Ok(events)
+    edi::mapped(events, "schedule with a LIN item")
 }
 
 /// The header facts of one schedule.

@@ -37,10 +37,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             );
         }
     }
-    if events.is_empty() {
-        return Err(edi::holds_nothing("item line to map"));
-    }
-    Ok(events)
+    edi::mapped(events, "item line to map")
 }
 
 /// One warehouse document: its beginning segment, its header and its item lines.

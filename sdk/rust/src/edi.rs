@@ -8,11 +8,12 @@
 //!     let identity = edi::source_transaction(&interchange.control_number, &set.control_number, Some(number));
 //!     ...
 //! }
-//! if events.is_empty() { return Err(edi::holds_nothing("inventory line")); }
+//! edi::mapped(events, "inventory line") // an error when the interchange held none
 //! ```
 
 use std::fmt;
 
+use crate::canonical::CanonicalEvent;
 use crate::timestamp::{self, UtcOffset};
 use crate::{MapError, config};
 
@@ -99,6 +100,16 @@ pub fn holds_nothing(what: &str) -> MapError {
     MapError::malformed(format!("the interchange holds no {what}"))
 }
 
+/// The events mapped from an interchange, or the [`holds_nothing`] error for `what` when there
+/// are none.
+pub fn mapped(events: Vec<CanonicalEvent>, what: &str) -> Result<Vec<CanonicalEvent>, MapError> {
+    if events.is_empty() {
+        Err(holds_nothing(what))
+    } else {
+        Ok(events)
+    }
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
@@ -128,5 +139,6 @@ mod tests {
             holds_nothing("message").message(),
             "the interchange holds no message"
         );
+        assert_eq!(mapped(Vec::new(), "message"), Err(holds_nothing("message")));
     }
 }
