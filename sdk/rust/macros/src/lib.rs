@@ -84,6 +84,28 @@ const HOST_CALLS: &str = r#"    static HOST: ::millrace_sdk::__export::HostCalls
         get_config_all: || host::get_config_all(),
     };"#;
 
+/// The start of the glue's export module, which the caller's text continues and closes: the
+/// manifest dependency, then the bindings of `world` in the inline `wit`, generated with the
+/// further `generate!` options `options` (lines, or "").
+fn export_module_start(world: &str, wit: &str, options: &str) -> String {
+    format!(
+        r#"
+// Including the manifest makes cargo rebuild the plugin when its `wit` changes.
+const _: &[u8] = ::core::include_bytes!(::core::concat!(
+    ::core::env!("CARGO_MANIFEST_DIR"), "/plugin.toml"));
+
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+#[allow(unsafe_code, missing_docs, clippy::all)]
+mod __millrace_export {{
+    ::millrace_sdk::__wit_bindgen::generate!({{
+        inline: {wit:?},
+        world: "{world}",
+        runtime_path: "::millrace_sdk::__wit_bindgen_rt",
+{options}    }});"#
+    )
+}
+
 /// The export glue of `version` for the mapping function `function`.
 fn glue(version: &Version, function: &str) -> String {
     let wit = version.wit.concat();
@@ -109,23 +131,11 @@ fn glue(version: &Version, function: &str) -> String {
     let lower = LOWER
         .replace("{EXPIRY_LOG}", expiry_log)
         .replace("{EXPIRY_FIELD}", expiry_field);
+    let bindings = export_module_start("mapper", &wit, "");
     format!(
         r#"
 ::millrace_sdk::__mapper_const!({function});
-
-// Including the manifest makes cargo rebuild the plugin when its `wit` changes.
-const _: &[u8] = ::core::include_bytes!(::core::concat!(
-    ::core::env!("CARGO_MANIFEST_DIR"), "/plugin.toml"));
-
-#[cfg(target_arch = "wasm32")]
-#[doc(hidden)]
-#[allow(unsafe_code, missing_docs, clippy::all)]
-mod __millrace_export {{
-    ::millrace_sdk::__wit_bindgen::generate!({{
-        inline: {wit:?},
-        world: "mapper",
-        runtime_path: "::millrace_sdk::__wit_bindgen_rt",
-    }});
+{bindings}
 
     use self::millrace::mapping::canonical as w;
     use self::millrace::mapping::host;
@@ -232,13 +242,10 @@ const LIFT: &str = include_str!("lift.rs.in");
 
 /// The export glue of the `poster` world for the type `poster`.
 fn poster_glue(poster: &str) -> String {
-    let wit = poster_wit();
+    // The canonical model and the host interface live in the (nested) mapping package.
+    let bindings = export_module_start("poster", &poster_wit(), "        generate_all,\n");
     format!(
         r#"
-// Including the manifest makes cargo rebuild the plugin when its `wit` changes.
-const _: &[u8] = ::core::include_bytes!(::core::concat!(
-    ::core::env!("CARGO_MANIFEST_DIR"), "/plugin.toml"));
-
 // The exported type, named where the macro is used (any path works), and checked on every
 // target, so a native `cargo test` already says when it does not implement `Poster`.
 #[doc(hidden)]
@@ -247,18 +254,7 @@ const _: fn() = || {{
     fn implements_poster<P: ::millrace_sdk::posting::Poster>() {{}}
     implements_poster::<__MillracePoster>();
 }};
-
-#[cfg(target_arch = "wasm32")]
-#[doc(hidden)]
-#[allow(unsafe_code, missing_docs, clippy::all)]
-mod __millrace_export {{
-    ::millrace_sdk::__wit_bindgen::generate!({{
-        inline: {wit:?},
-        world: "poster",
-        runtime_path: "::millrace_sdk::__wit_bindgen_rt",
-        // The canonical model and the host interface live in the (nested) mapping package.
-        generate_all,
-    }});
+{bindings}
 
     use self::millrace::mapping::canonical as w;
     use self::millrace::mapping::host;
