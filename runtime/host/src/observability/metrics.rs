@@ -262,3 +262,48 @@ impl Metrics {
         Ok(text)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A family registered by `registered` is the one the host counts in: its samples reach
+    /// `/metrics` under its name and help text, the inbound families before the outbound ones.
+    #[test]
+    fn counts_reach_the_registered_families() {
+        let metrics = Metrics::new();
+        let route = RouteLabels {
+            route: "mes".into(),
+            plugin_version: "mes-shift-report@1.0.0".into(),
+        };
+        metrics.messages.get_or_create(&route).inc();
+        metrics.retries.get_or_create(&route).inc_by(2);
+        let target = super::super::outbound::TargetOnly {
+            target: "erp".into(),
+        };
+        metrics.outbound.breaker_open.get_or_create(&target).set(1);
+        let text = metrics.encode().unwrap();
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .collect();
+        assert_eq!(
+            families,
+            [
+                "millrace_messages counter",
+                "millrace_retries counter",
+                "millrace_outbound_breaker_open gauge"
+            ]
+        );
+        for line in [
+            "# HELP millrace_messages Raw messages taken in.",
+            "millrace_messages_total{route=\"mes\",plugin_version=\"mes-shift-report@1.0.0\"} 1",
+            "millrace_retries_total{route=\"mes\",plugin_version=\"mes-shift-report@1.0.0\"} 2",
+            "# HELP millrace_outbound_breaker_open 1 while a target's breaker pauses the routes posting to it.",
+            "millrace_outbound_breaker_open{target=\"erp\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
+    }
+}
