@@ -308,14 +308,8 @@ mod tests {
                 operation: None,
                 item: "ITEM-1".into(),
                 lot: Some("LOT-1".into()),
-                good_quantity: Quantity {
-                    amount: "5".into(),
-                    uom: "EA".into(),
-                },
-                scrap_quantity: Quantity {
-                    amount: "0".into(),
-                    uom: "EA".into(),
-                },
+                good_quantity: Quantity::new("5", "EA"),
+                scrap_quantity: Quantity::new("0", "EA"),
                 location: None,
             }),
         };
