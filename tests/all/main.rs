@@ -24,4 +24,5 @@ mod precompiled;
 mod projection;
 mod properties;
 mod sandbox;
+mod stand_in_erp;
 mod streams;
