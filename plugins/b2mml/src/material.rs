@@ -9,7 +9,7 @@ use millrace_sdk::decimal::{self, Decimal};
 use millrace_sdk::prelude::*;
 use roxmltree::Node;
 
-use crate::document::Context;
+use crate::context::Context;
 use crate::{quantity, xml};
 
 /// Lot status (B2MML free text, matched ignoring case, spaces, `-` and `_`, so `On Hold`,

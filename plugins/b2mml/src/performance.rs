@@ -5,7 +5,7 @@ use millrace_sdk::decimal::Decimal;
 use millrace_sdk::prelude::*;
 use roxmltree::Node;
 
-use crate::document::Context;
+use crate::context::Context;
 use crate::quantity::{self, Amount};
 use crate::xml;
 

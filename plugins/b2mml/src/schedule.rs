@@ -4,7 +4,7 @@
 use millrace_sdk::prelude::*;
 use roxmltree::Node;
 
-use crate::document::Context;
+use crate::context::Context;
 use crate::quantity::{self, Amount};
 use crate::xml;
 

@@ -2,7 +2,7 @@
 //! `host` imports of the exported WIT version, which the glue generates in the plugin.
 #![allow(missing_docs)] // hidden: named only by the SDK's macro
 
-use crate::log::Level;
+use crate::log::level::Level;
 
 /// The host imports of the WIT version a plugin exports, as plain function pointers.
 pub struct HostCalls {

@@ -23,7 +23,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::{Metric, Registry};
+use prometheus_client::registry::Registry;
+
+use super::family::registered;
 
 /// Route and plugin version.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -113,18 +115,6 @@ fn call_buckets() -> Histogram {
 /// Message and posting latencies: 1 ms to about 9 hours (source systems post late).
 fn delay_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 3.0, 20))
-}
-
-/// Registers `metric` in `registry` as `name` with the `help` text, and returns it: the value
-/// the host counts in and the registry reads from.
-pub(super) fn registered<M: Metric + Clone>(
-    registry: &mut Registry,
-    name: &str,
-    help: &str,
-    metric: M,
-) -> M {
-    registry.register(name, help, metric.clone());
-    metric
 }
 
 /// Every metric family of a host.

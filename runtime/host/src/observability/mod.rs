@@ -6,6 +6,7 @@
 //! series are capped: the first [`MAX_SITES`] sites and [`MAX_PARTNERS`] partners seen keep
 //! their own series, every later one is counted under [`OTHER`].
 
+mod family;
 pub mod figures;
 pub mod metrics;
 pub mod outbound;

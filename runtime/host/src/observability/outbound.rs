@@ -21,7 +21,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use super::metrics::registered;
+use super::family::registered;
 use time::OffsetDateTime;
 
 /// Site, kind and target.

@@ -2,20 +2,9 @@
 //!
 //! On `wasm32` these call the host; elsewhere (native tests) they write one line to stderr.
 
-/// The severity of a log record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Level {
-    /// Very detailed tracing.
-    Trace,
-    /// Details useful when debugging a mapping.
-    Debug,
-    /// Normal operation.
-    Info,
-    /// Something unexpected that the mapping handled.
-    Warn,
-    /// Something failed.
-    Error,
-}
+pub(crate) mod level;
+
+pub use self::level::Level;
 
 /// Writes `message` at `level` with extra key/value `fields`.
 pub fn write(level: Level, message: &str, fields: &[(&str, &str)]) {
