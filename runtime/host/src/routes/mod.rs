@@ -33,8 +33,6 @@ pub struct Route {
     pub retry: RetryPolicy,
     /// JetStream's redelivery delay.
     pub ack_wait: Duration,
-    /// The source system, when the route's config names it (`system` key).
-    pub system: Option<String>,
     /// How late events are treated.
     pub ordering: millrace_core::config::Ordering,
     /// Whether resent source transactions are skipped.
@@ -50,10 +48,7 @@ impl Route {
     /// The source system of a raw subject: the route's `system` setting, else the second
     /// token of `raw.<system>.<site>.<format>`, else the route name.
     pub fn source_system<'a>(&'a self, subject: &'a str) -> &'a str {
-        if let Some(system) = &self.system {
-            return system;
-        }
-        millrace_core::subjects::raw_system(subject).unwrap_or(&self.name)
+        crate::pipeline::mapping::source_system(&self.context, subject)
     }
 
     /// The site a raw subject's failures are counted for: the route's `site` setting, else
@@ -107,11 +102,10 @@ impl Route {
             context: Arc::new(RouteContext {
                 route: name,
                 config: Arc::new(route.config.clone()),
-                limits: route.limits,
+                limits: route.calls.limits,
             }),
-            retry: route.retry,
-            ack_wait: route.ack_wait.get(),
-            system: route.config.get("system").cloned(),
+            retry: route.calls.retry,
+            ack_wait: route.calls.ack_wait.get(),
             ordering: route.ordering,
             idempotency: route.idempotency,
             admission: tokio::sync::Semaphore::new(tokio::sync::Semaphore::MAX_PERMITS),
@@ -137,11 +131,10 @@ impl Route {
             context: Arc::new(RouteContext {
                 route: name,
                 config: Arc::new(route.config.clone()),
-                limits: route.limits,
+                limits: route.calls.limits,
             }),
-            retry: route.retry,
-            ack_wait: route.ack_wait.get(),
-            system: None,
+            retry: route.calls.retry,
+            ack_wait: route.calls.ack_wait.get(),
             ordering: millrace_core::config::Ordering::Off,
             idempotency: false,
             admission: tokio::sync::Semaphore::new(tokio::sync::Semaphore::MAX_PERMITS),
