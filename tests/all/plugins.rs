@@ -292,14 +292,8 @@ async fn a_fixture_that_breaks_a_host_rule_fails_as_the_live_message_does() {
     // Admission on this host refuses the version for the same reason.
     let deployed = millrace(&["plugin", "deploy", dir.to_str().unwrap(), "--config", cfg]);
     assert!(deployed.status.success(), "{}", text(&deployed));
-    let refused = millrace(&[
-        "route",
-        "set-version",
-        "steady",
-        "misbehave@1.0.0",
-        "--config",
-        cfg,
-    ]);
+    let set_version = ["route", "set-version", "steady", "misbehave@1.0.0"];
+    let refused = millrace(&[&set_version[..], &["--config", cfg]].concat());
     let t = text(&refused);
     assert!(!refused.status.success(), "{t}");
     assert!(
