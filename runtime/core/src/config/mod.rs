@@ -45,7 +45,7 @@ pub use routes::{
 };
 pub use streams::StreamsConfig;
 pub use telemetry::TelemetryConfig;
-pub use values::{HumanDuration, check_subject, is_token, parse_duration};
+pub use values::{HumanDuration, TokenName, check_subject, is_token, parse_duration};
 
 use values::Invalid;
 

@@ -113,6 +113,14 @@ fn admin_tokens_are_unique_and_ingest_tokens_bound() {
         err.contains("admin.tokens[1].name") && err.contains("own name"),
         "{err}"
     );
+    // A token's name is checked as the file is read, with the line it is on.
+    let err = parse(&format!("[admin]\n{}", token("ops team", "admin", "a", "")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`ops team` is not a token name") && err.contains("line"),
+        "{err}"
+    );
     let err = parse(&format!(
         "[admin]\n{}{}",
         token("ops", "admin", "a", ""),

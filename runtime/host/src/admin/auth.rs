@@ -125,7 +125,7 @@ impl Tokens {
                 );
             }
             tokens.push(Token {
-                name: token.name.clone(),
+                name: token.name.to_string(),
                 scope: token.scope,
                 digest,
                 subjects: token.subjects.clone().into(),
@@ -164,7 +164,7 @@ impl Tokens {
             .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "the token is not valid"))?;
         if allows(token.scope, needed) {
             Ok(Caller {
-                name: token.name.clone(),
+                name: token.name.to_string(),
                 subjects: token.subjects.clone(),
                 scope: token.scope,
             })
