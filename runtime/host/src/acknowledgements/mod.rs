@@ -31,7 +31,7 @@ use async_nats::jetstream;
 
 use self::control::{Claim, ControlNumbers};
 use crate::delivery::Delivered;
-use crate::pipeline::RawInput;
+use crate::pipeline::input::RawInput;
 use crate::registry::store::Registry;
 use crate::registry::{AdmissionBounds, LocalPlugin};
 use crate::routes::Route;

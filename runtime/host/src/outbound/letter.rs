@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::driver::EventInput;
+use super::input::EventInput;
 use crate::routes::Route;
 use millrace_core::posting::{Request, Response};
 use millrace_core::sandbox::PluginComponent;
