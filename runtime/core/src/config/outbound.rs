@@ -120,35 +120,38 @@ pub enum TargetKind {
     Nats,
 }
 
-/// One target.
+/// One target. Every key has a default, but an `http` target's check asks for its `url`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TargetConfig {
     /// HTTP or NATS.
-    #[serde(default)]
     pub kind: TargetKind,
     /// The base URL (HTTP).
-    #[serde(default)]
     pub url: Option<String>,
     /// Credentials (HTTP).
-    #[serde(default)]
     pub auth: TargetAuth,
     /// Longest one request may take.
-    #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
     /// The most requests per window, when limited.
-    #[serde(default)]
     pub rate: Option<RateLimit>,
     /// Backoff of requests the target could not take.
-    #[serde(default)]
     pub retry: TargetRetry,
     /// When the target counts as down.
-    #[serde(default)]
     pub breaker: TargetBreaker,
 }
 
-fn default_timeout() -> HumanDuration {
-    HumanDuration::from_secs(10)
+impl Default for TargetConfig {
+    fn default() -> Self {
+        Self {
+            kind: TargetKind::default(),
+            url: None,
+            auth: TargetAuth::default(),
+            timeout: HumanDuration::from_secs(10),
+            rate: None,
+            retry: TargetRetry::default(),
+            breaker: TargetBreaker::default(),
+        }
+    }
 }
 
 /// A target's credentials; the secrets are read from a file or the environment at load.
