@@ -368,6 +368,17 @@ fn seen(erp: &StandInErp) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The body of the first request the stand-in saw with Idempotency-Key `key`.
+fn body_of(erp: &StandInErp, key: &str) -> Value {
+    let ledger = erp.ledger.lock().unwrap();
+    ledger
+        .log
+        .iter()
+        .find(|(_, k, _)| k == key)
+        .map(|(_, _, body)| body.clone())
+        .unwrap_or_else(|| panic!("no request with key {key}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_waits_for_the_release()
  {
@@ -552,7 +563,8 @@ async fn outbound_versions_are_admitted_by_fixtures_shadowed_without_sending_swa
     std::fs::write(&token, TOKEN).unwrap();
     let versions = tempfile::tempdir().unwrap();
     let v1 = plugin_version("tests/guests/poster", "1.0.0", versions.path());
-    let v2 = plugin_version("tests/guests/poster", "2.0.0", versions.path());
+    // Version 2 renders other requests: every body carries `"format": 2`.
+    let v2 = plugin_version("tests/guests/poster-v2", "2.0.0", versions.path());
     // A version whose golden fixture expects another document id: refused at admission.
     let broken = plugin_version("tests/guests/poster", "3.0.0", versions.path());
     let case = broken.join("fixtures/completion.json");
@@ -630,6 +642,23 @@ async fn outbound_versions_are_admitted_by_fixtures_shadowed_without_sending_swa
         1,
         "the shadow sends nothing"
     );
+    assert_eq!(
+        body_of(&erp, &first).get("format"),
+        None,
+        "what was sent is the active version's request, not the shadow's"
+    );
+    // Its requests differ: reported on the SHADOW stream, field by field.
+    let mut diffs = String::new();
+    until("a shadow report of the differing request", || {
+        diffs = run_ok(&["route", "diff", "posts", "--config", cfg]);
+        diffs.contains("poster@1.0.0 -> poster@2.0.0")
+    })
+    .await;
+    assert!(
+        diffs.contains("  requests[0].body.format: (absent) -> 2"),
+        "{diffs}"
+    );
+    assert!(diffs.contains("1 message(s) with differences"), "{diffs}");
 
     // Activated: the next event posts through 2.0.0; rolled back: through 1.0.0 again.
     run_ok(&[
@@ -652,6 +681,11 @@ async fn outbound_versions_are_admitted_by_fixtures_shadowed_without_sending_swa
     assert_eq!(
         acknowledgements_of(&js, &second, 1).await[0]["plugin"],
         "poster@2.0.0"
+    );
+    assert_eq!(
+        body_of(&erp, &second)["format"],
+        2,
+        "2.0.0's request is sent"
     );
     run_ok(&["route", "rollback", "posts", "--config", cfg]);
     host.switched("posts", active_is("poster@1.0.0")).await;

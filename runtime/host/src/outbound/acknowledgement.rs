@@ -2,6 +2,7 @@
 //! `posting.<target>.<site>` (stream POSTING) for the projection, the console and anyone who
 //! asks "which production orders failed to post, which movements are late".
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -10,7 +11,7 @@ use millrace_core::posting::{CanonicalEvent, Response, Verdict};
 use millrace_core::sandbox::PluginComponent;
 
 /// How a request ended at its target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum PostingOutcome {
     /// The target booked it.
@@ -20,7 +21,7 @@ pub enum PostingOutcome {
 }
 
 /// One acknowledgement.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Acknowledgement {
     /// The outbound route.
     pub route: String,
@@ -51,8 +52,10 @@ pub struct Acknowledgement {
     /// `name@version` of the outbound plugin.
     pub plugin: String,
     /// When the event happened at the source.
+    #[schemars(extend("format" = "date-time"))]
     pub source_time: String,
     /// When the target acknowledged it.
+    #[schemars(extend("format" = "date-time"))]
     pub acknowledged_at: String,
     /// Source time to acknowledgement, seconds: the posting delay.
     pub delay_seconds: f64,
