@@ -1,16 +1,18 @@
 //! The host's message path without NATS: arbitrary bytes through a real loaded plugin
-//! (the first byte picks which), then governance (output limit and validation). The host
-//! must never panic, and every event it accepts must pass validation.
+//! (the first byte picks which) in the pipeline's mapping stage (the call, the output limit and
+//! validation). The host must never panic, and every event it accepts must pass validation.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use millrace::config::Limits;
-use millrace::governance::validate::validate;
+use millrace::config::{Limits, RetryPolicy};
+use millrace::pipeline::mapping::Rehearsal;
 use millrace::registry::Manifest;
-use millrace::registry::fixtures::map_once;
-use millrace::sandbox::{PluginComponent, RawMessage, RouteContext, Sandbox};
+use millrace::registry::fixtures::fixture_input;
+use millrace::rules::ownership::OwnershipPolicy;
+use millrace::rules::validate::validate;
+use millrace::sandbox::{PluginComponent, RouteContext, Sandbox};
 
 /// Plugins built by `cargo build --release --target wasm32-wasip2` in the workspace; their
 /// components are read from `MILLRACE_PLUGIN_WASM` (a folder), by default the workspace's
@@ -73,12 +75,18 @@ fuzz_target!(|data: &[u8]| {
     };
     let plugins = plugins();
     let loaded = &plugins[usize::from(pick) % plugins.len()];
-    let raw = RawMessage {
-        subject: loaded.subject.clone(),
-        headers: Vec::new(),
-        payload: payload.to_vec(),
+    // One try: a trap is contained and final here, and a retry's backoff would only slow the run.
+    let stage = Rehearsal {
+        plugin: &loaded.plugin,
+        route: &loaded.route,
+        retry: RetryPolicy {
+            attempts: 1,
+            ..RetryPolicy::default()
+        },
+        ownership: &OwnershipPolicy::default(),
     };
-    if let Ok(events) = map_once(&loaded.plugin, &loaded.route, &raw) {
+    let (outcome, _) = stage.map(&fixture_input(&loaded.subject, payload.to_vec()));
+    if let Ok(events) = outcome {
         assert_eq!(validate(&events), Ok(()));
     }
 });

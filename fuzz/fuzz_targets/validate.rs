@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use millrace::canonical::MappedEvent;
-use millrace::governance::validate::{is_decimal, validate};
+use millrace::rules::validate::{is_decimal, validate};
 
 fn grammar(s: &str) -> bool {
     let b = s.as_bytes();

@@ -922,7 +922,9 @@ async fn an_admission_stops_when_its_caller_goes_away() {
     let sandbox = millrace::sandbox::Sandbox::new(None).unwrap();
     let bounds = millrace::registry::AdmissionBounds::default();
     bounds.cancel.cancel();
-    let Err(refused) = millrace::registry::admit_within(&sandbox, &record, &component, &bounds)
+    let no_rules = millrace::rules::ownership::OwnershipPolicy::default();
+    let Err(refused) =
+        millrace::registry::admit_within(&sandbox, &record, &component, &no_rules, &bounds)
     else {
         panic!("a cancelled admission admits nothing");
     };

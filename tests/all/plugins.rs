@@ -300,3 +300,55 @@ fn the_demo_follows_one_lot_from_in_transit_to_blocked() {
         "a negative stock position:\n{t}"
     );
 }
+
+/// A golden fixture meets the host's rules exactly as live traffic does: under an ownership
+/// rule its source system breaks, `plugin test --config` fails it, admission refuses the
+/// version, and the same message live is dead-lettered, all with the same reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixture_that_breaks_a_host_rule_fails_as_the_live_message_does() {
+    let nats = Nats::start();
+    let dir = plugin("tests/guests/misbehave");
+    let route = fixture_route("steady", &dir, "raw.test.*.cmd", "");
+    let config = nats.config(&format!(
+        "{route}\n[[governance.ownership]]\nkind = \"production-completion\"\nsite = \"TEST\"\nowner = \"mes\"\n"
+    ));
+    let cfg = config.to_str().unwrap();
+    let reason = "event 0 (production-completion) at site TEST: production-completion there is owned by mes, not by test";
+
+    // Without the host's rules the fixtures pass; with them, ok-7 fails on ownership.
+    let free = millrace(&["plugin", "test", dir.to_str().unwrap()]);
+    assert!(free.status.success(), "{}", text(&free));
+    let judged = millrace(&["plugin", "test", dir.to_str().unwrap(), "--config", cfg]);
+    let t = text(&judged);
+    assert!(!judged.status.success(), "{t}");
+    assert!(t.contains("FAIL fixtures/ok-7.txt"), "{t}");
+    assert!(t.contains("PASS fixtures/reject.txt"), "{t}");
+    assert!(t.contains("\"kind\": \"not-owner\""), "{t}");
+    assert!(t.contains(reason), "{t}");
+
+    // Admission on this host refuses the version for the same reason.
+    let deployed = millrace(&["plugin", "deploy", dir.to_str().unwrap(), "--config", cfg]);
+    assert!(deployed.status.success(), "{}", text(&deployed));
+    let set_version = ["route", "set-version", "steady", "misbehave@1.0.0"];
+    let refused = millrace(&[&set_version[..], &["--config", cfg]].concat());
+    assert_clean_failure(
+        &refused,
+        "misbehave@1.0.0 is refused: 1 of 2 golden fixtures fail",
+    );
+    let t = text(&refused);
+    assert!(
+        t.contains("fixture ok-7.txt fails") && t.contains(reason),
+        "{t}"
+    );
+
+    // Live, the fixture's input on the fixture's subject is dead-lettered with that reason.
+    let js = async_nats::jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    let input = std::fs::read(dir.join("fixtures/ok-7.txt")).unwrap();
+    let subject = Manifest::load(&dir).unwrap().fixtures.subject;
+    publish(&js, &subject, &input, "fixture-ok-7-live").await;
+    let letters = read_stream(&js, "DLQ", "dlq.>", 1, Duration::from_millis(500)).await;
+    assert_eq!(letters[0].header("Millrace-Error-Kind"), Some("not-owner"));
+    assert_eq!(letters[0].header("Millrace-Error"), Some(reason));
+    host.stop().await;
+}

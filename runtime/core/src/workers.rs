@@ -75,10 +75,8 @@ impl WorkerPool {
         raw: RawMessage,
     ) -> Result<Result<Vec<MappedEvent>, Failure>, Unavailable> {
         let limits = plugin.limits_on(&route.limits);
-        self.run(plugin, route, move |session| {
-            checked(session.call(&raw), &limits)
-        })
-        .await
+        self.run(plugin, route, move |session| map(session, &raw, &limits))
+            .await
     }
 
     /// Runs `work` on the first free worker, in that worker's session of `plugin` for `route`
@@ -126,26 +124,16 @@ impl WorkerPool {
     }
 }
 
-/// Maps `raw` once in a new session, checked as the pool checks every call: what `millrace
-/// plugin run`, `plugin test` and admission's golden fixtures run, so a fixture passes exactly
-/// when the live call would give the same outcome.
-pub fn map_once(
-    plugin: &PluginComponent,
-    route: &RouteContext,
+/// Maps `raw` in `session` and checks the events by the rules that need only them
+/// ([`rules::accept`] under `limits`: output size, event count, every event valid): the work
+/// of every mapping call, on a worker of the pool or in a run without one.
+pub fn map(
+    session: &mut Session,
     raw: &RawMessage,
-) -> Result<Vec<MappedEvent>, Failure> {
-    let result = Session::new(plugin, route).and_then(|mut session| session.call(raw));
-    checked(result, &plugin.limits_on(&route.limits))
-}
-
-/// The host-side checks of a call's events ([`rules::accept`] under the plugin's `limits`).
-fn checked(
-    result: Result<Vec<MappedEvent>, CallError>,
     limits: &crate::config::Limits,
 ) -> Result<Vec<MappedEvent>, Failure> {
-    result
-        .map_err(Failure::from)
-        .and_then(|events| rules::accept(events, limits))
+    let events = session.call(raw)?;
+    rules::accept(events, limits)
 }
 
 fn work(jobs: async_channel::Receiver<Job>) {

@@ -12,7 +12,7 @@ use clap::Subcommand;
 use millrace::audit::{Actor, AuditTrail, Change};
 use millrace::config::Config;
 use millrace::delivery::Delivery;
-use millrace::operations::redrive::{Redriver, letter, letters};
+use millrace::operations::redrive::{Redriver, dead_letter_filter, letter, letters};
 use millrace::registry::loader::PluginLoader;
 use millrace::registry::store::Registry;
 
@@ -90,11 +90,15 @@ pub async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
             let (config, client) = connection.connect().await?;
             let js = async_nats::jetstream::new(client.clone());
             let sequences = if all {
-                letters(&js, &config, route.as_deref())
-                    .await?
-                    .iter()
-                    .map(|l| l.sequence)
-                    .collect()
+                letters(
+                    &js,
+                    &config.streams,
+                    &dead_letter_filter(&config.outbound, route.as_deref()),
+                )
+                .await?
+                .iter()
+                .map(|l| l.sequence)
+                .collect()
             } else {
                 sequences
             };
@@ -110,7 +114,8 @@ async fn list(
     config: &Config,
     route: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let letters = letters(js, config, route).await?;
+    let filter = dead_letter_filter(&config.outbound, route);
+    let letters = letters(js, &config.streams, &filter).await?;
     if letters.is_empty() {
         println!("no dead letters");
         return Ok(ExitCode::SUCCESS);
@@ -129,7 +134,7 @@ async fn list(
 }
 
 async fn show(js: &jetstream::Context, config: &Config, sequence: u64) -> anyhow::Result<ExitCode> {
-    let l = letter(js, config, sequence).await?;
+    let l = letter(js, &config.streams, sequence).await?;
     println!("sequence: {}\nsubject: {}", l.sequence, l.subject);
     for (name, value) in l.sorted_headers() {
         println!("{name}: {value}");

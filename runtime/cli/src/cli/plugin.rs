@@ -9,16 +9,19 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use millrace::canonical::MappedEvent;
-use millrace::config::Limits;
+use millrace::config::{Config, Limits};
 use millrace::registry::store::{Registry, VersionRecord};
 use millrace::registry::{FixtureSettings, LocalPlugin, fixtures};
-use millrace::sandbox::{RawMessage, RouteContext, Sandbox};
+use millrace::rules::ownership::OwnershipPolicy;
+use millrace::sandbox::{RouteContext, Sandbox};
 
 /// Plugin commands.
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
     /// Maps one input file and prints the canonical events as JSON lines, or the map error
-    /// (exit status 1). The plugin folder is built first when needed.
+    /// (exit status 1), through the pipeline's mapping stage: the retries and rules (output
+    /// size, validity, and with --config the host's ownership rules) live traffic meets. The
+    /// plugin folder is built first when needed.
     Run {
         /// A plugin folder (with plugin.toml) or a .wasm component.
         plugin: PathBuf,
@@ -31,13 +34,23 @@ pub enum PluginCommand {
         /// The subject the message is given with (default: the manifest's fixtures subject).
         #[arg(long)]
         subject: Option<String>,
+        /// A host configuration whose rules judge the events as that host would: its
+        /// [[governance.ownership]] (the source system is the route's `system` setting, else
+        /// the subject's second token).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Runs the plugin's golden fixtures (fixtures/<name>.* beside <name>.expected.json; for an
     /// acknowledger <case>.edi with <case>.control.json and the expected <case>.ack) and
-    /// prints a pass/fail line for each, with a diff when one fails.
+    /// prints a pass/fail line for each, with a diff when one fails. Each fixture runs
+    /// through the pipeline's mapping stage, as admission runs it.
     Test {
         /// A plugin folder (with plugin.toml and fixtures/).
         plugin: PathBuf,
+        /// A host configuration whose rules judge the fixtures as that host's admission and
+        /// live traffic would: its [[governance.ownership]].
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Stores a plugin version (component, manifest, fixtures) in the registry as
     /// name@version with its sha256. Versions are immutable: the same version with other
@@ -98,8 +111,15 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
             input,
             set,
             subject,
-        } => blocking(move || run_one(&plugin, &input, set, subject)).await,
-        PluginCommand::Test { plugin } => blocking(move || test(&plugin)).await,
+            config,
+        } => {
+            let ownership = host_rules(config.as_deref())?;
+            blocking(move || run_one(&plugin, &input, set, subject, &ownership)).await
+        }
+        PluginCommand::Test { plugin, config } => {
+            let ownership = host_rules(config.as_deref())?;
+            blocking(move || test(&plugin, &ownership)).await
+        }
         PluginCommand::Deploy {
             plugin,
             sign_key,
@@ -140,11 +160,20 @@ fn precompile(out: &Path, cache: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The ownership rules of the host configuration `config`; none without one.
+fn host_rules(config: Option<&Path>) -> anyhow::Result<OwnershipPolicy> {
+    Ok(match config {
+        Some(path) => OwnershipPolicy::new(Config::load(path)?.governance.ownership),
+        None => OwnershipPolicy::default(),
+    })
+}
+
 fn run_one(
     plugin_path: &Path,
     input: &Path,
     set: Vec<(String, String)>,
     subject: Option<String>,
+    ownership: &OwnershipPolicy,
 ) -> anyhow::Result<ExitCode> {
     let payload =
         std::fs::read(input).with_context(|| format!("cannot read input {}", input.display()))?;
@@ -162,12 +191,11 @@ fn run_one(
         config: Arc::new(config),
         limits: Limits::default(),
     };
-    let raw = RawMessage {
-        subject: subject.unwrap_or(settings.subject),
-        headers: Vec::new(),
-        payload,
-    };
-    match millrace::workers::map_once(&component, &route, &raw) {
+    let input = fixtures::fixture_input(&subject.unwrap_or(settings.subject), payload);
+    match fixtures::rehearsal(&component, &route, ownership)
+        .map(&input)
+        .0
+    {
         Ok(events) => {
             print_events(&events)?;
             Ok(ExitCode::SUCCESS)
@@ -188,7 +216,7 @@ fn print_events(events: &[MappedEvent]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn test(dir: &Path) -> anyhow::Result<ExitCode> {
+fn test(dir: &Path, ownership: &OwnershipPolicy) -> anyhow::Result<ExitCode> {
     let plugin = LocalPlugin::locate(dir)?;
     let manifest = plugin.manifest.as_ref().with_context(|| {
         format!(
@@ -200,7 +228,7 @@ fn test(dir: &Path) -> anyhow::Result<ExitCode> {
         return test_acknowledger(dir, &manifest.fixtures);
     }
     let component = plugin.load(&sandbox()?)?;
-    let results = fixtures::run_all(&component, dir, &manifest.fixtures)?;
+    let results = fixtures::run_all(&component, dir, &manifest.fixtures, ownership)?;
     if results.is_empty() {
         anyhow::bail!(
             "{} has no fixtures: add fixtures/<name>.<ext> with fixtures/<name>.expected.json",

@@ -220,7 +220,7 @@ async fn diff(
 ) -> anyhow::Result<ExitCode> {
     let (config, client) = connection.connect().await?;
     let js = async_nats::jetstream::new(client);
-    let reports = shadow::reports(&js, &config, route, limit, SHADOW_READ).await?;
+    let reports = shadow::reports(&js, &config.streams, route, limit, SHADOW_READ).await?;
     if reports.is_empty() {
         println!("no differences reported for route {route}");
         return Ok(ExitCode::SUCCESS);

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::values::{HumanDuration, Invalid, check_range, check_subjects, is_token};
+use super::values::{HumanDuration, Invalid, TokenName, check_range, check_subjects};
 
 /// The admin HTTP server.
 #[derive(Debug, Clone, Deserialize)]
@@ -54,7 +54,7 @@ impl Default for AdminConfig {
 #[serde(deny_unknown_fields)]
 pub struct AdminToken {
     /// Who holds it, for the log.
-    pub name: String,
+    pub name: TokenName,
     /// What it may do.
     pub scope: Scope,
     /// A file holding the secret (trimmed).
@@ -107,18 +107,12 @@ impl AdminConfig {
         let mut sources = BTreeMap::new();
         for (i, token) in self.tokens.iter().enumerate() {
             let key = |k: &str| format!("admin.tokens[{i}].{k}");
-            if !is_token(&token.name) {
-                return Err(Invalid::new(
-                    key("name"),
-                    "must be a name like `ops` or `erp-webhook`",
-                ));
-            }
             if let Some(first) = names.insert(token.name.as_str(), i) {
                 return Err(Invalid::new(
                     key("name"),
                     format!(
                         "is {:?}, the name of admin.tokens[{first}] too: each token needs its own name (the log and ingest headers name the sender by it)",
-                        token.name
+                        token.name.as_str()
                     ),
                 ));
             }

@@ -40,10 +40,12 @@ pub use outbound::{
 };
 pub use projection::ProjectionConfig;
 pub use registry::{RegistryConfig, RegistryKind, TrustedKey};
-pub use routes::{Limits, Ordering, PluginLimits, PluginSource, RetryPolicy, RouteConfig};
+pub use routes::{
+    CallSettings, Limits, Ordering, PluginLimits, PluginSource, RetryPolicy, RouteConfig,
+};
 pub use streams::StreamsConfig;
 pub use telemetry::TelemetryConfig;
-pub use values::{HumanDuration, check_subject, is_token, parse_duration};
+pub use values::{HumanDuration, TokenName, check_subject, is_token, parse_duration};
 
 use values::Invalid;
 
@@ -76,6 +78,31 @@ pub enum ConfigError {
         /// What is wrong and what is accepted.
         message: String,
     },
+}
+
+/// Where a configuration was read from: paths written in it are relative to its folder, and
+/// messages name it. A component given only its section gets this beside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// The file.
+    pub path: PathBuf,
+    /// Its folder.
+    pub dir: PathBuf,
+}
+
+impl ConfigFile {
+    /// Resolves a path written in the file against the file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        resolve_in(&self.dir, path)
+    }
+}
+
+fn resolve_in(dir: &Path, path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_owned()
+    } else {
+        dir.join(path)
+    }
 }
 
 /// The whole host configuration.
@@ -165,10 +192,15 @@ impl Config {
 
     /// Resolves a path written in the file against the file's folder.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() {
-            path.to_owned()
-        } else {
-            self.base_dir.join(path)
+        resolve_in(&self.base_dir, path)
+    }
+
+    /// The file the configuration was read from, for a component that takes its own section
+    /// and resolves the paths written in it.
+    pub fn file(&self) -> ConfigFile {
+        ConfigFile {
+            path: self.source.clone(),
+            dir: self.base_dir.clone(),
         }
     }
 

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::routes::{Limits, PluginSource, RetryPolicy, plugin_source};
+use super::routes::{CallSettings, PluginSource, plugin_source};
 use super::values::{HumanDuration, Invalid, check_range, check_subjects, is_token};
 
 /// One outbound route.
@@ -40,23 +40,12 @@ pub struct OutboundRouteConfig {
     /// Key/values the plugin reads through the `host` interface.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
-    /// Sandbox limits of each call.
-    #[serde(default)]
-    pub limits: Limits,
-    /// Retries of plugin calls that trapped or breached a limit.
-    #[serde(default)]
-    pub retry: RetryPolicy,
-    /// How long JetStream waits for an ack before it redelivers.
-    #[serde(default = "default_ack_wait")]
-    pub ack_wait: HumanDuration,
+    /// Sandbox limits, retries and redelivery delay of its calls, as for inbound routes.
+    #[serde(flatten)]
+    pub calls: CallSettings,
     /// The rule that holds events back until the projection allows them.
     #[serde(default)]
     pub gate: Option<Gate>,
-}
-
-// An outbound route has required keys, so it has no `Default`.
-fn default_ack_wait() -> HumanDuration {
-    HumanDuration::from_secs(30)
 }
 
 /// A posting gate: a rule over the projection an event must pass before it is posted.
@@ -116,14 +105,7 @@ impl OutboundRouteConfig {
                 ),
             ));
         }
-        self.limits
-            .check()
-            .map_err(|e| Invalid::new(key(&e.key), e.message))?;
-        check_range(key("retry.attempts"), self.retry.attempts, 1..=100)?;
-        if self.ack_wait < HumanDuration::from_secs(1) {
-            return Err(Invalid::new(key("ack_wait"), "must be at least 1s"));
-        }
-        Ok(())
+        self.calls.check(&format!("outbound.{name}"))
     }
 }
 
@@ -138,35 +120,38 @@ pub enum TargetKind {
     Nats,
 }
 
-/// One target.
+/// One target. Every key has a default, but an `http` target's check asks for its `url`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct TargetConfig {
     /// HTTP or NATS.
-    #[serde(default)]
     pub kind: TargetKind,
     /// The base URL (HTTP).
-    #[serde(default)]
     pub url: Option<String>,
     /// Credentials (HTTP).
-    #[serde(default)]
     pub auth: TargetAuth,
     /// Longest one request may take.
-    #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
     /// The most requests per window, when limited.
-    #[serde(default)]
     pub rate: Option<RateLimit>,
     /// Backoff of requests the target could not take.
-    #[serde(default)]
     pub retry: TargetRetry,
     /// When the target counts as down.
-    #[serde(default)]
     pub breaker: TargetBreaker,
 }
 
-fn default_timeout() -> HumanDuration {
-    HumanDuration::from_secs(10)
+impl Default for TargetConfig {
+    fn default() -> Self {
+        Self {
+            kind: TargetKind::default(),
+            url: None,
+            auth: TargetAuth::default(),
+            timeout: HumanDuration::from_secs(10),
+            rate: None,
+            retry: TargetRetry::default(),
+            breaker: TargetBreaker::default(),
+        }
+    }
 }
 
 /// A target's credentials; the secrets are read from a file or the environment at load.

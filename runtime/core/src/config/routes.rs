@@ -40,15 +40,10 @@ pub struct RouteConfig {
     /// Key/values the plugin reads through the `host` interface.
     #[serde(default)]
     pub config: BTreeMap<String, String>,
-    /// Sandbox limits of each call.
-    #[serde(default)]
-    pub limits: Limits,
-    /// What to do when a call traps or breaches a limit.
-    #[serde(default)]
-    pub retry: RetryPolicy,
-    /// How long JetStream waits for an ack before it redelivers.
-    #[serde(default = "default_ack_wait")]
-    pub ack_wait: HumanDuration,
+    /// Sandbox limits, retries and redelivery delay of its calls (`limits`, `retry`,
+    /// `ack_wait`, written at the route's level).
+    #[serde(flatten)]
+    pub calls: CallSettings,
     /// How events older than the last one of their business key are treated.
     #[serde(default)]
     pub ordering: Ordering,
@@ -62,12 +57,49 @@ pub struct RouteConfig {
     pub acknowledger: Option<PathBuf>,
 }
 
-// A route has required keys, so it has no `Default`: its two plain settings name theirs here.
-fn default_ack_wait() -> HumanDuration {
-    HumanDuration::from_secs(30)
-}
+// A route has required keys, so it has no `Default`: its plain setting names its own here.
 fn default_idempotency() -> bool {
     true
+}
+
+/// How a route's plugin calls run, inbound (`[routes.<name>]`) and outbound
+/// (`[outbound.<name>]`) alike: the sandbox limits of each call, the retries of traps and
+/// breached limits, and how long JetStream waits for an ack before it redelivers. Both route
+/// sections flatten it, so its keys sit at the route's level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct CallSettings {
+    /// Sandbox limits of each call.
+    pub limits: Limits,
+    /// What to do when a call traps or breaches a limit.
+    pub retry: RetryPolicy,
+    /// How long JetStream waits for an ack before it redelivers.
+    pub ack_wait: HumanDuration,
+}
+
+impl Default for CallSettings {
+    fn default() -> Self {
+        Self {
+            limits: Limits::default(),
+            retry: RetryPolicy::default(),
+            ack_wait: HumanDuration::from_secs(30),
+        }
+    }
+}
+
+impl CallSettings {
+    /// The first key under `route` (e.g. `routes.mes`) that is wrong, with what is accepted.
+    pub(super) fn check(&self, route: &str) -> Result<(), Invalid> {
+        let key = |k: &str| format!("{route}.{k}");
+        self.limits
+            .check()
+            .map_err(|e| Invalid::new(key(&e.key), e.message))?;
+        check_range(key("retry.attempts"), self.retry.attempts, 1..=100)?;
+        if self.ack_wait < HumanDuration::from_secs(1) {
+            return Err(Invalid::new(key("ack_wait"), "must be at least 1s"));
+        }
+        Ok(())
+    }
 }
 
 impl RouteConfig {
@@ -97,14 +129,7 @@ impl RouteConfig {
             ));
         }
         check_subjects(&key("subjects"), &self.subjects, true)?;
-        self.limits
-            .check()
-            .map_err(|e| Invalid::new(key(&e.key), e.message))?;
-        check_range(key("retry.attempts"), self.retry.attempts, 1..=100)?;
-        if self.ack_wait < HumanDuration::from_secs(1) {
-            return Err(Invalid::new(key("ack_wait"), "must be at least 1s"));
-        }
-        Ok(())
+        self.calls.check(&format!("routes.{name}"))
     }
 }
 

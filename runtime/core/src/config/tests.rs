@@ -20,8 +20,8 @@ fn minimal_route_gets_safe_defaults() {
     )
     .unwrap();
     let r = &c.routes["mes-plant1"];
-    assert_eq!(r.limits, Limits::default());
-    assert_eq!(r.retry.attempts, 3);
+    assert_eq!(r.calls.limits, Limits::default());
+    assert_eq!(r.calls.retry.attempts, 3);
     assert_eq!(c.streams.raw, "RAW");
     assert_eq!(
         c.resolve(&r.plugin),
@@ -113,6 +113,14 @@ fn admin_tokens_are_unique_and_ingest_tokens_bound() {
         err.contains("admin.tokens[1].name") && err.contains("own name"),
         "{err}"
     );
+    // A token's name is checked as the file is read, with the line it is on.
+    let err = parse(&format!("[admin]\n{}", token("ops team", "admin", "a", "")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`ops team` is not a token name") && err.contains("line"),
+        "{err}"
+    );
     let err = parse(&format!(
         "[admin]\n{}{}",
         token("ops", "admin", "a", ""),
@@ -183,11 +191,11 @@ fn a_section_given_in_part_keeps_the_defaults_of_the_rest() {
     )
     .unwrap();
     let route = &c.routes["a"];
-    assert_eq!(route.retry.attempts, 5);
-    assert_eq!(route.retry.backoff, Duration::from_millis(200));
-    assert_eq!(route.limits.memory_mib, 128);
-    assert_eq!(route.limits.deadline, Duration::from_secs(2));
-    assert_eq!(route.ack_wait, Duration::from_secs(30));
+    assert_eq!(route.calls.retry.attempts, 5);
+    assert_eq!(route.calls.retry.backoff, Duration::from_millis(200));
+    assert_eq!(route.calls.limits.memory_mib, 128);
+    assert_eq!(route.calls.limits.deadline, Duration::from_secs(2));
+    assert_eq!(route.calls.ack_wait, Duration::from_secs(30));
     assert!(route.idempotency);
     assert_eq!(c.host.partitions, 4);
     assert_eq!(c.host.drain_timeout, Duration::from_secs(10));
@@ -294,7 +302,7 @@ fn outbound_routes_and_targets_are_read_with_their_defaults_and_secrets() {
         PluginSource::Registry("erp-postings@1.0.0".into())
     );
     assert_eq!(route.gate, Some(Gate::LotNotOnHold));
-    assert_eq!(route.ack_wait, HumanDuration::from_secs(30));
+    assert_eq!(route.calls.ack_wait, HumanDuration::from_secs(30));
     let erp = &c.targets["erp"];
     assert_eq!(
         erp.auth.credentials,
@@ -378,4 +386,39 @@ fn approval_names_configured_routes_or_every_route() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("quorum"), "{err}");
+}
+
+#[test]
+fn inbound_and_outbound_routes_share_one_call_section() {
+    let outbound = "[outbound.o]\nsubjects=[\"canonical.>\"]\nplugin=\"p\"\ntargets=[\"bus\"]\n\
+        [targets.bus]\nkind=\"nats\"\n";
+    let c = parse(&format!(
+        "[routes.a]\nsubjects=[\"raw.a\"]\nplugin=\"p\"\n{outbound}"
+    ))
+    .unwrap();
+    assert_eq!(c.routes["a"].calls, CallSettings::default());
+    assert_eq!(c.outbound["o"].calls, CallSettings::default());
+    assert_eq!(
+        CallSettings::default().ack_wait,
+        HumanDuration::from_secs(30)
+    );
+
+    // One check, naming each route's own key.
+    let err = parse("[routes.a]\nsubjects=[\"raw.a\"]\nplugin=\"p\"\nretry={attempts=0}\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("routes.a.retry.attempts"), "{err}");
+    let err = parse(&outbound.replace("targets=", "ack_wait=\"0s\"\ntargets="))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("outbound.o.ack_wait"), "{err}");
+
+    // Flattened, unknown keys are still refused, at the route's level and inside `limits`.
+    for text in [
+        outbound.replace("targets=", "ack_wiat=\"5s\"\ntargets="),
+        outbound.replace("targets=", "limits={memory=1}\ntargets="),
+    ] {
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
+    }
 }

@@ -47,6 +47,40 @@ impl PartialEq<HumanDuration> for Duration {
     }
 }
 
+/// The name of an admin token (`admin.tokens[].name`): letters, digits, `-` and `_` (see
+/// [`is_token`]), checked when the file is read. The log and ingest headers name the sender by
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TokenName(String);
+
+impl TokenName {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for TokenName {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        if is_token(&text) {
+            Ok(Self(text))
+        } else {
+            Err(format!(
+                "`{text}` is not a token name: use letters, digits, `-` and `_`, e.g. `ops` or `erp-webhook`"
+            ))
+        }
+    }
+}
+
+impl std::fmt::Display for TokenName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Deserializes a plain [`Duration`] written like a [`HumanDuration`], for the sandbox's
 /// [`Limits`](super::Limits), which code builds from plain durations.
 pub(super) fn plain_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {

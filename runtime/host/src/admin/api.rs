@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::{Extension, Json};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
@@ -150,10 +150,16 @@ pub async fn shadow_diffs(
 ) -> ApiResult<Vec<ShadowReport>> {
     state.check_route(&route)?;
     let limit = query.limit.unwrap_or(20).clamp(1, 1000);
-    shadow::reports(&state.js, &state.host.config, &route, limit, STREAM_READ)
-        .await
-        .map(Json)
-        .map_err(|e| ApiError::unavailable(&e))
+    shadow::reports(
+        &state.js,
+        &state.host.config.streams,
+        &route,
+        limit,
+        STREAM_READ,
+    )
+    .await
+    .map(Json)
+    .map_err(|e| ApiError::unavailable(&e))
 }
 
 /// A deployed version, as listed.
@@ -243,7 +249,7 @@ pub struct Deployed {
 
 pub async fn deploy(
     State(state): State<AdminState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Json(body): Json<Deploy>,
 ) -> Result<(StatusCode, Json<Deployed>), ApiError> {
     if body.fixtures.len() > MAX_FIXTURES {
@@ -339,10 +345,11 @@ pub async fn dead_letters(
         state.check_route(route)?;
     }
     let limit = query.limit.unwrap_or(100).clamp(1, dead_letters::MAX_LIST);
+    let config = &state.host.config;
     dead_letters::recent(
         &state.js,
-        &state.host.config,
-        query.route.as_deref(),
+        &config.streams,
+        &redrive::dead_letter_filter(&config.outbound, query.route.as_deref()),
         limit,
         STREAM_READ,
     )
@@ -357,7 +364,7 @@ pub async fn dead_letter(
 ) -> ApiResult<LetterDetail> {
     tokio::time::timeout(
         STREAM_READ,
-        redrive::letter(&state.js, &state.host.config, sequence),
+        redrive::letter(&state.js, &state.host.config.streams, sequence),
     )
     .await
     .map_err(|_| {
@@ -380,7 +387,7 @@ pub struct Redrive {
 
 pub async fn redrive(
     State(state): State<AdminState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(sequence): Path<u64>,
     body: Option<Json<Redrive>>,
 ) -> ApiResult<Redriven> {
@@ -389,7 +396,7 @@ pub async fn redrive(
         PluginId::parse(version).map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
     let host = &state.host;
-    let before = redrive::letter(&state.js, &host.config, sequence)
+    let before = redrive::letter(&state.js, &host.config.streams, sequence)
         .await
         .map_err(|e| ApiError::unavailable(&e))?
         .summary();

@@ -13,13 +13,14 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
-use millrace_core::config::{Config, Scope};
+use millrace_core::config::{AdminConfig, ConfigFile, Scope};
 use millrace_core::digest::sha256_hex;
 use millrace_core::subjects::subject_matches;
 
@@ -51,6 +52,21 @@ pub struct Caller {
     pub scope: Scope,
 }
 
+/// The extractor every guarded handler takes: the caller [`require`] let through. A handler
+/// outside a guarded router gets a 401 rather than an unchecked caller.
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "this route checks no token: it cannot say who is calling",
+            )
+        })
+    }
+}
+
 impl Caller {
     /// True when this caller may publish to `subject`.
     pub fn may_ingest(&self, subject: &str) -> bool {
@@ -65,21 +81,21 @@ impl Caller {
 }
 
 impl Tokens {
-    /// Reads the secrets of `config`'s admin tokens; `secret_file` is relative to the config
-    /// file's folder. Two tokens with one secret are refused: the first would always win.
-    pub fn load(config: &Config) -> anyhow::Result<Self> {
+    /// Reads the secrets of the `[admin]` section's tokens (none without the section);
+    /// `secret_file` is relative to the folder of `file`. Two tokens with one secret are
+    /// refused: the first would always win.
+    pub fn load(admin: Option<&AdminConfig>, file: &ConfigFile) -> anyhow::Result<Self> {
         let mut tokens: Vec<Token> = Vec::new();
-        let admin = config.admin.as_ref();
         for token in admin.map(|a| a.tokens.as_slice()).unwrap_or_default() {
             let secret = match (&token.secret_file, &token.secret_env) {
-                (Some(file), _) => {
-                    let file = config.resolve(file);
-                    std::fs::read_to_string(&file).with_context(|| {
+                (Some(secret_file), _) => {
+                    let secret_file = file.resolve(secret_file);
+                    std::fs::read_to_string(&secret_file).with_context(|| {
                         format!(
                             "cannot read the secret of admin token `{}` from {} (admin.tokens secret_file in {}, relative to its folder)",
                             token.name,
-                            file.display(),
-                            config.source.display()
+                            secret_file.display(),
+                            file.path.display()
                         )
                     })?
                 }
@@ -105,11 +121,11 @@ impl Tokens {
                     "admin tokens `{}` and `{}` in {} have the same secret: give each token its own, or a holder of one gets the other's scope",
                     other.name,
                     token.name,
-                    config.source.display()
+                    file.path.display()
                 );
             }
             tokens.push(Token {
-                name: token.name.clone(),
+                name: token.name.to_string(),
                 scope: token.scope,
                 digest,
                 subjects: token.subjects.clone().into(),
@@ -148,7 +164,7 @@ impl Tokens {
             .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "the token is not valid"))?;
         if allows(token.scope, needed) {
             Ok(Caller {
-                name: token.name.clone(),
+                name: token.name.to_string(),
                 subjects: token.subjects.clone(),
                 scope: token.scope,
             })
@@ -180,7 +196,7 @@ pub struct Gate {
 }
 
 /// The route layer: checks the bearer token before the handler (and so before any body is
-/// read) and hands the [`Caller`] to the handler as a request extension.
+/// read) and hands the [`Caller`] on to the handler, which takes it as an extractor.
 pub async fn require(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
     match gate.tokens.check(request.headers(), gate.scope) {
         Ok(caller) => {

@@ -2,10 +2,10 @@
 //! ([`crate::approval`]): applied at once, or proposed where `approval.routes` asks for a
 //! second identity; the proposals and their approval; and the audit trail.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -105,7 +105,7 @@ async fn request(
 
 pub async fn activate(
     State(state): State<AdminState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(route): Path<String>,
     Json(body): Json<Activate>,
 ) -> Result<Response, ApiError> {
@@ -136,7 +136,7 @@ pub async fn activate(
 
 pub async fn rollback(
     State(state): State<AdminState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(route): Path<String>,
 ) -> Result<Response, ApiError> {
     let bounds = AdmissionBounds::default();
@@ -145,7 +145,7 @@ pub async fn rollback(
 
 pub async fn promote(
     State(state): State<AdminState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(route): Path<String>,
 ) -> Result<Response, ApiError> {
     let bounds = AdmissionBounds::default();
@@ -205,7 +205,7 @@ pub struct Approved {
 
 pub async fn approve(
     State(state): State<AdminState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Approved>, ApiError> {
     let (bounds, _stop_when_dropped) = admission_bounds(&state)?;
@@ -230,7 +230,7 @@ pub struct Reject {
 
 pub async fn reject(
     State(state): State<AdminState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     Path(id): Path<String>,
     body: Option<Json<Reject>>,
 ) -> Result<Json<Proposal>, ApiError> {

@@ -9,10 +9,10 @@
 //! The key as sent travels in the `Millrace-Idempotency-Key` header.
 
 use async_nats::HeaderMap as NatsHeaders;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::{Extension, Json};
 use serde::Serialize;
 
 use super::auth::Caller;
@@ -50,7 +50,7 @@ pub fn message_id(sender: &str, subject: &str, key: &str) -> String {
 
 pub async fn ingest(
     State(state): State<AdminState>,
-    Extension(caller): Extension<Caller>,
+    caller: Caller,
     headers: HeaderMap,
     Path(suffix): Path<String>,
     body: Bytes,

@@ -105,7 +105,7 @@ pub struct AdminState {
 impl AdminState {
     /// The state of `host`'s admin server; reads the token secrets.
     pub fn new(host: RunningHost) -> anyhow::Result<Self> {
-        let tokens = auth::Tokens::load(&host.config)?;
+        let tokens = auth::Tokens::load(host.config.admin.as_ref(), &host.config.file())?;
         let js = async_nats::jetstream::new(host.reads.clone());
         let max_requests = host.config.admin.as_ref().map_or(64, |a| a.max_requests);
         let changes = RouteChanges::new(

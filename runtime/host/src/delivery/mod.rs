@@ -148,8 +148,7 @@ impl Delivery {
         mode: &Mode<'_>,
     ) -> anyhow::Result<Delivered> {
         let system = route.source_system(&raw.subject);
-        let outcome =
-            outcome.and_then(|events| self.ownership.check(system, &events).map(|()| events));
+        let outcome = crate::pipeline::mapping::owned(&self.ownership, system, outcome);
         let events = match outcome {
             Ok(events) => events,
             Err(failure) => {

@@ -10,30 +10,26 @@ use async_nats::jetstream;
 use bytes::Bytes;
 
 use super::redrive::{LetterSummary, StoredLetter};
-use millrace_core::config::Config;
-use millrace_core::subjects;
+use millrace_core::config::StreamsConfig;
 use millrace_transport::reader;
 
 /// Most letters one listing returns.
 pub const MAX_LIST: usize = 1000;
 
-/// The newest `limit` dead letters (of `route`, when given), oldest first, read within
-/// `within`.
+/// The newest `limit` dead letters on `filter` (see
+/// [`dead_letter_filter`](super::redrive::dead_letter_filter)) of the `[streams]` DLQ, oldest
+/// first, read within `within`.
 pub async fn recent(
     js: &jetstream::Context,
-    config: &Config,
-    route: Option<&str>,
+    streams: &StreamsConfig,
+    filter: &str,
     limit: usize,
     within: Duration,
 ) -> anyhow::Result<Vec<LetterSummary>> {
-    let filter = route.map_or_else(
-        || subjects::ALL_DEAD_LETTERS.to_owned(),
-        |route| super::redrive::dead_letter_subject(config, route),
-    );
     let messages = reader::tail(
         js,
-        &config.streams.dlq,
-        &filter,
+        &streams.dlq,
+        filter,
         limit.clamp(1, MAX_LIST),
         true,
         within,

@@ -1,7 +1,7 @@
 //! The dead-letter stream read back: listing letters, showing one, and redriving them
 //! through their route once the cause is fixed. `millrace dlq` and the admin API both use it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ use crate::delivery::{Delivered, Delivery, Mode};
 use crate::pipeline::{Pipeline, RawInput};
 use crate::registry::loader::PluginLoader;
 use crate::routes::Route;
-use millrace_core::config::Config;
+use millrace_core::config::{Config, OutboundRouteConfig, StreamsConfig};
 use millrace_core::subjects;
 use millrace_core::workers::WorkerPool;
 use millrace_transport::header_value;
@@ -133,21 +133,17 @@ impl StoredLetter {
     }
 }
 
-/// Every dead letter (of `route`, when given), oldest first, headers only: the payloads stay on
-/// the server (`letter` reads one whole).
+/// Every dead letter on `filter` (see [`dead_letter_filter`]) of the `[streams]` DLQ, oldest
+/// first, headers only: the payloads stay on the server (`letter` reads one whole).
 pub async fn letters(
     js: &jetstream::Context,
-    config: &Config,
-    route: Option<&str>,
+    streams: &StreamsConfig,
+    filter: &str,
 ) -> anyhow::Result<Vec<StoredLetter>> {
-    let filter = route.map_or_else(
-        || subjects::ALL_DEAD_LETTERS.to_owned(),
-        |route| dead_letter_subject(config, route),
-    );
     let mut reader = StreamReader::open(
         js,
-        &config.streams.dlq,
-        Some(&filter),
+        &streams.dlq,
+        Some(filter),
         consumer::DeliverPolicy::All,
         true,
     )
@@ -164,13 +160,16 @@ pub async fn letters(
     Ok(out)
 }
 
-/// The subject of `route`'s dead letters: `dlq.outbound.<route>` for an outbound route, else
-/// `dlq.<route>`.
-pub fn dead_letter_subject(config: &Config, route: &str) -> String {
-    if config.outbound.contains_key(route) {
-        subjects::outbound_dead_letters(route)
-    } else {
-        subjects::dead_letters(route)
+/// The subject of `route`'s dead letters: `dlq.outbound.<route>` for a route of the
+/// `[outbound]` section, else `dlq.<route>`; every dead letter without a route.
+pub fn dead_letter_filter(
+    outbound: &BTreeMap<String, OutboundRouteConfig>,
+    route: Option<&str>,
+) -> String {
+    match route {
+        None => subjects::ALL_DEAD_LETTERS.to_owned(),
+        Some(route) if outbound.contains_key(route) => subjects::outbound_dead_letters(route),
+        Some(route) => subjects::dead_letters(route),
     }
 }
 
@@ -184,13 +183,14 @@ pub struct NoSuchLetter {
     pub stream: String,
 }
 
-/// The dead letter at `sequence`; the error is a [`NoSuchLetter`] when there is none.
+/// The dead letter at `sequence` of the `[streams]` DLQ; the error is a [`NoSuchLetter`] when
+/// there is none.
 pub async fn letter(
     js: &jetstream::Context,
-    config: &Config,
+    streams: &StreamsConfig,
     sequence: u64,
 ) -> anyhow::Result<StoredLetter> {
-    let stream = &config.streams.dlq;
+    let stream = &streams.dlq;
     let message = reader::message_at(js, stream, sequence)
         .await
         .with_context(|| format!("cannot open the dead-letter stream {stream}"))?
@@ -284,7 +284,7 @@ impl Redriver {
     /// Maps the letter at `sequence` again and delivers the outcome; the letter is deleted
     /// only once its events are stored.
     pub async fn redrive(&mut self, sequence: u64) -> anyhow::Result<Redriven> {
-        let l = letter(&self.js, &self.config, sequence).await?;
+        let l = letter(&self.js, &self.config.streams, sequence).await?;
         let name = l.header(headers::ROUTE).to_owned();
         let route = match self.routes.get(&name) {
             Some(route) => route.clone(),

@@ -38,11 +38,12 @@ pub struct ShadowReport {
     pub differences: Vec<Difference>,
 }
 
-/// The newest `limit` shadow reports of `route`, oldest first, read within `within` (a bounded
-/// read from the end of the stream, however many reports it holds).
+/// The newest `limit` shadow reports of `route` on the `[streams]` shadow stream, oldest
+/// first, read within `within` (a bounded read from the end of the stream, however many
+/// reports it holds).
 pub async fn reports(
     js: &async_nats::jetstream::Context,
-    config: &millrace_core::config::Config,
+    streams: &millrace_core::config::StreamsConfig,
     route: &str,
     limit: usize,
     within: std::time::Duration,
@@ -50,7 +51,7 @@ pub async fn reports(
     use anyhow::Context as _;
     let messages = millrace_transport::reader::tail(
         js,
-        &config.streams.shadow,
+        &streams.shadow,
         &millrace_core::subjects::shadow(route),
         limit,
         false,

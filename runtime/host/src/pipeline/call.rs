@@ -75,13 +75,13 @@ impl PluginCalls {
                 ));
                 break result;
             };
-            match result {
-                Err(failure) if failure.is_retryable() && attempt < route.retry.attempts => {
-                    let backoff = route
-                        .retry
-                        .backoff
-                        .get()
-                        .saturating_mul(1 << (attempt - 1).min(16));
+            let retry = match &result {
+                Err(failure) => super::mapping::retry_after(&route.retry, attempt, failure)
+                    .map(|backoff| (backoff, failure)),
+                Ok(_) => None,
+            };
+            match retry {
+                Some((backoff, failure)) => {
                     tracing::info!(
                         route = &*route.name,
                         attempt,
@@ -91,7 +91,7 @@ impl PluginCalls {
                     tokio::time::sleep(backoff).await;
                     attempt += 1;
                 }
-                other => return Ok((other, attempt)),
+                None => return Ok((result, attempt)),
             }
         }
     }

@@ -15,6 +15,7 @@
 
 mod call;
 pub mod input;
+pub mod mapping;
 
 use std::sync::Arc;
 
@@ -176,8 +177,7 @@ impl Pipeline {
         let raw = raw.clone();
         self.calls
             .call(self.observer(), route, plugin, move |session| {
-                let events = session.call(&raw)?;
-                millrace_core::rules::accept(events, &limits)
+                millrace_core::workers::map(session, &raw, &limits)
             })
             .await
     }

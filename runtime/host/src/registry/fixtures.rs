@@ -2,6 +2,11 @@
 //! `<name>.expected.json`, either `{"events": [...]}` (the events in the form `millrace plugin
 //! run` prints) or `{"error": {"kind": "...", "message": "..."}}`. A plugin version whose
 //! fixtures do not all pass is not fit to serve.
+//!
+//! A fixture runs through the pipeline's mapping stage ([`Rehearsal`]): the same header
+//! policy, retries and rules (output size, validity, and the host's ownership rules when a host
+//! configuration is given) as live traffic, so a fixture passes exactly when the live message
+//! would end the same way.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,11 +16,13 @@ use serde::{Deserialize, Serialize};
 
 use super::FixtureSettings;
 use super::store::StoredFixture;
+use crate::pipeline::RawInput;
+use crate::pipeline::mapping::Rehearsal;
 use millrace_core::canonical::MappedEvent;
-use millrace_core::config::Limits;
+use millrace_core::config::{Limits, RetryPolicy};
 use millrace_core::rules::Failure;
-use millrace_core::sandbox::{PluginComponent, RawMessage, RouteContext, World};
-use millrace_core::workers::map_once;
+use millrace_core::rules::ownership::OwnershipPolicy;
+use millrace_core::sandbox::{PluginComponent, RouteContext, World};
 
 /// What a fixture expects, and what a plugin produced: the same JSON shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +74,26 @@ pub fn fixture_route(settings: &FixtureSettings) -> RouteContext {
     }
 }
 
+/// The mapping stage as fixtures run it: on `route`, with a fixture route's retries.
+pub fn rehearsal<'a>(
+    plugin: &'a PluginComponent,
+    route: &'a RouteContext,
+    ownership: &'a OwnershipPolicy,
+) -> Rehearsal<'a> {
+    Rehearsal {
+        plugin,
+        route,
+        retry: RetryPolicy::default(),
+        ownership,
+    }
+}
+
+/// A fixture's input as the pipeline takes a raw message: published on `subject` (the
+/// manifest's fixture subject), without headers.
+pub fn fixture_input(subject: &str, payload: Vec<u8>) -> RawInput {
+    RawInput::new(subject.to_owned(), None, payload.into(), "fixtures", 0)
+}
+
 /// Lists the fixture inputs of a plugin folder, sorted.
 pub fn inputs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let folder = dir.join("fixtures");
@@ -99,11 +126,12 @@ pub fn expected_path(input: &Path) -> PathBuf {
     input.with_file_name(format!("{stem}.expected.json"))
 }
 
-/// Runs every fixture of a plugin folder.
+/// Runs every fixture of a plugin folder, judged by the host's `ownership` rules.
 pub fn run_all(
     plugin: &PluginComponent,
     dir: &Path,
     settings: &FixtureSettings,
+    ownership: &OwnershipPolicy,
 ) -> anyhow::Result<Vec<FixtureResult>> {
     let route = fixture_route(settings);
     let mut results = Vec::new();
@@ -122,22 +150,10 @@ pub fn run_all(
         let expected_file = expected_path(&input);
         let expected = std::fs::read_to_string(&expected_file)
             .map_err(|e| format!("cannot read {}: {e}", expected_file.display()));
-        let diff = check(plugin, &route, settings, payload, expected);
+        let (diff, _) = check_run(plugin, &route, settings, ownership, payload, expected);
         results.push(FixtureResult { input, diff });
     }
     Ok(results)
-}
-
-/// Runs one fixture: `None` when the plugin gives what `expected` (the text of an
-/// expectation file, or why it could not be read) says, else a readable diff.
-pub fn check(
-    plugin: &PluginComponent,
-    route: &RouteContext,
-    settings: &FixtureSettings,
-    payload: Vec<u8>,
-    expected: Result<String, String>,
-) -> Option<String> {
-    check_run(plugin, route, settings, payload, expected).0
 }
 
 /// Runs one stored fixture of a version as its world reads fixtures: `None` when it passes,
@@ -146,6 +162,7 @@ pub fn check_stored(
     plugin: &PluginComponent,
     route: &RouteContext,
     settings: &FixtureSettings,
+    ownership: &OwnershipPolicy,
     fixture: &StoredFixture,
 ) -> anyhow::Result<(Option<String>, bool)> {
     Ok(match plugin.world {
@@ -157,27 +174,27 @@ pub fn check_stored(
             plugin,
             route,
             settings,
+            ownership,
             fixture.input_bytes()?,
             Ok(fixture.expected.clone()),
         ),
     })
 }
 
-/// Like [`check`], and also says whether the call breached a limit (trap, deadline, memory):
+/// Runs one fixture through the mapping stage: `None` when the plugin gives what `expected`
+/// (the text of an expectation file, or why it could not be read) says, else a readable diff;
+/// and whether the call breached a limit (trap, deadline, memory) through its retries:
 /// admission stops there rather than run the remaining fixtures into the same wall.
 pub fn check_run(
     plugin: &PluginComponent,
     route: &RouteContext,
     settings: &FixtureSettings,
+    ownership: &OwnershipPolicy,
     payload: Vec<u8>,
     expected: Result<String, String>,
 ) -> (Option<String>, bool) {
-    let raw = RawMessage {
-        subject: settings.subject.clone(),
-        headers: Vec::new(),
-        payload,
-    };
-    let result = map_once(plugin, route, &raw);
+    let (result, _) =
+        rehearsal(plugin, route, ownership).map(&fixture_input(&settings.subject, payload));
     let breached = matches!(&result, Err(failure) if failure.is_retryable());
     (compare(Outcome::from(result), expected), breached)
 }

@@ -12,6 +12,7 @@ use super::store::{Binding, Registry};
 use super::{LocalPlugin, admit};
 use crate::routes::versions::ServedVersions;
 use millrace_core::config::{Config, PluginSource};
+use millrace_core::rules::ownership::OwnershipPolicy;
 use millrace_core::sandbox::{PluginComponent, Sandbox};
 
 /// Loads the plugin versions routes serve, from the registry or from disk, compiling each
@@ -67,9 +68,11 @@ impl PluginLoader {
         let (record, component) = registry.fetch(id).await?;
         crate::registry::signing::check(&record, &self.config.registry)?;
         let sandbox = self.sandbox.clone();
-        let plugin = tokio::task::spawn_blocking(move || admit(&sandbox, &record, &component))
-            .await
-            .context("loading a plugin version was interrupted")??;
+        let ownership = OwnershipPolicy::new(self.config.governance.ownership.clone());
+        let plugin =
+            tokio::task::spawn_blocking(move || admit(&sandbox, &record, &component, &ownership))
+                .await
+                .context("loading a plugin version was interrupted")??;
         loaded(&plugin);
         let plugin = Arc::new(plugin);
         self.remember(id.to_owned(), plugin.clone());

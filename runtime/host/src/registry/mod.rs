@@ -20,6 +20,7 @@ use anyhow::Context;
 
 pub use self::manifest::{FixtureSettings, MANIFEST_FILE, Manifest};
 use self::store::VersionRecord;
+use millrace_core::rules::ownership::OwnershipPolicy;
 use millrace_core::sandbox::{PluginComponent, Sandbox};
 
 /// A plugin found on disk.
@@ -101,13 +102,21 @@ impl LocalPlugin {
 
 /// Contract-gated admission: a version may serve only when it compiles, targets a WIT version
 /// this host serves (the one its manifest names), and passes every golden fixture in this
-/// host's own sandbox. Returns the loaded version, or why it is refused.
+/// host's own sandbox, judged by the host's `ownership` rules as live traffic would be.
+/// Returns the loaded version, or why it is refused.
 pub fn admit(
     sandbox: &Sandbox,
     record: &VersionRecord,
     component: &[u8],
+    ownership: &OwnershipPolicy,
 ) -> anyhow::Result<PluginComponent> {
-    admit_within(sandbox, record, component, &AdmissionBounds::default())
+    admit_within(
+        sandbox,
+        record,
+        component,
+        ownership,
+        &AdmissionBounds::default(),
+    )
 }
 
 /// Most golden fixtures a version may carry.
@@ -141,6 +150,7 @@ pub fn admit_within(
     sandbox: &Sandbox,
     record: &VersionRecord,
     component: &[u8],
+    ownership: &OwnershipPolicy,
     bounds: &AdmissionBounds,
 ) -> anyhow::Result<PluginComponent> {
     let id = record.id();
@@ -183,7 +193,8 @@ pub fn admit_within(
                 bounds.budget
             );
         }
-        let (diff, breached) = fixtures::check_stored(&loaded, &route, &settings, fixture)?;
+        let (diff, breached) =
+            fixtures::check_stored(&loaded, &route, &settings, ownership, fixture)?;
         if let Some(diff) = diff {
             failures.push(format!("fixture {} fails:\n{diff}", fixture.name));
         }

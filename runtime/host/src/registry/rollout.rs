@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::store::{Binding, Candidate, CandidateMode, Registry};
 use super::{AdmissionBounds, admit_within};
 use millrace_core::config::{Config, PluginSource};
+use millrace_core::rules::ownership::OwnershipPolicy;
 use millrace_core::sandbox::Sandbox;
 
 /// A version that passed admission.
@@ -92,9 +93,11 @@ pub async fn admit_version_within(
     let (record, component) = registry.fetch(version).await?;
     super::signing::check(&record, &config.registry)?;
     let sandbox = sandbox.clone();
-    let plugin =
-        tokio::task::spawn_blocking(move || admit_within(&sandbox, &record, &component, &bounds))
-            .await??;
+    let ownership = OwnershipPolicy::new(config.governance.ownership.clone());
+    let plugin = tokio::task::spawn_blocking(move || {
+        admit_within(&sandbox, &record, &component, &ownership, &bounds)
+    })
+    .await??;
     Ok(Admitted {
         id: plugin.id(),
         wit: plugin.wit.to_owned(),

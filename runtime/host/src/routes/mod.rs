@@ -14,7 +14,7 @@ use arc_swap::ArcSwap;
 
 use crate::registry::loader::PluginLoader;
 use crate::registry::store::{Binding, CandidateMode};
-use millrace_core::config::{Config, RetryPolicy, RouteConfig};
+use millrace_core::config::{CallSettings, Config, OutboundRouteConfig, RetryPolicy, RouteConfig};
 use millrace_core::sandbox::{PluginComponent, RouteContext};
 
 pub use self::breaker::Breaker;
@@ -34,8 +34,6 @@ pub struct Route {
     pub retry: RetryPolicy,
     /// JetStream's redelivery delay.
     pub ack_wait: Duration,
-    /// The source system, when the route's config names it (`system` key).
-    pub system: Option<String>,
     /// How late events are treated.
     pub ordering: millrace_core::config::Ordering,
     /// Whether resent source transactions are skipped.
@@ -51,10 +49,7 @@ impl Route {
     /// The source system of a raw subject: the route's `system` setting, else the second
     /// token of `raw.<system>.<site>.<format>`, else the route name.
     pub fn source_system<'a>(&'a self, subject: &'a str) -> &'a str {
-        if let Some(system) = &self.system {
-            return system;
-        }
-        millrace_core::subjects::raw_system(subject).unwrap_or(&self.name)
+        crate::pipeline::mapping::source_system(&self.context, subject)
     }
 
     /// The site a raw subject's failures are counted for: the route's `site` setting, else
@@ -117,10 +112,14 @@ impl Route {
                 loader.versions(name, binding.as_ref()).await?
             }
         };
-        if loader.config().outbound.contains_key(name) {
-            return Route::outbound(loader.config(), name, versions);
+        if let Some(section) = loader.config().outbound.get(name) {
+            return Ok(Route::outbound(name, section, versions));
         }
-        Route::new(loader.config(), name, versions)
+        Ok(Route::new(
+            name,
+            route_config(loader.config(), name)?,
+            versions,
+        ))
     }
 
     /// The route `name` mapping through the deployed `version` (`name@version`) when given and
@@ -140,70 +139,74 @@ impl Route {
                         route.active().id()
                     )
                 })?;
-                Route::new(
-                    loader.config(),
+                Ok(Route::new(
                     name,
+                    route_config(loader.config(), name)?,
                     ServedVersions {
                         active,
                         candidate: None,
                     },
-                )
+                ))
             }
             _ => Ok(route),
         }
     }
 
-    /// The route `name` of `config`, serving `versions`.
-    pub fn new(config: &Config, name: &str, versions: ServedVersions) -> anyhow::Result<Self> {
-        let route = route_config(config, name)?;
-        let name: Arc<str> = name.into();
-        Ok(Route {
-            name: name.clone(),
-            subjects: route.subjects.clone(),
-            versions: ArcSwap::from_pointee(versions),
-            context: Arc::new(RouteContext {
-                route: name,
-                config: Arc::new(route.config.clone()),
-                limits: route.limits,
-            }),
-            retry: route.retry,
-            ack_wait: route.ack_wait.get(),
-            system: route.config.get("system").cloned(),
-            ordering: route.ordering,
-            idempotency: route.idempotency,
-            admission: tokio::sync::Semaphore::new(tokio::sync::Semaphore::MAX_PERMITS),
-            breaker: Breaker::default(),
-        })
+    /// The inbound route `name` of its `[routes.<name>]` section, serving `versions`.
+    pub fn new(name: &str, section: &RouteConfig, versions: ServedVersions) -> Self {
+        let route = Self::of(
+            name,
+            &section.subjects,
+            &section.config,
+            &section.calls,
+            versions,
+        );
+        Route {
+            ordering: section.ordering,
+            idempotency: section.idempotency,
+            ..route
+        }
     }
 
-    /// The outbound route `name` of `config`, serving `versions`: its canonical subjects, plugin
-    /// configuration, limits and retries; the inbound-only settings (ordering, business
-    /// idempotency) are off.
-    pub fn outbound(config: &Config, name: &str, versions: ServedVersions) -> anyhow::Result<Self> {
-        let route = config.outbound.get(name).with_context(|| {
-            format!(
-                "there is no outbound route `{name}` in {}",
-                config.source.display()
-            )
-        })?;
+    /// The outbound route `name` of its `[outbound.<name>]` section, serving `versions`: its
+    /// canonical subjects, plugin configuration, limits and retries; the inbound-only settings
+    /// (ordering, business idempotency) are off.
+    pub fn outbound(name: &str, section: &OutboundRouteConfig, versions: ServedVersions) -> Self {
+        Self::of(
+            name,
+            &section.subjects,
+            &section.config,
+            &section.calls,
+            versions,
+        )
+    }
+
+    /// What inbound and outbound routes share: subjects, the plugin's configuration and the
+    /// call settings; no ordering, no business idempotency.
+    fn of(
+        name: &str,
+        subjects: &[String],
+        config: &BTreeMap<String, String>,
+        calls: &CallSettings,
+        versions: ServedVersions,
+    ) -> Self {
         let name: Arc<str> = name.into();
-        Ok(Route {
+        Route {
             name: name.clone(),
-            subjects: route.subjects.clone(),
+            subjects: subjects.to_vec(),
             versions: ArcSwap::from_pointee(versions),
             context: Arc::new(RouteContext {
                 route: name,
-                config: Arc::new(route.config.clone()),
-                limits: route.limits,
+                config: Arc::new(config.clone()),
+                limits: calls.limits,
             }),
-            retry: route.retry,
-            ack_wait: route.ack_wait.get(),
-            system: None,
+            retry: calls.retry,
+            ack_wait: calls.ack_wait.get(),
             ordering: millrace_core::config::Ordering::Off,
             idempotency: false,
             admission: tokio::sync::Semaphore::new(tokio::sync::Semaphore::MAX_PERMITS),
             breaker: Breaker::default(),
-        })
+        }
     }
 
     /// Limits this route to `calls` plugin calls at once.
@@ -255,7 +258,7 @@ impl RouteTable {
                 workers
             });
         let mut routes = Vec::new();
-        for name in config.routes.keys() {
+        for (name, section) in &config.routes {
             let versions = loader.versions(name, bindings.get(name)).await?;
             if versions.active.world != millrace_core::sandbox::World::Mapper {
                 anyhow::bail!(
@@ -265,13 +268,13 @@ impl RouteTable {
                 );
             }
             routes.push(Arc::new(
-                Route::new(config, name, versions)?.with_admission(calls),
+                Route::new(name, section, versions).with_admission(calls),
             ));
         }
         let mut outbound = Vec::new();
-        for name in config.outbound.keys() {
+        for (name, section) in &config.outbound {
             let versions = loader.versions(name, bindings.get(name)).await?;
-            let route = Route::outbound(config, name, versions)?;
+            let route = Route::outbound(name, section, versions);
             if route.active().world != millrace_core::sandbox::World::Poster {
                 anyhow::bail!(
                     "outbound route `{name}` in {}: {} is a mapping plugin; an outbound route needs a plugin of the world poster (wit = \"millrace:outbound@1.0.0\")",
