@@ -19,7 +19,7 @@ use anyhow::Context;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::registry::store::{StoredFixture, VersionRecord};
+use crate::registry::record::{StoredFixture, VersionRecord};
 use crate::registry::{AdmissionBounds, FixtureSettings, MAX_FIXTURES, fixtures::fixture_route};
 use millrace_core::sandbox::{
     AckControl, AcknowledgeError, AcknowledgerComponent, InboundOutcome, RawMessage, RouteContext,

@@ -11,6 +11,8 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use millrace_core::canonical::MappedEvent;
 use millrace_core::config::RetryPolicy;
 use millrace_core::rules::Failure;
@@ -18,7 +20,39 @@ use millrace_core::rules::ownership::OwnershipPolicy;
 use millrace_core::sandbox::{PluginComponent, RouteContext, Session};
 use millrace_core::workers;
 
-use super::RawInput;
+use super::input::RawInput;
+
+/// What a fixture expects, and what a plugin produced: the same JSON shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Outcome {
+    /// The events, in order.
+    Events(Vec<MappedEvent>),
+    /// The error.
+    Error(ErrorOutcome),
+}
+
+/// An expected or actual error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorOutcome {
+    /// The failure kind, e.g. `malformed-input`.
+    pub kind: String,
+    /// The reason.
+    pub message: String,
+}
+
+impl From<Result<Vec<MappedEvent>, Failure>> for Outcome {
+    fn from(result: Result<Vec<MappedEvent>, Failure>) -> Self {
+        match result {
+            Ok(events) => Outcome::Events(events),
+            Err(f) => Outcome::Error(ErrorOutcome {
+                kind: f.kind().into(),
+                message: f.message(),
+            }),
+        }
+    }
+}
 
 /// How long to wait before trying a call again after `failure` ended try `attempt` (the first
 /// is 1), or `None` when the outcome is final: only traps and breached limits are retried, up

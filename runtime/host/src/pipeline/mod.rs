@@ -22,11 +22,11 @@ use std::sync::Arc;
 use async_nats::jetstream;
 use tracing::Instrument;
 
+use self::mapping::Outcome;
 use crate::acknowledgements::Acknowledgements;
 use crate::delivery::{Delivered, Delivery, Mode};
 use crate::observability::{At, Observer, trace};
 use crate::operations::shadow::{ShadowReport, differences};
-use crate::registry::fixtures::Outcome;
 use crate::routes::Route;
 use millrace_core::canonical::MappedEvent;
 use millrace_core::rules::Failure;

@@ -12,49 +12,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 
-use super::FixtureSettings;
-use super::store::StoredFixture;
-use crate::pipeline::RawInput;
+use super::manifest::FixtureSettings;
+use super::record::StoredFixture;
+use crate::pipeline::input::RawInput;
 use crate::pipeline::mapping::Rehearsal;
-use millrace_core::canonical::MappedEvent;
+pub use crate::pipeline::mapping::{ErrorOutcome, Outcome};
 use millrace_core::config::{Limits, RetryPolicy};
-use millrace_core::rules::Failure;
 use millrace_core::rules::ownership::OwnershipPolicy;
 use millrace_core::sandbox::{PluginComponent, RouteContext, World};
-
-/// What a fixture expects, and what a plugin produced: the same JSON shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Outcome {
-    /// The events, in order.
-    Events(Vec<MappedEvent>),
-    /// The error.
-    Error(ErrorOutcome),
-}
-
-/// An expected or actual error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ErrorOutcome {
-    /// The failure kind, e.g. `malformed-input`.
-    pub kind: String,
-    /// The reason.
-    pub message: String,
-}
-
-impl From<Result<Vec<MappedEvent>, Failure>> for Outcome {
-    fn from(result: Result<Vec<MappedEvent>, Failure>) -> Self {
-        match result {
-            Ok(events) => Outcome::Events(events),
-            Err(f) => Outcome::Error(ErrorOutcome {
-                kind: f.kind().into(),
-                message: f.message(),
-            }),
-        }
-    }
-}
 
 /// The result of one fixture.
 #[derive(Debug)]

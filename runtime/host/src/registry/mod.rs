@@ -10,6 +10,7 @@ pub mod fixtures;
 pub mod loader;
 mod manifest;
 pub mod outbound_fixtures;
+pub mod record;
 pub mod rollout;
 pub mod signing;
 pub mod store;
@@ -19,7 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 pub use self::manifest::{FixtureSettings, MANIFEST_FILE, Manifest};
-use self::store::VersionRecord;
+use self::record::VersionRecord;
 use millrace_core::rules::ownership::OwnershipPolicy;
 use millrace_core::sandbox::{PluginComponent, Sandbox};
 

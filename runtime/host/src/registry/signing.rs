@@ -6,19 +6,10 @@ use anyhow::{Context, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
-use serde::{Deserialize, Serialize};
 
-use super::store::VersionRecord;
+pub use super::record::Signature;
+use super::record::VersionRecord;
 use millrace_core::config::{RegistryConfig, TrustedKey};
-
-/// A signature on a version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Signature {
-    /// The signer's public key, base64.
-    pub key: String,
-    /// The ed25519 signature, base64.
-    pub value: String,
-}
 
 /// What is signed: the version's identity and its component's digest.
 fn message(record: &VersionRecord) -> String {

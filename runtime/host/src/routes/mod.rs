@@ -13,7 +13,7 @@ use anyhow::Context;
 use arc_swap::ArcSwap;
 
 use crate::registry::loader::PluginLoader;
-use crate::registry::store::{Binding, CandidateMode};
+use crate::registry::record::{Binding, CandidateMode};
 use millrace_core::config::{CallSettings, Config, OutboundRouteConfig, RetryPolicy, RouteConfig};
 use millrace_core::sandbox::{PluginComponent, RouteContext};
 

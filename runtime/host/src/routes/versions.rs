@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::registry::store::CandidateMode;
+use crate::registry::record::CandidateMode;
 use millrace_core::sandbox::PluginComponent;
 
 /// The plugin versions a route serves right now: swapped whole, atomically, when its binding
