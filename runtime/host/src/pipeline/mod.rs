@@ -22,7 +22,7 @@ use async_nats::jetstream;
 use tracing::Instrument;
 
 use crate::acknowledgements::Acknowledgements;
-use crate::delivery::{Delivered, Delivery, Mode};
+use crate::delivery::{Delivered, Delivering, Delivery, Mode};
 use crate::observability::{At, Observer, trace};
 use crate::operations::shadow::{ShadowReport, differences};
 use crate::registry::fixtures::Outcome;
@@ -64,6 +64,14 @@ pub struct Processed {
     pub outcome: Result<Delivered, HostFailure>,
 }
 
+/// A message [`Pipeline::begin`] took up to the publish, for [`Pipeline::finish`].
+#[must_use = "a message is done only once finished"]
+pub struct Begun {
+    plugin: String,
+    span: tracing::Span,
+    delivering: Result<Delivering, HostFailure>,
+}
+
 /// The pipeline: a worker pool for plugin calls and the delivery stage.
 pub struct Pipeline {
     calls: PluginCalls,
@@ -103,6 +111,14 @@ impl Pipeline {
     /// Takes `input` through `route`: picks the version, maps (with retries), compares a
     /// shadow, delivers as `mode` says.
     pub async fn process(&self, route: &Route, input: &RawInput, mode: &Mode<'_>) -> Processed {
+        let begun = self.begin(route, input, mode).await;
+        self.finish(route, input, mode, begun).await
+    }
+
+    /// [`process`](Self::process) up to the publish: the message is mapped and its events are
+    /// sent (or its dead letter stored); [`finish`](Self::finish) awaits JetStream's acks.
+    /// A lane begins its next message while this one's acks are on their way.
+    pub async fn begin(&self, route: &Route, input: &RawInput, mode: &Mode<'_>) -> Begun {
         // The versions the message starts on are the ones it finishes on, whatever swaps.
         let pick = route.versions().pick(&input.identity);
         let plugin = pick.plugin;
@@ -112,7 +128,7 @@ impl Pipeline {
             input.sequence,
             input.headers.as_ref(),
         );
-        let outcome = async {
+        let delivering = async {
             let raw = input.message();
             self.observer().message_in(At {
                 route: &route.name,
@@ -124,9 +140,8 @@ impl Pipeline {
                     .await;
             }
             let traceparent = trace::outgoing(&span, input.headers.as_ref());
-            let delivered = self
-                .delivery
-                .deliver(
+            self.delivery
+                .begin(
                     route,
                     &plugin,
                     input,
@@ -136,7 +151,33 @@ impl Pipeline {
                     mode,
                 )
                 .await
-                .map_err(HostFailure)?;
+                .map_err(HostFailure)
+        }
+        .instrument(span.clone())
+        .await;
+        Begun {
+            plugin: plugin.id(),
+            span,
+            delivering,
+        }
+    }
+
+    /// Ends what [`begin`](Self::begin) started: waits until JetStream stored the events, then
+    /// answers the trading partner (live, when the route has an acknowledger).
+    pub async fn finish(
+        &self,
+        route: &Route,
+        input: &RawInput,
+        mode: &Mode<'_>,
+        begun: Begun,
+    ) -> Processed {
+        let Begun {
+            plugin,
+            span,
+            delivering,
+        } = begun;
+        let outcome = async {
+            let delivered = delivering?.stored().await.map_err(HostFailure)?;
             if let Some(acknowledgements) =
                 self.acknowledgements.as_ref().filter(|_| mode.acknowledge)
             {
@@ -158,10 +199,7 @@ impl Pipeline {
         }
         .instrument(span.clone())
         .await;
-        Processed {
-            plugin: plugin.id(),
-            outcome,
-        }
+        Processed { plugin, outcome }
     }
 
     /// Maps the raw message, through the plugin-call stage (admission, breaker, retries);
