@@ -8,7 +8,11 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream;
 use millrace::config::Config;
+use millrace::delivery::Delivery;
+use millrace::pipeline::Pipeline;
 use millrace::registry::LocalPlugin;
+use millrace::registry::loader::PluginLoader;
+use millrace::routes::RouteTable;
 use millrace::sandbox::{PluginComponent, Sandbox};
 use millrace::transport::{
     self,
@@ -369,11 +373,14 @@ pub async fn start(
             source().await?,
         )),
         (Arm::Rust | Arm::Python | Arm::JavaScript, Mode::Core) => {
-            let (shift, asn) = setup.plugin_dirs(arm);
-            let mapping = Mapping::Sandbox {
-                pool: millrace::workers::WorkerPool::start(2)?,
-                shift: (setup.load(&shift).await?, Mapping::route_context("shift")),
-                asn: (setup.load(&asn).await?, Mapping::route_context("asn")),
+            let config = Arc::new(config.clone());
+            let loader = PluginLoader::new(config.clone(), setup.sandbox.clone(), None);
+            let routes = RouteTable::load(&config, &loader, &Default::default()).await?;
+            let delivery = Delivery::open(&js, &config.governance).await?;
+            let pool = millrace::workers::WorkerPool::start(config.host.workers)?;
+            let mapping = Mapping::Pipeline {
+                pipeline: Box::new(Pipeline::new(pool, delivery, js.clone())),
+                routes,
             };
             Some(in_process(mapping, Source::Core))
         }

@@ -301,7 +301,11 @@ impl Delivery {
             let body = serde_json::to_vec(envelope).context("cannot encode an event")?;
             let ack = self
                 .js
-                .publish_with_headers(CloudEvent::nats_subject(&events[*index]), headers, body.into())
+                .publish_with_headers(
+                    CloudEvent::nats_subject(&events[*index]),
+                    headers,
+                    body.into(),
+                )
                 .await
                 .context("cannot publish a canonical event")?;
             acks.push(ack);

@@ -72,6 +72,14 @@ pub struct Begun {
     delivering: Result<Delivering, HostFailure>,
 }
 
+/// A raw message mapped by [`Pipeline::map`].
+pub struct Mapped {
+    /// The version that mapped it.
+    pub plugin: Arc<PluginComponent>,
+    /// Its events, checked, or the plugin's failure.
+    pub outcome: Result<Vec<MappedEvent>, Failure>,
+}
+
 /// The pipeline: a worker pool for plugin calls and the delivery stage.
 pub struct Pipeline {
     calls: PluginCalls,
@@ -128,17 +136,9 @@ impl Pipeline {
             input.sequence,
             input.headers.as_ref(),
         );
+        let shadow = pick.shadow;
         let delivering = async {
-            let raw = input.message();
-            self.observer().message_in(At {
-                route: &route.name,
-                plugin_version: &plugin.id(),
-            });
-            let (mapped, attempts) = self.call(route, &plugin, &raw).await?;
-            if let Some(candidate) = pick.shadow {
-                self.shadow(route, &plugin, candidate, raw, &mapped, input.sequence)
-                    .await;
-            }
+            let (mapped, attempts) = self.map_on(route, &plugin, shadow, input).await?;
             let traceparent = trace::outgoing(&span, input.headers.as_ref());
             self.delivery
                 .begin(
@@ -200,6 +200,39 @@ impl Pipeline {
         .instrument(span.clone())
         .await;
         Processed { plugin, outcome }
+    }
+
+    /// The mapping half of [`begin`](Self::begin), for a driver that delivers elsewhere (the
+    /// bench's core-NATS arm): picks the version, maps `input` (admission, breaker, retries,
+    /// the event checks) and compares a shadow. `Ok` holds the version and its outcome.
+    pub async fn map(&self, route: &Route, input: &RawInput) -> Result<Mapped, HostFailure> {
+        let pick = route.versions().pick(&input.identity);
+        let (outcome, _) = self.map_on(route, &pick.plugin, pick.shadow, input).await?;
+        Ok(Mapped {
+            plugin: pick.plugin,
+            outcome,
+        })
+    }
+
+    /// Maps `input` with `plugin`, then runs the `shadow` candidate when there is one.
+    async fn map_on(
+        &self,
+        route: &Route,
+        plugin: &Arc<PluginComponent>,
+        shadow: Option<Arc<PluginComponent>>,
+        input: &RawInput,
+    ) -> Result<(Result<Vec<MappedEvent>, Failure>, u32), HostFailure> {
+        let raw = input.message();
+        self.observer().message_in(At {
+            route: &route.name,
+            plugin_version: &plugin.id(),
+        });
+        let (mapped, attempts) = self.call(route, plugin, &raw).await?;
+        if let Some(candidate) = shadow {
+            self.shadow(route, plugin, candidate, raw, &mapped, input.sequence)
+                .await;
+        }
+        Ok((mapped, attempts))
     }
 
     /// Maps the raw message, through the plugin-call stage (admission, breaker, retries);
