@@ -123,8 +123,18 @@ impl Setup {
     /// trips (ordering flags, business idempotency) off, as the other arms do without it, and
     /// every worker open to either route (by default a route of several gets all workers but
     /// one, a guard against hostile routes that would leave the 856 route one worker of two).
+    ///
+    /// With `MILLRACE_BENCH_GOVERNED=1` in the environment the routes keep the governance on
+    /// (`ordering = "flag"`, `idempotency = true`): the figure of (c) with its key-value round
+    /// trips (docs/PERFORMANCE.md, batched state).
     pub fn host_config(&self, arm: Arm, url: &str, workers: usize) -> String {
         let (shift, asn) = self.plugin_dirs(arm);
+        let governed = std::env::var("MILLRACE_BENCH_GOVERNED").is_ok_and(|v| v == "1");
+        let (ordering, idempotency) = if governed {
+            ("flag", true)
+        } else {
+            ("off", false)
+        };
         format!(
             r#"[nats]
 url = "{url}"
@@ -139,15 +149,15 @@ state_dir = "{state}"
 subjects = ["{shift_subjects}"]
 plugin = "{shift}"
 config = {{ site = "{site}" }}
-ordering = "off"
-idempotency = false
+ordering = "{ordering}"
+idempotency = {idempotency}
 
 [routes.asn]
 subjects = ["{asn_subjects}"]
 plugin = "{asn}"
 config = {{ site = "{site}" }}
-ordering = "off"
-idempotency = false
+ordering = "{ordering}"
+idempotency = {idempotency}
 "#,
             lanes = service::LANES,
             state = self.state_dir.display(),
