@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use millrace::acknowledgements::control::{Claim, ControlNumbers};
 
-use crate::support::{InProcessHost, Nats, fixture_route, plugin, publish, read_stream};
+use crate::support::{InProcessHost, Nats, PATIENCE, fixture_route, plugin, publish, read_stream};
 
 const COUNTERS: &str = "millrace-control-numbers";
 const CLAIMS: &str = "millrace-acknowledgements";
@@ -142,7 +142,7 @@ async fn acknowledged_as_golden(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_997_and_a_contrl_match_the_golden_files_byte_for_byte() {
     let nats = Nats::start();
-    let config = nats.config(&routes());
+    let config = nats.config(&(routes() + "\n[admin]\nlisten = \"127.0.0.1:0\"\n"));
     let host = InProcessHost::start(&config).await;
     let js = jetstream::new(nats.client().await);
 
@@ -192,6 +192,50 @@ async fn a_997_and_a_contrl_match_the_golden_files_byte_for_byte() {
             .iter()
             .all(|l| l.subject == "dlq.x12" || l.subject == "dlq.edifact"),
         "the miscounted interchanges are dead-lettered inbound and still acknowledged"
+    );
+
+    // Bytes with no interchange envelope: dead-lettered inbound, and refused by the
+    // acknowledger (nothing to answer). Each acknowledger call is timed and each failure
+    // counted as a mapper's are, under the acknowledger's own version.
+    publish(
+        &js,
+        "raw.edi.plant1.x12-856",
+        b"not EDI at all",
+        "no-envelope",
+    )
+    .await;
+    let admin = host
+        .admin_addr()
+        .expect("the config has an [admin] section");
+    let refused = r#"millrace_plugin_failures_total{route="x12",plugin_version="edi-ack@1.0.0",reason="map-error"} 1"#;
+    let started = std::time::Instant::now();
+    let metrics = loop {
+        let metrics = reqwest::get(format!("http://{admin}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.lines().any(|l| l == refused) {
+            break metrics;
+        }
+        assert!(started.elapsed() < PATIENCE, "no {refused} in:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // A first acknowledgement calls the plugin twice (number 0 names the partner, then the
+    // real number); the refusal ends at the first call.
+    for (route, calls) in [("x12", 5), ("edifact", 4)] {
+        let count = format!(
+            r#"millrace_plugin_call_seconds_count{{route="{route}",plugin_version="edi-ack@1.0.0"}} {calls}"#
+        );
+        assert!(
+            metrics.lines().any(|l| l == count),
+            "no {count} in:\n{metrics}"
+        );
+    }
+    assert!(
+        !metrics.contains(r#"route="edifact",plugin_version="edi-ack@1.0.0",reason"#),
+        "{metrics}"
     );
     host.stop().await;
 }

@@ -1,5 +1,6 @@
 //! The web console end to end: a real host with traffic, the console loaded in headless
-//! Chromium (Debian's `chromium`, installed by `scripts/setup --test`), and what it shows.
+//! Chromium (Debian's `chromium`, installed by `scripts/setup --test`), and what it shows:
+//! operations, plant visibility, and postings to a stand-in ERP through a posting gate.
 //!
 //! (The pictures in docs/ come from the demo's data: scripts/screenshots.)
 
@@ -7,6 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::stand_in_erp::{FAN_OUT, GateScenario, completion, publish_event, seen, until};
 use crate::support::*;
 use async_nats::jetstream;
 use millrace::transport::local_server::free_port;
@@ -379,4 +381,147 @@ async fn the_visibility_page_shows_stock_blocked_by_a_hold_work_orders_and_sourc
         "{}",
         text_of(&page, "sources")
     );
+}
+
+/// The gate scenario's ERP target line in the postings page's #targets: target, breaker,
+/// posted, rejected, pending.
+fn target_line(page: &str, target: &str) -> String {
+    let targets = text_of(page, "targets");
+    let start = targets
+        .find(&format!(" {target} up "))
+        .unwrap_or_else(|| panic!("no target {target} in: {targets}"));
+    targets[start + 1..]
+        .split_whitespace()
+        .take(5)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postings_page_shows_a_completion_held_at_the_gate_with_why_and_posted_after_the_release()
+ {
+    let scenario = GateScenario::start().await;
+    let (erp, js, port) = (scenario.erp.clone(), scenario.js.clone(), scenario.port);
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}/postings");
+    let order = |id: &str| scenario.paths_of(id);
+
+    // The hold placed: the ERP blocks the lot's stock, the WMS its shipments, the plant is
+    // told, in that order; the page shows one posting per target.
+    let (placed, event) = crate::stand_in_erp::hold(1, "placed", "LOT-H");
+    publish_event(&js, "canonical.quality-hold.PLANT1", &placed, &event).await;
+    until("the placement fanned out", || order(&placed).len() >= 3).await;
+    assert_eq!(order(&placed), FAN_OUT);
+    let page = wait_for(&url, profile.path(), "postings", "posted notify holds");
+    assert!(
+        page.contains("data-loaded=\"true\""),
+        "the page never loaded its data:\n{page}"
+    );
+    // The gate reads the projection: the completion is published once it shows the hold.
+    let holds_api = format!("http://127.0.0.1:{port}/api/v1/visibility/holds?lot=LOT-H");
+    let started = Instant::now();
+    while !reqwest::get(&holds_api)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .contains("\"open\":true")
+    {
+        assert!(started.elapsed() < PATIENCE, "the hold was never projected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A completion of the held lot waits at the gate, listed with why; one of a lot the ERP
+    // does not know is rejected for good and shows as a failed posting.
+    let (held, event) = completion(1, "LOT-H");
+    publish_event(&js, "canonical.production-completion.PLANT1", &held, &event).await;
+    let (unknown, event) = completion(3, "LOT-UNKNOWN");
+    publish_event(
+        &js,
+        "canonical.production-completion.PLANT1",
+        &unknown,
+        &event,
+    )
+    .await;
+    let page = wait_for(&url, profile.path(), "failed", "LOT-UNKNOWN");
+    let page = if text_of(&page, "held").contains(&held) {
+        page
+    } else {
+        wait_for(&url, profile.path(), "held", &held)
+    };
+    let waiting = text_of(&page, "held");
+    assert!(
+        waiting.contains(&format!(
+            "completions {held} production-completion PLANT1 WO-1@PLANT1"
+        )),
+        "{waiting}"
+    );
+    assert!(
+        waiting.contains(
+            "lot LOT-H of item ITEM-1 is under quality hold H-1 at PLANT1 (contamination suspected): posted when the hold is released"
+        ),
+        "{waiting}"
+    );
+    let postings = text_of(&page, "postings");
+    assert!(
+        postings.contains(
+            "pending erp completions production-completion PLANT1 WO-1@PLANT1 2026-11-30T03:00:00Z –"
+        ),
+        "{postings}"
+    );
+    let failed = text_of(&page, "failed");
+    assert!(
+        failed.contains(
+            "erp production-completion PLANT1 WO-3@PLANT1 2026-11-30T03:00:00Z status 422: lot LOT-UNKNOWN is not known to the ERP"
+        ),
+        "{failed}"
+    );
+    assert_eq!(target_line(&page, "erp"), "erp up 1 1 1");
+    assert_eq!(target_line(&page, "wms"), "wms up 1 0 0");
+    let sites = text_of(&page, "sites");
+    assert!(
+        sites.contains("PLANT1 3 1 1 1× status 422: lot LOT-UNKNOWN is not known to the ERP"),
+        "{sites}"
+    );
+    assert!(
+        !order(&held).iter().any(|_| true),
+        "the completion of the held lot was posted while the hold was open"
+    );
+
+    // The hold released: the three targets in order again, then the held completion posts;
+    // the page shows it posted with the ERP's document id, and nothing held.
+    let (released, event) = crate::stand_in_erp::hold(2, "released", "LOT-H");
+    publish_event(&js, "canonical.quality-hold.PLANT1", &released, &event).await;
+    until("the held completion posted after the release", || {
+        !order(&held).is_empty()
+    })
+    .await;
+    until("the release fanned out", || order(&released).len() >= 3).await;
+    assert_eq!(order(&released), FAN_OUT);
+    let log = seen(&erp);
+    let at = |id: &str| log.iter().position(|(_, key)| key == id).unwrap();
+    assert!(at(&placed) < at(&released) && at(&released) < at(&held));
+    let document = erp.ledger.lock().unwrap().bookings[&held].clone();
+    let page = wait_for(
+        &url,
+        profile.path(),
+        "postings",
+        &format!(
+            "posted erp completions production-completion PLANT1 WO-1@PLANT1 2026-11-30T03:00:00Z {document}"
+        ),
+    );
+    let page = if text_of(&page, "held").contains("no event held at a gate") {
+        page
+    } else {
+        wait_for(&url, profile.path(), "held", "no event held at a gate")
+    };
+    assert_eq!(target_line(&page, "erp"), "erp up 3 1 0");
+    assert_eq!(target_line(&page, "notify"), "notify up 2 0 0");
+    assert!(
+        !text_of(&page, "postings").contains("pending"),
+        "{}",
+        text_of(&page, "postings")
+    );
+    scenario.stop().await;
 }

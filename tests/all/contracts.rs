@@ -654,6 +654,77 @@ fn the_generated_schemas_follow_the_wit_versions_and_stay_backward_compatible() 
     }
 }
 
+/// A posting acknowledgement and an outbound dead letter, as the host writes them, validate
+/// against the document's schemas for them; a wrong outcome does not.
+fn outbound_payloads_conform(document: &Value) {
+    use millrace::outbound::acknowledgement::{Acknowledgement, PostingOutcome};
+    use millrace::outbound::letter::OutboundLetter;
+    use millrace::posting::{Body, Method, Request, Response};
+    // The document itself as the schema root, so its `#/components/schemas/…` references resolve.
+    let schema_of = |name: &str| {
+        let mut schema = document.clone();
+        schema["$ref"] = format!("#/components/schemas/{name}").into();
+        schema
+    };
+    let acknowledgement = Acknowledgement {
+        route: "erp-postings".into(),
+        target: "erp".into(),
+        event_id: "4d1f0c2e-7b5a-4c1e-9a3d-2f6b8e0c1a77".into(),
+        kind: "production-completion".into(),
+        site: "PLANT1".into(),
+        business_key: "WO-4711@PLANT1/0010".into(),
+        request: 0,
+        idempotency_key: "4d1f0c2e-7b5a-4c1e-9a3d-2f6b8e0c1a77".into(),
+        outcome: PostingOutcome::Posted,
+        document: Some("4900000001".into()),
+        reason: None,
+        status: 201,
+        plugin: "erp-postings@1.0.0".into(),
+        source_time: "2026-03-02T06:15:00+01:00".into(),
+        acknowledged_at: "2026-03-02T05:15:03Z".into(),
+        delay_seconds: 3.0,
+    };
+    let acknowledgement = serde_json::to_value(&acknowledgement).unwrap();
+    let posting = schema_of("PostingAcknowledgement");
+    assert_eq!(violations(&posting, &acknowledgement), Vec::<String>::new());
+    let mut wrong = acknowledgement.clone();
+    wrong["outcome"] = "maybe".into();
+    assert!(!violations(&posting, &wrong).is_empty());
+
+    let request = Request {
+        target: "erp".into(),
+        method: Method::Post,
+        path: "/odata/v1/GoodsMovements".into(),
+        headers: vec![("Accept".into(), "application/json".into())],
+        body: Body(br#"{"GoodsMovementCode":"03"}"#.to_vec()),
+    };
+    let letter = OutboundLetter {
+        route: "erp-postings".into(),
+        subject: "canonical.material-consumption.PLANT1".into(),
+        sequence: 42,
+        event_id: Some("9b2e".into()),
+        event: "{}".into(),
+        plugin: Some("erp-postings@1.0.0".into()),
+        kind: "rejected".into(),
+        reason: "M7/021: material RM-999 unknown in plant 1000".into(),
+        requests: vec![request],
+        request: Some(0),
+        answer: Some(Response {
+            target: "erp".into(),
+            status: 422,
+            headers: vec![],
+            body: Body(vec![0xff, 0xfe]),
+        }),
+        failed_at: "2026-03-02T05:16:00Z".into(),
+    };
+    let letter = serde_json::to_value(&letter).unwrap();
+    let dead_letter = schema_of("OutboundDeadLetter");
+    assert_eq!(violations(&dead_letter, &letter), Vec::<String>::new());
+    let mut wrong = letter.clone();
+    wrong["requests"][0]["method"] = "fetch".into();
+    assert!(!violations(&dead_letter, &wrong).is_empty());
+}
+
 /// The official AsyncAPI 3.0.0 JSON Schema, vendored (tests/contracts/asyncapi/README.md).
 fn asyncapi_meta_schema() -> Value {
     let path = root().join("tests/contracts/asyncapi/3.0.0-without-id.json");
@@ -683,6 +754,50 @@ fn the_asyncapi_documents_are_valid_asyncapi_3() {
             document["components"]["messages"]["audit-entry"]["payload"]["$ref"],
             "#/components/schemas/AuditEntry"
         );
+        // The outbound half: postings, NATS targets' requests, partners' acknowledgements and
+        // outbound dead letters, the JSON payloads described by the host's own types.
+        for (channel, address, message, payload) in [
+            (
+                "postings",
+                "posting.{target}.{site}",
+                "posting-acknowledgement",
+                Some("PostingAcknowledgement"),
+            ),
+            ("outbox", "out.{target}.{site}", "target-request", None),
+            (
+                "partner-acknowledgements",
+                "ack.{route}.{partner}",
+                "x12-997",
+                None,
+            ),
+            (
+                "partner-acknowledgements",
+                "ack.{route}.{partner}",
+                "edifact-contrl",
+                None,
+            ),
+            (
+                "outbound-dead-letters",
+                "dlq.outbound.{route}",
+                "outbound-dead-letter",
+                Some("OutboundDeadLetter"),
+            ),
+        ] {
+            assert_eq!(channels[channel]["address"], address, "{path}");
+            assert_eq!(
+                channels[channel]["messages"][message]["$ref"],
+                format!("#/components/messages/{message}"),
+                "{path}"
+            );
+            let payload_ref = &document["components"]["messages"][message]["payload"]["$ref"];
+            match payload {
+                Some(schema) => {
+                    assert_eq!(*payload_ref, format!("#/components/schemas/{schema}"))
+                }
+                None => assert!(payload_ref.is_null(), "{message} carries bytes"),
+            }
+        }
+        outbound_payloads_conform(&document);
         checked += 1;
     }
     assert_eq!(checked, WitVersion::served().len());

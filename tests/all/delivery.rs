@@ -494,7 +494,9 @@ async fn a_host_failure_leaves_the_message_to_redelivery_and_never_dead_letters_
         .unwrap();
     let sandbox = millrace::sandbox::Sandbox::new(None).unwrap();
     let loader = millrace::registry::loader::PluginLoader::new(config.clone(), sandbox, None);
-    let route = loader.route("steady", None).await.unwrap();
+    let route = millrace::routes::Route::load(&loader, "steady", None)
+        .await
+        .unwrap();
     let delivery = Delivery::open(&js, &config.governance).await.unwrap();
     let pipeline = |delivery: &Delivery| {
         Pipeline::new(WorkerPool::start(1).unwrap(), delivery.clone(), js.clone())

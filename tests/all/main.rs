@@ -23,4 +23,5 @@ mod plugins;
 mod projection;
 mod properties;
 mod sandbox;
+mod stand_in_erp;
 mod streams;

@@ -4,247 +4,13 @@
 //! targets in order; admission of outbound plugins by their golden fixtures.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
+use serde_json::Value;
 
+use crate::stand_in_erp::*;
 use crate::support::*;
-
-/// The stand-in ERP's rate limit: requests per window.
-const RATE: usize = 20;
-/// Its window.
-const WINDOW: Duration = Duration::from_secs(1);
-/// The bearer token it expects.
-const TOKEN: &str = "s3cret-erp-token";
-
-/// What the stand-in ERP saw and booked.
-#[derive(Default)]
-struct Ledger {
-    /// Idempotency-Key → material document booked for it.
-    bookings: BTreeMap<String, String>,
-    /// Idempotency-Key → times it was booked (must stay 1).
-    booked: BTreeMap<String, usize>,
-    /// Requests that arrived, per window index since the start.
-    arrivals: BTreeMap<u64, usize>,
-    /// Requests in all.
-    requests: u64,
-    /// Requests without the right credentials or key.
-    unauthorized: u64,
-    /// Requests answered 429.
-    limited: u64,
-    /// Every request in arrival order: (path, Idempotency-Key, body).
-    log: Vec<(String, String, Value)>,
-}
-
-/// A stand-in ERP: books goods movements (and stock status, shipment blocks, notifications) at
-/// any path, answers with document ids, dedupes on `Idempotency-Key`, rate-limits with 429 and
-/// `Retry-After`, fails 10% of requests with 500 (half of them after booking: the answer is
-/// lost, not the booking), and can go down (its port closed) and come back.
-#[derive(Clone)]
-struct StandInErp {
-    ledger: Arc<Mutex<Ledger>>,
-    started: Instant,
-    addr: SocketAddr,
-    stop: Arc<Mutex<CancellationToken>>,
-    chaos: bool,
-}
-
-impl StandInErp {
-    async fn start(chaos: bool) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let erp = Self {
-            ledger: Arc::default(),
-            started: Instant::now(),
-            addr,
-            stop: Arc::new(Mutex::new(CancellationToken::new())),
-            chaos,
-        };
-        erp.serve(listener);
-        erp
-    }
-
-    fn serve(&self, listener: tokio::net::TcpListener) {
-        let app = axum::Router::new().fallback(book).with_state(self.clone());
-        let stop = self.stop.lock().unwrap().clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-                .unwrap();
-        });
-    }
-
-    fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Closes its port for `outage`, then opens it again.
-    async fn outage(&self, outage: Duration) {
-        let stop = std::mem::take(&mut *self.stop.lock().unwrap());
-        stop.cancel();
-        tokio::time::sleep(outage).await;
-        let listener = loop {
-            match tokio::net::TcpListener::bind(self.addr).await {
-                Ok(l) => break l,
-                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-            }
-        };
-        self.serve(listener);
-    }
-
-    fn booked(&self) -> usize {
-        self.ledger.lock().unwrap().bookings.len()
-    }
-}
-
-async fn book(
-    State(erp): State<StandInErp>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let window = erp.started.elapsed().as_millis() as u64 / WINDOW.as_millis() as u64;
-    let mut ledger = erp.ledger.lock().unwrap();
-    ledger.requests += 1;
-    *ledger.arrivals.entry(window).or_default() += 1;
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let authorized = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {TOKEN}"));
-    let (Some(key), true) = (key, authorized) else {
-        ledger.unauthorized += 1;
-        return (
-            StatusCode::UNAUTHORIZED,
-            "credentials and Idempotency-Key required",
-        )
-            .into_response();
-    };
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    ledger.log.push((uri.path().to_owned(), key.clone(), body));
-    if erp.chaos && ledger.arrivals[&window] > RATE {
-        ledger.limited += 1;
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [("retry-after", "1")],
-            "slow down",
-        )
-            .into_response();
-    }
-    if let Some(document) = ledger.bookings.get(&key) {
-        // A retry of something booked: the same document, nothing booked again.
-        return (StatusCode::OK, axum::Json(json!({ "document": document }))).into_response();
-    }
-    let n = ledger.requests;
-    if erp.chaos && n % 20 == 3 {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "try later").into_response();
-    }
-    let document = format!("49{:08}", ledger.bookings.len() + 1);
-    ledger.bookings.insert(key.clone(), document.clone());
-    *ledger.booked.entry(key).or_default() += 1;
-    if erp.chaos && n % 20 == 13 {
-        // Booked, but the answer is lost: the retry must not book twice.
-        return (StatusCode::INTERNAL_SERVER_ERROR, "booked, then failed").into_response();
-    }
-    (
-        StatusCode::CREATED,
-        axum::Json(json!({ "document": document })),
-    )
-        .into_response()
-}
-
-/// A canonical production completion as the inbound half publishes it.
-fn completion(n: usize, lot: &str) -> (String, Value) {
-    let id = format!("00000000-0000-4000-8000-{n:012}");
-    let event = json!({
-        "specversion": "1.0",
-        "id": id,
-        "source": "/PLANT1/mes",
-        "type": "millrace.production-completion.v1",
-        "time": "2026-11-30T03:00:00Z",
-        "subject": format!("WO-{n}@PLANT1"),
-        "datacontenttype": "application/json",
-        "data": {
-            "work_order": format!("WO-{n}"),
-            "item": "ITEM-1",
-            "lot": lot,
-            "good_quantity": { "amount": "5", "uom": "EA" },
-            "scrap_quantity": { "amount": "0", "uom": "EA" }
-        },
-        "route": "mes",
-        "plugin": "mes-shift-report",
-        "pluginversion": "1.0.0",
-        "rawsequence": n,
-    });
-    (id, event)
-}
-
-/// A canonical quality hold placed or released on a lot.
-fn hold(n: usize, action: &str, lot: &str) -> (String, Value) {
-    let id = format!("00000000-0000-4000-9000-{n:012}");
-    let event = json!({
-        "specversion": "1.0",
-        "id": id,
-        "source": "/PLANT1/qms",
-        "type": "millrace.quality-hold.v1",
-        "time": format!("2026-11-30T03:00:{n:02}Z"),
-        "subject": "H-1@PLANT1",
-        "datacontenttype": "application/json",
-        "data": {
-            "hold_id": "H-1",
-            "action": action,
-            "scope": { "item": "ITEM-1", "lot": lot },
-            "reason": "contamination suspected"
-        },
-        "route": "qms",
-        "plugin": "quality-webhook",
-        "pluginversion": "1.0.0",
-        "rawsequence": n,
-    });
-    (id, event)
-}
-
-async fn publish_event(js: &jetstream::Context, subject: &str, id: &str, event: &Value) {
-    publish(js, subject, event.to_string().as_bytes(), id).await;
-}
-
-fn targets(erp: &StandInErp, token_file: &Path, rate: bool) -> String {
-    let rate = if rate {
-        format!("rate = {{ requests = {RATE}, per = \"1s\" }}\n")
-    } else {
-        String::new()
-    };
-    let mut out = String::new();
-    for name in ["erp", "wms", "notify"] {
-        out.push_str(&format!(
-            "[targets.{name}]\nurl = \"{}/{name}\"\ntimeout = \"2s\"\n{rate}retry = {{ backoff = \"100ms\", max_backoff = \"1s\" }}\nbreaker = {{ failures = 3, pause = \"500ms\" }}\nauth = {{ bearer_file = {:?} }}\n\n",
-            erp.url(),
-            token_file.display().to_string()
-        ));
-    }
-    out
-}
-
-/// Waits until `done` holds, or fails the test after `PATIENCE` saying `what`.
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < PATIENCE, "gave up waiting: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_is_booked_once_through_limits_failures_an_outage_and_two_host_kills() {
@@ -358,44 +124,26 @@ async fn every_event_is_booked_once_through_limits_failures_an_outage_and_two_ho
     );
 }
 
-/// The requests the stand-in saw, as (path, Idempotency-Key).
-fn seen(erp: &StandInErp) -> Vec<(String, String)> {
+/// The body of the first request the stand-in saw with Idempotency-Key `key`.
+fn body_of(erp: &StandInErp, key: &str) -> Value {
     let ledger = erp.ledger.lock().unwrap();
     ledger
         .log
         .iter()
-        .map(|(path, key, _)| (path.clone(), key.clone()))
-        .collect()
+        .find(|(_, k, _)| k == key)
+        .map(|(_, _, body)| body.clone())
+        .unwrap_or_else(|| panic!("no request with key {key}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_waits_for_the_release()
  {
-    let nats = Nats::start();
-    let erp = StandInErp::start(false).await;
-    let token = nats.dir.path().join("erp.token");
-    std::fs::write(&token, TOKEN).unwrap();
-    let poster = plugin("tests/guests/poster");
-    let port = millrace::transport::local_server::free_port().unwrap();
-    let config_path = nats.config(&format!(
-        "[projection]\nenabled = true\n\n[admin]\nlisten = \"127.0.0.1:{port}\"\n\n\
-         [outbound.holds]\nsubjects = [\"canonical.quality-hold.>\"]\nplugin = {plugin:?}\ntargets = [\"erp\", \"wms\", \"notify\"]\n\n\
-         [outbound.completions]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {plugin:?}\ntargets = [\"erp\"]\ngate = \"lot-not-on-hold\"\n\n{}",
-        targets(&erp, &token, false),
-        plugin = poster.display().to_string(),
-    ));
-    let config = millrace::config::Config::load(&config_path).unwrap();
-    let client = nats.client().await;
-    let js = jetstream::new(client.clone());
-    let host = InProcessHost::start(&config_path).await;
-    let stop = CancellationToken::new();
-    let projection = millrace::projection::Projection::open(&js, &config)
-        .await
-        .unwrap();
-    let projecting = tokio::spawn(projection.run(stop.clone()));
-    let visibility = millrace::projection::query::Visibility::open(&js, &config.projection)
-        .await
-        .unwrap();
+    let scenario = GateScenario::start().await;
+    let (erp, js, port) = (scenario.erp.clone(), scenario.js.clone(), scenario.port);
+    let visibility =
+        millrace::projection::query::Visibility::open(&js, &scenario.config.projection)
+            .await
+            .unwrap();
     let hold_open = |open: bool| {
         let visibility = visibility.clone();
         async move {
@@ -477,20 +225,8 @@ async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_w
             >= 3
     })
     .await;
-    let order = |id: &str| -> Vec<String> {
-        seen(&erp)
-            .into_iter()
-            .filter(|(_, key)| key == id)
-            .map(|(path, _)| path)
-            .collect()
-    };
-    let fan_out = [
-        "/erp/stock-status",
-        "/wms/shipment-blocks",
-        "/notify/notify",
-    ];
-    assert_eq!(order(&placed), fan_out);
-    assert_eq!(order(&released), fan_out);
+    assert_eq!(scenario.paths_of(&placed), FAN_OUT);
+    assert_eq!(scenario.paths_of(&released), FAN_OUT);
     let log = seen(&erp);
     let at = |id: &str| log.iter().position(|(_, key)| key == id).unwrap();
     assert!(
@@ -510,9 +246,7 @@ async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_w
     assert_eq!(release_status, "unrestricted");
     let view: Value = reqwest::get(&api).await.unwrap().json().await.unwrap();
     assert!(view["held"].as_array().unwrap().is_empty(), "{view}");
-    host.stop().await;
-    stop.cancel();
-    let _ = projecting.await;
+    scenario.stop().await;
 }
 
 fn run_ok(args: &[&str]) -> String {
@@ -552,7 +286,8 @@ async fn outbound_versions_are_admitted_by_fixtures_shadowed_without_sending_swa
     std::fs::write(&token, TOKEN).unwrap();
     let versions = tempfile::tempdir().unwrap();
     let v1 = plugin_version("tests/guests/poster", "1.0.0", versions.path());
-    let v2 = plugin_version("tests/guests/poster", "2.0.0", versions.path());
+    // Version 2 renders other requests: every body carries `"format": 2`.
+    let v2 = plugin_version("tests/guests/poster-v2", "2.0.0", versions.path());
     // A version whose golden fixture expects another document id: refused at admission.
     let broken = plugin_version("tests/guests/poster", "3.0.0", versions.path());
     let case = broken.join("fixtures/completion.json");
@@ -630,6 +365,23 @@ async fn outbound_versions_are_admitted_by_fixtures_shadowed_without_sending_swa
         1,
         "the shadow sends nothing"
     );
+    assert_eq!(
+        body_of(&erp, &first).get("format"),
+        None,
+        "what was sent is the active version's request, not the shadow's"
+    );
+    // Its requests differ: reported on the SHADOW stream, field by field.
+    let mut diffs = String::new();
+    until("a shadow report of the differing request", || {
+        diffs = run_ok(&["route", "diff", "posts", "--config", cfg]);
+        diffs.contains("poster@1.0.0 -> poster@2.0.0")
+    })
+    .await;
+    assert!(
+        diffs.contains("  requests[0].body.format: (absent) -> 2"),
+        "{diffs}"
+    );
+    assert!(diffs.contains("1 message(s) with differences"), "{diffs}");
 
     // Activated: the next event posts through 2.0.0; rolled back: through 1.0.0 again.
     run_ok(&[
@@ -652,6 +404,11 @@ async fn outbound_versions_are_admitted_by_fixtures_shadowed_without_sending_swa
     assert_eq!(
         acknowledgements_of(&js, &second, 1).await[0]["plugin"],
         "poster@2.0.0"
+    );
+    assert_eq!(
+        body_of(&erp, &second)["format"],
+        2,
+        "2.0.0's request is sent"
     );
     run_ok(&["route", "rollback", "posts", "--config", cfg]);
     host.switched("posts", active_is("poster@1.0.0")).await;

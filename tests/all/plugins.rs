@@ -187,7 +187,9 @@ async fn all_plugins_run_in_one_host_routed_by_subject() {
 }
 
 /// `scripts/demo --once` on a fresh state folder routes every plugin kind and prints one lot's
-/// journey: in transit, received, blocked by a quality hold; then exits 0.
+/// journey: in transit, received, blocked by a quality hold; the hold posted to the ERP, the WMS
+/// and the notification service (NATS targets), and a consumption of the lot held at the posting
+/// gate; then exits 0.
 #[test]
 fn the_demo_follows_one_lot_from_in_transit_to_blocked() {
     let state = tempfile::tempdir().unwrap();
@@ -253,6 +255,41 @@ fn the_demo_follows_one_lot_from_in_transit_to_blocked() {
             "PLANT1 HSG-4410-A WH1 L2026-0211 30 30 0 0 EA NCR-2026-0142"
         ),
         "{blocked:?}"
+    );
+    // The outbound half: the hold is sent to the three NATS targets in order, each request
+    // acknowledged as posted on posting.<target>.PLANT1.
+    let hold_posted = step("== 4.");
+    let sent: Vec<&str> = hold_posted
+        .iter()
+        .filter_map(|r| r.strip_prefix("SENT "))
+        .filter_map(|r| r.split(' ').next())
+        .collect();
+    assert_eq!(
+        sent,
+        ["out.erp.PLANT1", "out.wms.PLANT1", "out.notify.PLANT1"],
+        "{hold_posted:?}"
+    );
+    for (n, target) in ["erp", "wms", "notify"].iter().enumerate() {
+        let acknowledged = format!(
+            "POSTING posting.{target}.PLANT1 quality-hold NCR-2026-0142@PLANT1 request {} by \
+             hold-orchestration: posted (HTTP 200)",
+            n + 1
+        );
+        assert!(has(&hold_posted, &acknowledged), "{hold_posted:?}");
+    }
+    assert!(
+        hold_posted
+            .iter()
+            .any(|r| r.starts_with("SENT out.erp.PLANT1")
+                && r.contains("\"GoodsMovementType\":\"344\"")),
+        "{hold_posted:?}"
+    );
+    // A consumption of the held lot waits at the posting gate, and says why.
+    let held = step("== 5.");
+    assert!(
+        held.iter().any(|r| r.starts_with("erp-postings ")
+            && r.contains("lot L2026-0211 of item HSG-4410-A is under quality hold NCR-2026-0142")),
+        "{held:?}"
     );
     // Opening balances come first: no stock position goes negative.
     assert!(

@@ -425,3 +425,213 @@ fn every_projection_command_has_help_and_fails_cleanly_without_nats() {
         "invalid value 'stock'",
     );
 }
+
+/// A postings answer without the ages, which move with the clock.
+fn without_ages(mut view: Value) -> Value {
+    for target in view["targets"].as_array_mut().unwrap() {
+        target["oldest_pending_seconds"] = Value::Null;
+    }
+    for posting in view["postings"].as_array_mut().unwrap() {
+        posting["pending_seconds"] = Value::Null;
+    }
+    view
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postings_are_projected_from_both_streams_and_rebuild_the_same() {
+    use crate::stand_in_erp::{GateScenario, completion, hold, publish_event, until};
+    use millrace::projection::postings::{PostingFilter, PostingState, RouteProgress};
+    let scenario = GateScenario::start().await;
+    let (js, config) = (scenario.js.clone(), scenario.config.clone());
+    let visibility = Visibility::open(&js, &config.projection).await.unwrap();
+
+    // A hold placed (three postings), then completions: of a free lot (posted), of a lot the
+    // ERP does not know (rejected), of the held lot (pending at the gate).
+    let (placed, event) = hold(1, "placed", "LOT-H");
+    publish_event(&js, "canonical.quality-hold.PLANT1", &placed, &event).await;
+    until("the placement fanned out", || {
+        scenario.paths_of(&placed).len() >= 3
+    })
+    .await;
+    let started = Instant::now();
+    loop {
+        let filter = millrace::projection::query::Filter {
+            lot: Some("LOT-H".into()),
+            ..Default::default()
+        };
+        if visibility
+            .holds(&filter)
+            .await
+            .unwrap()
+            .iter()
+            .any(|h| h.open)
+        {
+            break;
+        }
+        assert!(started.elapsed() < PATIENCE, "the hold was never projected");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (free, e) = completion(2, "LOT-FREE");
+    publish_event(&js, "canonical.production-completion.PLANT1", &free, &e).await;
+    let (unknown, e) = completion(3, "LOT-UNKNOWN");
+    publish_event(&js, "canonical.production-completion.PLANT1", &unknown, &e).await;
+    let (held, e) = completion(1, "LOT-H");
+    publish_event(&js, "canonical.production-completion.PLANT1", &held, &e).await;
+
+    let everything = PostingFilter::default();
+    let started = Instant::now();
+    let live = loop {
+        let progress = RouteProgress::read(&js, &config).await;
+        let view = visibility.postings(&everything, &progress).await.unwrap();
+        let states: Vec<(&str, PostingState)> = view
+            .postings
+            .iter()
+            .map(|p| (p.event_id.as_str(), p.state))
+            .collect();
+        if states.contains(&(free.as_str(), PostingState::Posted))
+            && states.contains(&(unknown.as_str(), PostingState::Rejected))
+            && states.contains(&(held.as_str(), PostingState::Pending))
+            && states.len() == 6
+        {
+            break serde_json::to_value(&view).unwrap();
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the postings never showed posted, rejected and pending: {states:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let document = scenario.erp.ledger.lock().unwrap().bookings[&free].clone();
+    let of = |id: &str| -> Value {
+        live["postings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["event_id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    let mut posted = of(&free);
+    let (acknowledged_at, delay) = (
+        posted["acknowledged_at"].take(),
+        posted["delay_seconds"].take(),
+    );
+    assert!(acknowledged_at.is_string() && delay.as_f64().unwrap() > 0.0);
+    assert_eq!(
+        posted,
+        json!({
+            "route": "completions", "event_id": free, "kind": "production-completion",
+            "site": "PLANT1", "business_key": "WO-2@PLANT1", "source_time": "2026-11-30T03:00:00Z",
+            "target": "erp", "request": 0, "state": "posted", "document": document, "reason": null,
+            "status": 201, "acknowledged_at": null, "delay_seconds": null, "pending_seconds": null
+        })
+    );
+    let rejected = of(&unknown);
+    assert_eq!(
+        (&rejected["state"], &rejected["reason"], &rejected["status"]),
+        (
+            &json!("rejected"),
+            &json!("status 422: lot LOT-UNKNOWN is not known to the ERP"),
+            &json!(422)
+        )
+    );
+    let pending = of(&held);
+    assert_eq!(
+        (&pending["state"], &pending["target"], &pending["document"]),
+        (&json!("pending"), &json!("erp"), &Value::Null)
+    );
+    let erp = live["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == "erp")
+        .unwrap();
+    assert_eq!(
+        (&erp["posted"], &erp["rejected"], &erp["pending"]),
+        (&json!(2), &json!(1), &json!(1)),
+        "{erp}"
+    );
+    assert_eq!(erp["oldest_pending"], "2026-11-30T03:00:00Z");
+    assert_eq!(
+        erp["rejections"],
+        json!({"status 422: lot LOT-UNKNOWN is not known to the ERP": 1})
+    );
+    assert_eq!(erp["delay"]["count"], 2);
+    assert_eq!(
+        live["sites"],
+        json!([{"site": "PLANT1", "posted": 4, "rejected": 1, "pending": 1,
+                "rejections": {"status 422: lot LOT-UNKNOWN is not known to the ERP": 1}}])
+    );
+
+    // Which production orders failed to post: the filter, and the CLI.
+    let failed = visibility
+        .postings(
+            &PostingFilter {
+                kind: Some("production-completion".into()),
+                state: Some(PostingState::Rejected),
+                ..Default::default()
+            },
+            &RouteProgress::read(&js, &config).await,
+        )
+        .await
+        .unwrap();
+    let failed: Vec<&str> = failed
+        .postings
+        .iter()
+        .map(|p| p.business_key.as_str())
+        .collect();
+    assert_eq!(failed, ["WO-3@PLANT1"]);
+    let config_arg = scenario.config_path.to_str().unwrap().to_owned();
+    let shown = millrace(&[
+        "projection",
+        "show",
+        "postings",
+        "--state",
+        "rejected",
+        "-c",
+        &config_arg,
+    ]);
+    let shown = text(&shown);
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.split_whitespace().take(4).eq(["erp", "2", "1", "1"])),
+        "the erp target: 2 posted, 1 rejected, 1 pending:\n{shown}"
+    );
+    assert!(
+        shown.lines().any(|l| l.starts_with("rejected")
+            && l.contains("WO-3@PLANT1")
+            && l.contains("status 422: lot LOT-UNKNOWN is not known to the ERP")),
+        "{shown}"
+    );
+
+    // `millrace status` shows the figures beside the host's own target state.
+    let status = text(&millrace(&["status", "-c", &config_arg]));
+    assert!(
+        status.lines().any(|l| {
+            let t: Vec<&str> = l.split_whitespace().collect();
+            t.len() > 7 && t[..3] == ["erp", "http", "up"] && t[4..7] == ["2", "1", "1"]
+        }),
+        "the erp target with 2 posted, 1 rejected, 1 pending:\n{status}"
+    );
+
+    // Stopped, rebuilt from CANONICAL then POSTING: the same postings.
+    let _nats = scenario.stop().await;
+    let report = Projection::open(&js, &config)
+        .await
+        .unwrap()
+        .rebuild()
+        .await
+        .unwrap();
+    assert_eq!(report.acknowledgements, 5, "{report:?}");
+    assert_eq!(report.records[5], 4, "posting records: {report:?}");
+    let rebuilt = visibility
+        .postings(&everything, &RouteProgress::read(&js, &config).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        without_ages(serde_json::to_value(&rebuilt).unwrap()),
+        without_ages(live),
+        "the rebuild gives the same postings"
+    );
+}

@@ -155,6 +155,11 @@ impl InProcessHost {
         }
     }
 
+    /// Where its admin API listens, when the config has an `[admin]` section.
+    pub fn admin_addr(&self) -> Option<std::net::SocketAddr> {
+        self.handle.as_ref().and_then(|h| h.admin_addr())
+    }
+
     /// Stops the host and waits until it has.
     pub async fn stop(mut self) {
         if let Some(handle) = self.handle.take() {

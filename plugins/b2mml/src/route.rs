@@ -39,11 +39,11 @@ impl Route {
             for equipment in xml::hierarchy_scope(element) {
                 let key = format!("site.{equipment}");
                 if let Some(site) = config::get(&key) {
-                    return checked_site(&key, site);
+                    return config::checked_site(&key, site);
                 }
             }
         }
-        checked_site("site", config::require("site")?)
+        config::checked_site("site", config::require("site")?)
     }
 
     /// Converts the text of a B2MML `dateTime` element to RFC 3339. Without an offset the
@@ -96,21 +96,6 @@ impl Route {
             }
         }
         Ok(None)
-    }
-}
-
-/// Checks a configured site code against what a canonical subject token may hold.
-fn checked_site(key: &str, site: String) -> Result<String, MapError> {
-    let valid = !site.is_empty()
-        && site
-            .bytes()
-            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
-    if valid {
-        Ok(site)
-    } else {
-        Err(MapError::other(format!(
-            "route config key '{key}' is '{site}', but a site code may hold only letters, digits, '-' and '_'"
-        )))
     }
 }
 

@@ -7,21 +7,15 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-use millrace_sdk::edifact::{self, Interchange, Message, Segment};
+use millrace_sdk::edifact::{self, Interchange, Message, Segment, qualified};
 use millrace_sdk::prelude::*;
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let route = edi::Route::load()?;
-    let interchange =
-        edifact::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+    let interchange = edifact::parse(&msg.payload)?;
     let mut events = Vec::new();
-    for message in &interchange.messages {
-        if message.message_type != "INVRPT" {
-            return Err(MapError::unsupported(format!(
-                "message {} (segment {}) is an {} message, not an INVRPT inventory report",
-                message.reference, message.position, message.message_type
-            )));
-        }
+    for message in interchange.messages_of("INVRPT", "an INVRPT inventory report") {
+        let message = message?;
         let report = Report::read(message, &route)?;
         let transaction = interchange.source_transaction(message, report.number);
         for balance in report.balances(&interchange, &route)? {
@@ -31,21 +25,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             );
         }
     }
-    if events.is_empty() {
-        return Err(edi::holds_nothing("INVRPT message"));
-    }
-    Ok(events)
-}
-
-fn find<'a, 'b>(
-    segments: &[&'a Segment<'b>],
-    tag: &str,
-    qualifier: &str,
-) -> Option<&'a Segment<'b>> {
-    segments
-        .iter()
-        .copied()
-        .find(|s| s.tag == tag && s.value(1, 1) == qualifier)
+    edi::mapped(events, "INVRPT message")
 }
 
 /// One INVRPT message: its header facts and its item lines.
@@ -62,53 +42,26 @@ struct Report<'a> {
 
 impl<'a> Report<'a> {
     fn read(message: &'a Message<'a>, route: &edi::Route) -> Result<Self, MapError> {
-        let all: Vec<&Segment> = message.segments.iter().collect();
-        let header: Vec<&Segment> = all.iter().copied().take_while(|s| s.tag != "LIN").collect();
-        let bgm = header
-            .iter()
-            .copied()
-            .find(|s| s.tag == "BGM")
-            .ok_or_else(|| {
-                MapError::malformed(format!(
-                    "message {} (segment {}): there is no BGM segment",
-                    message.reference, message.position
-                ))
-            })?;
+        let header = message.header();
+        let bgm = message.beginning(&header)?;
         // The stock is as of the inventory report date (DTM 366), else the document date.
-        let dtm = find(&header, "DTM", "366")
-            .or_else(|| find(&header, "DTM", "137"))
-            .ok_or_else(|| {
-                MapError::malformed(format!(
-                    "{}: the message has neither an inventory report date (DTM 366) nor a \
+        let dtm = qualified(&header, "DTM", &["366", "137"]).ok_or_else(|| {
+            MapError::malformed(format!(
+                "{}: the message has neither an inventory report date (DTM 366) nor a \
                      document date (DTM 137)",
-                    bgm.at()
-                ))
-            })?;
+                bgm.at()
+            ))
+        })?;
         let occurred_at = edifact::dtm_timestamp(dtm, route.utc_offset)?;
-        let warehouse = ["WH", "GY"]
-            .iter()
-            .find_map(|code| find(&header, "NAD", code))
+        let warehouse = qualified(&header, "NAD", &["WH", "GY"])
             .map(|nad| nad.value(2, 1).trim().to_owned())
             .filter(|s| !s.is_empty());
-        let mut lines: Vec<Vec<&Segment>> = Vec::new();
-        for segment in all.iter().copied().skip(header.len()) {
-            match segment.tag.as_ref() {
-                "LIN" => lines.push(vec![segment]),
-                "CNT" | "UNS" => lines.push(Vec::new()),
-                _ => {
-                    if let Some(line) = lines.last_mut().filter(|l| !l.is_empty()) {
-                        line.push(segment);
-                    }
-                }
-            }
-        }
-        lines.retain(|l| !l.is_empty());
         Ok(Self {
             message,
             number: Some(bgm.value(2, 1).trim()).filter(|n| !n.is_empty()),
             occurred_at,
             warehouse,
-            lines,
+            lines: message.lines(),
         })
     }
 
@@ -140,41 +93,10 @@ impl<'a> Report<'a> {
         let Some(lin) = line.first() else {
             return Err(MapError::malformed("an empty LIN group".to_owned()));
         };
-        let qty = find(line, "QTY", "145").ok_or_else(|| {
-            MapError::malformed(format!(
-                "{}: the line has no actual stock quantity (QTY 145)",
-                lin.at()
-            ))
-        })?;
-        let amount = interchange
-            .decimal(qty.value(1, 2))
-            .malformed_at(format!("{}, QTY 145 quantity", qty.at()))?;
-        if amount.starts_with('-') {
-            return Err(MapError::malformed(format!(
-                "{}, QTY 145 quantity: '{}' is negative",
-                qty.at(),
-                qty.value(1, 2)
-            )));
-        }
-        // EANCOM: without a unit the quantity counts pieces.
-        let uom = match qty.value(1, 3).trim() {
-            "" => "PCE",
-            unit if (1..=3).contains(&unit.len())
-                && unit
-                    .chars()
-                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit()) =>
-            {
-                unit
-            }
-            unit => {
-                return Err(MapError::malformed(format!(
-                    "{}, QTY 145 unit: '{unit}' is not a UN/ECE Recommendation 20 code",
-                    qty.at()
-                )));
-            }
-        };
+        let qty = edifact::line_qty(line, "145", "actual stock quantity")?;
+        let quantity = interchange.stock_quantity(qty)?;
         // Where the stock lies: the line's place of storage (LOC 18), else the warehouse.
-        let location = find(line, "LOC", "18")
+        let location = qualified(line, "LOC", &["18"])
             .map(|loc| loc.value(2, 1).trim().to_owned())
             .filter(|l| !l.is_empty())
             .or_else(|| self.warehouse.clone())
@@ -188,7 +110,7 @@ impl<'a> Report<'a> {
             })?;
         Ok(InventoryBalance {
             lot: edifact::line_batch(line)?,
-            ..InventoryBalance::new(item, location, Quantity::new(amount, uom))
+            ..InventoryBalance::new(item, location, quantity)
         })
     }
 }

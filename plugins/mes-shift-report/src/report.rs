@@ -156,17 +156,7 @@ fn site_for(plant: &str) -> Result<String, MapError> {
             None => return Ok(plant.to_owned()),
         },
     };
-    let valid = !site.is_empty()
-        && site
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if valid {
-        Ok(site)
-    } else {
-        Err(MapError::other(format!(
-            "route config key '{source}' is '{site}', but a site code may hold only letters, digits, '-' and '_'"
-        )))
-    }
+    config::checked_site(&source, site)
 }
 
 /// The fields every detail record starts with, and its timestamp.

@@ -14,7 +14,7 @@ use millrace_sdk::x12::{self, Segment, TransactionSet};
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let route = edi::Route::load()?;
-    let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+    let interchange = x12::parse(&msg.payload)?;
     let mut events = Vec::new();
     for (_, set) in interchange.transaction_sets() {
         if set.id != "846" {
@@ -38,10 +38,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             );
         }
     }
-    if events.is_empty() {
-        return Err(edi::holds_nothing("846 item line with a stock quantity"));
-    }
-    Ok(events)
+    edi::mapped(events, "846 item line with a stock quantity")
 }
 
 /// One 846: its header facts and its item lines.
@@ -58,12 +55,7 @@ struct Advice<'a> {
 
 impl<'a> Advice<'a> {
     fn read(set: &'a TransactionSet<'a>, route: &edi::Route) -> Result<Self, MapError> {
-        let bia = set.segments.iter().find(|s| s.id == "BIA").ok_or_else(|| {
-            MapError::malformed(format!(
-                "transaction set 846 {} (segment {}): there is no BIA segment",
-                set.control_number, set.position
-            ))
-        })?;
+        let bia = set.beginning("BIA", &set.segments)?;
         let mut header = Vec::new();
         let mut lines: Vec<Vec<&Segment>> = Vec::new();
         for segment in &set.segments {
@@ -87,24 +79,11 @@ impl<'a> Advice<'a> {
             None => x12::timestamp(bia.element(4), bia.element(5), &route.utc_offset_text)
                 .malformed_at(format!("{}, BIA04/05 date and time", bia.at()))?,
         };
-        let party = |code: &str| {
-            header
-                .iter()
-                .find(|s| s.id == "N1" && s.trimmed(1) == code)
-                .map(|n1| {
-                    if n1.trimmed(4).is_empty() {
-                        n1.trimmed(2).to_owned()
-                    } else {
-                        n1.trimmed(4).to_owned()
-                    }
-                })
-                .filter(|p| !p.is_empty())
-        };
         Ok(Self {
             set,
             number: Some(bia.trimmed(3)).filter(|n| !n.is_empty()),
             occurred_at,
-            warehouse: party("WH").or_else(|| party("SF")),
+            warehouse: x12::party(header.iter().copied(), &["WH", "SF"]),
             lines,
         })
     }

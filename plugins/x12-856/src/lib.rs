@@ -12,7 +12,7 @@ use millrace_sdk::x12::{self, Interchange, Segment, TransactionSet};
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let route = edi::Route::load()?;
-    let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+    let interchange = x12::parse(&msg.payload)?;
     let mut events = Vec::new();
     for (_, set) in interchange.transaction_sets() {
         if set.id != "856" {
@@ -36,10 +36,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
                 .with_transaction(interchange.source_transaction(set, None)),
         );
     }
-    if events.is_empty() {
-        return Err(edi::holds_nothing("transaction set"));
-    }
-    Ok(events)
+    edi::mapped(events, "transaction set")
 }
 
 /// The `SN1` segments of the item (`HL03` `I`) levels of a ship notice.
@@ -128,12 +125,7 @@ fn ship_notice(
             segments,
         });
     }
-    let bsn = header.iter().find(|s| s.id == "BSN").ok_or_else(|| {
-        MapError::malformed(format!(
-            "transaction set 856 {} (segment {}): there is no BSN segment",
-            set.control_number, set.position
-        ))
-    })?;
+    let bsn = set.beginning("BSN", header)?;
     let shipment_id = bsn.trimmed(2);
     if shipment_id.is_empty() {
         return Err(MapError::malformed(format!(
@@ -163,20 +155,7 @@ fn ship_notice(
                 .malformed_at(format!("{}, DTM02/03 expected delivery", d.at()))
         })
         .transpose()?;
-    let supplier = ["SF", "SU"]
-        .iter()
-        .find_map(|code| {
-            shipment_segments()
-                .find(|s| s.id == "N1" && s.trimmed(1) == *code)
-                .map(|n1| {
-                    if n1.trimmed(4).is_empty() {
-                        n1.trimmed(2).to_owned()
-                    } else {
-                        n1.trimmed(4).to_owned()
-                    }
-                })
-        })
-        .filter(|s| !s.is_empty())
+    let supplier = x12::party(shipment_segments(), &["SF", "SU"])
         .unwrap_or_else(|| interchange.sender.to_string());
 
     let mut lines = Vec::new();
@@ -229,28 +208,20 @@ fn item_lines(
                 item.id
             ))
         })?;
-    let pairs = lin.pairs(2);
-    let pick = |qualifier: &str| {
-        pairs
-            .iter()
-            .find(|(q, _)| *q == qualifier)
-            .map(|(_, v)| (*v).to_owned())
-    };
     let item_number = match item_qualifier {
-        Some(q) => pick(q).ok_or_else(|| {
+        Some(q) => lin.pair_value(2, &[q]).ok_or_else(|| {
             MapError::malformed(format!(
                 "{}: no product id with qualifier '{q}' (route config item-qualifier)",
                 lin.at()
             ))
         })?,
-        None => pick("BP")
-            .or_else(|| pick("VP"))
-            .or_else(|| pairs.first().map(|(_, v)| (*v).to_owned()))
+        None => lin
+            .product_id()
             .ok_or_else(|| MapError::malformed(format!("{}: LIN has no product id", lin.at())))?,
     };
     let up = ancestors(item, levels);
-    let purchase_order = pick("PO")
-        .or_else(|| pick("ON"))
+    let purchase_order = lin
+        .pair_value(2, &["PO", "ON"])
         .or_else(|| item.first_ref("PO"))
         .or_else(|| {
             up.iter().find_map(|l| {
@@ -260,9 +231,10 @@ fn item_lines(
                     .map(|s| s.trimmed(1).to_owned())
             })
         });
-    let item_lot = pick("LT").or_else(|| item.first_ref("LT"));
-    let mut item_serials: Vec<String> = pairs
-        .iter()
+    let item_lot = lin.pair_value(2, &["LT"]).or_else(|| item.first_ref("LT"));
+    let mut item_serials: Vec<String> = lin
+        .pairs(2)
+        .into_iter()
         .filter(|(q, _)| *q == "SN")
         .map(|(_, v)| (*v).to_owned())
         .collect();

@@ -17,7 +17,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
         .item_qualifier
         .clone()
         .unwrap_or_else(|| "BP".to_owned());
-    let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+    let interchange = x12::parse(&msg.payload)?;
     let mut events = Vec::new();
     for (group, set) in interchange.transaction_sets() {
         if set.id != "830" && set.id != "862" {
@@ -36,10 +36,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             );
         }
     }
-    if events.is_empty() {
-        return Err(edi::holds_nothing("schedule with a LIN item"));
-    }
-    Ok(events)
+    edi::mapped(events, "schedule with a LIN item")
 }
 
 /// The header facts of one schedule.
@@ -59,16 +56,7 @@ impl<'a> Schedule<'a> {
         } else {
             ("BSS", 3, 10)
         };
-        let head = header
-            .iter()
-            .copied()
-            .find(|s| s.id == begin)
-            .ok_or_else(|| {
-                MapError::malformed(format!(
-                    "transaction set {} {} (segment {}): there is no {begin} segment",
-                    set.id, set.control_number, set.position
-                ))
-            })?;
+        let head = set.beginning(begin, header.iter().copied())?;
         let date = head.trimmed(date_element);
         // The schedule is issued on its own date; the group's time is used when it was sent the
         // same day, else midnight.
@@ -192,19 +180,7 @@ impl<'a> Schedule<'a> {
 /// The supplier among `N1` parties: `SU` supplier, `SF` ship from or `VN` vendor, by its id
 /// (`N104`) or else its name.
 fn supplier(segments: &[&Segment]) -> Option<String> {
-    ["SU", "SF", "VN"].iter().find_map(|code| {
-        segments
-            .iter()
-            .find(|s| s.id == "N1" && s.trimmed(1) == *code)
-            .map(|n1| {
-                if n1.trimmed(4).is_empty() {
-                    n1.trimmed(2).to_owned()
-                } else {
-                    n1.trimmed(4).to_owned()
-                }
-            })
-            .filter(|s| !s.is_empty())
-    })
+    x12::party(segments.iter().copied(), &["SU", "SF", "VN"])
 }
 
 fn bucket(fst: &Segment, uom: &str) -> Result<ScheduleBucket, MapError> {

@@ -12,7 +12,7 @@ use millrace_sdk::x12::{self, Segment, TransactionSet};
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let route = edi::Route::load()?;
     let offset = &route.utc_offset_text;
-    let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+    let interchange = x12::parse(&msg.payload)?;
     let mut events = Vec::new();
     for (_, set) in interchange.transaction_sets() {
         let document = match set.id.as_ref() {
@@ -37,10 +37,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             );
         }
     }
-    if events.is_empty() {
-        return Err(edi::holds_nothing("item line to map"));
-    }
-    Ok(events)
+    edi::mapped(events, "item line to map")
 }
 
 /// One warehouse document: its beginning segment, its header and its item lines.
@@ -64,16 +61,7 @@ impl<'a> Document<'a> {
         line_id: &str,
         movement: MovementType,
     ) -> Result<Self, MapError> {
-        let begin = set
-            .segments
-            .iter()
-            .find(|s| s.id == begin_id)
-            .ok_or_else(|| {
-                MapError::malformed(format!(
-                    "transaction set {} {} (segment {}): there is no {begin_id} segment",
-                    set.id, set.control_number, set.position
-                ))
-            })?;
+        let begin = set.beginning(begin_id, &set.segments)?;
         let mut header = Vec::new();
         let mut lines: Vec<Vec<&Segment>> = Vec::new();
         for segment in &set.segments {
@@ -156,19 +144,9 @@ impl<'a> Document<'a> {
         ))
     }
 
-    /// The warehouse (`N1*WH`) or ship-to (`N1*ST`) party id, else its name.
-    fn party(&self, code: &str) -> Option<String> {
-        self.header
-            .iter()
-            .find(|s| s.id == "N1" && s.trimmed(1) == code)
-            .map(|n1| {
-                if n1.trimmed(4).is_empty() {
-                    n1.trimmed(2).to_owned()
-                } else {
-                    n1.trimmed(4).to_owned()
-                }
-            })
-            .filter(|p| !p.is_empty())
+    /// The first of the parties `codes` the header names, by its id, else its name.
+    fn party(&self, codes: &[&str]) -> Option<String> {
+        x12::party(self.header.iter().copied(), codes)
     }
 
     fn movements(&self) -> Result<Vec<InventoryMovement>, MapError> {
@@ -177,12 +155,12 @@ impl<'a> Document<'a> {
             .map(str::to_owned);
         let (from_location, to_location, status) = match self.set.id.as_ref() {
             "943" => (
-                self.party("SF"),
-                self.party("WH").or_else(|| self.party("ST")),
+                self.party(&["SF"]),
+                self.party(&["WH", "ST"]),
                 Some(StockStatus::InTransit),
             ),
-            "945" => (self.party("WH").or_else(|| self.party("SF")), None, None),
-            _ => (None, self.party("WH").or_else(|| self.party("ST")), None),
+            "945" => (self.party(&["WH", "SF"]), None, None),
+            _ => (None, self.party(&["WH", "ST"]), None),
         };
         // Without a warehouse party, the route's own location is the side the plant owns.
         let (from_location, to_location) = match (from_location, to_location) {
@@ -286,17 +264,11 @@ impl<'a> Document<'a> {
             let lin = line.iter().find(|s| s.id == "LIN").ok_or_else(|| {
                 MapError::malformed(format!("{}: the RCD loop has no LIN item", first.at()))
             })?;
-            let pairs = lin.pairs(2);
-            let pick = |q: &str| {
-                pairs
-                    .iter()
-                    .find(|(k, _)| *k == q)
-                    .map(|(_, v)| (*v).to_owned())
-            };
-            let item = pick("BP")
-                .or_else(|| pick("VP"))
-                .or_else(|| pairs.first().map(|(_, v)| (*v).to_owned()));
-            (item, pick("LT"), pick("PO"))
+            (
+                lin.product_id(),
+                lin.pair_value(2, &["LT"]),
+                lin.pair_value(2, &["PO"]),
+            )
         } else {
             let pairs = first.pairs(pairs_from);
             (pairs.first().map(|(_, v)| (*v).to_owned()), None, None)

@@ -28,6 +28,8 @@ pub struct Buckets {
     pub commitments: Bucket,
     /// Source systems.
     pub sources: Bucket,
+    /// Posting state per outbound route and event.
+    pub postings: Bucket,
 }
 
 /// One open bucket and its name.
@@ -73,16 +75,23 @@ impl Buckets {
             )
             .await?,
             sources: open(&config.source_bucket, "millrace projection: source systems").await?,
+            postings: open(
+                &config.posting_bucket,
+                "millrace projection: postings per outbound route and event",
+            )
+            .await?,
         })
     }
 
-    fn all(&self) -> [&Bucket; 5] {
+    /// Every bucket: inventory, work orders, holds, commitments, sources, postings.
+    pub fn all(&self) -> [&Bucket; 6] {
         [
             &self.inventory,
             &self.work_orders,
             &self.holds,
             &self.commitments,
             &self.sources,
+            &self.postings,
         ]
     }
 

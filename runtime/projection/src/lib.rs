@@ -1,5 +1,7 @@
 //! The visibility projection: one trusted picture of stock, work orders, quality holds,
-//! supplier commitments and source freshness across plants, built from the canonical stream.
+//! supplier commitments and source freshness across plants, built from the canonical stream,
+//! and of what became of every event the outbound routes post (from the posting
+//! acknowledgements, read by a second consumer: [`postings`]).
 //!
 //! A durable consumer reads the canonical stream in order (one event in flight) and applies
 //! each event to records in key-value buckets ([`state`] says how each kind applies), with
@@ -12,9 +14,11 @@
 
 pub mod amount;
 pub mod buckets;
+pub mod postings;
 pub mod query;
 pub mod state;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer};
@@ -25,10 +29,11 @@ use tokio_util::sync::CancellationToken;
 
 use self::buckets::Buckets;
 use self::state::{
-    Change, CommitmentRecord, HoldRecord, ProjectedEvent, SourceRecord, StockRecord,
-    WorkOrderRecord, apply_once, plan,
+    Change, CommitmentRecord, HoldRecord, PostedEvent, PostingChange, PostingKey, PostingRecord,
+    ProjectedEvent, SourceRecord, StockRecord, WorkOrderRecord, apply_once, due_on, plan,
 };
 use millrace_core::config::Config;
+use millrace_core::posting::acknowledgement::Acknowledgement;
 
 /// How long an event whose writes failed waits before it is redelivered.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -94,49 +99,106 @@ pub struct RebuildReport {
     pub unchanged: u64,
     /// Messages that were no readable canonical event.
     pub unreadable: u64,
-    /// Records per bucket afterwards: inventory, work orders, holds, commitments, sources.
-    pub records: [u64; 5],
+    /// Posting acknowledgements read from the posting stream.
+    pub acknowledgements: u64,
+    /// Records per bucket afterwards: inventory, work orders, holds, commitments, sources,
+    /// postings.
+    pub records: [u64; 6],
 }
 
-/// The projection: the canonical stream applied to the buckets.
+/// The two streams the projection reads, each through its own durable consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Feed {
+    /// The canonical events (stream CANONICAL).
+    Canonical,
+    /// The posting acknowledgements (stream POSTING).
+    Postings,
+}
+
+/// An outbound route as the projection sees it: name, subjects, targets.
+type OutboundRoute = (String, Vec<String>, Vec<String>);
+
+/// The projection: the canonical stream and the posting acknowledgements applied to the
+/// buckets.
 #[derive(Clone)]
 pub struct Projection {
     js: jetstream::Context,
     buckets: Buckets,
     stream: String,
     consumer: String,
+    posting_stream: String,
+    posting_consumer: String,
+    routes: Arc<Vec<OutboundRoute>>,
 }
 
 impl Projection {
     /// Opens the projection's buckets (creating missing ones) for the configuration's
-    /// canonical stream.
+    /// canonical and posting streams and outbound routes.
     pub async fn open(js: &jetstream::Context, config: &Config) -> Result<Self, ProjectionError> {
+        let routes = config
+            .outbound
+            .iter()
+            .map(|(name, route)| (name.clone(), route.subjects.clone(), route.targets.clone()))
+            .collect();
         Ok(Self {
             js: js.clone(),
             buckets: Buckets::open(js, &config.projection).await?,
             stream: config.streams.canonical.clone(),
             consumer: config.projection.consumer.clone(),
+            posting_stream: config.streams.posting.clone(),
+            posting_consumer: config.projection.posting_consumer(),
+            routes: Arc::new(routes),
         })
     }
 
-    fn stream_error(&self, message: impl std::fmt::Display) -> ProjectionError {
+    /// The stream and durable consumer of `feed`.
+    fn names(&self, feed: Feed) -> (&str, &str) {
+        match feed {
+            Feed::Canonical => (&self.stream, &self.consumer),
+            Feed::Postings => (&self.posting_stream, &self.posting_consumer),
+        }
+    }
+
+    fn feed_error(&self, feed: Feed, message: impl std::fmt::Display) -> ProjectionError {
         ProjectionError::Stream {
-            stream: self.stream.clone(),
+            stream: self.names(feed).0.to_owned(),
             message: message.to_string(),
         }
     }
 
-    /// Applies events as they arrive until `shutdown`; a lost consumer or connection is
-    /// opened again, so only the shutdown ends it.
+    fn stream_error(&self, message: impl std::fmt::Display) -> ProjectionError {
+        self.feed_error(Feed::Canonical, message)
+    }
+
+    /// Applies events and acknowledgements as they arrive until `shutdown`; a lost consumer
+    /// or connection is opened again, so only the shutdown ends it.
     pub async fn run(self, shutdown: CancellationToken) {
         tracing::info!(
             stream = &*self.stream,
             consumer = &*self.consumer,
+            postings = &*self.posting_stream,
             "projection running"
         );
+        tokio::join!(
+            self.follow(Feed::Canonical, &shutdown),
+            self.follow(Feed::Postings, &shutdown)
+        );
+    }
+
+    /// Consumes `feed` until `shutdown`, opening the consumer again after each failure (a
+    /// failure is logged when it differs from the previous one: a host without outbound
+    /// routes has no posting stream, and says so once).
+    async fn follow(&self, feed: Feed, shutdown: &CancellationToken) {
+        let mut last_failure = String::new();
         while !shutdown.is_cancelled() {
-            if let Err(e) = self.consume(&shutdown).await {
-                tracing::warn!("{e}; opening the consumer again in {REOPEN_AFTER:?}");
+            if let Err(e) = self.consume(feed, shutdown).await {
+                let failure = e.to_string();
+                if failure == last_failure {
+                    tracing::debug!("{failure}; opening the consumer again in {REOPEN_AFTER:?}");
+                } else {
+                    tracing::warn!("{failure}; opening the consumer again in {REOPEN_AFTER:?}");
+                }
+                last_failure = failure;
                 tokio::select! {
                     () = shutdown.cancelled() => {}
                     () = tokio::time::sleep(REOPEN_AFTER) => {}
@@ -145,19 +207,20 @@ impl Projection {
         }
     }
 
-    /// The durable consumer: every event of the stream, in order, one at a time, so the
-    /// per-source high-water marks stay exact and a late redelivery cannot overtake.
-    async fn consumer(&self) -> Result<consumer::PullConsumer, ProjectionError> {
+    /// The durable consumer of `feed`: every message of the stream, in order, one at a time,
+    /// so the per-source high-water marks stay exact and a late redelivery cannot overtake.
+    async fn consumer(&self, feed: Feed) -> Result<consumer::PullConsumer, ProjectionError> {
+        let (stream, name) = self.names(feed);
         let stream = self
             .js
-            .get_stream(&self.stream)
+            .get_stream(stream)
             .await
-            .map_err(|e| self.stream_error(e))?;
+            .map_err(|e| self.feed_error(feed, e))?;
         stream
             .get_or_create_consumer(
-                &self.consumer,
+                name,
                 consumer::pull::Config {
-                    durable_name: Some(self.consumer.clone()),
+                    durable_name: Some(name.to_owned()),
                     ack_policy: consumer::AckPolicy::Explicit,
                     deliver_policy: consumer::DeliverPolicy::All,
                     ack_wait: ACK_WAIT,
@@ -166,39 +229,51 @@ impl Projection {
                 },
             )
             .await
-            .map_err(|e| self.stream_error(e))
+            .map_err(|e| self.feed_error(feed, e))
     }
 
-    async fn consume(&self, shutdown: &CancellationToken) -> Result<(), ProjectionError> {
-        let consumer = self.consumer().await?;
+    async fn consume(
+        &self,
+        feed: Feed,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ProjectionError> {
+        let consumer = self.consumer(feed).await?;
         let mut messages = consumer
             .messages()
             .await
-            .map_err(|e| self.stream_error(e))?;
+            .map_err(|e| self.feed_error(feed, e))?;
         loop {
             let next = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
                 next = messages.next() => next,
             };
             let message = next
-                .ok_or_else(|| self.stream_error("the consumer ended"))?
-                .map_err(|e| self.stream_error(e))?;
-            self.settle(&message).await?;
+                .ok_or_else(|| self.feed_error(feed, "the consumer ended"))?
+                .map_err(|e| self.feed_error(feed, e))?;
+            self.settle(feed, &message).await?;
         }
     }
 
     /// Applies one message and acks it; on a failed write, asks for a redelivery.
-    async fn settle(&self, message: &jetstream::Message) -> Result<Applied, ProjectionError> {
-        match self.apply(message).await {
+    async fn settle(
+        &self,
+        feed: Feed,
+        message: &jetstream::Message,
+    ) -> Result<Applied, ProjectionError> {
+        let applied = match feed {
+            Feed::Canonical => self.apply(message).await,
+            Feed::Postings => self.apply_acknowledgement(message).await,
+        };
+        match applied {
             Ok(applied) => {
                 message
                     .double_ack()
                     .await
-                    .map_err(|e| self.stream_error(e))?;
+                    .map_err(|e| self.feed_error(feed, e))?;
                 Ok(applied)
             }
             Err(e) => {
-                tracing::warn!("{e}; the event is retried in {RETRY_AFTER:?}");
+                tracing::warn!("{e}; the message is retried in {RETRY_AFTER:?}");
                 let _ = message.ack_with(AckKind::Nak(Some(RETRY_AFTER))).await;
                 Err(e)
             }
@@ -259,6 +334,19 @@ impl Projection {
             };
             changed += usize::from(done);
         }
+        let posted = PostedEvent {
+            kind: event.data.kind().to_owned(),
+            site: event.site.clone(),
+            business_key: event.business_key.clone(),
+            source_time: event.time.clone(),
+        };
+        for (route, change) in due_on(&self.routes, message.subject.as_str(), sequence, &posted) {
+            let key = PostingKey {
+                route: route.to_owned(),
+                event_id: event.id.clone(),
+            };
+            changed += usize::from(self.post(&key, &change).await?);
+        }
         let published = published.format(&Rfc3339).unwrap_or_default();
         self.buckets
             .sources
@@ -283,105 +371,188 @@ impl Projection {
         })
     }
 
-    /// Drops the projected state and applies the whole canonical stream again from its first
-    /// event, through a fresh durable consumer (which a running projection then continues).
-    pub async fn rebuild(&self) -> Result<RebuildReport, ProjectionError> {
-        let mut stream = self
-            .js
-            .get_stream(&self.stream)
-            .await
-            .map_err(|e| self.stream_error(e))?;
-        // A running projection would recreate the consumer from the first event and race
-        // this rebuild; its waiting pull request gives it away.
-        if let Ok(info) = stream.consumer_info(&self.consumer).await
-            && info.num_waiting > 0
-        {
-            return Err(self.stream_error(format!(
-                "a projection is consuming `{}`: stop it (or set `projection.enabled = false` on its host) and rebuild again",
-                self.consumer
-            )));
-        }
-        // Gone already is fine: the point is that it starts over.
-        let _ = stream.delete_consumer(&self.consumer).await;
-        self.buckets.purge().await?;
-        let last = stream
-            .info()
-            .await
-            .map_err(|e| self.stream_error(e))?
-            .state
-            .last_sequence;
-        let consumer = self.consumer().await?;
-        let mut report = RebuildReport::default();
-        if last > 0 {
-            let mut messages = consumer
-                .messages()
-                .await
-                .map_err(|e| self.stream_error(e))?;
-            loop {
-                let next = tokio::time::timeout(REOPEN_AFTER * 2, messages.next()).await;
-                let message = match next {
-                    Ok(Some(message)) => message.map_err(|e| self.stream_error(e))?,
-                    Ok(None) => return Err(self.stream_error("the consumer ended")),
-                    // Nothing came: done when nothing is left for this consumer (another
-                    // projection sharing it may have applied the rest).
-                    Err(_) => {
-                        if self.drained(&consumer, last).await? {
-                            break;
-                        }
-                        continue;
-                    }
-                };
-                let sequence = message.info().map_or(0, |i| i.stream_sequence);
-                match self.settle(&message).await {
-                    Ok(Applied::Changed(_)) => report.applied += 1,
-                    Ok(Applied::Unchanged) => report.unchanged += 1,
-                    Ok(Applied::Unreadable) => report.unreadable += 1,
-                    // The event stays unacked; a second rebuild starts over.
-                    Err(e) => return Err(e),
-                }
-                report.events += 1;
-                if sequence >= last {
-                    break;
-                }
+    /// Applies one posting acknowledgement (stream POSTING) to the postings bucket.
+    pub async fn apply_acknowledgement(
+        &self,
+        message: &jetstream::Message,
+    ) -> Result<Applied, ProjectionError> {
+        let acknowledgement: Acknowledgement = match serde_json::from_slice(&message.payload) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(
+                    "projection skips {}: no acknowledgement: {e}",
+                    message.subject
+                );
+                return Ok(Applied::Unreadable);
             }
+        };
+        let key = PostingKey {
+            route: acknowledgement.route.clone(),
+            event_id: acknowledgement.event_id.clone(),
+        };
+        let changed = self
+            .post(&key, &PostingChange::Acknowledged(acknowledgement))
+            .await?;
+        Ok(if changed {
+            Applied::Changed(1)
+        } else {
+            Applied::Unchanged
+        })
+    }
+
+    /// Applies one change to the posting record of `key`.
+    async fn post(
+        &self,
+        key: &PostingKey,
+        change: &PostingChange,
+    ) -> Result<bool, ProjectionError> {
+        self.buckets
+            .postings
+            .update(
+                &key.bucket_key(),
+                || PostingRecord::new(key.clone(), change),
+                |r| r.apply(change),
+            )
+            .await
+    }
+
+    /// The stream of `feed`; none for a posting stream that does not exist (no host with
+    /// outbound routes ever ran: nothing to read).
+    async fn stream_of(
+        &self,
+        feed: Feed,
+    ) -> Result<Option<jetstream::stream::Stream>, ProjectionError> {
+        match self.js.get_stream(self.names(feed).0).await {
+            Ok(stream) => Ok(Some(stream)),
+            Err(_) if feed == Feed::Postings => Ok(None),
+            Err(e) => Err(self.feed_error(feed, e)),
+        }
+    }
+
+    /// Drops the projected state and applies the whole canonical stream, then every posting
+    /// acknowledgement, again from the first, through fresh durable consumers (which a running
+    /// projection then continues).
+    pub async fn rebuild(&self) -> Result<RebuildReport, ProjectionError> {
+        let mut streams = Vec::new();
+        for feed in [Feed::Canonical, Feed::Postings] {
+            let consumer = self.names(feed).1;
+            let Some(stream) = self.stream_of(feed).await? else {
+                continue;
+            };
+            // A running projection would recreate the consumer from the first message and
+            // race this rebuild; its waiting pull request gives it away.
+            if let Ok(info) = stream.consumer_info(consumer).await
+                && info.num_waiting > 0
+            {
+                return Err(self.feed_error(feed, format!(
+                    "a projection is consuming `{consumer}`: stop it (or set `projection.enabled = false` on its host) and rebuild again"
+                )));
+            }
+            streams.push((feed, stream));
+        }
+        for (feed, stream) in &streams {
+            // Gone already is fine: the point is that it starts over.
+            let _ = stream.delete_consumer(self.names(*feed).1).await;
+        }
+        self.buckets.purge().await?;
+        let mut report = RebuildReport::default();
+        for (feed, mut stream) in streams {
+            let last = stream
+                .info()
+                .await
+                .map_err(|e| self.feed_error(feed, e))?
+                .state
+                .last_sequence;
+            self.replay(feed, last, &mut report).await?;
         }
         let b = &self.buckets;
-        for (slot, bucket) in report.records.iter_mut().zip([
-            &b.inventory,
-            &b.work_orders,
-            &b.holds,
-            &b.commitments,
-            &b.sources,
-        ]) {
+        for (slot, bucket) in report.records.iter_mut().zip(b.all()) {
             *slot = b.count(bucket).await?;
         }
         Ok(report)
     }
 
-    /// True when `consumer` has nothing left up to `last`.
+    /// Applies `feed` from its first message up to `last` through a fresh consumer.
+    async fn replay(
+        &self,
+        feed: Feed,
+        last: u64,
+        report: &mut RebuildReport,
+    ) -> Result<(), ProjectionError> {
+        let consumer = self.consumer(feed).await?;
+        if last == 0 {
+            return Ok(());
+        }
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| self.feed_error(feed, e))?;
+        loop {
+            let next = tokio::time::timeout(REOPEN_AFTER * 2, messages.next()).await;
+            let message = match next {
+                Ok(Some(message)) => message.map_err(|e| self.feed_error(feed, e))?,
+                Ok(None) => return Err(self.feed_error(feed, "the consumer ended")),
+                // Nothing came: done when nothing is left for this consumer (another
+                // projection sharing it may have applied the rest).
+                Err(_) => {
+                    if self.drained(feed, &consumer, last).await? {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            let sequence = message.info().map_or(0, |i| i.stream_sequence);
+            // An error leaves the message unacked; a second rebuild starts over.
+            let applied = self.settle(feed, &message).await?;
+            if feed == Feed::Postings {
+                report.acknowledgements += 1;
+            } else {
+                match applied {
+                    Applied::Changed(_) => report.applied += 1,
+                    Applied::Unchanged => report.unchanged += 1,
+                    Applied::Unreadable => report.unreadable += 1,
+                }
+                report.events += 1;
+            }
+            if sequence >= last {
+                return Ok(());
+            }
+        }
+    }
+
+    /// True when `consumer` of `feed` has nothing left up to `last`.
     async fn drained(
         &self,
+        feed: Feed,
         consumer: &consumer::PullConsumer,
         last: u64,
     ) -> Result<bool, ProjectionError> {
         let mut consumer = consumer.clone();
-        let info = consumer.info().await.map_err(|e| self.stream_error(e))?;
+        let info = consumer
+            .info()
+            .await
+            .map_err(|e| self.feed_error(feed, e))?;
         Ok(info.num_pending == 0
             && info.num_ack_pending == 0
             && info.ack_floor.stream_sequence >= last)
     }
 
-    /// True when the projection has applied every event the stream holds.
+    /// True when the projection has applied every event and every posting acknowledgement
+    /// the streams hold.
     pub async fn caught_up(&self) -> Result<bool, ProjectionError> {
-        let stream = self
-            .js
-            .get_stream(&self.stream)
-            .await
-            .map_err(|e| self.stream_error(e))?;
-        let Ok(info) = stream.consumer_info(&self.consumer).await else {
-            return Ok(false);
-        };
-        Ok(info.num_pending == 0 && info.num_ack_pending == 0)
+        for feed in [Feed::Canonical, Feed::Postings] {
+            let consumer = self.names(feed).1;
+            let Some(stream) = self.stream_of(feed).await? else {
+                continue;
+            };
+            let Ok(info) = stream.consumer_info(consumer).await else {
+                return Ok(false);
+            };
+            if info.num_pending > 0 || info.num_ack_pending > 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 

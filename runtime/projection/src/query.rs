@@ -45,7 +45,7 @@ pub struct Filter {
     pub lot: Option<String>,
 }
 
-fn matches(want: &Option<String>, have: Option<&String>) -> bool {
+pub(crate) fn matches(want: &Option<String>, have: Option<&String>) -> bool {
     want.as_ref().is_none_or(|w| have == Some(w))
 }
 
@@ -199,7 +199,7 @@ pub struct SourceView {
 /// The projected state, read from the buckets.
 #[derive(Clone)]
 pub struct Visibility {
-    buckets: Buckets,
+    pub(crate) buckets: Buckets,
 }
 
 impl Visibility {

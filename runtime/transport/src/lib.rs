@@ -343,14 +343,8 @@ pub async fn ensure_buckets(js: &jetstream::Context, config: &Config) -> anyhow:
         .await?;
     }
     let projection = &config.projection;
-    for bucket in [
-        &projection.inventory_bucket,
-        &projection.work_order_bucket,
-        &projection.hold_bucket,
-        &projection.commitment_bucket,
-        &projection.source_bucket,
-    ] {
-        if projection.enabled == Some(true) || js.get_key_value(bucket.as_str()).await.is_ok() {
+    for (_, bucket) in projection.buckets() {
+        if projection.enabled == Some(true) || js.get_key_value(bucket).await.is_ok() {
             replicated_key_value(
                 js,
                 bucket,

@@ -26,31 +26,40 @@ function hostImports() {
   return host;
 }
 
-const BRAND = Symbol.for('millrace.MapError');
-const KINDS = ['malformed-input', 'unsupported-document', 'rejected-by-rule', 'other'];
-
-/** A mapping's refusal of a message: a WIT `map-error` case and its message. */
-export class MapError extends Error {
+/**
+ * A plugin's refusal as a case of a WIT error variant and its message; the glue lowers it into
+ * the case of the same name. A subclass names its variant, its case names (`kinds`) and the
+ * symbol `is` recognises it by: MapError here, RenderError in posting.js.
+ */
+export class KindedError extends Error {
   constructor(kind, message) {
-    if (!KINDS.includes(kind)) {
-      throw new TypeError(`unknown map-error kind '${kind}'; expected one of ${KINDS.join(', ')}`);
+    const { variant, kinds, brand } = new.target;
+    if (!kinds.includes(kind)) {
+      throw new TypeError(`unknown ${variant} kind '${kind}'; expected one of ${kinds.join(', ')}`);
     }
     super(`${kind}: ${message}`);
-    this.name = 'MapError';
+    this.name = new.target.name;
     this.kind = kind;
     this.reason = String(message);
-    this[BRAND] = true;
+    this[brand] = true;
   }
+  /** A business rule refuses the message or event. */
+  static rejected(message) { return new this('rejected-by-rule', message); }
+  /** Any other reason, for example a route configuration the plugin cannot use. */
+  static other(message) { return new this('other', message); }
+  /** True for an error of this class, even one from another copy of this module. */
+  static is(value) { return value != null && value[this.brand] === true; }
+}
+
+/** A mapping's refusal of a message: a WIT `map-error` case and its message. */
+export class MapError extends KindedError {
+  static variant = 'map-error';
+  static kinds = ['malformed-input', 'unsupported-document', 'rejected-by-rule', 'other'];
+  static brand = Symbol.for('millrace.MapError');
   /** The payload is not well-formed for its format (bad syntax, wrong encoding, truncated). */
   static malformed(message) { return new MapError('malformed-input', message); }
   /** The payload is well-formed but of a document type or version this mapping does not map. */
   static unsupported(message) { return new MapError('unsupported-document', message); }
-  /** The payload is well-formed but a business rule rejects it. */
-  static rejected(message) { return new MapError('rejected-by-rule', message); }
-  /** Any other reason, for example a route configuration the mapping cannot use. */
-  static other(message) { return new MapError('other', message); }
-  /** True for a MapError, even one from another copy of this module. */
-  static is(value) { return value != null && value[BRAND] === true; }
 }
 
 /** A field value the kit's parsers refuse; `malformedAt` turns it into a located MapError. */

@@ -19,29 +19,15 @@
 // absent options left out). Pure JavaScript: no Node APIs, so it runs inside the component
 // and natively (check-fixtures.mjs runs a plugin's golden fixtures with it).
 
-const RENDER_BRAND = Symbol.for('millrace.RenderError');
-const RENDER_KINDS = ['incomplete-event', 'rejected-by-rule', 'other'];
+import { KindedError } from './millrace.js';
 
 /** Why a poster cannot render requests for an event: a WIT `render-error` case (permanent). */
-export class RenderError extends Error {
-  constructor(kind, message) {
-    if (!RENDER_KINDS.includes(kind)) {
-      throw new TypeError(`unknown render-error kind '${kind}'; expected one of ${RENDER_KINDS.join(', ')}`);
-    }
-    super(`${kind}: ${message}`);
-    this.name = 'RenderError';
-    this.kind = kind;
-    this.reason = String(message);
-    this[RENDER_BRAND] = true;
-  }
+export class RenderError extends KindedError {
+  static variant = 'render-error';
+  static kinds = ['incomplete-event', 'rejected-by-rule', 'other'];
+  static brand = Symbol.for('millrace.RenderError');
   /** The event lacks something the target needs (a lot, a unit the target knows). */
   static incomplete(message) { return new RenderError('incomplete-event', message); }
-  /** A business rule refuses to post it. */
-  static rejected(message) { return new RenderError('rejected-by-rule', message); }
-  /** Any other reason, for example a route configuration the plugin cannot use. */
-  static other(message) { return new RenderError('other', message); }
-  /** True for a RenderError, even one from another copy of this module. */
-  static is(value) { return value != null && value[RENDER_BRAND] === true; }
   /** The render error of the same meaning as a MapError (config.require and the format helpers throw those). */
   static fromMapError(error) {
     const kind = error.kind === 'rejected-by-rule' || error.kind === 'other' ? error.kind : 'incomplete-event';

@@ -10,18 +10,39 @@ from contextlib import contextmanager
 __all__ = ["MapError", "malformed_at", "rejected_at"]
 
 
-class MapError(Exception):
-    """A mapping's refusal of a message: a WIT ``map-error`` case and its message."""
+class KindedError(Exception):
+    """A plugin's refusal as a case of a WIT error variant (``KINDS``) and its message; the
+    kit's glue lowers it into the case of the same name. ``MapError`` and ``posting.RenderError``
+    are its two variants."""
 
     #: The WIT case names, in the order of the variant.
-    KINDS = ("malformed-input", "unsupported-document", "rejected-by-rule", "other")
+    KINDS = ()
+    #: The WIT variant's name, for the error on an unknown kind.
+    VARIANT = ""
 
     def __init__(self, kind, message):
         if kind not in self.KINDS:
-            raise ValueError(f"unknown map-error kind {kind!r}; expected one of {self.KINDS}")
+            raise ValueError(f"unknown {self.VARIANT} kind {kind!r}; expected one of {self.KINDS}")
         super().__init__(f"{kind}: {message}")
         self.kind = kind
         self.message = str(message)
+
+    @classmethod
+    def rejected(cls, message):
+        """A business rule refuses the message or event."""
+        return cls("rejected-by-rule", message)
+
+    @classmethod
+    def other(cls, message):
+        """Any other reason, for example a route configuration the plugin cannot use."""
+        return cls("other", message)
+
+
+class MapError(KindedError):
+    """A mapping's refusal of a message: a WIT ``map-error`` case and its message."""
+
+    KINDS = ("malformed-input", "unsupported-document", "rejected-by-rule", "other")
+    VARIANT = "map-error"
 
     @classmethod
     def malformed(cls, message):
@@ -32,16 +53,6 @@ class MapError(Exception):
     def unsupported(cls, message):
         """The payload is well-formed but of a document type or version this mapping does not map."""
         return cls("unsupported-document", message)
-
-    @classmethod
-    def rejected(cls, message):
-        """The payload is well-formed but a business rule rejects it."""
-        return cls("rejected-by-rule", message)
-
-    @classmethod
-    def other(cls, message):
-        """Any other reason, for example a route configuration the mapping cannot use."""
-        return cls("other", message)
 
 
 @contextmanager

@@ -31,7 +31,7 @@ import json as _json
 import os
 
 from . import config
-from .errors import MapError
+from .errors import KindedError, MapError
 
 __all__ = [
     "METHODS",
@@ -56,33 +56,17 @@ __all__ = [
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
-class RenderError(Exception):
+class RenderError(KindedError):
     """Why a poster cannot render requests for an event (a WIT ``render-error`` case). Every case
     is permanent: the host dead-letters the event."""
 
     KINDS = ("incomplete-event", "rejected-by-rule", "other")
-
-    def __init__(self, kind, message):
-        if kind not in self.KINDS:
-            raise ValueError(f"unknown render-error kind {kind!r}; expected one of {self.KINDS}")
-        super().__init__(f"{kind}: {message}")
-        self.kind = kind
-        self.message = str(message)
+    VARIANT = "render-error"
 
     @classmethod
     def incomplete(cls, message):
         """The event lacks something the target needs (a lot, a unit the target knows)."""
         return cls("incomplete-event", message)
-
-    @classmethod
-    def rejected(cls, message):
-        """A business rule refuses to post it."""
-        return cls("rejected-by-rule", message)
-
-    @classmethod
-    def other(cls, message):
-        """Any other reason, for example a route configuration the plugin cannot use."""
-        return cls("other", message)
 
     @classmethod
     def from_map_error(cls, error):

@@ -19,6 +19,22 @@ pub fn require(key: &str) -> Result<String, MapError> {
     })
 }
 
+/// Checks `site`, read from the key `key`, against what a canonical subject token may hold
+/// (letters, digits, `-` and `_`), and returns it; an [`MapError::Other`] names the key.
+pub fn checked_site(key: &str, site: String) -> Result<String, MapError> {
+    let valid = !site.is_empty()
+        && site
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_');
+    if valid {
+        Ok(site)
+    } else {
+        Err(MapError::other(format!(
+            "route config key '{key}' is '{site}', but a site code may hold only letters, digits, '-' and '_'"
+        )))
+    }
+}
+
 /// Returns every key/value pair of the route configuration, sorted by key.
 pub fn all() -> Vec<(String, String)> {
     backend::all()

@@ -3,16 +3,53 @@
 //!
 //! ```ignore
 //! let route = edi::Route::load()?;                      // site, utc-offset, item-qualifier, location
-//! let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+//! let interchange = x12::parse(&msg.payload)?;  // a syntax error is malformed-input
 //! for (_, set) in interchange.transaction_sets() {
 //!     let identity = edi::source_transaction(&interchange.control_number, &set.control_number, Some(number));
 //!     ...
 //! }
-//! if events.is_empty() { return Err(edi::holds_nothing("inventory line")); }
+//! edi::mapped(events, "inventory line") // an error when the interchange held none
 //! ```
 
+use std::fmt;
+
+use crate::canonical::CanonicalEvent;
 use crate::timestamp::{self, UtcOffset};
 use crate::{MapError, config};
+
+/// Why an interchange (EDIFACT or X12) was refused; says which segment and what is wrong.
+/// A mapping passes it on with `?`: it becomes a `malformed-input` [`MapError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// Where: `UNA`, `ISA header`, or `segment 24 (UNT) at line 24`.
+    pub location: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl SyntaxError {
+    /// The error at `location` (see [`SyntaxError::location`]) for `reason`.
+    pub fn new(location: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            location: location.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.reason)
+    }
+}
+
+impl std::error::Error for SyntaxError {}
+
+impl From<SyntaxError> for MapError {
+    fn from(error: SyntaxError) -> Self {
+        MapError::malformed(error.to_string())
+    }
+}
 
 /// The route configuration keys EDI mappings share.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +100,16 @@ pub fn holds_nothing(what: &str) -> MapError {
     MapError::malformed(format!("the interchange holds no {what}"))
 }
 
+/// The events mapped from an interchange, or the [`holds_nothing`] error for `what` when there
+/// are none.
+pub fn mapped(events: Vec<CanonicalEvent>, what: &str) -> Result<Vec<CanonicalEvent>, MapError> {
+    if events.is_empty() {
+        Err(holds_nothing(what))
+    } else {
+        Ok(events)
+    }
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
@@ -92,5 +139,6 @@ mod tests {
             holds_nothing("message").message(),
             "the interchange holds no message"
         );
+        assert_eq!(mapped(Vec::new(), "message"), Err(holds_nothing("message")));
     }
 }

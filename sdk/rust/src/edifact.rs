@@ -5,7 +5,7 @@
 //! without one. The release character escapes the next character. It checks every envelope:
 //! `UNB`/`UNZ` control references equal and `UNZ` counting the messages (or the groups when `UNG`
 //! is used), `UNG`/`UNE` the same, `UNH`/`UNT` references equal and `UNT` counting the message's
-//! segments. A missing or wrong trailer, or a truncated interchange, is an [`EdifactError`] that
+//! segments. A missing or wrong trailer, or a truncated interchange, is an [`SyntaxError`] that
 //! names the segment; there is never a partial result.
 //!
 //! Tolerated: a UTF-8 byte-order mark, and CR/LF between (or inside) segments: line breaks are not
@@ -15,7 +15,9 @@
 //! when the `UNA` says `,`.
 
 use std::borrow::Cow;
-use std::fmt;
+
+use crate::edi::SyntaxError;
+use crate::text::{is_line_break, owned};
 
 use crate::decimal::{self, DecimalError};
 
@@ -131,10 +133,6 @@ impl<'a> Segment<'a> {
             line: self.line,
         }
     }
-}
-
-fn owned(text: Cow<'_, str>) -> Cow<'static, str> {
-    Cow::Owned(text.into_owned())
 }
 
 /// One message (`UNH` … `UNT`), for example a DESADV.
@@ -256,31 +254,11 @@ pub fn wit_decimal(text: &str, mark: char) -> Result<String, DecimalError> {
     decimal::parse(text, mark).map(decimal::to_wit)
 }
 
-/// Why an interchange was refused; says which segment and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EdifactError {
-    /// Where: `UNA`, or `segment 24 (UNT) at line 24`.
-    pub location: String,
-    /// What is wrong.
-    pub reason: String,
+fn error(location: impl Into<String>, reason: impl Into<String>) -> SyntaxError {
+    SyntaxError::new(location, reason)
 }
 
-impl fmt::Display for EdifactError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location, self.reason)
-    }
-}
-
-impl std::error::Error for EdifactError {}
-
-fn error(location: impl Into<String>, reason: impl Into<String>) -> EdifactError {
-    EdifactError {
-        location: location.into(),
-        reason: reason.into(),
-    }
-}
-
-fn at(segment: &Segment<'_>, reason: impl Into<String>) -> EdifactError {
+fn at(segment: &Segment<'_>, reason: impl Into<String>) -> SyntaxError {
     error(segment.at(), reason)
 }
 
@@ -288,7 +266,7 @@ fn at(segment: &Segment<'_>, reason: impl Into<String>) -> EdifactError {
 ///
 /// The bytes are decoded as UTF-8 when valid, otherwise as Latin-1 (syntax levels A to C are
 /// single-byte).
-pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, EdifactError> {
+pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, SyntaxError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     match crate::text::utf8_or_latin1(bytes) {
         Cow::Borrowed(text) => read(text),
@@ -296,7 +274,7 @@ pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, EdifactError> {
     }
 }
 
-fn read(text: &str) -> Result<Interchange<'_>, EdifactError> {
+fn read(text: &str) -> Result<Interchange<'_>, SyntaxError> {
     let mut body = text.trim_start();
     let mut line = 1 + text[..text.len() - body.len()]
         .bytes()
@@ -350,10 +328,6 @@ fn read(text: &str) -> Result<Interchange<'_>, EdifactError> {
     build(separators, segments)
 }
 
-fn is_line_break(c: char) -> bool {
-    c == '\r' || c == '\n'
-}
-
 /// The component being read: where it starts in the text, and whether it must be copied to be
 /// read (a release character or a line break runs through it).
 struct Pending {
@@ -394,7 +368,7 @@ fn split<'a>(
     text: &'a str,
     separators: Separators,
     line: &mut usize,
-) -> Result<Vec<Segment<'a>>, EdifactError> {
+) -> Result<Vec<Segment<'a>>, SyntaxError> {
     let mut segments = Vec::new();
     // The finished components of the segment being read, by element (0 is the tag).
     let mut components: Vec<(usize, Cow<'a, str>)> = Vec::new();
@@ -472,7 +446,7 @@ fn segment(
     mut components: Vec<(usize, Cow<'_, str>)>,
     position: usize,
     line: usize,
-) -> Result<Segment<'_>, EdifactError> {
+) -> Result<Segment<'_>, SyntaxError> {
     let tag_parts = components.partition_point(|(e, _)| *e == 0);
     let tag = match tag_parts {
         1 => match components.remove(0).1 {
@@ -502,7 +476,7 @@ fn segment(
     })
 }
 
-fn count(segment: &Segment<'_>, n: usize, what: &str) -> Result<usize, EdifactError> {
+fn count(segment: &Segment<'_>, n: usize, what: &str) -> Result<usize, SyntaxError> {
     let text = segment.value(n, 1).trim();
     text.parse().map_err(|_| {
         at(
@@ -517,7 +491,7 @@ fn required<'a>(
     n: usize,
     m: usize,
     what: &str,
-) -> Result<Cow<'a, str>, EdifactError> {
+) -> Result<Cow<'a, str>, SyntaxError> {
     let value = segment.trimmed_value(n, m);
     if value.is_empty() {
         return Err(at(segment, format!("the {what} is missing")));
@@ -529,7 +503,7 @@ fn required<'a>(
 fn build(
     separators: Separators,
     segments: Vec<Segment<'_>>,
-) -> Result<Interchange<'_>, EdifactError> {
+) -> Result<Interchange<'_>, SyntaxError> {
     let mut iter = segments.into_iter();
     let unb = match iter.next() {
         Some(s) if s.tag == "UNB" => s,
@@ -858,8 +832,11 @@ pub fn dtm_timestamp(
     .map_err(|e| crate::MapError::malformed(format!("{}: {e}", dtm.at())))
 }
 
+mod lines;
 #[cfg(test)]
 mod tests;
+
+pub use lines::{line_batch, line_item, line_qty, line_serials, qualified};
 
 impl Interchange<'_> {
     /// The `source_transaction` of `message`: `UNB` 0020 `:` `UNH` 0062, then the message's own
@@ -867,107 +844,4 @@ impl Interchange<'_> {
     pub fn source_transaction(&self, message: &Message<'_>, number: Option<&str>) -> String {
         crate::edi::source_transaction(&self.control_reference, &message.reference, number)
     }
-}
-
-/// The item number of a line group (`LIN` and the segments after it): from `LIN` 03 and the
-/// `PIA` item ids, the one whose type code (e.g. `SA` supplier, `BP` buyer, `EN` EAN) is
-/// `qualifier`, or the first one when no qualifier is asked for. An error names the segment.
-pub fn line_item(
-    segments: &[&Segment<'_>],
-    qualifier: Option<&str>,
-) -> Result<String, crate::MapError> {
-    let Some(lin) = segments.first() else {
-        return Err(crate::MapError::malformed("an empty LIN group"));
-    };
-    let mut ids: Vec<(&str, &str)> = Vec::new();
-    if !lin.value(3, 1).trim().is_empty() {
-        ids.push((lin.value(3, 2), lin.value(3, 1).trim()));
-    }
-    for pia in segments.iter().filter(|s| s.tag == "PIA") {
-        for n in 2..=6 {
-            // A batch or serial number in a PIA names the units, not the item.
-            if NOT_ITEM_IDS.contains(&pia.value(n, 2)) {
-                continue;
-            }
-            if !pia.value(n, 1).trim().is_empty() {
-                ids.push((pia.value(n, 2), pia.value(n, 1).trim()));
-            }
-        }
-    }
-    let found = match qualifier {
-        Some(q) => ids.iter().find(|(k, _)| *k == q),
-        None => ids.first(),
-    };
-    found.map(|(_, id)| (*id).to_owned()).ok_or_else(|| {
-        crate::MapError::malformed(match qualifier {
-            Some(q) => format!(
-                "{}: the line has no item number with qualifier '{q}' (route config item-qualifier)",
-                lin.at()
-            ),
-            None => format!("{}: the line has no item number", lin.at()),
-        })
-    })
-}
-
-/// `PIA` item number types (7143) that are not item numbers: batch (`NB`) and serial (`SN`).
-const NOT_ITEM_IDS: [&str; 2] = ["NB", "SN"];
-
-/// The batch (lot) number of a line group (`LIN` and the segments after it), read from every
-/// place EANCOM and partners put it: `GIN+BX` (batch identity numbers), the marks of a `PCI+36E`
-/// (marked with batch number), `RFF+BT` (batch number reference), `GIR` identity numbers
-/// qualified `BX`, and `PIA` item numbers of type `NB`. `None` when the line names no batch.
-///
-/// A line naming two different batches is an error: its quantity cannot be given to one lot,
-/// and picking one would book stock to the wrong lot. Split such lines per batch.
-pub fn line_batch(segments: &[&Segment<'_>]) -> Result<Option<String>, crate::MapError> {
-    let mut found: Vec<(&str, &Segment<'_>, &str)> = Vec::new();
-    let mut add = |value, segment, place| {
-        let value: &str = str::trim(value);
-        if !value.is_empty() {
-            found.push((value, segment, place));
-        }
-    };
-    for &segment in segments {
-        match segment.tag.as_ref() {
-            "GIN" if segment.value(1, 1) == "BX" => {
-                for n in 2..=6 {
-                    add(segment.value(n, 1), segment, "GIN BX");
-                }
-            }
-            "PCI" if segment.value(1, 1) == "36E" => {
-                for m in 1..=10 {
-                    add(segment.value(2, m), segment, "PCI 36E marks");
-                }
-            }
-            "RFF" if segment.value(1, 1) == "BT" => add(segment.value(1, 2), segment, "RFF BT"),
-            "GIR" => {
-                for n in 2..=6 {
-                    if segment.value(n, 2) == "BX" {
-                        add(segment.value(n, 1), segment, "GIR BX");
-                    }
-                }
-            }
-            "PIA" => {
-                for n in 2..=6 {
-                    if segment.value(n, 2) == "NB" {
-                        add(segment.value(n, 1), segment, "PIA NB");
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    let Some((batch, first, first_place)) = found.first() else {
-        return Ok(None);
-    };
-    if let Some((other, segment, place)) = found.iter().find(|(b, _, _)| b != batch) {
-        return Err(crate::MapError::malformed(format!(
-            "{}: the line names two batches, '{batch}' ({first_place}, {}) and '{other}' ({place}, \
-             {}); its quantity cannot be booked to one lot: send one line per batch",
-            segments.first().map_or_else(|| first.at(), |lin| lin.at()),
-            first.at(),
-            segment.at()
-        )));
-    }
-    Ok(Some((*batch).to_owned()))
 }

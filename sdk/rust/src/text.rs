@@ -27,6 +27,16 @@ pub fn utf8_or_latin1(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
+/// A copy of `text` that owns it, independent of the payload it borrowed from.
+pub(crate) fn owned(text: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(text.into_owned())
+}
+
+/// A line break between (or inside) EDI segments: not data, so the readers drop it.
+pub(crate) fn is_line_break(c: char) -> bool {
+    c == '\r' || c == '\n'
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 //! [`parse`] reads the separators from the `ISA` header, splits the interchange into segments
 //! and checks every envelope: `ISA`/`IEA`, `GS`/`GE` and `ST`/`SE` control numbers must match and
 //! the trailers' counts must be right. A missing or wrong trailer, or a truncated interchange, is
-//! an [`X12Error`] that names the segment; there is never a partial result.
+//! an [`SyntaxError`] that names the segment; there is never a partial result.
 //!
 //! Tolerated, because real gateways send them:
 //! - a UTF-8 byte-order mark and leading blank lines;
@@ -21,14 +21,16 @@
 //! payload that is not UTF-8 and is decoded from Latin-1). A mapping copies what its events keep.
 //!
 //! ```ignore
-//! let interchange = x12::parse(&msg.payload).map_err(|e| MapError::malformed(e.to_string()))?;
+//! let interchange = x12::parse(&msg.payload)?; // a syntax error is malformed-input
 //! for set in interchange.transaction_sets() {
 //!     for segment in &set.segments { /* segment.id, segment.element(2), ... */ }
 //! }
 //! ```
 
 use std::borrow::Cow;
-use std::fmt;
+
+use crate::edi::SyntaxError;
+use crate::text::{is_line_break, owned};
 
 /// The delimiters of one interchange, as declared by its `ISA` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +106,26 @@ impl<'a> Segment<'a> {
             .collect()
     }
 
+    /// The value of the first of `qualifiers` (in order) among the qualifier/value pairs from
+    /// element `first` on ([`Segment::pairs`]): in `LIN**BP*7389141G01*ON*RG61372`,
+    /// `pair_value(2, &["PO", "ON"])` is `RG61372`.
+    pub fn pair_value(&self, first: usize, qualifiers: &[&str]) -> Option<String> {
+        let pairs = self.pairs(first);
+        qualifiers.iter().find_map(|qualifier| {
+            pairs
+                .iter()
+                .find(|(q, _)| q == qualifier)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    /// The product id of a `LIN` when the route names no qualifier: the buyer's part number
+    /// (`BP`), else the vendor's (`VP`), else the first id it gives.
+    pub fn product_id(&self) -> Option<String> {
+        self.pair_value(2, &["BP", "VP"])
+            .or_else(|| self.pairs(2).first().map(|(_, v)| (*v).to_owned()))
+    }
+
     /// Says where the segment is, for error messages: `segment 12 (REF) at line 12`.
     pub fn at(&self) -> String {
         format!(
@@ -124,10 +146,6 @@ impl<'a> Segment<'a> {
     }
 }
 
-fn owned(text: Cow<'_, str>) -> Cow<'static, str> {
-    Cow::Owned(text.into_owned())
-}
-
 /// One transaction set (`ST` … `SE`), for example an 856 ship notice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionSet<'a> {
@@ -141,7 +159,25 @@ pub struct TransactionSet<'a> {
     pub position: usize,
 }
 
-impl TransactionSet<'_> {
+impl<'a> TransactionSet<'a> {
+    /// The set's beginning segment `id` (`BSN`, `BIA`, `W06`...), looked for in `segments` (the
+    /// set's own, or its header); an error names the set when there is none.
+    pub fn beginning<'s>(
+        &self,
+        id: &str,
+        segments: impl IntoIterator<Item = &'s Segment<'a>>,
+    ) -> Result<&'s Segment<'a>, crate::MapError>
+    where
+        'a: 's,
+    {
+        segments.into_iter().find(|s| s.id == id).ok_or_else(|| {
+            crate::MapError::malformed(format!(
+                "transaction set {} {} (segment {}): there is no {id} segment",
+                self.id, self.control_number, self.position
+            ))
+        })
+    }
+
     /// A copy that owns its text, independent of the payload.
     pub fn into_owned(self) -> TransactionSet<'static> {
         TransactionSet {
@@ -247,31 +283,11 @@ impl<'a> Interchange<'a> {
     }
 }
 
-/// Why an interchange was refused; says which segment and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct X12Error {
-    /// Where: `ISA header`, or `segment 24 (SE) at line 24`.
-    pub location: String,
-    /// What is wrong.
-    pub reason: String,
+fn error(location: impl Into<String>, reason: impl Into<String>) -> SyntaxError {
+    SyntaxError::new(location, reason)
 }
 
-impl fmt::Display for X12Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.location, self.reason)
-    }
-}
-
-impl std::error::Error for X12Error {}
-
-fn error(location: impl Into<String>, reason: impl Into<String>) -> X12Error {
-    X12Error {
-        location: location.into(),
-        reason: reason.into(),
-    }
-}
-
-fn at(segment: &Segment<'_>, reason: impl Into<String>) -> X12Error {
+fn at(segment: &Segment<'_>, reason: impl Into<String>) -> SyntaxError {
     error(segment.at(), reason)
 }
 
@@ -279,7 +295,7 @@ fn at(segment: &Segment<'_>, reason: impl Into<String>) -> X12Error {
 ///
 /// The bytes are decoded as UTF-8 when valid, otherwise as Latin-1 (X12's extended character set
 /// is single-byte). See the module documentation for what is tolerated and what is checked.
-pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, X12Error> {
+pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, SyntaxError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     match crate::text::utf8_or_latin1(bytes) {
         Cow::Borrowed(text) => read(text),
@@ -287,17 +303,13 @@ pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, X12Error> {
     }
 }
 
-fn read(text: &str) -> Result<Interchange<'_>, X12Error> {
+fn read(text: &str) -> Result<Interchange<'_>, SyntaxError> {
     let (separators, segments) = split_segments(text)?;
     build(separators, segments)
 }
 
-fn is_line_break(c: char) -> bool {
-    c == '\r' || c == '\n'
-}
-
 /// Reads the separators from the `ISA` header at the start of `text`.
-fn read_header(text: &str) -> Result<Separators, X12Error> {
+fn read_header(text: &str) -> Result<Separators, SyntaxError> {
     let header = |reason: &str| error("ISA header", reason.to_owned());
     let mut chars = text.chars();
     let Some(element) = chars.by_ref().nth(3).filter(|_| text.starts_with("ISA")) else {
@@ -401,7 +413,7 @@ fn next_stop(text: &str, terminator: char) -> Option<(usize, char)> {
 }
 
 /// Splits the text into raw segments, dropping line breaks when they are not the terminator.
-fn split_segments(text: &str) -> Result<(Separators, Vec<Segment<'_>>), X12Error> {
+fn split_segments(text: &str) -> Result<(Separators, Vec<Segment<'_>>), SyntaxError> {
     let body = text.trim_start();
     let leading_lines = text[..text.len() - body.len()]
         .bytes()
@@ -473,7 +485,7 @@ fn split_terminated<'a>(
     body: &'a str,
     separators: Separators,
     line: &mut usize,
-) -> Result<(Vec<RawSegment<'a>>, Cow<'a, str>, usize), X12Error> {
+) -> Result<(Vec<RawSegment<'a>>, Cow<'a, str>, usize), SyntaxError> {
     let mut raw = Vec::new();
     // Where the current segment's first character is (none before it has one), whether line
     // breaks run through it, and the line it starts on.
@@ -555,7 +567,7 @@ fn check_mixed_terminator(
     separators: Separators,
     position: usize,
     line: usize,
-) -> Result<(), X12Error> {
+) -> Result<(), SyntaxError> {
     let Some(before) = current.chars().rev().find(|c| !is_line_break(*c)) else {
         return Ok(());
     };
@@ -602,7 +614,7 @@ fn segment(
     raw: RawSegment<'_>,
     position: usize,
     separators: Separators,
-) -> Result<Segment<'_>, X12Error> {
+) -> Result<Segment<'_>, SyntaxError> {
     let (id, elements): (Cow<'_, str>, Vec<Cow<'_, str>>) = match raw.text {
         Cow::Borrowed(text) => {
             let mut parts = text
@@ -655,7 +667,7 @@ fn same_number(a: &str, b: &str) -> bool {
     }
 }
 
-fn count(segment: &Segment<'_>, n: usize, what: &str) -> Result<usize, X12Error> {
+fn count(segment: &Segment<'_>, n: usize, what: &str) -> Result<usize, SyntaxError> {
     let text = segment.trimmed(n);
     text.parse().map_err(|_| {
         at(
@@ -666,7 +678,10 @@ fn count(segment: &Segment<'_>, n: usize, what: &str) -> Result<usize, X12Error>
 }
 
 /// Checks the envelopes and builds the interchange.
-fn build(separators: Separators, segments: Vec<Segment<'_>>) -> Result<Interchange<'_>, X12Error> {
+fn build(
+    separators: Separators,
+    segments: Vec<Segment<'_>>,
+) -> Result<Interchange<'_>, SyntaxError> {
     let mut iter = segments.into_iter();
     let Some(isa) = iter.next() else {
         return Err(error("ISA header", "the interchange is empty"));
@@ -1046,4 +1061,24 @@ pub fn time_code_offset(code: &str) -> Option<&'static str> {
 pub fn dtm_timestamp(dtm: &Segment<'_>, route_offset: &str) -> Result<String, String> {
     let offset = time_code_offset(dtm.element(4)).unwrap_or(route_offset);
     timestamp(dtm.element(2), dtm.element(3), offset)
+}
+
+/// The first of the parties `codes` (`N101` entity codes, in order of preference, for example
+/// `["WH", "SF"]`) that `segments` name in an `N1`: by its id (`N104`), else by its name
+/// (`N102`). `None` when none of them is named.
+pub fn party<'s, 'a: 's>(
+    segments: impl IntoIterator<Item = &'s Segment<'a>> + Clone,
+    codes: &[&str],
+) -> Option<String> {
+    codes.iter().find_map(|code| {
+        let n1 = segments
+            .clone()
+            .into_iter()
+            .find(|s| s.id == "N1" && s.trimmed(1) == *code)?;
+        let id = match n1.trimmed(4) {
+            "" => n1.trimmed(2),
+            id => id,
+        };
+        Some(id.to_owned()).filter(|p| !p.is_empty())
+    })
 }

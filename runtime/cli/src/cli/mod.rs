@@ -42,7 +42,8 @@ enum Command {
         nats: Option<String>,
     },
     /// The local all-in-one: starts nats-server when no server is configured, runs the host,
-    /// publishes the config's sample messages and prints every canonical event and dead letter.
+    /// publishes the config's sample messages and prints every canonical event and dead letter,
+    /// every request sent to a NATS target and every posting acknowledgement.
     Up {
         /// The host configuration (TOML).
         #[arg(long, short, default_value = "examples/millrace.toml")]

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use millrace::canonical::Quantity;
 use millrace::projection::Projection;
+use millrace::projection::postings::{PostingFilter, PostingsView, RouteProgress};
 use millrace::projection::query::{Filter, InventoryFilter, Visibility};
 
 /// Projection commands.
@@ -21,8 +22,9 @@ pub enum ProjectionCommand {
         connection: super::Connection,
     },
     /// Shows the projected state: stock positions with their holds, work-order progress,
-    /// quality holds, supplier commitments against receipts, or the age of each source's last
-    /// update.
+    /// quality holds, supplier commitments against receipts, the age of each source's last
+    /// update, or the postings to the systems of record (per target: posted, rejected by
+    /// reason, pending and oldest pending, posting delay; then each posting).
     Show {
         /// What to show.
         what: View,
@@ -35,6 +37,15 @@ pub enum ProjectionCommand {
         /// Only this lot (inventory and holds).
         #[arg(long)]
         lot: Option<String>,
+        /// Only this target (postings).
+        #[arg(long)]
+        target: Option<String>,
+        /// Only this event kind, e.g. `production-completion` (postings).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only postings in this state (postings).
+        #[arg(long, value_parser = ["pending", "rejected", "posted"])]
+        state: Option<String>,
         /// Print JSON (the query API's shape) instead of a table.
         #[arg(long)]
         json: bool,
@@ -56,6 +67,8 @@ pub enum View {
     Commitments,
     /// Source systems: events and the age of the last update.
     Sources,
+    /// Postings to the outbound targets: figures per target, then each posting.
+    Postings,
 }
 
 /// Runs a projection command.
@@ -69,7 +82,14 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                 .rebuild()
                 .await
                 .context("rebuilding the projection failed; run the rebuild again")?;
-            let [inventory, work_orders, holds, commitments, sources] = report.records;
+            let [
+                inventory,
+                work_orders,
+                holds,
+                commitments,
+                sources,
+                postings,
+            ] = report.records;
             let change = millrace::audit::Change::new(
                 millrace::audit::Action::Rebuild,
                 millrace::audit::Target::Projection,
@@ -81,7 +101,7 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
             .after(&serde_json::json!({
                 "events": report.events, "applied": report.applied,
                 "unchanged": report.unchanged, "unreadable": report.unreadable,
-                "records": report.records,
+                "acknowledgements": report.acknowledgements, "records": report.records,
             }));
             millrace::audit::AuditTrail::new(js.clone(), &config)
                 .record(&millrace::audit::Actor::os_user(), change)
@@ -94,9 +114,15 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                 report.unchanged,
                 report.unreadable
             );
+            if report.acknowledgements > 0 {
+                println!(
+                    "and {} posting acknowledgement(s) from stream {}",
+                    report.acknowledgements, config.streams.posting
+                );
+            }
             println!(
                 "records: {inventory} stock position(s), {work_orders} work order(s), {holds} hold(s), \
-                 {commitments} commitment(s), {sources} source(s)"
+                 {commitments} commitment(s), {sources} source(s), {postings} posting record(s)"
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -105,6 +131,9 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
             item,
             site,
             lot,
+            target,
+            kind,
+            state,
             json,
             connection,
         } => {
@@ -206,6 +235,25 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                         super::table(&header, body)
                     })?
                 }
+                View::Postings => {
+                    let filter = PostingFilter {
+                        site,
+                        target,
+                        kind,
+                        route: None,
+                        state: state
+                            .map(|s| serde_json::from_value(serde_json::Value::String(s)))
+                            .transpose()?,
+                        limit: None,
+                    };
+                    let progress = RouteProgress::read(&js, &config).await;
+                    let view = visibility.postings(&filter, &progress).await?;
+                    if json {
+                        format!("{}\n", serde_json::to_string_pretty(&view)?)
+                    } else {
+                        postings_tables(&view)
+                    }
+                }
                 View::Sources => output(json, &visibility.sources().await?, |rows| {
                     let header = [
                         "SITE",
@@ -263,6 +311,78 @@ pub fn inventory_table(rows: &[millrace::projection::query::InventoryPosition]) 
         ]
     });
     super::table(&header, body)
+}
+
+/// The postings: one line per target with its figures, then one per posting.
+fn postings_tables(view: &PostingsView) -> String {
+    if view.postings.is_empty() && view.targets.is_empty() {
+        return "no postings projected yet (outbound routes post canonical events; is the projection running?)\n".into();
+    }
+    let seconds = |s: Option<f64>| s.map_or_else(|| "-".to_owned(), |s| format!("{s:.1}s"));
+    let header = [
+        "TARGET",
+        "POSTED",
+        "REJECTED",
+        "PENDING",
+        "OLDEST PENDING",
+        "MEAN DELAY",
+        "MAX DELAY",
+        "REJECTIONS",
+    ];
+    let body = view.targets.iter().map(|t| {
+        vec![
+            t.target.clone(),
+            t.counts.posted.to_string(),
+            t.counts.rejected.to_string(),
+            t.counts.pending.to_string(),
+            t.oldest_pending_seconds.map_or("-".into(), age),
+            seconds(t.delay.mean_seconds),
+            seconds(t.delay.max_seconds),
+            reasons(&t.counts.rejections),
+        ]
+    });
+    let mut out = super::table(&header, body);
+    out.push('\n');
+    let header = [
+        "STATE",
+        "TARGET",
+        "ROUTE",
+        "KIND",
+        "SITE",
+        "BUSINESS KEY",
+        "SOURCE TIME",
+        "DOCUMENT",
+        "DELAY",
+        "REASON",
+    ];
+    let body = view.postings.iter().map(|p| {
+        vec![
+            kebab(&p.state),
+            p.target.clone(),
+            p.route.clone(),
+            p.kind.clone(),
+            p.site.clone(),
+            p.business_key.clone(),
+            p.source_time.clone(),
+            opt(p.document.as_ref()),
+            seconds(p.delay_seconds),
+            opt(p.reason.as_ref()),
+        ]
+    });
+    out.push_str(&super::table(&header, body));
+    out
+}
+
+fn reasons(rejections: &std::collections::BTreeMap<String, u64>) -> String {
+    let all: Vec<String> = rejections
+        .iter()
+        .map(|(reason, n)| format!("{n}× {reason}"))
+        .collect();
+    if all.is_empty() {
+        "-".into()
+    } else {
+        all.join("; ")
+    }
 }
 
 /// JSON of `rows`, or the table `table` makes of them; an empty table says so.

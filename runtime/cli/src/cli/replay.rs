@@ -16,6 +16,7 @@ use millrace::digest::sha256_hex;
 use millrace::pipeline::{Pipeline, RawInput};
 use millrace::registry::loader::PluginLoader;
 use millrace::registry::store::Registry;
+use millrace::routes::Route;
 use millrace::subjects::subject_matches;
 use millrace::transport::{header_value, reader::StreamReader};
 use millrace::workers::WorkerPool;
@@ -70,9 +71,13 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let sandbox = super::sandbox(&config)?;
     let registry = Registry::open(&config, Some(&js)).await?;
     let loader = PluginLoader::new(config.clone(), sandbox, Some(registry));
-    let route = loader
-        .route_through(&args.route, args.version.as_deref(), args.plugin.as_deref())
-        .await?;
+    let route = Route::load_through(
+        &loader,
+        &args.route,
+        args.version.as_deref(),
+        args.plugin.as_deref(),
+    )
+    .await?;
     let plugin = route.active();
     let delivery = Delivery::open(&js, &config.governance).await?;
     let existing = existing_event_ids(&js, &config.streams.canonical).await?;

@@ -13,6 +13,7 @@ use millrace::config::Config;
 use millrace::delivery::dead_letter::headers;
 use millrace::host::HostBuilder;
 use millrace::observability::trace;
+use millrace::outbound::acknowledgement::{Acknowledgement, PostingOutcome};
 use millrace::projection::Projection;
 use millrace::projection::query::{InventoryFilter, Visibility};
 use millrace::subjects;
@@ -202,13 +203,14 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
     let p = &config.projection;
     if projection.is_some() {
         println!(
-            "projection running: stock, work orders, holds, commitments and source ages in the \
-             key-value buckets {}, {}, {}, {}, {} (`millrace projection show inventory`)",
+            "projection running: stock, work orders, holds, commitments, source ages and postings \
+             in the key-value buckets {}, {}, {}, {}, {}, {} (`millrace projection show inventory`)",
             p.inventory_bucket,
             p.work_order_bucket,
             p.hold_bucket,
             p.commitment_bucket,
-            p.source_bucket
+            p.source_bucket,
+            p.posting_bucket
         );
     }
     let js = async_nats::jetstream::new(client.clone());
@@ -285,15 +287,19 @@ async fn print_projection(
     Ok(())
 }
 
-/// Subscribes to canonical events and dead letters and returns the task printing them.
+/// Subscribes to canonical events, dead letters, the requests sent to NATS targets and the
+/// posting acknowledgements, and returns the task printing them.
 async fn live_view(
     client: async_nats::Client,
 ) -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    let canonical = client.subscribe(subjects::ALL_CANONICAL).await?;
-    let dead = client.subscribe(subjects::ALL_DEAD_LETTERS).await?;
+    let mut all = futures::stream::select_all([
+        client.subscribe(subjects::ALL_CANONICAL).await?,
+        client.subscribe(subjects::ALL_DEAD_LETTERS).await?,
+        client.subscribe(subjects::ALL_OUTBOX).await?,
+        client.subscribe(subjects::ALL_POSTINGS).await?,
+    ]);
     Ok(async move {
-        let mut both = futures::stream::select(canonical, dead);
-        while let Some(message) = both.next().await {
+        while let Some(message) = all.next().await {
             println!("{}", describe(&message));
         }
     })
@@ -319,6 +325,12 @@ fn describe(message: &async_nats::Message) -> String {
             get(headers::ERROR)
         );
     }
+    if subjects::subject_matches(subjects::ALL_OUTBOX, &message.subject) {
+        return describe_sent(message);
+    }
+    if subjects::subject_matches(subjects::ALL_POSTINGS, &message.subject) {
+        return describe_posting(message);
+    }
     match serde_json::from_slice::<serde_json::Value>(&message.payload) {
         Ok(event) => format!(
             "EVENT {}  {}  {}",
@@ -327,6 +339,57 @@ fn describe(message: &async_nats::Message) -> String {
             event["data"]
         ),
         Err(_) => format!("EVENT {} (not JSON)", message.subject),
+    }
+}
+
+/// One line for a request an outbound route sent to a NATS target: its idempotency key and
+/// body (JSON on one line, else its size).
+fn describe_sent(message: &async_nats::Message) -> String {
+    let key = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Idempotency-Key"))
+        .map_or("?", |v| v.as_str());
+    let body = match serde_json::from_slice::<serde_json::Value>(&message.payload) {
+        Ok(json) => json.to_string(),
+        Err(_) => format!("({} bytes)", message.payload.len()),
+    };
+    format!("SENT {}  Idempotency-Key {key}  {body}", message.subject)
+}
+
+/// One line for a posting acknowledgement: what the target made of which event's request, and
+/// the posting delay.
+fn describe_posting(message: &async_nats::Message) -> String {
+    let Ok(ack) = serde_json::from_slice::<Acknowledgement>(&message.payload) else {
+        return format!("POSTING {} (not an acknowledgement)", message.subject);
+    };
+    let answer = match (ack.outcome, &ack.document, &ack.reason) {
+        (PostingOutcome::Posted, Some(document), _) if !document.is_empty() => {
+            format!("posted as {document}")
+        }
+        (PostingOutcome::Posted, ..) => "posted".to_owned(),
+        (PostingOutcome::Rejected, _, reason) => {
+            format!("rejected: {}", reason.as_deref().unwrap_or("?"))
+        }
+    };
+    format!(
+        "POSTING {}  {} {} request {} by {}: {answer} (HTTP {}), {} after the source",
+        message.subject,
+        ack.kind,
+        ack.business_key,
+        ack.request + 1,
+        ack.route,
+        ack.status,
+        delay_text(ack.delay_seconds)
+    )
+}
+
+/// A posting delay as a plant manager reads it: seconds, minutes or hours.
+fn delay_text(seconds: f64) -> String {
+    match seconds {
+        s if s < 120.0 => format!("{s:.1} s"),
+        s if s < 7200.0 => format!("{:.0} min", s / 60.0),
+        s => format!("{:.1} h", s / 3600.0),
     }
 }
 

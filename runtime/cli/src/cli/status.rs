@@ -59,14 +59,29 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let outbound = read(&base, "/api/v1/outbound", token.as_deref())
         .await
         .unwrap_or(Value::Null);
+    // The projection's posting figures; none when no projection has run (or an older host).
+    let postings = if outbound.is_null() {
+        Value::Null
+    } else {
+        read(
+            &base,
+            "/api/v1/visibility/postings?limit=0",
+            token.as_deref(),
+        )
+        .await
+        .unwrap_or(Value::Null)
+    };
     if args.json {
         if !outbound.is_null() {
             body["outbound"] = outbound;
         }
+        if !postings.is_null() {
+            body["postings"] = postings;
+        }
         println!("{}", serde_json::to_string_pretty(&body)?);
     } else {
         print!("{}", render(&body));
-        print!("{}", render_outbound(&outbound));
+        print!("{}", render_outbound(&outbound, &postings));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -97,9 +112,9 @@ async fn read(base: &str, path: &str, token: Option<&str>) -> anyhow::Result<Val
     Ok(body)
 }
 
-/// The outbound routes, targets and held events as text tables; nothing without outbound
-/// routes.
-fn render_outbound(outbound: &Value) -> String {
+/// The outbound routes, targets (with the projection's posting figures, when there are any)
+/// and held events as text tables; nothing without outbound routes.
+fn render_outbound(outbound: &Value, postings: &Value) -> String {
     let routes: Vec<Vec<String>> = outbound["routes"]
         .as_array()
         .into_iter()
@@ -141,16 +156,42 @@ fn render_outbound(outbound: &Value) -> String {
         .into_iter()
         .flatten()
         .map(|t| {
+            let figures = postings["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["target"] == t["name"])
+                .unwrap_or(&Value::Null);
+            let count = |key: &str| figures[key].as_u64().unwrap_or(0).to_string();
+            let seconds = |s: &Value| s.as_f64().map_or("-".to_owned(), |s| format!("{s:.1}s"));
             vec![
                 t["name"].as_str().unwrap_or("?").to_owned(),
                 t["kind"].as_str().unwrap_or("?").to_owned(),
                 if t["down"] == true { "DOWN" } else { "up" }.to_owned(),
                 t["backlog"].to_string(),
+                count("posted"),
+                count("rejected"),
+                count("pending"),
+                seconds(&figures["oldest_pending_seconds"]),
+                seconds(&figures["delay"]["mean_seconds"]),
             ]
         })
         .collect();
     out.push('\n');
-    out += &super::table(&["TARGET", "KIND", "STATE", "IN HAND"], targets);
+    out += &super::table(
+        &[
+            "TARGET",
+            "KIND",
+            "STATE",
+            "IN HAND",
+            "POSTED",
+            "REJECTED",
+            "PENDING",
+            "OLDEST PENDING",
+            "MEAN DELAY",
+        ],
+        targets,
+    );
     let held: Vec<Vec<String>> = outbound["held"]
         .as_array()
         .into_iter()
@@ -310,7 +351,7 @@ mod tests {
 
     #[test]
     fn renders_outbound_routes_targets_and_held_events() {
-        assert_eq!(render_outbound(&Value::Null), "");
+        assert_eq!(render_outbound(&Value::Null, &Value::Null), "");
         let outbound = serde_json::json!({
             "routes": [{"name": "erp-postings", "serving": [{"version": "erp-postings@1.0.0", "role": "active"}],
                 "targets": ["erp"], "gate": "lot-not-on-hold"}],
@@ -318,12 +359,25 @@ mod tests {
             "held": [{"route": "erp-postings", "event_id": "e-1", "since": "2026-11-30T03:00:00Z",
                 "why": "lot L1 is under quality hold H-1"}]
         });
-        let text = render_outbound(&outbound);
+        let text = render_outbound(&outbound, &Value::Null);
         assert!(
             text.contains("erp-postings  erp-postings@1.0.0 (active)  erp"),
             "{text}"
         );
         assert!(text.contains("erp     http  DOWN   3"), "{text}");
         assert!(text.contains("lot L1 is under quality hold H-1"), "{text}");
+        let postings = serde_json::json!({"targets": [{"target": "erp", "posted": 7, "rejected": 1,
+            "pending": 2, "oldest_pending_seconds": 65, "delay": {"count": 7, "mean_seconds": 0.42}}]});
+        let text = render_outbound(&outbound, &postings);
+        let erp: Vec<&str> = text
+            .lines()
+            .find(|l| l.starts_with("erp "))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(
+            erp,
+            ["erp", "http", "DOWN", "3", "7", "1", "2", "65.0s", "0.4s"]
+        );
     }
 }

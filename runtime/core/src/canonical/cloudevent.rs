@@ -182,14 +182,8 @@ mod tests {
                 operation: Some("0020".into()),
                 item: "FG-1".into(),
                 lot: None,
-                good_quantity: Quantity {
-                    amount: "5".into(),
-                    uom: "EA".into(),
-                },
-                scrap_quantity: Quantity {
-                    amount: "0".into(),
-                    uom: "EA".into(),
-                },
+                good_quantity: Quantity::new("5", "EA"),
+                scrap_quantity: Quantity::new("0", "EA"),
                 location: None,
             }),
         }

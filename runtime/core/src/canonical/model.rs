@@ -23,6 +23,16 @@ pub struct Quantity {
     pub uom: String,
 }
 
+impl Quantity {
+    /// `amount` (exact decimal text) of the unit `uom`.
+    pub fn new(amount: impl Into<String>, uom: impl Into<String>) -> Self {
+        Self {
+            amount: amount.into(),
+            uom: uom.into(),
+        }
+    }
+}
+
 /// What kind of stock movement happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `projection.enabled` | run the visibility projection beside the host | on in `up`, off in `run` |
 //! | `projection.consumer` | its durable consumer on the canonical stream | `millrace-projection` |
-//! | `projection.inventory_bucket`, `.work_order_bucket`, `.hold_bucket`, `.commitment_bucket`, `.source_bucket` | its key-value buckets | `millrace-inventory`, `millrace-work-orders`, `millrace-holds`, `millrace-commitments`, `millrace-sources` |
+//! | `projection.inventory_bucket`, `.work_order_bucket`, `.hold_bucket`, `.commitment_bucket`, `.source_bucket`, `.posting_bucket` | its key-value buckets | `millrace-inventory`, `millrace-work-orders`, `millrace-holds`, `millrace-commitments`, `millrace-sources`, `millrace-postings` |
 
 use std::collections::BTreeSet;
 
@@ -33,6 +33,8 @@ pub struct ProjectionConfig {
     pub commitment_bucket: String,
     /// The last update from each source system.
     pub source_bucket: String,
+    /// The posting state of each event an outbound route posts, per target.
+    pub posting_bucket: String,
 }
 
 impl Default for ProjectionConfig {
@@ -45,24 +47,32 @@ impl Default for ProjectionConfig {
             hold_bucket: "millrace-holds".into(),
             commitment_bucket: "millrace-commitments".into(),
             source_bucket: "millrace-sources".into(),
+            posting_bucket: "millrace-postings".into(),
         }
     }
 }
 
 impl ProjectionConfig {
+    /// The durable consumer of the posting acknowledgements (stream POSTING):
+    /// `<consumer>-postings`.
+    pub fn posting_consumer(&self) -> String {
+        format!("{}-postings", self.consumer)
+    }
+
     /// Whether the projection runs beside the host; `up` is true for `millrace up`.
     pub fn runs(&self, up: bool) -> bool {
         self.enabled.unwrap_or(up)
     }
 
     /// The bucket names with their keys, for validation and messages.
-    pub fn buckets(&self) -> [(&'static str, &str); 5] {
+    pub fn buckets(&self) -> [(&'static str, &str); 6] {
         [
             ("projection.inventory_bucket", &self.inventory_bucket),
             ("projection.work_order_bucket", &self.work_order_bucket),
             ("projection.hold_bucket", &self.hold_bucket),
             ("projection.commitment_bucket", &self.commitment_bucket),
             ("projection.source_bucket", &self.source_bucket),
+            ("projection.posting_bucket", &self.posting_bucket),
         ]
     }
 

@@ -5,7 +5,10 @@
 //! Everything here is pure (no NATS, no network): the host's outbound driver, admission by
 //! golden fixtures and the dead letters use the same types.
 
+pub mod acknowledgement;
+
 use base64::Engine as _;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::canonical::EventData;
@@ -134,7 +137,7 @@ impl CanonicalEvent {
 }
 
 /// An HTTP method, as the WIT `method` enum names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
     /// GET.
@@ -180,6 +183,18 @@ impl Body {
     }
 }
 
+impl JsonSchema for Body {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Body".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A body: the JSON value itself when the bytes are JSON, else {\"base64\": \"<the bytes in base64>\"}."
+        })
+    }
+}
+
 impl Serialize for Body {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.to_json().serialize(s)
@@ -194,7 +209,7 @@ impl<'de> Deserialize<'de> for Body {
 }
 
 /// One request to one target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Request {
     /// The target's name in the host's configuration.
@@ -212,7 +227,7 @@ pub struct Request {
 }
 
 /// A target's answer to one request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Response {
     /// The target the request went to (filled in from the request when a fixture leaves it out).
@@ -293,14 +308,8 @@ mod tests {
                 operation: None,
                 item: "ITEM-1".into(),
                 lot: Some("LOT-1".into()),
-                good_quantity: Quantity {
-                    amount: "5".into(),
-                    uom: "EA".into(),
-                },
-                scrap_quantity: Quantity {
-                    amount: "0".into(),
-                    uom: "EA".into(),
-                },
+                good_quantity: Quantity::new("5", "EA"),
+                scrap_quantity: Quantity::new("0", "EA"),
                 location: None,
             }),
         };

@@ -23,7 +23,7 @@ pub mod fixtures;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use async_nats::header;
@@ -31,14 +31,16 @@ use async_nats::jetstream;
 
 use self::control::{Claim, ControlNumbers};
 use crate::delivery::Delivered;
-use crate::pipeline::RawInput;
+use crate::observability::{At, Observer};
+use crate::pipeline::input::RawInput;
 use crate::registry::store::Registry;
 use crate::registry::{AdmissionBounds, LocalPlugin};
 use crate::routes::Route;
 use millrace_core::config::{Config, PluginSource};
+use millrace_core::rules::Failure;
 use millrace_core::sandbox::{
-    ACKNOWLEDGER_WIT, AckControl, AckDocument, AcknowledgeError, AcknowledgerComponent,
-    InboundOutcome, Sandbox,
+    ACKNOWLEDGER_WIT, AckControl, AckDocument, AcknowledgeError, AcknowledgerComponent, CallError,
+    InboundOutcome, MapErrorKind, Sandbox,
 };
 use millrace_transport::{Replication, replicated_key_value};
 
@@ -106,13 +108,15 @@ impl Acknowledgements {
         }))
     }
 
-    /// Acknowledges `input`, which `route` delivered as `delivered`. An `Err` is a host
-    /// failure: the raw message must be redelivered.
+    /// Acknowledges `input`, which `route` delivered as `delivered`; each plugin call is
+    /// counted with `observer` as a mapper's is. An `Err` is a host failure: the raw message
+    /// must be redelivered.
     pub async fn acknowledge(
         &self,
         route: &Route,
         input: &RawInput,
         delivered: &Delivered,
+        observer: &Observer,
     ) -> anyhow::Result<()> {
         let Some(plugin) = self.acknowledgers.get(&*route.name) else {
             return Ok(());
@@ -140,7 +144,10 @@ impl Acknowledgements {
                     number: 0,
                     now: now.clone(),
                 };
-                let Some(made) = self.call(plugin, route, input, &outcome, probe).await? else {
+                let Some(made) = self
+                    .call(plugin, route, input, observer, &outcome, probe)
+                    .await?
+                else {
                     return Ok(());
                 };
                 self.numbers
@@ -152,7 +159,10 @@ impl Acknowledgements {
             number: claim.number,
             now: claim.now.clone(),
         };
-        let Some(made) = self.call(plugin, route, input, &outcome, control).await? else {
+        let Some(made) = self
+            .call(plugin, route, input, observer, &outcome, control)
+            .await?
+        else {
             return Ok(());
         };
         if made.partner != claim.partner {
@@ -169,13 +179,16 @@ impl Acknowledgements {
         self.publish(route, input, plugin, &claim, made).await
     }
 
-    /// Calls the plugin off the reactor; `None` when it made nothing to publish (it wants no
+    /// Calls the plugin off the reactor for `input` of `route`, timed and counted by the
+    /// observer (`millrace_plugin_call_seconds`, `millrace_plugin_failures_total` under the
+    /// acknowledger's `name@version`); `None` when it made nothing to publish (it wants no
     /// acknowledgement, or it failed, which is logged).
     async fn call(
         &self,
         plugin: &Arc<AcknowledgerComponent>,
         route: &Route,
         input: &RawInput,
+        observer: &Observer,
         outcome: &InboundOutcome,
         control: AckControl,
     ) -> anyhow::Result<Option<AckDocument>> {
@@ -186,11 +199,26 @@ impl Acknowledgements {
             outcome.clone(),
         );
         let id = plugin.id();
+        let started = Instant::now();
         let result = tokio::task::spawn_blocking(move || {
             plugin.acknowledge(&context, &raw, &outcome, &control)
         })
         .await
         .context("an acknowledger call was interrupted")?;
+        let failure = match &result {
+            Ok(_) => None,
+            // A refusal is the plugin's own error, counted as a mapper's `map-error` is.
+            Err(AcknowledgeError::Refused(message)) => Some(Failure::Call(CallError::Map {
+                kind: MapErrorKind::MalformedInput,
+                message: message.clone(),
+            })),
+            Err(AcknowledgeError::Call(e)) => Some(Failure::Call(e.clone())),
+        };
+        let at = At {
+            route: &route.name,
+            plugin_version: &id,
+        };
+        observer.plugin_call(at, started.elapsed(), failure.as_ref());
         match result {
             Ok(Some(made)) if millrace_core::config::is_token(&made.partner) => Ok(Some(made)),
             Ok(Some(made)) => {

@@ -1,6 +1,6 @@
 //! The web console: static pages and their scripts, served by the host itself (no build step,
 //! no CDN), reading the JSON API every two seconds. `/` is the operations view, `/visibility`
-//! the plant picture of the projection.
+//! the plant picture of the projection, `/postings` the postings to the systems of record.
 
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -11,6 +11,8 @@ const COMMON: &str = include_str!("console/common.js");
 const SCRIPT: &str = include_str!("console/console.js");
 const VISIBILITY_PAGE: &str = include_str!("console/visibility.html");
 const VISIBILITY_SCRIPT: &str = include_str!("console/visibility.js");
+const POSTINGS_PAGE: &str = include_str!("console/postings.html");
+const POSTINGS_SCRIPT: &str = include_str!("console/postings.js");
 
 fn html(body: &'static str) -> impl IntoResponse {
     (
@@ -64,4 +66,13 @@ pub async fn visibility_page() -> impl IntoResponse {
 
 pub async fn visibility_script() -> impl IntoResponse {
     javascript(VISIBILITY_SCRIPT)
+}
+
+/// The postings: backlog, delay and rejections per target, failed postings, held events.
+pub async fn postings_page() -> impl IntoResponse {
+    html(POSTINGS_PAGE)
+}
+
+pub async fn postings_script() -> impl IntoResponse {
+    javascript(POSTINGS_SCRIPT)
 }

@@ -15,6 +15,7 @@ mod changes;
 mod console;
 mod ingest;
 mod outbound;
+mod postings;
 mod schemas;
 mod visibility;
 
@@ -175,6 +176,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/common.js", get(console::common))
         .route("/visibility", get(console::visibility_page))
         .route("/visibility.js", get(console::visibility_script))
+        .route("/postings", get(console::postings_page))
+        .route("/postings.js", get(console::postings_script))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/openapi.json", get(openapi));
@@ -202,6 +205,7 @@ pub fn router(state: AdminState) -> Router {
             get(visibility::commitments),
         )
         .route("/api/v1/visibility/sources", get(visibility::sources))
+        .route("/api/v1/visibility/postings", get(postings::postings))
         .route("/api/v1/outbound", get(outbound::outbound))
         .route("/api/v1/schemas", get(schemas::index))
         .route("/api/v1/schemas/{wit}/{name}", get(schemas::document))

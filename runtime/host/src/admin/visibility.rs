@@ -15,7 +15,7 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 
 impl AdminState {
     /// The projection's read side, opened on first use.
-    async fn visibility(&self) -> Result<&Visibility, ApiError> {
+    pub(super) async fn visibility(&self) -> Result<&Visibility, ApiError> {
         self.visibility
             .get_or_try_init(|| Visibility::open(&self.js, &self.host.config.projection))
             .await

@@ -2,8 +2,12 @@
 //!
 //! Channels: `raw.{system}.{site}.{format}` (what millrace receives), one
 //! `canonical.<kind>.{site}` channel per event kind, `dlq.{route}` and `shadow.{route}` (what it
-//! sends), and the audit trail `audit.route.{route}.{action}` and `audit.host.{area}.{action}`. The schemas' `$defs` become `components.schemas`, so every `$ref` resolves inside the
-//! document.
+//! sends), the audit trail `audit.route.{route}.{action}` and `audit.host.{area}.{action}`, and
+//! the outbound half's ([`outbound`]): `posting.{target}.{site}`, `out.{target}.{site}`,
+//! `ack.{route}.{partner}` and `dlq.outbound.{route}`. The schemas' `$defs` become
+//! `components.schemas`, so every `$ref` resolves inside the document.
+
+mod outbound;
 
 use serde_json::{Map, Value, json};
 
@@ -156,7 +160,7 @@ pub fn document(version: WitVersion) -> Value {
         json!({
             "address": millrace_core::subjects::shadow("{route}"),
             "title": "Shadow reports",
-            "description": "Where a shadow candidate's events differ from the active version's (stream SHADOW); never canonical events.",
+            "description": "Where a shadow candidate's events (inbound routes) or rendered requests (outbound routes) differ from the active version's (stream SHADOW); a shadow never publishes canonical events and never sends a request.",
             "parameters": { "route": route },
             "messages": { "shadow-report": { "$ref": "#/components/messages/shadow-report" } }
         }),
@@ -224,6 +228,13 @@ pub fn document(version: WitVersion) -> Value {
             "payload": { "$ref": "#/components/schemas/AuditEntry" }
         }),
     );
+
+    outbound::add(outbound::Parts {
+        schemas: &mut schemas,
+        channels: &mut channels,
+        operations: &mut operations,
+        messages: &mut messages,
+    });
 
     json!({
         "asyncapi": "3.0.0",
@@ -358,6 +369,10 @@ mod tests {
             "canonical.shipment-notice.{site}",
             "dlq.{route}",
             "shadow.{route}",
+            "posting.{target}.{site}",
+            "out.{target}.{site}",
+            "ack.{route}.{partner}",
+            "dlq.outbound.{route}",
         ] {
             assert!(
                 addresses.contains(&wanted),

@@ -246,8 +246,8 @@ mod tests {
         assert_eq!(stored.get(headers::ROUTE).unwrap().as_str(), "mes");
         let back = original_headers(&stored);
         assert_eq!(
-            crate::pipeline::plugin_headers(Some(&back)),
-            crate::pipeline::plugin_headers(Some(&original))
+            crate::pipeline::input::plugin_headers(Some(&back)),
+            crate::pipeline::input::plugin_headers(Some(&original))
         );
     }
 

@@ -19,7 +19,7 @@ use crate::delivery::idempotency::TransactionLedger;
 use crate::delivery::ordering::OrderBook;
 use crate::observability::trace::TRACEPARENT;
 use crate::observability::{At, Observer};
-use crate::pipeline::RawInput;
+use crate::pipeline::input::RawInput;
 use crate::routes::Route;
 use millrace_core::canonical::{CloudEvent, Lineage, MappedEvent};
 use millrace_core::config::{GovernanceConfig, Ordering};

@@ -23,7 +23,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 
 /// Route and plugin version.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -115,6 +115,18 @@ fn delay_buckets() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 3.0, 20))
 }
 
+/// Registers `metric` in `registry` as `name` with the `help` text, and returns it: the value
+/// the host counts in and the registry reads from.
+pub(super) fn registered<M: Metric + Clone>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    metric: M,
+) -> M {
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 /// Every metric family of a host.
 pub struct Metrics {
     registry: Registry,
@@ -158,95 +170,88 @@ impl Metrics {
     /// Registers every family.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("millrace");
-        let messages = Family::default();
-        let events = Family::default();
-        let plugin_failures = Family::default();
-        let retries = Family::default();
-        let dead_letters = Family::default();
-        let late_events = Family::default();
-        let duplicates_dropped = Family::default();
-        let plugin_call_seconds: Histograms<RouteLabels> =
-            Family::new_with_constructor(call_buckets);
-        let end_to_end_seconds: Histograms<RouteOnly> = Family::new_with_constructor(delay_buckets);
-        let consumer_pending = Family::default();
-        let posting_delay_seconds: Histograms<PostingLabels> =
-            Family::new_with_constructor(delay_buckets);
-        let site_failures = Family::default();
-        let route_versions = Family::default();
-        registry.register("messages", "Raw messages taken in", messages.clone());
-        registry.register("events", "Canonical events published", events.clone());
-        registry.register(
-            "plugin_failures",
-            "Failed plugin calls, every attempt, by reason",
-            plugin_failures.clone(),
-        );
-        registry.register(
-            "retries",
-            "Plugin calls tried again after a trap or a breached limit",
-            retries.clone(),
-        );
-        registry.register(
-            "dead_letters",
-            "Raw messages dead-lettered, by reason",
-            dead_letters.clone(),
-        );
-        registry.register(
-            "late_events",
-            "Events published flagged late (older than the newest for their key)",
-            late_events.clone(),
-        );
-        registry.register(
-            "duplicates_dropped",
-            "Events not published because their source transaction was already delivered",
-            duplicates_dropped.clone(),
-        );
-        registry.register(
-            "plugin_call_seconds",
-            "One plugin call, from the worker pool queue to its checked result",
-            plugin_call_seconds.clone(),
-        );
-        registry.register(
-            "end_to_end_seconds",
-            "From the raw message stored by JetStream to its events (or dead letter) stored",
-            end_to_end_seconds.clone(),
-        );
-        registry.register(
-            "consumer_pending_messages",
-            "Raw messages not yet delivered to the host, per route consumer",
-            consumer_pending.clone(),
-        );
-        registry.register(
-            "posting_delay_seconds",
-            "From an event's source time to its canonical publish",
-            posting_delay_seconds.clone(),
-        );
-        registry.register(
-            "site_failures",
-            "Dead letters by site and trading partner",
-            site_failures.clone(),
-        );
-        registry.register(
-            "route_version_info",
-            "1 for each plugin version a route serves, by role",
-            route_versions.clone(),
-        );
-        let outbound = super::outbound::OutboundMetrics::register(&mut registry);
         Self {
+            messages: registered(
+                &mut registry,
+                "messages",
+                "Raw messages taken in",
+                Family::default(),
+            ),
+            events: registered(
+                &mut registry,
+                "events",
+                "Canonical events published",
+                Family::default(),
+            ),
+            plugin_failures: registered(
+                &mut registry,
+                "plugin_failures",
+                "Failed plugin calls, every attempt, by reason",
+                Family::default(),
+            ),
+            retries: registered(
+                &mut registry,
+                "retries",
+                "Plugin calls tried again after a trap or a breached limit",
+                Family::default(),
+            ),
+            dead_letters: registered(
+                &mut registry,
+                "dead_letters",
+                "Raw messages dead-lettered, by reason",
+                Family::default(),
+            ),
+            late_events: registered(
+                &mut registry,
+                "late_events",
+                "Events published flagged late (older than the newest for their key)",
+                Family::default(),
+            ),
+            duplicates_dropped: registered(
+                &mut registry,
+                "duplicates_dropped",
+                "Events not published because their source transaction was already delivered",
+                Family::default(),
+            ),
+            plugin_call_seconds: registered(
+                &mut registry,
+                "plugin_call_seconds",
+                "One plugin call, from the worker pool queue to its checked result",
+                Family::new_with_constructor(call_buckets),
+            ),
+            end_to_end_seconds: registered(
+                &mut registry,
+                "end_to_end_seconds",
+                "From the raw message stored by JetStream to its events (or dead letter) stored",
+                Family::new_with_constructor(delay_buckets),
+            ),
+            consumer_pending: registered(
+                &mut registry,
+                "consumer_pending_messages",
+                "Raw messages not yet delivered to the host, per route consumer",
+                Family::default(),
+            ),
+            posting_delay_seconds: registered(
+                &mut registry,
+                "posting_delay_seconds",
+                "From an event's source time to its canonical publish",
+                Family::new_with_constructor(delay_buckets),
+            ),
+            site_failures: registered(
+                &mut registry,
+                "site_failures",
+                "Dead letters by site and trading partner",
+                Family::default(),
+            ),
+            route_versions: registered(
+                &mut registry,
+                "route_version_info",
+                "1 for each plugin version a route serves, by role",
+                Family::default(),
+            ),
+            // Registered last: the outbound families follow the inbound ones on /metrics.
+            outbound: super::outbound::OutboundMetrics::register(&mut registry),
             registry,
-            outbound,
-            messages,
-            events,
-            plugin_failures,
-            retries,
-            dead_letters,
-            late_events,
-            duplicates_dropped,
-            plugin_call_seconds,
-            end_to_end_seconds,
-            consumer_pending,
-            posting_delay_seconds,
-            site_failures,
-            route_versions,
         }
     }
 
@@ -255,5 +260,50 @@ impl Metrics {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         Ok(text)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A family registered by `registered` is the one the host counts in: its samples reach
+    /// `/metrics` under its name and help text, the inbound families before the outbound ones.
+    #[test]
+    fn counts_reach_the_registered_families() {
+        let metrics = Metrics::new();
+        let route = RouteLabels {
+            route: "mes".into(),
+            plugin_version: "mes-shift-report@1.0.0".into(),
+        };
+        metrics.messages.get_or_create(&route).inc();
+        metrics.retries.get_or_create(&route).inc_by(2);
+        let target = super::super::outbound::TargetOnly {
+            target: "erp".into(),
+        };
+        metrics.outbound.breaker_open.get_or_create(&target).set(1);
+        let text = metrics.encode().unwrap();
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .collect();
+        assert_eq!(
+            families,
+            [
+                "millrace_messages counter",
+                "millrace_retries counter",
+                "millrace_outbound_breaker_open gauge"
+            ]
+        );
+        for line in [
+            "# HELP millrace_messages Raw messages taken in.",
+            "millrace_messages_total{route=\"mes\",plugin_version=\"mes-shift-report@1.0.0\"} 1",
+            "millrace_retries_total{route=\"mes\",plugin_version=\"mes-shift-report@1.0.0\"} 2",
+            "# HELP millrace_outbound_breaker_open 1 while a target's breaker pauses the routes posting to it.",
+            "millrace_outbound_breaker_open{target=\"erp\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+        }
     }
 }

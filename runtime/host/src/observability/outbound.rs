@@ -20,6 +20,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use super::metrics::registered;
 use time::OffsetDateTime;
 
 /// Site, kind and target.
@@ -96,58 +98,57 @@ fn delay_buckets() -> Histogram {
 impl OutboundMetrics {
     /// Registers the families in `registry`.
     pub fn register(registry: &mut Registry) -> Self {
-        let metrics = Self {
-            posting_delay_seconds: Family::new_with_constructor(delay_buckets),
-            postings: Family::default(),
-            rejections: Family::default(),
-            retries: Family::default(),
-            backlog: Family::default(),
-            oldest_pending_seconds: Family::default(),
-            held_events: Family::default(),
-            breaker_open: Family::default(),
+        Self {
+            posting_delay_seconds: registered(
+                registry,
+                "outbound_posting_delay_seconds",
+                "From an event's source time to the target's acknowledgement",
+                Family::new_with_constructor(delay_buckets),
+            ),
+            postings: registered(
+                registry,
+                "outbound_postings",
+                "Outbound requests that ended posted or rejected",
+                Family::default(),
+            ),
+            rejections: registered(
+                registry,
+                "outbound_rejections",
+                "Outbound rejections and render errors, by reason class",
+                Family::default(),
+            ),
+            retries: registered(
+                registry,
+                "outbound_target_retries",
+                "Outbound requests tried again, by why",
+                Family::default(),
+            ),
+            backlog: registered(
+                registry,
+                "outbound_backlog",
+                "Postings a host has in hand and not yet acknowledged, per target",
+                Family::default(),
+            ),
+            oldest_pending_seconds: registered(
+                registry,
+                "outbound_oldest_pending_seconds",
+                "Age since source time of the oldest posting in hand, per target",
+                Family::default(),
+            ),
+            held_events: registered(
+                registry,
+                "outbound_held_events",
+                "Events waiting at an outbound route's gate",
+                Family::default(),
+            ),
+            breaker_open: registered(
+                registry,
+                "outbound_breaker_open",
+                "1 while a target's breaker pauses the routes posting to it",
+                Family::default(),
+            ),
             pending: Mutex::default(),
-        };
-        registry.register(
-            "outbound_posting_delay_seconds",
-            "From an event's source time to the target's acknowledgement",
-            metrics.posting_delay_seconds.clone(),
-        );
-        registry.register(
-            "outbound_postings",
-            "Outbound requests that ended posted or rejected",
-            metrics.postings.clone(),
-        );
-        registry.register(
-            "outbound_rejections",
-            "Outbound rejections and render errors, by reason class",
-            metrics.rejections.clone(),
-        );
-        registry.register(
-            "outbound_target_retries",
-            "Outbound requests tried again, by why",
-            metrics.retries.clone(),
-        );
-        registry.register(
-            "outbound_backlog",
-            "Postings a host has in hand and not yet acknowledged, per target",
-            metrics.backlog.clone(),
-        );
-        registry.register(
-            "outbound_oldest_pending_seconds",
-            "Age since source time of the oldest posting in hand, per target",
-            metrics.oldest_pending_seconds.clone(),
-        );
-        registry.register(
-            "outbound_held_events",
-            "Events waiting at an outbound route's gate",
-            metrics.held_events.clone(),
-        );
-        registry.register(
-            "outbound_breaker_open",
-            "1 while a target's breaker pauses the routes posting to it",
-            metrics.breaker_open.clone(),
-        );
-        metrics
+        }
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), OffsetDateTime>> {

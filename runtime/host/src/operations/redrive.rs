@@ -290,9 +290,13 @@ impl Redriver {
             Some(route) => route.clone(),
             None => {
                 let route = Arc::new(
-                    self.loader
-                        .route_through(&name, self.version.as_deref(), self.plugin.as_deref())
-                        .await?,
+                    Route::load_through(
+                        &self.loader,
+                        &name,
+                        self.version.as_deref(),
+                        self.plugin.as_deref(),
+                    )
+                    .await?,
                 );
                 self.routes.insert(name.clone(), route.clone());
                 route
@@ -342,7 +346,8 @@ impl Redriver {
         l: &StoredLetter,
         route: &Route,
     ) -> anyhow::Result<Redriven> {
-        use crate::outbound::driver::{NoKeepAlive, Posted};
+        use crate::outbound::driver::Posted;
+        use crate::outbound::input::NoKeepAlive;
         let letter: crate::outbound::letter::OutboundLetter = serde_json::from_slice(&l.payload)
             .with_context(|| format!("dead letter {} is not an outbound letter", l.sequence))?;
         if self.outbound.is_none() {

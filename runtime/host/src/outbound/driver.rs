@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::acknowledgement::{Acknowledgement, PostingOutcome};
 use super::gate::GateCheck;
+use super::input::{EventInput, KeepAlive};
 use super::letter::OutboundLetter;
 use super::target::{Target, TargetError, retry_after};
 use crate::delivery::Mode;
@@ -38,36 +39,6 @@ use crate::routes::Route;
 use millrace_core::posting::{CanonicalEvent, Request, Response, Verdict};
 use millrace_core::rules::Failure;
 use millrace_core::sandbox::PluginComponent;
-
-/// One canonical event as the outbound driver takes it.
-#[derive(Debug, Clone)]
-pub struct EventInput {
-    /// The canonical subject.
-    pub subject: String,
-    /// The CloudEvent, exactly as stored.
-    pub payload: Bytes,
-    /// Its CANONICAL stream sequence.
-    pub sequence: u64,
-}
-
-/// Keeps an event from being redelivered while the driver waits on a target or a gate.
-pub trait KeepAlive: Sync {
-    /// Tells JetStream the event is still being worked on.
-    fn still_working(&self) -> impl std::future::Future<Output = ()> + Send;
-}
-
-/// Nothing to keep alive (redrive, tests).
-pub struct NoKeepAlive;
-
-impl KeepAlive for NoKeepAlive {
-    async fn still_working(&self) {}
-}
-
-impl KeepAlive for jetstream::Message {
-    async fn still_working(&self) {
-        let _ = self.ack_with(jetstream::AckKind::Progress).await;
-    }
-}
 
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,8 +223,8 @@ impl OutboundDriver {
                 }
             };
             let acknowledgement = Acknowledgement::new(
-                route,
-                &plugin,
+                &route.name,
+                &plugin.id(),
                 &event,
                 index,
                 &key,

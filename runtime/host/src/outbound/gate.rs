@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::driver::{EventInput, KeepAlive};
+use super::input::{EventInput, KeepAlive};
 use crate::observability::Observer;
 use crate::observability::outbound::OutboundRouteOnly;
 use crate::pipeline::HostFailure;

@@ -2,9 +2,10 @@
 //! canonical stream, the requests rendered, the request that failed and the last answer, and
 //! why. Redrive posts the event through the same driver again.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::driver::EventInput;
+use super::input::EventInput;
 use crate::routes::Route;
 use millrace_core::posting::{Request, Response};
 use millrace_core::sandbox::PluginComponent;
@@ -13,7 +14,7 @@ use millrace_core::sandbox::PluginComponent;
 pub const DIRECTION: &str = "Millrace-Direction";
 
 /// One outbound dead letter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OutboundLetter {
     /// The outbound route.
     pub route: String,
@@ -45,6 +46,7 @@ pub struct OutboundLetter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<Response>,
     /// When it was dead-lettered.
+    #[schemars(extend("format" = "date-time"))]
     pub failed_at: String,
 }
 

@@ -10,6 +10,7 @@
 pub mod acknowledgement;
 pub mod driver;
 pub mod gate;
+pub mod input;
 pub mod letter;
 pub mod target;
 
@@ -22,8 +23,9 @@ use async_nats::jetstream::{self, AckKind};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use self::driver::{EventInput, KeepAlive, OutboundDriver};
+use self::driver::OutboundDriver;
 use self::gate::GateCheck;
+use self::input::{EventInput, KeepAlive};
 use self::target::Target;
 use crate::delivery::Mode;
 use crate::lanes::{Dispatch, LaneWork, Lanes, pull_into};

@@ -182,7 +182,7 @@ impl Pipeline {
                 self.acknowledgements.as_ref().filter(|_| mode.acknowledge)
             {
                 acknowledgements
-                    .acknowledge(route, input, &delivered)
+                    .acknowledge(route, input, &delivered, self.observer())
                     .await
                     .map_err(HostFailure)?;
             }

@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use super::store::{Binding, Registry};
 use super::{LocalPlugin, admit};
-use crate::routes::{Route, ServedVersions, route_config};
+use crate::routes::versions::ServedVersions;
 use millrace_core::config::{Config, PluginSource};
 use millrace_core::sandbox::{PluginComponent, Sandbox};
 
@@ -32,6 +32,11 @@ impl PluginLoader {
             registry,
             loaded: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The configuration routes are built from.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The registry, when there is one.
@@ -102,58 +107,6 @@ impl PluginLoader {
         Ok(plugin)
     }
 
-    /// The route `name` as it serves now (its binding, else its configured plugin), or with the
-    /// plugin at `plugin_override` (a folder or component) when given.
-    pub async fn route(&self, name: &str, plugin_override: Option<&Path>) -> anyhow::Result<Route> {
-        let versions = match plugin_override {
-            Some(path) => ServedVersions {
-                active: self.path(name, path).await?,
-                candidate: None,
-            },
-            None => {
-                let binding = match &self.registry {
-                    Some(registry) => registry.binding(name).await?,
-                    None => None,
-                };
-                self.versions(name, binding.as_ref()).await?
-            }
-        };
-        if self.config.outbound.contains_key(name) {
-            return Route::outbound(&self.config, name, versions);
-        }
-        Route::new(&self.config, name, versions)
-    }
-
-    /// The route `name` mapping through the deployed `version` (`name@version`) when given and
-    /// not what it serves now, else through `plugin_override` or what it serves now.
-    pub async fn route_through(
-        &self,
-        name: &str,
-        version: Option<&str>,
-        plugin_override: Option<&Path>,
-    ) -> anyhow::Result<Route> {
-        let route = self.route(name, plugin_override).await?;
-        match version {
-            Some(wanted) if wanted != route.active().id() => {
-                let active = self.version(wanted).await.with_context(|| {
-                    format!(
-                        "route `{name}` serves {}, and {wanted} cannot be loaded",
-                        route.active().id()
-                    )
-                })?;
-                Route::new(
-                    &self.config,
-                    name,
-                    ServedVersions {
-                        active,
-                        candidate: None,
-                    },
-                )
-            }
-            _ => Ok(route),
-        }
-    }
-
     /// The versions a route serves: its binding when it has one, else its configured plugin.
     pub async fn versions(
         &self,
@@ -161,10 +114,13 @@ impl PluginLoader {
         binding: Option<&Binding>,
     ) -> anyhow::Result<ServedVersions> {
         let Some(binding) = binding else {
-            let source = match self.config.plugin_of(route) {
-                Some(source) => source,
-                None => route_config(&self.config, route)?.plugin_source(),
-            };
+            let source = self.config.plugin_of(route).with_context(|| {
+                format!(
+                    "there is no route `{route}` in {}; its routes are: {}",
+                    self.config.source.display(),
+                    self.config.route_names().join(", ")
+                )
+            })?;
             let active = match source {
                 PluginSource::Registry(id) => self.version(&id).await?,
                 PluginSource::Path(path) => self.path(route, &self.config.resolve(&path)).await?,

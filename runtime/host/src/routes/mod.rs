@@ -2,9 +2,10 @@
 //! (swapped atomically when its binding changes), its limits, retries and governance settings.
 
 mod breaker;
-mod versions;
+pub mod versions;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,6 +95,62 @@ impl Route {
             });
         }
         serving
+    }
+
+    /// The route `name` as it serves now (its binding, else its configured plugin), or with the
+    /// plugin at `plugin_override` (a folder or component) when given.
+    pub async fn load(
+        loader: &PluginLoader,
+        name: &str,
+        plugin_override: Option<&Path>,
+    ) -> anyhow::Result<Route> {
+        let versions = match plugin_override {
+            Some(path) => ServedVersions {
+                active: loader.path(name, path).await?,
+                candidate: None,
+            },
+            None => {
+                let binding = match loader.registry() {
+                    Some(registry) => registry.binding(name).await?,
+                    None => None,
+                };
+                loader.versions(name, binding.as_ref()).await?
+            }
+        };
+        if loader.config().outbound.contains_key(name) {
+            return Route::outbound(loader.config(), name, versions);
+        }
+        Route::new(loader.config(), name, versions)
+    }
+
+    /// The route `name` mapping through the deployed `version` (`name@version`) when given and
+    /// not what it serves now, else through `plugin_override` or what it serves now.
+    pub async fn load_through(
+        loader: &PluginLoader,
+        name: &str,
+        version: Option<&str>,
+        plugin_override: Option<&Path>,
+    ) -> anyhow::Result<Route> {
+        let route = Self::load(loader, name, plugin_override).await?;
+        match version {
+            Some(wanted) if wanted != route.active().id() => {
+                let active = loader.version(wanted).await.with_context(|| {
+                    format!(
+                        "route `{name}` serves {}, and {wanted} cannot be loaded",
+                        route.active().id()
+                    )
+                })?;
+                Route::new(
+                    loader.config(),
+                    name,
+                    ServedVersions {
+                        active,
+                        candidate: None,
+                    },
+                )
+            }
+            _ => Ok(route),
+        }
     }
 
     /// The route `name` of `config`, serving `versions`.

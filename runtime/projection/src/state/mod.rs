@@ -16,12 +16,14 @@ use millrace_core::canonical::{EventData, MovementType, QualityHold, Quantity, S
 
 mod commitment;
 mod hold;
+mod posting;
 mod source;
 mod stock;
 mod work_order;
 
 pub use self::commitment::*;
 pub use self::hold::*;
+pub use self::posting::*;
 pub use self::source::*;
 pub use self::stock::*;
 pub use self::work_order::*;
@@ -44,6 +46,8 @@ pub struct ProjectedEvent {
     pub position: Position,
     /// Marked late by the host: older than the newest event of its business key.
     pub late: bool,
+    /// The business key (CloudEvents `subject`), e.g. `WO-1@PLANT1`.
+    pub business_key: String,
     /// The event.
     pub data: EventData,
 }
@@ -56,6 +60,8 @@ struct Envelope {
     #[serde(rename = "type")]
     kind: String,
     time: String,
+    #[serde(default)]
+    subject: String,
     data: serde_json::Value,
     #[serde(default)]
     sourcesequence: Option<u64>,
@@ -90,6 +96,7 @@ impl ProjectedEvent {
             time: envelope.time,
             position,
             late: envelope.late.unwrap_or(false),
+            business_key: envelope.subject,
             data,
         })
     }

@@ -22,6 +22,7 @@ fn event(id: &str, time: &str, data: EventData) -> ProjectedEvent {
         time: time.into(),
         position: Position::at(time, None).unwrap(),
         late: false,
+        business_key: "WO-1@PLANT1".into(),
         data,
     }
 }

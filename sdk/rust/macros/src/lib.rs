@@ -25,15 +25,18 @@ const VERSIONS: [Version; 2] = [
             include_str!("../../../../wit/mapping@1.0.0/host.wit"),
         ],
     },
-    Version {
-        package: "millrace:mapping@1.1.0",
-        wit: [
-            include_str!("../../../../wit/mapping@1.1.0/mapper.wit"),
-            include_str!("../../../../wit/mapping@1.1.0/canonical.wit"),
-            include_str!("../../../../wit/mapping@1.1.0/host.wit"),
-        ],
-    },
+    MAPPING_1_1_0,
 ];
+
+/// The newest mapping version, which the poster world also uses.
+const MAPPING_1_1_0: Version = Version {
+    package: "millrace:mapping@1.1.0",
+    wit: [
+        include_str!("../../../../wit/mapping@1.1.0/mapper.wit"),
+        include_str!("../../../../wit/mapping@1.1.0/canonical.wit"),
+        include_str!("../../../../wit/mapping@1.1.0/host.wit"),
+    ],
+};
 
 /// Exports a plain mapping function as the plugin's `map`, for the WIT version named by the
 /// `wit` key of the plugin's `plugin.toml`.
@@ -45,15 +48,63 @@ const VERSIONS: [Version; 2] = [
 #[proc_macro]
 pub fn export_mapper(input: TokenStream) -> TokenStream {
     let function = input.to_string();
-    let expansion = match manifest_wit("export_mapper!").and_then(|wit| version(&wit)) {
-        Ok(version) => glue(version, &function),
-        Err(message) => format!("::core::compile_error!({message:?});"),
-    };
+    expand("export_mapper!", |wit| {
+        version(wit).map(|version| glue(version, &function))
+    })
+}
+
+/// The glue `write` makes for the WIT version the plugin's manifest names, or a
+/// `compile_error!` saying why `macro_name` cannot write one.
+fn expand(macro_name: &str, write: impl FnOnce(&str) -> Result<String, String>) -> TokenStream {
+    let expansion = manifest_wit(macro_name)
+        .and_then(|wit| write(&wit))
+        .unwrap_or_else(|message| format!("::core::compile_error!({message:?});"));
     expansion.parse().unwrap_or_default()
 }
 
 /// The lowering of the SDK's canonical types to the generated ones, for every version.
 const LOWER: &str = include_str!("lower.rs.in");
+
+/// The `HOST` table the glue of both worlds installs before each call: through it the SDK's
+/// `log` and `config` reach the WIT `host` interface (`millrace:mapping/host`, which the poster
+/// world imports too).
+const HOST_CALLS: &str = r#"    static HOST: ::millrace_sdk::__export::HostCalls = ::millrace_sdk::__export::HostCalls {
+        log: |level, message, fields| {
+            use ::millrace_sdk::log::Level as L;
+            let level = match level {
+                L::Trace => host::LogLevel::Trace,
+                L::Debug => host::LogLevel::Debug,
+                L::Info => host::LogLevel::Info,
+                L::Warn => host::LogLevel::Warn,
+                L::Error => host::LogLevel::Error,
+            };
+            host::log(level, message, fields)
+        },
+        get_config: |key| host::get_config(key),
+        get_config_all: || host::get_config_all(),
+    };"#;
+
+/// The start of the glue's export module, which the caller's text continues and closes: the
+/// manifest dependency, then the bindings of `world` in the inline `wit`, generated with the
+/// further `generate!` options `options` (lines, or "").
+fn export_module_start(world: &str, wit: &str, options: &str) -> String {
+    format!(
+        r#"
+// Including the manifest makes cargo rebuild the plugin when its `wit` changes.
+const _: &[u8] = ::core::include_bytes!(::core::concat!(
+    ::core::env!("CARGO_MANIFEST_DIR"), "/plugin.toml"));
+
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+#[allow(unsafe_code, missing_docs, clippy::all)]
+mod __millrace_export {{
+    ::millrace_sdk::__wit_bindgen::generate!({{
+        inline: {wit:?},
+        world: "{world}",
+        runtime_path: "::millrace_sdk::__wit_bindgen_rt",
+{options}    }});"#
+    )
+}
 
 /// The export glue of `version` for the mapping function `function`.
 fn glue(version: &Version, function: &str) -> String {
@@ -80,43 +131,17 @@ fn glue(version: &Version, function: &str) -> String {
     let lower = LOWER
         .replace("{EXPIRY_LOG}", expiry_log)
         .replace("{EXPIRY_FIELD}", expiry_field);
+    let bindings = export_module_start("mapper", &wit, "");
     format!(
         r#"
 ::millrace_sdk::__mapper_const!({function});
-
-// Including the manifest makes cargo rebuild the plugin when its `wit` changes.
-const _: &[u8] = ::core::include_bytes!(::core::concat!(
-    ::core::env!("CARGO_MANIFEST_DIR"), "/plugin.toml"));
-
-#[cfg(target_arch = "wasm32")]
-#[doc(hidden)]
-#[allow(unsafe_code, missing_docs, clippy::all)]
-mod __millrace_export {{
-    ::millrace_sdk::__wit_bindgen::generate!({{
-        inline: {wit:?},
-        world: "mapper",
-        runtime_path: "::millrace_sdk::__wit_bindgen_rt",
-    }});
+{bindings}
 
     use self::millrace::mapping::canonical as w;
     use self::millrace::mapping::host;
     use ::millrace_sdk::canonical as c;
 
-    static HOST: ::millrace_sdk::__export::HostCalls = ::millrace_sdk::__export::HostCalls {{
-        log: |level, message, fields| {{
-            use ::millrace_sdk::log::Level as L;
-            let level = match level {{
-                L::Trace => host::LogLevel::Trace,
-                L::Debug => host::LogLevel::Debug,
-                L::Info => host::LogLevel::Info,
-                L::Warn => host::LogLevel::Warn,
-                L::Error => host::LogLevel::Error,
-            }};
-            host::log(level, message, fields)
-        }},
-        get_config: |key| host::get_config(key),
-        get_config_all: || host::get_config_all(),
-    }};
+{HOST_CALLS}
 
     struct MillraceMapper;
 
@@ -172,7 +197,7 @@ const POSTER_VERSIONS: [&str; 1] = ["millrace:outbound@1.0.0"];
 /// `package` line first) and the mapping package it uses, nested (`package ... { ... }`), so
 /// one string carries both without a `deps` folder.
 fn poster_wit() -> String {
-    let mapper = include_str!("../../../../wit/mapping@1.1.0/mapper.wit");
+    let [mapper, canonical, host] = MAPPING_1_1_0.wit;
     // The nested package takes the mapping files' items without their `package` line.
     let types = mapper
         .lines()
@@ -180,10 +205,9 @@ fn poster_wit() -> String {
         .collect::<Vec<_>>()
         .join("\n");
     format!(
-        "{}\npackage millrace:mapping@1.1.0 {{\n{}\n{}\n{types}\n}}\n",
+        "{}\npackage {} {{\n{canonical}\n{host}\n{types}\n}}\n",
         include_str!("../../../../wit/outbound@1.0.0/posting.wit"),
-        include_str!("../../../../wit/mapping@1.1.0/canonical.wit"),
-        include_str!("../../../../wit/mapping@1.1.0/host.wit"),
+        MAPPING_1_1_0.package,
     )
 }
 
@@ -193,11 +217,9 @@ fn poster_wit() -> String {
 #[proc_macro]
 pub fn export_poster(input: TokenStream) -> TokenStream {
     let poster = input.to_string();
-    let expansion = match manifest_wit("export_poster!").and_then(|wit| poster_version(&wit)) {
-        Ok(_) => poster_glue(&poster),
-        Err(message) => format!("::core::compile_error!({message:?});"),
-    };
-    expansion.parse().unwrap_or_default()
+    expand("export_poster!", |wit| {
+        poster_version(wit).map(|_| poster_glue(&poster))
+    })
 }
 
 /// The poster version `wit` names.
@@ -220,13 +242,10 @@ const LIFT: &str = include_str!("lift.rs.in");
 
 /// The export glue of the `poster` world for the type `poster`.
 fn poster_glue(poster: &str) -> String {
-    let wit = poster_wit();
+    // The canonical model and the host interface live in the (nested) mapping package.
+    let bindings = export_module_start("poster", &poster_wit(), "        generate_all,\n");
     format!(
         r#"
-// Including the manifest makes cargo rebuild the plugin when its `wit` changes.
-const _: &[u8] = ::core::include_bytes!(::core::concat!(
-    ::core::env!("CARGO_MANIFEST_DIR"), "/plugin.toml"));
-
 // The exported type, named where the macro is used (any path works), and checked on every
 // target, so a native `cargo test` already says when it does not implement `Poster`.
 #[doc(hidden)]
@@ -235,18 +254,7 @@ const _: fn() = || {{
     fn implements_poster<P: ::millrace_sdk::posting::Poster>() {{}}
     implements_poster::<__MillracePoster>();
 }};
-
-#[cfg(target_arch = "wasm32")]
-#[doc(hidden)]
-#[allow(unsafe_code, missing_docs, clippy::all)]
-mod __millrace_export {{
-    ::millrace_sdk::__wit_bindgen::generate!({{
-        inline: {wit:?},
-        world: "poster",
-        runtime_path: "::millrace_sdk::__wit_bindgen_rt",
-        // The canonical model and the host interface live in the (nested) mapping package.
-        generate_all,
-    }});
+{bindings}
 
     use self::millrace::mapping::canonical as w;
     use self::millrace::mapping::host;
@@ -254,21 +262,7 @@ mod __millrace_export {{
     use ::millrace_sdk::canonical as c;
     use ::millrace_sdk::posting as s;
 
-    static HOST: ::millrace_sdk::__export::HostCalls = ::millrace_sdk::__export::HostCalls {{
-        log: |level, message, fields| {{
-            use ::millrace_sdk::log::Level as L;
-            let level = match level {{
-                L::Trace => host::LogLevel::Trace,
-                L::Debug => host::LogLevel::Debug,
-                L::Info => host::LogLevel::Info,
-                L::Warn => host::LogLevel::Warn,
-                L::Error => host::LogLevel::Error,
-            }};
-            host::log(level, message, fields)
-        }},
-        get_config: |key| host::get_config(key),
-        get_config_all: || host::get_config_all(),
-    }};
+{HOST_CALLS}
 
     struct MillracePoster;
 

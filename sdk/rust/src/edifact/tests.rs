@@ -1,6 +1,7 @@
 //! Unit tests of the EDIFACT reader with small inline interchanges and the staedi sample.
 
 use super::*;
+use crate::canonical::Quantity;
 
 const MSG: &str = "UNH+1+DESADV:D:96A:UN:EAN005'BGM+351+DES1+9'QTY+12:12.5:KGM'UNT+4+1'";
 
@@ -305,4 +306,73 @@ fn a_line_naming_two_batches_is_refused() {
     let error = format!("{:?}", line_batch(&refs).unwrap_err());
     assert!(error.contains("two batches, 'B-1' (GIN BX"), "{error}");
     assert!(error.contains("'B-2' (RFF BT"), "{error}");
+}
+
+#[test]
+fn splits_a_message_into_header_and_lines() {
+    let text = doc(
+        "UNH+1+RECADV:D:96A:UN'BGM+352+R1'DTM+50:20260714:102'CPS+1'\
+         LIN+1++A:SA'QTY+194:5'CPS+2'GIN+BJ+S1'LIN+2++B:SA'QTY+48:2'CNT+2:2'UNT+12+1'",
+    );
+    let interchange = parse(text.as_bytes()).unwrap();
+    let message = &interchange.messages[0];
+    let tags = |segments: &[&Segment<'_>]| {
+        segments
+            .iter()
+            .map(|s| s.tag.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(tags(&message.header()), ["BGM", "DTM"]);
+    let lines = message.lines();
+    assert_eq!(
+        lines.iter().map(|l| tags(l)).collect::<Vec<_>>(),
+        [["LIN", "QTY"], ["LIN", "QTY"]]
+    );
+    assert_eq!(
+        message.beginning(&message.header()).unwrap().value(2, 1),
+        "R1"
+    );
+    let header = message.header();
+    assert_eq!(
+        qualified(&header, "DTM", &["11", "50"])
+            .unwrap()
+            .value(1, 2),
+        "20260714"
+    );
+    assert!(qualified(&header, "DTM", &["137"]).is_none());
+}
+
+#[test]
+fn reads_quantities_in_the_interchange_decimal_mark() {
+    let text = "UNA:+,? 'UNB+UNOC:3+S+R+260714:1200+9'UNH+1+INVRPT:D:96A:UN'QTY+145:12,5:KGM'\
+                QTY+145:-1'QTY+12:3:kilo'UNT+5+1'UNZ+1+9'";
+    let interchange = parse(text.as_bytes()).unwrap();
+    let segments = &interchange.messages[0].segments;
+    assert_eq!(
+        interchange.quantity(&segments[0]).unwrap(),
+        Quantity::new("12.5", "KGM")
+    );
+    assert_eq!(
+        interchange.quantity(&segments[1]).unwrap(),
+        Quantity::new("-1", "PCE")
+    );
+    assert_eq!(
+        interchange
+            .stock_quantity(&segments[1])
+            .unwrap_err()
+            .message(),
+        "segment 4 (QTY) at line 1, QTY 145 quantity: '-1' is negative"
+    );
+    assert_eq!(
+        interchange.quantity(&segments[2]).unwrap_err().message(),
+        "segment 5 (QTY) at line 1, QTY 12 unit: 'kilo' is not a UN/ECE Recommendation 20 code"
+    );
+    let other = interchange
+        .messages_of("DESADV", "a DESADV despatch advice")
+        .next()
+        .unwrap();
+    assert_eq!(
+        other.unwrap_err().message(),
+        "message 1 (segment 2) is an INVRPT message, not a DESADV despatch advice"
+    );
 }

@@ -8,6 +8,8 @@
 //!
 //! A completion whose work order is `WO-INCOMPLETE` is refused with `incomplete-event`. The route
 //! configuration `version = "<text>"` adds `"version": "<text>"` to every body (for shadow tests).
+//! Built with the feature `v2` (the `poster-v2` guest, version 2.0.0), every body also carries
+//! `"format": 2`: a shadow of version 2 renders requests that differ from version 1's.
 //!
 //! Answers: 2xx is `posted` with the body's `document` (or empty), 429 and 5xx `try-again`, any
 //! other status `rejected` with the body as text.
@@ -29,6 +31,9 @@ fn request(target: &str, method: Method, path: &str, body: serde_json::Value) ->
     let mut body = body;
     if let (Some(version), Some(object)) = (host::get_config("version"), body.as_object_mut()) {
         object.insert("version".into(), version.into());
+    }
+    if let (true, Some(object)) = (cfg!(feature = "v2"), body.as_object_mut()) {
+        object.insert("format".into(), 2.into());
     }
     Request {
         target: target.into(),

@@ -1,0 +1,331 @@
+//! The read side of postings: per (event, target) whether it is posted (with the target's
+//! document id), rejected (with the reason) or pending, and the figures an operator watches:
+//! backlog, oldest pending and posting delay per target, rejections by reason per target and
+//! per site. Answers "which production orders failed to post, which inventory movements are
+//! delayed, which plants generate exception spikes".
+//!
+//! Pending is decided at query time: an event an outbound route took (read from CANONICAL) is
+//! pending at each of the route's targets that has not acknowledged a request of it, until the
+//! route's consumer has finished it (its ack floor passed the event: the plugin sent it
+//! nowhere else, or it was dead-lettered) or a target rejected it.
+
+use std::collections::BTreeMap;
+
+use async_nats::jetstream;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::ProjectionError;
+use super::query::{Visibility, matches};
+use super::state::PostingRecord;
+use millrace_core::config::Config;
+use millrace_core::posting::acknowledgement::PostingOutcome;
+
+/// Postings listed when the filter says no `limit`.
+const DEFAULT_LIMIT: usize = 200;
+
+/// Where a posting stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PostingState {
+    /// Not yet acknowledged by the target: in a host's hands (retrying, waiting on the
+    /// breaker or a gate) or still on the stream.
+    Pending,
+    /// The target refused it for good; the event is dead-lettered.
+    Rejected,
+    /// The target booked it.
+    Posted,
+}
+
+/// Which postings to show; every field left out matches all. `state` and `limit` narrow the
+/// list only; the figures count every posting the other fields match.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PostingFilter {
+    /// Site code.
+    pub site: Option<String>,
+    /// Target.
+    pub target: Option<String>,
+    /// Event kind, e.g. `production-completion`.
+    pub kind: Option<String>,
+    /// Outbound route.
+    pub route: Option<String>,
+    /// Only postings in this state.
+    pub state: Option<PostingState>,
+    /// At most this many postings listed (default 200): pending first (oldest first), then
+    /// rejected, then posted (newest first).
+    pub limit: Option<usize>,
+}
+
+/// One request of one event at one target.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PostingView {
+    /// The outbound route.
+    pub route: String,
+    /// The canonical event id.
+    pub event_id: String,
+    /// The event kind.
+    pub kind: String,
+    /// The site.
+    pub site: String,
+    /// The business key, e.g. `WO-1@PLANT1`.
+    pub business_key: String,
+    /// When the event happened at the source (RFC 3339).
+    pub source_time: String,
+    /// The target.
+    pub target: String,
+    /// The request's index among the event's requests (none while pending).
+    pub request: Option<usize>,
+    /// Posted, rejected or pending.
+    pub state: PostingState,
+    /// The target's document id, when posted.
+    pub document: Option<String>,
+    /// Why the target rejected it.
+    pub reason: Option<String>,
+    /// The answer's status.
+    pub status: Option<u16>,
+    /// When the target acknowledged it (RFC 3339).
+    pub acknowledged_at: Option<String>,
+    /// Source time to acknowledgement, seconds: the posting delay.
+    pub delay_seconds: Option<f64>,
+    /// While pending: seconds since the source time.
+    pub pending_seconds: Option<i64>,
+}
+
+/// Posting delays (source time to acknowledgement) of posted requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Delay {
+    /// Requests posted.
+    pub count: u64,
+    /// Mean delay, seconds.
+    pub mean_seconds: Option<f64>,
+    /// Longest delay, seconds.
+    pub max_seconds: Option<f64>,
+}
+
+impl Delay {
+    fn add(&mut self, seconds: f64) {
+        let sum = self.mean_seconds.unwrap_or(0.0) * self.count as f64 + seconds;
+        self.count += 1;
+        self.mean_seconds = Some(sum / self.count as f64);
+        self.max_seconds = Some(self.max_seconds.map_or(seconds, |m| m.max(seconds)));
+    }
+}
+
+/// Counts by state and rejections by reason.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PostingCounts {
+    /// Requests posted.
+    pub posted: u64,
+    /// Requests rejected.
+    pub rejected: u64,
+    /// Postings pending: the backlog.
+    pub pending: u64,
+    /// Rejections by reason.
+    pub rejections: BTreeMap<String, u64>,
+}
+
+impl PostingCounts {
+    fn count(&mut self, posting: &PostingView) {
+        match posting.state {
+            PostingState::Posted => self.posted += 1,
+            PostingState::Pending => self.pending += 1,
+            PostingState::Rejected => {
+                self.rejected += 1;
+                let reason = posting.reason.clone().unwrap_or_default();
+                *self.rejections.entry(reason).or_default() += 1;
+            }
+        }
+    }
+}
+
+/// One target's postings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct TargetPostings {
+    /// The target.
+    pub target: String,
+    /// Counts and rejections by reason.
+    #[serde(flatten)]
+    pub counts: PostingCounts,
+    /// Source time of the oldest pending posting (RFC 3339).
+    pub oldest_pending: Option<String>,
+    /// Its age, seconds.
+    pub oldest_pending_seconds: Option<i64>,
+    /// Posting delay of the posted requests.
+    pub delay: Delay,
+}
+
+/// One site's postings: where exceptions come from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SitePostings {
+    /// The site.
+    pub site: String,
+    /// Counts and rejections by reason.
+    #[serde(flatten)]
+    pub counts: PostingCounts,
+}
+
+/// Postings and their figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PostingsView {
+    /// Per target, sorted by name.
+    pub targets: Vec<TargetPostings>,
+    /// Per site, sorted by code.
+    pub sites: Vec<SitePostings>,
+    /// The postings themselves (see [`PostingFilter::limit`]).
+    pub postings: Vec<PostingView>,
+}
+
+/// How far each outbound route's consumer on CANONICAL has finished events: its ack floor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RouteProgress(BTreeMap<String, u64>);
+
+impl RouteProgress {
+    /// Reads the ack floor of every outbound route of `config`; a route whose consumer cannot
+    /// be read has none (its events stay pending until acknowledged).
+    pub async fn read(js: &jetstream::Context, config: &Config) -> Self {
+        let mut floors = BTreeMap::new();
+        let Ok(stream) = js.get_stream(&config.streams.canonical).await else {
+            return Self(floors);
+        };
+        for (route, outbound) in &config.outbound {
+            let name = millrace_transport::route_consumer_name(route, &outbound.subjects);
+            if let Ok(info) = stream.consumer_info(&name).await {
+                floors.insert(route.clone(), info.ack_floor.stream_sequence);
+            }
+        }
+        Self(floors)
+    }
+
+    /// True when `route`'s consumer finished the event at `sequence`.
+    fn finished(&self, route: &str, sequence: u64) -> bool {
+        self.0.get(route).is_some_and(|floor| sequence <= *floor)
+    }
+}
+
+/// The postings of one record, per request acknowledged and per target still pending.
+fn postings_of(
+    record: PostingRecord,
+    progress: &RouteProgress,
+    now: OffsetDateTime,
+) -> Vec<PostingView> {
+    let view = |target: &str, state| PostingView {
+        route: record.key.route.clone(),
+        event_id: record.key.event_id.clone(),
+        kind: record.event.kind.clone(),
+        site: record.event.site.clone(),
+        business_key: record.event.business_key.clone(),
+        source_time: record.event.source_time.clone(),
+        target: target.to_owned(),
+        request: None,
+        state,
+        document: None,
+        reason: None,
+        status: None,
+        acknowledged_at: None,
+        delay_seconds: None,
+        pending_seconds: None,
+    };
+    let mut out: Vec<PostingView> = record
+        .requests
+        .iter()
+        .map(|(index, r)| {
+            let state = match r.outcome {
+                PostingOutcome::Posted => PostingState::Posted,
+                PostingOutcome::Rejected => PostingState::Rejected,
+            };
+            PostingView {
+                request: Some(*index),
+                document: r.document.clone(),
+                reason: r.reason.clone(),
+                status: Some(r.status),
+                acknowledged_at: Some(r.acknowledged_at.clone()),
+                delay_seconds: Some(r.delay_seconds),
+                ..view(&r.target, state)
+            }
+        })
+        .collect();
+    let finished = record.rejected()
+        || record
+            .due
+            .as_ref()
+            .is_none_or(|due| progress.finished(&record.key.route, due.sequence));
+    if !finished {
+        let age = OffsetDateTime::parse(&record.event.source_time, &Rfc3339)
+            .map_or(0, |t| (now - t).whole_seconds().max(0));
+        for target in record.unacknowledged_targets() {
+            out.push(PostingView {
+                pending_seconds: Some(age),
+                ..view(target, PostingState::Pending)
+            });
+        }
+    }
+    out
+}
+
+impl Visibility {
+    /// The postings matching `filter` with their figures, pending decided with `progress`.
+    pub async fn postings(
+        &self,
+        filter: &PostingFilter,
+        progress: &RouteProgress,
+    ) -> Result<PostingsView, ProjectionError> {
+        let records: Vec<PostingRecord> = self.buckets.read_all(&self.buckets.postings).await?;
+        let now = OffsetDateTime::now_utc();
+        let mut postings: Vec<PostingView> = records
+            .into_iter()
+            .flat_map(|r| postings_of(r, progress, now))
+            .filter(|p| {
+                matches(&filter.site, Some(&p.site))
+                    && matches(&filter.target, Some(&p.target))
+                    && matches(&filter.kind, Some(&p.kind))
+                    && matches(&filter.route, Some(&p.route))
+            })
+            .collect();
+        let mut targets: BTreeMap<String, TargetPostings> = BTreeMap::new();
+        let mut sites: BTreeMap<String, SitePostings> = BTreeMap::new();
+        for p in &postings {
+            let target = targets
+                .entry(p.target.clone())
+                .or_insert_with(|| TargetPostings {
+                    target: p.target.clone(),
+                    ..TargetPostings::default()
+                });
+            target.counts.count(p);
+            if let Some(seconds) = p.delay_seconds.filter(|_| p.state == PostingState::Posted) {
+                target.delay.add(seconds);
+            }
+            if p.state == PostingState::Pending && target.oldest_pending_seconds < p.pending_seconds
+            {
+                target.oldest_pending = Some(p.source_time.clone());
+                target.oldest_pending_seconds = p.pending_seconds;
+            }
+            sites
+                .entry(p.site.clone())
+                .or_insert_with(|| SitePostings {
+                    site: p.site.clone(),
+                    ..SitePostings::default()
+                })
+                .counts
+                .count(p);
+        }
+        postings.retain(|p| filter.state.is_none_or(|s| p.state == s));
+        postings.sort_by(|a, b| {
+            let time = if a.state == PostingState::Posted {
+                b.source_time.cmp(&a.source_time)
+            } else {
+                a.source_time.cmp(&b.source_time)
+            };
+            (a.state.cmp(&b.state))
+                .then(time)
+                .then_with(|| (&a.event_id, a.request).cmp(&(&b.event_id, b.request)))
+        });
+        postings.truncate(filter.limit.unwrap_or(DEFAULT_LIMIT));
+        Ok(PostingsView {
+            targets: targets.into_values().collect(),
+            sites: sites.into_values().collect(),
+            postings,
+        })
+    }
+}
