@@ -8,7 +8,11 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream;
 use millrace::config::Config;
+use millrace::delivery::Delivery;
+use millrace::pipeline::Pipeline;
 use millrace::registry::LocalPlugin;
+use millrace::registry::loader::PluginLoader;
+use millrace::routes::RouteTable;
 use millrace::sandbox::{PluginComponent, Sandbox};
 use millrace::transport::{
     self,
@@ -119,8 +123,18 @@ impl Setup {
     /// trips (ordering flags, business idempotency) off, as the other arms do without it, and
     /// every worker open to either route (by default a route of several gets all workers but
     /// one, a guard against hostile routes that would leave the 856 route one worker of two).
+    ///
+    /// With `MILLRACE_BENCH_GOVERNED=1` in the environment the routes keep the governance on
+    /// (`ordering = "flag"`, `idempotency = true`): the figure of (c) with its key-value round
+    /// trips (docs/PERFORMANCE.md, batched state).
     pub fn host_config(&self, arm: Arm, url: &str, workers: usize) -> String {
         let (shift, asn) = self.plugin_dirs(arm);
+        let governed = std::env::var("MILLRACE_BENCH_GOVERNED").is_ok_and(|v| v == "1");
+        let (ordering, idempotency) = if governed {
+            ("flag", true)
+        } else {
+            ("off", false)
+        };
         format!(
             r#"[nats]
 url = "{url}"
@@ -135,15 +149,15 @@ state_dir = "{state}"
 subjects = ["{shift_subjects}"]
 plugin = "{shift}"
 config = {{ site = "{site}" }}
-ordering = "off"
-idempotency = false
+ordering = "{ordering}"
+idempotency = {idempotency}
 
 [routes.asn]
 subjects = ["{asn_subjects}"]
 plugin = "{asn}"
 config = {{ site = "{site}" }}
-ordering = "off"
-idempotency = false
+ordering = "{ordering}"
+idempotency = {idempotency}
 "#,
             lanes = service::LANES,
             state = self.state_dir.display(),
@@ -369,11 +383,14 @@ pub async fn start(
             source().await?,
         )),
         (Arm::Rust | Arm::Python | Arm::JavaScript, Mode::Core) => {
-            let (shift, asn) = setup.plugin_dirs(arm);
-            let mapping = Mapping::Sandbox {
-                pool: millrace::workers::WorkerPool::start(2)?,
-                shift: (setup.load(&shift).await?, Mapping::route_context("shift")),
-                asn: (setup.load(&asn).await?, Mapping::route_context("asn")),
+            let config = Arc::new(config.clone());
+            let loader = PluginLoader::new(config.clone(), setup.sandbox.clone(), None);
+            let routes = RouteTable::load(&config, &loader, &Default::default()).await?;
+            let delivery = Delivery::open(&js, &config.governance).await?;
+            let pool = millrace::workers::WorkerPool::start(config.host.workers)?;
+            let mapping = Mapping::Pipeline {
+                pipeline: Box::new(Pipeline::new(pool, delivery, js.clone())),
+                routes,
             };
             Some(in_process(mapping, Source::Core))
         }

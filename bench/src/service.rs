@@ -1,25 +1,29 @@
 //! The in-process services of the bench: subscribe (core NATS) or pull (JetStream), map, publish.
 //!
-//! One loop serves arms (a), (b) and the core-NATS figures of (c) and (d); only the mapping step
-//! differs. Like the millrace host it keeps per-subject order with ordered lanes (one message
-//! of a subject in flight at a time, subjects spread over lanes by the host's own hash). On
-//! JetStream it consumes through the host's durable pull consumers, publishes the events
-//! pipelined, waits until JetStream stored them all, and only then acks: at-least-once, as the
-//! host. The JetStream figures of (c) and (d) come from the millrace host itself
-//! (`millrace::host::HostBuilder`), not from this loop.
+//! One service serves arms (a), (b) and the core-NATS figures of (c) and (d); only the mapping
+//! step differs. It runs on the host's own lanes (`millrace::lanes`): per-subject order (the
+//! messages of a subject mapped one at a time and their events sent in order, subjects spread
+//! over lanes by the host's own hash). On JetStream it consumes through the host's durable pull
+//! consumers with the host's pull loop, and, as the host, maps a lane's next message while the
+//! last ones' events await their acks, acking each raw message once JetStream stored all its
+//! events: at-least-once. On core NATS the (c) and (d) arms are the host's pipeline
+//! (`Pipeline::map`: version pick, admission, breaker, retries, event checks) on the host's
+//! routes, then the host's envelope and a core publish. The JetStream figures of (c) and (d)
+//! come from the millrace host itself (`millrace::host::HostBuilder`), not from this service.
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use async_nats::jetstream::{self, consumer::PullConsumer};
+use async_nats::jetstream::{self, consumer::PullConsumer, context::PublishAckFuture};
 use async_nats::{HeaderMap, header};
 use bytes::Bytes;
 use futures::StreamExt;
 use millrace::canonical::{CloudEvent, Lineage, MappedEvent};
 use millrace::config::Limits;
-use millrace::sandbox::{PluginComponent, RawMessage, RouteContext};
-use millrace::workers::WorkerPool;
-use tokio::sync::mpsc;
+use millrace::lanes::{Dispatch, LaneWork, Lanes, pull_into};
+use millrace::pipeline::{Pipeline, RawInput};
+use millrace::routes::RouteTable;
+use millrace::sandbox::RouteContext;
 use tokio_util::sync::CancellationToken;
 
 /// Ordered lanes, as the host's default `host.partitions`.
@@ -31,14 +35,13 @@ pub enum Mapping {
     Passthrough,
     /// Arm (b): the plugins' mapping code compiled into this binary, on its own threads.
     Native(crate::native::NativePool),
-    /// Arms (c) and (d) on core NATS: the millrace worker pool and sandbox, the host's call path.
-    Sandbox {
-        /// The host's worker pool.
-        pool: WorkerPool,
-        /// The shift-report plugin and its route.
-        shift: (Arc<PluginComponent>, Arc<RouteContext>),
-        /// The 856 plugin and its route.
-        asn: (Arc<PluginComponent>, Arc<RouteContext>),
+    /// Arms (c) and (d) on core NATS: the host's pipeline on the host's routes (`shift`,
+    /// `asn`), loaded from the arm's host configuration.
+    Pipeline {
+        /// The host's pipeline (its worker pool and sandbox sessions).
+        pipeline: Box<Pipeline>,
+        /// The routes.
+        routes: RouteTable,
     },
 }
 
@@ -59,7 +62,8 @@ struct Incoming {
 }
 
 impl Mapping {
-    /// The route context of the sandbox arms.
+    /// A route context for calling a plugin on the worker pool directly (`--calls`, the
+    /// output check).
     pub fn route_context(name: &str) -> Arc<RouteContext> {
         let config = [("site".to_owned(), crate::SITE.to_owned())]
             .into_iter()
@@ -91,22 +95,30 @@ impl Mapping {
                 let plugin = if asn { "x12-856" } else { "mes-shift-report" };
                 (events, plugin.to_owned(), "1.0.0".to_owned())
             }
-            Mapping::Sandbox {
-                pool,
-                shift,
-                asn: notice,
-            } => {
-                let (plugin, route) = if asn { notice } else { shift };
-                let raw = RawMessage {
-                    subject: incoming.subject.clone(),
-                    headers: Vec::new(),
-                    payload: incoming.payload.to_vec(),
-                };
-                let events = pool
-                    .call(plugin.clone(), route.clone(), raw)
-                    .await?
+            Mapping::Pipeline { pipeline, routes } => {
+                let name = if asn { "asn" } else { "shift" };
+                let route = routes
+                    .get(name)
+                    .with_context(|| format!("no route {name}"))?;
+                let input = RawInput::new(
+                    incoming.subject.clone(),
+                    incoming.headers.clone(),
+                    incoming.payload.clone(),
+                    "RAW",
+                    incoming.sequence,
+                );
+                let mapped = pipeline
+                    .map(route, &input)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("host failure: {e}"))?;
+                let events = mapped
+                    .outcome
                     .map_err(|e| anyhow::anyhow!("plugin call failed: {e}"))?;
-                (events, plugin.name.clone(), plugin.version.clone())
+                (
+                    events,
+                    mapped.plugin.name.clone(),
+                    mapped.plugin.version.clone(),
+                )
             }
         };
         let lineage = Lineage {
@@ -147,6 +159,9 @@ pub enum Source {
     JetStream(Vec<PullConsumer>),
 }
 
+/// Messages per lane whose events await their acks while the lane maps the next, as the host.
+const DEPTH: usize = 16;
+
 /// Runs a service on its own connection until `stop`.
 pub async fn run(
     client: async_nats::Client,
@@ -156,25 +171,19 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let js = jetstream::new(client.clone());
     let jetstream_mode = matches!(source, Source::JetStream(_));
-    let mut lanes = Vec::with_capacity(LANES);
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..LANES {
-        let (tx, mut rx) = mpsc::channel::<Incoming>(32);
-        let (client, js, mapping) = (client.clone(), js.clone(), mapping.clone());
-        tasks.spawn(async move {
-            while let Some(incoming) = rx.recv().await {
-                if let Err(e) = process(&client, &js, &mapping, incoming, jetstream_mode).await {
-                    eprintln!("bench service: {e:#}");
-                }
-            }
-        });
-        lanes.push(tx);
-    }
+    let work = Arc::new(Service {
+        client: client.clone(),
+        js,
+        mapping,
+        jetstream_mode,
+    });
+    let depth = if jetstream_mode { DEPTH } else { 0 };
+    let lanes = Lanes::start(work, LANES, 32, depth, &stop, &mut tasks);
     let mut feeds = tokio::task::JoinSet::new();
     match source {
         Source::Core => {
             let mut subscription = client.subscribe("raw.>").await?;
-            let lanes = lanes.clone();
             feeds.spawn(async move {
                 while let Some(m) = subscription.next().await {
                     let incoming = Incoming {
@@ -185,73 +194,108 @@ pub async fn run(
                         message: None,
                     };
                     let lane = millrace::subjects::lane(&incoming.subject, lanes.len());
-                    if lanes[lane].send(incoming).await.is_err() {
-                        return;
+                    if !lanes.send(lane, incoming).await {
+                        break;
                     }
                 }
+                Ok(())
             });
         }
         Source::JetStream(consumers) => {
             for consumer in consumers {
-                let mut messages = consumer.messages().await?;
-                let lanes = lanes.clone();
-                feeds.spawn(async move {
-                    while let Some(Ok(m)) = messages.next().await {
-                        let sequence = m.info().map_or(0, |i| i.stream_sequence);
-                        let incoming = Incoming {
-                            subject: m.subject.to_string(),
-                            headers: m.headers.clone(),
-                            payload: m.payload.clone(),
-                            sequence,
-                            message: Some(m),
-                        };
-                        let lane = millrace::subjects::lane(&incoming.subject, lanes.len());
-                        if lanes[lane].send(incoming).await.is_err() {
-                            return;
-                        }
-                    }
-                });
+                let (lanes, stop) = (lanes.clone(), stop.clone());
+                feeds.spawn(
+                    async move { pull_into(consumer, None, "bench", Feed, lanes, stop).await },
+                );
             }
         }
     }
     stop.cancelled().await;
     feeds.abort_all();
-    drop(lanes);
     tasks.abort_all();
     Ok(())
 }
 
-async fn process(
-    client: &async_nats::Client,
-    js: &jetstream::Context,
-    mapping: &Mapping,
-    incoming: Incoming,
+/// Hands raw messages pulled from JetStream to the lane of their subject.
+struct Feed;
+
+impl Dispatch for Feed {
+    type Item = Incoming;
+
+    fn dispatch(&self, m: jetstream::Message, lanes: usize) -> (usize, Incoming) {
+        let sequence = m.info().map_or(0, |i| i.stream_sequence);
+        let incoming = Incoming {
+            subject: m.subject.to_string(),
+            headers: m.headers.clone(),
+            payload: m.payload.clone(),
+            sequence,
+            message: Some(m),
+        };
+        (millrace::subjects::lane(&incoming.subject, lanes), incoming)
+    }
+}
+
+/// The lanes' work: map and publish (begin), then on JetStream await the acks and ack the raw
+/// message (finish).
+struct Service {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    mapping: Arc<Mapping>,
     jetstream_mode: bool,
-) -> anyhow::Result<()> {
-    let outputs = mapping.outputs(&incoming).await?;
-    if !jetstream_mode {
-        for output in outputs {
-            client
-                .publish_with_headers(output.subject, output.headers, output.body)
-                .await?;
+}
+
+/// A message whose events are sent: their acks and the raw message to ack.
+type Sent = Option<(Vec<PublishAckFuture>, Option<jetstream::Message>)>;
+
+impl LaneWork for Service {
+    type Item = Incoming;
+    type Begun = Sent;
+
+    async fn begin(&self, incoming: Incoming) -> Sent {
+        match self.publish(incoming).await {
+            Ok(sent) => sent,
+            Err(e) => {
+                eprintln!("bench service: {e:#}");
+                None
+            }
         }
-        return Ok(());
     }
-    let mut acks = Vec::with_capacity(outputs.len());
-    for output in outputs {
-        acks.push(
-            js.publish_with_headers(output.subject, output.headers, output.body)
-                .await?,
-        );
+
+    async fn finish(&self, sent: Sent) {
+        let Some((acks, message)) = sent else { return };
+        for ack in acks {
+            if let Err(e) = ack.await {
+                eprintln!("bench service: JetStream did not store an event: {e}");
+                return;
+            }
+        }
+        if let Some(message) = message
+            && let Err(e) = message.ack().await
+        {
+            eprintln!("bench service: ack: {e}");
+        }
     }
-    for ack in acks {
-        ack.await.context("JetStream did not store an event")?;
+}
+
+impl Service {
+    async fn publish(&self, incoming: Incoming) -> anyhow::Result<Sent> {
+        let outputs = self.mapping.outputs(&incoming).await?;
+        if !self.jetstream_mode {
+            for output in outputs {
+                self.client
+                    .publish_with_headers(output.subject, output.headers, output.body)
+                    .await?;
+            }
+            return Ok(None);
+        }
+        let mut acks = Vec::with_capacity(outputs.len());
+        for output in outputs {
+            acks.push(
+                self.js
+                    .publish_with_headers(output.subject, output.headers, output.body)
+                    .await?,
+            );
+        }
+        Ok(Some((acks, incoming.message)))
     }
-    if let Some(message) = incoming.message {
-        message
-            .ack()
-            .await
-            .map_err(|e| anyhow::anyhow!("ack: {e}"))?;
-    }
-    Ok(())
 }

@@ -241,3 +241,54 @@ async fn a_host_killed_mid_stream_loses_and_duplicates_nothing() {
     assert_eq!(stream_len(&js, "DLQ").await, 0);
     assert_eq!(host.stop().code(), Some(0), "a graceful stop exits cleanly");
 }
+
+/// A lane maps its next message while the last ones' events await their acks: the events of
+/// one subject are still stored in the order of their raw messages, every one once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_lanes_store_a_subjects_events_in_raw_order() {
+    const MESSAGES: usize = 300;
+    // Some fixtures map to no event (a report with no records): those messages add none.
+    let nats = Nats::start();
+    // Resends allowed (the same fixtures again and again), so every message publishes events.
+    let route = fixture_route(
+        "mes",
+        &plugin("plugins/mes-shift-report"),
+        "raw.mes.*.shift-report",
+        "idempotency = false\nordering = \"off\"",
+    );
+    let config = nats.config(&route);
+    let js = async_nats::jetstream::new(nats.client().await);
+    let _host = Host::start(&config, &js, &[CONSUMER]).await;
+
+    let (good, _) = mes_fixtures();
+    let (mut expected, mut mapping) = (0, 0);
+    for i in 0..MESSAGES {
+        let (payload, events) = &good[i % good.len()];
+        publish(&js, SUBJECT, payload, &format!("pipelined-{i}")).await;
+        expected += events.len();
+        mapping += usize::from(!events.is_empty());
+    }
+    let stored = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        expected,
+        Duration::from_secs(1),
+    )
+    .await;
+    assert_eq!(stored.len(), expected, "every event once");
+    let sequences: Vec<u64> = stored
+        .iter()
+        .map(|e| e.json()["rawsequence"].as_u64().unwrap())
+        .collect();
+    assert!(
+        sequences.windows(2).all(|w| w[0] <= w[1]),
+        "events stored out of their raw messages' order: {sequences:?}"
+    );
+    let raw: BTreeSet<u64> = sequences.iter().copied().collect();
+    assert_eq!(
+        raw.len(),
+        mapping,
+        "every raw message with events delivered"
+    );
+}

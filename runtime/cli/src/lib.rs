@@ -11,8 +11,8 @@ pub use millrace_core::{
     canonical, config, digest, names, posting, rules, sandbox, subjects, workers,
 };
 pub use millrace_host::{
-    acknowledgements, admin, approval, audit, contracts, delivery, host, observability, operations,
-    outbound, pipeline, registry, routes,
+    acknowledgements, admin, approval, audit, contracts, delivery, host, lanes, observability,
+    operations, outbound, pipeline, registry, routes,
 };
 pub use millrace_projection as projection;
 pub use millrace_transport as transport;

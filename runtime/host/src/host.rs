@@ -1,17 +1,18 @@
 //! The host daemon: consumes every route's raw subjects, takes each message through the
 //! [`crate::pipeline`] and only then acks.
 //!
-//! Messages are spread over ordered lanes by raw subject: a lane handles one message at a
-//! time, start to ack, so the messages of one subject are published in order while other
-//! subjects run in parallel. Lanes and workers are fed through bounded channels, so when the
-//! host is busy it stops pulling from JetStream rather than queueing without bound.
+//! Messages are spread over ordered lanes ([`crate::lanes`]) by raw subject: a lane maps its
+//! messages one at a time and sends their events in order, so the messages of one subject are
+//! published in order while other subjects run in parallel; it maps the next message while
+//! the last ones' events await JetStream's acks, and acks each raw message in order once its
+//! events are stored. Lanes and workers are fed through bounded channels, so when the host is
+//! busy it stops pulling from JetStream rather than queueing without bound.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream::{self, AckKind};
-use futures::StreamExt;
 use std::net::SocketAddr;
 
 use tokio::sync::{broadcast, mpsc, watch};
@@ -21,8 +22,9 @@ use tokio_util::sync::CancellationToken;
 use crate::acknowledgements::Acknowledgements;
 use crate::admin::{self, AdminState, RunningHost};
 use crate::delivery::{Delivery, Mode};
+use crate::lanes::{Dispatch, LaneWork, Lanes, pull_into};
 use crate::observability::Observer;
-use crate::pipeline::{Pipeline, RawInput};
+use crate::pipeline::{Begun, Pipeline, RawInput};
 use crate::registry::loader::PluginLoader;
 use crate::registry::store::{BindingChange, Registry};
 use crate::routes::{Route, RouteTable, Serving};
@@ -34,6 +36,9 @@ use millrace_transport as transport;
 
 /// Messages waiting per lane before the consumers wait.
 const LANE_QUEUE: usize = 32;
+
+/// Messages per lane whose events are sent and await their acks while the lane maps the next.
+const LANE_DEPTH: usize = 16;
 
 /// How long a stopping host waits for its last publishes to leave.
 const FLUSH_ON_STOP: Duration = Duration::from_secs(2);
@@ -295,26 +300,15 @@ async fn serve(
         observer: observer.clone(),
     });
 
-    let mut lanes = Vec::with_capacity(config.host.partitions);
     let mut lane_tasks = JoinSet::new();
-    for _ in 0..config.host.partitions {
-        let (tx, mut rx) = mpsc::channel::<Incoming>(LANE_QUEUE);
-        let shared = shared.clone();
-        let stopping = shutdown.clone();
-        lane_tasks.spawn(async move {
-            // A stopping host finishes the message in hand; the queued ones are redelivered.
-            loop {
-                let incoming = tokio::select! {
-                    biased;
-                    () = stopping.cancelled() => break,
-                    incoming = rx.recv() => incoming,
-                };
-                let Some(incoming) = incoming else { break };
-                shared.drive(incoming).await;
-            }
-        });
-        lanes.push(tx);
-    }
+    let lanes = Lanes::start(
+        shared.clone(),
+        config.host.partitions,
+        LANE_QUEUE,
+        LANE_DEPTH,
+        &shutdown,
+        &mut lane_tasks,
+    );
 
     let mut consumers = JoinSet::new();
     let mut watched = Vec::new();
@@ -343,12 +337,11 @@ async fn serve(
             route.subjects.join(","),
             consumer.clone(),
         ));
-        consumers.spawn(pull(
-            consumer,
-            route.clone(),
-            lanes.clone(),
-            shutdown.clone(),
-        ));
+        let feed = RouteFeed {
+            route: route.clone(),
+        };
+        let (lanes, stop, name) = (lanes.clone(), shutdown.clone(), route.name.clone());
+        consumers.spawn(async move { pull_into(consumer, None, &name, feed, lanes, stop).await });
         tracing::info!(
             route = &*route.name,
             plugin = route.active().id(),
@@ -433,67 +426,61 @@ async fn serve(
     result
 }
 
-/// Pulls a route subject's messages into the lanes until shutdown. Losing the server only
-/// pauses it: it opens a new pull stream once the connection is back.
-async fn pull(
-    consumer: jetstream::consumer::PullConsumer,
+/// Hands a route's raw messages to the lane of their subject.
+struct RouteFeed {
     route: Arc<Route>,
-    lanes: Vec<mpsc::Sender<Incoming>>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let pause = || tokio::time::sleep(Duration::from_millis(500));
-    loop {
-        let mut messages = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            opened = consumer.messages() => match opened {
-                Ok(messages) => messages,
-                Err(e) => {
-                    tracing::warn!(route = &*route.name, "cannot pull messages, retrying: {e}");
-                    pause().await;
-                    continue;
-                }
-            },
+}
+
+impl Dispatch for RouteFeed {
+    type Item = Incoming;
+
+    fn dispatch(&self, message: jetstream::Message, lanes: usize) -> (usize, Incoming) {
+        let lane = subjects::lane(&message.subject, lanes);
+        let incoming = Incoming {
+            route: self.route.clone(),
+            message,
         };
-        loop {
-            let next = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                next = messages.next() => next,
-            };
-            match next {
-                Some(Ok(message)) => {
-                    let lane = subjects::lane(&message.subject, lanes.len());
-                    let incoming = Incoming {
-                        route: route.clone(),
-                        message,
-                    };
-                    let sent = tokio::select! {
-                        () = shutdown.cancelled() => return Ok(()),
-                        sent = lanes[lane].send(incoming) => sent,
-                    };
-                    if sent.is_err() {
-                        return Ok(());
-                    }
-                }
-                Some(Err(e)) => {
-                    // Missed heartbeats and the like while the server restarts: the stream
-                    // carries on once the connection is back.
-                    tracing::warn!(route = &*route.name, "pulling messages: {e}");
-                    pause().await;
-                }
-                None => break,
-            }
-        }
-        pause().await;
+        (lane, incoming)
     }
 }
 
-impl LiveDriver {
-    /// Takes one raw message through the pipeline, then acks it once it is done (its events
-    /// or its dead letter stored), or leaves it to redelivery after a host failure.
-    async fn drive(&self, incoming: Incoming) {
-        let Incoming { route, message } = incoming;
-        let input = RawInput::delivered(&message, &self.raw_stream);
-        let processed = self.pipeline.process(&route, &input, &Mode::LIVE).await;
+/// A raw message whose events are sent, awaiting their acks.
+struct InFlight {
+    incoming: Incoming,
+    input: RawInput,
+    begun: Begun,
+}
+
+impl LaneWork for LiveDriver {
+    type Item = Incoming;
+    type Begun = InFlight;
+
+    /// Maps the raw message and sends its events (or stores its dead letter).
+    async fn begin(&self, incoming: Incoming) -> InFlight {
+        let input = RawInput::delivered(&incoming.message, &self.raw_stream);
+        let begun = self
+            .pipeline
+            .begin(&incoming.route, &input, &Mode::LIVE)
+            .await;
+        InFlight {
+            incoming,
+            input,
+            begun,
+        }
+    }
+
+    /// Acks the message once it is done (its events or its dead letter stored), or leaves it
+    /// to redelivery after a host failure.
+    async fn finish(&self, in_flight: InFlight) {
+        let InFlight {
+            incoming: Incoming { route, message },
+            input,
+            begun,
+        } = in_flight;
+        let processed = self
+            .pipeline
+            .finish(&route, &input, &Mode::LIVE, begun)
+            .await;
         match processed.outcome {
             Ok(_) => {
                 if let Err(e) = message.ack().await {

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod contracts;
 pub mod delivery;
 pub mod host;
+pub mod lanes;
 pub mod observability;
 pub mod operations;
 pub mod outbound;

@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use anyhow::Context;
-use async_nats::jetstream;
+use async_nats::jetstream::{self, context::PublishAckFuture};
 use async_nats::{HeaderMap, header};
 
 use crate::delivery::dead_letter::DeadLetter;
@@ -134,8 +134,9 @@ impl Delivery {
     }
 
     /// Delivers the outcome of mapping `raw` with `plugin` on `route`, carrying `traceparent`
-    /// onto the events or the dead letter. An `Err` means nothing final happened (a transient
-    /// NATS error): the raw message must be redelivered.
+    /// onto the events or the dead letter, and waits until JetStream stored them. An `Err`
+    /// means nothing final happened (a transient NATS error): the raw message must be
+    /// redelivered.
     #[allow(clippy::too_many_arguments)]
     pub async fn deliver(
         &self,
@@ -147,6 +148,27 @@ impl Delivery {
         attempts: u32,
         mode: &Mode<'_>,
     ) -> anyhow::Result<Delivered> {
+        self.begin(route, plugin, raw, traceparent, outcome, attempts, mode)
+            .await?
+            .stored()
+            .await
+    }
+
+    /// [`deliver`](Self::deliver) up to the publish: the idempotency claims and order marks
+    /// are written and the events sent, in order; their acks from JetStream are awaited by
+    /// [`Delivering::stored`]. A lane can map its next message meanwhile: what it publishes
+    /// next leaves after these events on the same connection, so per-subject order holds.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn begin(
+        &self,
+        route: &Route,
+        plugin: &PluginComponent,
+        raw: &RawInput,
+        traceparent: Option<&str>,
+        outcome: Result<Vec<MappedEvent>, Failure>,
+        attempts: u32,
+        mode: &Mode<'_>,
+    ) -> anyhow::Result<Delivering> {
         let system = route.source_system(&raw.subject);
         let outcome = crate::pipeline::mapping::owned(&self.ownership, system, outcome);
         let events = match outcome {
@@ -166,7 +188,7 @@ impl Delivery {
                         route.partner(&raw.subject),
                     );
                 }
-                return Ok(Delivered::Failed(failure));
+                return Ok(Delivering::done(Delivered::Failed(failure)));
             }
         };
         let lineage = Lineage {
@@ -185,7 +207,8 @@ impl Delivery {
             BTreeSet::new()
         };
         let (mut duplicates, mut existing) = (0, 0);
-        let mut outgoing: Vec<(&MappedEvent, CloudEvent)> = Vec::with_capacity(events.len());
+        // The index of each event to publish in `events`, and its envelope.
+        let mut outgoing: Vec<(usize, CloudEvent)> = Vec::with_capacity(events.len());
         for (index, event) in events.iter().enumerate() {
             if event
                 .source_transaction
@@ -204,12 +227,12 @@ impl Delivery {
                 continue;
             }
             envelope.replayid = mode.replay_id.map(str::to_owned);
-            outgoing.push((event, envelope));
+            outgoing.push((index, envelope));
         }
         let mut late = 0;
         if route.ordering == Ordering::Flag && !outgoing.is_empty() {
-            let events: Vec<&MappedEvent> = outgoing.iter().map(|(e, _)| *e).collect();
-            let flags = self.order.check(&events).await?;
+            let checked: Vec<&MappedEvent> = outgoing.iter().map(|(i, _)| &events[*i]).collect();
+            let flags = self.order.check(&checked).await?;
             for ((_, envelope), is_late) in outgoing.iter_mut().zip(flags) {
                 if is_late {
                     envelope.late = Some(true);
@@ -233,38 +256,41 @@ impl Delivery {
                 "published events marked late"
             );
         }
-        self.publish(&outgoing, traceparent).await?;
-        if mode.replay_id.is_none() {
-            // Replays reprocess history on purpose: their delays are not postings.
-            let at = At {
-                route: &route.name,
-                plugin_version: &plugin.id(),
-            };
-            self.observer.published(
-                at,
-                outgoing
-                    .iter()
-                    .map(|(event, envelope)| (*event, envelope.late == Some(true))),
-            );
-            self.observer.duplicates(at, duplicates);
-        }
-        Ok(Delivered::Events {
-            published: outgoing.len(),
+        let acks = self.publish(&events, &outgoing, traceparent).await?;
+        // Replays reprocess history on purpose: their delays are not postings.
+        let counted = mode.replay_id.is_none().then(|| Counted {
+            observer: self.observer.clone(),
+            route: route.name.clone(),
+            plugin_version: plugin.id(),
+            published: outgoing
+                .iter()
+                .map(|(i, envelope)| (*i, envelope.late == Some(true)))
+                .collect(),
+            events,
             duplicates,
-            late,
-            existing,
-            event_ids: outgoing.into_iter().map(|(_, e)| e.id).collect(),
+        });
+        Ok(Delivering {
+            delivered: Delivered::Events {
+                published: outgoing.len(),
+                duplicates,
+                late,
+                existing,
+                event_ids: outgoing.into_iter().map(|(_, e)| e.id).collect(),
+            },
+            acks,
+            counted,
         })
     }
 
-    /// Publishes the events pipelined, then waits until JetStream has stored every one.
+    /// Sends the events in order without waiting: the acks JetStream will answer with.
     async fn publish(
         &self,
-        outgoing: &[(&MappedEvent, CloudEvent)],
+        events: &[MappedEvent],
+        outgoing: &[(usize, CloudEvent)],
         traceparent: Option<&str>,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Vec<PublishAckFuture>> {
         let mut acks = Vec::with_capacity(outgoing.len());
-        for (event, envelope) in outgoing {
+        for (index, envelope) in outgoing {
             let mut headers = HeaderMap::new();
             headers.insert(header::NATS_MESSAGE_ID, envelope.id.as_str());
             headers.insert("Content-Type", "application/cloudevents+json");
@@ -274,16 +300,16 @@ impl Delivery {
             let body = serde_json::to_vec(envelope).context("cannot encode an event")?;
             let ack = self
                 .js
-                .publish_with_headers(CloudEvent::nats_subject(event), headers, body.into())
+                .publish_with_headers(
+                    CloudEvent::nats_subject(&events[*index]),
+                    headers,
+                    body.into(),
+                )
                 .await
                 .context("cannot publish a canonical event")?;
             acks.push(ack);
         }
-        for ack in acks {
-            ack.await
-                .context("JetStream did not store a canonical event")?;
-        }
-        Ok(())
+        Ok(acks)
     }
 
     async fn dead_letter(
@@ -325,5 +351,60 @@ impl Delivery {
             .await
             .context("JetStream did not store a dead letter")?;
         Ok(())
+    }
+}
+
+/// A delivery whose events are sent and await JetStream's acks (see [`Delivery::begin`]).
+#[must_use = "a delivery is final only once JetStream stored its events"]
+pub struct Delivering {
+    delivered: Delivered,
+    acks: Vec<PublishAckFuture>,
+    counted: Option<Counted>,
+}
+
+/// What a delivery counts once its events are stored.
+struct Counted {
+    observer: Arc<Observer>,
+    route: Arc<str>,
+    plugin_version: String,
+    events: Vec<MappedEvent>,
+    /// Index in `events` and whether it was published late, for each event published.
+    published: Vec<(usize, bool)>,
+    duplicates: usize,
+}
+
+impl Delivering {
+    /// A delivery with nothing left to wait for (a dead letter already stored, a failure).
+    fn done(delivered: Delivered) -> Self {
+        Self {
+            delivered,
+            acks: Vec::new(),
+            counted: None,
+        }
+    }
+
+    /// Waits until JetStream stored every event; `Err` when one was not (the raw message must
+    /// be redelivered; the events that were stored are deduplicated by their ids).
+    pub async fn stored(self) -> anyhow::Result<Delivered> {
+        for ack in self.acks {
+            ack.await
+                .context("JetStream did not store a canonical event")?;
+        }
+        if let Some(counted) = self.counted {
+            let at = At {
+                route: &counted.route,
+                plugin_version: &counted.plugin_version,
+            };
+            let events = &counted.events;
+            counted.observer.published(
+                at,
+                counted
+                    .published
+                    .iter()
+                    .map(|(index, late)| (&events[*index], *late)),
+            );
+            counted.observer.duplicates(at, counted.duplicates);
+        }
+        Ok(self.delivered)
     }
 }

@@ -20,8 +20,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream::{self, AckKind};
-use futures::StreamExt;
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +28,7 @@ use self::gate::GateCheck;
 use self::input::{EventInput, KeepAlive};
 use self::target::Target;
 use crate::delivery::Mode;
+use crate::lanes::{Dispatch, LaneWork, Lanes, pull_into};
 use crate::observability::Observer;
 use crate::pipeline::PluginCalls;
 use crate::routes::{Route, RouteTable};
@@ -118,33 +117,23 @@ pub async fn start(
             route.subjects.join(","),
             consumer.clone(),
         ));
-        let lanes = config.host.partitions.max(1);
-        let mut senders = Vec::with_capacity(lanes);
-        for _ in 0..lanes {
-            // One event in hand per lane and none queued: a paused route holds few events.
-            let (tx, mut rx) = mpsc::channel::<jetstream::Message>(1);
-            let (driver, route, stop) = (driver.clone(), route.clone(), shutdown.clone());
-            tasks.spawn(async move {
-                loop {
-                    let message = tokio::select! {
-                        biased;
-                        () = stop.cancelled() => break,
-                        message = rx.recv() => message,
-                    };
-                    let Some(message) = message else { break };
-                    post(&driver, &route, message, &stop).await;
-                }
-                Ok(())
-            });
-            senders.push(tx);
-        }
-        tasks.spawn(pull(
-            consumer,
-            route.clone(),
-            driver.targets_of(&route.name),
-            senders,
-            shutdown.clone(),
-        ));
+        // One event in hand per lane and none queued: a paused route holds few events; and
+        // an event is posted start to end before the next (depth 0), never overtaken.
+        let work = Arc::new(RoutePoster {
+            driver: driver.clone(),
+            route: route.clone(),
+            stop: shutdown.clone(),
+        });
+        let partitions = config.host.partitions.max(1);
+        let lanes = Lanes::start(work, partitions, 1, 0, &shutdown, &mut tasks);
+        let feed = OutboundFeed {
+            targets: driver.targets_of(&route.name),
+        };
+        let (stop, name) = (shutdown.clone(), route.name.clone());
+        // Pulls at most one batch per lane, so a paused route holds few events.
+        tasks.spawn(async move {
+            pull_into(consumer, Some(partitions), &name, feed, lanes, stop).await
+        });
         tracing::info!(
             route = &*route.name,
             plugin = route.active().id(),
@@ -157,6 +146,52 @@ pub async fn start(
         tasks,
         consumers,
     })
+}
+
+/// The outbound lanes' work: posts one event, then acks it, or leaves it to redelivery after
+/// a host failure.
+struct RoutePoster {
+    driver: Arc<OutboundDriver>,
+    route: Arc<Route>,
+    stop: CancellationToken,
+}
+
+impl LaneWork for RoutePoster {
+    type Item = jetstream::Message;
+    type Begun = ();
+
+    async fn begin(&self, message: jetstream::Message) {
+        post(&self.driver, &self.route, message, &self.stop).await;
+    }
+
+    async fn finish(&self, (): ()) {}
+}
+
+/// Hands an outbound route's events to the lane of their business key, once none of the
+/// route's targets is down (its breaker open): the events stay on the stream meanwhile, nothing
+/// is retried in a loop.
+struct OutboundFeed {
+    targets: Vec<Arc<Target>>,
+}
+
+impl Dispatch for OutboundFeed {
+    type Item = jetstream::Message;
+
+    fn dispatch(&self, message: jetstream::Message, lanes: usize) -> (usize, jetstream::Message) {
+        (lane(&message, lanes), message)
+    }
+
+    async fn ready(&self, message: &jetstream::Message) {
+        let mut waited = Duration::ZERO;
+        while self.targets.iter().any(|t| t.breaker.is_open()) {
+            tokio::time::sleep(PAUSE_RECHECK).await;
+            waited += PAUSE_RECHECK;
+            if waited >= Duration::from_secs(5) {
+                message.still_working().await;
+                waited = Duration::ZERO;
+            }
+        }
+    }
 }
 
 /// Posts one event, then acks it, or leaves it to redelivery after a host failure.
@@ -209,69 +244,4 @@ fn lane(message: &jetstream::Message, lanes: usize) -> usize {
         .and_then(|k| k.subject)
         .unwrap_or(message.subject.as_str());
     millrace_core::subjects::lane(key, lanes)
-}
-
-/// Pulls a route's events into its lanes until shutdown, pausing while a target of the route
-/// is down (its breaker open): the events stay on the stream, nothing is retried in a loop.
-async fn pull(
-    consumer: jetstream::consumer::PullConsumer,
-    route: Arc<Route>,
-    targets: Vec<Arc<Target>>,
-    lanes: Vec<mpsc::Sender<jetstream::Message>>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let pause = || tokio::time::sleep(Duration::from_millis(500));
-    loop {
-        let opened = consumer
-            .stream()
-            .max_messages_per_batch(lanes.len().max(1))
-            .messages();
-        let mut messages = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            opened = opened => match opened {
-                Ok(messages) => messages,
-                Err(e) => {
-                    tracing::warn!(route = &*route.name, "cannot pull events, retrying: {e}");
-                    pause().await;
-                    continue;
-                }
-            },
-        };
-        loop {
-            let next = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                next = messages.next() => next,
-            };
-            match next {
-                Some(Ok(message)) => {
-                    let mut waited = Duration::ZERO;
-                    while targets.iter().any(|t| t.breaker.is_open()) {
-                        tokio::select! {
-                            () = shutdown.cancelled() => return Ok(()),
-                            () = tokio::time::sleep(PAUSE_RECHECK) => {}
-                        }
-                        waited += PAUSE_RECHECK;
-                        if waited >= Duration::from_secs(5) {
-                            message.still_working().await;
-                            waited = Duration::ZERO;
-                        }
-                    }
-                    let lane = lane(&message, lanes.len());
-                    let sent = tokio::select! {
-                        () = shutdown.cancelled() => return Ok(()),
-                        sent = lanes[lane].send(message) => sent,
-                    };
-                    if sent.is_err() {
-                        return Ok(());
-                    }
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(route = &*route.name, "pulling events: {e}");
-                    pause().await;
-                }
-                None => break,
-            }
-        }
-        pause().await;
-    }
 }

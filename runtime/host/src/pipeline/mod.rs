@@ -24,7 +24,7 @@ use tracing::Instrument;
 
 use self::mapping::Outcome;
 use crate::acknowledgements::Acknowledgements;
-use crate::delivery::{Delivered, Delivery, Mode};
+use crate::delivery::{Delivered, Delivering, Delivery, Mode};
 use crate::observability::{At, Observer, trace};
 use crate::operations::shadow::{ShadowReport, differences};
 use crate::routes::Route;
@@ -63,6 +63,22 @@ pub struct Processed {
     /// Done (its events stored, or its failure dead-lettered or reported), or a host failure
     /// after which it must be redelivered.
     pub outcome: Result<Delivered, HostFailure>,
+}
+
+/// A message [`Pipeline::begin`] took up to the publish, for [`Pipeline::finish`].
+#[must_use = "a message is done only once finished"]
+pub struct Begun {
+    plugin: String,
+    span: tracing::Span,
+    delivering: Result<Delivering, HostFailure>,
+}
+
+/// A raw message mapped by [`Pipeline::map`].
+pub struct Mapped {
+    /// The version that mapped it.
+    pub plugin: Arc<PluginComponent>,
+    /// Its events, checked, or the plugin's failure.
+    pub outcome: Result<Vec<MappedEvent>, Failure>,
 }
 
 /// The pipeline: a worker pool for plugin calls and the delivery stage.
@@ -104,6 +120,14 @@ impl Pipeline {
     /// Takes `input` through `route`: picks the version, maps (with retries), compares a
     /// shadow, delivers as `mode` says.
     pub async fn process(&self, route: &Route, input: &RawInput, mode: &Mode<'_>) -> Processed {
+        let begun = self.begin(route, input, mode).await;
+        self.finish(route, input, mode, begun).await
+    }
+
+    /// [`process`](Self::process) up to the publish: the message is mapped and its events are
+    /// sent (or its dead letter stored); [`finish`](Self::finish) awaits JetStream's acks.
+    /// A lane begins its next message while this one's acks are on their way.
+    pub async fn begin(&self, route: &Route, input: &RawInput, mode: &Mode<'_>) -> Begun {
         // The versions the message starts on are the ones it finishes on, whatever swaps.
         let pick = route.versions().pick(&input.identity);
         let plugin = pick.plugin;
@@ -113,21 +137,12 @@ impl Pipeline {
             input.sequence,
             input.headers.as_ref(),
         );
-        let outcome = async {
-            let raw = input.message();
-            self.observer().message_in(At {
-                route: &route.name,
-                plugin_version: &plugin.id(),
-            });
-            let (mapped, attempts) = self.call(route, &plugin, &raw).await?;
-            if let Some(candidate) = pick.shadow {
-                self.shadow(route, &plugin, candidate, raw, &mapped, input.sequence)
-                    .await;
-            }
+        let shadow = pick.shadow;
+        let delivering = async {
+            let (mapped, attempts) = self.map_on(route, &plugin, shadow, input).await?;
             let traceparent = trace::outgoing(&span, input.headers.as_ref());
-            let delivered = self
-                .delivery
-                .deliver(
+            self.delivery
+                .begin(
                     route,
                     &plugin,
                     input,
@@ -137,7 +152,33 @@ impl Pipeline {
                     mode,
                 )
                 .await
-                .map_err(HostFailure)?;
+                .map_err(HostFailure)
+        }
+        .instrument(span.clone())
+        .await;
+        Begun {
+            plugin: plugin.id(),
+            span,
+            delivering,
+        }
+    }
+
+    /// Ends what [`begin`](Self::begin) started: waits until JetStream stored the events, then
+    /// answers the trading partner (live, when the route has an acknowledger).
+    pub async fn finish(
+        &self,
+        route: &Route,
+        input: &RawInput,
+        mode: &Mode<'_>,
+        begun: Begun,
+    ) -> Processed {
+        let Begun {
+            plugin,
+            span,
+            delivering,
+        } = begun;
+        let outcome = async {
+            let delivered = delivering?.stored().await.map_err(HostFailure)?;
             if let Some(acknowledgements) =
                 self.acknowledgements.as_ref().filter(|_| mode.acknowledge)
             {
@@ -159,10 +200,40 @@ impl Pipeline {
         }
         .instrument(span.clone())
         .await;
-        Processed {
-            plugin: plugin.id(),
+        Processed { plugin, outcome }
+    }
+
+    /// The mapping half of [`begin`](Self::begin), for a driver that delivers elsewhere (the
+    /// bench's core-NATS arm): picks the version, maps `input` (admission, breaker, retries,
+    /// the event checks) and compares a shadow. `Ok` holds the version and its outcome.
+    pub async fn map(&self, route: &Route, input: &RawInput) -> Result<Mapped, HostFailure> {
+        let pick = route.versions().pick(&input.identity);
+        let (outcome, _) = self.map_on(route, &pick.plugin, pick.shadow, input).await?;
+        Ok(Mapped {
+            plugin: pick.plugin,
             outcome,
+        })
+    }
+
+    /// Maps `input` with `plugin`, then runs the `shadow` candidate when there is one.
+    async fn map_on(
+        &self,
+        route: &Route,
+        plugin: &Arc<PluginComponent>,
+        shadow: Option<Arc<PluginComponent>>,
+        input: &RawInput,
+    ) -> Result<(Result<Vec<MappedEvent>, Failure>, u32), HostFailure> {
+        let raw = input.message();
+        self.observer().message_in(At {
+            route: &route.name,
+            plugin_version: &plugin.id(),
+        });
+        let (mapped, attempts) = self.call(route, plugin, &raw).await?;
+        if let Some(candidate) = shadow {
+            self.shadow(route, plugin, candidate, raw, &mapped, input.sequence)
+                .await;
         }
+        Ok((mapped, attempts))
     }
 
     /// Maps the raw message, through the plugin-call stage (admission, breaker, retries);
