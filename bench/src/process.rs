@@ -17,7 +17,8 @@ use crate::workload;
 /// The process figures.
 #[derive(Debug, Default)]
 pub struct ProcessFigures {
-    rss_ready_mib: f64,
+    /// RSS of a host serving every plugin, compiled from a cold cache, MiB.
+    pub rss_ready_mib: f64,
     rss_called_mib: f64,
     plugins: usize,
     cold_start_ms: f64,
