@@ -214,9 +214,15 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
         );
     }
     let js = async_nats::jetstream::new(client.clone());
+    // Each seed is mapped before the next is published: routes run in parallel, so without the
+    // wait a later seed's events could reach CANONICAL first (a consumption before the opening
+    // balance it draws from), and the projection would see them in that order.
     for seed in &config.up.seed {
         let files: Vec<_> = seed.files.iter().map(|f| config.resolve(f)).collect();
         super::publish::publish_files(&js, &seed.subject, &files).await?;
+        if let Err(e) = wait_idle(&js, &config).await {
+            tracing::warn!(subject = %seed.subject, "publishing the next seed anyway: {e:#}");
+        }
     }
     let summary = {
         let (js, config, projected) = (js.clone(), config.clone(), projection.is_some());
