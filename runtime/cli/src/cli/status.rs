@@ -120,18 +120,6 @@ fn render_outbound(outbound: &Value, postings: &Value) -> String {
         .into_iter()
         .flatten()
         .map(|route| {
-            let serving: Vec<String> = route["serving"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|s| {
-                    format!(
-                        "{} ({})",
-                        s["version"].as_str().unwrap_or("?"),
-                        s["role"].as_str().unwrap_or("?")
-                    )
-                })
-                .collect();
             let targets: Vec<&str> = route["targets"]
                 .as_array()
                 .into_iter()
@@ -140,7 +128,7 @@ fn render_outbound(outbound: &Value, postings: &Value) -> String {
                 .collect();
             vec![
                 route["name"].as_str().unwrap_or("?").to_owned(),
-                serving.join(", "),
+                serving(route),
                 targets.join(", "),
                 route["gate"].as_str().unwrap_or("-").to_owned(),
             ]
@@ -233,22 +221,10 @@ fn render(status: &Value) -> String {
     );
     let mut routes = Vec::new();
     for route in status["routes"].as_array().into_iter().flatten() {
-        let serving: Vec<String> = route["serving"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|s| {
-                format!(
-                    "{} ({})",
-                    s["version"].as_str().unwrap_or("?"),
-                    s["role"].as_str().unwrap_or("?")
-                )
-            })
-            .collect();
         let f = &route["figures"];
         routes.push(vec![
             route["name"].as_str().unwrap_or("?").to_owned(),
-            serving.join(", "),
+            serving(route),
             f["messages_last_minute"].to_string(),
             f["dead_letters_last_minute"].to_string(),
             f["messages"].to_string(),
@@ -318,6 +294,23 @@ fn seconds(value: &Value) -> String {
     value
         .as_f64()
         .map_or_else(|| "-".to_owned(), |s| format!("{s:.1}s"))
+}
+
+/// What a route serves, as the status tables show it: `name@version (role), …`.
+fn serving(route: &Value) -> String {
+    route["serving"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            format!(
+                "{} ({})",
+                s["version"].as_str().unwrap_or("?"),
+                s["role"].as_str().unwrap_or("?")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

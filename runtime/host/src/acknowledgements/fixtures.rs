@@ -20,7 +20,9 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use crate::registry::record::{StoredFixture, VersionRecord};
-use crate::registry::{AdmissionBounds, FixtureSettings, MAX_FIXTURES, fixtures::fixture_route};
+use crate::registry::{
+    AdmissionBounds, FixtureSettings, check_fixture_count, fixtures::fixture_route,
+};
 use millrace_core::sandbox::{
     AckControl, AcknowledgeError, AcknowledgerComponent, InboundOutcome, RawMessage, RouteContext,
     Sandbox,
@@ -192,12 +194,7 @@ pub fn admit(
     if record.fixtures.is_empty() {
         anyhow::bail!("{id} is refused: it has no golden fixtures to admit it by");
     }
-    if record.fixtures.len() > MAX_FIXTURES {
-        anyhow::bail!(
-            "{id} is refused: it has {} golden fixtures, more than the {MAX_FIXTURES} admission runs",
-            record.fixtures.len()
-        );
-    }
+    check_fixture_count(record)?;
     let started = std::time::Instant::now();
     let manifest = record.parsed_manifest()?;
     let plugin = sandbox

@@ -123,6 +123,18 @@ pub fn admit(
 /// Most golden fixtures a version may carry.
 pub const MAX_FIXTURES: usize = 256;
 
+/// Refuses a version carrying more golden fixtures than one admission runs.
+pub fn check_fixture_count(record: &VersionRecord) -> anyhow::Result<()> {
+    if record.fixtures.len() > MAX_FIXTURES {
+        anyhow::bail!(
+            "{} is refused: it has {} golden fixtures, more than the {MAX_FIXTURES} admission runs",
+            record.id(),
+            record.fixtures.len()
+        );
+    }
+    Ok(())
+}
+
 /// How long and until when one admission may run.
 #[derive(Debug)]
 pub struct AdmissionBounds {
@@ -155,12 +167,7 @@ pub fn admit_within(
     bounds: &AdmissionBounds,
 ) -> anyhow::Result<PluginComponent> {
     let id = record.id();
-    if record.fixtures.len() > MAX_FIXTURES {
-        anyhow::bail!(
-            "{id} is refused: it has {} golden fixtures, more than the {MAX_FIXTURES} admission runs",
-            record.fixtures.len()
-        );
-    }
+    check_fixture_count(record)?;
     let started = std::time::Instant::now();
     let manifest = record.parsed_manifest()?;
     let loaded = sandbox
