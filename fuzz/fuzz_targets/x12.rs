@@ -11,7 +11,7 @@ fuzz_target!(|data: &[u8]| {
     for (_, set) in interchange.transaction_sets() {
         for segment in &set.segments {
             let _ = segment.at();
-            for n in 0..=segment.elements.len() + 1 {
+            for n in 0..=segment.element_count() + 1 {
                 let _ = segment.element(n);
                 let _ = segment.trimmed(n);
                 let _ = segment.component(n, 1);

@@ -143,7 +143,7 @@ proptest! {
                 let read: Vec<(String, Vec<String>)> = set
                     .segments
                     .iter()
-                    .map(|s| (s.id.to_string(), s.elements.iter().map(|e| e.to_string()).collect()))
+                    .map(|s| (s.id.to_string(), s.elements().map(str::to_owned).collect()))
                     .collect();
                 prop_assert_eq!(&read, segments);
             }

@@ -37,6 +37,44 @@ pub(crate) fn is_line_break(c: char) -> bool {
     c == '\r' || c == '\n'
 }
 
+/// Eight copies of a byte, and the high bit of each byte of a word.
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `word` that equals `byte` (and perhaps of bytes above the
+/// first one that does: only the lowest bit set is sure).
+#[inline]
+fn equal_bytes(word: u64, byte: u8) -> u64 {
+    let x = word ^ (ONES * u64::from(byte));
+    x.wrapping_sub(ONES) & !x & HIGHS
+}
+
+/// The offset of the first byte of `bytes` that is one of `wanted`, looking at eight bytes at a
+/// time: the readers' scans for separators run over every byte of a payload, also as Wasm,
+/// which has 64-bit words but no vector unit by default.
+#[inline]
+pub(crate) fn find_any<const N: usize>(bytes: &[u8], wanted: [u8; N]) -> Option<usize> {
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let found = wanted
+            .iter()
+            .fold(0, |found, byte| found | equal_bytes(word, *byte));
+        if found != 0 {
+            return Some(offset + (found.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|byte| wanted.contains(byte))
+        .map(|at| offset + at)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -49,6 +87,23 @@ mod tests {
             matches!(latin1(b"plain"), Cow::Borrowed(_)),
             "ASCII is not copied"
         );
+    }
+
+    #[test]
+    fn finds_the_first_of_the_wanted_bytes() {
+        let text = b"ISA*00*          *01*~GS*SH\r\nST*856~\x80\xff*";
+        for from in 0..text.len() {
+            for wanted in [[b'~', b'\n', b'\r'], [b'*', b'*', b'*'], [b'#', 0x80, 0xff]] {
+                let expected = text[from..].iter().position(|b| wanted.contains(b));
+                assert_eq!(
+                    find_any(&text[from..], wanted),
+                    expected,
+                    "{from} {wanted:?}"
+                );
+            }
+        }
+        assert_eq!(find_any(b"", [b'~']), None);
+        assert_eq!(find_any(&[0u8, 1, 0, 0, 0, 0, 0, 0, 1], [1]), Some(1));
     }
 
     #[test]

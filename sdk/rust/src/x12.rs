@@ -30,7 +30,7 @@
 use std::borrow::Cow;
 
 use crate::edi::SyntaxError;
-use crate::text::{is_line_break, owned};
+use crate::text::{find_any, is_line_break, owned};
 
 /// The delimiters of one interchange, as declared by its `ISA` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,32 +46,113 @@ pub struct Separators {
 }
 
 /// One segment: its identifier and its elements, borrowed from the payload.
+///
+/// The elements stay one slice of the payload (the text after the identifier) and are found by
+/// scanning it when asked for: a segment has a few dozen bytes, and reading it costs no
+/// allocation per segment or element.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment<'a> {
     /// The segment identifier, for example `BSN`.
     pub id: Cow<'a, str>,
-    /// The elements after the identifier, as written (components not split).
-    pub elements: Vec<Cow<'a, str>>,
+    /// The elements after the identifier, as written, each followed by the element separator
+    /// but the last (components not split); `count` says how many there are.
+    elements: Cow<'a, str>,
+    /// How many elements the segment has (`0` when the identifier stands alone).
+    count: usize,
+    /// The identifier packed in a number ([`tag`]), compared by [`Segment::is`].
+    tag: u32,
     /// The 1-based position of the segment in the interchange (`ISA` is 1).
     pub position: usize,
     /// The 1-based line of the file the segment starts on.
     pub line: usize,
+    separator: char,
     component: char,
 }
 
+/// A segment identifier (2 or 3 bytes) packed in a number, so that comparing two is one
+/// instruction; anything else packs to a number no identifier has.
+#[inline]
+const fn tag(id: &[u8]) -> u32 {
+    match *id {
+        [a, b] => 2 << 24 | (a as u32) << 16 | (b as u32) << 8,
+        [a, b, c] => 3 << 24 | (a as u32) << 16 | (b as u32) << 8 | c as u32,
+        _ => u32::MAX,
+    }
+}
+
+/// Part `index` (0-based) of `text` split at `separator`, or `""` past the last.
+fn nth_part(text: &str, separator: char, index: usize) -> &str {
+    if separator.is_ascii() {
+        // Only an ASCII byte can equal an ASCII character in UTF-8, so byte offsets found
+        // here are character boundaries.
+        let wanted = [separator as u8];
+        let mut rest = text;
+        for _ in 0..index {
+            match find_any(rest.as_bytes(), wanted) {
+                Some(at) => rest = &rest[at + 1..],
+                None => return "",
+            }
+        }
+        match find_any(rest.as_bytes(), wanted) {
+            Some(at) => &rest[..at],
+            None => rest,
+        }
+    } else {
+        text.split(separator).nth(index).unwrap_or("")
+    }
+}
+
 impl<'a> Segment<'a> {
+    /// Whether the segment's identifier is `id`: `segment.is("BSN")` is `segment.id == "BSN"`,
+    /// without comparing strings.
+    #[inline]
+    pub fn is(&self, id: &str) -> bool {
+        self.tag == tag(id.as_bytes())
+    }
+
+    /// How many elements the segment has: `BSN*14*829716` has 2.
+    pub fn element_count(&self) -> usize {
+        self.count
+    }
+
+    /// The elements in order, as written (components not split).
+    pub fn elements(&self) -> impl Iterator<Item = &str> {
+        let mut rest = (self.count > 0).then_some(self.elements.as_ref());
+        let separator = self.separator;
+        std::iter::from_fn(move || {
+            let text = rest?;
+            let cut = if separator.is_ascii() {
+                find_any(text.as_bytes(), [separator as u8])
+            } else {
+                text.find(separator)
+            };
+            match cut {
+                Some(at) => {
+                    rest = Some(&text[at + separator.len_utf8()..]);
+                    Some(&text[..at])
+                }
+                None => {
+                    rest = None;
+                    Some(text)
+                }
+            }
+        })
+    }
+
     /// Returns element `n` (1-based, `BSN02` is `element(2)`), or `""` when it is absent.
     pub fn element(&self, n: usize) -> &str {
-        n.checked_sub(1)
-            .and_then(|index| self.elements.get(index))
-            .map_or("", |element| element.as_ref())
+        match n.checked_sub(1) {
+            Some(index) if index < self.count => nth_part(&self.elements, self.separator, index),
+            _ => "",
+        }
     }
 
     /// Returns component `m` of element `n` (both 1-based), or `""` when it is absent.
     pub fn component(&self, n: usize, m: usize) -> &str {
-        m.checked_sub(1)
-            .and_then(|index| self.element(n).split(self.component).nth(index))
-            .unwrap_or("")
+        match m.checked_sub(1) {
+            Some(index) => nth_part(self.element(n), self.component, index),
+            None => "",
+        }
     }
 
     /// Returns element `n` with surrounding spaces removed (fixed-width senders pad).
@@ -82,40 +163,47 @@ impl<'a> Segment<'a> {
     /// Element `n` trimmed, as a value that lives as long as the payload (not the segment):
     /// what the interchange's envelope fields are made of.
     fn trimmed_value(&self, n: usize) -> Cow<'a, str> {
-        match n.checked_sub(1).and_then(|index| self.elements.get(index)) {
-            Some(Cow::Borrowed(element)) => Cow::Borrowed(element.trim()),
-            Some(Cow::Owned(element)) => Cow::Owned(element.trim().to_owned()),
-            None => Cow::Borrowed(""),
+        match &self.elements {
+            Cow::Borrowed(text) if n >= 1 && n <= self.count => {
+                Cow::Borrowed(nth_part(text, self.separator, n - 1).trim())
+            }
+            Cow::Borrowed(_) => Cow::Borrowed(""),
+            Cow::Owned(_) => Cow::Owned(self.trimmed(n).to_owned()),
         }
+    }
+
+    /// The qualifier/value pairs from element `first` on, skipping empty pairs, without
+    /// collecting them.
+    fn pairs_from(&self, first: usize) -> impl Iterator<Item = (&str, &str)> {
+        // Element 0 does not exist: nothing from there (`skip` past the end).
+        let mut elements = self
+            .elements()
+            .skip(first.checked_sub(1).unwrap_or(usize::MAX));
+        std::iter::from_fn(move || {
+            loop {
+                let qualifier = elements.next()?;
+                let value = elements.next()?;
+                if !value.trim().is_empty() {
+                    return Some((qualifier.trim(), value.trim()));
+                }
+            }
+        })
     }
 
     /// Returns the qualifier/value pairs from element `first` on, skipping empty pairs: in
     /// `LIN**BP*7389141G01*ON*RG61372`, `pairs(2)` gives `("BP", "7389141G01")`, `("ON", "RG61372")`.
     pub fn pairs(&self, first: usize) -> Vec<(&str, &str)> {
-        let tail = first
-            .checked_sub(1)
-            .and_then(|index| self.elements.get(index..))
-            .unwrap_or(&[]);
-        tail.chunks(2)
-            .filter_map(|pair| match pair {
-                [qualifier, value] if !value.trim().is_empty() => {
-                    Some((qualifier.trim(), value.trim()))
-                }
-                _ => None,
-            })
-            .collect()
+        self.pairs_from(first).collect()
     }
 
     /// The value of the first of `qualifiers` (in order) among the qualifier/value pairs from
     /// element `first` on ([`Segment::pairs`]): in `LIN**BP*7389141G01*ON*RG61372`,
     /// `pair_value(2, &["PO", "ON"])` is `RG61372`.
     pub fn pair_value(&self, first: usize, qualifiers: &[&str]) -> Option<String> {
-        let pairs = self.pairs(first);
         qualifiers.iter().find_map(|qualifier| {
-            pairs
-                .iter()
+            self.pairs_from(first)
                 .find(|(q, _)| q == qualifier)
-                .map(|(_, v)| (*v).to_owned())
+                .map(|(_, v)| v.to_owned())
         })
     }
 
@@ -123,7 +211,7 @@ impl<'a> Segment<'a> {
     /// (`BP`), else the vendor's (`VP`), else the first id it gives.
     pub fn product_id(&self) -> Option<String> {
         self.pair_value(2, &["BP", "VP"])
-            .or_else(|| self.pairs(2).first().map(|(_, v)| (*v).to_owned()))
+            .or_else(|| self.pairs_from(2).next().map(|(_, v)| v.to_owned()))
     }
 
     /// Says where the segment is, for error messages: `segment 12 (REF) at line 12`.
@@ -138,9 +226,12 @@ impl<'a> Segment<'a> {
     pub fn into_owned(self) -> Segment<'static> {
         Segment {
             id: owned(self.id),
-            elements: self.elements.into_iter().map(owned).collect(),
+            elements: owned(self.elements),
+            count: self.count,
+            tag: self.tag,
             position: self.position,
             line: self.line,
+            separator: self.separator,
             component: self.component,
         }
     }
@@ -170,7 +261,7 @@ impl<'a> TransactionSet<'a> {
     where
         'a: 's,
     {
-        segments.into_iter().find(|s| s.id == id).ok_or_else(|| {
+        segments.into_iter().find(|s| s.is(id)).ok_or_else(|| {
             crate::MapError::malformed(format!(
                 "transaction set {} {} (segment {}): there is no {id} segment",
                 self.id, self.control_number, self.position
@@ -382,11 +473,44 @@ fn read_header(text: &str) -> Result<Separators, SyntaxError> {
 /// two of them (see [`split_segments`]).
 const USUAL_TERMINATORS: [char; 6] = ['~', '\'', '!', '$', '|', '\u{85}'];
 
-/// A segment's text before it is split into elements: a slice of the payload, or a copy without
-/// the line breaks that wrapped it.
-struct RawSegment<'a> {
-    text: Cow<'a, str>,
-    line: usize,
+/// The segments read so far, each made as soon as its text is found. The first one without a
+/// segment identifier is kept as the error to give once the whole text is split: a truncation
+/// or mixed terminators, found while splitting, are reported first.
+struct Collected<'a> {
+    separators: Separators,
+    segments: Vec<Segment<'a>>,
+    /// Segments found, those refused included (the position of the next one is this plus 1).
+    found: usize,
+    refused: Option<SyntaxError>,
+}
+
+impl<'a> Collected<'a> {
+    fn new(separators: Separators, text: &str) -> Self {
+        // One segment per terminator at most: a vector that never grows while splitting.
+        let capacity = if separators.segment.is_ascii() {
+            let terminator = separators.segment as u8;
+            text.bytes().filter(|b| *b == terminator).count() + 1
+        } else {
+            0
+        };
+        Self {
+            separators,
+            segments: Vec::with_capacity(capacity),
+            found: 0,
+            refused: None,
+        }
+    }
+
+    fn push(&mut self, text: Cow<'a, str>, line: usize) {
+        self.found += 1;
+        if self.refused.is_some() {
+            return;
+        }
+        match segment(text, line, self.found, self.separators) {
+            Ok(segment) => self.segments.push(segment),
+            Err(error) => self.refused = Some(error),
+        }
+    }
 }
 
 /// `text` without line breaks: borrowed when it has none.
@@ -402,9 +526,7 @@ fn unwrapped(text: &str) -> Cow<'_, str> {
 fn next_stop(text: &str, terminator: char) -> Option<(usize, char)> {
     if terminator.is_ascii() {
         // Only ASCII bytes can equal an ASCII character in UTF-8: scan bytes.
-        let wanted = terminator as u8;
-        text.bytes()
-            .position(|b| b == wanted || b == b'\n' || b == b'\r')
+        find_any(text.as_bytes(), [terminator as u8, b'\n', b'\r'])
             .map(|at| (at, char::from(text.as_bytes()[at])))
     } else {
         text.char_indices()
@@ -421,28 +543,25 @@ fn split_segments(text: &str) -> Result<(Separators, Vec<Segment<'_>>), SyntaxEr
         .count();
     let separators = read_header(body)?;
     let mut line = 1 + leading_lines;
-    let (raw, current, segment_line) = if separators.segment == '\n' {
-        split_lines(body, &mut line)
+    let mut collected = Collected::new(separators, body);
+    let (current, segment_line) = if separators.segment == '\n' {
+        split_lines(body, &mut line, &mut collected)
     } else {
-        split_terminated(body, separators, &mut line)?
+        split_terminated(body, &mut line, &mut collected)?
     };
-    let mut raw = raw;
     // A newline-delimited file may end without a final line break: a complete IEA trailer
     // (two elements, the ISA13 control number) at the end of the file is accepted as the last
     // segment. Anything else there was cut off in the middle.
     let mut current = current;
-    if separators.segment == '\n' && is_complete_trailer(&current, &raw, separators) {
-        raw.push(RawSegment {
-            text: std::mem::take(&mut current),
-            line: segment_line,
-        });
+    if separators.segment == '\n' && is_complete_trailer(&current, &collected) {
+        collected.push(std::mem::take(&mut current), segment_line);
     }
     if !current.trim().is_empty() {
         let id: String = current.chars().take(3).collect();
         return Err(error(
             format!(
                 "segment {} ({}) at line {segment_line}",
-                raw.len() + 1,
+                collected.found + 1,
                 id.trim()
             ),
             format!(
@@ -451,42 +570,41 @@ fn split_segments(text: &str) -> Result<(Separators, Vec<Segment<'_>>), SyntaxEr
             ),
         ));
     }
-    let segments = raw
-        .into_iter()
-        .enumerate()
-        .map(|(index, raw)| segment(raw, index + 1, separators))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((separators, segments))
+    match collected.refused {
+        Some(refused) => Err(refused),
+        None => Ok((separators, collected.segments)),
+    }
 }
 
-/// The raw segments, unterminated rest and its line of a file whose segments are its lines.
-fn split_lines<'a>(body: &'a str, line: &mut usize) -> (Vec<RawSegment<'a>>, Cow<'a, str>, usize) {
-    let mut raw = Vec::new();
+/// Collects the segments of a file whose segments are its lines; returns the unterminated rest
+/// and its line.
+fn split_lines<'a>(
+    body: &'a str,
+    line: &mut usize,
+    collected: &mut Collected<'a>,
+) -> (Cow<'a, str>, usize) {
     let mut rest = body;
     while let Some((at, c)) = next_stop(rest, '\n') {
         let text = &rest[..at];
         if !text.trim().is_empty() {
-            raw.push(RawSegment {
-                text: Cow::Borrowed(text),
-                line: *line,
-            });
+            collected.push(Cow::Borrowed(text), *line);
         }
         if c == '\n' {
             *line += 1;
         }
         rest = &rest[at + 1..];
     }
-    (raw, Cow::Borrowed(rest), *line)
+    (Cow::Borrowed(rest), *line)
 }
 
-/// The raw segments, unterminated rest and its line of a file with a segment terminator: line
-/// breaks anywhere are wraps, not data.
+/// Collects the segments of a file with a segment terminator (line breaks anywhere are wraps,
+/// not data); returns the unterminated rest and its line.
 fn split_terminated<'a>(
     body: &'a str,
-    separators: Separators,
     line: &mut usize,
-) -> Result<(Vec<RawSegment<'a>>, Cow<'a, str>, usize), SyntaxError> {
-    let mut raw = Vec::new();
+    collected: &mut Collected<'a>,
+) -> Result<(Cow<'a, str>, usize), SyntaxError> {
+    let separators = collected.separators;
     // Where the current segment's first character is (none before it has one), whether line
     // breaks run through it, and the line it starts on.
     let mut start: Option<usize> = None;
@@ -509,7 +627,7 @@ fn split_terminated<'a>(
                     &body[at..],
                     &body[start..at],
                     separators,
-                    raw.len() + 1,
+                    collected.found + 1,
                     segment_line,
                 )?;
             }
@@ -520,10 +638,7 @@ fn split_terminated<'a>(
                 None => Cow::Borrowed(""),
             };
             wrapped = false;
-            raw.push(RawSegment {
-                text,
-                line: segment_line,
-            });
+            collected.push(text, segment_line);
         }
         cursor = at + c.len_utf8();
     }
@@ -532,15 +647,17 @@ fn split_terminated<'a>(
         segment_line = *line;
     }
     let current = start.map_or(Cow::Borrowed(""), |start| unwrapped(&body[start..]));
-    Ok((raw, current, segment_line))
+    Ok((current, segment_line))
 }
 
-/// Whether `text` is the whole `IEA` trailer of the interchange whose `ISA` is `raw[0]`.
-fn is_complete_trailer(text: &str, raw: &[RawSegment<'_>], separators: Separators) -> bool {
-    let mut elements = text.trim().split(separators.element);
-    let isa13 = raw
+/// Whether `text` is the whole `IEA` trailer of the interchange whose `ISA` is the first
+/// segment collected.
+fn is_complete_trailer(text: &str, collected: &Collected<'_>) -> bool {
+    let mut elements = text.trim().split(collected.separators.element);
+    let isa13 = collected
+        .segments
         .first()
-        .and_then(|isa| isa.text.split(separators.element).nth(13))
+        .map(|isa| isa.element(13))
         .unwrap_or_default();
     match (
         elements.next(),
@@ -610,49 +727,69 @@ fn printable(c: char) -> String {
     }
 }
 
+/// Reads one segment's identifier and counts its elements; `position` and `line` say where it
+/// is.
 fn segment(
-    raw: RawSegment<'_>,
+    text: Cow<'_, str>,
+    line: usize,
     position: usize,
     separators: Separators,
 ) -> Result<Segment<'_>, SyntaxError> {
-    let (id, elements): (Cow<'_, str>, Vec<Cow<'_, str>>) = match raw.text {
-        Cow::Borrowed(text) => {
-            let mut parts = text
-                .trim_start_matches([' ', '\t'])
-                .split(separators.element)
-                .map(Cow::Borrowed);
-            (parts.next().unwrap_or_default(), parts.collect())
+    let start = text.len() - text.trim_start_matches([' ', '\t']).len();
+    // Where the identifier ends and how many element separators follow it.
+    let mut id_end = None;
+    let mut separators_after = 0;
+    if separators.element.is_ascii() {
+        let wanted = separators.element as u8;
+        let bytes = &text.as_bytes()[start..];
+        if let Some(at) = find_any(bytes, [wanted]) {
+            id_end = Some(start + at);
+            separators_after = bytes[at + 1..].iter().filter(|b| **b == wanted).count();
         }
-        Cow::Owned(ref text) => {
-            let mut parts = text
-                .trim_start_matches([' ', '\t'])
-                .split(separators.element)
-                .map(|part| Cow::Owned(part.to_owned()));
-            (parts.next().unwrap_or_default(), parts.collect())
-        }
+    } else if let Some(at) = text[start..].find(separators.element) {
+        id_end = Some(start + at);
+        separators_after = text[start + at..].matches(separators.element).count() - 1;
+    }
+    let (id_end, elements_start) = match id_end {
+        Some(end) => (end, Some(end + separators.element.len_utf8())),
+        None => (text.len(), None),
     };
+    let id = &text[start..id_end];
     let valid_id = (2..=3).contains(&id.len())
         && id
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-        && id.chars().next().is_some_and(|c| c.is_ascii_uppercase());
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        && id.as_bytes()[0].is_ascii_uppercase();
     if !valid_id {
-        let shown: String = raw
-            .text
-            .trim_start_matches([' ', '\t'])
-            .chars()
-            .take(20)
-            .collect();
+        let shown: String = text[start..].chars().take(20).collect();
         return Err(error(
-            format!("segment {position} at line {}", raw.line),
+            format!("segment {position} at line {line}"),
             format!("'{shown}' does not start with a segment identifier"),
         ));
     }
+    let count = match elements_start {
+        Some(_) => 1 + separators_after,
+        None => 0,
+    };
+    let from = elements_start.unwrap_or(text.len());
+    let (id, elements) = match text {
+        Cow::Borrowed(text) => (
+            Cow::Borrowed(&text[start..id_end]),
+            Cow::Borrowed(&text[from..]),
+        ),
+        Cow::Owned(text) => (
+            Cow::Owned(text[start..id_end].to_owned()),
+            Cow::Owned(text[from..].to_owned()),
+        ),
+    };
     Ok(Segment {
+        tag: tag(id.as_bytes()),
         id,
         elements,
+        count,
         position,
-        line: raw.line,
+        line,
+        separator: separators.element,
         component: separators.component,
     })
 }
@@ -686,10 +823,10 @@ fn build(
     let Some(isa) = iter.next() else {
         return Err(error("ISA header", "the interchange is empty"));
     };
-    if isa.elements.len() != 16 {
+    if isa.count != 16 {
         return Err(at(
             &isa,
-            format!("ISA has {} elements, expected 16", isa.elements.len()),
+            format!("ISA has {} elements, expected 16", isa.count),
         ));
     }
     let mut interchange = Interchange {
@@ -705,14 +842,21 @@ fn build(
         usage: isa.trimmed_value(15),
         groups: Vec::new(),
     };
+    // The envelope's identifiers, matched as packed numbers.
+    const ISA: u32 = tag(b"ISA");
+    const IEA: u32 = tag(b"IEA");
+    const GS: u32 = tag(b"GS");
+    const GE: u32 = tag(b"GE");
+    const ST: u32 = tag(b"ST");
+    const SE: u32 = tag(b"SE");
     let mut group: Option<(Group, Segment)> = None;
     let mut set: Option<(TransactionSet, Segment)> = None;
     let mut last_position = isa.position;
-    for segment in iter.by_ref() {
+    while let Some(segment) = iter.next() {
         last_position = segment.position;
         if let Some((current, st)) = set.as_mut() {
-            match segment.id.as_ref() {
-                "SE" => {
+            match segment.tag {
+                SE => {
                     let counted = current.segments.len() + 2;
                     let declared = count(&segment, 1, "segment")?;
                     if declared != counted {
@@ -739,7 +883,7 @@ fn build(
                         g.transaction_sets.push(done);
                     }
                 }
-                "ST" | "GE" | "GS" | "IEA" | "ISA" => {
+                ST | GE | GS | IEA | ISA => {
                     return Err(at(
                         &segment,
                         format!(
@@ -756,25 +900,27 @@ fn build(
             continue;
         }
         if let Some((current, gs)) = group.as_mut() {
-            match segment.id.as_ref() {
-                "ST" => {
+            match segment.tag {
+                ST => {
                     if segment.trimmed(1).is_empty() || segment.trimmed(2).is_empty() {
                         return Err(at(
                             &segment,
                             "ST01 (transaction set id) and ST02 (control number) are required",
                         ));
                     }
+                    // The set runs to the next SE: room for its segments at once.
+                    let length = iter.as_slice().iter().position(|s| s.is("SE"));
                     set = Some((
                         TransactionSet {
                             id: segment.trimmed_value(1),
                             control_number: segment.trimmed_value(2),
-                            segments: Vec::new(),
+                            segments: Vec::with_capacity(length.unwrap_or_default()),
                             position: segment.position,
                         },
                         segment,
                     ));
                 }
-                "GE" => {
+                GE => {
                     let declared = count(&segment, 1, "transaction set")?;
                     if declared != current.transaction_sets.len() {
                         return Err(at(
@@ -814,8 +960,8 @@ fn build(
             }
             continue;
         }
-        match segment.id.as_ref() {
-            "GS" => {
+        match segment.tag {
+            GS => {
                 if segment.trimmed(6).is_empty() {
                     return Err(at(&segment, "GS06 (group control number) is required"));
                 }
@@ -833,7 +979,7 @@ fn build(
                     segment,
                 ));
             }
-            "IEA" => {
+            IEA => {
                 let declared = count(&segment, 1, "functional group")?;
                 if declared != interchange.groups.len() {
                     return Err(at(
@@ -923,7 +1069,11 @@ pub fn date(text: &str) -> Result<crate::timestamp::Date, crate::timestamp::Time
     let text = text.trim();
     if text.len() == 6 && text.bytes().all(|b| b.is_ascii_digit()) {
         let century = if text < "50" { "20" } else { "19" };
-        return crate::timestamp::parse_date(&format!("{century}{text}"));
+        let mut compact = [0u8; 8];
+        compact[..2].copy_from_slice(century.as_bytes());
+        compact[2..].copy_from_slice(text.as_bytes());
+        let compact = std::str::from_utf8(&compact).unwrap_or_default();
+        return crate::timestamp::parse_date(compact);
     }
     crate::timestamp::parse_date(text)
 }
@@ -974,10 +1124,10 @@ pub fn check_totals<'a, 'b: 'a>(
     quantities: impl IntoIterator<Item = &'a Segment<'b>>,
     element: usize,
 ) -> Result<(), crate::MapError> {
-    let Some(ctt) = set.segments.iter().find(|s| s.id == "CTT") else {
+    let Some(ctt) = set.segments.iter().find(|s| s.is("CTT")) else {
         return Ok(());
     };
-    let lines = set.segments.iter().filter(|s| s.id == line_id).count();
+    let lines = set.segments.iter().filter(|s| s.is(line_id)).count();
     let declared = ctt.trimmed(1);
     if !declared.is_empty() && declared.parse::<usize>().ok() != Some(lines) {
         return Err(crate::MapError::malformed(format!(
@@ -1074,7 +1224,7 @@ pub fn party<'s, 'a: 's>(
         let n1 = segments
             .clone()
             .into_iter()
-            .find(|s| s.id == "N1" && s.trimmed(1) == *code)?;
+            .find(|s| s.is("N1") && s.trimmed(1) == *code)?;
         let id = match n1.trimmed(4) {
             "" => n1.trimmed(2),
             id => id,
