@@ -4,8 +4,6 @@
 //! Amounts are [`Decimal`] (96-bit mantissa, up to 28 fractional digits) and never pass through
 //! floating point.
 
-use rust_decimal::prelude::ToPrimitive;
-
 use crate::canonical::Quantity;
 
 pub use rust_decimal::Decimal;
@@ -60,9 +58,8 @@ pub fn parse(text: &str, mark: char) -> Result<Decimal, DecimalError> {
     if !all_digits(whole) || (has_mark && !all_digits(fraction)) {
         return Err(invalid());
     }
-    let digits = format!("{whole}{fraction}");
     let scale = u32::try_from(fraction.len()).map_err(|_| invalid())?;
-    from_digits(&digits, scale, negative, text)
+    from_digits([whole, fraction], scale, negative, text)
 }
 
 /// Reads a fixed-width numeric field with `scale` implied decimals: `000125` with 2 gives `1.25`.
@@ -79,13 +76,48 @@ pub fn implied(field: &str, scale: u32) -> Result<Decimal, DecimalError> {
             text: field.to_owned(),
         });
     }
-    from_digits(digits, scale, negative, field)
+    from_digits([digits, ""], scale, negative, field)
 }
 
 /// Writes `value` in the WIT `decimal` form, normalised: no exponent, no trailing fractional
 /// zeros, no `-0` (`12.500` gives `12.5`, `-0.0` gives `0`).
 pub fn to_wit(value: Decimal) -> String {
-    value.normalize().to_string()
+    let mut mantissa = value.mantissa();
+    let mut scale = value.scale() as usize;
+    if mantissa == 0 {
+        return "0".to_owned();
+    }
+    while scale > 0 && mantissa % 10 == 0 {
+        mantissa /= 10;
+        scale -= 1;
+    }
+    // A 96-bit mantissa has at most 29 digits.
+    let mut buffer = [0u8; 40];
+    let mut start = buffer.len();
+    let mut rest = mantissa.unsigned_abs();
+    while rest > 0 || start == buffer.len() {
+        start -= 1;
+        buffer[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    let digits = std::str::from_utf8(&buffer[start..]).unwrap_or_default();
+    let mut text = String::with_capacity(digits.len() + scale + 3);
+    if mantissa < 0 {
+        text.push('-');
+    }
+    if scale == 0 {
+        text.push_str(digits);
+    } else if digits.len() > scale {
+        let (whole, fraction) = digits.split_at(digits.len() - scale);
+        text.push_str(whole);
+        text.push('.');
+        text.push_str(fraction);
+    } else {
+        text.push_str("0.");
+        text.extend(std::iter::repeat_n('0', scale - digits.len()));
+        text.push_str(digits);
+    }
+    text
 }
 
 /// Builds a canonical [`Quantity`] from an amount and a UN/ECE Recommendation 20 unit code.
@@ -119,8 +151,10 @@ fn all_digits(text: &str) -> bool {
     !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit())
 }
 
+/// The decimal of the ASCII digits `parts` (read one after the other) with `scale` of them
+/// after the mark; `original` is the text errors name.
 fn from_digits(
-    digits: &str,
+    parts: [&str; 2],
     scale: u32,
     negative: bool,
     original: &str,
@@ -131,21 +165,22 @@ fn from_digits(
     let too_large = || DecimalError::TooLarge {
         text: original.to_owned(),
     };
-    // Leading zeros are padding in fixed-width fields, not precision.
-    let significant = digits.trim_start_matches('0');
-    let mantissa: i128 = if significant.is_empty() {
-        0
-    } else {
-        significant.parse().map_err(|_| too_large())?
-    };
-    let signed = if negative { -mantissa } else { mantissa };
-    let value = Decimal::try_from_i128_with_scale(signed, scale).map_err(|_| too_large())?;
-    // Guard against silent rounding: the value must convert back to the same mantissa.
-    match value.mantissa().to_i128() {
-        Some(back) if back == signed => Ok(value),
-        _ => Err(too_large()),
+    // Leading zeros are padding in fixed-width fields, not precision: they add nothing here.
+    let mut mantissa: u128 = 0;
+    for byte in parts.iter().flat_map(|part| part.bytes()) {
+        mantissa = mantissa
+            .checked_mul(10)
+            .and_then(|m| m.checked_add(u128::from(byte - b'0')))
+            .filter(|m| *m <= MAX_MANTISSA)
+            .ok_or_else(too_large)?;
     }
+    let signed = i128::try_from(mantissa).map_err(|_| too_large())?;
+    let signed = if negative { -signed } else { signed };
+    Decimal::try_from_i128_with_scale(signed, scale).map_err(|_| too_large())
 }
+
+/// The largest mantissa a decimal holds (96 bits).
+const MAX_MANTISSA: u128 = (1 << 96) - 1;
 
 #[cfg(test)]
 mod tests {
@@ -235,6 +270,31 @@ mod tests {
         assert!(!is_wit_decimal("1e5"));
         assert!(!is_wit_decimal("-"));
         assert!(!is_wit_decimal("1."));
+    }
+
+    #[test]
+    fn writes_what_the_decimal_display_writes() {
+        let mut values = vec![Decimal::ZERO, Decimal::MAX, Decimal::MIN];
+        for mantissa in [
+            0i128,
+            1,
+            -1,
+            7,
+            10,
+            100,
+            -120,
+            125_000,
+            123_456_789,
+            -987_654_321_000,
+            79_228_162_514_264_337_593_543_950_335,
+        ] {
+            for scale in [0, 1, 2, 3, 5, 9, 12, 20, 28] {
+                values.push(Decimal::from_i128_with_scale(mantissa, scale));
+            }
+        }
+        for value in values {
+            assert_eq!(to_wit(value), value.normalize().to_string(), "{value:?}");
+        }
     }
 
     #[test]

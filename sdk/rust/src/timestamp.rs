@@ -44,16 +44,15 @@ pub fn parse_date(text: &str) -> Result<Date, TimestampError> {
     let error = || TimestampError::Date {
         text: text.to_owned(),
     };
-    let compact: String = match text.len() {
-        8 => text.to_owned(),
-        10 if text.as_bytes().get(4) == Some(&b'-') && text.as_bytes().get(7) == Some(&b'-') => {
-            text.replace('-', "")
-        }
+    let bytes = text.as_bytes();
+    let (year, month, day) = match bytes.len() {
+        8 => (0..4, 4..6, 6..8),
+        10 if bytes.get(4) == Some(&b'-') && bytes.get(7) == Some(&b'-') => (0..4, 5..7, 8..10),
         _ => return Err(error()),
     };
-    let year = number(&compact, 0..4).ok_or_else(error)?;
-    let month = number(&compact, 4..6).ok_or_else(error)?;
-    let day = number(&compact, 6..8).ok_or_else(error)?;
+    let year = number(bytes, year).ok_or_else(error)?;
+    let month = number(bytes, month).ok_or_else(error)?;
+    let day = number(bytes, day).ok_or_else(error)?;
     let month = u8::try_from(month)
         .ok()
         .and_then(|m| Month::try_from(m).ok())
@@ -63,23 +62,37 @@ pub fn parse_date(text: &str) -> Result<Date, TimestampError> {
     Date::from_calendar_date(year, month, day).map_err(|_| error())
 }
 
+/// `text` (at most 8 bytes of it) without the byte `mark` when there is one: `12:30` gives
+/// `1230`.
+fn without(text: &[u8], mark: Option<u8>) -> ([u8; 8], usize) {
+    let mut kept = [0u8; 8];
+    let mut length = 0;
+    for &byte in text.iter().filter(|b| Some(**b) != mark).take(kept.len()) {
+        kept[length] = byte;
+        length += 1;
+    }
+    (kept, length)
+}
+
 /// Parses a time of day written `HHMMSS`, `HHMM`, `HH:MM:SS` or `HH:MM`.
 pub fn parse_time(text: &str) -> Result<Time, TimestampError> {
     let error = || TimestampError::Time {
         text: text.to_owned(),
     };
-    let compact = match text.len() {
-        5 | 8 if text.as_bytes().get(2) == Some(&b':') => text.replace(':', ""),
-        4 | 6 => text.to_owned(),
+    let bytes = text.as_bytes();
+    let (kept, length) = match bytes.len() {
+        5 | 8 if bytes.get(2) == Some(&b':') => without(bytes, Some(b':')),
+        4 | 6 => without(bytes, None),
         _ => return Err(error()),
     };
+    let compact = &kept[..length];
     if compact.len() != 4 && compact.len() != 6 {
         return Err(error());
     }
-    let hour = number(&compact, 0..2).ok_or_else(error)?;
-    let minute = number(&compact, 2..4).ok_or_else(error)?;
+    let hour = number(compact, 0..2).ok_or_else(error)?;
+    let minute = number(compact, 2..4).ok_or_else(error)?;
     let second = if compact.len() == 6 {
-        number(&compact, 4..6).ok_or_else(error)?
+        number(compact, 4..6).ok_or_else(error)?
     } else {
         0
     };
@@ -96,21 +109,22 @@ pub fn parse_offset(text: &str) -> Result<UtcOffset, TimestampError> {
         return Ok(UtcOffset::UTC);
     }
     let (sign, rest) = match text.split_at_checked(1) {
-        Some(("+", rest)) => (1i8, rest),
-        Some(("-", rest)) => (-1i8, rest),
+        Some(("+", rest)) => (1i8, rest.as_bytes()),
+        Some(("-", rest)) => (-1i8, rest.as_bytes()),
         _ => return Err(error()),
     };
-    let digits = match rest.len() {
-        5 if rest.as_bytes().get(2) == Some(&b':') => rest.replace(':', ""),
-        2 | 4 => rest.to_owned(),
+    let (kept, length) = match rest.len() {
+        5 if rest.get(2) == Some(&b':') => without(rest, Some(b':')),
+        2 | 4 => without(rest, None),
         _ => return Err(error()),
     };
+    let digits = &kept[..length];
     if digits.len() != 2 && digits.len() != 4 {
         return Err(error());
     }
-    let hours = number(&digits, 0..2).ok_or_else(error)?;
+    let hours = number(digits, 0..2).ok_or_else(error)?;
     let minutes = if digits.len() == 4 {
-        number(&digits, 2..4).ok_or_else(error)?
+        number(digits, 2..4).ok_or_else(error)?
     } else {
         0
     };
@@ -125,12 +139,49 @@ pub fn parse_offset(text: &str) -> Result<UtcOffset, TimestampError> {
 /// Writes a local date and time at `offset` as RFC 3339 text, for example
 /// `2026-03-02T06:15:00+01:00` (`Z` for a zero offset).
 pub fn rfc3339(date: Date, time: Time, offset: UtcOffset) -> Result<String, TimestampError> {
-    PrimitiveDateTime::new(date, time)
-        .assume_offset(offset)
-        .format(&Rfc3339)
-        .map_err(|error| TimestampError::Format {
-            reason: error.to_string(),
-        })
+    let plain = (0..=9999).contains(&date.year())
+        && time.nanosecond() == 0
+        && offset.seconds_past_minute() == 0
+        && offset.whole_hours().unsigned_abs() < 24;
+    if !plain {
+        // What the digits below cannot write (or must refuse) is left to the formatter.
+        return PrimitiveDateTime::new(date, time)
+            .assume_offset(offset)
+            .format(&Rfc3339)
+            .map_err(|error| TimestampError::Format {
+                reason: error.to_string(),
+            });
+    }
+    let mut text = [0u8; 25];
+    let two = |at: &mut [u8], n: u8| {
+        at[0] = b'0' + n / 10;
+        at[1] = b'0' + n % 10;
+    };
+    let year = date.year().unsigned_abs();
+    for (at, divisor) in [1000, 100, 10, 1].into_iter().enumerate() {
+        text[at] = b'0' + (year / divisor % 10) as u8;
+    }
+    text[4] = b'-';
+    two(&mut text[5..], u8::from(date.month()));
+    text[7] = b'-';
+    two(&mut text[8..], date.day());
+    text[10] = b'T';
+    two(&mut text[11..], time.hour());
+    text[13] = b':';
+    two(&mut text[14..], time.minute());
+    text[16] = b':';
+    two(&mut text[17..], time.second());
+    let length = if offset.is_utc() {
+        text[19] = b'Z';
+        20
+    } else {
+        text[19] = if offset.is_negative() { b'-' } else { b'+' };
+        two(&mut text[20..], offset.whole_hours().unsigned_abs());
+        text[22] = b':';
+        two(&mut text[23..], offset.minutes_past_hour().unsigned_abs());
+        25
+    };
+    Ok(String::from_utf8_lossy(&text[..length]).into_owned())
 }
 
 /// Builds an RFC 3339 timestamp from date, time and offset fields:
@@ -150,12 +201,16 @@ pub fn full_date(date: Date) -> String {
 }
 
 /// Reads the ASCII digits at `range` of `text` as a number; none if any is not a digit.
-fn number(text: &str, range: std::ops::Range<usize>) -> Option<u32> {
+fn number(text: &[u8], range: std::ops::Range<usize>) -> Option<u32> {
     let digits = text.get(range)?;
-    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    digits.parse().ok()
+    Some(
+        digits
+            .iter()
+            .fold(0, |n, digit| n * 10 + u32::from(digit - b'0')),
+    )
 }
 
 #[cfg(test)]
@@ -235,6 +290,31 @@ mod tests {
             error.to_string(),
             "'20260230' is not a valid date (expected YYYYMMDD)"
         );
+    }
+
+    #[test]
+    fn writes_what_the_rfc3339_formatter_writes() {
+        let dates = ["00000101", "09991231", "19991231", "20240229", "99991231"];
+        let times = ["000000", "061500", "235959", "120001"];
+        let offsets = [
+            "Z", "+00:00", "-00:00", "+01:00", "-05:30", "-00:30", "+23:59", "-23:59", "+05:45",
+        ];
+        for date in dates {
+            for time in times {
+                for offset in offsets {
+                    let (date, time) = (parse_date(date).unwrap(), parse_time(time).unwrap());
+                    let offset = parse_offset(offset).unwrap();
+                    let expected = PrimitiveDateTime::new(date, time)
+                        .assume_offset(offset)
+                        .format(&Rfc3339)
+                        .unwrap();
+                    assert_eq!(rfc3339(date, time, offset).unwrap(), expected);
+                }
+            }
+        }
+        let odd = UtcOffset::from_hms(1, 0, 30).unwrap();
+        let date = parse_date("20260302").unwrap();
+        assert!(rfc3339(date, Time::MIDNIGHT, odd).is_err());
     }
 
     #[test]
