@@ -84,8 +84,10 @@ fn per_call(budget: Duration, mut f: impl FnMut() -> anyhow::Result<()>) -> anyh
     Ok(best)
 }
 
-/// Times everything and prints a table and, as the last line, a JSON summary.
-pub async fn measure(setup: &Setup, budget: Duration) -> anyhow::Result<()> {
+/// Times everything and prints a table and, as the last line, a JSON summary. `arms` (the
+/// keys of `--arms`), when not empty, limits the plugins and the Node.js figures to those arms.
+pub async fn measure(setup: &Setup, budget: Duration, arms: &[String]) -> anyhow::Result<()> {
+    let wanted = |arm: Arm| arms.is_empty() || arms.iter().any(|key| key == arm.key());
     let shift = workload::payload(0);
     let asn = workload::payload(1);
     let desadv_path = setup
@@ -103,8 +105,8 @@ pub async fn measure(setup: &Setup, budget: Duration) -> anyhow::Result<()> {
             let mut total = 0;
             for (_, set) in interchange.transaction_sets() {
                 for segment in &set.segments {
-                    for n in 1..=segment.elements.len() {
-                        total += segment.element(n).len();
+                    for element in segment.elements() {
+                        total += element.len();
                     }
                 }
             }
@@ -187,6 +189,9 @@ pub async fn measure(setup: &Setup, budget: Duration) -> anyhow::Result<()> {
         (Arm::Python, "Python"),
         (Arm::JavaScript, "JavaScript"),
     ] {
+        if !wanted(arm) {
+            continue;
+        }
         let (shift_dir, asn_dir) = setup.plugin_dirs(arm);
         for (index, dir) in [(0u64, shift_dir), (1, asn_dir)] {
             let plugin = setup.load(&dir).await?;
@@ -205,7 +210,12 @@ pub async fn measure(setup: &Setup, budget: Duration) -> anyhow::Result<()> {
             });
         }
     }
-    for (key, what, micros) in node_calls(&setup.root, budget).await? {
+    let node = if wanted(Arm::Node) {
+        node_calls(&setup.root, budget).await?
+    } else {
+        Vec::new()
+    };
+    for (key, what, micros) in node {
         figures.push(Figure {
             key: key.to_owned(),
             what,

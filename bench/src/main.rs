@@ -58,7 +58,8 @@ struct Args {
     #[arg(long)]
     skip_durable: bool,
     /// Only the per-call figures, no NATS: the SDK's readers, the native mappings, each plugin
-    /// in the sandbox (a call and an instantiation) and the Node.js mapping, for --seconds each.
+    /// in the sandbox (a call and an instantiation) and the Node.js mapping, for --seconds each
+    /// (with --arms, only the plugins and Node.js of the arms named).
     #[arg(long)]
     calls: bool,
 }
@@ -94,7 +95,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     if args.calls {
         print_machine();
-        return calls::measure(&setup, measure).await;
+        return calls::measure(&setup, measure, &args.arms).await;
     }
     let selected: Vec<Arm> = Arm::ALL
         .into_iter()

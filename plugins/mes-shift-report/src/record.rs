@@ -27,10 +27,11 @@ impl<'a> Record<'a> {
         if text.trim_matches(' ').is_empty() {
             return Err(MapError::malformed(format!("line {line}: empty line")));
         }
-        Ok(Self {
-            line,
-            fields: text.split(SEPARATOR).collect(),
-        })
+        // Room for every field at once: a record is split once per line of every report.
+        let mut fields =
+            Vec::with_capacity(1 + text.bytes().filter(|b| *b == SEPARATOR as u8).count());
+        fields.extend(text.split(SEPARATOR));
+        Ok(Self { line, fields })
     }
 
     /// The record type (first field).
@@ -150,7 +151,7 @@ impl<'a> Record<'a> {
             ));
         }
         decimal::implied(value, QUANTITY_SCALE)
-            .malformed_at(self.at(field))
+            .malformed_with(|| self.at(field))
             .map(Some)
     }
 
@@ -163,7 +164,7 @@ impl<'a> Record<'a> {
                 format!("'{value}' is not a {SEQUENCE_WIDTH}-digit number"),
             ));
         }
-        value.parse().malformed_at(self.at("seq"))
+        value.parse().malformed_with(|| self.at("seq"))
     }
 
     /// A `YYYYMMDD` date.
@@ -175,7 +176,7 @@ impl<'a> Record<'a> {
             };
             return Err(self.error(field, error));
         }
-        timestamp::parse_date(value).malformed_at(self.at(field))
+        timestamp::parse_date(value).malformed_with(|| self.at(field))
     }
 
     /// An `HHMMSS` time of day.
@@ -187,6 +188,6 @@ impl<'a> Record<'a> {
             };
             return Err(self.error(field, error));
         }
-        timestamp::parse_time(value).malformed_at(self.at(field))
+        timestamp::parse_time(value).malformed_with(|| self.at(field))
     }
 }

@@ -204,7 +204,7 @@ fn occurred_at(
             timestamp::full_date(header.shift_date)
         )));
     }
-    timestamp::rfc3339(date, time, header.offset).malformed_at(record.at("date"))
+    timestamp::rfc3339(date, time, header.offset).malformed_with(|| record.at("date"))
 }
 
 fn unit(record: &Record<'_>, index: usize) -> Result<&'static str, MapError> {
@@ -348,7 +348,7 @@ fn check_trailer(record: &Record<'_>, details: usize) -> Result<(), MapError> {
     if value.len() != 6 || !value.bytes().all(|b| b.is_ascii_digit()) {
         return Err(record.error("detail-count", format!("'{value}' is not a 6-digit number")));
     }
-    let counted: usize = value.parse().malformed_at(record.at("detail-count"))?;
+    let counted: usize = value.parse().malformed_with(|| record.at("detail-count"))?;
     if counted == details {
         Ok(())
     } else {

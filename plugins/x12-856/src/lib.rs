@@ -43,10 +43,10 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
 fn item_quantities<'a, 'b>(set: &'a TransactionSet<'b>) -> impl Iterator<Item = &'a Segment<'b>> {
     let mut level = "";
     set.segments.iter().filter(move |s| {
-        if s.id == "HL" {
+        if s.is("HL") {
             level = s.element(3);
         }
-        s.id == "SN1" && level.trim() == "I"
+        s.is("SN1") && level.trim() == "I"
     })
 }
 
@@ -62,14 +62,14 @@ impl<'a> Level<'a> {
     fn find(&self, id: &str, qualifier: &str) -> Option<&'a Segment<'a>> {
         self.segments
             .iter()
-            .find(|s| s.id == id && s.trimmed(1) == qualifier)
+            .find(|s| s.is(id) && s.trimmed(1) == qualifier)
     }
 
     /// The `REF` numbers with `qualifier`, in order.
     fn refs(&self, qualifier: &str) -> impl Iterator<Item = &'a str> {
         self.segments
             .iter()
-            .filter(move |s| s.id == "REF" && s.trimmed(1) == qualifier)
+            .filter(move |s| s.is("REF") && s.trimmed(1) == qualifier)
             .map(|s| s.trimmed(2))
             .filter(|number| !number.is_empty())
     }
@@ -108,10 +108,10 @@ fn ship_notice(
     item_qualifier: Option<&str>,
 ) -> Result<ShipmentNotice, MapError> {
     // The header is what comes before the first HL; each level runs up to the next HL.
-    let mut runs = set.segments.split(|s| s.id == "HL");
+    let mut runs = set.segments.split(|s| s.is("HL"));
     let header = runs.next().unwrap_or_default();
     let mut levels: Vec<Level> = Vec::new();
-    for (hl, segments) in set.segments.iter().filter(|s| s.id == "HL").zip(runs) {
+    for (hl, segments) in set.segments.iter().filter(|s| s.is("HL")).zip(runs) {
         if hl.trimmed(1).is_empty() || hl.trimmed(3).is_empty() {
             return Err(MapError::malformed(format!(
                 "{}: HL01 (id) and HL03 (level code) are required",
@@ -141,18 +141,17 @@ fn ship_notice(
             .chain(shipment.into_iter().flat_map(|l| l.segments))
     };
     let dtm =
-        |qualifier: &str| shipment_segments().find(|s| s.id == "DTM" && s.trimmed(1) == qualifier);
+        |qualifier: &str| shipment_segments().find(|s| s.is("DTM") && s.trimmed(1) == qualifier);
     let ship_date = match dtm("011") {
-        Some(d) => {
-            x12::dtm_timestamp(d, offset).malformed_at(format!("{}, DTM02/03 ship date", d.at()))?
-        }
+        Some(d) => x12::dtm_timestamp(d, offset)
+            .malformed_with(|| format!("{}, DTM02/03 ship date", d.at()))?,
         None => x12::timestamp(bsn.element(3), bsn.element(4), offset)
-            .malformed_at(format!("{}, BSN03/04 date", bsn.at()))?,
+            .malformed_with(|| format!("{}, BSN03/04 date", bsn.at()))?,
     };
     let expected_delivery = dtm("017")
         .map(|d| {
             x12::dtm_timestamp(d, offset)
-                .malformed_at(format!("{}, DTM02/03 expected delivery", d.at()))
+                .malformed_with(|| format!("{}, DTM02/03 expected delivery", d.at()))
         })
         .transpose()?;
     let supplier = x12::party(shipment_segments(), &["SF", "SU"])
@@ -198,16 +197,12 @@ fn item_lines(
     levels: &[Level],
     item_qualifier: Option<&str>,
 ) -> Result<Vec<ShipmentLine>, MapError> {
-    let lin = item
-        .segments
-        .iter()
-        .find(|s| s.id == "LIN")
-        .ok_or_else(|| {
-            MapError::malformed(format!(
-                "HL {} (item level): there is no LIN segment",
-                item.id
-            ))
-        })?;
+    let lin = item.segments.iter().find(|s| s.is("LIN")).ok_or_else(|| {
+        MapError::malformed(format!(
+            "HL {} (item level): there is no LIN segment",
+            item.id
+        ))
+    })?;
     let item_number = match item_qualifier {
         Some(q) => lin.pair_value(2, &[q]).ok_or_else(|| {
             MapError::malformed(format!(
@@ -227,7 +222,7 @@ fn item_lines(
             up.iter().find_map(|l| {
                 l.segments
                     .iter()
-                    .find(|s| s.id == "PRF" && !s.trimmed(1).is_empty())
+                    .find(|s| s.is("PRF") && !s.trimmed(1).is_empty())
                     .map(|s| s.trimmed(1).to_owned())
             })
         });
@@ -246,9 +241,7 @@ fn item_lines(
 
     let packs: Vec<&Level> = levels
         .iter()
-        .filter(|l| {
-            l.code == "P" && l.parent == item.id && l.segments.iter().any(|s| s.id == "SN1")
-        })
+        .filter(|l| l.code == "P" && l.parent == item.id && l.segments.iter().any(|s| s.is("SN1")))
         .collect();
     let line =
         |quantity: Quantity, lot: Option<String>, serials: Vec<String>, package_id| ShipmentLine {
@@ -276,18 +269,14 @@ fn item_lines(
 
 /// The quantity shipped at a level: `SN1` 02 in the unit of `SN1` 03.
 fn shipped(level: &Level) -> Result<Quantity, MapError> {
-    let sn1 = level
-        .segments
-        .iter()
-        .find(|s| s.id == "SN1")
-        .ok_or_else(|| {
-            MapError::malformed(format!(
-                "HL {} (level {}): there is no SN1 quantity",
-                level.id, level.code
-            ))
-        })?;
+    let sn1 = level.segments.iter().find(|s| s.is("SN1")).ok_or_else(|| {
+        MapError::malformed(format!(
+            "HL {} (level {}): there is no SN1 quantity",
+            level.id, level.code
+        ))
+    })?;
     let amount = decimal::parse(sn1.element(2), '.')
-        .malformed_at(format!("{}, SN102 quantity", sn1.at()))?;
+        .malformed_with(|| format!("{}, SN102 quantity", sn1.at()))?;
     if amount <= Decimal::ZERO {
         return Err(MapError::malformed(format!(
             "{}, SN102 quantity: '{}' is not positive",

@@ -57,6 +57,10 @@ pub trait ResultExt<T> {
 
     /// Maps the error to [`MapError::rejected`] with the message `"<context>: <error>"`.
     fn rejected_at(self, context: impl Display) -> Result<T, MapError>;
+
+    /// As [`ResultExt::malformed_at`], with the context written only when there is an error:
+    /// `.malformed_with(|| format!("{}, SN102 quantity", sn1.at()))` costs nothing on success.
+    fn malformed_with<C: Display>(self, context: impl FnOnce() -> C) -> Result<T, MapError>;
 }
 
 impl<T, E: Display> ResultExt<T> for Result<T, E> {
@@ -66,6 +70,10 @@ impl<T, E: Display> ResultExt<T> for Result<T, E> {
 
     fn rejected_at(self, context: impl Display) -> Result<T, MapError> {
         self.map_err(|error| MapError::rejected(format!("{context}: {error}")))
+    }
+
+    fn malformed_with<C: Display>(self, context: impl FnOnce() -> C) -> Result<T, MapError> {
+        self.map_err(|error| MapError::malformed(format!("{}: {error}", context())))
     }
 }
 
@@ -88,6 +96,18 @@ mod tests {
         assert_eq!(
             error,
             MapError::MalformedInput("line 3, field qty: not a number".into())
+        );
+        let lazy: Result<(), &str> = Err("not a number");
+        assert_eq!(
+            lazy.malformed_with(|| format!("line {}, field qty", 3)),
+            Err(MapError::MalformedInput(
+                "line 3, field qty: not a number".into()
+            ))
+        );
+        let fine: Result<u8, &str> = Ok(1);
+        assert_eq!(
+            fine.malformed_with(|| -> String { unreachable!("no context on success") }),
+            Ok(1)
         );
     }
 }
