@@ -69,6 +69,17 @@ pub struct Segment<'a> {
     component: char,
 }
 
+/// `text` without surrounding whitespace (`str::trim`), returned at once when it starts and ends
+/// with a printable ASCII character, as almost every element does.
+#[inline]
+fn trim(text: &str) -> &str {
+    match text.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => text,
+        [only] if only.is_ascii_graphic() => text,
+        _ => text.trim(),
+    }
+}
+
 /// A segment identifier (2 or 3 bytes) packed in a number, so that comparing two is one
 /// instruction; anything else packs to a number no identifier has.
 #[inline]
@@ -157,7 +168,7 @@ impl<'a> Segment<'a> {
 
     /// Returns element `n` with surrounding spaces removed (fixed-width senders pad).
     pub fn trimmed(&self, n: usize) -> &str {
-        self.element(n).trim()
+        trim(self.element(n))
     }
 
     /// Element `n` trimmed, as a value that lives as long as the payload (not the segment):
@@ -165,7 +176,7 @@ impl<'a> Segment<'a> {
     fn trimmed_value(&self, n: usize) -> Cow<'a, str> {
         match &self.elements {
             Cow::Borrowed(text) if n >= 1 && n <= self.count => {
-                Cow::Borrowed(nth_part(text, self.separator, n - 1).trim())
+                Cow::Borrowed(trim(nth_part(text, self.separator, n - 1)))
             }
             Cow::Borrowed(_) => Cow::Borrowed(""),
             Cow::Owned(_) => Cow::Owned(self.trimmed(n).to_owned()),
@@ -183,8 +194,9 @@ impl<'a> Segment<'a> {
             loop {
                 let qualifier = elements.next()?;
                 let value = elements.next()?;
-                if !value.trim().is_empty() {
-                    return Some((qualifier.trim(), value.trim()));
+                let value = trim(value);
+                if !value.is_empty() {
+                    return Some((trim(qualifier), value));
                 }
             }
         })
@@ -200,11 +212,20 @@ impl<'a> Segment<'a> {
     /// element `first` on ([`Segment::pairs`]): in `LIN**BP*7389141G01*ON*RG61372`,
     /// `pair_value(2, &["PO", "ON"])` is `RG61372`.
     pub fn pair_value(&self, first: usize, qualifiers: &[&str]) -> Option<String> {
-        qualifiers.iter().find_map(|qualifier| {
-            self.pairs_from(first)
-                .find(|(q, _)| q == qualifier)
-                .map(|(_, v)| v.to_owned())
-        })
+        // One pass over the pairs: the value of the best-ranked qualifier seen first.
+        let mut best: Option<(usize, &str)> = None;
+        for (qualifier, value) in self.pairs_from(first) {
+            let Some(rank) = qualifiers.iter().position(|q| *q == qualifier) else {
+                continue;
+            };
+            if best.is_none_or(|(best_rank, _)| rank < best_rank) {
+                best = Some((rank, value));
+                if rank == 0 {
+                    break;
+                }
+            }
+        }
+        best.map(|(_, value)| value.to_owned())
     }
 
     /// The product id of a `LIN` when the route names no qualifier: the buyer's part number
