@@ -177,6 +177,40 @@ pub fn active_is(version: &str) -> impl Fn(&[millrace::routes::Serving]) -> bool
     }
 }
 
+/// How many million iterations of `slow` run in `target` on this machine, measured in-process
+/// with the same engine settings the host uses.
+pub fn slow_millions_for(target: Duration) -> u64 {
+    use millrace::config::Limits;
+    use millrace::registry::LocalPlugin;
+    use millrace::sandbox::{RawMessage, RouteContext, Sandbox, Session};
+    use std::sync::Arc;
+    let sandbox = Sandbox::new(None).unwrap();
+    let component = LocalPlugin::locate(&plugin("tests/guests/misbehave"))
+        .unwrap()
+        .load(&sandbox)
+        .unwrap();
+    let route = RouteContext {
+        route: "calibrate".into(),
+        config: Arc::default(),
+        limits: Limits {
+            deadline: Duration::from_secs(60),
+            ..Limits::default()
+        },
+    };
+    let mut session = Session::new(&component, &route).unwrap();
+    let probe = 200;
+    let raw = RawMessage {
+        subject: "raw.test.lab.cmd".into(),
+        headers: Vec::new(),
+        payload: format!("slow {probe}").into_bytes(),
+    };
+    session.call(&raw).unwrap();
+    let started = Instant::now();
+    session.call(&raw).unwrap();
+    let per_million = started.elapsed().as_secs_f64() / probe as f64;
+    ((target.as_secs_f64() / per_million) as u64).max(1)
+}
+
 /// A `millrace` child process.
 pub struct Host {
     child: Child,
