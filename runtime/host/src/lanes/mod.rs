@@ -17,9 +17,9 @@
 //! both steps run in the lane, one message start to end. Every channel is bounded, so a busy
 //! host stops pulling rather than queueing without bound.
 //!
-//! What is pulled is what the lanes can take at once: each pull asks for the room left in the
-//! fullest lane's queue times the number of lanes, once every lane has room for a quarter of
-//! its queue; never a fixed large batch that would wait in the puller. And every
+//! What is pulled is what the lanes can take at once: each pull asks for the free places left
+//! in the lanes' queues, once a quarter of them is free; never a fixed batch regardless of
+//! how busy the lanes are. And every
 //! pulled message is held (module `held`) until its lane acked or naked it: one task per
 //! consumer sends an in-progress ack for each message held longer than a quarter of the
 //! consumer's `ack_wait`, so a message that waits in a busy lane, a slow plugin call, a target
@@ -177,22 +177,17 @@ impl<T: Send + 'static> Lanes<T> {
         }
     }
 
-    /// How many items the lanes can take now if they spread evenly: the room in the fullest
-    /// lane's queue, for each lane.
+    /// How many items the lanes can take now: the free places in their queues. (Not the
+    /// fullest lane's: one busy lane, say a route whose plugin loops, must not stop the other
+    /// routes sharing the lanes from pulling.)
     pub fn room(&self) -> usize {
-        let fullest = self
-            .senders
-            .iter()
-            .map(mpsc::Sender::capacity)
-            .min()
-            .unwrap_or(0);
-        fullest * self.senders.len()
+        self.senders.iter().map(mpsc::Sender::capacity).sum()
     }
 
-    /// Waits until every lane has room for a quarter of its queue (at least one item), and
-    /// returns the [`room`](Self::room) there is.
+    /// Waits until the lanes have room for a quarter of what their queues hold (at least one
+    /// item), and returns the [`room`](Self::room) there is.
     async fn wait_for_room(&self) -> usize {
-        let wanted = (self.queue / 4).max(1) * self.senders.len();
+        let wanted = (self.queue * self.senders.len() / 4).max(1);
         loop {
             let taken = self.taken.notified();
             tokio::pin!(taken);
@@ -231,9 +226,9 @@ async fn lane<T, F, Fut>(
 }
 
 /// Pulls `consumer`'s messages into `lanes` through `dispatch` until shutdown. Each pull asks
-/// for what the lanes can take at once ([`Lanes::room`], at most `batch` when given), once
-/// every lane has room for a quarter of its queue, so the messages pulled go to their lanes
-/// instead of waiting in a large batch. Every message is held (module
+/// for what the lanes can take at once ([`Lanes::room`], at most `batch` when given), once a
+/// quarter of the lanes' queues is free, so what is pulled goes to the lanes instead of
+/// waiting in a large batch. Every message is held (module
 /// `held`) until its lane has answered it: kept from redelivery while it waits, and a
 /// redelivery of it meanwhile is dropped. Losing the server only pauses the puller: it pulls
 /// again once the connection is back. `route` names the route in the log.
