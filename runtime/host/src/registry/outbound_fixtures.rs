@@ -74,7 +74,7 @@ pub fn check(plugin: &PluginComponent, route: &RouteContext, text: &str) -> (Opt
             );
         }
     };
-    let event = match CanonicalEvent::from_json(fixture.event) {
+    let event = match CanonicalEvent::from_cloudevent(&fixture.event) {
         Ok(event) => event,
         Err(e) => return (Some(format!("the fixture's `event`: {e}")), false),
     };
