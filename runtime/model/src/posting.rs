@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::canonical::{EventData, Timestamp};
+use crate::mapping::MapError;
 
 /// Where an event came from, as its CloudEvents envelope records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -380,108 +381,60 @@ impl Response {
     }
 }
 
-/// What a target's answer means for the posting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Verdict {
-    /// The target booked it; the value is the target's own document id (a material document
-    /// number, a delivery block id), or empty when the target gives none.
-    Posted(String),
-    /// The target refused it for good (a business rule, unknown material): the event is
-    /// dead-lettered with this reason.
-    Rejected(String),
-    /// The target could not take it now: the host retries with backoff. The value says why.
-    TryAgain(String),
-}
-
-impl Verdict {
-    /// Booked, under the target's document id `document`.
-    pub fn posted(document: impl Into<String>) -> Self {
-        Self::Posted(document.into())
-    }
-
-    /// Refused for good, for `reason`.
-    pub fn rejected(reason: impl Into<String>) -> Self {
-        Self::Rejected(reason.into())
-    }
-
-    /// Not now, because of `why`.
-    pub fn try_again(why: impl Into<String>) -> Self {
-        Self::TryAgain(why.into())
-    }
-
-    /// The WIT case name: `posted`, `rejected` or `try-again`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Posted(_) => "posted",
-            Self::Rejected(_) => "rejected",
-            Self::TryAgain(_) => "try-again",
-        }
-    }
-
-    /// The document id, reason or why the verdict carries.
-    pub fn message(&self) -> &str {
-        match self {
-            Self::Posted(text) | Self::Rejected(text) | Self::TryAgain(text) => text,
-        }
+text_variant! {
+    /// What a target's answer means for the posting.
+    pub enum Verdict {
+        /// The target booked it; the value is the target's own document id (a material document
+        /// number, a delivery block id), or empty when the target gives none.
+        Posted = "posted",
+        /// Booked, under the target's document id.
+        fn posted;
+        /// The target refused it for good (a business rule, unknown material): the event is
+        /// dead-lettered with this reason.
+        Rejected = "rejected",
+        /// Refused for good, for this reason.
+        fn rejected;
+        /// The target could not take it now: the host retries with backoff. The value says why.
+        TryAgain = "try-again",
+        /// Not now, because of this.
+        fn try_again;
     }
 }
 
-/// Why a plugin could not render requests for an event. Every case is permanent: the host
-/// dead-letters the event at once.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RenderError {
-    /// The event lacks something the target needs (a lot, a unit the target knows).
-    IncompleteEvent(String),
-    /// A business rule refuses to post it.
-    RejectedByRule(String),
-    /// Any other reason.
-    Other(String),
-}
-
-impl RenderError {
-    /// The event lacks something the target needs.
-    pub fn incomplete(message: impl Into<String>) -> Self {
-        Self::IncompleteEvent(message.into())
-    }
-
-    /// A business rule refuses to post the event.
-    pub fn rejected(message: impl Into<String>) -> Self {
-        Self::RejectedByRule(message.into())
-    }
-
-    /// Any other reason, for example a route configuration the plugin cannot use.
-    pub fn other(message: impl Into<String>) -> Self {
-        Self::Other(message.into())
-    }
-
-    /// The WIT case name, for example `incomplete-event`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::IncompleteEvent(_) => "incomplete-event",
-            Self::RejectedByRule(_) => "rejected-by-rule",
-            Self::Other(_) => "other",
-        }
-    }
-
-    /// The human-readable reason.
-    pub fn message(&self) -> &str {
-        match self {
-            Self::IncompleteEvent(message)
-            | Self::RejectedByRule(message)
-            | Self::Other(message) => message,
-        }
-    }
-}
-
-impl std::fmt::Display for RenderError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.kind(), self.message())
+text_variant! {
+    /// Why a plugin could not render requests for an event. Every case is permanent: the host
+    /// dead-letters the event at once.
+    pub enum RenderError {
+        /// The event lacks something the target needs (a lot, a unit the target knows).
+        IncompleteEvent = "incomplete-event",
+        /// The event lacks something the target needs.
+        fn incomplete;
+        /// A business rule refuses to post it.
+        RejectedByRule = "rejected-by-rule",
+        /// A business rule refuses to post the event.
+        fn rejected;
+        /// Any other reason.
+        Other = "other",
+        /// Any other reason, for example a route configuration the plugin cannot use.
+        fn other;
     }
 }
 
 impl std::error::Error for RenderError {}
+
+/// The SDK's shared helpers (the route configuration, the format readers) answer in
+/// [`MapError`]; in a poster `?` turns them into the render error of the same meaning.
+impl From<MapError> for RenderError {
+    fn from(error: MapError) -> Self {
+        match error {
+            MapError::MalformedInput(m) | MapError::UnsupportedDocument(m) => {
+                Self::IncompleteEvent(m)
+            }
+            MapError::RejectedByRule(m) => Self::RejectedByRule(m),
+            MapError::Other(m) => Self::Other(m),
+        }
+    }
+}
 
 /// The JSON form of a request's or response's body, as golden fixtures and dead letters write
 /// it: the JSON value itself when the bytes are JSON, else `{"base64": "<the bytes in base64>"}`.
@@ -672,6 +625,10 @@ mod tests {
             "incomplete-event: no lot"
         );
         assert_eq!(Verdict::try_again("busy").kind(), "try-again");
+        assert_eq!(
+            RenderError::from(MapError::other("no key 'plant'")),
+            RenderError::other("no key 'plant'")
+        );
     }
 
     #[test]

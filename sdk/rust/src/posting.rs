@@ -46,8 +46,6 @@
 //! }
 //! ```
 
-use crate::MapError;
-
 #[cfg(not(target_arch = "wasm32"))]
 mod fixtures;
 
@@ -73,31 +71,4 @@ pub trait Poster {
     /// Reads a target's answer to `request`, one of those [`Poster::render`] returned for
     /// `event`.
     fn interpret(event: &Event, request: &Request, response: &Response) -> Verdict;
-}
-
-/// The shared helpers ([`crate::config::require`], the format readers) answer in [`MapError`];
-/// in a poster `?` turns them into the render error of the same meaning.
-impl From<MapError> for RenderError {
-    fn from(error: MapError) -> Self {
-        match error {
-            MapError::MalformedInput(m) | MapError::UnsupportedDocument(m) => {
-                Self::IncompleteEvent(m)
-            }
-            MapError::RejectedByRule(m) => Self::RejectedByRule(m),
-            MapError::Other(m) => Self::Other(m),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn shared_helpers_errors_become_render_errors() {
-        assert_eq!(
-            RenderError::from(MapError::other("no key 'plant'")),
-            RenderError::other("no key 'plant'")
-        );
-    }
 }
