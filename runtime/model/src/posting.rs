@@ -436,6 +436,50 @@ impl From<MapError> for RenderError {
     }
 }
 
+/// One golden fixture of an outbound plugin, `fixtures/<case>.json`: an event (the CloudEvent
+/// exactly as on the canonical stream), the requests `render` must return and, for answers a
+/// target may give, the verdict `interpret` must give; or the render error. The host's
+/// admission and the SDK's native check read the same format (docs/OUTBOUND.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostingFixture {
+    /// The CloudEvent.
+    pub event: Value,
+    /// The requests `render` must return, as written (a body may be JSON or base64).
+    #[serde(default)]
+    pub requests: Option<Vec<Value>>,
+    /// Answers and the verdicts they must give.
+    #[serde(default)]
+    pub answers: Vec<Answer>,
+    /// The render error, instead of requests.
+    #[serde(default)]
+    pub error: Option<RenderError>,
+}
+
+/// A target's answer to one of the rendered requests, and what it must mean.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Answer {
+    /// The index of the request answered.
+    pub request: usize,
+    /// The answer (its target, when left out, is the request's).
+    pub response: Response,
+    /// The verdict `interpret` must give.
+    pub verdict: Verdict,
+}
+
+impl Answer {
+    /// The answer's response to `request`: its target filled in from the request when the
+    /// fixture leaves it out.
+    pub fn response_to(&self, request: &Request) -> Response {
+        let mut response = self.response.clone();
+        if response.target.is_empty() {
+            response.target = request.target.clone();
+        }
+        response
+    }
+}
+
 /// The JSON form of a request's or response's body, as golden fixtures and dead letters write
 /// it: the JSON value itself when the bytes are JSON, else `{"base64": "<the bytes in base64>"}`.
 pub mod body {

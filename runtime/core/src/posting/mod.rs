@@ -12,7 +12,8 @@ pub mod acknowledgement;
 /// One canonical event as outbound plugins receive it (the SDK's `posting::Event`).
 pub use millrace_model::posting::Event as CanonicalEvent;
 pub use millrace_model::posting::{
-    Envelope, Lineage, Method, NotCanonical, RenderError, Request, Response, Verdict, body,
+    Answer, Envelope, Lineage, Method, NotCanonical, PostingFixture, RenderError, Request,
+    Response, Verdict, body,
 };
 
 /// Headers a plugin may not set: the host owns them.
