@@ -21,3 +21,29 @@ pub mod canonical;
 pub mod events;
 pub mod mapping;
 pub mod posting;
+
+/// What the model may depend on, checked where it could be broken: plain data for plugins and
+/// the host alike, so no runtime (wasmtime, tokio), no networking and no other millrace crate.
+#[cfg(test)]
+mod layering {
+    #[test]
+    fn the_model_depends_on_serde_and_nothing_of_the_host() {
+        let manifest: toml::Table = toml::from_str(include_str!("../Cargo.toml")).unwrap();
+        let names: Vec<&String> = manifest["dependencies"]
+            .as_table()
+            .unwrap()
+            .keys()
+            .collect();
+        assert!(
+            names.iter().any(|n| *n == "serde"),
+            "read the wrong table: {names:?}"
+        );
+        for name in names {
+            let allowed = ["base64", "schemars", "serde", "serde_json", "thiserror"];
+            assert!(
+                allowed.contains(&name.as_str()),
+                "millrace-model must stay plain data for plugins; it may not depend on `{name}`"
+            );
+        }
+    }
+}
