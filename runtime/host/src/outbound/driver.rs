@@ -110,7 +110,7 @@ impl OutboundDriver {
         mode: &Mode<'_>,
         stop: &CancellationToken,
     ) -> Result<Posted, HostFailure> {
-        let event = match CanonicalEvent::from_cloudevent(&input.payload) {
+        let event = match CanonicalEvent::from_payload(&input.payload) {
             Ok(event) => event,
             Err(e) => {
                 let letter =
