@@ -316,7 +316,7 @@ mod tests {
         assert_eq!(json["sourcesequence"], 4);
         assert!(json.get("sourcetransaction").is_none());
         assert_eq!(
-            CloudEvent::nats_subject(&event()),
+            CloudEvent::nats_subject(&event),
             "canonical.production-completion.PLANT1"
         );
     }
