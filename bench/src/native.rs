@@ -4,8 +4,7 @@
 //! a pool of threads like the host's worker pool, so the arm differs from (c) by the sandbox
 //! alone.
 
-use millrace::canonical::{self as host, MappedEvent};
-use millrace_sdk::canonical as sdk;
+use millrace::canonical::MappedEvent;
 
 /// A fixed pool of threads running the native mappings, fed by one bounded queue, as the
 /// host's `WorkerPool` runs plugin calls.
@@ -69,8 +68,8 @@ pub fn map(subject: &str, payload: &[u8]) -> anyhow::Result<Vec<MappedEvent>> {
         headers: Vec::new(),
         payload: payload.to_vec(),
     };
-    let events = mapper(raw).map_err(|e| anyhow::anyhow!("native mapping refused: {e:?}"))?;
-    events.into_iter().map(lift).collect()
+    // The SDK's events are the host's (one model, millrace-model): nothing to convert.
+    mapper(raw).map_err(|e| anyhow::anyhow!("native mapping refused: {e:?}"))
 }
 
 thread_local! {
@@ -80,66 +79,4 @@ thread_local! {
 /// Sets this thread's route configuration, which the SDK keeps per thread natively.
 fn configure() {
     millrace_sdk::config::set_for_tests([("site", crate::SITE)]);
-}
-
-fn quantity(q: sdk::Quantity) -> host::Quantity {
-    host::Quantity {
-        amount: q.amount,
-        uom: q.uom,
-    }
-}
-
-/// The SDK's event as the host's model; only the kinds the workload produces.
-fn lift(event: sdk::CanonicalEvent) -> anyhow::Result<MappedEvent> {
-    let data = match event.data {
-        sdk::EventData::ProductionCompletion(p) => {
-            host::EventData::ProductionCompletion(host::ProductionCompletion {
-                work_order: p.work_order,
-                operation: p.operation,
-                item: p.item,
-                lot: p.lot,
-                good_quantity: quantity(p.good_quantity),
-                scrap_quantity: quantity(p.scrap_quantity),
-                location: p.location,
-            })
-        }
-        sdk::EventData::MaterialConsumption(m) => {
-            host::EventData::MaterialConsumption(host::MaterialConsumption {
-                work_order: m.work_order,
-                operation: m.operation,
-                item: m.item,
-                lot: m.lot,
-                quantity: quantity(m.quantity),
-                location: m.location,
-            })
-        }
-        sdk::EventData::ShipmentNotice(s) => {
-            host::EventData::ShipmentNotice(host::ShipmentNotice {
-                shipment_id: s.shipment_id,
-                supplier: s.supplier,
-                ship_date: s.ship_date,
-                expected_delivery: s.expected_delivery,
-                lines: s
-                    .lines
-                    .into_iter()
-                    .map(|l| host::ShipmentLine {
-                        item: l.item,
-                        quantity: quantity(l.quantity),
-                        lot: l.lot,
-                        serials: l.serials,
-                        purchase_order: l.purchase_order,
-                        package_id: l.package_id,
-                    })
-                    .collect(),
-            })
-        }
-        _ => anyhow::bail!("the workload maps to completions, consumptions and ship notices only"),
-    };
-    Ok(MappedEvent {
-        site: event.site,
-        occurred_at: event.occurred_at,
-        source_sequence: event.source_sequence,
-        source_transaction: event.source_transaction,
-        data,
-    })
 }

@@ -659,7 +659,7 @@ fn the_generated_schemas_follow_the_wit_versions_and_stay_backward_compatible() 
 fn outbound_payloads_conform(document: &Value) {
     use millrace::outbound::acknowledgement::{Acknowledgement, PostingOutcome};
     use millrace::outbound::letter::OutboundLetter;
-    use millrace::posting::{Body, Method, Request, Response};
+    use millrace::posting::{Method, Request, Response};
     // The document itself as the schema root, so its `#/components/schemas/…` references resolve.
     let schema_of = |name: &str| {
         let mut schema = document.clone();
@@ -696,7 +696,7 @@ fn outbound_payloads_conform(document: &Value) {
         method: Method::Post,
         path: "/odata/v1/GoodsMovements".into(),
         headers: vec![("Accept".into(), "application/json".into())],
-        body: Body(br#"{"GoodsMovementCode":"03"}"#.to_vec()),
+        body: br#"{"GoodsMovementCode":"03"}"#.to_vec(),
     };
     let letter = OutboundLetter {
         route: "erp-postings".into(),
@@ -713,7 +713,7 @@ fn outbound_payloads_conform(document: &Value) {
             target: "erp".into(),
             status: 422,
             headers: vec![],
-            body: Body(vec![0xff, 0xfe]),
+            body: vec![0xff, 0xfe],
         }),
         failed_at: "2026-03-02T05:16:00Z".into(),
     };

@@ -112,34 +112,36 @@ mod tests {
 
     #[test]
     fn keeps_source_offsets_and_precision() {
-        assert_eq!(
-            convert("Z", "2012-11-29T11:58:25.3149559+01:00").unwrap(),
-            "2012-11-29T11:58:25.3149559+01:00"
-        );
-        assert_eq!(
-            convert("+05:00", "2012-12-10T17:07:18.0Z").unwrap(),
-            "2012-12-10T17:07:18Z"
-        );
-        assert_eq!(
-            convert("+05:00", "2019-04-24T15:00:00-03:00").unwrap(),
-            "2019-04-24T15:00:00-03:00"
-        );
+        for (offset, source, converted) in [
+            (
+                "Z",
+                "2012-11-29T11:58:25.3149559+01:00",
+                "2012-11-29T11:58:25.3149559+01:00",
+            ),
+            ("+05:00", "2012-12-10T17:07:18.0Z", "2012-12-10T17:07:18Z"),
+            (
+                "+05:00",
+                "2019-04-24T15:00:00-03:00",
+                "2019-04-24T15:00:00-03:00",
+            ),
+        ] {
+            assert_eq!(convert(offset, source).unwrap(), converted);
+        }
     }
 
     #[test]
     fn applies_the_route_offset_when_the_source_has_none() {
-        assert_eq!(
-            convert("+01:00", "2026-03-02T06:15:00").unwrap(),
-            "2026-03-02T06:15:00+01:00"
-        );
-        assert_eq!(
-            convert("-0530", "2026-03-02T06:15:00.5").unwrap(),
-            "2026-03-02T06:15:00.5-05:30"
-        );
-        assert_eq!(
-            convert("Z", "2026-03-02T06:15:00").unwrap(),
-            "2026-03-02T06:15:00Z"
-        );
+        for (offset, source, converted) in [
+            ("+01:00", "2026-03-02T06:15:00", "2026-03-02T06:15:00+01:00"),
+            (
+                "-0530",
+                "2026-03-02T06:15:00.5",
+                "2026-03-02T06:15:00.5-05:30",
+            ),
+            ("Z", "2026-03-02T06:15:00", "2026-03-02T06:15:00Z"),
+        ] {
+            assert_eq!(convert(offset, source).unwrap(), converted);
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::ProjectionError;
+use super::state::{BucketKey, ProjectedEvent, Record, apply_once};
 use millrace_core::config::ProjectionConfig;
 use millrace_transport::{self as transport, reader::StreamReader};
 
@@ -190,5 +191,19 @@ impl Bucket {
         Err(err(&format!(
             "lost {MAX_RACES} races to other writers of the same record"
         )))
+    }
+
+    /// Applies `change` from `event` to the record named `key` (a fresh one when there is
+    /// none), once per event id: the [`update`](Self::update) every event-fed record takes.
+    /// True when it changed.
+    pub async fn apply<R: Record>(
+        &self,
+        key: &R::Key,
+        change: &R::Change,
+        event: &ProjectedEvent,
+    ) -> Result<bool, ProjectionError> {
+        let fresh = || R::fresh(key, change);
+        self.update(&key.bucket_key(), fresh, |r| apply_once(r, change, event))
+            .await
     }
 }

@@ -29,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use self::buckets::Buckets;
 use self::state::{
-    Change, CommitmentRecord, HoldRecord, PostedEvent, PostingChange, PostingKey, PostingRecord,
-    ProjectedEvent, SourceRecord, StockRecord, WorkOrderRecord, apply_once, due_on, plan,
+    BucketKey, Change, CommitmentRecord, HoldRecord, PostedEvent, PostingChange, PostingKey,
+    PostingRecord, ProjectedEvent, SourceRecord, StockRecord, WorkOrderRecord, due_on, plan,
 };
 use millrace_core::config::Config;
 use millrace_core::posting::acknowledgement::Acknowledgement;
@@ -297,38 +297,20 @@ impl Projection {
             let done = match change {
                 Change::Stock(key, change) => {
                     b.inventory
-                        .update(
-                            &key.bucket_key(),
-                            || StockRecord::new(key.clone()),
-                            |r| apply_once(r, &change, &event),
-                        )
+                        .apply::<StockRecord>(&key, &change, &event)
                         .await?
                 }
                 Change::WorkOrder(key, change) => {
                     b.work_orders
-                        .update(
-                            &key.bucket_key(),
-                            || WorkOrderRecord::new(key.clone()),
-                            |r| apply_once(r, &change, &event),
-                        )
+                        .apply::<WorkOrderRecord>(&key, &change, &event)
                         .await?
                 }
-                Change::Hold(key, hold) => {
-                    b.holds
-                        .update(
-                            &key.bucket_key(),
-                            || HoldRecord::new(key.clone(), &hold),
-                            |r| apply_once(r, &hold, &event),
-                        )
-                        .await?
+                Change::Hold(key, change) => {
+                    b.holds.apply::<HoldRecord>(&key, &change, &event).await?
                 }
-                Change::Commitment(key, commitment) => {
+                Change::Commitment(key, change) => {
                     b.commitments
-                        .update(
-                            &key.bucket_key(),
-                            || CommitmentRecord::new(key.clone()),
-                            |r| apply_once(r, &commitment, &event),
-                        )
+                        .apply::<CommitmentRecord>(&key, &change, &event)
                         .await?
                 }
             };

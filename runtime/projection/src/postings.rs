@@ -17,8 +17,9 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::ProjectionError;
-use super::query::{Visibility, matches};
+use super::query::Visibility;
 use super::state::PostingRecord;
+use super::state::matches;
 use millrace_core::config::Config;
 use millrace_core::posting::acknowledgement::PostingOutcome;
 

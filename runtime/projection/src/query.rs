@@ -14,7 +14,7 @@ use super::ProjectionError;
 use super::amount::Amount;
 use super::buckets::Buckets;
 use super::state::{
-    CommitmentRecord, HoldRecord, SourceRecord, StockRecord, Total, WorkOrderRecord,
+    CommitmentRecord, HoldRecord, SourceRecord, StockRecord, Total, WorkOrderRecord, matches,
 };
 use millrace_core::canonical::{
     CommitmentLevel, HoldAction, Quantity, ScheduleBucket, WorkOrderState,
@@ -43,10 +43,6 @@ pub struct Filter {
     pub item: Option<String>,
     /// Lot (holds only).
     pub lot: Option<String>,
-}
-
-pub(crate) fn matches(want: &Option<String>, have: Option<&String>) -> bool {
-    want.as_ref().is_none_or(|w| have == Some(w))
 }
 
 /// One stock position: an item at a site, location and lot.

@@ -1,50 +1,9 @@
-//! Constructors for [`MapError`] and a `?`-friendly way to attach context.
+//! A `?`-friendly way to attach context to an error as a [`MapError`] (whose constructors are
+//! the model's).
 
 use std::fmt::Display;
 
 use crate::MapError;
-
-impl MapError {
-    /// The payload is not well-formed for its format (bad syntax, wrong encoding, truncated).
-    pub fn malformed(message: impl Into<String>) -> Self {
-        Self::MalformedInput(message.into())
-    }
-
-    /// The payload is well-formed but of a document type or version this mapping does not map.
-    pub fn unsupported(message: impl Into<String>) -> Self {
-        Self::UnsupportedDocument(message.into())
-    }
-
-    /// The payload is well-formed but a business rule rejects it.
-    pub fn rejected(message: impl Into<String>) -> Self {
-        Self::RejectedByRule(message.into())
-    }
-
-    /// Any other reason, for example a route configuration the mapping cannot use.
-    pub fn other(message: impl Into<String>) -> Self {
-        Self::Other(message.into())
-    }
-
-    /// The kind of the error as the WIT case name, for example `malformed-input`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::MalformedInput(_) => "malformed-input",
-            Self::UnsupportedDocument(_) => "unsupported-document",
-            Self::RejectedByRule(_) => "rejected-by-rule",
-            Self::Other(_) => "other",
-        }
-    }
-
-    /// The human-readable reason carried by the error.
-    pub fn message(&self) -> &str {
-        match self {
-            Self::MalformedInput(message)
-            | Self::UnsupportedDocument(message)
-            | Self::RejectedByRule(message)
-            | Self::Other(message) => message,
-        }
-    }
-}
 
 /// Turns any displayable error into a [`MapError`] that says where it happened.
 ///
@@ -72,14 +31,6 @@ impl<T, E: Display> ResultExt<T> for Result<T, E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn constructors_pick_the_case() {
-        assert_eq!(MapError::malformed("a").kind(), "malformed-input");
-        assert_eq!(MapError::unsupported("b").kind(), "unsupported-document");
-        assert_eq!(MapError::rejected("c").kind(), "rejected-by-rule");
-        assert_eq!(MapError::other("d").message(), "d");
-    }
 
     #[test]
     fn context_is_prefixed() {

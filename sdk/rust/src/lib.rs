@@ -72,30 +72,11 @@ pub struct RawMessage {
     pub payload: Vec<u8>,
 }
 
-/// Why a mapping could not turn a raw message into canonical events. Every case is permanent:
-/// the host dead-letters the message at once with this reason, and does not retry it.
-///
-/// Build one with [`MapError::malformed`], [`MapError::unsupported`], [`MapError::rejected`] or
-/// [`MapError::other`], or attach context to any error with [`ResultExt`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MapError {
-    /// The payload is not well-formed for its format (bad syntax, wrong encoding, truncated).
-    MalformedInput(String),
-    /// The payload is well-formed but of a document type or version this mapping does not map.
-    UnsupportedDocument(String),
-    /// The payload is well-formed but a business rule rejects it.
-    RejectedByRule(String),
-    /// Any other reason.
-    Other(String),
-}
-
-impl std::fmt::Display for MapError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.kind(), self.message())
-    }
-}
-
-impl std::error::Error for MapError {}
+/// Why a mapping could not turn a raw message into canonical events (the WIT `map-error`, the
+/// same type the host reads): build one with [`MapError::malformed`], [`MapError::unsupported`],
+/// [`MapError::rejected`] or [`MapError::other`], or attach context to any error with
+/// [`ResultExt`].
+pub use millrace_model::mapping::MapError;
 
 /// Everything a mapping usually needs, for `use millrace_sdk::prelude::*;`.
 pub mod prelude {

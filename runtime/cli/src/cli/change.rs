@@ -123,12 +123,7 @@ impl ApproveCommand {
         let (proposal, applied) = changes
             .approve(&Actor::os_user(), &self.id, AdmissionBounds::default())
             .await?;
-        println!(
-            "approved {} by {}: {}",
-            proposal.id,
-            proposal.proposed_by,
-            proposal.change.describe(&proposal.route)
-        );
+        print_decision("approved", &proposal);
         super::route::print_binding(&applied.route, &applied.switched.after);
         Ok(ExitCode::SUCCESS)
     }
@@ -152,12 +147,17 @@ impl RejectCommand {
         let proposal = changes
             .reject(&Actor::os_user(), &self.id, self.reason)
             .await?;
-        println!(
-            "rejected {} by {}: {}",
-            proposal.id,
-            proposal.proposed_by,
-            proposal.change.describe(&proposal.route)
-        );
+        print_decision("rejected", &proposal);
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// `<decision> <id> by <proposer>: <change>`, the line approve and reject print.
+fn print_decision(decision: &str, proposal: &Proposal) {
+    println!(
+        "{decision} {} by {}: {}",
+        proposal.id,
+        proposal.proposed_by,
+        proposal.change.describe(&proposal.route)
+    );
 }

@@ -48,28 +48,8 @@ enum Command {
         /// The host configuration (TOML).
         #[arg(long, short, default_value = "examples/millrace.toml")]
         config: PathBuf,
-        /// NATS server URL; overrides `nats.url` and skips starting a local server.
-        #[arg(long, env = "MILLRACE_NATS")]
-        nats: Option<String>,
-        /// Stop once the sample messages are all mapped, instead of running until Ctrl-C.
-        #[arg(long)]
-        once: bool,
-        /// Port of the local nats-server; overrides `up.port`.
-        #[arg(long)]
-        port: Option<u16>,
-        /// Folder for the local NATS data and the compiled-plugin cache; overrides
-        /// `host.state_dir`.
-        #[arg(long)]
-        state_dir: Option<PathBuf>,
-        /// Start a JetStream cluster of this many local nats-servers (3 for a trial of
-        /// replicated streams: `streams.replicas` becomes 3 unless the config sets it) on
-        /// consecutive ports from `up.port`, instead of one server.
-        #[arg(long, value_parser = clap::value_parser!(u8).range(3..=5))]
-        cluster: Option<u8>,
-        /// Serve the admin API and console at this address instead of `admin.listen`
-        /// (`127.0.0.1:0` takes any free port; the address taken is printed).
-        #[arg(long)]
-        admin_listen: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        options: serve::UpOptions,
     },
     /// Works with mapping plugins: run one on a file, test its golden fixtures.
     #[command(subcommand)]
@@ -175,25 +155,7 @@ fn sandbox(config: &Config) -> anyhow::Result<Sandbox> {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config, nats } => serve::run(&config, nats.as_deref()).await,
-        Command::Up {
-            config,
-            nats,
-            once,
-            port,
-            state_dir,
-            cluster,
-            admin_listen,
-        } => {
-            let options = serve::UpOptions {
-                nats,
-                once,
-                port,
-                state_dir,
-                cluster,
-                admin_listen,
-            };
-            serve::up(&config, options).await
-        }
+        Command::Up { config, options } => serve::up(&config, options).await,
         Command::Plugin(command) => plugin::run(command).await,
         Command::Dlq(command) => dlq::run(command).await,
         Command::Replay(args) => replay::run(args).await,

@@ -235,27 +235,14 @@ fn test(dir: &Path, ownership: &OwnershipPolicy) -> anyhow::Result<ExitCode> {
             dir.display()
         );
     }
-    let mut failed = 0;
-    for result in &results {
+    let outcomes = results.iter().map(|result| {
         let name = result.input.strip_prefix(dir).unwrap_or(&result.input);
-        match &result.diff {
-            None => println!("PASS {}", name.display()),
-            Some(diff) => {
-                failed += 1;
-                println!("FAIL {}\n{}", name.display(), indent(diff));
-            }
-        }
-    }
-    println!(
-        "{}: {} passed, {failed} failed",
-        component.id(),
-        results.len() - failed
-    );
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+        (
+            name.display().to_string(),
+            result.diff.as_deref().map(indent),
+        )
+    });
+    Ok(tally(component.id(), outcomes))
 }
 
 /// `plugin test` for an acknowledger: each case's acknowledgement, byte for byte.
@@ -269,30 +256,42 @@ fn test_acknowledger(dir: &Path, settings: &FixtureSettings) -> anyhow::Result<E
             dir.display()
         );
     }
-    let mut failed = 0;
-    for case in &cases {
-        match millrace::acknowledgements::fixtures::check(&component, &route, settings, case) {
-            Ok(None) => println!("PASS fixtures/{}", case.name),
-            Ok(Some(diff)) => {
-                failed += 1;
-                println!("FAIL fixtures/{}\n{}", case.name, indent(&diff));
+    let outcomes = cases.iter().map(|case| {
+        let failure =
+            match millrace::acknowledgements::fixtures::check(&component, &route, settings, case) {
+                Ok(diff) => diff.as_deref().map(indent),
+                Err(e) => Some(format!("    {e}")),
+            };
+        (format!("fixtures/{}", case.name), failure)
+    });
+    Ok(tally(component.id(), outcomes))
+}
+
+/// Prints `PASS` or `FAIL` and the failure (indented) per fixture, then the tally of
+/// `plugin`'s fixtures; a failure exit when any failed.
+fn tally(
+    plugin: impl std::fmt::Display,
+    outcomes: impl Iterator<Item = (String, Option<String>)>,
+) -> ExitCode {
+    let (mut passed, mut failed) = (0, 0);
+    for (name, failure) in outcomes {
+        match failure {
+            None => {
+                passed += 1;
+                println!("PASS {name}");
             }
-            Err(e) => {
+            Some(failure) => {
                 failed += 1;
-                println!("FAIL fixtures/{}\n    {e}", case.name);
+                println!("FAIL {name}\n{failure}");
             }
         }
     }
-    println!(
-        "{}: {} passed, {failed} failed",
-        component.id(),
-        cases.len() - failed
-    );
-    Ok(if failed == 0 {
+    println!("{plugin}: {passed} passed, {failed} failed");
+    if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
 }
 
 fn indent(text: &str) -> String {

@@ -117,19 +117,29 @@ async fn start_cluster(store: PathBuf, port: u16, nodes: u8) -> anyhow::Result<L
 const CLUSTER_START: Duration = Duration::from_secs(30);
 
 /// What `millrace up` was told on the command line.
-#[derive(Debug)]
+#[derive(Debug, clap::Args)]
 pub struct UpOptions {
-    /// NATS URL: use that server instead of starting one.
+    /// NATS server URL; overrides `nats.url` and skips starting a local server.
+    #[arg(long, env = "MILLRACE_NATS")]
     pub nats: Option<String>,
-    /// Stop once the samples are mapped.
+    /// Stop once the sample messages are all mapped, instead of running until Ctrl-C.
+    #[arg(long)]
     pub once: bool,
-    /// Overrides `up.port`.
+    /// Port of the local nats-server; overrides `up.port`.
+    #[arg(long)]
     pub port: Option<u16>,
-    /// Overrides `host.state_dir`.
+    /// Folder for the local NATS data and the compiled-plugin cache; overrides
+    /// `host.state_dir`.
+    #[arg(long)]
     pub state_dir: Option<std::path::PathBuf>,
-    /// Start a local cluster of this many nodes instead of one server.
+    /// Start a JetStream cluster of this many local nats-servers (3 for a trial of
+    /// replicated streams: `streams.replicas` becomes 3 unless the config sets it) on
+    /// consecutive ports from `up.port`, instead of one server.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(3..=5))]
     pub cluster: Option<u8>,
-    /// Overrides `admin.listen`.
+    /// Serve the admin API and console at this address instead of `admin.listen`
+    /// (`127.0.0.1:0` takes any free port; the address taken is printed).
+    #[arg(long)]
     pub admin_listen: Option<std::net::SocketAddr>,
 }
 

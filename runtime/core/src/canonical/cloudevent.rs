@@ -1,11 +1,11 @@
-//! The CloudEvents 1.0 JSON envelope of a canonical event, its deterministic id and its
-//! business key.
+//! The CloudEvents 1.0 JSON envelope of a canonical event and its deterministic id (its
+//! business key is the model's, [`super::business_key`]).
 
 use schemars::JsonSchema;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::model::{EventData, MappedEvent};
+use super::{EventData, MappedEvent, business_key};
 
 /// Where an event came from: what the envelope says beside the event itself.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ pub struct CloudEvent<'a> {
     /// When it happened at the source.
     #[schemars(extend("format" = "date-time"))]
     pub time: &'a str,
-    /// The business key, see [`business_key`].
+    /// The business key, see [`super::business_key`].
     pub subject: String,
     /// Always `application/json`.
     #[schemars(extend("const" = "application/json"))]
@@ -187,45 +187,11 @@ fn decimal(mut n: usize, buffer: &mut [u8; 20]) -> &[u8] {
     }
 }
 
-/// The business key of an event, the CloudEvents `subject`: what state it updates, e.g.
-/// `ITEM-42@PLANT1/WH3#LOT7` for stock or `WO-1001@PLANT1/OP20` for a work order.
-pub fn business_key(event: &MappedEvent) -> String {
-    let site = &event.site;
-    let at = |id: &str, place: Option<&str>, lot: Option<&str>| {
-        let mut key = format!("{id}@{site}");
-        if let Some(place) = place {
-            key.push('/');
-            key.push_str(place);
-        }
-        if let Some(lot) = lot {
-            key.push('#');
-            key.push_str(lot);
-        }
-        key
-    };
-    match &event.data {
-        EventData::InventoryMovement(m) => at(
-            &m.item,
-            m.to_location.as_deref().or(m.from_location.as_deref()),
-            m.lot.as_deref(),
-        ),
-        EventData::InventoryBalance(b) => at(&b.item, Some(&b.location), b.lot.as_deref()),
-        EventData::WorkOrderStatus(w) => at(&w.work_order, w.operation.as_deref(), None),
-        EventData::MaterialConsumption(c) => at(&c.work_order, c.operation.as_deref(), None),
-        EventData::ProductionCompletion(p) => at(&p.work_order, p.operation.as_deref(), None),
-        EventData::QualityHold(h) => at(&h.hold_id, None, None),
-        EventData::SupplierCommitment(s) => at(&format!("{}/{}", s.supplier, s.item), None, None),
-        EventData::ShipmentNotice(n) => {
-            at(&format!("{}/{}", n.supplier, n.shipment_id), None, None)
-        }
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::canonical::{ProductionCompletion, Quantity};
+    use crate::canonical::{EventData, ProductionCompletion, Quantity};
 
     fn event() -> MappedEvent {
         MappedEvent {

@@ -24,8 +24,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::routes::{CallSettings, PluginSource, plugin_source};
-use super::values::{HumanDuration, Invalid, check_range, check_subjects, is_token};
+use super::routes::{CallSettings, PluginSource, check_route_name_and_subjects, plugin_source};
+use super::values::{HumanDuration, Invalid, check_range, is_token};
 
 /// One outbound route.
 #[derive(Debug, Clone, Deserialize)]
@@ -70,19 +70,12 @@ impl OutboundRouteConfig {
         targets: &BTreeMap<String, TargetConfig>,
     ) -> Result<(), Invalid> {
         let key = |k: &str| format!("outbound.{name}.{k}");
-        if !is_token(name) {
-            return Err(Invalid::new(
-                format!("outbound.{name}"),
-                "route names may hold only letters, digits, `-` and `_`",
-            ));
-        }
-        if self.subjects.is_empty() {
-            return Err(Invalid::new(
-                key("subjects"),
-                "needs at least one canonical subject, e.g. `canonical.production-completion.>`",
-            ));
-        }
-        check_subjects(&key("subjects"), &self.subjects, true)?;
+        check_route_name_and_subjects(
+            "outbound",
+            name,
+            &self.subjects,
+            "needs at least one canonical subject, e.g. `canonical.production-completion.>`",
+        )?;
         if let Some(subject) = self
             .subjects
             .iter()

@@ -115,22 +115,35 @@ impl RouteConfig {
 
     /// The first key of route `name` that is wrong, with what is accepted.
     pub(super) fn check(&self, name: &str) -> Result<(), Invalid> {
-        let key = |k: &str| format!("routes.{name}.{k}");
-        if !is_token(name) {
-            return Err(Invalid::new(
-                format!("routes.{name}"),
-                "route names may hold only letters, digits, `-` and `_`",
-            ));
-        }
-        if self.subjects.is_empty() {
-            return Err(Invalid::new(
-                key("subjects"),
-                "needs at least one raw subject",
-            ));
-        }
-        check_subjects(&key("subjects"), &self.subjects, true)?;
+        check_route_name_and_subjects(
+            "routes",
+            name,
+            &self.subjects,
+            "needs at least one raw subject",
+        )?;
         self.calls.check(&format!("routes.{name}"))
     }
+}
+
+/// The checks a route of `section` (`routes` or `outbound`) starts with: its name is a token
+/// and it lists at least one subject (`missing` says which kind), each a valid subject.
+pub(super) fn check_route_name_and_subjects(
+    section: &str,
+    name: &str,
+    subjects: &[String],
+    missing: &str,
+) -> Result<(), Invalid> {
+    if !is_token(name) {
+        return Err(Invalid::new(
+            format!("{section}.{name}"),
+            "route names may hold only letters, digits, `-` and `_`",
+        ));
+    }
+    let key = format!("{section}.{name}.subjects");
+    if subjects.is_empty() {
+        return Err(Invalid::new(key, missing));
+    }
+    check_subjects(&key, subjects, true)
 }
 
 /// Where the plugin written `plugin` comes from: `name@version` names a deployed version,

@@ -49,7 +49,7 @@ impl Failure {
     /// else the kind (a few stable values, so label sets stay small).
     pub fn class(&self) -> &'static str {
         match self {
-            Failure::Call(CallError::Map { .. }) => "map-error",
+            Failure::Call(CallError::Map(_)) => "map-error",
             other => other.kind(),
         }
     }
@@ -62,7 +62,7 @@ impl Failure {
     /// The reason without the kind.
     pub fn message(&self) -> String {
         match self {
-            Failure::Call(CallError::Map { message, .. }) => message.clone(),
+            Failure::Call(CallError::Map(e)) => e.message().to_owned(),
             Failure::Call(CallError::Render(e)) => e.message().to_owned(),
             Failure::Invalid(errors) => join(errors),
             Failure::NotOwner(message) => message.clone(),

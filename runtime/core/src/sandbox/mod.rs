@@ -38,6 +38,7 @@ pub use self::precompiled::{ArtifactRefused, ArtifactStore, Compilation, write_a
 use crate::canonical::MappedEvent;
 use crate::config::Limits;
 use crate::posting::{CanonicalEvent, RenderError, Request, Response, Verdict};
+pub use millrace_model::mapping::MapError;
 
 /// The mapping WIT packages this host serves, oldest first. A plugin built against any of them
 /// runs.
@@ -100,14 +101,10 @@ pub enum LoadError {
 /// Why one plugin call did not produce events.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
-    /// The plugin refused the message: permanent, never retried.
-    #[error("{kind}: {message}")]
-    Map {
-        /// Which case of the WIT `map-error` the plugin returned.
-        kind: MapErrorKind,
-        /// The plugin's reason.
-        message: String,
-    },
+    /// The plugin refused the message (a case of the WIT `map-error`): permanent, never
+    /// retried.
+    #[error("{0}")]
+    Map(MapError),
     /// The call ran past the route's deadline.
     #[error("deadline exceeded: the plugin ran longer than {0:?}")]
     Deadline(Duration),
@@ -128,42 +125,11 @@ pub enum CallError {
     Render(RenderError),
 }
 
-/// The cases of the WIT `map-error` variant (the same in every served version).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MapErrorKind {
-    /// `malformed-input`: the payload is not well-formed for its format.
-    MalformedInput,
-    /// `unsupported-document`: a document type or version the mapping does not map.
-    UnsupportedDocument,
-    /// `rejected-by-rule`: a business rule rejects it.
-    RejectedByRule,
-    /// `other`.
-    Other,
-}
-
-impl MapErrorKind {
-    /// The WIT case name, as dead letters and metrics spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MapErrorKind::MalformedInput => "malformed-input",
-            MapErrorKind::UnsupportedDocument => "unsupported-document",
-            MapErrorKind::RejectedByRule => "rejected-by-rule",
-            MapErrorKind::Other => "other",
-        }
-    }
-}
-
-impl std::fmt::Display for MapErrorKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl CallError {
     /// A short stable name of the error kind, for dead letters and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
-            CallError::Map { kind, .. } => kind.as_str(),
+            CallError::Map(e) => e.kind(),
             CallError::Render(e) => e.kind(),
             CallError::Deadline(_) => "deadline",
             CallError::Memory(_) => "memory-limit",
@@ -542,13 +508,12 @@ impl Session {
 }
 
 fn map_error(e: WitMapError) -> CallError {
-    let (kind, message) = match e {
-        WitMapError::MalformedInput(m) => (MapErrorKind::MalformedInput, m),
-        WitMapError::UnsupportedDocument(m) => (MapErrorKind::UnsupportedDocument, m),
-        WitMapError::RejectedByRule(m) => (MapErrorKind::RejectedByRule, m),
-        WitMapError::Other(m) => (MapErrorKind::Other, m),
-    };
-    CallError::Map { kind, message }
+    CallError::Map(match e {
+        WitMapError::MalformedInput(m) => MapError::MalformedInput(m),
+        WitMapError::UnsupportedDocument(m) => MapError::UnsupportedDocument(m),
+        WitMapError::RejectedByRule(m) => MapError::RejectedByRule(m),
+        WitMapError::Other(m) => MapError::Other(m),
+    })
 }
 
 fn classify_trap(store: &Store<GuestState>, e: wasmtime::Error, limits: Limits) -> CallError {

@@ -7,7 +7,7 @@
 use super::bindings::poster_v1_0::millrace::outbound::posting as wit;
 use super::bindings::v1_1::millrace::mapping::canonical as model;
 use crate::canonical::*;
-use crate::posting::{self, Body, CanonicalEvent, Method, RenderError, Request, Verdict};
+use crate::posting::{self, CanonicalEvent, Method, RenderError, Request, Verdict};
 
 fn quantity(q: &Quantity) -> model::Quantity {
     model::Quantity {
@@ -201,7 +201,7 @@ pub(super) fn request(r: &Request) -> wit::Request {
         method: method(r.method),
         path: r.path.clone(),
         headers: r.headers.clone(),
-        body: r.body.0.clone(),
+        body: r.body.clone(),
     }
 }
 
@@ -211,7 +211,7 @@ pub(super) fn response(r: &posting::Response) -> wit::Response {
         target: r.target.clone(),
         status: r.status,
         headers: r.headers.clone(),
-        body: r.body.0.clone(),
+        body: r.body.clone(),
     }
 }
 
@@ -228,7 +228,7 @@ pub(super) fn lift_request(r: wit::Request) -> Request {
         },
         path: r.path,
         headers: r.headers,
-        body: Body(r.body),
+        body: r.body,
     }
 }
 

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::registry::record::{StoredFixture, VersionRecord};
 use crate::registry::{
     AdmissionBounds, FixtureSettings, check_fixture_count, fixtures::fixture_route,
+    refuse_failed_fixtures,
 };
 use millrace_core::sandbox::{
     AckControl, AcknowledgeError, AcknowledgerComponent, InboundOutcome, RawMessage, RouteContext,
@@ -220,13 +221,6 @@ pub fn admit(
             ),
         }
     }
-    if !failures.is_empty() {
-        anyhow::bail!(
-            "{id} is refused: {} of {} golden fixtures fail\n{}",
-            failures.len(),
-            record.fixtures.len(),
-            failures.join("\n")
-        );
-    }
+    refuse_failed_fixtures(record, &failures)?;
     Ok(plugin)
 }

@@ -40,7 +40,7 @@ use millrace_core::config::{Config, PluginSource};
 use millrace_core::rules::Failure;
 use millrace_core::sandbox::{
     ACKNOWLEDGER_WIT, AckControl, AckDocument, AcknowledgeError, AcknowledgerComponent, CallError,
-    InboundOutcome, MapErrorKind, Sandbox,
+    InboundOutcome, MapError, Sandbox,
 };
 use millrace_transport::{Replication, replicated_key_value};
 
@@ -208,10 +208,9 @@ impl Acknowledgements {
         let failure = match &result {
             Ok(_) => None,
             // A refusal is the plugin's own error, counted as a mapper's `map-error` is.
-            Err(AcknowledgeError::Refused(message)) => Some(Failure::Call(CallError::Map {
-                kind: MapErrorKind::MalformedInput,
-                message: message.clone(),
-            })),
+            Err(AcknowledgeError::Refused(message)) => Some(Failure::Call(CallError::Map(
+                MapError::malformed(message.clone()),
+            ))),
             Err(AcknowledgeError::Call(e)) => Some(Failure::Call(e.clone())),
         };
         let at = At {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::Caller;
 use super::{AdminState, ApiError};
-use crate::audit::{Actor, Change};
+use crate::audit::{Actor, AuditEntry, Change};
 use crate::observability::figures::{FiguresSnapshot, PartnerFigures, RouteFigures, SiteFigures};
 use crate::operations::dead_letters;
 use crate::operations::redrive::{self, LetterDetail, LetterSummary, Redriven, Redriver};
@@ -97,6 +97,24 @@ impl AdminState {
     pub(super) fn check_route(&self, route: &str) -> Result<(), ApiError> {
         rollout::check_route(&self.host.config, route)
             .map_err(|e| ApiError::not_found(format!("{e:#}")))
+    }
+
+    /// Checks the route a listing is narrowed to, when it is.
+    pub(super) fn check_route_filter(&self, route: Option<&str>) -> Result<(), ApiError> {
+        route.map_or(Ok(()), |route| self.check_route(route))
+    }
+
+    /// Records `change`, made by `caller`, in the audit trail.
+    pub(super) async fn audit(
+        &self,
+        caller: &Caller,
+        change: Change,
+    ) -> Result<AuditEntry, ApiError> {
+        self.changes
+            .audit()
+            .record(&Actor::token(&caller.name), change)
+            .await
+            .map_err(|e| ApiError::unavailable(&e))
     }
 }
 
@@ -268,12 +286,7 @@ pub async fn deploy(
     let stored = state.host.registry.deploy(&record, &component).await?;
     if stored {
         let change = Change::deploy(&record);
-        state
-            .changes
-            .audit()
-            .record(&Actor::token(&caller.name), change)
-            .await
-            .map_err(|e| ApiError::unavailable(&e))?;
+        state.audit(&caller, change).await?;
     }
     let status = if stored {
         StatusCode::CREATED
@@ -341,9 +354,7 @@ pub async fn dead_letters(
     State(state): State<AdminState>,
     Query(query): Query<LetterQuery>,
 ) -> ApiResult<Vec<LetterSummary>> {
-    if let Some(route) = &query.route {
-        state.check_route(route)?;
-    }
+    state.check_route_filter(query.route.as_deref())?;
     let limit = query.limit.unwrap_or(100).clamp(1, dead_letters::MAX_LIST);
     let config = &state.host.config;
     dead_letters::recent(
@@ -413,11 +424,6 @@ pub async fn redrive(
     redriver.finish().await;
     let redriven = result.map_err(|e| ApiError::refused(&e))?;
     let change = Change::redrive(Some(&before), &redriven);
-    state
-        .changes
-        .audit()
-        .record(&Actor::token(&caller.name), change)
-        .await
-        .map_err(|e| ApiError::unavailable(&e))?;
+    state.audit(&caller, change).await?;
     Ok(Json(redriven))
 }

@@ -288,38 +288,26 @@ mod tests {
     #[test]
     fn scopes_allow_what_they_name() {
         let t = tokens();
-        assert!(
-            t.check(&bearer("admin-secret-0123456789"), Scope::Admin)
-                .is_ok()
+        let (admin, ingest, read) = (
+            bearer("admin-secret-0123456789"),
+            bearer("ingest-secret-0123456789"),
+            bearer("read-secret-0123456789"),
         );
-        assert!(
-            t.check(&bearer("admin-secret-0123456789"), Scope::Ingest)
-                .is_ok()
-        );
-        assert!(
-            t.check(&bearer("read-secret-0123456789"), Scope::Read)
-                .is_ok()
-        );
-        assert_eq!(
-            t.check(&bearer("read-secret-0123456789"), Scope::Admin)
-                .unwrap_err()
-                .0,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            t.check(&bearer("ingest-secret-0123456789"), Scope::Read)
-                .unwrap_err()
-                .0,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            t.check(&bearer("wrong"), Scope::Read).unwrap_err().0,
-            StatusCode::UNAUTHORIZED
-        );
-        assert_eq!(
-            t.check(&HeaderMap::new(), Scope::Read).unwrap_err().0,
-            StatusCode::UNAUTHORIZED
-        );
+        for (headers, scope) in [
+            (&admin, Scope::Admin),
+            (&admin, Scope::Ingest),
+            (&read, Scope::Read),
+        ] {
+            assert!(t.check(headers, scope).is_ok());
+        }
+        for (headers, scope, status) in [
+            (&read, Scope::Admin, StatusCode::FORBIDDEN),
+            (&ingest, Scope::Read, StatusCode::FORBIDDEN),
+            (&bearer("wrong"), Scope::Read, StatusCode::UNAUTHORIZED),
+            (&HeaderMap::new(), Scope::Read, StatusCode::UNAUTHORIZED),
+        ] {
+            assert_eq!(t.check(headers, scope).unwrap_err().0, status);
+        }
     }
 
     #[test]

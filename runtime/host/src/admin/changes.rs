@@ -164,9 +164,7 @@ pub async fn proposals(
     State(state): State<AdminState>,
     Query(query): Query<ProposalQuery>,
 ) -> Result<Json<Vec<Proposal>>, ApiError> {
-    if let Some(route) = &query.route {
-        state.check_route(route)?;
-    }
+    state.check_route_filter(query.route.as_deref())?;
     let proposals = async {
         state
             .changes
@@ -258,9 +256,7 @@ pub async fn audit_trail(
     State(state): State<AdminState>,
     Query(params): Query<AuditParams>,
 ) -> Result<Json<Vec<AuditEntry>>, ApiError> {
-    if let Some(route) = &params.route {
-        state.check_route(route)?;
-    }
+    state.check_route_filter(params.route.as_deref())?;
     let action = params
         .action
         .as_deref()

@@ -16,9 +16,5 @@ pub async fn postings(
 ) -> Result<Json<PostingsView>, ApiError> {
     let visibility = state.visibility().await?;
     let progress = RouteProgress::read(&state.js, &state.host.config).await;
-    visibility
-        .postings(&filter, &progress)
-        .await
-        .map(Json)
-        .map_err(|e| ApiError::unavailable(&e.into()))
+    Ok(Json(visibility.postings(&filter, &progress).await?))
 }

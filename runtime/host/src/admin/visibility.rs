@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 
 use super::{AdminState, ApiError};
+use millrace_projection::ProjectionError;
 use millrace_projection::query::{
     CommitmentView, Filter, HoldView, InventoryFilter, InventoryPosition, SourceView, Visibility,
     WorkOrderView,
@@ -19,59 +20,45 @@ impl AdminState {
         self.visibility
             .get_or_try_init(|| Visibility::open(&self.js, &self.host.config.projection))
             .await
-            .map_err(|e| ApiError::unavailable(&e.into()))
+            .map_err(ApiError::from)
     }
 }
 
-fn failed(e: millrace_projection::ProjectionError) -> ApiError {
-    ApiError::unavailable(&e.into())
+/// A projection that cannot be read leaves the service unavailable.
+impl From<ProjectionError> for ApiError {
+    fn from(e: ProjectionError) -> Self {
+        ApiError::unavailable(&e.into())
+    }
 }
 
 pub async fn inventory(
     State(state): State<AdminState>,
     Query(filter): Query<InventoryFilter>,
 ) -> ApiResult<Vec<InventoryPosition>> {
-    let visibility = state.visibility().await?;
-    visibility
-        .inventory(&filter)
-        .await
-        .map(Json)
-        .map_err(failed)
+    Ok(Json(state.visibility().await?.inventory(&filter).await?))
 }
 
 pub async fn work_orders(
     State(state): State<AdminState>,
     Query(filter): Query<Filter>,
 ) -> ApiResult<Vec<WorkOrderView>> {
-    let visibility = state.visibility().await?;
-    visibility
-        .work_orders(&filter)
-        .await
-        .map(Json)
-        .map_err(failed)
+    Ok(Json(state.visibility().await?.work_orders(&filter).await?))
 }
 
 pub async fn holds(
     State(state): State<AdminState>,
     Query(filter): Query<Filter>,
 ) -> ApiResult<Vec<HoldView>> {
-    let visibility = state.visibility().await?;
-    visibility.holds(&filter).await.map(Json).map_err(failed)
+    Ok(Json(state.visibility().await?.holds(&filter).await?))
 }
 
 pub async fn commitments(
     State(state): State<AdminState>,
     Query(filter): Query<Filter>,
 ) -> ApiResult<Vec<CommitmentView>> {
-    let visibility = state.visibility().await?;
-    visibility
-        .commitments(&filter)
-        .await
-        .map(Json)
-        .map_err(failed)
+    Ok(Json(state.visibility().await?.commitments(&filter).await?))
 }
 
 pub async fn sources(State(state): State<AdminState>) -> ApiResult<Vec<SourceView>> {
-    let visibility = state.visibility().await?;
-    visibility.sources().await.map(Json).map_err(failed)
+    Ok(Json(state.visibility().await?.sources().await?))
 }

@@ -207,7 +207,7 @@ mod tests {
         assert!(
             stale.is_empty(),
             "the committed schemas are stale:\n  {}\nregenerate them with \
-             `MILLRACE_BLESS_SCHEMAS=1 cargo test -p millrace --lib contracts` (or \
+             `MILLRACE_BLESS_SCHEMAS=1 cargo test -p millrace-host --lib contracts` (or \
              `millrace schema --out schemas`), review the diff and commit it",
             stale.join("\n  ")
         );

@@ -185,7 +185,7 @@ fn one_line(text: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use millrace_core::sandbox::{CallError, MapErrorKind};
+    use millrace_core::sandbox::{CallError, MapError};
 
     /// The letter of raw message `abc` on route `mes` with `original` headers.
     fn letter_of<'a>(original: &'a HeaderMap, failure: &'a Failure) -> DeadLetter<'a> {
@@ -206,10 +206,7 @@ mod tests {
         let mut original = HeaderMap::new();
         original.insert(async_nats::header::NATS_MESSAGE_ID, "abc");
         original.insert("X-Partner", "ACME");
-        let failure = Failure::Call(CallError::Map {
-            kind: MapErrorKind::MalformedInput,
-            message: "line 3:\nbad qty".into(),
-        });
+        let failure = Failure::Call(CallError::Map(MapError::malformed("line 3:\nbad qty")));
         let dl = letter_of(&original, &failure);
         let h = dl.headers();
         assert_eq!(dl.subject(), "dlq.mes");

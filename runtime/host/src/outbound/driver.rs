@@ -113,7 +113,7 @@ impl OutboundDriver {
         alive: &K,
         stop: &CancellationToken,
     ) -> Result<Posted, HostFailure> {
-        let event = match CanonicalEvent::from_cloudevent(&input.payload) {
+        let event = match CanonicalEvent::from_payload(&input.payload) {
             Ok(event) => event,
             Err(e) => {
                 let letter =

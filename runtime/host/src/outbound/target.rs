@@ -142,7 +142,7 @@ impl Target {
             .headers
             .iter()
             .any(|(n, _)| n.eq_ignore_ascii_case("content-type"));
-        let default_type = if serde_json::from_slice::<serde_json::Value>(&request.body.0).is_ok() {
+        let default_type = if serde_json::from_slice::<serde_json::Value>(&request.body).is_ok() {
             "application/json"
         } else {
             "application/octet-stream"
@@ -165,7 +165,7 @@ impl Target {
                         format!("{base}{}", request.path),
                     )
                     .header("Idempotency-Key", idempotency_key)
-                    .body(request.body.0.clone());
+                    .body(request.body.clone());
                 for (name, value) in &request.headers {
                     builder = builder.header(name, value);
                 }
@@ -198,7 +198,7 @@ impl Target {
                     target: self.name.to_string(),
                     status,
                     headers,
-                    body: millrace_core::posting::Body(body.to_vec()),
+                    body: body.to_vec(),
                 })
             }
             Connection::Nats { js } => {
@@ -213,7 +213,7 @@ impl Target {
                 }
                 let subject = millrace_core::subjects::outbox(&self.name, site);
                 let ack = js
-                    .publish_with_headers(subject, headers, request.body.0.clone().into())
+                    .publish_with_headers(subject, headers, request.body.clone().into())
                     .await
                     .map_err(|e| TargetError::Unreachable(format!("publish: {e}")))?
                     .await
@@ -227,16 +227,14 @@ impl Target {
                         ("nats-stream".into(), ack.stream.clone()),
                         ("nats-sequence".into(), ack.sequence.to_string()),
                     ],
-                    body: millrace_core::posting::Body(
-                        serde_json::json!({
-                            "stream": ack.stream,
-                            "sequence": ack.sequence,
-                            "duplicate": ack.duplicate,
-                            "document": format!("{}:{}", ack.stream, ack.sequence),
-                        })
-                        .to_string()
-                        .into_bytes(),
-                    ),
+                    body: serde_json::json!({
+                        "stream": ack.stream,
+                        "sequence": ack.sequence,
+                        "duplicate": ack.duplicate,
+                        "document": format!("{}:{}", ack.stream, ack.sequence),
+                    })
+                    .to_string()
+                    .into_bytes(),
                 })
             }
         }

@@ -157,6 +157,21 @@ impl Default for AdmissionBounds {
     }
 }
 
+/// Refuses `record` when any of its golden fixtures failed (`failures`, one text each): the
+/// end of every admission, mapper or acknowledger.
+pub fn refuse_failed_fixtures(record: &VersionRecord, failures: &[String]) -> anyhow::Result<()> {
+    if !failures.is_empty() {
+        anyhow::bail!(
+            "{} is refused: {} of {} golden fixtures fail\n{}",
+            record.id(),
+            failures.len(),
+            record.fixtures.len(),
+            failures.join("\n")
+        );
+    }
+    Ok(())
+}
+
 /// [`admit`] within `bounds`: it stops (refusing the version) when the budget is spent, when
 /// a fixture breaches a limit, or when it is cancelled.
 pub fn admit_within(
@@ -216,13 +231,6 @@ pub fn admit_within(
             );
         }
     }
-    if !failures.is_empty() {
-        anyhow::bail!(
-            "{id} is refused: {} of {} golden fixtures fail\n{}",
-            failures.len(),
-            record.fixtures.len(),
-            failures.join("\n")
-        );
-    }
+    refuse_failed_fixtures(record, &failures)?;
     Ok(loaded)
 }

@@ -6,40 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::Deserialize;
-use serde_json::Value;
 
-use millrace_core::posting::{CanonicalEvent, RenderError, Request, Response, Verdict};
+use millrace_core::posting::{CanonicalEvent, PostingFixture, Request};
 use millrace_core::sandbox::{CallError, PluginComponent, RouteContext, Session};
-
-/// One case.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostingFixture {
-    /// The CloudEvent.
-    pub event: Value,
-    /// The requests `render` must return.
-    #[serde(default)]
-    pub requests: Option<Vec<Value>>,
-    /// Answers and the verdicts they must give.
-    #[serde(default)]
-    pub answers: Vec<Answer>,
-    /// The render error, instead of requests.
-    #[serde(default)]
-    pub error: Option<RenderError>,
-}
-
-/// A target's answer to one of the rendered requests, and what it must mean.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Answer {
-    /// The index of the request answered.
-    pub request: usize,
-    /// The answer.
-    pub response: Response,
-    /// The verdict `interpret` must give.
-    pub verdict: Verdict,
-}
 
 /// The case files of a plugin folder, sorted.
 pub fn cases(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -74,7 +43,7 @@ pub fn check(plugin: &PluginComponent, route: &RouteContext, text: &str) -> (Opt
             );
         }
     };
-    let event = match CanonicalEvent::from_json(fixture.event) {
+    let event = match CanonicalEvent::from_cloudevent(&fixture.event) {
         Ok(event) => event,
         Err(e) => return (Some(format!("the fixture's `event`: {e}")), false),
     };
@@ -138,10 +107,7 @@ pub fn check(plugin: &PluginComponent, route: &RouteContext, text: &str) -> (Opt
             ));
             continue;
         };
-        let mut response = answer.response;
-        if response.target.is_empty() {
-            response.target = request.target.clone();
-        }
+        let response = answer.response_to(request);
         match session.interpret(&event, request, &response) {
             Ok(verdict) if verdict == answer.verdict => {}
             Ok(verdict) => problems.push(format!(

@@ -287,14 +287,7 @@ impl Registry {
         let names: anyhow::Result<Vec<String>> = async {
             let mut names = Vec::new();
             match self {
-                Registry::Directory(dir) => {
-                    for entry in std::fs::read_dir(dir.join("versions"))? {
-                        let name = entry?.file_name().to_string_lossy().into_owned();
-                        if let Some(id) = name.strip_suffix(".json") {
-                            names.push(id.to_owned());
-                        }
-                    }
-                }
+                Registry::Directory(dir) => names.extend(json_names(&dir.join("versions"))?),
                 Registry::JetStream { objects, .. } => {
                     let mut list = objects.list().await?;
                     while let Some(info) = list.next().await {
@@ -441,14 +434,7 @@ impl Registry {
         let routes: anyhow::Result<Vec<String>> = async {
             let mut routes = Vec::new();
             match self {
-                Registry::Directory(dir) => {
-                    for entry in std::fs::read_dir(dir.join("routes"))? {
-                        let name = entry?.file_name().to_string_lossy().into_owned();
-                        if let Some(route) = name.strip_suffix(".json") {
-                            routes.push(route.to_owned());
-                        }
-                    }
-                }
+                Registry::Directory(dir) => routes.extend(json_names(&dir.join("routes"))?),
                 Registry::JetStream { bindings, .. } => {
                     let mut keys = bindings.keys().await?;
                     while let Some(key) = keys.next().await {
@@ -534,4 +520,17 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The names of the `<name>.json` files in `folder` (a directory registry keeps one record a
+/// file: versions under `versions/`, bindings under `routes/`).
+fn json_names(folder: &Path) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(folder)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(".json") {
+            names.push(stem.to_owned());
+        }
+    }
+    Ok(names)
 }

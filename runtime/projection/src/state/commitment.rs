@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AppliedIds, ProjectedEvent, Record, key_token, not_older};
+use super::{AppliedIds, BucketKey, ProjectedEvent, Record, bucket_key, not_older};
 use millrace_core::canonical::Position;
 use millrace_core::canonical::{Quantity, ScheduleBucket};
 
@@ -17,15 +17,10 @@ pub struct CommitmentKey {
     pub item: String,
 }
 
-impl CommitmentKey {
+impl BucketKey for CommitmentKey {
     /// `<site>.<supplier>.<item>`.
-    pub fn bucket_key(&self) -> String {
-        format!(
-            "{}.{}.{}",
-            key_token(Some(&self.site)),
-            key_token(Some(&self.supplier)),
-            key_token(Some(&self.item))
-        )
+    fn bucket_key(&self) -> String {
+        bucket_key(&[Some(&self.site), Some(&self.supplier), Some(&self.item)])
     }
 }
 
@@ -65,7 +60,12 @@ impl CommitmentRecord {
 }
 
 impl Record for CommitmentRecord {
+    type Key = CommitmentKey;
     type Change = millrace_core::canonical::SupplierCommitment;
+
+    fn fresh(key: &CommitmentKey, _change: &Self::Change) -> Self {
+        Self::new(key.clone())
+    }
 
     fn apply(&mut self, c: &Self::Change, event: &ProjectedEvent) -> bool {
         if !not_older(&event.position, self.newest.as_ref()) {

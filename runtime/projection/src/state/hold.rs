@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AppliedIds, ProjectedEvent, Record, StockKey, key_token, not_older};
+use super::{
+    AppliedIds, BucketKey, ProjectedEvent, Record, StockKey, bucket_key, matches, not_older,
+};
 use millrace_core::canonical::Position;
 use millrace_core::canonical::{HoldAction, HoldScope, QualityHold};
 
@@ -20,16 +22,15 @@ pub struct HoldKey {
     pub lot: Option<String>,
 }
 
-impl HoldKey {
+impl BucketKey for HoldKey {
     /// `<site>.<hold id>.<item>.<lot>`.
-    pub fn bucket_key(&self) -> String {
-        format!(
-            "{}.{}.{}.{}",
-            key_token(Some(&self.site)),
-            key_token(Some(&self.hold_id)),
-            key_token(self.item.as_deref()),
-            key_token(self.lot.as_deref())
-        )
+    fn bucket_key(&self) -> String {
+        bucket_key(&[
+            Some(&self.site),
+            Some(&self.hold_id),
+            self.item.as_deref(),
+            self.lot.as_deref(),
+        ])
     }
 }
 
@@ -84,26 +85,29 @@ impl HoldRecord {
     /// hold naming only a supplier blocks nothing here (stock does not record its supplier).
     pub fn blocks(&self, position: &StockKey) -> bool {
         let scope = &self.scope;
-        let same = |want: &Option<String>, have: Option<&String>| {
-            want.as_ref().is_none_or(|w| have == Some(w))
-        };
         if !self.is_open() || (scope.item.is_none() && scope.lot.is_none()) {
             return false;
         }
-        if !same(&scope.item, Some(&position.item)) {
+        if !matches(&scope.item, Some(&position.item)) {
             return false;
         }
         match &scope.lot {
             Some(lot) => position.lot.as_ref() == Some(lot),
             None => {
-                self.key.site == position.site && same(&scope.location, position.location.as_ref())
+                self.key.site == position.site
+                    && matches(&scope.location, position.location.as_ref())
             }
         }
     }
 }
 
 impl Record for HoldRecord {
+    type Key = HoldKey;
     type Change = QualityHold;
+
+    fn fresh(key: &HoldKey, change: &Self::Change) -> Self {
+        Self::new(key.clone(), change)
+    }
 
     fn apply(&mut self, hold: &QualityHold, event: &ProjectedEvent) -> bool {
         // A placement or release older than the newest one applied (a late resend of the

@@ -120,10 +120,20 @@ impl AppliedIds {
     }
 }
 
+/// The key naming one record in its bucket.
+pub trait BucketKey: Clone {
+    /// The key in the bucket: its fields as [`key_token`]s joined by `.`.
+    fn bucket_key(&self) -> String;
+}
+
 /// A record kept in a key-value bucket.
 pub trait Record: Serialize + DeserializeOwned + PartialEq {
+    /// The key naming it.
+    type Key: BucketKey;
     /// The change this record takes.
     type Change;
+    /// A record for `key` not seen before, about to take `change`.
+    fn fresh(key: &Self::Key, change: &Self::Change) -> Self;
     /// Applies `change` from `event`; false when it changed nothing (an older state, a
     /// repeat). Callers go through [`apply_once`].
     fn apply(&mut self, change: &Self::Change, event: &ProjectedEvent) -> bool;
@@ -146,6 +156,19 @@ pub fn apply_once<R: Record>(record: &mut R, change: &R::Change, event: &Project
 /// True when `position` is not older than `newest` (equal times: the later event wins).
 fn not_older(position: &Position, newest: Option<&Position>) -> bool {
     newest.is_none_or(|n| position.compare(n) != Cmp::Less)
+}
+
+/// A bucket key: the [`key_token`]s of `parts` joined by `.`, so each part is one token of
+/// the key whatever its text.
+pub fn bucket_key(parts: &[Option<&str>]) -> String {
+    let tokens: Vec<String> = parts.iter().map(|part| key_token(*part)).collect();
+    tokens.join(".")
+}
+
+/// True when `have` is what `want` asks for; a filter field left out (`want` none) matches
+/// anything, also a value that is absent.
+pub(crate) fn matches(want: &Option<String>, have: Option<&String>) -> bool {
+    want.as_ref().is_none_or(|w| have == Some(w))
 }
 
 /// A key token: plain when it is a safe token, else `=x` and the hex of its bytes (`=` alone

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::key_token;
+use super::{BucketKey, bucket_key};
 use millrace_core::posting::acknowledgement::{Acknowledgement, PostingOutcome};
 
 /// One event on one outbound route.
@@ -21,14 +21,10 @@ pub struct PostingKey {
     pub event_id: String,
 }
 
-impl PostingKey {
+impl BucketKey for PostingKey {
     /// `<route>.<event id>`.
-    pub fn bucket_key(&self) -> String {
-        format!(
-            "{}.{}",
-            key_token(Some(&self.route)),
-            key_token(Some(&self.event_id))
-        )
+    fn bucket_key(&self) -> String {
+        bucket_key(&[Some(&self.route), Some(&self.event_id)])
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ProjectedEvent, key_token, not_older};
+use super::{ProjectedEvent, bucket_key, not_older};
 use millrace_core::canonical::Position;
 
 /// The last update from one source system at one site.
@@ -27,7 +27,7 @@ pub struct SourceRecord {
 impl SourceRecord {
     /// `<site>.<system>`.
     pub fn bucket_key(site: &str, system: &str) -> String {
-        format!("{}.{}", key_token(Some(site)), key_token(Some(system)))
+        bucket_key(&[Some(site), Some(system)])
     }
 
     /// Counts the event stored at `sequence` and `published`; false for one counted already

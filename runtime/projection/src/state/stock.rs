@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::super::amount::Amount;
-use super::{AppliedIds, ProjectedEvent, Record, key_token, not_older};
+use super::{AppliedIds, BucketKey, ProjectedEvent, Record, bucket_key, not_older};
 use millrace_core::canonical::Position;
 use millrace_core::canonical::Quantity;
 
@@ -21,16 +21,15 @@ pub struct StockKey {
     pub lot: Option<String>,
 }
 
-impl StockKey {
+impl BucketKey for StockKey {
     /// `<site>.<item>.<location>.<lot>`.
-    pub fn bucket_key(&self) -> String {
-        format!(
-            "{}.{}.{}.{}",
-            key_token(Some(&self.site)),
-            key_token(Some(&self.item)),
-            key_token(self.location.as_deref()),
-            key_token(self.lot.as_deref())
-        )
+    fn bucket_key(&self) -> String {
+        bucket_key(&[
+            Some(&self.site),
+            Some(&self.item),
+            self.location.as_deref(),
+            self.lot.as_deref(),
+        ])
     }
 }
 
@@ -136,7 +135,12 @@ impl StockRecord {
 }
 
 impl Record for StockRecord {
+    type Key = StockKey;
     type Change = StockChange;
+
+    fn fresh(key: &StockKey, _change: &Self::Change) -> Self {
+        Self::new(key.clone())
+    }
 
     fn apply(&mut self, change: &StockChange, event: &ProjectedEvent) -> bool {
         match change {

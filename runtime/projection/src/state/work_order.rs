@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::super::amount::Amount;
-use super::{AppliedIds, ProjectedEvent, Record, key_token, not_older};
+use super::{AppliedIds, BucketKey, ProjectedEvent, Record, bucket_key, not_older};
 use millrace_core::canonical::Position;
 use millrace_core::canonical::{Quantity, WorkOrderState};
 
@@ -18,14 +18,10 @@ pub struct WorkOrderKey {
     pub work_order: String,
 }
 
-impl WorkOrderKey {
+impl BucketKey for WorkOrderKey {
     /// `<site>.<work order>`.
-    pub fn bucket_key(&self) -> String {
-        format!(
-            "{}.{}",
-            key_token(Some(&self.site)),
-            key_token(Some(&self.work_order))
-        )
+    fn bucket_key(&self) -> String {
+        bucket_key(&[Some(&self.site), Some(&self.work_order)])
     }
 }
 
@@ -144,7 +140,12 @@ impl WorkOrderRecord {
 }
 
 impl Record for WorkOrderRecord {
+    type Key = WorkOrderKey;
     type Change = WorkOrderChange;
+
+    fn fresh(key: &WorkOrderKey, _change: &Self::Change) -> Self {
+        Self::new(key.clone())
+    }
 
     fn apply(&mut self, change: &WorkOrderChange, event: &ProjectedEvent) -> bool {
         match change {

@@ -298,10 +298,12 @@ const _: fn() = || {{
 
     fn lift_event(event: p::Event) -> s::Event {{
         let e = event.envelope;
+        let data = lift_data(event.data);
         s::Event {{
             envelope: s::Envelope {{
                 id: e.id,
                 kind: e.kind,
+                business_key: data.business_key(&e.site),
                 site: e.site,
                 subject: e.subject,
                 time: e.time,
@@ -313,7 +315,7 @@ const _: fn() = || {{
                     source_sequence: e.lineage.source_sequence,
                 }},
             }},
-            data: lift_data(event.data),
+            data,
         }}
     }}
 

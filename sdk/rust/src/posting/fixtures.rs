@@ -21,11 +21,11 @@
 
 use std::path::Path;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use serde_json::{Value, json};
+use serde::Deserialize as _;
+use serde_json::Value;
 
-use super::{Event, Poster, Request, Response, Verdict};
+use super::{Event, Poster, Request};
+use millrace_model::posting::PostingFixture;
 
 /// Runs every `*.json` golden fixture in `<plugin>/fixtures` through `P`: renders the event,
 /// compares the requests (or the error), then interprets each answer and compares the verdict.
@@ -92,31 +92,30 @@ fn fixture_config(plugin: &Path) -> Result<Vec<(String, String)>, String> {
 /// Every difference between `P` and one fixture file.
 fn check_fixture<P: Poster>(file: &Path) -> Result<(), Vec<String>> {
     let text = std::fs::read_to_string(file).map_err(|e| vec![format!("cannot read: {e}")])?;
-    let fixture: Value = serde_json::from_str(&text).map_err(|e| vec![format!("not JSON: {e}")])?;
-    let event = Event::from_cloudevent(&fixture["event"]).map_err(|e| vec![e.to_string()])?;
+    let fixture: PostingFixture =
+        serde_json::from_str(&text).map_err(|e| vec![format!("not a fixture: {e}")])?;
+    let event = Event::from_cloudevent(&fixture.event).map_err(|e| vec![e.to_string()])?;
     let rendered = P::render(&event);
-    if let Some(expected) = fixture.get("error") {
+    if let Some(expected) = &fixture.error {
         return match rendered {
-            Err(error) => {
-                let actual = json!({ error.kind(): error.message() });
-                same("error", expected, &actual).map_err(|d| vec![d])
-            }
+            Err(error) => same("error", &json_of(expected), &json_of(&error)).map_err(|d| vec![d]),
             Ok(requests) => Err(vec![format!(
-                "expected the error {expected}, rendered {} request(s): {}",
+                "expected the error {}, rendered {} request(s): {}",
+                json_of(expected),
                 requests.len(),
-                Value::Array(requests.iter().map(request_json).collect())
+                json_of(&requests)
             )]),
         };
     }
     let requests = rendered.map_err(|e| vec![format!("expected requests, render failed: {e}")])?;
     let mut failures = Vec::new();
-    let expected = fixture["requests"].as_array().cloned().unwrap_or_default();
+    let expected = fixture.requests.unwrap_or_default();
     if expected.len() != requests.len() {
         failures.push(format!(
             "expected {} request(s), rendered {}: {}",
             expected.len(),
             requests.len(),
-            Value::Array(requests.iter().map(request_json).collect())
+            json_of(&requests)
         ));
     }
     for (index, (want, got)) in expected.iter().zip(&requests).enumerate() {
@@ -124,29 +123,16 @@ fn check_fixture<P: Poster>(file: &Path) -> Result<(), Vec<String>> {
             failures.push(format!("request {index}: {diff}"));
         }
     }
-    for (n, answer) in fixture["answers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let index = answer["request"].as_u64().unwrap_or(u64::MAX);
-        let Some(request) = usize::try_from(index).ok().and_then(|i| requests.get(i)) else {
+    for (n, answer) in fixture.answers.iter().enumerate() {
+        let Some(request) = requests.get(answer.request) else {
             failures.push(format!(
                 "answer {n}: no rendered request {}",
-                answer["request"]
+                answer.request
             ));
             continue;
         };
-        let response = match response(request, &answer["response"]) {
-            Ok(response) => response,
-            Err(e) => {
-                failures.push(format!("answer {n}: {e}"));
-                continue;
-            }
-        };
-        let verdict = verdict_json(&P::interpret(&event, request, &response));
-        if let Err(diff) = same("verdict", &answer["verdict"], &verdict) {
+        let verdict = P::interpret(&event, request, &answer.response_to(request));
+        if let Err(diff) = same("verdict", &json_of(&answer.verdict), &json_of(&verdict)) {
             failures.push(format!("answer {n}: {diff}"));
         }
     }
@@ -157,36 +143,9 @@ fn check_fixture<P: Poster>(file: &Path) -> Result<(), Vec<String>> {
     }
 }
 
-/// A request in the fixtures' JSON form.
-pub(crate) fn request_json(request: &Request) -> Value {
-    json!({
-        "target": request.target,
-        "method": request.method.as_str(),
-        "path": request.path,
-        "headers": request.headers.iter().map(|(n, v)| json!([n, v])).collect::<Vec<_>>(),
-        "body": body_json(&request.body),
-    })
-}
-
-/// A verdict in the fixtures' JSON form.
-pub(crate) fn verdict_json(verdict: &Verdict) -> Value {
-    json!({ verdict.kind(): verdict.message() })
-}
-
-/// A body as fixtures write it: the JSON value when it is JSON, else base64.
-fn body_json(body: &[u8]) -> Value {
-    serde_json::from_slice(body).unwrap_or_else(|_| json!({ "base64": BASE64.encode(body) }))
-}
-
-/// The bytes a fixture's body stands for, when it is written as base64.
-fn base64_body(body: &Value) -> Option<Result<Vec<u8>, String>> {
-    let object = body.as_object()?;
-    let text = object.get("base64")?.as_str()?;
-    (object.len() == 1).then(|| {
-        BASE64
-            .decode(text)
-            .map_err(|e| format!("body: bad base64: {e}"))
-    })
+/// A request, verdict or render error in the fixtures' JSON form (the model's).
+fn json_of<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
 /// The JSON pointer of the first place `want` and `got` differ (the root when their types do).
@@ -219,19 +178,16 @@ fn first_difference(want: &Value, got: &Value, at: String) -> String {
 }
 
 fn same_request(want: &Value, got: &Request) -> Result<(), String> {
-    let actual = request_json(got);
-    let differs = |field: &str| want[field] != actual[field];
-    let body_differs = match base64_body(&want["body"]) {
-        Some(bytes) => bytes? != got.body,
-        None => want["body"] != actual["body"],
-    };
-    let mut fields: Vec<&str> = ["target", "method", "path", "headers"]
+    // Read back as a request and written again, so a body written as base64 compares with the
+    // same bytes rendered, and a JSON body compares as JSON.
+    let want = Request::deserialize(want)
+        .map(|request| json_of(&request))
+        .map_err(|e| format!("not a request: {e}"))?;
+    let actual = json_of(got);
+    let fields: Vec<&str> = ["target", "method", "path", "headers", "body"]
         .into_iter()
-        .filter(|f| differs(f))
+        .filter(|f| want[f] != actual[f])
         .collect();
-    if body_differs {
-        fields.push("body");
-    }
     if fields.is_empty() {
         return Ok(());
     }
@@ -266,37 +222,12 @@ fn same(what: &str, want: &Value, got: &Value) -> Result<(), String> {
     }
 }
 
-/// The response a fixture's answer gives to `request`.
-fn response(request: &Request, answer: &Value) -> Result<Response, String> {
-    let status = answer["status"]
-        .as_u64()
-        .and_then(|s| u16::try_from(s).ok())
-        .ok_or_else(|| format!("response.status is {}, expected a number", answer["status"]))?;
-    let mut headers = Vec::new();
-    for pair in answer["headers"].as_array().into_iter().flatten() {
-        match (pair[0].as_str(), pair[1].as_str()) {
-            (Some(name), Some(value)) => headers.push((name.to_owned(), value.to_owned())),
-            _ => return Err(format!("response header {pair} is not [name, value]")),
-        }
-    }
-    let body = match base64_body(&answer["body"]) {
-        Some(bytes) => bytes?,
-        None if answer["body"].is_null() => Vec::new(),
-        None => answer["body"].to_string().into_bytes(),
-    };
-    Ok(Response {
-        target: request.target.clone(),
-        status,
-        headers,
-        body,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::canonical::EventData;
-    use crate::posting::RenderError;
+    use crate::posting::{RenderError, Response, Verdict};
+    use serde_json::json;
 
     /// Posts a completion with a lot, refuses one without.
     struct Tiny;
