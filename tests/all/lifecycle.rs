@@ -188,6 +188,89 @@ async fn a_new_version_and_a_rollback_swap_on_two_running_hosts_exactly_once() {
     host_b.stop().await;
 }
 
+/// Messages that wait in a busy lane longer than the route's `ack_wait` are kept from
+/// redelivery (the host sends in-progress acks), so JetStream delivers each once and each has
+/// its event once, even when the route swaps versions while they wait: a redelivery mapped by
+/// the new version would have events with other ids, which JetStream's deduplication keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_held_in_a_busy_lane_past_ack_wait_are_delivered_once_across_a_swap() {
+    const HELD: usize = 24;
+    // One subject, so one lane: each call takes about 30% of ack_wait, the last message waits
+    // about seven times ack_wait behind the others (longer on a busier machine).
+    let millions = slow_millions_for(Duration::from_millis(300));
+    let nats = Nats::start();
+    let config = nats.config(&route("misbehave@1.0.0", "").replace("\"2s\"", "\"1s\""));
+    let cfg = config.to_str().unwrap().to_owned();
+    let versions = tempfile::tempdir().unwrap();
+    let next = plugin_version("tests/guests/misbehave", "1.1.0", versions.path());
+    for dir in [plugin("tests/guests/misbehave"), next] {
+        let t = run_ok(&["plugin", "deploy", dir.to_str().unwrap(), "--config", &cfg]);
+        assert!(t.contains("deployed misbehave@"), "{t}");
+    }
+    let client = nats.client().await;
+    let js = jetstream::new(client.clone());
+    // The answers to the route's deliveries: acks, and in-progress acks (`+WPI`).
+    let mut answers = client.subscribe("$JS.ACK.RAW.>").await.unwrap();
+    let mut host = InProcessHost::start(&config).await;
+    for n in 0..HELD {
+        let payload = format!("slow {millions}");
+        publish(
+            &js,
+            "raw.test.lab.cmd",
+            payload.as_bytes(),
+            &format!("h{n}"),
+        )
+        .await;
+    }
+    // The first event is out: the others wait in the lane while the route swaps versions.
+    read_stream(&js, "CANONICAL", "canonical.>", 1, Duration::ZERO).await;
+    run_ok(&[
+        "route",
+        "set-version",
+        "steady",
+        "misbehave@1.1.0",
+        "--config",
+        &cfg,
+    ]);
+    host.switched("steady", active_is("misbehave@1.1.0")).await;
+
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        HELD,
+        Duration::from_secs(3),
+    )
+    .await;
+    let mut events_of: BTreeMap<u64, usize> = BTreeMap::new();
+    for e in &events {
+        *events_of
+            .entry(e.json()["rawsequence"].as_u64().unwrap())
+            .or_default() += 1;
+    }
+    assert_eq!(
+        events_of,
+        (1..=HELD as u64).map(|sequence| (sequence, 1)).collect(),
+        "each raw message has its event once"
+    );
+    let raw = js.get_stream("RAW").await.unwrap();
+    let info = raw.consumer_info(CONSUMER).await.unwrap().clone();
+    assert_eq!(
+        info.delivered.consumer_sequence, HELD as u64,
+        "each message was delivered once (none redelivered): {info:?}"
+    );
+    assert_eq!(info.num_ack_pending, 0, "every message is acked: {info:?}");
+    host.stop().await;
+    // The host told JetStream it was still working on the messages that waited.
+    let mut kept_alive = 0;
+    while let Ok(Some(answer)) =
+        tokio::time::timeout(Duration::from_millis(200), answers.next()).await
+    {
+        kept_alive += usize::from(answer.payload.as_ref() == b"+WPI");
+    }
+    assert!(kept_alive > 0, "no in-progress ack was sent");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_version_whose_fixtures_fail_is_refused_and_the_active_one_keeps_serving() {
     let nats = Nats::start();

@@ -4,8 +4,7 @@
 //! reason naming the limit or rule, the host keeps serving, and a well-behaved route beside it
 //! (`steady`) maps every one of its messages, in the same test.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 use async_nats::jetstream;
@@ -345,39 +344,6 @@ async fn a_plugin_logging_in_a_loop_leaves_at_most_the_cap_in_the_host_log_per_c
         log.len()
     );
     assert_steady_served(&js, commands.len(), &mut host).await;
-}
-
-/// How many million iterations of `slow` run in `target` on this machine, measured in-process
-/// with the same engine settings the host uses.
-fn slow_millions_for(target: Duration) -> u64 {
-    use millrace::config::Limits;
-    use millrace::registry::LocalPlugin;
-    use millrace::sandbox::{RawMessage, RouteContext, Sandbox, Session};
-    let sandbox = Sandbox::new(None).unwrap();
-    let component = LocalPlugin::locate(&plugin("tests/guests/misbehave"))
-        .unwrap()
-        .load(&sandbox)
-        .unwrap();
-    let route = RouteContext {
-        route: "calibrate".into(),
-        config: Arc::default(),
-        limits: Limits {
-            deadline: Duration::from_secs(60),
-            ..Limits::default()
-        },
-    };
-    let mut session = Session::new(&component, &route).unwrap();
-    let probe = 200;
-    let raw = RawMessage {
-        subject: "raw.test.lab.cmd".into(),
-        headers: Vec::new(),
-        payload: format!("slow {probe}").into_bytes(),
-    };
-    session.call(&raw).unwrap();
-    let started = Instant::now();
-    session.call(&raw).unwrap();
-    let per_million = started.elapsed().as_secs_f64() / probe as f64;
-    ((target.as_secs_f64() / per_million) as u64).max(1)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -177,47 +177,94 @@ pub fn active_is(version: &str) -> impl Fn(&[millrace::routes::Serving]) -> bool
     }
 }
 
+/// How many million iterations of `slow` run in `target` on this machine, measured in-process
+/// with the same engine settings the host uses.
+pub fn slow_millions_for(target: Duration) -> u64 {
+    use millrace::config::Limits;
+    use millrace::registry::LocalPlugin;
+    use millrace::sandbox::{RawMessage, RouteContext, Sandbox, Session};
+    use std::sync::Arc;
+    let sandbox = Sandbox::new(None).unwrap();
+    let component = LocalPlugin::locate(&plugin("tests/guests/misbehave"))
+        .unwrap()
+        .load(&sandbox)
+        .unwrap();
+    let route = RouteContext {
+        route: "calibrate".into(),
+        config: Arc::default(),
+        limits: Limits {
+            deadline: Duration::from_secs(60),
+            ..Limits::default()
+        },
+    };
+    let mut session = Session::new(&component, &route).unwrap();
+    let probe = 200;
+    let raw = RawMessage {
+        subject: "raw.test.lab.cmd".into(),
+        headers: Vec::new(),
+        payload: format!("slow {probe}").into_bytes(),
+    };
+    session.call(&raw).unwrap();
+    let started = Instant::now();
+    session.call(&raw).unwrap();
+    let per_million = started.elapsed().as_secs_f64() / probe as f64;
+    ((target.as_secs_f64() / per_million) as u64).max(1)
+}
+
 /// A `millrace` child process.
 pub struct Host {
     child: Child,
     pub log: PathBuf,
 }
 
+/// Lines of a child host's log shown when it fails to start.
+const LOG_TAIL: usize = 60;
+
 impl Host {
-    /// Starts `millrace run --config <config>` and waits until its routes consume.
+    /// Starts `millrace run --config <config>` and waits until it says, through its admin API
+    /// (`GET /api/v1/status`), that it is ready and every route of `config` serves a version;
+    /// and until the route consumers `consumers` exist on the RAW stream. A config without an
+    /// `[admin]` section runs from a copy beside it that adds one on a free loopback port.
     pub async fn start(config: &Path, js: &jetstream::Context, consumers: &[&str]) -> Self {
+        let loaded = millrace::config::Config::load(config)
+            .unwrap_or_else(|e| panic!("{}: {e:#}", config.display()));
+        let (run_config, status) = StatusProbe::for_config(config, &loaded);
         let log = config.with_extension(format!("{}.log", std::process::id() ^ rand_u32()));
         let child = Command::new(env!("CARGO_BIN_EXE_millrace"))
             .args(["run", "--config"])
-            .arg(config)
+            .arg(&run_config)
             .env("RUST_LOG", "warn,millrace=debug")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
         let mut host = Self { child, log };
+        let routes: BTreeSet<&str> = loaded.routes.keys().map(String::as_str).collect();
         let started = Instant::now();
-        'wait: loop {
+        loop {
             if let Some(status) = host.child.try_wait().unwrap() {
-                panic!("millrace exited at start ({status}):\n{}", host.log_text());
+                panic!("millrace exited at start ({status}):\n{}", host.log_tail());
             }
-            if let Ok(stream) = js.get_stream("RAW").await {
-                let mut all = true;
-                for name in consumers {
-                    all &= stream.consumer_info(*name).await.is_ok();
-                }
-                if all && host.log_text().contains("route serving") {
-                    break 'wait;
-                }
-            }
+            let why = match status.unready(&routes).await {
+                Ok(()) if consumers_exist(js, consumers).await => break,
+                Ok(()) => format!("the consumers {consumers:?} do not all exist yet"),
+                Err(why) => why,
+            };
             assert!(
                 started.elapsed() < PATIENCE,
-                "host not ready:\n{}",
-                host.log_text()
+                "millrace was not ready after {PATIENCE:?} ({why}); the end of its log:\n{}",
+                host.log_tail()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         host
+    }
+
+    /// The last lines of its log.
+    pub fn log_tail(&self) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(LOG_TAIL)..].join("\n")
     }
 
     /// The process id, e.g. to read its memory from /proc.
@@ -268,6 +315,105 @@ fn rand_u32() -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Whether the route consumers `names` all exist on the RAW stream.
+async fn consumers_exist(js: &jetstream::Context, names: &[&str]) -> bool {
+    let Ok(stream) = js.get_stream("RAW").await else {
+        return false;
+    };
+    for name in names {
+        if stream.consumer_info(*name).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Reads a child host's status from its admin API: the typed answer of `GET /api/v1/status`.
+struct StatusProbe {
+    url: String,
+    /// A read (or admin) token, when the config has tokens.
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl StatusProbe {
+    /// The config a child host runs from (`config`, or a copy with an `[admin]` section on a
+    /// free port) and where to read its status.
+    fn for_config(config: &Path, loaded: &millrace::config::Config) -> (PathBuf, Self) {
+        use millrace::config::Scope;
+        let (run_config, listen, token) = match &loaded.admin {
+            Some(admin) => {
+                assert_ne!(
+                    admin.listen.port(),
+                    0,
+                    "Host::start reads the status at admin.listen: give it a fixed port"
+                );
+                let folder = config.parent().unwrap_or(Path::new("."));
+                let token = admin
+                    .tokens
+                    .iter()
+                    .filter(|t| matches!(t.scope, Scope::Read | Scope::Admin))
+                    .find_map(|t| match (&t.secret_file, &t.secret_env) {
+                        (Some(file), _) => std::fs::read_to_string(folder.join(file)).ok(),
+                        (None, Some(var)) => std::env::var(var).ok(),
+                        (None, None) => None,
+                    })
+                    .map(|secret| secret.trim().to_owned());
+                (config.to_owned(), admin.listen.to_string(), token)
+            }
+            None => {
+                let listen = format!("127.0.0.1:{}", free_port().unwrap());
+                let copy = config.with_extension(format!("admin{}.toml", rand_u32()));
+                let text = std::fs::read_to_string(config).unwrap();
+                std::fs::write(&copy, format!("{text}\n\n[admin]\nlisten = {listen:?}\n")).unwrap();
+                (copy, listen, None)
+            }
+        };
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            // No idle connections kept: some tests cap the admin server's connections.
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let probe = Self {
+            url: format!("http://{listen}/api/v1/status"),
+            token,
+            http,
+        };
+        (run_config, probe)
+    }
+
+    /// `Ok` once the host says it is ready and each of `routes` serves a version; else why not.
+    async fn unready(&self, routes: &BTreeSet<&str>) -> Result<(), String> {
+        let mut request = self.http.get(&self.url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("{}: {e}", self.url))?;
+        if !response.status().is_success() {
+            return Err(format!("{} answered {}", self.url, response.status()));
+        }
+        let status: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+        if status["ready"] != true {
+            return Err(format!("the host is not ready: {status}"));
+        }
+        let serving: BTreeSet<&str> = status["routes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|r| r["serving"].as_array().is_some_and(|s| !s.is_empty()))
+            .filter_map(|r| r["name"].as_str())
+            .collect();
+        match routes.difference(&serving).next() {
+            None => Ok(()),
+            Some(route) => Err(format!("route {route} serves nothing yet: {status}")),
+        }
+    }
 }
 
 /// Publishes a raw message with a `Nats-Msg-Id` and waits for JetStream to store it.

@@ -6,7 +6,8 @@
 //! published in order while other subjects run in parallel; it maps the next message while
 //! the last ones' events await JetStream's acks, and acks each raw message in order once its
 //! events are stored. Lanes and workers are fed through bounded channels, so when the host is
-//! busy it stops pulling from JetStream rather than queueing without bound.
+//! busy it stops pulling from JetStream rather than queueing without bound; a message it holds
+//! meanwhile is kept from redelivery by in-progress acks.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,7 +35,8 @@ use millrace_core::subjects;
 use millrace_core::workers::WorkerPool;
 use millrace_transport as transport;
 
-/// Messages waiting per lane before the consumers wait.
+/// Messages waiting per lane. The route consumers pull only what the lanes have room for, and
+/// keep what they pulled from redelivery until it is acked ([`crate::lanes`]).
 const LANE_QUEUE: usize = 32;
 
 /// Messages per lane whose events are sent and await their acks while the lane maps the next.

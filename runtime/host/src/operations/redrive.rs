@@ -347,7 +347,6 @@ impl Redriver {
         route: &Route,
     ) -> anyhow::Result<Redriven> {
         use crate::outbound::driver::Posted;
-        use crate::outbound::input::NoKeepAlive;
         let letter: crate::outbound::letter::OutboundLetter = serde_json::from_slice(&l.payload)
             .with_context(|| format!("dead letter {} is not an outbound letter", l.sequence))?;
         if self.outbound.is_none() {
@@ -373,7 +372,7 @@ impl Redriver {
             })
         };
         let posted = driver
-            .process(route, &input, &Mode::REDRIVE, &NoKeepAlive, &patience)
+            .process(route, &input, &Mode::REDRIVE, &patience)
             .await;
         timer.abort();
         let posted = posted.with_context(|| {

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::acknowledgement::{Acknowledgement, PostingOutcome};
 use super::gate::GateCheck;
-use super::input::{EventInput, KeepAlive};
+use super::input::EventInput;
 use super::letter::OutboundLetter;
 use super::target::{Target, TargetError, retry_after};
 use crate::delivery::Mode;
@@ -59,9 +59,6 @@ pub struct OutboundDriver {
     js: jetstream::Context,
     observer: Arc<Observer>,
 }
-
-/// How long one wait lasts before the driver looks again (and keeps the event alive).
-const WAIT_SLICE: Duration = Duration::from_secs(2);
 
 impl OutboundDriver {
     /// A driver calling plugins through `calls`, posting to `targets`.
@@ -104,13 +101,13 @@ impl OutboundDriver {
     }
 
     /// Posts one event through `route`. `Err` is a host failure: nothing final happened and
-    /// the event must be redelivered.
-    pub async fn process<K: KeepAlive>(
+    /// the event must be redelivered. (A live event is kept from redelivery meanwhile by the
+    /// lanes that hold it, see [`crate::lanes`].)
+    pub async fn process(
         &self,
         route: &Route,
         input: &EventInput,
         mode: &Mode<'_>,
-        alive: &K,
         stop: &CancellationToken,
     ) -> Result<Posted, HostFailure> {
         let event = match CanonicalEvent::from_payload(&input.payload) {
@@ -125,7 +122,7 @@ impl OutboundDriver {
         let plugin = pick.plugin;
         if let Some(gate) = self.gates.gate_of(&route.name) {
             self.gates
-                .wait(gate, &route.name, &event, input, alive, stop)
+                .wait(gate, &route.name, &event, input, stop)
                 .await?;
         }
         let rendered = {
@@ -195,7 +192,7 @@ impl OutboundDriver {
             let metrics = &self.observer.metrics.outbound;
             metrics.pending_started(&target.name, &key, source_time);
             let outcome = self
-                .post(route, &plugin, &target, &event, request, &key, alive, stop)
+                .post(route, &plugin, &target, &event, request, &key, stop)
                 .await;
             metrics.pending_ended(&target.name, &key);
             let (verdict, response) = match outcome? {
@@ -272,7 +269,7 @@ impl OutboundDriver {
     /// Sends one request until the plugin reads a final verdict from an answer: waits on the
     /// target's breaker and rate limit, retries with backoff what the target could not take.
     #[allow(clippy::too_many_arguments)]
-    async fn post<K: KeepAlive>(
+    async fn post(
         &self,
         route: &Route,
         plugin: &Arc<PluginComponent>,
@@ -280,7 +277,6 @@ impl OutboundDriver {
         event: &CanonicalEvent,
         request: &Request,
         key: &str,
-        alive: &K,
         stop: &CancellationToken,
     ) -> Result<Sent, HostFailure> {
         let metrics = &self.observer.metrics.outbound;
@@ -296,7 +292,7 @@ impl OutboundDriver {
         let mut attempt = 0u32;
         loop {
             if let Some(wait) = target.breaker.wait() {
-                self.wait(wait, alive, stop).await?;
+                self.wait(wait, stop).await?;
                 continue;
             }
             tokio::select! {
@@ -321,7 +317,7 @@ impl OutboundDriver {
                         attempt,
                         "target unreachable, retrying: {why}"
                     );
-                    self.wait(target.backoff(attempt), alive, stop).await?;
+                    self.wait(target.backoff(attempt), stop).await?;
                     continue;
                 }
             };
@@ -359,7 +355,7 @@ impl OutboundDriver {
                     );
                     // A 429 already paused the target's pace; anything else backs off.
                     if response.status != 429 {
-                        self.wait(target.backoff(attempt), alive, stop).await?;
+                        self.wait(target.backoff(attempt), stop).await?;
                     }
                 }
                 Ok(verdict) => return Ok(Sent::Answered(verdict, response)),
@@ -384,25 +380,11 @@ impl OutboundDriver {
             .set(i64::from(target.breaker.is_open()));
     }
 
-    /// Waits `how_long` (in slices, keeping the event alive), or fails when the host stops.
-    async fn wait<K: KeepAlive>(
-        &self,
-        how_long: Duration,
-        alive: &K,
-        stop: &CancellationToken,
-    ) -> Result<(), HostFailure> {
-        let until = tokio::time::Instant::now() + how_long;
-        loop {
-            let now = tokio::time::Instant::now();
-            if now >= until {
-                return Ok(());
-            }
-            let slice = (until - now).min(WAIT_SLICE);
-            tokio::select! {
-                () = stop.cancelled() => return Err(stopping()),
-                () = tokio::time::sleep(slice) => {}
-            }
-            alive.still_working().await;
+    /// Waits `how_long`, or fails when the host stops.
+    async fn wait(&self, how_long: Duration, stop: &CancellationToken) -> Result<(), HostFailure> {
+        tokio::select! {
+            () = stop.cancelled() => Err(stopping()),
+            () = tokio::time::sleep(how_long) => Ok(()),
         }
     }
 

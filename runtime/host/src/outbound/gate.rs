@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::input::{EventInput, KeepAlive};
+use super::input::EventInput;
 use crate::observability::Observer;
 use crate::observability::outbound::OutboundRouteOnly;
 use crate::pipeline::HostFailure;
@@ -28,9 +28,6 @@ use millrace_projection::query::{Filter, Visibility};
 
 /// How often a held event looks at the projection again.
 const RECHECK: Duration = Duration::from_millis(250);
-
-/// How often a held event tells JetStream it is still being worked on.
-const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// An event waiting at a gate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -144,18 +141,17 @@ impl GateCheck {
     }
 
     /// Waits until `gate` lets `event` pass, listed as held meanwhile. `Err` when the host
-    /// stops first (the event is left to redelivery).
-    pub async fn wait<K: KeepAlive>(
+    /// stops first (the event is left to redelivery). A live event is kept from redelivery
+    /// meanwhile by the lanes that hold it.
+    pub async fn wait(
         &self,
         gate: Gate,
         route: &str,
         event: &CanonicalEvent,
         input: &EventInput,
-        alive: &K,
         stop: &CancellationToken,
     ) -> Result<(), HostFailure> {
         let key = (route.to_owned(), event.envelope.id.clone());
-        let mut last_alive = tokio::time::Instant::now();
         let result = loop {
             let Some(why) = self.why_held(gate, event).await else {
                 break Ok(());
@@ -194,10 +190,6 @@ impl GateCheck {
                     "the host is stopping: the held event is left to redelivery"
                 ))),
                 () = tokio::time::sleep(RECHECK) => {}
-            }
-            if last_alive.elapsed() >= KEEP_ALIVE {
-                alive.still_working().await;
-                last_alive = tokio::time::Instant::now();
             }
         };
         if self.held().remove(&key).is_some() {

@@ -1,7 +1,6 @@
-//! What the outbound driver takes: one canonical event, and a way to keep it from being
-//! redelivered while the driver waits on a target or a gate.
+//! What the outbound driver takes: one canonical event. (While the driver waits on a target
+//! or a gate, the lanes that hold a live event keep it from redelivery: [`crate::lanes`].)
 
-use async_nats::jetstream;
 use bytes::Bytes;
 
 /// One canonical event as the outbound driver takes it.
@@ -13,23 +12,4 @@ pub struct EventInput {
     pub payload: Bytes,
     /// Its CANONICAL stream sequence.
     pub sequence: u64,
-}
-
-/// Keeps an event from being redelivered while the driver waits on a target or a gate.
-pub trait KeepAlive: Sync {
-    /// Tells JetStream the event is still being worked on.
-    fn still_working(&self) -> impl std::future::Future<Output = ()> + Send;
-}
-
-/// Nothing to keep alive (redrive, tests).
-pub struct NoKeepAlive;
-
-impl KeepAlive for NoKeepAlive {
-    async fn still_working(&self) {}
-}
-
-impl KeepAlive for jetstream::Message {
-    async fn still_working(&self) {
-        let _ = self.ack_with(jetstream::AckKind::Progress).await;
-    }
 }

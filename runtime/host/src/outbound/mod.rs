@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::driver::OutboundDriver;
 use self::gate::GateCheck;
-use self::input::{EventInput, KeepAlive};
+use self::input::EventInput;
 use self::target::Target;
 use crate::delivery::Mode;
 use crate::lanes::{Dispatch, LaneWork, Lanes, pull_into};
@@ -130,10 +130,9 @@ pub async fn start(
             targets: driver.targets_of(&route.name),
         };
         let (stop, name) = (shutdown.clone(), route.name.clone());
-        // Pulls at most one batch per lane, so a paused route holds few events.
-        tasks.spawn(async move {
-            pull_into(consumer, Some(partitions), &name, feed, lanes, stop).await
-        });
+        // Pulls one event per lane at a time (what the lanes have room for), so a paused
+        // route holds few events.
+        tasks.spawn(async move { pull_into(consumer, None, &name, feed, lanes, stop).await });
         tracing::info!(
             route = &*route.name,
             plugin = route.active().id(),
@@ -181,15 +180,10 @@ impl Dispatch for OutboundFeed {
         (lane(&message, lanes), message)
     }
 
-    async fn ready(&self, message: &jetstream::Message) {
-        let mut waited = Duration::ZERO;
+    /// The event waiting here is held (kept from redelivery) by the puller meanwhile.
+    async fn ready(&self, _message: &jetstream::Message) {
         while self.targets.iter().any(|t| t.breaker.is_open()) {
             tokio::time::sleep(PAUSE_RECHECK).await;
-            waited += PAUSE_RECHECK;
-            if waited >= Duration::from_secs(5) {
-                message.still_working().await;
-                waited = Duration::ZERO;
-            }
         }
     }
 }
@@ -206,10 +200,7 @@ async fn post(
         payload: message.payload.clone(),
         sequence: message.info().map_or(0, |i| i.stream_sequence),
     };
-    match driver
-        .process(route, &input, &Mode::LIVE, &message, stop)
-        .await
-    {
+    match driver.process(route, &input, &Mode::LIVE, stop).await {
         Ok(_) => {
             if let Err(e) = message.double_ack().await {
                 tracing::warn!(

@@ -16,6 +16,14 @@
 //! acks. With depth zero (outbound: a request to a system of record is not to be overtaken)
 //! both steps run in the lane, one message start to end. Every channel is bounded, so a busy
 //! host stops pulling rather than queueing without bound.
+//!
+//! What is pulled is what the lanes can take at once: each pull asks for the free places left
+//! in the lanes' queues, once a quarter of them is free; never a fixed batch regardless of
+//! how busy the lanes are. And every
+//! pulled message is held (module `held`) until its lane acked or naked it: one task per
+//! consumer sends an in-progress ack for each message held longer than a quarter of the
+//! consumer's `ack_wait`, so a message that waits in a busy lane, a slow plugin call, a target
+//! or a gate is not redelivered meanwhile (and a redelivery of a held message is dropped).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,12 +31,20 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use futures::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-/// How long a puller waits before opening a new pull stream after an error.
+mod held;
+
+use held::{Held, HeldMessages};
+
+/// How long a puller waits before pulling again after an error.
 const PULL_PAUSE: Duration = Duration::from_millis(500);
+
+/// How long one pull waits on the server for messages before the puller asks again (and, if
+/// the server was lost meanwhile, how soon after this plus five seconds it notices).
+const PULL_EXPIRES: Duration = Duration::from_secs(3);
 
 /// What lanes do with their messages, in two steps (see the module's text).
 pub trait LaneWork: Send + Sync + 'static {
@@ -58,13 +74,22 @@ pub trait Dispatch: Send + Sync + 'static {
 
 /// The senders into a set of lanes.
 pub struct Lanes<T> {
-    senders: Vec<mpsc::Sender<T>>,
+    senders: Vec<mpsc::Sender<Queued<T>>>,
+    /// Woken each time a lane takes an item, so a puller waiting for room can pull again.
+    taken: Arc<Notify>,
+    queue: usize,
 }
+
+/// An item waiting in a lane, and (when it came from a consumer) its place among the held
+/// messages, kept until the item is finished.
+type Queued<T> = (T, Option<Held>);
 
 impl<T> Clone for Lanes<T> {
     fn clone(&self) -> Self {
         Self {
             senders: self.senders.clone(),
+            taken: self.taken.clone(),
+            queue: self.queue,
         }
     }
 }
@@ -81,16 +106,20 @@ impl<T: Send + 'static> Lanes<T> {
         shutdown: &CancellationToken,
         tasks: &mut JoinSet<anyhow::Result<()>>,
     ) -> Self {
+        let queue = queue.max(1);
+        let taken = Arc::new(Notify::new());
         let mut senders = Vec::with_capacity(count.max(1));
         for _ in 0..count.max(1) {
-            let (tx, rx) = mpsc::channel::<T>(queue.max(1));
+            let (tx, rx) = mpsc::channel::<Queued<T>>(queue);
             senders.push(tx);
+            let lane_taken = taken.clone();
             if depth == 0 {
                 let (work, stop) = (work.clone(), shutdown.clone());
                 tasks.spawn(async move {
-                    lane(rx, &stop, |item| async {
+                    lane(rx, &stop, &lane_taken, |(item, held)| async {
                         let begun = work.begin(item).await;
                         work.finish(begun).await;
+                        drop(held);
                         true
                     })
                     .await;
@@ -98,12 +127,12 @@ impl<T: Send + 'static> Lanes<T> {
                 });
                 continue;
             }
-            let (begun_tx, mut begun_rx) = mpsc::channel::<W::Begun>(depth);
+            let (begun_tx, mut begun_rx) = mpsc::channel::<(W::Begun, Option<Held>)>(depth);
             let (lane_work, stop) = (work.clone(), shutdown.clone());
             tasks.spawn(async move {
-                lane(rx, &stop, |item| async {
+                lane(rx, &stop, &lane_taken, |(item, held)| async {
                     let begun = lane_work.begin(item).await;
-                    begun_tx.send(begun).await.is_ok()
+                    begun_tx.send((begun, held)).await.is_ok()
                 })
                 .await;
                 Ok(())
@@ -111,13 +140,18 @@ impl<T: Send + 'static> Lanes<T> {
             let work = work.clone();
             tasks.spawn(async move {
                 // Ends once its lane has ended and every begun item is finished.
-                while let Some(begun) = begun_rx.recv().await {
+                while let Some((begun, held)) = begun_rx.recv().await {
                     work.finish(begun).await;
+                    drop(held);
                 }
                 Ok(())
             });
         }
-        Self { senders }
+        Self {
+            senders,
+            taken,
+            queue,
+        }
     }
 
     /// How many lanes there are.
@@ -133,16 +167,47 @@ impl<T: Send + 'static> Lanes<T> {
     /// Hands `item` to lane `lane` (modulo the count), waiting while it is full; `false` once
     /// the lanes have stopped.
     pub async fn send(&self, lane: usize, item: T) -> bool {
+        self.send_queued(lane, (item, None)).await
+    }
+
+    async fn send_queued(&self, lane: usize, queued: Queued<T>) -> bool {
         match self.senders.get(lane % self.senders.len().max(1)) {
-            Some(sender) => sender.send(item).await.is_ok(),
+            Some(sender) => sender.send(queued).await.is_ok(),
             None => false,
+        }
+    }
+
+    /// How many items the lanes can take now: the free places in their queues. (Not the
+    /// fullest lane's: one busy lane, say a route whose plugin loops, must not stop the other
+    /// routes sharing the lanes from pulling.)
+    pub fn room(&self) -> usize {
+        self.senders.iter().map(mpsc::Sender::capacity).sum()
+    }
+
+    /// Waits until the lanes have room for a quarter of what their queues hold (at least one
+    /// item), and returns the [`room`](Self::room) there is.
+    async fn wait_for_room(&self) -> usize {
+        let wanted = (self.queue * self.senders.len() / 4).max(1);
+        loop {
+            let taken = self.taken.notified();
+            tokio::pin!(taken);
+            taken.as_mut().enable();
+            let room = self.room();
+            if room >= wanted {
+                return room;
+            }
+            taken.await;
         }
     }
 }
 
 /// A lane's loop: takes its items in order until shutdown or until `each` says stop.
-async fn lane<T, F, Fut>(mut rx: mpsc::Receiver<T>, stop: &CancellationToken, each: F)
-where
+async fn lane<T, F, Fut>(
+    mut rx: mpsc::Receiver<T>,
+    stop: &CancellationToken,
+    taken: &Notify,
+    each: F,
+) where
     F: Fn(T) -> Fut,
     Fut: Future<Output = bool>,
 {
@@ -153,15 +218,20 @@ where
             item = rx.recv() => item,
         };
         let Some(item) = item else { break };
+        taken.notify_waiters();
         if !each(item).await {
             break;
         }
     }
 }
 
-/// Pulls `consumer`'s messages into `lanes` through `dispatch` until shutdown, in batches of
-/// at most `batch` when given. Losing the server only pauses it: it opens a new pull stream once
-/// the connection is back. `route` names the route in the log.
+/// Pulls `consumer`'s messages into `lanes` through `dispatch` until shutdown. Each pull asks
+/// for what the lanes can take at once ([`Lanes::room`], at most `batch` when given), once a
+/// quarter of the lanes' queues is free, so what is pulled goes to the lanes instead of
+/// waiting in a large batch. Every message is held (module
+/// `held`) until its lane has answered it: kept from redelivery while it waits, and a
+/// redelivery of it meanwhile is dropped. Losing the server only pauses the puller: it pulls
+/// again once the connection is back. `route` names the route in the log.
 pub async fn pull_into<D: Dispatch>(
     consumer: jetstream::consumer::PullConsumer,
     batch: Option<usize>,
@@ -170,19 +240,18 @@ pub async fn pull_into<D: Dispatch>(
     lanes: Lanes<D::Item>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let held = HeldMessages::start(&consumer, route);
     loop {
-        let opened = async {
-            match batch {
-                Some(batch) => {
-                    consumer
-                        .stream()
-                        .max_messages_per_batch(batch.max(1))
-                        .messages()
-                        .await
-                }
-                None => consumer.messages().await,
-            }
+        let room = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            room = lanes.wait_for_room() => room,
         };
+        let wanted = batch.map_or(room, |most| room.min(most.max(1)));
+        let opened = consumer
+            .batch()
+            .max_messages(wanted)
+            .expires(PULL_EXPIRES)
+            .messages();
         let mut messages = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
             opened = opened => match opened {
@@ -201,6 +270,9 @@ pub async fn pull_into<D: Dispatch>(
             };
             match next {
                 Some(Ok(message)) => {
+                    let Some(place) = held.hold(&message) else {
+                        continue;
+                    };
                     tokio::select! {
                         () = shutdown.cancelled() => return Ok(()),
                         () = dispatch.ready(&message) => {}
@@ -208,21 +280,21 @@ pub async fn pull_into<D: Dispatch>(
                     let (lane, item) = dispatch.dispatch(message, lanes.len());
                     let sent = tokio::select! {
                         () = shutdown.cancelled() => return Ok(()),
-                        sent = lanes.send(lane, item) => sent,
+                        sent = lanes.send_queued(lane, (item, Some(place))) => sent,
                     };
                     if !sent {
                         return Ok(());
                     }
                 }
                 Some(Err(e)) => {
-                    // Missed heartbeats and the like while the server restarts: the stream
-                    // carries on once the connection is back.
+                    // A status the server answers a pull with (the consumer's leader moved,
+                    // the server restarts): the pull is over; pull again after a pause.
                     tracing::warn!(route, "pulling messages: {e}");
                     tokio::time::sleep(PULL_PAUSE).await;
+                    break;
                 }
                 None => break,
             }
         }
-        tokio::time::sleep(PULL_PAUSE).await;
     }
 }
