@@ -265,6 +265,14 @@ impl Server {
         }
     }
 
+    /// The process ids of the server(s), to count their CPU time.
+    pub fn pids(&self) -> Vec<u32> {
+        match &self.nodes {
+            Nodes::One(server) => vec![server.pid()],
+            Nodes::Three(cluster) => (0..3).filter_map(|node| cluster.pid(node)).collect(),
+        }
+    }
+
     /// The host's `[nats] url`: every node, so the host fails over as in production.
     fn urls(&self) -> String {
         match &self.nodes {

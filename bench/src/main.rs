@@ -43,6 +43,10 @@ struct Args {
     /// d_millrace_python, d_millrace_js, e_node.
     #[arg(long, value_delimiter = ',')]
     arms: Vec<String>,
+    /// Run only these modes, comma-separated: core, jetstream (both by default). With one arm
+    /// and one mode a profiler attached to the bench sees that one path alone.
+    #[arg(long, value_delimiter = ',')]
+    modes: Vec<String>,
     /// Skip the host-process figures: memory with 10 plugins, cold start, two hosts.
     #[arg(long)]
     skip_process: bool,
@@ -69,6 +73,7 @@ struct Args {
 struct Figures {
     throughput: f64,
     latency: Latency,
+    cpu: measure::CpuPerMessage,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -106,12 +111,21 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "--arms named no known arm; use a_raw, b_native, c_millrace_rust, d_millrace_python, d_millrace_js, e_node"
     );
 
+    let modes: Vec<Mode> = [Mode::Core, Mode::JetStream]
+        .into_iter()
+        .filter(|mode| args.modes.is_empty() || args.modes.iter().any(|m| m == mode_key(*mode)))
+        .collect();
+    anyhow::ensure!(
+        !modes.is_empty(),
+        "--modes named no known mode; use core, jetstream"
+    );
+
     print_machine();
     check::outputs_agree(&setup, &selected).await?;
 
     let mut results: BTreeMap<(&str, &str), Figures> = BTreeMap::new();
     for arm in &selected {
-        for mode in [Mode::Core, Mode::JetStream] {
+        for mode in modes.iter().copied() {
             let figures = measure_arm(
                 &setup,
                 *arm,
@@ -124,13 +138,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("arm {} on {mode:?}", arm.key()))?;
             println!(
-                "{:<34} {:<9} {:>9.0} msg/s   p50 {:>7.2} ms  p99 {:>7.2} ms at {:.0} msg/s{}",
+                "{:<34} {:<9} {:>9.0} msg/s   p50 {:>7.2} ms  p99 {:>7.2} ms at {:.0} msg/s   cpu/msg bench {:.0} µs, nats-server {:.0} µs{}",
                 arm.title(),
                 mode_key(mode),
                 figures.throughput,
                 figures.latency.p50_ms,
                 figures.latency.p99_ms,
                 figures.latency.rate,
+                figures.cpu.bench_us,
+                figures.cpu.server_us,
                 if figures.latency.lost > 0 {
                     format!("  ({} lost)", figures.latency.lost)
                 } else {
@@ -144,7 +160,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     // The durable arms: JetStream only (core NATS stores nothing), (a), (c) and (e) where they
     // were selected, on one fsyncing server and on a three-node R3 cluster.
     let mut durable: BTreeMap<(&str, &str), Figures> = BTreeMap::new();
-    if !args.skip_durable {
+    if !args.skip_durable && modes.contains(&Mode::JetStream) {
         println!();
         for durability in [Durability::SyncAlways, Durability::ClusterR3] {
             for arm in selected
@@ -243,15 +259,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let mut arms_json = serde_json::Map::new();
+    let mut cpu_json = serde_json::Map::new();
     for ((arm, mode), figures) in &results {
         let entry = arms_json
             .entry(arm.to_string())
             .or_insert_with(|| json!({}));
         entry[*mode] = json!((figures.throughput).round());
+        let entry = cpu_json.entry(arm.to_string()).or_insert_with(|| json!({}));
+        entry[*mode] = json!({
+            "bench": figures.cpu.bench_us.round(),
+            "nats_server": figures.cpu.server_us.round(),
+        });
     }
     let mut summary = json!({
         "quick": args.quick,
         "throughput_msgs_per_s": arms_json,
+        "cpu_us_per_msg": cpu_json,
         "ratios": {
             "c_over_b": c_b,
             "c_core_over_a_core": c_a_core,
@@ -303,7 +326,9 @@ async fn measure_arm(
     let url = server.url();
     let running = arms::start(setup, arm, mode, &server).await?;
     let mut probe = Probe::start(&url, arm == Arm::Raw).await?;
+    probe.watch_servers(server.pids());
     let throughput = probe.throughput(window, warm_up, measure).await?;
+    let cpu = probe.cpu().unwrap_or_default();
     let latency = probe.latency(throughput / 2.0, measure).await?;
     running.stop().await?;
     drop(probe);
@@ -311,6 +336,7 @@ async fn measure_arm(
     Ok(Figures {
         throughput,
         latency,
+        cpu,
     })
 }
 

@@ -57,6 +57,42 @@ pub struct Probe {
     shared: Arc<Shared>,
     next: u64,
     collector: tokio::task::JoinHandle<()>,
+    servers: Vec<u32>,
+    cpu: Option<CpuPerMessage>,
+}
+
+/// CPU time spent per raw message done during the last throughput measurement, in µs: the
+/// bench's own process (the load generator, the collector and, for the in-process arms, the
+/// service or host) and the nats-server process(es). Read from `/proc/<pid>/stat`, so per
+/// message and independent of what else the machine runs, unlike the throughput.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuPerMessage {
+    /// The bench process.
+    pub bench_us: f64,
+    /// The nats-server process(es).
+    pub server_us: f64,
+}
+
+/// User and system CPU seconds a process has used so far (`/proc/<pid>/stat`), 0 when unknown.
+fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; the kernel
+    // counts them in USER_HZ, 100 on Linux.
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Latency percentiles, in milliseconds.
@@ -122,6 +158,8 @@ impl Probe {
             shared,
             next: 0,
             collector,
+            servers: Vec::new(),
+            cpu: None,
         })
     }
 
@@ -165,6 +203,25 @@ impl Probe {
         }
     }
 
+    /// Also counts the CPU time of these nats-server processes in [`Probe::cpu`].
+    pub fn watch_servers(&mut self, pids: Vec<u32>) {
+        self.servers = pids;
+    }
+
+    /// CPU time per message of the last [`throughput`](Self::throughput) measurement.
+    pub fn cpu(&self) -> Option<CpuPerMessage> {
+        self.cpu
+    }
+
+    fn cpu_now(&self) -> (f64, f64) {
+        let servers = self
+            .servers
+            .iter()
+            .map(|pid| cpu_seconds(&pid.to_string()))
+            .sum();
+        (cpu_seconds("self"), servers)
+    }
+
     /// Closed-loop throughput: at most `window` messages in flight, `warm_up` then `measure`;
     /// raw messages per second done in the measured part.
     pub async fn throughput(
@@ -174,16 +231,23 @@ impl Probe {
         measure: Duration,
     ) -> anyhow::Result<f64> {
         let started = Instant::now();
-        let mut mark: Option<(Instant, u64)> = None;
+        let mut mark: Option<(Instant, u64, (f64, f64))> = None;
         loop {
             let now = Instant::now();
             if mark.is_none() && now >= started + warm_up {
-                mark = Some((now, self.completed()));
+                mark = Some((now, self.completed(), self.cpu_now()));
             }
-            if let Some((at, done)) = mark
+            if let Some((at, done, (bench, server))) = mark
                 && now >= at + measure
             {
-                let rate = (self.completed() - done) as f64 / now.duration_since(at).as_secs_f64();
+                let count = self.completed() - done;
+                let rate = count as f64 / now.duration_since(at).as_secs_f64();
+                let (bench_now, server_now) = self.cpu_now();
+                let per = |seconds: f64| seconds * 1e6 / count.max(1) as f64;
+                self.cpu = Some(CpuPerMessage {
+                    bench_us: per(bench_now - bench),
+                    server_us: per(server_now - server),
+                });
                 self.drain(Duration::from_secs(5)).await;
                 return Ok(rate);
             }

@@ -141,7 +141,7 @@ fn envelopes(events: &[MappedEvent], lineage: &Lineage<'_>) -> anyhow::Result<Ve
         let mut headers = HeaderMap::new();
         headers.insert(header::NATS_MESSAGE_ID, envelope.id.as_str());
         headers.insert("Content-Type", "application/cloudevents+json");
-        let body = serde_json::to_vec(&envelope).context("cannot encode an event")?;
+        let body = envelope.to_json().context("cannot encode an event")?;
         outputs.push(Output {
             subject: CloudEvent::nats_subject(event),
             headers,

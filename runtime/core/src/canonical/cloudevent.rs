@@ -5,7 +5,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::{MappedEvent, business_key};
+use super::{EventData, MappedEvent, business_key};
 
 /// Where an event came from: what the envelope says beside the event itself.
 #[derive(Debug, Clone)]
@@ -24,12 +24,14 @@ pub struct Lineage<'a> {
     pub raw_sequence: u64,
 }
 
-/// A canonical event in its CloudEvents 1.0 JSON form.
+/// A canonical event in its CloudEvents 1.0 JSON form, borrowing the event and its lineage: it
+/// is built for every event published and serialized once, so it copies nothing it can point
+/// to (the record is written straight from the event, not through a `serde_json::Value`).
 ///
 /// Its JSON Schema (`contracts`) is derived from this type; `contracts` narrows `type` and
 /// `data` to one kind.
 #[derive(Debug, Serialize, JsonSchema)]
-pub struct CloudEvent {
+pub struct CloudEvent<'a> {
     /// Always `1.0`.
     #[schemars(extend("const" = "1.0"))]
     pub specversion: &'static str,
@@ -39,23 +41,24 @@ pub struct CloudEvent {
     pub source: String,
     /// `millrace.<kind>.v1`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: &'static str,
     /// When it happened at the source.
     #[schemars(extend("format" = "date-time"))]
-    pub time: String,
+    pub time: &'a str,
     /// The business key, see [`super::business_key`].
     pub subject: String,
     /// Always `application/json`.
     #[schemars(extend("const" = "application/json"))]
     pub datacontenttype: &'static str,
     /// The event record.
-    pub data: serde_json::Value,
+    #[schemars(with = "serde_json::Value")]
+    pub data: Record<'a>,
     /// Lineage: the route.
-    pub route: String,
+    pub route: &'a str,
     /// Lineage: the plugin name.
-    pub plugin: String,
+    pub plugin: &'a str,
     /// Lineage: the plugin version.
-    pub pluginversion: String,
+    pub pluginversion: &'a str,
     /// Lineage: the RAW stream sequence.
     pub rawsequence: u64,
     /// The source's own sequence number, when it has one.
@@ -63,40 +66,78 @@ pub struct CloudEvent {
     pub sourcesequence: Option<u64>,
     /// The source's transaction identity, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sourcetransaction: Option<String>,
+    pub sourcetransaction: Option<&'a str>,
     /// True when the event is older than the last one published for its business key.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub late: Option<bool>,
     /// The replay that produced the event, when it came from `millrace replay`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub replayid: Option<String>,
+    pub replayid: Option<&'a str>,
 }
 
-impl CloudEvent {
+/// An event's record as the envelope's `data`: the record of its kind alone, without the
+/// kind's tag (the envelope's `type` names the kind).
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a>(pub &'a EventData);
+
+impl Serialize for Record<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            EventData::InventoryMovement(r) => r.serialize(serializer),
+            EventData::InventoryBalance(r) => r.serialize(serializer),
+            EventData::WorkOrderStatus(r) => r.serialize(serializer),
+            EventData::MaterialConsumption(r) => r.serialize(serializer),
+            EventData::ProductionCompletion(r) => r.serialize(serializer),
+            EventData::QualityHold(r) => r.serialize(serializer),
+            EventData::SupplierCommitment(r) => r.serialize(serializer),
+            EventData::ShipmentNotice(r) => r.serialize(serializer),
+        }
+    }
+}
+
+/// The CloudEvents `type` of an event: `millrace.<kind>.v1`.
+fn event_type(data: &EventData) -> &'static str {
+    match data {
+        EventData::InventoryMovement(_) => "millrace.inventory-movement.v1",
+        EventData::InventoryBalance(_) => "millrace.inventory-balance.v1",
+        EventData::WorkOrderStatus(_) => "millrace.work-order-status.v1",
+        EventData::MaterialConsumption(_) => "millrace.material-consumption.v1",
+        EventData::ProductionCompletion(_) => "millrace.production-completion.v1",
+        EventData::QualityHold(_) => "millrace.quality-hold.v1",
+        EventData::SupplierCommitment(_) => "millrace.supplier-commitment.v1",
+        EventData::ShipmentNotice(_) => "millrace.shipment-notice.v1",
+    }
+}
+
+impl<'a> CloudEvent<'a> {
     /// Wraps the `index`-th event of a raw message.
-    pub fn new(event: &MappedEvent, index: usize, lineage: &Lineage<'_>) -> Self {
-        let data = match serde_json::to_value(&event.data) {
-            Ok(serde_json::Value::Object(mut tagged)) => tagged.remove("data").unwrap_or_default(),
-            _ => serde_json::Value::Null,
-        };
+    pub fn new(event: &'a MappedEvent, index: usize, lineage: &Lineage<'a>) -> Self {
         Self {
             specversion: "1.0",
             id: event_id(lineage, index),
             source: format!("/{}/{}", event.site, lineage.system),
-            kind: format!("millrace.{}.v1", event.data.kind()),
-            time: event.occurred_at.clone(),
+            kind: event_type(&event.data),
+            time: &event.occurred_at,
             subject: business_key(event),
             datacontenttype: "application/json",
-            data,
-            route: lineage.route.into(),
-            plugin: lineage.plugin.into(),
-            pluginversion: lineage.plugin_version.into(),
+            data: Record(&event.data),
+            route: lineage.route,
+            plugin: lineage.plugin,
+            pluginversion: lineage.plugin_version,
             rawsequence: lineage.raw_sequence,
             sourcesequence: event.source_sequence,
-            sourcetransaction: event.source_transaction.clone(),
+            sourcetransaction: event.source_transaction.as_deref(),
             late: None,
             replayid: None,
         }
+    }
+
+    /// The envelope as the JSON bytes published.
+    pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
+        // Most envelopes fit; a larger one grows the buffer once or twice.
+        let mut body = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut body, self)?;
+        Ok(body)
     }
 
     /// The NATS subject the event is published to: `canonical.<kind>.<site>`.
@@ -110,25 +151,40 @@ impl CloudEvent {
 /// copies.
 pub fn event_id(lineage: &Lineage<'_>, index: usize) -> String {
     let mut hasher = Sha256::new();
+    let mut digits = [0u8; 20];
     for part in [
-        lineage.raw_id,
-        lineage.plugin,
-        lineage.plugin_version,
-        &index.to_string(),
+        lineage.raw_id.as_bytes(),
+        lineage.plugin.as_bytes(),
+        lineage.plugin_version.as_bytes(),
+        decimal(index, &mut digits),
     ] {
-        hasher.update(part.as_bytes());
+        hasher.update(part);
         hasher.update([0u8]);
     }
-    let d = hasher.finalize();
-    let hex: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    let digest = hasher.finalize();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(36);
+    for (i, byte) in digest[..16].iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            id.push('-');
+        }
+        id.push(char::from(HEX[usize::from(byte >> 4)]));
+        id.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    id
+}
+
+/// `n` in decimal ASCII, written at the end of `buffer`.
+fn decimal(mut n: usize, buffer: &mut [u8; 20]) -> &[u8] {
+    let mut at = buffer.len();
+    loop {
+        at -= 1;
+        buffer[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buffer[at..];
+        }
+    }
 }
 
 #[cfg(test)]
@@ -175,8 +231,48 @@ mod tests {
     }
 
     #[test]
+    fn ids_keep_their_form_and_value() {
+        // The digest of "a\0p\01.0.0\07\0": ids must not change with how they are computed,
+        // or redelivered messages published before an upgrade would not be deduplicated.
+        let mut hasher = Sha256::new();
+        hasher.update(b"a\0p\x001.0.0\x007\0");
+        let d = hasher.finalize();
+        let hex: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
+        let expected = format!(
+            "{}-{}-{}-{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..32]
+        );
+        assert_eq!(event_id(&lineage("a"), 7), expected);
+        let mut digits = [0u8; 20];
+        assert_eq!(decimal(0, &mut digits), b"0");
+        assert_eq!(decimal(1203, &mut digits), b"1203");
+        assert_eq!(
+            decimal(usize::MAX, &mut digits),
+            usize::MAX.to_string().as_bytes()
+        );
+    }
+
+    #[test]
+    fn the_record_is_the_kinds_own_json() {
+        let event = event();
+        let ce = CloudEvent::new(&event, 0, &lineage("a"));
+        let json: serde_json::Value = serde_json::from_slice(&ce.to_json().unwrap()).unwrap();
+        let record = match &event.data {
+            EventData::ProductionCompletion(record) => serde_json::to_value(record).unwrap(),
+            other => serde_json::to_value(other).unwrap(),
+        };
+        assert_eq!(json["data"], record);
+        assert_eq!(json, serde_json::to_value(&ce).unwrap());
+    }
+
+    #[test]
     fn envelope_has_cloudevents_fields() {
-        let ce = CloudEvent::new(&event(), 0, &lineage("a"));
+        let event = event();
+        let ce = CloudEvent::new(&event, 0, &lineage("a"));
         let json = serde_json::to_value(&ce).unwrap();
         assert_eq!(json["specversion"], "1.0");
         assert_eq!(json["type"], "millrace.production-completion.v1");
@@ -186,7 +282,7 @@ mod tests {
         assert_eq!(json["sourcesequence"], 4);
         assert!(json.get("sourcetransaction").is_none());
         assert_eq!(
-            CloudEvent::nats_subject(&event()),
+            CloudEvent::nats_subject(&event),
             "canonical.production-completion.PLANT1"
         );
     }

@@ -226,7 +226,7 @@ impl Delivery {
                 existing += 1;
                 continue;
             }
-            envelope.replayid = mode.replay_id.map(str::to_owned);
+            envelope.replayid = mode.replay_id;
             outgoing.push((index, envelope));
         }
         let mut late = 0;
@@ -257,26 +257,29 @@ impl Delivery {
             );
         }
         let acks = self.publish(&events, &outgoing, traceparent).await?;
+        let published: Vec<(usize, bool)> = outgoing
+            .iter()
+            .map(|(i, envelope)| (*i, envelope.late == Some(true)))
+            .collect();
+        let event_ids: Vec<String> = outgoing.into_iter().map(|(_, e)| e.id).collect();
+        let delivered = Delivered::Events {
+            published: published.len(),
+            duplicates,
+            late,
+            existing,
+            event_ids,
+        };
         // Replays reprocess history on purpose: their delays are not postings.
         let counted = mode.replay_id.is_none().then(|| Counted {
             observer: self.observer.clone(),
             route: route.name.clone(),
             plugin_version: plugin.id(),
-            published: outgoing
-                .iter()
-                .map(|(i, envelope)| (*i, envelope.late == Some(true)))
-                .collect(),
+            published,
             events,
             duplicates,
         });
         Ok(Delivering {
-            delivered: Delivered::Events {
-                published: outgoing.len(),
-                duplicates,
-                late,
-                existing,
-                event_ids: outgoing.into_iter().map(|(_, e)| e.id).collect(),
-            },
+            delivered,
             acks,
             counted,
         })
@@ -286,7 +289,7 @@ impl Delivery {
     async fn publish(
         &self,
         events: &[MappedEvent],
-        outgoing: &[(usize, CloudEvent)],
+        outgoing: &[(usize, CloudEvent<'_>)],
         traceparent: Option<&str>,
     ) -> anyhow::Result<Vec<PublishAckFuture>> {
         let mut acks = Vec::with_capacity(outgoing.len());
@@ -297,7 +300,7 @@ impl Delivery {
             if let Some(traceparent) = traceparent {
                 headers.insert(TRACEPARENT, traceparent);
             }
-            let body = serde_json::to_vec(envelope).context("cannot encode an event")?;
+            let body = envelope.to_json().context("cannot encode an event")?;
             let ack = self
                 .js
                 .publish_with_headers(

@@ -223,13 +223,15 @@ impl Pipeline {
         shadow: Option<Arc<PluginComponent>>,
         input: &RawInput,
     ) -> Result<(Result<Vec<MappedEvent>, Failure>, u32), HostFailure> {
-        let raw = input.message();
+        // Built once and shared with the worker (and each retry) rather than copied per try.
+        let raw = Arc::new(input.message());
         self.observer().message_in(At {
             route: &route.name,
             plugin_version: &plugin.id(),
         });
         let (mapped, attempts) = self.call(route, plugin, &raw).await?;
         if let Some(candidate) = shadow {
+            let raw = Arc::unwrap_or_clone(raw);
             self.shadow(route, plugin, candidate, raw, &mapped, input.sequence)
                 .await;
         }
@@ -242,7 +244,7 @@ impl Pipeline {
         &self,
         route: &Route,
         plugin: &Arc<PluginComponent>,
-        raw: &RawMessage,
+        raw: &Arc<RawMessage>,
     ) -> Result<(Result<Vec<MappedEvent>, Failure>, u32), HostFailure> {
         let limits = plugin.limits_on(&route.context.limits);
         let raw = raw.clone();
