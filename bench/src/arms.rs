@@ -236,11 +236,20 @@ impl Server {
         let free = || transport::local_server::free_port();
         let nodes = match durability {
             // No config file: the server's default durability, as in every earlier run.
-            Durability::Default => Nodes::One(LocalServer::start_with_args(
-                free()?,
-                &dir.path().join("nats"),
-                &[],
-            )?),
+            // MILLRACE_BENCH_MONITOR=<port>: the server also serves its monitoring endpoints
+            // (`/connz`, `/jsz`) there, to count the NATS traffic of an arm.
+            Durability::Default => {
+                let monitor = std::env::var("MILLRACE_BENCH_MONITOR").ok();
+                let args: Vec<&str> = monitor
+                    .iter()
+                    .flat_map(|port| ["-m", port.as_str()])
+                    .collect();
+                Nodes::One(LocalServer::start_with_args(
+                    free()?,
+                    &dir.path().join("nats"),
+                    &args,
+                )?)
+            }
             Durability::SyncAlways => {
                 Nodes::One(LocalServer::start(free()?, &dir.path().join("nats"))?)
             }
