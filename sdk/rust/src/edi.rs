@@ -51,6 +51,13 @@ impl From<SyntaxError> for MapError {
     }
 }
 
+/// The text of an EDI payload (EDIFACT or X12): a UTF-8 byte-order mark dropped, then UTF-8
+/// when valid, otherwise Latin-1 (both standards' classic character sets are single-byte).
+pub(crate) fn payload_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    crate::text::utf8_or_latin1(bytes)
+}
+
 /// The route configuration keys EDI mappings share.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
