@@ -1121,11 +1121,30 @@ pub fn timestamp(date_text: &str, time_text: &str, offset: &str) -> Result<Strin
 #[cfg(test)]
 mod tests;
 
-impl Interchange<'_> {
+impl<'a> Interchange<'a> {
     /// The `source_transaction` of `set`: `ISA13` `:` `ST02`, then the document's own number
     /// when given. See [`crate::edi::source_transaction`].
     pub fn source_transaction(&self, set: &TransactionSet<'_>, number: Option<&str>) -> String {
         crate::edi::source_transaction(&self.control_number, &set.control_number, number)
+    }
+
+    /// The transaction sets, each checked to be of `id` (`856`); one of another id is an
+    /// `unsupported-document` error that says it is not `what` ("an 856 ship notice").
+    pub fn transaction_sets_of<'s>(
+        &'s self,
+        id: &'s str,
+        what: &'s str,
+    ) -> impl Iterator<Item = Result<&'s TransactionSet<'a>, crate::MapError>> + 's {
+        self.transaction_sets().map(move |(_, set)| {
+            if set.id == id {
+                Ok(set)
+            } else {
+                Err(crate::MapError::unsupported(format!(
+                    "transaction set {} {} (segment {}) is not {what}",
+                    set.id, set.control_number, set.position
+                )))
+            }
+        })
     }
 }
 
