@@ -18,12 +18,8 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
         let message = message?;
         let report = Report::read(message, &route)?;
         let transaction = interchange.source_transaction(message, report.number);
-        for balance in report.balances(&interchange, &route)? {
-            events.push(
-                CanonicalEvent::new(&route.site, &report.occurred_at, balance)
-                    .with_transaction(&transaction),
-            );
-        }
+        let balances = report.balances(&interchange, &route)?;
+        events.extend(route.events(&report.occurred_at, &transaction, balances));
     }
     edi::mapped(events, "INVRPT message")
 }

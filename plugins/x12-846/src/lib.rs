@@ -16,13 +16,8 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let route = edi::Route::load()?;
     let interchange = x12::parse(&msg.payload)?;
     let mut events = Vec::new();
-    for (_, set) in interchange.transaction_sets() {
-        if set.id != "846" {
-            return Err(MapError::unsupported(format!(
-                "transaction set {} {} (segment {}) is not an 846 inventory inquiry/advice",
-                set.id, set.control_number, set.position
-            )));
-        }
+    for set in interchange.transaction_sets_of("846", "an 846 inventory inquiry/advice") {
+        let set = set?;
         let advice = Advice::read(set, &route)?;
         // The hash total, when sent, sums the on-hand quantities.
         let on_hand = set
@@ -31,12 +26,8 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             .filter(|s| s.id == "QTY" && s.trimmed(1) == "17");
         x12::check_totals(set, "LIN", on_hand, 2)?;
         let transaction = interchange.source_transaction(set, advice.number);
-        for balance in advice.balances(&route)? {
-            events.push(
-                CanonicalEvent::new(&route.site, &advice.occurred_at, balance)
-                    .with_transaction(&transaction),
-            );
-        }
+        let balances = advice.balances(&route)?;
+        events.extend(route.events(&advice.occurred_at, &transaction, balances));
     }
     edi::mapped(events, "846 item line with a stock quantity")
 }

@@ -14,13 +14,8 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let route = edi::Route::load()?;
     let interchange = x12::parse(&msg.payload)?;
     let mut events = Vec::new();
-    for (_, set) in interchange.transaction_sets() {
-        if set.id != "856" {
-            return Err(MapError::unsupported(format!(
-                "transaction set {} {} (segment {}) is not an 856 ship notice",
-                set.id, set.control_number, set.position
-            )));
-        }
+    for set in interchange.transaction_sets_of("856", "an 856 ship notice") {
+        let set = set?;
         // CTT counts the HL levels and, when it has a hash total, sums the item level SN1s (the
         // packs under an item break its quantity down).
         x12::check_totals(set, "HL", item_quantities(set), 2)?;

@@ -29,12 +29,8 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
         let schedule = Schedule::read(group, set, &route.utc_offset_text)?;
         // The envelope identity, then the schedule's own reference (BFR02 / BSS02).
         let transaction = interchange.source_transaction(set, schedule.number);
-        for commitment in schedule.commitments(&interchange, set, &item_qualifier)? {
-            events.push(
-                CanonicalEvent::new(&route.site, schedule.issued_at.clone(), commitment)
-                    .with_transaction(&transaction),
-            );
-        }
+        let commitments = schedule.commitments(&interchange, set, &item_qualifier)?;
+        events.extend(route.events(&schedule.issued_at, &transaction, commitments));
     }
     edi::mapped(events, "schedule with a LIN item")
 }

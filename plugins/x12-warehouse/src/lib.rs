@@ -30,12 +30,8 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
         let occurred_at = document.occurred_at(offset)?;
         // The envelope identity, then the document's own number: the one a clerk searches for.
         let transaction = interchange.source_transaction(set, document.number().as_deref());
-        for movement in document.movements()? {
-            events.push(
-                CanonicalEvent::new(&route.site, occurred_at.clone(), movement)
-                    .with_transaction(&transaction),
-            );
-        }
+        let movements = document.movements()?;
+        events.extend(route.events(&occurred_at, &transaction, movements));
     }
     edi::mapped(events, "item line to map")
 }

@@ -541,35 +541,49 @@ pub async fn replicated_key_value(
     description: &str,
     replication: &Replication,
 ) -> anyhow::Result<jetstream::kv::Store> {
-    let store = match js.get_key_value(bucket).await {
-        Ok(store) => store,
-        Err(_) => {
-            let created = js
-                .create_key_value(jetstream::kv::Config {
-                    bucket: bucket.to_owned(),
-                    description: description.to_owned(),
-                    history: 1,
-                    max_age,
-                    storage: stream::StorageType::File,
-                    num_replicas: replication.num_replicas(),
-                    placement: replication.placement(),
-                    ..Default::default()
-                })
-                .await;
-            match created {
-                Ok(store) => store,
-                // Another host created it a moment ago, with its own settings.
-                Err(e) => js.get_key_value(bucket).await.map_err(|_| e).with_context(|| {
-                    format!(
-                        "cannot create the key-value bucket {bucket}: is JetStream enabled on the \
-                         server, and, for `streams.replicas = 3`, is it a cluster of three or more?"
-                    )
-                })?,
-            }
-        }
+    let config = jetstream::kv::Config {
+        bucket: bucket.to_owned(),
+        description: description.to_owned(),
+        history: 1,
+        max_age,
+        storage: stream::StorageType::File,
+        num_replicas: replication.num_replicas(),
+        placement: replication.placement(),
+        ..Default::default()
     };
+    // Another host may have created it a moment ago, with its own settings.
+    let store = open_or_create(|| js.get_key_value(bucket), js.create_key_value(config))
+        .await
+        .with_context(|| {
+            format!(
+                "cannot create the key-value bucket {bucket}: is JetStream enabled on the \
+                 server, and, for `streams.replicas = 3`, is it a cluster of three or more?"
+            )
+        })?;
     replicate_named(js, &store.stream_name, replication).await?;
     Ok(store)
+}
+
+/// Opens a bucket (key-value or object store) with `open`, or, when it does not exist, creates
+/// it with `create`. Several hosts may create it at once: when creating fails, the bucket is
+/// opened again (another host created it a moment ago), and only when that fails too is the
+/// creation's error returned.
+pub async fn open_or_create<T, Open, Opening, OpenError, Create, CreateError>(
+    open: Open,
+    create: Create,
+) -> Result<T, CreateError>
+where
+    Open: Fn() -> Opening,
+    Opening: Future<Output = Result<T, OpenError>>,
+    Create: Future<Output = Result<T, CreateError>>,
+{
+    if let Ok(found) = open().await {
+        return Ok(found);
+    }
+    match create.await {
+        Ok(created) => Ok(created),
+        Err(e) => open().await.map_err(|_| e),
+    }
 }
 
 /// Brings the existing stream `name` to `replication`, reading its configuration first.

@@ -13,7 +13,7 @@
 
 use std::fmt;
 
-use crate::canonical::CanonicalEvent;
+use crate::canonical::{CanonicalEvent, EventData};
 use crate::timestamp::{self, UtcOffset};
 use crate::{MapError, config};
 
@@ -51,6 +51,13 @@ impl From<SyntaxError> for MapError {
     }
 }
 
+/// The text of an EDI payload (EDIFACT or X12): a UTF-8 byte-order mark dropped, then UTF-8
+/// when valid, otherwise Latin-1 (both standards' classic character sets are single-byte).
+pub(crate) fn payload_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    crate::text::utf8_or_latin1(bytes)
+}
+
 /// The route configuration keys EDI mappings share.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -80,6 +87,20 @@ impl Route {
             utc_offset_text,
             item_qualifier: config::get("item-qualifier").filter(|q| !q.trim().is_empty()),
             location: config::get("location").filter(|l| !l.trim().is_empty()),
+        })
+    }
+
+    /// One event of the route's site per record in `data` (balances, movements,
+    /// commitments of one document), each happening at `occurred_at` and carrying the
+    /// document's `transaction` ([`source_transaction`]).
+    pub fn events<'s, D: Into<EventData>>(
+        &'s self,
+        occurred_at: &'s str,
+        transaction: &'s str,
+        data: impl IntoIterator<Item = D> + 's,
+    ) -> impl Iterator<Item = CanonicalEvent> + 's {
+        data.into_iter().map(move |record| {
+            CanonicalEvent::new(&self.site, occurred_at, record).with_transaction(transaction)
         })
     }
 }

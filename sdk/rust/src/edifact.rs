@@ -254,12 +254,8 @@ pub fn wit_decimal(text: &str, mark: char) -> Result<String, DecimalError> {
     decimal::parse(text, mark).map(decimal::to_wit)
 }
 
-fn error(location: impl Into<String>, reason: impl Into<String>) -> SyntaxError {
-    SyntaxError::new(location, reason)
-}
-
 fn at(segment: &Segment<'_>, reason: impl Into<String>) -> SyntaxError {
-    error(segment.at(), reason)
+    SyntaxError::new(segment.at(), reason)
 }
 
 /// Reads and checks one EDIFACT interchange.
@@ -267,8 +263,7 @@ fn at(segment: &Segment<'_>, reason: impl Into<String>) -> SyntaxError {
 /// The bytes are decoded as UTF-8 when valid, otherwise as Latin-1 (syntax levels A to C are
 /// single-byte).
 pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, SyntaxError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    match crate::text::utf8_or_latin1(bytes) {
+    match crate::edi::payload_text(bytes) {
         Cow::Borrowed(text) => read(text),
         Cow::Owned(text) => read(&text).map(Interchange::into_owned),
     }
@@ -288,7 +283,7 @@ fn read(text: &str) -> Result<Interchange<'_>, SyntaxError> {
             match chars.next() {
                 Some((_, c)) => *slot = c,
                 None => {
-                    return Err(error(
+                    return Err(SyntaxError::new(
                         "UNA",
                         "the service string advice is shorter than its 6 characters",
                     ));
@@ -304,7 +299,7 @@ fn read(text: &str) -> Result<Interchange<'_>, SyntaxError> {
         };
         let distinct = [una[0], una[1], una[5]];
         if distinct[0] == distinct[1] || distinct[0] == distinct[2] || distinct[1] == distinct[2] {
-            return Err(error(
+            return Err(SyntaxError::new(
                 "UNA",
                 format!(
                     "the component separator '{}', element separator '{}' and segment terminator \
@@ -314,7 +309,7 @@ fn read(text: &str) -> Result<Interchange<'_>, SyntaxError> {
             ));
         }
         if separators.decimal_mark != '.' && separators.decimal_mark != ',' {
-            return Err(error(
+            return Err(SyntaxError::new(
                 "UNA",
                 format!(
                     "the decimal mark '{}' is neither '.' nor ','",
@@ -397,7 +392,7 @@ fn split<'a>(
         }
         if Some(c) == separators.release {
             if chars.next().is_none() {
-                return Err(error(
+                return Err(SyntaxError::new(
                     format!("segment {} at line {segment_line}", segments.len() + 1),
                     "the interchange ends with a release character: it is truncated",
                 ));
@@ -428,7 +423,7 @@ fn split<'a>(
             .first()
             .filter(|(e, _)| *e == 0)
             .map_or("", |(_, c)| c.trim());
-        return Err(error(
+        return Err(SyntaxError::new(
             format!(
                 "segment {} ({tag}) at line {segment_line}",
                 segments.len() + 1,
@@ -460,7 +455,7 @@ fn segment(
     };
     let valid = tag.len() == 3 && tag.chars().all(|c| c.is_ascii_uppercase());
     if !valid {
-        return Err(error(
+        return Err(SyntaxError::new(
             format!("segment {position} at line {line}"),
             format!("'{tag}' is not a segment tag (three capital letters)"),
         ));
@@ -508,7 +503,7 @@ fn build(
     let unb = match iter.next() {
         Some(s) if s.tag == "UNB" => s,
         Some(s) => return Err(at(&s, "the interchange does not start with UNB")),
-        None => return Err(error("UNB", "the interchange is empty")),
+        None => return Err(SyntaxError::new("UNB", "the interchange is empty")),
     };
     let mut interchange = Interchange {
         separators,
@@ -705,7 +700,7 @@ fn build(
         }
         (None, None) => "there is no UNZ trailer".to_owned(),
     };
-    Err(error(
+    Err(SyntaxError::new(
         format!("after segment {last_position}"),
         format!("the interchange ends too early: {open}"),
     ))

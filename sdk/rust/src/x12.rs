@@ -395,12 +395,8 @@ impl<'a> Interchange<'a> {
     }
 }
 
-fn error(location: impl Into<String>, reason: impl Into<String>) -> SyntaxError {
-    SyntaxError::new(location, reason)
-}
-
 fn at(segment: &Segment<'_>, reason: impl Into<String>) -> SyntaxError {
-    error(segment.at(), reason)
+    SyntaxError::new(segment.at(), reason)
 }
 
 /// Reads and checks one X12 interchange.
@@ -408,8 +404,7 @@ fn at(segment: &Segment<'_>, reason: impl Into<String>) -> SyntaxError {
 /// The bytes are decoded as UTF-8 when valid, otherwise as Latin-1 (X12's extended character set
 /// is single-byte). See the module documentation for what is tolerated and what is checked.
 pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, SyntaxError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    match crate::text::utf8_or_latin1(bytes) {
+    match crate::edi::payload_text(bytes) {
         Cow::Borrowed(text) => read(text),
         Cow::Owned(text) => read(&text).map(Interchange::into_owned),
     }
@@ -422,7 +417,7 @@ fn read(text: &str) -> Result<Interchange<'_>, SyntaxError> {
 
 /// Reads the separators from the `ISA` header at the start of `text`.
 fn read_header(text: &str) -> Result<Separators, SyntaxError> {
-    let header = |reason: &str| error("ISA header", reason.to_owned());
+    let header = |reason: &str| SyntaxError::new("ISA header", reason.to_owned());
     let mut chars = text.chars();
     let Some(element) = chars.by_ref().nth(3).filter(|_| text.starts_with("ISA")) else {
         return Err(header(
@@ -579,7 +574,7 @@ fn split_segments(text: &str) -> Result<(Separators, Vec<Segment<'_>>), SyntaxEr
     }
     if !current.trim().is_empty() {
         let id: String = current.chars().take(3).collect();
-        return Err(error(
+        return Err(SyntaxError::new(
             format!(
                 "segment {} ({}) at line {segment_line}",
                 collected.found + 1,
@@ -723,7 +718,7 @@ fn check_mixed_terminator(
         .count();
     if (2..=3).contains(&id_len) && next.chars().nth(id_len) == Some(separators.element) {
         let id: String = unwrapped(current).chars().take(3).collect();
-        return Err(error(
+        return Err(SyntaxError::new(
             format!(
                 "segment {position} ({}) at line {line}",
                 id.trim_end_matches(separators.element)
@@ -783,7 +778,7 @@ fn segment(
         && id.as_bytes()[0].is_ascii_uppercase();
     if !valid_id {
         let shown: String = text[start..].chars().take(20).collect();
-        return Err(error(
+        return Err(SyntaxError::new(
             format!("segment {position} at line {line}"),
             format!("'{shown}' does not start with a segment identifier"),
         ));
@@ -842,7 +837,7 @@ fn build(
 ) -> Result<Interchange<'_>, SyntaxError> {
     let mut iter = segments.into_iter();
     let Some(isa) = iter.next() else {
-        return Err(error("ISA header", "the interchange is empty"));
+        return Err(SyntaxError::new("ISA header", "the interchange is empty"));
     };
     if isa.count != 16 {
         return Err(at(
@@ -1046,7 +1041,7 @@ fn build(
         }
         (None, None) => "there is no IEA trailer".to_owned(),
     };
-    Err(error(
+    Err(SyntaxError::new(
         format!("after segment {last_position}"),
         format!("the interchange ends too early: {open}"),
     ))
@@ -1126,11 +1121,30 @@ pub fn timestamp(date_text: &str, time_text: &str, offset: &str) -> Result<Strin
 #[cfg(test)]
 mod tests;
 
-impl Interchange<'_> {
+impl<'a> Interchange<'a> {
     /// The `source_transaction` of `set`: `ISA13` `:` `ST02`, then the document's own number
     /// when given. See [`crate::edi::source_transaction`].
     pub fn source_transaction(&self, set: &TransactionSet<'_>, number: Option<&str>) -> String {
         crate::edi::source_transaction(&self.control_number, &set.control_number, number)
+    }
+
+    /// The transaction sets, each checked to be of `id` (`856`); one of another id is an
+    /// `unsupported-document` error that says it is not `what` ("an 856 ship notice").
+    pub fn transaction_sets_of<'s>(
+        &'s self,
+        id: &'s str,
+        what: &'s str,
+    ) -> impl Iterator<Item = Result<&'s TransactionSet<'a>, crate::MapError>> + 's {
+        self.transaction_sets().map(move |(_, set)| {
+            if set.id == id {
+                Ok(set)
+            } else {
+                Err(crate::MapError::unsupported(format!(
+                    "transaction set {} {} (segment {}) is not {what}",
+                    set.id, set.control_number, set.position
+                )))
+            }
+        })
     }
 }
 

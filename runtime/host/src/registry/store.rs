@@ -167,31 +167,18 @@ impl Registry {
             RegistryKind::Jetstream => {
                 let js = js.context("a jetstream registry needs a NATS connection")?;
                 let replication = transport::Replication::of(&config.streams);
-                let objects = match js.get_object_store(&settings.bucket).await {
-                    Ok(store) => store,
-                    Err(_) => {
-                        let created = js
-                            .create_object_store(object_store::Config {
-                                bucket: settings.bucket.clone(),
-                                description: Some("millrace: deployed plugin versions".into()),
-                                num_replicas: replication.num_replicas(),
-                                placement: replication.placement(),
-                                ..Default::default()
-                            })
-                            .await;
-                        match created {
-                            Ok(store) => store,
-                            // Another host created it a moment ago.
-                            Err(e) => js
-                                .get_object_store(&settings.bucket)
-                                .await
-                                .map_err(|_| e)
-                                .with_context(|| {
-                                    format!("cannot create the object store {}", settings.bucket)
-                                })?,
-                        }
-                    }
-                };
+                let objects = transport::open_or_create(
+                    || js.get_object_store(&settings.bucket),
+                    js.create_object_store(object_store::Config {
+                        bucket: settings.bucket.clone(),
+                        description: Some("millrace: deployed plugin versions".into()),
+                        num_replicas: replication.num_replicas(),
+                        placement: replication.placement(),
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .with_context(|| format!("cannot create the object store {}", settings.bucket))?;
                 transport::replicate_named(js, &format!("OBJ_{}", settings.bucket), &replication)
                     .await?;
                 let bindings = transport::replicated_key_value(
