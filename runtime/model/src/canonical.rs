@@ -392,19 +392,36 @@ pub struct CanonicalEvent {
     pub data: EventData,
 }
 
-impl EventData {
-    /// The event kind, as in the canonical subject and the CloudEvents type.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            EventData::InventoryMovement(_) => "inventory-movement",
-            EventData::InventoryBalance(_) => "inventory-balance",
-            EventData::WorkOrderStatus(_) => "work-order-status",
-            EventData::MaterialConsumption(_) => "material-consumption",
-            EventData::ProductionCompletion(_) => "production-completion",
-            EventData::QualityHold(_) => "quality-hold",
-            EventData::SupplierCommitment(_) => "supplier-commitment",
-            EventData::ShipmentNotice(_) => "shipment-notice",
+/// One table of the kinds' names gives both [`EventData::kind`] and
+/// [`EventData::event_type`], so the CloudEvents type cannot drift from the kind.
+macro_rules! kind_names {
+    ($($variant:ident => $kind:literal),+ $(,)?) => {
+        /// The event kind, as in the canonical subject and the CloudEvents type.
+        pub fn kind(&self) -> &'static str {
+            match self {
+                $(EventData::$variant(_) => $kind,)+
+            }
         }
+
+        /// The CloudEvents `type` of the event: `millrace.<kind>.v1`.
+        pub fn event_type(&self) -> &'static str {
+            match self {
+                $(EventData::$variant(_) => concat!("millrace.", $kind, ".v1"),)+
+            }
+        }
+    };
+}
+
+impl EventData {
+    kind_names! {
+        InventoryMovement => "inventory-movement",
+        InventoryBalance => "inventory-balance",
+        WorkOrderStatus => "work-order-status",
+        MaterialConsumption => "material-consumption",
+        ProductionCompletion => "production-completion",
+        QualityHold => "quality-hold",
+        SupplierCommitment => "supplier-commitment",
+        ShipmentNotice => "shipment-notice",
     }
 
     /// The business key of this event at `site`, the CloudEvents `subject`: what state it

@@ -95,20 +95,6 @@ impl Serialize for Record<'_> {
     }
 }
 
-/// The CloudEvents `type` of an event: `millrace.<kind>.v1`.
-fn event_type(data: &EventData) -> &'static str {
-    match data {
-        EventData::InventoryMovement(_) => "millrace.inventory-movement.v1",
-        EventData::InventoryBalance(_) => "millrace.inventory-balance.v1",
-        EventData::WorkOrderStatus(_) => "millrace.work-order-status.v1",
-        EventData::MaterialConsumption(_) => "millrace.material-consumption.v1",
-        EventData::ProductionCompletion(_) => "millrace.production-completion.v1",
-        EventData::QualityHold(_) => "millrace.quality-hold.v1",
-        EventData::SupplierCommitment(_) => "millrace.supplier-commitment.v1",
-        EventData::ShipmentNotice(_) => "millrace.shipment-notice.v1",
-    }
-}
-
 impl<'a> CloudEvent<'a> {
     /// Wraps the `index`-th event of a raw message.
     pub fn new(event: &'a MappedEvent, index: usize, lineage: &Lineage<'a>) -> Self {
@@ -116,7 +102,7 @@ impl<'a> CloudEvent<'a> {
             specversion: "1.0",
             id: event_id(lineage, index),
             source: format!("/{}/{}", event.site, lineage.system),
-            kind: event_type(&event.data),
+            kind: event.data.event_type(),
             time: &event.occurred_at,
             subject: business_key(event),
             datacontenttype: "application/json",
