@@ -220,44 +220,59 @@ pub struct Host {
 /// Lines of a child host's log shown when it fails to start.
 const LOG_TAIL: usize = 60;
 
+/// Free ports [`Host::start`] tries for a child's admin API before it gives up.
+const PORT_ATTEMPTS: u32 = 3;
+
 impl Host {
     /// Starts `millrace run --config <config>` and waits until it says, through its admin API
     /// (`GET /api/v1/status`), that it is ready and every route of `config` serves a version;
     /// and until the route consumers `consumers` exist on the RAW stream. A config without an
-    /// `[admin]` section runs from a copy beside it that adds one on a free loopback port.
+    /// `[admin]` section runs from a copy beside it that adds one on a free loopback port (and
+    /// on another when the child finds that port taken, as a port picked free may be meanwhile).
     pub async fn start(config: &Path, js: &jetstream::Context, consumers: &[&str]) -> Self {
         let loaded = millrace::config::Config::load(config)
             .unwrap_or_else(|e| panic!("{}: {e:#}", config.display()));
-        let (run_config, status) = StatusProbe::for_config(config, &loaded);
-        let log = config.with_extension(format!("{}.log", std::process::id() ^ rand_u32()));
-        let child = Command::new(env!("CARGO_BIN_EXE_millrace"))
-            .args(["run", "--config"])
-            .arg(&run_config)
-            .env("RUST_LOG", "warn,millrace=debug")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut host = Self { child, log };
         let routes: BTreeSet<&str> = loaded.routes.keys().map(String::as_str).collect();
-        let started = Instant::now();
-        loop {
-            if let Some(status) = host.child.try_wait().unwrap() {
-                panic!("millrace exited at start ({status}):\n{}", host.log_tail());
+        let mut attempt = 1;
+        'start: loop {
+            let (run_config, status) = StatusProbe::for_config(config, &loaded);
+            let log = config.with_extension(format!("{}.log", std::process::id() ^ rand_u32()));
+            let child = Command::new(env!("CARGO_BIN_EXE_millrace"))
+                .args(["run", "--config"])
+                .arg(&run_config)
+                .env("RUST_LOG", "warn,millrace=debug")
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .unwrap();
+            let mut host = Self { child, log };
+            let started = Instant::now();
+            loop {
+                if let Some(status) = host.child.try_wait().unwrap() {
+                    // The free port picked for the admin API was taken between picking and
+                    // binding (by another test's connection): pick another.
+                    if loaded.admin.is_none()
+                        && attempt < PORT_ATTEMPTS
+                        && host.log_text().contains("cannot listen on")
+                    {
+                        attempt += 1;
+                        continue 'start;
+                    }
+                    panic!("millrace exited at start ({status}):\n{}", host.log_tail());
+                }
+                let why = match status.unready(&routes).await {
+                    Ok(()) if consumers_exist(js, consumers).await => return host,
+                    Ok(()) => format!("the consumers {consumers:?} do not all exist yet"),
+                    Err(why) => why,
+                };
+                assert!(
+                    started.elapsed() < PATIENCE,
+                    "millrace was not ready after {PATIENCE:?} ({why}); the end of its log:\n{}",
+                    host.log_tail()
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let why = match status.unready(&routes).await {
-                Ok(()) if consumers_exist(js, consumers).await => break,
-                Ok(()) => format!("the consumers {consumers:?} do not all exist yet"),
-                Err(why) => why,
-            };
-            assert!(
-                started.elapsed() < PATIENCE,
-                "millrace was not ready after {PATIENCE:?} ({why}); the end of its log:\n{}",
-                host.log_tail()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        host
     }
 
     /// The last lines of its log.
