@@ -412,3 +412,28 @@ async fn a_plugin_runs_under_the_tighter_of_its_own_and_its_route_limits() {
         letters[0].header("Millrace-Error")
     );
 }
+
+/// With a profiler chosen (`MILLRACE_PROFILE_PLUGINS=perfmap`), `perf` finds a plugin's own
+/// functions by name: the perf map wasmtime writes for this process names them once the
+/// plugin is compiled.
+#[test]
+fn a_profiled_sandbox_names_the_plugins_functions_for_perf() {
+    use millrace::registry::LocalPlugin;
+    use millrace::sandbox::{Profiler, Sandbox};
+    let sandbox = Sandbox::with_profiler(None, Profiler::PerfMap).unwrap();
+    let _plugin = LocalPlugin::locate(&plugin("plugins/mes-shift-report"))
+        .unwrap()
+        .load(&sandbox)
+        .unwrap();
+    let map = format!("/tmp/perf-{}.map", std::process::id());
+    let names = std::fs::read_to_string(&map).unwrap_or_else(|e| panic!("{map}: {e}"));
+    assert!(
+        names
+            .lines()
+            .any(|line| line.contains("mes_shift_report::report::map_report")),
+        "{map} does not name the plugin's mapping function; it has {} lines",
+        names.lines().count()
+    );
+    // Only this test profiles: the map is this test's to remove.
+    let _ = std::fs::remove_file(&map);
+}

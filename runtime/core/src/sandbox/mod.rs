@@ -16,6 +16,7 @@ mod convert;
 mod guest;
 mod poster;
 mod precompiled;
+mod profiler;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -35,6 +36,7 @@ use self::bindings::{poster_v1_0, v1_0, v1_1};
 use self::guest::GuestState;
 pub use self::guest::{LOG_BYTES_BUDGET, LOG_RECORDS_BUDGET};
 pub use self::precompiled::{ArtifactRefused, ArtifactStore, Compilation, write_atomic};
+pub use self::profiler::{PROFILER_ENV, Profiler};
 use crate::canonical::MappedEvent;
 use crate::config::Limits;
 use crate::posting::{CanonicalEvent, RenderError, Request, Response, Verdict};
@@ -176,11 +178,18 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Builds the engine; compiled code is cached under `cache_dir` when given.
+    /// Builds the engine; compiled code is cached under `cache_dir` when given. The profiler
+    /// is the one [`PROFILER_ENV`] names, if any.
     pub fn new(cache_dir: Option<&Path>) -> anyhow::Result<Self> {
+        Self::with_profiler(cache_dir, Profiler::from_env()?)
+    }
+
+    /// [`Sandbox::new`] with `profiler` told the names of the plugins' compiled functions.
+    pub fn with_profiler(cache_dir: Option<&Path>, profiler: Profiler) -> anyhow::Result<Self> {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
         config.wasm_component_model(true);
+        config.profiler(profiler.strategy());
         if let Some(dir) = cache_dir {
             let mut cache = wasmtime::CacheConfig::new();
             cache.with_directory(std::path::absolute(dir)?);

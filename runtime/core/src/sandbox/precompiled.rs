@@ -317,6 +317,9 @@ mod tests {
         let b = Sandbox::new(Some(dir.path()))?;
         assert_eq!(a.compatibility_hash(), b.compatibility_hash());
         assert_eq!(a.compatibility_hash().len(), 32);
+        // Profiling a host must not make it refuse the artifacts it serves from.
+        let profiled = Sandbox::with_profiler(None, super::super::Profiler::PerfMap)?;
+        assert_eq!(a.compatibility_hash(), profiled.compatibility_hash());
         Ok(())
     }
 
