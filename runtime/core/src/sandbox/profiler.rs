@@ -65,15 +65,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn profilers_are_named_case_blind_and_an_unknown_one_is_refused_by_name() {
-        assert_eq!("perfmap".parse::<Profiler>().unwrap(), Profiler::PerfMap);
-        assert_eq!(" JitDump ".parse::<Profiler>().unwrap(), Profiler::JitDump);
-        assert_eq!("".parse::<Profiler>().unwrap(), Profiler::None);
-        let refused = "vtune".parse::<Profiler>().unwrap_err().to_string();
+    fn profilers_are_named_case_blind_and_an_unknown_one_is_refused_by_name() -> anyhow::Result<()>
+    {
+        assert_eq!("perfmap".parse::<Profiler>()?, Profiler::PerfMap);
+        assert_eq!(" JitDump ".parse::<Profiler>()?, Profiler::JitDump);
+        assert_eq!("".parse::<Profiler>()?, Profiler::None);
+        let Err(refused) = "vtune".parse::<Profiler>() else {
+            anyhow::bail!("an unknown profiler was taken");
+        };
+        let refused = refused.to_string();
         assert!(
-            refused.contains("MILLRACE_PROFILE_PLUGINS=\"vtune\""),
+            refused.contains(r#"MILLRACE_PROFILE_PLUGINS="vtune""#),
             "{refused}"
         );
         assert!(refused.contains("perfmap"), "{refused}");
+        Ok(())
     }
 }
