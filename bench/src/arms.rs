@@ -315,6 +315,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// The arm's own process, when it runs outside the bench (the Node.js service).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(tokio::process::Child::id)
+    }
+
     /// Stops the arm.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.stop.cancel();

@@ -138,7 +138,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("arm {} on {mode:?}", arm.key()))?;
             println!(
-                "{:<34} {:<9} {:>9.0} msg/s   p50 {:>7.2} ms  p99 {:>7.2} ms at {:.0} msg/s   cpu/msg bench {:.0} µs, nats-server {:.0} µs{}",
+                "{:<34} {:<9} {:>9.0} msg/s   p50 {:>7.2} ms  p99 {:>7.2} ms at {:.0} msg/s   cpu/msg bench {:.0} µs{}, nats-server {:.0} µs{}",
                 arm.title(),
                 mode_key(mode),
                 figures.throughput,
@@ -146,6 +146,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 figures.latency.p99_ms,
                 figures.latency.rate,
                 figures.cpu.bench_us,
+                figures
+                    .cpu
+                    .service_us
+                    .map_or(String::new(), |us| format!(", service {us:.0} µs")),
                 figures.cpu.server_us,
                 if figures.latency.lost > 0 {
                     format!("  ({} lost)", figures.latency.lost)
@@ -270,6 +274,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "bench": figures.cpu.bench_us.round(),
             "nats_server": figures.cpu.server_us.round(),
         });
+        if let Some(service) = figures.cpu.service_us {
+            entry[*mode]["service"] = json!(service.round());
+        }
     }
     let mut summary = json!({
         "quick": args.quick,
@@ -327,6 +334,7 @@ async fn measure_arm(
     let running = arms::start(setup, arm, mode, &server).await?;
     let mut probe = Probe::start(&url, arm == Arm::Raw).await?;
     probe.watch_servers(server.pids());
+    probe.watch_service(running.pid());
     let throughput = probe.throughput(window, warm_up, measure).await?;
     let cpu = probe.cpu().unwrap_or_default();
     let latency = probe.latency(throughput / 2.0, measure).await?;

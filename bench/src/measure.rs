@@ -58,17 +58,22 @@ pub struct Probe {
     next: u64,
     collector: tokio::task::JoinHandle<()>,
     servers: Vec<u32>,
+    /// The arm's own process, when it runs outside the bench (the Node.js service).
+    service: Option<u32>,
     cpu: Option<CpuPerMessage>,
 }
 
 /// CPU time spent per raw message done during the last throughput measurement, in µs: the
 /// bench's own process (the load generator, the collector and, for the in-process arms, the
-/// service or host) and the nats-server process(es). Read from `/proc/<pid>/stat`, so per
-/// message and independent of what else the machine runs, unlike the throughput.
+/// service or host), the arm's own process when it runs outside the bench (the Node.js
+/// service), and the nats-server process(es). Read from `/proc/<pid>/stat`, so per message and
+/// independent of what else the machine runs, unlike the throughput.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CpuPerMessage {
     /// The bench process.
     pub bench_us: f64,
+    /// The arm's own process, for an arm that runs outside the bench.
+    pub service_us: Option<f64>,
     /// The nats-server process(es).
     pub server_us: f64,
 }
@@ -159,6 +164,7 @@ impl Probe {
             next: 0,
             collector,
             servers: Vec::new(),
+            service: None,
             cpu: None,
         })
     }
@@ -208,18 +214,26 @@ impl Probe {
         self.servers = pids;
     }
 
+    /// Also counts the CPU time of the arm's own process (one outside the bench) in
+    /// [`Probe::cpu`].
+    pub fn watch_service(&mut self, pid: Option<u32>) {
+        self.service = pid;
+    }
+
     /// CPU time per message of the last [`throughput`](Self::throughput) measurement.
     pub fn cpu(&self) -> Option<CpuPerMessage> {
         self.cpu
     }
 
-    fn cpu_now(&self) -> (f64, f64) {
+    /// CPU seconds so far: the bench, the arm's own process, the servers.
+    fn cpu_now(&self) -> (f64, Option<f64>, f64) {
         let servers = self
             .servers
             .iter()
             .map(|pid| cpu_seconds(&pid.to_string()))
             .sum();
-        (cpu_seconds("self"), servers)
+        let service = self.service.map(|pid| cpu_seconds(&pid.to_string()));
+        (cpu_seconds("self"), service, servers)
     }
 
     /// Closed-loop throughput: at most `window` messages in flight, `warm_up` then `measure`;
@@ -231,21 +245,22 @@ impl Probe {
         measure: Duration,
     ) -> anyhow::Result<f64> {
         let started = Instant::now();
-        let mut mark: Option<(Instant, u64, (f64, f64))> = None;
+        let mut mark: Option<(Instant, u64, (f64, Option<f64>, f64))> = None;
         loop {
             let now = Instant::now();
             if mark.is_none() && now >= started + warm_up {
                 mark = Some((now, self.completed(), self.cpu_now()));
             }
-            if let Some((at, done, (bench, server))) = mark
+            if let Some((at, done, (bench, service, server))) = mark
                 && now >= at + measure
             {
                 let count = self.completed() - done;
                 let rate = count as f64 / now.duration_since(at).as_secs_f64();
-                let (bench_now, server_now) = self.cpu_now();
+                let (bench_now, service_now, server_now) = self.cpu_now();
                 let per = |seconds: f64| seconds * 1e6 / count.max(1) as f64;
                 self.cpu = Some(CpuPerMessage {
                     bench_us: per(bench_now - bench),
+                    service_us: service.zip(service_now).map(|(then, now)| per(now - then)),
                     server_us: per(server_now - server),
                 });
                 self.drain(Duration::from_secs(5)).await;
