@@ -100,6 +100,9 @@ fn cpu_seconds(pid: &str) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// CPU seconds used so far: the bench, the arm's own process (if outside), the servers.
+type CpuSeconds = (f64, Option<f64>, f64);
+
 /// Latency percentiles, in milliseconds.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Latency {
@@ -225,8 +228,7 @@ impl Probe {
         self.cpu
     }
 
-    /// CPU seconds so far: the bench, the arm's own process, the servers.
-    fn cpu_now(&self) -> (f64, Option<f64>, f64) {
+    fn cpu_now(&self) -> CpuSeconds {
         let servers = self
             .servers
             .iter()
@@ -245,7 +247,7 @@ impl Probe {
         measure: Duration,
     ) -> anyhow::Result<f64> {
         let started = Instant::now();
-        let mut mark: Option<(Instant, u64, (f64, Option<f64>, f64))> = None;
+        let mut mark: Option<(Instant, u64, CpuSeconds)> = None;
         loop {
             let now = Instant::now();
             if mark.is_none() && now >= started + warm_up {
