@@ -94,6 +94,8 @@ pub struct Setup {
     pub state_dir: PathBuf,
     /// The sandbox (engine with the on-disk compile cache).
     pub sandbox: Sandbox,
+    /// Threads running mappings: the host's `host.workers`, and (b)'s native pool.
+    pub workers: usize,
 }
 
 impl Setup {
@@ -374,7 +376,7 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let stop = CancellationToken::new();
     let url = &server.url();
-    let mut text = setup.host_config(arm, &server.urls(), 2);
+    let mut text = setup.host_config(arm, &server.urls(), setup.workers);
     if server.durability.replicas() > 1 {
         text.push_str(&format!(
             "\n[streams]\nreplicas = {}\n",
@@ -401,7 +403,7 @@ pub async fn start(
     let task = match (arm, mode) {
         (Arm::Raw, _) => Some(in_process(Mapping::Passthrough, source().await?)),
         (Arm::Native, _) => Some(in_process(
-            Mapping::Native(crate::native::NativePool::start(2)?),
+            Mapping::Native(crate::native::NativePool::start(setup.workers)?),
             source().await?,
         )),
         (Arm::Rust | Arm::Python | Arm::JavaScript, Mode::Core) => {

@@ -39,6 +39,10 @@ struct Args {
     /// Raw messages in flight during the throughput measurement (closed loop).
     #[arg(long, default_value_t = 512)]
     window: u64,
+    /// Threads running mappings in arms (b), (c) and (d): the host's `host.workers`, and the
+    /// native pool of (b) alike [default: the host's default, one per CPU].
+    #[arg(long)]
+    workers: Option<usize>,
     /// Run only these arms, comma-separated: a_raw, b_native, c_millrace_rust,
     /// d_millrace_python, d_millrace_js, e_node.
     #[arg(long, value_delimiter = ',')]
@@ -97,6 +101,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         root,
         state_dir,
         sandbox,
+        workers: args
+            .workers
+            .unwrap_or_else(|| millrace::config::HostConfig::default().workers),
     };
     if args.calls {
         print_machine();
@@ -121,6 +128,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
     );
 
     print_machine();
+    println!(
+        "mapping threads: {} (the host's host.workers and (b)'s pool; --workers)",
+        setup.workers
+    );
     check::outputs_agree(&setup, &selected).await?;
 
     let mut results: BTreeMap<(&str, &str), Figures> = BTreeMap::new();
@@ -280,6 +291,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut summary = json!({
         "quick": args.quick,
+        "workers": setup.workers,
         "throughput_msgs_per_s": arms_json,
         "cpu_us_per_msg": cpu_json,
         "ratios": {

@@ -238,7 +238,7 @@ pub async fn measure(
     for attempt in 0..2 {
         let server = Server::start()?;
         let url = server.url();
-        let text = setup.host_config(Arm::Rust, &url, 2);
+        let text = setup.host_config(Arm::Rust, &url, setup.workers);
         let config = write_config(dir.path(), &text)?;
         let parsed = arms::parse_config(&text, dir.path())?;
         let probe = Probe::start(&url, false).await?;
@@ -263,7 +263,10 @@ pub async fn measure(
     for hosts in [1usize, 2] {
         let server = Server::start()?;
         let url = server.url();
-        let config = write_config(dir.path(), &setup.host_config(Arm::Rust, &url, 2))?;
+        let config = write_config(
+            dir.path(),
+            &setup.host_config(Arm::Rust, &url, setup.workers),
+        )?;
         let mut running = Vec::new();
         for _ in 0..hosts {
             running.push(HostProcess::start(&binary, &config, 2).await?);
