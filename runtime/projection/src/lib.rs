@@ -19,7 +19,7 @@ pub mod query;
 pub mod state;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, consumer};
 use futures::StreamExt;
@@ -43,6 +43,11 @@ const REOPEN_AFTER: Duration = Duration::from_secs(1);
 
 /// How long JetStream waits for the ack of an event before redelivering it.
 const ACK_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a rebuild waits, without a message, on a consumer that does not answer yet (no
+/// responders while a new consumer of a clustered stream elects its leader, a missed
+/// heartbeat) before it gives up.
+const REBUILD_PATIENCE: Duration = Duration::from_secs(30);
 
 /// Why the projection could not read or write its state; transient unless the message says
 /// otherwise.
@@ -469,10 +474,28 @@ impl Projection {
             .messages()
             .await
             .map_err(|e| self.feed_error(feed, e))?;
+        let mut progress = Instant::now();
         loop {
             let next = tokio::time::timeout(REOPEN_AFTER * 2, messages.next()).await;
             let message = match next {
-                Ok(Some(message)) => message.map_err(|e| self.feed_error(feed, e))?,
+                Ok(Some(Ok(message))) => {
+                    progress = Instant::now();
+                    message
+                }
+                // A consumer just created on a clustered stream answers pulls once its
+                // leader is elected: wait for it, as for a heartbeat that came late.
+                Ok(Some(Err(e)))
+                    if matches!(
+                        e.kind(),
+                        consumer::pull::MessagesErrorKind::NoResponders
+                            | consumer::pull::MessagesErrorKind::MissingHeartbeat
+                    ) && progress.elapsed() < REBUILD_PATIENCE =>
+                {
+                    tracing::debug!(feed = ?feed, "the rebuild's consumer does not answer yet: {e}");
+                    tokio::time::sleep(REOPEN_AFTER / 4).await;
+                    continue;
+                }
+                Ok(Some(Err(e))) => return Err(self.feed_error(feed, e)),
                 Ok(None) => return Err(self.feed_error(feed, "the consumer ended")),
                 // Nothing came: done when nothing is left for this consumer (another
                 // projection sharing it may have applied the rest).
