@@ -544,16 +544,30 @@ impl Projection {
 
     /// True when the projection has applied every event and every posting acknowledgement
     /// the streams hold.
+    ///
+    /// "Hold" is what the stream held when asked: its last sequence is read first, and the
+    /// consumer must have delivered up to it with nothing left unacknowledged. The consumer's
+    /// pending count alone is not enough: the server may count a message stored a moment ago
+    /// only a moment later.
     pub async fn caught_up(&self) -> Result<bool, ProjectionError> {
         for feed in [Feed::Canonical, Feed::Postings] {
             let consumer = self.names(feed).1;
-            let Some(stream) = self.stream_of(feed).await? else {
+            let Some(mut stream) = self.stream_of(feed).await? else {
                 continue;
             };
+            let last = stream
+                .info()
+                .await
+                .map_err(|e| self.feed_error(feed, e))?
+                .state
+                .last_sequence;
             let Ok(info) = stream.consumer_info(consumer).await else {
                 return Ok(false);
             };
-            if info.num_pending > 0 || info.num_ack_pending > 0 {
+            if info.num_pending > 0
+                || info.num_ack_pending > 0
+                || info.delivered.stream_sequence < last
+            {
                 return Ok(false);
             }
         }
