@@ -403,6 +403,20 @@ impl Projection {
             .await
     }
 
+    /// The last sequence `stream` (of `feed`) holds now, read from the server.
+    async fn last_sequence(
+        &self,
+        feed: Feed,
+        stream: &mut jetstream::stream::Stream,
+    ) -> Result<u64, ProjectionError> {
+        Ok(stream
+            .info()
+            .await
+            .map_err(|e| self.feed_error(feed, e))?
+            .state
+            .last_sequence)
+    }
+
     /// The stream of `feed`; none for a posting stream that does not exist (no host with
     /// outbound routes ever ran: nothing to read).
     async fn stream_of(
@@ -444,12 +458,7 @@ impl Projection {
         self.buckets.purge().await?;
         let mut report = RebuildReport::default();
         for (feed, mut stream) in streams {
-            let last = stream
-                .info()
-                .await
-                .map_err(|e| self.feed_error(feed, e))?
-                .state
-                .last_sequence;
+            let last = self.last_sequence(feed, &mut stream).await?;
             self.replay(feed, last, &mut report).await?;
         }
         let b = &self.buckets;
@@ -555,12 +564,7 @@ impl Projection {
             let Some(mut stream) = self.stream_of(feed).await? else {
                 continue;
             };
-            let last = stream
-                .info()
-                .await
-                .map_err(|e| self.feed_error(feed, e))?
-                .state
-                .last_sequence;
+            let last = self.last_sequence(feed, &mut stream).await?;
             let Ok(info) = stream.consumer_info(consumer).await else {
                 return Ok(false);
             };
