@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::arms::{Server, Setup, parse_config};
 
-const WORKERS: usize = 2;
 const PARTITIONS: usize = 8;
 const STEADY_SUBJECT: &str = "raw.steady.line1.cmd";
 
@@ -61,7 +60,7 @@ async fn run(setup: &Setup, hostile: bool, measure: Duration) -> anyhow::Result<
         r#"[nats]
 url = "{url}"
 [host]
-workers = {WORKERS}
+workers = {workers}
 partitions = {PARTITIONS}
 state_dir = "{state}"
 [routes.hostile]
@@ -75,6 +74,7 @@ subjects = ["{STEADY_SUBJECT}"]
 plugin = "{plugin}"
 config = {{ site = "STEADY" }}
 "#,
+        workers = setup.workers,
         state = setup.state_dir.display(),
         plugin = plugin.display(),
     );

@@ -39,8 +39,9 @@ struct Args {
     /// Raw messages in flight during the throughput measurement (closed loop).
     #[arg(long, default_value_t = 512)]
     window: u64,
-    /// Threads running mappings in arms (b), (c) and (d): the host's `host.workers`, and the
-    /// native pool of (b) alike [default: the host's default, one per CPU].
+    /// Threads running mappings in arms (b), (c) and (d) and in the hostile-neighbour host: the
+    /// host's `host.workers`, and the native pool of (b) alike [default: the host's default,
+    /// one per CPU].
     #[arg(long)]
     workers: Option<usize>,
     /// Run only these arms, comma-separated: a_raw, b_native, c_millrace_rust,
@@ -377,7 +378,8 @@ fn print_machine() {
             || "?".into(),
             |kb| format!("{:.1} GiB", kb as f64 / 1048576.0),
         );
-    let nats = std::process::Command::new("nats-server")
+    // The server the arms run (the pinned one when scripts/setup installed it), not PATH's.
+    let nats = std::process::Command::new(millrace::transport::local_server::server_binary())
         .arg("--version")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
