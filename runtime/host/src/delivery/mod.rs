@@ -134,30 +134,12 @@ impl Delivery {
     }
 
     /// Delivers the outcome of mapping `raw` with `plugin` on `route`, carrying `traceparent`
-    /// onto the events or the dead letter, and waits until JetStream stored them. An `Err`
-    /// means nothing final happened (a transient NATS error): the raw message must be
-    /// redelivered.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn deliver(
-        &self,
-        route: &Route,
-        plugin: &PluginComponent,
-        raw: &RawInput,
-        traceparent: Option<&str>,
-        outcome: Result<Vec<MappedEvent>, Failure>,
-        attempts: u32,
-        mode: &Mode<'_>,
-    ) -> anyhow::Result<Delivered> {
-        self.begin(route, plugin, raw, traceparent, outcome, attempts, mode)
-            .await?
-            .stored()
-            .await
-    }
-
-    /// [`deliver`](Self::deliver) up to the publish: the idempotency claims and order marks
-    /// are written and the events sent, in order; their acks from JetStream are awaited by
-    /// [`Delivering::stored`]. A lane can map its next message meanwhile: what it publishes
-    /// next leaves after these events on the same connection, so per-subject order holds.
+    /// onto the events or the dead letter, up to the publish: the idempotency claims and order
+    /// marks are written and the events sent, in order; their acks from JetStream are awaited
+    /// by [`Delivering::stored`]. A lane can map its next message meanwhile: what it publishes
+    /// next leaves after these events on the same connection, so per-subject order holds. An
+    /// `Err` from either means nothing final happened (a transient NATS error): the raw message
+    /// must be redelivered.
     #[allow(clippy::too_many_arguments)]
     pub async fn begin(
         &self,
