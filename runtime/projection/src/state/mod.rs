@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::amount::Amount;
 use millrace_core::canonical::Position;
 use millrace_core::canonical::{EventData, MovementType, QualityHold, Quantity, StockStatus};
+use millrace_core::posting::{CanonicalEvent, Envelope};
 
 mod commitment;
 mod hold;
@@ -52,52 +53,47 @@ pub struct ProjectedEvent {
     pub data: EventData,
 }
 
-/// The CloudEvents fields the projection reads.
-#[derive(Deserialize)]
-struct Envelope {
-    id: String,
-    source: String,
-    #[serde(rename = "type")]
-    kind: String,
-    time: String,
-    #[serde(default)]
-    subject: String,
-    data: serde_json::Value,
-    #[serde(default)]
-    sourcesequence: Option<u64>,
-    #[serde(default)]
-    late: Option<bool>,
-}
-
 impl ProjectedEvent {
-    /// Reads a canonical CloudEvent; the error says what is wrong with it.
+    /// Reads a canonical CloudEvent with the model's one reader of the canonical stream's
+    /// wire form ([`CanonicalEvent::from_cloudevent`], the outbound driver's too), adding what
+    /// only the projection keeps: the source system and the host's `late` mark. The error says
+    /// what is wrong with it.
     pub fn read(payload: &[u8]) -> Result<Self, String> {
-        let envelope: Envelope = serde_json::from_slice(payload)
+        let cloudevent: serde_json::Value = serde_json::from_slice(payload)
             .map_err(|e| format!("not a canonical CloudEvent: {e}"))?;
-        let kind = envelope
-            .kind
-            .strip_prefix("millrace.")
-            .and_then(|k| k.strip_suffix(".v1"))
-            .ok_or_else(|| format!("unknown event type {:?}", envelope.kind))?;
-        let data: EventData =
-            serde_json::from_value(serde_json::json!({ "kind": kind, "data": envelope.data }))
-                .map_err(|e| format!("{kind} event {}: {e}", envelope.id))?;
-        let (site, system) = envelope
-            .source
+        let event = CanonicalEvent::from_cloudevent(&cloudevent).map_err(|e| e.to_string())?;
+        let source = cloudevent["source"].as_str().unwrap_or_default();
+        let system = source
             .strip_prefix('/')
             .and_then(|s| s.split_once('/'))
-            .ok_or_else(|| format!("source {:?} is not /<site>/<system>", envelope.source))?;
-        let position = Position::at(&envelope.time, envelope.sourcesequence)
-            .ok_or_else(|| format!("time {:?} is not RFC 3339", envelope.time))?;
+            .map(|(_, system)| system)
+            .filter(|system| !system.is_empty())
+            .ok_or_else(|| format!("source {source:?} is not /<site>/<system>"))?;
+        let late = match cloudevent.get("late") {
+            None | Some(serde_json::Value::Null) => false,
+            Some(late) => late
+                .as_bool()
+                .ok_or_else(|| format!("late is {late}, not true or false"))?,
+        };
+        let Envelope {
+            id,
+            site,
+            time,
+            business_key,
+            lineage,
+            ..
+        } = event.envelope;
+        let position = Position::at(&time, lineage.source_sequence)
+            .ok_or_else(|| format!("time {time:?} is not RFC 3339"))?;
         Ok(Self {
-            id: envelope.id,
-            site: site.to_owned(),
+            id,
+            site,
             system: system.to_owned(),
-            time: envelope.time,
+            time,
             position,
-            late: envelope.late.unwrap_or(false),
-            business_key: envelope.subject,
-            data,
+            late,
+            business_key,
+            data: event.data,
         })
     }
 }

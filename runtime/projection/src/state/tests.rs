@@ -250,6 +250,61 @@ fn events_read_back_from_their_cloudevent_form() {
     assert!(ProjectedEvent::read(b"{}").is_err());
 }
 
+/// The projection reads the canonical stream with the model's reader, the outbound driver's:
+/// what one refuses the other refuses, with the same words; the projection asks for its own two
+/// fields on top.
+#[test]
+fn the_projection_reads_events_as_the_outbound_driver_does() {
+    let with = |change: &dyn Fn(&mut serde_json::Value)| {
+        let mut event = serde_json::json!({"specversion":"1.0","id":"x-1","source":"/PLANT1/qms",
+            "type":"millrace.quality-hold.v1","time":"2026-03-02T09:41:27.512Z",
+            "subject":"NCR-1@PLANT1","datacontenttype":"application/json",
+            "data":{"hold_id":"NCR-1","action":"placed","scope":{"lot":"L1"},"reason":"r"},
+            "route":"q","plugin":"p","pluginversion":"1.0.0","rawsequence":3});
+        change(&mut event);
+        serde_json::to_vec(&event).unwrap()
+    };
+    let both = |payload: &[u8]| {
+        (
+            ProjectedEvent::read(payload).map(|e| e.id),
+            CanonicalEvent::from_payload(payload)
+                .map(|e| e.envelope.id)
+                .map_err(|e| e.to_string()),
+        )
+    };
+    // Accepted by both, the same event.
+    let (projected, outbound) = both(&with(&|_| {}));
+    assert_eq!(projected.as_deref(), Ok("x-1"));
+    assert_eq!(projected, outbound);
+    assert!(!ProjectedEvent::read(&with(&|_| {})).unwrap().late);
+    // Refused by both, for the same reason.
+    for (field, broken) in [
+        ("subject", serde_json::Value::Null),
+        ("route", serde_json::Value::Null),
+        ("rawsequence", serde_json::json!("three")),
+        ("type", serde_json::json!("quality-hold")),
+        ("source", serde_json::json!("PLANT1")),
+        ("data", serde_json::json!({"hold_id": 7})),
+    ] {
+        let (projected, outbound) = both(&with(&|e| e[field] = broken.clone()));
+        let reason = outbound.unwrap_err();
+        assert_eq!(projected, Err(reason.clone()), "{field}");
+        assert!(reason.starts_with("not a canonical CloudEvent"), "{reason}");
+    }
+    // What only the projection asks for: the source system and a boolean late mark.
+    let no_system = with(&|e| e["source"] = serde_json::json!("/PLANT1"));
+    assert!(CanonicalEvent::from_payload(&no_system).is_ok());
+    assert_eq!(
+        ProjectedEvent::read(&no_system).map(|e| e.id),
+        Err("source \"/PLANT1\" is not /<site>/<system>".to_owned())
+    );
+    let late = with(&|e| e["late"] = serde_json::json!("yes"));
+    assert_eq!(
+        ProjectedEvent::read(&late).map(|e| e.id),
+        Err("late is \"yes\", not true or false".to_owned())
+    );
+}
+
 #[test]
 fn keys_are_valid_and_unambiguous() {
     assert_eq!(key_token(Some("WO-4711")), "WO-4711");
