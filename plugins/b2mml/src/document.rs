@@ -38,7 +38,7 @@ const MATERIAL_USES: &[&str] = &[
 /// Maps one B2MML document to canonical events, all or nothing.
 pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapError> {
     let text = xml::decode(payload)?;
-    let doc = xml::parse(text)?;
+    let doc = xml::parse(&text)?;
     let root = doc.root_element();
     let root_name = root.tag_name().name();
     match root.tag_name().namespace() {

@@ -1,6 +1,8 @@
 //! Parsing the payload and reading B2MML elements: namespace-aware lookups, trimmed text and
 //! the line of every element for error messages.
 
+use std::borrow::Cow;
+
 use millrace_sdk::MapError;
 use roxmltree::{Document, Node};
 
@@ -11,18 +13,15 @@ pub(crate) const NAMESPACES: &[(&str, &str)] = &[
     ("http://www.mesa.org/xml/B2MML-V0600", "V0600"),
 ];
 
-/// Decodes the payload (UTF-8, optional byte-order mark) as text.
-pub(crate) fn decode(payload: &[u8]) -> Result<&str, MapError> {
+/// Decodes the payload as text in the encoding it is written in: UTF-8 unless its byte-order
+/// mark or XML declaration names another (UTF-16, ISO-8859-1...; see
+/// [`millrace_sdk::text::xml_document`]).
+pub(crate) fn decode(payload: &[u8]) -> Result<Cow<'_, str>, MapError> {
     let bytes = payload.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(payload);
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(MapError::malformed("empty payload"));
     }
-    std::str::from_utf8(bytes).map_err(|error| {
-        MapError::malformed(format!(
-            "the payload is not UTF-8 (invalid byte at offset {}); B2MML documents must be UTF-8",
-            error.valid_up_to() + (payload.len() - bytes.len())
-        ))
-    })
+    millrace_sdk::text::xml_document(payload)
 }
 
 /// Parses the text as XML; a syntax error names its line and column.
@@ -155,12 +154,17 @@ mod tests {
     }
 
     #[test]
-    fn decode_strips_the_bom_and_rejects_non_utf8() {
+    fn decode_strips_the_bom_and_rejects_what_is_not_its_encoding() {
         assert_eq!(decode(b"\xEF\xBB\xBF<a/>").unwrap(), "<a/>");
         assert_eq!(decode(b"  \n").unwrap_err().message(), "empty payload");
         assert_eq!(
             decode(b"<a>\xE9</a>").unwrap_err().message(),
-            "the payload is not UTF-8 (invalid byte at offset 3); B2MML documents must be UTF-8"
+            "the payload is not valid UTF-8 (the encoding of an XML document whose declaration \
+             names none): the bytes at offset 3 are not a UTF-8 character"
+        );
+        assert_eq!(
+            decode(b"<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a>\xE9</a>").unwrap(),
+            "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><a>\u{e9}</a>"
         );
     }
 
