@@ -260,13 +260,44 @@ fn at(segment: &Segment<'_>, reason: impl Into<String>) -> SyntaxError {
 
 /// Reads and checks one EDIFACT interchange.
 ///
-/// The bytes are decoded as UTF-8 when valid, otherwise as Latin-1 (syntax levels A to C are
-/// single-byte).
+/// The bytes are decoded as UTF-8 when valid. Otherwise the `UNB` syntax identifier names the
+/// character set: `UNOD` to `UNOK` are the ISO 8859 parts 2, 5, 7, 3, 4, 6, 8 and 9 (Central
+/// European, Cyrillic, Greek...), anything else (levels A to C) is read as Latin-1, which every
+/// byte is, so nothing is ever lost.
 pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, SyntaxError> {
-    match crate::edi::payload_text(bytes) {
+    let text = match syntax_level_encoding(bytes) {
+        Some(encoding) if std::str::from_utf8(bytes).is_err() => {
+            match encoding.decode_without_bom_handling_and_without_replacement(bytes) {
+                Some(text) => text,
+                None => crate::edi::payload_text(bytes),
+            }
+        }
+        _ => crate::edi::payload_text(bytes),
+    };
+    match text {
         Cow::Borrowed(text) => read(text),
         Cow::Owned(text) => read(&text).map(Interchange::into_owned),
     }
+}
+
+/// The ISO 8859 part the `UNB` syntax identifier (`UNOD` ... `UNOK`) names, read from the bytes
+/// before they are decoded (the envelope is ASCII whatever the level).
+fn syntax_level_encoding(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding> {
+    let at = bytes.windows(3).position(|w| w == b"UNB")?;
+    // `UNB`, its element separator, then the four letters of the identifier.
+    let identifier = bytes.get(at + 4..at + 8)?;
+    Some(match identifier {
+        b"UNOD" => encoding_rs::ISO_8859_2,
+        b"UNOE" => encoding_rs::ISO_8859_5,
+        b"UNOF" => encoding_rs::ISO_8859_7,
+        b"UNOG" => encoding_rs::ISO_8859_3,
+        b"UNOH" => encoding_rs::ISO_8859_4,
+        b"UNOI" => encoding_rs::ISO_8859_6,
+        b"UNOJ" => encoding_rs::ISO_8859_8,
+        // ISO 8859-9; the Encoding Standard reads it as its superset windows-1254.
+        b"UNOK" => encoding_rs::WINDOWS_1254,
+        _ => return None,
+    })
 }
 
 fn read(text: &str) -> Result<Interchange<'_>, SyntaxError> {

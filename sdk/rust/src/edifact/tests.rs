@@ -376,3 +376,43 @@ fn reads_quantities_in_the_interchange_decimal_mark() {
         "message 1 (segment 2) is an INVRPT message, not a DESADV despatch advice"
     );
 }
+
+/// A Polish supplier at syntax level D (ISO 8859-2): its name arrives as it was written, where
+/// Latin-1 would have turned it into other letters. Level C stays Latin-1, and UTF-8 stays UTF-8.
+#[test]
+fn reads_the_character_set_the_syntax_identifier_names() {
+    let interchange = |level: &str, name: &[u8]| {
+        let mut bytes = format!(
+            "UNB+{level}:3+S+R+260714:1200+REF1'UNH+1+DESADV:D:96A:UN'BGM+351+DES1+9'NAD+SU+++"
+        )
+        .into_bytes();
+        bytes.extend(name);
+        bytes.extend(b"'UNT+4+1'UNZ+1+REF1'");
+        bytes
+    };
+    let supplier = |bytes: &[u8]| {
+        let interchange = parse(bytes).unwrap();
+        let nad = interchange.messages[0]
+            .segments
+            .iter()
+            .find(|s| s.tag == "NAD")
+            .unwrap()
+            .clone()
+            .into_owned();
+        nad.value(4, 1).to_owned()
+    };
+    // "Łódź" in ISO 8859-2.
+    let lodz = b"\xA3\xF3d\xBC";
+    assert_eq!(supplier(&interchange("UNOD", lodz)), "Łódź");
+    assert_eq!(supplier(&interchange("UNOC", lodz)), "£ód¼");
+    assert_eq!(supplier(&interchange("UNOY", "Łódź".as_bytes())), "Łódź");
+    // Greek (ISO 8859-7) and Cyrillic (ISO 8859-5) partners.
+    assert_eq!(
+        supplier(&interchange("UNOF", b"\xC1\xE8\xDE\xED\xE1")),
+        "Αθήνα"
+    );
+    assert_eq!(
+        supplier(&interchange("UNOE", b"\xBC\xDE\xE1\xDA\xD2\xD0")),
+        "Москва"
+    );
+}
