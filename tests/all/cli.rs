@@ -81,6 +81,41 @@ fn missing_plugin_is_reported() {
     assert_clean_failure(&o, "no/such/plugin not found");
 }
 
+/// A file given as a plugin that is no component is named for what it is, in one line.
+#[test]
+fn a_file_that_is_not_a_component_is_named_for_what_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "x").unwrap();
+    let wasm = dir.path().join("p.wasm");
+    for (bytes, needle) in [
+        (
+            b"" as &[u8],
+            "is not a valid WebAssembly component: the file is empty",
+        ),
+        (
+            b"\0asm\x01\0\0\0",
+            "a core WebAssembly module, not a component",
+        ),
+        (
+            b"PK\x03\x04",
+            "it is not a WebAssembly file: it starts with [50, 4b, 03, 04]",
+        ),
+    ] {
+        std::fs::write(&wasm, bytes).unwrap();
+        let o = millrace(&[
+            "plugin",
+            "run",
+            wasm.to_str().unwrap(),
+            input.to_str().unwrap(),
+            "--subject",
+            "raw.a.b.c",
+        ]);
+        assert_clean_failure(&o, needle);
+        assert_eq!(text(&o).trim().lines().count(), 1, "{}", text(&o));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_reports_where_each_message_went() {
     let nats = Nats::start();

@@ -192,10 +192,20 @@ impl Sandbox {
         plugin: &str,
         bytes: &[u8],
     ) -> Result<(Component, Compilation), LoadError> {
+        if let Err(reason) = component_header(bytes) {
+            return Err(LoadError::Compile {
+                plugin: plugin.to_owned(),
+                reason,
+            });
+        }
         let in_process = || {
             Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile {
                 plugin: plugin.to_owned(),
-                reason: format!("{e:#}"),
+                // wasmtime's reason may hold a value's `Debug` rendering over several lines.
+                reason: format!("{e:#}")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
             })
         };
         let Some(store) = &self.artifacts else {
@@ -245,6 +255,34 @@ impl Sandbox {
                 None
             }
         }
+    }
+}
+
+/// Checks the first eight bytes say "WebAssembly component", so the common mistakes (an empty
+/// or other file, a core module built for the wrong target) are named in words before any
+/// compiler runs; what follows the header is wasmtime's to judge.
+fn component_header(bytes: &[u8]) -> Result<(), String> {
+    const MAGIC: &[u8] = b"\0asm";
+    /// The component model's layer 1, encoding version 0x0d.
+    const COMPONENT: &[u8] = &[0x0d, 0x00, 0x01, 0x00];
+    /// A core module, version 1.
+    const MODULE: &[u8] = &[0x01, 0x00, 0x00, 0x00];
+    match (bytes.get(..4), bytes.get(4..8)) {
+        _ if bytes.is_empty() => Err("the file is empty".into()),
+        (Some(MAGIC), Some(COMPONENT)) => Ok(()),
+        (Some(MAGIC), Some(MODULE)) => Err("it is a core WebAssembly module, not a component: \
+             build the plugin for the wasm32-wasip2 target (`cargo build --release --target \
+             wasm32-wasip2`), or wrap a module with `wasm-tools component new`"
+            .into()),
+        (Some(MAGIC), _) => Err(format!(
+            "its WebAssembly header names version {:02x?}, not a component's {COMPONENT:02x?}",
+            &bytes[4..bytes.len().min(8)]
+        )),
+        _ => Err(format!(
+            "it is not a WebAssembly file: it starts with {:02x?} where a WebAssembly file \
+             starts with \\0asm ({MAGIC:02x?})",
+            &bytes[..bytes.len().min(4)]
+        )),
     }
 }
 
@@ -364,6 +402,45 @@ mod tests {
         renamed.extend_from_slice(&sealed[renamed.len()..]);
         let refused = sandbox.open_precompiled(&digest, &renamed);
         assert!(matches!(refused, Err(ArtifactRefused(why)) if why.contains("another engine")));
+        Ok(())
+    }
+
+    /// The files a plugin author deploys by mistake are named for what they are, before any
+    /// compiler (or compiler process) runs, and on one line.
+    #[test]
+    fn files_that_are_not_components_are_named_for_what_they_are() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let sandbox = Sandbox::new(None)?.with_artifacts(ArtifactStore::new(dir.path()));
+        let reason = |bytes: &[u8]| match sandbox.compile("p@1.0.0", bytes) {
+            Err(error) => error.to_string(),
+            Ok(_) => "compiled".to_owned(),
+        };
+        assert_eq!(
+            reason(b""),
+            "plugin p@1.0.0 is not a valid WebAssembly component: the file is empty"
+        );
+        assert!(
+            reason(b"{\"kind\": \"json\"}").ends_with(
+                "it is not a WebAssembly file: it starts with [7b, 22, 6b, 69] where a \
+                 WebAssembly file starts with \\0asm ([00, 61, 73, 6d])"
+            ),
+            "{}",
+            reason(b"{")
+        );
+        assert!(reason(b"\0asm\x01\0\0\0").contains("a core WebAssembly module, not a component"));
+        assert!(reason(b"\0asm\x0c\0\x01\0").contains("names version [0c, 00, 01, 00]"));
+        assert!(reason(b"\0as").contains("it starts with [00, 61, 73]"));
+        // A component cut short: wasmtime's reason, on one line.
+        let mut cut = EMPTY_COMPONENT.to_vec();
+        cut.extend_from_slice(&[0x01, 0xff]);
+        let truncated = reason(&cut);
+        assert!(!truncated.contains('\n'), "{truncated}");
+        assert!(
+            truncated.starts_with("plugin p@1.0.0 is not a valid"),
+            "{truncated}"
+        );
+        // Nothing was compiled, so nothing was kept.
+        assert_eq!(std::fs::read_dir(dir.path())?.count(), 0);
         Ok(())
     }
 
