@@ -274,9 +274,10 @@ fn component_header(bytes: &[u8]) -> Result<(), String> {
              build the plugin for the wasm32-wasip2 target (`cargo build --release --target \
              wasm32-wasip2`), or wrap a module with `wasm-tools component new`"
             .into()),
-        (Some(MAGIC), _) => Err(format!(
-            "its WebAssembly header names version {:02x?}, not a component's {COMPONENT:02x?}",
-            &bytes[4..bytes.len().min(8)]
+        (Some(MAGIC), None) => Err("the file ends inside its WebAssembly header".into()),
+        (Some(MAGIC), Some(version)) => Err(format!(
+            "its WebAssembly header names version {version:02x?}, not a component's \
+             {COMPONENT:02x?}"
         )),
         _ => Err(format!(
             "it is not a WebAssembly file: it starts with {:02x?} where a WebAssembly file \
@@ -419,17 +420,18 @@ mod tests {
             reason(b""),
             "plugin p@1.0.0 is not a valid WebAssembly component: the file is empty"
         );
+        let json = reason(b"{\"kind\": \"json\"}");
         assert!(
-            reason(b"{\"kind\": \"json\"}").ends_with(
+            json.ends_with(
                 "it is not a WebAssembly file: it starts with [7b, 22, 6b, 69] where a \
                  WebAssembly file starts with \\0asm ([00, 61, 73, 6d])"
             ),
-            "{}",
-            reason(b"{")
+            "{json}"
         );
         assert!(reason(b"\0asm\x01\0\0\0").contains("a core WebAssembly module, not a component"));
         assert!(reason(b"\0asm\x0c\0\x01\0").contains("names version [0c, 00, 01, 00]"));
         assert!(reason(b"\0as").contains("it starts with [00, 61, 73]"));
+        assert!(reason(b"\0asm\x0d").contains("the file ends inside its WebAssembly header"));
         // A component cut short: wasmtime's reason, on one line.
         let mut cut = EMPTY_COMPONENT.to_vec();
         cut.extend_from_slice(&[0x01, 0xff]);
