@@ -267,7 +267,8 @@ fn at(segment: &Segment<'_>, reason: impl Into<String>) -> SyntaxError {
 pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, SyntaxError> {
     let text = match syntax_level_encoding(bytes) {
         Some(encoding) if std::str::from_utf8(bytes).is_err() => {
-            match encoding.decode_without_bom_handling_and_without_replacement(bytes) {
+            let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            match encoding.decode_without_bom_handling_and_without_replacement(body) {
                 Some(text) => text,
                 None => crate::edi::payload_text(bytes),
             }

@@ -404,6 +404,8 @@ fn reads_the_character_set_the_syntax_identifier_names() {
     // "Łódź" in ISO 8859-2.
     let lodz = b"\xA3\xF3d\xBC";
     assert_eq!(supplier(&interchange("UNOD", lodz)), "Łódź");
+    let with_mark = [b"\xEF\xBB\xBF".as_slice(), &interchange("UNOD", lodz)].concat();
+    assert_eq!(supplier(&with_mark), "Łódź");
     assert_eq!(supplier(&interchange("UNOC", lodz)), "£ód¼");
     assert_eq!(supplier(&interchange("UNOY", "Łódź".as_bytes())), "Łódź");
     // Greek (ISO 8859-7) and Cyrillic (ISO 8859-5) partners.
