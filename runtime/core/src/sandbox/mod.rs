@@ -72,6 +72,9 @@ impl World {
 /// How often the epoch ticks; deadlines are rounded up to it.
 const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// The folder of wasmtime's own compile cache inside a sandbox's cache folder.
+const WASMTIME_CACHE: &str = "wasmtime";
+
 /// A session is recycled after this many calls, so leaks in a plugin stay bounded.
 const CALLS_PER_SESSION: u64 = 10_000;
 
@@ -178,8 +181,10 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    /// Builds the engine; compiled code is cached under `cache_dir` when given. The profiler
-    /// is the one [`PROFILER_ENV`] names, if any.
+    /// Builds the engine; compiled code is cached in `cache_dir/wasmtime` when given. That
+    /// folder is wasmtime's alone: its cache cleans it of every file it does not recognise, so
+    /// anything else kept in `cache_dir` (the precompiled artifacts) lives beside it. The
+    /// profiler is the one [`PROFILER_ENV`] names, if any.
     pub fn new(cache_dir: Option<&Path>) -> anyhow::Result<Self> {
         Self::with_profiler(cache_dir, Profiler::from_env()?)
     }
@@ -192,7 +197,7 @@ impl Sandbox {
         config.profiler(profiler.strategy());
         if let Some(dir) = cache_dir {
             let mut cache = wasmtime::CacheConfig::new();
-            cache.with_directory(std::path::absolute(dir)?);
+            cache.with_directory(std::path::absolute(dir.join(WASMTIME_CACHE))?);
             config.cache(Some(wasmtime::Cache::new(cache)?));
         }
         let engine = Engine::new(&config)?;

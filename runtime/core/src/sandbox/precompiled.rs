@@ -406,6 +406,53 @@ mod tests {
         Ok(())
     }
 
+    /// wasmtime's compile cache cleans its folder of every file it does not recognise, on the
+    /// first cache write and then periodically: the precompiled artifacts beside it must be out
+    /// of its reach (it once removed an artifact between the compiler process writing it and
+    /// the host reading it, and a compiler's temporary file before its rename).
+    #[test]
+    fn the_compile_caches_cleanup_leaves_the_artifacts_alone() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let artifacts = dir.path().join("precompiled");
+        let sandbox =
+            Sandbox::new(Some(dir.path()))?.with_artifacts(ArtifactStore::new(&artifacts));
+        sandbox.compile("empty@1.0.0", EMPTY_COMPONENT)?;
+        let kept: Vec<_> = std::fs::read_dir(&artifacts)?.collect::<Result<_, _>>()?;
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        // The cache's worker thread takes a `.cleanup` lock file, then cleans up.
+        let cleanup_started = || {
+            walk(dir.path()).iter().any(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(".cleanup"))
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !cleanup_started() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no cleanup: {:?}",
+                walk(dir.path())
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        assert!(kept[0].path().is_file(), "removed: {:?}", walk(dir.path()));
+        Ok(())
+    }
+
+    /// Every path below `dir`.
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut paths = Vec::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                paths.extend(walk(&path));
+            }
+            paths.push(path);
+        }
+        paths
+    }
+
     /// The files a plugin author deploys by mistake are named for what they are, before any
     /// compiler (or compiler process) runs, and on one line.
     #[test]
