@@ -53,9 +53,14 @@ impl From<SyntaxError> for MapError {
 
 /// The text of an EDI payload (EDIFACT or X12): a UTF-8 byte-order mark dropped, then UTF-8
 /// when valid, otherwise Latin-1 (both standards' classic character sets are single-byte).
+/// Borrowed exactly when the payload is UTF-8; a copy only when it was decoded from Latin-1.
 pub(crate) fn payload_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    crate::text::utf8_or_latin1(bytes)
+    crate::text::utf8_or_latin1(without_bom(bytes))
+}
+
+/// The payload without a leading UTF-8 byte-order mark.
+pub(crate) fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
 }
 
 /// The route configuration keys EDI mappings share.

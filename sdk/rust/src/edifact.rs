@@ -265,20 +265,27 @@ fn at(segment: &Segment<'_>, reason: impl Into<String>) -> SyntaxError {
 /// European, Cyrillic, Greek...), anything else (levels A to C) is read as Latin-1, which every
 /// byte is, so nothing is ever lost.
 pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, SyntaxError> {
-    let text = match syntax_level_encoding(bytes) {
-        Some(encoding) if std::str::from_utf8(bytes).is_err() => {
-            let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-            match encoding.decode_without_bom_handling_and_without_replacement(body) {
-                Some(text) => text,
-                None => crate::edi::payload_text(bytes),
-            }
-        }
-        _ => crate::edi::payload_text(bytes),
+    let text = match crate::edi::payload_text(bytes) {
+        // Not UTF-8, so decoded as Latin-1: the syntax level may name another character set.
+        Cow::Owned(latin1) => Cow::Owned(syntax_level_text(bytes).unwrap_or(latin1)),
+        utf8 => utf8,
     };
     match text {
         Cow::Borrowed(text) => read(text),
         Cow::Owned(text) => read(&text).map(Interchange::into_owned),
     }
+}
+
+/// The payload decoded in the character set its syntax level names, when it names one of
+/// `UNOD` ... `UNOK` and every byte is in that set.
+fn syntax_level_text(bytes: &[u8]) -> Option<String> {
+    let body = crate::edi::without_bom(bytes);
+    let encoding = syntax_level_encoding(body)?;
+    Some(
+        encoding
+            .decode_without_bom_handling_and_without_replacement(body)?
+            .into_owned(),
+    )
 }
 
 /// The ISO 8859 part the `UNB` syntax identifier (`UNOD` ... `UNOK`) names, read from the bytes
