@@ -47,7 +47,16 @@ const ACK_WAIT: Duration = Duration::from_secs(30);
 /// How long a rebuild waits, without a message, on a consumer that does not answer yet (no
 /// responders while a new consumer of a clustered stream elects its leader, a missed
 /// heartbeat) before it gives up.
-const REBUILD_PATIENCE: Duration = Duration::from_secs(30);
+const REBUILD_PATIENCE: Duration = Duration::from_secs(60);
+
+/// The idle heartbeat the projection asks of its consumers: two missed ones say the pull
+/// request was lost (sent while a consumer's leader was still being elected, or to a server
+/// that restarted), and the projection pulls again at once instead of waiting for the request
+/// to expire.
+const PULL_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// How long each of the projection's pull requests stays open on the server.
+const PULL_EXPIRES: Duration = Duration::from_secs(5);
 
 /// Why the projection could not read or write its state; transient unless the message says
 /// otherwise.
@@ -237,16 +246,28 @@ impl Projection {
             .map_err(|e| self.feed_error(feed, e))
     }
 
+    /// Pulls from `consumer` of `feed`, with the heartbeat that tells a lost pull request.
+    async fn pull(
+        &self,
+        feed: Feed,
+        consumer: &consumer::PullConsumer,
+    ) -> Result<consumer::pull::Stream, ProjectionError> {
+        consumer
+            .stream()
+            .heartbeat(PULL_HEARTBEAT)
+            .expires(PULL_EXPIRES)
+            .messages()
+            .await
+            .map_err(|e| self.feed_error(feed, e))
+    }
+
     async fn consume(
         &self,
         feed: Feed,
         shutdown: &CancellationToken,
     ) -> Result<(), ProjectionError> {
         let consumer = self.consumer(feed).await?;
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|e| self.feed_error(feed, e))?;
+        let mut messages = self.pull(feed, &consumer).await?;
         loop {
             let next = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),
@@ -479,10 +500,7 @@ impl Projection {
         if last == 0 {
             return Ok(());
         }
-        let mut messages = consumer
-            .messages()
-            .await
-            .map_err(|e| self.feed_error(feed, e))?;
+        let mut messages = self.pull(feed, &consumer).await?;
         let mut progress = Instant::now();
         loop {
             let next = tokio::time::timeout(REOPEN_AFTER * 2, messages.next()).await;
@@ -492,7 +510,8 @@ impl Projection {
                     message
                 }
                 // A consumer just created on a clustered stream answers pulls once its
-                // leader is elected: wait for it, as for a heartbeat that came late.
+                // leader is elected, and a pull request sent before then (or to a server
+                // that restarted since) is lost: wait, and pull again on a fresh request.
                 Ok(Some(Err(e)))
                     if matches!(
                         e.kind(),
@@ -500,8 +519,9 @@ impl Projection {
                             | consumer::pull::MessagesErrorKind::MissingHeartbeat
                     ) && progress.elapsed() < REBUILD_PATIENCE =>
                 {
-                    tracing::debug!(feed = ?feed, "the rebuild's consumer does not answer yet: {e}");
+                    tracing::debug!(feed = ?feed, "the rebuild's consumer does not answer yet: {e}; pulling again");
                     tokio::time::sleep(REOPEN_AFTER / 4).await;
+                    messages = self.pull(feed, &consumer).await?;
                     continue;
                 }
                 Ok(Some(Err(e))) => return Err(self.feed_error(feed, e)),
