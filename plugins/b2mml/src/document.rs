@@ -6,7 +6,7 @@ use roxmltree::Node;
 
 use crate::context::Context;
 use crate::route::Route;
-use crate::{material, performance, schedule, xml};
+use crate::{form, material, performance, schedule, xml};
 
 /// The verbs whose nouns state facts to map. `Get` asks for data; `Acknowledge`, `Respond`,
 /// `Confirm`, `Change` and `Cancel` answer or amend earlier documents, which this plugin does
@@ -33,6 +33,44 @@ const MATERIAL_USES: &[&str] = &[
     "Carrier",
     "Returned Carrier",
     "Other",
+];
+
+/// The values of the B2MML `EquipmentElementLevel` enumeration (V0401 to V0600).
+const EQUIPMENT_LEVELS: &[&str] = &[
+    "Enterprise",
+    "Site",
+    "Area",
+    "ProcessCell",
+    "Unit",
+    "ProductionLine",
+    "WorkCell",
+    "ProductionUnit",
+    "StorageZone",
+    "StorageUnit",
+    "WorkCenter",
+    "WorkUnit",
+    "EquipmentModule",
+    "ControlModule",
+    "Other",
+];
+
+/// The B2MML elements of type `dateTime` in the nouns this plugin maps.
+const TIMES: &[&str] = &[
+    "CreationDateTime",
+    "PublishedDate",
+    "StartTime",
+    "EndTime",
+    "EarliestStartTime",
+    "LatestEndTime",
+    "ActualStartTime",
+    "ActualEndTime",
+];
+
+/// The pairs of `dateTime` elements that bound one span of time, start first.
+const SPANS: &[(&str, &str)] = &[
+    ("StartTime", "EndTime"),
+    ("EarliestStartTime", "LatestEndTime"),
+    ("ActualStartTime", "ActualEndTime"),
 ];
 
 /// Maps one B2MML document to canonical events, all or nothing.
@@ -81,8 +119,18 @@ pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapErr
         &Context<'_, '_>,
         &mut Vec<CanonicalEvent>,
     ) -> Result<(), MapError> = match noun {
-        "ProductionPerformance" => performance::map,
-        "ProductionSchedule" => schedule::map,
+        "ProductionPerformance" => {
+            |node, context, events| performance::map(&form::PRODUCTION, node, context, events)
+        }
+        "OperationsPerformance" => {
+            |node, context, events| performance::map(&form::OPERATIONS, node, context, events)
+        }
+        "ProductionSchedule" => {
+            |node, context, events| schedule::map(&form::PRODUCTION, node, context, events)
+        }
+        "OperationsSchedule" => {
+            |node, context, events| schedule::map(&form::OPERATIONS, node, context, events)
+        }
         "MaterialInformation" => material::map,
         "MaterialDefinition" | "MaterialClass" => {
             // Master data carries no stock and no order: nothing to publish, and nothing
@@ -96,14 +144,18 @@ pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapErr
         "BatchProductionRecord" => return Err(batch_record(root)),
         other => {
             return Err(MapError::unsupported(format!(
-                "B2MML {other} documents are not mapped; this plugin maps ProductionPerformance, ProductionSchedule and MaterialInformation"
+                "B2MML {other} documents are not mapped; this plugin maps ProductionPerformance, OperationsPerformance, ProductionSchedule, OperationsSchedule and MaterialInformation"
             )));
         }
     };
 
-    check_material_uses(root)?;
+    check_values(root, "MaterialUse", MATERIAL_USES)?;
+    check_values(root, "EquipmentElementLevel", EQUIPMENT_LEVELS)?;
+    check_values(root, "OperationsType", form::OPERATIONS_TYPES)?;
+    let route = Route::load()?;
+    check_times(root, &route)?;
     let context = Context {
-        route: Route::load()?,
+        route,
         created,
         document_id,
     };
@@ -152,26 +204,68 @@ fn split_verb<'a>(
     Ok((verb, noun))
 }
 
-/// Checks every `MaterialUse` against the B2MML enumeration before anything is mapped, so an
-/// invalid value fails the document wherever it is.
-fn check_material_uses(root: Node<'_, '_>) -> Result<(), MapError> {
-    let namespace = root.tag_name().namespace();
-    let uses = root.descendants().filter(|node| {
-        node.is_element()
-            && node.tag_name().name() == "MaterialUse"
-            && node.tag_name().namespace() == namespace
-    });
-    for node in uses {
+/// Checks every element `name` of the document against the B2MML enumeration `allowed` before
+/// anything is mapped, so an invalid value fails the document wherever it is.
+fn check_values(root: Node<'_, '_>, name: &str, allowed: &[&str]) -> Result<(), MapError> {
+    for node in in_root_namespace(root, name) {
         let value = xml::own_text(node).unwrap_or("");
-        if !MATERIAL_USES.contains(&value) {
+        if !allowed.contains(&value) {
             return Err(MapError::malformed(format!(
-                "{}: '{value}' is not a B2MML MaterialUse value (expected one of {})",
+                "{}: '{value}' is not a B2MML {name} value (expected one of {})",
                 xml::at(node),
-                MATERIAL_USES.join(", ")
+                allowed.join(", ")
             )));
         }
     }
     Ok(())
+}
+
+/// Checks every `dateTime` element of the document, whether a mapping reads it or not, and
+/// that no span of time ends before it starts: a schedule or a report with a broken time is a
+/// broken document, even where the events do not carry that time.
+fn check_times(root: Node<'_, '_>, route: &Route) -> Result<(), MapError> {
+    for name in TIMES {
+        for node in in_root_namespace(root, name) {
+            if xml::own_text(node).is_some() {
+                route.instant(node)?;
+            }
+        }
+    }
+    for (start, end) in SPANS {
+        for start in in_root_namespace(root, start) {
+            let Some(parent) = start.parent_element() else {
+                continue;
+            };
+            let Some(end) = xml::child(parent, end) else {
+                continue;
+            };
+            if xml::own_text(start).is_none() || xml::own_text(end).is_none() {
+                continue;
+            }
+            if route.instant(end)? < route.instant(start)? {
+                return Err(MapError::rejected(format!(
+                    "{}: ends {}, before it starts {}",
+                    xml::at(parent),
+                    route.timestamp(end)?,
+                    route.timestamp(start)?
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The elements named `name` anywhere in the document, in the root's namespace.
+fn in_root_namespace<'a, 'input>(
+    root: Node<'a, 'input>,
+    name: &'a str,
+) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
+    let namespace = root.tag_name().namespace();
+    root.descendants().filter(move |node| {
+        node.is_element()
+            && node.tag_name().name() == name
+            && node.tag_name().namespace() == namespace
+    })
 }
 
 /// Why a batch production record is not mapped (see README.md).
@@ -289,7 +383,7 @@ mod tests {
                 "<Sync/>",
                 "<EquipmentInformation/>"
             )),
-            "unsupported-document: B2MML EquipmentInformation documents are not mapped; this plugin maps ProductionPerformance, ProductionSchedule and MaterialInformation"
+            "unsupported-document: B2MML EquipmentInformation documents are not mapped; this plugin maps ProductionPerformance, OperationsPerformance, ProductionSchedule, OperationsSchedule and MaterialInformation"
         );
         assert_eq!(
             error("<ProductionSchedule/>"),
@@ -336,15 +430,26 @@ mod tests {
     #[test]
     fn damaged_documents_never_panic() {
         config::set_for_tests([("site", "PLANT1")]);
-        let good = include_bytes!("../fixtures/PES-20121229115825-53107.xml");
-        assert_eq!(map_document(good).map(|events| events.len()), Ok(1));
-        for position in 0..good.len() {
-            for byte in [b'<', b'>', b'/', b'"', b' ', b'0', b'A', 0x00, 0xFF] {
-                let mut bytes = good.to_vec();
-                bytes[position] = byte;
-                let _ = map_document(&bytes);
+        let documents: [(&[u8], usize); 2] = [
+            (
+                include_bytes!("../fixtures/PES-20121229115825-53107.xml"),
+                1,
+            ),
+            (
+                include_bytes!("../fixtures/ok-operations-performance.xml"),
+                4,
+            ),
+        ];
+        for (good, events) in documents {
+            assert_eq!(map_document(good).map(|mapped| mapped.len()), Ok(events));
+            for position in 0..good.len() {
+                for byte in [b'<', b'>', b'/', b'"', b' ', b'0', b'A', 0x00, 0xFF] {
+                    let mut bytes = good.to_vec();
+                    bytes[position] = byte;
+                    let _ = map_document(&bytes);
+                }
+                let _ = map_document(&good[..position]);
             }
-            let _ = map_document(&good[..position]);
         }
     }
 }

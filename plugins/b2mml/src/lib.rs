@@ -1,7 +1,8 @@
 //! millrace mapping plugin for ISA-95 B2MML XML documents (namespaces V0401, V0500 and V0600).
 //!
-//! Maps production performance (material actuals) to `material-consumption` and
-//! `production-completion`, production schedules to `work-order-status` `released`, and material
+//! Maps production performance (material actuals, in the production or the operations form) to
+//! `material-consumption` and `production-completion`, production schedules (either form) to
+//! `work-order-status` `released`, and material
 //! lots with a quantity to `inventory-balance`. The documents, the field mapping and the route
 //! configuration keys are documented in this plugin's README.md.
 
@@ -9,6 +10,7 @@
 
 mod context;
 mod document;
+mod form;
 mod material;
 mod performance;
 mod quantity;

@@ -1,75 +1,150 @@
-//! `ProductionPerformance`: each `MaterialActual` of a `SegmentResponse` with `MaterialUse`
-//! `Consumed` becomes a `material-consumption`, with `Produced` a `production-completion`.
+//! `ProductionPerformance` and `OperationsPerformance` (see [`crate::form`]): each
+//! `MaterialActual` of a production `SegmentResponse` with `MaterialUse` `Consumed` becomes a
+//! `material-consumption`, with `Produced` a `production-completion`.
 
 use millrace_sdk::decimal::Decimal;
 use millrace_sdk::prelude::*;
 use roxmltree::Node;
 
 use crate::context::Context;
+use crate::form::{Form, Kind};
 use crate::quantity::{self, Amount};
 use crate::xml;
 
-/// Maps every `ProductionResponse` of a `ProductionPerformance`.
+/// Maps every response of a performance of `form`.
 pub(crate) fn map(
+    form: &Form,
     performance: Node<'_, '_>,
     context: &Context<'_, '_>,
     events: &mut Vec<CanonicalEvent>,
 ) -> Result<(), MapError> {
-    for response in xml::children(performance, "ProductionResponse") {
-        let id = xml::require(response, "ID")?;
+    for response in xml::children(performance, form.response) {
         // The work order is the request the response answers; a response without one (as the
         // Courbon MES writes them) is identified by its own ID, which is then the order number.
-        let work_order = xml::text(response, "ProductionRequestID").unwrap_or(id);
-        let transaction = context.document_id.clone().unwrap_or_else(|| id.to_owned());
+        let id = xml::text(response, "ID");
+        let work_order = work_order(form, response)?.or(id).ok_or_else(|| {
+            MapError::rejected(format!(
+                "{}: has neither {} nor ID, so it names no work order to book its material to",
+                xml::at(response),
+                form.request_id
+            ))
+        })?;
+        // The report's own identity, for telling a resend from a new report: the document's,
+        // else the response's (never the work order's: every report of an order names it).
+        let transaction = context.document_id.clone().or(id.map(str::to_owned));
+        let at = Segment {
+            form,
+            work_order,
+            transaction: transaction.as_deref(),
+            context,
+        };
         for segment in xml::children(response, "SegmentResponse") {
-            map_segment(segment, work_order, &transaction, context, events)?;
+            at.map(segment, events)?;
         }
     }
     Ok(())
 }
 
-/// Maps the material actuals of a segment response and of its nested segment responses.
-fn map_segment(
-    segment: Node<'_, '_>,
-    work_order: &str,
-    transaction: &str,
-    context: &Context<'_, '_>,
-    events: &mut Vec<CanonicalEvent>,
-) -> Result<(), MapError> {
-    let operation = xml::text(segment, "ProcessSegmentID").or_else(|| xml::text(segment, "ID"));
-    for actual in xml::children(segment, "MaterialActual") {
-        let data = match xml::text(actual, "MaterialUse") {
-            Some("Consumed") => consumption(actual, work_order, operation)?,
-            Some("Produced") => completion(actual, work_order, operation)?,
-            Some(other) => {
-                log::info(
-                    "material actual not mapped",
-                    &[
-                        ("line", &xml::line(actual).to_string()),
-                        ("material-use", other),
-                    ],
-                );
-                continue;
-            }
-            None => {
+/// The request a response answers. The operations form allows several; a response that
+/// answers more than one cannot say which work order its material belongs to.
+fn work_order<'a>(form: &Form, response: Node<'a, '_>) -> Result<Option<&'a str>, MapError> {
+    let mut requests: Vec<&str> = xml::children(response, form.request_id)
+        .filter_map(xml::own_text)
+        .collect();
+    requests.dedup();
+    match requests.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        several => Err(MapError::rejected(format!(
+            "{}: answers several requests ({}); cannot tell which work order its material belongs to",
+            xml::at(response),
+            several.join(", ")
+        ))),
+    }
+}
+
+/// What the segment responses of one response share.
+struct Segment<'f, 'c, 'a, 'input> {
+    form: &'f Form,
+    work_order: &'f str,
+    transaction: Option<&'f str>,
+    context: &'c Context<'a, 'input>,
+}
+
+impl Segment<'_, '_, '_, '_> {
+    /// Maps the material actuals of a segment response about production, and the nested
+    /// segment responses.
+    fn map(&self, segment: Node<'_, '_>, events: &mut Vec<CanonicalEvent>) -> Result<(), MapError> {
+        // Actuals that state a consumption or a production, or that fail to say which.
+        let reported = xml::children(segment, "MaterialActual").any(|actual| {
+            matches!(
+                xml::text(actual, "MaterialUse"),
+                None | Some("Consumed" | "Produced")
+            )
+        });
+        match self.form.kind(segment) {
+            Kind::Production => self.map_actuals(segment, events)?,
+            Kind::Other(kind) if reported => log::info(
+                "material actuals of a segment about other operations than production not mapped",
+                &[
+                    ("line", &xml::line(segment).to_string()),
+                    ("operations-type", kind),
+                ],
+            ),
+            Kind::Mixed { at } if reported => {
                 return Err(MapError::rejected(format!(
-                    "{}: has no MaterialUse, so it cannot tell a consumption from a production",
-                    xml::at(actual)
+                    "{}: reports material under OperationsType Mixed ({}) without an OperationsType of its own; \
+                     cannot tell whether it is production (say Production on the segment response)",
+                    xml::at(segment),
+                    xml::at(at)
                 )));
             }
-        };
-        events.push(CanonicalEvent {
-            site: context.route.site(actual)?,
-            occurred_at: occurred_at(actual, context)?,
-            source_sequence: None,
-            source_transaction: Some(transaction.to_owned()),
-            data,
-        });
+            Kind::Other(_) | Kind::Mixed { .. } => {}
+        }
+        for nested in xml::children(segment, "SegmentResponse") {
+            self.map(nested, events)?;
+        }
+        Ok(())
     }
-    for nested in xml::children(segment, "SegmentResponse") {
-        map_segment(nested, work_order, transaction, context, events)?;
+
+    /// Maps the material actuals of one production segment response.
+    fn map_actuals(
+        &self,
+        segment: Node<'_, '_>,
+        events: &mut Vec<CanonicalEvent>,
+    ) -> Result<(), MapError> {
+        let operation = xml::text(segment, "ProcessSegmentID").or_else(|| xml::text(segment, "ID"));
+        for actual in xml::children(segment, "MaterialActual") {
+            let data = match xml::text(actual, "MaterialUse") {
+                Some("Consumed") => consumption(actual, self.work_order, operation)?,
+                Some("Produced") => completion(actual, self.work_order, operation)?,
+                Some(other) => {
+                    log::info(
+                        "material actual not mapped",
+                        &[
+                            ("line", &xml::line(actual).to_string()),
+                            ("material-use", other),
+                        ],
+                    );
+                    continue;
+                }
+                None => {
+                    return Err(MapError::rejected(format!(
+                        "{}: has no MaterialUse, so it cannot tell a consumption from a production",
+                        xml::at(actual)
+                    )));
+                }
+            };
+            events.push(CanonicalEvent {
+                site: self.context.route.site(actual)?,
+                occurred_at: occurred_at(self.form, actual, self.context)?,
+                source_sequence: None,
+                source_transaction: self.transaction.map(str::to_owned),
+                data,
+            });
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 fn consumption(
@@ -144,19 +219,26 @@ fn no_amount(actual: Node<'_, '_>) -> MapError {
 
 /// The end of the innermost segment response that has one, else the response's end, else the
 /// performance's publication date, else the document's creation time.
-fn occurred_at(actual: Node<'_, '_>, context: &Context<'_, '_>) -> Result<String, MapError> {
+fn occurred_at(
+    form: &Form,
+    actual: Node<'_, '_>,
+    context: &Context<'_, '_>,
+) -> Result<String, MapError> {
     let candidates = actual
         .ancestors()
         .filter_map(|node| match node.tag_name().name() {
             "SegmentResponse" => Some(xml::child(node, "ActualEndTime")),
-            "ProductionResponse" => Some(xml::child(node, "EndTime")),
-            "ProductionPerformance" => Some(xml::child(node, "PublishedDate")),
+            name if name == form.response => Some(xml::child(node, "EndTime")),
+            name if name == form.performance => Some(xml::child(node, "PublishedDate")),
             _ => None,
         })
         .collect();
     context.occurred_at(
         actual,
         candidates,
-        "SegmentResponse/ActualEndTime, ProductionResponse/EndTime, PublishedDate",
+        &format!(
+            "SegmentResponse/ActualEndTime, {}/EndTime, PublishedDate",
+            form.response
+        ),
     )
 }

@@ -49,6 +49,18 @@ impl Route {
     /// Converts the text of a B2MML `dateTime` element to RFC 3339. Without an offset the
     /// value is local time at the route's `utc_offset`.
     pub(crate) fn timestamp(&self, element: Node<'_, '_>) -> Result<String, MapError> {
+        self.instant(element)?.format(&Rfc3339).map_err(|error| {
+            MapError::malformed(format!(
+                "{}: '{}' is not an xs:dateTime ({error})",
+                xml::at(element),
+                xml::own_text(element).unwrap_or("")
+            ))
+        })
+    }
+
+    /// The instant the text of a B2MML `dateTime` element names. Without an offset the value
+    /// is local time at the route's `utc_offset`.
+    pub(crate) fn instant(&self, element: Node<'_, '_>) -> Result<OffsetDateTime, MapError> {
         let text = xml::own_text(element).unwrap_or("");
         let bad = |problem: &str| {
             MapError::malformed(format!(
@@ -73,16 +85,13 @@ impl Route {
             };
             format!("{text}{offset}")
         };
-        let parsed = OffsetDateTime::parse(&full, &Rfc3339).map_err(|error| {
+        OffsetDateTime::parse(&full, &Rfc3339).map_err(|error| {
             if has_offset {
                 bad(&error.to_string())
             } else {
                 bad(&format!("{error}; read at utc_offset {}", self.offset_text))
             }
-        })?;
-        parsed
-            .format(&Rfc3339)
-            .map_err(|error| bad(&error.to_string()))
+        })
     }
 
     /// The first of the given optional `dateTime` elements that is present, converted.

@@ -1,26 +1,53 @@
-//! `ProductionSchedule`: each `ProductionRequest` becomes a `work-order-status` `released`, with
-//! the item and planned quantity of its `Produced` material requirement.
+//! `ProductionSchedule` and `OperationsSchedule` (see [`crate::form`]): each production
+//! request becomes a `work-order-status` `released`, with the item and planned quantity of its
+//! `Produced` material requirement.
 
 use millrace_sdk::prelude::*;
 use roxmltree::Node;
 
 use crate::context::Context;
+use crate::form::{Form, Kind};
 use crate::quantity::{self, Amount};
 use crate::xml;
 
-/// Maps every `ProductionRequest` of a `ProductionSchedule`.
+/// Maps every production request of a schedule of `form`.
 pub(crate) fn map(
+    form: &Form,
     schedule: Node<'_, '_>,
     context: &Context<'_, '_>,
     events: &mut Vec<CanonicalEvent>,
 ) -> Result<(), MapError> {
-    for request in xml::children(schedule, "ProductionRequest") {
-        let id = xml::require(request, "ID")?;
+    for request in xml::children(schedule, form.request) {
+        // The schema lets a request go without an ID, but a work order needs its number.
+        let id = xml::text(request, "ID").ok_or_else(|| {
+            MapError::rejected(format!(
+                "{}: has no ID, so it names no work order to release",
+                xml::at(request)
+            ))
+        })?;
+        match form.kind(request) {
+            Kind::Production => {}
+            Kind::Other(kind) => {
+                log::info(
+                    "request for other operations than production not mapped",
+                    &[("request", id), ("operations-type", kind)],
+                );
+                continue;
+            }
+            Kind::Mixed { at } => {
+                return Err(MapError::rejected(format!(
+                    "{}: request {id} is under OperationsType Mixed ({}) without an OperationsType of its own; \
+                     cannot tell whether it is a production order (say Production on the request)",
+                    xml::at(request),
+                    xml::at(at)
+                )));
+            }
+        }
         let (item, planned) = produced(request)?;
         let occurred_at = context.occurred_at(
             request,
             vec![xml::child(schedule, "PublishedDate")],
-            "ProductionSchedule/PublishedDate",
+            &format!("{}/PublishedDate", form.schedule),
         )?;
         events.push(CanonicalEvent {
             site: context.route.site(request)?,
