@@ -50,12 +50,17 @@ async fn a_new_version_and_a_rollback_swap_on_two_running_hosts_exactly_once() {
     let mut host_b = InProcessHost::start(&config).await;
     let mut arrivals = client.subscribe("canonical.>").await.unwrap();
 
+    // `published` counts the publishes JetStream acknowledged (to pace the switches), `started`
+    // the publishes begun: one may be in flight beyond `published`, stored (and mapped) before a
+    // switch the test then observes, so "published after the switch" is told by `started`.
     let published = Arc::new(AtomicUsize::new(0));
+    let started = Arc::new(AtomicUsize::new(0));
     let publisher = {
-        let (js, published) = (js.clone(), published.clone());
+        let (js, published, started) = (js.clone(), published.clone(), started.clone());
         tokio::spawn(async move {
             for n in 0..TOTAL {
                 let subject = format!("raw.test.s{}.cmd", n % 4);
+                started.store(n + 1, Ordering::SeqCst);
                 publish(
                     &js,
                     &subject,
@@ -104,7 +109,7 @@ async fn a_new_version_and_a_rollback_swap_on_two_running_hosts_exactly_once() {
     host_b
         .switched("steady", active_is("misbehave@2.0.0"))
         .await;
-    let v2_from = published.load(Ordering::SeqCst);
+    let v2_from = started.load(Ordering::SeqCst);
 
     while published.load(Ordering::SeqCst) < 2 * TOTAL / 3 {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -119,7 +124,7 @@ async fn a_new_version_and_a_rollback_swap_on_two_running_hosts_exactly_once() {
     host_b
         .switched("steady", active_is("misbehave@1.0.0"))
         .await;
-    let v1_again_from = published.load(Ordering::SeqCst);
+    let v1_again_from = started.load(Ordering::SeqCst);
     publisher.await.unwrap();
 
     let stored = read_stream(
