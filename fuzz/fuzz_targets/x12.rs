@@ -1,14 +1,19 @@
-//! The X12 reader never panics, and whatever it accepts can be walked with every accessor.
+//! The X12 reader never panics, one interchange or several back to back, and whatever it accepts
+//! can be walked with every accessor; the one-interchange reader accepts a payload exactly when
+//! the batch reader finds one interchange in it.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use millrace_sdk::x12;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(interchange) = x12::parse(data) else {
+    let one = x12::parse(data);
+    let Ok(all) = x12::parse_all(data) else {
+        assert!(one.is_err(), "parse accepted what parse_all refused");
         return;
     };
-    for (_, set) in interchange.transaction_sets() {
+    assert_eq!(one.is_ok(), all.len() == 1, "{} interchanges", all.len());
+    for (_, set) in all.iter().flat_map(|interchange| interchange.transaction_sets()) {
         for segment in &set.segments {
             let _ = segment.at();
             for n in 0..=segment.element_count() + 1 {
@@ -23,5 +28,8 @@ fuzz_target!(|data: &[u8]| {
             }
             let _ = x12::timestamp(segment.element(1), segment.element(2), "+00:00");
         }
+    }
+    for segment in all.iter().flat_map(|interchange| &interchange.service) {
+        let _ = segment.at();
     }
 });

@@ -14,20 +14,22 @@ use millrace_sdk::x12::{self, Segment, TransactionSet};
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let route = edi::Route::load()?;
-    let interchange = x12::parse(&msg.payload)?;
     let mut events = Vec::new();
-    for set in interchange.transaction_sets_of("846", "an 846 inventory inquiry/advice") {
-        let set = set?;
-        let advice = Advice::read(set, &route)?;
-        // The hash total, when sent, sums the on-hand quantities.
-        let on_hand = set
-            .segments
-            .iter()
-            .filter(|s| s.id == "QTY" && s.trimmed(1) == "17");
-        x12::check_totals(set, "LIN", on_hand, 2)?;
-        let transaction = interchange.source_transaction(set, advice.number);
-        let balances = advice.balances(&route)?;
-        events.extend(route.events(&advice.occurred_at, &transaction, balances));
+    // A file may batch several interchanges; each is mapped as if it came alone.
+    for interchange in x12::parse_all(&msg.payload)? {
+        for set in interchange.transaction_sets_of("846", "an 846 inventory inquiry/advice") {
+            let set = set?;
+            let advice = Advice::read(set, &route)?;
+            // The hash total, when sent, sums the on-hand quantities.
+            let on_hand = set
+                .segments
+                .iter()
+                .filter(|s| s.id == "QTY" && s.trimmed(1) == "17");
+            x12::check_totals(set, "LIN", on_hand, 2)?;
+            let transaction = interchange.source_transaction(set, advice.number);
+            let balances = advice.balances(&route)?;
+            events.extend(route.events(&advice.occurred_at, &transaction, balances));
+        }
     }
     edi::mapped(events, "846 item line with a stock quantity")
 }

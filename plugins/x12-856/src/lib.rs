@@ -12,24 +12,26 @@ use millrace_sdk::x12::{self, Interchange, Segment, TransactionSet};
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let route = edi::Route::load()?;
-    let interchange = x12::parse(&msg.payload)?;
     let mut events = Vec::new();
-    for set in interchange.transaction_sets_of("856", "an 856 ship notice") {
-        let set = set?;
-        // CTT counts the HL levels and, when it has a hash total, sums the item level SN1s (the
-        // packs under an item break its quantity down).
-        x12::check_totals(set, "HL", item_quantities(set), 2)?;
-        let notice = ship_notice(
-            &interchange,
-            set,
-            &route.utc_offset_text,
-            route.item_qualifier.as_deref(),
-        )?;
-        // The shipment id is in the event already: the envelope identity suffices.
-        events.push(
-            CanonicalEvent::new(&route.site, notice.ship_date.clone(), notice)
-                .with_transaction(interchange.source_transaction(set, None)),
-        );
+    // A file may batch several interchanges; each is mapped as if it came alone.
+    for interchange in x12::parse_all(&msg.payload)? {
+        for set in interchange.transaction_sets_of("856", "an 856 ship notice") {
+            let set = set?;
+            // CTT counts the HL levels and, when it has a hash total, sums the item level SN1s (the
+            // packs under an item break its quantity down).
+            x12::check_totals(set, "HL", item_quantities(set), 2)?;
+            let notice = ship_notice(
+                &interchange,
+                set,
+                &route.utc_offset_text,
+                route.item_qualifier.as_deref(),
+            )?;
+            // The shipment id is in the event already: the envelope identity suffices.
+            events.push(
+                CanonicalEvent::new(&route.site, notice.ship_date.clone(), notice)
+                    .with_transaction(interchange.source_transaction(set, None)),
+            );
+        }
     }
     edi::mapped(events, "transaction set")
 }

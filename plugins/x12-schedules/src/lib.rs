@@ -17,20 +17,22 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
         .item_qualifier
         .clone()
         .unwrap_or_else(|| "BP".to_owned());
-    let interchange = x12::parse(&msg.payload)?;
     let mut events = Vec::new();
-    for (group, set) in interchange.transaction_sets() {
-        if set.id != "830" && set.id != "862" {
-            return Err(MapError::unsupported(format!(
-                "transaction set {} {} (segment {}) is neither an 830 planning schedule nor an 862 shipping schedule",
-                set.id, set.control_number, set.position
-            )));
+    // A file may batch several interchanges; each is mapped as if it came alone.
+    for interchange in x12::parse_all(&msg.payload)? {
+        for (group, set) in interchange.transaction_sets() {
+            if set.id != "830" && set.id != "862" {
+                return Err(MapError::unsupported(format!(
+                    "transaction set {} {} (segment {}) is neither an 830 planning schedule nor an 862 shipping schedule",
+                    set.id, set.control_number, set.position
+                )));
+            }
+            let schedule = Schedule::read(group, set, &route.utc_offset_text)?;
+            // The envelope identity, then the schedule's own reference (BFR02 / BSS02).
+            let transaction = interchange.source_transaction(set, schedule.number);
+            let commitments = schedule.commitments(&interchange, set, &item_qualifier)?;
+            events.extend(route.events(&schedule.issued_at, &transaction, commitments));
         }
-        let schedule = Schedule::read(group, set, &route.utc_offset_text)?;
-        // The envelope identity, then the schedule's own reference (BFR02 / BSS02).
-        let transaction = interchange.source_transaction(set, schedule.number);
-        let commitments = schedule.commitments(&interchange, set, &item_qualifier)?;
-        events.extend(route.events(&schedule.issued_at, &transaction, commitments));
     }
     edi::mapped(events, "schedule with a LIN item")
 }

@@ -12,26 +12,28 @@ use millrace_sdk::x12::{self, Segment, TransactionSet};
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let route = edi::Route::load()?;
     let offset = &route.utc_offset_text;
-    let interchange = x12::parse(&msg.payload)?;
     let mut events = Vec::new();
-    for (_, set) in interchange.transaction_sets() {
-        let document = match set.id.as_ref() {
-            "943" => Document::read(set, "W06", 3, 2, "W04", MovementType::Transfer)?,
-            "944" => Document::read(set, "W17", 2, 4, "W07", MovementType::Receipt)?,
-            "945" => Document::read(set, "W06", 3, 2, "W12", MovementType::Issue)?,
-            "861" => Document::read(set, "BRA", 2, 1, "RCD", MovementType::Receipt)?,
-            other => {
-                return Err(MapError::unsupported(format!(
-                    "transaction set {other} {} (segment {}) is not a 943, 944, 945 or 861",
-                    set.control_number, set.position
-                )));
-            }
-        };
-        let occurred_at = document.occurred_at(offset)?;
-        // The envelope identity, then the document's own number: the one a clerk searches for.
-        let transaction = interchange.source_transaction(set, document.number().as_deref());
-        let movements = document.movements()?;
-        events.extend(route.events(&occurred_at, &transaction, movements));
+    // A file may batch several interchanges; each is mapped as if it came alone.
+    for interchange in x12::parse_all(&msg.payload)? {
+        for (_, set) in interchange.transaction_sets() {
+            let document = match set.id.as_ref() {
+                "943" => Document::read(set, "W06", 3, 2, "W04", MovementType::Transfer)?,
+                "944" => Document::read(set, "W17", 2, 4, "W07", MovementType::Receipt)?,
+                "945" => Document::read(set, "W06", 3, 2, "W12", MovementType::Issue)?,
+                "861" => Document::read(set, "BRA", 2, 1, "RCD", MovementType::Receipt)?,
+                other => {
+                    return Err(MapError::unsupported(format!(
+                        "transaction set {other} {} (segment {}) is not a 943, 944, 945 or 861",
+                        set.control_number, set.position
+                    )));
+                }
+            };
+            let occurred_at = document.occurred_at(offset)?;
+            // The envelope identity, then the document's own number: the one a clerk searches for.
+            let transaction = interchange.source_transaction(set, document.number().as_deref());
+            let movements = document.movements()?;
+            events.extend(route.events(&occurred_at, &transaction, movements));
+        }
     }
     edi::mapped(events, "item line to map")
 }

@@ -14,7 +14,11 @@
 //!   file that ends in the middle of a segment is still truncated;
 //! - `ISA` fields that are not padded to their fixed widths: the header is read element by
 //!   element (the element separator is the byte after `ISA`, the component separator is `ISA16`,
-//!   the segment terminator the character right after it), not by fixed columns.
+//!   the segment terminator the character right after it), not by fixed columns;
+//! - the interchange-level `TA1`, `ISB` and `ISE` segments between the groups
+//!   ([`Interchange::service`]);
+//! - with [`parse_all`], several interchanges back to back in one payload, as gateways batch
+//!   them into one file.
 //!
 //! The reader borrows from the payload: segment ids and elements are slices of the input, copied
 //! only where the input must be changed to read them (a segment broken across lines, or a
@@ -367,6 +371,10 @@ pub struct Interchange<'a> {
     pub usage: Cow<'a, str>,
     /// The functional groups, in order.
     pub groups: Vec<Group<'a>>,
+    /// The interchange-level segments outside the groups, in order: `TA1` interchange
+    /// acknowledgements and the `ISB`/`ISE` service requests. They are about the interchange's
+    /// handling, not its business content, so the mappings leave them.
+    pub service: Vec<Segment<'a>>,
 }
 
 impl<'a> Interchange<'a> {
@@ -391,6 +399,7 @@ impl<'a> Interchange<'a> {
             control_number: owned(self.control_number),
             usage: owned(self.usage),
             groups: self.groups.into_iter().map(Group::into_owned).collect(),
+            service: self.service.into_iter().map(Segment::into_owned).collect(),
         }
     }
 }
@@ -399,20 +408,54 @@ fn at(segment: &Segment<'_>, reason: impl Into<String>) -> SyntaxError {
     SyntaxError::new(segment.at(), reason)
 }
 
-/// Reads and checks one X12 interchange.
+/// Reads and checks one X12 interchange; a payload that holds more than one is an error (read
+/// it with [`parse_all`]).
 ///
 /// The bytes are decoded as UTF-8 when valid, otherwise as Latin-1 (X12's extended character set
 /// is single-byte). See the module documentation for what is tolerated and what is checked.
 pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, SyntaxError> {
     match crate::edi::payload_text(bytes) {
-        Cow::Borrowed(text) => read(text),
-        Cow::Owned(text) => read(&text).map(Interchange::into_owned),
+        Cow::Borrowed(text) => read(text, One).and_then(first),
+        Cow::Owned(text) => read(&text, One)
+            .and_then(first)
+            .map(Interchange::into_owned),
     }
 }
 
-fn read(text: &str) -> Result<Interchange<'_>, SyntaxError> {
+/// Reads and checks every interchange of a payload that holds one or more back to back (`ISA`
+/// … `IEA` `ISA` … `IEA`), as gateways batch them into one file. Each is checked as [`parse`]
+/// checks one; any error fails the whole payload. The later interchanges must use the first
+/// one's separators.
+pub fn parse_all(bytes: &[u8]) -> Result<Vec<Interchange<'_>>, SyntaxError> {
+    match crate::edi::payload_text(bytes) {
+        Cow::Borrowed(text) => read(text, All),
+        Cow::Owned(text) => {
+            read(&text, All).map(|all| all.into_iter().map(Interchange::into_owned).collect())
+        }
+    }
+}
+
+/// The one interchange of a payload read with [`One`].
+fn first(all: Vec<Interchange<'_>>) -> Result<Interchange<'_>, SyntaxError> {
+    all.into_iter()
+        .next()
+        .ok_or_else(|| SyntaxError::new("ISA header", "the interchange is empty"))
+}
+
+/// How many interchanges a payload may hold.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Exactly one.
+    One,
+    /// One or more.
+    All,
+}
+use Expect::{All, One};
+
+/// The interchanges of `text`: one or more, never none.
+fn read(text: &str, expect: Expect) -> Result<Vec<Interchange<'_>>, SyntaxError> {
     let (separators, segments) = split_segments(text)?;
-    build(separators, segments)
+    build(separators, segments, expect)
 }
 
 /// Reads the separators from the `ISA` header at the start of `text`.
@@ -666,13 +709,15 @@ fn split_terminated<'a>(
     Ok((current, segment_line))
 }
 
-/// Whether `text` is the whole `IEA` trailer of the interchange whose `ISA` is the first
-/// segment collected.
+/// Whether `text` is the whole `IEA` trailer of the interchange whose `ISA` was collected last.
 fn is_complete_trailer(text: &str, collected: &Collected<'_>) -> bool {
     let mut elements = text.trim().split(collected.separators.element);
+    // The interchange it closes is the last one opened.
     let isa13 = collected
         .segments
-        .first()
+        .iter()
+        .rev()
+        .find(|segment| segment.is("ISA"))
         .map(|isa| isa.element(13))
         .unwrap_or_default();
     match (
@@ -831,14 +876,75 @@ fn count(segment: &Segment<'_>, n: usize, what: &str) -> Result<usize, SyntaxErr
 }
 
 /// Checks the envelopes and builds the interchange.
+/// Checks the envelopes of the interchanges `segments` hold, back to back.
 fn build(
     separators: Separators,
     segments: Vec<Segment<'_>>,
-) -> Result<Interchange<'_>, SyntaxError> {
+    expect: Expect,
+) -> Result<Vec<Interchange<'_>>, SyntaxError> {
     let mut iter = segments.into_iter();
-    let Some(isa) = iter.next() else {
+    let Some(mut isa) = iter.next() else {
         return Err(SyntaxError::new("ISA header", "the interchange is empty"));
     };
+    let mut all: Vec<Interchange<'_>> = Vec::new();
+    loop {
+        let at_isa = isa.at();
+        let interchange = build_one(separators, isa, &mut iter)?;
+        // The same sender's control number twice is the same interchange sent twice: mapped
+        // twice, its events would be published twice.
+        if let Some(earlier) = all.iter().position(|other| {
+            other.sender_qualifier == interchange.sender_qualifier
+                && other.sender == interchange.sender
+                && same_number(&other.control_number, &interchange.control_number)
+        }) {
+            return Err(SyntaxError::new(
+                at_isa,
+                format!(
+                    "interchange {} repeats the control number {} of interchange {} from the same sender {}: a duplicate",
+                    all.len() + 1,
+                    interchange.control_number,
+                    earlier + 1,
+                    interchange.sender
+                ),
+            ));
+        }
+        all.push(interchange);
+        let Some(next) = iter.next() else {
+            return Ok(all);
+        };
+        if !next.is("ISA") {
+            return Err(at(&next, "segment after the IEA trailer"));
+        }
+        if expect == One {
+            return Err(at(
+                &next,
+                "a second interchange follows the IEA trailer; this reader takes one (x12::parse_all reads them all)",
+            ));
+        }
+        // The segments were split with the first header's separators.
+        if next.count != 16 || next.element(16) != separators.component.to_string() {
+            return Err(at(
+                &next,
+                format!(
+                    "interchange {} does not use the first interchange's separators (element '{}', component '{}', terminator '{}'); send it as a message of its own",
+                    all.len() + 1,
+                    separators.element,
+                    separators.component,
+                    printable(separators.segment)
+                ),
+            ));
+        }
+        isa = next;
+    }
+}
+
+/// Checks one interchange from its `ISA` header to its `IEA` trailer, taking its segments from
+/// `iter` and leaving what follows the trailer.
+fn build_one<'a>(
+    separators: Separators,
+    isa: Segment<'a>,
+    iter: &mut std::vec::IntoIter<Segment<'a>>,
+) -> Result<Interchange<'a>, SyntaxError> {
     if isa.count != 16 {
         return Err(at(
             &isa,
@@ -857,6 +963,7 @@ fn build(
         control_number: isa.trimmed_value(13),
         usage: isa.trimmed_value(15),
         groups: Vec::new(),
+        service: Vec::new(),
     };
     // The envelope's identifiers, matched as packed numbers.
     const ISA: u32 = tag(b"ISA");
@@ -865,6 +972,9 @@ fn build(
     const GE: u32 = tag(b"GE");
     const ST: u32 = tag(b"ST");
     const SE: u32 = tag(b"SE");
+    const TA1: u32 = tag(b"TA1");
+    const ISB: u32 = tag(b"ISB");
+    const ISE: u32 = tag(b"ISE");
     let mut group: Option<(Group, Segment)> = None;
     let mut set: Option<(TransactionSet, Segment)> = None;
     let mut last_position = isa.position;
@@ -1016,11 +1126,9 @@ fn build(
                         ),
                     ));
                 }
-                if let Some(extra) = iter.next() {
-                    return Err(at(&extra, "segment after the IEA trailer"));
-                }
                 return Ok(interchange);
             }
+            TA1 | ISB | ISE => interchange.service.push(segment),
             _ => {
                 return Err(at(
                     &segment,

@@ -318,3 +318,91 @@ fn honours_dtm_time_codes_before_the_route_offset() {
     );
     assert_eq!(time_code_offset("24"), Some("-01:00"));
 }
+
+/// A payload with `n` interchanges back to back, control numbers 1 to `n`.
+fn batch(n: u32, body: &str) -> String {
+    (1..=n)
+        .map(|i| {
+            doc(body)
+                .replace("000000001", &format!("{i:09}"))
+                .replace("*7*X*", &format!("*{i}*X*"))
+                .replace("GE*1*7~", &format!("GE*1*{i}~"))
+        })
+        .collect()
+}
+
+#[test]
+fn parse_all_reads_interchanges_back_to_back() {
+    let text = batch(3, SET);
+    let all = parse_all(text.as_bytes()).unwrap();
+    assert_eq!(
+        all.iter()
+            .map(|i| i.control_number.as_ref())
+            .collect::<Vec<_>>(),
+        ["000000001", "000000002", "000000003"]
+    );
+    assert!(all.iter().all(|i| i.transaction_sets().count() == 1));
+    // Newline-delimited, the last trailer without a line break after it.
+    let lines = batch(2, SET).replace('~', "").trim_end().to_owned();
+    assert_eq!(parse_all(lines.as_bytes()).unwrap().len(), 2);
+    // One interchange is one.
+    assert_eq!(parse_all(doc(SET).as_bytes()).unwrap().len(), 1);
+}
+
+#[test]
+fn one_interchange_reader_names_the_batch_reader() {
+    let text = batch(2, SET);
+    assert_eq!(
+        err(&text),
+        "segment 9 (ISA) at line 9: a second interchange follows the IEA trailer; this reader takes one (x12::parse_all reads them all)"
+    );
+}
+
+#[test]
+fn a_batch_with_an_error_anywhere_fails_whole() {
+    let text = batch(2, SET).replacen("SE*4*0001~", "SE*5*0001~", 2);
+    let text = text.replacen("SE*5*0001~", "SE*4*0001~", 1);
+    assert_eq!(
+        parse_all(text.as_bytes()).unwrap_err().to_string(),
+        "segment 14 (SE) at line 14: SE01 counts 5 segments, the transaction set 856 0001 has 4 (ST to SE)"
+    );
+    let other = format!("{}{}", doc(SET), doc(SET).replace('>', "^"));
+    assert_eq!(
+        parse_all(other.as_bytes()).unwrap_err().to_string(),
+        "segment 9 (ISA) at line 9: interchange 2 does not use the first interchange's separators (element '*', component '>', terminator '~'); send it as a message of its own"
+    );
+    let twice = format!("{}{}", doc(SET), doc(SET));
+    assert_eq!(
+        parse_all(twice.as_bytes()).unwrap_err().to_string(),
+        "segment 9 (ISA) at line 9: interchange 2 repeats the control number 000000001 of interchange 1 from the same sender SENDER: a duplicate"
+    );
+    let trailing = format!("{}GS*X~", batch(2, SET));
+    assert_eq!(
+        parse_all(trailing.as_bytes()).unwrap_err().to_string(),
+        "segment 17 (GS) at line 17: segment after the IEA trailer"
+    );
+}
+
+#[test]
+fn interchange_service_segments_are_kept_apart_from_the_groups() {
+    let text = doc(SET).replace(
+        "GS*SH*",
+        "ISB*1~\nISE*200601*0515*04~\nTA1*000000009*260713*1200*A*000~\nGS*SH*",
+    );
+    let interchange = parse(text.as_bytes()).unwrap();
+    assert_eq!(
+        interchange
+            .service
+            .iter()
+            .map(|s| s.id.as_ref())
+            .collect::<Vec<_>>(),
+        ["ISB", "ISE", "TA1"]
+    );
+    assert_eq!(interchange.transaction_sets().count(), 1);
+    // Inside a group they are not in their place.
+    let misplaced = doc(&format!("ISB*1~\n{SET}"));
+    assert_eq!(
+        err(&misplaced),
+        "segment 3 (ISB) at line 3: expected ST or the GE trailer of the group opened at segment 2 (GS) at line 2, found ISB"
+    );
+}
