@@ -1,6 +1,9 @@
 //! X12: reads the interchange envelope (ISA/GS/ST/SE/GE/IEA), checks its counts and control
 //! numbers, and writes the 997 functional acknowledgement: one 997 per functional group, all in
-//! one `FA` group, with a `TA1` first when the interchange trailer is wrong.
+//! one `FA` group, with a `TA1` first when the interchange trailer is wrong. A payload that
+//! batches several interchanges of one partner back to back gets one 997 interchange that
+//! acknowledges the groups of all of them (and a `TA1` for each interchange whose trailer is
+//! wrong).
 
 use crate::envelope::{Acknowledgement, Inbound, Stamp, line_break, partner_token};
 
@@ -17,22 +20,35 @@ pub fn acknowledge(
     inbound: &Inbound<'_>,
     stamp: &Stamp,
 ) -> Result<Option<Acknowledgement>, String> {
-    let interchange = Interchange::read(text)?;
+    let interchanges = Interchange::read_all(text)?;
+    let interchange = &interchanges[0];
+    if let Some(other) = interchanges[1..]
+        .iter()
+        .find(|other| other.isa[5..9] != interchange.isa[5..9])
+    {
+        return Err(format!(
+            "the payload batches interchanges between different partners ({} to {}, then {} to {}); send each partner's apart",
+            interchange.isa[6].trim(),
+            interchange.isa[8].trim(),
+            other.isa[6].trim(),
+            other.isa[8].trim()
+        ));
+    }
     if stamp.number > MAX_CONTROL {
         return Err(format!(
             "control number {} does not fit ISA13 (9 digits)",
             stamp.number
         ));
     }
-    let groups: Vec<&Group<'_>> = interchange
-        .groups
+    let groups: Vec<&Group<'_>> = interchanges
         .iter()
+        .flat_map(|i| &i.groups)
         .filter(|g| g.field(1) != "FA")
         .collect();
     let Some(first) = groups.first() else {
         return Ok(None);
     };
-    let any_error = interchange.note().is_some()
+    let any_error = interchanges.iter().any(|i| i.note().is_some())
         || groups
             .iter()
             .any(|g| !g.codes().is_empty() || g.sets.iter().any(|s| !s.codes().is_empty()));
@@ -59,8 +75,11 @@ pub fn acknowledge(
         field(15),
         &d.component.to_string(),
     ]);
-    if let Some(note) = interchange.note() {
-        out.segment(&["TA1", field(13), field(9), field(10), "E", note]);
+    for each in &interchanges {
+        if let Some(note) = each.note() {
+            let field = |i: usize| each.isa.get(i).copied().unwrap_or_default();
+            out.segment(&["TA1", field(13), field(9), field(10), "E", note]);
+        }
     }
     let number = stamp.number.to_string();
     out.segment(&[
@@ -186,7 +205,28 @@ struct Set<'a> {
 }
 
 impl<'a> Interchange<'a> {
-    fn read(text: &'a str) -> Result<Self, String> {
+    /// The interchanges of a payload, one or more back to back; each reads its own ISA.
+    fn read_all(text: &'a str) -> Result<Vec<Self>, String> {
+        let (first, mut rest) = Self::read(text)?;
+        let mut all = vec![first];
+        loop {
+            let next = rest.trim_start();
+            if next.is_empty() {
+                return Ok(all);
+            }
+            // What trails the last trailer and is not another interchange is left to the
+            // mapping, whose reader refuses it (and the acknowledgement then says so).
+            if !next.starts_with("ISA") {
+                return Ok(all);
+            }
+            let (interchange, after) = Self::read(next)?;
+            all.push(interchange);
+            rest = after;
+        }
+    }
+
+    /// One interchange from its ISA, and the text after its IEA.
+    fn read(text: &'a str) -> Result<(Self, &'a str), String> {
         let element = text.chars().nth(3).ok_or("the ISA segment is truncated")?;
         if element.is_ascii_alphanumeric() || element.is_whitespace() {
             return Err(format!(
@@ -227,16 +267,20 @@ impl<'a> Interchange<'a> {
             groups: Vec::new(),
             trailer: None,
         };
-        interchange.walk(rest);
-        Ok(interchange)
+        let after = interchange.walk(rest);
+        Ok((interchange, after))
     }
 
-    /// Reads the segments after the ISA into groups and sets.
-    fn walk(&mut self, rest: &'a str) {
+    /// Reads the segments after the ISA into groups and sets, up to the IEA; returns the text
+    /// after it.
+    fn walk(&mut self, rest: &'a str) -> &'a str {
         let element = self.delimiters.element;
+        let terminator = self.delimiters.terminator;
         let mut group: Option<Group<'a>> = None;
         let mut set: Option<Set<'a>> = None;
-        for segment in rest.split(self.delimiters.terminator) {
+        let mut read = 0;
+        for segment in rest.split(terminator) {
+            read = (read + segment.len() + terminator.len_utf8()).min(rest.len());
             let segment = segment.trim_matches(|c| c == '\r' || c == '\n');
             if segment.is_empty() {
                 continue;
@@ -285,7 +329,7 @@ impl<'a> Interchange<'a> {
                     close_set(&mut group, &mut set);
                     self.groups.extend(group.take());
                     self.trailer = Some((at(1), at(2)));
-                    return;
+                    return &rest[read..];
                 }
                 tag => {
                     if let Some(open) = set.as_mut() {
@@ -299,6 +343,7 @@ impl<'a> Interchange<'a> {
         }
         close_set(&mut group, &mut set);
         self.groups.extend(group);
+        ""
     }
 
     /// The TA1 note code (I18) of an interchange trailer error: `023` no IEA, `001` IEA02 is
