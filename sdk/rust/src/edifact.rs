@@ -358,6 +358,20 @@ fn read(text: &str) -> Result<Interchange<'_>, SyntaxError> {
         }
         body = chars.as_str();
     }
+    // Said before splitting: with another syntax's separators the whole file reads as one
+    // unterminated segment, and "truncated" would send the reader the wrong way.
+    if !body.is_empty() && !body.trim_start().starts_with("UNB") {
+        let start: String = body.trim_start().chars().take(3).collect();
+        let hint = match start.as_str() {
+            "ISA" => "it starts with ISA: an X12 interchange, not EDIFACT",
+            "STX" => "it starts with STX: a TRADACOMS transmission, not EDIFACT",
+            _ => "is this an EDIFACT file?",
+        };
+        return Err(SyntaxError::new(
+            "UNB",
+            format!("the interchange does not start with UNA or UNB ({hint})"),
+        ));
+    }
     let segments = split(body, separators, &mut line)?;
     build(separators, segments)
 }

@@ -418,3 +418,21 @@ fn reads_the_character_set_the_syntax_identifier_names() {
         "Москва"
     );
 }
+
+#[test]
+fn a_payload_of_another_syntax_is_named_for_what_it_is() {
+    assert_eq!(
+        err(
+            "ISA*00*          *00*          *ZZ*SENDER         *ZZ*RECEIVER       *260714*1200*U*00401*000000001*0*T*>~\nGS*SH~"
+        ),
+        "UNB: the interchange does not start with UNA or UNB (it starts with ISA: an X12 interchange, not EDIFACT)"
+    );
+    assert_eq!(
+        err("STX=ANA:1+5000000000000:SENDER+5010000000000:RECEIVER+260714:1200+REF'"),
+        "UNB: the interchange does not start with UNA or UNB (it starts with STX: a TRADACOMS transmission, not EDIFACT)"
+    );
+    assert_eq!(
+        err("UNA:+.? '\nUNH+1+DESADV:D:96A:UN'"),
+        "UNB: the interchange does not start with UNA or UNB (is this an EDIFACT file?)"
+    );
+}
