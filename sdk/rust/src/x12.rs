@@ -875,7 +875,6 @@ fn count(segment: &Segment<'_>, n: usize, what: &str) -> Result<usize, SyntaxErr
     })
 }
 
-/// Checks the envelopes and builds the interchange.
 /// Checks the envelopes of the interchanges `segments` hold, back to back.
 fn build(
     separators: Separators,
@@ -888,7 +887,8 @@ fn build(
     };
     let mut all: Vec<Interchange<'_>> = Vec::new();
     loop {
-        let at_isa = isa.at();
+        // Where the header is, for an error about the whole interchange.
+        let (position, line) = (isa.position, isa.line);
         let interchange = build_one(separators, isa, &mut iter)?;
         // The same sender's control number twice is the same interchange sent twice: mapped
         // twice, its events would be published twice.
@@ -898,7 +898,7 @@ fn build(
                 && same_number(&other.control_number, &interchange.control_number)
         }) {
             return Err(SyntaxError::new(
-                at_isa,
+                format!("segment {position} (ISA) at line {line}"),
                 format!(
                     "interchange {} repeats the control number {} of interchange {} from the same sender {}: a duplicate",
                     all.len() + 1,
