@@ -207,7 +207,7 @@ fn split_verb<'a>(
 /// Checks every element `name` of the document against the B2MML enumeration `allowed` before
 /// anything is mapped, so an invalid value fails the document wherever it is.
 fn check_values(root: Node<'_, '_>, name: &str, allowed: &[&str]) -> Result<(), MapError> {
-    for node in in_root_namespace(root, name) {
+    for node in xml::descendants(root, name) {
         let value = xml::own_text(node).unwrap_or("");
         if !allowed.contains(&value) {
             return Err(MapError::malformed(format!(
@@ -225,14 +225,14 @@ fn check_values(root: Node<'_, '_>, name: &str, allowed: &[&str]) -> Result<(), 
 /// broken document, even where the events do not carry that time.
 fn check_times(root: Node<'_, '_>, route: &Route) -> Result<(), MapError> {
     for name in TIMES {
-        for node in in_root_namespace(root, name) {
+        for node in xml::descendants(root, name) {
             if xml::own_text(node).is_some() {
                 route.instant(node)?;
             }
         }
     }
     for (start, end) in SPANS {
-        for start in in_root_namespace(root, start) {
+        for start in xml::descendants(root, start) {
             let Some(parent) = start.parent_element() else {
                 continue;
             };
@@ -253,19 +253,6 @@ fn check_times(root: Node<'_, '_>, route: &Route) -> Result<(), MapError> {
         }
     }
     Ok(())
-}
-
-/// The elements named `name` anywhere in the document, in the root's namespace.
-fn in_root_namespace<'a, 'input>(
-    root: Node<'a, 'input>,
-    name: &'a str,
-) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
-    let namespace = root.tag_name().namespace();
-    root.descendants().filter(move |node| {
-        node.is_element()
-            && node.tag_name().name() == name
-            && node.tag_name().namespace() == namespace
-    })
 }
 
 /// Why a batch production record is not mapped (see README.md).

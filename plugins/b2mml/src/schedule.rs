@@ -72,13 +72,8 @@ pub(crate) fn map(
 /// segment depth). Several requirements for one item in one unit are added up; co-products
 /// (several items) or mixed units leave what cannot be stated as one figure out, with a warning.
 fn produced(request: Node<'_, '_>) -> Result<(Option<String>, Option<Amount>), MapError> {
-    let namespace = request.tag_name().namespace();
-    let requirements = request.descendants().filter(|node| {
-        node.is_element()
-            && node.tag_name().name() == "MaterialRequirement"
-            && node.tag_name().namespace() == namespace
-            && xml::text(*node, "MaterialUse") == Some("Produced")
-    });
+    let requirements = xml::descendants(request, "MaterialRequirement")
+        .filter(|node| xml::text(*node, "MaterialUse") == Some("Produced"));
     let mut items: Vec<Option<&str>> = Vec::new();
     let mut amounts: Vec<Option<Amount>> = Vec::new();
     for requirement in requirements {

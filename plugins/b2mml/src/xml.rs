@@ -70,6 +70,11 @@ pub(crate) fn at(node: Node<'_, '_>) -> String {
     format!("line {}, {}", line(node), node.tag_name().name())
 }
 
+/// Whether `node` is an element named `name` in `namespace`.
+fn is_named(node: &Node<'_, '_>, name: &str, namespace: Option<&str>) -> bool {
+    node.is_element() && node.tag_name().name() == name && node.tag_name().namespace() == namespace
+}
+
 /// The child elements of `node` named `name` in `node`'s own namespace (B2MML children share
 /// their parent's namespace; extension elements in other namespaces are skipped).
 pub(crate) fn children<'a, 'input: 'a>(
@@ -77,21 +82,25 @@ pub(crate) fn children<'a, 'input: 'a>(
     name: &'a str,
 ) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
     let namespace = node.tag_name().namespace();
-    node.children().filter(move |child| {
-        child.is_element()
-            && child.tag_name().name() == name
-            && child.tag_name().namespace() == namespace
-    })
+    node.children()
+        .filter(move |child| is_named(child, name, namespace))
+}
+
+/// The elements under `node`, at any depth, named `name` in `node`'s own namespace.
+pub(crate) fn descendants<'a, 'input: 'a>(
+    node: Node<'a, 'input>,
+    name: &'a str,
+) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
+    let namespace = node.tag_name().namespace();
+    node.descendants()
+        .filter(move |descendant| is_named(descendant, name, namespace))
 }
 
 /// The first child element named `name`.
 pub(crate) fn child<'a, 'input>(node: Node<'a, 'input>, name: &str) -> Option<Node<'a, 'input>> {
     let namespace = node.tag_name().namespace();
-    node.children().find(|child| {
-        child.is_element()
-            && child.tag_name().name() == name
-            && child.tag_name().namespace() == namespace
-    })
+    node.children()
+        .find(|child| is_named(child, name, namespace))
 }
 
 /// The trimmed text of the first child element named `name`; none when absent or blank.
