@@ -70,9 +70,17 @@ pub(crate) fn at(node: Node<'_, '_>) -> String {
     format!("line {}, {}", line(node), node.tag_name().name())
 }
 
-/// Whether `node` is an element named `name` in `namespace`.
-fn is_named(node: &Node<'_, '_>, name: &str, namespace: Option<&str>) -> bool {
-    node.is_element() && node.tag_name().name() == name && node.tag_name().namespace() == namespace
+/// The elements of `nodes` named `name` in `namespace`.
+fn named<'n, 'a: 'n, 'input: 'a>(
+    nodes: impl Iterator<Item = Node<'a, 'input>> + 'n,
+    name: &'n str,
+    namespace: Option<&'n str>,
+) -> impl Iterator<Item = Node<'a, 'input>> + 'n {
+    nodes.filter(move |node| {
+        node.is_element()
+            && node.tag_name().name() == name
+            && node.tag_name().namespace() == namespace
+    })
 }
 
 /// The child elements of `node` named `name` in `node`'s own namespace (B2MML children share
@@ -81,9 +89,7 @@ pub(crate) fn children<'a, 'input: 'a>(
     node: Node<'a, 'input>,
     name: &'a str,
 ) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
-    let namespace = node.tag_name().namespace();
-    node.children()
-        .filter(move |child| is_named(child, name, namespace))
+    named(node.children(), name, node.tag_name().namespace())
 }
 
 /// The elements under `node`, at any depth, named `name` in `node`'s own namespace.
@@ -91,16 +97,12 @@ pub(crate) fn descendants<'a, 'input: 'a>(
     node: Node<'a, 'input>,
     name: &'a str,
 ) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
-    let namespace = node.tag_name().namespace();
-    node.descendants()
-        .filter(move |descendant| is_named(descendant, name, namespace))
+    named(node.descendants(), name, node.tag_name().namespace())
 }
 
 /// The first child element named `name`.
 pub(crate) fn child<'a, 'input>(node: Node<'a, 'input>, name: &str) -> Option<Node<'a, 'input>> {
-    let namespace = node.tag_name().namespace();
-    node.children()
-        .find(|child| is_named(child, name, namespace))
+    named(node.children(), name, node.tag_name().namespace()).next()
 }
 
 /// The trimmed text of the first child element named `name`; none when absent or blank.
