@@ -75,23 +75,26 @@ impl Segment<'_, '_, '_, '_> {
     /// Maps the material actuals of a segment response about production, and the nested
     /// segment responses.
     fn map(&self, segment: Node<'_, '_>, events: &mut Vec<CanonicalEvent>) -> Result<(), MapError> {
-        // Actuals that state a consumption or a production, or that fail to say which.
-        let reported = xml::children(segment, "MaterialActual").any(|actual| {
-            matches!(
-                xml::text(actual, "MaterialUse"),
-                None | Some("Consumed" | "Produced")
-            )
-        });
+        // Actuals that state a consumption or a production, or that fail to say which; looked
+        // for only in a segment that is not production.
+        let reported = || {
+            xml::children(segment, "MaterialActual").any(|actual| {
+                matches!(
+                    xml::text(actual, "MaterialUse"),
+                    None | Some("Consumed" | "Produced")
+                )
+            })
+        };
         match self.form.kind(segment) {
             Kind::Production => self.map_actuals(segment, events)?,
-            Kind::Other(kind) if reported => log::info(
+            Kind::Other(kind) if reported() => log::info(
                 "material actuals of a segment about other operations than production not mapped",
                 &[
                     ("line", &xml::line(segment).to_string()),
                     ("operations-type", kind),
                 ],
             ),
-            Kind::Mixed { at } if reported => {
+            Kind::Mixed { at } if reported() => {
                 return Err(MapError::rejected(format!(
                     "{}: reports material under OperationsType Mixed ({}) without an OperationsType of its own; \
                      cannot tell whether it is production (say Production on the segment response)",
