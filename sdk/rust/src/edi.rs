@@ -53,9 +53,38 @@ impl From<SyntaxError> for MapError {
 
 /// The text of an EDI payload (EDIFACT or X12): a UTF-8 byte-order mark dropped, then UTF-8
 /// when valid, otherwise Latin-1 (both standards' classic character sets are single-byte).
-/// Borrowed exactly when the payload is UTF-8; a copy only when it was decoded from Latin-1.
-pub(crate) fn payload_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
-    crate::text::utf8_or_latin1(without_bom(bytes))
+/// Borrowed exactly when the payload is UTF-8; a copy when it was decoded.
+///
+/// A payload in UTF-16 (what Windows tools save as "Unicode" text) is decoded first: it shows
+/// by its byte-order mark, or by a NUL beside the first character (an envelope starts with the
+/// ASCII letters of `ISA`, `UNA` or `UNB`, never with a NUL). UTF-16 that does not decode is an
+/// error naming the offset.
+pub(crate) fn payload_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, SyntaxError> {
+    use encoding_rs::{Encoding, UTF_16BE, UTF_16LE};
+    let utf16 = match (Encoding::for_bom(bytes), bytes) {
+        (Some((encoding, bom)), _) if encoding == UTF_16LE || encoding == UTF_16BE => {
+            Some((encoding, bom, "as its byte-order mark says"))
+        }
+        (None, [first, 0, ..]) if *first != 0 => Some((UTF_16LE, 0, "as its first bytes show")),
+        (None, [0, second, ..]) if *second != 0 => Some((UTF_16BE, 0, "as its first bytes show")),
+        _ => None,
+    };
+    let Some((encoding, start, why)) = utf16 else {
+        return Ok(crate::text::utf8_or_latin1(without_bom(bytes)));
+    };
+    crate::text::decode(encoding, &bytes[start..])
+        .map(std::borrow::Cow::Owned)
+        .map_err(|offset| {
+            SyntaxError::new(
+                "payload",
+                format!(
+                    "the payload is not valid {} ({why}): the bytes at offset {} are not a {} character",
+                    encoding.name(),
+                    start + offset,
+                    encoding.name()
+                ),
+            )
+        })
 }
 
 /// The payload without a leading UTF-8 byte-order mark.

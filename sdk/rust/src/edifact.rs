@@ -8,8 +8,9 @@
 //! segments. A missing or wrong trailer, or a truncated interchange, is an [`SyntaxError`] that
 //! names the segment; there is never a partial result.
 //!
-//! Tolerated: a UTF-8 byte-order mark, and CR/LF between (or inside) segments: line breaks are not
-//! data in EDIFACT, so unescaped ones are dropped.
+//! Tolerated: a UTF-8 byte-order mark, a payload in UTF-16 (by its byte-order mark or the NUL
+//! beside its first letter), and CR/LF between (or inside) segments: line breaks are not data in
+//! EDIFACT, so unescaped ones are dropped.
 //!
 //! Numbers use the interchange's decimal mark: [`Interchange::decimal`] turns `12,5` into `12.5`
 //! when the `UNA` says `,`.
@@ -265,8 +266,10 @@ fn at(segment: &Segment<'_>, reason: impl Into<String>) -> SyntaxError {
 /// European, Cyrillic, Greek...), anything else (levels A to C) is read as Latin-1, which every
 /// byte is, so nothing is ever lost.
 pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, SyntaxError> {
-    let text = match crate::edi::payload_text(bytes) {
-        // Not UTF-8, so decoded as Latin-1: the syntax level may name another character set.
+    let text = match crate::edi::payload_text(bytes)? {
+        // Decoded (from Latin-1, or UTF-16): a Latin-1 reading gives way to the character set
+        // the syntax level names. The envelope of a UTF-16 payload is not ASCII bytes, so its
+        // syntax level is not found there and its decoding stands.
         Cow::Owned(latin1) => Cow::Owned(syntax_level_text(bytes).unwrap_or(latin1)),
         utf8 => utf8,
     };

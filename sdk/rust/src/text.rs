@@ -44,7 +44,7 @@ pub fn utf8_or_latin1(bytes: &[u8]) -> Cow<'_, str> {
 /// is borrowed (after its byte-order mark, if it has one); anything else is decoded once into a
 /// `String`.
 pub fn xml_document(bytes: &[u8]) -> Result<Cow<'_, str>, MapError> {
-    use encoding_rs::{DecoderResult, Encoding, UTF_8, UTF_16BE, UTF_16LE};
+    use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
 
     let (encoding, start, why) = match Encoding::for_bom(bytes) {
         Some((encoding, bom)) => (encoding, bom, "as its byte-order mark says"),
@@ -89,6 +89,17 @@ pub fn xml_document(bytes: &[u8]) -> Result<Cow<'_, str>, MapError> {
             .map(Cow::Borrowed)
             .map_err(|error| not_valid(start + error.valid_up_to()));
     }
+    decode(encoding, body)
+        .map(Cow::Owned)
+        .map_err(|offset| not_valid(start + offset))
+}
+
+/// `body` decoded from `encoding` (its byte-order mark, if any, already cut off), or the offset
+/// in `body` of the first bytes that are not a character of it.
+pub(crate) fn decode(
+    encoding: &'static encoding_rs::Encoding,
+    body: &[u8],
+) -> Result<String, usize> {
     let mut decoder = encoding.new_decoder_without_bom_handling();
     let mut text = String::with_capacity(body.len() + body.len() / 2);
     let mut read = 0;
@@ -97,12 +108,10 @@ pub fn xml_document(bytes: &[u8]) -> Result<Cow<'_, str>, MapError> {
             decoder.decode_to_string_without_replacement(&body[read..], &mut text, true);
         read += used;
         match result {
-            DecoderResult::InputEmpty => return Ok(Cow::Owned(text)),
-            DecoderResult::OutputFull => text.reserve(2 * (body.len() - read) + 16),
-            DecoderResult::Malformed(bad, after) => {
-                return Err(not_valid(
-                    start + read - usize::from(bad) - usize::from(after),
-                ));
+            encoding_rs::DecoderResult::InputEmpty => return Ok(text),
+            encoding_rs::DecoderResult::OutputFull => text.reserve(2 * (body.len() - read) + 16),
+            encoding_rs::DecoderResult::Malformed(bad, after) => {
+                return Err(read - usize::from(bad) - usize::from(after));
             }
         }
     }

@@ -6,12 +6,14 @@
 //! an [`SyntaxError`] that names the segment; there is never a partial result.
 //!
 //! Tolerated, because real gateways send them:
-//! - a UTF-8 byte-order mark and leading blank lines;
+//! - a UTF-8 byte-order mark and leading blank lines; a payload in UTF-16 (as Windows tools save
+//!   "Unicode" text), by its byte-order mark or the NUL beside its first letter;
 //! - CR/LF after segment terminators, and files hard-wrapped at a fixed width: when the segment
 //!   terminator is not a line break, line breaks are not data and are dropped everywhere;
 //! - newline-delimited files, whose segment terminator *is* the line break (`ISA16` is followed by
-//!   CR or LF), also when the last line (a complete `IEA` trailer) has no line break after it; a
-//!   file that ends in the middle of a segment is still truncated;
+//!   CR or LF, or by spaces and then CR or LF: padded lines), also when the last line (a complete
+//!   `IEA` trailer) has no line break after it; a file that ends in the middle of a segment is
+//!   still truncated;
 //! - `ISA` fields that are not padded to their fixed widths: the header is read element by
 //!   element (the element separator is the byte after `ISA`, the component separator is `ISA16`,
 //!   the segment terminator the character right after it), not by fixed columns;
@@ -414,7 +416,7 @@ fn at(segment: &Segment<'_>, reason: impl Into<String>) -> SyntaxError {
 /// The bytes are decoded as UTF-8 when valid, otherwise as Latin-1 (X12's extended character set
 /// is single-byte). See the module documentation for what is tolerated and what is checked.
 pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, SyntaxError> {
-    match crate::edi::payload_text(bytes) {
+    match crate::edi::payload_text(bytes)? {
         Cow::Borrowed(text) => read(text, One).and_then(first),
         Cow::Owned(text) => read(&text, One)
             .and_then(first)
@@ -427,7 +429,7 @@ pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, SyntaxError> {
 /// checks one; any error fails the whole payload. The later interchanges must use the first
 /// one's separators.
 pub fn parse_all(bytes: &[u8]) -> Result<Vec<Interchange<'_>>, SyntaxError> {
-    match crate::edi::payload_text(bytes) {
+    match crate::edi::payload_text(bytes)? {
         Cow::Borrowed(text) => read(text, All),
         Cow::Owned(text) => {
             read(&text, All).map(|all| all.into_iter().map(Interchange::into_owned).collect())
@@ -490,9 +492,18 @@ fn read_header(text: &str) -> Result<Separators, SyntaxError> {
         return Err(header("the ISA header is truncated before ISA16"));
     };
     // The terminator is the character right after ISA16; a line break there makes a
-    // newline-delimited file.
+    // newline-delimited file. So do spaces there before a line break: the lines are padded,
+    // and a space cannot end segments anyway when ISA02 and ISA04 are blank.
     let segment = match rest.next() {
         Some('\r') | Some('\n') => '\n',
+        Some(' ' | '\t')
+            if matches!(
+                rest.clone().find(|c| *c != ' ' && *c != '\t'),
+                Some('\r' | '\n')
+            ) =>
+        {
+            '\n'
+        }
         Some(c) => c,
         None => {
             return Err(header(
@@ -609,8 +620,9 @@ fn split_segments(text: &str) -> Result<(Separators, Vec<Segment<'_>>), SyntaxEr
         split_terminated(body, &mut line, &mut collected)?
     };
     // A newline-delimited file may end without a final line break: a complete IEA trailer
-    // (two elements, the ISA13 control number) at the end of the file is accepted as the last
-    // segment. Anything else there was cut off in the middle.
+    // (two elements, a control number as long as ISA13) at the end of the file is accepted as
+    // the last segment, and checked against its ISA as any trailer is. Anything else there was
+    // cut off in the middle.
     let mut current = current;
     if separators.segment == '\n' && is_complete_trailer(&current, &collected) {
         collected.push(std::mem::take(&mut current), segment_line);
@@ -644,7 +656,8 @@ fn split_lines<'a>(
 ) -> (Cow<'a, str>, usize) {
     let mut rest = body;
     while let Some((at, c)) = next_stop(rest, '\n') {
-        let text = &rest[..at];
+        // Spaces before the line break pad the line; they are not data.
+        let text = rest[..at].trim_end_matches([' ', '\t']);
         if !text.trim().is_empty() {
             collected.push(Cow::Borrowed(text), *line);
         }
@@ -653,7 +666,7 @@ fn split_lines<'a>(
         }
         rest = &rest[at + 1..];
     }
-    (Cow::Borrowed(rest), *line)
+    (Cow::Borrowed(rest.trim_end_matches([' ', '\t'])), *line)
 }
 
 /// Collects the segments of a file with a segment terminator (line breaks anywhere are wraps,
@@ -709,7 +722,9 @@ fn split_terminated<'a>(
     Ok((current, segment_line))
 }
 
-/// Whether `text` is the whole `IEA` trailer of the interchange whose `ISA` was collected last.
+/// Whether `text` is a whole `IEA` trailer of the interchange whose `ISA` was collected last:
+/// two elements, the second as long as `ISA13` (the fixed-width control number a cut file
+/// would have shortened). Whether the numbers agree is the trailer check's to say.
 fn is_complete_trailer(text: &str, collected: &Collected<'_>) -> bool {
     let mut elements = text.trim().split(collected.separators.element);
     // The interchange it closes is the last one opened.
@@ -727,9 +742,7 @@ fn is_complete_trailer(text: &str, collected: &Collected<'_>) -> bool {
         elements.next(),
     ) {
         (Some("IEA"), Some(count), Some(control), None) => {
-            !count.trim().is_empty()
-                && control.trim().len() == isa13.trim().len()
-                && same_number(control, isa13)
+            !count.trim().is_empty() && control.trim().len() == isa13.trim().len()
         }
         _ => false,
     }
@@ -1267,16 +1280,40 @@ pub fn check_totals<'a, 'b: 'a>(
     quantities: impl IntoIterator<Item = &'a Segment<'b>>,
     element: usize,
 ) -> Result<(), crate::MapError> {
+    let lines = set.segments.iter().filter(|s| s.is(line_id)).count();
+    check_totals_against(set, &[(line_id, lines)], quantities, element)
+}
+
+/// [`check_totals`] for a document whose partners count `CTT01` in more than one way: it must
+/// equal one of `counts`, each a count and what it counts (an 856's `CTT01` counts every `HL`
+/// level by the standard's note, only the item levels in some automotive guides).
+pub fn check_totals_against<'a, 'b: 'a>(
+    set: &TransactionSet<'_>,
+    counts: &[(&str, usize)],
+    quantities: impl IntoIterator<Item = &'a Segment<'b>>,
+    element: usize,
+) -> Result<(), crate::MapError> {
     let Some(ctt) = set.segments.iter().find(|s| s.is("CTT")) else {
         return Ok(());
     };
-    let lines = set.segments.iter().filter(|s| s.is(line_id)).count();
     let declared = ctt.trimmed(1);
-    if !declared.is_empty() && declared.parse::<usize>().ok() != Some(lines) {
-        return Err(crate::MapError::malformed(format!(
-            "{}: CTT01 counts {declared} {line_id} lines, the transaction set has {lines}",
-            ctt.at()
-        )));
+    let number = declared.parse::<usize>().ok();
+    if !declared.is_empty() && !counts.iter().any(|(_, lines)| number == Some(*lines)) {
+        return Err(crate::MapError::malformed(match counts {
+            [(what, lines)] => format!(
+                "{}: CTT01 counts {declared} {what} lines, the transaction set has {lines}",
+                ctt.at()
+            ),
+            _ => format!(
+                "{}: CTT01 counts {declared} lines, the transaction set has {}",
+                ctt.at(),
+                counts
+                    .iter()
+                    .map(|(what, lines)| format!("{lines} {what} lines"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
+        }));
     }
     let hash = ctt.trimmed(2);
     if hash.is_empty() {

@@ -66,6 +66,27 @@ fn tolerates_bom_and_line_breaks() {
     assert_eq!(interchange.messages[0].segments[1].line, 5);
 }
 
+/// UTF-16, as Windows tools save "Unicode" text: decoded by its byte-order mark, or by the NUL
+/// beside its first letter.
+#[test]
+fn a_utf16_payload_is_decoded() {
+    let text = doc(MSG);
+    let utf8 = parse(text.as_bytes()).unwrap();
+    let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let be_bom: Vec<u8> = [0xFE, 0xFF]
+        .into_iter()
+        .chain(text.encode_utf16().flat_map(u16::to_be_bytes))
+        .collect();
+    assert_eq!(parse(&le).unwrap(), utf8);
+    assert_eq!(parse(&be_bom).unwrap(), utf8);
+    // Cut in the middle of a character.
+    assert!(err_bytes(&le[..le.len() - 1]).contains("not valid UTF-16LE"));
+}
+
+fn err_bytes(bytes: &[u8]) -> String {
+    parse(bytes).unwrap_err().to_string()
+}
+
 /// The staedi sample as published: its UNT says 21 segments, the message has 18, so the strict
 /// reader refuses it; with the count corrected it reads as one ORDERS message in a UNG group.
 #[test]

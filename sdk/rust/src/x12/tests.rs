@@ -260,6 +260,56 @@ fn a_newline_delimited_file_may_end_without_a_final_line_break() {
     }
     // A tilde-terminated file without its last terminator stays truncated.
     assert!(err(&doc(SET).replace("IEA*1*000000001~\n", "IEA*1*000000001")).contains("truncated"));
+    // A whole trailer whose number is not ISA13's is that error, not a truncation.
+    assert_eq!(
+        err(&text.replace("IEA|1|000000002", "IEA|1|000000009")),
+        "segment 7 (IEA) at line 7: IEA02 control number '000000009' differs from ISA13 '000000002'"
+    );
+}
+
+/// Lines padded with a space before their line break (OopFactory X12Parser's
+/// `Example4_Adobe_ShrinkWrapped` purchase order, whose last line has no line break): the
+/// character after ISA16 is a space, but the lines are the segments. A space could not end them:
+/// it stands in ISA02 and ISA04.
+#[test]
+fn padded_lines_are_a_newline_delimited_file() {
+    let padded = doc(SET).replace("~\n", " \r\n");
+    let interchange = parse(padded.as_bytes()).unwrap();
+    assert_eq!(interchange.separators.segment, '\n');
+    assert_eq!(
+        interchange,
+        parse(doc(SET).replace('~', "").as_bytes()).unwrap()
+    );
+    // The spaces are padding, not the last element's data.
+    let (_, set) = interchange.transaction_sets().next().unwrap();
+    assert_eq!(set.segments[1].element(3), "PART>A");
+    let trimmed = padded.trim_end();
+    assert_eq!(parse(trimmed.as_bytes()).unwrap(), interchange);
+    let error = err(&trimmed[..trimmed.len() - 1]);
+    assert!(error.contains("truncated"), "{error}");
+}
+
+/// UTF-16 as Windows tools write "Unicode" text (OopFactory X12Parser's
+/// `837P/5010/UnicodeExample`): with a byte-order mark or without, little- or big-endian.
+#[test]
+fn a_utf16_payload_is_decoded() {
+    let text = doc(SET);
+    let utf8 = parse(text.as_bytes()).unwrap();
+    let le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    let le_bom = [&[0xFF, 0xFE][..], &le].concat();
+    let be_bom = [&[0xFE, 0xFF][..], &be].concat();
+    for payload in [&le, &be, &le_bom, &be_bom] {
+        assert_eq!(parse(payload).unwrap(), utf8);
+        assert_eq!(parse_all(payload).unwrap(), vec![utf8.clone()]);
+    }
+    // An unpaired surrogate is named, with its offset.
+    let mut broken = le.clone();
+    broken.splice(20..20, [0x00, 0xD8, b'A', 0x00]);
+    assert_eq!(
+        parse(&broken).unwrap_err().to_string(),
+        "payload: the payload is not valid UTF-16LE (as its first bytes show): the bytes at offset 20 are not a UTF-16LE character"
+    );
 }
 
 #[test]
@@ -289,6 +339,30 @@ fn checks_ctt_totals_when_present() {
             .unwrap_err()
             .message()
             .contains("CTT02 hash total is 8, the QTY02 quantities add up to 7.5")
+    );
+}
+
+#[test]
+fn ctt01_may_be_held_to_one_of_several_counts() {
+    let text = doc("ST*856*0001~HL*1**S~HL*2*1*I~SN1**5*EA~HL*3*1*I~SN1**2*EA~CTT*2*7~SE*8*0001~");
+    let interchange = parse(text.as_bytes()).unwrap();
+    let (_, set) = interchange.transaction_sets().next().unwrap();
+    let quantities = || set.segments.iter().filter(|s| s.id == "SN1");
+    let counts = |all, items| [("HL", all), ("item-level HL", items)];
+    assert!(check_totals_against(set, &counts(3, 2), quantities(), 2).is_ok());
+    assert!(check_totals_against(set, &counts(2, 1), quantities(), 2).is_ok());
+    assert_eq!(
+        check_totals_against(set, &counts(3, 1), quantities(), 2)
+            .unwrap_err()
+            .message(),
+        "segment 9 (CTT) at line 3: CTT01 counts 2 lines, the transaction set has 3 HL lines and 1 item-level HL lines"
+    );
+    // The hash total is checked whichever count CTT01 matched.
+    assert!(
+        check_totals_against(set, &counts(3, 2), quantities().take(1), 2)
+            .unwrap_err()
+            .message()
+            .contains("CTT02 hash total is 7, the SN102 quantities add up to 5")
     );
 }
 
