@@ -17,9 +17,17 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     for interchange in x12::parse_all(&msg.payload)? {
         for set in interchange.transaction_sets_of("856", "an 856 ship notice") {
             let set = set?;
-            // CTT counts the HL levels and, when it has a hash total, sums the item level SN1s (the
-            // packs under an item break its quantity down).
-            x12::check_totals(set, "HL", item_quantities(set), 2)?;
+            // CTT counts the HL levels (the standard's note) or only the item levels (as some
+            // automotive guides have it) and, when it has a hash total, sums the item level SN1s
+            // (the packs under an item break its quantity down).
+            let levels = set.segments.iter().filter(|s| s.is("HL"));
+            let items = levels.clone().filter(|s| s.trimmed(3) == "I").count();
+            x12::check_totals_against(
+                set,
+                &[("HL", levels.count()), ("item-level HL", items)],
+                item_quantities(set),
+                2,
+            )?;
             let notice = ship_notice(
                 &interchange,
                 set,
