@@ -1,6 +1,8 @@
 //! What both syntaxes share: the inbound outcome, the control number and time the host allots,
 //! the acknowledgement made, and reading the raw bytes as text.
 
+use std::borrow::Cow;
+
 /// What became of the raw document on its inbound route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inbound<'a> {
@@ -93,11 +95,47 @@ pub struct Acknowledgement {
 }
 
 /// The payload as text, without a byte-order mark or leading blank lines. EDI envelopes are
-/// ASCII; a payload that is not UTF-8 has no envelope this plugin can echo faithfully.
-pub fn text(payload: &[u8]) -> Result<&str, String> {
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| format!("the interchange is not ASCII or UTF-8 text: {e}"))?;
-    Ok(text.trim_start_matches('\u{feff}').trim_start())
+/// ASCII; a payload that is not UTF-8 has no envelope this plugin can echo faithfully, unless it
+/// is UTF-16 (as Windows tools save "Unicode" text), which the mapping readers decode too: by
+/// its byte-order mark, or by the NUL beside its first letter.
+pub fn text(payload: &[u8]) -> Result<Cow<'_, str>, String> {
+    let utf16 = match payload {
+        [0xFF, 0xFE, rest @ ..] => Some((rest, false)),
+        [0xFE, 0xFF, rest @ ..] => Some((rest, true)),
+        [first, 0, ..] if *first != 0 => Some((payload, false)),
+        [0, second, ..] if *second != 0 => Some((payload, true)),
+        _ => None,
+    };
+    let text = match utf16 {
+        Some((bytes, big_endian)) => Cow::Owned(utf16_text(bytes, big_endian)?),
+        None => Cow::Borrowed(
+            std::str::from_utf8(payload)
+                .map_err(|e| format!("the interchange is not ASCII or UTF-8 text: {e}"))?,
+        ),
+    };
+    Ok(match text {
+        Cow::Borrowed(text) => Cow::Borrowed(text.trim_start_matches('\u{feff}').trim_start()),
+        Cow::Owned(text) => Cow::Owned(text.trim_start_matches('\u{feff}').trim_start().to_owned()),
+    })
+}
+
+/// UTF-16 bytes as text, or the error naming where they stop being UTF-16.
+fn utf16_text(bytes: &[u8], big_endian: bool) -> Result<String, String> {
+    let units = bytes.chunks(2).map(|pair| match (pair, big_endian) {
+        ([high, low], true) | ([low, high], false) => u16::from_be_bytes([*high, *low]),
+        // An odd byte at the end: no code unit, so not UTF-16.
+        _ => 0xDC00,
+    });
+    let mut text = String::with_capacity(bytes.len() / 2);
+    for (unit, c) in char::decode_utf16(units).enumerate() {
+        text.push(c.map_err(|_| {
+            format!(
+                "the interchange is UTF-16 but not valid: the code unit at byte {} is not a character",
+                2 * unit
+            )
+        })?);
+    }
+    Ok(text)
 }
 
 /// A partner id as the last token of `ack.<route>.<partner>`: trimmed, anything but letters,

@@ -20,6 +20,7 @@ pub fn acknowledge(
     stamp: &Stamp,
 ) -> Result<Option<Acknowledgement>, String> {
     let text = envelope::text(payload)?;
+    let text: &str = &text;
     if text.starts_with("ISA") {
         x12::acknowledge(text, inbound, stamp)
     } else if text.starts_with("UNA") || text.starts_with("UNB") {

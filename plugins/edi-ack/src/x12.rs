@@ -239,8 +239,21 @@ impl<'a> Interchange<'a> {
             .nth(15)
             .ok_or("the ISA segment has fewer than 16 elements")?;
         let mut after = text[sixteenth + element.len_utf8()..].chars();
-        let (Some(component), Some(terminator)) = (after.next(), after.next()) else {
+        let (Some(component), Some(mut terminator)) = (after.next(), after.next()) else {
             return Err("the ISA segment is truncated".into());
+        };
+        // Spaces after ISA16 and then a line break: padded lines, the lines are the segments
+        // (as the mapping readers take them).
+        let padding = if matches!(terminator, ' ' | '\t')
+            && matches!(after.find(|c| *c != ' ' && *c != '\t'), Some('\r' | '\n'))
+        {
+            let skipped = text[sixteenth + element.len_utf8() + component.len_utf8()..]
+                .find(['\r', '\n'])
+                .unwrap_or_default();
+            terminator = '\n';
+            skipped
+        } else {
+            0
         };
         if terminator.is_ascii_alphanumeric() || terminator == ' ' || terminator == element {
             return Err(format!(
@@ -249,7 +262,7 @@ impl<'a> Interchange<'a> {
         }
         let isa_end = sixteenth + element.len_utf8() + component.len_utf8();
         let isa: Vec<&str> = text[..isa_end].split(element).collect();
-        let rest = &text[isa_end + terminator.len_utf8()..];
+        let rest = &text[isa_end + padding + terminator.len_utf8()..];
         let line = match terminator {
             '\n' => "",
             '\r' if rest.starts_with('\n') => "\n",
@@ -281,7 +294,11 @@ impl<'a> Interchange<'a> {
         let mut read = 0;
         for segment in rest.split(terminator) {
             read = (read + segment.len() + terminator.len_utf8()).min(rest.len());
-            let segment = segment.trim_matches(|c| c == '\r' || c == '\n');
+            let mut segment = segment.trim_matches(|c| c == '\r' || c == '\n');
+            if terminator == '\n' {
+                // The spaces that pad a line are not data.
+                segment = segment.trim_end_matches([' ', '\t']);
+            }
             if segment.is_empty() {
                 continue;
             }
