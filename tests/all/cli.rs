@@ -200,6 +200,159 @@ fn plugin_run_prints_events_or_the_map_error() {
     }
 }
 
+/// A component of another world, or built against a WIT version this host does not serve, is
+/// refused with what it is and what it imports.
+#[test]
+fn a_component_of_another_world_or_wit_version_is_named_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "ok 1").unwrap();
+    let component = |relative: &str| {
+        let located = millrace::registry::LocalPlugin::locate(&plugin(relative)).unwrap();
+        std::fs::read(located.component).unwrap()
+    };
+    // The same component with every `@1.0.0` of its millrace:mapping names made `@9.0.0` (the
+    // same length, so the binary stays valid): built against a version no host serves yet.
+    let future = String::from_utf8_lossy(&component("tests/guests/misbehave"))
+        .contains("millrace:mapping/host@1.0.0")
+        .then(|| {
+            let mut bytes = component("tests/guests/misbehave");
+            for name in ["host", "types", "canonical"] {
+                let old = format!("millrace:mapping/{name}@1.0.0");
+                let new = format!("millrace:mapping/{name}@9.0.0");
+                while let Some(at) = bytes.windows(old.len()).position(|w| w == old.as_bytes()) {
+                    bytes[at..at + old.len()].copy_from_slice(new.as_bytes());
+                }
+            }
+            bytes
+        })
+        .expect("misbehave is built against millrace:mapping@1.0.0");
+    let wasm = dir.path().join("p.wasm");
+    for (bytes, needles) in [
+        (
+            component("plugins/edi-ack"),
+            &["it exports `acknowledge`: it is an acknowledger, which maps no raw messages"][..],
+        ),
+        (
+            future,
+            &[
+                "of no served millrace:mapping version: rebuild it against one of those",
+                "millrace:mapping/host@9.0.0",
+                "millrace:mapping/types@9.0.0",
+                "millrace:mapping/canonical@9.0.0",
+            ][..],
+        ),
+        (
+            b"\0asm\x0d\0\x01\0".to_vec(),
+            &[
+                "it imports no millrace:mapping interface, so it was not built against this host's WIT",
+            ][..],
+        ),
+    ] {
+        std::fs::write(&wasm, bytes).unwrap();
+        let o = millrace(&[
+            "plugin",
+            "run",
+            wasm.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ]);
+        assert_clean_failure(&o, "does not fit a world this host serves");
+        for needle in needles {
+            assert_clean_failure(&o, needle);
+        }
+    }
+}
+
+/// An acknowledger and an outbound plugin are not mappers: `plugin run` calls what they export
+/// instead of refusing them as components that fit no world.
+#[test]
+fn plugin_run_acknowledges_an_interchange_or_renders_an_event() {
+    let ack = plugin("plugins/edi-ack");
+    let asn = root().join("plugins/x12-856/fixtures/856.edi");
+    let run_ack = |input: &std::path::Path, extra: &[&str]| {
+        let mut args = vec![
+            "plugin",
+            "run",
+            ack.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        millrace(&args)
+    };
+    // Byte for byte the fixture's acknowledgement, for the same control number and time.
+    let o = run_ack(
+        &asn,
+        &["--control-number", "1002", "--now", "2026-11-30T04:05:00Z"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        o.stdout,
+        std::fs::read(root().join("plugins/edi-ack/fixtures/x12-856-accepted.ack")).unwrap()
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("acknowledgement for partner 4405197800"));
+    // What became of it inbound is the acknowledgement's verdict.
+    let o = run_ack(
+        &asn,
+        &["--inbound", "failed:malformed-input: SN103 'XX' is no unit"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("AK5*R"),
+        "{}",
+        text(&o)
+    );
+    // An acknowledgement is not acknowledged.
+    let o = run_ack(
+        &root().join("plugins/edi-ack/fixtures/x12-997-not-acknowledged.edi"),
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        o.stdout.is_empty() && text(&o).contains("no acknowledgement"),
+        "{}",
+        text(&o)
+    );
+    let garbage = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(garbage.path(), "hello").unwrap();
+    assert_clean_failure(&run_ack(garbage.path(), &[]), "acknowledge error: ");
+    assert_clean_failure(
+        &run_ack(&asn, &["--inbound", "mapped"]),
+        "neither mapped:N nor failed:REASON",
+    );
+
+    // An outbound plugin renders the event of a case file (or a bare CloudEvent).
+    let poster = plugin("plugins/erp-postings");
+    let case = root().join("plugins/erp-postings/fixtures/completion-101-posted.json");
+    let fixture: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&case).unwrap()).unwrap();
+    let event = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(event.path(), fixture["event"].to_string()).unwrap();
+    for input in [case.as_path(), event.path()] {
+        let o = millrace(&[
+            "plugin",
+            "run",
+            poster.to_str().unwrap(),
+            input.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let requests: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(requests, fixture["requests"].as_array().unwrap().clone());
+    }
+    let o = millrace(&[
+        "plugin",
+        "run",
+        poster.to_str().unwrap(),
+        asn.to_str().unwrap(),
+    ]);
+    assert_clean_failure(
+        &o,
+        "is not JSON: an outbound plugin renders a canonical event",
+    );
+}
+
 #[test]
 fn plugins_are_granted_nothing() {
     let dir = plugin("tests/guests/misbehave");

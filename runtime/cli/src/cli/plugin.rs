@@ -10,10 +10,13 @@ use clap::Subcommand;
 
 use millrace::canonical::MappedEvent;
 use millrace::config::{Config, Limits};
+use millrace::posting::CanonicalEvent;
 use millrace::registry::store::{Registry, VersionRecord};
 use millrace::registry::{FixtureSettings, LocalPlugin, fixtures};
 use millrace::rules::ownership::OwnershipPolicy;
-use millrace::sandbox::{RouteContext, Sandbox};
+use millrace::sandbox::{
+    AckControl, InboundOutcome, RawMessage, RouteContext, Sandbox, Session, World,
+};
 
 /// Plugin commands.
 #[derive(Debug, Subcommand)]
@@ -21,12 +24,26 @@ pub enum PluginCommand {
     /// Maps one input file and prints the canonical events as JSON lines, or the map error
     /// (exit status 1), through the pipeline's mapping stage: the retries and rules (output
     /// size, validity, and with --config the host's ownership rules) live traffic meets. The
-    /// plugin folder is built first when needed.
+    /// plugin folder is built first when needed. An outbound plugin renders a canonical event
+    /// (its CloudEvent JSON, or an outbound fixture) and prints the requests as JSON lines; an
+    /// acknowledger prints the acknowledgement of a raw interchange (see --inbound).
     Run {
         /// A plugin folder (with plugin.toml) or a .wasm component.
         plugin: PathBuf,
-        /// The raw message payload.
+        /// The raw message payload (for an outbound plugin, the event).
         input: PathBuf,
+        /// For an acknowledger: what became of the interchange inbound, `mapped:N` (mapped into
+        /// N events) or `failed:REASON` (dead-lettered, e.g. `failed:malformed-input: SE01
+        /// counts 30 segments, the set has 31`).
+        #[arg(long, value_name = "OUTCOME", default_value = "mapped:1", value_parser = parse_inbound)]
+        inbound: InboundOutcome,
+        /// For an acknowledger: the control number it is given.
+        #[arg(long, value_name = "N", default_value_t = 1)]
+        control_number: u64,
+        /// For an acknowledger: the time it is given, RFC 3339 in UTC (default: now), e.g. to
+        /// write a fixture's expected acknowledgement.
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
         /// A route configuration value the plugin can read, e.g. --set site=PLANT1; repeatable.
         /// Starts from the manifest's [fixtures.config].
         #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -96,6 +113,20 @@ pub enum PluginCommand {
     },
 }
 
+fn parse_inbound(text: &str) -> Result<InboundOutcome, String> {
+    match text.split_once(':') {
+        Some(("mapped", events)) => events
+            .trim()
+            .parse()
+            .map(InboundOutcome::Mapped)
+            .map_err(|_| format!("`{events}` is not a number of events")),
+        Some(("failed", reason)) if !reason.trim().is_empty() => {
+            Ok(InboundOutcome::Failed(reason.trim().to_owned()))
+        }
+        _ => Err(format!("`{text}` is neither mapped:N nor failed:REASON")),
+    }
+}
+
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     text.split_once('=')
         .filter(|(k, _)| !k.is_empty())
@@ -109,12 +140,24 @@ pub async fn run(command: PluginCommand) -> anyhow::Result<ExitCode> {
         PluginCommand::Run {
             plugin,
             input,
+            inbound,
+            control_number,
+            now,
             set,
             subject,
             config,
         } => {
             let ownership = host_rules(config.as_deref())?;
-            blocking(move || run_one(&plugin, &input, set, subject, &ownership)).await
+            let run = RunOne {
+                set,
+                subject,
+                inbound,
+                control: AckControl {
+                    number: control_number,
+                    now: now.unwrap_or_else(millrace::acknowledgements::now),
+                },
+            };
+            blocking(move || run_one(&plugin, &input, run, &ownership)).await
         }
         PluginCommand::Test { plugin, config } => {
             let ownership = host_rules(config.as_deref())?;
@@ -168,11 +211,18 @@ fn host_rules(config: Option<&Path>) -> anyhow::Result<OwnershipPolicy> {
     })
 }
 
+/// What `plugin run` gives the plugin besides its input.
+struct RunOne {
+    set: Vec<(String, String)>,
+    subject: Option<String>,
+    inbound: InboundOutcome,
+    control: AckControl,
+}
+
 fn run_one(
     plugin_path: &Path,
     input: &Path,
-    set: Vec<(String, String)>,
-    subject: Option<String>,
+    run: RunOne,
     ownership: &OwnershipPolicy,
 ) -> anyhow::Result<ExitCode> {
     let payload =
@@ -184,14 +234,30 @@ fn run_one(
         .map(|m| m.fixtures.clone())
         .unwrap_or_default();
     let mut config = settings.config;
-    config.extend(set);
-    let component = plugin.load(&sandbox()?)?;
+    config.extend(run.set);
     let route = RouteContext {
         route: "cli".into(),
         config: Arc::new(config),
         limits: Limits::default(),
     };
-    let input = fixtures::fixture_input(&subject.unwrap_or(settings.subject), payload);
+    let subject = run.subject.unwrap_or(settings.subject);
+    if plugin
+        .manifest
+        .as_ref()
+        .is_some_and(|m| m.is_acknowledger())
+    {
+        let raw = RawMessage {
+            subject,
+            headers: Vec::new(),
+            payload,
+        };
+        return acknowledge_one(plugin_path, &route, &raw, &run.inbound, &run.control);
+    }
+    let component = plugin.load(&sandbox()?)?;
+    if component.world == World::Poster {
+        return render_one(&component, &route, &payload, input);
+    }
+    let input = fixtures::fixture_input(&subject, payload);
     match fixtures::rehearsal(&component, &route, ownership)
         .map(&input)
         .0
@@ -202,6 +268,72 @@ fn run_one(
         }
         Err(failure) => {
             eprintln!("map error ({}): {}", failure.kind(), failure.message());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `plugin run` for an acknowledger: the acknowledgement's bytes on stdout, its partner on
+/// stderr; none, or the plugin's refusal (exit status 1), said on stderr.
+fn acknowledge_one(
+    plugin_path: &Path,
+    route: &RouteContext,
+    raw: &RawMessage,
+    inbound: &InboundOutcome,
+    control: &AckControl,
+) -> anyhow::Result<ExitCode> {
+    let component = millrace::acknowledgements::load_local(&sandbox()?, plugin_path)?;
+    match component.acknowledge(route, raw, inbound, control) {
+        Ok(Some(ack)) => {
+            eprintln!("acknowledgement for partner {}:", ack.partner);
+            // Byte for byte, as the partner would receive it (and a fixture's `.ack` holds it).
+            std::io::stdout().lock().write_all(&ack.document)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(None) => {
+            eprintln!("no acknowledgement: the plugin answers none for this document");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("acknowledge error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// `plugin run` for an outbound plugin: the requests it renders for the event in `payload` (a
+/// CloudEvent, or an outbound fixture whose `event` it takes) as JSON lines, or the render
+/// error (exit status 1).
+fn render_one(
+    component: &millrace::sandbox::PluginComponent,
+    route: &RouteContext,
+    payload: &[u8],
+    input: &Path,
+) -> anyhow::Result<ExitCode> {
+    let mut json: serde_json::Value = serde_json::from_slice(payload).with_context(|| {
+        format!(
+            "{} is not JSON: an outbound plugin renders a canonical event (its CloudEvent)",
+            input.display()
+        )
+    })?;
+    if json.get("specversion").is_none()
+        && let Some(event) = json.get_mut("event")
+    {
+        json = event.take();
+    }
+    let event = CanonicalEvent::from_cloudevent(&json)
+        .with_context(|| format!("{} is not a canonical event", input.display()))?;
+    match Session::new(component, route)?.render(&event) {
+        Ok(requests) => {
+            let mut out = std::io::stdout().lock();
+            for request in &requests {
+                serde_json::to_writer(&mut out, request)?;
+                writeln!(out)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("render error: {e}");
             Ok(ExitCode::FAILURE)
         }
     }

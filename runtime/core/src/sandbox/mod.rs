@@ -234,10 +234,43 @@ impl Sandbox {
             reason,
         };
         let world = world_of(&self.engine, &component);
+        let exports_acknowledge = || {
+            component
+                .component_type()
+                .exports(&self.engine)
+                .any(|(name, _)| name == "acknowledge")
+        };
+        if world == World::Mapper && exports_acknowledge() {
+            return Err(world_error(
+                "it exports `acknowledge`: it is an acknowledger, which maps no raw messages (a \
+                 route names it as its `acknowledger`; its plugin.toml says world = \"acknowledger\")"
+                    .into(),
+            ));
+        }
+        let imports: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
         let wit = match world {
             World::Poster => SERVED_OUTBOUND_WIT[0],
-            World::Mapper => wit_version(&self.engine, &component).ok_or_else(|| {
-                world_error("it imports no millrace:mapping interface of a served version".into())
+            World::Mapper => wit_version(&imports).ok_or_else(|| {
+                let ours: Vec<&str> = imports
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|name| name.starts_with("millrace:"))
+                    .collect();
+                world_error(if ours.is_empty() {
+                    "it imports no millrace:mapping interface, so it was not built against this \
+                     host's WIT"
+                        .into()
+                } else {
+                    format!(
+                        "it imports {}, of no served millrace:mapping version: rebuild it \
+                         against one of those",
+                        ours.join(", ")
+                    )
+                })
             })?,
         };
         let pre = self
@@ -266,12 +299,7 @@ impl Sandbox {
 
 /// The served WIT package a component was built against, read from its imports (the newest
 /// one it names, should it name several).
-fn wit_version(engine: &Engine, component: &Component) -> Option<&'static str> {
-    let imports: Vec<String> = component
-        .component_type()
-        .imports(engine)
-        .map(|(name, _)| name.to_owned())
-        .collect();
+fn wit_version(imports: &[String]) -> Option<&'static str> {
     SERVED_WIT.iter().rev().copied().find(|wit| {
         let version = wit.trim_start_matches("millrace:mapping");
         imports

@@ -339,7 +339,7 @@ pub fn load_local(sandbox: &Sandbox, path: &Path) -> anyhow::Result<Acknowledger
 }
 
 /// Now, RFC 3339 in UTC to the second: the time an acknowledgement is stamped with.
-fn now() -> String {
+pub fn now() -> String {
     let now = time::OffsetDateTime::now_utc();
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
