@@ -835,6 +835,22 @@ fn segment(
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
         && id.as_bytes()[0].is_ascii_uppercase();
     if !valid_id {
+        // A batched interchange written with other separators than the first one's.
+        if let Some(other) = text[start..]
+            .strip_prefix("ISA")
+            .and_then(|rest| rest.chars().next())
+            .filter(|c| !c.is_ascii_alphanumeric() && !c.is_whitespace())
+        {
+            return Err(SyntaxError::new(
+                format!("segment {position} at line {line}"),
+                format!(
+                    "a second interchange starts here with element separator '{other}', the first \
+                     uses '{}': a batch keeps the first interchange's separators; send it as a \
+                     message of its own",
+                    separators.element
+                ),
+            ));
+        }
         let shown: String = text[start..].chars().take(20).collect();
         return Err(SyntaxError::new(
             format!("segment {position} at line {line}"),

@@ -445,6 +445,13 @@ fn a_batch_with_an_error_anywhere_fails_whole() {
         parse_all(other.as_bytes()).unwrap_err().to_string(),
         "segment 9 (ISA) at line 9: interchange 2 does not use the first interchange's separators (element '*', component '>', terminator '~'); send it as a message of its own"
     );
+    // Another element separator (EdiFabric's `X12_810_00204_MultipleInvalidInterchanges`):
+    // its header is no segment of the first one's syntax, and is named for what it is.
+    let other = format!("{}{}", doc(SET), doc(SET).replace('*', "|"));
+    assert_eq!(
+        parse_all(other.as_bytes()).unwrap_err().to_string(),
+        "segment 9 at line 9: a second interchange starts here with element separator '|', the first uses '*': a batch keeps the first interchange's separators; send it as a message of its own"
+    );
     let twice = format!("{}{}", doc(SET), doc(SET));
     assert_eq!(
         parse_all(twice.as_bytes()).unwrap_err().to_string(),
