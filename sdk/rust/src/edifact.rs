@@ -266,6 +266,32 @@ fn at(segment: &Segment<'_>, reason: impl Into<String>) -> SyntaxError {
 /// European, Cyrillic, Greek...), anything else (levels A to C) is read as Latin-1, which every
 /// byte is, so nothing is ever lost.
 pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, SyntaxError> {
+    let mut all = decoded(bytes, One)?;
+    Ok(all.remove(0))
+}
+
+/// Reads and checks every interchange of a payload that holds one or more back to back (`UNA`?
+/// `UNB` … `UNZ`, then the next), as gateways batch them into one file. Each is checked as
+/// [`parse`] checks one, under its own `UNA` (or the defaults without one); any error fails the
+/// whole payload, and so does an interchange repeating an earlier one's sender and control
+/// reference (its messages would be mapped twice). The payload's character set is decided once,
+/// as [`parse`] decides it.
+pub fn parse_all(bytes: &[u8]) -> Result<Vec<Interchange<'_>>, SyntaxError> {
+    decoded(bytes, All)
+}
+
+/// How many interchanges a payload may hold.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Exactly one.
+    One,
+    /// One or more.
+    All,
+}
+use Expect::{All, One};
+
+/// The interchanges of `bytes`, decoded as [`parse`] says; never none.
+fn decoded(bytes: &[u8], expect: Expect) -> Result<Vec<Interchange<'_>>, SyntaxError> {
     let text = match crate::edi::payload_text(bytes)? {
         // Decoded (from Latin-1, or UTF-16): a Latin-1 reading gives way to the character set
         // the syntax level names. The envelope of a UTF-16 payload is not ASCII bytes, so its
@@ -274,8 +300,62 @@ pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, SyntaxError> {
         utf8 => utf8,
     };
     match text {
-        Cow::Borrowed(text) => read(text),
-        Cow::Owned(text) => read(&text).map(Interchange::into_owned),
+        Cow::Borrowed(text) => read(text, expect),
+        Cow::Owned(text) => {
+            read(&text, expect).map(|all| all.into_iter().map(Interchange::into_owned).collect())
+        }
+    }
+}
+
+/// The interchanges of `text`: one, or with [`All`] as many as follow each other.
+fn read(text: &str, expect: Expect) -> Result<Vec<Interchange<'_>>, SyntaxError> {
+    let mut line = 1;
+    let mut position = 0;
+    let (first, mut rest) = read_one(text, &mut line, &mut position)?;
+    let mut all = vec![first];
+    loop {
+        let next = rest.trim_start();
+        if next.is_empty() {
+            return Ok(all);
+        }
+        let another = next.starts_with("UNA") || next.starts_with("UNB");
+        if !another || expect == One {
+            line += rest[..rest.len() - next.len()].matches('\n').count();
+            let here = format!("segment {} at line {line}", position + 1);
+            if another {
+                return Err(SyntaxError::new(
+                    here,
+                    "a second interchange follows the UNZ trailer; this reader takes one \
+                     (edifact::parse_all reads them all)",
+                ));
+            }
+            // Read as a segment of the interchange before, to name it.
+            let separators = all[all.len() - 1].separators;
+            return Err(match split(next, separators, &mut line, position) {
+                Ok((segments, _)) if !segments.is_empty() => {
+                    at(&segments[0], "segment after the UNZ trailer")
+                }
+                _ => SyntaxError::new(here, "segment after the UNZ trailer"),
+            });
+        }
+        let (interchange, after) = read_one(rest, &mut line, &mut position)?;
+        if let Some(earlier) = all.iter().position(|earlier| {
+            earlier.sender == interchange.sender
+                && earlier.control_reference == interchange.control_reference
+        }) {
+            return Err(SyntaxError::new(
+                format!("interchange {}", all.len() + 1),
+                format!(
+                    "it repeats interchange {} (sender {}, control reference {}): a duplicate, \
+                     whose messages would be mapped twice",
+                    earlier + 1,
+                    interchange.sender,
+                    interchange.control_reference
+                ),
+            ));
+        }
+        all.push(interchange);
+        rest = after;
     }
 }
 
@@ -311,9 +391,15 @@ fn syntax_level_encoding(bytes: &[u8]) -> Option<&'static encoding_rs::Encoding>
     })
 }
 
-fn read(text: &str) -> Result<Interchange<'_>, SyntaxError> {
+/// One interchange from the start of `text` (after blank lines), and the text after its `UNZ`
+/// trailer; `line` and `position` go on from the segments read before it.
+fn read_one<'a>(
+    text: &'a str,
+    line: &mut usize,
+    position: &mut usize,
+) -> Result<(Interchange<'a>, &'a str), SyntaxError> {
     let mut body = text.trim_start();
-    let mut line = 1 + text[..text.len() - body.len()]
+    *line += text[..text.len() - body.len()]
         .bytes()
         .filter(|b| *b == b'\n')
         .count();
@@ -375,8 +461,9 @@ fn read(text: &str) -> Result<Interchange<'_>, SyntaxError> {
             format!("the interchange does not start with UNA or UNB ({hint})"),
         ));
     }
-    let segments = split(body, separators, &mut line)?;
-    build(separators, segments)
+    let (segments, rest) = split(body, separators, line, *position)?;
+    *position += segments.len();
+    Ok((build(separators, segments)?, rest))
 }
 
 /// The component being read: where it starts in the text, and whether it must be copied to be
@@ -414,12 +501,14 @@ impl Pending {
     }
 }
 
-/// Splits the text after the `UNA` into segments, honouring the release character.
+/// Splits the text after the `UNA` into segments, honouring the release character, up to and
+/// with the first `UNZ`; returns them and the text after it. Positions count on from `before`.
 fn split<'a>(
     text: &'a str,
     separators: Separators,
     line: &mut usize,
-) -> Result<Vec<Segment<'a>>, SyntaxError> {
+    before: usize,
+) -> Result<(Vec<Segment<'a>>, &'a str), SyntaxError> {
     let mut segments = Vec::new();
     // The finished components of the segment being read, by element (0 is the tag).
     let mut components: Vec<(usize, Cow<'a, str>)> = Vec::new();
@@ -449,7 +538,10 @@ fn split<'a>(
         if Some(c) == separators.release {
             if chars.next().is_none() {
                 return Err(SyntaxError::new(
-                    format!("segment {} at line {segment_line}", segments.len() + 1),
+                    format!(
+                        "segment {} at line {segment_line}",
+                        before + segments.len() + 1
+                    ),
                     "the interchange ends with a release character: it is truncated",
                 ));
             }
@@ -457,7 +549,12 @@ fn split<'a>(
         } else if c == separators.segment {
             components.push((element, pending.finish(text, at, separators.release)));
             let done = std::mem::take(&mut components);
-            segments.push(segment(done, segments.len() + 1, segment_line)?);
+            let read = segment(done, before + segments.len() + 1, segment_line)?;
+            let trailer = read.tag == "UNZ";
+            segments.push(read);
+            if trailer {
+                return Ok((segments, &text[at + c.len_utf8()..]));
+            }
             element = 0;
             pending = Pending::at(at + c.len_utf8());
             started = false;
@@ -482,7 +579,7 @@ fn split<'a>(
         return Err(SyntaxError::new(
             format!(
                 "segment {} ({tag}) at line {segment_line}",
-                segments.len() + 1,
+                before + segments.len() + 1,
             ),
             format!(
                 "the segment has no terminator '{}': the interchange is truncated",
@@ -490,7 +587,7 @@ fn split<'a>(
             ),
         ));
     }
-    Ok(segments)
+    Ok((segments, ""))
 }
 
 fn segment(
@@ -736,9 +833,7 @@ fn build(
                         ),
                     ));
                 }
-                if let Some(extra) = iter.next() {
-                    return Err(at(&extra, "segment after the UNZ trailer"));
-                }
+                // The segments end at the UNZ: what follows is the caller's to judge.
                 return Ok(interchange);
             }
             other => {

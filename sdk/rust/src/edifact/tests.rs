@@ -66,6 +66,49 @@ fn tolerates_bom_and_line_breaks() {
     assert_eq!(interchange.messages[0].segments[1].line, 5);
 }
 
+/// Interchanges back to back, as gateways batch them (EdiFabric's
+/// `Edifact_INVOIC_D00A_MultipleInterchange`: the second under a UNA of its own).
+#[test]
+fn parse_all_reads_interchanges_back_to_back() {
+    let first = doc(MSG);
+    let second = "UNA:|.? '\nUNB|UNOC:3|SENDER:14|RECIPIENT:14|260714:1300|REF2'\nUNH|7|DESADV:D:96A:UN'BGM|351|DES?|2|9'UNT|3|7'\nUNZ|1|REF2'\n";
+    let text = format!("{first}\r\n{second}");
+    let all = parse_all(text.as_bytes()).unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0], parse(first.as_bytes()).unwrap());
+    assert_eq!(all[1].control_reference, "REF2");
+    assert_eq!(all[1].separators.element, '|');
+    // The release character of the second interchange's own UNA.
+    assert_eq!(all[1].messages[0].segments[0].value(2, 1), "DES|2");
+    // Positions and lines go on through the batch.
+    assert_eq!(all[1].messages[0].segments[0].position, 9);
+    assert_eq!(all[1].messages[0].segments[0].line, 4);
+
+    // One interchange only: the reader of one names the reader of many.
+    assert_eq!(
+        err(&text),
+        "segment 7 at line 2: a second interchange follows the UNZ trailer; this reader takes one (edifact::parse_all reads them all)"
+    );
+    // An error anywhere fails the whole batch, named where it is.
+    let broken = text.replace("UNT|3|7", "UNT|4|7");
+    assert_eq!(
+        parse_all(broken.as_bytes()).unwrap_err().to_string(),
+        "segment 10 (UNT) at line 4: UNT counts 4 segments, message 7 has 3 (UNH to UNT)"
+    );
+    // The same interchange twice is a duplicate, not twice the messages.
+    let twice = format!("{first}{first}");
+    assert_eq!(
+        parse_all(twice.as_bytes()).unwrap_err().to_string(),
+        "interchange 2: it repeats interchange 1 (sender SENDER, control reference REF1): a duplicate, whose messages would be mapped twice"
+    );
+    // What follows a trailer and is no interchange is still refused.
+    let stray = format!("{first}BGM+1'");
+    assert_eq!(
+        parse_all(stray.as_bytes()).unwrap_err().to_string(),
+        "segment 7 (BGM) at line 1: segment after the UNZ trailer"
+    );
+}
+
 /// UTF-16, as Windows tools save "Unicode" text: decoded by its byte-order mark, or by the NUL
 /// beside its first letter.
 #[test]
