@@ -13,19 +13,21 @@ use millrace_sdk::prelude::*;
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let route = edi::Route::load()?;
     let (site, offset, item_qualifier) = (&route.site, route.utc_offset, &route.item_qualifier);
-    let interchange = edifact::parse(&msg.payload)?;
     let mut events = Vec::new();
-    for message in interchange.messages_of("DESADV", "a DESADV despatch advice") {
-        let message = message?;
-        let notice = notice(&interchange, message, offset, item_qualifier.as_deref())?;
-        events.push(CanonicalEvent {
-            site: site.clone(),
-            occurred_at: notice.ship_date.clone(),
-            source_sequence: None,
-            // The shipment id (BGM) is in the event already: the envelope identity suffices.
-            source_transaction: Some(interchange.source_transaction(message, None)),
-            data: EventData::ShipmentNotice(notice),
-        });
+    // A file may batch several interchanges; each is mapped as if it came alone.
+    for interchange in edifact::parse_all(&msg.payload)? {
+        for message in interchange.messages_of("DESADV", "a DESADV despatch advice") {
+            let message = message?;
+            let notice = notice(&interchange, message, offset, item_qualifier.as_deref())?;
+            events.push(CanonicalEvent {
+                site: site.clone(),
+                occurred_at: notice.ship_date.clone(),
+                source_sequence: None,
+                // The shipment id (BGM) is in the event already: the envelope identity suffices.
+                source_transaction: Some(interchange.source_transaction(message, None)),
+                data: EventData::ShipmentNotice(notice),
+            });
+        }
     }
     edi::mapped(events, "message")
 }

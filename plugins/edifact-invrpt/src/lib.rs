@@ -12,14 +12,16 @@ use millrace_sdk::prelude::*;
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let route = edi::Route::load()?;
-    let interchange = edifact::parse(&msg.payload)?;
     let mut events = Vec::new();
-    for message in interchange.messages_of("INVRPT", "an INVRPT inventory report") {
-        let message = message?;
-        let report = Report::read(message, &route)?;
-        let transaction = interchange.source_transaction(message, report.number);
-        let balances = report.balances(&interchange, &route)?;
-        events.extend(route.events(&report.occurred_at, &transaction, balances));
+    // A file may batch several interchanges; each is mapped as if it came alone.
+    for interchange in edifact::parse_all(&msg.payload)? {
+        for message in interchange.messages_of("INVRPT", "an INVRPT inventory report") {
+            let message = message?;
+            let report = Report::read(message, &route)?;
+            let transaction = interchange.source_transaction(message, report.number);
+            let balances = report.balances(&interchange, &route)?;
+            events.extend(route.events(&report.occurred_at, &transaction, balances));
+        }
     }
     edi::mapped(events, "INVRPT message")
 }

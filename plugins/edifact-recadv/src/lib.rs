@@ -13,22 +13,24 @@ use millrace_sdk::prelude::*;
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let route = edi::Route::load()?;
     let (site, offset, item_qualifier) = (&route.site, route.utc_offset, &route.item_qualifier);
-    let interchange = edifact::parse(&msg.payload)?;
     let mut events = Vec::new();
-    for message in interchange.messages_of("RECADV", "a RECADV receiving advice") {
-        let message = message?;
-        let (occurred_at, document, movements) =
-            receipts(&interchange, message, offset, item_qualifier.as_deref())?;
-        // The envelope identity, then the advice's own number (BGM), the one a clerk searches.
-        let transaction = interchange.source_transaction(message, document.as_deref());
-        for movement in movements {
-            events.push(CanonicalEvent {
-                site: site.clone(),
-                occurred_at: occurred_at.clone(),
-                source_sequence: None,
-                source_transaction: Some(transaction.clone()),
-                data: EventData::InventoryMovement(movement),
-            });
+    // A file may batch several interchanges; each is mapped as if it came alone.
+    for interchange in edifact::parse_all(&msg.payload)? {
+        for message in interchange.messages_of("RECADV", "a RECADV receiving advice") {
+            let message = message?;
+            let (occurred_at, document, movements) =
+                receipts(&interchange, message, offset, item_qualifier.as_deref())?;
+            // The envelope identity, then the advice's own number (BGM), the one a clerk searches.
+            let transaction = interchange.source_transaction(message, document.as_deref());
+            for movement in movements {
+                events.push(CanonicalEvent {
+                    site: site.clone(),
+                    occurred_at: occurred_at.clone(),
+                    source_sequence: None,
+                    source_transaction: Some(transaction.clone()),
+                    data: EventData::InventoryMovement(movement),
+                });
+            }
         }
     }
     edi::mapped(events, "received line")
