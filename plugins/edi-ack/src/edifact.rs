@@ -1,6 +1,8 @@
 //! EDIFACT: reads the interchange envelope (UNA/UNB/UNG/UNH/UNT/UNE/UNZ), checks its counts
 //! and references, and writes the CONTRL syntax and service report: `UCI` for the
-//! interchange, `UCF` for each functional group and `UCM` for each message.
+//! interchange, `UCF` for each functional group and `UCM` for each message. A payload that
+//! batches interchanges of one partner back to back gets one CONTRL message per interchange, in
+//! one interchange written with the first one's service characters.
 
 use crate::envelope::{Acknowledgement, Inbound, Stamp, line_break, partner_token};
 
@@ -29,19 +31,38 @@ pub fn acknowledge(
             stamp.number
         ));
     }
-    let interchange = Interchange::read(text)?;
-    let all = || {
-        interchange
-            .messages
-            .iter()
-            .chain(interchange.groups.iter().flat_map(|g| g.messages.iter()))
-    };
-    if all().all(|m| m.is_contrl()) {
+    let batch = Interchange::read_all(text)?;
+    let first = &batch[0];
+    let s = &first.service;
+    let unb = &first.unb;
+    let field = |i: usize| unb.get(i).copied().unwrap_or_default();
+    let sender = first.party(2);
+    if let Some(other) = batch[1..]
+        .iter()
+        .find(|other| (other.party(2), other.party(3)) != (first.party(2), first.party(3)))
+    {
+        return Err(format!(
+            "the payload batches interchanges between different partners ({} to {}, then {} to {}); send each partner's apart",
+            sender,
+            first.party(3),
+            other.party(2),
+            other.party(3)
+        ));
+    }
+    // Acknowledgements are not acknowledged: an interchange of CONTRLs gets no CONTRL.
+    let answered: Vec<&Interchange<'_>> = batch
+        .iter()
+        .filter(|i| i.all_messages().any(|m| !m.is_contrl()))
+        .collect();
+    if answered.is_empty() {
         return Ok(None);
     }
-    let any_error = interchange.error().is_some()
-        || interchange.groups.iter().any(|g| g.error().is_some())
-        || all().any(|m| m.error().is_some());
+    // The inbound outcome is the whole payload's: an error anywhere in it explains a failure.
+    let any_error = batch.iter().any(|i| {
+        i.error().is_some()
+            || i.groups.iter().any(|g| g.error().is_some())
+            || i.all_messages().any(|m| m.error().is_some())
+    });
     let verdict = |message: &Message<'_>| -> (&'static str, Option<Error>) {
         match message.error() {
             Some(error) => (REJECTED, Some(error)),
@@ -61,10 +82,7 @@ pub fn acknowledge(
         }
         if any { REJECTED } else { ACKNOWLEDGED }
     };
-    let s = &interchange.service;
     let mut out = Writer::new(s);
-    let unb = &interchange.unb;
-    let field = |i: usize| unb.get(i).copied().unwrap_or_default();
     let version_4 = split(field(1), s.component, s.release).get(1) == Some(&"4");
     let date = if version_4 {
         stamp.date8()
@@ -78,50 +96,78 @@ pub fn acknowledge(
         header.extend(["", "", "", "", "", "1"]);
     }
     out.envelope(&header);
-    let started = out.count;
     let message_type = if version_4 {
         "CONTRL:4:1:UN"
     } else {
         "CONTRL:D:3:UN"
     }
     .replace(':', &s.component.to_string());
-    out.segment(&["UNH", "1", &message_type]);
-    out.response(
-        &["UCI", field(5), field(2), field(3)],
-        action(&mut all()),
-        interchange.error(),
-    );
-    let report = |out: &mut Writer<'_>, messages: &[Message<'_>]| {
-        for message in messages.iter().filter(|m| !m.is_contrl()) {
-            let (action, error) = verdict(message);
-            out.response(
-                &["UCM", message.reference, message.identifier],
-                action,
-                error,
-            );
-        }
-    };
-    report(&mut out, &interchange.messages);
-    for group in &interchange.groups {
-        let field = |i: usize| group.ung.get(i).copied().unwrap_or_default();
+    // One CONTRL message per interchange answered, written in the first one's service
+    // characters (a later interchange's values are re-escaped when its own differ).
+    for (index, interchange) in answered.iter().enumerate() {
+        let reference = (index + 1).to_string();
+        let echo = |value: &str| recode(value, &interchange.service, s);
+        let field = |i: usize| echo(interchange.unb.get(i).copied().unwrap_or_default());
+        let started = out.count;
+        out.segment(&["UNH", &reference, &message_type]);
         out.response(
-            &["UCF", field(5), field(2), field(3)],
-            action(&mut group.messages.iter()),
-            group.error(),
+            &["UCI", &field(5), &field(2), &field(3)],
+            action(&mut interchange.all_messages()),
+            interchange.error(),
         );
-        report(&mut out, &group.messages);
+        let report = |out: &mut Writer<'_>, messages: &[Message<'_>]| {
+            for message in messages.iter().filter(|m| !m.is_contrl()) {
+                let (action, error) = verdict(message);
+                out.response(
+                    &["UCM", &echo(message.reference), &echo(message.identifier)],
+                    action,
+                    error,
+                );
+            }
+        };
+        report(&mut out, &interchange.messages);
+        for group in &interchange.groups {
+            let field = |i: usize| echo(group.ung.get(i).copied().unwrap_or_default());
+            out.response(
+                &["UCF", &field(5), &field(2), &field(3)],
+                action(&mut group.messages.iter()),
+                group.error(),
+            );
+            report(&mut out, &group.messages);
+        }
+        let count = (out.count - started + 1).to_string();
+        out.segment(&["UNT", &count, &reference]);
     }
-    let count = (out.count - started + 1).to_string();
-    out.segment(&["UNT", &count, "1"]);
-    out.envelope(&["UNZ", "1", &number]);
-    let sender = split(field(2), s.component, s.release)
-        .first()
-        .map(|id| unescape(id, s.release))
-        .unwrap_or_default();
+    out.envelope(&["UNZ", &answered.len().to_string(), &number]);
     Ok(Some(Acknowledgement {
         partner: partner_token(&sender),
         document: out.text.into_bytes(),
     }))
+}
+
+/// `value`, written in `from`'s service characters, as `to` writes it: the same text when both
+/// use the same characters, else its components unescaped, escaped again and joined anew.
+fn recode(value: &str, from: &Service<'_>, to: &Service<'_>) -> String {
+    let same = (from.component, from.element, from.release, from.terminator)
+        == (to.component, to.element, to.release, to.terminator);
+    if same {
+        return value.to_owned();
+    }
+    let reserved = [to.component, to.element, to.release, to.terminator];
+    split(value, from.component, from.release)
+        .iter()
+        .map(|part| {
+            let mut escaped = String::with_capacity(part.len());
+            for c in unescape(part, from.release).chars() {
+                if reserved.contains(&c) {
+                    escaped.push(to.release);
+                }
+                escaped.push(c);
+            }
+            escaped
+        })
+        .collect::<Vec<_>>()
+        .join(&to.component.to_string())
 }
 
 /// The service characters of an interchange.
@@ -169,7 +215,45 @@ struct Message<'a> {
 }
 
 impl<'a> Interchange<'a> {
-    fn read(text: &'a str) -> Result<Self, String> {
+    /// The interchanges of a payload, one or more back to back, each under its own UNA.
+    fn read_all(text: &'a str) -> Result<Vec<Self>, String> {
+        let (first, mut rest) = Self::read(text)?;
+        let mut all = vec![first];
+        loop {
+            let next = rest.trim_start();
+            // What trails the last trailer and is not another interchange is left to the
+            // mapping, whose reader refuses it (and the acknowledgement then says so).
+            if !(next.starts_with("UNA") || next.starts_with("UNB")) {
+                return Ok(all);
+            }
+            let (interchange, after) = Self::read(next)?;
+            all.push(interchange);
+            rest = after;
+        }
+    }
+
+    /// Every message, in groups or not.
+    fn all_messages(&self) -> impl Iterator<Item = &Message<'a>> {
+        self.messages
+            .iter()
+            .chain(self.groups.iter().flat_map(|g| g.messages.iter()))
+    }
+
+    /// The identification of UNB element `index` (2 the sender, 3 the recipient), unescaped.
+    fn party(&self, index: usize) -> String {
+        let s = &self.service;
+        split(
+            self.unb.get(index).copied().unwrap_or_default(),
+            s.component,
+            s.release,
+        )
+        .first()
+        .map(|id| unescape(id, s.release))
+        .unwrap_or_default()
+    }
+
+    /// One interchange from the start of `text`, and the text after its UNZ.
+    fn read(text: &'a str) -> Result<(Self, &'a str), String> {
         let (una, body) = match text.strip_prefix("UNA") {
             Some(rest) => {
                 let chars: Vec<char> = rest.chars().take(6).collect();
@@ -207,15 +291,25 @@ impl<'a> Interchange<'a> {
             groups: Vec::new(),
             trailer: None,
         };
-        interchange.walk(&segments)?;
-        Ok(interchange)
+        let read = interchange.walk(&segments)?;
+        // The segments are slices of `body`: the rest starts after the UNZ's terminator.
+        let rest = match segments.get(read) {
+            Some(unz) if read + 1 < segments.len() => {
+                let end = unz.as_ptr() as usize - body.as_ptr() as usize + unz.len();
+                body.get(end + terminator.len_utf8()..).unwrap_or_default()
+            }
+            _ => "",
+        };
+        Ok((interchange, rest))
     }
 
-    fn walk(&mut self, segments: &[&'a str]) -> Result<(), String> {
+    /// Files the segments up to the UNZ; returns the index of the last one read.
+    fn walk(&mut self, segments: &[&'a str]) -> Result<usize, String> {
         let (element, release) = (self.service.element, self.service.release);
         let mut group: Option<Group<'a>> = None;
         let mut message: Option<Message<'a>> = None;
-        for segment in segments {
+        let mut last = segments.len().saturating_sub(1);
+        for (index, segment) in segments.iter().enumerate() {
             let segment = segment.trim_matches(['\r', '\n']);
             if segment.is_empty() {
                 continue;
@@ -261,6 +355,7 @@ impl<'a> Interchange<'a> {
                     self.close(&mut group, &mut message);
                     self.groups.extend(group.take());
                     self.trailer = Some((at(1), at(2)));
+                    last = index;
                     break;
                 }
                 _ => {
@@ -275,7 +370,7 @@ impl<'a> Interchange<'a> {
         if self.unb.is_empty() {
             return Err("the interchange has no UNB segment".into());
         }
-        Ok(())
+        Ok(last)
     }
 
     /// Ends the open message (without a UNT if none came) and files it.
