@@ -21,6 +21,43 @@ const OTHER_VERBS: &[&str] = &[
     "Cancel",
 ];
 
+/// What a `MaterialUse` says of the material, for a mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Use {
+    /// Consumed by the work: V0600's `Consumed`, V07's `Material Consumed` too.
+    Consumed,
+    /// The work's product: `Produced`, V07's `Material Produced` and `Yield Produced` too.
+    Produced,
+    /// Anything else: consumables, samples, carriers, co- and by-products, inventoried.
+    Other,
+}
+
+/// What the `MaterialUse` value `text` (of any version) says.
+pub(crate) fn material_use(text: &str) -> Use {
+    match text {
+        "Consumed" | "Material Consumed" => Use::Consumed,
+        "Produced" | "Material Produced" | "Yield Produced" => Use::Produced,
+        _ => Use::Other,
+    }
+}
+
+/// The values of the B2MML `MaterialUse` enumeration in V07 (V0700, V0701).
+const MATERIAL_USES_V07: &[&str] = &[
+    "Consumable",
+    "Consumed",
+    "Produced",
+    "By-product Produced",
+    "Co-product Produced",
+    "Yield Produced",
+    "Material Consumed",
+    "Material Produced",
+    "Destructive Sample",
+    "Returned Sample",
+    "Retained Sample",
+    "Inventoried",
+    "Other",
+];
+
 /// The values of the B2MML `MaterialUse` enumeration (V0401 to V0600).
 const MATERIAL_USES: &[&str] = &[
     "Consumed",
@@ -35,7 +72,8 @@ const MATERIAL_USES: &[&str] = &[
     "Other",
 ];
 
-/// The values of the B2MML `EquipmentElementLevel` enumeration (V0401 to V0600).
+/// The values of the B2MML `EquipmentElementLevel` enumeration (V0401 to V0600), and of
+/// `EquipmentLevel`, its V07 name (the values are the same).
 const EQUIPMENT_LEVELS: &[&str] = &[
     "Enterprise",
     "Site",
@@ -114,6 +152,14 @@ pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapErr
         None => (root_name, vec![root], None, None),
     };
 
+    let v07 = root.tag_name().namespace() == Some(xml::V07);
+    if v07 && matches!(noun, "ProductionPerformance" | "ProductionSchedule") {
+        let operations = noun.replace("Production", "Operations");
+        return Err(MapError::unsupported(format!(
+            "B2MML V07 has no {noun}: its production is reported as {operations}, with \
+             OperationsType Production"
+        )));
+    }
     let mapping: fn(
         Node<'_, '_>,
         &Context<'_, '_>,
@@ -149,9 +195,20 @@ pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapErr
         }
     };
 
-    check_values(root, "MaterialUse", MATERIAL_USES)?;
-    check_values(root, "EquipmentElementLevel", EQUIPMENT_LEVELS)?;
-    check_values(root, "OperationsType", form::OPERATIONS_TYPES)?;
+    // The namespace was checked above to be one of these.
+    let version = xml::NAMESPACES
+        .iter()
+        .find(|(namespace, _)| root.tag_name().namespace() == Some(*namespace))
+        .map_or("", |(_, version)| *version);
+    let uses = if v07 {
+        MATERIAL_USES_V07
+    } else {
+        MATERIAL_USES
+    };
+    check_values(root, version, "MaterialUse", uses)?;
+    check_values(root, version, "EquipmentElementLevel", EQUIPMENT_LEVELS)?;
+    check_values(root, version, "EquipmentLevel", EQUIPMENT_LEVELS)?;
+    check_values(root, version, "OperationsType", form::OPERATIONS_TYPES)?;
     let route = Route::load()?;
     check_times(root, &route)?;
     let context = Context {
@@ -206,12 +263,17 @@ fn split_verb<'a>(
 
 /// Checks every element `name` of the document against the B2MML enumeration `allowed` before
 /// anything is mapped, so an invalid value fails the document wherever it is.
-fn check_values(root: Node<'_, '_>, name: &str, allowed: &[&str]) -> Result<(), MapError> {
+fn check_values(
+    root: Node<'_, '_>,
+    version: &str,
+    name: &str,
+    allowed: &[&str],
+) -> Result<(), MapError> {
     for node in xml::descendants(root, name) {
         let value = xml::own_text(node).unwrap_or("");
         if !allowed.contains(&value) {
             return Err(MapError::malformed(format!(
-                "{}: '{value}' is not a B2MML {name} value (expected one of {})",
+                "{}: '{value}' is not a B2MML {version} {name} value (expected one of {})",
                 xml::at(node),
                 allowed.join(", ")
             )));
@@ -374,7 +436,7 @@ mod tests {
         );
         assert_eq!(
             error("<ProductionSchedule/>"),
-            "unsupported-document: root element ProductionSchedule has no namespace; expected a B2MML namespace (V0401, V0500, V0600)"
+            "unsupported-document: root element ProductionSchedule has no namespace; expected a B2MML namespace (V0401, V0500, V0600, V07)"
         );
         let events = run(&wrapped(
             "ShowMaterialDefinition",
@@ -417,7 +479,7 @@ mod tests {
     #[test]
     fn damaged_documents_never_panic() {
         config::set_for_tests([("site", "PLANT1")]);
-        let documents: [(&[u8], usize); 2] = [
+        let documents: [(&[u8], usize); 4] = [
             (
                 include_bytes!("../fixtures/PES-20121229115825-53107.xml"),
                 1,
@@ -426,6 +488,11 @@ mod tests {
                 include_bytes!("../fixtures/ok-operations-performance.xml"),
                 4,
             ),
+            (
+                include_bytes!("../fixtures/ok-v07-operations-performance.xml"),
+                3,
+            ),
+            (include_bytes!("../fixtures/ok-v07-material-lots.xml"), 2),
         ];
         for (good, events) in documents {
             assert_eq!(map_document(good).map(|mapped| mapped.len()), Ok(events));

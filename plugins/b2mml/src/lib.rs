@@ -1,4 +1,4 @@
-//! millrace mapping plugin for ISA-95 B2MML XML documents (namespaces V0401, V0500 and V0600).
+//! millrace mapping plugin for ISA-95 B2MML XML documents (namespaces V0401, V0500, V0600 and V07).
 //!
 //! Maps production performance (material actuals, in the production or the operations form) to
 //! `material-consumption` and `production-completion`, production schedules (either form) to

@@ -152,7 +152,9 @@ fn sub_lots<'a, 'input>(
     location: Option<String>,
     parts: &mut Vec<Part<'a, 'input>>,
 ) -> Result<(), MapError> {
-    for sub in xml::children(owner, "MaterialSubLot") {
+    // A lot's sub-lots; a sub-lot's own are `MaterialSubLot` too up to V0600, in V07
+    // `MaterialSubLotChild`.
+    for sub in xml::nested(owner, "MaterialSubLot", "MaterialSubLotChild") {
         let sub_blocked = blocked
             || match xml::child(sub, "Status") {
                 None => false,

@@ -1,12 +1,14 @@
 //! `ProductionPerformance` and `OperationsPerformance` (see [`crate::form`]): each
-//! `MaterialActual` of a production `SegmentResponse` with `MaterialUse` `Consumed` becomes a
-//! `material-consumption`, with `Produced` a `production-completion`.
+//! `MaterialActual` of a production `SegmentResponse` whose `MaterialUse` says consumed
+//! (`Consumed`, V07's `Material Consumed`) becomes a `material-consumption`, produced
+//! (`Produced`, V07's `Material Produced`, `Yield Produced`) a `production-completion`.
 
 use millrace_sdk::decimal::Decimal;
 use millrace_sdk::prelude::*;
 use roxmltree::Node;
 
 use crate::context::Context;
+use crate::document::{Use, material_use};
 use crate::form::{Form, Kind};
 use crate::quantity::{self, Amount};
 use crate::xml;
@@ -79,10 +81,7 @@ impl Segment<'_, '_, '_, '_> {
         // for only in a segment that is not production.
         let reported = || {
             xml::children(segment, "MaterialActual").any(|actual| {
-                matches!(
-                    xml::text(actual, "MaterialUse"),
-                    None | Some("Consumed" | "Produced")
-                )
+                xml::text(actual, "MaterialUse").is_none_or(|text| material_use(text) != Use::Other)
             })
         };
         match self.form.kind(segment) {
@@ -104,7 +103,7 @@ impl Segment<'_, '_, '_, '_> {
             }
             Kind::Other(_) | Kind::Mixed { .. } => {}
         }
-        for nested in xml::children(segment, "SegmentResponse") {
+        for nested in xml::nested(segment, "SegmentResponse", "SegmentResponseChild") {
             self.map(nested, events)?;
         }
         Ok(())
@@ -118,10 +117,11 @@ impl Segment<'_, '_, '_, '_> {
     ) -> Result<(), MapError> {
         let operation = xml::text(segment, "ProcessSegmentID").or_else(|| xml::text(segment, "ID"));
         for actual in xml::children(segment, "MaterialActual") {
-            let data = match xml::text(actual, "MaterialUse") {
-                Some("Consumed") => consumption(actual, self.work_order, operation)?,
-                Some("Produced") => completion(actual, self.work_order, operation)?,
-                Some(other) => {
+            let stated = xml::text(actual, "MaterialUse");
+            let data = match stated.map(|text| (text, material_use(text))) {
+                Some((_, Use::Consumed)) => consumption(actual, self.work_order, operation)?,
+                Some((_, Use::Produced)) => completion(actual, self.work_order, operation)?,
+                Some((other, Use::Other)) => {
                     log::info(
                         "material actual not mapped",
                         &[
@@ -230,7 +230,7 @@ fn occurred_at(
     let candidates = actual
         .ancestors()
         .filter_map(|node| match node.tag_name().name() {
-            "SegmentResponse" => Some(xml::child(node, "ActualEndTime")),
+            "SegmentResponse" | "SegmentResponseChild" => Some(xml::child(node, "ActualEndTime")),
             name if name == form.response => Some(xml::child(node, "EndTime")),
             name if name == form.performance => Some(xml::child(node, "PublishedDate")),
             _ => None,

@@ -6,6 +6,7 @@ use millrace_sdk::prelude::*;
 use roxmltree::Node;
 
 use crate::context::Context;
+use crate::document::{Use, material_use};
 use crate::form::{Form, Kind};
 use crate::quantity::{self, Amount};
 use crate::xml;
@@ -72,8 +73,9 @@ pub(crate) fn map(
 /// segment depth). Several requirements for one item in one unit are added up; co-products
 /// (several items) or mixed units leave what cannot be stated as one figure out, with a warning.
 fn produced(request: Node<'_, '_>) -> Result<(Option<String>, Option<Amount>), MapError> {
-    let requirements = xml::descendants(request, "MaterialRequirement")
-        .filter(|node| xml::text(*node, "MaterialUse") == Some("Produced"));
+    let requirements = xml::descendants(request, "MaterialRequirement").filter(|node| {
+        xml::text(*node, "MaterialUse").is_some_and(|text| material_use(text) == Use::Produced)
+    });
     let mut items: Vec<Option<&str>> = Vec::new();
     let mut amounts: Vec<Option<Amount>> = Vec::new();
     for requirement in requirements {

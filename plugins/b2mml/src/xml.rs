@@ -6,11 +6,15 @@ use std::borrow::Cow;
 use millrace_sdk::MapError;
 use roxmltree::{Document, Node};
 
+/// The namespace of B2MML V07 (V0700, V0701): no longer versioned.
+pub(crate) const V07: &str = "http://www.mesa.org/xml/B2MML";
+
 /// The B2MML namespaces this plugin reads, with the version name used in messages.
 pub(crate) const NAMESPACES: &[(&str, &str)] = &[
     ("http://www.wbf.org/xml/B2MML-V0401", "V0401"),
     ("http://www.mesa.org/xml/B2MML-V0500", "V0500"),
     ("http://www.mesa.org/xml/B2MML-V0600", "V0600"),
+    (V07, "V07"),
 ];
 
 /// Decodes the payload as text in the encoding it is written in: UTF-8 unless its byte-order
@@ -83,6 +87,16 @@ fn named<'n, 'a: 'n, 'input: 'a>(
     })
 }
 
+/// The elements nested in `node` as its own kind: `name` (up to V0600: a `SegmentResponse` in a
+/// `SegmentResponse`), then `child` (V07 names them `SegmentResponseChild`).
+pub(crate) fn nested<'a, 'input: 'a>(
+    node: Node<'a, 'input>,
+    name: &'a str,
+    child: &'a str,
+) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
+    children(node, name).chain(children(node, child))
+}
+
 /// The child elements of `node` named `name` in `node`'s own namespace (B2MML children share
 /// their parent's namespace; extension elements in other namespaces are skipped).
 pub(crate) fn children<'a, 'input: 'a>(
@@ -120,8 +134,9 @@ pub(crate) fn require<'a>(node: Node<'a, '_>, name: &str) -> Result<&'a str, Map
     text(node, name).ok_or_else(|| MapError::malformed(format!("{}: has no {name}", at(node))))
 }
 
-/// The equipment ids of the element's `HierarchyScope` (outermost first, nested scopes after),
-/// for the `site.<equipment-id>` route configuration lookup.
+/// The equipment ids of the element's `HierarchyScope` (outermost first, nested scopes after:
+/// `HierarchyScope`, in V07 `HierarchyScopeChild`), for the `site.<equipment-id>` route
+/// configuration lookup.
 pub(crate) fn hierarchy_scope(node: Node<'_, '_>) -> Vec<String> {
     let mut ids = Vec::new();
     let mut scope = child(node, "HierarchyScope");
@@ -129,13 +144,14 @@ pub(crate) fn hierarchy_scope(node: Node<'_, '_>) -> Vec<String> {
         if let Some(id) = text(current, "EquipmentID") {
             ids.push(id.to_owned());
         }
-        scope = child(current, "HierarchyScope");
+        scope = nested(current, "HierarchyScope", "HierarchyScopeChild").next();
     }
     ids
 }
 
-/// The equipment id of the element's `Location` (the innermost nested one) or its
-/// `StorageLocation` text.
+/// Where the element is: the equipment id of its `Location` (the innermost nested one), else
+/// its `StorageLocation`: text up to V0600, in V07 a resource location whose `Location` names
+/// it (the innermost of its `LocationChild`ren).
 pub(crate) fn location(node: Node<'_, '_>) -> Option<String> {
     let mut found = None;
     let mut location = child(node, "Location");
@@ -145,7 +161,19 @@ pub(crate) fn location(node: Node<'_, '_>) -> Option<String> {
         }
         location = child(current, "Location");
     }
-    found.or_else(|| text(node, "StorageLocation").map(str::to_owned))
+    if found.is_some() {
+        return found;
+    }
+    let storage = child(node, "StorageLocation")?;
+    if let Some(text) = own_text(storage) {
+        return Some(text.to_owned());
+    }
+    let mut resource = Some(storage);
+    while let Some(current) = resource {
+        found = text(current, "Location").map(str::to_owned).or(found);
+        resource = child(current, "LocationChild");
+    }
+    found
 }
 
 #[cfg(test)]
@@ -191,6 +219,20 @@ mod tests {
         assert_eq!(text(root, "ID"), Some("yes"));
         assert_eq!(location(root).as_deref(), Some("B"));
         assert_eq!(hierarchy_scope(root), ["S", "C"]);
+
+        // V07: nested scopes are HierarchyScopeChild, a storage location is a resource
+        // location whose innermost LocationChild is the most precise.
+        let doc = parse(
+            r#"<r xmlns="http://www.mesa.org/xml/B2MML">
+               <HierarchyScope><EquipmentID>S</EquipmentID><HierarchyScopeChild><EquipmentID>C</EquipmentID></HierarchyScopeChild></HierarchyScope>
+               <StorageLocation><Location>WH1</Location><LocationType>OperationalLocation</LocationType>
+                 <LocationChild><Location>WH1-A-01</Location><LocationType>OperationalLocation</LocationType></LocationChild>
+               </StorageLocation></r>"#,
+        )
+        .unwrap();
+        let root = doc.root_element();
+        assert_eq!(hierarchy_scope(root), ["S", "C"]);
+        assert_eq!(location(root).as_deref(), Some("WH1-A-01"));
         assert_eq!(
             require(root, "Status").unwrap_err().message(),
             "line 1, r: has no Status"
