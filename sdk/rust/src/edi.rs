@@ -3,12 +3,15 @@
 //!
 //! ```ignore
 //! let route = edi::Route::load()?;                      // site, utc-offset, item-qualifier, location
-//! let interchange = x12::parse(&msg.payload)?;  // a syntax error is malformed-input
-//! for (_, set) in interchange.transaction_sets() {
-//!     let identity = edi::source_transaction(&interchange.control_number, &set.control_number, Some(number));
-//!     ...
+//! // One interchange or several back to back, as gateways batch them (`edifact::parse_all` for
+//! // EDIFACT); a syntax error anywhere is malformed-input.
+//! for interchange in x12::parse_all(&msg.payload)? {
+//!     for (_, set) in interchange.transaction_sets() {
+//!         let identity = edi::source_transaction(&interchange.control_number, &set.control_number, Some(number));
+//!         ...
+//!     }
 //! }
-//! edi::mapped(events, "inventory line") // an error when the interchange held none
+//! edi::mapped(events, "inventory line") // an error when the interchanges held none
 //! ```
 
 use std::fmt;
