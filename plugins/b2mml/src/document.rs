@@ -117,8 +117,15 @@ pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapErr
     let doc = xml::parse(&text)?;
     let root = doc.root_element();
     let root_name = root.tag_name().name();
-    match root.tag_name().namespace() {
-        Some(namespace) if xml::NAMESPACES.iter().any(|(known, _)| *known == namespace) => {}
+    // The B2MML version the root's namespace names, for the version-dependent checks.
+    let version = match root.tag_name().namespace() {
+        Some(namespace)
+            if let Some((_, version)) = xml::NAMESPACES
+                .iter()
+                .find(|(known, _)| *known == namespace) =>
+        {
+            *version
+        }
         Some(namespace) => {
             return Err(MapError::unsupported(format!(
                 "root element {root_name} is in namespace '{namespace}', not a B2MML namespace this plugin reads ({})",
@@ -131,7 +138,7 @@ pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapErr
                 supported_namespaces()
             )));
         }
-    }
+    };
 
     let (noun, nouns, created, document_id) = match xml::child(root, "DataArea") {
         Some(data_area) => {
@@ -152,7 +159,7 @@ pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapErr
         None => (root_name, vec![root], None, None),
     };
 
-    let v07 = root.tag_name().namespace() == Some(xml::V07);
+    let v07 = version == "V07";
     if v07 && matches!(noun, "ProductionPerformance" | "ProductionSchedule") {
         let operations = noun.replace("Production", "Operations");
         return Err(MapError::unsupported(format!(
@@ -195,11 +202,6 @@ pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapErr
         }
     };
 
-    // The namespace was checked above to be one of these.
-    let version = xml::NAMESPACES
-        .iter()
-        .find(|(namespace, _)| root.tag_name().namespace() == Some(*namespace))
-        .map_or("", |(_, version)| *version);
     let uses = if v07 {
         MATERIAL_USES_V07
     } else {
