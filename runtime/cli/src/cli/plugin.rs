@@ -251,7 +251,7 @@ fn run_one(
             headers: Vec::new(),
             payload,
         };
-        return acknowledge_one(plugin_path, &route, &raw, &run.inbound, &run.control);
+        return acknowledge_one(&plugin, &route, &raw, &run.inbound, &run.control);
     }
     let component = plugin.load(&sandbox()?)?;
     if component.world == World::Poster {
@@ -276,13 +276,13 @@ fn run_one(
 /// `plugin run` for an acknowledger: the acknowledgement's bytes on stdout, its partner on
 /// stderr; none, or the plugin's refusal (exit status 1), said on stderr.
 fn acknowledge_one(
-    plugin_path: &Path,
+    plugin: &LocalPlugin,
     route: &RouteContext,
     raw: &RawMessage,
     inbound: &InboundOutcome,
     control: &AckControl,
 ) -> anyhow::Result<ExitCode> {
-    let component = millrace::acknowledgements::load_local(&sandbox()?, plugin_path)?;
+    let component = millrace::acknowledgements::load_located(&sandbox()?, plugin)?;
     match component.acknowledge(route, raw, inbound, control) {
         Ok(Some(ack)) => {
             eprintln!("acknowledgement for partner {}:", ack.partner);
@@ -357,7 +357,7 @@ fn test(dir: &Path, ownership: &OwnershipPolicy) -> anyhow::Result<ExitCode> {
         )
     })?;
     if manifest.is_acknowledger() {
-        return test_acknowledger(dir, &manifest.fixtures);
+        return test_acknowledger(&plugin, dir, &manifest.fixtures);
     }
     let component = plugin.load(&sandbox()?)?;
     let results = fixtures::run_all(&component, dir, &manifest.fixtures, ownership)?;
@@ -378,8 +378,12 @@ fn test(dir: &Path, ownership: &OwnershipPolicy) -> anyhow::Result<ExitCode> {
 }
 
 /// `plugin test` for an acknowledger: each case's acknowledgement, byte for byte.
-fn test_acknowledger(dir: &Path, settings: &FixtureSettings) -> anyhow::Result<ExitCode> {
-    let component = millrace::acknowledgements::load_local(&sandbox()?, dir)?;
+fn test_acknowledger(
+    plugin: &LocalPlugin,
+    dir: &Path,
+    settings: &FixtureSettings,
+) -> anyhow::Result<ExitCode> {
+    let component = millrace::acknowledgements::load_located(&sandbox()?, plugin)?;
     let route = fixtures::fixture_route(settings);
     let cases = millrace::acknowledgements::fixtures::stored(dir)?;
     if cases.is_empty() {

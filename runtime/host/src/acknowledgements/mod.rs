@@ -320,13 +320,20 @@ pub async fn load(
 
 /// An acknowledger folder (built when needed) or component on disk.
 pub fn load_local(sandbox: &Sandbox, path: &Path) -> anyhow::Result<AcknowledgerComponent> {
-    let plugin = LocalPlugin::locate(path)?;
+    load_located(sandbox, &LocalPlugin::locate(path)?)
+}
+
+/// An acknowledger already located on disk (its folder checked and built).
+pub fn load_located(
+    sandbox: &Sandbox,
+    plugin: &LocalPlugin,
+) -> anyhow::Result<AcknowledgerComponent> {
     if let Some(manifest) = &plugin.manifest
         && (!manifest.is_acknowledger() || manifest.wit != ACKNOWLEDGER_WIT)
     {
         anyhow::bail!(
             "{} is not an acknowledger: its plugin.toml needs world = \"acknowledger\" and wit = \"{ACKNOWLEDGER_WIT}\"",
-            path.display()
+            plugin.dir.as_deref().unwrap_or(&plugin.component).display()
         );
     }
     let bytes = std::fs::read(&plugin.component)
