@@ -144,7 +144,7 @@ fn sandbox(config: &Config) -> anyhow::Result<Sandbox> {
             "--cache".into(),
             cache.clone().into_os_string(),
         ];
-        artifacts = artifacts.compiled_by(program, args);
+        artifacts = artifacts.compiled_by(program, args, config.host.compile_limits());
     }
     Ok(Sandbox::new(Some(&cache))
         .context("cannot start the sandbox")?

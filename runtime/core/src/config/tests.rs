@@ -199,6 +199,13 @@ fn a_section_given_in_part_keeps_the_defaults_of_the_rest() {
     assert!(route.idempotency);
     assert_eq!(c.host.partitions, 4);
     assert_eq!(c.host.drain_timeout, Duration::from_secs(10));
+    assert_eq!(
+        c.host.compile_limits(),
+        crate::sandbox::CompileLimits {
+            timeout: Duration::from_secs(300),
+            memory_mib: 4096,
+        }
+    );
     let admin = c.admin.unwrap();
     assert_eq!(admin.listen.to_string(), "127.0.0.1:9470");
     assert_eq!(admin.header_timeout, Duration::from_secs(10));
@@ -253,6 +260,20 @@ fn durations_outside_their_range_name_the_key_and_the_range() {
         .to_string();
     assert!(
         err.contains("`admin.header_timeout` must be between 100ms and 5m"),
+        "{err}"
+    );
+    let err = parse("[host]\ncompile_timeout = \"500ms\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`host.compile_timeout` must be at least 1s"),
+        "{err}"
+    );
+    let err = parse("[host]\ncompile_memory_mib = 16\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`host.compile_memory_mib` must be between 64 and 1048576"),
         "{err}"
     );
     let err = parse("[governance]\nhorizon = \"30s\"\n")

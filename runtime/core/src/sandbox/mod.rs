@@ -35,7 +35,9 @@ pub use self::bindings::exports::{MapError as WitMapError, RawMessage};
 use self::bindings::{poster_v1_0, v1_0, v1_1};
 use self::guest::GuestState;
 pub use self::guest::{LOG_BYTES_BUDGET, LOG_RECORDS_BUDGET};
-pub use self::precompiled::{ArtifactRefused, ArtifactStore, Compilation, write_atomic};
+pub use self::precompiled::{
+    ArtifactRefused, ArtifactStore, Compilation, CompileLimits, write_atomic,
+};
 pub use self::profiler::{PROFILER_ENV, Profiler};
 use crate::canonical::MappedEvent;
 use crate::config::Limits;
@@ -87,6 +89,16 @@ pub enum LoadError {
         /// `name@version`.
         plugin: String,
         /// What wasmtime said.
+        reason: String,
+    },
+    /// Compiling the component broke one of the host's compile limits (time or memory), or
+    /// killed the compiler process: a component that cannot be compiled within them is refused,
+    /// never compiled in the serving process instead.
+    #[error("plugin {plugin} cannot be compiled within this host's limits: {reason}")]
+    CompileLimit {
+        /// `name@version`.
+        plugin: String,
+        /// Which limit, and how far the compile got.
         reason: String,
     },
     /// The component does not fit any world this host serves.

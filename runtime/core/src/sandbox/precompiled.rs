@@ -14,9 +14,10 @@
 
 use std::ffi::OsString;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
@@ -59,12 +60,32 @@ impl Compilation {
 #[error("precompiled artifact refused: {0}")]
 pub struct ArtifactRefused(pub String);
 
+/// Bounds on compiling one component in the child process. Cranelift's time grows faster
+/// than a function's size (a 1 MB component of one crafted function took 64 s to compile on a
+/// 2-core machine, ten times the function 24 times as long), so without them an uploaded
+/// component could hold a compile slot and a core for hours on every host that loads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompileLimits {
+    /// The longest one compile may run.
+    pub timeout: Duration,
+    /// The most resident memory the compiler process may hold, in MiB.
+    pub memory_mib: u64,
+}
+
+/// The command that compiles a component in a child process, and its limits.
+#[derive(Debug, Clone)]
+struct Compiler {
+    program: PathBuf,
+    args: Vec<OsString>,
+    limits: CompileLimits,
+}
+
 /// Where a sandbox keeps precompiled artifacts, and the command that compiles one in a child
 /// process (given the component on stdin and `--out <file>`), when there is one.
 #[derive(Debug, Clone)]
 pub struct ArtifactStore {
     dir: PathBuf,
-    compiler: Option<(PathBuf, Vec<OsString>)>,
+    compiler: Option<Compiler>,
 }
 
 impl ArtifactStore {
@@ -77,9 +98,20 @@ impl ArtifactStore {
     }
 
     /// Missing artifacts are compiled by `program args… --out <file>` reading the component on
-    /// stdin (`millrace plugin precompile`); should it fail, the host compiles in process.
-    pub fn compiled_by(mut self, program: impl Into<PathBuf>, args: Vec<OsString>) -> Self {
-        self.compiler = Some((program.into(), args));
+    /// stdin (`millrace plugin precompile`), within `limits`. Should the compiler fail on its
+    /// own (it cannot start, or cannot write), the host compiles in process; should the
+    /// component break a limit or kill the compiler, it is refused.
+    pub fn compiled_by(
+        mut self,
+        program: impl Into<PathBuf>,
+        args: Vec<OsString>,
+        limits: CompileLimits,
+    ) -> Self {
+        self.compiler = Some(Compiler {
+            program: program.into(),
+            args,
+            limits,
+        });
         self
     }
 
@@ -218,14 +250,20 @@ impl Sandbox {
         if let Some(component) = self.read_artifact(plugin, &digest, &path) {
             return Ok((component, Compilation::Precompiled));
         }
-        if let Some((program, args)) = &store.compiler {
-            match compile_in_child(program, args, bytes, &path) {
+        if let Some(compiler) = &store.compiler {
+            match compiler.compile(bytes, &path) {
                 Ok(()) => {
                     if let Some(component) = self.read_artifact(plugin, &digest, &path) {
                         return Ok((component, Compilation::ChildProcess));
                     }
                 }
-                Err(e) => tracing::warn!(
+                Err(ChildFailure::Refused(reason)) => {
+                    return Err(LoadError::CompileLimit {
+                        plugin: plugin.to_owned(),
+                        reason,
+                    });
+                }
+                Err(ChildFailure::Failed(e)) => tracing::warn!(
                     plugin,
                     "compiling in a child process failed, compiling in the host: {e:#}"
                 ),
@@ -287,36 +325,137 @@ fn component_header(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-/// Runs the compiler process: the component on its stdin, the sealed artifact written to `out`.
-fn compile_in_child(
-    program: &Path,
-    args: &[OsString],
-    bytes: &[u8],
-    out: &Path,
-) -> anyhow::Result<()> {
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent)?;
+/// Why the compiler process left no artifact.
+enum ChildFailure {
+    /// It could not run, or failed on its own (it could not write, or the component is
+    /// invalid): the host compiles in process, which names the fault if it is the component's.
+    Failed(anyhow::Error),
+    /// The component made it break a limit, or killed it: refused, never compiled in process.
+    Refused(String),
+}
+
+/// How often a running compile's time and memory are looked at.
+const COMPILE_POLL: Duration = Duration::from_millis(10);
+
+impl Compiler {
+    /// Runs the compiler process, the component on its stdin and the sealed artifact written
+    /// to `out`, killing it when it runs past a limit.
+    fn compile(&self, bytes: &[u8], out: &Path) -> Result<(), ChildFailure> {
+        let failed = |e: std::io::Error| ChildFailure::Failed(e.into());
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent).map_err(failed)?;
+        }
+        let mut child = Command::new(&self.program)
+            .args(&self.args)
+            .arg("--out")
+            .arg(out)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(failed)?;
+        // Read apart, so a compiler that writes much to stderr never blocks on a full pipe.
+        let stderr = child.stderr.take().map(|mut pipe| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                pipe.read_to_string(&mut text).ok();
+                text
+            })
+        });
+        let fed = child
+            .stdin
+            .take()
+            .map_or(Ok(()), |mut stdin| stdin.write_all(bytes));
+        let status = match fed {
+            Ok(()) => self.watch(&mut child, out),
+            Err(e) => {
+                stop(&mut child, out);
+                Err(failed(e))
+            }
+        };
+        let stderr = stderr
+            .and_then(|reader| reader.join().ok())
+            .unwrap_or_default();
+        let stderr = stderr.trim();
+        let status = status?;
+        if status.success() {
+            return Ok(());
+        }
+        #[cfg(unix)]
+        if let Some(signal) = std::os::unix::process::ExitStatusExt::signal(&status) {
+            return Err(ChildFailure::Refused(format!(
+                "the compiler process died of signal {signal} while compiling it (the kernel \
+                 kills a process that runs the machine out of memory){}",
+                if stderr.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {stderr}")
+                }
+            )));
+        }
+        Err(ChildFailure::Failed(anyhow::anyhow!(
+            "{} exited with {status}: {stderr}",
+            self.program.display()
+        )))
     }
-    let mut child = Command::new(program)
-        .args(args)
-        .arg("--out")
-        .arg(out)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(bytes)?;
+
+    /// Waits for the compiler to exit, killing it when it runs longer or holds more memory
+    /// than the limits allow.
+    fn watch(&self, child: &mut Child, out: &Path) -> Result<ExitStatus, ChildFailure> {
+        let started = Instant::now();
+        let CompileLimits {
+            timeout,
+            memory_mib,
+        } = self.limits;
+        loop {
+            if let Some(status) = child
+                .try_wait()
+                .map_err(|e| ChildFailure::Failed(e.into()))?
+            {
+                return Ok(status);
+            }
+            let resident = resident_mib(child.id());
+            let broken = if started.elapsed() > timeout {
+                Some(format!(
+                    "compiling it ran longer than {timeout:?} (host.compile_timeout); stopped"
+                ))
+            } else if resident.is_some_and(|mib| mib > memory_mib) {
+                Some(format!(
+                    "compiling it took more than {memory_mib} MiB of memory \
+                     (host.compile_memory_mib); stopped after {:.1} s",
+                    started.elapsed().as_secs_f64()
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = broken {
+                stop(child, out);
+                return Err(ChildFailure::Refused(reason));
+            }
+            std::thread::sleep(COMPILE_POLL);
+        }
     }
-    let output = child.wait_with_output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "{} exited with {}: {}",
-        program.display(),
-        output.status,
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    Ok(())
+}
+
+/// Kills the compiler and removes what it may have begun writing.
+fn stop(child: &mut Child, out: &Path) {
+    child.kill().ok();
+    child.wait().ok();
+    std::fs::remove_file(temporary_path(out, child.id())).ok();
+}
+
+/// A process's resident memory in MiB, from `/proc` (`None` where there is no `/proc`).
+fn resident_mib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024)
 }
 
 /// Writes `bytes` to `path` through a temporary file and a rename, so a reader never sees half
@@ -325,10 +464,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = temporary_path(path, std::process::id());
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
+}
+
+/// Where process `pid`'s [`write_atomic`] of `path` writes before its rename.
+fn temporary_path(path: &Path, pid: u32) -> PathBuf {
+    path.with_extension(format!("tmp{pid}"))
 }
 
 /// Hands checked compiled bytes to wasmtime.
