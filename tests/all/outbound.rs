@@ -553,3 +553,128 @@ async fn a_nats_target_publishes_each_request_to_its_outbox_subject_with_the_eve
     }
     host.stop().await;
 }
+
+/// A completion of `work_order` (one the poster guest renders a hostile request for).
+fn completion_of(n: usize, work_order: &str) -> (String, Value) {
+    let (id, mut event) = completion(n, &format!("LOT-{n}"));
+    event["data"]["work_order"] = work_order.into();
+    (id, event)
+}
+
+/// The dead letters of `route`, by event id: (kind, reason).
+async fn refusals(
+    js: &jetstream::Context,
+    route: &str,
+    count: usize,
+) -> BTreeMap<String, (String, String)> {
+    read_stream(
+        js,
+        "DLQ",
+        &format!("dlq.outbound.{route}"),
+        count,
+        Duration::from_millis(300),
+    )
+    .await
+    .iter()
+    .map(|letter| {
+        let letter = letter.json();
+        (
+            letter["event_id"].as_str().unwrap().to_owned(),
+            (
+                letter["kind"].as_str().unwrap().to_owned(),
+                letter["reason"].as_str().unwrap().to_owned(),
+            ),
+        )
+    })
+    .collect()
+}
+
+/// Requests a hostile or careless poster renders are refused before anything is sent: a header
+/// value with a line break (a second header smuggled after it), a path that leaves the target's
+/// URL for another's (with the target's credentials), and, to a NATS target, a `Nats-` header
+/// JetStream would act on (`Nats-Rollup: all` purges the outbox). Each is dead-lettered once as
+/// `refused-request` naming why, never retried as an outage (which would open the target's
+/// breaker for every route), and the events behind it are posted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_requests_are_refused_unsent_and_the_target_serves_on() {
+    let nats = Nats::start();
+    let erp = StandInErp::start(false).await;
+    let token = nats.dir.path().join("erp.token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let poster = plugin("tests/guests/poster").display().to_string();
+    let js = jetstream::new(nats.client().await);
+    let subject = "canonical.production-completion.PLANT1";
+
+    let config = nats.config(&format!(
+        "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {poster:?}\ntargets = [\"erp\"]\n\n{}",
+        targets(&erp, &token, false)
+    ));
+    let host = InProcessHost::start(&config).await;
+    let (split, event) = completion_of(1, "WO-HEADER-SPLIT");
+    publish_event(&js, subject, &split, &event).await;
+    let (escape, event) = completion_of(2, "WO-PATH-ESCAPE");
+    publish_event(&js, subject, &escape, &event).await;
+    let (good, event) = completion(3, "LOT-3");
+    publish_event(&js, subject, &good, &event).await;
+    let letters = refusals(&js, "posts", 2).await;
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    let (kind, reason) = &letters[&split];
+    assert_eq!(kind, "refused-request");
+    assert!(
+        reason.contains("`X-Note` holds the control character '\\r'"),
+        "{reason}"
+    );
+    let (kind, reason) = &letters[&escape];
+    assert_eq!(kind, "refused-request");
+    assert!(
+        reason.contains("resolves to \"/wms/goods-movements\", outside the target's URL"),
+        "{reason}"
+    );
+    until("the good event is booked", || {
+        erp.ledger.lock().unwrap().booked.get(&good) == Some(&1)
+    })
+    .await;
+    let sent = seen(&erp);
+    assert!(
+        sent.iter()
+            .all(|(path, key)| key == &good && path.starts_with("/erp/")),
+        "only the good event reached the ERP, at the erp target's path: {sent:?}"
+    );
+    host.stop().await;
+
+    // To a NATS target (a server of its own, so its route sees only these events): a `Nats-`
+    // header is refused, and the outbox keeps what was published around it.
+    let nats = Nats::start();
+    let js = jetstream::new(nats.client().await);
+    let config = nats.config(&format!(
+        "[outbound.to-bus]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {poster:?}\ntargets = [\"erp\"]\n\n[targets.erp]\nkind = \"nats\"\n",
+    ));
+    let host = InProcessHost::start(&config).await;
+    let (first, event) = completion(4, "LOT-4");
+    publish_event(&js, subject, &first, &event).await;
+    let (rollup, event) = completion_of(5, "WO-NATS-HEADER");
+    publish_event(&js, subject, &rollup, &event).await;
+    let (last, event) = completion(6, "LOT-6");
+    publish_event(&js, subject, &last, &event).await;
+    let letters = refusals(&js, "to-bus", 1).await;
+    let (kind, reason) = &letters[&rollup];
+    assert_eq!(kind, "refused-request");
+    assert!(
+        reason.contains("`Nats-Rollup`: JetStream acts on"),
+        "{reason}"
+    );
+    let out = read_stream(
+        &js,
+        "OUTBOX",
+        "out.erp.PLANT1",
+        2,
+        Duration::from_millis(500),
+    )
+    .await;
+    let keys: BTreeSet<String> = out
+        .iter()
+        .map(|m| m.header("Idempotency-Key").unwrap().to_owned())
+        .collect();
+    assert_eq!(keys, BTreeSet::from([first.clone(), last.clone()]));
+    host.stop().await;
+}

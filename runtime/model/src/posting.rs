@@ -206,11 +206,14 @@ pub struct Request {
     /// The HTTP method.
     pub method: Method,
     /// The path (and query) appended to the target's base URL, for example
-    /// `/odata/GoodsMovements`.
+    /// `/odata/GoodsMovements`: it starts with `/`, holds no whitespace or control character,
+    /// and must stay under the base URL once dot segments are resolved.
     pub path: String,
     /// Extra headers, in order. The host adds `Idempotency-Key`, `Content-Type` when not set
-    /// here, and the target's authorization; a plugin's `Authorization` or `Idempotency-Key`
-    /// is refused.
+    /// here, and the target's authorization; a plugin's `Authorization` or `Idempotency-Key`,
+    /// a connection header (`Host`, `Content-Length`, …), a `Nats-` header to a NATS target,
+    /// a name that is not an HTTP token and a value with a line break or other control
+    /// character are refused (docs/OUTBOUND.md).
     #[serde(default)]
     pub headers: Vec<(String, String)>,
     /// The body bytes.

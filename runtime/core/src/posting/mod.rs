@@ -19,11 +19,96 @@ pub use millrace_model::posting::{
 /// Headers a plugin may not set: the host owns them.
 pub const HOST_HEADERS: [&str; 2] = ["authorization", "idempotency-key"];
 
+/// Headers a plugin may not set because the HTTP connection owns them (the message's framing
+/// and the hop-by-hop headers): with one, a request would be framed or routed otherwise than
+/// the host sends it.
+pub const CONNECTION_HEADERS: [&str; 10] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-authorization",
+    "proxy-connection",
+];
+
+/// Why the host will not send `headers` as a plugin rendered them, if it will not: a name that
+/// is not an HTTP token, a value holding a line break or another control character (on the
+/// wire it would end the header and start others, in HTTP and in NATS alike), or a header the
+/// host or the connection owns. To a NATS target (`nats`) the `Nats-` headers are refused too:
+/// JetStream acts on them (message id, expected sequence, rollup, time to live).
+pub fn header_refusal(headers: &[(String, String)], nats: bool) -> Option<String> {
+    /// RFC 9110's `tchar`, beside letters and digits.
+    const TOKEN_MARKS: &[u8] = b"!#$%&'*+-.^_`|~";
+    headers.iter().find_map(|(name, value)| {
+        let lower = name.to_ascii_lowercase();
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || TOKEN_MARKS.contains(&b))
+        {
+            Some(format!(
+                "the header name {name:?} is not an HTTP token (letters, digits and \
+                 !#$%&'*+-.^_`|~ only)"
+            ))
+        } else if let Some(c) = value.chars().find(|&c| c.is_control() && c != '\t') {
+            Some(format!(
+                "the value of header `{name}` holds the control character {c:?}, which would \
+                 split it into other headers on the wire"
+            ))
+        } else if HOST_HEADERS.contains(&lower.as_str()) {
+            Some(format!(
+                "the plugin set the header `{name}`, which the host sets"
+            ))
+        } else if CONNECTION_HEADERS.contains(&lower.as_str()) {
+            Some(format!(
+                "the plugin set the header `{name}`, which the HTTP connection sets"
+            ))
+        } else if nats && lower.starts_with("nats-") {
+            Some(format!(
+                "the plugin set the header `{name}`: JetStream acts on `Nats-` headers, so the \
+                 host alone sets them"
+            ))
+        } else {
+            None
+        }
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::canonical::EventData;
+
+    #[test]
+    fn headers_that_would_split_reframe_or_steer_a_request_are_refused() {
+        let one = |name: &str, value: &str| vec![(name.to_owned(), value.to_owned())];
+        let refused = |name: &str, value: &str, nats: bool| {
+            header_refusal(&one(name, value), nats).unwrap_or_default()
+        };
+        assert_eq!(
+            header_refusal(&one("X-Plant", "PLANT1\tline 2"), true),
+            None
+        );
+        assert_eq!(header_refusal(&one("sap-client", "100"), false), None);
+        assert_eq!(header_refusal(&one("Nats-Note", "x"), false), None);
+        assert!(refused("X-A", "1\r\nX-B: 2", false).contains("control character '\\r'"));
+        assert!(refused("X-A", "1\nNats-Rollup: all", true).contains("'\\n'"));
+        assert!(refused("X-A", "\0", true).contains("control character"));
+        assert!(refused("X-A: 1", "2", false).contains("not an HTTP token"));
+        assert!(refused("X A", "2", true).contains("not an HTTP token"));
+        assert!(refused("", "2", true).contains("not an HTTP token"));
+        assert!(refused("Ä", "2", true).contains("not an HTTP token"));
+        assert!(refused("AUTHORIZATION", "x", false).contains("which the host sets"));
+        assert!(refused("Content-Length", "0", false).contains("HTTP connection"));
+        assert!(refused("transfer-encoding", "chunked", true).contains("HTTP connection"));
+        assert!(refused("Nats-Msg-Id", "x", true).contains("JetStream acts on"));
+        assert!(refused("nats-rollup", "all", true).contains("JetStream acts on"));
+    }
 
     #[test]
     fn an_event_reads_back_from_the_cloudevent_the_inbound_half_publishes() {

@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use millrace_core::config::{Credentials, TargetConfig, TargetKind};
-use millrace_core::posting::{HOST_HEADERS, Method, Request, Response};
+use millrace_core::posting::{Method, Request, Response, header_refusal};
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +32,10 @@ pub enum TargetError {
 enum Connection {
     Http {
         client: reqwest::Client,
+        /// The target's URL, without a trailing `/`.
         base: String,
+        /// The same, parsed: every request's URL must stay under it.
+        base_url: reqwest::Url,
         authorization: Option<String>,
     },
     Nats {
@@ -73,6 +76,8 @@ impl Target {
                     .with_context(|| format!("target `{name}` has no url"))?
                     .trim_end_matches('/')
                     .to_owned();
+                let base_url = reqwest::Url::parse(&base)
+                    .with_context(|| format!("target `{name}`: `{base}` is not a URL"))?;
                 let authorization =
                     config
                         .auth
@@ -89,6 +94,7 @@ impl Target {
                 Connection::Http {
                     client,
                     base,
+                    base_url,
                     authorization,
                 }
             }
@@ -129,14 +135,9 @@ impl Target {
         idempotency_key: &str,
         site: &str,
     ) -> Result<Response, TargetError> {
-        if let Some((name, _)) = request
-            .headers
-            .iter()
-            .find(|(n, _)| HOST_HEADERS.contains(&n.to_ascii_lowercase().as_str()))
-        {
-            return Err(TargetError::Refused(format!(
-                "the plugin set the header `{name}`, which the host sets"
-            )));
+        let nats = matches!(self.connection, Connection::Nats { .. });
+        if let Some(why) = header_refusal(&request.headers, nats) {
+            return Err(TargetError::Refused(why));
         }
         let content_type = request
             .headers
@@ -151,19 +152,12 @@ impl Target {
             Connection::Http {
                 client,
                 base,
+                base_url,
                 authorization,
             } => {
-                if !request.path.starts_with('/') {
-                    return Err(TargetError::Refused(format!(
-                        "the path `{}` does not start with `/`",
-                        request.path
-                    )));
-                }
+                let url = url_under(base, base_url, &request.path).map_err(TargetError::Refused)?;
                 let mut builder = client
-                    .request(
-                        http_method(request.method),
-                        format!("{base}{}", request.path),
-                    )
+                    .request(http_method(request.method), url)
                     .header("Idempotency-Key", idempotency_key)
                     .body(request.body.clone());
                 for (name, value) in &request.headers {
@@ -175,10 +169,15 @@ impl Target {
                 if let Some(authorization) = authorization {
                     builder = builder.header("Authorization", authorization);
                 }
-                let answer = builder
-                    .send()
-                    .await
-                    .map_err(|e| TargetError::Unreachable(format!("{e}")))?;
+                let answer = builder.send().await.map_err(|e| {
+                    // A request reqwest cannot build is the plugin's, and no outage: it would
+                    // fail the same on every retry.
+                    if e.is_builder() {
+                        TargetError::Refused(format!("{e}"))
+                    } else {
+                        TargetError::Unreachable(format!("{e}"))
+                    }
+                })?;
                 let status = answer.status().as_u16();
                 let headers = answer
                     .headers()
@@ -253,6 +252,40 @@ impl Target {
         let jitter = getrandom::u64().unwrap_or(0) % 1000;
         full - full.mul_f64(jitter as f64 / 2000.0)
     }
+}
+
+/// The URL of a request's `path` under the target's `base`, or why the host will not send to
+/// it: the path must start with `/`, hold no whitespace or control character (a URL parser
+/// drops tabs and line breaks without a word), and stay under the target's URL once the dot
+/// segments (`/../`, `%2e%2e`) and backslashes are resolved, so a plugin reaches no other
+/// path, host or port than its target's, with the target's credentials.
+fn url_under(base: &str, base_url: &reqwest::Url, path: &str) -> Result<reqwest::Url, String> {
+    if !path.starts_with('/') {
+        return Err(format!("the path `{path}` does not start with `/`"));
+    }
+    if let Some(c) = path.chars().find(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!(
+            "the path {path:?} holds {c:?}: percent-encode it (a URL holds no whitespace or \
+             control character)"
+        ));
+    }
+    let url = reqwest::Url::parse(&format!("{base}{path}"))
+        .map_err(|e| format!("the path {path:?} makes no URL with the target's: {e}"))?;
+    let prefix = base_url.path().trim_end_matches('/');
+    let same_place = url.scheme() == base_url.scheme()
+        && url.host_str() == base_url.host_str()
+        && url.port_or_known_default() == base_url.port_or_known_default()
+        && url.username() == base_url.username()
+        && url.password() == base_url.password();
+    let under = url.path() == prefix || url.path().starts_with(&format!("{prefix}/"));
+    if !(same_place && under) {
+        return Err(format!(
+            "the path {path:?} resolves to {:?}, outside the target's URL (path {:?})",
+            url.path(),
+            if prefix.is_empty() { "/" } else { prefix }
+        ));
+    }
+    Ok(url)
 }
 
 /// The HTTP method of a WIT method.
@@ -370,6 +403,47 @@ mod tests {
         short.record(true);
         assert!(!short.is_open());
         assert_eq!(short.wait(), None);
+    }
+
+    #[test]
+    fn a_request_path_stays_under_the_targets_url() {
+        let base = "https://erp.example.com:8443/tenant-a/api";
+        let base_url = reqwest::Url::parse(base).unwrap();
+        let ok = |path: &str| url_under(base, &base_url, path).unwrap().to_string();
+        let refused = |path: &str| url_under(base, &base_url, path).unwrap_err();
+        assert_eq!(
+            ok("/goods-movements?plant=P1&x=../y"),
+            "https://erp.example.com:8443/tenant-a/api/goods-movements?plant=P1&x=../y"
+        );
+        assert_eq!(
+            ok("/a/../b%20c"),
+            "https://erp.example.com:8443/tenant-a/api/b%20c"
+        );
+        for escape in [
+            "/../../tenant-b/api/goods",
+            "/%2e%2e/%2E%2E/tenant-b",
+            "/..\\..\\tenant-b",
+            "/./../",
+        ] {
+            assert!(
+                refused(escape).contains("outside the target's URL"),
+                "{escape}"
+            );
+        }
+        assert!(refused("/goods\nmovements").contains("'\\n'"));
+        assert!(refused("/goods\tx").contains("'\\t'"));
+        assert!(refused("/goods x").contains("' '"));
+        assert!(refused("goods").contains("does not start with `/`"));
+        assert!(refused("@evil.example/x").contains("does not start with `/`"));
+
+        let root = "http://wms.example.com";
+        let root_url = reqwest::Url::parse(root).unwrap();
+        let at_root = url_under(root, &root_url, "//evil.example/x").unwrap();
+        assert_eq!(at_root.host_str(), Some("wms.example.com"));
+        assert_eq!(
+            url_under(root, &root_url, "/../x").unwrap().as_str(),
+            "http://wms.example.com/x"
+        );
     }
 
     #[test]

@@ -6,7 +6,12 @@
 //! | `quality-hold` | `PUT /stock-status` to `erp`, then `POST /shipment-blocks` to `wms`, then `POST /notify` to `notify` |
 //! | anything else | none |
 //!
-//! A completion whose work order is `WO-INCOMPLETE` is refused with `incomplete-event`. The route
+//! A completion whose work order is `WO-INCOMPLETE` is refused with `incomplete-event`. Three
+//! work orders make the request one a hostile or careless plugin would render, which the host
+//! must refuse without sending: `WO-HEADER-SPLIT` (a header value with a line break and a
+//! second header after it), `WO-PATH-ESCAPE` (the path `/../wms/goods-movements`, out of the
+//! target's URL into another's) and `WO-NATS-HEADER` (`Nats-Rollup: all`, which would purge a
+//! NATS target's outbox stream). The route
 //! configuration `version = "<text>"` adds `"version": "<text>"` to every body (for shadow tests).
 //! Built with the feature `v2` (the `poster-v2` guest, version 2.0.0), every body also carries
 //! `"format": 2`: a shadow of version 2 renders requests that differ from version 1's.
@@ -52,7 +57,8 @@ impl Guest for Poster {
                 if p.work_order == "WO-INCOMPLETE" {
                     return Err(RenderError::IncompleteEvent("no lot to receive".into()));
                 }
-                vec![request(
+                let hostile = p.work_order.clone();
+                let mut movement = request(
                     "erp",
                     Method::Post,
                     "/goods-movements",
@@ -61,7 +67,16 @@ impl Guest for Poster {
                         "item": p.item, "lot": p.lot, "quantity": p.good_quantity.amount,
                         "uom": p.good_quantity.uom,
                     }),
-                )]
+                );
+                match hostile.as_str() {
+                    "WO-HEADER-SPLIT" => movement
+                        .headers
+                        .push(("X-Note".into(), "ok\r\nX-Injected: yes".into())),
+                    "WO-PATH-ESCAPE" => movement.path = "/../wms/goods-movements".into(),
+                    "WO-NATS-HEADER" => movement.headers.push(("Nats-Rollup".into(), "all".into())),
+                    _ => {}
+                }
+                vec![movement]
             }
             EventData::MaterialConsumption(c) => vec![request(
                 "erp",
