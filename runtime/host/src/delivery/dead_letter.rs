@@ -164,7 +164,7 @@ impl DeadLetter<'_> {
 }
 
 /// Header values hold no line breaks and stay short enough for any NATS server.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     const MAX: usize = 2048;
     let mut line: String = text
         .chars()

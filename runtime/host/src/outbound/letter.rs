@@ -108,10 +108,7 @@ impl OutboundLetter {
     /// and the admin API list it beside the inbound ones), the canonical subject and sequence
     /// in the place of the raw ones, and `Millrace-Direction: outbound`.
     pub fn headers(&self) -> async_nats::HeaderMap {
-        use crate::delivery::dead_letter::headers as h;
-        // Header values are one line of bounded length.
-        let line =
-            |text: &str| -> String { text.replace(['\r', '\n'], " ").chars().take(1024).collect() };
+        use crate::delivery::dead_letter::{headers as h, one_line as line};
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(
             async_nats::header::NATS_MESSAGE_ID,
