@@ -407,6 +407,43 @@ fn plugin_test_passes_the_golden_fixtures_and_diffs_a_failure() {
     assert_clean_failure(&o, " 1 failed");
 }
 
+/// An outbound fixture whose expected requests are exactly what the plugin renders still fails
+/// when the host would refuse to send one of them (here a header value with a line break and a
+/// second header after it): the plugin's author learns it from `plugin test`, and a deploy's
+/// admission refuses the version, instead of every such event being dead-lettered live.
+#[test]
+fn plugin_test_fails_a_poster_fixture_whose_request_the_host_would_refuse() {
+    let versions = tempfile::tempdir().unwrap();
+    let copy = plugin_version("tests/guests/poster", "1.0.0", versions.path());
+    let fixtures = copy.join("fixtures");
+    let mut case: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("completion.json")).unwrap())
+            .unwrap();
+    case["event"]["data"]["work_order"] = "WO-HEADER-SPLIT".into();
+    let request = &mut case["requests"][0];
+    request["body"]["work_order"] = "WO-HEADER-SPLIT".into();
+    request["headers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!(["X-Note", "ok\r\nX-Injected: yes"]));
+    std::fs::write(
+        fixtures.join("header-split.json"),
+        serde_json::to_string_pretty(&case).unwrap(),
+    )
+    .unwrap();
+    let o = millrace(&["plugin", "test", copy.to_str().unwrap()]);
+    assert_clean_failure(&o, " 1 failed");
+    let t = text(&o);
+    assert!(
+        t.contains("request 0 would be refused when posted: the value of header `X-Note` holds the control character '\\r'"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("\"requests\""),
+        "the requests themselves match: {t}"
+    );
+}
+
 #[test]
 fn up_once_runs_the_example_end_to_end() {
     let state = tempfile::tempdir().unwrap();

@@ -78,6 +78,34 @@ pub fn header_refusal(headers: &[(String, String)], nats: bool) -> Option<String
     })
 }
 
+/// Why the host will not send a request to `path`, whatever the target, if it will not: a path
+/// starts with `/` and holds no whitespace, control character or backslash (a URL parser drops
+/// tabs and line breaks without a word, and reads `\\` as `/`), and no `.` or `..` segment,
+/// plain or percent-encoded, so it can only name a place under the target's URL.
+pub fn path_refusal(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return Some(format!("the path `{path}` does not start with `/`"));
+    }
+    if let Some(c) = path
+        .chars()
+        .find(|&c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return Some(format!(
+            "the path {path:?} holds {c:?}: percent-encode it (a URL holds no whitespace, \
+             control character or backslash)"
+        ));
+    }
+    let before_query = path.split(['?', '#']).next().unwrap_or_default();
+    let dots = before_query.split('/').find(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })?;
+    Some(format!(
+        "the path {path:?} holds the segment `{dots}`, which would climb out of the place it \
+         names (and out of the target's URL): write the path it means"
+    ))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -108,6 +136,30 @@ mod tests {
         assert!(refused("transfer-encoding", "chunked", true).contains("HTTP connection"));
         assert!(refused("Nats-Msg-Id", "x", true).contains("JetStream acts on"));
         assert!(refused("nats-rollup", "all", true).contains("JetStream acts on"));
+    }
+
+    #[test]
+    fn paths_that_could_leave_the_target_are_refused() {
+        for good in [
+            "/goods-movements",
+            "/odata/GoodsMovements('4711')?$format=json&x=../y",
+            "/a/b%20c/",
+            "/",
+            "/.well-known/x",
+            "/a/...",
+        ] {
+            assert_eq!(path_refusal(good), None, "{good}");
+        }
+        let refused = |path: &str| path_refusal(path).unwrap_or_default();
+        assert!(refused("goods").contains("does not start with `/`"));
+        assert!(refused("@evil.example/x").contains("does not start with `/`"));
+        assert!(refused("/goods\nmovements").contains("'\\n'"));
+        assert!(refused("/goods x").contains("' '"));
+        assert!(refused("/a\\..\\b").contains("'\\\\'"));
+        assert!(refused("/../tenant-b/orders").contains("segment `..`"));
+        assert!(refused("/a/./b").contains("segment `.`"));
+        assert!(refused("/a/%2E%2e/b").contains("segment `%2E%2e`"));
+        assert!(refused("/a/..").contains("segment `..`"));
     }
 
     #[test]

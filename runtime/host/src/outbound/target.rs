@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use millrace_core::config::{Credentials, TargetConfig, TargetKind};
-use millrace_core::posting::{Method, Request, Response, header_refusal};
+use millrace_core::posting::{Method, Request, Response, header_refusal, path_refusal};
 
 /// Why a request got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -255,19 +255,12 @@ impl Target {
 }
 
 /// The URL of a request's `path` under the target's `base`, or why the host will not send to
-/// it: the path must start with `/`, hold no whitespace or control character (a URL parser
-/// drops tabs and line breaks without a word), and stay under the target's URL once the dot
-/// segments (`/../`, `%2e%2e`) and backslashes are resolved, so a plugin reaches no other
-/// path, host or port than its target's, with the target's credentials.
+/// it: the path passes [`path_refusal`], and (in depth) the URL it makes stays under the
+/// target's once the URL parser has resolved it, so a plugin reaches no other path, host or
+/// port than its target's, with the target's credentials.
 fn url_under(base: &str, base_url: &reqwest::Url, path: &str) -> Result<reqwest::Url, String> {
-    if !path.starts_with('/') {
-        return Err(format!("the path `{path}` does not start with `/`"));
-    }
-    if let Some(c) = path.chars().find(|c| c.is_control() || c.is_whitespace()) {
-        return Err(format!(
-            "the path {path:?} holds {c:?}: percent-encode it (a URL holds no whitespace or \
-             control character)"
-        ));
+    if let Some(why) = path_refusal(path) {
+        return Err(why);
     }
     let url = reqwest::Url::parse(&format!("{base}{path}"))
         .map_err(|e| format!("the path {path:?} makes no URL with the target's: {e}"))?;
@@ -416,34 +409,27 @@ mod tests {
             "https://erp.example.com:8443/tenant-a/api/goods-movements?plant=P1&x=../y"
         );
         assert_eq!(
-            ok("/a/../b%20c"),
+            ok("/b%20c"),
             "https://erp.example.com:8443/tenant-a/api/b%20c"
         );
         for escape in [
             "/../../tenant-b/api/goods",
             "/%2e%2e/%2E%2E/tenant-b",
-            "/..\\..\\tenant-b",
             "/./../",
         ] {
             assert!(
-                refused(escape).contains("outside the target's URL"),
+                refused(escape).contains("which would climb out"),
                 "{escape}"
             );
         }
+        assert!(refused("/..\\..\\tenant-b").contains("backslash"));
         assert!(refused("/goods\nmovements").contains("'\\n'"));
-        assert!(refused("/goods\tx").contains("'\\t'"));
-        assert!(refused("/goods x").contains("' '"));
         assert!(refused("goods").contains("does not start with `/`"));
-        assert!(refused("@evil.example/x").contains("does not start with `/`"));
 
         let root = "http://wms.example.com";
         let root_url = reqwest::Url::parse(root).unwrap();
         let at_root = url_under(root, &root_url, "//evil.example/x").unwrap();
         assert_eq!(at_root.host_str(), Some("wms.example.com"));
-        assert_eq!(
-            url_under(root, &root_url, "/../x").unwrap().as_str(),
-            "http://wms.example.com/x"
-        );
     }
 
     #[test]

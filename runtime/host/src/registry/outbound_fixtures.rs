@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use millrace_core::posting::{CanonicalEvent, PostingFixture, Request};
+use millrace_core::posting::{
+    CanonicalEvent, PostingFixture, Request, header_refusal, path_refusal,
+};
 use millrace_core::sandbox::{CallError, PluginComponent, RouteContext, Session};
 
 /// The case files of a plugin folder, sorted.
@@ -94,6 +96,15 @@ pub fn check(plugin: &PluginComponent, route: &RouteContext, text: &str) -> (Opt
                     &pretty(&serde_json::json!({ "requests": want })),
                     &pretty(&serde_json::json!({ "requests": got })),
                 ));
+            }
+            // A request the host would refuse to send fails here, not in production. (A
+            // `Nats-` header is refused only to a NATS target, which a fixture does not name.)
+            for (n, request) in actual.iter().enumerate() {
+                if let Some(why) =
+                    header_refusal(&request.headers, false).or_else(|| path_refusal(&request.path))
+                {
+                    problems.push(format!("request {n} would be refused when posted: {why}"));
+                }
             }
             actual
         }
