@@ -678,3 +678,49 @@ async fn hostile_requests_are_refused_unsent_and_the_target_serves_on() {
     assert_eq!(keys, BTreeSet::from([first.clone(), last.clone()]));
     host.stop().await;
 }
+
+/// A target that answers a posting with a redirect (here an expired session sent to a sign-in
+/// page that answers 200) is not followed: the plugin reads the 302, which the test poster
+/// takes for a rejection, so the event is dead-lettered with the answer for redrive, where a
+/// followed redirect would have turned the POST into a GET of the sign-in page and its 200
+/// into "posted" with nothing booked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_answered_to_the_plugin_never_followed() {
+    let nats = Nats::start();
+    let erp = StandInErp::start(false).await;
+    let token = nats.dir.path().join("erp.token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let poster = plugin("tests/guests/poster").display().to_string();
+    let config = nats.config(&format!(
+        "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {poster:?}\ntargets = [\"erp\"]\n\n\
+         [targets.erp]\nurl = \"{}/session-expired\"\ntimeout = \"2s\"\nauth = {{ bearer_file = {:?} }}\n",
+        erp.url(),
+        token.display().to_string()
+    ));
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    let (id, event) = completion(1, "LOT-1");
+    publish_event(&js, "canonical.production-completion.PLANT1", &id, &event).await;
+    let letters = read_stream(
+        &js,
+        "DLQ",
+        "dlq.outbound.posts",
+        1,
+        Duration::from_millis(300),
+    )
+    .await;
+    let letter = letters[0].json();
+    assert_eq!(letter["event_id"], id.as_str());
+    assert_eq!(letter["kind"], "rejected");
+    assert_eq!(letter["answer"]["status"], 302);
+    let ack = &acknowledgements_of(&js, &id, 1).await[0];
+    assert_eq!(ack["outcome"], "rejected");
+    let sent = seen(&erp);
+    assert_eq!(
+        sent,
+        vec![("/session-expired/goods-movements".to_owned(), id.clone())],
+        "one POST, and no request to the sign-in page"
+    );
+    assert_eq!(erp.booked(), 0);
+    host.stop().await;
+}

@@ -44,7 +44,8 @@ pub(crate) struct Ledger {
 
 /// A stand-in ERP: books goods movements (and stock status, shipment blocks, notifications) at
 /// any path, answers with document ids, dedupes on `Idempotency-Key`, refuses a movement of lot
-/// `LOT-UNKNOWN` with 422 (for good), rate-limits with 429 and
+/// `LOT-UNKNOWN` with 422 (for good), redirects what is posted under `/session-expired/` to a
+/// sign-in page that answers 200, rate-limits with 429 and
 /// `Retry-After`, fails 10% of requests with 500 (half of them after booking: the answer is
 /// lost, not the booking), and can go down (its port closed) and come back.
 #[derive(Clone)]
@@ -113,6 +114,21 @@ async fn book(
 ) -> Response {
     let window = erp.started.elapsed().as_millis() as u64 / WINDOW.as_millis() as u64;
     let mut ledger = erp.ledger.lock().unwrap();
+    // An expired session, as some ERP gateways answer it: a redirect to a sign-in page that
+    // answers 200 and books nothing. Both are logged, key or not.
+    if uri.path().starts_with("/session-expired/") || uri.path() == "/login" {
+        let key = headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        ledger.log.push((uri.path().to_owned(), key, Value::Null));
+        return if uri.path() == "/login" {
+            (StatusCode::OK, "<html>Please sign in</html>").into_response()
+        } else {
+            (StatusCode::FOUND, [("location", "/login")], "").into_response()
+        };
+    }
     ledger.requests += 1;
     *ledger.arrivals.entry(window).or_default() += 1;
     let key = headers

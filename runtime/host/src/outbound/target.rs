@@ -66,7 +66,11 @@ impl Target {
     pub fn new(name: &str, config: &TargetConfig, js: &jetstream::Context) -> anyhow::Result<Self> {
         let connection = match config.kind {
             TargetKind::Http => {
+                // Redirects are not followed: a 302 answered to a POST would be followed by a
+                // GET (of a login page, say) whose 200 the plugin would read as posted, and a
+                // 307 would carry the body and credentials elsewhere. The plugin reads the 3xx.
                 let client = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
                     .timeout(config.timeout.get())
                     .build()
                     .with_context(|| format!("cannot build the HTTP client of target `{name}`"))?;
