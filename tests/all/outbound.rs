@@ -554,11 +554,23 @@ async fn a_nats_target_publishes_each_request_to_its_outbox_subject_with_the_eve
     host.stop().await;
 }
 
-/// A completion of `work_order` (one the poster guest renders a hostile request for).
-fn completion_of(n: usize, work_order: &str) -> (String, Value) {
-    let (id, mut event) = completion(n, &format!("LOT-{n}"));
-    event["data"]["work_order"] = work_order.into();
-    (id, event)
+/// Publishes completions `n` on `subject`, in order, each of work order `WO-<n>` or the one
+/// given (a work order the poster guest renders a hostile request for); their event ids.
+async fn publish_completions(
+    js: &jetstream::Context,
+    subject: &str,
+    completions: &[(usize, Option<&str>)],
+) -> Vec<String> {
+    let mut ids = Vec::new();
+    for &(n, work_order) in completions {
+        let (id, mut event) = completion(n, &format!("LOT-{n}"));
+        if let Some(work_order) = work_order {
+            event["data"]["work_order"] = work_order.into();
+        }
+        publish_event(js, subject, &id, &event).await;
+        ids.push(id);
+    }
+    ids
 }
 
 /// The dead letters of `route`, by event id: (kind, reason).
@@ -610,12 +622,18 @@ async fn hostile_requests_are_refused_unsent_and_the_target_serves_on() {
         targets(&erp, &token, false)
     ));
     let host = InProcessHost::start(&config).await;
-    let (split, event) = completion_of(1, "WO-HEADER-SPLIT");
-    publish_event(&js, subject, &split, &event).await;
-    let (escape, event) = completion_of(2, "WO-PATH-ESCAPE");
-    publish_event(&js, subject, &escape, &event).await;
-    let (good, event) = completion(3, "LOT-3");
-    publish_event(&js, subject, &good, &event).await;
+    let [split, escape, good] = publish_completions(
+        &js,
+        subject,
+        &[
+            (1, Some("WO-HEADER-SPLIT")),
+            (2, Some("WO-PATH-ESCAPE")),
+            (3, None),
+        ],
+    )
+    .await
+    .try_into()
+    .unwrap();
     let letters = refusals(&js, "posts", 2).await;
     assert_eq!(letters.len(), 2, "{letters:?}");
     let (kind, reason) = &letters[&split];
@@ -650,12 +668,14 @@ async fn hostile_requests_are_refused_unsent_and_the_target_serves_on() {
         "[outbound.to-bus]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {poster:?}\ntargets = [\"erp\"]\n\n[targets.erp]\nkind = \"nats\"\n",
     ));
     let host = InProcessHost::start(&config).await;
-    let (first, event) = completion(4, "LOT-4");
-    publish_event(&js, subject, &first, &event).await;
-    let (rollup, event) = completion_of(5, "WO-NATS-HEADER");
-    publish_event(&js, subject, &rollup, &event).await;
-    let (last, event) = completion(6, "LOT-6");
-    publish_event(&js, subject, &last, &event).await;
+    let [first, rollup, last] = publish_completions(
+        &js,
+        subject,
+        &[(4, None), (5, Some("WO-NATS-HEADER")), (6, None)],
+    )
+    .await
+    .try_into()
+    .unwrap();
     let letters = refusals(&js, "to-bus", 1).await;
     let (kind, reason) = &letters[&rollup];
     assert_eq!(kind, "refused-request");
