@@ -744,3 +744,57 @@ async fn a_redirect_is_answered_to_the_plugin_never_followed() {
     assert_eq!(erp.booked(), 0);
     host.stop().await;
 }
+
+/// A target whose answer never ends (a 5 MiB error page): the host reads the first MiB for the
+/// plugin, the plugin's verdict quoting it is clipped to 4 KiB, and the dead letter keeps the
+/// first 64 KiB of the body, so the letter and the acknowledgement each fit in one NATS message
+/// and the event is dead-lettered once, not redelivered for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_answer_is_read_in_part_and_its_dead_letter_fits_in_a_message() {
+    let nats = Nats::start();
+    let erp = StandInErp::start(false).await;
+    let token = nats.dir.path().join("erp.token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let poster = plugin("tests/guests/poster").display().to_string();
+    let config = nats.config(&format!(
+        "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {poster:?}\ntargets = [\"erp\"]\n\n\
+         [targets.erp]\nurl = \"{}/huge\"\ntimeout = \"5s\"\nauth = {{ bearer_file = {:?} }}\n",
+        erp.url(),
+        token.display().to_string()
+    ));
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    let [id] = publish_completions(&js, "canonical.production-completion.PLANT1", &[(1, None)])
+        .await
+        .try_into()
+        .unwrap();
+    let letters = read_stream(
+        &js,
+        "DLQ",
+        "dlq.outbound.posts",
+        1,
+        Duration::from_millis(300),
+    )
+    .await;
+    let letter = letters[0].json();
+    assert_eq!(letter["event_id"], id.as_str());
+    assert_eq!(letter["kind"], "rejected");
+    assert_eq!(letter["answer"]["status"], 422);
+    let reason = letter["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("this letter keeps 65536 of the 1048576 bytes of the answer's body"),
+        "{reason}"
+    );
+    // The plugin quoted the whole page in its verdict: clipped to 4 KiB, in the letter and in
+    // the acknowledgement alike.
+    assert!(reason.len() < 5 * 1024, "{} bytes", reason.len());
+    let ack = &acknowledgements_of(&js, &id, 1).await[0];
+    assert_eq!(ack["outcome"], "rejected");
+    assert!(ack["reason"].as_str().unwrap().ends_with('…'));
+    let kept = letter["answer"]["body"]["base64"].as_str().unwrap();
+    assert_eq!(kept.len(), 65536 / 3 * 4 + 4, "64 KiB of body, base64");
+    // Dead-lettered once: the POST went once, and nothing was redelivered.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(seen(&erp).len(), 1, "{:?}", seen(&erp).len());
+    host.stop().await;
+}

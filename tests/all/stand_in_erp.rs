@@ -45,7 +45,8 @@ pub(crate) struct Ledger {
 /// A stand-in ERP: books goods movements (and stock status, shipment blocks, notifications) at
 /// any path, answers with document ids, dedupes on `Idempotency-Key`, refuses a movement of lot
 /// `LOT-UNKNOWN` with 422 (for good), redirects what is posted under `/session-expired/` to a
-/// sign-in page that answers 200, rate-limits with 429 and
+/// sign-in page that answers 200, refuses what is posted under `/huge/` with a 5 MiB error
+/// page, rate-limits with 429 and
 /// `Retry-After`, fails 10% of requests with 500 (half of them after booking: the answer is
 /// lost, not the booking), and can go down (its port closed) and come back.
 #[derive(Clone)]
@@ -115,8 +116,12 @@ async fn book(
     let window = erp.started.elapsed().as_millis() as u64 / WINDOW.as_millis() as u64;
     let mut ledger = erp.ledger.lock().unwrap();
     // An expired session, as some ERP gateways answer it: a redirect to a sign-in page that
-    // answers 200 and books nothing. Both are logged, key or not.
-    if uri.path().starts_with("/session-expired/") || uri.path() == "/login" {
+    // answers 200 and books nothing; and a refusal whose error page never ends (5 MiB). All
+    // are logged, key or not.
+    if uri.path().starts_with("/session-expired/")
+        || uri.path() == "/login"
+        || uri.path().starts_with("/huge/")
+    {
         let key = headers
             .get("idempotency-key")
             .and_then(|v| v.to_str().ok())
@@ -125,6 +130,12 @@ async fn book(
         ledger.log.push((uri.path().to_owned(), key, Value::Null));
         return if uri.path() == "/login" {
             (StatusCode::OK, "<html>Please sign in</html>").into_response()
+        } else if uri.path().starts_with("/huge/") {
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "x".repeat(5 * 1024 * 1024),
+            )
+                .into_response()
         } else {
             (StatusCode::FOUND, [("location", "/login")], "").into_response()
         };

@@ -16,6 +16,25 @@ pub use millrace_model::posting::{
     Response, Verdict, body,
 };
 
+/// The longest text an outbound plugin's verdict or render error may carry (a reason, a
+/// document id), in bytes: it travels in acknowledgements and dead letters, each one NATS
+/// message, and a plugin quoting a target's whole error page must not make either too large to
+/// publish.
+pub const PLUGIN_TEXT_MAX: usize = 4096;
+
+/// `text` cut to [`PLUGIN_TEXT_MAX`] bytes (at a character boundary, with `…` marking the cut).
+pub fn clip(mut text: String) -> String {
+    if text.len() > PLUGIN_TEXT_MAX {
+        let mut cut = PLUGIN_TEXT_MAX;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
 /// Headers a plugin may not set: the host owns them.
 pub const HOST_HEADERS: [&str; 2] = ["authorization", "idempotency-key"];
 
@@ -160,6 +179,15 @@ mod tests {
         assert!(refused("/a/./b").contains("segment `.`"));
         assert!(refused("/a/%2E%2e/b").contains("segment `%2E%2e`"));
         assert!(refused("/a/..").contains("segment `..`"));
+    }
+
+    #[test]
+    fn plugin_text_is_clipped_at_a_character_boundary() {
+        assert_eq!(clip("short".into()), "short");
+        let long = "é".repeat(PLUGIN_TEXT_MAX);
+        let clipped = clip(long);
+        assert!(clipped.ends_with('…'));
+        assert_eq!(clipped.len(), PLUGIN_TEXT_MAX + '…'.len_utf8());
     }
 
     #[test]

@@ -232,20 +232,20 @@ pub(super) fn lift_request(r: wit::Request) -> Request {
     }
 }
 
-/// A verdict the plugin gave.
+/// A verdict the plugin gave, its text clipped ([`posting::clip`]).
 pub(super) fn lift_verdict(v: wit::Verdict) -> Verdict {
     match v {
-        wit::Verdict::Posted(id) => Verdict::Posted(id),
-        wit::Verdict::Rejected(why) => Verdict::Rejected(why),
-        wit::Verdict::TryAgain(why) => Verdict::TryAgain(why),
+        wit::Verdict::Posted(id) => Verdict::Posted(posting::clip(id)),
+        wit::Verdict::Rejected(why) => Verdict::Rejected(posting::clip(why)),
+        wit::Verdict::TryAgain(why) => Verdict::TryAgain(posting::clip(why)),
     }
 }
 
-/// A render error the plugin returned.
+/// A render error the plugin returned, its text clipped ([`posting::clip`]).
 pub(super) fn lift_render_error(e: wit::RenderError) -> RenderError {
     match e {
-        wit::RenderError::IncompleteEvent(m) => RenderError::IncompleteEvent(m),
-        wit::RenderError::RejectedByRule(m) => RenderError::RejectedByRule(m),
-        wit::RenderError::Other(m) => RenderError::Other(m),
+        wit::RenderError::IncompleteEvent(m) => RenderError::IncompleteEvent(posting::clip(m)),
+        wit::RenderError::RejectedByRule(m) => RenderError::RejectedByRule(posting::clip(m)),
+        wit::RenderError::Other(m) => RenderError::Other(posting::clip(m)),
     }
 }

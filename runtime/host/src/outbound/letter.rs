@@ -10,6 +10,21 @@ use crate::routes::Route;
 use millrace_core::posting::{Request, Response};
 use millrace_core::sandbox::PluginComponent;
 
+/// The most of one body (a request's, the answer's) a letter keeps. A letter is one NATS
+/// message (1 MiB by default) beside the whole event: one too large could not be published, and
+/// the event would be redelivered for ever. Redrive posts the event again, so the bodies a
+/// letter keeps are for reading, and their start is what a reader needs.
+pub const LETTER_BODY_MAX: usize = 64 * 1024;
+
+/// Cuts `body` to [`LETTER_BODY_MAX`]: its length before, when it was longer.
+fn cut(body: &mut Vec<u8>) -> Option<usize> {
+    let len = body.len();
+    (len > LETTER_BODY_MAX).then(|| {
+        body.truncate(LETTER_BODY_MAX);
+        len
+    })
+}
+
 /// The header that marks an outbound dead letter.
 pub const DIRECTION: &str = "Millrace-Direction";
 
@@ -80,15 +95,27 @@ impl OutboundLetter {
         }
     }
 
-    /// With the requests rendered.
+    /// With the requests rendered (each body cut to [`LETTER_BODY_MAX`]).
     pub fn with_requests(mut self, requests: &[Request]) -> Self {
         self.requests = requests.to_vec();
+        for (n, request) in self.requests.iter_mut().enumerate() {
+            if let Some(len) = cut(&mut request.body) {
+                self.reason
+                    .push_str(&format!(" (this letter keeps {LETTER_BODY_MAX} of the {len} bytes of request {n}'s body)"));
+            }
+        }
         self
     }
 
-    /// With the request that failed and the target's answer.
-    pub fn at_request(mut self, index: usize, answer: Option<Response>) -> Self {
+    /// With the request that failed and the target's answer (its body cut to
+    /// [`LETTER_BODY_MAX`]).
+    pub fn at_request(mut self, index: usize, mut answer: Option<Response>) -> Self {
         self.request = Some(index);
+        if let Some(len) = answer.as_mut().and_then(|a| cut(&mut a.body)) {
+            self.reason.push_str(&format!(
+                " (this letter keeps {LETTER_BODY_MAX} of the {len} bytes of the answer's body)"
+            ));
+        }
         self.answer = answer;
         self
     }

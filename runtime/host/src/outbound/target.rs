@@ -193,15 +193,14 @@ impl Target {
                         )
                     })
                     .collect();
-                let body = answer
-                    .bytes()
+                let body = read_answer(answer)
                     .await
                     .map_err(|e| TargetError::Unreachable(format!("reading the answer: {e}")))?;
                 Ok(Response {
                     target: self.name.to_string(),
                     status,
                     headers,
-                    body: body.to_vec(),
+                    body,
                 })
             }
             Connection::Nats { js } => {
@@ -283,6 +282,24 @@ fn url_under(base: &str, base_url: &reqwest::Url, path: &str) -> Result<reqwest:
         ));
     }
     Ok(url)
+}
+
+/// The most of an answer's body the host reads and hands to the plugin: a target (or what
+/// stands in its place) answering without end must not fill the host's memory.
+pub const ANSWER_MAX: usize = 1024 * 1024;
+
+/// An answer's body, its first [`ANSWER_MAX`] bytes at most (the rest is not read).
+async fn read_answer(mut answer: reqwest::Response) -> reqwest::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = answer.chunk().await? {
+        let room = ANSWER_MAX - body.len();
+        if chunk.len() >= room {
+            body.extend_from_slice(&chunk[..room]);
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// The HTTP method of a WIT method.
