@@ -439,9 +439,10 @@ impl OutboundDriver {
             "outbound dead letter: {reason}"
         );
         if mode.dead_letter {
-            let body = serde_json::to_vec(&letter)
-                .map_err(|e| HostFailure::new(anyhow::anyhow!("encoding a dead letter: {e}")))?;
             let headers = letter.headers();
+            let body = letter
+                .encode()
+                .map_err(|e| HostFailure::new(anyhow::anyhow!("encoding a dead letter: {e}")))?;
             publish(
                 &self.js,
                 millrace_core::subjects::outbound_dead_letters(&route.name),

@@ -16,6 +16,11 @@ use millrace_core::sandbox::PluginComponent;
 /// letter keeps are for reading, and their start is what a reader needs.
 pub const LETTER_BODY_MAX: usize = 64 * 1024;
 
+/// The most a letter's JSON may take before it sheds the copies of the requests and the
+/// answer's body (many requests, or headers of any length, can add up past a NATS message
+/// even with each body cut): the event, the failure and the reason always stay.
+pub const LETTER_MAX: usize = 512 * 1024;
+
 /// Cuts `body` to [`LETTER_BODY_MAX`]: its length before, when it was longer.
 fn cut(body: &mut Vec<u8>) -> Option<usize> {
     let len = body.len();
@@ -120,6 +125,26 @@ impl OutboundLetter {
         self
     }
 
+    /// Its JSON, at most [`LETTER_MAX`] beside an event of that size: when the requests and the
+    /// answer make it larger, they are left out and the reason says so.
+    pub fn encode(mut self) -> serde_json::Result<Vec<u8>> {
+        let json = serde_json::to_vec(&self)?;
+        if json.len() <= LETTER_MAX {
+            return Ok(json);
+        }
+        let requests = std::mem::take(&mut self.requests).len();
+        if let Some(answer) = &mut self.answer {
+            answer.headers.clear();
+            answer.body.clear();
+        }
+        self.reason.push_str(&format!(
+            " (its {requests} requests and the answer's headers and body made this letter \
+             {} bytes, past {LETTER_MAX}: left out)",
+            json.len()
+        ));
+        serde_json::to_vec(&self)
+    }
+
     /// Its `Nats-Msg-Id`: one letter per route and event.
     pub fn message_id(&self) -> String {
         format!(
@@ -160,6 +185,82 @@ impl OutboundLetter {
             subject: self.subject.clone(),
             payload: bytes::Bytes::from(self.event.clone().into_bytes()),
             sequence: self.sequence,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use millrace_core::posting::Method;
+
+    fn letter(requests: usize, header: usize) -> OutboundLetter {
+        let request = Request {
+            target: "erp".into(),
+            method: Method::Post,
+            path: "/goods".into(),
+            headers: vec![("X-Note".into(), "n".repeat(header))],
+            body: vec![b'x'; LETTER_BODY_MAX * 2],
+        };
+        OutboundLetter {
+            route: "posts".into(),
+            subject: "canonical.production-completion.PLANT1".into(),
+            sequence: 7,
+            event_id: Some("e-1".into()),
+            event: "{\"id\":\"e-1\"}".into(),
+            plugin: Some("poster@1.0.0".into()),
+            kind: "rejected".into(),
+            reason: "no".into(),
+            requests: Vec::new(),
+            request: None,
+            answer: None,
+            failed_at: "2026-12-01T00:00:00Z".into(),
+        }
+        .with_requests(&vec![request; requests])
+        .at_request(
+            0,
+            Some(Response {
+                target: "erp".into(),
+                status: 422,
+                headers: Vec::new(),
+                body: vec![b'y'; 5 * 1024 * 1024],
+            }),
+        )
+    }
+
+    #[test]
+    fn a_letter_keeps_the_start_of_each_body_and_sheds_what_would_not_fit_a_message() {
+        let one: OutboundLetter = serde_json::from_slice(&letter(1, 10).encode().unwrap()).unwrap();
+        assert_eq!(one.requests[0].body.len(), LETTER_BODY_MAX);
+        assert_eq!(one.answer.as_ref().unwrap().body.len(), LETTER_BODY_MAX);
+        assert!(
+            one.reason
+                .contains("keeps 65536 of the 131072 bytes of request 0's body")
+        );
+        assert!(
+            one.reason
+                .contains("keeps 65536 of the 5242880 bytes of the answer's body")
+        );
+
+        for (requests, header) in [(20, 10), (1, 2 * LETTER_MAX)] {
+            let json = letter(requests, header).encode().unwrap();
+            assert!(
+                json.len() < 64 * 1024,
+                "{requests} requests: {} bytes",
+                json.len()
+            );
+            let shed: OutboundLetter = serde_json::from_slice(&json).unwrap();
+            assert!(shed.requests.is_empty());
+            assert!(shed.answer.as_ref().unwrap().body.is_empty());
+            assert_eq!(shed.answer.unwrap().status, 422);
+            assert!(
+                shed.reason
+                    .contains(&format!("its {requests} requests and the answer's")),
+                "{}",
+                shed.reason
+            );
+            assert_eq!(shed.event, "{\"id\":\"e-1\"}");
         }
     }
 }
