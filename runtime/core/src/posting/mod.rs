@@ -22,10 +22,15 @@ pub use millrace_model::posting::{
 /// publish.
 pub const PLUGIN_TEXT_MAX: usize = 4096;
 
-/// `text` cut to [`PLUGIN_TEXT_MAX`] bytes (at a character boundary, with `…` marking the cut).
-pub fn clip(mut text: String) -> String {
-    if text.len() > PLUGIN_TEXT_MAX {
-        let mut cut = PLUGIN_TEXT_MAX;
+/// `text` cut to [`PLUGIN_TEXT_MAX`] bytes ([`clip_to`]).
+pub fn clip(text: String) -> String {
+    clip_to(text, PLUGIN_TEXT_MAX)
+}
+
+/// `text` cut to `max` bytes, at a character boundary, with `…` marking the cut.
+pub fn clip_to(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut cut = max;
         while !text.is_char_boundary(cut) {
             cut -= 1;
         }

@@ -166,19 +166,11 @@ impl DeadLetter<'_> {
 /// Header values hold no line breaks and stay short enough for any NATS server.
 pub(crate) fn one_line(text: &str) -> String {
     const MAX: usize = 2048;
-    let mut line: String = text
+    let line: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if line.len() > MAX {
-        let mut cut = MAX;
-        while !line.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        line.truncate(cut);
-        line.push('…');
-    }
-    line
+    millrace_core::posting::clip_to(line, MAX)
 }
 
 #[cfg(test)]
