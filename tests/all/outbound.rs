@@ -699,13 +699,19 @@ async fn hostile_requests_are_refused_unsent_and_the_target_serves_on() {
     host.stop().await;
 }
 
-/// A target that answers a posting with a redirect (here an expired session sent to a sign-in
-/// page that answers 200) is not followed: the plugin reads the 302, which the test poster
-/// takes for a rejection, so the event is dead-lettered with the answer for redrive, where a
-/// followed redirect would have turned the POST into a GET of the sign-in page and its 200
-/// into "posted" with nothing booked.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redirect_is_answered_to_the_plugin_never_followed() {
+/// Posts one completion through the test poster to the stand-in ERP's `path` (the target's
+/// URL, with `timeout`) and waits for its one dead letter: the ERP, the JetStream context, the
+/// host (its server kept alive with it), the event id and the letter.
+async fn dead_letter_from(
+    path: &str,
+    timeout: &str,
+) -> (
+    StandInErp,
+    jetstream::Context,
+    (Nats, InProcessHost),
+    String,
+    Value,
+) {
     let nats = Nats::start();
     let erp = StandInErp::start(false).await;
     let token = nats.dir.path().join("erp.token");
@@ -713,52 +719,7 @@ async fn a_redirect_is_answered_to_the_plugin_never_followed() {
     let poster = plugin("tests/guests/poster").display().to_string();
     let config = nats.config(&format!(
         "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {poster:?}\ntargets = [\"erp\"]\n\n\
-         [targets.erp]\nurl = \"{}/session-expired\"\ntimeout = \"2s\"\nauth = {{ bearer_file = {:?} }}\n",
-        erp.url(),
-        token.display().to_string()
-    ));
-    let js = jetstream::new(nats.client().await);
-    let host = InProcessHost::start(&config).await;
-    let (id, event) = completion(1, "LOT-1");
-    publish_event(&js, "canonical.production-completion.PLANT1", &id, &event).await;
-    let letters = read_stream(
-        &js,
-        "DLQ",
-        "dlq.outbound.posts",
-        1,
-        Duration::from_millis(300),
-    )
-    .await;
-    let letter = letters[0].json();
-    assert_eq!(letter["event_id"], id.as_str());
-    assert_eq!(letter["kind"], "rejected");
-    assert_eq!(letter["answer"]["status"], 302);
-    let ack = &acknowledgements_of(&js, &id, 1).await[0];
-    assert_eq!(ack["outcome"], "rejected");
-    let sent = seen(&erp);
-    assert_eq!(
-        sent,
-        vec![("/session-expired/goods-movements".to_owned(), id.clone())],
-        "one POST, and no request to the sign-in page"
-    );
-    assert_eq!(erp.booked(), 0);
-    host.stop().await;
-}
-
-/// A target whose answer never ends (a 5 MiB error page): the host reads the first MiB for the
-/// plugin, the plugin's verdict quoting it is clipped to 4 KiB, and the dead letter keeps the
-/// first 64 KiB of the body, so the letter and the acknowledgement each fit in one NATS message
-/// and the event is dead-lettered once, not redelivered for ever.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_endless_answer_is_read_in_part_and_its_dead_letter_fits_in_a_message() {
-    let nats = Nats::start();
-    let erp = StandInErp::start(false).await;
-    let token = nats.dir.path().join("erp.token");
-    std::fs::write(&token, TOKEN).unwrap();
-    let poster = plugin("tests/guests/poster").display().to_string();
-    let config = nats.config(&format!(
-        "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {poster:?}\ntargets = [\"erp\"]\n\n\
-         [targets.erp]\nurl = \"{}/huge\"\ntimeout = \"5s\"\nauth = {{ bearer_file = {:?} }}\n",
+         [targets.erp]\nurl = \"{}/{path}\"\ntimeout = \"{timeout}\"\nauth = {{ bearer_file = {:?} }}\n",
         erp.url(),
         token.display().to_string()
     ));
@@ -777,6 +738,39 @@ async fn an_endless_answer_is_read_in_part_and_its_dead_letter_fits_in_a_message
     )
     .await;
     let letter = letters[0].json();
+    (erp, js, (nats, host), id, letter)
+}
+
+/// A target that answers a posting with a redirect (here an expired session sent to a sign-in
+/// page that answers 200) is not followed: the plugin reads the 302, which the test poster
+/// takes for a rejection, so the event is dead-lettered with the answer for redrive, where a
+/// followed redirect would have turned the POST into a GET of the sign-in page and its 200
+/// into "posted" with nothing booked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_answered_to_the_plugin_never_followed() {
+    let (erp, js, host, id, letter) = dead_letter_from("session-expired", "2s").await;
+    assert_eq!(letter["event_id"], id.as_str());
+    assert_eq!(letter["kind"], "rejected");
+    assert_eq!(letter["answer"]["status"], 302);
+    let ack = &acknowledgements_of(&js, &id, 1).await[0];
+    assert_eq!(ack["outcome"], "rejected");
+    let sent = seen(&erp);
+    assert_eq!(
+        sent,
+        vec![("/session-expired/goods-movements".to_owned(), id.clone())],
+        "one POST, and no request to the sign-in page"
+    );
+    assert_eq!(erp.booked(), 0);
+    host.1.stop().await;
+}
+
+/// A target whose answer never ends (a 5 MiB error page): the host reads the first MiB for the
+/// plugin, the plugin's verdict quoting it is clipped to 4 KiB, and the dead letter keeps the
+/// first 64 KiB of the body, so the letter and the acknowledgement each fit in one NATS message
+/// and the event is dead-lettered once, not redelivered for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_answer_is_read_in_part_and_its_dead_letter_fits_in_a_message() {
+    let (erp, js, host, id, letter) = dead_letter_from("huge", "5s").await;
     assert_eq!(letter["event_id"], id.as_str());
     assert_eq!(letter["kind"], "rejected");
     assert_eq!(letter["answer"]["status"], 422);
@@ -796,5 +790,5 @@ async fn an_endless_answer_is_read_in_part_and_its_dead_letter_fits_in_a_message
     // Dead-lettered once: the POST went once, and nothing was redelivered.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(seen(&erp).len(), 1, "{:?}", seen(&erp).len());
-    host.stop().await;
+    host.1.stop().await;
 }
