@@ -23,14 +23,124 @@ pub fn header_value<'a>(headers: Option<&'a async_nats::HeaderMap>, name: &str) 
         .map(|v| v.as_str())
 }
 
-/// The identity of a raw message: its `Nats-Msg-Id`, else its stream and sequence.
+/// The identity of a raw message: its `Nats-Msg-Id`, else its stream and sequence. A
+/// `Nats-Msg-Id` longer than [`RAW_ID_MAX`] bytes is given by its SHA-256 (`sha256:<hex>`):
+/// the identity travels in dead letters' ids, idempotency claims and acknowledgements' headers,
+/// which a publisher must not be able to make larger than a NATS message.
 pub fn raw_identity(
     headers: Option<&async_nats::HeaderMap>,
     stream: &str,
     sequence: u64,
 ) -> String {
-    header_value(headers, "Nats-Msg-Id")
-        .map_or_else(|| format!("{stream}:{sequence}"), str::to_owned)
+    match header_value(headers, "Nats-Msg-Id") {
+        None => format!("{stream}:{sequence}"),
+        Some(id) if id.len() > RAW_ID_MAX => {
+            format!(
+                "sha256:{}",
+                millrace_core::digest::sha256_hex(id.as_bytes())
+            )
+        }
+        Some(id) => id.to_owned(),
+    }
+}
+
+/// The longest `Nats-Msg-Id` a raw message's identity keeps as it is.
+pub const RAW_ID_MAX: usize = 256;
+
+/// A message larger than NATS takes. nats-server answers a publish past its `max_payload` by
+/// closing the connection (`Maximum Payload Violation`), and JetStream refuses to store more
+/// than [`JETSTREAM_HEADERS_MAX`] bytes of headers; the client checks neither. So every publish
+/// that could be this large is measured first ([`fits`]) and never sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TooLarge {
+    /// Headers and payload together pass the server's `max_payload`.
+    #[error(
+        "{size} bytes with its headers, more than the {max} bytes one NATS message may hold (the server's max_payload)"
+    )]
+    Message {
+        /// The message's size: its header block and payload.
+        size: usize,
+        /// The server's `max_payload`.
+        max: usize,
+    },
+    /// The header block passes what JetStream stores.
+    #[error("{size} bytes of headers, more than the {max} JetStream stores")]
+    Headers {
+        /// The header block's size.
+        size: usize,
+        /// [`JETSTREAM_HEADERS_MAX`].
+        max: usize,
+    },
+}
+
+/// The largest header block JetStream stores (its length must fit in 16 bits).
+pub const JETSTREAM_HEADERS_MAX: usize = 65_535;
+
+/// The bytes of a message's header block as sent: `NATS/1.0`, a `Name: value` line per value,
+/// a blank line (none at all without headers).
+pub fn header_size(headers: Option<&async_nats::HeaderMap>) -> usize {
+    headers.filter(|h| !h.is_empty()).map_or(0, |headers| {
+        let lines: usize = headers
+            .iter()
+            .map(|(name, values)| {
+                let name = AsRef::<str>::as_ref(name).len();
+                values
+                    .iter()
+                    .map(|v| name + 2 + v.as_str().len() + 2)
+                    .sum::<usize>()
+            })
+            .sum();
+        "NATS/1.0\r\n".len() + lines + 2
+    })
+}
+
+/// The bytes a message counts against the server's `max_payload`: its header block and its
+/// payload.
+pub fn message_size(headers: Option<&async_nats::HeaderMap>, payload: usize) -> usize {
+    header_size(headers) + payload
+}
+
+/// `Ok` when JetStream stores a message of `headers` and `payload` bytes published to a server
+/// whose `max_payload` is `max` (see [`TooLarge`]).
+pub fn fits(
+    headers: Option<&async_nats::HeaderMap>,
+    payload: usize,
+    max: usize,
+) -> Result<(), TooLarge> {
+    let header_block = header_size(headers);
+    if header_block > JETSTREAM_HEADERS_MAX {
+        return Err(TooLarge::Headers {
+            size: header_block,
+            max: JETSTREAM_HEADERS_MAX,
+        });
+    }
+    let size = header_block + payload;
+    if size > max {
+        Err(TooLarge::Message { size, max })
+    } else {
+        Ok(())
+    }
+}
+
+/// The server's `max_payload`, as it said when the client connected (NATS's default, 1 MiB,
+/// if it said none).
+pub fn max_payload(client: &async_nats::Client) -> usize {
+    match client.server_info().max_payload {
+        0 => 1024 * 1024,
+        max => max,
+    }
+}
+
+/// Says in the log what happened to the connection: an operator sees a lost connection, and
+/// what the server refused, at once.
+fn log_connection_event(event: &async_nats::Event) {
+    use async_nats::Event;
+    match event {
+        Event::Connected => tracing::info!("connected to NATS"),
+        Event::Disconnected => tracing::warn!("disconnected from NATS; reconnecting"),
+        Event::ServerError(error) => tracing::warn!("the NATS server reported an error: {error}"),
+        other => tracing::warn!("NATS connection: {other}"),
+    }
 }
 
 /// How long the first connection attempt may take before the user is told.
@@ -45,7 +155,8 @@ pub async fn connect(config: &Config, url: Option<&str>) -> anyhow::Result<async
     let mut options = async_nats::ConnectOptions::new()
         .name("millrace")
         .connection_timeout(CONNECT_TIMEOUT)
-        .max_reconnects(None);
+        .max_reconnects(None)
+        .event_callback(|event| async move { log_connection_event(&event) });
     if let Some(path) = &nats.credentials {
         let path = config.resolve(path);
         options = options
@@ -613,6 +724,47 @@ pub async fn replicate_named(
 mod tests {
     use super::{Replication, ServerVersion, ServerVersionError};
     use async_nats::jetstream::stream;
+
+    #[test]
+    fn a_raw_identity_is_its_message_id_or_a_digest_of_a_long_one() {
+        let mut headers = async_nats::HeaderMap::new();
+        assert_eq!(super::raw_identity(Some(&headers), "RAW", 7), "RAW:7");
+        headers.insert("Nats-Msg-Id", "x".repeat(super::RAW_ID_MAX).as_str());
+        assert_eq!(
+            super::raw_identity(Some(&headers), "RAW", 7),
+            "x".repeat(super::RAW_ID_MAX)
+        );
+        headers.insert("Nats-Msg-Id", "x".repeat(300_000).as_str());
+        let long = super::raw_identity(Some(&headers), "RAW", 7);
+        assert!(
+            long.starts_with("sha256:") && long.len() == 7 + 64,
+            "{long}"
+        );
+    }
+
+    #[test]
+    fn a_message_is_measured_as_the_client_writes_it() {
+        assert_eq!(super::message_size(None, 10), 10);
+        let empty = async_nats::HeaderMap::new();
+        assert_eq!(super::message_size(Some(&empty), 10), 10, "no header block");
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", "abc");
+        headers.append("X-Lot", "1");
+        headers.append("X-Lot", "22");
+        let block = "NATS/1.0\r\nNats-Msg-Id: abc\r\nX-Lot: 1\r\nX-Lot: 22\r\n\r\n";
+        assert_eq!(super::message_size(Some(&headers), 5), block.len() + 5);
+        let max = block.len() + 5;
+        assert!(super::fits(Some(&headers), 5, max).is_ok());
+        let too_large = super::fits(Some(&headers), 6, max).unwrap_err();
+        assert_eq!(too_large, super::TooLarge::Message { size: max + 1, max });
+        assert!(too_large.to_string().contains("max_payload"), "{too_large}");
+        headers.insert("X-Note", "n".repeat(super::JETSTREAM_HEADERS_MAX).as_str());
+        let too_large = super::fits(Some(&headers), 0, 1024 * 1024).unwrap_err();
+        assert!(
+            matches!(too_large, super::TooLarge::Headers { max: 65_535, .. }),
+            "{too_large}"
+        );
+    }
 
     #[test]
     fn a_url_list_names_every_node() {
