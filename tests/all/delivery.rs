@@ -234,6 +234,155 @@ async fn a_dead_letter_is_redriven_through_the_fixed_version_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_message_too_large_to_copy_into_its_dead_letter_is_redriven_from_raw() {
+    let nats = Nats::start();
+    let versions = tempfile::tempdir().unwrap();
+    let v1 = plugin_version("tests/guests/misbehave", "1.0.0", versions.path());
+    let config = nats.config(&steady_route(&v1, ""));
+    let js = jetstream::new(nats.client().await);
+    let mut host = Host::start(&config, &js, &[CONSUMER]).await;
+    // Nearly as large as one NATS message may be (the server's max_payload, 1 MiB, headers
+    // included): with a letter's headers added it would not fit.
+    let mut payload = b"fixme 42 ".to_vec();
+    payload.resize(1024 * 1024 - 64, b'x');
+    publish(&js, "raw.test.lab.cmd", &payload, "big-fixme").await;
+    publish(&js, "raw.test.lab.cmd", b"ok 7", "after").await;
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        1,
+        Duration::from_millis(200),
+    )
+    .await;
+    assert_eq!(events[0].json()["data"]["work_order"], "WO-7");
+    let letters = read_stream(&js, "DLQ", "dlq.>", 1, Duration::from_millis(500)).await;
+    assert_eq!(letters.len(), 1, "one letter");
+    let letter = &letters[0];
+    assert_eq!(
+        letter.header("Millrace-Error"),
+        Some("needs the fixed plugin")
+    );
+    assert_eq!(letter.header("Millrace-Raw-Sequence"), Some("1"));
+    assert!(letter.payload.is_empty(), "the letter copies no payload");
+    let why = letter.header("Millrace-Raw-Not-Copied").unwrap_or_default();
+    assert!(
+        why.contains("max_payload") && why.contains("RAW's message 1"),
+        "{why}"
+    );
+    let log = host.log_text();
+    assert!(
+        !log.contains("redelivered") && !log.contains("disconnected"),
+        "dead-lettered once, the connection kept:\n{log}"
+    );
+    let sequence = letter.sequence.to_string();
+
+    host.stop();
+    let v2 = plugin_version("tests/guests/misbehave", "2.0.0", versions.path());
+    let config = nats.config(&steady_route(&v2, "config = { fixed = \"yes\" }"));
+    let _host = Host::start(&config, &js, &[CONSUMER]).await;
+    let cfg = config.to_str().unwrap();
+    let shown = millrace(&["dlq", "show", &sequence, "--config", cfg]);
+    assert!(
+        text(&shown).contains(&format!("payload: {} bytes", payload.len()))
+            && text(&shown).contains("fixme 42 xxx"),
+        "the payload, read from RAW: {}",
+        &text(&shown)[..2000.min(text(&shown).len())]
+    );
+    let redriven = millrace(&[
+        "dlq",
+        "redrive",
+        &sequence,
+        "--config",
+        cfg,
+        "--version",
+        "misbehave@2.0.0",
+    ]);
+    assert!(
+        text(&redriven).contains("1 event(s) published"),
+        "{}",
+        text(&redriven)
+    );
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        2,
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].json()["data"]["work_order"], "WO-42");
+    assert_eq!(
+        try_stream_len(&js, "DLQ").await,
+        Some(0),
+        "the letter is gone"
+    );
+}
+
+/// A publisher chooses its headers: a message id, a trace header and a header of its own of
+/// 20 KB each fit in a raw message (JetStream stores up to 64 KiB of headers), but copied into
+/// every event or into a dead letter they would pass what JetStream stores, and the message
+/// would be redelivered for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_headers_near_the_message_size_are_mapped_and_dead_lettered_once() {
+    let nats = Nats::start();
+    let config = nats.config(&steady_route(&plugin("tests/guests/misbehave"), ""));
+    let js = jetstream::new(nats.client().await);
+    let host = Host::start(&config, &js, &[CONSUMER]).await;
+    let big_headers = |id: char| {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Nats-Msg-Id", id.to_string().repeat(20_000).as_str());
+        headers.insert("X-Note", "n".repeat(20_000).as_str());
+        headers.insert("traceparent", "t".repeat(20_000).as_str());
+        headers
+    };
+    for (payload, id) in [("txn T-1 3", 'I'), ("reject", 'J')] {
+        js.publish_with_headers("raw.test.lab.cmd", big_headers(id), payload.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    publish(&js, "raw.test.lab.cmd", b"ok 5", "after").await;
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        2,
+        Duration::from_millis(500),
+    )
+    .await;
+    let orders: Vec<&str> = events
+        .iter()
+        .map(|e| e.header("Nats-Msg-Id").unwrap_or_default())
+        .collect();
+    assert_eq!(events.len(), 2, "{orders:?}");
+    assert_eq!(events[0].json()["data"]["work_order"], "WO-3");
+    assert_eq!(events[1].json()["data"]["work_order"], "WO-5");
+    assert_eq!(
+        events[0].header("traceparent"),
+        None,
+        "what is no traceparent is not passed on"
+    );
+    let letters = read_stream(&js, "DLQ", "dlq.>", 1, Duration::from_millis(500)).await;
+    assert_eq!(letters.len(), 1);
+    let letter = &letters[0];
+    assert_eq!(letter.header("Millrace-Error"), Some("rejected on purpose"));
+    assert!(letter.header("Millrace-Raw-Not-Copied").is_some());
+    let id = letter.header("Nats-Msg-Id").unwrap_or_default();
+    assert!(
+        id.starts_with("dlq:steady:sha256:") && id.len() < 100,
+        "{id:.200}"
+    );
+    let log = host.log_text();
+    assert!(
+        !log.contains("redelivered") && !log.contains("disconnected"),
+        "each message ended once, the connection kept:\n{log:.4000}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replay_republishes_nothing_the_same_version_published() {
     let nats = Nats::start();
     let versions = tempfile::tempdir().unwrap();

@@ -192,7 +192,7 @@ async fn output_over_the_limit_is_dead_lettered() {
     // Many events of 1 MiB each, then one event holding a single 2 MB string.
     let commands = ["big", "longkey 2000000", "ok 9"];
     publish_beside_steady(&js, &commands).await;
-    let letters = dead_letters(&js, 2).await;
+    let letters = dead_letters(&js, 1).await;
     for (payload, kind, attempts, reason) in &letters {
         assert!(
             kind == "output-limit" || kind == "memory-limit",
@@ -436,4 +436,40 @@ fn a_profiled_sandbox_names_the_plugins_functions_for_perf() {
     );
     // Only this test profiles: the map is this test's to remove.
     let _ = std::fs::remove_file(&map);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_too_large_for_one_nats_message_is_dead_lettered_never_sent() {
+    // The route allows 4 MiB of output, so only the size of one NATS message (the server's
+    // max_payload, 1 MiB) stops a ship notice of 100,000 serial numbers (about 1.4 MB).
+    let (_nats, js, mut host) = start("output_kib = 4096, memory_mib = 128").await;
+    let commands = ["serials 100000", "serials 10", "ok 5"];
+    publish_beside_steady(&js, &commands).await;
+    let letters = dead_letters(&js, 1).await;
+    let (payload, kind, attempts, reason) = &letters[0];
+    assert_eq!(payload, "serials 100000");
+    assert_eq!(kind, "output-limit", "{reason}");
+    assert_eq!(attempts, "1", "the size of an event is deterministic");
+    assert!(
+        reason.contains("event 0 (millrace.shipment-notice.v1) as a CloudEvent is")
+            && reason.contains("max_payload"),
+        "{reason}"
+    );
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.*.LAB",
+        2,
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(events.len(), 2, "nothing of the big notice was published");
+    assert_eq!(events[0].json()["data"]["shipment_id"], "ASN-10");
+    assert_eq!(events[1].json()["data"]["work_order"], "WO-5");
+    assert_steady_served(&js, commands.len(), &mut host).await;
+    let log = host.log_text();
+    assert!(
+        !log.contains("redelivered") && !log.contains("disconnected"),
+        "the message was dead-lettered once, the connection kept:\n{log}"
+    );
 }

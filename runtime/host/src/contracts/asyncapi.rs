@@ -138,6 +138,10 @@ pub fn document(version: WitVersion) -> Value {
             letter::ORIGINAL_HEADER,
             "`Name: value` in base64, for each original header whose name the letter sets itself.",
         ),
+        (
+            letter::RAW_NOT_COPIED,
+            "Set only when the raw message would not fit in one NATS message beside the letter's headers: why. The letter then has no payload and no original headers; both are the RAW stream's message at Millrace-Raw-Sequence.",
+        ),
     ];
     messages.insert(
         "dead-letter".into(),
@@ -146,7 +150,7 @@ pub fn document(version: WitVersion) -> Value {
             "title": "Dead letter",
             "contentType": "application/octet-stream",
             "headers": headers(&letter_headers, &[letter::ROUTE, letter::ERROR_KIND, letter::ERROR, letter::RAW_SUBJECT]),
-            "payload": { "type": "string", "format": "binary", "description": "The raw message's bytes, unchanged." }
+            "payload": { "type": "string", "format": "binary", "description": "The raw message's bytes, unchanged; empty when Millrace-Raw-Not-Copied is set." }
         }),
     );
     operations.insert(

@@ -15,6 +15,7 @@
 //! | `Millrace-Raw-Msg-Id` | the raw message's `Nats-Msg-Id`, when it had one |
 //! | `Millrace-Failed-At` | when it was dead-lettered, RFC 3339 UTC |
 //! | `Millrace-Original-Header` | `Name: value` in base64, once per original header whose name the letter sets itself (`Nats-Msg-Id`, `traceparent`, `Millrace-*`), in the order received |
+//! | `Millrace-Raw-Not-Copied` | set only when the raw message and the letter's headers would not fit in one NATS message together: why; the letter then has no payload and no original headers, and readers take both from the RAW stream at `Millrace-Raw-Sequence` ([`headers::RAW_NOT_COPIED`]) |
 //!
 //! [`original_headers`] gives back exactly the headers the raw message was published with, so a
 //! redriven message reaches the plugin as it did live. The kept headers are base64 because
@@ -53,6 +54,11 @@ pub mod headers {
     pub const FAILED_AT: &str = "Millrace-Failed-At";
     /// An original header whose name the letter sets itself, as `Name: value` in base64.
     pub const ORIGINAL_HEADER: &str = "Millrace-Original-Header";
+    /// Set when the letter holds no copy of the raw message, saying why (it was too large to
+    /// copy into one NATS message beside the letter's headers): the raw message's payload and
+    /// headers are the RAW stream's message at [`RAW_SEQUENCE`], where redrive and `dlq show`
+    /// read them.
+    pub const RAW_NOT_COPIED: &str = "Millrace-Raw-Not-Copied";
 }
 
 /// True for header names a dead letter sets itself, whatever the case.
@@ -105,8 +111,11 @@ pub struct DeadLetter<'a> {
     pub raw_sequence: u64,
     /// The raw message identity (its `Nats-Msg-Id`, or stream and sequence).
     pub raw_id: &'a str,
-    /// The original headers.
+    /// The original headers, copied into the letter (`None` when the letter copies nothing of
+    /// the raw message, see `not_copied`).
     pub raw_headers: Option<&'a HeaderMap>,
+    /// Why the letter holds no copy of the raw message, when it holds none.
+    pub not_copied: Option<&'a str>,
     /// Calls made.
     pub attempts: u32,
     /// What failed.
@@ -128,26 +137,15 @@ impl DeadLetter<'_> {
     pub fn headers(&self) -> HeaderMap {
         let mut out = HeaderMap::new();
         if let Some(original) = self.raw_headers {
-            for (name, values) in original.iter() {
-                let name_text: &str = name.as_ref();
-                for value in values {
-                    if set_by_letter(name_text) {
-                        // The letter sets this name itself: the original is kept aside.
-                        let kept = BASE64.encode(format!("{name_text}: {}", value.as_str()));
-                        out.append(headers::ORIGINAL_HEADER, kept.as_str());
-                    } else {
-                        out.append(name.clone(), value.clone());
-                    }
-                }
-            }
-            if let Some(id) = header_value(Some(original), "Nats-Msg-Id") {
-                out.insert(headers::RAW_MSG_ID, id);
-            }
+            keep_original(&mut out, original);
         }
         let failed_at = OffsetDateTime::now_utc()
             .format(&Rfc3339)
             .unwrap_or_default();
         out.insert(async_nats::header::NATS_MESSAGE_ID, self.msg_id().as_str());
+        if let Some(why) = self.not_copied {
+            out.insert(headers::RAW_NOT_COPIED, one_line(why).as_str());
+        }
         out.insert(headers::ROUTE, self.route);
         out.insert(headers::PLUGIN, self.plugin);
         out.insert(headers::ERROR_KIND, self.failure.kind());
@@ -160,6 +158,26 @@ impl DeadLetter<'_> {
         );
         out.insert(headers::FAILED_AT, failed_at.as_str());
         out
+    }
+}
+
+/// Copies a raw message's headers into a letter's `out`, keeping aside those whose names the
+/// letter sets itself, so [`original_headers`] gives them back exactly.
+pub fn keep_original(out: &mut HeaderMap, original: &HeaderMap) {
+    for (name, values) in original.iter() {
+        let name_text: &str = name.as_ref();
+        for value in values {
+            if set_by_letter(name_text) {
+                // The letter sets this name itself: the original is kept aside.
+                let kept = BASE64.encode(format!("{name_text}: {}", value.as_str()));
+                out.append(headers::ORIGINAL_HEADER, kept.as_str());
+            } else {
+                out.append(name.clone(), value.clone());
+            }
+        }
+    }
+    if let Some(id) = header_value(Some(original), "Nats-Msg-Id") {
+        out.insert(headers::RAW_MSG_ID, id);
     }
 }
 
@@ -188,6 +206,7 @@ mod tests {
             raw_sequence: 7,
             raw_id: "abc",
             raw_headers: Some(original),
+            not_copied: None,
             attempts: 1,
             failure,
         }

@@ -25,7 +25,7 @@ use millrace_core::canonical::{CloudEvent, Lineage, MappedEvent};
 use millrace_core::config::{GovernanceConfig, Ordering};
 use millrace_core::rules::Failure;
 use millrace_core::rules::ownership::OwnershipPolicy;
-use millrace_core::sandbox::PluginComponent;
+use millrace_core::sandbox::{CallError, PluginComponent};
 use millrace_transport as transport;
 
 /// How a delivery differs from the live flow.
@@ -90,6 +90,8 @@ pub struct Delivery {
     order: OrderBook,
     ownership: OwnershipPolicy,
     observer: Arc<Observer>,
+    /// The server's `max_payload`: no event or dead letter larger is sent.
+    max_payload: usize,
 }
 
 impl Delivery {
@@ -118,6 +120,7 @@ impl Delivery {
             order: OrderBook::new(order),
             ownership: OwnershipPolicy::new(governance.ownership.clone()),
             observer: Arc::new(Observer::new()),
+            max_payload: transport::max_payload(&js.client()),
         })
     }
 
@@ -153,26 +156,6 @@ impl Delivery {
     ) -> anyhow::Result<Delivering> {
         let system = route.source_system(&raw.subject);
         let outcome = crate::pipeline::mapping::owned(&self.ownership, system, outcome);
-        let events = match outcome {
-            Ok(events) => events,
-            Err(failure) => {
-                if mode.dead_letter {
-                    self.dead_letter(route, plugin, raw, traceparent, attempts, &failure)
-                        .await?;
-                    let at = At {
-                        route: &route.name,
-                        plugin_version: &plugin.id(),
-                    };
-                    self.observer.dead_lettered(
-                        at,
-                        &failure,
-                        route.site(&raw.subject),
-                        route.partner(&raw.subject),
-                    );
-                }
-                return Ok(Delivering::done(Delivered::Failed(failure)));
-            }
-        };
         let lineage = Lineage {
             raw_id: &raw.identity,
             system,
@@ -180,6 +163,24 @@ impl Delivery {
             plugin: &plugin.name,
             plugin_version: &plugin.version,
             raw_sequence: raw.sequence,
+        };
+        let events = match outcome {
+            Ok(events) => events,
+            Err(failure) => {
+                return self
+                    .failed(route, plugin, raw, traceparent, attempts, failure, mode)
+                    .await;
+            }
+        };
+        // Every envelope is made before anything is claimed, so an event too large for one
+        // NATS message fails the message as the plugin's output does, with nothing written.
+        let outgoing = match self.envelopes(&events, &lineage, traceparent, mode)? {
+            Ok(outgoing) => outgoing,
+            Err(failure) => {
+                return self
+                    .failed(route, plugin, raw, traceparent, attempts, failure, mode)
+                    .await;
+            }
         };
         let resent: BTreeSet<String> = if route.idempotency && mode.replay_id.is_none() {
             self.ledger
@@ -189,35 +190,29 @@ impl Delivery {
             BTreeSet::new()
         };
         let (mut duplicates, mut existing) = (0, 0);
-        // The index of each event to publish in `events`, and its envelope.
-        let mut outgoing: Vec<(usize, CloudEvent)> = Vec::with_capacity(events.len());
-        for (index, event) in events.iter().enumerate() {
-            if event
-                .source_transaction
-                .as_ref()
-                .is_some_and(|t| resent.contains(t))
-            {
-                duplicates += 1;
-                continue;
-            }
-            let mut envelope = CloudEvent::new(event, index, &lineage);
-            if mode
-                .existing_ids
-                .is_some_and(|ids| ids.contains(&envelope.id))
-            {
-                existing += 1;
-                continue;
-            }
-            envelope.replayid = mode.replay_id;
-            outgoing.push((index, envelope));
-        }
+        let mut outgoing: Vec<Outgoing> = outgoing
+            .into_iter()
+            .filter(|out| {
+                let resend = events[out.index]
+                    .source_transaction
+                    .as_ref()
+                    .is_some_and(|t| resent.contains(t));
+                let stored = mode
+                    .existing_ids
+                    .is_some_and(|ids| ids.contains(&out.envelope.id));
+                duplicates += usize::from(resend);
+                existing += usize::from(stored && !resend);
+                !resend && !stored
+            })
+            .collect();
         let mut late = 0;
         if route.ordering == Ordering::Flag && !outgoing.is_empty() {
-            let checked: Vec<&MappedEvent> = outgoing.iter().map(|(i, _)| &events[*i]).collect();
+            let checked: Vec<&MappedEvent> = outgoing.iter().map(|o| &events[o.index]).collect();
             let flags = self.order.check(&checked).await?;
-            for ((_, envelope), is_late) in outgoing.iter_mut().zip(flags) {
+            for (out, is_late) in outgoing.iter_mut().zip(flags) {
                 if is_late {
-                    envelope.late = Some(true);
+                    out.envelope.late = Some(true);
+                    out.body = out.envelope.to_json().context("cannot encode an event")?;
                     late += 1;
                 }
             }
@@ -238,12 +233,12 @@ impl Delivery {
                 "published events marked late"
             );
         }
-        let acks = self.publish(&events, &outgoing, traceparent).await?;
         let published: Vec<(usize, bool)> = outgoing
             .iter()
-            .map(|(i, envelope)| (*i, envelope.late == Some(true)))
+            .map(|o| (o.index, o.envelope.late == Some(true)))
             .collect();
-        let event_ids: Vec<String> = outgoing.into_iter().map(|(_, e)| e.id).collect();
+        let acks = self.publish(&events, &mut outgoing).await?;
+        let event_ids: Vec<String> = outgoing.into_iter().map(|o| o.envelope.id).collect();
         let delivered = Delivered::Events {
             published: published.len(),
             duplicates,
@@ -267,34 +262,96 @@ impl Delivery {
         })
     }
 
-    /// Sends the events in order without waiting: the acks JetStream will answer with.
-    async fn publish(
+    /// The envelope of every event, with its headers and JSON, ready to publish; the inner
+    /// `Err` is an `output-limit` failure when one would not fit in a NATS message.
+    fn envelopes<'a>(
         &self,
-        events: &[MappedEvent],
-        outgoing: &[(usize, CloudEvent<'_>)],
+        events: &'a [MappedEvent],
+        lineage: &Lineage<'a>,
         traceparent: Option<&str>,
-    ) -> anyhow::Result<Vec<PublishAckFuture>> {
-        let mut acks = Vec::with_capacity(outgoing.len());
-        for (index, envelope) in outgoing {
+        mode: &Mode<'a>,
+    ) -> anyhow::Result<Result<Vec<Outgoing<'a>>, Failure>> {
+        let mut outgoing = Vec::with_capacity(events.len());
+        for (index, event) in events.iter().enumerate() {
+            let mut envelope = CloudEvent::new(event, index, lineage);
+            envelope.replayid = mode.replay_id;
+            let body = envelope.to_json().context("cannot encode an event")?;
             let mut headers = HeaderMap::new();
             headers.insert(header::NATS_MESSAGE_ID, envelope.id.as_str());
             headers.insert("Content-Type", "application/cloudevents+json");
             if let Some(traceparent) = traceparent {
                 headers.insert(TRACEPARENT, traceparent);
             }
-            let body = envelope.to_json().context("cannot encode an event")?;
+            // Room for the `late` mark the order check may add.
+            let room = r#","late":true"#.len();
+            if let Err(too_large) =
+                transport::fits(Some(&headers), body.len() + room, self.max_payload)
+            {
+                return Ok(Err(Failure::Call(CallError::Output(format!(
+                    "event {index} ({}) as a CloudEvent is {too_large}",
+                    event.data.event_type()
+                )))));
+            }
+            outgoing.push(Outgoing {
+                index,
+                envelope,
+                headers,
+                body,
+            });
+        }
+        Ok(Ok(outgoing))
+    }
+
+    /// Sends the events in order without waiting (their headers and bodies go with them): the
+    /// acks JetStream will answer with.
+    async fn publish(
+        &self,
+        events: &[MappedEvent],
+        outgoing: &mut [Outgoing<'_>],
+    ) -> anyhow::Result<Vec<PublishAckFuture>> {
+        let mut acks = Vec::with_capacity(outgoing.len());
+        for out in outgoing {
             let ack = self
                 .js
                 .publish_with_headers(
-                    CloudEvent::nats_subject(&events[*index]),
-                    headers,
-                    body.into(),
+                    CloudEvent::nats_subject(&events[out.index]),
+                    std::mem::take(&mut out.headers),
+                    std::mem::take(&mut out.body).into(),
                 )
                 .await
                 .context("cannot publish a canonical event")?;
             acks.push(ack);
         }
         Ok(acks)
+    }
+
+    /// A message that failed: dead-lettered and counted (live, redrive), or only reported.
+    #[allow(clippy::too_many_arguments)]
+    async fn failed(
+        &self,
+        route: &Route,
+        plugin: &PluginComponent,
+        raw: &RawInput,
+        traceparent: Option<&str>,
+        attempts: u32,
+        failure: Failure,
+        mode: &Mode<'_>,
+    ) -> anyhow::Result<Delivering> {
+        if mode.dead_letter {
+            self.dead_letter(route, plugin, raw, traceparent, attempts, &failure)
+                .await?;
+            let at = At {
+                route: &route.name,
+                plugin_version: &plugin.id(),
+            };
+            self.observer.dead_lettered(
+                at,
+                &failure,
+                route.site(&raw.subject),
+                route.partner(&raw.subject),
+            );
+        }
+        Ok(Delivering::done(Delivered::Failed(failure)))
     }
 
     async fn dead_letter(
@@ -315,28 +372,66 @@ impl Delivery {
             attempts,
             "dead-lettered: {failure}"
         );
-        let letter = DeadLetter {
+        let plugin_id = plugin.id();
+        let mut letter = DeadLetter {
             route: &route.name,
-            plugin: &plugin.id(),
+            plugin: &plugin_id,
             raw_subject: &raw.subject,
             raw_sequence: raw.sequence,
             raw_id: &raw.identity,
             raw_headers: raw.headers.as_ref(),
+            not_copied: None,
             attempts,
             failure,
         };
-        let mut headers = letter.headers();
-        if let Some(traceparent) = traceparent {
-            headers.insert(TRACEPARENT, traceparent);
+        let with_traceparent = |mut headers: HeaderMap| {
+            if let Some(traceparent) = traceparent {
+                headers.insert(TRACEPARENT, traceparent);
+            }
+            headers
+        };
+        let mut headers = with_traceparent(letter.headers());
+        let mut payload = raw.payload.clone();
+        // A raw message near the server's limit does not fit beside the letter's headers: the
+        // letter then points to it in the RAW stream, which holds it whole.
+        let not_copied = transport::fits(Some(&headers), payload.len(), self.max_payload)
+            .err()
+            .map(|too_large| {
+                format!(
+                    "the raw message and this letter's headers are {too_large}; the raw message is RAW's message {}",
+                    raw.sequence
+                )
+            });
+        if let Some(why) = &not_copied {
+            tracing::warn!(
+                route = &*route.name,
+                raw_sequence = raw.sequence,
+                "the dead letter holds no copy of the raw message: {why}"
+            );
+            letter.raw_headers = None;
+            letter.not_copied = Some(why);
+            headers = with_traceparent(letter.headers());
+            payload = bytes::Bytes::new();
+            transport::fits(Some(&headers), 0, self.max_payload)
+                .context("a dead letter's own headers do not fit in a NATS message")?;
         }
         self.js
-            .publish_with_headers(letter.subject(), headers, raw.payload.clone())
+            .publish_with_headers(letter.subject(), headers, payload)
             .await
             .context("cannot publish a dead letter")?
             .await
             .context("JetStream did not store a dead letter")?;
         Ok(())
     }
+}
+
+/// One event on its way: its index in the message's events, its envelope, and the envelope's
+/// headers and JSON as published.
+struct Outgoing<'a> {
+    index: usize,
+    envelope: CloudEvent<'a>,
+    headers: HeaderMap,
+    body: Vec<u8>,
 }
 
 /// A delivery whose events are sent and await JetStream's acks (see [`Delivery::begin`]).

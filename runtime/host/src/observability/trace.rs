@@ -121,7 +121,23 @@ pub fn outgoing(span: &Span, incoming: Option<&HeaderMap>) -> Option<String> {
         TraceContextPropagator::new().inject_context(&context, &mut out);
         return out.0;
     }
-    millrace_transport::header_value(incoming, TRACEPARENT).map(str::to_owned)
+    millrace_transport::header_value(incoming, TRACEPARENT)
+        .filter(|value| is_traceparent(value))
+        .map(str::to_owned)
+}
+
+/// Whether `value` is a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`, ids not all zero):
+/// only one is passed on, so a publisher cannot make every event carry a header of its choosing
+/// (of any length: with it an event or a dead letter could pass a NATS message's size).
+fn is_traceparent(value: &str) -> bool {
+    let hex = |part: &str, len: usize| {
+        part.len() == len && part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let not_zero = |part: &str| part.bytes().any(|b| b != b'0');
+    let parts: Vec<&str> = value.split('-').collect();
+    matches!(parts.as_slice(), [version, trace, span, flags]
+        if hex(version, 2) && *version != "ff" && hex(trace, 32) && hex(span, 16)
+            && hex(flags, 2) && not_zero(trace) && not_zero(span))
 }
 
 struct Headers<'a>(&'a HeaderMap);
@@ -142,6 +158,30 @@ impl Injector for Carrier {
     fn set(&mut self, key: &str, value: String) {
         if key == TRACEPARENT {
             self.0 = Some(value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_traceparent;
+
+    #[test]
+    fn only_a_w3c_traceparent_is_passed_on() {
+        assert!(is_traceparent(
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        ));
+        for bad in [
+            "",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+            "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
+            &"0".repeat(600_000),
+        ] {
+            assert!(!is_traceparent(bad), "{bad:.80}");
         }
     }
 }

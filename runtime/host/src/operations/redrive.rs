@@ -12,7 +12,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::delivery::dead_letter::{headers, original_headers};
+use crate::delivery::dead_letter::{headers, keep_original, original_headers};
 use crate::delivery::{Delivered, Delivery, Mode};
 use crate::pipeline::{Pipeline, RawInput};
 use crate::registry::loader::PluginLoader;
@@ -198,12 +198,48 @@ pub async fn letter(
             sequence,
             stream: stream.clone(),
         })?;
-    Ok(StoredLetter {
+    let stored = StoredLetter {
         sequence,
         subject: message.subject.to_string(),
         headers: message.headers.clone().unwrap_or_default(),
         payload: message.payload.clone(),
-    })
+    };
+    if header_value(Some(&stored.headers), headers::RAW_NOT_COPIED).is_none() {
+        return Ok(stored);
+    }
+    stored.with_raw_message(js, streams).await
+}
+
+impl StoredLetter {
+    /// A letter that holds no copy of its raw message ([`headers::RAW_NOT_COPIED`]) with the
+    /// raw message's payload and headers read from the RAW stream, as if it held them.
+    async fn with_raw_message(
+        mut self,
+        js: &jetstream::Context,
+        streams: &StreamsConfig,
+    ) -> anyhow::Result<Self> {
+        let raw_sequence: u64 = self.header(headers::RAW_SEQUENCE).parse().unwrap_or(0);
+        let raw_subject = self.header(headers::RAW_SUBJECT).to_owned();
+        let gone = || {
+            anyhow::anyhow!(
+                "dead letter {} holds no copy of its raw message (it was too large to copy), and \
+                 the raw stream {} no longer holds it at sequence {raw_sequence}",
+                self.sequence,
+                streams.raw
+            )
+        };
+        let raw = reader::message_at(js, &streams.raw, raw_sequence)
+            .await?
+            .ok_or_else(gone)?;
+        if raw.subject.as_str() != raw_subject {
+            return Err(gone());
+        }
+        if let Some(original) = &raw.headers {
+            keep_original(&mut self.headers, original);
+        }
+        self.payload = raw.payload.clone();
+        Ok(self)
+    }
 }
 
 /// What redriving one letter did.
@@ -362,7 +398,29 @@ impl Redriver {
             );
         }
         let driver = self.outbound.as_ref().context("no outbound driver")?;
-        let input = letter.input();
+        let input = match &letter.event_not_copied {
+            None => letter.input(),
+            Some(_) => {
+                let canonical = &self.config.streams.canonical;
+                let gone = || {
+                    anyhow::anyhow!(
+                        "dead letter {} holds no copy of its event (it was too large to copy), \
+                         and the stream {canonical} no longer holds it at sequence {}",
+                        l.sequence,
+                        letter.sequence
+                    )
+                };
+                let event = reader::message_at(&self.js, canonical, letter.sequence)
+                    .await?
+                    .filter(|m| m.subject.as_str() == letter.subject)
+                    .ok_or_else(gone)?;
+                crate::outbound::input::EventInput {
+                    subject: letter.subject.clone(),
+                    payload: event.payload.clone(),
+                    sequence: letter.sequence,
+                }
+            }
+        };
         let patience = tokio_util::sync::CancellationToken::new();
         let timer = {
             let patience = patience.clone();

@@ -18,6 +18,7 @@
 //! | `recurse` | recurses without end: a stack overflow (a trap) |
 //! | `abort` | `std::process::abort()`: a trap with no panic message |
 //! | `longkey <bytes>` | like `ok 1` with an item of `bytes` bytes (a huge string) |
+//! | `serials <n>` | one valid shipment-notice whose one line ships `n` serial numbers (`SN-<i>`, 11 bytes each): a large event made of valid values |
 //! | `negative` / `badtime` / `badunit` / `emptykey` | like `ok 1`, with good quantity `-5`, time `yesterday`, unit `kilos`, or an empty work order |
 //! | `random` | like `ok 1` with item `random:<16 hex digits>`: the first 8 bytes of WASI secure randomness, then of insecure randomness |
 //! | `socket <host:port>` | like `ok 1` with item `socket:denied:<error kind>`, or `socket:connected` if a TCP connection opened |
@@ -106,6 +107,11 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             let bytes = number_arg(words.next(), MIB as u64)?;
             let bytes = usize::try_from(bytes).map_err(|_| MapError::malformed("bytes too big"))?;
             Ok(vec![completion(1, "K".repeat(bytes))])
+        }
+        "serials" => {
+            let n = number_arg(words.next(), 1)?;
+            let n = usize::try_from(n).map_err(|_| MapError::malformed("count too big"))?;
+            Ok(vec![shipment_with_serials(n)])
         }
         "negative" | "badtime" | "badunit" | "emptykey" => {
             let mut event = completion(1, "ITEM-1".to_owned());
@@ -249,6 +255,34 @@ fn completion(n: u64, item: String) -> CanonicalEvent {
                 uom: "EA".to_owned(),
             },
             location: None,
+        }),
+    }
+}
+
+/// A ship notice of one line with `n` serial numbers.
+fn shipment_with_serials(n: usize) -> CanonicalEvent {
+    use millrace_sdk::canonical::{ShipmentLine, ShipmentNotice};
+    CanonicalEvent {
+        site: config::get("site").unwrap_or_else(|| "TEST".to_owned()),
+        occurred_at: "2026-01-01T00:00:00Z".to_owned(),
+        source_sequence: None,
+        source_transaction: None,
+        data: EventData::ShipmentNotice(ShipmentNotice {
+            shipment_id: format!("ASN-{n}"),
+            supplier: "SUPPLIER-1".to_owned(),
+            ship_date: "2026-01-01T00:00:00Z".to_owned(),
+            expected_delivery: None,
+            lines: vec![ShipmentLine {
+                item: "ITEM-1".to_owned(),
+                quantity: Quantity {
+                    amount: n.to_string(),
+                    uom: "EA".to_owned(),
+                },
+                lot: None,
+                serials: (0..n).map(|i| format!("SN-{i:08}")).collect(),
+                purchase_order: None,
+                package_id: None,
+            }],
         }),
     }
 }
