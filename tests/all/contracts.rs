@@ -704,6 +704,7 @@ fn outbound_payloads_conform(document: &Value) {
         sequence: 42,
         event_id: Some("9b2e".into()),
         event: "{}".into(),
+        event_not_copied: None,
         plugin: Some("erp-postings@1.0.0".into()),
         kind: "rejected".into(),
         reason: "M7/021: material RM-999 unknown in plant 1000".into(),

@@ -258,6 +258,18 @@ impl Acknowledgements {
         headers.insert(CONTROL_NUMBER_HEADER, claim.number.to_string().as_str());
         headers.insert(PLUGIN_HEADER, plugin.id().as_str());
         let subject = millrace_core::subjects::acknowledgement(&route.name, &made.partner);
+        let max = millrace_transport::max_payload(&self.js.client());
+        if let Err(too_large) = millrace_transport::fits(Some(&headers), made.document.len(), max) {
+            // As with a document the acknowledger refused: the raw message is delivered, the
+            // partner gets no acknowledgement, and the log says why.
+            tracing::warn!(
+                route = &*route.name,
+                acknowledger = plugin.id(),
+                raw_id = input.identity.as_str(),
+                "no acknowledgement: the document is {too_large}"
+            );
+            return Ok(());
+        }
         self.js
             .publish_with_headers(subject.clone(), headers, made.document.into())
             .await

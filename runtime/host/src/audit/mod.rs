@@ -396,6 +396,10 @@ impl AuditTrail {
         };
         self.ensure().await.with_context(cannot)?;
         let payload = serde_json::to_vec(&entry).with_context(cannot)?;
+        let max = millrace_transport::max_payload(&self.js.client());
+        millrace_transport::fits(None, payload.len(), max)
+            .map_err(|too_large| anyhow::anyhow!("the entry is {too_large}"))
+            .with_context(cannot)?;
         let ack = self
             .js
             .publish(subject, payload.into())

@@ -34,8 +34,49 @@ pub struct ShadowReport {
     pub active: String,
     /// The candidate version.
     pub candidate: String,
-    /// Where they differ.
+    /// Where they differ (the first ones, when `omitted` is set).
     pub differences: Vec<Difference>,
+    /// How many further differences this report leaves out: set only when all of them would
+    /// make it larger than one NATS message (the server's `max_payload`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted: Option<usize>,
+}
+
+impl ShadowReport {
+    /// Publishes the report to `shadow.<route>` without waiting for JetStream's ack. A report
+    /// larger than one NATS message keeps the differences that fit, in order, and counts the
+    /// others in `omitted`.
+    pub async fn publish(mut self, js: &async_nats::jetstream::Context) -> anyhow::Result<()> {
+        let body = self.encode_within(millrace_transport::max_payload(&js.client()))?;
+        let subject = millrace_core::subjects::shadow(&self.route);
+        let _ack = js.publish(subject, body.into()).await?;
+        Ok(())
+    }
+
+    /// The report as JSON of at most `max` bytes: all of it, or the differences that fit with
+    /// the others counted in `omitted`.
+    fn encode_within(&mut self, max: usize) -> serde_json::Result<Vec<u8>> {
+        let body = serde_json::to_vec(self)?;
+        if body.len() <= max {
+            return Ok(body);
+        }
+        let all = std::mem::take(&mut self.differences);
+        self.omitted = Some(all.len());
+        // The report without differences, and room for the count to shrink and the commas.
+        let mut budget = max.saturating_sub(serde_json::to_vec(self)?.len());
+        let mut kept = Vec::new();
+        for difference in all {
+            let size = serde_json::to_vec(&difference)?.len() + 1;
+            if size > budget {
+                break;
+            }
+            budget -= size;
+            kept.push(difference);
+        }
+        self.omitted = Some(self.omitted.unwrap_or(0) - kept.len());
+        self.differences = kept;
+        serde_json::to_vec(self)
+    }
 }
 
 /// The newest `limit` shadow reports of `route` on the `[streams]` shadow stream, oldest
@@ -146,5 +187,39 @@ mod tests {
             ]
         );
         assert!(differences(&active, &active).is_empty());
+    }
+
+    #[test]
+    fn a_report_too_large_for_a_message_keeps_the_differences_that_fit() {
+        let difference = |i: usize| Difference {
+            path: format!("events[0].data.lines[{i}].item"),
+            active: Some(Value::String("A".repeat(100))),
+            candidate: None,
+        };
+        let mut report = ShadowReport {
+            route: "r".into(),
+            raw_subject: "raw.x".into(),
+            raw_sequence: 1,
+            active: "p@1.0.0".into(),
+            candidate: "p@2.0.0".into(),
+            differences: (0..100).map(difference).collect(),
+            omitted: None,
+        };
+        let whole = serde_json::to_vec(&report).unwrap();
+        let mut small = report.clone();
+        assert_eq!(small.encode_within(whole.len()).unwrap(), whole, "it fits");
+        assert_eq!(small.omitted, None);
+
+        let max = whole.len() / 2;
+        let body = report.encode_within(max).unwrap();
+        assert!(body.len() <= max, "{} > {max}", body.len());
+        let back: ShadowReport = serde_json::from_slice(&body).unwrap();
+        let kept = back.differences.len();
+        assert!(kept > 40 && kept < 50, "about half kept: {kept}");
+        assert_eq!(
+            back.differences[..],
+            (0..kept).map(difference).collect::<Vec<_>>()[..]
+        );
+        assert_eq!(back.omitted, Some(100 - kept));
     }
 }

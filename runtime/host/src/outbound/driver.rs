@@ -440,8 +440,10 @@ impl OutboundDriver {
         );
         if mode.dead_letter {
             let headers = letter.headers();
+            let room = millrace_transport::max_payload(&self.js.client())
+                .saturating_sub(millrace_transport::message_size(Some(&headers), 0));
             let body = letter
-                .encode()
+                .encode(room)
                 .map_err(|e| HostFailure::new(anyhow::anyhow!("encoding a dead letter: {e}")))?;
             publish(
                 &self.js,
@@ -494,13 +496,9 @@ impl OutboundDriver {
             active: active.id(),
             candidate: candidate_id,
             differences,
+            omitted: None,
         };
-        if let Ok(body) = serde_json::to_vec(&report)
-            && let Err(e) = self
-                .js
-                .publish(millrace_core::subjects::shadow(&route.name), body.into())
-                .await
-        {
+        if let Err(e) = report.publish(&self.js).await {
             tracing::warn!(route = &*route.name, "cannot publish a shadow report: {e}");
         }
     }

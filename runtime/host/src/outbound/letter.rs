@@ -45,8 +45,14 @@ pub struct OutboundLetter {
     /// The event id, when the event could be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<String>,
-    /// The CloudEvent as it was on the stream (as text; it is JSON).
+    /// The CloudEvent as it was on the stream (as text; it is JSON); empty when
+    /// `event_not_copied` is set.
     pub event: String,
+    /// Set, saying why, when the letter holds no copy of the event: with it the letter would
+    /// not fit in one NATS message. The event is then the CANONICAL stream's message at
+    /// `sequence`, where redrive reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_not_copied: Option<String>,
     /// `name@version` of the outbound plugin, when one was called.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
@@ -88,6 +94,7 @@ impl OutboundLetter {
             sequence: input.sequence,
             event_id,
             event: String::from_utf8_lossy(&input.payload).into_owned(),
+            event_not_copied: None,
             plugin: plugin.map(PluginComponent::id),
             kind: kind.to_owned(),
             reason,
@@ -126,10 +133,12 @@ impl OutboundLetter {
     }
 
     /// Its JSON, at most [`LETTER_MAX`] beside an event of that size: when the requests and the
-    /// answer make it larger, they are left out and the reason says so.
-    pub fn encode(mut self) -> serde_json::Result<Vec<u8>> {
+    /// answer make it larger, they are left out and the reason says so. When it is still
+    /// larger than `max` (what one NATS message holds beside the letter's headers), the copy
+    /// of the event is left out too (see `event_not_copied`).
+    pub fn encode(mut self, max: usize) -> serde_json::Result<Vec<u8>> {
         let json = serde_json::to_vec(&self)?;
-        if json.len() <= LETTER_MAX {
+        if json.len() <= LETTER_MAX.min(max) {
             return Ok(json);
         }
         let requests = std::mem::take(&mut self.requests).len();
@@ -139,9 +148,22 @@ impl OutboundLetter {
         }
         self.reason.push_str(&format!(
             " (its {requests} requests and the answer's headers and body made this letter \
-             {} bytes, past {LETTER_MAX}: left out)",
-            json.len()
+             {} bytes, past {}: left out)",
+            json.len(),
+            LETTER_MAX.min(max)
         ));
+        let json = serde_json::to_vec(&self)?;
+        if json.len() <= max {
+            return Ok(json);
+        }
+        let why = format!(
+            "with the event this letter would be {} bytes, more than one NATS message holds \
+             beside its headers ({max}); the event is CANONICAL's message {}",
+            json.len(),
+            self.sequence
+        );
+        self.event.clear();
+        self.event_not_copied = Some(why);
         serde_json::to_vec(&self)
     }
 
@@ -195,6 +217,8 @@ mod tests {
     use super::*;
     use millrace_core::posting::Method;
 
+    const MIB: usize = 1024 * 1024;
+
     fn letter(requests: usize, header: usize) -> OutboundLetter {
         let request = Request {
             target: "erp".into(),
@@ -209,6 +233,7 @@ mod tests {
             sequence: 7,
             event_id: Some("e-1".into()),
             event: "{\"id\":\"e-1\"}".into(),
+            event_not_copied: None,
             plugin: Some("poster@1.0.0".into()),
             kind: "rejected".into(),
             reason: "no".into(),
@@ -231,7 +256,8 @@ mod tests {
 
     #[test]
     fn a_letter_keeps_the_start_of_each_body_and_sheds_what_would_not_fit_a_message() {
-        let one: OutboundLetter = serde_json::from_slice(&letter(1, 10).encode().unwrap()).unwrap();
+        let one: OutboundLetter =
+            serde_json::from_slice(&letter(1, 10).encode(MIB).unwrap()).unwrap();
         assert_eq!(one.requests[0].body.len(), LETTER_BODY_MAX);
         assert_eq!(one.answer.as_ref().unwrap().body.len(), LETTER_BODY_MAX);
         assert!(
@@ -244,7 +270,7 @@ mod tests {
         );
 
         for (requests, header) in [(20, 10), (1, 2 * LETTER_MAX)] {
-            let json = letter(requests, header).encode().unwrap();
+            let json = letter(requests, header).encode(MIB).unwrap();
             assert!(
                 json.len() < 64 * 1024,
                 "{requests} requests: {} bytes",
@@ -261,6 +287,28 @@ mod tests {
                 shed.reason
             );
             assert_eq!(shed.event, "{\"id\":\"e-1\"}");
+            assert_eq!(shed.event_not_copied, None);
         }
+    }
+
+    #[test]
+    fn a_letter_whose_event_would_not_fit_a_message_points_to_the_event() {
+        let mut big = letter(1, 10);
+        big.event = format!("{{\"data\":\"{}\"}}", "e".repeat(900 * 1024));
+        let json = big.clone().encode(MIB).unwrap();
+        assert!(json.len() <= MIB, "{}", json.len());
+        let kept: OutboundLetter = serde_json::from_slice(&json).unwrap();
+        assert_eq!(
+            kept.event, big.event,
+            "the event fits beside the letter's fields"
+        );
+
+        let json = big.encode(512 * 1024).unwrap();
+        assert!(json.len() <= 512 * 1024, "{}", json.len());
+        let pointed: OutboundLetter = serde_json::from_slice(&json).unwrap();
+        assert!(pointed.event.is_empty());
+        let why = pointed.event_not_copied.unwrap();
+        assert!(why.contains("the event is CANONICAL's message 7"), "{why}");
+        assert_eq!(pointed.answer.unwrap().status, 422, "the failure stays");
     }
 }

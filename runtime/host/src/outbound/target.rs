@@ -214,6 +214,15 @@ impl Target {
                     headers.insert("Content-Type", default_type);
                 }
                 let subject = millrace_core::subjects::outbox(&self.name, site);
+                let max = millrace_transport::max_payload(&js.client());
+                millrace_transport::fits(Some(&headers), request.body.len(), max).map_err(
+                    |too_large| {
+                        TargetError::Refused(format!(
+                            "the request to NATS target `{}` is {too_large}",
+                            self.name
+                        ))
+                    },
+                )?;
                 let ack = js
                     .publish_with_headers(subject, headers, request.body.clone().into())
                     .await

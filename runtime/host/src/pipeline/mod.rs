@@ -301,18 +301,9 @@ impl Pipeline {
             active: active.id(),
             candidate: candidate_id,
             differences,
+            omitted: None,
         };
-        let published = match serde_json::to_vec(&report) {
-            Ok(body) => self
-                .js
-                .publish(millrace_core::subjects::shadow(&route.name), body.into())
-                .await
-                .map(|_| ()),
-            Err(e) => {
-                tracing::warn!("cannot encode a shadow report: {e}");
-                Ok(())
-            }
-        };
+        let published = report.publish(&self.js).await;
         if let Err(e) = published {
             tracing::warn!(route = &*route.name, "cannot publish a shadow report: {e}");
         }
