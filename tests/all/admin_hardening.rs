@@ -491,6 +491,29 @@ async fn ingest_tokens_publish_only_to_their_own_plain_subjects() {
     );
 }
 
+/// A body the ingest limit allows (1024 KiB here) can still be too large for one NATS message
+/// once its headers are added; nats-server closes a connection that publishes one, so ingest
+/// measures it first and answers 413.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ingest_too_large_for_one_nats_message_is_refused_and_ingest_serves_on() {
+    let hardened = Hardened::start("", TOKENS, "", &[]).await;
+    let mut body = b"ok 1 ".to_vec();
+    body.resize(1024 * 1024 - 16, b' ');
+    let (status, why) = hardened
+        .ingest("test/big/cmd", ERP_SECRET, "big", &body)
+        .await;
+    assert_eq!(status, 413, "{why}");
+    let error = why["error"].as_str().unwrap();
+    assert!(error.contains("max_payload"), "{error}");
+    let (status, stored) = hardened
+        .ingest("test/web/cmd", ERP_SECRET, "small", b"ok 2")
+        .await;
+    assert_eq!(status, 202, "the next ingest is served at once: {stored}");
+    assert_eq!(stream_len(&hardened.js, "RAW").await, 1);
+    let log = hardened.host.log_text();
+    assert!(!log.contains("disconnected"), "{log}");
+}
+
 /// Finding 5: the idempotency key became the `Nats-Msg-Id` as is, so another sender's
 /// message with the same key was dropped as a duplicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -186,6 +186,16 @@ async fn publish_reports_where_each_message_went() {
     assert_clean_failure(&o, "is the subject captured by the RAW stream");
     let o = millrace(&["publish", "raw.bad..subject", file, "--nats", &url]);
     assert_clean_failure(&o, "invalid subject");
+    let big = dir.path().join("big.edi");
+    std::fs::write(&big, vec![b'x'; 1024 * 1024]).unwrap();
+    let o = millrace(&[
+        "publish",
+        "raw.wms.plant1.moves",
+        big.to_str().unwrap(),
+        "--nats",
+        &url,
+    ]);
+    assert_clean_failure(&o, "more than the 1048576 bytes one NATS message may hold");
 
     // A subject the RAW stream captures but no route consumes: stored, with a warning.
     let config =

@@ -54,6 +54,9 @@ pub async fn publish_files(
         let msg_id = sha256_hex(&[subject.as_bytes(), b"\0", &payload].concat())[..32].to_owned();
         let mut headers = HeaderMap::new();
         headers.insert(header::NATS_MESSAGE_ID, msg_id.as_str());
+        let max = millrace_transport::max_payload(&js.client());
+        millrace_transport::fits(Some(&headers), payload.len(), max)
+            .with_context(|| format!("cannot publish {}", file.display()))?;
         let ack = js
             .publish_with_headers(subject.to_owned(), headers, payload.into())
             .await

@@ -110,6 +110,14 @@ pub async fn ingest(
             out.insert(name, value);
         }
     }
+    // nats-server closes a connection that publishes past its max_payload: refuse first.
+    let max = millrace_transport::max_payload(&state.js.client());
+    if let Err(too_large) = millrace_transport::fits(Some(&out), body.len(), max) {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the message would be {too_large}: send a smaller body"),
+        ));
+    }
     let stored = state
         .js
         .publish_with_headers(subject.clone(), out, body)
