@@ -338,11 +338,31 @@ impl Delivery {
         mode: &Mode<'_>,
     ) -> anyhow::Result<Delivering> {
         if mode.dead_letter {
-            self.dead_letter(route, plugin, raw, traceparent, attempts, &failure)
-                .await?;
+            tracing::warn!(
+                route = &*route.name,
+                plugin = plugin.id(),
+                raw_sequence = raw.sequence,
+                subject = raw.subject.as_str(),
+                error_kind = failure.kind(),
+                attempts,
+                "dead-lettered: {failure}"
+            );
+            let plugin_id = plugin.id();
+            let letter = DeadLetter {
+                route: &route.name,
+                plugin: &plugin_id,
+                raw_subject: &raw.subject,
+                raw_sequence: raw.sequence,
+                raw_id: &raw.identity,
+                raw_headers: raw.headers.as_ref(),
+                not_copied: None,
+                attempts,
+                failure: &failure,
+            };
+            self.dead_letter(letter, &raw.payload, traceparent).await?;
             let at = At {
                 route: &route.name,
-                plugin_version: &plugin.id(),
+                plugin_version: &plugin_id,
             };
             self.observer.dead_lettered(
                 at,
@@ -354,36 +374,14 @@ impl Delivery {
         Ok(Delivering::done(Delivered::Failed(failure)))
     }
 
+    /// Publishes `letter` with the raw message's `payload`, or, when the two would not fit in
+    /// one NATS message, without a copy of the raw message (which RAW holds whole).
     async fn dead_letter(
         &self,
-        route: &Route,
-        plugin: &PluginComponent,
-        raw: &RawInput,
+        mut letter: DeadLetter<'_>,
+        payload: &bytes::Bytes,
         traceparent: Option<&str>,
-        attempts: u32,
-        failure: &Failure,
     ) -> anyhow::Result<()> {
-        tracing::warn!(
-            route = &*route.name,
-            plugin = plugin.id(),
-            raw_sequence = raw.sequence,
-            subject = raw.subject.as_str(),
-            error_kind = failure.kind(),
-            attempts,
-            "dead-lettered: {failure}"
-        );
-        let plugin_id = plugin.id();
-        let mut letter = DeadLetter {
-            route: &route.name,
-            plugin: &plugin_id,
-            raw_subject: &raw.subject,
-            raw_sequence: raw.sequence,
-            raw_id: &raw.identity,
-            raw_headers: raw.headers.as_ref(),
-            not_copied: None,
-            attempts,
-            failure,
-        };
         let with_traceparent = |mut headers: HeaderMap| {
             if let Some(traceparent) = traceparent {
                 headers.insert(TRACEPARENT, traceparent);
@@ -391,21 +389,19 @@ impl Delivery {
             headers
         };
         let mut headers = with_traceparent(letter.headers());
-        let mut payload = raw.payload.clone();
-        // A raw message near the server's limit does not fit beside the letter's headers: the
-        // letter then points to it in the RAW stream, which holds it whole.
+        let mut payload = payload.clone();
         let not_copied = transport::fits(Some(&headers), payload.len(), self.max_payload)
             .err()
             .map(|too_large| {
                 format!(
                     "the raw message and this letter's headers are {too_large}; the raw message is RAW's message {}",
-                    raw.sequence
+                    letter.raw_sequence
                 )
             });
         if let Some(why) = &not_copied {
             tracing::warn!(
-                route = &*route.name,
-                raw_sequence = raw.sequence,
+                route = letter.route,
+                raw_sequence = letter.raw_sequence,
                 "the dead letter holds no copy of the raw message: {why}"
             );
             letter.raw_headers = None;
