@@ -792,3 +792,58 @@ async fn an_endless_answer_is_read_in_part_and_its_dead_letter_fits_in_a_message
     assert_eq!(seen(&erp).len(), 1, "{:?}", seen(&erp).len());
     host.1.stop().await;
 }
+
+/// A ship notice of 70,000 serial numbers fits in one NATS message on CANONICAL, but a dead
+/// letter quoting it (every quote escaped) would not: the letter keeps no copy of the event
+/// and says why, and redrive reads the event from CANONICAL and posts it whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_letter_too_large_to_copy_its_event_is_redriven_from_canonical() {
+    let nats = Nats::start();
+    let erp = StandInErp::start(false).await;
+    let token = nats.dir.path().join("erp.token");
+    // A wrong token: the stand-in answers 401, which the plugin reads as rejected.
+    std::fs::write(&token, "wrong").unwrap();
+    let poster = plugin("tests/guests/poster");
+    let config = nats.config(&format!(
+        "[outbound.asns]\nsubjects = [\"canonical.shipment-notice.>\"]\nplugin = {:?}\ntargets = [\"erp\"]\n\n{}",
+        poster.display().to_string(),
+        targets(&erp, &token, false)
+    ));
+    let cfg = config.to_str().unwrap();
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    let (id, event) = shipment(1, 70_000);
+    let size = event.to_string().len();
+    assert!((900 * 1024..1000 * 1024).contains(&size), "{size} bytes");
+    publish_event(&js, "canonical.shipment-notice.PLANT1", &id, &event).await;
+    let letters = read_stream(
+        &js,
+        "DLQ",
+        "dlq.outbound.asns",
+        1,
+        Duration::from_millis(300),
+    )
+    .await;
+    let letter = letters[0].json();
+    assert_eq!(letter["event_id"], id.as_str());
+    assert_eq!(letter["kind"], "rejected");
+    assert_eq!(letter["answer"]["status"], 401);
+    assert_eq!(letter["event"], "", "no copy of the event");
+    let why = letter["event_not_copied"].as_str().unwrap();
+    assert!(why.contains("the event is CANONICAL's message 1"), "{why}");
+
+    host.stop().await;
+    std::fs::write(&token, TOKEN).unwrap();
+    let sequence = letters[0].sequence.to_string();
+    let redriven = run_ok(&["dlq", "redrive", &sequence, "--config", cfg]);
+    assert!(!redriven.contains("still failing"), "{redriven}");
+    let ledger = erp.ledger.lock().unwrap();
+    assert_eq!(ledger.booked.get(&id), Some(&1));
+    let (path, _, body) = ledger.log.last().unwrap();
+    assert_eq!(path, "/erp/inbound-deliveries");
+    assert_eq!(
+        body["serials"], 70_000,
+        "the whole event, read from CANONICAL"
+    );
+    assert_eq!(body["shipment"], "ASN-1");
+}

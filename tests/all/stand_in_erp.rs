@@ -242,6 +242,31 @@ pub(crate) fn completion(n: usize, lot: &str) -> (String, Value) {
     (id, event)
 }
 
+/// A canonical ship notice of one line shipping `serials` serial numbers (`SN-<8 digits>`).
+pub(crate) fn shipment(n: usize, serials: usize) -> (String, Value) {
+    let id = format!("00000000-0000-4000-a000-{n:012}");
+    let data = json!({
+        "shipment_id": format!("ASN-{n}"), "supplier": "SUPPLIER-1",
+        "ship_date": "2026-11-30T03:00:00Z",
+        "lines": [{
+            "item": "ITEM-1", "lot": "LOT-1",
+            "quantity": { "amount": serials.to_string(), "uom": "EA" },
+            "serials": (0..serials).map(|i| format!("SN-{i:08}")).collect::<Vec<_>>(),
+        }]
+    });
+    let event = canonical(
+        &id,
+        "shipment-notice",
+        "edi",
+        "x12-856",
+        "2026-11-30T03:00:00Z",
+        &format!("SUPPLIER-1/ASN-{n}@PLANT1"),
+        n,
+        data,
+    );
+    (id, event)
+}
+
 /// A canonical quality hold placed or released on a lot.
 pub(crate) fn hold(n: usize, action: &str, lot: &str) -> (String, Value) {
     let id = format!("00000000-0000-4000-9000-{n:012}");

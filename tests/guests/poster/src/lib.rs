@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `production-completion`, `material-consumption` | `POST /goods-movements` to `erp`, JSON `{"event", "movement", "work_order", "item", "lot", "quantity", "uom"}` |
 //! | `quality-hold` | `PUT /stock-status` to `erp`, then `POST /shipment-blocks` to `wms`, then `POST /notify` to `notify` |
+//! | `shipment-notice` | `POST /inbound-deliveries` to `erp`, JSON `{"event", "shipment", "lot", "serials"}` (the serial numbers counted, the first line's lot) |
 //! | anything else | none |
 //!
 //! A completion whose work order is `WO-INCOMPLETE` is refused with `incomplete-event`. Three
@@ -121,6 +122,16 @@ impl Guest for Poster {
                     ),
                 ]
             }
+            EventData::ShipmentNotice(n) => vec![request(
+                "erp",
+                Method::Post,
+                "/inbound-deliveries",
+                serde_json::json!({
+                    "event": id, "shipment": n.shipment_id,
+                    "lot": n.lines.first().and_then(|l| l.lot.clone()),
+                    "serials": n.lines.iter().map(|l| l.serials.len()).sum::<usize>(),
+                }),
+            )],
             _ => Vec::new(),
         })
     }
