@@ -473,3 +473,23 @@ async fn an_event_too_large_for_one_nats_message_is_dead_lettered_never_sent() {
         "the message was dead-lettered once, the connection kept:\n{log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_error_quoting_a_whole_document_is_clipped_where_the_host_takes_it() {
+    let (_nats, js, mut host) = start("memory_mib = 64").await;
+    let commands = ["longerror 3000000", "ok 4"];
+    publish_beside_steady(&js, &commands).await;
+    let letters = dead_letters(&js, 1).await;
+    let (_, kind, _, reason) = &letters[0];
+    assert_eq!(kind, "malformed-input");
+    assert!(
+        reason.starts_with("EEEE") && reason.ends_with('…'),
+        "{reason:.100}"
+    );
+    assert_eq!(lab_items(&js, 1).await, ["ITEM-1"]);
+    assert_steady_served(&js, commands.len(), &mut host).await;
+    // The 3 MB message reached neither the log nor anything else whole: it was cut to 4 KiB
+    // when the host took it from the plugin.
+    let log = host.log_text();
+    assert!(log.len() < 64 * 1024, "the log holds {} bytes", log.len());
+}

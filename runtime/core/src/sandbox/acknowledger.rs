@@ -187,7 +187,7 @@ impl AcknowledgerComponent {
                 partner: ack.partner,
                 document: ack.document,
             })),
-            Ok(Err(reason)) => Err(AcknowledgeError::Refused(reason)),
+            Ok(Err(reason)) => Err(AcknowledgeError::Refused(crate::posting::clip(reason))),
             Err(e) => Err(classify_trap(&store, e, limits).into()),
         }
     }

@@ -561,12 +561,16 @@ impl Session {
     }
 }
 
+/// A plugin's map error, its text clipped to [`crate::posting::PLUGIN_TEXT_MAX`]: it travels into the
+/// log, dead letters, shadow reports and partners' acknowledgements, and a plugin quoting a
+/// whole document in it must not make any of them as large as the document.
 fn map_error(e: WitMapError) -> CallError {
+    use crate::posting::clip;
     CallError::Map(match e {
-        WitMapError::MalformedInput(m) => MapError::MalformedInput(m),
-        WitMapError::UnsupportedDocument(m) => MapError::UnsupportedDocument(m),
-        WitMapError::RejectedByRule(m) => MapError::RejectedByRule(m),
-        WitMapError::Other(m) => MapError::Other(m),
+        WitMapError::MalformedInput(m) => MapError::MalformedInput(clip(m)),
+        WitMapError::UnsupportedDocument(m) => MapError::UnsupportedDocument(clip(m)),
+        WitMapError::RejectedByRule(m) => MapError::RejectedByRule(clip(m)),
+        WitMapError::Other(m) => MapError::Other(clip(m)),
     })
 }
 

@@ -18,6 +18,7 @@
 //! | `recurse` | recurses without end: a stack overflow (a trap) |
 //! | `abort` | `std::process::abort()`: a trap with no panic message |
 //! | `longkey <bytes>` | like `ok 1` with an item of `bytes` bytes (a huge string) |
+//! | `longerror <bytes>` | `malformed-input` whose message is `bytes` bytes of `E` (a plugin quoting a whole document in its error) |
 //! | `serials <n>` | one valid shipment-notice whose one line ships `n` serial numbers (`SN-<i>`, 11 bytes each): a large event made of valid values |
 //! | `negative` / `badtime` / `badunit` / `emptykey` | like `ok 1`, with good quantity `-5`, time `yesterday`, unit `kilos`, or an empty work order |
 //! | `random` | like `ok 1` with item `random:<16 hex digits>`: the first 8 bytes of WASI secure randomness, then of insecure randomness |
@@ -107,6 +108,11 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             let bytes = number_arg(words.next(), MIB as u64)?;
             let bytes = usize::try_from(bytes).map_err(|_| MapError::malformed("bytes too big"))?;
             Ok(vec![completion(1, "K".repeat(bytes))])
+        }
+        "longerror" => {
+            let bytes = number_arg(words.next(), MIB as u64)?;
+            let bytes = usize::try_from(bytes).map_err(|_| MapError::malformed("bytes too big"))?;
+            Err(MapError::malformed("E".repeat(bytes)))
         }
         "serials" => {
             let n = number_arg(words.next(), 1)?;
