@@ -130,7 +130,7 @@ impl DeadLetter<'_> {
 
     /// The `Nats-Msg-Id` of the dead letter, so a redelivered raw message is dead-lettered once.
     pub fn msg_id(&self) -> String {
-        format!("dlq:{}:{}", self.route, self.raw_id)
+        message_id(self.route, self.raw_id)
     }
 
     /// The headers of the dead letter: the original ones plus what failed.
@@ -159,6 +159,11 @@ impl DeadLetter<'_> {
         out.insert(headers::FAILED_AT, failed_at.as_str());
         out
     }
+}
+
+/// The `Nats-Msg-Id` of the dead letter of raw message `raw_id` on `route`.
+pub fn message_id(route: &str, raw_id: &str) -> String {
+    format!("dlq:{route}:{raw_id}")
 }
 
 /// Copies a raw message's headers into a letter's `out`, keeping aside those whose names the

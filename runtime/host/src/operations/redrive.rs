@@ -12,7 +12,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::delivery::dead_letter::{headers, keep_original, original_headers};
+use crate::delivery::dead_letter::{headers, keep_original, message_id, original_headers};
 use crate::delivery::{Delivered, Delivery, Mode};
 use crate::pipeline::{Pipeline, RawInput};
 use crate::registry::loader::PluginLoader;
@@ -231,7 +231,12 @@ impl StoredLetter {
         let raw = reader::message_at(js, &streams.raw, raw_sequence)
             .await?
             .ok_or_else(gone)?;
-        if raw.subject.as_str() != raw_subject {
+        // The same message, not another stored at that sequence of a re-created stream: its
+        // subject and identity are the ones the letter was written for.
+        let identity =
+            millrace_transport::raw_identity(raw.headers.as_ref(), &streams.raw, raw_sequence);
+        let letter_id = message_id(self.header(headers::ROUTE), &identity);
+        if raw.subject.as_str() != raw_subject || self.header("Nats-Msg-Id") != letter_id {
             return Err(gone());
         }
         if let Some(original) = &raw.headers {
