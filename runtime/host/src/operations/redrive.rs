@@ -415,9 +415,13 @@ impl Redriver {
                         letter.sequence
                     )
                 };
+                // The event the letter was written for: its subject and id.
+                let id_of = crate::outbound::letter::event_id;
                 let event = reader::message_at(&self.js, canonical, letter.sequence)
                     .await?
-                    .filter(|m| m.subject.as_str() == letter.subject)
+                    .filter(|m| {
+                        m.subject.as_str() == letter.subject && id_of(&m.payload) == letter.event_id
+                    })
                     .ok_or_else(gone)?;
                 crate::outbound::input::EventInput {
                     subject: letter.subject.clone(),

@@ -30,6 +30,13 @@ fn cut(body: &mut Vec<u8>) -> Option<usize> {
     })
 }
 
+/// The `id` of a CloudEvent's JSON, when it has one.
+pub fn event_id(payload: &[u8]) -> Option<String> {
+    serde_json::from_slice::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned))
+}
+
 /// The header that marks an outbound dead letter.
 pub const DIRECTION: &str = "Millrace-Direction";
 
@@ -85,9 +92,7 @@ impl OutboundLetter {
         kind: &str,
         reason: String,
     ) -> Self {
-        let event_id = serde_json::from_slice::<serde_json::Value>(&input.payload)
-            .ok()
-            .and_then(|v| v.get("id").and_then(|id| id.as_str()).map(str::to_owned));
+        let event_id = event_id(&input.payload);
         Self {
             route: route.name.to_string(),
             subject: input.subject.clone(),
