@@ -493,3 +493,48 @@ async fn a_plugin_error_quoting_a_whole_document_is_clipped_where_the_host_takes
     let log = host.log_text();
     assert!(log.len() < 64 * 1024, "the log holds {} bytes", log.len());
 }
+
+/// A source whose clock is set wrong (or a two-digit year read as the wrong century) dates an
+/// event decades ahead: published, it would make every later event of its work order look
+/// late and freeze the order's state in the projection. Past the route's `limits.max_ahead`
+/// it is an invalid event, dead-lettered with the rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_dated_past_the_routes_max_ahead_is_dead_lettered() {
+    use time::format_description::well_known::Rfc3339;
+    let (_nats, js, mut host) = start("max_ahead = \"2h\"").await;
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&Rfc3339)
+        .unwrap();
+    let commands = [
+        "at 2099-01-01T00:00:00Z WO-FUTURE".to_owned(),
+        format!("at {soon} WO-SOON"),
+        "ok 3".to_owned(),
+    ];
+    let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
+    publish_beside_steady(&js, &commands).await;
+    let letters = dead_letters(&js, 1).await;
+    let (payload, kind, attempts, reason) = &letters[0];
+    assert!(payload.contains("WO-FUTURE"), "{payload}");
+    assert_eq!(kind, "invalid-event");
+    assert_eq!(attempts, "1");
+    assert!(
+        reason.contains("occurred_at \"2099-01-01T00:00:00Z\" is")
+            && reason.contains("days after this host's clock")
+            && reason.contains("limits.max_ahead (2h)"),
+        "{reason}"
+    );
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.*.LAB",
+        2,
+        Duration::from_millis(500),
+    )
+    .await;
+    let orders: Vec<String> = events
+        .iter()
+        .map(|e| e.json()["data"]["work_order"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(orders, ["WO-SOON", "WO-3"], "an hour ahead is inside 2h");
+    assert_steady_served(&js, commands.len(), &mut host).await;
+}

@@ -10,6 +10,7 @@
 //! | `routes.<name>.limits.memory_mib` | largest linear memory of the plugin | 64 |
 //! | `routes.<name>.limits.output_kib` | largest total output of one call | 1024 |
 //! | `routes.<name>.limits.max_events` | most events one call may return | 1000 |
+//! | `routes.<name>.limits.max_ahead` | how far after the host's clock an event's `occurred_at` may be (clock skew, time zones, documents dated ahead); an event dated later is invalid | `24h` |
 //! | `routes.<name>.limits.instances`, `.tables`, `.table_elements` | component instances, tables and table size a plugin may create | 64, 64, 100000 |
 //! | `routes.<name>.retry.attempts` | tries for a trap, deadline or memory breach before dead-lettering | 3 |
 //! | `routes.<name>.retry.backoff` | wait before the first retry, doubled each time | `200ms` |
@@ -200,6 +201,11 @@ pub struct Limits {
     pub output_kib: u64,
     /// Most events one call may return.
     pub max_events: usize,
+    /// How far after the host's clock an event's `occurred_at` may be: one dated later (a
+    /// source clock set wrong, a two-digit year read as the wrong century) would make every
+    /// later event of its key look late and freeze its record in the projection.
+    #[serde(deserialize_with = "plain_duration")]
+    pub max_ahead: Duration,
     /// Most component instances the plugin may create.
     pub instances: usize,
     /// Most tables the plugin may create.
@@ -215,6 +221,7 @@ impl Default for Limits {
             memory_mib: 64,
             output_kib: 1024,
             max_events: 1000,
+            max_ahead: Duration::from_secs(24 * 3600),
             instances: 64,
             tables: 64,
             table_elements: 100_000,
@@ -233,6 +240,7 @@ impl Limits {
             memory_mib: min(self.memory_mib, plugin.memory_mib),
             output_kib: min(self.output_kib, plugin.output_kib),
             max_events: min(self.max_events, plugin.max_events),
+            max_ahead: self.max_ahead,
             instances: min(self.instances, plugin.instances),
             tables: min(self.tables, plugin.tables),
             table_elements: min(self.table_elements, plugin.table_elements),
@@ -250,6 +258,14 @@ impl Limits {
         check_range("limits.memory_mib", self.memory_mib, 1..=4096)?;
         check_range("limits.output_kib", self.output_kib, 1..=1024 * 1024)?;
         check_range("limits.max_events", self.max_events, 1..=1_000_000)?;
+        if self.max_ahead < Duration::from_secs(1)
+            || self.max_ahead > Duration::from_secs(8784 * 3600)
+        {
+            return Err(Invalid::new(
+                "limits.max_ahead",
+                "must be between 1s and 8784h (a year)",
+            ));
+        }
         check_range("limits.instances", self.instances, 1..=1_000)?;
         check_range("limits.tables", self.tables, 1..=1_000)?;
         check_range("limits.table_elements", self.table_elements, 1..=10_000_000)

@@ -88,7 +88,11 @@ pub fn accept(events: Vec<MappedEvent>, limits: &Limits) -> Result<Vec<MappedEve
         ))
         .into());
     }
-    validate::validate(&events).map_err(Failure::Invalid)?;
+    let clock = validate::Clock {
+        now: time::OffsetDateTime::now_utc(),
+        max_ahead: limits.max_ahead,
+    };
+    validate::validate_at(&events, clock).map_err(Failure::Invalid)?;
     Ok(events)
 }
 

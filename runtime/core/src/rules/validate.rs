@@ -85,6 +85,32 @@ impl Check<'_> {
         }
     }
 
+    /// An RFC 3339 timestamp, and (with a clock) not later than the clock allows.
+    fn occurred_at(&mut self, value: &str, clock: Option<Clock>) {
+        let Ok(at) = OffsetDateTime::parse(value, &Rfc3339) else {
+            return self.timestamp("occurred_at", value);
+        };
+        let Some(clock) = clock else { return };
+        let ahead = at - clock.now;
+        if ahead > clock.max_ahead {
+            // Hours, or days past two of them.
+            let span = |seconds: i64| match seconds.div_euclid(3600) {
+                hours @ ..48 => format!("{hours}h"),
+                hours => format!("{} days", hours / 24),
+            };
+            self.fail(
+                "occurred_at",
+                format!(
+                    "{value:?} is {} after this host's clock ({}), more than the route's \
+                     limits.max_ahead ({}): a source clock set wrong, or a date read wrong",
+                    span(ahead.whole_seconds()),
+                    clock.now.format(&Rfc3339).unwrap_or_default(),
+                    span(i64::try_from(clock.max_ahead.as_secs()).unwrap_or(i64::MAX)),
+                ),
+            );
+        }
+    }
+
     fn date(&mut self, field: &str, value: &str) {
         let format = time::macros::format_description!("[year]-[month]-[day]");
         if time::Date::parse(value, &format).is_err() {
@@ -140,8 +166,28 @@ pub fn is_decimal(s: &str) -> bool {
     digits(int) && frac.is_none_or(digits)
 }
 
-/// Checks every event of one plugin call; returns every broken rule.
+/// The host's clock and how far after it an event may be dated (a route's
+/// `limits.max_ahead`).
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// Now, by the host's clock.
+    pub now: OffsetDateTime,
+    /// How far after `now` an event's `occurred_at` may be.
+    pub max_ahead: std::time::Duration,
+}
+
+/// Checks every event of one plugin call against the rules that need no clock; returns every
+/// broken rule.
 pub fn validate(events: &[MappedEvent]) -> Result<(), Vec<InvalidEvent>> {
+    check(events, None)
+}
+
+/// [`validate`], and no event dated more than `clock.max_ahead` after `clock.now`.
+pub fn validate_at(events: &[MappedEvent], clock: Clock) -> Result<(), Vec<InvalidEvent>> {
+    check(events, Some(clock))
+}
+
+fn check(events: &[MappedEvent], clock: Option<Clock>) -> Result<(), Vec<InvalidEvent>> {
     let mut errors = Vec::new();
     for (index, event) in events.iter().enumerate() {
         let mut c = Check {
@@ -158,7 +204,7 @@ pub fn validate(events: &[MappedEvent]) -> Result<(), Vec<InvalidEvent>> {
                 ),
             );
         }
-        c.timestamp("occurred_at", &event.occurred_at);
+        c.occurred_at(&event.occurred_at, clock);
         c.opt_key("source_transaction", event.source_transaction.as_deref());
         validate_data(&mut c, &event.data);
     }
@@ -346,6 +392,46 @@ mod tests {
             validate(&[completion("12.5", "KGM", "2026-03-02T06:15:00+01:00")]),
             Ok(())
         );
+    }
+
+    #[test]
+    fn an_event_dated_past_the_clock_allows_is_invalid() {
+        let clock = Clock {
+            now: OffsetDateTime::parse("2026-12-01T06:00:00Z", &Rfc3339).unwrap(),
+            max_ahead: std::time::Duration::from_secs(24 * 3600),
+        };
+        for ok in [
+            "2026-12-01T06:00:00Z",
+            "2026-12-02T06:00:00Z",
+            "2026-12-02T20:00:00+14:00",
+            "1999-12-31T23:59:59Z",
+        ] {
+            assert_eq!(
+                validate_at(&[completion("1", "EA", ok)], clock),
+                Ok(()),
+                "{ok}"
+            );
+        }
+        for (ahead, span) in [
+            ("2026-12-02T06:00:01Z", "24h"),
+            ("2099-12-31T00:00:00Z", "26692 days"),
+        ] {
+            let errors = validate_at(&[completion("1", "EA", ahead)], clock).unwrap_err();
+            let text = errors[0].to_string();
+            assert!(
+                text.starts_with("event 0 (production-completion): occurred_at")
+                    && text.contains(&format!(
+                        "is {span} after this host's clock (2026-12-01T06:00:00Z)"
+                    ))
+                    && text.contains("limits.max_ahead (24h)"),
+                "{text}"
+            );
+            assert_eq!(
+                validate(&[completion("1", "EA", ahead)]),
+                Ok(()),
+                "no clock, no rule"
+            );
+        }
     }
 
     #[test]
