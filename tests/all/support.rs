@@ -291,6 +291,16 @@ impl Host {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Asserts that every message so far ended once (none was redelivered) and that the host
+    /// kept its NATS connection: what a publish past the server's limits would break.
+    pub fn assert_ended_once(&self) {
+        let log = self.log_text();
+        assert!(
+            !log.contains("redelivered") && !log.contains("disconnected"),
+            "each message ended once, the connection kept:\n{log:.4000}"
+        );
+    }
+
     /// SIGKILL: no draining, no acks.
     pub fn kill(&mut self) {
         self.child.kill().unwrap();
