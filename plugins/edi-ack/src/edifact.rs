@@ -153,14 +153,18 @@ fn recode(value: &str, from: &Service<'_>, to: &Service<'_>) -> String {
     if same {
         return value.to_owned();
     }
-    let reserved = [to.component, to.element, to.release, to.terminator];
+    let reserved = [to.component, to.element, to.terminator];
     split(value, from.component, from.release)
         .iter()
         .map(|part| {
             let mut escaped = String::with_capacity(part.len());
             for c in unescape(part, from.release).chars() {
-                if reserved.contains(&c) {
-                    escaped.push(to.release);
+                if reserved.contains(&c) || Some(c) == to.release {
+                    match to.release {
+                        Some(release) => escaped.push(release),
+                        // Without a release character a separator cannot be data: left out.
+                        None => continue,
+                    }
                 }
                 escaped.push(c);
             }
@@ -174,12 +178,47 @@ fn recode(value: &str, from: &Service<'_>, to: &Service<'_>) -> String {
 struct Service<'a> {
     component: char,
     element: char,
-    release: char,
+    /// None when the UNA leaves its place blank (ISO 9735: the interchange has none).
+    release: Option<char>,
     terminator: char,
     /// The original UNA, echoed as it was.
     una: Option<&'a str>,
     /// What follows each terminator in the original (nothing, `\n` or `\r\n`).
     line: &'static str,
+}
+
+/// A trailer (UNT, UNE, UNZ) read as the SDK's reader reads it: each value its first component,
+/// unescaped and trimmed, so that the acknowledgement never rejects what the mapping accepted.
+struct Trailer {
+    /// The count (0074, 0060, 0036), when it is a number.
+    count: Option<usize>,
+    /// Whether its reference (0062, 0048, 0020) is the header's, as text.
+    same_reference: bool,
+}
+
+impl Trailer {
+    /// The trailer whose count and reference are `count` and `reference`, of the header whose
+    /// reference is `header`, under the component separator and release character given.
+    fn new(
+        count: &str,
+        reference: &str,
+        header: &str,
+        component: char,
+        release: Option<char>,
+    ) -> Self {
+        let read = |element: &str| -> String {
+            let first = split(element, component, release)[0];
+            let value: String = unescape(first, release)
+                .chars()
+                .filter(|c| !matches!(c, '\r' | '\n'))
+                .collect();
+            value.trim().to_owned()
+        };
+        Self {
+            count: read(count).parse().ok(),
+            same_reference: read(reference) == read(header),
+        }
+    }
 }
 
 struct Interchange<'a> {
@@ -189,16 +228,16 @@ struct Interchange<'a> {
     /// Messages outside functional groups.
     messages: Vec<Message<'a>>,
     groups: Vec<Group<'a>>,
-    /// UNZ 0036 and 0020, when the UNZ is there.
-    trailer: Option<(&'a str, &'a str)>,
+    /// The UNZ, when it is there.
+    trailer: Option<Trailer>,
 }
 
 struct Group<'a> {
     /// UNG and its elements.
     ung: Vec<&'a str>,
     messages: Vec<Message<'a>>,
-    /// UNE 0060 and 0048, when the UNE is there.
-    trailer: Option<(&'a str, &'a str)>,
+    /// The UNE, when it is there.
+    trailer: Option<Trailer>,
 }
 
 struct Message<'a> {
@@ -208,8 +247,8 @@ struct Message<'a> {
     identifier: &'a str,
     /// Segments from UNH to UNT, both included.
     count: usize,
-    /// UNT 0074 and 0062, when the UNT is there.
-    trailer: Option<(&'a str, &'a str)>,
+    /// The UNT, when it is there.
+    trailer: Option<Trailer>,
     /// Another message of the interchange has the same reference.
     duplicate: bool,
 }
@@ -265,11 +304,15 @@ impl<'a> Interchange<'a> {
             }
             None => (None, text),
         };
-        let (component, element, release, terminator) = match &una {
-            Some((_, c)) => (c[0], c[1], c[3], c[5]),
-            None => (':', '+', '?', '\''),
-        };
         let body = body.trim_start_matches(['\r', '\n']);
+        let (component, element, release, terminator) = match &una {
+            // A space in the release character's place: there is none (ISO 9735).
+            Some((_, c)) => (c[0], c[1], (c[3] != ' ').then_some(c[3]), c[5]),
+            // Syntax level B's defaults, the information separators IS1, IS3 and IS4 and no
+            // release character, when the UNB is written with them (as the SDK's reader takes).
+            None if body.as_bytes().get(3) == Some(&0x1D) => ('\u{1f}', '\u{1d}', None, '\u{1c}'),
+            None => (':', '+', Some('?'), '\''),
+        };
         let segments = split(body, terminator, release);
         let una = una.map(|(u, _)| u);
         let line = match (una, segments.first()) {
@@ -305,7 +348,11 @@ impl<'a> Interchange<'a> {
 
     /// Files the segments up to the UNZ; returns the index of the last one read.
     fn walk(&mut self, segments: &[&'a str]) -> Result<usize, String> {
-        let (element, release) = (self.service.element, self.service.release);
+        let (element, component, release) = (
+            self.service.element,
+            self.service.component,
+            self.service.release,
+        );
         let mut group: Option<Group<'a>> = None;
         let mut message: Option<Message<'a>> = None;
         let mut last = segments.len().saturating_sub(1);
@@ -330,7 +377,8 @@ impl<'a> Interchange<'a> {
                 "UNE" => {
                     self.close(&mut group, &mut message);
                     if let Some(mut open) = group.take() {
-                        open.trailer = Some((at(1), at(2)));
+                        let header = open.ung.get(5).copied().unwrap_or_default();
+                        open.trailer = Some(Trailer::new(at(1), at(2), header, component, release));
                         self.groups.push(open);
                     }
                 }
@@ -347,14 +395,21 @@ impl<'a> Interchange<'a> {
                 "UNT" => {
                     if let Some(open) = message.as_mut() {
                         open.count += 1;
-                        open.trailer = Some((at(1), at(2)));
+                        open.trailer = Some(Trailer::new(
+                            at(1),
+                            at(2),
+                            open.reference,
+                            component,
+                            release,
+                        ));
                     }
                     self.close(&mut group, &mut message);
                 }
                 "UNZ" => {
                     self.close(&mut group, &mut message);
                     self.groups.extend(group.take());
-                    self.trailer = Some((at(1), at(2)));
+                    let header = self.unb.get(5).copied().unwrap_or_default();
+                    self.trailer = Some(Trailer::new(at(1), at(2), header, component, release));
                     last = index;
                     break;
                 }
@@ -393,7 +448,7 @@ impl<'a> Interchange<'a> {
     /// The interchange's own error: no UNZ (13), UNZ 0020 is not UNB 0020 (28), UNZ 0036 is
     /// not the number of groups, or of messages when there are none (29).
     fn error(&self) -> Option<Error> {
-        let Some((count, reference)) = self.trailer else {
+        let Some(trailer) = &self.trailer else {
             return Some(("13", "UNZ"));
         };
         let expected = if self.groups.is_empty() {
@@ -401,9 +456,9 @@ impl<'a> Interchange<'a> {
         } else {
             self.groups.len()
         };
-        if reference != self.unb.get(5).copied().unwrap_or_default() {
+        if !trailer.same_reference {
             Some(("28", "UNZ"))
-        } else if count.parse::<usize>().ok() != Some(expected) {
+        } else if trailer.count != Some(expected) {
             Some(("29", "UNZ"))
         } else {
             None
@@ -415,12 +470,12 @@ impl Group<'_> {
     /// The group's own error: no UNE (13), UNE 0048 is not UNG 0048 (28), UNE 0060 is not the
     /// number of messages (29).
     fn error(&self) -> Option<Error> {
-        let Some((count, reference)) = self.trailer else {
+        let Some(trailer) = &self.trailer else {
             return Some(("13", "UNE"));
         };
-        if reference != self.ung.get(5).copied().unwrap_or_default() {
+        if !trailer.same_reference {
             Some(("28", "UNE"))
-        } else if count.parse::<usize>().ok() != Some(self.messages.len()) {
+        } else if trailer.count != Some(self.messages.len()) {
             Some(("29", "UNE"))
         } else {
             None
@@ -436,12 +491,12 @@ impl Message<'_> {
     /// The message's first error: no UNT (13), UNT 0062 is not UNH 0062 (28), UNT 0074 is
     /// not the number of segments (29), the reference repeats in the interchange (26).
     fn error(&self) -> Option<Error> {
-        let Some((count, reference)) = self.trailer else {
+        let Some(trailer) = &self.trailer else {
             return Some(("13", "UNT"));
         };
-        if reference != self.reference {
+        if !trailer.same_reference {
             Some(("28", "UNT"))
-        } else if count.parse::<usize>().ok() != Some(self.count) {
+        } else if trailer.count != Some(self.count) {
             Some(("29", "UNT"))
         } else if self.duplicate {
             Some(("26", "UNH"))
@@ -452,13 +507,13 @@ impl Message<'_> {
 }
 
 /// Splits `text` at each `separator` not escaped by `release`; the parts keep their escapes.
-fn split(text: &str, separator: char, release: char) -> Vec<&str> {
+fn split(text: &str, separator: char, release: Option<char>) -> Vec<&str> {
     let mut parts = Vec::new();
     let (mut start, mut escaped) = (0, false);
     for (index, c) in text.char_indices() {
         if escaped {
             escaped = false;
-        } else if c == release {
+        } else if Some(c) == release {
             escaped = true;
         } else if c == separator {
             parts.push(&text[start..index]);
@@ -470,11 +525,11 @@ fn split(text: &str, separator: char, release: char) -> Vec<&str> {
 }
 
 /// A value without its release characters.
-fn unescape(value: &str, release: char) -> String {
+fn unescape(value: &str, release: Option<char>) -> String {
     let mut out = String::with_capacity(value.len());
     let mut escaped = false;
     for c in value.chars() {
-        if c == release && !escaped {
+        if Some(c) == release && !escaped {
             escaped = true;
         } else {
             out.push(c);

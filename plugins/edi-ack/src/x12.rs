@@ -1,6 +1,7 @@
 //! X12: reads the interchange envelope (ISA/GS/ST/SE/GE/IEA), checks its counts and control
-//! numbers, and writes the 997 functional acknowledgement: one 997 per functional group, all in
-//! one `FA` group, with a `TA1` first when the interchange trailer is wrong. A payload that
+//! numbers (as the SDK's reader does: numbers as numbers), and writes the 997 functional
+//! acknowledgement: one 997 per functional group, in one `FA` group per version (GS08) received,
+//! with a `TA1` first when the interchange trailer is wrong. A payload that
 //! batches several interchanges of one partner back to back gets one 997 interchange that
 //! acknowledges the groups of all of them (and a `TA1` for each interchange whose trailer is
 //! wrong).
@@ -45,9 +46,9 @@ pub fn acknowledge(
         .flat_map(|i| &i.groups)
         .filter(|g| g.field(1) != "FA")
         .collect();
-    let Some(first) = groups.first() else {
+    if groups.is_empty() {
         return Ok(None);
-    };
+    }
     let any_error = interchanges.iter().any(|i| i.note().is_some())
         || groups
             .iter()
@@ -81,7 +82,56 @@ pub fn acknowledge(
             out.segment(&["TA1", field(13), field(9), field(10), "E", note]);
         }
     }
-    let number = stamp.number.to_string();
+    // One FA group per version (GS08) acknowledged, in the order they first come: a 997 is
+    // written in the version of the groups it acknowledges (AK103 and AK204 exist from 005010
+    // on, and the FA group's GS08 is the version of its 997s).
+    let mut versions: Vec<Vec<&Group<'_>>> = Vec::new();
+    for group in groups.iter().copied() {
+        let version = group.field(8).trim();
+        match versions
+            .iter_mut()
+            .find(|same| same[0].field(8).trim() == version)
+        {
+            Some(same) => same.push(group),
+            None => versions.push(vec![group]),
+        }
+    }
+    // GS06: the control number, then the next numbers for the groups of further versions.
+    let last = stamp.number + versions.len() as u64 - 1;
+    if last > MAX_CONTROL {
+        return Err(format!(
+            "control number {} leaves no GS06 of 9 digits for the acknowledgement's {} groups",
+            stamp.number,
+            versions.len()
+        ));
+    }
+    for (offset, same) in (0..).zip(&versions) {
+        let number = (stamp.number + offset).to_string();
+        functional_group(&mut out, same, &number, stamp, inbound, any_error);
+    }
+    out.segment(&[
+        "IEA",
+        &versions.len().to_string(),
+        &format!("{:09}", stamp.number),
+    ]);
+    Ok(Some(Acknowledgement {
+        partner: partner_token(field(6)),
+        document: out.text.into_bytes(),
+    }))
+}
+
+/// Writes one `FA` group, control number `number`, with a 997 for each of `groups` (all of one
+/// version, which the group's GS08 echoes); `any_error` says whether the envelope explains a
+/// failure.
+fn functional_group(
+    out: &mut Writer<'_>,
+    groups: &[&Group<'_>],
+    number: &str,
+    stamp: &Stamp,
+    inbound: &Inbound<'_>,
+    any_error: bool,
+) {
+    let first = groups[0];
     out.segment(&[
         "GS",
         "FA",
@@ -89,7 +139,7 @@ pub fn acknowledge(
         first.field(2),
         &stamp.date8(),
         &stamp.time4(),
-        &number,
+        number,
         "X",
         first.field(8),
     ]);
@@ -129,7 +179,7 @@ pub fn acknowledge(
         let received = group.sets.len();
         let included = group
             .trailer
-            .and_then(|(count, _)| count.parse::<usize>().ok())
+            .and_then(|(count, _)| count.trim().parse::<usize>().ok())
             .unwrap_or(received);
         let codes = group.codes();
         let status = if accepted == received {
@@ -150,12 +200,7 @@ pub fn acknowledge(
         let count = (out.count - started + 1).to_string();
         out.segment(&["SE", &count, &control]);
     }
-    out.segment(&["GE", &groups.len().to_string(), &number]);
-    out.segment(&["IEA", "1", &format!("{:09}", stamp.number)]);
-    Ok(Some(Acknowledgement {
-        partner: partner_token(field(6)),
-        document: out.text.into_bytes(),
-    }))
+    out.segment(&["GE", &groups.len().to_string(), number]);
 }
 
 /// The separators an interchange declares in its ISA.
@@ -369,9 +414,9 @@ impl<'a> Interchange<'a> {
         let Some((count, control)) = self.trailer else {
             return Some("023");
         };
-        if control != self.isa.get(13).copied().unwrap_or_default() {
+        if !same_number(control, self.isa.get(13).copied().unwrap_or_default()) {
             Some("001")
-        } else if count.parse::<usize>().ok() != Some(self.groups.len()) {
+        } else if !counts(count, self.groups.len()) {
             Some("021")
         } else {
             None
@@ -409,10 +454,10 @@ impl Group<'_> {
             return vec!["3"];
         };
         let mut codes = Vec::new();
-        if control != self.field(6) {
+        if !same_number(control, self.field(6)) {
             codes.push("4");
         }
-        if count.parse::<usize>().ok() != Some(self.sets.len()) {
+        if !counts(count, self.sets.len()) {
             codes.push("5");
         }
         codes
@@ -426,10 +471,10 @@ impl Set<'_> {
         match self.trailer {
             None => codes.push("2"),
             Some((count, control)) => {
-                if control != self.control {
+                if !same_number(control, self.control) {
                     codes.push("3");
                 }
-                if count.parse::<usize>().ok() != Some(self.count) {
+                if !counts(count, self.count) {
                     codes.push("4");
                 }
             }
@@ -448,6 +493,22 @@ impl Set<'_> {
         }
         codes
     }
+}
+
+/// Whether two control numbers are the same as the SDK's X12 reader (`x12::parse`, whose
+/// `same_number` this is) decides: numerically when both are digits (`000000089` and `89`),
+/// else as text; both trimmed. The acknowledgement must not reject what the mapping accepted.
+fn same_number(a: &str, b: &str) -> bool {
+    let (a, b) = (a.trim(), b.trim());
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// Whether a trailer's count (SE01, GE01, IEA01) is `n`, read trimmed as the SDK reads it.
+fn counts(count: &str, n: usize) -> bool {
+    count.trim().parse::<usize>().ok() == Some(n)
 }
 
 /// A segment id: two or three upper-case letters or digits, starting with a letter.
