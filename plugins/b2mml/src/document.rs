@@ -1,6 +1,8 @@
 //! The document level: namespace, verb wrapper (`ApplicationArea`/`DataArea`) or bare noun,
 //! schema checks that apply everywhere, and the dispatch of each noun to its mapping.
 
+use std::borrow::Cow;
+
 use millrace_sdk::prelude::*;
 use roxmltree::Node;
 
@@ -146,7 +148,7 @@ pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapErr
             let application = xml::child(root, "ApplicationArea");
             let created = application.and_then(|area| xml::child(area, "CreationDateTime"));
             let document_id =
-                application.and_then(|area| xml::text(area, "BODID").map(str::to_owned));
+                application.and_then(|area| xml::text(area, "BODID").map(Cow::into_owned));
             let nouns: Vec<Node<'_, '_>> = xml::children(data_area, noun).collect();
             if nouns.is_empty() {
                 return Err(MapError::malformed(format!(
@@ -272,8 +274,8 @@ fn check_values(
     allowed: &[&str],
 ) -> Result<(), MapError> {
     for node in xml::descendants(root, name) {
-        let value = xml::own_text(node).unwrap_or("");
-        if !allowed.contains(&value) {
+        let value = xml::own_text(node).unwrap_or_default();
+        if !allowed.contains(&&*value) {
             return Err(MapError::malformed(format!(
                 "{}: '{value}' is not a B2MML {version} {name} value (expected one of {})",
                 xml::at(node),
@@ -321,7 +323,7 @@ fn check_times(root: Node<'_, '_>, route: &Route) -> Result<(), MapError> {
 
 /// Why a batch production record is not mapped (see README.md).
 fn batch_record(root: Node<'_, '_>) -> MapError {
-    let id = xml::text(root, "ID").unwrap_or("(no ID)");
+    let id = xml::text(root, "ID").unwrap_or(Cow::Borrowed("(no ID)"));
     MapError::unsupported(format!(
         "BatchProductionRecord {id} is not mapped: an electronic batch record lists recipe steps, exceptions and signatures, \
          but no material quantities and no statement that the batch is complete; send the batch's ProductionPerformance instead"
@@ -475,6 +477,31 @@ mod tests {
         let same = status(run(&schedule(&["A", "A"])).unwrap());
         assert_eq!(same.item.as_deref(), Some("A"));
         assert_eq!(same.planned_quantity.unwrap().amount, "10");
+    }
+
+    /// Comments, processing instructions and CDATA inside values, a lot with both a
+    /// StorageLocation and a Location, and a time of 24:00:00: each fixture is
+    /// ok-material-lots.xml written so, and maps as it does.
+    #[test]
+    fn material_lots_written_otherwise_map_the_same() {
+        config::set_for_tests([("site", "PLANT1"), ("utc_offset", "+01:00")]);
+        let plain = map_document(include_bytes!("../fixtures/ok-material-lots.xml")).unwrap();
+        assert_eq!(plain.len(), 3);
+        for variant in [
+            &include_bytes!("../fixtures/ok-material-lots-comments.xml")[..],
+            include_bytes!("../fixtures/ok-material-lots-storage-location.xml"),
+        ] {
+            assert_eq!(map_document(variant).unwrap(), plain);
+        }
+        let end_of_day = map_document(include_bytes!(
+            "../fixtures/ok-material-lots-end-of-day.xml"
+        ))
+        .unwrap();
+        assert_eq!(end_of_day.len(), plain.len());
+        for (event, plain) in end_of_day.into_iter().zip(&plain) {
+            assert_eq!(event.occurred_at, "2026-03-03T00:00:00+01:00");
+            assert_eq!(event.data, plain.data);
+        }
     }
 
     /// Truncating or corrupting a good document gives events or an error, never a panic.

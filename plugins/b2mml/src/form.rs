@@ -5,6 +5,8 @@
 //! (`OperationsType`). Only production is mapped: the other kinds (maintenance, quality,
 //! inventory operations) are not the production facts the canonical events state.
 
+use std::borrow::Cow;
+
 use roxmltree::Node;
 
 use crate::xml;
@@ -63,7 +65,7 @@ pub(crate) enum Kind<'a, 'input> {
     Production,
     /// Another kind (`Maintenance`, `Quality`, `Inventory`, `Other`; the values are checked
     /// against [`OPERATIONS_TYPES`] before anything is mapped): not mapped.
-    Other(&'a str),
+    Other(Cow<'a, str>),
     /// `Mixed`, stated by the element `at` and by none of the elements between: which kind
     /// its content is cannot be told.
     Mixed { at: Node<'a, 'input> },
@@ -85,12 +87,13 @@ impl Form {
         let Some(element) = stated else {
             return Kind::Production;
         };
-        match xml::own_text(element).unwrap_or("") {
+        let value = xml::own_text(element).unwrap_or_default();
+        match value.as_ref() {
             "Production" => Kind::Production,
             "Mixed" => Kind::Mixed {
                 at: element.parent_element().unwrap_or(element),
             },
-            other => Kind::Other(other),
+            _ => Kind::Other(value),
         }
     }
 }

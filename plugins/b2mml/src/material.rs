@@ -5,6 +5,8 @@
 //! Lots without a quantity (status or property updates) and material definitions or classes
 //! (master data) carry no stock figure and map to nothing.
 
+use std::borrow::Cow;
+
 use millrace_sdk::decimal::{self, Decimal};
 use millrace_sdk::prelude::*;
 use roxmltree::Node;
@@ -43,7 +45,7 @@ pub(crate) fn map(
     // this issue of it, and a balance re-reported under it must not be dropped as a resend.
     let transaction = context.document_id.clone();
     for lot in xml::children(information, "MaterialLot") {
-        let id = xml::require(lot, "ID")?;
+        let id = &*xml::require(lot, "ID")?;
         let amounts = quantity::amounts(lot)?;
         let own = quantity::single(lot, &amounts, |_| false)?;
         let lot_blocked = match xml::child(lot, "Status") {
@@ -51,7 +53,7 @@ pub(crate) fn map(
             Some(status) => is_blocked(status)?,
         };
         let mut parts = Vec::new();
-        sub_lots(lot, id, lot_blocked, xml::location(lot), &mut parts)?;
+        sub_lots(lot, id, lot_blocked, xml::lot_location(lot), &mut parts)?;
         let balances = if parts.is_empty() {
             let Some(amount) = own else {
                 log::info(
@@ -66,7 +68,7 @@ pub(crate) fn map(
                     xml::at(lot)
                 )));
             }
-            let location = xml::location(lot).ok_or_else(|| {
+            let location = xml::lot_location(lot).ok_or_else(|| {
                 MapError::rejected(format!(
                     "{}: lot {id} has a Quantity but no StorageLocation or Location; a balance needs a location",
                     xml::at(lot)
@@ -113,7 +115,7 @@ pub(crate) fn map(
                 source_sequence: None,
                 source_transaction: transaction.clone(),
                 data: EventData::InventoryBalance(InventoryBalance {
-                    item: item.to_owned(),
+                    item: item.to_string(),
                     location: balance.location,
                     lot: Some(id.to_owned()),
                     on_hand: decimal::quantity(balance.on_hand, &balance.uom),
@@ -160,7 +162,7 @@ fn sub_lots<'a, 'input>(
                 None => false,
                 Some(status) => is_blocked(status)?,
             };
-        let sub_location = xml::location(sub).or_else(|| location.clone());
+        let sub_location = xml::lot_location(sub).or_else(|| location.clone());
         let before = parts.len();
         sub_lots(sub, lot, sub_blocked, sub_location.clone(), parts)?;
         if parts.len() > before {
@@ -174,7 +176,7 @@ fn sub_lots<'a, 'input>(
             return Err(MapError::rejected(format!(
                 "{}: sub-lot {} of lot {lot} has a negative quantity",
                 xml::at(sub),
-                xml::text(sub, "ID").unwrap_or("(no ID)")
+                xml::text(sub, "ID").unwrap_or(Cow::Borrowed("(no ID)"))
             )));
         }
         parts.push(Part {
@@ -200,7 +202,7 @@ fn per_location(
                 "{}: sub-lot {} of lot {id} has a Quantity but neither it nor {} names a \
                  StorageLocation or Location; a balance needs a location",
                 xml::at(part.node),
-                xml::text(part.node, "ID").unwrap_or("(no ID)"),
+                xml::text(part.node, "ID").unwrap_or(Cow::Borrowed("(no ID)")),
                 xml::at(lot)
             ))
         })?;
@@ -247,7 +249,7 @@ fn is_blocked(status: Node<'_, '_>) -> Result<bool, MapError> {
     };
     STATUSES
         .iter()
-        .find(|(name, _)| plain(name) == plain(value))
+        .find(|(name, _)| plain(name) == plain(&value))
         .map(|(_, blocked)| *blocked)
         .ok_or_else(|| {
             MapError::rejected(format!(

@@ -3,6 +3,8 @@
 //! (`Consumed`, V07's `Material Consumed`) becomes a `material-consumption`, produced
 //! (`Produced`, V07's `Material Produced`, `Yield Produced`) a `production-completion`.
 
+use std::borrow::Cow;
+
 use millrace_sdk::decimal::Decimal;
 use millrace_sdk::prelude::*;
 use roxmltree::Node;
@@ -24,19 +26,21 @@ pub(crate) fn map(
         // The work order is the request the response answers; a response without one (as the
         // Courbon MES writes them) is identified by its own ID, which is then the order number.
         let id = xml::text(response, "ID");
-        let work_order = work_order(form, response)?.or(id).ok_or_else(|| {
-            MapError::rejected(format!(
-                "{}: has neither {} nor ID, so it names no work order to book its material to",
-                xml::at(response),
-                form.request_id
-            ))
-        })?;
+        let work_order = work_order(form, response)?
+            .or_else(|| id.clone())
+            .ok_or_else(|| {
+                MapError::rejected(format!(
+                    "{}: has neither {} nor ID, so it names no work order to book its material to",
+                    xml::at(response),
+                    form.request_id
+                ))
+            })?;
         // The report's own identity, for telling a resend from a new report: the document's,
         // else the response's (never the work order's: every report of an order names it).
-        let transaction = context.document_id.clone().or(id.map(str::to_owned));
+        let transaction = context.document_id.clone().or(id.map(Cow::into_owned));
         let at = Segment {
             form,
-            work_order,
+            work_order: &work_order,
             transaction: transaction.as_deref(),
             context,
         };
@@ -49,14 +53,14 @@ pub(crate) fn map(
 
 /// The request a response answers. The operations form allows several; a response that
 /// answers more than one cannot say which work order its material belongs to.
-fn work_order<'a>(form: &Form, response: Node<'a, '_>) -> Result<Option<&'a str>, MapError> {
-    let mut requests: Vec<&str> = xml::children(response, form.request_id)
+fn work_order<'a>(form: &Form, response: Node<'a, '_>) -> Result<Option<Cow<'a, str>>, MapError> {
+    let mut requests: Vec<Cow<'a, str>> = xml::children(response, form.request_id)
         .filter_map(xml::own_text)
         .collect();
     requests.dedup();
     match requests.as_slice() {
         [] => Ok(None),
-        [one] => Ok(Some(one)),
+        [_] => Ok(requests.pop()),
         several => Err(MapError::rejected(format!(
             "{}: answers several requests ({}); cannot tell which work order its material belongs to",
             xml::at(response),
@@ -81,7 +85,8 @@ impl Segment<'_, '_, '_, '_> {
         // for only in a segment that is not production.
         let reported = || {
             xml::children(segment, "MaterialActual").any(|actual| {
-                xml::text(actual, "MaterialUse").is_none_or(|text| material_use(text) != Use::Other)
+                xml::text(actual, "MaterialUse")
+                    .is_none_or(|text| material_use(&text) != Use::Other)
             })
         };
         match self.form.kind(segment) {
@@ -90,7 +95,7 @@ impl Segment<'_, '_, '_, '_> {
                 "material actuals of a segment about other operations than production not mapped",
                 &[
                     ("line", &xml::line(segment).to_string()),
-                    ("operations-type", kind),
+                    ("operations-type", &kind),
                 ],
             ),
             Kind::Mixed { at } if reported() => {
@@ -116,9 +121,10 @@ impl Segment<'_, '_, '_, '_> {
         events: &mut Vec<CanonicalEvent>,
     ) -> Result<(), MapError> {
         let operation = xml::text(segment, "ProcessSegmentID").or_else(|| xml::text(segment, "ID"));
+        let operation = operation.as_deref();
         for actual in xml::children(segment, "MaterialActual") {
             let stated = xml::text(actual, "MaterialUse");
-            let data = match stated.map(|text| (text, material_use(text))) {
+            let data = match stated.as_deref().map(|text| (text, material_use(text))) {
                 Some((_, Use::Consumed)) => consumption(actual, self.work_order, operation)?,
                 Some((_, Use::Produced)) => completion(actual, self.work_order, operation)?,
                 Some((other, Use::Other)) => {
@@ -167,8 +173,8 @@ fn consumption(
     Ok(EventData::MaterialConsumption(MaterialConsumption {
         work_order: work_order.to_owned(),
         operation: operation.map(str::to_owned),
-        item: xml::require(actual, "MaterialDefinitionID")?.to_owned(),
-        lot: xml::text(actual, "MaterialLotID").map(str::to_owned),
+        item: xml::require(actual, "MaterialDefinitionID")?.into_owned(),
+        lot: xml::text(actual, "MaterialLotID").map(Cow::into_owned),
         quantity: amount.quantity(),
         location: xml::location(actual),
     }))
@@ -205,8 +211,8 @@ fn completion(
     Ok(EventData::ProductionCompletion(ProductionCompletion {
         work_order: work_order.to_owned(),
         operation: operation.map(str::to_owned),
-        item: xml::require(actual, "MaterialDefinitionID")?.to_owned(),
-        lot: xml::text(actual, "MaterialLotID").map(str::to_owned),
+        item: xml::require(actual, "MaterialDefinitionID")?.into_owned(),
+        lot: xml::text(actual, "MaterialLotID").map(Cow::into_owned),
         good_quantity: good.quantity(),
         scrap_quantity: scrap.quantity(),
         location: xml::location(actual),

@@ -1,6 +1,8 @@
 //! B2MML `Quantity` elements: amounts, units of measure (to UN/ECE Rec 20) and the choice of the
 //! stock amount among keyed quantities. Rates (units with `/`, such as `t/h`) are never amounts.
 
+use std::borrow::Cow;
+
 use millrace_sdk::decimal::{self, Decimal};
 use millrace_sdk::{MapError, ResultExt, config};
 use roxmltree::Node;
@@ -70,17 +72,17 @@ pub(crate) fn amounts(owner: Node<'_, '_>) -> Result<Vec<Amount>, MapError> {
             // A rate (t/h, kg/min) plans or reports a speed, not an amount of stock.
             continue;
         }
-        let uom = rec20(unit).ok_or_else(|| {
+        let uom = rec20(&unit).ok_or_else(|| {
             MapError::malformed(format!(
                 "{context}: unknown unit of measure '{unit}'; map it with the route config key 'uom.{unit}'"
             ))
         })?;
         let text = xml::require(quantity, "QuantityString")?;
-        let value = decimal::parse(text, '.').malformed_at(format!("{context}/QuantityString"))?;
+        let value = decimal::parse(&text, '.').malformed_at(format!("{context}/QuantityString"))?;
         amounts.push(Amount {
             value,
             uom,
-            key: xml::text(quantity, "Key").map(str::to_owned),
+            key: xml::text(quantity, "Key").map(Cow::into_owned),
         });
     }
     Ok(amounts)

@@ -4,8 +4,8 @@
 use millrace_sdk::timestamp::{self, UtcOffset};
 use millrace_sdk::{MapError, config};
 use roxmltree::Node;
-use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use time::{Duration, OffsetDateTime};
 
 use crate::xml;
 
@@ -53,7 +53,7 @@ impl Route {
             MapError::malformed(format!(
                 "{}: '{}' is not an xs:dateTime ({error})",
                 xml::at(element),
-                xml::own_text(element).unwrap_or("")
+                xml::own_text(element).unwrap_or_default()
             ))
         })
     }
@@ -61,19 +61,26 @@ impl Route {
     /// The instant the text of a B2MML `dateTime` element names. Without an offset the value
     /// is local time at the route's `utc_offset`.
     pub(crate) fn instant(&self, element: Node<'_, '_>) -> Result<OffsetDateTime, MapError> {
-        let text = xml::own_text(element).unwrap_or("");
+        let text = xml::own_text(element).unwrap_or_default();
         let bad = |problem: &str| {
             MapError::malformed(format!(
                 "{}: '{text}' is not an xs:dateTime ({problem})",
                 xml::at(element)
             ))
         };
-        let Some((_, time)) = text.split_once('T') else {
+        let Some((date, time)) = text.split_once('T') else {
             return Err(bad("expected YYYY-MM-DDThh:mm:ss"));
+        };
+        // xs:dateTime writes the end of a day as 24:00:00 (a zero fraction allowed): the
+        // midnight that starts the next day.
+        let end_of_day = end_of_day(time);
+        let (text, time) = match end_of_day {
+            Some(rest) => (format!("{date}T00:00:00{rest}"), rest),
+            None => (text.to_string(), time),
         };
         let has_offset = time.ends_with(['Z', 'z']) || time.contains(['+', '-']);
         let full = if has_offset {
-            text.to_owned()
+            text
         } else {
             // B2MML often omits the offset; the route says which local time the source writes.
             let offset = if self.offset == UtcOffset::UTC {
@@ -85,13 +92,19 @@ impl Route {
             };
             format!("{text}{offset}")
         };
-        OffsetDateTime::parse(&full, &Rfc3339).map_err(|error| {
+        let instant = OffsetDateTime::parse(&full, &Rfc3339).map_err(|error| {
             if has_offset {
                 bad(&error.to_string())
             } else {
                 bad(&format!("{error}; read at utc_offset {}", self.offset_text))
             }
-        })
+        })?;
+        if end_of_day.is_none() {
+            return Ok(instant);
+        }
+        instant
+            .checked_add(Duration::DAY)
+            .ok_or_else(|| bad("the day after is out of range"))
     }
 
     /// The first of the given optional `dateTime` elements that is present, converted.
@@ -106,6 +119,18 @@ impl Route {
         }
         Ok(None)
     }
+}
+
+/// What follows the time of day when it is xs:dateTime's `24:00:00` (optionally with a zero
+/// fraction, `24:00:00.000`): the offset, if any. None for any other time.
+fn end_of_day(time: &str) -> Option<&str> {
+    let rest = time.strip_prefix("24:00:00")?;
+    let Some(fraction) = rest.strip_prefix('.') else {
+        return Some(rest);
+    };
+    let zeros = fraction.len() - fraction.trim_start_matches('0').len();
+    (zeros > 0 && !fraction[zeros..].starts_with(|c: char| c.is_ascii_digit()))
+        .then_some(&fraction[zeros..])
 }
 
 #[cfg(test)]
@@ -151,6 +176,44 @@ mod tests {
         ] {
             assert_eq!(convert(offset, source).unwrap(), converted);
         }
+    }
+
+    #[test]
+    fn reads_24_00_00_as_the_end_of_the_day() {
+        for (offset, source, converted) in [
+            ("Z", "2026-03-02T24:00:00Z", "2026-03-03T00:00:00Z"),
+            ("+01:00", "2026-03-02T24:00:00", "2026-03-03T00:00:00+01:00"),
+            (
+                "Z",
+                "2026-12-31T24:00:00.000-05:00",
+                "2027-01-01T00:00:00-05:00",
+            ),
+            (
+                "-0530",
+                "2024-02-28T24:00:00.0",
+                "2024-02-29T00:00:00-05:30",
+            ),
+        ] {
+            assert_eq!(convert(offset, source).unwrap(), converted);
+        }
+        for source in [
+            "2026-03-02T24:00:01Z",
+            "2026-03-02T24:01:00",
+            "2026-03-02T24:00:00.001Z",
+            "2026-03-02T24:00:00.Z",
+            "2026-03-02T24:00",
+            "2026-03-02T25:00:00Z",
+        ] {
+            assert_eq!(
+                convert("Z", source).unwrap_err().kind(),
+                "malformed-input",
+                "{source}"
+            );
+        }
+        assert_eq!(
+            convert("Z", "9999-12-31T24:00:00Z").unwrap_err().message(),
+            "line 1, T: '9999-12-31T24:00:00Z' is not an xs:dateTime (the day after is out of range)"
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! request becomes a `work-order-status` `released`, with the item and planned quantity of its
 //! `Produced` material requirement.
 
+use std::borrow::Cow;
+
 use millrace_sdk::prelude::*;
 use roxmltree::Node;
 
@@ -31,7 +33,7 @@ pub(crate) fn map(
             Kind::Other(kind) => {
                 log::info(
                     "request for other operations than production not mapped",
-                    &[("request", id), ("operations-type", kind)],
+                    &[("request", &id), ("operations-type", &kind)],
                 );
                 continue;
             }
@@ -54,9 +56,14 @@ pub(crate) fn map(
             site: context.route.site(request)?,
             occurred_at,
             source_sequence: None,
-            source_transaction: Some(context.document_id.clone().unwrap_or_else(|| id.to_owned())),
+            source_transaction: Some(
+                context
+                    .document_id
+                    .clone()
+                    .unwrap_or_else(|| id.to_string()),
+            ),
             data: EventData::WorkOrderStatus(WorkOrderStatus {
-                work_order: id.to_owned(),
+                work_order: id.into_owned(),
                 operation: None,
                 state: WorkOrderState::Released,
                 item,
@@ -74,19 +81,19 @@ pub(crate) fn map(
 /// (several items) or mixed units leave what cannot be stated as one figure out, with a warning.
 fn produced(request: Node<'_, '_>) -> Result<(Option<String>, Option<Amount>), MapError> {
     let requirements = xml::descendants(request, "MaterialRequirement").filter(|node| {
-        xml::text(*node, "MaterialUse").is_some_and(|text| material_use(text) == Use::Produced)
+        xml::text(*node, "MaterialUse").is_some_and(|text| material_use(&text) == Use::Produced)
     });
-    let mut items: Vec<Option<&str>> = Vec::new();
+    let mut items: Vec<Option<Cow<'_, str>>> = Vec::new();
     let mut amounts: Vec<Option<Amount>> = Vec::new();
     for requirement in requirements {
         items.push(xml::text(requirement, "MaterialDefinitionID"));
         let all = quantity::amounts(requirement)?;
         amounts.push(quantity::single(requirement, &all, |_| false)?);
     }
-    let Some(first_item) = items.first().copied().flatten() else {
+    let Some(first_item) = items.first().cloned().flatten() else {
         return Ok((None, None));
     };
-    if items.iter().any(|item| *item != Some(first_item)) {
+    if items.iter().any(|item| item.as_ref() != Some(&first_item)) {
         log::warn(
             "production request produces several items; item and planned quantity left out",
             &[("line", &xml::line(request).to_string())],
@@ -96,7 +103,7 @@ fn produced(request: Node<'_, '_>) -> Result<(Option<String>, Option<Amount>), M
     let mut total: Option<Amount> = None;
     for amount in amounts {
         total = match (total, amount) {
-            (_, None) => return Ok((Some(first_item.to_owned()), None)),
+            (_, None) => return Ok((Some(first_item.to_string()), None)),
             (None, Some(amount)) => Some(amount),
             (Some(sum), Some(amount)) if sum.uom == amount.uom => Some(Amount {
                 value: sum.value + amount.value,
@@ -107,9 +114,9 @@ fn produced(request: Node<'_, '_>) -> Result<(Option<String>, Option<Amount>), M
                     "produced requirements in different units; planned quantity left out",
                     &[("line", &xml::line(request).to_string())],
                 );
-                return Ok((Some(first_item.to_owned()), None));
+                return Ok((Some(first_item.to_string()), None));
             }
         };
     }
-    Ok((Some(first_item.to_owned()), total))
+    Ok((Some(first_item.to_string()), total))
 }

@@ -120,17 +120,43 @@ pub(crate) fn child<'a, 'input>(node: Node<'a, 'input>, name: &str) -> Option<No
 }
 
 /// The trimmed text of the first child element named `name`; none when absent or blank.
-pub(crate) fn text<'a>(node: Node<'a, '_>, name: &str) -> Option<&'a str> {
+pub(crate) fn text<'a>(node: Node<'a, '_>, name: &str) -> Option<Cow<'a, str>> {
     child(node, name).and_then(own_text)
 }
 
 /// The trimmed text content of an element; none when blank.
-pub(crate) fn own_text<'a>(node: Node<'a, '_>) -> Option<&'a str> {
-    node.text().map(str::trim).filter(|text| !text.is_empty())
+///
+/// XML lets comments and processing instructions stand in content: the value of an element
+/// of simple content is all its text (and CDATA) children joined, so
+/// `<QuantityString>1<!-- c -->12.5</QuantityString>` is `112.5`. An element with child
+/// elements keeps to the text before its first child, whatever stands there.
+pub(crate) fn own_text<'a>(node: Node<'a, '_>) -> Option<Cow<'a, str>> {
+    let whole = if node.children().any(|child| child.is_element()) {
+        Cow::Borrowed(node.text()?)
+    } else {
+        let mut parts = node
+            .children()
+            .filter(Node::is_text)
+            .filter_map(|child| child.text());
+        let first = parts.next()?;
+        match parts.next() {
+            None => Cow::Borrowed(first),
+            Some(second) => {
+                let mut joined = format!("{first}{second}");
+                joined.extend(parts);
+                Cow::Owned(joined)
+            }
+        }
+    };
+    let trimmed = match whole {
+        Cow::Borrowed(text) => Cow::Borrowed(text.trim()),
+        Cow::Owned(text) => Cow::Owned(text.trim().to_owned()),
+    };
+    (!trimmed.is_empty()).then_some(trimmed)
 }
 
 /// The trimmed text of the child `name`, or a malformed-input error naming the parent.
-pub(crate) fn require<'a>(node: Node<'a, '_>, name: &str) -> Result<&'a str, MapError> {
+pub(crate) fn require<'a>(node: Node<'a, '_>, name: &str) -> Result<Cow<'a, str>, MapError> {
     text(node, name).ok_or_else(|| MapError::malformed(format!("{}: has no {name}", at(node))))
 }
 
@@ -142,35 +168,49 @@ pub(crate) fn hierarchy_scope(node: Node<'_, '_>) -> Vec<String> {
     let mut scope = child(node, "HierarchyScope");
     while let Some(current) = scope {
         if let Some(id) = text(current, "EquipmentID") {
-            ids.push(id.to_owned());
+            ids.push(id.into_owned());
         }
         scope = nested(current, "HierarchyScope", "HierarchyScopeChild").next();
     }
     ids
 }
 
-/// Where the element is: the equipment id of its `Location` (the innermost nested one), else
-/// its `StorageLocation`: text up to V0600, in V07 a resource location whose `Location` names
-/// it (the innermost of its `LocationChild`ren).
+/// Where a material actual is: the equipment id of its `Location`, else its `StorageLocation`
+/// (see [`equipment_location`], [`storage_location`]).
 pub(crate) fn location(node: Node<'_, '_>) -> Option<String> {
+    equipment_location(node).or_else(|| storage_location(node))
+}
+
+/// Where a material lot or sub-lot is: its `StorageLocation` (the storage place, a bin or a
+/// silo), else the equipment id of its `Location` (the equipment hierarchy it sits in).
+pub(crate) fn lot_location(node: Node<'_, '_>) -> Option<String> {
+    storage_location(node).or_else(|| equipment_location(node))
+}
+
+/// The equipment id of the element's `Location` (the innermost nested one that has one).
+fn equipment_location(node: Node<'_, '_>) -> Option<String> {
     let mut found = None;
     let mut location = child(node, "Location");
     while let Some(current) = location {
         if let Some(id) = text(current, "EquipmentID") {
-            found = Some(id.to_owned());
+            found = Some(id.into_owned());
         }
         location = child(current, "Location");
     }
-    if found.is_some() {
-        return found;
-    }
+    found
+}
+
+/// The element's `StorageLocation`: text up to V0600, in V07 a resource location whose
+/// `Location` names it (the innermost of its `LocationChild`ren).
+fn storage_location(node: Node<'_, '_>) -> Option<String> {
     let storage = child(node, "StorageLocation")?;
     if let Some(text) = own_text(storage) {
-        return Some(text.to_owned());
+        return Some(text.into_owned());
     }
+    let mut found = None;
     let mut resource = Some(storage);
     while let Some(current) = resource {
-        found = text(current, "Location").map(str::to_owned).or(found);
+        found = text(current, "Location").map(Cow::into_owned).or(found);
         resource = child(current, "LocationChild");
     }
     found
@@ -208,6 +248,45 @@ mod tests {
     }
 
     #[test]
+    fn values_join_their_text_around_comments_and_instructions() {
+        let doc = parse(
+            "<r><q>1<!-- gross 120 -->12.070</q><i>CONC<?erp x?>-CU</i><c><!-- net -->112.070</c>\
+             <d> <![CDATA[11]]><!-- a --><?b?>2. <!-- c --><![CDATA[5]]> </d><e><!-- only --></e>\
+             <m>A<x>B</x>C</m><n><!-- n -->A<x>B</x></n><p>112.070</p></r>",
+        )
+        .unwrap();
+        let root = doc.root_element();
+        let value = |name| text(root, name);
+        assert_eq!(value("q").as_deref(), Some("112.070"));
+        assert_eq!(value("i").as_deref(), Some("CONC-CU"));
+        assert_eq!(value("c").as_deref(), Some("112.070"));
+        assert_eq!(value("d").as_deref(), Some("112. 5"));
+        assert_eq!(value("e"), None);
+        assert!(matches!(value("p"), Some(Cow::Borrowed("112.070"))));
+        // With child elements: the text before the first child, as before.
+        assert_eq!(value("m").as_deref(), Some("A"));
+        assert_eq!(value("n"), None);
+        assert_eq!(
+            require(root, "q").as_deref().map_err(MapError::message),
+            Ok("112.070")
+        );
+    }
+
+    #[test]
+    fn a_lot_is_at_its_storage_location_an_actual_at_its_location() {
+        let doc = parse(
+            "<r><StorageLocation>BIN-3</StorageLocation>\
+             <Location><EquipmentID>YARD</EquipmentID></Location></r>",
+        )
+        .unwrap();
+        let root = doc.root_element();
+        assert_eq!(lot_location(root).as_deref(), Some("BIN-3"));
+        assert_eq!(location(root).as_deref(), Some("YARD"));
+        let doc = parse("<r><Location><EquipmentID>YARD</EquipmentID></Location></r>").unwrap();
+        assert_eq!(lot_location(doc.root_element()).as_deref(), Some("YARD"));
+    }
+
+    #[test]
     fn lookups_stay_in_the_parent_namespace() {
         let doc = parse(
             r#"<r xmlns="urn:b" xmlns:x="urn:x"><x:ID>no</x:ID><ID> yes </ID>
@@ -216,7 +295,7 @@ mod tests {
         )
         .unwrap();
         let root = doc.root_element();
-        assert_eq!(text(root, "ID"), Some("yes"));
+        assert_eq!(text(root, "ID").as_deref(), Some("yes"));
         assert_eq!(location(root).as_deref(), Some("B"));
         assert_eq!(hierarchy_scope(root), ["S", "C"]);
 
