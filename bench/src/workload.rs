@@ -113,15 +113,20 @@ pub fn ship_notice(index: u64) -> String {
 }
 
 /// The index of the raw message an output message belongs to: from a CloudEvent's
-/// `sourcetransaction` (`T<index>P`/`T<index>M` for shift reports, `<index>:0008` for ship
-/// notices), else from the `Bench-Index` header.
+/// `sourcetransaction` (`T<index>P`/`T<index>M` for shift reports; for ship notices the
+/// interchange control number, `01/ABCCO:<index>:49:0008`), else from the `Bench-Index` header.
 pub fn index_of(payload: &[u8], headers: Option<&async_nats::HeaderMap>) -> Option<u64> {
     const KEY: &[u8] = b"\"sourcetransaction\":\"";
     if let Some(at) = find(payload, KEY) {
         let rest = &payload[at + KEY.len()..];
-        let rest = rest.strip_prefix(b"T").unwrap_or(rest);
-        let digits = rest.get(..9)?;
-        return std::str::from_utf8(digits).ok()?.parse().ok();
+        let value = std::str::from_utf8(&rest[..find(rest, b"\"")?]).ok()?;
+        let digits = match value.strip_prefix('T') {
+            Some(record) => record.get(..9)?,
+            None => value
+                .split(':')
+                .find(|part| part.len() == 9 && part.bytes().all(|b| b.is_ascii_digit()))?,
+        };
+        return digits.parse().ok();
     }
     millrace::transport::header_value(headers, INDEX_HEADER)?
         .parse()
@@ -154,7 +159,7 @@ mod tests {
     fn finds_the_index() {
         let event = br#"{"id":"x","sourcetransaction":"T000000042P","data":{}}"#;
         assert_eq!(index_of(event, None), Some(42));
-        let asn = br#"{"sourcetransaction":"000000043:0008"}"#;
+        let asn = br#"{"sourcetransaction":"01/ABCCO:000000043:49:0008"}"#;
         assert_eq!(index_of(asn, None), Some(43));
     }
 }

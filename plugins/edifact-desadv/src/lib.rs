@@ -92,19 +92,28 @@ fn notice(
         }
         Ok(())
     };
+    // A line its sub-lines break down is left to them, with the segments that follow it.
+    let split = message.split_lines()?;
+    let mut in_split_line = false;
     for segment in message.segments.iter().skip(header.len()) {
         match segment.tag.as_ref() {
             "CPS" => {
                 flush(current.take(), &package, &mut lines)?;
                 package = None;
+                in_split_line = false;
             }
             "LIN" => {
                 flush(current.take(), &package, &mut lines)?;
-                current = Some(vec![segment]);
+                in_split_line = split.contains(segment.value(1, 1).trim());
+                if !in_split_line {
+                    current = Some(vec![segment]);
+                }
             }
             "CNT" | "UNS" => {
                 flush(current.take(), &package, &mut lines)?;
+                in_split_line = false;
             }
+            _ if in_split_line => {}
             _ => match current.as_mut() {
                 Some(line_segments) => line_segments.push(segment),
                 None => {

@@ -59,7 +59,7 @@ impl<'a> Report<'a> {
             number: Some(bgm.value(2, 1).trim()).filter(|n| !n.is_empty()),
             occurred_at,
             warehouse,
-            lines: message.lines(),
+            lines: message.lines()?,
         })
     }
 
@@ -91,6 +91,25 @@ impl<'a> Report<'a> {
         let Some(lin) = line.first() else {
             return Err(MapError::malformed("an empty LIN group".to_owned()));
         };
+        // One line, one balance: stock at several places (or counted twice) in one line is
+        // refused rather than read as its first figure.
+        for (tag, qualifier, what) in [
+            ("QTY", "145", "stock quantities"),
+            ("LOC", "18", "places of storage"),
+        ] {
+            let mut found = line
+                .iter()
+                .filter(|s| s.tag == tag && s.value(1, 1) == qualifier);
+            if let (Some(first), Some(second)) = (found.next(), found.next()) {
+                return Err(MapError::unsupported(format!(
+                    "{}: the line gives two {what} ({tag} {qualifier} at {} and {}); one \
+                     balance per line is read: send one line per place",
+                    lin.at(),
+                    first.at(),
+                    second.at()
+                )));
+            }
+        }
         let qty = edifact::line_qty(line, "145", "actual stock quantity")?;
         let quantity = interchange.stock_quantity(qty)?;
         // Where the stock lies: the line's place of storage (LOC 18), else the warehouse.

@@ -79,7 +79,7 @@ fn receipts(
         .or_else(|| Some(bgm.value(2, 1).trim().to_owned()).filter(|s| !s.is_empty()));
 
     let mut movements = Vec::new();
-    for group in &message.lines() {
+    for group in &message.lines()? {
         if let Some(movement) = receipt(
             group,
             interchange,

@@ -121,8 +121,8 @@ impl<'a> Document<'a> {
             .or_else(|| self.header_find("G62", "09"))
         {
             // G62 05 is the time code: its zone, when it names one, before the route's offset.
-            let offset = x12::time_code_offset(g62.element(5)).unwrap_or(offset);
-            return x12::timestamp(g62.element(2), g62.element(4), offset)
+            return x12::time_zone(g62.element(5), offset)
+                .and_then(|offset| x12::timestamp(g62.element(2), g62.element(4), offset))
                 .malformed_at(format!("{}, G62 date/time", g62.at()));
         }
         if let Some(dtm) = self.header_find("DTM", "050") {

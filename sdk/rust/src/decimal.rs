@@ -38,9 +38,10 @@ const MAX_SCALE: u32 = 28;
 
 /// Parses a decimal written with the decimal mark `mark` (usually `.` or `,`).
 ///
-/// Accepts surrounding spaces, an optional leading `+` or `-`, at least one digit, and an
-/// optional `mark` followed by at least one digit: `12`, `-0,410`, ` 3.5 `. Rejects exponents,
-/// thousands separators and anything else.
+/// Accepts surrounding spaces, an optional leading `+` or `-`, digits with an optional `mark`
+/// anywhere among them, and at least one digit: `12`, `-0,410`, ` 3.5 `, and `.5` and `12.`,
+/// which X12 (leading zeros suppressed) and XML Schema's `xs:decimal` both allow. Rejects
+/// exponents, thousands separators and anything else.
 pub fn parse(text: &str, mark: char) -> Result<Decimal, DecimalError> {
     let trimmed = text.trim_matches(' ');
     if trimmed.is_empty() {
@@ -54,8 +55,8 @@ pub fn parse(text: &str, mark: char) -> Result<Decimal, DecimalError> {
         Some((whole, fraction)) => (whole, fraction),
         None => (unsigned, ""),
     };
-    let has_mark = unsigned.contains(mark);
-    if !all_digits(whole) || (has_mark && !all_digits(fraction)) {
+    let digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
+    if !digits(whole) || !digits(fraction) || whole.len() + fraction.len() == 0 {
         return Err(invalid());
     }
     let scale = u32::try_from(fraction.len()).map_err(|_| invalid())?;
@@ -198,12 +199,16 @@ mod tests {
         assert_eq!(wit("+7", '.'), "7");
         assert_eq!(wit("0007.000", '.'), "7");
         assert_eq!(wit("-0.00", '.'), "0");
+        // X12 suppresses leading zeros; xs:decimal allows a mark with digits on one side.
+        assert_eq!(wit(".5", '.'), "0.5");
+        assert_eq!(wit("-,25", ','), "-0.25");
+        assert_eq!(wit("112.", '.'), "112");
     }
 
     #[test]
     fn rejects_garbage() {
         for text in [
-            "1e5", "1,000.5", "12.", ".5", "--1", "1 2", "abc", "12.5.1", "1_000", "٣",
+            "1e5", "1,000.5", ".", "-.", "+", "--1", "1 2", "abc", "12.5.1", "1..5", "1_000", "٣",
         ] {
             assert!(
                 matches!(parse(text, '.'), Err(DecimalError::Invalid { .. })),

@@ -142,14 +142,29 @@ impl Route {
     }
 }
 
-/// The `source_transaction` of a document: the interchange control reference, the transaction
-/// set or message control reference, then the document's own number (the one a clerk searches
-/// for) when it has one: `000000120:1202:WR-5512`.
-pub fn source_transaction(interchange: &str, document: &str, number: Option<&str>) -> String {
-    match number.map(str::trim).filter(|n| !n.is_empty()) {
-        Some(number) => format!("{}:{}:{number}", interchange.trim(), document.trim()),
-        None => format!("{}:{}", interchange.trim(), document.trim()),
+/// The `source_transaction` of a document: who sent the interchange (`qualifier/id`, or the id
+/// when the interchange gives no qualifier), its control references from the outside in
+/// (interchange, group when there is one, transaction set or message), then the document's own
+/// number (the one a clerk searches for) when it has one: `ZZ/ACME:000000120:1:1202:WR-5512`.
+///
+/// Every level is in it because a control number is unique only within the one above it: an
+/// interchange control number per sender (`ISA13`, `UNB` 0020), a set or message reference per
+/// group or interchange. Two partners that both start counting at 1, or two groups of one
+/// interchange, never share an identity, so the host's idempotency ledger (which keys on it)
+/// never takes one partner's document for a resend of another's.
+pub fn source_transaction(sender: (&str, &str), controls: &[&str], number: Option<&str>) -> String {
+    let (qualifier, id) = (sender.0.trim(), sender.1.trim());
+    let mut identity = if qualifier.is_empty() {
+        id.to_owned()
+    } else {
+        format!("{qualifier}/{id}")
+    };
+    let number = number.map(str::trim).filter(|n| !n.is_empty());
+    for part in controls.iter().map(|c| c.trim()).chain(number) {
+        identity.push(':');
+        identity.push_str(part);
     }
+    identity
 }
 
 /// The error for an interchange that holds no `what` to map: `malformed-input`, because an
@@ -191,8 +206,14 @@ mod tests {
                 .message()
                 .contains("'utc-offset'")
         );
-        assert_eq!(source_transaction("1", "2", Some(" WR-1 ")), "1:2:WR-1");
-        assert_eq!(source_transaction("1", "2", Some("")), "1:2");
+        assert_eq!(
+            source_transaction(("ZZ", " ACME "), &["1", " 7", "2"], Some(" WR-1 ")),
+            "ZZ/ACME:1:7:2:WR-1"
+        );
+        assert_eq!(
+            source_transaction(("", "ACME"), &["1", "2"], Some("")),
+            "ACME:1:2"
+        );
         assert_eq!(
             holds_nothing("message").message(),
             "the interchange holds no message"

@@ -22,7 +22,8 @@ use crate::text::{is_line_break, owned};
 
 use crate::decimal::{self, DecimalError};
 
-/// The delimiters of one interchange, from its `UNA` or the defaults `:+.? '`.
+/// The delimiters of one interchange, from its `UNA` or the defaults `:+.? '` (or, for an
+/// interchange written with the information separators, [`Separators::LEVEL_B`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Separators {
     /// Separates the components of a composite element (default `:`).
@@ -47,6 +48,23 @@ impl Default for Separators {
             segment: '\'',
         }
     }
+}
+
+/// The information separator IS3 (0x1D), the element separator of syntax level B and above.
+const IS3: u8 = 0x1D;
+
+impl Separators {
+    /// The defaults of an interchange without `UNA` that writes the information separators
+    /// (ISO 9735, syntax level B and above, for example `UNOB`): IS1 (0x1F) between components,
+    /// IS3 (0x1D) between elements, IS4 (0x1C) after a segment, and no release character. An
+    /// interchange is read with them when its `UNB` is followed by IS3.
+    pub const LEVEL_B: Separators = Separators {
+        component: '\u{1f}',
+        element: '\u{1d}',
+        decimal_mark: '.',
+        release: None,
+        segment: '\u{1c}',
+    };
 }
 
 /// One segment: its tag and its elements, each a list of components (release characters
@@ -227,9 +245,17 @@ pub struct Interchange<'a> {
 
 impl Interchange<'_> {
     /// Reads a numeric value written with this interchange's decimal mark and returns it in the
-    /// WIT `decimal` form: `12,5` gives `12.5` when the mark is `,`.
+    /// WIT `decimal` form: `12,5` gives `12.5` when the mark is `,`. Syntax version 4 takes a
+    /// comma or a full stop whatever the `UNA` says (ISO 9735-1:1998, clause 10, keeps the
+    /// `UNA` position only for compatibility), so there a value in the other mark is read too.
     pub fn decimal(&self, text: &str) -> Result<String, DecimalError> {
-        wit_decimal(text, self.separators.decimal_mark)
+        let declared = self.separators.decimal_mark;
+        let mark = match (declared, self.syntax_version.trim()) {
+            ('.', "4") if text.contains(',') => ',',
+            (',', "4") if text.contains('.') => '.',
+            _ => declared,
+        };
+        wit_decimal(text, mark)
     }
 
     /// A copy that owns its text, independent of the payload.
@@ -446,6 +472,8 @@ fn read_one<'a>(
             ));
         }
         body = chars.as_str();
+    } else if body.as_bytes().get(3) == Some(&IS3) {
+        separators = Separators::LEVEL_B;
     }
     // Said before splitting: with another syntax's separators the whole file reads as one
     // unterminated segment, and "truncated" would send the reader the wrong way.
@@ -985,9 +1013,18 @@ mod tests;
 pub use lines::{line_batch, line_item, line_qty, line_serials, qualified};
 
 impl Interchange<'_> {
-    /// The `source_transaction` of `message`: `UNB` 0020 `:` `UNH` 0062, then the message's own
+    /// The `source_transaction` of `message`: the sender (`UNB` S002 0007`/`0004) `:` `UNB` 0020
+    /// `:` `UNG` 0048 (when the message is in a group) `:` `UNH` 0062, then the message's own
     /// number (`BGM` C106) when given. See [`crate::edi::source_transaction`].
     pub fn source_transaction(&self, message: &Message<'_>, number: Option<&str>) -> String {
-        crate::edi::source_transaction(&self.control_reference, &message.reference, number)
+        let mut controls = vec![&*self.control_reference];
+        controls.extend(
+            message
+                .group
+                .and_then(|g| self.groups.get(g))
+                .map(|g| &*g.reference),
+        );
+        controls.push(&message.reference);
+        crate::edi::source_transaction((&self.sender_qualifier, &self.sender), &controls, number)
     }
 }

@@ -1259,10 +1259,19 @@ pub fn timestamp(date_text: &str, time_text: &str, offset: &str) -> Result<Strin
 mod tests;
 
 impl<'a> Interchange<'a> {
-    /// The `source_transaction` of `set`: `ISA13` `:` `ST02`, then the document's own number
-    /// when given. See [`crate::edi::source_transaction`].
+    /// The `source_transaction` of `set`: `ISA05/ISA06` `:` `ISA13` `:` `GS06` `:` `ST02`,
+    /// then the document's own number when given. See [`crate::edi::source_transaction`].
     pub fn source_transaction(&self, set: &TransactionSet<'_>, number: Option<&str>) -> String {
-        crate::edi::source_transaction(&self.control_number, &set.control_number, number)
+        let group = self.groups.iter().find(|group| {
+            group
+                .transaction_sets
+                .iter()
+                .any(|s| s.position == set.position)
+        });
+        let mut controls = vec![&*self.control_number];
+        controls.extend(group.map(|g| &*g.control_number));
+        controls.push(&set.control_number);
+        crate::edi::source_transaction((&self.sender_qualifier, &self.sender), &controls, number)
     }
 
     /// The transaction sets, each checked to be of `id` (`856`); one of another id is an
@@ -1366,12 +1375,11 @@ pub fn check_totals_against<'a, 'b: 'a>(
     Ok(())
 }
 
-/// The UTC offset of an X12 time code (`DTM04`, `G62` 05...): `UT`/`GM` UTC; the fixed North
-/// American standard (`ES`, `CS`, `MS`, `PS`, `AS`, `HS`, `NS`, `TS`) and daylight (`ED`, `CD`,
-/// `MD`, `PD`, `AD`, `HD`, `TD`) zones; `01`–`12` UTC+01 to +12 and `13`–`24` UTC-12 to -01
-/// (ISO P01–P12, M12–M01). None for local time (`LT`), the zone names that do not say whether
-/// daylight saving applies (`ET`, `CT`, `MT`, `PT`, `AT`, `HT`, `NT`, `TT`) and anything else:
-/// then the route's offset applies.
+/// The UTC offset of an X12 time code (element 623: `DTM04`, `G62` 05...): `UT`/`GM` UTC; the
+/// fixed North American standard (`ES`, `CS`, `MS`, `PS`, `AS` Alaska, `HS` Hawaii-Aleutian,
+/// `NS` Newfoundland, `TS` Atlantic) and daylight (`ED`, `CD`, `MD`, `PD`, `AD`, `HD`, `ND`, `TD`)
+/// zones; `01`–`12` UTC+01 to +12 and `13`–`24` UTC-12 to -01 (ISO P01–P12, M12–M01). None for
+/// anything else: [`time_zone`] tells local time from a code it does not know.
 pub fn time_code_offset(code: &str) -> Option<&'static str> {
     const HOURS: [&str; 25] = [
         "+00:00", "+01:00", "+02:00", "+03:00", "+04:00", "+05:00", "+06:00", "+07:00", "+08:00",
@@ -1388,24 +1396,59 @@ pub fn time_code_offset(code: &str) -> Option<&'static str> {
     }
     Some(match code {
         "UT" | "GM" => "+00:00",
+        "ND" => "-02:30",
+        "TD" => "-03:00",
         "NS" => "-03:30",
-        "AS" | "ED" => "-04:00",
+        "TS" | "ED" => "-04:00",
         "ES" | "CD" => "-05:00",
         "CS" | "MD" => "-06:00",
         "MS" | "PD" => "-07:00",
-        "PS" | "TD" => "-08:00",
-        "TS" | "HD" => "-09:00",
+        "PS" | "AD" => "-08:00",
+        "AS" | "HD" => "-09:00",
         "HS" => "-10:00",
-        "AD" => "-03:00",
         _ => return None,
     })
 }
 
+/// The offset a time with time code `code` is at: the code's own ([`time_code_offset`]), else
+/// `route_offset` when the code is absent, local time (`LT`) or a zone name that does not say
+/// whether daylight saving applies (`ET`, `CT`, `MT`, `PT`, `AT`, `HT`, `NT`, `TT`). Any other
+/// code is an error, never a guess: a time read at the wrong offset would be wrong by hours
+/// without a trace.
+pub fn time_zone<'o>(code: &str, route_offset: &'o str) -> Result<&'o str, String> {
+    match code.trim() {
+        "" | "LT" | "ET" | "CT" | "MT" | "PT" | "AT" | "HT" | "NT" | "TT" => Ok(route_offset),
+        code => time_code_offset(code).ok_or_else(|| {
+            format!(
+                "time code '{code}' is not one this reader knows (UT, GM, LT, the North American \
+                 zones such as ES or PD, or 01-24 for UTC+01 to UTC-01)"
+            )
+        }),
+    }
+}
+
 /// The timestamp of a `DTM` segment (`DTM*011*20260714*1530*ES`): date `DTM02`, time `DTM03`,
-/// in the zone of the time code `DTM04` when it names one ([`time_code_offset`]), else at the
-/// route's `route_offset`.
+/// in the zone of the time code `DTM04` ([`time_zone`]). A `DTM` that gives its date and time in
+/// `DTM05`/`DTM06` instead (`DTM*011****DT*202607141530`) is read from there: formats `D8`
+/// (`CCYYMMDD`) and `DT` (`CCYYMMDDHHMM`, or longer with seconds); a range (`RD8`...) names no
+/// one time and is an error.
 pub fn dtm_timestamp(dtm: &Segment<'_>, route_offset: &str) -> Result<String, String> {
-    let offset = time_code_offset(dtm.element(4)).unwrap_or(route_offset);
+    let offset = time_zone(dtm.element(4), route_offset)?;
+    if dtm.element(2).trim().is_empty() && !dtm.element(5).trim().is_empty() {
+        let period = dtm.trimmed(6);
+        return match dtm.trimmed(5) {
+            "D8" => timestamp(period, "", offset),
+            "DT" if period.len() > 8 && period.is_char_boundary(8) => {
+                timestamp(&period[..8], &period[8..], offset)
+            }
+            "DT" => Err(format!(
+                "DTM06 '{period}' is not a date and time (DTM05 DT: CCYYMMDDHHMM)"
+            )),
+            format => Err(format!(
+                "DTM05 format '{format}' names no single date and time (accepted: D8, DT)"
+            )),
+        };
+    }
     timestamp(dtm.element(2), dtm.element(3), offset)
 }
 

@@ -50,12 +50,15 @@ impl<'b> Message<'b> {
     }
 
     /// The item lines: each `LIN` with the segments after it, up to the next `LIN`, packaging
-    /// level (`CPS`), control total (`CNT`) or section separator (`UNS`).
-    pub fn lines(&self) -> Vec<Vec<&Segment<'b>>> {
+    /// level (`CPS`), control total (`CNT`) or section separator (`UNS`). A line that sub-lines
+    /// break down is left out ([`Message::split_lines`]): its sub-lines carry its quantity.
+    pub fn lines(&self) -> Result<Vec<Vec<&Segment<'b>>>, MapError> {
+        let split = self.split_lines()?;
         let mut lines: Vec<Vec<&Segment<'b>>> = Vec::new();
         let mut in_line = false;
         for segment in &self.segments {
             match segment.tag.as_ref() {
+                "LIN" if split.contains(segment.value(1, 1).trim()) => in_line = false,
                 "LIN" => {
                     lines.push(vec![segment]);
                     in_line = true;
@@ -69,7 +72,45 @@ impl<'b> Message<'b> {
                 _ => {}
             }
         }
-        lines
+        Ok(lines)
+    }
+
+    /// The line numbers (`LIN` 1082) of the lines that sub-lines break down. A sub-line is a
+    /// `LIN` whose C829 says `1` (sub-line information) and names its parent line: a batch split
+    /// (`LIN+1++4000862141404:SRV'QTY+12:100'` then `LIN+2++4000862141404:SRV+1:1'QTY+12:60'`
+    /// and `LIN+3++…+1:1'QTY+12:40'`) ships 100, not 200, so the parent's own quantity must
+    /// not count beside its sub-lines'. A sub-line of another item than its parent (a
+    /// configured item and its components) is `unsupported-document`: which of them is stock
+    /// is the partner's convention, and guessing it would count goods twice or not at all. A
+    /// sub-line of a line the message does not have before it is `malformed-input`.
+    pub fn split_lines(&self) -> Result<std::collections::BTreeSet<&str>, MapError> {
+        let mut items: std::collections::BTreeMap<&str, &str> = Default::default();
+        let mut split = std::collections::BTreeSet::new();
+        for lin in self.segments.iter().filter(|s| s.tag == "LIN") {
+            let (number, item) = (lin.value(1, 1).trim(), lin.value(3, 1).trim());
+            if lin.value(4, 1).trim() == "1" {
+                let parent = lin.value(4, 2).trim();
+                let Some(parent_item) = items.get(parent) else {
+                    return Err(MapError::malformed(format!(
+                        "{}: line {number} is a sub-line of line '{parent}', which the message \
+                         does not have before it",
+                        lin.at()
+                    )));
+                };
+                if !item.is_empty() && !parent_item.is_empty() && item != *parent_item {
+                    return Err(MapError::unsupported(format!(
+                        "{}: line {number} (item {item}) is a sub-line of line {parent} (item \
+                         {parent_item}): a configured item with its components is not mapped; \
+                         sub-lines are read only as a split of their parent's item (by batch, \
+                         for example)",
+                        lin.at()
+                    )));
+                }
+                split.insert(parent);
+            }
+            items.insert(number, item);
+        }
+        Ok(split)
     }
 
     /// The beginning of message (`BGM`) in `header`; an error names the message when there is

@@ -33,6 +33,13 @@ fn reads_an_interchange_with_default_separators() {
     assert_eq!(qty.value(1, 3), "KGM");
     assert_eq!(qty.value(2, 1), "");
     assert_eq!(interchange.decimal(qty.value(1, 2)).unwrap(), "12.5");
+    // Syntax 3 holds to its mark; syntax 4 takes either.
+    assert!(interchange.decimal("12,5").is_err());
+    let four = text.replace("UNOC:3", "UNOC:4");
+    let four = parse(four.as_bytes()).unwrap();
+    assert_eq!(four.decimal("12,5").unwrap(), "12.5");
+    assert_eq!(four.decimal("12.5").unwrap(), "12.5");
+    assert!(four.decimal("1.000,5").is_err());
 }
 
 #[test]
@@ -57,6 +64,22 @@ fn honours_una_release_character_and_comma_decimal_mark() {
     );
     assert!(interchange.decimal("12.5").is_err());
     assert_eq!(wit_decimal("0,500", ',').unwrap(), "0.5");
+}
+
+#[test]
+fn reads_the_level_b_default_separators_without_una() {
+    let text = doc(MSG)
+        .replace("UNOC", "UNOB")
+        .replace('+', "\u{1d}")
+        .replace(':', "\u{1f}")
+        .replace('\'', "\u{1c}");
+    let interchange = parse(text.as_bytes()).unwrap();
+    assert_eq!(interchange.separators, Separators::LEVEL_B);
+    assert_eq!(interchange.syntax, "UNOB");
+    assert_eq!(interchange.sender, "SENDER");
+    let qty = &interchange.messages[0].segments[1];
+    assert_eq!(qty.value(1, 2), "12.5");
+    assert_eq!(qty.value(1, 3), "KGM");
 }
 
 #[test]
@@ -167,6 +190,28 @@ fn counts_messages_and_groups() {
     assert_eq!(interchange.groups.len(), 2);
     assert_eq!(interchange.messages.len(), 3);
     assert_eq!(interchange.messages[2].group, Some(1));
+    // Message 1 stands in both groups: the group reference tells them apart.
+    let ids: Vec<String> = interchange
+        .messages
+        .iter()
+        .map(|m| interchange.source_transaction(m, Some("DES1")))
+        .collect();
+    assert_eq!(
+        ids,
+        ["S:REF1:G1:1:DES1", "S:REF1:G1:2:DES1", "S:REF1:G2:1:DES1"]
+    );
+}
+
+#[test]
+fn two_senders_counting_alike_have_distinct_source_transactions() {
+    let from = |sender: &str| {
+        let text = doc(MSG).replace("SENDER:14", sender);
+        let interchange = parse(text.as_bytes()).unwrap().into_owned();
+        interchange.source_transaction(&interchange.messages[0], None)
+    };
+    assert_eq!(from("SENDER:14"), "14/SENDER:REF1:1");
+    assert_eq!(from("OTHER:14"), "14/OTHER:REF1:1");
+    assert_eq!(from("OTHER"), "OTHER:REF1:1");
 }
 
 #[test]
@@ -373,6 +418,46 @@ fn a_line_naming_two_batches_is_refused() {
 }
 
 #[test]
+fn a_line_broken_down_by_sub_lines_is_left_to_them() {
+    let text = doc(
+        "UNH+1+DESADV:D:96A:UN:EAN005'BGM+351+D1'LIN+1++4000862141404:SRV'QTY+12:100'\
+         LIN+2++4000862141404:SRV+1:1'QTY+12:60'RFF+BT:A'LIN+3++4000862141404:SRV+1:1'QTY+12:40'\
+         RFF+BT:B'LIN+4++4000862141411:SRV'QTY+12:5'UNT+13+1'",
+    );
+    let interchange = parse(text.as_bytes()).unwrap();
+    let message = &interchange.messages[0];
+    let numbers: Vec<String> = message
+        .lines()
+        .unwrap()
+        .iter()
+        .map(|line| line[0].value(1, 1).to_string())
+        .collect();
+    assert_eq!(numbers, ["2", "3", "4"]);
+
+    let components = text.replace(
+        "LIN+3++4000862141404:SRV+1:1",
+        "LIN+3++4000862141999:SRV+1:1",
+    );
+    let interchange = parse(components.as_bytes()).unwrap();
+    let error = interchange.messages[0].lines().unwrap_err();
+    assert_eq!(error.kind(), "unsupported-document");
+    assert!(
+        error
+            .message()
+            .contains("line 3 (item 4000862141999) is a sub-line of line 1"),
+        "{error:?}"
+    );
+
+    let orphan = text.replace(
+        "LIN+2++4000862141404:SRV+1:1",
+        "LIN+2++4000862141404:SRV+1:9",
+    );
+    let interchange = parse(orphan.as_bytes()).unwrap();
+    let error = interchange.messages[0].lines().unwrap_err();
+    assert!(error.message().contains("line '9'"), "{error:?}");
+}
+
+#[test]
 fn splits_a_message_into_header_and_lines() {
     let text = doc(
         "UNH+1+RECADV:D:96A:UN'BGM+352+R1'DTM+50:20260714:102'CPS+1'\
@@ -387,7 +472,7 @@ fn splits_a_message_into_header_and_lines() {
             .collect::<Vec<_>>()
     };
     assert_eq!(tags(&message.header()), ["BGM", "DTM"]);
-    let lines = message.lines();
+    let lines = message.lines().unwrap();
     assert_eq!(
         lines.iter().map(|l| tags(l)).collect::<Vec<_>>(),
         [["LIN", "QTY"], ["LIN", "QTY"]]

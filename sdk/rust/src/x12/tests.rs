@@ -53,6 +53,34 @@ fn reads_a_fixed_width_interchange() {
 }
 
 #[test]
+fn source_transactions_name_the_sender_and_every_envelope_level() {
+    // Two groups of one interchange, each numbering its first set 0001.
+    let text = format!(
+        "{ISA}\nGS*SH*SENDER*RECEIVER*20260714*1200*7*X*004010~\n{SET}GE*1*7~\nGS*SH*SENDER*RECEIVER*20260714*1200*8*X*004010~\n{SET}GE*1*8~\nIEA*2*000000001~\n"
+    );
+    let interchange = parse(text.as_bytes()).unwrap();
+    let ids: Vec<String> = interchange
+        .transaction_sets()
+        .map(|(_, set)| interchange.source_transaction(set, Some("SHIP1")))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "ZZ/SENDER:000000001:7:0001:SHIP1",
+            "ZZ/SENDER:000000001:8:0001:SHIP1"
+        ]
+    );
+    // Another partner whose interchange, group and set numbers are the same.
+    let other = doc(SET).replace("ZZ*SENDER         ", "01*OTHER          ");
+    let other = parse(other.as_bytes()).unwrap();
+    let (_, set) = other.transaction_sets().next().unwrap();
+    assert_eq!(
+        other.source_transaction(set, None),
+        "01/OTHER:000000001:7:0001"
+    );
+}
+
+#[test]
 fn tolerates_bom_crlf_and_no_line_breaks() {
     let crlf = format!("\u{feff}{}", doc(SET).replace('\n', "\r\n"));
     assert_eq!(parse(crlf.as_bytes()).unwrap().groups.len(), 1);
@@ -386,11 +414,53 @@ fn honours_dtm_time_codes_before_the_route_offset() {
         ]
     );
     assert_eq!(
-        time_code_offset("ET"),
-        None,
-        "ET does not say standard or daylight"
+        time_zone("ET", "+01:00"),
+        Ok("+01:00"),
+        "ET does not say standard or daylight: the route's offset"
     );
     assert_eq!(time_code_offset("24"), Some("-01:00"));
+}
+
+#[test]
+fn every_north_american_time_code_has_its_own_offset() {
+    // Element 623: Alaska is AS/AD, Atlantic TS/TD, Newfoundland NS/ND.
+    let zones = [
+        ("AS", "-09:00"),
+        ("AD", "-08:00"),
+        ("TS", "-04:00"),
+        ("TD", "-03:00"),
+        ("NS", "-03:30"),
+        ("ND", "-02:30"),
+        ("HS", "-10:00"),
+        ("HD", "-09:00"),
+        ("ES", "-05:00"),
+        ("ED", "-04:00"),
+        ("PS", "-08:00"),
+        ("PD", "-07:00"),
+    ];
+    for (code, offset) in zones {
+        assert_eq!(time_zone(code, "+01:00"), Ok(offset), "{code}");
+    }
+    let unknown = time_zone("26", "+01:00").unwrap_err();
+    assert!(unknown.contains("time code '26'"), "{unknown}");
+    assert!(time_zone("ZZ", "+01:00").is_err());
+}
+
+#[test]
+fn a_dtm_may_give_its_date_and_time_in_dtm05_and_dtm06() {
+    let body = "ST*856*0001~DTM*011****DT*201112061045~DTM*011****D8*20111206~DTM*011*20111206*1000*AS~DTM*011****RD8*20111206-20111208~DTM*011*20111206*1000*QQ~SE*7*0001~";
+    let text = doc(body);
+    let interchange = parse(text.as_bytes()).unwrap();
+    let (_, set) = interchange.transaction_sets().next().unwrap();
+    let at: Vec<Result<String, String>> = set.segments[..5]
+        .iter()
+        .map(|dtm| dtm_timestamp(dtm, "+01:00"))
+        .collect();
+    assert_eq!(at[0].as_deref(), Ok("2011-12-06T10:45:00+01:00"));
+    assert_eq!(at[1].as_deref(), Ok("2011-12-06T00:00:00+01:00"));
+    assert_eq!(at[2].as_deref(), Ok("2011-12-06T10:00:00-09:00"));
+    assert!(at[3].as_ref().unwrap_err().contains("'RD8'"), "{at:?}");
+    assert!(at[4].as_ref().unwrap_err().contains("'QQ'"), "{at:?}");
 }
 
 /// A payload with `n` interchanges back to back, control numbers 1 to `n`.
