@@ -93,11 +93,70 @@ impl<'a> Advice<'a> {
                     self.set.control_number, self.set.position
                 ))
             })?;
-        self.lines
-            .iter()
-            .map(|line| balance(line, &location, route))
-            .collect()
+        let mut balances = Vec::new();
+        for line in &self.lines {
+            // A warehouse named in the line (its own N1 loop) wins over the header's.
+            let location =
+                x12::party(line.iter().copied(), &["WH", "SF"]).unwrap_or_else(|| location.clone());
+            let stocks = stocks(line);
+            for stock in &stocks {
+                let balance = balance(stock, &location, route)?;
+                if balances.iter().any(|b: &InventoryBalance| {
+                    stocks.len() > 1
+                        && b.item == balance.item
+                        && b.lot == balance.lot
+                        && b.location == balance.location
+                }) {
+                    return Err(MapError::malformed(format!(
+                        "{}: the line gives item {} more than one stock quantity of a kind \
+                         without a lot apart for each (REF*LT in its QTY loop): one balance per \
+                         item, lot and place",
+                        stock[0].at(),
+                        balance.item
+                    )));
+                }
+                balances.push(balance);
+            }
+        }
+        Ok(balances)
     }
+}
+
+/// The stocks of one item line: one per `QTY` loop when the loop repeats (a `QTY*17` for each
+/// lot, each with its `LS`/`REF*LT`/`LE`), else the line as a whole. A loop starts at a `QTY`
+/// whose qualifier the loop before already has; the segments before the first `QTY` (the
+/// `LIN`, its descriptions and references) belong to every stock, after the loop's own, so a
+/// loop's `REF*LT` wins.
+fn stocks<'s, 'a>(line: &[&'s Segment<'a>]) -> Vec<Vec<&'s Segment<'a>>> {
+    let first_qty = line
+        .iter()
+        .position(|s| s.id == "QTY")
+        .unwrap_or(line.len());
+    let (head, rest) = line.split_at(first_qty);
+    let mut loops: Vec<Vec<&Segment>> = Vec::new();
+    for segment in rest {
+        let repeats = segment.id == "QTY"
+            && loops.last().is_none_or(|l| {
+                l.iter()
+                    .any(|s| s.id == "QTY" && s.trimmed(1) == segment.trimmed(1))
+            });
+        match loops.last_mut() {
+            Some(current) if !repeats => current.push(segment),
+            _ => loops.push(vec![segment]),
+        }
+    }
+    if loops.len() <= 1 {
+        return vec![line.to_vec()];
+    }
+    loops
+        .into_iter()
+        .map(|own| {
+            let mut stock = vec![head[0]];
+            stock.extend(own);
+            stock.extend(&head[1..]);
+            stock
+        })
+        .collect()
 }
 
 /// One item line's balance.
