@@ -47,6 +47,32 @@ fn dtm(segment: &Segment) -> Result<(timestamp::Date, Option<timestamp::Time>), 
     })
 }
 
+/// The day an expiry `DTM` names. A month (format `610`, `CCYYMM`, as best-before months are
+/// printed) means its last day, as GS1's expiry date with day `00` does.
+fn expiry_day(segment: &Segment) -> Result<timestamp::Date, MapError> {
+    let (value, format) = (segment.value(1, 2).trim(), segment.value(1, 3).trim());
+    if format != "610" {
+        return dtm(segment).map(|(date, _)| date);
+    }
+    let month = value
+        .get(..6)
+        .filter(|_| value.len() == 6)
+        .and_then(|month| timestamp::parse_date(&format!("{month}01")).ok());
+    month
+        .map(|first| {
+            first
+                .replace_day(first.month().length(first.year()))
+                .unwrap_or(first)
+        })
+        .ok_or_else(|| {
+            MapError::malformed(format!(
+                "{}, DTM {}: '{value}' is not a month of format 610 (CCYYMM)",
+                segment.at(),
+                segment.value(1, 1)
+            ))
+        })
+}
+
 fn receipts(
     interchange: &Interchange,
     message: &Message,
@@ -127,7 +153,7 @@ fn receipt(
     let lot = edifact::line_batch(segments)?;
     // The lot's expiry (best-before) date: DTM 36 (expiry), else 361 (best before).
     let expiry_date = qualified(segments, "DTM", &["36", "361"])
-        .map(|expiry| dtm(expiry).map(|(date, _)| timestamp::full_date(date)))
+        .map(|expiry| expiry_day(expiry).map(timestamp::full_date))
         .transpose()?;
     let reference_document = qualified(segments, "RFF", &["ON"])
         .map(|s| s.value(1, 2).trim().to_owned())

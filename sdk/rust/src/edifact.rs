@@ -899,8 +899,9 @@ pub struct DateTime {
 
 /// Reads a `DTM` date/time value by its format code (`C507` 2379) into a date and, when the
 /// format has one, a time: `102` `CCYYMMDD`, `203` `CCYYMMDDHHMM`, `204` `CCYYMMDDHHMMSS`,
-/// `101` `YYMMDD`, `201` `YYMMDDHHMM` (years 00–49 in the 2000s), and the zoned formats of
-/// [`zoned_date_time`] (whose zone this drops). An empty format means `102`.
+/// `101` `YYMMDD`, `201` `YYMMDDHHMM` (years 00–49 in the 2000s), the periods `718` and `719`
+/// (their start), and the zoned formats of [`zoned_date_time`] (whose zone this drops). An
+/// empty format means `102`.
 pub fn date_time(
     value: &str,
     format: &str,
@@ -916,6 +917,32 @@ pub fn zoned_date_time(value: &str, format: &str) -> Result<DateTime, String> {
     use crate::timestamp::{parse_date, parse_offset, parse_time};
     let value = value.trim();
     let format = format.trim();
+    // A period (`718` `CCYYMMDD-CCYYMMDD`, `719` `CCYYMMDDHHMM-CCYYMMDDHHMM`, a delivery window,
+    // mostly sent without the hyphen) is read as its start, the earliest moment it names.
+    let period = match format {
+        "718" => Some(("102", 8)),
+        "719" => Some(("203", 12)),
+        _ => None,
+    };
+    if let Some((single, width)) = period {
+        let start = match value.split_once('-') {
+            Some((start, end)) if start.len() == width && end.len() == width => Some(start),
+            None if value.len() == 2 * width => value.get(..width),
+            _ => None,
+        };
+        return match start {
+            Some(start) => zoned_date_time(start, single)
+                .map_err(|e| format!("the start of period '{value}' (format {format}): {e}")),
+            None => Err(format!(
+                "'{value}' is not a period of format {format} (a start and an end, both {})",
+                if width == 8 {
+                    "CCYYMMDD"
+                } else {
+                    "CCYYMMDDHHMM"
+                }
+            )),
+        };
+    }
     // The digits of the date and time, and the zone after them.
     let (digits, zone) = match format {
         "303" | "205" => value.split_at_checked(12).unwrap_or((value, "")),

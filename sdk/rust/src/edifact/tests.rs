@@ -585,3 +585,24 @@ fn a_payload_of_another_syntax_is_named_for_what_it_is() {
         "UNB: the interchange does not start with UNA or UNB (is this an EDIFACT file?)"
     );
 }
+
+#[test]
+fn a_period_is_read_as_its_start() {
+    let read = date_time("202607140800-202607141600", "719").unwrap();
+    assert_eq!(read.0.to_string(), "2026-07-14");
+    assert_eq!(read.1.map(|t| t.hour()), Some(8));
+    assert_eq!(
+        date_time("202607140800202607141600", "719").unwrap(),
+        read,
+        "without the hyphen, as most send it"
+    );
+    let read = date_time("20260714-20260716", "718").unwrap();
+    assert_eq!(
+        (read.0.to_string(), read.1),
+        ("2026-07-14".to_owned(), None)
+    );
+    let error = date_time("202607140800", "719").unwrap_err();
+    assert!(error.contains("not a period of format 719"), "{error}");
+    let error = date_time("20261314-20261316", "718").unwrap_err();
+    assert!(error.contains("the start of period"), "{error}");
+}
