@@ -171,7 +171,7 @@ fn balance(
     let pairs = lin.pairs(2);
     let item = match route.item_qualifier.as_deref() {
         Some(q) => pairs.iter().find(|(k, _)| *k == q),
-        None => pairs.iter().find(|(k, _)| !matches!(*k, "LT" | "SN")),
+        None => pairs.iter().find(|(k, _)| x12::is_item_qualifier(k)),
     }
     .map(|(_, v)| (*v).to_owned())
     .ok_or_else(|| {

@@ -60,6 +60,14 @@ impl<'a> Document<'a> {
         movement: MovementType,
     ) -> Result<Self, MapError> {
         let begin = set.beginning(begin_id, &set.segments)?;
+        // BRA03, an 861's purpose: a cancelled receiving advice received nothing.
+        if begin_id == "BRA" && begin.trimmed(3) == "01" {
+            return Err(MapError::unsupported(format!(
+                "{}, BRA03: the receiving advice is a cancellation (01); it records no receipt, \
+                 and the canonical model has no withdrawn movement, so it is not mapped",
+                begin.at()
+            )));
+        }
         let mut header = Vec::new();
         let mut lines: Vec<Vec<&Segment>> = Vec::new();
         for segment in &set.segments {
@@ -226,13 +234,17 @@ impl<'a> Document<'a> {
         let Some(first) = line.first() else {
             return Ok(None);
         };
-        // Where each line segment keeps quantity, unit, the product id pairs and the lot.
-        let (quantity_element, unit_element, pairs_from, lot_element) = match first.id.as_ref() {
-            "W04" => (1, 2, 4, 0),
-            "W07" => (1, 2, 4, 8),
-            "W12" => (3, 5, 7, 9),
-            _ => (2, 3, 0, 0), // RCD
-        };
+        // Where each line segment keeps quantity, unit, the product id pairs (each a qualifier
+        // and its id), the U.P.C. and the lot: W04 and W07 (W0403 UPC, W0404-07 two pairs),
+        // W12 (W1206 UPC, W1207-08 one pair). The elements after them (lot, weight, freight and
+        // rate class, adjustment codes) are never taken for a product id.
+        let (quantity_element, unit_element, pairs, upc_element, lot_element) =
+            match first.id.as_ref() {
+                "W04" => (1, 2, &[4, 6][..], 3, 0),
+                "W07" => (1, 2, &[4, 6][..], 3, 8),
+                "W12" => (3, 5, &[7][..], 6, 9),
+                _ => (2, 3, &[][..], 0, 0), // RCD
+            };
         let amount = decimal::parse(first.element(quantity_element), '.').malformed_at(format!(
             "{}, {}{quantity_element:02} quantity",
             first.at(),
@@ -268,8 +280,13 @@ impl<'a> Document<'a> {
                 lin.pair_value(2, &["PO"]),
             )
         } else {
-            let pairs = first.pairs(pairs_from);
-            (pairs.first().map(|(_, v)| (*v).to_owned()), None, None)
+            let id = pairs
+                .iter()
+                .map(|&at| (first.trimmed(at), first.trimmed(at + 1)))
+                .find(|(qualifier, id)| !id.is_empty() && x12::is_item_qualifier(qualifier))
+                .map(|(_, id)| id)
+                .or_else(|| Some(first.trimmed(upc_element)).filter(|upc| !upc.is_empty()));
+            (id.map(str::to_owned), None, None)
         };
         let item = item.ok_or_else(|| {
             MapError::malformed(format!("{}: the line has no product id", first.at()))

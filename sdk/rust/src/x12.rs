@@ -235,10 +235,14 @@ impl<'a> Segment<'a> {
     }
 
     /// The product id of a `LIN` when the route names no qualifier: the buyer's part number
-    /// (`BP`), else the vendor's (`VP`), else the first id it gives.
+    /// (`BP`), else the vendor's (`VP`), else the first id that names the item
+    /// ([`is_item_qualifier`]: not the order, lot or serial number the `LIN` also gives).
     pub fn product_id(&self) -> Option<String> {
-        self.pair_value(2, &["BP", "VP"])
-            .or_else(|| self.pairs_from(2).next().map(|(_, v)| v.to_owned()))
+        self.pair_value(2, &["BP", "VP"]).or_else(|| {
+            self.pairs_from(2)
+                .find(|(qualifier, _)| is_item_qualifier(qualifier))
+                .map(|(_, v)| v.to_owned())
+        })
     }
 
     /// Says where the segment is, for error messages: `segment 12 (REF) at line 12`.
@@ -1373,6 +1377,18 @@ pub fn check_totals_against<'a, 'b: 'a>(
         )));
     }
     Ok(())
+}
+
+/// Whether a product/service id qualifier (element 235) names the item itself rather than
+/// something a `LIN` or line gives beside it: a purchase order (`PO`), its line (`PL`), a
+/// customer order (`ON`), a lot (`LT`), batch (`B8`) or serial number (`SN`), a country of
+/// origin (`CH`) or a description (`PD`). A fallback to "the first id" takes the first pair
+/// that does, so `LIN*1*PO*4500099*VP*VEND-77` is item `VEND-77`, never the order.
+pub fn is_item_qualifier(qualifier: &str) -> bool {
+    !matches!(
+        qualifier.trim(),
+        "" | "PO" | "PL" | "ON" | "LT" | "B8" | "SN" | "CH" | "PD"
+    )
 }
 
 /// The UTC offset of an X12 time code (element 623: `DTM04`, `G62` 05...): `UT`/`GM` UTC; the

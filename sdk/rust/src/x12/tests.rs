@@ -557,3 +557,18 @@ fn interchange_service_segments_are_kept_apart_from_the_groups() {
         "segment 3 (ISB) at line 3: expected ST or the GE trailer of the group opened at segment 2 (GS) at line 2, found ISB"
     );
 }
+
+#[test]
+fn the_first_product_id_is_one_that_names_the_item() {
+    let body = "ST*856*0001~LIN*1*PO*4500099*VP*VEND-77~LIN*2*LT*L1*SN*S1*UP*0123~LIN*3*PO*1*LT*2~SE*5*0001~";
+    let text = doc(body);
+    let interchange = parse(text.as_bytes()).unwrap();
+    let (_, set) = interchange.transaction_sets().next().unwrap();
+    let ids: Vec<Option<String>> = set.segments.iter().map(Segment::product_id).collect();
+    assert_eq!(
+        ids,
+        [Some("VEND-77".to_owned()), Some("0123".to_owned()), None]
+    );
+    assert!(is_item_qualifier("BP") && is_item_qualifier("UK"));
+    assert!(!is_item_qualifier("PO") && !is_item_qualifier(" LT "));
+}
