@@ -55,6 +55,26 @@ impl<'a> Schedule<'a> {
             ("BSS", 3, 10)
         };
         let head = set.beginning(begin, header.iter().copied())?;
+        // BFR01/BSS01, the purpose: a cancellation withdraws a schedule, which a commitment
+        // event cannot say; mapping it would publish the cancelled demand as live.
+        if head.trimmed(1) == "01" {
+            return Err(MapError::unsupported(format!(
+                "{}, {begin}01: the schedule is a cancellation (01); the canonical commitment has \
+                 no withdrawn schedule, so it is not mapped",
+                head.at()
+            )));
+        }
+        // BFR05, what the quantities are: actual discrete ones are buckets; cumulative (C) or
+        // net change (D) quantities read as buckets would count demand several times.
+        if set.id == "830" && !matches!(head.trimmed(5), "" | "A") {
+            return Err(MapError::unsupported(format!(
+                "{}, BFR05: schedule quantity qualifier '{}' is not A (actual discrete \
+                 quantities), the only quantities read as buckets (C cumulative and D net change \
+                 would count demand again)",
+                head.at(),
+                head.trimmed(5)
+            )));
+        }
         let date = head.trimmed(date_element);
         // The schedule is issued on its own date; the group's time is used when it was sent the
         // same day, else midnight.
@@ -126,7 +146,7 @@ impl<'a> Schedule<'a> {
         let item = pairs
             .iter()
             .find(|(q, _)| *q == item_qualifier)
-            .or_else(|| pairs.first())
+            .or_else(|| pairs.iter().find(|(q, _)| x12::is_item_qualifier(q)))
             .map(|(_, v)| (*v).to_owned())
             .ok_or_else(|| MapError::malformed(format!("{}: LIN has no product id", lin.at())))?;
         let purchase_order = pairs
@@ -156,9 +176,17 @@ impl<'a> Schedule<'a> {
             buckets.push(bucket(fst, uom)?);
         }
         buckets.sort_by(|a, b| a.date.cmp(&b.date));
-        let cumulative_received = segments
+        // The cumulative the buyer received (050) before one counted from a start (051) or
+        // shipped (011): a schedule may send several.
+        let cumulatives = || {
+            segments
+                .iter()
+                .filter(|s| s.id == "SHP" && s.trimmed(1) == "02")
+        };
+        let cumulative_received = ["050", "051"]
             .iter()
-            .find(|s| s.id == "SHP" && s.trimmed(1) == "02")
+            .find_map(|q| cumulatives().find(|s| s.trimmed(3) == *q))
+            .or_else(|| cumulatives().next())
             .map(|shp| {
                 decimal::parse(shp.element(2), '.')
                     .malformed_at(format!("{}, SHP02 cumulative quantity", shp.at()))
@@ -209,8 +237,15 @@ fn bucket(fst: &Segment, uom: &str) -> Result<ScheduleBucket, MapError> {
                 fst.at()
             )));
         }
+        ("Z", None) => {
+            return Err(MapError::malformed(format!(
+                "{}: a mutually defined bucket (FST03 Z) needs an end date in FST05",
+                fst.at()
+            )));
+        }
         ("W", None) => Some(days_after(start, 6)),
         ("M", None) => Some(last_of_month(start)),
+        ("Q", None) => Some(last_of_quarter(start)),
         ("F" | "W" | "M" | "Q" | "Z", end) => end,
         (other, _) => {
             return Err(MapError::unsupported(format!(
@@ -235,6 +270,19 @@ fn bucket(fst: &Segment, uom: &str) -> Result<ScheduleBucket, MapError> {
 
 fn days_after(date: Date, days: usize) -> Date {
     (0..days).fold(date, |day, _| day.next_day().unwrap_or(day))
+}
+
+/// The last day of the calendar quarter `date` is in.
+fn last_of_quarter(date: Date) -> Date {
+    let quarter = |day: Date| (day.year(), (u8::from(day.month()) - 1) / 3);
+    let mut last = date;
+    while let Some(next) = last.next_day() {
+        if quarter(next) != quarter(date) {
+            break;
+        }
+        last = next;
+    }
+    last
 }
 
 fn last_of_month(date: Date) -> Date {
