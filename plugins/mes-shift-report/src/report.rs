@@ -31,8 +31,9 @@ pub(crate) fn map_report(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapError
         .split('\n')
         .map(|line| line.strip_suffix('\r').unwrap_or(line))
         .collect();
-    // A final line end leaves one empty piece, which is not a line.
-    if lines.last().is_some_and(|line| line.is_empty()) {
+    // A final line end leaves one empty piece, which is not a line; blank lines after the
+    // last record (an editor's or a transfer's extra line end) are not records either.
+    while lines.last().is_some_and(|line| line.trim().is_empty()) {
         lines.pop();
     }
 
@@ -386,6 +387,10 @@ mod tests {
             error(&format!("{HDR}\n\n{MAT}\nTRL|000001\n")),
             "malformed-input: line 2: empty line"
         );
+        // Blank lines after the trailer end the file, they are no record after it.
+        config::set_for_tests([("site", "PLANT1")]);
+        let events = map_report(format!("{HDR}\n{MAT}\nTRL|000001\n\r\n  \n").as_bytes()).unwrap();
+        assert_eq!(events.len(), 1);
         assert_eq!(
             error(&format!("{MAT}\nTRL|000001\n")),
             "malformed-input: line 1, field record-type: expected the HDR header, found 'MAT'"

@@ -212,6 +212,13 @@ fn supplier(segments: &[&Segment]) -> Option<String> {
 fn bucket(fst: &Segment, uom: &str) -> Result<ScheduleBucket, MapError> {
     let amount = decimal::parse(fst.element(1), '.')
         .malformed_at(format!("{}, FST01 quantity", fst.at()))?;
+    if amount.is_sign_negative() && !amount.is_zero() {
+        return Err(MapError::malformed(format!(
+            "{}, FST01 quantity: '{}' is negative; a schedule's bucket is a quantity to deliver",
+            fst.at(),
+            fst.trimmed(1)
+        )));
+    }
     let level = match fst.trimmed(2) {
         "A" | "C" => CommitmentLevel::Firm,
         "B" | "D" => CommitmentLevel::Forecast,
