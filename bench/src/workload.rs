@@ -114,7 +114,7 @@ pub fn ship_notice(index: u64) -> String {
 
 /// The index of the raw message an output message belongs to: from a CloudEvent's
 /// `sourcetransaction` (`T<index>P`/`T<index>M` for shift reports; for ship notices the
-/// interchange control number, `01/ABCCO:<index>:49:0008`), else from the `Bench-Index` header.
+/// interchange control number, `12/4405197800:<index>:49:0008`), else from the `Bench-Index` header.
 pub fn index_of(payload: &[u8], headers: Option<&async_nats::HeaderMap>) -> Option<u64> {
     const KEY: &[u8] = b"\"sourcetransaction\":\"";
     if let Some(at) = find(payload, KEY) {
@@ -159,7 +159,7 @@ mod tests {
     fn finds_the_index() {
         let event = br#"{"id":"x","sourcetransaction":"T000000042P","data":{}}"#;
         assert_eq!(index_of(event, None), Some(42));
-        let asn = br#"{"sourcetransaction":"01/ABCCO:000000043:49:0008"}"#;
+        let asn = br#"{"sourcetransaction":"12/4405197800:000000043:49:0008"}"#;
         assert_eq!(index_of(asn, None), Some(43));
     }
 }
