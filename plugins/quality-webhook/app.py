@@ -3,9 +3,7 @@
 See README.md for the payload, the field mapping and the route configuration.
 """
 
-import json
-
-from millrace_kit import MapError, config, events, log, malformed_at, text, timestamps
+from millrace_kit import MapError, config, events, jsondoc, log, malformed_at, text, timestamps
 
 #: Webhook event types mapped, and the hold action each one is.
 ACTIONS = {
@@ -81,12 +79,9 @@ def _parse(payload):
     source = text.utf8(payload)
     if not source.strip():
         raise MapError.malformed("empty payload")
-    try:
-        body = json.loads(source)
-    except json.JSONDecodeError as error:
-        raise MapError.malformed(
-            f"not valid JSON: line {error.lineno}, column {error.colno}: {error.msg}"
-        ) from None
+    # Strict: a key given twice (`"event"` placed, then released) or an unpaired surrogate
+    # escape (`"L\\ud800"`, no WIT string can carry it) is refused naming its JSON path.
+    body = jsondoc.parse(source)
     if not isinstance(body, dict):
         raise MapError.malformed(f"$: expected a JSON object, got {_json_type(body)}")
     return body

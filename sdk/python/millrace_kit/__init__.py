@@ -15,7 +15,7 @@ An outbound plugin (``wit = "millrace:outbound@1.0.0"``) defines ``render(event)
 ``interpret(event, request, response)`` instead; see :mod:`millrace_kit.posting`.
 """
 
-from . import config, decimals, events, log, posting, text, timestamps
+from . import config, decimals, events, jsondoc, log, posting, text, timestamps
 from .errors import MapError, malformed_at, rejected_at
 from .posting import RenderError
 
@@ -25,6 +25,7 @@ __all__ = [
     "config",
     "decimals",
     "events",
+    "jsondoc",
     "log",
     "malformed_at",
     "posting",

@@ -16,6 +16,7 @@ from wit_world.imports import canonical, types
 
 from . import log
 from .errors import MapError
+from .text import require_unicode, wit_safe
 
 #: Fields later WIT versions added; a plugin targeting an older version (its plugin.toml `wit`)
 #: has them left out and logged, not refused.
@@ -70,10 +71,13 @@ def world(map_function):
             try:
                 produced = map_function(input)
             except MapError as error:
-                raise Err(_ERRORS[error.kind](error.message)) from None
+                raise Err(_ERRORS[error.kind](wit_safe(error.message))) from None
             if produced is None:
                 raise TypeError("map() returned None; return a list of events (maybe empty)")
-            return [_event(value, f"event {n}") for n, value in enumerate(produced)]
+            try:
+                return [_event(value, f"event {n}") for n, value in enumerate(produced)]
+            except MapError as error:  # text no WIT string can carry: refused, never a trap
+                raise Err(_ERRORS[error.kind](wit_safe(error.message))) from None
 
     return WitWorld
 
@@ -144,7 +148,7 @@ def _convert(hint, value, where):
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if hint is str and isinstance(value, str):
-        return value
+        return require_unicode(value, where)
     raise TypeError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {type(value).__name__}")
 
 

@@ -16,6 +16,7 @@ from wit_world.imports import posting as _wit
 
 from . import log, posting
 from .errors import MapError
+from .text import wit_safe
 
 _ERRORS = {
     "incomplete-event": _wit.RenderError_IncompleteEvent,
@@ -39,9 +40,9 @@ def world(render_function, interpret_function):
                 produced = render_function(_event(event))
             except MapError as error:
                 error = posting.RenderError.from_map_error(error)
-                raise Err(_ERRORS[error.kind](error.message)) from None
+                raise Err(_ERRORS[error.kind](wit_safe(error.message))) from None
             except posting.RenderError as error:
-                raise Err(_ERRORS[error.kind](error.message)) from None
+                raise Err(_ERRORS[error.kind](wit_safe(error.message))) from None
             if produced is None:
                 raise TypeError("render() returned None; return a list of requests (maybe empty)")
             return [_lower_request(value, f"request {n}") for n, value in enumerate(produced)]
@@ -57,7 +58,8 @@ def world(render_function, interpret_function):
                 log.error("interpret() must return posting.posted/rejected/try_again(...)",
                           got=type(verdict).__name__)
                 raise TypeError(f"interpret() returned {type(verdict).__name__}, not a posting verdict")
-            return _VERDICTS[verdict.kind](verdict.text)
+            # The text may quote a target's answer (a JSON \\ud800 escape): never a trap.
+            return _VERDICTS[verdict.kind](wit_safe(verdict.text))
 
     return WitWorld
 

@@ -4,12 +4,14 @@
 """
 
 from . import host
+from .text import wit_safe
 
 __all__ = ["trace", "debug", "info", "warn", "error"]
 
 
 def _write(level, message, fields):
-    host.log(level, str(message), [(str(k), str(v)) for k, v in fields.items()])
+    # wit_safe: a value quoted from a payload must never trap the call it only reports on.
+    host.log(level, wit_safe(message), [(wit_safe(k), wit_safe(v)) for k, v in fields.items()])
 
 
 def trace(message, **fields):

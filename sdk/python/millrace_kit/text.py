@@ -1,8 +1,11 @@
-"""Payload bytes to text: UTF-8 with a clear error, or Latin-1 for legacy sources."""
+"""Payload bytes to text: UTF-8 with a clear error, or Latin-1 for legacy sources; and the check
+that text can cross the WIT boundary (a WIT string is UTF-8: an unpaired surrogate, which a JSON
+escape such as ``\\ud800`` or a ``surrogateescape`` decoding makes, cannot be sent and would trap
+the call)."""
 
 from .errors import MapError
 
-__all__ = ["utf8", "latin1", "utf8_or_latin1"]
+__all__ = ["utf8", "latin1", "utf8_or_latin1", "unpaired_surrogate", "require_unicode", "wit_safe"]
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -35,3 +38,37 @@ def utf8_or_latin1(payload):
         return _without_bom(payload).decode("utf-8")
     except UnicodeDecodeError:
         return latin1(payload)
+
+
+def unpaired_surrogate(value):
+    """The index of the first unpaired surrogate (U+D800 to U+DFFF) in ``value``, or ``None``
+    when every character is Unicode text a WIT string can carry."""
+    if value.isascii():
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return error.start
+    return None
+
+
+def require_unicode(value, where):
+    """``value``, or ``MapError.malformed`` naming ``where`` when it holds an unpaired surrogate
+    (``where: text holds \\ud800 at character 1, an unpaired surrogate escape that is no
+    Unicode character``)."""
+    at = unpaired_surrogate(value)
+    if at is not None:
+        raise MapError.malformed(
+            f"{where}: text holds \\u{ord(value[at]):04x} at character {at}, an unpaired "
+            "surrogate escape that is no Unicode character"
+        )
+    return value
+
+
+def wit_safe(value):
+    """``value`` with each unpaired surrogate written as its escape (``\\ud800``), for text
+    that only reports (an error message, a log field) and must never trap the call."""
+    value = str(value)
+    if unpaired_surrogate(value) is None:
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -3,17 +3,31 @@
 ``parse`` reads an RFC 3339 / ISO 8601 timestamp that carries an offset (JSON sources);
 ``from_compact`` builds one from the date, time and offset fields legacy sources carry;
 ``rfc3339`` writes one (``Z`` for a zero offset, seconds always, fractions only when present).
+
+A ``datetime`` holds microseconds; ``parse`` returns a :class:`Timestamp`, a ``datetime`` that
+also keeps the fraction's digits as sent (up to nanoseconds), and ``rfc3339`` writes them back, so
+``rfc3339(parse("...T09:41:27.123456789Z"))`` loses no digit.
 """
 
 import datetime
 import re
 
-__all__ = ["parse", "parse_date", "from_compact", "rfc3339", "full_date"]
+__all__ = ["Timestamp", "parse", "parse_date", "from_compact", "rfc3339", "full_date"]
 
 _TIMESTAMP = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
 )
 _OFFSET = re.compile(r"[Zz]|([+-])(\d{2}):?(\d{2})?")
+
+
+class Timestamp(datetime.datetime):
+    """An aware ``datetime`` from :func:`parse` that keeps the digits of the fraction of a second
+    as sent (``fraction``, e.g. ``"123456789"``; ``datetime`` itself holds only microseconds).
+    A value derived from it (``replace``, arithmetic, ``astimezone``) has no ``fraction``: its
+    microseconds are what :func:`rfc3339` writes."""
+
+    #: The fraction's digits as sent, or None (then the microseconds are written).
+    fraction = None
 
 
 def parse(text):
@@ -28,11 +42,13 @@ def parse(text):
     fraction = match.group(7) or ""
     micros = int((fraction[1:] + "000000")[:6]) if fraction else 0
     try:
-        return datetime.datetime(
+        moment = Timestamp(
             year, month, day, hour, minute, second, micros, _offset(match.group(8), text)
         )
     except ValueError:
         raise ValueError(f"'{text}' is not a valid date and time") from None
+    moment.fraction = fraction[1:] or None
+    return moment
 
 
 def parse_date(text):
@@ -63,14 +79,16 @@ def from_compact(date, time, offset):
 
 def rfc3339(moment):
     """Writes an aware ``datetime`` as RFC 3339 text: ``2026-03-02T06:15:00+01:00``, ``Z`` for
-    a zero offset, microseconds only when not zero."""
+    a zero offset, the fraction of a second only when not zero, without trailing zeros: the
+    digits as sent for a :class:`Timestamp` from :func:`parse` (up to nanoseconds), else the
+    microseconds."""
     offset = moment.utcoffset()
     if offset is None:
         raise ValueError(f"{moment} has no UTC offset; RFC 3339 needs one")
-    spec = "%Y-%m-%dT%H:%M:%S.%f" if moment.microsecond else "%Y-%m-%dT%H:%M:%S"
-    text = moment.strftime(spec)
-    if moment.microsecond:
-        text = text.rstrip("0")
+    digits = getattr(moment, "fraction", None) or f"{moment.microsecond:06d}"
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    if digits.strip("0"):
+        text = f"{text}.{digits.rstrip('0')}"
     if not offset:
         return text + "Z"
     minutes = int(offset.total_seconds()) // 60

@@ -8,7 +8,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from millrace_kit import MapError, RenderError, config, decimals, events, malformed_at, posting, text, timestamps  # noqa: E402
+from millrace_kit import MapError, RenderError, config, decimals, events, jsondoc, malformed_at, posting, text, timestamps  # noqa: E402
 
 KIT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -47,6 +47,25 @@ class Timestamps(unittest.TestCase):
         self.assertEqual(timestamps.from_compact("20260302", "061500", "+01:00"), "2026-03-02T06:15:00+01:00")
         self.assertEqual(timestamps.full_date(datetime.date(2026, 3, 2)), "2026-03-02")
 
+    def test_keeps_the_fraction_as_sent(self):
+        # A datetime holds microseconds; the digits beyond them must not be cut (up to 9, as the
+        # host's RFC 3339 check takes them).
+        for source, written in [("2026-03-02T09:41:27.123456789Z", "2026-03-02T09:41:27.123456789Z"),
+                                ("2026-03-02T09:41:27.000000001-05:00", "2026-03-02T09:41:27.000000001-05:00"),
+                                ("2026-03-02T09:41:27.1234567+00:00", "2026-03-02T09:41:27.1234567Z"),
+                                ("2026-03-02T09:41:27.5000000+01:00", "2026-03-02T09:41:27.5+01:00"),
+                                ("2026-03-02T09:41:27.000000000Z", "2026-03-02T09:41:27Z")]:
+            moment = timestamps.parse(source)
+            self.assertEqual(timestamps.rfc3339(moment), written, source)
+            self.assertIsInstance(moment, datetime.datetime)
+        moment = timestamps.parse("2026-03-02T09:41:27.123456789Z")
+        self.assertEqual(moment.microsecond, 123456)
+        # A value derived from it writes its own microseconds, never the parsed digits.
+        self.assertEqual(timestamps.rfc3339(moment + datetime.timedelta(seconds=1)), "2026-03-02T09:41:28.123456Z")
+        self.assertEqual(timestamps.rfc3339(moment.replace(microsecond=0)), "2026-03-02T09:41:27Z")
+        with self.assertRaises(ValueError):
+            timestamps.parse("2026-03-02T09:41:27.1234567890Z")
+
     def test_refuses_bad_times(self):
         for source in ["2026-03-02T11:00:00", "2026-02-30T11:00:00Z", "2026-03-02T25:00:00Z", "yesterday"]:
             with self.assertRaises(ValueError, msg=source):
@@ -71,6 +90,45 @@ class Errors(unittest.TestCase):
         with self.assertRaises(MapError) as caught:
             config.require("partner")
         self.assertEqual(caught.exception.kind, "other")
+
+
+class JsonDoc(unittest.TestCase):
+    def refusal(self, source):
+        with self.assertRaises(MapError) as caught:
+            jsondoc.parse(source)
+        self.assertEqual(caught.exception.kind, "malformed-input")
+        return caught.exception.message
+
+    def test_parses_like_json_loads(self):
+        source = '{"a": {"b": [1, {"c": "d\\u00e9", "e": null}]}, "odd key": true, "pair": "\\ud83d\\ude00"}'
+        self.assertEqual(jsondoc.parse(source), json.loads(source))
+        self.assertEqual(self.refusal('{"a": 1,}'), "not valid JSON: line 1, column 9: Expecting property name enclosed in double quotes")
+        self.assertEqual(self.refusal("[" * 100000), "not valid JSON: nested too deeply")
+
+    def test_refuses_a_key_given_twice_naming_its_path(self):
+        self.assertEqual(self.refusal('{"event": "placed", "event": "released"}'),
+                         "$.event: the key is given twice in one object; a JSON object must name each key once")
+        self.assertTrue(self.refusal('{"data": {"lots": ["L1"], "x": [{}, {"lots": 1, "lots": []}]}}')
+                        .startswith("$.data.x[1].lots: the key is given twice"))
+        self.assertTrue(self.refusal('{"a b": 1, "a b": 1}').startswith('$["a b"]: the key is given twice'))
+
+    def test_refuses_unpaired_surrogates_naming_their_path(self):
+        self.assertEqual(self.refusal('{"scope": {"lots": ["L\\ud800X"]}}'),
+                         "$.scope.lots[0]: text holds \\ud800 at character 1, an unpaired surrogate escape "
+                         "that is no Unicode character")
+        self.assertTrue(self.refusal('{"a": {"\\udc80": 1}}').startswith("$.a (a key): text holds \\udc80"))
+        self.assertTrue(self.refusal('"\\ude00\\ud83d"').startswith("$: text holds \\ude00"))
+
+    def test_text_for_the_wit_boundary(self):
+        # Any text a plugin hands the host is UTF-8; an unpaired surrogate would trap the call.
+        self.assertIsNone(text.unpaired_surrogate("Gießerei \U0001F600"))
+        self.assertEqual(text.unpaired_surrogate("ab\udcff"), 2)
+        self.assertEqual(text.require_unicode("L1", "x"), "L1")
+        with self.assertRaises(MapError) as caught:
+            text.require_unicode(b"L\xe9".decode("utf-8", "surrogateescape"), "event 0.data.scope.lot")
+        self.assertTrue(caught.exception.message.startswith("event 0.data.scope.lot: text holds \\udce9 at character 1"))
+        self.assertEqual(text.wit_safe("L\ud800X"), "L\\ud800X")
+        self.assertEqual(text.wit_safe("ok é"), "ok é")
 
 
 class Events(unittest.TestCase):
