@@ -40,21 +40,35 @@ export function map(message) {
     index[column] = at;
   }
 
+  const siteOf = sites();
   const result = [];
   for (const row of rows.slice(1)) {
     if (row.cells.length === 1 && row.cells[0].trim() === '') continue; // a blank line
     if (row.cells.length !== header.length) {
       throw MapError.malformed(`line ${row.line}: ${row.cells.length} fields, the header has ${header.length}`);
     }
-    result.push(movement(row, index, mark));
+    result.push(movement(row, index, mark, siteOf));
   }
   log.debug('mapped movement journal', { rows: result.length });
   return result;
 }
 
-function movement(row, index, mark) {
+// C0 and C1 control characters (line breaks, tabs, NUL...): the host refuses them in every key and
+// reference of an event, so a value holding one (a quoted field with a line break) is refused here,
+// naming its line and column.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+function movement(row, index, mark, siteOf) {
   const at = (column) => `line ${row.line}, column ${column}`;
-  const cell = (column) => row.cells[index[column]].trim() || undefined;
+  const cell = (column) => {
+    const value = row.cells[index[column]].trim() || undefined;
+    const control = value === undefined ? null : CONTROL.exec(value);
+    if (control) {
+      const what = control[0] === '\n' || control[0] === '\r' ? 'a line break' : `the control character U+${control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+      throw MapError.malformed(`${at(column)}: the value holds ${what}, which no movement field may hold`);
+    }
+    return value;
+  };
   const required = (column) => {
     const value = cell(column);
     if (value === undefined) throw MapError.malformed(`${at(column)}: required value is missing`);
@@ -93,7 +107,7 @@ function movement(row, index, mark) {
   const serials = (cell('serials') || '').split('|').map((s) => s.trim()).filter((s) => s !== '');
 
   return events.event('inventory-movement', {
-    site: site(required('warehouse')),
+    site: siteOf(required('warehouse')),
     occurred_at: postedAt,
     source_sequence: seq,
     source_transaction: required('movement_id'),
@@ -124,12 +138,33 @@ function postingTime(value) {
   return timestamp.parse(value.replace(' ', 'T'));
 }
 
-function site(warehouse) {
-  const value = config.get(`site.${warehouse}`) ?? config.get('site') ?? warehouse;
-  if (!/^[A-Za-z0-9_-]+$/.test(value)) {
-    throw MapError.other(`site '${value}' (for warehouse '${warehouse}') may hold only letters, digits, '-' and '_'; set the route config key 'site.${warehouse}' or 'site'`);
-  }
-  return value;
+// The site of a warehouse code: `site.<warehouse>` (exactly; else ignoring case, as movement codes
+// and units are), else `site`, else the code itself. One resolver per message: the route's
+// configuration is read once, and only when an exact key is missing.
+function sites() {
+  let folded;
+  const ignoringCase = (warehouse) => {
+    if (folded === undefined) {
+      folded = new Map();
+      for (const [key, value] of config.all()) {
+        if (!key.startsWith('site.')) continue;
+        const code = key.slice(5).toUpperCase();
+        folded.set(code, [...(folded.get(code) || []), [key, value]]);
+      }
+    }
+    const matches = folded.get(warehouse.toUpperCase()) || [];
+    if (new Set(matches.map(([, value]) => value)).size > 1) {
+      throw MapError.other(`warehouse '${warehouse}' matches the route config keys ${matches.map(([key]) => `'${key}'`).join(', ')} (ignoring case) with different sites; set 'site.${warehouse}'`);
+    }
+    return matches.length ? matches[0][1] : undefined;
+  };
+  return (warehouse) => {
+    const value = config.get(`site.${warehouse}`) ?? ignoringCase(warehouse) ?? config.get('site') ?? warehouse;
+    if (!/^[A-Za-z0-9_-]+$/.test(value)) {
+      throw MapError.other(`site '${value}' (for warehouse '${warehouse}') may hold only letters, digits, '-' and '_'; set the route config key 'site.${warehouse}' or 'site'`);
+    }
+    return value;
+  };
 }
 
 // RFC 4180 CSV: fields may be double-quoted (holding delimiters, quotes as "" and line ends);
