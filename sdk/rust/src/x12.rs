@@ -1266,11 +1266,18 @@ impl<'a> Interchange<'a> {
     /// The `source_transaction` of `set`: `ISA05/ISA06` `:` `ISA13` `:` `GS06` `:` `ST02`,
     /// then the document's own number when given. See [`crate::edi::source_transaction`].
     pub fn source_transaction(&self, set: &TransactionSet<'_>, number: Option<&str>) -> String {
+        // The group whose sets span the set's position: a look at each group's first and last
+        // set, not at every set, so an interchange of thousands of sets stays linear.
         let group = self.groups.iter().find(|group| {
-            group
-                .transaction_sets
-                .iter()
-                .any(|s| s.position == set.position)
+            match (
+                group.transaction_sets.first(),
+                group.transaction_sets.last(),
+            ) {
+                (Some(first), Some(last)) => {
+                    (first.position..=last.position).contains(&set.position)
+                }
+                _ => false,
+            }
         });
         let mut controls = vec![&*self.control_number];
         controls.extend(group.map(|g| &*g.control_number));
