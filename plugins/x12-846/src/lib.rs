@@ -98,25 +98,21 @@ impl<'a> Advice<'a> {
             // A warehouse named in the line (its own N1 loop) wins over the header's.
             let location =
                 x12::party(line.iter().copied(), &["WH", "SF"]).unwrap_or_else(|| location.clone());
-            let stocks = stocks(line);
-            for stock in &stocks {
-                let balance = balance(stock, &location, route)?;
-                if balances.iter().any(|b: &InventoryBalance| {
-                    stocks.len() > 1
-                        && b.item == balance.item
-                        && b.lot == balance.lot
-                        && b.location == balance.location
-                }) {
+            let mut line_balances: Vec<InventoryBalance> = Vec::new();
+            for stock in stocks(line) {
+                let balance = balance(&stock, &location, route)?;
+                if line_balances.iter().any(|b| b.lot == balance.lot) {
                     return Err(MapError::malformed(format!(
                         "{}: the line gives item {} more than one stock quantity of a kind \
                          without a lot apart for each (REF*LT in its QTY loop): one balance per \
                          item, lot and place",
-                        stock[0].at(),
+                        line.first().map(|lin| lin.at()).unwrap_or_default(),
                         balance.item
                     )));
                 }
-                balances.push(balance);
+                line_balances.push(balance);
             }
+            balances.append(&mut line_balances);
         }
         Ok(balances)
     }
@@ -145,15 +141,15 @@ fn stocks<'s, 'a>(line: &[&'s Segment<'a>]) -> Vec<Vec<&'s Segment<'a>>> {
             _ => loops.push(vec![segment]),
         }
     }
-    if loops.len() <= 1 {
+    let Some((lin, references)) = head.split_first().filter(|_| loops.len() > 1) else {
         return vec![line.to_vec()];
-    }
+    };
     loops
         .into_iter()
         .map(|own| {
-            let mut stock = vec![head[0]];
+            let mut stock = vec![*lin];
             stock.extend(own);
-            stock.extend(&head[1..]);
+            stock.extend(references);
             stock
         })
         .collect()
