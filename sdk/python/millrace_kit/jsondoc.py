@@ -17,7 +17,7 @@ import json
 import re
 
 from .errors import MapError
-from .text import require_unicode
+from .text import require_unicode, unpaired_surrogate
 
 __all__ = ["parse", "path"]
 
@@ -68,21 +68,37 @@ def path(parent, key):
     return f"{parent}[{json.dumps(key)}]"
 
 
+def _where(place):
+    """The JSON path of ``place``, a chain ``(parent_place, key)`` from the root (``None``)."""
+    keys = []
+    while place is not None:
+        place, key = place
+        keys.append(key)
+    where = "$"
+    for key in reversed(keys):
+        where = path(where, key)
+    return where
+
+
 def _check(document):
     # In document order, without recursion (a deeply nested document cannot exhaust the stack).
-    stack = [(document, "$")]
+    # Each value's place is kept as a chain of keys and written out as a path only for an error,
+    # so a valid document costs no path text.
+    stack = [(document, None)]
     while stack:
-        value, where = stack.pop()
+        value, place = stack.pop()
         if isinstance(value, str):
-            require_unicode(value, where)
+            if unpaired_surrogate(value) is not None:
+                require_unicode(value, _where(place))
         elif isinstance(value, dict):
             if isinstance(value, _Duplicated):
                 raise MapError.malformed(
-                    f"{path(where, value.key)}: the key is given twice in one object; "
+                    f"{_where((place, value.key))}: the key is given twice in one object; "
                     "a JSON object must name each key once"
                 )
             for key in value:
-                require_unicode(key, f"{where} (a key)")
-            stack.extend((v, path(where, k)) for k, v in reversed(value.items()))
+                if unpaired_surrogate(key) is not None:
+                    require_unicode(key, f"{_where(place)} (a key)")
+            stack.extend((v, (place, k)) for k, v in reversed(value.items()))
         elif isinstance(value, list):
-            stack.extend((v, path(where, n)) for n, v in reversed(list(enumerate(value))))
+            stack.extend((v, (place, n)) for n, v in reversed(list(enumerate(value))))
