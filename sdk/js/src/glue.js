@@ -4,7 +4,7 @@
 // JSON form) into the jco binding form (camelCase fields, { tag, val } variants, bigint u64),
 // checking every field against the WIT so a misspelt one fails loudly instead of vanishing.
 
-import { KINDS_OF_EVENT, MapError, log } from './millrace.js';
+import { KINDS_OF_EVENT, MapError, log, requireUnicode } from './millrace.js';
 
 const Q = 'quantity';
 // The canonical model of millrace:mapping@1.0.0: field -> type ('?' = option). ADDED_IN lists
@@ -86,9 +86,12 @@ export function exportMap(pluginMap, wit = SERVED_WIT[0]) {
     name, Object.keys(fields).filter((field) => !(field in RECORDS[name])),
   ]));
   return function map(message) {
-    let produced;
     try {
-      produced = pluginMap(message);
+      const produced = pluginMap(message);
+      if (!Array.isArray(produced)) {
+        throw new TypeError(`map() must return an array of events, got ${typeof produced}`);
+      }
+      return produced.map((event, n) => toWitEvent(event, `event ${n}`));
     } catch (error) {
       if (MapError.is(error)) {
         const refusal = new Error(error.message);
@@ -100,10 +103,6 @@ export function exportMap(pluginMap, wit = SERVED_WIT[0]) {
       log.error(`map() threw: ${error && error.stack ? `${error}\n${error.stack}` : error}`);
       throw error;
     }
-    if (!Array.isArray(produced)) {
-      throw new TypeError(`map() must return an array of events, got ${typeof produced}`);
-    }
-    return produced.map((event, n) => toWitEvent(event, `event ${n}`));
   };
 }
 
@@ -160,7 +159,9 @@ function convert(type, value, where) {
   const base = type.replace('?', '');
   if (base === 'string') {
     if (typeof value !== 'string') throw new TypeError(`${where}: expected a string, got ${typeof value}`);
-    return value;
+    // A WIT string is UTF-8: componentize-js would write an unpaired surrogate as U+FFFD, so the
+    // event would carry other text than the payload did. Input data, so malformed-input.
+    return requireUnicode(value, where);
   }
   if (base === 'u64') {
     const n = typeof value === 'bigint' ? value : Number.isSafeInteger(value) ? BigInt(value) : -1n;

@@ -306,3 +306,109 @@ function typeName(value) {
   if (Array.isArray(value)) return 'a list';
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
+
+// An unpaired surrogate: a high one not followed by a low one, or a low one not after a high one.
+const UNPAIRED_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * The index of the first unpaired surrogate (U+D800 to U+DFFF) in `value`, or -1 when every
+ * character is Unicode text a WIT string can carry. (A WIT string is UTF-8: componentize-js
+ * writes such a surrogate as U+FFFD, so the host would get other text than the plugin sent.)
+ */
+export function unpairedSurrogate(value) {
+  const m = UNPAIRED_SURROGATE.exec(value);
+  return m ? m.index : -1;
+}
+
+/**
+ * `value`, or MapError.malformed naming `where` when it holds an unpaired surrogate
+ * (`where: text holds \ud800 at character 1, an unpaired surrogate escape that is no Unicode
+ * character`).
+ */
+export function requireUnicode(value, where) {
+  const at = unpairedSurrogate(value);
+  if (at >= 0) {
+    const unit = value.charCodeAt(at).toString(16).padStart(4, '0');
+    throw MapError.malformed(`${where}: text holds \\u${unit} at character ${at}, an unpaired surrogate escape that is no Unicode character`);
+  }
+  return value;
+}
+
+const JSON_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// Deeper documents are refused: a mapping's payload is never nested this deep, and the
+// interpreter's stack is small.
+const JSON_MAX_DEPTH = 512;
+
+/** JSON payloads, read strictly: `jsondoc.parse(text.utf8(message.payload))`. */
+export const jsondoc = {
+  /**
+   * The document, as `JSON.parse` gives it, but refusing with MapError.malformed naming the
+   * JSON path what `JSON.parse` lets through and a mapping must not map: a key named twice in
+   * one object (`JSON.parse` keeps the last, so `"event": "placed", "event": "released"` would
+   * map as released): `$.data.scope.lots: the key is given twice in one object; ...`; and text
+   * holding an unpaired surrogate escape (`"L\ud800"`): `$.lots[0]: text holds \ud800 ...`.
+   * Text that is not JSON gives `not valid JSON: <the parser's reason>`.
+   */
+  parse(source) {
+    let document;
+    try {
+      document = JSON.parse(source);
+    } catch (error) {
+      throw MapError.malformed(`not valid JSON: ${error.message}`);
+    }
+    checkJson(source);
+    return document;
+  },
+  /** The JSON path of `key` (an object key or an array index) under `parent`: `$.data`, `$.lots[1]`, `$["odd key"]`. */
+  path(parent, key) {
+    if (typeof key === 'number') return `${parent}[${key}]`;
+    return JSON_NAME.test(key) ? `${parent}.${key}` : `${parent}[${JSON.stringify(key)}]`;
+  },
+};
+
+/**
+ * Walks JSON text that JSON.parse accepted, in document order and without recursion, for what
+ * it lets through: a key given twice in one object, text with an unpaired surrogate escape.
+ * Each open object or array is a frame; the path is written only for an error.
+ */
+function checkJson(source) {
+  const frames = []; // an object: { keys: Set, key, expectKey }; an array: { keys: null, key: index }
+  const where = () => frames.reduce((parent, frame) => (frame.key === undefined ? parent : jsondoc.path(parent, frame.key)), '$');
+  const structural = /["{}[\],]/g;
+  const stringEnd = /(?:[^"\\]|\\.)*"/y;
+  for (let m = structural.exec(source); m !== null; m = structural.exec(source)) {
+    const c = m[0];
+    const frame = frames[frames.length - 1];
+    if (c === '{' || c === '[') {
+      if (frames.length >= JSON_MAX_DEPTH) throw MapError.malformed(`not valid JSON: arrays and objects nested deeper than ${JSON_MAX_DEPTH}`);
+      frames.push(c === '{' ? { keys: new Set(), key: undefined, expectKey: true } : { keys: null, key: 0 });
+    } else if (c === '}' || c === ']') {
+      frames.pop();
+    } else if (c === ',') {
+      if (frame.keys === null) frame.key += 1;
+      else frame.expectKey = true;
+    } else {
+      stringEnd.lastIndex = m.index + 1;
+      stringEnd.exec(source);
+      const end = stringEnd.lastIndex; // just after the closing quote
+      const quoted = source.slice(m.index, end);
+      // Only text with an escape differs from its source.
+      const value = quoted.includes('\\') ? JSON.parse(quoted) : quoted.slice(1, -1);
+      if (frame !== undefined && frame.keys !== null && frame.expectKey) {
+        if (unpairedSurrogate(value) >= 0) {
+          frame.key = undefined;
+          requireUnicode(value, `${where()} (a key)`);
+        }
+        frame.key = value;
+        if (frame.keys.has(value)) {
+          throw MapError.malformed(`${where()}: the key is given twice in one object; a JSON object must name each key once`);
+        }
+        frame.keys.add(value);
+        frame.expectKey = false;
+      } else if (unpairedSurrogate(value) >= 0) {
+        requireUnicode(value, where());
+      }
+      structural.lastIndex = end;
+    }
+  }
+}
