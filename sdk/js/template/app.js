@@ -3,19 +3,15 @@
 // Input: {"receipt": "GR-1", "item": "MAT-100", "quantity": "12.5", "unit": "KG",
 //         "to_bin": "WH1-A-01", "received_at": "2026-03-02T06:15:00+01:00"}
 
-import { MapError, config, decimal, events, malformedAt, text, timestamp } from '../src/millrace.js';
+import { MapError, config, decimal, events, jsondoc, malformedAt, text, timestamp } from '../src/millrace.js';
 
 // Source units to UN/ECE Recommendation 20 codes.
 const UNITS = { EA: 'EA', PC: 'PCE', KG: 'KGM', M: 'MTR' };
 
 export function map(message) {
-  let doc;
-  try {
-    doc = JSON.parse(text.utf8(message.payload));
-  } catch (error) {
-    if (MapError.is(error)) throw error;
-    throw MapError.malformed(`not valid JSON: ${error.message}`);
-  }
+  // Not JSON.parse: it keeps the last of a key given twice and lets unpaired surrogate escapes
+  // through; jsondoc refuses both, naming the JSON path.
+  const doc = jsondoc.parse(text.utf8(message.payload));
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw MapError.malformed('$: expected a JSON object');
 
   const field = (name) => {

@@ -4,19 +4,16 @@ Input: {"receipt": "GR-1", "item": "MAT-100", "quantity": "12.5", "unit": "KG",
         "to_bin": "WH1-A-01", "received_at": "2026-03-02T06:15:00+01:00"}
 """
 
-import json
-
-from millrace_kit import MapError, config, decimals, events, malformed_at, text, timestamps
+from millrace_kit import MapError, config, decimals, events, jsondoc, malformed_at, text, timestamps
 
 # Source units to UN/ECE Recommendation 20 codes.
 UNITS = {"EA": "EA", "PC": "PCE", "KG": "KGM", "M": "MTR"}
 
 
 def map(message):
-    try:
-        doc = json.loads(text.utf8(message.payload))
-    except json.JSONDecodeError as error:
-        raise MapError.malformed(f"line {error.lineno}, column {error.colno}: {error.msg}") from None
+    # Not json.loads: it keeps the last of a key given twice and lets unpaired surrogate escapes
+    # through; jsondoc refuses both, naming the JSON path.
+    doc = jsondoc.parse(text.utf8(message.payload))
     if not isinstance(doc, dict):
         raise MapError.malformed("$: expected a JSON object")
 
