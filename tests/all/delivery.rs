@@ -759,3 +759,178 @@ async fn a_host_stopped_while_nats_is_gone_exits_and_loses_nothing() {
     wait_processed(&js, TOTAL as u64, &host).await;
     assert_accounted(&js, TOTAL).await;
 }
+
+/// A route on `subject` serving the misbehave plugin with `config`.
+fn misbehave_route(name: &str, subject: &str, config: &str) -> String {
+    format!(
+        "[routes.{name}]\nsubjects = [{subject:?}]\nplugin = {:?}\nconfig = {{ {config} }}\n\n",
+        plugin("tests/guests/misbehave").display().to_string()
+    )
+}
+
+/// Publishes `payload` to `subject` with exactly `headers` (names as written).
+async fn publish_headers(
+    js: &jetstream::Context,
+    subject: &str,
+    headers: &[(&str, &str)],
+    payload: &[u8],
+) {
+    let mut map = async_nats::HeaderMap::new();
+    for (name, value) in headers {
+        map.append(*name, *value);
+    }
+    js.publish_with_headers(subject.to_owned(), map, payload.to_vec().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+}
+
+/// One route per plant on a shared subject, with the same plugin version: each route's events
+/// are published. Their ids used to be the same (the route was not part of them), so JetStream
+/// dropped one plant's events as copies of the other's while both routes counted them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_routes_on_one_subject_with_one_plugin_version_both_publish() {
+    let nats = Nats::start();
+    let config = nats.config(&format!(
+        "{}{}",
+        misbehave_route("planta", "raw.test.shared.cmd", "site = \"SITEA\""),
+        misbehave_route("plantb", "raw.test.shared.cmd", "site = \"SITEB\""),
+    ));
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    for n in 1..=3 {
+        publish(
+            &js,
+            "raw.test.shared.cmd",
+            format!("ok {n}").as_bytes(),
+            &format!("shared-{n}"),
+        )
+        .await;
+    }
+    let events = read_stream(&js, "CANONICAL", "canonical.>", 6, Duration::from_secs(1)).await;
+    let mut seen: Vec<String> = events
+        .iter()
+        .map(|e| {
+            let json = e.json();
+            format!(
+                "{} {}",
+                json["source"].as_str().unwrap(),
+                json["data"]["work_order"].as_str().unwrap()
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            "/SITEA/test WO-1",
+            "/SITEA/test WO-2",
+            "/SITEA/test WO-3",
+            "/SITEB/test WO-1",
+            "/SITEB/test WO-2",
+            "/SITEB/test WO-3",
+        ]
+    );
+    host.stop().await;
+}
+
+/// JetStream de-duplicates on `Nats-Msg-Id` by its exact name. Two different messages that
+/// carry the same `nats-msg-id` (a header JetStream ignores) are two messages: both are mapped.
+/// The host used to read the name in any case and gave both one identity, so the second's
+/// events were dropped as copies of the first's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_id_jetstream_ignores_gives_no_identity() {
+    let nats = Nats::start();
+    let config = nats.config(&misbehave_route("lab", "raw.test.lab.cmd", ""));
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    for payload in [&b"ok 101"[..], b"ok 202"] {
+        publish_headers(&js, "raw.test.lab.cmd", &[("nats-msg-id", "order-1")], payload).await;
+    }
+    let events = read_stream(&js, "CANONICAL", "canonical.>", 2, Duration::from_secs(1)).await;
+    let orders: Vec<String> = events
+        .iter()
+        .map(|e| e.json()["data"]["work_order"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(orders, ["WO-101", "WO-202"]);
+    host.stop().await;
+}
+
+/// A raw message whose publisher asked JetStream to check the stream (`Nats-Expected-Stream:
+/// RAW`, as clients do) is dead-lettered once. The header used to be copied into the letter as it
+/// was, so the DLQ stream refused the letter and the message was redelivered, forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_jetstream_acts_on_do_not_stop_a_dead_letter() {
+    let nats = Nats::start();
+    let config = nats.config(&misbehave_route("lab", "raw.test.lab.cmd", ""));
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    publish_headers(
+        &js,
+        "raw.test.lab.cmd",
+        &[
+            ("Nats-Msg-Id", "expects-raw"),
+            ("Nats-Expected-Stream", "RAW"),
+            ("X-Partner", "ACME"),
+        ],
+        b"reject",
+    )
+    .await;
+    let letters = read_stream(&js, "DLQ", "dlq.>", 1, Duration::from_secs(1)).await;
+    assert_eq!(letters.len(), 1, "one dead letter");
+    assert_eq!(letters[0].header("Millrace-Error-Kind"), Some("rejected-by-rule"));
+    assert_eq!(letters[0].header("Nats-Expected-Stream"), None, "kept aside");
+    assert_eq!(letters[0].header("X-Partner"), Some("ACME"));
+    // Answered once: acked, never redelivered.
+    let raw = js.get_stream("RAW").await.unwrap();
+    let started = Instant::now();
+    let info = loop {
+        let info = raw
+            .consumer_info("millrace_lab__raw_test_lab_cmd")
+            .await
+            .unwrap()
+            .clone();
+        if info.num_ack_pending == 0 || started.elapsed() > Duration::from_secs(10) {
+            break info;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(info.num_ack_pending, 0, "the raw message is acked: {info:?}");
+    assert_eq!(info.delivered.consumer_sequence, 1, "delivered once: {info:?}");
+    assert_eq!(try_stream_len(&js, "DLQ").await, Some(1));
+    host.stop().await;
+}
+
+/// The same document sent again with the same `Nats-Msg-Id` after RAW's duplicate window is a
+/// second raw message: its source transaction was delivered by the first, so it adds nothing.
+/// The ledger named a claim's holder by identity alone, took the second message for a crash
+/// redelivery of the first, and published its events again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_message_id_after_the_duplicate_window_is_a_resend() {
+    let nats = Nats::start();
+    let config = nats.config(&format!(
+        "[streams]\nduplicate_window = \"1s\"\n\n{}",
+        misbehave_route("lab", "raw.test.lab.cmd", "")
+    ));
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    publish(&js, "raw.test.lab.cmd", b"txn 000777:0001 5", "asn-777").await;
+    assert_eq!(
+        read_stream(&js, "CANONICAL", "canonical.>", 1, Duration::ZERO)
+            .await
+            .len(),
+        1
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    publish(&js, "raw.test.lab.cmd", b"txn 000777:0001 5", "asn-777").await;
+    assert_eq!(stream_len(&js, "RAW").await, 2, "RAW stored it again");
+    publish(&js, "raw.test.lab.cmd", b"ok 9", "after").await;
+    let events = read_stream(&js, "CANONICAL", "canonical.>", 2, Duration::from_secs(1)).await;
+    let orders: Vec<String> = events
+        .iter()
+        .map(|e| e.json()["data"]["work_order"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(orders, ["WO-5", "WO-9"], "the resend adds nothing");
+    host.stop().await;
+}

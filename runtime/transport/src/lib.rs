@@ -23,18 +23,40 @@ pub fn header_value<'a>(headers: Option<&'a async_nats::HeaderMap>, name: &str) 
         .map(|v| v.as_str())
 }
 
-/// The identity of a raw message: its `Nats-Msg-Id`, else its stream and sequence. A
-/// `Nats-Msg-Id` longer than [`RAW_ID_MAX`] bytes is given by its SHA-256 (`sha256:<hex>`):
-/// the identity travels in dead letters' ids, idempotency claims and acknowledgements' headers,
-/// which a publisher must not be able to make larger than a NATS message.
+/// The first value of a header JetStream acts on (`Nats-Msg-Id`, `Nats-Expected-*`), read as
+/// nats-server reads it: by its exact name. (`nats-msg-id` is a header JetStream ignores, so it
+/// must not give a message its identity.)
+pub fn jetstream_header<'a>(
+    headers: Option<&'a async_nats::HeaderMap>,
+    name: &str,
+) -> Option<&'a str> {
+    headers?
+        .iter()
+        .find(|(n, _)| AsRef::<str>::as_ref(*n) == name)
+        .and_then(|(_, values)| values.first())
+        .map(|v| v.as_str())
+}
+
+/// The identity of a raw message: its `Nats-Msg-Id` (by its exact name, as JetStream
+/// de-duplicates on it), else its stream and sequence (`RAW:42`). A `Nats-Msg-Id` longer than
+/// [`RAW_ID_MAX`] bytes, or one written like a stream and sequence (a publisher could otherwise
+/// take the identity of another's message that has none), is given by its SHA-256
+/// (`sha256:<hex>`): the identity travels in dead letters' ids, idempotency claims and
+/// acknowledgements' headers, which a publisher must not be able to make larger than a NATS
+/// message.
 pub fn raw_identity(
     headers: Option<&async_nats::HeaderMap>,
     stream: &str,
     sequence: u64,
 ) -> String {
-    match header_value(headers, "Nats-Msg-Id") {
+    let like_a_sequence = |id: &str| {
+        id.strip_prefix(stream)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match jetstream_header(headers, "Nats-Msg-Id") {
         None => format!("{stream}:{sequence}"),
-        Some(id) if id.len() > RAW_ID_MAX => {
+        Some(id) if id.len() > RAW_ID_MAX || like_a_sequence(id) => {
             format!(
                 "sha256:{}",
                 millrace_core::digest::sha256_hex(id.as_bytes())
@@ -740,6 +762,37 @@ mod tests {
             long.starts_with("sha256:") && long.len() == 7 + 64,
             "{long}"
         );
+    }
+
+    /// JetStream de-duplicates on `Nats-Msg-Id` by its exact name: a `nats-msg-id` header is
+    /// just a header, so two messages carrying the same one are two messages, and must not share
+    /// an identity (their events would share ids, and one's would be dropped as copies).
+    #[test]
+    fn a_raw_identity_follows_jetstreams_reading_of_the_message_id() {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.append("nats-msg-id", "order-1");
+        headers.append("NATS-MSG-ID", "order-1");
+        assert_eq!(super::raw_identity(Some(&headers), "RAW", 7), "RAW:7");
+        headers.append("Nats-Msg-Id", "first");
+        headers.append("Nats-Msg-Id", "second");
+        assert_eq!(super::raw_identity(Some(&headers), "RAW", 7), "first");
+    }
+
+    /// A publisher cannot take the identity of another's message that has no `Nats-Msg-Id`.
+    #[test]
+    fn a_message_id_written_like_a_stream_sequence_is_digested() {
+        let identity = |id: &str| {
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert("Nats-Msg-Id", id);
+            super::raw_identity(Some(&headers), "RAW", 7)
+        };
+        for spoof in ["RAW:8", "RAW:0"] {
+            let id = identity(spoof);
+            assert!(id.starts_with("sha256:") && id != "RAW:8", "{spoof} -> {id}");
+        }
+        for kept in ["RAW:", "RAW:8a", "RAWX:8", "OTHER:8", "raw:8"] {
+            assert_eq!(identity(kept), kept);
+        }
     }
 
     #[test]

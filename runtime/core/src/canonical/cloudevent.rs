@@ -132,13 +132,16 @@ impl<'a> CloudEvent<'a> {
     }
 }
 
-/// The event id: a UUID-shaped digest of the raw message identity, the plugin version and the
-/// event's position, so a redelivered raw message yields the same ids and JetStream drops the
-/// copies.
+/// The event id: a UUID-shaped digest of the route, the raw message identity, the plugin
+/// version and the event's position, so a redelivered raw message yields the same ids and
+/// JetStream drops the copies. The route is part of it because two routes may map the same raw
+/// message with the same plugin version (one route per plant on a shared subject): without it
+/// their events would share ids, and JetStream would drop one plant's as copies of the other's.
 pub fn event_id(lineage: &Lineage<'_>, index: usize) -> String {
     let mut hasher = Sha256::new();
     let mut digits = [0u8; 20];
     for part in [
+        lineage.route.as_bytes(),
         lineage.raw_id.as_bytes(),
         lineage.plugin.as_bytes(),
         lineage.plugin_version.as_bytes(),
@@ -216,12 +219,26 @@ mod tests {
         assert_eq!(event_id(&lineage("a"), 0).len(), 36);
     }
 
+    /// Two routes that map the same raw message with the same plugin version (one route per
+    /// plant on a shared subject) give their events different ids: with the same ids JetStream
+    /// dropped one plant's events as copies of the other's.
+    #[test]
+    fn ids_differ_by_route() {
+        let other = Lineage {
+            route: "r2",
+            ..lineage("a")
+        };
+        assert_ne!(event_id(&lineage("a"), 0), event_id(&other, 0));
+    }
+
     #[test]
     fn ids_keep_their_form_and_value() {
-        // The digest of "a\0p\01.0.0\07\0": ids must not change with how they are computed,
-        // or redelivered messages published before an upgrade would not be deduplicated.
+        // The digest of "r\0a\0p\01.0.0\07\0" (route, raw identity, plugin, version,
+        // position): ids must not change with how they are computed, or redelivered messages
+        // published before an upgrade would not be deduplicated. (The route joined the digest
+        // once, deliberately: docs/DEPLOYMENT.md says what that upgrade costs.)
         let mut hasher = Sha256::new();
-        hasher.update(b"a\0p\x001.0.0\x007\0");
+        hasher.update(b"r\0a\0p\x001.0.0\x007\0");
         let d = hasher.finalize();
         let hex: String = d[..16].iter().map(|b| format!("{b:02x}")).collect();
         let expected = format!(

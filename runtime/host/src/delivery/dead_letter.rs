@@ -14,7 +14,7 @@
 //! | `Millrace-Raw-Sequence` | the RAW stream sequence |
 //! | `Millrace-Raw-Msg-Id` | the raw message's `Nats-Msg-Id`, when it had one |
 //! | `Millrace-Failed-At` | when it was dead-lettered, RFC 3339 UTC |
-//! | `Millrace-Original-Header` | `Name: value` in base64, once per original header whose name the letter sets itself (`Nats-Msg-Id`, `traceparent`, `Millrace-*`), in the order received |
+//! | `Millrace-Original-Header` | `Name: value` in base64, once per original header whose name the letter sets itself (`traceparent`, `Millrace-*`) or JetStream acts on (`Nats-*`: `Nats-Msg-Id`, `Nats-Expected-Stream`, `Nats-Rollup`, `Nats-TTL`...), in the order received |
 //! | `Millrace-Raw-Not-Copied` | set only when the raw message and the letter's headers would not fit in one NATS message together: why; the letter then has no payload and no original headers, and readers take both from the RAW stream at `Millrace-Raw-Sequence` ([`headers::RAW_NOT_COPIED`]) |
 //!
 //! [`original_headers`] gives back exactly the headers the raw message was published with, so a
@@ -61,13 +61,18 @@ pub mod headers {
     pub const RAW_NOT_COPIED: &str = "Millrace-Raw-Not-Copied";
 }
 
-/// True for header names a dead letter sets itself, whatever the case.
-fn set_by_letter(name: &str) -> bool {
-    name.eq_ignore_ascii_case("Nats-Msg-Id")
-        || name.eq_ignore_ascii_case(crate::observability::trace::TRACEPARENT)
-        || name
-            .get(..9)
-            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("Millrace-"))
+/// True for header names a letter must not carry as they are, whatever the case: those it sets
+/// itself (`traceparent`, `Millrace-*`) and those JetStream acts on when it stores the letter
+/// (`Nats-*`). A raw message's `Nats-Expected-Stream: RAW` would make the DLQ stream refuse the
+/// letter on every redelivery, `Nats-Rollup` purge the letters before it, `Nats-TTL` expire it.
+fn kept_aside(name: &str) -> bool {
+    let prefixed = |prefix: &str| {
+        name.get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+    };
+    name.eq_ignore_ascii_case(crate::observability::trace::TRACEPARENT)
+        || prefixed("Millrace-")
+        || prefixed("Nats-")
 }
 
 /// The headers the raw message was published with, from its dead letter's headers.
@@ -85,7 +90,7 @@ pub fn original_headers(letter: &HeaderMap) -> HeaderMap {
                     out.append(original, value);
                 }
             }
-        } else if !set_by_letter(text) {
+        } else if !kept_aside(text) {
             for value in values {
                 out.append(name.clone(), value.clone());
             }
@@ -167,13 +172,14 @@ pub fn message_id(route: &str, raw_id: &str) -> String {
 }
 
 /// Copies a raw message's headers into a letter's `out`, keeping aside those whose names the
-/// letter sets itself, so [`original_headers`] gives them back exactly.
+/// letter must not carry as they are ([`kept_aside`]), so [`original_headers`] gives them back
+/// exactly.
 pub fn keep_original(out: &mut HeaderMap, original: &HeaderMap) {
     for (name, values) in original.iter() {
         let name_text: &str = name.as_ref();
         for value in values {
-            if set_by_letter(name_text) {
-                // The letter sets this name itself: the original is kept aside.
+            if kept_aside(name_text) {
+                // Kept aside, to be given back by `original_headers`.
                 let kept = BASE64.encode(format!("{name_text}: {}", value.as_str()));
                 out.append(headers::ORIGINAL_HEADER, kept.as_str());
             } else {
@@ -181,7 +187,7 @@ pub fn keep_original(out: &mut HeaderMap, original: &HeaderMap) {
             }
         }
     }
-    if let Some(id) = header_value(Some(original), "Nats-Msg-Id") {
+    if let Some(id) = millrace_transport::jetstream_header(Some(original), "Nats-Msg-Id") {
         out.insert(headers::RAW_MSG_ID, id);
     }
 }
@@ -257,6 +263,34 @@ mod tests {
             "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01",
         );
         assert_eq!(stored.get(headers::ROUTE).unwrap().as_str(), "mes");
+        let back = original_headers(&stored);
+        assert_eq!(
+            crate::pipeline::input::plugin_headers(Some(&back)),
+            crate::pipeline::input::plugin_headers(Some(&original))
+        );
+    }
+
+    /// A raw message's headers that JetStream acts on would act on the letter: with
+    /// `Nats-Expected-Stream: RAW` the DLQ stream refused it, and the raw message was
+    /// redelivered and refused again, forever. They are kept aside and given back.
+    #[test]
+    fn headers_jetstream_acts_on_are_kept_aside() {
+        let mut original = HeaderMap::new();
+        original.append("Nats-Expected-Stream", "RAW");
+        original.append("Nats-Expected-Last-Subject-Sequence", "7");
+        original.append("nats-rollup", "all");
+        original.append("Nats-TTL", "1s");
+        original.append("X-Partner", "ACME");
+        let failure = Failure::Call(CallError::Map(MapError::malformed("bad")));
+        let stored = letter_of(&original, &failure).headers();
+        for (name, _) in stored.iter() {
+            let name: &str = name.as_ref();
+            assert!(
+                name == "Nats-Msg-Id" || !name.to_ascii_lowercase().starts_with("nats-"),
+                "the letter carries {name} as it is"
+            );
+        }
+        assert_eq!(stored.get("X-Partner").unwrap().as_str(), "ACME");
         let back = original_headers(&stored);
         assert_eq!(
             crate::pipeline::input::plugin_headers(Some(&back)),

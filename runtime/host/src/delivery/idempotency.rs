@@ -6,6 +6,13 @@
 //! that transaction in any other raw message are skipped and counted. The same raw message
 //! redelivered after a crash finds its own claim and goes on, so a claim is never lost to a crash
 //! between claiming and publishing.
+//!
+//! A claim names the raw message by its identity *and* its RAW sequence: a publisher that sends
+//! the same file again with the same `Nats-Msg-Id` after RAW's duplicate window has passed stores
+//! a second raw message, which is a resend like any other (by its identity alone it looked like
+//! a crash redelivery, and after a version change its events, with new ids, were published
+//! again). A claim written by an older host holds the identity alone and still counts as its
+//! own message's.
 
 use std::collections::BTreeSet;
 
@@ -32,21 +39,23 @@ impl TransactionLedger {
         Self { kv }
     }
 
-    /// Claims the source transactions of `events` for `raw_id`; returns those another raw
-    /// message has already delivered.
+    /// Claims the source transactions of `events` for the raw message `raw_id` at RAW
+    /// `raw_sequence`; returns those another raw message has already delivered.
     pub async fn claim(
         &self,
         route: &str,
         raw_id: &str,
+        raw_sequence: u64,
         events: &[MappedEvent],
     ) -> Result<BTreeSet<String>, LedgerError> {
         let transactions: BTreeSet<&str> = events
             .iter()
             .filter_map(|e| e.source_transaction.as_deref())
             .collect();
+        let holder = Holder::new(raw_id, raw_sequence);
         let claims = transactions
             .iter()
-            .map(|txn| self.claim_one(route, raw_id, txn));
+            .map(|txn| self.claim_one(route, &holder, txn));
         let owners = try_join_all(claims).await?;
         Ok(transactions
             .into_iter()
@@ -56,17 +65,61 @@ impl TransactionLedger {
             .collect())
     }
 
-    /// True when `raw_id` holds the claim on `txn` (it just took it, or took it before).
-    async fn claim_one(&self, route: &str, raw_id: &str, txn: &str) -> Result<bool, LedgerError> {
+    /// True when `holder` holds the claim on `txn` (it just took it, or took it before).
+    async fn claim_one(
+        &self,
+        route: &str,
+        holder: &Holder<'_>,
+        txn: &str,
+    ) -> Result<bool, LedgerError> {
         let key = format!("{route}.{}", &sha256_hex(txn.as_bytes())[..40]);
         let err = |e: &dyn std::fmt::Display| LedgerError(format!("{key}: {e}"));
-        match self.kv.create(&key, raw_id.to_owned().into()).await {
+        match self.kv.create(&key, holder.value.clone().into()).await {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
-                let holder = self.kv.get(&key).await.map_err(|e| err(&e))?;
-                Ok(holder.is_some_and(|h| h.as_ref() == raw_id.as_bytes()))
+                let stored = self.kv.get(&key).await.map_err(|e| err(&e))?;
+                Ok(stored.is_some_and(|h| holder.is(&h)))
             }
             Err(e) => Err(err(&e)),
         }
+    }
+}
+
+/// The raw message a claim names: `<identity>\n<RAW sequence>` (a header value, so an identity,
+/// holds no line break).
+struct Holder<'a> {
+    raw_id: &'a str,
+    value: String,
+}
+
+impl<'a> Holder<'a> {
+    fn new(raw_id: &'a str, raw_sequence: u64) -> Self {
+        Self {
+            raw_id,
+            value: format!("{raw_id}\n{raw_sequence}"),
+        }
+    }
+
+    /// True when `stored` names this raw message; an older host's claim names its identity alone.
+    fn is(&self, stored: &[u8]) -> bool {
+        stored == self.value.as_bytes() || stored == self.raw_id.as_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Holder;
+
+    #[test]
+    fn a_claim_names_the_raw_message_by_identity_and_sequence() {
+        let holder = Holder::new("asn-1", 7);
+        assert!(holder.is(b"asn-1\n7"), "its own claim");
+        assert!(holder.is(b"asn-1"), "an older host's claim of the same message");
+        assert!(
+            !holder.is(b"asn-1\n3"),
+            "the same identity stored again after RAW's duplicate window: a resend"
+        );
+        assert!(!holder.is(b"asn-2\n7"));
+        assert!(!Holder::new("asn-1", 17).is(b"asn-1\n7"));
     }
 }

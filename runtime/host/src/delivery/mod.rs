@@ -184,7 +184,7 @@ impl Delivery {
         };
         let resent: BTreeSet<String> = if route.idempotency && mode.replay_id.is_none() {
             self.ledger
-                .claim(&route.name, &raw.identity, &events)
+                .claim(&route.name, &raw.identity, raw.sequence, &events)
                 .await?
         } else {
             BTreeSet::new()
