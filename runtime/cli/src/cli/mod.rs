@@ -175,10 +175,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// A terminal table: the header and rows, columns padded to their widest cell, two spaces
-/// apart.
+/// apart. Cells hold text from outside (a plugin's hold reason, a proposal's reason), so each
+/// is made safe for a terminal ([`table_cell`]).
 pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let mut lines: Vec<Vec<String>> = vec![header.iter().map(|h| (*h).to_owned()).collect()];
-    lines.extend(rows);
+    lines.extend(
+        rows.into_iter()
+            .map(|row| row.iter().map(|cell| table_cell(cell)).collect()),
+    );
     let mut widths = vec![0; header.len()];
     for line in &lines {
         for (w, cell) in widths.iter_mut().zip(line) {
@@ -194,6 +198,32 @@ pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> St
             .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
+    }
+    out
+}
+
+/// The longest cell a table shows, in characters; `--json` gives the whole text.
+const CELL_MAX: usize = 200;
+
+/// `text` as one table cell: control characters (a line break, an escape sequence that would
+/// clear or recolour the terminal, NUL) written as escapes (`\n`, `\u{1b}`), and clipped to
+/// [`CELL_MAX`] characters with `…` (a 70,000-character reason made the padding panic).
+fn table_cell(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(CELL_MAX * 4));
+    let mut shown = 0;
+    for c in text.chars() {
+        let piece: String = if c.is_control() {
+            c.escape_default().collect()
+        } else {
+            c.to_string()
+        };
+        let width = piece.chars().count();
+        if shown + width > CELL_MAX {
+            out.push('…');
+            return out;
+        }
+        shown += width;
+        out.push_str(&piece);
     }
     out
 }
@@ -226,5 +256,34 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{CELL_MAX, table};
+
+    /// A hold reason from a plugin cleared and recoloured the operator's terminal and forged a
+    /// row; a 70,000-character proposal reason made `millrace audit` panic for everyone.
+    #[test]
+    fn a_table_shows_outside_text_safely() {
+        let out = table(
+            &["HOLD", "REASON"],
+            [
+                vec![
+                    "H-1".to_owned(),
+                    "porosity\u{1b}[2J\u{1b}[31m FORGED\r\nH-OK released\0".to_owned(),
+                ],
+                vec!["H-2".to_owned(), "x".repeat(70_000)],
+            ],
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 3, "one line a row: {out}");
+        assert_eq!(
+            lines[1],
+            "H-1   porosity\\u{1b}[2J\\u{1b}[31m FORGED\\r\\nH-OK released\\u{0}"
+        );
+        assert!(!out.contains('\u{1b}') && !out.contains('\0'));
+        assert_eq!(lines[2], format!("H-2   {}…", "x".repeat(CELL_MAX)));
     }
 }
