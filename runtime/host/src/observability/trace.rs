@@ -31,7 +31,7 @@ pub fn init_logging(telemetry: Option<&TelemetryConfig>) -> anyhow::Result<Optio
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
-        .with_writer(std::io::stderr)
+        .with_writer(|| OneLine(std::io::stderr()))
         .with_target(false);
     let export = match telemetry.and_then(|t| t.otlp_endpoint.as_deref().map(|e| (e, t))) {
         Some((endpoint, telemetry)) => Some(export_otlp(endpoint, &telemetry.service_name)?),
@@ -50,6 +50,41 @@ pub fn init_logging(telemetry: Option<&TelemetryConfig>) -> anyhow::Result<Optio
         tracing::info!(endpoint = export.url, "exporting trace spans over OTLP");
     }
     Ok(export)
+}
+
+/// A log writer that keeps each record on one line: the formatter writes a record at a time,
+/// ending in a line break, and a line break or carriage return inside it (a plugin's log
+/// message or map error, which a plugin writes) is written as `\n` or `\r`. Otherwise a
+/// plugin could write what reads as a record of the host's own (`... INFO message{route=..}:
+/// all good`) into the operator's log.
+struct OneLine<W>(W);
+
+impl<W: std::io::Write> std::io::Write for OneLine<W> {
+    fn write(&mut self, record: &[u8]) -> std::io::Result<usize> {
+        let (body, end) = match record.strip_suffix(b"\n") {
+            Some(body) => (body, &b"\n"[..]),
+            None => (record, &b""[..]),
+        };
+        if !body.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+            self.0.write_all(record)?;
+            return Ok(record.len());
+        }
+        let mut line = Vec::with_capacity(record.len() + 16);
+        for &b in body {
+            match b {
+                b'\n' => line.extend_from_slice(b"\\n"),
+                b'\r' => line.extend_from_slice(b"\\r"),
+                _ => line.push(b),
+            }
+        }
+        line.extend_from_slice(end);
+        self.0.write_all(&line)?;
+        Ok(record.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// Span export to an OpenTelemetry collector; spans still buffered are sent when it is
@@ -163,8 +198,24 @@ impl Injector for Carrier {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::is_traceparent;
+    use super::{OneLine, is_traceparent};
+
+    /// What a plugin writes (a log message, a map error) cannot start a record of its own.
+    #[test]
+    fn a_log_record_stays_on_one_line() {
+        use std::io::Write as _;
+        let mut out = OneLine(Vec::new());
+        out.write_all(b"INFO plugin log: bad\n2026-12-01T13:20:01Z  INFO all good\r\n")
+            .unwrap();
+        out.write_all(b"INFO plain\n").unwrap();
+        out.write_all(b"no end").unwrap();
+        assert_eq!(
+            String::from_utf8(out.0).unwrap(),
+            "INFO plugin log: bad\\n2026-12-01T13:20:01Z  INFO all good\\r\nINFO plain\nno end"
+        );
+    }
 
     #[test]
     fn only_a_w3c_traceparent_is_passed_on() {
