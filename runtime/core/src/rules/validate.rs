@@ -30,6 +30,19 @@ pub struct InvalidEvent {
     pub problem: String,
 }
 
+/// Characters that show nothing: zero-width spaces and joiners, word joiner and invisible
+/// operators, the byte-order mark, the soft hyphen.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}')
+        || is_bidi_control(c)
+}
+
+/// Bidirectional controls (marks, embeddings, overrides, isolates): they reorder how text is
+/// shown, so a key holding one reads as another (`LOT-\u{202E}1A` shows as `LOT-A1`).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 struct Check<'a> {
     index: usize,
     kind: &'static str,
@@ -49,6 +62,21 @@ impl Check<'_> {
     fn key(&mut self, field: &str, value: &str) {
         if value.trim().is_empty() {
             self.fail(field, "is empty".into());
+        } else if value.chars().all(|c| c.is_whitespace() || is_invisible(c)) {
+            self.fail(
+                field,
+                format!(
+                    "{value:?} has no visible character (only zero-width or format characters)"
+                ),
+            );
+        } else if let Some(c) = value.chars().find(|&c| is_bidi_control(c)) {
+            self.fail(
+                field,
+                format!(
+                    "{value:?} holds the bidirectional control U+{:04X}: a key must read as it compares",
+                    u32::from(c)
+                ),
+            );
         } else if value.len() > MAX_KEY_LEN {
             self.fail(
                 field,
@@ -113,7 +141,12 @@ impl Check<'_> {
 
     fn date(&mut self, field: &str, value: &str) {
         let format = time::macros::format_description!("[year]-[month]-[day]");
-        if time::Date::parse(value, &format).is_err() {
+        // RFC 3339's full-date has a year of four digits: `[year]` also takes a sign
+        // (`+2026-01-01`, `-0001-12-31`).
+        let four_digit_year = value
+            .get(..4)
+            .is_some_and(|y| y.bytes().all(|b| b.is_ascii_digit()));
+        if !four_digit_year || time::Date::parse(value, &format).is_err() {
             self.fail(
                 field,
                 format!("{value:?} is not an RFC 3339 date (e.g. 2026-03-02)"),
@@ -374,6 +407,62 @@ mod tests {
                 location: None,
             }),
         }
+    }
+
+    /// What a plugin returns as a date or a key reads as what it is: a signed or longer year
+    /// is no RFC 3339 date, a key of zero-width characters is empty, a key with a
+    /// right-to-left override reads as another key.
+    #[test]
+    fn dates_and_keys_are_what_they_look_like() {
+        let problems = |check: &dyn Fn(&mut Check<'_>)| {
+            let mut errors = Vec::new();
+            check(&mut Check {
+                index: 0,
+                kind: "test",
+                errors: &mut errors,
+            });
+            errors.into_iter().map(|e| e.problem).collect::<Vec<_>>()
+        };
+        for good in ["2026-01-02", "0001-12-31", "2024-02-29"] {
+            assert_eq!(
+                problems(&|c| c.date("d", good)),
+                Vec::<String>::new(),
+                "{good}"
+            );
+        }
+        for bad in [
+            "+2026-01-01",
+            "-2026-01-01",
+            "-0001-12-31",
+            "+002026-01-01",
+            "2026-02-30",
+            "2026-1-02",
+        ] {
+            assert_eq!(
+                problems(&|c| c.date("d", bad)),
+                [format!("{bad:?} is not an RFC 3339 date (e.g. 2026-03-02)")],
+                "{bad}"
+            );
+        }
+        for good in ["LOT-1", "Łódź 7", "👩\u{200D}🔧 kit", "A\u{00A0}B"] {
+            assert_eq!(
+                problems(&|c| c.key("k", good)),
+                Vec::<String>::new(),
+                "{good}"
+            );
+        }
+        assert_eq!(
+            problems(&|c| c.key("k", "\u{200B}\u{FEFF} ")),
+            [
+                "\"\\u{200b}\\u{feff} \" has no visible character (only zero-width or format characters)"
+            ]
+        );
+        assert_eq!(
+            problems(&|c| c.key("k", "LOT-\u{202E}1A")),
+            [
+                "\"LOT-\\u{202e}1A\" holds the bidirectional control U+202E: a key must read as it compares"
+            ]
+        );
     }
 
     #[test]
