@@ -163,6 +163,14 @@ impl Check<'_> {
                     q.amount
                 ),
             );
+        } else if significant_digits(&q.amount) > MAX_SIGNIFICANT_DIGITS {
+            self.fail(
+                &format!("{field}.amount"),
+                format!(
+                    "{:?} has more than {MAX_SIGNIFICANT_DIGITS} significant digits, the most an exact quantity holds",
+                    q.amount
+                ),
+            );
         } else if !negative_allowed && q.amount.starts_with('-') {
             self.fail(
                 &format!("{field}.amount"),
@@ -183,6 +191,19 @@ impl Check<'_> {
             );
         }
     }
+}
+
+/// The most significant digits a quantity may have: what every reader's exact decimal holds
+/// (`rust_decimal`, in the projection and the Rust SDK, keeps 28 to 29). A longer amount was
+/// published and then read as zero by the projection.
+const MAX_SIGNIFICANT_DIGITS: usize = 28;
+
+/// The digits of decimal text `s` without leading zeros of its whole part and trailing zeros of
+/// its fraction (`0012.500` has 3).
+fn significant_digits(s: &str) -> usize {
+    let unsigned = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    int.trim_start_matches('0').len() + frac.trim_end_matches('0').len()
 }
 
 /// True for `-?digits(.digits)?` of bounded length.
@@ -462,6 +483,32 @@ mod tests {
             [
                 "\"LOT-\\u{202e}1A\" holds the bidirectional control U+202E: a key must read as it compares"
             ]
+        );
+    }
+
+    /// An amount every reader holds exactly: a longer one was published and read as zero by the
+    /// projection.
+    #[test]
+    fn an_amount_has_at_most_28_significant_digits() {
+        assert_eq!(significant_digits("0012.500"), 3);
+        assert_eq!(significant_digits("-0.000"), 0);
+        let longest = format!("{}.{}", "9".repeat(20), "9".repeat(8));
+        assert_eq!(
+            validate(&[completion(&longest, "KGM", "2026-03-02T06:15:00+01:00")]),
+            Ok(())
+        );
+        let too_long = "9".repeat(29);
+        let errors = validate(&[completion(&too_long, "KGM", "2026-03-02T06:15:00+01:00")])
+            .err()
+            .unwrap_or_default();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "data.good_quantity.amount");
+        assert!(
+            errors[0]
+                .problem
+                .contains("more than 28 significant digits"),
+            "{}",
+            errors[0].problem
         );
     }
 
