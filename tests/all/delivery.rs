@@ -846,7 +846,13 @@ async fn a_message_id_jetstream_ignores_gives_no_identity() {
     let js = jetstream::new(nats.client().await);
     let host = InProcessHost::start(&config).await;
     for payload in [&b"ok 101"[..], b"ok 202"] {
-        publish_headers(&js, "raw.test.lab.cmd", &[("nats-msg-id", "order-1")], payload).await;
+        publish_headers(
+            &js,
+            "raw.test.lab.cmd",
+            &[("nats-msg-id", "order-1")],
+            payload,
+        )
+        .await;
     }
     let events = read_stream(&js, "CANONICAL", "canonical.>", 2, Duration::from_secs(1)).await;
     let orders: Vec<String> = events
@@ -879,8 +885,15 @@ async fn headers_jetstream_acts_on_do_not_stop_a_dead_letter() {
     .await;
     let letters = read_stream(&js, "DLQ", "dlq.>", 1, Duration::from_secs(1)).await;
     assert_eq!(letters.len(), 1, "one dead letter");
-    assert_eq!(letters[0].header("Millrace-Error-Kind"), Some("rejected-by-rule"));
-    assert_eq!(letters[0].header("Nats-Expected-Stream"), None, "kept aside");
+    assert_eq!(
+        letters[0].header("Millrace-Error-Kind"),
+        Some("rejected-by-rule")
+    );
+    assert_eq!(
+        letters[0].header("Nats-Expected-Stream"),
+        None,
+        "kept aside"
+    );
     assert_eq!(letters[0].header("X-Partner"), Some("ACME"));
     // Answered once: acked, never redelivered.
     let raw = js.get_stream("RAW").await.unwrap();
@@ -896,8 +909,14 @@ async fn headers_jetstream_acts_on_do_not_stop_a_dead_letter() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    assert_eq!(info.num_ack_pending, 0, "the raw message is acked: {info:?}");
-    assert_eq!(info.delivered.consumer_sequence, 1, "delivered once: {info:?}");
+    assert_eq!(
+        info.num_ack_pending, 0,
+        "the raw message is acked: {info:?}"
+    );
+    assert_eq!(
+        info.delivered.consumer_sequence, 1,
+        "delivered once: {info:?}"
+    );
     assert_eq!(try_stream_len(&js, "DLQ").await, Some(1));
     host.stop().await;
 }

@@ -345,3 +345,76 @@ async fn changes_need_a_second_identity_rollback_is_immediate_and_every_step_is_
     }
     host.stop().await;
 }
+
+/// An approved promotion promotes the candidate its proposer saw. Alice proposed to promote the
+/// canary 2.1.0; before Bob approved, another approved change made 2.2.0 the canary: Bob's
+/// approval used to make 2.2.0 active at 100 %, a version nobody had reviewed for promotion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotion_is_of_the_candidate_its_proposer_saw() {
+    let nats = Nats::start();
+    let port = free_port().unwrap();
+    let config = governed_config(&nats, port, "24h", "governed.toml");
+    let host = InProcessHost::start(&config).await;
+    let api = Api {
+        base: format!("http://127.0.0.1:{port}"),
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap(),
+    };
+    let versions = tempfile::tempdir().unwrap();
+    for version in ["2.0.0", "2.1.0", "2.2.0"] {
+        let (code, deployed) = api
+            .post("/api/v1/plugins", ALICE, upload(version, versions.path()))
+            .await;
+        assert_eq!(code, 201, "{deployed}");
+    }
+    // Proposed by one, approved by the other: `version` becomes active, or the canary.
+    let change = |version: &'static str, canary: Option<u8>| {
+        let api = &api;
+        async move {
+            let (code, proposed) = api
+                .post(
+                    "/api/v1/routes/line/activate",
+                    ALICE,
+                    json!({ "version": version, "canary": canary }),
+                )
+                .await;
+            assert_eq!(code, 202, "{proposed}");
+            let id = proposed["proposal"]["id"].as_str().unwrap().to_owned();
+            let (code, approved) = api
+                .post(&format!("/api/v1/proposals/{id}/approve"), BOB, json!(null))
+                .await;
+            assert_eq!(code, 200, "{approved}");
+        }
+    };
+    change("misbehave@2.0.0", None).await;
+    change("misbehave@2.1.0", Some(10)).await;
+    let (code, proposed) = api
+        .post("/api/v1/routes/line/promote", ALICE, json!(null))
+        .await;
+    assert_eq!(code, 202, "{proposed}");
+    let promote = proposed["proposal"]["id"].as_str().unwrap().to_owned();
+    change("misbehave@2.2.0", Some(10)).await;
+
+    let (code, refused) = api
+        .post(
+            &format!("/api/v1/proposals/{promote}/approve"),
+            BOB,
+            json!(null),
+        )
+        .await;
+    assert_ne!(code, 200, "{refused}");
+    let error = refused["error"].as_str().unwrap();
+    assert!(
+        error.contains("candidate is misbehave@2.2.0 now, not misbehave@2.1.0"),
+        "{refused}"
+    );
+    let route = api.get("/api/v1/routes/line").await;
+    assert_eq!(
+        route["binding"]["candidate"]["version"], "misbehave@2.2.0",
+        "still a canary: {route}"
+    );
+    assert_eq!(route["binding"]["active"], "misbehave@2.0.0", "{route}");
+    host.stop().await;
+}

@@ -155,9 +155,10 @@ impl RejectCommand {
 /// `<decision> <id> by <proposer>: <change>`, the line approve and reject print.
 fn print_decision(decision: &str, proposal: &Proposal) {
     println!(
-        "{decision} {} by {}: {}",
+        "{decision} {} (proposed by {}) by {}: {}",
         proposal.id,
         proposal.proposed_by,
+        proposal.decided_by.as_deref().unwrap_or("unknown"),
         proposal.change.describe(&proposal.route)
     );
 }

@@ -163,7 +163,7 @@ impl RouteChanges {
                 } else {
                     ""
                 };
-            let applied = self.apply(route, &change, bounds).await?;
+            let applied = self.apply(route, &change, None, bounds).await?;
             let entry = Change::new(
                 change.action(),
                 Target::Route(route.to_owned()),
@@ -232,7 +232,16 @@ impl RouteChanges {
         let proposal = proposals
             .decide(id, &actor.who, ProposalState::Approved, None)
             .await?;
-        let applied = match self.apply(&proposal.route, &proposal.change, bounds).await {
+        // A promotion promotes the candidate its proposer saw, never one set after it.
+        let reviewed = proposal
+            .binding_then
+            .as_ref()
+            .and_then(|b| b.candidate.as_ref())
+            .map(|c| c.version.as_str());
+        let applied = match self
+            .apply(&proposal.route, &proposal.change, reviewed, bounds)
+            .await
+        {
             Ok(applied) => applied,
             Err(e) => {
                 let reason = format!("{e:#}");
@@ -290,10 +299,12 @@ impl RouteChanges {
         Ok(proposal)
     }
 
+    /// Applies `change` to `route`; a promotion only of the candidate `reviewed` when given.
     async fn apply(
         &self,
         route: &str,
         change: &RouteChange,
+        reviewed: Option<&str>,
         bounds: AdmissionBounds,
     ) -> anyhow::Result<Applied> {
         let (admitted, switched) = match change {
@@ -312,7 +323,7 @@ impl RouteChanges {
             }
             RouteChange::Promote => (
                 None,
-                rollout::promote(&self.config, &self.registry, route).await?,
+                rollout::promote(&self.config, &self.registry, route, reviewed).await?,
             ),
             RouteChange::Rollback => (
                 None,

@@ -197,11 +197,13 @@ pub async fn rollback(
     .await
 }
 
-/// Makes the route's candidate its active version.
+/// Makes the route's candidate its active version; with `reviewed`, only when the candidate is
+/// that version (an approved proposal promotes what its proposer saw).
 pub async fn promote(
     config: &Config,
     registry: &Registry,
     route: &str,
+    reviewed: Option<&str>,
 ) -> anyhow::Result<Switched> {
     check_route(config, route)?;
     switch(registry, route, |current| {
@@ -210,6 +212,15 @@ pub async fn promote(
             .candidate
             .as_ref()
             .with_context(|| format!("route {route} has no candidate to promote"))?;
+        if let Some(reviewed) = reviewed {
+            anyhow::ensure!(
+                candidate.version == reviewed,
+                "route {route}'s candidate is {} now, not {reviewed} as when the promotion was \
+                 proposed: propose the promotion of {} again",
+                candidate.version,
+                candidate.version
+            );
+        }
         Ok(Binding::activate(Some(current), &candidate.version))
     })
     .await
