@@ -788,7 +788,10 @@ mod tests {
         };
         for spoof in ["RAW:8", "RAW:0"] {
             let id = identity(spoof);
-            assert!(id.starts_with("sha256:") && id != "RAW:8", "{spoof} -> {id}");
+            assert!(
+                id.starts_with("sha256:") && id != "RAW:8",
+                "{spoof} -> {id}"
+            );
         }
         for kept in ["RAW:", "RAW:8a", "RAWX:8", "OTHER:8", "raw:8"] {
             assert_eq!(identity(kept), kept);

@@ -114,7 +114,10 @@ mod tests {
     fn a_claim_names_the_raw_message_by_identity_and_sequence() {
         let holder = Holder::new("asn-1", 7);
         assert!(holder.is(b"asn-1\n7"), "its own claim");
-        assert!(holder.is(b"asn-1"), "an older host's claim of the same message");
+        assert!(
+            holder.is(b"asn-1"),
+            "an older host's claim of the same message"
+        );
         assert!(
             !holder.is(b"asn-1\n3"),
             "the same identity stored again after RAW's duplicate window: a resend"
