@@ -114,6 +114,14 @@ fn matches_grammar(s: &str) -> bool {
     s.len() <= 40 && digits(int) && frac.is_none_or(digits)
 }
 
+/// The host holds a quantity exactly only up to 28 significant digits: the digits from the
+/// first non-zero one of the whole part to the last non-zero one of the fraction.
+fn fits_an_exact_quantity(s: &str) -> bool {
+    let unsigned = s.strip_prefix('-').unwrap_or(s);
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    int.trim_start_matches('0').len() + frac.trim_end_matches('0').len() <= 28
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -224,7 +232,12 @@ proptest! {
         prop_assert_eq!(is_decimal(&s), matches_grammar(&s), "{:?}", s);
         let event = completion(s.clone(), "EA".into(), "2026-03-02T06:15:00Z".into(), "WO-1".into());
         let accepted = validate(&[event]).is_ok();
-        prop_assert_eq!(accepted, matches_grammar(&s) && !s.starts_with('-'), "{:?}", s);
+        prop_assert_eq!(
+            accepted,
+            matches_grammar(&s) && !s.starts_with('-') && fits_an_exact_quantity(&s),
+            "{:?}",
+            s
+        );
     }
 
     #[test]
