@@ -119,6 +119,22 @@ pub fn subject_matches(pattern: &str, subject: &str) -> bool {
     }
 }
 
+/// True when some subject matches both NATS subject patterns `a` and `b` (`*` one token, a
+/// final `>` one or more tokens): `raw.>` and `raw.mes.*.x` overlap, `raw.>` and `mes.>` do not.
+pub fn overlap(a: &str, b: &str) -> bool {
+    let mut a = a.split('.');
+    let mut b = b.split('.');
+    loop {
+        match (a.next(), b.next()) {
+            (Some(">"), Some(_)) | (Some(_), Some(">")) => return true,
+            (Some("*"), Some(_)) | (Some(_), Some("*")) => {}
+            (Some(x), Some(y)) if x == y => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
 /// The ordered lane of a raw subject: messages of one subject always take the same lane.
 pub fn lane(subject: &str, lanes: usize) -> usize {
     (crate::digest::stable_hash(subject) % lanes.max(1) as u64) as usize
@@ -127,6 +143,30 @@ pub fn lane(subject: &str, lanes: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns_overlap_when_one_subject_matches_both() {
+        for (a, b) in [
+            ("raw.>", "raw.mes.plant1.x"),
+            ("raw.>", "raw.mes.*.x"),
+            ("raw.mes.>", "raw.>"),
+            ("raw.*.plant1.x", "raw.mes.*.x"),
+            ("raw.mes.plant1.x", "raw.mes.plant1.x"),
+        ] {
+            assert!(overlap(a, b), "{a} {b}");
+            assert!(overlap(b, a), "{b} {a}");
+        }
+        for (a, b) in [
+            ("raw.>", "mes.plant2.shift-report"),
+            ("raw.>", "raw"),
+            ("raw.mes.>", "raw.erp.plant1.x"),
+            ("raw.*.x", "raw.mes.plant1.x"),
+            ("raw.mes.plant1", "raw.mes.plant1.x"),
+        ] {
+            assert!(!overlap(a, b), "{a} {b}");
+            assert!(!overlap(b, a), "{b} {a}");
+        }
+    }
 
     #[test]
     fn wildcards() {

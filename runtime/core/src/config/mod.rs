@@ -212,6 +212,7 @@ impl Config {
         self.nats.check()?;
         for (name, route) in &self.routes {
             route.check(name)?;
+            self.streams.check_captured(name, &route.subjects)?;
         }
         for (name, target) in &self.targets {
             target.check(name)?;

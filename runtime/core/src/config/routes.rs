@@ -3,7 +3,7 @@
 //!
 //! | key | meaning | default |
 //! |---|---|---|
-//! | `routes.<name>.subjects` | raw subjects the route consumes (wildcards allowed) | required |
+//! | `routes.<name>.subjects` | raw subjects the route consumes (wildcards allowed), each within `streams.raw_subjects` | required |
 //! | `routes.<name>.plugin` | plugin folder, `.wasm` component or deployed `name@version` | required |
 //! | `routes.<name>.config` | string key/values the plugin reads (site, partner...) | empty |
 //! | `routes.<name>.limits.deadline` | longest a single plugin call may run | `2s` |

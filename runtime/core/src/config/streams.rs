@@ -109,4 +109,27 @@ impl StreamsConfig {
         }
         check_subjects("streams.raw_subjects", &self.raw_subjects, true)
     }
+
+    /// Every subject of route `route` overlaps what the RAW stream captures: a route subject
+    /// outside it never receives a message, and nats-server accepts its consumer all the same
+    /// (a route on `mes.plant2.shift-report`, `raw.` forgotten, reported ready and idled).
+    pub(super) fn check_captured(&self, route: &str, subjects: &[String]) -> Result<(), Invalid> {
+        for subject in subjects {
+            if !self
+                .raw_subjects
+                .iter()
+                .any(|raw| crate::subjects::overlap(raw, subject))
+            {
+                return Err(Invalid::new(
+                    format!("routes.{route}.subjects"),
+                    format!(
+                        "{subject:?} is outside what the RAW stream captures (streams.raw_subjects = {:?}), \
+                         so the route would never receive a message: raw subjects are raw.<system>.<site>.<format>",
+                        self.raw_subjects
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }

@@ -443,3 +443,29 @@ fn inbound_and_outbound_routes_share_one_call_section() {
         assert!(err.contains("unknown field"), "{err}");
     }
 }
+
+/// A route subject outside the RAW stream's capture never receives a message, and nats-server
+/// accepts its consumer: the config says so instead of a route that reports ready and idles.
+#[test]
+fn a_route_subject_outside_the_raw_stream_is_refused() {
+    let err = parse("[routes.plant2]\nsubjects = [\"mes.plant2.shift-report\"]\nplugin = \"p\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("routes.plant2.subjects")
+            && err.contains("\"mes.plant2.shift-report\" is outside what the RAW stream captures"),
+        "{err}"
+    );
+    let err = parse(
+        "[streams]\nraw_subjects = [\"raw.mes.>\"]\n\n\
+         [routes.erp]\nsubjects = [\"raw.mes.*.x\", \"raw.erp.*.x\"]\nplugin = \"p\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("\"raw.erp.*.x\" is outside"), "{err}");
+    assert!(
+        parse("[streams]\nraw_subjects = [\"raw.mes.>\"]\n\n[routes.all]\nsubjects = [\"raw.>\"]\nplugin = \"p\"\n")
+            .is_ok(),
+        "a route wider than the capture still receives what RAW holds"
+    );
+}
