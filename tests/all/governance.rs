@@ -43,6 +43,17 @@ struct Api {
 }
 
 impl Api {
+    /// The admin API of the host listening on `port`.
+    fn on(port: u16) -> Self {
+        Self {
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
+        }
+    }
+
     async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
         let response = self
             .http
@@ -97,13 +108,7 @@ async fn changes_need_a_second_identity_rollback_is_immediate_and_every_step_is_
     let config = governed_config(&nats, port, "24h", "governed.toml");
     let cfg = config.to_str().unwrap();
     let mut host = InProcessHost::start(&config).await;
-    let api = Api {
-        base: format!("http://127.0.0.1:{port}"),
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap(),
-    };
+    let api = Api::on(port);
     let versions = tempfile::tempdir().unwrap();
     for version in ["2.0.0", "2.1.0"] {
         let (code, deployed) = api
@@ -355,13 +360,7 @@ async fn a_promotion_is_of_the_candidate_its_proposer_saw() {
     let port = free_port().unwrap();
     let config = governed_config(&nats, port, "24h", "governed.toml");
     let host = InProcessHost::start(&config).await;
-    let api = Api {
-        base: format!("http://127.0.0.1:{port}"),
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap(),
-    };
+    let api = Api::on(port);
     let versions = tempfile::tempdir().unwrap();
     for version in ["2.0.0", "2.1.0", "2.2.0"] {
         let (code, deployed) = api
