@@ -30,6 +30,7 @@ pub enum DlqCommand {
     /// Shows one dead letter: its headers and its original payload.
     Show {
         /// The dead letter's sequence in the DLQ stream (see `dlq list`).
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
         sequence: u64,
         #[command(flatten)]
         connection: super::Connection,
@@ -38,7 +39,7 @@ pub enum DlqCommand {
     /// and deletes each one only once its events are stored. A letter that fails again stays.
     Redrive {
         /// The dead letters' sequences in the DLQ stream.
-        #[arg(required_unless_present = "all")]
+        #[arg(required_unless_present = "all", value_parser = clap::value_parser!(u64).range(1..))]
         sequences: Vec<u64>,
         /// Every dead letter (of `--route`, when given).
         #[arg(long, conflicts_with = "sequences")]

@@ -287,3 +287,46 @@ mod tests {
         assert_eq!(lines[2], format!("H-2   {}…", "x".repeat(CELL_MAX)));
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod argument_tests {
+    use clap::Parser as _;
+
+    use super::Cli;
+
+    /// Stream sequences start at 1: a 0 was passed on to JetStream, which answered with a
+    /// consumer-configuration error naming no argument.
+    #[test]
+    fn a_sequence_of_zero_is_refused_by_name() {
+        for args in [
+            &["millrace", "dlq", "show", "0"][..],
+            &["millrace", "dlq", "redrive", "3", "0"],
+            &["millrace", "replay", "r", "--from", "0"],
+            &["millrace", "replay", "r", "--from", "1", "--to", "0"],
+        ] {
+            let error = Cli::try_parse_from(args).err().map(|e| e.to_string());
+            assert!(
+                error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("'0'") || e.contains("start at 1")),
+                "{args:?}: {error:?}"
+            );
+        }
+        assert!(Cli::try_parse_from(["millrace", "dlq", "show", "1"]).is_ok());
+    }
+
+    /// A range that ends before it starts replayed nothing, reported success and was audited.
+    #[tokio::test]
+    async fn a_replay_that_ends_before_it_starts_is_refused() {
+        let cli = Cli::try_parse_from([
+            "millrace", "replay", "r", "--from", "10", "--to", "5", "--config", "x.toml",
+        ])
+        .unwrap();
+        let error = super::run(cli).await.err().map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some("--to 5 is before --from 10: nothing would be replayed")
+        );
+    }
+}

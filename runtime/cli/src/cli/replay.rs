@@ -32,6 +32,9 @@ pub enum Point {
 
 fn parse_point(text: &str) -> Result<Point, String> {
     if let Ok(sequence) = text.parse::<u64>() {
+        if sequence == 0 {
+            return Err("RAW stream sequences start at 1".to_owned());
+        }
         return Ok(Point::Sequence(sequence));
     }
     OffsetDateTime::parse(text, &Rfc3339).map(Point::Time).map_err(|_| {
@@ -64,6 +67,15 @@ pub struct ReplayArgs {
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if args.connection.config.is_none() {
         bail!("replay needs --config: the route and its plugin come from it");
+    }
+    match (&args.from, &args.to) {
+        (Point::Sequence(from), Some(Point::Sequence(to))) if to < from => {
+            bail!("--to {to} is before --from {from}: nothing would be replayed")
+        }
+        (Point::Time(from), Some(Point::Time(to))) if to < from => {
+            bail!("--to is before --from: nothing would be replayed")
+        }
+        _ => {}
     }
     let (config, client) = args.connection.connect().await?;
     let config = Arc::new(config);
