@@ -307,6 +307,29 @@ struct GuestOutput {
 struct OutputBuffer {
     bytes: Vec<u8>,
     dropped: usize,
+    /// The last [`OUTPUT_TAIL`] bytes or more written in the call, whatever the budget: a
+    /// plugin that wrote more than the budget before it panicked still leaves its panic
+    /// message here.
+    tail: Vec<u8>,
+}
+
+/// How much of the end of a call's output is kept for the plugin's last words.
+const OUTPUT_TAIL: usize = 4096;
+
+/// What a plugin said last on stderr: a Rust panic's message (the lines after `panicked at
+/// <place>:`, joined with ` / `), else the last line that is not blank or Rust's hint about
+/// `RUST_BACKTRACE`; at most 512 characters.
+fn last_words(tail: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(tail);
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("note: run with"))
+        .collect();
+    let words = match lines.iter().rposition(|l| l.contains(" panicked at ")) {
+        Some(at) if at + 1 < lines.len() => lines[at + 1..].join(" / "),
+        _ => (*lines.last()?).to_owned(),
+    };
+    Some(words.chars().take(512).collect())
 }
 
 impl GuestOutput {
@@ -340,14 +363,10 @@ impl GuestOutput {
                 buffer.dropped
             );
         }
-        let last = text
-            .lines()
-            .rev()
-            // Skip Rust's hint about RUST_BACKTRACE that follows a panic message.
-            .find(|l| !l.trim().is_empty() && !l.starts_with("note: run with"))
-            .map(|l| l.chars().take(512).collect());
+        let last = last_words(&buffer.tail);
         buffer.bytes.clear();
         buffer.dropped = 0;
+        buffer.tail.clear();
         last
     }
 }
@@ -377,6 +396,12 @@ impl OutputStream for GuestOutput {
             let take = room.min(bytes.len());
             buffer.bytes.extend_from_slice(&bytes[..take]);
             buffer.dropped += bytes.len() - take;
+            let keep = bytes.len().min(OUTPUT_TAIL);
+            buffer.tail.extend_from_slice(&bytes[bytes.len() - keep..]);
+            if buffer.tail.len() > 2 * OUTPUT_TAIL {
+                let cut = buffer.tail.len() - OUTPUT_TAIL;
+                buffer.tail.drain(..cut);
+            }
         }
         Ok(())
     }
@@ -398,6 +423,32 @@ impl Pollable for GuestOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plugin that wrote more than the output budget before it panicked: its panic message
+    /// was dropped with the rest, and the dead letter named a debug line instead. A message of
+    /// several lines was cut to its last.
+    #[test]
+    fn a_plugins_last_words_survive_the_output_budget() {
+        let mut stderr = GuestOutput::new("stderr", "r".into(), "p".into());
+        for n in 0..250 {
+            let line = format!("debug-line-{n}-{}\n", "x".repeat(100));
+            assert!(stderr.write(line.into()).is_ok());
+        }
+        let panic = "\nthread '<unnamed>' panicked at src/lib.rs:9:5:\nfirst line\nsecond line\n\
+                     note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace\n";
+        assert!(stderr.write(panic.into()).is_ok());
+        assert_eq!(
+            stderr.flush_to_log().as_deref(),
+            Some("first line / second line")
+        );
+        assert!(
+            stderr
+                .write("Traceback...\nValueError: bad\n".into())
+                .is_ok()
+        );
+        assert_eq!(stderr.flush_to_log().as_deref(), Some("ValueError: bad"));
+        assert_eq!(stderr.flush_to_log(), None, "nothing said in this call");
+    }
 
     #[test]
     fn the_log_budget_caps_records_and_bytes_per_call() {
