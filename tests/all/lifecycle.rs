@@ -317,6 +317,23 @@ async fn a_version_whose_fixtures_fail_is_refused_and_the_active_one_keeps_servi
     );
     assert!(t.contains("fixture ok-7.txt fails"), "{t}");
 
+    // Its fixture fixed, the same version is not deployed again over the stored one: it was
+    // reported "already deployed, same bytes", and the stored fixture kept failing.
+    let fixed = std::fs::read_to_string(&expected)
+        .unwrap()
+        .replace("\"8\"", "\"7\"");
+    std::fs::write(&expected, fixed).unwrap();
+    assert_clean_failure(
+        &millrace(&[
+            "plugin",
+            "deploy",
+            broken.to_str().unwrap(),
+            "--config",
+            cfg,
+        ]),
+        "misbehave@3.0.0 is already deployed with this component but other golden fixtures",
+    );
+
     // The same version with other bytes is refused too.
     let impostor = plugin_version("tests/guests/misbehave-v2", "1.0.0", versions.path());
     let again = millrace(&[

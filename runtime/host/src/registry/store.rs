@@ -194,14 +194,34 @@ impl Registry {
         }
     }
 
-    /// Stores a version. The same version with the same bytes is a no-op (returns false);
-    /// with other bytes it is refused.
+    /// Stores a version. The same version with the same bytes, manifest and fixtures is a no-op
+    /// (returns false); with other bytes, another manifest or other fixtures it is refused.
     pub async fn deploy(&self, record: &VersionRecord, component: &[u8]) -> RegistryResult<bool> {
         let id = record.id();
         checked_id(&id)?;
         if let Some(existing) = self.record(&id).await? {
             if existing.digest == record.digest {
-                return Ok(false);
+                // A version is what admission judged: its component, its manifest (limits) and
+                // its fixtures. A fixed fixture redeployed under the same version was reported
+                // "already deployed", and the stored fixtures kept failing admission.
+                fn sorted_fixtures(r: &VersionRecord) -> Vec<&super::record::StoredFixture> {
+                    let mut all: Vec<_> = r.fixtures.iter().collect();
+                    all.sort_by(|a, b| a.name.cmp(&b.name));
+                    all
+                }
+                let other = if existing.manifest != record.manifest {
+                    Some("another manifest (plugin.toml)")
+                } else if sorted_fixtures(&existing) != sorted_fixtures(record) {
+                    Some("other golden fixtures")
+                } else {
+                    None
+                };
+                return match other {
+                    None => Ok(false),
+                    Some(other) => Err(RegistryError::Conflict(format!(
+                        "{id} is already deployed with this component but {other}: versions are immutable, give the plugin a new version"
+                    ))),
+                };
             }
             return Err(RegistryError::Conflict(format!(
                 "{id} is already deployed with other bytes (sha256 {}, these are {}): versions are immutable, give the plugin a new version",
