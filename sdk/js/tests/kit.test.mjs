@@ -1,4 +1,4 @@
-// The kit's own tests, natively in Node: `node --test sdk/js/tests` (scripts/test runs them).
+// The kit's own tests, natively in Node: `node --test sdk/js/tests/kit.test.mjs` (scripts/test runs them).
 // The kit is plain ES modules, so what runs here is what componentize-js bundles.
 
 import assert from 'node:assert/strict';
