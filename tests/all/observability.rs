@@ -145,13 +145,19 @@ fn metric(metrics: &BTreeMap<String, f64>, name: &str) -> f64 {
     })
 }
 
-/// Waits until the route's figures show `messages` messages done (events or dead letters).
+/// Waits until the route's figures show `messages` messages done, where each message gives
+/// one event or one dead letter. `messages` counts a message when it is taken in, before its
+/// plugin call, so it alone does not say the message is done.
 async fn wait_messages(admin: &Admin, messages: u64) -> Value {
     let started = Instant::now();
     loop {
         let status = admin.json("/api/v1/status").await;
         let figures = &status["routes"][0]["figures"];
-        if figures["messages"] == messages && status["routes"][0]["figures"]["pending"] == 0 {
+        let count = |name: &str| figures[name].as_u64().unwrap_or_default();
+        if count("messages") == messages
+            && count("events") + count("dead_letters") == messages
+            && figures["pending"] == 0
+        {
             return status;
         }
         assert!(
