@@ -316,6 +316,22 @@ fn the_cli_prints_the_committed_documents() {
     }
     assert_clean_failure(&millrace(&["schema", "no-such-kind"]), "inventory-movement");
 
+    // A reader that stops early (`millrace schema asyncapi | head -1`) ends the command quietly.
+    // The document is larger than a pipe's buffer, so the write meets the closed pipe.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .args(["schema", "asyncapi"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "a closed output pipe should end the command quietly: {}",
+        text(&out)
+    );
+
     let dir = tempfile::tempdir().unwrap();
     let out = millrace(&["schema", "--out", dir.path().to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));

@@ -55,12 +55,12 @@ impl AuditCommand {
         let entries = trail.list(&query, AUDIT_READ).await?;
         if self.json {
             for entry in &entries {
-                println!("{}", serde_json::to_string(entry)?);
+                outln!("{}", serde_json::to_string(entry)?);
             }
             return Ok(ExitCode::SUCCESS);
         }
         if entries.is_empty() {
-            println!("no changes recorded that match");
+            outln!("no changes recorded that match");
             return Ok(ExitCode::SUCCESS);
         }
         let rows = entries.iter().map(|e| {
@@ -75,7 +75,7 @@ impl AuditCommand {
                 e.what.clone(),
             ]
         });
-        print!(
+        out!(
             "{}",
             super::table(&["at", "who", "action", "route", "what"], rows)
         );

@@ -64,7 +64,7 @@ impl ListCommand {
             .filter(|p| self.all || p.state == ProposalState::Pending)
             .collect();
         if proposals.is_empty() {
-            println!("no {}proposals", if self.all { "" } else { "pending " });
+            outln!("no {}proposals", if self.all { "" } else { "pending " });
             return Ok(ExitCode::SUCCESS);
         }
         let rows = proposals.iter().map(|p| {
@@ -77,7 +77,7 @@ impl ListCommand {
                 p.expires_at.clone(),
             ]
         });
-        print!(
+        out!(
             "{}",
             super::table(
                 &["id", "route", "change", "proposed by", "state", "expires"],
@@ -103,7 +103,7 @@ impl ShowCommand {
             .await?
             .get(&self.id)
             .await?;
-        println!("{}", serde_json::to_string_pretty(&proposal)?);
+        outln!("{}", serde_json::to_string_pretty(&proposal)?);
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -123,8 +123,8 @@ impl ApproveCommand {
         let (proposal, applied) = changes
             .approve(&Actor::os_user(), &self.id, AdmissionBounds::default())
             .await?;
-        print_decision("approved", &proposal);
-        super::route::print_binding(&applied.route, &applied.switched.after);
+        print_decision("approved", &proposal)?;
+        super::route::print_binding(&applied.route, &applied.switched.after)?;
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -147,18 +147,19 @@ impl RejectCommand {
         let proposal = changes
             .reject(&Actor::os_user(), &self.id, self.reason)
             .await?;
-        print_decision("rejected", &proposal);
+        print_decision("rejected", &proposal)?;
         Ok(ExitCode::SUCCESS)
     }
 }
 
 /// `<decision> <id> by <proposer>: <change>`, the line approve and reject print.
-fn print_decision(decision: &str, proposal: &Proposal) {
-    println!(
+fn print_decision(decision: &str, proposal: &Proposal) -> anyhow::Result<()> {
+    outln!(
         "{decision} {} (proposed by {}) by {}: {}",
         proposal.id,
         proposal.proposed_by,
         proposal.decided_by.as_deref().unwrap_or("unknown"),
         proposal.change.describe(&proposal.route)
     );
+    Ok(())
 }

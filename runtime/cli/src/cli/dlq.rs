@@ -118,32 +118,38 @@ async fn list(
     let filter = dead_letter_filter(&config.outbound, route);
     let letters = letters(js, &config.streams, &filter).await?;
     if letters.is_empty() {
-        println!("no dead letters");
+        outln!("no dead letters");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("SEQ\tROUTE\tKIND\tATTEMPTS\tFAILED AT\tRAW SUBJECT\tREASON");
+    outln!("SEQ\tROUTE\tKIND\tATTEMPTS\tFAILED AT\tRAW SUBJECT\tREASON");
     for l in &letters {
         let s = l.summary();
         let reason: String = s.error.chars().take(120).collect();
-        println!(
+        outln!(
             "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            s.sequence, s.route, s.error_kind, s.attempts, s.failed_at, s.raw_subject, reason
+            s.sequence,
+            s.route,
+            s.error_kind,
+            s.attempts,
+            s.failed_at,
+            s.raw_subject,
+            reason
         );
     }
-    println!("{} dead letter(s)", letters.len());
+    outln!("{} dead letter(s)", letters.len());
     Ok(ExitCode::SUCCESS)
 }
 
 async fn show(js: &jetstream::Context, config: &Config, sequence: u64) -> anyhow::Result<ExitCode> {
     let l = letter(js, &config.streams, sequence).await?;
-    println!("sequence: {}\nsubject: {}", l.sequence, l.subject);
+    outln!("sequence: {}\nsubject: {}", l.sequence, l.subject);
     for (name, value) in l.sorted_headers() {
-        println!("{name}: {value}");
+        outln!("{name}: {value}");
     }
-    println!("payload: {} bytes", l.payload.len());
+    outln!("payload: {} bytes", l.payload.len());
     match std::str::from_utf8(&l.payload) {
-        Ok(text) => println!("{text}"),
-        Err(_) => println!("(not UTF-8; hex)\n{}", hex_dump(&l.payload)),
+        Ok(text) => outln!("{text}"),
+        Err(_) => outln!("(not UTF-8; hex)\n{}", hex_dump(&l.payload)),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -171,7 +177,7 @@ async fn redrive(
     plugin: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
     if sequences.is_empty() {
-        println!("no dead letters to redrive");
+        outln!("no dead letters to redrive");
         return Ok(ExitCode::SUCCESS);
     }
     let sandbox = super::sandbox(&config)?;
@@ -191,7 +197,7 @@ async fn redrive(
                     break;
                 }
                 match &r.still_failing {
-                    None => println!(
+                    None => outln!(
                         "redriven {sequence} ({}) through {}: {} event(s) published{}",
                         r.raw_subject,
                         r.plugin,
@@ -204,9 +210,10 @@ async fn redrive(
                     ),
                     Some(reason) => {
                         failed += 1;
-                        println!(
+                        outln!(
                             "still failing {sequence} ({}) through {}: {reason}; the dead letter stays",
-                            r.raw_subject, r.plugin
+                            r.raw_subject,
+                            r.plugin
                         );
                     }
                 }

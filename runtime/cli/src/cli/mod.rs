@@ -1,5 +1,29 @@
 //! The command-line interface: one module per command.
 
+/// Writes to standard output like `print!`, returning an error instead of panicking when it
+/// cannot: a reader that has gone (`millrace audit | head -1`) ends the command quietly (see
+/// `main`), and any other write error is reported like every other error.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        anyhow::Context::context(
+            write!(std::io::stdout().lock(), $($arg)*),
+            "cannot write to standard output",
+        )?;
+    }};
+}
+
+/// Writes a line to standard output like `println!`; see `out!`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        anyhow::Context::context(
+            writeln!(std::io::stdout().lock(), $($arg)*),
+            "cannot write to standard output",
+        )?;
+    }};
+}
+
 mod audit;
 mod change;
 mod dlq;

@@ -374,7 +374,7 @@ fn test(dir: &Path, ownership: &OwnershipPolicy) -> anyhow::Result<ExitCode> {
             result.diff.as_deref().map(indent),
         )
     });
-    Ok(tally(component.id(), outcomes))
+    tally(component.id(), outcomes)
 }
 
 /// `plugin test` for an acknowledger: each case's acknowledgement, byte for byte.
@@ -400,7 +400,7 @@ fn test_acknowledger(
             };
         (format!("fixtures/{}", case.name), failure)
     });
-    Ok(tally(component.id(), outcomes))
+    tally(component.id(), outcomes)
 }
 
 /// Prints `PASS` or `FAIL` and the failure (indented) per fixture, then the tally of
@@ -408,26 +408,26 @@ fn test_acknowledger(
 fn tally(
     plugin: impl std::fmt::Display,
     outcomes: impl Iterator<Item = (String, Option<String>)>,
-) -> ExitCode {
+) -> anyhow::Result<ExitCode> {
     let (mut passed, mut failed) = (0, 0);
     for (name, failure) in outcomes {
         match failure {
             None => {
                 passed += 1;
-                println!("PASS {name}");
+                outln!("PASS {name}");
             }
             Some(failure) => {
                 failed += 1;
-                println!("FAIL {name}\n{failure}");
+                outln!("FAIL {name}\n{failure}");
             }
         }
     }
-    println!("{plugin}: {passed} passed, {failed} failed");
-    if failed == 0 {
+    outln!("{plugin}: {passed} passed, {failed} failed");
+    Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    }
+    })
 }
 
 fn indent(text: &str) -> String {
@@ -451,11 +451,11 @@ fn keygen(secret_file: &Path) -> anyhow::Result<ExitCode> {
         )
     })?;
     writeln!(file, "{secret}")?;
-    println!(
+    outln!(
         "secret key written to {} (keep it private)",
         secret_file.display()
     );
-    println!("public key, for registry.trusted_keys: {public}");
+    outln!("public key, for registry.trusted_keys: {public}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -494,7 +494,7 @@ async fn deploy(
             .await?;
     }
     client.flush().await.ok();
-    println!(
+    outln!(
         "{} {} (sha256 {}, {}, {} fixtures, {} bytes{})",
         if stored {
             "deployed"
@@ -528,15 +528,15 @@ async fn list(connection: &super::Connection, name: Option<&str>) -> anyhow::Res
     if records.is_empty() {
         match name {
             Some(name) => anyhow::bail!("no version of {name} is deployed"),
-            None => println!("no plugin versions deployed"),
+            None => outln!("no plugin versions deployed"),
         }
         return Ok(ExitCode::SUCCESS);
     }
-    println!("VERSION\tWIT\tSHA256\tDEPLOYED\tFIXTURES\tROUTES");
+    outln!("VERSION\tWIT\tSHA256\tDEPLOYED\tFIXTURES\tROUTES");
     for record in records {
         let id = record.id();
         let routes = millrace::registry::rollout::routes_using(&bindings, &id);
-        println!(
+        outln!(
             "{id}\t{}\t{}\t{}\t{}\t{}",
             record.wit,
             &record.digest[..16],

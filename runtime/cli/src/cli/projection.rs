@@ -106,7 +106,7 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
             millrace::audit::AuditTrail::new(js.clone(), &config)
                 .record(&millrace::audit::Actor::os_user(), change)
                 .await?;
-            println!(
+            outln!(
                 "rebuilt from stream {}: {} event(s) read, {} applied, {} unchanged, {} unreadable",
                 config.streams.canonical,
                 report.events,
@@ -115,12 +115,13 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                 report.unreadable
             );
             if report.acknowledgements > 0 {
-                println!(
+                outln!(
                     "and {} posting acknowledgement(s) from stream {}",
-                    report.acknowledgements, config.streams.posting
+                    report.acknowledgements,
+                    config.streams.posting
                 );
             }
-            println!(
+            outln!(
                 "records: {inventory} stock position(s), {work_orders} work order(s), {holds} hold(s), \
                  {commitments} commitment(s), {sources} source(s), {postings} posting record(s)"
             );
@@ -276,7 +277,7 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                     super::table(&header, body)
                 })?,
             };
-            print!("{table}");
+            out!("{table}");
             Ok(ExitCode::SUCCESS)
         }
     }

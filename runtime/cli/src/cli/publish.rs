@@ -74,7 +74,7 @@ pub async fn publish_files(
         } else {
             "stored"
         };
-        println!(
+        outln!(
             "{} -> {subject}: {what} (stream {} seq {}, msg id {msg_id})",
             file.display(),
             ack.stream,

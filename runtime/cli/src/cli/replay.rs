@@ -156,7 +156,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             }
             Delivered::Failed(failure) => {
                 failed += 1;
-                println!(
+                outln!(
                     "RAW {sequence} ({}): {}: {}",
                     message.subject,
                     failure.kind(),
@@ -186,7 +186,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .record(&Actor::os_user(), change)
         .await?;
     client.flush().await.ok();
-    println!("{summary}");
+    outln!("{summary}");
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -110,11 +110,11 @@ pub async fn run(command: RouteCommand) -> anyhow::Result<ExitCode> {
                 .filter(|n| route.as_ref().is_none_or(|r| r == *n))
             {
                 match (bindings.get(name), config.plugin_of(name)) {
-                    (Some(binding), _) => print_binding(name, binding),
+                    (Some(binding), _) => print_binding(name, binding)?,
                     (None, Some(PluginSource::Registry(id))) => {
-                        println!("{name}: {id} (from the config; never switched)")
+                        outln!("{name}: {id} (from the config; never switched)")
                     }
-                    (None, Some(PluginSource::Path(path))) => println!(
+                    (None, Some(PluginSource::Path(path))) => outln!(
                         "{name}: {} (from the config; never switched)",
                         path.display()
                     ),
@@ -127,7 +127,7 @@ pub async fn run(command: RouteCommand) -> anyhow::Result<ExitCode> {
             let proposals = Proposals::open(&js, &config).await?;
             for proposal in proposals.list(route.as_deref()).await? {
                 if proposal.state == ProposalState::Pending {
-                    println!(
+                    outln!(
                         "{}: waiting for approval: {} {} by {} (expires {})",
                         proposal.route,
                         proposal.id,
@@ -176,14 +176,16 @@ async fn change_route(
     {
         Outcome::Applied(applied) => {
             if let Some(admitted) = &applied.admitted {
-                println!(
+                outln!(
                     "{} admitted: built against {}, sha256 {}",
-                    admitted.id, admitted.wit, admitted.digest
+                    admitted.id,
+                    admitted.wit,
+                    admitted.digest
                 );
             }
-            print_binding(route, &applied.switched.after);
+            print_binding(route, &applied.switched.after)?;
         }
-        Outcome::Proposed(proposal) => println!(
+        Outcome::Proposed(proposal) => outln!(
             "proposed {}: {}; it takes effect when another user approves it (`millrace change approve {}`) before {}",
             proposal.id,
             proposal.change.describe(route),
@@ -195,7 +197,7 @@ async fn change_route(
 }
 
 /// Prints which versions `route` serves.
-pub fn print_binding(route: &str, binding: &Binding) {
+pub fn print_binding(route: &str, binding: &Binding) -> anyhow::Result<()> {
     let candidate = binding
         .candidate
         .as_ref()
@@ -207,7 +209,8 @@ pub fn print_binding(route: &str, binding: &Binding) {
         .history
         .last()
         .map_or_else(String::new, |p| format!(" (rollback goes to {p})"));
-    println!("{route}: active {}{candidate}{previous}", binding.active);
+    outln!("{route}: active {}{candidate}{previous}", binding.active);
+    Ok(())
 }
 
 /// Longest `route diff` waits for the shadow reports.
@@ -222,20 +225,23 @@ async fn diff(
     let js = async_nats::jetstream::new(client);
     let reports = shadow::reports(&js, &config.streams, route, limit, SHADOW_READ).await?;
     if reports.is_empty() {
-        println!("no differences reported for route {route}");
+        outln!("no differences reported for route {route}");
         return Ok(ExitCode::SUCCESS);
     }
     for report in &reports {
-        println!(
+        outln!(
             "RAW {} ({}): {} -> {}",
-            report.raw_sequence, report.raw_subject, report.active, report.candidate
+            report.raw_sequence,
+            report.raw_subject,
+            report.active,
+            report.candidate
         );
         for d in &report.differences {
             let show = |v: &Option<serde_json::Value>| {
                 v.as_ref()
                     .map_or_else(|| "(absent)".to_owned(), ToString::to_string)
             };
-            println!(
+            outln!(
                 "  {}: {} -> {}",
                 d.path,
                 show(&d.active),
@@ -243,6 +249,6 @@ async fn diff(
             );
         }
     }
-    println!("{} message(s) with differences", reports.len());
+    outln!("{} message(s) with differences", reports.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -37,7 +37,7 @@ pub fn run(args: SchemaArgs) -> anyhow::Result<ExitCode> {
             }
             std::fs::write(&file, contracts::render(&document))
                 .with_context(|| format!("cannot write {}", file.display()))?;
-            println!("{}", file.display());
+            outln!("{}", file.display());
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -46,20 +46,20 @@ pub fn run(args: SchemaArgs) -> anyhow::Result<ExitCode> {
         None => WitVersion::newest(),
     };
     match args.name {
-        Some(name) => print!(
+        Some(name) => out!(
             "{}",
             contracts::render(&contracts::document(version, &name)?)
         ),
         None => {
-            println!(
+            outln!(
                 "documents of {} (millrace schema [--wit <version>] <name>):",
                 version.package()
             );
             for name in contracts::document_names() {
-                println!("  {name}");
+                outln!("  {name}");
             }
             let served: Vec<String> = WitVersion::served().iter().map(|v| v.to_string()).collect();
-            println!("WIT versions served: {}", served.join(", "));
+            outln!("WIT versions served: {}", served.join(", "));
         }
     }
     Ok(ExitCode::SUCCESS)

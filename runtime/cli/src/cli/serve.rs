@@ -104,7 +104,7 @@ async fn start_cluster(store: PathBuf, port: u16, nodes: u8) -> anyhow::Result<L
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    println!(
+    outln!(
         "started a JetStream cluster of {nodes} nats-servers at {} (cluster ports {:?}; streams \
          and buckets with 3 replicas; fsync before every acknowledgement)",
         cluster.urls(),
@@ -179,7 +179,7 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
                     let server =
                         tokio::task::spawn_blocking(move || LocalServer::start(port, &store))
                             .await??;
-                    println!(
+                    outln!(
                         "started nats-server with JetStream at {} (data in {}; fsync before every acknowledgement)",
                         server.url(),
                         server.store_dir().display(),
@@ -204,15 +204,15 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
     let view = tokio::spawn(live_view(client.clone()).await?);
     let projection = start_projection(&config, &client, true, &shutdown).await?;
     host.ready().await?;
-    println!("host ready: {} route(s); Ctrl-C stops", config.routes.len());
+    outln!("host ready: {} route(s); Ctrl-C stops", config.routes.len());
     if let Some(admin) = host.admin_addr() {
-        println!(
+        outln!(
             "console: http://{admin}/  (metrics at /metrics, API at /api/v1, see /api/v1/openapi.json)"
         );
     }
     let p = &config.projection;
     if projection.is_some() {
-        println!(
+        outln!(
             "projection running: stock, work orders, holds, commitments, source ages and postings \
              in the key-value buckets {}, {}, {}, {}, {}, {} (`millrace projection show inventory`)",
             p.inventory_bucket,
@@ -294,12 +294,12 @@ async fn print_projection(
         .iter()
         .filter(|h| h.open)
         .count();
-    println!(
+    outln!(
         "PROJECTION {} stock position(s), {} work order(s), {open_holds} open hold(s):",
         positions.len(),
         orders.len()
     );
-    print!("{}", super::projection::inventory_table(&positions));
+    out!("{}", super::projection::inventory_table(&positions));
     Ok(())
 }
 
@@ -307,7 +307,7 @@ async fn print_projection(
 /// posting acknowledgements, and returns the task printing them.
 async fn live_view(
     client: async_nats::Client,
-) -> anyhow::Result<impl std::future::Future<Output = ()>> {
+) -> anyhow::Result<impl std::future::Future<Output = anyhow::Result<()>>> {
     let mut all = futures::stream::select_all([
         client.subscribe(subjects::ALL_CANONICAL).await?,
         client.subscribe(subjects::ALL_DEAD_LETTERS).await?,
@@ -316,8 +316,9 @@ async fn live_view(
     ]);
     Ok(async move {
         while let Some(message) = all.next().await {
-            println!("{}", describe(&message));
+            outln!("{}", describe(&message));
         }
+        Ok(())
     })
 }
 

@@ -78,10 +78,10 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         if !postings.is_null() {
             body["postings"] = postings;
         }
-        println!("{}", serde_json::to_string_pretty(&body)?);
+        outln!("{}", serde_json::to_string_pretty(&body)?);
     } else {
-        print!("{}", render(&body));
-        print!("{}", render_outbound(&outbound, &postings));
+        out!("{}", render(&body));
+        out!("{}", render_outbound(&outbound, &postings));
     }
     Ok(ExitCode::SUCCESS)
 }
