@@ -608,6 +608,65 @@ async fn metrics_and_the_api_tell_what_traffic_did() {
     assert!(host.stop().success());
 }
 
+/// While NATS is down the status is wanted most: the API and `millrace status` answer it from
+/// what the host holds (its figures, what it serves, the bindings last read), saying NATS is
+/// disconnected, instead of waiting for the registry to time out and failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_answers_while_nats_is_down() {
+    let mut nats = Nats::start();
+    let (config, base) = observed_config(&nats, "");
+    let js = jetstream::new(nats.client().await);
+    let _host = Host::start(&config, &js, &[CONSUMER]).await;
+    let admin = Admin::new(&base);
+    publish(&js, "raw.test.lab.cmd", b"ok 1", "ok1").await;
+    wait_messages(&admin, 1).await;
+
+    nats.server.stop();
+    let started = Instant::now();
+    let status = loop {
+        let status = admin.json("/api/v1/status").await;
+        if status["nats_connected"] == false {
+            break status;
+        }
+        assert!(started.elapsed() < PATIENCE, "still connected: {status:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let route = &status["routes"][0];
+    assert_eq!(
+        route["serving"][0]["version"], "misbehave@1.0.0",
+        "{status:#}"
+    );
+    assert_eq!(route["figures"]["events"], 1, "{status:#}");
+    // The projection's reads say why they cannot answer, at once.
+    let (code, body) = admin
+        .get("/api/v1/visibility/postings?limit=0", Some(READ_SECRET))
+        .await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("NATS is not connected"), "{body}");
+
+    let token_file = nats.dir.path().join("read.token");
+    let out = tokio::task::spawn_blocking(move || {
+        millrace(&[
+            "status",
+            "--admin",
+            &base,
+            "--token-file",
+            token_file.to_str().unwrap(),
+        ])
+    })
+    .await
+    .unwrap();
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("NATS DISCONNECTED"), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.starts_with("line ") && l.contains("misbehave@1.0.0")),
+        "{shown}"
+    );
+}
+
 /// A stand-in OpenTelemetry collector: keeps the bodies POSTed to /v1/traces.
 async fn collector() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
     let bodies: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();

@@ -62,7 +62,7 @@ impl AdminState {
         only: Option<&str>,
         figures: &FiguresSnapshot,
     ) -> Result<Vec<RouteView>, ApiError> {
-        let bindings = self.host.registry.bindings().await?;
+        let bindings = self.bindings().await?;
         let views = self
             .host
             .table
@@ -82,6 +82,39 @@ impl AdminState {
             })
             .collect();
         Ok(views)
+    }
+
+    /// The route bindings from the registry. While the host's NATS connection is down, the last
+    /// ones read, at once: the status is wanted most then, and reading the registry would wait
+    /// for its timeout to fail (the status says `nats_connected: false`).
+    pub(super) async fn bindings(&self) -> Result<super::Bindings, ApiError> {
+        let last = || {
+            self.last_bindings
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        };
+        if !self.nats_connected()
+            && let Some(bindings) = last()
+        {
+            return Ok(bindings);
+        }
+        let bindings = self.host.registry.bindings().await?;
+        *self
+            .last_bindings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bindings.clone());
+        Ok(bindings)
+    }
+
+    /// Whether the host's connections to NATS are both up.
+    pub(super) fn nats_connected(&self) -> bool {
+        [&self.host.client, &self.host.reads].iter().all(|c| {
+            matches!(
+                c.connection_state(),
+                async_nats::connection::State::Connected
+            )
+        })
     }
 
     /// A place among the deploys and admissions running at once, or 503.
@@ -123,12 +156,7 @@ pub async fn status(State(state): State<AdminState>) -> ApiResult<Status> {
     Ok(Json(Status {
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: figures.uptime_seconds,
-        nats_connected: [&state.host.client, &state.host.reads].iter().all(|c| {
-            matches!(
-                c.connection_state(),
-                async_nats::connection::State::Connected
-            )
-        }),
+        nats_connected: state.nats_connected(),
         ready: state.host.ready.load(std::sync::atomic::Ordering::Relaxed),
         routes: state.route_views(None, &figures).await?,
         sites: figures.sites,

@@ -100,7 +100,12 @@ pub struct AdminState {
     admissions: Arc<Semaphore>,
     /// Route changes, proposals and the audit trail.
     changes: RouteChanges,
+    /// The route bindings as last read from the registry, shown while NATS is down.
+    last_bindings: Arc<std::sync::Mutex<Option<Bindings>>>,
 }
+
+/// Every route's binding, by route.
+type Bindings = std::collections::BTreeMap<String, crate::registry::store::Binding>;
 
 impl AdminState {
     /// The state of `host`'s admin server; reads the token secrets.
@@ -122,6 +127,7 @@ impl AdminState {
             visibility: Arc::default(),
             requests: Arc::new(Semaphore::new(max_requests)),
             admissions: Arc::new(Semaphore::new(ADMISSIONS_AT_ONCE)),
+            last_bindings: Arc::default(),
         })
     }
 }
@@ -261,6 +267,11 @@ pub async fn serve(
     let address = listener.local_addr()?;
     let settings = state.host.config.admin.clone().unwrap_or_default();
     tracing::info!("admin API, metrics and console on http://{address}/");
+    // Read the bindings once now, so that the status has them should NATS go down before
+    // anyone asks; a failure here is the first status request's to report.
+    if let Err(e) = state.bindings().await {
+        tracing::debug!("cannot read the route bindings yet: {}", e.1);
+    }
     let app = router(state);
     let connections = Arc::new(Semaphore::new(settings.max_connections));
     let mut open = tokio::task::JoinSet::new();

@@ -15,8 +15,15 @@ use millrace_projection::query::{
 type ApiResult<T> = Result<Json<T>, ApiError>;
 
 impl AdminState {
-    /// The projection's read side, opened on first use.
+    /// The projection's read side, opened on first use. While NATS is down, 503 at once:
+    /// each bucket read would wait for its timeout to fail.
     pub(super) async fn visibility(&self) -> Result<&Visibility, ApiError> {
+        if !self.nats_connected() {
+            return Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "NATS is not connected: the projection's buckets cannot be read until it is",
+            ));
+        }
         self.visibility
             .get_or_try_init(|| Visibility::open(&self.js, &self.host.config.projection))
             .await
