@@ -971,3 +971,109 @@ async fn the_same_message_id_after_the_duplicate_window_is_a_resend() {
     assert_eq!(orders, ["WO-5", "WO-9"], "the resend adds nothing");
     host.stop().await;
 }
+
+/// Publishes `payload` on core NATS with a header block written byte for byte, as a client
+/// other than async-nats may (async-nats will not write what it cannot read back).
+async fn publish_header_block(url: &str, subject: &str, block: &[u8], payload: &[u8]) {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let address = url.trim_start_matches("nats://");
+    let (read, mut write) = tokio::net::TcpStream::connect(address)
+        .await
+        .unwrap()
+        .into_split();
+    let mut read = BufReader::new(read);
+    let mut line = String::new();
+    read.read_line(&mut line).await.unwrap();
+    assert!(line.starts_with("INFO"), "{line}");
+    let mut frame = format!(
+        "CONNECT {{\"headers\":true,\"verbose\":false,\"pedantic\":false}}\r\nHPUB {subject} {} {}\r\n",
+        block.len(),
+        block.len() + payload.len()
+    )
+    .into_bytes();
+    frame.extend_from_slice(block);
+    frame.extend_from_slice(payload);
+    frame.extend_from_slice(b"\r\nPING\r\n");
+    write.write_all(&frame).await.unwrap();
+    loop {
+        line.clear();
+        read.read_line(&mut line).await.unwrap();
+        assert!(!line.starts_with("-ERR"), "the server refused it: {line}");
+        if line.starts_with("PONG") {
+            break;
+        }
+    }
+}
+
+/// A raw message whose header async-nats cannot read (a Latin-1 value) dropped the host's
+/// connection on every delivery and never left RAW. Now JetStream gives up on it after the
+/// route's `max_deliveries`, and the host dead-letters it from the advisory; the messages
+/// around it map, and the letter's payload can be redriven.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_raw_message_the_client_cannot_read_is_dead_lettered() {
+    let nats = Nats::start();
+    let route = steady_route(&plugin("tests/guests/misbehave"), "max_deliveries = 2");
+    let config = nats.config(&route);
+    let js = jetstream::new(nats.client().await);
+    let _host = Host::start(&config, &js, &[CONSUMER]).await;
+    let consumer = js
+        .get_stream("RAW")
+        .await
+        .unwrap()
+        .consumer_info(CONSUMER)
+        .await
+        .unwrap();
+    assert_eq!(consumer.config.max_deliver, 2);
+
+    let block = b"NATS/1.0\r\nX-Plant: M\xfcnchen\r\n\r\n";
+    publish_header_block(&nats.url(), "raw.test.lab.cmd", block, b"ok 1").await;
+    publish(&js, "raw.test.lab.cmd", b"ok 2", "ok-2").await;
+
+    let letters = read_stream(&js, "DLQ", "dlq.>", 1, Duration::from_millis(500)).await;
+    assert_eq!(letters.len(), 1, "one letter");
+    let letter = &letters[0];
+    assert_eq!(letter.header("Millrace-Error-Kind"), Some("undeliverable"));
+    assert_eq!(letter.header("Millrace-Raw-Sequence"), Some("1"));
+    assert_eq!(
+        letter.header("Millrace-Raw-Subject"),
+        Some("raw.test.lab.cmd")
+    );
+    let error = letter.header("Millrace-Error").unwrap();
+    assert!(
+        error.contains("not UTF-8 text")
+            && error.contains("X-Plant: M")
+            && error.contains("2 times"),
+        "{error}"
+    );
+    assert_eq!(letter.payload, b"ok 1");
+    assert_eq!(
+        letter.header("X-Plant"),
+        None,
+        "the unreadable header is not copied"
+    );
+    let events = read_stream(&js, "CANONICAL", "canonical.>", 1, Duration::ZERO).await;
+    assert_eq!(
+        events[0].json()["data"]["work_order"],
+        "WO-2",
+        "the next message mapped"
+    );
+
+    let redriven = millrace(&[
+        "dlq",
+        "redrive",
+        &letter.sequence.to_string(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert!(redriven.status.success(), "{}", text(&redriven));
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        2,
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[1].json()["data"]["work_order"], "WO-1");
+}

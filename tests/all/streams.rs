@@ -76,7 +76,7 @@ async fn a_route_with_several_subjects_reads_them_through_one_consumer() {
         .unwrap();
     publish(&js, &["raw.a.p1.x", "raw.b.p1.x", "raw.c.p1.x"], 5).await;
     let route = subjects(&["raw.a.*.x", "raw.b.*.x"]);
-    let consumer = transport::route_consumer(&js, "RAW", "two", &route, ACK_WAIT)
+    let consumer = transport::route_consumer(&js, "RAW", "two", &route, ACK_WAIT, None)
         .await
         .unwrap();
     assert_eq!(consumer_names(&js).await, vec!["millrace_two".to_owned()]);
@@ -123,7 +123,7 @@ async fn the_route_consumer_takes_over_from_the_per_subject_consumers_of_older_h
     assert_eq!(take(&old[1].1, 100, true).await.len(), 10);
 
     let route = subjects(&["raw.a.*.x", "raw.b.*.x"]);
-    let consumer = transport::route_consumer(&js, "RAW", "mixed", &route, ACK_WAIT)
+    let consumer = transport::route_consumer(&js, "RAW", "mixed", &route, ACK_WAIT, None)
         .await
         .unwrap();
     assert_eq!(
@@ -153,7 +153,7 @@ async fn the_route_consumer_takes_over_from_the_per_subject_consumers_of_older_h
     );
 
     // Started again (or by a second host): the same consumer, its position kept.
-    let again = transport::route_consumer(&js, "RAW", "mixed", &route, ACK_WAIT)
+    let again = transport::route_consumer(&js, "RAW", "mixed", &route, ACK_WAIT, None)
         .await
         .unwrap();
     assert!(take(&again, 100, true).await.is_empty());
@@ -170,14 +170,14 @@ async fn a_route_consumer_follows_its_subjects_and_ack_wait_keeping_its_position
         .unwrap();
     publish(&js, &["raw.a.p1.x", "raw.b.p1.x", "raw.c.p1.x"], 3).await;
     let before = subjects(&["raw.a.*.x", "raw.b.*.x"]);
-    let consumer = transport::route_consumer(&js, "RAW", "grows", &before, ACK_WAIT)
+    let consumer = transport::route_consumer(&js, "RAW", "grows", &before, ACK_WAIT, None)
         .await
         .unwrap();
     assert_eq!(take(&consumer, 100, true).await.len(), 6);
 
     let after = subjects(&["raw.a.*.x", "raw.b.*.x", "raw.c.*.x"]);
     let mut consumer =
-        transport::route_consumer(&js, "RAW", "grows", &after, Duration::from_secs(7))
+        transport::route_consumer(&js, "RAW", "grows", &after, Duration::from_secs(7), None)
             .await
             .unwrap();
     let info = consumer.info().await.unwrap();
@@ -205,7 +205,7 @@ async fn hosts_starting_at_once_share_one_consumer_and_one_bucket() {
         let js = jetstream::new(client.clone());
         let route = route.clone();
         starts.push(tokio::spawn(async move {
-            transport::route_consumer(&js, "RAW", "shared", &route, ACK_WAIT).await?;
+            transport::route_consumer(&js, "RAW", "shared", &route, ACK_WAIT, None).await?;
             transport::key_value(&js, "millrace-shared", Duration::ZERO, "shared").await
         }));
     }

@@ -14,6 +14,12 @@
 //! | `audit.host.<area>.<action>` | the audit trail of changes to what routes share (`plugins`, `projection`) |
 //! | `ack.<route>.<partner>` | functional acknowledgements (X12 997, EDIFACT CONTRL) for a trading partner |
 
+/// JetStream's advisories of the messages of `stream` that a consumer gave up delivering
+/// (its `max_deliver` reached): `{"stream_seq": …, "deliveries": …, "consumer": …}` each.
+pub fn max_deliveries_advisories(stream: &str) -> String {
+    format!("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{stream}.*")
+}
+
 /// Every canonical event.
 pub const ALL_CANONICAL: &str = "canonical.>";
 /// Every dead letter.

@@ -46,8 +46,19 @@ const LANE_DEPTH: usize = 16;
 const FLUSH_ON_STOP: Duration = Duration::from_secs(2);
 
 /// How soon a message the host could not finish (publish failed, workers stopping) is
-/// redelivered.
+/// redelivered after its first delivery; each later one waits twice as long as the one
+/// before, up to [`REDELIVER_AFTER_HOST_FAILURE_MAX`], so that a lasting failure spends the
+/// route's `max_deliveries` over minutes, not seconds.
 const REDELIVER_AFTER_HOST_FAILURE: Duration = Duration::from_secs(1);
+
+/// The longest wait before a message the host could not finish is redelivered.
+const REDELIVER_AFTER_HOST_FAILURE_MAX: Duration = Duration::from_secs(60);
+
+/// How soon a message delivered `delivered` times is redelivered after a host failure.
+fn redelivery_after_host_failure(delivered: i64) -> Duration {
+    let doublings = u32::try_from(delivered.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+    (REDELIVER_AFTER_HOST_FAILURE * 2u32.pow(doublings)).min(REDELIVER_AFTER_HOST_FAILURE_MAX)
+}
 
 /// A raw message pulled for a route.
 struct Incoming {
@@ -61,6 +72,12 @@ struct LiveDriver {
     pipeline: Pipeline,
     raw_stream: String,
     observer: Arc<Observer>,
+}
+
+impl AsRef<Pipeline> for LiveDriver {
+    fn as_ref(&self) -> &Pipeline {
+        &self.pipeline
+    }
 }
 
 /// A host to start: its configuration, NATS connection and sandbox, and optionally an admin
@@ -331,6 +348,7 @@ async fn serve(
             &route.name,
             &route.subjects,
             route.ack_wait,
+            route.max_deliveries,
         )
         .await?;
         // The lag is the route consumer's, reported under all its subjects at once.
@@ -353,6 +371,21 @@ async fn serve(
         );
     }
     let lag = tokio::spawn(watch_lag(watched, observer.clone(), shutdown.clone()));
+    let undeliverable = tokio::spawn({
+        let run = crate::lanes::undeliverable::run(
+            shared.clone(),
+            delivery.clone(),
+            client.clone(),
+            config.streams.clone(),
+            table.clone(),
+            shutdown.clone(),
+        );
+        async move {
+            if let Err(e) = run.await {
+                tracing::error!("undeliverable raw messages will not be dead-lettered: {e:#}");
+            }
+        }
+    });
     let readiness = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let admin = match admin_listener {
         Some(listener) => {
@@ -408,6 +441,9 @@ async fn serve(
     .await;
     lag.abort();
     follower.abort();
+    undeliverable.abort();
+    // Its hold on the pipeline ends with it, before the pipeline is shut down below.
+    let _ = undeliverable.await;
     if drained.is_err() {
         // NATS gone, or a target stuck: nothing acked is lost, what is not acked is redelivered.
         tracing::warn!(
@@ -500,8 +536,9 @@ impl LaneWork for LiveDriver {
                     raw_sequence = input.sequence,
                     "the message will be redelivered: {e}"
                 );
+                let delivered = message.info().map_or(1, |info| info.delivered);
                 let _ = message
-                    .ack_with(AckKind::Nak(Some(REDELIVER_AFTER_HOST_FAILURE)))
+                    .ack_with(AckKind::Nak(Some(redelivery_after_host_failure(delivered))))
                     .await;
             }
         }
@@ -596,5 +633,22 @@ async fn follow_bindings(
                 });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redelivery_after_host_failure as after;
+
+    #[test]
+    fn a_lasting_host_failure_spends_the_deliveries_over_minutes() {
+        let delays: Vec<u64> = (1..=8).map(|d| after(d).as_secs()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 32, 60, 60]);
+        // The default `max_deliveries` (20): 19 waits before JetStream gives up, as the
+        // configuration's documentation says ("about 14 minutes").
+        let waited: u64 = (1..20).map(|d| after(d).as_secs()).sum();
+        assert_eq!(waited, 843);
+        assert_eq!(after(0).as_secs(), 1);
+        assert_eq!(after(i64::MAX).as_secs(), 60);
     }
 }

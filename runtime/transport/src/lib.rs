@@ -4,6 +4,7 @@
 
 pub mod local_server;
 pub mod reader;
+pub mod undeliverable;
 
 use std::time::Duration;
 
@@ -376,9 +377,9 @@ async fn replicate(
     })
 }
 
-/// Makes sure the RAW, CANONICAL, DLQ, SHADOW, AUDIT, POSTING, OUTBOX and ACKS streams exist
-/// with the configured replicas and placement. Several hosts may run it at once: JetStream
-/// creates a stream once and answers the same request again with the existing stream.
+/// Makes sure the RAW, CANONICAL, DLQ, SHADOW, AUDIT, POSTING, OUTBOX, ACKS and UNDELIVERABLE
+/// streams exist with the configured replicas and placement. Several hosts may run it at once:
+/// JetStream creates a stream once and answers the same request again with the existing stream.
 pub async fn ensure_streams(
     js: &jetstream::Context,
     streams: &StreamsConfig,
@@ -412,6 +413,12 @@ pub async fn ensure_streams(
         (
             &streams.acks,
             vec![millrace_core::subjects::ALL_ACKNOWLEDGEMENTS.to_string()],
+        ),
+        (
+            &streams.undeliverable,
+            vec![millrace_core::subjects::max_deliveries_advisories(
+                &streams.raw,
+            )],
         ),
     ];
     for (name, subjects) in specs {
@@ -527,7 +534,10 @@ fn filters(filter_subject: &str, filter_subjects: &[String]) -> Vec<String> {
 
 /// Opens the durable pull consumer of a route: one consumer filtered by all the route's
 /// subjects, created when missing, and updated in place (keeping its position) when the route's
-/// subjects or `ack_wait` changed. Several hosts may open it at once.
+/// subjects, `ack_wait` or `max_deliveries` changed. Several hosts may open it at once.
+///
+/// `max_deliveries` (none: no limit) is how often JetStream delivers one message without an
+/// ack before it gives up on it and publishes an advisory ([`undeliverable`]).
 ///
 /// A new consumer takes over from the consumers it replaces (the per-subject ones of older
 /// hosts, or the route's consumer under its other name when the route went from one subject to
@@ -540,6 +550,7 @@ pub async fn route_consumer(
     route: &str,
     subjects: &[String],
     ack_wait: Duration,
+    max_deliveries: Option<u32>,
 ) -> anyhow::Result<consumer::PullConsumer> {
     let mut stream = js
         .get_stream(raw_stream)
@@ -563,6 +574,7 @@ pub async fn route_consumer(
         ack_policy: consumer::AckPolicy::Explicit,
         deliver_policy: consumer::DeliverPolicy::All,
         ack_wait,
+        max_deliver: max_deliveries.map_or(-1, i64::from),
         max_ack_pending: 1024,
         ..Default::default()
     };
@@ -571,6 +583,7 @@ pub async fn route_consumer(
             let current = &info.config;
             if filters(&current.filter_subject, &current.filter_subjects) == subjects
                 && current.ack_wait == ack_wait
+                && current.max_deliver == config.max_deliver
             {
                 return stream
                     .get_consumer(&name)
@@ -583,7 +596,7 @@ pub async fn route_consumer(
             tracing::info!(
                 consumer = &*name,
                 ?subjects,
-                "updating the route's consumer to the configured subjects and ack_wait"
+                "updating the route's consumer to the configured subjects, ack_wait and max_deliveries"
             );
             return stream
                 .update_consumer(config)

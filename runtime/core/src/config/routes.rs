@@ -15,6 +15,7 @@
 //! | `routes.<name>.retry.attempts` | tries for a trap, deadline or memory breach before dead-lettering | 3 |
 //! | `routes.<name>.retry.backoff` | wait before the first retry, doubled each time | `200ms` |
 //! | `routes.<name>.ack_wait` | how long JetStream waits for an ack before redelivering | `30s` |
+//! | `routes.<name>.max_deliveries` | deliveries of one raw message without an outcome after which JetStream gives up on it and a host dead-letters it (`undeliverable`): a message the NATS client cannot read (its headers), or one the host failed on every time (host failures are redelivered after 1 s, doubling to at most 60 s: 20 deliveries are about 14 minutes of them) | 20 |
 //! | `routes.<name>.ordering` | `flag`: mark an event older than the last one of its key late; `off` | `flag` |
 //! | `routes.<name>.idempotency` | skip events whose source transaction another raw message already delivered | `true` |
 //! | `routes.<name>.acknowledger` | acknowledger plugin (folder, `.wasm` or deployed `name@version`) that answers each raw interchange with an X12 997 or EDIFACT CONTRL on `ack.<route>.<partner>` | none |
@@ -56,6 +57,14 @@ pub struct RouteConfig {
     /// (docs/OUTBOUND.md, "EDI functional acknowledgements"); none: no acknowledgements.
     #[serde(default)]
     pub acknowledger: Option<PathBuf>,
+    /// Deliveries of one raw message without an outcome (no ack) after which JetStream gives
+    /// up on it, and a host dead-letters it as `undeliverable`.
+    #[serde(default = "default_max_deliveries")]
+    pub max_deliveries: u32,
+}
+
+fn default_max_deliveries() -> u32 {
+    20
 }
 
 // A route has required keys, so it has no `Default`: its plain setting names its own here.
@@ -121,6 +130,11 @@ impl RouteConfig {
             name,
             &self.subjects,
             "needs at least one raw subject",
+        )?;
+        check_range(
+            format!("routes.{name}.max_deliveries"),
+            self.max_deliveries,
+            2..=10_000,
         )?;
         self.calls.check(&format!("routes.{name}"))
     }

@@ -8,6 +8,7 @@
 //! | `streams.outbox` | the stream NATS targets publish to (`out.>`) | `OUTBOX` |
 //! | `streams.audit` | the audit trail of changes (`audit.>`, docs/GOVERNANCE.md) | `AUDIT` |
 //! | `streams.acks` | the stream of functional acknowledgements for trading partners (`ack.>`) | `ACKS` |
+//! | `streams.undeliverable` | the stream keeping JetStream's advisories of raw messages a route's consumer gave up delivering (`routes.<name>.max_deliveries`), which hosts dead-letter | `UNDELIVERABLE` |
 //! | `streams.raw_subjects` | subjects captured by the RAW stream | `["raw.>"]` |
 //! | `streams.duplicate_window` | JetStream de-duplication window of the streams | `2m` |
 //! | `streams.replicas` | copies of every stream, key-value bucket and the registry's object store: 1 or 3 (a cluster); when set, hosts bring existing ones to it | unset: created with 1, existing left as they are |
@@ -39,6 +40,9 @@ pub struct StreamsConfig {
     pub audit: String,
     /// The stream of functional acknowledgements for trading partners (`ack.>`).
     pub acks: String,
+    /// The stream keeping JetStream's advisories of the raw messages a route's consumer gave
+    /// up delivering, which hosts read to dead-letter them.
+    pub undeliverable: String,
     /// The de-duplication window of the streams.
     pub duplicate_window: HumanDuration,
     /// Copies JetStream keeps of every stream, key-value bucket and the registry's object store:
@@ -62,6 +66,7 @@ impl Default for StreamsConfig {
             outbox: "OUTBOX".into(),
             audit: "AUDIT".into(),
             acks: "ACKS".into(),
+            undeliverable: "UNDELIVERABLE".into(),
             duplicate_window: HumanDuration::from_secs(120),
             replicas: None,
             placement_tags: None,
@@ -81,6 +86,7 @@ impl StreamsConfig {
             ("streams.outbox", &self.outbox),
             ("streams.audit", &self.audit),
             ("streams.acks", &self.acks),
+            ("streams.undeliverable", &self.undeliverable),
         ])?;
         if let Some(replicas) = self.replicas
             && replicas != 1

@@ -25,6 +25,10 @@ pub enum Failure {
     /// The route's source system does not own an event's kind at its site.
     #[error("not the system of record: {0}")]
     NotOwner(String),
+    /// JetStream gave up delivering the raw message to the route (its `max_deliveries`), so
+    /// it never reached the plugin or never got an outcome: why.
+    #[error("undeliverable: {0}")]
+    Undeliverable(String),
 }
 
 fn join(errors: &[InvalidEvent]) -> String {
@@ -42,6 +46,7 @@ impl Failure {
             Failure::Call(e) => e.kind(),
             Failure::Invalid(_) => "invalid-event",
             Failure::NotOwner(_) => "not-owner",
+            Failure::Undeliverable(_) => "undeliverable",
         }
     }
 
@@ -65,7 +70,7 @@ impl Failure {
             Failure::Call(CallError::Map(e)) => e.message().to_owned(),
             Failure::Call(CallError::Render(e)) => e.message().to_owned(),
             Failure::Invalid(errors) => join(errors),
-            Failure::NotOwner(message) => message.clone(),
+            Failure::NotOwner(message) | Failure::Undeliverable(message) => message.clone(),
             other => other.to_string(),
         }
     }

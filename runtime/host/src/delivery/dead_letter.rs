@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `Millrace-Route` | the route |
 //! | `Millrace-Plugin` | `name@version` of the plugin |
-//! | `Millrace-Error-Kind` | `malformed-input`, `unsupported-document`, `rejected-by-rule`, `other`, `invalid-event`, `trap`, `deadline`, `memory-limit`, `output-limit`, `instantiate` |
+//! | `Millrace-Error-Kind` | `malformed-input`, `unsupported-document`, `rejected-by-rule`, `other`, `invalid-event`, `trap`, `deadline`, `memory-limit`, `output-limit`, `instantiate`, `undeliverable` (a raw message the NATS client cannot read, see `lanes::undeliverable`) |
 //! | `Millrace-Error` | the reason, on one line |
 //! | `Millrace-Attempts` | how many times the plugin was called |
 //! | `Millrace-Raw-Subject` | the raw subject |

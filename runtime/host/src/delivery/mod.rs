@@ -6,6 +6,7 @@
 pub mod dead_letter;
 pub mod idempotency;
 pub mod ordering;
+pub mod undeliverable;
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;

@@ -36,6 +36,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 mod held;
+pub mod undeliverable;
 
 use held::{Held, HeldMessages};
 

@@ -110,6 +110,7 @@ pub async fn start(
             &route.name,
             &route.subjects,
             route.ack_wait,
+            route.max_deliveries,
         )
         .await?;
         consumers.push((

@@ -34,6 +34,9 @@ pub struct Route {
     pub retry: RetryPolicy,
     /// JetStream's redelivery delay.
     pub ack_wait: Duration,
+    /// Deliveries of one message without an ack before JetStream gives up on it (inbound
+    /// routes; none: no limit).
+    pub max_deliveries: Option<u32>,
     /// How late events are treated.
     pub ordering: millrace_core::config::Ordering,
     /// Whether resent source transactions are skipped.
@@ -164,6 +167,7 @@ impl Route {
         Route {
             ordering: section.ordering,
             idempotency: section.idempotency,
+            max_deliveries: Some(section.max_deliveries),
             ..route
         }
     }
@@ -202,6 +206,7 @@ impl Route {
             }),
             retry: calls.retry,
             ack_wait: calls.ack_wait.get(),
+            max_deliveries: None,
             ordering: millrace_core::config::Ordering::Off,
             idempotency: false,
             admission: tokio::sync::Semaphore::new(tokio::sync::Semaphore::MAX_PERMITS),
