@@ -427,38 +427,68 @@ impl EventData {
     /// The business key of this event at `site`, the CloudEvents `subject`: what state it
     /// updates, e.g. `ITEM-42@PLANT1/WH3#LOT7` for stock or `WO-1001@PLANT1/OP20` for a work
     /// order. Events of one key are ordered, and posted, one after the other.
+    ///
+    /// The form is `<id>@<site>[/<place>][#<lot>]`. A separator inside a value that would let
+    /// it read as another key is written `%XX` (and `%` itself): `@`, `/` and `#` in an id, `/`
+    /// and `#` in a site, `#` in a place. So a location `L#X` without a lot and a location `L`
+    /// with lot `X` have two keys, while a location `WH1/A-01` reads as written.
     pub fn business_key(&self, site: &str) -> String {
         let at = |id: &str, place: Option<&str>, lot: Option<&str>| {
-            let mut key = format!("{id}@{site}");
+            let mut key = format!("{id}@{}", escaped(site, &['/', '#']));
             if let Some(place) = place {
                 key.push('/');
-                key.push_str(place);
+                key.push_str(&escaped(place, &['#']));
             }
             if let Some(lot) = lot {
                 key.push('#');
-                key.push_str(lot);
+                key.push_str(&escaped(lot, &[]));
             }
             key
         };
+        let id = |part: &str| escaped(part, &['@', '/', '#']).into_owned();
         match self {
             EventData::InventoryMovement(m) => at(
-                &m.item,
+                &id(&m.item),
                 m.to_location.as_deref().or(m.from_location.as_deref()),
                 m.lot.as_deref(),
             ),
-            EventData::InventoryBalance(b) => at(&b.item, Some(&b.location), b.lot.as_deref()),
-            EventData::WorkOrderStatus(w) => at(&w.work_order, w.operation.as_deref(), None),
-            EventData::MaterialConsumption(c) => at(&c.work_order, c.operation.as_deref(), None),
-            EventData::ProductionCompletion(p) => at(&p.work_order, p.operation.as_deref(), None),
-            EventData::QualityHold(h) => at(&h.hold_id, None, None),
+            EventData::InventoryBalance(b) => at(&id(&b.item), Some(&b.location), b.lot.as_deref()),
+            EventData::WorkOrderStatus(w) => at(&id(&w.work_order), w.operation.as_deref(), None),
+            EventData::MaterialConsumption(c) => {
+                at(&id(&c.work_order), c.operation.as_deref(), None)
+            }
+            EventData::ProductionCompletion(p) => {
+                at(&id(&p.work_order), p.operation.as_deref(), None)
+            }
+            EventData::QualityHold(h) => at(&id(&h.hold_id), None, None),
             EventData::SupplierCommitment(s) => {
-                at(&format!("{}/{}", s.supplier, s.item), None, None)
+                at(&format!("{}/{}", id(&s.supplier), id(&s.item)), None, None)
             }
-            EventData::ShipmentNotice(n) => {
-                at(&format!("{}/{}", n.supplier, n.shipment_id), None, None)
-            }
+            EventData::ShipmentNotice(n) => at(
+                &format!("{}/{}", id(&n.supplier), id(&n.shipment_id)),
+                None,
+                None,
+            ),
         }
     }
+}
+
+/// `part` with `%` and each of `separators` written as `%XX` (the character's code in hex), so
+/// that a separator inside a value cannot stand for one between values.
+fn escaped<'a>(part: &'a str, separators: &[char]) -> std::borrow::Cow<'a, str> {
+    let special = |c: char| c == '%' || separators.contains(&c);
+    if !part.contains(special) {
+        return std::borrow::Cow::Borrowed(part);
+    }
+    let mut out = String::with_capacity(part.len() + 6);
+    for c in part.chars() {
+        if special(c) {
+            out.push_str(&format!("%{:02X}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// The business key of `event`, see [`EventData::business_key`].

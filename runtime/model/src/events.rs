@@ -289,4 +289,45 @@ mod tests {
         assert_eq!(balance.blocked, Quantity::new("0", "KGM"));
         assert_eq!(balance.allocated, Quantity::new("0", "KGM"));
     }
+
+    #[test]
+    fn business_keys_keep_values_apart_and_read_as_written() {
+        let kg = || Quantity::new("1", "KGM");
+        let balance = |location: &str, lot: Option<&str>| {
+            EventData::from(InventoryBalance {
+                lot: lot.map(Into::into),
+                ..InventoryBalance::new("ITEM-42", location, kg())
+            })
+            .business_key("PLANT1")
+        };
+        // Plain values, and a location with a slash, read as written.
+        assert_eq!(balance("WH3", Some("LOT7")), "ITEM-42@PLANT1/WH3#LOT7");
+        assert_eq!(balance("WH1/A-01", None), "ITEM-42@PLANT1/WH1/A-01");
+        let order = EventData::from(WorkOrderStatus {
+            operation: Some("OP20".into()),
+            ..WorkOrderStatus::new("WO-1001", WorkOrderState::Released)
+        });
+        assert_eq!(order.business_key("PLANT1"), "WO-1001@PLANT1/OP20");
+        // A separator inside a value cannot stand for one between values.
+        assert_ne!(balance("L#X", None), balance("L", Some("X")));
+        assert_eq!(balance("L#X", None), "ITEM-42@PLANT1/L%23X");
+        assert_ne!(balance("L%23X", None), balance("L#X", None));
+        let commitment = |supplier: &str, item: &str| {
+            EventData::from(SupplierCommitment::new(supplier, item, Vec::new())).business_key("P")
+        };
+        assert_ne!(commitment("A/B", "C"), commitment("A", "B/C"));
+        assert_eq!(commitment("ACME", "ITEM-1"), "ACME/ITEM-1@P");
+        let hold = |id: &str, site: &str| {
+            let scope = HoldScope {
+                item: Some("ITEM".into()),
+                lot: None,
+                location: None,
+                supplier: None,
+            };
+            EventData::from(QualityHold::new(id, HoldAction::Placed, scope, "why"))
+                .business_key(site)
+        };
+        assert_ne!(hold("H@P1", "X"), hold("H", "P1@X"));
+        assert_ne!(hold("H", "P/1"), hold("H/P", "1"));
+    }
 }
