@@ -415,5 +415,16 @@ async fn a_promotion_is_of_the_candidate_its_proposer_saw() {
         "still a canary: {route}"
     );
     assert_eq!(route["binding"]["active"], "misbehave@2.0.0", "{route}");
+    // The refused approval is on the audit trail: who decided, and that nothing changed.
+    let trail = api.get("/api/v1/audit?route=line&action=approve").await;
+    let last = trail.as_array().unwrap().last().unwrap();
+    assert_eq!(last["who"], "bob", "{trail}");
+    assert_eq!(last["proposal"], promote.as_str(), "{trail}");
+    let what = last["what"].as_str().unwrap_or_default();
+    assert!(
+        what.contains("NOT APPLIED") && what.contains("candidate is misbehave@2.2.0 now"),
+        "{last}"
+    );
+    assert!(last["after"].is_null(), "nothing changed: {last}");
     host.stop().await;
 }

@@ -246,6 +246,22 @@ impl RouteChanges {
             Err(e) => {
                 let reason = format!("{e:#}");
                 proposals.failed(id, &reason).await?;
+                // The decision is on the trail too, with what stopped it and no change made.
+                let entry = Change::new(
+                    Action::Approve,
+                    Target::Route(proposal.route.clone()),
+                    format!(
+                        "approves {id} by {}: {}; NOT APPLIED, the proposal is marked failed: {reason}",
+                        proposal.proposed_by,
+                        proposal.change.describe(&proposal.route)
+                    ),
+                )
+                .proposal(id);
+                if let Err(unrecorded) = self.audit.record(actor, entry).await {
+                    tracing::warn!(
+                        "the failed approval of {id} is not on the audit trail: {unrecorded:#}"
+                    );
+                }
                 return Err(e.context(format!(
                     "proposal {id} was approved but could not be applied; it is marked failed"
                 )));
