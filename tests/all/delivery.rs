@@ -1077,3 +1077,68 @@ async fn a_raw_message_the_client_cannot_read_is_dead_lettered() {
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[1].json()["data"]["work_order"], "WO-1");
 }
+
+/// `dlq redrive --all` takes every letter it can through its route: a letter whose route was
+/// removed (or renamed) is reported and stays, and the letters after it are redriven.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_letter_of_a_removed_route_does_not_stop_the_others_redrive() {
+    let nats = Nats::start();
+    let versions = tempfile::tempdir().unwrap();
+    let js = jetstream::new(nats.client().await);
+    let (_, mut host) = misbehave_at(&nats, &js, versions.path(), "1.0.0").await;
+    // A letter written when the route was called `gone`, before a letter of `steady`.
+    let mut headers = async_nats::HeaderMap::new();
+    for (name, value) in [
+        ("Millrace-Route", "gone"),
+        ("Millrace-Plugin", "misbehave@1.0.0"),
+        ("Millrace-Error-Kind", "map-error"),
+        ("Millrace-Error", "needs the fixed plugin"),
+        ("Millrace-Attempts", "1"),
+        ("Millrace-Raw-Subject", "raw.test.lab.cmd"),
+        ("Millrace-Raw-Sequence", "999"),
+    ] {
+        headers.insert(name, value);
+    }
+    js.publish_with_headers("dlq.gone", headers, "fixme 7".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    publish(&js, "raw.test.lab.cmd", b"fixme 42", "needs-fix").await;
+    read_stream(&js, "DLQ", "dlq.steady", 1, Duration::ZERO).await;
+    host.stop();
+
+    let (config, _host) = misbehave_at(&nats, &js, versions.path(), "2.0.0").await;
+    let out = millrace(&[
+        "dlq",
+        "redrive",
+        "--all",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let shown = text(&out);
+    assert!(!out.status.success(), "a letter stayed: {shown}");
+    assert!(!shown.contains("panicked"), "{shown}");
+    assert!(
+        shown.contains("cannot redrive 1: ")
+            && shown.contains("gone")
+            && shown.contains("the dead letter stays"),
+        "{shown}"
+    );
+    assert!(shown.contains("redriven 2 (raw.test.lab.cmd)"), "{shown}");
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        1,
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].json()["data"]["work_order"], "WO-42");
+    assert_eq!(
+        stream_len(&js, "DLQ").await,
+        1,
+        "the removed route's letter stays"
+    );
+}
