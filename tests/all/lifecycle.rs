@@ -434,6 +434,54 @@ async fn a_shadow_candidate_reports_exactly_the_field_it_changes() {
     assert_eq!(events[1].json()["data"]["location"], "FG-02");
 }
 
+/// A shadow candidate runs beside the live flow: a slow one never delays the message's
+/// delivery. Here the active version dead-letters `slow 300` at once, and the shadow spins
+/// before it maps it; the letter is published before the shadow's report (it waited for the
+/// shadow before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_shadow_never_delays_the_live_delivery() {
+    let nats = Nats::start();
+    let config = nats.config(&route("misbehave@2.0.0", ""));
+    let cfg = config.to_str().unwrap();
+    deploy_both(&config);
+    let client = nats.client().await;
+    let js = jetstream::new(client.clone());
+    let mut host = InProcessHost::start(&config).await;
+    run_ok(&[
+        "route",
+        "set-version",
+        "steady",
+        "misbehave@1.0.0",
+        "--shadow",
+        "--config",
+        cfg,
+    ]);
+    host.switched("steady", |serving| {
+        serving
+            .iter()
+            .any(|s| s.role == "shadow" && s.version == "misbehave@1.0.0")
+    })
+    .await;
+    // One subscription keeps the order in which the host published.
+    let mut published = client.subscribe(">").await.unwrap();
+    publish(&js, "raw.test.lab.cmd", b"slow 300", "slow").await;
+    let mut order = Vec::new();
+    while order.len() < 2 {
+        let message = tokio::time::timeout(PATIENCE, published.next())
+            .await
+            .expect("the letter and the report")
+            .unwrap();
+        let subject = message.subject.as_str();
+        if subject.starts_with("dlq.") || subject.starts_with("shadow.") {
+            order.push(subject.to_owned());
+        }
+    }
+    assert_eq!(order, ["dlq.steady", "shadow.steady"]);
+    let reports = read_stream(&js, "SHADOW", "shadow.steady", 1, Duration::ZERO).await;
+    assert_eq!(reports[0].json()["candidate"], "misbehave@1.0.0");
+    host.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_takes_its_share_of_messages_by_key() {
     let nats = Nats::start();

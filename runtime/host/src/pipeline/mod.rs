@@ -30,7 +30,7 @@ use crate::operations::shadow::{ShadowReport, differences};
 use crate::routes::Route;
 use millrace_core::canonical::MappedEvent;
 use millrace_core::rules::Failure;
-use millrace_core::sandbox::{PluginComponent, RawMessage};
+use millrace_core::sandbox::{PluginComponent, RawMessage, RouteContext};
 use millrace_core::workers::{Unavailable, WorkerPool};
 
 pub use self::call::PluginCalls;
@@ -231,9 +231,7 @@ impl Pipeline {
         });
         let (mapped, attempts) = self.call(route, plugin, &raw).await?;
         if let Some(candidate) = shadow {
-            let raw = Arc::unwrap_or_clone(raw);
-            self.shadow(route, plugin, candidate, raw, &mapped, input.sequence)
-                .await;
+            self.shadow(route, plugin, candidate, raw, &mapped, input.sequence);
         }
         Ok((mapped, attempts))
     }
@@ -255,58 +253,41 @@ impl Pipeline {
             .await
     }
 
-    /// Runs a shadow candidate on the same message and publishes where it differs from the
-    /// active version's outcome. Never affects the message's delivery.
-    async fn shadow(
+    /// Runs a shadow candidate on the same message, beside the live flow, and publishes where
+    /// it differs from the active version's outcome. Never affects the message's delivery, nor
+    /// delays it: the run is a task of its own, and when the route already has
+    /// [`SHADOW_RUNS`](crate::routes::SHADOW_RUNS) in flight the message is not shadowed.
+    fn shadow(
         &self,
         route: &Route,
         active: &PluginComponent,
         candidate: Arc<PluginComponent>,
-        raw: RawMessage,
+        raw: Arc<RawMessage>,
         outcome: &Result<Vec<MappedEvent>, Failure>,
         sequence: u64,
     ) {
-        let raw_subject = raw.subject.clone();
-        let candidate_id = candidate.id();
-        let shadowed = match route.admission.acquire().await {
-            Ok(_permit) => {
-                self.calls
-                    .pool()
-                    .call(candidate, route.context.clone(), raw)
-                    .await
-            }
-            Err(_) => return,
-        };
-        let Ok(shadowed) = shadowed else { return };
-        let differences = differences(&Outcome::from(outcome.clone()), &Outcome::from(shadowed));
-        if differences.is_empty() {
+        let Ok(in_flight) = route.shadow_runs.clone().try_acquire_owned() else {
             tracing::debug!(
                 route = &*route.name,
                 raw_sequence = sequence,
-                "shadow agrees"
+                "not shadowed: the route's shadow runs are all in flight"
             );
             return;
-        }
-        tracing::info!(
-            route = &*route.name,
-            raw_sequence = sequence,
-            candidate = candidate_id,
-            differences = differences.len(),
-            "shadow differs"
-        );
-        let report = ShadowReport {
-            route: route.name.to_string(),
-            raw_subject,
-            raw_sequence: sequence,
-            active: active.id(),
-            candidate: candidate_id,
-            differences,
-            omitted: None,
         };
-        let published = report.publish(&self.js).await;
-        if let Err(e) = published {
-            tracing::warn!(route = &*route.name, "cannot publish a shadow report: {e}");
-        }
+        let run = ShadowRun {
+            route: route.name.clone(),
+            context: route.context.clone(),
+            admission: route.admission.clone(),
+            calls: self.calls.clone(),
+            js: self.js.clone(),
+            active: active.id(),
+            outcome: outcome.clone(),
+            sequence,
+        };
+        tokio::spawn(async move {
+            run.run(candidate, Arc::unwrap_or_clone(raw)).await;
+            drop(in_flight);
+        });
     }
 
     /// Takes no more plugin calls: messages still arriving end as host failures (redelivered).
@@ -317,5 +298,56 @@ impl Pipeline {
     /// Stops the worker threads once the calls queued are done.
     pub async fn shutdown(self) {
         self.calls.shutdown().await;
+    }
+}
+
+/// One shadow run, owning what it needs so that it runs beside the live flow.
+struct ShadowRun {
+    route: Arc<str>,
+    context: Arc<RouteContext>,
+    admission: Arc<tokio::sync::Semaphore>,
+    calls: PluginCalls,
+    js: jetstream::Context,
+    active: String,
+    outcome: Result<Vec<MappedEvent>, Failure>,
+    sequence: u64,
+}
+
+impl ShadowRun {
+    /// Calls `candidate` on `raw` (one try, in the route's admission) and publishes a report
+    /// when its outcome differs.
+    async fn run(self, candidate: Arc<PluginComponent>, raw: RawMessage) {
+        let (route, sequence) = (&*self.route, self.sequence);
+        let raw_subject = raw.subject.clone();
+        let candidate_id = candidate.id();
+        let shadowed = match self.admission.acquire().await {
+            Ok(_permit) => self.calls.pool().call(candidate, self.context, raw).await,
+            Err(_) => return,
+        };
+        let Ok(shadowed) = shadowed else { return };
+        let differences = differences(&Outcome::from(self.outcome), &Outcome::from(shadowed));
+        if differences.is_empty() {
+            tracing::debug!(route, raw_sequence = sequence, "shadow agrees");
+            return;
+        }
+        tracing::info!(
+            route,
+            raw_sequence = sequence,
+            candidate = candidate_id,
+            differences = differences.len(),
+            "shadow differs"
+        );
+        let report = ShadowReport {
+            route: route.to_owned(),
+            raw_subject,
+            raw_sequence: sequence,
+            active: self.active,
+            candidate: candidate_id,
+            differences,
+            omitted: None,
+        };
+        if let Err(e) = report.publish(&self.js).await {
+            tracing::warn!(route, "cannot publish a shadow report: {e}");
+        }
     }
 }

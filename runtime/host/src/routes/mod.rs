@@ -43,10 +43,17 @@ pub struct Route {
     pub idempotency: bool,
     /// Permits for plugin calls in the worker pool at once: fewer than the workers when a host
     /// serves several routes, so one route's slow or hostile calls never hold every worker.
-    pub admission: tokio::sync::Semaphore,
+    pub admission: Arc<tokio::sync::Semaphore>,
+    /// Shadow runs in flight at once ([`SHADOW_RUNS`]): a shadow candidate runs beside the
+    /// live flow, never in its way, and one that falls behind is skipped, not queued.
+    pub shadow_runs: Arc<tokio::sync::Semaphore>,
     /// Cools the route down after calls that ran into the deadline or the memory cap.
     pub breaker: Breaker,
 }
+
+/// Shadow runs one route has in flight at most; a message arriving while all are taken is not
+/// shadowed (its live delivery never waits for a shadow).
+pub const SHADOW_RUNS: usize = 16;
 
 impl Route {
     /// The source system of a raw subject: the route's `system` setting, else the second
@@ -209,14 +216,17 @@ impl Route {
             max_deliveries: None,
             ordering: millrace_core::config::Ordering::Off,
             idempotency: false,
-            admission: tokio::sync::Semaphore::new(tokio::sync::Semaphore::MAX_PERMITS),
+            admission: Arc::new(tokio::sync::Semaphore::new(
+                tokio::sync::Semaphore::MAX_PERMITS,
+            )),
+            shadow_runs: Arc::new(tokio::sync::Semaphore::new(SHADOW_RUNS)),
             breaker: Breaker::default(),
         }
     }
 
     /// Limits this route to `calls` plugin calls at once.
     pub fn with_admission(mut self, calls: usize) -> Self {
-        self.admission = tokio::sync::Semaphore::new(calls.max(1));
+        self.admission = Arc::new(tokio::sync::Semaphore::new(calls.max(1)));
         self
     }
 
