@@ -366,6 +366,25 @@ async fn a_version_whose_fixtures_fail_is_refused_and_the_active_one_keeps_servi
     assert!(shown.contains("never switched"), "{shown}");
 }
 
+/// Makes `version` the steady route's shadow candidate and waits until `host` serves it.
+async fn set_shadow(host: &mut InProcessHost, cfg: &str, version: &str) {
+    run_ok(&[
+        "route",
+        "set-version",
+        "steady",
+        version,
+        "--shadow",
+        "--config",
+        cfg,
+    ]);
+    host.switched("steady", |serving| {
+        serving
+            .iter()
+            .any(|s| s.role == "shadow" && s.version == version)
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shadow_candidate_reports_exactly_the_field_it_changes() {
     let nats = Nats::start();
@@ -375,21 +394,7 @@ async fn a_shadow_candidate_reports_exactly_the_field_it_changes() {
     let js = jetstream::new(nats.client().await);
     let mut host = InProcessHost::start(&config).await;
 
-    run_ok(&[
-        "route",
-        "set-version",
-        "steady",
-        "misbehave@2.0.0",
-        "--shadow",
-        "--config",
-        cfg,
-    ]);
-    host.switched("steady", |serving| {
-        serving
-            .iter()
-            .any(|s| s.role == "shadow" && s.version == "misbehave@2.0.0")
-    })
-    .await;
+    set_shadow(&mut host, cfg, "misbehave@2.0.0").await;
     publish(&js, "raw.test.lab.cmd", b"ok 5", "shadowed").await;
     let events = read_stream(&js, "CANONICAL", "canonical.>", 1, Duration::from_secs(1)).await;
     assert_eq!(events.len(), 1, "the candidate publishes nothing");
@@ -447,21 +452,7 @@ async fn a_slow_shadow_never_delays_the_live_delivery() {
     let client = nats.client().await;
     let js = jetstream::new(client.clone());
     let mut host = InProcessHost::start(&config).await;
-    run_ok(&[
-        "route",
-        "set-version",
-        "steady",
-        "misbehave@1.0.0",
-        "--shadow",
-        "--config",
-        cfg,
-    ]);
-    host.switched("steady", |serving| {
-        serving
-            .iter()
-            .any(|s| s.role == "shadow" && s.version == "misbehave@1.0.0")
-    })
-    .await;
+    set_shadow(&mut host, cfg, "misbehave@1.0.0").await;
     // One subscription keeps the order in which the host published.
     let mut published = client.subscribe(">").await.unwrap();
     publish(&js, "raw.test.lab.cmd", b"slow 300", "slow").await;
