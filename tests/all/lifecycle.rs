@@ -426,6 +426,15 @@ async fn a_shadow_candidate_reports_exactly_the_field_it_changes() {
 
     run_ok(&["route", "promote", "steady", "--config", cfg]);
     host.switched("steady", active_is("misbehave@2.0.0")).await;
+    // The config still names 1.0.0: `route show` says it is not what the route serves.
+    let shown = run_ok(&["route", "show", "steady", "--config", cfg]);
+    assert!(shown.contains("steady: active misbehave@2.0.0"), "{shown}");
+    assert!(
+        shown.contains(
+            "the config's plugin misbehave@1.0.0 is not used while the route has a binding"
+        ),
+        "{shown}"
+    );
     publish(&js, "raw.test.lab.cmd", b"ok 6", "promoted").await;
     let events = read_stream(
         &js,

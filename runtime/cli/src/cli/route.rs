@@ -110,7 +110,21 @@ pub async fn run(command: RouteCommand) -> anyhow::Result<ExitCode> {
                 .filter(|n| route.as_ref().is_none_or(|r| r == *n))
             {
                 match (bindings.get(name), config.plugin_of(name)) {
-                    (Some(binding), _) => print_binding(name, binding)?,
+                    (Some(binding), configured) => {
+                        print_binding(name, binding)?;
+                        let unused = match &configured {
+                            Some(PluginSource::Registry(id)) if binding.active != *id => {
+                                Some(id.clone())
+                            }
+                            Some(PluginSource::Path(path)) => Some(path.display().to_string()),
+                            _ => None,
+                        };
+                        if let Some(unused) = unused {
+                            outln!(
+                                "  the config's plugin {unused} is not used while the route has a binding; `millrace route set-version {name} <name@version>` changes what it serves"
+                            );
+                        }
+                    }
                     (None, Some(PluginSource::Registry(id))) => {
                         outln!("{name}: {id} (from the config; never switched)")
                     }

@@ -135,6 +135,19 @@ impl PluginLoader {
                 candidate: None,
             });
         };
+        match self.config.plugin_of(route) {
+            Some(PluginSource::Registry(id)) if id == binding.active => {}
+            Some(configured) => tracing::info!(
+                route,
+                serving = binding.active.as_str(),
+                "the route serves its binding (`millrace route show`); the config's plugin {} is not used while it has one",
+                match configured {
+                    PluginSource::Registry(id) => id,
+                    PluginSource::Path(path) => path.display().to_string(),
+                }
+            ),
+            None => {}
+        }
         let active = self.version(&binding.active).await?;
         let candidate = match &binding.candidate {
             Some(candidate) => Some((self.version(&candidate.version).await?, candidate.mode)),
