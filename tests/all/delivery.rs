@@ -1076,6 +1076,45 @@ async fn a_raw_message_the_client_cannot_read_is_dead_lettered() {
     .await;
     assert_eq!(events.len(), 2, "{events:?}");
     assert_eq!(events[1].json()["data"]["work_order"], "WO-1");
+
+    // One too large for its letter to copy: `dlq show` and redrive read it from RAW, through
+    // the JetStream API (a consumer's delivery of it would drop their connection and hang).
+    let max_payload = js.client().server_info().max_payload;
+    let mut big = b"ok 3 ".to_vec();
+    big.resize(max_payload - block.len() - 16, b'.');
+    publish_header_block(&nats.url(), "raw.test.lab.cmd", block, &big).await;
+    let letters = read_stream(&js, "DLQ", "dlq.>", 1, Duration::ZERO).await;
+    let letter = &letters[0];
+    assert!(
+        letter.header("Millrace-Raw-Not-Copied").is_some(),
+        "{letter:?}"
+    );
+    let sequence = letter.sequence.to_string();
+    let cfg = config.to_str().unwrap();
+    let shown = millrace_within(&["dlq", "show", &sequence, "--config", cfg]).await;
+    assert!(shown.status.success(), "{}", text(&shown));
+    assert!(text(&shown).contains("undeliverable"), "{}", text(&shown));
+    let redriven = millrace_within(&["dlq", "redrive", &sequence, "--config", cfg]).await;
+    assert!(redriven.status.success(), "{}", text(&redriven));
+    let events = read_stream(&js, "CANONICAL", "canonical.>", 3, Duration::ZERO).await;
+    assert_eq!(events[2].json()["data"]["work_order"], "WO-3");
+}
+
+/// Runs the `millrace` binary to completion, failing the test should it take longer than
+/// `PATIENCE` (a hang is the defect looked for).
+async fn millrace_within(args: &[&str]) -> std::process::Output {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::timeout(PATIENCE, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("millrace {args:?} did not finish"))
+        .unwrap()
 }
 
 /// `dlq redrive --all` takes every letter it can through its route: a letter whose route was

@@ -22,6 +22,7 @@ use millrace_core::subjects;
 use millrace_core::workers::WorkerPool;
 use millrace_transport::header_value;
 use millrace_transport::reader::{self, StreamReader};
+use millrace_transport::undeliverable;
 
 /// One dead letter as stored on the DLQ stream.
 #[derive(Debug, Clone)]
@@ -228,21 +229,25 @@ impl StoredLetter {
                 streams.raw
             )
         };
-        let raw = reader::message_at(js, &streams.raw, raw_sequence)
+        // Through the JetStream API: the raw message may be one whose headers the NATS client
+        // cannot read (an `undeliverable` letter), which a consumer's delivery would cost the
+        // connection over. Such headers are left out, as the letter left them out.
+        let raw = undeliverable::stored_message(&js.client(), &streams.raw, raw_sequence)
             .await?
             .ok_or_else(gone)?;
+        let raw_headers = raw.headers.unwrap_or(None);
         // The same message, not another stored at that sequence of a re-created stream: its
         // subject and identity are the ones the letter was written for.
         let identity =
-            millrace_transport::raw_identity(raw.headers.as_ref(), &streams.raw, raw_sequence);
+            millrace_transport::raw_identity(raw_headers.as_ref(), &streams.raw, raw_sequence);
         let letter_id = message_id(self.header(headers::ROUTE), &identity);
-        if raw.subject.as_str() != raw_subject || self.header("Nats-Msg-Id") != letter_id {
+        if raw.subject != raw_subject || self.header("Nats-Msg-Id") != letter_id {
             return Err(gone());
         }
-        if let Some(original) = &raw.headers {
+        if let Some(original) = &raw_headers {
             keep_original(&mut self.headers, original);
         }
-        self.payload = raw.payload.clone();
+        self.payload = raw.payload;
         Ok(self)
     }
 }
