@@ -341,6 +341,10 @@ async fn serve(
     )
     .await?;
     watched.append(&mut outbound.consumers);
+    // Every consumer exists before any pull starts: a raw message the NATS client cannot read,
+    // waiting in a route's backlog, drops the connection when it is delivered, and a request
+    // made then would fail the start.
+    let mut route_consumers = Vec::new();
     for route in table.routes() {
         let consumer = transport::route_consumer(
             &js,
@@ -351,6 +355,10 @@ async fn serve(
             route.max_deliveries,
         )
         .await?;
+        route_consumers.push((route, consumer));
+    }
+    let advisories = transport::undeliverable::advisories(&js, &config.streams).await?;
+    for (route, consumer) in route_consumers {
         // The lag is the route consumer's, reported under all its subjects at once.
         watched.push((
             route.name.clone(),
@@ -373,6 +381,7 @@ async fn serve(
     let lag = tokio::spawn(watch_lag(watched, observer.clone(), shutdown.clone()));
     let undeliverable = tokio::spawn({
         let run = crate::lanes::undeliverable::run(
+            advisories,
             shared.clone(),
             delivery.clone(),
             client.clone(),

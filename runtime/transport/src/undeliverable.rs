@@ -25,10 +25,6 @@ use millrace_core::subjects;
 /// The durable consumer of the UNDELIVERABLE stream that hosts share.
 pub const CONSUMER: &str = "millrace_undeliverable";
 
-/// An advisory's deliveries before JetStream gives up on it too (when no host serves its
-/// route), so that it does not circle forever.
-const ADVISORY_DELIVERIES: i64 = 20;
-
 /// JetStream's `io.nats.jetstream.advisory.v1.max_deliver`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Advisory {
@@ -59,7 +55,9 @@ pub async fn advisories(
                 durable_name: Some(CONSUMER.to_owned()),
                 filter_subject: subjects::max_deliveries_advisories(&streams.raw),
                 ack_policy: consumer::AckPolicy::Explicit,
-                max_deliver: ADVISORY_DELIVERIES,
+                // No limit: a host settles or gives up on each advisory itself (a host failure
+                // is tried again until it is mended; see the host's `lanes::undeliverable`).
+                max_deliver: -1,
                 ..Default::default()
             },
         )
@@ -161,13 +159,16 @@ pub fn header_block(block: &[u8]) -> Result<HeaderMap, String> {
             .unwrap_or_default();
         format!(
             "its header block is not UTF-8 text (byte {:#04x} after `{}`): a value written in \
-             another encoding, such as Latin-1",
+             another encoding, such as Latin-1; NATS headers are UTF-8",
             block[e.valid_up_to()],
             String::from_utf8_lossy(line).trim()
         )
     })?;
     let mut lines = text.lines().peekable();
     let version = lines.next().unwrap_or_default();
+    if version.is_empty() {
+        return Err("its header block is empty, without the `NATS/1.0` line".to_owned());
+    }
     if !version.starts_with("NATS/1.0") {
         return Err(format!(
             "its header block starts with `{version}`, not `NATS/1.0`"

@@ -29,7 +29,7 @@ impl Delivery {
             "the NATS client cannot read it: {why}. It was delivered {deliveries} times and \
              never reached the plugin. This letter keeps its payload but not its headers \
              ({raw_stream}'s message {sequence} has them as sent): have the publisher send \
-             UTF-8 headers"
+             headers NATS clients read, a `NATS/1.0` line then `Name: value` lines in UTF-8"
         ));
         let plugin = route.active().id();
         tracing::warn!(

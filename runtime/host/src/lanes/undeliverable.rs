@@ -14,7 +14,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use async_nats::jetstream::{self, AckKind};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -32,12 +31,14 @@ const TRY_AGAIN: Duration = Duration::from_secs(10);
 
 /// How often an advisory naming a consumer no route of this host has is tried again before it
 /// is given up with an error in the log (another host serves the route, or none does any more;
-/// the message stays in RAW, where `millrace replay` maps it).
+/// the message stays in RAW).
 const FOREIGN_TRIES: i64 = 30;
 
-/// Settles what the advisories of `streams.raw` name, until `shutdown`: through `driver`'s
-/// pipeline, or as `delivery`'s dead letters.
+/// Settles what the advisories of `streams.raw` (read from `consumer`,
+/// [`undeliverable::advisories`]) name, until `shutdown`: through `driver`'s pipeline, or as
+/// `delivery`'s dead letters.
 pub async fn run<D: AsRef<Pipeline>>(
+    consumer: jetstream::consumer::PullConsumer,
     driver: Arc<D>,
     delivery: Delivery,
     client: async_nats::Client,
@@ -45,12 +46,22 @@ pub async fn run<D: AsRef<Pipeline>>(
     table: Arc<RouteTable>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let js = jetstream::new(client.clone());
-    let consumer = undeliverable::advisories(&js, &streams).await?;
-    let mut advisories = consumer
-        .messages()
-        .await
-        .context("cannot read the advisories of undeliverable raw messages")?;
+    // The first pull may meet a connection dropped over an unreadable message: try again.
+    let mut advisories = loop {
+        match consumer.messages().await {
+            Ok(advisories) => break advisories,
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read the advisories of undeliverable raw messages yet, trying again \
+                     in {TRY_AGAIN:?}: {e}"
+                );
+                tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    () = tokio::time::sleep(TRY_AGAIN) => {}
+                }
+            }
+        }
+    };
     let settler = Settler {
         pipeline: driver.as_ref().as_ref(),
         delivery: &delivery,
@@ -122,8 +133,8 @@ impl Settler<'_> {
                 anyhow::bail!(why);
             }
             tracing::error!(
-                "{why}; after {tries} tries this host leaves it in {raw_stream}, where \
-                 `millrace replay` maps it"
+                "{why}; after {tries} tries this host gives it up: it stays in {raw_stream} at \
+                 sequence {sequence}"
             );
             return Ok(());
         };
