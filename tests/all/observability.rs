@@ -631,6 +631,7 @@ async fn the_status_answers_while_nats_is_down() {
         assert!(started.elapsed() < PATIENCE, "still connected: {status:#}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    assert_eq!(status["ready"], false, "as /readyz says: {status:#}");
     let route = &status["routes"][0];
     assert_eq!(
         route["serving"][0]["version"], "misbehave@1.0.0",
@@ -658,7 +659,7 @@ async fn the_status_answers_while_nats_is_down() {
     .unwrap();
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
-    assert!(shown.contains("NATS DISCONNECTED"), "{shown}");
+    assert!(shown.contains("NATS DISCONNECTED, NOT READY"), "{shown}");
     assert!(
         shown
             .lines()

@@ -157,7 +157,9 @@ pub async fn status(State(state): State<AdminState>) -> ApiResult<Status> {
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: figures.uptime_seconds,
         nats_connected: state.nats_connected(),
-        ready: state.host.ready.load(std::sync::atomic::Ordering::Relaxed),
+        // As `/readyz` says: consuming, and connected to NATS.
+        ready: state.nats_connected()
+            && state.host.ready.load(std::sync::atomic::Ordering::Relaxed),
         routes: state.route_views(None, &figures).await?,
         sites: figures.sites,
         partners: figures.partners,

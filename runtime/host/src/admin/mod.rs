@@ -463,12 +463,7 @@ async fn healthz() -> &'static str {
 /// Ready while every route consumes and both NATS connections (the routes' and the admin
 /// server's) are up.
 async fn readyz(State(state): State<AdminState>) -> Response {
-    let connected = [&state.host.client, &state.host.reads].iter().all(|c| {
-        matches!(
-            c.connection_state(),
-            async_nats::connection::State::Connected
-        )
-    });
+    let connected = state.nats_connected();
     let consuming = state.host.ready.load(Ordering::Relaxed);
     if connected && consuming {
         (StatusCode::OK, "ready\n").into_response()
