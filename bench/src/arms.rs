@@ -360,6 +360,7 @@ pub async fn route_consumers(
                 &format!("{route_prefix}{route}"),
                 &[subject.to_owned()],
                 Duration::from_secs(30),
+                None,
             )
             .await?,
         );

@@ -169,8 +169,13 @@ fn hex_dump(bytes: &[u8]) -> String {
 }
 
 /// Redrives `sequences`, printing what became of each.
-/// Dead letters in a row that cannot be redriven, after which a redrive of several stops.
-const ERRORS_IN_A_ROW: usize = 3;
+/// Whether `js`'s connection to NATS is up.
+fn connected(js: &jetstream::Context) -> bool {
+    matches!(
+        js.client().connection_state(),
+        async_nats::connection::State::Connected
+    )
+}
 
 async fn redrive(
     js: &jetstream::Context,
@@ -190,12 +195,11 @@ async fn redrive(
     let trail = AuditTrail::new(js.clone(), &config);
     let actor = Actor::os_user();
     let mut redriver = Redriver::new(config, js.clone(), loader, delivery, version, plugin)?;
-    let (mut failed, mut errors_in_a_row) = (0, 0);
+    let mut failed = 0;
     let mut result = Ok(());
     for &sequence in sequences {
         match redriver.redrive(sequence).await {
             Ok(r) => {
-                errors_in_a_row = 0;
                 if let Err(e) = trail.record(&actor, Change::redrive(None, &r)).await {
                     result = Err(e);
                     break;
@@ -223,17 +227,15 @@ async fn redrive(
                 }
             }
             // One letter that cannot be redriven (its route renamed or removed, its version
-            // gone) does not keep the others from their routes; several in a row mean
-            // something they share is wrong (NATS, the registry), and the rest wait.
-            Err(e) if errors_in_a_row + 1 < ERRORS_IN_A_ROW => {
-                errors_in_a_row += 1;
+            // gone) does not keep the others from their routes. Without NATS none can be: the
+            // rest wait.
+            Err(e) if connected(js) => {
                 failed += 1;
                 outln!("cannot redrive {sequence}: {e:#}; the dead letter stays");
             }
             Err(e) => {
                 result = Err(e.context(format!(
-                    "{ERRORS_IN_A_ROW} dead letters in a row could not be redriven: stopped, \
-                     the letters from {sequence} on stay"
+                    "NATS is not connected: stopped, the letters from {sequence} on stay"
                 )));
                 break;
             }
