@@ -1181,3 +1181,56 @@ async fn a_letter_of_a_removed_route_does_not_stop_the_others_redrive() {
         "the removed route's letter stays"
     );
 }
+
+/// A raw message the NATS client cannot read, waiting in the backlog of the first route, drops
+/// the connection as soon as that route pulls: the host still starts (every consumer exists
+/// before any pull), and ends the message as one dead letter and every other as its event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_starts_with_an_unreadable_message_in_a_backlog() {
+    let nats = Nats::start();
+    let misbehave = plugin("tests/guests/misbehave");
+    let routes: String = ["first", "second"]
+        .iter()
+        .map(|name| {
+            format!(
+                "[routes.{name}]\nsubjects = [\"raw.{name}.*.cmd\"]\nplugin = {:?}\nack_wait = \"2s\"\nmax_deliveries = 2\n\n",
+                misbehave.display().to_string()
+            )
+        })
+        .collect();
+    let config = nats.config(&routes);
+    let js = jetstream::new(nats.client().await);
+    millrace::transport::ensure_streams(&js, &Default::default())
+        .await
+        .unwrap();
+    let block = b"NATS/1.0\r\nX-Line: ok\r\nno colon here\r\n\r\n";
+    publish_header_block(&nats.url(), "raw.first.lab.cmd", block, b"ok 1").await;
+    publish(&js, "raw.first.lab.cmd", b"ok 2", "first-2").await;
+    publish(&js, "raw.second.lab.cmd", b"ok 3", "second-3").await;
+
+    let consumers: Vec<String> = ["first", "second"]
+        .iter()
+        .map(|name| millrace::transport::route_consumer_name(name, &[format!("raw.{name}.*.cmd")]))
+        .collect();
+    let consumers: Vec<&str> = consumers.iter().map(String::as_str).collect();
+    let _host = Host::start(&config, &js, &consumers).await;
+    let letters = read_stream(&js, "DLQ", "dlq.>", 1, Duration::from_millis(500)).await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].header("Millrace-Route"), Some("first"));
+    let error = letters[0].header("Millrace-Error").unwrap();
+    assert!(error.contains("`no colon here` has no `:`"), "{error}");
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        2,
+        Duration::from_millis(500),
+    )
+    .await;
+    let mut orders: Vec<String> = events
+        .iter()
+        .map(|e| e.json()["data"]["work_order"].as_str().unwrap().to_owned())
+        .collect();
+    orders.sort();
+    assert_eq!(orders, ["WO-2", "WO-3"]);
+}
