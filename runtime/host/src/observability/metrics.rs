@@ -6,7 +6,7 @@
 //! | `millrace_events_total` | route, plugin_version, kind | canonical events published |
 //! | `millrace_plugin_failures_total` | route, plugin_version, reason | failed plugin calls (every attempt): `map-error`, `trap`, `deadline`, `memory-limit`, `output-limit`, `invalid-event`, `not-owner`, `instantiate` |
 //! | `millrace_retries_total` | route, plugin_version | calls tried again after a trap or breached limit |
-//! | `millrace_dead_letters_total` | route, plugin_version, reason | raw messages dead-lettered |
+//! | `millrace_dead_letters_total` | route, plugin_version, reason | raw messages dead-lettered (the failure reasons, and `undeliverable`) |
 //! | `millrace_late_events_total` | route, plugin_version, kind | events published flagged late |
 //! | `millrace_duplicates_dropped_total` | route, plugin_version | events not published: their source transaction was already delivered |
 //! | `millrace_plugin_call_seconds` | route, plugin_version | one plugin call, from handing it to the worker pool to its checked result |
