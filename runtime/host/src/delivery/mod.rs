@@ -339,40 +339,55 @@ impl Delivery {
         mode: &Mode<'_>,
     ) -> anyhow::Result<Delivering> {
         if mode.dead_letter {
-            tracing::warn!(
-                route = &*route.name,
-                plugin = plugin.id(),
-                raw_sequence = raw.sequence,
-                subject = raw.subject.as_str(),
-                error_kind = failure.kind(),
-                attempts,
-                "dead-lettered: {failure}"
-            );
-            let plugin_id = plugin.id();
-            let letter = DeadLetter {
-                route: &route.name,
-                plugin: &plugin_id,
-                raw_subject: &raw.subject,
-                raw_sequence: raw.sequence,
-                raw_id: &raw.identity,
-                raw_headers: raw.headers.as_ref(),
-                not_copied: None,
-                attempts,
-                failure: &failure,
-            };
-            self.dead_letter(letter, &raw.payload, traceparent).await?;
-            let at = At {
-                route: &route.name,
-                plugin_version: &plugin_id,
-            };
-            self.observer.dead_lettered(
-                at,
-                &failure,
-                route.site(&raw.subject),
-                route.partner(&raw.subject),
-            );
+            self.dead_lettered(route, &plugin.id(), raw, traceparent, attempts, &failure)
+                .await?;
         }
         Ok(Delivering::done(Delivered::Failed(failure)))
+    }
+
+    /// Stores the dead letter of `raw`, which `plugin` failed on after `attempts` calls, then
+    /// logs and counts it.
+    async fn dead_lettered(
+        &self,
+        route: &Route,
+        plugin: &str,
+        raw: &RawInput,
+        traceparent: Option<&str>,
+        attempts: u32,
+        failure: &Failure,
+    ) -> anyhow::Result<()> {
+        tracing::warn!(
+            route = &*route.name,
+            plugin,
+            raw_sequence = raw.sequence,
+            subject = raw.subject.as_str(),
+            error_kind = failure.kind(),
+            attempts,
+            "dead-lettered: {failure}"
+        );
+        let letter = DeadLetter {
+            route: &route.name,
+            plugin,
+            raw_subject: &raw.subject,
+            raw_sequence: raw.sequence,
+            raw_id: &raw.identity,
+            raw_headers: raw.headers.as_ref(),
+            not_copied: None,
+            attempts,
+            failure,
+        };
+        self.dead_letter(letter, &raw.payload, traceparent).await?;
+        let at = At {
+            route: &route.name,
+            plugin_version: plugin,
+        };
+        self.observer.dead_lettered(
+            at,
+            failure,
+            route.site(&raw.subject),
+            route.partner(&raw.subject),
+        );
+        Ok(())
     }
 
     /// Publishes `letter` with the raw message's `payload`, or, when the two would not fit in

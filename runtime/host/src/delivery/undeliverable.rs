@@ -2,11 +2,9 @@
 //! [`millrace_transport::undeliverable`]): it never reached a plugin, so the letter says why and
 //! keeps its payload, without the headers the client refuses.
 
-use crate::delivery::dead_letter::DeadLetter;
-use crate::observability::At;
+use crate::pipeline::input::RawInput;
 use crate::routes::Route;
 use millrace_core::rules::Failure;
-use millrace_transport as transport;
 use millrace_transport::undeliverable::Advisory;
 
 use super::Delivery;
@@ -31,35 +29,16 @@ impl Delivery {
              ({raw_stream}'s message {sequence} has them as sent): have the publisher send \
              headers NATS clients read, a `NATS/1.0` line then `Name: value` lines in UTF-8"
         ));
+        // Without its headers, as the letter keeps it: its identity is its stream and sequence.
+        let raw = RawInput::new(
+            subject.to_owned(),
+            None,
+            payload.clone(),
+            raw_stream,
+            sequence,
+        );
         let plugin = route.active().id();
-        tracing::warn!(
-            route = &*route.name,
-            raw_sequence = sequence,
-            subject,
-            error_kind = failure.kind(),
-            "dead-lettered: {failure}"
-        );
-        let letter = DeadLetter {
-            route: &route.name,
-            plugin: &plugin,
-            raw_subject: subject,
-            raw_sequence: sequence,
-            raw_id: &transport::raw_identity(None, raw_stream, sequence),
-            raw_headers: None,
-            not_copied: None,
-            attempts: 0,
-            failure: &failure,
-        };
-        self.dead_letter(letter, payload, None).await?;
-        self.observer.dead_lettered(
-            At {
-                route: &route.name,
-                plugin_version: &plugin,
-            },
-            &failure,
-            route.site(subject),
-            route.partner(subject),
-        );
-        Ok(())
+        self.dead_lettered(route, &plugin, &raw, None, 0, &failure)
+            .await
     }
 }
