@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 use async_nats::jetstream;
+use time::format_description::well_known::Rfc3339;
 
 const CONSUMER: &str = "millrace_steady__raw_test__star__cmd";
 
@@ -1098,6 +1099,46 @@ async fn a_raw_message_the_client_cannot_read_is_dead_lettered() {
     assert!(redriven.status.success(), "{}", text(&redriven));
     let events = read_stream(&js, "CANONICAL", "canonical.>", 3, Duration::ZERO).await;
     assert_eq!(events[2].json()["data"]["work_order"], "WO-3");
+
+    // A replay over them finishes: it names each unreadable message and goes on (it read RAW
+    // with a consumer, which dropped its connection on the first and read it again, forever).
+    let replayed = millrace_within(&["replay", "steady", "--from", "1", "--config", cfg]).await;
+    let said = text(&replayed);
+    assert!(!replayed.status.success(), "two messages failed: {said}");
+    for sequence in [1, 3] {
+        assert!(
+            said.contains(&format!(
+                "RAW {sequence} (raw.test.lab.cmd): undeliverable:"
+            )) && said.contains("X-Plant: M"),
+            "{said}"
+        );
+    }
+    assert!(
+        said.contains("3 raw message(s), 0 event(s) published, 1 already on CANONICAL")
+            && said.contains("2 failed"),
+        "{said}"
+    );
+    // From the time the second was stored: the server picks the first sequence, and the
+    // range holds the second and the third.
+    let second = js
+        .get_stream("RAW")
+        .await
+        .unwrap()
+        .get_raw_message(2)
+        .await
+        .unwrap();
+    let from = second.time.format(&Rfc3339).unwrap();
+    let replayed = millrace_within(&["replay", "steady", "--from", &from, "--config", cfg]).await;
+    let said = text(&replayed);
+    assert!(
+        !said.contains("RAW 1 ") && said.contains("RAW 3 (raw.test.lab.cmd): undeliverable:"),
+        "{said}"
+    );
+    assert!(
+        said.contains("2 raw message(s), 0 event(s) published, 1 already on CANONICAL")
+            && said.contains("1 failed"),
+        "{said}"
+    );
 }
 
 /// Runs the `millrace` binary to completion, failing the test should it take longer than

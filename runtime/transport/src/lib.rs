@@ -5,6 +5,7 @@
 mod consumers;
 pub mod local_server;
 pub mod reader;
+pub mod stored;
 pub mod undeliverable;
 
 pub use consumers::{consumer_name, route_consumer, route_consumer_name};

@@ -1,5 +1,7 @@
-//! Reading a range of a stream, for the dead-letter tools and replays: an ordered consumer
-//! from a start point up to what the stream held when reading began.
+//! Reading a range of a stream millrace writes (dead letters, canonical events), for the
+//! dead-letter tools, a replay's look at CANONICAL and the projection's rebuild: an ordered
+//! consumer from a start point up to what the stream held when reading began. RAW, which holds
+//! what publishers wrote, is read through [`crate::stored`] instead.
 
 use std::time::{Duration, Instant};
 

@@ -18,7 +18,7 @@ use millrace::registry::loader::PluginLoader;
 use millrace::registry::store::Registry;
 use millrace::routes::Route;
 use millrace::subjects::subject_matches;
-use millrace::transport::{header_value, reader::StreamReader};
+use millrace::transport::{header_value, reader::StreamReader, stored::StoredRange};
 use millrace::workers::WorkerPool;
 
 /// Where a replay starts or ends: a RAW stream sequence or an RFC 3339 time.
@@ -112,7 +112,14 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
         Point::Time(start_time) => consumer::DeliverPolicy::ByStartTime { start_time },
     };
-    let mut reader = StreamReader::open(&js, &config.streams.raw, None, start, false).await?;
+    // Through the JetStream API, a request a message: RAW holds what publishers wrote, and a
+    // message whose headers the NATS client cannot read would cost a consumer's connection on
+    // every delivery (see `transport::stored`); here it is a failure of its own.
+    let filter = match route.subjects.as_slice() {
+        [only] => only.as_str(),
+        _ => ">",
+    };
+    let mut range = StoredRange::open(&js, &config.streams.raw, filter, start).await?;
     let pipeline = Pipeline::new(WorkerPool::start(1)?, delivery, js.clone());
     let mode = Mode {
         replay_id: Some(&replay_id),
@@ -121,12 +128,11 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         acknowledge: false,
     };
     let (mut messages, mut published, mut skipped, mut failed) = (0, 0, 0, 0);
-    while let Some(message) = reader.next().await? {
-        let info = message.info().map_err(|e| anyhow::anyhow!("{e}"))?;
-        let (sequence, stored) = (info.stream_sequence, info.published);
+    while let Some(stored) = range.next().await? {
+        let sequence = stored.sequence;
         let past_end = match args.to {
             Some(Point::Sequence(last)) => sequence > last,
-            Some(Point::Time(last)) => stored > last,
+            Some(Point::Time(last)) => stored.stored_at.is_some_and(|at| at > last),
             None => false,
         };
         if past_end {
@@ -135,12 +141,33 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         if !route
             .subjects
             .iter()
-            .any(|p| subject_matches(p, &message.subject))
+            .any(|p| subject_matches(p, &stored.subject))
         {
             continue;
         }
         messages += 1;
-        let input = RawInput::delivered(&message, &config.streams.raw);
+        let headers = match stored.headers {
+            Ok(headers) => headers,
+            Err(why) => {
+                failed += 1;
+                outln!(
+                    "RAW {sequence} ({}): undeliverable: the NATS client cannot read its \
+                     headers, so no plugin is given it: {why}",
+                    stored.subject
+                );
+                continue;
+            }
+        };
+        let input = RawInput {
+            stored_at: stored.stored_at,
+            ..RawInput::new(
+                stored.subject,
+                headers,
+                stored.payload,
+                &config.streams.raw,
+                sequence,
+            )
+        };
         let processed = pipeline.process(&route, &input, &mode).await;
         match processed
             .outcome
@@ -158,7 +185,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 failed += 1;
                 outln!(
                     "RAW {sequence} ({}): {}: {}",
-                    message.subject,
+                    input.subject,
                     failure.kind(),
                     failure.message()
                 );

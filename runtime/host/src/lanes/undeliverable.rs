@@ -23,7 +23,8 @@ use crate::pipeline::{Pipeline, RawInput};
 use crate::routes::RouteTable;
 use millrace_core::config::StreamsConfig;
 use millrace_transport as transport;
-use millrace_transport::undeliverable::{self, Advisory};
+use millrace_transport::stored;
+use millrace_transport::undeliverable::Advisory;
 
 /// How soon an advisory this host could not settle (a host failure, a route another host
 /// serves) is tried again.
@@ -35,8 +36,8 @@ const TRY_AGAIN: Duration = Duration::from_secs(10);
 const FOREIGN_TRIES: i64 = 30;
 
 /// Settles what the advisories of `streams.raw` (read from `consumer`,
-/// [`undeliverable::advisories`]) name, until `shutdown`: through `driver`'s pipeline, or as
-/// `delivery`'s dead letters.
+/// [`millrace_transport::undeliverable::advisories`]) name, until `shutdown`: through
+/// `driver`'s pipeline, or as `delivery`'s dead letters.
 pub async fn run<D: AsRef<Pipeline>>(
     consumer: jetstream::consumer::PullConsumer,
     driver: Arc<D>,
@@ -138,8 +139,7 @@ impl Settler<'_> {
             );
             return Ok(());
         };
-        let Some(stored) = undeliverable::stored_message(self.client, raw_stream, sequence).await?
-        else {
+        let Some(stored) = stored::stored_message(self.client, raw_stream, sequence).await? else {
             tracing::warn!(
                 route = &*route.name,
                 raw_sequence = sequence,

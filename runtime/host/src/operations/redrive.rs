@@ -22,7 +22,7 @@ use millrace_core::subjects;
 use millrace_core::workers::WorkerPool;
 use millrace_transport::header_value;
 use millrace_transport::reader::{self, StreamReader};
-use millrace_transport::undeliverable;
+use millrace_transport::stored;
 
 /// One dead letter as stored on the DLQ stream.
 #[derive(Debug, Clone)]
@@ -232,7 +232,7 @@ impl StoredLetter {
         // Through the JetStream API: the raw message may be one whose headers the NATS client
         // cannot read (an `undeliverable` letter), which a consumer's delivery would cost the
         // connection over. Such headers are left out, as the letter left them out.
-        let raw = undeliverable::stored_message(&js.client(), &streams.raw, raw_sequence)
+        let raw = stored::stored_message(&js.client(), &streams.raw, raw_sequence)
             .await?
             .ok_or_else(gone)?;
         let raw_headers = raw.headers.unwrap_or(None);
