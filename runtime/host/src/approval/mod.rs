@@ -325,7 +325,7 @@ impl RouteChanges {
     ) -> anyhow::Result<Applied> {
         let (admitted, switched) = match change {
             RouteChange::SetVersion { version, mode } => {
-                let (admitted, switched) = rollout::set_version_within(
+                let (admitted, switched) = rollout::set_version(
                     &self.config,
                     &self.registry,
                     &self.sandbox,

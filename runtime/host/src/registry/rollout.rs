@@ -107,29 +107,8 @@ pub async fn admit_version_within(
 }
 
 /// Makes `version` the route's active version, or with `mode` its candidate, after
-/// admitting it. A refused version changes nothing.
+/// admitting it within `bounds`. A refused version changes nothing.
 pub async fn set_version(
-    config: &Config,
-    registry: &Registry,
-    sandbox: &Sandbox,
-    route: &str,
-    version: &str,
-    mode: Option<CandidateMode>,
-) -> anyhow::Result<(Admitted, Switched)> {
-    set_version_within(
-        config,
-        registry,
-        sandbox,
-        route,
-        version,
-        mode,
-        AdmissionBounds::default(),
-    )
-    .await
-}
-
-/// [`set_version`] with its admission within `bounds`.
-pub async fn set_version_within(
     config: &Config,
     registry: &Registry,
     sandbox: &Sandbox,
