@@ -446,6 +446,24 @@ async fn a_shadow_candidate_reports_exactly_the_field_it_changes() {
     .await;
     assert_eq!(events[1].json()["pluginversion"], "2.0.0");
     assert_eq!(events[1].json()["data"]["location"], "FG-02");
+
+    // The config's 1.0.0 tried again in shadow: it is used, as the candidate.
+    run_ok(&[
+        "route",
+        "set-version",
+        "steady",
+        "misbehave@1.0.0",
+        "--shadow",
+        "--config",
+        cfg,
+    ]);
+    let shown = run_ok(&["route", "show", "steady", "--config", cfg]);
+    assert!(
+        shown.contains(
+            "the config's plugin misbehave@1.0.0 is the route's candidate, not its active version"
+        ) && !shown.contains("is not used"),
+        "{shown}"
+    );
 }
 
 /// A shadow candidate runs beside the live flow: a slow one never delays the message's

@@ -11,7 +11,7 @@ use millrace::audit::Actor;
 use millrace::config::{Config, PluginSource};
 use millrace::operations::shadow;
 use millrace::registry::AdmissionBounds;
-use millrace::registry::store::{Binding, CandidateMode, Registry};
+use millrace::registry::store::{Binding, CandidateMode, Registry, Role};
 
 /// Route commands.
 #[derive(Debug, Subcommand)]
@@ -112,17 +112,21 @@ pub async fn run(command: RouteCommand) -> anyhow::Result<ExitCode> {
                 match (bindings.get(name), config.plugin_of(name)) {
                     (Some(binding), configured) => {
                         print_binding(name, binding)?;
-                        let unused = match &configured {
-                            Some(PluginSource::Registry(id)) if binding.active != *id => {
-                                Some(id.clone())
+                        let note = match &configured {
+                            Some(PluginSource::Registry(id)) => match binding.role_of(id) {
+                                Role::Active => None,
+                                Role::Canary | Role::Shadow => Some(format!(
+                                    "the config's plugin {id} is the route's candidate, not its active version, while the route has a binding; `millrace route promote {name}` makes it active"
+                                )),
+                                Role::Unused => Some(unused(name, id)),
+                            },
+                            Some(PluginSource::Path(path)) => {
+                                Some(unused(name, &path.display().to_string()))
                             }
-                            Some(PluginSource::Path(path)) => Some(path.display().to_string()),
-                            _ => None,
+                            None => None,
                         };
-                        if let Some(unused) = unused {
-                            outln!(
-                                "  the config's plugin {unused} is not used while the route has a binding; `millrace route set-version {name} <name@version>` changes what it serves"
-                            );
+                        if let Some(note) = note {
+                            outln!("  {note}");
                         }
                     }
                     (None, Some(PluginSource::Registry(id))) => {
@@ -174,6 +178,13 @@ pub async fn route_changes(connection: &super::Connection) -> anyhow::Result<Rou
     let (config, registry, js) = open(connection).await?;
     let sandbox = super::sandbox(&config)?;
     Ok(RouteChanges::new(config, registry, sandbox, js))
+}
+
+/// The note of `route show` for a config's plugin that the route's binding does not serve.
+fn unused(route: &str, configured: &str) -> String {
+    format!(
+        "the config's plugin {configured} is not used while the route has a binding; `millrace route set-version {route} <name@version>` changes what it serves"
+    )
 }
 
 /// Applies or proposes `change` to `route` as the local OS user, and says which.

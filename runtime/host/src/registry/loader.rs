@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
-use super::store::{Binding, Registry};
+use super::store::{Binding, Registry, Role};
 use super::{LocalPlugin, admit};
 use crate::routes::versions::ServedVersions;
 use millrace_core::config::{Config, PluginSource};
@@ -135,18 +135,26 @@ impl PluginLoader {
                 candidate: None,
             });
         };
-        match self.config.plugin_of(route) {
-            Some(PluginSource::Registry(id)) if id == binding.active => {}
-            Some(configured) => tracing::info!(
+        let configured = match self.config.plugin_of(route) {
+            Some(PluginSource::Registry(id)) if binding.role_of(&id) == Role::Active => None,
+            Some(PluginSource::Registry(id)) if binding.role_of(&id) != Role::Unused => Some(
+                format!("the config's plugin {id} is its candidate, not its active version"),
+            ),
+            Some(PluginSource::Registry(id)) => Some(format!(
+                "the config's plugin {id} is not used while it has one"
+            )),
+            Some(PluginSource::Path(path)) => Some(format!(
+                "the config's plugin {} is not used while it has one",
+                path.display()
+            )),
+            None => None,
+        };
+        if let Some(configured) = configured {
+            tracing::info!(
                 route,
                 serving = binding.active.as_str(),
-                "the route serves its binding (`millrace route show`); the config's plugin {} is not used while it has one",
-                match configured {
-                    PluginSource::Registry(id) => id,
-                    PluginSource::Path(path) => path.display().to_string(),
-                }
-            ),
-            None => {}
+                "the route serves its binding (`millrace route show`); {configured}"
+            );
         }
         let active = self.version(&binding.active).await?;
         let candidate = match &binding.candidate {

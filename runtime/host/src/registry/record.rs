@@ -155,7 +155,34 @@ impl Binding {
     }
 }
 
+/// What a binding does with one version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// It is the active version.
+    Active,
+    /// It is the candidate, a canary.
+    Canary,
+    /// It is the candidate, in shadow.
+    Shadow,
+    /// The binding does not serve it.
+    Unused,
+}
+
 impl Binding {
+    /// What the binding does with `version` (`name@version`).
+    pub fn role_of(&self, version: &str) -> Role {
+        if self.active == version {
+            return Role::Active;
+        }
+        match &self.candidate {
+            Some(c) if c.version == version => match c.mode {
+                CandidateMode::Canary { .. } => Role::Canary,
+                CandidateMode::Shadow => Role::Shadow,
+            },
+            _ => Role::Unused,
+        }
+    }
+
     /// The binding with `updated_at` set to now.
     pub fn touched(mut self) -> Self {
         self.updated_at = now();

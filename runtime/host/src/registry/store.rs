@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::fixtures;
 pub use super::record::{
-    Binding, BindingChange, Candidate, CandidateMode, StoredFixture, VersionRecord,
+    Binding, BindingChange, Candidate, CandidateMode, Role, StoredFixture, VersionRecord,
 };
 use super::{LocalPlugin, MANIFEST_FILE, Manifest};
 use millrace_core::config::{Config, RegistryKind};
