@@ -1141,6 +1141,52 @@ async fn a_raw_message_the_client_cannot_read_is_dead_lettered() {
     );
 }
 
+/// A replay of a route with two subject patterns reads each pattern's messages (the server
+/// skips the rest), a message both match once, and nothing of another route's subjects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_reads_each_pattern_of_its_route_once() {
+    let nats = Nats::start();
+    let config = nats.config(&format!(
+        "[routes.two]\nsubjects = [\"raw.a.*.cmd\", \"raw.*.x.cmd\"]\nplugin = {:?}\n",
+        plugin("tests/guests/misbehave").display().to_string()
+    ));
+    let cfg = config.to_str().unwrap();
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    for (n, subject) in [
+        "raw.a.p.cmd",
+        "raw.other.q.cmd",
+        "raw.b.x.cmd",
+        "raw.a.x.cmd",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let payload = format!("ok {n}");
+        publish(&js, subject, payload.as_bytes(), &format!("m-{n}")).await;
+    }
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        3,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(events.len(), 3, "{events:?}");
+    host.stop().await;
+    let replayed = millrace_within(&["replay", "two", "--from", "1", "--config", cfg]).await;
+    let said = text(&replayed);
+    assert!(replayed.status.success(), "{said}");
+    assert!(
+        said.contains("3 raw message(s), 0 event(s) published, 3 already on CANONICAL"),
+        "{said}"
+    );
+    let replayed = millrace_within(&["replay", "two", "--from", "3", "--config", cfg]).await;
+    let said = text(&replayed);
+    assert!(said.contains("2 raw message(s)"), "{said}");
+}
+
 /// Runs the `millrace` binary to completion, failing the test should it take longer than
 /// `PATIENCE` (a hang is the defect looked for).
 async fn millrace_within(args: &[&str]) -> std::process::Output {

@@ -53,8 +53,13 @@ struct GotMessage {
 struct ApiError {
     code: u16,
     #[serde(default)]
+    err_code: u32,
+    #[serde(default)]
     description: String,
 }
+
+/// JetStream's error code for "no message found" (a 404 also answers a stream not found).
+const NO_MESSAGE_FOUND: u32 = 10037;
 
 /// The message of `stream` at `sequence`; `None` when the stream no longer holds it.
 pub async fn stored_message(
@@ -100,7 +105,7 @@ async fn get(
     let answer: GetAnswer = serde_json::from_slice(&answer.payload)
         .with_context(|| format!("JetStream's answer for {what} of {stream}"))?;
     if let Some(error) = answer.error {
-        if error.code == 404 {
+        if error.code == 404 && error.err_code == NO_MESSAGE_FOUND {
             return Ok(None);
         }
         anyhow::bail!(
@@ -141,18 +146,25 @@ async fn get(
 pub struct StoredRange {
     client: async_nats::Client,
     stream: String,
-    filter: String,
-    next: u64,
     last: u64,
+    /// One per subject filter, so that the server skips what none of them matches.
+    cursors: Vec<Cursor>,
+}
+
+/// Where one subject filter's reading is: the message it found next, not yet returned.
+struct Cursor {
+    filter: String,
+    from: u64,
+    found: Option<Stored>,
 }
 
 impl StoredRange {
     /// Opens the range of `stream` from `start` (a sequence or a time; anything else reads
-    /// from the first message) for the subjects matching `filter` (e.g. `raw.>`).
+    /// from the first message) for the subjects matching any of `filters` (e.g. `raw.>`).
     pub async fn open(
         js: &jetstream::Context,
         stream: &str,
-        filter: &str,
+        filters: &[impl AsRef<str>],
         start: consumer::DeliverPolicy,
     ) -> anyhow::Result<Self> {
         let mut handle = js.get_stream(stream).await.with_context(|| {
@@ -164,39 +176,60 @@ impl StoredRange {
             .with_context(|| format!("cannot read stream {stream}"))?
             .state
             .last_sequence;
-        let next = match start {
+        let from = match start {
             consumer::DeliverPolicy::ByStartSequence { start_sequence } => start_sequence,
             consumer::DeliverPolicy::ByStartTime { .. } => {
                 first_sequence_from(&handle, stream, start).await?
             }
             _ => 1,
         };
+        let cursors = filters
+            .iter()
+            .map(|filter| Cursor {
+                filter: filter.as_ref().to_owned(),
+                from,
+                found: None,
+            })
+            .collect();
         Ok(Self {
             client: js.client(),
             stream: stream.to_owned(),
-            filter: filter.to_owned(),
-            next,
             last,
+            cursors,
         })
     }
 
     /// The next message, or `None` at the end of the range.
     pub async fn next(&mut self) -> anyhow::Result<Option<Stored>> {
-        if self.next > self.last {
+        for cursor in &mut self.cursors {
+            if cursor.found.is_some() || cursor.from > self.last {
+                continue;
+            }
+            let found =
+                next_stored_message(&self.client, &self.stream, cursor.from, &cursor.filter)
+                    .await?
+                    .filter(|stored| stored.sequence <= self.last);
+            cursor.from = found
+                .as_ref()
+                .map_or(u64::MAX, |stored| stored.sequence + 1);
+            cursor.found = found;
+        }
+        let Some(first) = self
+            .cursors
+            .iter()
+            .filter_map(|c| c.found.as_ref().map(|stored| stored.sequence))
+            .min()
+        else {
             return Ok(None);
-        }
-        let found =
-            next_stored_message(&self.client, &self.stream, self.next, &self.filter).await?;
-        match found {
-            Some(stored) if stored.sequence <= self.last => {
-                self.next = stored.sequence + 1;
-                Ok(Some(stored))
-            }
-            _ => {
-                self.next = self.last + 1;
-                Ok(None)
+        };
+        // Filters that overlap found the same message: it is returned once.
+        let mut taken = None;
+        for cursor in &mut self.cursors {
+            if cursor.found.as_ref().is_some_and(|s| s.sequence == first) {
+                taken = cursor.found.take();
             }
         }
+        Ok(taken)
     }
 }
 
@@ -240,7 +273,7 @@ pub fn header_block(block: &[u8]) -> Result<HeaderMap, String> {
             "its header block is not UTF-8 text (byte {:#04x} after `{}`): a value written in \
              another encoding, such as Latin-1; NATS headers are UTF-8",
             block[e.valid_up_to()],
-            String::from_utf8_lossy(line).trim()
+            quoted(String::from_utf8_lossy(line).trim())
         )
     })?;
     let mut lines = text.lines().peekable();
@@ -248,9 +281,23 @@ pub fn header_block(block: &[u8]) -> Result<HeaderMap, String> {
     if version.is_empty() {
         return Err("its header block is empty, without the `NATS/1.0` line".to_owned());
     }
-    if !version.starts_with("NATS/1.0") {
+    let Some(suffix) = version.strip_prefix("NATS/1.0").map(str::trim) else {
         return Err(format!(
-            "its header block starts with `{version}`, not `NATS/1.0`"
+            "its header block starts with `{}`, not `NATS/1.0`",
+            quoted(version)
+        ));
+    };
+    // What follows the version is a status code, then a description: the client parses the
+    // code when there is one.
+    let status = suffix
+        .split_once(' ')
+        .map_or(suffix, |(code, _)| code.trim());
+    if !status.is_empty() && status.parse::<async_nats::StatusCode>().is_err() {
+        return Err(format!(
+            "its header block's first line `{}` has `{}` after `NATS/1.0`, not a status code \
+             (three digits)",
+            quoted(version),
+            quoted(status)
         ));
     }
     let mut headers = HeaderMap::new();
@@ -260,10 +307,10 @@ pub fn header_block(block: &[u8]) -> Result<HeaderMap, String> {
         }
         let (name, value) = line
             .split_once(':')
-            .ok_or_else(|| format!("its header line `{line}` has no `:`"))?;
+            .ok_or_else(|| format!("its header line `{}` has no `:`", quoted(line)))?;
         let name: async_nats::header::HeaderName = name
             .parse()
-            .map_err(|e| format!("its header name `{name}` is not valid: {e}"))?;
+            .map_err(|e| format!("its header name `{}` is not valid: {e}", quoted(name)))?;
         let mut value = value.trim_start().to_owned();
         while let Some(more) = lines.next_if(|l| l.starts_with(char::is_whitespace)) {
             value.push_str(more);
@@ -271,6 +318,17 @@ pub fn header_block(block: &[u8]) -> Result<HeaderMap, String> {
         headers.append(name, value.trim_end());
     }
     Ok(headers)
+}
+
+/// Most characters of a publisher's text a reason quotes.
+const QUOTED: usize = 80;
+
+/// `text` as a reason quotes it: at most [`QUOTED`] characters, then `…`.
+fn quoted(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(QUOTED) {
+        Some((cut, _)) => format!("{}…", &text[..cut]).into(),
+        None => text.into(),
+    }
 }
 
 #[cfg(test)]
@@ -308,5 +366,31 @@ mod tests {
         assert!(bad_name.contains("header name"), "{bad_name}");
         let version = header_block(b"HTTP/1.1\r\n\r\n").unwrap_err();
         assert!(version.contains("not `NATS/1.0`"), "{version}");
+        let status = header_block(b"NATS/1.0 abc\r\nX: 1\r\n\r\n").unwrap_err();
+        assert!(status.contains("`abc` after `NATS/1.0`"), "{status}");
+        let status = header_block(b"NATS/1.0 42 Short\r\n\r\n").unwrap_err();
+        assert!(status.contains("`42` after"), "{status}");
+        for readable in [
+            &b"NATS/1.0 503\r\nX: 1\r\n\r\n"[..],
+            b"NATS/1.0 100 Idle Heartbeat\r\n\r\n",
+            b"NATS/1.0   \r\nX: 1\r\n\r\n",
+        ] {
+            assert!(header_block(readable).is_ok(), "{readable:?}");
+        }
+    }
+
+    #[test]
+    fn a_long_line_is_quoted_in_part() {
+        let mut block = b"NATS/1.0\r\nX-Big ".to_vec();
+        block.extend(std::iter::repeat_n(b'A', 60_000));
+        block.extend(b"\r\n\r\n");
+        let why = header_block(&block).unwrap_err();
+        assert!(
+            why.len() < 200 && why.contains("AAAA…` has no `:`"),
+            "{why}"
+        );
+        block.insert(block.len() - 4, 0xfc);
+        let why = header_block(&block).unwrap_err();
+        assert!(why.len() < 300 && why.contains("not UTF-8"), "{why}");
     }
 }

@@ -17,7 +17,6 @@ use millrace::pipeline::{Pipeline, RawInput};
 use millrace::registry::loader::PluginLoader;
 use millrace::registry::store::Registry;
 use millrace::routes::Route;
-use millrace::subjects::subject_matches;
 use millrace::transport::{header_value, reader::StreamReader, stored::StoredRange};
 use millrace::workers::WorkerPool;
 
@@ -115,11 +114,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     // Through the JetStream API, a request a message: RAW holds what publishers wrote, and a
     // message whose headers the NATS client cannot read would cost a consumer's connection on
     // every delivery (see `transport::stored`); here it is a failure of its own.
-    let filter = match route.subjects.as_slice() {
-        [only] => only.as_str(),
-        _ => ">",
-    };
-    let mut range = StoredRange::open(&js, &config.streams.raw, filter, start).await?;
+    let mut range = StoredRange::open(&js, &config.streams.raw, &route.subjects, start).await?;
     let pipeline = Pipeline::new(WorkerPool::start(1)?, delivery, js.clone());
     let mode = Mode {
         replay_id: Some(&replay_id),
@@ -137,13 +132,6 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         };
         if past_end {
             break;
-        }
-        if !route
-            .subjects
-            .iter()
-            .any(|p| subject_matches(p, &stored.subject))
-        {
-            continue;
         }
         messages += 1;
         let headers = match stored.headers {
