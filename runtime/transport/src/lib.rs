@@ -165,6 +165,9 @@ fn log_connection_event(event: &async_nats::Event) {
         Event::Connected => tracing::info!("connected to NATS"),
         Event::Disconnected => tracing::warn!("disconnected from NATS; reconnecting"),
         Event::ServerError(error) => tracing::warn!("the NATS server reported an error: {error}"),
+        // Only when the client is closed or dropped (reconnects are unlimited): the end of a
+        // CLI command or of a host, nothing an operator must act on.
+        Event::Closed => tracing::debug!("NATS connection closed"),
         other => tracing::warn!("NATS connection: {other}"),
     }
 }
