@@ -473,7 +473,10 @@ async fn a_shadow_candidate_reports_exactly_the_field_it_changes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_shadow_never_delays_the_live_delivery() {
     let nats = Nats::start();
-    let config = nats.config(&route("misbehave@2.0.0", ""));
+    let config = nats.config(&route(
+        "misbehave@2.0.0",
+        "\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+    ));
     let cfg = config.to_str().unwrap();
     deploy_both(&config);
     let client = nats.client().await;
@@ -497,6 +500,50 @@ async fn a_slow_shadow_never_delays_the_live_delivery() {
     assert_eq!(order, ["dlq.steady", "shadow.steady"]);
     let reports = read_stream(&js, "SHADOW", "shadow.steady", 1, Duration::ZERO).await;
     assert_eq!(reports[0].json()["candidate"], "misbehave@1.0.0");
+
+    // A burst of slow messages: the live flow does not wait for the candidate (it took the
+    // workers' queue in turn with the live calls, so the route went at the candidate's pace),
+    // so more shadow runs are due than a route keeps in flight, and those beyond are counted,
+    // not run: every message gets a report or a count.
+    let burst = millrace::routes::SHADOW_RUNS + 8;
+    let slow = format!("slow {}", slow_millions_for(Duration::from_millis(100)));
+    for n in 0..burst {
+        publish(
+            &js,
+            "raw.test.lab.cmd",
+            slow.as_bytes(),
+            &format!("burst-{n}"),
+        )
+        .await;
+    }
+    let admin = host
+        .admin_addr()
+        .expect("the config has an [admin] section");
+    let skipped_line =
+        r#"millrace_shadows_skipped_total{route="steady",plugin_version="misbehave@1.0.0"} "#;
+    let started = Instant::now();
+    loop {
+        let metrics = reqwest::get(format!("http://{admin}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let skipped: usize = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(skipped_line))
+            .map_or(0, |n| n.parse().unwrap());
+        let reported = stream_len(&js, "SHADOW").await as usize - 1;
+        if skipped + reported == burst {
+            assert!(skipped > 0, "every one of {burst} was shadowed");
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE && skipped + reported < burst,
+            "{skipped} skipped and {reported} reported of {burst}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     host.stop().await;
 }
 

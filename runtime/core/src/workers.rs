@@ -7,10 +7,16 @@
 //! store with a live instance per route and plugin version), reusing them across calls.
 //! Routes take a permit per call (see `Route::admission`), so one route's slow or hostile
 //! calls cannot hold every worker.
+//!
+//! Spare work (a shadow candidate's calls, see [`WorkerPool::spare`]) waits in a queue of its
+//! own, which a worker takes from only when no live call waits, and on at most all but one
+//! worker at a time: a slow candidate costs the live flow at most the one spare call a worker
+//! is already running, never a place in the live queue.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
@@ -37,6 +43,7 @@ pub struct Unavailable(pub &'static str);
 /// A fixed pool of threads running plugin calls.
 pub struct WorkerPool {
     queue: async_channel::Sender<Job>,
+    spare: async_channel::Sender<Job>,
     threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
     workers: usize,
 }
@@ -46,16 +53,23 @@ impl WorkerPool {
     pub fn start(workers: usize) -> std::io::Result<Self> {
         let workers = workers.max(1);
         let (queue, jobs) = async_channel::bounded(QUEUE_PER_WORKER * workers);
+        let (spare_queue, spare_jobs) = async_channel::bounded(QUEUE_PER_WORKER * workers);
+        let spare = Spare {
+            jobs: spare_jobs,
+            busy: Arc::new(AtomicUsize::new(0)),
+            limit: workers.saturating_sub(1).max(1),
+        };
         let mut threads = Vec::with_capacity(workers);
         for i in 0..workers {
-            let jobs = jobs.clone();
+            let (jobs, spare) = (jobs.clone(), spare.clone());
             let thread = std::thread::Builder::new()
                 .name(format!("millrace-worker-{i}"))
-                .spawn(move || work(jobs))?;
+                .spawn(move || work(&jobs, &spare))?;
             threads.push(thread);
         }
         Ok(Self {
             queue,
+            spare: spare_queue,
             threads: std::sync::Mutex::new(threads),
             workers,
         })
@@ -93,6 +107,35 @@ impl WorkerPool {
         T: Send + 'static,
         W: FnOnce(&mut Session) -> Result<T, Failure> + Send + 'static,
     {
+        Self::queued(&self.queue, plugin, route, work).await
+    }
+
+    /// Maps one raw message as spare work, beside the live calls (a shadow candidate's call):
+    /// it runs when a worker has no live call to take, and on all workers but one at the most
+    /// (see the module's text). `Err` when the pool is shut down.
+    pub async fn spare(
+        &self,
+        plugin: Arc<PluginComponent>,
+        route: Arc<RouteContext>,
+        raw: RawMessage,
+    ) -> Result<Result<Vec<MappedEvent>, Failure>, Unavailable> {
+        let limits = plugin.limits_on(&route.limits);
+        Self::queued(&self.spare, plugin, route, move |session| {
+            map(session, &raw, &limits)
+        })
+        .await
+    }
+
+    async fn queued<T, W>(
+        queue: &async_channel::Sender<Job>,
+        plugin: Arc<PluginComponent>,
+        route: Arc<RouteContext>,
+        work: W,
+    ) -> Result<Result<T, Failure>, Unavailable>
+    where
+        T: Send + 'static,
+        W: FnOnce(&mut Session) -> Result<T, Failure> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move |sessions: &mut Sessions| {
             let result = sessions.with(&plugin, &route, work);
@@ -100,13 +143,15 @@ impl WorkerPool {
             let _ = reply.send(result);
         });
         let gone = Unavailable("the worker pool is shut down");
-        self.queue.send(job).await.map_err(|_| gone.clone())?;
+        queue.send(job).await.map_err(|_| gone.clone())?;
         answer.await.map_err(|_| gone)
     }
 
-    /// Takes no more calls: the ones queued still run, later ones are [`Unavailable`].
+    /// Takes no more calls: the ones queued still run (spare ones may be dropped), later ones
+    /// are [`Unavailable`].
     pub fn close(&self) {
         self.queue.close();
+        self.spare.close();
     }
 
     /// Stops the workers once their queued jobs are done.
@@ -136,10 +181,83 @@ pub fn map(
     rules::accept(events, limits)
 }
 
-fn work(jobs: async_channel::Receiver<Job>) {
+/// The spare queue and how many workers run its jobs now.
+#[derive(Clone)]
+struct Spare {
+    jobs: async_channel::Receiver<Job>,
+    busy: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl Spare {
+    /// Takes one of the `limit` places for spare work, when one is free.
+    fn reserve(&self) -> Option<SparePlace<'_>> {
+        self.busy
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |busy| {
+                (busy < self.limit).then_some(busy + 1)
+            })
+            .ok()
+            .map(|_| SparePlace(&self.busy))
+    }
+}
+
+/// A worker's place for spare work, given back when dropped.
+struct SparePlace<'a>(&'a AtomicUsize);
+
+impl Drop for SparePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A worker: live jobs first; a spare job only when no live one waits and a place for spare
+/// work is free. Ends when the live queue is closed and empty.
+fn work(jobs: &async_channel::Receiver<Job>, spare: &Spare) {
+    use async_channel::TryRecvError;
+    use futures::future::{Either, select};
     let mut sessions = Sessions::default();
-    while let Ok(job) = jobs.recv_blocking() {
-        job(&mut sessions);
+    loop {
+        match jobs.try_recv() {
+            Ok(job) => {
+                job(&mut sessions);
+                continue;
+            }
+            Err(TryRecvError::Closed) => return,
+            Err(TryRecvError::Empty) => {}
+        }
+        let Some(place) = spare.reserve() else {
+            match jobs.recv_blocking() {
+                Ok(job) => job(&mut sessions),
+                Err(_) => return,
+            }
+            continue;
+        };
+        if let Ok(job) = spare.jobs.try_recv() {
+            job(&mut sessions);
+            continue;
+        }
+        // Nothing waits: the first job of either queue, live first when both have one.
+        let (live, spared) = (
+            std::pin::pin!(jobs.recv()),
+            std::pin::pin!(spare.jobs.recv()),
+        );
+        let next = futures::executor::block_on(select(live, spared));
+        match next {
+            Either::Left((Ok(job), _)) => {
+                drop(place);
+                job(&mut sessions);
+            }
+            Either::Left((Err(_), _)) => return,
+            Either::Right((Ok(job), _)) => job(&mut sessions),
+            // The spare queue is closed: only live jobs from now on.
+            Either::Right((Err(_), _)) => {
+                drop(place);
+                match jobs.recv_blocking() {
+                    Ok(job) => job(&mut sessions),
+                    Err(_) => return,
+                }
+            }
+        }
     }
 }
 

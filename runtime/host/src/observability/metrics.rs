@@ -9,6 +9,7 @@
 //! | `millrace_dead_letters_total` | route, plugin_version, reason | raw messages dead-lettered (the failure reasons, and `undeliverable`) |
 //! | `millrace_late_events_total` | route, plugin_version, kind | events published flagged late |
 //! | `millrace_duplicates_dropped_total` | route, plugin_version | events not published: their source transaction was already delivered |
+//! | `millrace_shadows_skipped_total` | route, plugin_version (the candidate) | raw messages a shadow candidate was not run on: the route's shadow runs were all in flight |
 //! | `millrace_plugin_call_seconds` | route, plugin_version | one plugin call, from handing it to the worker pool to its checked result |
 //! | `millrace_end_to_end_seconds` | route | from the raw message stored by JetStream to its events stored |
 //! | `millrace_consumer_pending_messages` | route, subject | raw messages not yet delivered to the host (consumer lag) |
@@ -136,6 +137,8 @@ pub struct Metrics {
     pub late_events: Family<EventLabels, Counter>,
     /// Events dropped as duplicates of a delivered source transaction.
     pub duplicates_dropped: Family<RouteLabels, Counter>,
+    /// Messages not shadowed: the route's shadow runs were all in flight.
+    pub shadows_skipped: Family<RouteLabels, Counter>,
     /// Plugin call latency.
     pub plugin_call_seconds: Histograms<RouteLabels>,
     /// Raw stored to events stored.
@@ -201,6 +204,12 @@ impl Metrics {
                 &mut registry,
                 "duplicates_dropped",
                 "Events not published because their source transaction was already delivered",
+                Family::default(),
+            ),
+            shadows_skipped: registered(
+                &mut registry,
+                "shadows_skipped",
+                "Raw messages a shadow candidate was not run on: the route's shadow runs were all in flight",
                 Family::default(),
             ),
             plugin_call_seconds: registered(

@@ -214,6 +214,15 @@ impl Observer {
         self.figures().route(at.route).duplicates_dropped += count as u64;
     }
 
+    /// A raw message was not shadowed (`at` names the candidate): the route's shadow runs
+    /// were all in flight.
+    pub fn shadow_skipped(&self, at: At<'_>) {
+        self.metrics
+            .shadows_skipped
+            .get_or_create(&at.labels())
+            .inc();
+    }
+
     /// A raw message was dead-lettered.
     pub fn dead_lettered(&self, at: At<'_>, failure: &Failure, site: &str, partner: &str) {
         let reason = failure.class();

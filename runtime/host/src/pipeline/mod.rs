@@ -255,8 +255,10 @@ impl Pipeline {
 
     /// Runs a shadow candidate on the same message, beside the live flow, and publishes where
     /// it differs from the active version's outcome. Never affects the message's delivery, nor
-    /// delays it: the run is a task of its own, and when the route already has
-    /// [`SHADOW_RUNS`](crate::routes::SHADOW_RUNS) in flight the message is not shadowed.
+    /// delays it: the run is a task of its own, its call is the worker pool's spare work (taken
+    /// only when no live call waits), and when the route already has
+    /// [`SHADOW_RUNS`](crate::routes::SHADOW_RUNS) in flight the message is not shadowed
+    /// (counted in `millrace_shadows_skipped_total`).
     fn shadow(
         &self,
         route: &Route,
@@ -267,6 +269,10 @@ impl Pipeline {
         sequence: u64,
     ) {
         let Ok(in_flight) = route.shadow_runs.clone().try_acquire_owned() else {
+            self.observer().shadow_skipped(At {
+                route: &route.name,
+                plugin_version: &candidate.id(),
+            });
             tracing::debug!(
                 route = &*route.name,
                 raw_sequence = sequence,
@@ -277,7 +283,6 @@ impl Pipeline {
         let run = ShadowRun {
             route: route.name.clone(),
             context: route.context.clone(),
-            admission: route.admission.clone(),
             calls: self.calls.clone(),
             js: self.js.clone(),
             active: active.id(),
@@ -305,7 +310,6 @@ impl Pipeline {
 struct ShadowRun {
     route: Arc<str>,
     context: Arc<RouteContext>,
-    admission: Arc<tokio::sync::Semaphore>,
     calls: PluginCalls,
     js: jetstream::Context,
     active: String,
@@ -314,16 +318,13 @@ struct ShadowRun {
 }
 
 impl ShadowRun {
-    /// Calls `candidate` on `raw` (one try, in the route's admission) and publishes a report
-    /// when its outcome differs.
+    /// Calls `candidate` on `raw` (one try, as the worker pool's spare work, so it never waits
+    /// ahead of a live call) and publishes a report when its outcome differs.
     async fn run(self, candidate: Arc<PluginComponent>, raw: RawMessage) {
         let (route, sequence) = (&*self.route, self.sequence);
         let raw_subject = raw.subject.clone();
         let candidate_id = candidate.id();
-        let shadowed = match self.admission.acquire().await {
-            Ok(_permit) => self.calls.pool().call(candidate, self.context, raw).await,
-            Err(_) => return,
-        };
+        let shadowed = self.calls.pool().spare(candidate, self.context, raw).await;
         let Ok(shadowed) = shadowed else { return };
         let differences = differences(&Outcome::from(self.outcome), &Outcome::from(shadowed));
         if differences.is_empty() {
