@@ -1185,6 +1185,20 @@ async fn a_replay_reads_each_pattern_of_its_route_once() {
     let replayed = millrace_within(&["replay", "two", "--from", "3", "--config", cfg]).await;
     let said = text(&replayed);
     assert!(said.contains("2 raw message(s)"), "{said}");
+    // A time that starts after the sequence given as the end: refused, not an empty success.
+    let third = js
+        .get_stream("RAW")
+        .await
+        .unwrap()
+        .get_raw_message(3)
+        .await
+        .unwrap();
+    let from = third.time.format(&Rfc3339).unwrap();
+    let replayed = millrace_within(&[
+        "replay", "two", "--from", &from, "--to", "2", "--config", cfg,
+    ])
+    .await;
+    assert_clean_failure(&replayed, "--to 2 is before RAW sequence 3");
 }
 
 /// Runs the `millrace` binary to completion, failing the test should it take longer than

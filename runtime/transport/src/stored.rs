@@ -146,6 +146,7 @@ async fn get(
 pub struct StoredRange {
     client: async_nats::Client,
     stream: String,
+    first: u64,
     last: u64,
     /// One per subject filter, so that the server skips what none of them matches.
     cursors: Vec<Cursor>,
@@ -194,9 +195,21 @@ impl StoredRange {
         Ok(Self {
             client: js.client(),
             stream: stream.to_owned(),
+            first: from,
             last,
             cursors,
         })
+    }
+
+    /// The stream read.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The sequence the range starts at (for a time, the first message stored at it or
+    /// after).
+    pub fn first(&self) -> u64 {
+        self.first
     }
 
     /// The next message, or `None` at the end of the range.

@@ -122,10 +122,80 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         dead_letter: false,
         acknowledge: false,
     };
-    let (mut messages, mut published, mut skipped, mut failed) = (0, 0, 0, 0);
+    if let Some(Point::Sequence(to)) = args.to
+        && to < range.first()
+    {
+        bail!(
+            "--to {to} is before RAW sequence {}, where --from starts: nothing would be replayed",
+            range.first()
+        );
+    }
+    let mut counts = Counts::default();
+    let replayed = replay(&mut range, &pipeline, &route, &mode, args.to, &mut counts).await;
+    pipeline.shutdown().await;
+    let summary = format!(
+        "{replay_id}: route {} through {}: {} raw message(s), {} event(s) published, \
+         {} already on {} from this version, {} failed",
+        route.name,
+        plugin.id(),
+        counts.messages,
+        counts.published,
+        counts.skipped,
+        config.streams.canonical,
+        counts.failed
+    );
+    // A replay that stopped is audited too: what it published stays published.
+    let audited = match &replayed {
+        Ok(()) => summary.clone(),
+        Err(e) => format!("{summary}, then stopped: {e:#}"),
+    };
+    let change = Change::new(
+        Action::Replay,
+        Target::Route(route.name.to_string()),
+        format!("replays {audited}"),
+    )
+    .after(&serde_json::json!({
+        "replay_id": replay_id, "plugin": plugin.id(), "messages": counts.messages,
+        "published": counts.published, "skipped": counts.skipped, "failed": counts.failed,
+        "stopped": replayed.as_ref().err().map(|e| format!("{e:#}")),
+    }));
+    let recorded = AuditTrail::new(js.clone(), &config)
+        .record(&Actor::os_user(), change)
+        .await;
+    client.flush().await.ok();
+    // Why it stopped comes first: the audit record may have failed for the same reason.
+    replayed.with_context(|| format!("the replay stopped after {summary}"))?;
+    recorded?;
+    outln!("{summary}");
+    Ok(if counts.failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// What a replay did so far.
+#[derive(Debug, Default)]
+struct Counts {
+    messages: usize,
+    published: usize,
+    skipped: usize,
+    failed: usize,
+}
+
+/// Takes every message of `range` up to `to` through `pipeline` in `mode`, counting; an `Err`
+/// when reading RAW or a host failure stops it.
+async fn replay(
+    range: &mut StoredRange,
+    pipeline: &Pipeline,
+    route: &Route,
+    mode: &Mode<'_>,
+    to: Option<Point>,
+    counts: &mut Counts,
+) -> anyhow::Result<()> {
     while let Some(stored) = range.next().await? {
         let sequence = stored.sequence;
-        let past_end = match args.to {
+        let past_end = match to {
             Some(Point::Sequence(last)) => sequence > last,
             Some(Point::Time(last)) => stored.stored_at.is_some_and(|at| at > last),
             None => false,
@@ -133,11 +203,11 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         if past_end {
             break;
         }
-        messages += 1;
+        counts.messages += 1;
         let headers = match stored.headers {
             Ok(headers) => headers,
             Err(why) => {
-                failed += 1;
+                counts.failed += 1;
                 outln!(
                     "RAW {sequence} ({}): undeliverable: the NATS client cannot read its \
                      headers, so no plugin is given it: {why}",
@@ -152,25 +222,25 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 stored.subject,
                 headers,
                 stored.payload,
-                &config.streams.raw,
+                range.stream(),
                 sequence,
             )
         };
-        let processed = pipeline.process(&route, &input, &mode).await;
+        let processed = pipeline.process(route, &input, mode).await;
         match processed
             .outcome
             .with_context(|| format!("replaying RAW sequence {sequence}"))?
         {
             Delivered::Events {
-                published: p,
-                existing: e,
+                published,
+                existing,
                 ..
             } => {
-                published += p;
-                skipped += e;
+                counts.published += published;
+                counts.skipped += existing;
             }
             Delivered::Failed(failure) => {
-                failed += 1;
+                counts.failed += 1;
                 outln!(
                     "RAW {sequence} ({}): {}: {}",
                     input.subject,
@@ -180,33 +250,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    pipeline.shutdown().await;
-    let summary = format!(
-        "{replay_id}: route {} through {}: {messages} raw message(s), {published} event(s) published, \
-         {skipped} already on {} from this version, {failed} failed",
-        route.name,
-        plugin.id(),
-        config.streams.canonical
-    );
-    let change = Change::new(
-        Action::Replay,
-        Target::Route(route.name.to_string()),
-        format!("replays {summary}"),
-    )
-    .after(&serde_json::json!({
-        "replay_id": replay_id, "plugin": plugin.id(), "messages": messages,
-        "published": published, "skipped": skipped, "failed": failed,
-    }));
-    AuditTrail::new(js.clone(), &config)
-        .record(&Actor::os_user(), change)
-        .await?;
-    client.flush().await.ok();
-    outln!("{summary}");
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(())
 }
 
 /// The ids of every event on the canonical stream (read headers only).
