@@ -110,20 +110,20 @@ impl WorkerPool {
         Self::queued(&self.queue, plugin, route, work).await
     }
 
-    /// Maps one raw message as spare work, beside the live calls (a shadow candidate's call):
+    /// [`run`](Self::run) as spare work, beside the live calls (a shadow candidate's call):
     /// it runs when a worker has no live call to take, and on all workers but one at the most
     /// (see the module's text). `Err` when the pool is shut down.
-    pub async fn spare(
+    pub async fn spare<T, W>(
         &self,
         plugin: Arc<PluginComponent>,
         route: Arc<RouteContext>,
-        raw: RawMessage,
-    ) -> Result<Result<Vec<MappedEvent>, Failure>, Unavailable> {
-        let limits = plugin.limits_on(&route.limits);
-        Self::queued(&self.spare, plugin, route, move |session| {
-            map(session, &raw, &limits)
-        })
-        .await
+        work: W,
+    ) -> Result<Result<T, Failure>, Unavailable>
+    where
+        T: Send + 'static,
+        W: FnOnce(&mut Session) -> Result<T, Failure> + Send + 'static,
+    {
+        Self::queued(&self.spare, plugin, route, work).await
     }
 
     async fn queued<T, W>(

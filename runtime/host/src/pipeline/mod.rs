@@ -324,7 +324,14 @@ impl ShadowRun {
         let (route, sequence) = (&*self.route, self.sequence);
         let raw_subject = raw.subject.clone();
         let candidate_id = candidate.id();
-        let shadowed = self.calls.pool().spare(candidate, self.context, raw).await;
+        let limits = candidate.limits_on(&self.context.limits);
+        let shadowed = self
+            .calls
+            .pool()
+            .spare(candidate, self.context, move |session| {
+                millrace_core::workers::map(session, &raw, &limits)
+            })
+            .await;
         let Ok(shadowed) = shadowed else { return };
         let differences = differences(&Outcome::from(self.outcome), &Outcome::from(shadowed));
         if differences.is_empty() {
