@@ -102,10 +102,16 @@ pub async fn route_consumer(
             }
             // Where a consumer starts cannot change: keep the existing one's.
             config.deliver_policy = current.deliver_policy;
-            tracing::info!(
+            // The last host to start sets them: hosts sharing a route should share its section.
+            tracing::warn!(
                 consumer = &*name,
                 ?subjects,
-                "updating the route's consumer to the configured subjects, ack_wait and max_deliveries"
+                was_subjects = ?filters(&current.filter_subject, &current.filter_subjects),
+                was_ack_wait = ?current.ack_wait,
+                was_max_deliver = current.max_deliver,
+                "updating the route's consumer to this config's subjects, ack_wait and \
+                 max_deliveries; every host serving the route should have the same settings, \
+                 or each one started sets its own"
             );
             return stream
                 .update_consumer(config)
