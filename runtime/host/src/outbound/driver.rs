@@ -31,8 +31,8 @@ use super::input::EventInput;
 use super::letter::OutboundLetter;
 use super::target::{Target, TargetError, retry_after};
 use crate::delivery::Mode;
-use crate::observability::Observer;
 use crate::observability::outbound::{DelayLabels, OutcomeLabels, ReasonLabels};
+use crate::observability::{At, Observer};
 use crate::operations::shadow::{ShadowReport, differences_of};
 use crate::pipeline::{HostFailure, PluginCalls};
 use crate::routes::Route;
@@ -135,8 +135,7 @@ impl OutboundDriver {
                 .0
         };
         if let Some(candidate) = pick.shadow {
-            self.shadow(route, &plugin, candidate, &event, input, &rendered)
-                .await;
+            self.shadow(route, &plugin, candidate, &event, input, &rendered);
         }
         let requests = match rendered {
             Ok(requests) => requests,
@@ -457,8 +456,11 @@ impl OutboundDriver {
     }
 
     /// Renders the event with the shadow candidate too and reports where its requests differ.
-    /// Never sends them, never affects the posting.
-    async fn shadow(
+    /// Never sends them, never affects the posting, nor delays it: as an inbound route's
+    /// shadow, the run is a task of its own, its call the worker pool's spare work, and a
+    /// route with [`SHADOW_RUNS`](crate::routes::SHADOW_RUNS) in flight leaves the event
+    /// unshadowed (counted in `millrace_shadows_skipped_total`).
+    fn shadow(
         &self,
         route: &Route,
         active: &PluginComponent,
@@ -467,40 +469,52 @@ impl OutboundDriver {
         input: &EventInput,
         rendered: &Result<Vec<Request>, Failure>,
     ) {
-        let candidate_id = candidate.id();
-        let shadowed = match route.admission.acquire().await {
-            Ok(_permit) => {
-                let event = event.clone();
-                self.calls
-                    .pool()
-                    .run(candidate, route.context.clone(), move |session| {
-                        session.render(&event).map_err(Failure::from)
-                    })
-                    .await
-            }
-            Err(_) => return,
-        };
-        let Ok(shadowed) = shadowed else { return };
-        let as_json = |r: &Result<Vec<Request>, Failure>| match r {
-            Ok(requests) => serde_json::json!({ "requests": requests }),
-            Err(f) => serde_json::json!({ "error": { "kind": f.kind(), "message": f.message() } }),
-        };
-        let differences = differences_of(&as_json(rendered), &as_json(&shadowed));
-        if differences.is_empty() {
+        let Ok(in_flight) = route.shadow_runs.clone().try_acquire_owned() else {
+            self.observer.shadow_skipped(At {
+                route: &route.name,
+                plugin_version: &candidate.id(),
+            });
             return;
-        }
+        };
+        let (calls, js, context) = (self.calls.clone(), self.js.clone(), route.context.clone());
+        let (event, rendered) = (event.clone(), rendered.clone());
         let report = ShadowReport {
             route: route.name.to_string(),
             raw_subject: input.subject.clone(),
             raw_sequence: input.sequence,
             active: active.id(),
-            candidate: candidate_id,
-            differences,
+            candidate: candidate.id(),
+            differences: Vec::new(),
             omitted: None,
         };
-        if let Err(e) = report.publish(&self.js).await {
-            tracing::warn!(route = &*route.name, "cannot publish a shadow report: {e}");
-        }
+        tokio::spawn(async move {
+            let shadowed = calls
+                .pool()
+                .spare(candidate, context, move |session| {
+                    session.render(&event).map_err(Failure::from)
+                })
+                .await;
+            let Ok(shadowed) = shadowed else { return };
+            let as_json = |r: &Result<Vec<Request>, Failure>| match r {
+                Ok(requests) => serde_json::json!({ "requests": requests }),
+                Err(f) => {
+                    serde_json::json!({ "error": { "kind": f.kind(), "message": f.message() } })
+                }
+            };
+            let differences = differences_of(&as_json(&rendered), &as_json(&shadowed));
+            if differences.is_empty() {
+                return;
+            }
+            let report = ShadowReport {
+                differences,
+                ..report
+            };
+            let route = report.route.clone();
+            if let Err(e) = report.publish(&js).await {
+                tracing::warn!(route, "cannot publish a shadow report: {e}");
+            }
+            drop(in_flight);
+        });
     }
 }
 
