@@ -609,6 +609,17 @@ async fn a_canary_takes_its_share_of_messages_by_key() {
         (30..=90).contains(&canaried),
         "about 30% canaried: {canaried}"
     );
+
+    // A rollback drops the canary and keeps the active version (it went back a version too).
+    let t = run_ok(&["route", "rollback", "steady", "--config", cfg]);
+    assert!(t.contains("steady: active misbehave@1.0.0"), "{t}");
+    let serving = host
+        .switched("steady", |serving| {
+            serving.iter().all(|s| s.role == "active")
+        })
+        .await;
+    assert_eq!(serving.len(), 1, "{serving:?}");
+    assert_eq!(serving[0].version, "misbehave@1.0.0");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

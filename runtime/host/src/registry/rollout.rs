@@ -154,7 +154,8 @@ pub async fn set_version(
     Ok((admitted, switched))
 }
 
-/// Goes back to the version the route served before its active one.
+/// Undoes the route's last change: drops its candidate (canary or shadow) when it has one,
+/// else goes back to the version it served before its active one.
 pub async fn rollback(
     config: &Config,
     registry: &Registry,
@@ -165,6 +166,12 @@ pub async fn rollback(
         let current = current.with_context(|| {
             format!("route {route} has never switched versions: there is nothing to roll back to")
         })?;
+        // A candidate is the last change: a bad canary or shadow goes, the active version stays.
+        if current.candidate.is_some() {
+            let mut next = current.clone();
+            next.candidate = None;
+            return Ok(next.touched());
+        }
         let mut history = current.history.clone();
         let previous = history
             .pop()
