@@ -8,15 +8,13 @@
 //! Routes take a permit per call (see `Route::admission`), so one route's slow or hostile
 //! calls cannot hold every worker.
 //!
-//! Spare work (a shadow candidate's calls, see [`WorkerPool::spare`]) waits in a queue of its
-//! own, which a worker takes from only when no live call waits, and on at most all but one
-//! worker at a time: a slow candidate costs the live flow at most the one spare call a worker
-//! is already running, never a place in the live queue.
+//! Spare work (a shadow candidate's calls, see [`WorkerPool::spare`]) has threads and a queue
+//! of its own ([`spare_threads`]): a slow or hostile candidate shares the CPU with the live
+//! calls, but never makes one wait for a worker.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
@@ -44,6 +42,8 @@ pub struct Unavailable(pub &'static str);
 pub struct WorkerPool {
     queue: async_channel::Sender<Job>,
     spare: async_channel::Sender<Job>,
+    /// The spare queue's jobs not yet taken, dropped on close.
+    spare_jobs: async_channel::Receiver<Job>,
     threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
     workers: usize,
 }
@@ -53,23 +53,23 @@ impl WorkerPool {
     pub fn start(workers: usize) -> std::io::Result<Self> {
         let workers = workers.max(1);
         let (queue, jobs) = async_channel::bounded(QUEUE_PER_WORKER * workers);
-        let (spare_queue, spare_jobs) = async_channel::bounded(QUEUE_PER_WORKER * workers);
-        let spare = Spare {
-            jobs: spare_jobs,
-            busy: Arc::new(AtomicUsize::new(0)),
-            limit: workers.saturating_sub(1).max(1),
-        };
-        let mut threads = Vec::with_capacity(workers);
-        for i in 0..workers {
-            let (jobs, spare) = (jobs.clone(), spare.clone());
+        let spares = spare_threads(workers);
+        let (spare, spare_jobs) = async_channel::bounded(QUEUE_PER_WORKER * spares);
+        let mut threads = Vec::with_capacity(workers + spares);
+        for (i, jobs) in std::iter::repeat_n(&jobs, workers)
+            .chain(std::iter::repeat_n(&spare_jobs, spares))
+            .enumerate()
+        {
+            let (jobs, kind) = (jobs.clone(), if i < workers { "worker" } else { "spare" });
             let thread = std::thread::Builder::new()
-                .name(format!("millrace-worker-{i}"))
-                .spawn(move || work(&jobs, &spare))?;
+                .name(format!("millrace-{kind}-{i}"))
+                .spawn(move || work(&jobs))?;
             threads.push(thread);
         }
         Ok(Self {
             queue,
-            spare: spare_queue,
+            spare,
+            spare_jobs,
             threads: std::sync::Mutex::new(threads),
             workers,
         })
@@ -110,9 +110,8 @@ impl WorkerPool {
         Self::queued(&self.queue, plugin, route, work).await
     }
 
-    /// [`run`](Self::run) as spare work, beside the live calls (a shadow candidate's call):
-    /// it runs when a worker has no live call to take, and on all workers but one at the most
-    /// (see the module's text). `Err` when the pool is shut down.
+    /// [`run`](Self::run) as spare work, beside the live calls (a shadow candidate's call): on
+    /// the pool's spare threads, never in a live call's way. `Err` when the pool is shut down.
     pub async fn spare<T, W>(
         &self,
         plugin: Arc<PluginComponent>,
@@ -147,11 +146,12 @@ impl WorkerPool {
         answer.await.map_err(|_| gone)
     }
 
-    /// Takes no more calls: the ones queued still run (spare ones may be dropped), later ones
-    /// are [`Unavailable`].
+    /// Takes no more calls: the live ones queued still run, spare ones not yet started are
+    /// dropped (their callers get [`Unavailable`]), later ones are [`Unavailable`].
     pub fn close(&self) {
         self.queue.close();
         self.spare.close();
+        while self.spare_jobs.try_recv().is_ok() {}
     }
 
     /// Stops the workers once their queued jobs are done.
@@ -181,83 +181,16 @@ pub fn map(
     rules::accept(events, limits)
 }
 
-/// The spare queue and how many workers run its jobs now.
-#[derive(Clone)]
-struct Spare {
-    jobs: async_channel::Receiver<Job>,
-    busy: Arc<AtomicUsize>,
-    limit: usize,
+/// The threads for spare work beside `workers` live ones: half as many, at least one, so a
+/// hostile candidate takes a bounded share of the CPU.
+pub fn spare_threads(workers: usize) -> usize {
+    (workers / 2).max(1)
 }
 
-impl Spare {
-    /// Takes one of the `limit` places for spare work, when one is free.
-    fn reserve(&self) -> Option<SparePlace<'_>> {
-        self.busy
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |busy| {
-                (busy < self.limit).then_some(busy + 1)
-            })
-            .ok()
-            .map(|_| SparePlace(&self.busy))
-    }
-}
-
-/// A worker's place for spare work, given back when dropped.
-struct SparePlace<'a>(&'a AtomicUsize);
-
-impl Drop for SparePlace<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// A worker: live jobs first; a spare job only when no live one waits and a place for spare
-/// work is free. Ends when the live queue is closed and empty.
-fn work(jobs: &async_channel::Receiver<Job>, spare: &Spare) {
-    use async_channel::TryRecvError;
-    use futures::future::{Either, select};
+fn work(jobs: &async_channel::Receiver<Job>) {
     let mut sessions = Sessions::default();
-    loop {
-        match jobs.try_recv() {
-            Ok(job) => {
-                job(&mut sessions);
-                continue;
-            }
-            Err(TryRecvError::Closed) => return,
-            Err(TryRecvError::Empty) => {}
-        }
-        let Some(place) = spare.reserve() else {
-            match jobs.recv_blocking() {
-                Ok(job) => job(&mut sessions),
-                Err(_) => return,
-            }
-            continue;
-        };
-        if let Ok(job) = spare.jobs.try_recv() {
-            job(&mut sessions);
-            continue;
-        }
-        // Nothing waits: the first job of either queue, live first when both have one.
-        let (live, spared) = (
-            std::pin::pin!(jobs.recv()),
-            std::pin::pin!(spare.jobs.recv()),
-        );
-        let next = futures::executor::block_on(select(live, spared));
-        match next {
-            Either::Left((Ok(job), _)) => {
-                drop(place);
-                job(&mut sessions);
-            }
-            Either::Left((Err(_), _)) => return,
-            Either::Right((Ok(job), _)) => job(&mut sessions),
-            // The spare queue is closed: only live jobs from now on.
-            Either::Right((Err(_), _)) => {
-                drop(place);
-                match jobs.recv_blocking() {
-                    Ok(job) => job(&mut sessions),
-                    Err(_) => return,
-                }
-            }
-        }
+    while let Ok(job) = jobs.recv_blocking() {
+        job(&mut sessions);
     }
 }
 

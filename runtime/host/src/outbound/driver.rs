@@ -457,7 +457,7 @@ impl OutboundDriver {
 
     /// Renders the event with the shadow candidate too and reports where its requests differ.
     /// Never sends them, never affects the posting, nor delays it: as an inbound route's
-    /// shadow, the run is a task of its own, its call the worker pool's spare work, and a
+    /// shadow, the run is a task of its own, its call on the worker pool's spare threads, and a
     /// route with [`SHADOW_RUNS`](crate::routes::SHADOW_RUNS) in flight leaves the event
     /// unshadowed (counted in `millrace_shadows_skipped_total`).
     fn shadow(

@@ -255,8 +255,8 @@ impl Pipeline {
 
     /// Runs a shadow candidate on the same message, beside the live flow, and publishes where
     /// it differs from the active version's outcome. Never affects the message's delivery, nor
-    /// delays it: the run is a task of its own, its call is the worker pool's spare work (taken
-    /// only when no live call waits), and when the route already has
+    /// delays it: the run is a task of its own, its call runs on the worker pool's spare threads
+    /// (never holding a live call's worker), and when the route already has
     /// [`SHADOW_RUNS`](crate::routes::SHADOW_RUNS) in flight the message is not shadowed
     /// (counted in `millrace_shadows_skipped_total`).
     fn shadow(
@@ -318,8 +318,8 @@ struct ShadowRun {
 }
 
 impl ShadowRun {
-    /// Calls `candidate` on `raw` (one try, as the worker pool's spare work, so it never waits
-    /// ahead of a live call) and publishes a report when its outcome differs.
+    /// Calls `candidate` on `raw` (one try, on the worker pool's spare threads, so it never
+    /// holds a live call's worker) and publishes a report when its outcome differs.
     async fn run(self, candidate: Arc<PluginComponent>, raw: RawMessage) {
         let (route, sequence) = (&*self.route, self.sequence);
         let raw_subject = raw.subject.clone();
