@@ -204,27 +204,18 @@ async fn replay(
             break;
         }
         counts.messages += 1;
-        let headers = match stored.headers {
-            Ok(headers) => headers,
-            Err(why) => {
+        let input = match RawInput::read(stored, range.stream()) {
+            Ok(input) => input,
+            Err(unreadable) => {
                 counts.failed += 1;
                 outln!(
                     "RAW {sequence} ({}): undeliverable: the NATS client cannot read its \
-                     headers, so no plugin is given it: {why}",
-                    stored.subject
+                     headers, so no plugin is given it: {}",
+                    unreadable.subject,
+                    unreadable.why
                 );
                 continue;
             }
-        };
-        let input = RawInput {
-            stored_at: stored.stored_at,
-            ..RawInput::new(
-                stored.subject,
-                headers,
-                stored.payload,
-                range.stream(),
-                sequence,
-            )
         };
         let processed = pipeline.process(route, &input, mode).await;
         match processed

@@ -147,32 +147,25 @@ impl Settler<'_> {
             );
             return Ok(());
         };
-        match stored.headers {
-            Err(why) => {
+        match RawInput::read(stored, raw_stream) {
+            Err(unreadable) => {
                 self.delivery
                     .unreadable(
                         route,
                         raw_stream,
                         advisory,
-                        &stored.subject,
-                        &stored.payload,
-                        &why,
+                        &unreadable.subject,
+                        &unreadable.payload,
+                        &unreadable.why,
                     )
                     .await
             }
-            Ok(headers) => {
+            Ok(input) => {
                 tracing::warn!(
                     route = &*route.name,
                     raw_sequence = sequence,
                     deliveries = advisory.deliveries,
                     "JetStream gave up delivering a raw message the host can read: mapping it now"
-                );
-                let input = RawInput::new(
-                    stored.subject,
-                    headers,
-                    stored.payload,
-                    raw_stream,
-                    sequence,
                 );
                 let processed = self.pipeline.process(route, &input, &Mode::LIVE).await;
                 processed.outcome.map(|_| ()).map_err(anyhow::Error::from)

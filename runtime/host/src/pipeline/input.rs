@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use millrace_core::sandbox::RawMessage;
 use millrace_transport::raw_identity;
+use millrace_transport::stored::Stored;
 
 /// One raw message and what is known of it.
 #[derive(Debug, Clone)]
@@ -64,6 +65,29 @@ impl RawInput {
         }
     }
 
+    /// A message of the RAW stream `raw_stream` read through the JetStream API
+    /// ([`millrace_transport::stored`]), or what is known of it when the NATS client cannot read
+    /// its headers.
+    pub fn read(stored: Stored, raw_stream: &str) -> Result<Self, Unreadable> {
+        match stored.headers {
+            Ok(headers) => Ok(Self {
+                stored_at: stored.stored_at,
+                ..Self::new(
+                    stored.subject,
+                    headers,
+                    stored.payload,
+                    raw_stream,
+                    stored.sequence,
+                )
+            }),
+            Err(why) => Err(Unreadable {
+                subject: stored.subject,
+                payload: stored.payload,
+                why,
+            }),
+        }
+    }
+
     /// What the plugin is given.
     pub fn message(&self) -> RawMessage {
         RawMessage {
@@ -72,6 +96,17 @@ impl RawInput {
             payload: self.payload.to_vec(),
         }
     }
+}
+
+/// A stored raw message whose headers the NATS client cannot read.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    /// The raw subject.
+    pub subject: String,
+    /// The payload bytes.
+    pub payload: Bytes,
+    /// Why its headers cannot be read.
+    pub why: String,
 }
 
 /// The header policy: every header the message was published with, each value as often as it
