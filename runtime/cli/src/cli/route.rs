@@ -112,21 +112,16 @@ pub async fn run(command: RouteCommand) -> anyhow::Result<ExitCode> {
                 match (bindings.get(name), config.plugin_of(name)) {
                     (Some(binding), configured) => {
                         print_binding(name, binding)?;
-                        let note = match &configured {
-                            Some(PluginSource::Registry(id)) => match binding.role_of(id) {
-                                Role::Active => None,
-                                Role::Canary | Role::Shadow => Some(format!(
-                                    "the config's plugin {id} is the route's candidate, not its active version, while the route has a binding; `millrace route promote {name}` makes it active"
-                                )),
-                                Role::Unused => Some(unused(name, id)),
-                            },
-                            Some(PluginSource::Path(path)) => {
-                                Some(unused(name, &path.display().to_string()))
-                            }
-                            None => None,
-                        };
-                        if let Some(note) = note {
-                            outln!("  {note}");
+                        if let Some((plugin, role)) = binding.configured(configured) {
+                            let note = match role {
+                                Role::Unused => format!(
+                                    "is not used while the route has a binding; `millrace route set-version {name} <name@version>` changes what it serves"
+                                ),
+                                _ => format!(
+                                    "is the route's candidate, not its active version, while the route has a binding; `millrace route promote {name}` makes it active"
+                                ),
+                            };
+                            outln!("  the config's plugin {plugin} {note}");
                         }
                     }
                     (None, Some(PluginSource::Registry(id))) => {
@@ -178,13 +173,6 @@ pub async fn route_changes(connection: &super::Connection) -> anyhow::Result<Rou
     let (config, registry, js) = open(connection).await?;
     let sandbox = super::sandbox(&config)?;
     Ok(RouteChanges::new(config, registry, sandbox, js))
-}
-
-/// The note of `route show` for a config's plugin that the route's binding does not serve.
-fn unused(route: &str, configured: &str) -> String {
-    format!(
-        "the config's plugin {configured} is not used while the route has a binding; `millrace route set-version {route} <name@version>` changes what it serves"
-    )
 }
 
 /// Applies or proposes `change` to `route` as the local OS user, and says which.

@@ -135,25 +135,16 @@ impl PluginLoader {
                 candidate: None,
             });
         };
-        let configured = match self.config.plugin_of(route) {
-            Some(PluginSource::Registry(id)) if binding.role_of(&id) == Role::Active => None,
-            Some(PluginSource::Registry(id)) if binding.role_of(&id) != Role::Unused => Some(
-                format!("the config's plugin {id} is its candidate, not its active version"),
-            ),
-            Some(PluginSource::Registry(id)) => Some(format!(
-                "the config's plugin {id} is not used while it has one"
-            )),
-            Some(PluginSource::Path(path)) => Some(format!(
-                "the config's plugin {} is not used while it has one",
-                path.display()
-            )),
-            None => None,
-        };
-        if let Some(configured) = configured {
+        if let Some((configured, role)) = binding.configured(self.config.plugin_of(route)) {
+            let what = match role {
+                Role::Unused => "is not used while it has one",
+                _ => "is its candidate, not its active version",
+            };
             tracing::info!(
                 route,
                 serving = binding.active.as_str(),
-                "the route serves its binding (`millrace route show`); {configured}"
+                "the route serves its binding (`millrace route show`); the config's plugin \
+                 {configured} {what}"
             );
         }
         let active = self.version(&binding.active).await?;

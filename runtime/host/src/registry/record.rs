@@ -7,6 +7,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::manifest::Manifest;
+use millrace_core::config::PluginSource;
 use millrace_core::digest::sha256_hex;
 
 /// A signature on a version.
@@ -180,6 +181,19 @@ impl Binding {
                 CandidateMode::Shadow => Role::Shadow,
             },
             _ => Role::Unused,
+        }
+    }
+
+    /// The config's plugin of the route (`configured`), as written, with what the binding does
+    /// with it; `None` when it is the active version, or the config names none. A folder is
+    /// never served while the route has a binding.
+    pub fn configured(&self, configured: Option<PluginSource>) -> Option<(String, Role)> {
+        match configured? {
+            PluginSource::Registry(id) => match self.role_of(&id) {
+                Role::Active => None,
+                role => Some((id, role)),
+            },
+            PluginSource::Path(path) => Some((path.display().to_string(), Role::Unused)),
         }
     }
 
