@@ -14,7 +14,9 @@ use std::time::Duration;
 use async_nats::jetstream;
 use millrace::acknowledgements::control::{Claim, ControlNumbers};
 
-use crate::support::{InProcessHost, Nats, PATIENCE, fixture_route, plugin, publish, read_stream};
+use crate::support::{
+    InProcessHost, Nats, PATIENCE, fixture_route, metrics_text, plugin, publish, read_stream,
+};
 
 const COUNTERS: &str = "millrace-control-numbers";
 const CLAIMS: &str = "millrace-acknowledgements";
@@ -210,12 +212,7 @@ async fn a_997_and_a_contrl_match_the_golden_files_byte_for_byte() {
     let refused = r#"millrace_plugin_failures_total{route="x12",plugin_version="edi-ack@1.0.0",reason="map-error"} 1"#;
     let started = std::time::Instant::now();
     let metrics = loop {
-        let metrics = reqwest::get(format!("http://{admin}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics_text(admin).await;
         if metrics.lines().any(|l| l == refused) {
             break metrics;
         }

@@ -523,12 +523,7 @@ async fn a_slow_shadow_never_delays_the_live_delivery() {
         r#"millrace_shadows_skipped_total{route="steady",plugin_version="misbehave@1.0.0"} "#;
     let started = Instant::now();
     loop {
-        let metrics = reqwest::get(format!("http://{admin}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = metrics_text(admin).await;
         let skipped: usize = metrics
             .lines()
             .find_map(|l| l.strip_prefix(skipped_line))

@@ -809,3 +809,13 @@ pub fn deploy_fixtures(dir: &Path) -> Vec<serde_json::Value> {
     }
     out
 }
+
+/// The Prometheus text a host's admin server (without read tokens) serves at `/metrics`.
+pub async fn metrics_text(admin: std::net::SocketAddr) -> String {
+    reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
