@@ -181,9 +181,11 @@ fn balance(
                 .unwrap_or_default()
         ))
     })?;
+    // A lot (`LT`) or batch (`B8`) number: the same thing to a receiver.
     let lot = pairs
         .iter()
         .find(|(k, _)| *k == "LT")
+        .or_else(|| pairs.iter().find(|(k, _)| *k == "B8"))
         .map(|(_, v)| (*v).to_owned())
         .or_else(|| {
             line.iter()
@@ -233,7 +235,9 @@ fn balance(
     let on_hand = quantity("17")?;
     let available = quantity("33")?;
     let on_hold = quantity("QH")?.unwrap_or(Decimal::ZERO);
-    let Some(on_hand) = on_hand.or(available) else {
+    // Without an on-hand figure, what is available and what is on hold are on hand; nothing is
+    // known to be committed to orders.
+    let Some(on_hand) = on_hand.or(available.map(|available| available + on_hold)) else {
         return Err(MapError::malformed(format!(
             "{}: the line has no stock quantity (QTY*17 on hand or QTY*33 available)",
             lin.at()

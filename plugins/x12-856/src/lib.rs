@@ -18,14 +18,18 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
         for set in interchange.transaction_sets_of("856", "an 856 ship notice") {
             let set = set?;
             // CTT counts the HL levels (the standard's note) or only the item levels (as some
-            // automotive guides have it) and, when it has a hash total, sums the item level SN1s
-            // (the packs under an item break its quantity down).
+            // automotive guides have it) and, when it has a hash total, sums every SN1 (the
+            // standard's note) or only the item levels' (where the packs under an item break
+            // its quantity down).
             let levels = set.segments.iter().filter(|s| s.is("HL"));
             let items = levels.clone().filter(|s| s.trimmed(3) == "I").count();
             x12::check_totals_against(
                 set,
                 &[("HL", levels.count()), ("item-level HL", items)],
-                item_quantities(set),
+                &[
+                    ("the item-level", item_quantities(set).collect()),
+                    ("all", set.segments.iter().filter(|s| s.is("SN1")).collect()),
+                ],
                 2,
             )?;
             let notice = ship_notice(
@@ -224,14 +228,21 @@ fn item_lines(
         .pair_value(2, &["PO", "ON"])
         .or_else(|| item.first_ref("PO"))
         .or_else(|| {
-            up.iter().find_map(|l| {
-                l.segments
-                    .iter()
-                    .find(|s| s.is("PRF") && !s.trimmed(1).is_empty())
-                    .map(|s| s.trimmed(1).to_owned())
-            })
+            // The order reference of the item itself, else of the nearest level above it: the
+            // standard allows PRF at any level.
+            std::iter::once(item)
+                .chain(up.iter().copied())
+                .find_map(|l| {
+                    l.segments
+                        .iter()
+                        .find(|s| s.is("PRF") && !s.trimmed(1).is_empty())
+                        .map(|s| s.trimmed(1).to_owned())
+                })
         });
-    let item_lot = lin.pair_value(2, &["LT"]).or_else(|| item.first_ref("LT"));
+    // A lot (`LT`) or batch (`B8`) number: the same thing to a receiver.
+    let item_lot = lin
+        .pair_value(2, &["LT", "B8"])
+        .or_else(|| item.first_ref("LT"));
     let mut item_serials: Vec<String> = lin
         .pairs(2)
         .into_iter()

@@ -631,7 +631,7 @@ fn split_segments(text: &str) -> Result<(Separators, Vec<Segment<'_>>), SyntaxEr
     if separators.segment == '\n' && is_complete_trailer(&current, &collected) {
         collected.push(std::mem::take(&mut current), segment_line);
     }
-    if !current.trim().is_empty() {
+    if !current.trim_matches(is_padding).is_empty() {
         let id: String = current.chars().take(3).collect();
         return Err(SyntaxError::new(
             format!(
@@ -651,6 +651,12 @@ fn split_segments(text: &str) -> Result<(Separators, Vec<Segment<'_>>), SyntaxEr
     }
 }
 
+/// What may follow the last segment without being one: white space, and the NUL bytes and DOS
+/// end-of-file mark (Ctrl-Z) some systems pad a file with.
+fn is_padding(c: char) -> bool {
+    c.is_whitespace() || c == '\0' || c == '\u{1a}'
+}
+
 /// Collects the segments of a file whose segments are its lines; returns the unterminated rest
 /// and its line.
 fn split_lines<'a>(
@@ -662,7 +668,7 @@ fn split_lines<'a>(
     while let Some((at, c)) = next_stop(rest, '\n') {
         // Spaces before the line break pad the line; they are not data.
         let text = rest[..at].trim_end_matches([' ', '\t']);
-        if !text.trim().is_empty() {
+        if !text.trim_matches(is_padding).is_empty() {
             collected.push(Cow::Borrowed(text), *line);
         }
         if c == '\n' {
@@ -766,7 +772,14 @@ fn check_mixed_terminator(
     let Some(before) = current.chars().rev().find(|c| !is_line_break(*c)) else {
         return Ok(());
     };
-    if before == separators.segment || !USUAL_TERMINATORS.contains(&before) {
+    // A declared separator is never the terminator: a line broken after it is a wrap.
+    let declared = [
+        Some(separators.segment),
+        Some(separators.element),
+        Some(separators.component),
+        separators.repetition,
+    ];
+    if declared.contains(&Some(before)) || !USUAL_TERMINATORS.contains(&before) {
         return Ok(());
     }
     let next: String = from_break
@@ -1306,10 +1319,9 @@ impl<'a> Interchange<'a> {
 }
 
 /// Checks a transaction set's `CTT` totals when it has a `CTT` segment: `CTT01` must count the
-/// `line_id` segments, and `CTT02` (the hash total), when present, must be the sum of element
-/// `element` of the `quantities` segments (the document decides which: an 856 totals the item
-/// level `SN1`s, not the packs that break them down). A set without `CTT` passes: the segment is
-/// optional in most documents.
+/// `line_id` segments, and `CTT02` (the hash total), when present, must total element `element`
+/// of the `quantities` segments (see [`check_totals_against`] for how). A set without `CTT`
+/// passes: the segment is optional in most documents.
 pub fn check_totals<'a, 'b: 'a>(
     set: &TransactionSet<'_>,
     line_id: &str,
@@ -1317,16 +1329,23 @@ pub fn check_totals<'a, 'b: 'a>(
     element: usize,
 ) -> Result<(), crate::MapError> {
     let lines = set.segments.iter().filter(|s| s.is(line_id)).count();
-    check_totals_against(set, &[(line_id, lines)], quantities, element)
+    let quantities: Vec<&Segment<'_>> = quantities.into_iter().collect();
+    check_totals_against(set, &[(line_id, lines)], &[("the", quantities)], element)
 }
 
-/// [`check_totals`] for a document whose partners count `CTT01` in more than one way: it must
+/// [`check_totals`] for a document whose partners total it in more than one way. `CTT01` must
 /// equal one of `counts`, each a count and what it counts (an 856's `CTT01` counts every `HL`
-/// level by the standard's note, only the item levels in some automotive guides).
+/// level by the standard's note, only the item levels in some automotive guides). `CTT02` must
+/// total element `element` of one of `quantities`, each its segments and how a message names
+/// them ("the item-level", "all": the segment id and element follow) (an 856's
+/// hash total sums every `SN1` by the standard's note, only the item levels' in guides where
+/// packs break an item's quantity down), either as numbers or as X12 hash totals are defined
+/// (data element 347: the values summed without regard to decimal points or signs, the
+/// left-most digits truncated to fit the element's ten).
 pub fn check_totals_against<'a, 'b: 'a>(
     set: &TransactionSet<'_>,
     counts: &[(&str, usize)],
-    quantities: impl IntoIterator<Item = &'a Segment<'b>>,
+    quantities: &[(&str, Vec<&'a Segment<'b>>)],
     element: usize,
 ) -> Result<(), crate::MapError> {
     let Some(ctt) = set.segments.iter().find(|s| s.is("CTT")) else {
@@ -1357,33 +1376,93 @@ pub fn check_totals_against<'a, 'b: 'a>(
     }
     let declared = crate::decimal::parse(hash, '.')
         .map_err(|e| crate::MapError::malformed(format!("{}, CTT02 hash total: {e}", ctt.at())))?;
-    let mut sum = crate::decimal::Decimal::ZERO;
-    let mut what = String::new();
-    for segment in quantities {
-        if what.is_empty() {
-            what = format!("{}{element:02}", segment.id);
+    let declared_digits = hash_value(hash);
+    let mut totals = Vec::with_capacity(quantities.len());
+    for (what, segments) in quantities {
+        let total = Total::of(segments, element)?;
+        if total.sum == declared || (!hash.contains('.') && total.hash == declared_digits) {
+            return Ok(());
         }
-        let text = segment.trimmed(element);
-        if text.is_empty() {
-            continue;
+        totals.push((*what, total));
+    }
+    let id = quantities
+        .iter()
+        .find_map(|(_, segments)| segments.first())
+        .map_or("", |segment| segment.id.as_ref());
+    let add_up = |what: &str, total: &Total| {
+        let as_hash = if total.hash == hash_value(&crate::decimal::to_wit(total.sum)) {
+            String::new()
+        } else {
+            format!(
+                " ({} as a hash total, without decimal points and signs)",
+                total.hash
+            )
+        };
+        format!(
+            "{what} {id}{element:02} quantities add up to {}{as_hash}",
+            crate::decimal::to_wit(total.sum)
+        )
+    };
+    // Ways that total the same are one to the reader.
+    let totals = match totals.as_slice() {
+        [(_, first), rest @ ..] if rest.iter().all(|(_, total)| total == first) => {
+            add_up("the", first)
         }
-        sum += crate::decimal::parse(text, '.').map_err(|e| {
-            crate::MapError::malformed(format!(
-                "{}, {}{element:02} quantity: {e}",
-                segment.at(),
-                segment.id
-            ))
-        })?;
+        _ => totals
+            .iter()
+            .map(|(what, total)| add_up(what, total))
+            .collect::<Vec<_>>()
+            .join(" and "),
+    };
+    Err(crate::MapError::malformed(format!(
+        "{}: CTT02 hash total is {}, {totals}",
+        ctt.at(),
+        crate::decimal::to_wit(declared),
+    )))
+}
+
+/// The two totals a `CTT02` may state of some quantities: their sum, and their X12 hash total.
+#[derive(PartialEq)]
+struct Total {
+    sum: crate::decimal::Decimal,
+    hash: u64,
+}
+
+impl Total {
+    fn of(segments: &[&Segment<'_>], element: usize) -> Result<Self, crate::MapError> {
+        let mut total = Self {
+            sum: crate::decimal::Decimal::ZERO,
+            hash: 0,
+        };
+        for segment in segments {
+            let text = segment.trimmed(element);
+            if text.is_empty() {
+                continue;
+            }
+            total.sum += crate::decimal::parse(text, '.').map_err(|e| {
+                crate::MapError::malformed(format!(
+                    "{}, {}{element:02} quantity: {e}",
+                    segment.at(),
+                    segment.id
+                ))
+            })?;
+            total.hash = (total.hash + hash_value(text)) % HASH_MODULUS;
+        }
+        Ok(total)
     }
-    if sum != declared {
-        return Err(crate::MapError::malformed(format!(
-            "{}: CTT02 hash total is {}, the {what} quantities add up to {}",
-            ctt.at(),
-            crate::decimal::to_wit(declared),
-            crate::decimal::to_wit(sum)
-        )));
-    }
-    Ok(())
+}
+
+/// A hash total has at most ten digits: a larger sum keeps its right-most ten.
+const HASH_MODULUS: u64 = 10_000_000_000;
+
+/// A value as a hash total counts it: its digits, without decimal point or sign, the left-most
+/// truncated to ten.
+fn hash_value(text: &str) -> u64 {
+    text.bytes()
+        .filter(u8::is_ascii_digit)
+        .fold(0, |value, digit| {
+            (value * 10 + u64::from(digit - b'0')) % HASH_MODULUS
+        })
 }
 
 /// Whether a product/service id qualifier (element 235) names the item itself rather than

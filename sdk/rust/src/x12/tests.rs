@@ -102,6 +102,54 @@ fn joins_lines_wrapped_at_80_columns() {
 }
 
 #[test]
+fn joins_lines_wrapped_after_a_declared_separator() {
+    // `|` and `!` are usual segment terminators, but a line broken after the declared element
+    // separator is a wrap, whatever the next line looks like (`BP|`, `VP|` read like segments).
+    for element in ['|', '!'] {
+        let flat = doc("ST*856*0001~BSN*00*SHIP1*20260714*1200~LIN**BP*PART>A*VP*V1~SE*4*0001~")
+            .replace('*', &element.to_string())
+            .replace('\n', "");
+        for width in 40..=100 {
+            let wrapped: String = flat
+                .as_bytes()
+                .chunks(width)
+                .map(|chunk| format!("{}\n", std::str::from_utf8(chunk).unwrap()))
+                .collect();
+            let interchange = parse(wrapped.as_bytes())
+                .unwrap_or_else(|e| panic!("'{element}' wrapped at {width}: {e}"));
+            let (_, set) = interchange.transaction_sets().next().unwrap();
+            assert_eq!(
+                set.segments[1].pair_value(2, &["VP"]).as_deref(),
+                Some("V1")
+            );
+        }
+    }
+}
+
+#[test]
+fn passes_over_padding_after_the_last_interchange() {
+    // NUL bytes and a DOS end-of-file mark (Ctrl-Z) pad some systems' files.
+    for padding in ["\u{1a}", "\0\0\0\0", "\r\n\u{1a}", "\u{1a}\0 \n"] {
+        let text = format!("{}{padding}", doc(SET));
+        assert_eq!(
+            parse(text.as_bytes()).unwrap().groups.len(),
+            1,
+            "{padding:?}"
+        );
+        assert_eq!(parse_all(text.as_bytes()).unwrap().len(), 1, "{padding:?}");
+        let lines = doc(SET).replace('~', "");
+        let text = format!("{lines}{padding}");
+        assert_eq!(
+            parse(text.as_bytes()).unwrap().groups.len(),
+            1,
+            "{padding:?}"
+        );
+    }
+    // Anything else after the trailer is still a truncated segment.
+    assert!(err(&format!("{}\u{1a}GS*", doc(SET))).contains("truncated"));
+}
+
+#[test]
 fn reads_newline_delimited_files_and_other_separators() {
     let text = "ISA|00|          |00|          |ZZ|SENDER         |ZZ|RECEIVER       |260714|1200|^|00501|000000002|0|P|:\nGS|SH|S|R|20260714|1200|9|X|005010\nST|856|0001\nLIN||BP|A:B^C\nSE|3|0001\nGE|1|9\nIEA|1|000000002\n";
     let interchange = parse(text.as_bytes()).unwrap();
@@ -376,21 +424,99 @@ fn ctt01_may_be_held_to_one_of_several_counts() {
     let interchange = parse(text.as_bytes()).unwrap();
     let (_, set) = interchange.transaction_sets().next().unwrap();
     let quantities = || set.segments.iter().filter(|s| s.id == "SN1");
+    let sums = |n| [("the", quantities().take(n).collect::<Vec<_>>())];
     let counts = |all, items| [("HL", all), ("item-level HL", items)];
-    assert!(check_totals_against(set, &counts(3, 2), quantities(), 2).is_ok());
-    assert!(check_totals_against(set, &counts(2, 1), quantities(), 2).is_ok());
+    assert!(check_totals_against(set, &counts(3, 2), &sums(2), 2).is_ok());
+    assert!(check_totals_against(set, &counts(2, 1), &sums(2), 2).is_ok());
     assert_eq!(
-        check_totals_against(set, &counts(3, 1), quantities(), 2)
+        check_totals_against(set, &counts(3, 1), &sums(2), 2)
             .unwrap_err()
             .message(),
         "segment 9 (CTT) at line 3: CTT01 counts 2 lines, the transaction set has 3 HL lines and 1 item-level HL lines"
     );
     // The hash total is checked whichever count CTT01 matched.
     assert!(
-        check_totals_against(set, &counts(3, 2), quantities().take(1), 2)
+        check_totals_against(set, &counts(3, 2), &sums(1), 2)
             .unwrap_err()
             .message()
             .contains("CTT02 hash total is 7, the SN102 quantities add up to 5")
+    );
+}
+
+#[test]
+fn ctt02_may_total_one_of_several_ways() {
+    // Item 1 is packed in two packs (3 + 2): the standard's hash sums every SN1 (12), guides
+    // where packs break an item down sum the items' (7).
+    let body = |hash: &str| {
+        format!(
+            "ST*856*0001~HL*1**S~HL*2*1*I~SN1**5*EA~HL*3*2*P~SN1**3*EA~HL*4*2*P~SN1**2*EA~\
+             HL*5*1*I~SN1**2*EA~CTT*5*{hash}~SE*12*0001~"
+        )
+    };
+    let check = |hash: &str| {
+        let text = doc(&body(hash));
+        let interchange = parse(text.as_bytes()).unwrap();
+        let (_, set) = interchange.transaction_sets().next().unwrap();
+        let mut level = "";
+        let items: Vec<_> = set
+            .segments
+            .iter()
+            .filter(|s| {
+                if s.is("HL") {
+                    level = s.element(3);
+                }
+                s.is("SN1") && level == "I"
+            })
+            .collect();
+        let all: Vec<_> = set.segments.iter().filter(|s| s.is("SN1")).collect();
+        check_totals_against(
+            set,
+            &[("HL", 5)],
+            &[("the item-level", items), ("all", all)],
+            2,
+        )
+        .map_err(|e| e.message().to_owned())
+    };
+    assert_eq!(check("7"), Ok(()));
+    assert_eq!(check("12"), Ok(()));
+    assert_eq!(
+        check("10").unwrap_err(),
+        "segment 13 (CTT) at line 3: CTT02 hash total is 10, the item-level SN102 quantities \
+         add up to 7 and all SN102 quantities add up to 12"
+    );
+}
+
+#[test]
+fn ctt02_may_be_an_x12_hash_total() {
+    // Data element 347: values summed without regard to decimal points or signs, the left-most
+    // digits truncated to ten: 24.5 + 6.25 is 245 + 625 = 870.
+    let check = |quantities: [&str; 2], hash: &str| {
+        let body = format!(
+            "ST*846*0001~BIA*00*MM*A1*20260714~LIN**BP*A~QTY*17*{}*EA~LIN**BP*B~QTY*17*{}*EA~\
+             CTT*2*{hash}~SE*8*0001~",
+            quantities[0], quantities[1]
+        );
+        let text = doc(&body);
+        let interchange = parse(text.as_bytes()).unwrap();
+        let (_, set) = interchange.transaction_sets().next().unwrap();
+        let quantities = set.segments.iter().filter(|s| s.id == "QTY");
+        check_totals(set, "LIN", quantities, 2).map_err(|e| e.message().to_owned())
+    };
+    assert_eq!(check(["24.5", "6.25"], "870"), Ok(()));
+    assert_eq!(check(["24.5", "6.25"], "30.75"), Ok(()));
+    assert_eq!(check(["-1.5", "4"], "2.5"), Ok(()));
+    assert_eq!(check(["-1.5", "4"], "19"), Ok(()));
+    assert_eq!(
+        check(["9999999999", "2"], "1"),
+        Ok(()),
+        "a hash total keeps its right-most ten digits"
+    );
+    // A decimal point in CTT02 is a sum, never a hash total.
+    assert!(check(["24.5", "6.25"], "87.0").is_err());
+    assert_eq!(
+        check(["24.5", "6.25"], "871").unwrap_err(),
+        "segment 9 (CTT) at line 3: CTT02 hash total is 871, the QTY02 quantities add up to \
+         30.75 (870 as a hash total, without decimal points and signs)"
     );
 }
 
