@@ -121,12 +121,16 @@ impl<'a> Document<'a> {
             .find(|s| s.id == id && s.trimmed(1) == qualifier)
     }
 
-    /// When the movement happened: the `G62` shipped (11) or received (09) date, the `DTM`
-    /// received date (050) of an 861, else the beginning segment's date.
+    /// When the movement happened: a 944's receipt date and time (`W17`02, `W17`07: the
+    /// standard's "date indicating the receipt of a delivery"; a `G62` there dates the shipment
+    /// or the advice, not the receipt), else the `G62` shipped (11) or received (09) date, the
+    /// `DTM` received date (050) of an 861, else the beginning segment's date.
     fn occurred_at(&self, offset: &str) -> Result<String, MapError> {
+        let received = self.begin.id == "W17";
         if let Some(g62) = self
             .header_find("G62", "11")
             .or_else(|| self.header_find("G62", "09"))
+            .filter(|_| !received)
         {
             // G62 05 is the time code: its zone, when it names one, before the route's offset.
             return x12::time_zone(g62.element(5), offset)
@@ -137,17 +141,20 @@ impl<'a> Document<'a> {
             return x12::dtm_timestamp(dtm, offset)
                 .malformed_at(format!("{}, DTM received date", dtm.at()));
         }
-        let time = if self.begin.id == "BRA" {
-            self.begin.element(5)
-        } else {
-            ""
+        let time_element = match self.begin.id.as_ref() {
+            "BRA" => Some(5),
+            "W17" => Some(7),
+            _ => None,
         };
-        x12::timestamp(self.begin.element(self.date_element), time, offset).malformed_at(format!(
-            "{}, {}{:02} date",
-            self.begin.at(),
-            self.begin.id,
-            self.date_element
-        ))
+        let time = time_element.map_or("", |n| self.begin.element(n));
+        let (id, date) = (&self.begin.id, self.date_element);
+        x12::timestamp(self.begin.element(date), time, offset).malformed_with(|| {
+            let at = self.begin.at();
+            match time_element.filter(|_| !time.trim().is_empty()) {
+                Some(n) => format!("{at}, {id}{date:02} date and {id}{n:02} time"),
+                None => format!("{at}, {id}{date:02} date"),
+            }
+        })
     }
 
     /// The first of the parties `codes` the header names, by its id, else its name.
