@@ -150,7 +150,16 @@ fn line(
 ) -> Result<ShipmentLine, MapError> {
     let item = edifact::line_item(segments, item_qualifier)?;
     let qty = edifact::line_qty(segments, "12", "despatch quantity")?;
-    let quantity = interchange.quantity(qty)?;
+    // A line ships something: a negative or zero despatch quantity is refused, as an X12 856's
+    // is, never published as a line of nothing.
+    let quantity = interchange.stock_quantity(qty)?;
+    if quantity.amount == "0" {
+        return Err(MapError::malformed(format!(
+            "{}, QTY 12 quantity: '{}' is not positive",
+            qty.at(),
+            qty.value(1, 2)
+        )));
+    }
     // The batch, wherever the partner put it (GIN BX, PCI 36E, RFF BT, GIR BX, PIA NB).
     let lot = edifact::line_batch(segments)?;
     let purchase_order = qualified(segments, "RFF", &["ON"])
