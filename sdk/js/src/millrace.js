@@ -246,8 +246,14 @@ export const text = {
       throw MapError.malformed(`payload is not UTF-8 (at byte ${firstBadUtf8(payload)})`);
     }
   },
-  /** ISO-8859-1: every byte is one character, never fails. */
+  /**
+   * ISO-8859-1: every byte is one character, never fails. A leading UTF-8 byte-order mark, which
+   * an editor or a transfer may have added, is dropped: as Latin-1 it would read as `ï»¿`.
+   */
   latin1(payload) {
+    if (payload[0] === 0xef && payload[1] === 0xbb && payload[2] === 0xbf) {
+      payload = payload.subarray(3);
+    }
     let out = '';
     for (let i = 0; i < payload.length; i += 8192) {
       out += String.fromCharCode(...payload.subarray(i, i + 8192));

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { exportMap } from '../src/glue.js';
-import { MapError, jsondoc, requireUnicode, unpairedSurrogate } from '../src/millrace.js';
+import { MapError, jsondoc, requireUnicode, text, unpairedSurrogate } from '../src/millrace.js';
 
 /** The MapError `fn` throws, as [kind, reason]. */
 function refusal(fn) {
@@ -84,4 +84,10 @@ test('the glue refuses an event text field holding an unpaired surrogate as malf
   }
   const [event] = exportMap(() => [movement('MAT-1 😀')])({});
   assert.equal(event.data.val.item, 'MAT-1 😀');
+});
+
+test('text.latin1 reads every byte as a character and drops a leading UTF-8 byte-order mark', () => {
+  assert.equal(text.latin1(new Uint8Array([0x4d, 0xfc, 0x6c])), 'M\u00fcl');
+  assert.equal(text.latin1(new Uint8Array([0xef, 0xbb, 0xbf, 0x4d, 0xfc, 0x6c])), 'M\u00fcl');
+  assert.equal(text.utf8(new Uint8Array([0xef, 0xbb, 0xbf, 0x6f, 0x6b])), 'ok');
 });

@@ -28,12 +28,15 @@ def utf8(payload):
 
 
 def latin1(payload):
-    """Decodes ISO-8859-1: every byte is a character, so this never fails."""
-    return bytes(payload).decode("latin-1")
+    """Decodes ISO-8859-1: every byte is a character, so this never fails. A leading UTF-8
+    byte-order mark, which an editor or a transfer may have added, is dropped: as Latin-1 it
+    would read as the text ``ï»¿``."""
+    return _without_bom(payload).decode("latin-1")
 
 
 def utf8_or_latin1(payload):
-    """UTF-8 when the payload is valid UTF-8, else Latin-1."""
+    """UTF-8 when the payload is valid UTF-8, else Latin-1 (a leading byte-order mark is
+    dropped either way)."""
     try:
         return _without_bom(payload).decode("utf-8")
     except UnicodeDecodeError:

@@ -85,6 +85,9 @@ class Errors(unittest.TestCase):
         with self.assertRaises(MapError) as caught:
             text.utf8(b"ab\xe9")
         self.assertEqual(caught.exception.message, "payload is not UTF-8: byte 0xE9 at byte 2")
+        self.assertEqual(text.latin1(b"\xef\xbb\xbfM\xfcller"), "M\u00fcller")
+        self.assertEqual(text.latin1(b"M\xfcller"), "M\u00fcller")
+        self.assertEqual(text.utf8_or_latin1(b"\xef\xbb\xbfM\xfcller"), "M\u00fcller")
         config.set_for_tests({"site": "PLANT1"})
         self.assertEqual(config.require("site"), "PLANT1")
         with self.assertRaises(MapError) as caught:

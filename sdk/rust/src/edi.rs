@@ -73,7 +73,7 @@ pub(crate) fn payload_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, Sy
         _ => None,
     };
     let Some((encoding, start, why)) = utf16 else {
-        return Ok(crate::text::utf8_or_latin1(without_bom(bytes)));
+        return Ok(crate::text::utf8_or_latin1(bytes));
     };
     crate::text::decode(encoding, &bytes[start..])
         .map(std::borrow::Cow::Owned)
@@ -88,11 +88,6 @@ pub(crate) fn payload_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, Sy
                 ),
             )
         })
-}
-
-/// The payload without a leading UTF-8 byte-order mark.
-pub(crate) fn without_bom(bytes: &[u8]) -> &[u8] {
-    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
 }
 
 /// The route configuration keys EDI mappings share.

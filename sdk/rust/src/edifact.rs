@@ -388,7 +388,7 @@ fn read(text: &str, expect: Expect) -> Result<Vec<Interchange<'_>>, SyntaxError>
 /// The payload decoded in the character set its syntax level names, when it names one of
 /// `UNOD` ... `UNOK` and every byte is in that set.
 fn syntax_level_text(bytes: &[u8]) -> Option<String> {
-    let body = crate::edi::without_bom(bytes);
+    let body = crate::text::without_bom(bytes);
     let encoding = syntax_level_encoding(body)?;
     Some(
         encoding

@@ -12,8 +12,10 @@ use crate::MapError;
 ///
 /// Pure ASCII payloads decode unchanged (and are borrowed); UTF-8 multi-byte sequences come out
 /// as two or more Latin-1 characters, so decode UTF-8 sources with [`std::str::from_utf8`]
-/// instead.
+/// instead. A leading UTF-8 byte-order mark, which an editor or a transfer may have added, is
+/// dropped: as Latin-1 it would read as the text `ï»¿`.
 pub fn latin1(bytes: &[u8]) -> Cow<'_, str> {
+    let bytes = without_bom(bytes);
     match std::str::from_utf8(bytes) {
         // Valid UTF-8 that is all ASCII reads the same in Latin-1.
         Ok(text) if text.is_ascii() => Cow::Borrowed(text),
@@ -22,12 +24,19 @@ pub fn latin1(bytes: &[u8]) -> Cow<'_, str> {
 }
 
 /// Decodes UTF-8 when the bytes are valid UTF-8 (borrowed), otherwise Latin-1: for sources that
-/// moved to UTF-8 over the years but still send old files.
+/// moved to UTF-8 over the years but still send old files. A leading UTF-8 byte-order mark is
+/// dropped.
 pub fn utf8_or_latin1(bytes: &[u8]) -> Cow<'_, str> {
+    let bytes = without_bom(bytes);
     match std::str::from_utf8(bytes) {
         Ok(text) => Cow::Borrowed(text),
         Err(_) => latin1(bytes),
     }
+}
+
+/// The payload without a leading UTF-8 byte-order mark.
+pub(crate) fn without_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
 }
 
 /// An XML document's bytes as text, read in the encoding they are written in (XML 1.0, 4.3.3
@@ -191,6 +200,11 @@ mod tests {
             matches!(latin1(b"plain"), Cow::Borrowed(_)),
             "ASCII is not copied"
         );
+        // A UTF-8 byte-order mark is not three Latin-1 characters of the text.
+        assert_eq!(latin1(b"\xEF\xBB\xBFM\xfcller"), "Müller");
+        assert!(matches!(latin1(b"\xEF\xBB\xBFHDR"), Cow::Borrowed("HDR")));
+        assert_eq!(utf8_or_latin1(b"\xEF\xBB\xBFM\xfcller"), "Müller");
+        assert_eq!(utf8_or_latin1("\u{feff}Müller".as_bytes()), "Müller");
     }
 
     #[test]
