@@ -158,7 +158,24 @@ pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapErr
             }
             (noun, nouns, created, document_id)
         }
-        None => (root_name, vec![root], None, None),
+        None => {
+            // A DataArea outside the root's namespace is a namespace slip (a prefixed root with
+            // unprefixed children), not another kind of document.
+            if let Some(stray) = root
+                .children()
+                .find(|n| n.is_element() && n.tag_name().name() == "DataArea")
+            {
+                return Err(MapError::malformed(format!(
+                    "{}: the element is in {}, but the document's {root_name} is in {}: B2MML \
+                     children share their document's namespace (declare it as the default \
+                     namespace, or prefix the children too)",
+                    xml::at(stray),
+                    namespace(stray),
+                    namespace(root)
+                )));
+            }
+            (root_name, vec![root], None, None)
+        }
     };
 
     let v07 = version == "V07";
@@ -336,6 +353,14 @@ fn supported_namespaces() -> String {
         .map(|(_, version)| *version)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The namespace of an element, for a message: `namespace <uri>`, or `no namespace`.
+fn namespace(node: Node<'_, '_>) -> String {
+    node.tag_name().namespace().map_or_else(
+        || "no namespace".to_owned(),
+        |uri| format!("namespace {uri}"),
+    )
 }
 
 #[cfg(test)]

@@ -62,10 +62,12 @@ pub(crate) fn is_scrap(amount: &Amount) -> bool {
 pub(crate) fn amounts(owner: Node<'_, '_>) -> Result<Vec<Amount>, MapError> {
     let mut amounts = Vec::new();
     for quantity in xml::children(owner, "Quantity") {
-        let context = xml::at(quantity);
+        // Only an error names the line: finding it reads the document from its start.
+        let context = || xml::at(quantity);
         let unit = xml::text(quantity, "UnitOfMeasure").ok_or_else(|| {
             MapError::malformed(format!(
-                "{context}: has no UnitOfMeasure, so the amount cannot be mapped"
+                "{}: has no UnitOfMeasure, so the amount cannot be mapped",
+                context()
             ))
         })?;
         if unit.contains('/') {
@@ -74,11 +76,13 @@ pub(crate) fn amounts(owner: Node<'_, '_>) -> Result<Vec<Amount>, MapError> {
         }
         let uom = rec20(&unit).ok_or_else(|| {
             MapError::malformed(format!(
-                "{context}: unknown unit of measure '{unit}'; map it with the route config key 'uom.{unit}'"
+                "{}: unknown unit of measure '{unit}'; map it with the route config key 'uom.{unit}'",
+                context()
             ))
         })?;
         let text = xml::require(quantity, "QuantityString")?;
-        let value = decimal::parse(&text, '.').malformed_at(format!("{context}/QuantityString"))?;
+        let value = decimal::parse(&text, '.')
+            .malformed_with(|| format!("{}/QuantityString", context()))?;
         amounts.push(Amount {
             value,
             uom,

@@ -64,7 +64,8 @@ fn end_position(text: &str) -> (usize, usize) {
     (line, last.chars().count() + 1)
 }
 
-/// The 1-based line an element starts on.
+/// The 1-based line an element starts on. Finding it reads the document from its start, so it
+/// is for naming an error, never for every element of a large document.
 pub(crate) fn line(node: Node<'_, '_>) -> u32 {
     node.document().text_pos_at(node.range().start).row
 }
