@@ -4,7 +4,7 @@
 //! batches interchanges of one partner back to back gets one CONTRL message per interchange, in
 //! one interchange written with the first one's service characters.
 
-use crate::envelope::{Acknowledgement, Inbound, Stamp, line_break, partner_token};
+use crate::envelope::{Acknowledgement, Inbound, Stamp, line_break, partner_token, unwrapped};
 
 /// The largest control reference UNB 0020 (an..14) can carry as a number.
 const MAX_CONTROL: u64 = 99_999_999_999_999;
@@ -31,7 +31,17 @@ pub fn acknowledge(
             stamp.number
         ));
     }
-    let batch = Interchange::read_all(text)?;
+    let read = Interchange::read_all(text)?;
+    let (terminator, line) = (read[0].service.terminator, read[0].service.line);
+    let unwrapped = unwrapped(text, terminator);
+    let mut batch = match &unwrapped {
+        Some(text) => Interchange::read_all(text)?,
+        None => read,
+    };
+    // The acknowledgement breaks its lines as the original breaks them after its terminators.
+    for interchange in &mut batch {
+        interchange.service.line = line;
+    }
     let first = &batch[0];
     let s = &first.service;
     let unb = &first.unb;

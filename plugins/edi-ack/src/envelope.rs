@@ -94,10 +94,11 @@ pub struct Acknowledgement {
     pub document: Vec<u8>,
 }
 
-/// The payload as text, without a byte-order mark or leading blank lines. EDI envelopes are
-/// ASCII; a payload that is not UTF-8 has no envelope this plugin can echo faithfully, unless it
-/// is UTF-16 (as Windows tools save "Unicode" text), which the mapping readers decode too: by
-/// its byte-order mark, or by the NUL beside its first letter.
+/// The payload as text, without a byte-order mark or leading blank lines, decoded as the mapping
+/// readers decode it: UTF-16 (as Windows tools save "Unicode" text) by its byte-order mark or by
+/// the NUL beside its first letter, else UTF-8, else Latin-1 (an EDIFACT `UNOC` interchange is
+/// ISO 8859-1 by definition; X12 partners send it too). The envelope this plugin echoes is ASCII
+/// either way.
 pub fn text(payload: &[u8]) -> Result<Cow<'_, str>, String> {
     let utf16 = match payload {
         [0xFF, 0xFE, rest @ ..] => Some((rest, false)),
@@ -108,15 +109,23 @@ pub fn text(payload: &[u8]) -> Result<Cow<'_, str>, String> {
     };
     let text = match utf16 {
         Some((bytes, big_endian)) => Cow::Owned(utf16_text(bytes, big_endian)?),
-        None => Cow::Borrowed(
-            std::str::from_utf8(payload)
-                .map_err(|e| format!("the interchange is not ASCII or UTF-8 text: {e}"))?,
-        ),
+        None => match std::str::from_utf8(payload) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => Cow::Owned(payload.iter().map(|&byte| char::from(byte)).collect()),
+        },
     };
     Ok(match text {
         Cow::Borrowed(text) => Cow::Borrowed(text.trim_start_matches('\u{feff}').trim_start()),
         Cow::Owned(text) => Cow::Owned(text.trim_start_matches('\u{feff}').trim_start().to_owned()),
     })
+}
+
+/// The text without its line breaks, when its segment terminator is not one: there a line break
+/// is a wrap (files hard-wrapped at 80 columns), never data, as the mapping readers take it.
+/// `None` when there is nothing to unwrap.
+pub fn unwrapped(text: &str, terminator: char) -> Option<String> {
+    let wrap = |c: char| c == '\r' || c == '\n';
+    (!wrap(terminator) && text.contains(wrap)).then(|| text.replace(wrap, ""))
 }
 
 /// UTF-16 bytes as text, or the error naming where they stop being UTF-16.

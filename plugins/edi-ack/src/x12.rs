@@ -6,7 +6,7 @@
 //! acknowledges the groups of all of them (and a `TA1` for each interchange whose trailer is
 //! wrong).
 
-use crate::envelope::{Acknowledgement, Inbound, Stamp, line_break, partner_token};
+use crate::envelope::{Acknowledgement, Inbound, Stamp, line_break, partner_token, unwrapped};
 
 /// The largest control number ISA13 (9 digits) and GS06 can carry.
 const MAX_CONTROL: u64 = 999_999_999;
@@ -21,7 +21,17 @@ pub fn acknowledge(
     inbound: &Inbound<'_>,
     stamp: &Stamp,
 ) -> Result<Option<Acknowledgement>, String> {
-    let interchanges = Interchange::read_all(text)?;
+    let read = Interchange::read_all(text)?;
+    let (terminator, line) = (read[0].delimiters.terminator, read[0].delimiters.line);
+    let unwrapped = unwrapped(text, terminator);
+    let mut interchanges = match &unwrapped {
+        Some(text) => Interchange::read_all(text)?,
+        None => read,
+    };
+    // The acknowledgement breaks its lines as the original breaks them after its terminators.
+    for interchange in &mut interchanges {
+        interchange.delimiters.line = line;
+    }
     let interchange = &interchanges[0];
     if let Some(other) = interchanges[1..]
         .iter()
@@ -57,41 +67,51 @@ pub fn acknowledge(
     let mut out = Writer::new(d);
     let isa = &interchange.isa;
     let field = |i: usize| isa.get(i).copied().unwrap_or_default();
+    // The ISA's elements have fixed widths (X12.5): translators read it by column, so an
+    // original that did not pad them is answered padded.
+    let fixed = |i: usize, width: usize| format!("{:<width$}", field(i).trim());
     out.segment(&[
         "ISA",
         "00",
         "          ",
         "00",
         "          ",
-        field(7),
-        field(8),
-        field(5),
-        field(6),
+        &fixed(7, 2),
+        &fixed(8, 15),
+        &fixed(5, 2),
+        &fixed(6, 15),
         &stamp.date6(),
         &stamp.time4(),
-        field(11),
-        field(12),
+        &fixed(11, 1),
+        &fixed(12, 5),
         &format!("{:09}", stamp.number),
         "0",
-        field(15),
+        &fixed(15, 1),
         &d.component.to_string(),
     ]);
+    // TA104: `E` (accepted, errors noted) when the interchange was mapped all the same, `R`
+    // (rejected: the sender must send it again) when it was dead-lettered.
+    let verdict = if inbound.failed() { "R" } else { "E" };
     for each in &interchanges {
         if let Some(note) = each.note() {
             let field = |i: usize| each.isa.get(i).copied().unwrap_or_default();
-            out.segment(&["TA1", field(13), field(9), field(10), "E", note]);
+            out.segment(&["TA1", field(13), field(9), field(10), verdict, note]);
         }
     }
-    // One FA group per version (GS08) acknowledged, in the order they first come: a 997 is
-    // written in the version of the groups it acknowledges (AK103 and AK204 exist from 005010
-    // on, and the FA group's GS08 is the version of its 997s).
+    // One FA group per version (GS08) and pair of application codes (GS02, GS03) acknowledged,
+    // in the order they first come: a 997 is written in the version of the groups it
+    // acknowledges (AK103 and AK204 exist from 005010 on, and the FA group's GS08 is the version
+    // of its 997s), and goes back to the application that sent them.
     let mut versions: Vec<Vec<&Group<'_>>> = Vec::new();
+    let key = |group: &Group<'_>| {
+        (
+            group.field(8).trim().to_owned(),
+            group.field(2).trim().to_owned(),
+            group.field(3).trim().to_owned(),
+        )
+    };
     for group in groups.iter().copied() {
-        let version = group.field(8).trim();
-        match versions
-            .iter_mut()
-            .find(|same| same[0].field(8).trim() == version)
-        {
+        match versions.iter_mut().find(|same| key(same[0]) == key(group)) {
             Some(same) => same.push(group),
             None => versions.push(vec![group]),
         }
@@ -132,12 +152,17 @@ fn functional_group(
     any_error: bool,
 ) {
     let first = groups[0];
+    // GS04 is CCYYMMDD from version 004010 on, YYMMDD before it.
+    let date = match first.field(8).get(..6).and_then(|v| v.parse::<u32>().ok()) {
+        Some(version) if version < 4010 => stamp.date6(),
+        _ => stamp.date8(),
+    };
     out.segment(&[
         "GS",
         "FA",
         first.field(3),
         first.field(2),
-        &stamp.date8(),
+        &date,
         &stamp.time4(),
         number,
         "X",
