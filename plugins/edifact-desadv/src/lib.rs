@@ -43,6 +43,7 @@ fn notice(
         Some(despatch_advice) => despatch_advice,
         None => message.beginning(&header)?,
     };
+    edifact::refuse_withdrawn(bgm, "the despatch advice")?;
     let shipment_id = bgm.value(2, 1).trim();
     if shipment_id.is_empty() {
         return Err(MapError::malformed(format!(

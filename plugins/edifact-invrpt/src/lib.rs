@@ -42,6 +42,7 @@ impl<'a> Report<'a> {
     fn read(message: &'a Message<'a>, route: &edi::Route) -> Result<Self, MapError> {
         let header = message.header();
         let bgm = message.beginning(&header)?;
+        edifact::refuse_withdrawn(bgm, "the inventory report")?;
         // The stock is as of the inventory report date (DTM 366), else the document date.
         let dtm = qualified(&header, "DTM", &["366", "137"]).ok_or_else(|| {
             MapError::malformed(format!(

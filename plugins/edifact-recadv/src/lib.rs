@@ -81,6 +81,7 @@ fn receipts(
 ) -> Result<(String, Option<String>, Vec<InventoryMovement>), MapError> {
     let header = message.header();
     let bgm = message.beginning(&header)?;
+    edifact::refuse_withdrawn(bgm, "the receiving advice")?;
     let received = qualified(&header, "DTM", &["50", "137"]).ok_or_else(|| {
             MapError::malformed(format!(
                 "{}: the message has neither a goods receipt date (DTM 50) nor a document date (DTM 137)",

@@ -49,6 +49,7 @@ struct Advice<'a> {
 impl<'a> Advice<'a> {
     fn read(set: &'a TransactionSet<'a>, route: &edi::Route) -> Result<Self, MapError> {
         let bia = set.beginning("BIA", &set.segments)?;
+        x12::refuse_withdrawn(bia, 1, "the inventory advice")?;
         let mut header = Vec::new();
         let mut lines: Vec<Vec<&Segment>> = Vec::new();
         for segment in &set.segments {

@@ -135,6 +135,7 @@ fn ship_notice(
         });
     }
     let bsn = set.beginning("BSN", header)?;
+    x12::refuse_withdrawn(bsn, 1, "the ship notice")?;
     let shipment_id = bsn.trimmed(2);
     if shipment_id.is_empty() {
         return Err(MapError::malformed(format!(

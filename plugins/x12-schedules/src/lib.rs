@@ -55,24 +55,19 @@ impl<'a> Schedule<'a> {
             ("BSS", 3, 10)
         };
         let head = set.beginning(begin, header.iter().copied())?;
-        // BFR01/BSS01, the purpose: a cancellation withdraws a schedule, which a commitment
-        // event cannot say; mapping it would publish the cancelled demand as live.
-        if head.trimmed(1) == "01" {
+        // BFR01/BSS01, the purpose: a cancellation or deletion withdraws a schedule, which a
+        // commitment event cannot say; mapping it would publish the withdrawn demand as live.
+        x12::refuse_withdrawn(head, 1, "the schedule")?;
+        // BFR05 / BSS11, what the quantities are: actual discrete ones are buckets; cumulative
+        // (C) or net change (D) quantities read as buckets would count demand several times.
+        let quantities = if set.id == "830" { 5 } else { 11 };
+        if !matches!(head.trimmed(quantities), "" | "A") {
             return Err(MapError::unsupported(format!(
-                "{}, {begin}01: the schedule is a cancellation (01); the canonical commitment has \
-                 no withdrawn schedule, so it is not mapped",
-                head.at()
-            )));
-        }
-        // BFR05, what the quantities are: actual discrete ones are buckets; cumulative (C) or
-        // net change (D) quantities read as buckets would count demand several times.
-        if set.id == "830" && !matches!(head.trimmed(5), "" | "A") {
-            return Err(MapError::unsupported(format!(
-                "{}, BFR05: schedule quantity qualifier '{}' is not A (actual discrete \
-                 quantities), the only quantities read as buckets (C cumulative and D net change \
-                 would count demand again)",
+                "{}, {begin}{quantities:02}: schedule quantity qualifier '{}' is not A (actual \
+                 discrete quantities), the only quantities read as buckets (C cumulative and D \
+                 net change would count demand again)",
                 head.at(),
-                head.trimmed(5)
+                head.trimmed(quantities)
             )));
         }
         let date = head.trimmed(date_element);

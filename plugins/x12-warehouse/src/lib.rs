@@ -61,12 +61,8 @@ impl<'a> Document<'a> {
     ) -> Result<Self, MapError> {
         let begin = set.beginning(begin_id, &set.segments)?;
         // BRA03, an 861's purpose: a cancelled receiving advice received nothing.
-        if begin_id == "BRA" && begin.trimmed(3) == "01" {
-            return Err(MapError::unsupported(format!(
-                "{}, BRA03: the receiving advice is a cancellation (01); it records no receipt, \
-                 and the canonical model has no withdrawn movement, so it is not mapped",
-                begin.at()
-            )));
+        if begin_id == "BRA" {
+            x12::refuse_withdrawn(begin, 3, "the receiving advice")?;
         }
         let mut header = Vec::new();
         let mut lines: Vec<Vec<&Segment>> = Vec::new();

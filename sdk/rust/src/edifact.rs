@@ -1037,7 +1037,7 @@ mod lines;
 #[cfg(test)]
 mod tests;
 
-pub use lines::{line_batch, line_item, line_qty, line_serials, qualified};
+pub use lines::{line_batch, line_item, line_qty, line_serials, qualified, refuse_withdrawn};
 
 impl Interchange<'_> {
     /// The `source_transaction` of `message`: the sender (`UNB` S002 0007`/`0004) `:` `UNB` 0020

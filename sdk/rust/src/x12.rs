@@ -1465,6 +1465,30 @@ fn hash_value(text: &str) -> u64 {
         })
 }
 
+/// Refuses a document whose purpose (X12 element 353, in `BSN01`, `BIA01`, `BFR01`, `BSS01`,
+/// `BRA03`...: element `element` of its beginning segment `begin`) withdraws what was sent
+/// before: `01` cancellation, `03` delete. Mapping it would publish the withdrawn data as live
+/// (a shipment, a stock balance, demand), and no canonical event says "withdrawn", so it is an
+/// `unsupported-document` error naming the purpose; `what` names the document ("the ship
+/// notice").
+pub fn refuse_withdrawn(
+    begin: &Segment<'_>,
+    element: usize,
+    what: &str,
+) -> Result<(), crate::MapError> {
+    let purpose = match begin.trimmed(element) {
+        "01" => "a cancellation (01)",
+        "03" => "a deletion (03)",
+        _ => return Ok(()),
+    };
+    Err(crate::MapError::unsupported(format!(
+        "{}, {}{element:02}: {what} is {purpose}; it withdraws what was sent before, which no \
+         canonical event can say, so it is not mapped",
+        begin.at(),
+        begin.id
+    )))
+}
+
 /// Whether a product/service id qualifier (element 235) names the item itself rather than
 /// something a `LIN` or line gives beside it: a purchase order (`PO`), its line (`PL`), a
 /// customer order (`ON`), a lot (`LT`), batch (`B8`) or serial number (`SN`), a country of

@@ -129,6 +129,24 @@ impl<'b> Message<'b> {
     }
 }
 
+/// Refuses a message whose function (`BGM` 1225) withdraws what was sent before: `1`
+/// cancellation, `3` deletion. Mapping it would publish the withdrawn data as live (a receipt, a
+/// stock balance, a despatch), and no canonical event says "withdrawn", so it is an
+/// `unsupported-document` error naming the function; `what` names the message ("the receiving
+/// advice").
+pub fn refuse_withdrawn(bgm: &Segment<'_>, what: &str) -> Result<(), MapError> {
+    let function = match bgm.value(3, 1).trim() {
+        "1" => "a cancellation (1)",
+        "3" => "a deletion (3)",
+        _ => return Ok(()),
+    };
+    Err(MapError::unsupported(format!(
+        "{}, BGM 1225: {what} is {function}; it withdraws what was sent before, which no \
+         canonical event can say, so it is not mapped",
+        bgm.at()
+    )))
+}
+
 impl<'b> Interchange<'b> {
     /// The messages, each checked to be of `message_type` (`DESADV`); one of another type is an
     /// `unsupported-document` error that says it is not `what` ("a DESADV despatch advice").

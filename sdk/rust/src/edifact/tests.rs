@@ -606,3 +606,30 @@ fn a_period_is_read_as_its_start() {
     let error = date_time("20261314-20261316", "718").unwrap_err();
     assert!(error.contains("the start of period"), "{error}");
 }
+
+#[test]
+fn refuses_a_message_that_withdraws_an_earlier_one() {
+    for (function, refused) in [
+        ("9", None),
+        ("5", None),
+        ("1", Some("a cancellation (1)")),
+        ("3", Some("a deletion (3)")),
+    ] {
+        let text = format!(
+            "UNB+UNOC:3+S+R+260714:1200+9'UNH+1+RECADV:D:96A:UN'BGM+632+R1+{function}'UNT+3+1'UNZ+1+9'"
+        );
+        let interchange = parse(text.as_bytes()).unwrap();
+        let bgm = &interchange.messages[0].segments[0];
+        let result = refuse_withdrawn(bgm, "the receiving advice");
+        match refused {
+            None => assert!(result.is_ok(), "{function}"),
+            Some(what) => assert!(
+                result
+                    .unwrap_err()
+                    .message()
+                    .contains(&format!("BGM 1225: the receiving advice is {what};")),
+                "{function}"
+            ),
+        }
+    }
+}

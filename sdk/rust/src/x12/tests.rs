@@ -698,3 +698,28 @@ fn the_first_product_id_is_one_that_names_the_item() {
     assert!(is_item_qualifier("BP") && is_item_qualifier("UK"));
     assert!(!is_item_qualifier("PO") && !is_item_qualifier(" LT "));
 }
+
+#[test]
+fn refuses_a_document_that_withdraws_an_earlier_one() {
+    let check = |purpose: &str| {
+        let text = doc(&format!(
+            "ST*856*0001~BSN*{purpose}*SHIP1*20260714*1200~SE*3*0001~"
+        ));
+        let interchange = parse(text.as_bytes()).unwrap();
+        let (_, set) = interchange.transaction_sets().next().unwrap();
+        refuse_withdrawn(&set.segments[0], 1, "the ship notice")
+    };
+    assert!(check("00").is_ok(), "original");
+    assert!(check("05").is_ok(), "replace");
+    for (purpose, what) in [("01", "a cancellation (01)"), ("03", "a deletion (03)")] {
+        let error = check(purpose).unwrap_err();
+        assert_eq!(error.kind(), "unsupported-document");
+        assert!(
+            error
+                .message()
+                .contains(&format!("BSN01: the ship notice is {what};")),
+            "{}",
+            error.message()
+        );
+    }
+}
