@@ -443,12 +443,13 @@ impl<'a> Interchange<'a> {
         let Some(mut closed) = message.take() else {
             return;
         };
-        closed.duplicate = self
-            .messages
-            .iter()
-            .chain(self.groups.iter().flat_map(|g| g.messages.iter()))
-            .chain(group.iter().flat_map(|g| g.messages.iter()))
-            .any(|m| m.reference == closed.reference);
+        // A reference names a message in its group, or in the interchange when it has no
+        // groups, as the mapping readers take it (the group's reference tells two apart).
+        let siblings = match group {
+            Some(group) => &group.messages,
+            None => &self.messages,
+        };
+        closed.duplicate = siblings.iter().any(|m| m.reference == closed.reference);
         match group {
             Some(group) => group.messages.push(closed),
             None => self.messages.push(closed),

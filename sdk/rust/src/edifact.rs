@@ -762,6 +762,30 @@ fn build(
                     ));
                 }
                 let reference = required(&segment, 1, 1, "message reference (UNH 0062)")?;
+                // UNH 0062 names a message in its interchange, or in its group when the
+                // interchange has UNG groups (its source transaction is the interchange's, the
+                // group's and its own reference): a second message with the same reference
+                // there would pass for a resend of the first, its events skipped.
+                let in_group = group.as_ref().map(|_| interchange.groups.len());
+                if let Some(first) = interchange
+                    .messages
+                    .iter()
+                    .find(|m| m.reference == reference && m.group == in_group)
+                {
+                    let scope = if in_group.is_some() {
+                        "group"
+                    } else {
+                        "interchange"
+                    };
+                    return Err(at(
+                        &segment,
+                        format!(
+                            "message reference '{reference}' repeats that of message {} (segment \
+                             {}) in the same {scope}: a message's reference is unique there",
+                            first.message_type, first.position
+                        ),
+                    ));
+                }
                 let message_type = required(&segment, 2, 1, "message type (UNH S009)")?;
                 message = Some((
                     Message {

@@ -1080,6 +1080,27 @@ fn build_one<'a>(
                             "ST01 (transaction set id) and ST02 (control number) are required",
                         ));
                     }
+                    // ST02 names a set in its group (its source transaction is the group's and
+                    // its own number): a second set with the same number would pass for a resend
+                    // of the first, and its events would be skipped as duplicates.
+                    if let Some(first) = current
+                        .transaction_sets
+                        .iter()
+                        .find(|s| same_number(segment.element(2), &s.control_number))
+                    {
+                        return Err(at(
+                            &segment,
+                            format!(
+                                "ST02 control number '{}' repeats that of transaction set {} {} \
+                                 (segment {}) in the same group: a set's number is unique in its \
+                                 group",
+                                segment.trimmed(2),
+                                first.id,
+                                first.control_number,
+                                first.position
+                            ),
+                        ));
+                    }
                     // The set runs to the next SE: room for its segments at once.
                     let length = iter.as_slice().iter().position(|s| s.is("SE"));
                     set = Some((

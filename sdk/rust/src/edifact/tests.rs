@@ -633,3 +633,12 @@ fn refuses_a_message_that_withdraws_an_earlier_one() {
         }
     }
 }
+
+#[test]
+fn refuses_a_message_reference_repeated_in_its_interchange() {
+    let text = "UNB+UNOC:3+S+R+260714:1200+9'UNH+1+RECADV:D:96A:UN'BGM+632+R1+9'UNT+3+1'\
+                UNH+1+RECADV:D:96A:UN'BGM+632+R2+9'UNT+3+1'UNZ+2+9'";
+    assert!(parse(text.as_bytes()).unwrap_err().to_string().contains(
+        "message reference '1' repeats that of message RECADV (segment 2) in the same interchange"
+    ));
+}

@@ -723,3 +723,20 @@ fn refuses_a_document_that_withdraws_an_earlier_one() {
         );
     }
 }
+
+#[test]
+fn refuses_a_transaction_set_number_repeated_in_its_group() {
+    let text =
+        doc("ST*856*0001~BSN*00*A*20260714*1200~SE*3*0001~ST*856*1~BSN*00*B*20260714*1200~SE*3*1~");
+    assert_eq!(
+        err(&text),
+        "segment 6 (ST) at line 3: ST02 control number '1' repeats that of transaction set 856 0001 \
+         (segment 3) in the same group: a set's number is unique in its group"
+    );
+    // The same number in another group names another set.
+    let two_groups = format!(
+        "{ISA}\nGS*SH*S*R*20260714*1200*7*X*004010~ST*856*0001~SE*2*0001~GE*1*7~\
+         GS*SH*S*R*20260714*1200*8*X*004010~ST*856*0001~SE*2*0001~GE*1*8~IEA*2*000000001~\n"
+    );
+    assert_eq!(parse(two_groups.as_bytes()).unwrap().groups.len(), 2);
+}
