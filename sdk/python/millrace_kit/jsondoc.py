@@ -10,7 +10,9 @@ through and a mapping must not map:
 - text holding an unpaired surrogate escape (``"L\\ud800"``), which no WIT string can carry (it
   would trap the call at the boundary): ``$.data.scope.lots[0]: text holds \\ud800 ...``.
 
-Text that is not JSON gives ``not valid JSON: line 5, column 3: Expecting ',' delimiter``.
+Text that is not JSON gives ``not valid JSON: line 5, column 3: Expecting ',' delimiter``; a
+document nested deeper than 512 arrays and objects, or a number too long for Python's integers,
+is refused the same way (either would otherwise trap the call: the interpreter's stack is small).
 """
 
 import json
@@ -22,6 +24,10 @@ from .text import require_unicode, unpaired_surrogate
 __all__ = ["parse", "path"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Deeper documents are refused before they are parsed: the parser recurses once per level, and a
+# component's stack ends (a trap, not a RecursionError) near 2,000. The JavaScript kit's limit.
+_MAX_DEPTH = 512
+_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 class _Duplicated(dict):
@@ -46,6 +52,7 @@ def _pairs(pairs):
 
 def parse(source):
     """Parses JSON text (see the module's documentation), or raises ``MapError.malformed``."""
+    _check_depth(source)
     try:
         document = json.loads(source, object_pairs_hook=_pairs)
     except json.JSONDecodeError as error:
@@ -54,8 +61,29 @@ def parse(source):
         ) from None
     except RecursionError:
         raise MapError.malformed("not valid JSON: nested too deeply") from None
+    except ValueError as error:
+        # A number longer than Python converts to an int (4,300 digits by default); the
+        # interpreter's advice after its `;` is for a developer, not for the publisher.
+        reason = str(error).split(";")[0]
+        raise MapError.malformed(f"not valid JSON: a number: {reason}") from None
     _check(document)
     return document
+
+
+def _check_depth(source):
+    """Refuses text whose arrays and objects nest deeper than ``_MAX_DEPTH`` (text in strings
+    does not count)."""
+    depth = 0
+    for match in _NESTING.finditer(source):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > _MAX_DEPTH:
+                raise MapError.malformed(
+                    f"not valid JSON: arrays and objects nested deeper than {_MAX_DEPTH}"
+                )
+        elif token in "]}":
+            depth -= 1
 
 
 def path(parent, key):

@@ -14,10 +14,13 @@ import re
 
 __all__ = ["Timestamp", "parse", "parse_date", "from_compact", "rfc3339", "full_date"]
 
+# ASCII digits only: `\d` alone also matches other scripts' digits (Arabic-Indic, Devanagari...),
+# which RFC 3339 does not allow.
 _TIMESTAMP = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})",
+    re.ASCII,
 )
-_OFFSET = re.compile(r"[Zz]|([+-])(\d{2}):?(\d{2})?")
+_OFFSET = re.compile(r"[Zz]|([+-])(\d{2}):?(\d{2})?", re.ASCII)
 
 
 class Timestamp(datetime.datetime):
@@ -53,7 +56,7 @@ def parse(text):
 
 def parse_date(text):
     """Parses ``YYYY-MM-DD`` or ``YYYYMMDD`` to a ``datetime.date``."""
-    match = re.fullmatch(r"(\d{4})-?(\d{2})-?(\d{2})", text or "")
+    match = re.fullmatch(r"(\d{4})-?(\d{2})-?(\d{2})", text or "", re.ASCII)
     try:
         if match is None:
             raise ValueError
@@ -66,7 +69,7 @@ def from_compact(date, time, offset):
     """Builds RFC 3339 text from ``YYYYMMDD``, ``HHMMSS`` (or ``HHMM``) and ``+HH:MM`` fields:
     ``from_compact("20260302", "061500", "+01:00")`` is ``2026-03-02T06:15:00+01:00``."""
     day = parse_date(date)
-    match = re.fullmatch(r"(\d{2}):?(\d{2})(?::?(\d{2}))?", time or "")
+    match = re.fullmatch(r"(\d{2}):?(\d{2})(?::?(\d{2}))?", time or "", re.ASCII)
     try:
         if match is None:
             raise ValueError

@@ -46,6 +46,9 @@ class Timestamps(unittest.TestCase):
         self.assertEqual(timestamps.rfc3339(timestamps.parse("2026-03-05T22:17:03+00:00")), "2026-03-05T22:17:03Z")
         self.assertEqual(timestamps.from_compact("20260302", "061500", "+01:00"), "2026-03-02T06:15:00+01:00")
         self.assertEqual(timestamps.full_date(datetime.date(2026, 3, 2)), "2026-03-02")
+        # RFC 3339 digits are ASCII: other scripts' digits match `\d` but are refused.
+        with self.assertRaises(ValueError):
+            timestamps.parse("\u0662\u0660\u0662\u0666-03-02T09:41:27Z")
 
     def test_keeps_the_fraction_as_sent(self):
         # A datetime holds microseconds; the digits beyond them must not be cut (up to 9, as the
@@ -106,7 +109,16 @@ class JsonDoc(unittest.TestCase):
         source = '{"a": {"b": [1, {"c": "d\\u00e9", "e": null}]}, "odd key": true, "pair": "\\ud83d\\ude00"}'
         self.assertEqual(jsondoc.parse(source), json.loads(source))
         self.assertEqual(self.refusal('{"a": 1,}'), "not valid JSON: line 1, column 9: Expecting property name enclosed in double quotes")
-        self.assertEqual(self.refusal("[" * 100000), "not valid JSON: nested too deeply")
+        self.assertEqual(self.refusal("[" * 100000), "not valid JSON: arrays and objects nested deeper than 512")
+
+    def test_refuses_what_would_trap_the_interpreter(self):
+        # Natively Python recurses deeper; in a component 2,000 levels exhausted the stack (a
+        # trap), so depth is checked before parsing, brackets in text not counted.
+        deep = '{"a": ' + "[" * 2000 + "]" * 2000 + "}"
+        self.assertEqual(self.refusal(deep), "not valid JSON: arrays and objects nested deeper than 512")
+        self.assertEqual(jsondoc.parse("[" * 512 + "]" * 512), json.loads("[" * 512 + "]" * 512))
+        self.assertEqual(jsondoc.parse('{"t": "' + "[{" * 600 + '\\"]"}'), {"t": "[{" * 600 + '"]'})
+        self.assertTrue(self.refusal('{"n": ' + "9" * 5000 + "}").startswith("not valid JSON: a number: Exceeds the limit (4300 digits)"))
 
     def test_refuses_a_key_given_twice_naming_its_path(self):
         self.assertEqual(self.refusal('{"event": "placed", "event": "released"}'),
