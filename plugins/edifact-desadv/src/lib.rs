@@ -170,7 +170,7 @@ fn line(
         item,
         quantity,
         lot,
-        serials: edifact::line_serials(segments),
+        serials: edifact::line_serials(segments)?,
         purchase_order,
         package_id,
     })

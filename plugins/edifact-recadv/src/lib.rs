@@ -146,6 +146,22 @@ fn receipt(
             None => return Ok(None),
         },
     };
+    // A second quantity of the same kind: which one the line received cannot be told (INVRPT
+    // refuses the same), and booking the first alone would lose the other.
+    if let Some(other) = segments
+        .iter()
+        .filter(|s| s.tag == "QTY" && s.value(1, 1) == qty.value(1, 1))
+        .nth(1)
+    {
+        return Err(MapError::malformed(format!(
+            "{}: the line states QTY {} twice ({} and {}); one receipt books one quantity: send \
+             one line (or sub-line) per batch",
+            qty.at(),
+            qty.value(1, 1),
+            qty.value(1, 2),
+            other.value(1, 2)
+        )));
+    }
     let quantity = interchange.stock_quantity(qty)?;
     if quantity.amount == "0" {
         return Ok(None);
@@ -163,7 +179,7 @@ fn receipt(
     Ok(Some(InventoryMovement {
         to_location: to_location.clone(),
         lot,
-        serials: edifact::line_serials(segments),
+        serials: edifact::line_serials(segments)?,
         stock_status: status,
         reference_document,
         expiry_date,

@@ -312,12 +312,63 @@ pub fn line_batch(segments: &[&Segment<'_>]) -> Result<Option<String>, MapError>
     Ok(Some((*batch).to_owned()))
 }
 
-/// The serial numbers of a line group: the identity numbers of its `GIN+BN` segments.
-pub fn line_serials(segments: &[&Segment<'_>]) -> Vec<String> {
-    segments
+/// Most serial numbers one `GIN+BN` range may stand for.
+const MAX_SERIAL_RANGE: u64 = 1000;
+
+/// The serial numbers of a line group: the identity numbers of its `GIN+BN` segments. A
+/// composite with two numbers (C208 `SN0001:SN0010`) is a range, first to last (EANCOM), and
+/// stands for every number in it when both share a prefix and a numeric tail of one width, up
+/// to 1,000 numbers; another range is an error naming it, never its first number alone.
+pub fn line_serials(segments: &[&Segment<'_>]) -> Result<Vec<String>, MapError> {
+    let mut serials = Vec::new();
+    for gin in segments
         .iter()
         .filter(|s| s.tag == "GIN" && s.value(1, 1) == "BN")
-        .flat_map(|s| (2..=6).map(move |n| s.value(n, 1).trim().to_owned()))
-        .filter(|v| !v.is_empty())
-        .collect()
+    {
+        for n in 2..=6 {
+            let (first, last) = (gin.value(n, 1).trim(), gin.value(n, 2).trim());
+            if first.is_empty() {
+                continue;
+            }
+            if last.is_empty() || last == first {
+                serials.push(first.to_owned());
+                continue;
+            }
+            let range = serial_range(first, last).ok_or_else(|| {
+                MapError::malformed(format!(
+                    "{}: the serial number range '{first}' to '{last}' cannot be listed: its ends \
+                     must share a prefix and a numeric tail of one width, first to last, at most \
+                     {MAX_SERIAL_RANGE} numbers",
+                    gin.at()
+                ))
+            })?;
+            serials.extend(range);
+        }
+    }
+    Ok(serials)
+}
+
+/// The numbers from `first` to `last`, when they are `<prefix><digits>` with one prefix and one
+/// width, in order and at most [`MAX_SERIAL_RANGE`] of them.
+fn serial_range(first: &str, last: &str) -> Option<Vec<String>> {
+    let ((prefix, from), (other, to)) = (digits_tail(first), digits_tail(last));
+    if prefix != other || from.is_empty() || from.len() != to.len() || from.len() > 18 {
+        return None;
+    }
+    let (from, to): (u64, u64) = (from.parse().ok()?, to.parse().ok()?);
+    if to < from || to - from >= MAX_SERIAL_RANGE {
+        return None;
+    }
+    let width = first.len() - prefix.len();
+    Some(
+        (from..=to)
+            .map(|n| format!("{prefix}{n:0width$}"))
+            .collect(),
+    )
+}
+
+/// `text` split before its trailing ASCII digits.
+fn digits_tail(text: &str) -> (&str, &str) {
+    let tail = text.len() - text.bytes().rev().take_while(u8::is_ascii_digit).count();
+    text.split_at(tail)
 }

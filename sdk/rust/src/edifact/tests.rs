@@ -642,3 +642,35 @@ fn refuses_a_message_reference_repeated_in_its_interchange() {
         "message reference '1' repeats that of message RECADV (segment 2) in the same interchange"
     ));
 }
+
+#[test]
+fn lists_the_serial_numbers_of_a_range() {
+    let text = "UNB+UNOC:3+S+R+260714:1200+9'UNH+1+RECADV:D:96A:UN'GIN+BN+SN0008:SN0011+X7'\
+                GIN+BN+A1:A1'UNT+4+1'UNZ+1+9'";
+    let interchange = parse(text.as_bytes()).unwrap();
+    let segments: Vec<&Segment<'_>> = interchange.messages[0].segments.iter().collect();
+    assert_eq!(
+        line_serials(&segments).unwrap(),
+        ["SN0008", "SN0009", "SN0010", "SN0011", "X7", "A1"]
+    );
+    for (first, last) in [
+        ("SN10", "SN09"),
+        ("SN1", "SN10"),
+        ("A1", "B2"),
+        ("S1", "S5000"),
+    ] {
+        let text = format!(
+            "UNB+UNOC:3+S+R+260714:1200+9'UNH+1+RECADV:D:96A:UN'GIN+BN+{first}:{last}'UNT+3+1'UNZ+1+9'"
+        );
+        let interchange = parse(text.as_bytes()).unwrap();
+        let segments: Vec<&Segment<'_>> = interchange.messages[0].segments.iter().collect();
+        let error = line_serials(&segments).unwrap_err();
+        assert!(
+            error.message().contains(&format!(
+                "the serial number range '{first}' to '{last}' cannot be listed"
+            )),
+            "{}",
+            error.message()
+        );
+    }
+}
