@@ -43,7 +43,9 @@ export function map(message) {
   const siteOf = sites();
   const result = [];
   for (const row of rows.slice(1)) {
-    if (row.cells.length === 1 && row.cells[0].trim() === '') continue; // a blank line
+    // A blank line, a row of delimiters only (a spreadsheet's export of empty rows), or the NUL
+    // and Ctrl-Z padding some systems end a file with: no movement, nothing to refuse.
+    if (row.cells.every((cell) => PADDING.test(cell))) continue;
     if (row.cells.length !== header.length) {
       throw MapError.malformed(`line ${row.line}: ${row.cells.length} fields, the header has ${header.length}`);
     }
@@ -52,6 +54,9 @@ export function map(message) {
   log.debug('mapped movement journal', { rows: result.length });
   return result;
 }
+
+// What a cell of a row with no data holds: white space, NUL, the DOS end-of-file mark (Ctrl-Z).
+const PADDING = /^[\s\u0000\u001a]*$/;
 
 // C0 and C1 control characters (line breaks, tabs, NUL...): the host refuses them in every key and
 // reference of an event, so a value holding one (a quoted field with a line break) is refused here,
