@@ -92,42 +92,70 @@ impl<'a> Report<'a> {
         let Some(lin) = line.first() else {
             return Err(MapError::malformed("an empty LIN group".to_owned()));
         };
-        // One line, one balance: stock at several places (or counted twice) in one line is
-        // refused rather than read as its first figure.
-        for (tag, qualifier, what) in [
-            ("QTY", "145", "stock quantities"),
-            ("LOC", "18", "places of storage"),
-        ] {
-            let mut found = line
-                .iter()
-                .filter(|s| s.tag == tag && s.value(1, 1) == qualifier);
-            if let (Some(first), Some(second)) = (found.next(), found.next()) {
-                return Err(MapError::unsupported(format!(
-                    "{}: the line gives two {what} ({tag} {qualifier} at {} and {}); one \
-                     balance per line is read: send one line per place",
-                    lin.at(),
-                    first.at(),
-                    second.at()
-                )));
-            }
+        // One line, one balance: stock counted twice in one line is refused rather than read
+        // as its first figure.
+        let mut stock = line
+            .iter()
+            .filter(|s| s.tag == "QTY" && s.value(1, 1) == "145");
+        if let (Some(first), Some(second)) = (stock.next(), stock.next()) {
+            return Err(MapError::unsupported(format!(
+                "{}: the line gives two stock quantities (QTY 145 at {} and {}); one balance per \
+                 line is read: send one line per place",
+                lin.at(),
+                first.at(),
+                second.at()
+            )));
         }
         let qty = edifact::line_qty(line, "145", "actual stock quantity")?;
         let quantity = interchange.stock_quantity(qty)?;
-        // Where the stock lies: the line's place of storage (LOC 18), else the warehouse.
-        let location = qualified(line, "LOC", &["18"])
+        // EANCOM's quantity group (SG11: QTY, then its INV, GIN, LOC, DTM): where and which
+        // batch the stock is are said in the group of QTY 145, or in the line before its first
+        // QTY; another quantity's group (in transit, QTY 198...) speaks of other goods.
+        let first_qty = line
+            .iter()
+            .position(|s| s.tag == "QTY")
+            .unwrap_or(line.len());
+        let stock_at = line
+            .iter()
+            .position(|s| std::ptr::eq(*s, qty))
+            .unwrap_or(first_qty);
+        let group_end = line[stock_at + 1..]
+            .iter()
+            .position(|s| s.tag == "QTY")
+            .map_or(line.len(), |n| stock_at + 1 + n);
+        let scope: Vec<&Segment> = line[..first_qty]
+            .iter()
+            .chain(&line[stock_at..group_end])
+            .copied()
+            .collect();
+        // The place of storage (LOC 18), else the location of goods (LOC 14).
+        let mut places = scope
+            .iter()
+            .filter(|s| s.tag == "LOC" && matches!(s.value(1, 1), "18" | "14"));
+        if let (Some(first), Some(second)) = (places.next(), places.next()) {
+            return Err(MapError::unsupported(format!(
+                "{}: the line gives two places for its stock (LOC at {} and {}); one balance per \
+                 line is read: send one line per place",
+                lin.at(),
+                first.at(),
+                second.at()
+            )));
+        }
+        // Where the stock lies: the line's place, else the warehouse.
+        let location = qualified(&scope, "LOC", &["18", "14"])
             .map(|loc| loc.value(2, 1).trim().to_owned())
             .filter(|l| !l.is_empty())
             .or_else(|| self.warehouse.clone())
             .or_else(|| route.location.clone())
             .ok_or_else(|| {
                 MapError::malformed(format!(
-                    "{}: neither the line (LOC 18) nor the message (NAD WH or GY) says where the \
-                     stock lies, and the route config has no 'location'",
+                    "{}: neither the line (LOC 18 or 14) nor the message (NAD WH or GY) says \
+                     where the stock lies, and the route config has no 'location'",
                     lin.at()
                 ))
             })?;
         Ok(InventoryBalance {
-            lot: edifact::line_batch(line)?,
+            lot: edifact::line_batch(&scope)?,
             ..InventoryBalance::new(item, location, quantity)
         })
     }
