@@ -93,9 +93,14 @@ pub fn acknowledge(
     // (rejected: the sender must send it again) when it was dead-lettered.
     let verdict = if inbound.failed() { "R" } else { "E" };
     for each in &interchanges {
-        if let Some(note) = each.note() {
-            let field = |i: usize| each.isa.get(i).copied().unwrap_or_default();
-            out.segment(&["TA1", field(13), field(9), field(10), verdict, note]);
+        let field = |i: usize| each.isa.get(i).copied().unwrap_or_default();
+        match each.note() {
+            Some(note) => out.segment(&["TA1", field(13), field(9), field(10), verdict, note]),
+            // ISA14 `1`: the sender asks for a TA1 whatever it says (`A`, `000` no error).
+            None if field(14).trim() == "1" => {
+                out.segment(&["TA1", field(13), field(9), field(10), "A", "000"]);
+            }
+            None => {}
         }
     }
     // One FA group per version (GS08) and pair of application codes (GS02, GS03) acknowledged,
