@@ -46,41 +46,69 @@ impl Poster for ErpPostings {
                     location: done.location.as_deref(),
                 }
             }
-            EventData::MaterialConsumption(used) => Movement {
-                code: "03",
-                movement_type: "261",
-                text: "MES material consumption",
-                order: &used.work_order,
-                operation: used.operation.as_deref(),
-                item: &used.item,
-                lot: used.lot.as_deref(),
-                quantity: &used.quantity,
-                location: used.location.as_deref(),
-            },
+            EventData::MaterialConsumption(used) => {
+                // Nothing consumed is nothing to issue: the ERP refuses a zero quantity.
+                if is_zero(&used.quantity.amount) {
+                    return Ok(Vec::new());
+                }
+                Movement {
+                    code: "03",
+                    movement_type: "261",
+                    text: "MES material consumption",
+                    order: &used.work_order,
+                    operation: used.operation.as_deref(),
+                    item: &used.item,
+                    lot: used.lot.as_deref(),
+                    quantity: &used.quantity,
+                    location: used.location.as_deref(),
+                }
+            }
             _ => return Ok(Vec::new()),
         };
         Ok(vec![movement.request(event)?])
     }
 
-    fn interpret(_event: &Event, _request: &Request, response: &Response) -> Verdict {
-        let document = response.json_str("/MaterialDocument").unwrap_or_default();
-        let message = || {
-            response
-                .error_message()
-                .unwrap_or_else(|| format!("HTTP {}", response.status))
-        };
-        match response.status {
-            200 | 201 => Verdict::posted(document),
-            // The ERP has booked this Idempotency-Key before: the original document stands. A
-            // 409 without one means the first request is still being booked.
-            409 if !document.is_empty() => Verdict::posted(document),
-            409 => Verdict::try_again(message()),
-            401 | 403 => Verdict::try_again(format!(
-                "the ERP refused the credentials (HTTP {}); check the erp target's auth",
-                response.status
-            )),
+    fn interpret(event: &Event, _request: &Request, response: &Response) -> Verdict {
+        if let Some(verdict) = response.access_problem() {
+            return verdict;
+        }
+        // The answer names the posting it books (ReferenceDocument is the event id): another
+        // posting's answer books nothing of this one.
+        if let Some(reference) = response
+            .odata_str("ReferenceDocument")
+            .filter(|reference| *reference != event.envelope.id)
+        {
+            return Verdict::rejected(format!(
+                "the ERP answered for ReferenceDocument {reference}, not this event ({}): \
+                 another posting's answer; check the ERP's material documents",
+                event.envelope.id
+            ));
+        }
+        // OData v4 `{"MaterialDocument": ..}` or v2 `{"d": {"MaterialDocument": ..}}`.
+        let document = response.odata_str("MaterialDocument");
+        let code = response.json_str("/error/code").unwrap_or_default();
+        match (response.status, document) {
+            // Booked: the document proves it (a 201, or a 409 replaying this Idempotency-Key).
+            (200..=299 | 409, Some(document)) => Verdict::posted(document),
+            // A success without a document (a proxy's sign-in page, an empty body, a 202 still
+            // to be booked) is not a booking: asked again, the ERP answers the document.
+            (200..=299, None) => response.unconfirmed("a material document"),
+            // The first request with this key is still being booked.
+            (409, None) if code.is_empty() || code == "REQUEST_IN_PROGRESS" => Verdict::try_again(
+                response
+                    .error_message()
+                    .unwrap_or_else(|| response.summary()),
+            ),
+            // The service itself is missing: the target's url, not this event.
+            (404, None) if code.starts_with("/IWFND/") || code.is_empty() => Verdict::try_again(
+                format!("{}; check the erp target's url", response.summary()),
+            ),
             _ if response.is_transient() => Verdict::try_again(response.summary()),
-            _ => Verdict::rejected(message()),
+            _ => Verdict::rejected(
+                response
+                    .error_message()
+                    .unwrap_or_else(|| format!("HTTP {}", response.status)),
+            ),
         }
     }
 }
@@ -176,7 +204,7 @@ mod tests {
     #[test]
     fn golden_fixtures() {
         match check_fixtures::<ErpPostings>(env!("CARGO_MANIFEST_DIR")) {
-            Ok(passed) => assert_eq!(passed, 12),
+            Ok(passed) => assert_eq!(passed, 33),
             Err(report) => panic!("{report}"),
         }
     }

@@ -337,10 +337,76 @@ impl Response {
         (200..300).contains(&self.status)
     }
 
-    /// An answer that says "not now" rather than "no": 408 (timeout), 425, 429 (rate limit) and
-    /// every 5xx (504 is a gateway's timeout).
+    /// An answer that says "not now" rather than "no": 408 (timeout), 423 (the record is locked,
+    /// as an ERP says while a user edits the material), 425, 429 (rate limit) and every 5xx (504
+    /// is a gateway's timeout).
     pub fn is_transient(&self) -> bool {
-        matches!(self.status, 408 | 425 | 429) || self.status >= 500
+        matches!(self.status, 408 | 423 | 425 | 429) || self.status >= 500
+    }
+
+    /// A top-level value of an OData answer, as text: `{"<name>": ..}` (OData v4 and plain
+    /// JSON) or `{"d": {"<name>": ..}}` (OData v2, as SAP Gateway answers).
+    pub fn odata_str(&self, name: &str) -> Option<String> {
+        self.json_str(&format!("/{name}"))
+            .or_else(|| self.json_str(&format!("/d/{name}")))
+            .filter(|value| !value.is_empty())
+    }
+
+    /// The verdict for an answer that says nothing about the posting because the request did not
+    /// reach the service as its caller: a redirect (3xx: a sign-in page, a moved service) or
+    /// refused credentials (401, 403). Each is the target's configuration to fix, never the
+    /// event's fault: **try again**, naming what to check. `None` for any other answer.
+    pub fn access_problem(&self) -> Option<Verdict> {
+        let why = match self.status {
+            300..=399 => format!(
+                "{} redirected the request (HTTP {}{}): a sign-in page or a moved service; check \
+                 the target's url and auth",
+                self.target,
+                self.status,
+                self.header("location")
+                    .map(|to| format!(" to {to}"))
+                    .unwrap_or_default()
+            ),
+            401 | 403 => format!(
+                "{} refused the credentials (HTTP {}{}); check the target's auth",
+                self.target,
+                self.status,
+                self.error_message()
+                    .map(|message| format!(": {message}"))
+                    .unwrap_or_default()
+            ),
+            _ => return None,
+        };
+        Some(Verdict::try_again(why))
+    }
+
+    /// The verdict for a success (2xx) that does not carry `proof`, what the service answers
+    /// when it has booked a request (a document number): an error body is **rejected** with its
+    /// message; anything else (no body, a proxy's HTML page, other JSON) is **try again**, since
+    /// nothing says the request was booked, and a retry with the same `Idempotency-Key` cannot
+    /// book it twice (the service answers the booked document then).
+    pub fn unconfirmed(&self, proof: &str) -> Verdict {
+        if let Some(message) = self.json().and_then(|json| {
+            json.get("error")
+                .is_some()
+                .then(|| self.error_message())
+                .flatten()
+        }) {
+            return Verdict::rejected(message);
+        }
+        let body = self.text();
+        let body = body.trim();
+        let shown = if body.is_empty() {
+            "no body".to_owned()
+        } else {
+            let start: String = body.chars().take(120).collect();
+            format!("'{start}'")
+        };
+        Verdict::try_again(format!(
+            "HTTP {} from {} without {proof} ({shown}): not confirmed as booked; asked again \
+             with the same Idempotency-Key",
+            self.status, self.target
+        ))
     }
 
     /// The target's own error message: `<code>: <message>` from an OData error body
@@ -356,12 +422,24 @@ impl Response {
                 .map(str::to_owned),
             _ => None,
         };
+        let coded = |error: &Value| {
+            text_of(&error["message"]).map(|message| match error["code"].as_str() {
+                Some(code) if !code.is_empty() => format!("{code}: {message}"),
+                _ => message,
+            })
+        };
         if let Some(json) = self.json() {
             let error = &json["error"];
-            if let Some(message) = text_of(&error["message"]) {
-                return Some(match error["code"].as_str() {
-                    Some(code) if !code.is_empty() => format!("{code}: {message}"),
-                    _ => message,
+            if let Some(message) = coded(error) {
+                // SAP Gateway wraps the application's message in a generic one
+                // (`/IWBEP/CX_MGW_BUSI_EXCEPTION`): its first detail is the one a planner needs.
+                let detail = error["innererror"]["errordetails"]
+                    .as_array()
+                    .and_then(|details| details.iter().find_map(coded))
+                    .filter(|detail| *detail != message);
+                return Some(match detail {
+                    Some(detail) => format!("{message}; {detail}"),
+                    None => message,
                 });
             }
             if let Some(message) = error.as_str().or_else(|| json["message"].as_str()) {
@@ -663,6 +741,93 @@ mod tests {
         );
         assert_eq!(busy.summary(), "HTTP 429 from erp: slow down");
         assert_eq!(Method::parse("PATCH"), Some(Method::Patch));
+    }
+
+    #[test]
+    fn answers_that_prove_nothing_are_not_postings() {
+        let answer = |status: u16, headers: &[(&str, &str)], body: &str| Response {
+            target: "erp".into(),
+            status,
+            headers: headers
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
+            body: body.as_bytes().to_vec(),
+        };
+        // OData v4 and v2 shapes of one value; an empty one is none.
+        let v2 = answer(201, &[], r#"{"d":{"MaterialDocument":"4900001234"}}"#);
+        assert_eq!(
+            v2.odata_str("MaterialDocument").as_deref(),
+            Some("4900001234")
+        );
+        let v4 = answer(201, &[], r#"{"MaterialDocument":"4900001235"}"#);
+        assert_eq!(
+            v4.odata_str("MaterialDocument").as_deref(),
+            Some("4900001235")
+        );
+        assert_eq!(
+            answer(201, &[], r#"{"MaterialDocument":""}"#).odata_str("MaterialDocument"),
+            None
+        );
+        // A lock is "not now".
+        assert!(answer(423, &[], "").is_transient());
+        // Redirects and refused credentials are the target's configuration: try again.
+        let redirect = answer(302, &[("location", "https://sso.example/login")], "");
+        assert_eq!(
+            redirect.access_problem(),
+            Some(Verdict::try_again(
+                "erp redirected the request (HTTP 302 to https://sso.example/login): a sign-in \
+                 page or a moved service; check the target's url and auth"
+            ))
+        );
+        assert_eq!(
+            answer(
+                403,
+                &[],
+                r#"{"error":{"code":"M7/121","message":"no authorization"}}"#
+            )
+            .access_problem(),
+            Some(Verdict::try_again(
+                "erp refused the credentials (HTTP 403: M7/121: no authorization); check the \
+                 target's auth"
+            ))
+        );
+        assert_eq!(answer(400, &[], "").access_problem(), None);
+        // A success without its proof: an error body is rejected, anything else asked again.
+        assert_eq!(
+            answer(
+                200,
+                &[],
+                r#"{"error":{"code":"M7/021","message":"no such material"}}"#
+            )
+            .unconfirmed("a material document"),
+            Verdict::rejected("M7/021: no such material")
+        );
+        let login = answer(200, &[], "<html><title>Sign in</title></html>")
+            .unconfirmed("a material document");
+        assert_eq!(login.kind(), "try-again");
+        assert!(
+            login
+                .to_string()
+                .contains("HTTP 200 from erp without a material document ('<html>")
+        );
+        assert_eq!(
+            answer(204, &[], "").unconfirmed("a block id").kind(),
+            "try-again"
+        );
+        // SAP Gateway's generic message is followed by the application's.
+        let sap = answer(
+            400,
+            &[],
+            r#"{"error":{"code":"/IWBEP/CX_MGW_BUSI_EXCEPTION","message":{"lang":"en","value":"Error while processing"},
+                "innererror":{"errordetails":[{"code":"M7/053","message":"Posting period 2026/03 is closed"}]}}}"#,
+        );
+        assert_eq!(
+            sap.error_message().as_deref(),
+            Some(
+                "/IWBEP/CX_MGW_BUSI_EXCEPTION: Error while processing; M7/053: Posting period 2026/03 is closed"
+            )
+        );
     }
 
     #[test]
