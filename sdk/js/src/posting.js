@@ -106,8 +106,38 @@ export class Response {
   }
   /** 2xx. */
   isSuccess() { return this.status >= 200 && this.status < 300; }
-  /** An answer that says "not now" rather than "no": 408, 425, 429 and every 5xx. */
-  isTransient() { return [408, 425, 429].includes(this.status) || this.status >= 500; }
+  /** An answer that says "not now" rather than "no": 408, 423 (locked), 425, 429 and every 5xx. */
+  isTransient() { return [408, 423, 425, 429].includes(this.status) || this.status >= 500; }
+  /**
+   * The verdict for a redirect (3xx: a sign-in page, a moved service) or refused credentials
+   * (401, 403): the target's configuration to fix, never the event's fault, so try again naming
+   * what to check; undefined for any other answer.
+   */
+  accessProblem() {
+    if (this.status >= 300 && this.status < 400) {
+      const to = this.header('location');
+      return posting.tryAgain(`${this.target} redirected the request (HTTP ${this.status}${to ? ` to ${to}` : ''}): a sign-in page or a moved service; check the target's url and auth`);
+    }
+    if (this.status === 401 || this.status === 403) {
+      const message = this.errorMessage();
+      return posting.tryAgain(`${this.target} refused the credentials (HTTP ${this.status}${message ? `: ${message}` : ''}); check the target's auth`);
+    }
+    return undefined;
+  }
+  /**
+   * The verdict for a success (2xx) without `proof` (what the service answers when it has booked
+   * a request): an error body is rejected with its message; anything else (no body, a proxy's
+   * HTML page) is try again: a retry with the same Idempotency-Key cannot book twice, and gets
+   * the booked answer.
+   */
+  unconfirmed(proof) {
+    const body = this.json();
+    const message = this.errorMessage();
+    if (body && typeof body === 'object' && 'error' in body && message) return posting.rejected(message);
+    const text = this.text().trim();
+    const shown = text ? `'${firstChars(text, 120)}'` : 'no body';
+    return posting.tryAgain(`HTTP ${this.status} from ${this.target} without ${proof} (${shown}): not confirmed as booked; asked again with the same Idempotency-Key`);
+  }
   /**
    * The target's own error message: '<code>: <message>' of an OData error body
    * ({"error": {"code", "message"}}), the `message` or text `error` of another JSON body, else
@@ -128,7 +158,7 @@ export class Response {
       if (typeof body.message === 'string') return body.message;
     }
     const text = this.text().trim();
-    return text ? [...text].slice(0, 200).join('') : undefined;
+    return text ? firstChars(text, 200) : undefined;
   }
   /** 'HTTP 503 from erp: <the target's error message>', for a verdict or a log. */
   summary() {
@@ -148,6 +178,11 @@ function refuseFloats(value, where) {
 }
 
 /** The verdict kinds. */
+/** The first `n` characters (code points) of `text`, without spreading a large body whole. */
+function firstChars(text, n) {
+  return Array.from(text.slice(0, 2 * n)).slice(0, n).join('');
+}
+
 export const VERDICTS = ['posted', 'rejected', 'try-again'];
 
 export const posting = {

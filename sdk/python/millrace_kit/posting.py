@@ -32,6 +32,7 @@ import os
 
 from . import config
 from .errors import KindedError, MapError
+from .jsondoc import _check_depth
 
 __all__ = [
     "METHODS",
@@ -154,10 +155,13 @@ class Response:
         return _header(self.headers, name)
 
     def json(self):
-        """The body parsed as JSON, or ``None`` when it is not JSON."""
+        """The body parsed as JSON, or ``None`` when it is not JSON (or nested too deeply for the
+        interpreter's stack: a target's error page is no reason to trap)."""
         try:
-            return _json.loads(self.body)
-        except ValueError:
+            text = self.body.decode("utf-8")
+            _check_depth(text)
+            return _json.loads(text)
+        except (ValueError, MapError):
             return None
 
     def json_str(self, *path):
@@ -178,8 +182,44 @@ class Response:
         return 200 <= self.status < 300
 
     def is_transient(self):
-        """An answer that says "not now" rather than "no": 408, 425, 429 and every 5xx."""
-        return self.status in (408, 425, 429) or self.status >= 500
+        """An answer that says "not now" rather than "no": 408, 423 (locked), 425, 429 and every
+        5xx."""
+        return self.status in (408, 423, 425, 429) or self.status >= 500
+
+    def access_problem(self):
+        """The verdict for a redirect (3xx: a sign-in page, a moved service) or refused
+        credentials (401, 403): the target's configuration to fix, never the event's fault, so
+        **try again** naming what to check; ``None`` for any other answer."""
+        if 300 <= self.status < 400:
+            to = self.header("location")
+            where = f" to {to}" if to else ""
+            return try_again(
+                f"{self.target} redirected the request (HTTP {self.status}{where}): a sign-in "
+                "page or a moved service; check the target's url and auth"
+            )
+        if self.status in (401, 403):
+            message = self.error_message()
+            detail = f": {message}" if message else ""
+            return try_again(
+                f"{self.target} refused the credentials (HTTP {self.status}{detail}); check the "
+                "target's auth"
+            )
+        return None
+
+    def unconfirmed(self, proof):
+        """The verdict for a success (2xx) without ``proof`` (what the service answers when it has
+        booked a request): an error body is **rejected** with its message; anything else (no
+        body, a proxy's HTML page) is **try again**: a retry with the same Idempotency-Key cannot
+        book twice, and gets the booked answer."""
+        body = self.json()
+        if isinstance(body, dict) and "error" in body and self.error_message():
+            return rejected(self.error_message())
+        text = self.body.decode("utf-8", "replace").strip()
+        shown = f"'{text[:120]}'" if text else "no body"
+        return try_again(
+            f"HTTP {self.status} from {self.target} without {proof} ({shown}): not confirmed as "
+            "booked; asked again with the same Idempotency-Key"
+        )
 
     def error_message(self):
         """The target's own error message: ``<code>: <message>`` of an OData error body

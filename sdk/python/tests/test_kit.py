@@ -182,7 +182,7 @@ class Posting(unittest.TestCase):
         sys.path.insert(0, template)
         try:
             import app  # the template's module
-            self.assertEqual(posting.check_fixtures(app, template), 3)
+            self.assertEqual(posting.check_fixtures(app, template), 9)
             event = posting.event_from_cloudevent(json.load(open(os.path.join(template, "fixtures", "completion-posted.json")))["event"])
             self.assertEqual(event["envelope"]["subject"], "canonical.production-completion.PLANT1")
             self.assertEqual(event["envelope"]["lineage"]["raw_id"], "raw:8812")
