@@ -322,14 +322,24 @@ fn http_method(method: Method) -> reqwest::Method {
     }
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is read as one second), at most a minute.
+/// `Retry-After`, in seconds or as an HTTP-date (RFC 9110; a date past is no wait), at most a
+/// minute; a value that is neither is read as one second.
 pub fn retry_after(response: &Response) -> Option<Duration> {
     let (_, value) = response
         .headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("retry-after"))?;
-    let seconds = value.trim().parse::<f64>().unwrap_or(1.0).clamp(0.0, 60.0);
-    Some(Duration::from_secs_f64(seconds))
+    let value = value.trim();
+    let wait = match (value.parse::<f64>(), httpdate::parse_http_date(value)) {
+        (Ok(seconds), _) if seconds.is_finite() => {
+            Duration::from_secs_f64(seconds.clamp(0.0, 60.0))
+        }
+        (_, Ok(at)) => at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+        _ => Duration::from_secs(1),
+    };
+    Some(wait.min(Duration::from_secs(60)))
 }
 
 /// The breaker of one target: `failures` consecutive failures (no answer, 5xx) open it; while
@@ -463,7 +473,7 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_is_read_in_seconds() {
+    fn retry_after_is_read_in_seconds_or_as_a_date() {
         let response = Response {
             target: "erp".into(),
             status: 429,
@@ -471,5 +481,26 @@ mod tests {
             body: Default::default(),
         };
         assert_eq!(retry_after(&response), Some(Duration::from_secs(2)));
+        let with = |value: String| Response {
+            headers: vec![("Retry-After".into(), value)],
+            ..response.clone()
+        };
+        // The HTTP-date form: 30 s from now is about 30 s (its resolution is a second).
+        let soon = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        let wait = retry_after(&with(soon)).unwrap();
+        assert!(
+            wait > Duration::from_secs(27) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        let past = "Sun, 06 Nov 1994 08:49:37 GMT".to_owned();
+        assert_eq!(retry_after(&with(past)), Some(Duration::ZERO));
+        assert_eq!(
+            retry_after(&with("3600".into())),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            retry_after(&with("soon".into())),
+            Some(Duration::from_secs(1))
+        );
     }
 }
