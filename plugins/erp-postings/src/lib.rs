@@ -92,7 +92,7 @@ impl Poster for ErpPostings {
             (200..=299 | 409, Some(document)) => Verdict::posted(document),
             // A success without a document (a proxy's sign-in page, an empty body, a 202 still
             // to be booked) is not a booking: asked again, the ERP answers the document.
-            (200..=299, None) => response.unconfirmed("a material document"),
+            (200..=299, None) => response.success_without("a material document"),
             // The first request with this key is still being booked.
             (409, None) if code.is_empty() || code == "REQUEST_IN_PROGRESS" => Verdict::try_again(
                 response

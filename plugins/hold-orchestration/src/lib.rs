@@ -90,7 +90,7 @@ impl Poster for HoldOrchestration {
             // proves a booking; 409 replays this Idempotency-Key.
             ERP => match (response.status, response.odata_str("MaterialDocument")) {
                 (200..=299 | 409, Some(document)) => Verdict::posted(document),
-                (200..=299, None) => response.unconfirmed("a material document"),
+                (200..=299, None) => response.success_without("a material document"),
                 (409, None) if code.is_empty() || code == "REQUEST_IN_PROGRESS" => {
                     Verdict::try_again(response.summary())
                 }
@@ -108,7 +108,7 @@ impl Poster for HoldOrchestration {
                     .filter(|block| !block.is_empty());
                 match (response.status, block) {
                     (200..=299, Some(block)) => Verdict::posted(block),
-                    (200..=299, None) => response.unconfirmed(if release {
+                    (200..=299, None) => response.success_without(if release {
                         "the block it lifted"
                     } else {
                         "a block id"

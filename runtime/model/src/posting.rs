@@ -381,11 +381,16 @@ impl Response {
     }
 
     /// The verdict for a success (2xx) that does not carry `proof`, what the service answers
-    /// when it has booked a request (a document number): an error body is **rejected** with its
-    /// message; anything else (no body, a proxy's HTML page, other JSON) is **try again**, since
-    /// nothing says the request was booked, and a retry with the same `Idempotency-Key` cannot
-    /// book it twice (the service answers the booked document then).
-    pub fn unconfirmed(&self, proof: &str) -> Verdict {
+    /// when it has booked a request (a document number). A NATS target's answer (its
+    /// `Nats-Stream` header: the request is stored on the target's stream) is all such a target
+    /// confirms: **posted**. Otherwise an error body is **rejected** with its message, and
+    /// anything else (no body, a proxy's HTML page, other JSON) is **try again**, since nothing
+    /// says the request was booked, and a retry with the same `Idempotency-Key` cannot book it
+    /// twice (the service answers the booked document then).
+    pub fn success_without(&self, proof: &str) -> Verdict {
+        if self.header("nats-stream").is_some() {
+            return Verdict::posted("");
+        }
         if let Some(message) = self.json().and_then(|json| {
             json.get("error")
                 .is_some()
@@ -800,11 +805,11 @@ mod tests {
                 &[],
                 r#"{"error":{"code":"M7/021","message":"no such material"}}"#
             )
-            .unconfirmed("a material document"),
+            .success_without("a material document"),
             Verdict::rejected("M7/021: no such material")
         );
         let login = answer(200, &[], "<html><title>Sign in</title></html>")
-            .unconfirmed("a material document");
+            .success_without("a material document");
         assert_eq!(login.kind(), "try-again");
         assert!(
             login
@@ -812,9 +817,16 @@ mod tests {
                 .contains("HTTP 200 from erp without a material document ('<html>")
         );
         assert_eq!(
-            answer(204, &[], "").unconfirmed("a block id").kind(),
+            answer(204, &[], "").success_without("a block id").kind(),
             "try-again"
         );
+        // A NATS target confirms what it can: the request is stored on its stream.
+        let stored = answer(
+            200,
+            &[("nats-stream", "OUTBOX"), ("nats-sequence", "7")],
+            r#"{"stream":"OUTBOX","sequence":7,"duplicate":false,"document":"OUTBOX:7"}"#,
+        );
+        assert_eq!(stored.success_without("a block id"), Verdict::posted(""));
         // SAP Gateway's generic message is followed by the application's.
         let sap = answer(
             400,

@@ -128,9 +128,11 @@ export class Response {
    * The verdict for a success (2xx) without `proof` (what the service answers when it has booked
    * a request): an error body is rejected with its message; anything else (no body, a proxy's
    * HTML page) is try again: a retry with the same Idempotency-Key cannot book twice, and gets
-   * the booked answer.
+   * the booked answer. A NATS target's answer (its `nats-stream` header: the request is stored on
+   * the target's stream) is all such a target confirms: posted.
    */
-  unconfirmed(proof) {
+  successWithout(proof) {
+    if (this.header('nats-stream') !== undefined) return posting.posted('');
     const body = this.json();
     const message = this.errorMessage();
     if (body && typeof body === 'object' && 'error' in body && message) return posting.rejected(message);

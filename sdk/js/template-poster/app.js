@@ -36,7 +36,7 @@ export function interpret(event, request, response) {
   if (receipt && (response.isSuccess() || response.status === 409)) return posting.posted(receipt);
   const access = response.accessProblem();
   if (access) return access;
-  if (response.isSuccess()) return response.unconfirmed('a receiptId');
+  if (response.isSuccess()) return response.successWithout('a receiptId');
   if (response.isTransient()) return posting.tryAgain(response.summary());
   return posting.rejected(response.errorMessage() ?? response.summary());
 }

@@ -206,11 +206,15 @@ class Response:
             )
         return None
 
-    def unconfirmed(self, proof):
+    def success_without(self, proof):
         """The verdict for a success (2xx) without ``proof`` (what the service answers when it has
         booked a request): an error body is **rejected** with its message; anything else (no
         body, a proxy's HTML page) is **try again**: a retry with the same Idempotency-Key cannot
-        book twice, and gets the booked answer."""
+        book twice, and gets the booked answer. A NATS target's answer (its ``nats-stream``
+        header: the request is stored on the target's stream) is all such a target confirms:
+        **posted**."""
+        if self.header("nats-stream") is not None:
+            return posted("")
         body = self.json()
         if isinstance(body, dict) and "error" in body and self.error_message():
             return rejected(self.error_message())

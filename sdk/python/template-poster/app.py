@@ -40,7 +40,7 @@ def interpret(event, request, response):
     if access:
         return access
     if response.is_success():
-        return response.unconfirmed("a receiptId")
+        return response.success_without("a receiptId")
     if response.is_transient():
         return posting.try_again(response.summary())
     return posting.rejected(response.error_message() or response.summary())
