@@ -92,13 +92,17 @@ export function mapShipNotice(text, configGet) {
   const terminator = text[105];
   const segments = text.split(terminator).map((s) => s.replace(/^\s+/, '')).filter((s) => s !== '').map((s) => s.split(element));
   const isa = segments[0];
-  const interchange = isa[13];
   const sender = isa[6].trim();
+  // The Rust plugin's identity: ISA05/ISA06:ISA13, then GS06:ST02 of each set.
+  const interchange = `${isa[5].trim()}/${sender}:${isa[13]}`;
   const events = [];
+  let group = '';
   let set = null;
   for (const segment of segments.slice(1)) {
-    if (segment[0] === 'ST') {
-      set = { control: segment[2], header: [], levels: [] };
+    if (segment[0] === 'GS') {
+      group = segment[6];
+    } else if (segment[0] === 'ST') {
+      set = { control: `${group}:${segment[2]}`, header: [], levels: [] };
     } else if (segment[0] === 'SE') {
       events.push(shipNotice(set, site, offset, sender, interchange));
       set = null;

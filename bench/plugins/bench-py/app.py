@@ -101,13 +101,18 @@ def ship_notices(source):
         raise MapError.malformed("not an X12 interchange")
     element, terminator = source[3], source[105]
     segments = [s.lstrip().split(element) for s in source.split(terminator) if s.strip()]
-    interchange, sender = segments[0][13], segments[0][6].strip()
+    sender = segments[0][6].strip()
+    # The Rust plugin's identity: ISA05/ISA06:ISA13, then GS06:ST02 of each set.
+    interchange = f"{segments[0][5].strip()}/{sender}:{segments[0][13]}"
+    group = ""
     result = []
     current = None
     for segment in segments[1:]:
         tag = segment[0]
-        if tag == "ST":
-            current = {"control": segment[2], "header": [], "levels": []}
+        if tag == "GS":
+            group = segment[6]
+        elif tag == "ST":
+            current = {"control": f"{group}:{segment[2]}", "header": [], "levels": []}
         elif tag == "SE":
             result.append(_notice(current, site, offset, sender, interchange))
             current = None
