@@ -1406,10 +1406,13 @@ pub fn check_totals_against<'a, 'b: 'a>(
         }
         totals.push((*what, total));
     }
+    // `SN102 ` (the element summed), or nothing when no segment holds a quantity.
     let id = quantities
         .iter()
         .find_map(|(_, segments)| segments.first())
-        .map_or("", |segment| segment.id.as_ref());
+        .map_or_else(String::new, |segment| {
+            format!("{}{element:02} ", segment.id)
+        });
     let add_up = |what: &str, total: &Total| {
         let as_hash = if total.hash == hash_value(&crate::decimal::to_wit(total.sum)) {
             String::new()
@@ -1420,7 +1423,7 @@ pub fn check_totals_against<'a, 'b: 'a>(
             )
         };
         format!(
-            "{what} {id}{element:02} quantities add up to {}{as_hash}",
+            "{what} {id}quantities add up to {}{as_hash}",
             crate::decimal::to_wit(total.sum)
         )
     };

@@ -740,3 +740,15 @@ fn refuses_a_transaction_set_number_repeated_in_its_group() {
     );
     assert_eq!(parse(two_groups.as_bytes()).unwrap().groups.len(), 2);
 }
+
+#[test]
+fn a_hash_total_over_no_quantity_says_so_plainly() {
+    let text = doc("ST*856*0001~HL*1**S~CTT*1*5~SE*4*0001~");
+    let interchange = parse(text.as_bytes()).unwrap();
+    let (_, set) = interchange.transaction_sets().next().unwrap();
+    let none = set.segments.iter().filter(|s| s.is("SN1"));
+    assert_eq!(
+        check_totals(set, "HL", none, 2).unwrap_err().message(),
+        "segment 5 (CTT) at line 3: CTT02 hash total is 5, the quantities add up to 0"
+    );
+}
