@@ -702,6 +702,11 @@ fn build(
     let mut group: Option<(Group, Segment)> = None;
     let mut message: Option<(Message, Segment)> = None;
     let mut direct_messages = 0;
+    // Each message's group (none outside groups) and reference, and where it stands in
+    // `interchange.messages`: an interchange may hold thousands, so a repeat is found without a
+    // scan per message.
+    let mut references: std::collections::HashMap<(Option<usize>, String), usize> =
+        Default::default();
     let mut last_position = unb.position;
     for segment in iter.by_ref() {
         last_position = segment.position;
@@ -767,10 +772,10 @@ fn build(
                 // group's and its own reference): a second message with the same reference
                 // there would pass for a resend of the first, its events skipped.
                 let in_group = group.as_ref().map(|_| interchange.groups.len());
-                if let Some(first) = interchange
-                    .messages
-                    .iter()
-                    .find(|m| m.reference == reference && m.group == in_group)
+                let named = (in_group, reference.to_string());
+                if let Some(first) = references
+                    .get(&named)
+                    .and_then(|&at| interchange.messages.get(at))
                 {
                     let scope = if in_group.is_some() {
                         "group"
@@ -786,6 +791,7 @@ fn build(
                         ),
                     ));
                 }
+                references.insert(named, interchange.messages.len());
                 let message_type = required(&segment, 2, 1, "message type (UNH S009)")?;
                 message = Some((
                     Message {

@@ -911,6 +911,16 @@ fn same_number(a: &str, b: &str) -> bool {
     }
 }
 
+/// A control number as [`same_number`] compares it, as one key: two numbers are the same
+/// exactly when their keys are.
+fn number_key(text: &str) -> String {
+    let text = text.trim();
+    match text.parse::<u64>() {
+        Ok(number) => format!("#{number}"),
+        Err(_) => format!("={text}"),
+    }
+}
+
 fn count(segment: &Segment<'_>, n: usize, what: &str) -> Result<usize, SyntaxError> {
     let text = segment.trimmed(n);
     text.parse().map_err(|_| {
@@ -1023,6 +1033,9 @@ fn build_one<'a>(
     const ISE: u32 = tag(b"ISE");
     let mut group: Option<(Group, Segment)> = None;
     let mut set: Option<(TransactionSet, Segment)> = None;
+    // The open group's set numbers ([`number_key`]) and where each set stands in it: a group
+    // may hold thousands of sets, so a repeat is found without a scan per set.
+    let mut set_numbers: std::collections::HashMap<String, usize> = Default::default();
     let mut last_position = isa.position;
     while let Some(segment) = iter.next() {
         last_position = segment.position;
@@ -1083,10 +1096,10 @@ fn build_one<'a>(
                     // ST02 names a set in its group (its source transaction is the group's and
                     // its own number): a second set with the same number would pass for a resend
                     // of the first, and its events would be skipped as duplicates.
-                    if let Some(first) = current
-                        .transaction_sets
-                        .iter()
-                        .find(|s| same_number(segment.element(2), &s.control_number))
+                    let number = number_key(segment.element(2));
+                    if let Some(first) = set_numbers
+                        .get(&number)
+                        .and_then(|&at| current.transaction_sets.get(at))
                     {
                         return Err(at(
                             &segment,
@@ -1101,6 +1114,7 @@ fn build_one<'a>(
                             ),
                         ));
                     }
+                    set_numbers.insert(number, current.transaction_sets.len());
                     // The set runs to the next SE: room for its segments at once.
                     let length = iter.as_slice().iter().position(|s| s.is("SE"));
                     set = Some((
@@ -1158,6 +1172,7 @@ fn build_one<'a>(
                 if segment.trimmed(6).is_empty() {
                     return Err(at(&segment, "GS06 (group control number) is required"));
                 }
+                set_numbers.clear();
                 group = Some((
                     Group {
                         functional_id: segment.trimmed_value(1),
