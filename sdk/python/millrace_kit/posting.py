@@ -158,7 +158,8 @@ class Response:
         """The body parsed as JSON, or ``None`` when it is not JSON (or nested too deeply for the
         interpreter's stack: a target's error page is no reason to trap)."""
         try:
-            text = self.body.decode("utf-8")
+            # As json.loads reads bytes: UTF-8 (a byte-order mark allowed), UTF-16 or UTF-32.
+            text = self.body.decode(_json.detect_encoding(self.body))
             _check_depth(text)
             return _json.loads(text)
         except (ValueError, MapError):

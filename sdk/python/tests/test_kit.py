@@ -174,6 +174,10 @@ class Posting(unittest.TestCase):
         self.assertFalse(answer.is_transient())
         self.assertTrue(posting.Response("erp", 429).is_transient())
         self.assertEqual(posting.Response("erp", 201, body=b'{"d":{"Doc":4900001234}}').json_str("d", "Doc"), "4900001234")
+        # JSON in any encoding json.loads reads from bytes, and none too deep to parse.
+        self.assertEqual(posting.Response("erp", 200, body=b'\xef\xbb\xbf{"a": 1}').json(), {"a": 1})
+        self.assertEqual(posting.Response("erp", 200, body='{"a": 2}'.encode("utf-16")).json(), {"a": 2})
+        self.assertIsNone(posting.Response("erp", 503, body=b'{"e":' * 2000).json())
         self.assertEqual(posting.try_again("busy"), ("try-again", "busy"))
         self.assertEqual(RenderError.from_map_error(MapError.other("no key")).kind, "other")
 
