@@ -69,47 +69,9 @@ impl Poster for ErpPostings {
     }
 
     fn interpret(event: &Event, _request: &Request, response: &Response) -> Verdict {
-        if let Some(verdict) = response.access_problem() {
-            return verdict;
-        }
-        // The answer names the posting it books (ReferenceDocument is the event id): another
-        // posting's answer books nothing of this one.
-        if let Some(reference) = response
-            .odata_str("ReferenceDocument")
-            .filter(|reference| *reference != event.envelope.id)
-        {
-            return Verdict::rejected(format!(
-                "the ERP answered for ReferenceDocument {reference}, not this event ({}): \
-                 another posting's answer; check the ERP's material documents",
-                event.envelope.id
-            ));
-        }
-        // OData v4 `{"MaterialDocument": ..}` or v2 `{"d": {"MaterialDocument": ..}}`.
-        let document = response.odata_str("MaterialDocument");
-        let code = response.json_str("/error/code").unwrap_or_default();
-        match (response.status, document) {
-            // Booked: the document proves it (a 201, or a 409 replaying this Idempotency-Key).
-            (200..=299 | 409, Some(document)) => Verdict::posted(document),
-            // A success without a document (a proxy's sign-in page, an empty body, a 202 still
-            // to be booked) is not a booking: asked again, the ERP answers the document.
-            (200..=299, None) => response.success_without("a material document"),
-            // The first request with this key is still being booked.
-            (409, None) if code.is_empty() || code == "REQUEST_IN_PROGRESS" => Verdict::try_again(
-                response
-                    .error_message()
-                    .unwrap_or_else(|| response.summary()),
-            ),
-            // The service itself is missing: the target's url, not this event.
-            (404, None) if code.starts_with("/IWFND/") || code.is_empty() => Verdict::try_again(
-                format!("{}; check the erp target's url", response.summary()),
-            ),
-            _ if response.is_transient() => Verdict::try_again(response.summary()),
-            _ => Verdict::rejected(
-                response
-                    .error_message()
-                    .unwrap_or_else(|| format!("HTTP {}", response.status)),
-            ),
-        }
+        // The request's ReferenceDocument is the event id; only a material document proves the
+        // booking (OData v4 `{"MaterialDocument": ..}` or v2 `{"d": {..}}`).
+        material_document_verdict(event, response)
     }
 }
 

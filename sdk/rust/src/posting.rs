@@ -72,3 +72,52 @@ pub trait Poster {
     /// `event`.
     fn interpret(event: &Event, request: &Request, response: &Response) -> Verdict;
 }
+
+/// The verdict on the answer of an ERP's goods-movement service in the shape of SAP S/4HANA's
+/// material documents (`API_MATERIAL_DOCUMENT_SRV`, OData v2 or v4), to a request whose
+/// `ReferenceDocument` is the event id. Only a material document proves a booking:
+/// - a redirect or refused credentials: **try again** ([`Response::access_problem`]);
+/// - an answer naming another `ReferenceDocument`: **rejected** (it is another posting's);
+/// - a `MaterialDocument` in a 2xx, or in a 409 replaying this `Idempotency-Key`: **posted**;
+/// - a 2xx without one: [`Response::success_without`] (a proxy's page, an empty body);
+/// - a 409 without one (the first request with this key is still being booked), a 404 from the
+///   gateway (no such service: the target's url), or a transient status: **try again**;
+/// - anything else: **rejected** with the ERP's message.
+pub fn material_document_verdict(event: &Event, response: &Response) -> Verdict {
+    if let Some(verdict) = response.access_problem() {
+        return verdict;
+    }
+    if let Some(reference) = response
+        .odata_str("ReferenceDocument")
+        .filter(|reference| *reference != event.envelope.id)
+    {
+        return Verdict::rejected(format!(
+            "the ERP answered for ReferenceDocument {reference}, not this event ({}): another \
+             posting's answer; check the ERP's material documents",
+            event.envelope.id
+        ));
+    }
+    let code = response.json_str("/error/code").unwrap_or_default();
+    match (response.status, response.odata_str("MaterialDocument")) {
+        (200..=299 | 409, Some(document)) => Verdict::posted(document),
+        (200..=299, None) => response.success_without("a material document"),
+        (409, None) if code.is_empty() || code == "REQUEST_IN_PROGRESS" => Verdict::try_again(
+            response
+                .error_message()
+                .unwrap_or_else(|| response.summary()),
+        ),
+        (404, None) if code.is_empty() || code.starts_with("/IWFND/") => {
+            Verdict::try_again(format!(
+                "{}; check the {} target's url",
+                response.summary(),
+                response.target
+            ))
+        }
+        _ if response.is_transient() => Verdict::try_again(response.summary()),
+        _ => Verdict::rejected(
+            response
+                .error_message()
+                .unwrap_or_else(|| format!("HTTP {}", response.status)),
+        ),
+    }
+}
