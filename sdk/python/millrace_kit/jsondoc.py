@@ -52,7 +52,7 @@ def _pairs(pairs):
 
 def parse(source):
     """Parses JSON text (see the module's documentation), or raises ``MapError.malformed``."""
-    _check_depth(source)
+    check_depth(source)
     try:
         document = json.loads(source, object_pairs_hook=_pairs)
     except json.JSONDecodeError as error:
@@ -70,7 +70,7 @@ def parse(source):
     return document
 
 
-def _check_depth(source):
+def check_depth(source):
     """Refuses text whose arrays and objects nest deeper than ``_MAX_DEPTH`` (text in strings
     does not count)."""
     depth = 0

@@ -32,7 +32,7 @@ import os
 
 from . import config
 from .errors import KindedError, MapError
-from .jsondoc import _check_depth
+from .jsondoc import check_depth
 
 __all__ = [
     "METHODS",
@@ -160,7 +160,7 @@ class Response:
         try:
             # As json.loads reads bytes: UTF-8 (a byte-order mark allowed), UTF-16 or UTF-32.
             text = self.body.decode(_json.detect_encoding(self.body))
-            _check_depth(text)
+            check_depth(text)
             return _json.loads(text)
         except (ValueError, MapError):
             return None
