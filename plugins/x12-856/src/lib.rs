@@ -8,6 +8,8 @@
 
 use millrace_sdk::canonical::{ShipmentLine, ShipmentNotice};
 use millrace_sdk::prelude::*;
+use std::collections::HashMap;
+
 use millrace_sdk::x12::{self, Interchange, Segment, TransactionSet};
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
@@ -61,8 +63,10 @@ fn item_quantities<'a, 'b>(set: &'a TransactionSet<'b>) -> impl Iterator<Item = 
 
 /// One `HL` level with the segments that follow it up to the next `HL`.
 struct Level<'a> {
+    hl: &'a Segment<'a>,
     id: &'a str,
-    parent: &'a str,
+    /// The parent level's index in the hierarchy; none for the shipment level.
+    parent: Option<usize>,
     code: &'a str,
     segments: &'a [Segment<'a>],
 }
@@ -72,6 +76,10 @@ impl<'a> Level<'a> {
         self.segments
             .iter()
             .find(|s| s.is(id) && s.trimmed(1) == qualifier)
+    }
+
+    fn first(&self, id: &str) -> Option<&'a Segment<'a>> {
+        self.segments.iter().find(|s| s.is(id))
     }
 
     /// The `REF` numbers with `qualifier`, in order.
@@ -88,6 +96,16 @@ impl<'a> Level<'a> {
         self.refs(qualifier).next().map(str::to_owned)
     }
 
+    /// The purchase order this level names: `REF*PO`, else `PRF01`.
+    fn purchase_order(&self) -> Option<String> {
+        self.first_ref("PO").or_else(|| {
+            self.first("PRF")
+                .map(|prf| prf.trimmed(1))
+                .filter(|po| !po.is_empty())
+                .map(str::to_owned)
+        })
+    }
+
     /// The package id of a tare or pack level: an SSCC from `MAN*GM`, else its `REF*LS` label.
     fn package_id(&self) -> Option<String> {
         if let Some(man) = self.find("MAN", "GM") {
@@ -97,6 +115,11 @@ impl<'a> Level<'a> {
             return self.first_ref("LS");
         }
         None
+    }
+
+    /// Where the level stands, for an error: `HL 4 (level P, segment 12)`.
+    fn at(&self) -> String {
+        format!("HL {} (level {}, {})", self.id, self.code, self.hl.at())
     }
 }
 
@@ -110,30 +133,112 @@ fn sscc(text: &str) -> String {
     }
 }
 
+/// The segments before the first `HL` and the `HL` levels of a ship notice, checked as the
+/// standard builds the hierarchy: the first level is the shipment (`S`, the only one), every
+/// other names an earlier level as its parent (`HL02`), ids are unique, a level holds at most
+/// one `LIN` and one `SN1`, an item (`LIN`) sits only at an item level (`I`) and a quantity
+/// (`SN1`) only at an item level or a pack (`P`) right below one. A level this plugin would
+/// pass over with an item or a quantity in it (a lower-case `i`, a component level `F`) is an
+/// error, never a line less.
+fn hierarchy<'a>(
+    set: &'a TransactionSet<'a>,
+) -> Result<(&'a [Segment<'a>], Vec<Level<'a>>), MapError> {
+    let mut runs = set.segments.split(|s| s.is("HL"));
+    let header = runs.next().unwrap_or_default();
+    let mut levels: Vec<Level> = Vec::new();
+    let mut ids: HashMap<String, usize> = HashMap::new();
+    for (hl, segments) in set.segments.iter().filter(|s| s.is("HL")).zip(runs) {
+        let (id, code) = (hl.trimmed(1), hl.trimmed(3));
+        if id.is_empty() || code.is_empty() {
+            return Err(MapError::malformed(format!(
+                "{}: HL01 (id) and HL03 (level code) are required",
+                hl.at()
+            )));
+        }
+        if levels.is_empty() && code != "S" {
+            return Err(MapError::malformed(format!(
+                "{}: the first level is '{code}' (HL03), not the shipment 'S'",
+                hl.at()
+            )));
+        }
+        if !levels.is_empty() && code == "S" {
+            return Err(MapError::malformed(format!(
+                "{}: a second shipment level (HL03 'S'); one ship notice covers one shipment",
+                hl.at()
+            )));
+        }
+        let parent = match hl.trimmed(2) {
+            "" if levels.is_empty() => None,
+            "" => {
+                return Err(MapError::malformed(format!(
+                    "{}: HL02 (parent id) is empty; every level but the first names its parent",
+                    hl.at()
+                )));
+            }
+            parent => Some(*ids.get(&x12::number_key(parent)).ok_or_else(|| {
+                MapError::malformed(format!(
+                    "{}: HL02 parent id '{parent}' is not the id of an earlier HL level",
+                    hl.at()
+                ))
+            })?),
+        };
+        if let Some(earlier) = ids.insert(x12::number_key(id), levels.len()) {
+            let earlier = levels.get(earlier).map(|l| l.hl.at()).unwrap_or_default();
+            return Err(MapError::malformed(format!(
+                "{}: HL01 id '{id}' is the id of {earlier} already",
+                hl.at()
+            )));
+        }
+        let level = Level {
+            hl,
+            id,
+            parent,
+            code,
+            segments,
+        };
+        for id in ["LIN", "SN1"] {
+            let mut found = segments.iter().filter(|s| s.is(id));
+            if let (Some(_), Some(second)) = (found.next(), found.next()) {
+                return Err(MapError::malformed(format!(
+                    "{}: a second {id} in one level ({}); the standard allows one",
+                    level.at(),
+                    second.at()
+                )));
+            }
+        }
+        let below_item = parent
+            .and_then(|p| levels.get(p))
+            .is_some_and(|p| p.code == "I");
+        if let Some(lin) = level.first("LIN").filter(|_| code != "I") {
+            return Err(MapError::malformed(format!(
+                "{}: an item ({}) outside an item level (HL03 'I')",
+                level.at(),
+                lin.at()
+            )));
+        }
+        if let Some(sn1) = level
+            .first("SN1")
+            .filter(|_| !(code == "I" || code == "P" && below_item))
+        {
+            return Err(MapError::malformed(format!(
+                "{}: a quantity ({}) outside an item level (HL03 'I') or a pack (P) right below \
+                 one",
+                level.at(),
+                sn1.at()
+            )));
+        }
+        levels.push(level);
+    }
+    Ok((header, levels))
+}
+
 fn ship_notice(
     interchange: &Interchange,
     set: &TransactionSet,
     offset: &str,
     item_qualifier: Option<&str>,
 ) -> Result<ShipmentNotice, MapError> {
-    // The header is what comes before the first HL; each level runs up to the next HL.
-    let mut runs = set.segments.split(|s| s.is("HL"));
-    let header = runs.next().unwrap_or_default();
-    let mut levels: Vec<Level> = Vec::new();
-    for (hl, segments) in set.segments.iter().filter(|s| s.is("HL")).zip(runs) {
-        if hl.trimmed(1).is_empty() || hl.trimmed(3).is_empty() {
-            return Err(MapError::malformed(format!(
-                "{}: HL01 (id) and HL03 (level code) are required",
-                hl.at()
-            )));
-        }
-        levels.push(Level {
-            id: hl.trimmed(1),
-            parent: hl.trimmed(2),
-            code: hl.trimmed(3),
-            segments,
-        });
-    }
+    let (header, levels) = hierarchy(set)?;
     let bsn = set.beginning("BSN", header)?;
     x12::refuse_withdrawn(bsn, 1, "the ship notice")?;
     let shipment_id = bsn.trimmed(2);
@@ -143,7 +248,7 @@ fn ship_notice(
             bsn.at()
         )));
     }
-    let shipment = levels.iter().find(|l| l.code == "S");
+    let shipment = levels.first();
     // Dates and parties may sit in the header (version 2 documents) or in the shipment level.
     let shipment_segments = || {
         header
@@ -164,12 +269,14 @@ fn ship_notice(
                 .malformed_with(|| format!("{}, DTM02/03 expected delivery", d.at()))
         })
         .transpose()?;
-    let supplier = x12::party(shipment_segments(), &["SF", "SU"])
-        .unwrap_or_else(|| interchange.sender.to_string());
+    let supplier = match x12::party(shipment_segments(), &["SF", "SU"]) {
+        Some(supplier) => supplier,
+        None => order_supplier(&levels)?.unwrap_or_else(|| interchange.sender.to_string()),
+    };
 
     let mut lines = Vec::new();
-    for item in levels.iter().filter(|l| l.code == "I") {
-        lines.extend(item_lines(item, &levels, item_qualifier)?);
+    for (index, item) in levels.iter().enumerate().filter(|(_, l)| l.code == "I") {
+        lines.extend(item_lines(index, item, &levels, item_qualifier)?);
     }
     if lines.is_empty() {
         return Err(MapError::malformed(format!(
@@ -186,33 +293,50 @@ fn ship_notice(
     })
 }
 
-/// The ancestors of a level, nearest first.
-fn ancestors<'a, 'b>(level: &'b Level<'a>, levels: &'b [Level<'a>]) -> Vec<&'b Level<'a>> {
-    let mut chain = Vec::new();
-    let mut parent = level.parent;
-    while !parent.is_empty() && chain.len() < levels.len() {
-        match levels.iter().find(|l| l.id == parent) {
-            Some(found) => {
-                chain.push(found);
-                parent = found.parent;
+/// The supplier the order levels name (`N1*SF`, else `N1*SU`), when the shipment level names
+/// none: some partners write the ship-from party per order. Orders naming different suppliers
+/// are an error, since a notice has one.
+fn order_supplier(levels: &[Level]) -> Result<Option<String>, MapError> {
+    let mut named: Option<(String, &Level)> = None;
+    for order in levels.iter().filter(|l| l.code == "O") {
+        let Some(supplier) = x12::party(order.segments, &["SF", "SU"]) else {
+            continue;
+        };
+        match &named {
+            Some((first, at)) if *first != supplier => {
+                return Err(MapError::malformed(format!(
+                    "{}: ships from '{supplier}', {} from '{first}'; one ship notice has one \
+                     supplier",
+                    order.at(),
+                    at.at()
+                )));
             }
-            None => break,
+            Some(_) => {}
+            None => named = Some((supplier, order)),
         }
     }
-    chain
+    Ok(named.map(|(supplier, _)| supplier))
+}
+
+/// The levels above a level, nearest first.
+fn ancestors<'l, 'a>(
+    level: &'l Level<'a>,
+    levels: &'l [Level<'a>],
+) -> impl Iterator<Item = &'l Level<'a>> {
+    std::iter::successors(level.parent.and_then(|p| levels.get(p)), |l| {
+        l.parent.and_then(|p| levels.get(p))
+    })
 }
 
 fn item_lines(
+    index: usize,
     item: &Level,
     levels: &[Level],
     item_qualifier: Option<&str>,
 ) -> Result<Vec<ShipmentLine>, MapError> {
-    let lin = item.segments.iter().find(|s| s.is("LIN")).ok_or_else(|| {
-        MapError::malformed(format!(
-            "HL {} (item level): there is no LIN segment",
-            item.id
-        ))
-    })?;
+    let lin = item
+        .first("LIN")
+        .ok_or_else(|| MapError::malformed(format!("{}: there is no LIN segment", item.at())))?;
     let item_number = match item_qualifier {
         Some(q) => lin.pair_value(2, &[q]).ok_or_else(|| {
             MapError::malformed(format!(
@@ -224,26 +348,16 @@ fn item_lines(
             .product_id()
             .ok_or_else(|| MapError::malformed(format!("{}: LIN has no product id", lin.at())))?,
     };
-    let up = ancestors(item, levels);
+    // The item's own references, else those of the nearest level above it (the standard
+    // allows PRF and REF at any level: an order's PO, a pallet's lot).
+    let nearest = || std::iter::once(item).chain(ancestors(item, levels));
     let purchase_order = lin
         .pair_value(2, &["PO", "ON"])
-        .or_else(|| item.first_ref("PO"))
-        .or_else(|| {
-            // The order reference of the item itself, else of the nearest level above it: the
-            // standard allows PRF at any level.
-            std::iter::once(item)
-                .chain(up.iter().copied())
-                .find_map(|l| {
-                    l.segments
-                        .iter()
-                        .find(|s| s.is("PRF") && !s.trimmed(1).is_empty())
-                        .map(|s| s.trimmed(1).to_owned())
-                })
-        });
+        .or_else(|| nearest().find_map(Level::purchase_order));
     // A lot (`LT`) or batch (`B8`) number: the same thing to a receiver.
     let item_lot = lin
         .pair_value(2, &["LT", "B8"])
-        .or_else(|| item.first_ref("LT"));
+        .or_else(|| nearest().find_map(|l| l.first_ref("LT")));
     let mut item_serials: Vec<String> = lin
         .pairs(2)
         .into_iter()
@@ -254,12 +368,8 @@ fn item_lines(
     item_serials.extend(item.refs("LS").map(str::to_owned));
     let outer_package = item
         .package_id()
-        .or_else(|| up.iter().find_map(|l| l.package_id()));
+        .or_else(|| ancestors(item, levels).find_map(|l| l.package_id()));
 
-    let packs: Vec<&Level> = levels
-        .iter()
-        .filter(|l| l.code == "P" && l.parent == item.id && l.segments.iter().any(|s| s.is("SN1")))
-        .collect();
     let line =
         |quantity: Quantity, lot: Option<String>, serials: Vec<String>, package_id| ShipmentLine {
             item: item_number.clone(),
@@ -269,29 +379,101 @@ fn item_lines(
             purchase_order: purchase_order.clone(),
             package_id,
         };
-    if packs.is_empty() {
-        let quantity = shipped(item)?;
-        return Ok(vec![line(quantity, item_lot, item_serials, outer_package)]);
+    let packs: Vec<&Level> = levels
+        .iter()
+        .filter(|l| l.code == "P" && l.parent == Some(index))
+        .collect();
+    let counted: Vec<&Level> = packs
+        .iter()
+        .copied()
+        .filter(|p| p.first("SN1").is_some())
+        .collect();
+    if counted.is_empty() {
+        let (amount, unit) = shipped(item)?;
+        return Ok(vec![line(
+            decimal::quantity(amount, unit),
+            item_lot,
+            item_serials,
+            outer_package,
+        )]);
+    }
+    // The packs below the item break its quantity down: each becomes a line, and together they
+    // must ship what the item says.
+    if let Some(uncounted) = packs.iter().find(|p| p.first("SN1").is_none()) {
+        return Err(MapError::malformed(format!(
+            "{}: a pack below item {} without a quantity (SN1) where its other packs have one",
+            uncounted.at(),
+            item.id
+        )));
+    }
+    if !item_serials.is_empty() && counted.len() > 1 {
+        return Err(MapError::malformed(format!(
+            "{}: serials at the item level while {} packs below it split its quantity; name each \
+             pack's serials (REF*SE) at the pack",
+            item.at(),
+            counted.len()
+        )));
+    }
+    let mut quantities = Vec::with_capacity(counted.len());
+    for pack in &counted {
+        quantities.push((*pack, shipped(pack)?));
+    }
+    if item.first("SN1").is_some() {
+        check_packs_add_up(item, shipped(item)?, &quantities)?;
     }
     let mut lines = Vec::new();
-    for pack in packs {
-        let quantity = shipped(pack)?;
+    for (pack, (amount, unit)) in quantities {
         let lot = pack.first_ref("LT").or_else(|| item_lot.clone());
-        let serials = pack.refs("SE").map(str::to_owned).collect();
+        let mut serials: Vec<String> = pack.refs("SE").map(str::to_owned).collect();
+        if serials.is_empty() {
+            serials.clone_from(&item_serials);
+        }
         let package_id = pack.package_id().or_else(|| outer_package.clone());
-        lines.push(line(quantity, lot, serials, package_id));
+        lines.push(line(
+            decimal::quantity(amount, unit),
+            lot,
+            serials,
+            package_id,
+        ));
     }
     Ok(lines)
 }
 
-/// The quantity shipped at a level: `SN1` 02 in the unit of `SN1` 03.
-fn shipped(level: &Level) -> Result<Quantity, MapError> {
-    let sn1 = level.segments.iter().find(|s| s.is("SN1")).ok_or_else(|| {
-        MapError::malformed(format!(
-            "HL {} (level {}): there is no SN1 quantity",
-            level.id, level.code
-        ))
-    })?;
+/// The packs' quantities add up to the item's own `SN1`, in its unit: a pack quantity the
+/// sender got wrong must not change what was shipped without a word.
+fn check_packs_add_up(
+    item: &Level,
+    (total, unit): (Decimal, &str),
+    packs: &[(&Level, (Decimal, &str))],
+) -> Result<(), MapError> {
+    if let Some((pack, (_, other))) = packs.iter().find(|(_, (_, u))| *u != unit) {
+        return Err(MapError::malformed(format!(
+            "{}: the pack's quantity is in {other}, its item {} in {unit}: they cannot be \
+             checked to add up",
+            pack.at(),
+            item.id
+        )));
+    }
+    let sum = packs
+        .iter()
+        .try_fold(Decimal::ZERO, |sum, (_, (amount, _))| {
+            sum.checked_add(*amount)
+        });
+    if sum != Some(total) {
+        return Err(MapError::malformed(format!(
+            "{}: its packs ship {} {unit} in all, its SN1 {total} {unit}; they must add up",
+            item.at(),
+            sum.map_or_else(|| "too much".to_owned(), |s| s.normalize().to_string()),
+        )));
+    }
+    Ok(())
+}
+
+/// The quantity shipped at a level: `SN1` 02 in the unit of `SN1` 03 (as a Rec 20 code).
+fn shipped(level: &Level) -> Result<(Decimal, &'static str), MapError> {
+    let sn1 = level
+        .first("SN1")
+        .ok_or_else(|| MapError::malformed(format!("{}: there is no SN1 quantity", level.at())))?;
     let amount = decimal::parse(sn1.element(2), '.')
         .malformed_with(|| format!("{}, SN102 quantity", sn1.at()))?;
     if amount <= Decimal::ZERO {
@@ -308,7 +490,7 @@ fn shipped(level: &Level) -> Result<Quantity, MapError> {
             sn1.trimmed(3)
         ))
     })?;
-    Ok(decimal::quantity(amount, unit))
+    Ok((amount, unit))
 }
 
 millrace_sdk::export_mapper!(map);

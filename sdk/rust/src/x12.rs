@@ -911,9 +911,10 @@ fn same_number(a: &str, b: &str) -> bool {
     }
 }
 
-/// A control number as [`same_number`] compares it, as one key: two numbers are the same
-/// exactly when their keys are.
-fn number_key(text: &str) -> String {
+/// A control number (or another number a document refers to, such as an `HL` id) as
+/// [`same_number`] compares it, as one key: two numbers are the same exactly when their keys
+/// are (`000000089` and `89` are).
+pub fn number_key(text: &str) -> String {
     let text = text.trim();
     match text.parse::<u64>() {
         Ok(number) => format!("#{number}"),
