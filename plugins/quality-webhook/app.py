@@ -23,25 +23,25 @@ DISPOSITIONS = {
 
 def map(message):
     body = _parse(message.payload)
-    kind = _text(body, "$", "event")
+    kind = jsondoc.text(body, "$", "event")
     action = ACTIONS.get(kind)
     if action is None:
         raise MapError.unsupported(
             f"$.event: '{kind}' is not mapped; this plugin maps {' and '.join(ACTIONS)}"
         )
-    delivery = _text(body, "$", "id")
+    delivery = jsondoc.text(body, "$", "id")
     with malformed_at("$.occurred_at"):
-        occurred_at = timestamps.rfc3339(timestamps.parse(_text(body, "$", "occurred_at")))
+        occurred_at = timestamps.rfc3339(timestamps.parse(jsondoc.text(body, "$", "occurred_at")))
 
-    ncr = _object(_object(body, "$", "data"), "$.data", "ncr")
+    ncr = jsondoc.object_at(jsondoc.object_at(body, "$", "data"), "$.data", "ncr")
     path = "$.data.ncr"
-    number = _text(ncr, path, "number")
+    number = jsondoc.text(ncr, path, "number")
     site = _site(ncr, path)
 
-    scope = _object(ncr, path, "scope")
+    scope = jsondoc.object_at(ncr, path, "scope")
     spath = f"{path}.scope"
-    item = _text(scope, spath, "part_number", required=False)
-    location = _text(scope, spath, "location", required=False)
+    item = jsondoc.text(scope, spath, "part_number", required=False)
+    location = jsondoc.text(scope, spath, "location", required=False)
     supplier = _supplier(scope, spath)
     lots = _lots(scope, spath)
     if not (item or location or supplier or lots):
@@ -83,30 +83,8 @@ def _parse(payload):
     # escape (`"L\\ud800"`, no WIT string can carry it) is refused naming its JSON path.
     body = jsondoc.parse(source)
     if not isinstance(body, dict):
-        raise MapError.malformed(f"$: expected a JSON object, got {_json_type(body)}")
+        raise MapError.malformed(f"$: expected a JSON object, got {jsondoc.type_name(body)}")
     return body
-
-
-def _object(parent, path, key, required=True):
-    value = parent.get(key)
-    if value is None:
-        if required:
-            raise MapError.malformed(f"{path}.{key}: required field is missing")
-        return None
-    if not isinstance(value, dict):
-        raise MapError.malformed(f"{path}.{key}: expected an object, got {_json_type(value)}")
-    return value
-
-
-def _text(parent, path, key, required=True):
-    value = parent.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            raise MapError.malformed(f"{path}.{key}: required field is missing")
-        return None
-    if not isinstance(value, str):
-        raise MapError.malformed(f"{path}.{key}: expected text, got {_json_type(value)}")
-    return value.strip()
 
 
 #: The reason carried when the platform gives none.
@@ -130,7 +108,7 @@ def _reason(ncr, path, action, number):
             return value.strip()
         if value is not None and not isinstance(value, str):
             log.warn("hold reason is not text; carried as not given", ncr=number, path=f"{where}.reason",
-                     got=_json_type(value))
+                     got=jsondoc.type_name(value))
     log.warn("hold without a reason; mapped with a placeholder reason", ncr=number, action=action)
     return NO_REASON
 
@@ -149,7 +127,7 @@ def _disposition(ncr, path, number):
             "unknown disposition; carried as unknown",
             ncr=number,
             path=f"{path}.disposition",
-            disposition=value if isinstance(value, str) else _json_type(value),
+            disposition=value if isinstance(value, str) else jsondoc.type_name(value),
             known=", ".join(DISPOSITIONS),
         )
         return UNKNOWN
@@ -161,8 +139,8 @@ def _supplier(scope, path):
     value = scope.get("supplier")
     if isinstance(value, str):
         return value.strip() or None
-    record = _object(scope, path, "supplier", required=False)
-    return _text(record, f"{path}.supplier", "id") if record is not None else None
+    record = jsondoc.object_at(scope, path, "supplier", required=False)
+    return jsondoc.text(record, f"{path}.supplier", "id") if record is not None else None
 
 
 def _lots(scope, path):
@@ -170,11 +148,11 @@ def _lots(scope, path):
     if lots is None:
         return []
     if not isinstance(lots, list):
-        raise MapError.malformed(f"{path}.lots: expected a list of lot numbers, got {_json_type(lots)}")
+        raise MapError.malformed(f"{path}.lots: expected a list of lot numbers, got {jsondoc.type_name(lots)}")
     result = []
     for n, lot in enumerate(lots):
         if not isinstance(lot, str) or not lot.strip():
-            raise MapError.malformed(f"{path}.lots[{n}]: expected a lot number, got {_json_type(lot)}")
+            raise MapError.malformed(f"{path}.lots[{n}]: expected a lot number, got {jsondoc.type_name(lot)}")
         if lot.strip() not in result:
             result.append(lot.strip())
     return result
@@ -185,11 +163,11 @@ def _site(ncr, path):
     record = ncr.get("site")
     code = None
     if isinstance(record, dict):
-        code = _text(record, f"{path}.site", "code", required=config.get("site") is None)
+        code = jsondoc.text(record, f"{path}.site", "code", required=config.get("site") is None)
     elif isinstance(record, str) and record.strip():
         code = record.strip()
     elif config.get("site") is None:
-        _text(_object(ncr, path, "site"), f"{path}.site", "code")
+        jsondoc.text(jsondoc.object_at(ncr, path, "site"), f"{path}.site", "code")
     site = (config.get(f"site.{code}") if code else None) or config.get("site") or code
     if not site or not all(c.isascii() and (c.isalnum() or c in "-_") for c in site):
         raise MapError.other(
@@ -197,17 +175,3 @@ def _site(ncr, path):
             "'-' and '_'; set the route config key 'site.<code>' or 'site'"
         )
     return site
-
-
-def _json_type(value):
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "text" if value.strip() else "empty text"
-    if isinstance(value, list):
-        return "a list"
-    return "an object"

@@ -365,6 +365,41 @@ export const jsondoc = {
     checkJson(source);
     return document;
   },
+  /**
+   * The text at `key` of the object `parent` (whose JSON path is `path`), trimmed: a missing,
+   * null or blank value is `MapError.malformed` naming the path when `required` (the default),
+   * else `undefined`; any other JSON type is refused, never passed into an event (where it would
+   * trap the call): `$.to_bin: expected text, got a number`.
+   */
+  text(parent, path, key, { required = true } = {}) {
+    const value = parent[key];
+    const where = jsondoc.path(path, key);
+    if (value === undefined || value === null || (typeof value === 'string' && value.trim() === '')) {
+      if (required) throw MapError.malformed(`${where}: required field is missing`);
+      return undefined;
+    }
+    if (typeof value !== 'string') throw MapError.malformed(`${where}: expected text, got ${jsondoc.typeName(value)}`);
+    return value.trim();
+  },
+  /** The object at `key` of `parent`, as `text` reads text. */
+  object(parent, path, key, { required = true } = {}) {
+    const value = parent[key];
+    const where = jsondoc.path(path, key);
+    if (value === undefined || value === null) {
+      if (required) throw MapError.malformed(`${where}: required field is missing`);
+      return undefined;
+    }
+    if (typeof value !== 'object' || Array.isArray(value)) throw MapError.malformed(`${where}: expected an object, got ${jsondoc.typeName(value)}`);
+    return value;
+  },
+  /** A JSON value's type for an error: `null`, `a boolean`, `a number`, `text`, `a list`, `an object`. */
+  typeName(value) {
+    if (value === null || value === undefined) return 'null';
+    if (typeof value === 'boolean') return 'a boolean';
+    if (typeof value === 'number') return 'a number';
+    if (typeof value === 'string') return value.trim() ? 'text' : 'empty text';
+    return Array.isArray(value) ? 'a list' : 'an object';
+  },
   /** The JSON path of `key` (an object key or an array index) under `parent`: `$.data`, `$.lots[1]`, `$["odd key"]`. */
   path(parent, key) {
     if (typeof key === 'number') return `${parent}[${key}]`;

@@ -14,11 +14,9 @@ export function map(message) {
   const doc = jsondoc.parse(text.utf8(message.payload));
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw MapError.malformed('$: expected a JSON object');
 
-  const field = (name) => {
-    const value = doc[name];
-    if (typeof value !== 'string' || value === '') throw MapError.malformed(`$.${name}: required text is missing`);
-    return value;
-  };
+  // Text or refused naming its path: a number or an object passed into an event would trap the
+  // call.
+  const field = (name, required = true) => jsondoc.text(doc, '$', name, { required });
   const amount = malformedAt('$.quantity', () => decimal.parse(field('quantity')));
   const unit = UNITS[field('unit').toUpperCase()];
   if (!unit) throw MapError.malformed(`$.unit: unknown unit '${field('unit')}'`);
@@ -33,11 +31,11 @@ export function map(message) {
         movement_type: 'receipt',
         item: field('item'),
         quantity: events.quantity(amount, unit),
-        to_location: doc.to_bin,
+        to_location: field('to_bin', false),
         stock_status: 'unrestricted',
         reference_document: field('receipt'),
         // Carried when plugin.toml targets millrace:mapping@1.1.0; logged on 1.0.0.
-        expiry_date: doc.expires,
+        expiry_date: field('expires', false),
       },
     }),
   ];

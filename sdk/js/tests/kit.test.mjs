@@ -91,3 +91,25 @@ test('text.latin1 reads every byte as a character and drops a leading UTF-8 byte
   assert.equal(text.latin1(new Uint8Array([0xef, 0xbb, 0xbf, 0x4d, 0xfc, 0x6c])), 'M\u00fcl');
   assert.equal(text.utf8(new Uint8Array([0xef, 0xbb, 0xbf, 0x6f, 0x6b])), 'ok');
 });
+
+test('jsondoc.text and jsondoc.object read a field of the expected type or refuse naming its path', () => {
+  const doc = jsondoc.parse('{"to_bin": 12, "item": " MAT-1 ", "blank": " ", "scope": [], "site": {"code": "P1"}}');
+  assert.equal(jsondoc.text(doc, '$', 'item'), 'MAT-1');
+  assert.equal(jsondoc.text(doc, '$', 'missing', { required: false }), undefined);
+  assert.equal(jsondoc.text(doc, '$', 'blank', { required: false }), undefined);
+  assert.deepEqual(jsondoc.object(doc, '$', 'site'), { code: 'P1' });
+  const refusal = (call) => {
+    try {
+      call();
+    } catch (error) {
+      assert.ok(error instanceof MapError);
+      assert.equal(error.kind, 'malformed-input');
+      return error.reason;
+    }
+    return assert.fail('not refused');
+  };
+  assert.equal(refusal(() => jsondoc.text(doc, '$', 'to_bin', { required: false })), '$.to_bin: expected text, got a number');
+  assert.equal(refusal(() => jsondoc.text(doc, '$', 'blank')), '$.blank: required field is missing');
+  assert.equal(refusal(() => jsondoc.object(doc, '$.x', 'scope')), '$.x.scope: expected an object, got a list');
+  assert.equal(refusal(() => jsondoc.object(doc, '$', 'none')), '$.none: required field is missing');
+});

@@ -21,13 +21,19 @@ import re
 from .errors import MapError
 from .text import require_unicode, unpaired_surrogate
 
-__all__ = ["parse", "path"]
+__all__ = ["parse", "path", "text", "object_at", "type_name", "check_depth"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Deeper documents are refused before they are parsed: the parser recurses once per level, and a
 # component's stack ends (a trap, not a RecursionError) near 2,000. The JavaScript kit's limit.
 _MAX_DEPTH = 512
-_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+# The depth check reads the document's structure: escapes out, then text out (what is left of a
+# string has no backslash, so `"[^"]*"` is one string), then all but the brackets. Each is one
+# pass in C with no state per character (a pattern matching a string with its escapes keeps
+# state per character or escape: a 300 KB string ran a component out of memory).
+_ESCAPE = re.compile(r"\\.", re.S)
+_TEXT = re.compile(r'"[^"]*"')
+_NOT_NESTING = re.compile(r"[^\[\]{}]+")
 
 
 class _Duplicated(dict):
@@ -54,7 +60,7 @@ def parse(source):
     """Parses JSON text (see the module's documentation), or raises ``MapError.malformed``."""
     check_depth(source)
     try:
-        document = json.loads(source, object_pairs_hook=_pairs)
+        document = json.loads(source, object_pairs_hook=_pairs, parse_constant=_not_a_number)
     except json.JSONDecodeError as error:
         raise MapError.malformed(
             f"not valid JSON: line {error.lineno}, column {error.colno}: {error.msg}"
@@ -74,16 +80,64 @@ def check_depth(source):
     """Refuses text whose arrays and objects nest deeper than ``_MAX_DEPTH`` (text in strings
     does not count)."""
     depth = 0
-    for match in _NESTING.finditer(source):
-        token = match.group()
-        if token in "[{":
+    for bracket in _NOT_NESTING.sub("", _TEXT.sub("", _ESCAPE.sub("", source))):
+        if bracket in "[{":
             depth += 1
             if depth > _MAX_DEPTH:
                 raise MapError.malformed(
                     f"not valid JSON: arrays and objects nested deeper than {_MAX_DEPTH}"
                 )
-        elif token in "]}":
+        else:
             depth -= 1
+
+
+def _not_a_number(constant):
+    raise MapError.malformed(f"not valid JSON: {constant} is not a JSON number")
+
+
+def text(parent, path_, key, required=True):
+    """The text at ``key`` of the dict ``parent`` (whose JSON path is ``path_``), stripped: a
+    missing, null or blank value is ``MapError.malformed`` naming the path when ``required``,
+    else ``None``; any other JSON type is refused, never passed into an event (where it would
+    trap the call): ``$.to_bin: expected text, got a number``."""
+    value = parent.get(key)
+    where = path(path_, key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise MapError.malformed(f"{where}: required field is missing")
+        return None
+    if not isinstance(value, str):
+        raise MapError.malformed(f"{where}: expected text, got {type_name(value)}")
+    return value.strip()
+
+
+def object_at(parent, path_, key, required=True):
+    """The object (dict) at ``key`` of ``parent``, as :func:`text` reads text."""
+    value = parent.get(key)
+    where = path(path_, key)
+    if value is None:
+        if required:
+            raise MapError.malformed(f"{where}: required field is missing")
+        return None
+    if not isinstance(value, dict):
+        raise MapError.malformed(f"{where}: expected an object, got {type_name(value)}")
+    return value
+
+
+def type_name(value):
+    """A JSON value's type for an error: ``null``, ``a boolean``, ``a number``, ``text``,
+    ``a list``, ``an object``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text" if value.strip() else "empty text"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
 
 
 def path(parent, key):

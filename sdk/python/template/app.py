@@ -17,11 +17,10 @@ def map(message):
     if not isinstance(doc, dict):
         raise MapError.malformed("$: expected a JSON object")
 
-    def field(name):
-        value = doc.get(name)
-        if not isinstance(value, str) or not value:
-            raise MapError.malformed(f"$.{name}: required text is missing")
-        return value
+    def field(name, required=True):
+        # Text or refused naming its path: a number or an object passed into an event would
+        # trap the call.
+        return jsondoc.text(doc, "$", name, required)
 
     with malformed_at("$.quantity"):
         amount = decimals.parse(field("quantity"))
@@ -41,11 +40,11 @@ def map(message):
                 "movement_type": "receipt",
                 "item": field("item"),
                 "quantity": events.quantity(amount, unit),
-                "to_location": doc.get("to_bin"),
+                "to_location": field("to_bin", required=False),
                 "stock_status": "unrestricted",
                 "reference_document": field("receipt"),
                 # Carried when plugin.toml targets millrace:mapping@1.1.0; logged on 1.0.0.
-                "expiry_date": doc.get("expires"),
+                "expiry_date": field("expires", required=False),
             },
         )
     ]

@@ -120,6 +120,37 @@ class JsonDoc(unittest.TestCase):
         self.assertEqual(jsondoc.parse('{"t": "' + "[{" * 600 + '\\"]"}'), {"t": "[{" * 600 + '"]'})
         self.assertTrue(self.refusal('{"n": ' + "9" * 5000 + "}").startswith("not valid JSON: a number: Exceeds the limit (4300 digits)"))
 
+    def test_depth_check_reads_escapes_and_long_text(self):
+        # Escaped quotes and backslashes do not end text; brackets after the text count.
+        self.assertEqual(jsondoc.parse('{"a": "\\\\", "b": ["]]]]"]}'), {"a": "\\", "b": ["]]]]"]})
+        self.assertEqual(self.refusal('{"k": "' + '\\"' * 10 + '", "d": ' + "[" * 513 + "]" * 513 + "}"),
+                         "not valid JSON: arrays and objects nested deeper than 512")
+        # A 3 MB text and 300,000 escapes: the check must not keep state per character (in a
+        # component a 300 KB string ran out of memory).
+        self.assertEqual(len(jsondoc.parse('{"a": "' + "x" * 3_000_000 + '"}')["a"]), 3_000_000)
+        self.assertEqual(len(jsondoc.parse('{"a": "' + "\\n" * 300_000 + '"}')["a"]), 300_000)
+
+    def test_refuses_nan_and_infinity(self):
+        # Not JSON (RFC 8259), though json.loads reads them.
+        self.assertEqual(self.refusal('{"q": NaN}'), "not valid JSON: NaN is not a JSON number")
+        self.assertEqual(self.refusal("[-Infinity]"), "not valid JSON: -Infinity is not a JSON number")
+
+    def test_fields_of_an_expected_type(self):
+        doc = jsondoc.parse('{"to_bin": 12, "item": " MAT-1 ", "blank": " ", "scope": [], "site": {"code": "P1"}}')
+        self.assertEqual(jsondoc.text(doc, "$", "item"), "MAT-1")
+        self.assertIsNone(jsondoc.text(doc, "$", "missing", required=False))
+        self.assertIsNone(jsondoc.text(doc, "$", "blank", required=False))
+        self.assertEqual(jsondoc.object_at(doc, "$", "site"), {"code": "P1"})
+        for call, message in [
+            (lambda: jsondoc.text(doc, "$", "to_bin", required=False), "$.to_bin: expected text, got a number"),
+            (lambda: jsondoc.text(doc, "$", "blank"), "$.blank: required field is missing"),
+            (lambda: jsondoc.object_at(doc, "$.x", "scope"), "$.x.scope: expected an object, got a list"),
+            (lambda: jsondoc.object_at(doc, "$", "none"), "$.none: required field is missing"),
+        ]:
+            with self.assertRaises(MapError) as caught:
+                call()
+            self.assertEqual(caught.exception.message, message)
+
     def test_refuses_a_key_given_twice_naming_its_path(self):
         self.assertEqual(self.refusal('{"event": "placed", "event": "released"}'),
                          "$.event: the key is given twice in one object; a JSON object must name each key once")
