@@ -81,11 +81,14 @@ impl HoldRecord {
 
     /// True when the hold blocks the stock at `position`. A hold naming a lot blocks that
     /// lot (of its item, when it names one) wherever it sits, at any site and location; one
-    /// without a lot blocks its item at its own site, at its location when it names one. A
-    /// hold naming only a supplier blocks nothing here (stock does not record its supplier).
+    /// without a lot blocks its item at its own site, at its location when it names one (every
+    /// item there when it names only a location: a cold room held as a whole). A hold naming
+    /// only a supplier blocks nothing here (stock does not record its supplier).
     pub fn blocks(&self, position: &StockKey) -> bool {
         let scope = &self.scope;
-        if !self.is_open() || (scope.item.is_none() && scope.lot.is_none()) {
+        if !self.is_open()
+            || (scope.item.is_none() && scope.lot.is_none() && scope.location.is_none())
+        {
             return false;
         }
         if !matches(&scope.item, Some(&position.item)) {

@@ -199,8 +199,38 @@ pub enum Change {
     Commitment(CommitmentKey, millrace_core::canonical::SupplierCommitment),
 }
 
-/// The record changes of one canonical event, in the order they are written.
+/// The record changes of one canonical event, in the order they are written: one change per
+/// record, since a record takes an event once ([`apply_once`]).
 pub fn plan(event: &ProjectedEvent) -> Vec<Change> {
+    one_per_position(changes(event))
+}
+
+/// Changes of one event to one stock position made one change: a transfer within one location
+/// (out and back in, as when stock is released from quality inspection where it lies) or a
+/// receipt at the site level (on hand and arrived) would otherwise lose its second change.
+fn one_per_position(changes: Vec<Change>) -> Vec<Change> {
+    let mut merged: Vec<Change> = Vec::with_capacity(changes.len());
+    for change in changes {
+        if let Change::Stock(key, next) = &change
+            && let Some(Change::Stock(_, first)) = merged
+                .iter_mut()
+                .find(|c| matches!(c, Change::Stock(k, _) if k == key))
+        {
+            *first = match std::mem::replace(first, StockChange::Together(Vec::new())) {
+                StockChange::Together(mut all) => {
+                    all.push(next.clone());
+                    StockChange::Together(all)
+                }
+                one => StockChange::Together(vec![one, next.clone()]),
+            };
+            continue;
+        }
+        merged.push(change);
+    }
+    merged
+}
+
+fn changes(event: &ProjectedEvent) -> Vec<Change> {
     let site = &event.site;
     let stock = |item: &str, location: Option<&String>, lot: Option<&String>| StockKey {
         site: site.clone(),
@@ -239,18 +269,12 @@ pub fn plan(event: &ProjectedEvent) -> Vec<Change> {
                         on_hand(negated(q), false),
                     )]
                 }
-                MovementType::Adjustment => match (from, to) {
-                    (Some(from), None) => {
-                        vec![Change::Stock(
-                            stock(&m.item, Some(from), lot),
-                            on_hand(negated(q), false),
-                        )]
-                    }
-                    _ => vec![Change::Stock(
-                        stock(&m.item, to, lot),
-                        on_hand(q.clone(), false),
-                    )],
-                },
+                // The quantity is signed (the model: negative when it reduces the book stock),
+                // at the location it names.
+                MovementType::Adjustment => vec![Change::Stock(
+                    stock(&m.item, to.or(from), lot),
+                    on_hand(q.clone(), false),
+                )],
                 MovementType::Transfer => {
                     let mut changes = Vec::new();
                     if let Some(from) = from {

@@ -48,6 +48,8 @@ pub enum StockChange {
     Shipped(Quantity),
     /// A receipt of the item and lot at the site: it is no longer in transit.
     Arrived(Quantity),
+    /// Several changes of one event to this position, in order (see `plan`).
+    Together(Vec<StockChange>),
     /// An inventory balance: on hand, allocated and blocked as of the event time.
     Balance {
         /// On hand.
@@ -146,7 +148,11 @@ impl Record for StockRecord {
         match change {
             StockChange::OnHand { delta, receipt } => {
                 let delta = self.amount(delta);
-                self.on_hand = self.on_hand.plus(delta);
+                // A balance is the whole state at its time: it counts every movement before
+                // it already, also one that reaches the projection after it.
+                if not_older(&event.position, self.balance_at.as_ref()) {
+                    self.on_hand = self.on_hand.plus(delta);
+                }
                 if *receipt {
                     self.received = self.received.plus(delta);
                 }
@@ -158,6 +164,13 @@ impl Record for StockRecord {
             StockChange::Arrived(q) => {
                 let q = self.amount(q);
                 self.arrived = self.arrived.plus(q);
+            }
+            StockChange::Together(changes) => {
+                let mut changed = false;
+                for change in changes {
+                    changed |= self.apply(change, event);
+                }
+                return changed;
             }
             StockChange::Balance {
                 on_hand,

@@ -312,3 +312,202 @@ fn keys_are_valid_and_unambiguous() {
     assert_eq!(key_token(Some("1 EDI")), "=x3120454449");
     assert_ne!(key_token(Some("")), key_token(None));
 }
+
+/// A movement of `amount` of RM-1 lot L1.
+fn movement(
+    id: &str,
+    time: &str,
+    movement_type: MovementType,
+    amount: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> ProjectedEvent {
+    event(
+        id,
+        time,
+        EventData::InventoryMovement(InventoryMovement {
+            movement_type,
+            item: "RM-1".into(),
+            quantity: q(amount),
+            from_location: from.map(Into::into),
+            to_location: to.map(Into::into),
+            lot: Some("L1".into()),
+            serials: vec![],
+            stock_status: None,
+            reference_document: None,
+            expiry_date: None,
+        }),
+    )
+}
+
+fn on_hand_at(book: &BTreeMap<StockKey, StockRecord>, location: Option<&str>) -> String {
+    book.values()
+        .find(|r| r.key.location.as_deref() == location)
+        .map(|r| r.on_hand.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_adjustment_is_signed_at_the_location_it_names() {
+    let mut book = BTreeMap::new();
+    apply_stock(&mut book, &receipt("gr", "2026-03-02T06:00:00Z", "20"));
+    // wms-movements' `ADJ -0.75` from a bin: the negative amount reduces the stock there.
+    let minus = movement(
+        "a1",
+        "2026-03-02T07:00:00Z",
+        MovementType::Adjustment,
+        "-0.75",
+        Some("WH1"),
+        None,
+    );
+    apply_stock(&mut book, &minus);
+    assert_eq!(on_hand_at(&book, Some("WH1")), "19.25");
+    let plus = movement(
+        "a2",
+        "2026-03-02T08:00:00Z",
+        MovementType::Adjustment,
+        "2",
+        None,
+        Some("WH1"),
+    );
+    apply_stock(&mut book, &plus);
+    assert_eq!(on_hand_at(&book, Some("WH1")), "21.25");
+}
+
+#[test]
+fn a_transfer_within_one_location_keeps_the_stock() {
+    let mut book = BTreeMap::new();
+    apply_stock(&mut book, &receipt("gr", "2026-03-02T06:00:00Z", "100"));
+    // A release from quality inspection where the stock lies: out of WH1 and back in.
+    let release = movement(
+        "t1",
+        "2026-03-02T07:00:00Z",
+        MovementType::Transfer,
+        "100",
+        Some("WH1"),
+        Some("WH1"),
+    );
+    assert_eq!(plan(&release).len(), 1, "one change per position");
+    apply_stock(&mut book, &release);
+    apply_stock(&mut book, &release);
+    assert_eq!(on_hand_at(&book, Some("WH1")), "100");
+}
+
+#[test]
+fn a_movement_older_than_a_balance_is_counted_in_it() {
+    let mut book = BTreeMap::new();
+    let balance = event(
+        "b1",
+        "2026-03-02T10:00:00Z",
+        EventData::InventoryBalance(millrace_core::canonical::InventoryBalance {
+            item: "RM-1".into(),
+            location: "WH1".into(),
+            lot: Some("L1".into()),
+            on_hand: q("100"),
+            allocated: q("0"),
+            blocked: q("0"),
+        }),
+    );
+    apply_stock(&mut book, &balance);
+    // An MES upload of 09:00 that reaches the projection after the 10:00 snapshot.
+    apply_stock(
+        &mut book,
+        &movement(
+            "i1",
+            "2026-03-02T09:00:00Z",
+            MovementType::Issue,
+            "10",
+            Some("WH1"),
+            None,
+        ),
+    );
+    assert_eq!(on_hand_at(&book, Some("WH1")), "100");
+    apply_stock(
+        &mut book,
+        &movement(
+            "i2",
+            "2026-03-02T11:00:00Z",
+            MovementType::Issue,
+            "10",
+            Some("WH1"),
+            None,
+        ),
+    );
+    assert_eq!(on_hand_at(&book, Some("WH1")), "90");
+}
+
+#[test]
+fn a_hold_on_a_location_blocks_what_lies_there() {
+    let placed = QualityHold {
+        hold_id: "NCR-9".into(),
+        action: HoldAction::Placed,
+        scope: HoldScope {
+            item: None,
+            lot: None,
+            location: Some("COLD-ROOM-2".into()),
+            supplier: None,
+        },
+        reason: "temperature excursion".into(),
+        disposition: None,
+    };
+    let key = HoldKey {
+        site: "PLANT1".into(),
+        hold_id: "NCR-9".into(),
+        item: None,
+        lot: None,
+    };
+    let hold = HoldRecord::new(key, &placed);
+    let at = |site: &str, location: &str| StockKey {
+        site: site.into(),
+        item: "RM-1".into(),
+        location: Some(location.into()),
+        lot: Some("L1".into()),
+    };
+    assert!(hold.blocks(&at("PLANT1", "COLD-ROOM-2")));
+    assert!(!hold.blocks(&at("PLANT1", "WH1")));
+    assert!(
+        !hold.blocks(&at("PLANT2", "COLD-ROOM-2")),
+        "its own site only"
+    );
+    let supplier_only = HoldRecord::new(
+        HoldKey {
+            site: "PLANT1".into(),
+            hold_id: "NCR-10".into(),
+            item: None,
+            lot: None,
+        },
+        &QualityHold {
+            scope: HoldScope {
+                location: None,
+                supplier: Some("SUP-1".into()),
+                ..placed.scope.clone()
+            },
+            ..placed.clone()
+        },
+    );
+    assert!(!supplier_only.blocks(&at("PLANT1", "COLD-ROOM-2")));
+}
+
+#[test]
+fn a_status_without_quantities_keeps_those_reported_before() {
+    let key = WorkOrderKey {
+        site: "PLANT1".into(),
+        work_order: "WO-1".into(),
+    };
+    let mut order = WorkOrderRecord::new(key);
+    let done = status("e1", "2026-03-02T12:00:00Z", WorkOrderState::Completed);
+    let mut closed = status("e2", "2026-03-02T13:00:00Z", WorkOrderState::Closed);
+    if let EventData::WorkOrderStatus(s) = &mut closed.data {
+        s.completed_quantity = None;
+        s.planned_quantity = Some(q("100"));
+    }
+    for e in [&done, &closed] {
+        for change in plan(e) {
+            if let Change::WorkOrder(_, change) = change {
+                apply_once(&mut order, &change, e);
+            }
+        }
+    }
+    assert_eq!(order.reported_completed, Some(q("10")));
+    assert_eq!(order.planned, Some(q("100")));
+}

@@ -174,9 +174,15 @@ impl Record for WorkOrderRecord {
                     if status.planned_quantity.is_some() {
                         self.planned.clone_from(&status.planned_quantity);
                     }
-                    self.reported_completed
-                        .clone_from(&status.completed_quantity);
-                    self.reported_scrapped.clone_from(&status.scrapped_quantity);
+                    // A status that leaves a quantity out (a closing status with only the
+                    // planned quantity) keeps the one reported before.
+                    if status.completed_quantity.is_some() {
+                        self.reported_completed
+                            .clone_from(&status.completed_quantity);
+                    }
+                    if status.scrapped_quantity.is_some() {
+                        self.reported_scrapped.clone_from(&status.scrapped_quantity);
+                    }
                     self.reported_at = Some(event.position);
                     changed = true;
                 }
