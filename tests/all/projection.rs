@@ -269,13 +269,13 @@ async fn a_scenario_across_formats_projects_exactly_and_rebuilds_the_same() {
         json!([
             {"site": "PLANT1", "item": "ASM-100", "location": "FG-01", "lot": "LOT-A1", "uom": "EA",
              "on_hand": "8", "blocked": "0", "available": "8", "in_transit": "0", "received": "0",
-             "allocated": null, "holds": [], "updated": "2026-03-03T12:00:00+01:00"},
+             "allocated": null, "holds": [], "unit_mismatches": 0, "updated": "2026-03-03T12:00:00+01:00"},
             {"site": "PLANT1", "item": "HSG-4410-A", "location": null, "lot": "L2026-0211", "uom": "EA",
              "on_hand": "0", "blocked": "0", "available": "0", "in_transit": "10", "received": "0",
-             "allocated": null, "holds": [], "updated": "2026-03-03T00:00:00Z"},
+             "allocated": null, "holds": [], "unit_mismatches": 0, "updated": "2026-03-03T00:00:00Z"},
             {"site": "PLANT1", "item": "HSG-4410-A", "location": "WH1", "lot": "L2026-0211", "uom": "EA",
              "on_hand": "20", "blocked": "0", "available": "20", "in_transit": "0", "received": "30",
-             "allocated": null, "holds": [], "updated": "2026-03-03T06:30:00+01:00"}
+             "allocated": null, "holds": [], "unit_mismatches": 0, "updated": "2026-03-03T06:30:00+01:00"}
         ]),
         "{live:#}"
     );
@@ -322,6 +322,8 @@ async fn a_scenario_across_formats_projects_exactly_and_rebuilds_the_same() {
     assert_eq!(c["forecast"], json!({"amount": "100", "uom": "EA"}));
     assert_eq!(c["received"], "30");
     assert_eq!(c["in_transit"], "10");
+    assert_eq!(c["unit_mismatches"], 0, "every quantity in EA");
+    assert_eq!(order["unit_mismatches"], 0, "every quantity in EA");
     let sources: Vec<(String, u64)> = live["sources"]
         .as_array()
         .unwrap()

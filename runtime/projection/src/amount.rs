@@ -65,7 +65,65 @@ impl Amount {
     pub fn at_least_zero(self) -> Self {
         if self.is_negative() { Self::ZERO } else { self }
     }
+
+    /// The smaller of the two.
+    pub fn at_most(self, other: Self) -> Self {
+        self.min(other)
+    }
+
+    /// The amount `text` in unit `from` (a UN/ECE Recommendation 20 code) expressed in unit
+    /// `to`: itself when the units are the same, converted exactly when both measure one thing
+    /// ([`UNITS`]: grams and kilograms, millilitres and litres, each and pieces), `None` when
+    /// the text is no decimal or the units cannot be converted (each and kilograms).
+    pub fn in_unit(text: &str, from: &str, to: &str) -> Option<Self> {
+        let amount = Self::parse(text)?;
+        if from == to {
+            return Some(amount);
+        }
+        let factor = |unit: &str| {
+            UNITS
+                .iter()
+                .find(|(code, _, _)| *code == unit)
+                .map(|(_, dimension, factor)| (*dimension, *factor))
+        };
+        let ((from_dimension, from_factor), (to_dimension, to_factor)) =
+            (factor(from)?, factor(to)?);
+        if from_dimension != to_dimension {
+            return None;
+        }
+        let (from_factor, to_factor) = (
+            Decimal::from_str(from_factor).ok()?,
+            Decimal::from_str(to_factor).ok()?,
+        );
+        let converted = amount.0.checked_mul(from_factor)?.checked_div(to_factor)?;
+        Some(Self(converted.normalize()))
+    }
 }
+
+/// The units converted between (Rec 20 code, what it measures, its size in the dimension's
+/// base unit), exactly as the definitions of the pound, the inch and the gallon have them.
+const UNITS: &[(&str, &str, &str)] = &[
+    ("KGM", "mass", "1"),
+    ("GRM", "mass", "0.001"),
+    ("MGM", "mass", "0.000001"),
+    ("TNE", "mass", "1000"),
+    ("LBR", "mass", "0.45359237"),
+    ("ONZ", "mass", "0.028349523125"),
+    ("MTR", "length", "1"),
+    ("CMT", "length", "0.01"),
+    ("MMT", "length", "0.001"),
+    ("KMT", "length", "1000"),
+    ("FOT", "length", "0.3048"),
+    ("INH", "length", "0.0254"),
+    ("LTR", "volume", "1"),
+    ("MLT", "volume", "0.001"),
+    ("MTQ", "volume", "1000"),
+    ("GLL", "volume", "3.785411784"),
+    ("EA", "count", "1"),
+    ("PCE", "count", "1"),
+    ("C62", "count", "1"),
+    ("DZN", "count", "12"),
+];
 
 impl fmt::Display for Amount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -111,6 +169,20 @@ mod tests {
         assert_eq!(a("0.05").to_string(), "0.05");
         assert!(a("9.75") < a("10"));
         assert_eq!(a("10.0"), a("10"));
+    }
+
+    #[test]
+    fn converts_units_of_one_measure_exactly() {
+        let conv = |text, from, to| Amount::in_unit(text, from, to).map(|a| a.to_string());
+        assert_eq!(conv("500", "GRM", "KGM").as_deref(), Some("0.5"));
+        assert_eq!(conv("2", "TNE", "KGM").as_deref(), Some("2000"));
+        assert_eq!(conv("1", "LBR", "KGM").as_deref(), Some("0.45359237"));
+        assert_eq!(conv("250", "MLT", "LTR").as_deref(), Some("0.25"));
+        assert_eq!(conv("2", "DZN", "EA").as_deref(), Some("24"));
+        assert_eq!(conv("7", "PCE", "EA").as_deref(), Some("7"));
+        assert_eq!(conv("7", "XYZ", "XYZ").as_deref(), Some("7"));
+        assert_eq!(conv("5", "EA", "KGM"), None, "count and mass");
+        assert_eq!(conv("5", "XYZ", "KGM"), None, "unknown unit");
     }
 
     #[test]

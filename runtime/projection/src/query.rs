@@ -73,6 +73,9 @@ pub struct InventoryPosition {
     pub allocated: Option<Amount>,
     /// The open holds blocking this position (hold ids).
     pub holds: Vec<String>,
+    /// Events in a unit that cannot be converted to `uom` (each against kilograms), added as
+    /// they came: when not 0, the amounts mix units.
+    pub unit_mismatches: u64,
     /// Source time of the newest event applied (RFC 3339).
     pub updated: Option<String>,
 }
@@ -113,6 +116,9 @@ pub struct WorkOrderView {
     pub reported_scrapped: Option<Quantity>,
     /// Material consumed, per item.
     pub consumed: BTreeMap<String, Quantity>,
+    /// Completions and consumptions in a unit that cannot be converted to their sum's (added as
+    /// they came): when not 0, a sum mixes units.
+    pub unit_mismatches: u64,
     /// Source time of the newest event applied (RFC 3339).
     pub updated: Option<String>,
 }
@@ -171,6 +177,9 @@ pub struct CommitmentView {
     pub received: Amount,
     /// In transit to the site for the item.
     pub in_transit: Amount,
+    /// Buckets and stock positions in a unit that cannot be converted to the firm quantity's
+    /// (added as they are): when not 0, the sums mix units.
+    pub unit_mismatches: u64,
     /// Source time of the schedule (RFC 3339).
     pub updated: Option<String>,
 }
@@ -240,8 +249,13 @@ impl Visibility {
                     .filter(|h| h.blocks(&r.key))
                     .map(|h| h.key.hold_id.clone())
                     .collect();
+                // All of it while a hold covers it, else what the source's newest balance
+                // reports blocked.
                 let blocked = if blocking.is_empty() {
-                    Amount::ZERO
+                    r.source_blocked
+                        .unwrap_or(Amount::ZERO)
+                        .at_most(r.on_hand)
+                        .at_least_zero()
                 } else {
                     r.on_hand.at_least_zero()
                 };
@@ -258,6 +272,7 @@ impl Visibility {
                     received: r.received,
                     allocated: r.allocated,
                     holds: blocking,
+                    unit_mismatches: r.unit_mismatches,
                     updated: r.updated,
                 }
             })
@@ -281,12 +296,21 @@ impl Visibility {
                 uom: t.uom,
             })
         };
+        let mismatches = |r: &WorkOrderRecord| {
+            [&r.completed, &r.scrapped]
+                .into_iter()
+                .flatten()
+                .chain(r.consumed.values())
+                .map(|t| t.unit_mismatches)
+                .sum()
+        };
         let mut orders: Vec<WorkOrderView> = records
             .into_iter()
             .filter(|r| {
                 matches(&filter.site, Some(&r.key.site)) && matches(&filter.item, r.item.as_ref())
             })
             .map(|r| WorkOrderView {
+                unit_mismatches: mismatches(&r),
                 site: r.key.site,
                 work_order: r.key.work_order,
                 item: r.item,
@@ -371,20 +395,14 @@ impl Visibility {
         let sum = |level: CommitmentLevel, buckets: &[ScheduleBucket]| {
             let mut total: Option<Total> = None;
             for b in buckets.iter().filter(|b| b.level == level) {
-                let amount = Amount::parse(&b.quantity.amount).unwrap_or(Amount::ZERO);
-                match &mut total {
-                    Some(t) => t.amount = t.amount.plus(amount),
-                    None => {
-                        total = Some(Total {
-                            amount,
-                            uom: b.quantity.uom.clone(),
-                        });
-                    }
-                }
+                Total::add(&mut total, &b.quantity);
             }
-            total.map(|t| Quantity {
+            total
+        };
+        let quantity = |total: &Option<Total>| {
+            total.as_ref().map(|t| Quantity {
                 amount: t.amount.to_string(),
-                uom: t.uom,
+                uom: t.uom.clone(),
             })
         };
         let mut commitments: Vec<CommitmentView> = records
@@ -393,16 +411,43 @@ impl Visibility {
                 matches(&filter.site, Some(&r.key.site)) && matches(&filter.item, Some(&r.key.item))
             })
             .map(|r| {
-                let at_site = stock
+                let (firm, forecast) = (
+                    sum(CommitmentLevel::Firm, &r.buckets),
+                    sum(CommitmentLevel::Forecast, &r.buckets),
+                );
+                // What the site received and has in transit, in the firm quantity's unit.
+                let unit = firm.as_ref().or(forecast.as_ref()).map(|t| t.uom.clone());
+                let mut unit_mismatches = [&firm, &forecast]
+                    .into_iter()
+                    .flatten()
+                    .map(|t| t.unit_mismatches)
+                    .sum::<u64>();
+                let (mut received, mut in_transit) = (Amount::ZERO, Amount::ZERO);
+                for s in stock
                     .iter()
-                    .filter(|s| s.key.site == r.key.site && s.key.item == r.key.item);
-                let (received, in_transit) = at_site
-                    .fold((Amount::ZERO, Amount::ZERO), |(rc, it), s| {
-                        (rc.plus(s.received), it.plus(s.in_transit()))
-                    });
+                    .filter(|s| s.key.site == r.key.site && s.key.item == r.key.item)
+                {
+                    if s.received.is_zero() && s.in_transit().is_zero() {
+                        continue;
+                    }
+                    let from = s.uom.as_deref().unwrap_or_default();
+                    let to = unit.as_deref().unwrap_or(from);
+                    let convert = |amount: Amount| Amount::in_unit(&amount.to_string(), from, to);
+                    match (convert(s.received), convert(s.in_transit())) {
+                        (Some(rc), Some(it)) => {
+                            received = received.plus(rc);
+                            in_transit = in_transit.plus(it);
+                        }
+                        _ => {
+                            unit_mismatches += 1;
+                            received = received.plus(s.received);
+                            in_transit = in_transit.plus(s.in_transit());
+                        }
+                    }
+                }
                 CommitmentView {
-                    firm: sum(CommitmentLevel::Firm, &r.buckets),
-                    forecast: sum(CommitmentLevel::Forecast, &r.buckets),
+                    firm: quantity(&firm),
+                    forecast: quantity(&forecast),
                     site: r.key.site,
                     supplier: r.key.supplier,
                     item: r.key.item,
@@ -411,6 +456,7 @@ impl Visibility {
                     cumulative_received: r.cumulative_received,
                     received,
                     in_transit,
+                    unit_mismatches,
                     updated: r.updated,
                 }
             })

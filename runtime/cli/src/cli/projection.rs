@@ -165,6 +165,7 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                             "COMPLETED",
                             "SCRAPPED",
                             "CONSUMED",
+                            "OTHER UNITS",
                         ];
                         let body = rows.iter().map(|w| {
                             let consumed: Vec<String> = w
@@ -182,6 +183,7 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                                 qty(w.completed.as_ref().or(w.reported_completed.as_ref())),
                                 qty(w.scrapped.as_ref().or(w.reported_scrapped.as_ref())),
                                 consumed.join(", "),
+                                mixed(w.unit_mismatches),
                             ]
                         });
                         super::table(&header, body)
@@ -219,6 +221,7 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                             "CUM RECEIVED",
                             "RECEIVED",
                             "IN TRANSIT",
+                            "OTHER UNITS",
                         ];
                         let body = rows.iter().map(|c| {
                             vec![
@@ -231,6 +234,7 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                                 qty(c.cumulative_received.as_ref()),
                                 c.received.to_string(),
                                 c.in_transit.to_string(),
+                                mixed(c.unit_mismatches),
                             ]
                         });
                         super::table(&header, body)
@@ -283,6 +287,15 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The count of quantities a sum took in a unit it could not convert (`-` for none): such a
+/// sum mixes units.
+fn mixed(unit_mismatches: u64) -> String {
+    match unit_mismatches {
+        0 => "-".to_owned(),
+        n => format!("{n} (sum mixes units)"),
+    }
+}
+
 /// The inventory table: one line per position, its holds at the end.
 pub fn inventory_table(rows: &[millrace::projection::query::InventoryPosition]) -> String {
     let header = [
@@ -307,7 +320,11 @@ pub fn inventory_table(rows: &[millrace::projection::query::InventoryPosition]) 
             p.blocked.to_string(),
             p.available.to_string(),
             p.in_transit.to_string(),
-            opt(p.uom.as_ref()),
+            match p.unit_mismatches {
+                // The amounts mix units that cannot be converted: say so where they are read.
+                0 => opt(p.uom.as_ref()),
+                n => format!("{} (+{n} in other units)", opt(p.uom.as_ref())),
+            },
             p.holds.join(", "),
         ]
     });

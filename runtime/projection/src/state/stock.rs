@@ -118,14 +118,17 @@ impl StockRecord {
         self.shipped.minus(self.arrived).at_least_zero()
     }
 
-    /// The amount of `q`, noting its unit.
+    /// The amount of `q` in the position's unit (the first one seen): converted when its unit
+    /// measures the same (grams into kilograms), else as it is, counted in `unit_mismatches`.
     fn amount(&mut self, q: &Quantity) -> Amount {
-        match &self.uom {
-            None => self.uom = Some(q.uom.clone()),
-            Some(uom) if *uom != q.uom => self.unit_mismatches += 1,
-            Some(_) => {}
+        let uom = self.uom.get_or_insert_with(|| q.uom.clone());
+        match Amount::in_unit(&q.amount, &q.uom, uom) {
+            Some(amount) => amount,
+            None => {
+                self.unit_mismatches += 1;
+                Amount::parse(&q.amount).unwrap_or(Amount::ZERO)
+            }
         }
-        Amount::parse(&q.amount).unwrap_or(Amount::ZERO)
     }
 
     fn touch(&mut self, event: &ProjectedEvent) {

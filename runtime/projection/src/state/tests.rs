@@ -511,3 +511,48 @@ fn a_status_without_quantities_keeps_those_reported_before() {
     assert_eq!(order.reported_completed, Some(q("10")));
     assert_eq!(order.planned, Some(q("100")));
 }
+
+#[test]
+fn quantities_in_units_of_one_measure_are_converted_and_others_counted() {
+    let mut book = BTreeMap::new();
+    let in_unit = |mut e: ProjectedEvent, uom: &str| {
+        if let EventData::InventoryMovement(m) = &mut e.data {
+            m.quantity.uom = uom.into();
+        }
+        e
+    };
+    apply_stock(
+        &mut book,
+        &in_unit(receipt("gr", "2026-03-02T06:00:00Z", "10"), "KGM"),
+    );
+    let issue = movement(
+        "i1",
+        "2026-03-02T07:00:00Z",
+        MovementType::Issue,
+        "500",
+        Some("WH1"),
+        None,
+    );
+    apply_stock(&mut book, &in_unit(issue, "GRM"));
+    let wh1 = |book: &BTreeMap<StockKey, StockRecord>| {
+        book.values()
+            .find(|r| r.key.location.as_deref() == Some("WH1"))
+            .map(|r| (r.on_hand.to_string(), r.unit_mismatches))
+            .unwrap()
+    };
+    assert_eq!(wh1(&book), ("9.5".to_owned(), 0), "500 g is 0.5 kg");
+    let pieces = movement(
+        "i2",
+        "2026-03-02T08:00:00Z",
+        MovementType::Issue,
+        "1",
+        Some("WH1"),
+        None,
+    );
+    apply_stock(&mut book, &in_unit(pieces, "EA"));
+    assert_eq!(
+        wh1(&book),
+        ("8.5".to_owned(), 1),
+        "each cannot be kilograms: counted"
+    );
+}

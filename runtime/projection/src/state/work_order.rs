@@ -66,17 +66,34 @@ pub struct Total {
     pub amount: Amount,
     /// The unit of the first event.
     pub uom: String,
+    /// Quantities whose unit cannot be converted to `uom` (added as they are).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unit_mismatches: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 impl Total {
-    fn add(slot: &mut Option<Total>, q: &Quantity) {
+    /// Adds `q` in the total's unit (converted when it measures the same, as stock is); a
+    /// quantity in a unit that cannot be converted is added as it is and counted in
+    /// `unit_mismatches`.
+    pub(crate) fn add(slot: &mut Option<Total>, q: &Quantity) {
         let amount = Amount::parse(&q.amount).unwrap_or(Amount::ZERO);
         match slot {
-            Some(total) => total.amount = total.amount.plus(amount),
+            Some(total) => {
+                let converted = Amount::in_unit(&q.amount, &q.uom, &total.uom);
+                if converted.is_none() {
+                    total.unit_mismatches += 1;
+                }
+                total.amount = total.amount.plus(converted.unwrap_or(amount));
+            }
             None => {
                 *slot = Some(Total {
                     amount,
                     uom: q.uom.clone(),
+                    unit_mismatches: 0,
                 });
             }
         }
