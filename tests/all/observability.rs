@@ -608,6 +608,46 @@ async fn metrics_and_the_api_tell_what_traffic_did() {
     assert!(host.stop().success());
 }
 
+/// Ready means every route consumes: a route whose pulls fail (here its consumer is deleted
+/// under the host; a stream without quorum answers alike) makes `/readyz` a 503 naming the
+/// route and the server's reason, and the status says not ready, while NATS stays connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_that_cannot_pull_is_not_ready() {
+    let nats = Nats::start();
+    let (config, base) = observed_config(&nats, "");
+    let js = jetstream::new(nats.client().await);
+    let _host = Host::start(&config, &js, &[CONSUMER]).await;
+    let admin = Admin::new(&base);
+    assert_eq!(
+        admin.get("/readyz", None).await,
+        (200, "ready\n".to_owned())
+    );
+
+    js.delete_consumer_from_stream(CONSUMER, "RAW")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let (code, body) = loop {
+        let (code, body) = admin.get("/readyz", None).await;
+        if code != 200 {
+            break (code, body);
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "still ready after the consumer went"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.starts_with("not ready: route line cannot pull its messages ("),
+        "{body}"
+    );
+    let status = admin.json("/api/v1/status").await;
+    assert_eq!(status["nats_connected"], true, "{status:#}");
+    assert_eq!(status["ready"], false, "as /readyz says: {status:#}");
+}
+
 /// While NATS is down the status is wanted most: the API and `millrace status` answer it from
 /// what the host holds (its figures, what it serves, the bindings last read), saying NATS is
 /// disconnected, instead of waiting for the registry to time out and failing.

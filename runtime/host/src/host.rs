@@ -24,7 +24,7 @@ use crate::acknowledgements::Acknowledgements;
 use crate::admin::{self, AdminState, RunningHost};
 use crate::delivery::{Delivery, Mode};
 use crate::lanes::{Dispatch, LaneWork, Lanes, pull_into};
-use crate::observability::Observer;
+use crate::observability::{Observer, server_watch};
 use crate::pipeline::{Begun, Pipeline, RawInput};
 use crate::registry::loader::PluginLoader;
 use crate::registry::store::{BindingChange, Registry};
@@ -368,8 +368,14 @@ async fn serve(
         let feed = RouteFeed {
             route: route.clone(),
         };
-        let (lanes, stop, name) = (lanes.clone(), shutdown.clone(), route.name.clone());
-        consumers.spawn(async move { pull_into(consumer, None, &name, feed, lanes, stop).await });
+        let (lanes, stop, name, seen) = (
+            lanes.clone(),
+            shutdown.clone(),
+            route.name.clone(),
+            observer.clone(),
+        );
+        consumers
+            .spawn(async move { pull_into(consumer, None, &name, seen, feed, lanes, stop).await });
         tracing::info!(
             route = &*route.name,
             plugin = route.active().id(),
@@ -378,7 +384,20 @@ async fn serve(
             "route serving"
         );
     }
-    let lag = tokio::spawn(watch_lag(watched, observer.clone(), shutdown.clone()));
+    let lag = tokio::spawn(server_watch::lag(
+        watched,
+        observer.clone(),
+        shutdown.clone(),
+    ));
+    let server_watch = tokio::spawn(server_watch::liveness(
+        client.clone(),
+        config
+            .nats
+            .ping_interval
+            .unwrap_or(millrace_core::config::DEFAULT_PING_INTERVAL)
+            .get(),
+        shutdown.clone(),
+    ));
     let undeliverable = tokio::spawn({
         let run = crate::lanes::undeliverable::run(
             advisories,
@@ -449,6 +468,7 @@ async fn serve(
     })
     .await;
     lag.abort();
+    server_watch.abort();
     follower.abort();
     undeliverable.abort();
     // Its hold on the pipeline ends with it, before the pipeline is shut down below.
@@ -550,34 +570,6 @@ impl LaneWork for LiveDriver {
                     .ack_with(AckKind::Nak(Some(redelivery_after_host_failure(delivered))))
                     .await;
             }
-        }
-    }
-}
-
-/// How often consumer lag is read from the server.
-const LAG_INTERVAL: Duration = Duration::from_secs(2);
-
-/// Reads every route consumer's pending count into the metrics until shutdown.
-async fn watch_lag(
-    consumers: Vec<(Arc<str>, String, jetstream::consumer::PullConsumer)>,
-    observer: Arc<Observer>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let mut per_route: std::collections::BTreeMap<&str, u64> = Default::default();
-        for (route, subject, consumer) in &consumers {
-            // A consumer that cannot be read now (server restarting) keeps its last figure.
-            if let Ok(info) = consumer.get_info().await {
-                observer.pending(route, subject, info.num_pending);
-                *per_route.entry(route).or_default() += info.num_pending;
-            }
-        }
-        for (route, pending) in per_route {
-            observer.route_pending(route, pending);
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(LAG_INTERVAL) => {}
         }
     }
 }

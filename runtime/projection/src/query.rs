@@ -249,13 +249,10 @@ impl Visibility {
                     .filter(|h| h.blocks(&r.key))
                     .map(|h| h.key.hold_id.clone())
                     .collect();
-                // All of it while a hold covers it, else what the source's newest balance
-                // reports blocked.
+                // All of it while a hold covers it, else what the source says is in quality
+                // inspection or blocked (balances, movements' stock status).
                 let blocked = if blocking.is_empty() {
-                    r.source_blocked
-                        .unwrap_or(Amount::ZERO)
-                        .at_most(r.on_hand)
-                        .at_least_zero()
+                    r.restricted.at_most(r.on_hand).at_least_zero()
                 } else {
                     r.on_hand.at_least_zero()
                 };

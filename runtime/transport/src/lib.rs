@@ -185,6 +185,11 @@ pub async fn connect(config: &Config, url: Option<&str>) -> anyhow::Result<async
         .name("millrace")
         .connection_timeout(CONNECT_TIMEOUT)
         .max_reconnects(None)
+        .ping_interval(
+            nats.ping_interval
+                .unwrap_or(millrace_core::config::DEFAULT_PING_INTERVAL)
+                .get(),
+        )
         .event_callback(|event| async move { log_connection_event(&event) });
     if let Some(path) = &nats.credentials {
         let path = config.resolve(path);

@@ -33,7 +33,7 @@ pub use admin::{AdminConfig, AdminToken, Scope};
 pub use approval::{ApprovalConfig, EVERY_ROUTE};
 pub use governance::{EVENT_KINDS, GovernanceConfig, OwnershipRule};
 pub use host::{HostConfig, SeedMessages, UpConfig};
-pub use nats::{NatsConfig, TlsConfig};
+pub use nats::{DEFAULT_PING_INTERVAL, NatsConfig, TlsConfig};
 pub use outbound::{
     Credentials, Gate, OutboundRouteConfig, RateLimit, TargetAuth, TargetBreaker, TargetConfig,
     TargetKind, TargetRetry,

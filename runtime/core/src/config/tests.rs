@@ -469,3 +469,18 @@ fn a_route_subject_outside_the_raw_stream_is_refused() {
         "a route wider than the capture still receives what RAW holds"
     );
 }
+
+#[test]
+fn the_ping_interval_defaults_to_ten_seconds_and_is_never_zero() {
+    assert_eq!(parse("").unwrap().nats.ping_interval, None);
+    assert_eq!(DEFAULT_PING_INTERVAL, Duration::from_secs(10));
+    let c = parse("[nats]\nping_interval = \"5s\"\n").unwrap();
+    assert_eq!(
+        c.nats.ping_interval.map(|d| d.get()),
+        Some(Duration::from_secs(5))
+    );
+    let err = parse("[nats]\nping_interval = \"0s\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nats.ping_interval"), "{err}");
+}

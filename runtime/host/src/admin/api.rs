@@ -117,6 +117,26 @@ impl AdminState {
         })
     }
 
+    /// Why the host is not ready (`/readyz`, `status.ready`): NATS not connected, the host
+    /// stopping, or a route that cannot pull from its consumer (a stream without quorum, a
+    /// consumer gone); `None` when connected and every route consumes.
+    pub(super) fn not_ready(&self) -> Option<String> {
+        if !self.nats_connected() {
+            return Some("NATS is not connected".to_owned());
+        }
+        if !self.host.ready.load(std::sync::atomic::Ordering::Relaxed) {
+            return Some("the host is stopping".to_owned());
+        }
+        let failures = self.host.observer.pull_failures();
+        (!failures.is_empty()).then(|| {
+            let routes: Vec<String> = failures
+                .iter()
+                .map(|(route, why)| format!("route {route} cannot pull its messages ({why})"))
+                .collect();
+            routes.join("; ")
+        })
+    }
+
     /// A place among the deploys and admissions running at once, or 503.
     pub(super) fn admission(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
         self.admissions.clone().try_acquire_owned().map_err(|_| {
@@ -157,9 +177,8 @@ pub async fn status(State(state): State<AdminState>) -> ApiResult<Status> {
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: figures.uptime_seconds,
         nats_connected: state.nats_connected(),
-        // As `/readyz` says: consuming, and connected to NATS.
-        ready: state.nats_connected()
-            && state.host.ready.load(std::sync::atomic::Ordering::Relaxed),
+        // As `/readyz` says: connected to NATS, and every route consuming.
+        ready: state.not_ready().is_none(),
         routes: state.route_views(None, &figures).await?,
         sites: figures.sites,
         partners: figures.partners,

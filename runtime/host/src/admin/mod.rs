@@ -20,7 +20,7 @@ mod schemas;
 mod visibility;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use axum::Router;
@@ -463,17 +463,13 @@ async fn healthz() -> &'static str {
 /// Ready while every route consumes and both NATS connections (the routes' and the admin
 /// server's) are up.
 async fn readyz(State(state): State<AdminState>) -> Response {
-    let connected = state.nats_connected();
-    let consuming = state.host.ready.load(Ordering::Relaxed);
-    if connected && consuming {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        let why = if connected {
-            "not ready: the host is stopping\n"
-        } else {
-            "not ready: NATS is not connected\n"
-        };
-        (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+    match state.not_ready() {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
     }
 }
 

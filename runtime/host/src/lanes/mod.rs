@@ -40,6 +40,8 @@ pub mod undeliverable;
 
 use held::{Held, HeldMessages};
 
+use crate::observability::Observer;
+
 /// How long a puller waits before pulling again after an error.
 const PULL_PAUSE: Duration = Duration::from_millis(500);
 
@@ -232,11 +234,13 @@ async fn lane<T, F, Fut>(
 /// waiting in a large batch. Every message is held (module
 /// `held`) until its lane has answered it: kept from redelivery while it waits, and a
 /// redelivery of it meanwhile is dropped. Losing the server only pauses the puller: it pulls
-/// again once the connection is back. `route` names the route in the log.
+/// again once the connection is back. `route` names the route in the log; `observer` hears
+/// whether each pull works (the host's readiness).
 pub async fn pull_into<D: Dispatch>(
     consumer: jetstream::consumer::PullConsumer,
     batch: Option<usize>,
     route: &str,
+    observer: Arc<Observer>,
     dispatch: D,
     lanes: Lanes<D::Item>,
     shutdown: CancellationToken,
@@ -259,6 +263,7 @@ pub async fn pull_into<D: Dispatch>(
                 Ok(messages) => messages,
                 Err(e) => {
                     tracing::warn!(route, "cannot pull messages, retrying: {e}");
+                    observer.pulled(route, Some(e.to_string()));
                     tokio::time::sleep(PULL_PAUSE).await;
                     continue;
                 }
@@ -271,6 +276,7 @@ pub async fn pull_into<D: Dispatch>(
             };
             match next {
                 Some(Ok(message)) => {
+                    observer.pulled(route, None);
                     let Some(place) = held.hold(&message) else {
                         continue;
                     };
@@ -291,10 +297,15 @@ pub async fn pull_into<D: Dispatch>(
                     // A status the server answers a pull with (the consumer's leader moved,
                     // the server restarts): the pull is over; pull again after a pause.
                     tracing::warn!(route, "pulling messages: {e}");
+                    observer.pulled(route, Some(e.to_string()));
                     tokio::time::sleep(PULL_PAUSE).await;
                     break;
                 }
-                None => break,
+                // The pull expired or was served in full: the consumer answers.
+                None => {
+                    observer.pulled(route, None);
+                    break;
+                }
             }
         }
     }

@@ -10,6 +10,7 @@ mod family;
 pub mod figures;
 pub mod metrics;
 pub mod outbound;
+pub mod server_watch;
 pub mod trace;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -96,6 +97,8 @@ pub struct Observer {
     figures: Mutex<Figures>,
     labels: Mutex<Labels>,
     serving: Mutex<BTreeMap<String, Vec<VersionLabels>>>,
+    /// Routes whose last pull failed, with the server's answer: not consuming.
+    pull_failures: Mutex<BTreeMap<String, String>>,
     started: Instant,
 }
 
@@ -113,8 +116,37 @@ impl Observer {
             figures: Mutex::new(Figures::default()),
             labels: Mutex::default(),
             serving: Mutex::default(),
+            pull_failures: Mutex::default(),
             started: Instant::now(),
         }
+    }
+
+    /// Notes whether `route`'s last pull of its consumer worked (`None`) or what the server
+    /// answered (a stream without quorum, a consumer that is gone): the host is not ready
+    /// while any route cannot pull.
+    pub fn pulled(&self, route: &str, failure: Option<String>) {
+        let mut failures = self
+            .pull_failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match failure {
+            Some(reason) => {
+                failures.insert(route.to_owned(), reason);
+            }
+            None => {
+                failures.remove(route);
+            }
+        }
+    }
+
+    /// The routes whose last pull failed, with why: `/readyz` answers 503 while there is one.
+    pub fn pull_failures(&self) -> Vec<(String, String)> {
+        self.pull_failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(route, reason)| (route.clone(), reason.clone()))
+            .collect()
     }
 
     fn figures(&self) -> std::sync::MutexGuard<'_, Figures> {

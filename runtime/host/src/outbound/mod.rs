@@ -100,7 +100,7 @@ pub async fn start(
     observer: Arc<Observer>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<OutboundHalf> {
-    let driver = Arc::new(driver(js, config, calls, observer).await?);
+    let driver = Arc::new(driver(js, config, calls, observer.clone()).await?);
     let mut tasks = JoinSet::new();
     let mut consumers = Vec::new();
     for route in table.outbound() {
@@ -130,10 +130,10 @@ pub async fn start(
         let feed = OutboundFeed {
             targets: driver.targets_of(&route.name),
         };
-        let (stop, name) = (shutdown.clone(), route.name.clone());
+        let (stop, name, seen) = (shutdown.clone(), route.name.clone(), observer.clone());
         // Pulls one event per lane at a time (what the lanes have room for), so a paused
         // route holds few events.
-        tasks.spawn(async move { pull_into(consumer, None, &name, feed, lanes, stop).await });
+        tasks.spawn(async move { pull_into(consumer, None, &name, seen, feed, lanes, stop).await });
         tracing::info!(
             route = &*route.name,
             plugin = route.active().id(),

@@ -238,7 +238,22 @@ fn changes(event: &ProjectedEvent) -> Vec<Change> {
         location: location.cloned(),
         lot: lot.cloned(),
     };
-    let on_hand = |delta: Quantity, receipt: bool| StockChange::OnHand { delta, receipt };
+    let on_hand = |delta: Quantity, receipt: bool| StockChange::OnHand {
+        delta,
+        receipt,
+        restricted: false,
+    };
+    // Stock the movement leaves in quality inspection or blocked (its status after the
+    // movement): not available where it arrives.
+    let restricted =
+        |delta: Quantity, receipt: bool, status: Option<StockStatus>| StockChange::OnHand {
+            delta,
+            receipt,
+            restricted: matches!(
+                status,
+                Some(StockStatus::QualityInspection | StockStatus::Blocked)
+            ),
+        };
     let negated = |q: &Quantity| Quantity {
         amount: Amount::parse(&q.amount)
             .unwrap_or(Amount::ZERO)
@@ -260,7 +275,10 @@ fn changes(event: &ProjectedEvent) -> Vec<Change> {
             let q = &m.quantity;
             match m.movement_type {
                 MovementType::Receipt => vec![
-                    Change::Stock(stock(&m.item, to.or(from), lot), on_hand(q.clone(), true)),
+                    Change::Stock(
+                        stock(&m.item, to.or(from), lot),
+                        restricted(q.clone(), true, m.stock_status),
+                    ),
                     Change::Stock(stock(&m.item, None, lot), StockChange::Arrived(q.clone())),
                 ],
                 MovementType::Issue | MovementType::Scrap => {
@@ -273,7 +291,7 @@ fn changes(event: &ProjectedEvent) -> Vec<Change> {
                 // at the location it names.
                 MovementType::Adjustment => vec![Change::Stock(
                     stock(&m.item, to.or(from), lot),
-                    on_hand(q.clone(), false),
+                    restricted(q.clone(), false, m.stock_status),
                 )],
                 MovementType::Transfer => {
                     let mut changes = Vec::new();
@@ -291,7 +309,7 @@ fn changes(event: &ProjectedEvent) -> Vec<Change> {
                     } else if let Some(to) = to {
                         changes.push(Change::Stock(
                             stock(&m.item, Some(to), lot),
-                            on_hand(q.clone(), false),
+                            restricted(q.clone(), false, m.stock_status),
                         ));
                     }
                     changes

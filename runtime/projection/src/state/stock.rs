@@ -43,6 +43,8 @@ pub enum StockChange {
         delta: Quantity,
         /// A goods receipt.
         receipt: bool,
+        /// Stock added in quality inspection or blocked (the movement's status after it).
+        restricted: bool,
     },
     /// A ship notice line (or a transfer in transit) on its way to the site.
     Shipped(Quantity),
@@ -81,6 +83,11 @@ pub struct StockRecord {
     pub allocated: Option<Amount>,
     /// Blocked as the source system counts it, from the newest balance.
     pub source_blocked: Option<Amount>,
+    /// Of on hand, in quality inspection or blocked as the source says: set by a balance's
+    /// blocked, raised by stock that arrives restricted, lowered by a release where it lies,
+    /// never above on hand (what leaves the position is taken from free stock first).
+    #[serde(default)]
+    pub restricted: Amount,
     /// Source time of the newest balance applied.
     pub balance_at: Option<Position>,
     /// Source time and sequence of the newest movement or balance applied.
@@ -105,6 +112,7 @@ impl StockRecord {
             arrived: Amount::ZERO,
             allocated: None,
             source_blocked: None,
+            restricted: Amount::ZERO,
             balance_at: None,
             newest: None,
             updated: None,
@@ -149,12 +157,20 @@ impl Record for StockRecord {
 
     fn apply(&mut self, change: &StockChange, event: &ProjectedEvent) -> bool {
         match change {
-            StockChange::OnHand { delta, receipt } => {
+            StockChange::OnHand {
+                delta,
+                receipt,
+                restricted,
+            } => {
                 let delta = self.amount(delta);
                 // A balance is the whole state at its time: it counts every movement before
                 // it already, also one that reaches the projection after it.
                 if not_older(&event.position, self.balance_at.as_ref()) {
                     self.on_hand = self.on_hand.plus(delta);
+                    if *restricted && !delta.is_negative() {
+                        self.restricted = self.restricted.plus(delta);
+                    }
+                    self.restricted = self.restricted.at_most(self.on_hand.at_least_zero());
                 }
                 if *receipt {
                     self.received = self.received.plus(delta);
@@ -188,7 +204,9 @@ impl Record for StockRecord {
                 }
                 self.on_hand = self.amount(on_hand);
                 self.allocated = Some(self.amount(allocated));
-                self.source_blocked = Some(self.amount(blocked));
+                let blocked = self.amount(blocked);
+                self.source_blocked = Some(blocked);
+                self.restricted = blocked.at_most(self.on_hand.at_least_zero());
                 self.balance_at = Some(event.position);
             }
         }

@@ -556,3 +556,65 @@ fn quantities_in_units_of_one_measure_are_converted_and_others_counted() {
         "each cannot be kilograms: counted"
     );
 }
+
+#[test]
+fn stock_received_in_quality_inspection_is_restricted_until_released_where_it_lies() {
+    let mut book = BTreeMap::new();
+    let with_status = |mut e: ProjectedEvent, status: StockStatus| {
+        if let EventData::InventoryMovement(m) = &mut e.data {
+            m.stock_status = Some(status);
+        }
+        e
+    };
+    let restricted = |book: &BTreeMap<StockKey, StockRecord>| {
+        book.values()
+            .find(|r| r.key.location.as_deref() == Some("WH1"))
+            .map(|r| (r.on_hand.to_string(), r.restricted.to_string()))
+            .unwrap()
+    };
+    let gr = receipt("gr", "2026-03-02T06:00:00Z", "100");
+    apply_stock(&mut book, &with_status(gr, StockStatus::QualityInspection));
+    assert_eq!(restricted(&book), ("100".to_owned(), "100".to_owned()));
+    let issue = movement(
+        "i1",
+        "2026-03-02T07:00:00Z",
+        MovementType::Issue,
+        "10",
+        Some("WH1"),
+        None,
+    );
+    apply_stock(&mut book, &issue);
+    assert_eq!(
+        restricted(&book),
+        ("90".to_owned(), "90".to_owned()),
+        "never above on hand"
+    );
+    let release = movement(
+        "t1",
+        "2026-03-02T08:00:00Z",
+        MovementType::Transfer,
+        "90",
+        Some("WH1"),
+        Some("WH1"),
+    );
+    apply_stock(&mut book, &with_status(release, StockStatus::Unrestricted));
+    assert_eq!(
+        restricted(&book),
+        ("90".to_owned(), "0".to_owned()),
+        "released in place"
+    );
+    let block = movement(
+        "t2",
+        "2026-03-02T09:00:00Z",
+        MovementType::Transfer,
+        "30",
+        Some("WH1"),
+        Some("WH1"),
+    );
+    apply_stock(&mut book, &with_status(block, StockStatus::Blocked));
+    assert_eq!(
+        restricted(&book),
+        ("90".to_owned(), "30".to_owned()),
+        "blocked in place"
+    );
+}
