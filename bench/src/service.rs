@@ -21,6 +21,7 @@ use futures::StreamExt;
 use millrace::canonical::{CloudEvent, Lineage, MappedEvent};
 use millrace::config::Limits;
 use millrace::lanes::{Dispatch, LaneWork, Lanes, pull_into};
+use millrace::observability::Observer;
 use millrace::pipeline::{Pipeline, RawInput};
 use millrace::routes::RouteTable;
 use millrace::sandbox::RouteContext;
@@ -204,9 +205,11 @@ pub async fn run(
         Source::JetStream(consumers) => {
             for consumer in consumers {
                 let (lanes, stop) = (lanes.clone(), stop.clone());
-                feeds.spawn(
-                    async move { pull_into(consumer, None, "bench", Feed, lanes, stop).await },
-                );
+                // The bench's own loop has no readiness to report: an observer no one reads.
+                let unread = Arc::new(Observer::new());
+                feeds.spawn(async move {
+                    pull_into(consumer, None, "bench", unread, Feed, lanes, stop).await
+                });
             }
         }
     }
