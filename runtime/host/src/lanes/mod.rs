@@ -246,6 +246,14 @@ pub async fn pull_into<D: Dispatch>(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let held = HeldMessages::start(&consumer, route);
+    // Whether the last pull failed: the observer hears of a change only, not of every message.
+    let mut failing = false;
+    let mut pulled = |failure: Option<String>| {
+        if failure.is_some() || failing {
+            failing = failure.is_some();
+            observer.pulled(route, failure);
+        }
+    };
     loop {
         let room = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
@@ -263,7 +271,7 @@ pub async fn pull_into<D: Dispatch>(
                 Ok(messages) => messages,
                 Err(e) => {
                     tracing::warn!(route, "cannot pull messages, retrying: {e}");
-                    observer.pulled(route, Some(e.to_string()));
+                    pulled(Some(e.to_string()));
                     tokio::time::sleep(PULL_PAUSE).await;
                     continue;
                 }
@@ -276,7 +284,7 @@ pub async fn pull_into<D: Dispatch>(
             };
             match next {
                 Some(Ok(message)) => {
-                    observer.pulled(route, None);
+                    pulled(None);
                     let Some(place) = held.hold(&message) else {
                         continue;
                     };
@@ -297,13 +305,13 @@ pub async fn pull_into<D: Dispatch>(
                     // A status the server answers a pull with (the consumer's leader moved,
                     // the server restarts): the pull is over; pull again after a pause.
                     tracing::warn!(route, "pulling messages: {e}");
-                    observer.pulled(route, Some(e.to_string()));
+                    pulled(Some(e.to_string()));
                     tokio::time::sleep(PULL_PAUSE).await;
                     break;
                 }
                 // The pull expired or was served in full: the consumer answers.
                 None => {
-                    observer.pulled(route, None);
+                    pulled(None);
                     break;
                 }
             }
