@@ -21,28 +21,41 @@ use millrace_core::canonical::{
 };
 use millrace_core::config::ProjectionConfig;
 
-/// Which stock positions to list; every field left out matches all.
+/// Which stock positions to list; every field left out (or empty, as `?item=` gives it)
+/// matches all.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct InventoryFilter {
     /// Item number.
+    #[serde(deserialize_with = "empty_as_none")]
     pub item: Option<String>,
     /// Site code.
+    #[serde(deserialize_with = "empty_as_none")]
     pub site: Option<String>,
     /// Lot or batch.
+    #[serde(deserialize_with = "empty_as_none")]
     pub lot: Option<String>,
 }
 
-/// Which work orders, holds or commitments to list; every field left out matches all.
+/// Which work orders, holds or commitments to list; every field left out (or empty) matches
+/// all.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Filter {
     /// Site code.
+    #[serde(deserialize_with = "empty_as_none")]
     pub site: Option<String>,
     /// Item number (the produced item of a work order, the held item, the committed item).
+    #[serde(deserialize_with = "empty_as_none")]
     pub item: Option<String>,
     /// Lot (holds only).
+    #[serde(deserialize_with = "empty_as_none")]
     pub lot: Option<String>,
+}
+
+/// A filter value as a query string gives it: `?item=` is no filter, not "item is empty".
+fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|value| !value.is_empty()))
 }
 
 /// One stock position: an item at a site, location and lot.
@@ -358,7 +371,7 @@ impl Visibility {
             .map(|r| HoldView {
                 blocked_positions: stock
                     .iter()
-                    .filter(|s| !s.on_hand.is_zero() && r.blocks(&s.key))
+                    .filter(|s| !s.on_hand.at_least_zero().is_zero() && r.blocks(&s.key))
                     .count(),
                 open: r.is_open(),
                 site: r.key.site,

@@ -618,3 +618,11 @@ fn stock_received_in_quality_inspection_is_restricted_until_released_where_it_li
         "blocked in place"
     );
 }
+
+#[test]
+fn an_empty_filter_value_filters_nothing() {
+    let filter: crate::query::InventoryFilter =
+        serde_json::from_value(serde_json::json!({"item": "", "site": "PLANT1"})).unwrap();
+    assert_eq!(filter.item, None, "?item= is no filter");
+    assert_eq!(filter.site.as_deref(), Some("PLANT1"));
+}
