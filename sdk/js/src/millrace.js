@@ -114,6 +114,7 @@ export const decimal = {
     if (!DIGITS.test(whole) || (at >= 0 && !DIGITS.test(fraction))) {
       throw new FieldError(`'${text}' is not a decimal number`);
     }
+    checkSize(text, whole, fraction);
     return normalise(negative, whole, fraction);
   },
   /** Reads a fixed-width digits field with `scale` implied decimals: ('000125', 2) is '1.25'. */
@@ -124,6 +125,7 @@ export const decimal = {
     if (body[0] === '-' || body[0] === '+') body = body.slice(1);
     if (!DIGITS.test(body)) throw new FieldError(`'${field}' is not a decimal number`);
     const padded = body.padStart(scale + 1, '0');
+    checkSize(field, padded.slice(0, padded.length - scale), padded.slice(padded.length - scale));
     return normalise(negative, padded.slice(0, padded.length - scale), padded.slice(padded.length - scale));
   },
   /**
@@ -144,6 +146,17 @@ export const decimal = {
   /** True when `text` is in the WIT decimal form. */
   isWit(text) { return typeof text === 'string' && /^-?[0-9]+(\.[0-9]+)?$/.test(text); },
 };
+
+// What the host's decimals hold (as the Rust kit's): a 96-bit mantissa, 28 decimals. A larger
+// amount is refused here, naming the field, rather than by the host as an invalid event.
+const MAX_MANTISSA = (1n << 96n) - 1n;
+const MAX_SCALE = 28;
+
+function checkSize(text, whole, fraction) {
+  const f = fraction.replace(/0+$/, '');
+  if (f.length > MAX_SCALE) throw new FieldError(`'${text}' has more than ${MAX_SCALE} decimals`);
+  if (BigInt(`${whole}${f}` || '0') > MAX_MANTISSA) throw new FieldError(`'${text}' has too many digits`);
+}
 
 function normalise(negative, whole, fraction) {
   const w = whole.replace(/^0+(?=.)/, '');

@@ -113,3 +113,13 @@ test('jsondoc.text and jsondoc.object read a field of the expected type or refus
   assert.equal(refusal(() => jsondoc.object(doc, '$.x', 'scope')), '$.x.scope: expected an object, got a list');
   assert.equal(refusal(() => jsondoc.object(doc, '$', 'none')), '$.none: required field is missing');
 });
+
+test('decimal.parse refuses what the host cannot hold, as the Rust kit does', async () => {
+  const { decimal, FieldError } = await import('../src/millrace.js');
+  assert.equal(decimal.parse('79228162514264337593543950335'), '79228162514264337593543950335');
+  assert.equal(decimal.parse('1.' + '0'.repeat(40)), '1');
+  for (const [source, message] of [['79228162514264337593543950336', 'too many digits'], ['0.' + '1'.repeat(29), 'more than 28 decimals']]) {
+    assert.throws(() => decimal.parse(source), (error) => error instanceof FieldError && error.message.includes(message));
+  }
+  assert.throws(() => decimal.implied('1'.repeat(40), 2), FieldError);
+});

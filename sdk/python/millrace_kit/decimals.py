@@ -34,6 +34,7 @@ def parse(text, mark="."):
     whole, has_mark, fraction = trimmed.partition(mark)
     if not _digits(whole) or (has_mark and not _digits(fraction)):
         raise ValueError(f"'{text}' is not a decimal number")
+    _check_size(text, whole, fraction)
     return Decimal(f"{sign}{whole}.{fraction}" if has_mark else f"{sign}{whole}")
 
 
@@ -47,6 +48,8 @@ def implied(field, scale):
     digits = trimmed[1:] if trimmed[0] in "+-" else trimmed
     if not _digits(digits):
         raise ValueError(f"'{field}' is not a decimal number")
+    padded = digits.rjust(scale + 1, "0")
+    _check_size(field, padded[: len(padded) - scale], padded[len(padded) - scale :])
     value = Decimal(int(digits)).scaleb(-scale, _CONTEXT)
     return -value if negative else value
 
@@ -73,6 +76,20 @@ def to_wit(value):
 def is_wit_decimal(text):
     """True when ``text`` is in the WIT ``decimal`` form ``-?digits(.digits)?``."""
     return isinstance(text, str) and _WIT.fullmatch(text) is not None
+
+
+# What the host's decimals hold (as the Rust kit's): a 96-bit mantissa, 28 decimals. A larger
+# amount is refused here, naming the field, rather than by the host as an invalid event.
+_MAX_MANTISSA = 2**96 - 1
+_MAX_SCALE = 28
+
+
+def _check_size(text, whole, fraction):
+    fraction = fraction.rstrip("0")
+    if len(fraction) > _MAX_SCALE:
+        raise ValueError(f"'{text}' has more than {_MAX_SCALE} decimals")
+    if int((whole + fraction) or "0") > _MAX_MANTISSA:
+        raise ValueError(f"'{text}' has too many digits")
 
 
 def _digits(text):

@@ -28,6 +28,18 @@ class Decimals(unittest.TestCase):
         with self.assertRaises(ValueError):
             decimals.parse("12.5", ",")
 
+    def test_refuses_what_the_host_cannot_hold(self):
+        # The Rust kit's limits (a 96-bit mantissa, 28 decimals): refused in the plugin, naming
+        # the field, not by the host as an invalid event.
+        for source, message in [("79228162514264337593543950336", "too many digits"),
+                                ("0." + "1" * 29, "more than 28 decimals")]:
+            with self.assertRaises(ValueError) as caught:
+                decimals.parse(source)
+            self.assertIn(message, str(caught.exception))
+        self.assertEqual(decimals.to_wit(decimals.parse("1." + "0" * 40)), "1")
+        with self.assertRaises(ValueError):
+            decimals.implied("1" * 40, 2)
+
     def test_implied_and_floats(self):
         self.assertEqual(decimals.to_wit(decimals.implied("000125", 2)), "1.25")
         self.assertEqual(decimals.to_wit(decimals.implied("-000050", 1)), "-5")
