@@ -9,7 +9,7 @@
 //! | `nats.token` | token authentication | none |
 //! | `nats.token_file`, `nats.token_env` | the token read from a file (trimmed) or an environment variable instead | none |
 //! | `nats.tls.ca`, `nats.tls.cert`, `nats.tls.key`, `nats.tls.required` | TLS to the server | off |
-//! | `nats.ping_interval` | how often the client pings the server; a connection whose server has not answered two pings is dropped and the next server of `nats.url` tried | `10s` |
+//! | `nats.ping_interval` | how often the client pings its server, and a host checks that its server answers: one from which nothing came for two intervals (stalled, partitioned) is left for the next server of `nats.url` | `10s` |
 
 use std::path::PathBuf;
 
@@ -17,8 +17,9 @@ use serde::Deserialize;
 
 use super::values::{HumanDuration, Invalid};
 
-/// The ping interval when the file gives none: a stalled or partitioned server is left within
-/// about three intervals (async-nats' default of 60 s took three minutes, with the host idle).
+/// The ping interval when the file gives none: a host leaves a stalled or partitioned server
+/// within about three intervals (the host's own check: async-nats pings only after an interval
+/// in which the client sent nothing, which a busy host never has).
 pub const DEFAULT_PING_INTERVAL: HumanDuration = HumanDuration::from_secs(10);
 
 /// How to reach NATS.
