@@ -27,8 +27,20 @@ use millrace_transport::stored;
 use millrace_transport::undeliverable::Advisory;
 
 /// How soon an advisory this host could not settle (a host failure, a route another host
-/// serves) is tried again.
+/// serves) is tried again the first time; each further try waits twice as long, up to
+/// [`TRY_AGAIN_MAX`].
 const TRY_AGAIN: Duration = Duration::from_secs(10);
+
+/// The longest wait between tries of one advisory: during a lasting NATS failure, a thousand
+/// given-up messages retried every 10 s were a hundred failing pipeline runs (and two log lines
+/// each) a second.
+const TRY_AGAIN_MAX: Duration = Duration::from_secs(300);
+
+/// How long the `tries`-th failed try of an advisory waits before the next.
+fn try_again_after(tries: i64) -> Duration {
+    let doublings = u32::try_from(tries.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+    TRY_AGAIN.saturating_mul(1 << doublings).min(TRY_AGAIN_MAX)
+}
 
 /// How often an advisory naming a consumer no route of this host has is tried again before it
 /// is given up with an error in the log (another host serves the route, or none does any more;
@@ -95,8 +107,12 @@ pub async fn run<D: AsRef<Pipeline>>(
         let answer = match settled {
             Ok(()) => AckKind::Ack,
             Err(e) => {
-                tracing::warn!("an undeliverable raw message is not settled yet: {e:#}");
-                AckKind::Nak(Some(TRY_AGAIN))
+                let wait = try_again_after(tries);
+                tracing::warn!(
+                    "an undeliverable raw message is not settled yet, trying again in {}s: {e:#}",
+                    wait.as_secs()
+                );
+                AckKind::Nak(Some(wait))
             }
         };
         if let Err(e) = message.ack_with(answer).await {
@@ -171,5 +187,19 @@ impl Settler<'_> {
                 processed.outcome.map(|_| ()).map_err(anyhow::Error::from)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tries_wait_longer_each_time_up_to_five_minutes() {
+        let waits: Vec<u64> = [1, 2, 3, 5, 6, 100, 0, -3]
+            .into_iter()
+            .map(|tries| try_again_after(tries).as_secs())
+            .collect();
+        assert_eq!(waits, [10, 20, 40, 160, 300, 300, 10, 10]);
     }
 }
