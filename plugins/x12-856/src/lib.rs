@@ -6,10 +6,10 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-use millrace_sdk::canonical::{ShipmentLine, ShipmentNotice};
-use millrace_sdk::prelude::*;
 use std::collections::HashMap;
 
+use millrace_sdk::canonical::{ShipmentLine, ShipmentNotice};
+use millrace_sdk::prelude::*;
 use millrace_sdk::x12::{self, Interchange, Segment, TransactionSet};
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
