@@ -8,6 +8,8 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use millrace_core::canonical::Quantity;
+
 /// An exact decimal, written and read as decimal text (`"12.5"`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Amount(Decimal);
@@ -66,19 +68,13 @@ impl Amount {
         if self.is_negative() { Self::ZERO } else { self }
     }
 
-    /// The smaller of the two.
-    pub fn at_most(self, other: Self) -> Self {
-        self.min(other)
-    }
-
-    /// The amount `text` in unit `from` (a UN/ECE Recommendation 20 code) expressed in unit
-    /// `to`: itself when the units are the same, converted exactly when both measure one thing
+    /// This amount in unit `from` (a UN/ECE Recommendation 20 code) expressed in unit `to`:
+    /// itself when the units are the same, converted exactly when both measure one thing
     /// ([`UNITS`]: grams and kilograms, millilitres and litres, each and pieces), `None` when
-    /// the text is no decimal or the units cannot be converted (each and kilograms).
-    pub fn in_unit(text: &str, from: &str, to: &str) -> Option<Self> {
-        let amount = Self::parse(text)?;
+    /// the units cannot be converted (each and kilograms).
+    pub fn in_unit(self, from: &str, to: &str) -> Option<Self> {
         if from == to {
-            return Some(amount);
+            return Some(self);
         }
         let factor = |unit: &str| {
             UNITS
@@ -95,8 +91,19 @@ impl Amount {
             Decimal::from_str(from_factor).ok()?,
             Decimal::from_str(to_factor).ok()?,
         );
-        let converted = amount.0.checked_mul(from_factor)?.checked_div(to_factor)?;
+        let converted = self.0.checked_mul(from_factor)?.checked_div(to_factor)?;
         Some(Self(converted.normalize()))
+    }
+
+    /// The amount of `q` in unit `uom` ([`Amount::in_unit`]); when its unit cannot be
+    /// converted, its amount as it is, counted in `mismatches` (a sum that mixes units says
+    /// so). The one rule of stock positions and of summed quantities.
+    pub fn of(q: &Quantity, uom: &str, mismatches: &mut u64) -> Self {
+        let amount = Self::parse(&q.amount).unwrap_or(Self::ZERO);
+        amount.in_unit(&q.uom, uom).unwrap_or_else(|| {
+            *mismatches += 1;
+            amount
+        })
     }
 }
 
@@ -173,7 +180,7 @@ mod tests {
 
     #[test]
     fn converts_units_of_one_measure_exactly() {
-        let conv = |text, from, to| Amount::in_unit(text, from, to).map(|a| a.to_string());
+        let conv = |text, from, to| a(text).in_unit(from, to).map(|a| a.to_string());
         assert_eq!(conv("500", "GRM", "KGM").as_deref(), Some("0.5"));
         assert_eq!(conv("2", "TNE", "KGM").as_deref(), Some("2000"));
         assert_eq!(conv("1", "LBR", "KGM").as_deref(), Some("0.45359237"));

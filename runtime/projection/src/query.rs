@@ -265,7 +265,7 @@ impl Visibility {
                 // All of it while a hold covers it, else what the source says is in quality
                 // inspection or blocked (balances, movements' stock status).
                 let blocked = if blocking.is_empty() {
-                    r.restricted.at_most(r.on_hand).at_least_zero()
+                    r.restricted.min(r.on_hand).at_least_zero()
                 } else {
                     r.on_hand.at_least_zero()
                 };
@@ -442,7 +442,7 @@ impl Visibility {
                     }
                     let from = s.uom.as_deref().unwrap_or_default();
                     let to = unit.as_deref().unwrap_or(from);
-                    let convert = |amount: Amount| Amount::in_unit(&amount.to_string(), from, to);
+                    let convert = |amount: Amount| amount.in_unit(from, to);
                     match (convert(s.received), convert(s.in_transit())) {
                         (Some(rc), Some(it)) => {
                             received = received.plus(rc);

@@ -130,13 +130,7 @@ impl StockRecord {
     /// measures the same (grams into kilograms), else as it is, counted in `unit_mismatches`.
     fn amount(&mut self, q: &Quantity) -> Amount {
         let uom = self.uom.get_or_insert_with(|| q.uom.clone());
-        match Amount::in_unit(&q.amount, &q.uom, uom) {
-            Some(amount) => amount,
-            None => {
-                self.unit_mismatches += 1;
-                Amount::parse(&q.amount).unwrap_or(Amount::ZERO)
-            }
-        }
+        Amount::of(q, uom, &mut self.unit_mismatches)
     }
 
     fn touch(&mut self, event: &ProjectedEvent) {
@@ -170,7 +164,7 @@ impl Record for StockRecord {
                     if *restricted && !delta.is_negative() {
                         self.restricted = self.restricted.plus(delta);
                     }
-                    self.restricted = self.restricted.at_most(self.on_hand.at_least_zero());
+                    self.restricted = self.restricted.min(self.on_hand.at_least_zero());
                 }
                 if *receipt {
                     self.received = self.received.plus(delta);
@@ -206,7 +200,7 @@ impl Record for StockRecord {
                 self.allocated = Some(self.amount(allocated));
                 let blocked = self.amount(blocked);
                 self.source_blocked = Some(blocked);
-                self.restricted = blocked.at_most(self.on_hand.at_least_zero());
+                self.restricted = blocked.min(self.on_hand.at_least_zero());
                 self.balance_at = Some(event.position);
             }
         }

@@ -80,18 +80,14 @@ impl Total {
     /// quantity in a unit that cannot be converted is added as it is and counted in
     /// `unit_mismatches`.
     pub(crate) fn add(slot: &mut Option<Total>, q: &Quantity) {
-        let amount = Amount::parse(&q.amount).unwrap_or(Amount::ZERO);
         match slot {
             Some(total) => {
-                let converted = Amount::in_unit(&q.amount, &q.uom, &total.uom);
-                if converted.is_none() {
-                    total.unit_mismatches += 1;
-                }
-                total.amount = total.amount.plus(converted.unwrap_or(amount));
+                let amount = Amount::of(q, &total.uom, &mut total.unit_mismatches);
+                total.amount = total.amount.plus(amount);
             }
             None => {
                 *slot = Some(Total {
-                    amount,
+                    amount: Amount::parse(&q.amount).unwrap_or(Amount::ZERO),
                     uom: q.uom.clone(),
                     unit_mismatches: 0,
                 });
