@@ -100,7 +100,7 @@ export const decimal = {
    * text. Rejects exponents, thousands separators and anything else with a FieldError.
    */
   parse(text, mark = '.') {
-    if (typeof text !== 'string') throw new FieldError(`expected a number as text, got ${typeName(text)}`);
+    if (typeof text !== 'string') throw new FieldError(`expected a number as text, got ${jsondoc.typeName(text)}`);
     let body = text.replace(/^ +| +$/g, '');
     if (body === '') throw new FieldError('empty number');
     let negative = false;
@@ -320,12 +320,6 @@ export function compact(value) {
   return value;
 }
 
-function typeName(value) {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'a list';
-  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
-}
-
 // An unpaired surrogate: a high one not followed by a low one, or a low one not after a high one.
 const UNPAIRED_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -405,13 +399,15 @@ export const jsondoc = {
     if (typeof value !== 'object' || Array.isArray(value)) throw MapError.malformed(`${where}: expected an object, got ${jsondoc.typeName(value)}`);
     return value;
   },
-  /** A JSON value's type for an error: `null`, `a boolean`, `a number`, `text`, `a list`, `an object`. */
+  /**
+   * A value's type for an error: `null`, `a boolean`, `a number`, `text`, `a list`, `an
+   * object` (and `a bigint`... for what JSON has not).
+   */
   typeName(value) {
     if (value === null || value === undefined) return 'null';
-    if (typeof value === 'boolean') return 'a boolean';
-    if (typeof value === 'number') return 'a number';
     if (typeof value === 'string') return value.trim() ? 'text' : 'empty text';
-    return Array.isArray(value) ? 'a list' : 'an object';
+    if (Array.isArray(value)) return 'a list';
+    return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
   },
   /** The JSON path of `key` (an object key or an array index) under `parent`: `$.data`, `$.lots[1]`, `$["odd key"]`. */
   path(parent, key) {
