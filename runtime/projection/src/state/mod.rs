@@ -210,20 +210,21 @@ pub fn plan(event: &ProjectedEvent) -> Vec<Change> {
 /// receipt at the site level (on hand and arrived) would otherwise lose its second change.
 fn one_per_position(changes: Vec<Change>) -> Vec<Change> {
     let mut merged: Vec<Change> = Vec::with_capacity(changes.len());
+    // Where each position's change stands in `merged`: a ship notice has a line per item.
+    let mut at: std::collections::BTreeMap<StockKey, usize> = std::collections::BTreeMap::new();
     for change in changes {
-        if let Change::Stock(key, next) = &change
-            && let Some(Change::Stock(_, first)) = merged
-                .iter_mut()
-                .find(|c| matches!(c, Change::Stock(k, _) if k == key))
-        {
-            *first = match std::mem::replace(first, StockChange::Together(Vec::new())) {
-                StockChange::Together(mut all) => {
-                    all.push(next.clone());
-                    StockChange::Together(all)
-                }
-                one => StockChange::Together(vec![one, next.clone()]),
-            };
-            continue;
+        if let Change::Stock(key, next) = &change {
+            if let Some(Change::Stock(_, first)) = at.get(key).and_then(|i| merged.get_mut(*i)) {
+                *first = match std::mem::replace(first, StockChange::Together(Vec::new())) {
+                    StockChange::Together(mut all) => {
+                        all.push(next.clone());
+                        StockChange::Together(all)
+                    }
+                    one => StockChange::Together(vec![one, next.clone()]),
+                };
+                continue;
+            }
+            at.insert(key.clone(), merged.len());
         }
         merged.push(change);
     }

@@ -626,3 +626,34 @@ fn an_empty_filter_value_filters_nothing() {
     assert_eq!(filter.item, None, "?item= is no filter");
     assert_eq!(filter.site.as_deref(), Some("PLANT1"));
 }
+
+#[test]
+fn every_pack_of_one_item_and_lot_is_in_transit() {
+    // A ship notice line per pack (x12-856 S/O/I/P): two cartons of one lot are 30 + 20 in
+    // transit; the second line's change to the same position was skipped as a repeat before.
+    let line = |amount: &str| millrace_core::canonical::ShipmentLine {
+        item: "RM-1".into(),
+        quantity: q(amount),
+        lot: Some("L1".into()),
+        serials: vec![],
+        purchase_order: None,
+        package_id: None,
+    };
+    let notice = event(
+        "asn",
+        "2026-03-01T10:00:00Z",
+        EventData::ShipmentNotice(millrace_core::canonical::ShipmentNotice {
+            shipment_id: "S1".into(),
+            supplier: "SUP".into(),
+            ship_date: "2026-03-01T10:00:00Z".into(),
+            expected_delivery: None,
+            lines: vec![line("30"), line("20")],
+        }),
+    );
+    assert_eq!(plan(&notice).len(), 1, "one change per position");
+    let mut book = BTreeMap::new();
+    apply_stock(&mut book, &notice);
+    apply_stock(&mut book, &notice);
+    let transit = book.values().next().map(|r| r.in_transit().to_string());
+    assert_eq!(transit.as_deref(), Some("50"));
+}
