@@ -28,22 +28,7 @@ fn event(id: &str, time: &str, data: EventData) -> ProjectedEvent {
 }
 
 fn receipt(id: &str, time: &str, amount: &str) -> ProjectedEvent {
-    event(
-        id,
-        time,
-        EventData::InventoryMovement(InventoryMovement {
-            movement_type: MovementType::Receipt,
-            item: "RM-1".into(),
-            quantity: q(amount),
-            from_location: None,
-            to_location: Some("WH1".into()),
-            lot: Some("L1".into()),
-            serials: vec![],
-            stock_status: None,
-            reference_document: None,
-            expiry_date: None,
-        }),
-    )
+    movement(id, time, MovementType::Receipt, amount, None, Some("WH1"))
 }
 
 /// Applies every change of `event` to the stock positions in `book`.
