@@ -10,6 +10,8 @@ pub mod undeliverable;
 
 pub use consumers::{consumer_name, route_consumer, route_consumer_name};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -158,11 +160,13 @@ pub fn max_payload(client: &async_nats::Client) -> usize {
 }
 
 /// Says in the log what happened to the connection: an operator sees a lost connection, and
-/// what the server refused, at once.
-fn log_connection_event(event: &async_nats::Event) {
+/// what the server refused, at once. The first connection is a debug line: a host says where it
+/// connected itself, and a CLI command's output should not start with a log line.
+fn log_connection_event(event: &async_nats::Event, first: bool) {
     use async_nats::Event;
     match event {
-        Event::Connected => tracing::info!("connected to NATS"),
+        Event::Connected if first => tracing::debug!("connected to NATS"),
+        Event::Connected => tracing::info!("reconnected to NATS"),
         Event::Disconnected => tracing::warn!("disconnected from NATS; reconnecting"),
         Event::ServerError(error) => tracing::warn!("the NATS server reported an error: {error}"),
         // Only when the client is closed or dropped (reconnects are unlimited): the end of a
@@ -190,7 +194,14 @@ pub async fn connect(config: &Config, url: Option<&str>) -> anyhow::Result<async
                 .unwrap_or(millrace_core::config::DEFAULT_PING_INTERVAL)
                 .get(),
         )
-        .event_callback(|event| async move { log_connection_event(&event) });
+        .event_callback({
+            let connected_before = Arc::new(AtomicBool::new(false));
+            move |event| {
+                let first = matches!(event, async_nats::Event::Connected)
+                    && !connected_before.swap(true, Ordering::Relaxed);
+                async move { log_connection_event(&event, first) }
+            }
+        });
     if let Some(path) = &nats.credentials {
         let path = config.resolve(path);
         options = options

@@ -25,11 +25,22 @@ use millrace::transport::{
 /// How long `up --once` waits for the sample messages to be mapped.
 const ONCE_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Says which server a host connected to (a reconnect is logged as it happens).
+fn log_connected(client: &async_nats::Client) {
+    let server = client.server_info();
+    tracing::info!(
+        server = %server.server_name,
+        version = %server.version,
+        "connected to NATS"
+    );
+}
+
 /// `millrace run`.
 pub async fn run(config_path: &Path, nats: Option<&str>) -> anyhow::Result<ExitCode> {
     let config = Arc::new(Config::load(config_path)?);
     let export = start_logging(&config).await?;
     let client = transport::connect(&config, nats).await?;
+    log_connected(&client);
     let sandbox = super::sandbox(&config)?;
     let shutdown = CancellationToken::new();
     let projection = start_projection(&config, &client, false, &shutdown).await?;
@@ -198,6 +209,7 @@ pub async fn up(config_path: &Path, options: UpOptions) -> anyhow::Result<ExitCo
         }
     };
     let client = transport::connect(&config, Some(&url)).await?;
+    log_connected(&client);
     let sandbox = super::sandbox(&config)?;
     let shutdown = CancellationToken::new();
     let mut host = HostBuilder::new(config.clone(), client.clone(), sandbox).start();
