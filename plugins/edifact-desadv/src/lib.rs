@@ -43,7 +43,7 @@ fn notice(
         Some(despatch_advice) => despatch_advice,
         None => message.beginning(&header)?,
     };
-    edifact::refuse_withdrawn(bgm, "the despatch advice")?;
+    edifact::refuse_not_original(bgm, "the despatch advice")?;
     let shipment_id = bgm.value(2, 1).trim();
     if shipment_id.is_empty() {
         return Err(MapError::malformed(format!(
@@ -73,60 +73,18 @@ fn notice(
         })
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| interchange.sender.to_string());
-    let header_po = qualified(&header, "RFF", &["ON"]).map(|s| s.value(1, 2).trim().to_owned());
-
+    let orders = edifact::HeaderReference::of(&header, &["ON"]);
+    let packaging = edifact::Packaging::read(message, header.len())?;
     let mut lines = Vec::new();
-    let mut package: Option<String> = None;
-    let mut current: Option<Vec<&Segment>> = None;
-    let flush = |segments: Option<Vec<&Segment>>,
-                 package: &Option<String>,
-                 lines: &mut Vec<ShipmentLine>|
-     -> Result<(), MapError> {
-        if let Some(segments) = segments {
-            lines.push(line(
-                &segments,
-                package.clone(),
-                header_po.clone(),
-                interchange,
-                item_qualifier,
-            )?);
-        }
-        Ok(())
-    };
-    // A line its sub-lines break down is left to them, with the segments that follow it.
-    let split = message.split_lines()?;
-    let mut in_split_line = false;
-    for segment in message.segments.iter().skip(header.len()) {
-        match segment.tag.as_ref() {
-            "CPS" => {
-                flush(current.take(), &package, &mut lines)?;
-                package = None;
-                in_split_line = false;
-            }
-            "LIN" => {
-                flush(current.take(), &package, &mut lines)?;
-                in_split_line = split.contains(segment.value(1, 1).trim());
-                if !in_split_line {
-                    current = Some(vec![segment]);
-                }
-            }
-            "CNT" | "UNS" => {
-                flush(current.take(), &package, &mut lines)?;
-                in_split_line = false;
-            }
-            _ if in_split_line => {}
-            _ => match current.as_mut() {
-                Some(line_segments) => line_segments.push(segment),
-                None => {
-                    // Packaging level: GIN+BJ carries the SSCC of the package.
-                    if segment.tag == "GIN" && segment.value(1, 1) == "BJ" {
-                        package = Some(segment.value(2, 1).trim().to_owned());
-                    }
-                }
-            },
-        }
+    for segments in interchange.item_lines(message)? {
+        lines.push(line(
+            &segments,
+            &packaging,
+            &orders,
+            interchange,
+            item_qualifier,
+        )?);
     }
-    flush(current.take(), &package, &mut lines)?;
     if lines.is_empty() {
         return Err(MapError::malformed(format!(
             "message {} (segment {}): the despatch advice has no LIN line",
@@ -144,8 +102,8 @@ fn notice(
 
 fn line(
     segments: &[&Segment],
-    package_id: Option<String>,
-    header_po: Option<String>,
+    packaging: &edifact::Packaging,
+    orders: &edifact::HeaderReference,
     interchange: &Interchange,
     item_qualifier: Option<&str>,
 ) -> Result<ShipmentLine, MapError> {
@@ -161,18 +119,17 @@ fn line(
             qty.value(1, 2)
         )));
     }
-    // The batch, wherever the partner put it (GIN BX, PCI 36E, RFF BT, GIR BX, PIA NB).
-    let lot = edifact::line_batch(segments)?;
-    let purchase_order = qualified(segments, "RFF", &["ON"])
-        .map(|s| s.value(1, 2).trim().to_owned())
-        .or(header_po);
+    // The batch, wherever the partner put it (GIN BX, PCI 36E, RFF BT, GIR BX, PIA NB), else
+    // the one marked on the package the line lies in.
+    let lot = packaging.batch(segments)?;
+    let purchase_order = orders.for_line(segments, &["ON"])?;
     Ok(ShipmentLine {
         item,
         quantity,
         lot,
         serials: edifact::line_serials(segments)?,
         purchase_order,
-        package_id,
+        package_id: packaging.sscc(segments),
     })
 }
 

@@ -17,7 +17,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     for interchange in edifact::parse_all(&msg.payload)? {
         for message in interchange.messages_of("INVRPT", "an INVRPT inventory report") {
             let message = message?;
-            let report = Report::read(message, &route)?;
+            let report = Report::read(&interchange, message, &route)?;
             let transaction = interchange.source_transaction(message, report.number);
             let balances = report.balances(&interchange, &route)?;
             events.extend(route.events(&report.occurred_at, &transaction, balances));
@@ -39,7 +39,11 @@ struct Report<'a> {
 }
 
 impl<'a> Report<'a> {
-    fn read(message: &'a Message<'a>, route: &edi::Route) -> Result<Self, MapError> {
+    fn read(
+        interchange: &Interchange<'a>,
+        message: &'a Message<'a>,
+        route: &edi::Route,
+    ) -> Result<Self, MapError> {
         let header = message.header();
         let bgm = message.beginning(&header)?;
         edifact::refuse_withdrawn(bgm, "the inventory report")?;
@@ -60,7 +64,8 @@ impl<'a> Report<'a> {
             number: Some(bgm.value(2, 1).trim()).filter(|n| !n.is_empty()),
             occurred_at,
             warehouse,
-            lines: message.lines()?,
+            // Sub-lines checked to add up to the lines they split.
+            lines: interchange.item_lines(message)?,
         })
     }
 

@@ -81,7 +81,7 @@ fn receipts(
 ) -> Result<(String, Option<String>, Vec<InventoryMovement>), MapError> {
     let header = message.header();
     let bgm = message.beginning(&header)?;
-    edifact::refuse_withdrawn(bgm, "the receiving advice")?;
+    edifact::refuse_not_original(bgm, "the receiving advice")?;
     let received = qualified(&header, "DTM", &["50", "137"]).ok_or_else(|| {
             MapError::malformed(format!(
                 "{}: the message has neither a goods receipt date (DTM 50) nor a document date (DTM 137)",
@@ -100,18 +100,19 @@ fn receipts(
             message.reference, message.position
         )));
     }
-    let header_reference = qualified(&header, "RFF", &["ON", "DQ", "AAK"])
-        .map(|s| s.value(1, 2).trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .or_else(|| Some(bgm.value(2, 1).trim().to_owned()).filter(|s| !s.is_empty()));
+    let references = edifact::HeaderReference::of(&header, REFERENCES);
+    let advice = Some(bgm.value(2, 1).trim().to_owned()).filter(|s| !s.is_empty());
 
+    let packaging = edifact::Packaging::read(message, header.len())?;
     let mut movements = Vec::new();
-    for group in &message.lines()? {
+    for group in &interchange.item_lines(message)? {
         if let Some(movement) = receipt(
             group,
+            &packaging,
             interchange,
             &to_location,
-            &header_reference,
+            &references,
+            &advice,
             item_qualifier,
         )? {
             movements.push(movement);
@@ -127,55 +128,44 @@ fn receipts(
     Ok((occurred_at, document, movements))
 }
 
+/// The references a receipt names, in this order: the order (`RFF+ON`), the delivery note
+/// (`DQ`), the despatch advice (`AAK`); the line's own, else the header's.
+const REFERENCES: &[&str] = &["ON", "DQ", "AAK"];
+
 fn receipt(
     segments: &[&Segment],
+    packaging: &edifact::Packaging,
     interchange: &Interchange,
     to_location: &Option<String>,
-    header_reference: &Option<String>,
+    references: &edifact::HeaderReference,
+    advice: &Option<String>,
     item_qualifier: Option<&str>,
 ) -> Result<Option<InventoryMovement>, MapError> {
     if segments.is_empty() {
         return Ok(None);
     }
     let item = edifact::line_item(segments, item_qualifier)?;
-    // 194 received and accepted: free stock; 48 received: status not stated.
-    let (qty, status) = match qualified(segments, "QTY", &["194"]) {
-        Some(q) => (q, Some(StockStatus::Unrestricted)),
-        None => match qualified(segments, "QTY", &["48"]) {
-            Some(q) => (q, None),
-            None => return Ok(None),
-        },
+    let Some((quantity, status)) = received(segments, interchange)? else {
+        return Ok(None);
     };
-    // A second quantity of the same kind: which one the line received cannot be told (INVRPT
-    // refuses the same), and booking the first alone would lose the other.
-    if let Some(other) = segments
-        .iter()
-        .filter(|s| s.tag == "QTY" && s.value(1, 1) == qty.value(1, 1))
-        .nth(1)
-    {
-        return Err(MapError::malformed(format!(
-            "{}: the line states QTY {} twice ({} and {}); one receipt books one quantity: send \
-             one line (or sub-line) per batch",
-            qty.at(),
-            qty.value(1, 1),
-            qty.value(1, 2),
-            other.value(1, 2)
-        )));
-    }
-    let quantity = interchange.stock_quantity(qty)?;
     if quantity.amount == "0" {
         return Ok(None);
     }
-    // The batch, wherever the partner put it (GIN BX, PCI 36E, RFF BT, GIR BX, PIA NB).
-    let lot = edifact::line_batch(segments)?;
+    // The batch, wherever the partner put it (GIN BX, PCI 36E, RFF BT, GIR BX, PIA NB), else
+    // the one marked on the package the line lies in.
+    let lot = packaging.batch(segments)?;
     // The lot's expiry (best-before) date: DTM 36 (expiry), else 361 (best before).
-    let expiry_date = qualified(segments, "DTM", &["36", "361"])
+    // Each once: of two expiry dates, which is the lot's cannot be told.
+    let expiry = match edifact::sole(segments, "DTM", "36")? {
+        Some(expiry) => Some(expiry),
+        None => edifact::sole(segments, "DTM", "361")?,
+    };
+    let expiry_date = expiry
         .map(|expiry| expiry_day(expiry).map(timestamp::full_date))
         .transpose()?;
-    let reference_document = qualified(segments, "RFF", &["ON"])
-        .map(|s| s.value(1, 2).trim().to_owned())
-        .filter(|s| !s.is_empty())
-        .or_else(|| header_reference.clone());
+    let reference_document = references
+        .for_line(segments, REFERENCES)?
+        .or_else(|| advice.clone());
     Ok(Some(InventoryMovement {
         to_location: to_location.clone(),
         lot,
@@ -185,6 +175,58 @@ fn receipt(
         expiry_date,
         ..InventoryMovement::new(MovementType::Receipt, item, quantity)
     }))
+}
+
+/// What a line received into stock, and its status: `QTY+194` (received and accepted) as free
+/// stock, else `QTY+48` (received) less what it says was not accepted (`195` to be returned,
+/// `196` to be destroyed), free stock too when any was refused, status not stated when none was.
+/// Each quantity once: a second one of a kind is an error, since booking the first alone would
+/// lose the other. `None` when the line states neither 194 nor 48.
+fn received(
+    segments: &[&Segment],
+    interchange: &Interchange,
+) -> Result<Option<(Quantity, Option<StockStatus>)>, MapError> {
+    if let Some(accepted) = edifact::sole(segments, "QTY", "194")? {
+        let accepted = interchange.stock_quantity(accepted)?;
+        return Ok(Some((accepted, Some(StockStatus::Unrestricted))));
+    }
+    let Some(qty) = edifact::sole(segments, "QTY", "48")? else {
+        return Ok(None);
+    };
+    let received = interchange.stock_quantity(qty)?;
+    let mut accepted = decimal::parse(&received.amount, '.').malformed_at(qty.at())?;
+    let mut refused = false;
+    for qualifier in ["195", "196"] {
+        let Some(not_accepted) = edifact::sole(segments, "QTY", qualifier)? else {
+            continue;
+        };
+        let amount = interchange.stock_quantity(not_accepted)?;
+        if amount.uom != received.uom {
+            return Err(MapError::malformed(format!(
+                "{}: QTY {qualifier} (not accepted) is in {}, the received QTY 48 in {}; what was \
+                 accepted cannot be worked out",
+                not_accepted.at(),
+                amount.uom,
+                received.uom
+            )));
+        }
+        accepted -= decimal::parse(&amount.amount, '.').malformed_at(not_accepted.at())?;
+        refused = true;
+    }
+    if accepted.is_sign_negative() {
+        return Err(MapError::malformed(format!(
+            "{}: the line refuses more (QTY 195/196) than it received (QTY 48 {})",
+            qty.at(),
+            received.amount
+        )));
+    }
+    if !refused {
+        return Ok(Some((received, None)));
+    }
+    Ok(Some((
+        decimal::quantity(accepted, &received.uom),
+        Some(StockStatus::Unrestricted),
+    )))
 }
 
 millrace_sdk::export_mapper!(map);

@@ -451,16 +451,27 @@ fn read_one<'a>(
             release: (una[3] != ' ').then_some(una[3]),
             segment: una[5],
         };
-        let distinct = [una[0], una[1], una[5]];
-        if distinct[0] == distinct[1] || distinct[0] == distinct[2] || distinct[1] == distinct[2] {
-            return Err(SyntaxError::new(
-                "UNA",
-                format!(
-                    "the component separator '{}', element separator '{}' and segment terminator \
-                     '{}' must all differ",
-                    una[0], una[1], una[5]
-                ),
-            ));
+        // ISO 9735: one character may not serve two purposes. A release character that is also
+        // the decimal mark turned 12.5 into 125, a decimal mark that is also the component
+        // separator 12,5 into 12 of unit 5.
+        let roles = [
+            ("component separator", una[0]),
+            ("element separator", una[1]),
+            ("decimal mark", una[2]),
+            ("release character", una[3]),
+            ("repetition separator", una[4]),
+            ("segment terminator", una[5]),
+        ];
+        for (i, (role, c)) in roles.iter().enumerate() {
+            let same = roles[i + 1..]
+                .iter()
+                .find(|(_, other)| other == c && *c != ' ');
+            if let Some((other_role, _)) = same {
+                return Err(SyntaxError::new(
+                    "UNA",
+                    format!("'{c}' is both the {role} and the {other_role}: each must differ"),
+                ));
+            }
         }
         if separators.decimal_mark != '.' && separators.decimal_mark != ',' {
             return Err(SyntaxError::new(
@@ -1067,7 +1078,10 @@ mod lines;
 #[cfg(test)]
 mod tests;
 
-pub use lines::{line_batch, line_item, line_qty, line_serials, qualified, refuse_withdrawn};
+pub use lines::{
+    HeaderReference, Packaging, line_batch, line_item, line_qty, line_serials, qualified,
+    refuse_not_original, refuse_withdrawn, sole,
+};
 
 impl Interchange<'_> {
     /// The `source_transaction` of `message`: the sender (`UNB` S002 0007`/`0004) `:` `UNB` 0020

@@ -21,8 +21,35 @@ pub fn qualified<'a, 'b>(
     })
 }
 
+/// The one segment of `segments` with tag `tag` and qualifier `qualifier` (its first component),
+/// `None` when there is none. Two are an error naming both: a line stating its despatch
+/// quantity, order or expiry twice cannot be booked with one of them.
+pub fn sole<'a, 'b>(
+    segments: &[&'a Segment<'b>],
+    tag: &str,
+    qualifier: &str,
+) -> Result<Option<&'a Segment<'b>>, MapError> {
+    let mut found = segments
+        .iter()
+        .copied()
+        .filter(|s| s.tag == tag && s.value(1, 1) == qualifier);
+    let first = found.next();
+    if let (Some(first), Some(second)) = (first, found.next()) {
+        return Err(MapError::malformed(format!(
+            "{}: {tag} {qualifier} is stated twice ('{}', then '{}' in {}); which one holds \
+             cannot be told: send one line (or sub-line) per quantity, batch or order",
+            first.at(),
+            first.value(1, 2),
+            second.value(1, 2),
+            second.at()
+        )));
+    }
+    Ok(first)
+}
+
 /// The `QTY` segment of `qualifier` in a line group (`LIN` and the segments after it); an error
-/// names the line and `what` the quantity is ("despatch quantity") when the line has none.
+/// names the line and `what` the quantity is ("despatch quantity") when the line has none, and
+/// both segments when it has two.
 pub fn line_qty<'a, 'b>(
     line: &[&'a Segment<'b>],
     qualifier: &str,
@@ -31,12 +58,71 @@ pub fn line_qty<'a, 'b>(
     let Some(lin) = line.first() else {
         return Err(MapError::malformed("an empty LIN group"));
     };
-    qualified(line, "QTY", &[qualifier]).ok_or_else(|| {
+    sole(line, "QTY", qualifier)?.ok_or_else(|| {
         MapError::malformed(format!(
             "{}: the line has no {what} (QTY {qualifier})",
             lin.at()
         ))
     })
+}
+
+/// The header's references of one kind (`RFF+ON` orders), for the lines that state none of
+/// their own. A despatch advice may cover several orders in its header; then only the lines can
+/// say which is theirs, and a line that does not is an error rather than given the first.
+pub struct HeaderReference<'a, 'b> {
+    found: Vec<&'a Segment<'b>>,
+}
+
+impl<'a, 'b> HeaderReference<'a, 'b> {
+    /// The header's `RFF` segments of the first of `qualifiers` it states.
+    pub fn of(header: &[&'a Segment<'b>], qualifiers: &[&str]) -> Self {
+        let found = qualifiers
+            .iter()
+            .map(|q| {
+                header
+                    .iter()
+                    .copied()
+                    .filter(|s| s.tag == "RFF" && s.value(1, 1) == *q)
+                    .filter(|s| !s.value(1, 2).trim().is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .find(|found| !found.is_empty())
+            .unwrap_or_default();
+        Self { found }
+    }
+
+    /// The line's own reference of `qualifiers` (the first it states, once), else the header's
+    /// when it states one; an error when the header states several different ones.
+    pub fn for_line(
+        &self,
+        line: &[&Segment<'_>],
+        qualifiers: &[&str],
+    ) -> Result<Option<String>, MapError> {
+        for qualifier in qualifiers {
+            if let Some(own) = sole(line, "RFF", qualifier)? {
+                let value = own.value(1, 2).trim();
+                if !value.is_empty() {
+                    return Ok(Some(value.to_owned()));
+                }
+            }
+        }
+        let Some(first) = self.found.first() else {
+            return Ok(None);
+        };
+        let value = first.value(1, 2).trim();
+        if let Some(other) = self.found.iter().find(|s| s.value(1, 2).trim() != value) {
+            return Err(MapError::malformed(format!(
+                "{}: the line has no RFF {} of its own, and the header names two ('{value}' in \
+                 {}, '{}' in {}); which one the line belongs to cannot be told",
+                line.first().map_or_else(|| first.at(), |lin| lin.at()),
+                qualifiers.join(", "),
+                first.at(),
+                other.value(1, 2).trim(),
+                other.at()
+            )));
+        }
+        Ok(Some(value.to_owned()))
+    }
 }
 
 impl<'b> Message<'b> {
@@ -49,28 +135,59 @@ impl<'b> Message<'b> {
             .collect()
     }
 
-    /// The item lines: each `LIN` with the segments after it, up to the next `LIN`, packaging
-    /// level (`CPS`), control total (`CNT`) or section separator (`UNS`). A line that sub-lines
-    /// break down is left out ([`Message::split_lines`]): its sub-lines carry its quantity.
-    pub fn lines(&self) -> Result<Vec<Vec<&Segment<'b>>>, MapError> {
-        let split = self.split_lines()?;
-        let mut lines: Vec<Vec<&Segment<'b>>> = Vec::new();
+    /// Every `LIN` with the segments after it, up to the next `LIN`, packaging level (`CPS`),
+    /// control total (`CNT`) or section separator (`UNS`); lines that sub-lines break down too.
+    fn groups(&self) -> Vec<Vec<&Segment<'b>>> {
+        let mut groups: Vec<Vec<&Segment<'b>>> = Vec::new();
         let mut in_line = false;
         for segment in &self.segments {
             match segment.tag.as_ref() {
-                "LIN" if split.contains(segment.value(1, 1).trim()) => in_line = false,
                 "LIN" => {
-                    lines.push(vec![segment]);
+                    groups.push(vec![segment]);
                     in_line = true;
                 }
                 "CPS" | "CNT" | "UNS" => in_line = false,
                 _ if in_line => {
-                    if let Some(line) = lines.last_mut() {
-                        line.push(segment);
+                    if let Some(group) = groups.last_mut() {
+                        group.push(segment);
                     }
                 }
                 _ => {}
             }
+        }
+        groups
+    }
+
+    /// The item lines: each `LIN` with the segments after it, up to the next `LIN`, packaging
+    /// level (`CPS`), control total (`CNT`) or section separator (`UNS`). A line that sub-lines
+    /// break down is left out ([`Message::split_lines`]): its sub-lines carry its quantity, and
+    /// each takes the parent's references (`RFF`) and dates (`DTM`, an expiry) of the kinds it
+    /// does not state itself, after its own segments.
+    pub fn lines(&self) -> Result<Vec<Vec<&Segment<'b>>>, MapError> {
+        let split = self.split_lines()?;
+        let groups = self.groups();
+        let parents: std::collections::BTreeMap<&str, &Vec<&Segment<'b>>> = groups
+            .iter()
+            .filter(|g| split.contains(line_number(g)))
+            .map(|g| (line_number(g), g))
+            .collect();
+        let mut lines = Vec::new();
+        for group in &groups {
+            if split.contains(line_number(group)) {
+                continue;
+            }
+            let mut line = group.clone();
+            if let Some(parent) = sub_line_of(group).and_then(|p| parents.get(p)) {
+                let states = |tag: &str, qualifier: &str| {
+                    group
+                        .iter()
+                        .any(|s| s.tag == tag && s.value(1, 1) == qualifier)
+                };
+                line.extend(parent.iter().copied().filter(|s| {
+                    (s.tag == "RFF" || s.tag == "DTM") && !states(&s.tag, s.value(1, 1))
+                }));
+            }
+            lines.push(line);
         }
         Ok(lines)
     }
@@ -82,15 +199,15 @@ impl<'b> Message<'b> {
     /// not count beside its sub-lines'. A sub-line of another item than its parent (a
     /// configured item and its components) is `unsupported-document`: which of them is stock
     /// is the partner's convention, and guessing it would count goods twice or not at all. A
-    /// sub-line of a line the message does not have before it is `malformed-input`.
+    /// sub-line of a line the message does not have before it is `malformed-input`, and so is a
+    /// line number used twice: a sub-line could not say which line it splits.
     pub fn split_lines(&self) -> Result<std::collections::BTreeSet<&str>, MapError> {
-        let mut items: std::collections::BTreeMap<&str, &str> = Default::default();
+        let mut items: std::collections::BTreeMap<&str, (&str, &Segment<'b>)> = Default::default();
         let mut split = std::collections::BTreeSet::new();
         for lin in self.segments.iter().filter(|s| s.tag == "LIN") {
             let (number, item) = (lin.value(1, 1).trim(), lin.value(3, 1).trim());
-            if lin.value(4, 1).trim() == "1" {
-                let parent = lin.value(4, 2).trim();
-                let Some(parent_item) = items.get(parent) else {
+            if let Some(parent) = sub_line_of(&[lin]) {
+                let Some((parent_item, _)) = items.get(parent) else {
                     return Err(MapError::malformed(format!(
                         "{}: line {number} is a sub-line of line '{parent}', which the message \
                          does not have before it",
@@ -108,7 +225,16 @@ impl<'b> Message<'b> {
                 }
                 split.insert(parent);
             }
-            items.insert(number, item);
+            if let Some((_, earlier)) = items.insert(number, (item, lin))
+                && !number.is_empty()
+            {
+                return Err(MapError::malformed(format!(
+                    "{}: line number {number} is used twice (first in {}); each LIN needs its own \
+                     number, or a sub-line cannot say which line it splits",
+                    lin.at(),
+                    earlier.at()
+                )));
+            }
         }
         Ok(split)
     }
@@ -129,20 +255,189 @@ impl<'b> Message<'b> {
     }
 }
 
+/// The packaging levels (`CPS`) of a DESADV or RECADV and the level each line lies in: the
+/// package a line's goods lie in (its SSCC) and the batch marked on it.
+pub struct Packaging<'m> {
+    /// Per level id (`CPS` 7164): its parent and its own segments (those before its first
+    /// `LIN`: `PAC`, `PCI`, `GIN`...).
+    levels: std::collections::BTreeMap<&'m str, (Option<&'m str>, Vec<&'m Segment<'m>>)>,
+    /// Per line, by the position of its `LIN`: the level it follows.
+    line_level: std::collections::BTreeMap<usize, &'m str>,
+}
+
+impl<'m> Packaging<'m> {
+    /// Reads the levels; a level whose id repeats, or whose parent is no earlier level, is an
+    /// error: which package a line lies in could not be told.
+    pub fn read(message: &'m Message<'m>, header_len: usize) -> Result<Self, MapError> {
+        let mut packaging = Self {
+            levels: std::collections::BTreeMap::new(),
+            line_level: std::collections::BTreeMap::new(),
+        };
+        let (mut level, mut in_line) = (None, false);
+        for segment in message.segments.iter().skip(header_len) {
+            match segment.tag.as_ref() {
+                "CPS" => {
+                    let (id, parent) = (segment.value(1, 1).trim(), segment.value(2, 1).trim());
+                    let parent = (!parent.is_empty()).then_some(parent);
+                    if let Some(parent) = parent
+                        && !packaging.levels.contains_key(parent)
+                    {
+                        return Err(MapError::malformed(format!(
+                            "{}: packaging level {id} names parent level {parent}, which no CPS \
+                             before it has",
+                            segment.at()
+                        )));
+                    }
+                    if packaging.levels.insert(id, (parent, Vec::new())).is_some() {
+                        return Err(MapError::malformed(format!(
+                            "{}: packaging level {id} is given twice (CPS 7164); which package \
+                             its lines lie in cannot be told",
+                            segment.at()
+                        )));
+                    }
+                    (level, in_line) = (Some(id), false);
+                }
+                "LIN" => {
+                    if let Some(level) = level {
+                        packaging.line_level.insert(segment.position, level);
+                    }
+                    in_line = true;
+                }
+                "CNT" | "UNS" => (level, in_line) = (None, false),
+                _ if !in_line => {
+                    if let Some((_, segments)) = level.and_then(|id| packaging.levels.get_mut(id)) {
+                        segments.push(segment);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(packaging)
+    }
+
+    /// The segments of the level `line` (a line group) lies in, then of each level above it.
+    fn around(&self, line: &[&Segment]) -> Vec<&[&'m Segment<'m>]> {
+        let mut id = line
+            .first()
+            .and_then(|lin| self.line_level.get(&lin.position).copied());
+        let mut found = Vec::new();
+        while let Some((parent, segments)) = id.and_then(|id| self.levels.get(id)) {
+            found.push(segments.as_slice());
+            id = *parent;
+        }
+        found
+    }
+
+    /// The SSCC of the package `line` lies in: the line's own `GIN+BJ` (`PCI+33E` after the
+    /// `LIN`), else its level's, else the nearest level's above it (a carton without its own
+    /// label lies on its pallet). Segments naming several SSCCs (standard packs: three cartons
+    /// alike, or a range) give none, since a line has one package.
+    pub fn sscc(&self, line: &[&Segment]) -> Option<String> {
+        std::iter::once(line)
+            .chain(self.around(line))
+            .map(ssccs)
+            .find(|found| !found.is_empty())
+            .and_then(|found| match found.as_slice() {
+                [one] => Some((*one).to_owned()),
+                _ => None,
+            })
+    }
+
+    /// The batch of `line`: its own, else the one marked on the nearest package around it
+    /// (`PCI+36E`, `GIN+BX` at a packaging level). A package marked with two batches is an error
+    /// for a line naming none: which is its lot cannot be told.
+    pub fn batch(&self, line: &[&Segment]) -> Result<Option<String>, MapError> {
+        if let Some(own) = line_batch(line)? {
+            return Ok(Some(own));
+        }
+        for level in self.around(line) {
+            let mut segments = line.first().copied().into_iter().collect::<Vec<_>>();
+            segments.extend(level.iter().copied());
+            if let Some(batch) = line_batch(&segments)? {
+                return Ok(Some(batch));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The SSCCs the `GIN+BJ` segments of `segments` name, each once (both ends of a range).
+fn ssccs<'a>(segments: &[&'a Segment]) -> Vec<&'a str> {
+    let mut found = Vec::new();
+    for gin in segments
+        .iter()
+        .filter(|s| s.tag == "GIN" && s.value(1, 1) == "BJ")
+    {
+        for n in 2..=6 {
+            for m in 1..=2 {
+                let sscc = gin.value(n, m).trim();
+                if !sscc.is_empty() && !found.contains(&sscc) {
+                    found.push(sscc);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A quantity's amount in the WIT decimal form (as [`Interchange::quantity`] gives it).
+fn amount(text: &str) -> Option<rust_decimal::Decimal> {
+    crate::decimal::parse(text, '.').ok()
+}
+
+/// The line number (`LIN` 1082) of a line group.
+fn line_number<'a>(group: &[&'a Segment<'_>]) -> &'a str {
+    group.first().map_or("", |lin| lin.value(1, 1).trim())
+}
+
+/// The parent line number of a sub-line group (`LIN` C829 `1:<parent>`), `None` for a line.
+fn sub_line_of<'a>(group: &[&'a Segment<'_>]) -> Option<&'a str> {
+    let lin = group.first()?;
+    (lin.value(4, 1).trim() == "1").then(|| lin.value(4, 2).trim())
+}
+
 /// Refuses a message whose function (`BGM` 1225) withdraws what was sent before: `1`
-/// cancellation, `3` deletion. Mapping it would publish the withdrawn data as live (a receipt, a
-/// stock balance, a despatch), and no canonical event says "withdrawn", so it is an
-/// `unsupported-document` error naming the function; `what` names the message ("the receiving
-/// advice").
+/// cancellation, `3` deletion. Mapping it would publish the withdrawn data as live (a stock
+/// balance, a receipt), and no canonical event says "withdrawn", so it is an
+/// `unsupported-document` error naming the function; `what` names the message ("the inventory
+/// report"). A report of levels (INVRPT) needs only this: its replacement or resend states the
+/// same levels again, which changes nothing.
 pub fn refuse_withdrawn(bgm: &Segment<'_>, what: &str) -> Result<(), MapError> {
-    let function = match bgm.value(3, 1).trim() {
-        "1" => "a cancellation (1)",
-        "3" => "a deletion (3)",
+    refuse_functions(bgm, what, false)
+}
+
+/// [`refuse_withdrawn`], and also a message that replaces or changes what was sent before
+/// (`5`, `4`) or sends it again (`7` duplicate, `31` copy, `43` additional transmission): for
+/// goods that move (a despatch, a receipt) it would book the same goods again, as a resend comes
+/// in a new interchange whose identity is new. The original (`9`), a message without a function
+/// and any other code are mapped.
+pub fn refuse_not_original(bgm: &Segment<'_>, what: &str) -> Result<(), MapError> {
+    refuse_functions(bgm, what, true)
+}
+
+fn refuse_functions(bgm: &Segment<'_>, what: &str, originals_only: bool) -> Result<(), MapError> {
+    const WITHDRAWS: &str = "it withdraws what was sent before, which no canonical event can say";
+    const INSTEAD: &str = "which no canonical event can say (mapped, its goods would count again \
+                           beside the original's)";
+    const AGAIN: &str = "it sends again what was sent before (mapped, its goods would count twice)";
+    let (function, because) = match bgm.value(3, 1).trim() {
+        "1" => ("a cancellation (1)", WITHDRAWS.to_owned()),
+        "3" => ("a deletion (3)", WITHDRAWS.to_owned()),
+        "4" if originals_only => (
+            "a change (4)",
+            format!("it changes what was sent before, {INSTEAD}"),
+        ),
+        "5" if originals_only => (
+            "a replacement (5)",
+            format!("it replaces what was sent before, {INSTEAD}"),
+        ),
+        "7" if originals_only => ("a duplicate (7)", AGAIN.to_owned()),
+        "31" if originals_only => ("a copy (31)", AGAIN.to_owned()),
+        "43" if originals_only => ("an additional transmission (43)", AGAIN.to_owned()),
         _ => return Ok(()),
     };
     Err(MapError::unsupported(format!(
-        "{}, BGM 1225: {what} is {function}; it withdraws what was sent before, which no \
-         canonical event can say, so it is not mapped",
+        "{}, BGM 1225: {what} is {function}; {because}, so it is not mapped",
         bgm.at()
     )))
 }
@@ -165,6 +460,58 @@ impl<'b> Interchange<'b> {
                 )))
             }
         })
+    }
+
+    /// The item lines of `message` ([`Message::lines`]), once its sub-lines are checked to add up
+    /// to the lines they split: for every quantity (qualifier and unit) a split line states and
+    /// each of its sub-lines states too, the sub-lines' sum must be the line's. A batch split of
+    /// 100 into 60 and 30 would otherwise ship 90 without a word.
+    pub fn item_lines<'m>(
+        &self,
+        message: &'m Message<'b>,
+    ) -> Result<Vec<Vec<&'m Segment<'b>>>, MapError> {
+        let lines = message.lines()?;
+        let groups = message.groups();
+        for parent in groups.iter().filter(|g| sub_line_of(g).is_none()) {
+            let subs: Vec<_> = groups
+                .iter()
+                .filter(|g| sub_line_of(g) == Some(line_number(parent)))
+                .collect();
+            if subs.is_empty() {
+                continue;
+            }
+            for qty in parent.iter().filter(|s| s.tag == "QTY") {
+                let stated = self.quantity(qty)?;
+                let mut sum = Some(rust_decimal::Decimal::ZERO);
+                for sub in &subs {
+                    let Some(own) = sole(sub, "QTY", qty.value(1, 1))? else {
+                        sum = None;
+                        break;
+                    };
+                    let own = self.quantity(own)?;
+                    if own.uom != stated.uom {
+                        sum = None;
+                        break;
+                    }
+                    sum = sum.and_then(|sum| sum.checked_add(amount(&own.amount)?));
+                }
+                let Some(sum) = sum else { continue };
+                if Some(sum) != amount(&stated.amount) {
+                    return Err(MapError::malformed(format!(
+                        "{}: line {} states QTY {} {} {}, its sub-lines add up to {} {}; they must \
+                         add up, or the split ships another quantity than the line",
+                        parent.first().map_or_else(|| qty.at(), |lin| lin.at()),
+                        line_number(parent),
+                        qty.value(1, 1),
+                        stated.amount,
+                        stated.uom,
+                        crate::decimal::to_wit(sum),
+                        stated.uom
+                    )));
+                }
+            }
+        }
+        Ok(lines)
     }
 
     /// The quantity of a `QTY` segment (`QTY+12:40:PCE`): its amount in this interchange's
@@ -272,6 +619,8 @@ pub fn line_batch(segments: &[&Segment<'_>]) -> Result<Option<String>, MapError>
             "GIN" if segment.value(1, 1) == "BX" => {
                 for n in 2..=6 {
                     add(segment.value(n, 1), segment, "GIN BX");
+                    // A range of batches (C208 first:last): two lots, as two ids are.
+                    add(segment.value(n, 2), segment, "GIN BX range");
                 }
             }
             "PCI" if segment.value(1, 1) == "36E" => {
@@ -315,37 +664,60 @@ pub fn line_batch(segments: &[&Segment<'_>]) -> Result<Option<String>, MapError>
 /// Most serial numbers one `GIN+BN` range may stand for.
 const MAX_SERIAL_RANGE: u64 = 1000;
 
-/// The serial numbers of a line group: the identity numbers of its `GIN+BN` segments. A
-/// composite with two numbers (C208 `SN0001:SN0010`) is a range, first to last (EANCOM), and
-/// stands for every number in it when both share a prefix and a numeric tail of one width, up
-/// to 1,000 numbers; another range is an error naming it, never its first number alone.
+/// The serial numbers of a line group: the identity numbers of its `GIN+BN` segments and those
+/// of its `GIR` segments qualified `BN`. A `GIN` composite with two numbers (C208
+/// `SN0001:SN0010`) is a range, first to last (EANCOM), and stands for every number in it when
+/// both share a prefix and a numeric tail of one width, up to 1,000 numbers; another range is an
+/// error naming it, never its first number alone. A serial number listed twice is an error: one
+/// unit cannot ship twice, and the count would no longer match the quantity.
 pub fn line_serials(segments: &[&Segment<'_>]) -> Result<Vec<String>, MapError> {
-    let mut serials = Vec::new();
-    for gin in segments
-        .iter()
-        .filter(|s| s.tag == "GIN" && s.value(1, 1) == "BN")
-    {
-        for n in 2..=6 {
-            let (first, last) = (gin.value(n, 1).trim(), gin.value(n, 2).trim());
-            if first.is_empty() {
-                continue;
+    let mut serials: Vec<(String, &Segment<'_>)> = Vec::new();
+    for &segment in segments {
+        match segment.tag.as_ref() {
+            "GIN" if segment.value(1, 1) == "BN" => {
+                for n in 2..=6 {
+                    let (first, last) = (segment.value(n, 1).trim(), segment.value(n, 2).trim());
+                    if first.is_empty() {
+                        continue;
+                    }
+                    if last.is_empty() || last == first {
+                        serials.push((first.to_owned(), segment));
+                        continue;
+                    }
+                    let range = serial_range(first, last).ok_or_else(|| {
+                        MapError::malformed(format!(
+                            "{}: the serial number range '{first}' to '{last}' cannot be listed: \
+                             its ends must share a prefix and a numeric tail of one width, first \
+                             to last, at most {MAX_SERIAL_RANGE} numbers",
+                            segment.at()
+                        ))
+                    })?;
+                    serials.extend(range.into_iter().map(|serial| (serial, segment)));
+                }
             }
-            if last.is_empty() || last == first {
-                serials.push(first.to_owned());
-                continue;
+            "GIR" => {
+                for n in 2..=6 {
+                    let serial = segment.value(n, 1).trim();
+                    if segment.value(n, 2) == "BN" && !serial.is_empty() {
+                        serials.push((serial.to_owned(), segment));
+                    }
+                }
             }
-            let range = serial_range(first, last).ok_or_else(|| {
-                MapError::malformed(format!(
-                    "{}: the serial number range '{first}' to '{last}' cannot be listed: its ends \
-                     must share a prefix and a numeric tail of one width, first to last, at most \
-                     {MAX_SERIAL_RANGE} numbers",
-                    gin.at()
-                ))
-            })?;
-            serials.extend(range);
+            _ => {}
         }
     }
-    Ok(serials)
+    let mut seen = std::collections::BTreeMap::new();
+    for (serial, segment) in &serials {
+        if let Some(earlier) = seen.insert(serial.as_str(), *segment) {
+            return Err(MapError::malformed(format!(
+                "{}: serial number '{serial}' is listed twice in the line (first in {}); one unit \
+                 cannot ship twice",
+                segment.at(),
+                earlier.at()
+            )));
+        }
+    }
+    Ok(serials.into_iter().map(|(serial, _)| serial).collect())
 }
 
 /// The numbers from `first` to `last`, when they are `<prefix><digits>` with one prefix and one

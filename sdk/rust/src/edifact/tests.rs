@@ -284,7 +284,25 @@ fn rejects_every_envelope_error() {
         ),
         (
             "UNA::.? 'UNB".to_owned(),
-            "UNA: the component separator ':', element separator ':' and segment terminator ''' must all differ",
+            "UNA: ':' is both the component separator and the element separator: each must differ",
+        ),
+        (
+            // 12.5 read as 125: the '.' released the next character.
+            "UNA:+.. 'UNB".to_owned(),
+            "UNA: '.' is both the decimal mark and the release character: each must differ",
+        ),
+        (
+            // 12,5 read as 12 of unit 5.
+            "UNA,+,? 'UNB".to_owned(),
+            "UNA: ',' is both the component separator and the decimal mark: each must differ",
+        ),
+        (
+            "UNA:+.+ 'UNB".to_owned(),
+            "UNA: '+' is both the element separator and the release character: each must differ",
+        ),
+        (
+            "UNA:+.?:'UNB".to_owned(),
+            "UNA: ':' is both the component separator and the repetition separator: each must differ",
         ),
     ];
     for (text, expected) in cases {
@@ -608,19 +626,26 @@ fn a_period_is_read_as_its_start() {
 }
 
 #[test]
-fn refuses_a_message_that_withdraws_an_earlier_one() {
+fn refuses_a_message_that_is_not_a_new_original() {
+    // A replacement, change or resend of goods already booked would book them again: the
+    // resend comes in a new interchange, so its envelope identity is new.
     for (function, refused) in [
         ("9", None),
-        ("5", None),
+        ("", None),
         ("1", Some("a cancellation (1)")),
         ("3", Some("a deletion (3)")),
+        ("4", Some("a change (4)")),
+        ("5", Some("a replacement (5)")),
+        ("7", Some("a duplicate (7)")),
+        ("31", Some("a copy (31)")),
+        ("43", Some("an additional transmission (43)")),
     ] {
         let text = format!(
             "UNB+UNOC:3+S+R+260714:1200+9'UNH+1+RECADV:D:96A:UN'BGM+632+R1+{function}'UNT+3+1'UNZ+1+9'"
         );
         let interchange = parse(text.as_bytes()).unwrap();
         let bgm = &interchange.messages[0].segments[0];
-        let result = refuse_withdrawn(bgm, "the receiving advice");
+        let result = refuse_not_original(bgm, "the receiving advice");
         match refused {
             None => assert!(result.is_ok(), "{function}"),
             Some(what) => assert!(
@@ -631,6 +656,29 @@ fn refuses_a_message_that_withdraws_an_earlier_one() {
                 "{function}"
             ),
         }
+    }
+}
+
+#[test]
+fn a_report_of_levels_refuses_only_what_withdraws() {
+    // An inventory report sent again states the same levels: nothing counts twice.
+    for (function, refused) in [
+        ("5", false),
+        ("7", false),
+        ("9", false),
+        ("1", true),
+        ("3", true),
+    ] {
+        let text = format!(
+            "UNB+UNOC:3+S+R+260714:1200+9'UNH+1+INVRPT:D:96A:UN'BGM+35+R1+{function}'UNT+3+1'UNZ+1+9'"
+        );
+        let interchange = parse(text.as_bytes()).unwrap();
+        let bgm = &interchange.messages[0].segments[0];
+        assert_eq!(
+            refuse_withdrawn(bgm, "the inventory report").is_err(),
+            refused,
+            "{function}"
+        );
     }
 }
 
@@ -673,4 +721,137 @@ fn lists_the_serial_numbers_of_a_range() {
             error.message()
         );
     }
+}
+
+#[test]
+fn sub_lines_take_the_parents_references_and_must_add_up_to_it() {
+    let text = doc(
+        "UNH+1+DESADV:D:96A:UN:EAN005'BGM+351+D1'LIN+1++4000862141404:SRV'QTY+12:100'\
+         RFF+ON:PO-7'DTM+36:20270101:102'LIN+2++4000862141404:SRV+1:1'QTY+12:60'RFF+BT:A'\
+         LIN+3++4000862141404:SRV+1:1'QTY+12:40'RFF+BT:B'DTM+36:20280101:102'UNT+14+1'",
+    );
+    let interchange = parse(text.as_bytes()).unwrap();
+    let lines = interchange.item_lines(&interchange.messages[0]).unwrap();
+    let value = |line: &Vec<&Segment>, tag: &str, qualifier: &str| {
+        qualified(line, tag, &[qualifier]).map(|s| s.value(1, 2).to_owned())
+    };
+    let order = |line: &Vec<&Segment>| value(line, "RFF", "ON");
+    let expiry = |line: &Vec<&Segment>| value(line, "DTM", "36");
+    // The parent's order for both; its expiry for the sub-line stating none.
+    assert_eq!(
+        lines.iter().map(order).collect::<Vec<_>>(),
+        [Some("PO-7".to_owned()), Some("PO-7".to_owned())]
+    );
+    assert_eq!(
+        lines.iter().map(expiry).collect::<Vec<_>>(),
+        [Some("20270101".to_owned()), Some("20280101".to_owned())]
+    );
+
+    let short = text.replace("QTY+12:40'", "QTY+12:30'");
+    let interchange = parse(short.as_bytes()).unwrap();
+    let error = interchange
+        .item_lines(&interchange.messages[0])
+        .unwrap_err();
+    assert!(
+        error
+            .message()
+            .contains("line 1 states QTY 12 100 PCE, its sub-lines add up to 90 PCE"),
+        "{error:?}"
+    );
+
+    // Line number 1 twice: which line would the sub-lines split?
+    let reused = text.replace(
+        "LIN+2++4000862141404:SRV+1:1",
+        "LIN+1++4000862141404:SRV+1:1",
+    );
+    let interchange = parse(reused.as_bytes()).unwrap();
+    let error = interchange.messages[0].lines().unwrap_err();
+    assert!(
+        error.message().contains("line number 1 is used twice"),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_serial_number_listed_twice_is_refused_and_gir_serials_count() {
+    let segments = line("LIN+1++4012345000108:EN'GIN+BN+S1:S2'GIR+3+S3:BN'");
+    let refs: Vec<&Segment> = segments.iter().collect();
+    assert_eq!(line_serials(&refs).unwrap(), ["S1", "S2", "S3"]);
+    let segments = line("LIN+1++4012345000108:EN'GIN+BN+S1:S2'GIN+BN+S2'");
+    let refs: Vec<&Segment> = segments.iter().collect();
+    let error = line_serials(&refs).unwrap_err();
+    assert!(
+        error
+            .message()
+            .contains("serial number 'S2' is listed twice"),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_batch_range_is_two_batches() {
+    let segments = line("LIN+1++4012345000108:EN'GIN+BX+B-1:B-5'");
+    let refs: Vec<&Segment> = segments.iter().collect();
+    let error = line_batch(&refs).unwrap_err();
+    assert!(error.message().contains("'B-5' (GIN BX range"), "{error:?}");
+}
+
+#[test]
+fn a_line_without_an_order_under_a_header_naming_two_is_refused() {
+    let segments = line("RFF+ON:PO-A'RFF+ON:PO-B'LIN+1++4012345000108:EN'LIN+2++X:EN'RFF+ON:PO-B'");
+    let refs: Vec<&Segment> = segments.iter().collect();
+    let (header, lines) = refs.split_at(2);
+    let orders = HeaderReference::of(header, &["ON"]);
+    let error = orders.for_line(&lines[..1], &["ON"]).unwrap_err();
+    assert!(
+        error.message().contains("the header names two ('PO-A'"),
+        "{error:?}"
+    );
+    assert_eq!(
+        orders.for_line(&lines[1..], &["ON"]).unwrap().as_deref(),
+        Some("PO-B")
+    );
+    let one = HeaderReference::of(&header[..1], &["ON"]);
+    assert_eq!(
+        one.for_line(&lines[..1], &["ON"]).unwrap().as_deref(),
+        Some("PO-A")
+    );
+}
+
+#[test]
+fn a_line_lies_in_the_package_of_its_level_or_the_nearest_above() {
+    let text = doc(
+        "UNH+1+DESADV:D:96A:UN:EAN005'BGM+351+D1'CPS+1'GIN+BJ+PALLET'PCI+36E+LOT-P'\
+         CPS+2+1'LIN+1++A:SRV'QTY+12:5'CPS+3+1'GIN+BJ+C1:C3'LIN+2++B:SRV'QTY+12:6'\
+         CPS+4+1'GIN+BJ+C9'LIN+3++C:SRV'QTY+12:7'GIN+BX+OWN'UNT+18+1'",
+    );
+    let interchange = parse(text.as_bytes()).unwrap();
+    let message = &interchange.messages[0];
+    let packaging = Packaging::read(message, message.header().len()).unwrap();
+    let lines = interchange.item_lines(message).unwrap();
+    let found: Vec<(Option<String>, Option<String>)> = lines
+        .iter()
+        .map(|l| (packaging.sscc(l), packaging.batch(l).unwrap()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            // A carton without a label lies on its pallet, marked with the pallet's batch.
+            (Some("PALLET".into()), Some("LOT-P".into())),
+            // A range of cartons: no one package.
+            (None, Some("LOT-P".into())),
+            // Its own label and batch win.
+            (Some("C9".into()), Some("OWN".into())),
+        ]
+    );
+    let twice = text.replace("CPS+4+1'", "CPS+3+1'");
+    let interchange = parse(twice.as_bytes()).unwrap();
+    let message = &interchange.messages[0];
+    let error = Packaging::read(message, message.header().len())
+        .err()
+        .unwrap();
+    assert!(
+        error.message().contains("packaging level 3 is given twice"),
+        "{error:?}"
+    );
 }
