@@ -240,7 +240,7 @@ fn ship_notice(
 ) -> Result<ShipmentNotice, MapError> {
     let (header, levels) = hierarchy(set)?;
     let bsn = set.beginning("BSN", header)?;
-    x12::refuse_withdrawn(bsn, 1, "the ship notice")?;
+    x12::refuse_not_original(bsn, 1, "the ship notice")?;
     let shipment_id = bsn.trimmed(2);
     if shipment_id.is_empty() {
         return Err(MapError::malformed(format!(

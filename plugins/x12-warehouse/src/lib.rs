@@ -62,7 +62,7 @@ impl<'a> Document<'a> {
         let begin = set.beginning(begin_id, &set.segments)?;
         // BRA03, an 861's purpose: a cancelled receiving advice received nothing.
         if begin_id == "BRA" {
-            x12::refuse_withdrawn(begin, 3, "the receiving advice")?;
+            x12::refuse_not_original(begin, 3, "the receiving advice")?;
         }
         let mut header = Vec::new();
         let mut lines: Vec<Vec<&Segment>> = Vec::new();

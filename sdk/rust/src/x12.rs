@@ -1529,6 +1529,36 @@ pub fn refuse_withdrawn(
     )))
 }
 
+/// [`refuse_withdrawn`], and also a document that changes or replaces what was sent before
+/// (`04` change, `05` replace) or sends it again (`07` duplicate, `18` reissue, `22` information
+/// copy): for goods that move (a ship notice, a receipt) it would book the same goods again, as a
+/// resend comes in a new interchange whose identity is new. Documents of levels or demand (an
+/// 846, an 830) are replaced by their next one and need only [`refuse_withdrawn`].
+pub fn refuse_not_original(
+    begin: &Segment<'_>,
+    element: usize,
+    what: &str,
+) -> Result<(), crate::MapError> {
+    refuse_withdrawn(begin, element, what)?;
+    let (purpose, because) = match begin.trimmed(element) {
+        "04" => ("a change (04)", "it changes what was sent before"),
+        "05" => ("a replacement (05)", "it replaces what was sent before"),
+        "07" => ("a duplicate (07)", "it sends again what was sent before"),
+        "18" => ("a reissue (18)", "it sends again what was sent before"),
+        "22" => (
+            "an information copy (22)",
+            "it sends again what was sent before",
+        ),
+        _ => return Ok(()),
+    };
+    Err(crate::MapError::unsupported(format!(
+        "{}, {}{element:02}: {what} is {purpose}; {because}, which no canonical event can say \
+         (mapped, its goods would count again), so it is not mapped",
+        begin.at(),
+        begin.id
+    )))
+}
+
 /// Whether a product/service id qualifier (element 235) names the item itself rather than
 /// something a `LIN` or line gives beside it: a purchase order (`PO`), its line (`PL`), a
 /// customer order (`ON`), a lot (`LT`), batch (`B8`) or serial number (`SN`), a country of

@@ -725,6 +725,40 @@ fn refuses_a_document_that_withdraws_an_earlier_one() {
 }
 
 #[test]
+fn a_document_of_goods_that_move_must_be_an_original() {
+    let check = |purpose: &str| {
+        let text = doc(&format!(
+            "ST*856*0001~BSN*{purpose}*SHIP1*20260714*1200~SE*3*0001~"
+        ));
+        let interchange = parse(text.as_bytes()).unwrap();
+        let (_, set) = interchange.transaction_sets().next().unwrap();
+        refuse_not_original(&set.segments[0], 1, "the ship notice")
+    };
+    // 14: advance notification, as suppliers send their 856s.
+    for purpose in ["00", "14", "06"] {
+        assert!(check(purpose).is_ok(), "{purpose}");
+    }
+    for (purpose, what) in [
+        ("01", "a cancellation (01)"),
+        ("04", "a change (04)"),
+        ("05", "a replacement (05)"),
+        ("07", "a duplicate (07)"),
+        ("18", "a reissue (18)"),
+        ("22", "an information copy (22)"),
+    ] {
+        let error = check(purpose).unwrap_err();
+        assert_eq!(error.kind(), "unsupported-document");
+        assert!(
+            error
+                .message()
+                .contains(&format!("BSN01: the ship notice is {what};")),
+            "{}",
+            error.message()
+        );
+    }
+}
+
+#[test]
 fn refuses_a_transaction_set_number_repeated_in_its_group() {
     let text =
         doc("ST*856*0001~BSN*00*A*20260714*1200~SE*3*0001~ST*856*1~BSN*00*B*20260714*1200~SE*3*1~");
