@@ -113,10 +113,13 @@ impl Target {
         })
     }
 
-    /// Waits for the rate limit's next slot.
+    /// Waits for the rate limit's next slot, and for the end of a pause a 429 asked for
+    /// ([`Target::pause`]) whether or not the target has a rate limit.
     pub async fn paced(&self) {
-        let Some(rate) = self.config.rate else { return };
-        let interval = rate.per.get() / rate.requests.max(1);
+        let interval = self
+            .config
+            .rate
+            .map_or(Duration::ZERO, |rate| rate.per.get() / rate.requests.max(1));
         let slot = {
             let mut next = self.pace.lock().await;
             let slot = (*next).max(Instant::now());
@@ -470,6 +473,29 @@ mod tests {
         let root_url = reqwest::Url::parse(root).unwrap();
         let at_root = url_under(root, &root_url, "//evil.example/x").unwrap();
         assert_eq!(at_root.host_str(), Some("wms.example.com"));
+    }
+
+    #[tokio::test]
+    async fn a_429s_pause_holds_a_target_without_a_rate_limit() {
+        // A client that never connects: the HTTP target does not use it.
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect("127.0.0.1:1")
+            .await
+            .unwrap();
+        let config = TargetConfig {
+            url: Some("http://127.0.0.1:9".into()),
+            ..TargetConfig::default()
+        };
+        assert!(config.rate.is_none());
+        let target = Target::new("erp", &config, &jetstream::new(client)).unwrap();
+        let start = Instant::now();
+        target.paced().await;
+        assert!(start.elapsed() < Duration::from_millis(100), "no pause, no wait");
+        target.pause(Duration::from_millis(300)).await;
+        target.paced().await;
+        // It was retried at once, 137 requests in 6 s against Retry-After: 5.
+        assert!(start.elapsed() >= Duration::from_millis(300), "{:?}", start.elapsed());
     }
 
     #[test]
