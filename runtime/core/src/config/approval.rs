@@ -8,11 +8,8 @@
 //!
 //! A rollback never waits for approval: it is the emergency path, and is audited as such.
 
-use std::collections::BTreeMap;
-
 use serde::Deserialize;
 
-use super::RouteConfig;
 use super::values::{HumanDuration, Invalid, check_names};
 
 /// Every route, in `approval.routes`.
@@ -47,10 +44,14 @@ impl ApprovalConfig {
     }
 
     /// The first key that is wrong, with what is accepted.
-    pub(super) fn check(&self, routes: &BTreeMap<String, RouteConfig>) -> Result<(), Invalid> {
+    /// `routes` are the names of every route of the file, inbound and outbound.
+    pub(super) fn check<'a>(
+        &self,
+        routes: impl Iterator<Item = &'a str> + Clone,
+    ) -> Result<(), Invalid> {
         for route in &self.routes {
-            if route != EVERY_ROUTE && !routes.contains_key(route) {
-                let mut accepted: Vec<&str> = routes.keys().map(String::as_str).collect();
+            if route != EVERY_ROUTE && !routes.clone().any(|name| name == route) {
+                let mut accepted: Vec<&str> = routes.clone().collect();
                 accepted.push(EVERY_ROUTE);
                 return Err(Invalid::new(
                     "approval.routes",

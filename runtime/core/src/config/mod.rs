@@ -230,7 +230,11 @@ impl Config {
         self.governance.check()?;
         self.up.check()?;
         self.projection.check()?;
-        self.approval.check(&self.routes)?;
+        self.approval.check(
+            (self.routes.keys())
+                .chain(self.outbound.keys())
+                .map(String::as_str),
+        )?;
         if let Some(admin) = &self.admin {
             admin.check(&self.base_dir)?;
         }

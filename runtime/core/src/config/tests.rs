@@ -399,6 +399,18 @@ fn approval_names_configured_routes_or_every_route() {
         err.contains("`approval.routes`") && err.contains("accepted: line, *"),
         "{err}"
     );
+    // An outbound route is a route too (the governance docs' example names erp-postings).
+    let posting = "[outbound.erp-postings]\nsubjects=[\"canonical.>\"]\nplugin=\"p\"\n\
+                   targets=[\"erp\"]\n[targets.erp]\nurl=\"http://erp\"\n";
+    let c = parse(&format!(
+        "{route}{posting}[approval]\nroutes = [\"line\", \"erp-postings\"]\n"
+    ))
+    .unwrap();
+    assert!(c.approval.required_for("erp-postings"));
+    let err = parse(&format!("{route}{posting}[approval]\nroutes = [\"erp\"]\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("accepted: line, erp-postings, *"), "{err}");
     let err = parse(&format!("{route}[approval]\nexpires_after = \"800h\"\n"))
         .unwrap_err()
         .to_string();

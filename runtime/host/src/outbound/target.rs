@@ -491,11 +491,18 @@ mod tests {
         let target = Target::new("erp", &config, &jetstream::new(client)).unwrap();
         let start = Instant::now();
         target.paced().await;
-        assert!(start.elapsed() < Duration::from_millis(100), "no pause, no wait");
+        assert!(
+            start.elapsed() < Duration::from_millis(100),
+            "no pause, no wait"
+        );
         target.pause(Duration::from_millis(300)).await;
         target.paced().await;
         // It was retried at once, 137 requests in 6 s against Retry-After: 5.
-        assert!(start.elapsed() >= Duration::from_millis(300), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]
