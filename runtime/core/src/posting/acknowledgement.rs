@@ -104,9 +104,18 @@ impl Acknowledgement {
         }
     }
 
-    /// Its `Nats-Msg-Id`: one acknowledgement per route, event and request, however often the
-    /// event is redelivered.
+    /// Its `Nats-Msg-Id`: one acknowledgement per route, event, request and outcome, however
+    /// often the event is redelivered. The outcome is in it because a rejected request may be
+    /// posted later (its dead letter redriven once the data is fixed): with one id per request,
+    /// JetStream dropped that "posted" as a repeat of the "rejected".
     pub fn message_id(&self) -> String {
-        format!("posting:{}:{}:{}", self.route, self.event_id, self.request)
+        let outcome = match self.outcome {
+            PostingOutcome::Posted => "posted",
+            PostingOutcome::Rejected => "rejected",
+        };
+        format!(
+            "posting:{}:{}:{}:{outcome}",
+            self.route, self.event_id, self.request
+        )
     }
 }

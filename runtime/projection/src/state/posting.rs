@@ -88,8 +88,9 @@ pub struct PostingRecord {
     pub event: PostedEvent,
     /// Where it is on CANONICAL, once the projection read it there.
     pub due: Option<Due>,
-    /// The acknowledged requests by index (the first acknowledgement of a request wins: a
-    /// redelivered event's repeat was booked once).
+    /// The acknowledged requests by index. Once posted, a request stays posted (a redelivered
+    /// event's repeat was booked once); a rejected one takes a later acknowledgement, as when
+    /// its dead letter is redriven and the target books it.
     pub requests: BTreeMap<usize, RequestOutcome>,
 }
 
@@ -124,7 +125,12 @@ impl PostingRecord {
                 true
             }
             PostingChange::Acknowledged(a) => {
-                if self.requests.contains_key(&a.request) {
+                if let Some(known) = self.requests.get(&a.request)
+                    && (known.outcome == PostingOutcome::Posted
+                        || (known.outcome == a.outcome
+                            && known.reason == a.reason
+                            && known.document == a.document))
+                {
                     return false;
                 }
                 self.requests.insert(

@@ -3,6 +3,8 @@
 use super::*;
 use std::collections::BTreeMap;
 
+use millrace_core::posting::acknowledgement::{Acknowledgement, PostingOutcome};
+
 use millrace_core::canonical::{
     HoldAction, HoldScope, InventoryMovement, WorkOrderState, WorkOrderStatus,
 };
@@ -641,4 +643,53 @@ fn every_pack_of_one_item_and_lot_is_in_transit() {
     apply_stock(&mut book, &notice);
     let transit = book.values().next().map(|r| r.in_transit().to_string());
     assert_eq!(transit.as_deref(), Some("50"));
+}
+
+#[test]
+fn a_rejected_request_posted_after_its_redrive_shows_as_posted() {
+    let ack = |outcome: PostingOutcome, document: Option<&str>, reason: Option<&str>| {
+        PostingChange::Acknowledged(Acknowledgement {
+            route: "erp-postings".into(),
+            target: "erp".into(),
+            event_id: "e1".into(),
+            kind: "material-consumption".into(),
+            site: "PLANT1".into(),
+            business_key: "WO-1@PLANT1".into(),
+            request: 0,
+            idempotency_key: "e1".into(),
+            outcome,
+            document: document.map(Into::into),
+            reason: reason.map(Into::into),
+            status: if outcome == PostingOutcome::Posted {
+                201
+            } else {
+                400
+            },
+            plugin: "erp-postings@1.0.0".into(),
+            source_time: "2026-12-01T10:00:00Z".into(),
+            acknowledged_at: "2026-12-01T10:00:01Z".into(),
+            delay_seconds: 1.0,
+        })
+    };
+    let key = PostingKey {
+        route: "erp-postings".into(),
+        event_id: "e1".into(),
+    };
+    let rejected = ack(PostingOutcome::Rejected, None, Some("no such batch"));
+    let posted = ack(PostingOutcome::Posted, Some("4900000002"), None);
+    let mut record = PostingRecord::new(key, &rejected);
+    assert!(record.apply(&rejected));
+    assert!(
+        !record.apply(&rejected),
+        "a redelivered repeat changes nothing"
+    );
+    assert!(record.rejected());
+    // The dead letter redriven once the data was fixed: the ERP booked it.
+    assert!(record.apply(&posted));
+    assert!(!record.rejected());
+    assert_eq!(record.requests[&0].document.as_deref(), Some("4900000002"));
+    // Posted stays posted.
+    assert!(!record.apply(&rejected));
+    assert!(!record.apply(&posted));
+    assert_eq!(record.requests[&0].outcome, PostingOutcome::Posted);
 }

@@ -91,7 +91,7 @@ pub(super) fn add(mut parts: Parts<'_>) {
         "name": "posting-acknowledgement",
         "title": "Posting acknowledgement",
         "contentType": "application/json",
-        "headers": headers(&[("Nats-Msg-Id", "posting:<route>:<event id>:<request index>: one acknowledgement per request, however often the event is redelivered.")], &["Nats-Msg-Id"]),
+        "headers": headers(&[("Nats-Msg-Id", "posting:<route>:<event id>:<request index>:<posted|rejected>: one acknowledgement per request and outcome, however often the event is redelivered (a rejected request posted after its dead letter is redriven has its own).")], &["Nats-Msg-Id"]),
         "payload": { "$ref": "#/components/schemas/PostingAcknowledgement" }
     });
     parts.channel(
