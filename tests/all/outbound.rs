@@ -489,14 +489,55 @@ async fn a_rejection_is_dead_lettered_with_the_answer_and_redrive_posts_it_throu
     assert_eq!(ack["outcome"], "rejected");
     let listed = run_ok(&["dlq", "list", "--route", "posts", "--config", cfg]);
     assert!(listed.contains("rejected"), "{listed}");
+    // Wrong input says what is wrong: a route typo redrove nothing and succeeded, a sequence
+    // that is no letter was said to "stay".
+    let typo = millrace(&[
+        "dlq", "redrive", "--all", "--route", "postz", "--config", cfg,
+    ]);
+    assert!(!typo.status.success());
+    assert!(
+        text(&typo).contains("the config has no route `postz`; its routes: posts"),
+        "{}",
+        text(&typo)
+    );
+    let unknown = millrace(&["dlq", "redrive", "999999", "--config", cfg]);
+    assert!(!unknown.status.success());
+    let unknown = text(&unknown);
+    assert!(
+        unknown.contains("there is no dead letter with sequence 999999"),
+        "{unknown}"
+    );
+    assert!(!unknown.contains("stays"), "{unknown}");
 
-    // The cause fixed (the right token), the letter is redriven and posts once.
+    // The cause fixed (the right token), the letter is redriven through a deployed version of
+    // the route's plugin (it was refused as "no route": an outbound route was built as an
+    // inbound one) and posts once.
     host.stop().await;
     std::fs::write(&token, TOKEN).unwrap();
+    let v2 = plugin("tests/guests/poster-v2");
+    let deployed = run_ok(&["plugin", "deploy", v2.to_str().unwrap(), "--config", cfg]);
+    assert!(deployed.contains("deployed "), "{deployed}");
     let sequence = rejected.sequence.to_string();
-    let redriven = run_ok(&["dlq", "redrive", &sequence, "--config", cfg]);
+    let redriven = run_ok(&[
+        "dlq",
+        "redrive",
+        &sequence,
+        "--version",
+        "poster@2.0.0",
+        "--config",
+        cfg,
+    ]);
     assert!(!redriven.contains("still failing"), "{redriven}");
+    assert!(redriven.contains("through poster@2.0.0"), "{redriven}");
     assert_eq!(erp.ledger.lock().unwrap().booked.get(&id), Some(&1));
+    // Its "posted" acknowledgement is stored beside the "rejected" one: with one message id
+    // per request, JetStream dropped it as a repeat, and the posting stayed rejected.
+    let outcomes: Vec<Value> = acknowledgements_of(&js, &id, 2)
+        .await
+        .iter()
+        .map(|a| a["outcome"].clone())
+        .collect();
+    assert_eq!(outcomes, ["rejected", "posted"]);
     let left = read_stream(
         &js,
         "DLQ",

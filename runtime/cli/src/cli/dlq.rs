@@ -12,7 +12,7 @@ use clap::Subcommand;
 use millrace::audit::{Actor, AuditTrail, Change};
 use millrace::config::Config;
 use millrace::delivery::Delivery;
-use millrace::operations::redrive::{Redriver, dead_letter_filter, letter, letters};
+use millrace::operations::redrive::{NoSuchLetter, Redriver, dead_letter_filter, letter, letters};
 use millrace::registry::loader::PluginLoader;
 use millrace::registry::store::Registry;
 
@@ -90,6 +90,9 @@ pub async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
             }
             let (config, client) = connection.connect().await?;
             let js = async_nats::jetstream::new(client.clone());
+            if let Some(route) = &route {
+                check_route(&config, route)?;
+            }
             let sequences = if all {
                 letters(
                     &js,
@@ -118,7 +121,11 @@ async fn list(
     let filter = dead_letter_filter(&config.outbound, route);
     let letters = letters(js, &config.streams, &filter).await?;
     if letters.is_empty() {
-        outln!("no dead letters");
+        // A typo listed nothing, as a route without letters does.
+        match route.map(|route| check_route(config, route)) {
+            Some(Err(e)) => outln!("no dead letters on {filter}: {e}"),
+            _ => outln!("no dead letters"),
+        }
         return Ok(ExitCode::SUCCESS);
     }
     outln!("SEQ\tROUTE\tKIND\tATTEMPTS\tFAILED AT\tRAW SUBJECT\tREASON");
@@ -168,7 +175,26 @@ fn hex_dump(bytes: &[u8]) -> String {
         .join("\n")
 }
 
-/// Redrives `sequences`, printing what became of each.
+/// Refuses a `--route` that names no route of the config, listing those it has: `--all --route`
+/// with a typo said "no dead letters to redrive" and succeeded.
+fn check_route(config: &Config, route: &str) -> anyhow::Result<()> {
+    if config.routes.contains_key(route) || config.outbound.contains_key(route) {
+        return Ok(());
+    }
+    let known: Vec<&str> = (config.routes.keys())
+        .chain(config.outbound.keys())
+        .map(String::as_str)
+        .collect();
+    bail!(
+        "the config has no route `{route}`; its routes: {}",
+        if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.join(", ")
+        }
+    )
+}
+
 /// Whether `js`'s connection to NATS is up.
 fn connected(js: &jetstream::Context) -> bool {
     matches!(
@@ -177,6 +203,7 @@ fn connected(js: &jetstream::Context) -> bool {
     )
 }
 
+/// Redrives `sequences`, printing what became of each.
 async fn redrive(
     js: &jetstream::Context,
     config: Arc<Config>,
@@ -231,7 +258,11 @@ async fn redrive(
             // rest wait.
             Err(e) if connected(js) => {
                 failed += 1;
-                outln!("cannot redrive {sequence}: {e:#}; the dead letter stays");
+                if e.downcast_ref::<NoSuchLetter>().is_some() {
+                    outln!("cannot redrive {sequence}: {e:#}");
+                } else {
+                    outln!("cannot redrive {sequence}: {e:#}; the dead letter stays");
+                }
             }
             Err(e) => {
                 result = Err(e.context(format!(

@@ -122,14 +122,16 @@ impl Route {
                 loader.versions(name, binding.as_ref()).await?
             }
         };
-        if let Some(section) = loader.config().outbound.get(name) {
+        Self::configured(loader.config(), name, versions)
+    }
+
+    /// The route `name` of its `[outbound]` section, else of its `[routes]` section, serving
+    /// `versions`.
+    fn configured(config: &Config, name: &str, versions: ServedVersions) -> anyhow::Result<Route> {
+        if let Some(section) = config.outbound.get(name) {
             return Ok(Route::outbound(name, section, versions));
         }
-        Ok(Route::new(
-            name,
-            route_config(loader.config(), name)?,
-            versions,
-        ))
+        Ok(Route::new(name, route_config(config, name)?, versions))
     }
 
     /// The route `name` mapping through the deployed `version` (`name@version`) when given and
@@ -149,14 +151,13 @@ impl Route {
                         route.active().id()
                     )
                 })?;
-                Ok(Route::new(
-                    name,
-                    route_config(loader.config(), name)?,
-                    ServedVersions {
-                        active,
-                        candidate: None,
-                    },
-                ))
+                let versions = ServedVersions {
+                    active,
+                    candidate: None,
+                };
+                // An outbound route too: built as an inbound one, it was "no route", and no
+                // outbound letter could be redriven through a version.
+                Self::configured(loader.config(), name, versions)
             }
             _ => Ok(route),
         }
