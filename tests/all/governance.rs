@@ -428,3 +428,62 @@ async fn a_promotion_is_of_the_candidate_its_proposer_saw() {
     assert!(last["after"].is_null(), "nothing changed: {last}");
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_proposed_before_another_change_is_not_applied_over_it() {
+    let nats = Nats::start();
+    let port = free_port().unwrap();
+    let config = governed_config(&nats, port, "24h", "governed.toml");
+    let host = InProcessHost::start(&config).await;
+    let api = Api::on(port);
+    let versions = tempfile::tempdir().unwrap();
+    for version in ["2.0.0", "2.1.0"] {
+        let (code, deployed) = api
+            .post("/api/v1/plugins", ALICE, upload(version, versions.path()))
+            .await;
+        assert_eq!(code, 201, "{deployed}");
+    }
+    let propose = |version: &'static str| {
+        let api = &api;
+        async move {
+            let (code, proposed) = api
+                .post(
+                    "/api/v1/routes/line/activate",
+                    ALICE,
+                    json!({ "version": version }),
+                )
+                .await;
+            assert_eq!(code, 202, "{proposed}");
+            proposed["proposal"]["id"].as_str().unwrap().to_owned()
+        }
+    };
+    // Both proposed against the same binding; the first approved changes it.
+    let first = propose("misbehave@2.0.0").await;
+    let second = propose("misbehave@2.1.0").await;
+    let (code, approved) = api
+        .post(
+            &format!("/api/v1/proposals/{first}/approve"),
+            BOB,
+            json!(null),
+        )
+        .await;
+    assert_eq!(code, 200, "{approved}");
+    // Approved, the second silently replaced what the first made active.
+    let (code, refused) = api
+        .post(
+            &format!("/api/v1/proposals/{second}/approve"),
+            BOB,
+            json!(null),
+        )
+        .await;
+    assert_ne!(code, 200, "{refused}");
+    let error = refused["error"].as_str().unwrap();
+    assert!(
+        error.contains("route `line` changed since the proposal")
+            && error.contains("serves misbehave@2.0.0 now"),
+        "{refused}"
+    );
+    let route = api.get("/api/v1/routes/line").await;
+    assert_eq!(route["binding"]["active"], "misbehave@2.0.0", "{route}");
+    host.stop().await;
+}

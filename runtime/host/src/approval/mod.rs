@@ -16,7 +16,7 @@ pub use self::proposal::{Proposal, ProposalError, ProposalState, Proposals};
 use crate::audit::{Action, Actor, AuditTrail, Change, Target};
 use crate::registry::AdmissionBounds;
 use crate::registry::rollout::{self, Admitted, Switched};
-use crate::registry::store::{CandidateMode, Registry};
+use crate::registry::store::{Binding, CandidateMode, Registry};
 use millrace_core::config::Config;
 use millrace_core::sandbox::Sandbox;
 
@@ -238,10 +238,14 @@ impl RouteChanges {
             .as_ref()
             .and_then(|b| b.candidate.as_ref())
             .map(|c| c.version.as_str());
-        let applied = match self
-            .apply(&proposal.route, &proposal.change, reviewed, bounds)
-            .await
-        {
+        let applied = match self.unchanged_since(&proposal).await {
+            Ok(()) => {
+                self.apply(&proposal.route, &proposal.change, reviewed, bounds)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        let applied = match applied {
             Ok(applied) => applied,
             Err(e) => {
                 let reason = format!("{e:#}");
@@ -316,6 +320,44 @@ impl RouteChanges {
     }
 
     /// Applies `change` to `route`; a promotion only of the candidate `reviewed` when given.
+    /// Refuses to apply a proposal to a route that changed since it was proposed: approved, a
+    /// set-version proposed against 1.0.0 silently undid another approved change or an emergency
+    /// rollback made after it. The approver reviewed the change against what the route served
+    /// then (its active version and candidate), so it is applied only against that.
+    /// A promotion has its own check, of the candidate it promotes (`reviewed`).
+    async fn unchanged_since(&self, proposal: &Proposal) -> anyhow::Result<()> {
+        if matches!(proposal.change, RouteChange::Promote) {
+            return Ok(());
+        }
+        let served =
+            |binding: Option<&Binding>| binding.map(|b| (b.active.clone(), b.candidate.clone()));
+        let now = self.registry.binding(&proposal.route).await?;
+        if served(now.as_ref()) == served(proposal.binding_then.as_ref()) {
+            return Ok(());
+        }
+        let describe = |binding: Option<&Binding>| match binding {
+            None => "its configured plugin".to_owned(),
+            Some(b) => match &b.candidate {
+                Some(c) => match c.mode {
+                    CandidateMode::Canary { percent } => {
+                        format!("{} with {} as a {percent}% canary", b.active, c.version)
+                    }
+                    CandidateMode::Shadow => {
+                        format!("{} with {} in shadow", b.active, c.version)
+                    }
+                },
+                None => b.active.clone(),
+            },
+        };
+        anyhow::bail!(
+            "route `{}` changed since the proposal: it served {} when proposed and serves {} \
+             now; propose the change again against what it serves",
+            proposal.route,
+            describe(proposal.binding_then.as_ref()),
+            describe(now.as_ref())
+        )
+    }
+
     async fn apply(
         &self,
         route: &str,
