@@ -369,6 +369,20 @@ async fn a_scenario_across_formats_projects_exactly_and_rebuilds_the_same() {
     );
     let table = millrace(&["projection", "show", "work-orders", "-c", config_arg]);
     assert!(text(&table).contains("WO-5001"), "{}", text(&table));
+    // A filter matching nothing says so; it asked whether the projection was running.
+    let none = millrace(&[
+        "projection",
+        "show",
+        "inventory",
+        "--item",
+        "NO-SUCH-ITEM",
+        "-c",
+        config_arg,
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&none.stdout),
+        "nothing matches --item NO-SUCH-ITEM\n"
+    );
     assert_clean_failure(
         &millrace(&["projection", "rebuild", "-c", config_arg]),
         "stop it",

@@ -141,6 +141,33 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
             let (config, client) = connection.connect().await?;
             let js = async_nats::jetstream::new(client);
             let visibility = Visibility::open(&js, &config.projection).await?;
+            // What the filters given were, so that an empty answer says it is theirs.
+            let given: Vec<String> = [
+                ("item", &item),
+                ("site", &site),
+                ("lot", &lot),
+                ("target", &target),
+                ("kind", &kind),
+                ("state", &state),
+            ]
+            .iter()
+            .filter_map(|(name, value)| {
+                value
+                    .as_deref()
+                    .filter(|v| !v.is_empty())
+                    .map(|v| format!("--{name} {v}"))
+            })
+            .collect();
+            let empty = match (given.is_empty(), &what) {
+                (false, _) => format!("nothing matches {}\n", given.join(" ")),
+                (true, View::Postings) => "no postings projected yet (outbound routes post \
+                    canonical events; an event an outbound plugin refused before any request was \
+                    sent is a dead letter: `millrace dlq list`; is the projection running?)\n"
+                    .to_owned(),
+                (true, _) => "nothing projected yet (is the projection running? `millrace \
+                    projection rebuild` builds it from the stream)\n"
+                    .to_owned(),
+            };
             let filter = Filter {
                 site: site.clone(),
                 item: item.clone(),
@@ -281,7 +308,7 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                     super::table(&header, body)
                 })?,
             };
-            out!("{table}");
+            out!("{}", if table.is_empty() { &empty } else { &table });
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -334,7 +361,7 @@ pub fn inventory_table(rows: &[millrace::projection::query::InventoryPosition]) 
 /// The postings: one line per target with its figures, then one per posting.
 fn postings_tables(view: &PostingsView) -> String {
     if view.postings.is_empty() && view.targets.is_empty() {
-        return "no postings projected yet (outbound routes post canonical events; is the projection running?)\n".into();
+        return String::new();
     }
     let seconds = |s: Option<f64>| s.map_or_else(|| "-".to_owned(), |s| format!("{s:.1}s"));
     let header = [
@@ -403,7 +430,8 @@ fn reasons(rejections: &std::collections::BTreeMap<String, u64>) -> String {
     }
 }
 
-/// JSON of `rows`, or the table `table` makes of them; an empty table says so.
+/// JSON of `rows`, or the table `table` makes of them; nothing when there are none (the caller
+/// says why).
 fn output<T: Serialize>(
     json: bool,
     rows: &[T],
@@ -413,7 +441,7 @@ fn output<T: Serialize>(
         return Ok(format!("{}\n", serde_json::to_string_pretty(rows)?));
     }
     if rows.is_empty() {
-        return Ok("nothing projected yet (is the projection running? `millrace projection rebuild` builds it from the stream)\n".into());
+        return Ok(String::new());
     }
     Ok(table(rows))
 }
