@@ -38,7 +38,8 @@ use tokio_util::sync::CancellationToken;
 mod held;
 pub mod undeliverable;
 
-use held::{Held, HeldMessages};
+pub use held::Held;
+use held::HeldMessages;
 
 use crate::observability::Observer;
 
@@ -59,6 +60,17 @@ pub trait LaneWork: Send + Sync + 'static {
     fn begin(&self, item: Self::Item) -> impl Future<Output = Self::Begun> + Send;
     /// The second step, run in the order the items began.
     fn finish(&self, begun: Self::Begun) -> impl Future<Output = ()> + Send;
+    /// [`LaneWork::begin`] of an item with its place among the consumer's held messages (kept
+    /// from redelivery until the place is dropped, after `finish`). Work that takes an item out
+    /// of its lane to finish it elsewhere (an outbound event parked at a gate) keeps the place
+    /// and returns `None`; by default the lane keeps it.
+    fn begin_held(
+        &self,
+        item: Self::Item,
+        held: Option<Held>,
+    ) -> impl Future<Output = (Self::Begun, Option<Held>)> + Send {
+        async move { (self.begin(item).await, held) }
+    }
 }
 
 /// How a puller hands a consumer's messages to lanes.
@@ -120,7 +132,7 @@ impl<T: Send + 'static> Lanes<T> {
                 let (work, stop) = (work.clone(), shutdown.clone());
                 tasks.spawn(async move {
                     lane(rx, &stop, &lane_taken, |(item, held)| async {
-                        let begun = work.begin(item).await;
+                        let (begun, held) = work.begin_held(item, held).await;
                         work.finish(begun).await;
                         drop(held);
                         true
@@ -134,7 +146,7 @@ impl<T: Send + 'static> Lanes<T> {
             let (lane_work, stop) = (work.clone(), shutdown.clone());
             tasks.spawn(async move {
                 lane(rx, &stop, &lane_taken, |(item, held)| async {
-                    let begun = lane_work.begin(item).await;
+                    let (begun, held) = lane_work.begin_held(item, held).await;
                     begun_tx.send((begun, held)).await.is_ok()
                 })
                 .await;

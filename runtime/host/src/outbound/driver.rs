@@ -100,6 +100,18 @@ impl OutboundDriver {
         &self.gates
     }
 
+    /// Whether `route`'s gate holds the event of `payload` now (an event that does not read
+    /// is not held: [`OutboundDriver::process`] dead-letters it).
+    pub async fn held_at_gate(&self, route: &Route, payload: &[u8]) -> bool {
+        let Some(gate) = self.gates.gate_of(&route.name) else {
+            return false;
+        };
+        match CanonicalEvent::from_payload(payload) {
+            Ok(event) => self.gates.why_held(gate, &event).await.is_some(),
+            Err(_) => false,
+        }
+    }
+
     /// Posts one event through `route`. `Err` is a host failure: nothing final happened and
     /// the event must be redelivered. (A live event is kept from redelivery meanwhile by the
     /// lanes that hold it, see [`crate::lanes`].)

@@ -14,8 +14,8 @@ pub mod input;
 pub mod letter;
 pub mod target;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -28,7 +28,7 @@ use self::gate::GateCheck;
 use self::input::EventInput;
 use self::target::Target;
 use crate::delivery::Mode;
-use crate::lanes::{Dispatch, LaneWork, Lanes, pull_into};
+use crate::lanes::{Dispatch, Held, LaneWork, Lanes, pull_into};
 use crate::observability::Observer;
 use crate::pipeline::PluginCalls;
 use crate::routes::{Route, RouteTable};
@@ -124,6 +124,7 @@ pub async fn start(
             driver: driver.clone(),
             route: route.clone(),
             stop: shutdown.clone(),
+            parked: Arc::default(),
         });
         let partitions = config.host.partitions.max(1);
         let lanes = Lanes::start(work, partitions, 1, 0, &shutdown, &mut tasks);
@@ -150,11 +151,23 @@ pub async fn start(
 
 /// The outbound lanes' work: posts one event, then acks it, or leaves it to redelivery after
 /// a host failure.
+///
+/// An event its route's gate holds leaves its lane: it waits parked, with the later events of
+/// its business key queued behind it, so that the key's order holds, while the lane goes on
+/// with the other keys. Held in its lane, it kept the keys sharing that lane waiting, and
+/// enough held events (one lot's consumptions filled a route's 16 lanes) stopped the route for
+/// every lot and site until the hold was released. Parked events stay held messages (kept
+/// from redelivery) and count towards the consumer's `max_ack_pending`.
 struct RoutePoster {
     driver: Arc<OutboundDriver>,
     route: Arc<Route>,
     stop: CancellationToken,
+    parked: Arc<Mutex<Parked>>,
 }
+
+/// The parked events by business key, each key's in arrival order; a key is here while the
+/// task posting its events runs.
+type Parked = HashMap<String, VecDeque<(jetstream::Message, Option<Held>)>>;
 
 impl LaneWork for RoutePoster {
     type Item = jetstream::Message;
@@ -165,6 +178,56 @@ impl LaneWork for RoutePoster {
     }
 
     async fn finish(&self, (): ()) {}
+
+    async fn begin_held(
+        &self,
+        message: jetstream::Message,
+        held: Option<Held>,
+    ) -> ((), Option<Held>) {
+        let key = business_key(&message).into_owned();
+        // Behind an earlier event of its key that is parked: after it, whatever the gate says.
+        // (The events of one key come through one lane, one at a time, so no other event of
+        // the key is between this check and the queueing.)
+        if let Some(queue) = lock(&self.parked).get_mut(&key) {
+            queue.push_back((message, held));
+            return ((), None);
+        }
+        if !self
+            .driver
+            .held_at_gate(&self.route, &message.payload)
+            .await
+        {
+            post(&self.driver, &self.route, message, &self.stop).await;
+            return ((), held);
+        }
+        lock(&self.parked).insert(key.clone(), VecDeque::new());
+        let (driver, route, stop, parked) = (
+            self.driver.clone(),
+            self.route.clone(),
+            self.stop.clone(),
+            self.parked.clone(),
+        );
+        tokio::spawn(async move {
+            let mut next = Some((message, held));
+            while let Some((message, held)) = next {
+                // `process` waits at the gate, listed as held, until it lets the event pass.
+                post(&driver, &route, message, &stop).await;
+                drop(held);
+                let mut parked = lock(&parked);
+                next = parked.get_mut(&key).and_then(VecDeque::pop_front);
+                if next.is_none() {
+                    parked.remove(&key);
+                }
+            }
+        });
+        ((), None)
+    }
+}
+
+fn lock(parked: &Mutex<Parked>) -> std::sync::MutexGuard<'_, Parked> {
+    parked
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Hands an outbound route's events to the lane of their business key, once none of the
@@ -226,14 +289,18 @@ async fn post(
 
 /// The lane of an event: by its business key, so the events of one key go in order.
 fn lane(message: &jetstream::Message, lanes: usize) -> usize {
+    millrace_core::subjects::lane(&business_key(message), lanes)
+}
+
+/// An event's business key (its envelope's `subject`), else the subject it came on.
+fn business_key(message: &jetstream::Message) -> std::borrow::Cow<'_, str> {
     #[derive(serde::Deserialize)]
     struct Key<'a> {
         #[serde(borrow)]
-        subject: Option<&'a str>,
+        subject: Option<std::borrow::Cow<'a, str>>,
     }
-    let key = serde_json::from_slice::<Key<'_>>(&message.payload)
+    serde_json::from_slice::<Key<'_>>(&message.payload)
         .ok()
         .and_then(|k| k.subject)
-        .unwrap_or(message.subject.as_str());
-    millrace_core::subjects::lane(key, lanes)
+        .unwrap_or(std::borrow::Cow::Borrowed(message.subject.as_str()))
 }
