@@ -275,6 +275,9 @@ async fn environment_files_clock_randomness_sockets_and_stdout_are_denied_or_cap
         "random",
         socket.as_str(),
         "flood 4000000",
+        // A day's sleep: WASI waited on the host's clock inside a host call, where the deadline
+        // could not stop it, holding the worker for as long as the plugin asked.
+        "sleep 86400",
     ];
     publish_beside_steady(&js, &commands).await;
     let items = lab_items(&js, commands.len()).await;
@@ -293,6 +296,10 @@ async fn environment_files_clock_randomness_sockets_and_stdout_are_denied_or_cap
     assert_eq!(
         items[5], "ITEM-1",
         "a flood of stdout does not fail the call"
+    );
+    assert_eq!(
+        items[6], "slept",
+        "the clock never moves: a sleep returns at once"
     );
 
     let log = host.log_text();

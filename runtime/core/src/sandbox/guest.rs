@@ -275,6 +275,45 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
 /// A wall and monotonic clock that never moves.
 struct FrozenClock;
 
+/// Makes the monotonic clock's subscriptions ready at once, as a clock that never moves has
+/// nothing to wait for. WASI's own wait on the host's real clock, and the linker is
+/// synchronous: a plugin that sleeps (`std::thread::sleep`, `time.sleep`, a `poll` timeout)
+/// blocked its worker thread inside a host call, where the epoch deadline cannot interrupt it,
+/// for as long as it asked (forever, if it asked), holding a worker from every route, an
+/// admission slot, and the host's stop. Now a sleep returns at once, and a plugin that waits
+/// for the clock to move loops in its own code until the deadline stops it.
+pub(super) fn freeze_clock_waits(
+    linker: &mut wasmtime::component::Linker<GuestState>,
+) -> anyhow::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::p2::{DynPollable, subscribe};
+    fn ready(
+        mut store: wasmtime::StoreContextMut<'_, GuestState>,
+    ) -> wasmtime::Result<(Resource<DynPollable>,)> {
+        let table = &mut store.data_mut().table;
+        let now = table.push(Ready)?;
+        Ok((subscribe(table, now)?,))
+    }
+    linker.allow_shadowing(true);
+    let mut clock = linker.instance(MONOTONIC_CLOCK)?;
+    clock.func_wrap("subscribe-duration", |store, (_,): (u64,)| ready(store))?;
+    clock.func_wrap("subscribe-instant", |store, (_,): (u64,)| ready(store))?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// The monotonic clock interface as wasmtime-wasi links it (guests importing an earlier 0.2
+/// version are served by it too).
+const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// A pollable that is ready at once.
+struct Ready;
+
+#[async_trait::async_trait]
+impl wasmtime_wasi::p2::Pollable for Ready {
+    async fn ready(&mut self) {}
+}
+
 impl wasmtime_wasi::HostWallClock for FrozenClock {
     fn resolution(&self) -> std::time::Duration {
         std::time::Duration::from_secs(1)

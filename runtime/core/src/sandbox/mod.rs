@@ -215,6 +215,7 @@ impl Sandbox {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        guest::freeze_clock_waits(&mut linker)?;
         v1_0::Mapper::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |state| state)?;
         v1_1::Mapper::add_to_linker::<_, HasSelf<GuestState>>(&mut linker, |state| state)?;
         // A poster imports only 1.1.0's `host`, already linked above.

@@ -14,6 +14,7 @@
 //! | `env` | like `ok 1` with item `env:<number of environment variables>` |
 //! | `file` | like `ok 1` with item `file:denied`, or `file:read:<bytes>` if `/etc/passwd` was readable |
 //! | `clock` | like `ok 1` with item `clock:<unix seconds>`, or `clock:before-epoch` |
+//! | `sleep <seconds>` | `std::thread::sleep` for `seconds` (a WASI clock wait), then like `ok 1` with item `slept` |
 //! | `slow <millions>` | spins `millions` million iterations, then behaves like `ok 1` (a long call that must finish) |
 //! | `recurse` | recurses without end: a stack overflow (a trap) |
 //! | `abort` | `std::process::abort()`: a trap with no panic message |
@@ -199,6 +200,11 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
                 Err(_) => "file:denied".to_owned(),
             };
             Ok(vec![completion(1, item)])
+        }
+        "sleep" => {
+            let seconds = words.next().and_then(|w| w.parse().ok()).unwrap_or(1);
+            std::thread::sleep(std::time::Duration::from_secs(seconds));
+            Ok(vec![completion(1, "slept".to_owned())])
         }
         "clock" => {
             let item = match SystemTime::now().duration_since(UNIX_EPOCH) {
