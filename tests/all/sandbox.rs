@@ -420,6 +420,28 @@ async fn a_plugin_runs_under_the_tighter_of_its_own_and_its_route_limits() {
     );
 }
 
+/// The memory cap holds for all of a plugin's memories together: a component of 16 memories,
+/// each grown to just under the cap (64 MiB by default), held a gigabyte per session.
+#[test]
+fn the_memory_cap_counts_every_memory_of_a_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = dir.path().join("x.cmd");
+    std::fs::write(&payload, "x").unwrap();
+    let plugin = root().join("tests/guests/hostile-multimemory");
+    let o = millrace(&[
+        "plugin",
+        "run",
+        plugin.to_str().unwrap(),
+        payload.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("map error (memory-limit)"),
+        "{}",
+        text(&o)
+    );
+}
+
 /// With a profiler chosen (`MILLRACE_PROFILE_PLUGINS=perfmap`), `perf` finds a plugin's own
 /// functions by name: the perf map wasmtime writes for this process names them once the
 /// plugin is compiled.

@@ -104,6 +104,7 @@ impl GuestState {
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
                 max_memory,
+                memory_used: 0,
                 memory_exceeded: false,
                 instances: limits.instances,
                 tables: limits.tables,
@@ -227,7 +228,12 @@ impl From<v1_1::millrace::mapping::host::LogLevel> for LogLevel {
 /// Caps linear memory and remembers that the cap was hit, so the trap that follows is
 /// reported as a memory breach rather than as a bare trap.
 pub(super) struct MemoryLimiter {
+    /// The cap on all the plugin's linear memories together: a component may have several
+    /// (up to [`MemoryLimiter::memories`]), and capping each alone let one with 16 memories
+    /// hold 16 times the cap.
     max_memory: usize,
+    /// What its memories hold together now.
+    memory_used: usize,
     pub(super) memory_exceeded: bool,
     instances: usize,
     tables: usize,
@@ -237,16 +243,18 @@ pub(super) struct MemoryLimiter {
 impl wasmtime::ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_memory {
+        let total = (self.memory_used - current.min(self.memory_used)).saturating_add(desired);
+        if total > self.max_memory {
             self.memory_exceeded = true;
             return Err(wasmtime::format_err!(
-                "memory limit exceeded: growing to {desired} bytes"
+                "memory limit exceeded: growing to {desired} bytes ({total} in all memories)"
             ));
         }
+        self.memory_used = total;
         Ok(true)
     }
 
