@@ -663,20 +663,28 @@ async fn hostile_requests_are_refused_unsent_and_the_target_serves_on() {
         targets(&erp, &token, false)
     ));
     let host = InProcessHost::start(&config).await;
-    let [split, escape, good] = publish_completions(
+    let [split, escape, good, huge] = publish_completions(
         &js,
         subject,
         &[
             (1, Some("WO-HEADER-SPLIT")),
             (2, Some("WO-PATH-ESCAPE")),
             (3, None),
+            (4, Some("WO-HUGE-BODY")),
         ],
     )
     .await
     .try_into()
     .unwrap();
-    let letters = refusals(&js, "posts", 2).await;
-    assert_eq!(letters.len(), 2, "{letters:?}");
+    let letters = refusals(&js, "posts", 3).await;
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    // The route's output limit holds for requests as for events (a 51 MB body was sent).
+    let (kind, reason) = &letters[&huge];
+    assert_eq!(kind, "output-limit");
+    assert!(
+        reason.contains("the requests are 2049 KiB, the route allows 1024 KiB"),
+        "{reason}"
+    );
     let (kind, reason) = &letters[&split];
     assert_eq!(kind, "refused-request");
     assert!(

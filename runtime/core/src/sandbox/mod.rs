@@ -528,7 +528,24 @@ impl Session {
                         self.limits.max_events
                     )));
                 }
-                Ok(requests.into_iter().map(poster::lift_request).collect())
+                let requests: Vec<Request> =
+                    requests.into_iter().map(poster::lift_request).collect();
+                // The route's output limit holds for requests as for events: one render sent
+                // a 51 MB body, another 500 requests of 100 KiB.
+                let size = requests.iter().fold(0u64, |n, r| {
+                    let headers: usize = r.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+                    let bytes = r.target.len() + r.path.len() + headers + r.body.len();
+                    n.saturating_add(u64::try_from(bytes).unwrap_or(u64::MAX))
+                });
+                let limit = self.limits.output_kib.saturating_mul(1024);
+                if size > limit {
+                    return Err(CallError::Output(format!(
+                        "the requests are {} KiB, the route allows {} KiB",
+                        size.div_ceil(1024),
+                        self.limits.output_kib
+                    )));
+                }
+                Ok(requests)
             }
             Ok(Err(e)) => Err(CallError::Render(poster::lift_render_error(e))),
             Err(e) => Err(self.trapped(e, last_stderr)),

@@ -12,7 +12,8 @@
 //! must refuse without sending: `WO-HEADER-SPLIT` (a header value with a line break and a
 //! second header after it), `WO-PATH-ESCAPE` (the path `/../wms/goods-movements`, out of the
 //! target's URL into another's) and `WO-NATS-HEADER` (`Nats-Rollup: all`, which would purge a
-//! NATS target's outbox stream). The route
+//! NATS target's outbox stream). `WO-HUGE-BODY` renders a body of 2 MiB, over the route's
+//! output limit (1024 KiB by default). The route
 //! configuration `version = "<text>"` adds `"version": "<text>"` to every body (for shadow tests).
 //! Built with the feature `v2` (the `poster-v2` guest, version 2.0.0), every body also carries
 //! `"format": 2`: a shadow of version 2 renders requests that differ from version 1's.
@@ -75,6 +76,7 @@ impl Guest for Poster {
                         .push(("X-Note".into(), "ok\r\nX-Injected: yes".into())),
                     "WO-PATH-ESCAPE" => movement.path = "/../wms/goods-movements".into(),
                     "WO-NATS-HEADER" => movement.headers.push(("Nats-Rollup".into(), "all".into())),
+                    "WO-HUGE-BODY" => movement.body = vec![b' '; 2 * 1024 * 1024],
                     _ => {}
                 }
                 vec![movement]
