@@ -420,6 +420,64 @@ async fn a_plugin_runs_under_the_tighter_of_its_own_and_its_route_limits() {
     );
 }
 
+/// A version is admitted onto a route under that route's limits, as it will serve there: under
+/// the defaults, a version was made active on a route whose limits then dead-lettered every
+/// message it mapped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_is_admitted_under_the_limits_of_its_route() {
+    let nats = Nats::start();
+    let versions = tempfile::tempdir().unwrap();
+    let misbehave = plugin_version("tests/guests/misbehave", "1.0.2", versions.path());
+    // A fixture of one 3 KB event (200 serial numbers): within the default 1024 KiB of output,
+    // over this route's 1.
+    let fixtures = misbehave.join("fixtures");
+    std::fs::write(fixtures.join("long.txt"), "serials 200").unwrap();
+    let mapped = millrace(&[
+        "plugin",
+        "run",
+        misbehave.to_str().unwrap(),
+        fixtures.join("long.txt").to_str().unwrap(),
+    ]);
+    assert!(mapped.status.success(), "{}", text(&mapped));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&mapped.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    std::fs::write(
+        fixtures.join("long.expected.json"),
+        serde_json::json!({ "events": events }).to_string(),
+    )
+    .unwrap();
+    let config = nats.config(&format!(
+        "[routes.tight]\nsubjects = [\"raw.test.*.cmd\"]\nplugin = {:?}\nlimits = {{ output_kib = 1 }}\n",
+        misbehave.display().to_string()
+    ));
+    let cfg = config.to_str().unwrap();
+    let deployed = millrace(&[
+        "plugin",
+        "deploy",
+        misbehave.to_str().unwrap(),
+        "--config",
+        cfg,
+    ]);
+    assert!(deployed.status.success(), "{}", text(&deployed));
+    let refused = millrace(&[
+        "route",
+        "set-version",
+        "tight",
+        "misbehave@1.0.2",
+        "--config",
+        cfg,
+    ]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("golden fixtures fail")
+            && text(&refused).contains("the route allows 1 KiB"),
+        "{}",
+        text(&refused)
+    );
+}
+
 /// The memory cap holds for all of a plugin's memories together: a component of 16 memories,
 /// each grown to just under the cap (64 MiB by default), held a gigabyte per session.
 #[test]

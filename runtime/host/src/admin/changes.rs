@@ -69,6 +69,7 @@ fn admission_bounds(
             budget: ADMISSION_BUDGET,
             cancel,
             slot: Some(slot),
+            ..AdmissionBounds::default()
         },
         guard,
     ))

@@ -145,6 +145,11 @@ pub struct AdmissionBounds {
     /// A place under a cap of admissions at once, held until the admission really ends (not
     /// when its caller leaves), so the cap counts the work still running.
     pub slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The limits of the route the version is admitted for (its deadline, memory...): the
+    /// fixtures run under them, tightened by the manifest's, as live calls do. Under the
+    /// defaults, a version was admitted onto a 16 MiB route whose every message it then
+    /// dead-lettered.
+    pub route_limits: millrace_core::config::Limits,
 }
 
 impl Default for AdmissionBounds {
@@ -153,6 +158,7 @@ impl Default for AdmissionBounds {
             budget: std::time::Duration::from_secs(60),
             cancel: tokio_util::sync::CancellationToken::new(),
             slot: None,
+            route_limits: millrace_core::config::Limits::default(),
         }
     }
 }
@@ -200,7 +206,10 @@ pub fn admit_within(
         anyhow::bail!("{id} is refused: it has no golden fixtures to admit it by");
     }
     let settings = manifest.fixtures;
-    let route = fixtures::fixture_route(&settings);
+    let route = millrace_core::sandbox::RouteContext {
+        limits: bounds.route_limits,
+        ..fixtures::fixture_route(&settings)
+    };
     let mut failures = Vec::new();
     for (run, fixture) in record.fixtures.iter().enumerate() {
         if bounds.cancel.is_cancelled() {

@@ -118,6 +118,13 @@ pub async fn set_version(
     bounds: AdmissionBounds,
 ) -> anyhow::Result<(Admitted, Switched)> {
     check_route(config, route)?;
+    let route_limits = (config.routes.get(route).map(|r| r.calls))
+        .or_else(|| config.outbound.get(route).map(|r| r.calls))
+        .map_or(bounds.route_limits, |calls| calls.limits);
+    let bounds = AdmissionBounds {
+        route_limits,
+        ..bounds
+    };
     let admitted = admit_version_within(config, registry, sandbox, version, bounds).await?;
     let wanted = if config.outbound.contains_key(route) {
         millrace_core::sandbox::World::Poster
