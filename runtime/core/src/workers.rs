@@ -26,8 +26,14 @@ use crate::sandbox::{CallError, PluginComponent, RawMessage, RouteContext, Sessi
 /// Jobs waiting per worker before senders wait: the back-pressure point.
 const QUEUE_PER_WORKER: usize = 64;
 
-/// Sessions a worker keeps before it drops them all (plugins swapped out leave theirs behind).
+/// Sessions a worker keeps before it drops them all.
 const MAX_SESSIONS: usize = 256;
+
+/// Sessions a worker keeps per route: its active version and its candidate. A session of a
+/// version the route no longer serves is dropped when a third is made, the least recently
+/// used first; kept until 256 piled up, each version switch left its sessions' memory behind
+/// in every worker (121 MiB a switch for a plugin near its 64 MiB cap, never returned).
+const SESSIONS_PER_ROUTE: usize = 2;
 
 /// One plugin call, run on a worker thread with that worker's sessions; it sends its own reply.
 type Job = Box<dyn FnOnce(&mut Sessions) + Send>;
@@ -196,9 +202,30 @@ fn work(jobs: &async_channel::Receiver<Job>) {
 
 /// A worker's sessions: a store with a live instance per route and plugin version.
 #[derive(Default)]
-struct Sessions(HashMap<(Arc<str>, String), Session>);
+struct Sessions {
+    /// By route and plugin digest: the session and when it was last used.
+    sessions: HashMap<(Arc<str>, String), (Session, u64)>,
+    /// Counts the calls, to order the sessions by use.
+    calls: u64,
+}
 
 impl Sessions {
+    /// Room for one more session of `route`: the route's least recently used session goes
+    /// when it has [`SESSIONS_PER_ROUTE`], and all go past [`MAX_SESSIONS`].
+    fn make_room(&mut self, route: &str) {
+        if self.sessions.len() >= MAX_SESSIONS {
+            self.sessions.clear();
+        }
+        let of_route = self.sessions.iter().filter(|((r, _), _)| &**r == route);
+        if of_route.clone().count() >= SESSIONS_PER_ROUTE
+            && let Some(oldest) = of_route
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+        {
+            self.sessions.remove(&oldest);
+        }
+    }
+
     /// Runs `work` in the session of `plugin` for `route`, made when there is none.
     fn with<T>(
         &mut self,
@@ -207,14 +234,22 @@ impl Sessions {
         work: impl FnOnce(&mut Session) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
         let key = (route.route.clone(), plugin.digest.clone());
-        if !self.0.contains_key(&key) && self.0.len() >= MAX_SESSIONS {
-            self.0.clear();
+        if !self.sessions.contains_key(&key) {
+            self.make_room(&route.route);
         }
+        self.calls += 1;
+        let now = self.calls;
         // A panic in the host while calling a plugin must cost one message, not the worker.
         let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let session = match self.0.entry(key.clone()) {
-                Entry::Occupied(entry) => Ok(entry.into_mut()),
-                Entry::Vacant(entry) => Session::new(plugin, route).map(|s| entry.insert(s)),
+            let session = match self.sessions.entry(key.clone()) {
+                Entry::Occupied(entry) => {
+                    let (session, used) = entry.into_mut();
+                    *used = now;
+                    Ok(session)
+                }
+                Entry::Vacant(entry) => {
+                    Session::new(plugin, route).map(|s| &mut entry.insert((s, now)).0)
+                }
             };
             let mut spent = false;
             let result = session.map_err(Failure::from).and_then(|session| {
@@ -227,12 +262,12 @@ impl Sessions {
         match call {
             Ok((result, spent)) => {
                 if spent {
-                    self.0.remove(&key);
+                    self.sessions.remove(&key);
                 }
                 result
             }
             Err(_) => {
-                self.0.remove(&key);
+                self.sessions.remove(&key);
                 tracing::error!(
                     route = &*route.route,
                     plugin = plugin.id(),
