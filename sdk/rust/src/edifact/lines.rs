@@ -480,11 +480,26 @@ impl<'b> Interchange<'b> {
             if subs.is_empty() {
                 continue;
             }
+            // Only quantities stated once in each (an INVRPT states one per location): which
+            // of several adds up to which could not be told.
+            let once = |group: &[&'m Segment<'b>], qualifier: &str| {
+                let mut found = group
+                    .iter()
+                    .copied()
+                    .filter(|s| s.tag == "QTY" && s.value(1, 1) == qualifier);
+                match (found.next(), found.next()) {
+                    (Some(one), None) => Some(one),
+                    _ => None,
+                }
+            };
             for qty in parent.iter().filter(|s| s.tag == "QTY") {
+                if once(parent, qty.value(1, 1)).is_none() {
+                    continue;
+                }
                 let stated = self.quantity(qty)?;
                 let mut sum = Some(rust_decimal::Decimal::ZERO);
                 for sub in &subs {
-                    let Some(own) = sole(sub, "QTY", qty.value(1, 1))? else {
+                    let Some(own) = once(sub, qty.value(1, 1)) else {
                         sum = None;
                         break;
                     };
