@@ -354,6 +354,38 @@ async fn changes_need_a_second_identity_rollback_is_immediate_and_every_step_is_
 /// An approved promotion promotes the candidate its proposer saw. Alice proposed to promote the
 /// canary 2.1.0; before Bob approved, another approved change made 2.2.0 the canary: Bob's
 /// approval used to make 2.2.0 active at 100 %, a version nobody had reviewed for promotion.
+impl Api {
+    /// Deploys misbehave `versions` (built under `into`) as alice.
+    async fn deploy(&self, versions: &[&str], into: &std::path::Path) {
+        for version in versions {
+            let (code, deployed) = self
+                .post("/api/v1/plugins", ALICE, upload(version, into))
+                .await;
+            assert_eq!(code, 201, "{deployed}");
+        }
+    }
+
+    /// Alice proposes `version` as route `line`'s active version, or its canary: the
+    /// proposal's id.
+    async fn propose(&self, version: &str, canary: Option<u8>) -> String {
+        let (code, proposed) = self
+            .post(
+                "/api/v1/routes/line/activate",
+                ALICE,
+                json!({ "version": version, "canary": canary }),
+            )
+            .await;
+        assert_eq!(code, 202, "{proposed}");
+        proposed["proposal"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Bob approves the proposal `id`: the status and the answer.
+    async fn approve(&self, id: &str) -> (u16, Value) {
+        self.post(&format!("/api/v1/proposals/{id}/approve"), BOB, json!(null))
+            .await
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_promotion_is_of_the_candidate_its_proposer_saw() {
     let nats = Nats::start();
@@ -362,28 +394,14 @@ async fn a_promotion_is_of_the_candidate_its_proposer_saw() {
     let host = InProcessHost::start(&config).await;
     let api = Api::on(port);
     let versions = tempfile::tempdir().unwrap();
-    for version in ["2.0.0", "2.1.0", "2.2.0"] {
-        let (code, deployed) = api
-            .post("/api/v1/plugins", ALICE, upload(version, versions.path()))
-            .await;
-        assert_eq!(code, 201, "{deployed}");
-    }
+    api.deploy(&["2.0.0", "2.1.0", "2.2.0"], versions.path())
+        .await;
     // Proposed by one, approved by the other: `version` becomes active, or the canary.
     let change = |version: &'static str, canary: Option<u8>| {
         let api = &api;
         async move {
-            let (code, proposed) = api
-                .post(
-                    "/api/v1/routes/line/activate",
-                    ALICE,
-                    json!({ "version": version, "canary": canary }),
-                )
-                .await;
-            assert_eq!(code, 202, "{proposed}");
-            let id = proposed["proposal"]["id"].as_str().unwrap().to_owned();
-            let (code, approved) = api
-                .post(&format!("/api/v1/proposals/{id}/approve"), BOB, json!(null))
-                .await;
+            let id = api.propose(version, canary).await;
+            let (code, approved) = api.approve(&id).await;
             assert_eq!(code, 200, "{approved}");
         }
     };
@@ -396,13 +414,7 @@ async fn a_promotion_is_of_the_candidate_its_proposer_saw() {
     let promote = proposed["proposal"]["id"].as_str().unwrap().to_owned();
     change("misbehave@2.2.0", Some(10)).await;
 
-    let (code, refused) = api
-        .post(
-            &format!("/api/v1/proposals/{promote}/approve"),
-            BOB,
-            json!(null),
-        )
-        .await;
+    let (code, refused) = api.approve(&promote).await;
     assert_ne!(code, 200, "{refused}");
     let error = refused["error"].as_str().unwrap();
     assert!(
@@ -437,45 +449,14 @@ async fn a_change_proposed_before_another_change_is_not_applied_over_it() {
     let host = InProcessHost::start(&config).await;
     let api = Api::on(port);
     let versions = tempfile::tempdir().unwrap();
-    for version in ["2.0.0", "2.1.0"] {
-        let (code, deployed) = api
-            .post("/api/v1/plugins", ALICE, upload(version, versions.path()))
-            .await;
-        assert_eq!(code, 201, "{deployed}");
-    }
-    let propose = |version: &'static str| {
-        let api = &api;
-        async move {
-            let (code, proposed) = api
-                .post(
-                    "/api/v1/routes/line/activate",
-                    ALICE,
-                    json!({ "version": version }),
-                )
-                .await;
-            assert_eq!(code, 202, "{proposed}");
-            proposed["proposal"]["id"].as_str().unwrap().to_owned()
-        }
-    };
+    api.deploy(&["2.0.0", "2.1.0"], versions.path()).await;
     // Both proposed against the same binding; the first approved changes it.
-    let first = propose("misbehave@2.0.0").await;
-    let second = propose("misbehave@2.1.0").await;
-    let (code, approved) = api
-        .post(
-            &format!("/api/v1/proposals/{first}/approve"),
-            BOB,
-            json!(null),
-        )
-        .await;
+    let first = api.propose("misbehave@2.0.0", None).await;
+    let second = api.propose("misbehave@2.1.0", None).await;
+    let (code, approved) = api.approve(&first).await;
     assert_eq!(code, 200, "{approved}");
     // Approved, the second silently replaced what the first made active.
-    let (code, refused) = api
-        .post(
-            &format!("/api/v1/proposals/{second}/approve"),
-            BOB,
-            json!(null),
-        )
-        .await;
+    let (code, refused) = api.approve(&second).await;
     assert_ne!(code, 200, "{refused}");
     let error = refused["error"].as_str().unwrap();
     assert!(

@@ -699,16 +699,20 @@ fn the_first_product_id_is_one_that_names_the_item() {
     assert!(!is_item_qualifier("PO") && !is_item_qualifier(" LT "));
 }
 
+/// `check` of the `BSN` of a ship notice whose purpose (BSN01) is `purpose`.
+fn with_bsn<T>(purpose: &str, check: impl FnOnce(&Segment<'_>) -> T) -> T {
+    let text = doc(&format!(
+        "ST*856*0001~BSN*{purpose}*SHIP1*20260714*1200~SE*3*0001~"
+    ));
+    let interchange = parse(text.as_bytes()).unwrap();
+    let (_, set) = interchange.transaction_sets().next().unwrap();
+    check(&set.segments[0])
+}
+
 #[test]
 fn refuses_a_document_that_withdraws_an_earlier_one() {
-    let check = |purpose: &str| {
-        let text = doc(&format!(
-            "ST*856*0001~BSN*{purpose}*SHIP1*20260714*1200~SE*3*0001~"
-        ));
-        let interchange = parse(text.as_bytes()).unwrap();
-        let (_, set) = interchange.transaction_sets().next().unwrap();
-        refuse_withdrawn(&set.segments[0], 1, "the ship notice")
-    };
+    let check =
+        |purpose: &str| with_bsn(purpose, |bsn| refuse_withdrawn(bsn, 1, "the ship notice"));
     assert!(check("00").is_ok(), "original");
     assert!(check("05").is_ok(), "replace");
     for (purpose, what) in [("01", "a cancellation (01)"), ("03", "a deletion (03)")] {
@@ -727,12 +731,9 @@ fn refuses_a_document_that_withdraws_an_earlier_one() {
 #[test]
 fn a_document_of_goods_that_move_must_be_an_original() {
     let check = |purpose: &str| {
-        let text = doc(&format!(
-            "ST*856*0001~BSN*{purpose}*SHIP1*20260714*1200~SE*3*0001~"
-        ));
-        let interchange = parse(text.as_bytes()).unwrap();
-        let (_, set) = interchange.transaction_sets().next().unwrap();
-        refuse_not_original(&set.segments[0], 1, "the ship notice")
+        with_bsn(purpose, |bsn| {
+            refuse_not_original(bsn, 1, "the ship notice")
+        })
     };
     // 14: advance notification, as suppliers send their 856s.
     for purpose in ["00", "14", "06"] {
