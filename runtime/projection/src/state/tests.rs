@@ -110,10 +110,17 @@ fn a_late_state_never_overwrites_a_newer_one() {
     assert_eq!(order.reported_completed, Some(q("10")));
 }
 
-#[test]
-fn a_ship_notice_is_in_transit_until_received() {
-    let mut book = BTreeMap::new();
-    let notice = event(
+/// Ship notice `S1` of supplier `SUP` on 1 March: a line of lot `L1` of `RM-1` per amount.
+fn ship_notice(amounts: &[&str]) -> ProjectedEvent {
+    let line = |amount: &&str| millrace_core::canonical::ShipmentLine {
+        item: "RM-1".into(),
+        quantity: q(amount),
+        lot: Some("L1".into()),
+        serials: vec![],
+        purchase_order: None,
+        package_id: None,
+    };
+    event(
         "asn",
         "2026-03-01T10:00:00Z",
         EventData::ShipmentNotice(millrace_core::canonical::ShipmentNotice {
@@ -121,16 +128,15 @@ fn a_ship_notice_is_in_transit_until_received() {
             supplier: "SUP".into(),
             ship_date: "2026-03-01T10:00:00Z".into(),
             expected_delivery: None,
-            lines: vec![millrace_core::canonical::ShipmentLine {
-                item: "RM-1".into(),
-                quantity: q("30"),
-                lot: Some("L1".into()),
-                serials: vec![],
-                purchase_order: None,
-                package_id: None,
-            }],
+            lines: amounts.iter().map(line).collect(),
         }),
-    );
+    )
+}
+
+#[test]
+fn a_ship_notice_is_in_transit_until_received() {
+    let mut book = BTreeMap::new();
+    let notice = ship_notice(&["30"]);
     apply_stock(&mut book, &notice);
     apply_stock(&mut book, &receipt("gr", "2026-03-02T06:00:00Z", "20"));
     let transit = &book[&StockKey {
@@ -618,25 +624,7 @@ fn an_empty_filter_value_filters_nothing() {
 fn every_pack_of_one_item_and_lot_is_in_transit() {
     // A ship notice line per pack (x12-856 S/O/I/P): two cartons of one lot are 30 + 20 in
     // transit; the second line's change to the same position was skipped as a repeat before.
-    let line = |amount: &str| millrace_core::canonical::ShipmentLine {
-        item: "RM-1".into(),
-        quantity: q(amount),
-        lot: Some("L1".into()),
-        serials: vec![],
-        purchase_order: None,
-        package_id: None,
-    };
-    let notice = event(
-        "asn",
-        "2026-03-01T10:00:00Z",
-        EventData::ShipmentNotice(millrace_core::canonical::ShipmentNotice {
-            shipment_id: "S1".into(),
-            supplier: "SUP".into(),
-            ship_date: "2026-03-01T10:00:00Z".into(),
-            expected_delivery: None,
-            lines: vec![line("30"), line("20")],
-        }),
-    );
+    let notice = ship_notice(&["30", "20"]);
     assert_eq!(plan(&notice).len(), 1, "one change per position");
     let mut book = BTreeMap::new();
     apply_stock(&mut book, &notice);
