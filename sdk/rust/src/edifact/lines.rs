@@ -29,12 +29,8 @@ pub fn sole<'a, 'b>(
     tag: &str,
     qualifier: &str,
 ) -> Result<Option<&'a Segment<'b>>, MapError> {
-    let mut found = segments
-        .iter()
-        .copied()
-        .filter(|s| s.tag == tag && s.value(1, 1) == qualifier);
-    let first = found.next();
-    if let (Some(first), Some(second)) = (first, found.next()) {
+    let (first, second) = first_two(segments, tag, qualifier);
+    if let (Some(first), Some(second)) = (first, second) {
         return Err(MapError::malformed(format!(
             "{}: {tag} {qualifier} is stated twice ('{}', then '{}' in {}); which one holds \
              cannot be told: send one line (or sub-line) per quantity, batch or order",
@@ -45,6 +41,19 @@ pub fn sole<'a, 'b>(
         )));
     }
     Ok(first)
+}
+
+/// The first two segments of `segments` with tag `tag` and qualifier `qualifier`.
+fn first_two<'a, 'b>(
+    segments: &[&'a Segment<'b>],
+    tag: &str,
+    qualifier: &str,
+) -> (Option<&'a Segment<'b>>, Option<&'a Segment<'b>>) {
+    let mut found = segments
+        .iter()
+        .copied()
+        .filter(|s| s.tag == tag && s.value(1, 1) == qualifier);
+    (found.next(), found.next())
 }
 
 /// The `QTY` segment of `qualifier` in a line group (`LIN` and the segments after it); an error
@@ -164,15 +173,22 @@ impl<'b> Message<'b> {
     /// each takes the parent's references (`RFF`) and dates (`DTM`, an expiry) of the kinds it
     /// does not state itself, after its own segments.
     pub fn lines(&self) -> Result<Vec<Vec<&Segment<'b>>>, MapError> {
+        self.lines_of(&self.groups())
+    }
+
+    /// [`Message::lines`] of `groups`, the message's [`Message::groups`].
+    fn lines_of<'m>(
+        &'m self,
+        groups: &[Vec<&'m Segment<'b>>],
+    ) -> Result<Vec<Vec<&'m Segment<'b>>>, MapError> {
         let split = self.split_lines()?;
-        let groups = self.groups();
         let parents: std::collections::BTreeMap<&str, &Vec<&Segment<'b>>> = groups
             .iter()
             .filter(|g| split.contains(line_number(g)))
             .map(|g| (line_number(g), g))
             .collect();
         let mut lines = Vec::new();
-        for group in &groups {
+        for group in groups {
             if split.contains(line_number(group)) {
                 continue;
             }
@@ -470,8 +486,8 @@ impl<'b> Interchange<'b> {
         &self,
         message: &'m Message<'b>,
     ) -> Result<Vec<Vec<&'m Segment<'b>>>, MapError> {
-        let lines = message.lines()?;
         let groups = message.groups();
+        let lines = message.lines_of(&groups)?;
         for parent in groups.iter().filter(|g| sub_line_of(g).is_none()) {
             let subs: Vec<_> = groups
                 .iter()
@@ -482,15 +498,11 @@ impl<'b> Interchange<'b> {
             }
             // Only quantities stated once in each (an INVRPT states one per location): which
             // of several adds up to which could not be told.
-            let once = |group: &[&'m Segment<'b>], qualifier: &str| {
-                let mut found = group
-                    .iter()
-                    .copied()
-                    .filter(|s| s.tag == "QTY" && s.value(1, 1) == qualifier);
-                match (found.next(), found.next()) {
-                    (Some(one), None) => Some(one),
-                    _ => None,
-                }
+            let once = |group: &[&'m Segment<'b>], qualifier: &str| match first_two(
+                group, "QTY", qualifier,
+            ) {
+                (Some(one), None) => Some(one),
+                _ => None,
             };
             for qty in parent.iter().filter(|s| s.tag == "QTY") {
                 if once(parent, qty.value(1, 1)).is_none() {

@@ -699,6 +699,19 @@ fn the_first_product_id_is_one_that_names_the_item() {
     assert!(!is_item_qualifier("PO") && !is_item_qualifier(" LT "));
 }
 
+/// Asserts that `result` refuses the ship notice as `what` ("a cancellation (01)").
+fn refused_as(result: Result<(), crate::MapError>, what: &str) {
+    let error = result.unwrap_err();
+    assert_eq!(error.kind(), "unsupported-document");
+    assert!(
+        error
+            .message()
+            .contains(&format!("BSN01: the ship notice is {what};")),
+        "{}",
+        error.message()
+    );
+}
+
 /// `check` of the `BSN` of a ship notice whose purpose (BSN01) is `purpose`.
 fn with_bsn<T>(purpose: &str, check: impl FnOnce(&Segment<'_>) -> T) -> T {
     let text = doc(&format!(
@@ -716,15 +729,7 @@ fn refuses_a_document_that_withdraws_an_earlier_one() {
     assert!(check("00").is_ok(), "original");
     assert!(check("05").is_ok(), "replace");
     for (purpose, what) in [("01", "a cancellation (01)"), ("03", "a deletion (03)")] {
-        let error = check(purpose).unwrap_err();
-        assert_eq!(error.kind(), "unsupported-document");
-        assert!(
-            error
-                .message()
-                .contains(&format!("BSN01: the ship notice is {what};")),
-            "{}",
-            error.message()
-        );
+        refused_as(check(purpose), what);
     }
 }
 
@@ -747,15 +752,7 @@ fn a_document_of_goods_that_move_must_be_an_original() {
         ("18", "a reissue (18)"),
         ("22", "an information copy (22)"),
     ] {
-        let error = check(purpose).unwrap_err();
-        assert_eq!(error.kind(), "unsupported-document");
-        assert!(
-            error
-                .message()
-                .contains(&format!("BSN01: the ship notice is {what};")),
-            "{}",
-            error.message()
-        );
+        refused_as(check(purpose), what);
     }
 }
 
