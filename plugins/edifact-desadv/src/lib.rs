@@ -74,7 +74,7 @@ fn notice(
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| interchange.sender.to_string());
     let orders = edifact::HeaderReference::of(&header, &["ON"]);
-    let packaging = edifact::Packaging::read(message, header.len())?;
+    let packaging = edifact::Packaging::read(message)?;
     let mut lines = Vec::new();
     for segments in interchange.item_lines(message)? {
         lines.push(line(

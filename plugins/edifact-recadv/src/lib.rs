@@ -103,7 +103,7 @@ fn receipts(
     let references = edifact::HeaderReference::of(&header, REFERENCES);
     let advice = Some(bgm.value(2, 1).trim().to_owned()).filter(|s| !s.is_empty());
 
-    let packaging = edifact::Packaging::read(message, header.len())?;
+    let packaging = edifact::Packaging::read(message)?;
     let mut movements = Vec::new();
     for group in &interchange.item_lines(message)? {
         if let Some(movement) = receipt(

@@ -283,14 +283,15 @@ pub struct Packaging<'m> {
 
 impl<'m> Packaging<'m> {
     /// Reads the levels; a level whose id repeats, or whose parent is no earlier level, is an
-    /// error: which package a line lies in could not be told.
-    pub fn read(message: &'m Message<'m>, header_len: usize) -> Result<Self, MapError> {
+    /// error: which package a line lies in could not be told. (The header, before the first
+    /// `CPS` or `LIN`, belongs to no level.)
+    pub fn read(message: &'m Message<'m>) -> Result<Self, MapError> {
         let mut packaging = Self {
             levels: std::collections::BTreeMap::new(),
             line_level: std::collections::BTreeMap::new(),
         };
         let (mut level, mut in_line) = (None, false);
-        for segment in message.segments.iter().skip(header_len) {
+        for segment in &message.segments {
             match segment.tag.as_ref() {
                 "CPS" => {
                     let (id, parent) = (segment.value(1, 1).trim(), segment.value(2, 1).trim());

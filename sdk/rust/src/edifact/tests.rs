@@ -827,7 +827,7 @@ fn a_line_lies_in_the_package_of_its_level_or_the_nearest_above() {
     );
     let interchange = parse(text.as_bytes()).unwrap();
     let message = &interchange.messages[0];
-    let packaging = Packaging::read(message, message.header().len()).unwrap();
+    let packaging = Packaging::read(message).unwrap();
     let lines = interchange.item_lines(message).unwrap();
     let found: Vec<(Option<String>, Option<String>)> = lines
         .iter()
@@ -847,9 +847,7 @@ fn a_line_lies_in_the_package_of_its_level_or_the_nearest_above() {
     let twice = text.replace("CPS+4+1'", "CPS+3+1'");
     let interchange = parse(twice.as_bytes()).unwrap();
     let message = &interchange.messages[0];
-    let error = Packaging::read(message, message.header().len())
-        .err()
-        .unwrap();
+    let error = Packaging::read(message).err().unwrap();
     assert!(
         error.message().contains("packaging level 3 is given twice"),
         "{error:?}"
