@@ -226,6 +226,24 @@ async fn output_over_the_limit_is_dead_lettered() {
     assert_steady_served(&js, commands.len(), &mut host).await;
 }
 
+/// The host copies no more out of a plugin than the route's output limit makes sense of: 160
+/// events of 1 MiB (a route allowing the plugin 512 MiB of memory) are refused while being
+/// copied, as an output breach, once. They were a trap, retried, after wasmtime had copied
+/// up to its default 128 MiB of them each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_far_over_the_limit_is_refused_before_the_host_copies_it() {
+    let (_nats, js, mut host) = start("memory_mib = 512, output_kib = 64").await;
+    let commands = ["big 160 1048576", "ok 9"];
+    publish_beside_steady(&js, &commands).await;
+    let letters = dead_letters(&js, 1).await;
+    let (payload, kind, attempts, reason) = &letters[0];
+    assert_eq!(payload, "big 160 1048576");
+    assert_eq!(kind, "output-limit", "{reason}");
+    assert_eq!(attempts, "1", "an output breach is deterministic");
+    assert!(reason.contains("allowing 64 KiB"), "{reason}");
+    assert_steady_served(&js, commands.len(), &mut host).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_canonical_values_are_dead_lettered_with_the_rule() {
     let (_nats, js, mut host) = start("deadline = \"2s\"").await;

@@ -80,6 +80,23 @@ const WASMTIME_CACHE: &str = "wasmtime";
 /// A session is recycled after this many calls, so leaks in a plugin stay bounded.
 const CALLS_PER_SESSION: u64 = 10_000;
 
+/// What wasmtime says when a guest hands the host more data than the store's hostcall fuel
+/// allows (its error type is private, so the text is what can be recognised).
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
+/// How many bytes the host may allocate to copy one call's results (or one host call's
+/// arguments) out of the sandbox: four times the route's output limit, since a record costs
+/// its in-memory size where the limit counts its JSON, plus room for the smallest limits.
+/// wasmtime's default is 128 MiB whatever the route allows; a plugin returning more than that
+/// was a trap, retried, after the host had copied it.
+fn hostcall_fuel(limits: &Limits) -> usize {
+    let bytes = limits
+        .output_kib
+        .saturating_mul(4 * 1024)
+        .saturating_add(4 * 1024 * 1024);
+    usize::try_from(bytes).unwrap_or(usize::MAX)
+}
+
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -411,6 +428,7 @@ impl Session {
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(deadline_ticks(limits.deadline));
+        store.set_hostcall_fuel(hostcall_fuel(&limits));
         let instance = match &plugin.pre {
             Pre::V1_0(pre) => pre.instantiate(&mut store).map(Instance::V1_0),
             Pre::V1_1(pre) => pre.instantiate(&mut store).map(Instance::V1_1),
@@ -595,6 +613,13 @@ fn map_error(e: WitMapError) -> CallError {
 fn classify_trap(store: &Store<GuestState>, e: wasmtime::Error, limits: Limits) -> CallError {
     if store.data().limiter.memory_exceeded {
         return CallError::Memory(limits.memory_mib);
+    }
+    if format!("{e:#}").contains(HOSTCALL_FUEL_EXHAUSTED) {
+        return CallError::Output(format!(
+            "the plugin handed over more than the host copies for a route allowing {} KiB \
+             of output",
+            limits.output_kib
+        ));
     }
     match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => CallError::Deadline(limits.deadline),
