@@ -74,9 +74,10 @@ impl<'a> Report<'a> {
         interchange: &Interchange,
         route: &edi::Route,
     ) -> Result<Vec<InventoryBalance>, MapError> {
-        let mut balances = Vec::new();
+        let mut balances = edi::Balances::default();
         for line in &self.lines {
-            balances.push(self.balance(line, interchange, route)?);
+            let at = line.first().map(|lin| lin.at()).unwrap_or_default();
+            balances.add(self.balance(line, interchange, route)?, at)?;
         }
         if balances.is_empty() {
             return Err(MapError::malformed(format!(
@@ -84,7 +85,7 @@ impl<'a> Report<'a> {
                 self.message.reference, self.message.position
             )));
         }
-        Ok(balances)
+        Ok(balances.into_vec())
     }
 
     fn balance(

@@ -1,7 +1,8 @@
 //! millrace mapping plugin for X12 846 inventory inquiry/advice documents from third-party
 //! warehouses.
 //!
-//! Every `LIN` item line becomes one canonical `inventory-balance`: on hand (`QTY*17`, else the
+//! Every item, lot and place becomes one canonical `inventory-balance` (lines naming one are
+//! added up): on hand (`QTY*17`, else the
 //! quantity available `QTY*33`), blocked (`QTY*QH`, on hold) and allocated (what is on hand but
 //! neither available nor on hold). The field mapping and the route configuration keys are
 //! documented in this plugin's README.md.
@@ -94,7 +95,7 @@ impl<'a> Advice<'a> {
                     self.set.control_number, self.set.position
                 ))
             })?;
-        let mut balances = Vec::new();
+        let mut balances = edi::Balances::default();
         for line in &self.lines {
             // A warehouse named in the line (its own N1 loop) wins over the header's.
             let location =
@@ -113,9 +114,12 @@ impl<'a> Advice<'a> {
                 }
                 line_balances.push(balance);
             }
-            balances.append(&mut line_balances);
+            for balance in line_balances {
+                let at = line.first().map(|lin| lin.at()).unwrap_or_default();
+                balances.add(balance, at)?;
+            }
         }
-        Ok(balances)
+        Ok(balances.into_vec())
     }
 }
 

@@ -16,7 +16,7 @@
 
 use std::fmt;
 
-use crate::canonical::{CanonicalEvent, EventData};
+use crate::canonical::{CanonicalEvent, EventData, InventoryBalance, Quantity};
 use crate::timestamp::{self, UtcOffset};
 use crate::{MapError, config};
 
@@ -178,6 +178,68 @@ pub fn mapped(events: Vec<CanonicalEvent>, what: &str) -> Result<Vec<CanonicalEv
     }
 }
 
+/// The stock balances of one report, one per item, lot and place. A warehouse that reports one
+/// line per pallet or licence plate names one item, lot and place in several lines; the stock
+/// there is their sum, while two balances of one place would each set it (the last one
+/// winning). So a line's balance is added to the one before it of the same place, in one unit.
+#[derive(Debug, Default)]
+pub struct Balances {
+    /// Each balance with where its first line is, for errors.
+    balances: Vec<(InventoryBalance, String)>,
+}
+
+impl Balances {
+    /// Adds the balance of the line `at` (`segment 7 (LIN) at line 7`).
+    pub fn add(&mut self, balance: InventoryBalance, at: String) -> Result<(), MapError> {
+        let same_place = |b: &InventoryBalance| {
+            b.item == balance.item && b.lot == balance.lot && b.location == balance.location
+        };
+        let Some((total, first_at)) = self.balances.iter_mut().find(|(b, _)| same_place(b)) else {
+            self.balances.push((balance, at));
+            return Ok(());
+        };
+        let units = [
+            (&total.on_hand, &balance.on_hand),
+            (&total.allocated, &balance.allocated),
+            (&total.blocked, &balance.blocked),
+        ];
+        if let Some((was, is)) = units.iter().find(|(was, is)| was.uom != is.uom) {
+            return Err(MapError::malformed(format!(
+                "{at}: item {} at {} is counted in {} here and in {} at {first_at}; lines of one \
+                 item, lot and place are added up, so they need one unit",
+                balance.item, balance.location, is.uom, was.uom
+            )));
+        }
+        let sum = |a: &Quantity, b: &Quantity| -> Result<Quantity, MapError> {
+            let parse = |q: &Quantity| crate::decimal::parse(&q.amount, '.').ok();
+            parse(a)
+                .zip(parse(b))
+                .and_then(|(x, y)| x.checked_add(y))
+                .map(|amount| crate::decimal::quantity(amount, &a.uom))
+                .ok_or_else(|| {
+                    MapError::malformed(format!(
+                        "{at}: item {} at {}: {} and {} {} are too large to add up",
+                        balance.item, balance.location, a.amount, b.amount, a.uom
+                    ))
+                })
+        };
+        total.on_hand = sum(&total.on_hand, &balance.on_hand)?;
+        total.allocated = sum(&total.allocated, &balance.allocated)?;
+        total.blocked = sum(&total.blocked, &balance.blocked)?;
+        Ok(())
+    }
+
+    /// True when no line gave a balance.
+    pub fn is_empty(&self) -> bool {
+        self.balances.is_empty()
+    }
+
+    /// The balances, in the order their places first came.
+    pub fn into_vec(self) -> Vec<InventoryBalance> {
+        self.balances.into_iter().map(|(b, _)| b).collect()
+    }
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
@@ -214,5 +276,41 @@ mod tests {
             "the interchange holds no message"
         );
         assert_eq!(mapped(Vec::new(), "message"), Err(holds_nothing("message")));
+    }
+
+    #[test]
+    fn balances_of_one_place_add_up_in_one_unit() {
+        let balance = |lot: &str, on_hand: &str, uom: &str| InventoryBalance {
+            lot: Some(lot.to_owned()),
+            blocked: crate::decimal::quantity(1.into(), uom),
+            ..InventoryBalance::new(
+                "MAT-1".to_owned(),
+                "WH".to_owned(),
+                Quantity::new(on_hand, uom),
+            )
+        };
+        let mut balances = Balances::default();
+        balances
+            .add(balance("L1", "120", "EA"), "line 1".into())
+            .unwrap();
+        balances
+            .add(balance("L2", "5", "EA"), "line 2".into())
+            .unwrap();
+        balances
+            .add(balance("L1", "80.5", "EA"), "line 3".into())
+            .unwrap();
+        let error = balances
+            .add(balance("L1", "3", "KGM"), "line 4".into())
+            .unwrap_err();
+        assert_eq!(
+            error.message(),
+            "line 4: item MAT-1 at WH is counted in KGM here and in EA at line 1; lines of one \
+             item, lot and place are added up, so they need one unit"
+        );
+        let balances = balances.into_vec();
+        assert_eq!(balances.len(), 2);
+        assert_eq!(balances[0].on_hand, Quantity::new("200.5", "EA"));
+        assert_eq!(balances[0].blocked, Quantity::new("2", "EA"));
+        assert_eq!(balances[1].on_hand, Quantity::new("5", "EA"));
     }
 }
