@@ -1,7 +1,8 @@
 //! millrace mapping plugin for X12 delivery schedules: 830 planning schedules and 862 shipping
 //! schedules.
 //!
-//! Every `LIN` item loop becomes one canonical `supplier-commitment` with its `FST` buckets. The
+//! Every `LIN` item loop becomes one canonical `supplier-commitment` with its `FST` buckets, at
+//! the site its ship-to is mapped to (else the route's). The
 //! field mapping and the route configuration keys are documented in this plugin's README.md.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -30,8 +31,14 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             let schedule = Schedule::read(group, set, &route.utc_offset_text)?;
             // The envelope identity, then the schedule's own reference (BFR02 / BSS02).
             let transaction = interchange.source_transaction(set, schedule.number);
-            let commitments = schedule.commitments(&interchange, set, &item_qualifier)?;
-            events.extend(route.events(&schedule.issued_at, &transaction, commitments));
+            let commitments =
+                schedule.commitments(&interchange, set, &item_qualifier, &route.site)?;
+            for (site, commitment) in commitments {
+                events.push(
+                    CanonicalEvent::new(site, &schedule.issued_at, commitment)
+                        .with_transaction(&transaction),
+                );
+            }
         }
     }
     edi::mapped(events, "schedule with a LIN item")
@@ -102,7 +109,8 @@ impl<'a> Schedule<'a> {
         interchange: &Interchange,
         set: &TransactionSet,
         item_qualifier: &str,
-    ) -> Result<Vec<SupplierCommitment>, MapError> {
+        route_site: &str,
+    ) -> Result<Vec<(String, SupplierCommitment)>, MapError> {
         let mut loops: Vec<Vec<&Segment>> = Vec::new();
         for segment in set.segments.iter().skip(self.header.len()) {
             if segment.id == "LIN" {
@@ -114,17 +122,50 @@ impl<'a> Schedule<'a> {
             }
         }
         let header_supplier = supplier(&self.header);
-        loops
-            .iter()
-            .map(|segments| {
-                self.commitment(
-                    segments,
-                    header_supplier.as_deref(),
-                    interchange,
-                    item_qualifier,
-                )
-            })
-            .collect()
+        let header_ship_to = x12::party(self.header.iter().copied(), &["ST"]);
+        // Each commitment with its site, its ship-to and where its loop starts.
+        let mut commitments: Vec<(String, Option<String>, SupplierCommitment, String)> = Vec::new();
+        for segments in &loops {
+            let commitment = self.commitment(
+                segments,
+                header_supplier.as_deref(),
+                interchange,
+                item_qualifier,
+            )?;
+            let ship_to =
+                x12::party(segments.iter().copied(), &["ST"]).or_else(|| header_ship_to.clone());
+            let site = ship_to
+                .as_deref()
+                .and_then(|id| config::get(&format!("ship-to.{id}")))
+                .map(|site| site.trim().to_owned())
+                .filter(|site| !site.is_empty())
+                .unwrap_or_else(|| route_site.to_owned());
+            let at = segments.first().map(|lin| lin.at()).unwrap_or_default();
+            // The projection keeps one schedule per site, supplier and item, the newer
+            // replacing the older: two in one document would lose one.
+            if let Some((_, other, _, first_at)) = commitments.iter().find(|(s, _, c, _)| {
+                *s == site && c.supplier == commitment.supplier && c.item == commitment.item
+            }) {
+                let ship_tos = match (other, &ship_to) {
+                    (Some(a), Some(b)) if a != b => format!(
+                        " for ship-to {a} and {b}: map each to its site with route config \
+                         'ship-to.<id>'"
+                    ),
+                    _ => String::new(),
+                };
+                return Err(MapError::malformed(format!(
+                    "{at}: item {} of supplier {} is scheduled at site {site} again (first at \
+                     {first_at}){ship_tos}; one schedule per site, supplier and item is kept, so \
+                     the second would replace the first",
+                    commitment.item, commitment.supplier
+                )));
+            }
+            commitments.push((site, ship_to, commitment, at));
+        }
+        Ok(commitments
+            .into_iter()
+            .map(|(site, _, commitment, _)| (site, commitment))
+            .collect())
     }
 
     fn commitment(
