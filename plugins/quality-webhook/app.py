@@ -3,6 +3,8 @@
 See README.md for the payload, the field mapping and the route configuration.
 """
 
+import re
+
 from millrace_kit import MapError, config, events, jsondoc, log, malformed_at, text, timestamps
 
 #: Webhook event types mapped, and the hold action each one is.
@@ -30,8 +32,7 @@ def map(message):
             f"$.event: '{kind}' is not mapped; this plugin maps {' and '.join(ACTIONS)}"
         )
     delivery = jsondoc.text(body, "$", "id")
-    with malformed_at("$.occurred_at"):
-        occurred_at = timestamps.rfc3339(timestamps.parse(jsondoc.text(body, "$", "occurred_at")))
+    occurred_at = _occurred_at(body)
 
     ncr = jsondoc.object_at(jsondoc.object_at(body, "$", "data"), "$.data", "ncr")
     path = "$.data.ncr"
@@ -102,6 +103,10 @@ def _reason(ncr, path, action, number):
         release = ncr.get("release")
         if isinstance(release, dict):
             candidates.insert(0, (release, f"{path}.release"))
+        elif release is not None:
+            # A release in a new shape: its reason is not read; logged, never silently passed over.
+            log.warn("release is not an object; its reason is not read", ncr=number,
+                     path=f"{path}.release", got=jsondoc.type_name(release))
     for parent, where in candidates:
         value = parent.get("reason")
         if isinstance(value, str) and value.strip():
@@ -117,7 +122,15 @@ def _disposition(ncr, path, number):
     """The canonical disposition; a code this plugin does not know (the platform added one, or
     sends it in a new shape) is logged and carried as :data:`UNKNOWN`, never refused."""
     value = ncr.get("disposition")
+    if value == {}:
+        return None  # an empty object: no disposition yet
     if isinstance(value, dict):
+        if "code" not in value:
+            # An object in a new shape (the code renamed): a disposition was given, but not one
+            # this plugin can read; logged and carried as unknown, not dropped as "none".
+            log.warn("disposition object without a code; carried as unknown", ncr=number,
+                     path=f"{path}.disposition", keys=", ".join(value))
+            return UNKNOWN
         value = value.get("code")
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -139,8 +152,14 @@ def _supplier(scope, path):
     value = scope.get("supplier")
     if isinstance(value, str):
         return value.strip() or None
-    record = jsondoc.object_at(scope, path, "supplier", required=False)
-    return jsondoc.text(record, f"{path}.supplier", "id") if record is not None else None
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise MapError.malformed(
+            f"{path}.supplier: expected the supplier id as text or an object with an 'id', "
+            f"got {jsondoc.type_name(value)}"
+        )
+    return jsondoc.text(value, f"{path}.supplier", "id")
 
 
 def _lots(scope, path):
@@ -159,19 +178,45 @@ def _lots(scope, path):
 
 
 def _site(ncr, path):
-    """The canonical site of the platform's site code; without a code, the route's `site`."""
+    """The canonical site of the platform's site code (`site.code`, or `site` as text); without a
+    code, the route's `site`. A site of another JSON type (a number, a list, a boolean) is refused,
+    never replaced by the route's default: the hold would block stock at the wrong site."""
     record = ncr.get("site")
-    code = None
+    where = f"{path}.site"
+    default = config.get("site")
     if isinstance(record, dict):
-        code = jsondoc.text(record, f"{path}.site", "code", required=config.get("site") is None)
-    elif isinstance(record, str) and record.strip():
-        code = record.strip()
-    elif config.get("site") is None:
-        jsondoc.text(jsondoc.object_at(ncr, path, "site"), f"{path}.site", "code")
-    site = (config.get(f"site.{code}") if code else None) or config.get("site") or code
+        code = jsondoc.text(record, where, "code", required=default is None)
+    elif record is None or isinstance(record, str):
+        code = jsondoc.text(ncr, path, "site", required=default is None)
+    else:
+        raise MapError.malformed(
+            f"{where}: expected the site code as text or an object with a 'code', "
+            f"got {jsondoc.type_name(record)}"
+        )
+    site = (config.get(f"site.{code}") if code else None) or default or code
     if not site or not all(c.isascii() and (c.isalnum() or c in "-_") for c in site):
         raise MapError.other(
             f"site '{site}' (for platform site code '{code}') may hold only letters, digits, "
             "'-' and '_'; set the route config key 'site.<code>' or 'site'"
         )
     return site
+
+
+#: An RFC 3339 time whose second is 60: a leap second (`2016-12-31T23:59:60Z`).
+_LEAP_SECOND = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:60(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
+def _occurred_at(body):
+    """`$.occurred_at`, RFC 3339 with an offset. A leap second (second 60) is refused naming it:
+    a canonical timestamp cannot hold second 60, and moving the hold to another second would
+    write a time the platform never sent."""
+    value = jsondoc.text(body, "$", "occurred_at")
+    if _LEAP_SECOND.fullmatch(value):
+        raise MapError.malformed(
+            f"$.occurred_at: '{value}' is a leap second (second 60), which a canonical timestamp "
+            "cannot hold"
+        )
+    with malformed_at("$.occurred_at"):
+        return timestamps.rfc3339(timestamps.parse(value))
