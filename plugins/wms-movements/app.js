@@ -30,29 +30,61 @@ export function map(message) {
   }
   const source = text.utf8(message.payload);
   if (source.trim() === '') throw MapError.malformed('empty payload: expected a header row');
-  const rows = parseCsv(source, delimiter);
-
-  const header = rows[0].cells.map((name) => name.trim().toLowerCase());
-  const index = {};
-  for (const column of COLUMNS) {
-    const at = header.indexOf(column);
-    if (at < 0) throw MapError.malformed(`line 1: the header has no column '${column}'`);
-    index[column] = at;
+  // Rows are read one at a time and blank and padding rows are skipped as they are read (none is
+  // kept): a file of a few movements and a megabyte of empty rows costs no more than the movements.
+  const rows = csvRows(source, delimiter);
+  const first = rows.next();
+  if (first.done) {
+    throw MapError.malformed('no header row: the payload holds only blank lines and empty rows');
   }
+  const { index, width } = headerIndex(first.value);
 
   const siteOf = sites();
   const result = [];
-  for (const row of rows.slice(1)) {
-    // A blank line, a row of delimiters only (a spreadsheet's export of empty rows), or the NUL
-    // and Ctrl-Z padding some systems end a file with: no movement, nothing to refuse.
-    if (row.cells.every((cell) => PADDING.test(cell))) continue;
-    if (row.cells.length !== header.length) {
-      throw MapError.malformed(`line ${row.line}: ${row.cells.length} fields, the header has ${header.length}`);
+  // Where each movement id and journal sequence number was first seen: a journal posts each
+  // movement once, so one given twice in a file would post its stock twice.
+  const movementLine = new Map();
+  const seqLine = new Map();
+  for (const row of rows) {
+    if (row.cells.length !== width) {
+      throw MapError.malformed(`line ${row.line}: ${row.cells.length} fields, the header has ${width}`);
     }
-    result.push(movement(row, index, mark, siteOf));
+    const event = movement(row, index, mark, siteOf);
+    const id = event.source_transaction;
+    if (movementLine.has(id)) {
+      throw MapError.malformed(`line ${row.line}, column movement_id: movement '${id}' is also on line ${movementLine.get(id)}; a journal posts each movement once`);
+    }
+    movementLine.set(id, row.line);
+    const seq = event.source_sequence;
+    if (seq !== undefined) {
+      if (seqLine.has(seq)) {
+        throw MapError.malformed(`line ${row.line}, column seq: journal sequence number ${seq} is also on line ${seqLine.get(seq)}; a journal numbers each posting once`);
+      }
+      seqLine.set(seq, row.line);
+    }
+    result.push(event);
   }
   log.debug('mapped movement journal', { rows: result.length });
   return result;
+}
+
+// The column of each field in the header row (names trimmed, any case, any order). A column this
+// plugin reads that the header names twice (`lot` and `LOT`, a second `quantity`) is refused: which
+// of the two holds the value is unknowable. Extra columns (even repeated, even unnamed) are ignored.
+function headerIndex(row) {
+  const at = `line ${row.line}`;
+  const names = row.cells.map((name) => name.trim().toLowerCase());
+  const index = {};
+  for (const column of COLUMNS) {
+    const first = names.indexOf(column);
+    if (first < 0) throw MapError.malformed(`${at}: the header has no column '${column}'`);
+    const second = names.indexOf(column, first + 1);
+    if (second >= 0) {
+      throw MapError.malformed(`${at}: the header names the column '${column}' twice, as '${row.cells[first].trim()}' (column ${first + 1}) and '${row.cells[second].trim()}' (column ${second + 1}); it must name each column once`);
+    }
+    index[column] = first;
+  }
+  return { index, width: row.cells.length };
 }
 
 // What a cell of a row with no data holds: white space, NUL, the DOS end-of-file mark (Ctrl-Z).
@@ -173,58 +205,103 @@ function sites() {
 }
 
 // RFC 4180 CSV: fields may be double-quoted (holding delimiters, quotes as "" and line ends);
-// lines end with LF or CRLF. Returns rows with the line number each starts on.
-function parseCsv(source, delimiter) {
-  const rows = [];
-  let cells = [];
-  let cell = '';
+// lines end with LF or CRLF. Yields the rows one at a time, each with the line number it starts
+// on, and skips rows of padding (a blank line, a row of delimiters only, NUL or Ctrl-Z padding)
+// as it reads them: a run of blank lines or padding rows is passed over by one regular
+// expression, never built into rows.
+function* csvRows(source, delimiter) {
+  const d = classEscape(delimiter);
+  // Padding characters, delimiters and line ends: one character class, so the engine matches a
+  // run of them, a megabyte of blank lines, in one pass with no backtracking state (a run of
+  // rows, `(?:...\n)+`, kept a backtracking entry per row and ran the component out of memory).
+  const paddingRun = new RegExp(`[${PADDING_CHARS}${d}\\n]+`, 'y');
+  // The rest of an unquoted field: up to a delimiter or a line end.
+  const plain = new RegExp(`[^${d}\\r\\n]*`, 'y');
   let line = 1;
-  let rowLine = 1;
   let i = 0;
-  const endRow = () => {
-    cells.push(cell);
-    rows.push({ line: rowLine, cells });
-    cells = [];
-    cell = '';
-  };
   while (i < source.length) {
-    const c = source[i];
-    if (c === '"' && cell === '') {
-      const start = line;
-      i += 1;
-      for (;;) {
-        if (i >= source.length) throw MapError.malformed(`line ${start}: a quoted field is not closed`);
-        if (source[i] === '"') {
-          if (source[i + 1] === '"') {
+    // Whole rows of padding are passed over: the run up to its last line end, or to the end of
+    // the text (a run may end in the leading white space of a row with data, which is kept).
+    paddingRun.lastIndex = i;
+    const run = paddingRun.exec(source);
+    if (run !== null) {
+      const end = i + run[0].length;
+      const skipped = end === source.length ? run[0] : run[0].slice(0, run[0].lastIndexOf('\n') + 1);
+      if (skipped !== '') {
+        line += newlines(skipped);
+        i += skipped.length;
+        continue;
+      }
+    }
+    const rowLine = line;
+    const cells = [];
+    for (;;) {
+      // One field, starting at i.
+      let cell = '';
+      if (source[i] === '"') {
+        const start = line;
+        i += 1;
+        for (;;) {
+          const close = source.indexOf('"', i);
+          if (close < 0) throw MapError.malformed(`line ${start}: a quoted field is not closed`);
+          const chunk = source.slice(i, close);
+          line += newlines(chunk);
+          cell += chunk;
+          if (source[close + 1] === '"') {
             cell += '"';
-            i += 2;
+            i = close + 2;
             continue;
           }
-          i += 1;
+          i = close + 1;
           break;
         }
-        if (source[i] === '\n') line += 1;
-        cell += source[i];
-        i += 1;
+        if (i < source.length && source[i] !== delimiter && source[i] !== '\n' && !source.startsWith('\r\n', i)) {
+          throw MapError.malformed(`line ${line}: text after a closing quote`);
+        }
+      } else {
+        for (;;) {
+          plain.lastIndex = i;
+          cell += plain.exec(source)[0];
+          i = plain.lastIndex;
+          // A CR not before an LF is text (as it was), not a line end.
+          if (source[i] === '\r' && source[i + 1] !== '\n') {
+            cell += '\r';
+            i += 1;
+            continue;
+          }
+          break;
+        }
       }
-      if (i < source.length && source[i] !== delimiter && source[i] !== '\n' && source[i] !== '\r') {
-        throw MapError.malformed(`line ${line}: text after a closing quote`);
-      }
-      continue;
-    }
-    if (c === delimiter) {
       cells.push(cell);
-      cell = '';
-    } else if (c === '\n' || (c === '\r' && source[i + 1] === '\n')) {
-      if (c === '\r') i += 1;
-      endRow();
-      line += 1;
-      rowLine = line;
-    } else {
-      cell += c;
+      if (i < source.length && source[i] === delimiter) {
+        i += 1;
+        continue;
+      }
+      break;
     }
-    i += 1;
+    // The row ends at a line end or the end of the text.
+    if (source[i] === '\r') i += 1;
+    if (source[i] === '\n') {
+      i += 1;
+      line += 1;
+    }
+    // A row of padding the run above did not pass over (a quoted empty field, `"",""`).
+    if (cells.every((cell) => PADDING.test(cell))) continue;
+    yield { line: rowLine, cells };
   }
-  if (cell !== '' || cells.length > 0) endRow();
-  return rows;
+}
+
+// The characters of a padding row but LF, for a regular expression's class: JavaScript's white
+// space (`\s`) without LF, NUL and Ctrl-Z.
+const PADDING_CHARS = '\\t\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff\\u0000\\u001a';
+
+// A character escaped for a regular expression's class.
+function classEscape(character) {
+  return character.replace(/[\\\]^\-]/g, '\\$&');
+}
+
+// The number of LFs in a text.
+function newlines(chunk) {
+  // A string pattern, not a regular expression: replaced natively, not one match at a time.
+  return chunk.length === 0 ? 0 : chunk.length - chunk.replaceAll('\n', '').length;
 }
