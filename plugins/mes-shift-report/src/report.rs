@@ -27,6 +27,9 @@ pub(crate) fn map_report(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapError
         return Err(MapError::malformed("empty payload"));
     }
     let text = text::latin1(payload);
+    // The end-of-file mark (Ctrl-Z) or NUL padding a DOS-era system or a fixed-block transfer
+    // writes after the last record is no record.
+    let text = text.trim_end_matches(['\u{1a}', '\0']);
     let mut lines: Vec<&str> = text
         .split('\n')
         .map(|line| line.strip_suffix('\r').unwrap_or(line))
@@ -391,6 +394,12 @@ mod tests {
         config::set_for_tests([("site", "PLANT1")]);
         let events = map_report(format!("{HDR}\n{MAT}\nTRL|000001\n\r\n  \n").as_bytes()).unwrap();
         assert_eq!(events.len(), 1);
+        // So do a DOS end-of-file mark and NUL padding, on their own line or the trailer's.
+        for end in ["\r\n\u{1a}", "\u{1a}", "\r\n\0\0\0\0", "\r\n\u{1a}\0\0"] {
+            config::set_for_tests([("site", "PLANT1")]);
+            let report = format!("{HDR}\r\n{MAT}\r\nTRL|000001{end}");
+            assert_eq!(map_report(report.as_bytes()).unwrap().len(), 1, "{end:?}");
+        }
         assert_eq!(
             error(&format!("{MAT}\nTRL|000001\n")),
             "malformed-input: line 1, field record-type: expected the HDR header, found 'MAT'"
