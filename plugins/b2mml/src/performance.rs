@@ -186,8 +186,18 @@ fn completion(
     operation: Option<&str>,
 ) -> Result<EventData, MapError> {
     let amounts = quantity::amounts(actual)?;
-    let good =
-        quantity::single(actual, &amounts, quantity::is_scrap)?.ok_or_else(|| no_amount(actual))?;
+    let good = quantity::single(actual, &amounts, quantity::is_scrap)?.ok_or_else(|| {
+        match amounts.iter().find(|amount| quantity::is_scrap(amount)) {
+            // The whole output scrapped is stated as a good quantity of 0 beside the scrap.
+            Some(scrap) => MapError::rejected(format!(
+                "{}: has only a scrap Quantity (Key '{}'), no good quantity beside it; a \
+                 completion states both (write the good quantity, 0 when all was scrapped)",
+                xml::at(actual),
+                scrap.key.as_deref().unwrap_or_default()
+            )),
+            None => no_amount(actual),
+        }
+    })?;
     let scrap = quantity::single(actual, &amounts, |amount| !quantity::is_scrap(amount))?
         .unwrap_or(Amount {
             value: Decimal::ZERO,

@@ -62,7 +62,7 @@ pub(crate) fn is_scrap(amount: &Amount) -> bool {
 pub(crate) fn amounts(owner: Node<'_, '_>) -> Result<Vec<Amount>, MapError> {
     let mut amounts = Vec::new();
     for quantity in xml::children(owner, "Quantity") {
-        // Only an error names the line: finding it reads the document from its start.
+        // Only an error names the line (a message with the element, built when needed).
         let context = || xml::at(quantity);
         let unit = xml::text(quantity, "UnitOfMeasure").ok_or_else(|| {
             MapError::malformed(format!(

@@ -71,6 +71,13 @@ impl Route {
         let Some((date, time)) = text.split_once('T') else {
             return Err(bad("expected YYYY-MM-DDThh:mm:ss"));
         };
+        // xs:dateTime has no leap second (its seconds are below 60); RFC 3339 has one, which
+        // the parser below would read as 59.999999999: a time never sent.
+        if time.as_bytes().get(5) == Some(&b':') && time.get(6..8) == Some("60") {
+            return Err(bad(
+                "second 60: xs:dateTime has no leap second; seconds must be below 60",
+            ));
+        }
         // xs:dateTime writes the end of a day as 24:00:00 (a zero fraction allowed): the
         // midnight that starts the next day.
         let end_of_day = end_of_day(time);
@@ -213,6 +220,27 @@ mod tests {
         assert_eq!(
             convert("Z", "9999-12-31T24:00:00Z").unwrap_err().message(),
             "line 1, T: '9999-12-31T24:00:00Z' is not an xs:dateTime (the day after is out of range)"
+        );
+    }
+
+    #[test]
+    fn refuses_a_leap_second() {
+        for source in [
+            "2016-12-31T23:59:60Z",
+            "2016-12-31T23:59:60.5+01:00",
+            "2016-12-31T23:59:60",
+        ] {
+            assert_eq!(
+                convert("Z", source).unwrap_err().message(),
+                format!(
+                    "line 1, T: '{source}' is not an xs:dateTime (second 60: xs:dateTime has no \
+                     leap second; seconds must be below 60)"
+                )
+            );
+        }
+        assert_eq!(
+            convert("Z", "2016-12-31T23:59:59.6Z").unwrap(),
+            "2016-12-31T23:59:59.6Z"
         );
     }
 

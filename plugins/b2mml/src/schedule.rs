@@ -52,16 +52,20 @@ pub(crate) fn map(
             vec![xml::child(schedule, "PublishedDate")],
             &format!("{}/PublishedDate", form.schedule),
         )?;
+        // The schedule's own identity, for telling a resend from a new schedule: the
+        // document's BOD id, else the request's ID with the schedule's time. The request ID
+        // alone is the work order number, which every re-planned schedule of the order names:
+        // a new plan would be dropped as a resend of the first (as performance.rs reasons for
+        // reports). A resend is the same document, so it keeps the same time.
+        let transaction = context
+            .document_id
+            .clone()
+            .unwrap_or_else(|| format!("{id}@{occurred_at}"));
         events.push(CanonicalEvent {
             site: context.route.site(request)?,
             occurred_at,
             source_sequence: None,
-            source_transaction: Some(
-                context
-                    .document_id
-                    .clone()
-                    .unwrap_or_else(|| id.to_string()),
-            ),
+            source_transaction: Some(transaction),
             data: EventData::WorkOrderStatus(WorkOrderStatus {
                 work_order: id.into_owned(),
                 operation: None,

@@ -2,6 +2,7 @@
 //! the line of every element for error messages.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 
 use millrace_sdk::MapError;
 use roxmltree::{Document, Node};
@@ -17,6 +18,86 @@ pub(crate) const NAMESPACES: &[(&str, &str)] = &[
     (V07, "V07"),
 ];
 
+/// The deepest element nesting a document may have. B2MML never needs more than about 20
+/// levels (nested segment responses and sub-lots included); the cap is checked before parsing,
+/// because the parser recurses per level and a deeply nested document would exhaust the
+/// plugin's call stack.
+pub(crate) const MAX_DEPTH: usize = 256;
+
+/// Every element name the mapping looks up (as a child, a descendant or a nested element):
+/// an element of one of these names that stands in a B2MML element but outside the document's
+/// namespace is a namespace slip the mapping would silently skip, so [`check_namespaces`]
+/// refuses it.
+pub(crate) const READ: &[&str] = &[
+    // The envelope.
+    "ApplicationArea",
+    "BODID",
+    "CreationDateTime",
+    "DataArea",
+    "Sync",
+    "Process",
+    "Show",
+    "Get",
+    "Acknowledge",
+    "Respond",
+    "Confirm",
+    "Change",
+    "Cancel",
+    "ActionCriteria",
+    "ActionExpression",
+    // The nouns.
+    "ProductionPerformance",
+    "OperationsPerformance",
+    "ProductionSchedule",
+    "OperationsSchedule",
+    "MaterialInformation",
+    "MaterialDefinition",
+    "MaterialClass",
+    "BatchProductionRecord",
+    // Their content.
+    "ID",
+    "PublishedDate",
+    "StartTime",
+    "EndTime",
+    "EarliestStartTime",
+    "LatestEndTime",
+    "ActualStartTime",
+    "ActualEndTime",
+    "ProductionResponse",
+    "OperationsResponse",
+    "ProductionRequestID",
+    "OperationsRequestID",
+    "ProductionRequest",
+    "OperationsRequest",
+    "SegmentResponse",
+    "SegmentResponseChild",
+    "SegmentRequirement",
+    "SegmentRequirementChild",
+    "ProcessSegmentID",
+    "MaterialActual",
+    "MaterialRequirement",
+    "MaterialUse",
+    "MaterialDefinitionID",
+    "MaterialLotID",
+    "MaterialLot",
+    "MaterialSubLot",
+    "MaterialSubLotChild",
+    "Status",
+    "Quantity",
+    "QuantityString",
+    "UnitOfMeasure",
+    "Key",
+    "OperationsType",
+    "EquipmentElementLevel",
+    "EquipmentLevel",
+    "HierarchyScope",
+    "HierarchyScopeChild",
+    "EquipmentID",
+    "Location",
+    "LocationChild",
+    "StorageLocation",
+];
+
 /// Decodes the payload as text in the encoding it is written in: UTF-8 unless its byte-order
 /// mark or XML declaration names another (UTF-16, ISO-8859-1...; see
 /// [`millrace_sdk::text::xml_document`]).
@@ -28,8 +109,10 @@ pub(crate) fn decode(payload: &[u8]) -> Result<Cow<'_, str>, MapError> {
     millrace_sdk::text::xml_document(payload)
 }
 
-/// Parses the text as XML; a syntax error names its line and column.
+/// Parses the text as XML; a syntax error names its line and column. A document nested more
+/// than [`MAX_DEPTH`] levels deep is refused before it is parsed.
 pub(crate) fn parse(text: &str) -> Result<Document<'_>, MapError> {
+    check_depth(text)?;
     Document::parse(text).map_err(|error| {
         let message = match error {
             // These carry no position: the problem is where the payload ends.
@@ -57,6 +140,79 @@ pub(crate) fn parse(text: &str) -> Result<Document<'_>, MapError> {
     })
 }
 
+/// Refuses a document whose elements nest more than [`MAX_DEPTH`] levels deep, by a scan of
+/// its markup that needs no stack: comments, CDATA sections and processing instructions are
+/// skipped whole, a start tag is read to its `>` outside quoted attribute values, and a
+/// self-closing tag opens no level. What the scan cannot follow (a DTD, a tag that is never
+/// closed) is left to the parser to report.
+fn check_depth(text: &str) -> Result<(), MapError> {
+    let bytes = text.as_bytes();
+    let find = |from: usize, pattern: &[u8]| {
+        bytes
+            .get(from..)
+            .and_then(|rest| rest.windows(pattern.len()).position(|w| w == pattern))
+            .map(|at| from + at + pattern.len())
+    };
+    let mut depth = 0_usize;
+    let mut at = 0;
+    while let Some(start) = bytes
+        .get(at..)
+        .and_then(|rest| rest.iter().position(|&b| b == b'<'))
+        .map(|offset| at + offset)
+    {
+        let rest = &bytes[start..];
+        let next = if rest.starts_with(b"<!--") {
+            find(start + 4, b"-->")
+        } else if rest.starts_with(b"<![CDATA[") {
+            find(start + 9, b"]]>")
+        } else if rest.starts_with(b"<?") {
+            find(start + 2, b"?>")
+        } else if rest.starts_with(b"<!") {
+            // A DOCTYPE: the parser refuses it.
+            return Ok(());
+        } else if rest.starts_with(b"</") {
+            depth = depth.saturating_sub(1);
+            find(start + 2, b">")
+        } else {
+            let mut quote = None;
+            let end = rest.iter().enumerate().skip(1).find_map(|(i, &b)| {
+                match quote {
+                    Some(q) if b == q => quote = None,
+                    Some(_) => {}
+                    None if b == b'"' || b == b'\'' => quote = Some(b),
+                    None if b == b'>' => return Some(i),
+                    None => {}
+                }
+                None
+            });
+            let Some(end) = end else {
+                return Ok(());
+            };
+            if rest[end - 1] != b'/' {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    let name: String = text[start + 1..]
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && !matches!(c, '/' | '>'))
+                        .collect();
+                    let (line, _) = end_position(&text[..start]);
+                    return Err(MapError::malformed(format!(
+                        "line {line}, {name}: the elements are nested more than {MAX_DEPTH} \
+                         levels deep; no B2MML document needs that many (about 20 at most), so \
+                         the document is refused before it is parsed"
+                    )));
+                }
+            }
+            Some(start + end + 1)
+        };
+        let Some(next) = next else {
+            return Ok(());
+        };
+        at = next;
+    }
+    Ok(())
+}
+
 /// The 1-based line and column just past the last character of `text`.
 fn end_position(text: &str) -> (usize, usize) {
     let line = text.matches('\n').count() + 1;
@@ -64,15 +220,130 @@ fn end_position(text: &str) -> (usize, usize) {
     (line, last.chars().count() + 1)
 }
 
-/// The 1-based line an element starts on. Finding it reads the document from its start, so it
-/// is for naming an error, never for every element of a large document.
+/// The line index of the document being mapped: the byte offsets of its line feeds, found
+/// once, on the first line number asked for.
+struct Lines {
+    /// The address and length of the document's text, to tell it from any other.
+    text: (usize, usize),
+    /// The offsets of the text's `\n`s, ascending; built when first needed.
+    feeds: Option<Vec<usize>>,
+}
+
+thread_local! {
+    static LINES: RefCell<Option<Lines>> = const { RefCell::new(None) };
+}
+
+/// While it lives, [`line`] finds the lines of `text` by a binary search in an index of its
+/// line feeds built once, instead of counting them from the start of the document for every
+/// line asked for (a log line per skipped element of a large document would be quadratic).
+pub(crate) struct LineIndex(());
+
+impl LineIndex {
+    /// Indexes the lines of `text` (lazily) until the returned guard is dropped.
+    pub(crate) fn install(text: &str) -> Self {
+        LINES.with(|lines| {
+            *lines.borrow_mut() = Some(Lines {
+                text: (text.as_ptr() as usize, text.len()),
+                feeds: None,
+            });
+        });
+        Self(())
+    }
+}
+
+impl Drop for LineIndex {
+    fn drop(&mut self) {
+        LINES.with(|lines| lines.borrow_mut().take());
+    }
+}
+
+/// The 1-based line an element starts on: from the [`LineIndex`] when one is installed for the
+/// element's document, else counted from the start of the document.
 pub(crate) fn line(node: Node<'_, '_>) -> u32 {
-    node.document().text_pos_at(node.range().start).row
+    let input = node.document().input_text();
+    let position = node.range().start;
+    let indexed = LINES.with(|lines| {
+        let mut lines = lines.borrow_mut();
+        let lines = lines
+            .as_mut()
+            .filter(|lines| lines.text == (input.as_ptr() as usize, input.len()))?;
+        let feeds = lines.feeds.get_or_insert_with(|| {
+            input
+                .bytes()
+                .enumerate()
+                .filter_map(|(at, b)| (b == b'\n').then_some(at))
+                .collect()
+        });
+        u32::try_from(feeds.partition_point(|&feed| feed < position) + 1).ok()
+    });
+    indexed.unwrap_or_else(|| node.document().text_pos_at(position).row)
 }
 
 /// The error context `line <n>, <Element>` for an element.
 pub(crate) fn at(node: Node<'_, '_>) -> String {
     format!("line {}, {}", line(node), node.tag_name().name())
+}
+
+/// The B2MML version a namespace is, if it is one this plugin reads.
+pub(crate) fn version(namespace: &str) -> Option<&'static str> {
+    NAMESPACES
+        .iter()
+        .find(|(known, _)| *known == namespace)
+        .map(|(_, version)| *version)
+}
+
+/// The namespace of an element, for a message: `namespace <uri>`, or `no namespace`.
+pub(crate) fn namespace(node: Node<'_, '_>) -> String {
+    node.tag_name().namespace().map_or_else(
+        || "no namespace".to_owned(),
+        |uri| format!("namespace {uri}"),
+    )
+}
+
+/// Refuses a namespace slip wherever the mapping looks for elements: the lookups read only
+/// the children of a B2MML element that are in its namespace, so a child that should be
+/// there and is not (a prefixed root with unprefixed children) would be skipped and its
+/// events silently lost. Every child of an element in the document's namespace must be in that
+/// namespace too when it is named as an element the mapping reads ([`READ`]) or is in another
+/// B2MML namespace. Other elements (extensions in other namespaces, or a stray unqualified one
+/// of another name), and everything inside them, are left alone: nothing in them is read. The first such element in document order is named, with its namespace and the
+/// document's.
+pub(crate) fn check_namespaces(root: Node<'_, '_>) -> Result<(), MapError> {
+    let Some(expected) = root.tag_name().namespace() else {
+        return Ok(());
+    };
+    let in_document = |node: Node<'_, '_>| node.tag_name().namespace() == Some(expected);
+    let stray = root.descendants().find(|node| {
+        node.is_element()
+            && !in_document(*node)
+            && node.parent_element().is_some_and(in_document)
+            && (READ.contains(&node.tag_name().name())
+                || node
+                    .tag_name()
+                    .namespace()
+                    .is_some_and(|namespace| version(namespace).is_some()))
+    });
+    if let Some(stray) = stray {
+        let root_name = root.tag_name().name();
+        let hint = if stray
+            .tag_name()
+            .namespace()
+            .is_none_or(|ns| version(ns).is_some())
+        {
+            "B2MML children share their document's namespace (declare it as the default \
+             namespace, or prefix the children too)"
+        } else {
+            "an element the mapping reads must be in the document's namespace; an extension \
+             element may not take the name of a B2MML element"
+        };
+        return Err(MapError::malformed(format!(
+            "{}: the element is in {}, but the document's {root_name} is in namespace \
+             {expected}: {hint}",
+            at(stray),
+            namespace(stray),
+        )));
+    }
+    Ok(())
 }
 
 /// The elements of `nodes` named `name` in `namespace`.
@@ -98,12 +369,34 @@ pub(crate) fn nested<'a, 'input: 'a>(
     children(node, name).chain(children(node, child))
 }
 
+/// Checks, in tests, that a B2MML element the mapping looks up is one [`check_namespaces`]
+/// guards: a slip in any other would go unnoticed.
+fn guarded(node: Node<'_, '_>, name: &str) {
+    debug_assert!(
+        node.tag_name()
+            .namespace()
+            .is_none_or(|namespace| version(namespace).is_none())
+            || READ.contains(&name),
+        "{name} is looked up but not listed in xml::READ"
+    );
+}
+
+/// The noun elements of a verb-wrapped document's `DataArea`: named `noun` (the noun its root
+/// names, whichever that is) in the `DataArea`'s namespace.
+pub(crate) fn nouns<'a, 'input: 'a>(
+    data_area: Node<'a, 'input>,
+    noun: &'a str,
+) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
+    named(data_area.children(), noun, data_area.tag_name().namespace())
+}
+
 /// The child elements of `node` named `name` in `node`'s own namespace (B2MML children share
 /// their parent's namespace; extension elements in other namespaces are skipped).
 pub(crate) fn children<'a, 'input: 'a>(
     node: Node<'a, 'input>,
     name: &'a str,
 ) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
+    guarded(node, name);
     named(node.children(), name, node.tag_name().namespace())
 }
 
@@ -112,11 +405,13 @@ pub(crate) fn descendants<'a, 'input: 'a>(
     node: Node<'a, 'input>,
     name: &'a str,
 ) -> impl Iterator<Item = Node<'a, 'input>> + 'a {
+    guarded(node, name);
     named(node.descendants(), name, node.tag_name().namespace())
 }
 
 /// The first child element named `name`.
 pub(crate) fn child<'a, 'input>(node: Node<'a, 'input>, name: &str) -> Option<Node<'a, 'input>> {
+    guarded(node, name);
     named(node.children(), name, node.tag_name().namespace()).next()
 }
 
@@ -231,6 +526,76 @@ mod tests {
                 .starts_with("not well-formed XML at line 3, column"),
             "{error:?}"
         );
+    }
+
+    /// `depth` nested elements inside a root, each written by `open` and closed by `close`.
+    fn nested_text(depth: usize, open: &str, close: &str) -> String {
+        format!("<r>{}{}</r>", open.repeat(depth), close.repeat(depth))
+    }
+
+    #[test]
+    fn refuses_documents_nested_deeper_than_the_cap() {
+        // The root is a level: MAX_DEPTH levels in all are read, one more is refused.
+        let ok = nested_text(MAX_DEPTH - 1, "<e>", "</e>");
+        assert!(parse(&ok).is_ok());
+        let deep = nested_text(MAX_DEPTH, "<e>", "</e>");
+        assert_eq!(
+            parse(&deep).unwrap_err().message(),
+            "line 1, e: the elements are nested more than 256 levels deep; no B2MML document \
+             needs that many (about 20 at most), so the document is refused before it is parsed"
+        );
+        // Far deeper than the parser's stack would take: refused, not a stack overflow.
+        let very = nested_text(100_000, "<x:e>", "</x:e>");
+        assert_eq!(parse(&very).unwrap_err().kind(), "malformed-input");
+    }
+
+    #[test]
+    fn the_depth_scan_follows_markup_that_opens_no_level() {
+        // Self-closing tags, '>' and "/>" in quoted attributes, comments, CDATA and processing
+        // instructions that look like tags: none of them opens a level.
+        let noise = "<s a=\"x>y\" b='/>'/><t c='1'\n/><!-- <e><e><e> --><![CDATA[<e><e>]]>\
+                     <?pi <e><e> ?>";
+        let ok = format!(
+            "<?xml version=\"1.0\"?><!-- <e> -->{}",
+            nested_text(MAX_DEPTH - 1, &format!("<e f='>'>{noise}"), "</e>")
+        );
+        assert!(parse(&ok).is_ok());
+        // Each level's noise holds a line feed: the level over the cap is on line 257.
+        let deep = format!(
+            "<?xml version=\"1.0\"?>\n{}",
+            nested_text(MAX_DEPTH, &format!("<e f='>'>{noise}"), "</e>")
+        );
+        assert_eq!(
+            parse(&deep).unwrap_err().message().split(':').next(),
+            Some("line 257, e")
+        );
+        // What the scan cannot follow is left to the parser.
+        assert!(
+            parse("<r><!DOCTYPE x>")
+                .unwrap_err()
+                .message()
+                .starts_with("not well-formed XML")
+        );
+        assert!(
+            parse("<r><e a='")
+                .unwrap_err()
+                .message()
+                .starts_with("not well-formed XML")
+        );
+    }
+
+    #[test]
+    fn the_line_index_finds_the_lines_the_parser_counts() {
+        let text = "<r>\r\n<a>é</a>\n\n<b\n x='1'/><!-- \n --><c>\r\n</c>\n<d/></r>\n";
+        let doc = parse(text).unwrap();
+        let lines = || doc.descendants().filter(Node::is_element).map(line);
+        assert_eq!(lines().collect::<Vec<_>>(), [1, 2, 4, 6, 8]);
+        let _lines = LineIndex::install(text);
+        assert_eq!(lines().collect::<Vec<_>>(), [1, 2, 4, 6, 8]);
+        // An index of another text is not used.
+        let other = parse("<r>\n<a/></r>").unwrap();
+        let a = other.root_element().first_element_child().unwrap();
+        assert_eq!(line(a), 2);
     }
 
     #[test]
