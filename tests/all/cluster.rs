@@ -233,3 +233,60 @@ async fn a_host_killed_under_traffic_loses_and_duplicates_nothing() {
     })
     .await;
 }
+
+/// One host on the R3 cluster works through a backlog on four subjects whose messages name the
+/// same business keys (message i of each subject completes work order WO-i), so lanes race to
+/// write the same keys of the order book. Each subject's events stay in its raw order: a lost
+/// race read back from a replica without the winner's write was a host failure, the message
+/// went back to JetStream, and its subject's later messages were published before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lanes_racing_for_one_key_keep_each_subjects_order() {
+    const PER_SUBJECT: u32 = 150;
+    let cluster = Cluster::start();
+    let js = cluster.jetstream().await;
+    let config = cluster.host_config("a", 0);
+    // The first start creates the streams and buckets; the backlog is published while it is away.
+    let mut host = Host::start(&config, &js, &[CONSUMER]).await;
+    assert_eq!(host.stop().code(), Some(0), "{}", host.log_text());
+    let mut subject_of = std::collections::HashMap::new();
+    for i in 1..=PER_SUBJECT {
+        for site in ["a", "b", "c", "d"] {
+            let subject = format!("raw.test.{site}.cmd");
+            let ack = js
+                .publish(subject.clone(), format!("ok {i}").into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            subject_of.insert(ack.sequence, subject);
+        }
+    }
+    let total = 4 * PER_SUBJECT as usize;
+    let host = Host::start(&config, &js, &[CONSUMER]).await;
+    wait_processed(&js, total as u64, &host).await;
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        total,
+        Duration::from_millis(500),
+    )
+    .await;
+    assert_eq!(events.len(), total, "{}", host.log_text());
+    let mut last: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for event in &events {
+        let raw = event.json()["rawsequence"].as_u64().unwrap();
+        let subject = subject_of[&raw].as_str();
+        let before = last.insert(subject, raw).unwrap_or(0);
+        assert!(
+            raw > before,
+            "{subject}: raw message {raw} published after {before}:\n{}",
+            host.log_text()
+        );
+    }
+    assert!(
+        !host.log_text().contains("will be redelivered"),
+        "a lost race was taken for a host failure:\n{}",
+        host.log_text()
+    );
+}

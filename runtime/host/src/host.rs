@@ -54,6 +54,16 @@ const REDELIVER_AFTER_HOST_FAILURE: Duration = Duration::from_secs(1);
 /// The longest wait before a message the host could not finish is redelivered.
 const REDELIVER_AFTER_HOST_FAILURE_MAX: Duration = Duration::from_secs(60);
 
+/// How long a lane first waits before it maps and sends a message again after a host failure
+/// (a key-value write refused, a publish not answered); the wait doubles up to
+/// [`RETRY_IN_PLACE_LAST`], then the message is left to redelivery. Trying again in place keeps
+/// the later messages of the lane, and so of the subject, behind it: left to redelivery at once,
+/// the message came back after them and its events were published out of order.
+const RETRY_IN_PLACE_FIRST: Duration = Duration::from_millis(50);
+
+/// The longest wait of a lane trying a message again in place (about 3 s in all).
+const RETRY_IN_PLACE_LAST: Duration = Duration::from_millis(1600);
+
 /// How soon a message delivered `delivered` times is redelivered after a host failure.
 fn redelivery_after_host_failure(delivered: i64) -> Duration {
     let doublings = u32::try_from(delivered.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
@@ -72,6 +82,8 @@ struct LiveDriver {
     pipeline: Pipeline,
     raw_stream: String,
     observer: Arc<Observer>,
+    /// Cancelled when the host stops: a lane then stops trying a message again in place.
+    shutdown: CancellationToken,
 }
 
 impl AsRef<Pipeline> for LiveDriver {
@@ -317,6 +329,7 @@ async fn serve(
         pipeline: Pipeline::new(pool, delivery.clone(), js.clone()).acknowledging(acknowledgements),
         raw_stream: config.streams.raw.clone(),
         observer: observer.clone(),
+        shutdown: shutdown.clone(),
     });
 
     let mut lane_tasks = JoinSet::new();
@@ -522,17 +535,38 @@ impl LaneWork for LiveDriver {
     type Item = Incoming;
     type Begun = InFlight;
 
-    /// Maps the raw message and sends its events (or stores its dead letter).
+    /// Maps the raw message and sends its events (or stores its dead letter). After a host
+    /// failure it tries again in place for a few seconds, the lane's later messages waiting,
+    /// before it leaves the message to redelivery.
     async fn begin(&self, incoming: Incoming) -> InFlight {
         let input = RawInput::delivered(&incoming.message, &self.raw_stream);
-        let begun = self
-            .pipeline
-            .begin(&incoming.route, &input, &Mode::LIVE)
-            .await;
-        InFlight {
-            incoming,
-            input,
-            begun,
+        let mut pause = RETRY_IN_PLACE_FIRST;
+        loop {
+            let begun = self
+                .pipeline
+                .begin(&incoming.route, &input, &Mode::LIVE)
+                .await;
+            match begun.host_failure() {
+                Some(failure) if pause <= RETRY_IN_PLACE_LAST && !self.shutdown.is_cancelled() => {
+                    tracing::info!(
+                        route = &*incoming.route.name,
+                        raw_sequence = input.sequence,
+                        "trying again in {pause:?}, the subject's later messages waiting: {failure}"
+                    );
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = self.shutdown.cancelled() => {}
+                    }
+                    pause *= 2;
+                }
+                _ => {
+                    return InFlight {
+                        incoming,
+                        input,
+                        begun,
+                    };
+                }
+            }
         }
     }
 

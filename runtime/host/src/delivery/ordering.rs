@@ -16,7 +16,7 @@ use millrace_core::canonical::{MappedEvent, Position, business_key};
 use millrace_core::digest::sha256_hex;
 
 /// Tries of a compare-and-set before giving up (another host kept winning the race).
-const MAX_RACES: usize = 16;
+pub(super) const MAX_RACES: usize = 16;
 
 /// Why the order book could not answer; transient: the message is redelivered.
 #[derive(Debug, thiserror::Error)]
@@ -74,10 +74,12 @@ impl OrderBook {
     async fn check_key(&self, batch: &KeyBatch) -> Result<Vec<bool>, OrderError> {
         let key = &batch.key;
         let err = |e: &dyn std::fmt::Display| OrderError(format!("{key}: {e}"));
-        for _ in 0..MAX_RACES {
+        for race in 0..MAX_RACES {
             let entry = self.kv.entry(key).await.map_err(|e| err(&e))?;
-            let entry = entry.filter(|e| e.operation == kv::Operation::Put);
-            let stored: Option<Position> = match &entry {
+            // A deleted key's marker has a revision the write must name too.
+            let revision = entry.as_ref().map_or(0, |e| e.revision);
+            let stored: Option<Position> = match entry.filter(|e| e.operation == kv::Operation::Put)
+            {
                 Some(entry) => Some(serde_json::from_slice(&entry.value).map_err(|e| err(&e))?),
                 None => None,
             };
@@ -86,22 +88,31 @@ impl OrderBook {
                 return Ok(flags);
             };
             let value = serde_json::to_vec(newest).map_err(|e| err(&e))?;
-            match entry {
-                None => match self.kv.create(key, value.into()).await {
-                    Ok(_) => return Ok(flags),
-                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(err(&e)),
-                },
-                Some(entry) => match self.kv.update(key, value.into(), entry.revision).await {
-                    Ok(_) => return Ok(flags),
-                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
-                    Err(e) => return Err(err(&e)),
-                },
+            // A compare-and-set on the revision read (0: no entry). Not `kv.create`: when its
+            // write loses a race it reads the entry back, and on a replicated bucket that read
+            // may come from a replica that has not the winner's write yet, which it reports as
+            // an error, not as the race it is.
+            match self.kv.update(key, value.into(), revision).await {
+                Ok(_) => return Ok(flags),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    lost_race(race).await;
+                }
+                Err(e) => return Err(err(&e)),
             }
         }
         Err(OrderError(format!(
             "{key}: lost {MAX_RACES} races to other hosts updating the same key"
         )))
+    }
+}
+
+/// The pause after losing the `race`-th race for a key: none after the first, then a little
+/// longer each time, so that a replica that answered the read before it had the winner's write
+/// catches up.
+pub(super) async fn lost_race(race: usize) {
+    if race > 0 {
+        let millis = u64::try_from(race).unwrap_or(u64::MAX).saturating_mul(5);
+        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
     }
 }
 

@@ -73,6 +73,13 @@ pub struct Begun {
     delivering: Result<Delivering, HostFailure>,
 }
 
+impl Begun {
+    /// The host failure that stopped the message before its events were sent, if one did.
+    pub fn host_failure(&self) -> Option<&HostFailure> {
+        self.delivering.as_ref().err()
+    }
+}
+
 /// A raw message mapped by [`Pipeline::map`].
 pub struct Mapped {
     /// The version that mapped it.
