@@ -117,8 +117,21 @@ impl Buckets {
         &self,
         bucket: &Bucket,
     ) -> Result<Vec<R>, ProjectionError> {
+        self.read_under(bucket, None).await
+    }
+
+    /// Every record of `bucket` whose key starts with the tokens `prefix` (`<site>.<hold id>`:
+    /// every record of one hold), or all of them.
+    pub async fn read_under<R: DeserializeOwned>(
+        &self,
+        bucket: &Bucket,
+        prefix: Option<&str>,
+    ) -> Result<Vec<R>, ProjectionError> {
         let err = |e: &dyn std::fmt::Display| ProjectionError::bucket(&bucket.name, e);
-        let filter = format!("$KV.{}.>", bucket.name);
+        let filter = match prefix {
+            Some(prefix) => format!("$KV.{}.{prefix}.>", bucket.name),
+            None => format!("$KV.{}.>", bucket.name),
+        };
         let mut reader = StreamReader::open(
             &self.js,
             &format!("KV_{}", bucket.name),
@@ -205,5 +218,41 @@ impl Bucket {
         let fresh = || R::fresh(key, change);
         self.update(&key.bucket_key(), fresh, |r| apply_once(r, change, event))
             .await
+    }
+
+    /// [`apply`](Self::apply) starting from `seed` when there is no record at `key` yet.
+    pub async fn apply_seeded<R: Record + Clone>(
+        &self,
+        key: &R::Key,
+        change: &R::Change,
+        event: &ProjectedEvent,
+        seed: &R,
+    ) -> Result<bool, ProjectionError> {
+        self.update(
+            &key.bucket_key(),
+            || seed.clone(),
+            |r| apply_once(r, change, event),
+        )
+        .await
+    }
+
+    /// [`apply`](Self::apply), also giving the record as it is afterwards (as it was, when the
+    /// change changed nothing).
+    pub async fn apply_read<R: Record + Clone>(
+        &self,
+        key: &R::Key,
+        change: &R::Change,
+        event: &ProjectedEvent,
+    ) -> Result<(bool, R), ProjectionError> {
+        let fresh = || R::fresh(key, change);
+        let mut after = None;
+        let changed = self
+            .update(&key.bucket_key(), fresh, |r: &mut R| {
+                let changed = apply_once(r, change, event);
+                after = Some(r.clone());
+                changed
+            })
+            .await?;
+        Ok((changed, after.unwrap_or_else(|| R::fresh(key, change))))
     }
 }

@@ -30,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 use self::buckets::Buckets;
 use self::state::{
     BucketKey, Change, CommitmentRecord, HoldRecord, PostedEvent, PostingChange, PostingKey,
-    PostingRecord, ProjectedEvent, SourceRecord, StockRecord, WorkOrderRecord, due_on, plan,
+    PostingRecord, ProjectedEvent, SourceRecord, StockChange, StockKey, StockRecord,
+    WorkOrderRecord, bucket_key, due_on, hold_targets, netted_id, netted_of, plan, spill_of,
 };
 use millrace_core::config::Config;
 use millrace_core::posting::acknowledgement::Acknowledgement;
@@ -321,18 +322,20 @@ impl Projection {
         for change in plan(&event) {
             let b = &self.buckets;
             let done = match change {
-                Change::Stock(key, change) => {
-                    b.inventory
-                        .apply::<StockRecord>(&key, &change, &event)
-                        .await?
-                }
+                Change::Stock(key, change) => self.apply_stock(&key, &change, &event).await?,
                 Change::WorkOrder(key, change) => {
                     b.work_orders
                         .apply::<WorkOrderRecord>(&key, &change, &event)
                         .await?
                 }
                 Change::Hold(key, change) => {
-                    b.holds.apply::<HoldRecord>(&key, &change, &event).await?
+                    let hold = bucket_key(&[Some(&key.site), Some(&key.hold_id)]);
+                    let siblings: Vec<HoldRecord> = b.read_under(&b.holds, Some(&hold)).await?;
+                    let mut done = false;
+                    for (key, seed) in hold_targets(&key, &change, &event, &siblings) {
+                        done |= b.holds.apply_seeded(&key, &change, &event, &seed).await?;
+                    }
+                    done
                 }
                 Change::Commitment(key, change) => {
                     b.commitments
@@ -377,6 +380,37 @@ impl Projection {
         } else {
             Applied::Changed(changed)
         })
+    }
+
+    /// Applies one change to a stock position; the part of a lotted receipt its lot's own in
+    /// transit did not cover is then netted against the item's in transit without a lot
+    /// ([`spill_of`]), and the lot position told how much ([`netted_of`]). Each step is applied
+    /// once per event, and each reads what the one before wrote, so a redelivery after a crash
+    /// between them finishes the same way.
+    async fn apply_stock(
+        &self,
+        key: &StockKey,
+        change: &StockChange,
+        event: &ProjectedEvent,
+    ) -> Result<bool, ProjectionError> {
+        let inventory = &self.buckets.inventory;
+        let (mut changed, lot) = inventory
+            .apply_read::<StockRecord>(key, change, event)
+            .await?;
+        if let Some((lotless_key, spill)) = spill_of(key, &lot, event) {
+            let (done, lotless) = inventory
+                .apply_read::<StockRecord>(&lotless_key, &spill, event)
+                .await?;
+            changed |= done;
+            if let Some(netted) = netted_of(&lotless, event) {
+                let under = ProjectedEvent {
+                    id: netted_id(&event.id),
+                    ..event.clone()
+                };
+                changed |= inventory.apply::<StockRecord>(key, &netted, &under).await?;
+            }
+        }
+        Ok(changed)
     }
 
     /// Applies one posting acknowledgement (stream POSTING) to the postings bucket.

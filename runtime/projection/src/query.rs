@@ -356,18 +356,18 @@ impl Visibility {
         Ok(orders)
     }
 
-    /// Quality holds matching `filter` (site, item, lot), open and released, sorted by site,
+    /// Quality holds concerning `filter` (site, item, lot: [`HoldRecord::concerns`]), open and
+    /// released, sorted by site,
     /// hold id, item and lot, each with the number of positions it blocks now.
     pub async fn holds(&self, filter: &Filter) -> Result<Vec<HoldView>, ProjectionError> {
         let records: Vec<HoldRecord> = self.buckets.read_all(&self.buckets.holds).await?;
         let stock: Vec<StockRecord> = self.buckets.read_all(&self.buckets.inventory).await?;
+        let positions: Vec<&super::state::StockKey> = stock.iter().map(|s| &s.key).collect();
         let mut holds: Vec<HoldView> = records
             .into_iter()
-            .filter(|r| {
-                matches(&filter.site, Some(&r.key.site))
-                    && matches(&filter.item, r.key.item.as_ref())
-                    && matches(&filter.lot, r.key.lot.as_ref())
-            })
+            // What the hold covers, not only the fields it names: an item-wide hold is found
+            // by a lot of the item, a lot hold by the item and by every site where the lot lies.
+            .filter(|r| r.concerns(&filter.site, &filter.item, &filter.lot, &positions))
             .map(|r| HoldView {
                 blocked_positions: stock
                     .iter()

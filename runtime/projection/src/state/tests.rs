@@ -33,14 +33,34 @@ fn receipt(id: &str, time: &str, amount: &str) -> ProjectedEvent {
     movement(id, time, MovementType::Receipt, amount, None, Some("WH1"))
 }
 
-/// Applies every change of `event` to the stock positions in `book`.
+/// Applies every change of `event` to the stock positions in `book`, as the consumer loop
+/// does (`Projection::apply_stock`: a lotted receipt's spill to the item without a lot).
 fn apply_stock(book: &mut BTreeMap<StockKey, StockRecord>, event: &ProjectedEvent) {
     for change in plan(event) {
         if let Change::Stock(key, change) = change {
             let record = book
                 .entry(key.clone())
-                .or_insert_with(|| StockRecord::new(key));
+                .or_insert_with(|| StockRecord::new(key.clone()));
             apply_once(record, &change, event);
+            let Some((lotless_key, spill)) = spill_of(&key, &book[&key], event) else {
+                continue;
+            };
+            let mut lotless = book
+                .get(&lotless_key)
+                .cloned()
+                .unwrap_or_else(|| StockRecord::new(lotless_key.clone()));
+            if apply_once(&mut lotless, &spill, event) {
+                book.insert(lotless_key, lotless.clone());
+            }
+            if let Some(netted) = netted_of(&lotless, event) {
+                let under = ProjectedEvent {
+                    id: netted_id(&event.id),
+                    ..event.clone()
+                };
+                if let Some(record) = book.get_mut(&key) {
+                    apply_once(record, &netted, &under);
+                }
+            }
         }
     }
 }
@@ -680,4 +700,363 @@ fn a_rejected_request_posted_after_its_redrive_shows_as_posted() {
     assert!(!record.apply(&rejected));
     assert!(!record.apply(&posted));
     assert_eq!(record.requests[&0].outcome, PostingOutcome::Posted);
+}
+
+/// A movement of `amount` of RM-1 `lot` at PLANT1, with a stock status.
+fn movement_of(
+    id: &str,
+    time: &str,
+    movement_type: MovementType,
+    amount: &str,
+    lot: Option<&str>,
+    (from, to): (Option<&str>, Option<&str>),
+    stock_status: Option<StockStatus>,
+) -> ProjectedEvent {
+    let mut e = movement(id, time, movement_type, amount, from, to);
+    if let EventData::InventoryMovement(m) = &mut e.data {
+        m.lot = lot.map(Into::into);
+        m.stock_status = stock_status;
+    }
+    e
+}
+
+/// Ship notice `id` at `time` of RM-1 `lot` (none: the notice names no lot).
+fn notice_of(id: &str, time: &str, amount: &str, lot: Option<&str>) -> ProjectedEvent {
+    let mut e = ship_notice(&[amount]);
+    e.id = id.into();
+    e.time = time.into();
+    e.position = Position::at(time, None).unwrap();
+    if let EventData::ShipmentNotice(n) = &mut e.data {
+        for line in &mut n.lines {
+            line.lot = lot.map(Into::into);
+        }
+    }
+    e
+}
+
+fn transit_of(book: &BTreeMap<StockKey, StockRecord>, lot: Option<&str>) -> String {
+    let key = StockKey {
+        site: "PLANT1".into(),
+        item: "RM-1".into(),
+        location: None,
+        lot: lot.map(Into::into),
+    };
+    book.get(&key)
+        .map_or_else(|| "absent".to_owned(), |r| r.in_transit().to_string())
+}
+
+#[test]
+fn an_earlier_receipt_or_an_over_receipt_never_cancels_a_later_shipment() {
+    // A: the lot was received (no notice), then 40 of it left in transit within the plant.
+    let mut book = BTreeMap::new();
+    let received = movement_of(
+        "a1",
+        "2026-11-30T08:00:00Z",
+        MovementType::Receipt,
+        "100",
+        Some("L1"),
+        (None, Some("WH1")),
+        None,
+    );
+    let moved = movement_of(
+        "a2",
+        "2026-11-30T09:00:00Z",
+        MovementType::Transfer,
+        "40",
+        Some("L1"),
+        (Some("WH1"), Some("WH3")),
+        Some(StockStatus::InTransit),
+    );
+    apply_stock(&mut book, &received);
+    apply_stock(&mut book, &moved);
+    assert_eq!(transit_of(&book, Some("L1")), "40");
+    assert_eq!(on_hand_at(&book, Some("WH1")), "60");
+
+    // B: notice of 40, receipts of 30 and 15 (an over-receipt), then a second notice of 20.
+    let mut book = BTreeMap::new();
+    let receipt_of = |id: &str, time: &str, amount: &str| {
+        movement_of(
+            id,
+            time,
+            MovementType::Receipt,
+            amount,
+            Some("L1"),
+            (None, Some("WH1")),
+            None,
+        )
+    };
+    apply_stock(
+        &mut book,
+        &notice_of("b1", "2026-11-30T08:00:00Z", "40", Some("L1")),
+    );
+    apply_stock(&mut book, &receipt_of("b2", "2026-11-30T09:00:00Z", "30"));
+    assert_eq!(transit_of(&book, Some("L1")), "10");
+    apply_stock(&mut book, &receipt_of("b3", "2026-11-30T10:00:00Z", "15"));
+    assert_eq!(transit_of(&book, Some("L1")), "0", "never below zero");
+    apply_stock(
+        &mut book,
+        &notice_of("b4", "2026-11-30T11:00:00Z", "20", Some("L1")),
+    );
+    assert_eq!(
+        transit_of(&book, Some("L1")),
+        "20",
+        "the surplus of the over-receipt does not cancel the second truck"
+    );
+}
+
+#[test]
+fn a_receipt_seen_before_its_notice_nets_only_against_a_notice_not_dated_after_it() {
+    let mut book = BTreeMap::new();
+    // The goods arrived (10:00) before the projection saw their notice (dated 08:00).
+    apply_stock(&mut book, &receipt("gr", "2026-11-30T10:00:00Z", "30"));
+    apply_stock(
+        &mut book,
+        &notice_of("asn", "2026-11-30T08:00:00Z", "30", Some("L1")),
+    );
+    assert_eq!(transit_of(&book, Some("L1")), "0");
+    // A notice dated after every receipt is a later shipment: in transit.
+    apply_stock(
+        &mut book,
+        &notice_of("asn2", "2026-11-30T12:00:00Z", "25", Some("L1")),
+    );
+    assert_eq!(transit_of(&book, Some("L1")), "25");
+}
+
+#[test]
+fn a_lotted_receipt_clears_the_in_transit_of_a_notice_without_a_lot() {
+    let mut book = BTreeMap::new();
+    apply_stock(
+        &mut book,
+        &notice_of("asn", "2026-03-02T08:05:00Z", "40", None),
+    );
+    assert_eq!(transit_of(&book, None), "40");
+    apply_stock(&mut book, &receipt("gr", "2026-03-02T13:00:00Z", "30"));
+    assert_eq!(transit_of(&book, None), "10");
+    // A redelivery changes nothing more.
+    apply_stock(&mut book, &receipt("gr", "2026-03-02T13:00:00Z", "30"));
+    assert_eq!(transit_of(&book, None), "10");
+    apply_stock(&mut book, &receipt("gr2", "2026-03-02T13:30:00Z", "10"));
+    assert_eq!(transit_of(&book, None), "0");
+    assert_eq!(transit_of(&book, Some("L1")), "0");
+    // Netted against the notice without a lot, the receipts no longer wait for a notice of
+    // the lot: a later one of the lot is in transit in full.
+    apply_stock(
+        &mut book,
+        &notice_of("asn3", "2026-03-02T09:00:00Z", "5", Some("L1")),
+    );
+    assert_eq!(transit_of(&book, Some("L1")), "5");
+    // The lot's own in transit comes first.
+    apply_stock(
+        &mut book,
+        &notice_of("asn4", "2026-03-02T14:00:00Z", "8", None),
+    );
+    apply_stock(&mut book, &receipt("gr3", "2026-03-02T15:00:00Z", "7"));
+    assert_eq!(transit_of(&book, Some("L1")), "0");
+    assert_eq!(transit_of(&book, None), "6");
+}
+
+#[test]
+fn a_stock_record_stored_before_in_transit_was_kept_reads_as_shipped_less_arrived() {
+    let mut old = serde_json::to_value(StockRecord::new(StockKey {
+        site: "PLANT1".into(),
+        item: "RM-1".into(),
+        location: None,
+        lot: Some("L1".into()),
+    }))
+    .unwrap();
+    let fields = old.as_object_mut().unwrap();
+    fields.remove("transit");
+    fields.insert("shipped".into(), "30".into());
+    fields.insert("arrived".into(), "20".into());
+    let mut record: StockRecord = serde_json::from_value(old).unwrap();
+    assert_eq!(record.in_transit().to_string(), "10");
+    let more = notice_of("asn", "2026-03-03T08:00:00Z", "5", Some("L1"));
+    let Some(Change::Stock(_, change)) = plan(&more).into_iter().next() else {
+        unreachable!("a notice changes stock")
+    };
+    assert!(apply_once(&mut record, &change, &more));
+    assert_eq!(record.in_transit().to_string(), "15");
+}
+
+fn hold_of(action: HoldAction, item: Option<&str>, lot: Option<&str>) -> QualityHold {
+    QualityHold {
+        hold_id: "NCR-9".into(),
+        action,
+        scope: HoldScope {
+            item: item.map(Into::into),
+            lot: lot.map(Into::into),
+            location: None,
+            supplier: None,
+        },
+        reason: "porosity".into(),
+        disposition: None,
+    }
+}
+
+/// Applies a hold event to `holds` as the consumer loop does ([`hold_targets`]).
+fn apply_hold(holds: &mut BTreeMap<HoldKey, HoldRecord>, e: &ProjectedEvent) {
+    let siblings: Vec<HoldRecord> = holds.values().cloned().collect();
+    for change in plan(e) {
+        if let Change::Hold(key, hold) = change {
+            for (key, seed) in hold_targets(&key, &hold, e, &siblings) {
+                let mut record = holds.get(&key).cloned().unwrap_or(seed);
+                if apply_once(&mut record, &hold, e) {
+                    holds.insert(key, record);
+                }
+            }
+        }
+    }
+}
+
+fn stock_at(item: &str, location: &str, lot: &str) -> StockKey {
+    StockKey {
+        site: "PLANT1".into(),
+        item: item.into(),
+        location: Some(location.into()),
+        lot: Some(lot.into()),
+    }
+}
+
+#[test]
+fn a_release_naming_less_than_the_placement_closes_every_record_it_covers() {
+    let mut holds = BTreeMap::new();
+    let at = |id: &str, time: &str, h: QualityHold| event(id, time, EventData::QualityHold(h));
+    for lot in ["LQA", "LQB"] {
+        let placed = hold_of(HoldAction::Placed, Some("HSG-9"), Some(lot));
+        apply_hold(
+            &mut holds,
+            &at(&format!("p-{lot}"), "2026-11-30T09:00:00Z", placed),
+        );
+    }
+    let (a, b) = (
+        stock_at("HSG-9", "WH1", "LQA"),
+        stock_at("HSG-9", "WH2", "LQB"),
+    );
+    assert!(holds.values().any(|h| h.blocks(&a)));
+    assert!(holds.values().any(|h| h.blocks(&b)));
+    for lot in ["LQA", "LQB"] {
+        let released = hold_of(HoldAction::Released, None, Some(lot));
+        apply_hold(
+            &mut holds,
+            &at(&format!("r-{lot}"), "2026-11-30T12:00:00Z", released),
+        );
+    }
+    assert_eq!(holds.len(), 2, "no new records: {holds:?}");
+    assert!(!holds.values().any(|h| h.blocks(&a)), "{holds:?}");
+    assert!(!holds.values().any(|h| h.blocks(&b)));
+    assert!(
+        holds
+            .values()
+            .all(|h| h.scope.item.as_deref() == Some("HSG-9")),
+        "the records keep the scope that was placed"
+    );
+
+    // A release naming no lot releases every lot of the hold.
+    let mut holds = BTreeMap::new();
+    for lot in ["LQA", "LQB"] {
+        let placed = hold_of(HoldAction::Placed, Some("HSG-9"), Some(lot));
+        apply_hold(
+            &mut holds,
+            &at(&format!("p-{lot}"), "2026-11-30T09:00:00Z", placed),
+        );
+    }
+    let all = hold_of(HoldAction::Released, Some("HSG-9"), None);
+    apply_hold(&mut holds, &at("r", "2026-11-30T12:00:00Z", all));
+    assert!(holds.values().all(|h| !h.is_open()), "{holds:?}");
+}
+
+#[test]
+fn a_placement_older_than_a_release_that_came_first_does_not_open_the_hold() {
+    let mut holds = BTreeMap::new();
+    let at = |id: &str, time: &str, h: QualityHold| event(id, time, EventData::QualityHold(h));
+    let released = hold_of(HoldAction::Released, None, Some("LQA"));
+    apply_hold(&mut holds, &at("r", "2026-11-30T12:00:00Z", released));
+    let placed = hold_of(HoldAction::Placed, Some("HSG-9"), Some("LQA"));
+    apply_hold(&mut holds, &at("p", "2026-11-30T09:00:00Z", placed.clone()));
+    assert!(
+        !holds
+            .values()
+            .any(|h| h.blocks(&stock_at("HSG-9", "WH1", "LQA")))
+    );
+    // A placement newer than the release opens it again.
+    apply_hold(&mut holds, &at("p2", "2026-11-30T15:00:00Z", placed));
+    assert!(
+        holds
+            .values()
+            .any(|h| h.blocks(&stock_at("HSG-9", "WH1", "LQA")))
+    );
+}
+
+#[test]
+fn holds_are_found_by_what_they_cover() {
+    let record = |site: &str, id: &str, item: Option<&str>, lot: Option<&str>| {
+        let mut hold = hold_of(HoldAction::Placed, item, lot);
+        hold.hold_id = id.into();
+        let key = HoldKey {
+            site: site.into(),
+            hold_id: id.into(),
+            item: item.map(Into::into),
+            lot: lot.map(Into::into),
+        };
+        HoldRecord::new(key, &hold)
+    };
+    let some = |s: &str| Some(s.to_owned());
+    let s7 = stock_at("S7", "WH1", "L7");
+    let s8 = stock_at("S8", "WH1", "L8");
+    let s9 = StockKey {
+        site: "PLANT2".into(),
+        ..stock_at("S9", "WX", "L9")
+    };
+    let stock = [&s7, &s8, &s9];
+    let item_wide = record("PLANT1", "H7", Some("S7"), None);
+    let lot_only = record("PLANT1", "H8", None, Some("L8"));
+    let lot_hold = record("PLANT1", "H9", Some("S9"), Some("L9"));
+    assert!(item_wide.concerns(&None, &None, &some("L7"), &stock));
+    assert!(!item_wide.concerns(&None, &None, &some("L8"), &stock));
+    assert!(lot_only.concerns(&None, &some("S8"), &None, &stock));
+    assert!(!lot_only.concerns(&None, &some("S7"), &None, &stock));
+    assert!(lot_hold.concerns(&some("PLANT2"), &None, &None, &stock));
+    assert!(!item_wide.concerns(&some("PLANT2"), &None, &None, &stock));
+    assert!(
+        lot_hold.concerns(&some("PLANT1"), &some("S9"), &some("L9"), &[]),
+        "its own fields"
+    );
+}
+
+#[test]
+fn each_reported_quantity_is_from_the_newest_status_carrying_it_in_any_order() {
+    let released = {
+        let mut e = status("b1", "2026-11-30T06:00:00Z", WorkOrderState::Released);
+        if let EventData::WorkOrderStatus(s) = &mut e.data {
+            s.completed_quantity = None;
+            s.planned_quantity = Some(q("100"));
+        }
+        e
+    };
+    let done = {
+        let mut e = status("b2", "2026-11-30T10:00:00Z", WorkOrderState::Completed);
+        if let EventData::WorkOrderStatus(s) = &mut e.data {
+            s.completed_quantity = Some(q("95"));
+        }
+        e
+    };
+    for order in [[&released, &done], [&done, &released]] {
+        let mut record = WorkOrderRecord::new(WorkOrderKey {
+            site: "PLANT1".into(),
+            work_order: "WO-1".into(),
+        });
+        for e in order {
+            for change in plan(e) {
+                if let Change::WorkOrder(_, change) = change {
+                    apply_once(&mut record, &change, e);
+                }
+            }
+        }
+        assert_eq!(record.planned, Some(q("100")));
+        assert_eq!(record.reported_completed, Some(q("95")));
+        assert_eq!(
+            record.state.map(|s| s.state),
+            Some(WorkOrderState::Completed)
+        );
+    }
 }

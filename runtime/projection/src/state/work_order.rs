@@ -114,8 +114,18 @@ pub struct WorkOrderRecord {
     pub reported_completed: Option<Quantity>,
     /// Scrapped quantity the source reported with the newest status that has one.
     pub reported_scrapped: Option<Quantity>,
-    /// Position of the newest status carrying quantities.
+    /// Position of the newest status carrying quantities (kept for records written before
+    /// each quantity had its own position, which fall back to it).
     pub reported_at: Option<Position>,
+    /// Position of the status `planned` is from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_at: Option<Position>,
+    /// Position of the status `reported_completed` is from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Position>,
+    /// Position of the status `reported_scrapped` is from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scrapped_at: Option<Position>,
     /// Good quantity of the production completions, summed.
     pub completed: Option<Total>,
     /// Scrap quantity of the production completions, summed.
@@ -142,6 +152,9 @@ impl WorkOrderRecord {
             reported_completed: None,
             reported_scrapped: None,
             reported_at: None,
+            planned_at: None,
+            completed_at: None,
+            scrapped_at: None,
             completed: None,
             scrapped: None,
             consumed: BTreeMap::new(),
@@ -180,23 +193,40 @@ impl Record for WorkOrderRecord {
                     self.state = Some(state);
                     changed = true;
                 }
-                let reports = status.planned_quantity.is_some()
-                    || status.completed_quantity.is_some()
-                    || status.scrapped_quantity.is_some();
-                if reports && not_older(&event.position, self.reported_at.as_ref()) {
-                    if status.planned_quantity.is_some() {
-                        self.planned.clone_from(&status.planned_quantity);
+                // Each quantity from the newest status that carries it, whatever order they
+                // come in: a status that leaves a quantity out (a closing status with only the
+                // completed quantity, a release with only the planned one) keeps the one
+                // reported before, also when it arrives after a newer status.
+                let legacy = self.reported_at;
+                let mut reported = false;
+                for (quantity, slot, at) in [
+                    (
+                        &status.planned_quantity,
+                        &mut self.planned,
+                        &mut self.planned_at,
+                    ),
+                    (
+                        &status.completed_quantity,
+                        &mut self.reported_completed,
+                        &mut self.completed_at,
+                    ),
+                    (
+                        &status.scrapped_quantity,
+                        &mut self.reported_scrapped,
+                        &mut self.scrapped_at,
+                    ),
+                ] {
+                    let newest = at.or(if slot.is_some() { legacy } else { None });
+                    if quantity.is_some() && not_older(&event.position, newest.as_ref()) {
+                        slot.clone_from(quantity);
+                        *at = Some(event.position);
+                        reported = true;
                     }
-                    // A status that leaves a quantity out (a closing status with only the
-                    // planned quantity) keeps the one reported before.
-                    if status.completed_quantity.is_some() {
-                        self.reported_completed
-                            .clone_from(&status.completed_quantity);
+                }
+                if reported {
+                    if not_older(&event.position, self.reported_at.as_ref()) {
+                        self.reported_at = Some(event.position);
                     }
-                    if status.scrapped_quantity.is_some() {
-                        self.reported_scrapped.clone_from(&status.scrapped_quantity);
-                    }
-                    self.reported_at = Some(event.position);
                     changed = true;
                 }
                 if self.item.is_none() && status.item.is_some() {
