@@ -1150,3 +1150,50 @@ async fn the_nats_password_can_stay_out_of_the_config() {
         "nats.password",
     );
 }
+
+/// Versions are immutable under concurrency too: two deploys of one version with other bytes,
+/// sent at once, store one and refuse the other (both were stored, the later bytes winning,
+/// and both answered 201); the same deploy sent twice at once is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_version_deployed_twice_at_once_is_stored_once() {
+    let hardened = Hardened::start("", TOKENS, "", &[]).await;
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let other = plugin_version("tests/guests/misbehave-v2", "9.9.9", two.path());
+    let other = base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(other.join("plugin.wasm")).unwrap());
+    let hardened = &hardened;
+    let deploy = |body: Value| async move {
+        hardened
+            .post("/api/v1/plugins", Some(ADMIN_SECRET), &body)
+            .await
+    };
+    for round in 0..4 {
+        let first = upload(&format!("version = \"7.0.{round}\""), None, one.path());
+        let mut second = first.clone();
+        second["component"] = json!(other);
+        let (a, b) = tokio::join!(deploy(first.clone()), deploy(second.clone()));
+        let mut codes = [a.0, b.0];
+        codes.sort_unstable();
+        assert_eq!(codes, [201, 409], "round {round}: {} / {}", a.1, b.1);
+        let stored = if a.0 == 201 { first } else { second };
+        let (a, b) = tokio::join!(deploy(stored.clone()), deploy(stored));
+        assert_eq!(
+            [a.0, b.0],
+            [200, 200],
+            "round {round}: already stored: {} / {}",
+            a.1,
+            b.1
+        );
+    }
+    let fresh = upload("version = \"8.0.0\"", None, one.path());
+    let (a, b) = tokio::join!(deploy(fresh.clone()), deploy(fresh));
+    let mut codes = [a.0, b.0];
+    codes.sort_unstable();
+    assert_eq!(
+        codes,
+        [200, 201],
+        "the same deploy twice at once: {} / {}",
+        a.1,
+        b.1
+    );
+}

@@ -199,6 +199,12 @@ impl Registry {
     pub async fn deploy(&self, record: &VersionRecord, component: &[u8]) -> RegistryResult<bool> {
         let id = record.id();
         checked_id(&id)?;
+        // The check and the writes below are one step for this process: two deploys of one
+        // version sent at once both found it absent and both stored, the later bytes winning,
+        // and both were answered 201. (The object store has no compare-and-set, so two
+        // processes deploying one version at the same instant are not kept apart.)
+        static DEPLOYING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _one_at_a_time = DEPLOYING.lock().await;
         if let Some(existing) = self.record(&id).await? {
             if existing.digest == record.digest {
                 // A version is what admission judged: its component, its manifest (limits) and
