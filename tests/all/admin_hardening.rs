@@ -1197,3 +1197,39 @@ async fn one_version_deployed_twice_at_once_is_stored_once() {
         b.1
     );
 }
+
+/// A read creates nothing: the projection's views, read from a host that runs no projection,
+/// answer empty and leave no bucket behind. They were created with one replica, so on a
+/// replicated cluster a node down then stalled every read of them (and `millrace status`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_the_views_creates_no_bucket() {
+    let hardened = Hardened::start("", TOKENS, "", &[]).await;
+    for view in [
+        "inventory",
+        "work-orders",
+        "holds",
+        "commitments",
+        "sources",
+        "postings",
+    ] {
+        let (status, body) = hardened
+            .get(&format!("/api/v1/visibility/{view}"), Some(READ_SECRET))
+            .await;
+        assert_eq!(status, 200, "{view}: {body}");
+        assert!(
+            body.starts_with('[') || body.starts_with('{'),
+            "{view}: {body}"
+        );
+    }
+    for bucket in [
+        "millrace-inventory",
+        "millrace-holds",
+        "millrace-work-orders",
+        "millrace-postings",
+    ] {
+        assert!(
+            hardened.js.get_key_value(bucket).await.is_err(),
+            "a read created bucket {bucket}"
+        );
+    }
+}

@@ -38,7 +38,9 @@ pub struct Buckets {
 pub struct Bucket {
     /// The bucket name.
     pub name: String,
-    store: kv::Store,
+    /// None when the bucket does not exist and was not to be created (a read-only opening):
+    /// it reads as empty.
+    store: Option<kv::Store>,
 }
 
 impl Buckets {
@@ -47,14 +49,56 @@ impl Buckets {
         js: &jetstream::Context,
         config: &ProjectionConfig,
     ) -> Result<Self, ProjectionError> {
+        Self::open_creating(js, config, true).await
+    }
+
+    /// Opens the buckets that exist; a missing one reads as empty and is not created. Reading
+    /// creates nothing: a read-only caller (the admin API's views, `millrace status`) created
+    /// them with one replica on a replicated cluster, where a node down then stalled every read.
+    pub async fn existing(
+        js: &jetstream::Context,
+        config: &ProjectionConfig,
+    ) -> Result<Self, ProjectionError> {
+        Self::open_creating(js, config, false).await
+    }
+
+    async fn open_creating(
+        js: &jetstream::Context,
+        config: &ProjectionConfig,
+        create: bool,
+    ) -> Result<Self, ProjectionError> {
         let open = |name: &str, what: &str| {
             let (js, name, what) = (js.clone(), name.to_owned(), what.to_owned());
             async move {
+                if !create {
+                    use jetstream::ErrorCode;
+                    use jetstream::context::GetStreamErrorKind;
+                    // Missing only when the server says so: a read that times out (a node
+                    // down) is an error, never an empty projection.
+                    let store = match js.get_stream(format!("KV_{name}")).await {
+                        Err(e)
+                            if matches!(e.kind(), GetStreamErrorKind::JetStream(j)
+                                if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+                        {
+                            None
+                        }
+                        Err(e) => return Err(ProjectionError::bucket(&name, e)),
+                        Ok(_) => Some(
+                            js.get_key_value(&name)
+                                .await
+                                .map_err(|e| ProjectionError::bucket(&name, e))?,
+                        ),
+                    };
+                    return Ok(Bucket { name, store });
+                }
                 // Current state never expires: max age zero.
                 let store = transport::key_value(&js, &name, Duration::ZERO, &what)
                     .await
                     .map_err(|e| ProjectionError::bucket(&name, format!("{e:#}")))?;
-                Ok::<_, ProjectionError>(Bucket { name, store })
+                Ok::<_, ProjectionError>(Bucket {
+                    name,
+                    store: Some(store),
+                })
             }
         };
         Ok(Self {
@@ -127,6 +171,9 @@ impl Buckets {
         bucket: &Bucket,
         prefix: Option<&str>,
     ) -> Result<Vec<R>, ProjectionError> {
+        if bucket.store.is_none() {
+            return Ok(Vec::new());
+        }
         let err = |e: &dyn std::fmt::Display| ProjectionError::bucket(&bucket.name, e);
         let filter = match prefix {
             Some(prefix) => format!("$KV.{}.{prefix}.>", bucket.name),
@@ -154,8 +201,10 @@ impl Buckets {
 
     /// The number of records in `bucket`.
     pub async fn count(&self, bucket: &Bucket) -> Result<u64, ProjectionError> {
-        let status = bucket
-            .store
+        let Some(store) = &bucket.store else {
+            return Ok(0);
+        };
+        let status = store
             .status()
             .await
             .map_err(|e| ProjectionError::bucket(&bucket.name, e))?;
@@ -164,6 +213,16 @@ impl Buckets {
 }
 
 impl Bucket {
+    /// The open bucket, for a write; a bucket opened read-only that did not exist has none.
+    fn store(&self) -> Result<&kv::Store, ProjectionError> {
+        self.store.as_ref().ok_or_else(|| {
+            ProjectionError::bucket(
+                &self.name,
+                "the bucket does not exist (opened to read only)",
+            )
+        })
+    }
+
     /// Reads the record at `key` (or `fresh()` when there is none), lets `change` change it,
     /// and writes it back only if the record still has the revision it was read at; a lost
     /// race reads again. True when the record changed.
@@ -175,30 +234,29 @@ impl Bucket {
     ) -> Result<bool, ProjectionError> {
         let err =
             |e: &dyn std::fmt::Display| ProjectionError::bucket(&self.name, format!("{key}: {e}"));
-        for _ in 0..MAX_RACES {
-            let entry = self.store.entry(key).await.map_err(|e| err(&e))?;
-            let (mut record, revision) = match entry.filter(|e| e.operation == kv::Operation::Put) {
-                Some(entry) => (
-                    serde_json::from_slice::<R>(&entry.value).map_err(|e| err(&e))?,
-                    Some(entry.revision),
-                ),
-                None => (fresh(), None),
+        let store = self.store()?;
+        for race in 0..MAX_RACES {
+            let entry = store.entry(key).await.map_err(|e| err(&e))?;
+            // A deleted record's marker has a revision the write must name too (0: none).
+            let revision = entry.as_ref().map_or(0, |e| e.revision);
+            let mut record = match entry.filter(|e| e.operation == kv::Operation::Put) {
+                Some(entry) => serde_json::from_slice::<R>(&entry.value).map_err(|e| err(&e))?,
+                None => fresh(),
             };
             if !change(&mut record) {
                 return Ok(false);
             }
             let value = serde_json::to_vec(&record).map_err(|e| err(&e))?;
-            match revision {
-                None => match self.store.create(key, value.into()).await {
-                    Ok(_) => return Ok(true),
-                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(err(&e)),
-                },
-                Some(revision) => match self.store.update(key, value.into(), revision).await {
-                    Ok(_) => return Ok(true),
-                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
-                    Err(e) => return Err(err(&e)),
-                },
+            // A compare-and-set on the revision read. Not `kv.create` for a new record: when
+            // its write loses a race it reads the entry back, and on a replicated bucket that
+            // read may come from a replica without the winner's write, which it reports as an
+            // error rather than as the race it is.
+            match store.update(key, value.into(), revision).await {
+                Ok(_) => return Ok(true),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    tokio::time::sleep(Duration::from_millis(5 * race as u64)).await;
+                }
+                Err(e) => return Err(err(&e)),
             }
         }
         Err(err(&format!(

@@ -221,13 +221,14 @@ pub struct Visibility {
 }
 
 impl Visibility {
-    /// Opens the projection's buckets (creating missing ones, which then read as empty).
+    /// Opens the projection's buckets that exist; a missing one reads as empty and is not
+    /// created (the projection's writer creates its buckets, with the configured replicas).
     pub async fn open(
         js: &jetstream::Context,
         config: &ProjectionConfig,
     ) -> Result<Self, ProjectionError> {
         Ok(Self {
-            buckets: Buckets::open(js, config).await?,
+            buckets: Buckets::existing(js, config).await?,
         })
     }
 
