@@ -1233,3 +1233,50 @@ async fn reading_the_views_creates_no_bucket() {
         );
     }
 }
+
+/// Every API error is the JSON the OpenAPI document promises, also those axum's extractors
+/// answer for a body they cannot read (they were text/plain).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_the_api_cannot_read_is_answered_as_a_json_error() {
+    let hardened = Hardened::start("", TOKENS, "", &[]).await;
+    let url = format!("{}/api/v1/routes/line/activate", hardened.base);
+    let json = "application/json";
+    let big = "a".repeat(3_000_000);
+    for (content_type, body, status, says) in [
+        (
+            Some(json),
+            "{\"version\":",
+            400,
+            "parse the request body as JSON",
+        ),
+        (
+            None,
+            "{\"version\": \"misbehave@1.0.0\"}",
+            415,
+            "Content-Type",
+        ),
+        (Some(json), "{}", 422, "missing field `version`"),
+        (Some(json), big.as_str(), 413, "length limit exceeded"),
+    ] {
+        let mut request = hardened
+            .http
+            .post(&url)
+            .bearer_auth(ADMIN_SECRET)
+            .body(body.to_owned());
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status);
+        assert_eq!(
+            response.headers()["content-type"].to_str().unwrap(),
+            json,
+            "{status}"
+        );
+        let answer: Value = response.json().await.unwrap();
+        assert!(
+            answer["error"].as_str().unwrap().contains(says),
+            "{status}: {answer}"
+        );
+    }
+}

@@ -244,6 +244,7 @@ pub fn router(state: AdminState) -> Router {
         .merge(admin)
         .merge(ingest)
         .fallback(not_found)
+        .layer(middleware::from_fn(errors_as_json))
         .layer(middleware::from_fn_with_state(
             state.requests.clone(),
             limit_requests,
@@ -344,6 +345,32 @@ async fn limit_requests(
             busy
         }
     }
+}
+
+/// An API error answered as text, as axum's extractors answer a body they cannot read (malformed
+/// JSON 400, wrong content type 415, a missing field 422, a body over the limit 413), becomes
+/// the API's JSON error, `{"error": ...}`, which the OpenAPI document promises for every error.
+async fn errors_as_json(request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let api = path.starts_with("/api/") || path.starts_with("/ingest/");
+    let response = next.run(request).await;
+    if !api {
+        return response;
+    }
+    let status = response.status();
+    let is_text = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !is_text {
+        return response;
+    }
+    let message = match axum::body::to_bytes(response.into_body(), 64 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
+        Err(_) => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    ApiError::new(status, message).into_response()
 }
 
 /// The headers that keep the console out of frames and the browser from guessing types.
