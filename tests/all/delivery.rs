@@ -447,6 +447,60 @@ async fn a_replay_republishes_nothing_the_same_version_published() {
     );
 }
 
+/// A replay leaves to the live route what its consumer has not settled yet. Raw messages that
+/// arrived while the host was away were replayed first, their only events marked as replayed,
+/// and the host's live copies dropped as duplicates when it came back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_stops_where_the_live_route_has_not_settled() {
+    let nats = Nats::start();
+    let config = nats.config(&steady_route(&plugin("tests/guests/misbehave"), ""));
+    let js = jetstream::new(nats.client().await);
+    let mut host = Host::start(&config, &js, &[CONSUMER]).await;
+    let publish_ok = |range: std::ops::RangeInclusive<u32>| {
+        let js = js.clone();
+        async move {
+            for n in range {
+                let payload = format!("ok {n}");
+                publish(
+                    &js,
+                    "raw.test.lab.cmd",
+                    payload.as_bytes(),
+                    &format!("r{n}"),
+                )
+                .await;
+            }
+        }
+    };
+    publish_ok(1..=3).await;
+    read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        3,
+        Duration::from_millis(200),
+    )
+    .await;
+    assert_eq!(host.stop().code(), Some(0), "{}", host.log_text());
+    publish_ok(4..=6).await;
+
+    let cfg = config.to_str().unwrap();
+    let replayed = millrace(&["replay", "steady", "--from", "1", "--config", cfg]);
+    assert!(replayed.status.success(), "{}", text(&replayed));
+    assert!(
+        text(&replayed).contains("3 raw message(s), 0 event(s) published")
+            && text(&replayed).contains("stopped before RAW 4"),
+        "{}",
+        text(&replayed)
+    );
+    let _host = Host::start(&config, &js, &[CONSUMER]).await;
+    let events = read_stream(&js, "CANONICAL", "canonical.>", 6, Duration::from_secs(1)).await;
+    assert_eq!(events.len(), 6);
+    assert!(
+        events.iter().all(|e| e.json().get("replayid").is_none()),
+        "the live route's events are its own"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_from_a_system_that_does_not_own_them_are_dead_lettered() {
     let nats = Nats::start();

@@ -130,10 +130,19 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             range.first()
         );
     }
+    let taken = taken_up_to(&js, &config.streams.raw, &route).await?;
     let mut counts = Counts::default();
-    let replayed = replay(&mut range, &pipeline, &route, &mode, args.to, &mut counts).await;
+    let replayed = replay(
+        &mut range,
+        &pipeline,
+        &route,
+        &mode,
+        (args.to, taken),
+        &mut counts,
+    )
+    .await;
     pipeline.shutdown().await;
-    let summary = format!(
+    let mut summary = format!(
         "{replay_id}: route {} through {}: {} raw message(s), {} event(s) published, \
          {} already on {} from this version, {} failed",
         route.name,
@@ -144,6 +153,13 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         config.streams.canonical,
         counts.failed
     );
+    if let Some(first) = counts.left_from {
+        summary.push_str(&format!(
+            "; stopped before RAW {first}: the route's live consumer has not taken it yet \
+             (it has taken every message up to {taken}), so the live route maps it and what \
+             follows"
+        ));
+    }
     // A replay that stopped is audited too: what it published stays published.
     let audited = match &replayed {
         Ok(()) => summary.clone(),
@@ -181,6 +197,31 @@ struct Counts {
     published: usize,
     skipped: usize,
     failed: usize,
+    /// The first RAW sequence left to the live route, if the range went past what it has taken.
+    left_from: Option<u64>,
+}
+
+/// The last RAW sequence the route's live consumer has handed to a host (0 when no host has
+/// consumed the route yet). A replay stops there: a message after it is still the live
+/// route's to map, and replayed first its events went out marked as replayed while the live
+/// copies were dropped as duplicates. (Not its ack floor: a message JetStream gave up on,
+/// dead-lettered, never moves that.)
+async fn taken_up_to(
+    js: &jetstream::Context,
+    raw_stream: &str,
+    route: &Route,
+) -> anyhow::Result<u64> {
+    let stream = js
+        .get_stream(raw_stream)
+        .await
+        .with_context(|| format!("cannot open the stream {raw_stream}"))?;
+    // One consumer per route, filtering on all its subjects.
+    let name = millrace::transport::route_consumer_name(&route.name, &route.subjects);
+    match stream.consumer_info(&name).await {
+        Ok(info) => Ok(info.delivered.stream_sequence),
+        Err(e) if e.to_string().contains("consumer not found") => Ok(0),
+        Err(e) => Err(e).with_context(|| format!("cannot read the consumer {name}")),
+    }
 }
 
 /// Takes every message of `range` up to `to` through `pipeline` in `mode`, counting; an `Err`
@@ -190,7 +231,7 @@ async fn replay(
     pipeline: &Pipeline,
     route: &Route,
     mode: &Mode<'_>,
-    to: Option<Point>,
+    (to, taken): (Option<Point>, u64),
     counts: &mut Counts,
 ) -> anyhow::Result<()> {
     while let Some(stored) = range.next().await? {
@@ -201,6 +242,10 @@ async fn replay(
             None => false,
         };
         if past_end {
+            break;
+        }
+        if sequence > taken {
+            counts.left_from = Some(sequence);
             break;
         }
         counts.messages += 1;
