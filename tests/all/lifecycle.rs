@@ -812,3 +812,44 @@ async fn only_versions_signed_by_a_trusted_key_serve_when_signatures_are_require
     let o = millrace(&["run", "--config", from_disk.to_str().unwrap()]);
     assert_clean_failure(&o, "but registry.require_signatures is on");
 }
+
+/// A replay through a deployed version works when the version the route serves is gone from
+/// the registry: it loaded the route's own version first and failed naming it, so neither
+/// replay nor `dlq redrive --version` could take the way out an operator reaches for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_through_a_deployed_version_needs_not_what_the_route_serves() {
+    use base64::Engine as _;
+    let nats = Nats::start();
+    let config = nats.config(&route("misbehave@2.0.0", ""));
+    let cfg = config.to_str().unwrap();
+    deploy_both(&config);
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    publish(&js, "raw.test.a.cmd", b"ok 1", "m-1").await;
+    read_stream(&js, "CANONICAL", "canonical.>", 1, Duration::from_millis(200)).await;
+    host.stop().await;
+    // misbehave@2.0.0 vanishes from the registry's object store.
+    let objects = js.get_stream("OBJ_millrace-plugins").await.unwrap();
+    for name in ["misbehave@2.0.0.wasm", "misbehave@2.0.0.json"] {
+        let encoded = base64::engine::general_purpose::URL_SAFE.encode(name);
+        objects
+            .purge()
+            .filter(format!("$O.millrace-plugins.M.{encoded}"))
+            .await
+            .unwrap();
+    }
+    let replayed = run_ok(&[
+        "replay",
+        "steady",
+        "--from",
+        "1",
+        "--version",
+        "misbehave@1.0.0",
+        "--config",
+        cfg,
+    ]);
+    assert!(
+        replayed.contains("through misbehave@1.0.0: 1 raw message(s), 1 event(s) published"),
+        "{replayed}"
+    );
+}

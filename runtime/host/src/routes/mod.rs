@@ -142,7 +142,22 @@ impl Route {
         version: Option<&str>,
         plugin_override: Option<&Path>,
     ) -> anyhow::Result<Route> {
-        let route = Self::load(loader, name, plugin_override).await?;
+        let route = match (Self::load(loader, name, plugin_override).await, version) {
+            (Ok(route), _) => route,
+            // What the route serves cannot be loaded (gone from the registry): the version asked
+            // for can still serve the replay or redrive, the way out an operator reaches for.
+            (Err(served), Some(wanted)) => {
+                let active = loader.version(wanted).await.with_context(|| {
+                    format!("route `{name}` cannot load {wanted}, nor what it serves ({served:#})")
+                })?;
+                let versions = ServedVersions {
+                    active,
+                    candidate: None,
+                };
+                return Self::configured(loader.config(), name, versions);
+            }
+            (Err(served), None) => return Err(served),
+        };
         match version {
             Some(wanted) if wanted != route.active().id() => {
                 let active = loader.version(wanted).await.with_context(|| {
