@@ -826,7 +826,14 @@ async fn a_replay_through_a_deployed_version_needs_not_what_the_route_serves() {
     let js = jetstream::new(nats.client().await);
     let host = InProcessHost::start(&config).await;
     publish(&js, "raw.test.a.cmd", b"ok 1", "m-1").await;
-    read_stream(&js, "CANONICAL", "canonical.>", 1, Duration::from_millis(200)).await;
+    read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        1,
+        Duration::from_millis(200),
+    )
+    .await;
     host.stop().await;
     // misbehave@2.0.0 vanishes from the registry's object store.
     let objects = js.get_stream("OBJ_millrace-plugins").await.unwrap();
