@@ -1232,6 +1232,24 @@ async fn reading_the_views_creates_no_bucket() {
             "a read created bucket {bucket}"
         );
     }
+    // A projection that creates its buckets later is read from then on (the views opened
+    // while they were missing look again).
+    let holds = hardened
+        .js
+        .create_key_value(async_nats::jetstream::kv::Config {
+            bucket: "millrace-holds".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    holds
+        .put("PLANT1.NCR-1", "not a hold record".into())
+        .await
+        .unwrap();
+    let (status, body) = hardened
+        .get("/api/v1/visibility/holds", Some(READ_SECRET))
+        .await;
+    assert_eq!(status, 503, "the bucket is read once it exists: {body}");
 }
 
 /// Every API error is the JSON the OpenAPI document promises, also those axum's extractors

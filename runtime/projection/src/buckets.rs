@@ -71,23 +71,14 @@ impl Buckets {
             let (js, name, what) = (js.clone(), name.to_owned(), what.to_owned());
             async move {
                 if !create {
-                    use jetstream::ErrorCode;
-                    use jetstream::context::GetStreamErrorKind;
-                    // Missing only when the server says so: a read that times out (a node
-                    // down) is an error, never an empty projection.
-                    let store = match js.get_stream(format!("KV_{name}")).await {
-                        Err(e)
-                            if matches!(e.kind(), GetStreamErrorKind::JetStream(j)
-                                if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
-                        {
-                            None
-                        }
-                        Err(e) => return Err(ProjectionError::bucket(&name, e)),
-                        Ok(_) => Some(
+                    let store = if exists(&js, &name).await? {
+                        Some(
                             js.get_key_value(&name)
                                 .await
                                 .map_err(|e| ProjectionError::bucket(&name, e))?,
-                        ),
+                        )
+                    } else {
+                        None
                     };
                     return Ok(Bucket { name, store });
                 }
@@ -171,7 +162,8 @@ impl Buckets {
         bucket: &Bucket,
         prefix: Option<&str>,
     ) -> Result<Vec<R>, ProjectionError> {
-        if bucket.store.is_none() {
+        // Opened read-only while missing: a projection may have created it since.
+        if bucket.store.is_none() && !exists(&self.js, &bucket.name).await? {
             return Ok(Vec::new());
         }
         let err = |e: &dyn std::fmt::Display| ProjectionError::bucket(&bucket.name, e);
@@ -209,6 +201,23 @@ impl Buckets {
             .await
             .map_err(|e| ProjectionError::bucket(&bucket.name, e))?;
         Ok(status.values())
+    }
+}
+
+/// True when bucket `name` exists; false only when the server says its stream is not found
+/// (a read that times out, a node down, is an error, never an empty projection).
+async fn exists(js: &jetstream::Context, name: &str) -> Result<bool, ProjectionError> {
+    use jetstream::ErrorCode;
+    use jetstream::context::GetStreamErrorKind;
+    match js.get_stream(format!("KV_{name}")).await {
+        Ok(_) => Ok(true),
+        Err(e)
+            if matches!(e.kind(), GetStreamErrorKind::JetStream(j)
+                if j.error_code() == ErrorCode::STREAM_NOT_FOUND) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(ProjectionError::bucket(name, e)),
     }
 }
 
