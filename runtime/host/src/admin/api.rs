@@ -99,7 +99,18 @@ impl AdminState {
         {
             return Ok(bindings);
         }
-        let bindings = self.host.registry.bindings().await?;
+        let bindings = match self.host.registry.bindings().await {
+            Ok(bindings) => bindings,
+            // NATS went away while the read was on its way, before the connection state said
+            // so: the last ones read, as above, rather than a 503 for the status.
+            Err(crate::registry::store::RegistryError::Unavailable(why)) if last().is_some() => {
+                tracing::debug!("route bindings unreadable, the last ones shown: {why}");
+                return last().ok_or_else(|| {
+                    ApiError::from(crate::registry::store::RegistryError::Unavailable(why))
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
         *self
             .last_bindings
             .lock()
