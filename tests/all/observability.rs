@@ -608,6 +608,81 @@ async fn metrics_and_the_api_tell_what_traffic_did() {
     assert!(host.stop().success());
 }
 
+/// An event CANONICAL already holds (a raw message redelivered after its events were stored:
+/// JetStream answers the publish as a duplicate of its id) is not counted as published: the
+/// figures and `millrace_events_total` count each event stored once, and the copy counts as a
+/// duplicate dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_canonical_already_holds_are_not_counted_as_published() {
+    let nats = Nats::start();
+    let (config, base) = observed_config(&nats, "");
+    let js = jetstream::new(nats.client().await);
+    let mut host = Host::start(&config, &js, &[CONSUMER]).await;
+    let admin = Admin::new(&base);
+
+    // What a first delivery of raw message `again-1` stored before its ack was lost.
+    let lineage = millrace::canonical::Lineage {
+        raw_id: "again-1",
+        system: "test",
+        route: "line",
+        plugin: "misbehave",
+        plugin_version: "1.0.0",
+        raw_sequence: 1,
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "Nats-Msg-Id",
+        millrace::canonical::event_id(&lineage, 0).as_str(),
+    );
+    js.publish_with_headers(
+        "canonical.production-completion.PLANT9",
+        headers,
+        "{}".into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    publish(&js, "raw.test.lab.cmd", b"ok 1", "again-1").await;
+    publish(&js, "raw.test.lab.cmd", b"ok 2", "fresh-2").await;
+
+    // One lane: the second message's event stored means the first is done.
+    let stored = read_stream(&js, "CANONICAL", "canonical.>", 2, Duration::from_secs(1)).await;
+    assert_eq!(stored.len(), 2, "the copy was not stored again: {stored:?}");
+    // The figures are counted once the acks are in, just after the events are stored.
+    let started = Instant::now();
+    let status = loop {
+        let status = admin.json("/api/v1/status").await;
+        let f = &status["routes"][0]["figures"];
+        let count = |name: &str| f[name].as_u64().unwrap_or_default();
+        if count("events") + count("duplicates_dropped") >= 2 || started.elapsed() > PATIENCE {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let f = &status["routes"][0]["figures"];
+    assert_eq!(
+        (&f["messages"], &f["events"], &f["duplicates_dropped"]),
+        (&json!(2), &json!(1), &json!(1)),
+        "{f:#}"
+    );
+    assert_eq!(status["sites"]["PLANT9"]["postings"], 1);
+    let m = admin.metrics().await;
+    let at = r#"route="line",plugin_version="misbehave@1.0.0""#;
+    assert_eq!(
+        metric(
+            &m,
+            &format!("millrace_events_total{{{at},kind=\"production-completion\"}}")
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(&m, &format!("millrace_duplicates_dropped_total{{{at}}}")),
+        1.0
+    );
+    assert!(host.stop().success());
+}
+
 /// Ready means every route consumes: a route whose pulls fail (here its consumer is deleted
 /// under the host; a stream without quorum answers alike) makes `/readyz` a 503 naming the
 /// route and the server's reason, and the status says not ready, while NATS stays connected.

@@ -252,13 +252,13 @@ impl Delivery {
             observer: self.observer.clone(),
             route: route.name.clone(),
             plugin_version: plugin.id(),
-            published,
             events,
             duplicates,
         });
         Ok(Delivering {
             delivered,
             acks,
+            published,
             counted,
         })
     }
@@ -451,6 +451,8 @@ struct Outgoing<'a> {
 pub struct Delivering {
     delivered: Delivered,
     acks: Vec<PublishAckFuture>,
+    /// Index in the message's events and whether it was published late, for each ack.
+    published: Vec<(usize, bool)>,
     counted: Option<Counted>,
 }
 
@@ -460,8 +462,6 @@ struct Counted {
     route: Arc<str>,
     plugin_version: String,
     events: Vec<MappedEvent>,
-    /// Index in `events` and whether it was published late, for each event published.
-    published: Vec<(usize, bool)>,
     duplicates: usize,
 }
 
@@ -471,16 +471,40 @@ impl Delivering {
         Self {
             delivered,
             acks: Vec::new(),
+            published: Vec::new(),
             counted: None,
         }
     }
 
     /// Waits until JetStream stored every event; `Err` when one was not (the raw message must
     /// be redelivered; the events that were stored are deduplicated by their ids).
+    ///
+    /// An event JetStream answers as a duplicate (CANONICAL already held its id: a message
+    /// redelivered after its events were stored) counts as `existing`, not as published: the
+    /// figures and metrics count each event stored once.
     pub async fn stored(self) -> anyhow::Result<Delivered> {
+        let mut held = Vec::with_capacity(self.acks.len());
         for ack in self.acks {
-            ack.await
+            let ack = ack
+                .await
                 .context("JetStream did not store a canonical event")?;
+            held.push(ack.duplicate);
+        }
+        let mut delivered = self.delivered;
+        let already = held.iter().filter(|duplicate| **duplicate).count();
+        let already_late = (self.published.iter().zip(&held))
+            .filter(|((_, late), duplicate)| *late && **duplicate)
+            .count();
+        if let Delivered::Events {
+            published,
+            existing,
+            late,
+            ..
+        } = &mut delivered
+        {
+            *published -= already;
+            *existing += already;
+            *late -= already_late;
         }
         if let Some(counted) = self.counted {
             let at = At {
@@ -490,13 +514,16 @@ impl Delivering {
             let events = &counted.events;
             counted.observer.published(
                 at,
-                counted
-                    .published
+                self.published
                     .iter()
-                    .map(|(index, late)| (&events[*index], *late)),
+                    .zip(&held)
+                    .filter(|(_, duplicate)| !**duplicate)
+                    .map(|((index, late), _)| (&events[*index], *late)),
             );
-            counted.observer.duplicates(at, counted.duplicates);
+            counted
+                .observer
+                .duplicates(at, counted.duplicates + already);
         }
-        Ok(self.delivered)
+        Ok(delivered)
     }
 }

@@ -8,7 +8,7 @@
 //! | `millrace_retries_total` | route, plugin_version | calls tried again after a trap or breached limit |
 //! | `millrace_dead_letters_total` | route, plugin_version, reason | raw messages dead-lettered (the failure reasons, and `undeliverable`) |
 //! | `millrace_late_events_total` | route, plugin_version, kind | events published flagged late |
-//! | `millrace_duplicates_dropped_total` | route, plugin_version | events not published: their source transaction was already delivered |
+//! | `millrace_duplicates_dropped_total` | route, plugin_version | events not published: their source transaction was already delivered, or CANONICAL already held them (a message redelivered after its events were stored) |
 //! | `millrace_shadows_skipped_total` | route, plugin_version (the candidate) | raw messages a shadow candidate was not run on: the route's shadow runs were all in flight |
 //! | `millrace_plugin_call_seconds` | route, plugin_version | one plugin call, from handing it to the worker pool to its checked result |
 //! | `millrace_end_to_end_seconds` | route | from the raw message stored by JetStream to its events stored |
@@ -203,7 +203,7 @@ impl Metrics {
             duplicates_dropped: registered(
                 &mut registry,
                 "duplicates_dropped",
-                "Events not published because their source transaction was already delivered",
+                "Events not published because their source transaction was already delivered, or CANONICAL already held them",
                 Family::default(),
             ),
             shadows_skipped: registered(
