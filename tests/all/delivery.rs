@@ -792,6 +792,95 @@ async fn a_host_failure_leaves_the_message_to_redelivery_and_never_dead_letters_
     stopping.shutdown().await;
 }
 
+/// A message whose events could not be stored after the order book took its marks (a host
+/// failure: here CANONICAL refuses more messages) gets the same flags when it is tried again:
+/// none of its events is late behind a later event of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_tried_again_is_not_late_behind_its_own_events() {
+    use async_nats::jetstream::stream::DiscardPolicy;
+    use millrace::delivery::{Delivered, Delivery, Mode};
+    use millrace::pipeline::{Pipeline, RawInput};
+    use millrace::workers::WorkerPool;
+
+    let nats = Nats::start();
+    let path = nats.config(&steady_route(&plugin("tests/guests/misbehave"), ""));
+    let config = std::sync::Arc::new(millrace::config::Config::load(&path).unwrap());
+    let js = jetstream::new(nats.client().await);
+    millrace::transport::ensure_streams(&js, &config.streams)
+        .await
+        .unwrap();
+    let sandbox = millrace::sandbox::Sandbox::new(None).unwrap();
+    let loader = millrace::registry::loader::PluginLoader::new(config.clone(), sandbox, None);
+    let route = millrace::routes::Route::load(&loader, "steady", None)
+        .await
+        .unwrap();
+    let delivery = Delivery::open(&js, &config.governance).await.unwrap();
+    let pipeline = Pipeline::new(WorkerPool::start(1).unwrap(), delivery, js.clone());
+    // Two events of one work order, in the order they happened.
+    let message = RawInput::new(
+        "raw.test.lab.cmd".into(),
+        None,
+        b"at 2026-03-02T09:00:00Z WO-9 2026-03-02T10:00:00Z"
+            .to_vec()
+            .into(),
+        "RAW",
+        1,
+    );
+
+    let mut canonical = js
+        .get_stream("CANONICAL")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .clone();
+    let limits = (canonical.max_messages, canonical.discard);
+    (canonical.max_messages, canonical.discard) = (1, DiscardPolicy::New);
+    js.update_stream(&canonical).await.unwrap();
+    js.publish("canonical.filler.X", "{}".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let refused = pipeline.process(&route, &message, &Mode::LIVE).await;
+    assert!(
+        refused.outcome.is_err(),
+        "a full stream is a host failure: {:?}",
+        refused.outcome
+    );
+
+    (canonical.max_messages, canonical.discard) = limits;
+    js.update_stream(&canonical).await.unwrap();
+    let again = pipeline.process(&route, &message, &Mode::LIVE).await;
+    assert!(
+        matches!(
+            again.outcome,
+            Ok(Delivered::Events {
+                published: 2,
+                late: 0,
+                ..
+            })
+        ),
+        "{:?}",
+        again.outcome
+    );
+    let stored = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.production-completion.>",
+        2,
+        Duration::from_millis(200),
+    )
+    .await;
+    assert_eq!(stored.len(), 2);
+    for event in &stored {
+        assert_eq!(event.json().get("late"), None, "{}", event.json());
+    }
+    pipeline.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_stopped_while_nats_is_gone_exits_and_loses_nothing() {
     const TOTAL: usize = 2_000;

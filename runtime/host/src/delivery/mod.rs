@@ -209,7 +209,7 @@ impl Delivery {
         let mut late = 0;
         if route.ordering == Ordering::Flag && !outgoing.is_empty() {
             let checked: Vec<&MappedEvent> = outgoing.iter().map(|o| &events[o.index]).collect();
-            let flags = self.order.check(&checked).await?;
+            let flags = self.order.check(&raw.identity, &checked).await?;
             for (out, is_late) in outgoing.iter_mut().zip(flags) {
                 if is_late {
                     out.envelope.late = Some(true);

@@ -6,6 +6,11 @@
 //! key-value bucket. An older event is still published, marked `late` (a CloudEvents
 //! extension), so consumers never take it for the newest state; a newer one moves the mark.
 //! Updates use the bucket's revisions, so hosts sharing a route agree.
+//!
+//! A mark remembers the raw message that wrote it and the position it replaced, so a message
+//! delivered again (its publish failed after the mark was written, or its ack was lost) is
+//! compared against the book as it stood before its first try: it gets the same flags, and
+//! an event of it is never late behind a later event of its own.
 
 use std::cmp::Ordering as Cmp;
 
@@ -14,6 +19,7 @@ use futures::future::try_join_all;
 
 use millrace_core::canonical::{MappedEvent, Position, business_key};
 use millrace_core::digest::sha256_hex;
+use serde::{Deserialize, Serialize};
 
 /// Tries of a compare-and-set before giving up (another host kept winning the race).
 pub(super) const MAX_RACES: usize = 16;
@@ -43,7 +49,14 @@ impl OrderBook {
     /// where one event at a time took two per event. The result is the one the events would
     /// get one by one: per key they are compared in order, and the write is a compare-and-set
     /// on the revision read, so a host that raced on a key makes this one read it again.
-    pub async fn check(&self, events: &[&MappedEvent]) -> Result<Vec<bool>, OrderError> {
+    ///
+    /// `raw_id` is the raw message's identity: a key whose mark this message wrote on an
+    /// earlier try is compared against the position that mark replaced.
+    pub async fn check(
+        &self,
+        raw_id: &str,
+        events: &[&MappedEvent],
+    ) -> Result<Vec<bool>, OrderError> {
         let mut keys: Vec<KeyBatch> = Vec::new();
         let mut late = vec![false; events.len()];
         for (index, event) in events.iter().enumerate() {
@@ -61,7 +74,7 @@ impl OrderBook {
                 }),
             }
         }
-        let checked = try_join_all(keys.iter().map(|batch| self.check_key(batch))).await?;
+        let checked = try_join_all(keys.iter().map(|batch| self.check_key(raw_id, batch))).await?;
         for (batch, flags) in keys.iter().zip(checked) {
             for ((index, _), is_late) in batch.events.iter().zip(flags) {
                 late[*index] = is_late;
@@ -71,23 +84,33 @@ impl OrderBook {
     }
 
     /// Whether each event of one key is late, in order; writes the newest position once.
-    async fn check_key(&self, batch: &KeyBatch) -> Result<Vec<bool>, OrderError> {
+    async fn check_key(&self, raw_id: &str, batch: &KeyBatch) -> Result<Vec<bool>, OrderError> {
         let key = &batch.key;
         let err = |e: &dyn std::fmt::Display| OrderError(format!("{key}: {e}"));
         for race in 0..MAX_RACES {
             let entry = self.kv.entry(key).await.map_err(|e| err(&e))?;
             // A deleted key's marker has a revision the write must name too.
             let revision = entry.as_ref().map_or(0, |e| e.revision);
-            let stored: Option<Position> = match entry.filter(|e| e.operation == kv::Operation::Put)
-            {
-                Some(entry) => Some(serde_json::from_slice(&entry.value).map_err(|e| err(&e))?),
+            let stored: Option<Mark> = match entry.filter(|e| e.operation == kv::Operation::Put) {
+                Some(entry) => Some(Mark::read(&entry.value).map_err(|e| err(&e))?),
                 None => None,
             };
-            let (flags, newest) = compare_in_order(stored.as_ref(), &batch.events);
+            // The book as it stood before this message's first try.
+            let before = match stored {
+                Some(mark) if mark.by.as_deref() == Some(raw_id) => mark.before,
+                Some(mark) => Some(mark.newest),
+                None => None,
+            };
+            let (flags, newest) = compare_in_order(before.as_ref(), &batch.events);
             let Some(newest) = newest else {
                 return Ok(flags);
             };
-            let value = serde_json::to_vec(newest).map_err(|e| err(&e))?;
+            let mark = Mark {
+                newest: *newest,
+                by: Some(raw_id.to_owned()),
+                before,
+            };
+            let value = serde_json::to_vec(&mark).map_err(|e| err(&e))?;
             // A compare-and-set on the revision read (0: no entry). Not `kv.create`: when its
             // write loses a race it reads the entry back, and on a replicated bucket that read
             // may come from a replica that has not the winner's write yet, which it reports as
@@ -113,6 +136,29 @@ pub(super) async fn lost_race(race: usize) {
     if race > 0 {
         let millis = u64::try_from(race).unwrap_or(u64::MAX).saturating_mul(5);
         tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+    }
+}
+
+/// A key's entry in the book: the newest position, the raw message that wrote it and the
+/// position it replaced.
+#[derive(Debug, Serialize, Deserialize)]
+struct Mark {
+    newest: Position,
+    by: Option<String>,
+    before: Option<Position>,
+}
+
+impl Mark {
+    /// A mark as stored; an entry written before marks named their writer is a bare position.
+    fn read(value: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(value).or_else(|e| {
+            let newest = serde_json::from_slice(value).map_err(|_| e)?;
+            Ok(Self {
+                newest,
+                by: None,
+                before: None,
+            })
+        })
     }
 }
 
@@ -144,4 +190,32 @@ fn compare_in_order<'a>(
         }
     }
     (late, newest.filter(|_| moved))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mark_reads_a_bare_position_and_keeps_its_writer() {
+        let at = |time| Position::at(time, Some(7)).unwrap();
+        let bare = serde_json::to_vec(&at("2026-01-01T00:00:00Z")).unwrap();
+        let old = Mark::read(&bare).unwrap();
+        assert_eq!(
+            (old.newest, old.by, old.before),
+            (at("2026-01-01T00:00:00Z"), None, None)
+        );
+
+        let mark = Mark {
+            newest: at("2026-01-02T00:00:00Z"),
+            by: Some("RAW:9".into()),
+            before: Some(at("2026-01-01T00:00:00Z")),
+        };
+        let read = Mark::read(&serde_json::to_vec(&mark).unwrap()).unwrap();
+        assert_eq!(
+            (read.newest, read.by.as_deref(), read.before),
+            (mark.newest, Some("RAW:9"), mark.before)
+        );
+    }
 }

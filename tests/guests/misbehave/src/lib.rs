@@ -27,7 +27,7 @@
 //! | `flood <bytes>` | writes `bytes` bytes to stdout in lines, then behaves like `ok 1` |
 //! | `logloop <records> [then]` | writes `records` host log records (`logloop record <i>`, 100 bytes of fields each), then behaves like `ok 1`, or like `reject` when `then` is `reject` |
 //! | `txn <id> <n>` | like `ok <n>`, with source transaction `<id>` (for resend tests) |
-//! | `at <time> <order>` | one production-completion for work order `<order>` that happened at `<time>`, no sequence (for ordering tests) |
+//! | `at <time> <order> [<time>...]` | one production-completion for work order `<order>` that happened at `<time>`, no sequence (for ordering tests), and one more, in order, for each further time |
 //! | `fixme <n>` | `rejected-by-rule("needs the fixed plugin")`, unless the route config has `fixed = "yes"`: then like `ok <n>` |
 //! | `echo` | like `ok 1` with item `echo:<16 hex digits>`, a digest of the whole raw message the plugin was given (subject, every header in the order given, payload); with route config `reject = "yes"`: `rejected-by-rule("echo:<digest>")` |
 //! | anything else | `malformed-input("unknown command '<word>'")` |
@@ -65,13 +65,16 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             let (Some(time), Some(order)) = (words.next(), words.next()) else {
                 return Err(MapError::malformed("at needs a time and a work order"));
             };
-            let mut event = completion(1, "ITEM-1".to_owned());
-            event.occurred_at = time.to_owned();
-            event.source_sequence = None;
-            if let EventData::ProductionCompletion(c) = &mut event.data {
-                c.work_order = order.to_owned();
-            }
-            Ok(vec![event])
+            let at = |time: &str| {
+                let mut event = completion(1, "ITEM-1".to_owned());
+                event.occurred_at = time.to_owned();
+                event.source_sequence = None;
+                if let EventData::ProductionCompletion(c) = &mut event.data {
+                    c.work_order = order.to_owned();
+                }
+                event
+            };
+            Ok(std::iter::once(time).chain(words).map(at).collect())
         }
         "fixme" => {
             let n = number_arg(words.next(), 1)?;
