@@ -29,7 +29,7 @@ use super::acknowledgement::{Acknowledgement, PostingOutcome};
 use super::gate::GateCheck;
 use super::input::EventInput;
 use super::letter::OutboundLetter;
-use super::target::{Target, TargetError, retry_after};
+use super::target::{Target, TargetError};
 use crate::delivery::Mode;
 use crate::observability::outbound::{DelayLabels, OutcomeLabels, ReasonLabels};
 use crate::observability::{At, Observer};
@@ -334,8 +334,9 @@ impl OutboundDriver {
             };
             self.breaker_record(target, response.status < 500);
             if response.status == 429 {
-                let after = retry_after(&response).unwrap_or_else(|| target.backoff(attempt + 1));
-                target.pause(after).await;
+                target
+                    .pause(target.rate_limited_pause(&response, attempt + 1))
+                    .await;
                 retried("rate-limited");
             }
             let interpreted = {

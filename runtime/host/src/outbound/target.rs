@@ -135,6 +135,15 @@ impl Target {
         *next = (*next).max(Instant::now() + after);
     }
 
+    /// How long a 429 answer to the `attempt`-th try pauses the target: its `Retry-After`, but
+    /// never less than the backoff. A `Retry-After` of 0 or of a date past (a gateway with a
+    /// skewed clock, a rate window just ended) would otherwise be retried at once, some 90
+    /// requests a second against a server asking for fewer.
+    pub fn rate_limited_pause(&self, response: &Response, attempt: u32) -> Duration {
+        let backoff = self.backoff(attempt);
+        retry_after(response).map_or(backoff, |after| after.max(backoff))
+    }
+
     /// Sends one request for the event `idempotency_key` at `site` and returns the answer.
     pub async fn send(
         &self,
@@ -502,6 +511,41 @@ mod tests {
             start.elapsed() >= Duration::from_millis(300),
             "{:?}",
             start.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_429_pauses_at_least_the_backoff_whatever_its_retry_after() {
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect("127.0.0.1:1")
+            .await
+            .unwrap();
+        let config = TargetConfig {
+            url: Some("http://127.0.0.1:9".into()),
+            ..TargetConfig::default()
+        };
+        let target = Target::new("erp", &config, &jetstream::new(client)).unwrap();
+        let floor = config.retry.backoff.get() / 2;
+        let answer = |retry_after: Option<&str>| Response {
+            target: "erp".into(),
+            status: 429,
+            headers: retry_after
+                .map(|v| ("Retry-After".to_owned(), v.to_owned()))
+                .into_iter()
+                .collect(),
+            body: Default::default(),
+        };
+        // Retried at once, ~90 requests a second, for these two.
+        for asked in [Some("0"), Some("Sun, 06 Nov 1994 08:49:37 GMT"), None] {
+            let pause = target.rate_limited_pause(&answer(asked), 1);
+            assert!(pause >= floor, "{asked:?}: {pause:?}");
+        }
+        // A later try backs off longer; a longer Retry-After is kept.
+        assert!(target.rate_limited_pause(&answer(Some("0")), 4) >= floor * 8);
+        assert_eq!(
+            target.rate_limited_pause(&answer(Some("50")), 1),
+            Duration::from_secs(50)
         );
     }
 
