@@ -7,7 +7,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 use millrace_sdk::canonical::{ShipmentLine, ShipmentNotice};
-use millrace_sdk::edifact::{self, Interchange, Message, Segment, qualified};
+use millrace_sdk::edifact::{self, Interchange, Message, Segment, qualified_once};
 use millrace_sdk::prelude::*;
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
@@ -39,7 +39,9 @@ fn notice(
     item_qualifier: Option<&str>,
 ) -> Result<ShipmentNotice, MapError> {
     let header = message.header();
-    let bgm = match qualified(&header, "BGM", &["351"]) {
+    // Each header statement once: a despatch date, delivery date or supplier stated twice with
+    // different contents is refused (which one holds cannot be told), as two orders are.
+    let bgm = match qualified_once(&header, "BGM", &["351"])? {
         Some(despatch_advice) => despatch_advice,
         None => message.beginning(&header)?,
     };
@@ -51,17 +53,17 @@ fn notice(
             bgm.at()
         )));
     }
-    let ship = qualified(&header, "DTM", &["11", "137"]).ok_or_else(|| {
+    let ship = qualified_once(&header, "DTM", &["11", "137"])?.ok_or_else(|| {
         MapError::malformed(format!(
             "{}: the message has neither a despatch date (DTM 11) nor a document date (DTM 137)",
             bgm.at()
         ))
     })?;
     let ship_date = edifact::dtm_timestamp(ship, offset)?;
-    let expected_delivery = qualified(&header, "DTM", &["132", "17", "2"])
+    let expected_delivery = qualified_once(&header, "DTM", &["132", "17", "2"])?
         .map(|s| edifact::dtm_timestamp(s, offset))
         .transpose()?;
-    let supplier = qualified(&header, "NAD", &["SU", "SE", "CZ"])
+    let supplier = qualified_once(&header, "NAD", &["SU", "SE", "CZ"])?
         .map(|nad| {
             let id = nad.value(2, 1).trim();
             if id.is_empty() {

@@ -7,7 +7,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-use millrace_sdk::edifact::{self, Interchange, Message, Segment, qualified};
+use millrace_sdk::edifact::{self, Interchange, Message, Segment, qualified_once};
 use millrace_sdk::prelude::*;
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
@@ -82,14 +82,16 @@ fn receipts(
     let header = message.header();
     let bgm = message.beginning(&header)?;
     edifact::refuse_not_original(bgm, "the receiving advice")?;
-    let received = qualified(&header, "DTM", &["50", "137"]).ok_or_else(|| {
+    // Each header statement once: a receipt date or delivery party stated twice with different
+    // contents is refused (which one holds cannot be told), as two orders are.
+    let received = qualified_once(&header, "DTM", &["50", "137"])?.ok_or_else(|| {
             MapError::malformed(format!(
                 "{}: the message has neither a goods receipt date (DTM 50) nor a document date (DTM 137)",
                 bgm.at()
             ))
         })?;
     let occurred_at = edifact::dtm_timestamp(received, offset)?;
-    let to_location = qualified(&header, "NAD", &["DP", "ST", "WH"])
+    let to_location = qualified_once(&header, "NAD", &["DP", "ST", "WH"])?
         .map(|nad| nad.value(2, 1).trim().to_owned())
         .filter(|s| !s.is_empty())
         .or_else(|| config::get("location"));

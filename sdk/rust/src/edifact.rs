@@ -5,12 +5,17 @@
 //! without one. The release character escapes the next character. It checks every envelope:
 //! `UNB`/`UNZ` control references equal and `UNZ` counting the messages (or the groups when `UNG`
 //! is used), `UNG`/`UNE` the same, `UNH`/`UNT` references equal and `UNT` counting the message's
-//! segments. A missing or wrong trailer, or a truncated interchange, is an [`SyntaxError`] that
+//! segments, and no group reference (`UNG` 0048) repeated in its interchange nor message
+//! reference (`UNH` 0062) in its group or interchange (a message's `source_transaction` is made of
+//! them, so a repeat would pass for a resend). A missing or wrong trailer, or a truncated interchange, is an [`SyntaxError`] that
 //! names the segment; there is never a partial result.
 //!
 //! Tolerated: a UTF-8 byte-order mark, a payload in UTF-16 (by its byte-order mark or the NUL
 //! beside its first letter), and CR/LF between (or inside) segments: line breaks are not data in
-//! EDIFACT, so unescaped ones are dropped.
+//! EDIFACT, so unescaped ones are dropped. For that reason a `UNA` naming a line break (CR or LF)
+//! as the segment terminator, or as a separator or release character, is refused with a message
+//! saying so: the reader cannot both drop line breaks and end segments with them, and guessing
+//! which breaks are terminators would misread a file wrapped inside its segments.
 //!
 //! Numbers use the interchange's decimal mark: [`Interchange::decimal`] turns `12,5` into `12.5`
 //! when the `UNA` says `,`.
@@ -473,6 +478,32 @@ fn read_one<'a>(
                 ));
             }
         }
+        // Line breaks are not data here: they are dropped between and inside segments (files
+        // come wrapped), so one cannot end a segment or separate its parts. Said plainly, as
+        // otherwise the whole file reads as one unterminated segment and is called truncated.
+        let breaks = [
+            ("segment terminator", una[5]),
+            ("component separator", una[0]),
+            ("element separator", una[1]),
+            ("release character", una[3]),
+        ];
+        if let Some((role, c)) = breaks.iter().find(|(_, c)| is_line_break(*c)) {
+            let name = if *c == '\n' { "LF" } else { "CR" };
+            return Err(SyntaxError::new(
+                "UNA",
+                format!(
+                    "the {role} is a line break ({name}); this reader drops line breaks between \
+                     and inside segments (files come wrapped), so a line break cannot be the \
+                     {role}: use a printable character (the default is {})",
+                    match *role {
+                        "segment terminator" => '\'',
+                        "component separator" => ':',
+                        "element separator" => '+',
+                        _ => '?',
+                    }
+                ),
+            ));
+        }
         if separators.decimal_mark != '.' && separators.decimal_mark != ',' {
             return Err(SyntaxError::new(
                 "UNA",
@@ -718,6 +749,11 @@ fn build(
     // scan per message.
     let mut references: std::collections::HashMap<(Option<usize>, String), usize> =
         Default::default();
+    // Each group's reference, and its group id and UNG segment: UNG 0048 names a group in its
+    // interchange (its messages' source transaction is the interchange's, the group's and their
+    // own reference), so a second group with the same reference would give its messages the
+    // identity of the first group's, and pass for their resend.
+    let mut group_references: std::collections::HashMap<String, String> = Default::default();
     let mut last_position = unb.position;
     for segment in iter.by_ref() {
         last_position = segment.position;
@@ -833,6 +869,23 @@ fn build(
                     return Err(at(&segment, "a UNG group after messages outside any group"));
                 }
                 let reference = required(&segment, 5, 1, "group reference (UNG 0048)")?;
+                if let Some(first) = group_references.get(reference.as_ref()) {
+                    return Err(at(
+                        &segment,
+                        format!(
+                            "group reference '{reference}' repeats that of group {first} in the \
+                             same interchange: a group's reference is unique there"
+                        ),
+                    ));
+                }
+                group_references.insert(
+                    reference.to_string(),
+                    format!(
+                        "{} (segment {})",
+                        segment.value(1, 1).trim(),
+                        segment.position
+                    ),
+                );
                 group = Some((
                     Group {
                         functional_id: segment.untrimmed_value(1, 1),
@@ -1080,7 +1133,7 @@ mod tests;
 
 pub use lines::{
     HeaderReference, Packaging, line_batch, line_item, line_qty, line_serials, qualified,
-    refuse_not_original, refuse_withdrawn, sole,
+    qualified_once, refuse_not_original, refuse_withdrawn, sole,
 };
 
 impl Interchange<'_> {

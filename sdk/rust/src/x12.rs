@@ -2,7 +2,9 @@
 //!
 //! [`parse`] reads the separators from the `ISA` header, splits the interchange into segments
 //! and checks every envelope: `ISA`/`IEA`, `GS`/`GE` and `ST`/`SE` control numbers must match and
-//! the trailers' counts must be right. A missing or wrong trailer, or a truncated interchange, is
+//! the trailers' counts must be right, and a group number (`GS06`) may not repeat in its
+//! interchange nor a set number (`ST02`) in its group (a document's `source_transaction` is made
+//! of them, so a repeat would pass for a resend). A missing or wrong trailer, or a truncated interchange, is
 //! an [`SyntaxError`] that names the segment; there is never a partial result.
 //!
 //! Tolerated, because real gateways send them:
@@ -1037,6 +1039,11 @@ fn build_one<'a>(
     // The open group's set numbers ([`number_key`]) and where each set stands in it: a group
     // may hold thousands of sets, so a repeat is found without a scan per set.
     let mut set_numbers: std::collections::HashMap<String, usize> = Default::default();
+    // The interchange's group numbers ([`number_key`]) and where each group's GS stands: GS06
+    // names a group in its interchange (its sets' source transaction is the interchange's, the
+    // group's and their own number), so a second group with the same number would give its
+    // sets the identity of the first group's, and pass for their resend.
+    let mut group_numbers: std::collections::HashMap<String, String> = Default::default();
     let mut last_position = isa.position;
     while let Some(segment) = iter.next() {
         last_position = segment.position;
@@ -1173,6 +1180,26 @@ fn build_one<'a>(
                 if segment.trimmed(6).is_empty() {
                     return Err(at(&segment, "GS06 (group control number) is required"));
                 }
+                let number = number_key(segment.element(6));
+                if let Some(first) = group_numbers.get(&number) {
+                    return Err(at(
+                        &segment,
+                        format!(
+                            "GS06 control number '{}' repeats that of group {first} in the same \
+                             interchange: a group's number is unique in its interchange",
+                            segment.trimmed(6)
+                        ),
+                    ));
+                }
+                group_numbers.insert(
+                    number,
+                    format!(
+                        "{} {} (segment {})",
+                        segment.trimmed(1),
+                        segment.trimmed(6),
+                        segment.position
+                    ),
+                );
                 set_numbers.clear();
                 group = Some((
                     Group {

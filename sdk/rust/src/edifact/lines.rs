@@ -21,6 +21,67 @@ pub fn qualified<'a, 'b>(
     })
 }
 
+/// [`qualified`] for a message header, where a document states each of its dates and parties
+/// once: the first of `segments` with tag `tag` and one of `qualifiers` (in their order), and an
+/// error naming both when that qualifier is stated again with other contents (two despatch
+/// dates, two suppliers): which one holds cannot be told, and taking the first would be a guess.
+/// A repeat with the same contents is the same statement and is accepted, as a header's repeated
+/// order reference is ([`HeaderReference`]).
+pub fn qualified_once<'a, 'b>(
+    segments: &[&'a Segment<'b>],
+    tag: &str,
+    qualifiers: &[&str],
+) -> Result<Option<&'a Segment<'b>>, MapError> {
+    let Some(first) = qualified(segments, tag, qualifiers) else {
+        return Ok(None);
+    };
+    let qualifier = first.value(1, 1);
+    let differs = segments
+        .iter()
+        .copied()
+        .find(|s| s.tag == tag && s.value(1, 1) == qualifier && !same_contents(s, first));
+    if let Some(other) = differs {
+        return Err(MapError::malformed(format!(
+            "{}: the header states {tag} {qualifier} twice, differently ('{}', then '{}' in {}); \
+             which one holds cannot be told",
+            first.at(),
+            written(first),
+            written(other),
+            other.at()
+        )));
+    }
+    Ok(Some(first))
+}
+
+/// Whether two segments state the same: each component alike, but for surrounding blanks.
+fn same_contents(a: &Segment<'_>, b: &Segment<'_>) -> bool {
+    let trimmed = |s: &Segment<'_>| {
+        let mut parts: Vec<(usize, String)> = s
+            .components
+            .iter()
+            .map(|(element, text)| (*element, text.trim().to_owned()))
+            .collect();
+        // Trailing empty components say nothing.
+        while parts.last().is_some_and(|(_, text)| text.is_empty()) {
+            parts.pop();
+        }
+        parts
+    };
+    a.tag == b.tag && trimmed(a) == trimmed(b)
+}
+
+/// A segment as written with the default separators, for error messages: `DTM+11:20260714:102`.
+fn written(segment: &Segment<'_>) -> String {
+    let mut text = segment.tag.to_string();
+    let mut last = None;
+    for (element, component) in &segment.components {
+        text.push(if last == Some(*element) { ':' } else { '+' });
+        text.push_str(component);
+        last = Some(*element);
+    }
+    text
+}
+
 /// The one segment of `segments` with tag `tag` and qualifier `qualifier` (its first component),
 /// `None` when there is none. Two are an error naming both: a line stating its despatch
 /// quantity, order or expiry twice cannot be booked with one of them.
@@ -170,8 +231,10 @@ impl<'b> Message<'b> {
     /// The item lines: each `LIN` with the segments after it, up to the next `LIN`, packaging
     /// level (`CPS`), control total (`CNT`) or section separator (`UNS`). A line that sub-lines
     /// break down is left out ([`Message::split_lines`]): its sub-lines carry its quantity, and
-    /// each takes the parent's references (`RFF`) and dates (`DTM`, an expiry) of the kinds it
-    /// does not state itself, after its own segments.
+    /// each takes the references (`RFF`) and dates (`DTM`, an expiry) of the kinds it does not
+    /// state itself from the line it splits, and so on up the split (a sub-line of a sub-line
+    /// takes its grandparent's order): the nearest line stating a kind gives it. They follow the
+    /// sub-line's own segments, nearest first.
     pub fn lines(&self) -> Result<Vec<Vec<&Segment<'b>>>, MapError> {
         self.lines_of(&self.groups())
     }
@@ -193,15 +256,24 @@ impl<'b> Message<'b> {
                 continue;
             }
             let mut line = group.clone();
-            if let Some(parent) = sub_line_of(group).and_then(|p| parents.get(p)) {
-                let states = |tag: &str, qualifier: &str| {
-                    group
-                        .iter()
-                        .any(|s| s.tag == tag && s.value(1, 1) == qualifier)
-                };
-                line.extend(parent.iter().copied().filter(|s| {
-                    (s.tag == "RFF" || s.tag == "DTM") && !states(&s.tag, s.value(1, 1))
+            // Up the split, nearest first. A parent always stands before its sub-line (else
+            // `split_lines` refused the message), so the walk ends; the bound is a guard.
+            let mut parent = sub_line_of(group).and_then(|p| parents.get(p));
+            let mut steps = 0;
+            while let Some(above) = parent
+                && steps < groups.len()
+            {
+                let stated: std::collections::BTreeSet<(&str, &str)> = line
+                    .iter()
+                    .filter(|s| s.tag == "RFF" || s.tag == "DTM")
+                    .map(|s| (s.tag.as_ref(), s.value(1, 1)))
+                    .collect();
+                line.extend(above.iter().copied().filter(|s| {
+                    (s.tag == "RFF" || s.tag == "DTM")
+                        && !stated.contains(&(s.tag.as_ref(), s.value(1, 1)))
                 }));
+                parent = sub_line_of(above).and_then(|p| parents.get(p));
+                steps += 1;
             }
             lines.push(line);
         }
@@ -218,12 +290,14 @@ impl<'b> Message<'b> {
     /// sub-line of a line the message does not have before it is `malformed-input`, and so is a
     /// line number used twice: a sub-line could not say which line it splits.
     pub fn split_lines(&self) -> Result<std::collections::BTreeSet<&str>, MapError> {
-        let mut items: std::collections::BTreeMap<&str, (&str, &Segment<'b>)> = Default::default();
+        let mut items: std::collections::BTreeMap<&str, (&str, &Segment<'b>, usize)> =
+            Default::default();
         let mut split = std::collections::BTreeSet::new();
         for lin in self.segments.iter().filter(|s| s.tag == "LIN") {
             let (number, item) = (lin.value(1, 1).trim(), lin.value(3, 1).trim());
+            let mut depth = 0;
             if let Some(parent) = sub_line_of(&[lin]) {
-                let Some((parent_item, _)) = items.get(parent) else {
+                let Some((parent_item, _, parent_depth)) = items.get(parent) else {
                     return Err(MapError::malformed(format!(
                         "{}: line {number} is a sub-line of line '{parent}', which the message \
                          does not have before it",
@@ -239,9 +313,17 @@ impl<'b> Message<'b> {
                         lin.at()
                     )));
                 }
+                depth = parent_depth + 1;
+                if depth > MAX_SPLIT_DEPTH {
+                    return Err(MapError::malformed(format!(
+                        "{}: line {number} is a sub-line {depth} levels below its top line; a \
+                         split nests at most {MAX_SPLIT_DEPTH} levels",
+                        lin.at()
+                    )));
+                }
                 split.insert(parent);
             }
-            if let Some((_, earlier)) = items.insert(number, (item, lin))
+            if let Some((_, earlier, _)) = items.insert(number, (item, lin, depth))
                 && !number.is_empty()
             {
                 return Err(MapError::malformed(format!(
@@ -397,6 +479,91 @@ fn ssccs<'a>(segments: &[&'a Segment]) -> Vec<&'a str> {
     found
 }
 
+/// How many levels of sub-lines a line may be split into (a sub-line of a sub-line is two): a
+/// bound on the walks up and down a split, which real documents stay far below.
+const MAX_SPLIT_DEPTH: usize = 32;
+
+/// The sub-lines of each split line, by its line number: what [`Interchange::item_lines`] adds
+/// up.
+struct SplitLines<'s, 'm, 'b> {
+    groups: &'s std::collections::BTreeMap<&'s str, Vec<&'s [&'m Segment<'b>]>>,
+}
+
+impl<'m, 'b> SplitLines<'_, 'm, 'b> {
+    /// The `QTY` of `qualifier` in `group`, `None` when it has none; an error when it has two,
+    /// since which one adds up cannot be told. `sub_of` is the line `group` splits, when it is a
+    /// sub-line being added up.
+    fn stated_once(
+        &self,
+        group: &[&'m Segment<'b>],
+        qualifier: &str,
+        sub_of: Option<&str>,
+    ) -> Result<Option<&'m Segment<'b>>, MapError> {
+        match first_two(group, "QTY", qualifier) {
+            (Some(first), Some(second)) => {
+                let role = match sub_of {
+                    Some(parent) => format!("a sub-line of line {parent}"),
+                    None => "split into sub-lines".to_owned(),
+                };
+                Err(MapError::malformed(format!(
+                    "{}: line {} ({role}) states QTY {qualifier} twice ({} and {}): it and its \
+                     split cannot be checked to add up; send one quantity per line or sub-line",
+                    group.first().map_or_else(|| first.at(), |lin| lin.at()),
+                    line_number(group),
+                    first.at(),
+                    second.at()
+                )))
+            }
+            (one, _) => Ok(one),
+        }
+    }
+
+    /// What `group`, a sub-line of the line `target` names (its number and unit), counts
+    /// towards that line's QTY `qualifier`: its own quantity, else the sum of its own
+    /// sub-lines', else `None` when none of them states one. `Some(None)` is a sum too large to
+    /// hold. A quantity in another unit than `target`'s is an error.
+    fn amount(
+        &self,
+        interchange: &Interchange<'_>,
+        group: &[&'m Segment<'b>],
+        qualifier: &str,
+        target: (&str, &str),
+        depth: usize,
+    ) -> Result<Option<Option<rust_decimal::Decimal>>, MapError> {
+        let (top, unit) = target;
+        let parent = sub_line_of(group).unwrap_or(top);
+        if let Some(qty) = self.stated_once(group, qualifier, Some(parent))? {
+            let own = interchange.quantity(qty)?;
+            if own.uom != unit {
+                return Err(MapError::malformed(format!(
+                    "{}: line {} (a sub-line of line {parent}) states QTY {qualifier} in {}, line \
+                     {top} in {unit}: they cannot be checked to add up; state the split in the \
+                     line's unit",
+                    group.first().map_or_else(|| qty.at(), |lin| lin.at()),
+                    line_number(group),
+                    own.uom
+                )));
+            }
+            return Ok(Some(amount(&own.amount)));
+        }
+        // `split_lines` refused a split deeper than MAX_SPLIT_DEPTH; the bound is a guard.
+        let below = match self.groups.get(line_number(group)) {
+            Some(below) if depth <= MAX_SPLIT_DEPTH => below,
+            _ => return Ok(None),
+        };
+        let mut sum: Option<Option<rust_decimal::Decimal>> = None;
+        for sub in below {
+            if let Some(own) = self.amount(interchange, sub, qualifier, target, depth + 1)? {
+                sum = Some(match sum {
+                    None => own,
+                    Some(sum) => own.and_then(|own| sum?.checked_add(own)),
+                });
+            }
+        }
+        Ok(sum)
+    }
+}
+
 /// A quantity's amount in the WIT decimal form (as [`Interchange::quantity`] gives it).
 fn amount(text: &str) -> Option<rust_decimal::Decimal> {
     crate::decimal::parse(text, '.').ok()
@@ -480,60 +647,63 @@ impl<'b> Interchange<'b> {
     }
 
     /// The item lines of `message` ([`Message::lines`]), once its sub-lines are checked to add up
-    /// to the lines they split: for every quantity (qualifier and unit) a split line states and
-    /// each of its sub-lines states too, the sub-lines' sum must be the line's. A batch split of
-    /// 100 into 60 and 30 would otherwise ship 90 without a word.
+    /// to the lines they split, at every depth (a sub-line split again to its own sub-lines):
+    /// for every quantity (qualifier) a split line states and its sub-lines state, the
+    /// sub-lines' sum must be the line's. A batch split of 100 into 60 and 30 would otherwise
+    /// ship 90 without a word. A sub-line that does not state the quantity counts what its own
+    /// sub-lines state, else nothing. Where the sum cannot be told the message is refused, never
+    /// passed unchecked: a split line stating the quantity twice (an INVRPT per location), a
+    /// sub-line stating it twice, or a sub-line stating it in another unit than the line.
     pub fn item_lines<'m>(
         &self,
         message: &'m Message<'b>,
     ) -> Result<Vec<Vec<&'m Segment<'b>>>, MapError> {
         let groups = message.groups();
         let lines = message.lines_of(&groups)?;
-        for parent in groups.iter().filter(|g| sub_line_of(g).is_none()) {
-            let subs: Vec<_> = groups
-                .iter()
-                .filter(|g| sub_line_of(g) == Some(line_number(parent)))
-                .collect();
-            if subs.is_empty() {
-                continue;
+        let mut subs: std::collections::BTreeMap<&str, Vec<&[&'m Segment<'b>]>> =
+            Default::default();
+        for group in &groups {
+            if let Some(parent) = sub_line_of(group) {
+                subs.entry(parent).or_default().push(group);
             }
-            // Only quantities stated once in each (an INVRPT states one per location): which
-            // of several adds up to which could not be told.
-            let once = |group: &[&'m Segment<'b>], qualifier: &str| match first_two(
-                group, "QTY", qualifier,
-            ) {
-                (Some(one), None) => Some(one),
-                _ => None,
+        }
+        let split = SplitLines { groups: &subs };
+        for parent in &groups {
+            let Some(direct) = subs.get(line_number(parent)) else {
+                continue;
             };
+            let mut qualifiers: Vec<&str> = Vec::new();
             for qty in parent.iter().filter(|s| s.tag == "QTY") {
-                if once(parent, qty.value(1, 1)).is_none() {
-                    continue;
+                if !qualifiers.contains(&qty.value(1, 1)) {
+                    qualifiers.push(qty.value(1, 1));
                 }
+            }
+            for qualifier in qualifiers {
+                let stated = split.stated_once(parent, qualifier, None)?;
+                let Some(qty) = stated else { continue };
                 let stated = self.quantity(qty)?;
-                let mut sum = Some(rust_decimal::Decimal::ZERO);
-                for sub in &subs {
-                    let Some(own) = once(sub, qty.value(1, 1)) else {
-                        sum = None;
-                        break;
-                    };
-                    let own = self.quantity(own)?;
-                    if own.uom != stated.uom {
-                        sum = None;
-                        break;
+                let target = (line_number(parent), stated.uom.as_str());
+                let mut sum: Option<Option<rust_decimal::Decimal>> = None;
+                for sub in direct {
+                    if let Some(own) = split.amount(self, sub, qualifier, target, 0)? {
+                        sum = Some(match sum {
+                            None => own,
+                            Some(sum) => own.and_then(|own| sum?.checked_add(own)),
+                        });
                     }
-                    sum = sum.and_then(|sum| sum.checked_add(amount(&own.amount)?));
                 }
+                // No sub-line states this quantity: it is not split.
                 let Some(sum) = sum else { continue };
-                if Some(sum) != amount(&stated.amount) {
+                if sum.is_none() || sum != amount(&stated.amount) {
                     return Err(MapError::malformed(format!(
                         "{}: line {} states QTY {} {} {}, its sub-lines add up to {} {}; they must \
                          add up, or the split ships another quantity than the line",
                         parent.first().map_or_else(|| qty.at(), |lin| lin.at()),
                         line_number(parent),
-                        qty.value(1, 1),
+                        qualifier,
                         stated.amount,
                         stated.uom,
-                        crate::decimal::to_wit(sum),
+                        sum.map_or_else(|| "too much".to_owned(), crate::decimal::to_wit),
                         stated.uom
                     )));
                 }

@@ -853,3 +853,217 @@ fn a_line_lies_in_the_package_of_its_level_or_the_nearest_above() {
         "{error:?}"
     );
 }
+
+#[test]
+fn sub_lines_of_sub_lines_take_every_parents_references_and_must_add_up() {
+    // Line 1 (order PO-7, expiry 2027) split into line 2, split again into lines 3 and 4.
+    let text = doc(
+        "UNH+1+DESADV:D:96A:UN:EAN005'BGM+351+D1'LIN+1++4000862141404:SRV'QTY+12:100'\
+         RFF+ON:PO-7'DTM+36:20270101:102'LIN+2++4000862141404:SRV+1:1'QTY+12:100'\
+         DTM+36:20260901:102'LIN+3++4000862141404:SRV+1:2'QTY+12:60'RFF+BT:A'\
+         LIN+4++4000862141404:SRV+1:2'QTY+12:40'RFF+BT:B'RFF+ON:PO-8'UNT+17+1'",
+    );
+    let interchange = parse(text.as_bytes()).unwrap();
+    let lines = interchange.item_lines(&interchange.messages[0]).unwrap();
+    let value = |line: &Vec<&Segment>, tag: &str, qualifier: &str| {
+        sole(line, tag, qualifier)
+            .unwrap()
+            .map(|s| s.value(1, 2).to_owned())
+    };
+    // The grandparent's order where the line states none; the nearest expiry (line 2's).
+    assert_eq!(
+        lines
+            .iter()
+            .map(|l| value(l, "RFF", "ON"))
+            .collect::<Vec<_>>(),
+        [Some("PO-7".to_owned()), Some("PO-8".to_owned())]
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .map(|l| value(l, "DTM", "36"))
+            .collect::<Vec<_>>(),
+        [Some("20260901".to_owned()), Some("20260901".to_owned())]
+    );
+
+    // The second-level split must add up to the sub-line it splits.
+    let short = text.replace("QTY+12:40'", "QTY+12:30.5'");
+    let interchange = parse(short.as_bytes()).unwrap();
+    let error = interchange
+        .item_lines(&interchange.messages[0])
+        .unwrap_err();
+    assert_eq!(
+        error.message(),
+        "segment 8 (LIN) at line 1: line 2 states QTY 12 100 PCE, its sub-lines add up to 90.5 \
+         PCE; they must add up, or the split ships another quantity than the line"
+    );
+
+    // A sub-line stating no quantity counts its own sub-lines' towards its parent.
+    let unstated = text.replace("SRV+1:1'QTY+12:100'", "SRV+1:1'");
+    let unstated = unstated.replace("UNT+17+1", "UNT+16+1");
+    let interchange = parse(unstated.as_bytes()).unwrap();
+    assert_eq!(
+        interchange
+            .item_lines(&interchange.messages[0])
+            .unwrap()
+            .len(),
+        2
+    );
+    let over = unstated.replace("QTY+12:40'", "QTY+12:50'");
+    let interchange = parse(over.as_bytes()).unwrap();
+    let error = interchange
+        .item_lines(&interchange.messages[0])
+        .unwrap_err();
+    assert!(
+        error
+            .message()
+            .contains("line 1 states QTY 12 100 PCE, its sub-lines add up to 110 PCE"),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn a_split_that_cannot_be_added_up_is_refused() {
+    let text = doc(
+        "UNH+1+DESADV:D:96A:UN:EAN005'BGM+351+D1'LIN+1++4000862141404:SRV'QTY+12:100'\
+         LIN+2++4000862141404:SRV+1:1'QTY+12:60'LIN+3++4000862141404:SRV+1:1'QTY+12:40'\
+         UNT+9+1'",
+    );
+    let interchange = parse(text.as_bytes()).unwrap();
+    assert_eq!(
+        interchange
+            .item_lines(&interchange.messages[0])
+            .unwrap()
+            .len(),
+        2
+    );
+    // A sub-line in another unit than its line.
+    let units = text.replace("QTY+12:40'", "QTY+12:400:KGM'");
+    let interchange = parse(units.as_bytes()).unwrap();
+    assert_eq!(
+        interchange
+            .item_lines(&interchange.messages[0])
+            .unwrap_err()
+            .message(),
+        "segment 8 (LIN) at line 1: line 3 (a sub-line of line 1) states QTY 12 in KGM, line 1 in \
+         PCE: they cannot be checked to add up; state the split in the line's unit"
+    );
+    // The split line stating its quantity twice.
+    let twice = text.replace("QTY+12:100'", "QTY+12:100'QTY+12:90'");
+    let twice = twice.replace("UNT+9+1", "UNT+10+1");
+    let interchange = parse(twice.as_bytes()).unwrap();
+    assert_eq!(
+        interchange
+            .item_lines(&interchange.messages[0])
+            .unwrap_err()
+            .message(),
+        "segment 4 (LIN) at line 1: line 1 (split into sub-lines) states QTY 12 twice (segment 5 \
+         (QTY) at line 1 and segment 6 (QTY) at line 1): it and its split cannot be checked to add \
+         up; send one quantity per line or sub-line"
+    );
+    // A sub-line stating it twice.
+    let twice = text.replace("QTY+12:60'", "QTY+12:60'QTY+12:40'");
+    let twice = twice.replace("UNT+9+1", "UNT+10+1");
+    let interchange = parse(twice.as_bytes()).unwrap();
+    assert!(
+        interchange
+            .item_lines(&interchange.messages[0])
+            .unwrap_err()
+            .message()
+            .contains("line 2 (a sub-line of line 1) states QTY 12 twice"),
+    );
+}
+
+#[test]
+fn a_header_statement_repeated_differently_is_refused() {
+    let segments = line(
+        "BGM+351+D1'DTM+137:20260713:102'DTM+11:20260714:102'DTM+11:20260714:102 '\
+         NAD+SU+4012345000009::9'",
+    );
+    let header: Vec<&Segment> = segments.iter().collect();
+    // The same date twice is one statement; the document date is not asked for.
+    let found = qualified_once(&header, "DTM", &["11", "137"]).unwrap();
+    assert_eq!(found.map(|s| s.position), Some(5));
+    assert!(qualified_once(&header, "NAD", &["SU"]).unwrap().is_some());
+    assert!(qualified_once(&header, "DTM", &["2"]).unwrap().is_none());
+    let segments = line("BGM+351+D1'DTM+11:20260714:102'DTM+137:1'DTM+11:20260720:102'");
+    let header: Vec<&Segment> = segments.iter().collect();
+    assert_eq!(
+        qualified_once(&header, "DTM", &["11", "137"])
+            .unwrap_err()
+            .message(),
+        "segment 4 (DTM) at line 1: the header states DTM 11 twice, differently \
+         ('DTM+11:20260714:102', then 'DTM+11:20260720:102' in segment 6 (DTM) at line 1); which \
+         one holds cannot be told"
+    );
+}
+
+#[test]
+fn refuses_a_group_reference_repeated_in_its_interchange() {
+    let text = "UNB+UNOC:3+S+R+260714:1200+9'UNG+DESADV+S+R+260714:1200+G1+UN+D:96A'\
+                UNH+1+DESADV:D:96A:UN'BGM+351+D1+9'UNT+3+1'UNE+1+G1'\
+                UNG+DESADV+S+R+260714:1200+G1+UN+D:96A'UNH+1+DESADV:D:96A:UN'BGM+351+D2+9'\
+                UNT+3+1'UNE+1+G1'UNZ+2+9'";
+    assert_eq!(
+        err(text),
+        "segment 7 (UNG) at line 1: group reference 'G1' repeats that of group DESADV (segment \
+         2) in the same interchange: a group's reference is unique there"
+    );
+    let other = text
+        .replacen("+G1+UN", "+G2+UN", 1)
+        .replacen("UNE+1+G1", "UNE+1+G2", 1);
+    assert_eq!(parse(other.as_bytes()).unwrap().groups.len(), 2);
+}
+
+#[test]
+fn a_line_break_as_a_service_character_is_refused_plainly() {
+    let text = "UNA:+.? \nUNB+UNOC:3+S+R+260714:1200+9\nUNH+1+DESADV:D:96A:UN\nUNT+2+1\nUNZ+1+9\n";
+    assert_eq!(
+        err(text),
+        "UNA: the segment terminator is a line break (LF); this reader drops line breaks between \
+         and inside segments (files come wrapped), so a line break cannot be the segment \
+         terminator: use a printable character (the default is ')"
+    );
+    let crlf = text.replace('\n', "\r\n");
+    assert!(err(&crlf).contains("the segment terminator is a line break (CR)"));
+    assert!(
+        err("UNA:\n.? 'UNB+UNOC:3+S+R+260714:1200+9'")
+            .contains("the element separator is a line break (LF)")
+    );
+}
+
+#[test]
+fn a_split_nests_a_bounded_number_of_levels() {
+    // Line 1, then each line a sub-line of the one before: 32 levels are read, 33 refused (a
+    // walk up or down a split of thousands of levels would run out of stack or time).
+    let chain = |levels: usize| {
+        let mut body =
+            "UNH+1+DESADV:D:96A:UN:EAN005'BGM+351+D1'LIN+1++4000862141404:SRV'".to_owned();
+        for n in 2..=levels + 1 {
+            body.push_str(&format!("LIN+{n}++4000862141404:SRV+1:{}'", n - 1));
+        }
+        body.push_str("QTY+12:5'");
+        body.push_str(&format!("UNT+{}+1'", levels + 5));
+        doc(&body)
+    };
+    let deep = chain(32);
+    let interchange = parse(deep.as_bytes()).unwrap();
+    assert_eq!(
+        interchange
+            .item_lines(&interchange.messages[0])
+            .unwrap()
+            .len(),
+        1
+    );
+    let deeper = chain(33);
+    let interchange = parse(deeper.as_bytes()).unwrap();
+    let error = interchange
+        .item_lines(&interchange.messages[0])
+        .unwrap_err();
+    assert!(
+        error
+            .message()
+            .contains("line 34 is a sub-line 33 levels below its top line"),
+        "{error:?}"
+    );
+}

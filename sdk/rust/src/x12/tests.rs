@@ -784,3 +784,16 @@ fn a_hash_total_over_no_quantity_says_so_plainly() {
         "segment 5 (CTT) at line 3: CTT02 hash total is 5, the quantities add up to 0"
     );
 }
+
+#[test]
+fn refuses_a_group_number_repeated_in_its_interchange() {
+    let text = format!(
+        "{ISA}\nGS*SH*S*R*20260714*1200*7*X*004010~ST*856*0001~SE*2*0001~GE*1*7~\
+         GS*SH*S*R*20260714*1200*0007*X*004010~ST*856*0002~SE*2*0002~GE*1*0007~IEA*2*000000001~\n"
+    );
+    assert_eq!(
+        err(&text),
+        "segment 6 (GS) at line 2: GS06 control number '0007' repeats that of group SH 7 (segment \
+         2) in the same interchange: a group's number is unique in its interchange"
+    );
+}
