@@ -7,7 +7,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-use millrace_sdk::edifact::{self, Interchange, Message, Segment, qualified};
+use millrace_sdk::edifact::{self, Interchange, Message, Segment, qualified, qualified_once};
 use millrace_sdk::prelude::*;
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
@@ -48,7 +48,9 @@ impl<'a> Report<'a> {
         let bgm = message.beginning(&header)?;
         edifact::refuse_withdrawn(bgm, "the inventory report")?;
         // The stock is as of the inventory report date (DTM 366), else the document date.
-        let dtm = qualified(&header, "DTM", &["366", "137"]).ok_or_else(|| {
+        // Each header statement once: two report dates or warehouses with different contents
+        // are refused (which one the stock is as of, or lies in, cannot be told).
+        let dtm = qualified_once(&header, "DTM", &["366", "137"])?.ok_or_else(|| {
             MapError::malformed(format!(
                 "{}: the message has neither an inventory report date (DTM 366) nor a \
                      document date (DTM 137)",
@@ -56,7 +58,7 @@ impl<'a> Report<'a> {
             ))
         })?;
         let occurred_at = edifact::dtm_timestamp(dtm, route.utc_offset)?;
-        let warehouse = qualified(&header, "NAD", &["WH", "GY"])
+        let warehouse = qualified_once(&header, "NAD", &["WH", "GY"])?
             .map(|nad| nad.value(2, 1).trim().to_owned())
             .filter(|s| !s.is_empty());
         Ok(Self {
