@@ -135,6 +135,61 @@ fn body_of(erp: &StandInErp, key: &str) -> Value {
         .unwrap_or_else(|| panic!("no request with key {key}"))
 }
 
+/// A gate whose projection has never run fails closed: no holds bucket says nothing of a lot's
+/// holds, so a completion of a lot waits, listed with why, until a projection runs (it was
+/// posted at once: `millrace run` without the projection let stock on quality hold be booked).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gate_whose_projection_never_ran_holds_what_it_governs() {
+    let mut scenario = GateScenario::without_projection().await;
+    let (erp, js, port) = (scenario.erp.clone(), scenario.js.clone(), scenario.port);
+    let (waiting, event) = completion(1, "LOT-A");
+    publish_event(
+        &js,
+        "canonical.production-completion.PLANT1",
+        &waiting,
+        &event,
+    )
+    .await;
+    let api = format!("http://127.0.0.1:{port}/api/v1/outbound");
+    let started = Instant::now();
+    let listed = loop {
+        let view: Value = reqwest::get(&api).await.unwrap().json().await.unwrap();
+        let listed = view["held"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["event_id"] == waiting.as_str())
+            .cloned();
+        if let Some(listed) = listed {
+            break listed;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the completion is not held: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        listed["why"]
+            .as_str()
+            .unwrap()
+            .contains("no visibility projection has run"),
+        "{listed}"
+    );
+    assert!(
+        !seen(&erp).iter().any(|(_, key)| *key == waiting),
+        "posted while the lot's holds were unknown"
+    );
+
+    // A projection runs (and knows no hold on the lot): the completion posts.
+    scenario.start_projection().await;
+    until("the completion posted once a projection ran", || {
+        seen(&erp).iter().any(|(_, key)| *key == waiting)
+    })
+    .await;
+    scenario.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_waits_for_the_release()
  {

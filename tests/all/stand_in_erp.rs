@@ -371,11 +371,23 @@ pub(crate) struct GateScenario {
     pub(crate) js: jetstream::Context,
     host: InProcessHost,
     stop: CancellationToken,
-    projecting: tokio::task::JoinHandle<()>,
+    projecting: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl GateScenario {
     pub(crate) async fn start() -> Self {
+        let mut scenario = Self::new(true).await;
+        scenario.start_projection().await;
+        scenario
+    }
+
+    /// The scenario with no projection having run (`projection.enabled = false`: the host
+    /// creates none of its buckets); [`start_projection`](Self::start_projection) starts one.
+    pub(crate) async fn without_projection() -> Self {
+        Self::new(false).await
+    }
+
+    async fn new(projection: bool) -> Self {
         let nats = Nats::start();
         let erp = StandInErp::start(false).await;
         let token = nats.dir.path().join("erp.token");
@@ -386,20 +398,21 @@ impl GateScenario {
         // One lane a route: an event held at the gate must not keep the events of other lots
         // waiting behind it in its lane (it held every lot and site sharing the lane).
         let text = std::fs::read_to_string(&config_path).unwrap();
-        std::fs::write(
-            &config_path,
-            text.replacen("partitions = 8", "partitions = 1", 1),
-        )
-        .unwrap();
+        let text = text.replacen("partitions = 8", "partitions = 1", 1);
+        let text = if projection {
+            text
+        } else {
+            text.replacen(
+                "[projection]\nenabled = true",
+                "[projection]\nenabled = false",
+                1,
+            )
+        };
+        std::fs::write(&config_path, text).unwrap();
         let config = millrace::config::Config::load(&config_path).unwrap();
         assert_eq!(config.host.partitions, 1);
         let js = jetstream::new(nats.client().await);
         let host = InProcessHost::start(&config_path).await;
-        let stop = CancellationToken::new();
-        let projection = millrace::projection::Projection::open(&js, &config)
-            .await
-            .unwrap();
-        let projecting = tokio::spawn(projection.run(stop.clone()));
         Self {
             _nats: nats,
             erp,
@@ -408,9 +421,17 @@ impl GateScenario {
             config_path,
             js,
             host,
-            stop,
-            projecting,
+            stop: CancellationToken::new(),
+            projecting: None,
         }
+    }
+
+    /// Starts the projection beside the host.
+    pub(crate) async fn start_projection(&mut self) {
+        let projection = millrace::projection::Projection::open(&self.js, &self.config)
+            .await
+            .unwrap();
+        self.projecting = Some(tokio::spawn(projection.run(self.stop.clone())));
     }
 
     /// The paths the requests of event `id` went to, in arrival order.
@@ -426,7 +447,9 @@ impl GateScenario {
     pub(crate) async fn stop(self) -> Nats {
         self.host.stop().await;
         self.stop.cancel();
-        let _ = self.projecting.await;
+        if let Some(projecting) = self.projecting {
+            let _ = projecting.await;
+        }
         self._nats
     }
 }

@@ -191,6 +191,12 @@ impl Buckets {
         Ok(records)
     }
 
+    /// Whether `bucket` exists: a projection has created it (opened read-only while missing,
+    /// it is looked for again).
+    pub async fn exists(&self, bucket: &Bucket) -> Result<bool, ProjectionError> {
+        Ok(bucket.store.is_some() || exists(&self.js, &bucket.name).await?)
+    }
+
     /// The number of records in `bucket`.
     pub async fn count(&self, bucket: &Bucket) -> Result<u64, ProjectionError> {
         let Some(store) = &bucket.store else {

@@ -647,11 +647,18 @@ mod tests {
     #[test]
     fn the_projection_section_has_defaults_and_checked_names() {
         let config = parse("").unwrap();
-        assert!(config.projection.runs(true), "on in `up`");
-        assert!(!config.projection.runs(false), "off in `run`");
+        assert!(config.runs_projection(true), "on in `up`");
+        assert!(!config.runs_projection(false), "off in `run`");
         assert_eq!(config.projection.inventory_bucket, "millrace-inventory");
         let on = parse("[projection]\nenabled = true\n").unwrap();
-        assert!(on.projection.runs(false));
+        assert!(on.runs_projection(false));
+        // A posting gate reads the projection: `run` runs it unless told not to.
+        let gated = "[targets.erp]\nurl = \"http://127.0.0.1:9\"\n\n[outbound.c]\n\
+                     subjects = [\"canonical.production-completion.>\"]\nplugin = \"p.wasm\"\n\
+                     targets = [\"erp\"]\ngate = \"lot-not-on-hold\"\n";
+        assert!(parse(gated).unwrap().runs_projection(false));
+        let off = parse(&format!("{gated}\n[projection]\nenabled = false\n")).unwrap();
+        assert!(!off.runs_projection(false));
         let err = parse("[projection]\nhold_bucket = \"a.b\"\n").unwrap_err();
         assert!(err.contains("projection.hold_bucket"), "{err}");
         let err = parse("[projection]\nhold_bucket = \"millrace-inventory\"\n").unwrap_err();

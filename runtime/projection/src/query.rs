@@ -357,6 +357,14 @@ impl Visibility {
         Ok(orders)
     }
 
+    /// Whether a projection has ever run against these buckets (its holds bucket exists): a
+    /// reader that must not take "no projection" for "no holds" (the posting gate) asks first.
+    /// The name of the holds bucket comes with the answer, for messages.
+    pub async fn has_run(&self) -> Result<(bool, &str), ProjectionError> {
+        let holds = &self.buckets.holds;
+        Ok((self.buckets.exists(holds).await?, &holds.name))
+    }
+
     /// Quality holds concerning `filter` (site, item, lot: [`HoldRecord::concerns`]), open and
     /// released, sorted by site,
     /// hold id, item and lot, each with the number of positions it blocks now.

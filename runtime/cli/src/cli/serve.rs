@@ -82,8 +82,18 @@ async fn start_projection(
     up: bool,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
-    if !config.projection.runs(up) {
+    if !config.runs_projection(up) {
+        if config.has_gates() {
+            tracing::warn!(
+                "outbound posting gates read the visibility projection, which this host does not \
+                 run (`projection.enabled = false`): another host must run it, or the gates hold \
+                 every event they govern until its buckets exist, then read them as it left them"
+            );
+        }
         return Ok(None);
+    }
+    if !up && config.projection.enabled.is_none() {
+        tracing::info!("running the visibility projection: an outbound posting gate reads it");
     }
     let js = async_nats::jetstream::new(client.clone());
     transport::ensure_streams(&js, &config.streams).await?;

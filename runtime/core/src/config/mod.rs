@@ -144,6 +144,19 @@ pub struct Config {
 }
 
 impl Config {
+    /// Whether the visibility projection runs beside the host (`up` true for `millrace up`):
+    /// as `projection.enabled` says; unset, in `up`, and in `run` when an outbound route has a
+    /// posting gate, which reads the projection (without one running, nothing would ever be
+    /// held).
+    pub fn runs_projection(&self, up: bool) -> bool {
+        self.projection.enabled.unwrap_or(up || self.has_gates())
+    }
+
+    /// Whether an outbound route has a posting gate.
+    pub fn has_gates(&self) -> bool {
+        self.outbound.values().any(|route| route.gate.is_some())
+    }
+
     /// Reads, parses and validates a configuration file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

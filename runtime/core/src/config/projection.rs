@@ -3,7 +3,7 @@
 //!
 //! | key | meaning | default |
 //! |---|---|---|
-//! | `projection.enabled` | run the visibility projection beside the host | on in `up`, off in `run` |
+//! | `projection.enabled` | run the visibility projection beside the host | on in `up`; in `run`, on when an outbound route has a posting gate (which reads it), else off |
 //! | `projection.consumer` | its durable consumer on the canonical stream | `millrace-projection` |
 //! | `projection.inventory_bucket`, `.work_order_bucket`, `.hold_bucket`, `.commitment_bucket`, `.source_bucket`, `.posting_bucket` | its key-value buckets | `millrace-inventory`, `millrace-work-orders`, `millrace-holds`, `millrace-commitments`, `millrace-sources`, `millrace-postings` |
 
@@ -19,7 +19,7 @@ use super::values::{Invalid, check_names};
 #[serde(default, deny_unknown_fields)]
 pub struct ProjectionConfig {
     /// Whether `run` and `up` run the projection beside the host; unset: `up` does, `run`
-    /// does not.
+    /// does when an outbound route has a posting gate (`Config::runs_projection`).
     pub enabled: Option<bool>,
     /// The durable consumer of the canonical stream.
     pub consumer: String,
@@ -57,11 +57,6 @@ impl ProjectionConfig {
     /// `<consumer>-postings`.
     pub fn posting_consumer(&self) -> String {
         format!("{}-postings", self.consumer)
-    }
-
-    /// Whether the projection runs beside the host; `up` is true for `millrace up`.
-    pub fn runs(&self, up: bool) -> bool {
-        self.enabled.unwrap_or(up)
     }
 
     /// The bucket names with their keys, for validation and messages.

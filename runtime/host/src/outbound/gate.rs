@@ -7,8 +7,9 @@
 //! | `lot-not-on-hold` | a production completion, material consumption or inventory movement of a lot under an open quality hold at its site (a hold naming an item holds that item's lot only) | the hold is released |
 //!
 //! The gate reads the projection as it stands: an event that arrives before the projection has
-//! applied the hold placed just before it is not held. A projection that cannot be read holds
-//! every event (fail closed).
+//! applied the hold placed just before it is not held. A projection that cannot be read, or
+//! that has never run (its holds bucket does not exist), holds every event it governs (fail
+//! closed).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -119,6 +120,18 @@ impl GateCheck {
                 let Some(visibility) = &self.visibility else {
                     return Some("the gate cannot read the projection (no projection)".into());
                 };
+                // No projection has run: no holds bucket says nothing of the lot's holds.
+                match visibility.has_run().await {
+                    Err(e) => return Some(format!("the gate cannot read the projection: {e}")),
+                    Ok((false, bucket)) => {
+                        return Some(format!(
+                            "no visibility projection has run (its holds bucket `{bucket}` does \
+                             not exist), so the lot's holds are unknown: run it on a host \
+                             (`[projection] enabled = true`)"
+                        ));
+                    }
+                    Ok((true, _)) => {}
+                }
                 let filter = Filter {
                     site: Some(event.envelope.site.clone()),
                     item: None,
