@@ -897,6 +897,103 @@ async fn an_endless_answer_is_read_in_part_and_its_dead_letter_fits_in_a_message
     host.1.stop().await;
 }
 
+/// A dead letter whose business key a later event was posted for since is not posted by a
+/// redrive: the older event would leave the target with the older state (a hold's placement
+/// redriven after its release re-blocked the lot). It stays, said superseded, unless the
+/// operator asks for it with `--superseded`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redrive_does_not_post_an_event_older_than_one_posted_since() {
+    let scenario = GateScenario::start().await;
+    let (erp, js) = (scenario.erp.clone(), scenario.js.clone());
+    let cfg = scenario.config_path.to_str().unwrap().to_owned();
+    // Two completions of work order WO-11: the first of a lot the ERP rejects for good.
+    let (older, event) = completion(11, "LOT-UNKNOWN");
+    publish_event(
+        &js,
+        "canonical.production-completion.PLANT1",
+        &older,
+        &event,
+    )
+    .await;
+    let letter = read_stream(&js, "DLQ", "dlq.outbound.completions", 1, Duration::ZERO)
+        .await
+        .remove(0);
+    let (newer, mut event) = completion(12, "LOT-12");
+    event["subject"] = "WO-11@PLANT1".into();
+    event["data"]["work_order"] = "WO-11".into();
+    publish_event(
+        &js,
+        "canonical.production-completion.PLANT1",
+        &newer,
+        &event,
+    )
+    .await;
+    until("the newer completion posted", || {
+        seen(&erp).iter().any(|(_, key)| *key == newer)
+    })
+    .await;
+    // The projection has recorded it.
+    let visibility =
+        millrace::projection::query::Visibility::open(&js, &scenario.config.projection)
+            .await
+            .unwrap();
+    let canonical_sequence = letter.json()["sequence"].as_u64().unwrap();
+    let started = Instant::now();
+    while visibility
+        .posted_after(
+            "completions",
+            "production-completion",
+            "WO-11@PLANT1",
+            canonical_sequence,
+        )
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the posting was never projected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let sequence = letter.sequence.to_string();
+    let stale = millrace(&["dlq", "redrive", &sequence, "--config", &cfg]);
+    let said = text(&stale);
+    assert!(!stale.status.success(), "{said}");
+    assert!(
+        said.contains("superseded: a later production-completion of WO-11@PLANT1")
+            && said.contains(&newer)
+            && said.contains("the dead letter stays"),
+        "{said}"
+    );
+    let requests = |id: &str| seen(&erp).iter().filter(|(_, key)| key == id).count();
+    assert_eq!(requests(&older), 1, "the older completion was posted again");
+    assert_eq!(
+        read_stream(&js, "DLQ", "dlq.outbound.completions", 1, Duration::ZERO)
+            .await
+            .len(),
+        1
+    );
+
+    // Asked for, it is posted (and the ERP rejects this lot again).
+    let forced = millrace(&[
+        "dlq",
+        "redrive",
+        &sequence,
+        "--superseded",
+        "--config",
+        &cfg,
+    ]);
+    assert!(
+        text(&forced).contains("LOT-UNKNOWN is not known"),
+        "{}",
+        text(&forced)
+    );
+    assert_eq!(requests(&older), 2);
+    scenario.stop().await;
+}
+
 /// A ship notice of 70,000 serial numbers fits in one NATS message on CANONICAL, but a dead
 /// letter quoting it (every quote escaped) would not: the letter keeps no copy of the event
 /// and says why, and redrive reads the event from CANONICAL and posts it whole.

@@ -266,6 +266,40 @@ fn postings_of(
 }
 
 impl Visibility {
+    /// A later event of one business key that `route` posted: of the route's events of `kind`
+    /// and `business_key` after CANONICAL sequence `after` with a request posted, the first, as
+    /// its id and sequence. An older event of the key posted after it (a dead letter redriven)
+    /// would leave the targets with the older state. `None` too when no projection recorded
+    /// the route's postings.
+    pub async fn posted_after(
+        &self,
+        route: &str,
+        kind: &str,
+        business_key: &str,
+        after: u64,
+    ) -> Result<Option<(String, u64)>, ProjectionError> {
+        let prefix = super::state::bucket_key(&[Some(route)]);
+        let records: Vec<PostingRecord> = self
+            .buckets
+            .read_under(&self.buckets.postings, Some(&prefix))
+            .await?;
+        Ok(records
+            .into_iter()
+            .filter(|r| {
+                r.key.route == route
+                    && r.event.kind == kind
+                    && r.event.business_key == business_key
+                    && r.requests
+                        .values()
+                        .any(|q| q.outcome == PostingOutcome::Posted)
+            })
+            .filter_map(|r| {
+                let sequence = r.due.as_ref()?.sequence;
+                (sequence > after).then_some((r.key.event_id, sequence))
+            })
+            .min_by_key(|(_, sequence)| *sequence))
+    }
+
     /// The postings matching `filter` with their figures, pending decided with `progress`.
     pub async fn postings(
         &self,

@@ -53,6 +53,11 @@ pub enum DlqCommand {
         /// Map through this deployed version (`name@version`) instead of the route's active one.
         #[arg(long, conflicts_with = "plugin")]
         version: Option<String>,
+        /// Post an outbound letter even when a later event of its business key was posted since
+        /// (by default it stays, said superseded: posting it would leave the targets with the
+        /// older state).
+        #[arg(long)]
+        superseded: bool,
         #[command(flatten)]
         connection: super::Connection,
     },
@@ -83,6 +88,7 @@ pub async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
             route,
             plugin,
             version,
+            superseded,
             connection,
         } => {
             if connection.config.is_none() {
@@ -106,7 +112,12 @@ pub async fn run(command: DlqCommand) -> anyhow::Result<ExitCode> {
             } else {
                 sequences
             };
-            let code = redrive(&js, Arc::new(config), &sequences, version, plugin).await;
+            let through = Through {
+                version,
+                plugin,
+                superseded,
+            };
+            let code = redrive(&js, Arc::new(config), &sequences, through).await;
             client.flush().await.ok();
             code
         }
@@ -203,13 +214,19 @@ fn connected(js: &jetstream::Context) -> bool {
     )
 }
 
+/// How a redrive maps and posts: `dlq redrive`'s options.
+struct Through {
+    version: Option<String>,
+    plugin: Option<PathBuf>,
+    superseded: bool,
+}
+
 /// Redrives `sequences`, printing what became of each.
 async fn redrive(
     js: &jetstream::Context,
     config: Arc<Config>,
     sequences: &[u64],
-    version: Option<String>,
-    plugin: Option<PathBuf>,
+    through: Through,
 ) -> anyhow::Result<ExitCode> {
     if sequences.is_empty() {
         outln!("no dead letters to redrive");
@@ -221,7 +238,16 @@ async fn redrive(
     let delivery = Delivery::open(js, &config.governance).await?;
     let trail = AuditTrail::new(js.clone(), &config);
     let actor = Actor::os_user();
-    let mut redriver = Redriver::new(config, js.clone(), loader, delivery, version, plugin)?;
+    let outbound: Vec<String> = config.outbound.keys().cloned().collect();
+    let mut redriver = Redriver::new(
+        config,
+        js.clone(),
+        loader,
+        delivery,
+        through.version,
+        through.plugin,
+    )?
+    .post_superseded(through.superseded);
     let mut failed = 0;
     let mut result = Ok(());
     for &sequence in sequences {
@@ -232,6 +258,12 @@ async fn redrive(
                     break;
                 }
                 match &r.still_failing {
+                    None if outbound.contains(&r.route) => outln!(
+                        "redriven {sequence} ({}) through {}: posted, {} request(s)",
+                        r.raw_subject,
+                        r.plugin,
+                        r.published
+                    ),
                     None => outln!(
                         "redriven {sequence} ({}) through {}: {} event(s) published{}",
                         r.raw_subject,

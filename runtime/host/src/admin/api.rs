@@ -454,6 +454,10 @@ pub async fn dead_letter(
 pub struct Redrive {
     /// Redrive through this deployed version instead of the route's active one.
     version: Option<String>,
+    /// Post an outbound letter even when a later event of its business key was posted since
+    /// (by default it stays, said superseded).
+    #[serde(default)]
+    superseded: bool,
 }
 
 pub async fn redrive(
@@ -479,7 +483,8 @@ pub async fn redrive(
         body.version,
         None,
     )
-    .map_err(|e| ApiError::unavailable(&e))?;
+    .map_err(|e| ApiError::unavailable(&e))?
+    .post_superseded(body.superseded);
     let result = redriver.redrive(sequence).await;
     redriver.finish().await;
     let redriven = result.map_err(|e| ApiError::refused(&e))?;

@@ -297,6 +297,8 @@ pub struct Redriver {
     version: Option<String>,
     routes: HashMap<String, Arc<Route>>,
     outbound: Option<crate::outbound::driver::OutboundDriver>,
+    /// Posts an outbound letter even when a later event of its business key was posted since.
+    post_superseded: bool,
 }
 
 /// Longest one outbound letter may wait on its targets during a redrive before it is left
@@ -324,7 +326,16 @@ impl Redriver {
             version,
             routes: HashMap::new(),
             outbound: None,
+            post_superseded: false,
         })
+    }
+
+    /// Posts outbound letters whose business key a later event was posted for since (by
+    /// default such a letter stays, said superseded: posting it would leave the targets with
+    /// the older state).
+    pub fn post_superseded(mut self, yes: bool) -> Self {
+        self.post_superseded = yes;
+        self
     }
 
     /// Maps the letter at `sequence` again and delivers the outcome; the letter is deleted
@@ -435,6 +446,21 @@ impl Redriver {
                 }
             }
         };
+        let mut redriven = Redriven {
+            sequence: l.sequence,
+            route: route.name.to_string(),
+            raw_subject: input.subject.clone(),
+            plugin: route.active().id(),
+            published: 0,
+            duplicates: 0,
+            still_failing: None,
+        };
+        if !self.post_superseded
+            && let Some(why) = self.superseded(&letter, &input).await?
+        {
+            redriven.still_failing = Some(why);
+            return Ok(redriven);
+        }
         let patience = tokio_util::sync::CancellationToken::new();
         let timer = {
             let patience = patience.clone();
@@ -453,15 +479,6 @@ impl Redriver {
                 l.sequence
             )
         })?;
-        let mut redriven = Redriven {
-            sequence: l.sequence,
-            route: route.name.to_string(),
-            raw_subject: input.subject,
-            plugin: route.active().id(),
-            published: 0,
-            duplicates: 0,
-            still_failing: None,
-        };
         match posted {
             Posted::Posted(documents) => {
                 let dlq = self.js.get_stream(&self.config.streams.dlq).await?;
@@ -476,6 +493,43 @@ impl Redriver {
             Posted::Rejected(reason) => redriven.still_failing = Some(reason),
         }
         Ok(redriven)
+    }
+
+    /// Why an outbound letter's event must not be posted now: a later event of its business key
+    /// was posted on its route since (the projection's postings say so), and posting the older
+    /// one over it would leave the targets with the older state (a hold's placement redriven
+    /// after its release re-blocks the lot). `None` when none was, or when the event cannot be
+    /// read (the driver dead-letters it again, saying why).
+    async fn superseded(
+        &self,
+        letter: &crate::outbound::letter::OutboundLetter,
+        input: &crate::outbound::input::EventInput,
+    ) -> anyhow::Result<Option<String>> {
+        let Ok(event) = millrace_core::posting::CanonicalEvent::from_payload(&input.payload) else {
+            return Ok(None);
+        };
+        let visibility =
+            millrace_projection::query::Visibility::open(&self.js, &self.config.projection)
+                .await
+                .context("cannot read the projection's postings")?;
+        let envelope = &event.envelope;
+        let later = visibility
+            .posted_after(
+                &letter.route,
+                &envelope.kind,
+                &envelope.business_key,
+                letter.sequence,
+            )
+            .await
+            .context("cannot read the projection's postings")?;
+        Ok(later.map(|(id, sequence)| {
+            format!(
+                "superseded: a later {} of {} (event {id}, CANONICAL {sequence}) was posted since, \
+                 and posting this older one now would leave the targets with its older state; \
+                 redrive it with --superseded to post it anyway",
+                envelope.kind, envelope.business_key
+            )
+        }))
     }
 
     /// Stops the worker thread.
