@@ -59,10 +59,11 @@ pub fn acknowledge(
             other.party(3)
         ));
     }
-    // Acknowledgements are not acknowledged: an interchange of CONTRLs gets no CONTRL.
+    // Acknowledgements are not acknowledged: an interchange of CONTRLs gets no CONTRL. One
+    // without any message is no acknowledgement: it is answered (rejected, UNH missing).
     let answered: Vec<&Interchange<'_>> = batch
         .iter()
-        .filter(|i| i.all_messages().any(|m| !m.is_contrl()))
+        .filter(|i| i.all_messages().next().is_none() || i.all_messages().any(|m| !m.is_contrl()))
         .collect();
     if answered.is_empty() {
         return Ok(None);
@@ -90,7 +91,12 @@ pub fn acknowledge(
                 return ACKNOWLEDGED;
             }
         }
-        if any { REJECTED } else { ACKNOWLEDGED }
+        // No message at all: nothing was accepted from a dead-lettered interchange.
+        if any || inbound.failed() {
+            REJECTED
+        } else {
+            ACKNOWLEDGED
+        }
     };
     let mut out = Writer::new(s);
     let version_4 = split(field(1), s.component, s.release).get(1) == Some(&"4");
@@ -120,10 +126,16 @@ pub fn acknowledge(
         let field = |i: usize| echo(interchange.unb.get(i).copied().unwrap_or_default());
         let started = out.count;
         out.segment(&["UNH", &reference, &message_type]);
+        // An interchange without a message is missing its content (13, UNH): rejected.
+        let empty = interchange.all_messages().next().is_none();
         out.response(
             &["UCI", &field(5), &field(2), &field(3)],
-            action(&mut interchange.all_messages()),
-            interchange.error(),
+            if empty {
+                REJECTED
+            } else {
+                action(&mut interchange.all_messages())
+            },
+            interchange.error().or(empty.then_some(("13", "UNH"))),
         );
         let report = |out: &mut Writer<'_>, messages: &[Message<'_>]| {
             for message in messages.iter().filter(|m| !m.is_contrl()) {

@@ -51,14 +51,16 @@ pub fn acknowledge(
             stamp.number
         ));
     }
+    // Acknowledgements are never acknowledged; an interchange with nothing in it is no
+    // acknowledgement, and is answered (a TA1, note 024).
+    if interchanges.iter().all(Interchange::is_acknowledgement) {
+        return Ok(None);
+    }
     let groups: Vec<&Group<'_>> = interchanges
         .iter()
         .flat_map(|i| &i.groups)
         .filter(|g| g.field(1) != "FA")
         .collect();
-    if groups.is_empty() {
-        return Ok(None);
-    }
     let any_error = interchanges.iter().any(|i| i.note().is_some())
         || groups
             .iter()
@@ -122,7 +124,7 @@ pub fn acknowledge(
         }
     }
     // GS06: the control number, then the next numbers for the groups of further versions.
-    let last = stamp.number + versions.len() as u64 - 1;
+    let last = stamp.number + (versions.len() as u64).saturating_sub(1);
     if last > MAX_CONTROL {
         return Err(format!(
             "control number {} leaves no GS06 of 9 digits for the acknowledgement's {} groups",
@@ -212,10 +214,11 @@ fn functional_group(
             .and_then(|(count, _)| count.trim().parse::<usize>().ok())
             .unwrap_or(received);
         let codes = group.codes();
-        let status = if accepted == received {
-            if codes.is_empty() { "A" } else { "E" }
-        } else if accepted == 0 {
+        // A dead-lettered interchange had nothing accepted, even from a group without sets.
+        let status = if inbound.failed() || (accepted == 0 && received > 0) {
             "R"
+        } else if accepted == received {
+            if codes.is_empty() { "A" } else { "E" }
         } else {
             "P"
         };
@@ -250,6 +253,10 @@ struct Interchange<'a> {
     groups: Vec<Group<'a>>,
     /// IEA01 and IEA02, when the IEA is there.
     trailer: Option<(&'a str, &'a str)>,
+    /// A TA1 (an interchange acknowledgement) outside the groups.
+    ta1: bool,
+    /// A segment outside the groups that belongs in one (an ST without a GS).
+    stray: bool,
 }
 
 /// One functional group.
@@ -354,6 +361,8 @@ impl<'a> Interchange<'a> {
             isa,
             groups: Vec::new(),
             trailer: None,
+            ta1: false,
+            stray: false,
         };
         let after = interchange.walk(rest);
         Ok((interchange, after))
@@ -398,7 +407,9 @@ impl<'a> Interchange<'a> {
                 }
                 "ST" => {
                     close_set(&mut group, &mut set);
-                    if group.is_some() {
+                    if group.is_none() {
+                        self.stray = true;
+                    } else {
                         set = Some(Set {
                             id: at(1),
                             control: at(2),
@@ -429,6 +440,14 @@ impl<'a> Interchange<'a> {
                         if !is_segment_id(tag) {
                             open.unknown_segments.push((open.count, tag));
                         }
+                    } else if group.is_none() {
+                        // Outside the groups: the interchange-level TA1, ISB and ISE, or
+                        // content out of place.
+                        match tag {
+                            "TA1" => self.ta1 = true,
+                            "ISB" | "ISE" => {}
+                            _ => self.stray = true,
+                        }
                     }
                 }
             }
@@ -438,8 +457,9 @@ impl<'a> Interchange<'a> {
         ""
     }
 
-    /// The TA1 note code (I18) of an interchange trailer error: `023` no IEA, `001` IEA02 is
-    /// not ISA13, `021` IEA01 is not the number of groups.
+    /// The TA1 note code (I18) of an interchange error: `023` no IEA, `001` IEA02 is
+    /// not ISA13, `021` IEA01 is not the number of groups, `024` (invalid interchange content)
+    /// no transaction set in any group, or segments outside the groups that belong in one.
     fn note(&self) -> Option<&'static str> {
         let Some((count, control)) = self.trailer else {
             return Some("023");
@@ -448,8 +468,22 @@ impl<'a> Interchange<'a> {
             Some("001")
         } else if !counts(count, self.groups.len()) {
             Some("021")
+        } else if !self.is_acknowledgement()
+            && (self.stray || self.groups.iter().all(|g| g.sets.is_empty()))
+        {
+            Some("024")
         } else {
             None
+        }
+    }
+
+    /// True when the interchange is itself an acknowledgement: its groups all `FA` (997s), or
+    /// no group but a TA1. One without groups, sets or TA1 is none, and is answered.
+    fn is_acknowledgement(&self) -> bool {
+        if self.groups.is_empty() {
+            self.ta1 && !self.stray
+        } else {
+            self.groups.iter().all(|g| g.field(1) == "FA")
         }
     }
 }

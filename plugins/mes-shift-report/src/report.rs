@@ -1,5 +1,7 @@
 //! The shift report as a whole: header, detail records and trailer, mapped to canonical events.
 
+use std::collections::HashMap;
+
 use millrace_sdk::prelude::*;
 use millrace_sdk::timestamp::{Date, UtcOffset};
 
@@ -59,14 +61,18 @@ pub(crate) fn map_report(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapError
     );
 
     let mut events = Vec::new();
+    // The line of each record sequence number and transaction id seen: a record is one posting,
+    // and a repeat of one would be published (and its stock moved) twice.
+    let mut sequences: HashMap<u64, usize> = HashMap::new();
+    let mut transactions: HashMap<String, usize> = HashMap::new();
     let mut last_line = 1;
     for (line, text) in numbered {
         last_line = line;
         let record = Record::split(line, text)?;
-        match record.record_type() {
-            "PRD" => events.push(production(&record, &header)?),
-            "MAT" => events.push(consumption(&record, &header)?),
-            "WOS" => events.push(status(&record, &header)?),
+        let event = match record.record_type() {
+            "PRD" => production(&record, &header)?,
+            "MAT" => consumption(&record, &header)?,
+            "WOS" => status(&record, &header)?,
             "TRL" => {
                 check_trailer(&record, events.len())?;
                 if line != lines.len() {
@@ -81,7 +87,31 @@ pub(crate) fn map_report(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapError
             other => {
                 return Err(record.error("record-type", format!("unknown record type '{other}'")));
             }
+        };
+        if let Some(sequence) = event.source_sequence
+            && let Some(earlier) = sequences.insert(sequence, line)
+        {
+            return Err(record.error(
+                "seq",
+                format!(
+                    "record sequence number '{}' is the one of line {earlier} already; each \
+                     record is posted once",
+                    record.raw(1)
+                ),
+            ));
         }
+        if let Some(transaction) = &event.source_transaction
+            && let Some(earlier) = transactions.insert(transaction.clone(), line)
+        {
+            return Err(record.error(
+                "txn-id",
+                format!(
+                    "transaction id '{transaction}' is the one of line {earlier} already; each \
+                     record is posted once"
+                ),
+            ));
+        }
+        events.push(event);
     }
     Err(MapError::malformed(format!(
         "line {last_line}: the report ends without a TRL trailer record"

@@ -96,6 +96,38 @@ impl<'a> Level<'a> {
         self.refs(qualifier).next().map(str::to_owned)
     }
 
+    /// The lot this level names: its `LIN` lot (`LT`) or batch (`B8`, the same thing to a
+    /// receiver), its `REF*LT`. A line has one lot: two different ones at one level are an
+    /// error (the quantity cannot be booked to both), a repeat of the same one is not.
+    fn lot(&self) -> Result<Option<String>, MapError> {
+        let mut named: Vec<(&str, String)> = Vec::new();
+        if let Some(lin) = self.first("LIN") {
+            for (qualifier, lot) in lin.pairs(2) {
+                if matches!(qualifier, "LT" | "B8") {
+                    named.push((lot, format!("{}, LIN {qualifier}", lin.at())));
+                }
+            }
+        }
+        for reference in self
+            .segments
+            .iter()
+            .filter(|s| s.is("REF") && s.trimmed(1) == "LT" && !s.trimmed(2).is_empty())
+        {
+            named.push((reference.trimmed(2), reference.at()));
+        }
+        let Some((first, first_at)) = named.first() else {
+            return Ok(None);
+        };
+        if let Some((other, other_at)) = named.iter().find(|(lot, _)| lot != first) {
+            return Err(MapError::malformed(format!(
+                "{}: two lots for one line, '{first}' ({first_at}) and '{other}' ({other_at}); \
+                 send each lot in its own item or pack level",
+                self.at()
+            )));
+        }
+        Ok(Some((*first).to_owned()))
+    }
+
     /// The purchase order this level names: `REF*PO`, else `PRF01`.
     fn purchase_order(&self) -> Option<String> {
         self.first_ref("PO").or_else(|| {
@@ -134,7 +166,8 @@ fn sscc(text: &str) -> String {
 }
 
 /// The segments before the first `HL` and the `HL` levels of a ship notice, checked as the
-/// standard builds the hierarchy: the first level is the shipment (`S`, the only one), every
+/// standard builds the hierarchy: no item (`LIN`) or quantity (`SN1`) before the first level,
+/// the first level is the shipment (`S`, the only one), every
 /// other names an earlier level as its parent (`HL02`), ids are unique, a level holds at most
 /// one `LIN` and one `SN1`, an item (`LIN`) sits only at an item level (`I`) and a quantity
 /// (`SN1`) only at an item level or a pack (`P`) right below one. A level this plugin would
@@ -145,6 +178,17 @@ fn hierarchy<'a>(
 ) -> Result<(&'a [Segment<'a>], Vec<Level<'a>>), MapError> {
     let mut runs = set.segments.split(|s| s.is("HL"));
     let header = runs.next().unwrap_or_default();
+    if let Some(stray) = header.iter().find(|s| s.is("LIN") || s.is("SN1")) {
+        let what = if stray.is("LIN") {
+            "an item"
+        } else {
+            "a quantity"
+        };
+        return Err(MapError::malformed(format!(
+            "{}: {what} before the first HL level, outside an item level (HL03 'I')",
+            stray.at()
+        )));
+    }
     let mut levels: Vec<Level> = Vec::new();
     let mut ids: HashMap<String, usize> = HashMap::new();
     for (hl, segments) in set.segments.iter().filter(|s| s.is("HL")).zip(runs) {
@@ -255,21 +299,23 @@ fn ship_notice(
             .iter()
             .chain(shipment.into_iter().flat_map(|l| l.segments))
     };
-    let dtm =
-        |qualifier: &str| shipment_segments().find(|s| s.is("DTM") && s.trimmed(1) == qualifier);
-    let ship_date = match dtm("011") {
-        Some(d) => x12::dtm_timestamp(d, offset)
-            .malformed_with(|| format!("{}, DTM02/03 ship date", d.at()))?,
+    // A date given twice must be the same time: two ship dates are an error, not the first.
+    let dtm = |qualifier: &str, what: &str| {
+        let dates = shipment_segments().filter(|s| s.is("DTM") && s.trimmed(1) == qualifier);
+        x12::agreed(dates, &format!("DTM*{qualifier} {what}"), |d| {
+            x12::dtm_timestamp(d, offset)
+                .map(Some)
+                .malformed_with(|| format!("{}, DTM02/03 {what}", d.at()))
+        })
+        .map(|date| date.map(|(date, _)| date))
+    };
+    let ship_date = match dtm("011", "ship date")? {
+        Some(date) => date,
         None => x12::timestamp(bsn.element(3), bsn.element(4), offset)
             .malformed_with(|| format!("{}, BSN03/04 date", bsn.at()))?,
     };
-    let expected_delivery = dtm("017")
-        .map(|d| {
-            x12::dtm_timestamp(d, offset)
-                .malformed_with(|| format!("{}, DTM02/03 expected delivery", d.at()))
-        })
-        .transpose()?;
-    let supplier = match x12::party(shipment_segments(), &["SF", "SU"]) {
+    let expected_delivery = dtm("017", "expected delivery")?;
+    let supplier = match x12::agreed_party(shipment_segments(), &["SF", "SU"])? {
         Some(supplier) => supplier,
         None => order_supplier(&levels)?.unwrap_or_else(|| interchange.sender.to_string()),
     };
@@ -299,7 +345,7 @@ fn ship_notice(
 fn order_supplier(levels: &[Level]) -> Result<Option<String>, MapError> {
     let mut named: Option<(String, &Level)> = None;
     for order in levels.iter().filter(|l| l.code == "O") {
-        let Some(supplier) = x12::party(order.segments, &["SF", "SU"]) else {
+        let Some(supplier) = x12::agreed_party(order.segments, &["SF", "SU"])? else {
             continue;
         };
         match &named {
@@ -354,10 +400,15 @@ fn item_lines(
     let purchase_order = lin
         .pair_value(2, &["PO", "ON"])
         .or_else(|| nearest().find_map(Level::purchase_order));
-    // A lot (`LT`) or batch (`B8`) number: the same thing to a receiver.
-    let item_lot = lin
-        .pair_value(2, &["LT", "B8"])
-        .or_else(|| nearest().find_map(|l| l.first_ref("LT")));
+    // A lot (`LT`) or batch (`B8`) number, the same thing to a receiver: the item's own, else
+    // that of the nearest level above it that names one (one lot per level).
+    let mut item_lot = None;
+    for level in nearest() {
+        if let Some(lot) = level.lot()? {
+            item_lot = Some(lot);
+            break;
+        }
+    }
     let mut item_serials: Vec<String> = lin
         .pairs(2)
         .into_iter()
@@ -423,7 +474,7 @@ fn item_lines(
     }
     let mut lines = Vec::new();
     for (pack, (amount, unit)) in quantities {
-        let lot = pack.first_ref("LT").or_else(|| item_lot.clone());
+        let lot = pack.lot()?.or_else(|| item_lot.clone());
         let mut serials: Vec<String> = pack.refs("SE").map(str::to_owned).collect();
         if serials.is_empty() {
             serials.clone_from(&item_serials);
@@ -454,11 +505,7 @@ fn check_packs_add_up(
             item.id
         )));
     }
-    let sum = packs
-        .iter()
-        .try_fold(Decimal::ZERO, |sum, (_, (amount, _))| {
-            sum.checked_add(*amount)
-        });
+    let sum = decimal::checked_sum(packs.iter().map(|(_, (amount, _))| *amount));
     if sum != Some(total) {
         return Err(MapError::malformed(format!(
             "{}: its packs ship {} {unit} in all, its SN1 {total} {unit}; they must add up",

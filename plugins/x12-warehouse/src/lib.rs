@@ -45,9 +45,17 @@ struct Document<'a> {
     date_element: usize,
     reference_element: usize,
     header: Vec<&'a Segment<'a>>,
-    /// Each line: the item segment and the segments after it up to the next line.
-    lines: Vec<Vec<&'a Segment<'a>>>,
+    /// Each `LX` loop: the `LX` and the loop's own segments before its first line (`MAN`, `N9`).
+    loops: Vec<Vec<&'a Segment<'a>>>,
+    lines: Vec<Line<'a>>,
     movement: MovementType,
+}
+
+/// One item line: the item segment and the segments after it up to the next line.
+struct Line<'a> {
+    segments: Vec<&'a Segment<'a>>,
+    /// The `LX` loop the line is in (an index into `loops`).
+    in_loop: Option<usize>,
 }
 
 impl<'a> Document<'a> {
@@ -65,29 +73,44 @@ impl<'a> Document<'a> {
             x12::refuse_not_original(begin, 3, "the receiving advice")?;
         }
         let mut header = Vec::new();
-        let mut lines: Vec<Vec<&Segment>> = Vec::new();
+        let mut loops: Vec<Vec<&Segment>> = Vec::new();
+        let mut lines: Vec<Line> = Vec::new();
+        // The LX loop open, and whether a line is open (the segments after it are its own).
+        let mut open_loop: Option<usize> = None;
+        let mut line_open = false;
         for segment in &set.segments {
             if segment.id == line_id {
-                lines.push(vec![segment]);
-            } else if matches!(segment.id.as_ref(), "LX" | "W03" | "W14" | "W76" | "CTT") {
-                // Loop starts and totals end the current line.
-                if lines.last().is_some_and(|last| !last.is_empty()) {
-                    lines.push(Vec::new());
-                }
+                lines.push(Line {
+                    segments: vec![segment],
+                    in_loop: open_loop,
+                });
+                line_open = true;
+            } else if segment.id == "LX" {
+                // An LX loop starts: what comes before its first line is the loop's own (the
+                // 945's MAN and N9 of the loop), for every line of the loop.
+                loops.push(vec![segment]);
+                open_loop = Some(loops.len() - 1);
+                line_open = false;
+            } else if matches!(segment.id.as_ref(), "W03" | "W14" | "W76" | "CTT") {
+                // Totals end the detail area.
+                open_loop = None;
+                line_open = false;
                 header.push(segment);
-            } else if let Some(current) = lines.last_mut().filter(|l| !l.is_empty()) {
-                current.push(segment);
+            } else if let Some(line) = lines.last_mut().filter(|_| line_open) {
+                line.segments.push(segment);
+            } else if let Some(lx) = open_loop.and_then(|i| loops.get_mut(i)) {
+                lx.push(segment);
             } else {
                 header.push(segment);
             }
         }
-        lines.retain(|l| !l.is_empty());
         Ok(Self {
             set,
             begin,
             date_element,
             reference_element,
             header,
+            loops,
             lines,
             movement,
         })
@@ -110,11 +133,32 @@ impl<'a> Document<'a> {
             .map(str::to_owned)
     }
 
-    fn header_find(&self, id: &str, qualifier: &str) -> Option<&'a Segment<'a>> {
+    /// The header segments `id` with `qualifier`.
+    fn header_all<'s>(
+        &'s self,
+        id: &'s str,
+        qualifier: &'s str,
+    ) -> impl Iterator<Item = &'a Segment<'a>> + 's {
         self.header
             .iter()
             .copied()
-            .find(|s| s.id == id && s.trimmed(1) == qualifier)
+            .filter(move |s| s.id == id && s.trimmed(1) == qualifier)
+    }
+
+    /// The date and time of the header's `G62` with `qualifier` (its time code `G6205`, when it
+    /// names a zone, before the route's offset); two that differ are an error.
+    fn g62(&self, qualifier: &str, offset: &str) -> Result<Option<String>, MapError> {
+        x12::agreed(
+            self.header_all("G62", qualifier),
+            &format!("G62*{qualifier} date/time"),
+            |g62| {
+                x12::time_zone(g62.element(5), offset)
+                    .and_then(|offset| x12::timestamp(g62.element(2), g62.element(4), offset))
+                    .map(Some)
+                    .malformed_at(format!("{}, G62 date/time", g62.at()))
+            },
+        )
+        .map(|found| found.map(|(at, _)| at))
     }
 
     /// When the movement happened: a 944's receipt date and time (`W17`02, `W17`07: the
@@ -123,19 +167,26 @@ impl<'a> Document<'a> {
     /// `DTM` received date (050) of an 861, else the beginning segment's date.
     fn occurred_at(&self, offset: &str) -> Result<String, MapError> {
         let received = self.begin.id == "W17";
-        if let Some(g62) = self
-            .header_find("G62", "11")
-            .or_else(|| self.header_find("G62", "09"))
-            .filter(|_| !received)
-        {
-            // G62 05 is the time code: its zone, when it names one, before the route's offset.
-            return x12::time_zone(g62.element(5), offset)
-                .and_then(|offset| x12::timestamp(g62.element(2), g62.element(4), offset))
-                .malformed_at(format!("{}, G62 date/time", g62.at()));
+        if !received {
+            // A date given twice must be the same time, not the first of two.
+            if let Some(at) = self.g62("11", offset)? {
+                return Ok(at);
+            }
+            if let Some(at) = self.g62("09", offset)? {
+                return Ok(at);
+            }
         }
-        if let Some(dtm) = self.header_find("DTM", "050") {
-            return x12::dtm_timestamp(dtm, offset)
-                .malformed_at(format!("{}, DTM received date", dtm.at()));
+        let received_date = x12::agreed(
+            self.header_all("DTM", "050"),
+            "DTM*050 received date",
+            |dtm| {
+                x12::dtm_timestamp(dtm, offset)
+                    .map(Some)
+                    .malformed_at(format!("{}, DTM received date", dtm.at()))
+            },
+        )?;
+        if let Some((at, _)) = received_date {
+            return Ok(at);
         }
         let time_element = match self.begin.id.as_ref() {
             "BRA" => Some(5),
@@ -153,9 +204,10 @@ impl<'a> Document<'a> {
         })
     }
 
-    /// The first of the parties `codes` the header names, by its id, else its name.
-    fn party(&self, codes: &[&str]) -> Option<String> {
-        x12::party(self.header.iter().copied(), codes)
+    /// The first of the parties `codes` the header names, by its id, else its name; a party
+    /// named twice differently is an error.
+    fn party(&self, codes: &[&str]) -> Result<Option<String>, MapError> {
+        x12::agreed_party(self.header.iter().copied(), codes)
     }
 
     fn movements(&self) -> Result<Vec<InventoryMovement>, MapError> {
@@ -164,12 +216,12 @@ impl<'a> Document<'a> {
             .map(str::to_owned);
         let (from_location, to_location, status) = match self.set.id.as_ref() {
             "943" => (
-                self.party(&["SF"]),
-                self.party(&["WH", "ST"]),
+                self.party(&["SF"])?,
+                self.party(&["WH", "ST"])?,
                 Some(StockStatus::InTransit),
             ),
-            "945" => (self.party(&["WH", "SF"]), None, None),
-            _ => (None, self.party(&["WH", "ST"]), None),
+            "945" => (self.party(&["WH", "SF"])?, None, None),
+            _ => (None, self.party(&["WH", "ST"])?, None),
         };
         // Without a warehouse party, the route's own location is the side the plant owns.
         let (from_location, to_location) = match (from_location, to_location) {
@@ -189,6 +241,17 @@ impl<'a> Document<'a> {
             }
             known => known,
         };
+        // The document's own `REF*PO`, the same in every one that gives it.
+        let order = x12::agreed(
+            self.header
+                .iter()
+                .copied()
+                .filter(|s| s.id == "REF" && s.trimmed(1) == "PO"),
+            "REF*PO purchase order",
+            |s| Ok(Some(s.trimmed(2).to_owned()).filter(|po| !po.is_empty())),
+        )?
+        .map(|(po, _)| po);
+        let reference = order.or(reference);
         let mut movements = Vec::new();
         let mut total = Decimal::ZERO;
         for line in &self.lines {
@@ -197,46 +260,62 @@ impl<'a> Document<'a> {
             else {
                 continue;
             };
-            total += decimal::parse(&movement.quantity.amount, '.').unwrap_or_default();
+            let amount = decimal::parse(&movement.quantity.amount, '.').unwrap_or_default();
+            total = decimal::checked_sum([total, amount]).ok_or_else(|| {
+                let at = line.segments.first().map(|s| s.at()).unwrap_or_default();
+                MapError::malformed(format!(
+                    "{at}: its quantity {} takes the total of the lines past the largest decimal \
+                     number",
+                    movement.quantity.amount
+                ))
+            })?;
             movements.push(movement);
         }
         self.check_total(total)?;
         Ok(movements)
     }
 
-    /// The total segment (`W03` 01 units shipped, `W14` 01 units received) must add up.
+    /// The total segments (`W03` 01 units shipped, `W14` 01 units received) must add up.
     fn check_total(&self, total: Decimal) -> Result<(), MapError> {
-        let Some(totals) = self.header.iter().find(|s| s.id == "W03" || s.id == "W14") else {
-            return Ok(());
-        };
-        let declared = decimal::parse(totals.element(1), '.').malformed_at(format!(
-            "{}, {}01 total quantity",
-            totals.at(),
-            totals.id
-        ))?;
-        if declared != total {
-            return Err(MapError::malformed(format!(
-                "{}: {}01 totals {} units, the lines add up to {}",
+        for totals in self
+            .header
+            .iter()
+            .filter(|s| s.id == "W03" || s.id == "W14")
+        {
+            let declared = decimal::parse(totals.element(1), '.').malformed_at(format!(
+                "{}, {}01 total quantity",
                 totals.at(),
-                totals.id,
-                decimal::to_wit(declared),
-                decimal::to_wit(total)
-            )));
+                totals.id
+            ))?;
+            if declared != total {
+                return Err(MapError::malformed(format!(
+                    "{}: {}01 totals {} units, the lines add up to {}",
+                    totals.at(),
+                    totals.id,
+                    decimal::to_wit(declared),
+                    decimal::to_wit(total)
+                )));
+            }
         }
         Ok(())
     }
 
     fn movement(
         &self,
-        line: &[&Segment],
+        line: &Line<'a>,
         reference: &Option<String>,
         from_location: &Option<String>,
         to_location: &Option<String>,
         status: Option<StockStatus>,
     ) -> Result<Option<InventoryMovement>, MapError> {
-        let Some(first) = line.first() else {
+        let Some(first) = line.segments.first() else {
             return Ok(None);
         };
+        // The LX loop's own segments, for every line of the loop (none outside a loop).
+        let in_loop: &[&Segment] = line
+            .in_loop
+            .and_then(|i| self.loops.get(i))
+            .map_or(&[], Vec::as_slice);
         // Where each line segment keeps quantity, unit, the product id pairs (each a qualifier
         // and its id), the U.P.C. and the lot: W04 and W07 (W0403 UPC, W0404-07 two pairs),
         // W12 (W1206 UPC, W1207-08 one pair). The elements after them (lot, weight, freight and
@@ -273,15 +352,28 @@ impl<'a> Document<'a> {
                 first.trimmed(unit_element)
             ))
         })?;
-        let (item, lot_from_lin, po_from_lin) = if first.id == "RCD" {
-            let lin = line.iter().find(|s| s.id == "LIN").ok_or_else(|| {
-                MapError::malformed(format!("{}: the RCD loop has no LIN item", first.at()))
-            })?;
-            (
-                lin.product_id(),
-                lin.pair_value(2, &["LT"]),
-                lin.pair_value(2, &["PO"]),
-            )
+        // Every lot the line names itself, with where: a line has one.
+        let mut lots: Vec<(&str, String)> = Vec::new();
+        if lot_element > 0 && !first.trimmed(lot_element).is_empty() {
+            lots.push((
+                first.trimmed(lot_element),
+                format!("{}, {}{lot_element:02}", first.at(), first.id),
+            ));
+        }
+        let (item, po_from_lin) = if first.id == "RCD" {
+            let lin = line
+                .segments
+                .iter()
+                .find(|s| s.id == "LIN")
+                .ok_or_else(|| {
+                    MapError::malformed(format!("{}: the RCD loop has no LIN item", first.at()))
+                })?;
+            for (qualifier, lot) in lin.pairs(2) {
+                if qualifier == "LT" {
+                    lots.push((lot, format!("{}, LIN LT", lin.at())));
+                }
+            }
+            (lin.product_id(), lin.pair_value(2, &["PO"]))
         } else {
             let id = pairs
                 .iter()
@@ -289,42 +381,93 @@ impl<'a> Document<'a> {
                 .find(|(qualifier, id)| !id.is_empty() && x12::is_item_qualifier(qualifier))
                 .map(|(_, id)| id)
                 .or_else(|| Some(first.trimmed(upc_element)).filter(|upc| !upc.is_empty()));
-            (id.map(str::to_owned), None, None)
+            (id.map(str::to_owned), None)
         };
         let item = item.ok_or_else(|| {
             MapError::malformed(format!("{}: the line has no product id", first.at()))
         })?;
-        let refs = |qualifier: &str| -> Vec<String> {
-            line.iter()
+        // The `N9` / `REF` numbers with a qualifier in `segments`, each with where it is.
+        let refs = |segments: &[&'a Segment<'a>], qualifier: &str| -> Vec<(&'a str, String)> {
+            segments
+                .iter()
                 .filter(|s| (s.id == "N9" || s.id == "REF") && s.trimmed(1) == qualifier)
-                .map(|s| s.trimmed(2).to_owned())
-                .filter(|v| !v.is_empty())
+                .filter(|s| !s.trimmed(2).is_empty())
+                .map(|s| (s.trimmed(2), s.at()))
                 .collect()
         };
-        let lot = Some(first.trimmed(lot_element))
-            .filter(|l| lot_element > 0 && !l.is_empty())
-            .map(str::to_owned)
-            .or(lot_from_lin)
-            .or_else(|| refs("LT").into_iter().next());
+        lots.extend(refs(&line.segments, "LT"));
+        // The line's own lot, else its LX loop's.
+        let lot = match one_lot(&lots, || format!("{}: two lots for one line", first.at()))? {
+            Some(lot) => Some(lot),
+            None => one_lot(&refs(in_loop, "LT"), || {
+                let lx = in_loop.first().map(|s| s.at()).unwrap_or_default();
+                format!("{lx}: two lots for the lines of one LX loop")
+            })?,
+        };
+        let first_ref = |segments: &[&'a Segment<'a>], qualifier: &str| {
+            refs(segments, qualifier)
+                .into_iter()
+                .next()
+                .map(|(number, _)| number.to_owned())
+        };
         let reference_document = po_from_lin
-            .or_else(|| refs("PO").into_iter().next())
-            .or_else(|| {
-                self.header
-                    .iter()
-                    .find(|s| s.id == "REF" && s.trimmed(1) == "PO")
-                    .map(|s| s.trimmed(2).to_owned())
-            })
+            .or_else(|| first_ref(&line.segments, "PO"))
+            .or_else(|| first_ref(in_loop, "PO"))
             .or_else(|| reference.clone());
+        let mut serials: Vec<String> = refs(&line.segments, "SE")
+            .into_iter()
+            .map(|(serial, _)| serial.to_owned())
+            .collect();
+        let loop_serials = refs(in_loop, "SE");
+        if serials.is_empty() && !loop_serials.is_empty() {
+            // The loop's serials are its line's when it has one; with several, whose is which?
+            let in_this_loop = self
+                .lines
+                .iter()
+                .filter(|l| l.in_loop.is_some() && l.in_loop == line.in_loop)
+                .count();
+            if in_this_loop > 1 {
+                let lx = in_loop.first().map(|s| s.at()).unwrap_or_default();
+                return Err(MapError::malformed(format!(
+                    "{lx}: serials ({}) for the {in_this_loop} lines of one LX loop; name each \
+                     line's serials (N9*SE) after its line",
+                    loop_serials[0].1
+                )));
+            }
+            serials = loop_serials
+                .into_iter()
+                .map(|(serial, _)| serial.to_owned())
+                .collect();
+        }
         Ok(Some(InventoryMovement {
             from_location: from_location.clone(),
             to_location: to_location.clone(),
             lot,
-            serials: refs("SE"),
+            serials,
             stock_status: status,
             reference_document,
             ..InventoryMovement::new(self.movement, item, decimal::quantity(amount, unit))
         }))
     }
+}
+
+/// The one lot of `named` (each a lot and where it is named), when they agree; two different
+/// lots are an error (`context` says for what: "segment 9 (W12) at line 9: two lots for one
+/// line"), since the line's quantity cannot be booked to both.
+fn one_lot(
+    named: &[(&str, String)],
+    context: impl FnOnce() -> String,
+) -> Result<Option<String>, MapError> {
+    let Some((first, first_at)) = named.first() else {
+        return Ok(None);
+    };
+    if let Some((other, other_at)) = named.iter().find(|(lot, _)| lot != first) {
+        return Err(MapError::malformed(format!(
+            "{}, '{first}' ({first_at}) and '{other}' ({other_at}); send each lot as its own line",
+            context()
+        )));
+    }
+    Ok(Some((*first).to_owned()))
 }
 
 millrace_sdk::export_mapper!(map);

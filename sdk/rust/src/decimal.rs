@@ -80,6 +80,15 @@ pub fn implied(field: &str, scale: u32) -> Result<Decimal, DecimalError> {
     from_digits([digits, ""], scale, negative, field)
 }
 
+/// The sum of `amounts`, or `None` when it does not fit a [`Decimal`] (a 96-bit mantissa):
+/// quantities a sender wrote too large to add up are refused with the segment or line that names
+/// them, never let to overflow (which panics, and traps a plugin).
+pub fn checked_sum(amounts: impl IntoIterator<Item = Decimal>) -> Option<Decimal> {
+    amounts
+        .into_iter()
+        .try_fold(Decimal::ZERO, |sum, amount| sum.checked_add(amount))
+}
+
 /// Writes `value` in the WIT `decimal` form, normalised: no exponent, no trailing fractional
 /// zeros, no `-0` (`12.500` gives `12.5`, `-0.0` gives `0`).
 pub fn to_wit(value: Decimal) -> String {
@@ -203,6 +212,16 @@ mod tests {
         assert_eq!(wit(".5", '.'), "0.5");
         assert_eq!(wit("-,25", ','), "-0.25");
         assert_eq!(wit("112.", '.'), "112");
+    }
+
+    #[test]
+    fn checked_sums_refuse_overflow() {
+        let big = parse("50000000000000000000000000000", '.').unwrap();
+        let small = parse("2.5", '.').unwrap();
+        assert_eq!(checked_sum([small, small]), Some(parse("5", '.').unwrap()));
+        assert_eq!(checked_sum([]), Some(Decimal::ZERO));
+        assert_eq!(checked_sum([big, big]), None);
+        assert_eq!(checked_sum([big, -big, small]), Some(small));
     }
 
     #[test]

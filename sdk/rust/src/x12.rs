@@ -1506,10 +1506,19 @@ impl Total {
             if text.is_empty() {
                 continue;
             }
-            total.sum += crate::decimal::parse(text, '.').map_err(|e| {
+            let value = crate::decimal::parse(text, '.').map_err(|e| {
                 crate::MapError::malformed(format!(
                     "{}, {}{element:02} quantity: {e}",
                     segment.at(),
+                    segment.id
+                ))
+            })?;
+            total.sum = crate::decimal::checked_sum([total.sum, value]).ok_or_else(|| {
+                crate::MapError::malformed(format!(
+                    "{}, {}{element:02} quantity: '{text}' takes the total of the {}{element:02} \
+                     quantities past the largest decimal number",
+                    segment.at(),
+                    segment.id,
                     segment.id
                 ))
             })?;
@@ -1673,6 +1682,66 @@ pub fn dtm_timestamp(dtm: &Segment<'_>, route_offset: &str) -> Result<String, St
         };
     }
     timestamp(dtm.element(2), dtm.element(3), offset)
+}
+
+/// The value `value` reads from each of `segments` (`Ok(None)` for a segment that gives none),
+/// when they agree: a segment may be repeated with the same value (two `DTM*011` of one ship
+/// date), but two different values (two ship dates, two `N1*SF` parties) are a
+/// `malformed-input` error naming both segments and `what` ("DTM*011 ship date"), never the
+/// first taken silently. Returns the value with the first segment that gives it; `None` when no
+/// segment gives one.
+pub fn agreed<'s, 'a: 's, T: PartialEq + std::fmt::Display>(
+    segments: impl IntoIterator<Item = &'s Segment<'a>>,
+    what: &str,
+    mut value: impl FnMut(&'s Segment<'a>) -> Result<Option<T>, crate::MapError>,
+) -> Result<Option<(T, &'s Segment<'a>)>, crate::MapError> {
+    let mut found: Option<(T, &'s Segment<'a>)> = None;
+    for segment in segments {
+        let Some(this) = value(segment)? else {
+            continue;
+        };
+        match &found {
+            Some((first, at)) if *first != this => {
+                return Err(crate::MapError::malformed(format!(
+                    "{}: {what} '{this}' differs from '{first}' at {}; a repeat must say the same",
+                    segment.at(),
+                    at.at()
+                )));
+            }
+            Some(_) => {}
+            None => found = Some((this, segment)),
+        }
+    }
+    Ok(found)
+}
+
+/// [`party`], refusing a party that `segments` name twice differently: two `N1*SF` with
+/// different ids (or names, without ids) are an error ([`agreed`]), not the first one taken.
+pub fn agreed_party<'s, 'a: 's>(
+    segments: impl IntoIterator<Item = &'s Segment<'a>> + Clone,
+    codes: &[&str],
+) -> Result<Option<String>, crate::MapError> {
+    for code in codes {
+        let what = format!("N1*{code} party");
+        let named = agreed(segments.clone(), &what, |n1| {
+            Ok(Some(party_id(n1))
+                .filter(|_| n1.is("N1") && n1.trimmed(1) == *code)
+                .filter(|id| !id.is_empty()))
+        })?;
+        if let Some((id, _)) = named {
+            return Ok(Some(id));
+        }
+    }
+    Ok(None)
+}
+
+/// An `N1` party's id (`N104`), else its name (`N102`).
+fn party_id(n1: &Segment<'_>) -> String {
+    match n1.trimmed(4) {
+        "" => n1.trimmed(2),
+        id => id,
+    }
+    .to_owned()
 }
 
 /// The first of the parties `codes` (`N101` entity codes, in order of preference, for example

@@ -419,6 +419,50 @@ fn checks_ctt_totals_when_present() {
 }
 
 #[test]
+fn ctt02_totals_too_large_are_refused_not_overflowed() {
+    let text = doc(
+        "ST*856*0001~HL*1**S~HL*2*1*I~SN1**50000000000000000000000000000*EA~HL*3*1*I~\
+         SN1**50000000000000000000000000000*EA~CTT*3*1~SE*8*0001~",
+    );
+    let interchange = parse(text.as_bytes()).unwrap();
+    let (_, set) = interchange.transaction_sets().next().unwrap();
+    let quantities = set.segments.iter().filter(|s| s.id == "SN1");
+    assert_eq!(
+        check_totals(set, "HL", quantities, 2)
+            .unwrap_err()
+            .message(),
+        "segment 8 (SN1) at line 3, SN102 quantity: '50000000000000000000000000000' takes the \
+         total of the SN102 quantities past the largest decimal number"
+    );
+}
+
+#[test]
+fn repeated_values_must_agree() {
+    let text = doc(
+        "ST*856*0001~DTM*011*20260714~N1*SF*A*92*S1~DTM*011*20260714~N1*SF*B*92*S1~\
+         N1*SU*C*92*S2~N1*SU*D*92*S3~SE*8*0001~",
+    );
+    let interchange = parse(text.as_bytes()).unwrap();
+    let (_, set) = interchange.transaction_sets().next().unwrap();
+    let dates = agreed(&set.segments, "DTM*011 ship date", |s| {
+        Ok(s.is("DTM").then(|| s.trimmed(2).to_owned()))
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!((dates.0.as_str(), dates.1.position), ("20260714", 4));
+    assert_eq!(
+        agreed_party(&set.segments, &["SF", "SU"]).unwrap(),
+        Some("S1".to_owned())
+    );
+    assert_eq!(agreed_party(&set.segments, &["ST"]).unwrap(), None);
+    assert_eq!(
+        agreed_party(&set.segments, &["SU"]).unwrap_err().message(),
+        "segment 9 (N1) at line 3: N1*SU party 'S3' differs from 'S2' at segment 8 (N1) at \
+         line 3; a repeat must say the same"
+    );
+}
+
+#[test]
 fn ctt01_may_be_held_to_one_of_several_counts() {
     let text = doc("ST*856*0001~HL*1**S~HL*2*1*I~SN1**5*EA~HL*3*1*I~SN1**2*EA~CTT*2*7~SE*8*0001~");
     let interchange = parse(text.as_bytes()).unwrap();
