@@ -10,10 +10,8 @@ use serde::de::DeserializeOwned;
 use super::ProjectionError;
 use super::state::{BucketKey, ProjectedEvent, Record, apply_once};
 use millrace_core::config::ProjectionConfig;
+use millrace_transport::revision::{Decided, FirstTry, RevisionError, read_modify_write};
 use millrace_transport::{self as transport, reader::StreamReader};
-
-/// Tries of a compare-and-set before giving up (another projection kept winning the race).
-const MAX_RACES: usize = 16;
 
 /// The buckets of one projection.
 #[derive(Clone)]
@@ -247,36 +245,21 @@ impl Bucket {
         fresh: impl Fn() -> R,
         mut change: impl FnMut(&mut R) -> bool,
     ) -> Result<bool, ProjectionError> {
-        let err =
-            |e: &dyn std::fmt::Display| ProjectionError::bucket(&self.name, format!("{key}: {e}"));
         let store = self.store()?;
-        for race in 0..MAX_RACES {
-            let entry = store.entry(key).await.map_err(|e| err(&e))?;
-            // A deleted record's marker has a revision the write must name too (0: none).
-            let revision = entry.as_ref().map_or(0, |e| e.revision);
-            let mut record = match entry.filter(|e| e.operation == kv::Operation::Put) {
-                Some(entry) => serde_json::from_slice::<R>(&entry.value).map_err(|e| err(&e))?,
+        read_modify_write(store, key, FirstTry::Read, |stored| {
+            let mut record = match stored {
+                Some(value) => serde_json::from_slice::<R>(value)?,
                 None => fresh(),
             };
             if !change(&mut record) {
-                return Ok(false);
+                return Ok(Decided::Keep(false));
             }
-            let value = serde_json::to_vec(&record).map_err(|e| err(&e))?;
-            // A compare-and-set on the revision read. Not `kv.create` for a new record: when
-            // its write loses a race it reads the entry back, and on a replicated bucket that
-            // read may come from a replica without the winner's write, which it reports as an
-            // error rather than as the race it is.
-            match store.update(key, value.into(), revision).await {
-                Ok(_) => return Ok(true),
-                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                    tokio::time::sleep(Duration::from_millis(5 * race as u64)).await;
-                }
-                Err(e) => return Err(err(&e)),
-            }
-        }
-        Err(err(&format!(
-            "lost {MAX_RACES} races to other writers of the same record"
-        )))
+            Ok(Decided::Write(serde_json::to_vec(&record)?.into(), true))
+        })
+        .await
+        .map_err(|e: RevisionError<serde_json::Error>| {
+            ProjectionError::bucket(&self.name, format!("{key}: {e}"))
+        })
     }
 
     /// Applies `change` from `event` to the record named `key` (a fresh one when there is

@@ -5,6 +5,7 @@
 mod consumers;
 pub mod local_server;
 pub mod reader;
+pub mod revision;
 pub mod stored;
 pub mod undeliverable;
 

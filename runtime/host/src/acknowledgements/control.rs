@@ -13,6 +13,7 @@ use async_nats::jetstream::kv;
 use serde::{Deserialize, Serialize};
 
 use millrace_core::digest::sha256_hex;
+use millrace_transport::revision::{Decided, FirstTry, RevisionError, read_modify_write};
 
 /// Why a control number could not be allotted; transient: the raw message is redelivered.
 #[derive(Debug, thiserror::Error)]
@@ -71,53 +72,34 @@ impl ControlNumbers {
         };
         let key = claim_key(route, raw_id);
         let body = serde_json::to_vec(&claim).map_err(|e| failed(&key, &e))?;
-        match self.claims.create(&key, body.into()).await {
-            Ok(_) => Ok(claim),
-            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => self
-                .claimed(route, raw_id)
-                .await?
-                .ok_or_else(|| failed(&key, &"the claim vanished while it was read")),
-            Err(e) => Err(failed(&key, &e)),
-        }
+        // Another host's claim for the same message, when it made one first.
+        read_modify_write(&self.claims, &key, FirstTry::AssumeAbsent, |stored| {
+            Ok(match stored {
+                Some(stored) => Decided::Keep(serde_json::from_slice(stored)?),
+                None => Decided::Write(body.clone().into(), claim.clone()),
+            })
+        })
+        .await
+        .map_err(|e: RevisionError<serde_json::Error>| failed(&key, &e))
     }
 
     /// Draws the next number of the counter `route.partner` (the first is 1).
     pub async fn next(&self, route: &str, partner: &str) -> Result<u64, ControlError> {
         let key = format!("{route}.{partner}");
-        loop {
-            let entry = self
-                .counters
-                .entry(&key)
-                .await
-                .map_err(|e| failed(&key, &e))?;
-            let drawn = match entry.filter(|e| e.operation == kv::Operation::Put) {
-                None => {
-                    match self.counters.create(&key, "1".into()).await {
-                        Ok(_) => return Ok(1),
-                        // Another host drew the first number: read again.
-                        Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => continue,
-                        Err(e) => return Err(failed(&key, &e)),
-                    }
-                }
-                Some(entry) => {
-                    let last: u64 = std::str::from_utf8(&entry.value)
-                        .ok()
-                        .and_then(|v| v.trim().parse().ok())
-                        .ok_or_else(|| failed(&key, &"the counter holds no number"))?;
-                    let next = last + 1;
-                    self.counters
-                        .update(&key, next.to_string().into(), entry.revision)
-                        .await
-                        .map(|_| next)
-                }
+        read_modify_write(&self.counters, &key, FirstTry::Read, |stored| {
+            let next = match stored {
+                None => 1,
+                Some(last) => std::str::from_utf8(last)
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .ok_or("the counter holds no number")?
+                    .checked_add(1)
+                    .ok_or("the counter is at its largest number")?,
             };
-            match drawn {
-                Ok(number) => return Ok(number),
-                // Another host drew in between: read again.
-                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
-                Err(e) => return Err(failed(&key, &e)),
-            }
-        }
+            Ok(Decided::Write(next.to_string().into(), next))
+        })
+        .await
+        .map_err(|e: RevisionError<&str>| failed(&key, &e))
     }
 }
 

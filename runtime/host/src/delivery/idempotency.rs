@@ -22,7 +22,7 @@ use futures::future::try_join_all;
 use millrace_core::canonical::MappedEvent;
 use millrace_core::digest::sha256_hex;
 
-use super::ordering::{self, MAX_RACES};
+use millrace_transport::revision::{Decided, FirstTry, read_modify_write};
 
 /// Why the ledger could not answer; transient: the message is redelivered.
 #[derive(Debug, thiserror::Error)]
@@ -75,35 +75,15 @@ impl TransactionLedger {
         txn: &str,
     ) -> Result<bool, LedgerError> {
         let key = format!("{route}.{}", &sha256_hex(txn.as_bytes())[..40]);
-        let err = |e: &dyn std::fmt::Display| LedgerError(format!("{key}: {e}"));
-        // A compare-and-set on "no entry" (revision 0), then on a deleted claim's marker. Not
-        // `kv.create`, nor a read after it: on a replicated bucket the read may come from a
-        // replica that has not the winning claim yet. `create` reported that as an error, and a
-        // claim read as absent would pass this message's events for another's resend.
-        let mut revision = 0;
-        for race in 0..MAX_RACES {
-            ordering::lost_race(race).await;
-            match self
-                .kv
-                .update(&key, holder.value.clone().into(), revision)
-                .await
-            {
-                Ok(_) => return Ok(true),
-                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
-                Err(e) => return Err(err(&e)),
-            }
-            match self.kv.entry(&key).await.map_err(|e| err(&e))? {
-                Some(entry) if entry.operation == kv::Operation::Put => {
-                    return Ok(holder.is(&entry.value));
-                }
-                // A deleted claim (or one this replica does not have yet): try again on it.
-                Some(entry) => revision = entry.revision,
-                None => revision = 0,
-            }
-        }
-        Err(LedgerError(format!(
-            "{key}: could not claim or read the claim in {MAX_RACES} tries"
-        )))
+        // A claim on a new key is one write; a lost race (or a deleted claim's marker) reads.
+        read_modify_write(&self.kv, &key, FirstTry::AssumeAbsent, |stored| {
+            Ok::<_, std::convert::Infallible>(match stored {
+                Some(stored) => Decided::Keep(holder.is(stored)),
+                None => Decided::Write(holder.value.clone().into(), true),
+            })
+        })
+        .await
+        .map_err(|e| LedgerError(format!("{key}: could not claim or read the claim: {e}")))
     }
 }
 

@@ -19,10 +19,8 @@ use futures::future::try_join_all;
 
 use millrace_core::canonical::{MappedEvent, Position, business_key};
 use millrace_core::digest::sha256_hex;
+use millrace_transport::revision::{Decided, FirstTry, RevisionError, read_modify_write};
 use serde::{Deserialize, Serialize};
-
-/// Tries of a compare-and-set before giving up (another host kept winning the race).
-pub(super) const MAX_RACES: usize = 16;
 
 /// Why the order book could not answer; transient: the message is redelivered.
 #[derive(Debug, thiserror::Error)]
@@ -86,15 +84,8 @@ impl OrderBook {
     /// Whether each event of one key is late, in order; writes the newest position once.
     async fn check_key(&self, raw_id: &str, batch: &KeyBatch) -> Result<Vec<bool>, OrderError> {
         let key = &batch.key;
-        let err = |e: &dyn std::fmt::Display| OrderError(format!("{key}: {e}"));
-        for race in 0..MAX_RACES {
-            let entry = self.kv.entry(key).await.map_err(|e| err(&e))?;
-            // A deleted key's marker has a revision the write must name too.
-            let revision = entry.as_ref().map_or(0, |e| e.revision);
-            let stored: Option<Mark> = match entry.filter(|e| e.operation == kv::Operation::Put) {
-                Some(entry) => Some(Mark::read(&entry.value).map_err(|e| err(&e))?),
-                None => None,
-            };
+        read_modify_write(&self.kv, key, FirstTry::Read, |stored| {
+            let stored = stored.map(Mark::read).transpose()?;
             // The book as it stood before this message's first try.
             let before = match stored {
                 Some(mark) if mark.by.as_deref() == Some(raw_id) => mark.before,
@@ -103,39 +94,17 @@ impl OrderBook {
             };
             let (flags, newest) = compare_in_order(before.as_ref(), &batch.events);
             let Some(newest) = newest else {
-                return Ok(flags);
+                return Ok(Decided::Keep(flags));
             };
             let mark = Mark {
                 newest: *newest,
                 by: Some(raw_id.to_owned()),
                 before,
             };
-            let value = serde_json::to_vec(&mark).map_err(|e| err(&e))?;
-            // A compare-and-set on the revision read (0: no entry). Not `kv.create`: when its
-            // write loses a race it reads the entry back, and on a replicated bucket that read
-            // may come from a replica that has not the winner's write yet, which it reports as
-            // an error, not as the race it is.
-            match self.kv.update(key, value.into(), revision).await {
-                Ok(_) => return Ok(flags),
-                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                    lost_race(race).await;
-                }
-                Err(e) => return Err(err(&e)),
-            }
-        }
-        Err(OrderError(format!(
-            "{key}: lost {MAX_RACES} races to other hosts updating the same key"
-        )))
-    }
-}
-
-/// The pause after losing the `race`-th race for a key: none after the first, then a little
-/// longer each time, so that a replica that answered the read before it had the winner's write
-/// catches up.
-pub(super) async fn lost_race(race: usize) {
-    if race > 0 {
-        let millis = u64::try_from(race).unwrap_or(u64::MAX).saturating_mul(5);
-        tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+            Ok(Decided::Write(serde_json::to_vec(&mark)?.into(), flags))
+        })
+        .await
+        .map_err(|e: RevisionError<serde_json::Error>| OrderError(format!("{key}: {e}")))
     }
 }
 
