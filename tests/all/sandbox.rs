@@ -639,3 +639,90 @@ async fn an_event_dated_past_the_routes_max_ahead_is_dead_lettered() {
     assert_eq!(orders, ["WO-SOON", "WO-3"], "an hour ahead is inside 2h");
     assert_steady_served(&js, commands.len(), &mut host).await;
 }
+
+/// Two routes that breach their deadline, each within its own admission (all workers but one),
+/// cannot together hold every worker: once they have breached, they share the workers but one,
+/// and a well-behaved route's call runs while both of theirs are in flight (it waited for one of
+/// them to hit its deadline: a good route's p99 went from 0.4 s to 4.2 s beside two of them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_that_breach_limits_together_leave_a_worker_to_the_others() {
+    use millrace::pipeline::{Pipeline, RawInput};
+    use millrace::workers::WorkerPool;
+
+    let nats = Nats::start();
+    let plugin = plugin("tests/guests/misbehave");
+    let route = |name: &str| {
+        format!(
+            "[routes.{name}]\nsubjects = [\"raw.{name}.*.cmd\"]\nplugin = {:?}\nlimits = {{ deadline = \"1500ms\" }}\nretry = {{ attempts = 1 }}\n\n",
+            plugin.display().to_string()
+        )
+    };
+    // The test config has two workers.
+    let path = nats.config(&format!(
+        "{}{}{}",
+        route("hosta"),
+        route("hostb"),
+        route("good")
+    ));
+    let config = std::sync::Arc::new(millrace::config::Config::load(&path).unwrap());
+    let js = jetstream::new(nats.client().await);
+    millrace::transport::ensure_streams(&js, &config.streams)
+        .await
+        .unwrap();
+    let sandbox = millrace::sandbox::Sandbox::new(None).unwrap();
+    let loader = millrace::registry::loader::PluginLoader::new(config.clone(), sandbox, None);
+    let table = millrace::routes::RouteTable::load(&config, &loader, &Default::default())
+        .await
+        .unwrap();
+    let route = |name: &str| {
+        table
+            .routes()
+            .iter()
+            .find(|r| &*r.name == name)
+            .unwrap()
+            .clone()
+    };
+    let delivery = millrace::delivery::Delivery::open(&js, &config.governance)
+        .await
+        .unwrap();
+    let pipeline = std::sync::Arc::new(Pipeline::new(
+        WorkerPool::start(2).unwrap(),
+        delivery,
+        js.clone(),
+    ));
+    let input = |name: &str, payload: &str| {
+        RawInput::new(
+            format!("raw.{name}.lab.cmd"),
+            None,
+            payload.as_bytes().to_vec().into(),
+            "RAW",
+            1,
+        )
+    };
+    let hostile = |name: &'static str| {
+        let (pipeline, route) = (pipeline.clone(), route(name));
+        tokio::spawn(async move {
+            let mapped = pipeline.map(&route, &input(name, "loop")).await.unwrap();
+            assert!(mapped.outcome.is_err(), "{name}: a loop hits the deadline");
+        })
+    };
+
+    // Each hostile route breaches once, then waits out its cool-down.
+    hostile("hosta").await.unwrap();
+    hostile("hostb").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+
+    let (a, b) = (hostile("hosta"), hostile("hostb"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let good = pipeline
+        .map(&route("good"), &input("good", "ok 1"))
+        .await
+        .unwrap();
+    assert!(good.outcome.is_ok(), "{:?}", good.outcome);
+    assert!(
+        !a.is_finished() && !b.is_finished(),
+        "the good route's call waited for a hostile one to hit its deadline"
+    );
+    a.await.unwrap();
+    b.await.unwrap();
+}

@@ -1,5 +1,6 @@
 //! The plugin-call stage both directions share: a route's admission (its share of the
-//! workers), its breaker (cool-down after deadline or memory breaches), the call on the worker
+//! workers, and while it breaches limits the share all such routes have together), its
+//! breaker (cool-down after deadline or memory breaches), the call on the worker
 //! pool, the plugin-call metrics, and retries with backoff for traps and breached limits.
 //! Mapping a raw message, rendering a canonical event's requests and interpreting a target's
 //! answer all go through [`PluginCalls::call`].
@@ -63,6 +64,16 @@ impl PluginCalls {
                     tokio::time::sleep(wait).await;
                     continue;
                 }
+                // A route that breached lately shares the suspects' permits with the others
+                // that did, so together they leave a worker to the well-behaved routes.
+                let _suspect = if route.breaker.suspect() {
+                    let Ok(permit) = route.suspects.acquire().await else {
+                        return Err(Unavailable("the route is shutting down").into());
+                    };
+                    Some(permit)
+                } else {
+                    None
+                };
                 let started = Instant::now();
                 let result = self
                     .pool

@@ -29,6 +29,14 @@ impl Breaker {
         until.checked_duration_since(std::time::Instant::now())
     }
 
+    /// Whether the route's last call breached a limit (its cool-down is set until a call
+    /// ends without one): its calls then share the host's permits for suspect routes.
+    pub fn suspect(&self) -> bool {
+        self.state
+            .lock()
+            .map_or(true, |state| !state.cooldown.is_zero())
+    }
+
     /// Records how a call ended: a breach opens (or keeps open) the breaker, anything else
     /// closes it.
     pub fn record(&self, breached: bool) {
@@ -68,7 +76,9 @@ mod tests {
             longest > Duration::from_secs(4) && longest <= Breaker::LONGEST,
             "{longest:?}"
         );
+        assert!(breaker.suspect(), "suspect while breaches continue");
         breaker.record(false);
         assert_eq!(breaker.remaining(), None);
+        assert!(!breaker.suspect(), "a good call clears it");
     }
 }

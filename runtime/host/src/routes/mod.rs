@@ -44,6 +44,10 @@ pub struct Route {
     /// Permits for plugin calls in the worker pool at once: fewer than the workers when a host
     /// serves several routes, so one route's slow or hostile calls never hold every worker.
     pub admission: Arc<tokio::sync::Semaphore>,
+    /// Permits every route of the host shares for calls while its breaker says it breached a
+    /// limit lately ([`Breaker::suspect`]): fewer than the workers, so two or more hostile
+    /// routes, each within its own admission, cannot together hold every worker.
+    pub suspects: Arc<tokio::sync::Semaphore>,
     /// Shadow runs in flight at once ([`SHADOW_RUNS`]): a shadow candidate runs beside the
     /// live flow, never in its way, and one that falls behind is skipped, not queued.
     pub shadow_runs: Arc<tokio::sync::Semaphore>,
@@ -235,14 +239,19 @@ impl Route {
             admission: Arc::new(tokio::sync::Semaphore::new(
                 tokio::sync::Semaphore::MAX_PERMITS,
             )),
+            suspects: Arc::new(tokio::sync::Semaphore::new(
+                tokio::sync::Semaphore::MAX_PERMITS,
+            )),
             shadow_runs: Arc::new(tokio::sync::Semaphore::new(SHADOW_RUNS)),
             breaker: Breaker::default(),
         }
     }
 
-    /// Limits this route to `calls` plugin calls at once.
-    pub fn with_admission(mut self, calls: usize) -> Self {
+    /// Limits this route to `calls` plugin calls at once, and to the permits of `suspects`
+    /// while it breaches limits.
+    pub fn with_admission(mut self, calls: usize, suspects: &Arc<tokio::sync::Semaphore>) -> Self {
         self.admission = Arc::new(tokio::sync::Semaphore::new(calls.max(1)));
+        self.suspects = suspects.clone();
         self
     }
 
@@ -273,7 +282,8 @@ pub struct RouteTable {
 impl RouteTable {
     /// Loads the versions every route serves: its binding's, else its configured plugin.
     /// With several routes, each may use all workers but one at a time (or
-    /// `host.max_workers_per_route`).
+    /// `host.max_workers_per_route`), and the routes that breach limits lately all together
+    /// as many (so a hostile route, or several, leave a worker to the others).
     pub async fn load(
         config: &Config,
         loader: &PluginLoader,
@@ -288,6 +298,9 @@ impl RouteTable {
             } else {
                 workers
             });
+        let suspects = Arc::new(tokio::sync::Semaphore::new(
+            workers.saturating_sub(1).max(1),
+        ));
         let mut routes = Vec::new();
         for (name, section) in &config.routes {
             let versions = loader.versions(name, bindings.get(name)).await?;
@@ -299,7 +312,7 @@ impl RouteTable {
                 );
             }
             routes.push(Arc::new(
-                Route::new(name, section, versions).with_admission(calls),
+                Route::new(name, section, versions).with_admission(calls, &suspects),
             ));
         }
         let mut outbound = Vec::new();
@@ -313,7 +326,7 @@ impl RouteTable {
                     route.active().id()
                 );
             }
-            outbound.push(Arc::new(route.with_admission(calls)));
+            outbound.push(Arc::new(route.with_admission(calls, &suspects)));
         }
         Ok(Self { routes, outbound })
     }
