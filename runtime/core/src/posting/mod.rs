@@ -22,9 +22,34 @@ pub use millrace_model::posting::{
 /// publish.
 pub const PLUGIN_TEXT_MAX: usize = 4096;
 
-/// `text` cut to [`PLUGIN_TEXT_MAX`] bytes ([`clip_to`]).
+/// A plugin's text as the host takes it (a map or render error, a verdict's reason or document
+/// id): its control characters shown ([`shown`]), then cut to [`PLUGIN_TEXT_MAX`] bytes
+/// ([`clip_to`]).
 pub fn clip(text: String) -> String {
+    let text = match shown(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    };
     clip_to(text, PLUGIN_TEXT_MAX)
+}
+
+/// `text` with its control characters but tab written as escapes (`\n`, `\u{0}`, `\u{1b}`):
+/// how the host shows a plugin's text (errors, log records, what it prints), so a plugin cannot
+/// forge log lines, hide text behind a NUL, or send escape sequences to an operator's terminal.
+pub fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    let hidden = |c: char| c.is_control() && c != '\t';
+    if !text.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if hidden(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// `text` cut to `max` bytes, at a character boundary, with `…` marking the cut.
@@ -135,6 +160,20 @@ pub fn path_refusal(path: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::canonical::EventData;
+
+    #[test]
+    fn a_plugins_text_shows_its_control_characters_as_escapes() {
+        assert_eq!(
+            clip("bad\0 record\r\n2026 INFO forged\u{1b}[2J\tend".into()),
+            "bad\\u{0} record\\r\\n2026 INFO forged\\u{1b}[2J\tend"
+        );
+        assert_eq!(clip("plain text".into()), "plain text");
+        // Escaped first, then cut: the bound holds.
+        assert_eq!(
+            clip("\0".repeat(PLUGIN_TEXT_MAX)).len(),
+            PLUGIN_TEXT_MAX + '…'.len_utf8()
+        );
+    }
 
     #[test]
     fn headers_that_would_split_reframe_or_steer_a_request_are_refused() {

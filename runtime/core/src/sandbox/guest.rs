@@ -161,6 +161,7 @@ impl GuestState {
             .collect::<Vec<_>>()
             .join(" ");
         let (route, plugin) = (&*self.route, &*self.plugin);
+        let message = crate::posting::shown(&message);
         match level {
             LogLevel::Trace => tracing::trace!(route, plugin, fields, "{message}"),
             LogLevel::Debug => tracing::debug!(route, plugin, fields, "{message}"),
@@ -406,6 +407,7 @@ impl GuestOutput {
         let text = String::from_utf8_lossy(&buffer.bytes);
         let (route, plugin, stream) = (&*self.route, &*self.plugin, self.stream);
         for line in text.lines() {
+            let line = crate::posting::shown(line);
             tracing::info!(route, plugin, stream, "guest: {line}");
         }
         if buffer.dropped > 0 {
