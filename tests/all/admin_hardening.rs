@@ -1298,3 +1298,184 @@ async fn a_body_the_api_cannot_read_is_answered_as_a_json_error() {
         );
     }
 }
+
+/// The same across processes: two hosts' admin APIs sent one version with other bytes at the
+/// same moment both answered 201, one silently replacing the other (the lock that kept deploys
+/// apart was one process's). A version is claimed in a key-value bucket first now: one is
+/// stored, the other refused. A claim left by a deploy that stopped before storing (a crash)
+/// lets the same bytes finish it and keeps other bytes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_version_deployed_at_once_on_two_hosts_is_stored_once() {
+    let hardened = Hardened::start("", TOKENS, "", &[]).await;
+    let config = hardened.config_dir().join("millrace.toml");
+    let port = free_port().unwrap();
+    let second = hardened.config_dir().join("second.toml");
+    std::fs::write(
+        &second,
+        std::fs::read_to_string(&config).unwrap().replace(
+            &format!("127.0.0.1:{}", hardened.port),
+            &format!("127.0.0.1:{port}"),
+        ),
+    )
+    .unwrap();
+    let consumer = consumer_name("line", "raw.test.*.cmd");
+    let second_host = Host::start(&second, &hardened.js, &[consumer.as_str()]).await;
+    let bases = [hardened.base.clone(), format!("http://127.0.0.1:{port}")];
+    let started = Instant::now();
+    while !matches!(
+        hardened.http.get(format!("{}/readyz", bases[1])).send().await,
+        Ok(r) if r.status().as_u16() == 200
+    ) {
+        assert!(started.elapsed() < PATIENCE, "{}", second_host.log_text());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let deploy = |base: &String, body: &Value| {
+        let request = hardened
+            .http
+            .post(format!("{base}/api/v1/plugins"))
+            .bearer_auth(ADMIN_SECRET)
+            .json(body);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let other = plugin_version("tests/guests/misbehave-v2", "9.9.9", two.path());
+    let other = base64::engine::general_purpose::STANDARD
+        .encode(std::fs::read(other.join("plugin.wasm")).unwrap());
+    for round in 0..4 {
+        let version = format!("7.1.{round}");
+        let first = upload(&format!("version = \"{version}\""), None, one.path());
+        let mut second = first.clone();
+        second["component"] = json!(other);
+        let (a, b) = tokio::join!(deploy(&bases[0], &first), deploy(&bases[1], &second));
+        let mut codes = [a.0, b.0];
+        codes.sort_unstable();
+        assert_eq!(codes, [201, 409], "round {round}: {} / {}", a.1, b.1);
+        let winner = if a.0 == 201 { &a.1 } else { &b.1 };
+        let (status, listed) = hardened
+            .get("/api/v1/plugins/misbehave", Some(READ_SECRET))
+            .await;
+        assert_eq!(status, 200, "{listed}");
+        let listed: Value = serde_json::from_str(&listed).unwrap();
+        let stored = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["id"] == format!("misbehave@{version}").as_str())
+            .unwrap_or_else(|| panic!("{listed}"));
+        assert_eq!(stored["digest"], winner["digest"], "round {round}");
+    }
+
+    // A deploy that claimed 7.2.0 and stopped before its objects were written.
+    let crashed = upload("version = \"7.2.0\"", None, one.path());
+    assert_eq!(deploy(&bases[0], &crashed).await.0, 201);
+    let claims = hardened
+        .js
+        .get_key_value("millrace-plugins-claims")
+        .await
+        .unwrap();
+    let claim = claims.get("misbehave/7.2.0").await.unwrap().unwrap();
+    let mut claim: Value = serde_json::from_slice(&claim).unwrap();
+    claim["stored"] = json!(false);
+    claims
+        .put(
+            "misbehave/7.2.0",
+            serde_json::to_vec(&claim).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    let objects = hardened
+        .js
+        .get_object_store("millrace-plugins")
+        .await
+        .unwrap();
+    for object in ["misbehave@7.2.0.json", "misbehave@7.2.0.wasm"] {
+        objects.delete(object).await.unwrap();
+    }
+    let mut impostor = crashed.clone();
+    impostor["component"] = json!(other);
+    let (status, refused) = deploy(&bases[1], &impostor).await;
+    assert_eq!(status, 409, "other bytes stay out: {refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("has not finished storing it"),
+        "{refused}"
+    );
+    let (status, finished) = deploy(&bases[1], &crashed).await;
+    assert_eq!(status, 201, "the same bytes finish it: {finished}");
+    assert_eq!(deploy(&bases[0], &crashed).await.0, 200);
+    assert_eq!(deploy(&bases[0], &impostor).await.0, 409);
+}
+
+/// A manifest whose `wit` is not what its component is built against was stored (immutable,
+/// and refused by every admission later). Refused at deploy now, over the API and the CLI,
+/// naming both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_naming_another_wit_than_its_component_is_refused_at_deploy() {
+    let hardened = Hardened::start("", TOKENS, "", &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut lying = upload("version = \"4.0.0\"", None, dir.path());
+    lying["manifest"] = json!(
+        lying["manifest"]
+            .as_str()
+            .unwrap()
+            .replace("millrace:mapping@1.0.0", "millrace:mapping@1.1.0")
+    );
+    let (status, refused) = hardened
+        .post("/api/v1/plugins", Some(ADMIN_SECRET), &lying)
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    let says = "its manifest says wit = \"millrace:mapping@1.1.0\" but the component is built against millrace:mapping@1.0.0";
+    assert!(
+        refused["error"].as_str().unwrap().contains(says),
+        "{refused}"
+    );
+
+    let folder = plugin_version("tests/guests/misbehave", "4.0.1", dir.path());
+    let manifest = folder.join("plugin.toml");
+    std::fs::write(
+        &manifest,
+        std::fs::read_to_string(&manifest)
+            .unwrap()
+            .replace("millrace:mapping@1.0.0", "millrace:mapping@1.1.0"),
+    )
+    .unwrap();
+    let config = hardened.config_dir().join("millrace.toml");
+    let cfg = config.to_str().unwrap();
+    assert_clean_failure(
+        &millrace(&[
+            "plugin",
+            "deploy",
+            folder.to_str().unwrap(),
+            "--config",
+            cfg,
+        ]),
+        says,
+    );
+    let listed = text(&millrace(&["plugin", "list", "--config", cfg]));
+    assert!(!listed.contains("@4.0."), "nothing stored: {listed}");
+    // Corrected, the version deploys: nothing of it was burnt.
+    std::fs::write(
+        &manifest,
+        std::fs::read_to_string(&manifest)
+            .unwrap()
+            .replace("millrace:mapping@1.1.0", "millrace:mapping@1.0.0"),
+    )
+    .unwrap();
+    let deployed = millrace(&[
+        "plugin",
+        "deploy",
+        folder.to_str().unwrap(),
+        "--config",
+        cfg,
+    ]);
+    assert!(deployed.status.success(), "{}", text(&deployed));
+}

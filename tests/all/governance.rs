@@ -232,7 +232,11 @@ async fn changes_need_a_second_identity_rollback_is_immediate_and_every_step_is_
 
     // A rejected proposal stays unapplied.
     let (code, proposed) = api
-        .post("/api/v1/routes/line/promote", BOB, json!(null))
+        .post(
+            "/api/v1/routes/line/activate",
+            BOB,
+            json!({ "version": "misbehave@2.0.0", "shadow": true }),
+        )
         .await;
     assert_eq!(code, 202, "{proposed}");
     let promote = proposed["proposal"]["id"].as_str().unwrap().to_owned();
@@ -240,7 +244,7 @@ async fn changes_need_a_second_identity_rollback_is_immediate_and_every_step_is_
         .post(
             &format!("/api/v1/proposals/{promote}/reject"),
             ALICE,
-            json!({ "reason": "no candidate to promote" }),
+            json!({ "reason": "not now" }),
         )
         .await;
     assert_eq!(code, 200, "{rejected}");
@@ -287,10 +291,12 @@ async fn changes_need_a_second_identity_rollback_is_immediate_and_every_step_is_
     let entries = trail.as_array().unwrap();
     assert_eq!(entries[1]["proposal"], first.as_str());
     assert_eq!(entries[1]["after"]["active"], "misbehave@2.0.0");
-    assert!(
-        entries[1]["before"].is_null(),
-        "served its configured plugin before"
-    );
+    // Before its first change the route served its configured plugin: the trail says which
+    // (it said `before: null`).
+    for entry in &entries[..2] {
+        assert_eq!(entry["before"]["active"], "misbehave@1.0.0", "{entry}");
+        assert_eq!(entry["before"]["from"], "config", "{entry}");
+    }
     assert_eq!(entries[3]["before"]["active"], "misbehave@2.0.0");
     assert_eq!(entries[3]["after"]["active"], "misbehave@2.1.0");
     let rollback = &entries[7];
@@ -466,5 +472,256 @@ async fn a_change_proposed_before_another_change_is_not_applied_over_it() {
     );
     let route = api.get("/api/v1/routes/line").await;
     assert_eq!(route["binding"]["active"], "misbehave@2.0.0", "{route}");
+    host.stop().await;
+}
+
+/// Two proposals made against one binding and approved at the same moment on two hosts were
+/// both applied: the check "unchanged since the proposal" and the write were apart, so both
+/// passed the check before either wrote. The check is now made on the binding the write
+/// replaces, in one compare-and-set: one wins, the other fails as changed since the proposal
+/// and is marked failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_proposals_approved_at_once_on_two_hosts_apply_exactly_one() {
+    let nats = Nats::start();
+    let (port_a, port_b) = (free_port().unwrap(), free_port().unwrap());
+    let config_a = governed_config(&nats, port_a, "24h", "a.toml");
+    let config_b = governed_config(&nats, port_b, "24h", "b.toml");
+    let host_a = InProcessHost::start(&config_a).await;
+    let host_b = InProcessHost::start(&config_b).await;
+    let (a, b) = (Api::on(port_a), Api::on(port_b));
+    let versions = tempfile::tempdir().unwrap();
+    a.deploy(&["2.0.0", "2.1.0", "2.2.0"], versions.path())
+        .await;
+    for round in 0..3 {
+        // Back to a known binding, then two proposals against it.
+        let reset = a.propose("misbehave@2.0.0", None).await;
+        let (code, reset) = a.approve(&reset).await;
+        assert_eq!(code, 200, "round {round}: {reset}");
+        let x = a.propose("misbehave@2.1.0", None).await;
+        let y = a.propose("misbehave@2.2.0", None).await;
+        let ((code_x, answer_x), (code_y, answer_y)) = tokio::join!(a.approve(&x), b.approve(&y));
+        let mut codes = [code_x, code_y];
+        codes.sort_unstable();
+        assert_eq!(
+            codes,
+            [200, 422],
+            "round {round}: one applied, one refused: {answer_x} / {answer_y}"
+        );
+        let (winner, loser, refused) = if code_x == 200 {
+            ("misbehave@2.1.0", &y, &answer_y)
+        } else {
+            ("misbehave@2.2.0", &x, &answer_x)
+        };
+        let error = refused["error"].as_str().unwrap();
+        assert!(
+            error.contains("route `line` changed since the proposal")
+                && error.contains(&format!("serves {winner} now")),
+            "round {round}: {refused}"
+        );
+        assert_eq!(
+            a.get(&format!("/api/v1/proposals/{loser}")).await["state"],
+            "failed"
+        );
+        let route = b.get("/api/v1/routes/line").await;
+        assert_eq!(route["binding"]["active"], winner, "round {round}: {route}");
+        assert_eq!(
+            route["binding"]["history"]
+                .as_array()
+                .unwrap()
+                .last()
+                .unwrap(),
+            "misbehave@2.0.0",
+            "the winner replaced the binding both were proposed against: {route}"
+        );
+    }
+    host_a.stop().await;
+    host_b.stop().await;
+}
+
+/// A promotion proposed while the route had no candidate was approved after a canary was set,
+/// promoting a version nobody proposed to promote. Proposing it is refused now, and a promotion
+/// stored without a candidate (proposed by an older host) fails on approval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promotion_without_a_candidate_is_refused_and_never_promotes_a_later_one() {
+    let nats = Nats::start();
+    let port = free_port().unwrap();
+    let config = governed_config(&nats, port, "24h", "governed.toml");
+    let host = InProcessHost::start(&config).await;
+    let api = Api::on(port);
+    let versions = tempfile::tempdir().unwrap();
+    api.deploy(&["2.0.0", "2.1.0"], versions.path()).await;
+    let id = api.propose("misbehave@2.0.0", None).await;
+    assert_eq!(api.approve(&id).await.0, 200);
+
+    let (code, refused) = api
+        .post("/api/v1/routes/line/promote", ALICE, json!(null))
+        .await;
+    assert_eq!(code, 422, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("route line has no candidate to promote"),
+        "{refused}"
+    );
+    assert_clean_failure(
+        &millrace_as(
+            "carol",
+            &[
+                "route",
+                "promote",
+                "line",
+                "--config",
+                config.to_str().unwrap(),
+            ],
+        ),
+        "route line has no candidate to promote",
+    );
+
+    // A promotion stored while the route had no candidate, as older hosts let it be.
+    let loaded = std::sync::Arc::new(millrace::config::Config::load(&config).unwrap());
+    let js = async_nats::jetstream::new(nats.client().await);
+    let registry = millrace::registry::store::Registry::open(&loaded, Some(&js))
+        .await
+        .unwrap();
+    let then = registry.binding("line").await.unwrap();
+    assert!(then.as_ref().unwrap().candidate.is_none());
+    let stale = millrace::approval::Proposals::open(&js, &loaded)
+        .await
+        .unwrap()
+        .create(
+            "line",
+            millrace::approval::RouteChange::Promote,
+            "alice",
+            millrace::audit::Via::Api,
+            then,
+        )
+        .await
+        .unwrap();
+    let canary = api.propose("misbehave@2.1.0", Some(10)).await;
+    assert_eq!(api.approve(&canary).await.0, 200);
+    let (code, refused) = api.approve(&stale.id).await;
+    assert_eq!(code, 422, "{refused}");
+    assert!(
+        refused["error"].as_str().unwrap().contains(
+            "it had no candidate when the promotion was proposed and its candidate is misbehave@2.1.0 now"
+        ),
+        "{refused}"
+    );
+    let route = api.get("/api/v1/routes/line").await;
+    assert_eq!(route["binding"]["active"], "misbehave@2.0.0", "{route}");
+    assert_eq!(
+        route["binding"]["candidate"]["version"], "misbehave@2.1.0",
+        "{route}"
+    );
+    assert_eq!(
+        api.get(&format!("/api/v1/proposals/{}", stale.id)).await["state"],
+        "failed"
+    );
+    host.stop().await;
+}
+
+/// A route's active version was accepted as its own canary or shadow (nothing to compare, no
+/// share to take): refused when proposed, and when set at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_active_version_is_not_its_own_candidate() {
+    let nats = Nats::start();
+    let port = free_port().unwrap();
+    let config = governed_config(&nats, port, "24h", "governed.toml");
+    let cfg = config.to_str().unwrap();
+    let host = InProcessHost::start(&config).await;
+    let api = Api::on(port);
+    let versions = tempfile::tempdir().unwrap();
+    api.deploy(&["2.0.0"], versions.path()).await;
+    let id = api.propose("misbehave@2.0.0", None).await;
+    assert_eq!(api.approve(&id).await.0, 200);
+    for body in [
+        json!({ "version": "misbehave@2.0.0", "canary": 50 }),
+        json!({ "version": "misbehave@2.0.0", "shadow": true }),
+    ] {
+        let (code, refused) = api.post("/api/v1/routes/line/activate", ALICE, body).await;
+        assert_eq!(code, 422, "{refused}");
+        assert!(
+            refused["error"]
+                .as_str()
+                .unwrap()
+                .contains("misbehave@2.0.0 is route line's active version: it cannot be its"),
+            "{refused}"
+        );
+    }
+    // Set at once, on a config where the route needs no approval.
+    let open = config.with_file_name("open.toml");
+    std::fs::write(
+        &open,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("routes = [\"line\"]", "routes = []"),
+    )
+    .unwrap();
+    assert_clean_failure(
+        &millrace_as(
+            "carol",
+            &[
+                "route",
+                "set-version",
+                "line",
+                "misbehave@2.0.0",
+                "--shadow",
+                "--config",
+                open.to_str().unwrap(),
+            ],
+        ),
+        "misbehave@2.0.0 is route line's active version: it cannot be its shadow too",
+    );
+    let shown = text(&millrace_as(
+        "carol",
+        &["route", "show", "line", "--config", cfg],
+    ));
+    assert!(shown.contains("line: active misbehave@2.0.0\n"), "{shown}");
+    host.stop().await;
+}
+
+/// A rollback went back to a version no longer in the registry (set-version refuses one): the
+/// running hosts switched from memory, and any host started later failed to load it. It is
+/// refused now, as set-version is, and the route keeps what it serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollback_to_a_version_no_longer_deployed_is_refused() {
+    let nats = Nats::start();
+    let port = free_port().unwrap();
+    let config = governed_config(&nats, port, "24h", "governed.toml");
+    let cfg = config.to_str().unwrap();
+    let mut host = InProcessHost::start(&config).await;
+    let api = Api::on(port);
+    let versions = tempfile::tempdir().unwrap();
+    api.deploy(&["2.0.0", "2.1.0"], versions.path()).await;
+    for version in ["misbehave@2.0.0", "misbehave@2.1.0"] {
+        let id = api.propose(version, None).await;
+        assert_eq!(api.approve(&id).await.0, 200);
+    }
+    host.switched("line", active_is("misbehave@2.1.0")).await;
+    // 2.0.0 is removed from the registry (a cleanup job).
+    let js = async_nats::jetstream::new(nats.client().await);
+    let objects = js.get_object_store("millrace-plugins").await.unwrap();
+    for object in ["misbehave@2.0.0.json", "misbehave@2.0.0.wasm"] {
+        objects.delete(object).await.unwrap();
+    }
+    let (code, refused) = api
+        .post("/api/v1/routes/line/rollback", ALICE, json!(null))
+        .await;
+    assert_ne!(code, 200, "{refused}");
+    let error = refused["error"].as_str().unwrap();
+    assert!(
+        error.contains("route line cannot be rolled back to misbehave@2.0.0")
+            && error.contains("misbehave@2.0.0 is not deployed"),
+        "{refused}"
+    );
+    assert_clean_failure(
+        &millrace_as("carol", &["route", "rollback", "line", "--config", cfg]),
+        "route line cannot be rolled back to misbehave@2.0.0",
+    );
+    let route = api.get("/api/v1/routes/line").await;
+    assert_eq!(route["binding"]["active"], "misbehave@2.1.0", "{route}");
+    let trail = api.get("/api/v1/audit?route=line&action=rollback").await;
+    assert!(trail.as_array().unwrap().is_empty(), "{trail}");
     host.stop().await;
 }

@@ -71,7 +71,8 @@ pub enum PluginCommand {
     },
     /// Stores a plugin version (component, manifest, fixtures) in the registry as
     /// name@version with its sha256. Versions are immutable: the same version with other
-    /// bytes is refused.
+    /// bytes is refused, also when deployed at the same moment elsewhere. A component whose
+    /// WIT version (its imports) is not the manifest's `wit` is refused.
     Deploy {
         /// A plugin folder (with plugin.toml and fixtures/); built first when needed.
         plugin: PathBuf,
@@ -480,7 +481,17 @@ async fn deploy(
         Ok((plugin, bytes, wit))
     })
     .await??;
-    let mut record = VersionRecord::of(&plugin, &bytes, &wit)?;
+    let record = VersionRecord::of(&plugin, &bytes, &wit)?;
+    // What the manifest says must be what the component is (its WIT version, its world):
+    // checked before the version, immutable once stored, is claimed.
+    let sandbox = super::sandbox(&config)?;
+    let (checked, record) = tokio::task::spawn_blocking(move || {
+        let checked =
+            millrace::registry::check_deployable(&sandbox, &record, &bytes).map(|()| bytes);
+        (checked, record)
+    })
+    .await?;
+    let (bytes, mut record) = (checked?, record);
     if let Some(key_file) = sign_key {
         let secret = std::fs::read_to_string(key_file)
             .with_context(|| format!("cannot read signing key {}", key_file.display()))?;

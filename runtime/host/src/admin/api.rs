@@ -383,14 +383,16 @@ async fn check_component(
     let (name, version) = (record.name.clone(), record.version.clone());
     let acknowledger = record.parsed_manifest().is_ok_and(|m| m.is_acknowledger());
     // The slot is held by the compile itself, which outlives a caller that leaves.
-    tokio::task::spawn_blocking(move || {
+    let built = tokio::task::spawn_blocking(move || {
         let _slot = slot;
         if acknowledger {
             sandbox
                 .load_acknowledger(&name, &version, &component)
-                .map(drop)
+                .map(|_| None)
         } else {
-            sandbox.load(&name, &version, &component).map(drop)
+            sandbox
+                .load(&name, &version, &component)
+                .map(|loaded| Some(loaded.wit))
         }
     })
     .await
@@ -399,7 +401,14 @@ async fn check_component(
         ApiError::bad_request(format!(
             "`component` is not a component this host can run: {e:#}"
         ))
-    })
+    })?;
+    // The manifest must name the WIT package the component is built against: a version stored
+    // otherwise is immutable and refused by every admission.
+    if let Some(built) = built {
+        crate::registry::check_built_against(record, built)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")))?;
+    }
+    Ok(())
 }
 
 /// `?route=&limit=`.

@@ -17,7 +17,7 @@ use crate::audit::{Action, Actor, AuditTrail, Change, Target};
 use crate::registry::AdmissionBounds;
 use crate::registry::rollout::{self, Admitted, Switched};
 use crate::registry::store::{Binding, CandidateMode, Registry};
-use millrace_core::config::Config;
+use millrace_core::config::{Config, PluginSource};
 use millrace_core::sandbox::Sandbox;
 
 /// A change of which version a route serves.
@@ -163,19 +163,41 @@ impl RouteChanges {
                 } else {
                     ""
                 };
-            let applied = self.apply(route, &change, None, bounds).await?;
+            let applied = self
+                .apply(route, &change, &rollout::unguarded, bounds)
+                .await?;
             let entry = Change::new(
                 change.action(),
                 Target::Route(route.to_owned()),
                 format!("{}{note}", change.describe(route)),
             )
-            .before(&applied.switched.before)
+            .before(&self.served(route, applied.switched.before.as_ref()))
             .after(&applied.switched.after);
             self.audit
                 .record(actor, entry)
                 .await
                 .with_context(|| applied_but_unrecorded(&applied))?;
             return Ok(Outcome::Applied(applied));
+        }
+        let binding_then = self.registry.binding(route).await?;
+        // A proposal that could not be applied to the binding it is proposed against is
+        // refused now, not when it is approved.
+        match &change {
+            RouteChange::SetVersion { version, mode } => {
+                let serving =
+                    rollout::effective_binding(&self.config, route, binding_then.as_ref());
+                rollout::check_candidate(route, serving.as_ref(), version, *mode)?;
+            }
+            RouteChange::Promote => {
+                if binding_then
+                    .as_ref()
+                    .and_then(|b| b.candidate.as_ref())
+                    .is_none()
+                {
+                    anyhow::bail!("{}", rollout::no_candidate(route));
+                }
+            }
+            RouteChange::Rollback => {}
         }
         if let RouteChange::SetVersion { version, .. } = &change {
             rollout::admit_version_within(
@@ -187,7 +209,6 @@ impl RouteChanges {
             )
             .await?;
         }
-        let binding_then = self.registry.binding(route).await?;
         let proposal = self
             .proposals()
             .await?
@@ -209,7 +230,7 @@ impl RouteChanges {
                 proposal.expires_at
             ),
         )
-        .before(&binding_then)
+        .before(&self.served(route, binding_then.as_ref()))
         .after(&proposal)
         .proposal(&proposal.id);
         self.audit.record(actor, entry).await.with_context(|| {
@@ -232,19 +253,13 @@ impl RouteChanges {
         let proposal = proposals
             .decide(id, &actor.who, ProposalState::Approved, None)
             .await?;
-        // A promotion promotes the candidate its proposer saw, never one set after it.
-        let reviewed = proposal
-            .binding_then
-            .as_ref()
-            .and_then(|b| b.candidate.as_ref())
-            .map(|c| c.version.as_str());
-        let applied = match self.unchanged_since(&proposal).await {
-            Ok(()) => {
-                self.apply(&proposal.route, &proposal.change, reviewed, bounds)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
+        // Applied only to the binding it was reviewed against: checked on the binding the
+        // change replaces, in the same compare-and-set as its write, so of two proposals
+        // approved at once against one binding exactly one is applied.
+        let reviewed = |now: Option<&Binding>| unchanged_since(&proposal, now);
+        let applied = self
+            .apply(&proposal.route, &proposal.change, &reviewed, bounds)
+            .await;
         let applied = match applied {
             Ok(applied) => applied,
             Err(e) => {
@@ -280,7 +295,7 @@ impl RouteChanges {
                 proposal.change.describe(&proposal.route)
             ),
         )
-        .before(&applied.switched.before)
+        .before(&self.served(&proposal.route, applied.switched.before.as_ref()))
         .after(&applied.switched.after)
         .proposal(id);
         self.audit
@@ -319,50 +334,38 @@ impl RouteChanges {
         Ok(proposal)
     }
 
-    /// Applies `change` to `route`; a promotion only of the candidate `reviewed` when given.
-    /// Refuses to apply a proposal to a route that changed since it was proposed: approved, a
-    /// set-version proposed against 1.0.0 silently undid another approved change or an emergency
-    /// rollback made after it. The approver reviewed the change against what the route served
-    /// then (its active version and candidate), so it is applied only against that.
-    /// A promotion has its own check, of the candidate it promotes (`reviewed`).
-    async fn unchanged_since(&self, proposal: &Proposal) -> anyhow::Result<()> {
-        if matches!(proposal.change, RouteChange::Promote) {
-            return Ok(());
+    /// What `route` served before a change whose binding was `before`, for the audit trail:
+    /// that binding, or, while the route had none, the plugin its config names (a deployed
+    /// version, or a folder or component with the version its manifest gives).
+    fn served(&self, route: &str, before: Option<&Binding>) -> serde_json::Value {
+        if let Some(binding) = before {
+            return serde_json::to_value(binding).unwrap_or_default();
         }
-        let served =
-            |binding: Option<&Binding>| binding.map(|b| (b.active.clone(), b.candidate.clone()));
-        let now = self.registry.binding(&proposal.route).await?;
-        if served(now.as_ref()) == served(proposal.binding_then.as_ref()) {
-            return Ok(());
+        match self.config.plugin_of(route) {
+            Some(PluginSource::Registry(id)) => {
+                serde_json::json!({ "active": id, "from": "config" })
+            }
+            Some(PluginSource::Path(path)) => {
+                let path = self.config.resolve(&path);
+                let active = crate::registry::Manifest::load(&path)
+                    .map(|m| format!("{}@{}", m.name, m.version))
+                    .unwrap_or_else(|_| path.display().to_string());
+                serde_json::json!({
+                    "active": active,
+                    "from": "config",
+                    "plugin": path.display().to_string(),
+                })
+            }
+            None => serde_json::Value::Null,
         }
-        let describe = |binding: Option<&Binding>| match binding {
-            None => "its configured plugin".to_owned(),
-            Some(b) => match &b.candidate {
-                Some(c) => match c.mode {
-                    CandidateMode::Canary { percent } => {
-                        format!("{} with {} as a {percent}% canary", b.active, c.version)
-                    }
-                    CandidateMode::Shadow => {
-                        format!("{} with {} in shadow", b.active, c.version)
-                    }
-                },
-                None => b.active.clone(),
-            },
-        };
-        anyhow::bail!(
-            "route `{}` changed since the proposal: it served {} when proposed and serves {} \
-             now; propose the change again against what it serves",
-            proposal.route,
-            describe(proposal.binding_then.as_ref()),
-            describe(now.as_ref())
-        )
     }
 
+    /// Applies `change` to `route` when `guard` accepts the binding it replaces.
     async fn apply(
         &self,
         route: &str,
         change: &RouteChange,
-        reviewed: Option<&str>,
+        guard: rollout::Guard<'_>,
         bounds: AdmissionBounds,
     ) -> anyhow::Result<Applied> {
         let (admitted, switched) = match change {
@@ -375,17 +378,18 @@ impl RouteChanges {
                     version,
                     *mode,
                     bounds,
+                    guard,
                 )
                 .await?;
                 (Some(admitted), switched)
             }
             RouteChange::Promote => (
                 None,
-                rollout::promote(&self.config, &self.registry, route, reviewed).await?,
+                rollout::promote(&self.config, &self.registry, route, guard).await?,
             ),
             RouteChange::Rollback => (
                 None,
-                rollout::rollback(&self.config, &self.registry, route).await?,
+                rollout::rollback(&self.config, &self.registry, route, guard).await?,
             ),
         };
         Ok(Applied {
@@ -394,6 +398,63 @@ impl RouteChanges {
             switched,
         })
     }
+}
+
+/// Refuses to apply `proposal` to a route whose binding is `now` when it changed since the
+/// proposal: approved, a set-version proposed against 1.0.0 silently undid another approved
+/// change or an emergency rollback made after it. The approver reviewed the change against what
+/// the route served then (its active version and candidate), so it is applied only against that.
+/// A promotion promotes only the candidate its proposer saw ("none" included: a promotion
+/// proposed while the route had no candidate never promotes one set later).
+fn unchanged_since(proposal: &Proposal, now: Option<&Binding>) -> anyhow::Result<()> {
+    let route = &proposal.route;
+    let then = proposal.binding_then.as_ref();
+    if matches!(proposal.change, RouteChange::Promote) {
+        let candidate = |b: Option<&Binding>| {
+            b.and_then(|b| b.candidate.as_ref())
+                .map(|c| c.version.clone())
+        };
+        let (seen, current) = (candidate(then), candidate(now));
+        if seen == current {
+            return Ok(());
+        }
+        let current = current.unwrap_or_else(|| "none".to_owned());
+        match seen {
+            Some(seen) => anyhow::bail!(
+                "route `{route}` changed since the proposal: its candidate is {current} now, not \
+                 {seen} as when the promotion was proposed: propose the promotion of {current} \
+                 again"
+            ),
+            None => anyhow::bail!(
+                "route `{route}` changed since the proposal: it had no candidate when the \
+                 promotion was proposed and its candidate is {current} now: propose the \
+                 promotion of {current} again"
+            ),
+        }
+    }
+    let served =
+        |binding: Option<&Binding>| binding.map(|b| (b.active.clone(), b.candidate.clone()));
+    if served(now) == served(then) {
+        return Ok(());
+    }
+    let describe = |binding: Option<&Binding>| match binding {
+        None => "its configured plugin".to_owned(),
+        Some(b) => match &b.candidate {
+            Some(c) => match c.mode {
+                CandidateMode::Canary { percent } => {
+                    format!("{} with {} as a {percent}% canary", b.active, c.version)
+                }
+                CandidateMode::Shadow => format!("{} with {} in shadow", b.active, c.version),
+            },
+            None => b.active.clone(),
+        },
+    };
+    anyhow::bail!(
+        "route `{route}` changed since the proposal: it served {} when proposed and serves {} \
+         now; propose the change again against what it serves",
+        describe(then),
+        describe(now)
+    )
 }
 
 /// The error context of a change that took effect but is missing from the trail.

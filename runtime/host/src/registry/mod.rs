@@ -120,6 +120,44 @@ pub fn admit(
     )
 }
 
+/// Refuses to deploy `record` when its manifest's `wit` is not the WIT package its component
+/// was built against (`built`, read from the component's imports when it was loaded): stored,
+/// such a version would be immutable and refused by every admission.
+pub fn check_built_against(record: &VersionRecord, built: &str) -> anyhow::Result<()> {
+    if record.wit != built {
+        anyhow::bail!(
+            "{} is refused: its manifest says wit = \"{}\" but the component is built against \
+             {built} (its imports say so): correct `wit` in plugin.toml, or rebuild the component \
+             against {}",
+            record.id(),
+            record.wit,
+            record.wit
+        );
+    }
+    Ok(())
+}
+
+/// Loads `component` of `record` as its manifest says it is (an acknowledger, else a mapper or
+/// poster) and refuses it when it is not what the manifest says: the check of a deploy, on
+/// the CLI and the admin API alike. Blocking (it compiles): run it off the async reactor.
+pub fn check_deployable(
+    sandbox: &Sandbox,
+    record: &VersionRecord,
+    component: &[u8],
+) -> anyhow::Result<()> {
+    let manifest = record.parsed_manifest()?;
+    if manifest.is_acknowledger() {
+        sandbox
+            .load_acknowledger(&record.name, &record.version, component)
+            .with_context(|| format!("{} is refused", record.id()))?;
+        return Ok(());
+    }
+    let loaded = sandbox
+        .load(&record.name, &record.version, component)
+        .with_context(|| format!("{} is refused", record.id()))?;
+    check_built_against(record, loaded.wit)
+}
+
 /// Most golden fixtures a version may carry.
 pub const MAX_FIXTURES: usize = 256;
 

@@ -34,8 +34,18 @@ pub struct Switched {
     pub after: Binding,
 }
 
+/// What a change must find a route's binding to be (`None`: the route never switched), checked
+/// on the binding the change replaces, in the same compare-and-set as its write: an approved
+/// proposal is applied only to the binding it was reviewed against.
+pub type Guard<'a> = &'a (dyn Fn(Option<&Binding>) -> anyhow::Result<()> + Send + Sync);
+
+/// A guard that accepts any binding: a change applied at once, to the binding it reads.
+pub fn unguarded(_: Option<&Binding>) -> anyhow::Result<()> {
+    Ok(())
+}
+
 /// Changes `route`'s binding with `change` and says what it replaced: the binding `change` saw
-/// on the attempt that was written.
+/// on the attempt that was written (a compare-and-set on its revision).
 async fn switch<F>(registry: &Registry, route: &str, change: F) -> anyhow::Result<Switched>
 where
     F: Fn(Option<&Binding>) -> anyhow::Result<Binding>,
@@ -106,8 +116,46 @@ pub async fn admit_version_within(
     })
 }
 
+/// Refuses making `version` the candidate (`mode`) of a route that serves `current` (its
+/// binding, or its configured plugin as one): the active version is not its own candidate.
+pub fn check_candidate(
+    route: &str,
+    current: Option<&Binding>,
+    version: &str,
+    mode: Option<CandidateMode>,
+) -> anyhow::Result<()> {
+    if let (Some(mode), Some(current)) = (mode, current)
+        && current.active == version
+    {
+        let what = match mode {
+            CandidateMode::Canary { .. } => "canary",
+            CandidateMode::Shadow => "shadow",
+        };
+        bail!(
+            "{version} is route {route}'s active version: it cannot be its {what} too (a \
+             candidate is compared with, or takes a share from, another version); make another \
+             version the candidate"
+        );
+    }
+    Ok(())
+}
+
+/// The binding a route serves now: its binding, else its configured plugin (when that names a
+/// deployed version) as a binding.
+pub fn effective_binding(
+    config: &Config,
+    route: &str,
+    binding: Option<&Binding>,
+) -> Option<Binding> {
+    binding
+        .cloned()
+        .or_else(|| configured_version(config, route).map(|id| Binding::activate(None, &id)))
+}
+
 /// Makes `version` the route's active version, or with `mode` its candidate, after
-/// admitting it within `bounds`. A refused version changes nothing.
+/// admitting it within `bounds`. A refused version changes nothing; nor does a binding that
+/// `guard` refuses.
+#[allow(clippy::too_many_arguments)]
 pub async fn set_version(
     config: &Config,
     registry: &Registry,
@@ -116,6 +164,7 @@ pub async fn set_version(
     version: &str,
     mode: Option<CandidateMode>,
     bounds: AdmissionBounds,
+    guard: Guard<'_>,
 ) -> anyhow::Result<(Admitted, Switched)> {
     check_route(config, route)?;
     let route_limits = (config.routes.get(route).map(|r| r.calls))
@@ -138,11 +187,10 @@ pub async fn set_version(
             wanted.name()
         );
     }
-    let configured = configured_version(config, route);
     let switched = switch(registry, route, |current| {
-        let current = current
-            .cloned()
-            .or_else(|| configured.as_deref().map(|id| Binding::activate(None, id)));
+        guard(current)?;
+        let current = effective_binding(config, route, current);
+        check_candidate(route, current.as_ref(), version, mode)?;
         Ok(match mode {
             None => Binding::activate(current.as_ref(), version),
             Some(mode) => {
@@ -162,61 +210,104 @@ pub async fn set_version(
 }
 
 /// Undoes the route's last change: drops its candidate (canary or shadow) when it has one,
-/// else goes back to the version it served before its active one.
+/// else goes back to the version it served before its active one, which must still be deployed
+/// (its record and component, the component matching its digest, signed when signatures are
+/// required), as `set_version` requires: a host started later must be able to load it. The
+/// write is a compare-and-set on the binding the rollback was worked out from.
 pub async fn rollback(
     config: &Config,
     registry: &Registry,
     route: &str,
+    guard: Guard<'_>,
 ) -> anyhow::Result<Switched> {
     check_route(config, route)?;
-    switch(registry, route, |current| {
-        let current = current.with_context(|| {
-            format!("route {route} has never switched versions: there is nothing to roll back to")
-        })?;
-        // A candidate is the last change: a bad canary or shadow goes, the active version stays.
-        if current.candidate.is_some() {
-            let mut next = current.clone();
-            next.candidate = None;
-            return Ok(next.touched());
+    // The binding the target was checked against: the write is refused on any other one, and
+    // the rollback worked out again from that.
+    #[derive(Debug)]
+    struct Moved;
+    impl std::fmt::Display for Moved {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("the binding changed while the rollback was checked")
         }
-        let mut history = current.history.clone();
-        let previous = history
-            .pop()
-            .with_context(|| format!("route {route} has no version before {}", current.active))?;
-        let mut next = Binding::activate(None, &previous);
-        next.history = history;
-        Ok(next)
-    })
-    .await
+    }
+    impl std::error::Error for Moved {}
+    for _ in 0..8 {
+        let read = registry.binding(route).await?;
+        if let Some(target) = read
+            .as_ref()
+            .filter(|b| b.candidate.is_none())
+            .and_then(|b| b.history.last())
+        {
+            let (record, _) = registry.fetch(target).await.with_context(|| {
+                format!(
+                    "route {route} cannot be rolled back to {target}: set another deployed \
+                     version with `route set-version`"
+                )
+            })?;
+            super::signing::check(&record, &config.registry)
+                .with_context(|| format!("route {route} cannot be rolled back to {target}"))?;
+        }
+        let switched = switch(registry, route, |current| {
+            guard(current)?;
+            if current != read.as_ref() {
+                return Err(Moved.into());
+            }
+            back_one(route, current)
+        })
+        .await;
+        match switched {
+            Err(e) if e.is::<Moved>() => continue,
+            other => return other,
+        }
+    }
+    bail!("the binding of route {route} kept changing under the rollback: try again")
 }
 
-/// Makes the route's candidate its active version; with `reviewed`, only when the candidate is
-/// that version (an approved proposal promotes what its proposer saw).
+/// The binding one step back from `current`: without its candidate, else its version before.
+fn back_one(route: &str, current: Option<&Binding>) -> anyhow::Result<Binding> {
+    let current = current.with_context(|| {
+        format!("route {route} has never switched versions: there is nothing to roll back to")
+    })?;
+    // A candidate is the last change: a bad canary or shadow goes, the active version stays.
+    if current.candidate.is_some() {
+        let mut next = current.clone();
+        next.candidate = None;
+        return Ok(next.touched());
+    }
+    let mut history = current.history.clone();
+    let previous = history
+        .pop()
+        .with_context(|| format!("route {route} has no version before {}", current.active))?;
+    let mut next = Binding::activate(None, &previous);
+    next.history = history;
+    Ok(next)
+}
+
+/// Makes the route's candidate its active version, when `guard` accepts the binding (an
+/// approved proposal promotes only the candidate its proposer saw).
 pub async fn promote(
     config: &Config,
     registry: &Registry,
     route: &str,
-    reviewed: Option<&str>,
+    guard: Guard<'_>,
 ) -> anyhow::Result<Switched> {
     check_route(config, route)?;
     switch(registry, route, |current| {
-        let current = current.context("the route has no candidate to promote")?;
+        guard(current)?;
         let candidate = current
-            .candidate
-            .as_ref()
-            .with_context(|| format!("route {route} has no candidate to promote"))?;
-        if let Some(reviewed) = reviewed {
-            anyhow::ensure!(
-                candidate.version == reviewed,
-                "route {route}'s candidate is {} now, not {reviewed} as when the promotion was \
-                 proposed: propose the promotion of {} again",
-                candidate.version,
-                candidate.version
-            );
-        }
-        Ok(Binding::activate(Some(current), &candidate.version))
+            .and_then(|b| b.candidate.as_ref())
+            .with_context(|| no_candidate(route))?;
+        Ok(Binding::activate(current, &candidate.version))
     })
     .await
+}
+
+/// Why a route without a candidate cannot be promoted.
+pub fn no_candidate(route: &str) -> String {
+    format!(
+        "route {route} has no candidate to promote: make a version its canary or shadow first \
+         (`route set-version {route} <name@version> --canary <percent>` or `--shadow`)"
+    )
 }
 
 /// The routes whose binding names version `id`: `<route> (active|candidate|previous)`.

@@ -4,6 +4,12 @@
 //! A version is immutable: `name@version` holds one component, identified by its sha256;
 //! deploying the same version with other bytes is refused. A route binding says which version
 //! a route serves, which ones it served before (for rollback) and which candidate it tries.
+//!
+//! In JetStream the object store has no compare-and-set, so a version is first *claimed* in a
+//! key-value bucket (`<registry.bucket>-claims`, one key per version) with a create-only
+//! compare-and-set carrying its digests; only the deploy whose claim stands (or a deploy of the
+//! same bytes) writes the objects. A binding is written with a compare-and-set on the revision
+//! its change read.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,6 +30,7 @@ use super::{LocalPlugin, MANIFEST_FILE, Manifest};
 use millrace_core::config::{Config, RegistryKind};
 use millrace_core::digest::sha256_hex;
 use millrace_transport as transport;
+use millrace_transport::revision::{Decided, FirstTry, RevisionError, read_modify_write};
 
 /// How often a directory registry looks for changed bindings.
 const DIRECTORY_POLL: Duration = Duration::from_millis(200);
@@ -142,6 +149,9 @@ pub enum Registry {
         objects: object_store::ObjectStore,
         /// The bindings bucket.
         bindings: kv::Store,
+        /// The claims of versions (`<registry.bucket>-claims`): which bytes a `name@version`
+        /// holds, claimed before its objects are written.
+        claims: kv::Store,
     },
     /// In a folder: `versions/` and `routes/`.
     Directory(PathBuf),
@@ -189,51 +199,117 @@ impl Registry {
                     &replication,
                 )
                 .await?;
-                Ok(Registry::JetStream { objects, bindings })
+                let claims = transport::replicated_key_value(
+                    js,
+                    &claims_bucket(&settings.bucket),
+                    Duration::ZERO,
+                    "millrace: the bytes each deployed plugin version holds, claimed before it is stored",
+                    &replication,
+                )
+                .await?;
+                Ok(Registry::JetStream {
+                    objects,
+                    bindings,
+                    claims,
+                })
             }
         }
     }
 
     /// Stores a version. The same version with the same bytes, manifest and fixtures is a no-op
     /// (returns false); with other bytes, another manifest or other fixtures it is refused.
+    ///
+    /// In JetStream the version is claimed first (see the module's documentation), so that of
+    /// two deploys of one version with other bytes on two processes at once exactly one is
+    /// stored: the other is refused ([`RegistryError::Conflict`]). A deploy that claimed the
+    /// version and stopped before its objects were written (a crash, NATS gone) leaves its
+    /// claim: the same bytes deployed again finish it; other bytes stay refused.
     pub async fn deploy(&self, record: &VersionRecord, component: &[u8]) -> RegistryResult<bool> {
         let id = record.id();
         checked_id(&id)?;
-        // The check and the writes below are one step for this process: two deploys of one
-        // version sent at once both found it absent and both stored, the later bytes winning,
-        // and both were answered 201. (The object store has no compare-and-set, so two
-        // processes deploying one version at the same instant are not kept apart.)
-        static DEPLOYING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-        let _one_at_a_time = DEPLOYING.lock().await;
-        if let Some(existing) = self.record(&id).await? {
-            if existing.digest == record.digest {
-                // A version is what admission judged: its component, its manifest (limits) and
-                // its fixtures. A fixed fixture redeployed under the same version was reported
-                // "already deployed", and the stored fixtures kept failing admission.
-                fn sorted_fixtures(r: &VersionRecord) -> Vec<&super::record::StoredFixture> {
-                    let mut all: Vec<_> = r.fixtures.iter().collect();
-                    all.sort_by(|a, b| a.name.cmp(&b.name));
-                    all
+        match self {
+            Registry::Directory(_) => {
+                // One folder, one process (a development host): the check and the writes are
+                // one step for it.
+                static DEPLOYING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+                let _one_at_a_time = DEPLOYING.lock().await;
+                if let Some(existing) = self.record(&id).await? {
+                    return same_version(&existing, record).map(|()| false);
                 }
-                let other = if existing.manifest != record.manifest {
-                    Some("another manifest (plugin.toml)")
-                } else if sorted_fixtures(&existing) != sorted_fixtures(record) {
-                    Some("other golden fixtures")
-                } else {
-                    None
-                };
-                return match other {
-                    None => Ok(false),
-                    Some(other) => Err(RegistryError::Conflict(format!(
-                        "{id} is already deployed with this component but {other}: versions are immutable, give the plugin a new version"
-                    ))),
-                };
+                self.write_version(record, component).await?;
+                Ok(true)
             }
-            return Err(RegistryError::Conflict(format!(
-                "{id} is already deployed with other bytes (sha256 {}, these are {}): versions are immutable, give the plugin a new version",
-                existing.digest, record.digest
-            )));
+            Registry::JetStream { claims, .. } => {
+                let ours = Claim::of(record, false);
+                let key = claim_key(&id);
+                // A version stored before claims existed has a record and no claim: its claim is
+                // made from its record, so other bytes are refused as before.
+                let first = match claims.entry(&key).await {
+                    Ok(Some(entry)) if entry.operation == kv::Operation::Put => None,
+                    Ok(_) => match self.record(&id).await? {
+                        Some(existing) => Some(Claim::of(&existing, true)),
+                        None => Some(ours.clone()),
+                    },
+                    Err(e) => {
+                        return Err(RegistryError::unavailable(format!(
+                            "cannot read the claim of {id}"
+                        ))(e.into()));
+                    }
+                };
+                let standing =
+                    read_modify_write(claims, &key, FirstTry::Read, |value| match value {
+                        Some(bytes) => serde_json::from_slice::<Claim>(bytes)
+                            .map(Decided::Keep)
+                            .map_err(|e| format!("the claim of {id} is corrupt: {e}")),
+                        None => {
+                            let claim = first.clone().unwrap_or_else(|| ours.clone());
+                            let json = serde_json::to_vec(&claim)
+                                .map_err(|e| format!("cannot encode the claim of {id}: {e}"))?;
+                            Ok(Decided::Write(json.into(), claim))
+                        }
+                    })
+                    .await
+                    .map_err(|e| revision_error(&id, "claim", e))?;
+                standing.same_as(&ours, &id)?;
+                if standing.stored {
+                    match self.record(&id).await? {
+                        Some(existing) => return same_version(&existing, record).map(|()| false),
+                        // Stored once and removed from the object store since: the same bytes
+                        // may be stored again, never others.
+                        None => {
+                            self.write_version(record, component).await?;
+                            return Ok(true);
+                        }
+                    }
+                }
+                // Claimed and not stored yet: by this deploy, by one of the same bytes still on
+                // its way, or by one that stopped halfway. The same bytes are written either way;
+                // whichever marks the claim stored first reports the version stored.
+                self.write_version(record, component).await?;
+                let stored = Claim::of(record, true);
+                read_modify_write(claims, &key, FirstTry::Read, |value| {
+                    let now = value.map(serde_json::from_slice::<Claim>).transpose();
+                    match now {
+                        Ok(Some(claim)) if claim.stored => Ok(Decided::Keep(false)),
+                        Ok(Some(claim)) if claim.same_as(&stored, &id).is_err() => Err(format!(
+                            "the claim of {id} changed to other bytes while it was being stored"
+                        )),
+                        Ok(_) => serde_json::to_vec(&stored)
+                            .map(|json| Decided::Write(json.into(), true))
+                            .map_err(|e| format!("cannot encode the claim of {id}: {e}")),
+                        Err(e) => Err(format!("the claim of {id} is corrupt: {e}")),
+                    }
+                })
+                .await
+                .map_err(|e| revision_error(&id, "claim", e))
+            }
         }
+    }
+
+    /// Writes a version's component, then its record (a record is only ever visible with its
+    /// component).
+    async fn write_version(&self, record: &VersionRecord, component: &[u8]) -> RegistryResult<()> {
+        let id = record.id();
         let json = serde_json::to_vec_pretty(record).map_err(|e| {
             RegistryError::Refused(format!("cannot encode the record of {id}: {e}"))
         })?;
@@ -245,7 +321,6 @@ impl Registry {
                     write_atomic(&versions.join(format!("{id}.json")), &json)?;
                 }
                 Registry::JetStream { objects, .. } => {
-                    // The component first: a record is only ever visible with its component.
                     objects
                         .put(format!("{id}.wasm").as_str(), &mut &component[..])
                         .await
@@ -259,8 +334,7 @@ impl Registry {
             Ok(())
         }
         .await;
-        stored.map_err(RegistryError::unavailable(format!("deploying {id}")))?;
-        Ok(true)
+        stored.map_err(RegistryError::unavailable(format!("deploying {id}")))
     }
 
     /// The record of a version, if deployed.
@@ -403,43 +477,67 @@ impl Registry {
             .transpose()
     }
 
-    /// Changes a route's binding with `change`, which sees the current one; concurrent
-    /// changes are retried so none is lost.
-    pub async fn update_binding<F>(&self, route: &str, change: F) -> RegistryResult<Binding>
+    /// Changes a route's binding with `change`, which sees the current one (`None`: the route
+    /// never switched) and may refuse it. The write is a compare-and-set on the revision of the
+    /// binding `change` saw: when another change was written in between, `change` sees that
+    /// one and decides again, so a check it makes holds for the binding it replaces. Its error
+    /// is returned as it is; a registry that cannot be reached, or a binding that kept changing,
+    /// is a [`RegistryError`].
+    pub async fn update_binding<F>(&self, route: &str, change: F) -> anyhow::Result<Binding>
     where
         F: Fn(Option<&Binding>) -> anyhow::Result<Binding>,
     {
-        for _ in 0..16 {
-            let current = self.binding_with_revision(route).await?;
-            let next = change(current.as_ref().map(|(b, _)| b))
-                .map_err(|e| RegistryError::Refused(format!("{e:#}")))?;
-            let json = serde_json::to_vec_pretty(&next).map_err(|e| {
-                RegistryError::Refused(format!("cannot encode the binding of {route}: {e}"))
-            })?;
-            match self {
-                Registry::Directory(dir) => {
-                    write_atomic(&dir.join("routes").join(format!("{route}.json")), &json)
-                        .map_err(RegistryError::unavailable(format!(
-                            "cannot write the binding of route {route}"
-                        )))?;
-                    return Ok(next);
-                }
-                Registry::JetStream { bindings, .. } => {
-                    let written = match current {
-                        Some((_, revision)) => {
-                            bindings.update(route, json.into(), revision).await.is_ok()
-                        }
-                        None => bindings.create(route, json.into()).await.is_ok(),
-                    };
-                    if written {
-                        return Ok(next);
-                    }
-                }
+        let encode = |next: &Binding| {
+            serde_json::to_vec_pretty(next).map_err(|e| {
+                anyhow::Error::new(RegistryError::Refused(format!(
+                    "cannot encode the binding of {route}: {e}"
+                )))
+            })
+        };
+        match self {
+            Registry::Directory(dir) => {
+                // One folder, one process (a development host): the read and the write are one
+                // step for it.
+                static CHANGING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+                let _one_at_a_time = CHANGING.lock().await;
+                let current = self.binding(route).await?;
+                let next = change(current.as_ref())?;
+                write_atomic(
+                    &dir.join("routes").join(format!("{route}.json")),
+                    &encode(&next)?,
+                )
+                .map_err(RegistryError::unavailable(format!(
+                    "cannot write the binding of route {route}"
+                )))?;
+                Ok(next)
+            }
+            Registry::JetStream { bindings, .. } => {
+                read_modify_write(bindings, route, FirstTry::Read, |value| {
+                    let current = value
+                        .map(serde_json::from_slice::<Binding>)
+                        .transpose()
+                        .map_err(|e| {
+                            anyhow::Error::new(RegistryError::Refused(format!(
+                                "the binding of route {route} is corrupt: {e}"
+                            )))
+                        })?;
+                    let next = change(current.as_ref())?;
+                    Ok(Decided::Write(encode(&next)?.into(), next))
+                })
+                .await
+                .map_err(|e| match e {
+                    RevisionError::Decided(e) => e,
+                    RevisionError::Store(why) => RegistryError::Unavailable(anyhow::anyhow!(
+                        "cannot write the binding of route {route}: {why}"
+                    ))
+                    .into(),
+                    RevisionError::Races => RegistryError::Conflict(format!(
+                        "the binding of route {route} kept changing under this update: try again"
+                    ))
+                    .into(),
+                })
             }
         }
-        Err(RegistryError::Conflict(format!(
-            "the binding of route {route} kept changing under this update: try again"
-        )))
     }
 
     /// Every route binding.
@@ -522,13 +620,13 @@ impl Registry {
     }
 }
 
-/// Writes a file so readers see the old or the new content, never half of it.
 /// Refuses an id that is not `name@semver`.
 fn checked_id(id: &str) -> RegistryResult<millrace_core::names::PluginId> {
     millrace_core::names::PluginId::parse(id)
         .map_err(|e| RegistryError::Refused(format!("refused: {e}")))
 }
 
+/// Writes a file so readers see the old or the new content, never half of it.
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
@@ -546,4 +644,93 @@ fn json_names(folder: &Path) -> std::io::Result<Vec<String>> {
         }
     }
     Ok(names)
+}
+
+/// The key-value bucket of the version claims of the object store `bucket`.
+pub fn claims_bucket(bucket: &str) -> String {
+    format!("{bucket}-claims")
+}
+
+/// The key of the claim of version `id` (`name@version`): `name/version`, a `+` of the version's
+/// build metadata written `_` (neither `@` nor `+` may be in a key; neither `/` nor `_` is in a
+/// plugin name or a version, so no two ids share a key).
+fn claim_key(id: &str) -> String {
+    id.replacen('@', "/", 1).replace('+', "_")
+}
+
+/// Which bytes a version holds: claimed before its objects are written, marked `stored` once
+/// they are.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Claim {
+    /// sha256 of the component.
+    digest: String,
+    /// sha256 of the manifest text.
+    manifest: String,
+    /// sha256 of the golden fixtures, sorted by name.
+    fixtures: String,
+    /// True once its component and record are in the object store.
+    #[serde(default)]
+    stored: bool,
+}
+
+impl Claim {
+    fn of(record: &VersionRecord, stored: bool) -> Self {
+        let fixtures = serde_json::to_vec(&sorted_fixtures(record)).unwrap_or_default();
+        Self {
+            digest: record.digest.clone(),
+            manifest: sha256_hex(record.manifest.as_bytes()),
+            fixtures: sha256_hex(&fixtures),
+            stored,
+        }
+    }
+
+    /// Refuses `other` unless it claims the same bytes, manifest and fixtures.
+    fn same_as(&self, other: &Claim, id: &str) -> RegistryResult<()> {
+        let unfinished = if self.stored {
+            ""
+        } else {
+            " (by a deploy that has not finished storing it: deploying those same bytes again finishes it)"
+        };
+        let other_part = if self.digest != other.digest {
+            return Err(RegistryError::Conflict(format!(
+                "{id} is already deployed with other bytes (sha256 {}, these are {}){unfinished}: versions are immutable, give the plugin a new version",
+                self.digest, other.digest
+            )));
+        } else if self.manifest != other.manifest {
+            "another manifest (plugin.toml)"
+        } else if self.fixtures != other.fixtures {
+            "other golden fixtures"
+        } else {
+            return Ok(());
+        };
+        Err(RegistryError::Conflict(format!(
+            "{id} is already deployed with this component but {other_part}{unfinished}: versions are immutable, give the plugin a new version"
+        )))
+    }
+}
+
+/// A version's fixtures sorted by name.
+fn sorted_fixtures(record: &VersionRecord) -> Vec<&StoredFixture> {
+    let mut all: Vec<_> = record.fixtures.iter().collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all
+}
+
+/// Refuses `record` unless it is `existing` again: the same component, manifest (limits) and
+/// fixtures (a version is what admission judged).
+fn same_version(existing: &VersionRecord, record: &VersionRecord) -> RegistryResult<()> {
+    Claim::of(existing, true).same_as(&Claim::of(record, true), &record.id())
+}
+
+/// A failed read-modify-write of the claim of `id`, as a registry error.
+fn revision_error(id: &str, what: &str, error: RevisionError<String>) -> RegistryError {
+    match error {
+        RevisionError::Decided(why) => RegistryError::Refused(why),
+        RevisionError::Store(why) => {
+            RegistryError::Unavailable(anyhow::anyhow!("cannot write the {what} of {id}: {why}"))
+        }
+        RevisionError::Races => RegistryError::Conflict(format!(
+            "the {what} of {id} kept changing under this deploy: try again"
+        )),
+    }
 }
