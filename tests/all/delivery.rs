@@ -707,18 +707,15 @@ async fn a_host_failure_leaves_the_message_to_redelivery_and_never_dead_letters_
     use millrace::workers::WorkerPool;
 
     let mut nats = Nats::start();
-    let path = nats.config(&steady_route(&plugin("tests/guests/misbehave"), ""));
-    let config = std::sync::Arc::new(millrace::config::Config::load(&path).unwrap());
-    let js = jetstream::new(nats.client().await);
-    millrace::transport::ensure_streams(&js, &config.streams)
-        .await
-        .unwrap();
-    let sandbox = millrace::sandbox::Sandbox::new(None).unwrap();
-    let loader = millrace::registry::loader::PluginLoader::new(config.clone(), sandbox, None);
+    let Staged {
+        js,
+        loader,
+        delivery,
+        ..
+    } = Staged::on(&nats, &steady_route(&plugin("tests/guests/misbehave"), "")).await;
     let route = millrace::routes::Route::load(&loader, "steady", None)
         .await
         .unwrap();
-    let delivery = Delivery::open(&js, &config.governance).await.unwrap();
     let pipeline = |delivery: &Delivery| {
         Pipeline::new(WorkerPool::start(1).unwrap(), delivery.clone(), js.clone())
     };
@@ -798,23 +795,20 @@ async fn a_host_failure_leaves_the_message_to_redelivery_and_never_dead_letters_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_tried_again_is_not_late_behind_its_own_events() {
     use async_nats::jetstream::stream::DiscardPolicy;
-    use millrace::delivery::{Delivered, Delivery, Mode};
+    use millrace::delivery::{Delivered, Mode};
     use millrace::pipeline::{Pipeline, RawInput};
     use millrace::workers::WorkerPool;
 
     let nats = Nats::start();
-    let path = nats.config(&steady_route(&plugin("tests/guests/misbehave"), ""));
-    let config = std::sync::Arc::new(millrace::config::Config::load(&path).unwrap());
-    let js = jetstream::new(nats.client().await);
-    millrace::transport::ensure_streams(&js, &config.streams)
-        .await
-        .unwrap();
-    let sandbox = millrace::sandbox::Sandbox::new(None).unwrap();
-    let loader = millrace::registry::loader::PluginLoader::new(config.clone(), sandbox, None);
+    let Staged {
+        js,
+        loader,
+        delivery,
+        ..
+    } = Staged::on(&nats, &steady_route(&plugin("tests/guests/misbehave"), "")).await;
     let route = millrace::routes::Route::load(&loader, "steady", None)
         .await
         .unwrap();
-    let delivery = Delivery::open(&js, &config.governance).await.unwrap();
     let pipeline = Pipeline::new(WorkerPool::start(1).unwrap(), delivery, js.clone());
     // Two events of one work order, in the order they happened.
     let message = RawInput::new(

@@ -658,19 +658,16 @@ async fn routes_that_breach_limits_together_leave_a_worker_to_the_others() {
         )
     };
     // The test config has two workers.
-    let path = nats.config(&format!(
-        "{}{}{}",
-        route("hosta"),
-        route("hostb"),
-        route("good")
-    ));
-    let config = std::sync::Arc::new(millrace::config::Config::load(&path).unwrap());
-    let js = jetstream::new(nats.client().await);
-    millrace::transport::ensure_streams(&js, &config.streams)
-        .await
-        .unwrap();
-    let sandbox = millrace::sandbox::Sandbox::new(None).unwrap();
-    let loader = millrace::registry::loader::PluginLoader::new(config.clone(), sandbox, None);
+    let Staged {
+        config,
+        js,
+        loader,
+        delivery,
+    } = Staged::on(
+        &nats,
+        &format!("{}{}{}", route("hosta"), route("hostb"), route("good")),
+    )
+    .await;
     let table = millrace::routes::RouteTable::load(&config, &loader, &Default::default())
         .await
         .unwrap();
@@ -682,9 +679,6 @@ async fn routes_that_breach_limits_together_leave_a_worker_to_the_others() {
             .unwrap()
             .clone()
     };
-    let delivery = millrace::delivery::Delivery::open(&js, &config.governance)
-        .await
-        .unwrap();
     let pipeline = std::sync::Arc::new(Pipeline::new(
         WorkerPool::start(2).unwrap(),
         delivery,

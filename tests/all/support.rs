@@ -442,6 +442,37 @@ impl StatusProbe {
 }
 
 /// Publishes a raw message with a `Nats-Msg-Id` and waits for JetStream to store it.
+/// What a test driving the pipeline in-process needs: the configuration of `routes` on `nats`,
+/// JetStream with the streams made, the plugin loader and the delivery stage.
+pub struct Staged {
+    pub config: std::sync::Arc<millrace::config::Config>,
+    pub js: jetstream::Context,
+    pub loader: millrace::registry::loader::PluginLoader,
+    pub delivery: millrace::delivery::Delivery,
+}
+
+impl Staged {
+    pub async fn on(nats: &Nats, routes: &str) -> Self {
+        let path = nats.config(routes);
+        let config = std::sync::Arc::new(millrace::config::Config::load(&path).unwrap());
+        let js = jetstream::new(nats.client().await);
+        millrace::transport::ensure_streams(&js, &config.streams)
+            .await
+            .unwrap();
+        let sandbox = millrace::sandbox::Sandbox::new(None).unwrap();
+        let loader = millrace::registry::loader::PluginLoader::new(config.clone(), sandbox, None);
+        let delivery = millrace::delivery::Delivery::open(&js, &config.governance)
+            .await
+            .unwrap();
+        Self {
+            config,
+            js,
+            loader,
+            delivery,
+        }
+    }
+}
+
 pub async fn publish(js: &jetstream::Context, subject: &str, payload: &[u8], msg_id: &str) {
     let mut headers = HeaderMap::new();
     headers.insert("Nats-Msg-Id", msg_id);

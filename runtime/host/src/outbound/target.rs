@@ -484,8 +484,8 @@ mod tests {
         assert_eq!(at_root.host_str(), Some("wms.example.com"));
     }
 
-    #[tokio::test]
-    async fn a_429s_pause_holds_a_target_without_a_rate_limit() {
+    /// An HTTP target `erp` with the default settings, and its config.
+    async fn http_target() -> (Target, TargetConfig) {
         // A client that never connects: the HTTP target does not use it.
         let client = async_nats::ConnectOptions::new()
             .retry_on_initial_connect()
@@ -496,8 +496,14 @@ mod tests {
             url: Some("http://127.0.0.1:9".into()),
             ..TargetConfig::default()
         };
-        assert!(config.rate.is_none());
         let target = Target::new("erp", &config, &jetstream::new(client)).unwrap();
+        (target, config)
+    }
+
+    #[tokio::test]
+    async fn a_429s_pause_holds_a_target_without_a_rate_limit() {
+        let (target, config) = http_target().await;
+        assert!(config.rate.is_none());
         let start = Instant::now();
         target.paced().await;
         assert!(
@@ -516,16 +522,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_429_pauses_at_least_the_backoff_whatever_its_retry_after() {
-        let client = async_nats::ConnectOptions::new()
-            .retry_on_initial_connect()
-            .connect("127.0.0.1:1")
-            .await
-            .unwrap();
-        let config = TargetConfig {
-            url: Some("http://127.0.0.1:9".into()),
-            ..TargetConfig::default()
-        };
-        let target = Target::new("erp", &config, &jetstream::new(client)).unwrap();
+        let (target, config) = http_target().await;
         let floor = config.retry.backoff.get() / 2;
         let answer = |retry_after: Option<&str>| Response {
             target: "erp".into(),
