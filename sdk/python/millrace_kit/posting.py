@@ -340,6 +340,21 @@ def check_fixtures(plugin, plugin_dir):
     return len(names)
 
 
+def shown(text):
+    """``text`` as the host takes a plugin's text: its control characters but tab written as
+    escapes (``\\n``, ``\\u{0}``, ``\\u{1b}``), as Rust writes them (``millrace_core::posting::shown``),
+    so the native fixture checks judge what ``millrace plugin test`` judges."""
+    named = {"\n": "\\n", "\r": "\\r"}
+
+    def one(c):
+        code = ord(c)
+        if c == "\t" or not (code < 0x20 or 0x7F <= code <= 0x9F):
+            return c
+        return named.get(c, f"\\u{{{code:x}}}")
+
+    return "".join(one(c) for c in text)
+
+
 def _check(plugin, fixture):
     event = event_from_cloudevent(fixture["event"])
     try:
@@ -347,7 +362,7 @@ def _check(plugin, fixture):
     except (RenderError, MapError) as error:
         if isinstance(error, MapError):
             error = RenderError.from_map_error(error)
-        actual = {error.kind: error.message}
+        actual = {error.kind: shown(error.message)}
         if fixture.get("error") != actual:
             return [f"error differs:\n  expected {fixture.get('error')}\n  got      {actual}"]
         return []
@@ -370,7 +385,7 @@ def _check(plugin, fixture):
         response = Response(r.get("target", req.target), r["status"],
                             [tuple(h) for h in r.get("headers", [])], _body_bytes(r.get("body")))
         verdict = plugin.interpret(event, req, response)
-        got = {verdict.kind: verdict.text}
+        got = {verdict.kind: shown(verdict.text)}
         if answer["verdict"] != got:
             problems.append(f"answer {n}: verdict differs:\n  expected {answer['verdict']}\n  got      {got}")
     return problems
