@@ -135,6 +135,30 @@ fn body_of(erp: &StandInErp, key: &str) -> Value {
         .unwrap_or_else(|| panic!("no request with key {key}"))
 }
 
+/// The listing of event `id` among the events held at a gate (`GET /api/v1/outbound` of the
+/// admin server on `port`), once it is listed.
+async fn held_listing(port: u16, id: &str) -> Value {
+    let api = format!("http://127.0.0.1:{port}/api/v1/outbound");
+    let started = Instant::now();
+    loop {
+        let view: Value = reqwest::get(&api).await.unwrap().json().await.unwrap();
+        let listed = view["held"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["event_id"] == id)
+            .cloned();
+        if let Some(listed) = listed {
+            return listed;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "event {id} is not listed as held: {view}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A gate whose projection has never run fails closed: no holds bucket says nothing of a lot's
 /// holds, so a completion of a lot waits, listed with why, until a projection runs (it was
 /// posted at once: `millrace run` without the projection let stock on quality hold be booked).
@@ -150,25 +174,7 @@ async fn a_gate_whose_projection_never_ran_holds_what_it_governs() {
         &event,
     )
     .await;
-    let api = format!("http://127.0.0.1:{port}/api/v1/outbound");
-    let started = Instant::now();
-    let listed = loop {
-        let view: Value = reqwest::get(&api).await.unwrap().json().await.unwrap();
-        let listed = view["held"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|h| h["event_id"] == waiting.as_str())
-            .cloned();
-        if let Some(listed) = listed {
-            break listed;
-        }
-        assert!(
-            started.elapsed() < PATIENCE,
-            "the completion is not held: {view}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let listed = held_listing(port, &waiting).await;
     assert!(
         listed["why"]
             .as_str()
@@ -236,25 +242,7 @@ async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_w
         seen(&erp).iter().any(|(_, key)| *key == free)
     })
     .await;
-    let api = format!("http://127.0.0.1:{port}/api/v1/outbound");
-    let started = Instant::now();
-    let listed = loop {
-        let view: Value = reqwest::get(&api).await.unwrap().json().await.unwrap();
-        let listed = view["held"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|h| h["event_id"] == held.as_str())
-            .cloned();
-        if let Some(listed) = listed {
-            break listed;
-        }
-        assert!(
-            started.elapsed() < PATIENCE,
-            "the held completion is not listed: {view}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let listed = held_listing(port, &held).await;
     assert_eq!(listed["route"], "completions");
     assert!(
         listed["why"].as_str().unwrap().contains("quality hold H-1"),
@@ -299,6 +287,7 @@ async fn a_hold_drives_three_targets_in_order_and_a_completion_of_the_held_lot_w
         .2["status"]
         .clone();
     assert_eq!(release_status, "unrestricted");
+    let api = format!("http://127.0.0.1:{port}/api/v1/outbound");
     let view: Value = reqwest::get(&api).await.unwrap().json().await.unwrap();
     assert!(view["held"].as_array().unwrap().is_empty(), "{view}");
     scenario.stop().await;
