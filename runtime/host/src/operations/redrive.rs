@@ -299,6 +299,9 @@ pub struct Redriver {
     outbound: Option<crate::outbound::driver::OutboundDriver>,
     /// Posts an outbound letter even when a later event of its business key was posted since.
     post_superseded: bool,
+    /// The projection's postings, opened on the first outbound letter (a bucket missing then
+    /// is looked for again on each read).
+    postings: tokio::sync::OnceCell<millrace_projection::query::Visibility>,
 }
 
 /// Longest one outbound letter may wait on its targets during a redrive before it is left
@@ -327,6 +330,7 @@ impl Redriver {
             routes: HashMap::new(),
             outbound: None,
             post_superseded: false,
+            postings: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -508,10 +512,13 @@ impl Redriver {
         let Ok(event) = millrace_core::posting::CanonicalEvent::from_payload(&input.payload) else {
             return Ok(None);
         };
-        let visibility =
-            millrace_projection::query::Visibility::open(&self.js, &self.config.projection)
-                .await
-                .context("cannot read the projection's postings")?;
+        let visibility = self
+            .postings
+            .get_or_try_init(|| {
+                millrace_projection::query::Visibility::open(&self.js, &self.config.projection)
+            })
+            .await
+            .context("cannot read the projection's postings")?;
         let envelope = &event.envelope;
         let later = visibility
             .posted_after(
