@@ -192,7 +192,7 @@ async fn output_over_the_limit_is_dead_lettered() {
     // Many events of 1 MiB each, then one event holding a single 2 MB string.
     let commands = ["big", "longkey 2000000", "ok 9"];
     publish_beside_steady(&js, &commands).await;
-    let letters = dead_letters(&js, 1).await;
+    let letters = dead_letters(&js, 2).await;
     for (payload, kind, attempts, reason) in &letters {
         assert!(
             kind == "output-limit" || kind == "memory-limit",
