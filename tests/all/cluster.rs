@@ -290,3 +290,35 @@ async fn lanes_racing_for_one_key_keep_each_subjects_order() {
         host.log_text()
     );
 }
+
+/// A host started while its cluster has no JetStream leader (two of three nodes down, as at a
+/// cluster's start or after losing a majority) waits for JetStream instead of exiting, and
+/// serves once the nodes are back. It exited with "cannot create or open the JetStream stream
+/// RAW: is JetStream enabled…" on the first timed-out request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_started_before_its_cluster_has_a_leader_waits_and_serves() {
+    let mut cluster = Cluster::start();
+    let js = cluster.jetstream().await;
+    cluster.nodes.kill(1);
+    cluster.nodes.kill(2);
+    let config = cluster.host_config("a", 0);
+    let nodes = &mut cluster.nodes;
+    let (host, ()) = tokio::join!(Host::start(&config, &js, &[CONSUMER]), async {
+        // Long enough for the host's first requests to time out or be refused.
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        nodes.restart(1).unwrap();
+        nodes.restart(2).unwrap();
+    });
+    let log = host.log_text();
+    assert!(
+        log.contains("waiting for JetStream to answer"),
+        "the host met a cluster without a leader: {log}"
+    );
+    js.publish("raw.test.lab.cmd", "ok 7".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let events = read_stream(&js, "CANONICAL", "canonical.>", 1, Duration::ZERO).await;
+    assert_eq!(events[0].json()["data"]["work_order"], "WO-7", "{log}");
+}

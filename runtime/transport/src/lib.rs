@@ -400,6 +400,62 @@ async fn replicate(
     })
 }
 
+/// How long a host starting waits for JetStream to answer: a cluster just started, or one
+/// whose meta leader was lost, takes seconds to elect one, and a host started beside it (by
+/// systemd, by `up --cluster`) must not exit on the first timed-out request.
+pub const JETSTREAM_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Waits until JetStream answers for the account, up to `patience`. A server that has no
+/// JetStream, or an account without it, fails at once; a request that times out or is told
+/// JetStream is unavailable for now (a cluster electing its meta leader) is tried again.
+pub async fn jetstream_ready(js: &jetstream::Context, patience: Duration) -> anyhow::Result<()> {
+    use jetstream::context::AccountErrorKind;
+    let started = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        let error = match js.query_account().await {
+            Ok(_) => {
+                if told {
+                    tracing::info!(
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "JetStream answers"
+                    );
+                }
+                return Ok(());
+            }
+            Err(e) => e,
+        };
+        match error.kind() {
+            AccountErrorKind::JetStreamUnavailable => anyhow::bail!(
+                "the NATS server has no JetStream: start nats-server with -js (or `jetstream {{}}` \
+                 in its configuration)"
+            ),
+            AccountErrorKind::JetStream(e)
+                if e.error_code() == jetstream::ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT =>
+            {
+                anyhow::bail!(
+                    "JetStream is not enabled for this NATS account: give the account JetStream \
+                     in the server's configuration ({e})"
+                )
+            }
+            _ => {}
+        }
+        if started.elapsed() >= patience {
+            anyhow::bail!(
+                "JetStream did not answer within {patience:?} ({error}): is the server, or a \
+                 majority of its cluster, up, and has the cluster elected its meta leader?"
+            );
+        }
+        if !told {
+            tracing::warn!(
+                "waiting for JetStream to answer ({error}): a cluster may be electing its leader"
+            );
+            told = true;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Makes sure the RAW, CANONICAL, DLQ, SHADOW, AUDIT, POSTING, OUTBOX, ACKS and UNDELIVERABLE
 /// streams exist with the configured replicas and placement. Several hosts may run it at once:
 /// JetStream creates a stream once and answers the same request again with the existing stream.
@@ -407,6 +463,7 @@ pub async fn ensure_streams(
     js: &jetstream::Context,
     streams: &StreamsConfig,
 ) -> anyhow::Result<()> {
+    jetstream_ready(js, JETSTREAM_PATIENCE).await?;
     let specs = [
         (&streams.raw, streams.raw_subjects.clone()),
         (

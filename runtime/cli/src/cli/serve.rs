@@ -118,13 +118,9 @@ async fn start_cluster(store: PathBuf, port: u16, nodes: u8) -> anyhow::Result<L
             .await
             .context("cannot connect to the local cluster")?,
     );
-    let started = Instant::now();
-    while js.query_account().await.is_err() {
-        if started.elapsed() > CLUSTER_START {
-            bail!("the local cluster elected no JetStream leader within {CLUSTER_START:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    transport::jetstream_ready(&js, CLUSTER_START)
+        .await
+        .context("the local cluster elected no JetStream leader")?;
     outln!(
         "started a JetStream cluster of {nodes} nats-servers at {} (cluster ports {:?}; streams \
          and buckets with 3 replicas; fsync before every acknowledgement)",
