@@ -109,6 +109,47 @@ async fn a_resent_document_produces_no_second_event() {
         "{}",
         host.log_text()
     );
+
+    // A replay maps the resend again, and it adds nothing again: through the same version
+    // (its events have their own ids, so only the ledger knows), and through another.
+    let cfg = config.to_str().unwrap();
+    let same = millrace(&["replay", "steady", "--from", "1", "--config", cfg]);
+    assert!(same.status.success(), "{}", text(&same));
+    assert!(
+        text(&same).contains(
+            "3 raw message(s), 0 event(s) published, 2 already on CANONICAL from this version, \
+             1 of a resend skipped"
+        ),
+        "{}",
+        text(&same)
+    );
+    let versions = tempfile::tempdir().unwrap();
+    let v2 = plugin_version("tests/guests/misbehave", "2.0.0", versions.path());
+    let other = millrace(&[
+        "replay",
+        "steady",
+        "--from",
+        "1",
+        "--plugin",
+        v2.to_str().unwrap(),
+        "--config",
+        cfg,
+    ]);
+    assert!(other.status.success(), "{}", text(&other));
+    assert!(
+        text(&other).contains("3 raw message(s), 2 event(s) published, 0 already on CANONICAL from this version, 1 of a resend skipped"),
+        "{}",
+        text(&other)
+    );
+    let events = read_stream(&js, "CANONICAL", "canonical.>", 4, Duration::from_secs(1)).await;
+    let resent = events
+        .iter()
+        .filter(|e| e.json()["sourcetransaction"] == "000123:0001")
+        .count();
+    assert_eq!(
+        resent, 2,
+        "the document live, and once replayed: {events:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1471,4 +1512,50 @@ async fn a_host_starts_with_an_unreadable_message_in_a_backlog() {
         .collect();
     orders.sort();
     assert_eq!(orders, ["WO-2", "WO-3"]);
+}
+
+/// A replay leaves a raw message that has a dead letter to the letter: it published the
+/// message's events and left the letter, and a redrive of the letter later published them
+/// again (once the duplicate window had passed, a second time on CANONICAL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_leaves_a_dead_lettered_message_to_its_redrive() {
+    let nats = Nats::start();
+    let config = nats.config(&steady_route(&plugin("tests/guests/misbehave"), ""));
+    let js = jetstream::new(nats.client().await);
+    let _host = Host::start(&config, &js, &[CONSUMER]).await;
+    publish(&js, "raw.test.lab.cmd", b"fixme 4", "needs-fix").await;
+    publish(&js, "raw.test.lab.cmd", b"ok 5", "fine").await;
+    read_stream(&js, "DLQ", "dlq.>", 1, Duration::ZERO).await;
+    read_stream(&js, "CANONICAL", "canonical.>", 1, Duration::ZERO).await;
+
+    // The plugin's fix, as the route's config of the replay and the redrive.
+    let fixed = nats.config(&steady_route(
+        &plugin("tests/guests/misbehave"),
+        "config = { fixed = \"yes\" }",
+    ));
+    let fixed = fixed.to_str().unwrap();
+    let replayed = millrace(&["replay", "steady", "--from", "1", "--config", fixed]);
+    assert!(replayed.status.success(), "{}", text(&replayed));
+    assert!(
+        text(&replayed).contains("1 raw message(s), 0 event(s) published, 1 already on CANONICAL")
+            && text(&replayed).contains("1 raw message(s) with a dead letter left to it"),
+        "{}",
+        text(&replayed)
+    );
+    let redriven = millrace(&["dlq", "redrive", "--all", "--config", fixed]);
+    assert!(redriven.status.success(), "{}", text(&redriven));
+    let events = read_stream(
+        &js,
+        "CANONICAL",
+        "canonical.>",
+        2,
+        Duration::from_millis(500),
+    )
+    .await;
+    let orders: Vec<_> = events
+        .iter()
+        .map(|e| e.json()["data"]["work_order"].clone())
+        .collect();
+    assert_eq!(orders, ["WO-5", "WO-4"], "each event once");
+    assert_eq!(try_stream_len(&js, "DLQ").await, Some(0));
 }

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use millrace::audit::{Action, Actor, AuditTrail, Change, Target};
+use millrace::delivery::dead_letter::headers::RAW_SEQUENCE;
 use millrace::delivery::{Delivered, Delivery, Mode};
 use millrace::digest::sha256_hex;
 use millrace::pipeline::{Pipeline, RawInput};
@@ -92,6 +93,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let plugin = route.active();
     let delivery = Delivery::open(&js, &config.governance).await?;
     let existing = existing_event_ids(&js, &config.streams.canonical).await?;
+    let dead_lettered = dead_lettered_sequences(&js, &config.streams.dlq, &route.name).await?;
     let now = OffsetDateTime::now_utc();
     let replay_id = format!(
         "replay-{}",
@@ -137,22 +139,35 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         &pipeline,
         &route,
         &mode,
-        (args.to, taken),
+        Bounds {
+            to: args.to,
+            taken,
+            dead_lettered: &dead_lettered,
+        },
         &mut counts,
     )
     .await;
     pipeline.shutdown().await;
     let mut summary = format!(
         "{replay_id}: route {} through {}: {} raw message(s), {} event(s) published, \
-         {} already on {} from this version, {} failed",
+         {} already on {} from this version, {} of a resend skipped, {} failed",
         route.name,
         plugin.id(),
         counts.messages,
         counts.published,
         counts.skipped,
         config.streams.canonical,
+        counts.resends,
         counts.failed
     );
+    if counts.dead_lettered > 0 {
+        summary.push_str(&format!(
+            "; {} raw message(s) with a dead letter left to it (a replay publishing them would \
+             leave the letter to be redriven into the same events again): `millrace dlq \
+             redrive --all --route {}` maps them and settles their letters",
+            counts.dead_lettered, route.name
+        ));
+    }
     if let Some(first) = counts.left_from {
         summary.push_str(&format!(
             "; stopped before RAW {first}: the route's live consumer has not taken it yet \
@@ -172,7 +187,8 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     )
     .after(&serde_json::json!({
         "replay_id": replay_id, "plugin": plugin.id(), "messages": counts.messages,
-        "published": counts.published, "skipped": counts.skipped, "failed": counts.failed,
+        "published": counts.published, "skipped": counts.skipped, "resends": counts.resends,
+        "dead_lettered": counts.dead_lettered, "failed": counts.failed,
         "stopped": replayed.as_ref().err().map(|e| format!("{e:#}")),
     }));
     let recorded = AuditTrail::new(js.clone(), &config)
@@ -196,6 +212,10 @@ struct Counts {
     messages: usize,
     published: usize,
     skipped: usize,
+    /// Events skipped because another raw message delivered their source transaction.
+    resends: usize,
+    /// Raw messages left alone because they have a dead letter: redrive is their way.
+    dead_lettered: usize,
     failed: usize,
     /// The first RAW sequence left to the live route, if the range went past what it has taken.
     left_from: Option<u64>,
@@ -224,16 +244,31 @@ async fn taken_up_to(
     }
 }
 
-/// Takes every message of `range` up to `to` through `pipeline` in `mode`, counting; an `Err`
-/// when reading RAW or a host failure stops it.
+/// Where a replay stops, and what it leaves alone.
+struct Bounds<'a> {
+    /// The last message asked for.
+    to: Option<Point>,
+    /// The last message the live route has taken (see [`taken_up_to`]).
+    taken: u64,
+    /// RAW sequences of the route's dead letters.
+    dead_lettered: &'a HashSet<u64>,
+}
+
+/// Takes every message of `range` within `bounds` through `pipeline` in `mode`, counting; an
+/// `Err` when reading RAW or a host failure stops it.
 async fn replay(
     range: &mut StoredRange,
     pipeline: &Pipeline,
     route: &Route,
     mode: &Mode<'_>,
-    (to, taken): (Option<Point>, u64),
+    bounds: Bounds<'_>,
     counts: &mut Counts,
 ) -> anyhow::Result<()> {
+    let Bounds {
+        to,
+        taken,
+        dead_lettered,
+    } = bounds;
     while let Some(stored) = range.next().await? {
         let sequence = stored.sequence;
         let past_end = match to {
@@ -247,6 +282,10 @@ async fn replay(
         if sequence > taken {
             counts.left_from = Some(sequence);
             break;
+        }
+        if dead_lettered.contains(&sequence) {
+            counts.dead_lettered += 1;
+            continue;
         }
         counts.messages += 1;
         let input = match RawInput::read(stored, range.stream()) {
@@ -270,10 +309,12 @@ async fn replay(
             Delivered::Events {
                 published,
                 existing,
+                duplicates,
                 ..
             } => {
                 counts.published += published;
                 counts.skipped += existing;
+                counts.resends += duplicates;
             }
             Delivered::Failed(failure) => {
                 counts.failed += 1;
@@ -303,4 +344,24 @@ async fn existing_event_ids(
         }
     }
     Ok(ids)
+}
+
+/// The RAW sequences of `route`'s dead letters (read headers only).
+async fn dead_lettered_sequences(
+    js: &jetstream::Context,
+    dlq: &str,
+    route: &str,
+) -> anyhow::Result<HashSet<u64>> {
+    let filter = millrace::subjects::dead_letters(route);
+    let mut reader =
+        StreamReader::open(js, dlq, Some(&filter), consumer::DeliverPolicy::All, true).await?;
+    let mut sequences = HashSet::new();
+    while let Some(message) = reader.next().await? {
+        if let Some(sequence) =
+            header_value(message.headers.as_ref(), RAW_SEQUENCE).and_then(|s| s.parse().ok())
+        {
+            sequences.insert(sequence);
+        }
+    }
+    Ok(sequences)
 }

@@ -32,8 +32,9 @@ use millrace_transport as transport;
 /// How a delivery differs from the live flow.
 #[derive(Debug, Clone, Copy)]
 pub struct Mode<'a> {
-    /// Set by `replay`: tagged on every event; business idempotency is not applied, since a
-    /// replay reprocesses on purpose.
+    /// Set by `replay`: tagged on every event. Business idempotency still holds: a replay
+    /// maps each raw message again on purpose, but a resend (another raw message of a source
+    /// transaction one already delivered) adds nothing, as it added nothing live.
     pub replay_id: Option<&'a str>,
     /// Event ids already on the CANONICAL stream: not published again.
     pub existing_ids: Option<&'a HashSet<String>>,
@@ -183,7 +184,7 @@ impl Delivery {
                     .await;
             }
         };
-        let resent: BTreeSet<String> = if route.idempotency && mode.replay_id.is_none() {
+        let resent: BTreeSet<String> = if route.idempotency {
             self.ledger
                 .claim(&route.name, &raw.identity, raw.sequence, &events)
                 .await?
