@@ -166,7 +166,7 @@ mod tests {
     #[test]
     fn golden_fixtures() {
         match check_fixtures::<ErpPostings>(env!("CARGO_MANIFEST_DIR")) {
-            Ok(passed) => assert_eq!(passed, 33),
+            Ok(passed) => assert_eq!(passed, 37),
             Err(report) => panic!("{report}"),
         }
     }

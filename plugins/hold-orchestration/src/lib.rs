@@ -90,20 +90,27 @@ impl Poster for HoldOrchestration {
         };
         let code = response.json_str("/error/code").unwrap_or_default();
         match request.target.as_str() {
-            // A block is confirmed by its id: the one made, the one that exists already for
-            // this hold and lot (409 BLOCK_EXISTS), the one lifted; a release finding no active
-            // block (404 NO_ACTIVE_BLOCK) has nothing left to undo. Any other 404 or 409 (an
-            // unknown SKU, a proxy's page, another hold's id) confirms nothing.
+            // A block is confirmed by its id: the one made (`blockId` of a 2xx), the one that
+            // exists already for this hold and lot (409 BLOCK_EXISTS); a lift by the ids it
+            // lifted (`released`, a 2xx); a release finding no active block (404
+            // NO_ACTIVE_BLOCK) has nothing left to undo. Nothing else confirms: an OData-style
+            // `error` in a 2xx is refused, a 2xx naming no block (a proxy's page, an active
+            // block in answer to a release) is tried again, and any other 404 or 409 (an
+            // unknown SKU, a proxy's page, another hold's id) is refused.
             WMS => {
                 let release = request.path.ends_with("/release");
-                let block = response
-                    .json_str("/blockId")
-                    .or_else(|| response.json_str("/released/0"))
-                    .filter(|block| !block.is_empty());
+                let block = if release {
+                    released(response)
+                } else {
+                    response
+                        .json_str("/blockId")
+                        .map(|block| block.trim().to_owned())
+                        .filter(|block| !block.is_empty())
+                };
                 match (response.status, block) {
-                    (200..=299, Some(block)) => Verdict::posted(block),
-                    (200..=299, None) => response.success_without(if release {
-                        "the block it lifted"
+                    (200..=299, Some(block)) if !has_error(response) => Verdict::posted(block),
+                    (200..=299, _) => response.success_without(if release {
+                        "the blocks it lifted (released)"
                     } else {
                         "a block id"
                     }),
@@ -116,12 +123,55 @@ impl Poster for HoldOrchestration {
                     _ => refused(),
                 }
             }
+            // A notification is taken by any 2xx but a page (a proxy's or a sign-in page:
+            // the request never reached the service, try again) or an `error` body (refused,
+            // as the ERP's and the WMS's are).
             _ if response.is_success() => {
-                Verdict::posted(response.json_str("/notificationId").unwrap_or_default())
+                if is_page(response) || has_error(response) {
+                    response.success_without(
+                        "an answer of the notification service (a web page came back)",
+                    )
+                } else {
+                    Verdict::posted(
+                        response
+                            .json_str("/notificationId")
+                            .map(|id| id.trim().to_owned())
+                            .unwrap_or_default(),
+                    )
+                }
             }
             _ => refused(),
         }
     }
+}
+
+/// The blocks a release answer says it lifted: the ids of its `released` list, joined by `,`;
+/// none when the list is missing, empty or holds a blank or non-text id.
+fn released(response: &Response) -> Option<String> {
+    let json = response.json()?;
+    let ids: Vec<String> = json
+        .get("released")?
+        .as_array()?
+        .iter()
+        .map(|id| id.as_str().map(str::trim).map(str::to_owned))
+        .collect::<Option<_>>()?;
+    (!ids.is_empty() && ids.iter().all(|id| !id.is_empty())).then(|| ids.join(","))
+}
+
+/// Whether the body is JSON with an `error` member (not null).
+fn has_error(response: &Response) -> bool {
+    response
+        .json()
+        .is_some_and(|json| json.get("error").is_some_and(|error| !error.is_null()))
+}
+
+/// Whether the body is a web page (`text/html`, or markup where JSON or nothing was expected):
+/// a sign-in page or a proxy's page, not the service's answer.
+fn is_page(response: &Response) -> bool {
+    response
+        .header("content-type")
+        .is_some_and(|kind| kind.to_ascii_lowercase().contains("html"))
+        || response.text().trim_start().starts_with('<')
 }
 
 /// The ERP transfer posting of the whole batch: unrestricted to blocked (344) when the hold is
@@ -246,7 +296,7 @@ mod tests {
     #[test]
     fn golden_fixtures() {
         match check_fixtures::<HoldOrchestration>(env!("CARGO_MANIFEST_DIR")) {
-            Ok(passed) => assert_eq!(passed, 22),
+            Ok(passed) => assert_eq!(passed, 25),
             Err(report) => panic!("{report}"),
         }
     }

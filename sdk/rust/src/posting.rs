@@ -75,13 +75,24 @@ pub trait Poster {
 
 /// The verdict on the answer of an ERP's goods-movement service in the shape of SAP S/4HANA's
 /// material documents (`API_MATERIAL_DOCUMENT_SRV`, OData v2 or v4), to a request whose
-/// `ReferenceDocument` is the event id. Only a material document proves a booking:
+/// `ReferenceDocument` is the event id. Only a material document proves a booking, and only in
+/// an answer that says the booking was made:
 /// - a redirect or refused credentials: **try again** ([`Response::access_problem`]);
-/// - an answer naming another `ReferenceDocument`: **rejected** (it is another posting's);
-/// - a `MaterialDocument` in a 2xx, or in a 409 replaying this `Idempotency-Key`: **posted**;
-/// - a 2xx without one: [`Response::success_without`] (a proxy's page, an empty body);
-/// - a 409 without one (the first request with this key is still being booked), a 404 from the
-///   gateway (no such service: the target's url), or a transient status: **try again**;
+/// - an answer naming another `ReferenceDocument`: **rejected** (it is another posting's). The
+///   reference is compared ignoring case (a UUID is the same in upper case), and one of 16
+///   characters that starts the event id is this event's: SAP's reference (`XBLNR`) holds 16;
+/// - a `MaterialDocument` in a 2xx without an OData `error`: **posted**;
+/// - a `MaterialDocument` in a 409 whose error code is `IDEMPOTENT_REPLAY` (this
+///   `Idempotency-Key` was booked before): **posted**, the original document;
+/// - an OData `error` wins over a document beside it: a 2xx with one is **rejected** with the
+///   ERP's message, a 409 with another code (`DOCUMENT_LOCKED`...) is read as a 409 without a
+///   document;
+/// - a blank document (`""`, `"   "`) is no document;
+/// - a 2xx without a document: [`Response::success_without`] (a proxy's page, an empty body);
+/// - a 409 without a document and with no code, `REQUEST_IN_PROGRESS` (the first request with
+///   this key is still being booked) or `IDEMPOTENT_REPLAY` (booked, but the answer names no
+///   document: asked again, the ERP names it), a 404 from the gateway (no such service: the
+///   target's url), or a transient status: **try again**;
 /// - anything else: **rejected** with the ERP's message.
 pub fn material_document_verdict(event: &Event, response: &Response) -> Verdict {
     if let Some(verdict) = response.access_problem() {
@@ -89,7 +100,8 @@ pub fn material_document_verdict(event: &Event, response: &Response) -> Verdict 
     }
     if let Some(reference) = response
         .odata_str("ReferenceDocument")
-        .filter(|reference| *reference != event.envelope.id)
+        .filter(|reference| !reference.trim().is_empty())
+        .filter(|reference| !same_reference(reference, &event.envelope.id))
     {
         return Verdict::rejected(format!(
             "the ERP answered for ReferenceDocument {reference}, not this event ({}): another \
@@ -98,26 +110,147 @@ pub fn material_document_verdict(event: &Event, response: &Response) -> Verdict 
         ));
     }
     let code = response.json_str("/error/code").unwrap_or_default();
-    match (response.status, response.odata_str("MaterialDocument")) {
-        (200..=299 | 409, Some(document)) => Verdict::posted(document),
-        (200..=299, None) => response.success_without("a material document"),
-        (409, None) if code.is_empty() || code == "REQUEST_IN_PROGRESS" => Verdict::try_again(
+    let code = code.trim();
+    // An OData error in the body: the ERP says something went wrong, whatever else it names.
+    let error = response
+        .json()
+        .is_some_and(|json| json.get("error").is_some_and(|error| !error.is_null()));
+    let document = response
+        .odata_str("MaterialDocument")
+        .map(|document| document.trim().to_owned())
+        .filter(|document| !document.is_empty());
+    match (response.status, document) {
+        (200..=299, Some(document)) if !error => Verdict::posted(document),
+        (409, Some(document)) if code == "IDEMPOTENT_REPLAY" => Verdict::posted(document),
+        (200..=299, _) => response.success_without("a material document"),
+        (409, _) if code.is_empty() || code == "REQUEST_IN_PROGRESS" => Verdict::try_again(
             response
                 .error_message()
                 .unwrap_or_else(|| response.summary()),
         ),
-        (404, None) if code.is_empty() || code.starts_with("/IWFND/") => {
-            Verdict::try_again(format!(
-                "{}; check the {} target's url",
-                response.summary(),
-                response.target
-            ))
-        }
+        (409, _) if code == "IDEMPOTENT_REPLAY" => Verdict::try_again(format!(
+            "{}; the answer names no material document, asked again with the same \
+             Idempotency-Key",
+            response.summary()
+        )),
+        (404, _) if code.is_empty() || code.starts_with("/IWFND/") => Verdict::try_again(format!(
+            "{}; check the {} target's url",
+            response.summary(),
+            response.target
+        )),
         _ if response.is_transient() => Verdict::try_again(response.summary()),
         _ => Verdict::rejected(
             response
                 .error_message()
                 .unwrap_or_else(|| format!("HTTP {}", response.status)),
         ),
+    }
+}
+
+/// Whether the `ReferenceDocument` of an answer is the event id `id` the request sent: the same
+/// ignoring ASCII case (a UUID written in upper case is the same UUID), or its first 16
+/// characters (SAP's `ReferenceDocument`, `XBLNR`, holds 16 and keeps those).
+fn same_reference(reference: &str, id: &str) -> bool {
+    let reference = reference.trim();
+    reference.eq_ignore_ascii_case(id)
+        || (reference.chars().count() == SAP_REFERENCE_LENGTH
+            && id.len() > reference.len()
+            && id.is_char_boundary(reference.len())
+            && id[..reference.len()].eq_ignore_ascii_case(reference))
+}
+
+/// The length of SAP's `ReferenceDocument` (`XBLNR`, `CHAR 16`).
+const SAP_REFERENCE_LENGTH: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "cf073c50-cd56-ca3a-1dd0-1a34e70a4af2";
+
+    fn event() -> Event {
+        Event::from_cloudevent(&json!({
+            "specversion": "1.0", "id": ID, "source": "/PLANT1/mes",
+            "type": "millrace.production-completion.v1", "time": "2026-03-02T06:15:00Z",
+            "subject": "WO-1@PLANT1", "datacontenttype": "application/json",
+            "data": {"work_order": "WO-1", "item": "FG-1", "lot": "L1",
+                     "good_quantity": {"amount": "5", "uom": "EA"},
+                     "scrap_quantity": {"amount": "0", "uom": "EA"}},
+            "route": "mes", "plugin": "mes-shift-report", "pluginversion": "1.0.0", "rawsequence": 1
+        }))
+        .unwrap()
+    }
+
+    fn verdict(status: u16, body: Value) -> Verdict {
+        let response = Response {
+            target: "erp".into(),
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+        };
+        material_document_verdict(&event(), &response)
+    }
+
+    #[test]
+    fn an_error_body_wins_over_a_document() {
+        let locked = verdict(
+            409,
+            json!({"error": {"code": "DOCUMENT_LOCKED", "message": "locked by user X"},
+                   "MaterialDocument": "4900011111"}),
+        );
+        assert_eq!(
+            locked,
+            Verdict::rejected("DOCUMENT_LOCKED: locked by user X")
+        );
+        let failed = verdict(
+            200,
+            json!({"error": {"code": "M7/021", "message": "Material not maintained"},
+                   "MaterialDocument": "49"}),
+        );
+        assert_eq!(failed, Verdict::rejected("M7/021: Material not maintained"));
+        let replay = verdict(
+            409,
+            json!({"error": {"code": "IDEMPOTENT_REPLAY", "message": "booked before"},
+                   "d": {"MaterialDocument": "4900012345"}}),
+        );
+        assert_eq!(replay, Verdict::posted("4900012345"));
+    }
+
+    #[test]
+    fn a_blank_document_confirms_nothing() {
+        for document in ["", "   "] {
+            let answer = verdict(201, json!({"MaterialDocument": document}));
+            assert!(matches!(answer, Verdict::TryAgain(_)), "{answer:?}");
+            let replay = verdict(
+                409,
+                json!({"error": {"code": "IDEMPOTENT_REPLAY", "message": "booked before"},
+                       "MaterialDocument": document}),
+            );
+            assert!(matches!(replay, Verdict::TryAgain(_)), "{replay:?}");
+        }
+        // A 409 with a document but no IDEMPOTENT_REPLAY says nothing was booked.
+        let conflict = verdict(409, json!({"MaterialDocument": "4900012345"}));
+        assert!(matches!(conflict, Verdict::TryAgain(_)), "{conflict:?}");
+    }
+
+    #[test]
+    fn the_reference_is_compared_ignoring_case_and_as_sap_keeps_it() {
+        for reference in [ID.to_uppercase(), ID[..16].to_uppercase(), ID.to_owned()] {
+            let answer = verdict(
+                201,
+                json!({"MaterialDocument": "49", "ReferenceDocument": reference}),
+            );
+            assert_eq!(answer, Verdict::posted("49"), "{reference}");
+        }
+        for reference in [&ID[..15], &ID[..17], "cf073c50-cd56-ca3a-1dd0-1a34e70a4af3"] {
+            let answer = verdict(
+                201,
+                json!({"MaterialDocument": "49", "ReferenceDocument": reference}),
+            );
+            assert!(
+                matches!(answer, Verdict::Rejected(_)),
+                "{reference}: {answer:?}"
+            );
+        }
     }
 }
