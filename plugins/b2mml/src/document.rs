@@ -106,6 +106,67 @@ const TIMES: &[&str] = &[
     "ActualEndTime",
 ];
 
+/// The elements the mapping reads as one value of their parent, by parent: the schema allows
+/// each once there, so a repeat is not B2MML, and the mapping would take the first without a
+/// word (a second `MaterialUse` or `Status` that says otherwise). A repeat is `malformed-input`.
+const ONCE: &[(&[&str], &[&str])] = &[
+    (
+        &["MaterialActual"],
+        &["MaterialUse", "Location", "StorageLocation"],
+    ),
+    (
+        &["MaterialLot", "MaterialSubLot", "MaterialSubLotChild"],
+        &[
+            "ID",
+            "MaterialDefinitionID",
+            "Status",
+            "StorageLocation",
+            "Location",
+        ],
+    ),
+    (&["MaterialRequirement"], &["MaterialUse"]),
+    (
+        &[
+            "Location",
+            "LocationChild",
+            "HierarchyScope",
+            "HierarchyScopeChild",
+        ],
+        &["EquipmentID", "Location", "LocationChild"],
+    ),
+    (&["StorageLocation"], &["Location", "LocationChild"]),
+    (&["Quantity"], &["QuantityString", "UnitOfMeasure", "Key"]),
+    (&["ApplicationArea"], &["CreationDateTime", "BODID"]),
+    (
+        &["SegmentResponse", "SegmentResponseChild"],
+        &["ID", "ProcessSegmentID", "ActualStartTime", "ActualEndTime"],
+    ),
+    (
+        &["ProductionResponse", "OperationsResponse"],
+        &["ID", "StartTime", "EndTime"],
+    ),
+    (&["ProductionRequest", "OperationsRequest"], &["ID"]),
+    (
+        &[
+            "ProductionPerformance",
+            "OperationsPerformance",
+            "ProductionSchedule",
+            "OperationsSchedule",
+            "MaterialInformation",
+        ],
+        &["ID", "PublishedDate"],
+    ),
+];
+
+/// The elements of a `MaterialActual` the schema lets repeat (`MaterialDefinitionID`,
+/// `MaterialLotID`: 0..unbounded) but an event holds one of: several different values cannot say
+/// which item or lot the quantity is of, as several `OperationsRequestID` cannot say which work
+/// order. `rejected-by-rule`; the same value repeated is one.
+const ONE_OF_SEVERAL: &[(&str, &[&str])] = &[
+    ("MaterialActual", &["MaterialDefinitionID", "MaterialLotID"]),
+    ("MaterialRequirement", &["MaterialDefinitionID"]),
+];
+
 /// The pairs of `dateTime` elements that bound one span of time, start first.
 const SPANS: &[(&str, &str)] = &[
     ("StartTime", "EndTime"),
@@ -212,12 +273,15 @@ pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapErr
     check_values(root, version, "EquipmentElementLevel", EQUIPMENT_LEVELS)?;
     check_values(root, version, "EquipmentLevel", EQUIPMENT_LEVELS)?;
     check_values(root, version, "OperationsType", form::OPERATIONS_TYPES)?;
+    check_repeats(root)?;
     let route = Route::load()?;
     check_times(root, &route)?;
     let context = Context {
         route,
         created,
         document_id,
+        payload,
+        balances: Default::default(),
     };
     let mut events = Vec::new();
     for node in nouns {
@@ -288,6 +352,62 @@ fn check_values(
                 xml::at(node),
                 allowed.join(", ")
             )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks, before anything is mapped, that no element the mapping reads as one value stands
+/// twice in its parent ([`ONCE`], [`ONE_OF_SEVERAL`]).
+fn check_repeats(root: Node<'_, '_>) -> Result<(), MapError> {
+    let namespace = root.tag_name().namespace();
+    for parent in root
+        .descendants()
+        .filter(|node| node.is_element() && node.tag_name().namespace() == namespace)
+    {
+        let parent_name = parent.tag_name().name();
+        for (parents, names) in ONCE {
+            if !parents.contains(&parent_name) {
+                continue;
+            }
+            for name in *names {
+                let mut found = xml::children(parent, name);
+                if let (Some(first), Some(second)) = (found.next(), found.next()) {
+                    let shown = |node: Node<'_, '_>| match xml::own_text(node) {
+                        Some(text) => format!("'{text}' at line {}", xml::line(node)),
+                        None => format!("one at line {}", xml::line(node)),
+                    };
+                    return Err(MapError::malformed(format!(
+                        "{}: has {name} twice ({} and {}); the schema allows one, and which one \
+                         holds cannot be told",
+                        xml::at(parent),
+                        shown(first),
+                        shown(second)
+                    )));
+                }
+            }
+        }
+        for (parent_of, names) in ONE_OF_SEVERAL {
+            if parent_name != *parent_of {
+                continue;
+            }
+            for name in *names {
+                let mut values: Vec<Cow<'_, str>> = Vec::new();
+                for value in xml::children(parent, name).filter_map(xml::own_text) {
+                    if !values.contains(&value) {
+                        values.push(value);
+                    }
+                }
+                if values.len() > 1 {
+                    return Err(MapError::rejected(format!(
+                        "{}: names several {name} ({}); an event is of one item and one lot, so \
+                         which one its quantity is of cannot be told (send one {parent_name} \
+                         per {name})",
+                        xml::at(parent),
+                        values.join(", ")
+                    )));
+                }
+            }
         }
     }
     Ok(())

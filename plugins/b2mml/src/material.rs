@@ -53,7 +53,7 @@ pub(crate) fn map(
             Some(status) => is_blocked(status)?,
         };
         let mut parts = Vec::new();
-        sub_lots(lot, id, lot_blocked, xml::lot_location(lot), &mut parts)?;
+        sub_lots(lot, id, lot_blocked, xml::lot_location(lot)?, &mut parts)?;
         let balances = if parts.is_empty() {
             let Some(amount) = own else {
                 log::info(
@@ -68,7 +68,7 @@ pub(crate) fn map(
                     xml::at(lot)
                 )));
             }
-            let location = xml::lot_location(lot).ok_or_else(|| {
+            let location = xml::lot_location(lot)?.ok_or_else(|| {
                 MapError::rejected(format!(
                     "{}: lot {id} has a Quantity but no StorageLocation or Location; a balance needs a location",
                     xml::at(lot)
@@ -108,6 +108,33 @@ pub(crate) fn map(
             "MaterialInformation/PublishedDate",
         )?;
         let site = context.route.site(lot)?;
+        for balance in &balances {
+            // A balance sets the stock of its lot at its place: the same lot listed twice in
+            // one document would give two balances of one key and one time, the last winning.
+            // (Sub-lots of one lot at one place are added up: that is one balance.)
+            let key = (
+                site.clone(),
+                item.to_string(),
+                balance.location.clone(),
+                id.to_owned(),
+            );
+            let seen = context
+                .balances
+                .borrow()
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, line)| *line);
+            if let Some(first) = seen {
+                return Err(MapError::rejected(format!(
+                    "{}: lot {id} of item {item} at {} is listed again (first at line {first}); a \
+                     balance sets the lot's stock there, so the second would replace the first: \
+                     list a lot once (its sub-lots may break it down)",
+                    xml::at(lot),
+                    balance.location
+                )));
+            }
+            context.balances.borrow_mut().push((key, xml::line(lot)));
+        }
         for balance in balances {
             events.push(CanonicalEvent {
                 site: site.clone(),
@@ -162,7 +189,7 @@ fn sub_lots<'a, 'input>(
                 None => false,
                 Some(status) => is_blocked(status)?,
             };
-        let sub_location = xml::lot_location(sub).or_else(|| location.clone());
+        let sub_location = xml::lot_location(sub)?.or_else(|| location.clone());
         let before = parts.len();
         sub_lots(sub, lot, sub_blocked, sub_location.clone(), parts)?;
         if parts.len() > before {

@@ -26,18 +26,15 @@ pub(crate) fn map(
         // The work order is the request the response answers; a response without one (as the
         // Courbon MES writes them) is identified by its own ID, which is then the order number.
         let id = xml::text(response, "ID");
-        let work_order = work_order(form, response)?
-            .or_else(|| id.clone())
-            .ok_or_else(|| {
-                MapError::rejected(format!(
-                    "{}: has neither {} nor ID, so it names no work order to book its material to",
-                    xml::at(response),
-                    form.request_id
-                ))
-            })?;
-        // The report's own identity, for telling a resend from a new report: the document's,
-        // else the response's (never the work order's: every report of an order names it).
-        let transaction = context.document_id.clone().or(id.map(Cow::into_owned));
+        let requested = work_order(form, response)?;
+        let work_order = requested.clone().or_else(|| id.clone()).ok_or_else(|| {
+            MapError::rejected(format!(
+                "{}: has neither {} nor ID, so it names no work order to book its material to",
+                xml::at(response),
+                form.request_id
+            ))
+        })?;
+        let transaction = Some(transaction(performance, &id, &work_order, context));
         let at = Segment {
             form,
             work_order: &work_order,
@@ -49,6 +46,29 @@ pub(crate) fn map(
         }
     }
     Ok(())
+}
+
+/// The report's own identity, for telling a resend from a new report: the document's
+/// (`ApplicationArea/BODID`), else the response's `ID`, else the performance's `ID`, each only
+/// when it is not the work order (every report of an order names that: a later report would be
+/// dropped as a resend of the first), else the work order with a digest of the document
+/// (`53107@<32 hex digits>`): the same for a resend of the same bytes, another for any other
+/// report of the order.
+fn transaction(
+    performance: Node<'_, '_>,
+    response_id: &Option<Cow<'_, str>>,
+    work_order: &str,
+    context: &Context<'_, '_>,
+) -> String {
+    if let Some(document) = &context.document_id {
+        return document.clone();
+    }
+    [response_id.clone(), xml::text(performance, "ID")]
+        .into_iter()
+        .flatten()
+        .find(|id| *id != work_order)
+        .map(Cow::into_owned)
+        .unwrap_or_else(|| format!("{work_order}@{}", context.digest()))
 }
 
 /// The request a response answers. The operations form allows several; a response that
@@ -176,7 +196,7 @@ fn consumption(
         item: xml::require(actual, "MaterialDefinitionID")?.into_owned(),
         lot: xml::text(actual, "MaterialLotID").map(Cow::into_owned),
         quantity: amount.quantity(),
-        location: xml::location(actual),
+        location: xml::location(actual)?,
     }))
 }
 
@@ -225,7 +245,7 @@ fn completion(
         lot: xml::text(actual, "MaterialLotID").map(Cow::into_owned),
         good_quantity: good.quantity(),
         scrap_quantity: scrap.quantity(),
-        location: xml::location(actual),
+        location: xml::location(actual)?,
     }))
 }
 

@@ -106,6 +106,13 @@ impl Route {
                 bad(&format!("{error}; read at utc_offset {}", self.offset_text))
             }
         })?;
+        // xs:dateTime offsets run from -14:00 to +14:00 (RFC 3339 writes any up to 23:59).
+        if instant.offset().whole_minutes().unsigned_abs() > 14 * 60 {
+            return Err(bad(
+                "the offset is beyond ±14:00, the range xs:dateTime allows; no place on earth is \
+                 that far from UTC",
+            ));
+        }
         if end_of_day.is_none() {
             return Ok(instant);
         }

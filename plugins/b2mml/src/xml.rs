@@ -473,35 +473,56 @@ pub(crate) fn hierarchy_scope(node: Node<'_, '_>) -> Vec<String> {
 
 /// Where a material actual is: the equipment id of its `Location`, else its `StorageLocation`
 /// (see [`equipment_location`], [`storage_location`]).
-pub(crate) fn location(node: Node<'_, '_>) -> Option<String> {
-    equipment_location(node).or_else(|| storage_location(node))
+pub(crate) fn location(node: Node<'_, '_>) -> Result<Option<String>, MapError> {
+    Ok(match equipment_location(node)? {
+        Some(location) => Some(location),
+        None => storage_location(node)?,
+    })
 }
 
 /// Where a material lot or sub-lot is: its `StorageLocation` (the storage place, a bin or a
 /// silo), else the equipment id of its `Location` (the equipment hierarchy it sits in).
-pub(crate) fn lot_location(node: Node<'_, '_>) -> Option<String> {
-    storage_location(node).or_else(|| equipment_location(node))
+pub(crate) fn lot_location(node: Node<'_, '_>) -> Result<Option<String>, MapError> {
+    Ok(match storage_location(node)? {
+        Some(location) => Some(location),
+        None => equipment_location(node)?,
+    })
 }
 
-/// The equipment id of the element's `Location` (the innermost nested one that has one).
-fn equipment_location(node: Node<'_, '_>) -> Option<String> {
+/// The equipment id of the element's `Location` (the innermost nested one that has one). A
+/// `Location` that names no `EquipmentID` at any depth is an error: the element says where the
+/// material is, and reading it as absent would take another place (or none) without a word.
+fn equipment_location(node: Node<'_, '_>) -> Result<Option<String>, MapError> {
+    let Some(outer) = child(node, "Location") else {
+        return Ok(None);
+    };
     let mut found = None;
-    let mut location = child(node, "Location");
+    let mut location = Some(outer);
     while let Some(current) = location {
         if let Some(id) = text(current, "EquipmentID") {
             found = Some(id.into_owned());
         }
         location = child(current, "Location");
     }
-    found
+    found.map(Some).ok_or_else(|| {
+        MapError::malformed(format!(
+            "{}: names no place: neither it nor a Location nested in it has an EquipmentID{}",
+            at(outer),
+            found_children(outer)
+        ))
+    })
 }
 
 /// The element's `StorageLocation`: text up to V0600, in V07 a resource location whose
-/// `Location` names it (the innermost of its `LocationChild`ren).
-fn storage_location(node: Node<'_, '_>) -> Option<String> {
-    let storage = child(node, "StorageLocation")?;
+/// `Location` names it (the innermost of its `LocationChild`ren). One that is there but names
+/// nothing in either form (empty, or holding other elements, `<EquipmentID>`) is an error naming
+/// what it holds.
+fn storage_location(node: Node<'_, '_>) -> Result<Option<String>, MapError> {
+    let Some(storage) = child(node, "StorageLocation") else {
+        return Ok(None);
+    };
     if let Some(text) = own_text(storage) {
-        return Some(text.into_owned());
+        return Ok(Some(text.into_owned()));
     }
     let mut found = None;
     let mut resource = Some(storage);
@@ -509,7 +530,28 @@ fn storage_location(node: Node<'_, '_>) -> Option<String> {
         found = text(current, "Location").map(Cow::into_owned).or(found);
         resource = child(current, "LocationChild");
     }
-    found
+    found.map(Some).ok_or_else(|| {
+        MapError::malformed(format!(
+            "{}: names no place: a StorageLocation is its text (up to V0600) or a resource \
+             location with a Location (V07){}",
+            at(storage),
+            found_children(storage)
+        ))
+    })
+}
+
+/// `; it holds <A>, <B>` naming the child elements of `node`, or `; it is empty`.
+fn found_children(node: Node<'_, '_>) -> String {
+    let names: Vec<String> = node
+        .children()
+        .filter(Node::is_element)
+        .map(|child| format!("<{}>", child.tag_name().name()))
+        .collect();
+    if names.is_empty() {
+        "; it is empty".to_owned()
+    } else {
+        format!("; it holds {}", names.join(", "))
+    }
 }
 
 #[cfg(test)]
@@ -646,10 +688,35 @@ mod tests {
         )
         .unwrap();
         let root = doc.root_element();
-        assert_eq!(lot_location(root).as_deref(), Some("BIN-3"));
-        assert_eq!(location(root).as_deref(), Some("YARD"));
+        assert_eq!(lot_location(root).unwrap().as_deref(), Some("BIN-3"));
+        assert_eq!(location(root).unwrap().as_deref(), Some("YARD"));
         let doc = parse("<r><Location><EquipmentID>YARD</EquipmentID></Location></r>").unwrap();
-        assert_eq!(lot_location(doc.root_element()).as_deref(), Some("YARD"));
+        assert_eq!(
+            lot_location(doc.root_element()).unwrap().as_deref(),
+            Some("YARD")
+        );
+    }
+
+    #[test]
+    fn a_location_that_names_no_place_is_an_error_naming_what_it_holds() {
+        let doc =
+            parse("<r><StorageLocation><EquipmentID>BIN-3</EquipmentID></StorageLocation></r>")
+                .unwrap();
+        let error = lot_location(doc.root_element())
+            .unwrap_err()
+            .message()
+            .to_owned();
+        assert!(error.contains("StorageLocation: names no place"), "{error}");
+        assert!(error.contains("it holds <EquipmentID>"), "{error}");
+        let doc = parse(
+            "<r><Location><EquipmentElementLevel>Site</EquipmentElementLevel></Location></r>",
+        )
+        .unwrap();
+        let error = location(doc.root_element())
+            .unwrap_err()
+            .message()
+            .to_owned();
+        assert!(error.contains("Location: names no place"), "{error}");
     }
 
     #[test]
@@ -662,7 +729,7 @@ mod tests {
         .unwrap();
         let root = doc.root_element();
         assert_eq!(text(root, "ID").as_deref(), Some("yes"));
-        assert_eq!(location(root).as_deref(), Some("B"));
+        assert_eq!(location(root).unwrap().as_deref(), Some("B"));
         assert_eq!(hierarchy_scope(root), ["S", "C"]);
 
         // V07: nested scopes are HierarchyScopeChild, a storage location is a resource
@@ -677,7 +744,7 @@ mod tests {
         .unwrap();
         let root = doc.root_element();
         assert_eq!(hierarchy_scope(root), ["S", "C"]);
-        assert_eq!(location(root).as_deref(), Some("WH1-A-01"));
+        assert_eq!(location(root).unwrap().as_deref(), Some("WH1-A-01"));
         assert_eq!(
             require(root, "Status").unwrap_err().message(),
             "line 1, r: has no Status"
