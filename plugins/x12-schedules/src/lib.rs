@@ -29,6 +29,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
                 )));
             }
             let schedule = Schedule::read(group, set, &route.utc_offset_text)?;
+            check_summary(set)?;
             // The envelope identity, then the schedule's own reference (BFR02 / BSS02).
             let transaction = interchange.source_transaction(set, schedule.number);
             let commitments =
@@ -79,12 +80,13 @@ impl<'a> Schedule<'a> {
         }
         let date = head.trimmed(date_element);
         // The schedule is issued on its own date; the group's time is used when it was sent the
-        // same day, else midnight.
-        let time = if date == group.date {
-            group.time.as_ref()
-        } else {
-            ""
+        // same day, else midnight. The day is compared as a date: BFR08 may be written YYMMDD
+        // while GS04 is CCYYMMDD (`260714` and `20260714` are one day).
+        let same_day = match (x12::date(date), x12::date(&group.date)) {
+            (Ok(issued), Ok(sent)) => issued == sent,
+            _ => false,
         };
+        let time = if same_day { group.time.as_ref() } else { "" };
         let issued_at = x12::timestamp(date, time, offset).malformed_at(format!(
             "{}, {begin}{date_element:02} schedule date",
             head.at()
@@ -112,17 +114,30 @@ impl<'a> Schedule<'a> {
         route_site: &str,
     ) -> Result<Vec<(String, SupplierCommitment)>, MapError> {
         let mut loops: Vec<Vec<&Segment>> = Vec::new();
+        let mut summary: Option<&Segment> = None;
         for segment in set.segments.iter().skip(self.header.len()) {
+            // The CTT summary ends the set (SE follows): what comes after it would be dropped,
+            // a LIN loop with its demand above all.
+            if let Some(ctt) = summary {
+                return Err(MapError::malformed(format!(
+                    "{}: {} follows the CTT summary ({}); a schedule ends with CTT, so it would \
+                     be dropped (the set's segments are out of order)",
+                    segment.at(),
+                    segment.id,
+                    ctt.at()
+                )));
+            }
             if segment.id == "LIN" {
                 loops.push(vec![segment]);
             } else if segment.id == "CTT" {
-                break;
+                summary = Some(segment);
             } else if let Some(current) = loops.last_mut() {
                 current.push(segment);
             }
         }
-        let header_supplier = supplier(&self.header);
-        let header_ship_to = x12::party(self.header.iter().copied(), &["ST"]);
+        let header_supplier = supplier(&self.header)?;
+        // A party named twice with different ids is refused, never the first one taken.
+        let header_ship_to = x12::agreed_party(self.header.iter().copied(), &["ST"])?;
         // Each commitment with its site, its ship-to and where its loop starts.
         let mut commitments: Vec<(String, Option<String>, SupplierCommitment, String)> = Vec::new();
         for segments in &loops {
@@ -132,8 +147,8 @@ impl<'a> Schedule<'a> {
                 interchange,
                 item_qualifier,
             )?;
-            let ship_to =
-                x12::party(segments.iter().copied(), &["ST"]).or_else(|| header_ship_to.clone());
+            let ship_to = x12::agreed_party(segments.iter().copied(), &["ST"])?
+                .or_else(|| header_ship_to.clone());
             let site = ship_to
                 .as_deref()
                 .and_then(|id| config::get(&format!("ship-to.{id}")))
@@ -203,7 +218,7 @@ impl<'a> Schedule<'a> {
                 uit.at()
             ))
         })?;
-        let supplier = supplier(segments)
+        let supplier = supplier(segments)?
             .or_else(|| header_supplier.map(str::to_owned))
             // A schedule is sent by the buyer to the supplier: the receiver is the supplier.
             .unwrap_or_else(|| interchange.receiver.to_string());
@@ -224,9 +239,17 @@ impl<'a> Schedule<'a> {
             .find_map(|q| cumulatives().find(|s| s.trimmed(3) == *q))
             .or_else(|| cumulatives().next())
             .map(|shp| {
-                decimal::parse(shp.element(2), '.')
-                    .malformed_at(format!("{}, SHP02 cumulative quantity", shp.at()))
-                    .map(|amount| decimal::quantity(amount, uom))
+                let amount = decimal::parse(shp.element(2), '.')
+                    .malformed_at(format!("{}, SHP02 cumulative quantity", shp.at()))?;
+                if amount.is_sign_negative() && !amount.is_zero() {
+                    return Err(MapError::malformed(format!(
+                        "{}, SHP02 cumulative quantity: '{}' is negative; a cumulative received \
+                         quantity counts what arrived",
+                        shp.at(),
+                        shp.trimmed(2)
+                    )));
+                }
+                Ok(decimal::quantity(amount, uom))
             })
             .transpose()?;
         Ok(SupplierCommitment {
@@ -240,9 +263,9 @@ impl<'a> Schedule<'a> {
 }
 
 /// The supplier among `N1` parties: `SU` supplier, `SF` ship from or `VN` vendor, by its id
-/// (`N104`) or else its name.
-fn supplier(segments: &[&Segment]) -> Option<String> {
-    x12::party(segments.iter().copied(), &["SU", "SF", "VN"])
+/// (`N104`) or else its name; one of them named twice with different ids is an error.
+fn supplier(segments: &[&Segment]) -> Result<Option<String>, MapError> {
+    x12::agreed_party(segments.iter().copied(), &["SU", "SF", "VN"])
 }
 
 fn bucket(fst: &Segment, uom: &str) -> Result<ScheduleBucket, MapError> {
@@ -340,3 +363,30 @@ fn last_of_month(date: Date) -> Date {
 }
 
 millrace_sdk::export_mapper!(map);
+
+/// Checks a set's `CTT` summary, when it has one. `CTT01` must count its `LIN` loops: a loop
+/// dropped or added on the way is refused. `CTT02`, the hash total, is the `FST01` quantities'
+/// by the standard's note, but partners' translators total other things (the Seeburger 862 of
+/// edifact-rails sends 5 for quantities of 158): a hash total that differs is logged, and the
+/// schedule mapped as its segments say.
+fn check_summary(set: &x12::TransactionSet<'_>) -> Result<(), MapError> {
+    let Some(ctt) = set.segments.iter().find(|s| s.is("CTT")) else {
+        return Ok(());
+    };
+    let loops = set.segments.iter().filter(|s| s.is("LIN")).count();
+    let declared = ctt.trimmed(1);
+    if !declared.is_empty() && declared.parse::<usize>().ok() != Some(loops) {
+        return Err(MapError::malformed(format!(
+            "{}: CTT01 counts {declared} LIN lines, the transaction set has {loops}",
+            ctt.at()
+        )));
+    }
+    if let Err(hash) = x12::check_totals(set, "LIN", set.segments.iter().filter(|s| s.is("FST")), 1)
+    {
+        log::warn(
+            "the CTT02 hash total is not the FST01 quantities': mapped as the FST segments say",
+            &[("detail", &hash.to_string())],
+        );
+    }
+    Ok(())
+}
