@@ -31,18 +31,18 @@ def map(message):
         raise MapError.unsupported(
             f"$.event: '{kind}' is not mapped; this plugin maps {' and '.join(ACTIONS)}"
         )
-    delivery = jsondoc.text(body, "$", "id")
+    delivery = _key(jsondoc.text(body, "$", "id"), "$.id")
     occurred_at = _occurred_at(body)
 
     ncr = jsondoc.object_at(jsondoc.object_at(body, "$", "data"), "$.data", "ncr")
     path = "$.data.ncr"
-    number = jsondoc.text(ncr, path, "number")
+    number = _key(jsondoc.text(ncr, path, "number"), f"{path}.number")
     site = _site(ncr, path)
 
     scope = jsondoc.object_at(ncr, path, "scope")
     spath = f"{path}.scope"
-    item = jsondoc.text(scope, spath, "part_number", required=False)
-    location = jsondoc.text(scope, spath, "location", required=False)
+    item = _key(jsondoc.text(scope, spath, "part_number", required=False), f"{spath}.part_number")
+    location = _key(jsondoc.text(scope, spath, "location", required=False), f"{spath}.location")
     supplier = _supplier(scope, spath)
     lots = _lots(scope, spath)
     if not (item or location or supplier or lots):
@@ -74,6 +74,31 @@ def map(message):
         )
         for lot in (lots or [None])
     ]
+
+
+#: Characters no key of an event may hold (the host refuses them): C0 and C1 controls (a tab, a
+#: line break, NUL), bidirectional controls (they make one key read as another) and characters
+#: that show nothing (zero-width spaces and joiners, the byte-order mark, the soft hyphen).
+_NOT_IN_A_KEY = re.compile(
+    "[\u0000-\u001f\u007f-\u009f\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069"
+    "\u200b-\u200d\u2060-\u2064\ufeff\u00ad]"
+)
+
+
+def _key(value, where):
+    """``value`` (text or ``None``), refused naming its JSON path ``where`` when it holds a
+    character no key may hold: an identifier (hold id, part, lot, location, supplier, delivery
+    id) with a tab or NUL in it is no identifier a consumer can look up, and the host would refuse
+    the event without naming the field the platform sent."""
+    if value is None:
+        return None
+    found = _NOT_IN_A_KEY.search(value)
+    if found:
+        raise MapError.malformed(
+            f"{where}: {value!r} holds the character U+{ord(found.group()):04X}, which no "
+            "identifier may hold (a control, bidirectional or invisible character)"
+        )
+    return value
 
 
 def _parse(payload):
@@ -151,7 +176,7 @@ def _supplier(scope, path):
     """The supplier id: `supplier.id`, or `supplier` itself when the platform sends plain text."""
     value = scope.get("supplier")
     if isinstance(value, str):
-        return value.strip() or None
+        return _key(value.strip() or None, f"{path}.supplier")
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -159,7 +184,7 @@ def _supplier(scope, path):
             f"{path}.supplier: expected the supplier id as text or an object with an 'id', "
             f"got {jsondoc.type_name(value)}"
         )
-    return jsondoc.text(value, f"{path}.supplier", "id")
+    return _key(jsondoc.text(value, f"{path}.supplier", "id"), f"{path}.supplier.id")
 
 
 def _lots(scope, path):
@@ -172,6 +197,7 @@ def _lots(scope, path):
     for n, lot in enumerate(lots):
         if not isinstance(lot, str) or not lot.strip():
             raise MapError.malformed(f"{path}.lots[{n}]: expected a lot number, got {jsondoc.type_name(lot)}")
+        _key(lot.strip(), f"{path}.lots[{n}]")
         if lot.strip() not in result:
             result.append(lot.strip())
     return result

@@ -73,6 +73,12 @@ export function map(message) {
 // of the two holds the value is unknowable. Extra columns (even repeated, even unnamed) are ignored.
 function headerIndex(row) {
   const at = `line ${row.line}`;
+  // A CR that is no line end (a CRLF's is one) in the header: the file's lines end with CR alone
+  // (classic Mac OS), so the whole file reads as one line and a column would look missing.
+  const cr = row.cells.findIndex((name) => name.includes('\r'));
+  if (cr >= 0) {
+    throw MapError.malformed(`${at}, column ${cr + 1}: the header holds a carriage return (CR) not followed by a line feed ('${row.cells[cr].split('\r')[0].trim()}' then a CR); lines must end with LF or CRLF, and a file whose lines end with CR alone reads as one line`);
+  }
   const names = row.cells.map((name) => name.trim().toLowerCase());
   const index = {};
   for (const column of COLUMNS) {
@@ -142,24 +148,49 @@ function movement(row, index, mark, siteOf) {
 
   const postedAt = malformedAt(at('posted_at'), () => postingTime(required('posted_at')));
   const serials = (cell('serials') || '').split('|').map((s) => s.trim()).filter((s) => s !== '');
+  // Every value is read (and refused for a control character) before the rules between values.
+  const [warehouse, movementId, item] = ['warehouse', 'movement_id', 'item'].map(required);
+  const [lot, fromBin, toBin, reference] = ['lot', 'from_bin', 'to_bin', 'reference'].map(cell);
+  // A transfer moves stock from one bin to another: the same bin on both sides moves nothing.
+  if (kind.type === 'transfer' && fromBin === toBin) {
+    throw MapError.rejected(`${at('to_bin')}: a transfer from bin '${fromBin}' to the same bin moves nothing; from_bin and to_bin must differ`);
+  }
+  // Each serial number is one piece: more serials than pieces, or one serial twice, cannot be.
+  const seen = new Set();
+  for (const serial of serials) {
+    if (seen.has(serial)) {
+      throw MapError.rejected(`${at('serials')}: serial '${serial}' is listed twice; a serial number names one piece`);
+    }
+    seen.add(serial);
+  }
+  if (serials.length > 0 && moreThan(serials.length, amount)) {
+    throw MapError.rejected(`${at('serials')}: ${serials.length} serial numbers for a quantity of ${amount}; each serial number is one piece, so there cannot be more serials than the quantity`);
+  }
 
   return events.event('inventory-movement', {
-    site: siteOf(required('warehouse')),
+    site: siteOf(warehouse),
     occurred_at: postedAt,
     source_sequence: seq,
-    source_transaction: required('movement_id'),
+    source_transaction: movementId,
     data: {
       movement_type: kind.type,
-      item: required('item'),
+      item,
       quantity: events.quantity(amount, uom),
-      from_location: cell('from_bin'),
-      to_location: cell('to_bin'),
-      lot: cell('lot'),
+      from_location: fromBin,
+      to_location: toBin,
+      lot,
       serials,
       stock_status: status,
-      reference_document: cell('reference'),
+      reference_document: reference,
     },
   });
+}
+
+// Whether the count `count` is more than the absolute value of the decimal text `amount` (`12.5`,
+// `-3`): for whole counts, exactly when it is more than the amount's whole part.
+function moreThan(count, amount) {
+  const whole = amount.replace(/^-/, '').split('.')[0];
+  return BigInt(count) > BigInt(whole || '0');
 }
 
 // The WMS writes local time without an offset unless configured to write UTC; the route's
