@@ -158,7 +158,26 @@ pub(super) fn check_route_name_and_subjects(
     if subjects.is_empty() {
         return Err(Invalid::new(key, missing));
     }
-    check_subjects(&key, subjects, true)
+    check_subjects(&key, subjects, true)?;
+    // The route's one consumer filters on all of them, and nats-server refuses filters that
+    // overlap (at start, with a message that points elsewhere).
+    for (i, a) in subjects.iter().enumerate() {
+        if let Some(b) = subjects[i + 1..]
+            .iter()
+            .find(|b| crate::subjects::overlap(a, b))
+        {
+            let message = if a == b {
+                format!("lists {a:?} twice")
+            } else {
+                format!(
+                    "has {a:?} and {b:?}, which overlap (a subject matches both): list the wider \
+                     one alone, or subjects that do not overlap"
+                )
+            };
+            return Err(Invalid::new(key, message));
+        }
+    }
+    Ok(())
 }
 
 /// Where the plugin written `plugin` comes from: `name@version` names a deployed version,

@@ -482,6 +482,31 @@ fn a_route_subject_outside_the_raw_stream_is_refused() {
     );
 }
 
+/// A route's consumer filters on all its subjects, and nats-server refuses filters that overlap:
+/// the config says which two, instead of a start that fails pointing at `streams.raw_subjects`.
+#[test]
+fn a_route_whose_subjects_overlap_is_refused() {
+    let err = parse(
+        "[routes.mes]\nsubjects = [\"raw.mes.>\", \"raw.mes.plant1.shift-report\"]\nplugin = \"p\"\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("routes.mes.subjects")
+            && err.contains("\"raw.mes.>\" and \"raw.mes.plant1.shift-report\", which overlap"),
+        "{err}"
+    );
+    let err =
+        parse("[routes.mes]\nsubjects = [\"raw.mes.a.x\", \"raw.mes.a.x\"]\nplugin = \"p\"\n")
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains("lists \"raw.mes.a.x\" twice"), "{err}");
+    assert!(
+        parse("[routes.mes]\nsubjects = [\"raw.mes.*.x\", \"raw.mes.*.y\"]\nplugin = \"p\"\n")
+            .is_ok()
+    );
+}
+
 #[test]
 fn the_ping_interval_defaults_to_ten_seconds_and_is_never_zero() {
     assert_eq!(parse("").unwrap().nats.ping_interval, None);
