@@ -36,8 +36,9 @@ pub enum RouteCommand {
         #[command(flatten)]
         connection: super::Connection,
     },
-    /// Goes back to the version the route served before the active one, at once (even on a
-    /// route that needs approval for other changes).
+    /// Undoes the route's last change, at once (even on a route that needs approval for other
+    /// changes): drops its candidate (canary or shadow) when it has one, else goes back to the
+    /// version it served before the active one.
     Rollback {
         /// The route.
         route: String,
@@ -218,10 +219,11 @@ pub fn print_binding(route: &str, binding: &Binding) -> anyhow::Result<()> {
             CandidateMode::Canary { percent } => format!(", canary {} on {percent}%", c.version),
             CandidateMode::Shadow => format!(", shadow {}", c.version),
         });
-    let previous = binding
-        .history
-        .last()
-        .map_or_else(String::new, |p| format!(" (rollback goes to {p})"));
+    let previous = match (&binding.candidate, binding.history.last()) {
+        (Some(c), _) => format!(" (rollback drops {} and keeps {})", c.version, binding.active),
+        (None, Some(p)) => format!(" (rollback goes to {p})"),
+        (None, None) => String::new(),
+    };
     outln!("{route}: active {}{candidate}{previous}", binding.active);
     Ok(())
 }

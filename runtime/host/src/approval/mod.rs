@@ -34,7 +34,7 @@ pub enum RouteChange {
     },
     /// Make the candidate the active version.
     Promote,
-    /// Go back to the version before the active one.
+    /// Drop the candidate, else go back to the version before the active one.
     Rollback,
 }
 
