@@ -220,7 +220,10 @@ pub fn print_binding(route: &str, binding: &Binding) -> anyhow::Result<()> {
             CandidateMode::Shadow => format!(", shadow {}", c.version),
         });
     let previous = match (&binding.candidate, binding.history.last()) {
-        (Some(c), _) => format!(" (rollback drops {} and keeps {})", c.version, binding.active),
+        (Some(c), _) => format!(
+            " (rollback drops {} and keeps {})",
+            c.version, binding.active
+        ),
         (None, Some(p)) => format!(" (rollback goes to {p})"),
         (None, None) => String::new(),
     };

@@ -386,8 +386,7 @@ impl Redriver {
                 duplicates,
                 ..
             } => {
-                let dlq = self.js.get_stream(&self.config.streams.dlq).await?;
-                dlq.delete_message(sequence).await.with_context(|| {
+                self.settle(sequence).await.with_context(|| {
                     format!("dead letter {sequence} was redriven but could not be deleted")
                 })?;
                 redriven.published = published;
@@ -398,6 +397,27 @@ impl Redriver {
             }
         }
         Ok(redriven)
+    }
+
+    /// Deletes the letter at `sequence`, its events stored: a letter already gone was settled
+    /// by another redrive of it meanwhile (two operators, or a host's API and the CLI), which
+    /// stored the same events, so this one is settled too.
+    async fn settle(&self, sequence: u64) -> anyhow::Result<()> {
+        let dlq = &self.config.streams.dlq;
+        let stream = self.js.get_stream(dlq).await?;
+        let Err(refused) = stream.delete_message(sequence).await else {
+            return Ok(());
+        };
+        match millrace_transport::stored::stored_message(&self.js.client(), dlq, sequence).await {
+            Ok(None) => {
+                tracing::info!(
+                    sequence,
+                    "the dead letter was settled by another redrive meanwhile"
+                );
+                Ok(())
+            }
+            _ => Err(refused.into()),
+        }
     }
 
     /// Posts an outbound letter's event again through the outbound driver the host posts
@@ -485,8 +505,7 @@ impl Redriver {
         })?;
         match posted {
             Posted::Posted(documents) => {
-                let dlq = self.js.get_stream(&self.config.streams.dlq).await?;
-                dlq.delete_message(l.sequence).await.with_context(|| {
+                self.settle(l.sequence).await.with_context(|| {
                     format!(
                         "dead letter {} was posted but could not be deleted",
                         l.sequence
