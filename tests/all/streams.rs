@@ -331,3 +331,53 @@ async fn a_host_maps_a_route_with_two_subjects_through_one_consumer() {
     );
     assert_eq!(consumer_names(&js).await, vec!["millrace_pair".to_owned()]);
 }
+
+/// Streams created earlier follow the configuration: a subject added to `streams.raw_subjects`
+/// is captured, and a changed `streams.duplicate_window` kept. Both were ignored once the
+/// streams existed, without a word, and a route on the new subject idled.
+#[tokio::test]
+async fn existing_streams_take_a_new_raw_subject_and_duplicate_window() {
+    let nats = Nats::start();
+    let js = jetstream::new(nats.client().await);
+    transport::ensure_streams(&js, &StreamsConfig::default())
+        .await
+        .unwrap();
+    let parse = |text: &str| {
+        millrace::config::Config::parse(text, std::path::Path::new("millrace.toml"))
+            .unwrap()
+            .streams
+    };
+    let wider =
+        parse("[streams]\nraw_subjects = [\"raw.>\", \"edi.>\"]\nduplicate_window = \"30m\"\n");
+    transport::ensure_streams(&js, &wider).await.unwrap();
+    let config = |name: &'static str| {
+        let js = js.clone();
+        async move {
+            let mut stream = js.get_stream(name).await.unwrap();
+            stream.info().await.unwrap().config.clone()
+        }
+    };
+    let raw = config("RAW").await;
+    assert_eq!(raw.subjects, subjects(&["raw.>", "edi.>"]));
+    assert_eq!(raw.duplicate_window, Duration::from_secs(30 * 60));
+    assert_eq!(
+        config("CANONICAL").await.duplicate_window,
+        Duration::from_secs(30 * 60)
+    );
+    let stored = js
+        .publish("edi.x12.plant1.856", "ISA".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(stored.stream, "RAW");
+
+    // A subject within what RAW captures adds nothing, and none is taken away (another host
+    // may still use it); the window follows the configuration back.
+    transport::ensure_streams(&js, &parse("[streams]\nraw_subjects = [\"raw.mes.>\"]\n"))
+        .await
+        .unwrap();
+    let raw = config("RAW").await;
+    assert_eq!(raw.subjects, subjects(&["raw.>", "edi.>"]));
+    assert_eq!(raw.duplicate_window, Duration::from_secs(120));
+}

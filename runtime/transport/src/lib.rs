@@ -519,7 +519,7 @@ pub async fn ensure_stream(
     let stream = js
         .get_or_create_stream(stream::Config {
             name: name.to_owned(),
-            subjects,
+            subjects: subjects.clone(),
             storage: stream::StorageType::File,
             duplicate_window: streams.duplicate_window.get(),
             num_replicas: replication.num_replicas(),
@@ -534,7 +534,52 @@ pub async fn ensure_stream(
                  three or more?"
             )
         })?;
-    replicate(js, name, &stream.cached_info().config, &replication).await
+    let current = settle_config(js, name, &stream.cached_info().config, &subjects, streams).await?;
+    replicate(js, name, &current, &replication).await
+}
+
+/// Brings an existing stream to what the configuration says beyond its replicas: it captures
+/// every configured subject (one none of its subjects overlaps is added; none is removed, as
+/// other hosts may use it), and keeps the configured duplicate window. Created earlier, the
+/// stream kept its first settings: a widened `streams.duplicate_window` or a subject added to
+/// `streams.raw_subjects` were ignored without a word, and a route on that subject idled.
+async fn settle_config(
+    js: &jetstream::Context,
+    name: &str,
+    current: &stream::Config,
+    subjects: &[String],
+    streams: &StreamsConfig,
+) -> anyhow::Result<stream::Config> {
+    let missing: Vec<&String> = subjects
+        .iter()
+        .filter(|s| {
+            !current
+                .subjects
+                .iter()
+                .any(|c| millrace_core::subjects::overlap(c, s))
+        })
+        .collect();
+    let window = streams.duplicate_window.get();
+    if missing.is_empty() && current.duplicate_window == window {
+        return Ok(current.clone());
+    }
+    let mut wanted = current.clone();
+    wanted.subjects.extend(missing.iter().map(|s| (*s).clone()));
+    wanted.duplicate_window = window;
+    tracing::info!(
+        stream = name,
+        added_subjects = ?missing,
+        duplicate_window_was = ?current.duplicate_window,
+        duplicate_window = ?window,
+        "bringing the stream to the configured subjects and duplicate window"
+    );
+    js.update_stream(&wanted).await.with_context(|| {
+        format!(
+            "cannot bring the JetStream stream {name} to capture {missing:?} with a duplicate \
+             window of {window:?} (streams.raw_subjects, streams.duplicate_window)"
+        )
+    })?;
+    Ok(wanted)
 }
 
 /// Makes sure the key-value buckets a host writes (the governance buckets, and the projection's
