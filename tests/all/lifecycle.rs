@@ -860,3 +860,63 @@ async fn a_replay_through_a_deployed_version_needs_not_what_the_route_serves() {
         "{replayed}"
     );
 }
+
+/// A route the config serves from a folder, then bound to deployed versions: each refusal says
+/// what to do, and a host whose binding names a version gone from the registry says which
+/// route and binding keep it from starting, and the way back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_that_cannot_be_served_is_named_with_the_way_back() {
+    let nats = Nats::start();
+    let registry: PathBuf = nats.dir.path().join("registry");
+    let folder = plugin("tests/guests/misbehave");
+    let config = nats.config(&format!(
+        "{}\n[registry]\nkind = \"directory\"\ndir = {:?}\n",
+        route(folder.to_str().unwrap(), ""),
+        registry.display().to_string()
+    ));
+    let cfg = config.to_str().unwrap();
+    deploy_both(&config);
+    let canary = millrace(&[
+        "route",
+        "set-version",
+        "steady",
+        "misbehave@2.0.0",
+        "--canary",
+        "10",
+        "--config",
+        cfg,
+    ]);
+    assert_clean_failure(&canary, "route steady serves its configured plugin");
+    assert_clean_failure(&canary, "route set-version steady <name@version>");
+    run_ok(&[
+        "route",
+        "set-version",
+        "steady",
+        "misbehave@2.0.0",
+        "--config",
+        cfg,
+    ]);
+    let rollback = millrace(&["route", "rollback", "steady", "--config", cfg]);
+    assert_clean_failure(
+        &rollback,
+        "route steady has no deployed version before misbehave@2.0.0",
+    );
+
+    for entry in std::fs::read_dir(registry.join("versions")).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("misbehave@2.0.0")
+        {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let run = millrace(&["run", "--config", cfg]);
+    assert_clean_failure(
+        &run,
+        "route `steady` is bound to misbehave@2.0.0 as its active version",
+    );
+    assert_clean_failure(&run, "route set-version steady <name@version>");
+}

@@ -147,9 +147,27 @@ impl PluginLoader {
                  {configured} {what}"
             );
         }
-        let active = self.version(&binding.active).await?;
+        // Which route and binding, and the way back: a host that cannot load them does not
+        // start, and the registry's bare "not deployed" named neither.
+        let bound = |version: &str, role: &str| {
+            format!(
+                "route `{route}` is bound to {version} as its {role} version (`millrace route \
+                 show {route}`), and it cannot be loaded; deploy it again, or bind a deployed \
+                 version (`millrace route set-version {route} <name@version>`, or `route \
+                 rollback {route}` to drop a candidate)"
+            )
+        };
+        let active = self
+            .version(&binding.active)
+            .await
+            .with_context(|| bound(&binding.active, "active"))?;
         let candidate = match &binding.candidate {
-            Some(candidate) => Some((self.version(&candidate.version).await?, candidate.mode)),
+            Some(candidate) => Some((
+                self.version(&candidate.version)
+                    .await
+                    .with_context(|| bound(&candidate.version, "candidate"))?,
+                candidate.mode,
+            )),
             None => None,
         };
         Ok(ServedVersions { active, candidate })

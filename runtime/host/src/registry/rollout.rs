@@ -194,9 +194,14 @@ pub async fn set_version(
         Ok(match mode {
             None => Binding::activate(current.as_ref(), version),
             Some(mode) => {
-                let mut next = current.context(
-                    "a candidate needs an active version: set one with `route set-version` first",
-                )?;
+                let mut next = current.with_context(|| {
+                    format!(
+                        "a candidate needs a deployed active version to fall back to, and route \
+                         {route} serves its configured plugin: deploy that (`millrace plugin \
+                         deploy <folder>`) and make it the active one (`millrace route \
+                         set-version {route} <name@version>`) first"
+                    )
+                })?;
                 next.candidate = Some(Candidate {
                     version: version.to_owned(),
                     mode,
@@ -275,9 +280,14 @@ fn back_one(route: &str, current: Option<&Binding>) -> anyhow::Result<Binding> {
         return Ok(next.touched());
     }
     let mut history = current.history.clone();
-    let previous = history
-        .pop()
-        .with_context(|| format!("route {route} has no version before {}", current.active))?;
+    let previous = history.pop().with_context(|| {
+        format!(
+            "route {route} has no deployed version before {}: bind another deployed one with \
+             `millrace route set-version {route} <name@version>` (a plugin the config names by \
+             its folder is no deployed version; deploy it first)",
+            current.active
+        )
+    })?;
     let mut next = Binding::activate(None, &previous);
     next.history = history;
     Ok(next)
