@@ -141,6 +141,24 @@ pub fn overlap(a: &str, b: &str) -> bool {
     }
 }
 
+/// True when the NATS subject pattern `wide` matches every subject `narrow` matches (a subject
+/// covers itself): `raw.>` covers `raw.mes.*.x`, `raw.*.x` covers `raw.mes.x`, and `raw.a.*`
+/// and `raw.*.b` only overlap. nats-server refuses a consumer whose filters cover one another.
+pub fn covers(wide: &str, narrow: &str) -> bool {
+    let mut wide = wide.split('.');
+    let mut narrow = narrow.split('.');
+    loop {
+        match (wide.next(), narrow.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some(_), Some(">")) => return false,
+            (Some("*"), Some(_)) => {}
+            (Some(w), Some(n)) if w == n => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
 /// The ordered lane of a raw subject: messages of one subject always take the same lane.
 pub fn lane(subject: &str, lanes: usize) -> usize {
     (crate::digest::stable_hash(subject) % lanes.max(1) as u64) as usize
@@ -171,6 +189,31 @@ mod tests {
         ] {
             assert!(!overlap(a, b), "{a} {b}");
             assert!(!overlap(b, a), "{b} {a}");
+        }
+    }
+
+    #[test]
+    fn a_pattern_covers_what_it_matches_all_of() {
+        for (wide, narrow) in [
+            ("raw.>", "raw.mes.plant1.x"),
+            ("raw.>", "raw.mes.>"),
+            ("raw.>", "raw.*.x"),
+            ("raw.*.x", "raw.mes.x"),
+            ("raw.*.x", "raw.*.x"),
+            ("raw.mes.x", "raw.mes.x"),
+        ] {
+            assert!(covers(wide, narrow), "{wide} covers {narrow}");
+        }
+        for (wide, narrow) in [
+            ("raw.mes.>", "raw.>"),
+            ("raw.a.*", "raw.*.b"),
+            ("raw.*.b", "raw.a.*"),
+            ("raw.mes.x", "raw.*.x"),
+            ("raw.*", "raw.>"),
+            ("raw.>", "raw"),
+            ("raw.mes", "raw.mes.x"),
+        ] {
+            assert!(!covers(wide, narrow), "{wide} does not cover {narrow}");
         }
     }
 

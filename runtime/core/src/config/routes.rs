@@ -159,19 +159,19 @@ pub(super) fn check_route_name_and_subjects(
         return Err(Invalid::new(key, missing));
     }
     check_subjects(&key, subjects, true)?;
-    // The route's one consumer filters on all of them, and nats-server refuses filters that
-    // overlap (at start, with a message that points elsewhere).
+    // The route's one consumer filters on all of them, and nats-server refuses filters one of
+    // which covers another (at start, with a message that points elsewhere).
     for (i, a) in subjects.iter().enumerate() {
         if let Some(b) = subjects[i + 1..]
             .iter()
-            .find(|b| crate::subjects::overlap(a, b))
+            .find(|b| crate::subjects::covers(a, b) || crate::subjects::covers(b, a))
         {
             let message = if a == b {
                 format!("lists {a:?} twice")
             } else {
                 format!(
-                    "has {a:?} and {b:?}, which overlap (a subject matches both): list the wider \
-                     one alone, or subjects that do not overlap"
+                    "has {a:?} and {b:?}, one of which covers the other (every subject of the \
+                     narrower matches the wider): list the wider one alone"
                 )
             };
             return Err(Invalid::new(key, message));
