@@ -42,8 +42,14 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 /// How long the projection waits before it opens its consumer again after losing it.
 const REOPEN_AFTER: Duration = Duration::from_secs(1);
 
-/// How long JetStream waits for the ack of an event before redelivering it.
-const ACK_WAIT: Duration = Duration::from_secs(30);
+/// How long JetStream waits for the ack of an event before redelivering it. The consumer lets
+/// one event out at a time, so an event held by a host that died (kill -9, a lost connection)
+/// stalls the whole projection this long: holds placed meanwhile block nothing. An apply that
+/// takes longer keeps its event with progress acks ([`PROGRESS_EVERY`]).
+const ACK_WAIT: Duration = Duration::from_secs(5);
+
+/// How often an apply still running tells JetStream it is working on its event.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// How long a rebuild waits, without a message, on a consumer that does not answer yet (no
 /// responders while a new consumer of a clustered stream elects its leader, a missed
@@ -224,6 +230,8 @@ impl Projection {
 
     /// The durable consumer of `feed`: every message of the stream, in order, one at a time,
     /// so the per-source high-water marks stay exact and a late redelivery cannot overtake.
+    /// One made by an older host with another `ack_wait` is brought to [`ACK_WAIT`], keeping
+    /// its position.
     async fn consumer(&self, feed: Feed) -> Result<consumer::PullConsumer, ProjectionError> {
         let (stream, name) = self.names(feed);
         let stream = self
@@ -231,18 +239,30 @@ impl Projection {
             .get_stream(stream)
             .await
             .map_err(|e| self.feed_error(feed, e))?;
+        let config = consumer::pull::Config {
+            durable_name: Some(name.to_owned()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            deliver_policy: consumer::DeliverPolicy::All,
+            ack_wait: ACK_WAIT,
+            max_ack_pending: 1,
+            ..Default::default()
+        };
+        let consumer: consumer::PullConsumer = stream
+            .get_or_create_consumer(name, config.clone())
+            .await
+            .map_err(|e| self.feed_error(feed, e))?;
+        let current = &consumer.cached_info().config;
+        if current.ack_wait == ACK_WAIT {
+            return Ok(consumer);
+        }
+        tracing::info!(
+            consumer = name,
+            was = ?current.ack_wait,
+            ack_wait = ?ACK_WAIT,
+            "bringing the projection's consumer to this host's ack_wait"
+        );
         stream
-            .get_or_create_consumer(
-                name,
-                consumer::pull::Config {
-                    durable_name: Some(name.to_owned()),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    deliver_policy: consumer::DeliverPolicy::All,
-                    ack_wait: ACK_WAIT,
-                    max_ack_pending: 1,
-                    ..Default::default()
-                },
-            )
+            .update_consumer(config)
             .await
             .map_err(|e| self.feed_error(feed, e))
     }
@@ -271,7 +291,10 @@ impl Projection {
         let mut messages = self.pull(feed, &consumer).await?;
         loop {
             let next = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
+                () = shutdown.cancelled() => {
+                    hand_back(&mut messages).await;
+                    return Ok(());
+                }
                 next = messages.next() => next,
             };
             let message = next
@@ -287,10 +310,13 @@ impl Projection {
         feed: Feed,
         message: &jetstream::Message,
     ) -> Result<Applied, ProjectionError> {
-        let applied = match feed {
-            Feed::Canonical => self.apply(message).await,
-            Feed::Postings => self.apply_acknowledgement(message).await,
+        let applying = async {
+            match feed {
+                Feed::Canonical => self.apply(message).await,
+                Feed::Postings => self.apply_acknowledgement(message).await,
+            }
         };
+        let applied = working_on(message, applying).await;
         match applied {
             Ok(applied) => {
                 message
@@ -630,6 +656,35 @@ impl Projection {
             }
         }
         Ok(true)
+    }
+}
+
+/// Runs `apply` on `message`, telling JetStream every [`PROGRESS_EVERY`] that the event is
+/// being worked on, so a slow apply (a cluster electing a bucket's leader) keeps its event
+/// instead of having it redelivered after [`ACK_WAIT`].
+async fn working_on<T>(message: &jetstream::Message, apply: impl Future<Output = T>) -> T {
+    let mut apply = std::pin::pin!(apply);
+    let mut progress = tokio::time::interval(PROGRESS_EVERY);
+    progress.tick().await;
+    loop {
+        tokio::select! {
+            done = &mut apply => return done,
+            _ = progress.tick() => {
+                let _ = message.ack_with(AckKind::Progress).await;
+            }
+        }
+    }
+}
+
+/// At shutdown, hands back an event JetStream has already let out to this host but the
+/// projection has not taken yet: the consumer lets out one at a time, and a host that kept it
+/// stalled every other one (a restarted host, or another running the projection) for
+/// [`ACK_WAIT`].
+async fn hand_back(messages: &mut consumer::pull::Stream) {
+    if let Ok(Some(Ok(message))) =
+        tokio::time::timeout(Duration::from_millis(50), messages.next()).await
+    {
+        let _ = message.ack_with(AckKind::Nak(None)).await;
     }
 }
 
