@@ -405,6 +405,43 @@ async fn replicate(
 /// systemd, by `up --cluster`) must not exit on the first timed-out request.
 pub const JETSTREAM_PATIENCE: Duration = Duration::from_secs(60);
 
+/// Runs `request` again, for up to [`JETSTREAM_PATIENCE`], while JetStream answers that it
+/// cannot answer yet: a timed-out request, or a cluster without a leader for it (error codes
+/// 10006-10009). The account can answer before the streams' requests do (a meta leader that
+/// lost its majority steps down only later), so a host starting beside an electing cluster
+/// creates its streams and buckets patiently too. Any other answer is returned at once.
+async fn patiently<T, E, F, R>(request: F) -> Result<T, E>
+where
+    E: std::fmt::Display,
+    F: Fn() -> R,
+    R: std::future::Future<Output = Result<T, E>>,
+{
+    let started = std::time::Instant::now();
+    let mut told = false;
+    loop {
+        match request().await {
+            Err(e) if not_yet(&e.to_string()) && started.elapsed() < JETSTREAM_PATIENCE => {
+                if !told {
+                    tracing::warn!(
+                        "waiting for JetStream to answer ({e}): a cluster may be electing its leader"
+                    );
+                    told = true;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// Whether a JetStream error says "not yet" rather than "no".
+fn not_yet(error: &str) -> bool {
+    error.contains("timed out")
+        || ["10006", "10007", "10008", "10009"]
+            .iter()
+            .any(|code| error.contains(&format!("error code {code}")))
+}
+
 /// Waits until JetStream answers for the account, up to `patience`. A server that has no
 /// JetStream, or an account without it, fails at once; a request that times out or is told
 /// JetStream is unavailable for now (a cluster electing its meta leader) is tried again.
@@ -516,16 +553,16 @@ pub async fn ensure_stream(
     streams: &StreamsConfig,
 ) -> anyhow::Result<()> {
     let replication = Replication::of(streams);
-    let stream = js
-        .get_or_create_stream(stream::Config {
-            name: name.to_owned(),
-            subjects: subjects.clone(),
-            storage: stream::StorageType::File,
-            duplicate_window: streams.duplicate_window.get(),
-            num_replicas: replication.num_replicas(),
-            placement: replication.placement(),
-            ..Default::default()
-        })
+    let config = stream::Config {
+        name: name.to_owned(),
+        subjects: subjects.clone(),
+        storage: stream::StorageType::File,
+        duplicate_window: streams.duplicate_window.get(),
+        num_replicas: replication.num_replicas(),
+        placement: replication.placement(),
+        ..Default::default()
+    };
+    let stream = patiently(|| js.get_or_create_stream(config.clone()))
         .await
         .with_context(|| {
             format!(
@@ -658,14 +695,19 @@ pub async fn replicated_key_value(
         ..Default::default()
     };
     // Another host may have created it a moment ago, with its own settings.
-    let store = open_or_create(|| js.get_key_value(bucket), js.create_key_value(config))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot create the key-value bucket {bucket}: is JetStream enabled on the \
+    let store = patiently(|| {
+        open_or_create(
+            || js.get_key_value(bucket),
+            js.create_key_value(config.clone()),
+        )
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot create the key-value bucket {bucket}: is JetStream enabled on the \
                  server, and, for `streams.replicas = 3`, is it a cluster of three or more?"
-            )
-        })?;
+        )
+    })?;
     replicate_named(js, &store.stream_name, replication).await?;
     Ok(store)
 }
