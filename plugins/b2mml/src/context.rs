@@ -28,18 +28,6 @@ pub(crate) struct Context<'a, 'input> {
     pub(crate) balances: RefCell<Vec<(BalanceKey, u32)>>,
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn a_digest_tells_a_resend_from_another_report() {
-        let digest = |payload: &[u8]| super::sha256_prefix(payload);
-        assert_eq!(digest(b"0.41"), digest(b"0.41"));
-        assert_ne!(digest(b"0.41"), digest(b"0.77"));
-        // The first 32 hex digits of SHA-256("abc") (FIPS 180-2's example).
-        assert_eq!(digest(b"abc"), "ba7816bf8f01cfea414140de5dae2223");
-    }
-}
-
 /// The first 128 bits of the SHA-256 of `bytes`, as 32 hex digits.
 fn sha256_prefix(bytes: &[u8]) -> String {
     use sha2::Digest;
@@ -73,5 +61,17 @@ impl Context<'_, '_> {
                 xml::at(node)
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_digest_tells_a_resend_from_another_report() {
+        let digest = |payload: &[u8]| super::sha256_prefix(payload);
+        assert_eq!(digest(b"0.41"), digest(b"0.41"));
+        assert_ne!(digest(b"0.41"), digest(b"0.77"));
+        // The first 32 hex digits of SHA-256("abc") (FIPS 180-2's example).
+        assert_eq!(digest(b"abc"), "ba7816bf8f01cfea414140de5dae2223");
     }
 }
