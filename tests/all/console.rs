@@ -525,3 +525,66 @@ async fn the_postings_page_shows_a_completion_held_at_the_gate_with_why_and_post
     );
     scenario.stop().await;
 }
+
+/// Publishes a production completion of WO-M (ITEM-M) at PLANT8 straight onto CANONICAL.
+async fn completion_in(js: &jetstream::Context, n: u64, good: (&str, &str), at: &str) {
+    use millrace::canonical::{CloudEvent, Lineage, MappedEvent};
+    let event: MappedEvent = serde_json::from_value(serde_json::json!({
+        "site": "PLANT8", "occurred_at": at, "kind": "production-completion",
+        "data": {"work_order": "WO-M", "item": "ITEM-M",
+                 "good_quantity": {"amount": good.0, "uom": good.1},
+                 "scrap_quantity": {"amount": "0", "uom": good.1}}
+    }))
+    .unwrap();
+    let raw_id = format!("mes-{n}");
+    let lineage = Lineage {
+        raw_id: &raw_id,
+        system: "mes",
+        route: "mes",
+        plugin: "mes-shift-report",
+        plugin_version: "1.0.0",
+        raw_sequence: n,
+    };
+    let envelope = CloudEvent::new(&event, 0, &lineage);
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Nats-Msg-Id", envelope.id.as_str());
+    js.publish_with_headers(
+        CloudEvent::nats_subject(&event),
+        headers,
+        serde_json::to_vec(&envelope).unwrap().into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_visibility_page_never_shows_a_sum_of_mixed_units_as_one_unit() {
+    let nats = Nats::start();
+    let port = free_port().unwrap();
+    let config = nats.config(&format!(
+        "[routes.line]\nsubjects = [\"raw.test.*.cmd\"]\nplugin = {:?}\nconfig = {{ site = \"PLANT9\" }}\n\n\
+         [projection]\nenabled = true\n\n[admin]\nlisten = \"127.0.0.1:{port}\"\n",
+        plugin("tests/guests/misbehave").display().to_string(),
+    ));
+    let js = jetstream::new(nats.client().await);
+    let _host = Host::start(&config, &js, &[CONSUMER]).await;
+    // 10 pieces and 2 kilograms of one item: the sums cannot be one unit.
+    completion_in(&js, 1, ("10", "PCE"), "2026-03-02T06:15:00Z").await;
+    completion_in(&js, 2, ("2", "KGM"), "2026-03-02T06:16:00Z").await;
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("http://127.0.0.1:{port}/visibility");
+    let page = wait_for(
+        &url,
+        profile.path(),
+        "inventory",
+        "PLANT8 ITEM-M – – 12 0 12 0 PCE (+1 in other units) –",
+    );
+    let orders = text_of(&page, "work-orders");
+    assert!(
+        orders
+            .contains("PLANT8 WO-M ITEM-M – 12 PCE (sums mix units) / – 0 PCE 1 (sum mixes units)"),
+        "{orders}"
+    );
+}

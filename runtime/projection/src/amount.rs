@@ -97,9 +97,13 @@ impl Amount {
 
     /// The amount of `q` in unit `uom` ([`Amount::in_unit`]); when its unit cannot be
     /// converted, its amount as it is, counted in `mismatches` (a sum that mixes units says
-    /// so). The one rule of stock positions and of summed quantities.
+    /// so). A zero is zero in any unit: it mixes nothing. The one rule of stock positions and
+    /// of summed quantities.
     pub fn of(q: &Quantity, uom: &str, mismatches: &mut u64) -> Self {
         let amount = Self::parse(&q.amount).unwrap_or(Self::ZERO);
+        if amount.is_zero() {
+            return Self::ZERO;
+        }
         amount.in_unit(&q.uom, uom).unwrap_or_else(|| {
             *mismatches += 1;
             amount

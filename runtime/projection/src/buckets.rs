@@ -1,5 +1,5 @@
 //! The projection's key-value buckets: opening them, compare-and-set updates of one record,
-//! reading every record, and purging them for a rebuild.
+//! reading every record (or those whose keys match a pattern), and purging them for a rebuild.
 
 use std::time::Duration;
 
@@ -160,33 +160,58 @@ impl Buckets {
         bucket: &Bucket,
         prefix: Option<&str>,
     ) -> Result<Vec<R>, ProjectionError> {
+        let pattern = match prefix {
+            Some(prefix) => format!("{prefix}.>"),
+            None => ">".to_owned(),
+        };
+        self.read_matching(bucket, &[pattern]).await
+    }
+
+    /// Every record of `bucket` whose key matches one of the subject `patterns` (key tokens,
+    /// `*` for any one token, a last `>` for the rest: `*.*.*.L1` is every record whose fourth
+    /// token is `L1`), each once, in key order. The server picks them by subject, so a narrow
+    /// pattern reads only what it names, however large the bucket.
+    pub async fn read_matching<R: DeserializeOwned>(
+        &self,
+        bucket: &Bucket,
+        patterns: &[String],
+    ) -> Result<Vec<R>, ProjectionError> {
         // Opened read-only while missing: a projection may have created it since.
         if bucket.store.is_none() && !exists(&self.js, &bucket.name).await? {
             return Ok(Vec::new());
         }
         let err = |e: &dyn std::fmt::Display| ProjectionError::bucket(&bucket.name, e);
-        let filter = match prefix {
-            Some(prefix) => format!("$KV.{}.{prefix}.>", bucket.name),
-            None => format!("$KV.{}.>", bucket.name),
+        let every = patterns.iter().any(|p| p == ">");
+        let patterns: Vec<&str> = if every {
+            vec![">"]
+        } else {
+            patterns.iter().map(String::as_str).collect()
         };
-        let mut reader = StreamReader::open(
-            &self.js,
-            &format!("KV_{}", bucket.name),
-            Some(&filter),
-            consumer::DeliverPolicy::LastPerSubject,
-            false,
-        )
-        .await
-        .map_err(|e| err(&format!("{e:#}")))?;
-        let mut records = Vec::new();
-        while let Some(message) = reader.next().await.map_err(|e| err(&format!("{e:#}")))? {
-            // Deletes and purges are empty markers.
-            if message.payload.is_empty() {
-                continue;
+        let mut found: std::collections::BTreeMap<String, jetstream::Message> =
+            std::collections::BTreeMap::new();
+        for pattern in patterns {
+            let filter = format!("$KV.{}.{pattern}", bucket.name);
+            let mut reader = StreamReader::open(
+                &self.js,
+                &format!("KV_{}", bucket.name),
+                Some(&filter),
+                consumer::DeliverPolicy::LastPerSubject,
+                false,
+            )
+            .await
+            .map_err(|e| err(&format!("{e:#}")))?;
+            while let Some(message) = reader.next().await.map_err(|e| err(&format!("{e:#}")))? {
+                // Deletes and purges are empty markers.
+                if message.payload.is_empty() {
+                    continue;
+                }
+                found.insert(message.subject.to_string(), message);
             }
-            records.push(serde_json::from_slice(&message.payload).map_err(|e| err(&e))?);
         }
-        Ok(records)
+        found
+            .values()
+            .map(|message| serde_json::from_slice(&message.payload).map_err(|e| err(&e)))
+            .collect()
     }
 
     /// Whether `bucket` exists: a projection has created it (opened read-only while missing,

@@ -9,6 +9,7 @@
 //! route's consumer has finished it (its ack floor passed the event: the plugin sent it
 //! nowhere else, or it was dead-lettered) or a target rejected it.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use async_nats::jetstream;
@@ -205,6 +206,49 @@ impl RouteProgress {
     }
 }
 
+/// Orders postings: pending and rejected oldest first, posted newest first.
+fn sort(postings: &mut [PostingView]) {
+    // Pending and rejected oldest first, posted newest first, by the instant (plants write
+    // their own UTC offsets), then by what names the posting, so the order is the same on
+    // every read.
+    postings.sort_by_cached_key(|p| {
+        let (known, nanos) = match instant(&p.source_time) {
+            Some(t) if p.state == PostingState::Posted => (true, -t.unix_timestamp_nanos()),
+            Some(t) => (true, t.unix_timestamp_nanos()),
+            None => (false, 0),
+        };
+        (
+            p.state,
+            !known,
+            nanos,
+            p.source_time.clone(),
+            p.event_id.clone(),
+            p.request,
+            p.target.clone(),
+            p.route.clone(),
+        )
+    });
+}
+
+/// The instant an RFC 3339 time names.
+fn instant(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &Rfc3339).ok()
+}
+
+/// Two source times (RFC 3339) in the order of the instants they name, whatever their UTC
+/// offsets (`08:00+02:00` is before `07:00Z`); one that does not parse comes after every one
+/// that does, and the text orders what names one instant (or does not parse), so the order is
+/// the same on every read.
+pub(crate) fn by_instant(a: &str, b: &str) -> Ordering {
+    match (instant(a), instant(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => Ordering::Equal,
+    }
+    .then_with(|| a.cmp(b))
+}
+
 /// The postings of one record, per request acknowledged and per target still pending.
 fn postings_of(
     record: PostingRecord,
@@ -306,7 +350,15 @@ impl Visibility {
         filter: &PostingFilter,
         progress: &RouteProgress,
     ) -> Result<PostingsView, ProjectionError> {
-        let records: Vec<PostingRecord> = self.buckets.read_all(&self.buckets.postings).await?;
+        // Keys are `<route>.<event id>`: a route reads its own.
+        let prefix = filter
+            .route
+            .as_deref()
+            .map(|route| super::state::bucket_key(&[Some(route)]));
+        let records: Vec<PostingRecord> = self
+            .buckets
+            .read_under(&self.buckets.postings, prefix.as_deref())
+            .await?;
         let now = OffsetDateTime::now_utc();
         let mut postings: Vec<PostingView> = records
             .into_iter()
@@ -331,7 +383,12 @@ impl Visibility {
             if let Some(seconds) = p.delay_seconds.filter(|_| p.state == PostingState::Posted) {
                 target.delay.add(seconds);
             }
-            if p.state == PostingState::Pending && target.oldest_pending_seconds < p.pending_seconds
+            // The oldest by the instant, not the text: plants write their own UTC offsets.
+            if p.state == PostingState::Pending
+                && target
+                    .oldest_pending
+                    .as_ref()
+                    .is_none_or(|oldest| by_instant(&p.source_time, oldest) == Ordering::Less)
             {
                 target.oldest_pending = Some(p.source_time.clone());
                 target.oldest_pending_seconds = p.pending_seconds;
@@ -346,21 +403,80 @@ impl Visibility {
                 .count(p);
         }
         postings.retain(|p| filter.state.is_none_or(|s| p.state == s));
-        postings.sort_by(|a, b| {
-            let time = if a.state == PostingState::Posted {
-                b.source_time.cmp(&a.source_time)
-            } else {
-                a.source_time.cmp(&b.source_time)
-            };
-            (a.state.cmp(&b.state))
-                .then(time)
-                .then_with(|| (&a.event_id, a.request).cmp(&(&b.event_id, b.request)))
-        });
+        sort(&mut postings);
         postings.truncate(filter.limit.unwrap_or(DEFAULT_LIMIT));
         Ok(PostingsView {
             targets: targets.into_values().collect(),
             sites: sites.into_values().collect(),
             postings,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn posting(event_id: &str, state: PostingState, source_time: &str) -> PostingView {
+        PostingView {
+            route: "r".into(),
+            event_id: event_id.into(),
+            kind: "production-completion".into(),
+            site: "PLANT1".into(),
+            business_key: "WO-1@PLANT1".into(),
+            source_time: source_time.into(),
+            target: "erp".into(),
+            request: None,
+            state,
+            document: None,
+            reason: None,
+            status: None,
+            acknowledged_at: None,
+            delay_seconds: None,
+            pending_seconds: None,
+        }
+    }
+
+    fn ids(postings: &[PostingView]) -> Vec<&str> {
+        postings.iter().map(|p| p.event_id.as_str()).collect()
+    }
+
+    #[test]
+    fn postings_are_ordered_by_the_instant_whatever_the_offset() {
+        use PostingState::{Pending, Posted};
+        // 06:30Z, 07:00Z (as 08:00+01:00), 07:30Z (as 02:30-05:00), 07:45Z: the text orders
+        // them 02:30, 06:30, 07:45, 08:00.
+        let mut postings = vec![
+            posting("p-0730", Pending, "2026-03-02T02:30:00-05:00"),
+            posting("p-0745", Pending, "2026-03-02T07:45:00Z"),
+            posting("p-0700", Pending, "2026-03-02T08:00:00+01:00"),
+            posting("p-0630", Pending, "2026-03-02T06:30:00Z"),
+            posting("d-0700", Posted, "2026-03-02T08:00:00+01:00"),
+            posting("d-0730", Posted, "2026-03-02T02:30:00-05:00"),
+            posting("d-0630", Posted, "2026-03-02T06:30:00Z"),
+        ];
+        sort(&mut postings);
+        assert_eq!(
+            ids(&postings),
+            [
+                "p-0630", "p-0700", "p-0730", "p-0745", "d-0730", "d-0700", "d-0630"
+            ],
+            "pending oldest first, posted newest first"
+        );
+        // One instant written two ways, and sub-seconds: still one order on every read.
+        let mut postings = vec![
+            posting("b", Pending, "2026-03-02T07:00:00+00:00"),
+            posting("a", Pending, "2026-03-02T07:00:00Z"),
+            posting("c", Pending, "2026-03-02T07:00:00.5Z"),
+            posting("e", Pending, "2026-03-02T06:59:59.999+00:00"),
+        ];
+        sort(&mut postings);
+        assert_eq!(ids(&postings), ["e", "b", "a", "c"]);
+        assert_eq!(
+            by_instant("2026-03-02T08:00:00+01:00", "2026-03-02T07:30:00Z"),
+            Ordering::Less
+        );
     }
 }

@@ -14,7 +14,8 @@ use super::ProjectionError;
 use super::amount::Amount;
 use super::buckets::Buckets;
 use super::state::{
-    CommitmentRecord, HoldRecord, SourceRecord, StockRecord, Total, WorkOrderRecord, matches,
+    CommitmentRecord, HoldRecord, SourceRecord, StockRecord, Total, WorkOrderRecord, key_token,
+    matches,
 };
 use millrace_core::canonical::{
     CommitmentLevel, HoldAction, Quantity, ScheduleBucket, WorkOrderState,
@@ -57,6 +58,84 @@ pub struct Filter {
 fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(Option::<String>::deserialize(d)?.filter(|value| !value.is_empty()))
 }
+
+/// A token of a key pattern: the key token of `value`, `*` (any) when the filter leaves it out.
+fn token(value: Option<&String>) -> String {
+    value.map_or_else(|| "*".to_owned(), |v| key_token(Some(v)))
+}
+
+/// Every key of a bucket.
+fn everything() -> Vec<String> {
+    vec![">".to_owned()]
+}
+
+/// The stock positions of `site`, `item` and `lot` (none: any) by their keys
+/// (`<site>.<item>.<location>.<lot>`): one narrow pattern, the whole bucket only when the
+/// filter names nothing.
+fn stock_patterns(
+    site: Option<&String>,
+    item: Option<&String>,
+    lot: Option<&String>,
+) -> Vec<String> {
+    if site.is_none() && item.is_none() && lot.is_none() {
+        return everything();
+    }
+    vec![format!("{}.{}.*.{}", token(site), token(item), token(lot))]
+}
+
+/// The item tokens of the holds that can cover stock of `item` (a hold names that item or
+/// none) in hold keys (`<site>.<hold id>.<item>.<lot>`), whose item and lot are the scope's.
+fn hold_items(item: Option<&String>) -> Vec<String> {
+    match item {
+        Some(item) => vec![key_token(Some(item)), key_token(None)],
+        None => vec!["*".to_owned()],
+    }
+}
+
+/// The keys of the holds that can cover stock of `site`, `item` and `lot` (none: any): a
+/// hold naming the lot (of the item or of none) at any site, one naming no lot (the item or
+/// none) at the site. The whole bucket when neither item nor lot is asked for: a lot hold of
+/// any site covers stock of a site.
+fn covering_hold_patterns(
+    site: Option<&String>,
+    item: Option<&String>,
+    lot: Option<&String>,
+) -> Vec<String> {
+    if item.is_none() && lot.is_none() {
+        return everything();
+    }
+    let mut patterns = Vec::new();
+    for it in hold_items(item) {
+        match lot {
+            Some(lot) => {
+                patterns.push(format!("*.*.{it}.{}", key_token(Some(lot))));
+                patterns.push(format!("{}.*.{it}.{}", token(site), key_token(None)));
+            }
+            None => patterns.push(format!("*.*.{it}.*")),
+        }
+    }
+    patterns
+}
+
+/// The keys of the stock positions hold `r` can block (as [`HoldRecord::covers`] has it): its
+/// lot of its item (or any) at any site and location; without a lot, its item (or any) at its
+/// site, at its location when it names one. None for a hold naming neither.
+fn blocked_patterns(r: &HoldRecord) -> Vec<String> {
+    let scope = &r.scope;
+    let item = token(scope.item.as_ref());
+    match &scope.lot {
+        Some(lot) => vec![format!("*.{item}.*.{}", key_token(Some(lot)))],
+        None if scope.item.is_none() && scope.location.is_none() => Vec::new(),
+        None => vec![format!(
+            "{}.{item}.{}.*",
+            key_token(Some(&r.key.site)),
+            token(scope.location.as_ref())
+        )],
+    }
+}
+
+/// Most key patterns read one by one; past them the whole bucket is read once.
+const MAX_PATTERNS: usize = 16;
 
 /// One stock position: an item at a site, location and lot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -232,8 +311,19 @@ impl Visibility {
         })
     }
 
-    async fn open_holds(&self) -> Result<Vec<HoldRecord>, ProjectionError> {
-        let holds: Vec<HoldRecord> = self.buckets.read_all(&self.buckets.holds).await?;
+    /// The open holds that can block stock of `site`, `item` and `lot` (none: any), read by
+    /// their keys.
+    async fn open_holds(
+        &self,
+        site: Option<&String>,
+        item: Option<&String>,
+        lot: Option<&String>,
+    ) -> Result<Vec<HoldRecord>, ProjectionError> {
+        let patterns = covering_hold_patterns(site, item, lot);
+        let holds: Vec<HoldRecord> = self
+            .buckets
+            .read_matching(&self.buckets.holds, &patterns)
+            .await?;
         Ok(holds.into_iter().filter(HoldRecord::is_open).collect())
     }
 
@@ -243,8 +333,18 @@ impl Visibility {
         &self,
         filter: &InventoryFilter,
     ) -> Result<Vec<InventoryPosition>, ProjectionError> {
-        let records: Vec<StockRecord> = self.buckets.read_all(&self.buckets.inventory).await?;
-        let holds = self.open_holds().await?;
+        // By key: `?item=` or `?lot=` reads those positions and the holds that can block
+        // them, not the buckets.
+        let (site, item, lot) = (
+            filter.site.as_ref(),
+            filter.item.as_ref(),
+            filter.lot.as_ref(),
+        );
+        let records: Vec<StockRecord> = self
+            .buckets
+            .read_matching(&self.buckets.inventory, &stock_patterns(site, item, lot))
+            .await?;
+        let holds = self.open_holds(site, item, lot).await?;
         let mut positions: Vec<InventoryPosition> = records
             .into_iter()
             .filter(|r| {
@@ -299,8 +399,15 @@ impl Visibility {
         &self,
         filter: &Filter,
     ) -> Result<Vec<WorkOrderView>, ProjectionError> {
-        let records: Vec<WorkOrderRecord> =
-            self.buckets.read_all(&self.buckets.work_orders).await?;
+        // Keys are `<site>.<work order>`: a site reads its own.
+        let patterns = match &filter.site {
+            Some(site) => vec![format!("{}.*", key_token(Some(site)))],
+            None => everything(),
+        };
+        let records: Vec<WorkOrderRecord> = self
+            .buckets
+            .read_matching(&self.buckets.work_orders, &patterns)
+            .await?;
         let quantity = |t: Option<Total>| {
             t.map(|t| Quantity {
                 amount: t.amount.to_string(),
@@ -366,17 +473,68 @@ impl Visibility {
     }
 
     /// Quality holds concerning `filter` (site, item, lot: [`HoldRecord::concerns`]), open and
-    /// released, sorted by site,
-    /// hold id, item and lot, each with the number of positions it blocks now.
+    /// released, sorted by site, hold id, item and lot, each with the number of positions it
+    /// blocks now. With an item or a lot (the posting gate asks for a site and a lot) only the
+    /// records that can concern them are read, by their keys: the holds naming them, the holds
+    /// that can cover their stock, that stock and the stock the holds found block.
     pub async fn holds(&self, filter: &Filter) -> Result<Vec<HoldView>, ProjectionError> {
-        let records: Vec<HoldRecord> = self.buckets.read_all(&self.buckets.holds).await?;
-        let stock: Vec<StockRecord> = self.buckets.read_all(&self.buckets.inventory).await?;
-        let positions: Vec<&super::state::StockKey> = stock.iter().map(|s| &s.key).collect();
-        let mut holds: Vec<HoldView> = records
+        let (site, item, lot) = (
+            filter.site.as_ref(),
+            filter.item.as_ref(),
+            filter.lot.as_ref(),
+        );
+        let narrow = item.is_some() || lot.is_some();
+        let mut hold_patterns = covering_hold_patterns(site, item, lot);
+        if narrow {
+            // Its own site, item and lot are the ones asked for.
+            hold_patterns.push(format!("{}.*.{}.{}", token(site), token(item), token(lot)));
+        }
+        let records: Vec<HoldRecord> = self
+            .buckets
+            .read_matching(&self.buckets.holds, &hold_patterns)
+            .await?;
+        // The stock asked for; all of it without an item or lot, as the holds found block
+        // stock of any site.
+        let asked_patterns = if narrow {
+            stock_patterns(site, item, lot)
+        } else {
+            everything()
+        };
+        let asked: Vec<StockRecord> = self
+            .buckets
+            .read_matching(&self.buckets.inventory, &asked_patterns)
+            .await?;
+        let positions: Vec<&super::state::StockKey> = asked.iter().map(|s| &s.key).collect();
+        let records: Vec<HoldRecord> = records
             .into_iter()
             // What the hold covers, not only the fields it names: an item-wide hold is found
             // by a lot of the item, a lot hold by the item and by every site where the lot lies.
             .filter(|r| r.concerns(&filter.site, &filter.item, &filter.lot, &positions))
+            .collect();
+        // The stock the open ones can block, by its keys (all of it read once already when
+        // the filter names no item or lot).
+        let mut blockable: Vec<String> = records
+            .iter()
+            .filter(|r| r.is_open())
+            .flat_map(blocked_patterns)
+            .collect();
+        blockable.sort();
+        blockable.dedup();
+        let more: Vec<StockRecord>;
+        let stock: &[StockRecord] = if !narrow || blockable.is_empty() {
+            &asked
+        } else {
+            if blockable.len() > MAX_PATTERNS {
+                blockable = everything();
+            }
+            more = self
+                .buckets
+                .read_matching(&self.buckets.inventory, &blockable)
+                .await?;
+            &more
+        };
+        let mut holds: Vec<HoldView> = records
+            .into_iter()
             .map(|r| HoldView {
                 blocked_positions: stock
                     .iter()
@@ -408,9 +566,21 @@ impl Visibility {
         &self,
         filter: &Filter,
     ) -> Result<Vec<CommitmentView>, ProjectionError> {
-        let records: Vec<CommitmentRecord> =
-            self.buckets.read_all(&self.buckets.commitments).await?;
-        let stock: Vec<StockRecord> = self.buckets.read_all(&self.buckets.inventory).await?;
+        // Keys are `<site>.<supplier>.<item>`; the stock of a site and item is theirs.
+        let (site, item) = (filter.site.as_ref(), filter.item.as_ref());
+        let patterns = if site.is_none() && item.is_none() {
+            everything()
+        } else {
+            vec![format!("{}.*.{}", token(site), token(item))]
+        };
+        let records: Vec<CommitmentRecord> = self
+            .buckets
+            .read_matching(&self.buckets.commitments, &patterns)
+            .await?;
+        let stock: Vec<StockRecord> = self
+            .buckets
+            .read_matching(&self.buckets.inventory, &stock_patterns(site, item, None))
+            .await?;
         let sum = |level: CommitmentLevel, buckets: &[ScheduleBucket]| {
             let mut total: Option<Total> = None;
             for b in buckets.iter().filter(|b| b.level == level) {
@@ -506,5 +676,160 @@ impl Visibility {
             .collect();
         sources.sort_by(|a, b| (&a.site, &a.system).cmp(&(&b.site, &b.system)));
         Ok(sources)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::state::{BucketKey, HoldKey, StockKey};
+    use millrace_core::canonical::{HoldScope, QualityHold};
+
+    /// True when bucket key `key` matches the subject pattern `pattern` (`*` one token, a
+    /// last `>` the rest), as the server picks subjects.
+    fn matches_pattern(pattern: &str, key: &str) -> bool {
+        let (p, k): (Vec<&str>, Vec<&str>) =
+            (pattern.split('.').collect(), key.split('.').collect());
+        for (i, token) in p.iter().enumerate() {
+            match *token {
+                ">" => return k.len() > i,
+                "*" if i < k.len() => {}
+                t if k.get(i) == Some(&t) => {}
+                _ => return false,
+            }
+        }
+        p.len() == k.len()
+    }
+
+    fn hold(
+        site: &str,
+        item: Option<&str>,
+        lot: Option<&str>,
+        location: Option<&str>,
+    ) -> HoldRecord {
+        let scope = HoldScope {
+            item: item.map(Into::into),
+            lot: lot.map(Into::into),
+            location: location.map(Into::into),
+            supplier: None,
+        };
+        let key = HoldKey {
+            site: site.into(),
+            hold_id: "NCR-1".into(),
+            item: scope.item.clone(),
+            lot: scope.lot.clone(),
+        };
+        HoldRecord::new(
+            key,
+            &QualityHold {
+                hold_id: "NCR-1".into(),
+                action: HoldAction::Placed,
+                scope,
+                reason: "r".into(),
+                disposition: None,
+            },
+        )
+    }
+
+    fn stock(site: &str, item: &str, location: Option<&str>, lot: Option<&str>) -> StockKey {
+        StockKey {
+            site: site.into(),
+            item: item.into(),
+            location: location.map(Into::into),
+            lot: lot.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn key_patterns_find_every_hold_and_position_a_filter_concerns() {
+        let holds = [
+            hold("P1", Some("RM-1"), Some("L1"), None),
+            hold("P2", Some("RM-1"), Some("L1"), None),
+            hold("P1", None, Some("L1"), None),
+            hold("P1", Some("RM-1"), None, None),
+            hold("P2", Some("RM-1"), None, None),
+            hold("P1", None, None, Some("COLD")),
+            hold("P1", Some("RM-1"), None, Some("COLD")),
+            hold("P1", Some("RM-2"), Some("L2"), None),
+            hold("P1", Some("a.b c"), Some("L 1"), None),
+        ];
+        let positions = [
+            stock("P1", "RM-1", Some("WH1"), Some("L1")),
+            stock("P1", "RM-1", Some("COLD"), Some("L1")),
+            stock("P2", "RM-1", None, Some("L1")),
+            stock("P1", "RM-1", Some("WH1"), None),
+            stock("P1", "RM-2", Some("COLD"), Some("L2")),
+            stock("P2", "RM-2", Some("WH1"), Some("L1")),
+            stock("P1", "a.b c", Some("WH1"), Some("L 1")),
+        ];
+        let values = |v: &[&str]| -> Vec<Option<String>> {
+            std::iter::once(None)
+                .chain(v.iter().map(|s| Some((*s).to_owned())))
+                .collect()
+        };
+        for site in values(&["P1", "P2"]) {
+            for item in values(&["RM-1", "RM-2", "a.b c"]) {
+                for lot in values(&["L1", "L2", "L 1"]) {
+                    let (s, i, l) = (site.as_ref(), item.as_ref(), lot.as_ref());
+                    let asked = stock_patterns(s, i, l);
+                    let positions_asked: Vec<&StockKey> = positions
+                        .iter()
+                        .filter(|p| {
+                            matches(&site, Some(&p.site))
+                                && matches(&item, Some(&p.item))
+                                && matches(&lot, p.lot.as_ref())
+                        })
+                        .collect();
+                    for p in &positions_asked {
+                        assert!(
+                            asked.iter().any(|a| matches_pattern(a, &p.bucket_key())),
+                            "{p:?} {asked:?}"
+                        );
+                        // Every hold that blocks a position asked for is read.
+                        let covering = covering_hold_patterns(s, i, l);
+                        for h in holds.iter().filter(|h| h.blocks(p)) {
+                            assert!(
+                                covering
+                                    .iter()
+                                    .any(|c| matches_pattern(c, &h.key.bucket_key())),
+                                "{:?} blocks {p:?}, not in {covering:?}",
+                                h.key
+                            );
+                            // And every position it blocks.
+                            let blocked = blocked_patterns(h);
+                            for q in positions.iter().filter(|q| h.blocks(q)) {
+                                assert!(
+                                    blocked.iter().any(|b| matches_pattern(b, &q.bucket_key()))
+                                );
+                            }
+                        }
+                    }
+                    // Every hold the filter concerns is read.
+                    if i.is_some() || l.is_some() {
+                        let mut read = covering_hold_patterns(s, i, l);
+                        read.push(format!("{}.*.{}.{}", token(s), token(i), token(l)));
+                        for h in holds
+                            .iter()
+                            .filter(|h| h.concerns(&site, &item, &lot, &positions_asked))
+                        {
+                            assert!(
+                                read.iter().any(|r| matches_pattern(r, &h.key.bucket_key())),
+                                "{:?} concerns {site:?} {item:?} {lot:?}, not in {read:?}",
+                                h.key
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // The gate's question reads narrowly: the lot's own keys and the site's holds without a lot.
+        let (site, lot) = ("P1".to_owned(), "L1".to_owned());
+        assert_eq!(
+            covering_hold_patterns(Some(&site), None, Some(&lot)),
+            ["*.*.*.L1", "P1.*.*.="]
+        );
+        assert_eq!(stock_patterns(Some(&site), None, Some(&lot)), ["P1.*.*.L1"]);
     }
 }

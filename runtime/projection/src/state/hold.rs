@@ -217,9 +217,15 @@ impl Record for HoldRecord {
             return false;
         }
         // A release may name less than the placement (no item): the record keeps the scope
-        // that was placed.
+        // that was placed. One never placed takes the release's, but keeps the item and lot of
+        // its key, so a record's scope names the item and lot its key does (the read side
+        // finds a hold by them in its key).
         if hold.action == HoldAction::Placed || self.placed_at.is_none() {
-            self.scope = hold.scope.clone();
+            self.scope = HoldScope {
+                item: self.key.item.clone(),
+                lot: self.key.lot.clone(),
+                ..hold.scope.clone()
+            };
         }
         self.action = hold.action;
         self.reason.clone_from(&hold.reason);

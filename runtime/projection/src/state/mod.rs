@@ -231,6 +231,30 @@ fn one_per_position(changes: Vec<Change>) -> Vec<Change> {
     merged
 }
 
+/// True for stock in quality inspection or blocked: not available.
+fn is_restricted(status: Option<StockStatus>) -> bool {
+    matches!(
+        status,
+        Some(StockStatus::QualityInspection | StockStatus::Blocked)
+    )
+}
+
+/// The status of the stock a transfer takes at its `from` location, from the status it gives
+/// (the model's `stock_status`: the status after the movement). A transfer to another location
+/// moves the stock as it is, so it took stock of that status; a transfer within one location
+/// is a change of status (a release from quality inspection where the stock lies, a block), so
+/// it took stock of the other one: a release to `unrestricted` takes quality-inspection or
+/// blocked stock, a block takes free stock. In transit, or no status: not said (free stock
+/// first).
+fn taken_status(after: Option<StockStatus>, in_place: bool) -> Option<StockStatus> {
+    match after {
+        Some(StockStatus::InTransit) | None => None,
+        Some(StockStatus::Unrestricted) if in_place => Some(StockStatus::QualityInspection),
+        Some(_) if in_place => Some(StockStatus::Unrestricted),
+        after => after,
+    }
+}
+
 fn changes(event: &ProjectedEvent) -> Vec<Change> {
     let site = &event.site;
     let stock = |item: &str, location: Option<&String>, lot: Option<&String>| StockKey {
@@ -244,16 +268,16 @@ fn changes(event: &ProjectedEvent) -> Vec<Change> {
         receipt,
         restricted: false,
     };
-    // Stock the movement leaves in quality inspection or blocked (its status after the
-    // movement): not available where it arrives.
+    // Stock the change adds or takes that is in quality inspection or blocked. A movement's
+    // status is the stock's status after it: stock that arrives has it, stock that leaves a
+    // position (an issue, a scrap, a negative adjustment, a transfer to another location) has
+    // it too, as the movement does not change it; only a transfer within one location changes
+    // it, so its stock left the other status (see `taken_status`).
     let restricted =
         |delta: Quantity, receipt: bool, status: Option<StockStatus>| StockChange::OnHand {
             delta,
             receipt,
-            restricted: matches!(
-                status,
-                Some(StockStatus::QualityInspection | StockStatus::Blocked)
-            ),
+            restricted: is_restricted(status),
         };
     let negated = |q: &Quantity| Quantity {
         amount: Amount::parse(&q.amount)
@@ -282,10 +306,11 @@ fn changes(event: &ProjectedEvent) -> Vec<Change> {
                     ),
                     Change::Stock(stock(&m.item, None, lot), StockChange::Arrived(q.clone())),
                 ],
+                // The stock status of what left: scrap of blocked stock takes blocked stock.
                 MovementType::Issue | MovementType::Scrap => {
                     vec![Change::Stock(
                         stock(&m.item, from.or(to), lot),
-                        on_hand(negated(q), false),
+                        restricted(negated(q), false, m.stock_status),
                     )]
                 }
                 // The quantity is signed (the model: negative when it reduces the book stock),
@@ -297,9 +322,10 @@ fn changes(event: &ProjectedEvent) -> Vec<Change> {
                 MovementType::Transfer => {
                     let mut changes = Vec::new();
                     if let Some(from) = from {
+                        let taken = taken_status(m.stock_status, to == Some(from));
                         changes.push(Change::Stock(
                             stock(&m.item, Some(from), lot),
-                            on_hand(negated(q), false),
+                            restricted(negated(q), false, taken),
                         ));
                     }
                     if m.stock_status == Some(StockStatus::InTransit) {

@@ -43,7 +43,9 @@ pub enum StockChange {
         delta: Quantity,
         /// A goods receipt.
         receipt: bool,
-        /// Stock added in quality inspection or blocked (the movement's status after it).
+        /// The stock added or taken is in quality inspection or blocked: what arrives so is
+        /// restricted, what leaves so is taken from the restricted stock first (the rest, and
+        /// everything else that leaves, from free stock first).
         restricted: bool,
     },
     /// A ship notice line (or a transfer in transit) on its way to the site.
@@ -186,8 +188,9 @@ pub struct StockRecord {
     /// Blocked as the source system counts it, from the newest balance.
     pub source_blocked: Option<Amount>,
     /// Of on hand, in quality inspection or blocked as the source says: set by a balance's
-    /// blocked, raised by stock that arrives restricted, lowered by a release where it lies,
-    /// never above on hand (what leaves the position is taken from free stock first).
+    /// blocked, raised by stock that arrives restricted, lowered by restricted stock that
+    /// leaves (a release where it lies, a scrap of blocked stock), never above on hand (what
+    /// leaves without a restricted status is taken from free stock first).
     #[serde(default)]
     pub restricted: Amount,
     /// Source time of the newest balance applied.
@@ -333,8 +336,9 @@ impl Record for StockRecord {
                 // it already, also one that reaches the projection after it.
                 if not_older(&event.position, self.balance_at.as_ref()) {
                     self.on_hand = self.on_hand.plus(delta);
-                    if *restricted && !delta.is_negative() {
-                        self.restricted = self.restricted.plus(delta);
+                    if *restricted {
+                        // Restricted stock arrives, or leaves (what of it there is).
+                        self.restricted = self.restricted.plus(delta).at_least_zero();
                     }
                     self.restricted = self.restricted.min(self.on_hand.at_least_zero());
                 }

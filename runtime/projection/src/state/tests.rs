@@ -1060,3 +1060,254 @@ fn each_reported_quantity_is_from_the_newest_status_carrying_it_in_any_order() {
         );
     }
 }
+
+/// On hand and restricted (in quality inspection or blocked) at `location`.
+fn restricted_at(book: &BTreeMap<StockKey, StockRecord>, location: &str) -> (String, String) {
+    book.values()
+        .find(|r| r.key.location.as_deref() == Some(location))
+        .map(|r| (r.on_hand.to_string(), r.restricted.to_string()))
+        .unwrap()
+}
+
+#[test]
+fn restricted_stock_that_leaves_lowers_blocked_beside_free_stock() {
+    let mut book = BTreeMap::new();
+    let lot = Some("L1");
+    let at = (Some("BIN-A"), Some("BIN-A"));
+    let from = (Some("BIN-A"), None);
+    use MovementType::{Adjustment, Issue, Receipt, Scrap, Transfer};
+    use StockStatus::{Blocked, QualityInspection as Qi, Unrestricted};
+    let free = movement_of(
+        "gr1",
+        "2026-03-02T06:00:00Z",
+        Receipt,
+        "50",
+        lot,
+        (None, Some("BIN-A")),
+        Some(Unrestricted),
+    );
+    let inspect = movement_of(
+        "gr2",
+        "2026-03-02T06:10:00Z",
+        Receipt,
+        "100",
+        lot,
+        (None, Some("BIN-A")),
+        Some(Qi),
+    );
+    apply_stock(&mut book, &free);
+    apply_stock(&mut book, &inspect);
+    assert_eq!(restricted_at(&book, "BIN-A"), ("150".into(), "100".into()));
+    // Released where it lies: the stock left quality inspection.
+    let release = movement_of(
+        "t1",
+        "2026-03-02T07:00:00Z",
+        Transfer,
+        "40",
+        lot,
+        at,
+        Some(Unrestricted),
+    );
+    apply_stock(&mut book, &release);
+    assert_eq!(
+        restricted_at(&book, "BIN-A"),
+        ("150".into(), "60".into()),
+        "released in place"
+    );
+    // Scrapped out of blocked stock.
+    let scrap = movement_of(
+        "s1",
+        "2026-03-02T08:00:00Z",
+        Scrap,
+        "30",
+        lot,
+        from,
+        Some(Blocked),
+    );
+    apply_stock(&mut book, &scrap);
+    assert_eq!(
+        restricted_at(&book, "BIN-A"),
+        ("120".into(), "30".into()),
+        "scrapped blocked"
+    );
+    // Issued from quality inspection, counted down in it: each takes restricted stock.
+    let issue = movement_of(
+        "i1",
+        "2026-03-02T09:00:00Z",
+        Issue,
+        "5",
+        lot,
+        from,
+        Some(Qi),
+    );
+    apply_stock(&mut book, &issue);
+    assert_eq!(
+        restricted_at(&book, "BIN-A"),
+        ("115".into(), "25".into()),
+        "issued from QI"
+    );
+    let count = movement_of(
+        "a1",
+        "2026-03-02T09:30:00Z",
+        Adjustment,
+        "-5",
+        lot,
+        from,
+        Some(Blocked),
+    );
+    apply_stock(&mut book, &count);
+    assert_eq!(
+        restricted_at(&book, "BIN-A"),
+        ("110".into(), "20".into()),
+        "counted down"
+    );
+    // Moved to another bin as it is: the restricted stock goes with it.
+    let moved = movement_of(
+        "t2",
+        "2026-03-02T10:00:00Z",
+        Transfer,
+        "15",
+        lot,
+        (Some("BIN-A"), Some("BIN-B")),
+        Some(Qi),
+    );
+    apply_stock(&mut book, &moved);
+    assert_eq!(
+        restricted_at(&book, "BIN-A"),
+        ("95".into(), "5".into()),
+        "moved out in QI"
+    );
+    assert_eq!(
+        restricted_at(&book, "BIN-B"),
+        ("15".into(), "15".into()),
+        "moved in in QI"
+    );
+    // Free stock that leaves takes free stock; blocked where it lies takes free stock too.
+    let issue = movement_of(
+        "i2",
+        "2026-03-02T11:00:00Z",
+        Issue,
+        "10",
+        lot,
+        from,
+        Some(Unrestricted),
+    );
+    apply_stock(&mut book, &issue);
+    assert_eq!(
+        restricted_at(&book, "BIN-A"),
+        ("85".into(), "5".into()),
+        "free issued"
+    );
+    let block = movement_of(
+        "t3",
+        "2026-03-02T12:00:00Z",
+        Transfer,
+        "10",
+        lot,
+        at,
+        Some(Blocked),
+    );
+    apply_stock(&mut book, &block);
+    assert_eq!(
+        restricted_at(&book, "BIN-A"),
+        ("85".into(), "15".into()),
+        "blocked in place"
+    );
+    // More restricted stock leaving than there is takes the rest from free stock.
+    let scrap = movement_of(
+        "s2",
+        "2026-03-02T13:00:00Z",
+        Scrap,
+        "20",
+        lot,
+        from,
+        Some(Blocked),
+    );
+    apply_stock(&mut book, &scrap);
+    assert_eq!(
+        restricted_at(&book, "BIN-A"),
+        ("65".into(), "0".into()),
+        "never below zero"
+    );
+}
+
+/// Completion `id` of WO-1: `good` and `scrap` as (amount, unit).
+fn completion(id: &str, time: &str, good: (&str, &str), scrap: (&str, &str)) -> ProjectedEvent {
+    let of = |(amount, uom): (&str, &str)| Quantity {
+        amount: amount.into(),
+        uom: uom.into(),
+    };
+    event(
+        id,
+        time,
+        EventData::ProductionCompletion(millrace_core::canonical::ProductionCompletion {
+            work_order: "WO-1".into(),
+            operation: None,
+            item: "FG-1".into(),
+            lot: None,
+            good_quantity: of(good),
+            scrap_quantity: of(scrap),
+            location: None,
+        }),
+    )
+}
+
+fn work_order_after(events: &[ProjectedEvent]) -> WorkOrderRecord {
+    let mut order = None;
+    for e in events {
+        for change in plan(e) {
+            if let Change::WorkOrder(key, change) = change {
+                let order = order.get_or_insert_with(|| WorkOrderRecord::fresh(&key, &change));
+                apply_once(order, &change, e);
+            }
+        }
+    }
+    order.unwrap()
+}
+
+#[test]
+fn a_zero_in_another_unit_mixes_nothing() {
+    let order = work_order_after(&[
+        completion("c1", "2026-03-02T06:15:00Z", ("10", "PCE"), ("1", "PCE")),
+        completion("c2", "2026-03-02T06:16:00Z", ("2", "KGM"), ("0", "KGM")),
+    ]);
+    let completed = order.completed.unwrap();
+    let scrapped = order.scrapped.unwrap();
+    assert_eq!(
+        (completed.amount.to_string(), completed.unit_mismatches),
+        ("12".into(), 1)
+    );
+    assert_eq!(
+        (
+            scrapped.amount.to_string(),
+            scrapped.uom.as_str(),
+            scrapped.unit_mismatches
+        ),
+        ("1".into(), "PCE", 0),
+        "no scrap in kilograms is no scrap"
+    );
+    // The first scrap a zero in another unit: the first scrap that is not zero gives the unit.
+    let order = work_order_after(&[
+        completion("c1", "2026-03-02T06:15:00Z", ("2", "KGM"), ("0", "KGM")),
+        completion("c2", "2026-03-02T06:16:00Z", ("10", "PCE"), ("1", "PCE")),
+        completion("c3", "2026-03-02T06:17:00Z", ("10", "PCE"), ("0", "KGM")),
+    ]);
+    let scrapped = order.scrapped.unwrap();
+    assert_eq!(
+        (
+            scrapped.amount.to_string(),
+            scrapped.uom.as_str(),
+            scrapped.unit_mismatches
+        ),
+        ("1".into(), "PCE", 0)
+    );
+    assert_eq!(order.completed.unwrap().unit_mismatches, 2);
+    // Stock: a zero in another unit (a balance's allocated) mixes nothing either.
+    let mut mismatches = 0;
+    let zero = Quantity {
+        amount: "0".into(),
+        uom: "EA".into(),
+    };
+    assert!(Amount::of(&zero, "KGM", &mut mismatches).is_zero());
+    assert_eq!(mismatches, 0);
+}

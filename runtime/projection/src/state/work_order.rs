@@ -81,6 +81,19 @@ impl Total {
     /// `unit_mismatches`.
     pub(crate) fn add(slot: &mut Option<Total>, q: &Quantity) {
         match slot {
+            // Nothing but zeros so far (no scrap): the sum has no unit to keep yet, so the
+            // first quantity that is not zero gives it, whatever unit the zeros came in.
+            Some(total)
+                if total.amount.is_zero()
+                    && total.unit_mismatches == 0
+                    && Amount::parse(&q.amount).is_some_and(|a| !a.is_zero()) =>
+            {
+                let mut none = 0;
+                total.amount = Amount::of(q, &total.uom, &mut none);
+                if none > 0 {
+                    total.uom.clone_from(&q.uom);
+                }
+            }
             Some(total) => {
                 let amount = Amount::of(q, &total.uom, &mut total.unit_mismatches);
                 total.amount = total.amount.plus(amount);

@@ -129,8 +129,10 @@ function drawVersions(status, plugins) {
 // newest first within each, and the proposals waiting for approval.
 function drawChanges(entries, proposals) {
   const scope = e => e.route || "(" + e.area + ")";
+  // Newest first by the instant, not the text (`12:00:00Z` and `12:00:00.5Z`, other offsets).
+  const instant = e => { const t = Date.parse(e.at); return Number.isNaN(t) ? -Infinity : t; };
   const rows = entries.slice()
-    .sort((a, b) => scope(a).localeCompare(scope(b)) || b.at.localeCompare(a.at))
+    .sort((a, b) => scope(a).localeCompare(scope(b)) || instant(b) - instant(a) || b.at.localeCompare(a.at))
     .map(e => el("tr", { "data-route": scope(e), "data-action": e.action },
       el("td", {}, scope(e)), el("td", {}, e.at), el("td", {}, e.who + " (" + e.via + ")"),
       el("td", {}, e.action), el("td", {}, e.what)));
