@@ -405,12 +405,12 @@ async fn replicate(
 /// systemd, by `up --cluster`) must not exit on the first timed-out request.
 pub const JETSTREAM_PATIENCE: Duration = Duration::from_secs(60);
 
-/// Runs `request` again, for up to [`JETSTREAM_PATIENCE`], while JetStream answers that it
+/// Runs `request` again, for up to `patience`, while JetStream answers that it
 /// cannot answer yet: a timed-out request, or a cluster without a leader for it (error codes
 /// 10006-10009). The account can answer before the streams' requests do (a meta leader that
 /// lost its majority steps down only later), so a host starting beside an electing cluster
 /// creates its streams and buckets patiently too. Any other answer is returned at once.
-async fn patiently<T, E, F, R>(request: F) -> Result<T, E>
+async fn patiently<T, E, F, R>(patience: Duration, request: F) -> Result<T, E>
 where
     E: std::fmt::Display,
     F: Fn() -> R,
@@ -420,7 +420,7 @@ where
     let mut told = false;
     loop {
         match request().await {
-            Err(e) if not_yet(&e.to_string()) && started.elapsed() < JETSTREAM_PATIENCE => {
+            Err(e) if not_yet(&e.to_string()) && started.elapsed() < patience => {
                 if !told {
                     tracing::warn!(
                         "waiting for JetStream to answer ({e}): a cluster may be electing its leader"
@@ -442,54 +442,30 @@ fn not_yet(error: &str) -> bool {
             .any(|code| error.contains(&format!("error code {code}")))
 }
 
-/// Waits until JetStream answers for the account, up to `patience`. A server that has no
-/// JetStream, or an account without it, fails at once; a request that times out or is told
-/// JetStream is unavailable for now (a cluster electing its meta leader) is tried again.
+/// Waits until JetStream answers for the account, up to `patience` ([`patiently`]). A server
+/// that has no JetStream, or an account without it, fails at once, saying which.
 pub async fn jetstream_ready(js: &jetstream::Context, patience: Duration) -> anyhow::Result<()> {
     use jetstream::context::AccountErrorKind;
-    let started = std::time::Instant::now();
-    let mut told = false;
-    loop {
-        let error = match js.query_account().await {
-            Ok(_) => {
-                if told {
-                    tracing::info!(
-                        waited_ms = started.elapsed().as_millis() as u64,
-                        "JetStream answers"
-                    );
-                }
-                return Ok(());
-            }
-            Err(e) => e,
-        };
-        match error.kind() {
-            AccountErrorKind::JetStreamUnavailable => anyhow::bail!(
-                "the NATS server has no JetStream: start nats-server with -js (or `jetstream {{}}` \
-                 in its configuration)"
-            ),
-            AccountErrorKind::JetStream(e)
-                if e.error_code() == jetstream::ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT =>
-            {
-                anyhow::bail!(
-                    "JetStream is not enabled for this NATS account: give the account JetStream \
-                     in the server's configuration ({e})"
-                )
-            }
-            _ => {}
-        }
-        if started.elapsed() >= patience {
+    let Err(error) = patiently(patience, || js.query_account()).await else {
+        return Ok(());
+    };
+    match error.kind() {
+        AccountErrorKind::JetStreamUnavailable => anyhow::bail!(
+            "the NATS server has no JetStream: start nats-server with -js (or `jetstream {{}}` \
+             in its configuration)"
+        ),
+        AccountErrorKind::JetStream(e)
+            if e.error_code() == jetstream::ErrorCode::JETSTREAM_NOT_ENABLED_FOR_ACCOUNT =>
+        {
             anyhow::bail!(
-                "JetStream did not answer within {patience:?} ({error}): is the server, or a \
-                 majority of its cluster, up, and has the cluster elected its meta leader?"
-            );
+                "JetStream is not enabled for this NATS account: give the account JetStream \
+                 in the server's configuration ({e})"
+            )
         }
-        if !told {
-            tracing::warn!(
-                "waiting for JetStream to answer ({error}): a cluster may be electing its leader"
-            );
-            told = true;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        _ => anyhow::bail!(
+            "JetStream did not answer ({error}): is the server, or a majority of its cluster, \
+             up, and has the cluster elected its meta leader?"
+        ),
     }
 }
 
@@ -562,15 +538,17 @@ pub async fn ensure_stream(
         placement: replication.placement(),
         ..Default::default()
     };
-    let stream = patiently(|| js.get_or_create_stream(config.clone()))
-        .await
-        .with_context(|| {
-            format!(
-                "cannot create or open the JetStream stream {name}: is JetStream enabled on the \
+    let stream = patiently(JETSTREAM_PATIENCE, || {
+        js.get_or_create_stream(config.clone())
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot create or open the JetStream stream {name}: is JetStream enabled on the \
                  server (nats-server -js), and, for `streams.replicas = 3`, is it a cluster of \
                  three or more?"
-            )
-        })?;
+        )
+    })?;
     let current = settle_config(js, name, &stream.cached_info().config, &subjects, streams).await?;
     replicate(js, name, &current, &replication).await
 }
@@ -695,7 +673,7 @@ pub async fn replicated_key_value(
         ..Default::default()
     };
     // Another host may have created it a moment ago, with its own settings.
-    let store = patiently(|| {
+    let store = patiently(JETSTREAM_PATIENCE, || {
         open_or_create(
             || js.get_key_value(bucket),
             js.create_key_value(config.clone()),
