@@ -407,7 +407,14 @@ pub async fn start(
             Mapping::Native(crate::native::NativePool::start(setup.workers)?),
             source().await?,
         )),
-        (Arm::Rust | Arm::Python | Arm::JavaScript, Mode::Core) => {
+        // On core NATS, and on JetStream with MILLRACE_BENCH_PIPELINE_LOOP=1: the host's
+        // pipeline (version pick, worker pool, sandbox, checks) fed and published by the bench's
+        // own loop, the one (b) runs, so (c) then differs from (b) by the plugin call alone and
+        // not by the host's lanes, delivery and acks (docs/PERFORMANCE.md).
+        (Arm::Rust | Arm::Python | Arm::JavaScript, _)
+            if mode == Mode::Core
+                || std::env::var("MILLRACE_BENCH_PIPELINE_LOOP").is_ok_and(|v| v == "1") =>
+        {
             let config = Arc::new(config.clone());
             let loader = PluginLoader::new(config.clone(), setup.sandbox.clone(), None);
             let routes = RouteTable::load(&config, &loader, &Default::default()).await?;
@@ -417,9 +424,9 @@ pub async fn start(
                 pipeline: Box::new(Pipeline::new(pool, delivery, js.clone())),
                 routes,
             };
-            Some(in_process(mapping, Source::Core))
+            Some(in_process(mapping, source().await?))
         }
-        (Arm::Rust | Arm::Python | Arm::JavaScript, Mode::JetStream) => {
+        (Arm::Rust | Arm::Python | Arm::JavaScript, _) => {
             let (config, sandbox, stop) = (Arc::new(config), setup.sandbox.clone(), stop.clone());
             let mut host = millrace::host::HostBuilder::new(config, client, sandbox).start();
             host.ready()
