@@ -181,6 +181,122 @@ async fn a_resent_shift_report_produces_no_second_event() {
     assert_eq!(events.len(), 5, "one report's five events, once");
 }
 
+/// A route of two plants whose MES numbers its transactions per plant: the same transaction ids
+/// at both plants are two plants' postings, not a resend; a resend at one plant still adds
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_transaction_ids_at_two_plants_of_one_route_are_both_delivered() {
+    let nats = Nats::start();
+    let dir = plugin("plugins/mes-shift-report");
+    let config = nats.config(&format!(
+        "[routes.mes]\nsubjects = [\"raw.mes.*.shift-report\"]\nplugin = {:?}\nconfig = {{ \"site.1000\" = \"PLANT1\", \"site.2000\" = \"PLANT2\" }}\n",
+        dir.display().to_string()
+    ));
+    let js = jetstream::new(nats.client().await);
+    let _host = Host::start(&config, &js, &["millrace_mes__raw_mes__star__shift-report"]).await;
+    let plant_1000 = std::fs::read_to_string(dir.join("fixtures/ok-shift-a-basic.txt")).unwrap();
+    let plant_2000 = plant_1000.replacen("|1000|", "|2000|", 1);
+    assert_ne!(plant_1000, plant_2000, "the fixture names plant 1000");
+    publish(
+        &js,
+        "raw.mes.plant1.shift-report",
+        plant_1000.as_bytes(),
+        "p1000-a",
+    )
+    .await;
+    publish(
+        &js,
+        "raw.mes.plant2.shift-report",
+        plant_2000.as_bytes(),
+        "p2000-a",
+    )
+    .await;
+    publish(
+        &js,
+        "raw.mes.plant1.shift-report",
+        plant_1000.as_bytes(),
+        "p1000-again",
+    )
+    .await;
+    let events = read_stream(&js, "CANONICAL", "canonical.>", 10, Duration::from_secs(2)).await;
+    let at = |site: &str| {
+        let tail = format!(".{site}");
+        events.iter().filter(|e| e.subject.ends_with(&tail)).count()
+    };
+    assert_eq!(
+        (at("PLANT1"), at("PLANT2"), events.len()),
+        (5, 5, 10),
+        "each plant's five events once: {:?}",
+        events
+            .iter()
+            .map(|e| e.subject.as_str())
+            .collect::<Vec<_>>()
+    );
+}
+
+/// Claims an older host wrote (keyed by route and transaction, without the site) still hold
+/// after an upgrade: a resend of what it delivered adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_of_what_an_older_host_delivered_adds_nothing() {
+    let nats = Nats::start();
+    let dir = plugin("plugins/mes-shift-report");
+    let config = nats.config(&format!(
+        "[routes.mes]\nsubjects = [\"raw.mes.*.shift-report\"]\nplugin = {:?}\nconfig = {{ site = \"PLANT1\" }}\n",
+        dir.display().to_string()
+    ));
+    let js = jetstream::new(nats.client().await);
+    let ledger = millrace::transport::key_value(
+        &js,
+        "millrace-idempotency",
+        Duration::from_secs(72 * 3600),
+        "millrace: source transactions already delivered, per route",
+    )
+    .await
+    .unwrap();
+    let report = std::fs::read_to_string(dir.join("fixtures/ok-shift-a-basic.txt")).unwrap();
+    // What the older host claimed: the report's five transactions, for its raw message.
+    for n in 1..=5 {
+        let txn = format!("TX-2603020{n}");
+        assert!(report.contains(&txn), "{txn} is in the fixture");
+        let key = format!(
+            "mes.{}",
+            &millrace::digest::sha256_hex(txn.as_bytes())[..40]
+        );
+        ledger.put(key, "mes-export-0815\n1".into()).await.unwrap();
+    }
+    let _host = Host::start(&config, &js, &["millrace_mes__raw_mes__star__shift-report"]).await;
+    publish(
+        &js,
+        "raw.mes.plant1.shift-report",
+        report.as_bytes(),
+        "mes-export-0815-retry",
+    )
+    .await;
+    // Another report of the same plant, new transactions: delivered, after the resend.
+    let next = report.replace("TX-260302", "TX-260303");
+    publish(
+        &js,
+        "raw.mes.plant1.shift-report",
+        next.as_bytes(),
+        "mes-export-0816",
+    )
+    .await;
+    let events = read_stream(&js, "CANONICAL", "canonical.>", 5, Duration::from_secs(2)).await;
+    let transactions: Vec<String> = events
+        .iter()
+        .map(|e| {
+            e.json()["sourcetransaction"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        events.len() == 5 && transactions.iter().all(|t| t.starts_with("TX-260303")),
+        "only the new report's events: {transactions:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_older_event_for_a_key_is_marked_late() {
     let nats = Nats::start();

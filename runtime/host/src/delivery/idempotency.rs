@@ -13,9 +13,21 @@
 //! a crash redelivery, and after a version change its events, with new ids, were published
 //! again). A claim written by an older host holds the identity alone and still counts as its
 //! own message's.
+//!
+//! A claim is scoped to the route *and the event's site*: sources number their transactions per
+//! plant (an MES's `TX-1` at plant 1000 and at plant 2000 are two postings), and one route may map
+//! several plants. The key is `<route>.<site>.<digest of the transaction>`. Hosts before this wrote
+//! `<route>.<digest>`: while such claims may still be in the bucket (they expire with the horizon),
+//! a transaction with no claim under its new key takes over the older claim's holder, so a resend
+//! of what an older host delivered still adds nothing. Whether any are left is looked at once
+//! every [`OLDER_CLAIMS_RECHECK`], a count of the bucket's keys of the older shape; after the
+//! horizon there are none and a claim is one write again.
 
 use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
 use async_nats::jetstream::kv;
 use futures::future::try_join_all;
 
@@ -29,61 +41,133 @@ use millrace_transport::revision::{Decided, FirstTry, read_modify_write};
 #[error("idempotency bucket: {0}")]
 pub struct LedgerError(String);
 
+/// How often a ledger looks again whether claims of the older shape (without the site) are
+/// left in its bucket.
+pub const OLDER_CLAIMS_RECHECK: Duration = Duration::from_secs(600);
+
 /// The delivered source transactions, in a key-value bucket.
 #[derive(Clone)]
 pub struct TransactionLedger {
     kv: kv::Store,
+    /// Whether claims an older host wrote may be left, and when that was looked at.
+    older: Arc<Mutex<Option<(bool, Instant)>>>,
 }
+
+/// A source transaction as the ledger claims it: at a site, by its id there.
+pub type SiteTransaction = (String, String);
 
 impl TransactionLedger {
     /// A ledger over an open bucket.
     pub fn new(kv: kv::Store) -> Self {
-        Self { kv }
+        Self {
+            kv,
+            older: Arc::new(Mutex::new(None)),
+        }
     }
 
-    /// Claims the source transactions of `events` for the raw message `raw_id` at RAW
-    /// `raw_sequence`; returns those another raw message has already delivered.
+    /// Claims the source transactions of `events`, each at its event's site, for the raw
+    /// message `raw_id` at RAW `raw_sequence`; returns those another raw message has already
+    /// delivered.
     pub async fn claim(
         &self,
         route: &str,
         raw_id: &str,
         raw_sequence: u64,
         events: &[MappedEvent],
-    ) -> Result<BTreeSet<String>, LedgerError> {
-        let transactions: BTreeSet<&str> = events
+    ) -> Result<BTreeSet<SiteTransaction>, LedgerError> {
+        let transactions: BTreeSet<(&str, &str)> = events
             .iter()
-            .filter_map(|e| e.source_transaction.as_deref())
+            .filter_map(|e| Some((e.site.as_str(), e.source_transaction.as_deref()?)))
             .collect();
+        if transactions.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let older = self.older_claims_left().await?;
         let holder = Holder::new(raw_id, raw_sequence);
         let claims = transactions
             .iter()
-            .map(|txn| self.claim_one(route, &holder, txn));
+            .map(|&(site, txn)| self.claim_one(route, site, txn, older, &holder));
         let owners = try_join_all(claims).await?;
         Ok(transactions
             .into_iter()
             .zip(owners)
             .filter(|(_, ours)| !ours)
-            .map(|(txn, _)| txn.to_owned())
+            .map(|((site, txn), _)| (site.to_owned(), txn.to_owned()))
             .collect())
     }
 
-    /// True when `holder` holds the claim on `txn` (it just took it, or took it before).
+    /// True when `holder` holds the claim on `txn` at `site` (it just took it, or took it
+    /// before). With `older` claims left, a transaction with no claim yet takes over the holder
+    /// of its older claim, if it has one.
     async fn claim_one(
         &self,
         route: &str,
-        holder: &Holder<'_>,
+        site: &str,
         txn: &str,
+        older: bool,
+        holder: &Holder<'_>,
     ) -> Result<bool, LedgerError> {
-        let key = format!("{route}.{}", &sha256_hex(txn.as_bytes())[..40]);
+        let digest = &sha256_hex(txn.as_bytes())[..40];
+        let key = format!("{route}.{site}.{digest}");
+        let earlier = if older {
+            let older_key = format!("{route}.{digest}");
+            self.kv.get(&older_key).await.map_err(|e| {
+                LedgerError(format!(
+                    "{older_key}: could not read an older host's claim: {e}"
+                ))
+            })?
+        } else {
+            None
+        };
         // A claim on a new key is one write; a lost race (or a deleted claim's marker) reads.
         read_modify_write(&self.kv, &key, FirstTry::AssumeAbsent, |stored| {
-            Ok::<_, std::convert::Infallible>(match stored {
-                Some(stored) => Decided::Keep(holder.is(stored)),
-                None => Decided::Write(holder.value.clone().into(), true),
+            Ok::<_, std::convert::Infallible>(match (stored, &earlier) {
+                (Some(stored), _) => Decided::Keep(holder.is(stored)),
+                (None, Some(earlier)) => Decided::Write(earlier.clone(), holder.is(earlier)),
+                (None, None) => Decided::Write(holder.value.clone().into(), true),
             })
         })
         .await
         .map_err(|e| LedgerError(format!("{key}: could not claim or read the claim: {e}")))
+    }
+
+    /// Whether claims of the older shape (`<route>.<digest>`, two tokens) may be left in the
+    /// bucket: counted by an ephemeral consumer of their last values, at most once every
+    /// [`OLDER_CLAIMS_RECHECK`].
+    async fn older_claims_left(&self) -> Result<bool, LedgerError> {
+        if let Some((left, at)) = *self.older.lock().unwrap_or_else(|e| e.into_inner())
+            && at.elapsed() < OLDER_CLAIMS_RECHECK
+        {
+            return Ok(left);
+        }
+        let counting = |e: &dyn std::fmt::Display| {
+            LedgerError(format!("could not count the claims older hosts wrote: {e}"))
+        };
+        let consumer = self
+            .kv
+            .stream
+            .create_consumer(pull::Config {
+                filter_subject: format!("{}*.*", self.kv.prefix),
+                deliver_policy: DeliverPolicy::LastPerSubject,
+                headers_only: true,
+                inactive_threshold: Duration::from_secs(10),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| counting(&e))?;
+        let info = consumer.cached_info();
+        let left = info.num_pending > 0;
+        // It goes by itself once inactive; deleting it now is tidier.
+        let _ = self.kv.stream.delete_consumer(&info.name).await;
+        *self.older.lock().unwrap_or_else(|e| e.into_inner()) = Some((left, Instant::now()));
+        if left {
+            tracing::info!(
+                claims = info.num_pending,
+                "the idempotency bucket holds claims of older hosts (without the site): a new \
+                 transaction reads its older claim too, until they expire with the horizon"
+            );
+        }
+        Ok(left)
     }
 }
 

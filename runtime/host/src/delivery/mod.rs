@@ -16,7 +16,7 @@ use async_nats::jetstream::{self, context::PublishAckFuture};
 use async_nats::{HeaderMap, header};
 
 use crate::delivery::dead_letter::DeadLetter;
-use crate::delivery::idempotency::TransactionLedger;
+use crate::delivery::idempotency::{SiteTransaction, TransactionLedger};
 use crate::delivery::ordering::OrderBook;
 use crate::observability::trace::TRACEPARENT;
 use crate::observability::{At, Observer};
@@ -184,7 +184,7 @@ impl Delivery {
                     .await;
             }
         };
-        let resent: BTreeSet<String> = if route.idempotency {
+        let resent: BTreeSet<SiteTransaction> = if route.idempotency {
             self.ledger
                 .claim(&route.name, &raw.identity, raw.sequence, &events)
                 .await?
@@ -195,10 +195,11 @@ impl Delivery {
         let mut outgoing: Vec<Outgoing> = outgoing
             .into_iter()
             .filter(|out| {
-                let resend = events[out.index]
+                let event = &events[out.index];
+                let resend = event
                     .source_transaction
                     .as_ref()
-                    .is_some_and(|t| resent.contains(t));
+                    .is_some_and(|txn| resent.contains(&(event.site.clone(), txn.clone())));
                 let stored = mode
                     .existing_ids
                     .is_some_and(|ids| ids.contains(&out.envelope.id));
