@@ -18,6 +18,22 @@ fn steady_route(plugin: &Path, extra: &str) -> String {
     )
 }
 
+const SHIFT_REPORT_CONSUMER: &str = "millrace_mes__raw_mes__star__shift-report";
+
+/// The folder of mes-shift-report and a host config serving it on `raw.mes.*.shift-report` with
+/// `plugin_config` (the route's `config` table, inline).
+fn shift_report_route(
+    nats: &Nats,
+    plugin_config: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = plugin("plugins/mes-shift-report");
+    let config = nats.config(&format!(
+        "[routes.mes]\nsubjects = [\"raw.mes.*.shift-report\"]\nplugin = {:?}\nconfig = {{ {plugin_config} }}\n",
+        dir.display().to_string()
+    ));
+    (dir, config)
+}
+
 /// A host serving `misbehave` packaged as `version` in `versions` on the steady route, and its
 /// config file; version 2.0.0 gets `fixed = "yes"`, so it maps what 1.0.0 rejects (`fixme`).
 async fn misbehave_at(
@@ -155,13 +171,9 @@ async fn a_resent_document_produces_no_second_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resent_shift_report_produces_no_second_event() {
     let nats = Nats::start();
-    let dir = plugin("plugins/mes-shift-report");
-    let config = nats.config(&format!(
-        "[routes.mes]\nsubjects = [\"raw.mes.*.shift-report\"]\nplugin = {:?}\nconfig = {{ site = \"PLANT1\" }}\n",
-        dir.display().to_string()
-    ));
+    let (dir, config) = shift_report_route(&nats, r#"site = "PLANT1""#);
     let js = jetstream::new(nats.client().await);
-    let _host = Host::start(&config, &js, &["millrace_mes__raw_mes__star__shift-report"]).await;
+    let _host = Host::start(&config, &js, &[SHIFT_REPORT_CONSUMER]).await;
     let report = std::fs::read(dir.join("fixtures/ok-shift-a-basic.txt")).unwrap();
     publish(
         &js,
@@ -187,13 +199,10 @@ async fn a_resent_shift_report_produces_no_second_event() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_transaction_ids_at_two_plants_of_one_route_are_both_delivered() {
     let nats = Nats::start();
-    let dir = plugin("plugins/mes-shift-report");
-    let config = nats.config(&format!(
-        "[routes.mes]\nsubjects = [\"raw.mes.*.shift-report\"]\nplugin = {:?}\nconfig = {{ \"site.1000\" = \"PLANT1\", \"site.2000\" = \"PLANT2\" }}\n",
-        dir.display().to_string()
-    ));
+    let (dir, config) =
+        shift_report_route(&nats, r#""site.1000" = "PLANT1", "site.2000" = "PLANT2""#);
     let js = jetstream::new(nats.client().await);
-    let _host = Host::start(&config, &js, &["millrace_mes__raw_mes__star__shift-report"]).await;
+    let _host = Host::start(&config, &js, &[SHIFT_REPORT_CONSUMER]).await;
     let plant_1000 = std::fs::read_to_string(dir.join("fixtures/ok-shift-a-basic.txt")).unwrap();
     let plant_2000 = plant_1000.replacen("|1000|", "|2000|", 1);
     assert_ne!(plant_1000, plant_2000, "the fixture names plant 1000");
@@ -239,11 +248,7 @@ async fn the_same_transaction_ids_at_two_plants_of_one_route_are_both_delivered(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resend_of_what_an_older_host_delivered_adds_nothing() {
     let nats = Nats::start();
-    let dir = plugin("plugins/mes-shift-report");
-    let config = nats.config(&format!(
-        "[routes.mes]\nsubjects = [\"raw.mes.*.shift-report\"]\nplugin = {:?}\nconfig = {{ site = \"PLANT1\" }}\n",
-        dir.display().to_string()
-    ));
+    let (dir, config) = shift_report_route(&nats, r#"site = "PLANT1""#);
     let js = jetstream::new(nats.client().await);
     let ledger = millrace::transport::key_value(
         &js,
@@ -264,7 +269,7 @@ async fn a_resend_of_what_an_older_host_delivered_adds_nothing() {
         );
         ledger.put(key, "mes-export-0815\n1".into()).await.unwrap();
     }
-    let _host = Host::start(&config, &js, &["millrace_mes__raw_mes__star__shift-report"]).await;
+    let _host = Host::start(&config, &js, &[SHIFT_REPORT_CONSUMER]).await;
     publish(
         &js,
         "raw.mes.plant1.shift-report",
