@@ -381,3 +381,51 @@ async fn existing_streams_take_a_new_raw_subject_and_duplicate_window() {
     assert_eq!(raw.subjects, subjects(&["raw.>", "edi.>"]));
     assert_eq!(raw.duplicate_window, Duration::from_secs(120));
 }
+
+/// The audit trail is append-only: JetStream refuses to delete an entry or purge the stream,
+/// and an AUDIT stream an older host created without that is made so.
+#[tokio::test]
+async fn the_audit_trail_refuses_deletes_and_purges() {
+    let nats = Nats::start();
+    let js = jetstream::new(nats.client().await);
+    let streams = StreamsConfig::default();
+    // As an older host created it: no deny flags.
+    js.create_stream(jetstream::stream::Config {
+        name: streams.audit.clone(),
+        subjects: subjects(&["audit.>"]),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    transport::ensure_streams(&js, &streams).await.unwrap();
+    let mut audit = js.get_stream(&streams.audit).await.unwrap();
+    let config = audit.info().await.unwrap().config.clone();
+    assert!(
+        config.deny_delete && config.deny_purge,
+        "append-only: {config:?}"
+    );
+    let entry = js
+        .publish("audit.route.line.set-version", "{}".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(
+        audit.delete_message(entry.sequence).await.is_err(),
+        "an audit entry cannot be deleted"
+    );
+    assert!(
+        audit.purge().await.is_err(),
+        "the audit trail cannot be purged"
+    );
+    assert_eq!(audit.info().await.unwrap().state.messages, 1);
+    let mut undone = config.clone();
+    (undone.deny_delete, undone.deny_purge) = (false, false);
+    assert!(
+        js.update_stream(&undone).await.is_err(),
+        "JetStream does not turn them off again"
+    );
+    // The other streams keep deletes: redrive deletes the dead letters it settled.
+    let dlq = js.get_stream(&streams.dlq).await.unwrap();
+    assert!(!dlq.cached_info().config.deny_delete);
+}

@@ -529,6 +529,8 @@ pub async fn ensure_stream(
     streams: &StreamsConfig,
 ) -> anyhow::Result<()> {
     let replication = Replication::of(streams);
+    // The audit trail is append-only: JetStream refuses to delete its entries or purge it.
+    let append_only = name == streams.audit;
     let config = stream::Config {
         name: name.to_owned(),
         subjects: subjects.clone(),
@@ -536,6 +538,8 @@ pub async fn ensure_stream(
         duplicate_window: streams.duplicate_window.get(),
         num_replicas: replication.num_replicas(),
         placement: replication.placement(),
+        deny_delete: append_only,
+        deny_purge: append_only,
         ..Default::default()
     };
     let stream = patiently(JETSTREAM_PATIENCE, || {
@@ -549,7 +553,19 @@ pub async fn ensure_stream(
                  three or more?"
         )
     })?;
-    let current = settle_config(js, name, &stream.cached_info().config, &subjects, streams).await?;
+    let mut current =
+        settle_config(js, name, &stream.cached_info().config, &subjects, streams).await?;
+    if append_only && !(current.deny_delete && current.deny_purge) {
+        current.deny_delete = true;
+        current.deny_purge = true;
+        tracing::info!(
+            stream = name,
+            "making the audit trail append-only (deny_delete, deny_purge)"
+        );
+        js.update_stream(&current).await.with_context(|| {
+            format!("cannot make the JetStream stream {name} append-only (deny_delete, deny_purge)")
+        })?;
+    }
     replicate(js, name, &current, &replication).await
 }
 
