@@ -82,7 +82,7 @@ impl TransactionLedger {
         if transactions.is_empty() {
             return Ok(BTreeSet::new());
         }
-        let older = self.older_claims_left().await?;
+        let older = self.older_claims_left().await;
         let holder = Holder::new(raw_id, raw_sequence);
         let claims = transactions
             .iter()
@@ -133,16 +133,38 @@ impl TransactionLedger {
 
     /// Whether claims of the older shape (`<route>.<digest>`, two tokens) may be left in the
     /// bucket: counted by an ephemeral consumer of their last values, at most once every
-    /// [`OLDER_CLAIMS_RECHECK`].
-    async fn older_claims_left(&self) -> Result<bool, LedgerError> {
+    /// [`OLDER_CLAIMS_RECHECK`]. When they cannot be counted they may be left: a new
+    /// transaction then reads its older claim, which costs a read and loses nothing.
+    async fn older_claims_left(&self) -> bool {
         if let Some((left, at)) = *self.older.lock().unwrap_or_else(|e| e.into_inner())
             && at.elapsed() < OLDER_CLAIMS_RECHECK
         {
-            return Ok(left);
+            return left;
         }
-        let counting = |e: &dyn std::fmt::Display| {
-            LedgerError(format!("could not count the claims older hosts wrote: {e}"))
+        let left = match self.count_older_claims().await {
+            Ok(0) => false,
+            Ok(claims) => {
+                tracing::info!(
+                    claims,
+                    "the idempotency bucket holds claims of older hosts (without the site): a \
+                     new transaction reads its older claim too, until they expire with the horizon"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "cannot count the idempotency claims older hosts wrote, so a new transaction \
+                     reads its older claim too: {e}"
+                );
+                true
+            }
         };
+        *self.older.lock().unwrap_or_else(|e| e.into_inner()) = Some((left, Instant::now()));
+        left
+    }
+
+    /// How many keys of the older shape the bucket holds.
+    async fn count_older_claims(&self) -> Result<u64, async_nats::Error> {
         let consumer = self
             .kv
             .stream
@@ -153,21 +175,11 @@ impl TransactionLedger {
                 inactive_threshold: Duration::from_secs(10),
                 ..Default::default()
             })
-            .await
-            .map_err(|e| counting(&e))?;
+            .await?;
         let info = consumer.cached_info();
-        let left = info.num_pending > 0;
         // It goes by itself once inactive; deleting it now is tidier.
         let _ = self.kv.stream.delete_consumer(&info.name).await;
-        *self.older.lock().unwrap_or_else(|e| e.into_inner()) = Some((left, Instant::now()));
-        if left {
-            tracing::info!(
-                claims = info.num_pending,
-                "the idempotency bucket holds claims of older hosts (without the site): a new \
-                 transaction reads its older claim too, until they expire with the horizon"
-            );
-        }
-        Ok(left)
+        Ok(info.num_pending)
     }
 }
 

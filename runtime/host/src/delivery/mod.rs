@@ -196,10 +196,11 @@ impl Delivery {
             .into_iter()
             .filter(|out| {
                 let event = &events[out.index];
-                let resend = event
-                    .source_transaction
-                    .as_ref()
-                    .is_some_and(|txn| resent.contains(&(event.site.clone(), txn.clone())));
+                let resend = event.source_transaction.as_ref().is_some_and(|txn| {
+                    resent
+                        .iter()
+                        .any(|(site, resent)| *site == event.site && resent == txn)
+                });
                 let stored = mode
                     .existing_ids
                     .is_some_and(|ids| ids.contains(&out.envelope.id));
