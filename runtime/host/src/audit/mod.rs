@@ -318,8 +318,12 @@ pub fn parse_since(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, St
     let ago = match text.strip_suffix('d') {
         Some(days) => days
             .parse::<u64>()
-            .map(|d| Duration::from_secs(d * 24 * 3600))
-            .map_err(|e| e.to_string()),
+            .map_err(|e| e.to_string())
+            .and_then(|d| {
+                d.checked_mul(24 * 3600)
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| "too many days".to_owned())
+            }),
         None => millrace_core::config::parse_duration(text),
     }
     .map_err(|_| {
@@ -327,7 +331,12 @@ pub fn parse_since(text: &str, now: OffsetDateTime) -> Result<OffsetDateTime, St
             "`{text}` is neither an RFC 3339 time (e.g. 2026-11-30T06:00:00Z) nor a time ago (e.g. 30m, 2h, 7d)"
         )
     })?;
-    Ok(now - ago)
+    // A time ago before the earliest date there is (a read token's `since=99999999d`) is an
+    // error, never a panic.
+    time::Duration::try_from(ago)
+        .ok()
+        .and_then(|ago| now.checked_sub(ago))
+        .ok_or_else(|| format!("`{text}` reaches back before the earliest time there is"))
 }
 
 /// The audit trail of the NATS system a host or the CLI is connected to.
@@ -498,5 +507,10 @@ mod tests {
                 .unwrap_err()
                 .contains("RFC 3339")
         );
+        // Further back than a time can be: an error naming it, never a panic.
+        for far in ["99999999d", "18446744073709551615s", "213503982334601d"] {
+            let error = parse_since(far, now).unwrap_err();
+            assert!(error.contains(far), "{far}: {error}");
+        }
     }
 }
