@@ -345,6 +345,20 @@ async fn metrics_and_the_api_tell_what_traffic_did() {
             .0,
         404
     );
+    // Sequences start at 1: none at 0 (it was a 503 with JetStream's words).
+    assert_eq!(
+        admin
+            .get("/api/v1/dead-letters/0", Some(READ_SECRET))
+            .await
+            .0,
+        404
+    );
+    // A time ago further back than a time can be is the caller's error, not a panic.
+    let (code, body) = admin
+        .get("/api/v1/audit?since=99999999d", Some(READ_SECRET))
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("99999999d"), "{body}");
 
     // `millrace status` shows the same figures.
     let token_file = nats.dir.path().join("read.token");

@@ -192,6 +192,15 @@ pub async fn letter(
     sequence: u64,
 ) -> anyhow::Result<StoredLetter> {
     let stream = &streams.dlq;
+    // Stream sequences start at 1: there is no letter at 0 (JetStream refuses to read there,
+    // which was answered as the stream being unavailable).
+    if sequence == 0 {
+        return Err(NoSuchLetter {
+            sequence,
+            stream: stream.clone(),
+        }
+        .into());
+    }
     let message = reader::message_at(js, stream, sequence)
         .await
         .with_context(|| format!("cannot open the dead-letter stream {stream}"))?
