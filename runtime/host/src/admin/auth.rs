@@ -139,7 +139,7 @@ impl Tokens {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(bearer_credentials)
             .map(str::trim);
         let Some(presented) = presented else {
             if self.tokens.is_empty() && needed == Scope::Read {
@@ -255,6 +255,13 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// The credentials of an `Authorization` value of the `Bearer` scheme, whose name is
+/// case-insensitive (RFC 9110, 11.1): `bearer <token>` is as good as `Bearer <token>`.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, credentials) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(credentials)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -283,6 +290,25 @@ mod tests {
             format!("Bearer {secret}").parse().unwrap(),
         );
         headers
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_named_in_any_case() {
+        let t = tokens();
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::AUTHORIZATION,
+                format!("{scheme} read-secret-0123456789").parse().unwrap(),
+            );
+            assert!(t.check(&headers, Scope::Read).is_ok(), "{scheme}");
+        }
+        let mut basic = HeaderMap::new();
+        basic.insert(
+            header::AUTHORIZATION,
+            "Basic read-secret-0123456789".parse().unwrap(),
+        );
+        assert!(t.check(&basic, Scope::Read).is_err(), "another scheme");
     }
 
     #[test]

@@ -357,7 +357,9 @@ impl OutboundDriver {
                     if response.status != 429 {
                         retried("try-again");
                     }
-                    tracing::debug!(
+                    // As loud as an unreachable target: an expired credential or a wrong URL
+                    // (a 401, a redirect) keeps every event pending, and only this says why.
+                    tracing::info!(
                         route = &*route.name,
                         target = &*target.name,
                         event = &*event.envelope.id,

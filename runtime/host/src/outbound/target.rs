@@ -189,9 +189,11 @@ impl Target {
                     // A request reqwest cannot build is the plugin's, and no outage: it would
                     // fail the same on every retry.
                     if e.is_builder() {
-                        TargetError::Refused(format!("{e}"))
+                        TargetError::Refused(with_causes(&e))
+                    } else if e.is_timeout() {
+                        TargetError::Unreachable(format!("timed out: {}", with_causes(&e)))
                     } else {
-                        TargetError::Unreachable(format!("{e}"))
+                        TargetError::Unreachable(with_causes(&e))
                     }
                 })?;
                 let status = answer.status().as_u16();
@@ -205,9 +207,9 @@ impl Target {
                         )
                     })
                     .collect();
-                let body = read_answer(answer)
-                    .await
-                    .map_err(|e| TargetError::Unreachable(format!("reading the answer: {e}")))?;
+                let body = read_answer(answer).await.map_err(|e| {
+                    TargetError::Unreachable(format!("reading the answer: {}", with_causes(&e)))
+                })?;
                 Ok(Response {
                     target: self.name.to_string(),
                     status,
@@ -426,10 +428,46 @@ impl TargetBreaker {
     }
 }
 
+/// An HTTP client error with the errors beneath it (`error sending request for url (…)` says
+/// nothing of a refused connection, a timeout or a TLS failure; its sources do).
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_target_is_named_with_the_cause_beneath_the_client_error() {
+        // A port nothing listens on: bound, then closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let error = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/"))
+            .send()
+            .await
+            .unwrap_err();
+        let named = with_causes(&error);
+        assert!(
+            named.to_lowercase().contains("refused"),
+            "the cause, not only the client's own words: {named}"
+        );
+    }
 
     #[test]
     fn the_breaker_opens_after_the_failures_pauses_and_lets_one_probe_through() {
