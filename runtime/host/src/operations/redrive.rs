@@ -506,6 +506,17 @@ impl Redriver {
             .process(route, &input, &Mode::REDRIVE, &patience)
             .await;
         timer.abort();
+        if posted.is_err() && patience.is_cancelled() {
+            // Not the host stopping: the targets did not take it in time. The letter stays,
+            // as any redrive that still fails (and is audited as one).
+            redriven.still_failing = Some(format!(
+                "not posted within {}s (a target still down or its breaker open, or the event \
+                 held at a posting gate; see `millrace status`): redrive it again once it can \
+                 be posted",
+                OUTBOUND_REDRIVE_PATIENCE.as_secs()
+            ));
+            return Ok(redriven);
+        }
         let posted = posted.with_context(|| {
             format!(
                 "dead letter {} could not be posted now and stays",
