@@ -562,6 +562,32 @@ async fn a_rejection_is_dead_lettered_with_the_answer_and_redrive_posts_it_throu
     let deployed = run_ok(&["plugin", "deploy", v2.to_str().unwrap(), "--config", cfg]);
     assert!(deployed.contains("deployed "), "{deployed}");
     let sequence = rejected.sequence.to_string();
+    // Another redrive of the letter is posting it now (taken a moment ago): this one posts
+    // nothing and says so. Two redrives at once both posted to the target.
+    let leases = js.get_key_value("millrace-idempotency").await.unwrap();
+    let lease = format!("_redrive.letter.DLQ.{sequence}");
+    let stamp = |ago: time::Duration| {
+        (time::OffsetDateTime::now_utc() - ago)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    leases
+        .put(&lease, stamp(time::Duration::seconds(5)).into())
+        .await
+        .unwrap();
+    let busy = millrace(&["dlq", "redrive", &sequence, "--config", cfg]);
+    assert!(!busy.status.success());
+    assert!(
+        text(&busy).contains("is being redriven by another caller"),
+        "{}",
+        text(&busy)
+    );
+    assert_eq!(erp.ledger.lock().unwrap().booked.get(&id), None);
+    // One left by a redrive that died (older than its patience twice over) is taken over.
+    leases
+        .put(&lease, stamp(time::Duration::minutes(10)).into())
+        .await
+        .unwrap();
     let redriven = run_ok(&[
         "dlq",
         "redrive",
@@ -571,6 +597,10 @@ async fn a_rejection_is_dead_lettered_with_the_answer_and_redrive_posts_it_throu
         "--config",
         cfg,
     ]);
+    assert!(
+        leases.get(&lease).await.unwrap().is_none(),
+        "the redrive gave its claim back"
+    );
     assert!(!redriven.contains("still failing"), "{redriven}");
     assert!(redriven.contains("through poster@2.0.0"), "{redriven}");
     assert_eq!(erp.ledger.lock().unwrap().booked.get(&id), Some(&1));

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use crate::approval::{ProposalError, RouteChanges};
 use crate::delivery::Delivery;
 use crate::observability::Observer;
-use crate::operations::redrive::NoSuchLetter;
+use crate::operations::redrive::{LetterInRedrive, NoSuchLetter};
 use crate::registry::loader::PluginLoader;
 use crate::registry::store::{Registry, RegistryError};
 use crate::routes::RouteTable;
@@ -423,7 +423,8 @@ impl ApiError {
     }
 
     /// The status the first typed error in `error`'s chain names (a [`RegistryError`]'s or a
-    /// [`ProposalError`]'s kind, 404 for a [`NoSuchLetter`]), else `otherwise`.
+    /// [`ProposalError`]'s kind, 404 for a [`NoSuchLetter`], 409 for a [`LetterInRedrive`]),
+    /// else `otherwise`.
     fn classified(error: &anyhow::Error, otherwise: StatusCode) -> Self {
         let status = error
             .chain()
@@ -433,6 +434,9 @@ impl ApiError {
                 }
                 if let Some(proposal) = cause.downcast_ref::<ProposalError>() {
                     return Some(proposal.status());
+                }
+                if cause.downcast_ref::<LetterInRedrive>().is_some() {
+                    return Some(StatusCode::CONFLICT);
                 }
                 cause
                     .downcast_ref::<NoSuchLetter>()

@@ -22,6 +22,7 @@ use millrace_core::subjects;
 use millrace_core::workers::WorkerPool;
 use millrace_transport::header_value;
 use millrace_transport::reader::{self, StreamReader};
+use millrace_transport::revision::{Decided, FirstTry, RevisionError, read_modify_write};
 use millrace_transport::stored;
 
 /// One dead letter as stored on the DLQ stream.
@@ -184,6 +185,20 @@ pub struct NoSuchLetter {
     pub stream: String,
 }
 
+/// Another redrive of the same outbound letter is posting it now (a double click, two
+/// operators, the CLI beside the console): this one posts nothing.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "dead letter {sequence} is being redriven by another caller (since {since}); it is left to \
+     that redrive: see `millrace dlq show {sequence}` once it is done"
+)]
+pub struct LetterInRedrive {
+    /// The letter's DLQ sequence.
+    pub sequence: u64,
+    /// When the other redrive took it (RFC 3339).
+    pub since: String,
+}
+
 /// The dead letter at `sequence` of the `[streams]` DLQ; the error is a [`NoSuchLetter`] when
 /// there is none.
 pub async fn letter(
@@ -311,6 +326,68 @@ pub struct Redriver {
     /// The projection's postings, opened on the first outbound letter (a bucket missing then
     /// is looked for again on each read).
     postings: tokio::sync::OnceCell<millrace_projection::query::Visibility>,
+}
+
+/// The claim one redrive holds on an outbound letter while it posts it, so that two redrives
+/// of one letter at once (a double click, two operators, the CLI beside the console) post it
+/// once: JetStream de-duplicates an inbound letter's events by id, but a target gets every
+/// request it is sent. Kept in the idempotency bucket under `_redrive.letter.<DLQ>.<sequence>`
+/// (four tokens, apart from the claims of source transactions), holding when it was taken; one
+/// older than twice [`OUTBOUND_REDRIVE_PATIENCE`] was left by a redrive that died, and is taken
+/// over.
+struct RedriveLease {
+    kv: jetstream::kv::Store,
+    key: String,
+}
+
+impl RedriveLease {
+    async fn take(js: &jetstream::Context, config: &Config, sequence: u64) -> anyhow::Result<Self> {
+        let bucket = &config.governance.idempotency_bucket;
+        let kv = js
+            .get_key_value(bucket)
+            .await
+            .with_context(|| format!("cannot open the key-value bucket {bucket}"))?;
+        let key = format!("_redrive.letter.{}.{sequence}", config.streams.dlq);
+        let now = time::OffsetDateTime::now_utc();
+        let stamp = now
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        let stale_after = time::Duration::try_from(OUTBOUND_REDRIVE_PATIENCE * 2)
+            .unwrap_or(time::Duration::MINUTE);
+        let taken = read_modify_write(&kv, &key, FirstTry::AssumeAbsent, |held| {
+            let since = held.map(|held| String::from_utf8_lossy(held).into_owned());
+            let stale = since.as_deref().is_none_or(|since| {
+                time::OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339)
+                    .map_or(true, |at| now - at > stale_after)
+            });
+            if stale {
+                Ok(Decided::Write(stamp.clone().into(), ()))
+            } else {
+                Err(LetterInRedrive {
+                    sequence,
+                    since: since.unwrap_or_default(),
+                })
+            }
+        })
+        .await;
+        match taken {
+            Ok(()) => Ok(Self { kv, key }),
+            Err(RevisionError::Decided(busy)) => Err(busy.into()),
+            Err(e) => Err(anyhow::anyhow!(
+                "cannot claim dead letter {sequence} for this redrive in {bucket}: {e}"
+            )),
+        }
+    }
+
+    async fn give_back(self) {
+        if let Err(e) = self.kv.purge(&self.key).await {
+            tracing::warn!(
+                key = self.key,
+                "cannot give back a redrive's claim on its letter (it lapses after {}s): {e}",
+                (OUTBOUND_REDRIVE_PATIENCE * 2).as_secs()
+            );
+        }
+    }
 }
 
 /// Longest one outbound letter may wait on its targets during a redrive before it is left
@@ -494,6 +571,7 @@ impl Redriver {
             redriven.still_failing = Some(why);
             return Ok(redriven);
         }
+        let lease = RedriveLease::take(&self.js, &self.config, l.sequence).await?;
         let patience = tokio_util::sync::CancellationToken::new();
         let timer = {
             let patience = patience.clone();
@@ -506,6 +584,9 @@ impl Redriver {
             .process(route, &input, &Mode::REDRIVE, &patience)
             .await;
         timer.abort();
+        // Given back once the outcome is known, before the letter is settled: a second redrive
+        // after that finds the letter gone, or still failing.
+        lease.give_back().await;
         if posted.is_err() && patience.is_cancelled() {
             // Not the host stopping: the targets did not take it in time. The letter stays,
             // as any redrive that still fails (and is audited as one).
