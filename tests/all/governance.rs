@@ -240,6 +240,20 @@ async fn changes_need_a_second_identity_rollback_is_immediate_and_every_step_is_
         .await;
     assert_eq!(code, 202, "{proposed}");
     let promote = proposed["proposal"]["id"].as_str().unwrap().to_owned();
+    // A reason too long for the proposal and its audit entry is the caller's error, named as
+    // such (it was "approved already by someone else"), and decides nothing.
+    let (code, refused) = api
+        .post(
+            &format!("/api/v1/proposals/{promote}/reject"),
+            ALICE,
+            json!({ "reason": "x".repeat(5000) }),
+        )
+        .await;
+    assert_eq!(code, 400, "{refused}");
+    assert!(
+        refused.to_string().contains("the reason is 5000 bytes"),
+        "{refused}"
+    );
     let (code, rejected) = api
         .post(
             &format!("/api/v1/proposals/{promote}/reject"),

@@ -467,6 +467,7 @@ impl ProposalError {
             ProposalError::OwnProposal { .. } => StatusCode::FORBIDDEN,
             ProposalError::Decided { .. } => StatusCode::CONFLICT,
             ProposalError::Expired { .. } => StatusCode::GONE,
+            ProposalError::ReasonTooLong(_) => StatusCode::BAD_REQUEST,
         }
     }
 }

@@ -117,6 +117,9 @@ pub enum ProposalError {
         /// ` by <who>`, when someone decided it.
         by: String,
     },
+    /// The reason given is longer than [`MAX_REASON`].
+    #[error("the reason is {0} bytes; a decision's reason holds at most {MAX_REASON}")]
+    ReasonTooLong(usize),
     /// It waited longer than `approval.expires_after`.
     #[error(
         "proposal {id} expired at {expires_at} without approval and can no longer be applied: propose the change again"
@@ -128,6 +131,10 @@ pub enum ProposalError {
         expires_at: String,
     },
 }
+
+/// The longest reason a decision may give, in bytes: it is kept in the proposal and the audit
+/// entry (a 1 MB reason was written into both).
+pub const MAX_REASON: usize = 4096;
 
 /// The proposals bucket.
 #[derive(Clone)]
@@ -224,6 +231,9 @@ impl Proposals {
         state: ProposalState,
         reason: Option<String>,
     ) -> anyhow::Result<Proposal> {
+        if let Some(long) = reason.as_ref().filter(|r| r.len() > MAX_REASON) {
+            return Err(ProposalError::ReasonTooLong(long.len()).into());
+        }
         let (mut proposal, revision) = self.read(id).await?;
         match proposal.state {
             ProposalState::Pending => {}
@@ -259,15 +269,24 @@ impl Proposals {
         proposal.reason = reason;
         let json = serde_json::to_vec(&proposal)?;
         // Written only over the revision read: of two deciders at once, one wins.
-        self.bucket
-            .update(id, json.into(), revision)
-            .await
-            .map_err(|_| ProposalError::Decided {
-                id: id.to_owned(),
-                state: ProposalState::Approved,
-                by: " by someone else a moment ago".to_owned(),
-            })?;
-        Ok(proposal)
+        match self.bucket.update(id, json.into(), revision).await {
+            Ok(_) => Ok(proposal),
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                // Another decider won: say how it was decided, and by whom.
+                let (now, _) = self.read(id).await?;
+                Err(ProposalError::Decided {
+                    id: id.to_owned(),
+                    state: now.state,
+                    by: now.decided_by.map_or_else(
+                        || " by someone else a moment ago".to_owned(),
+                        |w| format!(" by {w}"),
+                    ),
+                }
+                .into())
+            }
+            Err(e) => Err(anyhow::Error::new(e)
+                .context(format!("cannot record the decision on proposal {id}"))),
+        }
     }
 
     /// Records that applying the approved proposal `id` failed, and why.
