@@ -47,30 +47,59 @@ fn dtm(segment: &Segment) -> Result<(timestamp::Date, Option<timestamp::Time>), 
     })
 }
 
-/// The day an expiry `DTM` names. A month (format `610`, `CCYYMM`, as best-before months are
-/// printed) means its last day, as GS1's expiry date with day `00` does.
+/// The day an expiry (or best-before) `DTM` names. A month (format `610`, `CCYYMM`, as
+/// best-before months are printed) means its last day, and so does day `00` of a date in format
+/// `102` (`CCYYMM00`) or `101` (`YYMM00`, the exact form of a GS1 expiry or best-before date,
+/// AI (17) and (15)), as GS1 says of day `00`. An error quotes the value as sent.
 fn expiry_day(segment: &Segment) -> Result<timestamp::Date, MapError> {
     let (value, format) = (segment.value(1, 2).trim(), segment.value(1, 3).trim());
-    if format != "610" {
-        return dtm(segment).map(|(date, _)| date);
-    }
-    let month = value
-        .get(..6)
-        .filter(|_| value.len() == 6)
-        .and_then(|month| timestamp::parse_date(&format!("{month}01")).ok());
+    let refused = |expected: &str| {
+        MapError::malformed(format!(
+            "{}, DTM {}: '{value}' is not {expected}",
+            segment.at(),
+            segment.value(1, 1)
+        ))
+    };
+    let digits = value.bytes().all(|b| b.is_ascii_digit());
+    let (month, expected) = match (format, value.len()) {
+        ("610", _) => (
+            value
+                .get(..6)
+                .filter(|_| value.len() == 6 && digits)
+                .and_then(|month| timestamp::parse_date(&format!("{month}01")).ok()),
+            "a month of format 610 (CCYYMM)",
+        ),
+        // Day 00: the month's last day. The first of the month is read by the format's own
+        // rule (the century of a two-digit year), then moved to the month's end.
+        ("102" | "", 8) | ("101", 6) if digits && value.ends_with("00") => {
+            let first = format!("{}01", &value[..value.len() - 2]);
+            let (pattern, format) = if format == "101" {
+                (
+                    "a date of format 101 (YYMMDD; day 00 is the month's last day)",
+                    "101",
+                )
+            } else {
+                (
+                    "a date of format 102 (CCYYMMDD; day 00 is the month's last day)",
+                    "102",
+                )
+            };
+            (
+                edifact::date_time(&first, format)
+                    .ok()
+                    .map(|(date, _)| date),
+                pattern,
+            )
+        }
+        _ => return dtm(segment).map(|(date, _)| date),
+    };
     month
         .map(|first| {
             first
                 .replace_day(first.month().length(first.year()))
                 .unwrap_or(first)
         })
-        .ok_or_else(|| {
-            MapError::malformed(format!(
-                "{}, DTM {}: '{value}' is not a month of format 610 (CCYYMM)",
-                segment.at(),
-                segment.value(1, 1)
-            ))
-        })
+        .ok_or_else(|| refused(expected))
 }
 
 fn receipts(
@@ -219,7 +248,7 @@ fn received(
         return Err(MapError::malformed(format!(
             "{}: the line refuses more (QTY 195/196) than it received (QTY 48 {})",
             qty.at(),
-            received.amount
+            qty.value(1, 2).trim()
         )));
     }
     if !refused {

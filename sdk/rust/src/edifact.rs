@@ -11,8 +11,11 @@
 //! names the segment; there is never a partial result.
 //!
 //! Tolerated: a UTF-8 byte-order mark, a payload in UTF-16 (by its byte-order mark or the NUL
-//! beside its first letter), and CR/LF between (or inside) segments: line breaks are not data in
-//! EDIFACT, so unescaped ones are dropped. For that reason a `UNA` naming a line break (CR or LF)
+//! beside its first letter), CR/LF between (or inside) segments, and NUL bytes or Ctrl-Z (0x1A)
+//! padding after the last `UNZ` (anything else there is refused). Line breaks are not data in
+//! EDIFACT (files come hard-wrapped, at 80 columns for example), so they are dropped, and a
+//! release character before one releases the first character after it (`RFF+BT:AB?`, a line
+//! break, then `:C'` is the batch `AB:C`). For that reason a `UNA` naming a line break (CR or LF)
 //! as the segment terminator, or as a separator or release character, is refused with a message
 //! saying so: the reader cannot both drop line breaks and end segments with them, and guessing
 //! which breaks are terminators would misread a file wrapped inside its segments.
@@ -346,27 +349,42 @@ fn read(text: &str, expect: Expect) -> Result<Vec<Interchange<'_>>, SyntaxError>
     let mut all = vec![first];
     loop {
         let next = rest.trim_start();
-        if next.is_empty() {
+        // NUL bytes and Ctrl-Z (the DOS end-of-file mark) that some systems pad a file with may
+        // end it, as white space may: after the last UNZ only.
+        let data = next.trim_start_matches(is_padding);
+        if data.is_empty() {
             return Ok(all);
         }
-        let another = next.starts_with("UNA") || next.starts_with("UNB");
-        if !another || expect == One {
-            line += rest[..rest.len() - next.len()].matches('\n').count();
+        let padded = data.len() < next.len();
+        let another = data.starts_with("UNA") || data.starts_with("UNB");
+        if !another || expect == One || padded {
+            line += rest[..rest.len() - data.len()].matches('\n').count();
             let here = format!("segment {} at line {line}", position + 1);
-            if another {
+            if another && expect == One {
                 return Err(SyntaxError::new(
                     here,
                     "a second interchange follows the UNZ trailer; this reader takes one \
                      (edifact::parse_all reads them all)",
                 ));
             }
+            if another {
+                return Err(SyntaxError::new(
+                    here,
+                    "an interchange follows NUL or Ctrl-Z padding after the UNZ trailer; such \
+                     padding may only end the file, never stand between interchanges",
+                ));
+            }
+            let reason = if padded {
+                "segment after the UNZ trailer and the NUL or Ctrl-Z padding after it (such \
+                 padding may only end the file)"
+            } else {
+                "segment after the UNZ trailer"
+            };
             // Read as a segment of the interchange before, to name it.
             let separators = all[all.len() - 1].separators;
-            return Err(match split(next, separators, &mut line, position) {
-                Ok((segments, _)) if !segments.is_empty() => {
-                    at(&segments[0], "segment after the UNZ trailer")
-                }
-                _ => SyntaxError::new(here, "segment after the UNZ trailer"),
+            return Err(match split(data, separators, &mut line, position) {
+                Ok((segments, _)) if !segments.is_empty() => at(&segments[0], reason),
+                _ => SyntaxError::new(here, reason),
             });
         }
         let (interchange, after) = read_one(rest, &mut line, &mut position)?;
@@ -388,6 +406,12 @@ fn read(text: &str, expect: Expect) -> Result<Vec<Interchange<'_>>, SyntaxError>
         all.push(interchange);
         rest = after;
     }
+}
+
+/// What may follow the last `UNZ` without being a segment: white space, and the NUL bytes and
+/// DOS end-of-file mark (Ctrl-Z, 0x1A) some systems pad a file with.
+fn is_padding(c: char) -> bool {
+    c.is_whitespace() || c == '\0' || c == '\u{1a}'
 }
 
 /// The payload decoded in the character set its syntax level names, when it names one of
@@ -549,7 +573,8 @@ impl Pending {
     }
 
     /// The component ending at `end`: the slice itself, or a copy without line breaks and with
-    /// each released character in place of its release character.
+    /// each released character (the first after the release character that is no line break)
+    /// in place of its release character.
     fn finish<'a>(&self, text: &'a str, end: usize, release: Option<char>) -> Cow<'a, str> {
         let raw = text.get(self.start..end).unwrap_or("");
         if !self.copy {
@@ -562,7 +587,9 @@ impl Pending {
                 continue;
             }
             if Some(c) == release {
-                value.extend(chars.next());
+                // It releases the next character of the data: a line break wrapping the file
+                // between them is not data.
+                value.extend(chars.by_ref().find(|next| !is_line_break(*next)));
             } else {
                 value.push(c);
             }
@@ -606,7 +633,20 @@ fn split<'a>(
             started = true;
         }
         if Some(c) == separators.release {
-            if chars.next().is_none() {
+            // ISO 9735: the release character applies to the next character of the data. A line
+            // break after it wraps the file (a release at the end of an 80-column line): it is
+            // not data, so the character released is the first one after the break.
+            let mut released = None;
+            for (_, next) in chars.by_ref() {
+                if next == '\n' {
+                    *line += 1;
+                }
+                if !is_line_break(next) {
+                    released = Some(next);
+                    break;
+                }
+            }
+            if released.is_none() {
                 return Err(SyntaxError::new(
                     format!(
                         "segment {} at line {segment_line}",
@@ -1076,7 +1116,13 @@ pub fn zoned_date_time(value: &str, format: &str) -> Result<DateTime, String> {
         })?),
         _ => None,
     };
-    let date = parse_date(&date).map_err(|e| e.to_string())?;
+    // The two-digit years of 101 and 201 are read with a century added: an error quotes the
+    // value as sent, never the date rewritten.
+    let date = parse_date(&date).map_err(|e| match format {
+        "101" => format!("'{value}' is not a valid date (expected YYMMDD)"),
+        "201" => format!("'{value}' is not a valid date (expected YYMMDDHHMM)"),
+        _ => e.to_string(),
+    })?;
     let time = time
         .map(parse_time)
         .transpose()

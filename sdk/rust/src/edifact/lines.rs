@@ -760,47 +760,93 @@ impl<'b> Interchange<'b> {
 /// The item number of a line group (`LIN` and the segments after it): from `LIN` 03 and the
 /// `PIA` item ids, the one whose type code (e.g. `SA` supplier, `BP` buyer, `EN` EAN) is
 /// `qualifier`, or the first one when no qualifier is asked for. An error names the segment.
+///
+/// `PIA` segments come in any order, and their function (4347) says what their ids name: `5`
+/// (product identification) is the line's product, which EANCOM sends when `LIN` names none;
+/// `1` (additional identification) and `12` (alternate product identification) are other
+/// numbers of the same product. They are read in that order of preference, after the `LIN`
+/// item number: a `PIA+1` before a `PIA+5` does not make its additional id the item. The other
+/// functions name another product than the one on the line (`2` a potential substitute, `3`
+/// the one substituting, `4` the one substituted, `6` successor, `7` predecessor, `8` an
+/// expired number, `10` a defective part...), so their ids are never the item.
 pub fn line_item(segments: &[&Segment<'_>], qualifier: Option<&str>) -> Result<String, MapError> {
     let Some(lin) = segments.first() else {
         return Err(MapError::malformed("an empty LIN group"));
     };
-    let mut ids: Vec<(&str, &str)> = Vec::new();
+    // Each id with its type code and its rank: LIN first, then PIA by function.
+    let mut ids: Vec<(usize, &str, &str)> = Vec::new();
     if !lin.value(3, 1).trim().is_empty() {
-        ids.push((lin.value(3, 2), lin.value(3, 1).trim()));
+        ids.push((0, lin.value(3, 2), lin.value(3, 1).trim()));
     }
-    for pia in segments.iter().filter(|s| s.tag == "PIA") {
+    let mut other_products: Vec<&Segment<'_>> = Vec::new();
+    for pia in segments.iter().copied().filter(|s| s.tag == "PIA") {
+        let Some(rank) = pia_rank(pia) else {
+            other_products.push(pia);
+            continue;
+        };
         for n in 2..=6 {
             // A batch or serial number in a PIA names the units, not the item.
             if NOT_ITEM_IDS.contains(&pia.value(n, 2)) {
                 continue;
             }
             if !pia.value(n, 1).trim().is_empty() {
-                ids.push((pia.value(n, 2), pia.value(n, 1).trim()));
+                ids.push((rank, pia.value(n, 2), pia.value(n, 1).trim()));
             }
         }
     }
+    // Stable: within a rank, the order of the message.
+    ids.sort_by_key(|(rank, _, _)| *rank);
     let found = match qualifier {
-        Some(q) => ids.iter().find(|(k, _)| *k == q),
+        Some(q) => ids.iter().find(|(_, k, _)| *k == q),
         None => ids.first(),
     };
-    found.map(|(_, id)| (*id).to_owned()).ok_or_else(|| {
-        MapError::malformed(match qualifier {
+    found.map(|(_, _, id)| (*id).to_owned()).ok_or_else(|| {
+        let mut reason = match qualifier {
             Some(q) => format!(
                 "{}: the line has no item number with qualifier '{q}' (route config item-qualifier)",
                 lin.at()
             ),
             None => format!("{}: the line has no item number", lin.at()),
-        })
+        };
+        if let Some(pia) = other_products.first() {
+            reason.push_str(&format!(
+                " (the PIA {} in {} names another product than the line's, not its item)",
+                pia.value(1, 1).trim(),
+                pia.at()
+            ));
+        }
+        MapError::malformed(reason)
     })
+}
+
+/// The preference of a `PIA`'s ids as the line's item number, by its function (4347): `5`
+/// product identification, then `1` additional identification, then `12` alternate product
+/// identification (and a `PIA` without a function, read as before this was told); `None` for a
+/// function naming another product (a substitute, a successor, a defective part...).
+fn pia_rank(pia: &Segment<'_>) -> Option<usize> {
+    match pia.value(1, 1).trim() {
+        "5" => Some(1),
+        "1" => Some(2),
+        "12" | "" => Some(3),
+        _ => None,
+    }
 }
 
 /// `PIA` item number types (7143) that are not item numbers: batch (`NB`) and serial (`SN`).
 const NOT_ITEM_IDS: [&str; 2] = ["NB", "SN"];
 
+/// Whether a `PIA` speaks of the line's own product ([`pia_rank`]): its batch numbers are the
+/// line's, those of a substitute or successor are not.
+fn pia_of_the_line(pia: &Segment<'_>) -> bool {
+    pia_rank(pia).is_some()
+}
+
 /// The batch (lot) number of a line group (`LIN` and the segments after it), read from every
 /// place EANCOM and partners put it: `GIN+BX` (batch identity numbers), the marks of a `PCI+36E`
 /// (marked with batch number), `RFF+BT` (batch number reference), `GIR` identity numbers
-/// qualified `BX`, and `PIA` item numbers of type `NB`. `None` when the line names no batch.
+/// qualified `BX`, and `PIA` item numbers of type `NB` (of a `PIA` naming the line's product,
+/// function `5`, `1` or `12`, not a substitute's or successor's). `None` when the line names no
+/// batch.
 ///
 /// A line naming two different batches is an error: its quantity cannot be given to one lot,
 /// and picking one would book stock to the wrong lot. Split such lines per batch.
@@ -834,7 +880,7 @@ pub fn line_batch(segments: &[&Segment<'_>]) -> Result<Option<String>, MapError>
                     }
                 }
             }
-            "PIA" => {
+            "PIA" if pia_of_the_line(segment) => {
                 for n in 2..=6 {
                     if segment.value(n, 2) == "NB" {
                         add(segment.value(n, 1), segment, "PIA NB");

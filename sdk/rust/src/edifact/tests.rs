@@ -1067,3 +1067,172 @@ fn a_split_nests_a_bounded_number_of_levels() {
         "{error:?}"
     );
 }
+
+/// A release character at the end of a wrapped line releases the first character of the next
+/// line: the line break is a wrap, not data (ISO 9735: the release applies to the next
+/// character of the data). LF, CRLF and CR wraps alike.
+#[test]
+fn a_release_character_before_a_wrap_releases_the_next_data_character() {
+    for wrap in ["\n", "\r\n", "\r"] {
+        for (body, element, expected) in [
+            ("RFF+BT:AB?{w}:C'", (1, 2), "AB:C"),
+            ("GIN+BX+AB?{w}+C'", (2, 1), "AB+C"),
+            ("RFF+BT:X??{w}Y'", (1, 2), "X?Y"),
+            // Several breaks (a blank line) between the release and what it releases.
+            ("RFF+BT:AB?{w}{w}:C'", (1, 2), "AB:C"),
+        ] {
+            let body = body.replace("{w}", wrap);
+            let segments = line(&body);
+            let segment = &segments[0];
+            assert_eq!(segment.value(element.0, element.1), expected, "{body:?}");
+            // The unwrapped segment reads the same.
+            let unwrapped = line(&body.replace(wrap, ""));
+            assert_eq!(unwrapped[0].components, segment.components, "{body:?}");
+        }
+        // A released segment terminator after the wrap.
+        let text = doc(&format!(
+            "UNH+1+RECADV:D:96A:UN:EAN003'RFF+BT:X?{wrap}'Y'UNT+3+1'"
+        ));
+        let read = parse(text.as_bytes()).unwrap();
+        assert_eq!(read.messages[0].segments[0].value(1, 2), "X'Y", "{wrap:?}");
+        // Lines still count past a released wrap.
+        let segments = line(&format!("RFF+BT:AB?{wrap}:C'{wrap}QTY+12:1'"));
+        let lf = usize::from(wrap.contains('\n'));
+        assert_eq!(segments[1].line, 1 + 2 * lf, "{wrap:?}");
+        // A release with nothing but line breaks after it is a truncated interchange.
+        let cut = format!("{}RFF+BT:AB?{wrap}", "UNB+UNOC:3+S+R+260714:1200+REF1'");
+        assert!(
+            err(&cut).ends_with("the interchange ends with a release character: it is truncated"),
+            "{wrap:?}: {}",
+            err(&cut)
+        );
+    }
+}
+
+/// NUL bytes and Ctrl-Z (the DOS end-of-file mark) padding after the last UNZ are no segment;
+/// anything else there still is one, and padding between interchanges is refused.
+#[test]
+fn padding_after_the_last_unz_is_tolerated() {
+    let text = doc(MSG);
+    let read = parse(text.as_bytes()).unwrap();
+    for padding in [
+        "\u{1a}",
+        "\0\0\0\0",
+        "\r\n\u{1a}",
+        "\n\0\0\n\u{1a}\r\n",
+        "\u{1a}\n",
+    ] {
+        let padded = format!("{text}{padding}");
+        assert_eq!(parse(padded.as_bytes()).unwrap(), read, "{padding:?}");
+        assert_eq!(parse_all(padded.as_bytes()).unwrap(), vec![read.clone()]);
+    }
+    assert_eq!(
+        err(&format!("{text}\u{1a}UNH+2'")),
+        "segment 7 (UNH) at line 1: segment after the UNZ trailer and the NUL or Ctrl-Z padding \
+         after it (such padding may only end the file)"
+    );
+    assert_eq!(
+        err(&format!("{text}\n\0\0\njunk")),
+        "segment 7 at line 3: segment after the UNZ trailer and the NUL or Ctrl-Z padding after \
+         it (such padding may only end the file)"
+    );
+    assert_eq!(
+        err(&format!("{text}\u{1a}X")),
+        "segment 7 at line 1: segment after the UNZ trailer and the NUL or Ctrl-Z padding after \
+         it (such padding may only end the file)"
+    );
+    let second = text.replace("REF1", "REF2");
+    assert_eq!(
+        parse_all(format!("{text}\u{1a}{second}").as_bytes())
+            .unwrap_err()
+            .to_string(),
+        "segment 7 at line 1: an interchange follows NUL or Ctrl-Z padding after the UNZ \
+         trailer; such padding may only end the file, never stand between interchanges"
+    );
+    // Padding after the last of several interchanges is tolerated.
+    assert_eq!(
+        parse_all(format!("{text}\n{second}\0\0").as_bytes())
+            .unwrap()
+            .len(),
+        2
+    );
+    // Another control character is no padding.
+    assert_eq!(
+        err(&format!("{text}\u{1b}")),
+        "segment 7 at line 1: segment after the UNZ trailer"
+    );
+}
+
+/// In EANCOM, PIA function 5 is the product identification, 1 an additional one: whatever
+/// their order, a LIN without an item number takes the PIA+5 id. Functions naming another
+/// product (a substitute, a successor) never give the item, nor the batch.
+#[test]
+fn the_item_is_the_lin_number_then_pia_5_then_pia_1() {
+    for (body, qualifier, expected) in [
+        (
+            "LIN+1'PIA+1+SUPP-ALT-9:SA'PIA+5+4012345000108:SRV'",
+            None,
+            "4012345000108",
+        ),
+        (
+            "LIN+1'PIA+5+4012345000108:SRV'PIA+1+SUPP-ALT-9:SA'",
+            None,
+            "4012345000108",
+        ),
+        ("LIN+1'PIA+12+ALT-1:SA'PIA+1+ADD-1:SA'", None, "ADD-1"),
+        ("LIN+1'PIA+4+OLD-1:SA'PIA+1+MAT-100:SA'", None, "MAT-100"),
+        (
+            "LIN+1'PIA+3+NEW-1:SA'PIA+6+NEXT-1:SA'PIA+5+MAT-100:SA'",
+            None,
+            "MAT-100",
+        ),
+        (
+            "LIN+1++4012345000108:EN'PIA+5+MAT-5:SA'",
+            None,
+            "4012345000108",
+        ),
+        // With a qualifier: the PIA+5 id of that type before the PIA+1 one.
+        (
+            "LIN+1'PIA+1+ADD-SA:SA'PIA+5+GTIN:SRV+MAIN-SA:SA'",
+            Some("SA"),
+            "MAIN-SA",
+        ),
+        (
+            "LIN+1++GTIN:EN'PIA+4+OLD-BP:BP'PIA+1+NEW-BP:BP'",
+            Some("BP"),
+            "NEW-BP",
+        ),
+    ] {
+        let segments = line(body);
+        let refs: Vec<&Segment> = segments.iter().collect();
+        assert_eq!(line_item(&refs, qualifier).unwrap(), expected, "{body}");
+    }
+    let segments = line("LIN+1'PIA+4+OLD-1:SA'");
+    let refs: Vec<&Segment> = segments.iter().collect();
+    assert_eq!(
+        line_item(&refs, None).unwrap_err().message(),
+        "segment 3 (LIN) at line 1: the line has no item number (the PIA 4 in segment 4 (PIA) at \
+         line 1 names another product than the line's, not its item)"
+    );
+    let segments = line("LIN+1++GTIN:EN'PIA+3+B-9:NB'PIA+1+B-1:NB'");
+    let refs: Vec<&Segment> = segments.iter().collect();
+    assert_eq!(line_batch(&refs).unwrap().as_deref(), Some("B-1"));
+}
+
+/// An error about a date quotes it as sent, not with the century the two-digit year was read
+/// with.
+#[test]
+fn a_dtm_error_quotes_the_value_as_sent() {
+    assert_eq!(
+        date_time("270231", "101").unwrap_err(),
+        "'270231' is not a valid date (expected YYMMDD)"
+    );
+    assert_eq!(
+        date_time("2702311200", "201").unwrap_err(),
+        "'2702311200' is not a valid date (expected YYMMDDHHMM)"
+    );
+    assert_eq!(
+        date_time("20270231", "102").unwrap_err(),
+        "'20270231' is not a valid date (expected YYYYMMDD)"
+    );
+}
