@@ -117,6 +117,53 @@ async fn changes_need_a_second_identity_rollback_is_immediate_and_every_step_is_
         assert_eq!(code, 201, "{deployed}");
     }
 
+    // A redrive maps only through what the route serves: through a deployed version no one
+    // approved it would post with code a second identity never saw.
+    let js = async_nats::jetstream::new(nats.client().await);
+    publish(&js, "raw.test.lab.cmd", b"fixme 1", "needs-the-fix").await;
+    let letters = read_stream(
+        &js,
+        "DLQ",
+        "dlq.>",
+        1,
+        std::time::Duration::from_millis(300),
+    )
+    .await;
+    let (code, refused) = api
+        .post(
+            &format!("/api/v1/dead-letters/{}/redrive", letters[0].sequence),
+            ALICE,
+            json!({ "version": "misbehave@2.1.0" }),
+        )
+        .await;
+    assert_eq!(code, 422, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("needs approval for the versions it maps with"),
+        "{refused}"
+    );
+    let replay = millrace_as(
+        "carol",
+        &[
+            "replay",
+            "line",
+            "--from",
+            "1",
+            "--version",
+            "misbehave@2.1.0",
+            "--config",
+            cfg,
+        ],
+    );
+    assert!(!replay.status.success());
+    assert!(
+        text(&replay).contains("a replay") && text(&replay).contains("serves misbehave@"),
+        "{}",
+        text(&replay)
+    );
+
     // Alice proposes; she cannot approve it herself; Bob's approval applies it.
     let (code, proposed) = api
         .post(
