@@ -42,6 +42,14 @@ pub fn acknowledge(
     for interchange in &mut batch {
         interchange.service.line = line;
     }
+    // An interchange repeating an earlier one's sender (UNB S002 0004) and control reference
+    // (UNB 0020) is the same interchange sent twice, which the SDK's `parse_all` refuses as a
+    // duplicate.
+    for index in 1..batch.len() {
+        let key = |i: &Interchange<'_>| (i.party(2).trim().to_owned(), i.reference());
+        let this = key(&batch[index]);
+        batch[index].duplicate = batch[..index].iter().any(|earlier| key(earlier) == this);
+    }
     let first = &batch[0];
     let s = &first.service;
     let unb = &first.unb;
@@ -130,7 +138,7 @@ pub fn acknowledge(
         let empty = interchange.all_messages().next().is_none();
         out.response(
             &["UCI", &field(5), &field(2), &field(3)],
-            if empty {
+            if empty || interchange.duplicate {
                 REJECTED
             } else {
                 action(&mut interchange.all_messages())
@@ -147,6 +155,12 @@ pub fn acknowledge(
                 );
             }
         };
+        // A duplicate is answered by its UCI alone: its messages are the earlier one's.
+        if interchange.duplicate {
+            let count = (out.count - started + 1).to_string();
+            out.segment(&["UNT", &count, &reference]);
+            continue;
+        }
         report(&mut out, &interchange.messages);
         for group in &interchange.groups {
             let field = |i: usize| echo(group.ung.get(i).copied().unwrap_or_default());
@@ -252,6 +266,8 @@ struct Interchange<'a> {
     groups: Vec<Group<'a>>,
     /// The UNZ, when it is there.
     trailer: Option<Trailer>,
+    /// An earlier interchange of the payload has the same sender and control reference.
+    duplicate: bool,
 }
 
 struct Group<'a> {
@@ -281,7 +297,7 @@ impl<'a> Interchange<'a> {
         let (first, mut rest) = Self::read(text)?;
         let mut all = vec![first];
         loop {
-            let next = rest.trim_start();
+            let next = rest.trim_start_matches(is_padding);
             // What trails the last trailer and is not another interchange is left to the
             // mapping, whose reader refuses it (and the acknowledgement then says so).
             if !(next.starts_with("UNA") || next.starts_with("UNB")) {
@@ -311,6 +327,15 @@ impl<'a> Interchange<'a> {
         .first()
         .map(|id| unescape(id, s.release))
         .unwrap_or_default()
+    }
+
+    /// The control reference (UNB 0020), its first component unescaped and trimmed.
+    fn reference(&self) -> String {
+        let s = &self.service;
+        let value = self.unb.get(5).copied().unwrap_or_default();
+        unescape(split(value, s.component, s.release)[0], s.release)
+            .trim()
+            .to_owned()
     }
 
     /// One interchange from the start of `text`, and the text after its UNZ.
@@ -355,6 +380,7 @@ impl<'a> Interchange<'a> {
             messages: Vec::new(),
             groups: Vec::new(),
             trailer: None,
+            duplicate: false,
         };
         let read = interchange.walk(&segments)?;
         // The segments are slices of `body`: the rest starts after the UNZ's terminator.
@@ -379,11 +405,16 @@ impl<'a> Interchange<'a> {
         let mut message: Option<Message<'a>> = None;
         let mut last = segments.len().saturating_sub(1);
         for (index, segment) in segments.iter().enumerate() {
+            // Tokenized as the SDK's reader (`millrace_sdk::edifact`, `split` and `segment`)
+            // does, which this crate does not link: white space before a tag is not part of it
+            // (one space after each terminator, records padded to a fixed width), and a segment
+            // of nothing but padding (white space, NUL, Ctrl-Z) is none.
             let segment = segment.trim_matches(['\r', '\n']);
-            if segment.is_empty() {
+            if segment.trim_matches(is_padding).is_empty() {
                 continue;
             }
-            let elements = split(segment, element, release);
+            let mut elements = split(segment, element, release);
+            elements[0] = elements[0].trim_start();
             let at = |i: usize| elements.get(i).copied().unwrap_or_default();
             match at(0) {
                 "UNB" => self.unb = elements,
@@ -468,9 +499,13 @@ impl<'a> Interchange<'a> {
         }
     }
 
-    /// The interchange's own error: no UNZ (13), UNZ 0020 is not UNB 0020 (28), UNZ 0036 is
+    /// The interchange's own error: a duplicate of an earlier interchange of the payload (26),
+    /// no UNZ (13), UNZ 0020 is not UNB 0020 (28), UNZ 0036 is
     /// not the number of groups, or of messages when there are none (29).
     fn error(&self) -> Option<Error> {
+        if self.duplicate {
+            return Some(("26", "UNB"));
+        }
         let Some(trailer) = &self.trailer else {
             return Some(("13", "UNZ"));
         };
@@ -529,13 +564,21 @@ impl Message<'_> {
     }
 }
 
+/// What may pad a file without being a segment, as the SDK's readers take it: white space, NUL
+/// and the DOS end-of-file mark (Ctrl-Z).
+fn is_padding(c: char) -> bool {
+    c.is_whitespace() || c == '\0' || c == '\u{1a}'
+}
+
 /// Splits `text` at each `separator` not escaped by `release`; the parts keep their escapes.
+/// As the SDK's reader: a line break is no data (files come hard-wrapped), so a release
+/// character before one releases the first character after it.
 fn split(text: &str, separator: char, release: Option<char>) -> Vec<&str> {
     let mut parts = Vec::new();
     let (mut start, mut escaped) = (0, false);
     for (index, c) in text.char_indices() {
         if escaped {
-            escaped = false;
+            escaped = is_line_break(c);
         } else if Some(c) == release {
             escaped = true;
         } else if c == separator {
@@ -547,11 +590,15 @@ fn split(text: &str, separator: char, release: Option<char>) -> Vec<&str> {
     parts
 }
 
-/// A value without its release characters.
+/// A value without its release characters and line breaks (no data in EDIFACT; a release
+/// character before one releases the first character after it, as in the SDK's reader).
 fn unescape(value: &str, release: Option<char>) -> String {
     let mut out = String::with_capacity(value.len());
     let mut escaped = false;
     for c in value.chars() {
+        if is_line_break(c) {
+            continue;
+        }
         if Some(c) == release && !escaped {
             escaped = true;
         } else {
@@ -560,6 +607,10 @@ fn unescape(value: &str, release: Option<char>) -> String {
         }
     }
     out
+}
+
+fn is_line_break(c: char) -> bool {
+    c == '\n' || c == '\r'
 }
 
 /// Writes segments with the original's service characters, counting the message's segments.
@@ -608,5 +659,21 @@ impl<'s> Writer<'s> {
         self.text.push_str(&elements.join(separator));
         self.text.push(self.service.terminator);
         self.text.push_str(self.service.line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{split, unescape};
+
+    #[test]
+    fn a_release_character_before_a_wrap_releases_the_next_data_character() {
+        for wrap in ["\n", "\r\n", "\r"] {
+            let text = format!("RFF+BT:AB?{wrap}:C");
+            let parts = split(&text, ':', Some('?'));
+            assert_eq!(parts.len(), 2, "{wrap:?}: {parts:?}");
+            assert_eq!(unescape(parts[1], Some('?')), "AB:C", "{wrap:?}");
+        }
+        assert_eq!(unescape("A\r\nB??C", Some('?')), "AB?C");
     }
 }

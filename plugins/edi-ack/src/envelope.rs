@@ -165,8 +165,10 @@ pub fn partner_token(id: &str) -> String {
 }
 
 /// The line break written after each segment terminator: the one the original uses after its
-/// first segment, if any.
+/// first segment, if any (after the spaces that pad a record to a fixed width, which are not
+/// echoed).
 pub fn line_break(after_terminator: &str) -> &'static str {
+    let after_terminator = after_terminator.trim_start_matches([' ', '\t']);
     if after_terminator.starts_with("\r\n") {
         "\r\n"
     } else if after_terminator.starts_with('\n') {

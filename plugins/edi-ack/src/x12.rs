@@ -32,6 +32,19 @@ pub fn acknowledge(
     for interchange in &mut interchanges {
         interchange.delimiters.line = line;
     }
+    // An interchange repeating an earlier one's sender (ISA05, ISA06) and control number (ISA13)
+    // is the same interchange sent twice, which the SDK's `parse_all` refuses as a duplicate.
+    for index in 1..interchanges.len() {
+        fn key<'a>(i: &Interchange<'a>) -> (&'a str, &'a str, &'a str) {
+            let field = |n: usize| i.isa.get(n).copied().unwrap_or_default().trim();
+            (field(5), field(6), field(13))
+        }
+        let (qualifier, sender, control) = key(&interchanges[index]);
+        interchanges[index].duplicate = interchanges[..index].iter().any(|earlier| {
+            let (q, s, c) = key(earlier);
+            q == qualifier && s == sender && same_number(c, control)
+        });
+    }
     let interchange = &interchanges[0];
     if let Some(other) = interchanges[1..]
         .iter()
@@ -56,8 +69,11 @@ pub fn acknowledge(
     if interchanges.iter().all(Interchange::is_acknowledgement) {
         return Ok(None);
     }
+    // A duplicate interchange is answered by its TA1 (note 025) alone: its groups are the
+    // earlier one's, answered once.
     let groups: Vec<&Group<'_>> = interchanges
         .iter()
+        .filter(|i| !i.duplicate)
         .flat_map(|i| &i.groups)
         .filter(|g| g.field(1) != "FA")
         .collect();
@@ -257,6 +273,8 @@ struct Interchange<'a> {
     ta1: bool,
     /// A segment outside the groups that belongs in one (an ST without a GS).
     stray: bool,
+    /// An earlier interchange of the payload has the same sender and control number.
+    duplicate: bool,
 }
 
 /// One functional group.
@@ -292,7 +310,7 @@ impl<'a> Interchange<'a> {
         let (first, mut rest) = Self::read(text)?;
         let mut all = vec![first];
         loop {
-            let next = rest.trim_start();
+            let next = rest.trim_start_matches(is_padding);
             if next.is_empty() {
                 return Ok(all);
             }
@@ -363,6 +381,7 @@ impl<'a> Interchange<'a> {
             trailer: None,
             ta1: false,
             stray: false,
+            duplicate: false,
         };
         let after = interchange.walk(rest);
         Ok((interchange, after))
@@ -376,14 +395,27 @@ impl<'a> Interchange<'a> {
         let mut group: Option<Group<'a>> = None;
         let mut set: Option<Set<'a>> = None;
         let mut read = 0;
-        for segment in rest.split(terminator) {
+        let mut pieces = rest.split(terminator).peekable();
+        while let Some(mut segment) = pieces.next() {
             read = (read + segment.len() + terminator.len_utf8()).min(rest.len());
-            let mut segment = segment.trim_matches(|c| c == '\r' || c == '\n');
+            if terminator == '\n' && pieces.peek().is_none() {
+                // The last line of a newline-delimited file without a final line break: what
+                // pads the file after it (Ctrl-Z, NULs) is not part of it, as the SDK's reader
+                // takes it.
+                segment = segment.trim_end_matches(is_padding);
+            }
+            // Tokenized as the SDK's reader (`millrace_sdk::x12`, `split_segments` and `segment`)
+            // does, which this crate does not link: spaces and tabs before a segment id are not
+            // part of it (one space after each terminator, records padded to a fixed width), the
+            // spaces that pad a line of a newline-delimited file are not data, and a segment of
+            // nothing but padding (white space, NUL, Ctrl-Z) is none.
+            let mut segment = segment
+                .trim_matches(|c| c == '\r' || c == '\n')
+                .trim_start_matches([' ', '\t']);
             if terminator == '\n' {
-                // The spaces that pad a line are not data.
                 segment = segment.trim_end_matches([' ', '\t']);
             }
-            if segment.is_empty() {
+            if segment.trim_matches(is_padding).is_empty() {
                 continue;
             }
             let elements: Vec<&'a str> = segment.split(element).collect();
@@ -457,10 +489,14 @@ impl<'a> Interchange<'a> {
         ""
     }
 
-    /// The TA1 note code (I18) of an interchange error: `023` no IEA, `001` IEA02 is
+    /// The TA1 note code (I18) of an interchange error: `025` a duplicate of an earlier
+    /// interchange of the payload (same sender and ISA13), `023` no IEA, `001` IEA02 is
     /// not ISA13, `021` IEA01 is not the number of groups, `024` (invalid interchange content)
     /// no transaction set in any group, or segments outside the groups that belong in one.
     fn note(&self) -> Option<&'static str> {
+        if self.duplicate {
+            return Some("025");
+        }
         let Some((count, control)) = self.trailer else {
             return Some("023");
         };
@@ -573,6 +609,12 @@ fn same_number(a: &str, b: &str) -> bool {
 /// Whether a trailer's count (SE01, GE01, IEA01) is `n`, read trimmed as the SDK reads it.
 fn counts(count: &str, n: usize) -> bool {
     count.trim().parse::<usize>().ok() == Some(n)
+}
+
+/// What may pad a file without being a segment, as the SDK's reader takes it (`is_padding`):
+/// white space, NUL and the DOS end-of-file mark (Ctrl-Z).
+fn is_padding(c: char) -> bool {
+    c.is_whitespace() || c == '\0' || c == '\u{1a}'
 }
 
 /// A segment id: two or three upper-case letters or digits, starting with a letter.
