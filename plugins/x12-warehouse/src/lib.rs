@@ -241,14 +241,27 @@ impl<'a> Document<'a> {
             }
             known => known,
         };
-        // The document's own `REF*PO`, the same in every one that gives it.
+        // The document's own purchase order: a header `N9*PO` (the 943, 944 and 945 carry their
+        // header references in N9) or `REF*PO`, or the 943's and 945's `W06`06 (purchase order
+        // number), the same in every one that gives it: two that differ are refused, never the
+        // first taken.
+        let w06_po = (self.begin.id == "W06").then_some(self.begin);
         let order = x12::agreed(
-            self.header
-                .iter()
-                .copied()
-                .filter(|s| s.id == "REF" && s.trimmed(1) == "PO"),
-            "REF*PO purchase order",
-            |s| Ok(Some(s.trimmed(2).to_owned()).filter(|po| !po.is_empty())),
+            w06_po.into_iter().chain(
+                self.header
+                    .iter()
+                    .copied()
+                    .filter(|s| (s.id == "N9" || s.id == "REF") && s.trimmed(1) == "PO"),
+            ),
+            "purchase order (N9*PO, REF*PO, W0606)",
+            |s| {
+                let po = if s.id == "W06" {
+                    s.trimmed(6)
+                } else {
+                    s.trimmed(2)
+                };
+                Ok(Some(po.to_owned()).filter(|po| !po.is_empty()))
+            },
         )?
         .map(|(po, _)| po);
         let reference = order.or(reference);

@@ -630,6 +630,17 @@ fn split_segments(text: &str) -> Result<(Separators, Vec<Segment<'_>>), SyntaxEr
     // the last segment, and checked against its ISA as any trailer is. Anything else there was
     // cut off in the middle.
     let mut current = current;
+    if separators.segment == '\n' {
+        // What pads the file after its last line (Ctrl-Z, NULs) is not part of the trailer.
+        let end = current.trim_end_matches(is_padding).len();
+        current = match current {
+            Cow::Borrowed(text) => Cow::Borrowed(&text[..end]),
+            Cow::Owned(mut text) => {
+                text.truncate(end);
+                Cow::Owned(text)
+            }
+        };
+    }
     if separators.segment == '\n' && is_complete_trailer(&current, &collected) {
         collected.push(std::mem::take(&mut current), segment_line);
     }
@@ -1269,6 +1280,11 @@ fn build_one<'a>(
 ///
 /// Covers the units seen on ship notices, schedules and warehouse documents; returns none for any
 /// other code so the mapping can refuse it rather than guess.
+///
+/// Packages counted as units (carton, bag, drum, bottle, reel, package) take the code Rec 20
+/// prescribes for them (Revision 17, introduction, note 2): the UN/ECE Recommendation 21 package
+/// code prefixed with `X` (Rec 21 `CT` carton is `XCT`), as Rec 20's own two-letter package codes
+/// (`CT`, `BG`, `DR`, `BO`, `RL`...) are deleted there in its favour. A kit is Rec 20's `KT`.
 pub fn unit_to_rec20(code: &str) -> Option<&'static str> {
     Some(match code.trim() {
         "EA" => "EA",
@@ -1293,6 +1309,14 @@ pub fn unit_to_rec20(code: &str) -> Option<&'static str> {
         "RL" => "RO",
         "SH" => "ST",
         "UN" => "C62",
+        // X12 355 → Rec 21 package code, prefixed `X` as Rec 20 prescribes.
+        "CT" => "XCT",
+        "BG" => "XBG",
+        "DR" => "XDR",
+        "BO" => "XBO",
+        "RE" => "XRL",
+        "PK" => "XPK",
+        "KT" => "KT",
         _ => return None,
     })
 }

@@ -150,6 +150,25 @@ fn passes_over_padding_after_the_last_interchange() {
 }
 
 #[test]
+fn passes_over_padding_after_a_last_line_without_a_line_break() {
+    // A newline-delimited file whose IEA line has no line break, then Ctrl-Z or NULs.
+    let lines = doc(SET).replace('~', "");
+    let lines = lines.trim_end();
+    for padding in ["\u{1a}", "\0\0\0\0", "\u{1a}\0", "  \u{1a}"] {
+        let text = format!("{lines}{padding}");
+        assert_eq!(
+            parse(text.as_bytes()).unwrap().groups.len(),
+            1,
+            "{padding:?}"
+        );
+        assert_eq!(parse_all(text.as_bytes()).unwrap().len(), 1, "{padding:?}");
+    }
+    // A trailer cut short is still truncated, padding or not.
+    let cut = &lines[..lines.len() - 2];
+    assert!(err(&format!("{cut}\u{1a}")).contains("truncated"));
+}
+
+#[test]
 fn reads_newline_delimited_files_and_other_separators() {
     let text = "ISA|00|          |00|          |ZZ|SENDER         |ZZ|RECEIVER       |260714|1200|^|00501|000000002|0|P|:\nGS|SH|S|R|20260714|1200|9|X|005010\nST|856|0001\nLIN||BP|A:B^C\nSE|3|0001\nGE|1|9\nIEA|1|000000002\n";
     let interchange = parse(text.as_bytes()).unwrap();
@@ -277,6 +296,19 @@ fn maps_units_and_dates() {
     assert_eq!(unit_to_rec20("PC"), Some("PCE"));
     assert_eq!(unit_to_rec20("LB"), Some("LBR"));
     assert_eq!(unit_to_rec20("ZZ"), None);
+    // Packages counted as units: Rec 21's code prefixed `X` (Rec 20, note 2); a kit is `KT`.
+    for (x12, rec20) in [
+        ("CT", "XCT"),
+        ("BG", "XBG"),
+        ("DR", "XDR"),
+        ("BO", "XBO"),
+        ("RE", "XRL"),
+        ("PK", "XPK"),
+        ("KT", "KT"),
+        (" CT ", "XCT"),
+    ] {
+        assert_eq!(unit_to_rec20(x12), Some(rec20), "{x12}");
+    }
     assert_eq!(
         crate::timestamp::full_date(date("070101").unwrap()),
         "2007-01-01"
