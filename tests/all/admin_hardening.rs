@@ -787,6 +787,32 @@ async fn deploy_and_admission_are_bounded() {
         .await;
     assert_eq!(status, 400, "{why}");
 
+    // A version with no golden fixtures could never be admitted, and once stored its number
+    // could not be deployed again with them: it is refused, and the number stays free.
+    let (status, why) = hardened
+        .post(
+            "/api/v1/plugins",
+            Some(ADMIN_SECRET),
+            &upload("version = \"3.0.3\"", Some(Vec::new()), versions.path()),
+        )
+        .await;
+    assert_eq!(status, 422, "{why}");
+    assert!(
+        why["error"]
+            .as_str()
+            .unwrap()
+            .contains("misbehave@3.0.3 has no golden fixtures"),
+        "{why}"
+    );
+    let (status, deployed) = hardened
+        .post(
+            "/api/v1/plugins",
+            Some(ADMIN_SECRET),
+            &upload("version = \"3.0.3\"", None, versions.path()),
+        )
+        .await;
+    assert_eq!(status, 201, "{deployed}");
+
     let looping: Vec<(String, String)> = (0..5)
         .map(|n| (format!("loop{n}.txt"), "slow 1000000".to_owned()))
         .collect();

@@ -227,6 +227,15 @@ impl Registry {
     pub async fn deploy(&self, record: &VersionRecord, component: &[u8]) -> RegistryResult<bool> {
         let id = record.id();
         checked_id(&id)?;
+        // Admission runs a version's golden fixtures: one without any can never serve, and its
+        // number, once stored, could not be deployed again with them (versions are immutable).
+        if record.fixtures.is_empty() {
+            return Err(RegistryError::Refused(format!(
+                "{id} has no golden fixtures, so no route could ever be set to it: add input \
+                 files with their expected outputs (the plugin folder's fixtures/) and deploy it \
+                 with them"
+            )));
+        }
         match self {
             Registry::Directory(_) => {
                 // One folder, one process (a development host): the check and the writes are
