@@ -482,14 +482,24 @@ async fn a_rejection_is_dead_lettered_with_the_answer_and_redrive_posts_it_throu
     // A wrong token: the stand-in answers 401, which the plugin reads as rejected.
     std::fs::write(&token, "wrong").unwrap();
     let poster = plugin("tests/guests/poster");
+    let port = millrace::transport::local_server::free_port().unwrap();
     let config = nats.config(&format!(
-        "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {:?}\ntargets = [\"erp\"]\n\n{}",
+        "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {:?}\ntargets = [\"erp\"]\n\n{}\n[admin]\nlisten = \"127.0.0.1:{port}\"\n",
         poster.display().to_string(),
         targets(&erp, &token, false)
     ));
     let cfg = config.to_str().unwrap();
     let js = jetstream::new(nats.client().await);
     let host = InProcessHost::start(&config).await;
+    // The admin API shows an outbound route by name, as any route (it was "not served").
+    let route: Value = reqwest::get(format!("http://127.0.0.1:{port}/api/v1/routes/posts"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(route["name"], "posts", "{route}");
+    assert_eq!(route["serving"][0]["version"], "poster@1.0.0", "{route}");
     let (id, event) = completion(7, "LOT-7");
     publish_event(&js, "canonical.production-completion.PLANT1", &id, &event).await;
     let (incomplete, event) = completion(8, "LOT-8");

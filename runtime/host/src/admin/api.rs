@@ -63,11 +63,18 @@ impl AdminState {
         figures: &FiguresSnapshot,
     ) -> Result<Vec<RouteView>, ApiError> {
         let bindings = self.bindings().await?;
-        let views = self
-            .host
-            .table
+        let table = &self.host.table;
+        // The list is the inbound routes (the outbound ones, with their targets and gates, are
+        // `GET /api/v1/outbound`); one route asked for by name is found in either.
+        let outbound = if only.is_some() {
+            table.outbound()
+        } else {
+            &[]
+        };
+        let views = table
             .routes()
             .iter()
+            .chain(outbound)
             .filter(|r| only.is_none_or(|name| *name == *r.name))
             .map(|route| RouteView {
                 name: route.name.to_string(),
