@@ -1077,3 +1077,24 @@ async fn a_letter_too_large_to_copy_its_event_is_redriven_from_canonical() {
     );
     assert_eq!(body["shipment"], "ASN-1");
 }
+
+/// A target secret that cannot be read stops what posts, not what reads: `audit` and `route
+/// show` run from the shared config without the production secret (they failed on load),
+/// and `millrace run` refuses to start, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_target_secret_stops_the_host_and_not_the_read_commands() {
+    let nats = Nats::start();
+    let config = nats.config(&format!(
+        "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {:?}\ntargets = [\"erp\"]\n\n\
+         [targets.erp]\nurl = \"http://127.0.0.1:9/erp\"\nauth = {{ bearer_env = \"MILLRACE_TEST_ERP_TOKEN_UNSET\" }}\n",
+        plugin("tests/guests/poster").display().to_string(),
+    ));
+    let cfg = config.to_str().unwrap();
+    run_ok(&["audit", "--config", cfg]);
+    run_ok(&["route", "show", "posts", "--config", cfg]);
+    let said = host_refused(&config);
+    assert!(
+        said.contains("target `erp` cannot post") && said.contains("MILLRACE_TEST_ERP_TOKEN_UNSET"),
+        "{said}"
+    );
+}

@@ -850,3 +850,26 @@ pub async fn metrics_text(admin: std::net::SocketAddr) -> String {
         .await
         .unwrap()
 }
+
+/// `millrace run` refuses to start with `config`; returns what it said.
+pub fn host_refused(config: &Path) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_millrace"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("millrace kept running with {}", config.display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(!output.status.success(), "millrace must fail");
+    text(&output)
+}

@@ -279,35 +279,42 @@ impl Config {
     }
 
     /// Reads every target's bearer token or password from its file or environment variable.
+    /// One that cannot be read is kept as the target's `unreadable` reason instead of failing
+    /// the load: only what posts to the target needs it (the config's shape was checked).
     fn read_target_secrets(&mut self) -> Result<(), ConfigError> {
         let mut read = Vec::new();
         for (name, target) in &self.targets {
             let auth = &target.auth;
-            let bearer = self.secret(
-                &format!("targets.{name}.auth.bearer"),
-                false,
-                auth.bearer_file.as_deref(),
-                auth.bearer_env.as_deref(),
-            )?;
-            let password = self.secret(
-                &format!("targets.{name}.auth.password"),
-                false,
-                auth.password_file.as_deref(),
-                auth.password_env.as_deref(),
-            )?;
-            let credentials = match (bearer, &auth.username, password) {
-                (Some(token), _, _) => Some(Credentials::Bearer(token)),
-                (None, Some(username), Some(password)) => Some(Credentials::Basic {
-                    username: username.clone(),
-                    password,
-                }),
-                _ => None,
-            };
+            let credentials = (|| {
+                let bearer = self.secret(
+                    &format!("targets.{name}.auth.bearer"),
+                    false,
+                    auth.bearer_file.as_deref(),
+                    auth.bearer_env.as_deref(),
+                )?;
+                let password = self.secret(
+                    &format!("targets.{name}.auth.password"),
+                    false,
+                    auth.password_file.as_deref(),
+                    auth.password_env.as_deref(),
+                )?;
+                Ok::<_, ConfigError>(match (bearer, &auth.username, password) {
+                    (Some(token), _, _) => Some(Credentials::Bearer(token)),
+                    (None, Some(username), Some(password)) => Some(Credentials::Basic {
+                        username: username.clone(),
+                        password,
+                    }),
+                    _ => None,
+                })
+            })();
             read.push((name.clone(), credentials));
         }
         for (name, credentials) in read {
             if let Some(target) = self.targets.get_mut(&name) {
-                target.auth.credentials = credentials;
+                match credentials {
+                    Ok(credentials) => target.auth.credentials = credentials,
+                    Err(e) => target.auth.unreadable = Some(e.to_string()),
+                }
             }
         }
         Ok(())

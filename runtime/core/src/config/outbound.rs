@@ -164,6 +164,12 @@ pub struct TargetAuth {
     /// The credentials read, filled in at load.
     #[serde(skip)]
     pub credentials: Option<Credentials>,
+    /// Why the credentials could not be read at load (a file missing, a variable not set):
+    /// a host refuses to start with it (its targets are built at start) and `dlq redrive` of
+    /// an outbound letter says it, but commands that post nothing (`status`, `dlq list`,
+    /// `audit`...) run without the production secret.
+    #[serde(skip)]
+    pub unreadable: Option<String>,
 }
 
 /// Credentials as read.

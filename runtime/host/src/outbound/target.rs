@@ -64,6 +64,9 @@ impl std::fmt::Debug for Target {
 impl Target {
     /// The target `name` as configured.
     pub fn new(name: &str, config: &TargetConfig, js: &jetstream::Context) -> anyhow::Result<Self> {
+        if let Some(why) = &config.auth.unreadable {
+            anyhow::bail!("target `{name}` cannot post without its credentials: {why}");
+        }
         let connection = match config.kind {
             TargetKind::Http => {
                 // Redirects are not followed: a 302 answered to a POST would be followed by a
@@ -536,6 +539,29 @@ mod tests {
         };
         let target = Target::new("erp", &config, &jetstream::new(client)).unwrap();
         (target, config)
+    }
+
+    #[tokio::test]
+    async fn a_target_whose_credentials_could_not_be_read_is_not_built() {
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect("127.0.0.1:1")
+            .await
+            .unwrap();
+        let mut config = TargetConfig {
+            url: Some("http://127.0.0.1:9".into()),
+            ..TargetConfig::default()
+        };
+        config.auth.unreadable =
+            Some("targets.erp.auth.bearer_env names $ERP_TOKEN, which is not set".into());
+        let error = Target::new("erp", &config, &jetstream::new(client))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("target `erp` cannot post") && error.contains("$ERP_TOKEN"),
+            "{error}"
+        );
     }
 
     #[tokio::test]
