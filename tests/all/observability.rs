@@ -353,6 +353,12 @@ async fn metrics_and_the_api_tell_what_traffic_did() {
             .0,
         404
     );
+    // A limit of 0 lists nothing: the caller's mistake, said (it listed one).
+    let (code, body) = admin
+        .get("/api/v1/dead-letters?limit=0", Some(READ_SECRET))
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("`limit` is 0"), "{body}");
     // A time ago further back than a time can be is the caller's error, not a panic.
     let (code, body) = admin
         .get("/api/v1/audit?since=99999999d", Some(READ_SECRET))

@@ -155,7 +155,13 @@ fn render_outbound(outbound: &Value, postings: &Value) -> String {
                 .flatten()
                 .find(|p| p["target"] == t["name"])
                 .unwrap_or(&Value::Null);
-            let count = |key: &str| figures[key].as_u64().unwrap_or(0).to_string();
+            // Without figures (no projection runs, or it has read nothing of the target), `-`:
+            // a 0 would say nothing was posted.
+            let count = |key: &str| {
+                figures[key]
+                    .as_u64()
+                    .map_or("-".to_owned(), |n| n.to_string())
+            };
             let seconds = |s: &Value| s.as_f64().map_or("-".to_owned(), |s| format!("{s:.1}s"));
             vec![
                 t["name"].as_str().unwrap_or("?").to_owned(),
@@ -363,6 +369,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("erp     http  DOWN   3"), "{text}");
+        // No projection: no posting figures, not zeros.
+        let erp: Vec<&str> = text
+            .lines()
+            .find(|l| l.starts_with("erp "))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(erp, ["erp", "http", "DOWN", "3", "-", "-", "-", "-", "-"]);
         assert!(text.contains("lot L1 is under quality hold H-1"), "{text}");
         let postings = serde_json::json!({"targets": [{"target": "erp", "posted": 7, "rejected": 1,
             "pending": 2, "oldest_pending_seconds": 65, "delay": {"count": 7, "mean_seconds": 0.42}}]});

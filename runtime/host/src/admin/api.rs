@@ -221,6 +221,21 @@ pub async fn route(
         .ok_or_else(|| ApiError::not_found(format!("this host does not serve route {route}")))
 }
 
+/// A listing's `?limit=`: `default` when not given, at most `most`; 0 lists nothing and is the
+/// caller's mistake (it listed one).
+pub(super) fn list_limit(
+    asked: Option<usize>,
+    default: usize,
+    most: usize,
+) -> Result<usize, ApiError> {
+    match asked {
+        Some(0) => Err(ApiError::bad_request(format!(
+            "`limit` is 0: ask for 1 to {most} (default {default})"
+        ))),
+        asked => Ok(asked.unwrap_or(default).min(most)),
+    }
+}
+
 /// `?limit=`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -234,7 +249,7 @@ pub async fn shadow_diffs(
     Query(query): Query<Limit>,
 ) -> ApiResult<Vec<ShadowReport>> {
     state.check_route(&route)?;
-    let limit = query.limit.unwrap_or(20).clamp(1, 1000);
+    let limit = list_limit(query.limit, 20, 1000)?;
     shadow::reports(
         &state.js,
         &state.host.config.streams,
@@ -431,7 +446,7 @@ pub async fn dead_letters(
     Query(query): Query<LetterQuery>,
 ) -> ApiResult<Vec<LetterSummary>> {
     state.check_route_filter(query.route.as_deref())?;
-    let limit = query.limit.unwrap_or(100).clamp(1, dead_letters::MAX_LIST);
+    let limit = list_limit(query.limit, 100, dead_letters::MAX_LIST)?;
     let config = &state.host.config;
     dead_letters::recent(
         &state.js,

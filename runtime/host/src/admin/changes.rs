@@ -275,7 +275,7 @@ pub async fn audit_trail(
         action,
         who: params.who,
         since,
-        limit: params.limit.unwrap_or(100),
+        limit: super::api::list_limit(params.limit, 100, audit::MAX_LIST)?,
     };
     state
         .changes
