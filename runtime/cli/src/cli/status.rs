@@ -166,7 +166,14 @@ fn render_outbound(outbound: &Value, postings: &Value) -> String {
             vec![
                 t["name"].as_str().unwrap_or("?").to_owned(),
                 t["kind"].as_str().unwrap_or("?").to_owned(),
-                if t["down"] == true { "DOWN" } else { "up" }.to_owned(),
+                if t["down"] == true {
+                    "DOWN"
+                } else if t["retrying"].is_object() {
+                    "RETRYING"
+                } else {
+                    "up"
+                }
+                .to_owned(),
                 t["backlog"].to_string(),
                 count("posted"),
                 count("rejected"),
@@ -191,6 +198,19 @@ fn render_outbound(outbound: &Value, postings: &Value) -> String {
         ],
         targets,
     );
+    // Why a target's requests are tried again (an expired credential, a wrong URL), which
+    // would otherwise show only as a backlog.
+    for t in outbound["targets"].as_array().into_iter().flatten() {
+        let retrying = &t["retrying"];
+        if retrying.is_object() {
+            out += &format!(
+                "{} retrying since {}: {}\n",
+                t["name"].as_str().unwrap_or("?"),
+                retrying["since"].as_str().unwrap_or("?"),
+                retrying["reason"].as_str().unwrap_or("?")
+            );
+        }
+    }
     let held: Vec<Vec<String>> = outbound["held"]
         .as_array()
         .into_iter()
@@ -369,6 +389,20 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("erp     http  DOWN   3"), "{text}");
+        let retrying = serde_json::json!({
+            "routes": outbound["routes"],
+            "targets": [{"name": "erp", "kind": "http", "down": false, "backlog": 1,
+                "retrying": {"reason": "status 401: the ERP refused the token", "since": "2026-11-30T03:00:00Z"}}],
+            "held": []
+        });
+        let shown = render_outbound(&retrying, &Value::Null);
+        assert!(shown.contains("erp     http  RETRYING"), "{shown}");
+        assert!(
+            shown.contains(
+                "erp retrying since 2026-11-30T03:00:00Z: status 401: the ERP refused the token"
+            ),
+            "{shown}"
+        );
         // No projection: no posting figures, not zeros.
         let erp: Vec<&str> = text
             .lines()

@@ -35,6 +35,9 @@ pub struct TargetView {
     pub down: bool,
     /// Postings this host has in hand for it.
     pub backlog: usize,
+    /// Why its requests are being tried again, and since when, while they are.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retrying: Option<crate::outbound::target::Retrying>,
 }
 
 /// The outbound half of the host.
@@ -78,6 +81,7 @@ pub async fn outbound(State(state): State<AdminState>) -> Json<OutboundView> {
                     kind: format!("{:?}", config.kind).to_lowercase(),
                     down: driver.target(name).is_some_and(|t| t.breaker.is_open()),
                     backlog: backlog.get(name).copied().unwrap_or(0),
+                    retrying: driver.target(name).and_then(|t| t.retrying_now()),
                 })
                 .collect(),
             driver.gates().held_events(),

@@ -321,6 +321,7 @@ impl OutboundDriver {
                     self.breaker_record(target, false);
                     attempt += 1;
                     retried("unreachable");
+                    target.retrying(&format!("unreachable: {why}"));
                     tracing::info!(
                         route = &*route.name,
                         target = &*target.name,
@@ -354,6 +355,7 @@ impl OutboundDriver {
                 Err(failure) => return Ok(Sent::PluginFailed(failure)),
                 Ok(Verdict::TryAgain(why)) => {
                     attempt += 1;
+                    target.retrying(&format!("status {}: {why}", response.status));
                     if response.status != 429 {
                         retried("try-again");
                     }
@@ -372,7 +374,10 @@ impl OutboundDriver {
                         self.wait(target.backoff(attempt), stop).await?;
                     }
                 }
-                Ok(verdict) => return Ok(Sent::Answered(verdict, response)),
+                Ok(verdict) => {
+                    target.settled();
+                    return Ok(Sent::Answered(verdict, response));
+                }
             }
         }
     }

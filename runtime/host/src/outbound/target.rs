@@ -53,6 +53,19 @@ pub struct Target {
     pace: Mutex<Instant>,
     /// Its breaker.
     pub breaker: TargetBreaker,
+    /// Why the last request to it is being tried again (unreachable, or its answer read as
+    /// "try again": an expired credential, a redirect), and since when; cleared by an answer
+    /// that settles a request. Shown by `GET /api/v1/outbound` and `millrace status`.
+    retrying: std::sync::Mutex<Option<Retrying>>,
+}
+
+/// Why a target's requests are being tried again.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Retrying {
+    /// The last reason.
+    pub reason: String,
+    /// When the requests began to be tried again (RFC 3339).
+    pub since: String,
 }
 
 impl std::fmt::Debug for Target {
@@ -113,7 +126,37 @@ impl Target {
             config: config.clone(),
             pace: Mutex::new(Instant::now()),
             breaker: TargetBreaker::new(config.breaker.failures, config.breaker.pause.get()),
+            retrying: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Records that a request to it is tried again, for `reason`.
+    pub fn retrying(&self, reason: &str) {
+        let mut retrying = self.retrying.lock().unwrap_or_else(|e| e.into_inner());
+        let since = retrying.take().map_or_else(
+            || {
+                time::OffsetDateTime::now_utc()
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            },
+            |r| r.since,
+        );
+        // Clipped: a reason is the plugin's text or an error's.
+        let reason: String = reason.chars().take(512).collect();
+        *retrying = Some(Retrying { reason, since });
+    }
+
+    /// Records that a request to it was settled (posted or rejected): it answers.
+    pub fn settled(&self) {
+        *self.retrying.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Why its requests are being tried again, if they are.
+    pub fn retrying_now(&self) -> Option<Retrying> {
+        self.retrying
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Waits for the rate limit's next slot, and for the end of a pause a 429 asked for
@@ -562,6 +605,25 @@ mod tests {
             error.contains("target `erp` cannot post") && error.contains("$ERP_TOKEN"),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_target_says_why_it_is_retried_since_the_first_retry_until_an_answer_settles() {
+        let (target, _) = http_target().await;
+        assert!(target.retrying_now().is_none());
+        target.retrying("status 401: the token expired");
+        let first = target.retrying_now().unwrap();
+        target.retrying("unreachable: Connection refused");
+        let now = target.retrying_now().unwrap();
+        assert_eq!(
+            now.reason, "unreachable: Connection refused",
+            "the last reason"
+        );
+        assert_eq!(now.since, first.since, "since the first retry");
+        target.settled();
+        assert!(target.retrying_now().is_none());
+        target.retrying(&"x".repeat(10_000));
+        assert_eq!(target.retrying_now().unwrap().reason.len(), 512, "clipped");
     }
 
     #[tokio::test]
