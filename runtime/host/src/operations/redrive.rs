@@ -580,51 +580,57 @@ impl Redriver {
             return Ok(redriven);
         }
         let lease = RedriveLease::take(&self.js, &self.config, l.sequence).await?;
-        let patience = tokio_util::sync::CancellationToken::new();
-        let timer = {
-            let patience = patience.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(OUTBOUND_REDRIVE_PATIENCE).await;
-                patience.cancel();
-            })
-        };
-        let posted = driver
-            .process(route, &input, &Mode::REDRIVE, &patience)
-            .await;
-        timer.abort();
-        // Given back once the outcome is known, before the letter is settled: a second redrive
-        // after that finds the letter gone, or still failing.
-        lease.give_back().await;
-        if posted.is_err() && patience.is_cancelled() {
-            // Not the host stopping: the targets did not take it in time. The letter stays,
-            // as any redrive that still fails (and is audited as one).
-            redriven.still_failing = Some(format!(
-                "not posted within {}s (a target still down or its breaker open, or the event \
-                 held at a posting gate; see `millrace status`): redrive it again once it can \
-                 be posted",
-                OUTBOUND_REDRIVE_PATIENCE.as_secs()
-            ));
-            return Ok(redriven);
-        }
-        let posted = posted.with_context(|| {
-            format!(
-                "dead letter {} could not be posted now and stays",
-                l.sequence
-            )
-        })?;
-        match posted {
-            Posted::Posted(documents) => {
-                self.settle(l.sequence).await.with_context(|| {
-                    format!(
-                        "dead letter {} was posted but could not be deleted",
-                        l.sequence
-                    )
-                })?;
-                redriven.published = documents.len();
+        // Posted and settled under the claim, which is given back only then, whatever came of
+        // it: a redrive that read the letter before another one settled it finds it gone once
+        // it holds the claim, and posts nothing.
+        let outcome = async {
+            self::letter(&self.js, &self.config.streams, l.sequence).await?;
+            let patience = tokio_util::sync::CancellationToken::new();
+            let timer = {
+                let patience = patience.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(OUTBOUND_REDRIVE_PATIENCE).await;
+                    patience.cancel();
+                })
+            };
+            let posted = driver
+                .process(route, &input, &Mode::REDRIVE, &patience)
+                .await;
+            timer.abort();
+            if posted.is_err() && patience.is_cancelled() {
+                // Not the host stopping: the targets did not take it in time. The letter stays,
+                // as any redrive that still fails (and is audited as one).
+                redriven.still_failing = Some(format!(
+                    "not posted within {}s (a target still down or its breaker open, or the \
+                     event held at a posting gate; see `millrace status`): redrive it again once \
+                     it can be posted",
+                    OUTBOUND_REDRIVE_PATIENCE.as_secs()
+                ));
+                return Ok(redriven);
             }
-            Posted::Rejected(reason) => redriven.still_failing = Some(reason),
+            let posted = posted.with_context(|| {
+                format!(
+                    "dead letter {} could not be posted now and stays",
+                    l.sequence
+                )
+            })?;
+            match posted {
+                Posted::Posted(documents) => {
+                    self.settle(l.sequence).await.with_context(|| {
+                        format!(
+                            "dead letter {} was posted but could not be deleted",
+                            l.sequence
+                        )
+                    })?;
+                    redriven.published = documents.len();
+                }
+                Posted::Rejected(reason) => redriven.still_failing = Some(reason),
+            }
+            Ok(redriven)
         }
-        Ok(redriven)
+        .await;
+        lease.give_back().await;
+        outcome
     }
 
     /// Why an outbound letter's event must not be posted now: a later event of its business key
