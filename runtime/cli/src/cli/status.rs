@@ -404,26 +404,26 @@ mod tests {
             "{shown}"
         );
         // No projection: no posting figures, not zeros.
-        let erp: Vec<&str> = text
-            .lines()
-            .find(|l| l.starts_with("erp "))
-            .unwrap()
-            .split_whitespace()
-            .collect();
-        assert_eq!(erp, ["erp", "http", "DOWN", "3", "-", "-", "-", "-", "-"]);
+        assert_eq!(
+            erp_row(&text),
+            ["erp", "http", "DOWN", "3", "-", "-", "-", "-", "-"]
+        );
         assert!(text.contains("lot L1 is under quality hold H-1"), "{text}");
         let postings = serde_json::json!({"targets": [{"target": "erp", "posted": 7, "rejected": 1,
             "pending": 2, "oldest_pending_seconds": 65, "delay": {"count": 7, "mean_seconds": 0.42}}]});
         let text = render_outbound(&outbound, &postings);
-        let erp: Vec<&str> = text
-            .lines()
+        assert_eq!(
+            erp_row(&text),
+            ["erp", "http", "DOWN", "3", "7", "1", "2", "65.0s", "0.4s"]
+        );
+    }
+
+    /// The cells of the target table's `erp` row.
+    fn erp_row(text: &str) -> Vec<&str> {
+        text.lines()
             .find(|l| l.starts_with("erp "))
             .unwrap()
             .split_whitespace()
-            .collect();
-        assert_eq!(
-            erp,
-            ["erp", "http", "DOWN", "3", "7", "1", "2", "65.0s", "0.4s"]
-        );
+            .collect()
     }
 }
