@@ -235,11 +235,11 @@ impl Target {
                     // A request reqwest cannot build is the plugin's, and no outage: it would
                     // fail the same on every retry.
                     if e.is_builder() {
-                        TargetError::Refused(with_causes(&e))
+                        TargetError::Refused(with_causes(e))
                     } else if e.is_timeout() {
-                        TargetError::Unreachable(format!("timed out: {}", with_causes(&e)))
+                        TargetError::Unreachable(format!("timed out: {}", with_causes(e)))
                     } else {
-                        TargetError::Unreachable(with_causes(&e))
+                        TargetError::Unreachable(with_causes(e))
                     }
                 })?;
                 let status = answer.status().as_u16();
@@ -254,7 +254,7 @@ impl Target {
                     })
                     .collect();
                 let body = read_answer(answer).await.map_err(|e| {
-                    TargetError::Unreachable(format!("reading the answer: {}", with_causes(&e)))
+                    TargetError::Unreachable(format!("reading the answer: {}", with_causes(e)))
                 })?;
                 Ok(Response {
                     target: self.name.to_string(),
@@ -475,19 +475,10 @@ impl TargetBreaker {
 }
 
 /// An HTTP client error with the errors beneath it (`error sending request for url (…)` says
-/// nothing of a refused connection, a timeout or a TLS failure; its sources do).
-fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+/// nothing of a refused connection, a timeout or a TLS failure; its sources do), in anyhow's
+/// alternate form, as the host writes every error chain.
+fn with_causes(error: reqwest::Error) -> String {
+    format!("{:#}", anyhow::Error::new(error))
 }
 
 #[cfg(test)]
@@ -508,7 +499,7 @@ mod tests {
             .send()
             .await
             .unwrap_err();
-        let named = with_causes(&error);
+        let named = with_causes(error);
         assert!(
             named.to_lowercase().contains("refused"),
             "the cause, not only the client's own words: {named}"
