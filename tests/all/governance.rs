@@ -164,6 +164,21 @@ async fn changes_need_a_second_identity_rollback_is_immediate_and_every_step_is_
         text(&replay)
     );
 
+    // Nor through a plugin folder, whose code no one deployed or approved.
+    let folder = plugin("tests/guests/misbehave").display().to_string();
+    let replay = millrace_as(
+        "carol",
+        &[
+            "replay", "line", "--from", "1", "--plugin", &folder, "--config", cfg,
+        ],
+    );
+    assert!(!replay.status.success());
+    assert!(
+        text(&replay).contains("a replay cannot map through a plugin folder"),
+        "{}",
+        text(&replay)
+    );
+
     // Alice proposes; she cannot approve it herself; Bob's approval applies it.
     let (code, proposed) = api
         .post(

@@ -83,19 +83,12 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let sandbox = super::sandbox(&config)?;
     let registry = Registry::open(&config, Some(&js)).await?;
     let loader = PluginLoader::new(config.clone(), sandbox, Some(registry));
-    millrace_host::approval::check_mapping_through(
-        &loader,
-        &args.route,
-        args.version.as_deref(),
-        args.plugin.as_deref(),
-        "a replay",
-    )
-    .await?;
     let route = Route::load_through(
         &loader,
         &args.route,
         args.version.as_deref(),
         args.plugin.as_deref(),
+        "a replay",
     )
     .await?;
     let plugin = route.active();

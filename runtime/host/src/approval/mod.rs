@@ -15,10 +15,8 @@ use serde::{Deserialize, Serialize};
 pub use self::proposal::{Proposal, ProposalError, ProposalState, Proposals};
 use crate::audit::{Action, Actor, AuditTrail, Change, Target};
 use crate::registry::AdmissionBounds;
-use crate::registry::loader::PluginLoader;
 use crate::registry::rollout::{self, Admitted, Switched};
 use crate::registry::store::{Binding, CandidateMode, Registry};
-use crate::routes::Route;
 use millrace_core::config::{Config, PluginSource};
 use millrace_core::sandbox::Sandbox;
 
@@ -464,46 +462,6 @@ fn applied_but_unrecorded(applied: &Applied) -> String {
     format!(
         "route {} now serves {}, but the audit trail could not record the change",
         applied.route, applied.switched.after.active
-    )
-}
-
-/// On a route whose version changes need approval (`approval.routes`), a redrive or a replay
-/// (`what`) maps only through a version the route serves (active, canary or shadow): through
-/// another deployed `version`, or a `plugin` folder, one identity would publish or post to the
-/// systems of record with code no second identity approved. Propose the version first.
-pub async fn check_mapping_through(
-    loader: &PluginLoader,
-    route: &str,
-    version: Option<&str>,
-    plugin: Option<&std::path::Path>,
-    what: &str,
-) -> anyhow::Result<()> {
-    if !loader.config().approval.required_for(route) {
-        return Ok(());
-    }
-    if plugin.is_some() {
-        anyhow::bail!(
-            "route `{route}` needs approval for the versions it maps with, so {what} cannot map \
-             through a plugin folder: deploy it, propose it (`millrace route set-version`, or a \
-             canary or shadow), and map through it once it is approved"
-        );
-    }
-    let Some(wanted) = version else {
-        return Ok(());
-    };
-    let served = Route::load(loader, route, None).await?.serving();
-    if served.iter().any(|s| s.version == wanted) {
-        return Ok(());
-    }
-    let serving: Vec<String> = served
-        .iter()
-        .map(|s| format!("{} ({})", s.version, s.role))
-        .collect();
-    anyhow::bail!(
-        "route `{route}` needs approval for the versions it maps with and serves {}, not \
-         {wanted}, so {what} cannot map through it: propose {wanted} (`millrace route \
-         set-version`, or a canary or shadow), and map through it once it is approved",
-        serving.join(", ")
     )
 }
 

@@ -436,20 +436,13 @@ impl Redriver {
         let route = match self.routes.get(&name) {
             Some(route) => route.clone(),
             None => {
-                crate::approval::check_mapping_through(
-                    &self.loader,
-                    &name,
-                    self.version.as_deref(),
-                    self.plugin.as_deref(),
-                    "a redrive",
-                )
-                .await?;
                 let route = Arc::new(
                     Route::load_through(
                         &self.loader,
                         &name,
                         self.version.as_deref(),
                         self.plugin.as_deref(),
+                        "a redrive",
                     )
                     .await?,
                 );

@@ -139,18 +139,34 @@ impl Route {
     }
 
     /// The route `name` mapping through the deployed `version` (`name@version`) when given and
-    /// not what it serves now, else through `plugin_override` or what it serves now.
+    /// not what it serves now, else through `plugin_override` or what it serves now, for `what`
+    /// (a replay, a redrive).
+    ///
+    /// On a route whose version changes need approval (`approval.routes`) it maps only through a
+    /// version the route serves (active, canary or shadow): through another deployed version,
+    /// or a plugin folder, one identity would publish or post to the systems of record with code
+    /// no second identity approved.
     pub async fn load_through(
         loader: &PluginLoader,
         name: &str,
         version: Option<&str>,
         plugin_override: Option<&Path>,
+        what: &str,
     ) -> anyhow::Result<Route> {
+        let approval = loader.config().approval.required_for(name);
+        if approval && plugin_override.is_some() {
+            anyhow::bail!(
+                "route `{name}` needs approval for the versions it maps with, so {what} cannot \
+                 map through a plugin folder: deploy it, propose it (`millrace route \
+                 set-version`, or a canary or shadow), and map through it once it is approved"
+            );
+        }
         let route = match (Self::load(loader, name, plugin_override).await, version) {
             (Ok(route), _) => route,
             // What the route serves cannot be loaded (gone from the registry): the version asked
-            // for can still serve the replay or redrive, the way out an operator reaches for.
-            (Err(served), Some(wanted)) => {
+            // for can still serve the replay or redrive, the way out an operator reaches for,
+            // unless the route needs approval, when what it serves is what may be mapped with.
+            (Err(served), Some(wanted)) if !approval => {
                 let active = loader.version(wanted).await.with_context(|| {
                     format!("route `{name}` cannot load {wanted}, nor what it serves ({served:#})")
                 })?;
@@ -160,10 +176,24 @@ impl Route {
                 };
                 return Self::configured(loader.config(), name, versions);
             }
-            (Err(served), None) => return Err(served),
+            (Err(served), _) => return Err(served),
         };
         match version {
             Some(wanted) if wanted != route.active().id() => {
+                let served = route.serving();
+                if approval && !served.iter().any(|s| s.version == wanted) {
+                    let serving: Vec<String> = served
+                        .iter()
+                        .map(|s| format!("{} ({})", s.version, s.role))
+                        .collect();
+                    anyhow::bail!(
+                        "route `{name}` needs approval for the versions it maps with and serves \
+                         {}, not {wanted}, so {what} cannot map through it: propose {wanted} \
+                         (`millrace route set-version`, or a canary or shadow), and map through \
+                         it once it is approved",
+                        serving.join(", ")
+                    );
+                }
                 let active = loader.version(wanted).await.with_context(|| {
                     format!(
                         "route `{name}` serves {}, and {wanted} cannot be loaded",
