@@ -5,6 +5,7 @@
 //! one interchange written with the first one's service characters.
 
 use crate::envelope::{Acknowledgement, Inbound, Stamp, line_break, partner_token, unwrapped};
+use millrace_sdk::text::{is_line_break, is_padding};
 
 /// The largest control reference UNB 0020 (an..14) can carry as a number.
 const MAX_CONTROL: u64 = 99_999_999_999_999;
@@ -564,12 +565,6 @@ impl Message<'_> {
     }
 }
 
-/// What may pad a file without being a segment, as the SDK's readers take it: white space, NUL
-/// and the DOS end-of-file mark (Ctrl-Z).
-fn is_padding(c: char) -> bool {
-    c.is_whitespace() || c == '\0' || c == '\u{1a}'
-}
-
 /// Splits `text` at each `separator` not escaped by `release`; the parts keep their escapes.
 /// As the SDK's reader: a line break is no data (files come hard-wrapped), so a release
 /// character before one releases the first character after it.
@@ -607,10 +602,6 @@ fn unescape(value: &str, release: Option<char>) -> String {
         }
     }
     out
-}
-
-fn is_line_break(c: char) -> bool {
-    c == '\n' || c == '\r'
 }
 
 /// Writes segments with the original's service characters, counting the message's segments.

@@ -94,26 +94,13 @@ pub struct Acknowledgement {
     pub document: Vec<u8>,
 }
 
-/// The payload as text, without a byte-order mark or leading blank lines, decoded as the mapping
-/// readers decode it: UTF-16 (as Windows tools save "Unicode" text) by its byte-order mark or by
-/// the NUL beside its first letter, else UTF-8, else Latin-1 (an EDIFACT `UNOC` interchange is
-/// ISO 8859-1 by definition; X12 partners send it too). The envelope this plugin echoes is ASCII
-/// either way.
+/// The payload as text, without leading blank lines, decoded by the mapping readers' own
+/// [`millrace_sdk::edi::payload_text`]: UTF-16 (as Windows tools save "Unicode" text) by its
+/// byte-order mark or by the NUL beside its first letter, else UTF-8, else Latin-1 (an EDIFACT
+/// `UNOC` interchange is ISO 8859-1 by definition; X12 partners send it too). The envelope this
+/// plugin echoes is ASCII either way.
 pub fn text(payload: &[u8]) -> Result<Cow<'_, str>, String> {
-    let utf16 = match payload {
-        [0xFF, 0xFE, rest @ ..] => Some((rest, false)),
-        [0xFE, 0xFF, rest @ ..] => Some((rest, true)),
-        [first, 0, ..] if *first != 0 => Some((payload, false)),
-        [0, second, ..] if *second != 0 => Some((payload, true)),
-        _ => None,
-    };
-    let text = match utf16 {
-        Some((bytes, big_endian)) => Cow::Owned(utf16_text(bytes, big_endian)?),
-        None => match std::str::from_utf8(payload) {
-            Ok(text) => Cow::Borrowed(text),
-            Err(_) => Cow::Owned(payload.iter().map(|&byte| char::from(byte)).collect()),
-        },
-    };
+    let text = millrace_sdk::edi::payload_text(payload).map_err(|e| e.to_string())?;
     Ok(match text {
         Cow::Borrowed(text) => Cow::Borrowed(text.trim_start_matches('\u{feff}').trim_start()),
         Cow::Owned(text) => Cow::Owned(text.trim_start_matches('\u{feff}').trim_start().to_owned()),
@@ -126,25 +113,6 @@ pub fn text(payload: &[u8]) -> Result<Cow<'_, str>, String> {
 pub fn unwrapped(text: &str, terminator: char) -> Option<String> {
     let wrap = |c: char| c == '\r' || c == '\n';
     (!wrap(terminator) && text.contains(wrap)).then(|| text.replace(wrap, ""))
-}
-
-/// UTF-16 bytes as text, or the error naming where they stop being UTF-16.
-fn utf16_text(bytes: &[u8], big_endian: bool) -> Result<String, String> {
-    let units = bytes.chunks(2).map(|pair| match (pair, big_endian) {
-        ([high, low], true) | ([low, high], false) => u16::from_be_bytes([*high, *low]),
-        // An odd byte at the end: no code unit, so not UTF-16.
-        _ => 0xDC00,
-    });
-    let mut text = String::with_capacity(bytes.len() / 2);
-    for (unit, c) in char::decode_utf16(units).enumerate() {
-        text.push(c.map_err(|_| {
-            format!(
-                "the interchange is UTF-16 but not valid: the code unit at byte {} is not a character",
-                2 * unit
-            )
-        })?);
-    }
-    Ok(text)
 }
 
 /// A partner id as the last token of `ack.<route>.<partner>`: trimmed, anything but letters,

@@ -7,6 +7,7 @@
 //! wrong).
 
 use crate::envelope::{Acknowledgement, Inbound, Stamp, line_break, partner_token, unwrapped};
+use millrace_sdk::text::is_padding;
 
 /// The largest control number ISA13 (9 digits) and GS06 can carry.
 const MAX_CONTROL: u64 = 999_999_999;
@@ -609,12 +610,6 @@ fn same_number(a: &str, b: &str) -> bool {
 /// Whether a trailer's count (SE01, GE01, IEA01) is `n`, read trimmed as the SDK reads it.
 fn counts(count: &str, n: usize) -> bool {
     count.trim().parse::<usize>().ok() == Some(n)
-}
-
-/// What may pad a file without being a segment, as the SDK's reader takes it (`is_padding`):
-/// white space, NUL and the DOS end-of-file mark (Ctrl-Z).
-fn is_padding(c: char) -> bool {
-    c.is_whitespace() || c == '\0' || c == '\u{1a}'
 }
 
 /// A segment id: two or three upper-case letters or digits, starting with a letter.

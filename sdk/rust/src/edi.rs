@@ -62,7 +62,7 @@ impl From<SyntaxError> for MapError {
 /// by its byte-order mark, or by a NUL beside the first character (an envelope starts with the
 /// ASCII letters of `ISA`, `UNA` or `UNB`, never with a NUL). UTF-16 that does not decode is an
 /// error naming the offset.
-pub(crate) fn payload_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, SyntaxError> {
+pub fn payload_text(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, SyntaxError> {
     use encoding_rs::{Encoding, UTF_16BE, UTF_16LE};
     let utf16 = match (Encoding::for_bom(bytes), bytes) {
         (Some((encoding, bom)), _) if encoding == UTF_16LE || encoding == UTF_16BE => {

@@ -26,7 +26,7 @@
 use std::borrow::Cow;
 
 use crate::edi::SyntaxError;
-use crate::text::{is_line_break, owned};
+use crate::text::{is_line_break, is_padding, owned};
 
 use crate::decimal::{self, DecimalError};
 
@@ -406,12 +406,6 @@ fn read(text: &str, expect: Expect) -> Result<Vec<Interchange<'_>>, SyntaxError>
         all.push(interchange);
         rest = after;
     }
-}
-
-/// What may follow the last `UNZ` without being a segment: white space, and the NUL bytes and
-/// DOS end-of-file mark (Ctrl-Z, 0x1A) some systems pad a file with.
-fn is_padding(c: char) -> bool {
-    c.is_whitespace() || c == '\0' || c == '\u{1a}'
 }
 
 /// The payload decoded in the character set its syntax level names, when it names one of

@@ -145,9 +145,16 @@ pub(crate) fn owned(text: Cow<'_, str>) -> Cow<'static, str> {
     Cow::Owned(text.into_owned())
 }
 
-/// A line break between (or inside) EDI segments: not data, so the readers drop it.
-pub(crate) fn is_line_break(c: char) -> bool {
+/// A line break between (or inside) EDI segments: not data, so the readers drop it (files come
+/// hard-wrapped at 80 columns).
+pub fn is_line_break(c: char) -> bool {
     c == '\r' || c == '\n'
+}
+
+/// What may pad an EDI file around its segments without being one: white space, and the NUL
+/// bytes and DOS end-of-file mark (Ctrl-Z, 0x1A) some systems pad a file with.
+pub fn is_padding(c: char) -> bool {
+    c.is_whitespace() || c == '\0' || c == '\u{1a}'
 }
 
 /// Eight copies of a byte, and the high bit of each byte of a word.

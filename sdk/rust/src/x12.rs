@@ -38,7 +38,7 @@
 use std::borrow::Cow;
 
 use crate::edi::SyntaxError;
-use crate::text::{find_any, is_line_break, owned};
+use crate::text::{find_any, is_line_break, is_padding, owned};
 
 /// The delimiters of one interchange, as declared by its `ISA` header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -662,12 +662,6 @@ fn split_segments(text: &str) -> Result<(Separators, Vec<Segment<'_>>), SyntaxEr
         Some(refused) => Err(refused),
         None => Ok((separators, collected.segments)),
     }
-}
-
-/// What may follow the last segment without being one: white space, and the NUL bytes and DOS
-/// end-of-file mark (Ctrl-Z) some systems pad a file with.
-fn is_padding(c: char) -> bool {
-    c.is_whitespace() || c == '\0' || c == '\u{1a}'
 }
 
 /// Collects the segments of a file whose segments are its lines; returns the unterminated rest
