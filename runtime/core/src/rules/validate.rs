@@ -31,16 +31,56 @@ pub struct InvalidEvent {
 }
 
 /// Characters that show nothing: zero-width spaces and joiners, word joiner and invisible
-/// operators, the byte-order mark, the soft hyphen.
+/// operators, the byte-order mark, the soft hyphen, and the other format characters (Unicode
+/// category Cf: bidirectional controls, Arabic and Syriac marks, tag characters...).
 fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}')
-        || is_bidi_control(c)
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 /// Bidirectional controls (marks, embeddings, overrides, isolates): they reorder how text is
 /// shown, so a key holding one reads as another (`LOT-\u{202E}1A` shows as `LOT-A1`).
 fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The first character of `key` that makes it read as another key: an invisible (format)
+/// character, or a space other than the ASCII one (`WH1\u{A0}RCV` shows as `WH1 RCV`). The
+/// joiners U+200C and U+200D stay allowed between two non-ASCII characters, where scripts
+/// (Persian, the Indic ones) and emoji sequences need them to be written at all.
+fn look_alike(key: &str) -> Option<char> {
+    let chars: Vec<char> = key.chars().collect();
+    chars.iter().enumerate().find_map(|(i, &c)| {
+        let joins_scripts = matches!(c, '\u{200C}' | '\u{200D}')
+            && i > 0
+            && chars.get(i + 1).is_some_and(|next| !next.is_ascii())
+            && !chars[i - 1].is_ascii();
+        let look_alike =
+            (is_invisible(c) && !joins_scripts) || (c.is_whitespace() && !c.is_ascii());
+        look_alike.then_some(c)
+    })
 }
 
 struct Check<'a> {
@@ -75,6 +115,28 @@ impl Check<'_> {
                 format!(
                     "{value:?} holds the bidirectional control U+{:04X}: a key must read as it compares",
                     u32::from(c)
+                ),
+            );
+        } else if let Some(c) = look_alike(value) {
+            let what = if c.is_whitespace() {
+                "the space"
+            } else {
+                "the invisible character"
+            };
+            self.fail(
+                field,
+                format!(
+                    "{value:?} holds {what} U+{:04X}: a key must read as it compares (the mapping \
+                     should drop it, or write a space as U+0020)",
+                    u32::from(c)
+                ),
+            );
+        } else if value.trim() != value {
+            self.fail(
+                field,
+                format!(
+                    "{value:?} starts or ends with white space: a key must read as it compares \
+                     (the mapping should trim it)"
                 ),
             );
         } else if value.len() > MAX_KEY_LEN {
@@ -465,7 +527,7 @@ mod tests {
                 "{bad}"
             );
         }
-        for good in ["LOT-1", "Łódź 7", "👩\u{200D}🔧 kit", "A\u{00A0}B"] {
+        for good in ["LOT-1", "Łódź 7", "👩\u{200D}🔧 kit", "می\u{200C}خواهم", "WH1 RCV 01"] {
             assert_eq!(
                 problems(&|c| c.key("k", good)),
                 Vec::<String>::new(),
@@ -478,6 +540,35 @@ mod tests {
                 "\"\\u{200b}\\u{feff} \" has no visible character (only zero-width or format characters)"
             ]
         );
+        // A key that reads as another: an invisible character inside it, a space that is not
+        // U+0020, a joiner beside ASCII, white space at its ends.
+        for (bad, problem) in [
+            ("RM\u{200B}-200", "the invisible character U+200B"),
+            ("WH1\u{00A0}RCV", "the space U+00A0"),
+            ("WH1\u{2009}RCV", "the space U+2009"),
+            ("LOT\u{00AD}1", "the invisible character U+00AD"),
+            ("A\u{200D}B", "the invisible character U+200D"),
+            ("LOT-1\u{E0041}", "the invisible character U+E0041"),
+        ] {
+            assert_eq!(
+                problems(&|c| c.key("k", bad)),
+                [format!(
+                    "{bad:?} holds {problem}: a key must read as it compares (the mapping should \
+                     drop it, or write a space as U+0020)"
+                )],
+                "{bad}"
+            );
+        }
+        for bad in [" LOT-1", "LOT-1 ", "LOT-1\t"] {
+            assert_eq!(
+                problems(&|c| c.key("k", bad)),
+                [format!(
+                    "{bad:?} starts or ends with white space: a key must read as it compares (the \
+                     mapping should trim it)"
+                )],
+                "{bad}"
+            );
+        }
         assert_eq!(
             problems(&|c| c.key("k", "LOT-\u{202E}1A")),
             [
