@@ -2,10 +2,12 @@
 //! and its own identity.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 
 use millrace_sdk::prelude::*;
 use roxmltree::Node;
 
+use crate::form::StatedTypes;
 use crate::route::Route;
 use crate::xml;
 
@@ -25,7 +27,9 @@ pub(crate) struct Context<'a, 'input> {
     pub(crate) payload: &'input [u8],
     /// The inventory balances mapped so far (site, item, location, lot) with the line of their
     /// lot, to refuse a lot listed twice.
-    pub(crate) balances: RefCell<Vec<(BalanceKey, u32)>>,
+    pub(crate) balances: RefCell<HashMap<BalanceKey, u32>>,
+    /// The `OperationsType` stated for each element asked about.
+    pub(crate) operations_types: StatedTypes<'a, 'input>,
 }
 
 /// The first 128 bits of the SHA-256 of `bytes`, as 32 hex digits.

@@ -109,7 +109,10 @@ const TIMES: &[&str] = &[
 /// The elements the mapping reads as one value of their parent, by parent: the schema allows
 /// each once there, so a repeat is not B2MML, and the mapping would take the first without a
 /// word (a second `MaterialUse` or `Status` that says otherwise). A repeat is `malformed-input`.
+/// [`ROOT`] stands for the root element of a verb-wrapped document, whose name is its verb and
+/// noun: one `ApplicationArea` and one `DataArea` (a second would go unread).
 const ONCE: &[(&[&str], &[&str])] = &[
+    (&[ROOT], &["ApplicationArea", "DataArea"]),
     (
         &["MaterialActual"],
         &["MaterialUse", "Location", "StorageLocation"],
@@ -157,6 +160,9 @@ const ONCE: &[(&[&str], &[&str])] = &[
         &["ID", "PublishedDate"],
     ),
 ];
+
+/// The parent name in [`ONCE`] that stands for the document's root element, whatever its name.
+const ROOT: &str = "/";
 
 /// The elements of a `MaterialActual` the schema lets repeat (`MaterialDefinitionID`,
 /// `MaterialLotID`: 0..unbounded) but an event holds one of: several different values cannot say
@@ -229,9 +235,9 @@ pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapErr
              OperationsType Production"
         )));
     }
-    let mapping: fn(
-        Node<'_, '_>,
-        &Context<'_, '_>,
+    let mapping: for<'a, 'input> fn(
+        Node<'a, 'input>,
+        &Context<'a, 'input>,
         &mut Vec<CanonicalEvent>,
     ) -> Result<(), MapError> = match noun {
         "ProductionPerformance" => {
@@ -246,7 +252,7 @@ pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapErr
         "OperationsSchedule" => {
             |node, context, events| schedule::map(&form::OPERATIONS, node, context, events)
         }
-        "MaterialInformation" => material::map,
+        "MaterialInformation" => |node, context, events| material::map(node, context, events),
         "MaterialDefinition" | "MaterialClass" => {
             // Master data carries no stock and no order: nothing to publish, and nothing
             // for an operator to fix, so it is not a dead letter.
@@ -269,6 +275,7 @@ pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapErr
     } else {
         MATERIAL_USES
     };
+    check_mixed_content(root)?;
     check_values(root, version, "MaterialUse", uses)?;
     check_values(root, version, "EquipmentElementLevel", EQUIPMENT_LEVELS)?;
     check_values(root, version, "EquipmentLevel", EQUIPMENT_LEVELS)?;
@@ -282,6 +289,7 @@ pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapErr
         document_id,
         payload,
         balances: Default::default(),
+        operations_types: Default::default(),
     };
     let mut events = Vec::new();
     for node in nouns {
@@ -357,6 +365,44 @@ fn check_values(
     Ok(())
 }
 
+/// Refuses text beside child elements in an element of the document's namespace: no B2MML
+/// type is mixed, so `<MaterialDefinitionID>CRBN<x:ext/>0002</MaterialDefinitionID>` is not
+/// B2MML, and reading its value as the text before the element (`CRBN`), or all its text
+/// (`CRBN0002`), would each take a guess for what the sender meant.
+fn check_mixed_content(root: Node<'_, '_>) -> Result<(), MapError> {
+    let namespace = root.tag_name().namespace();
+    for node in root
+        .descendants()
+        .filter(|node| node.is_element() && node.tag_name().namespace() == namespace)
+    {
+        let text = || {
+            node.children()
+                .filter(Node::is_text)
+                .filter_map(|child| child.text())
+                .map(str::trim)
+                .filter(|text| !text.is_empty())
+        };
+        let Some(inside) = node.children().find(Node::is_element) else {
+            continue;
+        };
+        if text().next().is_none() {
+            continue;
+        }
+        return Err(MapError::malformed(format!(
+            "{}: holds text ({}) and the element <{}> (line {}); a B2MML element holds a value \
+             or elements, not both, so its value cannot be told",
+            xml::at(node),
+            text()
+                .map(|text| format!("'{text}'"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            inside.tag_name().name(),
+            xml::line(inside)
+        )));
+    }
+    Ok(())
+}
+
 /// Checks, before anything is mapped, that no element the mapping reads as one value stands
 /// twice in its parent ([`ONCE`], [`ONE_OF_SEVERAL`]).
 fn check_repeats(root: Node<'_, '_>) -> Result<(), MapError> {
@@ -366,8 +412,10 @@ fn check_repeats(root: Node<'_, '_>) -> Result<(), MapError> {
         .filter(|node| node.is_element() && node.tag_name().namespace() == namespace)
     {
         let parent_name = parent.tag_name().name();
+        let is_root = parent == root;
         for (parents, names) in ONCE {
-            if !parents.contains(&parent_name) {
+            let applies = parents.contains(&parent_name) || (is_root && parents.contains(&ROOT));
+            if !applies {
                 continue;
             }
             for name in *names {
@@ -736,6 +784,55 @@ mod tests {
         let same = status(run(&schedule(&["A", "A"])).unwrap());
         assert_eq!(same.item.as_deref(), Some("A"));
         assert_eq!(same.planned_quantity.unwrap().amount, "10");
+    }
+
+    /// A segment restates what the segments inside it produce: the outermost statement of an
+    /// item counts, statements at one level add up.
+    #[test]
+    fn nested_restatements_of_the_product_count_once() {
+        let produced = |amount: &str| {
+            format!(
+                "<MaterialRequirement><MaterialDefinitionID>A</MaterialDefinitionID><MaterialUse>Produced</MaterialUse>\
+                 <Quantity><QuantityString>{amount}</QuantityString><UnitOfMeasure>KG</UnitOfMeasure></Quantity></MaterialRequirement>"
+            )
+        };
+        let planned = |segments: &str| {
+            let xml = format!(
+                r#"<ProductionSchedule xmlns="{V0600}"><PublishedDate>2026-03-02T06:00:00Z</PublishedDate><ProductionRequest><ID>WO1</ID>
+{segments}</ProductionRequest></ProductionSchedule>"#
+            );
+            match run(&xml).unwrap().into_iter().next().unwrap().data {
+                EventData::WorkOrderStatus(status) => status.planned_quantity.unwrap().amount,
+                other => panic!("{other:?}"),
+            }
+        };
+        let segment = |inside: &str| format!("<SegmentRequirement>{inside}</SegmentRequirement>");
+        // The parent's 1 is the order; its child's 1 and grandchild's 0.4 restate it.
+        let restated = segment(&format!(
+            "{}{}",
+            produced("1"),
+            segment(&format!("{}{}", produced("1"), segment(&produced("0.4"))))
+        ));
+        assert_eq!(planned(&restated), "1");
+        // Sibling segments, and siblings inside a segment that states nothing, add up.
+        let siblings = format!(
+            "{}{}",
+            segment(&produced("0.5")),
+            segment(&format!(
+                "{}{}",
+                segment(&produced("0.25")),
+                segment(&produced("0.25"))
+            ))
+        );
+        assert_eq!(planned(&siblings), "1");
+        // Two requirements in one segment add up; a restatement below them does not.
+        let pair = segment(&format!(
+            "{}{}{}",
+            produced("2"),
+            produced("3"),
+            segment(&produced("5"))
+        ));
+        assert_eq!(planned(&pair), "5");
     }
 
     /// Comments, processing instructions and CDATA inside values, a lot with both a

@@ -6,8 +6,10 @@
 //! inventory operations) are not the production facts the canonical events state.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
 
-use roxmltree::Node;
+use roxmltree::{Node, NodeId};
 
 use crate::xml;
 
@@ -17,8 +19,6 @@ pub(crate) struct Form {
     pub(crate) schedule: &'static str,
     /// `ProductionRequest` / `OperationsRequest`.
     pub(crate) request: &'static str,
-    /// `ProductionPerformance` / `OperationsPerformance`.
-    pub(crate) performance: &'static str,
     /// `ProductionResponse` / `OperationsResponse`.
     pub(crate) response: &'static str,
     /// `ProductionRequestID` / `OperationsRequestID`: the request a response answers.
@@ -31,7 +31,6 @@ pub(crate) struct Form {
 pub(crate) const PRODUCTION: Form = Form {
     schedule: "ProductionSchedule",
     request: "ProductionRequest",
-    performance: "ProductionPerformance",
     response: "ProductionResponse",
     request_id: "ProductionRequestID",
     typed: false,
@@ -42,7 +41,6 @@ pub(crate) const PRODUCTION: Form = Form {
 pub(crate) const OPERATIONS: Form = Form {
     schedule: "OperationsSchedule",
     request: "OperationsRequest",
-    performance: "OperationsPerformance",
     response: "OperationsResponse",
     request_id: "OperationsRequestID",
     typed: true,
@@ -76,15 +74,15 @@ impl Form {
     /// enclosing element's (segment, response or request, performance or schedule). An
     /// element of the production form, or one for which no element states a type, is
     /// production, as ISA-95's production form is.
-    pub(crate) fn kind<'a, 'input>(&self, node: Node<'a, 'input>) -> Kind<'a, 'input> {
+    pub(crate) fn kind<'a, 'input>(
+        &self,
+        node: Node<'a, 'input>,
+        stated: &StatedTypes<'a, 'input>,
+    ) -> Kind<'a, 'input> {
         if !self.typed {
             return Kind::Production;
         }
-        let stated = node
-            .ancestors()
-            .filter(Node::is_element)
-            .find_map(|element| xml::child(element, "OperationsType"));
-        let Some(element) = stated else {
+        let Some(element) = stated.nearest(node) else {
             return Kind::Production;
         };
         let value = xml::own_text(element).unwrap_or_default();
@@ -95,5 +93,33 @@ impl Form {
             },
             _ => Kind::Other(value),
         }
+    }
+}
+
+/// The `OperationsType` that holds for each element asked about (its own, else the nearest
+/// enclosing element's), found once per element: the requests of a schedule or the segments
+/// of a response would each look for their parent's among all their siblings again
+/// (quadratic in a large document).
+#[derive(Default)]
+pub(crate) struct StatedTypes<'a, 'input>(RefCell<HashMap<NodeId, Option<Node<'a, 'input>>>>);
+
+impl<'a, 'input> StatedTypes<'a, 'input> {
+    /// The `OperationsType` element of `node` or of its nearest enclosing element stating one.
+    fn nearest(&self, node: Node<'a, 'input>) -> Option<Node<'a, 'input>> {
+        let element = if node.is_element() {
+            node
+        } else {
+            node.parent_element()?
+        };
+        if let Some(found) = self.0.borrow().get(&element.id()) {
+            return *found;
+        }
+        let found = xml::child(element, "OperationsType").or_else(|| {
+            element
+                .parent_element()
+                .and_then(|parent| self.nearest(parent))
+        });
+        self.0.borrow_mut().insert(element.id(), found);
+        found
     }
 }

@@ -6,6 +6,7 @@
 //! (master data) carry no stock figure and map to nothing.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
 use millrace_sdk::decimal::{self, Decimal};
 use millrace_sdk::prelude::*;
@@ -44,6 +45,8 @@ pub(crate) fn map(
     // Only a BOD id identifies a resend: a MaterialInformation/ID may name the report, not
     // this issue of it, and a balance re-reported under it must not be dropped as a resend.
     let transaction = context.document_id.clone();
+    // Looked up once: among the lots, finding it again for each would be quadratic.
+    let published = xml::child(information, "PublishedDate");
     for lot in xml::children(information, "MaterialLot") {
         let id = &*xml::require(lot, "ID")?;
         let amounts = quantity::amounts(lot)?;
@@ -87,14 +90,22 @@ pub(crate) fn map(
         } else {
             let balances = per_location(lot, id, &parts)?;
             if let Some(amount) = own {
-                let total: Decimal = parts.iter().map(|p| p.amount.value).sum();
-                if amount.uom != parts[0].amount.uom || amount.value != total {
+                // Sub-lots at several places may add up past the largest decimal: then they
+                // differ from any lot quantity.
+                let total = decimal::checked_sum(parts.iter().map(|p| p.amount.value));
+                if amount.uom != parts[0].amount.uom || Some(amount.value) != total {
                     log::warn(
                         "material lot quantity differs from the sum of its sub-lots; the sub-lots are mapped",
                         &[
                             ("lot", id),
                             ("lot_quantity", &decimal::to_wit(amount.value)),
-                            ("sub_lots", &decimal::to_wit(total)),
+                            (
+                                "sub_lots",
+                                &total.map_or_else(
+                                    || "past the largest decimal".to_owned(),
+                                    decimal::to_wit,
+                                ),
+                            ),
                         ],
                     );
                 }
@@ -102,11 +113,8 @@ pub(crate) fn map(
             balances
         };
         let item = xml::require(lot, "MaterialDefinitionID")?;
-        let occurred_at = context.occurred_at(
-            lot,
-            vec![xml::child(information, "PublishedDate")],
-            "MaterialInformation/PublishedDate",
-        )?;
+        let occurred_at =
+            context.occurred_at(lot, vec![published], "MaterialInformation/PublishedDate")?;
         let site = context.route.site(lot)?;
         for balance in &balances {
             // A balance sets the stock of its lot at its place: the same lot listed twice in
@@ -118,12 +126,7 @@ pub(crate) fn map(
                 balance.location.clone(),
                 id.to_owned(),
             );
-            let seen = context
-                .balances
-                .borrow()
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, line)| *line);
+            let seen = context.balances.borrow().get(&key).copied();
             if let Some(first) = seen {
                 return Err(MapError::rejected(format!(
                     "{}: lot {id} of item {item} at {} is listed again (first at line {first}); a \
@@ -133,7 +136,7 @@ pub(crate) fn map(
                     balance.location
                 )));
             }
-            context.balances.borrow_mut().push((key, xml::line(lot)));
+            context.balances.borrow_mut().insert(key, xml::line(lot));
         }
         for balance in balances {
             events.push(CanonicalEvent {
@@ -223,6 +226,8 @@ fn per_location(
     parts: &[Part<'_, '_>],
 ) -> Result<Vec<Balance>, MapError> {
     let mut balances: Vec<Balance> = Vec::new();
+    // The index in `balances` of each location's.
+    let mut at: HashMap<String, usize> = HashMap::new();
     for part in parts {
         let location = part.location.clone().ok_or_else(|| {
             MapError::rejected(format!(
@@ -238,7 +243,7 @@ fn per_location(
         } else {
             Decimal::ZERO
         };
-        match balances.iter_mut().find(|b| b.location == location) {
+        match at.get(&location).and_then(|index| balances.get_mut(*index)) {
             Some(balance) if balance.uom != part.amount.uom => {
                 return Err(MapError::rejected(format!(
                     "{}: sub-lots of lot {id} at {location} are counted in {} and {}; one \
@@ -249,15 +254,28 @@ fn per_location(
                 )));
             }
             Some(balance) => {
-                balance.on_hand += part.amount.value;
-                balance.blocked += blocked;
+                let past = || {
+                    MapError::malformed(format!(
+                        "{}: its quantity {} takes the stock of lot {id} at {location} past the \
+                         largest decimal number",
+                        xml::at(part.node),
+                        decimal::to_wit(part.amount.value)
+                    ))
+                };
+                balance.on_hand =
+                    decimal::checked_sum([balance.on_hand, part.amount.value]).ok_or_else(past)?;
+                balance.blocked =
+                    decimal::checked_sum([balance.blocked, blocked]).ok_or_else(past)?;
             }
-            None => balances.push(Balance {
-                location,
-                uom: part.amount.uom.clone(),
-                on_hand: part.amount.value,
-                blocked,
-            }),
+            None => {
+                at.insert(location.clone(), balances.len());
+                balances.push(Balance {
+                    location,
+                    uom: part.amount.uom.clone(),
+                    on_hand: part.amount.value,
+                    blocked,
+                });
+            }
         }
     }
     Ok(balances)

@@ -16,12 +16,13 @@ use crate::quantity::{self, Amount};
 use crate::xml;
 
 /// Maps every response of a performance of `form`.
-pub(crate) fn map(
+pub(crate) fn map<'a, 'input>(
     form: &Form,
-    performance: Node<'_, '_>,
-    context: &Context<'_, '_>,
+    performance: Node<'a, 'input>,
+    context: &Context<'a, 'input>,
     events: &mut Vec<CanonicalEvent>,
 ) -> Result<(), MapError> {
+    let published = xml::child(performance, "PublishedDate");
     for response in xml::children(performance, form.response) {
         // The work order is the request the response answers; a response without one (as the
         // Courbon MES writes them) is identified by its own ID, which is then the order number.
@@ -41,8 +42,11 @@ pub(crate) fn map(
             transaction: transaction.as_deref(),
             context,
         };
+        // The times an actual is dated by, innermost first: those of the segments it is in
+        // (added on the way down), then these.
+        let times = [xml::child(response, "EndTime"), published];
         for segment in xml::children(response, "SegmentResponse") {
-            at.map(segment, events)?;
+            at.map(segment, &times, events)?;
         }
     }
     Ok(())
@@ -97,10 +101,20 @@ struct Segment<'f, 'c, 'a, 'input> {
     context: &'c Context<'a, 'input>,
 }
 
-impl Segment<'_, '_, '_, '_> {
+impl<'a, 'input> Segment<'_, '_, 'a, 'input> {
     /// Maps the material actuals of a segment response about production, and the nested
-    /// segment responses.
-    fn map(&self, segment: Node<'_, '_>, events: &mut Vec<CanonicalEvent>) -> Result<(), MapError> {
+    /// segment responses. `outer` are the times of the elements around the segment that an
+    /// actual is dated by, innermost first.
+    fn map(
+        &self,
+        segment: Node<'a, 'input>,
+        outer: &[Option<Node<'a, 'input>>],
+        events: &mut Vec<CanonicalEvent>,
+    ) -> Result<(), MapError> {
+        let times: Vec<Option<Node<'a, 'input>>> =
+            std::iter::once(xml::child(segment, "ActualEndTime"))
+                .chain(outer.iter().copied())
+                .collect();
         // Actuals that state a consumption or a production, or that fail to say which; looked
         // for only in a segment that is not production.
         let reported = || {
@@ -109,8 +123,8 @@ impl Segment<'_, '_, '_, '_> {
                     .is_none_or(|text| material_use(&text) != Use::Other)
             })
         };
-        match self.form.kind(segment) {
-            Kind::Production => self.map_actuals(segment, events)?,
+        match self.form.kind(segment, &self.context.operations_types) {
+            Kind::Production => self.map_actuals(segment, &times, events)?,
             Kind::Other(kind) if reported() => log::info(
                 "material actuals of a segment about other operations than production not mapped",
                 &[
@@ -129,7 +143,7 @@ impl Segment<'_, '_, '_, '_> {
             Kind::Other(_) | Kind::Mixed { .. } => {}
         }
         for nested in xml::nested(segment, "SegmentResponse", "SegmentResponseChild") {
-            self.map(nested, events)?;
+            self.map(nested, &times, events)?;
         }
         Ok(())
     }
@@ -137,7 +151,8 @@ impl Segment<'_, '_, '_, '_> {
     /// Maps the material actuals of one production segment response.
     fn map_actuals(
         &self,
-        segment: Node<'_, '_>,
+        segment: Node<'a, 'input>,
+        times: &[Option<Node<'a, 'input>>],
         events: &mut Vec<CanonicalEvent>,
     ) -> Result<(), MapError> {
         let operation = xml::text(segment, "ProcessSegmentID").or_else(|| xml::text(segment, "ID"));
@@ -166,7 +181,14 @@ impl Segment<'_, '_, '_, '_> {
             };
             events.push(CanonicalEvent {
                 site: self.context.route.site(actual)?,
-                occurred_at: occurred_at(self.form, actual, self.context)?,
+                occurred_at: self.context.occurred_at(
+                    actual,
+                    times.to_vec(),
+                    &format!(
+                        "SegmentResponse/ActualEndTime, {}/EndTime, PublishedDate",
+                        self.form.response
+                    ),
+                )?,
                 source_sequence: None,
                 source_transaction: self.transaction.map(str::to_owned),
                 data,
@@ -254,30 +276,4 @@ fn no_amount(actual: Node<'_, '_>) -> MapError {
         "{}: has no Quantity that is an amount (rates such as t/h are not quantities)",
         xml::at(actual)
     ))
-}
-
-/// The end of the innermost segment response that has one, else the response's end, else the
-/// performance's publication date, else the document's creation time.
-fn occurred_at(
-    form: &Form,
-    actual: Node<'_, '_>,
-    context: &Context<'_, '_>,
-) -> Result<String, MapError> {
-    let candidates = actual
-        .ancestors()
-        .filter_map(|node| match node.tag_name().name() {
-            "SegmentResponse" | "SegmentResponseChild" => Some(xml::child(node, "ActualEndTime")),
-            name if name == form.response => Some(xml::child(node, "EndTime")),
-            name if name == form.performance => Some(xml::child(node, "PublishedDate")),
-            _ => None,
-        })
-        .collect();
-    context.occurred_at(
-        actual,
-        candidates,
-        &format!(
-            "SegmentResponse/ActualEndTime, {}/EndTime, PublishedDate",
-            form.response
-        ),
-    )
 }

@@ -1,13 +1,19 @@
 //! The route configuration (site, UTC offset for offset-less timestamps, unit overrides) and
 //! the conversion of B2MML `dateTime` values to RFC 3339.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use millrace_sdk::timestamp::{self, UtcOffset};
 use millrace_sdk::{MapError, config};
-use roxmltree::Node;
+use roxmltree::{Node, NodeId};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use crate::xml;
+
+/// A `site.<equipment-id>` route config key and the site it names.
+type ScopedSite = (String, String);
 
 /// The route configuration every mapping of one document uses.
 pub(crate) struct Route {
@@ -15,6 +21,9 @@ pub(crate) struct Route {
     offset: UtcOffset,
     /// The offset as configured, for messages.
     offset_text: String,
+    /// The site key and site found for each element ([`Route::scoped_site`]), by the address of
+    /// its document and its id there.
+    sites: RefCell<HashMap<(usize, NodeId), Option<ScopedSite>>>,
 }
 
 impl Route {
@@ -29,21 +38,49 @@ impl Route {
         Ok(Self {
             offset,
             offset_text,
+            sites: RefCell::default(),
         })
     }
 
     /// The site of an element: the first `site.<equipment-id>` key matching an equipment id of
     /// its (or its ancestors') `HierarchyScope`, innermost element first, else the key `site`.
     pub(crate) fn site(&self, node: Node<'_, '_>) -> Result<String, MapError> {
-        for element in node.ancestors().filter(Node::is_element) {
-            for equipment in xml::hierarchy_scope(element) {
-                let key = format!("site.{equipment}");
-                if let Some(site) = config::get(&key) {
-                    return config::checked_site(&key, site);
-                }
-            }
+        match self.scoped_site(node) {
+            Some((key, site)) => config::checked_site(&key, site),
+            None => config::checked_site("site", config::require("site")?),
         }
-        config::checked_site("site", config::require("site")?)
+    }
+
+    /// The `site.<equipment-id>` key and its site for the innermost element from `node` up
+    /// whose `HierarchyScope` names a configured equipment id. Found once per element: every
+    /// event of a large document asks for its ancestors', and reading their scopes again each
+    /// time would read all the siblings of each event again (quadratic).
+    fn scoped_site(&self, node: Node<'_, '_>) -> Option<ScopedSite> {
+        let element = if node.is_element() {
+            node
+        } else {
+            node.parent_element()?
+        };
+        let id = (
+            std::ptr::from_ref(element.document()) as usize,
+            element.id(),
+        );
+        if let Some(found) = self.sites.borrow().get(&id) {
+            return found.clone();
+        }
+        let found = xml::hierarchy_scope(element)
+            .into_iter()
+            .find_map(|equipment| {
+                let key = format!("site.{equipment}");
+                config::get(&key).map(|site| (key, site))
+            })
+            .or_else(|| {
+                element
+                    .parent_element()
+                    .and_then(|parent| self.scoped_site(parent))
+            });
+        self.sites.borrow_mut().insert(id, found.clone());
+        found
     }
 
     /// Converts the text of a B2MML `dateTime` element to RFC 3339. Without an offset the

@@ -3,9 +3,11 @@
 //! `Produced` material requirement.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 
+use millrace_sdk::decimal;
 use millrace_sdk::prelude::*;
-use roxmltree::Node;
+use roxmltree::{Node, NodeId};
 
 use crate::context::Context;
 use crate::document::{Use, material_use};
@@ -14,12 +16,14 @@ use crate::quantity::{self, Amount};
 use crate::xml;
 
 /// Maps every production request of a schedule of `form`.
-pub(crate) fn map(
+pub(crate) fn map<'a, 'input>(
     form: &Form,
-    schedule: Node<'_, '_>,
-    context: &Context<'_, '_>,
+    schedule: Node<'a, 'input>,
+    context: &Context<'a, 'input>,
     events: &mut Vec<CanonicalEvent>,
 ) -> Result<(), MapError> {
+    // Looked up once: among the requests, finding it again for each would be quadratic.
+    let published = xml::child(schedule, "PublishedDate");
     for request in xml::children(schedule, form.request) {
         // The schema lets a request go without an ID, but a work order needs its number.
         let id = xml::text(request, "ID").ok_or_else(|| {
@@ -28,7 +32,7 @@ pub(crate) fn map(
                 xml::at(request)
             ))
         })?;
-        match form.kind(request) {
+        match form.kind(request, &context.operations_types) {
             Kind::Production => {}
             Kind::Other(kind) => {
                 log::info(
@@ -49,7 +53,7 @@ pub(crate) fn map(
         let (item, planned) = produced(request)?;
         let occurred_at = context.occurred_at(
             request,
-            vec![xml::child(schedule, "PublishedDate")],
+            vec![published],
             &format!("{}/PublishedDate", form.schedule),
         )?;
         // The schedule's own identity, for telling a resend from a new schedule: the
@@ -81,23 +85,62 @@ pub(crate) fn map(
 }
 
 /// The item and planned amount of the request's `Produced` material requirements (at any
-/// segment depth). Several requirements for one item in one unit are added up; co-products
-/// (several items) or mixed units leave what cannot be stated as one figure out, with a warning.
+/// segment depth). ISA-95 segment requirements nest, and a segment restates what the segments
+/// inside it produce: for each item only the outermost requirements that name it count, and a
+/// requirement inside a segment (or request) that already names the item produced is a
+/// restatement, not more of it. Requirements at the same level for one item in one unit are
+/// added up. Co-products (several items) or mixed units leave what cannot be stated as one
+/// figure out, with a warning.
 fn produced(request: Node<'_, '_>) -> Result<(Option<String>, Option<Amount>), MapError> {
-    let requirements = xml::descendants(request, "MaterialRequirement").filter(|node| {
-        xml::text(*node, "MaterialUse").is_some_and(|text| material_use(&text) == Use::Produced)
-    });
-    let mut items: Vec<Option<Cow<'_, str>>> = Vec::new();
-    let mut amounts: Vec<Option<Amount>> = Vec::new();
-    for requirement in requirements {
-        items.push(xml::text(requirement, "MaterialDefinitionID"));
-        let all = quantity::amounts(requirement)?;
-        amounts.push(quantity::single(requirement, &all, |_| false)?);
+    let requirements: Vec<(Node<'_, '_>, Option<Cow<'_, str>>)> =
+        xml::descendants(request, "MaterialRequirement")
+            .filter(|node| {
+                xml::text(*node, "MaterialUse")
+                    .is_some_and(|text| material_use(&text) == Use::Produced)
+            })
+            .map(|node| (node, xml::text(node, "MaterialDefinitionID")))
+            .collect();
+    // The items each element states it produces, by the element holding the requirements.
+    let mut stated: HashMap<NodeId, Vec<&str>> = HashMap::new();
+    for (node, item) in &requirements {
+        if let (Some(holder), Some(item)) = (node.parent_element(), item) {
+            stated.entry(holder.id()).or_default().push(item);
+        }
     }
-    let Some(first_item) = items.first().cloned().flatten() else {
+    // Whether a segment (or the request) enclosing the requirement's own states the item.
+    let restated = |requirement: Node<'_, '_>, item: &str| {
+        let mut holder = requirement.parent_element();
+        while let Some(current) = holder.filter(|node| *node != request) {
+            holder = current.parent_element();
+            if holder
+                .and_then(|outer| stated.get(&outer.id()))
+                .is_some_and(|items| items.contains(&item))
+            {
+                return true;
+            }
+        }
+        false
+    };
+    let mut items: Vec<Option<&str>> = Vec::new();
+    let mut amounts: Vec<(Node<'_, '_>, Option<Amount>)> = Vec::new();
+    for (requirement, item) in &requirements {
+        if item
+            .as_deref()
+            .is_some_and(|item| restated(*requirement, item))
+        {
+            continue;
+        }
+        items.push(item.as_deref());
+        let all = quantity::amounts(*requirement)?;
+        amounts.push((
+            *requirement,
+            quantity::single(*requirement, &all, |_| false)?,
+        ));
+    }
+    let Some(first_item) = items.first().copied().flatten() else {
         return Ok((None, None));
     };
-    if items.iter().any(|item| item.as_ref() != Some(&first_item)) {
+    if items.iter().any(|item| *item != Some(first_item)) {
         log::warn(
             "production request produces several items; item and planned quantity left out",
             &[("line", &xml::line(request).to_string())],
@@ -105,22 +148,30 @@ fn produced(request: Node<'_, '_>) -> Result<(Option<String>, Option<Amount>), M
         return Ok((None, None));
     }
     let mut total: Option<Amount> = None;
-    for amount in amounts {
+    for (requirement, amount) in amounts {
         total = match (total, amount) {
-            (_, None) => return Ok((Some(first_item.to_string()), None)),
+            (_, None) => return Ok((Some(first_item.to_owned()), None)),
             (None, Some(amount)) => Some(amount),
-            (Some(sum), Some(amount)) if sum.uom == amount.uom => Some(Amount {
-                value: sum.value + amount.value,
-                ..sum
-            }),
+            (Some(sum), Some(amount)) if sum.uom == amount.uom => {
+                let value = decimal::checked_sum([sum.value, amount.value]).ok_or_else(|| {
+                    MapError::malformed(format!(
+                        "{}: its planned {} {} takes the request's planned quantity of {first_item} \
+                         past the largest decimal number",
+                        xml::at(requirement),
+                        decimal::to_wit(amount.value),
+                        amount.uom
+                    ))
+                })?;
+                Some(Amount { value, ..sum })
+            }
             (Some(_), Some(_)) => {
                 log::warn(
                     "produced requirements in different units; planned quantity left out",
                     &[("line", &xml::line(request).to_string())],
                 );
-                return Ok((Some(first_item.to_string()), None));
+                return Ok((Some(first_item.to_owned()), None));
             }
         };
     }
-    Ok((Some(first_item.to_string()), total))
+    Ok((Some(first_item.to_owned()), total))
 }

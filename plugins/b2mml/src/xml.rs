@@ -425,7 +425,9 @@ pub(crate) fn text<'a>(node: Node<'a, '_>, name: &str) -> Option<Cow<'a, str>> {
 /// XML lets comments and processing instructions stand in content: the value of an element
 /// of simple content is all its text (and CDATA) children joined, so
 /// `<QuantityString>1<!-- c -->12.5</QuantityString>` is `112.5`. An element with child
-/// elements keeps to the text before its first child, whatever stands there.
+/// elements keeps to the text before its first child: a mapped document has none but
+/// whitespace there, because text beside child elements (mixed content, which no B2MML type
+/// allows) is refused before anything is read (`document::check_mixed_content`).
 pub(crate) fn own_text<'a>(node: Node<'a, '_>) -> Option<Cow<'a, str>> {
     let whole = if node.children().any(|child| child.is_element()) {
         Cow::Borrowed(node.text()?)

@@ -26,6 +26,15 @@ pub enum DecimalError {
         /// The offending text.
         text: String,
     },
+    /// The number's significant fraction digits (after the decimal mark, trailing zeros not
+    /// counted) are more than a decimal holds (28).
+    #[error("'{text}' has {digits} digits after the decimal mark, more than the supported 28")]
+    TooManyFractionDigits {
+        /// The offending text.
+        text: String,
+        /// The fraction digits, trailing zeros not counted.
+        digits: usize,
+    },
     /// More implied decimals were asked for than a decimal supports (28).
     #[error("{scale} implied decimals is more than the supported 28")]
     ScaleTooLarge {
@@ -40,8 +49,10 @@ const MAX_SCALE: u32 = 28;
 ///
 /// Accepts surrounding spaces, an optional leading `+` or `-`, digits with an optional `mark`
 /// anywhere among them, and at least one digit: `12`, `-0,410`, ` 3.5 `, and `.5` and `12.`,
-/// which X12 (leading zeros suppressed) and XML Schema's `xs:decimal` both allow. Rejects
-/// exponents, thousands separators and anything else.
+/// which X12 (leading zeros suppressed) and XML Schema's `xs:decimal` both allow. Trailing
+/// fraction zeros beyond the 28 places a decimal holds are precision the value does not need
+/// (`1.` and 29 zeros is 1); a value whose significant fraction digits need more places is
+/// refused. Rejects exponents, thousands separators and anything else.
 pub fn parse(text: &str, mark: char) -> Result<Decimal, DecimalError> {
     let trimmed = text.trim_matches(' ');
     if trimmed.is_empty() {
@@ -58,6 +69,16 @@ pub fn parse(text: &str, mark: char) -> Result<Decimal, DecimalError> {
     let digits = |part: &str| part.bytes().all(|byte| byte.is_ascii_digit());
     if !digits(whole) || !digits(fraction) || whole.len() + fraction.len() == 0 {
         return Err(invalid());
+    }
+    let significant = fraction.trim_end_matches('0');
+    let fraction = &fraction[..fraction
+        .len()
+        .min(significant.len().max(MAX_SCALE as usize))];
+    if fraction.len() > MAX_SCALE as usize {
+        return Err(DecimalError::TooManyFractionDigits {
+            text: text.to_owned(),
+            digits: fraction.len(),
+        });
     }
     let scale = u32::try_from(fraction.len()).map_err(|_| invalid())?;
     from_digits([whole, fraction], scale, negative, text)
@@ -222,6 +243,32 @@ mod tests {
         assert_eq!(checked_sum([]), Some(Decimal::ZERO));
         assert_eq!(checked_sum([big, big]), None);
         assert_eq!(checked_sum([big, -big, small]), Some(small));
+    }
+
+    #[test]
+    fn drops_trailing_fraction_zeros_beyond_the_supported_scale() {
+        let zeros = |n: usize| "0".repeat(n);
+        assert_eq!(wit(&format!("1.{}", zeros(29)), '.'), "1");
+        assert_eq!(wit(&format!("-0,5{}", zeros(100)), ','), "-0.5");
+        let fine = format!("0.{}1", zeros(27));
+        assert_eq!(wit(&format!("{fine}{}", zeros(3)), '.'), fine);
+        // Significant digits that need more than 28 places are refused, naming the text.
+        let fine_plus = format!("0.{}1", zeros(28));
+        assert_eq!(
+            parse(&fine_plus, '.'),
+            Err(DecimalError::TooManyFractionDigits {
+                text: fine_plus.clone(),
+                digits: 29
+            })
+        );
+        assert_eq!(
+            parse(&format!("{fine_plus}000"), '.')
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "'{fine_plus}000' has 29 digits after the decimal mark, more than the supported 28"
+            )
+        );
     }
 
     #[test]

@@ -527,7 +527,13 @@ mod tests {
                 "{bad}"
             );
         }
-        for good in ["LOT-1", "Łódź 7", "👩\u{200D}🔧 kit", "می\u{200C}خواهم", "WH1 RCV 01"] {
+        for good in [
+            "LOT-1",
+            "Łódź 7",
+            "👩\u{200D}🔧 kit",
+            "می\u{200C}خواهم",
+            "WH1 RCV 01",
+        ] {
             assert_eq!(
                 problems(&|c| c.key("k", good)),
                 Vec::<String>::new(),
