@@ -146,14 +146,16 @@ impl Poster for HoldOrchestration {
 }
 
 /// The blocks a release answer says it lifted: the ids of its `released` list, joined by `,`;
-/// none when the list is missing, empty or holds a blank or non-text id.
+/// none when the list is missing, empty or holds a blank id or one that is neither text nor a
+/// number (ids are read as the placement's `blockId` is: `871` as `"871"`).
 fn released(response: &Response) -> Option<String> {
-    let json = response.json()?;
-    let ids: Vec<String> = json
-        .get("released")?
-        .as_array()?
-        .iter()
-        .map(|id| id.as_str().map(str::trim).map(str::to_owned))
+    let count = response.json()?.get("released")?.as_array()?.len();
+    let ids: Vec<String> = (0..count)
+        .map(|index| {
+            response
+                .json_str(&format!("/released/{index}"))
+                .map(|id| id.trim().to_owned())
+        })
         .collect::<Option<_>>()?;
     (!ids.is_empty() && ids.iter().all(|id| !id.is_empty())).then(|| ids.join(","))
 }
@@ -187,11 +189,7 @@ fn erp_transfer(
         HoldAction::Placed => ("344", "placed"),
         HoldAction::Released => ("343", "released"),
     };
-    let day = event
-        .envelope
-        .time
-        .get(..10)
-        .ok_or_else(|| RenderError::other(format!("time {:?}", event.envelope.time)))?;
+    let day = posting_date(&event.envelope.time, &event.envelope.site)?;
     Ok(Request::post(ERP, "/odata/v1/GoodsMovements")
         .header("Accept", "application/json")
         .json(json!({
@@ -209,6 +207,70 @@ fn erp_transfer(
                 "QualityNotification": hold.hold_id,
             }],
         })))
+}
+
+/// The ERP posting date of an event at `time` (RFC 3339): the plant's local date when the
+/// route gives the site's `utc-offset` (with `daylight-saving = "eu"`, one hour more from the
+/// last Sunday of March to the last Sunday of October, 01:00 UTC), else the date as the source
+/// wrote it. A hold placed at 22:30 UTC on 31 March is booked on 1 April in Linz: the ERP's
+/// period is the plant's.
+fn posting_date(time: &str, site: &str) -> Result<String, RenderError> {
+    let bad_time = || RenderError::other(format!("event time {time:?} is not RFC 3339"));
+    let Some(offset_text) = site_setting("utc-offset", site) else {
+        return Ok(time.get(..10).ok_or_else(bad_time)?.to_owned());
+    };
+    let mut plant_offset = timestamp::parse_offset(offset_text.trim()).map_err(|_| {
+        RenderError::other(format!(
+            "route configuration utc-offset {offset_text:?} is not an offset such as +01:00"
+        ))
+    })?;
+    let daylight_saving = match site_setting("daylight-saving", site)
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("none") => false,
+        Some("eu") => true,
+        Some(other) => {
+            return Err(RenderError::other(format!(
+                "route configuration daylight-saving {other:?}: accepted values are eu and none"
+            )));
+        }
+    };
+    let moment = time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| bad_time())?
+        .to_offset(timestamp::UtcOffset::UTC);
+    if daylight_saving && in_eu_summer_time(moment) {
+        plant_offset = timestamp::UtcOffset::from_whole_seconds(
+            plant_offset.whole_seconds() + 3600,
+        )
+        .map_err(|_| {
+            RenderError::other(format!(
+                "utc-offset {offset_text:?} plus summer time is no offset"
+            ))
+        })?;
+    }
+    Ok(timestamp::full_date(moment.to_offset(plant_offset).date()))
+}
+
+/// Whether a UTC moment falls in EU summer time: from 01:00 UTC on the last Sunday of March to
+/// 01:00 UTC on the last Sunday of October.
+fn in_eu_summer_time(utc: time::OffsetDateTime) -> bool {
+    let change = |month: time::Month| {
+        let mut day = time::Date::from_calendar_date(utc.year(), month, 31).ok()?;
+        while day.weekday() != time::Weekday::Sunday {
+            day = day.previous_day()?;
+        }
+        Some(day.with_hms(1, 0, 0).ok()?.assume_utc())
+    };
+    match (change(time::Month::March), change(time::Month::October)) {
+        (Some(start), Some(end)) => start <= utc && utc < end,
+        _ => false,
+    }
+}
+
+/// A route setting for a site: `<key>.<site>`, else `<key>`.
+fn site_setting(key: &str, site: &str) -> Option<String> {
+    config::get(&format!("{key}.{site}")).or_else(|| config::get(key))
 }
 
 /// The WMS shipment release block of the hold (every lot of the item when it names none), or
@@ -296,7 +358,7 @@ mod tests {
     #[test]
     fn golden_fixtures() {
         match check_fixtures::<HoldOrchestration>(env!("CARGO_MANIFEST_DIR")) {
-            Ok(passed) => assert_eq!(passed, 25),
+            Ok(passed) => assert_eq!(passed, 29),
             Err(report) => panic!("{report}"),
         }
     }
