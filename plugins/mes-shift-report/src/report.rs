@@ -28,19 +28,18 @@ pub(crate) fn map_report(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapError
     if payload.iter().all(u8::is_ascii_whitespace) {
         return Err(MapError::malformed("empty payload"));
     }
+    check_encoding(payload)?;
     let text = text::latin1(payload);
-    // The end-of-file mark (Ctrl-Z) or NUL padding a DOS-era system or a fixed-block transfer
-    // writes after the last record is no record.
-    let text = text.trim_end_matches(['\u{1a}', '\0']);
-    let mut lines: Vec<&str> = text
+    // Blank lines, the end-of-file mark (Ctrl-Z) and NUL padding a DOS-era system or a
+    // fixed-block transfer writes after the last record, in any mix and order (a Ctrl-Z line
+    // ended again by a transfer's CRLF), are no record.
+    let text =
+        text.trim_end_matches(|c: char| c == '\u{1a}' || c == '\0' || c.is_ascii_whitespace());
+    check_line_ends(text)?;
+    let lines: Vec<&str> = text
         .split('\n')
         .map(|line| line.strip_suffix('\r').unwrap_or(line))
         .collect();
-    // A final line end leaves one empty piece, which is not a line; blank lines after the
-    // last record (an editor's or a transfer's extra line end) are not records either.
-    while lines.last().is_some_and(|line| line.trim().is_empty()) {
-        lines.pop();
-    }
 
     let mut numbered = lines
         .iter()
@@ -118,6 +117,34 @@ pub(crate) fn map_report(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapError
     )))
 }
 
+/// Refuses a UTF-16 file (a byte-order mark, or the NUL beside every ASCII letter of `HDR`):
+/// read as Latin-1 it would be a header of letters and NULs.
+fn check_encoding(payload: &[u8]) -> Result<(), MapError> {
+    let order = match payload {
+        [0xFF, 0xFE, ..] | [b'H', 0, b'D', 0, ..] => "little-endian",
+        [0xFE, 0xFF, ..] | [0, b'H', 0, b'D', ..] => "big-endian",
+        _ => return Ok(()),
+    };
+    Err(MapError::malformed(format!(
+        "line 1: the file is UTF-16 ({order}); a shift report is ISO-8859-1 (Latin-1) text, \
+         one byte a character: have the MES (or the transfer) write it so"
+    )))
+}
+
+/// Refuses a file whose lines end with CR alone (old Mac style), seen as a lone CR in the
+/// header line: it would read as one header line of many fields.
+fn check_line_ends(text: &str) -> Result<(), MapError> {
+    let header = text.split('\n').next().unwrap_or_default();
+    let header = header.strip_suffix('\r').unwrap_or(header);
+    if header.contains('\r') {
+        return Err(MapError::malformed(
+            "line 1: the header is followed by a carriage return (CR) without a line feed; lines \
+             must end with LF or CRLF, and a file whose lines end with CR alone reads as one line",
+        ));
+    }
+    Ok(())
+}
+
 fn parse_header<'a>(record: &Record<'a>) -> Result<Header<'a>, MapError> {
     let record_type = record.record_type();
     if record_type != "HDR" {
@@ -168,6 +195,13 @@ fn parse_header<'a>(record: &Record<'a>) -> Result<Header<'a>, MapError> {
                 format!("'{offset_text}' is not a UTC offset of the form +HH:MM"),
             )
         })?;
+    // Civil time zones run from -12:00 to +14:00; beyond ±14:00 is no plant's offset.
+    if offset.whole_minutes().unsigned_abs() > 14 * 60 {
+        return Err(record.error(
+            "utc-offset",
+            format!("'{offset_text}' is beyond -14:00..+14:00, no place's offset from UTC"),
+        ));
+    }
     let supervisor = record.free_text(8, "supervisor", 40)?;
     Ok(Header {
         site: site_for(plant)?,
@@ -272,6 +306,12 @@ fn production(record: &Record<'_>, header: &Header<'_>) -> Result<CanonicalEvent
     let lot = record.optional_id(6, "lot", 20)?.map(str::to_owned);
     let good = record.quantity(7, "good-qty")?;
     let scrap = record.quantity(8, "scrap-qty")?;
+    if good.is_zero() && scrap.is_zero() {
+        return Err(MapError::rejected(format!(
+            "line {}, field good-qty: a completion of zero good and zero scrap is not posted",
+            record.line
+        )));
+    }
     let uom = unit(record, 9)?;
     let at = occurred_at(record, header, 10)?;
     let location = record.optional_id(12, "location", 10)?.map(str::to_owned);
@@ -425,7 +465,16 @@ mod tests {
         let events = map_report(format!("{HDR}\n{MAT}\nTRL|000001\n\r\n  \n").as_bytes()).unwrap();
         assert_eq!(events.len(), 1);
         // So do a DOS end-of-file mark and NUL padding, on their own line or the trailer's.
-        for end in ["\r\n\u{1a}", "\u{1a}", "\r\n\0\0\0\0", "\r\n\u{1a}\0\0"] {
+        for end in [
+            "\r\n\u{1a}",
+            "\u{1a}",
+            "\r\n\0\0\0\0",
+            "\r\n\u{1a}\0\0",
+            "\r\n\u{1a}\r\n",
+            "\n\u{1a}\n",
+            "\r\n\0\0\0\r\n",
+            "\r\n\r\n\0\u{1a}\r\n\r\n",
+        ] {
             config::set_for_tests([("site", "PLANT1")]);
             let report = format!("{HDR}\r\n{MAT}\r\nTRL|000001{end}");
             assert_eq!(map_report(report.as_bytes()).unwrap().len(), 1, "{end:?}");
