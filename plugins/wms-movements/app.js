@@ -32,12 +32,15 @@ export function map(message) {
   if (source.trim() === '') throw MapError.malformed('empty payload: expected a header row');
   // Rows are read one at a time and blank and padding rows are skipped as they are read (none is
   // kept): a file of a few movements and a megabyte of empty rows costs no more than the movements.
-  const rows = csvRows(source, delimiter);
+  // The header's column names, once read: the reader names a data row's column by them.
+  const header = { names: [] };
+  const rows = csvRows(source, delimiter, header);
   const first = rows.next();
   if (first.done) {
     throw MapError.malformed('no header row: the payload holds only blank lines and empty rows');
   }
-  const { index, width } = headerIndex(first.value);
+  const { index, width } = headerIndex(first.value, delimiter);
+  header.names = first.value.cells.map((name) => name.trim());
 
   const siteOf = sites();
   const result = [];
@@ -71,7 +74,7 @@ export function map(message) {
 // The column of each field in the header row (names trimmed, any case, any order). A column this
 // plugin reads that the header names twice (`lot` and `LOT`, a second `quantity`) is refused: which
 // of the two holds the value is unknowable. Extra columns (even repeated, even unnamed) are ignored.
-function headerIndex(row) {
+function headerIndex(row, delimiter) {
   const at = `line ${row.line}`;
   // A CR that is no line end (a CRLF's is one) in the header: the file's lines end with CR alone
   // (classic Mac OS), so the whole file reads as one line and a column would look missing.
@@ -83,7 +86,9 @@ function headerIndex(row) {
   const index = {};
   for (const column of COLUMNS) {
     const first = names.indexOf(column);
-    if (first < 0) throw MapError.malformed(`${at}: the header has no column '${column}'`);
+    if (first < 0) {
+      throw MapError.malformed(`${at}: the header has no column '${column}'${separatorHint(row, delimiter)}`);
+    }
     const second = names.indexOf(column, first + 1);
     if (second >= 0) {
       throw MapError.malformed(`${at}: the header names the column '${column}' twice, as '${row.cells[first].trim()}' (column ${first + 1}) and '${row.cells[second].trim()}' (column ${second + 1}); it must name each column once`);
@@ -91,6 +96,15 @@ function headerIndex(row) {
     index[column] = first;
   }
   return { index, width: row.cells.length };
+}
+
+// A hint for a header that lacks a column because the file is separated by another character
+// than the route's delimiter (a spreadsheet's `;`, a tab export).
+function separatorHint(row, delimiter) {
+  const other = [';', '\t'].find((separator) => separator !== delimiter && row.cells.some((name) => name.includes(separator)));
+  if (other === undefined) return '';
+  const shown = other === '\t' ? 'tabs' : `'${other}'`;
+  return `; the header is separated by ${shown}, not '${delimiter}': set the route config key 'delimiter' to ${other === '\t' ? 'a tab' : `'${other}'`} or export the file with '${delimiter}'`;
 }
 
 // What a cell of a row with no data holds: white space, NUL, the DOS end-of-file mark (Ctrl-Z).
@@ -101,14 +115,47 @@ const PADDING = /^[\s\u0000\u001a]*$/;
 // naming its line and column.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
+// What no identifier (movement id, warehouse, item, lot, serial, bin, reference) may hold beside
+// control characters: invisible format characters (category Cf: zero-width space and joiners,
+// word joiner, byte-order mark, soft hyphen, bidi controls...) and spaces other than the ASCII
+// space (NBSP, thin space, ideographic space, line and paragraph separators). Each makes a key
+// that looks like another and is not: `RM\u200b-200` is no stock of `RM-200`.
+// (Category Cf as of Unicode 15, listed: the component's regular expressions know no `\p{..}`.)
+const FORMAT = '\\u00ad\\u0600-\\u0605\\u061c\\u06dd\\u070f\\u0890\\u0891\\u08e2\\u180e\\u200b-\\u200f\\u202a-\\u202e\\u2060-\\u2064\\u2066-\\u206f\\ufeff\\ufff9-\\ufffb\\u{110bd}\\u{110cd}\\u{13430}-\\u{1343f}\\u{1bca0}-\\u{1bca3}\\u{1d173}-\\u{1d17a}\\u{e0001}\\u{e0020}-\\u{e007f}';
+const FORMAT_CHARACTER = new RegExp(`[${FORMAT}]`, 'u');
+// The spaces: Unicode's Zs but the ASCII space, and Zl and Zp.
+const INVISIBLE = new RegExp(`[${FORMAT}\\u00a0\\u1680\\u2000-\\u200a\\u202f\\u205f\\u3000\\u2028\\u2029]`, 'u');
+
+// The columns that hold identifiers.
+const IDENTIFIERS = new Set(['movement_id', 'warehouse', 'item', 'lot', 'serials', 'from_bin', 'to_bin', 'reference']);
+
+// `U+200B`: a code point as Unicode writes it.
+function codePoint(character) {
+  return `U+${character.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+}
+
+// The value with every character other than printable ASCII written as \u{...}, for a message.
+function visible(value) {
+  return value.replace(/[^\u0020-\u007e]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
+}
+
+// Only ASCII white space is padding around a value; another space at an identifier's ends is
+// refused as it is inside (shown, not silently dropped).
+const ASCII_PADDING = /^[ \t\n\v\f\r]+|[ \t\n\v\f\r]+$/g;
+
 function movement(row, index, mark, siteOf) {
   const at = (column) => `line ${row.line}, column ${column}`;
   const cell = (column) => {
-    const value = row.cells[index[column]].trim() || undefined;
+    const value = row.cells[index[column]].replace(ASCII_PADDING, '') || undefined;
     const control = value === undefined ? null : CONTROL.exec(value);
     if (control) {
-      const what = control[0] === '\n' || control[0] === '\r' ? 'a line break' : `the control character U+${control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
+      const what = control[0] === '\n' || control[0] === '\r' ? 'a line break' : `the control character ${codePoint(control[0])}`;
       throw MapError.malformed(`${at(column)}: the value holds ${what}, which no movement field may hold`);
+    }
+    const invisible = value === undefined || !IDENTIFIERS.has(column) ? null : INVISIBLE.exec(value);
+    if (invisible) {
+      const what = FORMAT_CHARACTER.test(invisible[0]) ? 'an invisible format character' : 'a space other than the ASCII space';
+      throw MapError.malformed(`${at(column)}: '${visible(value)}' holds ${codePoint(invisible[0])}, ${what}; an identifier may hold neither: it would not match the ${column} it looks like`);
     }
     return value;
   };
@@ -125,9 +172,9 @@ function movement(row, index, mark, siteOf) {
   }
   for (const bin of kind.needs) required(bin);
 
-  const amount = malformedAt(at('quantity'), () => decimal.parse(required('quantity'), mark));
+  const amount = malformedAt(at('quantity'), () => decimal.parse(withDigits(required('quantity'), mark), mark));
   if (amount === '0' || (amount.startsWith('-') && kind.type !== 'adjustment')) {
-    throw MapError.rejected(`${at('quantity')}: a ${kind.type} of ${amount} is not posted; only an adjustment may be negative, none may be zero`);
+    throw MapError.rejected(`${at('quantity')}: ${/^[aeiou]/.test(kind.type) ? 'an' : 'a'} ${kind.type} of ${amount} is not posted; only an adjustment may be negative, none may be zero`);
   }
   const unitCode = required('uom').toUpperCase();
   const uom = UNITS[unitCode];
@@ -186,6 +233,18 @@ function movement(row, index, mark, siteOf) {
   });
 }
 
+// A quantity written without the digit before or after the mark (`.5`, `5.`, as the Rust kit
+// and XML Schema's decimal allow) with it, for the JS kit's parser: `0.5`, `5`.
+function withDigits(value, mark) {
+  const at = value.indexOf(mark);
+  if (at < 0 || value.indexOf(mark, at + 1) >= 0) return value;
+  const before = value.slice(0, at);
+  const after = value.slice(at + 1);
+  if (/^[+-]?$/.test(before) && /^[0-9]+$/.test(after)) return `${before}0${mark}${after}`;
+  if (/^[+-]?[0-9]+$/.test(before) && after === '') return before;
+  return value;
+}
+
 // Whether the count `count` is more than the absolute value of the decimal text `amount` (`12.5`,
 // `-3`): for whole counts, exactly when it is more than the amount's whole part.
 function moreThan(count, amount) {
@@ -236,11 +295,13 @@ function sites() {
 }
 
 // RFC 4180 CSV: fields may be double-quoted (holding delimiters, quotes as "" and line ends);
-// lines end with LF or CRLF. Yields the rows one at a time, each with the line number it starts
+// lines end with LF or CRLF. A quote in a field that is not quoted (RFC 4180 2.5: `PO 12" pipe`,
+// Excel's `="00200"`, a space before the opening quote) is refused naming its line and column:
+// what the writer meant by it cannot be known. Yields the rows one at a time, each with the line number it starts
 // on, and skips rows of padding (a blank line, a row of delimiters only, NUL or Ctrl-Z padding)
 // as it reads them: a run of blank lines or padding rows is passed over by one regular
 // expression, never built into rows.
-function* csvRows(source, delimiter) {
+function* csvRows(source, delimiter, header) {
   const d = classEscape(delimiter);
   // Padding characters, delimiters and line ends: one character class, so the engine matches a
   // run of them, a megabyte of blank lines, in one pass with no backtracking state (a run of
@@ -294,6 +355,7 @@ function* csvRows(source, delimiter) {
           plain.lastIndex = i;
           cell += plain.exec(source)[0];
           i = plain.lastIndex;
+          if (cell.includes('"')) throw strayQuote(cell, line, cells.length, header);
           // A CR not before an LF is text (as it was), not a line end.
           if (source[i] === '\r' && source[i + 1] !== '\n') {
             cell += '\r';
@@ -320,6 +382,16 @@ function* csvRows(source, delimiter) {
     if (cells.every((cell) => PADDING.test(cell))) continue;
     yield { line: rowLine, cells };
   }
+}
+
+// The error for a quote in an unquoted field: the `cells`-th column (from 0) of the row at `line`.
+function strayQuote(cell, line, column, header) {
+  const name = header.names[column] || String(column + 1);
+  const value = cell.split('\r')[0].trim();
+  const excel = /^=\s*"/.test(value)
+    ? ` looks like an Excel formula (="..." keeps leading zeros in Excel): export the value itself, quoted as "${value.replace(/^=\s*"|"$/g, '')}" if need be, not a formula`
+    : ' holds a quote but is not quoted: RFC 4180 allows a quote only in a field in quotes, written twice (`"PO 12"" pipe"`), with nothing before the opening quote';
+  return MapError.malformed(`line ${line}, column ${name}: '${value}'${excel}`);
 }
 
 // The characters of a padding row but LF, for a regular expression's class: JavaScript's white
