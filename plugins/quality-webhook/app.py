@@ -4,6 +4,7 @@ See README.md for the payload, the field mapping and the route configuration.
 """
 
 import re
+import unicodedata
 
 from millrace_kit import MapError, config, events, jsondoc, log, malformed_at, text, timestamps
 
@@ -31,18 +32,18 @@ def map(message):
         raise MapError.unsupported(
             f"$.event: '{kind}' is not mapped; this plugin maps {' and '.join(ACTIONS)}"
         )
-    delivery = _key(jsondoc.text(body, "$", "id"), "$.id")
+    delivery = _identifier(body, "$", "id")
     occurred_at = _occurred_at(body)
 
     ncr = jsondoc.object_at(jsondoc.object_at(body, "$", "data"), "$.data", "ncr")
     path = "$.data.ncr"
-    number = _key(jsondoc.text(ncr, path, "number"), f"{path}.number")
+    number = _identifier(ncr, path, "number")
     site = _site(ncr, path)
 
     scope = jsondoc.object_at(ncr, path, "scope")
     spath = f"{path}.scope"
-    item = _key(jsondoc.text(scope, spath, "part_number", required=False), f"{spath}.part_number")
-    location = _key(jsondoc.text(scope, spath, "location", required=False), f"{spath}.location")
+    item = _identifier(scope, spath, "part_number", required=False)
+    location = _identifier(scope, spath, "location", required=False)
     supplier = _supplier(scope, spath)
     lots = _lots(scope, spath)
     if not (item or location or supplier or lots):
@@ -76,28 +77,55 @@ def map(message):
     ]
 
 
-#: Characters no key of an event may hold (the host refuses them): C0 and C1 controls (a tab, a
-#: line break, NUL), bidirectional controls (they make one key read as another) and characters
-#: that show nothing (zero-width spaces and joiners, the byte-order mark, the soft hyphen).
-_NOT_IN_A_KEY = re.compile(
-    "[\u0000-\u001f\u007f-\u009f\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069"
-    "\u200b-\u200d\u2060-\u2064\ufeff\u00ad]"
-)
+#: Characters no key of an event may hold (the host refuses the controls): C0 and C1 controls
+#: (a tab, a line break, NUL), bidirectional controls (they make one key read as another) and
+#: characters that show nothing (zero-width spaces and joiners, the byte-order mark, the soft
+#: hyphen): every control (category Cc) and format character (Cf).
+_INVISIBLE = ("Cc", "Cf")
+
+#: Spaces a key may not hold: every space but the ASCII one (NBSP, thin space, ideographic
+#: space; categories Zs, Zl, Zp). `L2026\u00a00211` looks like `L2026 0211` and is no lot the
+#: ERP or the WMS knows.
+_SPACES = ("Zs", "Zl", "Zp")
+
+#: The white space trimmed from the ends of an identifier: ASCII only; any other space at an end
+#: is refused as it is inside.
+_ASCII_SPACE = " \t\n\r\f\v"
+
+
+def _identifier(parent, path, key, required=True):
+    """The identifier at ``key`` of ``parent`` (as ``jsondoc.text`` reads it: missing, blank or
+    another JSON type refused naming the path), checked by :func:`_key` as sent, before the
+    kit's trimming could drop a non-ASCII space at its ends."""
+    if jsondoc.text(parent, path, key, required=required) is None:
+        return None
+    return _key(parent[key], jsondoc.path(path, key))
 
 
 def _key(value, where):
-    """``value`` (text or ``None``), refused naming its JSON path ``where`` when it holds a
-    character no key may hold: an identifier (hold id, part, lot, location, supplier, delivery
-    id) with a tab or NUL in it is no identifier a consumer can look up, and the host would refuse
-    the event without naming the field the platform sent."""
+    """``value`` (text or ``None``) without ASCII white space at its ends, refused naming its
+    JSON path ``where`` when it holds a character no key may hold: an identifier (hold id, part,
+    lot, location, supplier, delivery id, site code) with a tab, a zero-width space or an NBSP
+    in it is no identifier a consumer can look up, and the host would refuse a control without
+    naming the field the platform sent."""
     if value is None:
         return None
-    found = _NOT_IN_A_KEY.search(value)
-    if found:
-        raise MapError.malformed(
-            f"{where}: {value!r} holds the character U+{ord(found.group()):04X}, which no "
-            "identifier may hold (a control, bidirectional or invisible character)"
-        )
+    value = value.strip(_ASCII_SPACE)
+    for character in value:
+        if character == " " or character.isascii() and character.isprintable():
+            continue
+        category = unicodedata.category(character)
+        if category in _INVISIBLE:
+            raise MapError.malformed(
+                f"{where}: {value!r} holds the character U+{ord(character):04X}, which no "
+                "identifier may hold (a control, bidirectional or invisible character)"
+            )
+        if category in _SPACES:
+            raise MapError.malformed(
+                f"{where}: {value!r} holds the character U+{ord(character):04X}, which no "
+                "identifier may hold (a space other than the ASCII space: it looks like one "
+                "and is not)"
+            )
     return value
 
 
@@ -107,10 +135,46 @@ def _parse(payload):
         raise MapError.malformed("empty payload")
     # Strict: a key given twice (`"event"` placed, then released) or an unpaired surrogate
     # escape (`"L\\ud800"`, no WIT string can carry it) is refused naming its JSON path.
-    body = jsondoc.parse(source)
+    body = jsondoc.parse(_without_rows(source))
     if not isinstance(body, dict):
         raise MapError.malformed(f"$: expected a JSON object, got {jsondoc.type_name(body)}")
     return body
+
+
+#: A JSON string, any (what the reader passes over: a string may hold brackets), and one a row
+#: may hold: its escapes but a surrogate's, which the kit refuses naming its path.
+_ANY_STRING = r'"(?:[^"\\]|\\.)*"'
+_ROW_STRING = r'"(?:[^"\\\x00-\x1f]|\\[^u]|\\u(?![dD][89a-fA-F])[0-9a-fA-F]{4})*"'
+#: A JSON number of at most 100 digits (a longer one is refused by the kit).
+_NUMBER = r"-?(?:0|[1-9]\d{0,99})(?:\.\d{1,100})?(?:[eE][+-]?\d{1,3})?"
+_SCALAR = rf"(?:{_ROW_STRING}|{_NUMBER}|true|false|null)"
+
+#: A string, kept as it is, or a run of rows: arrays of scalars that are elements of an array
+#: (after `[` or `,`, never a member's value such as `lots`), made one empty array. One
+#: substitution in C with no call per match (the groups of the branch that did not match are
+#: empty), and one match for a run of rows: the repetitions are possessive, so the engine keeps
+#: no state per row.
+_ROW = re.compile(
+    rf"(?P<keep>{_ANY_STRING})"
+    rf"|(?P<before>[\[,]\s*)(?P<open>\[)\s*(?:{_SCALAR}(?:\s*,\s*{_SCALAR})*+)?\s*(?P<close>\])"
+    rf"(?:\s*,\s*\[\s*(?:{_SCALAR}(?:\s*,\s*{_SCALAR})*+)?\s*\])*+",
+    re.ASCII,
+)
+_KEEP_OR_EMPTY = r"\g<keep>\g<before>\g<open>\g<close>"
+#: Whether the text may hold an array in an array.
+_NESTED_ARRAY = re.compile(r"\[\s*\[")
+
+
+def _without_rows(source):
+    """The webhook with every run of rows of an array (`"measurements": [[0, 0.5, "ok"], ...]`)
+    made one empty row: nothing this plugin reads is an array of arrays, and
+    150,000 rows of three values were 40 MB of objects, past the 64 MiB a call may use (a lost
+    hold leaves stock available). The document's shape (nesting, JSON types where this plugin
+    reads) and its errors (invalid JSON, an unpaired surrogate, a long number: such a row is
+    kept) are unchanged; a string is never changed."""
+    if not _NESTED_ARRAY.search(source):
+        return source
+    return _ROW.sub(_KEEP_OR_EMPTY, source)
 
 
 #: The reason carried when the platform gives none.
@@ -176,7 +240,7 @@ def _supplier(scope, path):
     """The supplier id: `supplier.id`, or `supplier` itself when the platform sends plain text."""
     value = scope.get("supplier")
     if isinstance(value, str):
-        return _key(value.strip() or None, f"{path}.supplier")
+        return _key(value.strip(_ASCII_SPACE) or None, f"{path}.supplier")
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -184,7 +248,7 @@ def _supplier(scope, path):
             f"{path}.supplier: expected the supplier id as text or an object with an 'id', "
             f"got {jsondoc.type_name(value)}"
         )
-    return _key(jsondoc.text(value, f"{path}.supplier", "id"), f"{path}.supplier.id")
+    return _identifier(value, f"{path}.supplier", "id")
 
 
 def _lots(scope, path):
@@ -197,9 +261,9 @@ def _lots(scope, path):
     for n, lot in enumerate(lots):
         if not isinstance(lot, str) or not lot.strip():
             raise MapError.malformed(f"{path}.lots[{n}]: expected a lot number, got {jsondoc.type_name(lot)}")
-        _key(lot.strip(), f"{path}.lots[{n}]")
-        if lot.strip() not in result:
-            result.append(lot.strip())
+        lot = _key(lot, f"{path}.lots[{n}]")
+        if lot not in result:
+            result.append(lot)
     return result
 
 
@@ -211,9 +275,9 @@ def _site(ncr, path):
     where = f"{path}.site"
     default = config.get("site")
     if isinstance(record, dict):
-        code = jsondoc.text(record, where, "code", required=default is None)
+        code = _identifier(record, where, "code", required=default is None)
     elif record is None or isinstance(record, str):
-        code = jsondoc.text(ncr, path, "site", required=default is None)
+        code = _identifier(ncr, path, "site", required=default is None)
     else:
         raise MapError.malformed(
             f"{where}: expected the site code as text or an object with a 'code', "
@@ -230,8 +294,12 @@ def _site(ncr, path):
 
 #: An RFC 3339 time whose second is 60: a leap second (`2016-12-31T23:59:60Z`).
 _LEAP_SECOND = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:60(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:60(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
 )
+
+#: The digits of a fraction of a second beyond the nanosecond, which RFC 3339 allows and a
+#: canonical timestamp does not keep (`.123456789123` is `.123456789`, cut as b2mml cuts it).
+_BEYOND_NANOSECONDS = re.compile(r"(?<=:\d{2}\.\d{9})\d+(?=[Zz+-])", re.ASCII)
 
 
 def _occurred_at(body):
@@ -245,4 +313,4 @@ def _occurred_at(body):
             "cannot hold"
         )
     with malformed_at("$.occurred_at"):
-        return timestamps.rfc3339(timestamps.parse(value))
+        return timestamps.rfc3339(timestamps.parse(_BEYOND_NANOSECONDS.sub("", value, count=1)))
