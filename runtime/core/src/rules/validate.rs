@@ -71,16 +71,22 @@ fn is_bidi_control(c: char) -> bool {
 /// joiners U+200C and U+200D stay allowed between two non-ASCII characters, where scripts
 /// (Persian, the Indic ones) and emoji sequences need them to be written at all.
 fn look_alike(key: &str) -> Option<char> {
-    let chars: Vec<char> = key.chars().collect();
-    chars.iter().enumerate().find_map(|(i, &c)| {
+    if key.is_ascii() {
+        // Every key of most sources: nothing here is ASCII.
+        return None;
+    }
+    let mut before = None;
+    let mut chars = key.chars().peekable();
+    while let Some(c) = chars.next() {
         let joins_scripts = matches!(c, '\u{200C}' | '\u{200D}')
-            && i > 0
-            && chars.get(i + 1).is_some_and(|next| !next.is_ascii())
-            && !chars[i - 1].is_ascii();
-        let look_alike =
-            (is_invisible(c) && !joins_scripts) || (c.is_whitespace() && !c.is_ascii());
-        look_alike.then_some(c)
-    })
+            && before.is_some_and(|b: char| !b.is_ascii())
+            && chars.peek().is_some_and(|next| !next.is_ascii());
+        if (is_invisible(c) && !joins_scripts) || (c.is_whitespace() && !c.is_ascii()) {
+            return Some(c);
+        }
+        before = Some(c);
+    }
+    None
 }
 
 struct Check<'a> {
