@@ -37,6 +37,7 @@ impl Poster for ErpPostings {
                 Movement {
                     code: "02",
                     movement_type: "101",
+                    reversal_type: "102",
                     text: "MES production completion",
                     order: &done.work_order,
                     operation: done.operation.as_deref(),
@@ -54,6 +55,7 @@ impl Poster for ErpPostings {
                 Movement {
                     code: "03",
                     movement_type: "261",
+                    reversal_type: "262",
                     text: "MES material consumption",
                     order: &used.work_order,
                     operation: used.operation.as_deref(),
@@ -81,6 +83,8 @@ struct Movement<'a> {
     code: &'static str,
     /// `GoodsMovementType`: 101 or 261.
     movement_type: &'static str,
+    /// The movement type that reverses it: 102 or 262.
+    reversal_type: &'static str,
     /// The header text's first words.
     text: &'static str,
     order: &'a str,
@@ -110,15 +114,22 @@ impl Movement<'_> {
                 ERP_UNITS.join(", ")
             )));
         }
+        let amount = &self.quantity.amount;
+        if decimal::parse(amount, '.').is_ok_and(|d| d.is_sign_negative() && !d.is_zero()) {
+            return Err(RenderError::rejected(format!(
+                "the {kind} of item {} for order {} has a negative quantity ({amount} {unit}): \
+                 a goods movement {} books positive quantities only, and taking it back is a \
+                 reversal (movement {}) of the original material document; reverse that \
+                 document in the ERP",
+                self.item, self.order, self.movement_type, self.reversal_type
+            )));
+        }
         let site = &event.envelope.site;
-        let plant = config::get(&format!("plant.{site}")).unwrap_or_else(|| site.clone());
-        // The posting date is the plant's calendar day of the event: the date in the offset
-        // the source wrote the time in.
-        let day = event
-            .envelope
-            .time
-            .get(..10)
-            .ok_or_else(|| RenderError::other(format!("time {:?}", event.envelope.time)))?;
+        let plant =
+            config::get_non_blank(&format!("plant.{site}"))?.unwrap_or_else(|| site.clone());
+        // The posting date is the plant's calendar day of the event: its local date with the
+        // route's `utc-offset` (and `daylight-saving`), else the date as the source wrote it.
+        let day = timestamp::site_date(&event.envelope.time, site)?;
         let header_text = match self.operation {
             Some(operation) => format!("{} {}/{operation}", self.text, self.order),
             None => format!("{} {}", self.text, self.order),
@@ -166,7 +177,7 @@ mod tests {
     #[test]
     fn golden_fixtures() {
         match check_fixtures::<ErpPostings>(env!("CARGO_MANIFEST_DIR")) {
-            Ok(passed) => assert_eq!(passed, 37),
+            Ok(passed) => assert_eq!(passed, 51),
             Err(report) => panic!("{report}"),
         }
     }

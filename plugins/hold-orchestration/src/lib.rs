@@ -37,7 +37,8 @@ impl Poster for HoldOrchestration {
             ))
         })?;
         let site = &event.envelope.site;
-        let plant = config::get(&format!("plant.{site}")).unwrap_or_else(|| site.clone());
+        let plant =
+            config::get_non_blank(&format!("plant.{site}"))?.unwrap_or_else(|| site.clone());
         let placed = hold.action == HoldAction::Placed;
         let mut requests = Vec::new();
         let mut actions = Vec::new();
@@ -108,7 +109,9 @@ impl Poster for HoldOrchestration {
                         .filter(|block| !block.is_empty())
                 };
                 match (response.status, block) {
-                    (200..=299, Some(block)) if !has_error(response) => Verdict::posted(block),
+                    (200..=299, Some(block)) if !response.error_reported() => {
+                        Verdict::posted(block)
+                    }
                     (200..=299, _) => response.success_without(if release {
                         "the blocks it lifted (released)"
                     } else {
@@ -127,7 +130,7 @@ impl Poster for HoldOrchestration {
             // the request never reached the service, try again) or an `error` body (refused,
             // as the ERP's and the WMS's are).
             _ if response.is_success() => {
-                if is_page(response) || has_error(response) {
+                if is_page(response) || response.error_reported() {
                     response.success_without(
                         "an answer of the notification service (a web page came back)",
                     )
@@ -160,13 +163,6 @@ fn released(response: &Response) -> Option<String> {
     (!ids.is_empty() && ids.iter().all(|id| !id.is_empty())).then(|| ids.join(","))
 }
 
-/// Whether the body is JSON with an `error` member (not null).
-fn has_error(response: &Response) -> bool {
-    response
-        .json()
-        .is_some_and(|json| json.get("error").is_some_and(|error| !error.is_null()))
-}
-
 /// Whether the body is a web page (`text/html`, or markup where JSON or nothing was expected):
 /// a sign-in page or a proxy's page, not the service's answer.
 fn is_page(response: &Response) -> bool {
@@ -189,7 +185,9 @@ fn erp_transfer(
         HoldAction::Placed => ("344", "placed"),
         HoldAction::Released => ("343", "released"),
     };
-    let day = posting_date(&event.envelope.time, &event.envelope.site)?;
+    // The ERP's period is the plant's: a hold placed at 22:30 UTC on 31 March is booked on
+    // 1 April in Linz (`utc-offset`, `daylight-saving`).
+    let day = timestamp::site_date(&event.envelope.time, &event.envelope.site)?;
     Ok(Request::post(ERP, "/odata/v1/GoodsMovements")
         .header("Accept", "application/json")
         .json(json!({
@@ -207,70 +205,6 @@ fn erp_transfer(
                 "QualityNotification": hold.hold_id,
             }],
         })))
-}
-
-/// The ERP posting date of an event at `time` (RFC 3339): the plant's local date when the
-/// route gives the site's `utc-offset` (with `daylight-saving = "eu"`, one hour more from the
-/// last Sunday of March to the last Sunday of October, 01:00 UTC), else the date as the source
-/// wrote it. A hold placed at 22:30 UTC on 31 March is booked on 1 April in Linz: the ERP's
-/// period is the plant's.
-fn posting_date(time: &str, site: &str) -> Result<String, RenderError> {
-    let bad_time = || RenderError::other(format!("event time {time:?} is not RFC 3339"));
-    let Some(offset_text) = site_setting("utc-offset", site) else {
-        return Ok(time.get(..10).ok_or_else(bad_time)?.to_owned());
-    };
-    let mut plant_offset = timestamp::parse_offset(offset_text.trim()).map_err(|_| {
-        RenderError::other(format!(
-            "route configuration utc-offset {offset_text:?} is not an offset such as +01:00"
-        ))
-    })?;
-    let daylight_saving = match site_setting("daylight-saving", site)
-        .as_deref()
-        .map(str::trim)
-    {
-        None | Some("none") => false,
-        Some("eu") => true,
-        Some(other) => {
-            return Err(RenderError::other(format!(
-                "route configuration daylight-saving {other:?}: accepted values are eu and none"
-            )));
-        }
-    };
-    let moment = time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339)
-        .map_err(|_| bad_time())?
-        .to_offset(timestamp::UtcOffset::UTC);
-    if daylight_saving && in_eu_summer_time(moment) {
-        plant_offset = timestamp::UtcOffset::from_whole_seconds(
-            plant_offset.whole_seconds() + 3600,
-        )
-        .map_err(|_| {
-            RenderError::other(format!(
-                "utc-offset {offset_text:?} plus summer time is no offset"
-            ))
-        })?;
-    }
-    Ok(timestamp::full_date(moment.to_offset(plant_offset).date()))
-}
-
-/// Whether a UTC moment falls in EU summer time: from 01:00 UTC on the last Sunday of March to
-/// 01:00 UTC on the last Sunday of October.
-fn in_eu_summer_time(utc: time::OffsetDateTime) -> bool {
-    let change = |month: time::Month| {
-        let mut day = time::Date::from_calendar_date(utc.year(), month, 31).ok()?;
-        while day.weekday() != time::Weekday::Sunday {
-            day = day.previous_day()?;
-        }
-        Some(day.with_hms(1, 0, 0).ok()?.assume_utc())
-    };
-    match (change(time::Month::March), change(time::Month::October)) {
-        (Some(start), Some(end)) => start <= utc && utc < end,
-        _ => false,
-    }
-}
-
-/// A route setting for a site: `<key>.<site>`, else `<key>`.
-fn site_setting(key: &str, site: &str) -> Option<String> {
-    config::get(&format!("{key}.{site}")).or_else(|| config::get(key))
 }
 
 /// The WMS shipment release block of the hold (every lot of the item when it names none), or

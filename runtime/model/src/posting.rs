@@ -312,17 +312,54 @@ impl Response {
         header(&self.headers, name)
     }
 
-    /// The body parsed as JSON, or none when it is not JSON.
+    /// The body parsed as JSON, or none when it is not JSON. A UTF-8 byte-order mark and white
+    /// space before the JSON (as some Windows-hosted services write them) hide nothing.
     pub fn json(&self) -> Option<Value> {
-        serde_json::from_slice(&self.body).ok()
+        let body = self.body.as_slice();
+        let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+        serde_json::from_slice(body.trim_ascii_start()).ok()
+    }
+
+    /// Whether the body is JSON whose top-level `error` reports an error: an OData error
+    /// object, a message, `true`, an error number. An `error` of `null`, `false`, `0` or blank
+    /// text, or a list or an object holding only such values (`{}`, `{"code": "", "message":
+    /// ""}`), reports none: many services always send the member.
+    pub fn error_reported(&self) -> bool {
+        fn reports(error: &Value) -> bool {
+            match error {
+                Value::Null => false,
+                Value::Bool(flag) => *flag,
+                Value::Number(number) => number.as_f64() != Some(0.0),
+                Value::String(text) => !text.trim().is_empty(),
+                Value::Array(items) => items.iter().any(reports),
+                Value::Object(members) => members.values().any(reports),
+            }
+        }
+        self.json()
+            .is_some_and(|json| json.get("error").is_some_and(reports))
     }
 
     /// The text at the JSON pointer `pointer` (`/d/MaterialDocument`) of the body, when the
     /// body is JSON and the value there is text (or a number, as its text).
+    ///
+    /// An integer is its digits, also when the target wrote it with a fraction or an exponent
+    /// (`4900012345.0`, `4.900012345E9` are `4900012345`), as long as a JSON number holds it
+    /// exactly (below 2^53).
     pub fn json_str(&self, pointer: &str) -> Option<String> {
+        /// The first float above which not every integer is exact (2^53).
+        const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
         match self.json()?.pointer(pointer)? {
             Value::String(text) => Some(text.clone()),
-            Value::Number(number) => Some(number.to_string()),
+            Value::Number(number) => Some(match number.as_f64() {
+                Some(float)
+                    if !(number.is_i64() || number.is_u64())
+                        && float.fract() == 0.0
+                        && float.abs() < EXACT_INTEGERS =>
+                {
+                    format!("{float:.0}")
+                }
+                _ => number.to_string(),
+            }),
             _ => None,
         }
     }
@@ -391,12 +428,11 @@ impl Response {
         if self.header("nats-stream").is_some() {
             return Verdict::posted("");
         }
-        if let Some(message) = self.json().and_then(|json| {
-            json.get("error")
-                .is_some()
-                .then(|| self.error_message())
-                .flatten()
-        }) {
+        if let Some(message) = self
+            .error_reported()
+            .then(|| self.error_message())
+            .flatten()
+        {
             return Verdict::rejected(message);
         }
         let body = self.text();
@@ -656,6 +692,78 @@ mod tests {
             "rawsequence": 42,
             "sourcetransaction": "evt_01"
         })
+    }
+
+    fn answer(body: &[u8]) -> Response {
+        Response {
+            target: "erp".into(),
+            status: 201,
+            headers: Vec::new(),
+            body: body.to_vec(),
+        }
+    }
+
+    /// What a target takes liberties with in its JSON hides nothing from a poster: a
+    /// byte-order mark or white space before it, an `error` member that reports no error, a
+    /// document number written as a float.
+    #[test]
+    fn an_answer_is_read_as_the_target_meant_it() {
+        let marked = answer(b"\xEF\xBB\xBF \r\n{\"d\": {\"MaterialDocument\": \"49\"}}");
+        assert_eq!(marked.odata_str("MaterialDocument").as_deref(), Some("49"));
+        assert_eq!(answer(b"\xEF\xBB\xBF<html>sign in</html>").json(), None);
+
+        for none in [
+            json!(null),
+            json!(false),
+            json!(""),
+            json!("  "),
+            json!({}),
+            json!([]),
+            json!(0),
+            json!({"code": "", "message": ""}),
+        ] {
+            let body = json!({"jobId": "J-77", "error": none}).to_string();
+            let queued = answer(body.as_bytes());
+            assert!(!queued.error_reported(), "{none}");
+            assert!(
+                matches!(queued.success_without("a document"), Verdict::TryAgain(_)),
+                "{none}"
+            );
+        }
+        for some in [
+            json!(true),
+            json!("failed"),
+            json!({"code": "M7/021"}),
+            json!({"message": {"lang": "en", "value": "x"}}),
+            json!([{"code": "E"}]),
+            json!(4),
+        ] {
+            let body = json!({"error": some}).to_string();
+            assert!(answer(body.as_bytes()).error_reported(), "{some}");
+        }
+        assert_eq!(
+            answer(br#"{"error": "period closed"}"#).success_without("a document"),
+            Verdict::rejected("period closed")
+        );
+
+        for (body, text) in [
+            (
+                &br#"{"d": {"MaterialDocument": 4.900012345E9}}"#[..],
+                "4900012345",
+            ),
+            (br#"{"MaterialDocument": 4900012345.0}"#, "4900012345"),
+            (br#"{"MaterialDocument": 4900012345}"#, "4900012345"),
+            (br#"{"MaterialDocument": "0049"}"#, "0049"),
+            (br#"{"MaterialDocument": 49.5}"#, "49.5"),
+            (br#"{"MaterialDocument": 1e300}"#, "1e+300"),
+        ] {
+            assert_eq!(
+                answer(body).odata_str("MaterialDocument").as_deref(),
+                Some(text),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 
     #[test]

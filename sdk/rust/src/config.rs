@@ -10,6 +10,18 @@ pub fn get(key: &str) -> Option<String> {
     backend::get(key)
 }
 
+/// Returns the value of `key`, or none when the route does not set it; a value that is blank
+/// (`plant.PLANT1 = ""`) is a [`MapError::Other`] naming the key, since a key set to nothing
+/// is a mistake in the route, not a wish for the default.
+pub fn get_non_blank(key: &str) -> Result<Option<String>, MapError> {
+    match get(key) {
+        Some(value) if value.trim().is_empty() => Err(MapError::other(format!(
+            "route config key '{key}' is empty; set it to a value or remove it"
+        ))),
+        value => Ok(value),
+    }
+}
+
 /// Returns the value of `key`, or a [`MapError::Other`] telling the operator to set it.
 pub fn require(key: &str) -> Result<String, MapError> {
     get(key).ok_or_else(|| {
@@ -17,6 +29,11 @@ pub fn require(key: &str) -> Result<String, MapError> {
             "the route configuration has no key '{key}'; set it in the route's config"
         ))
     })
+}
+
+/// Returns a route setting for a site: the value of `<key>.<site>`, else of `<key>`.
+pub fn site_setting(key: &str, site: &str) -> Option<String> {
+    get(&format!("{key}.{site}")).or_else(|| get(key))
 }
 
 /// Checks `site`, read from the key `key`, against what a canonical subject token may hold
@@ -108,5 +125,23 @@ mod tests {
         );
         assert_eq!(all().len(), 2);
         assert_eq!(all()[0].0, "partner");
+        assert_eq!(get_non_blank("site").unwrap().as_deref(), Some("PLANT1"));
+        assert_eq!(get_non_blank("missing").unwrap(), None);
+        set_for_tests([("plant.PLANT1", " "), ("utc-offset", "+01:00")]);
+        assert_eq!(
+            get_non_blank("plant.PLANT1").unwrap_err(),
+            MapError::Other(
+                "route config key 'plant.PLANT1' is empty; set it to a value or remove it".into()
+            )
+        );
+        assert_eq!(
+            site_setting("utc-offset", "PLANT1").as_deref(),
+            Some("+01:00")
+        );
+        set_for_tests([("utc-offset", "+01:00"), ("utc-offset.PLANT2", "-05:00")]);
+        assert_eq!(
+            site_setting("utc-offset", "PLANT2").as_deref(),
+            Some("-05:00")
+        );
     }
 }

@@ -75,24 +75,30 @@ pub trait Poster {
 
 /// The verdict on the answer of an ERP's goods-movement service in the shape of SAP S/4HANA's
 /// material documents (`API_MATERIAL_DOCUMENT_SRV`, OData v2 or v4), to a request whose
-/// `ReferenceDocument` is the event id. Only a material document proves a booking, and only in
-/// an answer that says the booking was made:
+/// `ReferenceDocument` is the event id, read as [`Response::json`] reads it (a byte-order mark before
+/// the JSON hides nothing; an `error` of `null`, `false` or `""` is none: [`Response::error_reported`]). Only a material document
+/// proves a booking, and only in an answer that says the booking was made:
 /// - a redirect or refused credentials: **try again** ([`Response::access_problem`]);
 /// - an answer naming another `ReferenceDocument`: **rejected** (it is another posting's). The
 ///   reference is compared ignoring case (a UUID is the same in upper case), and one of 16
 ///   characters that starts the event id is this event's: SAP's reference (`XBLNR`) holds 16;
-/// - a `MaterialDocument` in a 2xx without an OData `error`: **posted**;
+/// - a `MaterialDocument` in a 2xx without an OData `error`: **posted** (a number is read as
+///   [`Response::json_str`] reads it: `4900012345.0` is `4900012345`);
 /// - a `MaterialDocument` in a 409 whose error code is `IDEMPOTENT_REPLAY` (this
 ///   `Idempotency-Key` was booked before): **posted**, the original document;
 /// - an OData `error` wins over a document beside it: a 2xx with one is **rejected** with the
 ///   ERP's message, a 409 with another code (`DOCUMENT_LOCKED`...) is read as a 409 without a
 ///   document;
 /// - a blank document (`""`, `"   "`) is no document;
+/// - an SAP lock message (`M3/897` "plant data of material .. is locked by user ..", `MC/601`),
+///   as the error's code or in its `innererror.errordetails`, whatever the status: **try
+///   again**, the user's lock ends;
 /// - a 2xx without a document: [`Response::success_without`] (a proxy's page, an empty body);
 /// - a 409 without a document and with no code, `REQUEST_IN_PROGRESS` (the first request with
 ///   this key is still being booked) or `IDEMPOTENT_REPLAY` (booked, but the answer names no
-///   document: asked again, the ERP names it), a 404 from the gateway (no such service: the
-///   target's url), or a transient status: **try again**;
+///   document: asked again, the ERP names it), a 404 without a code or from SAP Gateway's
+///   `/IWFND/` or `/IWBEP/` layer (no such service or entity set: the target's url), or a
+///   transient status: **try again**;
 /// - anything else: **rejected** with the ERP's message.
 pub fn material_document_verdict(event: &Event, response: &Response) -> Verdict {
     if let Some(verdict) = response.access_problem() {
@@ -111,10 +117,9 @@ pub fn material_document_verdict(event: &Event, response: &Response) -> Verdict 
     }
     let code = response.json_str("/error/code").unwrap_or_default();
     let code = code.trim();
-    // An OData error in the body: the ERP says something went wrong, whatever else it names.
-    let error = response
-        .json()
-        .is_some_and(|json| json.get("error").is_some_and(|error| !error.is_null()));
+    // An OData error in the body: the ERP says something went wrong, whatever else it names
+    // (an `error` of `null`, `false` or `""` reports none).
+    let error = response.error_reported();
     let document = response
         .odata_str("MaterialDocument")
         .map(|document| document.trim().to_owned())
@@ -122,6 +127,7 @@ pub fn material_document_verdict(event: &Event, response: &Response) -> Verdict 
     match (response.status, document) {
         (200..=299, Some(document)) if !error => Verdict::posted(document),
         (409, Some(document)) if code == "IDEMPOTENT_REPLAY" => Verdict::posted(document),
+        _ if is_sap_lock(response) => Verdict::try_again(response.summary()),
         (200..=299, _) => response.success_without("a material document"),
         (409, _) if code.is_empty() || code == "REQUEST_IN_PROGRESS" => Verdict::try_again(
             response
@@ -133,11 +139,15 @@ pub fn material_document_verdict(event: &Event, response: &Response) -> Verdict 
              Idempotency-Key",
             response.summary()
         )),
-        (404, _) if code.is_empty() || code.starts_with("/IWFND/") => Verdict::try_again(format!(
-            "{}; check the {} target's url",
-            response.summary(),
-            response.target
-        )),
+        (404, _)
+            if code.is_empty() || code.starts_with("/IWFND/") || code.starts_with("/IWBEP/") =>
+        {
+            Verdict::try_again(format!(
+                "{}; check the {} target's url",
+                response.summary(),
+                response.target
+            ))
+        }
         _ if response.is_transient() => Verdict::try_again(response.summary()),
         _ => Verdict::rejected(
             response
@@ -145,6 +155,29 @@ pub fn material_document_verdict(event: &Event, response: &Response) -> Verdict 
                 .unwrap_or_else(|| format!("HTTP {}", response.status)),
         ),
     }
+}
+
+/// SAP's messages that an object is locked by another user: the lock ends when the user leaves
+/// the transaction, so the posting is tried again. `M3/897`: the plant data of the material is
+/// locked; `MC/601`: the requested object is locked (the enqueue server's generic message).
+const SAP_LOCK_MESSAGES: [&str; 2] = ["M3/897", "MC/601"];
+
+/// Whether the answer's OData error is an SAP lock message ([`SAP_LOCK_MESSAGES`]), as its code
+/// or as the code of one of SAP Gateway's `innererror.errordetails`.
+fn is_sap_lock(response: &Response) -> bool {
+    let Some(json) = response.json() else {
+        return false;
+    };
+    let error = &json["error"];
+    let details = error["innererror"]["errordetails"].as_array();
+    std::iter::once(error)
+        .chain(details.into_iter().flatten())
+        .filter_map(|entry| entry["code"].as_str())
+        .any(|code| {
+            SAP_LOCK_MESSAGES
+                .iter()
+                .any(|lock| code.trim().eq_ignore_ascii_case(lock))
+        })
 }
 
 /// Whether the `ReferenceDocument` of an answer is the event id `id` the request sent: the same
@@ -214,6 +247,77 @@ mod tests {
                    "d": {"MaterialDocument": "4900012345"}}),
         );
         assert_eq!(replay, Verdict::posted("4900012345"));
+    }
+
+    #[test]
+    fn an_error_that_reports_none_is_no_error() {
+        for none in [json!(null), json!(false), json!(""), json!({})] {
+            let posted = verdict(201, json!({"MaterialDocument": "49", "error": none}));
+            assert_eq!(posted, Verdict::posted("49"), "{none}");
+            let queued = verdict(202, json!({"jobId": "J-77", "error": none}));
+            assert!(matches!(queued, Verdict::TryAgain(_)), "{none}: {queued:?}");
+        }
+        let failed = verdict(
+            201,
+            json!({"MaterialDocument": "49", "error": "period closed"}),
+        );
+        assert_eq!(failed, Verdict::rejected("period closed"));
+    }
+
+    #[test]
+    fn an_sap_lock_is_tried_again_whatever_the_status() {
+        let lock = json!({"code": "M3/897", "message": "Plant data of material FG-1 is locked"});
+        let wrapped = json!({"code": "/IWBEP/CX_MGW_BUSI_EXCEPTION", "message": "Error",
+                             "innererror": {"errordetails": [{"code": "MC/601",
+                                                              "message": "locked by JSMITH"}]}});
+        for status in [200, 400, 409, 422] {
+            for error in [&lock, &wrapped] {
+                let answer = verdict(status, json!({"error": error}));
+                assert!(
+                    matches!(answer, Verdict::TryAgain(_)),
+                    "{status}: {answer:?}"
+                );
+            }
+        }
+        let unknown = verdict(400, json!({"error": {"code": "M7/021", "message": "x"}}));
+        assert_eq!(unknown, Verdict::rejected("M7/021: x"));
+    }
+
+    #[test]
+    fn a_gateway_404_is_the_targets_url() {
+        for code in ["", "/IWFND/MED/170", "/IWBEP/CM_MGW_RT/020"] {
+            let answer = verdict(
+                404,
+                json!({"error": {"code": code, "message": "not found"}}),
+            );
+            assert!(
+                matches!(answer, Verdict::TryAgain(ref why) if why.contains("url")),
+                "{code}: {answer:?}"
+            );
+        }
+        let business = verdict(404, json!({"error": {"code": "M7/001", "message": "x"}}));
+        assert_eq!(business, Verdict::rejected("M7/001: x"));
+    }
+
+    #[test]
+    fn a_byte_order_mark_hides_no_document() {
+        let mut response = Response {
+            target: "erp".into(),
+            status: 409,
+            headers: Vec::new(),
+            body: b"\xEF\xBB\xBF{\"error\": {\"code\": \"IDEMPOTENT_REPLAY\"}, \"MaterialDocument\": 4.9E9}"
+                .to_vec(),
+        };
+        assert_eq!(
+            material_document_verdict(&event(), &response),
+            Verdict::posted("4900000000")
+        );
+        response.status = 201;
+        response.body = b"\xEF\xBB\xBF{\"MaterialDocument\": \"49\"}".to_vec();
+        assert_eq!(
+            material_document_verdict(&event(), &response),
+            Verdict::posted("49")
+        );
     }
 
     #[test]

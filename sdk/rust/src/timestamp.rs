@@ -6,7 +6,9 @@
 //! ```
 
 use time::format_description::well_known::Rfc3339;
-use time::{Month, PrimitiveDateTime};
+use time::{Month, OffsetDateTime, PrimitiveDateTime, Weekday};
+
+use crate::{MapError, config};
 
 pub use time::{Date, Time, UtcOffset};
 
@@ -28,6 +30,12 @@ pub enum TimestampError {
     /// The offset is not `Z`, `±HH:MM`, `±HHMM` or `±HH`, or is out of range.
     #[error("'{text}' is not a valid UTC offset (expected +HH:MM)")]
     Offset {
+        /// The offending text.
+        text: String,
+    },
+    /// The moment is not an RFC 3339 timestamp (`2026-03-02T06:15:00+01:00`).
+    #[error("'{text}' is not an RFC 3339 timestamp (expected 2026-03-02T06:15:00+01:00)")]
+    Moment {
         /// The offending text.
         text: String,
     },
@@ -200,6 +208,91 @@ pub fn full_date(date: Date) -> String {
     )
 }
 
+/// The calendar date of the moment `time` (RFC 3339) where the clocks show standard time at
+/// `offset`, and one hour more in summer when `eu_summer_time` (EU rules: from 01:00 UTC on the
+/// last Sunday of March to 01:00 UTC on the last Sunday of October). `2026-04-01T01:30:00Z` is
+/// 31 March at `-05:00`.
+pub fn local_date(
+    time: &str,
+    offset: UtcOffset,
+    eu_summer_time: bool,
+) -> Result<Date, TimestampError> {
+    let utc = OffsetDateTime::parse(time, &Rfc3339)
+        .map_err(|_| TimestampError::Moment {
+            text: time.to_owned(),
+        })?
+        .to_offset(UtcOffset::UTC);
+    let summer = if eu_summer_time && in_eu_summer_time(utc) {
+        3600
+    } else {
+        0
+    };
+    let offset = UtcOffset::from_whole_seconds(offset.whole_seconds() + summer).map_err(|_| {
+        TimestampError::Offset {
+            text: format!("{offset} plus summer time"),
+        }
+    })?;
+    Ok(utc.to_offset(offset).date())
+}
+
+/// Whether a UTC moment falls in EU summer time: from 01:00 UTC on the last Sunday of March to
+/// 01:00 UTC on the last Sunday of October.
+fn in_eu_summer_time(utc: OffsetDateTime) -> bool {
+    let change = |month: Month| {
+        let mut day = Date::from_calendar_date(utc.year(), month, 31).ok()?;
+        while day.weekday() != Weekday::Sunday {
+            day = day.previous_day()?;
+        }
+        Some(day.with_hms(1, 0, 0).ok()?.assume_utc())
+    };
+    match (change(Month::March), change(Month::October)) {
+        (Some(start), Some(end)) => start <= utc && utc < end,
+        _ => false,
+    }
+}
+
+/// The calendar date, as `YYYY-MM-DD`, of an event at `time` (RFC 3339) at the site `site`, as
+/// the route configures the site's clock: `utc-offset` (`+01:00`, standard time) and
+/// `daylight-saving` (`eu` or `none`), each read for the site (`utc-offset.<site>`) before the
+/// route's own (`utc-offset`). Without an offset, the date as the source wrote `time`.
+pub fn site_date(time: &str, site: &str) -> Result<String, MapError> {
+    let Some(offset_text) = config::site_setting("utc-offset", site) else {
+        return time.get(..10).map(str::to_owned).ok_or_else(|| {
+            MapError::other(TimestampError::Moment { text: time.into() }.to_string())
+        });
+    };
+    let key = |name: &str| {
+        if config::get(&format!("{name}.{site}")).is_some() {
+            format!("{name}.{site}")
+        } else {
+            name.to_owned()
+        }
+    };
+    let offset = parse_offset(offset_text.trim()).map_err(|_| {
+        MapError::other(format!(
+            "route config key '{}' is '{offset_text}', but a UTC offset is written +HH:MM \
+             (+01:00, -05:00)",
+            key("utc-offset")
+        ))
+    })?;
+    let eu_summer_time = match config::site_setting("daylight-saving", site)
+        .as_deref()
+        .map(str::trim)
+    {
+        None | Some("none") => false,
+        Some("eu") => true,
+        Some(other) => {
+            return Err(MapError::other(format!(
+                "route config key '{}' is '{other}', but the accepted values are eu and none",
+                key("daylight-saving")
+            )));
+        }
+    };
+    local_date(time, offset, eu_summer_time)
+        .map(full_date)
+        .map_err(|error| MapError::other(error.to_string()))
+}
+
 /// Reads the ASCII digits at `range` of `text` as a number; none if any is not a digit.
 fn number(text: &[u8], range: std::ops::Range<usize>) -> Option<u32> {
     let digits = text.get(range)?;
@@ -315,6 +408,93 @@ mod tests {
         let odd = UtcOffset::from_hms(1, 0, 30).unwrap();
         let date = parse_date("20260302").unwrap();
         assert!(rfc3339(date, Time::MIDNIGHT, odd).is_err());
+    }
+
+    fn local(time: &str, offset: &str, eu_summer_time: bool) -> String {
+        full_date(local_date(time, parse_offset(offset).unwrap(), eu_summer_time).unwrap())
+    }
+
+    #[test]
+    fn local_dates_cross_midnight_and_month_ends() {
+        assert_eq!(local("2026-04-01T01:30:00Z", "-05:00", false), "2026-03-31");
+        assert_eq!(local("2026-04-01T01:30:00Z", "Z", false), "2026-04-01");
+        assert_eq!(local("2026-03-31T22:30:00Z", "+01:00", true), "2026-04-01");
+        assert_eq!(local("2026-03-31T22:30:00Z", "+01:00", false), "2026-03-31");
+        assert_eq!(
+            local("2026-12-31T23:30:00-01:00", "+00:00", false),
+            "2027-01-01"
+        );
+        assert_eq!(local("2024-02-29T23:00:00Z", "+01:00", false), "2024-03-01");
+        assert_eq!(local("2026-03-01T04:59:59Z", "-05:00", false), "2026-02-28");
+        assert_eq!(
+            local("2026-03-02T14:05:00.512+01:00", "+01:00", false),
+            "2026-03-02"
+        );
+    }
+
+    #[test]
+    fn eu_summer_time_starts_and_ends_at_one_utc_on_the_last_sundays() {
+        // 2026: summer time from 29 March 01:00 UTC to 25 October 01:00 UTC. At -01:30
+        // standard time, 01:00 UTC is 23:30 the day before in winter, 00:30 in summer.
+        assert_eq!(local("2026-03-29T00:59:59Z", "-01:30", true), "2026-03-28");
+        assert_eq!(local("2026-03-29T01:00:00Z", "-01:30", true), "2026-03-29");
+        assert_eq!(local("2026-03-29T01:00:00Z", "-01:30", false), "2026-03-28");
+        assert_eq!(local("2026-10-25T00:59:59Z", "-01:30", true), "2026-10-25");
+        assert_eq!(local("2026-10-25T01:00:00Z", "-01:30", true), "2026-10-24");
+        assert_eq!(local("2026-10-24T23:30:00Z", "+00:00", true), "2026-10-25");
+        assert_eq!(local("2026-10-25T23:30:00Z", "+00:00", true), "2026-10-25");
+        assert_eq!(local("2026-03-28T23:30:00Z", "+00:00", true), "2026-03-28");
+        assert_eq!(local("2026-03-29T23:30:00Z", "+00:00", true), "2026-03-30");
+        // Linz (+01:00 with EU summer time) at month ends.
+        assert_eq!(local("2026-10-31T23:30:00Z", "+01:00", true), "2026-11-01");
+        assert_eq!(local("2026-09-30T22:30:00Z", "+01:00", true), "2026-10-01");
+        assert_eq!(local("2026-09-30T21:30:00Z", "+01:00", true), "2026-09-30");
+    }
+
+    #[test]
+    fn local_dates_name_what_is_wrong() {
+        let error = local_date("2026-03-02 14:05", UtcOffset::UTC, false).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "'2026-03-02 14:05' is not an RFC 3339 timestamp (expected 2026-03-02T06:15:00+01:00)"
+        );
+    }
+
+    #[test]
+    fn site_dates_follow_the_route_configuration() {
+        config::set_for_tests([
+            ("utc-offset", "-05:00"),
+            ("utc-offset.PLANT1", "+01:00"),
+            ("daylight-saving.PLANT1", "eu"),
+        ]);
+        assert_eq!(
+            site_date("2026-04-01T01:30:00Z", "PLANT9").unwrap(),
+            "2026-03-31"
+        );
+        assert_eq!(
+            site_date("2026-03-31T22:30:00Z", "PLANT1").unwrap(),
+            "2026-04-01"
+        );
+        config::set_for_tests([("daylight-saving", "us")]);
+        assert_eq!(
+            site_date("2026-04-01T01:30:00Z", "PLANT1").unwrap(),
+            "2026-04-01"
+        );
+        config::set_for_tests([("utc-offset.PLANT1", "-05:00"), ("daylight-saving", "us")]);
+        assert_eq!(
+            site_date("2026-04-01T01:30:00Z", "PLANT1").unwrap_err(),
+            MapError::other(
+                "route config key 'daylight-saving' is 'us', but the accepted values are eu and none"
+            )
+        );
+        config::set_for_tests([("utc-offset.PLANT1", "EST")]);
+        assert!(
+            site_date("2026-04-01T01:30:00Z", "PLANT1")
+                .unwrap_err()
+                .to_string()
+                .contains("'utc-offset.PLANT1' is 'EST'")
+        );
+        config::set_for_tests::<&str, &str>([]);
     }
 
     #[test]
