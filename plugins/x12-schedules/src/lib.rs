@@ -14,10 +14,7 @@ use millrace_sdk::x12::{self, Group, Interchange, Segment, TransactionSet};
 
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let route = edi::Route::load()?;
-    let item_qualifier = route
-        .item_qualifier
-        .clone()
-        .unwrap_or_else(|| "BP".to_owned());
+    let item_qualifier = route.item_qualifier.as_deref();
     let mut events = Vec::new();
     // A file may batch several interchanges; each is mapped as if it came alone.
     for interchange in x12::parse_all(&msg.payload)? {
@@ -33,7 +30,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             // The envelope identity, then the schedule's own reference (BFR02 / BSS02).
             let transaction = interchange.source_transaction(set, schedule.number);
             let commitments =
-                schedule.commitments(&interchange, set, &item_qualifier, &route.site)?;
+                schedule.commitments(&interchange, set, item_qualifier, &route.site)?;
             for (site, commitment) in commitments {
                 events.push(
                     CanonicalEvent::new(site, &schedule.issued_at, commitment)
@@ -44,6 +41,12 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     }
     edi::mapped(events, "schedule with a LIN item")
 }
+
+/// Segments that exist only inside a `LIN` item loop of the 830 and 862 (the item's unit, its
+/// buckets and their details, resource authorisations, cumulatives), never in the header.
+const LOOP_ONLY: &[&str] = &[
+    "UIT", "PO3", "PO4", "PRS", "SLN", "QTY", "SDP", "FST", "SDQ", "JIT", "ATH", "SHP",
+];
 
 /// The header facts of one schedule.
 struct Schedule<'a> {
@@ -57,6 +60,16 @@ struct Schedule<'a> {
 impl<'a> Schedule<'a> {
     fn read(group: &Group, set: &'a TransactionSet<'a>, offset: &str) -> Result<Self, MapError> {
         let header: Vec<&Segment> = set.segments.iter().take_while(|s| s.id != "LIN").collect();
+        // A segment of the item loop before the first LIN belongs to no item: its buckets,
+        // unit or cumulative would be dropped.
+        if let Some(stray) = header.iter().find(|s| LOOP_ONLY.contains(&s.id.as_ref())) {
+            return Err(MapError::malformed(format!(
+                "{}: {} comes before the first LIN; it belongs to a LIN item loop, so no item \
+                 would take it and it would be dropped (the set's segments are out of order)",
+                stray.at(),
+                stray.id
+            )));
+        }
         let (begin, date_element, po_element) = if set.id == "830" {
             ("BFR", 8, 11)
         } else {
@@ -69,6 +82,17 @@ impl<'a> Schedule<'a> {
         // BFR05 / BSS11, what the quantities are: actual discrete ones are buckets; cumulative
         // (C) or net change (D) quantities read as buckets would count demand several times.
         let quantities = if set.id == "830" { 5 } else { 11 };
+        // BFR05 is mandatory in the 830 (BSS11 is optional in the 862, and absent it means
+        // actual quantities): a blank one leaves the buckets' meaning unknown, so no reading of
+        // them is safe.
+        if set.id == "830" && head.trimmed(quantities).is_empty() {
+            return Err(MapError::malformed(format!(
+                "{}, BFR05: the schedule quantity qualifier is missing; it is mandatory in an 830 \
+                 and says whether the FST quantities are actual (A), cumulative (C) or net \
+                 change (D): ask the partner to send it (A for discrete buckets)",
+                head.at()
+            )));
+        }
         if !matches!(head.trimmed(quantities), "" | "A") {
             return Err(MapError::unsupported(format!(
                 "{}, {begin}{quantities:02}: schedule quantity qualifier '{}' is not A (actual \
@@ -110,7 +134,7 @@ impl<'a> Schedule<'a> {
         &self,
         interchange: &Interchange,
         set: &TransactionSet,
-        item_qualifier: &str,
+        item_qualifier: Option<&str>,
         route_site: &str,
     ) -> Result<Vec<(String, SupplierCommitment)>, MapError> {
         let mut loops: Vec<Vec<&Segment>> = Vec::new();
@@ -188,18 +212,13 @@ impl<'a> Schedule<'a> {
         segments: &[&Segment],
         header_supplier: Option<&str>,
         interchange: &Interchange,
-        item_qualifier: &str,
+        item_qualifier: Option<&str>,
     ) -> Result<SupplierCommitment, MapError> {
         let Some(lin) = segments.first() else {
             return Err(MapError::malformed("an empty LIN loop".to_owned()));
         };
+        let item = item(lin, item_qualifier)?;
         let pairs = lin.pairs(2);
-        let item = pairs
-            .iter()
-            .find(|(q, _)| *q == item_qualifier)
-            .or_else(|| pairs.iter().find(|(q, _)| x12::is_item_qualifier(q)))
-            .map(|(_, v)| (*v).to_owned())
-            .ok_or_else(|| MapError::malformed(format!("{}: LIN has no product id", lin.at())))?;
         let purchase_order = pairs
             .iter()
             .find(|(q, _)| *q == "PO" || *q == "ON")
@@ -222,10 +241,19 @@ impl<'a> Schedule<'a> {
             .or_else(|| header_supplier.map(str::to_owned))
             // A schedule is sent by the buyer to the supplier: the receiver is the supplier.
             .unwrap_or_else(|| interchange.receiver.to_string());
-        let mut buckets = Vec::new();
+        let mut sent = Vec::new();
         for fst in segments.iter().filter(|s| s.id == "FST") {
-            buckets.push(bucket(fst, uom)?);
+            sent.push((fst.at(), bucket(fst, uom)?));
         }
+        let overlapping = overlaps(&sent);
+        if !overlapping.is_empty() {
+            log::warn(
+                "buckets of one item overlap: each is published as sent, so a sum over the \
+                 overlapped days counts their demand twice (read them by level, see the README)",
+                &[("item", &item), ("overlaps", &overlapping.join("; "))],
+            );
+        }
+        let mut buckets: Vec<ScheduleBucket> = sent.into_iter().map(|(_, b)| b).collect();
         buckets.sort_by(|a, b| a.date.cmp(&b.date));
         // The cumulative the buyer received (050) before one counted from a start (051) or
         // shipped (011): a schedule may send several.
@@ -260,6 +288,70 @@ impl<'a> Schedule<'a> {
             cumulative_received,
         })
     }
+}
+
+/// The item of a `LIN`: the id with the route's `item-qualifier`, else the buyer's part number
+/// (`BP`, then `IN`), else the vendor's (`VP`), else the first id that names the item
+/// ([`x12::is_item_qualifier`]). A qualifier without its id (or an id without its qualifier) is
+/// refused: skipping it would take another party's number as the item.
+fn item(lin: &Segment, item_qualifier: Option<&str>) -> Result<String, MapError> {
+    let elements: Vec<&str> = lin.elements().skip(1).collect();
+    for (index, pair) in elements.chunks(2).enumerate() {
+        let qualifier = pair[0].trim();
+        let id = pair.get(1).map_or("", |id| id.trim());
+        let n = 2 * index + 2;
+        let missing = match (qualifier.is_empty(), id.is_empty()) {
+            (false, true) => format!("qualifier '{qualifier}' has no product id"),
+            (true, false) => format!("product id '{id}' has no qualifier"),
+            _ => continue,
+        };
+        return Err(MapError::malformed(format!(
+            "{}, LIN{n:02}/LIN{:02}: {missing}; X12 sends both or neither, and with one missing \
+             the item cannot be told (another id of the LIN would be taken as the item)",
+            lin.at(),
+            n + 1
+        )));
+    }
+    let ranked: Vec<&str> = item_qualifier
+        .into_iter()
+        .chain(["BP", "IN", "VP"])
+        .collect();
+    lin.pair_value(2, &ranked)
+        .or_else(|| {
+            lin.pairs(2)
+                .into_iter()
+                .find(|(q, _)| x12::is_item_qualifier(q))
+                .map(|(_, v)| v.to_owned())
+        })
+        .ok_or_else(|| MapError::malformed(format!("{}: LIN has no product id", lin.at())))
+}
+
+/// The buckets, by their `FST` segment, whose days overlap another's (a bucket without an end is
+/// its one day), each described for the warning, in the order sent.
+fn overlaps(buckets: &[(String, ScheduleBucket)]) -> Vec<String> {
+    let span = |b: &ScheduleBucket| (b.date.clone(), b.end_date.clone().unwrap_or(b.date.clone()));
+    let overlap = |a: &ScheduleBucket, b: &ScheduleBucket| {
+        let ((a_start, a_end), (b_start, b_end)) = (span(a), span(b));
+        a_start <= b_end && b_start <= a_end
+    };
+    buckets
+        .iter()
+        .enumerate()
+        .filter(|(i, (_, bucket))| {
+            buckets
+                .iter()
+                .enumerate()
+                .any(|(j, (_, other))| j != *i && overlap(bucket, other))
+        })
+        .map(|(_, (at, bucket))| {
+            let (start, end) = span(bucket);
+            let level = match bucket.level {
+                CommitmentLevel::Firm => "firm",
+                CommitmentLevel::Forecast => "forecast",
+            };
+            format!("{at} ({start}..{end}, {level} {})", bucket.quantity.amount)
+        })
+        .collect()
 }
 
 /// The supplier among `N1` parties: `SU` supplier, `SF` ship from or `VN` vendor, by its id
@@ -309,10 +401,28 @@ fn bucket(fst: &Segment, uom: &str) -> Result<ScheduleBucket, MapError> {
                 fst.at()
             )));
         }
-        ("W", None) => Some(days_after(start, 6)),
-        ("M", None) => Some(last_of_month(start)),
-        ("Q", None) => Some(last_of_quarter(start)),
-        ("F" | "W" | "M" | "Q" | "Z", end) => end,
+        ("W", end) => Some(interval_end(
+            fst,
+            "a weekly",
+            start,
+            days_after(start, 6),
+            end,
+        )),
+        ("M", end) => Some(interval_end(
+            fst,
+            "a monthly",
+            start,
+            last_of_month(start),
+            end,
+        )),
+        ("Q", end) => Some(interval_end(
+            fst,
+            "a quarterly",
+            start,
+            last_of_quarter(start),
+            end,
+        )),
+        ("F" | "Z", end) => end,
         (other, _) => {
             return Err(MapError::unsupported(format!(
                 "{}, FST03: timing qualifier '{other}' is not D, W, M, Q, F or Z",
@@ -332,6 +442,40 @@ fn bucket(fst: &Segment, uom: &str) -> Result<ScheduleBucket, MapError> {
         quantity: decimal::quantity(amount, uom),
         level,
     })
+}
+
+/// The end of a weekly, monthly or quarterly bucket: the `FST05` sent with it, else the
+/// interval's. One that ends the bucket elsewhere than the interval does (a work week to the
+/// Friday, a week squeezed into a day) is the partner's explicit date and kept as sent, with a
+/// warning that it contradicts `FST03`: refusing would stop a partner's whole schedule over a
+/// reading either way of its own dates.
+fn interval_end(
+    fst: &Segment,
+    interval: &str,
+    start: Date,
+    natural: Date,
+    sent: Option<Date>,
+) -> Date {
+    match sent {
+        Some(end) if end != natural => {
+            log::warn(
+                "a bucket's FST05 end is not its interval's: kept as sent (a bucket of its own \
+                 length is sent as FST03 F)",
+                &[
+                    ("segment", &fst.at()),
+                    (
+                        "interval",
+                        &format!("{interval} (FST03 {})", fst.trimmed(3)),
+                    ),
+                    ("start", &timestamp::full_date(start)),
+                    ("end_sent", &timestamp::full_date(end)),
+                    ("interval_end", &timestamp::full_date(natural)),
+                ],
+            );
+            end
+        }
+        _ => natural,
+    }
 }
 
 fn days_after(date: Date, days: usize) -> Date {
@@ -389,4 +533,68 @@ fn check_summary(set: &x12::TransactionSet<'_>) -> Result<(), MapError> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use millrace_sdk::canonical::Quantity;
+
+    fn bucket(date: &str, end: Option<&str>, level: CommitmentLevel) -> ScheduleBucket {
+        ScheduleBucket {
+            date: date.to_owned(),
+            end_date: end.map(str::to_owned),
+            quantity: Quantity {
+                amount: "1".to_owned(),
+                uom: "EA".to_owned(),
+            },
+            level,
+        }
+    }
+
+    #[test]
+    fn overlapping_buckets_are_named_once_each_in_the_order_sent() {
+        let sent = [
+            (
+                "week".to_owned(),
+                bucket("2026-07-20", Some("2026-07-26"), CommitmentLevel::Firm),
+            ),
+            (
+                "next-day".to_owned(),
+                bucket("2026-07-27", None, CommitmentLevel::Firm),
+            ),
+            (
+                "month".to_owned(),
+                bucket("2026-07-01", Some("2026-07-31"), CommitmentLevel::Forecast),
+            ),
+            (
+                "august".to_owned(),
+                bucket("2026-08-01", None, CommitmentLevel::Forecast),
+            ),
+        ];
+        let named = overlaps(&sent);
+        assert_eq!(
+            named,
+            [
+                "week (2026-07-20..2026-07-26, firm 1)",
+                "next-day (2026-07-27..2026-07-27, firm 1)",
+                "month (2026-07-01..2026-07-31, forecast 1)",
+            ]
+        );
+    }
+
+    #[test]
+    fn consecutive_buckets_do_not_overlap() {
+        let sent = [
+            (
+                "a".to_owned(),
+                bucket("2026-07-20", Some("2026-07-26"), CommitmentLevel::Firm),
+            ),
+            (
+                "b".to_owned(),
+                bucket("2026-07-27", Some("2026-08-02"), CommitmentLevel::Forecast),
+            ),
+        ];
+        assert!(overlaps(&sent).is_empty());
+    }
 }
