@@ -327,23 +327,35 @@ fn item(lin: &Segment, item_qualifier: Option<&str>) -> Result<String, MapError>
 }
 
 /// The buckets, by their `FST` segment, whose days overlap another's (a bucket without an end is
-/// its one day), each described for the warning, in the order sent.
+/// its one day), each described for the warning, in the order sent. One sweep in date order: a
+/// bucket overlaps an earlier-starting one exactly when it starts by the latest end so far, and
+/// then it overlaps the bucket with that end too.
 fn overlaps(buckets: &[(String, ScheduleBucket)]) -> Vec<String> {
-    let span = |b: &ScheduleBucket| (b.date.clone(), b.end_date.clone().unwrap_or(b.date.clone()));
-    let overlap = |a: &ScheduleBucket, b: &ScheduleBucket| {
-        let ((a_start, a_end), (b_start, b_end)) = (span(a), span(b));
-        a_start <= b_end && b_start <= a_end
-    };
+    fn span(b: &ScheduleBucket) -> (&str, &str) {
+        (&b.date, b.end_date.as_deref().unwrap_or(&b.date))
+    }
+    let mut order: Vec<usize> = (0..buckets.len()).collect();
+    order.sort_by_key(|&i| span(&buckets[i].1).0);
+    let mut overlapping = vec![false; buckets.len()];
+    let mut latest: Option<(usize, &str)> = None;
+    for i in order {
+        let (start, end) = span(&buckets[i].1);
+        if let Some((j, latest_end)) = latest {
+            if start <= latest_end {
+                overlapping[i] = true;
+                overlapping[j] = true;
+            }
+            if end <= latest_end {
+                continue;
+            }
+        }
+        latest = Some((i, end));
+    }
     buckets
         .iter()
-        .enumerate()
-        .filter(|(i, (_, bucket))| {
-            buckets
-                .iter()
-                .enumerate()
-                .any(|(j, (_, other))| j != *i && overlap(bucket, other))
-        })
-        .map(|(_, (at, bucket))| {
+        .zip(overlapping)
+        .filter(|(_, overlapping)| *overlapping)
+        .map(|((at, bucket), _)| {
             let (start, end) = span(bucket);
             let level = match bucket.level {
                 CommitmentLevel::Firm => "firm",
