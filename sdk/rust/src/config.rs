@@ -31,9 +31,14 @@ pub fn require(key: &str) -> Result<String, MapError> {
     })
 }
 
-/// Returns a route setting for a site: the value of `<key>.<site>`, else of `<key>`.
-pub fn site_setting(key: &str, site: &str) -> Option<String> {
-    get(&format!("{key}.{site}")).or_else(|| get(key))
+/// Returns a route setting for a site: the key `<key>.<site>` and its value, else `<key>` and
+/// its value (the key read, for an error to name).
+pub fn site_setting(key: &str, site: &str) -> Option<(String, String)> {
+    let for_site = format!("{key}.{site}");
+    match get(&for_site) {
+        Some(value) => Some((for_site, value)),
+        None => get(key).map(|value| (key.to_owned(), value)),
+    }
 }
 
 /// Checks `site`, read from the key `key`, against what a canonical subject token may hold
@@ -135,13 +140,13 @@ mod tests {
             )
         );
         assert_eq!(
-            site_setting("utc-offset", "PLANT1").as_deref(),
-            Some("+01:00")
+            site_setting("utc-offset", "PLANT1"),
+            Some(("utc-offset".to_owned(), "+01:00".to_owned()))
         );
         set_for_tests([("utc-offset", "+01:00"), ("utc-offset.PLANT2", "-05:00")]);
         assert_eq!(
-            site_setting("utc-offset", "PLANT2").as_deref(),
-            Some("-05:00")
+            site_setting("utc-offset", "PLANT2"),
+            Some(("utc-offset.PLANT2".to_owned(), "-05:00".to_owned()))
         );
     }
 }

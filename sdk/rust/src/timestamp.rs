@@ -256,37 +256,29 @@ fn in_eu_summer_time(utc: OffsetDateTime) -> bool {
 /// `daylight-saving` (`eu` or `none`), each read for the site (`utc-offset.<site>`) before the
 /// route's own (`utc-offset`). Without an offset, the date as the source wrote `time`.
 pub fn site_date(time: &str, site: &str) -> Result<String, MapError> {
-    let Some(offset_text) = config::site_setting("utc-offset", site) else {
+    let Some((offset_key, offset_text)) = config::site_setting("utc-offset", site) else {
         return time.get(..10).map(str::to_owned).ok_or_else(|| {
             MapError::other(TimestampError::Moment { text: time.into() }.to_string())
         });
     };
-    let key = |name: &str| {
-        if config::get(&format!("{name}.{site}")).is_some() {
-            format!("{name}.{site}")
-        } else {
-            name.to_owned()
-        }
-    };
     let offset = parse_offset(offset_text.trim()).map_err(|_| {
         MapError::other(format!(
-            "route config key '{}' is '{offset_text}', but a UTC offset is written +HH:MM \
-             (+01:00, -05:00)",
-            key("utc-offset")
+            "route config key '{offset_key}' is '{offset_text}', but a UTC offset is written \
+             +HH:MM (+01:00, -05:00)"
         ))
     })?;
-    let eu_summer_time = match config::site_setting("daylight-saving", site)
-        .as_deref()
-        .map(str::trim)
-    {
-        None | Some("none") => false,
-        Some("eu") => true,
-        Some(other) => {
-            return Err(MapError::other(format!(
-                "route config key '{}' is '{other}', but the accepted values are eu and none",
-                key("daylight-saving")
-            )));
-        }
+    let eu_summer_time = match config::site_setting("daylight-saving", site) {
+        None => false,
+        Some((key, value)) => match value.trim() {
+            "none" => false,
+            "eu" => true,
+            other => {
+                return Err(MapError::other(format!(
+                    "route config key '{key}' is '{other}', but the accepted values are eu and \
+                     none"
+                )));
+            }
+        },
     };
     local_date(time, offset, eu_summer_time)
         .map(full_date)
