@@ -462,7 +462,8 @@ async fn postings_are_projected_from_both_streams_and_rebuild_the_same() {
     let visibility = Visibility::open(&js, &config.projection).await.unwrap();
 
     // A hold placed (three postings), then completions: of a free lot (posted), of a lot the
-    // ERP does not know (rejected), of the held lot (pending at the gate).
+    // ERP does not know (rejected), of a work order the plugin cannot render (given up before
+    // the ERP answered: rejected, from its dead letter), of the held lot (pending at the gate).
     let (placed, event) = hold(1, "placed", "LOT-H");
     publish_event(&js, "canonical.quality-hold.PLANT1", &placed, &event).await;
     until("the placement fanned out", || {
@@ -491,6 +492,15 @@ async fn postings_are_projected_from_both_streams_and_rebuild_the_same() {
     publish_event(&js, "canonical.production-completion.PLANT1", &free, &e).await;
     let (unknown, e) = completion(3, "LOT-UNKNOWN");
     publish_event(&js, "canonical.production-completion.PLANT1", &unknown, &e).await;
+    let (unrendered, mut e) = completion(4, "LOT-4");
+    e["data"]["work_order"] = "WO-INCOMPLETE".into();
+    publish_event(
+        &js,
+        "canonical.production-completion.PLANT1",
+        &unrendered,
+        &e,
+    )
+    .await;
     let (held, e) = completion(1, "LOT-H");
     publish_event(&js, "canonical.production-completion.PLANT1", &held, &e).await;
 
@@ -506,8 +516,9 @@ async fn postings_are_projected_from_both_streams_and_rebuild_the_same() {
             .collect();
         if states.contains(&(free.as_str(), PostingState::Posted))
             && states.contains(&(unknown.as_str(), PostingState::Rejected))
+            && states.contains(&(unrendered.as_str(), PostingState::Rejected))
             && states.contains(&(held.as_str(), PostingState::Pending))
-            && states.len() == 6
+            && states.len() == 7
         {
             break serde_json::to_value(&view).unwrap();
         }
@@ -551,6 +562,30 @@ async fn postings_are_projected_from_both_streams_and_rebuild_the_same() {
             &json!(422)
         )
     );
+    // No answer, so no acknowledgement: the dead letter says why, and there is no status.
+    let not_posted = of(&unrendered);
+    assert_eq!(
+        (
+            &not_posted["state"],
+            &not_posted["target"],
+            &not_posted["business_key"],
+            &not_posted["status"],
+            &not_posted["request"]
+        ),
+        (
+            &json!("rejected"),
+            &json!("erp"),
+            &json!("WO-4@PLANT1"),
+            &Value::Null,
+            &Value::Null
+        ),
+        "{not_posted}"
+    );
+    let why = not_posted["reason"].as_str().unwrap();
+    assert!(
+        why.starts_with("not posted: incomplete-event: ") && why.contains("no lot to receive"),
+        "{why}"
+    );
     let pending = of(&held);
     assert_eq!(
         (&pending["state"], &pending["target"], &pending["document"]),
@@ -564,19 +599,20 @@ async fn postings_are_projected_from_both_streams_and_rebuild_the_same() {
         .unwrap();
     assert_eq!(
         (&erp["posted"], &erp["rejected"], &erp["pending"]),
-        (&json!(2), &json!(1), &json!(1)),
+        (&json!(2), &json!(2), &json!(1)),
         "{erp}"
     );
     assert_eq!(erp["oldest_pending"], "2026-11-30T03:00:00Z");
-    assert_eq!(
-        erp["rejections"],
-        json!({"status 422: lot LOT-UNKNOWN is not known to the ERP": 1})
-    );
+    let rejections = json!({
+        "status 422: lot LOT-UNKNOWN is not known to the ERP": 1,
+        why: 1
+    });
+    assert_eq!(erp["rejections"], rejections);
     assert_eq!(erp["delay"]["count"], 2);
     assert_eq!(
         live["sites"],
-        json!([{"site": "PLANT1", "posted": 4, "rejected": 1, "pending": 1,
-                "rejections": {"status 422: lot LOT-UNKNOWN is not known to the ERP": 1}}])
+        json!([{"site": "PLANT1", "posted": 4, "rejected": 2, "pending": 1,
+                "rejections": rejections}])
     );
 
     // Which production orders failed to post: the filter, and the CLI.
@@ -596,7 +632,7 @@ async fn postings_are_projected_from_both_streams_and_rebuild_the_same() {
         .iter()
         .map(|p| p.business_key.as_str())
         .collect();
-    assert_eq!(failed, ["WO-3@PLANT1"]);
+    assert_eq!(failed, ["WO-3@PLANT1", "WO-4@PLANT1"]);
     let config_arg = scenario.config_path.to_str().unwrap().to_owned();
     let shown = millrace(&[
         "projection",
@@ -611,8 +647,8 @@ async fn postings_are_projected_from_both_streams_and_rebuild_the_same() {
     assert!(
         shown
             .lines()
-            .any(|l| l.split_whitespace().take(4).eq(["erp", "2", "1", "1"])),
-        "the erp target: 2 posted, 1 rejected, 1 pending:\n{shown}"
+            .any(|l| l.split_whitespace().take(4).eq(["erp", "2", "2", "1"])),
+        "the erp target: 2 posted, 2 rejected, 1 pending:\n{shown}"
     );
     assert!(
         shown.lines().any(|l| l.starts_with("rejected")
@@ -626,12 +662,12 @@ async fn postings_are_projected_from_both_streams_and_rebuild_the_same() {
     assert!(
         status.lines().any(|l| {
             let t: Vec<&str> = l.split_whitespace().collect();
-            t.len() > 7 && t[..3] == ["erp", "http", "up"] && t[4..7] == ["2", "1", "1"]
+            t.len() > 7 && t[..3] == ["erp", "http", "up"] && t[4..7] == ["2", "2", "1"]
         }),
-        "the erp target with 2 posted, 1 rejected, 1 pending:\n{status}"
+        "the erp target with 2 posted, 2 rejected, 1 pending:\n{status}"
     );
 
-    // Stopped, rebuilt from CANONICAL then POSTING: the same postings.
+    // Stopped, rebuilt from CANONICAL, then POSTING, then the dead letters: the same postings.
     let _nats = scenario.stop().await;
     let report = Projection::open(&js, &config)
         .await
@@ -640,7 +676,11 @@ async fn postings_are_projected_from_both_streams_and_rebuild_the_same() {
         .await
         .unwrap();
     assert_eq!(report.acknowledgements, 5, "{report:?}");
-    assert_eq!(report.records[5], 4, "posting records: {report:?}");
+    assert_eq!(
+        report.dead_letters, 2,
+        "the rejection's and the render error's: {report:?}"
+    );
+    assert_eq!(report.records[5], 5, "posting records: {report:?}");
     let rebuilt = visibility
         .postings(&everything, &RouteProgress::read(&js, &config).await)
         .await

@@ -31,7 +31,8 @@ use self::buckets::Buckets;
 use self::state::{
     BucketKey, Change, CommitmentRecord, HoldRecord, PostedEvent, PostingChange, PostingKey,
     PostingRecord, ProjectedEvent, SourceRecord, StockChange, StockKey, StockRecord,
-    WorkOrderRecord, bucket_key, due_on, hold_targets, netted_id, netted_of, plan, spill_of,
+    WorkOrderRecord, bucket_key, dead_lettered, due_on, hold_targets, netted_id, netted_of, plan,
+    spill_of,
 };
 use millrace_core::config::Config;
 use millrace_core::posting::acknowledgement::Acknowledgement;
@@ -122,18 +123,33 @@ pub struct RebuildReport {
     pub unreadable: u64,
     /// Posting acknowledgements read from the posting stream.
     pub acknowledgements: u64,
+    /// Outbound dead letters read from the dead-letter stream.
+    pub dead_letters: u64,
     /// Records per bucket afterwards: inventory, work orders, holds, commitments, sources,
     /// postings.
     pub records: [u64; 6],
 }
 
-/// The two streams the projection reads, each through its own durable consumer.
+/// The streams the projection reads, each through its own durable consumer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Feed {
     /// The canonical events (stream CANONICAL).
     Canonical,
     /// The posting acknowledgements (stream POSTING).
     Postings,
+    /// The outbound routes' dead letters (`dlq.outbound.>` on stream DLQ): events the host
+    /// gave up before a target answered.
+    DeadLetters,
+}
+
+impl Feed {
+    const ALL: [Feed; 3] = [Feed::Canonical, Feed::Postings, Feed::DeadLetters];
+
+    /// The consumer reads only part of its stream (the outbound letters among all dead
+    /// letters): the stream's last sequence may be one it never delivers.
+    fn filtered(self) -> bool {
+        self == Feed::DeadLetters
+    }
 }
 
 /// An outbound route as the projection sees it: name, subjects, targets.
@@ -149,6 +165,8 @@ pub struct Projection {
     consumer: String,
     posting_stream: String,
     posting_consumer: String,
+    dead_letter_stream: String,
+    dead_letter_consumer: String,
     routes: Arc<Vec<OutboundRoute>>,
 }
 
@@ -168,6 +186,8 @@ impl Projection {
             consumer: config.projection.consumer.clone(),
             posting_stream: config.streams.posting.clone(),
             posting_consumer: config.projection.posting_consumer(),
+            dead_letter_stream: config.streams.dlq.clone(),
+            dead_letter_consumer: config.projection.dead_letter_consumer(),
             routes: Arc::new(routes),
         })
     }
@@ -177,6 +197,7 @@ impl Projection {
         match feed {
             Feed::Canonical => (&self.stream, &self.consumer),
             Feed::Postings => (&self.posting_stream, &self.posting_consumer),
+            Feed::DeadLetters => (&self.dead_letter_stream, &self.dead_letter_consumer),
         }
     }
 
@@ -198,11 +219,13 @@ impl Projection {
             stream = &*self.stream,
             consumer = &*self.consumer,
             postings = &*self.posting_stream,
+            dead_letters = &*self.dead_letter_stream,
             "projection running"
         );
         tokio::join!(
             self.follow(Feed::Canonical, &shutdown),
-            self.follow(Feed::Postings, &shutdown)
+            self.follow(Feed::Postings, &shutdown),
+            self.follow(Feed::DeadLetters, &shutdown)
         );
     }
 
@@ -245,6 +268,10 @@ impl Projection {
             deliver_policy: consumer::DeliverPolicy::All,
             ack_wait: ACK_WAIT,
             max_ack_pending: 1,
+            filter_subject: match feed {
+                Feed::DeadLetters => millrace_core::subjects::outbound_dead_letters(">"),
+                Feed::Canonical | Feed::Postings => String::new(),
+            },
             ..Default::default()
         };
         let consumer: consumer::PullConsumer = stream
@@ -314,6 +341,7 @@ impl Projection {
             match feed {
                 Feed::Canonical => self.apply(message).await,
                 Feed::Postings => self.apply_acknowledgement(message).await,
+                Feed::DeadLetters => self.apply_dead_letter(message).await,
             }
         };
         let applied = working_on(message, applying).await;
@@ -468,6 +496,26 @@ impl Projection {
         })
     }
 
+    /// Applies one outbound dead letter (stream DLQ) to the postings bucket.
+    pub async fn apply_dead_letter(
+        &self,
+        message: &jetstream::Message,
+    ) -> Result<Applied, ProjectionError> {
+        let (key, change) = match dead_lettered(&message.payload) {
+            Ok(Some(keyed)) => keyed,
+            Ok(None) => return Ok(Applied::Unchanged),
+            Err(e) => {
+                tracing::warn!("projection skips {}: {e}", message.subject);
+                return Ok(Applied::Unreadable);
+            }
+        };
+        Ok(if self.post(&key, &change).await? {
+            Applied::Changed(1)
+        } else {
+            Applied::Unchanged
+        })
+    }
+
     /// Applies one change to the posting record of `key`.
     async fn post(
         &self,
@@ -498,25 +546,25 @@ impl Projection {
             .last_sequence)
     }
 
-    /// The stream of `feed`; none for a posting stream that does not exist (no host with
-    /// outbound routes ever ran: nothing to read).
+    /// The stream of `feed`; none for a posting or dead-letter stream that does not exist (no
+    /// host with outbound routes ever ran: nothing to read).
     async fn stream_of(
         &self,
         feed: Feed,
     ) -> Result<Option<jetstream::stream::Stream>, ProjectionError> {
         match self.js.get_stream(self.names(feed).0).await {
             Ok(stream) => Ok(Some(stream)),
-            Err(_) if feed == Feed::Postings => Ok(None),
+            Err(_) if feed != Feed::Canonical => Ok(None),
             Err(e) => Err(self.feed_error(feed, e)),
         }
     }
 
     /// Drops the projected state and applies the whole canonical stream, then every posting
-    /// acknowledgement, again from the first, through fresh durable consumers (which a running
-    /// projection then continues).
+    /// acknowledgement and outbound dead letter, again from the first, through fresh durable
+    /// consumers (which a running projection then continues).
     pub async fn rebuild(&self) -> Result<RebuildReport, ProjectionError> {
         let mut streams = Vec::new();
-        for feed in [Feed::Canonical, Feed::Postings] {
+        for feed in Feed::ALL {
             let consumer = self.names(feed).1;
             let Some(stream) = self.stream_of(feed).await? else {
                 continue;
@@ -598,15 +646,17 @@ impl Projection {
             let sequence = message.info().map_or(0, |i| i.stream_sequence);
             // An error leaves the message unacked; a second rebuild starts over.
             let applied = self.settle(feed, &message).await?;
-            if feed == Feed::Postings {
-                report.acknowledgements += 1;
-            } else {
-                match applied {
-                    Applied::Changed(_) => report.applied += 1,
-                    Applied::Unchanged => report.unchanged += 1,
-                    Applied::Unreadable => report.unreadable += 1,
+            match feed {
+                Feed::Postings => report.acknowledgements += 1,
+                Feed::DeadLetters => report.dead_letters += 1,
+                Feed::Canonical => {
+                    match applied {
+                        Applied::Changed(_) => report.applied += 1,
+                        Applied::Unchanged => report.unchanged += 1,
+                        Applied::Unreadable => report.unreadable += 1,
+                    }
+                    report.events += 1;
                 }
-                report.events += 1;
             }
             if sequence >= last {
                 return Ok(());
@@ -628,18 +678,18 @@ impl Projection {
             .map_err(|e| self.feed_error(feed, e))?;
         Ok(info.num_pending == 0
             && info.num_ack_pending == 0
-            && info.ack_floor.stream_sequence >= last)
+            && (feed.filtered() || info.ack_floor.stream_sequence >= last))
     }
 
-    /// True when the projection has applied every event and every posting acknowledgement
-    /// the streams hold.
+    /// True when the projection has applied every event, posting acknowledgement and outbound
+    /// dead letter the streams hold.
     ///
     /// "Hold" is what the stream held when asked: its last sequence is read first, and the
     /// consumer must have delivered up to it with nothing left unacknowledged. The consumer's
     /// pending count alone is not enough: the server may count a message stored a moment ago
     /// only a moment later.
     pub async fn caught_up(&self) -> Result<bool, ProjectionError> {
-        for feed in [Feed::Canonical, Feed::Postings] {
+        for feed in Feed::ALL {
             let consumer = self.names(feed).1;
             let Some(mut stream) = self.stream_of(feed).await? else {
                 continue;
@@ -650,7 +700,7 @@ impl Projection {
             };
             if info.num_pending > 0
                 || info.num_ack_pending > 0
-                || info.delivered.stream_sequence < last
+                || (!feed.filtered() && info.delivered.stream_sequence < last)
             {
                 return Ok(false);
             }

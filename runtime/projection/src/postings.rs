@@ -34,7 +34,9 @@ pub enum PostingState {
     /// Not yet acknowledged by the target: in a host's hands (retrying, waiting on the
     /// breaker or a gate) or still on the stream.
     Pending,
-    /// The target refused it for good; the event is dead-lettered.
+    /// The target refused it for good, or the host gave it up before the target answered
+    /// (the plugin could not render it, the host refused its request: the reason starts
+    /// `not posted:`); the event is dead-lettered.
     Rejected,
     /// The target booked it.
     Posted,
@@ -291,6 +293,27 @@ fn postings_of(
             }
         })
         .collect();
+    if let Some(undelivered) = record.undelivered_now() {
+        // Given up before a target answered: each target still without an answer is told
+        // why, as a target's own rejection is.
+        let mut targets = record.unacknowledged_targets();
+        if let Some(target) = &undelivered.target
+            && !targets.contains(&target.as_str())
+            && !record.requests.values().any(|r| &r.target == target)
+        {
+            targets.push(target);
+        }
+        for target in targets {
+            out.push(PostingView {
+                reason: Some(format!(
+                    "not posted: {}: {}",
+                    undelivered.kind, undelivered.reason
+                )),
+                ..view(target, PostingState::Rejected)
+            });
+        }
+        return out;
+    }
     let finished = record.rejected()
         || record
             .due

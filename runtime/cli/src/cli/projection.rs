@@ -101,7 +101,8 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
             .after(&serde_json::json!({
                 "events": report.events, "applied": report.applied,
                 "unchanged": report.unchanged, "unreadable": report.unreadable,
-                "acknowledgements": report.acknowledgements, "records": report.records,
+                "acknowledgements": report.acknowledgements,
+                "dead_letters": report.dead_letters, "records": report.records,
             }));
             millrace::audit::AuditTrail::new(js.clone(), &config)
                 .record(&millrace::audit::Actor::os_user(), change)
@@ -119,6 +120,13 @@ pub async fn run(command: ProjectionCommand) -> anyhow::Result<ExitCode> {
                     "and {} posting acknowledgement(s) from stream {}",
                     report.acknowledgements,
                     config.streams.posting
+                );
+            }
+            if report.dead_letters > 0 {
+                outln!(
+                    "and {} outbound dead letter(s) from stream {}",
+                    report.dead_letters,
+                    config.streams.dlq
                 );
             }
             outln!(

@@ -59,6 +59,12 @@ impl ProjectionConfig {
         format!("{}-postings", self.consumer)
     }
 
+    /// The durable consumer of the outbound dead letters (`dlq.outbound.>` on stream DLQ):
+    /// `<consumer>-outbound-dead-letters`.
+    pub fn dead_letter_consumer(&self) -> String {
+        format!("{}-outbound-dead-letters", self.consumer)
+    }
+
     /// The bucket names with their keys, for validation and messages.
     pub fn buckets(&self) -> [(&'static str, &str); 6] {
         [

@@ -1,15 +1,20 @@
 //! Postings: what became of each canonical event an outbound route posts, per request and
-//! target. Two streams feed one record per route and event: CANONICAL says the event is due on
-//! the route (its CANONICAL sequence, the route subject that took it, the route's targets),
+//! target. Three streams feed one record per route and event: CANONICAL says the event is due
+//! on the route (its CANONICAL sequence, the route subject that took it, the route's targets),
 //! POSTING says how each request ended at its target (posted with the target's document id,
-//! or rejected with the reason). Both changes are idempotent and commute, so the record is
+//! or rejected with the reason), and the route's dead letters (`dlq.outbound.<route>` on DLQ)
+//! say when the host gave the event up before a target answered (the plugin could not render
+//! it, the host refused its request). The changes are idempotent and commute, so the record is
 //! the same whichever stream is read first: a rebuild gives what the live projection has.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use super::{BucketKey, bucket_key};
+use millrace_core::posting::CanonicalEvent;
 use millrace_core::posting::acknowledgement::{Acknowledgement, PostingOutcome};
 
 /// One event on one outbound route.
@@ -37,8 +42,9 @@ pub struct Due {
     pub targets: Vec<String>,
 }
 
-/// What the event is, from either stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What the event is, from any of the streams (all blank when only a dead letter that holds no
+/// copy of the event has been read yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PostedEvent {
     /// The event kind, e.g. `production-completion`.
     pub kind: String,
@@ -69,6 +75,29 @@ pub struct RequestOutcome {
     pub delay_seconds: f64,
 }
 
+/// Why the host gave an event up before a target answered it, from the event's dead letter:
+/// the plugin could not render it (`incomplete-event`, `rejected-by-rule`, `other`, a trap),
+/// or a request failed on its way (`refused-request`, the plugin failing on the answer). No
+/// acknowledgement says so, since no target answered: without this the posting vanished from
+/// the list once the route's consumer passed the event, as if the plugin had sent it nowhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Undelivered {
+    /// The dead letter's failure kind.
+    pub kind: String,
+    /// Why.
+    pub reason: String,
+    /// The target of the request that failed, when one did.
+    pub target: Option<String>,
+    /// When the host dead-lettered it (RFC 3339).
+    pub failed_at: String,
+}
+
+impl Undelivered {
+    fn failed_at(&self) -> Option<OffsetDateTime> {
+        OffsetDateTime::parse(&self.failed_at, &Rfc3339).ok()
+    }
+}
+
 /// A change to a posting record.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PostingChange {
@@ -76,6 +105,9 @@ pub enum PostingChange {
     Due(PostedEvent, Due),
     /// A target acknowledged one of its requests.
     Acknowledged(Acknowledgement),
+    /// The host dead-lettered the event before a target answered (with what the letter says
+    /// of the event, when it holds a copy).
+    DeadLettered(Option<PostedEvent>, Undelivered),
 }
 
 /// One event on one outbound route, as stored.
@@ -92,6 +124,9 @@ pub struct PostingRecord {
     /// event's repeat was booked once); a rejected one takes a later acknowledgement, as when
     /// its dead letter is redriven and the target books it.
     pub requests: BTreeMap<usize, RequestOutcome>,
+    /// The latest time the host gave the event up before a target answered, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undelivered: Option<Undelivered>,
 }
 
 impl PostingRecord {
@@ -105,24 +140,47 @@ impl PostingRecord {
                 business_key: a.business_key.clone(),
                 source_time: a.source_time.clone(),
             },
+            PostingChange::DeadLettered(event, _) => event.clone().unwrap_or_default(),
         };
         Self {
             key,
             event,
             due: None,
             requests: BTreeMap::new(),
+            undelivered: None,
         }
     }
 
     /// Applies `change`; false when it changed nothing (a repeat).
     pub fn apply(&mut self, change: &PostingChange) -> bool {
         match change {
-            PostingChange::Due(_, due) => {
+            PostingChange::Due(event, due) => {
+                let blank = self.event.kind.is_empty();
+                if blank {
+                    self.event = event.clone();
+                }
                 if self.due.as_ref() == Some(due) {
-                    return false;
+                    return blank;
                 }
                 self.due = Some(due.clone());
                 true
+            }
+            PostingChange::DeadLettered(event, undelivered) => {
+                let blank = self.event.kind.is_empty() && event.is_some();
+                if let Some(event) = event.as_ref().filter(|_| blank) {
+                    self.event = event.clone();
+                }
+                // The latest letter says why: a letter redriven and failing again is written
+                // anew, and letters may be read in any order (a rebuild).
+                let newer = self.undelivered.as_ref().is_none_or(|known| {
+                    known != undelivered
+                        && (known.failed_at(), &known.failed_at)
+                            < (undelivered.failed_at(), &undelivered.failed_at)
+                });
+                if newer {
+                    self.undelivered = Some(undelivered.clone());
+                }
+                blank || newer
             }
             PostingChange::Acknowledged(a) => {
                 if let Some(known) = self.requests.get(&a.request)
@@ -158,6 +216,19 @@ impl PostingRecord {
             .any(|r| r.outcome == PostingOutcome::Rejected)
     }
 
+    /// Why the host gave the event up, unless a target booked one of its requests since (its
+    /// dead letter redriven): the requests a redrive has not reached yet are then pending
+    /// again, or finished.
+    pub fn undelivered_now(&self) -> Option<&Undelivered> {
+        let undelivered = self.undelivered.as_ref()?;
+        let failed_at = undelivered.failed_at();
+        let posted_since = self.requests.values().any(|r| {
+            r.outcome == PostingOutcome::Posted
+                && OffsetDateTime::parse(&r.acknowledged_at, &Rfc3339).ok() > failed_at
+        });
+        (!posted_since).then_some(undelivered)
+    }
+
     /// The route's targets no request of the event was acknowledged by yet.
     pub fn unacknowledged_targets(&self) -> Vec<&str> {
         self.due.as_ref().map_or_else(Vec::new, |due| {
@@ -168,6 +239,61 @@ impl PostingRecord {
                 .collect()
         })
     }
+}
+
+/// What the projection reads of an outbound dead letter (the host's `OutboundLetter`, on
+/// `dlq.outbound.<route>`): which event of which route, and why the host gave it up.
+#[derive(Deserialize)]
+struct Letter {
+    route: String,
+    event_id: Option<String>,
+    #[serde(default)]
+    event: String,
+    kind: String,
+    reason: String,
+    #[serde(default)]
+    requests: Vec<LetterRequest>,
+    request: Option<usize>,
+    failed_at: String,
+}
+
+#[derive(Deserialize)]
+struct LetterRequest {
+    target: String,
+}
+
+/// The posting change an outbound dead letter makes, keyed: none for a target's rejection (its
+/// acknowledgement says so already) or for a letter whose event has no id to key it by (it was
+/// no canonical event). The error says what the payload is not.
+pub fn dead_lettered(payload: &[u8]) -> Result<Option<(PostingKey, PostingChange)>, String> {
+    let letter: Letter =
+        serde_json::from_slice(payload).map_err(|e| format!("no outbound dead letter: {e}"))?;
+    let Some(event_id) = letter.event_id.filter(|_| letter.kind != "rejected") else {
+        return Ok(None);
+    };
+    let event = CanonicalEvent::from_payload(letter.event.as_bytes())
+        .ok()
+        .map(|e| PostedEvent {
+            kind: e.envelope.kind,
+            site: e.envelope.site,
+            business_key: e.envelope.business_key,
+            source_time: e.envelope.time,
+        });
+    let target = letter
+        .request
+        .and_then(|n| letter.requests.into_iter().nth(n))
+        .map(|r| r.target);
+    let key = PostingKey {
+        route: letter.route,
+        event_id,
+    };
+    let undelivered = Undelivered {
+        kind: letter.kind,
+        reason: letter.reason,
+        target,
+        failed_at: letter.failed_at,
+    };
+    Ok(Some((key, PostingChange::DeadLettered(event, undelivered))))
 }
 
 /// The posting changes of a canonical event on `subject` at stream `sequence`: one per

@@ -702,6 +702,103 @@ fn a_rejected_request_posted_after_its_redrive_shows_as_posted() {
     assert_eq!(record.requests[&0].outcome, PostingOutcome::Posted);
 }
 
+#[test]
+fn an_event_given_up_before_an_answer_is_read_from_its_dead_letter_in_any_order() {
+    let letter = |kind: &str, failed_at: &str| {
+        serde_json::json!({
+            "route": "erp-postings", "subject": "canonical.production-completion.PLANT1",
+            "sequence": 9, "event_id": "e1", "event": "{not an event}", "kind": kind,
+            "reason": format!("{kind} at {failed_at}"), "requests": [{"target": "erp",
+            "method": "post", "path": "/goods", "headers": [], "body": []}], "request": 0,
+            "failed_at": failed_at
+        })
+        .to_string()
+    };
+    let read = |kind: &str, failed_at: &str| dead_lettered(letter(kind, failed_at).as_bytes());
+    // A target's rejection is its acknowledgement's to tell; a letter without an event id
+    // (no canonical event) has nothing to key it by.
+    assert_eq!(read("rejected", "2026-12-01T10:00:00Z"), Ok(None));
+    let no_id = letter("not-canonical", "2026-12-01T10:00:00Z").replace("\"event_id\":\"e1\",", "");
+    assert_eq!(dead_lettered(no_id.as_bytes()), Ok(None));
+    assert!(
+        dead_lettered(b"[]")
+            .unwrap_err()
+            .contains("no outbound dead letter")
+    );
+
+    let (key, first) = read("refused-request", "2026-12-01T10:00:00Z")
+        .unwrap()
+        .unwrap();
+    assert_eq!(key.bucket_key(), "erp-postings.e1");
+    // Whole seconds against nanoseconds: the instant decides, not the text.
+    let (_, second) = read("trap", "2026-12-01T10:00:00.5Z").unwrap().unwrap();
+    let mut one = PostingRecord::new(key.clone(), &first);
+    assert!(one.apply(&first));
+    assert!(!one.apply(&first), "a redelivered letter changes nothing");
+    assert!(one.apply(&second));
+    let mut other = PostingRecord::new(key, &second);
+    assert!(other.apply(&second));
+    assert!(
+        !other.apply(&first),
+        "an older letter read later changes nothing"
+    );
+    assert_eq!(one, other, "the latest letter wins in either order");
+    let undelivered = one.undelivered_now().unwrap();
+    assert_eq!(undelivered.kind, "trap");
+    assert_eq!(undelivered.target.as_deref(), Some("erp"));
+    assert_eq!(
+        one.event,
+        PostedEvent::default(),
+        "the letter held no readable event"
+    );
+
+    // The event read on CANONICAL fills in what it is; a booking after the letter (its
+    // redrive) ends it, one before it does not.
+    let event = PostedEvent {
+        kind: "production-completion".into(),
+        site: "PLANT1".into(),
+        business_key: "WO-1@PLANT1".into(),
+        source_time: "2026-12-01T09:00:00Z".into(),
+    };
+    let due = Due {
+        sequence: 9,
+        targets: vec!["erp".into()],
+    };
+    assert!(one.apply(&PostingChange::Due(event.clone(), due)));
+    assert_eq!(one.event, event);
+    let booked = |at: &str| {
+        PostingChange::Acknowledged(Acknowledgement {
+            route: "erp-postings".into(),
+            target: "erp".into(),
+            event_id: "e1".into(),
+            kind: event.kind.clone(),
+            site: event.site.clone(),
+            business_key: event.business_key.clone(),
+            request: 0,
+            idempotency_key: "e1".into(),
+            outcome: PostingOutcome::Posted,
+            document: Some("4900000002".into()),
+            reason: None,
+            status: 201,
+            plugin: "erp-postings@1.0.0".into(),
+            source_time: event.source_time.clone(),
+            acknowledged_at: at.into(),
+            delay_seconds: 1.0,
+        })
+    };
+    let mut before = one.clone();
+    assert!(before.apply(&booked("2026-12-01T09:59:59Z")));
+    assert!(before.undelivered_now().is_some());
+    assert!(one.apply(&booked("2026-12-01T10:05:00+01:00")), "09:05 UTC");
+    assert!(
+        one.undelivered_now().is_some(),
+        "before the letter, whatever its offset"
+    );
+    let mut after = other.clone();
+    assert!(after.apply(&booked("2026-12-01T10:00:01Z")));
+    assert_eq!(after.undelivered_now(), None);
+}
+
 /// A movement of `amount` of RM-1 `lot` at PLANT1, with a stock status.
 fn movement_of(
     id: &str,
