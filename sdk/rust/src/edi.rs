@@ -103,6 +103,10 @@ pub struct Route {
     pub item_qualifier: Option<String>,
     /// `location`: where the goods are when the document names no party for it.
     pub location: Option<String>,
+    /// `test-interchanges` (default `refuse`): whether interchanges the sender marks as a
+    /// test (`ISA15` `T`, `UNB` 0035 `1`) are mapped (`map`, on a route that takes a partner's
+    /// test traffic) or refused.
+    pub map_tests: bool,
 }
 
 impl Route {
@@ -119,7 +123,24 @@ impl Route {
             utc_offset_text,
             item_qualifier: config::get("item-qualifier").filter(|q| !q.trim().is_empty()),
             location: config::get("location").filter(|l| !l.trim().is_empty()),
+            map_tests: map_tests()?,
         })
+    }
+
+    /// Refuses an interchange its sender marked as a test (`test`, with the mark as written,
+    /// e.g. `ISA15 is T`), unless the route maps them (`test-interchanges = "map"`): a
+    /// partner's onboarding and re-tests come over the same channel, and their shipments,
+    /// stock and receipts must not become the plant's. `unsupported-document`, so the dead
+    /// letter keeps it and says how to take it.
+    pub fn admit(&self, test: bool, mark: &str) -> Result<(), MapError> {
+        if test && !self.map_tests {
+            return Err(MapError::unsupported(format!(
+                "a test interchange ({mark}): its sender marks it as a test, not business; this \
+                 route refuses test interchanges (route config 'test-interchanges' = \"map\" \
+                 maps them, on a route meant for a partner's test traffic)"
+            )));
+        }
+        Ok(())
     }
 
     /// One event of the route's site per record in `data` (balances, movements,
@@ -134,6 +155,17 @@ impl Route {
         data.into_iter().map(move |record| {
             CanonicalEvent::new(&self.site, occurred_at, record).with_transaction(transaction)
         })
+    }
+}
+
+/// The route's `test-interchanges` setting: true for `map`, false for `refuse` or none.
+fn map_tests() -> Result<bool, MapError> {
+    match config::get("test-interchanges").as_deref().map(str::trim) {
+        None | Some("") | Some("refuse") => Ok(false),
+        Some("map") => Ok(true),
+        Some(other) => Err(MapError::other(format!(
+            "route config 'test-interchanges' is '{other}': it takes refuse (the default) or map"
+        ))),
     }
 }
 
@@ -312,5 +344,25 @@ mod tests {
         assert_eq!(balances[0].on_hand, Quantity::new("200.5", "EA"));
         assert_eq!(balances[0].blocked, Quantity::new("2", "EA"));
         assert_eq!(balances[1].on_hand, Quantity::new("5", "EA"));
+    }
+
+    #[test]
+    fn a_test_interchange_is_refused_unless_the_route_maps_them() {
+        config::set_for_tests([("site", "PLANT1")]);
+        let route = Route::load().unwrap();
+        assert!(route.admit(false, "ISA15 is T").is_ok());
+        let refused = route.admit(true, "ISA15 is T").unwrap_err();
+        assert_eq!(refused.kind(), "unsupported-document");
+        let why = refused.message();
+        assert!(why.contains("a test interchange (ISA15 is T)"), "{why}");
+        assert!(why.contains("'test-interchanges' = \"map\""), "{why}");
+        config::set_for_tests([("site", "PLANT1"), ("test-interchanges", "map")]);
+        assert!(Route::load().unwrap().admit(true, "UNB 0035 is 1").is_ok());
+        config::set_for_tests([("site", "PLANT1"), ("test-interchanges", "yes")]);
+        let wrong = Route::load().unwrap_err();
+        assert!(
+            wrong.message().contains("'test-interchanges' is 'yes'"),
+            "{wrong}"
+        );
     }
 }

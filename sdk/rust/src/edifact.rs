@@ -245,6 +245,9 @@ pub struct Interchange<'a> {
     pub time: Cow<'a, str>,
     /// The interchange control reference (`UNB` 0020).
     pub control_reference: Cow<'a, str>,
+    /// The test indicator (`UNB` 0035): `1` when the sender marks the interchange as a test,
+    /// empty otherwise.
+    pub test_indicator: Cow<'a, str>,
     /// The functional groups, when the interchange uses `UNG`.
     pub groups: Vec<Group<'a>>,
     /// Every message, in order (inside groups or not).
@@ -266,6 +269,12 @@ impl Interchange<'_> {
         wit_decimal(text, mark)
     }
 
+    /// True when the sender marks the interchange as a test (`UNB` 0035 `1`); pass it to
+    /// [`crate::edi::Route::admit`].
+    pub fn is_test(&self) -> bool {
+        self.test_indicator.trim() == "1"
+    }
+
     /// A copy that owns its text, independent of the payload.
     pub fn into_owned(self) -> Interchange<'static> {
         Interchange {
@@ -278,6 +287,7 @@ impl Interchange<'_> {
             date: owned(self.date),
             time: owned(self.time),
             control_reference: owned(self.control_reference),
+            test_indicator: owned(self.test_indicator),
             groups: self.groups.into_iter().map(Group::into_owned).collect(),
             messages: self.messages.into_iter().map(Message::into_owned).collect(),
         }
@@ -772,6 +782,7 @@ fn build(
         date: unb.untrimmed_value(4, 1),
         time: unb.untrimmed_value(4, 2),
         control_reference: required(&unb, 5, 1, "interchange control reference (UNB 0020)")?,
+        test_indicator: unb.untrimmed_value(11, 1),
         groups: Vec::new(),
         messages: Vec::new(),
     };

@@ -386,6 +386,12 @@ pub struct Interchange<'a> {
 }
 
 impl<'a> Interchange<'a> {
+    /// True when the sender marks the interchange as a test (`ISA15` `T`); pass it to
+    /// [`crate::edi::Route::admit`].
+    pub fn is_test(&self) -> bool {
+        self.usage.trim().eq_ignore_ascii_case("T")
+    }
+
     /// Every transaction set of every group, in order, with the group it belongs to.
     pub fn transaction_sets(&self) -> impl Iterator<Item = (&Group<'a>, &TransactionSet<'a>)> {
         self.groups

@@ -43,6 +43,18 @@ fn reads_an_interchange_with_default_separators() {
 }
 
 #[test]
+fn reads_the_test_indicator() {
+    let live = doc(MSG);
+    let live = parse(live.as_bytes()).unwrap();
+    assert!(!live.is_test());
+    // S005, 0026, 0029, 0031 and 0032 empty, then 0035.
+    let test = doc(MSG).replace("+REF1'UNH", "+REF1++++++1'UNH");
+    let test = parse(test.as_bytes()).unwrap();
+    assert_eq!(test.test_indicator, "1");
+    assert!(test.is_test());
+}
+
+#[test]
 fn honours_una_release_character_and_comma_decimal_mark() {
     let text = "UNA|*,# !UNB*UNOC|3*S*R*260714|1200*9!\r\nUNH*7*RECADV|D|01B|UN!\r\nFTX*AAA***A#*B#|C## D#!!\r\nQTY*48|12,5|KGM!\r\nUNT*4*7!\r\nUNZ*1*9!\r\n";
     let interchange = parse(text.as_bytes()).unwrap();

@@ -25,6 +25,9 @@ fn reads_a_fixed_width_interchange() {
     assert_eq!(interchange.control_number, "000000001");
     assert_eq!(interchange.date, "260714");
     assert_eq!(interchange.usage, "T");
+    assert!(interchange.is_test());
+    let production = text.replace("*0*T*>~", "*0*P*>~");
+    assert!(!parse(production.as_bytes()).unwrap().is_test());
     assert_eq!(
         interchange.separators,
         Separators {
