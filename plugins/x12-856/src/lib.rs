@@ -17,6 +17,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let mut events = Vec::new();
     // A file may batch several interchanges; each is mapped as if it came alone.
     for interchange in x12::parse_all(&msg.payload)? {
+        route.admit(interchange.is_test(), "ISA15 is T")?;
         for set in interchange.transaction_sets_of("856", "an 856 ship notice") {
             let set = set?;
             // CTT counts the HL levels (the standard's note) or only the item levels (as some

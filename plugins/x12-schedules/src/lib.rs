@@ -18,6 +18,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let mut events = Vec::new();
     // A file may batch several interchanges; each is mapped as if it came alone.
     for interchange in x12::parse_all(&msg.payload)? {
+        route.admit(interchange.is_test(), "ISA15 is T")?;
         for (group, set) in interchange.transaction_sets() {
             if set.id != "830" && set.id != "862" {
                 return Err(MapError::unsupported(format!(
