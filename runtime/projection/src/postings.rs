@@ -79,7 +79,8 @@ pub struct PostingView {
     pub source_time: String,
     /// The target.
     pub target: String,
-    /// The request's index among the event's requests (none while pending).
+    /// The request's index among the event's requests (none while pending, and for an event
+    /// given up before its requests were rendered).
     pub request: Option<usize>,
     /// Posted, rejected or pending.
     pub state: PostingState,
@@ -294,21 +295,26 @@ fn postings_of(
         })
         .collect();
     if let Some(undelivered) = record.undelivered_now() {
-        // Given up before a target answered: each target still without an answer is told
-        // why, as a target's own rejection is.
-        let mut targets = record.unacknowledged_targets();
-        if let Some(target) = &undelivered.target
-            && !targets.contains(&target.as_str())
-            && !record.requests.values().any(|r| &r.target == target)
+        // Given up before a target answered: the request that failed, and each target still
+        // without an answer, is told why, as a target's own rejection is.
+        let reason = format!("not posted: {}: {}", undelivered.kind, undelivered.reason);
+        let mut targets: Vec<(&str, Option<usize>)> = record
+            .unacknowledged_targets()
+            .into_iter()
+            .map(|t| (t, None))
+            .collect();
+        if let (Some(target), Some(index)) = (&undelivered.target, undelivered.request)
+            && !record.requests.contains_key(&index)
         {
-            targets.push(target);
+            match targets.iter_mut().find(|(t, _)| *t == target) {
+                Some(known) => known.1 = Some(index),
+                None => targets.push((target, Some(index))),
+            }
         }
-        for target in targets {
+        for (target, request) in targets {
             out.push(PostingView {
-                reason: Some(format!(
-                    "not posted: {}: {}",
-                    undelivered.kind, undelivered.reason
-                )),
+                request,
+                reason: Some(reason.clone()),
                 ..view(target, PostingState::Rejected)
             });
         }
@@ -500,6 +506,81 @@ mod tests {
         assert_eq!(
             by_instant("2026-03-02T08:00:00+01:00", "2026-03-02T07:30:00Z"),
             Ordering::Less
+        );
+    }
+
+    #[test]
+    fn a_request_given_up_after_one_posted_to_its_target_is_listed_with_why() {
+        use crate::state::{
+            Due, PostedEvent, PostingChange, PostingKey, PostingRecord, dead_lettered,
+        };
+        use PostingState::{Posted, Rejected};
+        use millrace_core::posting::acknowledgement::Acknowledgement;
+        // A hold sends two requests to the WMS; the first is booked, the host refuses the
+        // second (say, a header it may not send).
+        let letter = serde_json::json!({
+            "route": "holds", "event_id": "e1", "event": "", "kind": "refused-request",
+            "reason": "header `Host` may not be set", "failed_at": "2026-12-01T10:00:02Z",
+            "requests": [{"target": "wms"}, {"target": "wms"}], "request": 1
+        });
+        let (key, failed) = dead_lettered(letter.to_string().as_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            key,
+            PostingKey {
+                route: "holds".into(),
+                event_id: "e1".into()
+            }
+        );
+        let due = PostingChange::Due(
+            PostedEvent {
+                kind: "quality-hold".into(),
+                site: "PLANT1".into(),
+                business_key: "NCR-1@PLANT1".into(),
+                source_time: "2026-12-01T09:00:00Z".into(),
+            },
+            Due {
+                sequence: 4,
+                targets: vec!["wms".into(), "notify".into()],
+            },
+        );
+        let booked = PostingChange::Acknowledged(Acknowledgement {
+            route: "holds".into(),
+            target: "wms".into(),
+            event_id: "e1".into(),
+            kind: "quality-hold".into(),
+            site: "PLANT1".into(),
+            business_key: "NCR-1@PLANT1".into(),
+            request: 0,
+            idempotency_key: "e1".into(),
+            outcome: millrace_core::posting::acknowledgement::PostingOutcome::Posted,
+            document: Some("B-1".into()),
+            reason: None,
+            status: 201,
+            plugin: "holds@1.0.0".into(),
+            source_time: "2026-12-01T09:00:00Z".into(),
+            acknowledged_at: "2026-12-01T10:00:01Z".into(),
+            delay_seconds: 3601.0,
+        });
+        let mut record = PostingRecord::new(key, &due);
+        for change in [&due, &booked, &failed] {
+            assert!(record.apply(change));
+        }
+        let now = instant("2026-12-01T11:00:00Z").unwrap();
+        let rows: Vec<(String, Option<usize>, PostingState, Option<String>)> =
+            postings_of(record, &RouteProgress::default(), now)
+                .into_iter()
+                .map(|p| (p.target, p.request, p.state, p.reason))
+                .collect();
+        let why = Some("not posted: refused-request: header `Host` may not be set".to_owned());
+        assert_eq!(
+            rows,
+            [
+                ("wms".to_owned(), Some(0), Posted, None),
+                ("notify".to_owned(), None, Rejected, why.clone()),
+                ("wms".to_owned(), Some(1), Rejected, why),
+            ]
         );
     }
 }

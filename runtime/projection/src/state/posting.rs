@@ -88,6 +88,9 @@ pub struct Undelivered {
     pub reason: String,
     /// The target of the request that failed, when one did.
     pub target: Option<String>,
+    /// The index of the request that failed among the event's requests, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<usize>,
     /// When the host dead-lettered it (RFC 3339).
     pub failed_at: String,
 }
@@ -279,8 +282,8 @@ pub fn dead_lettered(payload: &[u8]) -> Result<Option<(PostingKey, PostingChange
             business_key: e.envelope.business_key,
             source_time: e.envelope.time,
         });
-    let target = letter
-        .request
+    let request = letter.request;
+    let target = request
         .and_then(|n| letter.requests.into_iter().nth(n))
         .map(|r| r.target);
     let key = PostingKey {
@@ -291,6 +294,7 @@ pub fn dead_lettered(payload: &[u8]) -> Result<Option<(PostingKey, PostingChange
         kind: letter.kind,
         reason: letter.reason,
         target,
+        request,
         failed_at: letter.failed_at,
     };
     Ok(Some((key, PostingChange::DeadLettered(event, undelivered))))
