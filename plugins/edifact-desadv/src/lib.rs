@@ -16,6 +16,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let mut events = Vec::new();
     // A file may batch several interchanges; each is mapped as if it came alone.
     for interchange in edifact::parse_all(&msg.payload)? {
+        route.admit(interchange.is_test(), "UNB 0035 is 1")?;
         for message in interchange.messages_of("DESADV", "a DESADV despatch advice") {
             let message = message?;
             let notice = notice(&interchange, message, offset, item_qualifier.as_deref())?;
@@ -60,9 +61,13 @@ fn notice(
         ))
     })?;
     let ship_date = edifact::dtm_timestamp(ship, offset)?;
-    let expected_delivery = qualified_once(&header, "DTM", &["132", "17", "2"])?
+    let delivery = qualified_once(&header, "DTM", &["132", "17", "2"])?;
+    let expected_delivery = delivery
         .map(|s| edifact::dtm_timestamp(s, offset))
         .transpose()?;
+    if let Some(delivery) = delivery {
+        warn_delivery_before_despatch(ship, delivery, offset);
+    }
     let supplier = qualified_once(&header, "NAD", &["SU", "SE", "CZ"])?
         .map(|nad| {
             let id = nad.value(2, 1).trim();
@@ -102,6 +107,36 @@ fn notice(
     })
 }
 
+/// Logs a warning when the expected delivery is earlier than the despatch: a placeholder date
+/// (`DTM+17:11110101:102`, as one partner sends when it has none) or a typing error. The date
+/// is still published as sent: what the partner meant instead cannot be told, and no rule says
+/// which dates are placeholders.
+fn warn_delivery_before_despatch(ship: &Segment, delivery: &Segment, offset: timestamp::UtcOffset) {
+    let instant = |dtm: &Segment| {
+        edifact::zoned_date_time(dtm.value(1, 2), dtm.value(1, 3))
+            .ok()
+            .map(|read| {
+                read.date
+                    .with_time(read.time.unwrap_or(timestamp::Time::MIDNIGHT))
+                    .assume_offset(read.offset.unwrap_or(offset))
+            })
+    };
+    if let (Some(shipped), Some(expected)) = (instant(ship), instant(delivery))
+        && expected < shipped
+    {
+        log::warn(
+            "the expected delivery is earlier than the despatch; published as sent (a \
+             placeholder date?)",
+            &[
+                ("delivery", &delivery.at()),
+                ("delivery_date", delivery.value(1, 2)),
+                ("despatch", &ship.at()),
+                ("despatch_date", ship.value(1, 2)),
+            ],
+        );
+    }
+}
+
 fn line(
     segments: &[&Segment],
     packaging: &edifact::Packaging,
@@ -124,7 +159,9 @@ fn line(
     // The batch, wherever the partner put it (GIN BX, PCI 36E, RFF BT, GIR BX, PIA NB), else
     // the one marked on the package the line lies in.
     let lot = packaging.batch(segments)?;
-    let purchase_order = orders.for_line(segments, &["ON"])?;
+    // The order: the line's own, else the one marked on its package (or the nearest above),
+    // else the header's.
+    let purchase_order = orders.for_packed_line(segments, packaging, &["ON"])?;
     Ok(ShipmentLine {
         item,
         quantity,

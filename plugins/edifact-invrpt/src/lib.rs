@@ -13,17 +13,102 @@ use millrace_sdk::prelude::*;
 fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let route = edi::Route::load()?;
     let mut events = Vec::new();
+    let mut stated = Stated::default();
     // A file may batch several interchanges; each is mapped as if it came alone.
     for interchange in edifact::parse_all(&msg.payload)? {
+        route.admit(interchange.is_test(), "UNB 0035 is 1")?;
         for message in interchange.messages_of("INVRPT", "an INVRPT inventory report") {
             let message = message?;
             let report = Report::read(&interchange, message, &route)?;
             let transaction = interchange.source_transaction(message, report.number);
             let balances = report.balances(&interchange, &route)?;
-            events.extend(route.events(&report.occurred_at, &transaction, balances));
+            let source = format!(
+                "message {} (segment {}{}) of interchange {}",
+                message.reference,
+                message.position,
+                report
+                    .number
+                    .map(|n| format!(", report {n}"))
+                    .unwrap_or_default(),
+                interchange.control_reference
+            );
+            let mut new = Vec::new();
+            for balance in balances {
+                if stated.add(&balance, &report.occurred_at, &source)? {
+                    new.push(balance);
+                }
+            }
+            events.extend(route.events(&report.occurred_at, &transaction, new));
         }
     }
     edi::mapped(events, "INVRPT message")
+}
+
+/// The balances the payload's messages stated so far, each with the message that stated it
+/// first. A balance sets the stock of its item, batch and place at its instant, so two
+/// messages stating different stock for one of them would each set it, the last one winning
+/// without a word: within a message such lines are added up (`edi::Balances`), but across
+/// messages (a report split into parts, a report sent twice in one payload) which figure holds
+/// cannot be told.
+#[derive(Default)]
+struct Stated {
+    /// By instant, item, batch and place: the balance and the message that stated it. A
+    /// report may list thousands of lines: each is looked up, never compared with all the
+    /// others.
+    balances: std::collections::HashMap<StatedKey, (InventoryBalance, String)>,
+}
+
+/// The instant, item, batch and place a balance sets.
+type StatedKey = (String, String, Option<String>, String);
+
+impl Stated {
+    /// Records `balance` of the message `source`, as of `occurred_at`: true when it is new,
+    /// false when an earlier message stated the very same stock (a repeat, published once).
+    /// Different stock for the same item, batch, place and instant is `rejected-by-rule`,
+    /// naming both messages.
+    fn add(
+        &mut self,
+        balance: &InventoryBalance,
+        occurred_at: &str,
+        source: &str,
+    ) -> Result<bool, MapError> {
+        let key = (
+            occurred_at.to_owned(),
+            balance.item.clone(),
+            balance.lot.clone(),
+            balance.location.clone(),
+        );
+        let (was, first) = match self.balances.entry(key) {
+            std::collections::hash_map::Entry::Vacant(new) => {
+                new.insert((balance.clone(), source.to_owned()));
+                return Ok(true);
+            }
+            std::collections::hash_map::Entry::Occupied(earlier) => earlier.into_mut(),
+        };
+        if was.on_hand == balance.on_hand
+            && was.allocated == balance.allocated
+            && was.blocked == balance.blocked
+        {
+            return Ok(false);
+        }
+        Err(MapError::rejected(format!(
+            "{source} states {} {} of item {}{} at {} as of {occurred_at}, {first} states {} {}: \
+             one place holds one stock level at one instant, and which one holds cannot be told; \
+             send each item, batch and place in one message (its lines are added up), or the \
+             report again without the other",
+            balance.on_hand.amount,
+            balance.on_hand.uom,
+            balance.item,
+            balance
+                .lot
+                .as_deref()
+                .map(|lot| format!(", batch {lot},"))
+                .unwrap_or_default(),
+            balance.location,
+            was.on_hand.amount,
+            was.on_hand.uom
+        )))
+    }
 }
 
 /// One INVRPT message: its header facts and its item lines.

@@ -16,6 +16,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let mut events = Vec::new();
     // A file may batch several interchanges; each is mapped as if it came alone.
     for interchange in edifact::parse_all(&msg.payload)? {
+        route.admit(interchange.is_test(), "UNB 0035 is 1")?;
         for message in interchange.messages_of("RECADV", "a RECADV receiving advice") {
             let message = message?;
             let (occurred_at, document, movements) =
@@ -91,7 +92,18 @@ fn expiry_day(segment: &Segment) -> Result<timestamp::Date, MapError> {
                 pattern,
             )
         }
-        _ => return dtm(segment).map(|(date, _)| date),
+        _ => {
+            let (date, time) = dtm(segment)?;
+            // An expiry is a day: one stated at 2400, its end, is that day, not the next
+            // day's first instant the time is read as.
+            let hour_at = if format == "201" { 6 } else { 8 };
+            let end_of_day = time.is_some() && value.get(hour_at..hour_at + 2) == Some("24");
+            return Ok(if end_of_day {
+                date.previous_day().unwrap_or(date)
+            } else {
+                date
+            });
+        }
     };
     month
         .map(|first| {
@@ -160,7 +172,8 @@ fn receipts(
 }
 
 /// The references a receipt names, in this order: the order (`RFF+ON`), the delivery note
-/// (`DQ`), the despatch advice (`AAK`); the line's own, else the header's.
+/// (`DQ`), the despatch advice (`AAK`); the line's own, else its package's (or the nearest
+/// package's above), else the header's.
 const REFERENCES: &[&str] = &["ON", "DQ", "AAK"];
 
 fn receipt(
@@ -195,7 +208,7 @@ fn receipt(
         .map(|expiry| expiry_day(expiry).map(timestamp::full_date))
         .transpose()?;
     let reference_document = references
-        .for_line(segments, REFERENCES)?
+        .for_packed_line(segments, packaging, REFERENCES)?
         .or_else(|| advice.clone());
     Ok(Some(InventoryMovement {
         to_location: to_location.clone(),

@@ -1040,7 +1040,8 @@ pub struct DateTime {
 /// format has one, a time: `102` `CCYYMMDD`, `203` `CCYYMMDDHHMM`, `204` `CCYYMMDDHHMMSS`,
 /// `101` `YYMMDD`, `201` `YYMMDDHHMM` (years 00–49 in the 2000s), the periods `718` and `719`
 /// (their start), and the zoned formats of [`zoned_date_time`] (whose zone this drops). An
-/// empty format means `102`.
+/// empty format means `102`. The time `2400` (`240000`), the end of a day, is read as the next
+/// day's `00:00`, the same instant.
 pub fn date_time(
     value: &str,
     format: &str,
@@ -1128,10 +1129,35 @@ pub fn zoned_date_time(value: &str, format: &str) -> Result<DateTime, String> {
         "201" => format!("'{value}' is not a valid date (expected YYMMDDHHMM)"),
         _ => e.to_string(),
     })?;
-    let time = time
-        .map(parse_time)
-        .transpose()
-        .map_err(|e| e.to_string())?;
+    let format = if format.is_empty() { "102" } else { format };
+    let (layout, range) = if matches!(format, "204" | "304") {
+        (
+            "HHMMSS",
+            "000000 to 235959, or 240000 for the end of the day",
+        )
+    } else {
+        ("HHMM", "0000 to 2359, or 2400 for the end of the day")
+    };
+    let (date, time) = match time {
+        // The end of the day, `2400` (as ISO 8601 and xs:dateTime's `24:00:00` write it, and as
+        // partners send a delivery "by the end of the day"), is the next day's first instant.
+        Some("2400" | "240000") => (
+            date.next_day().ok_or_else(|| {
+                format!("'{value}': the end of day {date} has no next day to write it as")
+            })?,
+            Some(crate::timestamp::Time::MIDNIGHT),
+        ),
+        Some(time) => (
+            date,
+            Some(parse_time(time).map_err(|_| {
+                format!(
+                    "'{value}': '{time}' is not a valid time of format {format} (expected \
+                     {layout}, {range})"
+                )
+            })?),
+        ),
+        None => (date, None),
+    };
     Ok(DateTime { date, time, offset })
 }
 

@@ -168,14 +168,38 @@ impl<'a, 'b> HeaderReference<'a, 'b> {
         line: &[&Segment<'_>],
         qualifiers: &[&str],
     ) -> Result<Option<String>, MapError> {
-        for qualifier in qualifiers {
-            if let Some(own) = sole(line, "RFF", qualifier)? {
-                let value = own.value(1, 2).trim();
-                if !value.is_empty() {
-                    return Ok(Some(value.to_owned()));
-                }
-            }
+        match own_reference(line, qualifiers)? {
+            Some(own) => Ok(Some(own)),
+            None => self.of_header(line, qualifiers),
         }
+    }
+
+    /// [`HeaderReference::for_line`] for a line in a packed message (DESADV, RECADV): the
+    /// line's own reference, else the one marked on the package it lies in or the nearest
+    /// package above ([`Packaging::reference`]), else the header's. A package's `PCI`-`RFF`
+    /// group names what the goods in it are for: a pallet built for one order.
+    pub fn for_packed_line(
+        &self,
+        line: &[&Segment<'_>],
+        packaging: &Packaging<'_>,
+        qualifiers: &[&str],
+    ) -> Result<Option<String>, MapError> {
+        if let Some(own) = own_reference(line, qualifiers)? {
+            return Ok(Some(own));
+        }
+        if let Some(package) = packaging.reference(line, qualifiers)? {
+            return Ok(Some(package));
+        }
+        self.of_header(line, qualifiers)
+    }
+
+    /// The header's reference, for `line`; an error when the header states several different
+    /// ones.
+    fn of_header(
+        &self,
+        line: &[&Segment<'_>],
+        qualifiers: &[&str],
+    ) -> Result<Option<String>, MapError> {
         let Some(first) = self.found.first() else {
             return Ok(None);
         };
@@ -193,6 +217,20 @@ impl<'a, 'b> HeaderReference<'a, 'b> {
         }
         Ok(Some(value.to_owned()))
     }
+}
+
+/// The line's own reference of `qualifiers`: the first it states (once), `None` when it states
+/// none with a value.
+fn own_reference(line: &[&Segment<'_>], qualifiers: &[&str]) -> Result<Option<String>, MapError> {
+    for qualifier in qualifiers {
+        if let Some(own) = sole(line, "RFF", qualifier)? {
+            let value = own.value(1, 2).trim();
+            if !value.is_empty() {
+                return Ok(Some(value.to_owned()));
+            }
+        }
+    }
+    Ok(None)
 }
 
 impl<'b> Message<'b> {
@@ -354,7 +392,8 @@ impl<'b> Message<'b> {
 }
 
 /// The packaging levels (`CPS`) of a DESADV or RECADV and the level each line lies in: the
-/// package a line's goods lie in (its SSCC) and the batch marked on it.
+/// package a line's goods lie in (its SSCC), and the batch and references (its order) marked on
+/// it.
 pub struct Packaging<'m> {
     /// Per level id (`CPS` 7164): its parent and its own segments (those before its first
     /// `LIN`: `PAC`, `PCI`, `GIN`...).
@@ -414,17 +453,68 @@ impl<'m> Packaging<'m> {
         Ok(packaging)
     }
 
-    /// The segments of the level `line` (a line group) lies in, then of each level above it.
-    fn around(&self, line: &[&Segment]) -> Vec<&[&'m Segment<'m>]> {
+    /// The id and segments of the level `line` (a line group) lies in, then of each level
+    /// above it.
+    fn around(&self, line: &[&Segment]) -> Vec<(&'m str, &[&'m Segment<'m>])> {
         let mut id = line
             .first()
             .and_then(|lin| self.line_level.get(&lin.position).copied());
         let mut found = Vec::new();
-        while let Some((parent, segments)) = id.and_then(|id| self.levels.get(id)) {
-            found.push(segments.as_slice());
+        // Each level's parent is an earlier level (`read` refused any other), so the walk
+        // ends; the bound is a guard.
+        while let Some(level) = id
+            && found.len() <= self.levels.len()
+            && let Some((parent, segments)) = self.levels.get(level)
+        {
+            found.push((level, segments.as_slice()));
             id = *parent;
         }
         found
+    }
+
+    /// The reference of `qualifiers` marked on the package `line` lies in (the `RFF` of its
+    /// `PCI` group: `PCI+33E'RFF+ON:4500000002'`), else on the nearest package above it (an
+    /// order marked at the consignment level covers every pallet in it); at one level, the
+    /// first of `qualifiers` it states. `None` when no package around the line names one. A
+    /// level naming two different references of that kind is an error for a line naming none:
+    /// which one its goods are for cannot be told.
+    pub fn reference(
+        &self,
+        line: &[&Segment],
+        qualifiers: &[&str],
+    ) -> Result<Option<String>, MapError> {
+        for (n, (level, segments)) in self.around(line).into_iter().enumerate() {
+            let package = if n == 0 {
+                format!("the package it lies in (CPS level {level})")
+            } else {
+                format!("a package it lies in (CPS level {level}, above its own)")
+            };
+            for qualifier in qualifiers {
+                let mut found = segments
+                    .iter()
+                    .filter(|s| s.tag == "RFF" && s.value(1, 1) == *qualifier)
+                    .filter(|s| !s.value(1, 2).trim().is_empty());
+                let Some(first) = found.next() else {
+                    continue;
+                };
+                let value = first.value(1, 2).trim();
+                if let Some(other) = found.find(|s| s.value(1, 2).trim() != value) {
+                    return Err(MapError::malformed(format!(
+                        "{}: the line has no RFF {} of its own, and {package} names two RFF \
+                         {qualifier} ('{value}' in {}, '{}' in {}); \
+                         which one the line's goods are for cannot be told: send one packaging \
+                         level per reference, or the reference in the line",
+                        line.first().map_or_else(|| first.at(), |lin| lin.at()),
+                        qualifiers.join(", "),
+                        first.at(),
+                        other.value(1, 2).trim(),
+                        other.at()
+                    )));
+                }
+                return Ok(Some(value.to_owned()));
+            }
+        }
+        Ok(None)
     }
 
     /// The SSCC of the package `line` lies in: the line's own `GIN+BJ` (`PCI+33E` after the
@@ -433,7 +523,7 @@ impl<'m> Packaging<'m> {
     /// alike, or a range) give none, since a line has one package.
     pub fn sscc(&self, line: &[&Segment]) -> Option<String> {
         std::iter::once(line)
-            .chain(self.around(line))
+            .chain(self.around(line).into_iter().map(|(_, segments)| segments))
             .map(ssccs)
             .find(|found| !found.is_empty())
             .and_then(|found| match found.as_slice() {
@@ -449,7 +539,7 @@ impl<'m> Packaging<'m> {
         if let Some(own) = line_batch(line)? {
             return Ok(Some(own));
         }
-        for level in self.around(line) {
+        for (_, level) in self.around(line) {
             let mut segments = line.first().copied().into_iter().collect::<Vec<_>>();
             segments.extend(level.iter().copied());
             if let Some(batch) = line_batch(&segments)? {

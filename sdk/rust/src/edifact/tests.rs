@@ -1248,3 +1248,132 @@ fn a_dtm_error_quotes_the_value_as_sent() {
         "'20270231' is not a valid date (expected YYYYMMDD)"
     );
 }
+
+/// `2400` is the end of a day: the next day's first instant, in every format with a time; any
+/// other hour past 23 is refused, the error naming the format's own layout.
+#[test]
+fn a_dtm_at_2400_is_the_next_days_midnight() {
+    let route = crate::timestamp::UtcOffset::UTC;
+    let segments = line(
+        "DTM+132:202607152400:203'DTM+2:20261231240000:204'DTM+17:2607152400:201'\
+         DTM+11:202602282400?+01:303'",
+    );
+    let stamps: Vec<String> = segments
+        .iter()
+        .map(|dtm| dtm_timestamp(dtm, route).unwrap())
+        .collect();
+    assert_eq!(
+        stamps,
+        [
+            "2026-07-16T00:00:00Z",
+            "2027-01-01T00:00:00Z",
+            "2026-07-16T00:00:00Z",
+            "2026-03-01T00:00:00+01:00",
+        ]
+    );
+    assert_eq!(
+        date_time("202607152401", "203").unwrap_err(),
+        "'202607152401': '2401' is not a valid time of format 203 (expected HHMM, 0000 to \
+         2359, or 2400 for the end of the day)"
+    );
+    assert_eq!(
+        date_time("20260715126000", "204").unwrap_err(),
+        "'20260715126000': '126000' is not a valid time of format 204 (expected HHMMSS, 000000 \
+         to 235959, or 240000 for the end of the day)"
+    );
+    assert!(date_time("99991231240000", "204").is_err());
+}
+
+/// An order marked on a package (the `RFF` of its `PCI` group) is the order of the lines in it
+/// that name none, the nearest package first, before the header's; two different ones on one
+/// package are refused for a line naming none.
+#[test]
+fn a_line_takes_the_order_marked_on_its_package() {
+    let text = doc(
+        "UNH+1+DESADV:D:96A:UN:EAN005'BGM+351+D1'RFF+ON:PO-H'CPS+1'PAC+0'PCI+0'RFF+ON:PO-1'\
+         PCI+0'RFF+MB:AWB-1'CPS+2+1'PCI+33E'RFF+ON:PO-2'GIN+BJ+P2'LIN+1++A:SRV'QTY+12:5'\
+         CPS+3+1'GIN+BJ+P3'LIN+2++B:SRV'QTY+12:6'LIN+3++C:SRV'QTY+12:7'RFF+ON:PO-OWN'\
+         CPS+4'LIN+4++D:SRV'QTY+12:8'UNT+26+1'",
+    );
+    let interchange = parse(text.as_bytes()).unwrap();
+    let message = &interchange.messages[0];
+    let packaging = Packaging::read(message).unwrap();
+    let orders = HeaderReference::of(&message.header(), &["ON"]);
+    let lines = interchange.item_lines(message).unwrap();
+    let found: Vec<Option<String>> = lines
+        .iter()
+        .map(|l| orders.for_packed_line(l, &packaging, &["ON"]).unwrap())
+        .collect();
+    assert_eq!(
+        found,
+        [
+            // Its pallet's order, not the consignment's nor the header's.
+            Some("PO-2".into()),
+            // A pallet naming none: the consignment's.
+            Some("PO-1".into()),
+            // The line's own wins.
+            Some("PO-OWN".into()),
+            // A level naming none, with none above it: the header's.
+            Some("PO-H".into()),
+        ]
+    );
+    // `for_line` reads no package.
+    assert_eq!(
+        orders.for_line(&lines[0], &["ON"]).unwrap().as_deref(),
+        Some("PO-H")
+    );
+    let two = text
+        .replace("GIN+BJ+P2'", "RFF+ON:PO-9'GIN+BJ+P2'")
+        .replace("UNT+26", "UNT+27");
+    let interchange = parse(two.as_bytes()).unwrap();
+    let message = &interchange.messages[0];
+    let packaging = Packaging::read(message).unwrap();
+    let lines = interchange.item_lines(message).unwrap();
+    let error = orders
+        .for_packed_line(&lines[0], &packaging, &["ON"])
+        .unwrap_err();
+    assert!(
+        error
+            .message()
+            .contains("(CPS level 2) names two RFF ON ('PO-2' in"),
+        "{error:?}"
+    );
+    // Two orders on the consignment: refused for the pallet naming none, not for the one
+    // naming its own.
+    let above = text.replace("RFF+MB:AWB-1'", "RFF+ON:PO-0'");
+    let interchange = parse(above.as_bytes()).unwrap();
+    let message = &interchange.messages[0];
+    let packaging = Packaging::read(message).unwrap();
+    let lines = interchange.item_lines(message).unwrap();
+    assert_eq!(
+        orders
+            .for_packed_line(&lines[0], &packaging, &["ON"])
+            .unwrap()
+            .as_deref(),
+        Some("PO-2")
+    );
+    let error = orders
+        .for_packed_line(&lines[1], &packaging, &["ON"])
+        .unwrap_err();
+    assert!(
+        error.message().contains(
+            "a package it lies in (CPS level 1, above its own) names two RFF ON ('PO-1' in"
+        ),
+        "{error:?}"
+    );
+    // The same order twice on one package is one statement.
+    let alike = text
+        .replace("GIN+BJ+P2'", "RFF+ON:PO-2'GIN+BJ+P2'")
+        .replace("UNT+26", "UNT+27");
+    let interchange = parse(alike.as_bytes()).unwrap();
+    let message = &interchange.messages[0];
+    let packaging = Packaging::read(message).unwrap();
+    let lines = interchange.item_lines(message).unwrap();
+    assert_eq!(
+        orders
+            .for_packed_line(&lines[0], &packaging, &["ON"])
+            .unwrap()
+            .as_deref(),
+        Some("PO-2")
+    );
+}
