@@ -25,6 +25,13 @@ impl Inbound<'_> {
     }
 }
 
+/// Whether a dead letter's reason (`<kind>: <message>`) is the refusal of a test interchange
+/// by a route that does not map them (the SDK's `edi::Route::admit`: `ISA15` `T`, `UNB` 0035
+/// `1`), rather than an error in the interchange.
+pub fn is_test_refusal(reason: &str) -> bool {
+    reason.starts_with("unsupported-document: a test interchange (")
+}
+
 /// The control number and the time of one acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stamp {
@@ -159,6 +166,24 @@ mod tests {
         assert_eq!(stamp.date6(), "261130");
         assert_eq!(stamp.time4(), "0405");
         assert!(Stamp::new(7, "30/11/2026").is_err());
+    }
+
+    #[test]
+    fn the_sdk_refusal_of_a_test_interchange_is_told_from_an_error() {
+        millrace_sdk::config::set_for_tests([("site", "PLANT1")]);
+        let Ok(route) = millrace_sdk::edi::Route::load() else {
+            unreachable!("a route with a site")
+        };
+        for mark in ["ISA15 is T", "UNB 0035 is 1"] {
+            let Err(refused) = route.admit(true, mark) else {
+                unreachable!("a route that refuses test interchanges")
+            };
+            assert!(is_test_refusal(&refused.to_string()), "{refused}");
+        }
+        assert!(!is_test_refusal(
+            "unsupported-document: transaction set 944 is not an 856 ship notice"
+        ));
+        assert!(!is_test_refusal("malformed-input: a test interchange ("));
     }
 
     #[test]

@@ -309,6 +309,7 @@ impl<'a> Interchange<'a> {
     /// The interchanges of a payload, one or more back to back; each reads its own ISA.
     fn read_all(text: &'a str) -> Result<Vec<Self>, String> {
         let (first, mut rest) = Self::read(text)?;
+        let terminator = first.delimiters.terminator;
         let mut all = vec![first];
         loop {
             let next = rest.trim_start_matches(is_padding);
@@ -319,6 +320,12 @@ impl<'a> Interchange<'a> {
             // mapping, whose reader refuses it (and the acknowledgement then says so).
             if !next.starts_with("ISA") {
                 return Ok(all);
+            }
+            // The mapping readers split a batch with the first interchange's separators and
+            // refuse one that ends its segments otherwise (`x12::parse_all`): refused here in
+            // their words, not misread as wraps of the first one's segments.
+            if let Some(reason) = millrace_sdk::x12::batch_terminator_change(next, terminator) {
+                return Err(format!("interchange {}: {reason}", all.len() + 1));
             }
             let (interchange, after) = Self::read(next)?;
             all.push(interchange);
@@ -530,7 +537,11 @@ fn close_set<'a>(group: &mut Option<Group<'a>>, set: &mut Option<Set<'a>>) {
     let (Some(group), Some(mut closed)) = (group.as_mut(), set.take()) else {
         return;
     };
-    closed.duplicate = group.sets.iter().any(|s| s.control == closed.control);
+    // Compared as the SDK's reader compares them (`0001` and `1` are one number).
+    closed.duplicate = group
+        .sets
+        .iter()
+        .any(|s| same_number(s.control, closed.control));
     group.sets.push(closed);
 }
 
@@ -586,7 +597,9 @@ impl Set<'_> {
         if self.id.len() != 3 || !self.id.bytes().all(|b| b.is_ascii_digit()) {
             codes.push("6");
         }
-        if !(4..=9).contains(&self.control.len()) {
+        // The mapping readers take an ST02 of any length (`x12::parse` requires one, and SE02
+        // to match it): 10 characters, or 3, are mapped, so only a missing one is an error here.
+        if self.control.trim().is_empty() {
             codes.push("7");
         }
         if self.duplicate {

@@ -18,6 +18,7 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let mut events = Vec::new();
     // A file may batch several interchanges; each is mapped as if it came alone.
     for interchange in x12::parse_all(&msg.payload)? {
+        route.admit(interchange.is_test(), "ISA15 is T")?;
         for set in interchange.transaction_sets_of("846", "an 846 inventory inquiry/advice") {
             let set = set?;
             let advice = Advice::read(set, &route)?;
@@ -84,22 +85,22 @@ impl<'a> Advice<'a> {
     }
 
     fn balances(&self, route: &edi::Route) -> Result<Vec<InventoryBalance>, MapError> {
-        let location = self
-            .warehouse
-            .clone()
-            .or_else(|| route.location.clone())
-            .ok_or_else(|| {
-                MapError::malformed(format!(
-                    "transaction set 846 {} (segment {}): no N1 party (WH or SF) names the \
-                     warehouse, and the route config has no 'location'",
-                    self.set.control_number, self.set.position
-                ))
-            })?;
         let mut balances = edi::Balances::default();
         for line in &self.lines {
-            // A warehouse named in the line (its own N1 loop) wins over the header's.
-            let location =
-                x12::party(line.iter().copied(), &["WH", "SF"]).unwrap_or_else(|| location.clone());
+            // A warehouse named in the line (its own N1 loop) wins over the header's, and the
+            // header's over the route's: only a line that none of them places is refused.
+            let location = x12::party(line.iter().copied(), &["WH", "SF"])
+                .or_else(|| self.warehouse.clone())
+                .or_else(|| route.location.clone())
+                .ok_or_else(|| {
+                    MapError::malformed(format!(
+                        "{} (transaction set 846 {}): no N1 party (WH or SF) names the line's \
+                         warehouse, in its own N1 loop or the header, and the route config has no \
+                         'location'",
+                        line.first().map(|lin| lin.at()).unwrap_or_default(),
+                        self.set.control_number
+                    ))
+                })?;
             let mut line_balances: Vec<InventoryBalance> = Vec::new();
             for stock in stocks(line) {
                 let balance = balance(&stock, &location, route)?;
@@ -216,14 +217,7 @@ fn balance(
                 qty.trimmed(2)
             )));
         }
-        let code = qty.component(3, 1);
-        let uom = x12::unit_to_rec20(code).ok_or_else(|| {
-            MapError::malformed(format!(
-                "{}, QTY03 unit: '{}' is not a known X12 unit of measure",
-                qty.at(),
-                code.trim()
-            ))
-        })?;
+        let uom = unit_of(qty, line)?;
         match unit {
             Some((first, at)) if first != uom => {
                 return Err(MapError::malformed(format!(
@@ -270,6 +264,43 @@ fn balance(
         allocated: decimal::quantity(allocated, uom),
         blocked: decimal::quantity(on_hold, uom),
         ..InventoryBalance::new(item, location, decimal::quantity(on_hand, uom))
+    })
+}
+
+/// The Rec 20 unit of a `QTY`: its own (`QTY03`), else the one the `UIT` of its `QTY` loop gives
+/// (`UIT01`; the 846's QTY loop carries a `UIT`, and partners give every quantity's unit there).
+/// `line` holds the segments of the `QTY`'s line, the `QTY` among them.
+fn unit_of<'s, 'a: 's>(
+    qty: &'s Segment<'a>,
+    line: &[&'s Segment<'a>],
+) -> Result<&'static str, MapError> {
+    let (code, at, element) = match qty.component(3, 1).trim() {
+        "" => {
+            // The QTY loop runs to the next QTY, the next N1 loop or the line's end.
+            let uit = line
+                .iter()
+                .skip_while(|s| !std::ptr::eq(**s, qty))
+                .skip(1)
+                .take_while(|s| s.id != "QTY" && s.id != "N1" && s.id != "LIN")
+                .find(|s| s.id == "UIT");
+            match uit {
+                Some(uit) => (uit.component(1, 1).trim(), *uit, "UIT01"),
+                None => {
+                    return Err(MapError::malformed(format!(
+                        "{}, QTY03 unit: missing, and no UIT in the QTY loop gives one; the \
+                         quantity needs a unit",
+                        qty.at()
+                    )));
+                }
+            }
+        }
+        code => (code, qty, "QTY03"),
+    };
+    x12::unit_to_rec20(code).ok_or_else(|| {
+        MapError::malformed(format!(
+            "{}, {element} unit: '{code}' is not a known X12 unit of measure",
+            at.at()
+        ))
     })
 }
 

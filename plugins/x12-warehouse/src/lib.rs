@@ -14,7 +14,11 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
     let offset = &route.utc_offset_text;
     let mut events = Vec::new();
     // A file may batch several interchanges; each is mapped as if it came alone.
+    // The receiving advice lines that received nothing (only quantities returned or in
+    // question): no event, and named when nothing else in the payload moves stock.
+    let mut nothing_received: Vec<String> = Vec::new();
     for interchange in x12::parse_all(&msg.payload)? {
+        route.admit(interchange.is_test(), "ISA15 is T")?;
         for (_, set) in interchange.transaction_sets() {
             let document = match set.id.as_ref() {
                 "943" => Document::read(set, "W06", 3, 2, "W04", MovementType::Transfer)?,
@@ -32,10 +36,58 @@ fn map(msg: RawMessage) -> Result<Vec<CanonicalEvent>, MapError> {
             // The envelope identity, then the document's own number: the one a clerk searches for.
             let transaction = interchange.source_transaction(set, document.number().as_deref());
             let movements = document.movements()?;
+            nothing_received.extend(document.lines.iter().filter_map(Line::nothing_received));
             events.extend(route.events(&occurred_at, &transaction, movements));
         }
     }
+    if events.is_empty() && !nothing_received.is_empty() {
+        return Err(MapError::unsupported(format!(
+            "the receiving advice records no receipt: its lines ({}) report only quantities \
+             returned (RCD04) or in question (RCD06), none received (RCD02), so no stock moved",
+            nothing_received.join("; ")
+        )));
+    }
     edi::mapped(events, "item line to map")
+}
+
+/// The receipt reports of a 944 (`W17`01, element 514) that book goods into stock: `F` full
+/// detail, `P` production receipt and `C` customer return (each "full detail"). The others
+/// report something else: `S` a physical inventory shortage, `O` an overage, `A` an inventory
+/// adjustment, `B` a book transfer, `X` exceptions only (the lines that differ, not the
+/// receipt), `N` no exceptions, `K` a simulation, `J`, `R`, `Y`, `Z`...
+const RECEIPT_REPORTS: [(&str, &str); 3] = [
+    ("F", "full detail"),
+    ("P", "production receipt"),
+    ("C", "customer return"),
+];
+
+/// Refuses a 944 whose `W17`01 reporting code is no receipt report ([`RECEIPT_REPORTS`]):
+/// a shortage or adjustment is not stock arriving, and mapped as a receipt it would book stock
+/// that never came.
+fn refuse_non_receipt(w17: &Segment<'_>) -> Result<(), MapError> {
+    let code = w17.trimmed(1);
+    if RECEIPT_REPORTS.iter().any(|(receipt, _)| *receipt == code) {
+        return Ok(());
+    }
+    let what = match code {
+        "" => "W1701 (reporting code) is empty".to_owned(),
+        "S" => "reporting code 'S' is a physical inventory shortage".to_owned(),
+        "O" => "reporting code 'O' is a physical inventory overage".to_owned(),
+        "A" => "reporting code 'A' is an inventory adjustment".to_owned(),
+        "B" => "reporting code 'B' is a book transfer of inventory".to_owned(),
+        "X" => "reporting code 'X' reports exceptions only".to_owned(),
+        other => format!("reporting code '{other}' is no receipt report"),
+    };
+    let receipts = RECEIPT_REPORTS
+        .iter()
+        .map(|(code, name)| format!("{code} ({name})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(MapError::unsupported(format!(
+        "{}, W1701: {what}; only the receipt reports {receipts} book goods received, so the \
+         944 is not mapped",
+        w17.at()
+    )))
 }
 
 /// One warehouse document: its beginning segment, its header and its item lines.
@@ -58,6 +110,17 @@ struct Line<'a> {
     in_loop: Option<usize>,
 }
 
+impl Line<'_> {
+    /// Where the line is, when it is an 861 `RCD` that received nothing: no `RCD02` (units
+    /// received or accepted), only units returned (`RCD04`) or in question (`RCD06`), which
+    /// syntax note R020406 allows alone. Such a line moves no stock into the warehouse.
+    fn nothing_received(&self) -> Option<String> {
+        let rcd = self.segments.first().filter(|s| s.id == "RCD")?;
+        let other = !rcd.trimmed(4).is_empty() || !rcd.trimmed(6).is_empty();
+        (rcd.trimmed(2).is_empty() && other).then(|| rcd.at())
+    }
+}
+
 impl<'a> Document<'a> {
     fn read(
         set: &'a TransactionSet<'a>,
@@ -71,6 +134,9 @@ impl<'a> Document<'a> {
         // BRA03, an 861's purpose: a cancelled receiving advice received nothing.
         if begin_id == "BRA" {
             x12::refuse_not_original(begin, 3, "the receiving advice")?;
+        }
+        if begin_id == "W17" {
+            refuse_non_receipt(begin)?;
         }
         let mut header = Vec::new();
         let mut loops: Vec<Vec<&Segment>> = Vec::new();
@@ -324,6 +390,16 @@ impl<'a> Document<'a> {
         let Some(first) = line.segments.first() else {
             return Ok(None);
         };
+        if line.nothing_received().is_some() {
+            return Ok(None);
+        }
+        if first.id == "RCD" && [2, 4, 6].iter().all(|&n| first.trimmed(n).is_empty()) {
+            return Err(MapError::malformed(format!(
+                "{}: RCD02 (received), RCD04 (returned) and RCD06 (in question) are all empty; \
+                 the line gives no quantity",
+                first.at()
+            )));
+        }
         // The LX loop's own segments, for every line of the loop (none outside a loop).
         let in_loop: &[&Segment] = line
             .in_loop
@@ -484,3 +560,40 @@ fn one_lot(
 }
 
 millrace_sdk::export_mapper!(map);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real 943 whose sender marks it as a test (`ISA15` `T`).
+    const TEST_943: &[u8] = include_bytes!("../fixtures/stupidedi_004010_AR943_pass_1.edi");
+
+    fn message(payload: &[u8]) -> RawMessage {
+        RawMessage {
+            subject: "raw.edi.plant1.x12-warehouse".to_owned(),
+            headers: Vec::new(),
+            payload: payload.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_test_interchange_is_refused_unless_the_route_maps_them() {
+        assert!(x12::parse_all(TEST_943).unwrap()[0].is_test());
+        config::set_for_tests([("site", "PLANT1"), ("location", "GR-DEFAULT")]);
+        let refused = map(message(TEST_943)).unwrap_err();
+        assert_eq!(refused.kind(), "unsupported-document");
+        assert!(refused.message().contains("ISA15 is T"), "{refused}");
+        config::set_for_tests([
+            ("site", "PLANT1"),
+            ("location", "GR-DEFAULT"),
+            ("test-interchanges", "map"),
+        ]);
+        assert!(!map(message(TEST_943)).unwrap().is_empty());
+        // The same interchange marked for production maps without the setting.
+        let production = String::from_utf8(TEST_943.to_vec())
+            .unwrap()
+            .replacen("*T*", "*P*", 1);
+        config::set_for_tests([("site", "PLANT1"), ("location", "GR-DEFAULT")]);
+        assert!(!map(message(production.as_bytes())).unwrap().is_empty());
+    }
+}

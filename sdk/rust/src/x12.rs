@@ -439,7 +439,8 @@ pub fn parse(bytes: &[u8]) -> Result<Interchange<'_>, SyntaxError> {
 /// Reads and checks every interchange of a payload that holds one or more back to back (`ISA`
 /// … `IEA` `ISA` … `IEA`), as gateways batch them into one file. Each is checked as [`parse`]
 /// checks one; any error fails the whole payload. The later interchanges must use the first
-/// one's separators.
+/// one's separators: one that declares another element separator, component separator or
+/// segment terminator is an error that says so ([`batch_terminator_change`]).
 pub fn parse_all(bytes: &[u8]) -> Result<Vec<Interchange<'_>>, SyntaxError> {
     match crate::edi::payload_text(bytes)? {
         Cow::Borrowed(text) => read(text, All),
@@ -551,6 +552,61 @@ fn read_header(text: &str) -> Result<Separators, SyntaxError> {
     })
 }
 
+/// Why an interchange batched after the first one cannot be read with the first one's
+/// separators, when its header (`header`, the text from its `ISA` on) declares another segment
+/// terminator than the first one's (`first`): `None` when it declares the same, or when it is no
+/// readable header (its own checks say why). A batch is split with the first interchange's
+/// separators ([`parse_all`]), so the segments of another terminator would run together; the
+/// reason says so rather than calling the interchange truncated. A line break right after `ISA16`
+/// that is followed by `first` is a wrap of a hard-wrapped file, not a terminator. Public so that
+/// an acknowledger refuses such a batch in the same words.
+pub fn batch_terminator_change(header: &str, first: char) -> Option<String> {
+    let header = header.trim_start_matches([' ', '\t']);
+    let theirs = read_header(header).ok()?.segment;
+    if theirs == first {
+        return None;
+    }
+    if theirs == '\n' {
+        // What follows ISA16 (the character after the 16th element separator, past wraps).
+        let element = header[3..].chars().next()?;
+        let (at, _) = header.match_indices(element).nth(15)?;
+        let mut after = header[at + element.len_utf8()..]
+            .chars()
+            .skip_while(|c| is_line_break(*c))
+            .skip(1)
+            .skip_while(|c| is_line_break(*c) || *c == ' ' || *c == '\t');
+        if after.next() == Some(first) {
+            return None;
+        }
+    }
+    Some(format!(
+        "a further interchange starts here with segment terminator '{}', the first uses '{}': a \
+         batch keeps the first interchange's separators; send it as a message of its own",
+        printable(theirs),
+        printable(first)
+    ))
+}
+
+/// [`batch_terminator_change`] for the segment starting at `from` (position `position`, line
+/// `line`) of a payload read with `separators`, when it is an `ISA` after the first one.
+fn check_batched_header(
+    from: &str,
+    collected: &Collected<'_>,
+    position: usize,
+    line: usize,
+) -> Result<(), SyntaxError> {
+    if collected.found == 0 || !from.trim_start_matches([' ', '\t']).starts_with("ISA") {
+        return Ok(());
+    }
+    match batch_terminator_change(from, collected.separators.segment) {
+        Some(reason) => Err(SyntaxError::new(
+            format!("segment {position} (ISA) at line {line}"),
+            reason,
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Characters gateways commonly use as segment terminators; used to recognise a file that mixes
 /// two of them (see [`split_segments`]).
 const USUAL_TERMINATORS: [char; 6] = ['~', '\'', '!', '$', '|', '\u{85}'];
@@ -627,7 +683,7 @@ fn split_segments(text: &str) -> Result<(Separators, Vec<Segment<'_>>), SyntaxEr
     let mut line = 1 + leading_lines;
     let mut collected = Collected::new(separators, body);
     let (current, segment_line) = if separators.segment == '\n' {
-        split_lines(body, &mut line, &mut collected)
+        split_lines(body, &mut line, &mut collected)?
     } else {
         split_terminated(body, &mut line, &mut collected)?
     };
@@ -676,12 +732,13 @@ fn split_lines<'a>(
     body: &'a str,
     line: &mut usize,
     collected: &mut Collected<'a>,
-) -> (Cow<'a, str>, usize) {
+) -> Result<(Cow<'a, str>, usize), SyntaxError> {
     let mut rest = body;
     while let Some((at, c)) = next_stop(rest, '\n') {
         // Spaces before the line break pad the line; they are not data.
         let text = rest[..at].trim_end_matches([' ', '\t']);
         if !text.trim_matches(is_padding).is_empty() {
+            check_batched_header(rest, collected, collected.found + 1, *line)?;
             collected.push(Cow::Borrowed(text), *line);
         }
         if c == '\n' {
@@ -689,7 +746,8 @@ fn split_lines<'a>(
         }
         rest = &rest[at + 1..];
     }
-    (Cow::Borrowed(rest.trim_end_matches([' ', '\t'])), *line)
+    check_batched_header(rest, collected, collected.found + 1, *line)?;
+    Ok((Cow::Borrowed(rest.trim_end_matches([' ', '\t'])), *line))
 }
 
 /// Collects the segments of a file with a segment terminator (line breaks anywhere are wraps,
@@ -711,6 +769,7 @@ fn split_terminated<'a>(
         if offset > 0 && start.is_none() {
             start = Some(cursor);
             segment_line = *line;
+            check_batched_header(&body[cursor..], collected, collected.found + 1, *line)?;
         }
         if is_line_break(c) {
             if c == '\n' {
@@ -740,6 +799,7 @@ fn split_terminated<'a>(
     if cursor < body.len() && start.is_none() {
         start = Some(cursor);
         segment_line = *line;
+        check_batched_header(&body[cursor..], collected, collected.found + 1, *line)?;
     }
     let current = start.map_or(Cow::Borrowed(""), |start| unwrapped(&body[start..]));
     Ok((current, segment_line))
@@ -1281,10 +1341,13 @@ fn build_one<'a>(
 /// Covers the units seen on ship notices, schedules and warehouse documents; returns none for any
 /// other code so the mapping can refuse it rather than guess.
 ///
-/// Packages counted as units (carton, bag, drum, bottle, reel, package) take the code Rec 20
-/// prescribes for them (Revision 17, introduction, note 2): the UN/ECE Recommendation 21 package
-/// code prefixed with `X` (Rec 21 `CT` carton is `XCT`), as Rec 20's own two-letter package codes
-/// (`CT`, `BG`, `DR`, `BO`, `RL`...) are deleted there in its favour. A kit is Rec 20's `KT`.
+/// Packages counted as units (case, box, pallet, roll, carton, bag, drum, bottle, reel, package)
+/// take the code Rec 20 prescribes for them (Revision 17, introduction, note 2): the UN/ECE
+/// Recommendation 21 package code prefixed with `X` (Rec 21 `CT` carton is `XCT`, `CS` case
+/// `XCS`, `BX` box `XBX`, `PX` pallet `XPX`, `RO` roll `XRO`), as Rec 20's own two-letter package
+/// codes (`CT`, `CS`, `BX`, `PX`, `RO`, `BG`...) are deleted there in its favour; so a box is
+/// `XBX` whether an X12 or an EDIFACT partner counted it. A kit is Rec 20's `KT`. A lot (X12
+/// `LO`) names no fixed quantity and is left out.
 pub fn unit_to_rec20(code: &str) -> Option<&'static str> {
     Some(match code.trim() {
         "EA" => "EA",
@@ -1303,13 +1366,20 @@ pub fn unit_to_rec20(code: &str) -> Option<&'static str> {
         "DZ" => "DZN",
         "PR" => "PR",
         "SF" | "FT2" => "FTK",
-        "CA" | "CS" => "CS",
-        "BX" => "BX",
-        "PL" | "PX" => "PX",
-        "RL" => "RO",
+        "YD" => "YRD",
+        // A linear foot is a foot of length (what is sold by the run: wire, profiles, fabric).
+        "LF" => "FOT",
+        "CF" => "FTQ",
+        "OZ" => "ONZ",
+        "ML" => "MLT",
+        "HR" => "HUR",
         "SH" => "ST",
         "UN" => "C62",
         // X12 355 → Rec 21 package code, prefixed `X` as Rec 20 prescribes.
+        "CA" | "CS" => "XCS",
+        "BX" => "XBX",
+        "PL" | "PX" => "XPX",
+        "RL" => "XRO",
         "CT" => "XCT",
         "BG" => "XBG",
         "DR" => "XDR",

@@ -309,9 +309,29 @@ fn maps_units_and_dates() {
         ("PK", "XPK"),
         ("KT", "KT"),
         (" CT ", "XCT"),
+        ("CA", "XCS"),
+        ("CS", "XCS"),
+        ("BX", "XBX"),
+        ("PL", "XPX"),
+        ("PX", "XPX"),
+        ("RL", "XRO"),
     ] {
         assert_eq!(unit_to_rec20(x12), Some(rec20), "{x12}");
     }
+    // Everyday units partners send: yard, linear foot (a foot of length), cubic foot, ounce,
+    // millilitre, hour.
+    for (x12, rec20) in [
+        ("YD", "YRD"),
+        ("LF", "FOT"),
+        ("CF", "FTQ"),
+        ("OZ", "ONZ"),
+        ("ML", "MLT"),
+        ("HR", "HUR"),
+    ] {
+        assert_eq!(unit_to_rec20(x12), Some(rec20), "{x12}");
+    }
+    // A lot is no fixed quantity.
+    assert_eq!(unit_to_rec20("LO"), None);
     assert_eq!(
         crate::timestamp::full_date(date("070101").unwrap()),
         "2007-01-01"
@@ -727,6 +747,26 @@ fn a_batch_with_an_error_anywhere_fails_whole() {
         parse_all(other.as_bytes()).unwrap_err().to_string(),
         "segment 9 at line 9: a second interchange starts here with element separator '|', the first uses '*': a batch keeps the first interchange's separators; send it as a message of its own"
     );
+    // Another segment terminator: line breaks after the first one's `~` (a file of each
+    // partner's gateway glued together), or `~` after a newline-delimited first one. Named for
+    // what it is, not as a truncated interchange.
+    let second = batch(2, SET)[doc(SET).len()..].to_owned();
+    let lines = format!("{}{}", doc(SET), second.replace("~\n", "\n"));
+    assert_eq!(
+        parse_all(lines.as_bytes()).unwrap_err().to_string(),
+        "segment 9 (ISA) at line 9: a further interchange starts here with segment terminator 'line break', the first uses '~': a batch keeps the first interchange's separators; send it as a message of its own"
+    );
+    let tilde_after_lines = format!("{}{second}", doc(SET).replace("~\n", "\n"));
+    assert_eq!(
+        parse_all(tilde_after_lines.as_bytes())
+            .unwrap_err()
+            .to_string(),
+        "segment 9 (ISA) at line 9: a further interchange starts here with segment terminator '~', the first uses 'line break': a batch keeps the first interchange's separators; send it as a message of its own"
+    );
+    // A hard-wrapped batch whose line break falls right after the second ISA16 is a wrap: the
+    // terminator follows it.
+    let wrapped = format!("{}{}", doc(SET), second.replacen(">~\n", ">\n~\n", 1));
+    assert_eq!(parse_all(wrapped.as_bytes()).unwrap().len(), 2);
     let twice = format!("{}{}", doc(SET), doc(SET));
     assert_eq!(
         parse_all(twice.as_bytes()).unwrap_err().to_string(),
