@@ -81,7 +81,7 @@ export function mapShiftReport(text, configGet) {
   return malformed('the report ends without a TRL trailer record');
 }
 
-const X12_UNITS = { EA: 'EA', PC: 'PCE', PCS: 'PCE', LB: 'LBR', KG: 'KGM', GR: 'GRM', CS: 'CS', BX: 'BX' };
+const X12_UNITS = { EA: 'EA', PC: 'PCE', PCS: 'PCE', LB: 'LBR', KG: 'KGM', GR: 'GRM', CS: 'XCS', CA: 'XCS', BX: 'XBX' };
 
 /** An X12 856 interchange (text) to one shipment-notice per transaction set. */
 export function mapShipNotice(text, configGet) {

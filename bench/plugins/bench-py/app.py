@@ -10,7 +10,7 @@ SHIFT_UNITS = {"EA": "EA", "PC": "PCE", "ST": "PCE", "G": "GRM", "KG": "KGM", "T
                "MM": "MMT", "CM": "CMT", "M": "MTR", "M2": "MTK", "M3": "MTQ", "ML": "MLT",
                "L": "LTR"}
 X12_UNITS = {"EA": "EA", "PC": "PCE", "PCS": "PCE", "LB": "LBR", "KG": "KGM", "GR": "GRM",
-             "CS": "CS", "BX": "BX"}
+             "CS": "XCS", "CA": "XCS", "BX": "XBX"}
 
 
 def map(message):

@@ -21,8 +21,11 @@ const ERP: &str = "erp";
 const GOODS_MOVEMENTS: &str = "/odata/v1/GoodsMovements";
 
 /// The units of measure the ERP is customised for (UN/ECE Recommendation 20 codes, which its
-/// `EntryUnit` takes).
-const ERP_UNITS: [&str; 9] = ["EA", "PCE", "KGM", "GRM", "TNE", "MTR", "LTR", "MTK", "CS"];
+/// `EntryUnit` takes): a case is `XCS` (Rec 20 since revision 17, the Rec 21 code with `X`,
+/// as the SDK writes an X12 case) or the older `CS` some sources still send.
+const ERP_UNITS: [&str; 10] = [
+    "EA", "PCE", "KGM", "GRM", "TNE", "MTR", "LTR", "MTK", "XCS", "CS",
+];
 
 /// The poster exported to the host.
 pub struct ErpPostings;
@@ -177,7 +180,7 @@ mod tests {
     #[test]
     fn golden_fixtures() {
         match check_fixtures::<ErpPostings>(env!("CARGO_MANIFEST_DIR")) {
-            Ok(passed) => assert_eq!(passed, 51),
+            Ok(passed) => assert_eq!(passed, 52),
             Err(report) => panic!("{report}"),
         }
     }
