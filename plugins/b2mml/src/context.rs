@@ -50,7 +50,9 @@ impl Context<'_, '_> {
     }
 
     /// The event time: the first present of `candidates`, then the document's creation time.
-    /// `what` names the candidates for the error when there is none.
+    /// `what` names the candidates for the error when there is none: `rejected-by-rule`, as
+    /// every one of them is optional in the schema (an empty one is refused, named, before
+    /// anything is mapped), so the document is valid B2MML, but an event needs a time.
     pub(crate) fn occurred_at<'a, 'input: 'a>(
         &self,
         node: Node<'a, 'input>,
@@ -60,7 +62,7 @@ impl Context<'_, '_> {
         let mut all = candidates;
         all.push(self.created);
         self.route.first_timestamp(all)?.ok_or_else(|| {
-            MapError::malformed(format!(
+            MapError::rejected(format!(
                 "{}: no time to date the event by ({what} or ApplicationArea/CreationDateTime)",
                 xml::at(node)
             ))

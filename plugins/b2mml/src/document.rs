@@ -74,6 +74,12 @@ const MATERIAL_USES: &[&str] = &[
     "Other",
 ];
 
+/// `Replaced Asset` and `Returned Sample` as MESA's V0600 schema spelled them from its first
+/// publication (2013) until the typo was fixed on 2016-07-01 (MESAInternational/B2MML-BatchML
+/// `384b240`): writers generated from that schema send these strings. Accepted in V0600 as the
+/// values they stand for, which are not stock postings either; not listed in messages.
+const MATERIAL_USES_V0600_AS_PUBLISHED: &[&str] = &["Replaced Assetn", "Resurned Sample"];
+
 /// The values of the B2MML `EquipmentElementLevel` enumeration (V0401 to V0600), and of
 /// `EquipmentLevel`, its V07 name (the values are the same).
 const EQUIPMENT_LEVELS: &[&str] = &[
@@ -171,6 +177,7 @@ const ROOT: &str = "/";
 const ONE_OF_SEVERAL: &[(&str, &[&str])] = &[
     ("MaterialActual", &["MaterialDefinitionID", "MaterialLotID"]),
     ("MaterialRequirement", &["MaterialDefinitionID"]),
+    ("MaterialProducedRequirement", &["MaterialDefinitionID"]),
 ];
 
 /// The pairs of `dateTime` elements that bound one span of time, start first.
@@ -270,16 +277,22 @@ pub(crate) fn map_document(payload: &[u8]) -> Result<Vec<CanonicalEvent>, MapErr
         }
     };
 
-    let uses = if v07 {
-        MATERIAL_USES_V07
-    } else {
-        MATERIAL_USES
+    let (uses, misspelt_uses) = match version {
+        "V07" => (MATERIAL_USES_V07, &[][..]),
+        "V0600" => (MATERIAL_USES, MATERIAL_USES_V0600_AS_PUBLISHED),
+        _ => (MATERIAL_USES, &[][..]),
     };
     check_mixed_content(root)?;
-    check_values(root, version, "MaterialUse", uses)?;
-    check_values(root, version, "EquipmentElementLevel", EQUIPMENT_LEVELS)?;
-    check_values(root, version, "EquipmentLevel", EQUIPMENT_LEVELS)?;
-    check_values(root, version, "OperationsType", form::OPERATIONS_TYPES)?;
+    check_values(root, version, "MaterialUse", uses, misspelt_uses)?;
+    check_values(
+        root,
+        version,
+        "EquipmentElementLevel",
+        EQUIPMENT_LEVELS,
+        &[],
+    )?;
+    check_values(root, version, "EquipmentLevel", EQUIPMENT_LEVELS, &[])?;
+    check_values(root, version, "OperationsType", form::OPERATIONS_TYPES, &[])?;
     check_repeats(root)?;
     let route = Route::load()?;
     check_times(root, &route)?;
@@ -345,16 +358,19 @@ fn split_verb<'a>(
 }
 
 /// Checks every element `name` of the document against the B2MML enumeration `allowed` before
-/// anything is mapped, so an invalid value fails the document wherever it is.
+/// anything is mapped, so an invalid value fails the document wherever it is. `also` are values
+/// the version's published schema allowed under another spelling: accepted, not listed in the
+/// message.
 fn check_values(
     root: Node<'_, '_>,
     version: &str,
     name: &str,
     allowed: &[&str],
+    also: &[&str],
 ) -> Result<(), MapError> {
     for node in xml::descendants(root, name) {
         let value = xml::own_text(node).unwrap_or_default();
-        if !allowed.contains(&&*value) {
+        if !allowed.contains(&&*value) && !also.contains(&&*value) {
             return Err(MapError::malformed(format!(
                 "{}: '{value}' is not a B2MML {version} {name} value (expected one of {})",
                 xml::at(node),
@@ -467,9 +483,16 @@ fn check_repeats(root: Node<'_, '_>) -> Result<(), MapError> {
 fn check_times(root: Node<'_, '_>, route: &Route) -> Result<(), MapError> {
     for name in TIMES {
         for node in xml::descendants(root, name) {
-            if xml::own_text(node).is_some() {
-                route.instant(node)?;
+            if xml::own_text(node).is_none() {
+                // Not a time, and not no time either: an empty xs:dateTime is invalid, and
+                // skipping it would date the event by another element without a word.
+                return Err(MapError::malformed(format!(
+                    "{}: is empty, which is not an xs:dateTime; leave the element out when \
+                     there is no time to state",
+                    xml::at(node)
+                )));
             }
+            route.instant(node)?;
         }
     }
     for (start, end) in SPANS {
@@ -655,6 +678,62 @@ mod tests {
         // So is an unqualified element of a name the mapping does not read: nothing in it is.
         let note = format!("{}<Note>checked</Note>", quantity("b:"));
         assert_eq!(run(&slipped(&note)).map(|events| events.len()), Ok(1));
+    }
+
+    /// MESA's V0600 schema spelled two MaterialUse values `Replaced Assetn` and `Resurned
+    /// Sample` until 2016: V0600 documents written from it are read, those values as the ones
+    /// they stand for (not stock postings). No other version had them.
+    #[test]
+    fn v0600_material_uses_as_first_published_are_read() {
+        let actuals = |namespace: &str, material_use: &str| {
+            format!(
+                r#"<ProductionPerformance xmlns="{namespace}"><PublishedDate>2026-03-02T06:00:00Z</PublishedDate>
+<ProductionResponse><ID>R1</ID><SegmentResponse><ID>S1</ID><MaterialActual><MaterialDefinitionID>M</MaterialDefinitionID>
+<MaterialUse>Consumed</MaterialUse>{KG5}</MaterialActual><MaterialActual><MaterialDefinitionID>M</MaterialDefinitionID>
+<MaterialUse>{material_use}</MaterialUse>{KG5}</MaterialActual></SegmentResponse></ProductionResponse></ProductionPerformance>"#
+            )
+        };
+        for material_use in ["Resurned Sample", "Replaced Assetn"] {
+            assert_eq!(
+                run(&actuals(V0600, material_use)).map(|events| events.len()),
+                Ok(1)
+            );
+            assert_eq!(
+                error(&actuals(
+                    "http://www.mesa.org/xml/B2MML-V0500",
+                    material_use
+                )),
+                format!(
+                    "malformed-input: line 4, MaterialUse: '{material_use}' is not a B2MML V0500 MaterialUse \
+                     value (expected one of Consumed, Produced, Consumable, Replaced Asset, Replacement Asset, \
+                     Sample, Returned Sample, Carrier, Returned Carrier, Other)"
+                )
+            );
+        }
+    }
+
+    /// An empty dateTime element is not an xs:dateTime: it is named, not passed over for the
+    /// next time the event could be dated by.
+    #[test]
+    fn an_empty_time_element_is_named() {
+        let response = |end: &str| {
+            format!(
+                r#"<ProductionPerformance xmlns="{V0600}"><PublishedDate>2026-03-02T06:00:00Z</PublishedDate>
+<ProductionResponse><ID>R1</ID>{end}<SegmentResponse><ID>S1</ID><MaterialActual><MaterialDefinitionID>M</MaterialDefinitionID>
+<MaterialUse>Consumed</MaterialUse>{KG5}</MaterialActual></SegmentResponse></ProductionResponse></ProductionPerformance>"#
+            )
+        };
+        for end in ["<EndTime></EndTime>", "<EndTime/>", "<EndTime> </EndTime>"] {
+            assert_eq!(
+                error(&response(end)),
+                "malformed-input: line 2, EndTime: is empty, which is not an xs:dateTime; leave the \
+                 element out when there is no time to state"
+            );
+        }
+        assert_eq!(
+            run(&response("")).unwrap()[0].occurred_at,
+            "2026-03-02T06:00:00Z"
+        );
     }
 
     /// Without a BODID a schedule is its request ID at the document's time: a re-planned

@@ -23,6 +23,11 @@ pub(crate) struct Form {
     pub(crate) response: &'static str,
     /// `ProductionRequestID` / `OperationsRequestID`: the request a response answers.
     pub(crate) request_id: &'static str,
+    /// The element a segment requirement states a product in besides a `MaterialRequirement`
+    /// with `MaterialUse` `Produced`: the production form's `MaterialProducedRequirement`,
+    /// which V0401 to V0600 keep beside the `MaterialRequirement` that V04 added to replace it.
+    /// The operations form has none.
+    pub(crate) produced_requirement: Option<&'static str>,
     /// Whether the form says which kind of operations an element is about.
     typed: bool,
 }
@@ -33,6 +38,7 @@ pub(crate) const PRODUCTION: Form = Form {
     request: "ProductionRequest",
     response: "ProductionResponse",
     request_id: "ProductionRequestID",
+    produced_requirement: Some("MaterialProducedRequirement"),
     typed: false,
 };
 
@@ -43,6 +49,7 @@ pub(crate) const OPERATIONS: Form = Form {
     request: "OperationsRequest",
     response: "OperationsResponse",
     request_id: "OperationsRequestID",
+    produced_requirement: None,
     typed: true,
 };
 

@@ -102,8 +102,20 @@ pub(crate) fn single(
     let mut chosen = amounts.iter().filter(|amount| !skip(amount));
     let first = chosen.next().cloned();
     if chosen.next().is_some() {
+        // The keys tell the operator which amounts the sender means (a planned and a
+        // delivered one, say), where the sender gives them.
+        let keys: Vec<String> = amounts
+            .iter()
+            .filter(|amount| !skip(amount))
+            .filter_map(|amount| amount.key.as_deref().map(|key| format!("'{key}'")))
+            .collect();
+        let keys = if keys.is_empty() {
+            String::new()
+        } else {
+            format!(" (Key {})", keys.join(", "))
+        };
         return Err(MapError::rejected(format!(
-            "{}: has more than one Quantity that is an amount; cannot tell which one to map",
+            "{}: has more than one Quantity that is an amount{keys}; cannot tell which one to map",
             xml::at(owner)
         )));
     }

@@ -21,13 +21,17 @@ pub(crate) struct Route {
     offset: UtcOffset,
     /// The offset as configured, for messages.
     offset_text: String,
+    /// `release_time = "planned-start"`: a schedule with no time of its own dates its releases by
+    /// their planned start ([`crate::schedule`]); else such a schedule is refused.
+    pub(crate) release_by_planned_start: bool,
     /// The site key and site found for each element ([`Route::scoped_site`]), by the address of
     /// its document and its id there.
     sites: RefCell<HashMap<(usize, NodeId), Option<ScopedSite>>>,
 }
 
 impl Route {
-    /// Reads `utc_offset` (default `Z`); a bad value is an `other` error naming the key.
+    /// Reads `utc_offset` (default `Z`) and `release_time` (default `published`); a bad value is
+    /// an `other` error naming the key.
     pub(crate) fn load() -> Result<Self, MapError> {
         let offset_text = config::get("utc_offset").unwrap_or_else(|| "Z".to_owned());
         let offset = timestamp::parse_offset(&offset_text).map_err(|error| {
@@ -35,15 +39,27 @@ impl Route {
                 "route config key 'utc_offset' is '{offset_text}': {error}"
             ))
         })?;
+        let release_by_planned_start = match config::get("release_time").as_deref().map(str::trim) {
+            None | Some("" | "published") => false,
+            Some("planned-start") => true,
+            Some(other) => {
+                return Err(MapError::other(format!(
+                    "route config key 'release_time' is '{other}': it takes published (the \
+                     default) or planned-start"
+                )));
+            }
+        };
         Ok(Self {
             offset,
             offset_text,
+            release_by_planned_start,
             sites: RefCell::default(),
         })
     }
 
     /// The site of an element: the first `site.<equipment-id>` key matching an equipment id of
-    /// its (or its ancestors') `HierarchyScope`, innermost element first, else the key `site`.
+    /// its (or its ancestors') hierarchy scope ([`xml::hierarchy_scope`]: `HierarchyScope`, or
+    /// V0401's `Location`), innermost element first, else the key `site`.
     pub(crate) fn site(&self, node: Node<'_, '_>) -> Result<String, MapError> {
         match self.scoped_site(node) {
             Some((key, site)) => config::checked_site(&key, site),
@@ -52,7 +68,7 @@ impl Route {
     }
 
     /// The `site.<equipment-id>` key and its site for the innermost element from `node` up
-    /// whose `HierarchyScope` names a configured equipment id. Found once per element: every
+    /// whose hierarchy scope names a configured equipment id. Found once per element: every
     /// event of a large document asks for its ancestors', and reading their scopes again each
     /// time would read all the siblings of each event again (quadratic).
     fn scoped_site(&self, node: Node<'_, '_>) -> Option<ScopedSite> {
@@ -319,6 +335,32 @@ mod tests {
         );
         let plain = xml::parse("<R><X/></R>").unwrap();
         assert_eq!(route.site(plain.root_element()).unwrap(), "PLANT1");
+        // V0401 states the hierarchy scope as Location: the schedule's names the request's site.
+        // A material requirement's Location says where the material is, not the site.
+        let v0401 = xml::parse(
+            r#"<ProductionSchedule xmlns="http://www.wbf.org/xml/B2MML-V0401"><Location><EquipmentID>XX01</EquipmentID>
+               <EquipmentElementLevel>Site</EquipmentElementLevel></Location><ProductionRequest><ID>R</ID>
+               <SegmentRequirement><MaterialRequirement><Location><EquipmentID>fsf</EquipmentID>
+               <EquipmentElementLevel>Area</EquipmentElementLevel></Location></MaterialRequirement>
+               </SegmentRequirement></ProductionRequest></ProductionSchedule>"#,
+        )
+        .unwrap();
+        let element = |name: &str| {
+            v0401
+                .descendants()
+                .find(|node| node.tag_name().name() == name)
+                .unwrap()
+        };
+        assert_eq!(
+            route.site(element("MaterialRequirement")).unwrap(),
+            "PLANT1"
+        );
+        config::set_for_tests([("site", "PLANT1"), ("site.XX01", "SCOTLAND")]);
+        let route = Route::load().unwrap();
+        assert_eq!(
+            route.site(element("ProductionRequest")).unwrap(),
+            "SCOTLAND"
+        );
         config::set_for_tests([("site", "PLANT 1")]);
         assert_eq!(
             route.site(plain.root_element()).unwrap_err().kind(),

@@ -76,6 +76,7 @@ pub(crate) const READ: &[&str] = &[
     "ProcessSegmentID",
     "MaterialActual",
     "MaterialRequirement",
+    "MaterialProducedRequirement",
     "MaterialUse",
     "MaterialDefinitionID",
     "MaterialLotID",
@@ -458,17 +459,41 @@ pub(crate) fn require<'a>(node: Node<'a, '_>, name: &str) -> Result<Cow<'a, str>
     text(node, name).ok_or_else(|| MapError::malformed(format!("{}: has no {name}", at(node))))
 }
 
-/// The equipment ids of the element's `HierarchyScope` (outermost first, nested scopes after:
-/// `HierarchyScope`, in V07 `HierarchyScopeChild`), for the `site.<equipment-id>` route
-/// configuration lookup.
+/// The elements whose `Location` is their hierarchy scope up to V0600. V0401 names the
+/// hierarchy scope of a schedule, request, segment, performance, response or material
+/// information `Location`; V0500 renamed it `HierarchyScope` and kept `Location` beside it,
+/// deprecated, for the documents still written so. The `Location` of a material actual,
+/// requirement or lot is not among them: it says where the material is (see [`location`]).
+const LOCATION_IS_SCOPE: &[&str] = &[
+    "ProductionSchedule",
+    "ProductionRequest",
+    "SegmentRequirement",
+    "ProductionPerformance",
+    "ProductionResponse",
+    "SegmentResponse",
+    "MaterialInformation",
+];
+
+/// The equipment ids of the element's hierarchy scope (outermost first, nested scopes after),
+/// for the `site.<equipment-id>` route configuration lookup: its `HierarchyScope` (nested
+/// `HierarchyScope`, in V07 `HierarchyScopeChild`), else, up to V0600, the `Location` that
+/// states it in V0401 (nested `Location`; see [`LOCATION_IS_SCOPE`]).
 pub(crate) fn hierarchy_scope(node: Node<'_, '_>) -> Vec<String> {
+    let (mut scope, inner, inner_child) = match child(node, "HierarchyScope") {
+        Some(scope) => (Some(scope), "HierarchyScope", "HierarchyScopeChild"),
+        None if node.tag_name().namespace() != Some(V07)
+            && LOCATION_IS_SCOPE.contains(&node.tag_name().name()) =>
+        {
+            (child(node, "Location"), "Location", "LocationChild")
+        }
+        None => (None, "HierarchyScope", "HierarchyScopeChild"),
+    };
     let mut ids = Vec::new();
-    let mut scope = child(node, "HierarchyScope");
     while let Some(current) = scope {
         if let Some(id) = text(current, "EquipmentID") {
             ids.push(id.into_owned());
         }
-        scope = nested(current, "HierarchyScope", "HierarchyScopeChild").next();
+        scope = nested(current, inner, inner_child).next();
     }
     ids
 }
@@ -747,6 +772,34 @@ mod tests {
         let root = doc.root_element();
         assert_eq!(hierarchy_scope(root), ["S", "C"]);
         assert_eq!(location(root).unwrap().as_deref(), Some("WH1-A-01"));
+
+        // Up to V0600, the Location of a schedule, request, segment, performance, response or
+        // material information is its hierarchy scope (V0401's name for it), when it states no
+        // HierarchyScope; a material actual's, requirement's or lot's is where the material is.
+        let scope = |namespace: &str, element: &str, inside: &str| {
+            let text = format!(
+                r#"<{element} xmlns="{namespace}">{inside}<Location><EquipmentID>XX01</EquipmentID>
+                   <Location><EquipmentID>0</EquipmentID></Location></Location></{element}>"#
+            );
+            hierarchy_scope(parse(&text).unwrap().root_element())
+        };
+        let v0401 = "http://www.wbf.org/xml/B2MML-V0401";
+        for element in LOCATION_IS_SCOPE {
+            assert_eq!(scope(v0401, element, ""), ["XX01", "0"], "{element}");
+        }
+        assert_eq!(
+            scope(
+                "http://www.mesa.org/xml/B2MML-V0600",
+                "ProductionRequest",
+                ""
+            ),
+            ["XX01", "0"]
+        );
+        assert!(scope(v0401, "MaterialActual", "").is_empty());
+        assert!(scope(v0401, "MaterialLot", "").is_empty());
+        assert!(scope(V07, "ProductionRequest", "").is_empty());
+        let stated = "<HierarchyScope><EquipmentID>S</EquipmentID></HierarchyScope>";
+        assert_eq!(scope(v0401, "ProductionRequest", stated), ["S"]);
         assert_eq!(
             require(root, "Status").unwrap_err().message(),
             "line 1, r: has no Status"
