@@ -120,7 +120,12 @@ const TIMES: &[&str] = &[
 const ONCE: &[(&[&str], &[&str])] = &[
     (&[ROOT], &["ApplicationArea", "DataArea"]),
     (
-        &["MaterialActual"],
+        &[
+            "MaterialActual",
+            "MaterialProducedActual",
+            "MaterialConsumedActual",
+            "ConsumableActual",
+        ],
         &["MaterialUse", "Location", "StorageLocation"],
     ),
     (
@@ -170,12 +175,21 @@ const ONCE: &[(&[&str], &[&str])] = &[
 /// The parent name in [`ONCE`] that stands for the document's root element, whatever its name.
 const ROOT: &str = "/";
 
-/// The elements of a `MaterialActual` the schema lets repeat (`MaterialDefinitionID`,
+/// The elements of a `MaterialActual` (and of the production form's `MaterialProducedActual`
+/// and `MaterialConsumedActual`) the schema lets repeat (`MaterialDefinitionID`,
 /// `MaterialLotID`: 0..unbounded) but an event holds one of: several different values cannot say
 /// which item or lot the quantity is of, as several `OperationsRequestID` cannot say which work
 /// order. `rejected-by-rule`; the same value repeated is one.
 const ONE_OF_SEVERAL: &[(&str, &[&str])] = &[
     ("MaterialActual", &["MaterialDefinitionID", "MaterialLotID"]),
+    (
+        "MaterialProducedActual",
+        &["MaterialDefinitionID", "MaterialLotID"],
+    ),
+    (
+        "MaterialConsumedActual",
+        &["MaterialDefinitionID", "MaterialLotID"],
+    ),
     ("MaterialRequirement", &["MaterialDefinitionID"]),
     ("MaterialProducedRequirement", &["MaterialDefinitionID"]),
 ];
@@ -598,6 +612,137 @@ mod tests {
             ))),
             "rejected-by-rule: line 2, MaterialActual: has more than one Quantity that is an amount; cannot tell which one to map"
         );
+    }
+
+    /// V0401 to V0600 keep the production form's `MaterialProducedActual` and
+    /// `MaterialConsumedActual` beside `MaterialActual`: they are Produced and Consumed actuals
+    /// read by the same rules, their events in document order among the `MaterialActual`s'. A
+    /// `MaterialUse` in one (the schema gives them none) that says otherwise than its name is
+    /// refused; a `ConsumableActual` is skipped as a `Consumable` `MaterialActual` is. The
+    /// operations form has none of them.
+    #[test]
+    fn material_produced_and_consumed_actuals_are_read() {
+        let performance = |namespace: &str, inside: &str| {
+            format!(
+                r#"<ProductionPerformance xmlns="{namespace}"><PublishedDate>2026-03-02T06:00:00Z</PublishedDate>
+<ProductionResponse><ID>R1</ID><SegmentResponse><ID>S1</ID>{inside}</SegmentResponse></ProductionResponse></ProductionPerformance>"#
+            )
+        };
+        let element = |name: &str, item: &str, extra: &str| {
+            format!(
+                "<{name}><MaterialDefinitionID>{item}</MaterialDefinitionID>{extra}{KG5}</{name}>"
+            )
+        };
+        let scrap = "<Quantity><QuantityString>1</QuantityString><UnitOfMeasure>KG</UnitOfMeasure>\
+                     <Key>Scrap</Key></Quantity>";
+        let inside = [
+            element("MaterialConsumedActual", "C1", "<MaterialLotID>L1</MaterialLotID>"),
+            element("MaterialActual", "C2", "<MaterialUse>Consumed</MaterialUse>"),
+            element("MaterialProducedActual", "P1", scrap),
+            element("ConsumableActual", "GREASE", ""),
+            element("MaterialActual", "P2", "<MaterialUse>Produced</MaterialUse>"),
+            element(
+                "MaterialConsumedActual",
+                "C3",
+                "<Location><EquipmentID>BIN-3</EquipmentID></Location><MaterialUse>Consumed</MaterialUse>",
+            ),
+        ]
+        .concat();
+        let summary = |events: Vec<CanonicalEvent>| {
+            events
+                .into_iter()
+                .map(|event| match event.data {
+                    EventData::MaterialConsumption(used) => format!(
+                        "consumed {} {} {} lot {:?} at {:?}",
+                        used.item, used.quantity.amount, used.quantity.uom, used.lot, used.location
+                    ),
+                    EventData::ProductionCompletion(made) => format!(
+                        "produced {} {} scrap {} {}",
+                        made.item,
+                        made.good_quantity.amount,
+                        made.scrap_quantity.amount,
+                        made.scrap_quantity.uom
+                    ),
+                    other => panic!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        for namespace in [
+            "http://www.wbf.org/xml/B2MML-V0401",
+            "http://www.mesa.org/xml/B2MML-V0500",
+            V0600,
+        ] {
+            assert_eq!(
+                summary(run(&performance(namespace, &inside)).unwrap()),
+                [
+                    "consumed C1 5 KGM lot Some(\"L1\") at None",
+                    "consumed C2 5 KGM lot None at None",
+                    "produced P1 5 scrap 1 KGM",
+                    "produced P2 5 scrap 0 KGM",
+                    "consumed C3 5 KGM lot None at Some(\"BIN-3\")",
+                ],
+                "{namespace}"
+            );
+        }
+        // A MaterialUse that contradicts the element's name: which holds cannot be told.
+        assert_eq!(
+            error(&performance(
+                V0600,
+                &element(
+                    "MaterialProducedActual",
+                    "P1",
+                    "<MaterialUse>Consumed</MaterialUse>"
+                )
+            )),
+            "malformed-input: line 2, MaterialProducedActual: has MaterialUse 'Consumed', but \
+             MaterialProducedActual stands for MaterialUse 'Produced' (the schema gives it no \
+             MaterialUse of its own); which of the two holds cannot be told"
+        );
+        assert_eq!(
+            error(&performance(
+                V0600,
+                &element(
+                    "ConsumableActual",
+                    "GREASE",
+                    "<MaterialUse>Consumed</MaterialUse>"
+                )
+            )),
+            "malformed-input: line 2, ConsumableActual: has MaterialUse 'Consumed', but \
+             ConsumableActual stands for MaterialUse 'Consumable' (the schema gives it no \
+             MaterialUse of its own); which of the two holds cannot be told"
+        );
+        // The rules of a MaterialActual hold: one item and one lot, one MaterialUse.
+        assert_eq!(
+            error(&performance(
+                V0600,
+                &element(
+                    "MaterialConsumedActual",
+                    "C1",
+                    "<MaterialLotID>L1</MaterialLotID><MaterialLotID>L2</MaterialLotID>"
+                )
+            )),
+            "rejected-by-rule: line 2, MaterialConsumedActual: names several MaterialLotID (L1, L2); \
+             an event is of one item and one lot, so which one its quantity is of cannot be told \
+             (send one MaterialConsumedActual per MaterialLotID)"
+        );
+        assert!(
+            error(&performance(
+                V0600,
+                &element(
+                    "MaterialProducedActual",
+                    "P1",
+                    "<MaterialUse>Produced</MaterialUse><MaterialUse>Consumed</MaterialUse>"
+                )
+            ))
+            .starts_with("malformed-input: line 2, MaterialProducedActual: has MaterialUse twice")
+        );
+        // The operations form has no such elements: nothing in them is read.
+        let operations = format!(
+            r#"<OperationsPerformance xmlns="{V0600}"><PublishedDate>2026-03-02T06:00:00Z</PublishedDate>
+<OperationsResponse><ID>R1</ID><SegmentResponse><ID>S1</ID>{}</SegmentResponse></OperationsResponse></OperationsPerformance>"#,
+            element("MaterialProducedActual", "P1", "")
+        );
+        assert_eq!(run(&operations).map(|events| events.len()), Ok(0));
     }
 
     #[test]

@@ -28,6 +28,12 @@ pub(crate) struct Form {
     /// which V0401 to V0600 keep beside the `MaterialRequirement` that V04 added to replace it.
     /// The operations form has none.
     pub(crate) produced_requirement: Option<&'static str>,
+    /// The elements a segment response states a material actual in besides a `MaterialActual`,
+    /// each with the `MaterialUse` its name stands for: the production form's
+    /// `MaterialProducedActual`, `MaterialConsumedActual` and `ConsumableActual`, which V0401 to
+    /// V0600 keep beside the `MaterialActual` that V04 added to replace them. They have no
+    /// `MaterialUse` of their own. The operations form has none.
+    pub(crate) named_actuals: &'static [(&'static str, &'static str)],
     /// Whether the form says which kind of operations an element is about.
     typed: bool,
 }
@@ -39,6 +45,11 @@ pub(crate) const PRODUCTION: Form = Form {
     response: "ProductionResponse",
     request_id: "ProductionRequestID",
     produced_requirement: Some("MaterialProducedRequirement"),
+    named_actuals: &[
+        ("MaterialProducedActual", "Produced"),
+        ("MaterialConsumedActual", "Consumed"),
+        ("ConsumableActual", "Consumable"),
+    ],
     typed: false,
 };
 
@@ -50,6 +61,7 @@ pub(crate) const OPERATIONS: Form = Form {
     response: "OperationsResponse",
     request_id: "OperationsRequestID",
     produced_requirement: None,
+    named_actuals: &[],
     typed: true,
 };
 

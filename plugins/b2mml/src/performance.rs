@@ -1,7 +1,9 @@
 //! `ProductionPerformance` and `OperationsPerformance` (see [`crate::form`]): each
 //! `MaterialActual` of a production `SegmentResponse` whose `MaterialUse` says consumed
 //! (`Consumed`, V07's `Material Consumed`) becomes a `material-consumption`, produced
-//! (`Produced`, V07's `Material Produced`, `Yield Produced`) a `production-completion`.
+//! (`Produced`, V07's `Material Produced`, `Yield Produced`) a `production-completion`; so does
+//! each `MaterialConsumedActual` and `MaterialProducedActual` of the production form (V0401 to
+//! V0600), whose name says which it is.
 
 use std::borrow::Cow;
 
@@ -118,9 +120,10 @@ impl<'a, 'input> Segment<'_, '_, 'a, 'input> {
         // Actuals that state a consumption or a production, or that fail to say which; looked
         // for only in a segment that is not production.
         let reported = || {
-            xml::children(segment, "MaterialActual").any(|actual| {
-                xml::text(actual, "MaterialUse")
-                    .is_none_or(|text| material_use(&text) != Use::Other)
+            actuals(self.form, segment).into_iter().any(|actual| {
+                stated_use(self.form, actual).map_or(true, |stated| {
+                    stated.is_none_or(|text| material_use(&text) != Use::Other)
+                })
             })
         };
         match self.form.kind(segment, &self.context.operations_types) {
@@ -148,7 +151,7 @@ impl<'a, 'input> Segment<'_, '_, 'a, 'input> {
         Ok(())
     }
 
-    /// Maps the material actuals of one production segment response.
+    /// Maps the material actuals of one production segment response, in document order.
     fn map_actuals(
         &self,
         segment: Node<'a, 'input>,
@@ -157,8 +160,8 @@ impl<'a, 'input> Segment<'_, '_, 'a, 'input> {
     ) -> Result<(), MapError> {
         let operation = xml::text(segment, "ProcessSegmentID").or_else(|| xml::text(segment, "ID"));
         let operation = operation.as_deref();
-        for actual in xml::children(segment, "MaterialActual") {
-            let stated = xml::text(actual, "MaterialUse");
+        for actual in actuals(self.form, segment) {
+            let stated = stated_use(self.form, actual)?;
             let data = match stated.as_deref().map(|text| (text, material_use(text))) {
                 Some((_, Use::Consumed)) => consumption(actual, self.work_order, operation)?,
                 Some((_, Use::Produced)) => completion(actual, self.work_order, operation)?,
@@ -195,6 +198,39 @@ impl<'a, 'input> Segment<'_, '_, 'a, 'input> {
             });
         }
         Ok(())
+    }
+}
+
+/// The material actuals of a segment response, in document order: its `MaterialActual`s and,
+/// in the production form, its `MaterialProducedActual`s, `MaterialConsumedActual`s and
+/// `ConsumableActual`s ([`Form::named_actuals`]). Events follow the document, whichever
+/// elements state them.
+fn actuals<'a, 'input>(form: &Form, segment: Node<'a, 'input>) -> Vec<Node<'a, 'input>> {
+    let mut actuals: Vec<Node<'a, 'input>> = std::iter::once("MaterialActual")
+        .chain(form.named_actuals.iter().map(|(name, _)| *name))
+        .flat_map(|name| xml::children(segment, name))
+        .collect();
+    actuals.sort_by_key(|node| node.range().start);
+    actuals
+}
+
+/// The `MaterialUse` a material actual states: a `MaterialActual`'s own, else the value the
+/// name of a [`Form::named_actuals`] element stands for. The schema gives those no
+/// `MaterialUse`; one that says another value than the name is `malformed-input`, since which
+/// of the two holds cannot be told (a `MaterialProducedActual` that says `Consumed`).
+fn stated_use<'a>(form: &Form, actual: Node<'a, '_>) -> Result<Option<Cow<'a, str>>, MapError> {
+    let stated = xml::text(actual, "MaterialUse");
+    let name = actual.tag_name().name();
+    let Some((_, named)) = form.named_actuals.iter().find(|(named, _)| *named == name) else {
+        return Ok(stated);
+    };
+    match stated {
+        Some(text) if text != *named => Err(MapError::malformed(format!(
+            "{}: has MaterialUse '{text}', but {name} stands for MaterialUse '{named}' (the \
+             schema gives it no MaterialUse of its own); which of the two holds cannot be told",
+            xml::at(actual)
+        ))),
+        _ => Ok(Some(Cow::Borrowed(named))),
     }
 }
 
