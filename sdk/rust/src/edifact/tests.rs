@@ -1295,85 +1295,68 @@ fn a_line_takes_the_order_marked_on_its_package() {
          CPS+3+1'GIN+BJ+P3'LIN+2++B:SRV'QTY+12:6'LIN+3++C:SRV'QTY+12:7'RFF+ON:PO-OWN'\
          CPS+4'LIN+4++D:SRV'QTY+12:8'UNT+26+1'",
     );
-    let interchange = parse(text.as_bytes()).unwrap();
-    let message = &interchange.messages[0];
-    let packaging = Packaging::read(message).unwrap();
-    let orders = HeaderReference::of(&message.header(), &["ON"]);
-    let lines = interchange.item_lines(message).unwrap();
-    let found: Vec<Option<String>> = lines
-        .iter()
-        .map(|l| orders.for_packed_line(l, &packaging, &["ON"]).unwrap())
-        .collect();
+    // The order each line of `text` takes (`for_packed_line`), or the error's message.
+    let orders_of = |text: &str| -> Vec<Result<Option<String>, String>> {
+        let interchange = parse(text.as_bytes()).unwrap();
+        let message = &interchange.messages[0];
+        let packaging = Packaging::read(message).unwrap();
+        let orders = HeaderReference::of(&message.header(), &["ON"]);
+        let lines = interchange.item_lines(message).unwrap();
+        lines
+            .iter()
+            .map(|l| {
+                orders
+                    .for_packed_line(l, &packaging, &["ON"])
+                    .map_err(|e| e.message().to_owned())
+            })
+            .collect()
+    };
+    let order = |o: &str| Ok(Some(o.to_owned()));
     assert_eq!(
-        found,
+        orders_of(&text),
         [
             // Its pallet's order, not the consignment's nor the header's.
-            Some("PO-2".into()),
+            order("PO-2"),
             // A pallet naming none: the consignment's.
-            Some("PO-1".into()),
+            order("PO-1"),
             // The line's own wins.
-            Some("PO-OWN".into()),
+            order("PO-OWN"),
             // A level naming none, with none above it: the header's.
-            Some("PO-H".into()),
+            order("PO-H"),
         ]
     );
     // `for_line` reads no package.
+    let interchange = parse(text.as_bytes()).unwrap();
+    let message = &interchange.messages[0];
+    let lines = interchange.item_lines(message).unwrap();
+    let orders = HeaderReference::of(&message.header(), &["ON"]);
     assert_eq!(
         orders.for_line(&lines[0], &["ON"]).unwrap().as_deref(),
         Some("PO-H")
     );
+    // Two orders on one pallet: refused for its line naming none.
     let two = text
         .replace("GIN+BJ+P2'", "RFF+ON:PO-9'GIN+BJ+P2'")
         .replace("UNT+26", "UNT+27");
-    let interchange = parse(two.as_bytes()).unwrap();
-    let message = &interchange.messages[0];
-    let packaging = Packaging::read(message).unwrap();
-    let lines = interchange.item_lines(message).unwrap();
-    let error = orders
-        .for_packed_line(&lines[0], &packaging, &["ON"])
-        .unwrap_err();
+    let error = orders_of(&two).remove(0).unwrap_err();
     assert!(
-        error
-            .message()
-            .contains("(CPS level 2) names two RFF ON ('PO-2' in"),
-        "{error:?}"
+        error.contains("(CPS level 2) names two RFF ON ('PO-2' in"),
+        "{error}"
     );
     // Two orders on the consignment: refused for the pallet naming none, not for the one
     // naming its own.
-    let above = text.replace("RFF+MB:AWB-1'", "RFF+ON:PO-0'");
-    let interchange = parse(above.as_bytes()).unwrap();
-    let message = &interchange.messages[0];
-    let packaging = Packaging::read(message).unwrap();
-    let lines = interchange.item_lines(message).unwrap();
-    assert_eq!(
-        orders
-            .for_packed_line(&lines[0], &packaging, &["ON"])
-            .unwrap()
-            .as_deref(),
-        Some("PO-2")
-    );
-    let error = orders
-        .for_packed_line(&lines[1], &packaging, &["ON"])
-        .unwrap_err();
+    let above = orders_of(&text.replace("RFF+MB:AWB-1'", "RFF+ON:PO-0'"));
+    assert_eq!(above[0], order("PO-2"));
+    let error = above[1].clone().unwrap_err();
     assert!(
-        error.message().contains(
+        error.contains(
             "a package it lies in (CPS level 1, above its own) names two RFF ON ('PO-1' in"
         ),
-        "{error:?}"
+        "{error}"
     );
     // The same order twice on one package is one statement.
     let alike = text
         .replace("GIN+BJ+P2'", "RFF+ON:PO-2'GIN+BJ+P2'")
         .replace("UNT+26", "UNT+27");
-    let interchange = parse(alike.as_bytes()).unwrap();
-    let message = &interchange.messages[0];
-    let packaging = Packaging::read(message).unwrap();
-    let lines = interchange.item_lines(message).unwrap();
-    assert_eq!(
-        orders
-            .for_packed_line(&lines[0], &packaging, &["ON"])
-            .unwrap()
-            .as_deref(),
-        Some("PO-2")
-    );
+    assert_eq!(orders_of(&alike)[0], order("PO-2"));
 }
