@@ -44,13 +44,16 @@ fn every_plugin_passes_its_golden_fixtures() {
 /// The Python and JavaScript kits build against the WIT version a plugin's manifest names: the
 /// templates set to millrace:mapping@1.1.0 carry the expiry date that version added (on 1.0.0
 /// the templates' own fixtures pass without it).
+/// Their second fixture holds a bin as a number, which the plugin passes into the event
+/// unchecked: the kit refuses the message as `other`, naming the field (it trapped, and the
+/// dead letter said only that the call failed).
 #[test]
 fn the_kits_build_against_the_wit_version_of_the_manifest() {
     for dir in ["tests/guests/kit-python-v1-1", "tests/guests/kit-js-v1-1"] {
         let o = millrace(&["plugin", "test", root().join(dir).to_str().unwrap()]);
         let t = text(&o);
         assert!(o.status.success(), "{dir}:\n{t}");
-        assert!(t.contains("1 passed, 0 failed"), "{dir}:\n{t}");
+        assert!(t.contains("2 passed, 0 failed"), "{dir}:\n{t}");
     }
 }
 

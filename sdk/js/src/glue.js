@@ -4,7 +4,7 @@
 // JSON form) into the jco binding form (camelCase fields, { tag, val } variants, bigint u64),
 // checking every field against the WIT so a misspelt one fails loudly instead of vanishing.
 
-import { KINDS_OF_EVENT, MapError, log, requireUnicode } from './millrace.js';
+import { KINDS_OF_EVENT, MapError, bug, log, requireUnicode } from './millrace.js';
 
 const Q = 'quantity';
 // The canonical model of millrace:mapping@1.0.0: field -> type ('?' = option). ADDED_IN lists
@@ -98,10 +98,11 @@ export function exportMap(pluginMap, wit = SERVED_WIT[0]) {
         refusal.payload = { tag: error.kind, val: error.reason };
         throw refusal;
       }
-      // A bug: say what it was in the host log, then let it trap (the host retries, then
-      // dead-letters the message as a trap).
-      log.error(`map() threw: ${error && error.stack ? `${error}\n${error.stack}` : error}`);
-      throw error;
+      // A bug, or a message the plugin did not expect: refused as `other`, saying what and
+      // where (a trap's dead letter said only that the call aborted).
+      const refusal = new Error(String(error));
+      refusal.payload = { tag: 'other', val: bug('map()', error) };
+      throw refusal;
     }
   };
 }

@@ -240,6 +240,37 @@ function write(level, message, fields = {}) {
   hostImports().log(level, String(message), Object.entries(fields).map(([k, v]) => [String(k), String(v)]));
 }
 
+// A stack frame of the kit itself (or of the entry module componentize-js generates).
+const KIT_FRAME = /(^|[/(@\s])src\/(millrace|glue|poster-glue|posting)\.js:|initializer\.js:/;
+
+/**
+ * The reason of the dead letter of an exception a plugin did not mean to throw (a bug, or a
+ * message it did not expect): its name and text and the first frame of its stack. The glue
+ * refuses the message with it as `other`, which the host dead-letters at once, since the same
+ * message would throw again; the call trapped before, and the dead letter said only "Redirecting
+ * call to abort() to mozalloc_abort". The whole stack goes to the host log (when the host is
+ * there: a plugin's native tests have none).
+ */
+export function bug(what, error) {
+  const name = error && error.name ? String(error.name) : typeof error;
+  const message = error && error.message !== undefined ? String(error.message) : String(error);
+  const stack = error && typeof error.stack === 'string' ? error.stack : '';
+  if (host !== null) write('error', `${what} threw ${name}`, { stack });
+  // V8 starts a stack with "Name: message" and "at" frames; SpiderMonkey (componentize-js)
+  // lists frames only, as "fn@file:line:column".
+  // The plugin's own frame that threw, or called the kit that did; none when the kit threw
+  // checking what the plugin returned (the message names the field then).
+  const frame = stack.split('\n').map((line) => line.trim())
+    .filter((line) => line.length > 0 && !line.startsWith(`${name}:`) && line !== name)
+    .find((line) => !KIT_FRAME.test(line));
+  // The file's name, not its path or URL: that is where the plugin was built, not where it runs.
+  const where = frame ? ` (at ${frame.replace(/^at /, '').replace(/[^\s(@]*\//g, '')})` : '';
+  // Text a WIT string cannot carry (an unpaired surrogate quoted from a payload) would trap
+  // the call this reason is there to spare.
+  return `${what} threw ${name}: ${message}${where}; a plugin refuses a message with MapError, so this is a bug in the plugin or a message it did not expect`
+    .replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD');
+}
+
 /** Structured logs to the host log: log.info('mapped', { rows: 3 }). */
 export const log = {
   trace: (message, fields) => write('trace', message, fields),

@@ -6,7 +6,7 @@
 // the WIT `render-error` (componentize-js lowers an export's `result` error from the thrown
 // value's `payload`).
 
-import { MapError, log } from './millrace.js';
+import { MapError, bug, log } from './millrace.js';
 import { METHODS, RenderError, Request, Response, VERDICTS } from './posting.js';
 
 const snake = (name) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
@@ -54,8 +54,7 @@ export function exportPoster(pluginRender, pluginInterpret) {
       } catch (error) {
         if (RenderError.is(error)) throw refusal(error);
         if (MapError.is(error)) throw refusal(RenderError.fromMapError(error));
-        log.error(`render() threw: ${error && error.stack ? `${error}\n${error.stack}` : error}`);
-        throw error;
+        throw refusal(RenderError.other(bug('render()', error)));
       }
       if (!Array.isArray(produced)) throw new TypeError(`render() must return an array of requests, got ${typeof produced}`);
       return produced.map((request, n) => toWitRequest(request, `request ${n}`));

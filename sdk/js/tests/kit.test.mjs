@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { exportMap } from '../src/glue.js';
-import { MapError, jsondoc, requireUnicode, text, unpairedSurrogate } from '../src/millrace.js';
+import { MapError, bug, jsondoc, requireUnicode, text, unpairedSurrogate } from '../src/millrace.js';
 
 /** The MapError `fn` throws, as [kind, reason]. */
 function refusal(fn) {
@@ -122,4 +122,18 @@ test('decimal.parse refuses what the host cannot hold, as the Rust kit does', as
     assert.throws(() => decimal.parse(source), (error) => error instanceof FieldError && error.message.includes(message));
   }
   assert.throws(() => decimal.implied('1'.repeat(40), 2), FieldError);
+});
+
+test('an exception the plugin did not mean is refused as other, saying what and where', () => {
+  const map = exportMap(function mapping() { return { quantity: 1 }.quantty.amount; });
+  try {
+    map({});
+    assert.fail('expected the call to be refused');
+  } catch (error) {
+    assert.equal(error.payload.tag, 'other');
+    assert.match(error.payload.val, /^map\(\) threw TypeError: Cannot read properties of undefined \(reading 'amount'\) \(at mapping \(kit\.test\.mjs:\d+:\d+\)\); a plugin refuses a message with MapError/);
+  }
+  // Not an Error at all, and text no WIT string carries.
+  assert.equal(bug('render()', 'lost \ud800'),
+    'render() threw string: lost \ufffd; a plugin refuses a message with MapError, so this is a bug in the plugin or a message it did not expect');
 });

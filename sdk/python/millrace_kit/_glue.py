@@ -15,7 +15,7 @@ from wit_world import WitWorld as _MapperWorld
 from wit_world.imports import canonical, types
 
 from . import log
-from .errors import MapError
+from .errors import MapError, bug
 from .text import require_unicode, wit_safe
 
 #: Fields later WIT versions added; a plugin targeting an older version (its plugin.toml `wit`)
@@ -70,16 +70,16 @@ def world(map_function):
         def map(self, input):
             try:
                 produced = map_function(input)
-            except MapError as error:
-                raise Err(_ERRORS[error.kind](wit_safe(error.message))) from None
-            if produced is None:
-                raise TypeError("map() returned None; return a list of events (maybe empty)")
-            try:
+                if produced is None:
+                    raise TypeError("map() returned None; return a list of events (maybe empty)")
                 return [_event(value, f"event {n}") for n, value in enumerate(produced)]
-            except MapError as error:  # text no WIT string can carry: refused, never a trap
+            except MapError as error:  # also text no WIT string can carry: refused, never a trap
                 raise Err(_ERRORS[error.kind](wit_safe(error.message))) from None
+            except Exception as error:  # a bug: its dead letter says what and where
+                raise Err(_ERRORS["other"](wit_safe(bug("map()", error)))) from None
 
     return WitWorld
+
 
 
 def _event(value, where):

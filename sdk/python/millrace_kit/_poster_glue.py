@@ -15,7 +15,7 @@ from wit_world import WitWorld as _PosterWorld
 from wit_world.imports import posting as _wit
 
 from . import log, posting
-from .errors import MapError
+from .errors import MapError, bug
 from .text import wit_safe
 
 _ERRORS = {
@@ -38,14 +38,16 @@ def world(render_function, interpret_function):
         def render(self, event):
             try:
                 produced = render_function(_event(event))
+                if produced is None:
+                    raise TypeError("render() returned None; return a list of requests (maybe empty)")
+                return [_lower_request(value, f"request {n}") for n, value in enumerate(produced)]
             except MapError as error:
                 error = posting.RenderError.from_map_error(error)
                 raise Err(_ERRORS[error.kind](wit_safe(error.message))) from None
             except posting.RenderError as error:
                 raise Err(_ERRORS[error.kind](wit_safe(error.message))) from None
-            if produced is None:
-                raise TypeError("render() returned None; return a list of requests (maybe empty)")
-            return [_lower_request(value, f"request {n}") for n, value in enumerate(produced)]
+            except Exception as error:  # a bug: its dead letter says what and where
+                raise Err(_ERRORS["other"](wit_safe(bug("render()", error)))) from None
 
         def interpret(self, event, request, response):
             verdict = interpret_function(

@@ -2,7 +2,8 @@
 
 Raise ``MapError.malformed(...)`` (or ``unsupported``, ``rejected``, ``other``) anywhere in a
 mapping; the kit's glue turns it into the WIT ``map-error`` case of the same name. Any other
-exception is a bug in the mapping: it traps the call and the host retries, then dead-letters it.
+exception is a bug in the mapping (or a message it did not expect): the glue refuses the message
+as ``other`` with the exception's type, text and line (:func:`bug`), and the host dead-letters it.
 """
 
 from contextlib import contextmanager
@@ -80,3 +81,32 @@ def malformed_at(context):
 def rejected_at(context):
     """Like :func:`malformed_at`, but the error becomes ``MapError.rejected``."""
     return _refusing("rejected-by-rule", context)
+
+
+def bug(what, error):
+    """The reason of the dead letter of an exception a plugin did not mean to raise (a bug, or a
+    message it did not expect): its type and text and the line that raised it, as a
+    ``map-error.other`` the host dead-letters at once, since the same message would raise it
+    again. Without this the call trapped, and the dead letter said only "Python function threw
+    an unexpected exception". Every frame goes to the host log. (The frames are read from the
+    traceback object itself: a component has no ``traceback`` module unless the plugin imports
+    it, nor the source files it would quote.)"""
+    from . import log
+
+    frames = []  # (in the kit, "file:line, in function"), outermost first
+    tb = error.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        path = code.co_filename.replace("\\", "/")
+        # The file's name, not its path: that is where the plugin was built, not where it runs.
+        name = path.rsplit("/", 1)[-1]
+        frames.append(("/millrace_kit/" in path, f"{name}:{tb.tb_lineno}, in {code.co_name}"))
+        tb = tb.tb_next
+    log.error(f"{what} raised {type(error).__name__}: {error}",
+              frames=" <- ".join(frame for _, frame in reversed(frames)))
+    # The plugin's own line that raised it, or called the kit that did; none when the kit
+    # raised it checking what the plugin returned (the message names the field then).
+    own = [frame for in_kit, frame in frames if not in_kit]
+    where = f" (at {own[-1]})" if own else ""
+    return (f"{what} raised {type(error).__name__}: {error}{where}; a plugin refuses a message "
+            f"with MapError, so this is a bug in the plugin or a message it did not expect")

@@ -95,6 +95,21 @@ class Errors(unittest.TestCase):
         self.assertEqual(caught.exception.kind, "malformed-input")
         self.assertEqual(caught.exception.message, "line 3, field qty: '12,5' is not a decimal number")
 
+    def test_a_bug_is_named_with_its_type_text_and_line(self):
+        from millrace_kit.errors import bug
+
+        def mapping():
+            return {"quantity": 1}["quantty"]
+
+        try:
+            mapping()
+        except KeyError as error:
+            why = bug("map()", error)
+        self.assertIn("map() raised KeyError: 'quantty' (at ", why)
+        self.assertIn("(at test_kit.py:", why)
+        self.assertIn(", in mapping)", why)
+        self.assertIn("a bug in the plugin or a message it did not expect", why)
+
     def test_text_and_config(self):
         self.assertEqual(text.utf8(b"\xef\xbb\xbfok"), "ok")
         with self.assertRaises(MapError) as caught:
