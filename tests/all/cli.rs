@@ -181,9 +181,28 @@ async fn publish_reports_where_each_message_went() {
     let file = file.to_str().unwrap();
     let url = nats.url();
 
-    let o = millrace(&["publish", "other.subject", file, "--nats", &url]);
-    assert_clean_failure(&o, "JetStream did not store");
-    assert_clean_failure(&o, "is the subject captured by the RAW stream");
+    // Raw messages only: a file on a host's subjects (canonical events, dead letters) would be
+    // stored there as if a host had written it.
+    for subject in [
+        "other.subject",
+        "canonical.production-completion.PLANT1",
+        "dlq.mes",
+    ] {
+        let o = millrace(&["publish", subject, file, "--nats", &url]);
+        assert_clean_failure(&o, &format!("{subject} is not a raw subject"));
+        assert_clean_failure(&o, "(streams.raw_subjects: raw.>)");
+    }
+    assert_eq!(
+        js.get_stream("CANONICAL")
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .state
+            .messages,
+        0
+    );
     let o = millrace(&["publish", "raw.bad..subject", file, "--nats", &url]);
     assert_clean_failure(&o, "invalid subject");
     let big = dir.path().join("big.edi");

@@ -81,7 +81,6 @@ def world(map_function):
     return WitWorld
 
 
-
 def _event(value, where):
     if isinstance(value, canonical.CanonicalEvent):
         return value

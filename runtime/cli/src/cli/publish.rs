@@ -24,6 +24,18 @@ pub async fn run(
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    // Raw messages only: a file published onto CANONICAL, a dead letter or an acknowledgement
+    // subject would be stored there as if a host had written it (a "dead letter" no redrive can
+    // read, a "canonical event" the projection skips).
+    let raw = &config.streams.raw_subjects;
+    if !raw.iter().any(|p| subject_matches(p, subject)) {
+        anyhow::bail!(
+            "{subject} is not a raw subject: `millrace publish` puts raw messages on the subjects \
+             the RAW stream captures (streams.raw_subjects: {}); canonical events, dead letters \
+             and acknowledgements are written by hosts",
+            raw.join(", ")
+        );
+    }
     if !config.routes.is_empty()
         && !config
             .routes
