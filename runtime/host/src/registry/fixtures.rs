@@ -1,4 +1,4 @@
-//! Golden fixtures: each input file (not `.json`, not `.md`) in a plugin's `fixtures/` folder has beside it
+//! Golden fixtures: each input file (any but `<name>.expected.json`, a `.md` note or a hidden file) in a plugin's `fixtures/` folder has beside it
 //! `<name>.expected.json`, either `{"events": [...]}` (the events in the form `millrace plugin
 //! run` prints) or `{"error": {"kind": "...", "message": "..."}}`. A plugin version whose
 //! fixtures do not all pass is not fit to serve.
@@ -73,11 +73,12 @@ pub fn inputs(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut inputs = Vec::new();
     for entry in entries {
         let path = entry?.path();
-        // Expectations are .json; notes (like a SOURCES.md naming where samples came from) are .md.
-        let skip = path.extension().is_some_and(|e| e == "json" || e == "md");
-        let hidden = path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+        // Expectations are `<name>.expected.json`; notes (like a SOURCES.md naming where samples
+        // came from) are .md. Any other file is an input, a JSON document too (a SaaS webhook's
+        // body is one): such inputs were skipped, and a plugin of JSON fixtures had "none".
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let skip = name.ends_with(".expected.json") || path.extension().is_some_and(|e| e == "md");
+        let hidden = name.starts_with('.');
         if path.is_file() && !skip && !hidden {
             inputs.push(path);
         }
@@ -190,4 +191,37 @@ fn diff(expected: &str, actual: &str) -> String {
         .context_radius(3)
         .header("expected", "actual")
         .to_string()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_but_expectations_notes_and_hidden_ones_is_an_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let fixtures = dir.path().join("fixtures");
+        std::fs::create_dir(&fixtures).unwrap();
+        for name in [
+            "hold.json",
+            "hold.expected.json",
+            "shift.txt",
+            "shift.expected.json",
+            "SOURCES.md",
+            ".hidden",
+        ] {
+            std::fs::write(fixtures.join(name), "x").unwrap();
+        }
+        let found: Vec<String> = inputs(dir.path())
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(found, ["hold.json", "shift.txt"]);
+        assert_eq!(
+            expected_path(&fixtures.join("hold.json")),
+            fixtures.join("hold.expected.json")
+        );
+    }
 }
