@@ -222,14 +222,21 @@ impl Buckets {
 
     /// The number of records in `bucket`.
     pub async fn count(&self, bucket: &Bucket) -> Result<u64, ProjectionError> {
-        let Some(store) = &bucket.store else {
+        if bucket.store.is_none() {
             return Ok(0);
-        };
-        let status = store
-            .status()
+        }
+        // Read from the server now: the store's own status is the stream info cached when the
+        // bucket was opened, so a rebuild on new buckets reported 0 records of each kind.
+        let mut stream = self
+            .js
+            .get_stream(format!("KV_{}", bucket.name))
             .await
             .map_err(|e| ProjectionError::bucket(&bucket.name, e))?;
-        Ok(status.values())
+        let info = stream
+            .info()
+            .await
+            .map_err(|e| ProjectionError::bucket(&bucket.name, e))?;
+        Ok(info.state.messages)
     }
 }
 
