@@ -18,6 +18,55 @@ use crate::support::{
     InProcessHost, Nats, PATIENCE, fixture_route, metrics_text, plugin, publish, read_stream,
 };
 
+/// An acknowledgement is bounded by the route's output limit, as a mapper's events and a
+/// poster's requests are: a hostile acknowledger's 50 MiB document was copied in whole.
+#[test]
+fn an_acknowledgement_over_the_routes_output_limit_is_refused() {
+    use millrace::sandbox::{AckControl, AcknowledgeError, CallError, InboundOutcome, RawMessage};
+    let sandbox = millrace::sandbox::Sandbox::new(None).unwrap();
+    let acknowledger = millrace::acknowledgements::load_local(&sandbox, &ack_plugin()).unwrap();
+    // Sixty sets, sixty AK2/AK5 pairs: a 997 of some 1.6 KiB.
+    let (isa, sets) = (
+        "ISA*00*          *00*          *ZZ*SENDER         *ZZ*RECEIVER       *260714*1200*U*00401*000000001*0*P*>~",
+        (1..=60)
+            .map(|n| format!("ST*856*{n:04}~BSN*00*S{n}*20260714*1200~SE*3*{n:04}~"))
+            .collect::<String>(),
+    );
+    let payload = format!(
+        "{isa}GS*SH*SENDER*RECEIVER*20260714*1200*7*X*004010~{sets}GE*60*7~IEA*1*000000001~"
+    );
+    let raw = RawMessage {
+        subject: "raw.edi.plant1.x12-856".into(),
+        headers: Vec::new(),
+        payload: payload.into_bytes(),
+    };
+    let control = AckControl {
+        number: 1,
+        now: "2026-12-01T10:00:00Z".into(),
+    };
+    let route = |output_kib: u64| millrace::sandbox::RouteContext {
+        route: "x12".into(),
+        config: Default::default(),
+        limits: millrace::config::Limits {
+            output_kib,
+            ..Default::default()
+        },
+    };
+    let ack = acknowledger
+        .acknowledge(&route(256), &raw, &InboundOutcome::Mapped(60), &control)
+        .unwrap()
+        .unwrap();
+    assert!(ack.document.len() > 1024, "{} bytes", ack.document.len());
+    let refused = acknowledger
+        .acknowledge(&route(1), &raw, &InboundOutcome::Mapped(60), &control)
+        .unwrap_err();
+    assert!(
+        matches!(&refused, AcknowledgeError::Call(CallError::Output(why))
+            if why.contains("KiB, the route allows 1 KiB")),
+        "{refused}"
+    );
+}
+
 const COUNTERS: &str = "millrace-control-numbers";
 const CLAIMS: &str = "millrace-acknowledgements";
 

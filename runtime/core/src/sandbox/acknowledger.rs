@@ -14,6 +14,7 @@ use wasmtime::component::{HasSelf, Linker};
 use super::guest::GuestState;
 use super::{
     CallError, LoadError, RawMessage, RouteContext, Sandbox, classify_trap, deadline_ticks,
+    hostcall_fuel,
 };
 use crate::config::{Limits, PluginLimits};
 
@@ -163,6 +164,10 @@ impl AcknowledgerComponent {
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(deadline_ticks(limits.deadline));
+        // What the host copies out of the call is bounded by the route's output limit, as for
+        // a mapper or a poster: without it a 50 MiB acknowledgement was copied in whole (and
+        // one past wasmtime's 128 MiB default was refused naming a limit never applied).
+        store.set_hostcall_fuel(hostcall_fuel(&limits));
         let instance = self
             .pre
             .instantiate(&mut store)
@@ -183,10 +188,22 @@ impl AcknowledgerComponent {
         let result = instance.call_acknowledge(&mut store, &raw, &outcome, &control);
         store.data_mut().flush_output();
         match result {
-            Ok(Ok(ack)) => Ok(ack.map(|ack| AckDocument {
-                partner: ack.partner,
-                document: ack.document,
-            })),
+            Ok(Ok(Some(ack))) => {
+                let (size, limit) = (ack.document.len() as u64, limits.output_kib * 1024);
+                if size > limit {
+                    return Err(CallError::Output(format!(
+                        "the acknowledgement is {} KiB, the route allows {} KiB",
+                        size.div_ceil(1024),
+                        limits.output_kib
+                    ))
+                    .into());
+                }
+                Ok(Some(AckDocument {
+                    partner: ack.partner,
+                    document: ack.document,
+                }))
+            }
+            Ok(Ok(None)) => Ok(None),
             Ok(Err(reason)) => Err(AcknowledgeError::Refused(crate::posting::clip(reason))),
             Err(e) => Err(classify_trap(&store, e, limits).into()),
         }
