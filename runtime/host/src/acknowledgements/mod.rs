@@ -171,7 +171,7 @@ impl Acknowledgements {
                 acknowledger = plugin.id(),
                 raw_id = input.identity.as_str(),
                 "the acknowledger named partner {} after {}: it is not a pure function of its input; nothing published",
-                made.partner,
+                millrace_core::posting::clip(made.partner),
                 claim.partner
             );
             return Ok(());
@@ -205,6 +205,18 @@ impl Acknowledgements {
         })
         .await
         .context("an acknowledger call was interrupted")?;
+        // A partner that is no subject token cannot name the acknowledgement's subject: a
+        // failure of the plugin's, counted as one (it was only logged, and whole: a 200 KiB
+        // name made a 200 KiB log line per message).
+        let result = match result {
+            Ok(Some(made)) if !millrace_core::config::is_token(&made.partner) => Err(
+                AcknowledgeError::Call(CallError::Map(MapError::other(format!(
+                    "the acknowledger named partner {:?}, which is no subject token; nothing published",
+                    millrace_core::posting::clip(made.partner)
+                )))),
+            ),
+            result => result,
+        };
         let failure = match &result {
             Ok(_) => None,
             // A refusal is the plugin's own error, counted as a mapper's `map-error` is.
@@ -219,18 +231,7 @@ impl Acknowledgements {
         };
         observer.plugin_call(at, started.elapsed(), failure.as_ref());
         match result {
-            Ok(Some(made)) if millrace_core::config::is_token(&made.partner) => Ok(Some(made)),
-            Ok(Some(made)) => {
-                tracing::warn!(
-                    route = &*route.name,
-                    acknowledger = id,
-                    raw_id = input.identity.as_str(),
-                    "the acknowledger named partner {:?}, which is no subject token; nothing published",
-                    made.partner
-                );
-                Ok(None)
-            }
-            Ok(None) => Ok(None),
+            Ok(made) => Ok(made),
             Err(e @ (AcknowledgeError::Refused(_) | AcknowledgeError::Call(_))) => {
                 tracing::warn!(
                     route = &*route.name,
