@@ -189,7 +189,10 @@ impl AcknowledgerComponent {
         store.data_mut().flush_output();
         match result {
             Ok(Ok(Some(ack))) => {
-                let (size, limit) = (ack.document.len() as u64, limits.output_kib * 1024);
+                let (size, limit) = (
+                    ack.document.len() as u64,
+                    limits.output_kib.saturating_mul(1024),
+                );
                 if size > limit {
                     return Err(CallError::Output(format!(
                         "the acknowledgement is {} KiB, the route allows {} KiB",
