@@ -302,7 +302,7 @@ impl OutboundDriver {
         };
         let mut attempt = 0u32;
         loop {
-            if let Some(wait) = target.breaker.wait() {
+            if let Some(wait) = target.breaker.wait(key) {
                 self.wait(wait, stop).await?;
                 continue;
             }
@@ -318,7 +318,7 @@ impl OutboundDriver {
                 Ok(response) => response,
                 Err(TargetError::Refused(why)) => return Ok(Sent::Refused(why)),
                 Err(TargetError::Unreachable(why)) => {
-                    self.breaker_record(target, false);
+                    self.breaker_record(target, key, false);
                     attempt += 1;
                     retried("unreachable");
                     target.retrying(&format!("unreachable: {why}"));
@@ -333,7 +333,7 @@ impl OutboundDriver {
                     continue;
                 }
             };
-            self.breaker_record(target, response.status < 500);
+            self.breaker_record(target, key, response.status < 500);
             if response.status == 429 {
                 target
                     .pause(target.rate_limited_pause(&response, attempt + 1))
@@ -382,8 +382,8 @@ impl OutboundDriver {
         }
     }
 
-    fn breaker_record(&self, target: &Target, answered: bool) {
-        if target.breaker.record(answered) {
+    fn breaker_record(&self, target: &Target, key: &str, answered: bool) {
+        if target.breaker.record(key, answered) {
             tracing::warn!(
                 target = &*target.name,
                 "target down: its breaker is open, the routes posting to it pause"

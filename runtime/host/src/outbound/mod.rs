@@ -246,7 +246,7 @@ impl Dispatch for OutboundFeed {
 
     /// The event waiting here is held (kept from redelivery) by the puller meanwhile.
     async fn ready(&self, _message: &jetstream::Message) {
-        while self.targets.iter().any(|t| t.breaker.is_open()) {
+        while self.targets.iter().any(|t| t.breaker.pausing()) {
             tokio::time::sleep(PAUSE_RECHECK).await;
         }
     }

@@ -403,8 +403,14 @@ pub fn retry_after(response: &Response) -> Option<Duration> {
 }
 
 /// The breaker of one target: `failures` consecutive failures (no answer, 5xx) open it; while
-/// open, requests wait (no busy retry) and the routes posting to the target pull nothing; after
-/// `pause`, one probe request goes, and its outcome closes or re-opens it.
+/// open, requests wait (no busy retry) and the routes posting to the target take no new events
+/// into their lanes; after `pause`, one probe request goes, and its outcome closes or re-opens
+/// it.
+///
+/// A request whose probe failed gives the next probe to another request waiting for the
+/// target, when there is one: one event the target answers 5xx every time (an ERP failing on
+/// one payload) was every probe, so the breaker never closed and every route posting to a
+/// healthy target stopped. During an outage the probes go round the waiting requests.
 #[derive(Debug)]
 pub struct TargetBreaker {
     threshold: u32,
@@ -416,7 +422,14 @@ pub struct TargetBreaker {
 struct BreakerState {
     failures: u32,
     open_until: Option<Instant>,
-    probing: bool,
+    /// The request (its `Idempotency-Key`) whose probe is under way.
+    probing: Option<String>,
+    /// The request whose probe failed last.
+    failed_probe: Option<String>,
+    /// Whether another request has asked to go since that probe failed.
+    others_waiting: bool,
+    /// Whether a probe failed since the breaker opened.
+    probe_failed: bool,
 }
 
 impl TargetBreaker {
@@ -439,35 +452,57 @@ impl TargetBreaker {
         self.state().open_until.is_some()
     }
 
-    /// How long a request must wait before it may go: `None` when it may go now (the breaker
-    /// is closed, or this request is the probe).
-    pub fn wait(&self) -> Option<Duration> {
+    /// True during the first pause after the breaker opened: the routes posting to the target
+    /// take no new events meanwhile. Once a probe failed, events go into the lanes again (each
+    /// lane holds one at a time, waiting here), so that the next probe can be another request
+    /// than the one that failed: the probe comes back within milliseconds, and a route waiting
+    /// for the pause to end never saw it end.
+    pub fn pausing(&self) -> bool {
+        let state = self.state();
+        !state.probe_failed && state.open_until.is_some_and(|until| Instant::now() < until)
+    }
+
+    /// How long the request `key` must wait before it may go: `None` when it may go now (the
+    /// breaker is closed, or this request is the probe).
+    pub fn wait(&self, key: &str) -> Option<Duration> {
         let mut state = self.state();
         let until = state.open_until?;
+        if state.failed_probe.as_deref() != Some(key) {
+            state.others_waiting = true;
+        }
         let now = Instant::now();
         if now < until {
             return Some(until - now);
         }
-        if state.probing {
-            return Some(self.pause.min(Duration::from_millis(250)));
+        let recheck = self.pause.min(Duration::from_millis(250));
+        if state.probing.is_some()
+            || (state.others_waiting && state.failed_probe.as_deref() == Some(key))
+        {
+            return Some(recheck);
         }
-        state.probing = true;
+        state.probing = Some(key.to_owned());
         None
     }
 
-    /// Records a request's outcome: `true` when the target answered below 500. Returns true when
-    /// this opened the breaker.
-    pub fn record(&self, answered: bool) -> bool {
+    /// Records the outcome of the request `key`: `answered` when the target answered below
+    /// 500. Returns true when this opened the breaker.
+    pub fn record(&self, key: &str, answered: bool) -> bool {
         let mut state = self.state();
         if answered {
             *state = BreakerState::default();
             return false;
         }
         state.failures = state.failures.saturating_add(1);
-        let was_open = state.open_until.is_some() && !state.probing;
-        if state.probing || state.failures >= self.threshold {
+        let probe = state.probing.as_deref() == Some(key);
+        let was_open = state.open_until.is_some() && state.probing.is_none();
+        if probe || state.failures >= self.threshold {
             state.open_until = Some(Instant::now() + self.pause);
-            state.probing = false;
+            if probe || state.probing.is_none() {
+                state.probing = None;
+                state.failed_probe = Some(key.to_owned());
+                state.others_waiting = false;
+            }
+            state.probe_failed |= probe;
             return !was_open;
         }
         false
@@ -509,20 +544,60 @@ mod tests {
     #[test]
     fn the_breaker_opens_after_the_failures_pauses_and_lets_one_probe_through() {
         let long = TargetBreaker::new(2, Duration::from_secs(3600));
-        assert_eq!(long.wait(), None);
-        assert!(!long.record(false));
-        assert!(long.record(false), "the second failure opens it");
-        assert!(long.wait().unwrap() > Duration::from_secs(3000));
-        assert!(long.is_open());
+        assert_eq!(long.wait("a"), None);
+        assert!(!long.record("a", false));
+        assert!(long.record("a", false), "the second failure opens it");
+        assert!(long.wait("a").unwrap() > Duration::from_secs(3000));
+        assert!(long.is_open() && long.pausing());
 
         let short = TargetBreaker::new(1, Duration::from_millis(1));
-        assert!(short.record(false));
+        assert!(short.record("a", false));
         std::thread::sleep(Duration::from_millis(5));
-        assert_eq!(short.wait(), None, "after the pause one probe goes");
-        assert!(short.wait().is_some(), "the others wait for the probe");
-        short.record(true);
+        assert!(
+            short.is_open() && !short.pausing(),
+            "paused, then waiting for a probe"
+        );
+        assert_eq!(short.wait("a"), None, "after the pause one probe goes");
+        assert!(short.wait("b").is_some(), "the others wait for the probe");
+        short.record("a", true);
         assert!(!short.is_open());
-        assert_eq!(short.wait(), None);
+        assert_eq!(short.wait("b"), None);
+    }
+
+    /// One request the target answers 5xx every time must not be every probe: the breaker
+    /// would never close, and every route posting to a healthy target would stop.
+    #[test]
+    fn a_request_whose_probe_failed_gives_the_next_probe_to_another() {
+        let breaker = TargetBreaker::new(1, Duration::from_millis(1));
+        let after_the_pause = || std::thread::sleep(Duration::from_millis(5));
+        assert!(breaker.record("poison", false));
+        after_the_pause();
+        // Alone, it probes again (an outage with one event in hand).
+        assert_eq!(breaker.wait("poison"), None);
+        assert!(
+            breaker.record("poison", false),
+            "its probe failed: open again"
+        );
+        assert!(
+            breaker.is_open() && !breaker.pausing(),
+            "the routes take events again, so another request can probe"
+        );
+        // Another request asks to go during the pause: the next probe is its.
+        assert!(breaker.wait("good").is_some());
+        after_the_pause();
+        assert!(breaker.wait("poison").is_some(), "it gives the probe away");
+        assert_eq!(breaker.wait("good"), None);
+        breaker.record("good", true);
+        assert!(!breaker.is_open(), "the target answered: closed");
+        // During an outage the probes go round: the other's failed too, the first goes next.
+        assert!(breaker.record("poison", false));
+        after_the_pause();
+        assert_eq!(breaker.wait("good"), None);
+        assert!(breaker.record("good", false));
+        assert!(breaker.wait("poison").is_some());
+        after_the_pause();
+        assert!(breaker.wait("good").is_some());
+        assert_eq!(breaker.wait("poison"), None);
     }
 
     #[test]
