@@ -633,6 +633,63 @@ async fn a_rejection_is_dead_lettered_with_the_answer_and_redrive_posts_it_throu
     assert_eq!(left.len(), 1, "only the render error stays");
 }
 
+/// One event a healthy target answers 500 every time (an ERP failing on one payload) is retried
+/// for as long as it takes, and opens the target's breaker, but it is not every probe: another
+/// route's events posting to the same target close the breaker and are booked. Before, the
+/// breaker never closed and every route posting to the target stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_event_a_target_always_fails_does_not_stop_the_other_routes_posting_to_it() {
+    let nats = Nats::start();
+    let erp = StandInErp::start(false).await;
+    let token = nats.dir.path().join("erp.token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let poster = plugin("tests/guests/poster");
+    let config = nats.config(&format!(
+        "[outbound.plant1]\nsubjects = [\"canonical.production-completion.PLANT1\"]\nplugin = {0:?}\ntargets = [\"erp\"]\n\n\
+         [outbound.plant2]\nsubjects = [\"canonical.production-completion.PLANT2\"]\nplugin = {0:?}\ntargets = [\"erp\"]\n\n{1}",
+        poster.display().to_string(),
+        targets(&erp, &token, false)
+    ));
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    let (poison, event) = completion(900, "LOT-POISON");
+    publish_event(
+        &js,
+        "canonical.production-completion.PLANT1",
+        &poison,
+        &event,
+    )
+    .await;
+    until("the poisoned event opened the breaker (3 failures)", || {
+        erp.ledger
+            .lock()
+            .unwrap()
+            .log
+            .iter()
+            .filter(|(_, key, _)| key == &poison)
+            .count()
+            >= 4
+    })
+    .await;
+    let mut booked = Vec::new();
+    for n in 901..906 {
+        let (id, event) = completion(n, &format!("LOT-{n}"));
+        publish_event(&js, "canonical.production-completion.PLANT2", &id, &event).await;
+        booked.push(id);
+    }
+    until("the other route's events were booked", || {
+        let ledger = erp.ledger.lock().unwrap();
+        booked.iter().all(|id| ledger.booked.get(id) == Some(&1))
+    })
+    .await;
+    assert_eq!(
+        erp.ledger.lock().unwrap().booked.get(&poison),
+        None,
+        "the poisoned event is still being retried, never booked"
+    );
+    host.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_target_publishes_each_request_to_its_outbox_subject_with_the_event_id_as_key() {
     let nats = Nats::start();

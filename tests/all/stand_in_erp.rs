@@ -44,7 +44,7 @@ pub(crate) struct Ledger {
 
 /// A stand-in ERP: books goods movements (and stock status, shipment blocks, notifications) at
 /// any path, answers with document ids, dedupes on `Idempotency-Key`, refuses a movement of lot
-/// `LOT-UNKNOWN` with 422 (for good), redirects what is posted under `/session-expired/` to a
+/// `LOT-UNKNOWN` with 422 (for good), fails every movement of lot `LOT-POISON` with 500, redirects what is posted under `/session-expired/` to a
 /// sign-in page that answers 200, refuses what is posted under `/huge/` with a 5 MiB error
 /// page, rate-limits with 429 and
 /// `Retry-After`, fails 10% of requests with 500 (half of them after booking: the answer is
@@ -160,6 +160,7 @@ async fn book(
     };
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let unknown_lot = body["lot"] == "LOT-UNKNOWN";
+    let poisoned_lot = body["lot"] == "LOT-POISON";
     ledger.log.push((uri.path().to_owned(), key.clone(), body));
     if erp.chaos && ledger.arrivals[&window] > RATE {
         ledger.limited += 1;
@@ -169,6 +170,10 @@ async fn book(
             "slow down",
         )
             .into_response();
+    }
+    if poisoned_lot {
+        // A payload the ERP fails on every time, healthy for everything else.
+        return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
     }
     if unknown_lot {
         // A business rule of the ERP: rejected for good, whatever the retries.
