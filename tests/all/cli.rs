@@ -192,17 +192,7 @@ async fn publish_reports_where_each_message_went() {
         assert_clean_failure(&o, &format!("{subject} is not a raw subject"));
         assert_clean_failure(&o, "(streams.raw_subjects: raw.>)");
     }
-    assert_eq!(
-        js.get_stream("CANONICAL")
-            .await
-            .unwrap()
-            .info()
-            .await
-            .unwrap()
-            .state
-            .messages,
-        0
-    );
+    assert_eq!(stream_len(&js, "CANONICAL").await, 0);
     let o = millrace(&["publish", "raw.bad..subject", file, "--nats", &url]);
     assert_clean_failure(&o, "invalid subject");
     let big = dir.path().join("big.edi");
