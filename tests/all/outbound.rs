@@ -637,8 +637,12 @@ async fn a_rejection_is_dead_lettered_with_the_answer_and_redrive_posts_it_throu
 /// for as long as it takes, and opens the target's breaker, but it is not every probe: another
 /// route's events posting to the same target close the breaker and are booked. Before, the
 /// breaker never closed and every route posting to the target stopped.
+///
+/// While the breaker is open, a request the host refuses before sending (a path out of the
+/// target's URL) takes the probe and gives it back. Before, the breaker waited for that
+/// probe's outcome until the host restarted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_event_a_target_always_fails_does_not_stop_the_other_routes_posting_to_it() {
+async fn events_a_target_always_fails_or_the_host_refuses_do_not_stop_the_routes_posting_to_it() {
     let nats = Nats::start();
     let erp = StandInErp::start(false).await;
     let token = nats.dir.path().join("erp.token");
@@ -671,6 +675,20 @@ async fn one_event_a_target_always_fails_does_not_stop_the_other_routes_posting_
             >= 4
     })
     .await;
+    let [escape] = publish_completions(
+        &js,
+        "canonical.production-completion.PLANT2",
+        &[(906, Some("WO-PATH-ESCAPE"))],
+    )
+    .await
+    .try_into()
+    .unwrap();
+    let letters = refusals(&js, "plant2", 1).await;
+    assert_eq!(
+        letters.get(&escape).map(|(kind, _)| kind.as_str()),
+        Some("refused-request"),
+        "{letters:?}"
+    );
     let mut booked = Vec::new();
     for n in 901..906 {
         let (id, event) = completion(n, &format!("LOT-{n}"));

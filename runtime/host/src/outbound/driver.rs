@@ -306,6 +306,8 @@ impl OutboundDriver {
                 self.wait(wait, stop).await?;
                 continue;
             }
+            // Frees the probe, if this request is it, on every way out that records no outcome.
+            let _unsent = Unsent { target, key };
             tokio::select! {
                 () = stop.cancelled() => return Err(stopping()),
                 () = target.paced() => {}
@@ -546,6 +548,19 @@ enum Sent {
     Refused(String),
     /// Interpreting the answer failed (a trap after its retries).
     PluginFailed(Failure),
+}
+
+/// On drop, frees the target's probe if the request `key` took it and recorded no outcome
+/// (refused before sending, the host stopping, the call's future dropped).
+struct Unsent<'a> {
+    target: &'a Target,
+    key: &'a str,
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        self.target.breaker.release(self.key);
+    }
 }
 
 fn stopping() -> HostFailure {

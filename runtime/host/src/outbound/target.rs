@@ -484,6 +484,17 @@ impl TargetBreaker {
         None
     }
 
+    /// Frees the probe when the request `key` was to be it but was never sent: refused before
+    /// sending (a path out of the target's URL, a header with a line break), or the host
+    /// stopping. The next request waiting probes instead; without this every request to the
+    /// target waited for an outcome that would never come, until the host restarted.
+    pub fn release(&self, key: &str) {
+        let mut state = self.state();
+        if state.probing.as_deref() == Some(key) {
+            state.probing = None;
+        }
+    }
+
     /// Records the outcome of the request `key`: `answered` when the target answered below
     /// 500. Returns true when this opened the breaker.
     pub fn record(&self, key: &str, answered: bool) -> bool {
@@ -598,6 +609,26 @@ mod tests {
         after_the_pause();
         assert!(breaker.wait("good").is_some());
         assert_eq!(breaker.wait("poison"), None);
+    }
+
+    /// A probe refused before it was sent says nothing of the target: the next request probes.
+    #[test]
+    fn a_probe_never_sent_frees_the_probe_for_the_next_request() {
+        let breaker = TargetBreaker::new(1, Duration::from_millis(1));
+        assert!(breaker.record("down", false));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(breaker.wait("refused"), None, "it is the probe");
+        assert!(breaker.wait("good").is_some(), "the others wait for it");
+        breaker.release("good");
+        assert!(
+            breaker.wait("good").is_some(),
+            "only the probe's own request frees it"
+        );
+        breaker.release("refused");
+        assert!(breaker.is_open(), "no outcome: still open");
+        assert_eq!(breaker.wait("good"), None, "the next request probes");
+        breaker.record("good", true);
+        assert!(!breaker.is_open());
     }
 
     #[test]
