@@ -801,6 +801,61 @@ async fn refusals(
     .collect()
 }
 
+/// The target books a request, and the plugin then fails reading the answer (it traps on every
+/// try): the event is dead-lettered with the target's answer in the letter, and its reason says
+/// the target may hold a booking. Before, the letter had no answer, and the 201 and its document
+/// number were lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_the_plugin_cannot_read_is_kept_in_the_dead_letter() {
+    let nats = Nats::start();
+    let erp = StandInErp::start(false).await;
+    let token = nats.dir.path().join("erp.token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let poster = plugin("tests/guests/poster");
+    let config = nats.config(&format!(
+        "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {poster:?}\ntargets = [\"erp\"]\n\n{}",
+        targets(&erp, &token, false)
+    ));
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    let [trapped] = publish_completions(
+        &js,
+        "canonical.production-completion.PLANT1",
+        &[(1, Some("WO-ANSWER-TRAP"))],
+    )
+    .await
+    .try_into()
+    .unwrap();
+    let letters = read_stream(
+        &js,
+        "DLQ",
+        "dlq.outbound.posts",
+        1,
+        Duration::from_millis(300),
+    )
+    .await;
+    assert_eq!(letters.len(), 1);
+    let letter = letters[0].json();
+    assert_eq!(letter["event_id"], trapped.as_str());
+    assert_eq!(letter["kind"], "trap", "{letter}");
+    let reason = letter["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("target `erp` answered 201, which the plugin failed to read, so the target may hold a booking")
+            && reason.contains("cannot read the answer"),
+        "{reason}"
+    );
+    let document = erp.ledger.lock().unwrap().bookings[&trapped].clone();
+    assert_eq!(letter["request"], 0);
+    assert_eq!(letter["answer"]["status"], 201);
+    assert_eq!(
+        letter["answer"]["body"]["document"],
+        document.as_str(),
+        "the document number is kept"
+    );
+    assert_eq!(erp.ledger.lock().unwrap().booked[&trapped], 1);
+    host.stop().await;
+}
+
 /// Requests a hostile or careless poster renders are refused before anything is sent: a header
 /// value with a line break (a second header smuggled after it), a path that leaves the target's
 /// URL for another's (with the target's credentials), and, to a NATS target, a `Nats-` header

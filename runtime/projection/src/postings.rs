@@ -295,9 +295,10 @@ fn postings_of(
         })
         .collect();
     if let Some(undelivered) = record.undelivered_now() {
-        // Given up before a target answered: the request that failed, and each target still
-        // without an answer, is told why, as a target's own rejection is.
-        let reason = format!("not posted: {}: {}", undelivered.kind, undelivered.reason);
+        // Given up before a target answered, or with an answer the plugin failed to read: the
+        // request that failed, and each target still without an answer, is told why, as a
+        // target's own rejection is.
+        let reason = |read: &str| format!("{read}: {}: {}", undelivered.kind, undelivered.reason);
         let mut targets: Vec<(&str, Option<usize>)> = record
             .unacknowledged_targets()
             .into_iter()
@@ -312,9 +313,18 @@ fn postings_of(
             }
         }
         for (target, request) in targets {
+            // The request whose answer the plugin failed to read has a status, and the target
+            // may hold a booking; the others were not sent.
+            let status = undelivered
+                .status
+                .filter(|_| request.is_some() && request == undelivered.request);
             out.push(PostingView {
                 request,
-                reason: Some(reason.clone()),
+                reason: Some(reason(match status {
+                    None => "not posted",
+                    Some(_) => "answer not read",
+                })),
+                status,
                 ..view(target, PostingState::Rejected)
             });
         }
@@ -563,23 +573,53 @@ mod tests {
             acknowledged_at: "2026-12-01T10:00:01Z".into(),
             delay_seconds: 3601.0,
         });
-        let mut record = PostingRecord::new(key, &due);
-        for change in [&due, &booked, &failed] {
-            assert!(record.apply(change));
-        }
         let now = instant("2026-12-01T11:00:00Z").unwrap();
-        let rows: Vec<(String, Option<usize>, PostingState, Option<String>)> =
+        let rows = |failed: &PostingChange| {
+            let mut record = PostingRecord::new(key.clone(), &due);
+            for change in [&due, &booked, failed] {
+                assert!(record.apply(change));
+            }
             postings_of(record, &RouteProgress::default(), now)
                 .into_iter()
-                .map(|p| (p.target, p.request, p.state, p.reason))
-                .collect();
+                .map(|p| (p.target, p.request, p.state, p.status, p.reason))
+                .collect::<Vec<_>>()
+        };
         let why = Some("not posted: refused-request: header `Host` may not be set".to_owned());
         assert_eq!(
-            rows,
+            rows(&failed),
             [
-                ("wms".to_owned(), Some(0), Posted, None),
-                ("notify".to_owned(), None, Rejected, why.clone()),
-                ("wms".to_owned(), Some(1), Rejected, why),
+                ("wms".to_owned(), Some(0), Posted, Some(201), None),
+                ("notify".to_owned(), None, Rejected, None, why.clone()),
+                ("wms".to_owned(), Some(1), Rejected, None, why),
+            ]
+        );
+
+        // The WMS answered the second request, and the plugin failed to read the answer: the
+        // request is listed with the status, since the WMS may hold a booking.
+        let mut letter = letter;
+        letter["kind"] = "trap".into();
+        letter["reason"] = "target `wms` answered 201, which the plugin failed to read".into();
+        letter["answer"] = serde_json::json!({"target": "wms", "status": 201, "body": {}});
+        let (_, unread) = dead_lettered(letter.to_string().as_bytes())
+            .unwrap()
+            .unwrap();
+        let why = |read: &str| {
+            Some(format!(
+                "{read}: trap: target `wms` answered 201, which the plugin failed to read"
+            ))
+        };
+        assert_eq!(
+            rows(&unread),
+            [
+                ("wms".to_owned(), Some(0), Posted, Some(201), None),
+                ("notify".to_owned(), None, Rejected, None, why("not posted")),
+                (
+                    "wms".to_owned(),
+                    Some(1),
+                    Rejected,
+                    Some(201),
+                    why("answer not read")
+                ),
             ]
         );
     }

@@ -216,17 +216,26 @@ impl OutboundDriver {
                             .at_request(index, None);
                     return self.dead_letter(route, letter, mode).await;
                 }
-                Sent::PluginFailed(failure) => {
+                Sent::PluginFailed(failure, response) => {
                     self.rejected_metric(&target.name, failure.kind());
+                    // The target answered, and may have booked it: the letter keeps the answer
+                    // (a document id in a 201 is no longer lost), and a redrive sends the
+                    // request again under the same key, which the target's deduplication meets.
                     let letter = OutboundLetter::new(
                         route,
                         input,
                         Some(&plugin),
                         failure.kind(),
-                        failure.message(),
+                        format!(
+                            "target `{}` answered {}, which the plugin failed to read, so the \
+                             target may hold a booking: {}",
+                            target.name,
+                            response.status,
+                            failure.message()
+                        ),
                     )
                     .with_requests(&requests)
-                    .at_request(index, None);
+                    .at_request(index, Some(response));
                     return self.dead_letter(route, letter, mode).await;
                 }
             };
@@ -354,7 +363,7 @@ impl OutboundDriver {
                     .0
             };
             match interpreted {
-                Err(failure) => return Ok(Sent::PluginFailed(failure)),
+                Err(failure) => return Ok(Sent::PluginFailed(failure, response)),
                 Ok(Verdict::TryAgain(why)) => {
                     attempt += 1;
                     target.retrying(&format!("status {}: {why}", response.status));
@@ -546,8 +555,8 @@ enum Sent {
     Answered(Verdict, Response),
     /// The host refused to send it.
     Refused(String),
-    /// Interpreting the answer failed (a trap after its retries).
-    PluginFailed(Failure),
+    /// Interpreting this answer failed (a trap after its retries).
+    PluginFailed(Failure, Response),
 }
 
 /// On drop, frees the target's probe if the request `key` took it and recorded no outcome

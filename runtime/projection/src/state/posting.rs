@@ -91,6 +91,10 @@ pub struct Undelivered {
     /// The index of the request that failed among the event's requests, when one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<usize>,
+    /// The status the target answered that request with, when it answered and the plugin
+    /// failed to read the answer: the target may hold a booking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
     /// When the host dead-lettered it (RFC 3339).
     pub failed_at: String,
 }
@@ -257,12 +261,18 @@ struct Letter {
     #[serde(default)]
     requests: Vec<LetterRequest>,
     request: Option<usize>,
+    answer: Option<LetterAnswer>,
     failed_at: String,
 }
 
 #[derive(Deserialize)]
 struct LetterRequest {
     target: String,
+}
+
+#[derive(Deserialize)]
+struct LetterAnswer {
+    status: u16,
 }
 
 /// The posting change an outbound dead letter makes, keyed: none for a target's rejection (its
@@ -295,6 +305,7 @@ pub fn dead_lettered(payload: &[u8]) -> Result<Option<(PostingKey, PostingChange
         reason: letter.reason,
         target,
         request,
+        status: letter.answer.map(|a| a.status),
         failed_at: letter.failed_at,
     };
     Ok(Some((key, PostingChange::DeadLettered(event, undelivered))))

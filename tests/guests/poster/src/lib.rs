@@ -13,7 +13,8 @@
 //! second header after it), `WO-PATH-ESCAPE` (the path `/../wms/goods-movements`, out of the
 //! target's URL into another's) and `WO-NATS-HEADER` (`Nats-Rollup: all`, which would purge a
 //! NATS target's outbox stream). `WO-HUGE-BODY` renders a body of 2 MiB, over the route's
-//! output limit (1024 KiB by default). The route
+//! output limit (1024 KiB by default). `WO-ANSWER-TRAP` is rendered as any other, but reading
+//! a 2xx answer to it traps: the target booked it and the plugin cannot say so. The route
 //! configuration `version = "<text>"` adds `"version": "<text>"` to every body (for shadow tests).
 //! Built with the feature `v2` (the `poster-v2` guest, version 2.0.0), every body also carries
 //! `"format": 2`: a shadow of version 2 renders requests that differ from version 1's.
@@ -138,7 +139,14 @@ impl Guest for Poster {
         })
     }
 
-    fn interpret(_event: Event, _request: Request, response: Response) -> Verdict {
+    #[allow(clippy::panic)] // the trap is the point
+    fn interpret(event: Event, _request: Request, response: Response) -> Verdict {
+        if let EventData::ProductionCompletion(p) = &event.data
+            && p.work_order == "WO-ANSWER-TRAP"
+            && (200..300).contains(&response.status)
+        {
+            panic!("cannot read the answer to {}", event.envelope.id);
+        }
         match response.status {
             200..=299 => Verdict::Posted(
                 serde_json::from_slice::<serde_json::Value>(&response.body)
