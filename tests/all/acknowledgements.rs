@@ -431,3 +431,51 @@ fn acknowledgers_are_admitted_by_their_golden_fixtures_and_refused_when_one_diff
         "{error:#}"
     );
 }
+
+/// An acknowledger's output the host cannot publish is a failure of the plugin's, counted in
+/// `millrace_plugin_failures_total` as a refusal is, and the raw message is delivered all the
+/// same: a partner that is no subject token, a partner that changed between the host's two
+/// calls (no pure function of its input), and a document larger than the server takes. Before,
+/// the last two were only logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_the_host_cannot_publish_are_counted_as_the_plugins_failures() {
+    let nats = Nats::start();
+    let config = nats.config(&format!(
+        "[routes.cmd]\nsubjects = [\"raw.test.lab.cmd\"]\nplugin = {:?}\nacknowledger = {:?}\nlimits = {{ output_kib = 2048 }}\n\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+        plugin("tests/guests/misbehave").display().to_string(),
+        plugin("tests/guests/ack-misbehave").display().to_string(),
+    ));
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    for (n, behaviour) in ["partner-dot", "flip", "huge", "fine"].iter().enumerate() {
+        let payload = format!("ok {} {behaviour}", n + 1);
+        publish(&js, "raw.test.lab.cmd", payload.as_bytes(), behaviour).await;
+    }
+    let acks = read_stream(&js, "ACKS", "ack.cmd.>", 1, Duration::from_millis(500)).await;
+    assert_eq!(acks.len(), 1, "only the good acknowledgement is published");
+    assert_eq!(acks[0].subject, "ack.cmd.P1");
+    // The changed partner and the huge document drew P1's numbers 1 and 2 before they were
+    // refused: a gap, never a number sent twice.
+    assert_eq!(String::from_utf8_lossy(&acks[0].payload), "ACK 3");
+    let events = read_stream(&js, "CANONICAL", "canonical.>", 4, Duration::ZERO).await;
+    assert_eq!(
+        events.len(),
+        4,
+        "every raw message is delivered all the same"
+    );
+
+    let admin = host
+        .admin_addr()
+        .expect("the config has an [admin] section");
+    let failures = r#"millrace_plugin_failures_total{route="cmd",plugin_version="ack-misbehave@1.0.0",reason="map-error"} 3"#;
+    let started = std::time::Instant::now();
+    while !metrics_text(admin).await.lines().any(|l| l == failures) {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "no {failures} in:\n{}",
+            metrics_text(admin).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    host.stop().await;
+}

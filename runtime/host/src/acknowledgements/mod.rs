@@ -166,17 +166,16 @@ impl Acknowledgements {
             return Ok(());
         };
         if made.partner != claim.partner {
-            tracing::error!(
-                route = &*route.name,
-                acknowledger = plugin.id(),
-                raw_id = input.identity.as_str(),
+            let why = format!(
                 "the acknowledger named partner {} after {}: it is not a pure function of its input; nothing published",
                 millrace_core::posting::clip(made.partner),
                 claim.partner
             );
+            failed(observer, route, plugin, input, why);
             return Ok(());
         }
-        self.publish(route, input, plugin, &claim, made).await
+        self.publish(route, input, plugin, observer, &claim, made)
+            .await
     }
 
     /// Calls the plugin off the reactor for `input` of `route`, timed and counted by the
@@ -249,6 +248,7 @@ impl Acknowledgements {
         route: &Route,
         input: &RawInput,
         plugin: &AcknowledgerComponent,
+        observer: &Observer,
         claim: &Claim,
         made: AckDocument,
     ) -> anyhow::Result<()> {
@@ -262,13 +262,9 @@ impl Acknowledgements {
         let max = millrace_transport::max_payload(&self.js.client());
         if let Err(too_large) = millrace_transport::fits(Some(&headers), made.document.len(), max) {
             // As with a document the acknowledger refused: the raw message is delivered, the
-            // partner gets no acknowledgement, and the log says why.
-            tracing::warn!(
-                route = &*route.name,
-                acknowledger = plugin.id(),
-                raw_id = input.identity.as_str(),
-                "no acknowledgement: the document is {too_large}"
-            );
+            // partner gets no acknowledgement, the failure is counted and the log says why.
+            let why = format!("no acknowledgement: the document is {too_large}");
+            failed(observer, route, plugin, input, why);
             return Ok(());
         }
         self.js
@@ -286,6 +282,29 @@ impl Acknowledgements {
         );
         Ok(())
     }
+}
+
+/// Counts the acknowledger's output the host refused after its call as a failure of the plugin's
+/// (`millrace_plugin_failures_total`), and logs why.
+fn failed(
+    observer: &Observer,
+    route: &Route,
+    plugin: &AcknowledgerComponent,
+    input: &RawInput,
+    why: String,
+) {
+    let id = plugin.id();
+    let at = At {
+        route: &route.name,
+        plugin_version: &id,
+    };
+    tracing::warn!(
+        route = &*route.name,
+        acknowledger = id,
+        raw_id = input.identity.as_str(),
+        "{why}"
+    );
+    observer.plugin_failed(at, &Failure::Call(CallError::Map(MapError::other(why))));
 }
 
 /// Loads the acknowledger `source` names for `route`: a deployed version (fetched, signature

@@ -185,12 +185,18 @@ impl Observer {
             .get_or_create(&at.labels())
             .observe(took.as_secs_f64());
         if let Some(failure) = failure {
-            self.metrics
-                .plugin_failures
-                .get_or_create(&at.failure(failure.class()))
-                .inc();
-            self.figures().route(at.route).plugin_failures += 1;
+            self.plugin_failed(at, failure);
         }
+    }
+
+    /// A plugin's output failed the host's checks after its call ended (an acknowledger's
+    /// document over the server's message size, a partner that changed between its calls).
+    pub fn plugin_failed(&self, at: At<'_>, failure: &Failure) {
+        self.metrics
+            .plugin_failures
+            .get_or_create(&at.failure(failure.class()))
+            .inc();
+        self.figures().route(at.route).plugin_failures += 1;
     }
 
     /// A failed call is tried again.
