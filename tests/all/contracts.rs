@@ -733,6 +733,7 @@ fn outbound_payloads_conform(document: &Value) {
             body: vec![0xff, 0xfe],
         }),
         failed_at: "2026-03-02T05:16:00Z".into(),
+        attempts: 1,
     };
     let letter = serde_json::to_value(&letter).unwrap();
     let dead_letter = schema_of("OutboundDeadLetter");

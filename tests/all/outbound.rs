@@ -835,6 +835,11 @@ async fn an_answer_the_plugin_cannot_read_is_kept_in_the_dead_letter() {
     )
     .await;
     assert_eq!(letters.len(), 1);
+    assert_eq!(
+        letters[0].header("Millrace-Attempts"),
+        Some("3"),
+        "the route's three tries of reading the answer, as the letter says"
+    );
     let letter = letters[0].json();
     assert_eq!(letter["event_id"], trapped.as_str());
     assert_eq!(letter["kind"], "trap", "{letter}");

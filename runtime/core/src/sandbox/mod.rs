@@ -120,7 +120,7 @@ pub enum LoadError {
     },
     /// The component does not fit any world this host serves.
     #[error(
-        "plugin {plugin} does not fit a world this host serves (`mapper` of {}, `poster` of {}): {reason}",
+        "plugin {plugin} does not fit a world this host serves (`mapper` of {}, `poster` or `acknowledger` of {}): {reason}",
         SERVED_WIT.join(", "),
         SERVED_OUTBOUND_WIT.join(", ")
     )]

@@ -137,14 +137,13 @@ impl OutboundDriver {
                 .wait(gate, &route.name, &event, input, stop)
                 .await?;
         }
-        let rendered = {
+        let (rendered, attempts) = {
             let event = event.clone();
             self.calls
                 .call(&self.observer, route, &plugin, move |session| {
                     session.render(&event).map_err(Failure::from)
                 })
                 .await?
-                .0
         };
         if let Some(candidate) = pick.shadow {
             self.shadow(route, &plugin, candidate, &event, input, &rendered);
@@ -159,7 +158,8 @@ impl OutboundDriver {
                     Some(&plugin),
                     failure.kind(),
                     failure.message(),
-                );
+                )
+                .after(attempts);
                 return self.dead_letter(route, letter, mode).await;
             }
         };
@@ -216,7 +216,7 @@ impl OutboundDriver {
                             .at_request(index, None);
                     return self.dead_letter(route, letter, mode).await;
                 }
-                Sent::PluginFailed(failure, response) => {
+                Sent::PluginFailed(failure, response, attempts) => {
                     self.rejected_metric(&target.name, failure.kind());
                     // The target answered, and may have booked it: the letter keeps the answer
                     // (a document id in a 201 is no longer lost), and a redrive sends the
@@ -235,7 +235,8 @@ impl OutboundDriver {
                         ),
                     )
                     .with_requests(&requests)
-                    .at_request(index, Some(response));
+                    .at_request(index, Some(response))
+                    .after(attempts);
                     return self.dead_letter(route, letter, mode).await;
                 }
             };
@@ -351,7 +352,7 @@ impl OutboundDriver {
                     .await;
                 retried("rate-limited");
             }
-            let interpreted = {
+            let (interpreted, attempts) = {
                 let (event, request, response) = (event.clone(), request.clone(), response.clone());
                 self.calls
                     .call(&self.observer, route, plugin, move |session| {
@@ -360,10 +361,9 @@ impl OutboundDriver {
                             .map_err(Failure::from)
                     })
                     .await?
-                    .0
             };
             match interpreted {
-                Err(failure) => return Ok(Sent::PluginFailed(failure, response)),
+                Err(failure) => return Ok(Sent::PluginFailed(failure, response, attempts)),
                 Ok(Verdict::TryAgain(why)) => {
                     attempt += 1;
                     target.retrying(&format!("status {}: {why}", response.status));
@@ -555,8 +555,8 @@ enum Sent {
     Answered(Verdict, Response),
     /// The host refused to send it.
     Refused(String),
-    /// Interpreting this answer failed (a trap after its retries).
-    PluginFailed(Failure, Response),
+    /// Interpreting this answer failed (a trap after its retries, how many calls).
+    PluginFailed(Failure, Response, u32),
 }
 
 /// On drop, frees the target's probe if the request `key` took it and recorded no outcome

@@ -81,6 +81,9 @@ pub struct OutboundLetter {
     /// When it was dead-lettered.
     #[schemars(extend("format" = "date-time"))]
     pub failed_at: String,
+    /// How many times the plugin was called for the failure (its header `Millrace-Attempts`).
+    #[serde(skip)]
+    pub attempts: u32,
 }
 
 impl OutboundLetter {
@@ -109,7 +112,14 @@ impl OutboundLetter {
             failed_at: time::OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
+            attempts: 1,
         }
+    }
+
+    /// Of a plugin call that failed after `attempts` calls (the route's retries).
+    pub fn after(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
     }
 
     /// With the requests rendered (each body cut to [`LETTER_BODY_MAX`]).
@@ -199,7 +209,7 @@ impl OutboundLetter {
         headers.insert(h::PLUGIN, self.plugin.as_deref().unwrap_or(""));
         headers.insert(h::ERROR_KIND, self.kind.as_str());
         headers.insert(h::ERROR, line(&self.reason).as_str());
-        headers.insert(h::ATTEMPTS, "1");
+        headers.insert(h::ATTEMPTS, self.attempts.max(1).to_string().as_str());
         headers.insert(h::FAILED_AT, self.failed_at.as_str());
         headers.insert(h::RAW_SUBJECT, self.subject.as_str());
         headers.insert(h::RAW_SEQUENCE, self.sequence.to_string().as_str());
@@ -246,6 +256,7 @@ mod tests {
             request: None,
             answer: None,
             failed_at: "2026-12-01T00:00:00Z".into(),
+            attempts: 1,
         }
         .with_requests(&vec![request; requests])
         .at_request(

@@ -196,7 +196,7 @@ pub(super) fn add(mut parts: Parts<'_>) {
         (letter::ERROR, "The reason, on one line."),
         (
             letter::ATTEMPTS,
-            "Always 1: the plugin calls' retries happen before a letter is written.",
+            "How many times the plugin was called for the failure (the route's retries of a render or of reading an answer); 1 for a target's rejection or a request the host refused.",
         ),
         (letter::RAW_SUBJECT, "The canonical subject of the event."),
         (letter::RAW_SEQUENCE, "The CANONICAL stream sequence."),
