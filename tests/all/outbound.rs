@@ -801,6 +801,53 @@ async fn refusals(
     .collect()
 }
 
+/// A target set to give up (`retry.give_up_after`) dead-letters an event it keeps answering 500
+/// once that time has passed, with its last answer, and the event behind it in the same lane
+/// (the same work order) is posted. Unset, the event is retried for as long as it takes (the
+/// test above), holding its lane.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_set_to_give_up_dead_letters_the_event_it_keeps_failing_and_frees_its_lane() {
+    let nats = Nats::start();
+    let erp = StandInErp::start(false).await;
+    let token = nats.dir.path().join("erp.token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let poster = plugin("tests/guests/poster");
+    let targets = targets(&erp, &token, false).replace(
+        "max_backoff = \"1s\" }",
+        "max_backoff = \"1s\", give_up_after = \"2s\" }",
+    );
+    let config = nats.config(&format!(
+        "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {poster:?}\ntargets = [\"erp\"]\n\n{targets}"
+    ));
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    let subject = "canonical.production-completion.PLANT1";
+    let (poison, event) = completion(950, "LOT-POISON");
+    publish_event(&js, subject, &poison, &event).await;
+    let (behind, mut event) = completion(951, "LOT-951");
+    event["subject"] = "WO-950@PLANT1".into();
+    publish_event(&js, subject, &behind, &event).await;
+    until("the event behind it in its lane is booked", || {
+        erp.ledger.lock().unwrap().booked.get(&behind) == Some(&1)
+    })
+    .await;
+    let letters = read_stream(&js, "DLQ", "dlq.outbound.posts", 1, Duration::ZERO).await;
+    let letter = letters[0].json();
+    assert_eq!(letter["event_id"], poison.as_str());
+    assert_eq!(letter["kind"], "gave-up", "{letter}");
+    assert_eq!(letter["answer"]["status"], 500);
+    let reason = letter["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("target `erp` still could not take it after")
+            && reason.contains("past its retry.give_up_after (2s): status 500"),
+        "{reason}"
+    );
+    let tries = seen(&erp).iter().filter(|(_, key)| key == &poison).count();
+    assert!(tries >= 2, "retried before it was given up: {tries}");
+    assert_eq!(erp.ledger.lock().unwrap().booked.get(&poison), None);
+    host.stop().await;
+}
+
 /// The target books a request, and the plugin then fails reading the answer (it traps on every
 /// try): the event is dead-lettered with the target's answer in the letter, and its reason says
 /// the target may hold a booking. Before, the letter had no answer, and the 201 and its document

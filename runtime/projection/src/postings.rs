@@ -313,16 +313,19 @@ fn postings_of(
             }
         }
         for (target, request) in targets {
-            // The request whose answer the plugin failed to read has a status, and the target
-            // may hold a booking; the others were not sent.
+            // The request that failed has the target's last answer, if it had one: read as
+            // "try again" until the host gave up, or one the plugin failed to read (the target
+            // may hold a booking). The others were not sent.
             let status = undelivered
                 .status
                 .filter(|_| request.is_some() && request == undelivered.request);
+            let unread = status.is_some() && undelivered.kind != "gave-up";
             out.push(PostingView {
                 request,
-                reason: Some(reason(match status {
-                    None => "not posted",
-                    Some(_) => "answer not read",
+                reason: Some(reason(if unread {
+                    "answer not read"
+                } else {
+                    "not posted"
                 })),
                 status,
                 ..view(target, PostingState::Rejected)
@@ -621,6 +624,20 @@ mod tests {
                     why("answer not read")
                 ),
             ]
+        );
+
+        // The WMS kept answering 503 until the host gave the request up: not posted, with the
+        // last answer's status.
+        letter["kind"] = "gave-up".into();
+        letter["reason"] = "target `wms` still could not take it".into();
+        letter["answer"]["status"] = 503.into();
+        let (_, gave_up) = dead_lettered(letter.to_string().as_bytes())
+            .unwrap()
+            .unwrap();
+        let why = Some("not posted: gave-up: target `wms` still could not take it".to_owned());
+        assert_eq!(
+            rows(&gave_up)[2],
+            ("wms".to_owned(), Some(1), Rejected, Some(503), why)
         );
     }
 }

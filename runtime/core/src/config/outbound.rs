@@ -17,6 +17,7 @@
 //! | `targets.<name>.timeout` | longest one request may take | `10s` |
 //! | `targets.<name>.rate.requests`, `.rate.per` | a token bucket: at most `requests` per `per`; a 429's `Retry-After` also pauses it | unlimited |
 //! | `targets.<name>.retry.backoff`, `.max_backoff` | wait before retrying a request the target could not take (doubled each time, with jitter, up to the cap); retried until it posts or is rejected | `500ms`, `30s` |
+//! | `targets.<name>.retry.give_up_after` | a request still unanswered or answered "try again" this long after its first try is given up at its next failure: its event is dead-lettered as `gave-up`, freeing its lane | unset: retried for as long as it takes |
 //! | `targets.<name>.breaker.failures`, `.breaker.pause` | consecutive failures (no answer, 5xx) that open the breaker, and how long it pauses the target's routes before one probe | 5, `5s` |
 
 use std::collections::BTreeMap;
@@ -213,6 +214,9 @@ pub struct TargetRetry {
     pub backoff: HumanDuration,
     /// The longest wait.
     pub max_backoff: HumanDuration,
+    /// How long after its first try a request that keeps failing (no answer, or an answer read
+    /// as "try again") is given up at its next failure, its event dead-lettered; `None`: never.
+    pub give_up_after: Option<HumanDuration>,
 }
 
 impl Default for TargetRetry {
@@ -220,6 +224,7 @@ impl Default for TargetRetry {
         Self {
             backoff: HumanDuration::from_millis(500),
             max_backoff: HumanDuration::from_secs(30),
+            give_up_after: None,
         }
     }
 }
@@ -321,6 +326,16 @@ impl TargetConfig {
             return Err(Invalid::new(
                 key("retry"),
                 "`backoff` must be at least 1ms and `max_backoff` at least `backoff`",
+            ));
+        }
+        if self
+            .retry
+            .give_up_after
+            .is_some_and(|after| after < HumanDuration::from_secs(1))
+        {
+            return Err(Invalid::new(
+                key("retry.give_up_after"),
+                "must be at least 1s; leave it out to retry for as long as it takes",
             ));
         }
         check_range(key("breaker.failures"), self.breaker.failures, 1..=1000)?;

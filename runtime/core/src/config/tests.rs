@@ -331,6 +331,10 @@ fn outbound_routes_and_targets_are_read_with_their_defaults_and_secrets() {
     );
     assert_eq!(erp.timeout, HumanDuration::from_secs(10));
     assert_eq!(erp.breaker, TargetBreaker::default());
+    assert_eq!(
+        erp.retry.give_up_after, None,
+        "retried for as long as it takes"
+    );
     assert_eq!(c.targets["bus"].kind, TargetKind::Nats);
     assert_eq!(c.plugin_of("erp-postings"), Some(route.plugin_source()));
 }
@@ -358,6 +362,14 @@ fn outbound_mistakes_name_the_key_and_what_is_accepted() {
     assert!(err.contains("out.<target>.<site>"), "{err}");
     let err = outbound(erp, "gate=\"never\"");
     assert!(err.contains("lot-not-on-hold"), "{err}");
+    let err = outbound(
+        "[targets.erp]\nurl=\"http://erp\"\nretry={give_up_after=\"500ms\"}\n",
+        "",
+    );
+    assert!(
+        err.contains("targets.erp.retry.give_up_after") && err.contains("leave it out"),
+        "{err}"
+    );
     let err = parse(&format!(
         "[outbound.o]\nsubjects=[\"raw.mes.>\"]\nplugin=\"p\"\ntargets=[\"erp\"]\n{erp}"
     ))

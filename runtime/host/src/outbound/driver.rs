@@ -216,6 +216,25 @@ impl OutboundDriver {
                             .at_request(index, None);
                     return self.dead_letter(route, letter, mode).await;
                 }
+                Sent::GaveUp(why, tries, answer) => {
+                    self.rejected_metric(&target.name, "gave-up");
+                    let after = target.config.retry.give_up_after.map(|a| a.get());
+                    let letter = OutboundLetter::new(
+                        route,
+                        input,
+                        Some(&plugin),
+                        "gave-up",
+                        format!(
+                            "target `{}` still could not take it after {tries} tries, past its \
+                             retry.give_up_after ({}s): {why}",
+                            target.name,
+                            after.unwrap_or_default().as_secs()
+                        ),
+                    )
+                    .with_requests(&requests)
+                    .at_request(index, answer);
+                    return self.dead_letter(route, letter, mode).await;
+                }
                 Sent::PluginFailed(failure, response, attempts) => {
                     self.rejected_metric(&target.name, failure.kind());
                     // The target answered, and may have booked it: the letter keeps the answer
@@ -311,6 +330,7 @@ impl OutboundDriver {
                 .inc();
         };
         let mut attempt = 0u32;
+        let mut first_sent = None;
         loop {
             if let Some(wait) = target.breaker.wait(key) {
                 self.wait(wait, stop).await?;
@@ -322,6 +342,7 @@ impl OutboundDriver {
                 () = stop.cancelled() => return Err(stopping()),
                 () = target.paced() => {}
             }
+            let first = *first_sent.get_or_insert_with(tokio::time::Instant::now);
             let sent = tokio::select! {
                 () = stop.cancelled() => return Err(stopping()),
                 sent = target.send(request, key, &event.envelope.site) => sent,
@@ -332,6 +353,9 @@ impl OutboundDriver {
                 Err(TargetError::Unreachable(why)) => {
                     self.breaker_record(target, key, false);
                     attempt += 1;
+                    if target.gives_up(first) {
+                        return Ok(Sent::GaveUp(format!("unreachable: {why}"), attempt, None));
+                    }
                     retried("unreachable");
                     target.retrying(&format!("unreachable: {why}"));
                     tracing::info!(
@@ -366,7 +390,11 @@ impl OutboundDriver {
                 Err(failure) => return Ok(Sent::PluginFailed(failure, response, attempts)),
                 Ok(Verdict::TryAgain(why)) => {
                     attempt += 1;
-                    target.retrying(&format!("status {}: {why}", response.status));
+                    let why = format!("status {}: {why}", response.status);
+                    if target.gives_up(first) {
+                        return Ok(Sent::GaveUp(why, attempt, Some(response)));
+                    }
+                    target.retrying(&why);
                     if response.status != 429 {
                         retried("try-again");
                     }
@@ -557,6 +585,9 @@ enum Sent {
     Refused(String),
     /// Interpreting this answer failed (a trap after its retries, how many calls).
     PluginFailed(Failure, Response, u32),
+    /// The target still could not take it (why, after how many tries, its last answer) when
+    /// its `retry.give_up_after` had passed.
+    GaveUp(String, u32, Option<Response>),
 }
 
 /// On drop, frees the target's probe if the request `key` took it and recorded no outcome

@@ -63,7 +63,8 @@ pub struct OutboundLetter {
     /// `name@version` of the outbound plugin, when one was called.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<String>,
-    /// The failure kind: `rejected` (by the target), a render error
+    /// The failure kind: `rejected` (by the target), `gave-up` (the target's
+    /// `retry.give_up_after` passed while it could not take the request), a render error
     /// (`incomplete-event`, `rejected-by-rule`, `other`), `refused-request`, `not-canonical`,
     /// or a plugin failure (`trap`, `deadline`, ...).
     pub kind: String,

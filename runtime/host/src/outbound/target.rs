@@ -175,6 +175,15 @@ impl Target {
         tokio::time::sleep_until(slot).await;
     }
 
+    /// True when a request first sent at `first` that failed again is to be given up: its
+    /// `retry.give_up_after` has passed.
+    pub fn gives_up(&self, first: Instant) -> bool {
+        self.config
+            .retry
+            .give_up_after
+            .is_some_and(|after| first.elapsed() >= after.get())
+    }
+
     /// Sends nothing until `after` from now (a 429's `Retry-After`).
     pub async fn pause(&self, after: Duration) {
         let mut next = self.pace.lock().await;

@@ -191,7 +191,7 @@ pub(super) fn add(mut parts: Parts<'_>) {
         ),
         (
             letter::ERROR_KIND,
-            "The failure kind: rejected, incomplete-event, rejected-by-rule, other, refused-request, not-canonical, trap, deadline, …",
+            "The failure kind: rejected, gave-up, incomplete-event, rejected-by-rule, other, refused-request, not-canonical, trap, deadline, …",
         ),
         (letter::ERROR, "The reason, on one line."),
         (
