@@ -19,8 +19,10 @@ pub enum RouteCommand {
     /// Makes a deployed version serve a route on every running host, within a second. The
     /// version is admitted first (digest, WIT version, golden fixtures in this host's sandbox);
     /// a refused version changes nothing. With --canary or --shadow it becomes the route's
-    /// candidate instead. On a route listed in `approval.routes` the change is proposed and
-    /// waits for another user's `millrace change approve`.
+    /// candidate instead. A route moves to another plugin (another name) only through a
+    /// candidate: shadow or canary it, then `millrace route promote`. On a route listed in
+    /// `approval.routes` the change is proposed and waits for another user's `millrace change
+    /// approve`.
     SetVersion {
         /// The route.
         route: String,

@@ -116,8 +116,9 @@ pub async fn admit_version_within(
     })
 }
 
-/// Refuses making `version` the candidate (`mode`) of a route that serves `current` (its
-/// binding, or its configured plugin as one): the active version is not its own candidate.
+/// Refuses making `version` the candidate (`mode`), or without one the active version, of a
+/// route that serves `current` (its binding, or its configured plugin as one): the active
+/// version is not its own candidate, and another plugin becomes active only by promotion.
 pub fn check_candidate(
     route: &str,
     current: Option<&Binding>,
@@ -135,6 +136,21 @@ pub fn check_candidate(
             "{version} is route {route}'s active version: it cannot be its {what} too (a \
              candidate is compared with, or takes a share from, another version); make another \
              version the candidate"
+        );
+    }
+    // Another plugin than the one serving (a mistyped name would send every message of the
+    // route through the wrong mapping) becomes active only through a candidate: shadowed or
+    // canaried first, compared, then promoted.
+    let name = |id: &str| id.split_once('@').map_or(id, |(name, _)| name).to_owned();
+    if let (None, Some(current)) = (mode, current)
+        && name(&current.active) != name(version)
+    {
+        bail!(
+            "route {route} serves {}, and {version} is another plugin: a route moves to another \
+             plugin through a candidate. Shadow or canary it first (`millrace route set-version \
+             {route} {version} --shadow` or `--canary <percent>`), compare (`millrace route diff \
+             {route}`), then `millrace route promote {route}`",
+            current.active
         );
     }
     Ok(())
@@ -343,5 +359,41 @@ fn configured_version(config: &Config, route: &str) -> Option<String> {
     match config.plugin_of(route)? {
         PluginSource::Registry(id) => Some(id),
         PluginSource::Path(_) => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_route_moves_to_another_plugin_only_through_a_candidate() {
+        let serving = Binding::activate(None, "x12-856@1.0.0");
+        let check = |version: &str, mode| check_candidate("x12", Some(&serving), version, mode);
+        let refused = check("edifact-desadv@1.0.0", None).unwrap_err().to_string();
+        assert!(
+            refused.contains(
+                "route x12 serves x12-856@1.0.0, and edifact-desadv@1.0.0 is another plugin"
+            ) && refused.contains("--shadow")
+                && refused.contains("millrace route promote x12"),
+            "{refused}"
+        );
+        assert!(check("edifact-desadv@1.0.0", Some(CandidateMode::Shadow)).is_ok());
+        assert!(
+            check(
+                "edifact-desadv@1.0.0",
+                Some(CandidateMode::Canary { percent: 5 })
+            )
+            .is_ok()
+        );
+        assert!(
+            check("x12-856@1.1.0", None).is_ok(),
+            "a version of its own plugin"
+        );
+        assert!(
+            check_candidate("x12", None, "edifact-desadv@1.0.0", None).is_ok(),
+            "a route serving its configured folder has no deployed name to keep"
+        );
     }
 }
