@@ -254,8 +254,9 @@ impl Metrics {
         }
     }
 
-    /// The OpenMetrics text exposition.
+    /// The OpenMetrics text exposition, with the ages of pending postings as of now.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        self.outbound.refresh_ages();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         Ok(text)

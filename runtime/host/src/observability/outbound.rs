@@ -189,6 +189,14 @@ impl OutboundMetrics {
             .set(age.max(0));
     }
 
+    /// Recomputes the oldest pending age of every target with postings in hand: it grows while
+    /// nothing starts or ends (a target down), so it is recomputed whenever it is read.
+    pub fn refresh_ages(&self) {
+        for target in self.backlog_by_target().keys() {
+            self.refresh(target);
+        }
+    }
+
     /// The targets with postings in hand, and how many each.
     pub fn backlog_by_target(&self) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();
@@ -196,5 +204,35 @@ impl OutboundMetrics {
             *out.entry(target.clone()).or_insert(0) += 1;
         }
         out
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The oldest pending age grows while a target is down and nothing starts or ends: read
+    /// at its age of when the posting was taken in hand, an alert on it never fired.
+    #[test]
+    fn the_oldest_pending_age_is_as_of_when_it_is_read() {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = OutboundMetrics::register(&mut registry);
+        let now = OffsetDateTime::now_utc();
+        metrics.pending_started("erp", "e1", now - time::Duration::seconds(10));
+        let erp = TargetOnly {
+            target: "erp".into(),
+        };
+        let age = || metrics.oldest_pending_seconds.get_or_create(&erp).get();
+        assert!((10..=11).contains(&age()));
+        // An hour passes with the posting still in hand.
+        metrics.pending().insert(
+            ("erp".into(), "e1".into()),
+            now - time::Duration::seconds(3610),
+        );
+        metrics.refresh_ages();
+        assert!((3610..=3611).contains(&age()), "{}", age());
+        metrics.pending_ended("erp", "e1");
+        assert_eq!(age(), 0);
     }
 }
