@@ -13,7 +13,10 @@ const reasons = r => Object.entries(r).map(([reason, n]) => n + "× " + reason).
 const stateClass = { posted: "ok", rejected: "bad", pending: "warn" };
 
 async function refresh() {
-  const [view, outbound] = await Promise.all([api("/api/v1/visibility/postings"), api("/api/v1/outbound")]);
+  // The failed postings are asked for on their own: picked out of the first rows of all of
+  // them, they were hidden behind the pending ones during an outage.
+  const [view, rejected, outbound] = await Promise.all([api("/api/v1/visibility/postings"),
+    api("/api/v1/visibility/postings?state=rejected"), api("/api/v1/outbound")]);
   const down = Object.fromEntries(outbound.targets.map(t => [t.name, t.down]));
   fill("held", outbound.held.map(h => el("tr", { "data-event": h.event_id },
     el("td", {}, h.route), el("td", {}, h.event_id), el("td", {}, h.kind), el("td", {}, h.site),
@@ -23,8 +26,7 @@ async function refresh() {
     num(t.posted), num(t.rejected, t.rejected ? "bad" : ""), num(t.pending, t.pending ? "warn" : ""),
     num(seconds(t.oldest_pending_seconds)), num(seconds(t.delay.mean_seconds)), num(seconds(t.delay.max_seconds)),
     el("td", {}, reasons(t.rejections)))), "nothing posted yet");
-  const failed = view.postings.filter(p => p.state === "rejected");
-  fill("failed", failed.map(p => el("tr", { "data-event": p.event_id },
+  fill("failed", rejected.postings.map(p => el("tr", { "data-event": p.event_id },
     el("td", {}, p.target), el("td", {}, p.kind), el("td", {}, p.site), el("td", {}, p.business_key),
     el("td", {}, p.source_time), el("td", { class: "bad" }, p.reason))), "no failed postings");
   fill("sites", view.sites.map(s => el("tr", { "data-site": s.site },
