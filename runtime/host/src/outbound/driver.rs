@@ -390,7 +390,13 @@ impl OutboundDriver {
                 Err(failure) => return Ok(Sent::PluginFailed(failure, response, attempts)),
                 Ok(Verdict::TryAgain(why)) => {
                     attempt += 1;
-                    let why = format!("status {}: {why}", response.status);
+                    // Plugins often name the status themselves ("status 500"): said once.
+                    let status = format!("status {}", response.status);
+                    let why = if why.starts_with(&status) {
+                        why
+                    } else {
+                        format!("{status}: {why}")
+                    };
                     if target.gives_up(first) {
                         return Ok(Sent::GaveUp(why, attempt, Some(response)));
                     }
