@@ -801,26 +801,38 @@ async fn refusals(
     .collect()
 }
 
+/// A host with route `posts` posting completions through the test poster to the stand-in ERP,
+/// its targets' settings as `targets` edits them.
+async fn posting_to_the_erp(
+    targets: impl FnOnce(String) -> String,
+) -> (Nats, StandInErp, jetstream::Context, InProcessHost) {
+    let nats = Nats::start();
+    let erp = StandInErp::start(false).await;
+    let token = nats.dir.path().join("erp.token");
+    std::fs::write(&token, TOKEN).unwrap();
+    let poster = plugin("tests/guests/poster");
+    let targets = targets(self::targets(&erp, &token, false));
+    let config = nats.config(&format!(
+        "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {poster:?}\ntargets = [\"erp\"]\n\n{targets}"
+    ));
+    let js = jetstream::new(nats.client().await);
+    let host = InProcessHost::start(&config).await;
+    (nats, erp, js, host)
+}
+
 /// A target set to give up (`retry.give_up_after`) dead-letters an event it keeps answering 500
 /// once that time has passed, with its last answer, and the event behind it in the same lane
 /// (the same work order) is posted. Unset, the event is retried for as long as it takes (the
 /// test above), holding its lane.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_set_to_give_up_dead_letters_the_event_it_keeps_failing_and_frees_its_lane() {
-    let nats = Nats::start();
-    let erp = StandInErp::start(false).await;
-    let token = nats.dir.path().join("erp.token");
-    std::fs::write(&token, TOKEN).unwrap();
-    let poster = plugin("tests/guests/poster");
-    let targets = targets(&erp, &token, false).replace(
-        "max_backoff = \"1s\" }",
-        "max_backoff = \"1s\", give_up_after = \"2s\" }",
-    );
-    let config = nats.config(&format!(
-        "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {poster:?}\ntargets = [\"erp\"]\n\n{targets}"
-    ));
-    let js = jetstream::new(nats.client().await);
-    let host = InProcessHost::start(&config).await;
+    let (_nats, erp, js, host) = posting_to_the_erp(|targets| {
+        targets.replace(
+            "max_backoff = \"1s\" }",
+            "max_backoff = \"1s\", give_up_after = \"2s\" }",
+        )
+    })
+    .await;
     let subject = "canonical.production-completion.PLANT1";
     let (poison, event) = completion(950, "LOT-POISON");
     publish_event(&js, subject, &poison, &event).await;
@@ -854,17 +866,7 @@ async fn a_target_set_to_give_up_dead_letters_the_event_it_keeps_failing_and_fre
 /// number were lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_answer_the_plugin_cannot_read_is_kept_in_the_dead_letter() {
-    let nats = Nats::start();
-    let erp = StandInErp::start(false).await;
-    let token = nats.dir.path().join("erp.token");
-    std::fs::write(&token, TOKEN).unwrap();
-    let poster = plugin("tests/guests/poster");
-    let config = nats.config(&format!(
-        "[outbound.posts]\nsubjects = [\"canonical.production-completion.>\"]\nplugin = {poster:?}\ntargets = [\"erp\"]\n\n{}",
-        targets(&erp, &token, false)
-    ));
-    let js = jetstream::new(nats.client().await);
-    let host = InProcessHost::start(&config).await;
+    let (_nats, erp, js, host) = posting_to_the_erp(|targets| targets).await;
     let [trapped] = publish_completions(
         &js,
         "canonical.production-completion.PLANT1",
