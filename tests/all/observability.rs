@@ -703,6 +703,56 @@ async fn events_canonical_already_holds_are_not_counted_as_published() {
     assert!(host.stop().success());
 }
 
+/// A host that cannot store what it maps (CANONICAL full: an operator's `max_msgs`, discard
+/// new) leaves its messages to redelivery, and says so in `millrace_host_failures_total`; once
+/// the stream takes writes again every event is stored. Before, no metric showed the stall (a
+/// cluster probe: 20 s of refused writes, every host signal green).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_left_to_redelivery_are_counted() {
+    let nats = Nats::start();
+    let (config, base) = observed_config(&nats, "");
+    let js = jetstream::new(nats.client().await);
+    let mut host = Host::start(&config, &js, &[CONSUMER]).await;
+    let admin = Admin::new(&base);
+    let mut canonical = js
+        .get_stream("CANONICAL")
+        .await
+        .unwrap()
+        .info()
+        .await
+        .unwrap()
+        .config
+        .clone();
+    canonical.max_messages = 1;
+    canonical.discard = jetstream::stream::DiscardPolicy::New;
+    js.update_stream(&canonical).await.unwrap();
+    for n in 1..=3 {
+        let payload = format!("ok {n}");
+        publish(
+            &js,
+            "raw.test.lab.cmd",
+            payload.as_bytes(),
+            &format!("full-{n}"),
+        )
+        .await;
+    }
+    let counted = r#"millrace_host_failures_total{route="line"}"#;
+    let started = Instant::now();
+    while admin.metrics().await.get(counted).copied().unwrap_or(0.0) < 1.0 {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "no {counted}:\n{}",
+            host.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    canonical.max_messages = -1;
+    js.update_stream(&canonical).await.unwrap();
+    let stored = read_stream(&js, "CANONICAL", "canonical.>", 3, Duration::from_secs(1)).await;
+    assert_eq!(stored.len(), 3, "{}", host.log_text());
+    assert!(host.stop().success());
+}
+
 /// Ready means every route consumes: a route whose pulls fail (here its consumer is deleted
 /// under the host; a stream without quorum answers alike) makes `/readyz` a 503 naming the
 /// route and the server's reason, and the status says not ready, while NATS stays connected.

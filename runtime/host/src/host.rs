@@ -599,6 +599,7 @@ impl LaneWork for LiveDriver {
                     raw_sequence = input.sequence,
                     "the message will be redelivered: {e}"
                 );
+                self.observer.host_failure(&route.name);
                 let delivered = message.info().map_or(1, |info| info.delivered);
                 let _ = message
                     .ack_with(AckKind::Nak(Some(redelivery_after_host_failure(delivered))))

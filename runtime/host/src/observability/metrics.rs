@@ -10,6 +10,7 @@
 //! | `millrace_late_events_total` | route, plugin_version, kind | events published flagged late |
 //! | `millrace_duplicates_dropped_total` | route, plugin_version | events not published: their source transaction was already delivered, or CANONICAL already held them (a message redelivered after its events were stored) |
 //! | `millrace_shadows_skipped_total` | route, plugin_version (the candidate) | raw messages a shadow candidate was not run on: the route's shadow runs were all in flight |
+//! | `millrace_host_failures_total` | route | raw messages left to redelivery after a host failure (their events not stored: a stream full or without a leader, a bucket not answering), each time |
 //! | `millrace_plugin_call_seconds` | route, plugin_version | one plugin call, from handing it to the worker pool to its checked result |
 //! | `millrace_end_to_end_seconds` | route | from the raw message stored by JetStream to its events stored |
 //! | `millrace_consumer_pending_messages` | route, subject | raw messages not yet delivered to the host (consumer lag) |
@@ -139,6 +140,8 @@ pub struct Metrics {
     pub duplicates_dropped: Family<RouteLabels, Counter>,
     /// Messages not shadowed: the route's shadow runs were all in flight.
     pub shadows_skipped: Family<RouteLabels, Counter>,
+    /// Raw messages left to redelivery after a host failure.
+    pub host_failures: Family<RouteOnly, Counter>,
     /// Plugin call latency.
     pub plugin_call_seconds: Histograms<RouteLabels>,
     /// Raw stored to events stored.
@@ -210,6 +213,12 @@ impl Metrics {
                 &mut registry,
                 "shadows_skipped",
                 "Raw messages a shadow candidate was not run on: the route's shadow runs were all in flight",
+                Family::default(),
+            ),
+            host_failures: registered(
+                &mut registry,
+                "host_failures",
+                "Raw messages left to redelivery after a host failure (their events not stored), each time",
                 Family::default(),
             ),
             plugin_call_seconds: registered(

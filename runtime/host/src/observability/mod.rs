@@ -261,6 +261,16 @@ impl Observer {
             .inc();
     }
 
+    /// A raw message of `route` was left to redelivery after a host failure.
+    pub fn host_failure(&self, route: &str) {
+        self.metrics
+            .host_failures
+            .get_or_create(&metrics::RouteOnly {
+                route: route.to_owned(),
+            })
+            .inc();
+    }
+
     /// A raw message was dead-lettered.
     pub fn dead_lettered(&self, at: At<'_>, failure: &Failure, site: &str, partner: &str) {
         let reason = failure.class();
